@@ -1,0 +1,97 @@
+/*
+ * golemnet - crypto (security) layer ops: secure a raw stream.
+ *
+ * A security component runs a handshake over a raw gn_stream (its `below`)
+ * and produces a secured gn_stream with the same stream ops, plus the
+ * authenticated remote peer ID. multistream-select chooses the component by
+ * its name ("/noise", "/golem/ecies/1.0.0", "/plaintext/2.0.0").
+ */
+#ifndef GOLEMNET_CRYPTO_H
+#define GOLEMNET_CRYPTO_H
+
+#include "golemnet/identity.h"
+#include "golemnet/layer.h"
+#include "golemnet/stream.h"
+
+GN_BEGIN_DECLS
+
+#define GN_CRYPTO_ABI 1
+/** Longest protocol id carried in results. */
+#define GN_PROTOCOL_ID_MAX 128
+
+typedef struct gn_crypto gn_crypto;
+typedef struct gn_crypto_ops gn_crypto_ops;
+
+/** Options common to security components. */
+typedef struct gn_crypto_config {
+    uint32_t version;           /* GN_CRYPTO_CONFIG_VERSION */
+    gn_time handshake_timeout;  /* default 10 s */
+    size_t max_handshake_msg;   /* bytes, default 65535 */
+} gn_crypto_config;
+#define GN_CRYPTO_CONFIG_VERSION 1
+GN_API void gn_crypto_config_default(gn_crypto_config *cfg);
+
+/** A security component instance (one per node and component). */
+struct gn_crypto {
+    const gn_crypto_ops *ops;
+    gn_loop *loop;
+    void *state;                  /* ops->state_size bytes, owned by core */
+    const gn_identity *identity;  /* borrowed; outlives the instance */
+    gn_crypto_config config;
+};
+
+/** Per-handshake parameters (borrowed for the duration of secure()). */
+typedef struct gn_secure_params {
+    bool initiator;
+    /** Expected remote peer (from a dialed /p2p/ id); NULL accepts any. */
+    const gn_peer_id *expected_peer;
+    /** Muxer protocol ids to offer for early negotiation, in preference order. */
+    const char *const *early_muxers;
+    size_t n_early_muxers;
+} gn_secure_params;
+
+/** Handshake result, valid during the callback. */
+typedef struct gn_secure_result {
+    gn_stream *stream;          /* the secured stream; the callee owns it */
+    gn_peer_id remote_peer;
+    uint8_t remote_pubkey[GN_ED25519_PUBLICKEYBYTES];
+    /** Muxer agreed inside the handshake, or "" when none. */
+    char early_muxer[GN_PROTOCOL_ID_MAX];
+} gn_secure_result;
+
+/**
+ * Handshake completion, exactly once, on the loop thread. @status 0 with
+ * @res, or: GN_EPEERID, GN_EBADSIG, GN_EHANDSHAKE, GN_EPROTO, GN_EFRAMESIZE,
+ * GN_EDECRYPT, GN_ETIMEDOUT, GN_EEOF, GN_ECONNRESET, GN_ECANCELED (res NULL;
+ * the raw stream was closed by the component).
+ */
+typedef void (*gn_secure_cb)(void *arg, int status, const gn_secure_result *res);
+
+struct gn_crypto_ops {
+    GN_LAYER_OPS_HEADER;
+    int (*init)(gn_crypto *c);   /* optional */
+    void (*fini)(gn_crypto *c);  /* optional */
+    /**
+     * Required: start a handshake over @below. On return 0 the component owns
+     * @below (it becomes the secured stream's `below`, or is closed on
+     * failure) and @cb runs exactly once. On an immediate error the caller
+     * keeps @below and @cb does not run.
+     */
+    int (*secure)(gn_crypto *c, gn_stream *below, const gn_secure_params *p, gn_secure_cb cb,
+                  void *arg);
+};
+
+/**
+ * Creates an instance of @ops for @identity on @loop (@cfg NULL: defaults).
+ * Errors: GN_EABI, GN_EINVAL, GN_ENOMEM, init's errors. Loop thread.
+ */
+GN_API int gn_crypto_new(const gn_crypto_ops *ops, gn_loop *loop, const gn_identity *identity,
+                         const gn_crypto_config *cfg, gn_crypto **out);
+GN_API void gn_crypto_free(gn_crypto *c);
+/** Dispatches to ops->secure. Same contract. */
+GN_API int gn_crypto_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p,
+                            gn_secure_cb cb, void *arg);
+
+GN_END_DECLS
+
+#endif /* GOLEMNET_CRYPTO_H */

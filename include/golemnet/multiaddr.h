@@ -1,0 +1,142 @@
+/*
+ * golemnet - multiaddr: self-describing network addresses.
+ *
+ * Spec: multiformats/multiaddr (string and binary forms) and the multicodec
+ * table for protocol codes. A gn_multiaddr is an immutable heap object
+ * holding the binary form; strings are parsed into and printed from it.
+ *
+ * Thread context: all functions are pure and thread-safe; a gn_multiaddr may
+ * be shared read-only between threads.
+ */
+#ifndef GOLEMNET_MULTIADDR_H
+#define GOLEMNET_MULTIADDR_H
+
+#include "golemnet/common.h"
+
+GN_BEGIN_DECLS
+
+/** Protocol codes from the multicodec table. */
+#define GN_MA_IP4 0x0004
+#define GN_MA_TCP 0x0006
+#define GN_MA_DNS 0x0035
+#define GN_MA_DNS4 0x0036
+#define GN_MA_DNS6 0x0037
+#define GN_MA_UDP 0x0111
+#define GN_MA_P2P_CIRCUIT 0x0122
+#define GN_MA_IP6 0x0029
+#define GN_MA_UTP 0x012e
+#define GN_MA_UNIX 0x0190
+#define GN_MA_P2P 0x01a5
+#define GN_MA_WS 0x01dd
+#define GN_MA_WSS 0x01de
+#define GN_MA_MEMORY 0x0309
+
+/** Limits: binary length, string length (incl. NUL), components. */
+#define GN_MA_MAX_BYTES 1024
+#define GN_MA_MAX_STRLEN 4096
+#define GN_MA_MAX_COMPONENTS 32
+
+typedef struct gn_multiaddr gn_multiaddr;
+
+/**
+ * One component: a view into the multiaddr's bytes, valid while it lives.
+ * @name is the static protocol name ("tcp"). @value is the binary value
+ * (for p2p: the peer-ID multihash bytes; for unix: the path bytes).
+ */
+typedef struct gn_ma_component {
+    uint64_t code;
+    const char *name;
+    const uint8_t *value;
+    size_t value_len;
+} gn_ma_component;
+
+/**
+ * Parses the string form @str (NUL-terminated, e.g. "/ip4/127.0.0.1/tcp/4001").
+ * On success *@out is a new multiaddr the caller frees with gn_multiaddr_free().
+ * Errors: GN_EINVAL (NULL args), GN_EPARSE (unknown protocol name, bad value
+ * such as an out-of-range port, bad IP, invalid peer ID, missing value,
+ * empty string or no leading '/'), GN_ETOOBIG (longer than GN_MA_MAX_STRLEN,
+ * more than GN_MA_MAX_COMPONENTS components or a binary form over
+ * GN_MA_MAX_BYTES), GN_ENOMEM. *@out is untouched on failure.
+ * Since: 0.1
+ */
+GN_API int gn_multiaddr_parse(const char *str, gn_multiaddr **out);
+
+/**
+ * Parses the binary form (@len bytes, copied). Errors: GN_EPARSE (unknown
+ * code, truncated value, bad varint, invalid value), GN_ETOOBIG, GN_ENOMEM.
+ * An empty input is GN_EPARSE.
+ * Since: 0.1
+ */
+GN_API int gn_multiaddr_from_bytes(const uint8_t *bytes, size_t len, gn_multiaddr **out);
+
+/** Frees @ma; NULL is a no-op. Since: 0.1 */
+GN_API void gn_multiaddr_free(gn_multiaddr *ma);
+
+/** Returns a copy in *@out, or GN_ENOMEM. Since: 0.1 */
+GN_API int gn_multiaddr_dup(const gn_multiaddr *ma, gn_multiaddr **out);
+
+/** The binary form, borrowed from @ma. Since: 0.1 */
+GN_API gn_slice gn_multiaddr_bytes(const gn_multiaddr *ma);
+
+/**
+ * Writes the string form, NUL-terminated, into @out (@out_len bytes).
+ * Returns the string length, or GN_ENOSPC (then @out holds "" if @out_len>0).
+ * Peer IDs print in base58btc; IPv6 in RFC 5952 form.
+ * Since: 0.1
+ */
+GN_API int gn_multiaddr_to_string(const gn_multiaddr *ma, char *out, size_t out_len);
+
+/** True when both have the same binary form. Since: 0.1 */
+GN_API bool gn_multiaddr_equal(const gn_multiaddr *a, const gn_multiaddr *b);
+
+/** Number of components. Since: 0.1 */
+GN_API size_t gn_multiaddr_count(const gn_multiaddr *ma);
+
+/**
+ * Fetches component @idx (0-based) into *@c. Returns 0 or GN_ERANGE.
+ * Since: 0.1
+ */
+GN_API int gn_multiaddr_component(const gn_multiaddr *ma, size_t idx, gn_ma_component *c);
+
+/**
+ * Finds the first component with @code; returns its index (>= 0) and fills
+ * *@c (may be NULL), or GN_ENOTFOUND.
+ * Since: 0.1
+ */
+GN_API int gn_multiaddr_find(const gn_multiaddr *ma, uint64_t code, gn_ma_component *c);
+
+/**
+ * Writes the string form of one component's value (e.g. "4001", "::1",
+ * "12D3KooW...") into @out, NUL-terminated. Returns the length or GN_ENOSPC.
+ * Since: 0.1
+ */
+GN_API int gn_ma_component_value_string(const gn_ma_component *c, char *out, size_t out_len);
+
+/**
+ * *@out = @a followed by @b. Errors: GN_ETOOBIG, GN_ENOMEM.
+ * Since: 0.1
+ */
+GN_API int gn_multiaddr_encapsulate(const gn_multiaddr *a, const gn_multiaddr *b,
+                                    gn_multiaddr **out);
+
+/**
+ * *@out = @ma truncated before the last component with @code (e.g.
+ * GN_MA_P2P strips a trailing /p2p/<id>). GN_ENOTFOUND if there is none;
+ * GN_EPARSE if nothing would remain.
+ * Since: 0.1
+ */
+GN_API int gn_multiaddr_decapsulate_code(const gn_multiaddr *ma, uint64_t code,
+                                         gn_multiaddr **out);
+
+/**
+ * Looks a protocol up by name or by code. Return its code / static name, or
+ * GN_ENOTFOUND / NULL.
+ * Since: 0.1
+ */
+GN_API int64_t gn_ma_protocol_code(const char *name);
+GN_API const char *gn_ma_protocol_name(uint64_t code);
+
+GN_END_DECLS
+
+#endif /* GOLEMNET_MULTIADDR_H */

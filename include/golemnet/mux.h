@@ -1,0 +1,121 @@
+/*
+ * golemnet - stream multiplexer ops: many streams over one secured stream.
+ *
+ * A muxer session wraps one gn_stream (its `below`) and produces any number
+ * of gn_streams, opened locally (open_stream) or by the peer (on_stream).
+ * Built-in: "/yamux/1.0.0", "/mplex/6.7.0".
+ */
+#ifndef GOLEMNET_MUX_H
+#define GOLEMNET_MUX_H
+
+#include "golemnet/layer.h"
+#include "golemnet/stream.h"
+
+GN_BEGIN_DECLS
+
+#define GN_MUX_ABI 1
+
+typedef struct gn_mux gn_mux;
+typedef struct gn_mux_ops gn_mux_ops;
+typedef struct gn_mux_session gn_mux_session;
+
+/** Muxer limits. Fill with gn_mux_config_default(). */
+typedef struct gn_mux_config {
+    uint32_t version;              /* GN_MUX_CONFIG_VERSION */
+    uint32_t max_inbound_streams;  /* open peer-initiated streams; default 1024 */
+    uint32_t max_outbound_streams; /* default 1024 */
+    uint32_t max_pending_streams;  /* inbound, not yet accepted; default 256 */
+    uint32_t initial_window;       /* receive window per stream, bytes; default 256 KiB */
+    uint32_t max_window;           /* largest window we grant; default 16 MiB */
+    size_t max_frame_len;          /* default 1 MiB (mplex), 256 KiB data (yamux) */
+    size_t stream_buffer_max;      /* received, unread bytes per stream; default 1 MiB */
+    size_t session_buffer_max;     /* all streams together; default 64 MiB */
+    gn_time keepalive_interval;    /* ping interval; 0 = off; default 30 s */
+    gn_time stream_open_timeout;   /* default 30 s */
+} gn_mux_config;
+#define GN_MUX_CONFIG_VERSION 1
+GN_API void gn_mux_config_default(gn_mux_config *cfg);
+
+/** A muxer instance (one per node and component). */
+struct gn_mux {
+    const gn_mux_ops *ops;
+    gn_loop *loop;
+    void *state;
+    gn_mux_config config;
+};
+
+/** Session header; components embed it. Fields private. */
+struct gn_mux_session {
+    gn_mux *mux;
+    gn_stream *below;
+    void *user_data;
+};
+
+/** Session events. */
+typedef struct gn_mux_session_cbs {
+    /** A peer opened @s; the callee owns it. Required. */
+    void (*on_stream)(gn_mux_session *ms, void *user_data, gn_stream *s);
+    /**
+     * The session ended on its own (Go Away received, protocol violation,
+     * `below` failed) with @err. Streams have been errored. The owner still
+     * calls gn_mux_session_close().
+     */
+    void (*on_end)(gn_mux_session *ms, void *user_data, int err);
+} gn_mux_session_cbs;
+
+/** Session counters. */
+typedef struct gn_mux_metrics {
+    uint32_t streams_open;
+    uint32_t streams_inbound;
+    uint32_t streams_outbound;
+    size_t buffered_bytes;  /* received, unread, all streams */
+    gn_time last_rtt;       /* 0 until a ping completed */
+} gn_mux_metrics;
+
+typedef void (*gn_mux_ping_cb)(void *arg, int status, gn_time rtt);
+typedef void (*gn_mux_close_cb)(gn_mux_session *ms, void *arg);
+
+struct gn_mux_ops {
+    GN_LAYER_OPS_HEADER;
+    int (*init)(gn_mux *m);   /* optional */
+    void (*fini)(gn_mux *m);  /* optional */
+    /**
+     * Required: start a session over @below. On 0 the session owns @below.
+     * @cbs and @user_data are kept.
+     */
+    int (*session_new)(gn_mux *m, gn_stream *below, bool initiator,
+                       const gn_mux_session_cbs *cbs, void *user_data, gn_mux_session **out);
+    /** Required: open an outbound stream. Errors: GN_ESTREAMLIMIT, GN_EGOAWAY, GN_ECLOSED. */
+    int (*open_stream)(gn_mux_session *ms, gn_stream **out);
+    /** Optional (GN_ENOTSUP): measure one round trip. */
+    int (*ping)(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg);
+    /** Optional: send Go Away with @code (mux-specific wire code). */
+    void (*go_away)(gn_mux_session *ms, uint32_t code);
+    /** Optional: QoS weight for @s, 0 (bulk) .. 7 (highest). Wire unchanged. */
+    int (*set_priority)(gn_mux_session *ms, gn_stream *s, uint8_t prio);
+    /** Required: counters. */
+    void (*metrics)(gn_mux_session *ms, gn_mux_metrics *m);
+    /**
+     * Required: close the session: Go Away, reset open streams (their
+     * consumers get on_error GN_ECLOSED), close @below, then @cb; the
+     * session is freed after @cb returns. Streams must still be closed by
+     * their owners.
+     */
+    void (*session_close)(gn_mux_session *ms, gn_mux_close_cb cb, void *arg);
+};
+
+GN_API int gn_mux_new(const gn_mux_ops *ops, gn_loop *loop, const gn_mux_config *cfg,
+                      gn_mux **out);
+GN_API void gn_mux_free(gn_mux *m);
+GN_API int gn_mux_session_new(gn_mux *m, gn_stream *below, bool initiator,
+                              const gn_mux_session_cbs *cbs, void *user_data,
+                              gn_mux_session **out);
+GN_API int gn_mux_open_stream(gn_mux_session *ms, gn_stream **out);
+GN_API int gn_mux_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg);
+GN_API int gn_mux_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio);
+GN_API void gn_mux_get_metrics(gn_mux_session *ms, gn_mux_metrics *m);
+GN_API void gn_mux_session_close(gn_mux_session *ms, gn_mux_close_cb cb, void *arg);
+
+GN_END_DECLS
+
+#endif /* GOLEMNET_MUX_H */

@@ -1,0 +1,118 @@
+/*
+ * golemnet - transport layer ops: turn multiaddrs into raw byte streams.
+ *
+ * A transport instance belongs to one loop. It listens on multiaddrs and
+ * hands each accepted connection over as a gn_stream, and dials multiaddrs
+ * into gn_streams. Built-in: "tcp" (layers/transport/tcp), "memory"
+ * (layers/transport/memory).
+ */
+#ifndef GOLEMNET_TRANSPORT_H
+#define GOLEMNET_TRANSPORT_H
+
+#include "golemnet/layer.h"
+#include "golemnet/stream.h"
+
+GN_BEGIN_DECLS
+
+#define GN_TRANSPORT_ABI 1
+
+typedef struct gn_transport gn_transport;
+typedef struct gn_listener gn_listener;
+typedef struct gn_transport_ops gn_transport_ops;
+
+/** Options common to transports. Fill with gn_transport_config_default(). */
+typedef struct gn_transport_config {
+    uint32_t version;              /* GN_TRANSPORT_CONFIG_VERSION */
+    gn_time dial_timeout;          /* default 10 s */
+    uint32_t max_connections;      /* open connections, in+out; 0 = unlimited; default 1024 */
+    bool nodelay;                  /* TCP_NODELAY; default true */
+    gn_time keepalive_period;      /* OS keepalive; 0 = off (default) */
+    gn_time app_keepalive_period;  /* application keepalive write when idle; 0 = off */
+    gn_slice app_keepalive_bytes;  /* bytes of that write (borrowed during init) */
+    size_t write_queue_max;        /* bytes queued per connection before GN_EAGAIN; default 4 MiB */
+    uint32_t listen_backlog;       /* default 511 */
+} gn_transport_config;
+#define GN_TRANSPORT_CONFIG_VERSION 1
+
+GN_API void gn_transport_config_default(gn_transport_config *cfg);
+
+/**
+ * Dial completion: @status 0 and a new stream @conn (the caller owns it and
+ * must gn_stream_close() it), or an error (@conn NULL): GN_ECONNREFUSED,
+ * GN_EUNREACHABLE, GN_ETIMEDOUT, GN_ECANCELED, GN_ELIMIT, GN_EADDRNOTAVAIL.
+ * Called exactly once, on the loop thread, never from inside dial().
+ */
+typedef void (*gn_dial_cb)(void *arg, int status, gn_stream *conn);
+
+/**
+ * Accept callback: @conn is a new inbound connection the callee now owns.
+ * On listener failure it is called once with @status < 0 and @conn NULL.
+ */
+typedef void (*gn_accept_cb)(void *arg, gn_listener *l, int status, gn_stream *conn);
+
+/** Listener close completion; the listener is freed after it returns. */
+typedef void (*gn_listener_close_cb)(gn_listener *l, void *arg);
+
+/** A transport instance. Fields private to core and the component. */
+struct gn_transport {
+    const gn_transport_ops *ops;
+    gn_loop *loop;
+    void *state;                 /* ops->state_size bytes, zeroed, owned by core */
+    gn_transport_config config;
+    uint32_t nconns;             /* open connections (maintained by the component) */
+};
+
+/** A listener. The component allocates it embedding this header. */
+struct gn_listener {
+    gn_transport *transport;
+    gn_accept_cb accept_cb;
+    void *accept_arg;
+};
+
+struct gn_transport_ops {
+    GN_LAYER_OPS_HEADER;
+    /** Optional: set up t->state after core allocated it. Errors abort creation. */
+    int (*init)(gn_transport *t);
+    /** Optional: release what init made. Called after every listener and conn closed. */
+    void (*fini)(gn_transport *t);
+    /** Required: true if this transport can dial/listen on @ma. Pure. */
+    bool (*handles)(const gn_transport *t, const gn_multiaddr *ma);
+    /**
+     * Required: listen on @ma. On success *@out is the listener.
+     * Errors: GN_EADDRINUSE, GN_EADDRNOTAVAIL, GN_EACCES, GN_EINVAL.
+     */
+    int (*listen)(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, void *arg,
+                  gn_listener **out);
+    /** Required: the bound address (port 0 resolved) in *@out, caller frees. */
+    int (*listener_addr)(gn_listener *l, gn_multiaddr **out);
+    /** Required: stop listening; @cb runs later, then the listener is freed. */
+    void (*listener_close)(gn_listener *l, gn_listener_close_cb cb, void *arg);
+    /**
+     * Required: dial @ma (a trailing /p2p/ is ignored by the transport).
+     * Returns 0 (then @cb runs exactly once) or an immediate error (@cb does
+     * not run): GN_ENOTRANSPORT, GN_EINVAL, GN_ELIMIT.
+     */
+    int (*dial)(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg);
+};
+
+/**
+ * Creates an instance of the transport @ops on @loop with @cfg (NULL:
+ * defaults). Errors: GN_EABI, GN_EINVAL, GN_ENOMEM, init's errors.
+ * Loop thread only.
+ */
+GN_API int gn_transport_new(const gn_transport_ops *ops, gn_loop *loop,
+                            const gn_transport_config *cfg, gn_transport **out);
+/** Frees an instance whose listeners and connections are all closed. */
+GN_API void gn_transport_free(gn_transport *t);
+
+/* Dispatchers (loop thread). Same contracts as the ops entries. */
+GN_API bool gn_transport_handles(const gn_transport *t, const gn_multiaddr *ma);
+GN_API int gn_transport_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb,
+                               void *arg, gn_listener **out);
+GN_API int gn_listener_addr(gn_listener *l, gn_multiaddr **out);
+GN_API void gn_listener_close(gn_listener *l, gn_listener_close_cb cb, void *arg);
+GN_API int gn_transport_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg);
+
+GN_END_DECLS
+
+#endif /* GOLEMNET_TRANSPORT_H */
