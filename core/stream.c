@@ -1,0 +1,239 @@
+/*
+ * The stream dispatchers: consumer calls go through here to the
+ * implementation's ops, events come back through gn_stream_emit_*().
+ * Core keeps the flags (reading, eof, error, closing) and the metrics so
+ * every implementation behaves alike.
+ */
+#include "golemnet/loop.h"
+#include "golemnet/stream.h"
+
+#include "gni.h"
+
+int gn_stream_init(gn_stream *s, const gn_stream_ops *ops, gn_loop *loop, gn_stream *below)
+{
+    assert(ops != NULL && ops->write != NULL && ops->close != NULL);
+    if (ops->abi != GN_STREAM_ABI) {
+        return GN_EABI;
+    }
+    s->ops = ops;
+    s->loop = loop;
+    s->below = below;
+    s->handler = NULL;
+    s->handler_data = NULL;
+    s->close_cb = NULL;
+    s->close_arg = NULL;
+    s->flags = 0;
+    s->metrics = (gn_stream_metrics){0};
+    s->metrics.opened_at = loop ? gn_loop_now(loop) : 0;
+    return 0;
+}
+
+void gn_stream_set_handler(gn_stream *s, const gn_stream_handler *h, void *user_data)
+{
+    s->handler = h;
+    s->handler_data = user_data;
+}
+
+static bool closing(const gn_stream *s)
+{
+    return (s->flags & (GN_STREAM_CLOSING | GN_STREAM_CLOSED)) != 0;
+}
+
+int gn_stream_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_cb cb, void *arg)
+{
+    if (closing(s)) {
+        return GN_ECLOSED;
+    }
+    if (iovcnt == 0 || iov == NULL) {
+        return GN_EINVAL;
+    }
+    if (s->flags & GN_STREAM_SHUT_SENT) {
+        return GN_EPIPE;
+    }
+    size_t len = 0;
+    for (size_t i = 0; i < iovcnt; i++) {
+        len += iov[i].len;
+    }
+    int rc = s->ops->write(s, iov, iovcnt, cb, arg);
+    if (rc == 0) {
+        s->metrics.write_queued += len;
+    }
+    return rc;
+}
+
+int gn_stream_read_start(gn_stream *s)
+{
+    if (closing(s)) {
+        return GN_ECLOSED;
+    }
+    if (s->flags & GN_STREAM_READING) {
+        return 0;
+    }
+    s->flags |= GN_STREAM_READING;
+    int rc = s->ops->read_start ? s->ops->read_start(s) : 0;
+    if (rc < 0) {
+        s->flags &= ~GN_STREAM_READING;
+    }
+    return rc;
+}
+
+int gn_stream_read_stop(gn_stream *s)
+{
+    if (closing(s)) {
+        return GN_ECLOSED;
+    }
+    if (!(s->flags & GN_STREAM_READING)) {
+        return 0;
+    }
+    s->flags &= ~GN_STREAM_READING;
+    return s->ops->read_stop ? s->ops->read_stop(s) : 0;
+}
+
+int gn_stream_shutdown(gn_stream *s)
+{
+    if (closing(s)) {
+        return GN_ECLOSED;
+    }
+    if (s->flags & GN_STREAM_SHUT_SENT) {
+        return GN_ESTATE;
+    }
+    if (s->ops->shutdown == NULL) {
+        return GN_ENOTSUP;
+    }
+    int rc = s->ops->shutdown(s);
+    if (rc == 0) {
+        s->flags |= GN_STREAM_SHUT_SENT;
+    }
+    return rc;
+}
+
+static void begin_close(gn_stream *s, gn_close_cb cb, void *arg, bool reset)
+{
+    assert(!closing(s) && "gn_stream_close called twice");
+    if (closing(s)) {
+        return;
+    }
+    s->flags |= GN_STREAM_CLOSING;
+    s->flags &= ~GN_STREAM_READING;
+    s->close_cb = cb;
+    s->close_arg = arg;
+    if (reset && s->ops->reset) {
+        s->ops->reset(s);
+    } else {
+        s->ops->close(s);
+    }
+}
+
+void gn_stream_reset(gn_stream *s, gn_close_cb cb, void *arg)
+{
+    begin_close(s, cb, arg, true);
+}
+
+void gn_stream_close(gn_stream *s, gn_close_cb cb, void *arg)
+{
+    begin_close(s, cb, arg, false);
+}
+
+int gn_stream_addr(gn_stream *s, gn_stream_addr_kind kind, gn_multiaddr **out)
+{
+    for (gn_stream *cur = s; cur != NULL; cur = cur->below) {
+        if (cur->ops->addr) {
+            int rc = cur->ops->addr(cur, kind, out);
+            if (rc != GN_ENOTSUP) {
+                return rc;
+            }
+        }
+    }
+    return GN_ENOTSUP;
+}
+
+int gn_stream_query(gn_stream *s, int key, void *out, size_t out_len)
+{
+    for (gn_stream *cur = s; cur != NULL; cur = cur->below) {
+        if (cur->ops->query) {
+            int rc = cur->ops->query(cur, key, out, out_len);
+            if (rc != GN_ENOTSUP) {
+                return rc;
+            }
+        }
+    }
+    return GN_ENOTSUP;
+}
+
+void gn_stream_get_metrics(const gn_stream *s, gn_stream_metrics *m)
+{
+    *m = s->metrics;
+}
+
+uint32_t gn_stream_flags(const gn_stream *s)
+{
+    return s->flags;
+}
+
+/* ---- implementation side ---- */
+
+void gn_stream_emit_data(gn_stream *s, const uint8_t *data, size_t len)
+{
+    if (len == 0 || closing(s) || (s->flags & (GN_STREAM_EOF_RECV | GN_STREAM_ERRORED))) {
+        return;
+    }
+    s->metrics.bytes_in += len;
+    if (s->handler && s->handler->on_data) {
+        s->handler->on_data(s, s->handler_data, data, len);
+    }
+}
+
+void gn_stream_emit_eof(gn_stream *s)
+{
+    if (closing(s) || (s->flags & (GN_STREAM_EOF_RECV | GN_STREAM_ERRORED))) {
+        return;
+    }
+    s->flags |= GN_STREAM_EOF_RECV;
+    if (s->handler && s->handler->on_eof) {
+        s->handler->on_eof(s, s->handler_data);
+    }
+}
+
+void gn_stream_emit_error(gn_stream *s, int err)
+{
+    if (closing(s) || (s->flags & GN_STREAM_ERRORED)) {
+        return;
+    }
+    s->flags |= GN_STREAM_ERRORED;
+    if (s->handler && s->handler->on_error) {
+        s->handler->on_error(s, s->handler_data, err < 0 ? err : GN_EIO);
+    }
+}
+
+void gn_stream_emit_writable(gn_stream *s)
+{
+    if (closing(s) || (s->flags & GN_STREAM_ERRORED)) {
+        return;
+    }
+    if (s->handler && s->handler->on_writable) {
+        s->handler->on_writable(s, s->handler_data);
+    }
+}
+
+void gn_stream_complete_write(gn_stream *s, gn_write_cb cb, void *arg, size_t len, int status)
+{
+    s->metrics.write_queued -= GNI_MIN(s->metrics.write_queued, (uint64_t)len);
+    if (status == 0) {
+        s->metrics.bytes_out += len;
+        s->metrics.writes_out++;
+    }
+    if (cb) {
+        cb(arg, status);
+    }
+}
+
+void gn_stream_emit_closed(gn_stream *s)
+{
+    s->flags |= GN_STREAM_CLOSED;
+    s->flags &= ~GN_STREAM_CLOSING;
+    if (s->close_cb) {
+        gn_close_cb cb = s->close_cb;
+        s->close_cb = NULL;
+        cb(s, s->close_arg);
+    }
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# golemnet quick start: installs what is missing (Debian 12, as root), builds,
+# then runs the main job (`main`) or the whole test suite (`test`).
+#
+#   bash scripts/quickstart.sh main   # build and run the demo
+#   bash scripts/quickstart.sh test   # build and run every test (what CI runs)
+#
+# Environment: JOBS (parallel build jobs, default nproc), FUZZ_SECONDS (per
+# fuzz target in `test`, default 10), GN_SKIP_SANITIZERS=1 / GN_SKIP_FUZZ=1
+# to shorten a local run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+mode=${1:-main}
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# ---- dependencies: Debian packages only
+need_pkgs=(build-essential pkg-config meson ninja-build clang
+           libuv1-dev libsodium-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
+           libminiupnpc-dev python3)
+install_deps() {
+    local missing=()
+    for p in "${need_pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing: ${missing[*]}"
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "need root to apt-get install: ${missing[*]}" >&2
+            exit 1
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# meson setup if needed, then build
+build() { # dir [meson options...]
+    local dir=$1; shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+    fi
+    ninja -C "$dir" -j "$jobs"
+}
+
+main_job() {
+    build build
+    local cli=build/tools/golemnet
+    log "a fresh identity"
+    "$cli" id --json
+    log "the deterministic identity for seed 1"
+    "$cli" id --key-seed 1 --json
+    log "parsing a multiaddr"
+    "$cli" multiaddr /ip4/127.0.0.1/tcp/4001/p2p/12D3KooWPjceQrSwdWXPyLLeABRXmuqt69Rg3sBYbU1Nft9HyQ6X --json
+}
+
+passed=0
+failed=0
+count_meson() { # build dir: add its testlog results to the totals
+    local f=$1/meson-logs/testlog.json
+    [ -f "$f" ] || return 0
+    local p q
+    p=$(python3 -c 'import json,sys
+n=0
+for l in open(sys.argv[1]):
+    r=json.loads(l)
+    n+= r.get("result") in ("OK","EXPECTEDFAIL","SKIP")
+print(n)' "$f")
+    q=$(python3 -c 'import json,sys
+n=0
+for l in open(sys.argv[1]):
+    r=json.loads(l)
+    n+= r.get("result") not in ("OK","EXPECTEDFAIL","SKIP")
+print(n)' "$f")
+    passed=$((passed + p)); failed=$((failed + q))
+}
+
+step() { # name command...: run a step, count it, keep going
+    local name=$1; shift
+    log "$name"
+    if "$@"; then
+        return 0
+    else
+        echo "FAILED: $name" >&2
+        failed=$((failed + 1))
+        return 1
+    fi
+}
+
+suite_main() {
+    build build-ci -Dwerror=true && meson test -C build-ci --print-errorlogs --num-processes "$jobs"
+}
+
+suite_sanitizers() {
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false &&
+        meson test -C build-asan --print-errorlogs --num-processes "$jobs" -t 3
+}
+
+suite_fuzz() {
+    CC=clang build build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dwerror=true || return 1
+    local secs=${FUZZ_SECONDS:-10} rc=0 n=0
+    local work
+    work=$(mktemp -d)
+    for exe in build-fuzz/test/fuzz/fuzz_*; do
+        [ -x "$exe" ] || continue
+        local name=${exe##*/fuzz_}
+        local corpus=test/fuzz/corpus/$name
+        mkdir -p "$work/$name"
+        # new inputs go to a scratch dir; the seed corpus in the repo is read-only input
+        if "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
+            "$work/$name" "$corpus" >"$work/$name.log" 2>&1; then
+            n=$((n + 1)); passed=$((passed + 1))
+            echo "fuzz $name: ok ($(grep -c . "$work/$name.log") log lines)" >&2
+        else
+            rc=1; failed=$((failed + 1))
+            echo "fuzz $name: FAILED" >&2
+            tail -n 40 "$work/$name.log" >&2
+        fi
+    done
+    rm -rf "$work"
+    echo "fuzzed $n targets for ${secs}s each" >&2
+    return $rc
+}
+
+suite_install() {
+    local dest
+    dest=$(mktemp -d)
+    meson install -C build-ci --destdir "$dest" >/dev/null || return 1
+    local prefix
+    prefix=$(meson introspect build-ci --buildoptions | python3 -c 'import json,sys
+print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
+    local pcdir
+    pcdir=$(dirname "$(find "$dest" -name golemnet.pc | head -n1)")
+    # the .pc names the real prefix; point pkg-config at the staged tree
+    local cflags libs
+    cflags=$(PKG_CONFIG_PATH=$pcdir pkg-config --define-variable=prefix="$dest$prefix" --cflags golemnet)
+    libs=$(PKG_CONFIG_PATH=$pcdir pkg-config --define-variable=prefix="$dest$prefix" --libs golemnet)
+    cc -std=c11 -Wall -Werror $cflags test/install/hello.c -o "$dest/hello" $libs || return 1
+    local libdir
+    libdir=$(dirname "$(find "$dest" -name 'libgolemnet.so*' | head -n1)")
+    LD_LIBRARY_PATH=$libdir "$dest/hello" | tee "$dest/out"
+    grep -q '^golemnet ' "$dest/out" || return 1
+    [ -x "$dest$prefix/bin/golemnet" ] || return 1
+    rm -rf "$dest"
+}
+
+case "$mode" in
+main)
+    install_deps
+    main_job
+    ;;
+test)
+    install_deps
+    start=$(date +%s)
+    step "unit, conformance and corpus tests (werror)" suite_main || true
+    count_meson build-ci
+    step "install into a prefix and build against golemnet.pc" suite_install && passed=$((passed + 1)) || true
+    if [ "${GN_SKIP_SANITIZERS:-0}" != 1 ]; then
+        step "the suite under AddressSanitizer + UndefinedBehaviorSanitizer" suite_sanitizers || true
+        count_meson build-asan
+    fi
+    if [ "${GN_SKIP_FUZZ:-0}" != 1 ]; then
+        step "libFuzzer targets over their corpora" suite_fuzz || true
+    fi
+    log "done in $(( $(date +%s) - start ))s"
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    ;;
+*)
+    echo "usage: $0 main|test" >&2
+    exit 2
+    ;;
+esac
