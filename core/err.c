@@ -44,9 +44,21 @@ bool gn_err_is_fatal(int err)
     }
 }
 
+static bool err_known(int err)
+{
+    switch (err) {
+#define GN_ERR_KNOWN_(name, val, fatal, msg) case (val):
+        GN_ERR_MAP(GN_ERR_KNOWN_)
+#undef GN_ERR_KNOWN_
+        return true;
+    default:
+        return false;
+    }
+}
+
 int gn_err_band(int err)
 {
-    if (err >= 0 || gn_err_name(err)[3] == 'U') { /* "GN_EUNKNOWN" */
+    if (err >= 0 || !err_known(err)) {
         return -1;
     }
     return (-err) / 100;

@@ -54,7 +54,7 @@ GN_API long gn_bufq_write(gn_bufq *q, const uint8_t *data, size_t len);
 
 /**
  * Peeks at the first contiguous run of queued bytes: returns true and sets
- * *@data/*@len, or false when empty. Valid until the next call on @q.
+ * @data and @len, or false when empty. Valid until the next call on @q.
  * Since: 0.1
  */
 GN_API bool gn_bufq_peek(const gn_bufq *q, const uint8_t **data, size_t *len);

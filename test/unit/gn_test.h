@@ -107,12 +107,15 @@ static inline long gn_test_unhex(const char *hex, uint8_t *out, size_t out_len)
 static inline int gn_test_run(const gn_test_case *cases, size_t n, int argc, char **argv)
 {
     const char *filter = argc > 1 ? argv[1] : NULL;
-    size_t selected = 0, failed = 0, passed = 0, skipped = 0;
+    size_t selected = 0;
+    static size_t failed, passed, skipped;
+    failed = passed = skipped = 0;
     for (size_t i = 0; i < n; i++)
         if (!filter || strstr(cases[i].name, filter))
             selected++;
     printf("TAP version 13\n1..%zu\n", selected);
-    size_t k = 0;
+    static size_t k;
+    k = 0;
     for (size_t i = 0; i < n; i++) {
         if (filter && !strstr(cases[i].name, filter))
             continue;

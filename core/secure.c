@@ -1,0 +1,675 @@
+/*
+ * Generic secure-channel driver: runs a sans-I/O handshake core over the raw
+ * stream below, then exposes the secured gn_stream over a frame cipher.
+ * See gni_secure.h. No component is named here.
+ */
+#include "gni_secure.h"
+
+#include "gni.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------
+ * Small helpers
+ */
+
+/* Writes a heap copy of @len bytes to @s; the copy is freed on completion. */
+static void copy_written(void *arg, int status)
+{
+    (void)status;
+    gn_free(arg);
+}
+
+static int write_copy(gn_stream *s, const uint8_t *data, size_t len)
+{
+    uint8_t *copy = gn_malloc(len);
+    if (!copy) {
+        return GN_ENOMEM;
+    }
+    memcpy(copy, data, len);
+    gn_slice iov = gn_slice_of(copy, len);
+    int rc = gn_stream_write(s, &iov, 1, copy_written, copy);
+    if (rc < 0) {
+        gn_free(copy);
+    }
+    return rc;
+}
+
+/* A growable byte buffer bounded by @max. */
+typedef struct bytes {
+    uint8_t *p;
+    size_t len, cap;
+} bytes;
+
+static int bytes_append(bytes *b, const uint8_t *data, size_t len, size_t max)
+{
+    if (len > max || b->len > max - len) {
+        return GN_ETOOBIG;
+    }
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + len) {
+            cap *= 2;
+        }
+        uint8_t *np = gn_realloc(b->p, cap);
+        if (!np) {
+            return GN_ENOMEM;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+static void bytes_consume(bytes *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->p, b->p + n, b->len - n);
+    b->len -= n;
+}
+
+static void bytes_free(bytes *b)
+{
+    gn_free(b->p);
+    *b = (bytes){0};
+}
+
+/* ---------------------------------------------------------------------------
+ * The secured stream
+ */
+
+/* Most received ciphertext kept while the consumer does not read. */
+#define SEC_RX_MAX (4u << 20)
+
+typedef struct sec_wreq {
+    struct sec_stream *ss;
+    gn_write_cb cb;
+    void *arg;
+    size_t plain_len;
+    size_t out_len;
+    uint8_t out[]; /* the sealed frames */
+} sec_wreq;
+
+typedef struct sec_stream {
+    gn_stream s; /* first: the secured stream */
+    const gni_cipher_vtbl *cv;
+    void *cobj;
+    gn_secure_result info;
+    char security[GN_PROTOCOL_ID_MAX];
+    gn_peer_id local;
+    bytes rx;             /* received ciphertext not yet opened */
+    bool eof_pending;     /* below reached EOF behind rx */
+    bool drain_scheduled; /* a deferred rx drain is queued */
+    sec_wreq *blocked;   /* sealed write the stream below refused (GN_EAGAIN) */
+    bool want_writable;   /* we refused a consumer write */
+    bool dead;            /* closing: ignore events from below */
+} sec_stream;
+
+static void sec_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t len);
+static void sec_on_eof(gn_stream *below, void *ud);
+static void sec_on_error(gn_stream *below, void *ud, int err);
+static void sec_on_writable(gn_stream *below, void *ud);
+static const gn_stream_handler sec_below_handler = {sec_on_data, sec_on_eof, sec_on_error,
+                                                    sec_on_writable};
+
+static void sec_write_done(void *arg, int status)
+{
+    sec_wreq *w = arg;
+    gn_stream_complete_write(&w->ss->s, w->cb, w->arg, w->plain_len, status);
+    gn_free(w);
+}
+
+static void sec_zero_write_done(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    sec_wreq *w = arg;
+    gn_stream_complete_write(&w->ss->s, w->cb, w->arg, 0, w->ss->dead ? GN_ECANCELED : 0);
+    gn_free(w);
+}
+
+static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_cb cb, void *arg)
+{
+    sec_stream *ss = (sec_stream *)s;
+    if (ss->blocked) {
+        ss->want_writable = true;
+        return GN_EAGAIN;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < iovcnt; i++) {
+        total += iov[i].len;
+    }
+    size_t maxp = ss->cv->max_plain;
+    size_t frames = (total + maxp - 1) / maxp;
+    if (frames > (SIZE_MAX - sizeof(sec_wreq) - total) / (ss->cv->overhead + 1)) {
+        return GN_ETOOBIG;
+    }
+    sec_wreq *w = gn_malloc(sizeof *w + total + frames * ss->cv->overhead);
+    if (!w) {
+        return GN_ENOMEM;
+    }
+    w->ss = ss;
+    w->cb = cb;
+    w->arg = arg;
+    w->plain_len = total;
+    w->out_len = 0;
+    if (total == 0) {
+        int rc = gn_loop_defer(s->loop, sec_zero_write_done, w);
+        if (rc < 0) {
+            gn_free(w);
+        }
+        return rc;
+    }
+    /* Seal frame by frame; a frame spanning iovs is gathered into scratch. */
+    uint8_t *scratch = NULL;
+    size_t vi = 0, voff = 0, left = total;
+    while (left > 0) {
+        size_t flen = GNI_MIN(left, maxp);
+        const uint8_t *src;
+        while (iov[vi].len - voff == 0) {
+            vi++;
+            voff = 0;
+        }
+        if (iov[vi].len - voff >= flen) {
+            src = iov[vi].base + voff;
+            voff += flen;
+        } else {
+            if (!scratch && !(scratch = gn_malloc(maxp))) {
+                gn_free(w);
+                return GN_ENOMEM;
+            }
+            size_t got = 0;
+            while (got < flen) {
+                size_t take = GNI_MIN(flen - got, iov[vi].len - voff);
+                memcpy(scratch + got, iov[vi].base + voff, take);
+                got += take;
+                voff += take;
+                if (voff == iov[vi].len) {
+                    vi++;
+                    voff = 0;
+                }
+            }
+            src = scratch;
+        }
+        int n = ss->cv->seal(ss->cobj, src, flen, w->out + w->out_len);
+        if (n < 0) {
+            gn_free(scratch);
+            gn_free(w);
+            return n;
+        }
+        w->out_len += (size_t)n;
+        left -= flen;
+    }
+    gn_free(scratch);
+    gn_slice out = gn_slice_of(w->out, w->out_len);
+    int rc = gn_stream_write(s->below, &out, 1, sec_write_done, w);
+    if (rc == GN_EAGAIN) {
+        /* The frames are sealed (nonces used): keep them and refuse more. */
+        ss->blocked = w;
+        return 0;
+    }
+    if (rc < 0) {
+        /* Sealed frames were lost: the channel cannot continue in order. */
+        gn_free(w);
+        return rc;
+    }
+    return 0;
+}
+
+/* Opens frames from @in while the consumer reads; returns bytes consumed. */
+static size_t sec_process(sec_stream *ss, const uint8_t *in, size_t len)
+{
+    size_t off = 0;
+    while (off < len && gn_stream_is_reading(&ss->s) && !ss->dead) {
+        size_t consumed = 0;
+        const uint8_t *plain = NULL;
+        size_t plen = 0;
+        int rc = ss->cv->open(ss->cobj, in + off, len - off, &consumed, &plain, &plen);
+        if (rc < 0) {
+            GN_LOG(GN_LOG_INFO, "secure", "%s: closing channel: %s", ss->security,
+                   gn_err_name(rc));
+            gn_stream_read_stop(ss->s.below);
+            gn_stream_emit_error(&ss->s, rc);
+            return len;
+        }
+        off += consumed;
+        if (plen > 0) {
+            gn_stream_emit_data(&ss->s, plain, plen);
+        }
+        if (consumed == 0 && plen == 0) {
+            break;
+        }
+    }
+    return off;
+}
+
+static void sec_finish_eof(sec_stream *ss)
+{
+    if (ss->cv->partial && ss->cv->partial(ss->cobj)) {
+        gn_stream_emit_error(&ss->s, GN_EBADFRAME); /* truncated frame */
+    } else {
+        gn_stream_emit_eof(&ss->s);
+    }
+}
+
+static void sec_drain_rx(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    sec_stream *ss = arg;
+    ss->drain_scheduled = false;
+    if (ss->dead || !gn_stream_is_reading(&ss->s)) {
+        return;
+    }
+    size_t n = sec_process(ss, ss->rx.p, ss->rx.len);
+    bytes_consume(&ss->rx, n);
+    if (ss->rx.len == 0 && gn_stream_is_reading(&ss->s) && !ss->dead) {
+        if (ss->eof_pending) {
+            ss->eof_pending = false;
+            sec_finish_eof(ss);
+        } else {
+            gn_stream_read_start(ss->s.below);
+        }
+    }
+}
+
+static void sec_schedule_drain(sec_stream *ss)
+{
+    if (!ss->drain_scheduled && gn_loop_defer(ss->s.loop, sec_drain_rx, ss) == 0) {
+        ss->drain_scheduled = true;
+    }
+}
+
+static void sec_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t len)
+{
+    (void)below;
+    sec_stream *ss = ud;
+    if (ss->dead) {
+        return;
+    }
+    size_t n = 0;
+    if (ss->rx.len == 0) {
+        n = sec_process(ss, data, len);
+    }
+    if (n < len && !ss->dead && !(ss->s.flags & GN_STREAM_ERRORED)) {
+        int rc = bytes_append(&ss->rx, data + n, len - n, SEC_RX_MAX);
+        if (rc < 0) {
+            gn_stream_read_stop(ss->s.below);
+            gn_stream_emit_error(&ss->s, rc);
+            return;
+        }
+        gn_stream_read_stop(ss->s.below);
+    }
+}
+
+static void sec_on_eof(gn_stream *below, void *ud)
+{
+    (void)below;
+    sec_stream *ss = ud;
+    if (ss->dead) {
+        return;
+    }
+    if (ss->rx.len > 0) {
+        ss->eof_pending = true;
+        return;
+    }
+    sec_finish_eof(ss);
+}
+
+static void sec_on_error(gn_stream *below, void *ud, int err)
+{
+    (void)below;
+    sec_stream *ss = ud;
+    if (!ss->dead) {
+        gn_stream_emit_error(&ss->s, err);
+    }
+}
+
+static void sec_on_writable(gn_stream *below, void *ud)
+{
+    sec_stream *ss = ud;
+    if (ss->dead) {
+        return;
+    }
+    if (ss->blocked) {
+        sec_wreq *w = ss->blocked;
+        gn_slice out = gn_slice_of(w->out, w->out_len);
+        int rc = gn_stream_write(below, &out, 1, sec_write_done, w);
+        if (rc == GN_EAGAIN) {
+            return;
+        }
+        ss->blocked = NULL;
+        if (rc < 0) {
+            gn_stream_complete_write(&ss->s, w->cb, w->arg, w->plain_len, rc);
+            gn_free(w);
+            gn_stream_emit_error(&ss->s, rc);
+            return;
+        }
+    }
+    if (ss->want_writable) {
+        ss->want_writable = false;
+        gn_stream_emit_writable(&ss->s);
+    }
+}
+
+static int sec_read_start(gn_stream *s)
+{
+    sec_stream *ss = (sec_stream *)s;
+    if (ss->rx.len > 0 || ss->eof_pending) {
+        sec_schedule_drain(ss);
+        return 0;
+    }
+    return gn_stream_read_start(s->below);
+}
+
+static int sec_read_stop(gn_stream *s)
+{
+    return gn_stream_read_stop(s->below);
+}
+
+static int sec_shutdown(gn_stream *s)
+{
+    return gn_stream_shutdown(s->below);
+}
+
+static void sec_below_closed(gn_stream *below, void *arg)
+{
+    (void)below;
+    sec_stream *ss = arg;
+    ss->cv->free(ss->cobj);
+    bytes_free(&ss->rx);
+    gn_stream_emit_closed(&ss->s);
+    gn_free(ss);
+}
+
+static void sec_begin_close(sec_stream *ss, bool reset)
+{
+    ss->dead = true;
+    if (ss->blocked) {
+        sec_wreq *w = ss->blocked;
+        ss->blocked = NULL;
+        gn_stream_complete_write(&ss->s, w->cb, w->arg, w->plain_len, GN_ECANCELED);
+        gn_free(w);
+    }
+    gn_stream_set_handler(ss->s.below, NULL, NULL);
+    if (reset) {
+        gn_stream_reset(ss->s.below, sec_below_closed, ss);
+    } else {
+        gn_stream_close(ss->s.below, sec_below_closed, ss);
+    }
+}
+
+static void sec_close(gn_stream *s)
+{
+    sec_begin_close((sec_stream *)s, false);
+}
+
+static void sec_reset(gn_stream *s)
+{
+    sec_begin_close((sec_stream *)s, true);
+}
+
+static int copy_out(void *out, size_t out_len, const void *val, size_t len)
+{
+    if (out_len < len) {
+        return GN_ENOSPC;
+    }
+    memcpy(out, val, len);
+    return (int)len;
+}
+
+static int sec_query(gn_stream *s, int key, void *out, size_t out_len)
+{
+    sec_stream *ss = (sec_stream *)s;
+    switch (key) {
+    case GN_QUERY_REMOTE_PEER_ID:
+        return copy_out(out, out_len, &ss->info.remote_peer, sizeof(gn_peer_id));
+    case GN_QUERY_LOCAL_PEER_ID:
+        return copy_out(out, out_len, &ss->local, sizeof(gn_peer_id));
+    case GN_QUERY_SECURITY:
+        return copy_out(out, out_len, ss->security, strlen(ss->security) + 1);
+    case GN_QUERY_EARLY_MUXER:
+        return copy_out(out, out_len, ss->info.early_muxer, strlen(ss->info.early_muxer) + 1);
+    default:
+        return GN_ENOTSUP;
+    }
+}
+
+static const gn_stream_ops sec_stream_ops = {
+    .abi = GN_STREAM_ABI,
+    .name = "secure",
+    .write = sec_write,
+    .read_start = sec_read_start,
+    .read_stop = sec_read_stop,
+    .shutdown = sec_shutdown,
+    .reset = sec_reset,
+    .close = sec_close,
+    .query = sec_query,
+};
+
+/* ---------------------------------------------------------------------------
+ * The handshake driver
+ */
+
+typedef struct hs_run {
+    gn_crypto *c;
+    gn_stream *below;
+    const gni_hs_vtbl *hv;
+    void *hs;
+    gn_secure_cb cb;
+    void *arg;
+    gn_timer timer;
+    bytes in;      /* received bytes the core has not consumed yet */
+    int failure;   /* final error, once failed */
+    bool finished; /* success or failure decided */
+} hs_run;
+
+static void hs_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t len);
+static void hs_on_eof(gn_stream *below, void *ud);
+static void hs_on_error(gn_stream *below, void *ud, int err);
+static const gn_stream_handler hs_handler = {hs_on_data, hs_on_eof, hs_on_error, NULL};
+
+/* Drains the core and writes what it produced. */
+static int hs_flush(hs_run *r)
+{
+    uint8_t stack_buf[2048];
+    uint8_t *mem = stack_buf;
+    size_t cap = sizeof stack_buf;
+    for (;;) {
+        gn_buf out;
+        gn_buf_init(&out, mem, cap);
+        int n = r->hv->drain(r->hs, &out, gn_loop_now(r->c->loop));
+        if (n == GN_ENOSPC && cap < (1u << 20)) {
+            if (mem != stack_buf) {
+                gn_free(mem);
+            }
+            cap *= 4;
+            if (!(mem = gn_malloc(cap))) {
+                return GN_ENOMEM;
+            }
+            continue;
+        }
+        int rc = n;
+        if (n > 0 && gn_buf_len(&out) > 0) {
+            rc = write_copy(r->below, out.pos, gn_buf_len(&out));
+        }
+        if (mem != stack_buf) {
+            gn_free(mem);
+        }
+        return rc < 0 ? rc : 0;
+    }
+}
+
+static void hs_below_closed(gn_stream *below, void *arg)
+{
+    (void)below;
+    hs_run *r = arg;
+    r->cb(r->arg, r->failure, NULL);
+    gn_free(r);
+}
+
+static void hs_fail(hs_run *r, int err)
+{
+    if (r->finished) {
+        return;
+    }
+    r->finished = true;
+    r->failure = err < 0 ? err : GN_EHANDSHAKE;
+    GN_LOG(GN_LOG_INFO, "secure", "%s handshake failed: %s", r->c->ops->name,
+           gn_err_name(r->failure));
+    gn_timer_stop(&r->timer);
+    r->hv->free(r->hs);
+    r->hs = NULL;
+    bytes_free(&r->in);
+    gn_stream_set_handler(r->below, NULL, NULL);
+    gn_stream_close(r->below, hs_below_closed, r);
+}
+
+static void hs_complete(hs_run *r)
+{
+    r->finished = true;
+    gn_timer_stop(&r->timer);
+    sec_stream *ss = gn_calloc(1, sizeof *ss);
+    int rc = ss ? 0 : GN_ENOMEM;
+    const gni_cipher_vtbl *cv = NULL;
+    void *cobj = NULL;
+    if (rc == 0) {
+        rc = r->hv->finish(r->hs, &ss->info, &cv, &cobj);
+    }
+    if (rc == 0) {
+        rc = gn_stream_init(&ss->s, &sec_stream_ops, r->c->loop, r->below);
+    }
+    if (rc == 0 && r->in.len > 0) {
+        rc = bytes_append(&ss->rx, r->in.p, r->in.len, SEC_RX_MAX);
+    }
+    if (rc < 0) {
+        if (cobj) {
+            cv->free(cobj);
+        }
+        if (ss) {
+            bytes_free(&ss->rx);
+        }
+        gn_free(ss);
+        r->finished = false;
+        hs_fail(r, rc);
+        return;
+    }
+    r->hv->free(r->hs);
+    r->hs = NULL;
+    bytes_free(&r->in);
+    ss->cv = cv;
+    ss->cobj = cobj;
+    snprintf(ss->security, sizeof ss->security, "%s", r->c->ops->name);
+    gn_identity_peer_id(r->c->identity, &ss->local);
+    ss->info.stream = &ss->s;
+    /* The consumer starts reading when it is ready. */
+    gn_stream_read_stop(r->below);
+    gn_stream_set_handler(r->below, &sec_below_handler, ss);
+    GN_LOG(GN_LOG_DEBUG, "secure", "%s handshake complete", r->c->ops->name);
+    gn_secure_cb cb = r->cb;
+    void *arg = r->arg;
+    gn_secure_result res = ss->info;
+    gn_free(r);
+    cb(arg, 0, &res);
+}
+
+/* Feeds buffered input to the core until it needs more or finishes. */
+static void hs_pump(hs_run *r)
+{
+    for (int guard = 0; guard < 64 && !r->finished; guard++) {
+        size_t consumed = 0;
+        int rc = 0;
+        if (r->in.len > 0) {
+            rc = r->hv->feed(r->hs, r->in.p, r->in.len, &consumed, gn_loop_now(r->c->loop));
+        }
+        if (rc < 0) {
+            hs_fail(r, rc);
+            return;
+        }
+        bytes_consume(&r->in, consumed);
+        if ((rc = hs_flush(r)) < 0) {
+            hs_fail(r, rc);
+            return;
+        }
+        int st = r->hv->status(r->hs);
+        if (st < 0) {
+            hs_fail(r, st);
+            return;
+        }
+        if (st == 1) {
+            hs_complete(r);
+            return;
+        }
+        if (consumed == 0) {
+            return; /* needs more bytes */
+        }
+    }
+}
+
+static void hs_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t len)
+{
+    (void)below;
+    hs_run *r = ud;
+    if (r->finished) {
+        return;
+    }
+    int rc = bytes_append(&r->in, data, len, r->c->config.max_handshake_msg + 4);
+    if (rc < 0) {
+        hs_fail(r, rc == GN_ETOOBIG ? GN_EFRAMESIZE : rc);
+        return;
+    }
+    hs_pump(r);
+}
+
+static void hs_on_eof(gn_stream *below, void *ud)
+{
+    (void)below;
+    hs_fail(ud, GN_EEOF);
+}
+
+static void hs_on_error(gn_stream *below, void *ud, int err)
+{
+    (void)below;
+    hs_fail(ud, err);
+}
+
+static void hs_timeout(gn_timer *t, void *arg)
+{
+    (void)t;
+    hs_fail(arg, GN_ETIMEDOUT);
+}
+
+int gni_secure_run(gn_crypto *c, gn_stream *below, const gni_hs_vtbl *hv, void *hs,
+                   gn_secure_cb cb, void *arg)
+{
+    hs_run *r = gn_calloc(1, sizeof *r);
+    if (!r) {
+        return GN_ENOMEM;
+    }
+    r->c = c;
+    r->below = below;
+    r->hv = hv;
+    r->hs = hs;
+    r->cb = cb;
+    r->arg = arg;
+    gn_timer_init(c->loop, &r->timer);
+    int rc = hs_flush(r);
+    if (rc == 0) {
+        rc = gn_timer_start(&r->timer, c->config.handshake_timeout, hs_timeout, r);
+    }
+    if (rc == 0) {
+        gn_stream_set_handler(below, &hs_handler, r);
+        rc = gn_stream_read_start(below);
+    }
+    if (rc < 0) {
+        gn_timer_stop(&r->timer);
+        gn_stream_set_handler(below, NULL, NULL);
+        gn_free(r);
+        return rc;
+    }
+    return 0;
+}

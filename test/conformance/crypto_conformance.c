@@ -1,0 +1,593 @@
+/*
+ * Security conformance suite: the same tests for every crypto-layer
+ * component. argv[1] names the component ("noise", "ecies", "plaintext";
+ * matched against the registered protocol ids).
+ *
+ * Handshakes run over an in-process pipe with a man in the middle
+ * (gn_pipe.h) and over the memory and TCP transports: completion and peer
+ * IDs, large and fragmented payloads both ways, expected-peer mismatch, a
+ * tampered byte at every position of every handshake message and of a
+ * transport frame, truncation, oversize input, garbage and timeout.
+ */
+#include "golemnet/golemnet.h"
+
+#include "gn_pipe.h"
+#include "gn_test.h"
+
+static const char *component;       /* argv[1] */
+static const gn_crypto_ops *ops;    /* the component under test */
+static bool has_integrity;          /* false for plaintext */
+
+/* ---- harness ---------------------------------------------------------- */
+
+typedef struct side {
+    gn_crypto *c;
+    gn_identity *id;
+    int status;          /* 1 = pending, 0 = ok, < 0 = error */
+    gn_stream *secured;
+    gn_peer_id remote;
+    char early[GN_PROTOCOL_ID_MAX];
+    /* received application bytes */
+    uint8_t *rx;
+    size_t rx_len, rx_cap;
+    bool eof;
+    int err;
+    int closed;
+} side;
+
+static gn_loop *loop;
+
+static void on_secured(void *arg, int status, const gn_secure_result *res)
+{
+    side *s = arg;
+    s->status = status;
+    if (status == 0) {
+        s->secured = res->stream;
+        s->remote = res->remote_peer;
+        snprintf(s->early, sizeof s->early, "%s", res->early_muxer);
+    }
+}
+
+static void on_data(gn_stream *st, void *ud, const uint8_t *d, size_t n)
+{
+    (void)st;
+    side *s = ud;
+    if (s->rx_len + n > s->rx_cap) {
+        s->rx_cap = (s->rx_len + n) * 2;
+        s->rx = realloc(s->rx, s->rx_cap);
+    }
+    memcpy(s->rx + s->rx_len, d, n);
+    s->rx_len += n;
+}
+static void on_eof(gn_stream *st, void *ud) { (void)st; ((side *)ud)->eof = true; }
+static void on_error(gn_stream *st, void *ud, int err) { (void)st; ((side *)ud)->err = err; }
+static const gn_stream_handler handler = {on_data, on_eof, on_error, NULL};
+
+static void on_closed(gn_stream *st, void *arg) { (void)st; ((side *)arg)->closed++; }
+
+static bool guard_fired;
+static void guard(gn_timer *t, void *arg) { (void)t, (void)arg; guard_fired = true; }
+
+/* Runs the loop until *done is true (or the predicate), at most @ms. */
+static bool run_until(bool (*pred)(void *), void *arg, gn_time ms)
+{
+    gn_timer g;
+    gn_timer_init(loop, &g);
+    guard_fired = false;
+    gn_timer_start(&g, ms * GN_MS, guard, NULL);
+    for (int i = 0; i < 10000000 && !pred(arg) && !guard_fired; i++)
+        gn_loop_run(loop, GN_RUN_ONCE);
+    gn_timer_stop(&g);
+    return pred(arg);
+}
+
+static bool both_done(void *arg)
+{
+    side *s = arg;
+    return s[0].status != 1 && s[1].status != 1;
+}
+
+static void side_init(side *s, uint32_t seed, gn_time timeout)
+{
+    memset(s, 0, sizeof *s);
+    s->status = 1;
+    CHECK_OK(gn_identity_from_int_seed(seed, &s->id));
+    gn_crypto_config cfg;
+    gn_crypto_config_default(&cfg);
+    cfg.handshake_timeout = timeout;
+    CHECK_OK(gn_crypto_new(ops, loop, s->id, &cfg, &s->c));
+}
+
+static bool closed_pred(void *arg)
+{
+    side *s = arg;
+    return s->closed > 0;
+}
+
+/* Closes whatever the side holds and frees it. */
+static void side_fini(side *s, gn_stream *raw_if_unsecured)
+{
+    if (s->secured) {
+        gn_stream_close(s->secured, on_closed, s);
+        run_until(closed_pred, s, 2000);
+    } else if (raw_if_unsecured && s->status == 1) {
+        /* the handshake is still running: it owns the raw stream; let it time out */
+    }
+    gn_crypto_free(s->c);
+    gn_identity_free(s->id);
+    free(s->rx);
+}
+
+/* Starts both handshakes over a fresh pipe. a = initiator. */
+static gn_pipe *start_pair(side *s, const gn_peer_id *expect)
+{
+    gn_stream *ra, *rb;
+    gn_pipe *p = gn_pipe_new(loop, &ra, &rb);
+    gn_secure_params pa = {.initiator = true, .expected_peer = expect};
+    gn_secure_params pb = {.initiator = false};
+    static const char *const muxers[] = {"/yamux/1.0.0", "/mplex/6.7.0"};
+    pa.early_muxers = muxers;
+    pa.n_early_muxers = 2;
+    pb.early_muxers = muxers + 1; /* responder supports only mplex */
+    pb.n_early_muxers = 1;
+    CHECK_OK(gn_crypto_secure(s[0].c, ra, &pa, on_secured, &s[0]));
+    CHECK_OK(gn_crypto_secure(s[1].c, rb, &pb, on_secured, &s[1]));
+    return p;
+}
+
+static size_t rx_target;
+static bool rx_reached(void *arg)
+{
+    side *s = arg;
+    return s->rx_len >= rx_target || s->err != 0 || s->eof;
+}
+
+static void written_cb(void *arg, int status)
+{
+    int *st = arg;
+    *st = status;
+}
+
+/* Writes @len bytes of a pattern from a to b and checks they arrive intact. */
+static void transfer(side *from, side *to, size_t len, size_t iov_pieces)
+{
+    uint8_t *buf = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(i * 7 + (i >> 11));
+    gn_slice iov[16];
+    size_t per = len / iov_pieces, off = 0;
+    for (size_t i = 0; i < iov_pieces; i++) {
+        size_t n = i + 1 == iov_pieces ? len - off : per;
+        iov[i] = gn_slice_of(buf + off, n);
+        off += n;
+    }
+    int wst = 1;
+    to->rx_len = 0;
+    CHECK_OK(gn_stream_write(from->secured, iov, iov_pieces, written_cb, &wst));
+    rx_target = len;
+    CHECK(run_until(rx_reached, to, 20000));
+    CHECK_EQ(to->err, 0);
+    CHECK_EQ(to->rx_len, len);
+    CHECK_MEM(to->rx, buf, len);
+    for (int i = 0; i < 1000 && wst == 1; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(wst, 0);
+    free(buf);
+}
+
+static void start_reading(side *s)
+{
+    gn_stream_set_handler(s->secured, &handler, s);
+    CHECK_OK(gn_stream_read_start(s->secured));
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+GN_TEST(handshake_and_identities)
+{
+    side s[2];
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    gn_peer_id pid_a, pid_b;
+    gn_identity_peer_id(s[0].id, &pid_a);
+    gn_identity_peer_id(s[1].id, &pid_b);
+    start_pair(s, &pid_b);
+    CHECK(run_until(both_done, s, 5000));
+    CHECK_EQ(s[0].status, 0);
+    CHECK_EQ(s[1].status, 0);
+    CHECK(gn_peer_id_equal(&s[0].remote, &pid_b));
+    CHECK(gn_peer_id_equal(&s[1].remote, &pid_a));
+    /* the secured stream answers queries about itself */
+    char proto[GN_PROTOCOL_ID_MAX];
+    CHECK_OK(gn_stream_query(s[0].secured, GN_QUERY_SECURITY, proto, sizeof proto));
+    CHECK_STR(proto, ops->name);
+    gn_peer_id q;
+    CHECK_OK(gn_stream_query(s[1].secured, GN_QUERY_REMOTE_PEER_ID, &q, sizeof q));
+    CHECK(gn_peer_id_equal(&q, &pid_a));
+    /* early muxer negotiation: if the component supports it, the common one wins */
+    if (s[0].early[0]) {
+        CHECK_STR(s[0].early, "/mplex/6.7.0");
+        CHECK_STR(s[1].early, "/mplex/6.7.0");
+    }
+    printf("# early muxer: \"%s\"\n", s[0].early);
+    start_reading(&s[0]);
+    start_reading(&s[1]);
+    transfer(&s[0], &s[1], 5, 1);
+    transfer(&s[1], &s[0], 5, 1);
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+}
+
+GN_TEST(large_payloads_both_ways)
+{
+    side s[2];
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    start_pair(s, NULL);
+    CHECK(run_until(both_done, s, 5000));
+    CHECK_EQ(s[0].status, 0);
+    CHECK_EQ(s[1].status, 0);
+    start_reading(&s[0]);
+    start_reading(&s[1]);
+    transfer(&s[0], &s[1], 3u << 20, 7);
+    transfer(&s[1], &s[0], (1u << 20) + 12345, 3);
+    transfer(&s[0], &s[1], 65519, 1);
+    transfer(&s[0], &s[1], 65520, 2);
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+}
+
+GN_TEST(fragmented_delivery)
+{
+    side s[2];
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    gn_pipe *p = start_pair(s, NULL);
+    p->chunk = 1; /* every byte arrives on its own */
+    CHECK(run_until(both_done, s, 10000));
+    CHECK_EQ(s[0].status, 0);
+    CHECK_EQ(s[1].status, 0);
+    start_reading(&s[0]);
+    start_reading(&s[1]);
+    transfer(&s[0], &s[1], 3000, 3);
+    p->chunk = 777;
+    transfer(&s[1], &s[0], 200000, 5);
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+}
+
+GN_TEST(expected_peer_mismatch)
+{
+    side s[2];
+    side_init(&s[0], 1, 2 * GN_S);
+    side_init(&s[1], 2, 2 * GN_S);
+    gn_identity *other;
+    CHECK_OK(gn_identity_from_int_seed(3, &other));
+    gn_peer_id wrong;
+    gn_identity_peer_id(other, &wrong);
+    gn_identity_free(other);
+    start_pair(s, &wrong);
+    CHECK(run_until(both_done, s, 5000));
+    CHECK_EQ(s[0].status, GN_EPEERID);
+    CHECK(s[1].status < 0);
+    printf("# responder saw %s\n", gn_err_name(s[1].status));
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+}
+
+/* Bytes each direction carries during a clean handshake. */
+static size_t hs_bytes[2];
+
+static void measure_handshake(void)
+{
+    side s[2];
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    gn_pipe *p = start_pair(s, NULL);
+    CHECK(run_until(both_done, s, 5000));
+    hs_bytes[0] = p->end[0].written;
+    hs_bytes[1] = p->end[1].written;
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+}
+
+GN_TEST(tampered_handshake_byte_at_every_position)
+{
+    if (!has_integrity)
+        SKIP("component has no integrity protection");
+    measure_handshake();
+    printf("# handshake bytes: %zu initiator->responder, %zu back\n", hs_bytes[0], hs_bytes[1]);
+    CHECK(hs_bytes[0] > 0 && hs_bytes[1] > 0);
+    size_t runs = 0, codes[4] = {0};
+    for (int dir = 0; dir < 2; dir++) {
+        for (size_t k = 0; k < hs_bytes[dir]; k++) {
+            side s[2];
+            side_init(&s[0], 1, 100 * GN_MS);
+            side_init(&s[1], 2, 100 * GN_MS);
+            gn_pipe *p = start_pair(s, NULL);
+            p->flip_at[dir] = (long)k;
+            CHECK(run_until(both_done, s, 3000));
+            /* never may both sides believe they share a channel */
+            if (s[0].status == 0 && s[1].status == 0) {
+                printf("# byte %zu of direction %d flipped undetected\n", k, dir);
+                CHECK(!(s[0].status == 0 && s[1].status == 0));
+            }
+            int err = s[0].status < 0 ? s[0].status : s[1].status;
+            CHECK(err < 0 && strcmp(gn_err_name(err), "GN_EUNKNOWN") != 0);
+            if (gn_err_band(err) >= 0)
+                codes[gn_err_band(err)]++;
+            side_fini(&s[0], NULL);
+            side_fini(&s[1], NULL);
+            runs++;
+        }
+    }
+    printf("# %zu tampered handshakes; failures by band: generic %zu, io %zu, crypto %zu, "
+           "peer %zu\n", runs, codes[0], codes[1], codes[2], codes[3]);
+}
+
+GN_TEST(tampered_transport_frame_at_every_position)
+{
+    if (!has_integrity)
+        SKIP("component has no integrity protection");
+    measure_handshake();
+    const size_t msg = 100;
+    size_t frame_len = 0;
+    /* learn the frame size of a 100-byte message */
+    {
+        side s[2];
+        side_init(&s[0], 1, 5 * GN_S);
+        side_init(&s[1], 2, 5 * GN_S);
+        gn_pipe *p = start_pair(s, NULL);
+        CHECK(run_until(both_done, s, 5000));
+        start_reading(&s[1]);
+        size_t before = p->end[0].written;
+        transfer(&s[0], &s[1], msg, 1);
+        frame_len = p->end[0].written - before;
+        side_fini(&s[0], NULL);
+        side_fini(&s[1], NULL);
+    }
+    CHECK(frame_len > msg);
+    for (size_t k = 0; k < frame_len; k++) {
+        side s[2];
+        side_init(&s[0], 1, 5 * GN_S);
+        side_init(&s[1], 2, 5 * GN_S);
+        gn_pipe *p = start_pair(s, NULL);
+        CHECK(run_until(both_done, s, 5000));
+        CHECK_EQ(s[0].status, 0);
+        start_reading(&s[1]);
+        p->flip_at[0] = (long)(p->end[0].written + k);
+        uint8_t buf[100];
+        memset(buf, 0x5a, sizeof buf);
+        gn_slice iov = gn_slice_of(buf, sizeof buf);
+        int wst = 1;
+        CHECK_OK(gn_stream_write(s[0].secured, &iov, 1, written_cb, &wst));
+        rx_target = msg;
+        run_until(rx_reached, &s[1], 300);
+        /* the receiver reports an error and never delivers altered bytes */
+        CHECK(s[1].err < 0);
+        for (size_t i = 0; i < s[1].rx_len; i++)
+            CHECK_EQ(s[1].rx[i], 0x5a);
+        CHECK(s[1].rx_len < msg);
+        side_fini(&s[0], NULL);
+        side_fini(&s[1], NULL);
+    }
+    printf("# %zu tampered frames rejected\n", frame_len);
+}
+
+GN_TEST(truncated_frame_is_an_error)
+{
+    if (!has_integrity)
+        SKIP("component has no integrity protection");
+    side s[2];
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    gn_pipe *p = start_pair(s, NULL);
+    CHECK(run_until(both_done, s, 5000));
+    CHECK_EQ(s[1].status, 0);
+    start_reading(&s[1]);
+    p->cut_after[0] = (long)(p->end[0].written + 50); /* half a frame, then EOF */
+    uint8_t buf[1000] = {0};
+    gn_slice iov = gn_slice_of(buf, sizeof buf);
+    int wst = 1;
+    CHECK_OK(gn_stream_write(s[0].secured, &iov, 1, written_cb, &wst));
+    rx_target = sizeof buf;
+    run_until(rx_reached, &s[1], 2000);
+    CHECK_EQ(s[1].rx_len, 0);
+    CHECK(!s[1].eof);
+    CHECK(s[1].err < 0);
+    printf("# truncation: %s\n", gn_err_name(s[1].err));
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+}
+
+static bool victim_done(void *arg)
+{
+    return ((side *)arg)->status != 1;
+}
+
+/* Feeds @len bytes of @data as the "initiator" to a responder. */
+static int feed_responder(const uint8_t *data, size_t len, gn_time timeout)
+{
+    side v;
+    side_init(&v, 2, timeout);
+    gn_stream *ra, *rb;
+    gn_pipe_new(loop, &ra, &rb);
+    gn_secure_params pb = {.initiator = false};
+    CHECK_OK(gn_crypto_secure(v.c, rb, &pb, on_secured, &v));
+    if (len > 0) {
+        gn_slice iov = gn_slice_of(data, len);
+        CHECK_OK(gn_stream_write(ra, &iov, 1, NULL, NULL));
+    }
+    CHECK(run_until(victim_done, &v, 5000));
+    int st = v.status;
+    gn_stream_close(ra, NULL, NULL);
+    run_until(victim_done, &v, 50);
+    side_fini(&v, NULL);
+    return st;
+}
+
+GN_TEST(oversize_and_garbage_handshake_input)
+{
+    uint8_t *big = malloc(200000);
+    memset(big, 0xff, 200000);
+    int st = feed_responder(big, 200000, 2 * GN_S);
+    printf("# 200000 bytes of 0xff: %s\n", gn_err_name(st));
+    CHECK(st < 0);
+    CHECK(st != GN_ETIMEDOUT);
+    uint32_t x = 12345;
+    for (int round = 0; round < 50; round++) {
+        size_t len = 1 + (x % 300);
+        for (size_t i = 0; i < len; i++) {
+            x = x * 1103515245u + 12345u;
+            big[i] = (uint8_t)(x >> 16);
+        }
+        st = feed_responder(big, len, 100 * GN_MS);
+        CHECK(st < 0 && strcmp(gn_err_name(st), "GN_EUNKNOWN") != 0);
+    }
+    free(big);
+}
+
+GN_TEST(timeout_when_peer_is_silent)
+{
+    int st = feed_responder(NULL, 0, 150 * GN_MS);
+    CHECK_EQ(st, GN_ETIMEDOUT);
+}
+
+/* ---- over real transports ------------------------------------------------ */
+
+typedef struct tconn {
+    side *s;
+    const gn_secure_params *params;
+    int dial_status;
+} tconn;
+
+static void accepted(void *arg, gn_listener *l, int status, gn_stream *conn)
+{
+    (void)l;
+    tconn *t = arg;
+    if (status < 0)
+        return;
+    if (gn_crypto_secure(t->s->c, conn, t->params, on_secured, t->s) < 0)
+        gn_stream_close(conn, NULL, NULL);
+}
+
+static void dialed(void *arg, int status, gn_stream *conn)
+{
+    tconn *t = arg;
+    t->dial_status = status;
+    if (status == 0 && gn_crypto_secure(t->s->c, conn, t->params, on_secured, t->s) < 0)
+        gn_stream_close(conn, NULL, NULL);
+}
+
+static bool listener_closed;
+static void on_listener_closed(gn_listener *l, void *arg)
+{
+    (void)l, (void)arg;
+    listener_closed = true;
+}
+static bool lc_pred(void *arg)
+{
+    (void)arg;
+    return listener_closed;
+}
+
+static void over_transport(const char *tname, const char *listen_str)
+{
+    gn_registry *reg;
+    CHECK_OK(gn_registry_new(&reg));
+    CHECK_OK(gn_registry_add_builtins(reg));
+    const gn_transport_ops *tops =
+        (const gn_transport_ops *)gn_registry_find(reg, GN_LAYER_TRANSPORT, tname);
+    if (!tops) {
+        gn_registry_free(reg);
+        SKIP("transport not built");
+    }
+    gn_transport *t;
+    CHECK_OK(gn_transport_new(tops, loop, NULL, &t));
+    side s[2];
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    gn_peer_id pid_b;
+    gn_identity_peer_id(s[1].id, &pid_b);
+    gn_secure_params pa = {.initiator = true, .expected_peer = &pid_b};
+    gn_secure_params pb = {.initiator = false};
+    tconn ta = {&s[0], &pa, 1}, tb = {&s[1], &pb, 1};
+    gn_multiaddr *lma, *bound;
+    CHECK_OK(gn_multiaddr_parse(listen_str, &lma));
+    gn_listener *l;
+    CHECK_OK(gn_transport_listen(t, lma, accepted, &tb, &l));
+    CHECK_OK(gn_listener_addr(l, &bound));
+    CHECK_OK(gn_transport_dial(t, bound, dialed, &ta));
+    CHECK(run_until(both_done, s, 5000));
+    CHECK_EQ(ta.dial_status, 0);
+    CHECK_EQ(s[0].status, 0);
+    CHECK_EQ(s[1].status, 0);
+    start_reading(&s[0]);
+    start_reading(&s[1]);
+    transfer(&s[0], &s[1], 1u << 20, 2);
+    transfer(&s[1], &s[0], 70000, 1);
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+    listener_closed = false;
+    gn_listener_close(l, on_listener_closed, NULL);
+    CHECK(run_until(lc_pred, NULL, 2000));
+    for (int i = 0; i < 100; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    gn_transport_free(t);
+    gn_multiaddr_free(lma);
+    gn_multiaddr_free(bound);
+    gn_registry_free(reg);
+}
+
+GN_TEST(over_memory_transport)
+{
+    over_transport("memory", "/memory/4242");
+}
+
+GN_TEST(over_tcp_transport)
+{
+    over_transport("tcp", "/ip4/127.0.0.1/tcp/0");
+}
+
+int main(int argc, char **argv)
+{
+    static const gn_test_case cases[] = {
+        GN_T(handshake_and_identities),
+        GN_T(large_payloads_both_ways),
+        GN_T(fragmented_delivery),
+        GN_T(expected_peer_mismatch),
+        GN_T(tampered_handshake_byte_at_every_position),
+        GN_T(tampered_transport_frame_at_every_position),
+        GN_T(truncated_frame_is_an_error),
+        GN_T(oversize_and_garbage_handshake_input),
+        GN_T(timeout_when_peer_is_silent),
+        GN_T(over_memory_transport),
+        GN_T(over_tcp_transport),
+    };
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s COMPONENT [filter]\n", argv[0]);
+        return 2;
+    }
+    component = argv[1];
+    gn_registry *reg;
+    if (gn_registry_new(&reg) < 0 || gn_registry_add_builtins(reg) < 0)
+        return 1;
+    for (size_t i = 0; i < gn_registry_count(reg, GN_LAYER_CRYPTO); i++) {
+        const gn_layer_ops *o = gn_registry_get(reg, GN_LAYER_CRYPTO, i);
+        if (strstr(o->name, component))
+            ops = (const gn_crypto_ops *)o;
+    }
+    gn_registry_free(reg); /* ops tables are static */
+    if (!ops) {
+        printf("1..0 # SKIP no crypto component named %s\n", component);
+        return 0;
+    }
+    has_integrity = strstr(ops->name, "plaintext") == NULL;
+    if (gn_loop_new(NULL, &loop) < 0)
+        return 1;
+    int rc = gn_test_run(cases, sizeof cases / sizeof cases[0], argc - 1, argv + 1);
+    gn_loop_stop(loop);
+    gn_loop_run(loop, GN_RUN_DEFAULT);
+    gn_loop_free(loop);
+    return rc;
+}
