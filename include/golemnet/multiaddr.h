@@ -7,6 +7,12 @@
  *
  * Thread context: all functions are pure and thread-safe; a gn_multiaddr may
  * be shared read-only between threads.
+ *
+ * Encodings worth knowing: /memory/<n> is an 8-byte big-endian integer with
+ * no length prefix (as rust-libp2p and go-multiaddr write it); /unix/<path>
+ * takes the rest of the string, so it must be the last component and its
+ * binary value starts with '/'. Every function returns GN_EINVAL for NULL
+ * arguments.
  */
 #ifndef GOLEMNET_MULTIADDR_H
 #define GOLEMNET_MULTIADDR_H
@@ -114,7 +120,8 @@ GN_API int gn_multiaddr_find(const gn_multiaddr *ma, uint64_t code, gn_ma_compon
 GN_API int gn_ma_component_value_string(const gn_ma_component *c, char *out, size_t out_len);
 
 /**
- * *@out = @a followed by @b. Errors: GN_ETOOBIG, GN_ENOMEM.
+ * *@out = @a followed by @b. Errors: GN_ETOOBIG, GN_ENOMEM, GN_EPARSE (@a
+ * ends in a unix path, which must stay last).
  * Since: 0.1
  */
 GN_API int gn_multiaddr_encapsulate(const gn_multiaddr *a, const gn_multiaddr *b,

@@ -91,9 +91,10 @@ typedef struct gn_multihash {
 } gn_multihash;
 
 /**
- * Builds a multihash of @in: @code GN_MH_IDENTITY copies @in (at most 127
- * bytes... any length that fits @out), GN_MH_SHA2_256 hashes it (libsodium).
- * Returns bytes written, GN_ENOSPC, GN_ENOTSUP for other codes.
+ * Builds a multihash of @in: @code GN_MH_IDENTITY copies @in (any length
+ * that fits @out), GN_MH_SHA2_256 hashes it (libsodium). Returns bytes
+ * written, GN_ENOSPC, GN_ENOTSUP for other codes, GN_EINVAL for a NULL @in
+ * with a non-zero length (the same holds for every function here).
  * Since: 0.1
  */
 GN_API int gn_multihash_encode(uint64_t code, const uint8_t *in, size_t in_len, uint8_t *out,
