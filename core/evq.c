@@ -1,0 +1,291 @@
+/*
+ * gn_evq: a bounded, thread-safe ring of fixed-size items.
+ *
+ * One uv_mutex guards everything. Poppers block on a uv_cond. A wakeup fd
+ * (Linux eventfd, a non-blocking pipe elsewhere, -1 on Windows) is made
+ * readable on the empty -> non-empty transition and drained when the queue
+ * becomes empty again, so it is readable exactly while items are queued.
+ * After gn_evq_close() the fd stays readable (a watcher then pops and sees
+ * GN_ECLOSED once drained), mirroring "waiters wake".
+ *
+ * Thread context: every function may be called from any thread.
+ */
+#include "golemnet/loop.h"
+
+#include "gni.h"
+
+#include <string.h>
+#include <uv.h>
+
+#if defined(__linux__)
+#  include <sys/eventfd.h>
+#  include <unistd.h>
+#  define GN_EVQ_EVENTFD 1
+#elif !defined(_WIN32)
+#  include <fcntl.h>
+#  include <unistd.h>
+#  define GN_EVQ_PIPE 1
+#endif
+
+#include <errno.h>
+
+struct gn_evq {
+    uv_mutex_t mtx;
+    uv_cond_t cond;
+    uint8_t *items;
+    size_t cap;
+    size_t item_size;
+    size_t head;  /* index of the oldest item */
+    size_t count; /* items queued */
+    bool closed;
+    bool signaled; /* wakeup fd currently readable */
+    int rfd;       /* read end (eventfd itself), -1 if none */
+    int wfd;       /* write end (same as rfd for eventfd) */
+};
+
+/* ---- wakeup fd ---- */
+
+static int evq_fd_open(gn_evq *q)
+{
+    q->rfd = q->wfd = -1;
+#if defined(GN_EVQ_EVENTFD)
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) {
+        return GN_EIO;
+    }
+    q->rfd = q->wfd = fd;
+#elif defined(GN_EVQ_PIPE)
+    int p[2];
+    if (pipe(p) != 0) {
+        return GN_EIO;
+    }
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(p[i], F_GETFL);
+        if (fl < 0 || fcntl(p[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
+            fcntl(p[i], F_SETFD, FD_CLOEXEC) != 0) {
+            close(p[0]);
+            close(p[1]);
+            return GN_EIO;
+        }
+    }
+    q->rfd = p[0];
+    q->wfd = p[1];
+#endif
+    return 0;
+}
+
+static void evq_fd_close(gn_evq *q)
+{
+#if defined(GN_EVQ_EVENTFD)
+    if (q->rfd >= 0) {
+        close(q->rfd);
+    }
+#elif defined(GN_EVQ_PIPE)
+    if (q->rfd >= 0) {
+        close(q->rfd);
+    }
+    if (q->wfd >= 0) {
+        close(q->wfd);
+    }
+#endif
+    q->rfd = q->wfd = -1;
+}
+
+/* Makes the fd readable. Called with the mutex held. */
+static void evq_fd_signal(gn_evq *q)
+{
+    if (q->signaled || q->wfd < 0) {
+        return;
+    }
+#if defined(GN_EVQ_EVENTFD)
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(q->wfd, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+#elif defined(GN_EVQ_PIPE)
+    uint8_t one = 1;
+    ssize_t n;
+    do {
+        n = write(q->wfd, &one, 1);
+    } while (n < 0 && errno == EINTR);
+#endif
+    /* EAGAIN means the fd is already readable, which is what we want. */
+    q->signaled = true;
+}
+
+/* Makes the fd unreadable. Called with the mutex held. */
+static void evq_fd_drain(gn_evq *q)
+{
+    if (!q->signaled || q->rfd < 0) {
+        return;
+    }
+#if defined(GN_EVQ_EVENTFD)
+    uint64_t v;
+    ssize_t n;
+    do {
+        n = read(q->rfd, &v, sizeof(v));
+    } while (n < 0 && errno == EINTR);
+#elif defined(GN_EVQ_PIPE)
+    uint8_t buf[64];
+    ssize_t n;
+    for (;;) {
+        n = read(q->rfd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < (ssize_t)sizeof(buf)) {
+            break;
+        }
+    }
+#endif
+    q->signaled = false;
+}
+
+/* ---- queue ---- */
+
+int gn_evq_new(size_t capacity, size_t item_size, gn_evq **out)
+{
+    if (out == NULL || capacity == 0 || item_size == 0) {
+        return GN_EINVAL;
+    }
+    gn_evq *q = gn_calloc(1, sizeof(*q));
+    if (q == NULL) {
+        return GN_ENOMEM;
+    }
+    q->rfd = q->wfd = -1;
+    q->cap = capacity;
+    q->item_size = item_size;
+    q->items = gn_calloc(capacity, item_size);
+    if (q->items == NULL) {
+        gn_free(q);
+        return GN_ENOMEM;
+    }
+    int rc = evq_fd_open(q);
+    if (rc < 0) {
+        gn_free(q->items);
+        gn_free(q);
+        return rc;
+    }
+    if (uv_mutex_init(&q->mtx) != 0) {
+        evq_fd_close(q);
+        gn_free(q->items);
+        gn_free(q);
+        return GN_EIO;
+    }
+    if (uv_cond_init(&q->cond) != 0) {
+        uv_mutex_destroy(&q->mtx);
+        evq_fd_close(q);
+        gn_free(q->items);
+        gn_free(q);
+        return GN_EIO;
+    }
+    *out = q;
+    return 0;
+}
+
+void gn_evq_free(gn_evq *q)
+{
+    if (q == NULL) {
+        return;
+    }
+    uv_cond_destroy(&q->cond);
+    uv_mutex_destroy(&q->mtx);
+    evq_fd_close(q);
+    gn_free(q->items);
+    gn_free(q);
+}
+
+int gn_evq_push(gn_evq *q, const void *item)
+{
+    int rc = 0;
+    uv_mutex_lock(&q->mtx);
+    if (q->closed) {
+        rc = GN_ECLOSED;
+    } else if (q->count == q->cap) {
+        rc = GN_EAGAIN;
+    } else {
+        size_t idx = (q->head + q->count) % q->cap;
+        memcpy(q->items + idx * q->item_size, item, q->item_size);
+        q->count++;
+        if (q->count == 1) {
+            evq_fd_signal(q);
+        }
+        uv_cond_signal(&q->cond);
+    }
+    uv_mutex_unlock(&q->mtx);
+    return rc;
+}
+
+int gn_evq_pop(gn_evq *q, void *item, gn_time timeout)
+{
+    int rc;
+    gn_time deadline = GN_TIME_INFINITY;
+    if (timeout != 0 && timeout != GN_TIME_INFINITY) {
+        gn_time now = gn_now();
+        deadline = timeout > GN_TIME_INFINITY - 1 - now ? GN_TIME_INFINITY - 1 : now + timeout;
+    }
+
+    uv_mutex_lock(&q->mtx);
+    for (;;) {
+        if (q->count > 0) {
+            memcpy(item, q->items + q->head * q->item_size, q->item_size);
+            q->head = (q->head + 1) % q->cap;
+            q->count--;
+            if (q->count == 0 && !q->closed) {
+                evq_fd_drain(q);
+            }
+            /* A push may have been waiting on nothing; wake one more popper if items remain. */
+            if (q->count > 0) {
+                uv_cond_signal(&q->cond);
+            }
+            rc = 0;
+            break;
+        }
+        if (q->closed) {
+            rc = GN_ECLOSED;
+            break;
+        }
+        if (timeout == 0) {
+            rc = GN_EAGAIN;
+            break;
+        }
+        if (deadline == GN_TIME_INFINITY) {
+            uv_cond_wait(&q->cond, &q->mtx);
+            continue;
+        }
+        gn_time now = gn_now();
+        if (now >= deadline) {
+            rc = GN_ETIMEDOUT;
+            break;
+        }
+        /* Spurious wakeups and timeouts both loop back to re-check. */
+        (void)uv_cond_timedwait(&q->cond, &q->mtx, deadline - now);
+    }
+    uv_mutex_unlock(&q->mtx);
+    return rc;
+}
+
+int gn_evq_fd(const gn_evq *q)
+{
+    return q->rfd;
+}
+
+void gn_evq_close(gn_evq *q)
+{
+    uv_mutex_lock(&q->mtx);
+    if (!q->closed) {
+        q->closed = true;
+        evq_fd_signal(q);
+        uv_cond_broadcast(&q->cond);
+    }
+    uv_mutex_unlock(&q->mtx);
+}
+
+size_t gn_evq_len(gn_evq *q)
+{
+    uv_mutex_lock(&q->mtx);
+    size_t n = q->count;
+    uv_mutex_unlock(&q->mtx);
+    return n;
+}
