@@ -51,7 +51,8 @@ GN_API int gn_loop_new(const gn_loop_config *cfg, gn_loop **out);
 
 /**
  * Creates a loop living inside the application's @uvl. The application runs
- * @uvl; golemnet's handles keep it alive until gn_loop_close().
+ * @uvl; golemnet's handles keep it alive until gn_loop_stop(); keep running
+ * @uvl until that close finishes, then call gn_loop_free().
  * Thread context: call on @uvl's thread.
  * Errors: as gn_loop_new().
  * Since: 0.1
@@ -79,14 +80,20 @@ typedef enum gn_run_mode { GN_RUN_DEFAULT = 0, GN_RUN_ONCE = 1, GN_RUN_NOWAIT = 
  */
 GN_API int gn_loop_run(gn_loop *loop, gn_run_mode mode);
 
-/** True when called on the loop thread. */
+/**
+ * True when called on the loop thread: the creating thread until the loop is
+ * started, then the loop's thread (or whichever thread last called
+ * gn_loop_run()). This lets set-up code and virtual-clock tests use timers
+ * without running the loop.
+ */
 GN_API bool gn_loop_on_thread(const gn_loop *loop);
 
 /**
  * Queues @fn(loop, @arg) to run on the loop thread, from any thread.
  * Commands run in submission order per producer. Errors: GN_EAGAIN when the
  * queue is full (backpressure: retry later), GN_ECLOSED once the loop is
- * stopping; @fn is then not called and @arg still belongs to the caller.
+ * stopping, GN_EINVAL for a NULL @loop or @fn; @fn is then not called and
+ * @arg still belongs to the caller.
  * Since: 0.1
  */
 GN_API int gn_loop_submit(gn_loop *loop, gn_loop_fn fn, void *arg);
@@ -95,15 +102,17 @@ GN_API int gn_loop_submit(gn_loop *loop, gn_loop_fn fn, void *arg);
  * Runs @fn(loop, @arg) on the loop thread at the start of the next loop
  * iteration, never from inside this call (no re-entry). Loop thread only.
  * Deferred calls are unbounded in count but each takes one small allocation.
- * Errors: GN_ENOMEM, GN_ECLOSED.
+ * Errors: GN_ENOMEM, GN_ECLOSED, GN_EINVAL (NULL @loop or @fn).
  * Since: 0.1
  */
 GN_API int gn_loop_defer(gn_loop *loop, gn_loop_fn fn, void *arg);
 
 /**
- * Asks the loop to stop, from any thread. Pending commands are run first;
- * then the loop closes its handles and its thread (if any) exits.
- * Idempotent.
+ * Asks the loop to stop, from any thread. Pending commands are run first,
+ * then pending deferred calls (a call that keeps deferring itself is given
+ * up after 1000 iterations); then the loop closes its handles (on an owned
+ * loop also any handle other code left open, with a warning) and its thread
+ * (if any) exits. Timers still armed are abandoned. Idempotent.
  * Since: 0.1
  */
 GN_API void gn_loop_stop(gn_loop *loop);
@@ -113,7 +122,8 @@ GN_API void gn_loop_stop(gn_loop *loop);
  * gn_loop_stop() from a thread other than the loop thread, or from the loop
  * owner after gn_loop_run() returned. For an embedded loop, the
  * application keeps running @uvl until the close completes; gn_loop_free()
- * then only frees memory.
+ * then only frees memory. On a loop nobody ran, gn_loop_free() performs the
+ * stop itself, running pending commands on the calling thread.
  * Since: 0.1
  */
 GN_API void gn_loop_free(gn_loop *loop);
@@ -133,8 +143,9 @@ GN_API int gn_loop_advance(gn_loop *loop, gn_time delta);
 GN_API bool gn_loop_is_virtual(const gn_loop *loop);
 
 /**
- * A one-shot timer on the loop's clock. Caller-owned storage; zero it or
- * call gn_timer_init() first. Fields are private.
+ * A one-shot timer on the loop's clock. Caller-owned storage; call
+ * gn_timer_init() first (a zeroed timer reports inactive and refuses to
+ * start). Fields are private.
  */
 typedef struct gn_timer gn_timer;
 typedef void (*gn_timer_fn)(gn_timer *t, void *arg);
@@ -150,7 +161,8 @@ struct gn_timer {
 GN_API void gn_timer_init(gn_loop *loop, gn_timer *t);
 /**
  * (Re)arms @t to fire once @delay ns from now. Re-arming an active timer
- * moves it. Loop thread only. Errors: GN_ENOMEM (heap growth).
+ * moves it. Loop thread only. Errors: GN_ENOMEM (heap growth), GN_EINVAL
+ * (no loop or no @fn), GN_ECLOSED (the loop is closed).
  */
 GN_API int gn_timer_start(gn_timer *t, gn_time delay, gn_timer_fn fn, void *arg);
 /** Disarms @t; no-op when idle. Safe inside its own callback. */
@@ -191,8 +203,9 @@ GN_API int gn_evq_push(gn_evq *q, const void *item);
 GN_API int gn_evq_pop(gn_evq *q, void *item, gn_time timeout);
 
 /**
- * A file descriptor that is readable while the queue holds items (eventfd
- * or a pipe; on Windows -1). Do not read or close it yourself.
+ * A file descriptor that is readable while the queue holds items or is
+ * closed (eventfd or a pipe; on Windows -1). Do not read or close it
+ * yourself.
  */
 GN_API int gn_evq_fd(const gn_evq *q);
 
