@@ -9,6 +9,18 @@
 
 #include "gni.h"
 
+#include <string.h>
+
+#define PUSHBACK_MAX (16u << 20)
+/* private flag: an EOF waits behind pushed-back bytes */
+#define STREAM_EOF_DEFERRED 0x10000u
+
+/* A deferred pushback delivery; cancelled when the stream closes first. */
+struct gni_stream_flush {
+    gn_stream *s;
+    bool cancelled;
+};
+
 int gn_stream_init(gn_stream *s, const gn_stream_ops *ops, gn_loop *loop, gn_stream *below)
 {
     assert(ops != NULL && ops->write != NULL && ops->close != NULL);
@@ -25,6 +37,9 @@ int gn_stream_init(gn_stream *s, const gn_stream_ops *ops, gn_loop *loop, gn_str
     s->flags = 0;
     s->metrics = (gn_stream_metrics){0};
     s->metrics.opened_at = loop ? gn_loop_now(loop) : 0;
+    s->pushback = NULL;
+    s->pushback_len = 0;
+    s->flush = NULL;
     return 0;
 }
 
@@ -37,6 +52,89 @@ void gn_stream_set_handler(gn_stream *s, const gn_stream_handler *h, void *user_
 static bool closing(const gn_stream *s)
 {
     return (s->flags & (GN_STREAM_CLOSING | GN_STREAM_CLOSED)) != 0;
+}
+
+static void pushback_flush(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    struct gni_stream_flush *f = arg;
+    gn_stream *s = f->s;
+    bool cancelled = f->cancelled;
+    gn_free(f);
+    if (cancelled) {
+        return;
+    }
+    s->flush = NULL;
+    if (!gn_stream_is_reading(s) || s->pushback_len == 0 || closing(s)) {
+        return;
+    }
+    uint8_t *data = s->pushback;
+    size_t len = s->pushback_len;
+    s->pushback = NULL;
+    s->pushback_len = 0;
+    s->metrics.bytes_in += len;
+    if (s->handler && s->handler->on_data) {
+        s->handler->on_data(s, s->handler_data, data, len);
+    }
+    gn_free(data);
+    if ((s->flags & STREAM_EOF_DEFERRED) && s->pushback_len == 0 && !closing(s)) {
+        s->flags &= ~STREAM_EOF_DEFERRED;
+        gn_stream_emit_eof(s);
+    }
+}
+
+static void pushback_schedule(gn_stream *s)
+{
+    if (s->flush || !s->loop) {
+        return;
+    }
+    struct gni_stream_flush *f = gn_malloc(sizeof *f);
+    if (!f) {
+        return;
+    }
+    f->s = s;
+    f->cancelled = false;
+    if (gn_loop_defer(s->loop, pushback_flush, f) < 0) {
+        gn_free(f);
+        return;
+    }
+    s->flush = f;
+}
+
+/* Appends (or prepends) bytes to the pushback buffer. */
+static int pushback_add(gn_stream *s, const uint8_t *data, size_t len, bool front)
+{
+    if (len > PUSHBACK_MAX || s->pushback_len > PUSHBACK_MAX - len) {
+        return GN_ETOOBIG;
+    }
+    uint8_t *nb = gn_realloc(s->pushback, s->pushback_len + len);
+    if (!nb) {
+        return GN_ENOMEM;
+    }
+    if (front) {
+        memmove(nb + len, nb, s->pushback_len);
+        memcpy(nb, data, len);
+    } else {
+        memcpy(nb + s->pushback_len, data, len);
+    }
+    s->pushback = nb;
+    s->pushback_len += len;
+    return 0;
+}
+
+int gn_stream_unread(gn_stream *s, const uint8_t *data, size_t len)
+{
+    if (closing(s)) {
+        return GN_ECLOSED;
+    }
+    if (len == 0) {
+        return 0;
+    }
+    int rc = pushback_add(s, data, len, true);
+    if (rc == 0 && gn_stream_is_reading(s)) {
+        pushback_schedule(s);
+    }
+    return rc;
 }
 
 int gn_stream_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_cb cb, void *arg)
@@ -73,6 +171,8 @@ int gn_stream_read_start(gn_stream *s)
     int rc = s->ops->read_start ? s->ops->read_start(s) : 0;
     if (rc < 0) {
         s->flags &= ~GN_STREAM_READING;
+    } else if (s->pushback_len > 0) {
+        pushback_schedule(s);
     }
     return rc;
 }
@@ -177,6 +277,13 @@ void gn_stream_emit_data(gn_stream *s, const uint8_t *data, size_t len)
     if (len == 0 || closing(s) || (s->flags & (GN_STREAM_EOF_RECV | GN_STREAM_ERRORED))) {
         return;
     }
+    if (s->pushback_len > 0) {
+        /* older pushed-back bytes go first */
+        if (pushback_add(s, data, len, false) < 0) {
+            gn_stream_emit_error(s, GN_ENOMEM);
+        }
+        return;
+    }
     s->metrics.bytes_in += len;
     if (s->handler && s->handler->on_data) {
         s->handler->on_data(s, s->handler_data, data, len);
@@ -186,6 +293,10 @@ void gn_stream_emit_data(gn_stream *s, const uint8_t *data, size_t len)
 void gn_stream_emit_eof(gn_stream *s)
 {
     if (closing(s) || (s->flags & (GN_STREAM_EOF_RECV | GN_STREAM_ERRORED))) {
+        return;
+    }
+    if (s->pushback_len > 0) {
+        s->flags |= STREAM_EOF_DEFERRED;
         return;
     }
     s->flags |= GN_STREAM_EOF_RECV;
@@ -229,6 +340,13 @@ void gn_stream_complete_write(gn_stream *s, gn_write_cb cb, void *arg, size_t le
 
 void gn_stream_emit_closed(gn_stream *s)
 {
+    if (s->flush) {
+        s->flush->cancelled = true;
+        s->flush = NULL;
+    }
+    gn_free(s->pushback);
+    s->pushback = NULL;
+    s->pushback_len = 0;
     s->flags |= GN_STREAM_CLOSED;
     s->flags &= ~GN_STREAM_CLOSING;
     if (s->close_cb) {

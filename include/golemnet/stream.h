@@ -159,6 +159,10 @@ struct gn_stream {
     void *impl_data; /* free for the implementation */
     uint32_t flags;
     gn_stream_metrics metrics;
+    /* private: bytes pushed back (gn_stream_unread), delivered before new data */
+    uint8_t *pushback;
+    size_t pushback_len;
+    struct gni_stream_flush *flush; /* pending deferred delivery of pushback */
 };
 
 /* ---- consumer side ---- */
@@ -241,6 +245,17 @@ GN_API void gn_stream_complete_write(gn_stream *s, gn_write_cb cb, void *arg, si
  * implementation frees its memory after this returns.
  */
 GN_API void gn_stream_emit_closed(gn_stream *s);
+
+/**
+ * Pushes @len bytes back in front of the stream's input: they are delivered
+ * through on_data (from the loop, never from inside this call) before any
+ * byte the implementation delivers later. Used by a consumer that read past
+ * what it needed (multistream-select hands the bytes after the negotiation
+ * to the protocol this way). Errors: GN_ENOMEM, GN_ECLOSED, GN_ETOOBIG (more
+ * than 16 MiB pushed back).
+ * Since: 0.1
+ */
+GN_API int gn_stream_unread(gn_stream *s, const uint8_t *data, size_t len);
 
 /** True when the consumer wants on_data now. */
 static inline bool gn_stream_is_reading(const gn_stream *s)

@@ -225,6 +225,46 @@ GN_TEST(query_passes_down)
     gn_stream_close(&lower.s, NULL, NULL);
 }
 
-GN_TEST_MAIN(GN_T(abi_checked), GN_T(write_metrics_and_completion), GN_T(read_flags_and_events),
+GN_TEST(unread_comes_first_and_eof_waits)
+{
+    gn_loop *loop;
+    CHECK_OK(gn_loop_new(NULL, &loop));
+    fake f = {0};
+    events ev = {0};
+    CHECK_OK(gn_stream_init(&f.s, &full_ops, loop, NULL));
+    gn_stream_set_handler(&f.s, &handler, &ev);
+    CHECK_OK(gn_stream_unread(&f.s, (const uint8_t *)"abc", 3));
+    CHECK_OK(gn_stream_read_start(&f.s));
+    CHECK_EQ(ev.data_bytes, 0); /* never delivered from inside the call */
+    gn_stream_emit_data(&f.s, (const uint8_t *)"defg", 4); /* queued behind */
+    gn_stream_emit_eof(&f.s);
+    CHECK_EQ(ev.eofs, 0);
+    for (int i = 0; i < 5; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(ev.data_bytes, 7);
+    CHECK_EQ(ev.eofs, 1);
+    gn_stream_metrics m;
+    gn_stream_get_metrics(&f.s, &m);
+    CHECK_EQ(m.bytes_in, 7);
+    /* a pending delivery is cancelled by close */
+    fake g = {0};
+    events ev2 = {0};
+    CHECK_OK(gn_stream_init(&g.s, &full_ops, loop, NULL));
+    gn_stream_set_handler(&g.s, &handler, &ev2);
+    CHECK_OK(gn_stream_read_start(&g.s));
+    CHECK_OK(gn_stream_unread(&g.s, (const uint8_t *)"xyz", 3));
+    gn_stream_close(&g.s, on_closed, &ev2);
+    for (int i = 0; i < 5; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(ev2.data_bytes, 0);
+    CHECK_EQ(ev2.closed, 1);
+    CHECK_EQ(gn_stream_unread(&g.s, (const uint8_t *)"x", 1), GN_ECLOSED);
+    gn_stream_close(&f.s, NULL, NULL);
+    gn_loop_stop(loop);
+    gn_loop_run(loop, GN_RUN_DEFAULT);
+    gn_loop_free(loop);
+}
+
+GN_TEST_MAIN(GN_T(abi_checked), GN_T(unread_comes_first_and_eof_waits), GN_T(write_metrics_and_completion), GN_T(read_flags_and_events),
              GN_T(shutdown_defaults_and_states), GN_T(close_cancels_and_blocks_further_calls),
              GN_T(query_passes_down))

@@ -1,0 +1,172 @@
+/* multistream-select over a gn_stream: a thin driver of the sans-I/O core. */
+#include "ms_stream.h"
+
+#include "golemnet/loop.h"
+#include "gni.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct ms_run {
+    gn_stream *s;
+    gni_ms *ms;
+    gni_ms_done_cb cb;
+    void *arg;
+    gn_timer timer;
+    bool done;
+} ms_run;
+
+static void wrote(void *arg, int status)
+{
+    (void)status;
+    gn_free(arg);
+}
+
+/* Writes whatever the core has pending. */
+static int flush(ms_run *r)
+{
+    size_t n = gni_ms_pending(r->ms);
+    if (n == 0) {
+        return 0;
+    }
+    uint8_t *mem = gn_malloc(n);
+    if (!mem) {
+        return GN_ENOMEM;
+    }
+    gn_buf out;
+    gn_buf_init(&out, mem, n);
+    int rc = gni_ms_drain(r->ms, &out);
+    if (rc < 0) {
+        gn_free(mem);
+        return rc;
+    }
+    gn_slice iov = gn_slice_of(out.pos, gn_buf_len(&out));
+    rc = gn_stream_write(r->s, &iov, 1, wrote, mem);
+    if (rc < 0) {
+        gn_free(mem);
+    }
+    return rc;
+}
+
+static void finish(ms_run *r, int status, const uint8_t *leftover, size_t leftover_len)
+{
+    r->done = true;
+    gn_timer_stop(&r->timer);
+    gn_stream_read_stop(r->s);
+    gn_stream_set_handler(r->s, NULL, NULL);
+    char proto[GN_MA_MAX_STRLEN];
+    proto[0] = '\0';
+    if (status == 0) {
+        snprintf(proto, sizeof proto, "%s", gni_ms_get_protocol(r->ms));
+        if (leftover_len > 0) {
+            status = gn_stream_unread(r->s, leftover, leftover_len);
+        }
+    }
+    gni_ms_free(r->ms);
+    gni_ms_done_cb cb = r->cb;
+    void *arg = r->arg;
+    gn_stream *s = r->s;
+    gn_free(r);
+    cb(arg, status, s, status == 0 ? proto : NULL);
+}
+
+static void fail(ms_run *r, int err)
+{
+    flush(r); /* a final "na" still goes out */
+    finish(r, err, NULL, 0);
+}
+
+static void on_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
+{
+    (void)s;
+    ms_run *r = ud;
+    if (r->done) {
+        return;
+    }
+    size_t consumed = 0;
+    int rc = gni_ms_feed(r->ms, data, len, &consumed);
+    if (rc < 0) {
+        fail(r, rc);
+        return;
+    }
+    if ((rc = flush(r)) < 0) {
+        fail(r, rc);
+        return;
+    }
+    switch (gni_ms_get_status(r->ms)) {
+    case GNI_MS_SELECTED:
+        finish(r, 0, data + consumed, len - consumed);
+        return;
+    case GNI_MS_FAILED:
+        fail(r, gni_ms_get_error(r->ms));
+        return;
+    case GNI_MS_LISTED:
+        fail(r, GN_ENEGOTIATION);
+        return;
+    default:
+        break;
+    }
+}
+
+static void on_eof(gn_stream *s, void *ud)
+{
+    (void)s;
+    ms_run *r = ud;
+    int rc = gni_ms_feed_eof(r->ms);
+    fail(r, rc < 0 ? rc : GN_EEOF);
+}
+
+static void on_error(gn_stream *s, void *ud, int err)
+{
+    (void)s;
+    finish(ud, err, NULL, 0);
+}
+
+static const gn_stream_handler ms_handler = {on_data, on_eof, on_error, NULL};
+
+static void on_timeout(gn_timer *t, void *arg)
+{
+    (void)t;
+    ms_run *r = arg;
+    int rc = gni_ms_expire(r->ms, gn_loop_now(r->s->loop));
+    fail(r, rc < 0 ? rc : GN_ETIMEDOUT);
+}
+
+int gni_ms_negotiate(gn_stream *s, const gni_ms_config *cfg, gni_ms_done_cb cb, void *arg)
+{
+    if (!s || !cfg || !cb || cfg->lazy) {
+        return GN_EINVAL;
+    }
+    ms_run *r = gn_calloc(1, sizeof *r);
+    if (!r) {
+        return GN_ENOMEM;
+    }
+    r->s = s;
+    r->cb = cb;
+    r->arg = arg;
+    gn_time now = gn_loop_now(s->loop);
+    int rc = gni_ms_new(cfg, now, &r->ms);
+    if (rc < 0) {
+        gn_free(r);
+        return rc;
+    }
+    gn_timer_init(s->loop, &r->timer);
+    if (cfg->timeout > 0) {
+        rc = gn_timer_start(&r->timer, cfg->timeout, on_timeout, r);
+    }
+    if (rc == 0) {
+        rc = flush(r);
+    }
+    if (rc == 0) {
+        gn_stream_set_handler(s, &ms_handler, r);
+        rc = gn_stream_read_start(s);
+    }
+    if (rc < 0) {
+        gn_timer_stop(&r->timer);
+        gn_stream_set_handler(s, NULL, NULL);
+        gni_ms_free(r->ms);
+        gn_free(r);
+        return rc;
+    }
+    return 0;
+}

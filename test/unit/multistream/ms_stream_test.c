@@ -1,0 +1,143 @@
+/* multistream-select driven over a gn_stream pair (in-process pipe). */
+#include "golemnet/golemnet.h"
+#include "ms_stream.h"
+
+#include "gn_pipe.h"
+#include "gn_test.h"
+
+static gn_loop *loop;
+
+typedef struct result {
+    int done;
+    int status;
+    char proto[64];
+    gn_stream *s;
+    uint8_t rx[64];
+    size_t rx_len;
+    bool eof;
+} result;
+
+static void done_cb(void *arg, int status, gn_stream *s, const char *protocol)
+{
+    result *r = arg;
+    r->done++;
+    r->status = status;
+    r->s = s;
+    snprintf(r->proto, sizeof r->proto, "%s", protocol ? protocol : "");
+}
+
+static void on_data(gn_stream *s, void *ud, const uint8_t *d, size_t n)
+{
+    (void)s;
+    result *r = ud;
+    memcpy(r->rx + r->rx_len, d, n < sizeof r->rx - r->rx_len ? n : sizeof r->rx - r->rx_len);
+    r->rx_len += n;
+}
+static void on_eof(gn_stream *s, void *ud) { (void)s; ((result *)ud)->eof = true; }
+static const gn_stream_handler h = {on_data, on_eof, NULL, NULL};
+
+static void spin(int n)
+{
+    for (int i = 0; i < n; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+}
+
+static void negotiate(const char *const *offer, size_t n_offer, const char *const *support,
+                      size_t n_support, result *ra, result *rb, gn_stream **a, gn_stream **b)
+{
+    gn_pipe_new(loop, a, b);
+    gni_ms_config ca, cb;
+    gni_ms_config_default(&ca, GNI_MS_INITIATOR);
+    ca.protocols = offer;
+    ca.protocol_cnt = n_offer;
+    gni_ms_config_default(&cb, GNI_MS_RESPONDER);
+    cb.protocols = support;
+    cb.protocol_cnt = n_support;
+    cb.timeout = 200 * GN_MS;
+    CHECK_OK(gni_ms_negotiate(*a, &ca, done_cb, ra));
+    CHECK_OK(gni_ms_negotiate(*b, &cb, done_cb, rb));
+    CHECK_EQ(ra->done + rb->done, 0); /* never from inside the call */
+    spin(50);
+}
+
+GN_TEST(selects_after_na_and_hands_over_leftover)
+{
+    static const char *const offer[] = {"/b/1", "/a/1"};
+    static const char *const support[] = {"/a/1"};
+    result ra = {0}, rb = {0};
+    gn_stream *a, *b;
+    negotiate(offer, 2, support, 1, &ra, &rb, &a, &b);
+    CHECK_EQ(ra.done, 1);
+    CHECK_EQ(rb.done, 1);
+    CHECK_EQ(ra.status, 0);
+    CHECK_EQ(rb.status, 0);
+    CHECK_STR(ra.proto, "/a/1");
+    CHECK_STR(rb.proto, "/a/1");
+    /* application data right after the negotiation reaches the protocol */
+    gn_slice iov = gn_slice_of("hello", 5);
+    CHECK_OK(gn_stream_write(a, &iov, 1, NULL, NULL));
+    CHECK_OK(gn_stream_shutdown(a));
+    gn_stream_set_handler(b, &h, &rb);
+    CHECK_OK(gn_stream_read_start(b));
+    spin(20);
+    CHECK_EQ(rb.rx_len, 5);
+    CHECK_MEM(rb.rx, "hello", 5);
+    CHECK(rb.eof);
+    gn_stream_close(a, NULL, NULL);
+    gn_stream_close(b, NULL, NULL);
+    spin(10);
+}
+
+GN_TEST(no_common_protocol)
+{
+    static const char *const offer[] = {"/x/1", "/y/1"};
+    static const char *const support[] = {"/a/1"};
+    result ra = {0}, rb = {0};
+    gn_stream *a, *b;
+    negotiate(offer, 2, support, 1, &ra, &rb, &a, &b);
+    CHECK_EQ(ra.done, 1);
+    CHECK_EQ(ra.status, GN_ENEGOTIATION);
+    gn_stream_close(a, NULL, NULL); /* the caller closes on failure */
+    spin(20);
+    CHECK_EQ(rb.done, 1);
+    CHECK(rb.status < 0);
+    gn_stream_close(b, NULL, NULL);
+    spin(10);
+}
+
+GN_TEST(responder_times_out)
+{
+    static const char *const support[] = {"/a/1"};
+    gn_stream *a, *b;
+    gn_pipe_new(loop, &a, &b);
+    result rb = {0};
+    gni_ms_config cb;
+    gni_ms_config_default(&cb, GNI_MS_RESPONDER);
+    cb.protocols = support;
+    cb.protocol_cnt = 1;
+    cb.timeout = 50 * GN_MS;
+    CHECK_OK(gni_ms_negotiate(b, &cb, done_cb, &rb));
+    for (int i = 0; i < 400 && !rb.done; i++)
+        gn_loop_run(loop, GN_RUN_ONCE);
+    CHECK_EQ(rb.done, 1);
+    CHECK_EQ(rb.status, GN_ETIMEDOUT);
+    gn_stream_close(a, NULL, NULL);
+    gn_stream_close(b, NULL, NULL);
+    spin(10);
+}
+
+int main(int argc, char **argv)
+{
+    static const gn_test_case cases[] = {
+        GN_T(selects_after_na_and_hands_over_leftover),
+        GN_T(no_common_protocol),
+        GN_T(responder_times_out),
+    };
+    if (gn_loop_new(NULL, &loop) < 0)
+        return 1;
+    int rc = gn_test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
+    gn_loop_stop(loop);
+    gn_loop_run(loop, GN_RUN_DEFAULT);
+    gn_loop_free(loop);
+    return rc;
+}
