@@ -84,6 +84,11 @@ struct gn_loop {
     loop_defer *dtail;
     unsigned stop_rounds;
 
+    struct {
+        const void *key;
+        void *value;
+    } local[GN_LOOP_LOCAL_SLOTS];
+
     bool virt;
     gn_time vnow;
     loop_hent *heap;
@@ -729,4 +734,49 @@ void gn_timer_stop(gn_timer *t)
 bool gn_timer_active(const gn_timer *t)
 {
     return timer_in_heap(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* loop-local storage                                                  */
+/* ------------------------------------------------------------------ */
+
+int gn_loop_set_local(gn_loop *loop, const void *key, void *value)
+{
+    if (!loop || !key) {
+        return GN_EINVAL;
+    }
+    int free_slot = -1;
+    for (int i = 0; i < GN_LOOP_LOCAL_SLOTS; i++) {
+        if (loop->local[i].key == key) {
+            if (value) {
+                loop->local[i].value = value;
+            } else {
+                loop->local[i].key = NULL;
+                loop->local[i].value = NULL;
+            }
+            return 0;
+        }
+        if (!loop->local[i].key && free_slot < 0) {
+            free_slot = i;
+        }
+    }
+    if (!value) {
+        return 0;
+    }
+    if (free_slot < 0) {
+        return GN_ELIMIT;
+    }
+    loop->local[free_slot].key = key;
+    loop->local[free_slot].value = value;
+    return 0;
+}
+
+void *gn_loop_get_local(const gn_loop *loop, const void *key)
+{
+    for (int i = 0; loop && key && i < GN_LOOP_LOCAL_SLOTS; i++) {
+        if (loop->local[i].key == key) {
+            return loop->local[i].value;
+        }
+    }
+    return NULL;
 }

@@ -128,6 +128,22 @@ GN_API void gn_loop_stop(gn_loop *loop);
  */
 GN_API void gn_loop_free(gn_loop *loop);
 
+/** Most loop-local values (gn_loop_set_local). */
+#define GN_LOOP_LOCAL_SLOTS 16
+
+/**
+ * Loop-local storage for components that share state among their instances
+ * on one loop (the memory transport's listener table) without globals or
+ * locks. @key is the address of a static object of the caller's; @value NULL
+ * removes the entry. Loop thread only. Errors: GN_EINVAL (NULL key),
+ * GN_ELIMIT (all GN_LOOP_LOCAL_SLOTS slots in use).
+ * Since: 0.1
+ */
+GN_API int gn_loop_set_local(gn_loop *loop, const void *key, void *value);
+
+/** The value stored under @key, or NULL. Loop thread only. Since: 0.1 */
+GN_API void *gn_loop_get_local(const gn_loop *loop, const void *key);
+
 /** The loop clock, ns: monotonic, or the virtual time. Loop thread. */
 GN_API gn_time gn_loop_now(const gn_loop *loop);
 

@@ -29,7 +29,9 @@ typedef struct gn_transport_config {
     gn_time keepalive_period;      /* OS keepalive; 0 = off (default) */
     gn_time app_keepalive_period;  /* application keepalive write when idle; 0 = off */
     gn_slice app_keepalive_bytes;  /* bytes of that write (borrowed during init) */
-    size_t write_queue_max;        /* bytes queued per connection before GN_EAGAIN; default 4 MiB */
+    /* bytes queued per connection before GN_EAGAIN (default 4 MiB; 0 = no
+     * limit); a single write is always accepted when the queue is empty */
+    size_t write_queue_max;
     uint32_t listen_backlog;       /* default 511 */
 } gn_transport_config;
 #define GN_TRANSPORT_CONFIG_VERSION 1
