@@ -108,7 +108,7 @@ suite_fuzz() {
     local work
     work=$(mktemp -d)
     for exe in build-fuzz/test/fuzz/fuzz_*; do
-        [ -x "$exe" ] || continue
+        [ -f "$exe" ] && [ -x "$exe" ] || continue
         local name=${exe##*/fuzz_}
         local corpus=test/fuzz/corpus/$name
         mkdir -p "$work/$name"

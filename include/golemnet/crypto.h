@@ -62,7 +62,8 @@ typedef struct gn_secure_result {
 /**
  * Handshake completion, exactly once, on the loop thread. @status 0 with
  * @res, or: GN_EPEERID, GN_EBADSIG, GN_EHANDSHAKE, GN_EPROTO, GN_EFRAMESIZE,
- * GN_EDECRYPT, GN_ETIMEDOUT, GN_EEOF, GN_ECONNRESET, GN_ECANCELED (res NULL;
+ * GN_EDECRYPT, GN_EBADKEY (the peer's identity key is not Ed25519),
+ * GN_EVERSION, GN_ETIMEDOUT, GN_EEOF, GN_ECONNRESET, GN_ECANCELED (res NULL;
  * the raw stream was closed by the component).
  */
 typedef void (*gn_secure_cb)(void *arg, int status, const gn_secure_result *res);

@@ -24,5 +24,6 @@
 #include "golemnet/discovery.h"
 #include "golemnet/nat.h"
 #include "golemnet/registry.h"
+#include "golemnet/seal.h"
 
 #endif /* GOLEMNET_GOLEMNET_H */
