@@ -52,6 +52,13 @@ typedef struct gni_hs_vtbl {
  *          0, or an error (GN_EDECRYPT, GN_EBADFRAME, GN_EREPLAY, ...).
  * partial: true while a frame is half received (truncation at EOF).
  * free:    release the cipher (wipes keys).
+ * seal_close (optional): write an authenticated end-of-stream frame into
+ *          @out (room for overhead bytes); return bytes written or an error.
+ *          Called once on shutdown, before the stream below is shut down.
+ * closed (optional): true once an authenticated end-of-stream frame was
+ *          opened. With it, EOF from below without such a frame is a
+ *          truncation (the consumer gets GN_EEOF as an error), and the
+ *          frame itself ends the stream (on_eof) even before the EOF below.
  */
 struct gni_cipher_vtbl {
     size_t max_plain;
@@ -61,6 +68,8 @@ struct gni_cipher_vtbl {
                 size_t *plain_len);
     bool (*partial)(void *c);
     void (*free)(void *c);
+    int (*seal_close)(void *c, uint8_t *out);
+    bool (*closed)(void *c);
 };
 
 /**

@@ -241,6 +241,11 @@ static size_t sec_process(sec_stream *ss, const uint8_t *in, size_t len)
         if (plen > 0) {
             gn_stream_emit_data(&ss->s, plain, plen);
         }
+        if (ss->cv->closed && ss->cv->closed(ss->cobj)) {
+            /* authenticated end of stream: nothing may follow it */
+            gn_stream_emit_eof(&ss->s);
+            return len;
+        }
         if (consumed == 0 && plen == 0) {
             break;
         }
@@ -252,6 +257,8 @@ static void sec_finish_eof(sec_stream *ss)
 {
     if (ss->cv->partial && ss->cv->partial(ss->cobj)) {
         gn_stream_emit_error(&ss->s, GN_EBADFRAME); /* truncated frame */
+    } else if (ss->cv->closed && !ss->cv->closed(ss->cobj)) {
+        gn_stream_emit_error(&ss->s, GN_EEOF); /* cut without a close frame */
     } else {
         gn_stream_emit_eof(&ss->s);
     }
@@ -373,6 +380,26 @@ static int sec_read_stop(gn_stream *s)
 
 static int sec_shutdown(gn_stream *s)
 {
+    sec_stream *ss = (sec_stream *)s;
+    if (ss->cv->seal_close) {
+        if (ss->blocked) {
+            return GN_EAGAIN; /* the close frame must follow the queued data */
+        }
+        uint8_t *frame = gn_malloc(ss->cv->overhead + 1);
+        if (!frame) {
+            return GN_ENOMEM;
+        }
+        int n = ss->cv->seal_close(ss->cobj, frame);
+        if (n < 0) {
+            gn_free(frame);
+            return n;
+        }
+        int rc = write_copy(s->below, frame, (size_t)n);
+        gn_free(frame);
+        if (rc < 0) {
+            return rc;
+        }
+    }
     return gn_stream_shutdown(s->below);
 }
 
