@@ -15,7 +15,8 @@
 
 GN_BEGIN_DECLS
 
-#define GN_CRYPTO_ABI 1
+/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
+#define GN_CRYPTO_ABI 0x20001u
 /** Longest protocol id carried in results. */
 #define GN_PROTOCOL_ID_MAX 128
 

@@ -11,7 +11,8 @@
 
 GN_BEGIN_DECLS
 
-#define GN_DISCOVERY_ABI 1
+/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
+#define GN_DISCOVERY_ABI 0x60001u
 
 typedef struct gn_discovery gn_discovery;
 typedef struct gn_discovery_ops gn_discovery_ops;

@@ -13,7 +13,8 @@
 
 GN_BEGIN_DECLS
 
-#define GN_MUX_ABI 1
+/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
+#define GN_MUX_ABI 0x30001u
 
 typedef struct gn_mux gn_mux;
 typedef struct gn_mux_ops gn_mux_ops;

@@ -10,7 +10,8 @@
 
 GN_BEGIN_DECLS
 
-#define GN_NAT_ABI 1
+/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
+#define GN_NAT_ABI 0x70001u
 
 typedef struct gn_nat gn_nat;
 typedef struct gn_nat_ops gn_nat_ops;

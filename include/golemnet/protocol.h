@@ -14,7 +14,8 @@
 
 GN_BEGIN_DECLS
 
-#define GN_PROTOCOL_ABI 1
+/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
+#define GN_PROTOCOL_ABI 0x40001u
 
 typedef struct gn_protocol gn_protocol;
 typedef struct gn_protocol_ops gn_protocol_ops;

@@ -12,7 +12,8 @@
 
 GN_BEGIN_DECLS
 
-#define GN_ROUTER_ABI 1
+/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
+#define GN_ROUTER_ABI 0x50001u
 
 typedef struct gn_router gn_router;
 typedef struct gn_router_ops gn_router_ops;

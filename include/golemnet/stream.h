@@ -38,7 +38,8 @@ typedef struct gn_stream_ops gn_stream_ops;
 typedef struct gn_loop gn_loop;
 
 /** ABI version of gn_stream_ops. */
-#define GN_STREAM_ABI 1
+/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
+#define GN_STREAM_ABI 0x80001u
 
 /**
  * Write completion. @status: 0 when every byte was handed to the layer

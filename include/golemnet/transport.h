@@ -14,7 +14,8 @@
 
 GN_BEGIN_DECLS
 
-#define GN_TRANSPORT_ABI 1
+/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
+#define GN_TRANSPORT_ABI 0x10001u
 
 typedef struct gn_transport gn_transport;
 typedef struct gn_listener gn_listener;

@@ -78,8 +78,11 @@ static void gn_pipe_deliver(gn_loop *loop, void *arg)
     }
     if (e->closed)
         return;
-    memmove(e->inbox, e->inbox + off, e->inbox_len - off);
-    e->inbox_len -= off;
+    if (off > 0) {
+        if (e->inbox_len > off)
+            memmove(e->inbox, e->inbox + off, e->inbox_len - off);
+        e->inbox_len -= off;
+    }
     if (e->inbox_len > 0) {
         gn_pipe_schedule(e);
         return;
