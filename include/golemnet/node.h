@@ -1,0 +1,357 @@
+/*
+ * golemnet - the node: the public net API.
+ *
+ * A node owns an identity, a stack (transports, security components and
+ * muxers in preference order), listeners, channels (one logical connection
+ * to a peer) and protocol handlers. It runs on one gn_loop: its own thread
+ * (default) or an application's libuv loop.
+ *
+ * The API words are the golem-net design's: configure, listen, dial,
+ * unicast, broadcast, close; channel send, close, state, metrics.
+ *
+ * Two ways to use it:
+ *  - on the loop thread, with callbacks (protocol implementations, the CLI);
+ *  - from any other thread: every function marked "any thread" queues a
+ *    command (bounded: GN_EAGAIN when full) and reports its outcome as a
+ *    gn_node_event carrying the request id it returned; events are popped
+ *    with gn_node_next_event() or watched through gn_node_event_fd().
+ * Callbacks always run on the loop thread and never from inside the call
+ * that registered them.
+ *
+ * Spec: libp2p/specs connections/README.md (upgrade pipeline),
+ * docs/protocols/msg.md (/golem/msg/1.0.0, the unicast/broadcast messages).
+ *
+ * Status: the contract of the "node" issue, implemented in core/node.c as
+ * that issue lands; not yet included from golemnet.h.
+ */
+#ifndef GOLEMNET_NODE_H
+#define GOLEMNET_NODE_H
+
+#include "golemnet/buf.h"
+#include "golemnet/crypto.h"
+#include "golemnet/identity.h"
+#include "golemnet/loop.h"
+#include "golemnet/mux.h"
+#include "golemnet/registry.h"
+#include "golemnet/stream.h"
+#include "golemnet/transport.h"
+
+GN_BEGIN_DECLS
+
+typedef struct gn_node gn_node;
+typedef struct gn_channel gn_channel;
+typedef struct gn_multicast gn_multicast;
+
+/** The message protocol used by unicast and broadcast. */
+#define GN_MSG_PROTOCOL_ID "/golem/msg/1.0.0"
+/** Longest multiaddr string in events and infos, including the NUL. */
+#define GN_NODE_ADDR_MAX 256
+
+/** Built-in application protocols a node serves (gn_node_config.protocols). */
+#define GN_NODE_PROTO_IDENTIFY 0x01u /* /ipfs/id/1.0.0 and /ipfs/id/push/1.0.0 */
+#define GN_NODE_PROTO_PING 0x02u     /* /ipfs/ping/1.0.0 */
+#define GN_NODE_PROTO_ECHO 0x04u     /* /echo/1.0.0 */
+#define GN_NODE_PROTO_PERF 0x08u     /* /perf/1.0.0 */
+#define GN_NODE_PROTO_MSG 0x10u      /* /golem/msg/1.0.0 */
+#define GN_NODE_PROTO_DEFAULT (GN_NODE_PROTO_IDENTIFY | GN_NODE_PROTO_PING | GN_NODE_PROTO_MSG)
+
+/** Node options. Fill with gn_node_config_default() first. */
+typedef struct gn_node_config {
+    uint32_t version; /* GN_NODE_CONFIG_VERSION */
+    /** Borrowed; must outlive the node. NULL: a fresh random identity. */
+    const gn_identity *identity;
+    /** Borrowed; must outlive the node. NULL: a registry of the built-ins. */
+    const gn_registry *registry;
+    /**
+     * Components in preference order, comma-separated; each entry is a
+     * registered name ("/noise") or its short form ("noise", "ecies",
+     * "yamux", "mplex", "tcp"). NULL: every registered component except
+     * explicit-only ones (plaintext), in registration order (Noise before
+     * ECIES, yamux before mplex).
+     */
+    const char *transports;
+    const char *security;
+    const char *muxers;
+    /** Multiaddrs to listen on at gn_node_start(); @n_listen entries. */
+    const char *const *listen;
+    size_t n_listen;
+    gn_transport_config transport;
+    gn_crypto_config crypto;
+    gn_mux_config mux;
+    uint32_t max_connections;          /* all channels; default 1024 */
+    uint32_t max_connections_per_peer; /* default 4 */
+    gn_time upgrade_timeout;           /* dial to open channel; default 20 s */
+    gn_time idle_timeout;              /* close channels with no stream this long; 0 = never (default) */
+    size_t max_message_len;            /* /golem/msg/1.0.0 payload bound; default 1 MiB */
+    size_t event_queue_capacity;       /* gn_node_event slots; default 4096 */
+    size_t command_queue_capacity;     /* commands from other threads; default 4096 */
+    uint32_t protocols;                /* GN_NODE_PROTO_* served; default GN_NODE_PROTO_DEFAULT */
+    const char *agent_version;         /* identify; NULL: "golemnet/<version>" */
+    /**
+     * NULL: the node creates a loop and runs it on its own thread from
+     * gn_node_start(). Otherwise the node lives on this loop (borrowed), which
+     * the application runs.
+     */
+    gn_loop *loop;
+} gn_node_config;
+#define GN_NODE_CONFIG_VERSION 1
+
+/** Fills @cfg with the defaults above. Since: 0.1 */
+GN_API void gn_node_config_default(gn_node_config *cfg);
+
+/**
+ * Creates a node; nothing runs until gn_node_start(). @cfg is copied (the
+ * strings too); borrowed pointers (identity, registry, loop) must outlive
+ * the node. Any thread.
+ * Errors: GN_EINVAL (bad config version or values), GN_ENOTFOUND (a
+ * component name in transports/security/muxers is not registered),
+ * GN_ENOMEM, GN_EIO (no loop or thread).
+ * Since: 0.1
+ */
+GN_API int gn_node_new(const gn_node_config *cfg, gn_node **out);
+
+/**
+ * Starts the node: the loop thread (own loop) and the configured listeners.
+ * Listener results arrive as GN_NODE_EV_LISTENING / GN_NODE_EV_LISTEN_FAILED.
+ * Any thread. Errors: GN_ESTATE (already started or closed).
+ * Since: 0.1
+ */
+GN_API int gn_node_start(gn_node *n);
+
+/** The node's peer ID. Any thread. Since: 0.1 */
+GN_API void gn_node_peer_id(const gn_node *n, gn_peer_id *out);
+
+/** The loop the node runs on. Since: 0.1 */
+GN_API gn_loop *gn_node_loop(gn_node *n);
+
+/* ---- requests: any thread; outcome as a callback (loop thread) or event ---- */
+
+/**
+ * Listens on @multiaddr (e.g. "/ip4/127.0.0.1/tcp/0"). The outcome is a
+ * GN_NODE_EV_LISTENING event with the bound address (port 0 resolved, with
+ * /p2p/<id>), or GN_NODE_EV_LISTEN_FAILED with GN_EADDRINUSE,
+ * GN_EADDRNOTAVAIL, GN_EACCES, GN_ENOTRANSPORT. *@req_id (may be NULL)
+ * receives the request id echoed in the event.
+ * Immediate errors: GN_EPARSE (bad multiaddr), GN_EAGAIN (command queue
+ * full), GN_ECLOSED.
+ * Since: 0.1
+ */
+GN_API int gn_node_listen(gn_node *n, const char *multiaddr, uint64_t *req_id);
+
+/**
+ * Dial completion (loop thread). @status 0 with @ch borrowed for the call
+ * (gn_channel_hold() to keep it), or GN_ECONNREFUSED, GN_EUNREACHABLE,
+ * GN_ETIMEDOUT, GN_ENEGOTIATION (no common security or muxer), GN_EPEERID
+ * (the peer is not the /p2p/ id dialed), a handshake error, GN_ELIMIT
+ * (connection limits), GN_ECANCELED (node closing); @ch NULL.
+ */
+typedef void (*gn_node_dial_cb)(void *arg, int status, gn_channel *ch);
+
+/**
+ * Dials @multiaddr (with or without /p2p/<id>) and upgrades the connection:
+ * transport -> multistream-select security -> handshake (checks the /p2p/
+ * id) -> muxer (early-negotiated or multistream-select) -> open channel.
+ * An open channel to the same peer is reused. @cb NULL: the outcome is a
+ * GN_NODE_EV_DIAL event with *@req_id. Immediate errors: GN_EPARSE,
+ * GN_ENOTRANSPORT, GN_EAGAIN, GN_ECLOSED.
+ * Since: 0.1
+ */
+GN_API int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *arg,
+                        uint64_t *req_id);
+
+/**
+ * Fire-and-forget message to one peer, on /golem/msg/1.0.0: @to is a
+ * multiaddr (dialed if needed) or a peer ID string of a connected peer.
+ * @msg (@len bytes, at most max_message_len) is copied. Delivery failures
+ * are reported as GN_NODE_EV_SEND_FAILED events. Immediate errors:
+ * GN_ETOOBIG, GN_EPARSE, GN_EAGAIN, GN_ECLOSED.
+ * Since: 0.1
+ */
+GN_API int gn_node_unicast(gn_node *n, const char *to, const uint8_t *msg, size_t len,
+                           uint64_t *req_id);
+
+/**
+ * Sends @msg to every open channel (one shared refcounted copy).
+ * Immediate errors as gn_node_unicast(). Since: 0.1
+ */
+GN_API int gn_node_broadcast(gn_node *n, const uint8_t *msg, size_t len, uint64_t *req_id);
+
+/** Run-time options for gn_node_configure(). */
+typedef enum gn_node_option {
+    GN_NODE_OPT_MAX_CONNECTIONS = 1,          /* value: count */
+    GN_NODE_OPT_MAX_CONNECTIONS_PER_PEER = 2, /* value: count */
+    GN_NODE_OPT_IDLE_TIMEOUT_MS = 3,          /* value: ms, 0 = never */
+    GN_NODE_OPT_MAX_MESSAGE_LEN = 4           /* value: bytes */
+} gn_node_option;
+
+/**
+ * Changes an option at run time. Any thread. Errors: GN_ENOTSUP (unknown
+ * option), GN_ERANGE (bad value), GN_EAGAIN, GN_ECLOSED.
+ * Since: 0.1
+ */
+GN_API int gn_node_configure(gn_node *n, gn_node_option opt, uint64_t value);
+
+/**
+ * A negotiated inbound stream for a registered protocol (loop thread). The
+ * callee owns @s (it must gn_stream_close() it); @ch is borrowed.
+ */
+typedef void (*gn_node_stream_cb)(void *arg, gn_channel *ch, gn_stream *s,
+                                  const char *protocol_id);
+
+/**
+ * Registers @cb for @protocol_id (NUL-terminated, < GN_PROTOCOL_ID_MAX
+ * bytes); NULL @cb removes it. Inbound streams for it are handed over after
+ * multistream-select. Loop thread, or before gn_node_start().
+ * Errors: GN_EINVAL, GN_EEXIST (already registered), GN_ELIMIT.
+ * Since: 0.1
+ */
+GN_API int gn_node_set_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb cb,
+                               void *arg);
+
+/** Close completion (loop thread); the node may be freed afterwards. */
+typedef void (*gn_node_close_cb)(gn_node *n, void *arg);
+
+/**
+ * Closes every listener and channel; pending operations complete with
+ * GN_ECANCELED; then @cb runs (may be NULL) and a GN_NODE_EV_CLOSED event
+ * is queued. Any thread. Idempotent.
+ * Since: 0.1
+ */
+GN_API void gn_node_close(gn_node *n, gn_node_close_cb cb, void *arg);
+
+/**
+ * Frees a closed node, joining its loop thread. Not on the loop thread.
+ * Since: 0.1
+ */
+GN_API void gn_node_free(gn_node *n);
+
+/* ---- events ---- */
+
+typedef enum gn_node_event_type {
+    GN_NODE_EV_NONE = 0,
+    GN_NODE_EV_LISTENING = 1,      /* addr: the bound address */
+    GN_NODE_EV_LISTEN_FAILED = 2,  /* status, addr */
+    GN_NODE_EV_DIAL = 3,           /* status, channel_id on success */
+    GN_NODE_EV_CHANNEL_OPENED = 4, /* channel_id, peer, addr (remote), protocol (muxer) */
+    GN_NODE_EV_CHANNEL_CLOSED = 5, /* channel_id, peer, status (why) */
+    GN_NODE_EV_IDENTIFY = 6,       /* channel_id, peer, protocol (agent); see the peer store */
+    GN_NODE_EV_MESSAGE = 7,        /* channel_id, peer, message */
+    GN_NODE_EV_SEND_FAILED = 8,    /* request_id, status */
+    GN_NODE_EV_PING = 9,           /* channel_id, peer, rtt */
+    GN_NODE_EV_CLOSED = 10         /* the node finished closing */
+} gn_node_event_type;
+
+/** One event. Fixed size; strings are NUL-terminated. */
+typedef struct gn_node_event {
+    gn_node_event_type type;
+    int status;
+    uint64_t request_id;
+    uint64_t channel_id;
+    gn_peer_id peer;
+    gn_time rtt;
+    char addr[GN_NODE_ADDR_MAX];
+    char protocol[GN_PROTOCOL_ID_MAX];
+    /** GN_NODE_EV_MESSAGE: the payload; the receiver owns one reference. */
+    gn_rcbuf *message;
+} gn_node_event;
+
+/**
+ * Pops the oldest event into @ev. @timeout: 0 = do not wait,
+ * GN_TIME_INFINITY = wait. Any thread. Errors: GN_EAGAIN (none, timeout 0),
+ * GN_ETIMEDOUT, GN_ECLOSED (node freed... or closed and drained).
+ * When the queue is full, message streams stop being read (backpressure to
+ * the senders) and lifecycle events wait in a bounded overflow list.
+ * Since: 0.1
+ */
+GN_API int gn_node_next_event(gn_node *n, gn_node_event *ev, gn_time timeout);
+
+/** A file descriptor readable while events are queued (-1 on Windows). */
+GN_API int gn_node_event_fd(const gn_node *n);
+
+/* ---- channels ---- */
+
+typedef enum gn_channel_state {
+    GN_CHANNEL_DIALING = 0,
+    GN_CHANNEL_UPGRADING = 1,
+    GN_CHANNEL_OPEN = 2,
+    GN_CHANNEL_CLOSING = 3,
+    GN_CHANNEL_CLOSED = 4
+} gn_channel_state;
+
+typedef enum gn_direction { GN_DIR_OUTBOUND = 0, GN_DIR_INBOUND = 1 } gn_direction;
+
+/** A snapshot of a channel. */
+typedef struct gn_channel_info {
+    uint64_t id;
+    gn_channel_state state;
+    gn_direction direction;
+    gn_peer_id remote_peer;
+    char local_addr[GN_NODE_ADDR_MAX];
+    char remote_addr[GN_NODE_ADDR_MAX];
+    char security[GN_PROTOCOL_ID_MAX];
+    char muxer[GN_PROTOCOL_ID_MAX];
+} gn_channel_info;
+
+/** Counters, like Ergo's inspect of a TCP connection. */
+typedef struct gn_channel_metrics {
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint32_t streams_open;
+    gn_time last_rtt; /* 0 until a ping completed */
+    gn_time uptime;
+} gn_channel_metrics;
+
+/** Keeps @ch alive (any thread); gn_channel_rele() drops the reference. */
+GN_API gn_channel *gn_channel_hold(gn_channel *ch);
+GN_API void gn_channel_rele(gn_channel *ch);
+
+/** Fills @info and returns the state. Any thread (a consistent snapshot). */
+GN_API gn_channel_state gn_channel_state_get(gn_channel *ch, gn_channel_info *info);
+
+/** Fills @m. Any thread. */
+GN_API void gn_channel_metrics_get(gn_channel *ch, gn_channel_metrics *m);
+
+/**
+ * Sends one message on /golem/msg/1.0.0 (copied). Any thread. Errors:
+ * GN_ETOOBIG, GN_ECLOSED, GN_EAGAIN (the channel's message queue is full:
+ * backpressure).
+ */
+GN_API int gn_channel_send(gn_channel *ch, const uint8_t *msg, size_t len);
+
+/** Stream-open completion (loop thread): @s owned by the callee, or an error. */
+typedef void (*gn_channel_stream_cb)(void *arg, int status, gn_stream *s);
+
+/**
+ * Opens a stream and negotiates @protocol_id on it (multistream-select).
+ * Loop thread. Errors via @cb: GN_ENEGOTIATION, GN_ESTREAMLIMIT, GN_ECLOSED.
+ */
+GN_API int gn_channel_open_stream(gn_channel *ch, const char *protocol_id,
+                                  gn_channel_stream_cb cb, void *arg);
+
+/** Measures a round trip with /ipfs/ping/1.0.0; result as GN_NODE_EV_PING or @cb. */
+typedef void (*gn_channel_ping_cb)(void *arg, int status, gn_time rtt);
+GN_API int gn_channel_ping(gn_channel *ch, gn_channel_ping_cb cb, void *arg);
+
+/** Closes the channel (all its streams). Any thread. Idempotent. */
+GN_API void gn_channel_close(gn_channel *ch);
+
+/* ---- multicast channels ---- */
+
+/**
+ * A named group of peers: broadcast goes to its members only. Any thread.
+ * Errors: GN_ENOMEM, GN_EINVAL.
+ */
+GN_API int gn_multicast_new(gn_node *n, const char *name, gn_multicast **out);
+GN_API int gn_multicast_join(gn_multicast *mc, const gn_peer_id *peer);
+GN_API int gn_multicast_leave(gn_multicast *mc, const gn_peer_id *peer);
+/** Sends to one member (GN_ENOTFOUND if @peer is not a member). */
+GN_API int gn_multicast_unicast(gn_multicast *mc, const gn_peer_id *peer, const uint8_t *msg,
+                                size_t len);
+GN_API int gn_multicast_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len);
+GN_API void gn_multicast_free(gn_multicast *mc);
+
+GN_END_DECLS
+
+#endif /* GOLEMNET_NODE_H */
