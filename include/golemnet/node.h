@@ -21,7 +21,7 @@
  * Spec: libp2p/specs connections/README.md (upgrade pipeline),
  * docs/protocols/msg.md (/golem/msg/1.0.0, the unicast/broadcast messages).
  *
- * Status: the contract of the "node" issue, implemented in core/node.c as
+ * Status: the contract of the "node" issue, implemented in node/node.c as
  * that issue lands; not yet included from golemnet.h.
  */
 #ifndef GOLEMNET_NODE_H
