@@ -183,6 +183,22 @@ void gn_stack_free(gn_stack *st)
     gn_free(st);
 }
 
+/* Short form of a protocol id: "noise" for "/noise", "ecies" for
+ * "/golem/ecies/1.0.0", "yamux" for "/yamux/1.0.0": an entry matches a path
+ * segment of the name. */
+static const gn_layer_ops *list_find_short(const kind_list *l, const char *entry, size_t len)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const char *name = l->ops[i]->name;
+        for (const char *p = strchr(name, '/'); p; p = strchr(p + 1, '/')) {
+            if (strncmp(p + 1, entry, len) == 0 && (p[1 + len] == '/' || p[1 + len] == '\0')) {
+                return l->ops[i];
+            }
+        }
+    }
+    return NULL;
+}
+
 int gn_stack_set(gn_stack *st, gn_layer_kind kind, const char *list)
 {
     if (!st || !list || (unsigned)kind >= GN_LAYER_KIND_COUNT) {
@@ -198,10 +214,15 @@ int gn_stack_set(gn_stack *st, gn_layer_kind kind, const char *list)
         }
         const gn_layer_ops *ops = list_find(&st->reg->kinds[kind], p, len);
         if (!ops) {
+            ops = list_find_short(&st->reg->kinds[kind], p, len);
+        }
+        if (!ops) {
             return GN_ENOTFOUND;
         }
-        if (list_find(&next, p, len)) {
-            return GN_EINVAL;
+        for (size_t i = 0; i < next.n; i++) {
+            if (next.ops[i] == ops) {
+                return GN_EINVAL; /* named twice */
+            }
         }
         if (next.n == GN_REGISTRY_MAX_PER_KIND) {
             return GN_ELIMIT;

@@ -63,8 +63,10 @@ GN_API int gn_stack_new(const gn_registry *reg, gn_stack **out);
 GN_API void gn_stack_free(gn_stack *st);
 
 /**
- * Replaces the choice for @kind with the comma-separated names in @list
- * ("noise,ecies"), in preference order. Errors: GN_ENOTFOUND (a name not
+ * Replaces the choice for @kind with the comma-separated names in @list, in
+ * preference order. An entry is a registered name ("/noise") or a path
+ * segment of one ("noise" for "/noise", "ecies" for "/golem/ecies/1.0.0",
+ * "yamux" for "/yamux/1.0.0"); the first match wins. Errors: GN_ENOTFOUND (a name not
  * registered for @kind; the stack is unchanged), GN_EINVAL (empty entry,
  * duplicate), GN_ELIMIT.
  */

@@ -65,6 +65,12 @@ GN_TEST(stack_order_and_explicit_only)
     CHECK_EQ(gn_stack_set(st, GN_LAYER_CRYPTO, "/a,/a"), GN_EINVAL);
     CHECK_EQ(gn_stack_set(st, GN_LAYER_CRYPTO, ""), GN_EINVAL);
     CHECK(gn_stack_get(st, GN_LAYER_CRYPTO, 3) == NULL);
+    /* short forms: a path segment of the protocol id */
+    CHECK_OK(gn_stack_set(st, GN_LAYER_CRYPTO, "b,plain"));
+    CHECK_EQ(gn_stack_count(st, GN_LAYER_CRYPTO), 2);
+    CHECK_STR(gn_stack_get(st, GN_LAYER_CRYPTO, 0)->name, "/b");
+    CHECK_EQ(gn_stack_set(st, GN_LAYER_CRYPTO, "b,/b"), GN_EINVAL); /* same component twice */
+    CHECK_EQ(gn_stack_set(st, GN_LAYER_CRYPTO, "pla"), GN_ENOTFOUND); /* whole segments only */
     gn_stack_free(st);
     gn_registry_free(reg);
 }
