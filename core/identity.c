@@ -204,6 +204,18 @@ void gn_identity_public_key(const gn_identity *id, uint8_t out[GN_ED25519_PUBLIC
     memcpy(out, id->pk, GN_ED25519_PUBLICKEYBYTES);
 }
 
+int gni_identity_x25519_secret(const gn_identity *id, uint8_t out[32])
+{
+    if (!id || !out) {
+        return GN_EINVAL;
+    }
+    if (crypto_sign_ed25519_sk_to_curve25519(out, id->sk) != 0) {
+        sodium_memzero(out, 32);
+        return GN_EINTERNAL;
+    }
+    return 0;
+}
+
 void gn_identity_peer_id(const gn_identity *id, gn_peer_id *out)
 {
     *out = id->pid;

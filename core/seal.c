@@ -6,6 +6,7 @@
 
 #include "golemnet/err.h"
 #include "golemnet/log.h"
+#include "gni.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -14,8 +15,6 @@
 #define SEAL_SALT "golem-seal/1"
 #define SEAL_INFO "golem-seal/1 key"
 #define SIGN_PREFIX "golem-sign/1"
-/* libp2p PrivateKey protobuf of an Ed25519 key: 08 01 12 40 || seed || pk. */
-#define SEAL_PRIV_PB_LEN 68
 
 size_t gn_seal_overhead(void)
 {
@@ -32,25 +31,20 @@ size_t gn_sign_context_max(void)
     return GN_SIGN_CONTEXT_MAX;
 }
 
-/* k = HKDF-Expand(HKDF-Extract("golem-seal/1", dh), "golem-seal/1 key" || E || R, 32),
- * RFC 5869 over crypto_auth_hmacsha256. */
+/* k = HKDF-Expand(HKDF-Extract("golem-seal/1", dh), "golem-seal/1 key" || E || R, 32)
+ * (section 15). */
 static void seal_kdf(uint8_t k[32], const uint8_t dh[32], const uint8_t epk[32],
                      const uint8_t recipient[32])
 {
-    crypto_auth_hmacsha256_state st;
     uint8_t prk[32];
-    static const uint8_t one = 1;
-    crypto_auth_hmacsha256_init(&st, (const uint8_t *)SEAL_SALT, sizeof SEAL_SALT - 1);
-    crypto_auth_hmacsha256_update(&st, dh, 32);
-    crypto_auth_hmacsha256_final(&st, prk);
-    /* One output block: T(1) = HMAC(prk, info || 0x01). */
-    crypto_auth_hmacsha256_init(&st, prk, sizeof prk);
-    crypto_auth_hmacsha256_update(&st, (const uint8_t *)SEAL_INFO, sizeof SEAL_INFO - 1);
-    crypto_auth_hmacsha256_update(&st, epk, 32);
-    crypto_auth_hmacsha256_update(&st, recipient, 32);
-    crypto_auth_hmacsha256_update(&st, &one, 1);
-    crypto_auth_hmacsha256_final(&st, k);
-    sodium_memzero(&st, sizeof st);
+    uint8_t info[sizeof SEAL_INFO - 1 + 64];
+    gni_hkdf_sha256_extract(prk, (const uint8_t *)SEAL_SALT, sizeof SEAL_SALT - 1, dh, 32);
+    memcpy(info, SEAL_INFO, sizeof SEAL_INFO - 1);
+    memcpy(info + sizeof SEAL_INFO - 1, epk, 32);
+    memcpy(info + sizeof SEAL_INFO - 1 + 32, recipient, 32);
+    int rc = gni_hkdf_sha256_expand(k, 32, prk, sizeof prk, info, sizeof info);
+    assert(rc == 0); /* 32 bytes, valid pointers: cannot fail */
+    (void)rc;
     sodium_memzero(prk, sizeof prk);
 }
 
@@ -140,25 +134,6 @@ out:
     return rc;
 }
 
-/* X25519 secret of @id: crypto_sign_ed25519_sk_to_curve25519 of seed || pk. */
-static int seal_identity_x25519(const gn_identity *id, uint8_t xsk[32], uint8_t ed_pk[32])
-{
-    uint8_t *pb = sodium_malloc(SEAL_PRIV_PB_LEN);
-    if (!pb) {
-        return GN_ENOMEM;
-    }
-    int rc = gn_identity_encode_private(id, pb, SEAL_PRIV_PB_LEN);
-    static const uint8_t pb_hdr[4] = {0x08, 0x01, 0x12, 0x40};
-    if (rc != SEAL_PRIV_PB_LEN || memcmp(pb, pb_hdr, sizeof pb_hdr) != 0) {
-        rc = GN_EINTERNAL;
-    } else {
-        rc = crypto_sign_ed25519_sk_to_curve25519(xsk, pb + 4) == 0 ? 0 : GN_EINTERNAL;
-        memcpy(ed_pk, pb + 4 + 32, 32);
-    }
-    sodium_free(pb); /* wipes */
-    return rc;
-}
-
 int gn_seal_open(const gn_identity *id, const uint8_t *sealed, size_t sealed_len,
                  const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_cap,
                  size_t *out_len)
@@ -192,10 +167,11 @@ int gn_seal_open(const gn_identity *id, const uint8_t *sealed, size_t sealed_len
     }
     uint8_t *xsk = sec, *dh = sec + 32, *k = sec + 64;
     uint8_t ed_pk[32];
-    int rc = seal_identity_x25519(id, xsk, ed_pk);
+    int rc = gni_identity_x25519_secret(id, xsk);
     if (rc < 0) {
         goto out;
     }
+    gn_identity_public_key(id, ed_pk);
     if (crypto_scalarmult_curve25519(dh, xsk, sealed + 2) != 0) {
         rc = GN_EDECRYPT; /* low-order ephemeral key */
         goto out;

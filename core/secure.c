@@ -86,6 +86,8 @@ static void bytes_free(bytes *b)
 
 /* Most received ciphertext kept while the consumer does not read. */
 #define SEC_RX_MAX (4u << 20)
+/* Largest write buffer kept for reuse after its write completed. */
+#define SEC_SPARE_MAX (4u << 20)
 
 typedef struct sec_wreq {
     struct sec_stream *ss;
@@ -93,6 +95,7 @@ typedef struct sec_wreq {
     void *arg;
     size_t plain_len;
     size_t out_len;
+    size_t cap; /* bytes of out[] */
     uint8_t out[]; /* the sealed frames */
 } sec_wreq;
 
@@ -106,7 +109,9 @@ typedef struct sec_stream {
     bytes rx;             /* received ciphertext not yet opened */
     bool eof_pending;     /* below reached EOF behind rx */
     bool drain_scheduled; /* a deferred rx drain is queued */
-    sec_wreq *blocked;   /* sealed write the stream below refused (GN_EAGAIN) */
+    sec_wreq *blocked;    /* sealed write the stream below refused (GN_EAGAIN) */
+    sec_wreq *spare;      /* a completed write's buffer, kept for the next write */
+    uint8_t *scratch;     /* max_plain bytes: gathers a frame spanning iovs */
     bool want_writable;   /* we refused a consumer write */
     bool dead;            /* closing: ignore events from below */
 } sec_stream;
@@ -118,11 +123,41 @@ static void sec_on_writable(gn_stream *below, void *ud);
 static const gn_stream_handler sec_below_handler = {sec_on_data, sec_on_eof, sec_on_error,
                                                     sec_on_writable};
 
+/* A write buffer of at least @cap bytes: the spare one when it is large enough. */
+static sec_wreq *sec_wreq_get(sec_stream *ss, size_t cap)
+{
+    sec_wreq *w = ss->spare;
+    if (w && cap > 0 && w->cap >= cap) {
+        ss->spare = NULL;
+        return w;
+    }
+    if ((w = gn_malloc(sizeof *w + cap)) != NULL) {
+        w->cap = cap;
+    }
+    return w;
+}
+
+/* Releases @w, keeping the largest recent buffer (bounded) for the next write. */
+static void sec_wreq_put(sec_stream *ss, sec_wreq *w)
+{
+    if (ss->dead || w->cap > SEC_SPARE_MAX || (ss->spare && ss->spare->cap >= w->cap)) {
+        gn_free(w);
+        return;
+    }
+    gn_free(ss->spare);
+    ss->spare = w;
+}
+
 static void sec_write_done(void *arg, int status)
 {
     sec_wreq *w = arg;
-    gn_stream_complete_write(&w->ss->s, w->cb, w->arg, w->plain_len, status);
-    gn_free(w);
+    sec_stream *ss = w->ss;
+    gn_write_cb cb = w->cb;
+    void *cb_arg = w->arg;
+    size_t plain_len = w->plain_len;
+    /* release first: a write made from the completion reuses the buffer */
+    sec_wreq_put(ss, w);
+    gn_stream_complete_write(&ss->s, cb, cb_arg, plain_len, status);
 }
 
 static void sec_zero_write_done(gn_loop *loop, void *arg)
@@ -149,7 +184,7 @@ static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_
     if (frames > (SIZE_MAX - sizeof(sec_wreq) - total) / (ss->cv->overhead + 1)) {
         return GN_ETOOBIG;
     }
-    sec_wreq *w = gn_malloc(sizeof *w + total + frames * ss->cv->overhead);
+    sec_wreq *w = sec_wreq_get(ss, total + frames * ss->cv->overhead);
     if (!w) {
         return GN_ENOMEM;
     }
@@ -161,12 +196,11 @@ static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_
     if (total == 0) {
         int rc = gn_loop_defer(s->loop, sec_zero_write_done, w);
         if (rc < 0) {
-            gn_free(w);
+            sec_wreq_put(ss, w);
         }
         return rc;
     }
     /* Seal frame by frame; a frame spanning iovs is gathered into scratch. */
-    uint8_t *scratch = NULL;
     size_t vi = 0, voff = 0, left = total;
     while (left > 0) {
         size_t flen = GNI_MIN(left, maxp);
@@ -179,14 +213,14 @@ static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_
             src = iov[vi].base + voff;
             voff += flen;
         } else {
-            if (!scratch && !(scratch = gn_malloc(maxp))) {
-                gn_free(w);
+            if (!ss->scratch && !(ss->scratch = gn_malloc(maxp))) {
+                sec_wreq_put(ss, w);
                 return GN_ENOMEM;
             }
             size_t got = 0;
             while (got < flen) {
                 size_t take = GNI_MIN(flen - got, iov[vi].len - voff);
-                memcpy(scratch + got, iov[vi].base + voff, take);
+                memcpy(ss->scratch + got, iov[vi].base + voff, take);
                 got += take;
                 voff += take;
                 if (voff == iov[vi].len) {
@@ -194,18 +228,16 @@ static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_
                     voff = 0;
                 }
             }
-            src = scratch;
+            src = ss->scratch;
         }
         int n = ss->cv->seal(ss->cobj, src, flen, w->out + w->out_len);
         if (n < 0) {
-            gn_free(scratch);
-            gn_free(w);
+            sec_wreq_put(ss, w);
             return n;
         }
         w->out_len += (size_t)n;
         left -= flen;
     }
-    gn_free(scratch);
     gn_slice out = gn_slice_of(w->out, w->out_len);
     int rc = gn_stream_write(s->below, &out, 1, sec_write_done, w);
     if (rc == GN_EAGAIN) {
@@ -409,6 +441,8 @@ static void sec_below_closed(gn_stream *below, void *arg)
     sec_stream *ss = arg;
     ss->cv->free(ss->cobj);
     bytes_free(&ss->rx);
+    gn_free(ss->spare);
+    gn_free(ss->scratch);
     gn_stream_emit_closed(&ss->s);
     gn_free(ss);
 }
@@ -506,7 +540,8 @@ static int hs_flush(hs_run *r)
     uint8_t stack_buf[2048];
     uint8_t *mem = stack_buf;
     size_t cap = sizeof stack_buf;
-    for (;;) {
+    /* bounded: every pass but the growing ones writes a full buffer */
+    for (int pass = 0; pass < 4096; pass++) {
         gn_buf out;
         gn_buf_init(&out, mem, cap);
         int n = r->hv->drain(r->hs, &out, gn_loop_now(r->c->loop));
@@ -524,11 +559,18 @@ static int hs_flush(hs_run *r)
         if (n > 0 && gn_buf_len(&out) > 0) {
             rc = write_copy(r->below, out.pos, gn_buf_len(&out));
         }
-        if (mem != stack_buf) {
-            gn_free(mem);
+        if (rc < 0 || n == 0 || gn_buf_left(&out) > 0) {
+            if (mem != stack_buf) {
+                gn_free(mem);
+            }
+            return rc < 0 ? rc : 0;
         }
-        return rc < 0 ? rc : 0;
+        /* the buffer filled up: the core may hold more (partial drain) */
     }
+    if (mem != stack_buf) {
+        gn_free(mem);
+    }
+    return GN_ETOOBIG; /* a core that never stops producing */
 }
 
 static void hs_below_closed(gn_stream *below, void *arg)

@@ -431,6 +431,39 @@ GN_TEST(truncated_frame_is_an_error)
     side_fini(&s[1], NULL);
 }
 
+/* A clean half-close arrives as end of data after all the data, never as an
+ * error (for ECIES this is the authenticated CLOSE frame), and the other
+ * direction keeps working. */
+GN_TEST(clean_shutdown_is_eof)
+{
+    side s[2];
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    start_pair(s, NULL);
+    CHECK(run_until(both_done, s, 5000));
+    CHECK_EQ(s[0].status, 0);
+    CHECK_EQ(s[1].status, 0);
+    start_reading(&s[0]);
+    start_reading(&s[1]);
+    uint8_t buf[3000];
+    memset(buf, 0x33, sizeof buf);
+    gn_slice iov = gn_slice_of(buf, sizeof buf);
+    int wst = 1;
+    CHECK_OK(gn_stream_write(s[0].secured, &iov, 1, written_cb, &wst));
+    CHECK_OK(gn_stream_shutdown(s[0].secured));
+    rx_target = sizeof buf + 1; /* run until eof or error */
+    CHECK(run_until(rx_reached, &s[1], 2000));
+    CHECK_EQ(s[1].err, 0);
+    CHECK(s[1].eof);
+    CHECK_EQ(s[1].rx_len, sizeof buf);
+    CHECK_EQ(wst, 0);
+    /* half-closed: the other way still carries data */
+    transfer(&s[1], &s[0], 70000, 2);
+    CHECK(!s[0].eof);
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+}
+
 static bool victim_done(void *arg)
 {
     return ((side *)arg)->status != 1;
@@ -590,6 +623,7 @@ int main(int argc, char **argv)
         GN_T(tampered_handshake_byte_at_every_position),
         GN_T(tampered_transport_frame_at_every_position),
         GN_T(truncated_frame_is_an_error),
+        GN_T(clean_shutdown_is_eof),
         GN_T(oversize_and_garbage_handshake_input),
         GN_T(timeout_when_peer_is_silent),
         GN_T(over_memory_transport),

@@ -46,52 +46,7 @@ static void ecies_nonce(uint8_t n[crypto_aead_chacha20poly1305_ietf_NPUBBYTES], 
     ecies_put64(n + 4, c);
 }
 
-/* ---- HKDF-SHA256 (RFC 5869) over crypto_auth_hmacsha256 (section 1) ---------------- */
-
-void gni_ecies_hkdf_extract(uint8_t prk[32], const uint8_t *salt, size_t salt_len,
-                            const uint8_t *ikm, size_t ikm_len)
-{
-    static const uint8_t zero[32];
-    crypto_auth_hmacsha256_state st;
-    /* An absent salt is HashLen zero bytes (RFC 5869 section 2.2). */
-    if (!salt || !salt_len) {
-        salt = zero;
-        salt_len = sizeof zero;
-    }
-    crypto_auth_hmacsha256_init(&st, salt, salt_len);
-    crypto_auth_hmacsha256_update(&st, ikm ? ikm : zero, ikm_len);
-    crypto_auth_hmacsha256_final(&st, prk);
-    sodium_memzero(&st, sizeof st);
-}
-
-int gni_ecies_hkdf_expand(uint8_t *out, size_t out_len, const uint8_t *prk, size_t prk_len,
-                          const uint8_t *info, size_t info_len)
-{
-    if ((!out && out_len) || !prk || (!info && info_len) || out_len > 255u * 32u) {
-        return GN_EINVAL;
-    }
-    crypto_auth_hmacsha256_state st;
-    uint8_t t[32];
-    size_t done = 0;
-    for (unsigned i = 1; done < out_len; i++) {
-        uint8_t ctr = (uint8_t)i;
-        crypto_auth_hmacsha256_init(&st, prk, prk_len);
-        if (i > 1) {
-            crypto_auth_hmacsha256_update(&st, t, sizeof t);
-        }
-        if (info_len) {
-            crypto_auth_hmacsha256_update(&st, info, info_len);
-        }
-        crypto_auth_hmacsha256_update(&st, &ctr, 1);
-        crypto_auth_hmacsha256_final(&st, t);
-        size_t n = GNI_MIN(sizeof t, out_len - done);
-        memcpy(out + done, t, n);
-        done += n;
-    }
-    sodium_memzero(&st, sizeof st);
-    sodium_memzero(t, sizeof t);
-    return 0;
-}
+/* ---- HKDF-SHA256 (RFC 5869, section 1): the shared gni_hkdf_sha256_* of core/hkdf.c */
 
 /* HKDF-Expand(prk, label || extra, 32); @extra may be NULL. */
 static void ecies_expand_label(uint8_t out[32], const uint8_t prk[32], const char *label,
@@ -104,7 +59,7 @@ static void ecies_expand_label(uint8_t out[32], const uint8_t prk[32], const cha
     if (extra_len) {
         memcpy(info + ll, extra, extra_len);
     }
-    int rc = gni_ecies_hkdf_expand(out, 32, prk, 32, info, ll + extra_len);
+    int rc = gni_hkdf_sha256_expand(out, 32, prk, 32, info, ll + extra_len);
     assert(rc == 0);
     (void)rc;
 }
@@ -224,7 +179,7 @@ static int ecies_derive_hs_keys(gni_ecies_hs *hs, const uint8_t peer_e[32],
     if (rc != 0) {
         return GN_EBADKEY;
     }
-    gni_ecies_hkdf_extract(s->prk, h2, GNI_ECIES_HASHBYTES, s->dh, sizeof s->dh);
+    gni_hkdf_sha256_extract(s->prk, h2, GNI_ECIES_HASHBYTES, s->dh, sizeof s->dh);
     sodium_memzero(s->dh, sizeof s->dh);
     ecies_expand_label(s->k, s->prk, "golem-ecies/1 hs r2i", NULL, 0);
     ecies_expand_label(s->k3, s->prk, "golem-ecies/1 hs i2r", NULL, 0);

@@ -248,14 +248,4 @@ bool gni_ecies_session_rx_closed(const gni_ecies_session *s);
  */
 int gni_ecies_session_recv_eof(gni_ecies_session *s);
 
-/**
- * HKDF-SHA256 (RFC 5869) over libsodium's HMAC-SHA256, exported for tests.
- * Extract: @prk = HMAC(@salt, @ikm). Expand: @out_len (<= 255*32) bytes.
- * Returns 0 or GN_EINVAL.
- */
-void gni_ecies_hkdf_extract(uint8_t prk[32], const uint8_t *salt, size_t salt_len,
-                            const uint8_t *ikm, size_t ikm_len);
-int gni_ecies_hkdf_expand(uint8_t *out, size_t out_len, const uint8_t *prk, size_t prk_len,
-                          const uint8_t *info, size_t info_len);
-
 #endif /* GNI_ECIES_H */

@@ -12,6 +12,7 @@
  * extension blocks. HKDF vectors: RFC 5869 appendix A, test cases 1 and 3.
  */
 #include "ecies.h"
+#include "gni.h"
 
 #include "gn_test.h"
 #include "golemnet/err.h"
@@ -135,22 +136,22 @@ GN_TEST(hkdf_rfc5869)
         info[i] = (uint8_t)(0xf0 + i);
     }
     /* Test case 1 */
-    gni_ecies_hkdf_extract(prk, salt, sizeof salt, ikm, sizeof ikm);
+    gni_hkdf_sha256_extract(prk, salt, sizeof salt, ikm, sizeof ikm);
     unhex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5", exp, 64);
     CHECK_MEM(prk, exp, 32);
-    CHECK_OK(gni_ecies_hkdf_expand(okm, 42, prk, 32, info, sizeof info));
+    CHECK_OK(gni_hkdf_sha256_expand(okm, 42, prk, 32, info, sizeof info));
     unhex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
           exp, 64);
     CHECK_MEM(okm, exp, 42);
     /* Test case 3: empty salt and info */
-    gni_ecies_hkdf_extract(prk, NULL, 0, ikm, sizeof ikm);
+    gni_hkdf_sha256_extract(prk, NULL, 0, ikm, sizeof ikm);
     unhex("19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04", exp, 64);
     CHECK_MEM(prk, exp, 32);
-    CHECK_OK(gni_ecies_hkdf_expand(okm, 42, prk, 32, NULL, 0));
+    CHECK_OK(gni_hkdf_sha256_expand(okm, 42, prk, 32, NULL, 0));
     unhex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
           exp, 64);
     CHECK_MEM(okm, exp, 42);
-    CHECK_EQ(gni_ecies_hkdf_expand(okm, 255 * 32 + 1, prk, 32, NULL, 0), GN_EINVAL);
+    CHECK_EQ(gni_hkdf_sha256_expand(okm, 255 * 32 + 1, prk, 32, NULL, 0), GN_EINVAL);
 }
 
 /* ---- handshake ---------------------------------------------------------------------- */
@@ -597,8 +598,8 @@ static size_t forge_msg2(const uint8_t *msg1, const gn_identity *id, enum forge_
     crypto_hash_sha256_state snap = th;
     crypto_hash_sha256_final(&snap, h2);
     CHECK_EQ(crypto_scalarmult_curve25519(dh, e_sk, msg1 + 4), 0);
-    gni_ecies_hkdf_extract(prk, h2, 32, dh, 32);
-    CHECK_OK(gni_ecies_hkdf_expand(k2, 32, prk, 32, (const uint8_t *)"golem-ecies/1 hs r2i", 20));
+    gni_hkdf_sha256_extract(prk, h2, 32, dh, 32);
+    CHECK_OK(gni_hkdf_sha256_expand(k2, 32, prk, 32, (const uint8_t *)"golem-ecies/1 hs r2i", 20));
     uint8_t pt[256];
     size_t n = 0;
     gn_identity_public_key(id, pt);
