@@ -1,0 +1,275 @@
+/* identify over a gn_stream: a thin driver of the identify core. See identify.h. */
+#include "identify.h"
+
+#include "golemnet/loop.h"
+#include "gni.h"
+
+#include <string.h>
+
+typedef struct id_run {
+    gn_stream *s;
+    gn_timer timer;
+    bool finished;
+    bool closed;           /* the stream's close callback ran */
+    unsigned writes;       /* write completions still to come */
+    /* serve / push */
+    uint8_t *msg;
+    gni_app_done_cb done_cb;
+    /* request / recv push */
+    gni_identify_cb cb;
+    void *arg;
+    bool has_expected;
+    bool require_key;
+    gn_peer_id expected;
+    uint8_t *in;
+    size_t in_len;
+    size_t in_cap;
+} id_run;
+
+static void run_maybe_free(id_run *r)
+{
+    if (r->closed && r->writes == 0) {
+        gn_free(r->msg);
+        gn_free(r->in);
+        gn_free(r);
+    }
+}
+
+static void on_closed(gn_stream *s, void *arg)
+{
+    (void)s;
+    id_run *r = arg;
+    r->closed = true;
+    run_maybe_free(r);
+}
+
+/* Stops everything and starts closing (or resetting) the stream. */
+static void run_end(id_run *r, bool reset)
+{
+    r->finished = true;
+    gn_timer_stop(&r->timer);
+    gn_stream_set_handler(r->s, NULL, NULL);
+    if (reset) {
+        gn_stream_reset(r->s, on_closed, r);
+    } else {
+        gn_stream_close(r->s, on_closed, r);
+    }
+}
+
+/* ---- serve / push ---- */
+
+static void serve_finish(id_run *r, int status)
+{
+    if (r->finished) {
+        return;
+    }
+    run_end(r, status < 0);
+    if (r->done_cb) {
+        r->done_cb(r->arg, status);
+    }
+}
+
+static void serve_written(void *arg, int status)
+{
+    id_run *r = arg;
+    r->writes--;
+    serve_finish(r, status);
+    run_maybe_free(r);
+}
+
+static void serve_timeout(gn_timer *t, void *arg)
+{
+    (void)t;
+    serve_finish(arg, GN_ETIMEDOUT);
+}
+
+static int send_info(gn_stream *s, const gni_identify_info *info, gni_app_done_cb cb, void *arg)
+{
+    if (!s || !info) {
+        return GN_EINVAL;
+    }
+    gni_identify_info local = *info;
+    gn_multiaddr *remote = NULL;
+    if (!local.observed_addr && gn_stream_addr(s, GN_ADDR_REMOTE, &remote) == 0) {
+        local.observed_addr = remote;
+    }
+    int rc = 0;
+    id_run *r = NULL;
+    long n = gni_identify_encoded_len(&local);
+    if (n < 0) {
+        rc = (int)n;
+        goto out;
+    }
+    r = gn_calloc(1, sizeof *r);
+    if (!r || !(r->msg = gn_malloc((size_t)n))) {
+        rc = GN_ENOMEM;
+        goto out;
+    }
+    gn_buf b;
+    gn_buf_init(&b, r->msg, (size_t)n);
+    if ((rc = gni_identify_encode(&local, &b)) < 0) {
+        goto out;
+    }
+    r->s = s;
+    r->done_cb = cb;
+    r->arg = arg;
+    gn_timer_init(s->loop, &r->timer);
+    gn_slice iov = gn_slice_of(b.pos, gn_buf_len(&b));
+    if ((rc = gn_stream_write(s, &iov, 1, serve_written, r)) < 0) {
+        goto out;
+    }
+    r->writes = 1;
+    /* the write is in: from here on the driver owns the stream */
+    rc = gn_stream_shutdown(s);
+    if (rc < 0 && rc != GN_ENOTSUP) {
+        GN_LOG(GN_LOG_DEBUG, "identify", "shutdown failed: %s", gn_err_name(rc));
+    }
+    rc = 0;
+    if (gn_timer_start(&r->timer, GNI_IDENTIFY_TIMEOUT, serve_timeout, r) < 0) {
+        GN_LOG(GN_LOG_DEBUG, "identify", "no timer for the reply");
+    }
+    r = NULL;
+out:
+    if (r) {
+        gn_free(r->msg);
+        gn_free(r);
+    }
+    gn_multiaddr_free(remote);
+    return rc;
+}
+
+int gni_identify_serve(gn_stream *s, const gni_identify_info *info, gni_app_done_cb cb,
+                       void *arg)
+{
+    return send_info(s, info, cb, arg);
+}
+
+int gni_identify_push(gn_stream *s, const gni_identify_info *info, gni_app_done_cb cb,
+                      void *arg)
+{
+    return send_info(s, info, cb, arg);
+}
+
+/* ---- request / receive push ---- */
+
+static void req_finish(id_run *r, int status, gni_identify_result *res)
+{
+    if (r->finished) {
+        gni_identify_result_free(res);
+        return;
+    }
+    run_end(r, status < 0 && status != GN_EPEERID && status != GN_EBADKEY);
+    r->cb(r->arg, status, status == 0 ? res : NULL);
+}
+
+static void req_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
+{
+    (void)s;
+    id_run *r = ud;
+    if (r->finished) {
+        return;
+    }
+    if (len > GNI_IDENTIFY_MAX_MSG - r->in_len) {
+        req_finish(r, GN_EFRAMESIZE, NULL);
+        return;
+    }
+    if (r->in_len + len > r->in_cap) {
+        size_t cap = r->in_cap ? r->in_cap : 1024;
+        while (cap < r->in_len + len) {
+            cap *= 2;
+        }
+        cap = GNI_MIN(cap, (size_t)GNI_IDENTIFY_MAX_MSG);
+        uint8_t *nb = gn_realloc(r->in, cap);
+        if (!nb) {
+            req_finish(r, GN_ENOMEM, NULL);
+            return;
+        }
+        r->in = nb;
+        r->in_cap = cap;
+    }
+    memcpy(r->in + r->in_len, data, len);
+    r->in_len += len;
+}
+
+static void req_eof(gn_stream *s, void *ud)
+{
+    (void)s;
+    id_run *r = ud;
+    if (r->finished) {
+        return;
+    }
+    gni_identify_result *res = NULL;
+    int rc = gni_identify_decode(r->in, r->in_len, r->has_expected ? &r->expected : NULL,
+                                 r->require_key, &res);
+    req_finish(r, rc, res);
+}
+
+static void req_error(gn_stream *s, void *ud, int err)
+{
+    (void)s;
+    req_finish(ud, err, NULL);
+}
+
+static const gn_stream_handler req_handler = {req_data, req_eof, req_error, NULL};
+
+static void req_timeout(gn_timer *t, void *arg)
+{
+    (void)t;
+    req_finish(arg, GN_ETIMEDOUT, NULL);
+}
+
+static int start_read(gn_stream *s, const gn_peer_id *expected, gn_time timeout,
+                      bool require_key, gni_identify_cb cb, void *arg)
+{
+    if (!s || !cb) {
+        return GN_EINVAL;
+    }
+    gn_peer_id pid;
+    bool have = false;
+    if (expected) {
+        pid = *expected;
+        have = true;
+    } else if (gn_stream_query(s, GN_QUERY_REMOTE_PEER_ID, &pid, sizeof pid) > 0) {
+        have = true;
+    }
+    if (!have && require_key) {
+        return GN_EINVAL;
+    }
+    id_run *r = gn_calloc(1, sizeof *r);
+    if (!r) {
+        return GN_ENOMEM;
+    }
+    r->s = s;
+    r->cb = cb;
+    r->arg = arg;
+    r->require_key = require_key;
+    r->has_expected = have;
+    if (have) {
+        r->expected = pid;
+    }
+    gn_timer_init(s->loop, &r->timer);
+    int rc = gn_timer_start(&r->timer, timeout ? timeout : GNI_IDENTIFY_TIMEOUT, req_timeout, r);
+    if (rc == 0) {
+        gn_stream_set_handler(s, &req_handler, r);
+        rc = gn_stream_read_start(s);
+    }
+    if (rc < 0) {
+        gn_timer_stop(&r->timer);
+        gn_stream_set_handler(s, NULL, NULL);
+        gn_free(r);
+        return rc;
+    }
+    return 0;
+}
+
+int gni_identify_request(gn_stream *s, const gn_peer_id *expected, gn_time timeout,
+                         gni_identify_cb cb, void *arg)
+{
+    return start_read(s, expected, timeout, true, cb, arg);
+}
+
+int gni_identify_recv_push(gn_stream *s, const gn_peer_id *expected, gn_time timeout,
+                           gni_identify_cb cb, void *arg)
+{
+    return start_read(s, expected, timeout, false, cb, arg);
+}

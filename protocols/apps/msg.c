@@ -1,0 +1,128 @@
+/* /golem/msg/1.0.0: sans-I/O framing core. See msg.h and docs/protocols/msg.md. */
+#include "msg.h"
+
+#include "golemnet/multiformats.h"
+#include "gni.h"
+
+#include <string.h>
+
+int gni_msg_header_encode(uint64_t len, uint8_t out[GNI_MSG_HEADER_MAX])
+{
+    return gn_varint_encode(len, out, GNI_MSG_HEADER_MAX);
+}
+
+int gni_msg_decoder_init(gni_msg_decoder *d, size_t max_len, bool expect_version)
+{
+    if (!d || max_len > GNI_MSG_MAX_LEN_LIMIT) {
+        return GN_EINVAL;
+    }
+    memset(d, 0, sizeof *d);
+    d->max_len = max_len ? max_len : GNI_MSG_DEFAULT_MAX_LEN;
+    d->state = expect_version ? GNI_MSG_DEC_VERSION : GNI_MSG_DEC_LENGTH;
+    return 0;
+}
+
+void gni_msg_decoder_fini(gni_msg_decoder *d)
+{
+    gn_rcbuf_rele(d->cur);
+    d->cur = NULL;
+}
+
+static int dec_fail(gni_msg_decoder *d, int err)
+{
+    gn_rcbuf_rele(d->cur);
+    d->cur = NULL;
+    d->state = GNI_MSG_DEC_FAILED;
+    d->err = err;
+    return err;
+}
+
+/* Hands the finished message over and goes back to reading a length. */
+static int dec_complete(gni_msg_decoder *d, size_t pos, size_t *consumed, gn_rcbuf **msg)
+{
+    *msg = d->cur;
+    d->cur = NULL;
+    d->need = d->have = 0;
+    d->state = GNI_MSG_DEC_LENGTH;
+    *consumed = pos;
+    return 1;
+}
+
+int gni_msg_decode(gni_msg_decoder *d, const uint8_t *in, size_t len, size_t *consumed,
+                   gn_rcbuf **msg)
+{
+    *consumed = 0;
+    if (d->state == GNI_MSG_DEC_FAILED) {
+        return d->err;
+    }
+    size_t pos = 0;
+    while (pos < len) {
+        switch (d->state) {
+        case GNI_MSG_DEC_VERSION:
+            if (in[pos] != GNI_MSG_VERSION) {
+                return dec_fail(d, GN_EVERSION);
+            }
+            pos++;
+            d->state = GNI_MSG_DEC_LENGTH;
+            break;
+        case GNI_MSG_DEC_LENGTH: {
+            uint8_t b = in[pos++];
+            d->lenbuf[d->lenbuf_n++] = b;
+            if (b & 0x80) {
+                if (d->lenbuf_n == GNI_MSG_HEADER_MAX) {
+                    return dec_fail(d, GN_EBADFRAME); /* longer than 9 bytes */
+                }
+                break;
+            }
+            uint64_t v;
+            int rc = gn_varint_decode(d->lenbuf, d->lenbuf_n, &v);
+            d->lenbuf_n = 0;
+            if (rc < 0) {
+                return dec_fail(d, GN_EBADFRAME); /* not minimal */
+            }
+            if (v > d->max_len) {
+                return dec_fail(d, GN_EFRAMESIZE);
+            }
+            d->cur = gn_rcbuf_new(NULL, (size_t)v);
+            if (!d->cur) {
+                return dec_fail(d, GN_ENOMEM);
+            }
+            d->need = (size_t)v;
+            d->have = 0;
+            if (v == 0) {
+                return dec_complete(d, pos, consumed, msg);
+            }
+            d->state = GNI_MSG_DEC_BODY;
+            break;
+        }
+        case GNI_MSG_DEC_BODY: {
+            size_t take = GNI_MIN(len - pos, d->need - d->have);
+            memcpy(gn_rcbuf_data_mut(d->cur) + d->have, in + pos, take);
+            d->have += take;
+            pos += take;
+            if (d->have == d->need) {
+                return dec_complete(d, pos, consumed, msg);
+            }
+            break;
+        }
+        default:
+            return dec_fail(d, GN_EINTERNAL);
+        }
+    }
+    *consumed = pos;
+    return 0;
+}
+
+int gni_msg_decode_eof(gni_msg_decoder *d)
+{
+    switch (d->state) {
+    case GNI_MSG_DEC_FAILED:
+        return d->err;
+    case GNI_MSG_DEC_VERSION:
+        return 0;
+    case GNI_MSG_DEC_LENGTH:
+        return d->lenbuf_n == 0 ? 0 : dec_fail(d, GN_EPROTO);
+    default:
+        return dec_fail(d, GN_EPROTO);
+    }
+}

@@ -1,0 +1,403 @@
+/* identify: core encode/decode against hand-built protobufs, bounds, and the drivers. */
+#include "golemnet/golemnet.h"
+#include "golemnet/multiformats.h"
+#include "identify.h"
+
+#include "gn_pipe.h"
+#include "gn_test.h"
+#include "apps_test.h"
+
+/* The PublicKey protobuf of identity seed 1 (08 01 12 20 || key, peer-ids spec). */
+static size_t seed_key(uint32_t seed, uint8_t pb[64], gn_peer_id *pid)
+{
+    gn_identity *id;
+    if (gn_identity_from_int_seed(seed, &id) < 0)
+        return 0;
+    uint8_t pub[32];
+    gn_identity_public_key(id, pub);
+    int n = gn_pubkey_encode_ed25519(pub, pb, 64);
+    if (pid)
+        gn_identity_peer_id(id, pid);
+    gn_identity_free(id);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Appends raw bytes / hex to a test buffer. */
+typedef struct tbuf {
+    uint8_t b[4096];
+    size_t n;
+} tbuf;
+static void put(tbuf *t, const void *p, size_t n)
+{
+    memcpy(t->b + t->n, p, n);
+    t->n += n;
+}
+static void puthex(tbuf *t, const char *hex)
+{
+    long n = gn_test_unhex(hex, t->b + t->n, sizeof t->b - t->n);
+    t->n += (size_t)n;
+}
+static void putstr(tbuf *t, uint8_t tag, const char *s)
+{
+    uint8_t h[2] = {tag, (uint8_t)strlen(s)};
+    put(t, h, 2);
+    put(t, s, strlen(s));
+}
+
+typedef struct fixture {
+    uint8_t key[64];
+    size_t key_len;
+    gn_peer_id pid;
+    gn_multiaddr *listen;
+    gn_multiaddr *observed;
+    const char *protos[2];
+    gni_identify_info info;
+} fixture;
+
+static void fixture_init(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    f->key_len = seed_key(1, f->key, &f->pid);
+    gn_multiaddr_parse("/ip4/127.0.0.1/tcp/4001", &f->listen);
+    gn_multiaddr_parse("/ip4/1.2.3.4/tcp/80", &f->observed);
+    f->protos[0] = "/ipfs/ping/1.0.0";
+    f->protos[1] = "/ipfs/id/1.0.0";
+    f->info.agent_version = "golemnet/0.1.0";
+    f->info.public_key = gn_slice_of(f->key, f->key_len);
+    f->info.listen_addrs = (const gn_multiaddr *const *)&f->listen;
+    f->info.listen_addr_cnt = 1;
+    f->info.observed_addr = f->observed;
+    f->info.protocols = f->protos;
+    f->info.protocol_cnt = 2;
+}
+
+static void fixture_fini(fixture *f)
+{
+    gn_multiaddr_free(f->listen);
+    gn_multiaddr_free(f->observed);
+}
+
+/*
+ * The expected message, built by hand from the identify spec's field
+ * numbers (protobuf wire format: tag = field << 3 | 2 for bytes/strings),
+ * in field-number order as protobuf-c writes it:
+ *   1 publicKey, 2 listenAddrs (/ip4/127.0.0.1/tcp/4001 = 04 7f000001 06 0fa1),
+ *   3 protocols x2, 4 observedAddr (/ip4/1.2.3.4/tcp/80 = 04 01020304 06 0050),
+ *   5 protocolVersion, 6 agentVersion.
+ */
+static void expected_message(const fixture *f, tbuf *t)
+{
+    uint8_t h[2] = {0x0a, (uint8_t)f->key_len};
+    put(t, h, 2);
+    put(t, f->key, f->key_len);
+    puthex(t, "12 08 04 7f 00 00 01 06 0f a1");
+    putstr(t, 0x1a, "/ipfs/ping/1.0.0");
+    putstr(t, 0x1a, "/ipfs/id/1.0.0");
+    puthex(t, "22 08 04 01 02 03 04 06 00 50");
+    putstr(t, 0x2a, "ipfs/0.1.0");
+    putstr(t, 0x32, "golemnet/0.1.0");
+}
+
+GN_TEST(encode_matches_hand_built_protobuf)
+{
+    fixture f;
+    fixture_init(&f);
+    CHECK_EQ(f.key_len, 36);
+    tbuf exp = {.n = 0};
+    expected_message(&f, &exp);
+    CHECK_EQ(exp.n, 120);
+    uint8_t out[512];
+    gn_buf b;
+    gn_buf_init(&b, out, sizeof out);
+    int n = gni_identify_encode(&f.info, &b);
+    CHECK_EQ(n, 121);
+    CHECK_EQ(gni_identify_encoded_len(&f.info), 121);
+    CHECK_EQ(out[0], 120); /* varint length prefix, as js-libp2p / go-libp2p write it */
+    CHECK_MEM(out + 1, exp.b, exp.n);
+    /* too small: nothing written */
+    gn_buf small;
+    gn_buf_init(&small, out, 100);
+    CHECK_EQ(gni_identify_encode(&f.info, &small), GN_ENOSPC);
+    CHECK_EQ(gn_buf_len(&small), 0);
+    fixture_fini(&f);
+}
+
+GN_TEST(encode_rejects_bad_info)
+{
+    fixture f;
+    fixture_init(&f);
+    uint8_t out[512];
+    gn_buf b;
+    gn_buf_init(&b, out, sizeof out);
+    char longp[GN_PROTOCOL_ID_MAX + 1];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    const char *protos[1] = {longp};
+    gni_identify_info bad = f.info;
+    bad.protocols = protos;
+    bad.protocol_cnt = 1;
+    CHECK_EQ(gni_identify_encode(&bad, &b), GN_EINVAL);
+    bad = f.info;
+    bad.protocol_cnt = GNI_IDENTIFY_MAX_PROTOCOLS + 1;
+    CHECK_EQ(gni_identify_encode(&bad, &b), GN_EINVAL);
+    CHECK_EQ(gni_identify_encode(NULL, &b), GN_EINVAL);
+    fixture_fini(&f);
+}
+
+static void check_result(const gni_identify_result *r, const fixture *f)
+{
+    CHECK_STR(r->protocol_version, "ipfs/0.1.0");
+    CHECK_STR(r->agent_version, "golemnet/0.1.0");
+    CHECK_EQ(r->public_key_len, f->key_len);
+    CHECK_MEM(r->public_key, f->key, f->key_len);
+    CHECK_EQ(r->key_type, GN_KEY_ED25519);
+    CHECK(gn_peer_id_equal(&r->peer, &f->pid));
+    CHECK_EQ(r->listen_addr_cnt, 1);
+    CHECK(gn_multiaddr_equal(r->listen_addrs[0], f->listen));
+    CHECK(r->observed_addr && gn_multiaddr_equal(r->observed_addr, f->observed));
+    CHECK_EQ(r->protocol_cnt, 2);
+    CHECK_STR(r->protocols[0], "/ipfs/ping/1.0.0");
+    CHECK_STR(r->protocols[1], "/ipfs/id/1.0.0");
+}
+
+GN_TEST(decode_bare_and_framed)
+{
+    fixture f;
+    fixture_init(&f);
+    tbuf t = {.n = 0};
+    expected_message(&f, &t);
+    gni_identify_result *r = NULL;
+    /* bare protobuf (the spec's wording: no prefix) */
+    CHECK_OK(gni_identify_decode(t.b, t.n, &f.pid, true, &r));
+    check_result(r, &f);
+    CHECK(!r->has_signed_peer_record);
+    gni_identify_result_free(r);
+    /* framed (js-libp2p / go-libp2p) */
+    tbuf fr = {.n = 0};
+    uint8_t p = (uint8_t)t.n;
+    put(&fr, &p, 1);
+    put(&fr, t.b, t.n);
+    r = NULL;
+    CHECK_OK(gni_identify_decode(fr.b, fr.n, &f.pid, true, &r));
+    check_result(r, &f);
+    gni_identify_result_free(r);
+    fixture_fini(&f);
+}
+
+GN_TEST(decode_merges_frames_and_ignores_extras)
+{
+    fixture f;
+    fixture_init(&f);
+    /* frame 1: key, agent, an unknown varint field 9; frame 2: the rest plus
+       a signedPeerRecord (field 8) and a listen address that is not a multiaddr */
+    tbuf a = {.n = 0}, b = {.n = 0}, all = {.n = 0};
+    uint8_t h[2] = {0x0a, (uint8_t)f.key_len};
+    put(&a, h, 2);
+    put(&a, f.key, f.key_len);
+    putstr(&a, 0x32, "golemnet/0.1.0");
+    puthex(&a, "48 96 01"); /* field 9, varint 150 */
+    putstr(&b, 0x2a, "ipfs/0.1.0");
+    puthex(&b, "12 08 04 7f 00 00 01 06 0f a1");
+    puthex(&b, "12 02 ff ff"); /* unparsable address: skipped */
+    putstr(&b, 0x1a, "/ipfs/ping/1.0.0");
+    putstr(&b, 0x1a, "/ipfs/id/1.0.0");
+    puthex(&b, "22 08 04 01 02 03 04 06 00 50");
+    puthex(&b, "42 03 01 02 03"); /* signedPeerRecord */
+    uint8_t la = (uint8_t)a.n, lb = (uint8_t)b.n;
+    put(&all, &la, 1);
+    put(&all, a.b, a.n);
+    put(&all, &lb, 1);
+    put(&all, b.b, b.n);
+    gni_identify_result *r = NULL;
+    CHECK_OK(gni_identify_decode(all.b, all.n, &f.pid, true, &r));
+    check_result(r, &f);
+    CHECK(r->has_signed_peer_record);
+    gni_identify_result_free(r);
+    fixture_fini(&f);
+}
+
+GN_TEST(decode_bad_input)
+{
+    fixture f;
+    fixture_init(&f);
+    gni_identify_result *r = NULL;
+    tbuf t = {.n = 0};
+    expected_message(&f, &t);
+    /* oversize */
+    static uint8_t big[GNI_IDENTIFY_MAX_MSG + 1];
+    CHECK_EQ(gni_identify_decode(big, sizeof big, NULL, false, &r), GN_EFRAMESIZE);
+    /* garbage: a group wire type */
+    static const uint8_t garbage[] = {0x0b, 0xff, 0xff, 0xff};
+    CHECK_EQ(gni_identify_decode(garbage, sizeof garbage, NULL, false, &r), GN_EPARSE);
+    /* truncated: the last string is cut */
+    CHECK_EQ(gni_identify_decode(t.b, t.n - 3, &f.pid, true, &r), GN_EPARSE);
+    /* wrong wire type for publicKey (varint): protobuf-c refuses */
+    static const uint8_t wt[] = {0x08, 0x01};
+    CHECK_EQ(gni_identify_decode(wt, sizeof wt, NULL, false, &r), GN_EPARSE);
+    /* missing public key */
+    static const uint8_t nokey[] = {0x2a, 0x01, 'x'};
+    CHECK_EQ(gni_identify_decode(nokey, sizeof nokey, NULL, true, &r), GN_EPROTO);
+    CHECK_EQ(gni_identify_decode(NULL, 0, NULL, true, &r), GN_EPROTO);
+    /* ...which a push may omit */
+    CHECK_OK(gni_identify_decode(nokey, sizeof nokey, NULL, false, &r));
+    CHECK_EQ(r->public_key_len, 0);
+    CHECK_EQ(r->peer.len, 0);
+    gni_identify_result_free(r);
+    r = NULL;
+    /* key of another peer */
+    gn_peer_id other;
+    uint8_t okey[64];
+    seed_key(2, okey, &other);
+    CHECK_EQ(gni_identify_decode(t.b, t.n, &other, true, &r), GN_EPEERID);
+    /* a malformed key (Ed25519 type with 3 data bytes) */
+    static const uint8_t badkey[] = {0x0a, 0x07, 0x08, 0x01, 0x12, 0x03, 0x01, 0x02, 0x03};
+    CHECK_EQ(gni_identify_decode(badkey, sizeof badkey, NULL, true, &r), GN_EBADKEY);
+    /* 65 listen addresses */
+    tbuf many = {.n = 0};
+    for (unsigned i = 0; i < GNI_IDENTIFY_MAX_ADDRS + 1; i++)
+        puthex(&many, "12 08 04 7f 00 00 01 06 0f a1");
+    CHECK_EQ(gni_identify_decode(many.b, many.n, NULL, false, &r), GN_ETOOBIG);
+    /* 64 are fine */
+    CHECK_OK(gni_identify_decode(many.b, many.n - 10, NULL, false, &r));
+    CHECK_EQ(r->listen_addr_cnt, 64);
+    gni_identify_result_free(r);
+    r = NULL;
+    /* a protocol id of GN_PROTOCOL_ID_MAX bytes */
+    tbuf lp = {.n = 0};
+    puthex(&lp, "1a 80 01");
+    for (int i = 0; i < GN_PROTOCOL_ID_MAX; i++)
+        puthex(&lp, "61");
+    CHECK_EQ(gni_identify_decode(lp.b, lp.n, NULL, false, &r), GN_ETOOBIG);
+    CHECK(r == NULL);
+    fixture_fini(&f);
+}
+
+/* ---- drivers over the pipe ---- */
+
+typedef struct id_done {
+    int done;
+    int status;
+    gni_identify_result *res;
+    int served;
+    int serve_status;
+} id_done;
+
+static void on_identify(void *arg, int status, gni_identify_result *res)
+{
+    id_done *d = arg;
+    d->done++;
+    d->status = status;
+    d->res = res;
+}
+
+static void on_served(void *arg, int status)
+{
+    id_done *d = arg;
+    d->served++;
+    d->serve_status = status;
+}
+
+GN_TEST(driver_round_trip)
+{
+    fixture f;
+    fixture_init(&f);
+    f.info.observed_addr = NULL; /* the pipe has no addresses: field omitted */
+    gn_stream *a, *b;
+    gn_pipe_new(loop, &a, &b);
+    id_done d = {0};
+    CHECK_OK(gni_identify_request(a, &f.pid, 2 * GN_S, on_identify, &d));
+    CHECK_OK(gni_identify_serve(b, &f.info, on_served, &d));
+    CHECK_EQ(d.done + d.served, 0); /* never from inside the calls */
+    spin_until(&d.done, 200);
+    CHECK_EQ(d.done, 1);
+    CHECK_EQ(d.status, 0);
+    CHECK_EQ(d.served, 1);
+    CHECK_EQ(d.serve_status, 0);
+    CHECK(d.res != NULL);
+    CHECK_STR(d.res->agent_version, "golemnet/0.1.0");
+    CHECK(gn_peer_id_equal(&d.res->peer, &f.pid));
+    CHECK_EQ(d.res->protocol_cnt, 2);
+    CHECK(d.res->observed_addr == NULL);
+    gni_identify_result_free(d.res);
+    spin(10); /* both ends closed by the drivers */
+    fixture_fini(&f);
+}
+
+GN_TEST(driver_push_and_wrong_peer)
+{
+    fixture f;
+    fixture_init(&f);
+    gn_stream *a, *b;
+    /* push: the opener writes, the acceptor reads */
+    gn_pipe_new(loop, &a, &b);
+    id_done d = {0};
+    CHECK_OK(gni_identify_push(a, &f.info, on_served, &d));
+    CHECK_OK(gni_identify_recv_push(b, &f.pid, 0, on_identify, &d));
+    spin_until(&d.done, 200);
+    CHECK_EQ(d.done, 1);
+    CHECK_EQ(d.status, 0);
+    CHECK_EQ(d.served, 1);
+    CHECK(d.res && d.res->observed_addr && gn_multiaddr_equal(d.res->observed_addr, f.observed));
+    gni_identify_result_free(d.res);
+    spin(10);
+    /* a reply whose key is not the connection's peer */
+    gn_peer_id other;
+    uint8_t okey[64];
+    seed_key(3, okey, &other);
+    gn_pipe_new(loop, &a, &b);
+    id_done e = {0};
+    CHECK_OK(gni_identify_request(a, &other, 0, on_identify, &e));
+    CHECK_OK(gni_identify_serve(b, &f.info, NULL, NULL));
+    spin_until(&e.done, 200);
+    CHECK_EQ(e.done, 1);
+    CHECK_EQ(e.status, GN_EPEERID);
+    CHECK(e.res == NULL);
+    spin(10);
+    /* no expected peer and a stream that cannot tell: refused up front */
+    gn_pipe_new(loop, &a, &b);
+    CHECK_EQ(gni_identify_request(a, NULL, 0, on_identify, &e), GN_EINVAL);
+    gn_stream_close(a, NULL, NULL);
+    gn_stream_close(b, NULL, NULL);
+    spin(10);
+    fixture_fini(&f);
+}
+
+static void w_done(void *arg, int status)
+{
+    (void)arg;
+    (void)status;
+}
+
+GN_TEST(driver_oversize_reply_and_timeout)
+{
+    fixture f;
+    fixture_init(&f);
+    gn_stream *a, *b;
+    gn_pipe_new(loop, &a, &b);
+    id_done d = {0};
+    CHECK_OK(gni_identify_request(a, &f.pid, 0, on_identify, &d));
+    static uint8_t junk[GNI_IDENTIFY_MAX_MSG + 100];
+    gn_slice iov = gn_slice_of(junk, sizeof junk);
+    CHECK_OK(gn_stream_write(b, &iov, 1, w_done, NULL));
+    spin_until(&d.done, 200);
+    CHECK_EQ(d.done, 1);
+    CHECK_EQ(d.status, GN_EFRAMESIZE);
+    gn_stream_close(b, NULL, NULL);
+    spin(10);
+    /* a responder that never answers */
+    gn_pipe_new(loop, &a, &b);
+    id_done e = {0};
+    CHECK_OK(gni_identify_request(a, &f.pid, 30 * GN_MS, on_identify, &e));
+    for (int i = 0; i < 400 && !e.done; i++)
+        gn_loop_run(loop, GN_RUN_ONCE);
+    CHECK_EQ(e.done, 1);
+    CHECK_EQ(e.status, GN_ETIMEDOUT);
+    gn_stream_close(b, NULL, NULL);
+    spin(10);
+    fixture_fini(&f);
+}
+
+APPS_TEST_MAIN(GN_T(encode_matches_hand_built_protobuf), GN_T(encode_rejects_bad_info),
+               GN_T(decode_bare_and_framed), GN_T(decode_merges_frames_and_ignores_extras),
+               GN_T(decode_bad_input), GN_T(driver_round_trip), GN_T(driver_push_and_wrong_peer),
+               GN_T(driver_oversize_reply_and_timeout))

@@ -1,0 +1,383 @@
+/* /golem/msg/1.0.0: framing bytes, decoder bounds, reader/writer over the pipe. */
+#include "golemnet/golemnet.h"
+#include "msg.h"
+
+#include "gn_pipe.h"
+#include "gn_test.h"
+#include "apps_test.h"
+
+GN_TEST(header_bytes)
+{
+    /* multiformats unsigned-varint examples: 1 -> 01, 127 -> 7f, 128 -> 80 01,
+       300 -> ac 02, 16384 -> 80 80 01 */
+    uint8_t h[GNI_MSG_HEADER_MAX];
+    CHECK_EQ(gni_msg_header_encode(0, h), 1);
+    CHECK_EQ(h[0], 0x00);
+    CHECK_EQ(gni_msg_header_encode(127, h), 1);
+    CHECK_EQ(h[0], 0x7f);
+    CHECK_EQ(gni_msg_header_encode(128, h), 2);
+    CHECK_MEM(h, "\x80\x01", 2);
+    CHECK_EQ(gni_msg_header_encode(300, h), 2);
+    CHECK_MEM(h, "\xac\x02", 2);
+    CHECK_EQ(gni_msg_header_encode(16384, h), 3);
+    CHECK_MEM(h, "\x80\x80\x01", 3);
+    CHECK_EQ(gni_msg_header_encode(1ULL << 63, h), GN_ERANGE);
+}
+
+/* A stream: version, "hello", an empty message, 300 bytes of 0x5a. */
+static size_t sample(uint8_t *out)
+{
+    size_t n = 0;
+    out[n++] = 0x01;
+    out[n++] = 0x05;
+    memcpy(out + n, "hello", 5);
+    n += 5;
+    out[n++] = 0x00;
+    out[n++] = 0xac;
+    out[n++] = 0x02;
+    memset(out + n, 0x5a, 300);
+    n += 300;
+    return n;
+}
+
+static void check_sample_msgs(gn_rcbuf **m, int cnt)
+{
+    CHECK_EQ(cnt, 3);
+    gn_slice s0 = gn_rcbuf_slice(m[0]), s1 = gn_rcbuf_slice(m[1]), s2 = gn_rcbuf_slice(m[2]);
+    CHECK_EQ(s0.len, 5);
+    CHECK_MEM(s0.base, "hello", 5);
+    CHECK_EQ(s1.len, 0);
+    CHECK_EQ(s2.len, 300);
+    CHECK_EQ(s2.base[0], 0x5a);
+    CHECK_EQ(s2.base[299], 0x5a);
+    for (int i = 0; i < cnt; i++) {
+        CHECK_EQ(gn_rcbuf_refcnt(m[i]), 1);
+        gn_rcbuf_rele(m[i]);
+    }
+}
+
+GN_TEST(decode_whole_and_byte_by_byte)
+{
+    uint8_t in[400];
+    size_t n = sample(in);
+    gni_msg_decoder d;
+    gn_rcbuf *m[4];
+    int cnt = 0;
+    /* all at once: one message per call */
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    size_t pos = 0;
+    for (int guard = 0; guard < 10 && pos < n; guard++) {
+        size_t used = 0;
+        gn_rcbuf *msg = NULL;
+        int rc = gni_msg_decode(&d, in + pos, n - pos, &used, &msg);
+        CHECK(rc >= 0);
+        pos += used;
+        if (rc == 1)
+            m[cnt++] = msg;
+    }
+    CHECK_EQ(pos, n);
+    CHECK_OK(gni_msg_decode_eof(&d));
+    check_sample_msgs(m, cnt);
+    gni_msg_decoder_fini(&d);
+    /* one byte at a time */
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t used = 0;
+        gn_rcbuf *msg = NULL;
+        int rc = gni_msg_decode(&d, in + i, 1, &used, &msg);
+        CHECK(rc >= 0);
+        CHECK_EQ(used, 1);
+        if (rc == 1)
+            m[cnt++] = msg;
+    }
+    CHECK_OK(gni_msg_decode_eof(&d));
+    check_sample_msgs(m, cnt);
+    gni_msg_decoder_fini(&d);
+}
+
+/* Feeds @in whole (looping over messages); returns the first error or 0. */
+static int feed_all(gni_msg_decoder *d, const uint8_t *in, size_t n)
+{
+    size_t pos = 0;
+    for (int guard = 0; guard < 100; guard++) {
+        size_t used = 0;
+        gn_rcbuf *msg = NULL;
+        int rc = gni_msg_decode(d, in + pos, n - pos, &used, &msg);
+        pos += used;
+        gn_rcbuf_rele(msg);
+        if (rc <= 0)
+            return rc;
+    }
+    return 0;
+}
+
+GN_TEST(decode_bad_input)
+{
+    gni_msg_decoder d;
+    /* wrong version */
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    CHECK_EQ(feed_all(&d, (const uint8_t *)"\x02\x01x", 3), GN_EVERSION);
+    CHECK_EQ(feed_all(&d, (const uint8_t *)"\x01", 1), GN_EVERSION); /* sticky */
+    CHECK_EQ(gni_msg_decode_eof(&d), GN_EVERSION);
+    gni_msg_decoder_fini(&d);
+    /* oversize: max 100, length 101 (0x65), refused before any body byte */
+    CHECK_OK(gni_msg_decoder_init(&d, 100, true));
+    CHECK_EQ(feed_all(&d, (const uint8_t *)"\x01\x64", 2), 0); /* 100 is fine */
+    gni_msg_decoder_fini(&d);
+    CHECK_OK(gni_msg_decoder_init(&d, 100, true));
+    CHECK_EQ(feed_all(&d, (const uint8_t *)"\x01\x65", 2), GN_EFRAMESIZE);
+    gni_msg_decoder_fini(&d);
+    /* default bound: 1 MiB + 1 = 81 80 40 */
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    CHECK_EQ(feed_all(&d, (const uint8_t *)"\x01\x81\x80\x40", 4), GN_EFRAMESIZE);
+    gni_msg_decoder_fini(&d);
+    /* a huge length: 9 bytes, 2^63 - 1 */
+    CHECK_OK(gni_msg_decoder_init(&d, 0, false));
+    CHECK_EQ(feed_all(&d, (const uint8_t *)"\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 9),
+             GN_EFRAMESIZE);
+    gni_msg_decoder_fini(&d);
+    /* non-minimal length (80 00 = 0) */
+    CHECK_OK(gni_msg_decoder_init(&d, 0, false));
+    CHECK_EQ(feed_all(&d, (const uint8_t *)"\x80\x00", 2), GN_EBADFRAME);
+    gni_msg_decoder_fini(&d);
+    /* 9 bytes that all continue */
+    CHECK_OK(gni_msg_decoder_init(&d, 0, false));
+    CHECK_EQ(feed_all(&d, (const uint8_t *)"\x80\x80\x80\x80\x80\x80\x80\x80\x80", 9),
+             GN_EBADFRAME);
+    gni_msg_decoder_fini(&d);
+    /* truncated body, truncated length, clean ends */
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    CHECK_EQ(feed_all(&d, (const uint8_t *)"\x01\x05hel", 5), 0);
+    CHECK_EQ(gni_msg_decode_eof(&d), GN_EPROTO);
+    gni_msg_decoder_fini(&d);
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    CHECK_EQ(feed_all(&d, (const uint8_t *)"\x01\x80", 2), 0);
+    CHECK_EQ(gni_msg_decode_eof(&d), GN_EPROTO);
+    gni_msg_decoder_fini(&d);
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    CHECK_EQ(gni_msg_decode_eof(&d), 0); /* nothing at all: an empty stream */
+    gni_msg_decoder_fini(&d);
+    CHECK_EQ(gni_msg_decoder_init(&d, GNI_MSG_MAX_LEN_LIMIT + 1, true), GN_EINVAL);
+}
+
+/* ---- drivers ---- */
+
+#define NMSG 1000
+
+typedef struct rx {
+    int count;
+    int bad;
+    int paused;
+    int ended;
+    int end_status;
+    gni_msg_reader *r;
+} rx;
+
+typedef struct tx {
+    int next;
+    int blocked;
+    int ended;
+    int end_status;
+    gni_msg_writer *w;
+} tx;
+
+/* Lengths 0..2999, never 1 (first and last byte differ in meaning). */
+static size_t msg_len_of(int i)
+{
+    size_t n = (size_t)((i * 37) % 3000);
+    return n == 1 ? 2 : n;
+}
+
+static int on_message(void *arg, gn_rcbuf *m)
+{
+    rx *r = arg;
+    gn_slice s = gn_rcbuf_slice(m);
+    size_t want = msg_len_of(r->count);
+    if (s.len != want || (s.len > 0 && (s.base[0] != (uint8_t)r->count ||
+                                        s.base[s.len - 1] != (uint8_t)(r->count >> 2))))
+        r->bad++;
+    r->count++;
+    gn_rcbuf_rele(m);
+    if (r->count % 100 == 0) {
+        r->paused = 1;
+        return GNI_MSG_PAUSE;
+    }
+    return GNI_MSG_CONTINUE;
+}
+
+static void on_rx_end(void *arg, int status)
+{
+    rx *r = arg;
+    r->ended++;
+    r->end_status = status;
+}
+
+static void on_tx_writable(void *arg)
+{
+    ((tx *)arg)->blocked = 0;
+}
+
+static void on_tx_end(void *arg, int status)
+{
+    tx *t = arg;
+    t->ended++;
+    t->end_status = status;
+}
+
+static const gni_msg_reader_cbs rcbs = {on_message, on_rx_end};
+static const gni_msg_writer_cbs wcbs = {on_tx_writable, on_tx_end};
+
+/* Queues messages until the writer pushes back. */
+static void pump(tx *t)
+{
+    while (!t->blocked && t->next < NMSG) {
+        size_t len = msg_len_of(t->next);
+        gn_rcbuf *m = gn_rcbuf_new(NULL, len);
+        if (len > 0) {
+            uint8_t *d = gn_rcbuf_data_mut(m);
+            memset(d, 0x33, len);
+            d[0] = (uint8_t)t->next;
+            d[len - 1] = (uint8_t)(t->next >> 2);
+        }
+        int rc = gni_msg_writer_send(t->w, m);
+        gn_rcbuf_rele(m); /* the writer holds its own reference */
+        if (rc == GN_EAGAIN) {
+            t->blocked = 1;
+            return;
+        }
+        if (rc < 0)
+            return;
+        t->next++;
+    }
+}
+
+GN_TEST(driver_thousand_messages_with_pauses)
+{
+    gn_stream *a, *b;
+    gn_pipe_new(loop, &a, &b);
+    rx r = {0};
+    tx t = {0};
+    CHECK_OK(gni_msg_writer_new(a, 0, 16, &wcbs, &t, &t.w));
+    CHECK_OK(gni_msg_reader_new(b, 0, &rcbs, &r, &r.r));
+    int eagain = 0, resumes = 0, finished = 0;
+    for (int i = 0; i < 20000 && !r.ended; i++) {
+        pump(&t);
+        if (t.blocked)
+            eagain++;
+        if (t.next == NMSG && !finished) {
+            CHECK_OK(gni_msg_writer_finish(t.w));
+            CHECK_EQ(gni_msg_writer_finish(t.w), GN_ESTATE);
+            finished = 1;
+        }
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+        if (r.paused) {
+            r.paused = 0;
+            resumes++;
+            CHECK_OK(gni_msg_reader_resume(r.r));
+        }
+    }
+    CHECK_EQ(r.count, NMSG);
+    CHECK_EQ(r.bad, 0);
+    CHECK_EQ(r.ended, 1);
+    CHECK_EQ(r.end_status, 0);
+    CHECK(eagain > 0);   /* the 16-message queue pushed back */
+    CHECK(resumes >= 9); /* paused every 100 messages */
+    spin_until(&t.ended, 100);
+    CHECK_EQ(t.ended, 1);
+    CHECK_EQ(t.end_status, 0);
+    spin(10);
+}
+
+GN_TEST(driver_oversize_resets)
+{
+    gn_stream *a, *b;
+    gn_pipe_new(loop, &a, &b);
+    rx r = {0};
+    tx t = {0};
+    CHECK_OK(gni_msg_writer_new(a, 2 * GNI_MSG_DEFAULT_MAX_LEN, 0, &wcbs, &t, &t.w));
+    CHECK_OK(gni_msg_reader_new(b, 0, &rcbs, &r, &r.r));
+    /* the writer's own bound */
+    gn_rcbuf *huge = gn_rcbuf_new(NULL, 2 * GNI_MSG_DEFAULT_MAX_LEN + 1);
+    CHECK_EQ(gni_msg_writer_send(t.w, huge), GN_ETOOBIG);
+    gn_rcbuf_rele(huge);
+    /* one good message, then one over the reader's 1 MiB */
+    gn_rcbuf *ok = gn_rcbuf_new((const uint8_t *)"hi", 2);
+    gn_rcbuf *big = gn_rcbuf_new(NULL, GNI_MSG_DEFAULT_MAX_LEN + 1);
+    CHECK_OK(gni_msg_writer_send(t.w, ok));
+    CHECK_OK(gni_msg_writer_send(t.w, big));
+    CHECK_EQ(gn_rcbuf_refcnt(big), 2); /* ours and the writer's */
+    spin_until(&r.ended, 200);
+    CHECK_EQ(r.ended, 1);
+    CHECK_EQ(r.end_status, GN_EFRAMESIZE);
+    CHECK_EQ(r.count, 1);
+    spin_until(&t.ended, 200);
+    CHECK_EQ(t.ended, 1);
+    CHECK(t.end_status < 0); /* the reset reached the writer */
+    spin(10);
+    CHECK_EQ(gn_rcbuf_refcnt(big), 1); /* the writer let go */
+    CHECK_EQ(gn_rcbuf_refcnt(ok), 1);
+    gn_rcbuf_rele(big);
+    gn_rcbuf_rele(ok);
+}
+
+static void w_done(void *arg, int status)
+{
+    (void)arg;
+    (void)status;
+}
+
+GN_TEST(driver_bad_peers)
+{
+    gn_stream *a, *b;
+    /* the reader gets a wrong version byte */
+    gn_pipe_new(loop, &a, &b);
+    rx r = {0};
+    CHECK_OK(gni_msg_reader_new(b, 0, &rcbs, &r, &r.r));
+    gn_slice iov = gn_slice_of("\x07\x01x", 3);
+    CHECK_OK(gn_stream_write(a, &iov, 1, w_done, NULL));
+    spin_until(&r.ended, 100);
+    CHECK_EQ(r.end_status, GN_EVERSION);
+    gn_stream_close(a, NULL, NULL);
+    spin(10);
+    /* the sender stops mid-message */
+    gn_pipe_new(loop, &a, &b);
+    rx q = {0};
+    CHECK_OK(gni_msg_reader_new(b, 0, &rcbs, &q, &q.r));
+    iov = gn_slice_of("\x01\x05hel", 5);
+    CHECK_OK(gn_stream_write(a, &iov, 1, w_done, NULL));
+    CHECK_OK(gn_stream_shutdown(a));
+    spin_until(&q.ended, 100);
+    CHECK_EQ(q.end_status, GN_EPROTO);
+    CHECK_EQ(q.count, 0);
+    gn_stream_close(a, NULL, NULL);
+    spin(10);
+    /* the acceptor talks back to the writer */
+    gn_pipe_new(loop, &a, &b);
+    tx t = {0};
+    CHECK_OK(gni_msg_writer_new(a, 0, 0, &wcbs, &t, &t.w));
+    iov = gn_slice_of("x", 1);
+    CHECK_OK(gn_stream_write(b, &iov, 1, w_done, NULL));
+    spin_until(&t.ended, 100);
+    CHECK_EQ(t.end_status, GN_EPROTO);
+    gn_stream_close(b, NULL, NULL);
+    spin(10);
+    /* the user closes both ends: no callbacks afterwards */
+    gn_pipe_new(loop, &a, &b);
+    rx u = {0};
+    tx v = {0};
+    CHECK_OK(gni_msg_writer_new(a, 0, 0, &wcbs, &v, &v.w));
+    CHECK_OK(gni_msg_reader_new(b, 0, &rcbs, &u, &u.r));
+    gn_rcbuf *m = gn_rcbuf_new((const uint8_t *)"abc", 3);
+    CHECK_OK(gni_msg_writer_send(v.w, m));
+    gni_msg_writer_close(v.w, false);
+    gni_msg_reader_close(u.r, false);
+    spin(20);
+    CHECK_EQ(u.ended + v.ended, 0);
+    CHECK_EQ(gn_rcbuf_refcnt(m), 1);
+    gn_rcbuf_rele(m);
+}
+
+APPS_TEST_MAIN(GN_T(header_bytes), GN_T(decode_whole_and_byte_by_byte), GN_T(decode_bad_input),
+               GN_T(driver_thousand_messages_with_pauses), GN_T(driver_oversize_resets),
+               GN_T(driver_bad_peers))
