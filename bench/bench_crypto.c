@@ -437,7 +437,7 @@ int main(int argc, char **argv)
         (const gn_transport_ops *)gn_registry_find(reg, GN_LAYER_TRANSPORT, "memory");
     if (!tops)
         die("memory transport not built", GN_ENOTSUP);
-    gn_multiaddr *ma;
+    gn_multiaddr *ma = NULL;
     rc = gn_transport_new(tops, loop, NULL, &mem);
     if (rc == 0)
         rc = gn_multiaddr_parse("/memory/0", &ma);
