@@ -300,6 +300,15 @@ int gn_mux_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg)
     return ms->mux->ops->ping(ms, cb, arg);
 }
 
+int gn_mux_go_away(gn_mux_session *ms, uint32_t code)
+{
+    if (!ms->mux->ops->go_away) {
+        return GN_ENOTSUP;
+    }
+    ms->mux->ops->go_away(ms, code);
+    return 0;
+}
+
 int gn_mux_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio)
 {
     if (prio > 7) {

@@ -57,9 +57,11 @@ typedef struct gn_mux_session_cbs {
     /** A peer opened @s; the callee owns it. Required. */
     void (*on_stream)(gn_mux_session *ms, void *user_data, gn_stream *s);
     /**
-     * The session ended on its own (Go Away received, protocol violation,
-     * `below` failed) with @err. Streams have been errored. The owner still
-     * calls gn_mux_session_close().
+     * The session ended on its own with @err: a protocol violation, `below`
+     * failed, or the peer's Go Away (a normal Go Away lets open streams
+     * finish first: on_end(GN_EGOAWAY) comes when the last one closes; other
+     * codes end the session at once). Streams have been errored. The owner
+     * still calls gn_mux_session_close().
      */
     void (*on_end)(gn_mux_session *ms, void *user_data, int err);
 } gn_mux_session_cbs;
@@ -114,6 +116,12 @@ GN_API int gn_mux_session_new(gn_mux *m, gn_stream *below, bool initiator,
 GN_API int gn_mux_open_stream(gn_mux_session *ms, gn_stream **out);
 GN_API int gn_mux_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg);
 GN_API int gn_mux_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio);
+/**
+ * Sends Go Away with the muxer's @code (yamux: 0 normal, 1 protocol error,
+ * 2 internal error): no new streams; open ones finish. GN_ENOTSUP when the
+ * muxer has no Go Away (mplex refuses new streams locally instead).
+ */
+GN_API int gn_mux_go_away(gn_mux_session *ms, uint32_t code);
 GN_API void gn_mux_get_metrics(gn_mux_session *ms, gn_mux_metrics *m);
 GN_API void gn_mux_session_close(gn_mux_session *ms, gn_mux_close_cb cb, void *arg);
 
