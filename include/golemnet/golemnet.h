@@ -25,5 +25,6 @@
 #include "golemnet/nat.h"
 #include "golemnet/registry.h"
 #include "golemnet/seal.h"
+#include "golemnet/node.h"
 
 #endif /* GOLEMNET_GOLEMNET_H */

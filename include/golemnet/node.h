@@ -21,8 +21,8 @@
  * Spec: libp2p/specs connections/README.md (upgrade pipeline),
  * docs/protocols/msg.md (/golem/msg/1.0.0, the unicast/broadcast messages).
  *
- * Status: the contract of the "node" issue, implemented in node/node.c as
- * that issue lands; not yet included from golemnet.h.
+ * Implemented in node/ (node.c, upgrade.c, channel.c, peerstore.c); the
+ * design is in docs/node.md.
  */
 #ifndef GOLEMNET_NODE_H
 #define GOLEMNET_NODE_H
@@ -82,7 +82,7 @@ typedef struct gn_node_config {
     uint32_t max_connections_per_peer; /* default 4 */
     gn_time upgrade_timeout;           /* dial to open channel; default 20 s */
     gn_time idle_timeout;              /* close channels with no stream this long; 0 = never (default) */
-    size_t max_message_len;            /* /golem/msg/1.0.0 payload bound; default 1 MiB */
+    size_t max_message_len;            /* /golem/msg/1.0.0 payload bound; default 1 MiB, at most 256 MiB */
     size_t event_queue_capacity;       /* gn_node_event slots; default 4096 */
     size_t command_queue_capacity;     /* commands from other threads; default 4096 */
     uint32_t protocols;                /* GN_NODE_PROTO_* served; default GN_NODE_PROTO_DEFAULT */
@@ -161,10 +161,15 @@ GN_API int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, v
 
 /**
  * Fire-and-forget message to one peer, on /golem/msg/1.0.0: @to is a
- * multiaddr (dialed if needed) or a peer ID string of a connected peer.
- * @msg (@len bytes, at most max_message_len) is copied. Delivery failures
- * are reported as GN_NODE_EV_SEND_FAILED events. Immediate errors:
- * GN_ETOOBIG, GN_EPARSE, GN_EAGAIN, GN_ECLOSED.
+ * multiaddr (dialed if needed; an open channel to its /p2p/ peer or address
+ * is reused) or a peer ID string of a connected peer. @msg (@len bytes, at
+ * most max_message_len) is copied. Delivery failures are reported as
+ * GN_NODE_EV_SEND_FAILED events with *@req_id: the dial's error, GN_ENOTFOUND
+ * (no open channel to that peer ID), GN_EAGAIN (the channel's queue is
+ * full), GN_ENEGOTIATION (the peer does not serve the protocol),
+ * GN_ECANCELED (node closing). A message handed to the channel's writer
+ * counts as sent (messages_out). Immediate errors: GN_ETOOBIG, GN_EPARSE,
+ * GN_EAGAIN, GN_ECLOSED.
  * Since: 0.1
  */
 GN_API int gn_node_unicast(gn_node *n, const char *to, const uint8_t *msg, size_t len,
@@ -202,7 +207,10 @@ typedef void (*gn_node_stream_cb)(void *arg, gn_channel *ch, gn_stream *s,
  * Registers @cb for @protocol_id (NUL-terminated, < GN_PROTOCOL_ID_MAX
  * bytes); NULL @cb removes it. Inbound streams for it are handed over after
  * multistream-select. Loop thread, or before gn_node_start().
- * Errors: GN_EINVAL, GN_EEXIST (already registered), GN_ELIMIT.
+ * Errors: GN_EINVAL (bad id, or another thread after the start),
+ * GN_EEXIST (already registered, or a built-in protocol the node serves),
+ * GN_ENOTFOUND (removing an id that is not registered), GN_ELIMIT (64
+ * handlers).
  * Since: 0.1
  */
 GN_API int gn_node_set_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb cb,
@@ -220,7 +228,12 @@ typedef void (*gn_node_close_cb)(gn_node *n, void *arg);
 GN_API void gn_node_close(gn_node *n, gn_node_close_cb cb, void *arg);
 
 /**
- * Frees a closed node, joining its loop thread. Not on the loop thread.
+ * Frees a node, joining its loop thread. Not on the loop thread. With its
+ * own loop, a started node that is not closed yet is closed first (this
+ * waits for the close). On an application's loop the close must have
+ * completed (the close callback ran), or the node was never started.
+ * Events still queued are released. Channels the application holds stay
+ * valid (gn_channel_state_get() says CLOSED) until released.
  * Since: 0.1
  */
 GN_API void gn_node_free(gn_node *n);
@@ -234,7 +247,7 @@ typedef enum gn_node_event_type {
     GN_NODE_EV_DIAL = 3,           /* status, channel_id on success */
     GN_NODE_EV_CHANNEL_OPENED = 4, /* channel_id, peer, addr (remote), protocol (muxer) */
     GN_NODE_EV_CHANNEL_CLOSED = 5, /* channel_id, peer, status (why) */
-    GN_NODE_EV_IDENTIFY = 6,       /* channel_id, peer, protocol (agent); see the peer store */
+    GN_NODE_EV_IDENTIFY = 6,       /* channel_id, peer, status, protocol (agent), addr (observed) */
     GN_NODE_EV_MESSAGE = 7,        /* channel_id, peer, message */
     GN_NODE_EV_SEND_FAILED = 8,    /* request_id, status */
     GN_NODE_EV_PING = 9,           /* channel_id, peer, rtt */
@@ -257,8 +270,9 @@ typedef struct gn_node_event {
 
 /**
  * Pops the oldest event into @ev. @timeout: 0 = do not wait,
- * GN_TIME_INFINITY = wait. Any thread. Errors: GN_EAGAIN (none, timeout 0),
- * GN_ETIMEDOUT, GN_ECLOSED (node freed... or closed and drained).
+ * GN_TIME_INFINITY = wait. Any thread (not after gn_node_free()). Errors:
+ * GN_EAGAIN (none, timeout 0), GN_ETIMEDOUT, GN_ECLOSED (closed and
+ * drained: the GN_NODE_EV_CLOSED event was the last one).
  * When the queue is full, message streams stop being read (backpressure to
  * the senders) and lifecycle events wait in a bounded overflow list.
  * Since: 0.1
@@ -292,7 +306,12 @@ typedef struct gn_channel_info {
     char muxer[GN_PROTOCOL_ID_MAX];
 } gn_channel_info;
 
-/** Counters, like Ergo's inspect of a TCP connection. */
+/**
+ * Counters, like Ergo's inspect of a TCP connection. Bytes are counted on
+ * the secured stream (mux framing included, security framing not). From
+ * another thread the values are the last snapshot the loop took (at every
+ * message, ping, idle check and on the loop thread's own calls).
+ */
 typedef struct gn_channel_metrics {
     uint64_t bytes_in;
     uint64_t bytes_out;
@@ -315,8 +334,9 @@ GN_API void gn_channel_metrics_get(gn_channel *ch, gn_channel_metrics *m);
 
 /**
  * Sends one message on /golem/msg/1.0.0 (copied). Any thread. Errors:
- * GN_ETOOBIG, GN_ECLOSED, GN_EAGAIN (the channel's message queue is full:
- * backpressure).
+ * GN_ETOOBIG, GN_ECLOSED, GN_ESTATE (not open yet), GN_EAGAIN (the
+ * channel's message queue, 1024 messages, is full: backpressure). Later
+ * failures: GN_NODE_EV_SEND_FAILED with request_id 0.
  */
 GN_API int gn_channel_send(gn_channel *ch, const uint8_t *msg, size_t len);
 
@@ -325,12 +345,21 @@ typedef void (*gn_channel_stream_cb)(void *arg, int status, gn_stream *s);
 
 /**
  * Opens a stream and negotiates @protocol_id on it (multistream-select).
- * Loop thread. Errors via @cb: GN_ENEGOTIATION, GN_ESTREAMLIMIT, GN_ECLOSED.
+ * Loop thread. Returns 0 (then @cb runs exactly once, never from inside
+ * this call), GN_EINVAL (bad id, NULL @cb, not on the loop thread) or
+ * GN_ENOMEM. Errors via @cb: GN_ENEGOTIATION, GN_ESTREAMLIMIT, GN_ECLOSED
+ * (channel closing), GN_ECANCELED (node closing), GN_ESTATE (not open yet).
  */
 GN_API int gn_channel_open_stream(gn_channel *ch, const char *protocol_id,
                                   gn_channel_stream_cb cb, void *arg);
 
-/** Measures a round trip with /ipfs/ping/1.0.0; result as GN_NODE_EV_PING or @cb. */
+/**
+ * Measures a round trip with /ipfs/ping/1.0.0; the result (also stored as
+ * last_rtt) goes to @cb, or with @cb NULL to a GN_NODE_EV_PING event.
+ * Loop thread. Returns 0, GN_EINVAL (not on the loop thread), GN_ENOMEM;
+ * errors via @cb as gn_channel_open_stream(), plus GN_ETIMEDOUT (20 s),
+ * GN_EPROTO (wrong echo).
+ */
 typedef void (*gn_channel_ping_cb)(void *arg, int status, gn_time rtt);
 GN_API int gn_channel_ping(gn_channel *ch, gn_channel_ping_cb cb, void *arg);
 

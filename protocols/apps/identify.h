@@ -69,7 +69,20 @@ typedef struct gni_identify_info {
     /** @protocol_cnt (<= GNI_IDENTIFY_MAX_PROTOCOLS) NUL-terminated ids, each < GN_PROTOCOL_ID_MAX bytes. */
     const char *const *protocols;
     size_t protocol_cnt;
+    /**
+     * gni_identify_serve() only: half-close this long (ns) after writing the
+     * reply; 0: right away. js-libp2p 3.x fails the exchange when our reply
+     * and our FIN reach it in the same read as the protocol confirmation
+     * (its multistream-select pushes the bytes read past the confirmation
+     * back onto a stream the FIN already closed: "Cannot push data onto a
+     * stream that is closed"); a FIN sent a little later lands in a later
+     * read. The node uses GNI_IDENTIFY_FIN_DELAY.
+     */
+    gn_time fin_delay;
 } gni_identify_info;
+
+/** The node's gni_identify_info.fin_delay. */
+#define GNI_IDENTIFY_FIN_DELAY (100 * GN_MS)
 
 /**
  * What a peer told us. Every pointer is owned by the result and released
@@ -153,8 +166,9 @@ typedef void (*gni_identify_cb)(void *arg, int status, gni_identify_result *res)
 /**
  * Responder side of /ipfs/id/1.0.0: writes our Identify message (observed
  * address filled from the stream's remote address when @info has none),
- * half-closes, and closes @s once the write completed. Input from the peer
- * is ignored. @info is copied before the call returns.
+ * half-closes (@info->fin_delay later, right away when 0), and closes @s
+ * once the write completed and the FIN is queued. Input from the peer is
+ * ignored. @info is copied before the call returns.
  * On success the driver owns @s; @cb (may be NULL) runs once with 0 or the
  * write's error. Errors (the caller still owns @s, @cb does not run):
  * the gni_identify_encode() errors, the stream's write error (GN_ECLOSED,

@@ -9,12 +9,15 @@
 typedef struct id_run {
     gn_stream *s;
     gn_timer timer;
+    gn_timer fin_timer;    /* serve: the delayed half-close (fin_delay) */
     bool finished;
     bool closed;           /* the stream's close callback ran */
     unsigned writes;       /* write completions still to come */
     /* serve / push */
     uint8_t *msg;
     gni_app_done_cb done_cb;
+    bool written;          /* the reply's write completed */
+    bool shut;             /* we half-closed */
     /* request / recv push */
     gni_identify_cb cb;
     void *arg;
@@ -48,6 +51,7 @@ static void run_end(id_run *r, bool reset)
 {
     r->finished = true;
     gn_timer_stop(&r->timer);
+    gn_timer_stop(&r->fin_timer);
     gn_stream_set_handler(r->s, NULL, NULL);
     if (reset) {
         gn_stream_reset(r->s, on_closed, r);
@@ -73,8 +77,33 @@ static void serve_written(void *arg, int status)
 {
     id_run *r = arg;
     r->writes--;
-    serve_finish(r, status);
+    r->written = true;
+    if (status < 0 || r->shut) {
+        serve_finish(r, status);
+    }
     run_maybe_free(r);
+}
+
+static void serve_shutdown(id_run *r)
+{
+    r->shut = true;
+    int rc = gn_stream_shutdown(r->s);
+    if (rc < 0 && rc != GN_ENOTSUP) {
+        GN_LOG(GN_LOG_DEBUG, "identify", "shutdown failed: %s", gn_err_name(rc));
+    }
+}
+
+static void serve_fin_due(gn_timer *t, void *arg)
+{
+    (void)t;
+    id_run *r = arg;
+    if (r->finished) {
+        return;
+    }
+    serve_shutdown(r);
+    if (r->written) {
+        serve_finish(r, 0);
+    }
 }
 
 static void serve_timeout(gn_timer *t, void *arg)
@@ -83,7 +112,8 @@ static void serve_timeout(gn_timer *t, void *arg)
     serve_finish(arg, GN_ETIMEDOUT);
 }
 
-static int send_info(gn_stream *s, const gni_identify_info *info, gni_app_done_cb cb, void *arg)
+static int send_info(gn_stream *s, const gni_identify_info *info, gn_time fin_delay,
+                     gni_app_done_cb cb, void *arg)
 {
     if (!s || !info) {
         return GN_EINVAL;
@@ -114,15 +144,15 @@ static int send_info(gn_stream *s, const gni_identify_info *info, gni_app_done_c
     r->done_cb = cb;
     r->arg = arg;
     gn_timer_init(s->loop, &r->timer);
+    gn_timer_init(s->loop, &r->fin_timer);
     gn_slice iov = gn_slice_of(b.pos, gn_buf_len(&b));
     if ((rc = gn_stream_write(s, &iov, 1, serve_written, r)) < 0) {
         goto out;
     }
     r->writes = 1;
     /* the write is in: from here on the driver owns the stream */
-    rc = gn_stream_shutdown(s);
-    if (rc < 0 && rc != GN_ENOTSUP) {
-        GN_LOG(GN_LOG_DEBUG, "identify", "shutdown failed: %s", gn_err_name(rc));
+    if (!fin_delay || gn_timer_start(&r->fin_timer, fin_delay, serve_fin_due, r) < 0) {
+        serve_shutdown(r);
     }
     rc = 0;
     if (gn_timer_start(&r->timer, GNI_IDENTIFY_TIMEOUT, serve_timeout, r) < 0) {
@@ -141,13 +171,13 @@ out:
 int gni_identify_serve(gn_stream *s, const gni_identify_info *info, gni_app_done_cb cb,
                        void *arg)
 {
-    return send_info(s, info, cb, arg);
+    return send_info(s, info, info ? info->fin_delay : 0, cb, arg);
 }
 
 int gni_identify_push(gn_stream *s, const gni_identify_info *info, gni_app_done_cb cb,
                       void *arg)
 {
-    return send_info(s, info, cb, arg);
+    return send_info(s, info, 0, cb, arg);
 }
 
 /* ---- request / receive push ---- */

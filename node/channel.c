@@ -1,0 +1,997 @@
+/*
+ * Open channels: inbound stream handover after multistream-select,
+ * outbound streams, messages on /golem/msg/1.0.0, the built-in ping and
+ * echo services, snapshots and metrics.
+ *
+ * Node-owned streams (negotiations, message streams, ping, echo) are
+ * tracked as nstreams; each counts in ch->pending until its close callback,
+ * so a closing channel finishes only after every stream the node owns is
+ * gone. Streams handed to the application are the application's: the
+ * session close resets them and the application closes them.
+ *
+ * Messages (/golem/msg/1.0.0, protocols/apps/msg.h): one outbound stream
+ * per channel, opened on the first message and driven by a gni_msg_writer;
+ * each inbound message stream is read by a gni_msg_reader whose messages
+ * become GN_NODE_EV_MESSAGE events (paused while the event queue is full).
+ * Spec: docs/protocols/msg.md.
+ */
+#include "node_int.h"
+
+#include "golemnet/multiaddr.h"
+#include "echo.h"
+#include "identify.h"
+#include "ms_stream.h"
+#include "perf.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CH_LOG "node"
+
+/* ------------------------------------------------------------------------
+ * Life cycle, snapshots
+ */
+
+gn_channel *gni_channel_new(gn_node *n, bool outbound)
+{
+    gn_channel *ch = gn_calloc(1, sizeof *ch);
+    if (!ch) {
+        return NULL;
+    }
+    atomic_init(&ch->refs, 1); /* the node's reference */
+    atomic_init(&ch->mq_count, 0);
+    atomic_init(&ch->pub_state, outbound ? GN_CHANNEL_DIALING : GN_CHANNEL_UPGRADING);
+    pthread_mutex_init(&ch->mtx, NULL);
+    ch->node = n;
+    ch->outbound = outbound;
+    ch->phase = outbound ? PH_DIALING : PH_MS_SEC;
+    ch->info.id = n->next_channel++;
+    ch->info.direction = outbound ? GN_DIR_OUTBOUND : GN_DIR_INBOUND;
+    ch->info.state = outbound ? GN_CHANNEL_DIALING : GN_CHANNEL_UPGRADING;
+    gni_list_init(&ch->waiters);
+    gni_list_init(&ch->nstreams);
+    gni_list_init(&ch->mq);
+    gn_timer_init(n->loop, &ch->upgrade_timer);
+    gni_list_add_tail(&n->channels, &ch->link);
+    n->nchannels++;
+    return ch;
+}
+
+gn_channel *gn_channel_hold(gn_channel *ch)
+{
+    atomic_fetch_add(&ch->refs, 1);
+    return ch;
+}
+
+void gn_channel_rele(gn_channel *ch)
+{
+    if (!ch) {
+        return;
+    }
+    if (atomic_fetch_sub(&ch->refs, 1) == 1) {
+        pthread_mutex_destroy(&ch->mtx);
+        gn_free(ch);
+    }
+}
+
+static gn_channel_state phase_state(ch_phase p)
+{
+    switch (p) {
+    case PH_DIALING:
+        return GN_CHANNEL_DIALING;
+    case PH_MS_SEC:
+    case PH_HANDSHAKE:
+    case PH_MS_MUX:
+        return GN_CHANNEL_UPGRADING;
+    case PH_OPEN:
+        return GN_CHANNEL_OPEN;
+    case PH_CLOSING:
+        return GN_CHANNEL_CLOSING;
+    default:
+        return GN_CHANNEL_CLOSED;
+    }
+}
+
+void gni_channel_publish(gn_channel *ch)
+{
+    gn_channel_state st = phase_state(ch->phase);
+    pthread_mutex_lock(&ch->mtx);
+    ch->info.state = st;
+    pthread_mutex_unlock(&ch->mtx);
+    atomic_store(&ch->pub_state, (int)st);
+}
+
+gn_channel_state gn_channel_state_get(gn_channel *ch, gn_channel_info *info)
+{
+    pthread_mutex_lock(&ch->mtx);
+    gn_channel_state st = ch->info.state;
+    if (info) {
+        *info = ch->info;
+    }
+    pthread_mutex_unlock(&ch->mtx);
+    return st;
+}
+
+static uint32_t ch_internal_streams(const gn_channel *ch)
+{
+    uint32_t k = 0;
+    for (const gni_list *e = ch->nstreams.next; e != &ch->nstreams; e = e->next) {
+        const nstream *ns = GNI_CONTAINER_OF(e, nstream, link);
+        if (ns->kind == NS_MSG_IN || ns->kind == NS_MSG_OUT) {
+            k++;
+        }
+    }
+    return k;
+}
+
+void gni_channel_refresh(gn_channel *ch)
+{
+    gn_channel_metrics m;
+    memset(&m, 0, sizeof m);
+    if (ch->session && ch->phase == PH_OPEN) {
+        gn_mux_metrics mm;
+        gn_mux_get_metrics(ch->session, &mm);
+        m.streams_open = mm.streams_open;
+        if (mm.last_rtt && !ch->last_rtt) {
+            m.last_rtt = mm.last_rtt;
+        }
+    }
+    if (ch->sec && ch->phase == PH_OPEN) {
+        gn_stream_metrics sm;
+        gn_stream_get_metrics(ch->sec, &sm);
+        m.bytes_in = sm.bytes_in;
+        m.bytes_out = sm.bytes_out;
+    }
+    m.messages_in = ch->messages_in;
+    m.messages_out = ch->messages_out;
+    if (ch->last_rtt) {
+        m.last_rtt = ch->last_rtt;
+    }
+    if (ch->opened_at && ch->phase == PH_OPEN) {
+        m.uptime = gn_loop_now(ch->node->loop) - ch->opened_at;
+    }
+    pthread_mutex_lock(&ch->mtx);
+    if (ch->phase != PH_OPEN) {
+        /* keep the last byte counters and uptime of a channel that closed */
+        m.bytes_in = GNI_MAX(m.bytes_in, ch->cache.bytes_in);
+        m.bytes_out = GNI_MAX(m.bytes_out, ch->cache.bytes_out);
+        m.uptime = ch->cache.uptime;
+    }
+    ch->cache = m;
+    pthread_mutex_unlock(&ch->mtx);
+}
+
+uint32_t gni_channel_user_streams(gn_channel *ch)
+{
+    if (!ch->session) {
+        return 0;
+    }
+    gn_mux_metrics mm;
+    gn_mux_get_metrics(ch->session, &mm);
+    uint32_t internal = ch_internal_streams(ch);
+    return mm.streams_open > internal ? mm.streams_open - internal : 0;
+}
+
+void gn_channel_metrics_get(gn_channel *ch, gn_channel_metrics *m)
+{
+    if (gn_loop_on_thread(ch->node->loop) && ch->phase == PH_OPEN) {
+        gni_channel_refresh(ch);
+    }
+    pthread_mutex_lock(&ch->mtx);
+    *m = ch->cache;
+    pthread_mutex_unlock(&ch->mtx);
+}
+
+static void ch_finalize(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    gn_channel *ch = arg;
+    gn_node *n = ch->node;
+    gni_channel_refresh(ch);
+    ch->phase = PH_CLOSED;
+    gni_channel_publish(ch);
+    if (ch->was_open) {
+        gn_node_event ev;
+        gni_node_event_init(&ev, GN_NODE_EV_CHANNEL_CLOSED);
+        ev.channel_id = ch->info.id;
+        ev.peer = ch->info.remote_peer;
+        ev.status = ch->close_reason;
+        snprintf(ev.addr, sizeof ev.addr, "%s", ch->info.remote_addr);
+        gni_node_push_event(n, &ev);
+    }
+    gn_timer_stop(&ch->upgrade_timer);
+    gni_list_del(&ch->link);
+    n->nchannels--;
+    gn_channel_rele(ch);
+    gni_node_maybe_finish_close(n);
+}
+
+void gni_channel_check_done(gn_channel *ch)
+{
+    if (ch->phase != PH_CLOSING || ch->finalizing || ch->transport_pending || ch->busy ||
+        ch->pending > 0 || ch->session || ch->raw) {
+        return;
+    }
+    ch->finalizing = true;
+    if (gn_loop_defer(ch->node->loop, ch_finalize, ch) < 0) {
+        ch_finalize(ch->node->loop, ch);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Node-owned streams
+ */
+
+static int ch_closed_status(const gn_channel *ch)
+{
+    return ch->close_reason == GN_ECANCELED ? GN_ECANCELED : GN_ECLOSED;
+}
+
+/* The status to report for an operation that ended with @status. */
+static int ch_status(const gn_channel *ch, int status)
+{
+    if (status < 0 && ch->phase >= PH_CLOSING) {
+        return ch_closed_status(ch);
+    }
+    return status;
+}
+
+static nstream *ns_new(gn_channel *ch, gn_stream *s, nstream_kind kind)
+{
+    nstream *ns = gn_calloc(1, sizeof *ns);
+    if (!ns) {
+        return NULL;
+    }
+    ns->ch = ch;
+    ns->s = s;
+    ns->kind = kind;
+    gni_list_init(&ns->blocked_link);
+    gni_list_add_tail(&ch->nstreams, &ns->link);
+    ch->pending++;
+    return ns;
+}
+
+/* Frees the record (its stream is closed or owned elsewhere). The caller
+ * then calls gni_channel_check_done(). */
+static void ns_release(nstream *ns)
+{
+    gn_channel *ch = ns->ch;
+    if (ns->blocked) {
+        gni_list_del(&ns->blocked_link);
+        ns->blocked = false;
+    }
+    gn_rcbuf_rele(ns->cur);
+    if (ch->msg_out == ns) {
+        ch->msg_out = NULL;
+    }
+    gni_list_del(&ns->link);
+    gn_free(ns);
+    ch->pending--;
+}
+
+static void ns_closed(gn_stream *s, void *arg)
+{
+    (void)s;
+    nstream *ns = arg;
+    gn_channel *ch = ns->ch;
+    ns_release(ns);
+    gni_channel_check_done(ch);
+}
+
+/* Closes a stream the node still owns (a failed negotiation). */
+static void ns_close(nstream *ns, bool reset)
+{
+    if (ns->closing) {
+        return;
+    }
+    ns->closing = true;
+    gn_stream_set_handler(ns->s, NULL, NULL);
+    if (reset) {
+        gn_stream_reset(ns->s, ns_closed, ns);
+    } else {
+        gn_stream_close(ns->s, ns_closed, ns);
+    }
+}
+
+void gni_channel_teardown_streams(gn_channel *ch)
+{
+    int st = ch_closed_status(ch);
+    for (gni_list *e = ch->nstreams.next; e != &ch->nstreams;) {
+        nstream *ns = GNI_CONTAINER_OF(e, nstream, link);
+        e = e->next;
+        if (ns->closing) {
+            continue;
+        }
+        switch (ns->kind) {
+        case NS_NEGOTIATING:
+            /* the negotiation completes with the error; its callback closes */
+            gn_stream_emit_error(ns->s, st);
+            break;
+        case NS_MSG_IN:
+            gni_msg_reader_close(ns->reader, false); /* no more callbacks */
+            ns->reader = NULL;
+            ns_release(ns);
+            break;
+        case NS_MSG_OUT:
+            gni_msg_writer_close(ns->writer, false);
+            ns->writer = NULL;
+            ns_release(ns);
+            break;
+        case NS_DRIVER:
+            break; /* the session close fails its stream; the driver completes */
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Opening outbound streams
+ */
+
+typedef struct open_fail {
+    gn_channel *ch;
+    open_done_fn done;
+    void *arg;
+    int status;
+} open_fail;
+
+static void open_fail_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    open_fail *f = arg;
+    gn_channel *ch = f->ch;
+    f->done(ch, f->arg, f->status, NULL);
+    gn_free(f);
+    ch->pending--;
+    gni_channel_check_done(ch);
+}
+
+/* Reports @status to @done from the loop (never from inside the caller). */
+static void open_fail_defer(gn_channel *ch, open_done_fn done, void *arg, int status)
+{
+    open_fail *f = gn_malloc(sizeof *f);
+    if (!f) {
+        GN_LOG(GN_LOG_ERR, CH_LOG, "out of memory reporting a stream-open failure");
+        return;
+    }
+    f->ch = ch;
+    f->done = done;
+    f->arg = arg;
+    f->status = status;
+    ch->pending++; /* keeps a closing channel until the report ran */
+    if (gn_loop_defer(ch->node->loop, open_fail_run, f) < 0) {
+        ch->pending--;
+        gn_free(f);
+        GN_LOG(GN_LOG_ERR, CH_LOG, "cannot defer a stream-open failure");
+    }
+}
+
+static void ns_out_negotiated(void *arg, int status, gn_stream *s, const char *proto)
+{
+    (void)proto;
+    nstream *ns = arg;
+    gn_channel *ch = ns->ch;
+    open_done_fn done = ns->done;
+    void *darg = ns->done_arg;
+    ns->done = NULL;
+    if (status == 0 && ch->phase != PH_OPEN) {
+        status = ch_closed_status(ch);
+    }
+    status = ch_status(ch, status);
+    if (status < 0) {
+        ch->pending++; /* hold the channel through the callback */
+        ns_close(ns, status != GN_ENEGOTIATION);
+        done(ch, darg, status, NULL);
+        ch->pending--;
+        gni_channel_check_done(ch);
+        return;
+    }
+    ns_release(ns); /* handed over */
+    ch->pending++;
+    done(ch, darg, 0, s);
+    ch->pending--;
+    gni_channel_check_done(ch);
+}
+
+void gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn done, void *arg)
+{
+    if (ch->phase != PH_OPEN || !ch->session) {
+        open_fail_defer(ch, done, arg, ch->phase >= PH_CLOSING ? ch_closed_status(ch) : GN_ESTATE);
+        return;
+    }
+    gn_stream *s = NULL;
+    int rc = gn_mux_open_stream(ch->session, &s);
+    if (rc < 0) {
+        open_fail_defer(ch, done, arg, rc);
+        return;
+    }
+    nstream *ns = ns_new(ch, s, NS_NEGOTIATING);
+    if (!ns) {
+        gn_stream_reset(s, NULL, NULL);
+        open_fail_defer(ch, done, arg, GN_ENOMEM);
+        return;
+    }
+    ns->done = done;
+    ns->done_arg = arg;
+    snprintf(ns->protocol, sizeof ns->protocol, "%s", proto);
+    ch->last_active = gn_loop_now(ch->node->loop);
+    gni_ms_config cfg;
+    gni_ms_config_default(&cfg, GNI_MS_INITIATOR);
+    const char *ids[1] = {ns->protocol};
+    cfg.protocols = ids;
+    cfg.protocol_cnt = 1;
+    cfg.timeout = ch->node->cfg.upgrade_timeout;
+    rc = gni_ms_negotiate(s, &cfg, ns_out_negotiated, ns);
+    if (rc < 0) {
+        ns->done = NULL;
+        ns_close(ns, true);
+        open_fail_defer(ch, done, arg, rc);
+    }
+}
+
+typedef struct user_open {
+    gn_channel_stream_cb cb;
+    void *arg;
+} user_open;
+
+static void user_open_done(gn_channel *ch, void *arg, int status, gn_stream *s)
+{
+    (void)ch;
+    user_open *u = arg;
+    gn_channel_stream_cb cb = u->cb;
+    void *uarg = u->arg;
+    gn_free(u);
+    cb(uarg, status, s);
+}
+
+int gn_channel_open_stream(gn_channel *ch, const char *protocol_id, gn_channel_stream_cb cb,
+                           void *arg)
+{
+    if (!ch || !protocol_id || !cb) {
+        return GN_EINVAL;
+    }
+    size_t len = strlen(protocol_id);
+    if (len == 0 || len >= GN_PROTOCOL_ID_MAX || strchr(protocol_id, '\n') ||
+        !gn_loop_on_thread(ch->node->loop)) {
+        return GN_EINVAL;
+    }
+    user_open *u = gn_malloc(sizeof *u);
+    if (!u) {
+        return GN_ENOMEM;
+    }
+    u->cb = cb;
+    u->arg = arg;
+    gni_channel_open_internal(ch, protocol_id, user_open_done, u);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Messages: outbound (one gni_msg_writer per channel)
+ */
+
+static void msg_pump(gn_channel *ch);
+
+static void msg_out_free(gn_channel *ch, msg_out *mo)
+{
+    gn_rcbuf_rele(mo->buf);
+    gn_free(mo);
+    atomic_fetch_sub(&ch->mq_count, 1);
+}
+
+static void msg_send_failed(gn_channel *ch, uint64_t req, int status)
+{
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_SEND_FAILED);
+    ev.request_id = req;
+    ev.status = status;
+    ev.channel_id = ch->info.id;
+    ev.peer = ch->info.remote_peer;
+    gni_node_push_event(ch->node, &ev);
+}
+
+void gni_channel_fail_queue(gn_channel *ch, int status)
+{
+    while (!gni_list_empty(&ch->mq)) {
+        msg_out *mo = GNI_CONTAINER_OF(ch->mq.next, msg_out, link);
+        gni_list_del(&mo->link);
+        msg_send_failed(ch, mo->req_id, status);
+        msg_out_free(ch, mo);
+    }
+}
+
+static void msg_writer_writable(void *arg)
+{
+    nstream *ns = arg;
+    msg_pump(ns->ch);
+}
+
+static void msg_writer_end(void *arg, int status)
+{
+    nstream *ns = arg;
+    gn_channel *ch = ns->ch;
+    GN_LOG(GN_LOG_DEBUG, CH_LOG, "channel %" PRIu64 ": message writer ended: %s", ch->info.id,
+           gn_err_name(status));
+    ns->writer = NULL;
+    ns_release(ns);
+    if (ch->phase == PH_OPEN && !gni_list_empty(&ch->mq)) {
+        msg_pump(ch); /* reopen for what is still queued */
+    }
+    gni_channel_check_done(ch);
+}
+
+static const gni_msg_writer_cbs msg_writer_cbs = {msg_writer_writable, msg_writer_end};
+
+static void msg_opened(gn_channel *ch, void *arg, int status, gn_stream *s)
+{
+    (void)arg;
+    ch->msg_opening = false;
+    if (status < 0) {
+        gni_channel_fail_queue(ch, status);
+        return;
+    }
+    nstream *ns = ns_new(ch, NULL, NS_MSG_OUT);
+    int rc = ns ? gni_msg_writer_new(s, ch->node->max_msg, 0, &msg_writer_cbs, ns, &ns->writer)
+                : GN_ENOMEM;
+    if (rc < 0) {
+        gn_stream_reset(s, NULL, NULL);
+        if (ns) {
+            ns_release(ns);
+        }
+        gni_channel_fail_queue(ch, rc);
+        return;
+    }
+    ch->msg_out = ns;
+    msg_pump(ch);
+}
+
+static void msg_pump(gn_channel *ch)
+{
+    if (ch->phase != PH_OPEN) {
+        return;
+    }
+    if (!ch->msg_out) {
+        if (!ch->msg_opening && !gni_list_empty(&ch->mq)) {
+            ch->msg_opening = true;
+            gni_channel_open_internal(ch, GN_MSG_PROTOCOL_ID, msg_opened, NULL);
+        }
+        return;
+    }
+    nstream *ns = ch->msg_out;
+    while (!gni_list_empty(&ch->mq)) {
+        msg_out *mo = GNI_CONTAINER_OF(ch->mq.next, msg_out, link);
+        int rc = gni_msg_writer_send(ns->writer, mo->buf);
+        if (rc == GN_EAGAIN) {
+            break; /* msg_writer_writable resumes */
+        }
+        gni_list_del(&mo->link);
+        if (rc == 0) {
+            ch->messages_out++;
+            ch->last_active = gn_loop_now(ch->node->loop);
+        } else {
+            msg_send_failed(ch, mo->req_id, rc);
+        }
+        msg_out_free(ch, mo);
+        if (rc < 0 && rc != GN_ETOOBIG) {
+            /* the writer is unusable: drop it; the next message reopens */
+            gni_msg_writer_close(ns->writer, true);
+            ns->writer = NULL;
+            ns_release(ns);
+            gni_channel_check_done(ch);
+            break;
+        }
+    }
+}
+
+int gni_channel_enqueue(gn_channel *ch, gn_rcbuf *buf, uint64_t req_id)
+{
+    if (ch->phase != PH_OPEN) {
+        atomic_fetch_sub(&ch->mq_count, 1);
+        return ch->phase >= PH_CLOSING ? ch_closed_status(ch) : GN_ESTATE;
+    }
+    msg_out *mo = gn_calloc(1, sizeof *mo);
+    if (!mo) {
+        atomic_fetch_sub(&ch->mq_count, 1);
+        return GN_ENOMEM;
+    }
+    mo->buf = gn_rcbuf_hold(buf);
+    mo->req_id = req_id;
+    mo->ch = ch;
+    gni_list_add_tail(&ch->mq, &mo->link);
+    msg_pump(ch);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Messages: inbound (a gni_msg_reader per peer stream)
+ */
+
+static bool msg_deliver(nstream *ns, gn_rcbuf *msg)
+{
+    gn_channel *ch = ns->ch;
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_MESSAGE);
+    ev.channel_id = ch->info.id;
+    ev.peer = ch->info.remote_peer;
+    snprintf(ev.protocol, sizeof ev.protocol, "%s", GN_MSG_PROTOCOL_ID);
+    ev.message = msg;
+    if (!gni_node_try_message(ch->node, &ev)) {
+        return false;
+    }
+    ch->messages_in++;
+    ch->last_active = gn_loop_now(ch->node->loop);
+    return true;
+}
+
+static int msg_reader_message(void *arg, gn_rcbuf *msg)
+{
+    nstream *ns = arg;
+    if (msg_deliver(ns, msg)) {
+        return GNI_MSG_CONTINUE;
+    }
+    /* the event queue is full: keep it and stop reading (backpressure) */
+    ns->cur = msg;
+    gni_node_mark_blocked(ns->ch->node, ns);
+    return GNI_MSG_PAUSE;
+}
+
+static void msg_reader_end(void *arg, int status)
+{
+    nstream *ns = arg;
+    gn_channel *ch = ns->ch;
+    if (status < 0) {
+        GN_LOG(GN_LOG_INFO, CH_LOG, "channel %" PRIu64 ": message stream ended: %s",
+               ch->info.id, gn_err_name(status));
+    }
+    ns->reader = NULL;
+    ns_release(ns);
+    gni_channel_check_done(ch);
+}
+
+static const gni_msg_reader_cbs msg_reader_cbs = {msg_reader_message, msg_reader_end};
+
+void gni_nstream_resume(nstream *ns)
+{
+    if (!ns->reader) {
+        return;
+    }
+    if (ns->cur) {
+        if (!msg_deliver(ns, ns->cur)) {
+            gni_node_mark_blocked(ns->ch->node, ns);
+            return;
+        }
+        ns->cur = NULL;
+    }
+    gni_msg_reader_resume(ns->reader);
+}
+
+/* ------------------------------------------------------------------------
+ * Apps drivers
+ */
+
+static void drv_done(void *arg, int status)
+{
+    nstream *ns = arg;
+    gn_channel *ch = ns->ch;
+    (void)status;
+    ns_release(ns);
+    gni_channel_check_done(ch);
+}
+
+static void identify_record(gn_channel *ch, int status, gni_identify_result *res)
+{
+    gn_node *n = ch->node;
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_IDENTIFY);
+    ev.channel_id = ch->info.id;
+    ev.peer = ch->info.remote_peer;
+    ev.status = ch_status(ch, status);
+    if (status == 0 && res) {
+        const gn_peer_id *pid = &ch->info.remote_peer;
+        gni_peerstore_set_protocols(n->ps, pid, (const char *const *)res->protocols,
+                                    res->protocol_cnt);
+        for (size_t i = 0; i < res->listen_addr_cnt; i++) {
+            char a[GNI_PS_STR_MAX];
+            if (gn_multiaddr_to_string(res->listen_addrs[i], a, sizeof a) > 0) {
+                gni_peerstore_add_addr(n->ps, pid, a);
+            }
+        }
+        char obs[GNI_PS_STR_MAX] = "";
+        if (res->observed_addr && gn_multiaddr_to_string(res->observed_addr, obs, sizeof obs) < 0) {
+            obs[0] = '\0';
+        }
+        gni_peerstore_set_identify(n->ps, pid, res->observed_addr ? obs : NULL,
+                                   res->agent_version);
+        snprintf(ev.protocol, sizeof ev.protocol, "%s",
+                 res->agent_version ? res->agent_version : "");
+        snprintf(ev.addr, sizeof ev.addr, "%s", obs);
+    }
+    if (ch->phase == PH_OPEN || status == 0) {
+        gni_node_push_event(n, &ev);
+    }
+}
+
+static void identify_result(void *arg, int status, gni_identify_result *res)
+{
+    nstream *ns = arg;
+    gn_channel *ch = ns->ch;
+    if (status < 0) {
+        GN_LOG(GN_LOG_INFO, CH_LOG, "channel %" PRIu64 ": identify failed: %s", ch->info.id,
+               gn_err_name(status));
+    }
+    identify_record(ch, status, res);
+    gni_identify_result_free(res);
+    ns_release(ns);
+    gni_channel_check_done(ch);
+}
+
+static void identify_push_result(void *arg, int status, gni_identify_result *res)
+{
+    nstream *ns = arg;
+    gn_channel *ch = ns->ch;
+    if (status == 0 && res) {
+        identify_record(ch, 0, res);
+    }
+    gni_identify_result_free(res);
+    ns_release(ns);
+    gni_channel_check_done(ch);
+}
+
+static void identify_opened(gn_channel *ch, void *arg, int status, gn_stream *s)
+{
+    (void)arg;
+    if (status < 0) {
+        identify_record(ch, status, NULL);
+        return;
+    }
+    nstream *ns = ns_new(ch, NULL, NS_DRIVER);
+    int rc = ns ? gni_identify_request(s, &ch->info.remote_peer, 0, identify_result, ns)
+                : GN_ENOMEM;
+    if (rc < 0) {
+        gn_stream_reset(s, NULL, NULL);
+        if (ns) {
+            ns_release(ns);
+        }
+        identify_record(ch, rc, NULL);
+    }
+}
+
+static int identify_serve(gn_channel *ch, gn_stream *s, nstream *ns)
+{
+    gn_node *n = ch->node;
+    uint8_t pub[GN_ED25519_PUBLICKEYBYTES];
+    uint8_t pb[64];
+    gn_identity_public_key(n->id, pub);
+    int pblen = gn_pubkey_encode_ed25519(pub, pb, sizeof pb);
+    const gn_multiaddr *addrs[GNI_IDENTIFY_MAX_ADDRS];
+    size_t naddrs = gni_node_listen_addrs(n, addrs, GNI_ARRAY_LEN(addrs));
+    const char *protos[GNI_NODE_MAX_HANDLERS + 8];
+    size_t nprotos = gni_node_protocols(n, protos, GNI_ARRAY_LEN(protos));
+    gni_identify_info info = {
+        .protocol_version = NULL,
+        .agent_version = n->cfg.agent_version,
+        .public_key = gn_slice_of(pb, pblen > 0 ? (size_t)pblen : 0),
+        .listen_addrs = addrs,
+        .listen_addr_cnt = naddrs,
+        .observed_addr = NULL,
+        .protocols = protos,
+        .protocol_cnt = nprotos,
+        .fin_delay = GNI_IDENTIFY_FIN_DELAY, /* js-libp2p 3.x: see identify.h */
+    };
+    return gni_identify_serve(s, &info, drv_done, ns);
+}
+
+/* ------------------------------------------------------------------------
+ * Ping (/ipfs/ping/1.0.0)
+ */
+
+static void ping_report(gn_channel *ch, gn_channel_ping_cb cb, void *arg, int status, gn_time rtt)
+{
+    status = ch_status(ch, status);
+    if (status == 0) {
+        ch->last_rtt = rtt;
+        ch->last_active = gn_loop_now(ch->node->loop);
+        gni_channel_refresh(ch);
+    }
+    if (cb) {
+        cb(arg, status, status == 0 ? rtt : 0);
+        return;
+    }
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_PING);
+    ev.status = status;
+    ev.channel_id = ch->info.id;
+    ev.peer = ch->info.remote_peer;
+    ev.rtt = status == 0 ? rtt : 0;
+    gni_node_push_event(ch->node, &ev);
+}
+
+static void ping_result(void *arg, int status, gn_time rtt)
+{
+    nstream *ns = arg;
+    gn_channel *ch = ns->ch;
+    gni_pinger_close(ns->pinger);
+    ns->pinger = NULL;
+    ping_report(ch, ns->ping_cb, ns->ping_arg, status, rtt);
+    ns_release(ns);
+    gni_channel_check_done(ch);
+}
+
+typedef struct ping_req {
+    gn_channel_ping_cb cb;
+    void *arg;
+} ping_req;
+
+static void ping_opened(gn_channel *ch, void *arg, int status, gn_stream *s)
+{
+    ping_req *p = arg;
+    gn_channel_ping_cb cb = p->cb;
+    void *parg = p->arg;
+    gn_free(p);
+    if (status < 0) {
+        ping_report(ch, cb, parg, status, 0);
+        return;
+    }
+    nstream *ns = ns_new(ch, NULL, NS_DRIVER);
+    int rc = ns ? gni_pinger_new(s, gn_rng_system(), &ns->pinger) : GN_ENOMEM;
+    if (rc < 0) {
+        gn_stream_reset(s, NULL, NULL);
+        if (ns) {
+            ns_release(ns);
+        }
+        ping_report(ch, cb, parg, rc, 0);
+        return;
+    }
+    ns->ping_cb = cb;
+    ns->ping_arg = parg;
+    rc = gni_pinger_ping(ns->pinger, 0, ping_result, ns);
+    if (rc < 0) {
+        gni_pinger_close(ns->pinger);
+        ns_release(ns);
+        ping_report(ch, cb, parg, rc, 0);
+    }
+}
+
+int gn_channel_ping(gn_channel *ch, gn_channel_ping_cb cb, void *arg)
+{
+    if (!ch || !gn_loop_on_thread(ch->node->loop)) {
+        return GN_EINVAL;
+    }
+    ping_req *p = gn_malloc(sizeof *p);
+    if (!p) {
+        return GN_ENOMEM;
+    }
+    p->cb = cb;
+    p->arg = arg;
+    gni_channel_open_internal(ch, GNI_PING_PROTOCOL_ID, ping_opened, p);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Inbound streams
+ */
+
+/* Hands @s to the driver for @proto; false when no built-in serves it. */
+static bool serve_builtin(gn_channel *ch, nstream *ns, gn_stream *s, const char *proto, int *rc)
+{
+    gn_node *n = ch->node;
+    uint32_t p = n->cfg.protocols;
+    ns->kind = NS_DRIVER;
+    ns->s = NULL;
+    if ((p & GN_NODE_PROTO_MSG) && strcmp(proto, GN_MSG_PROTOCOL_ID) == 0) {
+        ns->kind = NS_MSG_IN;
+        *rc = gni_msg_reader_new(s, n->max_msg, &msg_reader_cbs, ns, &ns->reader);
+    } else if ((p & GN_NODE_PROTO_PING) && strcmp(proto, GNI_PING_PROTOCOL_ID) == 0) {
+        *rc = gni_ping_serve(s, drv_done, ns);
+    } else if ((p & GN_NODE_PROTO_ECHO) && strcmp(proto, GNI_ECHO_PROTOCOL_ID) == 0) {
+        *rc = gni_echo_serve(s, drv_done, ns);
+    } else if ((p & GN_NODE_PROTO_PERF) && strcmp(proto, GNI_PERF_PROTOCOL_ID) == 0) {
+        *rc = gni_perf_serve(s, drv_done, ns);
+    } else if ((p & GN_NODE_PROTO_IDENTIFY) && strcmp(proto, GNI_IDENTIFY_PROTOCOL_ID) == 0) {
+        *rc = identify_serve(ch, s, ns);
+    } else if ((p & GN_NODE_PROTO_IDENTIFY) &&
+               strcmp(proto, GNI_IDENTIFY_PUSH_PROTOCOL_ID) == 0) {
+        *rc = gni_identify_recv_push(s, &ch->info.remote_peer, 0, identify_push_result, ns);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static void ns_in_negotiated(void *arg, int status, gn_stream *s, const char *proto)
+{
+    nstream *ns = arg;
+    gn_channel *ch = ns->ch;
+    gn_node *n = ch->node;
+    if (status < 0 || ch->phase != PH_OPEN) {
+        ns_close(ns, status != GN_ENEGOTIATION);
+        return;
+    }
+    ch->last_active = gn_loop_now(n->loop);
+    const handler_ent *h = gni_node_find_handler(n, proto);
+    if (h) {
+        gn_node_stream_cb cb = h->cb;
+        void *harg = h->arg;
+        char id[GN_PROTOCOL_ID_MAX];
+        snprintf(id, sizeof id, "%s", proto);
+        ns_release(ns);
+        ch->pending++; /* hold the channel through the callback */
+        cb(harg, ch, s, id);
+        ch->pending--;
+        gni_channel_check_done(ch);
+        return;
+    }
+    int rc = 0;
+    if (!serve_builtin(ch, ns, s, proto, &rc)) {
+        /* the handler was removed while negotiating */
+        ns->s = s;
+        ns->kind = NS_NEGOTIATING;
+        ns_close(ns, true);
+        return;
+    }
+    if (rc < 0) {
+        GN_LOG(GN_LOG_INFO, CH_LOG, "channel %" PRIu64 ": serving %s: %s", ch->info.id, proto,
+               gn_err_name(rc));
+        gn_stream_reset(s, NULL, NULL);
+        ns_release(ns);
+        gni_channel_check_done(ch);
+    }
+}
+
+void gni_channel_on_stream(gn_mux_session *ms, void *ud, gn_stream *s)
+{
+    (void)ms;
+    gn_channel *ch = ud;
+    gn_node *n = ch->node;
+    nstream *ns = ch->phase == PH_OPEN ? ns_new(ch, s, NS_NEGOTIATING) : NULL;
+    if (!ns) {
+        gn_stream_reset(s, NULL, NULL);
+        return;
+    }
+    ns->inbound = true;
+    const char *ids[GNI_NODE_MAX_HANDLERS + 8];
+    size_t cnt = gni_node_protocols(n, ids, GNI_ARRAY_LEN(ids));
+    gni_ms_config cfg;
+    gni_ms_config_default(&cfg, GNI_MS_RESPONDER);
+    cfg.protocols = ids;
+    cfg.protocol_cnt = cnt;
+    cfg.timeout = n->cfg.upgrade_timeout;
+    int rc = cnt > 0 ? gni_ms_negotiate(s, &cfg, ns_in_negotiated, ns) : GN_ENEGOTIATION;
+    if (rc < 0) {
+        ns_close(ns, true);
+    }
+}
+
+void gni_channel_on_end(gn_mux_session *ms, void *ud, int err)
+{
+    (void)ms;
+    gn_channel *ch = ud;
+    GN_LOG(GN_LOG_INFO, CH_LOG, "channel %" PRIu64 " ended: %s", ch->info.id, gn_err_name(err));
+    gni_channel_begin_close(ch, err < 0 ? err : GN_ECLOSED);
+}
+
+/* ------------------------------------------------------------------------
+ * Open
+ */
+
+void gni_channel_on_open(gn_channel *ch)
+{
+    gn_node *n = ch->node;
+    ch->was_open = true;
+    gni_channel_refresh(ch);
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_CHANNEL_OPENED);
+    ev.channel_id = ch->info.id;
+    ev.peer = ch->info.remote_peer;
+    snprintf(ev.addr, sizeof ev.addr, "%s", ch->info.remote_addr);
+    snprintf(ev.protocol, sizeof ev.protocol, "%s", ch->info.muxer);
+    gni_node_push_event(n, &ev);
+    if (ch->info.remote_addr[0] && ch->outbound) {
+        gni_peerstore_add_addr(n->ps, &ch->info.remote_peer, ch->info.remote_addr);
+    }
+    if (n->cfg.protocols & GN_NODE_PROTO_IDENTIFY) {
+        gni_channel_open_internal(ch, GNI_IDENTIFY_PROTOCOL_ID, identify_opened, NULL);
+    }
+    if (!gni_list_empty(&ch->mq)) {
+        msg_pump(ch);
+    }
+}

@@ -1,0 +1,1558 @@
+/*
+ * The node: configuration, the any-thread command path, events, listeners,
+ * protocol handlers and teardown. See docs/node.md for the design and
+ * node_int.h for the threading invariants.
+ *
+ * Every "any thread" entry point validates what it can where it is called
+ * (parsing, sizes, state) and then posts a command to the loop: submitted
+ * from another thread, deferred when already on the loop thread, so no
+ * user callback ever runs from inside the call that asked for it.
+ */
+#include "node_int.h"
+
+#include "golemnet/multiaddr.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NODE_LOG "node"
+
+/* ------------------------------------------------------------------------
+ * Configuration
+ */
+
+void gn_node_config_default(gn_node_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->version = GN_NODE_CONFIG_VERSION;
+    gn_transport_config_default(&cfg->transport);
+    gn_crypto_config_default(&cfg->crypto);
+    gn_mux_config_default(&cfg->mux);
+    cfg->max_connections = 1024;
+    cfg->max_connections_per_peer = 4;
+    cfg->upgrade_timeout = 20 * GN_S;
+    cfg->idle_timeout = 0;
+    cfg->max_message_len = 1u << 20;
+    cfg->event_queue_capacity = 4096;
+    cfg->command_queue_capacity = 4096;
+    cfg->protocols = GN_NODE_PROTO_DEFAULT;
+    cfg->agent_version = NULL;
+    cfg->loop = NULL;
+}
+
+/* Most bytes a /golem/msg/1.0.0 payload may be configured to (256 MiB). */
+#define NODE_MAX_MESSAGE_CAP GNI_MSG_MAX_LEN_LIMIT
+
+static int dup_opt(const char *s, char **out)
+{
+    *out = NULL;
+    if (!s) {
+        return 0;
+    }
+    *out = gn_strdup(s);
+    return *out ? 0 : GN_ENOMEM;
+}
+
+/* Creates the component instances; loop thread. Idempotent. */
+static int node_make_instances(gn_node *n)
+{
+    if (atomic_load(&n->instances_ready)) {
+        return 0;
+    }
+    int rc = 0;
+    n->ntr = gn_stack_count(n->stack, GN_LAYER_TRANSPORT);
+    n->nsec = gn_stack_count(n->stack, GN_LAYER_CRYPTO);
+    n->nmux = gn_stack_count(n->stack, GN_LAYER_MUX);
+    n->tr = gn_calloc(n->ntr + 1, sizeof *n->tr);
+    n->sec = gn_calloc(n->nsec + 1, sizeof *n->sec);
+    n->sec_ids = gn_calloc(n->nsec + 1, sizeof *n->sec_ids);
+    n->mux = gn_calloc(n->nmux + 1, sizeof *n->mux);
+    n->mux_ids = gn_calloc(n->nmux + 1, sizeof *n->mux_ids);
+    if (!n->tr || !n->sec || !n->sec_ids || !n->mux || !n->mux_ids) {
+        return GN_ENOMEM;
+    }
+    for (size_t i = 0; i < n->ntr && rc == 0; i++) {
+        const gn_layer_ops *o = gn_stack_get(n->stack, GN_LAYER_TRANSPORT, i);
+        rc = gn_transport_new((const gn_transport_ops *)o, n->loop, &n->cfg.transport, &n->tr[i]);
+    }
+    for (size_t i = 0; i < n->nsec && rc == 0; i++) {
+        const gn_layer_ops *o = gn_stack_get(n->stack, GN_LAYER_CRYPTO, i);
+        n->sec_ids[i] = o->name;
+        rc = gn_crypto_new((const gn_crypto_ops *)o, n->loop, n->id, &n->cfg.crypto, &n->sec[i]);
+    }
+    for (size_t i = 0; i < n->nmux && rc == 0; i++) {
+        const gn_layer_ops *o = gn_stack_get(n->stack, GN_LAYER_MUX, i);
+        n->mux_ids[i] = o->name;
+        rc = gn_mux_new((const gn_mux_ops *)o, n->loop, &n->cfg.mux, &n->mux[i]);
+    }
+    if (rc < 0) {
+        GN_LOG(GN_LOG_ERR, NODE_LOG, "creating the stack's components: %s", gn_err_name(rc));
+        return rc;
+    }
+    atomic_store(&n->instances_ready, true);
+    return 0;
+}
+
+static void node_free_instances(gn_node *n)
+{
+    for (size_t i = 0; n->tr && i < n->ntr; i++) {
+        gn_transport_free(n->tr[i]);
+    }
+    for (size_t i = 0; n->sec && i < n->nsec; i++) {
+        gn_crypto_free(n->sec[i]);
+    }
+    for (size_t i = 0; n->mux && i < n->nmux; i++) {
+        gn_mux_free(n->mux[i]);
+    }
+    gn_free(n->tr);
+    gn_free(n->sec);
+    gn_free(n->sec_ids);
+    gn_free(n->mux);
+    gn_free(n->mux_ids);
+    n->tr = NULL;
+    n->sec = NULL;
+    n->sec_ids = NULL;
+    n->mux = NULL;
+    n->mux_ids = NULL;
+    n->ntr = n->nsec = n->nmux = 0;
+    atomic_store(&n->instances_ready, false);
+}
+
+static void node_free_memory(gn_node *n)
+{
+    if (n->evq) {
+        gn_node_event ev;
+        while (gn_evq_pop(n->evq, &ev, 0) == 0) {
+            gn_rcbuf_rele(ev.message);
+        }
+        gn_evq_free(n->evq);
+    }
+    while (!gni_list_empty(&n->overflow)) {
+        ovf_ev *o = GNI_CONTAINER_OF(n->overflow.next, ovf_ev, link);
+        gni_list_del(&o->link);
+        gn_rcbuf_rele(o->ev.message);
+        gn_free(o);
+    }
+    gni_peerstore_free(n->ps);
+    gn_stack_free(n->stack);
+    gn_registry_free(n->own_registry);
+    gn_identity_free(n->own_identity);
+    gn_free(n->s_transports);
+    gn_free(n->s_security);
+    gn_free(n->s_muxers);
+    gn_free(n->s_agent);
+    if (n->s_listen) {
+        for (size_t i = 0; i < n->cfg.n_listen; i++) {
+            gn_free(n->s_listen[i]);
+        }
+        gn_free(n->s_listen);
+    }
+    pthread_mutex_destroy(&n->close_mtx);
+    pthread_cond_destroy(&n->close_cond);
+    gn_free(n);
+}
+
+int gn_node_new(const gn_node_config *cfg, gn_node **out)
+{
+    if (!cfg || !out || cfg->version != GN_NODE_CONFIG_VERSION) {
+        return GN_EINVAL;
+    }
+    if (cfg->max_connections == 0 || cfg->max_connections_per_peer == 0 ||
+        cfg->event_queue_capacity == 0 || cfg->command_queue_capacity == 0 ||
+        cfg->max_message_len == 0 || cfg->max_message_len > NODE_MAX_MESSAGE_CAP ||
+        (cfg->n_listen > 0 && !cfg->listen)) {
+        return GN_EINVAL;
+    }
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        if (!cfg->listen[i]) {
+            return GN_EINVAL;
+        }
+    }
+    gn_node *n = gn_calloc(1, sizeof *n);
+    if (!n) {
+        return GN_ENOMEM;
+    }
+    pthread_mutex_init(&n->close_mtx, NULL);
+    pthread_cond_init(&n->close_cond, NULL);
+    gni_list_init(&n->listeners);
+    gni_list_init(&n->channels);
+    gni_list_init(&n->overflow);
+    gni_list_init(&n->blocked);
+    n->cfg = *cfg;
+    n->cfg.loop = NULL;
+    atomic_init(&n->state, NODE_NEW);
+    atomic_init(&n->next_req, 1);
+    atomic_init(&n->need_drain, false);
+    atomic_init(&n->drain_posted, false);
+    atomic_init(&n->instances_ready, false);
+    n->max_conns = cfg->max_connections;
+    n->max_per_peer = cfg->max_connections_per_peer;
+    n->idle_timeout = cfg->idle_timeout;
+    atomic_init(&n->max_msg, cfg->max_message_len);
+    n->next_channel = 1;
+
+    int rc = 0;
+    if (dup_opt(cfg->transports, &n->s_transports) < 0 ||
+        dup_opt(cfg->security, &n->s_security) < 0 || dup_opt(cfg->muxers, &n->s_muxers) < 0) {
+        rc = GN_ENOMEM;
+        goto out;
+    }
+    if (cfg->agent_version) {
+        rc = dup_opt(cfg->agent_version, &n->s_agent);
+    } else {
+        char agent[64];
+        snprintf(agent, sizeof agent, "golemnet/%s", gn_version());
+        rc = dup_opt(agent, &n->s_agent);
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    n->cfg.transports = n->s_transports;
+    n->cfg.security = n->s_security;
+    n->cfg.muxers = n->s_muxers;
+    n->cfg.agent_version = n->s_agent;
+    if (cfg->n_listen > 0) {
+        n->s_listen = gn_calloc(cfg->n_listen, sizeof(char *));
+        if (!n->s_listen) {
+            rc = GN_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < cfg->n_listen; i++) {
+            if (!(n->s_listen[i] = gn_strdup(cfg->listen[i]))) {
+                rc = GN_ENOMEM;
+                goto out;
+            }
+        }
+    }
+    n->cfg.listen = (const char *const *)n->s_listen;
+
+    if (cfg->identity) {
+        n->id = cfg->identity;
+    } else {
+        if ((rc = gn_identity_generate(&n->own_identity)) < 0) {
+            goto out;
+        }
+        n->id = n->own_identity;
+    }
+    gn_identity_peer_id(n->id, &n->self);
+    gn_peer_id_to_string(&n->self, n->self_str, sizeof n->self_str);
+
+    if (cfg->registry) {
+        n->reg = cfg->registry;
+    } else {
+        if ((rc = gn_registry_new(&n->own_registry)) < 0 ||
+            (rc = gn_registry_add_builtins(n->own_registry)) < 0) {
+            goto out;
+        }
+        n->reg = n->own_registry;
+    }
+    if ((rc = gn_stack_new(n->reg, &n->stack)) < 0) {
+        goto out;
+    }
+    if ((n->s_transports && (rc = gn_stack_set(n->stack, GN_LAYER_TRANSPORT, n->s_transports)) < 0) ||
+        (n->s_security && (rc = gn_stack_set(n->stack, GN_LAYER_CRYPTO, n->s_security)) < 0) ||
+        (n->s_muxers && (rc = gn_stack_set(n->stack, GN_LAYER_MUX, n->s_muxers)) < 0)) {
+        goto out;
+    }
+    if (gn_stack_count(n->stack, GN_LAYER_TRANSPORT) == 0 ||
+        gn_stack_count(n->stack, GN_LAYER_CRYPTO) == 0 ||
+        gn_stack_count(n->stack, GN_LAYER_MUX) == 0) {
+        GN_LOG(GN_LOG_ERR, NODE_LOG, "the stack needs a transport, a security and a muxer");
+        rc = GN_ENOTFOUND;
+        goto out;
+    }
+    if ((rc = gni_peerstore_new(&n->ps)) < 0) {
+        goto out;
+    }
+    if ((rc = gn_evq_new(cfg->event_queue_capacity, sizeof(gn_node_event), &n->evq)) < 0) {
+        goto out;
+    }
+    if (cfg->loop) {
+        n->loop = cfg->loop;
+    } else {
+        gn_loop_config lc;
+        gn_loop_config_default(&lc);
+        lc.cmdq_capacity = cfg->command_queue_capacity;
+        if ((rc = gn_loop_new(&lc, &n->loop)) < 0) {
+            rc = rc == GN_ENOMEM ? rc : GN_EIO;
+            goto out;
+        }
+        n->own_loop = true;
+    }
+    gn_timer_init(n->loop, &n->idle_timer);
+    if (gn_loop_on_thread(n->loop) && (rc = node_make_instances(n)) < 0) {
+        node_free_instances(n);
+        goto out;
+    }
+    *out = n;
+    return 0;
+out:
+    if (n->own_loop) {
+        gn_loop_free(n->loop);
+    }
+    node_free_memory(n);
+    return rc;
+}
+
+void gn_node_peer_id(const gn_node *n, gn_peer_id *out)
+{
+    *out = n->self;
+}
+
+gn_loop *gn_node_loop(gn_node *n)
+{
+    return n->loop;
+}
+
+const gni_peerstore *gni_node_peerstore(gn_node *n)
+{
+    return n->ps;
+}
+
+/* ------------------------------------------------------------------------
+ * Commands
+ */
+
+int gni_node_post(gn_node *n, gn_loop_fn fn, void *arg)
+{
+    int rc;
+    if (gn_loop_on_thread(n->loop)) {
+        rc = gn_loop_defer(n->loop, fn, arg);
+    } else {
+        rc = gn_loop_submit(n->loop, fn, arg);
+    }
+    if (rc == GN_EINVAL) {
+        rc = GN_EINTERNAL;
+    }
+    return rc;
+}
+
+static uint64_t node_req_id(gn_node *n)
+{
+    return atomic_fetch_add(&n->next_req, 1);
+}
+
+static bool node_accepting(gn_node *n)
+{
+    int st = atomic_load(&n->state);
+    return st == NODE_NEW || st == NODE_RUNNING;
+}
+
+typedef enum cmd_kind {
+    CMD_START = 1,
+    CMD_LISTEN,
+    CMD_DIAL,
+    CMD_UNICAST,
+    CMD_BROADCAST,
+    CMD_CONFIGURE,
+    CMD_CLOSE,
+    CMD_CH_SEND,
+    CMD_CH_CLOSE,
+    CMD_MC_UNICAST,
+    CMD_DRAIN
+} cmd_kind;
+
+typedef struct node_cmd {
+    gn_node *n;
+    cmd_kind kind;
+    uint64_t req_id;
+    gn_multiaddr *ma;
+    gn_node_dial_cb cb;
+    gn_node_close_cb close_cb;
+    void *arg;
+    gn_rcbuf *msg;
+    gn_peer_id peer;
+    bool has_peer;
+    gn_channel *ch;
+    gn_peer_id *peers;      /* multicast broadcast: the members */
+    dial_req *dial;         /* CMD_DIAL: allocated by the caller */
+    size_t npeers;
+    bool to_all;
+    int opt;
+    uint64_t value;
+} node_cmd;
+
+static void cmd_free(node_cmd *c)
+{
+    gn_multiaddr_free(c->ma);
+    gn_rcbuf_rele(c->msg);
+    if (c->ch) {
+        gn_channel_rele(c->ch);
+    }
+    gn_free(c->peers);
+    gn_free(c->dial);
+    gn_free(c);
+}
+
+static void cmd_run(gn_loop *loop, void *arg);
+static int node_start_thread(gn_node *n);
+
+static node_cmd *cmd_new(gn_node *n, cmd_kind kind)
+{
+    node_cmd *c = gn_calloc(1, sizeof *c);
+    if (c) {
+        c->n = n;
+        c->kind = kind;
+    }
+    return c;
+}
+
+/* Posts @c; on failure frees it and returns the error. */
+static int cmd_post(node_cmd *c)
+{
+    int rc = gni_node_post(c->n, cmd_run, c);
+    if (rc < 0) {
+        cmd_free(c);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Events
+ */
+
+void gni_node_event_init(gn_node_event *ev, gn_node_event_type type)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->type = type;
+}
+
+static size_t node_overflow_max(const gn_node *n)
+{
+    return GNI_MAX((size_t)GNI_NODE_OVERFLOW_MIN, n->cfg.event_queue_capacity);
+}
+
+/* Pushes one event into the queue; closes the queue after the CLOSED event. */
+static int node_evq_push(gn_node *n, const gn_node_event *ev)
+{
+    int rc = gn_evq_push(n->evq, ev);
+    if (rc == 0 && ev->type == GN_NODE_EV_CLOSED) {
+        gn_evq_close(n->evq);
+    }
+    return rc;
+}
+
+static void node_drain(gn_node *n);
+
+static void node_drain_deferred(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    gn_node *n = arg;
+    atomic_store(&n->drain_posted, false);
+    node_drain(n);
+}
+
+/*
+ * Something waits for room in the event queue. The consumer posts a drain
+ * when it pops while need_drain is set; if it emptied the queue before we
+ * set the flag, nobody would, so check for room after setting it.
+ */
+static void node_need_drain(gn_node *n)
+{
+    atomic_store(&n->need_drain, true);
+    if (gn_evq_len(n->evq) < n->cfg.event_queue_capacity &&
+        !atomic_exchange(&n->drain_posted, true)) {
+        if (gn_loop_defer(n->loop, node_drain_deferred, n) < 0) {
+            atomic_store(&n->drain_posted, false);
+        }
+    }
+}
+
+void gni_node_push_event(gn_node *n, const gn_node_event *ev)
+{
+    if (gni_list_empty(&n->overflow)) {
+        int rc = node_evq_push(n, ev);
+        if (rc == 0) {
+            return;
+        }
+        if (rc == GN_ECLOSED) {
+            gn_rcbuf_rele(ev->message);
+            return;
+        }
+    }
+    if (n->noverflow >= node_overflow_max(n) && ev->type != GN_NODE_EV_CLOSED) {
+        GN_LOG(GN_LOG_WARNING, NODE_LOG, "event queue and overflow full: dropping event %d",
+               (int)ev->type);
+        gn_rcbuf_rele(ev->message);
+        return;
+    }
+    ovf_ev *o = gn_malloc(sizeof *o);
+    if (!o) {
+        GN_LOG(GN_LOG_ERR, NODE_LOG, "out of memory: dropping event %d", (int)ev->type);
+        gn_rcbuf_rele(ev->message);
+        return;
+    }
+    o->ev = *ev;
+    gni_list_add_tail(&n->overflow, &o->link);
+    n->noverflow++;
+    node_need_drain(n);
+}
+
+bool gni_node_try_message(gn_node *n, const gn_node_event *ev)
+{
+    if (!gni_list_empty(&n->overflow)) {
+        return false;
+    }
+    int rc = node_evq_push(n, ev);
+    if (rc == GN_ECLOSED) {
+        gn_rcbuf_rele(ev->message);
+        return true; /* nobody will read it: consumed */
+    }
+    return rc == 0;
+}
+
+void gni_node_mark_blocked(gn_node *n, nstream *ns)
+{
+    if (!ns->blocked) {
+        ns->blocked = true;
+        gni_list_add_tail(&n->blocked, &ns->blocked_link);
+    }
+    node_need_drain(n);
+}
+
+/* Moves overflow events into the queue and resumes blocked readers (loop). */
+static void node_drain(gn_node *n)
+{
+    while (!gni_list_empty(&n->overflow)) {
+        ovf_ev *o = GNI_CONTAINER_OF(n->overflow.next, ovf_ev, link);
+        int rc = node_evq_push(n, &o->ev);
+        if (rc == GN_EAGAIN) {
+            break;
+        }
+        if (rc < 0) {
+            gn_rcbuf_rele(o->ev.message);
+        }
+        gni_list_del(&o->link);
+        n->noverflow--;
+        gn_free(o);
+    }
+    if (gni_list_empty(&n->overflow)) {
+        gni_list todo;
+        gni_list_init(&todo);
+        if (!gni_list_empty(&n->blocked)) {
+            /* splice the blocked list into todo */
+            todo.next = n->blocked.next;
+            todo.prev = n->blocked.prev;
+            todo.next->prev = &todo;
+            todo.prev->next = &todo;
+            gni_list_init(&n->blocked);
+        }
+        while (!gni_list_empty(&todo)) {
+            nstream *ns = GNI_CONTAINER_OF(todo.next, nstream, blocked_link);
+            gni_list_del(&ns->blocked_link);
+            ns->blocked = false;
+            gni_nstream_resume(ns); /* may mark it blocked again */
+        }
+    }
+    atomic_store(&n->need_drain, !gni_list_empty(&n->overflow) || !gni_list_empty(&n->blocked));
+}
+
+int gn_node_next_event(gn_node *n, gn_node_event *ev, gn_time timeout)
+{
+    if (!n || !ev) {
+        return GN_EINVAL;
+    }
+    int rc = gn_evq_pop(n->evq, ev, timeout);
+    if (atomic_load(&n->need_drain) && atomic_load(&n->state) != NODE_CLOSED &&
+        !atomic_exchange(&n->drain_posted, true)) {
+        node_cmd *c = cmd_new(n, CMD_DRAIN);
+        if (!c || cmd_post(c) < 0) {
+            atomic_store(&n->drain_posted, false);
+        }
+    }
+    return rc;
+}
+
+int gn_node_event_fd(const gn_node *n)
+{
+    return gn_evq_fd(n->evq);
+}
+
+/* ------------------------------------------------------------------------
+ * Listeners
+ */
+
+static void listen_event(gn_node *n, uint64_t req, int status, const char *addr)
+{
+    gn_node_event ev;
+    gni_node_event_init(&ev, status == 0 ? GN_NODE_EV_LISTENING : GN_NODE_EV_LISTEN_FAILED);
+    ev.status = status;
+    ev.request_id = req;
+    ev.peer = n->self;
+    snprintf(ev.addr, sizeof ev.addr, "%s", addr);
+    gni_node_push_event(n, &ev);
+}
+
+static void node_listener_closed(gn_listener *l, void *arg)
+{
+    (void)l;
+    node_listener *nl = arg;
+    gn_node *n = nl->n;
+    gn_multiaddr_free(nl->bound);
+    gn_free(nl);
+    n->nlisteners_closing--;
+    gni_node_maybe_finish_close(n);
+}
+
+static void node_listener_close(node_listener *nl)
+{
+    gni_list_del(&nl->link);
+    nl->n->nlisteners_closing++;
+    gn_listener_close(nl->l, node_listener_closed, nl);
+}
+
+static void node_on_accept(void *arg, gn_listener *l, int status, gn_stream *conn)
+{
+    node_listener *nl = arg;
+    gn_node *n = nl->n;
+    if (status < 0) {
+        GN_LOG(GN_LOG_WARNING, NODE_LOG, "listener %s failed: %s", nl->addr,
+               gn_err_name(status));
+        if (!n->closing) {
+            node_listener_close(nl);
+        }
+        return;
+    }
+    gni_node_accept(n, l->transport, conn);
+}
+
+static gn_transport *node_pick_transport(gn_node *n, const gn_multiaddr *ma)
+{
+    for (size_t i = 0; i < n->ntr; i++) {
+        if (gn_transport_handles(n->tr[i], ma)) {
+            return n->tr[i];
+        }
+    }
+    return NULL;
+}
+
+static void node_listen_run(gn_node *n, const gn_multiaddr *ma, uint64_t req)
+{
+    char text[GN_NODE_ADDR_MAX];
+    if (gn_multiaddr_to_string(ma, text, sizeof text) < 0) {
+        text[0] = '\0';
+    }
+    if (n->closing) {
+        listen_event(n, req, GN_ECANCELED, text);
+        return;
+    }
+    gn_transport *t = node_pick_transport(n, ma);
+    if (!t) {
+        listen_event(n, req, GN_ENOTRANSPORT, text);
+        return;
+    }
+    node_listener *nl = gn_calloc(1, sizeof *nl);
+    if (!nl) {
+        listen_event(n, req, GN_ENOMEM, text);
+        return;
+    }
+    nl->n = n;
+    gni_list_init(&nl->link);
+    int rc = gn_transport_listen(t, ma, node_on_accept, nl, &nl->l);
+    if (rc == 0) {
+        rc = gn_listener_addr(nl->l, &nl->bound);
+        if (rc < 0) {
+            gni_list_add_tail(&n->listeners, &nl->link);
+            node_listener_close(nl);
+        }
+    }
+    if (rc < 0) {
+        if (!nl->l) {
+            gn_free(nl);
+        }
+        listen_event(n, req, rc, text);
+        return;
+    }
+    char bound[GN_NODE_ADDR_MAX];
+    if (gn_multiaddr_to_string(nl->bound, bound, sizeof bound) < 0) {
+        bound[0] = '\0';
+    }
+    snprintf(nl->addr, sizeof nl->addr, "%s/p2p/%s", bound, n->self_str);
+    gni_list_add_tail(&n->listeners, &nl->link);
+    GN_LOG(GN_LOG_INFO, NODE_LOG, "listening on %s", nl->addr);
+    listen_event(n, req, 0, nl->addr);
+}
+
+size_t gni_node_listen_addrs(gn_node *n, const gn_multiaddr **out, size_t max)
+{
+    size_t k = 0;
+    for (gni_list *e = n->listeners.next; e != &n->listeners && k < max; e = e->next) {
+        out[k++] = GNI_CONTAINER_OF(e, node_listener, link)->bound;
+    }
+    return k;
+}
+
+/* ------------------------------------------------------------------------
+ * Handlers
+ */
+
+const handler_ent *gni_node_find_handler(gn_node *n, const char *id)
+{
+    for (size_t i = 0; i < n->nhandlers; i++) {
+        if (strcmp(n->handlers[i].id, id) == 0) {
+            return &n->handlers[i];
+        }
+    }
+    return NULL;
+}
+
+/* The built-in protocol ids this node serves, per cfg.protocols. */
+static size_t node_builtins(const gn_node *n, const char **ids, size_t max)
+{
+    static const struct {
+        uint32_t bit;
+        const char *id;
+    } table[] = {
+        {GN_NODE_PROTO_IDENTIFY, GNI_IDENTIFY_PROTOCOL_ID},
+        {GN_NODE_PROTO_IDENTIFY, GNI_IDENTIFY_PUSH_PROTOCOL_ID},
+        {GN_NODE_PROTO_PING, GNI_PING_PROTOCOL_ID},
+        {GN_NODE_PROTO_ECHO, GNI_ECHO_PROTOCOL_ID},
+        {GN_NODE_PROTO_PERF, GNI_PERF_PROTOCOL_ID},
+        {GN_NODE_PROTO_MSG, GN_MSG_PROTOCOL_ID},
+    };
+    size_t k = 0;
+    for (size_t i = 0; i < GNI_ARRAY_LEN(table) && k < max; i++) {
+        if (n->cfg.protocols & table[i].bit) {
+            ids[k++] = table[i].id;
+        }
+    }
+    return k;
+}
+
+size_t gni_node_protocols(gn_node *n, const char **ids, size_t max)
+{
+    size_t k = node_builtins(n, ids, max);
+    for (size_t i = 0; i < n->nhandlers && k < max; i++) {
+        ids[k++] = n->handlers[i].id;
+    }
+    return k;
+}
+
+int gn_node_set_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb cb, void *arg)
+{
+    if (!n || !protocol_id) {
+        return GN_EINVAL;
+    }
+    size_t len = strlen(protocol_id);
+    if (len == 0 || len >= GN_PROTOCOL_ID_MAX || strchr(protocol_id, '\n') ||
+        strcmp(protocol_id, "na") == 0 || strcmp(protocol_id, "ls") == 0) {
+        return GN_EINVAL;
+    }
+    if (atomic_load(&n->state) != NODE_NEW && !gn_loop_on_thread(n->loop)) {
+        return GN_EINVAL; /* loop thread, or before gn_node_start() */
+    }
+    for (size_t i = 0; i < n->nhandlers; i++) {
+        if (strcmp(n->handlers[i].id, protocol_id) == 0) {
+            if (cb) {
+                return GN_EEXIST;
+            }
+            n->handlers[i] = n->handlers[n->nhandlers - 1];
+            n->nhandlers--;
+            return 0;
+        }
+    }
+    if (!cb) {
+        return GN_ENOTFOUND;
+    }
+    const char *builtin[8];
+    size_t nb = node_builtins(n, builtin, GNI_ARRAY_LEN(builtin));
+    for (size_t i = 0; i < nb; i++) {
+        if (strcmp(builtin[i], protocol_id) == 0) {
+            return GN_EEXIST;
+        }
+    }
+    if (n->nhandlers == GNI_NODE_MAX_HANDLERS) {
+        return GN_ELIMIT;
+    }
+    handler_ent *h = &n->handlers[n->nhandlers++];
+    memcpy(h->id, protocol_id, len + 1);
+    h->cb = cb;
+    h->arg = arg;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Close
+ */
+
+static void node_signal_closed(gn_node *n)
+{
+    pthread_mutex_lock(&n->close_mtx);
+    n->closed_done = true;
+    pthread_cond_broadcast(&n->close_cond);
+    pthread_mutex_unlock(&n->close_mtx);
+}
+
+void gni_node_maybe_finish_close(gn_node *n)
+{
+    if (!n->closing || n->close_finished || n->nlisteners_closing > 0 || n->nstray > 0 ||
+        !gni_list_empty(&n->listeners) || !gni_list_empty(&n->channels)) {
+        return;
+    }
+    n->close_finished = true;
+    gn_timer_stop(&n->idle_timer);
+    node_free_instances(n);
+    GN_LOG(GN_LOG_INFO, NODE_LOG, "node %s closed", n->self_str);
+    atomic_store(&n->state, NODE_CLOSED);
+    if (n->close_cb) {
+        n->close_cb(n, n->close_arg);
+    }
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_CLOSED);
+    ev.peer = n->self;
+    gni_node_push_event(n, &ev);
+    node_signal_closed(n);
+}
+
+static void node_close_run(gn_node *n, gn_node_close_cb cb, void *arg)
+{
+    if (n->closing) {
+        return;
+    }
+    n->closing = true;
+    n->close_cb = cb;
+    n->close_arg = arg;
+    gn_timer_stop(&n->idle_timer);
+    while (!gni_list_empty(&n->listeners)) {
+        node_listener_close(GNI_CONTAINER_OF(n->listeners.next, node_listener, link));
+    }
+    /* begin_close may finish a channel synchronously only through deferred
+     * calls, so walking with a saved next is safe */
+    for (gni_list *e = n->channels.next; e != &n->channels;) {
+        gni_list *next = e->next;
+        gni_channel_begin_close(GNI_CONTAINER_OF(e, gn_channel, link), GN_ECANCELED);
+        e = next;
+    }
+    gni_node_maybe_finish_close(n);
+}
+
+void gn_node_close(gn_node *n, gn_node_close_cb cb, void *arg)
+{
+    if (!n) {
+        return;
+    }
+    int st = atomic_load(&n->state);
+    while (st == NODE_NEW || st == NODE_RUNNING) {
+        if (atomic_compare_exchange_weak(&n->state, &st, NODE_CLOSING)) {
+            break;
+        }
+    }
+    if (st != NODE_NEW && st != NODE_RUNNING) {
+        return; /* already closing or closed: idempotent */
+    }
+    node_cmd *c = cmd_new(n, CMD_CLOSE);
+    int rc = c ? 0 : GN_ENOMEM;
+    if (c) {
+        c->close_cb = cb;
+        c->arg = arg;
+    }
+    if (rc == 0 && st == NODE_NEW && n->own_loop) {
+        /* never started: run the loop so the close can complete */
+        if (node_start_thread(n) < 0) {
+            GN_LOG(GN_LOG_ERR, NODE_LOG, "close: cannot start the loop thread");
+        }
+    }
+    if (rc == 0) {
+        rc = cmd_post(c);
+    }
+    if (rc < 0) {
+        GN_LOG(GN_LOG_ERR, NODE_LOG, "close: cannot reach the loop: %s", gn_err_name(rc));
+    }
+}
+
+void gn_node_free(gn_node *n)
+{
+    if (!n) {
+        return;
+    }
+    int st = atomic_load(&n->state);
+    if (n->own_loop) {
+        assert(!gn_loop_on_thread(n->loop) || st == NODE_NEW);
+        if (st != NODE_NEW) {
+            if (st == NODE_RUNNING) {
+                gn_node_close(n, NULL, NULL);
+            }
+            pthread_mutex_lock(&n->close_mtx);
+            while (!n->closed_done) {
+                pthread_cond_wait(&n->close_cond, &n->close_mtx);
+            }
+            pthread_mutex_unlock(&n->close_mtx);
+        } else {
+            node_free_instances(n);
+        }
+        gn_loop_stop(n->loop);
+        gn_loop_free(n->loop);
+    } else {
+        if (st == NODE_NEW) {
+            node_free_instances(n);
+        } else if (!n->close_finished) {
+            GN_LOG(GN_LOG_ERR, NODE_LOG, "gn_node_free before the close completed: leaking");
+            return;
+        }
+    }
+    node_free_memory(n);
+}
+
+/* ------------------------------------------------------------------------
+ * Start, listen, dial, unicast, broadcast, configure
+ */
+
+static void node_start_run(gn_node *n)
+{
+    for (size_t i = 0; i < n->cfg.n_listen; i++) {
+        gn_multiaddr *ma = NULL;
+        int rc = gn_multiaddr_parse(n->cfg.listen[i], &ma);
+        if (rc < 0) {
+            listen_event(n, 0, rc, n->cfg.listen[i]);
+            continue;
+        }
+        node_listen_run(n, ma, 0);
+        gn_multiaddr_free(ma);
+    }
+}
+
+/*
+ * Starts the own loop's thread with SIGPIPE blocked: a write to a socket
+ * the peer reset then fails with EPIPE instead of killing the process
+ * (libuv writes with write(2); the signal is directed at the writing
+ * thread, and the new thread inherits this mask).
+ */
+static int node_start_thread(gn_node *n)
+{
+#ifdef SIGPIPE
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+#endif
+    int rc = gn_loop_start_thread(n->loop);
+#ifdef SIGPIPE
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+#endif
+    return rc < 0 ? GN_EIO : 0;
+}
+
+int gn_node_start(gn_node *n)
+{
+    if (!n) {
+        return GN_EINVAL;
+    }
+    int expect = NODE_NEW;
+    if (!atomic_compare_exchange_strong(&n->state, &expect, NODE_RUNNING)) {
+        return GN_ESTATE;
+    }
+    node_cmd *c = cmd_new(n, CMD_START);
+    if (!c) {
+        atomic_store(&n->state, NODE_NEW);
+        return GN_ENOMEM;
+    }
+    int rc = cmd_post(c);
+    if (rc == 0 && n->own_loop) {
+        rc = node_start_thread(n);
+    }
+    if (rc < 0) {
+        atomic_store(&n->state, NODE_NEW);
+    }
+    return rc;
+}
+
+int gn_node_listen(gn_node *n, const char *multiaddr, uint64_t *req_id)
+{
+    if (!n || !multiaddr) {
+        return GN_EINVAL;
+    }
+    if (!node_accepting(n)) {
+        return GN_ECLOSED;
+    }
+    gn_multiaddr *ma = NULL;
+    int rc = gn_multiaddr_parse(multiaddr, &ma);
+    if (rc < 0) {
+        return rc == GN_ENOMEM ? rc : GN_EPARSE;
+    }
+    node_cmd *c = cmd_new(n, CMD_LISTEN);
+    if (!c) {
+        gn_multiaddr_free(ma);
+        return GN_ENOMEM;
+    }
+    c->ma = ma;
+    c->req_id = node_req_id(n);
+    uint64_t id = c->req_id;
+    rc = cmd_post(c);
+    if (rc == 0 && req_id) {
+        *req_id = id;
+    }
+    return rc;
+}
+
+/* Parses @s as a multiaddr, with its /p2p/ peer when present. */
+static int node_parse_target(gn_node *n, const char *s, gn_multiaddr **ma, gn_peer_id *peer,
+                             bool *has_peer)
+{
+    int rc = gn_multiaddr_parse(s, ma);
+    if (rc < 0) {
+        return rc == GN_ENOMEM ? rc : GN_EPARSE;
+    }
+    gn_ma_component c;
+    *has_peer = false;
+    if (gn_multiaddr_find(*ma, GN_MA_P2P, &c) >= 0) {
+        if (gn_peer_id_from_bytes(c.value, c.value_len, peer) < 0) {
+            gn_multiaddr_free(*ma);
+            *ma = NULL;
+            return GN_EPARSE;
+        }
+        *has_peer = true;
+    }
+    if (atomic_load(&n->instances_ready)) {
+        /* handles() is pure and the instance array is immutable while running */
+        gn_multiaddr *bare = NULL;
+        const gn_multiaddr *probe = *ma;
+        if (*has_peer && gn_multiaddr_decapsulate_code(*ma, GN_MA_P2P, &bare) == 0) {
+            probe = bare;
+        }
+        bool ok = *has_peer && !bare; /* a bare /p2p/<id>: a peer lookup */
+        for (size_t i = 0; !ok && i < n->ntr; i++) {
+            ok = gn_transport_handles(n->tr[i], probe) || gn_transport_handles(n->tr[i], *ma);
+        }
+        gn_multiaddr_free(bare);
+        if (!ok) {
+            gn_multiaddr_free(*ma);
+            *ma = NULL;
+            return GN_ENOTRANSPORT;
+        }
+    }
+    return 0;
+}
+
+int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *arg,
+                 uint64_t *req_id)
+{
+    if (!n || !multiaddr) {
+        return GN_EINVAL;
+    }
+    if (!node_accepting(n)) {
+        return GN_ECLOSED;
+    }
+    gn_multiaddr *ma = NULL;
+    gn_peer_id peer;
+    bool has_peer;
+    int rc = node_parse_target(n, multiaddr, &ma, &peer, &has_peer);
+    if (rc < 0) {
+        return rc;
+    }
+    node_cmd *c = cmd_new(n, CMD_DIAL);
+    if (!c || !(c->dial = gn_calloc(1, sizeof *c->dial))) {
+        gn_free(c);
+        gn_multiaddr_free(ma);
+        return GN_ENOMEM;
+    }
+    c->ma = ma;
+    c->cb = cb;
+    c->arg = arg;
+    c->req_id = node_req_id(n);
+    uint64_t id = c->req_id;
+    rc = cmd_post(c);
+    if (rc == 0 && req_id) {
+        *req_id = id;
+    }
+    return rc;
+}
+
+int gn_node_unicast(gn_node *n, const char *to, const uint8_t *msg, size_t len, uint64_t *req_id)
+{
+    if (!n || !to || (!msg && len > 0)) {
+        return GN_EINVAL;
+    }
+    if (!node_accepting(n)) {
+        return GN_ECLOSED;
+    }
+    if (len > atomic_load(&n->max_msg)) {
+        return GN_ETOOBIG;
+    }
+    node_cmd *c = cmd_new(n, CMD_UNICAST);
+    if (!c) {
+        return GN_ENOMEM;
+    }
+    int rc;
+    if (to[0] == '/') {
+        rc = node_parse_target(n, to, &c->ma, &c->peer, &c->has_peer);
+    } else {
+        rc = gn_peer_id_parse(to, strlen(to), &c->peer);
+        rc = rc == GN_ENOMEM ? rc : (rc < 0 ? GN_EPARSE : 0);
+        c->has_peer = true;
+    }
+    if (rc == 0 && !(c->msg = gn_rcbuf_new(msg, len))) {
+        rc = GN_ENOMEM;
+    }
+    if (rc < 0) {
+        cmd_free(c);
+        return rc;
+    }
+    c->req_id = node_req_id(n);
+    uint64_t id = c->req_id;
+    rc = cmd_post(c);
+    if (rc == 0 && req_id) {
+        *req_id = id;
+    }
+    return rc;
+}
+
+int gn_node_broadcast(gn_node *n, const uint8_t *msg, size_t len, uint64_t *req_id)
+{
+    if (!n || (!msg && len > 0)) {
+        return GN_EINVAL;
+    }
+    if (!node_accepting(n)) {
+        return GN_ECLOSED;
+    }
+    if (len > atomic_load(&n->max_msg)) {
+        return GN_ETOOBIG;
+    }
+    node_cmd *c = cmd_new(n, CMD_BROADCAST);
+    if (!c) {
+        return GN_ENOMEM;
+    }
+    if (!(c->msg = gn_rcbuf_new(msg, len))) {
+        cmd_free(c);
+        return GN_ENOMEM;
+    }
+    c->to_all = true;
+    c->req_id = node_req_id(n);
+    uint64_t id = c->req_id;
+    int rc = cmd_post(c);
+    if (rc == 0 && req_id) {
+        *req_id = id;
+    }
+    return rc;
+}
+
+int gn_node_configure(gn_node *n, gn_node_option opt, uint64_t value)
+{
+    if (!n) {
+        return GN_EINVAL;
+    }
+    switch (opt) {
+    case GN_NODE_OPT_MAX_CONNECTIONS:
+    case GN_NODE_OPT_MAX_CONNECTIONS_PER_PEER:
+        if (value == 0 || value > UINT32_MAX) {
+            return GN_ERANGE;
+        }
+        break;
+    case GN_NODE_OPT_IDLE_TIMEOUT_MS:
+        if (value > UINT64_MAX / GN_MS) {
+            return GN_ERANGE;
+        }
+        break;
+    case GN_NODE_OPT_MAX_MESSAGE_LEN:
+        if (value == 0 || value > NODE_MAX_MESSAGE_CAP) {
+            return GN_ERANGE;
+        }
+        break;
+    default:
+        return GN_ENOTSUP;
+    }
+    if (!node_accepting(n)) {
+        return GN_ECLOSED;
+    }
+    node_cmd *c = cmd_new(n, CMD_CONFIGURE);
+    if (!c) {
+        return GN_ENOMEM;
+    }
+    c->opt = (int)opt;
+    c->value = value;
+    return cmd_post(c);
+}
+
+/* A SEND_FAILED event (loop). */
+static void send_failed(gn_node *n, uint64_t req, int status, const gn_channel *ch)
+{
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_SEND_FAILED);
+    ev.request_id = req;
+    ev.status = status;
+    if (ch) {
+        ev.channel_id = ch->info.id;
+        ev.peer = ch->info.remote_peer;
+    }
+    gni_node_push_event(n, &ev);
+}
+
+/* Reserves a slot in @ch's queue and enqueues (loop). */
+static void node_send_on(gn_node *n, gn_channel *ch, gn_rcbuf *msg, uint64_t req)
+{
+    if (atomic_fetch_add(&ch->mq_count, 1) >= GNI_NODE_MSG_QUEUE_MAX) {
+        atomic_fetch_sub(&ch->mq_count, 1);
+        send_failed(n, req, GN_EAGAIN, ch);
+        return;
+    }
+    int rc = gni_channel_enqueue(ch, msg, req);
+    if (rc < 0) {
+        send_failed(n, req, rc, ch);
+    }
+}
+
+/* Internal dial waiter of a unicast to an address. */
+typedef struct unicast_wait {
+    gn_rcbuf *msg;
+    uint64_t req;
+} unicast_wait;
+
+static void unicast_dialed(gn_node *n, dial_req *r, int status, gn_channel *ch)
+{
+    unicast_wait *w = r->internal_arg;
+    if (status == 0) {
+        node_send_on(n, ch, w->msg, w->req);
+    } else {
+        send_failed(n, w->req, status, NULL);
+    }
+    gn_rcbuf_rele(w->msg);
+    gn_free(w);
+}
+
+static void node_unicast_run(gn_node *n, node_cmd *c)
+{
+    if (n->closing) {
+        send_failed(n, c->req_id, GN_ECANCELED, NULL);
+        return;
+    }
+    gn_channel *ch = c->has_peer ? gni_node_find_open(n, &c->peer) : NULL;
+    if (ch) {
+        node_send_on(n, ch, c->msg, c->req_id);
+        return;
+    }
+    if (!c->ma) {
+        send_failed(n, c->req_id, GN_ENOTFOUND, NULL);
+        return;
+    }
+    dial_req *r = gn_calloc(1, sizeof *r);
+    unicast_wait *w = gn_calloc(1, sizeof *w);
+    if (!r || !w) {
+        gn_free(r);
+        gn_free(w);
+        send_failed(n, c->req_id, GN_ENOMEM, NULL);
+        return;
+    }
+    w->msg = gn_rcbuf_hold(c->msg);
+    w->req = c->req_id;
+    r->internal = unicast_dialed;
+    r->internal_arg = w;
+    r->req_id = c->req_id;
+    gni_list_init(&r->link);
+    gn_multiaddr *ma = c->ma;
+    c->ma = NULL;
+    gni_node_dial_run(n, ma, r);
+}
+
+static void node_broadcast_run(gn_node *n, node_cmd *c)
+{
+    if (n->closing) {
+        send_failed(n, c->req_id, GN_ECANCELED, NULL);
+        return;
+    }
+    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
+        gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
+        if (ch->phase != PH_OPEN) {
+            continue;
+        }
+        bool member = c->to_all;
+        for (size_t i = 0; !member && i < c->npeers; i++) {
+            member = gn_peer_id_equal(&c->peers[i], &ch->info.remote_peer);
+        }
+        if (member) {
+            node_send_on(n, ch, c->msg, c->req_id);
+        }
+    }
+}
+
+static void node_configure_run(gn_node *n, node_cmd *c)
+{
+    switch ((gn_node_option)c->opt) {
+    case GN_NODE_OPT_MAX_CONNECTIONS:
+        n->max_conns = (uint32_t)c->value;
+        break;
+    case GN_NODE_OPT_MAX_CONNECTIONS_PER_PEER:
+        n->max_per_peer = (uint32_t)c->value;
+        break;
+    case GN_NODE_OPT_IDLE_TIMEOUT_MS:
+        n->idle_timeout = c->value * GN_MS;
+        gni_node_idle_arm(n);
+        break;
+    case GN_NODE_OPT_MAX_MESSAGE_LEN:
+        atomic_store(&n->max_msg, (size_t)c->value);
+        break;
+    }
+}
+
+static void cmd_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    node_cmd *c = arg;
+    gn_node *n = c->n;
+    int rc = node_make_instances(n);
+    switch (c->kind) {
+    case CMD_START:
+        if (rc == 0 && !n->closing) {
+            node_start_run(n);
+            gni_node_idle_arm(n);
+        }
+        break;
+    case CMD_LISTEN:
+        if (rc < 0) {
+            char text[GN_NODE_ADDR_MAX];
+            gn_multiaddr_to_string(c->ma, text, sizeof text);
+            listen_event(n, c->req_id, rc, text);
+        } else {
+            node_listen_run(n, c->ma, c->req_id);
+        }
+        break;
+    case CMD_DIAL: {
+        dial_req *r = c->dial;
+        c->dial = NULL;
+        gni_list_init(&r->link);
+        r->cb = c->cb;
+        r->arg = c->arg;
+        r->req_id = c->req_id;
+        r->emit_event = c->cb == NULL;
+        if (rc < 0) {
+            gni_dial_req_complete(n, r, rc, NULL);
+            break;
+        }
+        gn_multiaddr *ma = c->ma;
+        c->ma = NULL;
+        gni_node_dial_run(n, ma, r);
+        break;
+    }
+    case CMD_UNICAST:
+        node_unicast_run(n, c);
+        break;
+    case CMD_BROADCAST:
+        node_broadcast_run(n, c);
+        break;
+    case CMD_CONFIGURE:
+        node_configure_run(n, c);
+        break;
+    case CMD_CLOSE:
+        node_close_run(n, c->close_cb, c->arg);
+        break;
+    case CMD_CH_SEND:
+        rc = gni_channel_enqueue(c->ch, c->msg, 0);
+        if (rc < 0) {
+            send_failed(n, 0, rc, c->ch);
+        }
+        break;
+    case CMD_CH_CLOSE:
+        gni_channel_begin_close(c->ch, GN_ECLOSED);
+        break;
+    case CMD_MC_UNICAST: {
+        gn_channel *ch = gni_node_find_open(n, &c->peer);
+        if (ch) {
+            node_send_on(n, ch, c->msg, 0);
+        } else {
+            send_failed(n, 0, GN_ENOTFOUND, NULL);
+        }
+        break;
+    }
+    case CMD_DRAIN:
+        atomic_store(&n->drain_posted, false);
+        node_drain(n);
+        break;
+    }
+    cmd_free(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Channel entry points that go through the command path
+ */
+
+int gn_channel_send(gn_channel *ch, const uint8_t *msg, size_t len)
+{
+    if (!ch || (!msg && len > 0)) {
+        return GN_EINVAL;
+    }
+    gn_node *n = ch->node;
+    int st = atomic_load(&ch->pub_state);
+    if (st == GN_CHANNEL_CLOSING || st == GN_CHANNEL_CLOSED || !node_accepting(n)) {
+        return GN_ECLOSED;
+    }
+    if (st != GN_CHANNEL_OPEN) {
+        return GN_ESTATE;
+    }
+    if (len > atomic_load(&n->max_msg)) {
+        return GN_ETOOBIG;
+    }
+    if (atomic_fetch_add(&ch->mq_count, 1) >= GNI_NODE_MSG_QUEUE_MAX) {
+        atomic_fetch_sub(&ch->mq_count, 1);
+        return GN_EAGAIN;
+    }
+    node_cmd *c = cmd_new(n, CMD_CH_SEND);
+    if (!c || !(c->msg = gn_rcbuf_new(msg, len))) {
+        atomic_fetch_sub(&ch->mq_count, 1);
+        gn_free(c);
+        return GN_ENOMEM;
+    }
+    c->ch = gn_channel_hold(ch);
+    int rc = cmd_post(c);
+    if (rc < 0) {
+        atomic_fetch_sub(&ch->mq_count, 1);
+    }
+    return rc;
+}
+
+void gn_channel_close(gn_channel *ch)
+{
+    if (!ch) {
+        return;
+    }
+    int st = atomic_load(&ch->pub_state);
+    if (st == GN_CHANNEL_CLOSING || st == GN_CHANNEL_CLOSED) {
+        return;
+    }
+    node_cmd *c = cmd_new(ch->node, CMD_CH_CLOSE);
+    if (!c) {
+        return;
+    }
+    c->ch = gn_channel_hold(ch);
+    cmd_post(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Multicast groups
+ */
+
+int gn_multicast_new(gn_node *n, const char *name, gn_multicast **out)
+{
+    if (!n || !name || !out || strlen(name) == 0 || strlen(name) >= 64) {
+        return GN_EINVAL;
+    }
+    gn_multicast *mc = gn_calloc(1, sizeof *mc);
+    if (!mc) {
+        return GN_ENOMEM;
+    }
+    mc->n = n;
+    pthread_mutex_init(&mc->mtx, NULL);
+    snprintf(mc->name, sizeof mc->name, "%s", name);
+    *out = mc;
+    return 0;
+}
+
+int gn_multicast_join(gn_multicast *mc, const gn_peer_id *peer)
+{
+    if (!mc || !peer || peer->len == 0) {
+        return GN_EINVAL;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&mc->mtx);
+    for (size_t i = 0; i < mc->count; i++) {
+        if (gn_peer_id_equal(&mc->members[i], peer)) {
+            rc = GN_EEXIST;
+            goto out;
+        }
+    }
+    if (mc->count == mc->cap) {
+        size_t cap = mc->cap ? mc->cap * 2 : 8;
+        gn_peer_id *m = gn_realloc(mc->members, cap * sizeof *m);
+        if (!m) {
+            rc = GN_ENOMEM;
+            goto out;
+        }
+        mc->members = m;
+        mc->cap = cap;
+    }
+    mc->members[mc->count++] = *peer;
+out:
+    pthread_mutex_unlock(&mc->mtx);
+    return rc;
+}
+
+int gn_multicast_leave(gn_multicast *mc, const gn_peer_id *peer)
+{
+    if (!mc || !peer) {
+        return GN_EINVAL;
+    }
+    int rc = GN_ENOTFOUND;
+    pthread_mutex_lock(&mc->mtx);
+    for (size_t i = 0; i < mc->count; i++) {
+        if (gn_peer_id_equal(&mc->members[i], peer)) {
+            mc->members[i] = mc->members[--mc->count];
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&mc->mtx);
+    return rc;
+}
+
+int gn_multicast_unicast(gn_multicast *mc, const gn_peer_id *peer, const uint8_t *msg,
+                         size_t len)
+{
+    if (!mc || !peer || (!msg && len > 0)) {
+        return GN_EINVAL;
+    }
+    gn_node *n = mc->n;
+    if (!node_accepting(n)) {
+        return GN_ECLOSED;
+    }
+    if (len > atomic_load(&n->max_msg)) {
+        return GN_ETOOBIG;
+    }
+    bool member = false;
+    pthread_mutex_lock(&mc->mtx);
+    for (size_t i = 0; i < mc->count && !member; i++) {
+        member = gn_peer_id_equal(&mc->members[i], peer);
+    }
+    pthread_mutex_unlock(&mc->mtx);
+    if (!member) {
+        return GN_ENOTFOUND;
+    }
+    node_cmd *c = cmd_new(n, CMD_MC_UNICAST);
+    if (!c || !(c->msg = gn_rcbuf_new(msg, len))) {
+        gn_free(c);
+        return GN_ENOMEM;
+    }
+    c->peer = *peer;
+    return cmd_post(c);
+}
+
+int gn_multicast_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len)
+{
+    if (!mc || (!msg && len > 0)) {
+        return GN_EINVAL;
+    }
+    gn_node *n = mc->n;
+    if (!node_accepting(n)) {
+        return GN_ECLOSED;
+    }
+    if (len > atomic_load(&n->max_msg)) {
+        return GN_ETOOBIG;
+    }
+    node_cmd *c = cmd_new(n, CMD_BROADCAST);
+    if (!c || !(c->msg = gn_rcbuf_new(msg, len))) {
+        gn_free(c);
+        return GN_ENOMEM;
+    }
+    pthread_mutex_lock(&mc->mtx);
+    if (mc->count > 0) {
+        c->peers = gn_malloc(mc->count * sizeof(gn_peer_id));
+        if (c->peers) {
+            memcpy(c->peers, mc->members, mc->count * sizeof(gn_peer_id));
+            c->npeers = mc->count;
+        }
+    }
+    bool oom = mc->count > 0 && !c->peers;
+    pthread_mutex_unlock(&mc->mtx);
+    if (oom) {
+        cmd_free(c);
+        return GN_ENOMEM;
+    }
+    return cmd_post(c);
+}
+
+void gn_multicast_free(gn_multicast *mc)
+{
+    if (!mc) {
+        return;
+    }
+    pthread_mutex_destroy(&mc->mtx);
+    gn_free(mc->members);
+    gn_free(mc);
+}

@@ -1,0 +1,304 @@
+/*
+ * The node's private structures and cross-file functions (never installed).
+ *
+ * Files:
+ *   node.c      the node object, configuration, the any-thread command
+ *               path, events (queue, overflow, backpressure), listeners,
+ *               handlers, close;
+ *   upgrade.c   the upgrade pipeline (transport -> multistream security ->
+ *               handshake -> muxer -> open) and the connection manager
+ *               (dial requests, reuse, limits, idle trimming);
+ *   channel.c   open channels: streams, protocol handover, messages
+ *               (/golem/msg/1.0.0), ping, echo, metrics, multicast groups;
+ *   peerstore.c what the node learned about peers.
+ *
+ * Threading invariant: every field marked "loop" is touched only on the
+ * node's loop thread. Fields marked "any" are atomics, immutable after
+ * gn_node_new(), or guarded by the mutex named next to them.
+ */
+#ifndef GNI_NODE_INT_H
+#define GNI_NODE_INT_H
+
+#include "golemnet/node.h"
+
+#include "gni.h"
+#include "msg.h"
+#include "peerstore.h"
+#include "ping.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* Node life cycle (atomic). */
+enum { NODE_NEW = 0, NODE_RUNNING = 1, NODE_CLOSING = 2, NODE_CLOSED = 3 };
+
+/* Channel phases (loop); the public state is derived from them. */
+typedef enum ch_phase {
+    PH_DIALING = 0,  /* transport dial in progress */
+    PH_MS_SEC,       /* multistream-select of the security protocol */
+    PH_HANDSHAKE,    /* the crypto component owns the raw stream */
+    PH_MS_MUX,       /* multistream-select of the muxer */
+    PH_OPEN,         /* mux session running */
+    PH_CLOSING,      /* tearing down */
+    PH_CLOSED        /* finished; removed from the node */
+} ch_phase;
+
+/** Bound of a channel's outbound message queue (gn_channel_send: GN_EAGAIN). */
+#define GNI_NODE_MSG_QUEUE_MAX 1024u
+/** Most protocol handlers per node. */
+#define GNI_NODE_MAX_HANDLERS 64u
+/** Most lifecycle events kept while the event queue is full. */
+#define GNI_NODE_OVERFLOW_MIN 256u
+
+typedef struct gni_list {
+    struct gni_list *prev, *next;
+} gni_list;
+
+static inline void gni_list_init(gni_list *l) { l->prev = l->next = l; }
+static inline bool gni_list_empty(const gni_list *l) { return l->next == l; }
+static inline void gni_list_add_tail(gni_list *head, gni_list *e)
+{
+    e->prev = head->prev;
+    e->next = head;
+    head->prev->next = e;
+    head->prev = e;
+}
+static inline void gni_list_del(gni_list *e)
+{
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    e->prev = e->next = e;
+}
+
+/* One waiter for a dial outcome (a gn_node_dial call, or an internal one). */
+typedef struct dial_req dial_req;
+typedef void (*dial_req_fn)(gn_node *n, dial_req *r, int status, gn_channel *ch);
+struct dial_req {
+    gni_list link;           /* in the channel's waiters, or the node's orphans */
+    gn_node_dial_cb cb;      /* user callback (NULL: event) */
+    void *arg;
+    dial_req_fn internal;    /* internal waiter (unicast to an address) */
+    void *internal_arg;
+    uint64_t req_id;
+    bool emit_event;
+};
+
+/* A message waiting in a channel's outbound queue. */
+typedef struct msg_out {
+    gni_list link;
+    gn_rcbuf *buf;
+    uint64_t req_id;
+    struct gn_channel *ch;
+    uint8_t hdr[10];
+    size_t hdr_len;
+} msg_out;
+
+/* Kinds of node-owned streams on a channel. */
+typedef enum nstream_kind {
+    NS_NEGOTIATING = 0, /* multistream-select running (in or out) */
+    NS_MSG_OUT,         /* our /golem/msg/1.0.0 writer */
+    NS_MSG_IN,          /* a peer's /golem/msg/1.0.0 stream, read */
+    NS_DRIVER           /* handed to an apps driver until its completion */
+} nstream_kind;
+
+typedef struct nstream nstream;
+struct nstream;
+
+/* A pending outbound stream open (gn_channel_open_stream and internal users). */
+typedef void (*open_done_fn)(struct gn_channel *ch, void *arg, int status, gn_stream *s);
+
+struct gn_channel {
+    _Atomic uint32_t refs;          /* any */
+    gn_node *node;                  /* any (immutable) */
+    pthread_mutex_t mtx;            /* guards info and cache */
+    gn_channel_info info;           /* mtx */
+    gn_channel_metrics cache;       /* mtx: last snapshot for other threads */
+    _Atomic uint32_t mq_count;      /* messages accepted, not yet completed */
+    _Atomic int pub_state;          /* gn_channel_state, for lock-free checks */
+
+    /* ---- loop ---- */
+    gni_list link;                  /* node->channels */
+    ch_phase phase;
+    bool outbound;
+    bool was_open;                  /* CHANNEL_OPENED was emitted */
+    bool peer_known;
+    bool expect_peer;
+    gn_peer_id expected;
+    char dial_addr[GN_NODE_ADDR_MAX]; /* dialed address without /p2p/ */
+    gn_transport *transport;
+    bool transport_pending;         /* transport dial outstanding */
+    gn_stream *raw;                 /* transport stream (until handed to crypto) */
+    gn_stream *sec;                 /* secured stream (until handed to the muxer) */
+    gn_stream *busy;                /* the stream a negotiation/handshake runs on */
+    const gn_mux_ops *mux_ops;
+    gn_mux_session *session;
+    bool session_closing;
+    gn_timer upgrade_timer;
+    gni_list waiters;               /* dial_req */
+    int close_reason;
+    gn_time opened_at;
+    gn_time last_active;
+    uint32_t pending;               /* node-owned streams and closes outstanding */
+    bool finalizing;                /* the final step is scheduled */
+    gni_list nstreams;              /* nstream */
+    /* messages */
+    gni_list mq;                    /* msg_out not yet written */
+    nstream *msg_out;               /* the outbound /golem/msg stream, when open */
+    bool msg_opening;
+    bool msg_blocked;               /* a write returned GN_EAGAIN */
+    uint64_t bytes_in_base, bytes_out_base;
+    uint64_t messages_in, messages_out;
+    gn_time last_rtt;
+    uint8_t remote_pubkey[GN_ED25519_PUBLICKEYBYTES];
+};
+
+/*
+ * A node-owned stream: a negotiation, or an apps driver's stream until the
+ * driver's completion. Counts in ch->pending while it exists.
+ */
+struct nstream {
+    gni_list link;                  /* ch->nstreams */
+    gn_channel *ch;
+    gn_stream *s;                   /* while negotiating (or closing after it) */
+    nstream_kind kind;
+    bool closing;
+    bool inbound;
+    /* negotiation */
+    open_done_fn done;
+    void *done_arg;
+    char protocol[GN_PROTOCOL_ID_MAX];
+    /* messages */
+    gni_msg_reader *reader;
+    gni_msg_writer *writer;
+    gn_rcbuf *cur;                  /* a message waiting for room in the event queue */
+    bool blocked;
+    gni_list blocked_link;          /* node->blocked */
+    /* ping */
+    gni_pinger *pinger;
+    gn_channel_ping_cb ping_cb;
+    void *ping_arg;
+};
+
+typedef struct handler_ent {
+    char id[GN_PROTOCOL_ID_MAX];
+    gn_node_stream_cb cb;
+    void *arg;
+} handler_ent;
+
+typedef struct ovf_ev {
+    gni_list link;
+    gn_node_event ev;
+} ovf_ev;
+
+typedef struct node_listener {
+    gni_list link;
+    gn_node *n;
+    gn_listener *l;
+    char addr[GN_NODE_ADDR_MAX];
+    gn_multiaddr *bound;            /* without /p2p/ */
+} node_listener;
+
+struct gn_multicast {
+    gn_node *n;
+    pthread_mutex_t mtx;
+    char name[64];
+    gn_peer_id *members;            /* mtx */
+    size_t count, cap;              /* mtx */
+};
+
+struct gn_node {
+    /* ---- any (immutable after gn_node_new) ---- */
+    gn_node_config cfg;             /* strings point into the copies below */
+    char *s_transports, *s_security, *s_muxers, *s_agent;
+    char **s_listen;
+    gn_identity *own_identity;
+    const gn_identity *id;
+    gn_registry *own_registry;
+    const gn_registry *reg;
+    gn_stack *stack;
+    gn_loop *loop;
+    bool own_loop;
+    gn_peer_id self;
+    char self_str[GN_PEER_ID_MAX_STRLEN];
+    gn_evq *evq;
+    _Atomic int state;
+    _Atomic uint64_t next_req;
+    _Atomic bool need_drain;        /* overflow or blocked readers pending */
+    _Atomic bool drain_posted;
+    _Atomic bool instances_ready;
+    pthread_mutex_t close_mtx;
+    pthread_cond_t close_cond;
+    bool closed_done;               /* close_mtx */
+
+    /* ---- loop ---- */
+    gn_transport **tr;
+    size_t ntr;
+    gn_crypto **sec;
+    const char **sec_ids;
+    size_t nsec;
+    gn_mux **mux;
+    const char **mux_ids;
+    size_t nmux;
+    gni_list listeners;
+    uint32_t nlisteners_closing;
+    uint32_t nstray;                /* refused inbound connections still closing */
+    gni_list channels;
+    uint32_t nchannels;
+    uint64_t next_channel;
+    handler_ent handlers[GNI_NODE_MAX_HANDLERS];
+    size_t nhandlers;
+    gni_list overflow;
+    size_t noverflow;
+    gni_list blocked;               /* nstream msg readers waiting for room */
+    gni_peerstore *ps;
+    gn_timer idle_timer;
+    bool idle_armed;
+    /* run-time options (gn_node_configure) */
+    uint32_t max_conns, max_per_peer;
+    gn_time idle_timeout;
+    _Atomic size_t max_msg;         /* any: read by the immediate size checks */
+    /* close */
+    bool closing;
+    gn_node_close_cb close_cb;
+    void *close_arg;
+    bool close_cb_set;
+    bool close_finished;
+};
+
+/* ---- node.c ---- */
+void gni_node_push_event(gn_node *n, const gn_node_event *ev);
+/* Tries to queue a MESSAGE event; false when the queue is full (the caller keeps it). */
+bool gni_node_try_message(gn_node *n, const gn_node_event *ev);
+void gni_node_mark_blocked(gn_node *n, nstream *ns);
+void gni_node_event_init(gn_node_event *ev, gn_node_event_type type);
+int gni_node_post(gn_node *n, gn_loop_fn fn, void *arg);
+const handler_ent *gni_node_find_handler(gn_node *n, const char *id);
+/* All protocol ids the node answers on inbound streams; returns the count. */
+size_t gni_node_protocols(gn_node *n, const char **ids, size_t max);
+void gni_node_maybe_finish_close(gn_node *n);
+size_t gni_node_listen_addrs(gn_node *n, const gn_multiaddr **out, size_t max);
+
+/* ---- upgrade.c ---- */
+void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r);
+void gni_node_accept(gn_node *n, gn_transport *t, gn_stream *conn);
+void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch);
+void gni_channel_begin_close(gn_channel *ch, int reason);
+gn_channel *gni_node_find_open(gn_node *n, const gn_peer_id *peer);
+void gni_node_idle_arm(gn_node *n);
+
+/* ---- channel.c ---- */
+gn_channel *gni_channel_new(gn_node *n, bool outbound);
+void gni_channel_publish(gn_channel *ch);
+void gni_channel_on_open(gn_channel *ch);
+void gni_channel_on_stream(gn_mux_session *ms, void *ud, gn_stream *s);
+void gni_channel_on_end(gn_mux_session *ms, void *ud, int err);
+void gni_channel_teardown_streams(gn_channel *ch);
+void gni_channel_check_done(gn_channel *ch);
+int gni_channel_enqueue(gn_channel *ch, gn_rcbuf *buf, uint64_t req_id);
+void gni_channel_fail_queue(gn_channel *ch, int status);
+void gni_channel_refresh(gn_channel *ch);
+uint32_t gni_channel_user_streams(gn_channel *ch);
+void gni_nstream_resume(nstream *ns);
+void gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn done, void *arg);
+
+#endif /* GNI_NODE_INT_H */

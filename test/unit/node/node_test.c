@@ -1,0 +1,1190 @@
+/*
+ * Node tests: two (or three) nodes on one loop driven by the test thread,
+ * over the memory transport and TCP on loopback. Every node is closed and
+ * freed; every loop is bounded by a guard timer.
+ */
+#include "golemnet/golemnet.h"
+#include "golemnet/node.h"
+
+#include "gn_test.h"
+#include "node_int.h"
+#include "peerstore.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+/* ---- harness ---------------------------------------------------------- */
+
+static gn_loop *loop;
+static int stray_warnings;
+
+static void log_fn(void *ud, gn_log_level level, const char *comp, const char *msg)
+{
+    (void)ud;
+    (void)comp;
+    if (level <= GN_LOG_WARNING && strstr(msg, "left open")) {
+        stray_warnings++;
+    }
+    if (getenv("GN_TEST_LOG")) {
+        fprintf(stderr, "[%s] %s\n", comp, msg);
+    }
+}
+
+#define MAX_EVS 256
+
+typedef struct tnode {
+    gn_node *n;
+    gn_identity *id;
+    gn_peer_id pid;
+    char addr[GN_NODE_ADDR_MAX]; /* listening address with /p2p/ */
+    gn_node_event evs[MAX_EVS];
+    bool used[MAX_EVS];
+    size_t nevs;
+    int closed;
+} tnode;
+
+static bool guard_fired;
+static void guard(gn_timer *t, void *arg) { (void)t, (void)arg; guard_fired = true; }
+
+static void collect(tnode *t)
+{
+    if (!t || !t->n) {
+        return;
+    }
+    while (t->nevs < MAX_EVS && gn_node_next_event(t->n, &t->evs[t->nevs], 0) == 0) {
+        t->used[t->nevs] = false;
+        t->nevs++;
+    }
+}
+
+static tnode *all_nodes[4];
+
+static void collect_all(void)
+{
+    for (size_t i = 0; i < 4; i++) {
+        collect(all_nodes[i]);
+    }
+}
+
+/* Runs the loop until pred(arg) or @ms elapsed. */
+static bool run_until(bool (*pred)(void *), void *arg, gn_time ms)
+{
+    gn_timer g;
+    gn_timer_init(loop, &g);
+    guard_fired = false;
+    gn_timer_start(&g, ms * GN_MS, guard, NULL);
+    for (int i = 0; i < 1000000 && !guard_fired; i++) {
+        collect_all();
+        if (pred(arg)) {
+            break;
+        }
+        gn_loop_run(loop, GN_RUN_ONCE);
+    }
+    gn_timer_stop(&g);
+    collect_all();
+    return pred(arg);
+}
+
+static void run_for(gn_time ms)
+{
+    gn_timer g;
+    gn_timer_init(loop, &g);
+    guard_fired = false;
+    gn_timer_start(&g, ms * GN_MS, guard, NULL);
+    for (int i = 0; i < 1000000 && !guard_fired; i++) {
+        gn_loop_run(loop, GN_RUN_ONCE);
+        collect_all();
+    }
+    gn_timer_stop(&g);
+}
+
+typedef struct ev_wait {
+    tnode *t;
+    gn_node_event_type type;
+    size_t idx;
+} ev_wait;
+
+static bool ev_found(void *arg)
+{
+    ev_wait *w = arg;
+    for (size_t i = 0; i < w->t->nevs; i++) {
+        if (!w->t->used[i] && w->t->evs[i].type == w->type) {
+            w->idx = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Waits for the next unconsumed event of @type; consumes and copies it. */
+static bool wait_event(tnode *t, gn_node_event_type type, gn_node_event *out, gn_time ms)
+{
+    ev_wait w = {t, type, 0};
+    if (!run_until(ev_found, &w, ms)) {
+        return false;
+    }
+    t->used[w.idx] = true;
+    if (out) {
+        *out = t->evs[w.idx];
+    }
+    return true;
+}
+
+static size_t count_events(tnode *t, gn_node_event_type type)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < t->nevs; i++) {
+        k += t->evs[i].type == type;
+    }
+    return k;
+}
+
+typedef struct opts {
+    const char *transport; /* "memory" or "tcp" */
+    const char *security;
+    const char *muxers;
+    uint32_t max_connections;
+    uint32_t protocols;
+    size_t event_queue_capacity;
+    gn_time idle_timeout;
+    bool no_listen;
+} opts;
+
+static const opts mem_noise = {.transport = "memory", .security = "noise", .muxers = "yamux"};
+static const opts mem_plain = {.transport = "memory", .security = "plaintext", .muxers = "yamux"};
+
+static void node_up(tnode *t, uint32_t seed, const opts *o)
+{
+    memset(t, 0, sizeof *t);
+    CHECK_OK(gn_identity_from_int_seed(seed, &t->id));
+    gn_identity_peer_id(t->id, &t->pid);
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    cfg.identity = t->id;
+    cfg.loop = loop;
+    cfg.transports = o->transport;
+    cfg.security = o->security;
+    cfg.muxers = o->muxers;
+    const char *listen = strcmp(o->transport, "tcp") == 0 ? "/ip4/127.0.0.1/tcp/0" : "/memory/0";
+    if (!o->no_listen) {
+        cfg.listen = &listen;
+        cfg.n_listen = 1;
+    }
+    if (o->max_connections) {
+        cfg.max_connections = o->max_connections;
+    }
+    if (o->protocols) {
+        cfg.protocols = o->protocols;
+    }
+    if (o->event_queue_capacity) {
+        cfg.event_queue_capacity = o->event_queue_capacity;
+    }
+    cfg.idle_timeout = o->idle_timeout;
+    cfg.upgrade_timeout = 5 * GN_S;
+    CHECK_OK(gn_node_new(&cfg, &t->n));
+    for (size_t i = 0; i < 4; i++) {
+        if (!all_nodes[i]) {
+            all_nodes[i] = t;
+            break;
+        }
+    }
+    CHECK_OK(gn_node_start(t->n));
+    if (!o->no_listen) {
+        gn_node_event ev;
+        CHECK(wait_event(t, GN_NODE_EV_LISTENING, &ev, 5000));
+        CHECK_EQ(ev.status, 0);
+        snprintf(t->addr, sizeof t->addr, "%s", ev.addr);
+    }
+}
+
+static void on_node_closed(gn_node *n, void *arg)
+{
+    (void)n;
+    ((tnode *)arg)->closed++;
+}
+
+static bool all_closed(void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < 4; i++) {
+        if (all_nodes[i] && all_nodes[i]->n && !all_nodes[i]->closed) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void release_events(tnode *t)
+{
+    for (size_t i = 0; i < t->nevs; i++) {
+        gn_rcbuf_rele(t->evs[i].message);
+        t->evs[i].message = NULL;
+    }
+}
+
+/* Closes every node, checks each close completed once, frees everything. */
+static void teardown(void)
+{
+    for (size_t i = 0; i < 4; i++) {
+        if (all_nodes[i] && all_nodes[i]->n) {
+            gn_node_close(all_nodes[i]->n, on_node_closed, all_nodes[i]);
+        }
+    }
+    CHECK(run_until(all_closed, NULL, 10000));
+    run_for(20);
+    for (size_t i = 0; i < 4; i++) {
+        tnode *t = all_nodes[i];
+        if (!t) {
+            continue;
+        }
+        if (t->n) {
+            CHECK_EQ(t->closed, 1);
+            collect(t);
+            CHECK_EQ(count_events(t, GN_NODE_EV_CLOSED), 1);
+            gn_node_event ev;
+            CHECK_EQ(gn_node_next_event(t->n, &ev, 0), GN_ECLOSED);
+            gn_node_free(t->n);
+            t->n = NULL;
+        }
+        release_events(t);
+        gn_identity_free(t->id);
+        all_nodes[i] = NULL;
+    }
+}
+
+static void setup(void)
+{
+    /* the loop runs on this thread: a write to a reset socket must not kill us */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    gn_log_set(log_fn, NULL, GN_LOG_DEBUG);
+    memset(all_nodes, 0, sizeof all_nodes);
+    stray_warnings = 0;
+    CHECK_OK(gn_loop_new(NULL, &loop));
+}
+
+static void finish(void)
+{
+    teardown();
+    gn_loop_free(loop);
+    loop = NULL;
+    CHECK_EQ(stray_warnings, 0);
+}
+
+/* Dial completion recorder. */
+typedef struct dial_res {
+    int calls;
+    int status;
+    gn_channel *ch;
+} dial_res;
+
+static void on_dial(void *arg, int status, gn_channel *ch)
+{
+    dial_res *r = arg;
+    r->calls++;
+    r->status = status;
+    r->ch = ch ? gn_channel_hold(ch) : NULL;
+}
+
+static bool dial_done(void *arg) { return ((dial_res *)arg)->calls > 0; }
+
+static gn_channel *dial_ok(tnode *from, const char *addr)
+{
+    dial_res r = {0};
+    CHECK_OK(gn_node_dial(from->n, addr, on_dial, &r, NULL));
+    CHECK(run_until(dial_done, &r, 5000));
+    CHECK_EQ(r.calls, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(r.ch != NULL);
+    return r.ch;
+}
+
+/* Finds the (single) open channel a node has to @peer, through its events. */
+static uint64_t opened_channel(tnode *t, const gn_peer_id *peer)
+{
+    gn_node_event ev;
+    CHECK(wait_event(t, GN_NODE_EV_CHANNEL_OPENED, &ev, 5000));
+    CHECK(gn_peer_id_equal(&ev.peer, peer));
+    return ev.channel_id;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void basic_dial(const char *transport, const char *security, const char *expect_sec)
+{
+    setup();
+    tnode a, b;
+    opts o = {.transport = transport, .security = security, .muxers = "yamux"};
+    node_up(&a, 1, &o);
+    node_up(&b, 2, &o);
+    /* the listening address carries our peer ID */
+    char pidstr[GN_PEER_ID_MAX_STRLEN];
+    gn_peer_id_to_string(&b.pid, pidstr, sizeof pidstr);
+    CHECK(strstr(b.addr, pidstr) != NULL);
+    CHECK(strncmp(b.addr, strcmp(transport, "tcp") == 0 ? "/ip4/127.0.0.1/tcp/" : "/memory/",
+                  strcmp(transport, "tcp") == 0 ? 19 : 8) == 0);
+
+    gn_channel *ch = dial_ok(&a, b.addr);
+    gn_channel_info info;
+    CHECK_EQ(gn_channel_state_get(ch, &info), GN_CHANNEL_OPEN);
+    CHECK_EQ(info.state, GN_CHANNEL_OPEN);
+    CHECK_EQ(info.direction, GN_DIR_OUTBOUND);
+    CHECK(gn_peer_id_equal(&info.remote_peer, &b.pid));
+    CHECK_STR(info.security, expect_sec);
+    CHECK_STR(info.muxer, "/yamux/1.0.0");
+    CHECK(info.remote_addr[0] != '\0');
+    CHECK(info.local_addr[0] != '\0');
+
+    gn_node_event ev;
+    CHECK(wait_event(&a, GN_NODE_EV_CHANNEL_OPENED, &ev, 5000));
+    CHECK_EQ(ev.channel_id, info.id);
+    CHECK(gn_peer_id_equal(&ev.peer, &b.pid));
+    CHECK_STR(ev.protocol, "/yamux/1.0.0");
+    /* the responder side sees an inbound channel from a */
+    CHECK(wait_event(&b, GN_NODE_EV_CHANNEL_OPENED, &ev, 5000));
+    CHECK(gn_peer_id_equal(&ev.peer, &a.pid));
+    CHECK_STR(ev.protocol, "/yamux/1.0.0");
+    CHECK_STR(ev.addr, info.local_addr);
+
+    /* identify ran both ways: agent, protocols, observed address */
+    CHECK(wait_event(&a, GN_NODE_EV_IDENTIFY, &ev, 5000));
+    CHECK_EQ(ev.status, 0);
+    CHECK(gn_peer_id_equal(&ev.peer, &b.pid));
+    char agent[64];
+    snprintf(agent, sizeof agent, "golemnet/%s", gn_version());
+    CHECK_STR(ev.protocol, agent);
+    CHECK_STR(ev.addr, info.local_addr); /* b observed us at our local address */
+    const gni_peer_info *pi = gni_peerstore_get(gni_node_peerstore(a.n), &b.pid);
+    CHECK(pi != NULL);
+    CHECK(pi->identified);
+    CHECK(pi->has_pubkey);
+    CHECK(gni_peerstore_supports(gni_node_peerstore(a.n), &b.pid, "/ipfs/ping/1.0.0"));
+    CHECK(gni_peerstore_supports(gni_node_peerstore(a.n), &b.pid, "/golem/msg/1.0.0"));
+    CHECK(!gni_peerstore_supports(gni_node_peerstore(a.n), &b.pid, "/perf/1.0.0"));
+    CHECK(pi->naddrs >= 1);
+    CHECK(wait_event(&b, GN_NODE_EV_IDENTIFY, &ev, 5000));
+    CHECK_EQ(ev.status, 0);
+    CHECK(gn_peer_id_equal(&ev.peer, &a.pid));
+
+    gn_channel_metrics m;
+    gn_channel_metrics_get(ch, &m);
+    CHECK(m.bytes_out > 0);
+    CHECK(m.bytes_in > 0);
+    gn_channel_rele(ch);
+    finish();
+}
+
+
+GN_TEST(memory_plaintext_dial) { basic_dial("memory", "plaintext", "/plaintext/2.0.0"); }
+GN_TEST(memory_noise_dial) { basic_dial("memory", "noise", "/noise"); }
+GN_TEST(tcp_noise_dial) { basic_dial("tcp", "noise", "/noise"); }
+GN_TEST(tcp_ecies_dial) { basic_dial("tcp", "ecies", "/golem/ecies/1.0.0"); }
+
+/* Replaces the /p2p/ id of @addr with @pid's. */
+static void with_peer(char *out, size_t len, const char *addr, const gn_peer_id *pid)
+{
+    char base[GN_NODE_ADDR_MAX - GN_PEER_ID_MAX_STRLEN - 8];
+    snprintf(base, sizeof base, "%s", addr);
+    char *p = strstr(base, "/p2p/");
+    if (p) {
+        *p = '\0';
+    }
+    char ps[GN_PEER_ID_MAX_STRLEN];
+    gn_peer_id_to_string(pid, ps, sizeof ps);
+    snprintf(out, len, "%s/p2p/%s", base, ps);
+}
+
+GN_TEST(dial_wrong_peer_id)
+{
+    setup();
+    tnode a, b, c, d;
+    node_up(&a, 1, &mem_noise);
+    node_up(&b, 2, &mem_noise);
+    node_up(&c, 3, &mem_plain);
+    node_up(&d, 4, &mem_plain);
+    /* noise: b's address with c's peer ID */
+    char addr[GN_NODE_ADDR_MAX];
+    with_peer(addr, sizeof addr, b.addr, &c.pid);
+    dial_res r = {0};
+    CHECK_OK(gn_node_dial(a.n, addr, on_dial, &r, NULL));
+    CHECK(run_until(dial_done, &r, 5000));
+    CHECK_EQ(r.calls, 1);
+    CHECK_EQ(r.status, GN_EPEERID);
+    CHECK(r.ch == NULL);
+    /* plaintext checks the expected peer too */
+    with_peer(addr, sizeof addr, c.addr, &b.pid);
+    dial_res r2 = {0};
+    CHECK_OK(gn_node_dial(d.n, addr, on_dial, &r2, NULL));
+    CHECK(run_until(dial_done, &r2, 5000));
+    CHECK_EQ(r2.status, GN_EPEERID);
+    /* no common security: noise-only a dialing plaintext-only c */
+    dial_res r3 = {0};
+    CHECK_OK(gn_node_dial(a.n, c.addr, on_dial, &r3, NULL));
+    CHECK(run_until(dial_done, &r3, 5000));
+    CHECK_EQ(r3.status, GN_ENEGOTIATION);
+    /* dialing ourselves */
+    dial_res r4 = {0};
+    CHECK_OK(gn_node_dial(a.n, a.addr, on_dial, &r4, NULL));
+    CHECK(run_until(dial_done, &r4, 5000));
+    CHECK_EQ(r4.status, GN_EINVAL);
+    run_for(20);
+    CHECK_EQ(r.calls + r2.calls + r3.calls + r4.calls, 4);
+    CHECK_EQ(count_events(&a, GN_NODE_EV_CHANNEL_OPENED), 0);
+    CHECK_EQ(count_events(&d, GN_NODE_EV_CHANNEL_OPENED), 0);
+    finish();
+}
+
+GN_TEST(dial_errors)
+{
+    setup();
+    tnode a;
+    node_up(&a, 1, &mem_noise);
+    uint64_t req = 0;
+    CHECK_EQ(gn_node_dial(a.n, "not an address", NULL, NULL, &req), GN_EPARSE);
+    CHECK_EQ(gn_node_dial(a.n, "/ip4/127.0.0.1/tcp/1", NULL, NULL, &req), GN_ENOTRANSPORT);
+    CHECK_EQ(gn_node_listen(a.n, "/nope", &req), GN_EPARSE);
+    /* nobody listens on /memory/77 */
+    CHECK_OK(gn_node_dial(a.n, "/memory/77", NULL, NULL, &req));
+    CHECK(req > 0);
+    gn_node_event ev;
+    CHECK(wait_event(&a, GN_NODE_EV_DIAL, &ev, 5000));
+    CHECK_EQ(ev.request_id, req);
+    CHECK_EQ(ev.status, GN_ECONNREFUSED);
+    /* a listen the transport cannot serve */
+    CHECK_OK(gn_node_listen(a.n, "/ip4/127.0.0.1/tcp/0", &req));
+    CHECK(wait_event(&a, GN_NODE_EV_LISTEN_FAILED, &ev, 5000));
+    CHECK_EQ(ev.request_id, req);
+    CHECK_EQ(ev.status, GN_ENOTRANSPORT);
+    /* configure */
+    CHECK_EQ(gn_node_configure(a.n, (gn_node_option)99, 1), GN_ENOTSUP);
+    CHECK_EQ(gn_node_configure(a.n, GN_NODE_OPT_MAX_CONNECTIONS, 0), GN_ERANGE);
+    CHECK_OK(gn_node_configure(a.n, GN_NODE_OPT_MAX_MESSAGE_LEN, 4096));
+    finish();
+}
+
+GN_TEST(config_errors)
+{
+    gn_node_config cfg;
+    gn_node *n = NULL;
+    gn_node_config_default(&cfg);
+    cfg.version = 99;
+    CHECK_EQ(gn_node_new(&cfg, &n), GN_EINVAL);
+    gn_node_config_default(&cfg);
+    cfg.security = "nosuch";
+    CHECK_EQ(gn_node_new(&cfg, &n), GN_ENOTFOUND);
+    gn_node_config_default(&cfg);
+    cfg.max_connections = 0;
+    CHECK_EQ(gn_node_new(&cfg, &n), GN_EINVAL);
+    CHECK(n == NULL);
+    /* a node that is never started is freed directly */
+    gn_node_config_default(&cfg);
+    CHECK_OK(gn_node_new(&cfg, &n));
+    gn_peer_id pid;
+    gn_node_peer_id(n, &pid);
+    CHECK(pid.len > 0);
+    CHECK(gn_node_event_fd(n) >= 0);
+    gn_node_free(n);
+    /* closed before it was started: the close still completes, with its event */
+    CHECK_OK(gn_node_new(&cfg, &n));
+    gn_node_close(n, NULL, NULL);
+    CHECK_EQ(gn_node_start(n), GN_ESTATE);
+    gn_node_event ev;
+    CHECK_EQ(gn_node_next_event(n, &ev, 5 * GN_S), 0);
+    CHECK_EQ(ev.type, GN_NODE_EV_CLOSED);
+    CHECK_EQ(gn_node_next_event(n, &ev, 5 * GN_S), GN_ECLOSED);
+    gn_node_free(n);
+}
+
+GN_TEST(reuse_and_simultaneous_dial)
+{
+    setup();
+    tnode a, b;
+    node_up(&a, 1, &mem_noise);
+    node_up(&b, 2, &mem_noise);
+    /* two dials before the loop runs share one attempt */
+    dial_res r1 = {0}, r2 = {0};
+    CHECK_OK(gn_node_dial(a.n, b.addr, on_dial, &r1, NULL));
+    CHECK_OK(gn_node_dial(a.n, b.addr, on_dial, &r2, NULL));
+    CHECK(run_until(dial_done, &r2, 5000));
+    CHECK(run_until(dial_done, &r1, 5000));
+    CHECK_EQ(r1.status, 0);
+    CHECK_EQ(r2.status, 0);
+    CHECK(r1.ch == r2.ch);
+    /* an open channel is reused: with the /p2p/ address and without it */
+    gn_channel *c3 = dial_ok(&a, b.addr);
+    CHECK(c3 == r1.ch);
+    char bare[GN_NODE_ADDR_MAX];
+    snprintf(bare, sizeof bare, "%s", b.addr);
+    *strstr(bare, "/p2p/") = '\0';
+    gn_channel *c4 = dial_ok(&a, bare);
+    CHECK(c4 == r1.ch);
+    /* the other side dialing back reuses the inbound channel */
+    opened_channel(&b, &a.pid);
+    gn_channel *back = dial_ok(&b, a.addr);
+    gn_channel_info info;
+    gn_channel_state_get(back, &info);
+    CHECK_EQ(info.direction, GN_DIR_INBOUND);
+    run_for(30);
+    CHECK_EQ(count_events(&a, GN_NODE_EV_CHANNEL_OPENED), 1);
+    CHECK_EQ(count_events(&b, GN_NODE_EV_CHANNEL_OPENED), 1);
+    gn_channel_rele(r1.ch);
+    gn_channel_rele(r2.ch);
+    gn_channel_rele(c3);
+    gn_channel_rele(c4);
+    gn_channel_rele(back);
+    finish();
+}
+
+GN_TEST(crossing_dials)
+{
+    setup();
+    tnode a, b;
+    node_up(&a, 1, &mem_noise);
+    node_up(&b, 2, &mem_noise);
+    dial_res r1 = {0}, r2 = {0};
+    CHECK_OK(gn_node_dial(a.n, b.addr, on_dial, &r1, NULL));
+    CHECK_OK(gn_node_dial(b.n, a.addr, on_dial, &r2, NULL));
+    CHECK(run_until(dial_done, &r1, 5000));
+    CHECK(run_until(dial_done, &r2, 5000));
+    CHECK_EQ(r1.status, 0);
+    CHECK_EQ(r2.status, 0);
+    gn_channel_info i1, i2;
+    gn_channel_state_get(r1.ch, &i1);
+    gn_channel_state_get(r2.ch, &i2);
+    CHECK(gn_peer_id_equal(&i1.remote_peer, &b.pid));
+    CHECK(gn_peer_id_equal(&i2.remote_peer, &a.pid));
+    gn_channel_rele(r1.ch);
+    gn_channel_rele(r2.ch);
+    finish();
+}
+
+/* ---- custom protocol streams ---- */
+
+typedef struct tstream {
+    gn_stream *s;
+    uint8_t rx[256];
+    size_t rx_len;
+    bool eof;
+    int err;
+    int closed;
+    bool echo;       /* write back what arrives */
+    int open_calls;
+    int open_status;
+    gn_channel *ch;  /* handler: the channel it came on */
+    char proto[GN_PROTOCOL_ID_MAX];
+} tstream;
+
+static void ts_on_data(gn_stream *s, void *ud, const uint8_t *d, size_t n)
+{
+    tstream *t = ud;
+    if (t->rx_len + n <= sizeof t->rx) {
+        memcpy(t->rx + t->rx_len, d, n);
+        t->rx_len += n;
+    }
+    if (t->echo) {
+        gn_slice iov = gn_slice_of(t->rx + t->rx_len - n, n);
+        gn_stream_write(s, &iov, 1, NULL, NULL);
+    }
+}
+static void ts_on_eof(gn_stream *s, void *ud) { (void)s; ((tstream *)ud)->eof = true; }
+static void ts_on_error(gn_stream *s, void *ud, int e) { (void)s; ((tstream *)ud)->err = e; }
+static const gn_stream_handler ts_handler = {ts_on_data, ts_on_eof, ts_on_error, NULL};
+static void ts_closed(gn_stream *s, void *arg) { (void)s; ((tstream *)arg)->closed++; }
+
+static void on_custom_stream(void *arg, gn_channel *ch, gn_stream *s, const char *proto)
+{
+    tstream *t = arg;
+    t->s = s;
+    t->ch = ch;
+    snprintf(t->proto, sizeof t->proto, "%s", proto);
+    gn_stream_set_handler(s, &ts_handler, t);
+    gn_stream_read_start(s);
+}
+
+static void on_opened(void *arg, int status, gn_stream *s)
+{
+    tstream *t = arg;
+    t->open_calls++;
+    t->open_status = status;
+    t->s = s;
+    if (s) {
+        gn_stream_set_handler(s, &ts_handler, t);
+        gn_stream_read_start(s);
+    }
+}
+
+static bool open_done(void *arg) { return ((tstream *)arg)->open_calls > 0; }
+static bool got_stream(void *arg) { return ((tstream *)arg)->s != NULL; }
+static size_t rx_want;
+static bool rx_has(void *arg) { return ((tstream *)arg)->rx_len >= rx_want; }
+static bool ts_closed_pred(void *arg) { return ((tstream *)arg)->closed > 0; }
+
+static void ts_write(tstream *t, const char *text)
+{
+    gn_slice iov = gn_slice_of(text, strlen(text));
+    CHECK_OK(gn_stream_write(t->s, &iov, 1, NULL, NULL));
+}
+
+static void ts_close(tstream *t)
+{
+    gn_stream_close(t->s, ts_closed, t);
+    CHECK(run_until(ts_closed_pred, t, 2000));
+}
+
+GN_TEST(handlers_and_custom_streams)
+{
+    setup();
+    tnode a, b;
+    node_up(&a, 1, &mem_noise);
+    node_up(&b, 2, &mem_noise);
+    tstream hb = {.echo = true}, ha = {0};
+    CHECK_OK(gn_node_set_handler(b.n, "/test/echo/1", on_custom_stream, &hb));
+    CHECK_EQ(gn_node_set_handler(b.n, "/test/echo/1", on_custom_stream, &hb), GN_EEXIST);
+    CHECK_EQ(gn_node_set_handler(b.n, "", on_custom_stream, &hb), GN_EINVAL);
+    CHECK_EQ(gn_node_set_handler(b.n, "/ipfs/ping/1.0.0", on_custom_stream, &hb), GN_EEXIST);
+    CHECK_EQ(gn_node_set_handler(b.n, "/not/there", NULL, NULL), GN_ENOTFOUND);
+    CHECK_OK(gn_node_set_handler(a.n, "/test/back/1", on_custom_stream, &ha));
+
+    gn_channel *ch = dial_ok(&a, b.addr);
+    /* a -> b: the handler gets the stream after multistream-select */
+    tstream oa = {0};
+    CHECK_OK(gn_channel_open_stream(ch, "/test/echo/1", on_opened, &oa));
+    CHECK_EQ(oa.open_calls, 0); /* never from inside the call */
+    CHECK(run_until(open_done, &oa, 5000));
+    CHECK_EQ(oa.open_status, 0);
+    ts_write(&oa, "hello");
+    rx_want = 5;
+    CHECK(run_until(rx_has, &oa, 5000));
+    CHECK_EQ(oa.rx_len, 5);
+    CHECK_MEM(oa.rx, "hello", 5);
+    CHECK(got_stream(&hb));
+    CHECK_STR(hb.proto, "/test/echo/1");
+    CHECK_MEM(hb.rx, "hello", 5);
+    gn_channel_info info;
+    gn_channel_state_get(hb.ch, &info);
+    CHECK(gn_peer_id_equal(&info.remote_peer, &a.pid));
+    CHECK_EQ(info.direction, GN_DIR_INBOUND);
+
+    /* b -> a on the same channel (b's inbound channel) */
+    tstream ob = {0};
+    CHECK_OK(gn_channel_open_stream(hb.ch, "/test/back/1", on_opened, &ob));
+    CHECK(run_until(open_done, &ob, 5000));
+    CHECK_EQ(ob.open_status, 0);
+    ts_write(&ob, "back");
+    rx_want = 4;
+    CHECK(run_until(rx_has, &ha, 5000));
+    CHECK_MEM(ha.rx, "back", 4);
+    CHECK_STR(ha.proto, "/test/back/1");
+
+    /* a protocol nobody serves */
+    tstream none = {0};
+    CHECK_OK(gn_channel_open_stream(ch, "/not/served/1", on_opened, &none));
+    CHECK(run_until(open_done, &none, 5000));
+    CHECK_EQ(none.open_status, GN_ENEGOTIATION);
+    CHECK(none.s == NULL);
+    CHECK_EQ(gn_channel_open_stream(ch, "", on_opened, &none), GN_EINVAL);
+
+    gn_channel_metrics m;
+    gn_channel_metrics_get(ch, &m);
+    CHECK(m.streams_open >= 2);
+
+    ts_close(&oa);
+    ts_close(&hb);
+    ts_close(&ob);
+    ts_close(&ha);
+    /* a channel closed by one side closes on the other */
+    gn_channel_close(ch);
+    gn_channel_close(ch); /* idempotent */
+    gn_node_event ev;
+    CHECK(wait_event(&a, GN_NODE_EV_CHANNEL_CLOSED, &ev, 5000));
+    CHECK_EQ(ev.status, GN_ECLOSED);
+    CHECK(wait_event(&b, GN_NODE_EV_CHANNEL_CLOSED, &ev, 5000));
+    CHECK_EQ(gn_channel_state_get(ch, NULL), GN_CHANNEL_CLOSED);
+    CHECK_EQ(gn_channel_send(ch, (const uint8_t *)"x", 1), GN_ECLOSED);
+    gn_channel_rele(ch);
+    finish();
+}
+
+/* ---- messages ---- */
+
+static bool msg_is(const gn_node_event *ev, const char *text)
+{
+    gn_slice sl = gn_rcbuf_slice(ev->message);
+    return sl.len == strlen(text) && memcmp(sl.base, text, sl.len) == 0;
+}
+
+GN_TEST(messages_send_unicast_broadcast)
+{
+    setup();
+    tnode a, b, c;
+    node_up(&a, 1, &mem_noise);
+    node_up(&b, 2, &mem_noise);
+    node_up(&c, 3, &mem_noise);
+    gn_channel *ab = dial_ok(&a, b.addr);
+    gn_node_event ev;
+
+    CHECK_OK(gn_channel_send(ab, (const uint8_t *)"one", 3));
+    CHECK(wait_event(&b, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK(msg_is(&ev, "one"));
+    CHECK(gn_peer_id_equal(&ev.peer, &a.pid));
+    CHECK_STR(ev.protocol, GN_MSG_PROTOCOL_ID);
+
+    /* unicast to a peer ID string of a connected peer */
+    char bs[GN_PEER_ID_MAX_STRLEN];
+    gn_peer_id_to_string(&b.pid, bs, sizeof bs);
+    uint64_t req;
+    CHECK_OK(gn_node_unicast(a.n, bs, (const uint8_t *)"two", 3, &req));
+    CHECK(wait_event(&b, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK(msg_is(&ev, "two"));
+    /* unicast to an address: dialed first */
+    CHECK_OK(gn_node_unicast(a.n, c.addr, (const uint8_t *)"three", 5, &req));
+    CHECK(wait_event(&c, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK(msg_is(&ev, "three"));
+    /* a peer ID with no channel: a SEND_FAILED with the request id */
+    gn_identity *other;
+    CHECK_OK(gn_identity_from_int_seed(9, &other));
+    gn_peer_id opid;
+    gn_identity_peer_id(other, &opid);
+    gn_identity_free(other);
+    gn_peer_id_to_string(&opid, bs, sizeof bs);
+    CHECK_OK(gn_node_unicast(b.n, bs, (const uint8_t *)"x", 1, &req));
+    CHECK(wait_event(&b, GN_NODE_EV_SEND_FAILED, &ev, 5000));
+    CHECK_EQ(ev.request_id, req);
+    CHECK_EQ(ev.status, GN_ENOTFOUND);
+    CHECK_EQ(gn_node_unicast(a.n, "garbage!", (const uint8_t *)"x", 1, NULL), GN_EPARSE);
+    uint8_t big[2048] = {0};
+    CHECK_OK(gn_node_configure(a.n, GN_NODE_OPT_MAX_MESSAGE_LEN, 1024));
+    run_for(5);
+    CHECK_EQ(gn_channel_send(ab, big, sizeof big), GN_ETOOBIG);
+    CHECK_EQ(gn_node_broadcast(a.n, big, sizeof big, NULL), GN_ETOOBIG);
+    CHECK_OK(gn_channel_send(ab, big, 1024)); /* exactly the bound */
+    CHECK(wait_event(&b, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK_EQ(gn_rcbuf_slice(ev.message).len, 1024);
+
+    /* broadcast reaches every open channel */
+    CHECK_OK(gn_node_broadcast(a.n, (const uint8_t *)"all", 3, NULL));
+    CHECK(wait_event(&b, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK(msg_is(&ev, "all"));
+    CHECK(wait_event(&c, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK(msg_is(&ev, "all"));
+    /* an empty message is a message */
+    CHECK_OK(gn_channel_send(ab, NULL, 0));
+    CHECK(wait_event(&b, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK_EQ(gn_rcbuf_slice(ev.message).len, 0);
+
+    gn_channel_metrics m;
+    gn_channel_metrics_get(ab, &m);
+    CHECK_EQ(m.messages_out, 5);
+    CHECK_EQ(m.messages_in, 0);
+    run_for(10);
+    CHECK_EQ(count_events(&a, GN_NODE_EV_SEND_FAILED), 0);
+    gn_channel_rele(ab);
+    finish();
+}
+
+GN_TEST(multicast_groups)
+{
+    setup();
+    tnode a, b, c;
+    node_up(&a, 1, &mem_noise);
+    node_up(&b, 2, &mem_noise);
+    node_up(&c, 3, &mem_noise);
+    gn_channel *ab = dial_ok(&a, b.addr);
+    gn_channel *ac = dial_ok(&a, c.addr);
+    gn_multicast *mc;
+    CHECK_EQ(gn_multicast_new(a.n, "", &mc), GN_EINVAL);
+    CHECK_OK(gn_multicast_new(a.n, "group", &mc));
+    CHECK_OK(gn_multicast_join(mc, &b.pid));
+    CHECK_EQ(gn_multicast_join(mc, &b.pid), GN_EEXIST);
+    CHECK_OK(gn_multicast_broadcast(mc, (const uint8_t *)"members", 7));
+    gn_node_event ev;
+    CHECK(wait_event(&b, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK(msg_is(&ev, "members"));
+    CHECK_EQ(gn_multicast_unicast(mc, &c.pid, (const uint8_t *)"no", 2), GN_ENOTFOUND);
+    CHECK_OK(gn_multicast_unicast(mc, &b.pid, (const uint8_t *)"just b", 6));
+    CHECK(wait_event(&b, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK(msg_is(&ev, "just b"));
+    CHECK_OK(gn_multicast_join(mc, &c.pid));
+    CHECK_OK(gn_multicast_leave(mc, &b.pid));
+    CHECK_EQ(gn_multicast_leave(mc, &b.pid), GN_ENOTFOUND);
+    CHECK_OK(gn_multicast_broadcast(mc, (const uint8_t *)"now c", 5));
+    CHECK(wait_event(&c, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK(msg_is(&ev, "now c"));
+    run_for(30);
+    CHECK_EQ(count_events(&b, GN_NODE_EV_MESSAGE), 2);
+    CHECK_EQ(count_events(&c, GN_NODE_EV_MESSAGE), 1);
+    gn_multicast_free(mc);
+    gn_channel_rele(ab);
+    gn_channel_rele(ac);
+    finish();
+}
+
+GN_TEST(event_queue_backpressure)
+{
+    setup();
+    tnode a, b;
+    node_up(&a, 1, &mem_noise);
+    opts o = mem_noise;
+    o.event_queue_capacity = 8;
+    node_up(&b, 2, &o);
+    gn_channel *ab = dial_ok(&a, b.addr);
+    /* b's queue: stop collecting its events for a while */
+    all_nodes[1] = NULL;
+    enum { N = 100 };
+    for (int i = 0; i < N; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "m%03d", i);
+        CHECK_OK(gn_channel_send(ab, (const uint8_t *)text, 4));
+    }
+    run_for(200);
+    /* at most the queue's capacity is waiting; the rest waits in the stream */
+    gn_channel *bch = NULL;
+    (void)bch;
+    size_t q = 0;
+    gn_node_event ev;
+    int got = 0;
+    while (gn_node_next_event(b.n, &ev, 0) == 0) {
+        q++;
+        if (ev.type == GN_NODE_EV_MESSAGE) {
+            char text[16];
+            snprintf(text, sizeof text, "m%03d", got);
+            CHECK(msg_is(&ev, text));
+            got++;
+        }
+        gn_rcbuf_rele(ev.message);
+    }
+    CHECK(q <= 8);
+    CHECK(got < N);
+    /* popping lets the node deliver the rest, in order */
+    for (int round = 0; round < 2000 && got < N; round++) {
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+        while (gn_node_next_event(b.n, &ev, 0) == 0) {
+            if (ev.type == GN_NODE_EV_MESSAGE) {
+                char text[16];
+                snprintf(text, sizeof text, "m%03d", got);
+                CHECK(msg_is(&ev, text));
+                got++;
+            }
+            gn_rcbuf_rele(ev.message);
+        }
+    }
+    CHECK_EQ(got, N);
+    all_nodes[1] = &b;
+    gn_channel_rele(ab);
+    finish();
+}
+
+/* ---- limits ---- */
+
+GN_TEST(connection_limits)
+{
+    setup();
+    tnode a, b, c;
+    opts o = mem_noise;
+    o.max_connections = 1;
+    node_up(&a, 1, &o);
+    node_up(&b, 2, &o);
+    node_up(&c, 3, &mem_noise);
+    gn_channel *ab = dial_ok(&a, b.addr);
+    /* a is full: a second outbound dial is refused locally */
+    dial_res r = {0};
+    CHECK_OK(gn_node_dial(a.n, c.addr, on_dial, &r, NULL));
+    CHECK(run_until(dial_done, &r, 5000));
+    CHECK_EQ(r.status, GN_ELIMIT);
+    /* b is full: c's inbound connection is dropped before the upgrade */
+    dial_res r2 = {0};
+    CHECK_OK(gn_node_dial(c.n, b.addr, on_dial, &r2, NULL));
+    CHECK(run_until(dial_done, &r2, 5000));
+    CHECK(r2.status < 0);
+    /* raising the limit at run time lets the next dial through */
+    CHECK_OK(gn_node_configure(a.n, GN_NODE_OPT_MAX_CONNECTIONS, 2));
+    gn_channel *ac = dial_ok(&a, c.addr);
+    gn_channel_rele(ab);
+    gn_channel_rele(ac);
+    finish();
+}
+
+GN_TEST(idle_channels_close)
+{
+    setup();
+    tnode a, b;
+    opts o = mem_noise;
+    o.idle_timeout = 200 * GN_MS;
+    node_up(&a, 1, &o);
+    node_up(&b, 2, &mem_noise);
+    gn_channel *ab = dial_ok(&a, b.addr);
+    gn_node_event ev;
+    CHECK(wait_event(&a, GN_NODE_EV_CHANNEL_CLOSED, &ev, 5000));
+    CHECK_EQ(ev.status, GN_ETIMEDOUT);
+    CHECK(wait_event(&b, GN_NODE_EV_CHANNEL_CLOSED, &ev, 5000));
+    CHECK_EQ(gn_channel_state_get(ab, NULL), GN_CHANNEL_CLOSED);
+    gn_channel_rele(ab);
+    finish();
+}
+
+/* ---- ping ---- */
+
+typedef struct ping_res {
+    int calls;
+    int status;
+    gn_time rtt;
+} ping_res;
+
+static void on_ping(void *arg, int status, gn_time rtt)
+{
+    ping_res *p = arg;
+    p->calls++;
+    p->status = status;
+    p->rtt = rtt;
+}
+static bool ping_done(void *arg) { return ((ping_res *)arg)->calls > 0; }
+
+GN_TEST(ping_rtt)
+{
+    setup();
+    tnode a, b;
+    opts o = {.transport = "tcp", .security = "noise", .muxers = "yamux"};
+    node_up(&a, 1, &o);
+    node_up(&b, 2, &o);
+    gn_channel *ab = dial_ok(&a, b.addr);
+    ping_res p = {0};
+    CHECK_OK(gn_channel_ping(ab, on_ping, &p));
+    CHECK_EQ(p.calls, 0);
+    CHECK(run_until(ping_done, &p, 5000));
+    CHECK_EQ(p.status, 0);
+    CHECK(p.rtt > 0);
+    CHECK(p.rtt < 5 * GN_S);
+    gn_channel_metrics m;
+    gn_channel_metrics_get(ab, &m);
+    CHECK_EQ(m.last_rtt, p.rtt);
+    CHECK(m.uptime > 0);
+    /* without a callback: a PING event */
+    CHECK_OK(gn_channel_ping(ab, NULL, NULL));
+    gn_node_event ev;
+    CHECK(wait_event(&a, GN_NODE_EV_PING, &ev, 5000));
+    CHECK_EQ(ev.status, 0);
+    CHECK(ev.rtt > 0);
+    CHECK(gn_peer_id_equal(&ev.peer, &b.pid));
+    run_for(20);
+    CHECK_EQ(p.calls, 1);
+    gn_channel_rele(ab);
+    finish();
+}
+
+/* ---- close with pending work ---- */
+
+static bool node_closed(void *arg) { return ((tnode *)arg)->closed > 0; }
+
+GN_TEST(close_cancels_pending)
+{
+    setup();
+    tnode a, b, c;
+    node_up(&a, 1, &mem_noise);
+    node_up(&b, 2, &mem_noise);
+    node_up(&c, 3, &mem_noise);
+    gn_channel *ab = dial_ok(&a, b.addr);
+    /* pending at close: a dial, a stream open, a ping, a queued message */
+    dial_res r = {0};
+    CHECK_OK(gn_node_dial(a.n, c.addr, on_dial, &r, NULL));
+    tstream os = {0};
+    CHECK_OK(gn_channel_open_stream(ab, "/ipfs/ping/1.0.0", on_opened, &os));
+    ping_res p = {0};
+    CHECK_OK(gn_channel_ping(ab, on_ping, &p));
+    gn_node_close(a.n, on_node_closed, &a);
+    gn_node_close(a.n, on_node_closed, &a); /* idempotent: one callback */
+    CHECK_EQ(a.closed, 0);                  /* never from inside the call */
+    CHECK_EQ(gn_node_dial(a.n, c.addr, on_dial, &r, NULL), GN_ECLOSED);
+    CHECK_EQ(gn_channel_send(ab, (const uint8_t *)"x", 1), GN_ECLOSED);
+    CHECK_EQ(gn_node_broadcast(a.n, (const uint8_t *)"x", 1, NULL), GN_ECLOSED);
+    CHECK(run_until(node_closed, &a, 5000));
+    /* every pending operation completed exactly once, before the close callback */
+    CHECK_EQ(r.calls, 1);
+    CHECK_EQ(r.status, GN_ECANCELED);
+    CHECK_EQ(os.open_calls, 1);
+    CHECK_EQ(os.open_status, GN_ECANCELED);
+    CHECK_EQ(p.calls, 1);
+    CHECK_EQ(p.status, GN_ECANCELED);
+    CHECK_EQ(gn_channel_state_get(ab, NULL), GN_CHANNEL_CLOSED);
+    gn_node_event ev;
+    CHECK(wait_event(&a, GN_NODE_EV_CHANNEL_CLOSED, &ev, 5000));
+    CHECK_EQ(ev.status, GN_ECANCELED);
+    CHECK(wait_event(&b, GN_NODE_EV_CHANNEL_CLOSED, &ev, 5000));
+    run_for(20);
+    CHECK_EQ(r.calls + os.open_calls + p.calls, 3);
+    CHECK_EQ(a.closed, 1);
+    gn_channel_rele(ab);
+    a.closed = 0; /* teardown closes it again (a no-op) and counts the CLOSED event */
+    gn_node_close(a.n, NULL, NULL);
+    a.closed = 1;
+    finish();
+}
+
+/* ---- stacks ---- */
+
+GN_TEST(ecies_only_dials_noise_and_ecies)
+{
+    setup();
+    tnode a, b;
+    opts oa = {.transport = "memory", .security = "ecies", .muxers = "yamux"};
+    opts ob = {.transport = "memory", .security = "noise,ecies", .muxers = "yamux"};
+    node_up(&a, 1, &oa);
+    node_up(&b, 2, &ob);
+    gn_channel *ch = dial_ok(&a, b.addr);
+    gn_channel_info info;
+    gn_channel_state_get(ch, &info);
+    CHECK_STR(info.security, "/golem/ecies/1.0.0");
+    gn_node_event ev;
+    CHECK(wait_event(&b, GN_NODE_EV_CHANNEL_OPENED, &ev, 5000));
+    gn_channel_rele(ch);
+    finish();
+}
+
+static void mplex_against_both(const char *security)
+{
+    setup();
+    tnode a, b;
+    opts oa = {.transport = "memory", .security = security, .muxers = "mplex"};
+    opts ob = {.transport = "memory", .security = security, .muxers = "yamux,mplex"};
+    node_up(&a, 1, &oa);
+    node_up(&b, 2, &ob);
+    gn_channel *ch = dial_ok(&a, b.addr);
+    gn_channel_info info;
+    gn_channel_state_get(ch, &info);
+    CHECK_STR(info.muxer, "/mplex/6.7.0");
+    CHECK_OK(gn_channel_send(ch, (const uint8_t *)"over mplex", 10));
+    gn_node_event ev;
+    CHECK(wait_event(&b, GN_NODE_EV_MESSAGE, &ev, 5000));
+    CHECK(msg_is(&ev, "over mplex"));
+    CHECK(wait_event(&a, GN_NODE_EV_IDENTIFY, &ev, 5000));
+    CHECK_EQ(ev.status, 0);
+    gn_channel_rele(ch);
+    /* and the other way round: b prefers yamux, a only speaks mplex */
+    gn_channel *back = dial_ok(&b, a.addr);
+    gn_channel_state_get(back, &info);
+    CHECK_STR(info.muxer, "/mplex/6.7.0");
+    gn_channel_rele(back);
+    finish();
+}
+
+GN_TEST(mplex_only_vs_yamux_mplex_noise) { mplex_against_both("noise"); }
+GN_TEST(mplex_only_vs_yamux_mplex_plaintext) { mplex_against_both("plaintext"); }
+
+/* ---- the any-thread API, nodes on their own loop threads ---- */
+
+typedef struct thread_ctx {
+    gn_node *n;
+    const char *addr;
+    int dial_status;
+    uint64_t channel_id;
+    bool got_msg;
+} thread_ctx;
+
+static void *dialer_thread(void *arg)
+{
+    thread_ctx *t = arg;
+    uint64_t req = 0;
+    if (gn_node_dial(t->n, t->addr, NULL, NULL, &req) < 0) {
+        t->dial_status = -999;
+        return NULL;
+    }
+    gn_node_event ev;
+    t->dial_status = 1;
+    for (int i = 0; i < 100; i++) {
+        int rc = gn_node_next_event(t->n, &ev, 100 * GN_MS);
+        if (rc == 0) {
+            gn_rcbuf_rele(ev.message);
+            if (ev.type == GN_NODE_EV_DIAL && ev.request_id == req) {
+                t->dial_status = ev.status;
+                t->channel_id = ev.channel_id;
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+static int wait_type(gn_node *n, gn_node_event_type type, gn_node_event *out)
+{
+    for (int i = 0; i < 100; i++) {
+        gn_node_event ev;
+        int rc = gn_node_next_event(n, &ev, 100 * GN_MS);
+        if (rc == 0 && ev.type == type) {
+            *out = ev;
+            return 0;
+        }
+        if (rc == 0) {
+            gn_rcbuf_rele(ev.message);
+        }
+    }
+    return GN_ETIMEDOUT;
+}
+
+GN_TEST(any_thread_api)
+{
+    gn_identity *ia, *ib;
+    CHECK_OK(gn_identity_from_int_seed(1, &ia));
+    CHECK_OK(gn_identity_from_int_seed(2, &ib));
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    const char *listen = "/ip4/127.0.0.1/tcp/0";
+    cfg.listen = &listen;
+    cfg.n_listen = 1;
+    cfg.security = "noise";
+    cfg.identity = ia;
+    gn_node *a, *b;
+    CHECK_OK(gn_node_new(&cfg, &a));
+    cfg.identity = ib;
+    CHECK_OK(gn_node_new(&cfg, &b));
+    CHECK_OK(gn_node_start(a));
+    CHECK_OK(gn_node_start(b));
+    CHECK_EQ(gn_node_start(b), GN_ESTATE);
+    gn_node_event ev;
+    CHECK_OK(wait_type(b, GN_NODE_EV_LISTENING, &ev));
+    CHECK_EQ(ev.status, 0);
+    char baddr[GN_NODE_ADDR_MAX];
+    snprintf(baddr, sizeof baddr, "%s", ev.addr);
+    CHECK_OK(wait_type(a, GN_NODE_EV_LISTENING, &ev));
+
+    /* a second thread dials and waits for the DIAL event */
+    thread_ctx t = {.n = a, .addr = baddr};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, dialer_thread, &t), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ(t.dial_status, 0);
+    CHECK(t.channel_id > 0);
+    /* messages from this (non-loop) thread */
+    char bs[GN_PEER_ID_MAX_STRLEN];
+    gn_peer_id pb;
+    gn_identity_peer_id(ib, &pb);
+    gn_peer_id_to_string(&pb, bs, sizeof bs);
+    uint64_t req;
+    CHECK_OK(gn_node_unicast(a, bs, (const uint8_t *)"cross-thread", 12, &req));
+    CHECK_OK(wait_type(b, GN_NODE_EV_MESSAGE, &ev));
+    CHECK(msg_is(&ev, "cross-thread"));
+    gn_rcbuf_rele(ev.message);
+    CHECK_OK(gn_node_broadcast(b, (const uint8_t *)"hi a", 4, NULL));
+    CHECK_OK(wait_type(a, GN_NODE_EV_MESSAGE, &ev));
+    CHECK(msg_is(&ev, "hi a"));
+    gn_rcbuf_rele(ev.message);
+    CHECK_OK(gn_node_configure(a, GN_NODE_OPT_IDLE_TIMEOUT_MS, 0));
+    /* close from this thread; the CLOSED event ends the queue */
+    gn_node_close(a, NULL, NULL);
+    CHECK_OK(wait_type(a, GN_NODE_EV_CLOSED, &ev));
+    /* the queue closes right after the CLOSED event is queued */
+    CHECK_EQ(gn_node_next_event(a, &ev, 2 * GN_S), GN_ECLOSED);
+    gn_node_free(a);
+    gn_node_free(b); /* closes and waits itself */
+    gn_identity_free(ia);
+    gn_identity_free(ib);
+}
+
+GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_noise_dial),
+             GN_T(tcp_ecies_dial), GN_T(dial_wrong_peer_id), GN_T(dial_errors),
+             GN_T(config_errors), GN_T(reuse_and_simultaneous_dial), GN_T(crossing_dials),
+             GN_T(handlers_and_custom_streams), GN_T(messages_send_unicast_broadcast),
+             GN_T(multicast_groups), GN_T(event_queue_backpressure), GN_T(connection_limits),
+             GN_T(idle_channels_close), GN_T(ping_rtt), GN_T(close_cancels_pending),
+             GN_T(ecies_only_dials_noise_and_ecies), GN_T(mplex_only_vs_yamux_mplex_noise),
+             GN_T(mplex_only_vs_yamux_mplex_plaintext), GN_T(any_thread_api))
