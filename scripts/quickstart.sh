@@ -17,7 +17,7 @@ jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 log() { printf '\n== %s\n' "$*" >&2; }
 
 # ---- dependencies: Debian packages only
-need_pkgs=(build-essential pkg-config meson ninja-build clang
+need_pkgs=(build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
            libuv1-dev libsodium-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
            libminiupnpc-dev python3)
 install_deps() {
