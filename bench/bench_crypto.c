@@ -35,7 +35,9 @@
 #include <malloc.h>
 #endif
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 static gn_loop *loop;
 static gn_registry *reg;
@@ -396,6 +398,233 @@ static void bench_bulk(const gn_crypto_ops *ops, uint64_t total)
            mbs / seal_open);
 }
 
+/* ---- bulk over TCP, receiver on a second loop thread ----------------------------------
+ * Encryption (sender, main thread) and decryption (receiver, its own loop
+ * thread) run on different cores, as between two processes: the figure to
+ * compare with raw encrypt throughput. */
+
+typedef struct rside {
+    gn_loop *loop;
+    const gn_crypto_ops *ops;
+    gn_identity *id;
+    gn_crypto *c;
+    gn_transport *tcp;
+    gn_listener *l;
+    gn_stream *sec;
+    gn_multiaddr *addr;
+    uint64_t total;
+    uint64_t rx;
+    gn_time t_end;
+    atomic_int ready;  /* 1 listening, < 0 failed */
+    atomic_int done;   /* 1 all bytes received, < 0 error */
+    atomic_int closed; /* teardown finished */
+} rside;
+
+static rside R;
+
+/* Wakes the sender's loop (blocked in epoll) from the receiver thread. */
+static void wake_noop(gn_loop *l, void *arg)
+{
+    (void)l, (void)arg;
+}
+static void r_finish(int v)
+{
+    atomic_store(&R.done, v);
+    gn_loop_submit(loop, wake_noop, NULL);
+}
+
+static void r_data(gn_stream *st, void *ud, const uint8_t *d, size_t n)
+{
+    (void)st, (void)ud, (void)d;
+    R.rx += n;
+    if (R.rx >= R.total && atomic_load(&R.done) == 0) {
+        R.t_end = gn_now();
+        r_finish(1);
+    }
+}
+static void r_error(gn_stream *st, void *ud, int err)
+{
+    (void)st, (void)ud;
+    r_finish(err);
+}
+static const gn_stream_handler r_handler = {r_data, NULL, r_error, NULL};
+
+static void r_secured(void *arg, int status, const gn_secure_result *res)
+{
+    (void)arg;
+    if (status < 0) {
+        r_finish(status);
+        return;
+    }
+    R.sec = res->stream;
+    gn_stream_set_handler(R.sec, &r_handler, NULL);
+    gn_stream_read_start(R.sec);
+}
+
+static void r_accepted(void *arg, gn_listener *l, int status, gn_stream *conn)
+{
+    (void)arg, (void)l;
+    if (status == 0 && gn_crypto_secure(R.c, conn, &p_resp, r_secured, NULL) < 0)
+        gn_stream_close(conn, NULL, NULL);
+}
+
+static void r_setup(gn_loop *l, void *arg)
+{
+    (void)l, (void)arg;
+    const gn_transport_ops *tops =
+        (const gn_transport_ops *)gn_registry_find(reg, GN_LAYER_TRANSPORT, "tcp");
+    gn_multiaddr *ma = NULL;
+    int rc = tops ? 0 : GN_ENOTSUP;
+    if (rc == 0)
+        rc = gn_identity_from_int_seed(2, &R.id);
+    if (rc == 0)
+        rc = gn_crypto_new(R.ops, R.loop, R.id, NULL, &R.c);
+    if (rc == 0)
+        rc = gn_transport_new(tops, R.loop, NULL, &R.tcp);
+    if (rc == 0)
+        rc = gn_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &ma);
+    if (rc == 0)
+        rc = gn_transport_listen(R.tcp, ma, r_accepted, NULL, &R.l);
+    if (rc == 0)
+        rc = gn_listener_addr(R.l, &R.addr);
+    gn_multiaddr_free(ma);
+    atomic_store(&R.ready, rc < 0 ? rc : 1);
+}
+
+static void r_free_all(void)
+{
+    gn_transport_free(R.tcp);
+    gn_crypto_free(R.c);
+    gn_identity_free(R.id);
+    atomic_store(&R.closed, 1);
+}
+static void r_listener_closed(gn_listener *l, void *arg)
+{
+    (void)l, (void)arg;
+    r_free_all();
+}
+static void r_stream_closed(gn_stream *st, void *arg)
+{
+    (void)st, (void)arg;
+    gn_listener_close(R.l, r_listener_closed, NULL);
+}
+static void r_teardown(gn_loop *l, void *arg)
+{
+    (void)l, (void)arg;
+    if (R.sec)
+        gn_stream_close(R.sec, r_stream_closed, NULL);
+    else if (R.l)
+        gn_listener_close(R.l, r_listener_closed, NULL);
+    else
+        r_free_all();
+}
+
+static void wait_atomic(atomic_int *v, double max_s)
+{
+    gn_time t0 = gn_now();
+    while (atomic_load(v) == 0) {
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+        if (secs_since(t0) > max_s)
+            die("stalled (tcp)", GN_ETIMEDOUT);
+    }
+}
+
+static bool tcp_bulk_busy(void)
+{
+    return atomic_load(&R.done) == 0 && !bulk_werr && !sides[0].err;
+}
+
+static void s_dialed(void *arg, int status, gn_stream *conn)
+{
+    (void)arg;
+    if (status < 0) {
+        sides[0].status = status;
+        return;
+    }
+    if (gn_crypto_secure(sides[0].c, conn, &p_init, on_secured, &sides[0]) < 0) {
+        sides[0].status = GN_EHANDSHAKE;
+        gn_stream_close(conn, NULL, NULL);
+    }
+}
+
+static bool s_hs_busy(void)
+{
+    return sides[0].status == 1;
+}
+
+static void bench_bulk_tcp(const gn_crypto_ops *ops, uint64_t total)
+{
+    const gn_transport_ops *tops =
+        (const gn_transport_ops *)gn_registry_find(reg, GN_LAYER_TRANSPORT, "tcp");
+    if (!tops)
+        return;
+    memset(&R, 0, sizeof R);
+    R.ops = ops;
+    R.total = total;
+    int rc = gn_loop_new(NULL, &R.loop);
+    if (rc == 0)
+        rc = gn_loop_start_thread(R.loop);
+    if (rc == 0)
+        rc = gn_loop_submit(R.loop, r_setup, NULL);
+    if (rc < 0)
+        die("receiver loop", rc);
+    wait_atomic(&R.ready, 10);
+    if (atomic_load(&R.ready) < 0)
+        die("receiver listen", atomic_load(&R.ready));
+
+    gn_transport *stcp;
+    memset(&sides[0], 0, sizeof sides[0]);
+    sides[0].status = 1;
+    rc = gn_identity_from_int_seed(1, &sides[0].id);
+    if (rc == 0)
+        rc = gn_crypto_new(ops, loop, sides[0].id, NULL, &sides[0].c);
+    if (rc == 0)
+        rc = gn_transport_new(tops, loop, NULL, &stcp);
+    if (rc == 0)
+        rc = gn_transport_dial(stcp, R.addr, s_dialed, NULL);
+    if (rc < 0)
+        die("sender", rc);
+    run_while(s_hs_busy);
+    if (sides[0].status < 0)
+        die("handshake (tcp initiator)", sides[0].status);
+    gn_stream_set_handler(sides[0].sec, &snd_handler, &sides[0]);
+    bulk_total = total;
+    bulk_queued = 0;
+    bulk_inflight = 0;
+    bulk_blocked = false;
+    bulk_werr = 0;
+    gn_time t0 = gn_now();
+    bulk_pump();
+    run_while(tcp_bulk_busy);
+    if (bulk_werr)
+        die("bulk write (tcp)", bulk_werr);
+    if (atomic_load(&R.done) < 0)
+        die("bulk receive (tcp)", atomic_load(&R.done));
+    double secs = (double)(R.t_end - t0) / 1e9;
+    run_while(bulk_drain_busy);
+    sides[0].closed = 0;
+    gn_stream_close(sides[0].sec, on_closed, &sides[0]);
+    while (!sides[0].closed)
+        gn_loop_run(loop, GN_RUN_ONCE);
+    gn_loop_submit(R.loop, r_teardown, NULL);
+    wait_atomic(&R.closed, 10);
+    gn_loop_stop(R.loop);
+    gn_loop_free(R.loop);
+    gn_multiaddr_free(R.addr);
+    for (int i = 0; i < 100; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    gn_transport_free(stcp);
+    gn_crypto_free(sides[0].c);
+    gn_identity_free(sides[0].id);
+    double mbs = (double)total / 1e6 / secs;
+    printf("{\"bench\":\"bulk\",\"component\":\"%s\",\"transport\":\"tcp_two_threads\","
+           "\"bytes\":%llu,\"write\":%u,\"secs\":%.3f,\"mb_per_s\":%.1f,"
+           "\"ratio_vs_raw_encrypt\":%.3f}\n",
+           ops->name, (unsigned long long)total, BULK_WRITE, secs, mbs, mbs / raw_enc_mbs);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -467,8 +696,11 @@ int main(int argc, char **argv)
     memset(bulk_buf, 0x5a, BULK_WRITE);
     for (size_t i = 0; do_bulk && i < ncrypto; i++) {
         const gn_crypto_ops *ops = (const gn_crypto_ops *)gn_registry_get(reg, GN_LAYER_CRYPTO, i);
-        if (strstr(ops->name, filter))
+        if (strstr(ops->name, filter)) {
             bench_bulk(ops, mib << 20);
+            fflush(stdout);
+            bench_bulk_tcp(ops, mib << 20);
+        }
         fflush(stdout);
     }
     free(bulk_buf);
