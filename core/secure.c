@@ -109,6 +109,7 @@ typedef struct sec_stream {
     bytes rx;             /* received ciphertext not yet opened */
     bool eof_pending;     /* below reached EOF behind rx */
     bool drain_scheduled; /* a deferred rx drain is queued */
+    bool free_pending;    /* closed while a drain was queued: the drain frees */
     sec_wreq *blocked;    /* sealed write the stream below refused (GN_EAGAIN) */
     sec_wreq *spare;      /* a completed write's buffer, kept for the next write */
     uint8_t *scratch;     /* max_plain bytes: gathers a frame spanning iovs */
@@ -301,6 +302,10 @@ static void sec_drain_rx(gn_loop *loop, void *arg)
     (void)loop;
     sec_stream *ss = arg;
     ss->drain_scheduled = false;
+    if (ss->free_pending) {
+        gn_free(ss); /* closed after this call was queued */
+        return;
+    }
     if (ss->dead || !gn_stream_is_reading(&ss->s)) {
         return;
     }
@@ -444,6 +449,10 @@ static void sec_below_closed(gn_stream *below, void *arg)
     gn_free(ss->spare);
     gn_free(ss->scratch);
     gn_stream_emit_closed(&ss->s);
+    if (ss->drain_scheduled) {
+        ss->free_pending = true; /* the queued sec_drain_rx frees it */
+        return;
+    }
     gn_free(ss);
 }
 

@@ -916,16 +916,27 @@ static bool ys_drain_data(gni_yamux *ys, gn_buf *out)
         ys_stream *st = YS_ST(ys->prio[p].next, data_link);
         size_t n = GNI_MIN(st->sq.len, ys->chunk_max);
         n = GNI_MIN(n, gn_buf_left(out) - GNI_YAMUX_HEADER_LEN);
-        uint16_t flags = 0;
-        if (n == st->sq.len && st->lfin && !st->lfin_sent) {
-            flags |= GNI_YAMUX_FLAG_FIN;
-            st->lfin_sent = true;
-        }
-        gni_yamux_encode_header(out->last, GNI_YAMUX_TYPE_DATA, flags, st->id, (uint32_t)n);
+        bool fin = n == st->sq.len && st->lfin && !st->lfin_sent;
+        gni_yamux_encode_header(out->last, GNI_YAMUX_TYPE_DATA, 0, st->id, (uint32_t)n);
         out->last += GNI_YAMUX_HEADER_LEN;
         ys_q_read(&st->sq, out->last, n);
         out->last += n;
         ys->send_queued -= n;
+        /*
+         * FIN goes in a frame of its own right behind the data (a Window
+         * Update, as go-yamux sends it), never on the Data frame:
+         * js-libp2p-yamux 8.x handles a frame's flags before its body and
+         * drops the data of a Data|FIN frame. No room: the control queue
+         * sends it next.
+         */
+        if (fin) {
+            if (ys_emit(out, GNI_YAMUX_TYPE_WINDOW_UPDATE, GNI_YAMUX_FLAG_FIN, st->id, 0)) {
+                st->lfin_sent = true;
+            } else {
+                st->ctrl_flags |= GNI_YAMUX_FLAG_FIN;
+                ys_ctrl(ys, st);
+            }
+        }
         ys_l_del(&st->data_link);
         if (st->sq.len > 0) {
             ys_l_add(&ys->prio[p], &st->data_link); /* round robin */

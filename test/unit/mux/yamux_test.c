@@ -179,10 +179,11 @@ GN_TEST(kat_data_ping_goaway)
     CHECK_OK(gni_yamux_stream_shutdown(cl, id));
     CHECK_OK(gni_yamux_ping(cl, 0));
     uint8_t buf[128], want[128];
-    /* ping SYN opaque 1; WU SYN; Data+FIN "hi" */
+    /* ping SYN opaque 1; WU SYN; Data "hi"; WU FIN (FIN in a frame of its own) */
     long n = gn_test_unhex("00 02 0001 00000000 00000001"
                            "00 01 0001 00000001 00000000"
-                           "00 00 0004 00000001 00000002 6869",
+                           "00 00 0000 00000001 00000002 6869"
+                           "00 01 0004 00000001 00000000",
                            want, sizeof(want));
     CHECK_EQ(drain_to(cl, buf, sizeof(buf), 0), n);
     CHECK_MEM(buf, want, (size_t)n);
@@ -274,7 +275,7 @@ GN_TEST(byte_by_byte_feeding)
     CHECK_OK(gni_yamux_ping(cl, 0));
     static uint8_t buf[8192];
     size_t n = drain_to(cl, buf, sizeof(buf), 0);
-    CHECK_EQ(n, 12 * 5 + 3000 + 3);
+    CHECK_EQ(n, 12 * 6 + 3000 + 3); /* b's FIN is a frame of its own */
     for (size_t i = 0; i < n; i++) {
         size_t used = 0;
         CHECK_OK(gni_yamux_feed(sv, buf + i, 1, &used, 0));
