@@ -187,7 +187,8 @@ int gni_identify_push(gn_stream *s, const gni_identify_info *info, gni_app_done_
 /**
  * Initiator side of /ipfs/id/1.0.0: reads until EOF (at most
  * GNI_IDENTIFY_MAX_MSG bytes; more resets the stream with GN_EFRAMESIZE),
- * decodes with the key required, closes @s and calls @cb.
+ * decodes with the key required, closes @s and calls @cb. A stream error
+ * after a complete reply still delivers that reply (status 0).
  * @expected: the peer ID the public key must match; NULL: asked from the
  * stream (GN_QUERY_REMOTE_PEER_ID). @timeout: ns, 0 = GNI_IDENTIFY_TIMEOUT.
  * On success the driver owns @s. Errors (the caller still owns @s, @cb does

@@ -1,6 +1,8 @@
 /* identify over a gn_stream: a thin driver of the identify core. See identify.h. */
 #include "identify.h"
 
+#include "golemnet/multiformats.h"
+
 #include "golemnet/loop.h"
 #include "gni.h"
 
@@ -112,6 +114,41 @@ static void serve_timeout(gn_timer *t, void *arg)
     serve_finish(arg, GN_ETIMEDOUT);
 }
 
+/*
+ * While the FIN is delayed, watch the stream: a requester that already has
+ * the reply (a golemnet peer) half-closes, and then the FIN goes at once;
+ * a stream that fails ends the run. Requesters send nothing, so data is
+ * ignored.
+ */
+static void serve_on_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
+{
+    (void)s, (void)ud, (void)data, (void)len;
+}
+
+static void serve_on_eof(gn_stream *s, void *ud)
+{
+    (void)s;
+    id_run *r = ud;
+    if (r->finished || r->shut) {
+        return;
+    }
+    gn_timer_stop(&r->fin_timer);
+    serve_shutdown(r);
+    if (r->written) {
+        serve_finish(r, 0);
+    }
+}
+
+static void serve_on_error(gn_stream *s, void *ud, int err)
+{
+    (void)s;
+    id_run *r = ud;
+    serve_finish(r, r->written ? 0 : err);
+}
+
+static const gn_stream_handler serve_handler = {serve_on_data, serve_on_eof, serve_on_error,
+                                                NULL};
+
 static int send_info(gn_stream *s, const gni_identify_info *info, gn_time fin_delay,
                      gni_app_done_cb cb, void *arg)
 {
@@ -153,6 +190,9 @@ static int send_info(gn_stream *s, const gni_identify_info *info, gn_time fin_de
     /* the write is in: from here on the driver owns the stream */
     if (!fin_delay || gn_timer_start(&r->fin_timer, fin_delay, serve_fin_due, r) < 0) {
         serve_shutdown(r);
+    } else {
+        gn_stream_set_handler(s, &serve_handler, r);
+        gn_stream_read_start(s);
     }
     rc = 0;
     if (gn_timer_start(&r->timer, GNI_IDENTIFY_TIMEOUT, serve_timeout, r) < 0) {
@@ -219,6 +259,25 @@ static void req_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
     }
     memcpy(r->in + r->in_len, data, len);
     r->in_len += len;
+    /*
+     * golemnet responders send exactly one length-prefixed message, so their
+     * reply is complete without waiting for the FIN (which they delay for
+     * js-libp2p's sake, GNI_IDENTIFY_FIN_DELAY). Other agents may send more
+     * messages (go-libp2p sends the signed peer record apart): wait for EOF.
+     */
+    uint64_t mlen;
+    int hl = gn_varint_decode(r->in, r->in_len, &mlen);
+    if (hl > 0 && r->in_len - (size_t)hl == mlen) {
+        gni_identify_result *res = NULL;
+        if (gni_identify_decode(r->in, r->in_len, r->has_expected ? &r->expected : NULL,
+                                r->require_key, &res) == 0) {
+            if (res->agent_version && strncmp(res->agent_version, "golemnet/", 9) == 0) {
+                req_finish(r, 0, res);
+                return;
+            }
+            gni_identify_result_free(res);
+        }
+    }
 }
 
 static void req_eof(gn_stream *s, void *ud)
@@ -234,10 +293,26 @@ static void req_eof(gn_stream *s, void *ud)
     req_finish(r, rc, res);
 }
 
+/*
+ * A stream that fails after a complete reply still yields it (as js-libp2p
+ * does): a responder that delays its FIN (gni_identify_info.fin_delay) may
+ * close its connection first. A partial reply reports the stream's error.
+ */
 static void req_error(gn_stream *s, void *ud, int err)
 {
     (void)s;
-    req_finish(ud, err, NULL);
+    id_run *r = ud;
+    if (r->finished) {
+        return;
+    }
+    gni_identify_result *res = NULL;
+    if (r->in_len > 0 && gni_identify_decode(r->in, r->in_len,
+                                             r->has_expected ? &r->expected : NULL,
+                                             r->require_key, &res) == 0) {
+        req_finish(r, 0, res);
+        return;
+    }
+    req_finish(r, err, NULL);
 }
 
 static const gn_stream_handler req_handler = {req_data, req_eof, req_error, NULL};
