@@ -56,7 +56,8 @@ static void usage(FILE *f)
             "  --log LEVEL                      err, warning (default), notice, info, debug\n"
             "dial-side options (ping, echo, perf):\n"
             "  --listen MA                      also listen (repeatable; none by default)\n"
-            "  --identify                       wait for the peer's identify before acting\n"
+            "  --identify                       require the peer's identify before acting\n"
+            "                                   (by default: wait for it at most 5 s)\n"
             "  --timeout S                      bound for the whole command (default 30)\n"
             "\n"
             "options: --json   one JSON object per line on stdout\n");
@@ -334,6 +335,8 @@ enum cli_cmd { CLI_NODE = 0, CLI_PING, CLI_ECHO, CLI_PERF };
 #define CLI_MAX_PINGS 1000000u
 #define CLI_MAX_STREAMS 1024u
 #define CLI_MAX_BYTES (1ull << 50) /* 1 PiB: bounded in practice by --timeout */
+/* Dial side: how long to wait for the peer's identify before acting anyway. */
+#define CLI_IDENTIFY_WAIT (5 * GN_S)
 
 /* Echo client: each stream sends a ChaCha20 keystream (its own random key),
  * so any length is checked with O(chunk) memory. */
@@ -383,8 +386,7 @@ struct cli {
     gn_identity *id;
     gn_loop *loop;
     gn_node *node;
-    gn_timer tick, deadline, grace;
-    gn_time t_close;
+    gn_timer tick, deadline, grace, id_wait;
     char *bound[CLI_MAX_LISTEN];
     size_t n_bound, n_listen_done;
     bool announced;
@@ -474,6 +476,7 @@ static void cli_finish(cli *c, int code)
     c->finishing = true;
     c->exit_code = code;
     gn_timer_stop(&c->deadline);
+    gn_timer_stop(&c->id_wait);
     for (uint64_t i = 0; c->es && i < c->streams; i++) {
         echo_stream *es = &c->es[i];
         if (es->s) {
@@ -632,7 +635,7 @@ static void cli_on_identify(cli *c, const gn_node_event *ev)
     out_end();
     c->identified[c->nidentified++ % GNI_ARRAY_LEN(c->identified)] = ev->channel_id;
     if (c->ch && ev->channel_id == c->ch_id && !c->acting && !c->finishing) {
-        if (ev->status < 0) {
+        if (ev->status < 0 && c->want_identify) {
             cli_fail(c, "identify", ev->status, NULL);
         } else {
             cli_start_action(c);
@@ -749,13 +752,16 @@ static void ping_next(cli *c)
 
 /* ---- echo ---- */
 
-/* The bytes stream @es sends at [@off, @off + @len), @len <= ECHO_CHUNK. */
-static void echo_expected(cli *c, const echo_stream *es, uint64_t off, uint8_t *out, size_t len)
+/*
+ * The bytes stream @es sends at [@off, @off + @len), @len <= ECHO_CHUNK:
+ * a pointer into the tool's scratch buffer, valid until the next call.
+ */
+static const uint8_t *echo_expected(cli *c, const echo_stream *es, uint64_t off, size_t len)
 {
     size_t skip = (size_t)(off % ECHO_BLOCK);
     crypto_stream_chacha20_xor_ic(c->ks_tmp, c->ks_zero, skip + len, es->nonce,
                                   off / ECHO_BLOCK, es->key);
-    memcpy(out, c->ks_tmp + skip, len);
+    return c->ks_tmp + skip;
 }
 
 static void echo_fail(echo_stream *es, int rc, const char *detail)
@@ -796,7 +802,7 @@ static void echo_pump(echo_stream *es)
         }
         uint64_t left = c->bytes - es->queued;
         size_t len = left < ECHO_CHUNK ? (size_t)left : ECHO_CHUNK;
-        echo_expected(c, es, es->queued, sl->buf, len);
+        memcpy(sl->buf, echo_expected(c, es, es->queued, len), len);
         gn_slice iov = {sl->buf, len};
         int rc = gn_stream_write(es->s, &iov, 1, echo_wrote, sl);
         if (rc == GN_EAGAIN) {
@@ -830,11 +836,9 @@ static void echo_on_data(gn_stream *s, void *ud, const uint8_t *data, size_t len
         echo_fail(es, GN_EPROTO, "more bytes echoed than sent");
         return;
     }
-    uint8_t want[ECHO_CHUNK];
     while (len > 0) {
         size_t n = len < ECHO_CHUNK ? len : ECHO_CHUNK;
-        echo_expected(c, es, es->recv, want, n);
-        if (memcmp(want, data, n) != 0) {
+        if (memcmp(echo_expected(c, es, es->recv, n), data, n) != 0) {
             char msg[96];
             snprintf(msg, sizeof msg, "echoed bytes differ near offset %llu",
                      (unsigned long long)es->recv);
@@ -1032,7 +1036,11 @@ static void perf_next(cli *c)
 
 static void cli_start_action(cli *c)
 {
+    if (c->acting) {
+        return;
+    }
     c->acting = true;
+    gn_timer_stop(&c->id_wait);
     switch (c->cmd) {
     case CLI_PING:
         ping_next(c);
@@ -1048,6 +1056,23 @@ static void cli_start_action(cli *c)
     }
 }
 
+static void cli_id_wait_expired(gn_timer *t, void *arg)
+{
+    (void)t;
+    cli *c = arg;
+    if (!c->finishing) {
+        fprintf(stderr, "golemnet: no identify result from the peer yet; going ahead\n");
+        cli_start_action(c);
+    }
+}
+
+/*
+ * The action starts once the peer's identify result arrived (success or
+ * not), at most CLI_IDENTIFY_WAIT after the dial; with --identify only after
+ * a successful one. The identify reply means the peer finished setting up
+ * the connection: js-libp2p, as listener, resets every stream beyond 10
+ * opened before its upgrade completed ("MaxEarlyStreamsError").
+ */
 static void cli_dialed(void *arg, int status, gn_channel *ch)
 {
     cli *c = arg;
@@ -1066,8 +1091,10 @@ static void cli_dialed(void *arg, int status, gn_channel *ch)
     for (size_t i = 0; i < GNI_ARRAY_LEN(c->identified) && i < c->nidentified; i++) {
         seen = seen || c->identified[i] == info.id;
     }
-    if (!c->want_identify || seen) {
+    if (seen) {
         cli_start_action(c);
+    } else if (!c->want_identify) {
+        gn_timer_start(&c->id_wait, CLI_IDENTIFY_WAIT, cli_id_wait_expired, c);
     }
 }
 
@@ -1125,6 +1152,7 @@ static int cli_run(cli *c)
     gn_timer_init(c->loop, &c->tick);
     gn_timer_init(c->loop, &c->deadline);
     gn_timer_init(c->loop, &c->grace);
+    gn_timer_init(c->loop, &c->id_wait);
     gn_timer_start(&c->tick, CLI_TICK, cli_tick, c);
     rc = gn_node_start(c->node);
     if (rc < 0) {
@@ -1148,6 +1176,7 @@ static int cli_run(cli *c)
     }
     gn_timer_stop(&c->tick);
     gn_timer_stop(&c->grace);
+    gn_timer_stop(&c->id_wait);
     gn_node_free(c->node);
     if (c->ch) {
         gn_channel_rele(c->ch);

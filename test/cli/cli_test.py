@@ -5,18 +5,94 @@ Usage: cli_test.py PATH_TO_golemnet   (prints TAP)
 """
 import json
 import os
+import select
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 CLI = sys.argv[1]
 SEED1 = "12D3KooWPjceQrSwdWXPyLLeABRXmuqt69Rg3sBYbU1Nft9HyQ6X"
 results = []
 
 
-def run(*args):
-    p = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=30)
+def run(*args, timeout=30):
+    p = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
+
+
+def events(out):
+    """The JSON lines of @out, each checked to be one object with "event"."""
+    evs = []
+    for line in out.splitlines():
+        obj = json.loads(line)
+        assert isinstance(obj, dict) and isinstance(obj.get("event"), str), line
+        evs.append(obj)
+    return evs
+
+
+class Node:
+    """`golemnet node --json ...` in the background; reads its stdout lines."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([CLI, "node", "--json", *args], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        self.lines = []
+        self.buf = b""
+
+    def next_event(self, timeout=10):
+        """The next stdout line as an object, or None (timeout or EOF)."""
+        deadline = time.monotonic() + timeout
+        fd = self.p.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        obj = json.loads(line)
+        self.lines.append(obj)
+        return obj
+
+    def wait_for(self, pred, timeout=10):
+        deadline = time.monotonic() + timeout
+        for e in self.lines:
+            if pred(e):
+                return e
+        while time.monotonic() < deadline:
+            e = self.next_event(max(0.01, deadline - time.monotonic()))
+            if e is None:
+                return None
+            if pred(e):
+                return e
+        return None
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signals the node; returns (exit status, remaining events)."""
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            out, _ = self.p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            out, _ = self.p.communicate()
+            return None, []
+        rest = events((self.buf + out).decode())
+        self.buf = b""
+        self.lines.extend(rest)
+        return self.p.returncode, rest
+
+
+def start_node(*args):
+    n = Node(*args)
+    ev = n.next_event()
+    assert ev is not None and ev["event"] == "listening", ev
+    return n, ev
 
 
 def case(fn):
@@ -100,6 +176,159 @@ def bad_usage_exit_2():
         assert rc == 2, (args, rc)
         assert out == "", (args, out)
 
+
+
+@case
+def node_listening_line_and_sigterm():
+    n, ev = start_node("--key-seed", "1", "--listen", "/ip4/127.0.0.1/tcp/0",
+                       "--listen", "/ip4/127.0.0.1/tcp/0")
+    assert ev["peer_id"] == SEED1, ev
+    assert len(ev["addrs"]) == 2, ev
+    for a in ev["addrs"]:
+        assert a.startswith("/ip4/127.0.0.1/tcp/") and a.endswith("/p2p/" + SEED1), a
+        assert not a.startswith("/ip4/127.0.0.1/tcp/0/"), a
+    rc, rest = n.stop(signal.SIGTERM)
+    assert rc == 0, rc
+    assert not any(e["event"] in ("listening", "error") for e in rest), rest
+
+
+@case
+def node_sigint_exits_0():
+    n, _ = start_node()
+    rc, _ = n.stop(signal.SIGINT)
+    assert rc == 0, rc
+
+
+@case
+def node_listen_failure():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        rc, out, err = run("node", "--json", "--listen", f"/ip4/127.0.0.1/tcp/{port}", timeout=15)
+    finally:
+        s.close()
+    assert rc == 1, (rc, out, err)
+    evs = events(out)
+    assert evs and evs[-1]["event"] == "error" and evs[-1]["what"] == "listen", evs
+    assert not any(e["event"] == "listening" for e in evs), evs
+    assert err
+
+
+@case
+def ping_echo_perf_against_a_node():
+    n, ev = start_node("--key-seed", "1", "--echo", "--perf")
+    addr = ev["addrs"][0]
+    try:
+        rc, out, err = run("ping", addr, "--count", "2", "--key-seed", "2", "--json")
+        assert rc == 0, (rc, out, err)
+        evs = events(out)
+        pings = [e for e in evs if e["event"] == "ping"]
+        assert len(pings) == 2 and all(p["peer_id"] == SEED1 and p["rtt_ms"] > 0 for p in pings), evs
+        opened = [e for e in evs if e["event"] == "channel_opened"]
+        assert len(opened) == 1, evs
+        o = opened[0]
+        assert (o["direction"], o["security"], o["muxer"]) == ("outbound", "/noise", "/yamux/1.0.0"), o
+        assert o["peer_id"] == SEED1 and addr.startswith(o["remote_addr"] + "/p2p/"), o
+        rc, out, err = run("echo", addr, "--bytes", "100000", "--streams", "3", "--json")
+        assert rc == 0, (rc, out, err)
+        e = [x for x in events(out) if x["event"] == "echo"]
+        assert e and e[0]["ok"] is True and e[0]["bytes"] == 100000 and e[0]["streams"] == 3, out
+        rc, out, err = run("perf", addr, "--upload-bytes", "1000000", "--download-bytes",
+                           "2000000", "--json")
+        assert rc == 0, (rc, out, err)
+        p = [x for x in events(out) if x["event"] == "perf"]
+        assert p and p[0]["upload_bytes"] == 1000000 and p[0]["download_bytes"] == 2000000, out
+        assert p[0]["upload_s"] > 0 and p[0]["download_s"] > 0, p
+        # the node reported the dialer's channel and identify result
+        seed2 = json.loads(run("id", "--key-seed", "2", "--json")[1])["peer_id"]
+        got = n.wait_for(lambda e: e["event"] == "identify" and e["peer_id"] == seed2)
+        assert got and got["ok"] is True and "/ipfs/ping/1.0.0" in got["protocols"], got
+        assert got["agent_version"].startswith("golemnet/"), got
+    finally:
+        rc, _ = n.stop()
+    assert rc == 0, rc
+    ins = [e for e in n.lines if e["event"] == "channel_opened"]
+    assert len(ins) == 3 and all(e["direction"] == "inbound" and e["security"] == "/noise"
+                                 for e in ins), ins
+    closed = [e for e in n.lines if e["event"] == "channel_closed"]
+    assert len(closed) == 3 and all(e["reason"] for e in closed), closed
+
+
+@case
+def ecies_only_dialer_and_listener():
+    n, ev = start_node("--security", "ecies", "--muxer", "mplex")
+    try:
+        rc, out, err = run("ping", ev["addrs"][0], "--security", "ecies", "--json")
+        assert rc == 0, (rc, out, err)
+        o = [e for e in events(out) if e["event"] == "channel_opened"][0]
+        assert (o["security"], o["muxer"]) == ("/golem/ecies/1.0.0", "/mplex/6.7.0"), o
+        # a Noise-only dialer has nothing in common with it
+        rc, out, err = run("ping", ev["addrs"][0], "--security", "noise", "--json",
+                           "--timeout", "10")
+        assert rc == 1, (rc, out, err)
+        assert events(out)[-1]["event"] == "error", out
+    finally:
+        assert n.stop()[0] == 0
+
+
+@case
+def dial_failures_exit_1():
+    n, ev = start_node("--key-seed", "1")
+    addr = ev["addrs"][0]
+    bare = addr.rsplit("/p2p/", 1)[0]
+    seed9 = json.loads(run("id", "--key-seed", "9", "--json")[1])["peer_id"]
+    try:
+        rc, out, err = run("ping", f"{bare}/p2p/{seed9}", "--json")
+        assert rc == 1 and err, (rc, out, err)
+        e = events(out)[-1]
+        assert e["event"] == "error" and e["what"] == "dial" and e["error"] == "GN_EPEERID", e
+        rc, out, _ = run("echo", addr, "--bytes", "10", "--json")  # node serves no echo
+        assert rc == 1, (rc, out)
+        e = [x for x in events(out) if x["event"] == "error"]
+        assert len(e) == 1 and e[0]["what"] == "echo" and e[0]["error"] == "GN_ENEGOTIATION", out
+    finally:
+        assert n.stop()[0] == 0
+    rc, out, _ = run("ping", bare, "--json")  # nobody listens there any more
+    assert rc == 1, (rc, out)
+    e = [x for x in events(out) if x["event"] == "error"]
+    assert len(e) == 1 and e[0]["what"] == "dial", out
+
+
+@case
+def dial_timeout():
+    s = socket.socket()  # accepts (backlog) and never answers
+    s.bind(("127.0.0.1", 0))
+    s.listen(4)
+    port = s.getsockname()[1]
+    try:
+        t0 = time.monotonic()
+        rc, out, err = run("ping", f"/ip4/127.0.0.1/tcp/{port}", "--timeout", "1", "--json")
+        took = time.monotonic() - t0
+    finally:
+        s.close()
+    assert rc == 1 and took < 10, (rc, took)
+    e = events(out)[-1]
+    assert e["event"] == "error" and e["error"] == "GN_ETIMEDOUT", e
+
+
+@case
+def network_bad_usage_exit_2():
+    for args in (["node", "--bogus"], ["node", "--listen"], ["ping"],
+                 ["ping", "/ip4/127.0.0.1/tcp/1", "--count", "0"],
+                 ["echo", "/ip4/127.0.0.1/tcp/1"],
+                 ["echo", "/ip4/127.0.0.1/tcp/1", "--bytes", "1", "--streams", "0"],
+                 ["perf", "/ip4/127.0.0.1/tcp/1"],
+                 ["perf", "/ip4/127.0.0.1/tcp/1", "--upload-bytes", "x"],
+                 ["ping", "/ip4/127.0.0.1/tcp/1", "--timeout", "0"],
+                 ["ping", "/ip4/127.0.0.1/tcp/1", "--security", "nosuch"],
+                 ["node", "--muxer", "nosuch"],
+                 ["node", "--key", "a", "--key-seed", "1"],
+                 ["node", "--echo", "extra"]):
+        rc, out, _ = run(*args, "--json")
+        assert rc == 2, (args, rc)
+        assert out == "", (args, out)
 
 print("TAP version 13")
 print(f"1..{len(results)}")
