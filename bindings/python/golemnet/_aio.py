@@ -1,0 +1,830 @@
+"""The asyncio API of golemnet: Node, Channel, Stream, Message.
+
+The network runs on the node's own native thread. This module runs on the
+thread of an asyncio event loop: it watches two file descriptors of the
+native node (node events, and the thread bridge's completion notes) with
+``loop.add_reader`` and turns what arrives into future results, handler
+tasks and wake-ups of streams waiting to read or write. A Python handler
+that blocks (even holding the GIL) delays only Python code: the native
+thread keeps moving bytes of every other stream and channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import enum
+import itertools
+import logging
+import weakref
+from typing import (Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional,
+                    Sequence, Set, Tuple, Union)
+
+from . import _golemnet as _c
+from .errors import AgainError, ClosedError, Error, error_from_code
+
+__all__ = [
+    "Node", "Channel", "Stream", "Message", "ChannelState", "ChannelMetrics",
+    "Handler", "PROTOCOLS",
+]
+
+log = logging.getLogger("golemnet")
+
+#: Built-in application protocols a node can serve, by short name.
+PROTOCOLS: Dict[str, int] = {
+    "identify": _c.PROTO_IDENTIFY,
+    "ping": _c.PROTO_PING,
+    "echo": _c.PROTO_ECHO,
+    "perf": _c.PROTO_PERF,
+    "msg": _c.PROTO_MSG,
+}
+
+_DEFAULT_TIMEOUT = 30.0
+_KICK_RETRY_S = 0.002
+
+
+class ChannelState(enum.IntEnum):
+    """The state of a channel (gn_channel_state)."""
+
+    DIALING = _c.CH_DIALING
+    UPGRADING = _c.CH_UPGRADING
+    OPEN = _c.CH_OPEN
+    CLOSING = _c.CH_CLOSING
+    CLOSED = _c.CH_CLOSED
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelMetrics:
+    """Channel counters (gn_channel_metrics). Bytes are counted on the
+    secured stream; the values are the native loop's last snapshot."""
+
+    bytes_in: int
+    bytes_out: int
+    messages_in: int
+    messages_out: int
+    streams_open: int
+    last_rtt: float  #: seconds; 0.0 until a ping completed
+    uptime: float  #: seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """A /golem/msg/1.0.0 message received by the node."""
+
+    peer_id: Optional[str]
+    channel_id: int
+    data: bytes
+
+
+Handler = Callable[["Stream"], Awaitable[Any]]
+
+
+def _mask(protocols: Iterable[str]) -> int:
+    m = 0
+    for p in protocols:
+        try:
+            m |= PROTOCOLS[p]
+        except KeyError:
+            raise ValueError(f"unknown built-in protocol {p!r}; one of {sorted(PROTOCOLS)}") from None
+    return m
+
+
+def _csv(v: Union[None, str, Sequence[str]]) -> Optional[str]:
+    if v is None or isinstance(v, str):
+        return v
+    return ",".join(v)
+
+
+async def _bounded(aw: Awaitable[Any], timeout: Optional[float]) -> Any:
+    if timeout is None:
+        return await aw
+    return await asyncio.wait_for(aw, timeout)
+
+
+class Stream:
+    """A bidirectional byte stream negotiated for one protocol on a channel.
+
+    Obtained from :meth:`Channel.open_stream` or handed to a handler.
+    Reads and writes may run concurrently from different tasks. Use it as
+    an async context manager to close it on exit.
+    """
+
+    def __init__(self, node: "Node", cstream: Any, channel: "Channel") -> None:
+        self._node = node
+        self._c = cstream
+        #: the channel the stream runs on
+        self.channel = channel
+        #: the negotiated protocol id
+        self.protocol: str = cstream.protocol
+        self._waiters: Set["asyncio.Future[None]"] = set()
+
+    # -- notifications from the node
+    def _wake(self) -> None:
+        ws, self._waiters = self._waiters, set()
+        for w in ws:
+            if not w.done():
+                w.set_result(None)
+
+    async def _wait(self) -> None:
+        if self._node._freed:  # nothing will wake us any more
+            raise ClosedError(_golemnet_code("GN_ECLOSED"))
+        fut = self._node._loop_fut()
+        self._waiters.add(fut)
+        try:
+            await fut
+        finally:
+            self._waiters.discard(fut)
+
+    # -- reading
+    async def read(self, n: int = 65536) -> bytes:
+        """Reads up to ``n`` bytes (at least 1 unless at end of stream).
+
+        Returns ``b""`` once the remote half-closed and every byte was read.
+        Raises :class:`~golemnet.ClosedError` after :meth:`close`, or the
+        stream's error (:class:`~golemnet.StreamResetError`, ...).
+        """
+        c = self._c
+        while True:
+            data = c.read(n)
+            if data is not None:
+                if self._node._c.kick_failed:
+                    self._node._kick_soon()
+                return data
+            await self._wait()
+
+    async def readexactly(self, n: int) -> bytes:
+        """Reads exactly ``n`` bytes; raises :class:`asyncio.IncompleteReadError`
+        if the stream ends first."""
+        parts: List[bytes] = []
+        got = 0
+        while got < n:
+            b = await self.read(n - got)
+            if not b:
+                raise asyncio.IncompleteReadError(b"".join(parts), n)
+            parts.append(b)
+            got += len(b)
+        return b"".join(parts)
+
+    async def read_all(self, limit: int = 1 << 30) -> bytes:
+        """Reads until the end of the stream (at most ``limit`` bytes, else
+        :class:`~golemnet.TooBigError`)."""
+        parts: List[bytes] = []
+        got = 0
+        while True:
+            b = await self.read(1 << 20)
+            if not b:
+                return b"".join(parts)
+            got += len(b)
+            if got > limit:
+                raise error_from_code(_golemnet_code("GN_ETOOBIG"))
+            parts.append(b)
+
+    # -- writing
+    async def _after_write(self, rc: int) -> None:
+        if rc == 2:
+            self._node._kick_soon()
+        elif rc == 1:
+            while not self._c.write_ready(False):
+                await self._wait()
+
+    async def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Queues a copy of ``data`` for sending.
+
+        Returns at once while the stream's queued and in-flight bytes stay
+        within its write window (``write_buffer`` of the node); otherwise it
+        waits until they drained below it: backpressure from the peer's
+        flow control reaches the caller here.
+        """
+        await self._after_write(self._c.write(data))
+
+    async def writev(self, buffers: Sequence[Union[bytes, bytearray, memoryview]]) -> None:
+        """Writes several buffers in one call (copied into one chunk): the
+        cheap way to send many small messages."""
+        await self._after_write(self._c.writev(buffers))
+
+    async def drain(self) -> None:
+        """Waits until every queued byte was handed to the layer below."""
+        while not self._c.write_ready(True):
+            await self._wait()
+
+    async def close_write(self) -> None:
+        """Half-closes: the peer reads the end of stream after the queued
+        bytes. Reading continues."""
+        if self._c.shutdown() == 2:
+            self._node._kick_soon()
+
+    async def close(self, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Closes the stream after the queued bytes were written, and waits
+        until the native stream is closed. Idempotent."""
+        if self._c.close(False) == 2:
+            self._node._kick_soon()
+        await self._wait_closed(timeout)
+
+    async def reset(self, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Aborts the stream (a reset towards the peer); queued bytes are dropped."""
+        if self._c.close(True) == 2:
+            self._node._kick_soon()
+        await self._wait_closed(timeout)
+
+    async def _wait_closed(self, timeout: Optional[float]) -> None:
+        async def waiter() -> None:
+            while not self._c.closed and not self._node._freed:
+                await self._wait()
+        await _bounded(waiter(), timeout)
+
+    @property
+    def closed(self) -> bool:
+        """True once the native stream finished closing."""
+        return bool(self._c.closed)
+
+    @property
+    def at_eof(self) -> bool:
+        """True when the remote half-closed and no byte is left to read."""
+        return bool(self._c.eof) and self._c.readable == 0
+
+    @property
+    def counters(self) -> Tuple[int, int]:
+        """(bytes read by Python, bytes written and completed)."""
+        return self._c.counters()
+
+    async def __aenter__(self) -> "Stream":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<golemnet.Stream {self.protocol} on channel {self.channel.id}>"
+
+
+def _golemnet_code(name: str) -> int:
+    from .errors import CODES
+    return CODES[name]
+
+
+class Channel:
+    """One logical connection to a peer (a secured, multiplexed connection)."""
+
+    def __init__(self, node: "Node", cchan: Any) -> None:
+        self._node = node
+        self._c = cchan
+        info = cchan.info()
+        #: the channel id, unique within the node
+        self.id: int = cchan.id
+        #: the remote peer ID (base58btc)
+        self.peer_id: Optional[str] = info["remote_peer"]
+        #: "inbound" or "outbound"
+        self.direction: str = info["direction"]
+        self._info = info
+        self._closed = asyncio.Event()
+
+    def _refresh(self) -> Dict[str, Any]:
+        self._info = self._c.info()
+        return self._info
+
+    @property
+    def remote_addr(self) -> str:
+        """The remote multiaddr."""
+        return str(self._refresh()["remote_addr"])
+
+    @property
+    def local_addr(self) -> str:
+        """The local multiaddr."""
+        return str(self._refresh()["local_addr"])
+
+    @property
+    def security(self) -> str:
+        """The negotiated security protocol id ("/noise")."""
+        return str(self._refresh()["security"])
+
+    @property
+    def muxer(self) -> str:
+        """The negotiated muxer protocol id ("/yamux/1.0.0")."""
+        return str(self._refresh()["muxer"])
+
+    @property
+    def state(self) -> ChannelState:
+        """The channel's current :class:`ChannelState`."""
+        return ChannelState(self._c.state)
+
+    @property
+    def metrics(self) -> ChannelMetrics:
+        """The channel's counters (:class:`ChannelMetrics`): the native
+        loop's last snapshot, taken at messages, pings and idle checks (use
+        :meth:`fetch_metrics` for current values)."""
+        bi, bo, mi, mo, so, rtt, up = self._c.metrics()
+        return ChannelMetrics(bi, bo, mi, mo, so, rtt / 1e9, up / 1e9)
+
+    async def fetch_metrics(self, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> ChannelMetrics:
+        """Current counters: refreshes the snapshot on the network thread."""
+        node = self._node
+        if node._started and not node._closing:
+            tok, fut = node._request()
+            node._call(node._c.refresh_metrics, self._c, tok)
+            await node._await(tok, fut, timeout)
+        return self.metrics
+
+    async def open_stream(self, protocol_id: str,
+                          timeout: Optional[float] = _DEFAULT_TIMEOUT) -> Stream:
+        """Opens a stream and negotiates ``protocol_id`` on it
+        (multistream-select). Raises :class:`~golemnet.NegotiationError` if
+        the peer does not serve it."""
+        node = self._node
+        tok, fut = node._request()
+        node._call(node._c.open_stream, self._c, protocol_id, tok)
+        return await node._await(tok, fut, timeout)
+
+    async def ping(self, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> float:
+        """Measures a round trip with /ipfs/ping/1.0.0; returns seconds."""
+        node = self._node
+        tok, fut = node._request()
+        node._call(node._c.ping, self._c, tok)
+        return await node._await(tok, fut, timeout)
+
+    async def send(self, data: Union[bytes, bytearray, memoryview],
+                   timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Sends one /golem/msg/1.0.0 message on this channel (waits while
+        the channel's message queue is full)."""
+        await self._node._retry_again(lambda: self._c.send(data), timeout)
+
+    async def close(self, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Closes the channel and all its streams; waits until it is closed."""
+        self._c.close()
+
+        async def waiter() -> None:
+            while self._c.state != _c.CH_CLOSED and not self._node._freed:
+                try:
+                    await asyncio.wait_for(self._closed.wait(), 0.05)
+                except asyncio.TimeoutError:
+                    pass
+        await _bounded(waiter(), timeout)
+
+    async def __aenter__(self) -> "Channel":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<golemnet.Channel {self.id} {self.direction} {self.peer_id}>"
+
+
+class Node:
+    """A golemnet node: identity, listeners, channels and protocol handlers.
+
+    The network runs on the node's own native thread, started by
+    :meth:`start`; this object is used from one asyncio event loop.
+
+    Args:
+        listen: multiaddrs to listen on ("/ip4/127.0.0.1/tcp/0").
+        key_seed: a deterministic identity: an int (seed bytes 0..3, as
+            rust-libp2p's --secret-key-seed) or 32 seed bytes. None: random.
+        key_file: a libp2p PrivateKey protobuf file; loaded if it exists,
+            else created (from key_seed, or random) with mode 0600.
+        security: security components in preference order ("noise",
+            "ecies", "plaintext"), a list or a comma-separated string.
+        muxers: muxers in preference order ("yamux", "mplex").
+        transports: transports ("tcp", "memory").
+        protocols: built-in protocols served (see :data:`PROTOCOLS`).
+        max_message_len: bound of /golem/msg/1.0.0 messages (bytes).
+        read_buffer: bytes a stream buffers for Python before the native
+            side stops reading it (flow control to the sender).
+        write_buffer: a stream's write window: bytes queued or in flight
+            before :meth:`Stream.write` waits.
+        message_queue: messages held for :meth:`recv` before the node
+            stops popping events (backpressure into the native queue).
+        max_connections, max_connections_per_peer, idle_timeout,
+        upgrade_timeout (seconds), event_queue_capacity, agent_version:
+            as gn_node_config.
+    """
+
+    def __init__(self, listen: Sequence[str] = (), key_seed: Union[None, int, bytes] = None,
+                 key_file: Optional[str] = None,
+                 security: Union[None, str, Sequence[str]] = None,
+                 muxers: Union[None, str, Sequence[str]] = None,
+                 transports: Union[None, str, Sequence[str]] = None,
+                 protocols: Iterable[str] = ("identify", "ping", "msg"),
+                 max_message_len: int = 0, event_queue_capacity: int = 0,
+                 read_buffer: int = 0, write_buffer: int = 0, message_queue: int = 1024,
+                 max_connections: int = 0, max_connections_per_peer: int = 0,
+                 idle_timeout: Optional[float] = None,
+                 upgrade_timeout: Optional[float] = None,
+                 agent_version: Optional[str] = None) -> None:
+        self._listen = list(listen)
+        self._c = _c.Node(
+            listen=self._listen, key_seed=key_seed, key_file=key_file,
+            transports=_csv(transports), security=_csv(security), muxers=_csv(muxers),
+            protocols=_mask(protocols), max_message_len=max_message_len,
+            event_queue_capacity=event_queue_capacity, rx_limit=read_buffer,
+            tx_limit=write_buffer, max_connections=max_connections,
+            max_connections_per_peer=max_connections_per_peer,
+            idle_timeout_ms=int((idle_timeout or 0) * 1000),
+            upgrade_timeout_ms=int((upgrade_timeout or 0) * 1000),
+            agent_version=agent_version)
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._tokens = itertools.count(1)
+        self._pending: Dict[int, "asyncio.Future[Any]"] = {}
+        self._handlers: Dict[str, Handler] = {}
+        self._handler_tasks: Set["asyncio.Task[Any]"] = set()
+        self._channels: Dict[int, Channel] = {}
+        self._streams: "weakref.WeakValueDictionary[int, Stream]" = weakref.WeakValueDictionary()
+        self._listen_waiters: Dict[int, "asyncio.Future[str]"] = {}
+        self._start_results: List[Tuple[int, str]] = []
+        self._start_event: Optional[asyncio.Event] = None
+        self._messages: Deque[Message] = collections.deque()
+        self._message_queue = max(1, message_queue)
+        self._msg_event: Optional[asyncio.Event] = None
+        self._events_paused = False
+        self._closed_event: Optional[asyncio.Event] = None
+        self._kick_handle: Optional[asyncio.TimerHandle] = None
+        self._started = False
+        self._closing = False
+        self._freed = False
+        #: multiaddrs the node listens on (filled by :meth:`start` and :meth:`listen`)
+        self.addrs: List[str] = []
+        #: (request id, error) of unicasts/broadcasts that failed after queuing
+        self.send_failures: Deque[Tuple[int, Error]] = collections.deque(maxlen=1024)
+        #: called with (request id, error) when a queued message fails; None: only recorded
+        self.on_send_failed: Optional[Callable[[int, Error], None]] = None
+
+    # -- properties
+    @property
+    def peer_id(self) -> str:
+        """The node's peer ID (base58btc, "12D3KooW...")."""
+        return str(self._c.peer_id)
+
+    @property
+    def started(self) -> bool:
+        """True between :meth:`start` and :meth:`close`."""
+        return self._started and not self._closing
+
+    def channels(self) -> List[Channel]:
+        """The channels known to the node and not closed yet."""
+        return [c for c in self._channels.values() if c.state != ChannelState.CLOSED]
+
+    # -- internals
+    def _loop_fut(self) -> "asyncio.Future[Any]":
+        assert self._loop is not None, "node not started"
+        return self._loop.create_future()
+
+    def _check_open(self) -> None:
+        if not self._started:
+            raise error_from_code(_golemnet_code("GN_ESTATE"), "node not started")
+        if self._closing:
+            raise ClosedError(_golemnet_code("GN_ECLOSED"))
+
+    def _request(self) -> Tuple[int, "asyncio.Future[Any]"]:
+        self._check_open()
+        tok = next(self._tokens)
+        fut = self._loop_fut()
+        self._pending[tok] = fut
+        return tok, fut
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        tok = args[-1]
+        try:
+            return fn(*args)
+        except BaseException:
+            self._pending.pop(tok, None)
+            raise
+
+    async def _await(self, tok: int, fut: "asyncio.Future[Any]", timeout: Optional[float]) -> Any:
+        try:
+            return await _bounded(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            # the native request still completes; its result is dropped
+            fut.add_done_callback(_drop_result)
+            raise
+        finally:
+            if fut.done():
+                self._pending.pop(tok, None)
+
+    async def _retry_again(self, fn: Callable[[], Any], timeout: Optional[float]) -> Any:
+        """Runs fn, retrying while it raises AgainError (a full queue)."""
+        delay = 0.0005
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            try:
+                return fn()
+            except AgainError:
+                if deadline is not None and loop.time() > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.02)
+
+    def _kick_soon(self) -> None:
+        if self._kick_handle is None and self._loop is not None and not self._freed:
+            self._kick_handle = self._loop.call_later(_KICK_RETRY_S, self._do_kick)
+
+    def _do_kick(self) -> None:
+        self._kick_handle = None
+        if self._freed:
+            return
+        if self._c.kick() < 0 or self._c.kick_failed:
+            self._kick_soon()
+
+    def _channel_for(self, cchan: Any) -> Channel:
+        ch = self._channels.get(cchan.id)
+        if ch is None:
+            ch = Channel(self, cchan)
+            if ch.state != ChannelState.CLOSED:
+                self._channels[ch.id] = ch
+        return ch
+
+    def _wrap_stream(self, cstream: Any) -> Stream:
+        st = Stream(self, cstream, self._channel_for(cstream.channel()))
+        self._streams[id(cstream)] = st
+        return st
+
+    def _on_notes(self) -> None:
+        for kind, status, tok, obj, rtt, proto in self._c.poll():
+            if kind == _c.NOTE_STREAM:
+                st = self._streams.get(id(obj))
+                if st is not None:
+                    st._wake()
+                continue
+            if kind == _c.NOTE_INBOUND:
+                st = self._wrap_stream(obj)
+                handler = self._handlers.get(proto)
+                if handler is None or self._closing:
+                    self._c_reset(st)
+                    continue
+                task = asyncio.ensure_future(self._run_handler(handler, st))
+                self._handler_tasks.add(task)
+                task.add_done_callback(self._handler_tasks.discard)
+                continue
+            fut = self._pending.pop(tok, None)
+            result: Any = None
+            if status == 0:
+                if kind == _c.NOTE_DIAL:
+                    result = self._channel_for(obj)
+                elif kind == _c.NOTE_OPEN:
+                    result = self._wrap_stream(obj)
+                elif kind == _c.NOTE_PING:
+                    result = rtt / 1e9
+            if fut is None or fut.done():
+                if isinstance(result, Stream):
+                    self._c_reset(result)  # nobody waits for it any more
+                continue
+            if status < 0:
+                fut.set_exception(error_from_code(status))
+            else:
+                fut.set_result(result)
+
+    @staticmethod
+    def _c_reset(st: Stream) -> None:
+        st._c.close(True)
+
+    async def _run_handler(self, handler: Handler, st: Stream) -> None:
+        try:
+            await handler(st)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("golemnet: handler for %s failed", st.protocol)
+            st._c.close(True)
+        finally:
+            if not st.closed and not self._freed:
+                try:
+                    await st.close(timeout=5.0)
+                except Exception:  # the node is closing: it resets the stream
+                    pass
+
+    def _on_events(self) -> None:
+        for ev in self._c.next_events(256):
+            etype, status, req, chid, peer, rtt, addr, proto, msg = ev
+            if etype == _c.EV_MESSAGE:
+                self._messages.append(Message(peer, chid, msg))
+                assert self._msg_event is not None
+                self._msg_event.set()
+                if len(self._messages) >= self._message_queue and not self._events_paused:
+                    assert self._loop is not None
+                    self._loop.remove_reader(self._c.event_fd)
+                    self._events_paused = True
+            elif etype in (_c.EV_LISTENING, _c.EV_LISTEN_FAILED):
+                if etype == _c.EV_LISTENING:
+                    self.addrs.append(addr)
+                w = self._listen_waiters.pop(req, None)
+                if req == 0 and self._start_event is not None:
+                    self._start_results.append((status, addr))
+                    if len(self._start_results) >= len(self._listen):
+                        self._start_event.set()
+                elif w is not None and not w.done():
+                    if etype == _c.EV_LISTENING:
+                        w.set_result(addr)
+                    else:
+                        w.set_exception(error_from_code(status, f"listen {addr}: "
+                                                        f"{_c.err_name(status)}"))
+            elif etype == _c.EV_CHANNEL_CLOSED:
+                ch = self._channels.pop(chid, None)
+                if ch is not None:
+                    ch._closed.set()
+            elif etype == _c.EV_SEND_FAILED:
+                err = error_from_code(status)
+                self.send_failures.append((req, err))
+                if self.on_send_failed is not None:
+                    try:
+                        self.on_send_failed(req, err)
+                    except Exception:
+                        log.exception("golemnet: on_send_failed failed")
+            elif etype == _c.EV_CLOSED:
+                if self._closed_event is not None:
+                    self._closed_event.set()
+
+    # -- lifecycle
+    async def start(self, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> "Node":
+        """Starts the node's thread and its listeners; returns once every
+        configured listener reported (raises the first listen error)."""
+        if self._started:
+            raise error_from_code(_golemnet_code("GN_ESTATE"), "node already started")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._start_event = asyncio.Event()
+        self._msg_event = asyncio.Event()
+        self._closed_event = asyncio.Event()
+        for proto in self._handlers:
+            self._c.set_handler(proto, True, 0)
+        self._c.start()
+        self._started = True
+        loop.add_reader(self._c.event_fd, self._on_events)
+        loop.add_reader(self._c.bridge_fd, self._on_notes)
+        if self._listen:
+            try:
+                await _bounded(self._start_event.wait(), timeout)
+            except BaseException:
+                await self.close()
+                raise
+            for status, addr in self._start_results:
+                if status < 0:
+                    await self.close()
+                    raise error_from_code(status, f"listen {addr}: {_c.err_name(status)}")
+        return self
+
+    async def listen(self, addr: str, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> str:
+        """Listens on one more multiaddr; returns the bound address."""
+        self._check_open()
+        req = self._c.listen(addr)
+        fut: "asyncio.Future[str]" = self._loop_fut()
+        self._listen_waiters[req] = fut
+        return await _bounded(fut, timeout)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Closes every listener, channel and stream, then frees the native
+        node. Pending operations fail with :class:`~golemnet.CanceledError`
+        or :class:`~golemnet.ClosedError`. Idempotent."""
+        if self._freed:
+            return
+        self._closing = True
+        loop = self._loop
+        if self._started and loop is not None:
+            will_close = self._c.close()
+            if will_close and self._closed_event is not None:
+                try:
+                    await asyncio.wait_for(self._closed_event.wait(), timeout)
+                except asyncio.TimeoutError:
+                    log.warning("golemnet: node %s did not close in %.1f s", self.peer_id, timeout)
+            try:
+                loop.remove_reader(self._c.event_fd)
+            except (ValueError, OSError):
+                pass
+            loop.remove_reader(self._c.bridge_fd)
+        self._c.free()
+        self._freed = True
+        if self._kick_handle is not None:
+            self._kick_handle.cancel()
+            self._kick_handle = None
+        if self._started:
+            self._on_notes()  # completions queued during the close
+        for fut in list(self._pending.values()):
+            if not fut.done():
+                fut.set_exception(ClosedError(_golemnet_code("GN_ECLOSED")))
+        self._pending.clear()
+        for w in self._listen_waiters.values():
+            if not w.done():
+                w.set_exception(ClosedError(_golemnet_code("GN_ECLOSED")))
+        for st in list(self._streams.values()):
+            st._wake()
+        for ch in self._channels.values():
+            ch._closed.set()
+        self._channels.clear()
+        tasks = [t for t in self._handler_tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+        if self._msg_event is not None:
+            self._msg_event.set()
+
+    async def __aenter__(self) -> "Node":
+        if not self._started:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    # -- handlers
+    async def set_handler(self, protocol_id: str, handler: Optional[Handler],
+                          timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Serves ``protocol_id``: every inbound stream negotiated for it is
+        passed to ``await handler(stream)`` in a new task; the stream is
+        closed when the handler returns. ``None`` removes the handler.
+        May be called before or after :meth:`start`."""
+        if self._closing:
+            raise ClosedError(_golemnet_code("GN_ECLOSED"))
+        add = handler is not None
+        if add and protocol_id in self._handlers:
+            self._handlers[protocol_id] = handler  # type: ignore[assignment]
+            return
+        if not self._started:
+            if add:
+                self._handlers[protocol_id] = handler  # type: ignore[assignment]
+            else:
+                self._handlers.pop(protocol_id, None)
+            return
+        tok, fut = self._request()
+        rc = self._call(self._c.set_handler, protocol_id, add, tok)
+        if rc == 0:
+            self._pending.pop(tok, None)
+        else:
+            await self._await(tok, fut, timeout)
+        if add:
+            self._handlers[protocol_id] = handler  # type: ignore[assignment]
+        else:
+            self._handlers.pop(protocol_id, None)
+
+    # -- requests
+    async def dial(self, addr: str, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> Channel:
+        """Dials a multiaddr (with or without /p2p/<id>) and returns the open
+        :class:`Channel` (an open channel to the same peer is reused).
+        Raises :class:`~golemnet.ParseError` for a malformed address,
+        :class:`~golemnet.RefusedError`, :class:`~golemnet.PeerIdError`,
+        :class:`~golemnet.NegotiationError`, ..."""
+        tok, fut = self._request()
+        self._call(self._c.dial, addr, tok)
+        return await self._await(tok, fut, timeout)
+
+    async def ping(self, target: Union[str, Channel],
+                   timeout: Optional[float] = _DEFAULT_TIMEOUT) -> float:
+        """Pings a multiaddr (dialed if needed) or a channel; returns the
+        round trip in seconds."""
+        ch = target if isinstance(target, Channel) else await self.dial(target, timeout)
+        return await ch.ping(timeout)
+
+    async def unicast(self, to: Union[str, Channel], data: Union[bytes, bytearray, memoryview],
+                      timeout: Optional[float] = _DEFAULT_TIMEOUT) -> int:
+        """Sends one /golem/msg/1.0.0 message to a multiaddr (dialed if
+        needed), a connected peer ID or a :class:`Channel`. Returns the
+        request id once queued (waits while queues are full); a delivery
+        failure later is recorded in :attr:`send_failures` with that id."""
+        self._check_open()
+        if isinstance(to, Channel):
+            await to.send(data, timeout)
+            return 0
+        return int(await self._retry_again(lambda: self._c.unicast(to, data), timeout))
+
+    async def broadcast(self, data: Union[bytes, bytearray, memoryview],
+                        timeout: Optional[float] = _DEFAULT_TIMEOUT) -> int:
+        """Sends one message to every open channel; returns the request id."""
+        self._check_open()
+        return int(await self._retry_again(lambda: self._c.broadcast(data), timeout))
+
+    async def recv(self, timeout: Optional[float] = None) -> Message:
+        """The next received message (:class:`Message`). Raises
+        :class:`~golemnet.ClosedError` once the node is closed and no
+        message is left, :class:`asyncio.TimeoutError` after ``timeout``."""
+        async def take() -> Message:
+            while True:
+                if self._messages:
+                    m = self._messages.popleft()
+                    if (self._events_paused and len(self._messages) <= self._message_queue // 2
+                            and not self._freed):
+                        assert self._loop is not None
+                        self._events_paused = False
+                        self._loop.add_reader(self._c.event_fd, self._on_events)
+                        self._loop.call_soon(self._on_events)
+                    return m
+                if self._closing or not self._started:
+                    raise ClosedError(_golemnet_code("GN_ECLOSED"))
+                assert self._msg_event is not None
+                self._msg_event.clear()
+                await self._msg_event.wait()
+        return await _bounded(take(), timeout)
+
+    def configure(self, option: int, value: int) -> None:
+        """Changes a run-time option (golemnet._golemnet.OPT_*)."""
+        self._c.configure(option, value)
+
+    def __repr__(self) -> str:
+        return f"<golemnet.Node {self.peer_id} {self.addrs}>"
+
+
+def _drop_result(fut: "asyncio.Future[Any]") -> None:
+    if not fut.cancelled():
+        exc = fut.exception()
+        if exc is None:
+            res = fut.result()
+            if isinstance(res, Stream):
+                res._c.close(True)

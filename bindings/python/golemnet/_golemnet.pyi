@@ -1,0 +1,149 @@
+"""Type stubs of the native module golemnet._golemnet (the low-level layer
+under golemnet.Node; see src/_golemnet.c and src/bridge.h)."""
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+_Buffer = Union[bytes, bytearray, memoryview]
+
+EV_LISTENING: int
+EV_LISTEN_FAILED: int
+EV_DIAL: int
+EV_CHANNEL_OPENED: int
+EV_CHANNEL_CLOSED: int
+EV_IDENTIFY: int
+EV_MESSAGE: int
+EV_SEND_FAILED: int
+EV_PING: int
+EV_CLOSED: int
+NOTE_DIAL: int
+NOTE_OPEN: int
+NOTE_PING: int
+NOTE_INBOUND: int
+NOTE_STREAM: int
+NOTE_DONE: int
+PROTO_IDENTIFY: int
+PROTO_PING: int
+PROTO_ECHO: int
+PROTO_PERF: int
+PROTO_MSG: int
+PROTO_DEFAULT: int
+CH_DIALING: int
+CH_UPGRADING: int
+CH_OPEN: int
+CH_CLOSING: int
+CH_CLOSED: int
+OPT_MAX_CONNECTIONS: int
+OPT_MAX_CONNECTIONS_PER_PEER: int
+OPT_IDLE_TIMEOUT_MS: int
+OPT_MAX_MESSAGE_LEN: int
+PROTOCOL_ID_MAX: int
+MSG_PROTOCOL_ID: str
+
+#: (type, status, request_id, channel_id, peer, rtt_ns, addr, protocol, message)
+NodeEvent = Tuple[int, int, int, int, Optional[str], int, str, str, Optional[bytes]]
+#: (kind, status, token, obj, rtt_ns, protocol)
+Note = Tuple[int, int, int, Any, int, str]
+
+class Node:
+    """A native node with its thread bridge."""
+    peer_id: Optional[str]
+    event_fd: int
+    bridge_fd: int
+    state: int
+    kick_failed: bool
+    def __init__(self, listen: Sequence[str] = ..., key_seed: Union[None, int, bytes] = ...,
+                 key_file: Optional[str] = ..., transports: Optional[str] = ...,
+                 security: Optional[str] = ..., muxers: Optional[str] = ...,
+                 protocols: int = ..., max_message_len: int = ...,
+                 event_queue_capacity: int = ..., rx_limit: int = ..., tx_limit: int = ...,
+                 max_connections: int = ..., max_connections_per_peer: int = ...,
+                 idle_timeout_ms: int = ..., upgrade_timeout_ms: int = ...,
+                 agent_version: Optional[str] = ...) -> None: ...
+    def start(self) -> None:
+        """Starts the loop thread and the listeners."""
+    def close(self) -> bool:
+        """Begins closing; True if an EV_CLOSED event will follow."""
+    def free(self) -> None:
+        """Frees the native node, joining its thread (GIL released)."""
+    def listen(self, addr: str) -> int:
+        """Listens; returns the request id."""
+    def dial(self, addr: str, token: int) -> None:
+        """Dials; NOTE_DIAL note with the token."""
+    def ping(self, channel: Channel, token: int) -> None:
+        """Pings; NOTE_PING note."""
+    def open_stream(self, channel: Channel, protocol_id: str, token: int) -> None:
+        """Opens a stream; NOTE_OPEN note."""
+    def refresh_metrics(self, channel: Channel, token: int) -> None:
+        """Refreshes the channel's metrics snapshot; NOTE_DONE note."""
+    def set_handler(self, protocol_id: str, add: bool, token: int) -> int:
+        """0: done; 1: queued (NOTE_DONE note)."""
+    def unicast(self, to: str, data: _Buffer) -> int:
+        """Queues a message; returns the request id."""
+    def broadcast(self, data: _Buffer) -> int:
+        """Queues a message to every channel; returns the request id."""
+    def configure(self, option: int, value: int) -> None:
+        """Changes a run-time option."""
+    def next_events(self, max: int = ...) -> List[NodeEvent]:
+        """Pops node events."""
+    def poll(self, max: int = ...) -> List[Note]:
+        """Takes bridge notes."""
+    def kick(self) -> int:
+        """Retries a stream-work post that failed (0 or a negative code)."""
+
+class Channel:
+    """A held native channel."""
+    id: int
+    state: int
+    def info(self) -> Dict[str, Any]:
+        """id, state, direction, remote_peer, local_addr, remote_addr, security, muxer."""
+    def metrics(self) -> Tuple[int, int, int, int, int, int, int]:
+        """(bytes_in, bytes_out, messages_in, messages_out, streams_open, last_rtt_ns, uptime_ns)."""
+    def close(self) -> None:
+        """Closes the channel."""
+    def send(self, data: _Buffer) -> None:
+        """Queues one message."""
+
+class Stream:
+    """A bridged native stream."""
+    closed: bool
+    eof: bool
+    error: int
+    protocol: str
+    readable: int
+    def read(self, max: int = ...) -> Optional[bytes]:
+        """Bytes, b'' at EOF, None when nothing is buffered yet."""
+    def write(self, data: _Buffer) -> int:
+        """0 within the window, 1 over it, 2 queued but kick() needed."""
+    def writev(self, buffers: Sequence[_Buffer]) -> int:
+        """As write() for several buffers."""
+    def write_ready(self, all: bool = ...) -> bool:
+        """True when within the window (all: nothing queued)."""
+    def shutdown(self) -> int:
+        """Half-close after the queued writes (0, or 2: kick() needed)."""
+    def close(self, reset: bool = ...) -> int:
+        """Close after the queued writes, or reset (0, or 2: kick() needed)."""
+    def channel(self) -> Channel:
+        """The stream's channel."""
+    def counters(self) -> Tuple[int, int]:
+        """(bytes read, bytes written)."""
+
+def _set_error_factory(fn: Optional[Callable[[int], BaseException]]) -> None:
+    """Installs the code -> exception factory."""
+def error_codes() -> List[Tuple[str, int, int, str]]:
+    """(name, code, fatal, message) of every gn_err code."""
+def err_name(code: int) -> str:
+    """Symbolic name of a code."""
+def strerror(code: int) -> str:
+    """Description of a code."""
+def err_band(code: int) -> int:
+    """Band of a code (0..3) or -1."""
+def err_is_fatal(code: int) -> bool:
+    """True when the object is unusable after this error."""
+def version() -> str:
+    """The C library's version."""
+def peer_id_from_seed(seed: Union[int, bytes]) -> str:
+    """Peer ID of the key a seed gives."""
+def log_to_stderr(level: int = ..., components: Optional[str] = ...) -> None:
+    """Native log lines up to level (3..7; 0 off) to stderr."""
+def _hold_gil(seconds: float) -> None:
+    """Spins holding the GIL (tests)."""

@@ -1,0 +1,216 @@
+/*
+ * golemnet Python bindings - the thread bridge between a node's loop thread
+ * and one consumer thread (the Python thread that runs the asyncio loop).
+ *
+ * node.h lets any thread dial, send messages and pop events, but streams
+ * (gn_stream) and a few channel calls (open_stream, ping, set_handler after
+ * the start) are loop-thread only. The bridge gives the consumer thread
+ * stream objects it can read, write and close, and completions for those
+ * loop-thread calls, without ever blocking the loop thread on the consumer:
+ *
+ *  - consumer -> loop: requests are queued with gn_loop_submit(). Stream
+ *    writes and stream state changes do not post one command each: the
+ *    stream is put on the bridge's "kick list" and one command per batch
+ *    moves every queued chunk and flag to the loop (coalescing).
+ *  - loop -> consumer: completions ("notes") go into the bridge's note list,
+ *    an MPSC queue whose wakeup fd (eventfd, or a pipe) is made readable on
+ *    the empty -> non-empty transition. A stream has one embedded note that
+ *    is queued at most once at a time ("something changed, look again").
+ *
+ * Bounds and backpressure. Every note is either the answer to one consumer
+ * request (bounded by the consumer's outstanding requests), a stream's
+ * embedded note (at most one per stream), or an inbound stream (bounded by
+ * the node's stream limits). Received bytes wait in a per-stream queue of at
+ * most rx_limit bytes: at the limit the loop calls gn_stream_read_stop(), so
+ * the muxer's window closes towards the sender; the consumer's read restarts
+ * it once the queue fell to half. Written bytes wait in a per-stream queue
+ * too; gnb_stream_write() reports when the queued plus in-flight bytes
+ * exceed tx_limit, and the consumer then waits for the stream's note that
+ * says the bytes drained (that is how "awaiting a write waits for the
+ * window" reaches Python).
+ *
+ * Thread context: functions named "consumer" are called by the consumer
+ * thread(s) (any thread, but the bridge serialises nothing above its
+ * mutexes: the Python module calls them holding the GIL); the loop-side
+ * callbacks are internal. Lock order: stream mutex, then bridge mutexes;
+ * the loop thread never waits for the consumer.
+ *
+ * This is bindings-side code; docs/python.md ("A library stream bridge?")
+ * proposes moving a general any-thread stream API into the library.
+ */
+#ifndef GOLEMNET_PY_BRIDGE_H
+#define GOLEMNET_PY_BRIDGE_H
+
+#include "golemnet/golemnet.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct gnb_bridge gnb_bridge;
+typedef struct gnb_stream gnb_stream;
+
+/** Note kinds. */
+enum {
+    GNB_NOTE_DIAL = 1,    /* token, status, ch (held) */
+    GNB_NOTE_OPEN = 2,    /* token, status, st */
+    GNB_NOTE_PING = 3,    /* token, status, rtt */
+    GNB_NOTE_INBOUND = 4, /* st, ch (held), protocol */
+    GNB_NOTE_STREAM = 5,  /* st: its state changed (data, eof, error, drained, closed) */
+    GNB_NOTE_DONE = 6     /* token, status (handler registration) */
+};
+
+/**
+ * One completion, copied out by gnb_bridge_poll(). The receiver owns one
+ * reference to @ch (gn_channel_rele) and to @st (gnb_stream_rele) when set;
+ * gnb_note_release() drops whatever it did not take.
+ */
+typedef struct gnb_note {
+    struct gnb_note *next; /* private */
+    int kind;
+    int status;
+    uint64_t token;
+    gn_channel *ch;
+    gnb_stream *st;
+    gn_time rtt;
+    char protocol[GN_PROTOCOL_ID_MAX];
+} gnb_note;
+
+/** Releases the references a polled note still carries (ch, st). */
+void gnb_note_release(gnb_note *note);
+
+/**
+ * Creates the bridge of node @n (created, not necessarily started) with
+ * per-stream bounds @rx_limit and @tx_limit (bytes; 0 = 1 MiB / 4 MiB).
+ * Consumer thread. Errors: GN_ENOMEM, GN_EIO (no wakeup fd).
+ */
+int gnb_bridge_new(gn_node *n, size_t rx_limit, size_t tx_limit, gnb_bridge **out);
+
+/**
+ * Marks the node gone: later requests fail with GN_ECLOSED. Call before
+ * gn_node_free(); the loop may still deliver notes until that returns.
+ */
+void gnb_bridge_detach(gnb_bridge *br);
+
+/** Drops the consumer's reference (streams keep the bridge alive). */
+void gnb_bridge_rele(gnb_bridge *br);
+
+/** The wakeup fd: readable while notes are queued. Do not read or close it. */
+int gnb_bridge_fd(const gnb_bridge *br);
+
+/**
+ * Takes up to @max queued notes into @out (oldest first); returns the count.
+ * Clears the wakeup fd when the list becomes empty. Consumer thread.
+ */
+size_t gnb_bridge_poll(gnb_bridge *br, gnb_note *out, size_t max);
+
+/**
+ * Registers (@add) or removes the bridge's stream handler for @protocol_id on
+ * the node. Before gn_node_start() it runs here and returns its result;
+ * afterwards it is queued (returns 1) and completes with a GNB_NOTE_DONE
+ * note carrying @token. Errors: those of gn_node_set_handler(), GN_EAGAIN
+ * (command queue full), GN_ECLOSED, GN_ENOMEM.
+ */
+int gnb_set_handler(gnb_bridge *br, const char *protocol_id, bool add, bool started,
+                    uint64_t token);
+
+/**
+ * Dials @multiaddr; the outcome is a GNB_NOTE_DIAL note with @token.
+ * Errors (immediate, no note): those of gn_node_dial(), GN_ECLOSED.
+ */
+int gnb_dial(gnb_bridge *br, const char *multiaddr, uint64_t token);
+
+/** Pings over @ch (borrowed); GNB_NOTE_PING note. Errors: GN_EAGAIN, GN_ECLOSED, GN_ENOMEM. */
+int gnb_ping(gnb_bridge *br, gn_channel *ch, uint64_t token);
+
+/**
+ * Refreshes @ch's metrics snapshot on the loop thread (other threads read
+ * the last snapshot, which the node takes only at messages, pings and idle
+ * checks); GNB_NOTE_DONE note with @token once gn_channel_metrics_get()
+ * returns fresh values. Errors: GN_EAGAIN, GN_ECLOSED, GN_ENOMEM.
+ */
+int gnb_refresh_metrics(gnb_bridge *br, gn_channel *ch, uint64_t token);
+
+/**
+ * Opens a stream on @ch negotiating @protocol_id; GNB_NOTE_OPEN note.
+ * Errors: GN_EINVAL (bad id), GN_EAGAIN, GN_ECLOSED, GN_ENOMEM.
+ */
+int gnb_open_stream(gnb_bridge *br, gn_channel *ch, const char *protocol_id, uint64_t token);
+
+/**
+ * Re-posts the kick command after a GN_EAGAIN from a stream call (the
+ * command queue was full). Returns 0 or GN_EAGAIN / GN_ECLOSED.
+ */
+int gnb_bridge_kick(gnb_bridge *br);
+
+/** True when stream work waits for a kick whose post failed (retry it). */
+bool gnb_bridge_kick_failed(gnb_bridge *br);
+
+/* ---- streams (consumer side) ---- */
+
+gnb_stream *gnb_stream_hold(gnb_stream *st);
+void gnb_stream_rele(gnb_stream *st);
+
+/** The consumer's pointer slot (the Python wrapper); consumer thread only. */
+void *gnb_stream_user(const gnb_stream *st);
+void gnb_stream_set_user(gnb_stream *st, void *user);
+
+/** Negotiated protocol id and the channel (borrowed; valid while @st lives). */
+const char *gnb_stream_protocol(const gnb_stream *st);
+gn_channel *gnb_stream_channel(const gnb_stream *st);
+
+/** Read results beside a byte count. */
+#define GNB_WOULD_BLOCK (-1000) /* no data yet: wait for the stream's note */
+
+/**
+ * Copies up to @max bytes of received data into @out. Returns the count
+ * (> 0), 0 at end of stream (remote half-closed, all data read),
+ * GNB_WOULD_BLOCK (nothing yet; the stream's note will follow), or the
+ * stream's error (GN_ECLOSED after gnb_stream_close(), GN_ESTREAMRESET,
+ * GN_ECANCELED, ...) once the buffered data is consumed. May queue a
+ * resume (gn_stream_read_start) and then return GN_EAGAIN only if the
+ * command queue is full (retry with gnb_bridge_kick()).
+ */
+long gnb_stream_read(gnb_stream *st, uint8_t *out, size_t max);
+
+/** Bytes buffered for reading now. */
+size_t gnb_stream_readable(gnb_stream *st);
+
+/**
+ * Queues @iovcnt slices (copied into one chunk) for writing. Returns 0 when
+ * the stream's queued + in-flight bytes stay within tx_limit, 1 when they
+ * exceed it (the consumer should wait for the stream's note and then
+ * gnb_stream_write_ready()), GN_EAGAIN when the kick could not be posted
+ * (the bytes ARE queued: call gnb_bridge_kick() later), or an error with
+ * nothing queued: GN_ECLOSED (closed or closing), GN_EPIPE (after
+ * gnb_stream_shutdown), the stream's error, GN_ENOMEM.
+ */
+int gnb_stream_write(gnb_stream *st, const gn_slice *iov, size_t iovcnt);
+
+/**
+ * Returns 1 when queued + in-flight bytes are within tx_limit (or @all:
+ * zero), 0 (not yet: the stream's note will follow) or the stream's error.
+ */
+int gnb_stream_write_ready(gnb_stream *st, bool all);
+
+/** Half-close after the queued writes. Errors: GN_ECLOSED, GN_ESTATE (twice). */
+int gnb_stream_shutdown(gnb_stream *st);
+
+/**
+ * Closes the stream after the queued writes were written (@reset: at once,
+ * with RST). Idempotent. Returns 0 or GN_EAGAIN (kick later).
+ */
+int gnb_stream_close(gnb_stream *st, bool reset);
+
+/** True once the loop ran the stream's close callback. */
+bool gnb_stream_is_closed(gnb_stream *st);
+
+/** The first error the stream failed with, or 0. */
+int gnb_stream_error(gnb_stream *st);
+
+/** True when the remote half-closed (data may still be buffered). */
+bool gnb_stream_eof(gnb_stream *st);
+
+/** Counters (bytes read by the consumer, bytes written and completed). */
+void gnb_stream_counters(gnb_stream *st, uint64_t *bytes_in, uint64_t *bytes_out);
+
+#endif /* GOLEMNET_PY_BRIDGE_H */
