@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The main job: a live demo on 127.0.0.1.
+#
+#   demo.sh [BUILD_DIR]      (default: build)
+#
+# Starts a golemnet node, connects to it from a second golemnet node over
+# ECIES only and from a js-libp2p node over Noise, and prints what was
+# negotiated, the identify results, ping RTTs and a perf figure. Everything it
+# starts is stopped on exit; every step is bounded in time. The js part is
+# skipped (with a note) when node >= 20 or npm is missing.
+set -u
+cd "$(dirname "$0")/.."
+root=$(pwd)
+cli=$root/${1:-build}/tools/golemnet
+[ -x "$cli" ] || { echo "demo: no CLI at $cli (build first)" >&2; exit 1; }
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+say() { printf '\n== %s\n' "$*"; }
+field() { # json-line file, python expression over `e` (the event dict)
+    python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    try: e=json.loads(l)
+    except ValueError: continue
+    r=eval(sys.argv[2])
+    if r is not None: print(r)' "$1" "$2"
+}
+
+say "1. a golemnet node (Noise and ECIES, yamux and mplex, echo and perf served)"
+timeout 300 "$cli" node --listen /ip4/127.0.0.1/tcp/0 --key-seed 1 --echo --perf --json \
+    >"$tmp/node.out" 2>"$tmp/node.err" &
+pids+=($!)
+for _ in $(seq 1 100); do
+    grep -q '"listening"' "$tmp/node.out" 2>/dev/null && break
+    sleep 0.1
+done
+addr=$(field "$tmp/node.out" 'e["addrs"][0] if e.get("event")=="listening" else None' | head -n1)
+[ -n "$addr" ] || { echo "demo: the node did not start" >&2; cat "$tmp/node.err" >&2; exit 1; }
+echo "listening on $addr"
+
+say "2. a second golemnet node dials it over ECIES only"
+timeout 60 "$cli" ping "$addr" --count 3 --security ecies --identify --json >"$tmp/ping.out" 2>"$tmp/ping.err"
+field "$tmp/ping.out" '"negotiated: security %s, muxer %s" % (e.get("security"), e.get("muxer")) if e.get("event")=="channel_opened" else None'
+field "$tmp/ping.out" '"identify: agent %s, %d protocols: %s" % (e.get("agent_version"), len(e.get("protocols",[])), " ".join(e.get("protocols",[]))) if e.get("event")=="identify" else None'
+field "$tmp/ping.out" '"ping: %.3f ms" % e["rtt_ms"] if e.get("event")=="ping" else None'
+timeout 120 "$cli" perf "$addr" --upload-bytes 67108864 --download-bytes 67108864 --security ecies --json \
+    >"$tmp/perf.out" 2>"$tmp/perf.err"
+field "$tmp/perf.out" '"perf over ECIES: upload %.0f MB/s, download %.0f MB/s (64 MiB each way)" % (e["upload_bytes"]/e["upload_s"]/1e6, e["download_bytes"]/e["download_s"]/1e6) if e.get("event")=="perf" else None'
+
+say "3. a js-libp2p node dials it over Noise"
+js=$root/test/interop/js
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+    [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then
+    if [ ! -d "$js/node_modules" ]; then
+        (cd "$js" && timeout 600 npm ci --no-audit --no-fund --loglevel=error >"$tmp/npm.log" 2>&1) ||
+            { echo "demo: npm ci failed" >&2; tail "$tmp/npm.log" >&2; exit 1; }
+    fi
+    (cd "$js" && timeout 120 node --import ./polyfill.mjs peer.mjs --dial "$addr" --identify --ping 3 \
+        --perf-upload 67108864 --perf-download 67108864 --exit-after-actions) >"$tmp/js.out" 2>"$tmp/js.err"
+    field "$tmp/js.out" '"js sees: encryption %s, muxer %s" % (e.get("encryption"), e.get("muxer")) if e.get("event") in ("connection_open","connected") else None' | sort -u
+    field "$tmp/js.out" '"js identify of golemnet: agent %s, protocols %s" % (e.get("agent_version"), " ".join(e.get("protocols",[]))) if e.get("event")=="identify" else None'
+    field "$tmp/js.out" '"js ping: %.3f ms" % e["rtt_ms"] if e.get("event")=="ping" else None'
+    field "$tmp/js.out" '"js perf: upload %.0f MB/s, download %.0f MB/s" % (e["upload_bytes"]/e["upload_s"]/1e6, e["download_bytes"]/e["download_s"]/1e6) if e.get("event")=="perf" else None'
+else
+    echo "(skipped: needs node >= 20 and npm)"
+fi
+
+say "4. what the node saw"
+field "$tmp/node.out" '"%s channel %s: peer %s, %s + %s" % (e["event"], e.get("direction"), e.get("peer_id","")[:16]+"...", e.get("security"), e.get("muxer")) if e.get("event")=="channel_opened" else None'
+field "$tmp/node.out" '"identify of %s...: agent %s" % (e.get("peer_id","")[:16], e.get("agent_version")) if e.get("event")=="identify" else None'
