@@ -867,6 +867,69 @@ int gn_channel_ping(gn_channel *ch, gn_channel_ping_cb cb, void *arg)
 }
 
 /* ------------------------------------------------------------------------
+ * Perf client (/perf/1.0.0)
+ */
+
+typedef struct perf_req {
+    gn_channel *ch;
+    gn_channel_perf_cb cb;
+    void *arg;
+    uint64_t upload;
+    uint64_t download;
+    nstream *ns;
+} perf_req;
+
+static void perf_result(void *arg, int status, double upload_s, double download_s)
+{
+    perf_req *p = arg;
+    gn_channel *ch = p->ch;
+    p->cb(p->arg, ch_status(ch, status), upload_s, download_s);
+    ns_release(p->ns);
+    gn_free(p);
+    gni_channel_check_done(ch);
+}
+
+static void perf_opened(gn_channel *ch, void *arg, int status, gn_stream *s)
+{
+    perf_req *p = arg;
+    if (status == 0) {
+        p->ns = ns_new(ch, NULL, NS_DRIVER);
+        status = p->ns ? gni_perf_request(s, p->upload, p->download, perf_result, p)
+                       : GN_ENOMEM;
+        if (status < 0) {
+            gn_stream_reset(s, NULL, NULL);
+            if (p->ns) {
+                ns_release(p->ns);
+            }
+        }
+    }
+    if (status < 0) {
+        p->cb(p->arg, ch_status(ch, status), 0, 0);
+        gn_free(p);
+        gni_channel_check_done(ch);
+    }
+}
+
+int gn_channel_perf(gn_channel *ch, uint64_t upload_bytes, uint64_t download_bytes,
+                    gn_channel_perf_cb cb, void *arg)
+{
+    if (!ch || !cb || !gn_loop_on_thread(ch->node->loop)) {
+        return GN_EINVAL;
+    }
+    perf_req *p = gn_calloc(1, sizeof *p);
+    if (!p) {
+        return GN_ENOMEM;
+    }
+    p->ch = ch;
+    p->cb = cb;
+    p->arg = arg;
+    p->upload = upload_bytes;
+    p->download = download_bytes;
+    gni_channel_open_internal(ch, GNI_PERF_PROTOCOL_ID, perf_opened, p);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
  * Inbound streams
  */
 

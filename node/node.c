@@ -1556,3 +1556,76 @@ void gn_multicast_free(gn_multicast *mc)
     gn_free(mc->members);
     gn_free(mc);
 }
+
+/* ---- channel lookup and the peer store (public accessors) ---- */
+
+gn_channel *gn_node_channel_find(gn_node *n, uint64_t channel_id)
+{
+    if (!n || !gn_loop_on_thread(n->loop)) {
+        return NULL;
+    }
+    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
+        gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
+        if (ch->info.id == channel_id) {
+            return ch;
+        }
+    }
+    return NULL;
+}
+
+static const gni_peer_info *peer_lookup(gn_node *n, const gn_peer_id *peer)
+{
+    if (!n || !peer || !gn_loop_on_thread(n->loop)) {
+        return NULL;
+    }
+    return gni_peerstore_get(n->ps, peer);
+}
+
+int gn_node_peer_info(gn_node *n, const gn_peer_id *peer, gn_peer_info *info)
+{
+    if (!info) {
+        return GN_EINVAL;
+    }
+    const gni_peer_info *pi = peer_lookup(n, peer);
+    if (!pi) {
+        return GN_ENOTFOUND;
+    }
+    memset(info, 0, sizeof *info);
+    info->peer = pi->id;
+    info->identified = pi->identified;
+    snprintf(info->agent_version, sizeof info->agent_version, "%s", pi->agent);
+    snprintf(info->observed_addr, sizeof info->observed_addr, "%s", pi->observed);
+    info->n_addrs = pi->naddrs;
+    info->n_protocols = pi->nprotocols;
+    return 0;
+}
+
+static int copy_str(const char *v, char *out, size_t out_len)
+{
+    size_t len = strlen(v);
+    if (len >= out_len) {
+        return GN_ENOSPC;
+    }
+    memcpy(out, v, len + 1);
+    return (int)len;
+}
+
+int gn_node_peer_addr(gn_node *n, const gn_peer_id *peer, size_t idx, char *out,
+                      size_t out_len)
+{
+    const gni_peer_info *pi = peer_lookup(n, peer);
+    if (!pi) {
+        return GN_ENOTFOUND;
+    }
+    return idx < pi->naddrs ? copy_str(pi->addrs[idx], out, out_len) : GN_ERANGE;
+}
+
+int gn_node_peer_protocol(gn_node *n, const gn_peer_id *peer, size_t idx, char *out,
+                          size_t out_len)
+{
+    const gni_peer_info *pi = peer_lookup(n, peer);
+    if (!pi) {
+        return GN_ENOTFOUND;
+    }
+    return idx < pi->nprotocols ? copy_str(pi->protocols[idx], out, out_len) : GN_ERANGE;
+}

@@ -13,11 +13,6 @@
  */
 #include "golemnet/golemnet.h"
 
-/* Internal headers (gn_internal_dep): the node's channel table and peer
- * store (node/node_int.h, node/peerstore.h), the perf client driver. */
-#include "node_int.h"
-#include "peerstore.h"
-#include "perf.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -27,6 +22,7 @@
 #include <string.h>
 
 #define EXIT_USAGE 2
+#define CLI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool json_out;
 
@@ -527,16 +523,7 @@ static void cli_deadline(gn_timer *t, void *arg)
 /* The node's channel with id @id (loop thread), or NULL once it is gone. */
 static gn_channel *cli_find_channel(cli *c, uint64_t id)
 {
-    gn_node *n = c->node;
-    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
-        gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
-        gn_channel_info info;
-        gn_channel_state_get(ch, &info);
-        if (info.id == id) {
-            return ch;
-        }
-    }
-    return NULL;
+    return gn_node_channel_find(c->node, id);
 }
 
 static void cli_chan_line(const char *event, const gn_channel_info *info, bool closed,
@@ -610,6 +597,34 @@ static void cli_on_closed(cli *c, const gn_node_event *ev)
 
 static void cli_start_action(cli *c);
 
+
+/* Prints the peer store's protocols and addresses of @peer (public API). */
+static void cli_peer_lists(cli *c, const gn_peer_id *peer)
+{
+    gn_peer_info pi;
+    if (gn_node_peer_info(c->node, peer, &pi) < 0) {
+        pi.n_protocols = pi.n_addrs = 0;
+    }
+    for (int list = 0; list < 2; list++) {
+        size_t n = list == 0 ? pi.n_protocols : pi.n_addrs;
+        char **v = n ? gn_calloc(n, sizeof *v) : NULL;
+        size_t k = 0;
+        for (size_t i = 0; v && i < n; i++) {
+            char buf[GN_NODE_ADDR_MAX];
+            int rc = list == 0 ? gn_node_peer_protocol(c->node, peer, i, buf, sizeof buf)
+                               : gn_node_peer_addr(c->node, peer, i, buf, sizeof buf);
+            if (rc >= 0 && (v[k] = gn_strdup(buf)) != NULL) {
+                k++;
+            }
+        }
+        out_strv(list == 0 ? "protocols" : "addrs", (const char *const *)v, k);
+        for (size_t i = 0; i < k; i++) {
+            gn_free(v[i]);
+        }
+        gn_free(v);
+    }
+}
+
 static void cli_on_identify(cli *c, const gn_node_event *ev)
 {
     char peer[GN_PEER_ID_MAX_STRLEN];
@@ -621,19 +636,12 @@ static void cli_on_identify(cli *c, const gn_node_event *ev)
     if (ev->status < 0) {
         out_str("error", gn_err_name(ev->status));
     } else {
-        const gni_peer_info *pi = gni_peerstore_get(gni_node_peerstore(c->node), &ev->peer);
         out_str("agent_version", ev->protocol);
         out_str("observed_addr", ev->addr);
-        if (pi) {
-            out_strv("protocols", (const char *const *)pi->protocols, pi->nprotocols);
-            out_strv("addrs", (const char *const *)pi->addrs, pi->naddrs);
-        } else {
-            out_strv("protocols", NULL, 0);
-            out_strv("addrs", NULL, 0);
-        }
+        cli_peer_lists(c, &ev->peer);
     }
     out_end();
-    c->identified[c->nidentified++ % GNI_ARRAY_LEN(c->identified)] = ev->channel_id;
+    c->identified[c->nidentified++ % CLI_ARRAY_LEN(c->identified)] = ev->channel_id;
     if (c->ch && ev->channel_id == c->ch_id && !c->acting && !c->finishing) {
         if (ev->status < 0 && c->want_identify) {
             cli_fail(c, "identify", ev->status, NULL);
@@ -948,7 +956,7 @@ static void echo_start(cli *c)
         }
     }
     for (uint64_t i = 0; i < c->streams && !c->finishing; i++) {
-        int rc = gn_channel_open_stream(c->ch, GNI_ECHO_PROTOCOL_ID, echo_opened, &c->es[i]);
+        int rc = gn_channel_open_stream(c->ch, "/echo/1.0.0", echo_opened, &c->es[i]);
         if (rc < 0) {
             echo_fail(&c->es[i], rc, "open failed");
         }
@@ -981,26 +989,6 @@ static void perf_result(void *arg, int status, double upload_s, double download_
     perf_next(c);
 }
 
-static void perf_opened(void *arg, int status, gn_stream *s)
-{
-    cli *c = arg;
-    if (status < 0) {
-        cli_fail(c, "perf", status, "open failed");
-        return;
-    }
-    if (c->finishing) {
-        gn_stream_reset(s, NULL, NULL);
-        return;
-    }
-    uint64_t up = c->perf_phase == 1 ? c->up : 0;
-    uint64_t down = c->perf_phase == 2 ? c->down : 0;
-    int rc = gni_perf_request(s, up, down, perf_result, c);
-    if (rc < 0) {
-        gn_stream_reset(s, NULL, NULL);
-        cli_fail(c, "perf", rc, NULL);
-    }
-}
-
 static double mbit_s(uint64_t bytes, double secs)
 {
     return secs > 0 ? (double)bytes * 8.0 / secs / 1e6 : 0.0;
@@ -1014,9 +1002,11 @@ static void perf_next(cli *c)
             continue;
         }
         c->t0 = gn_loop_now(c->loop);
-        int rc = gn_channel_open_stream(c->ch, GNI_PERF_PROTOCOL_ID, perf_opened, c);
+        uint64_t up = c->perf_phase == 1 ? c->up : 0;
+        uint64_t down = c->perf_phase == 2 ? c->down : 0;
+        int rc = gn_channel_perf(c->ch, up, down, perf_result, c);
         if (rc < 0) {
-            cli_fail(c, "perf", rc, "open failed");
+            cli_fail(c, "perf", rc, NULL);
         }
         return;
     }
@@ -1088,7 +1078,7 @@ static void cli_dialed(void *arg, int status, gn_channel *ch)
     c->ch = gn_channel_hold(ch);
     c->ch_id = info.id;
     bool seen = false;
-    for (size_t i = 0; i < GNI_ARRAY_LEN(c->identified) && i < c->nidentified; i++) {
+    for (size_t i = 0; i < CLI_ARRAY_LEN(c->identified) && i < c->nidentified; i++) {
         seen = seen || c->identified[i] == info.id;
     }
     if (seen) {
@@ -1218,7 +1208,7 @@ static bool log_level(const char *s, gn_log_level *out)
         gn_log_level level;
     } levels[] = {{"err", GN_LOG_ERR},   {"warning", GN_LOG_WARNING}, {"notice", GN_LOG_NOTICE},
                   {"info", GN_LOG_INFO}, {"debug", GN_LOG_DEBUG}};
-    for (size_t i = 0; i < GNI_ARRAY_LEN(levels); i++) {
+    for (size_t i = 0; i < CLI_ARRAY_LEN(levels); i++) {
         if (!strcmp(s, levels[i].name)) {
             *out = levels[i].level;
             return true;

@@ -363,8 +363,56 @@ GN_API int gn_channel_open_stream(gn_channel *ch, const char *protocol_id,
 typedef void (*gn_channel_ping_cb)(void *arg, int status, gn_time rtt);
 GN_API int gn_channel_ping(gn_channel *ch, gn_channel_ping_cb cb, void *arg);
 
+/**
+ * Perf client (loop thread): opens /perf/1.0.0, uploads @upload_bytes, then
+ * downloads @download_bytes (libp2p perf spec); @cb gets the two durations
+ * in seconds, or an error (GN_ENEGOTIATION: the peer does not serve perf).
+ * Immediate errors: GN_EINVAL (not on the loop thread), GN_ENOMEM.
+ * Since: 0.1
+ */
+typedef void (*gn_channel_perf_cb)(void *arg, int status, double upload_s, double download_s);
+GN_API int gn_channel_perf(gn_channel *ch, uint64_t upload_bytes, uint64_t download_bytes,
+                           gn_channel_perf_cb cb, void *arg);
+
 /** Closes the channel (all its streams). Any thread. Idempotent. */
 GN_API void gn_channel_close(gn_channel *ch);
+
+/**
+ * The channel with @channel_id (from an event), borrowed, or NULL once it
+ * is gone. Loop thread.
+ * Since: 0.1
+ */
+GN_API gn_channel *gn_node_channel_find(gn_node *n, uint64_t channel_id);
+
+/* ---- the peer store ---- */
+
+/** What the node knows of a peer (identify results, addresses seen). */
+typedef struct gn_peer_info {
+    gn_peer_id peer;
+    bool identified;                          /* an identify reply was recorded */
+    char agent_version[GN_NODE_ADDR_MAX];     /* "" unknown */
+    char observed_addr[GN_NODE_ADDR_MAX];     /* how the peer sees us; "" unknown */
+    size_t n_addrs;                           /* gn_node_peer_addr() indexes */
+    size_t n_protocols;                       /* gn_node_peer_protocol() indexes */
+} gn_peer_info;
+
+/**
+ * Fills @info for @peer. Loop thread. Errors: GN_ENOTFOUND (unknown peer),
+ * GN_EINVAL.
+ * Since: 0.1
+ */
+GN_API int gn_node_peer_info(gn_node *n, const gn_peer_id *peer, gn_peer_info *info);
+
+/**
+ * Copies the @idx-th known address / protocol id of @peer, NUL-terminated,
+ * into @out (@out_len bytes). Returns the length. Loop thread. Errors:
+ * GN_ENOTFOUND, GN_ERANGE (@idx past the end), GN_ENOSPC.
+ * Since: 0.1
+ */
+GN_API int gn_node_peer_addr(gn_node *n, const gn_peer_id *peer, size_t idx, char *out,
+                             size_t out_len);
+GN_API int gn_node_peer_protocol(gn_node *n, const gn_peer_id *peer, size_t idx, char *out,
+                                 size_t out_len);
 
 /* ---- multicast channels ---- */
 
