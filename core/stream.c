@@ -14,6 +14,11 @@
 #define PUSHBACK_MAX (16u << 20)
 /* private flag: an EOF waits behind pushed-back bytes */
 #define STREAM_EOF_DEFERRED 0x10000u
+/* the implementation is held stopped until the pushed-back bytes are
+ * delivered, so it adds nothing behind them meanwhile */
+#define STREAM_IMPL_PAUSED GN_STREAM_HELD
+/* the consumer wants data (whether or not the implementation is held) */
+#define WANTS_DATA(s) (((s)->flags & GN_STREAM_READING) != 0)
 
 /* A deferred pushback delivery; cancelled when the stream closes first. */
 struct gni_stream_flush {
@@ -54,6 +59,8 @@ static bool closing(const gn_stream *s)
     return (s->flags & (GN_STREAM_CLOSING | GN_STREAM_CLOSED)) != 0;
 }
 
+static void pushback_schedule(gn_stream *s);
+
 static void pushback_flush(gn_loop *loop, void *arg)
 {
     (void)loop;
@@ -65,7 +72,7 @@ static void pushback_flush(gn_loop *loop, void *arg)
         return;
     }
     s->flush = NULL;
-    if (!gn_stream_is_reading(s) || s->pushback_len == 0 || closing(s)) {
+    if (!WANTS_DATA(s) || s->pushback_len == 0 || closing(s)) {
         return;
     }
     uint8_t *data = s->pushback;
@@ -77,9 +84,25 @@ static void pushback_flush(gn_loop *loop, void *arg)
         s->handler->on_data(s, s->handler_data, data, len);
     }
     gn_free(data);
-    if ((s->flags & STREAM_EOF_DEFERRED) && s->pushback_len == 0 && !closing(s)) {
+    if (closing(s)) {
+        return;
+    }
+    if (s->pushback_len > 0) {
+        if (WANTS_DATA(s)) {
+            pushback_schedule(s); /* the consumer pushed some back again */
+        }
+        return;
+    }
+    if ((s->flags & STREAM_EOF_DEFERRED)) {
         s->flags &= ~STREAM_EOF_DEFERRED;
         gn_stream_emit_eof(s);
+        return;
+    }
+    if ((s->flags & STREAM_IMPL_PAUSED) && WANTS_DATA(s)) {
+        s->flags &= ~STREAM_IMPL_PAUSED;
+        if (s->ops->read_start && s->ops->read_start(s) < 0) {
+            gn_stream_emit_error(s, GN_EIO);
+        }
     }
 }
 
@@ -131,7 +154,14 @@ int gn_stream_unread(gn_stream *s, const uint8_t *data, size_t len)
         return 0;
     }
     int rc = pushback_add(s, data, len, true);
-    if (rc == 0 && gn_stream_is_reading(s)) {
+    if (rc == 0 && WANTS_DATA(s)) {
+        if (!(s->flags & STREAM_IMPL_PAUSED)) {
+            /* hold the implementation until these bytes are delivered */
+            s->flags |= STREAM_IMPL_PAUSED;
+            if (s->ops->read_stop) {
+                s->ops->read_stop(s);
+            }
+        }
         pushback_schedule(s);
     }
     return rc;
@@ -168,11 +198,15 @@ int gn_stream_read_start(gn_stream *s)
         return 0;
     }
     s->flags |= GN_STREAM_READING;
+    if (s->pushback_len > 0) {
+        /* pushed-back bytes first; the implementation resumes after them */
+        s->flags |= STREAM_IMPL_PAUSED;
+        pushback_schedule(s);
+        return 0;
+    }
     int rc = s->ops->read_start ? s->ops->read_start(s) : 0;
     if (rc < 0) {
         s->flags &= ~GN_STREAM_READING;
-    } else if (s->pushback_len > 0) {
-        pushback_schedule(s);
     }
     return rc;
 }
@@ -186,6 +220,10 @@ int gn_stream_read_stop(gn_stream *s)
         return 0;
     }
     s->flags &= ~GN_STREAM_READING;
+    if (s->flags & STREAM_IMPL_PAUSED) {
+        s->flags &= ~STREAM_IMPL_PAUSED; /* already stopped below */
+        return 0;
+    }
     return s->ops->read_stop ? s->ops->read_stop(s) : 0;
 }
 

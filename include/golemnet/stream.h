@@ -144,6 +144,9 @@ enum {
 #define GN_STREAM_ERRORED 0x08u
 #define GN_STREAM_CLOSING 0x10u
 #define GN_STREAM_CLOSED 0x20u
+/* Set while pushed-back bytes (gn_stream_unread) are delivered first: the
+ * implementation must not deliver meanwhile (gn_stream_is_reading() is false). */
+#define GN_STREAM_HELD 0x40u
 
 /**
  * The stream object. Implementations embed it (usually first) in their own
@@ -258,10 +261,13 @@ GN_API void gn_stream_emit_closed(gn_stream *s);
  */
 GN_API int gn_stream_unread(gn_stream *s, const uint8_t *data, size_t len);
 
-/** True when the consumer wants on_data now. */
+/**
+ * True when the implementation may deliver on_data now: the consumer reads
+ * and no pushed-back bytes are waiting to go first.
+ */
 static inline bool gn_stream_is_reading(const gn_stream *s)
 {
-    return (s->flags & GN_STREAM_READING) != 0;
+    return (s->flags & (GN_STREAM_READING | GN_STREAM_HELD)) == GN_STREAM_READING;
 }
 
 GN_END_DECLS

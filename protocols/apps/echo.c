@@ -41,6 +41,9 @@ static void echo_finish(echo_srv *e, int status)
         return;
     }
     e->finished = true;
+    if (status < 0) {
+        GN_LOG(GN_LOG_INFO, "echo", "echo stream ends: %s", gn_err_name(status));
+    }
     gn_stream_set_handler(e->s, NULL, NULL);
     if (status == 0) {
         int rc = gn_stream_shutdown(e->s);
