@@ -42,7 +42,7 @@ gn_channel *gni_channel_new(gn_node *n, bool outbound)
     atomic_init(&ch->refs, 1); /* the node's reference */
     atomic_init(&ch->mq_count, 0);
     atomic_init(&ch->pub_state, outbound ? GN_CHANNEL_DIALING : GN_CHANNEL_UPGRADING);
-    pthread_mutex_init(&ch->mtx, NULL);
+    uv_mutex_init(&ch->mtx);
     ch->node = n;
     ch->outbound = outbound;
     ch->phase = outbound ? PH_DIALING : PH_MS_SEC;
@@ -70,7 +70,7 @@ void gn_channel_rele(gn_channel *ch)
         return;
     }
     if (atomic_fetch_sub(&ch->refs, 1) == 1) {
-        pthread_mutex_destroy(&ch->mtx);
+        uv_mutex_destroy(&ch->mtx);
         gn_free(ch);
     }
 }
@@ -96,20 +96,20 @@ static gn_channel_state phase_state(ch_phase p)
 void gni_channel_publish(gn_channel *ch)
 {
     gn_channel_state st = phase_state(ch->phase);
-    pthread_mutex_lock(&ch->mtx);
+    uv_mutex_lock(&ch->mtx);
     ch->info.state = st;
-    pthread_mutex_unlock(&ch->mtx);
+    uv_mutex_unlock(&ch->mtx);
     atomic_store(&ch->pub_state, (int)st);
 }
 
 gn_channel_state gn_channel_state_get(gn_channel *ch, gn_channel_info *info)
 {
-    pthread_mutex_lock(&ch->mtx);
+    uv_mutex_lock(&ch->mtx);
     gn_channel_state st = ch->info.state;
     if (info) {
         *info = ch->info;
     }
-    pthread_mutex_unlock(&ch->mtx);
+    uv_mutex_unlock(&ch->mtx);
     return st;
 }
 
@@ -151,7 +151,7 @@ void gni_channel_refresh(gn_channel *ch)
     if (ch->opened_at && ch->phase == PH_OPEN) {
         m.uptime = gn_loop_now(ch->node->loop) - ch->opened_at;
     }
-    pthread_mutex_lock(&ch->mtx);
+    uv_mutex_lock(&ch->mtx);
     if (ch->phase != PH_OPEN) {
         /* keep the last byte counters and uptime of a channel that closed */
         m.bytes_in = GNI_MAX(m.bytes_in, ch->cache.bytes_in);
@@ -159,7 +159,7 @@ void gni_channel_refresh(gn_channel *ch)
         m.uptime = ch->cache.uptime;
     }
     ch->cache = m;
-    pthread_mutex_unlock(&ch->mtx);
+    uv_mutex_unlock(&ch->mtx);
 }
 
 uint32_t gni_channel_user_streams(gn_channel *ch)
@@ -178,9 +178,9 @@ void gn_channel_metrics_get(gn_channel *ch, gn_channel_metrics *m)
     if (gn_loop_on_thread(ch->node->loop) && ch->phase == PH_OPEN) {
         gni_channel_refresh(ch);
     }
-    pthread_mutex_lock(&ch->mtx);
+    uv_mutex_lock(&ch->mtx);
     *m = ch->cache;
-    pthread_mutex_unlock(&ch->mtx);
+    uv_mutex_unlock(&ch->mtx);
 }
 
 static void ch_finalize(gn_loop *loop, void *arg)

@@ -148,8 +148,8 @@ static void node_free_memory(gn_node *n)
         }
         gn_free(n->s_listen);
     }
-    pthread_mutex_destroy(&n->close_mtx);
-    pthread_cond_destroy(&n->close_cond);
+    uv_mutex_destroy(&n->close_mtx);
+    uv_cond_destroy(&n->close_cond);
     gn_free(n);
 }
 
@@ -173,8 +173,8 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     if (!n) {
         return GN_ENOMEM;
     }
-    pthread_mutex_init(&n->close_mtx, NULL);
-    pthread_cond_init(&n->close_cond, NULL);
+    uv_mutex_init(&n->close_mtx);
+    uv_cond_init(&n->close_cond);
     gni_list_init(&n->listeners);
     gni_list_init(&n->channels);
     gni_list_init(&n->overflow);
@@ -778,10 +778,10 @@ int gn_node_set_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb c
 
 static void node_signal_closed(gn_node *n)
 {
-    pthread_mutex_lock(&n->close_mtx);
+    uv_mutex_lock(&n->close_mtx);
     n->closed_done = true;
-    pthread_cond_broadcast(&n->close_cond);
-    pthread_mutex_unlock(&n->close_mtx);
+    uv_cond_broadcast(&n->close_cond);
+    uv_mutex_unlock(&n->close_mtx);
 }
 
 void gni_node_maybe_finish_close(gn_node *n)
@@ -873,11 +873,11 @@ void gn_node_free(gn_node *n)
             if (st == NODE_RUNNING) {
                 gn_node_close(n, NULL, NULL);
             }
-            pthread_mutex_lock(&n->close_mtx);
+            uv_mutex_lock(&n->close_mtx);
             while (!n->closed_done) {
-                pthread_cond_wait(&n->close_cond, &n->close_mtx);
+                uv_cond_wait(&n->close_cond, &n->close_mtx);
             }
-            pthread_mutex_unlock(&n->close_mtx);
+            uv_mutex_unlock(&n->close_mtx);
         } else {
             node_free_instances(n);
         }
@@ -1429,7 +1429,7 @@ int gn_multicast_new(gn_node *n, const char *name, gn_multicast **out)
         return GN_ENOMEM;
     }
     mc->n = n;
-    pthread_mutex_init(&mc->mtx, NULL);
+    uv_mutex_init(&mc->mtx);
     snprintf(mc->name, sizeof mc->name, "%s", name);
     *out = mc;
     return 0;
@@ -1441,7 +1441,7 @@ int gn_multicast_join(gn_multicast *mc, const gn_peer_id *peer)
         return GN_EINVAL;
     }
     int rc = 0;
-    pthread_mutex_lock(&mc->mtx);
+    uv_mutex_lock(&mc->mtx);
     for (size_t i = 0; i < mc->count; i++) {
         if (gn_peer_id_equal(&mc->members[i], peer)) {
             rc = GN_EEXIST;
@@ -1460,7 +1460,7 @@ int gn_multicast_join(gn_multicast *mc, const gn_peer_id *peer)
     }
     mc->members[mc->count++] = *peer;
 out:
-    pthread_mutex_unlock(&mc->mtx);
+    uv_mutex_unlock(&mc->mtx);
     return rc;
 }
 
@@ -1470,7 +1470,7 @@ int gn_multicast_leave(gn_multicast *mc, const gn_peer_id *peer)
         return GN_EINVAL;
     }
     int rc = GN_ENOTFOUND;
-    pthread_mutex_lock(&mc->mtx);
+    uv_mutex_lock(&mc->mtx);
     for (size_t i = 0; i < mc->count; i++) {
         if (gn_peer_id_equal(&mc->members[i], peer)) {
             mc->members[i] = mc->members[--mc->count];
@@ -1478,7 +1478,7 @@ int gn_multicast_leave(gn_multicast *mc, const gn_peer_id *peer)
             break;
         }
     }
-    pthread_mutex_unlock(&mc->mtx);
+    uv_mutex_unlock(&mc->mtx);
     return rc;
 }
 
@@ -1496,11 +1496,11 @@ int gn_multicast_unicast(gn_multicast *mc, const gn_peer_id *peer, const uint8_t
         return GN_ETOOBIG;
     }
     bool member = false;
-    pthread_mutex_lock(&mc->mtx);
+    uv_mutex_lock(&mc->mtx);
     for (size_t i = 0; i < mc->count && !member; i++) {
         member = gn_peer_id_equal(&mc->members[i], peer);
     }
-    pthread_mutex_unlock(&mc->mtx);
+    uv_mutex_unlock(&mc->mtx);
     if (!member) {
         return GN_ENOTFOUND;
     }
@@ -1530,7 +1530,7 @@ int gn_multicast_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len)
         gn_free(c);
         return GN_ENOMEM;
     }
-    pthread_mutex_lock(&mc->mtx);
+    uv_mutex_lock(&mc->mtx);
     if (mc->count > 0) {
         c->peers = gn_malloc(mc->count * sizeof(gn_peer_id));
         if (c->peers) {
@@ -1539,7 +1539,7 @@ int gn_multicast_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len)
         }
     }
     bool oom = mc->count > 0 && !c->peers;
-    pthread_mutex_unlock(&mc->mtx);
+    uv_mutex_unlock(&mc->mtx);
     if (oom) {
         cmd_free(c);
         return GN_ENOMEM;
@@ -1552,7 +1552,7 @@ void gn_multicast_free(gn_multicast *mc)
     if (!mc) {
         return;
     }
-    pthread_mutex_destroy(&mc->mtx);
+    uv_mutex_destroy(&mc->mtx);
     gn_free(mc->members);
     gn_free(mc);
 }

@@ -26,7 +26,7 @@
 #include "peerstore.h"
 #include "ping.h"
 
-#include <pthread.h>
+#include <uv.h>
 #include <stdatomic.h>
 
 /* Node life cycle (atomic). */
@@ -110,7 +110,7 @@ typedef void (*open_done_fn)(struct gn_channel *ch, void *arg, int status, gn_st
 struct gn_channel {
     _Atomic uint32_t refs;          /* any */
     gn_node *node;                  /* any (immutable) */
-    pthread_mutex_t mtx;            /* guards info and cache */
+    uv_mutex_t mtx;            /* guards info and cache */
     gn_channel_info info;           /* mtx */
     gn_channel_metrics cache;       /* mtx: last snapshot for other threads */
     _Atomic uint32_t mq_count;      /* messages accepted, not yet completed */
@@ -200,7 +200,7 @@ typedef struct node_listener {
 
 struct gn_multicast {
     gn_node *n;
-    pthread_mutex_t mtx;
+    uv_mutex_t mtx;
     char name[64];
     gn_peer_id *members;            /* mtx */
     size_t count, cap;              /* mtx */
@@ -226,8 +226,8 @@ struct gn_node {
     _Atomic bool need_drain;        /* overflow or blocked readers pending */
     _Atomic bool drain_posted;
     _Atomic bool instances_ready;
-    pthread_mutex_t close_mtx;
-    pthread_cond_t close_cond;
+    uv_mutex_t close_mtx;
+    uv_cond_t close_cond;
     bool closed_done;               /* close_mtx */
 
     /* ---- loop ---- */

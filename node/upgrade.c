@@ -207,10 +207,10 @@ static void up_set_addrs(gn_channel *ch, gn_stream *s)
     if (!remote[0] && ch->outbound) {
         snprintf(remote, sizeof remote, "%s", ch->dial_addr);
     }
-    pthread_mutex_lock(&ch->mtx);
+    uv_mutex_lock(&ch->mtx);
     snprintf(ch->info.local_addr, sizeof ch->info.local_addr, "%s", local);
     snprintf(ch->info.remote_addr, sizeof ch->info.remote_addr, "%s", remote);
-    pthread_mutex_unlock(&ch->mtx);
+    uv_mutex_unlock(&ch->mtx);
 }
 
 static void up_on_session_ready(gn_channel *ch, size_t mux_idx);
@@ -263,9 +263,9 @@ static void up_on_secured(void *arg, int status, const gn_secure_result *res)
         return;
     }
     ch->sec = res->stream;
-    pthread_mutex_lock(&ch->mtx);
+    uv_mutex_lock(&ch->mtx);
     ch->info.remote_peer = res->remote_peer;
-    pthread_mutex_unlock(&ch->mtx);
+    uv_mutex_unlock(&ch->mtx);
     ch->peer_known = true;
     memcpy(ch->remote_pubkey, res->remote_pubkey, sizeof ch->remote_pubkey);
     if (ch->phase != PH_HANDSHAKE) {
@@ -317,9 +317,9 @@ static void up_on_sec_selected(void *arg, int status, gn_stream *s, const char *
         up_fail(ch, GN_ENEGOTIATION);
         return;
     }
-    pthread_mutex_lock(&ch->mtx);
+    uv_mutex_lock(&ch->mtx);
     snprintf(ch->info.security, sizeof ch->info.security, "%s", proto);
-    pthread_mutex_unlock(&ch->mtx);
+    uv_mutex_unlock(&ch->mtx);
     gn_secure_params p = {
         .initiator = ch->outbound,
         .expected_peer = ch->expect_peer ? &ch->expected : NULL,
@@ -373,9 +373,9 @@ static void up_on_session_ready(gn_channel *ch, size_t mux_idx)
     gn_timer_stop(&ch->upgrade_timer);
     ch->opened_at = gn_loop_now(n->loop);
     ch->last_active = ch->opened_at;
-    pthread_mutex_lock(&ch->mtx);
+    uv_mutex_lock(&ch->mtx);
     snprintf(ch->info.muxer, sizeof ch->info.muxer, "%s", n->mux_ids[mux_idx]);
-    pthread_mutex_unlock(&ch->mtx);
+    uv_mutex_unlock(&ch->mtx);
     gni_channel_publish(ch);
     char peer[GN_PEER_ID_MAX_STRLEN];
     gn_peer_id_to_string(&ch->info.remote_peer, peer, sizeof peer);
