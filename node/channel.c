@@ -175,7 +175,9 @@ uint32_t gni_channel_user_streams(gn_channel *ch)
 
 void gn_channel_metrics_get(gn_channel *ch, gn_channel_metrics *m)
 {
-    if (gn_loop_on_thread(ch->node->loop) && ch->phase == PH_OPEN) {
+    /* a closed channel may outlive its node: touch only the snapshot */
+    if (atomic_load(&ch->pub_state) != GN_CHANNEL_CLOSED &&
+        gn_loop_on_thread(ch->node->loop) && ch->phase == PH_OPEN) {
         gni_channel_refresh(ch);
     }
     uv_mutex_lock(&ch->mtx);

@@ -623,14 +623,19 @@ static void up_idle_tick(gn_timer *t, void *arg)
     gni_node_idle_arm(n);
 }
 
+/*
+ * The tick also refreshes every open channel's metrics snapshot, so other
+ * threads see counters at most a second old; without an idle timeout it
+ * runs once a second for that alone.
+ */
 void gni_node_idle_arm(gn_node *n)
 {
-    if (n->closing || n->idle_timeout == 0) {
+    if (n->closing) {
         gn_timer_stop(&n->idle_timer);
         n->idle_armed = false;
         return;
     }
-    gn_time period = n->idle_timeout / 4;
+    gn_time period = n->idle_timeout > 0 ? n->idle_timeout / 4 : 1 * GN_S;
     period = GNI_MAX(period, 10 * GN_MS);
     period = GNI_MIN(period, 1 * GN_S);
     if (gn_timer_start(&n->idle_timer, period, up_idle_tick, n) == 0) {

@@ -310,7 +310,9 @@ typedef struct gn_channel_info {
  * Counters, like Ergo's inspect of a TCP connection. Bytes are counted on
  * the secured stream (mux framing included, security framing not). From
  * another thread the values are the last snapshot the loop took (at every
- * message, ping, idle check and on the loop thread's own calls).
+ * message and ping, at least once a second, and on the loop thread's own
+ * calls). A closed channel keeps its last snapshot, readable even after the
+ * node was freed while the channel is held.
  */
 typedef struct gn_channel_metrics {
     uint64_t bytes_in;
