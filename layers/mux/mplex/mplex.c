@@ -8,6 +8,7 @@
 #include "mplex.h"
 
 #include "gni.h"
+#include "gni_chunkq.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -48,104 +49,6 @@ static void mx_l_del(mx_link *n)
     n->next = n->prev = NULL;
 }
 
-typedef struct mx_chunk {
-    struct mx_chunk *next;
-    size_t rd;
-    size_t wr;
-    size_t cap;
-    uint8_t data[];
-} mx_chunk;
-
-typedef struct mx_q {
-    mx_chunk *head;
-    mx_chunk *tail;
-    size_t len;
-} mx_q;
-
-#define MX_CHUNK_MIN 256u
-#define MX_CHUNK_MAX (16u * 1024u)
-
-static size_t mx_q_append(mx_q *q, const uint8_t *p, size_t n, size_t hint)
-{
-    size_t done = 0;
-    while (done < n) {
-        mx_chunk *c = q->tail;
-        if (!c || c->wr == c->cap) {
-            size_t cap = GNI_MAX(hint, n - done);
-            cap = GNI_MIN(GNI_MAX(cap, (size_t)MX_CHUNK_MIN), (size_t)MX_CHUNK_MAX);
-            c = gn_malloc(sizeof(*c) + cap);
-            if (!c)
-                break;
-            c->next = NULL;
-            c->rd = c->wr = 0;
-            c->cap = cap;
-            if (q->tail)
-                q->tail->next = c;
-            else
-                q->head = c;
-            q->tail = c;
-        }
-        size_t k = GNI_MIN(n - done, c->cap - c->wr);
-        memcpy(c->data + c->wr, p + done, k);
-        c->wr += k;
-        q->len += k;
-        done += k;
-        hint = hint > k ? hint - k : 0;
-    }
-    return done;
-}
-
-static bool mx_q_peek(const mx_q *q, gn_slice *out)
-{
-    const mx_chunk *c = q->head;
-    if (!c || c->rd == c->wr)
-        return false;
-    out->base = c->data + c->rd;
-    out->len = c->wr - c->rd;
-    return true;
-}
-
-static void mx_q_skip(mx_q *q, size_t n)
-{
-    while (n > 0 && q->head) {
-        mx_chunk *c = q->head;
-        size_t k = GNI_MIN(n, c->wr - c->rd);
-        c->rd += k;
-        q->len -= k;
-        n -= k;
-        if (c->rd == c->wr) {
-            q->head = c->next;
-            if (!q->head)
-                q->tail = NULL;
-            gn_free(c);
-        }
-    }
-}
-
-static size_t mx_q_read(mx_q *q, uint8_t *out, size_t n)
-{
-    size_t done = 0;
-    gn_slice s;
-    while (done < n && mx_q_peek(q, &s)) {
-        size_t k = GNI_MIN(n - done, s.len);
-        memcpy(out + done, s.base, k);
-        mx_q_skip(q, k);
-        done += k;
-    }
-    return done;
-}
-
-static void mx_q_clear(mx_q *q)
-{
-    mx_chunk *c = q->head;
-    while (c) {
-        mx_chunk *n = c->next;
-        gn_free(c);
-        c = n;
-    }
-    q->head = q->tail = NULL;
-    q->len = 0;
-}
 
 static size_t mx_varint_len(uint64_t v)
 {
@@ -201,8 +104,8 @@ typedef struct mx_stream {
     uint8_t ev;
     uint8_t ctrl;
     int reset_err;
-    mx_q rq;
-    mx_q sq;
+    gni_chunkq rq;
+    gni_chunkq sq;
     void *user_data;
     uint8_t *name;
     size_t name_len;
@@ -347,8 +250,8 @@ static void mx_stream_free(gni_mplex *ms, mx_stream *st)
     mx_l_del(&st->data_link);
     ms->buffered -= st->rq.len;
     ms->send_queued -= st->sq.len;
-    mx_q_clear(&st->rq);
-    mx_q_clear(&st->sq);
+    gni_chunkq_clear(&st->rq);
+    gni_chunkq_clear(&st->sq);
     if (st->pending)
         ms->n_pending--;
     if (mx_remote(st->h))
@@ -429,8 +332,8 @@ static void mx_drop_queues(gni_mplex *ms, mx_stream *st)
 {
     ms->buffered -= st->rq.len;
     ms->send_queued -= st->sq.len;
-    mx_q_clear(&st->rq);
-    mx_q_clear(&st->sq);
+    gni_chunkq_clear(&st->rq);
+    gni_chunkq_clear(&st->sq);
     mx_l_del(&st->data_link);
     if (st->pending) {
         st->pending = false;
@@ -671,7 +574,7 @@ int gni_mplex_feed(gni_mplex *ms, const uint8_t *in, size_t len, size_t *consume
             if (ms->body_mode == MX_BODY_STORE && (st->reset || st->released))
                 ms->body_mode = MX_BODY_DISCARD;
             if (ms->body_mode == MX_BODY_STORE) {
-                size_t got = mx_q_append(&st->rq, in + off, k, (size_t)ms->body_left);
+                size_t got = gni_chunkq_append(&st->rq, in + off, k, (size_t)ms->body_left);
                 ms->buffered += got;
                 if (got < k) {
                     rc = GN_ENOMEM;
@@ -823,7 +726,7 @@ static bool mx_drain_data(gni_mplex *ms, gn_buf *out)
         if (n == 0)
             return false;
         int hl = gni_mplex_encode_header(out->last, left, id, flag, n);
-        mx_q_read(&st->sq, out->last + hl, n);
+        gni_chunkq_read(&st->sq, out->last + hl, n);
         out->last += (size_t)hl + n;
         ms->send_queued -= n;
         mx_l_del(&st->data_link);
@@ -989,7 +892,7 @@ long gni_mplex_stream_write(gni_mplex *ms, uint64_t h, const uint8_t *data, size
     size_t n = GNI_MIN(len, mx_write_space(ms, st));
     n = GNI_MIN(n, (size_t)LONG_MAX);
     if (n > 0) {
-        size_t got = mx_q_append(&st->sq, data, n, n);
+        size_t got = gni_chunkq_append(&st->sq, data, n, n);
         ms->send_queued += got;
         if (got > 0 && !mx_l_on(&st->data_link))
             mx_l_add(&ms->prio[st->prio], &st->data_link);
@@ -1043,7 +946,7 @@ int gni_mplex_stream_peek(const gni_mplex *ms, uint64_t h, gn_slice *out)
     const mx_stream *st = mx_app_find(ms, h);
     if (!st)
         return GN_ENOTFOUND;
-    return mx_q_peek(&st->rq, out) ? 1 : 0;
+    return gni_chunkq_peek(&st->rq, out) ? 1 : 0;
 }
 
 int gni_mplex_stream_consume(gni_mplex *ms, uint64_t h, size_t n)
@@ -1052,7 +955,7 @@ int gni_mplex_stream_consume(gni_mplex *ms, uint64_t h, size_t n)
     if (!st)
         return GN_ENOTFOUND;
     n = GNI_MIN(n, st->rq.len);
-    mx_q_skip(&st->rq, n);
+    gni_chunkq_skip(&st->rq, n);
     ms->buffered -= n;
     mx_check_fin(ms, st);
     return 0;
@@ -1064,7 +967,7 @@ long gni_mplex_stream_read(gni_mplex *ms, uint64_t h, uint8_t *out, size_t len)
     if (!st)
         return GN_ENOTFOUND;
     len = GNI_MIN(len, (size_t)LONG_MAX);
-    size_t n = mx_q_read(&st->rq, out, len);
+    size_t n = gni_chunkq_read(&st->rq, out, len);
     ms->buffered -= n;
     mx_check_fin(ms, st);
     return (long)n;
@@ -1086,7 +989,7 @@ int gni_mplex_stream_release(gni_mplex *ms, uint64_t h)
     st->ev = 0;
     mx_l_del(&st->ev_link);
     ms->buffered -= st->rq.len;
-    mx_q_clear(&st->rq);
+    gni_chunkq_clear(&st->rq);
     mx_maybe_free(ms, st);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "yamux.h"
 
 #include "gni.h"
+#include "gni_chunkq.h"
 
 #include <limits.h>
 #include <string.h>
@@ -70,107 +71,6 @@ static uint32_t ys_get32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-/* A byte FIFO in heap chunks, sized by a hint (the rest of the frame). */
-typedef struct ys_chunk {
-    struct ys_chunk *next;
-    size_t rd;
-    size_t wr;
-    size_t cap;
-    uint8_t data[];
-} ys_chunk;
-
-typedef struct ys_q {
-    ys_chunk *head;
-    ys_chunk *tail;
-    size_t len;
-} ys_q;
-
-#define YS_CHUNK_MIN 256u
-#define YS_CHUNK_MAX (16u * 1024u)
-
-/* Appends; returns the count appended (< n only on allocation failure). */
-static size_t ys_q_append(ys_q *q, const uint8_t *p, size_t n, size_t hint)
-{
-    size_t done = 0;
-    while (done < n) {
-        ys_chunk *c = q->tail;
-        if (!c || c->wr == c->cap) {
-            size_t cap = GNI_MAX(hint, n - done);
-            cap = GNI_MIN(GNI_MAX(cap, (size_t)YS_CHUNK_MIN), (size_t)YS_CHUNK_MAX);
-            c = gn_malloc(sizeof(*c) + cap);
-            if (!c)
-                break;
-            c->next = NULL;
-            c->rd = c->wr = 0;
-            c->cap = cap;
-            if (q->tail)
-                q->tail->next = c;
-            else
-                q->head = c;
-            q->tail = c;
-        }
-        size_t k = GNI_MIN(n - done, c->cap - c->wr);
-        memcpy(c->data + c->wr, p + done, k);
-        c->wr += k;
-        q->len += k;
-        done += k;
-        hint = hint > k ? hint - k : 0;
-    }
-    return done;
-}
-
-static bool ys_q_peek(const ys_q *q, gn_slice *out)
-{
-    const ys_chunk *c = q->head;
-    if (!c || c->rd == c->wr)
-        return false;
-    out->base = c->data + c->rd;
-    out->len = c->wr - c->rd;
-    return true;
-}
-
-static void ys_q_skip(ys_q *q, size_t n)
-{
-    while (n > 0 && q->head) {
-        ys_chunk *c = q->head;
-        size_t k = GNI_MIN(n, c->wr - c->rd);
-        c->rd += k;
-        q->len -= k;
-        n -= k;
-        if (c->rd == c->wr) {
-            q->head = c->next;
-            if (!q->head)
-                q->tail = NULL;
-            gn_free(c);
-        }
-    }
-}
-
-static size_t ys_q_read(ys_q *q, uint8_t *out, size_t n)
-{
-    size_t done = 0;
-    gn_slice s;
-    while (done < n && ys_q_peek(q, &s)) {
-        size_t k = GNI_MIN(n - done, s.len);
-        memcpy(out + done, s.base, k);
-        ys_q_skip(q, k);
-        done += k;
-    }
-    return done;
-}
-
-static void ys_q_clear(ys_q *q)
-{
-    ys_chunk *c = q->head;
-    while (c) {
-        ys_chunk *n = c->next;
-        gn_free(c);
-        c = n;
-    }
-    q->head = q->tail = NULL;
-    q->len = 0;
-}
-
 /* ---- types ------------------------------------------------------------ */
 
 /* Pending per-stream event bits, reported in this order. */
@@ -209,8 +109,8 @@ typedef struct ys_stream {
     uint32_t recv_max;    /* current window size */
     uint32_t credit;      /* consumed bytes not yet returned */
     uint64_t send_window; /* peer credit left, after queued bytes */
-    ys_q rq;
-    ys_q sq;
+    gni_chunkq rq;
+    gni_chunkq sq;
     void *user_data;
     gn_time open_deadline;
     ys_link ev_link;
@@ -387,8 +287,8 @@ static void ys_stream_free(gni_yamux *ys, ys_stream *st)
     ys_l_del(&st->open_link);
     ys->buffered -= st->rq.len;
     ys->send_queued -= st->sq.len;
-    ys_q_clear(&st->rq);
-    ys_q_clear(&st->sq);
+    gni_chunkq_clear(&st->rq);
+    gni_chunkq_clear(&st->sq);
     if (st->pending)
         ys->n_pending--;
     if (st->inbound)
@@ -481,8 +381,8 @@ static void ys_drop_queues(gni_yamux *ys, ys_stream *st)
 {
     ys->buffered -= st->rq.len;
     ys->send_queued -= st->sq.len;
-    ys_q_clear(&st->rq);
-    ys_q_clear(&st->sq);
+    gni_chunkq_clear(&st->rq);
+    gni_chunkq_clear(&st->sq);
     ys_l_del(&st->data_link);
     ys_l_del(&st->open_link);
     if (st->pending) {
@@ -796,7 +696,7 @@ int gni_yamux_feed(gni_yamux *ys, const uint8_t *in, size_t len, size_t *consume
             else if (ys->body_mode == YS_BODY_STORE && st->released)
                 ys->body_mode = YS_BODY_CREDIT;
             if (ys->body_mode == YS_BODY_STORE) {
-                size_t got = ys_q_append(&st->rq, in + off, k, ys->body_left);
+                size_t got = gni_chunkq_append(&st->rq, in + off, k, ys->body_left);
                 ys->buffered += got;
                 if (got < k) {
                     rc = GN_ENOMEM;
@@ -919,7 +819,7 @@ static bool ys_drain_data(gni_yamux *ys, gn_buf *out)
         bool fin = n == st->sq.len && st->lfin && !st->lfin_sent;
         gni_yamux_encode_header(out->last, GNI_YAMUX_TYPE_DATA, 0, st->id, (uint32_t)n);
         out->last += GNI_YAMUX_HEADER_LEN;
-        ys_q_read(&st->sq, out->last, n);
+        gni_chunkq_read(&st->sq, out->last, n);
         out->last += n;
         ys->send_queued -= n;
         /*
@@ -1168,7 +1068,7 @@ long gni_yamux_stream_write(gni_yamux *ys, uint32_t id, const uint8_t *data, siz
     size_t n = GNI_MIN(len, ys_write_space(ys, st));
     n = GNI_MIN(n, (size_t)LONG_MAX);
     if (n > 0) {
-        size_t got = ys_q_append(&st->sq, data, n, n);
+        size_t got = gni_chunkq_append(&st->sq, data, n, n);
         st->send_window -= got;
         ys->send_queued += got;
         if (got > 0 && !ys_l_on(&st->data_link))
@@ -1225,7 +1125,7 @@ int gni_yamux_stream_peek(const gni_yamux *ys, uint32_t id, gn_slice *out)
     const ys_stream *st = ys_app_find(ys, id);
     if (!st)
         return GN_ENOTFOUND;
-    return ys_q_peek(&st->rq, out) ? 1 : 0;
+    return gni_chunkq_peek(&st->rq, out) ? 1 : 0;
 }
 
 int gni_yamux_stream_consume(gni_yamux *ys, uint32_t id, size_t n)
@@ -1234,7 +1134,7 @@ int gni_yamux_stream_consume(gni_yamux *ys, uint32_t id, size_t n)
     if (!st)
         return GN_ENOTFOUND;
     n = GNI_MIN(n, st->rq.len);
-    ys_q_skip(&st->rq, n);
+    gni_chunkq_skip(&st->rq, n);
     ys->buffered -= n;
     if (!ys->err)
         ys_credit(ys, st, n);
@@ -1248,7 +1148,7 @@ long gni_yamux_stream_read(gni_yamux *ys, uint32_t id, uint8_t *out, size_t len)
     if (!st)
         return GN_ENOTFOUND;
     len = GNI_MIN(len, (size_t)LONG_MAX);
-    size_t n = ys_q_read(&st->rq, out, len);
+    size_t n = gni_chunkq_read(&st->rq, out, len);
     ys->buffered -= n;
     if (!ys->err)
         ys_credit(ys, st, n);
@@ -1273,7 +1173,7 @@ int gni_yamux_stream_release(gni_yamux *ys, uint32_t id)
     ys_l_del(&st->ev_link);
     size_t dropped = st->rq.len;
     ys->buffered -= dropped;
-    ys_q_clear(&st->rq);
+    gni_chunkq_clear(&st->rq);
     if (!st->reset && !st->rfin && dropped > 0) {
         /* Orphan still receiving: hand the dropped bytes' credit back. */
         st->credit += (uint32_t)dropped;
