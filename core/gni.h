@@ -54,4 +54,40 @@ int gni_hkdf_sha256_expand(uint8_t *out, size_t out_len, const uint8_t *prk, siz
  */
 int gni_identity_x25519_secret(const gn_identity *id, uint8_t out[32]);
 
+/**
+ * Secure memory for small secrets (keys, handshake state), pooled.
+ *
+ * Returns @len bytes of zeroed memory, 16-byte aligned, or NULL (out of
+ * memory, or libsodium/mutex initialisation failed). Requests up to 1008
+ * bytes come from slots of slabs that are themselves sodium_malloc()'d
+ * (guard pages, canary, mlock as libsodium does, per slab rather than per
+ * secret); larger ones fall back to sodium_malloc() transparently. @len 0
+ * is treated as 1. Release only with gni_secmem_free(). Calls
+ * sodium_init() itself. Any thread (an internal mutex per size class).
+ * Defined in core/secmem.c.
+ */
+void *gni_secmem_alloc(size_t len);
+
+/**
+ * Wipes (sodium_memzero) and releases memory from gni_secmem_alloc(). NULL
+ * is a no-op. A slab whose last slot is freed is released, except one spare
+ * per size class. A pointer that did not come from gni_secmem_alloc(), or a
+ * double free, aborts the process when detected (the header is checked).
+ * Any thread. Defined in core/secmem.c.
+ */
+void gni_secmem_free(void *p);
+
+/** Counters of the secure-memory pool (gni_secmem_get_stats()). */
+typedef struct gni_secmem_stats {
+    size_t slabs;        /* slabs alive, spares included */
+    size_t slots_in_use; /* pooled allocations outstanding */
+    size_t big_in_use;   /* sodium_malloc() fallbacks outstanding */
+} gni_secmem_stats;
+
+/** Fills @out (non-NULL) with a snapshot of the pool counters. Any thread; tests. */
+void gni_secmem_get_stats(gni_secmem_stats *out);
+
+/** Releases the spare empty slab of every size class. Any thread; tests, shutdown. */
+void gni_secmem_trim(void);
+
 #endif /* GNI_H */

@@ -95,7 +95,7 @@ static const char ecies_ctx_init[] = "golem-ecies/1 initiator signature";
 #define ECIES_P_MAX (ECIES_P_FIXED + GNI_ECIES_MAX_EXT)
 #define ECIES_BUF_MAX (2 + GNI_ECIES_MSG2_MAX)
 
-/* Everything secret, in one sodium_malloc() block. */
+/* Everything secret, in one gni_secmem_alloc() block (pooled secure memory). */
 typedef struct ecies_hs_secret {
     uint8_t e_sk[32];  /* own ephemeral secret, wiped after the DH */
     uint8_t dh[32];
@@ -369,12 +369,11 @@ int gni_ecies_hs_new(const gni_ecies_config *cfg, gn_time now, gni_ecies_hs **ou
     if (!hs) {
         return GN_ENOMEM;
     }
-    hs->sec = sodium_malloc(sizeof *hs->sec);
+    hs->sec = gni_secmem_alloc(sizeof *hs->sec); /* zeroed */
     if (!hs->sec) {
         gn_free(hs);
         return GN_ENOMEM;
     }
-    sodium_memzero(hs->sec, sizeof *hs->sec);
     hs->initiator = cfg->initiator;
     hs->id = cfg->identity;
     hs->rng = cfg->rng;
@@ -413,7 +412,7 @@ void gni_ecies_hs_free(gni_ecies_hs *hs)
     if (!hs) {
         return;
     }
-    sodium_free(hs->sec); /* wipes */
+    gni_secmem_free(hs->sec); /* wipes */
     sodium_memzero(hs, sizeof *hs);
     gn_free(hs);
 }
@@ -615,7 +614,7 @@ typedef struct ecies_dir {
 } ecies_dir;
 
 struct gni_ecies_session {
-    uint8_t *keys; /* sodium_malloc: tx[32] || rx[32] */
+    uint8_t *keys; /* gni_secmem_alloc: tx[32] || rx[32] */
     ecies_dir tx;
     ecies_dir rx;
     uint64_t rekey_frames;
@@ -642,12 +641,10 @@ int gni_ecies_session_from_keys(const uint8_t tx[GNI_ECIES_KEYBYTES],
         return GN_ENOMEM;
     }
     s->frame = gn_malloc(2 + 65535);
-    s->keys = sodium_malloc(2 * GNI_ECIES_KEYBYTES);
+    s->keys = gni_secmem_alloc(2 * GNI_ECIES_KEYBYTES);
     if (!s->frame || !s->keys) {
         gn_free(s->frame);
-        if (s->keys) {
-            sodium_free(s->keys);
-        }
+        gni_secmem_free(s->keys); /* NULL is a no-op */
         gn_free(s);
         return GN_ENOMEM;
     }
@@ -685,7 +682,7 @@ void gni_ecies_session_free(gni_ecies_session *s)
     if (!s) {
         return;
     }
-    sodium_free(s->keys);
+    gni_secmem_free(s->keys); /* wipes */
     if (s->frame) {
         sodium_memzero(s->frame, 2 + 65535);
     }

@@ -15,7 +15,8 @@
  * at a time. Every error is sticky: once a call failed with an error, every
  * later feed/drain/send/recv call on the object returns the same error.
  * Secrets (ephemeral keys, DH output, PRK, handshake and transport keys) live
- * in sodium_malloc() memory and are wiped when no longer needed.
+ * in pooled secure memory (gni_secmem: sodium_malloc'd slabs with guard
+ * pages) and are wiped when no longer needed.
  */
 #ifndef GNI_ECIES_H
 #define GNI_ECIES_H

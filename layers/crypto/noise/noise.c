@@ -44,14 +44,13 @@ static int noise_open(const uint8_t *k, uint64_t n, const uint8_t *ad, size_t ad
 }
 
 /*
- * Secure memory. sodium_malloc() needs sodium_init() (idempotent, thread-safe)
- * to have run, which the cipher calls cannot assume.
+ * Secure memory: pooled slots of sodium_malloc()'d slabs (core/secmem.c),
+ * which runs sodium_init() itself and wipes on free. A per-key
+ * sodium_malloc() cost several mappings and syscalls per connection.
  */
 static void *noise_secure_alloc(size_t len)
 {
-    if (sodium_init() < 0)
-        return NULL;
-    return sodium_malloc(len);
+    return gni_secmem_alloc(len);
 }
 
 /* ==== CipherState (section 5.1) ======================================================== */
@@ -78,8 +77,7 @@ int gn_noise_cipher_set_key(gn_noise_cipher *c, const uint8_t key[GN_NOISE_KEYBY
 void gn_noise_cipher_fini(gn_noise_cipher *c)
 {
     if (c->k) {
-        sodium_memzero(c->k, GN_NOISE_KEYBYTES);
-        sodium_free(c->k);
+        gni_secmem_free(c->k); /* wipes */
     }
     c->k = NULL;
     c->n = 0;
@@ -128,8 +126,7 @@ int gn_noise_cipher_rekey(gn_noise_cipher *c)
     memset(tmp, 0, GN_NOISE_KEYBYTES);
     noise_seal(c->k, UINT64_MAX, NULL, 0, tmp, GN_NOISE_KEYBYTES, tmp);
     memcpy(c->k, tmp, GN_NOISE_KEYBYTES);
-    sodium_memzero(tmp, GN_NOISE_KEYBYTES + GN_NOISE_TAGBYTES);
-    sodium_free(tmp);
+    gni_secmem_free(tmp); /* wipes */
     return 0;
 }
 
@@ -328,7 +325,7 @@ int gn_noise_pattern_find(const char *name, size_t len, gn_noise_pattern *out)
 
 /* ==== SymmetricState and HandshakeState (sections 5.2, 5.3) ============================ */
 
-/* Everything secret of a handshake, in one sodium_malloc() block. */
+/* Everything secret of a handshake, in one secure block (noise_secure_alloc). */
 typedef struct noise_secrets {
     uint8_t ck[GN_NOISE_HASHLEN];
     uint8_t k[GN_NOISE_KEYBYTES];
@@ -566,12 +563,11 @@ int gn_noise_hs_new(const gn_noise_hs_params *p, gn_noise_hs **out)
     gn_noise_hs *hs = gn_calloc(1, sizeof *hs);
     if (!hs)
         return GN_ENOMEM;
-    hs->sec = sodium_malloc(sizeof *hs->sec);
+    hs->sec = noise_secure_alloc(sizeof *hs->sec); /* zeroed */
     if (!hs->sec) {
         gn_free(hs);
         return GN_ENOMEM;
     }
-    memset(hs->sec, 0, sizeof *hs->sec);
     gn_noise_cipher_init(&hs->c1);
     gn_noise_cipher_init(&hs->c2);
     hs->pat = pat;
@@ -622,7 +618,7 @@ void gn_noise_hs_free(gn_noise_hs *hs)
         return;
     gn_noise_cipher_fini(&hs->c1);
     gn_noise_cipher_fini(&hs->c2);
-    sodium_free(hs->sec); /* sodium_free wipes */
+    gni_secmem_free(hs->sec); /* wipes */
     sodium_memzero(hs, sizeof *hs);
     gn_free(hs);
 }
@@ -1352,7 +1348,7 @@ int gn_noise_xx_new(const gn_noise_xx_config *cfg, gn_time now, gn_noise_xx **ou
     p.s = skey;
     p.rng = cfg->rng;
     int rc = gn_noise_hs_new(&p, &x->hs);
-    sodium_free(skey);
+    gni_secmem_free(skey); /* wipes */
     if (rc < 0) {
         gn_free(x);
         return rc;

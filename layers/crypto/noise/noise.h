@@ -26,7 +26,8 @@
  *
  * Nothing here does I/O, reads a clock or keeps mutable globals; randomness
  * comes from an injected gn_rng. Secrets (cipher keys, chaining key, private
- * keys, PSKs) live in sodium_malloc() memory and are wiped when freed.
+ * keys, PSKs) live in pooled secure memory (gni_secmem: sodium_malloc'd
+ * slabs with guard pages) and are wiped when freed.
  *
  * Thread context: every object is single-threaded; distinct objects may be
  * used on distinct threads.
@@ -86,7 +87,7 @@
  * A CipherState: key @k and nonce @n.
  *
  * @k is NULL while the key is empty; otherwise it points at
- * GN_NOISE_KEYBYTES of sodium_malloc() memory owned by the cipher. The
+ * GN_NOISE_KEYBYTES of pooled secure memory (gni_secmem) owned by the cipher. The
  * struct is caller storage: gn_noise_cipher_init() before use,
  * gn_noise_cipher_fini() after. A cipher may be moved by plain struct copy
  * (then only the copy is finalised).
