@@ -10,12 +10,42 @@
 #include "golemnet/log.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define GNI_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define GNI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define GNI_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define GNI_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/*
+ * Intrusive doubly linked list. A head is initialised with gni_list_init();
+ * an element is "off the list" when zeroed or after gni_list_del(), so
+ * calloc'd elements need no initialisation and deleting twice is harmless.
+ */
+typedef struct gni_list {
+    struct gni_list *prev, *next;
+} gni_list;
+
+static inline void gni_list_init(gni_list *l) { l->prev = l->next = l; }
+static inline bool gni_list_empty(const gni_list *head) { return head->next == head; }
+static inline bool gni_list_on(const gni_list *e) { return e->next != NULL && e->next != e; }
+static inline void gni_list_add_tail(gni_list *head, gni_list *e)
+{
+    e->prev = head->prev;
+    e->next = head;
+    head->prev->next = e;
+    head->prev = e;
+}
+static inline void gni_list_del(gni_list *e)
+{
+    if (!gni_list_on(e)) {
+        return;
+    }
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    e->prev = e->next = e;
+}
 
 /** Names of the built-in components ("kind:name"), NULL-terminated (generated). */
 extern const char *const gni_builtin_names[];

@@ -50,26 +50,6 @@ typedef enum ch_phase {
 /** Most lifecycle events kept while the event queue is full. */
 #define GNI_NODE_OVERFLOW_MIN 256u
 
-typedef struct gni_list {
-    struct gni_list *prev, *next;
-} gni_list;
-
-static inline void gni_list_init(gni_list *l) { l->prev = l->next = l; }
-static inline bool gni_list_empty(const gni_list *l) { return l->next == l; }
-static inline void gni_list_add_tail(gni_list *head, gni_list *e)
-{
-    e->prev = head->prev;
-    e->next = head;
-    head->prev->next = e;
-    head->prev = e;
-}
-static inline void gni_list_del(gni_list *e)
-{
-    e->prev->next = e->next;
-    e->next->prev = e->prev;
-    e->prev = e->next = e;
-}
-
 /* One waiter for a dial outcome (a gn_node_dial call, or an internal one). */
 typedef struct dial_req dial_req;
 typedef void (*dial_req_fn)(gn_node *n, dial_req *r, int status, gn_channel *ch);

@@ -14,41 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- small helpers (same shapes as in the yamux core) ----------------- */
-
-typedef struct mx_link {
-    struct mx_link *prev;
-    struct mx_link *next;
-} mx_link;
-
-static void mx_l_init(mx_link *h)
-{
-    h->prev = h->next = h;
-}
-static bool mx_l_empty(const mx_link *h)
-{
-    return h->next == h;
-}
-static bool mx_l_on(const mx_link *n)
-{
-    return n->next != NULL;
-}
-static void mx_l_add(mx_link *h, mx_link *n)
-{
-    n->prev = h->prev;
-    n->next = h;
-    h->prev->next = n;
-    h->prev = n;
-}
-static void mx_l_del(mx_link *n)
-{
-    if (!n->next)
-        return;
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->next = n->prev = NULL;
-}
-
+/* ---- small helpers ---------------------------------------------------- */
 
 static size_t mx_varint_len(uint64_t v)
 {
@@ -109,9 +75,9 @@ typedef struct mx_stream {
     void *user_data;
     uint8_t *name;
     size_t name_len;
-    mx_link ev_link;
-    mx_link ctrl_link;
-    mx_link data_link;
+    gni_list ev_link;
+    gni_list ctrl_link;
+    gni_list data_link;
     struct mx_stream *hnext;
 } mx_stream;
 
@@ -139,9 +105,9 @@ struct gni_mplex {
     uint32_t n_pending;
     size_t buffered;
     size_t send_queued;
-    mx_link evq;
-    mx_link ctrlq;
-    mx_link prio[GNI_MPLEX_PRIO_CLASSES];
+    gni_list evq;
+    gni_list ctrlq;
+    gni_list prio[GNI_MPLEX_PRIO_CLASSES];
 
     uint64_t refuse[GNI_MPLEX_REFUSE_QUEUE];
     unsigned refuse_head;
@@ -245,9 +211,9 @@ static void mx_stream_free(gni_mplex *ms, mx_stream *st)
     if (*pp)
         *pp = st->hnext;
     ms->nstreams--;
-    mx_l_del(&st->ev_link);
-    mx_l_del(&st->ctrl_link);
-    mx_l_del(&st->data_link);
+    gni_list_del(&st->ev_link);
+    gni_list_del(&st->ctrl_link);
+    gni_list_del(&st->data_link);
     ms->buffered -= st->rq.len;
     ms->send_queued -= st->sq.len;
     gni_chunkq_clear(&st->rq);
@@ -286,15 +252,15 @@ static void mx_raise(gni_mplex *ms, mx_stream *st, uint8_t bit)
     if (st->released)
         return;
     st->ev |= bit;
-    if (!mx_l_on(&st->ev_link))
-        mx_l_add(&ms->evq, &st->ev_link);
+    if (!gni_list_on(&st->ev_link))
+        gni_list_add_tail(&ms->evq, &st->ev_link);
 }
 
 static void mx_ctrl(gni_mplex *ms, mx_stream *st, uint8_t bit)
 {
     st->ctrl |= bit;
-    if (!mx_l_on(&st->ctrl_link))
-        mx_l_add(&ms->ctrlq, &st->ctrl_link);
+    if (!gni_list_on(&st->ctrl_link))
+        gni_list_add_tail(&ms->ctrlq, &st->ctrl_link);
 }
 
 static size_t mx_write_space(const gni_mplex *ms, const mx_stream *st)
@@ -320,7 +286,7 @@ static void mx_check_fin(gni_mplex *ms, mx_stream *st)
 
 static bool mx_maybe_free(gni_mplex *ms, mx_stream *st)
 {
-    if (!st->released || mx_l_on(&st->ctrl_link) || mx_l_on(&st->data_link))
+    if (!st->released || gni_list_on(&st->ctrl_link) || gni_list_on(&st->data_link))
         return false;
     if (!st->reset && !(st->lfin_sent && st->rfin))
         return false;
@@ -334,7 +300,7 @@ static void mx_drop_queues(gni_mplex *ms, mx_stream *st)
     ms->send_queued -= st->sq.len;
     gni_chunkq_clear(&st->rq);
     gni_chunkq_clear(&st->sq);
-    mx_l_del(&st->data_link);
+    gni_list_del(&st->data_link);
     if (st->pending) {
         st->pending = false;
         ms->n_pending--;
@@ -352,7 +318,7 @@ static void mx_reset_local(gni_mplex *ms, mx_stream *st, int event_err)
     if (st->ctrl & MX_C_NEW) {
         /* the peer never heard of it */
         st->ctrl = 0;
-        mx_l_del(&st->ctrl_link);
+        gni_list_del(&st->ctrl_link);
     } else {
         st->ctrl = 0;
         mx_ctrl(ms, st, MX_C_RESET);
@@ -369,7 +335,7 @@ static void mx_reset_remote(gni_mplex *ms, mx_stream *st)
     st->reset_err = GN_ESTREAMRESET;
     mx_drop_queues(ms, st);
     st->ctrl = 0;
-    mx_l_del(&st->ctrl_link);
+    gni_list_del(&st->ctrl_link);
     mx_raise(ms, st, MX_EV_RESET);
 }
 
@@ -401,10 +367,10 @@ int gni_mplex_new(bool initiator, const gn_mux_config *cfg, gn_time now, gni_mpl
     ms->initiator = initiator;
     mx_config(&ms->cfg, cfg);
     ms->chunk_max = GNI_MIN((size_t)GNI_MPLEX_CHUNK_MAX, ms->cfg.max_frame_len);
-    mx_l_init(&ms->evq);
-    mx_l_init(&ms->ctrlq);
+    gni_list_init(&ms->evq);
+    gni_list_init(&ms->ctrlq);
     for (unsigned i = 0; i < GNI_MPLEX_PRIO_CLASSES; i++)
-        mx_l_init(&ms->prio[i]);
+        gni_list_init(&ms->prio[i]);
     *out = ms;
     return 0;
 }
@@ -631,7 +597,7 @@ int gni_mplex_feed(gni_mplex *ms, const uint8_t *in, size_t len, size_t *consume
 static bool mx_have_data(const gni_mplex *ms)
 {
     for (unsigned i = 0; i < GNI_MPLEX_PRIO_CLASSES; i++)
-        if (!mx_l_empty(&ms->prio[i]))
+        if (!gni_list_empty(&ms->prio[i]))
             return true;
     return false;
 }
@@ -640,7 +606,7 @@ bool gni_mplex_want_drain(const gni_mplex *ms)
 {
     if (ms->err)
         return false;
-    return ms->refuse_cnt || !mx_l_empty(&ms->ctrlq) || mx_have_data(ms);
+    return ms->refuse_cnt || !gni_list_empty(&ms->ctrlq) || mx_have_data(ms);
 }
 
 /* Writes a frame with @body_len bytes from @body (may be NULL for 0). */
@@ -675,7 +641,7 @@ static bool mx_drain_ctrl(gni_mplex *ms, gn_buf *out)
         ms->refuse_head = (ms->refuse_head + 1) % GNI_MPLEX_REFUSE_QUEUE;
         ms->refuse_cnt--;
     }
-    while (!mx_l_empty(&ms->ctrlq)) {
+    while (!gni_list_empty(&ms->ctrlq)) {
         mx_stream *st = MX_ST(ms->ctrlq.next, ctrl_link);
         uint64_t id = GNI_MPLEX_HANDLE_ID(st->h);
         if (st->ctrl & MX_C_NEW) {
@@ -692,7 +658,7 @@ static bool mx_drain_ctrl(gni_mplex *ms, gn_buf *out)
             st->lfin_sent = true;
         }
         st->ctrl = 0;
-        mx_l_del(&st->ctrl_link);
+        gni_list_del(&st->ctrl_link);
         mx_maybe_free(ms, st);
     }
     return true;
@@ -702,7 +668,7 @@ static bool mx_drain_data(gni_mplex *ms, gn_buf *out)
 {
     for (;;) {
         int p = (int)GNI_MPLEX_PRIO_CLASSES - 1;
-        while (p >= 0 && mx_l_empty(&ms->prio[p]))
+        while (p >= 0 && gni_list_empty(&ms->prio[p]))
             p--;
         if (p < 0)
             return true;
@@ -729,9 +695,9 @@ static bool mx_drain_data(gni_mplex *ms, gn_buf *out)
         gni_chunkq_read(&st->sq, out->last + hl, n);
         out->last += (size_t)hl + n;
         ms->send_queued -= n;
-        mx_l_del(&st->data_link);
+        gni_list_del(&st->data_link);
         if (st->sq.len > 0) {
-            mx_l_add(&ms->prio[p], &st->data_link);
+            gni_list_add_tail(&ms->prio[p], &st->data_link);
         } else if (st->lfin && !st->lfin_sent) {
             mx_ctrl(ms, st, MX_C_CLOSE); /* Close right after the data */
         } else if (mx_maybe_free(ms, st)) {
@@ -753,7 +719,7 @@ int gni_mplex_drain(gni_mplex *ms, gn_buf *out, gn_time now)
             break;
         if (!mx_drain_data(ms, out))
             break;
-        if (mx_l_empty(&ms->ctrlq)) {
+        if (gni_list_empty(&ms->ctrlq)) {
             done = true;
             break;
         }
@@ -777,14 +743,14 @@ int gni_mplex_next_event(gni_mplex *ms, gni_mplex_event *ev)
         {MX_EV_RESET, GNI_MPLEX_EV_STREAM_RESET},
     };
     memset(ev, 0, sizeof(*ev));
-    while (!mx_l_empty(&ms->evq)) {
+    while (!gni_list_empty(&ms->evq)) {
         mx_stream *st = MX_ST(ms->evq.next, ev_link);
         for (size_t i = 0; i < GNI_ARRAY_LEN(order); i++) {
             if (!(st->ev & order[i].bit))
                 continue;
             st->ev &= (uint8_t)~order[i].bit;
             if (!st->ev)
-                mx_l_del(&st->ev_link);
+                gni_list_del(&st->ev_link);
             ev->type = order[i].type;
             ev->stream_id = st->h;
             ev->stream_user_data = st->user_data;
@@ -792,7 +758,7 @@ int gni_mplex_next_event(gni_mplex *ms, gni_mplex_event *ev)
                 ev->err = st->reset_err;
             return 1;
         }
-        mx_l_del(&st->ev_link);
+        gni_list_del(&st->ev_link);
     }
     if (ms->sev & MX_SEV_REFUSED) {
         ms->sev &= ~MX_SEV_REFUSED;
@@ -894,8 +860,8 @@ long gni_mplex_stream_write(gni_mplex *ms, uint64_t h, const uint8_t *data, size
     if (n > 0) {
         size_t got = gni_chunkq_append(&st->sq, data, n, n);
         ms->send_queued += got;
-        if (got > 0 && !mx_l_on(&st->data_link))
-            mx_l_add(&ms->prio[st->prio], &st->data_link);
+        if (got > 0 && !gni_list_on(&st->data_link))
+            gni_list_add_tail(&ms->prio[st->prio], &st->data_link);
         if (got == 0)
             return GN_ENOMEM;
         n = got;
@@ -987,7 +953,7 @@ int gni_mplex_stream_release(gni_mplex *ms, uint64_t h)
     st->released = true;
     st->user_data = NULL;
     st->ev = 0;
-    mx_l_del(&st->ev_link);
+    gni_list_del(&st->ev_link);
     ms->buffered -= st->rq.len;
     gni_chunkq_clear(&st->rq);
     mx_maybe_free(ms, st);
@@ -1010,9 +976,9 @@ int gni_mplex_stream_set_priority(gni_mplex *ms, uint64_t h, uint8_t prio)
         return GN_ENOTFOUND;
     if (prio >= GNI_MPLEX_PRIO_CLASSES)
         return GN_ERANGE;
-    if (st->prio != prio && mx_l_on(&st->data_link)) {
-        mx_l_del(&st->data_link);
-        mx_l_add(&ms->prio[prio], &st->data_link);
+    if (st->prio != prio && gni_list_on(&st->data_link)) {
+        gni_list_del(&st->data_link);
+        gni_list_add_tail(&ms->prio[prio], &st->data_link);
     }
     st->prio = prio;
     return 0;

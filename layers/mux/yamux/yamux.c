@@ -17,39 +17,6 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-typedef struct ys_link {
-    struct ys_link *prev;
-    struct ys_link *next;
-} ys_link;
-
-static void ys_l_init(ys_link *h)
-{
-    h->prev = h->next = h;
-}
-static bool ys_l_empty(const ys_link *h)
-{
-    return h->next == h;
-}
-static bool ys_l_on(const ys_link *n)
-{
-    return n->next != NULL;
-}
-static void ys_l_add(ys_link *h, ys_link *n)
-{
-    n->prev = h->prev;
-    n->next = h;
-    h->prev->next = n;
-    h->prev = n;
-}
-static void ys_l_del(ys_link *n)
-{
-    if (!n->next)
-        return;
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->next = n->prev = NULL;
-}
-
 static void ys_put16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)(v >> 8);
@@ -113,10 +80,10 @@ typedef struct ys_stream {
     gni_chunkq sq;
     void *user_data;
     gn_time open_deadline;
-    ys_link ev_link;
-    ys_link ctrl_link;
-    ys_link data_link;
-    ys_link open_link;
+    gni_list ev_link;
+    gni_list ctrl_link;
+    gni_list data_link;
+    gni_list open_link;
     struct ys_stream *hnext;
 } ys_stream;
 
@@ -146,10 +113,10 @@ struct gni_yamux {
     uint32_t n_pending;
     size_t buffered;
     size_t send_queued;
-    ys_link evq;
-    ys_link ctrlq;
-    ys_link prio[GNI_YAMUX_PRIO_CLASSES];
-    ys_link openq;
+    gni_list evq;
+    gni_list ctrlq;
+    gni_list prio[GNI_YAMUX_PRIO_CLASSES];
+    gni_list openq;
 
     /* session control output */
     bool goaway_pending;
@@ -281,10 +248,10 @@ static void ys_stream_free(gni_yamux *ys, ys_stream *st)
     if (*pp)
         *pp = st->hnext;
     ys->nstreams--;
-    ys_l_del(&st->ev_link);
-    ys_l_del(&st->ctrl_link);
-    ys_l_del(&st->data_link);
-    ys_l_del(&st->open_link);
+    gni_list_del(&st->ev_link);
+    gni_list_del(&st->ctrl_link);
+    gni_list_del(&st->data_link);
+    gni_list_del(&st->open_link);
     ys->buffered -= st->rq.len;
     ys->send_queued -= st->sq.len;
     gni_chunkq_clear(&st->rq);
@@ -326,14 +293,14 @@ static void ys_raise(gni_yamux *ys, ys_stream *st, uint8_t bit)
     if (st->released)
         return;
     st->ev |= bit;
-    if (!ys_l_on(&st->ev_link))
-        ys_l_add(&ys->evq, &st->ev_link);
+    if (!gni_list_on(&st->ev_link))
+        gni_list_add_tail(&ys->evq, &st->ev_link);
 }
 
 static void ys_ctrl(gni_yamux *ys, ys_stream *st)
 {
-    if (!ys_l_on(&st->ctrl_link))
-        ys_l_add(&ys->ctrlq, &st->ctrl_link);
+    if (!gni_list_on(&st->ctrl_link))
+        gni_list_add_tail(&ys->ctrlq, &st->ctrl_link);
 }
 
 static size_t ys_write_space(const gni_yamux *ys, const ys_stream *st)
@@ -361,7 +328,7 @@ static void ys_check_fin(gni_yamux *ys, ys_stream *st)
 /* Frees a released stream once nothing of it remains to be sent. */
 static bool ys_maybe_free(gni_yamux *ys, ys_stream *st)
 {
-    if (!st->released || ys_l_on(&st->ctrl_link) || ys_l_on(&st->data_link))
+    if (!st->released || gni_list_on(&st->ctrl_link) || gni_list_on(&st->data_link))
         return false;
     if (!st->reset && !(st->lfin_sent && st->rfin))
         return false;
@@ -383,8 +350,8 @@ static void ys_drop_queues(gni_yamux *ys, ys_stream *st)
     ys->send_queued -= st->sq.len;
     gni_chunkq_clear(&st->rq);
     gni_chunkq_clear(&st->sq);
-    ys_l_del(&st->data_link);
-    ys_l_del(&st->open_link);
+    gni_list_del(&st->data_link);
+    gni_list_del(&st->open_link);
     if (st->pending) {
         st->pending = false;
         ys->n_pending--;
@@ -405,7 +372,7 @@ static void ys_reset_local(gni_yamux *ys, ys_stream *st, int event_err)
     ys_drop_queues(ys, st);
     if (!st->inbound && (st->ctrl_flags & GNI_YAMUX_FLAG_SYN)) {
         st->ctrl_flags = 0;
-        ys_l_del(&st->ctrl_link);
+        gni_list_del(&st->ctrl_link);
     } else {
         st->ctrl_flags = (uint16_t)((st->ctrl_flags & GNI_YAMUX_FLAG_ACK) | GNI_YAMUX_FLAG_RST);
         ys_ctrl(ys, st);
@@ -424,7 +391,7 @@ static void ys_reset_remote(gni_yamux *ys, ys_stream *st)
     ys_drop_queues(ys, st);
     st->ctrl_flags = 0;
     st->credit = 0;
-    ys_l_del(&st->ctrl_link);
+    gni_list_del(&st->ctrl_link);
     ys_raise(ys, st, YS_EV_RESET);
 }
 
@@ -463,11 +430,11 @@ int gni_yamux_new(bool client, const gn_mux_config *cfg, gn_time now, gni_yamux 
         ys->cfg.keepalive_interval ? ys->cfg.keepalive_interval : GNI_YAMUX_PING_TIMEOUT;
     ys->next_id = client ? 1 : 2;
     ys->next_keepalive = now + ys->cfg.keepalive_interval;
-    ys_l_init(&ys->evq);
-    ys_l_init(&ys->ctrlq);
-    ys_l_init(&ys->openq);
+    gni_list_init(&ys->evq);
+    gni_list_init(&ys->ctrlq);
+    gni_list_init(&ys->openq);
     for (unsigned i = 0; i < GNI_YAMUX_PRIO_CLASSES; i++)
-        ys_l_init(&ys->prio[i]);
+        gni_list_init(&ys->prio[i]);
     *out = ys;
     return 0;
 }
@@ -596,7 +563,7 @@ static int ys_on_stream_frame(gni_yamux *ys, uint8_t type, uint16_t flags, uint3
         if (st->inbound || st->acked)
             return GN_EPROTO;
         st->acked = true;
-        ys_l_del(&st->open_link);
+        gni_list_del(&st->open_link);
     }
     ys->cur_st = st;
     if (!data) {
@@ -671,7 +638,7 @@ static void ys_frame_done(gni_yamux *ys)
         ys_reset_remote(ys, st);
     } else if ((ys->cur_flags & GNI_YAMUX_FLAG_FIN) && !st->rfin && !st->reset) {
         st->rfin = true;
-        ys_l_del(&st->open_link);
+        gni_list_del(&st->open_link);
         ys_check_fin(ys, st);
     }
     ys_maybe_free(ys, st);
@@ -737,7 +704,7 @@ int gni_yamux_feed(gni_yamux *ys, const uint8_t *in, size_t len, size_t *consume
 static bool ys_have_data(const gni_yamux *ys)
 {
     for (unsigned i = 0; i < GNI_YAMUX_PRIO_CLASSES; i++)
-        if (!ys_l_empty(&ys->prio[i]))
+        if (!gni_list_empty(&ys->prio[i]))
             return true;
     return false;
 }
@@ -748,7 +715,7 @@ bool gni_yamux_want_drain(const gni_yamux *ys)
         return true;
     if (ys->err)
         return false;
-    return ys->ping_pending || ys->pong_cnt || ys->refuse_cnt || !ys_l_empty(&ys->ctrlq) ||
+    return ys->ping_pending || ys->pong_cnt || ys->refuse_cnt || !gni_list_empty(&ys->ctrlq) ||
            ys_have_data(ys);
 }
 
@@ -784,7 +751,7 @@ static bool ys_drain_ctrl(gni_yamux *ys, gn_buf *out)
         ys->refuse_head = (ys->refuse_head + 1) % GNI_YAMUX_REFUSE_QUEUE;
         ys->refuse_cnt--;
     }
-    while (!ys_l_empty(&ys->ctrlq)) {
+    while (!gni_list_empty(&ys->ctrlq)) {
         ys_stream *st = YS_ST(ys->ctrlq.next, ctrl_link);
         uint16_t flags = st->ctrl_flags;
         uint32_t delta = (flags & GNI_YAMUX_FLAG_RST) ? 0 : st->credit;
@@ -797,7 +764,7 @@ static bool ys_drain_ctrl(gni_yamux *ys, gn_buf *out)
         st->ctrl_flags = 0;
         if (flags & GNI_YAMUX_FLAG_FIN)
             st->lfin_sent = true;
-        ys_l_del(&st->ctrl_link);
+        gni_list_del(&st->ctrl_link);
         ys_maybe_free(ys, st);
     }
     return true;
@@ -807,7 +774,7 @@ static bool ys_drain_data(gni_yamux *ys, gn_buf *out)
 {
     for (;;) {
         int p = (int)GNI_YAMUX_PRIO_CLASSES - 1;
-        while (p >= 0 && ys_l_empty(&ys->prio[p]))
+        while (p >= 0 && gni_list_empty(&ys->prio[p]))
             p--;
         if (p < 0)
             return true;
@@ -837,9 +804,9 @@ static bool ys_drain_data(gni_yamux *ys, gn_buf *out)
                 ys_ctrl(ys, st);
             }
         }
-        ys_l_del(&st->data_link);
+        gni_list_del(&st->data_link);
         if (st->sq.len > 0) {
-            ys_l_add(&ys->prio[p], &st->data_link); /* round robin */
+            gni_list_add_tail(&ys->prio[p], &st->data_link); /* round robin */
         } else if (ys_maybe_free(ys, st)) {
             continue;
         }
@@ -885,14 +852,14 @@ int gni_yamux_next_event(gni_yamux *ys, gni_yamux_event *ev)
         {YS_EV_RESET, GNI_YAMUX_EV_STREAM_RESET},
     };
     memset(ev, 0, sizeof(*ev));
-    while (!ys_l_empty(&ys->evq)) {
+    while (!gni_list_empty(&ys->evq)) {
         ys_stream *st = YS_ST(ys->evq.next, ev_link);
         for (size_t i = 0; i < GNI_ARRAY_LEN(order); i++) {
             if (!(st->ev & order[i].bit))
                 continue;
             st->ev &= (uint8_t)~order[i].bit;
             if (!st->ev)
-                ys_l_del(&st->ev_link);
+                gni_list_del(&st->ev_link);
             ev->type = order[i].type;
             ev->stream_id = st->id;
             ev->stream_user_data = st->user_data;
@@ -900,7 +867,7 @@ int gni_yamux_next_event(gni_yamux *ys, gni_yamux_event *ev)
                 ev->err = st->reset_err;
             return 1;
         }
-        ys_l_del(&st->ev_link);
+        gni_list_del(&st->ev_link);
     }
     if (ys->sev & YS_SEV_REFUSED) {
         ys->sev &= ~YS_SEV_REFUSED;
@@ -944,7 +911,7 @@ gn_time gni_yamux_next_deadline(const gni_yamux *ys)
         d = ys->ping_sent + ys->ping_timeout;
     else if (ys->cfg.keepalive_interval)
         d = ys->next_keepalive;
-    if (!ys_l_empty(&ys->openq)) {
+    if (!gni_list_empty(&ys->openq)) {
         const ys_stream *st = YS_ST(ys->openq.next, open_link);
         d = GNI_MIN(d, st->open_deadline);
     }
@@ -967,11 +934,11 @@ int gni_yamux_on_expiry(gni_yamux *ys, gn_time now)
         return ys_fail(ys, GN_ETIMEDOUT);
     if (!ys->ping_out && ys->cfg.keepalive_interval && now >= ys->next_keepalive)
         ys_start_ping(ys, now);
-    while (!ys_l_empty(&ys->openq)) {
+    while (!gni_list_empty(&ys->openq)) {
         ys_stream *st = YS_ST(ys->openq.next, open_link);
         if (st->open_deadline > now)
             break;
-        ys_l_del(&st->open_link);
+        gni_list_del(&st->open_link);
         ys_reset_local(ys, st, GN_ETIMEDOUT);
         ys_maybe_free(ys, st);
     }
@@ -1026,7 +993,7 @@ int gni_yamux_open(gni_yamux *ys, gn_time now, uint32_t *id)
     ys_ctrl(ys, st);
     if (ys->cfg.stream_open_timeout) {
         st->open_deadline = now + ys->cfg.stream_open_timeout;
-        ys_l_add(&ys->openq, &st->open_link);
+        gni_list_add_tail(&ys->openq, &st->open_link);
     }
     *id = st->id;
     return 0;
@@ -1071,8 +1038,8 @@ long gni_yamux_stream_write(gni_yamux *ys, uint32_t id, const uint8_t *data, siz
         size_t got = gni_chunkq_append(&st->sq, data, n, n);
         st->send_window -= got;
         ys->send_queued += got;
-        if (got > 0 && !ys_l_on(&st->data_link))
-            ys_l_add(&ys->prio[st->prio], &st->data_link);
+        if (got > 0 && !gni_list_on(&st->data_link))
+            gni_list_add_tail(&ys->prio[st->prio], &st->data_link);
         if (got == 0)
             return GN_ENOMEM;
         n = got;
@@ -1170,7 +1137,7 @@ int gni_yamux_stream_release(gni_yamux *ys, uint32_t id)
     st->released = true;
     st->user_data = NULL;
     st->ev = 0;
-    ys_l_del(&st->ev_link);
+    gni_list_del(&st->ev_link);
     size_t dropped = st->rq.len;
     ys->buffered -= dropped;
     gni_chunkq_clear(&st->rq);
@@ -1199,9 +1166,9 @@ int gni_yamux_stream_set_priority(gni_yamux *ys, uint32_t id, uint8_t prio)
         return GN_ENOTFOUND;
     if (prio >= GNI_YAMUX_PRIO_CLASSES)
         return GN_ERANGE;
-    if (st->prio != prio && ys_l_on(&st->data_link)) {
-        ys_l_del(&st->data_link);
-        ys_l_add(&ys->prio[prio], &st->data_link);
+    if (st->prio != prio && gni_list_on(&st->data_link)) {
+        gni_list_del(&st->data_link);
+        gni_list_add_tail(&ys->prio[prio], &st->data_link);
     }
     st->prio = prio;
     return 0;
