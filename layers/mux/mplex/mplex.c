@@ -9,6 +9,7 @@
 
 #include "gni.h"
 #include "gni_chunkq.h"
+#include "gni_htab.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -78,7 +79,7 @@ typedef struct mx_stream {
     gni_list ev_link;
     gni_list ctrl_link;
     gni_list data_link;
-    struct mx_stream *hnext;
+    gni_hnode hn; /* in the session's stream table, key = h */
 } mx_stream;
 
 struct gni_mplex {
@@ -97,9 +98,7 @@ struct gni_mplex {
     mx_stream *cur_st;
     unsigned cur_flag;
 
-    mx_stream **buckets;
-    size_t nbuckets;
-    size_t nstreams;
+    gni_htab streams;
     uint32_t n_in;
     uint32_t n_out;
     uint32_t n_pending;
@@ -150,17 +149,10 @@ static void mx_config(gn_mux_config *c, const gn_mux_config *in)
         c->session_buffer_max = (size_t)64u * 1024u * 1024u;
 }
 
-static size_t mx_hash(const gni_mplex *ms, uint64_t h)
+static mx_stream *mx_find(const gni_mplex *ms, uint64_t key)
 {
-    return (size_t)((h * UINT64_C(0x9E3779B97F4A7C15)) >> 40) & (ms->nbuckets - 1);
-}
-
-static mx_stream *mx_find(const gni_mplex *ms, uint64_t h)
-{
-    mx_stream *st = ms->buckets[mx_hash(ms, h)];
-    while (st && st->h != h)
-        st = st->hnext;
-    return st;
+    gni_hnode *h = gni_htab_find(&ms->streams, key);
+    return h ? GNI_CONTAINER_OF(h, mx_stream, hn) : NULL;
 }
 
 static mx_stream *mx_app_find(const gni_mplex *ms, uint64_t h)
@@ -171,32 +163,8 @@ static mx_stream *mx_app_find(const gni_mplex *ms, uint64_t h)
 
 static int mx_table_insert(gni_mplex *ms, mx_stream *st)
 {
-    if (ms->nstreams >= ms->nbuckets) {
-        size_t nb = ms->nbuckets * 2;
-        mx_stream **b = gn_calloc(nb, sizeof(*b));
-        if (!b)
-            return GN_ENOMEM;
-        mx_stream **old = ms->buckets;
-        size_t on = ms->nbuckets;
-        ms->buckets = b;
-        ms->nbuckets = nb;
-        for (size_t i = 0; i < on; i++) {
-            mx_stream *s = old[i];
-            while (s) {
-                mx_stream *n = s->hnext;
-                size_t k = mx_hash(ms, s->h);
-                s->hnext = b[k];
-                b[k] = s;
-                s = n;
-            }
-        }
-        gn_free(old);
-    }
-    size_t k = mx_hash(ms, st->h);
-    st->hnext = ms->buckets[k];
-    ms->buckets[k] = st;
-    ms->nstreams++;
-    return 0;
+    st->hn.key = st->h;
+    return gni_htab_insert(&ms->streams, &st->hn);
 }
 
 static void mx_stream_free(gni_mplex *ms, mx_stream *st)
@@ -205,12 +173,7 @@ static void mx_stream_free(gni_mplex *ms, mx_stream *st)
         ms->cur_st = NULL;
         ms->body_mode = MX_BODY_DISCARD;
     }
-    mx_stream **pp = &ms->buckets[mx_hash(ms, st->h)];
-    while (*pp && *pp != st)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = st->hnext;
-    ms->nstreams--;
+    gni_htab_remove(&ms->streams, &st->hn);
     gni_list_del(&st->ev_link);
     gni_list_del(&st->ctrl_link);
     gni_list_del(&st->data_link);
@@ -358,9 +321,7 @@ int gni_mplex_new(bool initiator, const gn_mux_config *cfg, gn_time now, gni_mpl
     gni_mplex *ms = gn_calloc(1, sizeof(*ms));
     if (!ms)
         return GN_ENOMEM;
-    ms->nbuckets = 64;
-    ms->buckets = gn_calloc(ms->nbuckets, sizeof(*ms->buckets));
-    if (!ms->buckets) {
+    if (gni_htab_init(&ms->streams, 64) < 0) {
         gn_free(ms);
         return GN_ENOMEM;
     }
@@ -379,11 +340,10 @@ void gni_mplex_free(gni_mplex *ms)
 {
     if (!ms)
         return;
-    for (size_t i = 0; i < ms->nbuckets; i++) {
-        while (ms->buckets[i])
-            mx_stream_free(ms, ms->buckets[i]);
-    }
-    gn_free(ms->buckets);
+    gni_hnode *h;
+    while ((h = gni_htab_any(&ms->streams)) != NULL)
+        mx_stream_free(ms, GNI_CONTAINER_OF(h, mx_stream, hn));
+    gni_htab_fini(&ms->streams);
     gn_free(ms);
 }
 

@@ -11,6 +11,7 @@
 
 #include "gni.h"
 #include "gni_chunkq.h"
+#include "gni_htab.h"
 
 #include <limits.h>
 #include <string.h>
@@ -84,7 +85,7 @@ typedef struct ys_stream {
     gni_list ctrl_link;
     gni_list data_link;
     gni_list open_link;
-    struct ys_stream *hnext;
+    gni_hnode hn; /* in the session's stream table, key = id */
 } ys_stream;
 
 struct gni_yamux {
@@ -105,9 +106,7 @@ struct gni_yamux {
     ys_stream *cur_st;
 
     /* streams */
-    ys_stream **buckets;
-    size_t nbuckets;
-    size_t nstreams;
+    gni_htab streams;
     uint32_t n_in;
     uint32_t n_out;
     uint32_t n_pending;
@@ -186,17 +185,10 @@ static void ys_config(gn_mux_config *c, const gn_mux_config *in)
 
 /* ---- stream table ----------------------------------------------------- */
 
-static size_t ys_hash(const gni_yamux *ys, uint32_t id)
+static ys_stream *ys_find(const gni_yamux *ys, uint32_t key)
 {
-    return (size_t)((id * 0x9E3779B1u) >> 7) & (ys->nbuckets - 1);
-}
-
-static ys_stream *ys_find(const gni_yamux *ys, uint32_t id)
-{
-    ys_stream *st = ys->buckets[ys_hash(ys, id)];
-    while (st && st->id != id)
-        st = st->hnext;
-    return st;
+    gni_hnode *h = gni_htab_find(&ys->streams, key);
+    return h ? GNI_CONTAINER_OF(h, ys_stream, hn) : NULL;
 }
 
 /* The application's view: released streams no longer exist. */
@@ -208,32 +200,8 @@ static ys_stream *ys_app_find(const gni_yamux *ys, uint32_t id)
 
 static int ys_table_insert(gni_yamux *ys, ys_stream *st)
 {
-    if (ys->nstreams >= ys->nbuckets) {
-        size_t nb = ys->nbuckets * 2;
-        ys_stream **b = gn_calloc(nb, sizeof(*b));
-        if (!b)
-            return GN_ENOMEM;
-        ys_stream **old = ys->buckets;
-        size_t on = ys->nbuckets;
-        ys->buckets = b;
-        ys->nbuckets = nb;
-        for (size_t i = 0; i < on; i++) {
-            ys_stream *s = old[i];
-            while (s) {
-                ys_stream *n = s->hnext;
-                size_t h = ys_hash(ys, s->id);
-                s->hnext = b[h];
-                b[h] = s;
-                s = n;
-            }
-        }
-        gn_free(old);
-    }
-    size_t h = ys_hash(ys, st->id);
-    st->hnext = ys->buckets[h];
-    ys->buckets[h] = st;
-    ys->nstreams++;
-    return 0;
+    st->hn.key = st->id;
+    return gni_htab_insert(&ys->streams, &st->hn);
 }
 
 static void ys_stream_free(gni_yamux *ys, ys_stream *st)
@@ -242,12 +210,7 @@ static void ys_stream_free(gni_yamux *ys, ys_stream *st)
         ys->cur_st = NULL; /* the rest of the current frame is discarded */
         ys->body_mode = YS_BODY_DISCARD;
     }
-    ys_stream **pp = &ys->buckets[ys_hash(ys, st->id)];
-    while (*pp && *pp != st)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = st->hnext;
-    ys->nstreams--;
+    gni_htab_remove(&ys->streams, &st->hn);
     gni_list_del(&st->ev_link);
     gni_list_del(&st->ctrl_link);
     gni_list_del(&st->data_link);
@@ -417,9 +380,7 @@ int gni_yamux_new(bool client, const gn_mux_config *cfg, gn_time now, gni_yamux 
     gni_yamux *ys = gn_calloc(1, sizeof(*ys));
     if (!ys)
         return GN_ENOMEM;
-    ys->nbuckets = 64;
-    ys->buckets = gn_calloc(ys->nbuckets, sizeof(*ys->buckets));
-    if (!ys->buckets) {
+    if (gni_htab_init(&ys->streams, 64) < 0) {
         gn_free(ys);
         return GN_ENOMEM;
     }
@@ -443,11 +404,10 @@ void gni_yamux_free(gni_yamux *ys)
 {
     if (!ys)
         return;
-    for (size_t i = 0; i < ys->nbuckets; i++) {
-        while (ys->buckets[i])
-            ys_stream_free(ys, ys->buckets[i]);
-    }
-    gn_free(ys->buckets);
+    gni_hnode *h;
+    while ((h = gni_htab_any(&ys->streams)) != NULL)
+        ys_stream_free(ys, GNI_CONTAINER_OF(h, ys_stream, hn));
+    gni_htab_fini(&ys->streams);
     gn_free(ys);
 }
 
