@@ -68,54 +68,7 @@ fi
 
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/gn-interop.XXXXXX")
 
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	PIDS=()
-	if [ "${KEEP_LOGS:-0}" = 1 ]; then
-		echo "# logs kept in $LOGDIR"
-	else
-		rm -rf "$LOGDIR"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-ok() {
-	N=$((N + 1))
-	PASSED=$((PASSED + 1))
-	echo "ok $N - $1"
-}
-
-not_ok() {
-	N=$((N + 1))
-	FAILED=$((FAILED + 1))
-	echo "not ok $N - $1"
-	shift
-	local f
-	for f in "$@"; do
-		[ -f "$f" ] || continue
-		echo "#   --- last lines of $(basename "$f")"
-		tail -n 8 "$f" | cut -c1-400 | sed 's/^/#   /'
-	done
-}
-
-# check NAME FILE EXPR [LOGS...]: one TAP line from an events.mjs query
-check() {
-	local name=$1 file=$2 expr=$3
-	shift 3
-	if "$NODE" events.mjs "$file" "$expr"; then
-		ok "$name"
-	else
-		not_ok "$name" "$file" "$@"
-	fi
-}
+. ./tap_lib.sh
 
 # check_rc NAME GOT WANT [LOGS...]
 check_rc() {
@@ -126,10 +79,6 @@ check_rc() {
 	else
 		not_ok "$name (exit $got, want $want)" "$@"
 	fi
-}
-
-get() {
-	"$NODE" events.mjs --print "$1" "$2" 2>/dev/null
 }
 
 finish() {
