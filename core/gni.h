@@ -47,9 +47,6 @@ static inline void gni_list_del(gni_list *e)
     e->prev = e->next = e;
 }
 
-/** Names of the built-in components ("kind:name"), NULL-terminated (generated). */
-extern const char *const gni_builtin_names[];
-
 /**
  * Maps a libuv error (negative errno-style) to a gn_err. Adapters only.
  * Unknown codes map to GN_EIO. Defined in core/uv_glue.c.
