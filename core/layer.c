@@ -4,7 +4,11 @@
  * ops table, filling in defaults for optional entries.
  */
 #include "golemnet/crypto.h"
+#include "golemnet/discovery.h"
 #include "golemnet/mux.h"
+#include "golemnet/nat.h"
+#include "golemnet/protocol.h"
+#include "golemnet/router.h"
 #include "golemnet/transport.h"
 
 #include "gni.h"
@@ -329,4 +333,127 @@ void gn_mux_get_metrics(gn_mux_session *ms, gn_mux_metrics *m)
 void gn_mux_session_close(gn_mux_session *ms, gn_mux_close_cb cb, void *arg)
 {
     ms->mux->ops->session_close(ms, cb, arg);
+}
+
+/* ---- host-run kinds: protocol, router, discovery, nat ----
+ *
+ * The four share one instance layout (ops, loop, state, host) and one life
+ * cycle: new (init), start, stop, free (fini). HOSTED_NEW expands the
+ * constructor and destructor for one kind. */
+
+#define HOSTED_NEW(kind, KIND_ABI)                                                            \
+    int gn_##kind##_new(const gn_##kind##_ops *ops, gn_host *host, gn_loop *loop,           \
+                        gn_##kind **out)                                                     \
+    {                                                                                        \
+        if (!ops || !host || !loop || !out) {                                                \
+            return GN_EINVAL;                                                                \
+        }                                                                                    \
+        if (ops->abi != KIND_ABI) {                                                          \
+            return GN_EABI;                                                                  \
+        }                                                                                    \
+        void *state;                                                                         \
+        gn_##kind *x = instance_alloc(sizeof *x, ops->state_size, &state);                   \
+        if (!x) {                                                                            \
+            return GN_ENOMEM;                                                                \
+        }                                                                                    \
+        x->ops = ops;                                                                        \
+        x->loop = loop;                                                                      \
+        x->state = state;                                                                    \
+        x->host = host;                                                                      \
+        int rc = ops->init ? ops->init(x) : 0;                                               \
+        if (rc < 0) {                                                                        \
+            gn_free(x->state);                                                               \
+            gn_free(x);                                                                      \
+            return rc;                                                                       \
+        }                                                                                    \
+        *out = x;                                                                            \
+        return 0;                                                                            \
+    }                                                                                        \
+    void gn_##kind##_free(gn_##kind *x)                                                      \
+    {                                                                                        \
+        if (!x) {                                                                            \
+            return;                                                                          \
+        }                                                                                    \
+        if (x->ops->fini) {                                                                  \
+            x->ops->fini(x);                                                                 \
+        }                                                                                    \
+        gn_free(x->state);                                                                   \
+        gn_free(x);                                                                          \
+    }
+
+HOSTED_NEW(protocol, GN_PROTOCOL_ABI)
+HOSTED_NEW(router, GN_ROUTER_ABI)
+HOSTED_NEW(discovery, GN_DISCOVERY_ABI)
+HOSTED_NEW(nat, GN_NAT_ABI)
+
+int gn_router_start(gn_router *r)
+{
+    return r->ops->start ? r->ops->start(r) : 0;
+}
+
+void gn_router_stop(gn_router *r)
+{
+    if (r->ops->stop) {
+        r->ops->stop(r);
+    }
+}
+
+int gn_router_find_peer(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb, void *arg,
+                        void **query)
+{
+    if (!peer || !cb) {
+        return GN_EINVAL;
+    }
+    void *q = NULL;
+    int rc = r->ops->find_peer(r, peer, cb, arg, &q);
+    if (query) {
+        *query = rc == 0 ? q : NULL;
+    }
+    return rc;
+}
+
+void gn_router_cancel(gn_router *r, void *query)
+{
+    if (r->ops->cancel) {
+        r->ops->cancel(r, query);
+    }
+}
+
+int gn_discovery_start(gn_discovery *d, gn_discovery_peer_cb cb, void *arg)
+{
+    if (!cb) {
+        return GN_EINVAL;
+    }
+    return d->ops->start(d, cb, arg);
+}
+
+void gn_discovery_stop(gn_discovery *d)
+{
+    d->ops->stop(d);
+}
+
+int gn_nat_start(gn_nat *n)
+{
+    return n->ops->start ? n->ops->start(n) : 0;
+}
+
+void gn_nat_stop(gn_nat *n)
+{
+    if (n->ops->stop) {
+        n->ops->stop(n);
+    }
+}
+
+int gn_nat_map(gn_nat *n, const gn_multiaddr *internal, gn_time lifetime, gn_nat_map_cb cb,
+               void *arg)
+{
+    if (!internal || !cb) {
+        return GN_EINVAL;
+    }
+    return n->ops->map(n, internal, lifetime, cb, arg);
+}
+
+int gn_nat_unmap(gn_nat *n, const gn_multiaddr *internal)
+{
+    return n->ops->unmap ? n->ops->unmap(n, internal) : GN_ENOTSUP;
 }

@@ -201,6 +201,7 @@ static void ch_finalize(gn_loop *loop, void *arg)
         ev.status = ch->close_reason;
         snprintf(ev.addr, sizeof ev.addr, "%s", ch->info.remote_addr);
         gni_node_push_event(n, &ev);
+        gni_host_emit(n, GN_HOST_EV_DISCONNECTED, ch, &ch->info.remote_peer, ch->close_reason);
     }
     gn_timer_stop(&ch->upgrade_timer);
     gni_list_del(&ch->link);
@@ -694,7 +695,7 @@ static void identify_record(gn_channel *ch, int status, gni_identify_result *res
         for (size_t i = 0; i < res->listen_addr_cnt; i++) {
             char a[GNI_PS_STR_MAX];
             if (gn_multiaddr_to_string(res->listen_addrs[i], a, sizeof a) > 0) {
-                gni_peerstore_add_addr(n->ps, pid, a);
+                gni_peerstore_add_addr_ttl(n->ps, pid, a, GN_TIME_INFINITY, GN_ADDR_SRC_IDENTIFY);
             }
         }
         char obs[GNI_PS_STR_MAX] = "";
@@ -709,6 +710,9 @@ static void identify_record(gn_channel *ch, int status, gni_identify_result *res
     }
     if (ch->phase == PH_OPEN || status == 0) {
         gni_node_push_event(n, &ev);
+    }
+    if (status == 0 && res) {
+        gni_host_emit(n, GN_HOST_EV_IDENTIFIED, ch, &ch->info.remote_peer, 0);
     }
 }
 
@@ -791,6 +795,7 @@ static void ping_report(gn_channel *ch, gn_channel_ping_cb cb, void *arg, int st
     status = ch_status(ch, status);
     if (status == 0) {
         ch->last_rtt = rtt;
+        gni_peerstore_record_latency(ch->node->ps, &ch->info.remote_peer, rtt);
         ch->last_active = gn_loop_now(ch->node->loop);
         gni_channel_refresh(ch);
     }
@@ -1051,8 +1056,10 @@ void gni_channel_on_open(gn_channel *ch)
     snprintf(ev.protocol, sizeof ev.protocol, "%s", ch->info.muxer);
     gni_node_push_event(n, &ev);
     if (ch->info.remote_addr[0] && ch->outbound) {
-        gni_peerstore_add_addr(n->ps, &ch->info.remote_peer, ch->info.remote_addr);
+        gni_peerstore_add_addr_ttl(n->ps, &ch->info.remote_peer, ch->info.remote_addr,
+                                   GN_TIME_INFINITY, GN_ADDR_SRC_DIAL);
     }
+    gni_host_emit(n, GN_HOST_EV_CONNECTED, ch, &ch->info.remote_peer, 0);
     if (n->cfg.protocols & GN_NODE_PROTO_IDENTIFY) {
         gni_channel_open_internal(ch, GNI_IDENTIFY_PROTOCOL_ID, identify_opened, NULL);
     }

@@ -86,6 +86,9 @@ static int node_make_instances(gn_node *n)
         n->mux_ids[i] = o->name;
         rc = gn_mux_new((const gn_mux_ops *)o, n->loop, &n->cfg.mux, &n->mux[i]);
     }
+    if (rc == 0) {
+        rc = gni_host_make_components(n);
+    }
     if (rc < 0) {
         GN_LOG(GN_LOG_ERR, NODE_LOG, "creating the stack's components: %s", gn_err_name(rc));
         return rc;
@@ -96,6 +99,7 @@ static int node_make_instances(gn_node *n)
 
 static void node_free_instances(gn_node *n)
 {
+    gni_host_free_components(n);
     for (size_t i = 0; n->tr && i < n->ntr; i++) {
         gn_transport_free(n->tr[i]);
     }
@@ -142,6 +146,17 @@ static void node_free_memory(gn_node *n)
     gn_free(n->s_security);
     gn_free(n->s_muxers);
     gn_free(n->s_agent);
+    gn_free(n->s_routers);
+    gn_free(n->s_discovery);
+    gn_free(n->s_nat);
+    gn_free(n->s_protocols);
+    if (n->s_options) {
+        for (size_t i = 0; i < n->cfg.n_options; i++) {
+            gn_free(n->s_options[i]);
+        }
+        gn_free(n->s_options);
+    }
+    gni_host_fini(n);
     if (n->s_listen) {
         for (size_t i = 0; i < n->cfg.n_listen; i++) {
             gn_free(n->s_listen[i]);
@@ -161,11 +176,20 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     if (cfg->max_connections == 0 || cfg->max_connections_per_peer == 0 ||
         cfg->event_queue_capacity == 0 || cfg->command_queue_capacity == 0 ||
         cfg->max_message_len == 0 || cfg->max_message_len > NODE_MAX_MESSAGE_CAP ||
-        (cfg->n_listen > 0 && !cfg->listen)) {
+        (cfg->n_listen > 0 && !cfg->listen) || (cfg->n_options > 0 && !cfg->options)) {
         return GN_EINVAL;
     }
     for (size_t i = 0; i < cfg->n_listen; i++) {
         if (!cfg->listen[i]) {
+            return GN_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_options; i++) {
+        const char *o = cfg->options[i];
+        const char *dot = o ? strchr(o, '.') : NULL;
+        if (!dot || dot == o || !strchr(dot, '=') || strchr(dot, '=') == dot + 1) {
+            GN_LOG(GN_LOG_ERR, NODE_LOG, "option \"%s\": expected component.key=value",
+                   o ? o : "(null)");
             return GN_EINVAL;
         }
     }
@@ -179,6 +203,9 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     gni_list_init(&n->channels);
     gni_list_init(&n->overflow);
     gni_list_init(&n->blocked);
+    gni_list_init(&n->subs);
+    gni_list_init(&n->host_ops);
+    n->host.node = n;
     n->cfg = *cfg;
     n->cfg.loop = NULL;
     atomic_init(&n->state, NODE_NEW);
@@ -194,10 +221,31 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
 
     int rc = 0;
     if (dup_opt(cfg->transports, &n->s_transports) < 0 ||
-        dup_opt(cfg->security, &n->s_security) < 0 || dup_opt(cfg->muxers, &n->s_muxers) < 0) {
+        dup_opt(cfg->security, &n->s_security) < 0 || dup_opt(cfg->muxers, &n->s_muxers) < 0 ||
+        dup_opt(cfg->routers, &n->s_routers) < 0 || dup_opt(cfg->discovery, &n->s_discovery) < 0 ||
+        dup_opt(cfg->nat, &n->s_nat) < 0 ||
+        dup_opt(cfg->protocol_components, &n->s_protocols) < 0) {
         rc = GN_ENOMEM;
         goto out;
     }
+    n->cfg.routers = n->s_routers;
+    n->cfg.discovery = n->s_discovery;
+    n->cfg.nat = n->s_nat;
+    n->cfg.protocol_components = n->s_protocols;
+    if (cfg->n_options > 0) {
+        n->s_options = gn_calloc(cfg->n_options, sizeof(char *));
+        if (!n->s_options) {
+            rc = GN_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < cfg->n_options; i++) {
+            if (!(n->s_options[i] = gn_strdup(cfg->options[i]))) {
+                rc = GN_ENOMEM;
+                goto out;
+            }
+        }
+    }
+    n->cfg.options = (const char *const *)n->s_options;
     if (cfg->agent_version) {
         rc = dup_opt(cfg->agent_version, &n->s_agent);
     } else {
@@ -254,6 +302,16 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
         (n->s_security && (rc = gn_stack_set(n->stack, GN_LAYER_CRYPTO, n->s_security)) < 0) ||
         (n->s_muxers && (rc = gn_stack_set(n->stack, GN_LAYER_MUX, n->s_muxers)) < 0)) {
         goto out;
+    }
+    static const gn_layer_kind hosted[] = {GN_LAYER_ROUTER, GN_LAYER_DISCOVERY, GN_LAYER_NAT,
+                                           GN_LAYER_PROTOCOL};
+    const char *lists[] = {n->s_routers, n->s_discovery, n->s_nat, n->s_protocols};
+    for (size_t i = 0; i < GNI_ARRAY_LEN(hosted); i++) {
+        if (lists[i] && lists[i][0] && (rc = gn_stack_set(n->stack, hosted[i], lists[i])) < 0) {
+            GN_LOG(GN_LOG_ERR, NODE_LOG, "%s list \"%s\": %s", gn_layer_kind_name(hosted[i]),
+                   lists[i], gn_strerror(rc));
+            goto out;
+        }
     }
     if (gn_stack_count(n->stack, GN_LAYER_TRANSPORT) == 0 ||
         gn_stack_count(n->stack, GN_LAYER_CRYPTO) == 0 ||
@@ -672,6 +730,7 @@ static void node_listen_run(gn_node *n, const gn_multiaddr *ma, uint64_t req)
     gni_list_add_tail(&n->listeners, &nl->link);
     GN_LOG(GN_LOG_INFO, NODE_LOG, "listening on %s", nl->addr);
     listen_event(n, req, 0, nl->addr);
+    gni_host_on_listen(n, nl->bound);
 }
 
 size_t gni_node_listen_addrs(gn_node *n, const gn_multiaddr **out, size_t max)
@@ -729,18 +788,12 @@ size_t gni_node_protocols(gn_node *n, const char **ids, size_t max)
     return k;
 }
 
-int gn_node_set_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb cb, void *arg)
+int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb cb, void *arg)
 {
-    if (!n || !protocol_id) {
-        return GN_EINVAL;
-    }
-    size_t len = strlen(protocol_id);
+    size_t len = protocol_id ? strlen(protocol_id) : 0;
     if (len == 0 || len >= GN_PROTOCOL_ID_MAX || strchr(protocol_id, '\n') ||
         strcmp(protocol_id, "na") == 0 || strcmp(protocol_id, "ls") == 0) {
         return GN_EINVAL;
-    }
-    if (atomic_load(&n->state) != NODE_NEW && !gn_loop_on_thread(n->loop)) {
-        return GN_EINVAL; /* loop thread, or before gn_node_start() */
     }
     for (size_t i = 0; i < n->nhandlers; i++) {
         if (strcmp(n->handlers[i].id, protocol_id) == 0) {
@@ -772,6 +825,17 @@ int gn_node_set_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb c
     return 0;
 }
 
+int gn_node_set_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb cb, void *arg)
+{
+    if (!n || !protocol_id) {
+        return GN_EINVAL;
+    }
+    if (atomic_load(&n->state) != NODE_NEW && !gn_loop_on_thread(n->loop)) {
+        return GN_EINVAL; /* loop thread, or before gn_node_start() */
+    }
+    return gni_node_add_handler(n, protocol_id, cb, arg);
+}
+
 /* ------------------------------------------------------------------------
  * Close
  */
@@ -787,7 +851,8 @@ static void node_signal_closed(gn_node *n)
 void gni_node_maybe_finish_close(gn_node *n)
 {
     if (!n->closing || n->close_finished || n->nlisteners_closing > 0 || n->nstray > 0 ||
-        !gni_list_empty(&n->listeners) || !gni_list_empty(&n->channels)) {
+        !gni_list_empty(&n->listeners) || !gni_list_empty(&n->channels) ||
+        !gni_host_idle(n) || n->nat_pending > 0) {
         return;
     }
     n->close_finished = true;
@@ -814,6 +879,7 @@ static void node_close_run(gn_node *n, gn_node_close_cb cb, void *arg)
     n->close_cb = cb;
     n->close_arg = arg;
     gn_timer_stop(&n->idle_timer);
+    gni_host_stop_components(n);
     while (!gni_list_empty(&n->listeners)) {
         node_listener_close(GNI_CONTAINER_OF(n->listeners.next, node_listener, link));
     }
@@ -989,6 +1055,16 @@ int gn_node_listen(gn_node *n, const char *multiaddr, uint64_t *req_id)
 static int node_parse_target(gn_node *n, const char *s, gn_multiaddr **ma, gn_peer_id *peer,
                              bool *has_peer)
 {
+    char p2p[GN_PEER_ID_MAX_STRLEN + 8];
+    if (s[0] != '/') {
+        /* a bare peer ID: the same as /p2p/<id> */
+        gn_peer_id id;
+        if (gn_peer_id_parse(s, strlen(s), &id) < 0) {
+            return GN_EPARSE;
+        }
+        snprintf(p2p, sizeof p2p, "/p2p/%s", s);
+        s = p2p;
+    }
     int rc = gn_multiaddr_parse(s, ma);
     if (rc < 0) {
         return rc == GN_ENOMEM ? rc : GN_EPARSE;
@@ -1291,7 +1367,7 @@ static void cmd_run(gn_loop *loop, void *arg)
     int rc = node_make_instances(n);
     switch (c->kind) {
     case CMD_START:
-        if (rc == 0 && !n->closing) {
+        if (rc == 0 && !n->closing && gni_host_start_components(n) == 0) {
             node_start_run(n);
             gni_node_idle_arm(n);
         }

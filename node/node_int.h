@@ -19,6 +19,7 @@
 #ifndef GNI_NODE_INT_H
 #define GNI_NODE_INT_H
 
+#include "golemnet/host.h"
 #include "golemnet/node.h"
 
 #include "gni.h"
@@ -55,6 +56,7 @@ typedef struct dial_req dial_req;
 typedef void (*dial_req_fn)(gn_node *n, dial_req *r, int status, gn_channel *ch);
 struct dial_req {
     gni_list link;           /* in the channel's waiters, or the node's orphans */
+    gn_channel *ch;          /* the channel it waits on, while in its waiters */
     gn_node_dial_cb cb;      /* user callback (NULL: event) */
     void *arg;
     dial_req_fn internal;    /* internal waiter (unicast to an address) */
@@ -186,8 +188,21 @@ struct gn_multicast {
     size_t count, cap;              /* mtx */
 };
 
+/* The host interface of a node (host.c): components see only this. */
+struct gn_host {
+    gn_node *node;
+};
+
+typedef struct gn_protocol gn_protocol;
+typedef struct gn_router gn_router;
+typedef struct gn_discovery gn_discovery;
+typedef struct gn_nat gn_nat;
+
 struct gn_node {
     /* ---- any (immutable after gn_node_new) ---- */
+    gn_host host;                   /* host.node == this node */
+    char *s_routers, *s_discovery, *s_nat, *s_protocols; /* "" = none */
+    char **s_options;
     gn_node_config cfg;             /* strings point into the copies below */
     char *s_transports, *s_security, *s_muxers, *s_agent;
     char **s_listen;
@@ -219,6 +234,21 @@ struct gn_node {
     gn_mux **mux;
     const char **mux_ids;
     size_t nmux;
+    gn_protocol **protos;           /* hosted components (host.c) */
+    size_t nprotos;
+    gn_router **routers;
+    size_t nrouters;
+    gn_discovery **discs;
+    size_t ndiscs;
+    gn_nat **nats;
+    size_t nnats;
+    bool components_started;
+    uint32_t nat_pending;           /* NAT map requests outstanding */
+    gni_list subs;                  /* gn_host_sub */
+    int sub_depth;                  /* nested publishes */
+    gni_list host_ops;              /* gn_host_op not yet finished */
+    gn_multiaddr *observed[GN_HOST_MAX_OBSERVED];
+    size_t nobserved;
     gni_list listeners;
     uint32_t nlisteners_closing;
     uint32_t nstray;                /* refused inbound connections still closing */
@@ -257,6 +287,29 @@ const handler_ent *gni_node_find_handler(gn_node *n, const char *id);
 size_t gni_node_protocols(gn_node *n, const char **ids, size_t max);
 void gni_node_maybe_finish_close(gn_node *n);
 size_t gni_node_listen_addrs(gn_node *n, const gn_multiaddr **out, size_t max);
+
+/*
+ * Adds (@cb non-NULL) or removes (@cb NULL) the handler of @id. Errors:
+ * GN_EINVAL (bad id), GN_EEXIST, GN_ENOTFOUND, GN_ELIMIT.
+ */
+int gni_node_add_handler(gn_node *n, const char *id, gn_node_stream_cb cb, void *arg);
+
+/* ---- host.c ---- */
+void gni_host_emit(gn_node *n, gn_host_event_type type, gn_channel *ch, const gn_peer_id *peer,
+                   int status);
+int gni_host_make_components(gn_node *n);
+void gni_host_free_components(gn_node *n);
+int gni_host_start_components(gn_node *n);
+void gni_host_stop_components(gn_node *n);
+/* True when no host operation is outstanding. */
+bool gni_host_idle(gn_node *n);
+void gni_host_on_listen(gn_node *n, const gn_multiaddr *bound);
+void gni_host_fini(gn_node *n);
+/*
+ * A dial of a bare /p2p/<id> with no known address: asks the routers, then
+ * dials again. Takes @ma and @r on 0; GN_ENOROUTE when there is no router.
+ */
+int gni_host_route_dial(gn_node *n, gn_multiaddr *ma, const gn_peer_id *peer, dial_req *r);
 
 /* ---- upgrade.c ---- */
 void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r);

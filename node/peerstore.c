@@ -120,29 +120,63 @@ const gni_peer_info *gni_peerstore_get(const gni_peerstore *ps, const gn_peer_id
 
 int gni_peerstore_add_addr(gni_peerstore *ps, const gn_peer_id *id, const char *addr)
 {
+    return gni_peerstore_add_addr_ttl(ps, id, addr, GN_TIME_INFINITY, 0);
+}
+
+int gni_peerstore_add_addr_ttl(gni_peerstore *ps, const gn_peer_id *id, const char *addr,
+                               gn_time expiry, int src)
+{
     size_t len = addr ? strlen(addr) : 0;
-    if (len == 0 || len >= GNI_PS_STR_MAX) {
+    if (len == 0) {
         return GN_EINVAL;
+    }
+    if (len >= GNI_PS_STR_MAX) {
+        return GN_ETOOBIG;
     }
     ps_ent *e = ps_touch(ps, id);
     if (!e) {
         return GN_ENOMEM;
     }
-    for (size_t i = 0; i < e->info.naddrs; i++) {
-        if (strcmp(e->info.addrs[i], addr) == 0) {
-            return 0;
+    gni_peer_info *p = &e->info;
+    char *copy = NULL;
+    for (size_t i = 0; i < p->naddrs; i++) {
+        if (strcmp(p->addrs[i], addr) == 0) {
+            /* known: take it out, it goes back in as the newest */
+            copy = p->addrs[i];
+            expiry = GNI_MAX(expiry, p->addr_expiry[i]);
+            size_t tail = p->naddrs - i - 1;
+            memmove(&p->addrs[i], &p->addrs[i + 1], tail * sizeof p->addrs[0]);
+            memmove(&p->addr_expiry[i], &p->addr_expiry[i + 1], tail * sizeof p->addr_expiry[0]);
+            memmove(&p->addr_src[i], &p->addr_src[i + 1], tail * sizeof p->addr_src[0]);
+            p->naddrs--;
+            break;
         }
     }
-    char *copy = gn_strdup(addr);
-    if (!copy) {
+    if (!copy && !(copy = gn_strdup(addr))) {
         return GN_ENOMEM;
     }
-    if (e->info.naddrs == GNI_PS_MAX_ADDRS) {
-        gn_free(e->info.addrs[0]);
-        memmove(&e->info.addrs[0], &e->info.addrs[1], (GNI_PS_MAX_ADDRS - 1) * sizeof(char *));
-        e->info.naddrs--;
+    if (p->naddrs == GNI_PS_MAX_ADDRS) {
+        gn_free(p->addrs[0]);
+        size_t tail = GNI_PS_MAX_ADDRS - 1;
+        memmove(&p->addrs[0], &p->addrs[1], tail * sizeof p->addrs[0]);
+        memmove(&p->addr_expiry[0], &p->addr_expiry[1], tail * sizeof p->addr_expiry[0]);
+        memmove(&p->addr_src[0], &p->addr_src[1], tail * sizeof p->addr_src[0]);
+        p->naddrs--;
     }
-    e->info.addrs[e->info.naddrs++] = copy;
+    p->addrs[p->naddrs] = copy;
+    p->addr_expiry[p->naddrs] = expiry;
+    p->addr_src[p->naddrs] = (uint8_t)src;
+    p->naddrs++;
+    return 0;
+}
+
+int gni_peerstore_record_latency(gni_peerstore *ps, const gn_peer_id *id, gn_time rtt)
+{
+    ps_ent *e = ps_touch(ps, id);
+    if (!e) {
+        return GN_ENOMEM;
+    }
+    e->info.latency = e->info.latency ? e->info.latency - e->info.latency / 8 + rtt / 8 : rtt;
     return 0;
 }
 

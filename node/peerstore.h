@@ -7,6 +7,8 @@
 
 #include "golemnet/identity.h"
 
+#include "golemnet/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -26,8 +28,11 @@ typedef struct gni_peer_info {
     gn_peer_id id;
     bool has_pubkey;
     uint8_t pubkey[GN_ED25519_PUBLICKEYBYTES];
-    char *addrs[GNI_PS_MAX_ADDRS];  /* multiaddr strings */
+    char *addrs[GNI_PS_MAX_ADDRS];  /* multiaddr strings, oldest first */
+    gn_time addr_expiry[GNI_PS_MAX_ADDRS]; /* loop time it expires; GN_TIME_INFINITY never */
+    uint8_t addr_src[GNI_PS_MAX_ADDRS];    /* gn_addr_source */
     size_t naddrs;
+    gn_time latency;                /* moving average of recorded RTTs; 0 unknown */
     char **protocols;               /* protocol ids (identify) */
     size_t nprotocols;
     char observed[GNI_PS_STR_MAX];  /* how the peer sees us ("" unknown) */
@@ -45,10 +50,20 @@ const gni_peer_info *gni_peerstore_get(const gni_peerstore *ps, const gn_peer_id
 
 /**
  * Adds @addr (a multiaddr string, < GNI_PS_STR_MAX bytes) to @id's
- * addresses unless already there. Errors: GN_EINVAL (too long, empty),
- * GN_ENOMEM.
+ * addresses, permanent, source "manual" (gni_peerstore_add_addr_ttl).
  */
 int gni_peerstore_add_addr(gni_peerstore *ps, const gn_peer_id *id, const char *addr);
+/**
+ * Adds @addr to @id's addresses, expiring at @expiry (loop time;
+ * GN_TIME_INFINITY: never), from @src (gn_addr_source). An address already
+ * known moves to the newest place and keeps the later expiry. Beyond
+ * GNI_PS_MAX_ADDRS the oldest goes. Errors: GN_EINVAL (empty), GN_ETOOBIG
+ * (too long), GN_ENOMEM.
+ */
+int gni_peerstore_add_addr_ttl(gni_peerstore *ps, const gn_peer_id *id, const char *addr,
+                               gn_time expiry, int src);
+/** Records an RTT sample of @id (ns): latency = 7/8 latency + 1/8 sample. */
+int gni_peerstore_record_latency(gni_peerstore *ps, const gn_peer_id *id, gn_time rtt);
 /** Records @id's Ed25519 public key. Errors: GN_ENOMEM. */
 int gni_peerstore_set_pubkey(gni_peerstore *ps, const gn_peer_id *id,
                              const uint8_t pub[GN_ED25519_PUBLICKEYBYTES]);

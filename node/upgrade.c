@@ -413,6 +413,27 @@ static void up_on_dialed(void *arg, int status, gn_stream *conn)
     up_start_sec_ms(ch);
 }
 
+/* The newest unexpired address of @peer in the store that a transport handles. */
+static int known_addr(gn_node *n, const gn_peer_id *peer, gn_multiaddr **out)
+{
+    const gni_peer_info *pi = gni_peerstore_get(n->ps, peer);
+    gn_time now = gn_loop_now(n->loop);
+    for (size_t i = pi ? pi->naddrs : 0; i-- > 0;) {
+        gn_multiaddr *ma = NULL;
+        if (pi->addr_expiry[i] <= now || gn_multiaddr_parse(pi->addrs[i], &ma) < 0) {
+            continue;
+        }
+        for (size_t t = 0; t < n->ntr; t++) {
+            if (gn_transport_handles(n->tr[t], ma)) {
+                *out = ma;
+                return 0;
+            }
+        }
+        gn_multiaddr_free(ma);
+    }
+    return GN_ENOTFOUND;
+}
+
 void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
 {
     int rc = 0;
@@ -442,11 +463,14 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         }
         rc = gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &bare);
         if (rc == GN_EPARSE) {
-            /* a bare /p2p/<id>: dial a known address of the peer */
-            const gni_peer_info *pi = gni_peerstore_get(n->ps, &peer);
-            rc = GN_ENOTFOUND;
-            if (pi && pi->naddrs > 0) {
-                rc = gn_multiaddr_parse(pi->addrs[pi->naddrs - 1], &bare);
+            /* a bare /p2p/<id>: the newest live address of the peer that a
+             * transport handles, else the routers */
+            rc = known_addr(n, &peer, &bare);
+            if (rc == GN_ENOTFOUND) {
+                rc = gni_host_route_dial(n, ma, &peer, r);
+                if (rc == 0) {
+                    return; /* the lookup owns @ma and @r */
+                }
             }
         }
         if (rc < 0) {
@@ -463,6 +487,7 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         goto reuse;
     }
     if ((ch = find_attempt(n, has_peer ? &peer : NULL, addr))) {
+        r->ch = ch;
         gni_list_add_tail(&ch->waiters, &r->link);
         gn_multiaddr_free(bare);
         gn_multiaddr_free(ma);
@@ -493,6 +518,7 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         ch->expected = peer;
     }
     ch->transport = t;
+    r->ch = ch;
     gni_list_add_tail(&ch->waiters, &r->link);
     gni_channel_publish(ch);
     gn_timer_start(&ch->upgrade_timer, n->cfg.upgrade_timeout, up_timeout, ch);

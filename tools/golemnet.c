@@ -49,6 +49,15 @@ static void usage(FILE *f)
             "  --security LIST                  e.g. noise,ecies (default: all but plaintext,\n"
             "                                   Noise first)\n"
             "  --muxer LIST                     e.g. yamux,mplex (default: all, yamux first)\n"
+            "  --router LIST                    routers asked for bare /p2p/<id> dials, e.g.\n"
+            "                                   static (default: all built in; \"\" none)\n"
+            "  --discovery LIST                 e.g. bootstrap (default: all built in)\n"
+            "  --nat LIST                       NAT components (default: all built in)\n"
+            "  --route MA/p2p/ID                a static route (repeatable; static.peer)\n"
+            "  --bootstrap MA/p2p/ID            a bootstrap peer, dialled with backoff\n"
+            "                                   (repeatable; bootstrap.peer)\n"
+            "  --option COMPONENT.KEY=VALUE     a component option (repeatable; see\n"
+            "                                   docs/components.md)\n"
             "  --log LEVEL                      err, warning (default), notice, info, debug\n"
             "dial-side options (ping, echo, perf):\n"
             "  --listen MA                      also listen (repeatable; none by default)\n"
@@ -324,6 +333,7 @@ static int cmd_multiaddr(int argc, char **argv)
 enum cli_cmd { CLI_NODE = 0, CLI_PING, CLI_ECHO, CLI_PERF };
 
 #define CLI_MAX_LISTEN 16u
+#define CLI_MAX_OPTIONS 64u
 #define CLI_TICK (50 * GN_MS)
 #define CLI_CLOSE_GRACE (10 * GN_S)
 #define CLI_DEFAULT_TIMEOUT_S 30u
@@ -375,6 +385,10 @@ struct cli {
     const char *key_file, *key_seed, *security, *muxers;
     const char *listen[CLI_MAX_LISTEN];
     size_t n_listen;
+    const char *routers, *discovery, *nat;
+    const char *options[CLI_MAX_OPTIONS];
+    char *option_copies[CLI_MAX_OPTIONS]; /* --route/--bootstrap expansions */
+    size_t n_options;
     bool serve_echo, serve_perf, want_identify;
     uint64_t count, bytes, streams, up, down;
     gn_time timeout;
@@ -683,6 +697,9 @@ static void cli_handle_event(cli *c, gn_node_event *ev)
     case GN_NODE_EV_LISTENING:
     case GN_NODE_EV_LISTEN_FAILED:
         cli_on_listen(c, ev);
+        break;
+    case GN_NODE_EV_START_FAILED:
+        cli_fail(c, "start", ev->status, ev->protocol);
         break;
     case GN_NODE_EV_CHANNEL_OPENED:
         cli_on_opened(c, ev);
@@ -1122,6 +1139,11 @@ static int cli_run(cli *c)
     cfg.muxers = c->muxers;
     cfg.listen = c->listen;
     cfg.n_listen = c->n_listen;
+    cfg.routers = c->routers;
+    cfg.discovery = c->discovery;
+    cfg.nat = c->nat;
+    cfg.options = c->options;
+    cfg.n_options = c->n_options;
     if (c->serve_echo) {
         cfg.protocols |= GN_NODE_PROTO_ECHO;
     }
@@ -1133,8 +1155,9 @@ static int cli_run(cli *c)
         gn_loop_free(c->loop);
         gn_identity_free(c->id);
         if (rc == GN_ENOTFOUND || rc == GN_EINVAL) {
-            fprintf(stderr, "golemnet: --security/--muxer: %s (%s)\n", gn_strerror(rc),
-                    gn_err_name(rc));
+            fprintf(stderr,
+                    "golemnet: --security/--muxer/--router/--discovery/--nat/--option: %s (%s)\n",
+                    gn_strerror(rc), gn_err_name(rc));
             return EXIT_USAGE;
         }
         return fail("node", rc);
@@ -1265,6 +1288,31 @@ static int cmd_net(int kind, int argc, char **argv)
                 fprintf(stderr, "golemnet: --log takes err, warning, notice, info or debug\n");
                 return EXIT_USAGE;
             }
+        } else if (!strcmp(a, "--router")) {
+            c.routers = v;
+        } else if (!strcmp(a, "--discovery")) {
+            c.discovery = v;
+        } else if (!strcmp(a, "--nat")) {
+            c.nat = v;
+        } else if (!strcmp(a, "--option") || !strcmp(a, "--route") || !strcmp(a, "--bootstrap")) {
+            if (c.n_options == CLI_MAX_OPTIONS) {
+                fprintf(stderr, "golemnet: at most %u --option/--route/--bootstrap\n",
+                        CLI_MAX_OPTIONS);
+                return EXIT_USAGE;
+            }
+            if (!strcmp(a, "--option")) {
+                c.options[c.n_options++] = v;
+                continue;
+            }
+            const char *key = !strcmp(a, "--route") ? "static.peer=" : "bootstrap.peer=";
+            char *o = malloc(strlen(key) + strlen(v) + 1);
+            if (!o) {
+                return fail(a, GN_ENOMEM);
+            }
+            strcpy(o, key);
+            strcat(o, v);
+            c.option_copies[c.n_options] = o;
+            c.options[c.n_options++] = o;
         } else if (!strcmp(a, "--listen")) {
             if (c.n_listen == CLI_MAX_LISTEN) {
                 fprintf(stderr, "golemnet: at most %u --listen\n", CLI_MAX_LISTEN);
@@ -1321,7 +1369,11 @@ static int cmd_net(int kind, int argc, char **argv)
         c.listen[c.n_listen++] = "/ip4/127.0.0.1/tcp/0";
     }
     gn_log_set(cli_log, NULL, level);
-    return cli_run(&c);
+    int rc = cli_run(&c);
+    for (size_t k = 0; k < c.n_options; k++) {
+        free(c.option_copies[k]);
+    }
+    return rc;
 bad:
     usage(stderr);
     return EXIT_USAGE;

@@ -58,6 +58,7 @@ GN_BEGIN_DECLS
     X(GN_ENOTRANSPORT, -109, 0, "no transport can handle this address")                      \
     X(GN_ERESOLVE, -110, 0, "name resolution failed")                                        \
     X(GN_ESTREAMRESET, -111, 1, "stream reset by peer")                                      \
+    X(GN_ENOROUTE, -112, 0, "no route to the peer is known (no address, no router found one)") \
     /* crypto band: -200 .. -299 */                                                          \
     X(GN_ECRYPTO, -200, 1, "cryptographic operation failed")                                 \
     X(GN_EDECRYPT, -201, 1, "authentication failed (tampered or corrupted data)")            \

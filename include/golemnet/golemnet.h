@@ -16,6 +16,7 @@
 #include "golemnet/loop.h"
 #include "golemnet/stream.h"
 #include "golemnet/layer.h"
+#include "golemnet/host.h"
 #include "golemnet/transport.h"
 #include "golemnet/crypto.h"
 #include "golemnet/mux.h"

@@ -29,6 +29,7 @@
 
 #include "golemnet/buf.h"
 #include "golemnet/crypto.h"
+#include "golemnet/host.h"
 #include "golemnet/identity.h"
 #include "golemnet/loop.h"
 #include "golemnet/mux.h"
@@ -39,7 +40,6 @@
 GN_BEGIN_DECLS
 
 typedef struct gn_node gn_node;
-typedef struct gn_channel gn_channel;
 typedef struct gn_multicast gn_multicast;
 
 /** The message protocol used by unicast and broadcast. */
@@ -93,8 +93,30 @@ typedef struct gn_node_config {
      * the application runs.
      */
     gn_loop *loop;
+    /**
+     * Hosted components (golemnet/host.h), comma-separated names as for
+     * `security`: routers in the order they are asked ("static"), discovery
+     * components ("bootstrap"), NAT components, and protocol components
+     * (gn_protocol_ops; "/my/proto/1.0.0" or its short form). NULL: every
+     * registered component of the kind that is not explicit-only, in
+     * registration order; "" (empty): none.
+     * Since: 0.2
+     */
+    const char *routers;
+    const char *discovery;
+    const char *nat;
+    const char *protocol_components;
+    /**
+     * Component options, @n_options entries "component.key=value" (e.g.
+     * "static.peer=/ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...",
+     * "bootstrap.peer=/ip4/..."), read by the components through
+     * gn_host_option(); copied. Each component documents its keys
+     * (docs/components.md). Since: 0.2
+     */
+    const char *const *options;
+    size_t n_options;
 } gn_node_config;
-#define GN_NODE_CONFIG_VERSION 1
+#define GN_NODE_CONFIG_VERSION 2
 
 /** Fills @cfg with the defaults above. Since: 0.1 */
 GN_API void gn_node_config_default(gn_node_config *cfg);
@@ -124,6 +146,13 @@ GN_API void gn_node_peer_id(const gn_node *n, gn_peer_id *out);
 /** The loop the node runs on. Since: 0.1 */
 GN_API gn_loop *gn_node_loop(gn_node *n);
 
+/**
+ * The node's host interface (golemnet/host.h): what hosted components use.
+ * Valid as long as the node. Any thread (the host's functions are for the
+ * loop thread). Since: 0.2
+ */
+GN_API gn_host *gn_node_host(gn_node *n);
+
 /* ---- requests: any thread; outcome as a callback (loop thread) or event ---- */
 
 /**
@@ -151,10 +180,14 @@ typedef void (*gn_node_dial_cb)(void *arg, int status, gn_channel *ch);
  * Dials @multiaddr (with or without /p2p/<id>) and upgrades the connection:
  * transport -> multistream-select security -> handshake (checks the /p2p/
  * id) -> muxer (early-negotiated or multistream-select) -> open channel.
- * An open channel to the same peer is reused. @cb NULL: the outcome is a
- * GN_NODE_EV_DIAL event with *@req_id. Immediate errors: GN_EPARSE,
- * GN_ENOTRANSPORT, GN_EAGAIN, GN_ECLOSED.
- * Since: 0.1
+ * An open channel to the same peer is reused. @multiaddr may also name only
+ * a peer: "/p2p/<id>" or a bare peer ID string; then the newest live address
+ * of the peer store (from earlier connections, identify, discovery) is
+ * dialled, else the routers are asked in order (gn_node_config.routers);
+ * with no address and no router's answer the dial fails with GN_ENOROUTE.
+ * @cb NULL: the outcome is a GN_NODE_EV_DIAL event with *@req_id.
+ * Immediate errors: GN_EPARSE, GN_ENOTRANSPORT, GN_EAGAIN, GN_ECLOSED.
+ * Since: 0.1 (peer-only targets and GN_ENOROUTE: 0.2)
  */
 GN_API int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *arg,
                         uint64_t *req_id);
@@ -251,7 +284,13 @@ typedef enum gn_node_event_type {
     GN_NODE_EV_MESSAGE = 7,        /* channel_id, peer, message */
     GN_NODE_EV_SEND_FAILED = 8,    /* request_id, status */
     GN_NODE_EV_PING = 9,           /* channel_id, peer, rtt */
-    GN_NODE_EV_CLOSED = 10         /* the node finished closing */
+    GN_NODE_EV_CLOSED = 10,        /* the node finished closing */
+    /**
+     * A hosted component (router, discovery, NAT, protocol) refused to
+     * start: status (its error), protocol ("<kind> <name>"). The node opens
+     * no listener and starts nothing else; close it. Since: 0.2
+     */
+    GN_NODE_EV_START_FAILED = 11
 } gn_node_event_type;
 
 /** One event. Fixed size; strings are NUL-terminated. */

@@ -274,6 +274,42 @@ def ecies_only_dialer_and_listener():
 
 
 @case
+def dial_by_peer_id_route_bootstrap_and_routes_file():
+    n, ev = start_node("--key-seed", "1")
+    addr = ev["addrs"][0]
+    try:
+        for how in (["--route", addr], ["--bootstrap", addr]):
+            rc, out, err = run("ping", f"/p2p/{SEED1}", *how, "--json", timeout=20)
+            assert rc == 0, (how, rc, err)
+            assert [e for e in events(out) if e["event"] == "ping"], out
+        with tempfile.NamedTemporaryFile("w", suffix=".routes", delete=False) as f:
+            f.write(f"# test routes\n\n{addr}\n")
+        try:
+            rc, out, err = run("ping", SEED1, "--router", "static", "--option",
+                               f"static.file={f.name}", "--json", timeout=20)
+            assert rc == 0, (rc, err)
+        finally:
+            os.unlink(f.name)
+        # no route: exit 1, and the error says so and names the target
+        rc, out, err = run("ping", f"/p2p/{SEED1}", "--router", "", "--discovery", "",
+                           "--json", timeout=20)
+        assert rc == 1, (rc, out, err)
+        e = events(out)[-1]
+        assert e["event"] == "error" and e["error"] == "GN_ENOROUTE", e
+        # a bad routes file line is named
+        with tempfile.NamedTemporaryFile("w", suffix=".routes", delete=False) as f:
+            f.write(f"{addr}\n/ip4/1.2.3.4/tcp/x\n")
+        try:
+            rc, out, err = run("ping", SEED1, "--option", f"static.file={f.name}",
+                               "--log", "err", timeout=20)
+            assert rc != 0 and "line 2" in err, (rc, err)
+        finally:
+            os.unlink(f.name)
+    finally:
+        assert n.stop()[0] == 0
+
+
+@case
 def dial_failures_exit_1():
     n, ev = start_node("--key-seed", "1")
     addr = ev["addrs"][0]
@@ -324,6 +360,8 @@ def network_bad_usage_exit_2():
                  ["ping", "/ip4/127.0.0.1/tcp/1", "--timeout", "0"],
                  ["ping", "/ip4/127.0.0.1/tcp/1", "--security", "nosuch"],
                  ["node", "--muxer", "nosuch"],
+                 ["node", "--router", "nosuch"],
+                 ["node", "--option", "nodot=1"],
                  ["node", "--key", "a", "--key-seed", "1"],
                  ["node", "--echo", "extra"]):
         rc, out, _ = run(*args, "--json")

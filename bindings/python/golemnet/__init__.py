@@ -33,7 +33,8 @@ from ._golemnet import version as _native_version
 from .errors import (AddressInUseError, AgainError, CanceledError, ClosedError, CryptoError,
                      EndOfStreamError, Error, ExistsError, GenericError, HandshakeError,
                      InvalidArgumentError, LimitError, NegotiationError, NetworkError,
-                     NoTransportError, NotFoundError, NotSupportedError, OutOfMemoryError,
+                     NoRouteError, NoTransportError, NotFoundError, NotSupportedError,
+                     OutOfMemoryError,
                      ParseError, PeerError, PeerIdError, PipeError, ProtocolError, RefusedError,
                      ResetError, StateError, StreamResetError, TimeoutError, TooBigError,
                      UnreachableError, error_class, error_from_code)
@@ -49,7 +50,8 @@ __all__ = [
     "StateError", "NotSupportedError", "NotFoundError", "ExistsError", "TooBigError",
     "TimeoutError", "LimitError", "ParseError", "EndOfStreamError", "RefusedError",
     "ResetError", "UnreachableError", "AddressInUseError", "PipeError", "NoTransportError",
-    "StreamResetError", "HandshakeError", "PeerIdError", "ProtocolError", "NegotiationError",
+    "StreamResetError", "NoRouteError", "HandshakeError", "PeerIdError", "ProtocolError",
+    "NegotiationError",
     "error_class", "error_from_code", "__version__",
 ]
 

@@ -397,6 +397,18 @@ class Node:
         max_connections, max_connections_per_peer, idle_timeout,
         upgrade_timeout (seconds), event_queue_capacity, agent_version:
             as gn_node_config.
+        routers: routers asked, in order, when a dial names only a peer
+            ("/p2p/<id>" or a bare peer ID): "static"; a list or a
+            comma-separated string; None: every built-in; "" or []: none.
+        discovery: discovery components ("bootstrap"); as routers.
+        nat: NAT components; as routers.
+        options: component options, "component.key=value" strings
+            (docs/components.md).
+        bootstrap: bootstrap peers, "<multiaddr>/p2p/<id>": reported to the
+            peer store and dialled with backoff (options
+            "bootstrap.peer=...").
+        routes: static routes, "<multiaddr>/p2p/<id>" (options
+            "static.peer=...").
     """
 
     def __init__(self, listen: Sequence[str] = (), key_seed: Union[None, int, bytes] = None,
@@ -410,8 +422,16 @@ class Node:
                  max_connections: int = 0, max_connections_per_peer: int = 0,
                  idle_timeout: Optional[float] = None,
                  upgrade_timeout: Optional[float] = None,
-                 agent_version: Optional[str] = None) -> None:
+                 agent_version: Optional[str] = None,
+                 routers: Union[None, str, Sequence[str]] = None,
+                 discovery: Union[None, str, Sequence[str]] = None,
+                 nat: Union[None, str, Sequence[str]] = None,
+                 options: Sequence[str] = (),
+                 bootstrap: Sequence[str] = (),
+                 routes: Sequence[str] = ()) -> None:
         self._listen = list(listen)
+        opts = list(options) + ["bootstrap.peer=" + a for a in bootstrap] + \
+            ["static.peer=" + a for a in routes]
         self._c = _c.Node(
             listen=self._listen, key_seed=key_seed, key_file=key_file,
             transports=_csv(transports), security=_csv(security), muxers=_csv(muxers),
@@ -421,7 +441,8 @@ class Node:
             max_connections_per_peer=max_connections_per_peer,
             idle_timeout_ms=int((idle_timeout or 0) * 1000),
             upgrade_timeout_ms=int((upgrade_timeout or 0) * 1000),
-            agent_version=agent_version)
+            agent_version=agent_version, routers=_csv(routers), discovery=_csv(discovery),
+            nat=_csv(nat), options=opts)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._tokens = itertools.count(1)
         self._pending: Dict[int, "asyncio.Future[Any]"] = {}
@@ -440,6 +461,8 @@ class Node:
         self._kick_handle: Optional[asyncio.TimerHandle] = None
         self._started = False
         self._closing = False
+        #: the error of a component that refused to start (the node is then closed)
+        self.start_error: Optional[Error] = None
         self._freed = False
         #: multiaddrs the node listens on (filled by :meth:`start` and :meth:`listen`)
         self.addrs: List[str] = []
@@ -617,6 +640,12 @@ class Node:
                     else:
                         w.set_exception(error_from_code(status, f"listen {addr}: "
                                                         f"{_c.err_name(status)}"))
+            elif etype == _c.EV_START_FAILED:
+                self.start_error = error_from_code(
+                    status, f"start: {proto}: {_c.err_name(status)}")
+                if self._start_event is not None:
+                    self._start_results.append((status, f"component {proto}"))
+                    self._start_event.set()
             elif etype == _c.EV_CHANNEL_CLOSED:
                 ch = self._channels.pop(chid, None)
                 if ch is not None:
@@ -660,6 +689,10 @@ class Node:
                 if status < 0:
                     await self.close()
                     raise error_from_code(status, f"listen {addr}: {_c.err_name(status)}")
+        if self.start_error is not None:
+            err = self.start_error
+            await self.close()
+            raise err
         return self
 
     async def listen(self, addr: str, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> str:

@@ -58,7 +58,9 @@ class Node:
                  event_queue_capacity: int = ..., rx_limit: int = ..., tx_limit: int = ...,
                  max_connections: int = ..., max_connections_per_peer: int = ...,
                  idle_timeout_ms: int = ..., upgrade_timeout_ms: int = ...,
-                 agent_version: Optional[str] = ...) -> None: ...
+                 agent_version: Optional[str] = ..., routers: Optional[str] = ...,
+                 discovery: Optional[str] = ..., nat: Optional[str] = ...,
+                 options: Sequence[str] = ...) -> None: ...
     def start(self) -> None:
         """Starts the loop thread and the listeners."""
     def close(self) -> bool:

@@ -22,7 +22,7 @@ __all__ = [
     "ClosedError", "StateError", "NotSupportedError", "NotFoundError",
     "ExistsError", "TooBigError", "TimeoutError", "LimitError", "ParseError",
     "EndOfStreamError", "RefusedError", "ResetError", "UnreachableError",
-    "AddressInUseError", "PipeError", "NoTransportError", "StreamResetError",
+    "AddressInUseError", "PipeError", "NoTransportError", "StreamResetError", "NoRouteError",
     "HandshakeError", "PeerIdError", "ProtocolError", "NegotiationError",
     "CODES", "error_class", "error_from_code",
 ]
@@ -151,6 +151,10 @@ class StreamResetError(NetworkError):
     """GN_ESTREAMRESET: the peer reset the stream."""
 
 
+class NoRouteError(NetworkError):
+    """GN_ENOROUTE: no address of the peer is known and no router found one."""
+
+
 class HandshakeError(CryptoError):
     """GN_EHANDSHAKE: the secure handshake failed."""
 
@@ -189,6 +193,7 @@ _BY_NAME: Dict[str, Type[Error]] = {
     "GN_EPIPE": PipeError,
     "GN_ENOTRANSPORT": NoTransportError,
     "GN_ESTREAMRESET": StreamResetError,
+    "GN_ENOROUTE": NoRouteError,
     "GN_EHANDSHAKE": HandshakeError,
     "GN_EPEERID": PeerIdError,
     "GN_EPROTO": ProtocolError,

@@ -179,10 +179,10 @@ static int get_cstr_list(PyObject *seq, const char ***out, size_t *n, PyObject *
         return 0;
     }
     if (PyUnicode_Check(seq)) {
-        PyErr_SetString(PyExc_TypeError, "listen: a sequence of multiaddr strings");
+        PyErr_SetString(PyExc_TypeError, "listen and options: a sequence of strings");
         return -1;
     }
-    PyObject *fast = PySequence_Fast(seq, "listen: a sequence of multiaddr strings");
+    PyObject *fast = PySequence_Fast(seq, "listen and options: a sequence of strings");
     if (!fast) {
         return -1;
     }
@@ -197,7 +197,7 @@ static int get_cstr_list(PyObject *seq, const char ***out, size_t *n, PyObject *
         PyObject *it = PySequence_Fast_GET_ITEM(fast, i);
         if (!PyUnicode_Check(it) || !(arr[i] = PyUnicode_AsUTF8(it))) {
             if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_TypeError, "listen: a sequence of multiaddr strings");
+                PyErr_SetString(PyExc_TypeError, "listen and options: a sequence of strings");
             }
             PyMem_Free(arr);
             Py_DECREF(fast);
@@ -240,10 +240,11 @@ static int Node_init(NodeObject *self, PyObject *args, PyObject *kw)
                              "muxers", "protocols", "max_message_len", "event_queue_capacity",
                              "rx_limit", "tx_limit", "max_connections",
                              "max_connections_per_peer", "idle_timeout_ms",
-                             "upgrade_timeout_ms", "agent_version", NULL};
-    PyObject *listen = NULL, *seed = Py_None;
+                             "upgrade_timeout_ms", "agent_version", "routers", "discovery",
+                             "nat", "options", NULL};
+    PyObject *listen = NULL, *seed = Py_None, *options = NULL;
     const char *key_file = NULL, *transports = NULL, *security = NULL, *muxers = NULL;
-    const char *agent = NULL;
+    const char *agent = NULL, *routers = NULL, *discovery = NULL, *nat = NULL;
     long long protocols = -1;
     Py_ssize_t max_msg = 0, evq = 0, rx_limit = 0, tx_limit = 0;
     unsigned int max_conn = 0, max_per_peer = 0;
@@ -252,10 +253,11 @@ static int Node_init(NodeObject *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_RuntimeError, "Node already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOzzzzLnnnnIIKKz", kwlist, &listen, &seed,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOzzzzLnnnnIIKKzzzzO", kwlist, &listen, &seed,
                                      &key_file, &transports, &security, &muxers, &protocols,
                                      &max_msg, &evq, &rx_limit, &tx_limit, &max_conn,
-                                     &max_per_peer, &idle_ms, &upgrade_ms, &agent)) {
+                                     &max_per_peer, &idle_ms, &upgrade_ms, &agent, &routers,
+                                     &discovery, &nat, &options)) {
         return -1;
     }
     if (max_msg < 0 || evq < 0 || rx_limit < 0 || tx_limit < 0) {
@@ -301,6 +303,15 @@ static int Node_init(NodeObject *self, PyObject *args, PyObject *kw)
         gn_identity_free(id);
         return -1;
     }
+    const char **opts;
+    size_t nopts;
+    PyObject *keep_opts;
+    if (get_cstr_list(options, &opts, &nopts, &keep_opts) < 0) {
+        PyMem_Free(laddrs);
+        Py_XDECREF(keep);
+        gn_identity_free(id);
+        return -1;
+    }
     gn_node_config cfg;
     gn_node_config_default(&cfg);
     cfg.identity = id;
@@ -331,12 +342,19 @@ static int Node_init(NodeObject *self, PyObject *args, PyObject *kw)
         cfg.upgrade_timeout = (gn_time)upgrade_ms * GN_MS;
     }
     cfg.agent_version = agent;
+    cfg.routers = routers;
+    cfg.discovery = discovery;
+    cfg.nat = nat;
+    cfg.options = opts;
+    cfg.n_options = nopts;
     gn_node *n = NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = gn_node_new(&cfg, &n);
     Py_END_ALLOW_THREADS
     PyMem_Free(laddrs);
     Py_XDECREF(keep);
+    PyMem_Free(opts);
+    Py_XDECREF(keep_opts);
     if (rc < 0) {
         gn_identity_free(id);
         gnpy_raise(rc);
@@ -1344,6 +1362,7 @@ PyMODINIT_FUNC PyInit__golemnet(void)
         {"EV_SEND_FAILED", GN_NODE_EV_SEND_FAILED},
         {"EV_PING", GN_NODE_EV_PING},
         {"EV_CLOSED", GN_NODE_EV_CLOSED},
+        {"EV_START_FAILED", GN_NODE_EV_START_FAILED},
         {"NOTE_DIAL", GNB_NOTE_DIAL},
         {"NOTE_OPEN", GNB_NOTE_OPEN},
         {"NOTE_PING", GNB_NOTE_PING},

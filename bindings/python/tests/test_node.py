@@ -98,6 +98,30 @@ async def test_security_and_muxer_choice() -> None:
         assert await ch.ping() > 0
 
 
+@aio(30)
+async def test_dial_by_peer_id_through_routes_and_bootstrap() -> None:
+    async with Nodes() as ns:
+        a = await ns.new(key_seed=3)
+        # no router and no address: a clear error that names the cause
+        lost = await ns.new(listen=False, routers="", discovery="")
+        with pytest.raises(golemnet.NoRouteError):
+            await lost.dial("/p2p/" + a.peer_id)
+        # the static router knows a (a bare peer ID works too)
+        b = await ns.new(listen=False, routers="static", routes=[a.addrs[0]])
+        ch = await b.dial(a.peer_id)
+        assert ch.peer_id == a.peer_id and await ch.ping() > 0
+        # bootstrap discovery puts a in the peer store (and dials it)
+        c = await ns.new(listen=False, routers=[], discovery=["bootstrap"],
+                         bootstrap=[a.addrs[0]])
+        ch = await c.dial("/p2p/" + a.peer_id)
+        assert ch.peer_id == a.peer_id
+        # a bad component option is refused with the node
+        with pytest.raises(golemnet.InvalidArgumentError):
+            golemnet.Node(options=["no-dot-here"])
+        with pytest.raises(golemnet.NotFoundError):
+            golemnet.Node(routers="nosuchrouter")
+
+
 @aio(40)
 async def test_echo_10mib_over_streams() -> None:
     async with Nodes() as ns:

@@ -1,0 +1,272 @@
+/*
+ * golemnet - the host interface: what a node offers the components it runs.
+ *
+ * Protocol, router, discovery and NAT components are given a gn_host
+ * instead of a node: through it they open streams to peers by peer ID,
+ * register protocol handlers, read and write the peer store, subscribe to
+ * connection and identify events, read the local identity and addresses,
+ * ask the routers, and reach the loop for timers. libp2p's Host is the
+ * model. A component never includes node internals, and the node never
+ * names a component: they meet here and in the ops tables.
+ *
+ * Thread context: every function runs on the host's loop thread (the
+ * thread that runs the component's ops) unless it says otherwise.
+ * Callbacks run on the loop thread and never from inside the call that
+ * registered or started them.
+ *
+ * Operation handles: functions that complete asynchronously hand out a
+ * gn_host_op (optional out-pointer). gn_host_op_cancel() makes the
+ * operation complete with GN_ECANCELED (deferred) unless it has already
+ * completed; the callback always runs exactly once, and the handle is
+ * invalid once it has run. Cancelling a dial closes its connection attempt.
+ *
+ * Spec: libp2p/specs connections/README.md (the host's role),
+ * docs/architecture.md "The host interface".
+ * Since: 0.2
+ */
+#ifndef GOLEMNET_HOST_H
+#define GOLEMNET_HOST_H
+
+#include "golemnet/identity.h"
+#include "golemnet/loop.h"
+#include "golemnet/multiaddr.h"
+#include "golemnet/stream.h"
+
+GN_BEGIN_DECLS
+
+typedef struct gn_host gn_host;
+typedef struct gn_host_op gn_host_op;
+typedef struct gn_host_sub gn_host_sub;
+/* A channel: one open logical connection to a peer (golemnet/node.h). */
+typedef struct gn_channel gn_channel;
+
+/* ---- identity, loop, addresses ---- */
+
+/** The loop the host runs on: for gn_timer_init() and gn_loop_defer(). Any thread. */
+GN_API gn_loop *gn_host_loop(gn_host *h);
+
+/** The host's identity (borrowed, lives as long as the host). Any thread. */
+GN_API const gn_identity *gn_host_identity(gn_host *h);
+
+/** The host's peer ID. Any thread. */
+GN_API void gn_host_peer_id(gn_host *h, gn_peer_id *out);
+
+/**
+ * Fills @out with up to @max of the addresses the host listens on (bound,
+ * port 0 resolved, without /p2p/), borrowed until the next listener change
+ * on the loop. Returns the count.
+ */
+GN_API size_t gn_host_listen_addrs(gn_host *h, const gn_multiaddr **out, size_t max);
+
+/**
+ * Records @addr as an address through which peers reach us (an identify
+ * observed address, a NAT mapping, a relay address). @addr is copied.
+ * At most GN_HOST_MAX_OBSERVED are kept; the oldest is dropped.
+ * Errors: GN_EINVAL (NULL), GN_ENOMEM.
+ */
+GN_API int gn_host_add_observed_addr(gn_host *h, const gn_multiaddr *addr);
+/** Most observed addresses a host keeps. */
+#define GN_HOST_MAX_OBSERVED 8u
+/** Fills @out with up to @max observed addresses (borrowed as above). Returns the count. */
+GN_API size_t gn_host_observed_addrs(gn_host *h, const gn_multiaddr **out, size_t max);
+
+/* ---- protocol handlers ---- */
+
+/**
+ * A negotiated inbound stream for a registered protocol id. The callee owns
+ * @s (it must gn_stream_close() or reset it); @ch is borrowed for the call
+ * (gn_channel_hold() keeps it); @protocol_id is valid during the call.
+ */
+typedef void (*gn_host_stream_cb)(void *arg, gn_channel *ch, gn_stream *s,
+                                  const char *protocol_id);
+
+/**
+ * Answers inbound streams for @protocol_id (NUL-terminated, shorter than
+ * GN_PROTOCOL_ID_MAX) with @cb. The id is announced by identify.
+ * Errors: GN_EINVAL (bad id or NULL @cb), GN_EEXIST (already handled),
+ * GN_ELIMIT (the node's handler table is full, 64 entries).
+ */
+GN_API int gn_host_set_handler(gn_host *h, const char *protocol_id, gn_host_stream_cb cb,
+                               void *arg);
+
+/** Stops answering @protocol_id. Errors: GN_ENOTFOUND (not handled). */
+GN_API int gn_host_remove_handler(gn_host *h, const char *protocol_id);
+
+/** Fills @ids with up to @max protocol ids the host answers (borrowed). Returns the count. */
+GN_API size_t gn_host_protocols(gn_host *h, const char **ids, size_t max);
+
+/* ---- connections and streams ---- */
+
+/**
+ * Dial or connect completion: @status 0 with @ch borrowed for the call, or
+ * the dial's error (GN_ENOROUTE, GN_ECONNREFUSED, GN_ETIMEDOUT, GN_EPEERID,
+ * GN_ENEGOTIATION, GN_ELIMIT, ...), GN_ECANCELED (cancelled, or the node is
+ * closing); @ch NULL.
+ */
+typedef void (*gn_host_connect_cb)(void *arg, int status, gn_channel *ch);
+
+/**
+ * Connects to @addr (a multiaddr with or without /p2p/<id>, or a bare
+ * /p2p/<id>: then the peer store and the routers supply the addresses),
+ * reusing an open channel to the same peer. @addr is copied.
+ * *@op (may be NULL) receives a handle for gn_host_op_cancel().
+ * Errors (then @cb never runs): GN_EINVAL, GN_ENOMEM, GN_ECLOSED.
+ */
+GN_API int gn_host_connect(gn_host *h, const gn_multiaddr *addr, gn_host_connect_cb cb,
+                           void *arg, gn_host_op **op);
+
+/**
+ * Stream open completion: @status 0 with @s owned by the callee (the
+ * protocol is negotiated) and @ch borrowed, or an error: a connect error as
+ * above, GN_ENEGOTIATION (the peer does not speak @protocol_id),
+ * GN_ECANCELED.
+ */
+typedef void (*gn_host_stream_open_cb)(void *arg, int status, gn_channel *ch, gn_stream *s);
+
+/**
+ * Opens a stream for @protocol_id to @peer: an open channel is used when
+ * there is one; otherwise the peer's addresses in the peer store, then the
+ * routers' answer, are dialled. *@op (may be NULL) receives a handle.
+ * Errors (then @cb never runs): GN_EINVAL (bad id or peer, or our own
+ * peer ID), GN_ENOMEM, GN_ECLOSED.
+ */
+GN_API int gn_host_new_stream(gn_host *h, const gn_peer_id *peer, const char *protocol_id,
+                              gn_host_stream_open_cb cb, void *arg, gn_host_op **op);
+
+/**
+ * Cancels @op: its callback runs with GN_ECANCELED on a later loop
+ * iteration, unless it has run already (then this call must not be made:
+ * the handle is invalid after the callback).
+ */
+GN_API void gn_host_op_cancel(gn_host_op *op);
+
+/* ---- routing ---- */
+
+/**
+ * find_peer result: @status 0 with @naddrs addresses (borrowed for the
+ * call), or GN_ENOROUTE (no router knows the peer), GN_ETIMEDOUT,
+ * GN_ECANCELED.
+ */
+typedef void (*gn_host_peer_cb)(void *arg, int status, const gn_peer_id *peer,
+                                gn_multiaddr *const *addrs, size_t naddrs);
+
+/**
+ * Asks the node's routers, in configured order, for @peer's addresses; the
+ * first answer with addresses wins and is also added to the peer store
+ * (source GN_ADDR_SRC_ROUTER). Errors (then @cb never runs): GN_EINVAL,
+ * GN_ENOMEM, GN_ECLOSED.
+ */
+GN_API int gn_host_find_peer(gn_host *h, const gn_peer_id *peer, gn_host_peer_cb cb, void *arg,
+                             gn_host_op **op);
+
+/* ---- peer store ---- */
+
+/** Where an address of a peer came from. */
+typedef enum gn_addr_source {
+    GN_ADDR_SRC_MANUAL = 0,    /* the application or configuration */
+    GN_ADDR_SRC_DIAL = 1,      /* a successful outbound connection */
+    GN_ADDR_SRC_IDENTIFY = 2,  /* the peer's identify listen addresses */
+    GN_ADDR_SRC_DISCOVERY = 3, /* a discovery component */
+    GN_ADDR_SRC_ROUTER = 4     /* a router's answer */
+} gn_addr_source;
+
+/** An address TTL that never expires. */
+#define GN_ADDR_TTL_PERMANENT GN_TIME_INFINITY
+
+/**
+ * Adds @naddrs addresses of @peer (without or with a matching /p2p/ part),
+ * valid for @ttl (ns; GN_ADDR_TTL_PERMANENT) from now; an address already
+ * known gets the longer of the two TTLs and the new source. The store is
+ * bounded (4096 peers, 16 addresses each: the oldest goes).
+ * Errors: GN_EINVAL (NULL, or a /p2p/ part naming another peer),
+ * GN_ETOOBIG (an address longer than the store keeps), GN_ENOMEM.
+ */
+GN_API int gn_host_peer_add_addrs(gn_host *h, const gn_peer_id *peer,
+                                  const gn_multiaddr *const *addrs, size_t naddrs, gn_time ttl,
+                                  gn_addr_source src);
+
+/**
+ * Copies up to @max unexpired addresses of @peer into @out, newest first;
+ * each is a new multiaddr the caller frees with gn_multiaddr_free().
+ * @src (may be NULL) receives each one's source. Returns the count (0 for
+ * an unknown peer) or GN_ENOMEM.
+ */
+GN_API int gn_host_peer_addrs(gn_host *h, const gn_peer_id *peer, gn_multiaddr **out,
+                              gn_addr_source *src, size_t max);
+
+/** Replaces @peer's protocol list (@n ids, copied). Errors: GN_EINVAL, GN_ENOMEM. */
+GN_API int gn_host_peer_set_protocols(gn_host *h, const gn_peer_id *peer,
+                                      const char *const *protocols, size_t n);
+
+/** True when @peer announced @protocol_id (identify). */
+GN_API bool gn_host_peer_supports(gn_host *h, const gn_peer_id *peer, const char *protocol_id);
+
+/** Records @peer's Ed25519 public key. Errors: GN_EINVAL, GN_ENOMEM. */
+GN_API int gn_host_peer_set_pubkey(gn_host *h, const gn_peer_id *peer,
+                                   const uint8_t pub[GN_ED25519_PUBLICKEYBYTES]);
+
+/** Records @peer's agent version (NUL-terminated, truncated to 255 bytes). */
+GN_API int gn_host_peer_set_agent(gn_host *h, const gn_peer_id *peer, const char *agent);
+
+/** Records a round-trip time to @peer (ns); the store keeps a moving average. */
+GN_API int gn_host_peer_record_latency(gn_host *h, const gn_peer_id *peer, gn_time rtt);
+
+/** @peer's latency average (ns), or 0 when none was recorded. */
+GN_API gn_time gn_host_peer_latency(gn_host *h, const gn_peer_id *peer);
+
+/* ---- events ---- */
+
+typedef enum gn_host_event_type {
+    GN_HOST_EV_CONNECTED = 0x1,    /* a channel opened: ch, peer */
+    GN_HOST_EV_DISCONNECTED = 0x2, /* a channel closed: ch, peer, status (why) */
+    GN_HOST_EV_IDENTIFIED = 0x4,   /* identify finished: ch, peer; peer store updated */
+    GN_HOST_EV_PEER_FOUND = 0x8,   /* discovery reported a peer: peer (ch NULL) */
+    GN_HOST_EV_LISTEN_ADDRS = 0x10 /* listen or observed addresses changed (ch, peer NULL) */
+} gn_host_event_type;
+
+/** One host event; every pointer is borrowed for the callback. */
+typedef struct gn_host_event {
+    gn_host_event_type type;
+    gn_channel *ch;
+    const gn_peer_id *peer;
+    int status;
+} gn_host_event;
+
+/**
+ * A host event (loop thread). The callback may call any host function; it
+ * must not free @arg's subscription's owner before returning unless it
+ * unsubscribes first.
+ */
+typedef void (*gn_host_event_cb)(void *arg, const gn_host_event *ev);
+
+/**
+ * Subscribes @cb to the events in @mask (gn_host_event_type bits).
+ * *@out receives the subscription for gn_host_unsubscribe().
+ * Errors: GN_EINVAL (NULL or empty mask), GN_ENOMEM.
+ */
+GN_API int gn_host_subscribe(gn_host *h, uint32_t mask, gn_host_event_cb cb, void *arg,
+                             gn_host_sub **out);
+
+/** Ends a subscription; @cb is not called after it returns. NULL is a no-op. */
+GN_API void gn_host_unsubscribe(gn_host_sub *sub);
+
+/**
+ * Publishes @ev to subscribers (components report GN_HOST_EV_IDENTIFIED
+ * and GN_HOST_EV_PEER_FOUND this way).
+ */
+GN_API void gn_host_publish(gn_host *h, const gn_host_event *ev);
+
+/* ---- component options ---- */
+
+/**
+ * The @idx-th value of option @key for the component named @component
+ * (from the node's `options`, entries "component.key=value"; @component is
+ * the component's short name, e.g. "static", "bootstrap"). Borrowed for the
+ * host's life. NULL when there is no such value.
+ */
+GN_API const char *gn_host_option(gn_host *h, const char *component, const char *key,
+                                  size_t idx);
+
+GN_END_DECLS
+
+#endif /* GOLEMNET_HOST_H */

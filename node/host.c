@@ -1,0 +1,1093 @@
+/*
+ * The host interface (include/golemnet/host.h) as the node implements it,
+ * and the node's hosted components: protocol, router, discovery and NAT
+ * instances created from the configuration, started with the node and
+ * stopped when it closes.
+ *
+ * Operations (gn_host_op) run in stages: an optional router lookup (FIND),
+ * a dial through the upgrade pipeline (DIAL), a stream open (OPEN). Each
+ * stage in flight counts in op->pending; the user's callback runs once
+ * (op->delivered); the op is freed when both are settled. A cancelled op
+ * delivers GN_ECANCELED on a later loop turn and lets its stage in flight
+ * finish on its own (a dial that only this op waits for is closed).
+ *
+ * Loop thread only, except the accessors documented "any thread".
+ */
+#include "node_int.h"
+
+#include "golemnet/discovery.h"
+#include "golemnet/nat.h"
+#include "golemnet/protocol.h"
+#include "golemnet/router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define HOST_LOG "host"
+
+/* How long addresses from a router or discovery stay in the peer store
+ * unless the component says otherwise. */
+#define HOST_ROUTER_ADDR_TTL (60 * 60 * GN_S)
+/* NAT mapping lifetime asked of the gateway. */
+#define HOST_NAT_LIFETIME (60 * 60 * GN_S)
+
+typedef enum op_kind {
+    OP_FIND = 0,   /* gn_host_find_peer */
+    OP_CONNECT,    /* gn_host_connect */
+    OP_STREAM,     /* gn_host_new_stream */
+    OP_ROUTE_DIAL  /* a node dial to a bare /p2p/<id> that needs the routers */
+} op_kind;
+
+struct gn_host_op {
+    gni_list link;             /* n->host_ops */
+    gn_node *n;
+    op_kind kind;
+    uint32_t pending;          /* stages in flight */
+    bool delivered;            /* the user callback ran or is scheduled */
+    bool canceled;
+    gn_peer_id peer;
+    bool has_peer;
+    gn_multiaddr *ma;          /* CONNECT, STREAM, ROUTE_DIAL: what to dial */
+    char proto[GN_PROTOCOL_ID_MAX];
+    /* FIND stage */
+    size_t router_idx;
+    gn_router *router;         /* the router asked now */
+    void *query;
+    int find_err;
+    /* DIAL stage */
+    dial_req *r;               /* ROUTE_DIAL: the node's request; others: ours */
+    /* user */
+    gn_host_connect_cb connect_cb;
+    gn_host_stream_open_cb stream_cb;
+    gn_host_peer_cb peer_cb;
+    void *arg;
+};
+
+struct gn_host_sub {
+    gni_list link;             /* n->subs */
+    gn_node *n;
+    uint32_t mask;
+    gn_host_event_cb cb;
+    void *arg;
+    bool dead;
+};
+
+static inline gn_node *host_node(gn_host *h)
+{
+    return h->node;
+}
+
+/* ------------------------------------------------------------------------
+ * Identity, loop, addresses
+ */
+
+gn_host *gn_node_host(gn_node *n)
+{
+    return n ? &n->host : NULL;
+}
+
+gn_loop *gn_host_loop(gn_host *h)
+{
+    return host_node(h)->loop;
+}
+
+const gn_identity *gn_host_identity(gn_host *h)
+{
+    return host_node(h)->id;
+}
+
+void gn_host_peer_id(gn_host *h, gn_peer_id *out)
+{
+    *out = host_node(h)->self;
+}
+
+size_t gn_host_listen_addrs(gn_host *h, const gn_multiaddr **out, size_t max)
+{
+    return out ? gni_node_listen_addrs(host_node(h), out, max) : 0;
+}
+
+int gn_host_add_observed_addr(gn_host *h, const gn_multiaddr *addr)
+{
+    gn_node *n = host_node(h);
+    if (!addr) {
+        return GN_EINVAL;
+    }
+    for (size_t i = 0; i < n->nobserved; i++) {
+        if (gn_multiaddr_equal(n->observed[i], addr)) {
+            return 0;
+        }
+    }
+    gn_multiaddr *copy = NULL;
+    int rc = gn_multiaddr_dup(addr, &copy);
+    if (rc < 0) {
+        return rc;
+    }
+    if (n->nobserved == GN_HOST_MAX_OBSERVED) {
+        gn_multiaddr_free(n->observed[0]);
+        memmove(&n->observed[0], &n->observed[1], (GN_HOST_MAX_OBSERVED - 1) * sizeof copy);
+        n->nobserved--;
+    }
+    n->observed[n->nobserved++] = copy;
+    gni_host_emit(n, GN_HOST_EV_LISTEN_ADDRS, NULL, NULL, 0);
+    return 0;
+}
+
+size_t gn_host_observed_addrs(gn_host *h, const gn_multiaddr **out, size_t max)
+{
+    gn_node *n = host_node(h);
+    size_t k = 0;
+    for (size_t i = 0; out && i < n->nobserved && k < max; i++) {
+        out[k++] = n->observed[i];
+    }
+    return k;
+}
+
+/* ------------------------------------------------------------------------
+ * Handlers
+ */
+
+int gn_host_set_handler(gn_host *h, const char *protocol_id, gn_host_stream_cb cb, void *arg)
+{
+    if (!cb) {
+        return GN_EINVAL;
+    }
+    return gni_node_add_handler(host_node(h), protocol_id, cb, arg);
+}
+
+int gn_host_remove_handler(gn_host *h, const char *protocol_id)
+{
+    if (!protocol_id) {
+        return GN_EINVAL;
+    }
+    return gni_node_add_handler(host_node(h), protocol_id, NULL, NULL);
+}
+
+size_t gn_host_protocols(gn_host *h, const char **ids, size_t max)
+{
+    return ids ? gni_node_protocols(host_node(h), ids, max) : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Peer store
+ */
+
+static int addr_to_store(gn_node *n, const gn_peer_id *peer, const gn_multiaddr *ma,
+                         char *out, size_t out_len)
+{
+    gn_ma_component c;
+    gn_multiaddr *bare = NULL;
+    const gn_multiaddr *use = ma;
+    if (gn_multiaddr_find(ma, GN_MA_P2P, &c) >= 0) {
+        gn_peer_id named;
+        if (gn_peer_id_from_bytes(c.value, c.value_len, &named) < 0 ||
+            !gn_peer_id_equal(&named, peer)) {
+            return GN_EINVAL;
+        }
+        int rc = gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &bare);
+        if (rc < 0) {
+            return rc == GN_EPARSE ? GN_EINVAL : rc; /* nothing before /p2p/ */
+        }
+        use = bare;
+    }
+    int rc = gn_multiaddr_to_string(use, out, out_len);
+    gn_multiaddr_free(bare);
+    (void)n;
+    return rc == GN_ENOSPC ? GN_ETOOBIG : (rc < 0 ? rc : 0);
+}
+
+static gn_time ttl_expiry(gn_node *n, gn_time ttl)
+{
+    gn_time now = gn_loop_now(n->loop);
+    return (ttl == GN_TIME_INFINITY || ttl > GN_TIME_INFINITY - now) ? GN_TIME_INFINITY
+                                                                      : now + ttl;
+}
+
+int gn_host_peer_add_addrs(gn_host *h, const gn_peer_id *peer, const gn_multiaddr *const *addrs,
+                           size_t naddrs, gn_time ttl, gn_addr_source src)
+{
+    gn_node *n = host_node(h);
+    if (!peer || (naddrs > 0 && !addrs)) {
+        return GN_EINVAL;
+    }
+    gn_time expiry = ttl_expiry(n, ttl);
+    for (size_t i = 0; i < naddrs; i++) {
+        char text[GNI_PS_STR_MAX];
+        int rc = addrs[i] ? addr_to_store(n, peer, addrs[i], text, sizeof text) : GN_EINVAL;
+        if (rc == 0) {
+            rc = gni_peerstore_add_addr_ttl(n->ps, peer, text, expiry, (int)src);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int gn_host_peer_addrs(gn_host *h, const gn_peer_id *peer, gn_multiaddr **out,
+                       gn_addr_source *src, size_t max)
+{
+    gn_node *n = host_node(h);
+    const gni_peer_info *pi = peer ? gni_peerstore_get(n->ps, peer) : NULL;
+    if (!pi || !out) {
+        return 0;
+    }
+    gn_time now = gn_loop_now(n->loop);
+    size_t k = 0;
+    for (size_t i = pi->naddrs; i-- > 0 && k < max;) {
+        if (pi->addr_expiry[i] <= now) {
+            continue;
+        }
+        if (gn_multiaddr_parse(pi->addrs[i], &out[k]) < 0) {
+            continue; /* stored from a string we printed: cannot fail but for memory */
+        }
+        if (src) {
+            src[k] = (gn_addr_source)pi->addr_src[i];
+        }
+        k++;
+    }
+    return (int)k;
+}
+
+int gn_host_peer_set_protocols(gn_host *h, const gn_peer_id *peer, const char *const *protocols,
+                               size_t n)
+{
+    if (!peer || (n > 0 && !protocols)) {
+        return GN_EINVAL;
+    }
+    return gni_peerstore_set_protocols(host_node(h)->ps, peer, protocols, n);
+}
+
+bool gn_host_peer_supports(gn_host *h, const gn_peer_id *peer, const char *protocol_id)
+{
+    return peer && protocol_id && gni_peerstore_supports(host_node(h)->ps, peer, protocol_id);
+}
+
+int gn_host_peer_set_pubkey(gn_host *h, const gn_peer_id *peer,
+                            const uint8_t pub[GN_ED25519_PUBLICKEYBYTES])
+{
+    if (!peer || !pub) {
+        return GN_EINVAL;
+    }
+    return gni_peerstore_set_pubkey(host_node(h)->ps, peer, pub);
+}
+
+int gn_host_peer_set_agent(gn_host *h, const gn_peer_id *peer, const char *agent)
+{
+    if (!peer || !agent) {
+        return GN_EINVAL;
+    }
+    return gni_peerstore_set_identify(host_node(h)->ps, peer, NULL, agent);
+}
+
+int gn_host_peer_record_latency(gn_host *h, const gn_peer_id *peer, gn_time rtt)
+{
+    if (!peer) {
+        return GN_EINVAL;
+    }
+    return gni_peerstore_record_latency(host_node(h)->ps, peer, rtt);
+}
+
+gn_time gn_host_peer_latency(gn_host *h, const gn_peer_id *peer)
+{
+    const gni_peer_info *pi = peer ? gni_peerstore_get(host_node(h)->ps, peer) : NULL;
+    return pi ? pi->latency : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Events
+ */
+
+int gn_host_subscribe(gn_host *h, uint32_t mask, gn_host_event_cb cb, void *arg,
+                      gn_host_sub **out)
+{
+    gn_node *n = host_node(h);
+    if (!cb || mask == 0 || !out) {
+        return GN_EINVAL;
+    }
+    gn_host_sub *s = gn_calloc(1, sizeof *s);
+    if (!s) {
+        return GN_ENOMEM;
+    }
+    s->n = n;
+    s->mask = mask;
+    s->cb = cb;
+    s->arg = arg;
+    gni_list_add_tail(&n->subs, &s->link);
+    *out = s;
+    return 0;
+}
+
+static void subs_sweep(gn_node *n)
+{
+    for (gni_list *e = n->subs.next; e != &n->subs;) {
+        gni_list *next = e->next;
+        gn_host_sub *s = GNI_CONTAINER_OF(e, gn_host_sub, link);
+        if (s->dead) {
+            gni_list_del(&s->link);
+            gn_free(s);
+        }
+        e = next;
+    }
+}
+
+void gn_host_unsubscribe(gn_host_sub *sub)
+{
+    if (!sub) {
+        return;
+    }
+    gn_node *n = sub->n;
+    sub->dead = true;
+    if (n->sub_depth == 0) {
+        subs_sweep(n);
+    }
+}
+
+void gn_host_publish(gn_host *h, const gn_host_event *ev)
+{
+    gn_node *n = host_node(h);
+    if (!ev) {
+        return;
+    }
+    n->sub_depth++;
+    /* subscribers added during the walk see the next event, not this one */
+    gni_list *last = n->subs.prev;
+    for (gni_list *e = n->subs.next; e != &n->subs; e = e->next) {
+        gn_host_sub *s = GNI_CONTAINER_OF(e, gn_host_sub, link);
+        if (!s->dead && (s->mask & (uint32_t)ev->type)) {
+            s->cb(s->arg, ev);
+        }
+        if (e == last) {
+            break;
+        }
+    }
+    if (--n->sub_depth == 0) {
+        subs_sweep(n);
+    }
+}
+
+void gni_host_emit(gn_node *n, gn_host_event_type type, gn_channel *ch, const gn_peer_id *peer,
+                   int status)
+{
+    if (gni_list_empty(&n->subs)) {
+        return;
+    }
+    gn_host_event ev = {.type = type, .ch = ch, .peer = peer, .status = status};
+    gn_host_publish(&n->host, &ev);
+}
+
+/* ------------------------------------------------------------------------
+ * Options: "component.key=value"
+ */
+
+const char *gn_host_option(gn_host *h, const char *component, const char *key, size_t idx)
+{
+    gn_node *n = host_node(h);
+    if (!component || !key) {
+        return NULL;
+    }
+    size_t clen = strlen(component), klen = strlen(key);
+    for (size_t i = 0; i < n->cfg.n_options; i++) {
+        const char *o = n->cfg.options[i];
+        if (strncmp(o, component, clen) == 0 && o[clen] == '.' &&
+            strncmp(o + clen + 1, key, klen) == 0 && o[clen + 1 + klen] == '=') {
+            if (idx-- == 0) {
+                return o + clen + 1 + klen + 1;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Operations
+ */
+
+static gn_host_op *op_new(gn_node *n, op_kind kind)
+{
+    gn_host_op *op = gn_calloc(1, sizeof *op);
+    if (!op) {
+        return NULL;
+    }
+    op->n = n;
+    op->kind = kind;
+    gni_list_add_tail(&n->host_ops, &op->link);
+    return op;
+}
+
+static void op_settle(gn_host_op *op)
+{
+    if (op->pending > 0 || !op->delivered) {
+        return;
+    }
+    gn_node *n = op->n;
+    gni_list_del(&op->link);
+    gn_multiaddr_free(op->ma);
+    gn_free(op);
+    if (n->closing) {
+        gni_node_maybe_finish_close(n);
+    }
+}
+
+/* Ends a stage: the op may be finished. */
+static void op_stage_end(gn_host_op *op)
+{
+    op->pending--;
+    op_settle(op);
+}
+
+/* Runs the user callback with an error (not for ROUTE_DIAL). */
+static void op_deliver_error(gn_host_op *op, int status)
+{
+    op->delivered = true;
+    switch (op->kind) {
+    case OP_FIND:
+        op->peer_cb(op->arg, status, &op->peer, NULL, 0);
+        break;
+    case OP_CONNECT:
+        op->connect_cb(op->arg, status, NULL);
+        break;
+    case OP_STREAM:
+        op->stream_cb(op->arg, status, NULL, NULL);
+        break;
+    case OP_ROUTE_DIAL:
+        break;
+    }
+}
+
+static void op_dial_stage(gn_host_op *op);
+static bool peer_has_addr(gn_node *n, const gn_peer_id *peer);
+
+/* ---- FIND stage: the routers in order ---- */
+
+static void op_find_next(gn_host_op *op);
+
+static void op_find_done(gn_host_op *op, int status, gn_multiaddr *const *addrs, size_t naddrs)
+{
+    gn_node *n = op->n;
+    if (op->kind == OP_ROUTE_DIAL) {
+        dial_req *r = op->r;
+        op->r = NULL;
+        if (status == 0 && !peer_has_addr(n, &op->peer)) {
+            status = GN_ENOROUTE; /* the answer could not be kept: never ask again */
+        }
+        if (status < 0) {
+            gni_dial_req_complete(n, r, status, NULL);
+        } else {
+            gn_multiaddr *ma = op->ma;
+            op->ma = NULL;
+            gni_node_dial_run(n, ma, r);
+        }
+        op->delivered = true;
+        op_stage_end(op);
+        return;
+    }
+    if (op->canceled) {
+        op_stage_end(op);
+        return;
+    }
+    if (status < 0) {
+        op_deliver_error(op, status);
+        op_stage_end(op);
+        return;
+    }
+    if (op->kind == OP_FIND) {
+        op->delivered = true;
+        op->peer_cb(op->arg, 0, &op->peer, addrs, naddrs);
+        op_stage_end(op);
+        return;
+    }
+    /* CONNECT / STREAM: the peer store has addresses now */
+    op->pending--;
+    op_dial_stage(op);
+}
+
+static void op_found(void *arg, int status, const gn_peer_id *peer, gn_multiaddr *const *addrs,
+                     size_t naddrs)
+{
+    gn_host_op *op = arg;
+    gn_node *n = op->n;
+    (void)peer;
+    op->router = NULL;
+    op->query = NULL;
+    if (status == 0 && naddrs > 0 && addrs) {
+        int rc = gn_host_peer_add_addrs(&n->host, &op->peer, (const gn_multiaddr *const *)addrs,
+                                        naddrs, HOST_ROUTER_ADDR_TTL, GN_ADDR_SRC_ROUTER);
+        if (rc < 0) {
+            GN_LOG(GN_LOG_INFO, HOST_LOG, "a router's address for %s not kept: %s",
+                   gn_err_name(rc), gn_err_name(rc));
+        }
+        op_find_done(op, 0, addrs, naddrs);
+        return;
+    }
+    if (status < 0 && status != GN_ENOROUTE && status != GN_ENOTFOUND) {
+        op->find_err = status;
+    }
+    if (op->canceled || n->closing) {
+        op_find_done(op, GN_ECANCELED, NULL, 0);
+        return;
+    }
+    op_find_next(op);
+}
+
+static void op_find_next(gn_host_op *op)
+{
+    gn_node *n = op->n;
+    while (op->router_idx < n->nrouters) {
+        gn_router *r = n->routers[op->router_idx++];
+        op->router = r;
+        op->query = NULL;
+        int rc = gn_router_find_peer(r, &op->peer, op_found, op, &op->query);
+        if (rc == 0) {
+            return;
+        }
+        op->router = NULL;
+        if (rc != GN_ENOROUTE && rc != GN_ENOTFOUND) {
+            op->find_err = rc;
+        }
+    }
+    op_find_done(op, op->find_err < 0 ? op->find_err : GN_ENOROUTE, NULL, 0);
+}
+
+static void op_find_start(gn_host_op *op)
+{
+    op->router_idx = 0;
+    op->find_err = 0;
+    op->pending++;
+    op_find_next(op);
+}
+
+/* ---- DIAL and OPEN stages ---- */
+
+static void op_opened(gn_channel *ch, void *arg, int status, gn_stream *s)
+{
+    gn_host_op *op = arg;
+    if (op->canceled) {
+        if (status == 0 && s) {
+            gn_stream_reset(s, NULL, NULL);
+        }
+    } else if (status < 0) {
+        op_deliver_error(op, status);
+    } else {
+        op->delivered = true;
+        op->stream_cb(op->arg, 0, ch, s);
+    }
+    op_stage_end(op);
+}
+
+static void op_dialed(gn_node *n, dial_req *r, int status, gn_channel *ch)
+{
+    gn_host_op *op = r->internal_arg;
+    (void)n;
+    op->r = NULL; /* freed by gni_dial_req_complete after this returns */
+    if (op->canceled) {
+        op_stage_end(op);
+        return;
+    }
+    if (status < 0) {
+        op_deliver_error(op, status);
+        op_stage_end(op);
+        return;
+    }
+    if (op->kind == OP_CONNECT) {
+        op->delivered = true;
+        op->connect_cb(op->arg, 0, ch);
+        op_stage_end(op);
+        return;
+    }
+    /* OP_STREAM: the stage goes on as the open */
+    gni_channel_open_internal(ch, op->proto, op_opened, op);
+}
+
+/* True when the peer store holds a live address of @peer. */
+static bool peer_has_addr(gn_node *n, const gn_peer_id *peer)
+{
+    const gni_peer_info *pi = gni_peerstore_get(n->ps, peer);
+    gn_time now = gn_loop_now(n->loop);
+    for (size_t i = 0; pi && i < pi->naddrs; i++) {
+        if (pi->addr_expiry[i] > now) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void op_dial_stage(gn_host_op *op)
+{
+    gn_node *n = op->n;
+    op->pending++;
+    if (n->closing) {
+        op_deliver_error(op, GN_ECANCELED);
+        op_stage_end(op);
+        return;
+    }
+    bool bare = op->has_peer && gn_multiaddr_count(op->ma) == 1;
+    if (bare && !gni_node_find_open(n, &op->peer) && !peer_has_addr(n, &op->peer)) {
+        if (op->router_idx > 0 || n->nrouters == 0) {
+            op_deliver_error(op, GN_ENOROUTE); /* asked already, or nobody to ask */
+            op_stage_end(op);
+            return;
+        }
+        op->pending--;
+        op_find_start(op); /* nothing known yet: ask the routers first */
+        return;
+    }
+    dial_req *r = gn_calloc(1, sizeof *r);
+    gn_multiaddr *ma = NULL;
+    int rc = r ? gn_multiaddr_dup(op->ma, &ma) : GN_ENOMEM;
+    if (rc < 0) {
+        gn_free(r);
+        op_deliver_error(op, rc);
+        op_stage_end(op);
+        return;
+    }
+    gni_list_init(&r->link);
+    r->internal = op_dialed;
+    r->internal_arg = op;
+    op->r = r;
+    gni_node_dial_run(n, ma, r);
+}
+
+static void op_start(gn_loop *loop, void *arg)
+{
+    gn_host_op *op = arg;
+    (void)loop;
+    op->pending--; /* the deferral */
+    if (op->canceled) {
+        op_settle(op);
+        return;
+    }
+    if (op->kind == OP_FIND) {
+        if (op->n->closing) {
+            op_deliver_error(op, GN_ECANCELED);
+            op_settle(op);
+            return;
+        }
+        op_find_start(op);
+        return;
+    }
+    op_dial_stage(op);
+}
+
+static int op_launch(gn_host_op *op, gn_host_op **out)
+{
+    op->pending++;
+    int rc = gn_loop_defer(op->n->loop, op_start, op);
+    if (rc < 0) {
+        gni_list_del(&op->link);
+        gn_multiaddr_free(op->ma);
+        gn_free(op);
+        return rc;
+    }
+    if (out) {
+        *out = op;
+    }
+    return 0;
+}
+
+static void op_cancel_deliver(gn_loop *loop, void *arg)
+{
+    gn_host_op *op = arg;
+    (void)loop;
+    op_deliver_error(op, GN_ECANCELED);
+    op_stage_end(op);
+}
+
+void gn_host_op_cancel(gn_host_op *op)
+{
+    if (!op || op->delivered || op->canceled || op->kind == OP_ROUTE_DIAL) {
+        return;
+    }
+    gn_node *n = op->n;
+    op->canceled = true;
+    op->pending++;
+    if (gn_loop_defer(n->loop, op_cancel_deliver, op) < 0) {
+        op->pending--;
+        op_deliver_error(op, GN_ECANCELED); /* cannot defer: no memory; deliver now */
+    }
+    op->delivered = true;
+    if (op->router && op->query) {
+        gn_router_cancel(op->router, op->query);
+    }
+    if (op->r && op->r->ch) {
+        /* a dial attempt that only this op waits for ends now */
+        gn_channel *ch = op->r->ch;
+        if (ch->phase < PH_OPEN && ch->waiters.next == &op->r->link &&
+            op->r->link.next == &ch->waiters) {
+            gni_channel_begin_close(ch, GN_ECANCELED);
+        }
+    }
+}
+
+/* Parses the multiaddr's /p2p/ part into op->peer. */
+static int op_set_target(gn_host_op *op, const gn_multiaddr *addr)
+{
+    gn_ma_component c;
+    if (gn_multiaddr_find(addr, GN_MA_P2P, &c) >= 0) {
+        if (gn_peer_id_from_bytes(c.value, c.value_len, &op->peer) < 0) {
+            return GN_EINVAL;
+        }
+        op->has_peer = true;
+    }
+    return gn_multiaddr_dup(addr, &op->ma);
+}
+
+int gn_host_connect(gn_host *h, const gn_multiaddr *addr, gn_host_connect_cb cb, void *arg,
+                    gn_host_op **out)
+{
+    gn_node *n = host_node(h);
+    if (!addr || !cb) {
+        return GN_EINVAL;
+    }
+    if (n->closing) {
+        return GN_ECLOSED;
+    }
+    gn_host_op *op = op_new(n, OP_CONNECT);
+    if (!op) {
+        return GN_ENOMEM;
+    }
+    op->connect_cb = cb;
+    op->arg = arg;
+    int rc = op_set_target(op, addr);
+    if (rc < 0) {
+        gni_list_del(&op->link);
+        gn_free(op);
+        return rc;
+    }
+    return op_launch(op, out);
+}
+
+int gn_host_new_stream(gn_host *h, const gn_peer_id *peer, const char *protocol_id,
+                       gn_host_stream_open_cb cb, void *arg, gn_host_op **out)
+{
+    gn_node *n = host_node(h);
+    size_t plen = protocol_id ? strlen(protocol_id) : 0;
+    if (!peer || !cb || plen == 0 || plen >= GN_PROTOCOL_ID_MAX ||
+        gn_peer_id_equal(peer, &n->self)) {
+        return GN_EINVAL;
+    }
+    if (n->closing) {
+        return GN_ECLOSED;
+    }
+    char pid[GN_PEER_ID_MAX_STRLEN];
+    if (gn_peer_id_to_string(peer, pid, sizeof pid) < 0) {
+        return GN_EINVAL;
+    }
+    gn_host_op *op = op_new(n, OP_STREAM);
+    if (!op) {
+        return GN_ENOMEM;
+    }
+    op->stream_cb = cb;
+    op->arg = arg;
+    op->peer = *peer;
+    op->has_peer = true;
+    memcpy(op->proto, protocol_id, plen + 1);
+    char text[GN_PEER_ID_MAX_STRLEN + 8];
+    snprintf(text, sizeof text, "/p2p/%s", pid);
+    int rc = gn_multiaddr_parse(text, &op->ma);
+    if (rc < 0) {
+        gni_list_del(&op->link);
+        gn_free(op);
+        return rc == GN_ENOMEM ? rc : GN_EINVAL;
+    }
+    return op_launch(op, out);
+}
+
+int gn_host_find_peer(gn_host *h, const gn_peer_id *peer, gn_host_peer_cb cb, void *arg,
+                      gn_host_op **out)
+{
+    gn_node *n = host_node(h);
+    if (!peer || !cb) {
+        return GN_EINVAL;
+    }
+    if (n->closing) {
+        return GN_ECLOSED;
+    }
+    gn_host_op *op = op_new(n, OP_FIND);
+    if (!op) {
+        return GN_ENOMEM;
+    }
+    op->peer_cb = cb;
+    op->arg = arg;
+    op->peer = *peer;
+    op->has_peer = true;
+    return op_launch(op, out);
+}
+
+int gni_host_route_dial(gn_node *n, gn_multiaddr *ma, const gn_peer_id *peer, dial_req *r)
+{
+    if (n->nrouters == 0) {
+        return GN_ENOROUTE;
+    }
+    gn_host_op *op = op_new(n, OP_ROUTE_DIAL);
+    if (!op) {
+        return GN_ENOMEM;
+    }
+    op->peer = *peer;
+    op->has_peer = true;
+    op->ma = ma;
+    op->r = r;
+    op_find_start(op);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Hosted components
+ */
+
+static void proto_on_stream(void *arg, gn_channel *ch, gn_stream *s, const char *protocol_id)
+{
+    gn_protocol *p = arg;
+    gn_protocol_stream_info info = {
+        .protocol_id = protocol_id,
+        .remote_peer = ch->info.remote_peer,
+        .channel = ch,
+    };
+    p->ops->on_stream(p, s, &info);
+}
+
+static void disc_found(void *arg, const gn_peer_id *peer, gn_multiaddr *const *addrs,
+                       size_t naddrs, gn_time ttl)
+{
+    gn_discovery *d = arg;
+    gn_node *n = host_node(d->host);
+    if (!peer || gn_peer_id_equal(peer, &n->self)) {
+        return;
+    }
+    int rc = gn_host_peer_add_addrs(&n->host, peer, (const gn_multiaddr *const *)addrs, naddrs,
+                                    ttl ? ttl : HOST_ROUTER_ADDR_TTL, GN_ADDR_SRC_DISCOVERY);
+    if (rc < 0) {
+        char pid[GN_PEER_ID_MAX_STRLEN];
+        gn_peer_id_to_string(peer, pid, sizeof pid);
+        GN_LOG(GN_LOG_INFO, HOST_LOG, "%s: addresses of %s not kept: %s", d->ops->name, pid,
+               gn_err_name(rc));
+    }
+    gni_host_emit(n, GN_HOST_EV_PEER_FOUND, NULL, peer, 0);
+}
+
+/* Creates the instances of one hosted kind; @list "" means none. */
+#define MAKE_HOSTED(kind, KIND, arr, cnt, list)                                               \
+    do {                                                                                     \
+        size_t k_ = (list && !list[0]) ? 0 : gn_stack_count(n->stack, KIND);                 \
+        n->arr = gn_calloc(k_ + 1, sizeof *n->arr);                                          \
+        if (!n->arr) {                                                                       \
+            return GN_ENOMEM;                                                                \
+        }                                                                                    \
+        for (size_t i_ = 0; i_ < k_; i_++) {                                                 \
+            const gn_layer_ops *o_ = gn_stack_get(n->stack, KIND, i_);                       \
+            int rc_ = gn_##kind##_new((const gn_##kind##_ops *)o_, &n->host, n->loop,        \
+                                      &n->arr[n->cnt]);                                      \
+            if (rc_ < 0) {                                                                   \
+                GN_LOG(GN_LOG_ERR, HOST_LOG, "%s component %s: %s", #kind, o_->name,         \
+                       gn_err_name(rc_));                                                    \
+                return rc_;                                                                  \
+            }                                                                                \
+            n->cnt++;                                                                        \
+        }                                                                                    \
+    } while (0)
+
+int gni_host_make_components(gn_node *n)
+{
+    MAKE_HOSTED(protocol, GN_LAYER_PROTOCOL, protos, nprotos, n->s_protocols);
+    MAKE_HOSTED(router, GN_LAYER_ROUTER, routers, nrouters, n->s_routers);
+    MAKE_HOSTED(discovery, GN_LAYER_DISCOVERY, discs, ndiscs, n->s_discovery);
+    MAKE_HOSTED(nat, GN_LAYER_NAT, nats, nnats, n->s_nat);
+    return 0;
+}
+
+void gni_host_free_components(gn_node *n)
+{
+    for (size_t i = 0; n->protos && i < n->nprotos; i++) {
+        gn_protocol_free(n->protos[i]);
+    }
+    for (size_t i = 0; n->routers && i < n->nrouters; i++) {
+        gn_router_free(n->routers[i]);
+    }
+    for (size_t i = 0; n->discs && i < n->ndiscs; i++) {
+        gn_discovery_free(n->discs[i]);
+    }
+    for (size_t i = 0; n->nats && i < n->nnats; i++) {
+        gn_nat_free(n->nats[i]);
+    }
+    gn_free(n->protos);
+    gn_free(n->routers);
+    gn_free(n->discs);
+    gn_free(n->nats);
+    n->protos = NULL;
+    n->routers = NULL;
+    n->discs = NULL;
+    n->nats = NULL;
+    n->nprotos = n->nrouters = n->ndiscs = n->nnats = 0;
+}
+
+/* Reports which component failed to start. */
+static int start_failed(gn_node *n, gn_layer_kind kind, const char *name, int rc)
+{
+    GN_LOG(GN_LOG_ERR, HOST_LOG, "%s %s did not start: %s", gn_layer_kind_name(kind), name,
+           gn_err_name(rc));
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_START_FAILED);
+    ev.status = rc;
+    ev.peer = n->self;
+    snprintf(ev.protocol, sizeof ev.protocol, "%s %s", gn_layer_kind_name(kind), name);
+    gni_node_push_event(n, &ev);
+    return rc;
+}
+
+int gni_host_start_components(gn_node *n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n->nprotos && rc == 0; i++) {
+        gn_protocol *p = n->protos[i];
+        rc = gni_node_add_handler(n, p->ops->name, proto_on_stream, p);
+        if (rc == 0 && p->ops->start) {
+            rc = p->ops->start(p);
+        }
+        if (rc < 0) {
+            start_failed(n, GN_LAYER_PROTOCOL, p->ops->name, rc);
+        }
+    }
+    for (size_t i = 0; i < n->nnats && rc == 0; i++) {
+        if ((rc = gn_nat_start(n->nats[i])) < 0) {
+            start_failed(n, GN_LAYER_NAT, n->nats[i]->ops->name, rc);
+        }
+    }
+    for (size_t i = 0; i < n->nrouters && rc == 0; i++) {
+        if ((rc = gn_router_start(n->routers[i])) < 0) {
+            start_failed(n, GN_LAYER_ROUTER, n->routers[i]->ops->name, rc);
+        }
+    }
+    for (size_t i = 0; i < n->ndiscs && rc == 0; i++) {
+        if ((rc = gn_discovery_start(n->discs[i], disc_found, n->discs[i])) < 0) {
+            start_failed(n, GN_LAYER_DISCOVERY, n->discs[i]->ops->name, rc);
+        }
+    }
+    n->components_started = true;
+    return rc;
+}
+
+void gni_host_stop_components(gn_node *n)
+{
+    if (!n->components_started) {
+        return;
+    }
+    n->components_started = false;
+    for (size_t i = 0; i < n->ndiscs; i++) {
+        gn_discovery_stop(n->discs[i]);
+    }
+    for (size_t i = 0; i < n->nprotos; i++) {
+        if (n->protos[i]->ops->stop) {
+            n->protos[i]->ops->stop(n->protos[i]);
+        }
+    }
+    for (size_t i = 0; i < n->nrouters; i++) {
+        gn_router_stop(n->routers[i]);
+    }
+    for (size_t i = 0; i < n->nnats; i++) {
+        gn_nat_stop(n->nats[i]);
+    }
+    /* what users still wait for ends now */
+    for (gni_list *e = n->host_ops.next; e != &n->host_ops;) {
+        gni_list *next = e->next;
+        gn_host_op *op = GNI_CONTAINER_OF(e, gn_host_op, link);
+        if (!op->delivered && !op->canceled) {
+            gn_host_op_cancel(op);
+        }
+        e = next;
+    }
+}
+
+bool gni_host_idle(gn_node *n)
+{
+    return gni_list_empty(&n->host_ops);
+}
+
+/* ---- NAT: map listen addresses that are not loopback ---- */
+
+typedef struct nat_map_ctx {
+    gn_node *n;
+    size_t idx;
+    gn_multiaddr *internal;
+} nat_map_ctx;
+
+static void nat_try(nat_map_ctx *c);
+
+static void nat_mapped(void *arg, int status, const gn_multiaddr *external)
+{
+    nat_map_ctx *c = arg;
+    gn_node *n = c->n;
+    if (status == 0 && external) {
+        char text[GN_NODE_ADDR_MAX];
+        if (gn_multiaddr_to_string(external, text, sizeof text) > 0) {
+            GN_LOG(GN_LOG_INFO, HOST_LOG, "%s mapped to %s", n->nats[c->idx - 1]->ops->name,
+                   text);
+        }
+        gn_host_add_observed_addr(&n->host, external);
+    } else if (status != GN_ECANCELED && !n->closing) {
+        nat_try(c);
+        return;
+    }
+    n->nat_pending--;
+    gn_multiaddr_free(c->internal);
+    gn_free(c);
+    gni_node_maybe_finish_close(n);
+}
+
+static void nat_try(nat_map_ctx *c)
+{
+    gn_node *n = c->n;
+    while (c->idx < n->nnats) {
+        gn_nat *nat = n->nats[c->idx++];
+        if (gn_nat_map(nat, c->internal, HOST_NAT_LIFETIME, nat_mapped, c) == 0) {
+            return;
+        }
+    }
+    n->nat_pending--;
+    gn_multiaddr_free(c->internal);
+    gn_free(c);
+}
+
+static bool addr_is_mappable(const gn_multiaddr *ma)
+{
+    gn_ma_component c;
+    if (gn_multiaddr_component(ma, 0, &c) < 0) {
+        return false;
+    }
+    if (c.code == GN_MA_IP4) {
+        return c.value_len == 4 && c.value[0] != 127;
+    }
+    if (c.code == GN_MA_IP6) {
+        static const uint8_t loop6[16] = {[15] = 1};
+        return c.value_len == 16 && memcmp(c.value, loop6, 16) != 0;
+    }
+    return false;
+}
+
+void gni_host_on_listen(gn_node *n, const gn_multiaddr *bound)
+{
+    gni_host_emit(n, GN_HOST_EV_LISTEN_ADDRS, NULL, NULL, 0);
+    if (n->nnats == 0 || !addr_is_mappable(bound)) {
+        return;
+    }
+    nat_map_ctx *c = gn_calloc(1, sizeof *c);
+    if (!c || gn_multiaddr_dup(bound, &c->internal) < 0) {
+        gn_free(c);
+        return;
+    }
+    c->n = n;
+    n->nat_pending++;
+    nat_try(c);
+}
+
+void gni_host_fini(gn_node *n)
+{
+    for (gni_list *e = n->subs.next; e != &n->subs;) {
+        gni_list *next = e->next;
+        gn_free(GNI_CONTAINER_OF(e, gn_host_sub, link));
+        e = next;
+    }
+    gni_list_init(&n->subs);
+    for (size_t i = 0; i < n->nobserved; i++) {
+        gn_multiaddr_free(n->observed[i]);
+    }
+    n->nobserved = 0;
+}

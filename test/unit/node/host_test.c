@@ -1,0 +1,808 @@
+/*
+ * Host interface and hosted components, through the public headers only
+ * (golemnet/golemnet.h): a user-written protocol, router and discovery
+ * component registered in an application registry and run by nodes; dials
+ * by bare peer ID through the built-in `static` router and `bootstrap`
+ * discovery over TCP on loopback; the clear error without a route; host
+ * operation cancellation. Nodes share one loop driven by the test thread;
+ * every loop is bounded by a guard timer; every node is closed and freed.
+ */
+#include "golemnet/golemnet.h"
+
+#include "gn_test.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+static gn_loop *loop;
+
+static bool guard_fired;
+static void guard(gn_timer *t, void *arg) { (void)t, (void)arg; guard_fired = true; }
+
+/* Runs the loop until pred(arg) or @ms elapsed. */
+static bool run_until(bool (*pred)(void *), void *arg, gn_time ms)
+{
+    gn_timer g;
+    gn_timer_init(loop, &g);
+    guard_fired = false;
+    gn_timer_start(&g, ms * GN_MS, guard, NULL);
+    for (int i = 0; i < 1000000 && !guard_fired && !pred(arg); i++) {
+        gn_loop_run(loop, GN_RUN_ONCE);
+    }
+    gn_timer_stop(&g);
+    return pred(arg);
+}
+
+static bool never(void *arg) { (void)arg; return false; }
+
+typedef struct tnode {
+    gn_node *n;
+    gn_identity *id;
+    gn_peer_id pid;
+    char pid_str[GN_PEER_ID_MAX_STRLEN];
+    char addr[GN_NODE_ADDR_MAX]; /* listening address with /p2p/ */
+    int closed;
+    bool saw_open;               /* a CHANNEL_OPENED event was popped */
+} tnode;
+
+typedef struct nopts {
+    const gn_registry *registry;
+    const char *routers, *discovery, *protocol_components;
+    const char *const *options;
+    size_t n_options;
+    bool listen;
+} nopts;
+
+static bool got_listen(void *arg)
+{
+    tnode *t = arg;
+    gn_node_event ev;
+    while (!t->addr[0] && gn_node_next_event(t->n, &ev, 0) == 0) {
+        if (ev.type == GN_NODE_EV_LISTENING) {
+            snprintf(t->addr, sizeof t->addr, "%s", ev.addr);
+        }
+        gn_rcbuf_rele(ev.message);
+    }
+    return t->addr[0] != '\0';
+}
+
+static void node_up(tnode *t, uint32_t seed, const nopts *o)
+{
+    memset(t, 0, sizeof *t);
+    CHECK_EQ(gn_identity_from_int_seed(seed, &t->id), 0);
+    gn_identity_peer_id(t->id, &t->pid);
+    gn_peer_id_to_string(&t->pid, t->pid_str, sizeof t->pid_str);
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    cfg.identity = t->id;
+    cfg.loop = loop;
+    cfg.registry = o->registry;
+    cfg.transports = "tcp";
+    cfg.routers = o->routers;
+    cfg.discovery = o->discovery;
+    cfg.protocol_components = o->protocol_components;
+    cfg.options = o->options;
+    cfg.n_options = o->n_options;
+    cfg.upgrade_timeout = 5 * GN_S;
+    const char *listen = "/ip4/127.0.0.1/tcp/0";
+    if (o->listen) {
+        cfg.listen = &listen;
+        cfg.n_listen = 1;
+    }
+    CHECK_EQ(gn_node_new(&cfg, &t->n), 0);
+    CHECK_EQ(gn_node_start(t->n), 0);
+    if (o->listen) {
+        CHECK(run_until(got_listen, t, 5000));
+    }
+}
+
+static void on_closed(gn_node *n, void *arg)
+{
+    (void)n;
+    ((tnode *)arg)->closed++;
+}
+
+static bool closed(void *arg)
+{
+    return ((tnode *)arg)->closed > 0;
+}
+
+static void node_down(tnode *t)
+{
+    if (!t->n) {
+        return;
+    }
+    gn_node_close(t->n, on_closed, t);
+    CHECK(run_until(closed, t, 10000));
+    CHECK_EQ(t->closed, 1);
+    gn_node_event ev;
+    while (gn_node_next_event(t->n, &ev, 0) == 0) {
+        gn_rcbuf_rele(ev.message);
+    }
+    gn_node_free(t->n);
+    t->n = NULL;
+    gn_identity_free(t->id);
+    t->id = NULL;
+}
+
+typedef struct dial_res {
+    int calls;
+    int status;
+} dial_res;
+
+static void on_dial(void *arg, int status, gn_channel *ch)
+{
+    dial_res *r = arg;
+    (void)ch;
+    r->calls++;
+    r->status = status;
+}
+
+static bool dial_done(void *arg)
+{
+    return ((dial_res *)arg)->calls > 0;
+}
+
+/* Dials @addr from @t and waits for the outcome; returns the status. */
+static int dial_wait(tnode *t, const char *addr)
+{
+    dial_res r = {0};
+    int rc = gn_node_dial(t->n, addr, on_dial, &r, NULL);
+    if (rc < 0) {
+        return rc;
+    }
+    CHECK(run_until(dial_done, &r, 8000));
+    CHECK_EQ(r.calls, 1);
+    return r.status;
+}
+
+static void log_fn(void *ud, gn_log_level level, const char *comp, const char *msg)
+{
+    (void)ud, (void)level;
+    fprintf(stderr, "[%s] %s\n", comp, msg);
+}
+
+static void setup(void)
+{
+    if (getenv("GN_TEST_LOG")) {
+        gn_log_set(log_fn, NULL, GN_LOG_DEBUG);
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    CHECK_EQ(gn_loop_new(NULL, &loop), 0);
+}
+
+static void finish(void)
+{
+    run_until(never, NULL, 20);
+    gn_loop_free(loop);
+    loop = NULL;
+}
+
+/* ---- built-in components: static router, bootstrap discovery ---------- */
+
+GN_TEST(dial_peer_id_through_static_router)
+{
+    setup();
+    tnode a, b;
+    node_up(&a, 1, &(nopts){.listen = true, .routers = "", .discovery = ""});
+    char opt[GN_NODE_ADDR_MAX + 16];
+    snprintf(opt, sizeof opt, "static.peer=%s", a.addr);
+    const char *opts[] = {opt};
+    node_up(&b, 2, &(nopts){.routers = "static", .discovery = "", .options = opts, .n_options = 1});
+    char target[GN_NODE_ADDR_MAX];
+    snprintf(target, sizeof target, "/p2p/%s", a.pid_str);
+    CHECK_EQ(dial_wait(&b, target), 0);
+    /* the bare peer ID string works too, and the router's answer is in the peer store */
+    CHECK_EQ(dial_wait(&b, target), 0);
+    gn_peer_info info;
+    CHECK_EQ(gn_node_peer_info(b.n, &a.pid, &info), 0);
+    CHECK(info.n_addrs >= 1);
+    node_down(&b);
+    node_down(&a);
+    finish();
+}
+
+GN_TEST(dial_peer_id_through_bootstrap_discovery)
+{
+    setup();
+    tnode a, b;
+    node_up(&a, 3, &(nopts){.listen = true, .routers = "", .discovery = ""});
+    char opt[GN_NODE_ADDR_MAX + 16];
+    snprintf(opt, sizeof opt, "bootstrap.peer=%s", a.addr);
+    /* report only: the dial below must find the address in the peer store */
+    const char *opts[] = {opt, "bootstrap.dial=0"};
+    node_up(&b, 4, &(nopts){.routers = "", .discovery = "bootstrap", .options = opts,
+                            .n_options = 2});
+    run_until(never, NULL, 50); /* the report happens on a loop turn after start */
+    char target[GN_NODE_ADDR_MAX];
+    snprintf(target, sizeof target, "/p2p/%s", a.pid_str);
+    CHECK_EQ(dial_wait(&b, target), 0);
+    node_down(&b);
+    node_down(&a);
+    finish();
+}
+
+static bool has_channel(void *arg)
+{
+    tnode *t = arg;
+    gn_node_event ev;
+    while (gn_node_next_event(t->n, &ev, 0) == 0) {
+        t->saw_open = t->saw_open || ev.type == GN_NODE_EV_CHANNEL_OPENED;
+        gn_rcbuf_rele(ev.message);
+    }
+    return t->saw_open;
+}
+
+GN_TEST(bootstrap_dials_with_backoff_until_connected)
+{
+    setup();
+    /* b starts first: its bootstrap peer is not listening yet */
+    gn_identity *aid;
+    CHECK_EQ(gn_identity_from_int_seed(5, &aid), 0);
+    gn_peer_id apid;
+    gn_identity_peer_id(aid, &apid);
+    char apid_str[GN_PEER_ID_MAX_STRLEN];
+    gn_peer_id_to_string(&apid, apid_str, sizeof apid_str);
+    gn_identity_free(aid);
+    /* a fixed free port: bind one, remember it, close it */
+    tnode probe;
+    node_up(&probe, 7, &(nopts){.listen = true, .routers = "", .discovery = ""});
+    char port_addr[GN_NODE_ADDR_MAX];
+    snprintf(port_addr, sizeof port_addr, "%s", probe.addr);
+    *strstr(port_addr, "/p2p/") = '\0';
+    node_down(&probe);
+
+    char opt[2 * GN_NODE_ADDR_MAX];
+    snprintf(opt, sizeof opt, "bootstrap.peer=%s/p2p/%s", port_addr, apid_str);
+    const char *opts[] = {opt, "bootstrap.backoff_ms=50", "bootstrap.max_backoff_ms=200"};
+    tnode b;
+    node_up(&b, 6, &(nopts){.routers = "", .discovery = "bootstrap", .options = opts,
+                            .n_options = 3});
+    run_until(never, NULL, 300); /* a few refused attempts */
+    CHECK(!has_channel(&b));
+    /* now a listens on that port */
+    tnode a;
+    memset(&a, 0, sizeof a);
+    CHECK_EQ(gn_identity_from_int_seed(5, &a.id), 0);
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    cfg.identity = a.id;
+    cfg.loop = loop;
+    cfg.routers = "";
+    cfg.discovery = "";
+    const char *listen = port_addr;
+    cfg.listen = &listen;
+    cfg.n_listen = 1;
+    CHECK_EQ(gn_node_new(&cfg, &a.n), 0);
+    CHECK_EQ(gn_node_start(a.n), 0);
+    CHECK(run_until(has_channel, &b, 5000));
+    node_down(&b);
+    node_down(&a);
+    finish();
+}
+
+GN_TEST(dial_peer_id_without_route_fails_clearly)
+{
+    setup();
+    tnode a, b;
+    node_up(&a, 8, &(nopts){.listen = true, .routers = "", .discovery = ""});
+    node_up(&b, 9, &(nopts){.routers = "", .discovery = ""});
+    char target[GN_NODE_ADDR_MAX];
+    snprintf(target, sizeof target, "/p2p/%s", a.pid_str);
+    CHECK_EQ(dial_wait(&b, target), GN_ENOROUTE);
+    CHECK(strstr(gn_strerror(GN_ENOROUTE), "no route") != NULL);
+    /* a static router that does not know the peer: the same error */
+    node_down(&b);
+    node_up(&b, 9, &(nopts){.routers = "static", .discovery = ""});
+    CHECK_EQ(dial_wait(&b, target), GN_ENOROUTE);
+    node_down(&b);
+    node_down(&a);
+    finish();
+}
+
+GN_TEST(bad_component_options_are_refused)
+{
+    setup();
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    cfg.loop = loop;
+    gn_node *n = NULL;
+    const char *bad[] = {"static-peer=/ip4/1.2.3.4/tcp/1"};
+    cfg.options = bad;
+    cfg.n_options = 1;
+    CHECK_EQ(gn_node_new(&cfg, &n), GN_EINVAL);
+    cfg.options = NULL;
+    cfg.n_options = 0;
+    cfg.routers = "nosuchrouter";
+    CHECK_EQ(gn_node_new(&cfg, &n), GN_ENOTFOUND);
+    CHECK(n == NULL);
+    /* a component that refuses its options fails the start, by name */
+    tnode t;
+    const char *opts[] = {"static.peer=/ip4/127.0.0.1/tcp/1"}; /* no /p2p/ */
+    node_up(&t, 13, &(nopts){.routers = "static", .discovery = "", .options = opts,
+                             .n_options = 1});
+    gn_node_event ev;
+    bool seen = false;
+    for (int i = 0; i < 100 && !seen; i++) {
+        run_until(never, NULL, 10);
+        while (gn_node_next_event(t.n, &ev, 0) == 0) {
+            if (ev.type == GN_NODE_EV_START_FAILED) {
+                seen = true;
+                CHECK_EQ(ev.status, GN_EINVAL);
+                CHECK_STR(ev.protocol, "router static");
+            }
+            gn_rcbuf_rele(ev.message);
+        }
+    }
+    CHECK(seen);
+    node_down(&t);
+    finish();
+}
+
+/* ---- user-written components through the public headers ---------------- */
+
+#define HELLO_ID "/test/hello/1.0.0"
+
+/* A protocol component: answers HELLO_ID with "hello from <peer id>". */
+typedef struct hello_srv {
+    gn_stream *s;
+    char msg[96];
+    gn_slice iov;
+} hello_srv;
+
+static void hello_closed(gn_stream *s, void *arg)
+{
+    (void)s;
+    gn_free(arg);
+}
+
+static void hello_written(void *arg, int status)
+{
+    hello_srv *h = arg;
+    (void)status;
+    gn_stream_close(h->s, hello_closed, h);
+}
+
+static void hello_on_stream(gn_protocol *p, gn_stream *s, const gn_protocol_stream_info *info)
+{
+    hello_srv *h = gn_calloc(1, sizeof *h);
+    CHECK(h != NULL);
+    CHECK_STR(info->protocol_id, HELLO_ID);
+    CHECK(info->channel != NULL);
+    gn_peer_id self;
+    gn_host_peer_id(p->host, &self);
+    char pid[GN_PEER_ID_MAX_STRLEN];
+    gn_peer_id_to_string(&self, pid, sizeof pid);
+    h->s = s;
+    int len = snprintf(h->msg, sizeof h->msg, "hello from %s", pid);
+    h->iov = gn_slice_of((const uint8_t *)h->msg, (size_t)len);
+    if (gn_stream_write(s, &h->iov, 1, hello_written, h) < 0) {
+        gn_stream_close(s, hello_closed, h);
+    }
+}
+
+static const gn_protocol_ops hello_ops = {
+    .abi = GN_PROTOCOL_ABI,
+    .name = HELLO_ID,
+    .on_stream = hello_on_stream,
+};
+
+/* A protocol component on the client side: at start it subscribes to
+ * connections; on the first one it opens HELLO_ID to the option
+ * "greeter.peer" through gn_host_new_stream() and keeps the reply. */
+typedef struct greeter {
+    gn_protocol *p;
+    gn_host_sub *sub;
+    gn_peer_id target;
+    bool asked;
+    int status;
+    bool done;
+    char reply[128];
+    size_t len;
+    int connected_events, identified_events;
+} greeter;
+
+static greeter *the_greeter;
+
+static void greet_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
+{
+    (void)s;
+    greeter *g = ud;
+    size_t room = sizeof g->reply - 1 - g->len;
+    len = len < room ? len : room;
+    memcpy(g->reply + g->len, data, len);
+    g->len += len;
+}
+
+static void greet_eof(gn_stream *s, void *ud)
+{
+    greeter *g = ud;
+    g->done = true;
+    gn_stream_close(s, NULL, NULL);
+}
+
+static void greet_error(gn_stream *s, void *ud, int err)
+{
+    greeter *g = ud;
+    g->status = err;
+    g->done = true;
+    gn_stream_close(s, NULL, NULL);
+}
+
+static const gn_stream_handler greet_handler = {
+    .on_data = greet_data, .on_eof = greet_eof, .on_error = greet_error};
+
+static void greet_opened(void *arg, int status, gn_channel *ch, gn_stream *s)
+{
+    greeter *g = arg;
+    g->status = status;
+    if (status < 0) {
+        g->done = true;
+        return;
+    }
+    CHECK(ch != NULL);
+    gn_stream_set_handler(s, &greet_handler, g);
+    gn_stream_read_start(s);
+}
+
+static void greet_event(void *arg, const gn_host_event *ev)
+{
+    greeter *g = arg;
+    if (ev->type == GN_HOST_EV_IDENTIFIED) {
+        g->identified_events++;
+        return;
+    }
+    g->connected_events++;
+    if (!g->asked) {
+        g->asked = true;
+        CHECK_EQ(gn_host_new_stream(g->p->host, &g->target, HELLO_ID, greet_opened, g, NULL), 0);
+    }
+}
+
+static int greeter_start(gn_protocol *p)
+{
+    greeter *g = p->state;
+    g->p = p;
+    the_greeter = g;
+    const char *peer = gn_host_option(p->host, "greeter", "peer", 0);
+    if (!peer || gn_peer_id_parse(peer, strlen(peer), &g->target) < 0) {
+        return GN_EINVAL;
+    }
+    return gn_host_subscribe(p->host, GN_HOST_EV_CONNECTED | GN_HOST_EV_IDENTIFIED, greet_event,
+                             g, &g->sub);
+}
+
+static void greeter_stop(gn_protocol *p)
+{
+    greeter *g = p->state;
+    gn_host_unsubscribe(g->sub);
+    g->sub = NULL;
+}
+
+static void greeter_unused(gn_protocol *p, gn_stream *s, const gn_protocol_stream_info *info)
+{
+    (void)p, (void)info;
+    gn_stream_reset(s, NULL, NULL);
+}
+
+static const gn_protocol_ops greeter_ops = {
+    .abi = GN_PROTOCOL_ABI,
+    .name = "/test/greeter/1.0.0",
+    .state_size = sizeof(greeter),
+    .start = greeter_start,
+    .stop = greeter_stop,
+    .on_stream = greeter_unused,
+};
+
+/* A router component: knows one peer (set by the test) or hangs (never
+ * answers until cancelled or stopped). */
+static char route_addr[GN_NODE_ADDR_MAX];
+static gn_peer_id route_peer;
+static int route_asked, route_cancels;
+
+typedef struct troute_q {
+    gn_router *r;
+    gn_router_peer_cb cb;
+    void *arg;
+    gn_peer_id peer;
+    bool hang, canceled;
+    gn_timer t;
+} troute_q;
+
+typedef struct troute {
+    troute_q *pending; /* the one hanging query */
+} troute;
+
+static void troute_fire(gn_timer *t, void *arg)
+{
+    (void)t;
+    troute_q *q = arg;
+    troute *tr = q->r->state;
+    if (tr->pending == q) {
+        tr->pending = NULL;
+    }
+    if (q->canceled) {
+        q->cb(q->arg, GN_ECANCELED, &q->peer, NULL, 0);
+    } else if (gn_peer_id_equal(&q->peer, &route_peer)) {
+        gn_multiaddr *ma = NULL;
+        CHECK_EQ(gn_multiaddr_parse(route_addr, &ma), 0);
+        gn_multiaddr *const addrs[1] = {ma};
+        q->cb(q->arg, 0, &q->peer, addrs, 1);
+        gn_multiaddr_free(ma);
+    } else {
+        q->cb(q->arg, GN_ENOROUTE, &q->peer, NULL, 0);
+    }
+    gn_free(q);
+}
+
+static int troute_find(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb, void *arg,
+                       void **query)
+{
+    troute *tr = r->state;
+    troute_q *q = gn_calloc(1, sizeof *q);
+    if (!q) {
+        return GN_ENOMEM;
+    }
+    route_asked++;
+    q->r = r;
+    q->cb = cb;
+    q->arg = arg;
+    q->peer = *peer;
+    q->hang = route_addr[0] == '\0';
+    gn_timer_init(r->loop, &q->t);
+    if (q->hang) {
+        tr->pending = q;
+    } else {
+        gn_timer_start(&q->t, 0, troute_fire, q);
+    }
+    *query = q;
+    return 0;
+}
+
+static void troute_cancel(gn_router *r, void *query)
+{
+    (void)r;
+    troute_q *q = query;
+    route_cancels++;
+    q->canceled = true;
+    gn_timer_start(&q->t, 0, troute_fire, q);
+}
+
+static void troute_stop(gn_router *r)
+{
+    troute *tr = r->state;
+    if (tr->pending) {
+        troute_cancel(r, tr->pending);
+    }
+}
+
+static const gn_router_ops troute_ops = {
+    .abi = GN_ROUTER_ABI,
+    .name = "testroute",
+    .state_size = sizeof(troute),
+    .stop = troute_stop,
+    .find_peer = troute_find,
+    .cancel = troute_cancel,
+};
+
+/* A discovery component: reports one made-up peer once, after start. */
+static gn_peer_id disc_peer;
+typedef struct tdisc {
+    gn_discovery_peer_cb cb;
+    void *arg;
+    gn_timer t;
+} tdisc;
+
+static void tdisc_fire(gn_timer *t, void *arg)
+{
+    (void)t;
+    tdisc *d = arg;
+    gn_multiaddr *ma = NULL;
+    CHECK_EQ(gn_multiaddr_parse("/ip4/127.0.0.1/tcp/9", &ma), 0);
+    gn_multiaddr *const addrs[1] = {ma};
+    d->cb(d->arg, &disc_peer, addrs, 1, 60 * GN_S);
+    gn_multiaddr_free(ma);
+}
+
+static int tdisc_start(gn_discovery *d, gn_discovery_peer_cb cb, void *arg)
+{
+    tdisc *s = d->state;
+    s->cb = cb;
+    s->arg = arg;
+    gn_timer_init(d->loop, &s->t);
+    return gn_timer_start(&s->t, 0, tdisc_fire, s);
+}
+
+static void tdisc_stop(gn_discovery *d)
+{
+    tdisc *s = d->state;
+    gn_timer_stop(&s->t);
+}
+
+static const gn_discovery_ops tdisc_ops = {
+    .abi = GN_DISCOVERY_ABI,
+    .name = "testdisc",
+    .state_size = sizeof(tdisc),
+    .start = tdisc_start,
+    .stop = tdisc_stop,
+};
+
+static gn_registry *user_registry(void)
+{
+    gn_registry *reg = NULL;
+    CHECK_EQ(gn_registry_new(&reg), 0);
+    CHECK_EQ(gn_registry_add_builtins(reg), 0);
+    CHECK_EQ(gn_registry_add(reg, GN_LAYER_PROTOCOL, (const gn_layer_ops *)&hello_ops), 0);
+    CHECK_EQ(gn_registry_add(reg, GN_LAYER_PROTOCOL, (const gn_layer_ops *)&greeter_ops), 0);
+    CHECK_EQ(gn_registry_add(reg, GN_LAYER_ROUTER, (const gn_layer_ops *)&troute_ops), 0);
+    CHECK_EQ(gn_registry_add(reg, GN_LAYER_DISCOVERY, (const gn_layer_ops *)&tdisc_ops), 0);
+    return reg;
+}
+
+static bool greeted(void *arg)
+{
+    (void)arg;
+    return the_greeter && the_greeter->done;
+}
+
+GN_TEST(user_protocol_router_and_discovery_components)
+{
+    setup();
+    gn_registry *reg = user_registry();
+    tnode a, b;
+    node_up(&a, 10, &(nopts){.registry = reg, .listen = true, .routers = "", .discovery = "",
+                             .protocol_components = "hello"});
+    snprintf(route_addr, sizeof route_addr, "%s", a.addr);
+    *strstr(route_addr, "/p2p/") = '\0';
+    route_peer = a.pid;
+    route_asked = 0;
+    gn_identity *other;
+    CHECK_EQ(gn_identity_from_int_seed(99, &other), 0);
+    gn_identity_peer_id(other, &disc_peer);
+    gn_identity_free(other);
+    char opt[GN_PEER_ID_MAX_STRLEN + 32];
+    snprintf(opt, sizeof opt, "greeter.peer=%s", a.pid_str);
+    const char *opts[] = {opt};
+    the_greeter = NULL;
+    node_up(&b, 11, &(nopts){.registry = reg, .routers = "testroute", .discovery = "testdisc",
+                             .protocol_components = "greeter", .options = opts,
+                             .n_options = 1});
+    /* the router finds a for a dial by peer ID; the greeter then opens its
+     * stream through the host on the new connection */
+    char target[GN_NODE_ADDR_MAX];
+    snprintf(target, sizeof target, "/p2p/%s", a.pid_str);
+    CHECK_EQ(dial_wait(&b, target), 0);
+    CHECK_EQ(route_asked, 1);
+    CHECK(run_until(greeted, NULL, 5000));
+    CHECK_EQ(the_greeter->status, 0);
+    char want[GN_PEER_ID_MAX_STRLEN + 16];
+    snprintf(want, sizeof want, "hello from %s", a.pid_str);
+    CHECK_STR(the_greeter->reply, want);
+    CHECK_EQ(the_greeter->connected_events, 1);
+    /* the discovered peer is in b's peer store with its address */
+    gn_peer_info info;
+    CHECK_EQ(gn_node_peer_info(b.n, &disc_peer, &info), 0);
+    CHECK_EQ(info.n_addrs, 1);
+    char addr[GN_NODE_ADDR_MAX];
+    CHECK(gn_node_peer_addr(b.n, &disc_peer, 0, addr, sizeof addr) > 0);
+    CHECK_STR(addr, "/ip4/127.0.0.1/tcp/9");
+    /* a's identify announces the user protocol */
+    CHECK(gn_node_peer_protocol(b.n, &a.pid, 0, addr, sizeof addr) > 0);
+    bool announced = false;
+    for (size_t i = 0; gn_node_peer_protocol(b.n, &a.pid, i, addr, sizeof addr) > 0; i++) {
+        announced = announced || strcmp(addr, HELLO_ID) == 0;
+    }
+    CHECK(announced);
+    node_down(&b);
+    node_down(&a);
+    gn_registry_free(reg);
+    finish();
+}
+
+/* ---- cancellation of host operations ----------------------------------- */
+
+typedef struct find_res {
+    int calls, status;
+    size_t naddrs;
+} find_res;
+
+static void on_found(void *arg, int status, const gn_peer_id *peer, gn_multiaddr *const *addrs,
+                     size_t naddrs)
+{
+    find_res *f = arg;
+    (void)peer, (void)addrs;
+    f->calls++;
+    f->status = status;
+    f->naddrs = naddrs;
+}
+
+static bool found_done(void *arg)
+{
+    return ((find_res *)arg)->calls > 0;
+}
+
+typedef struct conn_res {
+    int calls, status;
+} conn_res;
+
+static void on_connect(void *arg, int status, gn_channel *ch)
+{
+    conn_res *c = arg;
+    (void)ch;
+    c->calls++;
+    c->status = status;
+}
+
+static bool conn_done(void *arg)
+{
+    return ((conn_res *)arg)->calls > 0;
+}
+
+GN_TEST(host_operations_cancel_and_complete_once)
+{
+    setup();
+    gn_registry *reg = user_registry();
+    tnode b;
+    route_addr[0] = '\0'; /* the test router hangs */
+    route_cancels = 0;
+    node_up(&b, 12, &(nopts){.registry = reg, .routers = "testroute", .discovery = "",
+                             .protocol_components = ""});
+    gn_host *h = gn_node_host(b.n);
+    gn_peer_id nobody;
+    gn_identity *other;
+    CHECK_EQ(gn_identity_from_int_seed(98, &other), 0);
+    gn_identity_peer_id(other, &nobody);
+    gn_identity_free(other);
+
+    /* a lookup the router never answers: cancelled, it completes once */
+    find_res f = {0};
+    gn_host_op *op = NULL;
+    CHECK_EQ(gn_host_find_peer(h, &nobody, on_found, &f, &op), 0);
+    CHECK(op != NULL);
+    run_until(never, NULL, 100);
+    CHECK_EQ(f.calls, 0);
+    gn_host_op_cancel(op);
+    CHECK_EQ(f.calls, 0); /* never from inside the call */
+    CHECK(run_until(found_done, &f, 1000));
+    CHECK_EQ(f.status, GN_ECANCELED);
+    CHECK_EQ(route_cancels, 1);
+    run_until(never, NULL, 50);
+    CHECK_EQ(f.calls, 1);
+
+    /* a connect by peer ID waiting on the router: cancelled likewise */
+    char target[GN_NODE_ADDR_MAX];
+    char pid[GN_PEER_ID_MAX_STRLEN];
+    gn_peer_id_to_string(&nobody, pid, sizeof pid);
+    snprintf(target, sizeof target, "/p2p/%s", pid);
+    gn_multiaddr *ma = NULL;
+    CHECK_EQ(gn_multiaddr_parse(target, &ma), 0);
+    conn_res c = {0};
+    CHECK_EQ(gn_host_connect(h, ma, on_connect, &c, &op), 0);
+    run_until(never, NULL, 100);
+    gn_host_op_cancel(op);
+    CHECK(run_until(conn_done, &c, 1000));
+    CHECK_EQ(c.status, GN_ECANCELED);
+    run_until(never, NULL, 50);
+    CHECK_EQ(c.calls, 1);
+
+    /* a connect still waiting when the node closes completes with GN_ECANCELED */
+    conn_res c2 = {0};
+    CHECK_EQ(gn_host_connect(h, ma, on_connect, &c2, NULL), 0);
+    run_until(never, NULL, 50);
+    gn_multiaddr_free(ma);
+    node_down(&b);
+    CHECK_EQ(c2.calls, 1);
+    CHECK_EQ(c2.status, GN_ECANCELED);
+    gn_registry_free(reg);
+    finish();
+}
+
+GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
+             GN_T(dial_peer_id_through_bootstrap_discovery),
+             GN_T(bootstrap_dials_with_backoff_until_connected),
+             GN_T(dial_peer_id_without_route_fails_clearly), GN_T(bad_component_options_are_refused),
+             GN_T(user_protocol_router_and_discovery_components),
+             GN_T(host_operations_cancel_and_complete_once))
