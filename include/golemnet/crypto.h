@@ -23,8 +23,8 @@ GN_BEGIN_DECLS
 
 /*
  * Capability bits (gn_crypto_ops.caps): what a security component promises.
- * The node and the conformance suites decide what to expect from these
- * bits, never from the component's name.
+ * Code that must know what a component offers (the conformance
+ * suites) reads these bits, never its name.
  */
 /**
  * Every handshake message and transport frame is authenticated: an altered

@@ -22,8 +22,8 @@ GN_BEGIN_DECLS
 /*
  * Capability bits (gn_mux_ops.caps): what a muxer promises beyond the
  * common contract (streams, half-close, reset, stream limits, bounded
- * buffering). The node and the conformance suites decide what to expect
- * from these bits, never from the muxer's name.
+ * buffering). Code that must know what a muxer offers (the
+ * conformance suites) reads these bits, never its name.
  */
 /**
  * Flow control per stream: a stream whose reader stops holds back only its

@@ -22,8 +22,8 @@ GN_BEGIN_DECLS
 
 /*
  * Capability bits (gn_transport_ops.caps): what a transport promises about
- * its connections. The node and the conformance suites decide what to
- * expect from these bits, never from the transport's name. A transport sets
+ * its connections. Code that must know what a transport offers (the
+ * conformance suites) reads these bits, never its name. A transport sets
  * exactly one of RELIABLE and UNRELIABLE.
  */
 /**
