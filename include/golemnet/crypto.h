@@ -15,8 +15,43 @@
 
 GN_BEGIN_DECLS
 
-/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
-#define GN_CRYPTO_ABI 0x20001u
+/**
+ * ABI version: (kind << 16) | revision, so a table of another kind never passes.
+ * Revision 2 added `caps`.
+ */
+#define GN_CRYPTO_ABI 0x20002u
+
+/*
+ * Capability bits (gn_crypto_ops.caps): what a security component promises.
+ * Code that must know what a component offers (the conformance
+ * suites) reads these bits, never its name.
+ */
+/**
+ * Every handshake message and transport frame is authenticated: an altered
+ * or truncated byte fails the handshake or the secured stream with an error
+ * (GN_EDECRYPT, GN_EHANDSHAKE, GN_EPROTO, ...), and altered bytes are never
+ * delivered. Since: 0.1.
+ */
+#define GN_CRYPTO_CAP_INTEGRITY 0x1u
+/** Application bytes never appear in clear on the wire. Since: 0.1. */
+#define GN_CRYPTO_CAP_CONFIDENTIALITY 0x2u
+/**
+ * The handshake can agree on a muxer (gn_secure_params.early_muxers,
+ * gn_secure_result.early_muxer): when both sides offer muxers, the result
+ * names the initiator's first choice the responder also offers, or "" when
+ * they share none. Without this bit early_muxer is always "". Since: 0.1.
+ */
+#define GN_CRYPTO_CAP_EARLY_MUXER 0x4u
+/**
+ * The end of a secured stream is authenticated: gn_stream_shutdown() sends
+ * a close frame, and a stream below that ends without one is reported as an
+ * error (GN_EEOF), not as EOF, so a cut cannot pass for a clean end.
+ * Without this bit an end of the stream below at a frame boundary is EOF.
+ * Since: 0.1.
+ */
+#define GN_CRYPTO_CAP_AUTH_CLOSE 0x8u
+/** Every capability bit this version defines. */
+#define GN_CRYPTO_CAP_ALL 0xfu
 /** Longest protocol id carried in results. */
 #define GN_PROTOCOL_ID_MAX 128
 
@@ -71,6 +106,8 @@ typedef void (*gn_secure_cb)(void *arg, int status, const gn_secure_result *res)
 
 struct gn_crypto_ops {
     GN_LAYER_OPS_HEADER;
+    /** GN_CRYPTO_CAP_* bits. */
+    uint32_t caps;
     int (*init)(gn_crypto *c);   /* optional */
     void (*fini)(gn_crypto *c);  /* optional */
     /**

@@ -13,8 +13,51 @@
 
 GN_BEGIN_DECLS
 
-/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
-#define GN_MUX_ABI 0x30001u
+/**
+ * ABI version: (kind << 16) | revision, so a table of another kind never passes.
+ * Revision 2 added `caps`.
+ */
+#define GN_MUX_ABI 0x30002u
+
+/*
+ * Capability bits (gn_mux_ops.caps): what a muxer promises beyond the
+ * common contract (streams, half-close, reset, stream limits, bounded
+ * buffering). Code that must know what a muxer offers (the
+ * conformance suites) reads these bits, never its name.
+ */
+/**
+ * Flow control per stream: a stream whose reader stops holds back only its
+ * own writer (initial_window); other streams keep flowing both ways.
+ * Without it a reader that stops eventually stops the session's input for
+ * all streams (the session buffer bound). Since: 0.1.
+ */
+#define GN_MUX_CAP_FLOW_CONTROL 0x1u
+/**
+ * gn_mux_ping() measures a round trip (and GN_QUERY_RTT answers); without
+ * it gn_mux_ping() returns GN_ENOTSUP. Since: 0.1.
+ */
+#define GN_MUX_CAP_PING 0x2u
+/**
+ * The session pings every keepalive_interval and ends with GN_ETIMEDOUT
+ * when a ping goes unanswered for another interval. Since: 0.1.
+ */
+#define GN_MUX_CAP_KEEPALIVE 0x4u
+/**
+ * Go Away is a wire frame: after gn_mux_go_away() the peer learns it,
+ * refuses to open streams itself (GN_EGOAWAY), and its session ends with
+ * GN_EGOAWAY once its last stream closed. A protocol violation is answered
+ * with a Go Away before the session closes. Without it Go Away is local:
+ * the sender refuses new streams from the peer with a reset, and a
+ * violation is answered with silence. Since: 0.1.
+ */
+#define GN_MUX_CAP_GOAWAY 0x8u
+/**
+ * The peer acknowledges each new stream; a stream not acknowledged within
+ * stream_open_timeout fails with GN_ETIMEDOUT. Since: 0.1.
+ */
+#define GN_MUX_CAP_OPEN_ACK 0x10u
+/** Every capability bit this version defines. */
+#define GN_MUX_CAP_ALL 0x1fu
 
 typedef struct gn_mux gn_mux;
 typedef struct gn_mux_ops gn_mux_ops;
@@ -80,6 +123,8 @@ typedef void (*gn_mux_close_cb)(gn_mux_session *ms, void *arg);
 
 struct gn_mux_ops {
     GN_LAYER_OPS_HEADER;
+    /** GN_MUX_CAP_* bits. */
+    uint32_t caps;
     int (*init)(gn_mux *m);   /* optional */
     void (*fini)(gn_mux *m);  /* optional */
     /**
@@ -118,8 +163,9 @@ GN_API int gn_mux_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg);
 GN_API int gn_mux_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio);
 /**
  * Sends Go Away with the muxer's @code (yamux: 0 normal, 1 protocol error,
- * 2 internal error): no new streams; open ones finish. GN_ENOTSUP when the
- * muxer has no Go Away (mplex refuses new streams locally instead).
+ * 2 internal error): no new streams; open ones finish. Without
+ * GN_MUX_CAP_GOAWAY the Go Away is local (mplex resets the peer's new
+ * streams). GN_ENOTSUP when the muxer has no go_away entry.
  */
 GN_API int gn_mux_go_away(gn_mux_session *ms, uint32_t code);
 GN_API void gn_mux_get_metrics(gn_mux_session *ms, gn_mux_metrics *m);

@@ -14,8 +14,36 @@
 
 GN_BEGIN_DECLS
 
-/** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
-#define GN_TRANSPORT_ABI 0x10001u
+/**
+ * ABI version: (kind << 16) | revision, so a table of another kind never passes.
+ * Revision 2 added `caps` and `test_listen_addr`.
+ */
+#define GN_TRANSPORT_ABI 0x10002u
+
+/*
+ * Capability bits (gn_transport_ops.caps): what a transport promises about
+ * its connections. Code that must know what a transport offers (the
+ * conformance suites) reads these bits, never its name. A transport sets
+ * exactly one of RELIABLE and UNRELIABLE.
+ */
+/**
+ * Connections are ordered, reliable byte streams with the whole gn_stream
+ * contract (stream.h): half-close (shutdown, then EOF at the peer), reset
+ * seen by the peer as GN_ECONNRESET, bounded write queues with GN_EAGAIN and
+ * on_writable, read_stop as backpressure. Crypto and mux layers need it.
+ * Since: 0.1.
+ */
+#define GN_TRANSPORT_CAP_RELIABLE 0x1u
+/** Bytes may be lost or reordered (datagram transports). Since: 0.1. */
+#define GN_TRANSPORT_CAP_UNRELIABLE 0x2u
+/**
+ * Connections never leave the process: no sockets, no OS limits, no
+ * network. Suites of other kinds prefer such a transport as their harness.
+ * Since: 0.1.
+ */
+#define GN_TRANSPORT_CAP_IN_PROCESS 0x4u
+/** Every capability bit this version defines. */
+#define GN_TRANSPORT_CAP_ALL 0x7u
 
 typedef struct gn_transport gn_transport;
 typedef struct gn_listener gn_listener;
@@ -74,6 +102,16 @@ struct gn_listener {
 
 struct gn_transport_ops {
     GN_LAYER_OPS_HEADER;
+    /** GN_TRANSPORT_CAP_* bits. */
+    uint32_t caps;
+    /**
+     * Optional: a multiaddr string (static, NUL-terminated) a test may listen
+     * on any number of times on one loop without outside setup, each listen
+     * binding a fresh address that listener_addr() reports resolved
+     * ("/ip4/127.0.0.1/tcp/0", "/memory/0"). NULL: the transport needs setup
+     * a test cannot do alone; the conformance suite then skips it.
+     */
+    const char *test_listen_addr;
     /** Optional: set up t->state after core allocated it. Errors abort creation. */
     int (*init)(gn_transport *t);
     /** Optional: release what init made. Called after every listener and conn closed. */

@@ -151,6 +151,7 @@ static int el_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
 static const gn_crypto_ops ecies_ops = {
     .abi = GN_CRYPTO_ABI,
     .name = GNI_ECIES_PROTOCOL_ID,
+    .caps = GN_CRYPTO_CAP_INTEGRITY | GN_CRYPTO_CAP_CONFIDENTIALITY | GN_CRYPTO_CAP_AUTH_CLOSE,
     .secure = el_secure,
 };
 

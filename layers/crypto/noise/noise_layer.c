@@ -138,6 +138,7 @@ static int nl_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
 static const gn_crypto_ops noise_ops = {
     .abi = GN_CRYPTO_ABI,
     .name = "/noise",
+    .caps = GN_CRYPTO_CAP_INTEGRITY | GN_CRYPTO_CAP_CONFIDENTIALITY | GN_CRYPTO_CAP_EARLY_MUXER,
     .secure = nl_secure,
 };
 

@@ -94,6 +94,7 @@ static const gn_crypto_ops plaintext_ops = {
     .abi = GN_CRYPTO_ABI,
     .name = "/plaintext/2.0.0",
     .flags = GN_LAYER_F_EXPLICIT_ONLY,
+    .caps = 0, /* no integrity, no secrecy: tests and trusted links only */
     .secure = pt_secure,
 };
 

@@ -176,6 +176,7 @@ static const gn_mux_ops mplex_ops = {
     .name = "/mplex/6.7.0",
     .state_size = 0,
     .flags = 0,
+    .caps = 0, /* no windows, pings, Go Away frame or open acknowledgement */
     .session_new = ml_session_new,
     .open_stream = gni_muxd_open_stream,
     .ping = NULL, /* GN_ENOTSUP */

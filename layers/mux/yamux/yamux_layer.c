@@ -198,6 +198,8 @@ static const gn_mux_ops yamux_ops = {
     .name = "/yamux/1.0.0",
     .state_size = 0,
     .flags = 0,
+    .caps = GN_MUX_CAP_FLOW_CONTROL | GN_MUX_CAP_PING | GN_MUX_CAP_KEEPALIVE | GN_MUX_CAP_GOAWAY |
+            GN_MUX_CAP_OPEN_ACK,
     .session_new = yl_session_new,
     .open_stream = gni_muxd_open_stream,
     .ping = gni_muxd_ping,
