@@ -4,7 +4,8 @@
 #   demo.sh [BUILD_DIR]      (default: build)
 #
 # Starts a golemnet node, connects to it from a second golemnet node over
-# ECIES only and from a js-libp2p node over Noise, and prints what was
+# ECIES only, from nodes that know only its peer ID (a static route, a
+# bootstrap list) and from a js-libp2p node over Noise, and prints what was
 # negotiated, the identify results, ping RTTs and a perf figure. Everything it
 # starts is stopped on exit; every step is bounded in time. The js part is
 # skipped (with a note) when node >= 20 or npm is missing.
@@ -53,7 +54,16 @@ timeout 120 "$cli" perf "$addr" --upload-bytes 67108864 --download-bytes 6710886
     >"$tmp/perf.out" 2>"$tmp/perf.err"
 field "$tmp/perf.out" '"perf over ECIES: upload %.0f MB/s, download %.0f MB/s (64 MiB each way)" % (e["upload_bytes"]/e["upload_s"]/1e6, e["download_bytes"]/e["download_s"]/1e6) if e.get("event")=="perf" else None'
 
-say "3. a js-libp2p node dials it over Noise"
+say "3. a third node knows only the peer ID: it finds the address through a route or a bootstrap list"
+pid=${addr##*/p2p/}
+timeout 60 "$cli" ping "$pid" --route "$addr" --count 1 --json >"$tmp/route.out" 2>"$tmp/route.err"
+field "$tmp/route.out" '"static router: /p2p/%s... -> %s, ping %.3f ms" % (e["peer_id"][:16], "'"${addr%/p2p/*}"'", e["rtt_ms"]) if e.get("event")=="ping" else None'
+timeout 60 "$cli" ping "/p2p/$pid" --bootstrap "$addr" --count 1 --json >"$tmp/boot.out" 2>"$tmp/boot.err"
+field "$tmp/boot.out" '"bootstrap discovery: /p2p/%s... dialled, ping %.3f ms" % (e["peer_id"][:16], e["rtt_ms"]) if e.get("event")=="ping" else None'
+timeout 60 "$cli" ping "/p2p/$pid" --router "" --discovery "" --json >"$tmp/noroute.out" 2>/dev/null
+field "$tmp/noroute.out" '"no router, no discovery: %s" % e.get("error") if e.get("event")=="error" else None'
+
+say "4. a js-libp2p node dials it over Noise"
 js=$root/test/interop/js
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
     [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then
@@ -71,6 +81,6 @@ else
     echo "(skipped: needs node >= 20 and npm)"
 fi
 
-say "4. what the node saw"
+say "5. what the node saw"
 field "$tmp/node.out" '"%s channel %s: peer %s, %s + %s" % (e["event"], e.get("direction"), e.get("peer_id","")[:16]+"...", e.get("security"), e.get("muxer")) if e.get("event")=="channel_opened" else None'
 field "$tmp/node.out" '"identify of %s...: agent %s" % (e.get("peer_id","")[:16], e.get("agent_version")) if e.get("event")=="identify" else None'
