@@ -65,6 +65,8 @@ struct gn_loop {
     size_t cap;
     size_t head;
     size_t count;
+    gni_loop_cmd *rhead;  /* reserved commands (gni_loop_submit_cmd), FIFO */
+    gni_loop_cmd *rtail;
     bool stopping;
     bool async_closed;
     bool free_pending; /* embedded: free in the last close callback */
@@ -283,7 +285,7 @@ static void loop_stop_check(gn_loop *loop)
         return;
     }
     uv_mutex_lock(&loop->mtx);
-    bool ready = loop->stopping && loop->count == 0;
+    bool ready = loop->stopping && loop->count == 0 && loop->rhead == NULL;
     uv_mutex_unlock(&loop->mtx);
     if (!ready) {
         return;
@@ -312,8 +314,24 @@ static void loop_async_cb(uv_async_t *h)
         uv_mutex_unlock(&loop->mtx);
         c.fn(loop, c.arg);
     }
+    /* Reserved commands after the ring: each runs after every ring command
+     * submitted before it. Detached first: one queued from here runs on the
+     * next wakeup. */
     uv_mutex_lock(&loop->mtx);
-    bool more = loop->count > 0;
+    gni_loop_cmd *r = loop->rhead;
+    loop->rhead = loop->rtail = NULL;
+    uv_mutex_unlock(&loop->mtx);
+    while (r != NULL) {
+        uv_mutex_lock(&loop->mtx);
+        gni_loop_cmd *next = r->next;
+        r->next = NULL;
+        r->queued = false; /* from here it may be queued again */
+        uv_mutex_unlock(&loop->mtx);
+        r->fn(loop, r->arg);
+        r = next;
+    }
+    uv_mutex_lock(&loop->mtx);
+    bool more = loop->count > 0 || loop->rhead != NULL;
     if (more) {
         uv_async_send(&loop->async); /* still open: async_closed is set only below */
     }
@@ -559,6 +577,30 @@ int gn_loop_submit(gn_loop *loop, gn_loop_fn fn, void *arg)
     return rc;
 }
 
+int gni_loop_submit_cmd(gn_loop *loop, gni_loop_cmd *cmd)
+{
+    if (loop == NULL || cmd == NULL || cmd->fn == NULL) {
+        return GN_EINVAL;
+    }
+    int rc = 0;
+    uv_mutex_lock(&loop->mtx);
+    if (loop->stopping) {
+        rc = GN_ECLOSED;
+    } else if (!cmd->queued) {
+        cmd->queued = true;
+        cmd->next = NULL;
+        if (loop->rtail != NULL) {
+            loop->rtail->next = cmd;
+        } else {
+            loop->rhead = cmd;
+        }
+        loop->rtail = cmd;
+        uv_async_send(&loop->async);
+    }
+    uv_mutex_unlock(&loop->mtx);
+    return rc;
+}
+
 int gn_loop_defer(gn_loop *loop, gn_loop_fn fn, void *arg)
 {
     if (loop == NULL || fn == NULL) {
@@ -779,4 +821,15 @@ void *gn_loop_get_local(const gn_loop *loop, const void *key)
         }
     }
     return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Cancellation handles
+ */
+
+void gn_op_cancel(gn_op *op)
+{
+    if (op != NULL && op->cancel != NULL) {
+        op->cancel(op);
+    }
 }

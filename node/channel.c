@@ -423,7 +423,7 @@ void gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn d
     cfg.protocols = ids;
     cfg.protocol_cnt = 1;
     cfg.timeout = ch->node->cfg.upgrade_timeout;
-    rc = gni_ms_negotiate(s, &cfg, ns_out_negotiated, ns);
+    rc = gni_ms_negotiate(s, &cfg, ns_out_negotiated, ns, NULL);
     if (rc < 0) {
         ns->done = NULL;
         ns_close(ns, true);
@@ -1020,7 +1020,7 @@ void gni_channel_on_stream(gn_mux_session *ms, void *ud, gn_stream *s)
     cfg.protocols = ids;
     cfg.protocol_cnt = cnt;
     cfg.timeout = n->cfg.upgrade_timeout;
-    int rc = cnt > 0 ? gni_ms_negotiate(s, &cfg, ns_in_negotiated, ns) : GN_ENEGOTIATION;
+    int rc = cnt > 0 ? gni_ms_negotiate(s, &cfg, ns_in_negotiated, ns, NULL) : GN_ENEGOTIATION;
     if (rc < 0) {
         ns_close(ns, true);
     }

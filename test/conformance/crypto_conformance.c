@@ -122,7 +122,7 @@ static void side_fini(side *s, gn_stream *raw_if_unsecured)
  * Starts both handshakes over a fresh pipe. a = initiator. @flip: byte
  * offsets per direction the man in the middle alters (-1: none). They are
  * armed before the handshakes start, because the initiator writes its
- * first message from inside gn_crypto_secure().
+ * first message from inside gn_crypto_secure(, NULL).
  */
 static gn_pipe *start_pair_mitm(side *s, const gn_peer_id *expect, long flip0, long flip1)
 {
@@ -137,8 +137,8 @@ static gn_pipe *start_pair_mitm(side *s, const gn_peer_id *expect, long flip0, l
     pa.n_early_muxers = 2;
     pb.early_muxers = muxers + 1; /* responder supports only mplex */
     pb.n_early_muxers = 1;
-    CHECK_OK(gn_crypto_secure(s[0].c, ra, &pa, on_secured, &s[0]));
-    CHECK_OK(gn_crypto_secure(s[1].c, rb, &pb, on_secured, &s[1]));
+    CHECK_OK(gn_crypto_secure(s[0].c, ra, &pa, on_secured, &s[0], NULL));
+    CHECK_OK(gn_crypto_secure(s[1].c, rb, &pb, on_secured, &s[1], NULL));
     return p;
 }
 
@@ -477,7 +477,7 @@ static int feed_responder(const uint8_t *data, size_t len, gn_time timeout)
     gn_stream *ra, *rb;
     gn_pipe_new(loop, &ra, &rb);
     gn_secure_params pb = {.initiator = false};
-    CHECK_OK(gn_crypto_secure(v.c, rb, &pb, on_secured, &v));
+    CHECK_OK(gn_crypto_secure(v.c, rb, &pb, on_secured, &v, NULL));
     if (len > 0) {
         gn_slice iov = gn_slice_of(data, len);
         CHECK_OK(gn_stream_write(ra, &iov, 1, NULL, NULL));
@@ -531,7 +531,7 @@ static void accepted(void *arg, gn_listener *l, int status, gn_stream *conn)
     tconn *t = arg;
     if (status < 0)
         return;
-    if (gn_crypto_secure(t->s->c, conn, t->params, on_secured, t->s) < 0)
+    if (gn_crypto_secure(t->s->c, conn, t->params, on_secured, t->s, NULL) < 0)
         gn_stream_close(conn, NULL, NULL);
 }
 
@@ -539,7 +539,7 @@ static void dialed(void *arg, int status, gn_stream *conn)
 {
     tconn *t = arg;
     t->dial_status = status;
-    if (status == 0 && gn_crypto_secure(t->s->c, conn, t->params, on_secured, t->s) < 0)
+    if (status == 0 && gn_crypto_secure(t->s->c, conn, t->params, on_secured, t->s, NULL) < 0)
         gn_stream_close(conn, NULL, NULL);
 }
 
@@ -581,7 +581,7 @@ static void over_transport(const char *tname, const char *listen_str)
     gn_listener *l;
     CHECK_OK(gn_transport_listen(t, lma, accepted, &tb, &l));
     CHECK_OK(gn_listener_addr(l, &bound));
-    CHECK_OK(gn_transport_dial(t, bound, dialed, &ta));
+    CHECK_OK(gn_transport_dial(t, bound, dialed, &ta, NULL));
     CHECK(run_until(both_done, s, 5000));
     CHECK_EQ(ta.dial_status, 0);
     CHECK_EQ(s[0].status, 0);

@@ -134,11 +134,13 @@ struct mem_conn {
 };
 
 typedef struct mem_dialreq {
+    gn_op op;        /* the dial's cancellation handle */
     struct mem_dialreq *next;
     gn_transport *t; /* the dialing instance */
     uint64_t id;
     gn_dial_cb cb;
     void *arg;
+    bool cancelled;  /* gn_op_cancel(): complete with GN_ECANCELED */
 } mem_dialreq;
 
 /* Per transport instance (t->state). */
@@ -781,7 +783,17 @@ static void mem_listener_finish(mem_listener *l)
 
 /* ---- dialing ---- */
 
-static int mem_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg)
+/* gn_op_cancel() on a dial: nothing is connected before the kick, so the
+ * queued request only turns into a GN_ECANCELED completion (next turn). */
+static void mem_dial_cancel(gn_op *op)
+{
+    mem_dialreq *d = GNI_CONTAINER_OF(op, mem_dialreq, op);
+    d->cancelled = true;
+    mem_schedule_kick(d->t->state); /* normally already scheduled */
+}
+
+static int mem_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg,
+                    gn_op **op)
 {
     mem_state *st = t->state;
     uint64_t id;
@@ -803,6 +815,8 @@ static int mem_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void
     d->id = id;
     d->cb = cb;
     d->arg = arg;
+    d->op.cancel = mem_dial_cancel;
+    *op = &d->op;
     if (st->dials_tail) {
         st->dials_tail->next = d;
     } else {
@@ -821,9 +835,14 @@ static void mem_dial_run(mem_dialreq *d)
     gn_dial_cb cb = d->cb;
     void *arg = d->arg;
     uint64_t id = d->id;
+    bool cancelled = d->cancelled;
     gn_free(d);
     assert(st->ndialing > 0);
     st->ndialing--;
+    if (cancelled) {
+        cb(arg, GN_ECANCELED, NULL);
+        return;
+    }
 
     mem_listener *l = mem_domain_find(st->dom, id);
     if (!l) {

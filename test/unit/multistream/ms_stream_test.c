@@ -54,8 +54,8 @@ static void negotiate(const char *const *offer, size_t n_offer, const char *cons
     cb.protocols = support;
     cb.protocol_cnt = n_support;
     cb.timeout = 200 * GN_MS;
-    CHECK_OK(gni_ms_negotiate(*a, &ca, done_cb, ra));
-    CHECK_OK(gni_ms_negotiate(*b, &cb, done_cb, rb));
+    CHECK_OK(gni_ms_negotiate(*a, &ca, done_cb, ra, NULL));
+    CHECK_OK(gni_ms_negotiate(*b, &cb, done_cb, rb, NULL));
     CHECK_EQ(ra->done + rb->done, 0); /* never from inside the call */
     spin(50);
 }
@@ -116,7 +116,7 @@ GN_TEST(responder_times_out)
     cb.protocols = support;
     cb.protocol_cnt = 1;
     cb.timeout = 50 * GN_MS;
-    CHECK_OK(gni_ms_negotiate(b, &cb, done_cb, &rb));
+    CHECK_OK(gni_ms_negotiate(b, &cb, done_cb, &rb, NULL));
     for (int i = 0; i < 400 && !rb.done; i++)
         gn_loop_run(loop, GN_RUN_ONCE);
     CHECK_EQ(rb.done, 1);

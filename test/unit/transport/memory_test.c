@@ -150,7 +150,7 @@ static gn_time scripted_run(void)
     CHECK_OK(gn_multiaddr_parse("/memory/77", &ma));
     CHECK_OK(gn_transport_listen(E.srv, ma, l_accept, NULL, &l));
     E.listeners_open++;
-    CHECK_OK(gn_transport_dial(E.cli, ma, l_dial, NULL));
+    CHECK_OK(gn_transport_dial(E.cli, ma, l_dial, NULL, NULL));
     RUN_UNTIL(lc_cli.s && lc_srv.s, 2000);
     gn_slice a = gn_slice_of("abc", 3), b = gn_slice_of("defg", 4);
     TR_ENTER();
@@ -263,7 +263,7 @@ GN_TEST(loops_are_isolated)
     gn_listener *l56;
     CHECK_OK(tr_listen(E.srv, "/memory/56", &l56));
     CHECK_OK(gn_multiaddr_parse("/memory/56", &ma));
-    CHECK_OK(gn_transport_dial(t2, ma, tr_dial_cb, NULL));
+    CHECK_OK(gn_transport_dial(t2, ma, tr_dial_cb, NULL, NULL));
     gn_multiaddr_free(ma);
     for (int i = 0; i < 10 && E.dials_failed == 0; i++) {
         gn_loop_run(loop2, GN_RUN_NOWAIT);
