@@ -603,6 +603,71 @@ static void over_transport(const char *tname, const char *listen_str)
     gn_registry_free(reg);
 }
 
+static int cancel_calls;
+static void on_secured_counted(void *arg, int status, const gn_secure_result *res)
+{
+    cancel_calls++;
+    on_secured(arg, status, res);
+}
+
+static bool status_set(void *arg)
+{
+    return ((side *)arg)->status != 1;
+}
+
+static bool peer_ended(void *arg)
+{
+    side *s = arg;
+    return s->eof || s->err != 0;
+}
+
+/* A handshake cancelled while the peer is silent: the callback runs once,
+ * from the loop, with GN_ECANCELED; the raw stream is closed (the peer sees
+ * it end); the timeout (10 s) never fires afterwards. */
+GN_TEST(cancel_while_peer_is_silent)
+{
+    side s[2];
+    side_init(&s[0], 71, 10 * GN_S);
+    memset(&s[1], 0, sizeof s[1]);
+    gn_stream *ra, *rb;
+    gn_pipe_new(loop, &ra, &rb);
+    gn_stream_set_handler(rb, &handler, &s[1]);
+    CHECK_OK(gn_stream_read_start(rb));
+    gn_secure_params pa = {.initiator = true};
+    gn_op *op = NULL;
+    cancel_calls = 0;
+    CHECK_OK(gn_crypto_secure(s[0].c, ra, &pa, on_secured_counted, &s[0], &op));
+    CHECK(op != NULL);
+    for (int i = 0; i < 20; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(s[0].status, 1);
+    gn_op_cancel(op);
+    gn_op_cancel(op); /* again before the completion: a no-op */
+    CHECK_EQ(cancel_calls, 0); /* never from inside the cancel */
+    CHECK(run_until(status_set, &s[0], 1000));
+    CHECK_EQ(s[0].status, GN_ECANCELED);
+    CHECK(s[0].secured == NULL);
+    CHECK(run_until(peer_ended, &s[1], 1000));
+    for (int i = 0; i < 20; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(cancel_calls, 1);
+    gn_stream_close(rb, on_closed, &s[1]);
+    CHECK(run_until(closed_pred, &s[1], 1000));
+    free(s[1].rx);
+    side_fini(&s[0], NULL);
+}
+
+/* gn_crypto_secure's immediate errors leave *op NULL. */
+GN_TEST(cancel_handle_null_on_error)
+{
+    side s0;
+    side_init(&s0, 72, 10 * GN_S);
+    gn_op *op = (gn_op *)&s0;
+    CHECK_EQ(gn_crypto_secure(s0.c, NULL, NULL, on_secured, &s0, &op), GN_EINVAL);
+    CHECK(op == NULL);
+    side_fini(&s0, NULL);
+}
+
 GN_TEST(over_memory_transport)
 {
     over_transport("memory", "/memory/4242");
@@ -626,6 +691,8 @@ int main(int argc, char **argv)
         GN_T(clean_shutdown_is_eof),
         GN_T(oversize_and_garbage_handshake_input),
         GN_T(timeout_when_peer_is_silent),
+        GN_T(cancel_while_peer_is_silent),
+        GN_T(cancel_handle_null_on_error),
         GN_T(over_memory_transport),
         GN_T(over_tcp_transport),
     };

@@ -422,6 +422,34 @@ GN_TEST(same_instance_dials_itself)
     tr_env_fini();
 }
 
-GN_TEST_MAIN(GN_T(virtual_clock_deterministic), GN_T(missing_id_refused), GN_T(listen_ids),
+/* A dial cancelled before its turn: no connection is made (the listener
+ * sees no accept), the callback runs once with GN_ECANCELED, from the loop. */
+GN_TEST(dial_cancel)
+{
+    tr_env_init("memory", NULL, NULL, true);
+    gn_listener *l;
+    CHECK_OK(tr_listen(E.srv, "/memory/77", &l));
+    gn_multiaddr *ma = NULL;
+    CHECK_OK(gn_multiaddr_parse("/memory/77", &ma));
+    gn_op *op = NULL;
+    TR_ENTER();
+    CHECK_OK(gn_transport_dial(E.cli, ma, tr_dial_cb, NULL, &op));
+    CHECK(op != NULL);
+    gn_op_cancel(op);
+    TR_LEAVE();
+    CHECK_EQ(E.dials_failed, 0);
+    /* a second dial, not cancelled, still connects */
+    CHECK_OK(tr_dial_ma(E.cli, ma, NULL));
+    gn_multiaddr_free(ma);
+    tr_run_for(50);
+    CHECK_EQ(E.dials_failed, 1);
+    CHECK_EQ(E.last_dial_err, GN_ECANCELED);
+    CHECK_EQ(E.dials_ok, 1);
+    CHECK_EQ(E.accepts, 1);
+    tr_listener_close(l);
+    tr_env_fini();
+}
+
+GN_TEST_MAIN(GN_T(dial_cancel), GN_T(virtual_clock_deterministic), GN_T(missing_id_refused), GN_T(listen_ids),
              GN_T(loops_are_isolated), GN_T(exact_bounds), GN_T(close_like_tcp),
              GN_T(max_connections), GN_T(same_instance_dials_itself))
