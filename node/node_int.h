@@ -146,6 +146,7 @@ struct nstream {
     bool closing;
     bool inbound;
     /* negotiation */
+    gn_op *op;                      /* the multistream-select running, to cancel */
     open_done_fn done;
     void *done_arg;
     char protocol[GN_PROTOCOL_ID_MAX];

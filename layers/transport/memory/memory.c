@@ -37,6 +37,9 @@
  * per transport instance and loop turn, serving a FIFO of ends that need
  * work), never from inside a gn_stream_*() or transport call.
  *
+ * Dialing happens in the next kick; gn_op_cancel() on a dial before then
+ * turns it into a GN_ECANCELED completion in that kick (nothing connects).
+ *
  * Limits: config.max_connections counts open ends plus dials in progress.
  * A dial over the dialer's limit fails GN_ELIMIT; a dial to a listener
  * whose transport is full is refused (GN_ECONNREFUSED): the memory

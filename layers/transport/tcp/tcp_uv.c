@@ -28,6 +28,12 @@
  * port whose old connections sit in TIME_WAIT. IPv6 listeners are bound
  * IPV6_V6ONLY so /ip4/0.0.0.0/tcp/N and /ip6/::/tcp/N can coexist.
  *
+ * Dialing: uv_tcp_connect bounded by config.dial_timeout (GN_ETIMEDOUT).
+ * gn_op_cancel() on the dial's handle closes the handle at once (uv_close
+ * closes the socket inside the call, so a SYN-dropping peer leaves nothing
+ * behind); the connect callback then sees UV_ECANCELED and the close
+ * callback reports GN_ECANCELED.
+ *
  * Limits: config.max_connections counts open connections plus dials in
  * progress; an inbound connection over it is closed right after accept (the
  * accept callback never sees it), a dial over it fails with GN_ELIMIT.
