@@ -64,6 +64,7 @@ typedef struct gni_loop_cmd {
     struct gni_loop_cmd *next;
     gn_loop_fn fn;
     void *arg;
+    uint64_t seq; /* ring commands accepted before it */
     bool queued;
 } gni_loop_cmd;
 

@@ -67,6 +67,8 @@ struct gn_loop {
     size_t count;
     gni_loop_cmd *rhead;  /* reserved commands (gni_loop_submit_cmd), FIFO */
     gni_loop_cmd *rtail;
+    uint64_t submitted;   /* ring commands accepted, ever */
+    uint64_t consumed;    /* ring commands taken off the ring, ever */
     bool stopping;
     bool async_closed;
     bool free_pending; /* embedded: free in the last close callback */
@@ -311,24 +313,31 @@ static void loop_async_cb(uv_async_t *h)
         c = loop->ring[loop->head];
         loop->head = (loop->head + 1) % loop->cap;
         loop->count--;
+        loop->consumed++;
         uv_mutex_unlock(&loop->mtx);
         c.fn(loop, c.arg);
     }
-    /* Reserved commands after the ring: each runs after every ring command
-     * submitted before it. Detached first: one queued from here runs on the
-     * next wakeup. */
+    /* Reserved commands: each runs once every ring command accepted before
+     * it was taken (the budget above may have left some for the next
+     * wakeup). The list is in submission order, so the ready ones lead;
+     * those queued by the calls below wait for the next wakeup. */
     uv_mutex_lock(&loop->mtx);
-    gni_loop_cmd *r = loop->rhead;
-    loop->rhead = loop->rtail = NULL;
+    size_t nready = 0;
+    for (gni_loop_cmd *r = loop->rhead; r != NULL && r->seq <= loop->consumed; r = r->next) {
+        nready++;
+    }
     uv_mutex_unlock(&loop->mtx);
-    while (r != NULL) {
+    for (; nready > 0; nready--) {
         uv_mutex_lock(&loop->mtx);
-        gni_loop_cmd *next = r->next;
+        gni_loop_cmd *r = loop->rhead;
+        loop->rhead = r->next;
+        if (loop->rhead == NULL) {
+            loop->rtail = NULL;
+        }
         r->next = NULL;
         r->queued = false; /* from here it may be queued again */
         uv_mutex_unlock(&loop->mtx);
         r->fn(loop, r->arg);
-        r = next;
     }
     uv_mutex_lock(&loop->mtx);
     bool more = loop->count > 0 || loop->rhead != NULL;
@@ -571,6 +580,7 @@ int gn_loop_submit(gn_loop *loop, gn_loop_fn fn, void *arg)
         c->fn = fn;
         c->arg = arg;
         loop->count++;
+        loop->submitted++;
         uv_async_send(&loop->async);
     }
     uv_mutex_unlock(&loop->mtx);
@@ -589,6 +599,7 @@ int gni_loop_submit_cmd(gn_loop *loop, gni_loop_cmd *cmd)
     } else if (!cmd->queued) {
         cmd->queued = true;
         cmd->next = NULL;
+        cmd->seq = loop->submitted;
         if (loop->rtail != NULL) {
             loop->rtail->next = cmd;
         } else {

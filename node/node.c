@@ -60,6 +60,9 @@ static int node_make_instances(gn_node *n)
     if (atomic_load(&n->instances_ready)) {
         return 0;
     }
+    if (n->close_finished) {
+        return GN_ECLOSED; /* a command that raced the close: no new instances */
+    }
     int rc = 0;
     n->ntr = gn_stack_count(n->stack, GN_LAYER_TRANSPORT);
     n->nsec = gn_stack_count(n->stack, GN_LAYER_CRYPTO);
@@ -848,7 +851,7 @@ static void node_close_cmd_run(gn_loop *loop, void *arg)
             e = next;
         }
     }
-    if (atomic_load(&n->close_req)) {
+    if (atomic_load(&n->close_req) && !n->closing) {
         (void)node_make_instances(n);
         node_close_run(n, n->req_close_cb, n->req_close_arg);
     }

@@ -149,8 +149,9 @@ static void cancelled_deferred(gn_loop *loop, void *arg)
 
 /*
  * gn_op_cancel(): stop reading, drop the handler and the core now; the
- * completion follows from the loop through the run's own timer (re-arming
- * an armed timer allocates nothing), else a deferred call.
+ * completion follows from the loop through a deferred call or, when that
+ * cannot be allocated, the run's own timer (re-arming an armed timer
+ * allocates nothing; on a virtual clock it runs at the next advance).
  */
 static void ms_cancel(gn_op *op)
 {
@@ -163,13 +164,14 @@ static void ms_cancel(gn_op *op)
     gn_stream_set_handler(r->s, NULL, NULL);
     gni_ms_free(r->ms);
     r->ms = NULL;
+    if (gn_loop_defer(r->s->loop, cancelled_deferred, r) == 0) {
+        gn_timer_stop(&r->timer);
+        return;
+    }
     if (gn_timer_start(&r->timer, 0, cancelled_timer, r) == 0) {
         return;
     }
     gn_timer_stop(&r->timer);
-    if (gn_loop_defer(r->s->loop, cancelled_deferred, r) == 0) {
-        return;
-    }
     /* out of memory twice over: completing now beats never completing */
     GN_LOG(GN_LOG_ERR, "multistream", "cannot defer a cancellation: completing inline");
     cancelled_complete(r);
