@@ -187,6 +187,37 @@ GN_TEST(cancel_beats_due_timeout)
     spin(10);
 }
 
+/* On a virtual clock (timers run only when the clock is advanced) the
+ * cancellation still completes from the next loop turn. */
+GN_TEST(cancel_on_virtual_clock)
+{
+    static const char *const offer[] = {"/a/1"};
+    gn_loop_config lc;
+    gn_loop_config_default(&lc);
+    lc.virtual_clock = true;
+    gn_loop *vl;
+    CHECK_OK(gn_loop_new(&lc, &vl));
+    gn_stream *a, *b;
+    gn_pipe_new(vl, &a, &b);
+    result ra = {0};
+    gni_ms_config ca;
+    gni_ms_config_default(&ca, GNI_MS_INITIATOR);
+    ca.protocols = offer;
+    ca.protocol_cnt = 1;
+    gn_op *op = NULL;
+    CHECK_OK(gni_ms_negotiate(a, &ca, done_cb, &ra, &op));
+    gn_op_cancel(op);
+    for (int i = 0; i < 5 && !ra.done; i++)
+        gn_loop_run(vl, GN_RUN_NOWAIT);
+    CHECK_EQ(ra.done, 1);
+    CHECK_EQ(ra.status, GN_ECANCELED);
+    gn_stream_close(a, NULL, NULL);
+    gn_stream_close(b, NULL, NULL);
+    for (int i = 0; i < 10; i++)
+        gn_loop_run(vl, GN_RUN_NOWAIT);
+    gn_loop_free(vl);
+}
+
 /* An immediate error leaves *op NULL. */
 GN_TEST(cancel_handle_null_on_error)
 {
@@ -212,6 +243,7 @@ int main(int argc, char **argv)
         GN_T(responder_times_out),
         GN_T(cancel_while_waiting),
         GN_T(cancel_beats_due_timeout),
+        GN_T(cancel_on_virtual_clock),
         GN_T(cancel_handle_null_on_error),
     };
     if (gn_loop_new(NULL, &loop) < 0)
