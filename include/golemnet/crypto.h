@@ -105,7 +105,7 @@ GN_API void gn_crypto_free(gn_crypto *c);
  * @below (a TCP socket is closed inside the call), and @cb follows with
  * GN_ECANCELED. The handshake's own bound is config.handshake_timeout.
  * Loop thread.
- * Since: 0.1 (@op since 0.2)
+ * Since: 0.1
  */
 GN_API int gn_crypto_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p,
                             gn_secure_cb cb, void *arg, gn_op **op);

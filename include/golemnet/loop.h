@@ -201,7 +201,7 @@ GN_API bool gn_timer_active(const gn_timer *t);
  * A component embeds a gn_op in its per-operation state and sets @cancel;
  * the field is private to the component.
  *
- * Since: 0.2
+ * Since: 0.1
  */
 typedef struct gn_op gn_op;
 struct gn_op {
@@ -219,7 +219,7 @@ struct gn_op {
  * on any failure. Memory of the operation is freed no later than that
  * callback. Calling it again before the callback is a no-op; NULL is a
  * no-op. Loop thread only.
- * Since: 0.2
+ * Since: 0.1
  */
 GN_API void gn_op_cancel(gn_op *op);
 

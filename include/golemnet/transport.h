@@ -130,7 +130,7 @@ GN_API void gn_listener_close(gn_listener *l, gn_listener_close_cb cb, void *arg
  * error): gn_op_cancel(*@op) before @cb ends the dial at once, closing its
  * socket, and @cb follows with GN_ECANCELED. The dial's own bound is
  * config.dial_timeout (GN_ETIMEDOUT). Loop thread.
- * Since: 0.1 (@op since 0.2)
+ * Since: 0.1
  */
 GN_API int gn_transport_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg,
                              gn_op **op);
