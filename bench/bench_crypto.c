@@ -175,7 +175,7 @@ static void accepted(void *arg, gn_listener *l, int status, gn_stream *conn)
     (void)arg, (void)l;
     if (status < 0)
         return;
-    if (gn_crypto_secure(sides[1].c, conn, &p_resp, on_secured, &sides[1]) < 0)
+    if (gn_crypto_secure(sides[1].c, conn, &p_resp, on_secured, &sides[1], NULL) < 0)
         gn_stream_close(conn, NULL, NULL);
 }
 
@@ -186,7 +186,7 @@ static void dialed(void *arg, int status, gn_stream *conn)
         sides[0].status = status;
         return;
     }
-    if (gn_crypto_secure(sides[0].c, conn, &p_init, on_secured, &sides[0]) < 0) {
+    if (gn_crypto_secure(sides[0].c, conn, &p_init, on_secured, &sides[0], NULL) < 0) {
         sides[0].status = GN_EHANDSHAKE;
         gn_stream_close(conn, NULL, NULL);
     }
@@ -222,7 +222,7 @@ static void pair_open(void)
 {
     sides[0].status = sides[1].status = 1;
     sides[0].sec = sides[1].sec = NULL;
-    int rc = gn_transport_dial(mem, laddr, dialed, NULL);
+    int rc = gn_transport_dial(mem, laddr, dialed, NULL, NULL);
     if (rc < 0)
         die("dial", rc);
     run_while(hs_busy);
@@ -464,7 +464,7 @@ static void r_secured(void *arg, int status, const gn_secure_result *res)
 static void r_accepted(void *arg, gn_listener *l, int status, gn_stream *conn)
 {
     (void)arg, (void)l;
-    if (status == 0 && gn_crypto_secure(R.c, conn, &p_resp, r_secured, NULL) < 0)
+    if (status == 0 && gn_crypto_secure(R.c, conn, &p_resp, r_secured, NULL, NULL) < 0)
         gn_stream_close(conn, NULL, NULL);
 }
 
@@ -543,7 +543,7 @@ static void s_dialed(void *arg, int status, gn_stream *conn)
         sides[0].status = status;
         return;
     }
-    if (gn_crypto_secure(sides[0].c, conn, &p_init, on_secured, &sides[0]) < 0) {
+    if (gn_crypto_secure(sides[0].c, conn, &p_init, on_secured, &sides[0], NULL) < 0) {
         sides[0].status = GN_EHANDSHAKE;
         gn_stream_close(conn, NULL, NULL);
     }
@@ -583,7 +583,7 @@ static void bench_bulk_tcp(const gn_crypto_ops *ops, uint64_t total)
     if (rc == 0)
         rc = gn_transport_new(tops, loop, NULL, &stcp);
     if (rc == 0)
-        rc = gn_transport_dial(stcp, R.addr, s_dialed, NULL);
+        rc = gn_transport_dial(stcp, R.addr, s_dialed, NULL, NULL);
     if (rc < 0)
         die("sender", rc);
     run_while(s_hs_busy);

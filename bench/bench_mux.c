@@ -273,7 +273,7 @@ static void side_new(const gn_mux_ops *ops, bside *sd, gn_stream *raw, bool init
 static void pair_new(const gn_mux_ops *ops, bside *c, bside *s)
 {
     accepted_raw = dialed_raw = NULL;
-    int rc = gn_transport_dial(mem, laddr, raw_dialed, NULL);
+    int rc = gn_transport_dial(mem, laddr, raw_dialed, NULL, NULL);
     if (rc < 0)
         die("dial", rc);
     for (int i = 0; i < 1000 && !(accepted_raw && dialed_raw); i++)

@@ -8,6 +8,7 @@
 #include "golemnet/err.h"
 #include "golemnet/identity.h"
 #include "golemnet/log.h"
+#include "golemnet/loop.h"
 
 #include <assert.h>
 #include <stdbool.h>
@@ -52,6 +53,32 @@ static inline void gni_list_del(gni_list *e)
  * Unknown codes map to GN_EIO. Defined in core/uv_glue.c.
  */
 int gni_err_from_uv(int uverr);
+
+/*
+ * A reserved loop command: caller-owned storage, so submitting it needs
+ * neither room in the bounded command ring nor an allocation. For requests
+ * that must never be lost (a node's close). Fields are private to the loop
+ * (guarded by its mutex) except fn and arg, set once before first use.
+ */
+typedef struct gni_loop_cmd {
+    struct gni_loop_cmd *next;
+    gn_loop_fn fn;
+    void *arg;
+    uint64_t seq; /* ring commands accepted before it */
+    bool queued;
+} gni_loop_cmd;
+
+/*
+ * Queues @cmd to run @cmd->fn(loop, @cmd->arg) on the loop thread, from any
+ * thread (the loop thread included: it runs on a later iteration, never
+ * from inside this call). It runs after every gn_loop_submit() command
+ * accepted before it. Submitting a command that is still queued is a no-op
+ * (it runs once); once it started running it may be queued again. The
+ * storage must stay valid until it ran or the loop stopped.
+ * Errors: GN_EINVAL (NULL @loop, @cmd or fn), GN_ECLOSED (the loop is
+ * stopping: the command will not run).
+ */
+int gni_loop_submit_cmd(gn_loop *loop, gni_loop_cmd *cmd);
 
 /**
  * HKDF-Extract of RFC 5869 section 2.2 with HMAC-SHA256: @prk (32 bytes) =

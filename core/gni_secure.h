@@ -80,8 +80,12 @@ struct gni_cipher_vtbl {
  * the caller keeps @below and @hs.
  * The handshake is bounded by c->config.handshake_timeout (GN_ETIMEDOUT)
  * and c->config.max_handshake_msg bytes of buffered input.
+ * On 0, *@op (NULL allowed) is the handshake's gn_op: cancelling it frees
+ * the core, starts closing @below (its socket closes inside the call) and
+ * @cb follows with GN_ECANCELED once @below is closed. A component passes
+ * its secure() @op straight through.
  */
 int gni_secure_run(gn_crypto *c, gn_stream *below, const gni_hs_vtbl *hv, void *hs,
-                   gn_secure_cb cb, void *arg);
+                   gn_secure_cb cb, void *arg, gn_op **op);
 
 #endif /* GNI_SECURE_H */

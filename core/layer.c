@@ -133,15 +133,24 @@ void gn_listener_close(gn_listener *l, gn_listener_close_cb cb, void *arg)
     l->transport->ops->listener_close(l, cb, arg);
 }
 
-int gn_transport_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg)
+int gn_transport_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg,
+                      gn_op **op)
 {
+    gn_op *h = NULL;
+    if (op) {
+        *op = NULL;
+    }
     if (!ma || !cb) {
         return GN_EINVAL;
     }
     if (!t->ops->handles(t, ma)) {
         return GN_ENOTRANSPORT;
     }
-    return t->ops->dial(t, ma, cb, arg);
+    int rc = t->ops->dial(t, ma, cb, arg, &h);
+    if (rc == 0 && op) {
+        *op = h;
+    }
+    return rc;
 }
 
 /* ---- crypto ---- */
@@ -205,12 +214,20 @@ void gn_crypto_free(gn_crypto *c)
 }
 
 int gn_crypto_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, gn_secure_cb cb,
-                     void *arg)
+                     void *arg, gn_op **op)
 {
+    gn_op *h = NULL;
+    if (op) {
+        *op = NULL;
+    }
     if (!below || !p || !cb) {
         return GN_EINVAL;
     }
-    return c->ops->secure(c, below, p, cb, arg);
+    int rc = c->ops->secure(c, below, p, cb, arg, &h);
+    if (rc == 0 && op) {
+        *op = h;
+    }
+    return rc;
 }
 
 /* ---- mux ---- */

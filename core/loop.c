@@ -65,6 +65,10 @@ struct gn_loop {
     size_t cap;
     size_t head;
     size_t count;
+    gni_loop_cmd *rhead;  /* reserved commands (gni_loop_submit_cmd), FIFO */
+    gni_loop_cmd *rtail;
+    uint64_t submitted;   /* ring commands accepted, ever */
+    uint64_t consumed;    /* ring commands taken off the ring, ever */
     bool stopping;
     bool async_closed;
     bool free_pending; /* embedded: free in the last close callback */
@@ -283,7 +287,7 @@ static void loop_stop_check(gn_loop *loop)
         return;
     }
     uv_mutex_lock(&loop->mtx);
-    bool ready = loop->stopping && loop->count == 0;
+    bool ready = loop->stopping && loop->count == 0 && loop->rhead == NULL;
     uv_mutex_unlock(&loop->mtx);
     if (!ready) {
         return;
@@ -309,11 +313,34 @@ static void loop_async_cb(uv_async_t *h)
         c = loop->ring[loop->head];
         loop->head = (loop->head + 1) % loop->cap;
         loop->count--;
+        loop->consumed++;
         uv_mutex_unlock(&loop->mtx);
         c.fn(loop, c.arg);
     }
+    /* Reserved commands: each runs once every ring command accepted before
+     * it was taken (the budget above may have left some for the next
+     * wakeup). The list is in submission order, so the ready ones lead;
+     * those queued by the calls below wait for the next wakeup. */
     uv_mutex_lock(&loop->mtx);
-    bool more = loop->count > 0;
+    size_t nready = 0;
+    for (gni_loop_cmd *r = loop->rhead; r != NULL && r->seq <= loop->consumed; r = r->next) {
+        nready++;
+    }
+    uv_mutex_unlock(&loop->mtx);
+    for (; nready > 0; nready--) {
+        uv_mutex_lock(&loop->mtx);
+        gni_loop_cmd *r = loop->rhead;
+        loop->rhead = r->next;
+        if (loop->rhead == NULL) {
+            loop->rtail = NULL;
+        }
+        r->next = NULL;
+        r->queued = false; /* from here it may be queued again */
+        uv_mutex_unlock(&loop->mtx);
+        r->fn(loop, r->arg);
+    }
+    uv_mutex_lock(&loop->mtx);
+    bool more = loop->count > 0 || loop->rhead != NULL;
     if (more) {
         uv_async_send(&loop->async); /* still open: async_closed is set only below */
     }
@@ -553,6 +580,32 @@ int gn_loop_submit(gn_loop *loop, gn_loop_fn fn, void *arg)
         c->fn = fn;
         c->arg = arg;
         loop->count++;
+        loop->submitted++;
+        uv_async_send(&loop->async);
+    }
+    uv_mutex_unlock(&loop->mtx);
+    return rc;
+}
+
+int gni_loop_submit_cmd(gn_loop *loop, gni_loop_cmd *cmd)
+{
+    if (loop == NULL || cmd == NULL || cmd->fn == NULL) {
+        return GN_EINVAL;
+    }
+    int rc = 0;
+    uv_mutex_lock(&loop->mtx);
+    if (loop->stopping) {
+        rc = GN_ECLOSED;
+    } else if (!cmd->queued) {
+        cmd->queued = true;
+        cmd->next = NULL;
+        cmd->seq = loop->submitted;
+        if (loop->rtail != NULL) {
+            loop->rtail->next = cmd;
+        } else {
+            loop->rhead = cmd;
+        }
+        loop->rtail = cmd;
         uv_async_send(&loop->async);
     }
     uv_mutex_unlock(&loop->mtx);
@@ -779,4 +832,15 @@ void *gn_loop_get_local(const gn_loop *loop, const void *key)
         }
     }
     return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Cancellation handles
+ */
+
+void gn_op_cancel(gn_op *op)
+{
+    if (op != NULL && op->cancel != NULL) {
+        op->cancel(op);
+    }
 }

@@ -526,6 +526,7 @@ static const gn_stream_ops sec_stream_ops = {
  */
 
 typedef struct hs_run {
+    gn_op op;      /* the handshake's cancellation handle */
     gn_crypto *c;
     gn_stream *below;
     const gni_hs_vtbl *hv;
@@ -715,6 +716,18 @@ static void hs_on_error(gn_stream *below, void *ud, int err)
     hs_fail(ud, err);
 }
 
+/* gn_op_cancel(): fail now (the stream below starts closing inside
+ * hs_fail); the completion runs from its close callback. */
+static void hs_cancel(gn_op *op)
+{
+    hs_run *r = GNI_CONTAINER_OF(op, hs_run, op);
+    if (r->finished) {
+        r->failure = GN_ECANCELED; /* failing already: report the cancel */
+        return;
+    }
+    hs_fail(r, GN_ECANCELED);
+}
+
 static void hs_timeout(gn_timer *t, void *arg)
 {
     (void)t;
@@ -722,12 +735,16 @@ static void hs_timeout(gn_timer *t, void *arg)
 }
 
 int gni_secure_run(gn_crypto *c, gn_stream *below, const gni_hs_vtbl *hv, void *hs,
-                   gn_secure_cb cb, void *arg)
+                   gn_secure_cb cb, void *arg, gn_op **op)
 {
+    if (op) {
+        *op = NULL;
+    }
     hs_run *r = gn_calloc(1, sizeof *r);
     if (!r) {
         return GN_ENOMEM;
     }
+    r->op.cancel = hs_cancel;
     r->c = c;
     r->below = below;
     r->hv = hv;
@@ -748,6 +765,9 @@ int gni_secure_run(gn_crypto *c, gn_stream *below, const gni_hs_vtbl *hv, void *
         gn_stream_set_handler(below, NULL, NULL);
         gn_free(r);
         return rc;
+    }
+    if (op) {
+        *op = &r->op;
     }
     return 0;
 }

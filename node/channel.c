@@ -299,7 +299,6 @@ static void ns_close(nstream *ns, bool reset)
 
 void gni_channel_teardown_streams(gn_channel *ch)
 {
-    int st = ch_closed_status(ch);
     for (gni_list *e = ch->nstreams.next; e != &ch->nstreams;) {
         nstream *ns = GNI_CONTAINER_OF(e, nstream, link);
         e = e->next;
@@ -308,8 +307,8 @@ void gni_channel_teardown_streams(gn_channel *ch)
         }
         switch (ns->kind) {
         case NS_NEGOTIATING:
-            /* the negotiation completes with the error; its callback closes */
-            gn_stream_emit_error(ns->s, st);
+            /* cancelled: its callback (GN_ECANCELED, from the loop) closes */
+            gn_op_cancel(ns->op);
             break;
         case NS_MSG_IN:
             gni_msg_reader_close(ns->reader, false); /* no more callbacks */
@@ -374,6 +373,7 @@ static void ns_out_negotiated(void *arg, int status, gn_stream *s, const char *p
     (void)proto;
     nstream *ns = arg;
     gn_channel *ch = ns->ch;
+    ns->op = NULL;
     open_done_fn done = ns->done;
     void *darg = ns->done_arg;
     ns->done = NULL;
@@ -424,7 +424,7 @@ void gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn d
     cfg.protocols = ids;
     cfg.protocol_cnt = 1;
     cfg.timeout = ch->node->cfg.upgrade_timeout;
-    rc = gni_ms_negotiate(s, &cfg, ns_out_negotiated, ns);
+    rc = gni_ms_negotiate(s, &cfg, ns_out_negotiated, ns, &ns->op);
     if (rc < 0) {
         ns->done = NULL;
         ns_close(ns, true);
@@ -972,6 +972,7 @@ static void ns_in_negotiated(void *arg, int status, gn_stream *s, const char *pr
     nstream *ns = arg;
     gn_channel *ch = ns->ch;
     gn_node *n = ch->node;
+    ns->op = NULL;
     if (status < 0 || ch->phase != PH_OPEN) {
         ns_close(ns, status != GN_ENEGOTIATION);
         return;
@@ -1025,7 +1026,7 @@ void gni_channel_on_stream(gn_mux_session *ms, void *ud, gn_stream *s)
     cfg.protocols = ids;
     cfg.protocol_cnt = cnt;
     cfg.timeout = n->cfg.upgrade_timeout;
-    int rc = cnt > 0 ? gni_ms_negotiate(s, &cfg, ns_in_negotiated, ns) : GN_ENEGOTIATION;
+    int rc = cnt > 0 ? gni_ms_negotiate(s, &cfg, ns_in_negotiated, ns, &ns->op) : GN_ENEGOTIATION;
     if (rc < 0) {
         ns_close(ns, true);
     }

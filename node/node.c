@@ -60,6 +60,9 @@ static int node_make_instances(gn_node *n)
     if (atomic_load(&n->instances_ready)) {
         return 0;
     }
+    if (n->close_finished) {
+        return GN_ECLOSED; /* a command that raced the close: no new instances */
+    }
     int rc = 0;
     n->ntr = gn_stack_count(n->stack, GN_LAYER_TRANSPORT);
     n->nsec = gn_stack_count(n->stack, GN_LAYER_CRYPTO);
@@ -168,6 +171,8 @@ static void node_free_memory(gn_node *n)
     gn_free(n);
 }
 
+static void node_close_cmd_run(gn_loop *loop, void *arg);
+
 int gn_node_new(const gn_node_config *cfg, gn_node **out)
 {
     if (!cfg || !out || cfg->version != GN_NODE_CONFIG_VERSION) {
@@ -199,6 +204,8 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     }
     uv_mutex_init(&n->close_mtx);
     uv_cond_init(&n->close_cond);
+    n->close_cmd.fn = node_close_cmd_run;
+    n->close_cmd.arg = n;
     gni_list_init(&n->listeners);
     gni_list_init(&n->channels);
     gni_list_init(&n->overflow);
@@ -404,9 +411,7 @@ typedef enum cmd_kind {
     CMD_UNICAST,
     CMD_BROADCAST,
     CMD_CONFIGURE,
-    CMD_CLOSE,
     CMD_CH_SEND,
-    CMD_CH_CLOSE,
     CMD_MC_UNICAST,
     CMD_DRAIN
 } cmd_kind;
@@ -417,7 +422,6 @@ typedef struct node_cmd {
     uint64_t req_id;
     gn_multiaddr *ma;
     gn_node_dial_cb cb;
-    gn_node_close_cb close_cb;
     void *arg;
     gn_rcbuf *msg;
     gn_peer_id peer;
@@ -893,6 +897,32 @@ static void node_close_run(gn_node *n, gn_node_close_cb cb, void *arg)
     gni_node_maybe_finish_close(n);
 }
 
+/*
+ * The reserved close command (n->close_cmd): runs every close asked since
+ * it last ran. Close requests never go through the bounded command ring
+ * and never allocate, so a full ring or no memory cannot lose them.
+ */
+static void node_close_cmd_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    gn_node *n = arg;
+    if (atomic_exchange(&n->ch_close_req, false)) {
+        /* begin_close finishes a channel only through deferred calls */
+        for (gni_list *e = n->channels.next; e != &n->channels;) {
+            gni_list *next = e->next;
+            gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
+            if (atomic_exchange(&ch->close_req, false)) {
+                gni_channel_begin_close(ch, GN_ECLOSED);
+            }
+            e = next;
+        }
+    }
+    if (atomic_load(&n->close_req) && !n->closing) {
+        (void)node_make_instances(n);
+        node_close_run(n, n->req_close_cb, n->req_close_arg);
+    }
+}
+
 void gn_node_close(gn_node *n, gn_node_close_cb cb, void *arg)
 {
     if (!n) {
@@ -907,21 +937,17 @@ void gn_node_close(gn_node *n, gn_node_close_cb cb, void *arg)
     if (st != NODE_NEW && st != NODE_RUNNING) {
         return; /* already closing or closed: idempotent */
     }
-    node_cmd *c = cmd_new(n, CMD_CLOSE);
-    int rc = c ? 0 : GN_ENOMEM;
-    if (c) {
-        c->close_cb = cb;
-        c->arg = arg;
-    }
-    if (rc == 0 && st == NODE_NEW && n->own_loop) {
+    /* only the caller that won the exchange gets here */
+    n->req_close_cb = cb;
+    n->req_close_arg = arg;
+    atomic_store(&n->close_req, true);
+    if (st == NODE_NEW && n->own_loop) {
         /* never started: run the loop so the close can complete */
         if (node_start_thread(n) < 0) {
             GN_LOG(GN_LOG_ERR, NODE_LOG, "close: cannot start the loop thread");
         }
     }
-    if (rc == 0) {
-        rc = cmd_post(c);
-    }
+    int rc = gni_loop_submit_cmd(n->loop, &n->close_cmd);
     if (rc < 0) {
         GN_LOG(GN_LOG_ERR, NODE_LOG, "close: cannot reach the loop: %s", gn_err_name(rc));
     }
@@ -1407,17 +1433,11 @@ static void cmd_run(gn_loop *loop, void *arg)
     case CMD_CONFIGURE:
         node_configure_run(n, c);
         break;
-    case CMD_CLOSE:
-        node_close_run(n, c->close_cb, c->arg);
-        break;
     case CMD_CH_SEND:
         rc = gni_channel_enqueue(c->ch, c->msg, 0);
         if (rc < 0) {
             send_failed(n, 0, rc, c->ch);
         }
-        break;
-    case CMD_CH_CLOSE:
-        gni_channel_begin_close(c->ch, GN_ECLOSED);
         break;
     case CMD_MC_UNICAST: {
         gn_channel *ch = gni_node_find_open(n, &c->peer);
@@ -1483,12 +1503,15 @@ void gn_channel_close(gn_channel *ch)
     if (st == GN_CHANNEL_CLOSING || st == GN_CHANNEL_CLOSED) {
         return;
     }
-    node_cmd *c = cmd_new(ch->node, CMD_CH_CLOSE);
-    if (!c) {
-        return;
+    /* a flag and the node's reserved command: no ring slot, no allocation */
+    gn_node *n = ch->node;
+    atomic_store(&ch->close_req, true);
+    atomic_store(&n->ch_close_req, true);
+    int rc = gni_loop_submit_cmd(n->loop, &n->close_cmd);
+    if (rc < 0) {
+        /* the loop is stopping: the node's close has closed every channel */
+        GN_LOG(GN_LOG_DEBUG, NODE_LOG, "channel close: %s", gn_err_name(rc));
     }
-    c->ch = gn_channel_hold(ch);
-    cmd_post(c);
 }
 
 /* ------------------------------------------------------------------------

@@ -109,6 +109,8 @@ struct gn_channel {
     char dial_addr[GN_NODE_ADDR_MAX]; /* dialed address without /p2p/ */
     gn_transport *transport;
     bool transport_pending;         /* transport dial outstanding */
+    gn_op *op;                      /* the dial, negotiation or handshake running, to cancel */
+    _Atomic bool close_req;         /* any: gn_channel_close() asked (node->close_cmd runs it) */
     gn_stream *raw;                 /* transport stream (until handed to crypto) */
     gn_stream *sec;                 /* secured stream (until handed to the muxer) */
     gn_stream *busy;                /* the stream a negotiation/handshake runs on */
@@ -146,6 +148,7 @@ struct nstream {
     bool closing;
     bool inbound;
     /* negotiation */
+    gn_op *op;                      /* the multistream-select running, to cancel */
     open_done_fn done;
     void *done_arg;
     char protocol[GN_PROTOCOL_ID_MAX];
@@ -221,6 +224,13 @@ struct gn_node {
     _Atomic bool need_drain;        /* overflow or blocked readers pending */
     _Atomic bool drain_posted;
     _Atomic bool instances_ready;
+    /* Close requests never lost (gn_node_close, gn_channel_close): a flag
+     * plus one reserved loop command, no allocation, no ring slot. */
+    gni_loop_cmd close_cmd;         /* any: storage; the loop's mutex guards it */
+    _Atomic bool close_req;         /* any: gn_node_close() asked */
+    _Atomic bool ch_close_req;      /* any: some channel's close_req may be set */
+    gn_node_close_cb req_close_cb;  /* written once by the gn_node_close() that won */
+    void *req_close_arg;
     uv_mutex_t close_mtx;
     uv_cond_t close_cond;
     bool closed_done;               /* close_mtx */

@@ -9,12 +9,12 @@
  * Inbound: the same steps as responder. One timer (upgrade_timeout)
  * bounds the whole pipeline.
  *
- * Cancelling a step: the transport dial cannot be cancelled, so a closing
- * channel waits for its callback and closes the stream it delivers. A
- * negotiation or a handshake runs on a stream we can reach (ch->busy):
- * cancelling reports an error on that stream (gn_stream_emit_error, which
- * every driver treats as the stream failing), so the driver completes with
- * an error exactly once and the ordinary failure path cleans up.
+ * Cancelling a step: every step (transport dial, negotiation, handshake)
+ * is started with a gn_op handle kept in ch->op until its callback. A
+ * closing channel (close, node close, upgrade timeout) cancels it with
+ * gn_op_cancel(): the step releases what it holds at once (a dial's socket
+ * is closed inside the call) and its callback follows with GN_ECANCELED,
+ * where the ordinary failure path cleans up.
  *
  * Connection manager: a dial to a peer with an open channel returns it; a
  * dial to a peer or address with an attempt in progress joins that attempt
@@ -220,6 +220,7 @@ static void up_on_mux_selected(void *arg, int status, gn_stream *s, const char *
     gn_channel *ch = arg;
     gn_node *n = ch->node;
     ch->busy = NULL;
+    ch->op = NULL;
     (void)s;
     if (status < 0 || ch->phase != PH_MS_MUX) {
         up_fail(ch, status < 0 ? status : ch->close_reason);
@@ -243,7 +244,7 @@ static void up_start_mux_ms(gn_channel *ch)
     cfg.protocol_cnt = n->nmux;
     ch->phase = PH_MS_MUX;
     ch->busy = ch->sec;
-    int rc = gni_ms_negotiate(ch->sec, &cfg, up_on_mux_selected, ch);
+    int rc = gni_ms_negotiate(ch->sec, &cfg, up_on_mux_selected, ch, &ch->op);
     if (rc < 0) {
         ch->busy = NULL;
         up_fail(ch, rc);
@@ -255,6 +256,7 @@ static void up_on_secured(void *arg, int status, const gn_secure_result *res)
     gn_channel *ch = arg;
     gn_node *n = ch->node;
     ch->busy = NULL;
+    ch->op = NULL;
     if (status < 0) {
         /* the component closed the raw stream */
         GN_LOG(GN_LOG_INFO, UP_LOG, "channel %" PRIu64 ": handshake failed: %s", ch->info.id,
@@ -302,6 +304,7 @@ static void up_on_sec_selected(void *arg, int status, gn_stream *s, const char *
     gn_channel *ch = arg;
     gn_node *n = ch->node;
     ch->busy = NULL;
+    ch->op = NULL;
     (void)s;
     if (status < 0 || ch->phase != PH_MS_SEC) {
         up_fail(ch, status < 0 ? status : ch->close_reason);
@@ -329,7 +332,7 @@ static void up_on_sec_selected(void *arg, int status, gn_stream *s, const char *
     ch->phase = PH_HANDSHAKE;
     gn_stream *raw = ch->raw;
     ch->busy = raw;
-    int rc = gn_crypto_secure(c, raw, &p, up_on_secured, ch);
+    int rc = gn_crypto_secure(c, raw, &p, up_on_secured, ch, &ch->op);
     if (rc < 0) {
         ch->busy = NULL;
         up_fail(ch, rc);
@@ -348,7 +351,7 @@ static void up_start_sec_ms(gn_channel *ch)
     ch->phase = PH_MS_SEC;
     gni_channel_publish(ch);
     ch->busy = ch->raw;
-    int rc = gni_ms_negotiate(ch->raw, &cfg, up_on_sec_selected, ch);
+    int rc = gni_ms_negotiate(ch->raw, &cfg, up_on_sec_selected, ch, &ch->op);
     if (rc < 0) {
         ch->busy = NULL;
         up_fail(ch, rc);
@@ -397,6 +400,7 @@ static void up_on_dialed(void *arg, int status, gn_stream *conn)
 {
     gn_channel *ch = arg;
     ch->transport_pending = false;
+    ch->op = NULL;
     if (ch->phase != PH_DIALING) {
         if (conn) {
             up_close_stream(ch, conn);
@@ -523,7 +527,7 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
     gni_channel_publish(ch);
     gn_timer_start(&ch->upgrade_timer, n->cfg.upgrade_timeout, up_timeout, ch);
     ch->transport_pending = true;
-    rc = gn_transport_dial(t, bare, up_on_dialed, ch);
+    rc = gn_transport_dial(t, bare, up_on_dialed, ch, &ch->op);
     gn_multiaddr_free(bare);
     gn_multiaddr_free(ma);
     if (rc < 0) {
@@ -609,9 +613,10 @@ void gni_channel_begin_close(gn_channel *ch, int reason)
             ch->pending++;
             gn_mux_session_close(ch->session, up_session_closed, ch);
         }
-    } else if (ch->busy) {
-        /* a negotiation or handshake runs on it: make it fail now */
-        gn_stream_emit_error(ch->busy, ch->close_reason);
+    } else if (ch->op) {
+        /* a dial, negotiation or handshake runs: stop it now; its callback
+         * (GN_ECANCELED, from the loop) releases what the step held */
+        gn_op_cancel(ch->op);
     } else {
         up_fail(ch, ch->close_reason);
     }

@@ -332,10 +332,13 @@ static int cmd_multiaddr(int argc, char **argv)
 
 enum cli_cmd { CLI_NODE = 0, CLI_PING, CLI_ECHO, CLI_PERF };
 
+#define CLI_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CLI_MAX_LISTEN 16u
 #define CLI_MAX_OPTIONS 64u
 #define CLI_TICK (50 * GN_MS)
 #define CLI_CLOSE_GRACE (10 * GN_S)
+/* A dial-side command exits by its --timeout plus this much (closing). */
+#define CLI_CLOSE_SLACK (500 * GN_MS)
 #define CLI_DEFAULT_TIMEOUT_S 30u
 #define CLI_MAX_TIMEOUT_S 86400u
 #define CLI_MAX_PINGS 1000000u
@@ -392,6 +395,7 @@ struct cli {
     bool serve_echo, serve_perf, want_identify;
     uint64_t count, bytes, streams, up, down;
     gn_time timeout;
+    gn_time end_at; /* loop time the command must be over by (dial side; 0: none) */
     /* runtime */
     gn_identity *id;
     gn_loop *loop;
@@ -472,8 +476,7 @@ static void cli_grace_expired(gn_timer *t, void *arg)
 {
     (void)t;
     cli *c = arg;
-    fprintf(stderr, "golemnet: the node did not close within %u s; exiting anyway\n",
-            (unsigned)(CLI_CLOSE_GRACE / GN_S));
+    fprintf(stderr, "golemnet: the node did not close in time; exiting anyway\n");
     c->forced = true;
 }
 
@@ -494,7 +497,13 @@ static void cli_finish(cli *c, int code)
             es->s = NULL;
         }
     }
-    gn_timer_start(&c->grace, CLI_CLOSE_GRACE, cli_grace_expired, c);
+    /* --timeout bounds the whole command, closing included */
+    gn_time grace = CLI_CLOSE_GRACE;
+    if (c->end_at > 0) {
+        gn_time now = gn_loop_now(c->loop);
+        grace = CLI_MIN(grace, (c->end_at > now ? c->end_at - now : 0) + CLI_CLOSE_SLACK);
+    }
+    gn_timer_start(&c->grace, grace, cli_grace_expired, c);
     gn_node_close(c->node, cli_closed_cb, c);
 }
 
@@ -1171,6 +1180,7 @@ static int cli_run(cli *c)
     if (rc < 0) {
         cli_fail(c, "start", rc, NULL);
     } else if (c->cmd != CLI_NODE) {
+        c->end_at = gn_loop_now(c->loop) + c->timeout;
         gn_timer_start(&c->deadline, c->timeout, cli_deadline, c);
         rc = gn_node_dial(c->node, c->target, cli_dialed, c, NULL);
         if (rc < 0) {

@@ -11,15 +11,16 @@
 
 #include "golemnet/identity.h"
 #include "golemnet/layer.h"
+#include "golemnet/loop.h"
 #include "golemnet/stream.h"
 
 GN_BEGIN_DECLS
 
 /**
  * ABI version: (kind << 16) | revision, so a table of another kind never passes.
- * Revision 2 added `caps`.
+ * Revision 2 added `caps`; 3, the gn_op handle of secure().
  */
-#define GN_CRYPTO_ABI 0x20002u
+#define GN_CRYPTO_ABI 0x20003u
 
 /*
  * Capability bits (gn_crypto_ops.caps): what a security component promises.
@@ -99,8 +100,10 @@ typedef struct gn_secure_result {
  * Handshake completion, exactly once, on the loop thread. @status 0 with
  * @res, or: GN_EPEERID, GN_EBADSIG, GN_EHANDSHAKE, GN_EPROTO, GN_EFRAMESIZE,
  * GN_EDECRYPT, GN_EBADKEY (the peer's identity key is not Ed25519),
- * GN_EVERSION, GN_ETIMEDOUT, GN_EEOF, GN_ECONNRESET, GN_ECANCELED (res NULL;
- * the raw stream was closed by the component).
+ * GN_EVERSION, GN_ETIMEDOUT, GN_EEOF, GN_ECONNRESET, GN_ECANCELED
+ * (gn_op_cancel() on the handshake's handle). On every error @res is NULL
+ * and the component has closed the raw stream. Never called from inside
+ * secure() or gn_op_cancel().
  */
 typedef void (*gn_secure_cb)(void *arg, int status, const gn_secure_result *res);
 
@@ -113,11 +116,13 @@ struct gn_crypto_ops {
     /**
      * Required: start a handshake over @below. On return 0 the component owns
      * @below (it becomes the secured stream's `below`, or is closed on
-     * failure) and @cb runs exactly once. On an immediate error the caller
-     * keeps @below and @cb does not run.
+     * failure), sets *@op (never NULL here) to the handshake's cancellation
+     * handle, and @cb runs exactly once. Cancelling must close @below at
+     * once and complete @cb with GN_ECANCELED from the loop. On an
+     * immediate error the caller keeps @below and @cb does not run.
      */
     int (*secure)(gn_crypto *c, gn_stream *below, const gn_secure_params *p, gn_secure_cb cb,
-                  void *arg);
+                  void *arg, gn_op **op);
 };
 
 /**
@@ -127,9 +132,20 @@ struct gn_crypto_ops {
 GN_API int gn_crypto_new(const gn_crypto_ops *ops, gn_loop *loop, const gn_identity *identity,
                          const gn_crypto_config *cfg, gn_crypto **out);
 GN_API void gn_crypto_free(gn_crypto *c);
-/** Dispatches to ops->secure. Same contract. */
+/**
+ * Runs @c's handshake over @below with @p (borrowed during the call); the
+ * ops->secure contract: on 0 the component owns @below and @cb runs exactly
+ * once; on an immediate error (GN_EINVAL for NULL @below, @p or @cb,
+ * GN_ENOMEM, the component's errors) the caller keeps @below.
+ * @op (NULL allowed) receives the handshake's handle on 0 (NULL on an
+ * error): gn_op_cancel(*@op) before @cb stops the handshake at once, closes
+ * @below (a TCP socket is closed inside the call), and @cb follows with
+ * GN_ECANCELED. The handshake's own bound is config.handshake_timeout.
+ * Loop thread.
+ * Since: 0.1
+ */
 GN_API int gn_crypto_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p,
-                            gn_secure_cb cb, void *arg);
+                            gn_secure_cb cb, void *arg, gn_op **op);
 
 GN_END_DECLS
 

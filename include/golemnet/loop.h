@@ -187,6 +187,43 @@ GN_API void gn_timer_stop(gn_timer *t);
 GN_API bool gn_timer_active(const gn_timer *t);
 
 /**
+ * gn_op: the handle of an asynchronous operation in progress, for
+ * cancelling it. One pattern for every operation that completes through a
+ * callback (a transport dial, a security handshake, a multistream-select
+ * negotiation): the call that starts it takes a trailing `gn_op **op`;
+ * NULL means the caller will not cancel. When the call returns 0, *@op is
+ * the operation's handle; on an immediate error *@op is set to NULL.
+ *
+ * The handle is valid from the start call's return until its completion
+ * callback begins; the caller clears its copy first thing in the callback.
+ * Cancelling an operation that already completed is a use after free.
+ *
+ * A component embeds a gn_op in its per-operation state and sets @cancel;
+ * the field is private to the component.
+ *
+ * Since: 0.1
+ */
+typedef struct gn_op gn_op;
+struct gn_op {
+    void (*cancel)(gn_op *op);
+};
+
+/**
+ * Cancels @op: the operation stops at once and releases what it holds (a
+ * dial's socket is closed before this returns, timers are stopped, a stream
+ * the operation owns is closed) and its completion callback runs exactly
+ * once, later, from the loop (never from inside this call), with
+ * GN_ECANCELED, even when the operation was about to succeed or had failed
+ * with another error not yet reported. A stream the caller lent to the
+ * operation (multistream-select) is handed back through that callback, as
+ * on any failure. Memory of the operation is freed no later than that
+ * callback. Calling it again before the callback is a no-op; NULL is a
+ * no-op. Loop thread only.
+ * Since: 0.1
+ */
+GN_API void gn_op_cancel(gn_op *op);
+
+/**
  * Event queue: bounded, thread-safe, fixed-size items.
  *
  * The loop thread (or any thread) pushes; application threads pop,

@@ -133,7 +133,12 @@ struct gn_mux_ops {
      */
     int (*session_new)(gn_mux *m, gn_stream *below, bool initiator,
                        const gn_mux_session_cbs *cbs, void *user_data, gn_mux_session **out);
-    /** Required: open an outbound stream. Errors: GN_ESTREAMLIMIT, GN_EGOAWAY, GN_ECLOSED. */
+    /**
+     * Required: open an outbound stream, synchronously (no callback, so no
+     * gn_op): *@out is usable at once. To abandon it, gn_stream_reset() it;
+     * writes still pending complete with GN_ECANCELED. Errors:
+     * GN_ESTREAMLIMIT, GN_EGOAWAY, GN_ECLOSED.
+     */
     int (*open_stream)(gn_mux_session *ms, gn_stream **out);
     /** Optional (GN_ENOTSUP): measure one round trip. */
     int (*ping)(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg);

@@ -10,15 +10,16 @@
 #define GOLEMNET_TRANSPORT_H
 
 #include "golemnet/layer.h"
+#include "golemnet/loop.h"
 #include "golemnet/stream.h"
 
 GN_BEGIN_DECLS
 
 /**
  * ABI version: (kind << 16) | revision, so a table of another kind never passes.
- * Revision 2 added `caps` and `test_listen_addr`.
+ * Revision 2 added `caps` and `test_listen_addr`; 3, the gn_op handle of dial().
  */
-#define GN_TRANSPORT_ABI 0x10002u
+#define GN_TRANSPORT_ABI 0x10003u
 
 /*
  * Capability bits (gn_transport_ops.caps): what a transport promises about
@@ -70,8 +71,11 @@ GN_API void gn_transport_config_default(gn_transport_config *cfg);
 /**
  * Dial completion: @status 0 and a new stream @conn (the caller owns it and
  * must gn_stream_close() it), or an error (@conn NULL): GN_ECONNREFUSED,
- * GN_EUNREACHABLE, GN_ETIMEDOUT, GN_ECANCELED, GN_ELIMIT, GN_EADDRNOTAVAIL.
- * Called exactly once, on the loop thread, never from inside dial().
+ * GN_EUNREACHABLE, GN_ETIMEDOUT (config.dial_timeout passed; the socket was
+ * closed then), GN_ECANCELED (gn_op_cancel() on the dial's handle),
+ * GN_ELIMIT, GN_EADDRNOTAVAIL.
+ * Called exactly once, on the loop thread, never from inside dial() or
+ * gn_op_cancel().
  */
 typedef void (*gn_dial_cb)(void *arg, int status, gn_stream *conn);
 
@@ -131,9 +135,13 @@ struct gn_transport_ops {
     /**
      * Required: dial @ma (a trailing /p2p/ is ignored by the transport).
      * Returns 0 (then @cb runs exactly once) or an immediate error (@cb does
-     * not run): GN_ENOTRANSPORT, GN_EINVAL, GN_ELIMIT.
+     * not run): GN_ENOTRANSPORT, GN_EINVAL, GN_ELIMIT. @op is never NULL
+     * here (core passes its own slot): on 0 set *@op to the dial's
+     * cancellation handle (gn_op), whose cancel must release the dial's
+     * resources at once (close the socket) and complete @cb with
+     * GN_ECANCELED from the loop.
      */
-    int (*dial)(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg);
+    int (*dial)(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg, gn_op **op);
 };
 
 /**
@@ -152,7 +160,18 @@ GN_API int gn_transport_listen(gn_transport *t, const gn_multiaddr *ma, gn_accep
                                void *arg, gn_listener **out);
 GN_API int gn_listener_addr(gn_listener *l, gn_multiaddr **out);
 GN_API void gn_listener_close(gn_listener *l, gn_listener_close_cb cb, void *arg);
-GN_API int gn_transport_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg);
+/**
+ * Dials @ma with @t. Returns 0, then @cb runs exactly once (see gn_dial_cb),
+ * or an immediate error and @cb does not run: GN_EINVAL (NULL @ma or @cb),
+ * GN_ENOTRANSPORT (@t does not handle @ma), GN_ELIMIT (max_connections),
+ * GN_ENOMEM. @op (NULL allowed) receives the dial's handle on 0 (NULL on an
+ * error): gn_op_cancel(*@op) before @cb ends the dial at once, closing its
+ * socket, and @cb follows with GN_ECANCELED. The dial's own bound is
+ * config.dial_timeout (GN_ETIMEDOUT). Loop thread.
+ * Since: 0.1
+ */
+GN_API int gn_transport_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg,
+                             gn_op **op);
 
 GN_END_DECLS
 

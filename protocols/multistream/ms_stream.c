@@ -8,6 +8,7 @@
 #include <string.h>
 
 typedef struct ms_run {
+    gn_op op; /* the negotiation's cancellation handle */
     gn_stream *s;
     gni_ms *ms;
     gni_ms_done_cb cb;
@@ -124,6 +125,58 @@ static void on_error(gn_stream *s, void *ud, int err)
 
 static const gn_stream_handler ms_handler = {on_data, on_eof, on_error, NULL};
 
+/* Completes a cancelled negotiation (from the loop). */
+static void cancelled_complete(ms_run *r)
+{
+    gni_ms_done_cb cb = r->cb;
+    void *arg = r->arg;
+    gn_stream *s = r->s;
+    gn_free(r);
+    cb(arg, GN_ECANCELED, s, NULL);
+}
+
+static void cancelled_timer(gn_timer *t, void *arg)
+{
+    (void)t;
+    cancelled_complete(arg);
+}
+
+static void cancelled_deferred(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    cancelled_complete(arg);
+}
+
+/*
+ * gn_op_cancel(): stop reading, drop the handler and the core now; the
+ * completion follows from the loop through a deferred call or, when that
+ * cannot be allocated, the run's own timer (re-arming an armed timer
+ * allocates nothing; on a virtual clock it runs at the next advance).
+ */
+static void ms_cancel(gn_op *op)
+{
+    ms_run *r = GNI_CONTAINER_OF(op, ms_run, op);
+    if (r->done) {
+        return;
+    }
+    r->done = true;
+    gn_stream_read_stop(r->s);
+    gn_stream_set_handler(r->s, NULL, NULL);
+    gni_ms_free(r->ms);
+    r->ms = NULL;
+    if (gn_loop_defer(r->s->loop, cancelled_deferred, r) == 0) {
+        gn_timer_stop(&r->timer);
+        return;
+    }
+    if (gn_timer_start(&r->timer, 0, cancelled_timer, r) == 0) {
+        return;
+    }
+    gn_timer_stop(&r->timer);
+    /* out of memory twice over: completing now beats never completing */
+    GN_LOG(GN_LOG_ERR, "multistream", "cannot defer a cancellation: completing inline");
+    cancelled_complete(r);
+}
+
 static void on_timeout(gn_timer *t, void *arg)
 {
     (void)t;
@@ -132,8 +185,12 @@ static void on_timeout(gn_timer *t, void *arg)
     fail(r, rc < 0 ? rc : GN_ETIMEDOUT);
 }
 
-int gni_ms_negotiate(gn_stream *s, const gni_ms_config *cfg, gni_ms_done_cb cb, void *arg)
+int gni_ms_negotiate(gn_stream *s, const gni_ms_config *cfg, gni_ms_done_cb cb, void *arg,
+                     gn_op **op)
 {
+    if (op) {
+        *op = NULL;
+    }
     if (!s || !cfg || !cb || cfg->lazy) {
         return GN_EINVAL;
     }
@@ -141,6 +198,7 @@ int gni_ms_negotiate(gn_stream *s, const gni_ms_config *cfg, gni_ms_done_cb cb, 
     if (!r) {
         return GN_ENOMEM;
     }
+    r->op.cancel = ms_cancel;
     r->s = s;
     r->cb = cb;
     r->arg = arg;
@@ -167,6 +225,9 @@ int gni_ms_negotiate(gn_stream *s, const gni_ms_config *cfg, gni_ms_done_cb cb, 
         gni_ms_free(r->ms);
         gn_free(r);
         return rc;
+    }
+    if (op) {
+        *op = &r->op;
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 #ifndef GNI_MS_STREAM_H
 #define GNI_MS_STREAM_H
 
+#include "golemnet/loop.h"
 #include "golemnet/stream.h"
 #include "multistream.h"
 
@@ -25,7 +26,16 @@ typedef void (*gni_ms_done_cb)(void *arg, int status, gn_stream *s, const char *
  * use it until @cb, which runs exactly once, from the loop, never from
  * inside this call. Errors (then @cb does not run): GN_EINVAL, GN_ENOMEM,
  * and the core's configuration errors.
+ *
+ * @op (NULL allowed) receives the negotiation's handle on 0 (NULL on an
+ * error). gn_op_cancel(*@op) before @cb stops the negotiation at once (no
+ * more reads or writes by it, its timer and core freed, the handler
+ * removed) and @cb follows from the loop with GN_ECANCELED, handing @s back
+ * unclosed: the caller then closes or resets it. Bytes of a reply already
+ * read are lost, so a cancelled stream is not reusable for another
+ * negotiation.
  */
-int gni_ms_negotiate(gn_stream *s, const gni_ms_config *cfg, gni_ms_done_cb cb, void *arg);
+int gni_ms_negotiate(gn_stream *s, const gni_ms_config *cfg, gni_ms_done_cb cb, void *arg,
+                     gn_op **op);
 
 #endif /* GNI_MS_STREAM_H */

@@ -3,6 +3,7 @@
 
 Usage: cli_test.py PATH_TO_golemnet   (prints TAP)
 """
+import errno
 import json
 import os
 import select
@@ -345,6 +346,56 @@ def dial_timeout():
     finally:
         s.close()
     assert rc == 1 and took < 10, (rc, took)
+    e = events(out)[-1]
+    assert e["event"] == "error" and e["error"] == "GN_ETIMEDOUT", e
+
+
+def syn_drop_listener():
+    """A loopback listener that drops SYNs: backlog 0, never accepting, its
+    accept queue filled. Returns (listener, fillers) or None when the
+    kernel keeps completing handshakes."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(0)
+    fill = []
+    for _ in range(16):
+        c = socket.socket()
+        c.setblocking(False)
+        fill.append(c)
+        err = c.connect_ex(s.getsockname())
+        if err == 0:
+            continue
+        if err != errno.EINPROGRESS:
+            break
+        _, w, _ = select.select([], [c], [], 0.1)
+        if not w:
+            return s, fill  # this SYN was dropped: the queue is full
+    for c in fill:
+        c.close()
+    s.close()
+    return None
+
+
+@case
+def timeout_bounds_a_hanging_dial():
+    # --timeout bounds the whole command: a dial whose SYNs are dropped ends
+    # (socket closed, node closed, process gone) at the timeout, not at the
+    # transport's own 10 s dial timeout
+    sd = syn_drop_listener()
+    if sd is None:
+        print("# skip: cannot provoke dropped SYNs here")
+        return
+    s, fill = sd
+    try:
+        t0 = time.monotonic()
+        rc, out, err = run("ping", f"/ip4/127.0.0.1/tcp/{s.getsockname()[1]}",
+                           "--timeout", "1", "--json")
+        took = time.monotonic() - t0
+    finally:
+        for c in fill:
+            c.close()
+        s.close()
+    assert rc == 1 and took < 1.5, (rc, took, err)
     e = events(out)[-1]
     assert e["event"] == "error" and e["error"] == "GN_ETIMEDOUT", e
 

@@ -146,8 +146,8 @@ static gn_pipe *start_pair_mitm(side *s, const gn_peer_id *expect, long flip0, l
     pa.n_early_muxers = 2;
     pb.early_muxers = muxers + 1; /* responder supports only mplex */
     pb.n_early_muxers = 1;
-    CHECK_OK(gn_crypto_secure(s[0].c, ra, &pa, on_secured, &s[0]));
-    CHECK_OK(gn_crypto_secure(s[1].c, rb, &pb, on_secured, &s[1]));
+    CHECK_OK(gn_crypto_secure(s[0].c, ra, &pa, on_secured, &s[0], NULL));
+    CHECK_OK(gn_crypto_secure(s[1].c, rb, &pb, on_secured, &s[1], NULL));
     return p;
 }
 
@@ -565,7 +565,7 @@ static int feed_responder(const uint8_t *data, size_t len, gn_time timeout)
     gn_stream *ra, *rb;
     gn_pipe_new(loop, &ra, &rb);
     gn_secure_params pb = {.initiator = false};
-    CHECK_OK(gn_crypto_secure(v.c, rb, &pb, on_secured, &v));
+    CHECK_OK(gn_crypto_secure(v.c, rb, &pb, on_secured, &v, NULL));
     if (len > 0) {
         gn_slice iov = gn_slice_of(data, len);
         CHECK_OK(gn_stream_write(ra, &iov, 1, NULL, NULL));
@@ -619,7 +619,7 @@ static void accepted(void *arg, gn_listener *l, int status, gn_stream *conn)
     tconn *t = arg;
     if (status < 0)
         return;
-    if (gn_crypto_secure(t->s->c, conn, t->params, on_secured, t->s) < 0)
+    if (gn_crypto_secure(t->s->c, conn, t->params, on_secured, t->s, NULL) < 0)
         gn_stream_close(conn, NULL, NULL);
 }
 
@@ -627,7 +627,7 @@ static void dialed(void *arg, int status, gn_stream *conn)
 {
     tconn *t = arg;
     t->dial_status = status;
-    if (status == 0 && gn_crypto_secure(t->s->c, conn, t->params, on_secured, t->s) < 0)
+    if (status == 0 && gn_crypto_secure(t->s->c, conn, t->params, on_secured, t->s, NULL) < 0)
         gn_stream_close(conn, NULL, NULL);
 }
 
@@ -662,7 +662,7 @@ static void over_transport(const gn_transport_ops *tops)
     gn_listener *l;
     CHECK_OK(gn_transport_listen(t, lma, accepted, &tb, &l));
     CHECK_OK(gn_listener_addr(l, &bound));
-    CHECK_OK(gn_transport_dial(t, bound, dialed, &ta));
+    CHECK_OK(gn_transport_dial(t, bound, dialed, &ta, NULL));
     CHECK(run_until(both_done, s, 5000));
     CHECK_EQ(ta.dial_status, 0);
     CHECK_EQ(s[0].status, 0);
@@ -681,6 +681,71 @@ static void over_transport(const gn_transport_ops *tops)
     gn_transport_free(t);
     gn_multiaddr_free(lma);
     gn_multiaddr_free(bound);
+}
+
+static int cancel_calls;
+static void on_secured_counted(void *arg, int status, const gn_secure_result *res)
+{
+    cancel_calls++;
+    on_secured(arg, status, res);
+}
+
+static bool status_set(void *arg)
+{
+    return ((side *)arg)->status != 1;
+}
+
+static bool peer_ended(void *arg)
+{
+    side *s = arg;
+    return s->eof || s->err != 0;
+}
+
+/* A handshake cancelled while the peer is silent: the callback runs once,
+ * from the loop, with GN_ECANCELED; the raw stream is closed (the peer sees
+ * it end); the timeout (10 s) never fires afterwards. */
+GN_TEST(cancel_while_peer_is_silent)
+{
+    side s[2];
+    side_init(&s[0], 71, 10 * GN_S);
+    memset(&s[1], 0, sizeof s[1]);
+    gn_stream *ra, *rb;
+    gn_pipe_new(loop, &ra, &rb);
+    gn_stream_set_handler(rb, &handler, &s[1]);
+    CHECK_OK(gn_stream_read_start(rb));
+    gn_secure_params pa = {.initiator = true};
+    gn_op *op = NULL;
+    cancel_calls = 0;
+    CHECK_OK(gn_crypto_secure(s[0].c, ra, &pa, on_secured_counted, &s[0], &op));
+    CHECK(op != NULL);
+    for (int i = 0; i < 20; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(s[0].status, 1);
+    gn_op_cancel(op);
+    gn_op_cancel(op); /* again before the completion: a no-op */
+    CHECK_EQ(cancel_calls, 0); /* never from inside the cancel */
+    CHECK(run_until(status_set, &s[0], 1000));
+    CHECK_EQ(s[0].status, GN_ECANCELED);
+    CHECK(s[0].secured == NULL);
+    CHECK(run_until(peer_ended, &s[1], 1000));
+    for (int i = 0; i < 20; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(cancel_calls, 1);
+    gn_stream_close(rb, on_closed, &s[1]);
+    CHECK(run_until(closed_pred, &s[1], 1000));
+    free(s[1].rx);
+    side_fini(&s[0], NULL);
+}
+
+/* gn_crypto_secure's immediate errors leave *op NULL. */
+GN_TEST(cancel_handle_null_on_error)
+{
+    side s0;
+    side_init(&s0, 72, 10 * GN_S);
+    gn_op *op = (gn_op *)&s0;
+    CHECK_EQ(gn_crypto_secure(s0.c, NULL, NULL, on_secured, &s0, &op), GN_EINVAL);
+    CHECK(op == NULL);
+    side_fini(&s0, NULL);
 }
 
 /* Over every reliable built-in transport a test can listen on. */
@@ -719,6 +784,8 @@ int main(int argc, char **argv)
         GN_T(no_cleartext_on_the_wire),
         GN_T(oversize_and_garbage_handshake_input),
         GN_T(timeout_when_peer_is_silent),
+        GN_T(cancel_while_peer_is_silent),
+        GN_T(cancel_handle_null_on_error),
         GN_T(over_every_reliable_transport),
     };
     if (argc < 2) {

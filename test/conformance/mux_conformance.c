@@ -438,7 +438,7 @@ static void raw_dialed(void *arg, int status, gn_stream *conn)
 static void connect_raw(gn_stream **cli, gn_stream **srv)
 {
     accepted_raw = dialed_raw = NULL;
-    CHECK_OK(gn_transport_dial(tr, lst_addr, raw_dialed, NULL));
+    CHECK_OK(gn_transport_dial(tr, lst_addr, raw_dialed, NULL, NULL));
     RUN_UNTIL(accepted_raw && dialed_raw, 2000);
     *cli = dialed_raw;
     *srv = accepted_raw;

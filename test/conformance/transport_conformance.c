@@ -485,7 +485,7 @@ GN_TEST(addresses_reported)
         if (!gn_transport_handles(E.cli, other)) {
             foreign++;
             TR_ENTER();
-            int rc = gn_transport_dial(E.cli, other, tr_dial_cb, NULL);
+            int rc = gn_transport_dial(E.cli, other, tr_dial_cb, NULL, NULL);
             TR_LEAVE();
             CHECK_EQ(rc, GN_ENOTRANSPORT);
         }

@@ -8,10 +8,13 @@ helper closes them even when the test fails).
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import os
+import select
+import socket
 import sys
-from typing import Any, Awaitable, Callable, List
+from typing import Any, Awaitable, Callable, List, Optional, Tuple
 
 import pytest
 
@@ -29,6 +32,33 @@ def aio(timeout: float = 30.0) -> Callable[[Callable[..., Awaitable[Any]]], Call
             return asyncio.run(main())
         return wrapper
     return deco
+
+
+def syn_drop_listener() -> Optional[Tuple[socket.socket, List[socket.socket]]]:
+    """A loopback listener that drops SYNs: backlog 0, never accepting, its
+    accept queue filled, so a dial to it hangs in connect(). Returns
+    (listener, fillers), to be closed by the caller, or None when the
+    kernel keeps completing handshakes."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(0)
+    fill: List[socket.socket] = []
+    for _ in range(16):
+        c = socket.socket()
+        c.setblocking(False)
+        fill.append(c)
+        err = c.connect_ex(s.getsockname())
+        if err == 0:
+            continue
+        if err != errno.EINPROGRESS:
+            break
+        _, w, _ = select.select([], [c], [], 0.1)
+        if not w:
+            return s, fill  # this SYN was dropped: the queue is full
+    for c in fill:
+        c.close()
+    s.close()
+    return None
 
 
 class Nodes:

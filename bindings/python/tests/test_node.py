@@ -14,7 +14,7 @@ import golemnet
 from golemnet import errors
 from golemnet._golemnet import _hold_gil
 
-from conftest import LOOPBACK, Nodes, aio
+from conftest import LOOPBACK, Nodes, aio, syn_drop_listener
 
 ECHO = "/test/echo/1.0.0"
 
@@ -315,6 +315,29 @@ async def test_close_with_pending_operations() -> None:
         await a.close()  # idempotent
     finally:
         silent.close()
+
+
+@aio(30)
+async def test_close_after_hanging_dial_is_prompt() -> None:
+    # a dial whose SYNs are dropped, abandoned by its Python timeout: the
+    # close cancels the native dial (socket closed) instead of waiting for
+    # the transport's own 10 s dial timeout
+    sd = syn_drop_listener()
+    if sd is None:
+        pytest.skip("cannot provoke dropped SYNs here")
+    listener, fill = sd
+    try:
+        ns = Nodes()
+        b = await ns.new(listen=False)
+        with pytest.raises(asyncio.TimeoutError):
+            await b.dial(f"/ip4/127.0.0.1/tcp/{listener.getsockname()[1]}", timeout=0.3)
+        t0 = asyncio.get_running_loop().time()
+        await b.close()
+        assert asyncio.get_running_loop().time() - t0 < 1.0
+    finally:
+        for c in fill:
+            c.close()
+        listener.close()
 
 
 @aio(30)

@@ -125,7 +125,7 @@ static const gni_hs_vtbl el_hs = {el_feed, el_drain, el_status, el_finish, el_fr
 /* ---- component ------------------------------------------------------------ */
 
 static int el_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, gn_secure_cb cb,
-                     void *arg)
+                     void *arg, gn_op **op)
 {
     gni_ecies_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -141,7 +141,7 @@ static int el_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
     if (rc < 0) {
         return rc;
     }
-    rc = gni_secure_run(c, below, &el_hs, hs, cb, arg);
+    rc = gni_secure_run(c, below, &el_hs, hs, cb, arg, op);
     if (rc < 0) {
         gni_ecies_hs_free(hs);
     }

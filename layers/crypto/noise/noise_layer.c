@@ -109,7 +109,7 @@ static const gni_hs_vtbl nl_hs = {nl_feed, nl_drain, nl_status, nl_finish, nl_fr
 /* ---- component ------------------------------------------------------------ */
 
 static int nl_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, gn_secure_cb cb,
-                     void *arg)
+                     void *arg, gn_op **op)
 {
     gn_noise_xx_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -128,7 +128,7 @@ static int nl_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
     if (rc < 0) {
         return rc;
     }
-    rc = gni_secure_run(c, below, &nl_hs, x, cb, arg);
+    rc = gni_secure_run(c, below, &nl_hs, x, cb, arg, op);
     if (rc < 0) {
         gn_noise_xx_free(x);
     }

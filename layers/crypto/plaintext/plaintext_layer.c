@@ -76,14 +76,14 @@ static void pt_free(void *hs)
 static const gni_hs_vtbl pt_hs = {pt_feed, pt_drain, pt_status, pt_finish, pt_free};
 
 static int pt_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, gn_secure_cb cb,
-                     void *arg)
+                     void *arg, gn_op **op)
 {
     gni_plaintext *hs;
     int rc = gni_plaintext_new(c->identity, p->expected_peer, &hs);
     if (rc < 0) {
         return rc;
     }
-    rc = gni_secure_run(c, below, &pt_hs, hs, cb, arg);
+    rc = gni_secure_run(c, below, &pt_hs, hs, cb, arg, op);
     if (rc < 0) {
         gni_plaintext_free(hs);
     }

@@ -37,6 +37,9 @@
  * per transport instance and loop turn, serving a FIFO of ends that need
  * work), never from inside a gn_stream_*() or transport call.
  *
+ * Dialing happens in the next kick; gn_op_cancel() on a dial before then
+ * turns it into a GN_ECANCELED completion in that kick (nothing connects).
+ *
  * Limits: config.max_connections counts open ends plus dials in progress.
  * A dial over the dialer's limit fails GN_ELIMIT; a dial to a listener
  * whose transport is full is refused (GN_ECONNREFUSED): the memory
@@ -134,11 +137,13 @@ struct mem_conn {
 };
 
 typedef struct mem_dialreq {
+    gn_op op;        /* the dial's cancellation handle */
     struct mem_dialreq *next;
     gn_transport *t; /* the dialing instance */
     uint64_t id;
     gn_dial_cb cb;
     void *arg;
+    bool cancelled;  /* gn_op_cancel(): complete with GN_ECANCELED */
 } mem_dialreq;
 
 /* Per transport instance (t->state). */
@@ -781,7 +786,17 @@ static void mem_listener_finish(mem_listener *l)
 
 /* ---- dialing ---- */
 
-static int mem_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg)
+/* gn_op_cancel() on a dial: nothing is connected before the kick, so the
+ * queued request only turns into a GN_ECANCELED completion (next turn). */
+static void mem_dial_cancel(gn_op *op)
+{
+    mem_dialreq *d = GNI_CONTAINER_OF(op, mem_dialreq, op);
+    d->cancelled = true;
+    mem_schedule_kick(d->t->state); /* normally already scheduled */
+}
+
+static int mem_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg,
+                    gn_op **op)
 {
     mem_state *st = t->state;
     uint64_t id;
@@ -803,6 +818,8 @@ static int mem_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void
     d->id = id;
     d->cb = cb;
     d->arg = arg;
+    d->op.cancel = mem_dial_cancel;
+    *op = &d->op;
     if (st->dials_tail) {
         st->dials_tail->next = d;
     } else {
@@ -821,9 +838,14 @@ static void mem_dial_run(mem_dialreq *d)
     gn_dial_cb cb = d->cb;
     void *arg = d->arg;
     uint64_t id = d->id;
+    bool cancelled = d->cancelled;
     gn_free(d);
     assert(st->ndialing > 0);
     st->ndialing--;
+    if (cancelled) {
+        cb(arg, GN_ECANCELED, NULL);
+        return;
+    }
 
     mem_listener *l = mem_domain_find(st->dom, id);
     if (!l) {

@@ -28,6 +28,12 @@
  * port whose old connections sit in TIME_WAIT. IPv6 listeners are bound
  * IPV6_V6ONLY so /ip4/0.0.0.0/tcp/N and /ip6/::/tcp/N can coexist.
  *
+ * Dialing: uv_tcp_connect bounded by config.dial_timeout (GN_ETIMEDOUT).
+ * gn_op_cancel() on the dial's handle closes the handle at once (uv_close
+ * closes the socket inside the call, so a SYN-dropping peer leaves nothing
+ * behind); the connect callback then sees UV_ECANCELED and the close
+ * callback reports GN_ECANCELED.
+ *
  * Limits: config.max_connections counts open connections plus dials in
  * progress; an inbound connection over it is closed right after accept (the
  * accept callback never sees it), a dial over it fails with GN_ELIMIT.
@@ -92,6 +98,7 @@ typedef struct tcp_conn {
     gn_time last_write;
     bool ka_pending;     /* a keepalive write is in flight */
     /* dialing */
+    gn_op op;            /* the dial's cancellation handle */
     uv_connect_t creq;
     gn_timer dial_timer;
     gn_dial_cb dial_cb;
@@ -721,6 +728,17 @@ static void tcp_dial_fail(tcp_conn *c, int err)
     }
 }
 
+/* gn_op_cancel() on a dial: uv_close() closes the socket right away (the
+ * fd is closed inside the call); the connect callback then runs with
+ * UV_ECANCELED and the close callback reports GN_ECANCELED. */
+static void tcp_dial_cancel(gn_op *op)
+{
+    tcp_conn *c = GNI_CONTAINER_OF(op, tcp_conn, op);
+    GN_LOG(GN_LOG_DEBUG, "tcp", "dial cancelled");
+    c->dial_err = GN_ECANCELED; /* also over a failure not reported yet */
+    tcp_dial_fail(c, GN_ECANCELED);
+}
+
 static void tcp_dial_timeout_fn(gn_timer *timer, void *arg)
 {
     (void)timer;
@@ -762,7 +780,8 @@ static void tcp_connect_cb(uv_connect_t *req, int status)
     c->dial_cb(c->dial_arg, 0, &c->s);
 }
 
-static int tcp_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg)
+static int tcp_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg,
+                    gn_op **op)
 {
     struct sockaddr_storage ss;
     tcp_state *st = t->state;
@@ -788,6 +807,8 @@ static int tcp_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void
     c->h.data = c;
     c->dial_cb = cb;
     c->dial_arg = arg;
+    c->op.cancel = tcp_dial_cancel;
+    *op = &c->op;
     st->ndialing++;
     rc = uv_tcp_connect(&c->creq, &c->h, (const struct sockaddr *)&ss, tcp_connect_cb);
     if (rc < 0) {

@@ -3,6 +3,7 @@
 #include "golemnet/loop.h"
 
 #include "gn_test.h"
+#include "gni.h"
 
 #include <poll.h>
 #include <stdatomic.h>
@@ -131,6 +132,71 @@ GN_TEST(loop_queue_full_and_closed)
     gn_loop_free(loop);
     CHECK_EQ(cnt_ran, 8);
     CHECK_EQ(cnt_order_err, 0);
+}
+
+static atomic_int rsv_ran;
+static int rsv_ring_before; /* published by rsv_ran */
+static void rsv_cmd(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    rsv_ring_before = cnt_ran;
+    atomic_fetch_add(&rsv_ran, 1);
+}
+
+static void block_cmd(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    uv_sem_t *s = arg;
+    uv_sem_post(&s[0]);
+    uv_sem_wait(&s[1]);
+}
+
+/* A reserved command is accepted with the ring full, runs once (queued
+ * twice before it ran), and only after every ring command accepted before
+ * it, even when the loop thread's per-wakeup budget ran out part way (a
+ * blocking command took one unit of it). */
+GN_TEST(loop_reserved_cmd_full_ring)
+{
+    gn_loop *loop;
+    gn_loop_config cfg;
+    gn_loop_config_default(&cfg);
+    cfg.cmdq_capacity = 8;
+    cnt_ran = cnt_order_err = 0;
+    atomic_store(&rsv_ran, 0);
+    rsv_ring_before = 0;
+    CHECK_OK(gn_loop_new(&cfg, &loop));
+    CHECK_OK(gn_loop_start_thread(loop));
+    uv_sem_t s[2];
+    uv_sem_init(&s[0], 0);
+    uv_sem_init(&s[1], 0);
+    CHECK_OK(gn_loop_submit(loop, block_cmd, s));
+    uv_sem_wait(&s[0]); /* the loop thread is inside block_cmd */
+    for (intptr_t i = 0; i < 8; i++)
+        CHECK_EQ(gn_loop_submit(loop, cnt_cmd, (void *)i), 0);
+    CHECK_EQ(gn_loop_submit(loop, cnt_cmd, (void *)8), GN_EAGAIN);
+    gni_loop_cmd rc = {.fn = rsv_cmd};
+    CHECK_OK(gni_loop_submit_cmd(loop, &rc));
+    CHECK_OK(gni_loop_submit_cmd(loop, &rc)); /* still queued: runs once */
+    uv_sem_post(&s[1]);
+    for (int i = 0; i < 5000 && atomic_load(&rsv_ran) == 0; i++)
+        uv_sleep(1);
+    uv_sleep(20);
+    CHECK_EQ(atomic_load(&rsv_ran), 1);
+    CHECK_EQ(rsv_ring_before, 8);
+    CHECK_EQ(cnt_ran, 8);
+    CHECK_EQ(cnt_order_err, 0);
+    /* once it ran it can be queued again */
+    CHECK_OK(gni_loop_submit_cmd(loop, &rc));
+    for (int i = 0; i < 5000 && atomic_load(&rsv_ran) == 1; i++)
+        uv_sleep(1);
+    CHECK_EQ(atomic_load(&rsv_ran), 2);
+    gn_loop_stop(loop);
+    CHECK_EQ(gni_loop_submit_cmd(loop, &rc), GN_ECLOSED);
+    CHECK_EQ(gni_loop_submit_cmd(NULL, &rc), GN_EINVAL);
+    gn_loop_free(loop);
+    uv_sem_destroy(&s[0]);
+    uv_sem_destroy(&s[1]);
 }
 
 GN_TEST(loop_config_errors)
@@ -813,6 +879,7 @@ GN_TEST(evq_close_wakes_popper)
 }
 
 GN_TEST_MAIN(GN_T(loop_submit_multi_producer), GN_T(loop_queue_full_and_closed),
+             GN_T(loop_reserved_cmd_full_ring),
              GN_T(loop_config_errors), GN_T(loop_thread_stop_submit_closed),
              GN_T(loop_run_on_caller), GN_T(loop_embedded), GN_T(loop_defer_order_no_reentry),
              GN_T(timer_real_clock_order), GN_T(timer_on_loop_thread),

@@ -4,9 +4,9 @@
 #include "gn_test.h"
 
 static int fake_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p,
-                       gn_secure_cb cb, void *arg)
+                       gn_secure_cb cb, void *arg, gn_op **op)
 {
-    (void)c, (void)below, (void)p, (void)cb, (void)arg;
+    (void)c, (void)below, (void)p, (void)cb, (void)arg, (void)op;
     return GN_ENOTSUP;
 }
 

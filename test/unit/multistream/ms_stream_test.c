@@ -54,8 +54,8 @@ static void negotiate(const char *const *offer, size_t n_offer, const char *cons
     cb.protocols = support;
     cb.protocol_cnt = n_support;
     cb.timeout = 200 * GN_MS;
-    CHECK_OK(gni_ms_negotiate(*a, &ca, done_cb, ra));
-    CHECK_OK(gni_ms_negotiate(*b, &cb, done_cb, rb));
+    CHECK_OK(gni_ms_negotiate(*a, &ca, done_cb, ra, NULL));
+    CHECK_OK(gni_ms_negotiate(*b, &cb, done_cb, rb, NULL));
     CHECK_EQ(ra->done + rb->done, 0); /* never from inside the call */
     spin(50);
 }
@@ -116,11 +116,120 @@ GN_TEST(responder_times_out)
     cb.protocols = support;
     cb.protocol_cnt = 1;
     cb.timeout = 50 * GN_MS;
-    CHECK_OK(gni_ms_negotiate(b, &cb, done_cb, &rb));
+    CHECK_OK(gni_ms_negotiate(b, &cb, done_cb, &rb, NULL));
     for (int i = 0; i < 400 && !rb.done; i++)
         gn_loop_run(loop, GN_RUN_ONCE);
     CHECK_EQ(rb.done, 1);
     CHECK_EQ(rb.status, GN_ETIMEDOUT);
+    gn_stream_close(a, NULL, NULL);
+    gn_stream_close(b, NULL, NULL);
+    spin(10);
+}
+
+/* The peer never answers: cancelling completes once with GN_ECANCELED,
+ * from the loop, and hands the stream back with no handler installed. */
+GN_TEST(cancel_while_waiting)
+{
+    static const char *const offer[] = {"/a/1"};
+    gn_stream *a, *b;
+    gn_pipe_new(loop, &a, &b);
+    result ra = {0};
+    gni_ms_config ca;
+    gni_ms_config_default(&ca, GNI_MS_INITIATOR);
+    ca.protocols = offer;
+    ca.protocol_cnt = 1;
+    gn_op *op = NULL;
+    CHECK_OK(gni_ms_negotiate(a, &ca, done_cb, &ra, &op));
+    CHECK(op != NULL);
+    spin(10);
+    CHECK_EQ(ra.done, 0);
+    gn_op_cancel(op);
+    CHECK_EQ(ra.done, 0); /* never from inside the cancel */
+    gn_op_cancel(op);     /* again before the completion: a no-op */
+    spin(5);
+    CHECK_EQ(ra.done, 1);
+    CHECK_EQ(ra.status, GN_ECANCELED);
+    CHECK(ra.s == a);
+    CHECK_STR(ra.proto, "");
+    CHECK(a->handler == NULL);
+    /* the negotiation no longer reads: bytes from the peer stay unread */
+    gn_slice iov = gn_slice_of("/multistream/1.0.0\n", 19);
+    CHECK_OK(gn_stream_write(b, &iov, 1, NULL, NULL));
+    spin(10);
+    CHECK_EQ(ra.done, 1);
+    gn_stream_close(a, NULL, NULL);
+    gn_stream_close(b, NULL, NULL);
+    spin(10);
+}
+
+/* A cancel overrides a completion that the next turn would have reported
+ * (the timer is due) and the timeout never fires afterwards. */
+GN_TEST(cancel_beats_due_timeout)
+{
+    static const char *const support[] = {"/a/1"};
+    gn_stream *a, *b;
+    gn_pipe_new(loop, &a, &b);
+    result rb = {0};
+    gni_ms_config cb;
+    gni_ms_config_default(&cb, GNI_MS_RESPONDER);
+    cb.protocols = support;
+    cb.protocol_cnt = 1;
+    cb.timeout = 1 * GN_MS;
+    gn_op *op = NULL;
+    CHECK_OK(gni_ms_negotiate(b, &cb, done_cb, &rb, &op));
+    gn_op_cancel(op);
+    for (int i = 0; i < 50; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(rb.done, 1);
+    CHECK_EQ(rb.status, GN_ECANCELED);
+    gn_stream_close(a, NULL, NULL);
+    gn_stream_close(b, NULL, NULL);
+    spin(10);
+}
+
+/* On a virtual clock (timers run only when the clock is advanced) the
+ * cancellation still completes from the next loop turn. */
+GN_TEST(cancel_on_virtual_clock)
+{
+    static const char *const offer[] = {"/a/1"};
+    gn_loop_config lc;
+    gn_loop_config_default(&lc);
+    lc.virtual_clock = true;
+    gn_loop *vl;
+    CHECK_OK(gn_loop_new(&lc, &vl));
+    gn_stream *a, *b;
+    gn_pipe_new(vl, &a, &b);
+    result ra = {0};
+    gni_ms_config ca;
+    gni_ms_config_default(&ca, GNI_MS_INITIATOR);
+    ca.protocols = offer;
+    ca.protocol_cnt = 1;
+    gn_op *op = NULL;
+    CHECK_OK(gni_ms_negotiate(a, &ca, done_cb, &ra, &op));
+    gn_op_cancel(op);
+    for (int i = 0; i < 5 && !ra.done; i++)
+        gn_loop_run(vl, GN_RUN_NOWAIT);
+    CHECK_EQ(ra.done, 1);
+    CHECK_EQ(ra.status, GN_ECANCELED);
+    gn_stream_close(a, NULL, NULL);
+    gn_stream_close(b, NULL, NULL);
+    for (int i = 0; i < 10; i++)
+        gn_loop_run(vl, GN_RUN_NOWAIT);
+    gn_loop_free(vl);
+}
+
+/* An immediate error leaves *op NULL. */
+GN_TEST(cancel_handle_null_on_error)
+{
+    gn_stream *a, *b;
+    gn_pipe_new(loop, &a, &b);
+    gni_ms_config ca;
+    gni_ms_config_default(&ca, GNI_MS_INITIATOR);
+    ca.lazy = true; /* refused by this adapter */
+    gn_op *op = (gn_op *)&ca;
+    CHECK_EQ(gni_ms_negotiate(a, &ca, done_cb, NULL, &op), GN_EINVAL);
+    CHECK(op == NULL);
+    gn_op_cancel(NULL); /* a no-op */
     gn_stream_close(a, NULL, NULL);
     gn_stream_close(b, NULL, NULL);
     spin(10);
@@ -132,6 +241,10 @@ int main(int argc, char **argv)
         GN_T(selects_after_na_and_hands_over_leftover),
         GN_T(no_common_protocol),
         GN_T(responder_times_out),
+        GN_T(cancel_while_waiting),
+        GN_T(cancel_beats_due_timeout),
+        GN_T(cancel_on_virtual_clock),
+        GN_T(cancel_handle_null_on_error),
     };
     if (gn_loop_new(NULL, &loop) < 0)
         return 1;

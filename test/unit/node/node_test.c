@@ -8,6 +8,7 @@
 
 #include "gn_test.h"
 #include "node_int.h"
+#include "syn_drop.h"
 #include "peerstore.h"
 
 #include <pthread.h>
@@ -147,6 +148,7 @@ typedef struct opts {
     uint32_t protocols;
     size_t event_queue_capacity;
     gn_time idle_timeout;
+    gn_time upgrade_timeout; /* 0: 5 s */
     bool no_listen;
 } opts;
 
@@ -180,7 +182,7 @@ static void node_up(tnode *t, uint32_t seed, const opts *o)
         cfg.event_queue_capacity = o->event_queue_capacity;
     }
     cfg.idle_timeout = o->idle_timeout;
-    cfg.upgrade_timeout = 5 * GN_S;
+    cfg.upgrade_timeout = o->upgrade_timeout ? o->upgrade_timeout : 5 * GN_S;
     CHECK_OK(gn_node_new(&cfg, &t->n));
     for (size_t i = 0; i < 4; i++) {
         if (!all_nodes[i]) {
@@ -1021,6 +1023,81 @@ GN_TEST(close_cancels_pending)
     finish();
 }
 
+/* ---- dials that hang (SYNs dropped) ---- */
+
+static bool dial_or_closed(void *arg)
+{
+    tnode *t = arg;
+    return t->closed > 0;
+}
+
+/* Closing a node whose dial hangs is immediate: the transport dial is
+ * cancelled (its socket closed) rather than waited for (10 s). */
+GN_TEST(close_after_hanging_dial_is_immediate)
+{
+    syn_drop sd;
+    if (!syn_drop_open(&sd)) {
+        syn_drop_close(&sd);
+        SKIP("the kernel completed every handshake; cannot provoke dropped SYNs");
+    }
+    setup();
+    tnode a;
+    opts o = {.transport = "tcp", .security = "noise", .muxers = "yamux", .no_listen = true};
+    node_up(&a, 1, &o);
+    char addr[64];
+    snprintf(addr, sizeof addr, "/ip4/127.0.0.1/tcp/%u", sd.port);
+    dial_res r = {0};
+    CHECK_OK(gn_node_dial(a.n, addr, on_dial, &r, NULL));
+    run_for(100);
+    CHECK_EQ(r.calls, 0);
+    int fds1 = syn_drop_count_fds(); /* the dialing socket open */
+    gn_time t0 = gn_now();
+    gn_node_close(a.n, on_node_closed, &a);
+    CHECK(run_until(dial_or_closed, &a, 5000));
+    gn_time took = gn_now() - t0;
+    CHECK(took < 500 * GN_MS);
+    CHECK_EQ(r.calls, 1);
+    CHECK_EQ(r.status, GN_ECANCELED);
+    CHECK_EQ(syn_drop_count_fds(), fds1 - 1);
+    syn_drop_close(&sd);
+    finish();
+}
+
+/* The node's upgrade timeout ends the dial: the waiter gets GN_ETIMEDOUT
+ * at the timeout and the socket is closed then, not at the transport's own
+ * 10 s dial timeout. */
+GN_TEST(upgrade_timeout_ends_hanging_dial)
+{
+    syn_drop sd;
+    if (!syn_drop_open(&sd)) {
+        syn_drop_close(&sd);
+        SKIP("the kernel completed every handshake; cannot provoke dropped SYNs");
+    }
+    setup();
+    tnode a;
+    opts o = {.transport = "tcp", .security = "noise", .muxers = "yamux", .no_listen = true,
+              .upgrade_timeout = 300 * GN_MS};
+    node_up(&a, 1, &o);
+    char addr[64];
+    snprintf(addr, sizeof addr, "/ip4/127.0.0.1/tcp/%u", sd.port);
+    dial_res r = {0};
+    gn_time t0 = gn_now();
+    CHECK_OK(gn_node_dial(a.n, addr, on_dial, &r, NULL));
+    run_for(100);
+    CHECK_EQ(r.calls, 0);
+    int fds1 = syn_drop_count_fds(); /* the dialing socket open */
+    CHECK(run_until(dial_done, &r, 5000));
+    gn_time took = gn_now() - t0;
+    CHECK_EQ(r.status, GN_ETIMEDOUT);
+    CHECK(took >= 250 * GN_MS);
+    CHECK(took < 1500 * GN_MS);
+    run_for(20);
+    CHECK_EQ(syn_drop_count_fds(), fds1 - 1); /* the socket is gone too */
+    CHECK_EQ(a.n->nchannels, 0);
+    syn_drop_close(&sd);
+    finish();
+}
+
 /* ---- stacks ---- */
 
 GN_TEST(ecies_only_dials_noise_and_ecies)
@@ -1180,6 +1257,130 @@ GN_TEST(any_thread_api)
     gn_identity_free(ib);
 }
 
+/* ---- close with a full command queue ---- */
+
+typedef struct blocker {
+    uv_sem_t started, release;
+} blocker;
+
+static void block_loop(gn_loop *l, void *arg)
+{
+    (void)l;
+    blocker *b = arg;
+    uv_sem_post(&b->started);
+    uv_sem_wait(&b->release);
+}
+
+/* Stops @n's loop thread inside a command, then fills its command queue. */
+static void block_and_fill(gn_node *n, blocker *b)
+{
+    CHECK_OK(gn_loop_submit(gn_node_loop(n), block_loop, b));
+    uv_sem_wait(&b->started);
+    int rc = 0;
+    for (int i = 0; i < 100000 && rc == 0; i++) {
+        rc = gn_node_configure(n, GN_NODE_OPT_IDLE_TIMEOUT_MS, 0);
+    }
+    CHECK_EQ(rc, GN_EAGAIN);
+}
+
+typedef struct async_dial {
+    _Atomic int calls;
+    int status;
+    gn_channel *ch;
+} async_dial;
+
+static void on_async_dial(void *arg, int status, gn_channel *ch)
+{
+    async_dial *d = arg;
+    d->status = status;
+    d->ch = ch ? gn_channel_hold(ch) : NULL;
+    atomic_fetch_add(&d->calls, 1);
+}
+
+static _Atomic int full_q_closed;
+static void on_full_q_closed(gn_node *n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    atomic_fetch_add(&full_q_closed, 1);
+}
+
+static bool wait_atomic(_Atomic int *v, int want, gn_time ms)
+{
+    for (gn_time t0 = gn_now(); atomic_load(v) < want;) {
+        if (gn_now() - t0 > ms * GN_MS) {
+            return false;
+        }
+        usleep(1000);
+    }
+    return true;
+}
+
+/* gn_channel_close and gn_node_close from another thread while the command
+ * queue is full: neither close is lost; each completes once the loop runs. */
+GN_TEST(close_with_full_command_queue)
+{
+    gn_identity *ia, *ib;
+    CHECK_OK(gn_identity_from_int_seed(1, &ia));
+    CHECK_OK(gn_identity_from_int_seed(2, &ib));
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    const char *listen = "/ip4/127.0.0.1/tcp/0";
+    cfg.listen = &listen;
+    cfg.n_listen = 1;
+    cfg.security = "noise";
+    cfg.command_queue_capacity = 8;
+    cfg.identity = ia;
+    gn_node *a, *b;
+    CHECK_OK(gn_node_new(&cfg, &a));
+    cfg.identity = ib;
+    CHECK_OK(gn_node_new(&cfg, &b));
+    CHECK_OK(gn_node_start(a));
+    CHECK_OK(gn_node_start(b));
+    gn_node_event ev;
+    CHECK_OK(wait_type(a, GN_NODE_EV_LISTENING, &ev));
+    CHECK_OK(wait_type(b, GN_NODE_EV_LISTENING, &ev));
+    async_dial d = {0};
+    CHECK_OK(gn_node_dial(a, ev.addr, on_async_dial, &d, NULL));
+    CHECK(wait_atomic(&d.calls, 1, 5000));
+    CHECK_EQ(d.status, 0);
+    CHECK(d.ch != NULL);
+    CHECK_EQ(gn_channel_state_get(d.ch, NULL), GN_CHANNEL_OPEN);
+
+    blocker bl;
+    uv_sem_init(&bl.started, 0);
+    uv_sem_init(&bl.release, 0);
+    /* the channel close, queue full */
+    block_and_fill(a, &bl);
+    gn_channel_close(d.ch);
+    uv_sem_post(&bl.release);
+    gn_channel_state st = GN_CHANNEL_OPEN;
+    for (int i = 0; i < 5000 && st != GN_CHANNEL_CLOSED; i++) {
+        usleep(1000);
+        st = gn_channel_state_get(d.ch, NULL);
+    }
+    CHECK_EQ(st, GN_CHANNEL_CLOSED);
+    /* the node close, queue full */
+    atomic_store(&full_q_closed, 0);
+    block_and_fill(a, &bl);
+    gn_time t0 = gn_now();
+    gn_node_close(a, on_full_q_closed, NULL);
+    gn_node_close(a, on_full_q_closed, NULL); /* idempotent */
+    uv_sem_post(&bl.release);
+    CHECK(wait_atomic(&full_q_closed, 1, 5000));
+    CHECK(gn_now() - t0 < 2 * GN_S);
+    CHECK_OK(wait_type(a, GN_NODE_EV_CLOSED, &ev));
+    usleep(20000);
+    CHECK_EQ(atomic_load(&full_q_closed), 1);
+    gn_channel_rele(d.ch);
+    gn_node_free(a);
+    gn_node_free(b);
+    uv_sem_destroy(&bl.started);
+    uv_sem_destroy(&bl.release);
+    gn_identity_free(ia);
+    gn_identity_free(ib);
+}
+
 GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_noise_dial),
              GN_T(tcp_ecies_dial), GN_T(dial_wrong_peer_id), GN_T(dial_errors),
              GN_T(config_errors), GN_T(reuse_and_simultaneous_dial), GN_T(crossing_dials),
@@ -1187,4 +1388,6 @@ GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_nois
              GN_T(multicast_groups), GN_T(event_queue_backpressure), GN_T(connection_limits),
              GN_T(idle_channels_close), GN_T(ping_rtt), GN_T(close_cancels_pending),
              GN_T(ecies_only_dials_noise_and_ecies), GN_T(mplex_only_vs_yamux_mplex_noise),
-             GN_T(mplex_only_vs_yamux_mplex_plaintext), GN_T(any_thread_api))
+             GN_T(mplex_only_vs_yamux_mplex_plaintext), GN_T(any_thread_api),
+             GN_T(close_after_hanging_dial_is_immediate), GN_T(upgrade_timeout_ends_hanging_dial),
+             GN_T(close_with_full_command_queue))

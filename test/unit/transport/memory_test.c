@@ -150,7 +150,7 @@ static gn_time scripted_run(void)
     CHECK_OK(gn_multiaddr_parse("/memory/77", &ma));
     CHECK_OK(gn_transport_listen(E.srv, ma, l_accept, NULL, &l));
     E.listeners_open++;
-    CHECK_OK(gn_transport_dial(E.cli, ma, l_dial, NULL));
+    CHECK_OK(gn_transport_dial(E.cli, ma, l_dial, NULL, NULL));
     RUN_UNTIL(lc_cli.s && lc_srv.s, 2000);
     gn_slice a = gn_slice_of("abc", 3), b = gn_slice_of("defg", 4);
     TR_ENTER();
@@ -263,7 +263,7 @@ GN_TEST(loops_are_isolated)
     gn_listener *l56;
     CHECK_OK(tr_listen(E.srv, "/memory/56", &l56));
     CHECK_OK(gn_multiaddr_parse("/memory/56", &ma));
-    CHECK_OK(gn_transport_dial(t2, ma, tr_dial_cb, NULL));
+    CHECK_OK(gn_transport_dial(t2, ma, tr_dial_cb, NULL, NULL));
     gn_multiaddr_free(ma);
     for (int i = 0; i < 10 && E.dials_failed == 0; i++) {
         gn_loop_run(loop2, GN_RUN_NOWAIT);
@@ -422,6 +422,34 @@ GN_TEST(same_instance_dials_itself)
     tr_env_fini();
 }
 
-GN_TEST_MAIN(GN_T(virtual_clock_deterministic), GN_T(missing_id_refused), GN_T(listen_ids),
+/* A dial cancelled before its turn: no connection is made (the listener
+ * sees no accept), the callback runs once with GN_ECANCELED, from the loop. */
+GN_TEST(dial_cancel)
+{
+    tr_env_init("memory", NULL, NULL, true);
+    gn_listener *l;
+    CHECK_OK(tr_listen(E.srv, "/memory/77", &l));
+    gn_multiaddr *ma = NULL;
+    CHECK_OK(gn_multiaddr_parse("/memory/77", &ma));
+    gn_op *op = NULL;
+    TR_ENTER();
+    CHECK_OK(gn_transport_dial(E.cli, ma, tr_dial_cb, NULL, &op));
+    CHECK(op != NULL);
+    gn_op_cancel(op);
+    TR_LEAVE();
+    CHECK_EQ(E.dials_failed, 0);
+    /* a second dial, not cancelled, still connects */
+    CHECK_OK(tr_dial_ma(E.cli, ma, NULL));
+    gn_multiaddr_free(ma);
+    tr_run_for(50);
+    CHECK_EQ(E.dials_failed, 1);
+    CHECK_EQ(E.last_dial_err, GN_ECANCELED);
+    CHECK_EQ(E.dials_ok, 1);
+    CHECK_EQ(E.accepts, 1);
+    tr_listener_close(l);
+    tr_env_fini();
+}
+
+GN_TEST_MAIN(GN_T(dial_cancel), GN_T(virtual_clock_deterministic), GN_T(missing_id_refused), GN_T(listen_ids),
              GN_T(loops_are_isolated), GN_T(exact_bounds), GN_T(close_like_tcp),
              GN_T(max_connections), GN_T(same_instance_dials_itself))

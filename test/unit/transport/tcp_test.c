@@ -6,6 +6,7 @@
  * is in test/conformance/transport_conformance.c.
  */
 #include "transport/tr_harness.h"
+#include "syn_drop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -259,6 +260,101 @@ GN_TEST(dial_timeout)
     tr_env_fini();
 }
 
+/* The dial in flight for dial_cancel, and what the cancel saw. */
+static struct {
+    gn_op *op;
+    int fds_before, fds_after;
+    int completions_at_cancel;
+    gn_time cancelled_at;
+} DC;
+
+static void dial_cancel_fn(gn_timer *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    DC.fds_before = syn_drop_count_fds();
+    TR_ENTER();
+    gn_op_cancel(DC.op);
+    TR_LEAVE();
+    DC.fds_after = syn_drop_count_fds();
+    DC.completions_at_cancel = E.dials_ok + E.dials_failed;
+    DC.cancelled_at = gn_now();
+}
+
+/* A dial whose SYNs are dropped, cancelled after 100 ms: the socket is
+ * closed inside gn_op_cancel(), the callback runs once with GN_ECANCELED
+ * right after, and nothing is left on the loop (the transport's own dial
+ * timeout is 10 s and must not be what ends it). */
+GN_TEST(dial_cancel)
+{
+    syn_drop sd;
+    if (!syn_drop_open(&sd)) {
+        syn_drop_close(&sd);
+        SKIP("the kernel completed every handshake; cannot provoke dropped SYNs");
+    }
+    tr_env_init("tcp", NULL, NULL, false);
+    char addr[64];
+    snprintf(addr, sizeof addr, "/ip4/127.0.0.1/tcp/%u", sd.port);
+    gn_multiaddr *ma = NULL;
+    CHECK_OK(gn_multiaddr_parse(addr, &ma));
+    memset(&DC, 0, sizeof DC);
+    TR_ENTER();
+    CHECK_OK(gn_transport_dial(E.cli, ma, tr_dial_cb, NULL, &DC.op));
+    TR_LEAVE();
+    gn_multiaddr_free(ma);
+    CHECK(DC.op != NULL);
+    CHECK_EQ(tr_tcp_handles(), 1);
+    gn_timer cancel_timer;
+    gn_timer_init(E.loop, &cancel_timer);
+    CHECK_OK(gn_timer_start(&cancel_timer, 100 * GN_MS, dial_cancel_fn, NULL));
+    gn_time t0 = gn_now();
+    RUN_UNTIL(E.dials_ok + E.dials_failed == 1, 5000);
+    gn_time took = gn_now() - t0;
+    CHECK(DC.cancelled_at != 0);
+    CHECK_EQ(DC.completions_at_cancel, 0); /* not from inside the cancel */
+    CHECK(DC.fds_before > 0);
+    CHECK_EQ(DC.fds_after, DC.fds_before - 1); /* the socket closed at once */
+    CHECK_EQ(E.dials_failed, 1);
+    CHECK_EQ(E.last_dial_err, GN_ECANCELED);
+    CHECK(took >= 90 * GN_MS);
+    CHECK(took < 1 * GN_S);
+    CHECK(gn_now() - DC.cancelled_at < 100 * GN_MS);
+    /* exactly once, and the loop holds nothing of the dial */
+    tr_run_for(50);
+    CHECK_EQ(E.dials_ok + E.dials_failed, 1);
+    CHECK_EQ(tr_tcp_handles(), 0);
+    CHECK_EQ(E.cli->nconns, 0);
+    syn_drop_close(&sd);
+    tr_env_fini();
+}
+
+/* Cancelling before the loop ran, with a refusal already on its way
+ * (a closed loopback port): the callback reports GN_ECANCELED, once. */
+GN_TEST(dial_cancel_beats_refusal)
+{
+    tr_env_init("tcp", NULL, NULL, false);
+    gn_listener *l;
+    CHECK_OK(tr_listen(E.srv, "/ip4/127.0.0.1/tcp/0", &l));
+    gn_multiaddr *la = NULL;
+    CHECK_OK(gn_listener_addr(l, &la));
+    tr_listener_close(l);
+    RUN_UNTIL(E.listeners_closed == 1, 5000);
+    gn_op *op = NULL;
+    TR_ENTER();
+    CHECK_OK(gn_transport_dial(E.cli, la, tr_dial_cb, NULL, &op));
+    gn_op_cancel(op);
+    gn_op_cancel(op); /* again before the completion: a no-op */
+    TR_LEAVE();
+    gn_multiaddr_free(la);
+    CHECK_EQ(E.dials_failed, 0);
+    RUN_UNTIL(E.dials_failed == 1, 5000);
+    tr_run_for(20);
+    CHECK_EQ(E.dials_failed, 1);
+    CHECK_EQ(E.dials_ok, 0);
+    CHECK_EQ(E.last_dial_err, GN_ECANCELED);
+    tr_env_fini();
+}
+
 static int count_failed(tconn *const *c, int n)
 {
     int k = 0;
@@ -410,6 +506,7 @@ GN_TEST(dns_not_handled)
 }
 
 GN_TEST_MAIN(GN_T(ipv6_loopback), GN_T(listen_several_and_addrinuse), GN_T(socket_options),
-             GN_T(rebind_port_in_time_wait), GN_T(dial_timeout), GN_T(max_connections_inbound),
+             GN_T(rebind_port_in_time_wait), GN_T(dial_timeout), GN_T(dial_cancel),
+             GN_T(dial_cancel_beats_refusal), GN_T(max_connections_inbound),
              GN_T(max_connections_dial), GN_T(write_queue_bound), GN_T(app_keepalive_bytes),
              GN_T(dns_not_handled))

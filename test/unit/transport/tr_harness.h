@@ -462,7 +462,7 @@ static inline void tr_listener_close(gn_listener *l)
 static inline int tr_dial_ma(gn_transport *t, const gn_multiaddr *ma, tconn *tc)
 {
     TR_ENTER();
-    int rc = gn_transport_dial(t, ma, tr_dial_cb, tc);
+    int rc = gn_transport_dial(t, ma, tr_dial_cb, tc, NULL);
     TR_LEAVE();
     return rc;
 }
