@@ -416,24 +416,14 @@ void gn_router_stop(gn_router *r)
 }
 
 int gn_router_find_peer(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb, void *arg,
-                        void **query)
+                        gn_op **op)
 {
-    if (!peer || !cb) {
-        return GN_EINVAL;
-    }
-    void *q = NULL;
-    int rc = r->ops->find_peer(r, peer, cb, arg, &q);
-    if (query) {
-        *query = rc == 0 ? q : NULL;
+    gn_op *h = NULL;
+    int rc = (!peer || !cb) ? GN_EINVAL : r->ops->find_peer(r, peer, cb, arg, &h);
+    if (op) {
+        *op = rc == 0 ? h : NULL;
     }
     return rc;
-}
-
-void gn_router_cancel(gn_router *r, void *query)
-{
-    if (r->ops->cancel) {
-        r->ops->cancel(r, query);
-    }
 }
 
 int gn_discovery_start(gn_discovery *d, gn_discovery_peer_cb cb, void *arg)

@@ -38,7 +38,8 @@ typedef enum op_kind {
     OP_ROUTE_DIAL  /* a node dial to a bare /p2p/<id> that needs the routers */
 } op_kind;
 
-struct gn_host_op {
+typedef struct gn_host_op {
+    gn_op op;                  /* the handle given out (gn_op_cancel) */
     gni_list link;             /* n->host_ops */
     gn_node *n;
     op_kind kind;
@@ -50,10 +51,12 @@ struct gn_host_op {
     gn_multiaddr *ma;          /* CONNECT, STREAM, ROUTE_DIAL: what to dial */
     char proto[GN_PROTOCOL_ID_MAX];
     /* FIND stage */
-    size_t router_idx;
-    gn_router *router;         /* the router asked now */
-    void *query;
+    size_t router_idx;         /* the next router to ask */
+    gn_op *query;              /* the pending query of the router asked */
     int find_err;
+    bool in_call;              /* inside a router's find_peer */
+    bool sync_answer;          /* ... which answered from inside the call */
+    int sync_status;
     /* DIAL stage */
     dial_req *r;               /* ROUTE_DIAL: the node's request; others: ours */
     /* user */
@@ -61,7 +64,7 @@ struct gn_host_op {
     gn_host_stream_open_cb stream_cb;
     gn_host_peer_cb peer_cb;
     void *arg;
-};
+} gn_host_op;
 
 struct gn_host_sub {
     gni_list link;             /* n->subs */
@@ -206,7 +209,7 @@ int gn_host_peer_add_addrs(gn_host *h, const gn_peer_id *peer, const gn_multiadd
                            size_t naddrs, gn_time ttl, gn_addr_source src)
 {
     gn_node *n = host_node(h);
-    if (!peer || (naddrs > 0 && !addrs)) {
+    if (!peer || (naddrs > 0 && !addrs) || ttl == 0) {
         return GN_EINVAL;
     }
     gn_time expiry = ttl_expiry(n, ttl);
@@ -402,16 +405,32 @@ const char *gn_host_option(gn_host *h, const char *component, const char *key, s
  * Operations
  */
 
+static gn_host_op *op_from(gn_op *h)
+{
+    return GNI_CONTAINER_OF(h, gn_host_op, op);
+}
+
+static void op_cancel(gn_op *h);
+
 static gn_host_op *op_new(gn_node *n, op_kind kind)
 {
     gn_host_op *op = gn_calloc(1, sizeof *op);
     if (!op) {
         return NULL;
     }
+    op->op.cancel = op_cancel;
     op->n = n;
     op->kind = kind;
     gni_list_add_tail(&n->host_ops, &op->link);
     return op;
+}
+
+/* Frees an op that never started (an immediate error). */
+static void op_discard(gn_host_op *op)
+{
+    gni_list_del(&op->link);
+    gn_multiaddr_free(op->ma);
+    gn_free(op);
 }
 
 static void op_settle(gn_host_op *op)
@@ -420,11 +439,9 @@ static void op_settle(gn_host_op *op)
         return;
     }
     gn_node *n = op->n;
-    gni_list_del(&op->link);
-    gn_multiaddr_free(op->ma);
-    gn_free(op);
+    op_discard(op);
     if (n->closing) {
-        gni_node_maybe_finish_close(n);
+        gni_node_finish_close_later(n); /* never free components under their callbacks */
     }
 }
 
@@ -455,26 +472,28 @@ static void op_deliver_error(gn_host_op *op, int status)
 }
 
 static void op_dial_stage(gn_host_op *op);
-static bool peer_has_addr(gn_node *n, const gn_peer_id *peer);
 
 /* ---- FIND stage: the routers in order ---- */
 
-static void op_find_next(gn_host_op *op);
-
-static void op_find_done(gn_host_op *op, int status, gn_multiaddr *const *addrs, size_t naddrs)
+/* The FIND stage ended: 0 (the peer store has dialable addresses now) or an
+ * error. */
+static void op_find_done(gn_host_op *op, int status)
 {
     gn_node *n = op->n;
+    if (status == 0 && !gni_node_has_route(n, &op->peer)) {
+        /* the routers' answer holds no address a transport handles (or it
+         * could not be kept): asking again would loop */
+        status = GN_ENOROUTE;
+    }
     if (op->kind == OP_ROUTE_DIAL) {
         dial_req *r = op->r;
         op->r = NULL;
-        if (status == 0 && !peer_has_addr(n, &op->peer)) {
-            status = GN_ENOROUTE; /* the answer could not be kept: never ask again */
-        }
         if (status < 0) {
             gni_dial_req_complete(n, r, status, NULL);
         } else {
             gn_multiaddr *ma = op->ma;
             op->ma = NULL;
+            r->routed = true; /* never back to the routers for this request */
             gni_node_dial_run(n, ma, r);
         }
         op->delivered = true;
@@ -491,61 +510,100 @@ static void op_find_done(gn_host_op *op, int status, gn_multiaddr *const *addrs,
         return;
     }
     if (op->kind == OP_FIND) {
+        gn_multiaddr *addrs[GNI_PS_MAX_ADDRS];
+        int k = gn_host_peer_addrs(&n->host, &op->peer, addrs, NULL, GNI_ARRAY_LEN(addrs));
         op->delivered = true;
-        op->peer_cb(op->arg, 0, &op->peer, addrs, naddrs);
+        op->peer_cb(op->arg, 0, &op->peer, addrs, (size_t)k);
+        for (int i = 0; i < k; i++) {
+            gn_multiaddr_free(addrs[i]);
+        }
         op_stage_end(op);
         return;
     }
-    /* CONNECT / STREAM: the peer store has addresses now */
+    /* CONNECT / STREAM: dial what the peer store has now */
     op->pending--;
     op_dial_stage(op);
 }
+
+/* Takes one router's answer: its addresses go into the peer store. Returns
+ * 0 when it answered with addresses, else the status to remember. */
+static int op_take_answer(gn_host_op *op, int status, gn_multiaddr *const *addrs, size_t naddrs)
+{
+    gn_node *n = op->n;
+    if (status == 0 && naddrs > 0 && addrs) {
+        int rc = gn_host_peer_add_addrs(&n->host, &op->peer, (const gn_multiaddr *const *)addrs,
+                                        naddrs, HOST_ROUTER_ADDR_TTL, GN_ADDR_SRC_ROUTER);
+        if (rc < 0) {
+            char pid[GN_PEER_ID_MAX_STRLEN];
+            gn_peer_id_to_string(&op->peer, pid, sizeof pid);
+            GN_LOG(GN_LOG_INFO, HOST_LOG, "a router's address for %s not kept: %s", pid,
+                   gn_err_name(rc));
+        }
+        return 0;
+    }
+    if (status == 0) {
+        status = GN_ENOROUTE; /* an answer without addresses */
+    }
+    if (status != GN_ENOROUTE && status != GN_ENOTFOUND && status != GN_ECANCELED) {
+        op->find_err = status;
+    }
+    return status;
+}
+
+static void op_find_next(gn_host_op *op);
 
 static void op_found(void *arg, int status, const gn_peer_id *peer, gn_multiaddr *const *addrs,
                      size_t naddrs)
 {
     gn_host_op *op = arg;
-    gn_node *n = op->n;
     (void)peer;
-    op->router = NULL;
     op->query = NULL;
-    if (status == 0 && naddrs > 0 && addrs) {
-        int rc = gn_host_peer_add_addrs(&n->host, &op->peer, (const gn_multiaddr *const *)addrs,
-                                        naddrs, HOST_ROUTER_ADDR_TTL, GN_ADDR_SRC_ROUTER);
-        if (rc < 0) {
-            GN_LOG(GN_LOG_INFO, HOST_LOG, "a router's address for %s not kept: %s",
-                   gn_err_name(rc), gn_err_name(rc));
-        }
-        op_find_done(op, 0, addrs, naddrs);
+    int rc = op_take_answer(op, status, addrs, naddrs);
+    if (op->in_call) {
+        /* answered from inside find_peer: op_find_next goes on after it */
+        op->sync_answer = true;
+        op->sync_status = rc;
         return;
     }
-    if (status < 0 && status != GN_ENOROUTE && status != GN_ENOTFOUND) {
-        op->find_err = status;
+    if (rc == 0) {
+        op_find_done(op, 0);
+    } else if (op->canceled || op->n->closing) {
+        op_find_done(op, GN_ECANCELED);
+    } else {
+        op_find_next(op);
     }
-    if (op->canceled || n->closing) {
-        op_find_done(op, GN_ECANCELED, NULL, 0);
-        return;
-    }
-    op_find_next(op);
 }
 
 static void op_find_next(gn_host_op *op)
 {
     gn_node *n = op->n;
-    while (op->router_idx < n->nrouters) {
+    while (op->router_idx < n->nrouters && !op->canceled && !n->closing) {
         gn_router *r = n->routers[op->router_idx++];
-        op->router = r;
-        op->query = NULL;
-        int rc = gn_router_find_peer(r, &op->peer, op_found, op, &op->query);
-        if (rc == 0) {
+        gn_op *q = NULL;
+        op->in_call = true;
+        op->sync_answer = false;
+        int rc = gn_router_find_peer(r, &op->peer, op_found, op, &q);
+        op->in_call = false;
+        if (rc < 0) {
+            if (rc != GN_ENOROUTE && rc != GN_ENOTFOUND) {
+                op->find_err = rc;
+            }
+            continue;
+        }
+        if (!op->sync_answer) {
+            op->query = q; /* wait for op_found */
             return;
         }
-        op->router = NULL;
-        if (rc != GN_ENOROUTE && rc != GN_ENOTFOUND) {
-            op->find_err = rc;
+        if (op->sync_status == 0) {
+            op_find_done(op, 0);
+            return;
         }
     }
-    op_find_done(op, op->find_err < 0 ? op->find_err : GN_ENOROUTE, NULL, 0);
+    if (op->canceled || n->closing) {
+        op_find_done(op, GN_ECANCELED);
+        return;
+    }
+    op_find_done(op, op->find_err < 0 ? op->find_err : GN_ENOROUTE);
 }
 
 static void op_find_start(gn_host_op *op)
@@ -598,19 +656,6 @@ static void op_dialed(gn_node *n, dial_req *r, int status, gn_channel *ch)
     gni_channel_open_internal(ch, op->proto, op_opened, op);
 }
 
-/* True when the peer store holds a live address of @peer. */
-static bool peer_has_addr(gn_node *n, const gn_peer_id *peer)
-{
-    const gni_peer_info *pi = gni_peerstore_get(n->ps, peer);
-    gn_time now = gn_loop_now(n->loop);
-    for (size_t i = 0; pi && i < pi->naddrs; i++) {
-        if (pi->addr_expiry[i] > now) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static void op_dial_stage(gn_host_op *op)
 {
     gn_node *n = op->n;
@@ -621,8 +666,9 @@ static void op_dial_stage(gn_host_op *op)
         return;
     }
     bool bare = op->has_peer && gn_multiaddr_count(op->ma) == 1;
-    if (bare && !gni_node_find_open(n, &op->peer) && !peer_has_addr(n, &op->peer)) {
-        if (op->router_idx > 0 || n->nrouters == 0) {
+    bool routed = op->router_idx > 0;
+    if (bare && !gni_node_find_open(n, &op->peer) && !gni_node_has_route(n, &op->peer)) {
+        if (routed || n->nrouters == 0) {
             op_deliver_error(op, GN_ENOROUTE); /* asked already, or nobody to ask */
             op_stage_end(op);
             return;
@@ -643,6 +689,7 @@ static void op_dial_stage(gn_host_op *op)
     gni_list_init(&r->link);
     r->internal = op_dialed;
     r->internal_arg = op;
+    r->routed = routed;
     op->r = r;
     gni_node_dial_run(n, ma, r);
 }
@@ -668,18 +715,19 @@ static void op_start(gn_loop *loop, void *arg)
     op_dial_stage(op);
 }
 
-static int op_launch(gn_host_op *op, gn_host_op **out)
+static int op_launch(gn_host_op *op, gn_op **out)
 {
     op->pending++;
     int rc = gn_loop_defer(op->n->loop, op_start, op);
     if (rc < 0) {
-        gni_list_del(&op->link);
-        gn_multiaddr_free(op->ma);
-        gn_free(op);
+        op_discard(op);
+        if (out) {
+            *out = NULL;
+        }
         return rc;
     }
     if (out) {
-        *out = op;
+        *out = &op->op;
     }
     return 0;
 }
@@ -692,21 +740,27 @@ static void op_cancel_deliver(gn_loop *loop, void *arg)
     op_stage_end(op);
 }
 
-void gn_host_op_cancel(gn_host_op *op)
+static void op_cancel(gn_op *h)
 {
-    if (!op || op->delivered || op->canceled || op->kind == OP_ROUTE_DIAL) {
+    gn_host_op *op = op_from(h);
+    if (op->delivered || op->canceled || op->kind == OP_ROUTE_DIAL) {
         return;
     }
     gn_node *n = op->n;
     op->canceled = true;
     op->pending++;
     if (gn_loop_defer(n->loop, op_cancel_deliver, op) < 0) {
+        /* no memory for the deferral: deliver now, the one exception to
+         * "never from inside the call" */
+        GN_LOG(GN_LOG_WARNING, HOST_LOG, "cancel: cannot defer, delivering at once");
+        op_deliver_error(op, GN_ECANCELED);
         op->pending--;
-        op_deliver_error(op, GN_ECANCELED); /* cannot defer: no memory; deliver now */
     }
     op->delivered = true;
-    if (op->router && op->query) {
-        gn_router_cancel(op->router, op->query);
+    if (op->query) {
+        gn_op *q = op->query;
+        op->query = NULL;
+        gn_op_cancel(q); /* the router's callback follows with GN_ECANCELED */
     }
     if (op->r && op->r->ch) {
         /* a dial attempt that only this op waits for ends now */
@@ -732,9 +786,12 @@ static int op_set_target(gn_host_op *op, const gn_multiaddr *addr)
 }
 
 int gn_host_connect(gn_host *h, const gn_multiaddr *addr, gn_host_connect_cb cb, void *arg,
-                    gn_host_op **out)
+                    gn_op **out)
 {
     gn_node *n = host_node(h);
+    if (out) {
+        *out = NULL;
+    }
     if (!addr || !cb) {
         return GN_EINVAL;
     }
@@ -749,18 +806,20 @@ int gn_host_connect(gn_host *h, const gn_multiaddr *addr, gn_host_connect_cb cb,
     op->arg = arg;
     int rc = op_set_target(op, addr);
     if (rc < 0) {
-        gni_list_del(&op->link);
-        gn_free(op);
+        op_discard(op);
         return rc;
     }
     return op_launch(op, out);
 }
 
 int gn_host_new_stream(gn_host *h, const gn_peer_id *peer, const char *protocol_id,
-                       gn_host_stream_open_cb cb, void *arg, gn_host_op **out)
+                       gn_host_stream_open_cb cb, void *arg, gn_op **out)
 {
     gn_node *n = host_node(h);
     size_t plen = protocol_id ? strlen(protocol_id) : 0;
+    if (out) {
+        *out = NULL;
+    }
     if (!peer || !cb || plen == 0 || plen >= GN_PROTOCOL_ID_MAX ||
         gn_peer_id_equal(peer, &n->self)) {
         return GN_EINVAL;
@@ -785,17 +844,19 @@ int gn_host_new_stream(gn_host *h, const gn_peer_id *peer, const char *protocol_
     snprintf(text, sizeof text, "/p2p/%s", pid);
     int rc = gn_multiaddr_parse(text, &op->ma);
     if (rc < 0) {
-        gni_list_del(&op->link);
-        gn_free(op);
+        op_discard(op);
         return rc == GN_ENOMEM ? rc : GN_EINVAL;
     }
     return op_launch(op, out);
 }
 
 int gn_host_find_peer(gn_host *h, const gn_peer_id *peer, gn_host_peer_cb cb, void *arg,
-                      gn_host_op **out)
+                      gn_op **out)
 {
     gn_node *n = host_node(h);
+    if (out) {
+        *out = NULL;
+    }
     if (!peer || !cb) {
         return GN_EINVAL;
     }
@@ -815,7 +876,7 @@ int gn_host_find_peer(gn_host *h, const gn_peer_id *peer, gn_host_peer_cb cb, vo
 
 int gni_host_route_dial(gn_node *n, gn_multiaddr *ma, const gn_peer_id *peer, dial_req *r)
 {
-    if (n->nrouters == 0) {
+    if (n->nrouters == 0 || r->routed) {
         return GN_ENOROUTE;
     }
     gn_host_op *op = op_new(n, OP_ROUTE_DIAL);
@@ -854,7 +915,7 @@ static void disc_found(void *arg, const gn_peer_id *peer, gn_multiaddr *const *a
         return;
     }
     int rc = gn_host_peer_add_addrs(&n->host, peer, (const gn_multiaddr *const *)addrs, naddrs,
-                                    ttl ? ttl : HOST_ROUTER_ADDR_TTL, GN_ADDR_SRC_DISCOVERY);
+                                    ttl > 0 ? ttl : HOST_ROUTER_ADDR_TTL, GN_ADDR_SRC_DISCOVERY);
     if (rc < 0) {
         char pid[GN_PEER_ID_MAX_STRLEN];
         gn_peer_id_to_string(peer, pid, sizeof pid);
@@ -862,6 +923,20 @@ static void disc_found(void *arg, const gn_peer_id *peer, gn_multiaddr *const *a
                gn_err_name(rc));
     }
     gni_host_emit(n, GN_HOST_EV_PEER_FOUND, NULL, peer, 0);
+}
+
+/* Reports which component failed to start (or to be created). */
+static int start_failed(gn_node *n, gn_layer_kind kind, const char *name, int rc)
+{
+    GN_LOG(GN_LOG_ERR, HOST_LOG, "%s %s did not start: %s", gn_layer_kind_name(kind), name,
+           gn_err_name(rc));
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_START_FAILED);
+    ev.status = rc;
+    ev.peer = n->self;
+    snprintf(ev.protocol, sizeof ev.protocol, "%s %s", gn_layer_kind_name(kind), name);
+    gni_node_push_event(n, &ev);
+    return rc;
 }
 
 /* Creates the instances of one hosted kind; @list "" means none. */
@@ -877,21 +952,28 @@ static void disc_found(void *arg, const gn_peer_id *peer, gn_multiaddr *const *a
             int rc_ = gn_##kind##_new((const gn_##kind##_ops *)o_, &n->host, n->loop,        \
                                       &n->arr[n->cnt]);                                      \
             if (rc_ < 0) {                                                                   \
-                GN_LOG(GN_LOG_ERR, HOST_LOG, "%s component %s: %s", #kind, o_->name,         \
-                       gn_err_name(rc_));                                                    \
-                return rc_;                                                                  \
+                return start_failed(n, KIND, o_->name, rc_);                                 \
             }                                                                                \
             n->cnt++;                                                                        \
         }                                                                                    \
     } while (0)
 
-int gni_host_make_components(gn_node *n)
+static int make_components(gn_node *n)
 {
     MAKE_HOSTED(protocol, GN_LAYER_PROTOCOL, protos, nprotos, n->s_protocols);
     MAKE_HOSTED(router, GN_LAYER_ROUTER, routers, nrouters, n->s_routers);
     MAKE_HOSTED(discovery, GN_LAYER_DISCOVERY, discs, ndiscs, n->s_discovery);
     MAKE_HOSTED(nat, GN_LAYER_NAT, nats, nnats, n->s_nat);
     return 0;
+}
+
+int gni_host_make_components(gn_node *n)
+{
+    int rc = make_components(n);
+    if (rc < 0) {
+        gni_host_free_components(n); /* a later retry starts from nothing */
+    }
+    return rc;
 }
 
 void gni_host_free_components(gn_node *n)
@@ -919,78 +1001,103 @@ void gni_host_free_components(gn_node *n)
     n->nprotos = n->nrouters = n->ndiscs = n->nnats = 0;
 }
 
-/* Reports which component failed to start. */
-static int start_failed(gn_node *n, gn_layer_kind kind, const char *name, int rc)
+static int start_protocol(gn_node *n, gn_protocol *p)
 {
-    GN_LOG(GN_LOG_ERR, HOST_LOG, "%s %s did not start: %s", gn_layer_kind_name(kind), name,
-           gn_err_name(rc));
-    gn_node_event ev;
-    gni_node_event_init(&ev, GN_NODE_EV_START_FAILED);
-    ev.status = rc;
-    ev.peer = n->self;
-    snprintf(ev.protocol, sizeof ev.protocol, "%s %s", gn_layer_kind_name(kind), name);
-    gni_node_push_event(n, &ev);
+    int rc = gni_node_add_handler(n, p->ops->name, proto_on_stream, p);
+    if (rc == 0 && p->ops->start && (rc = p->ops->start(p)) < 0) {
+        gni_node_add_handler(n, p->ops->name, NULL, NULL);
+    }
     return rc;
 }
 
+/* Starts every component: NAT first (listen addresses get mapped), then
+ * routers, protocols, discovery (which may dial at once). On a failure the
+ * ones already started are stopped again. */
 int gni_host_start_components(gn_node *n)
 {
     int rc = 0;
-    for (size_t i = 0; i < n->nprotos && rc == 0; i++) {
-        gn_protocol *p = n->protos[i];
-        rc = gni_node_add_handler(n, p->ops->name, proto_on_stream, p);
-        if (rc == 0 && p->ops->start) {
-            rc = p->ops->start(p);
-        }
-        if (rc < 0) {
-            start_failed(n, GN_LAYER_PROTOCOL, p->ops->name, rc);
+    while (rc == 0 && n->nnats_started < n->nnats) {
+        gn_nat *x = n->nats[n->nnats_started];
+        if ((rc = gn_nat_start(x)) < 0) {
+            start_failed(n, GN_LAYER_NAT, x->ops->name, rc);
+        } else {
+            n->nnats_started++;
         }
     }
-    for (size_t i = 0; i < n->nnats && rc == 0; i++) {
-        if ((rc = gn_nat_start(n->nats[i])) < 0) {
-            start_failed(n, GN_LAYER_NAT, n->nats[i]->ops->name, rc);
+    while (rc == 0 && n->nrouters_started < n->nrouters) {
+        gn_router *x = n->routers[n->nrouters_started];
+        if ((rc = gn_router_start(x)) < 0) {
+            start_failed(n, GN_LAYER_ROUTER, x->ops->name, rc);
+        } else {
+            n->nrouters_started++;
         }
     }
-    for (size_t i = 0; i < n->nrouters && rc == 0; i++) {
-        if ((rc = gn_router_start(n->routers[i])) < 0) {
-            start_failed(n, GN_LAYER_ROUTER, n->routers[i]->ops->name, rc);
+    while (rc == 0 && n->nprotos_started < n->nprotos) {
+        gn_protocol *x = n->protos[n->nprotos_started];
+        if ((rc = start_protocol(n, x)) < 0) {
+            start_failed(n, GN_LAYER_PROTOCOL, x->ops->name, rc);
+        } else {
+            n->nprotos_started++;
         }
     }
-    for (size_t i = 0; i < n->ndiscs && rc == 0; i++) {
-        if ((rc = gn_discovery_start(n->discs[i], disc_found, n->discs[i])) < 0) {
-            start_failed(n, GN_LAYER_DISCOVERY, n->discs[i]->ops->name, rc);
+    while (rc == 0 && n->ndiscs_started < n->ndiscs) {
+        gn_discovery *x = n->discs[n->ndiscs_started];
+        if ((rc = gn_discovery_start(x, disc_found, x)) < 0) {
+            start_failed(n, GN_LAYER_DISCOVERY, x->ops->name, rc);
+        } else {
+            n->ndiscs_started++;
         }
     }
-    n->components_started = true;
+    if (rc < 0) {
+        gni_host_stop_components(n);
+    }
     return rc;
 }
 
+typedef struct nat_map_ctx {
+    gni_list link;                  /* n->nat_maps once mapped */
+    gn_node *n;
+    size_t idx;                     /* the next NAT component to ask */
+    gn_nat *mapped_by;
+    gn_multiaddr *internal;
+} nat_map_ctx;
+
 void gni_host_stop_components(gn_node *n)
 {
-    if (!n->components_started) {
-        return;
+    /* in the reverse order of the start; each only if it started */
+    while (n->ndiscs_started > 0) {
+        gn_discovery_stop(n->discs[--n->ndiscs_started]);
     }
-    n->components_started = false;
-    for (size_t i = 0; i < n->ndiscs; i++) {
-        gn_discovery_stop(n->discs[i]);
-    }
-    for (size_t i = 0; i < n->nprotos; i++) {
-        if (n->protos[i]->ops->stop) {
-            n->protos[i]->ops->stop(n->protos[i]);
+    while (n->nprotos_started > 0) {
+        gn_protocol *p = n->protos[--n->nprotos_started];
+        if (p->ops->stop) {
+            p->ops->stop(p);
         }
+        gni_node_add_handler(n, p->ops->name, NULL, NULL);
     }
-    for (size_t i = 0; i < n->nrouters; i++) {
-        gn_router_stop(n->routers[i]);
+    while (n->nrouters_started > 0) {
+        gn_router_stop(n->routers[--n->nrouters_started]);
     }
-    for (size_t i = 0; i < n->nnats; i++) {
-        gn_nat_stop(n->nats[i]);
+    while (!gni_list_empty(&n->nat_maps)) {
+        nat_map_ctx *c = GNI_CONTAINER_OF(n->nat_maps.next, nat_map_ctx, link);
+        gni_list_del(&c->link);
+        int rc = gn_nat_unmap(c->mapped_by, c->internal);
+        if (rc < 0 && rc != GN_ENOTSUP) {
+            GN_LOG(GN_LOG_INFO, HOST_LOG, "%s: unmap: %s", c->mapped_by->ops->name,
+                   gn_err_name(rc));
+        }
+        gn_multiaddr_free(c->internal);
+        gn_free(c);
+    }
+    while (n->nnats_started > 0) {
+        gn_nat_stop(n->nats[--n->nnats_started]);
     }
     /* what users still wait for ends now */
     for (gni_list *e = n->host_ops.next; e != &n->host_ops;) {
         gni_list *next = e->next;
         gn_host_op *op = GNI_CONTAINER_OF(e, gn_host_op, link);
         if (!op->delivered && !op->canceled) {
-            gn_host_op_cancel(op);
+            op_cancel(&op->op);
         }
         e = next;
     }
@@ -1003,40 +1110,43 @@ bool gni_host_idle(gn_node *n)
 
 /* ---- NAT: map listen addresses that are not loopback ---- */
 
-typedef struct nat_map_ctx {
-    gn_node *n;
-    size_t idx;
-    gn_multiaddr *internal;
-} nat_map_ctx;
-
 static void nat_try(nat_map_ctx *c);
 
 static void nat_mapped(void *arg, int status, const gn_multiaddr *external)
 {
     nat_map_ctx *c = arg;
     gn_node *n = c->n;
-    if (status == 0 && external) {
+    if (status == 0 && external && !n->closing) {
         char text[GN_NODE_ADDR_MAX];
         if (gn_multiaddr_to_string(external, text, sizeof text) > 0) {
-            GN_LOG(GN_LOG_INFO, HOST_LOG, "%s mapped to %s", n->nats[c->idx - 1]->ops->name,
-                   text);
+            GN_LOG(GN_LOG_INFO, HOST_LOG, "%s mapped to %s", c->mapped_by->ops->name, text);
         }
         gn_host_add_observed_addr(&n->host, external);
-    } else if (status != GN_ECANCELED && !n->closing) {
+        n->nat_pending--;
+        gni_list_add_tail(&n->nat_maps, &c->link); /* unmapped at close */
+        return;
+    }
+    if (status == 0 && n->closing) {
+        gn_nat_unmap(c->mapped_by, c->internal); /* mapped while closing: undo */
+    }
+    if (status < 0 && status != GN_ECANCELED && !n->closing) {
         nat_try(c);
         return;
     }
     n->nat_pending--;
     gn_multiaddr_free(c->internal);
     gn_free(c);
-    gni_node_maybe_finish_close(n);
+    if (n->closing) {
+        gni_node_finish_close_later(n);
+    }
 }
 
 static void nat_try(nat_map_ctx *c)
 {
     gn_node *n = c->n;
-    while (c->idx < n->nnats) {
+    while (c->idx < n->nnats_started) {
         gn_nat *nat = n->nats[c->idx++];
+        c->mapped_by = nat;
         if (gn_nat_map(nat, c->internal, HOST_NAT_LIFETIME, nat_mapped, c) == 0) {
             return;
         }
@@ -1065,7 +1175,7 @@ static bool addr_is_mappable(const gn_multiaddr *ma)
 void gni_host_on_listen(gn_node *n, const gn_multiaddr *bound)
 {
     gni_host_emit(n, GN_HOST_EV_LISTEN_ADDRS, NULL, NULL, 0);
-    if (n->nnats == 0 || !addr_is_mappable(bound)) {
+    if (n->nnats_started == 0 || n->closing || !addr_is_mappable(bound)) {
         return;
     }
     nat_map_ctx *c = gn_calloc(1, sizeof *c);
@@ -1073,6 +1183,7 @@ void gni_host_on_listen(gn_node *n, const gn_multiaddr *bound)
         gn_free(c);
         return;
     }
+    gni_list_init(&c->link);
     c->n = n;
     n->nat_pending++;
     nat_try(c);

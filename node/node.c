@@ -212,6 +212,7 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     gni_list_init(&n->blocked);
     gni_list_init(&n->subs);
     gni_list_init(&n->host_ops);
+    gni_list_init(&n->nat_maps);
     n->host.node = n;
     n->cfg = *cfg;
     n->cfg.loop = NULL;
@@ -852,9 +853,29 @@ static void node_signal_closed(gn_node *n)
     uv_mutex_unlock(&n->close_mtx);
 }
 
+static void node_finish_close_deferred(gn_loop *loop, void *arg)
+{
+    gn_node *n = arg;
+    (void)loop;
+    n->finish_posted = false;
+    gni_node_maybe_finish_close(n);
+}
+
+void gni_node_finish_close_later(gn_node *n)
+{
+    if (n->finish_posted || n->close_finished) {
+        return;
+    }
+    if (gn_loop_defer(n->loop, node_finish_close_deferred, n) == 0) {
+        n->finish_posted = true;
+    } else {
+        gni_node_maybe_finish_close(n); /* no memory: at once */
+    }
+}
+
 void gni_node_maybe_finish_close(gn_node *n)
 {
-    if (!n->closing || n->close_finished || n->nlisteners_closing > 0 || n->nstray > 0 ||
+    if (!n->closing || n->close_finished || n->finish_posted || n->nlisteners_closing > 0 || n->nstray > 0 ||
         !gni_list_empty(&n->listeners) || !gni_list_empty(&n->channels) ||
         !gni_host_idle(n) || n->nat_pending > 0) {
         return;

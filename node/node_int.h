@@ -57,6 +57,7 @@ typedef void (*dial_req_fn)(gn_node *n, dial_req *r, int status, gn_channel *ch)
 struct dial_req {
     gni_list link;           /* in the channel's waiters, or the node's orphans */
     gn_channel *ch;          /* the channel it waits on, while in its waiters */
+    bool routed;             /* the routers were asked for it already */
     gn_node_dial_cb cb;      /* user callback (NULL: event) */
     void *arg;
     dial_req_fn internal;    /* internal waiter (unicast to an address) */
@@ -252,8 +253,10 @@ struct gn_node {
     size_t ndiscs;
     gn_nat **nats;
     size_t nnats;
-    bool components_started;
+    size_t nprotos_started, nrouters_started, ndiscs_started, nnats_started;
     uint32_t nat_pending;           /* NAT map requests outstanding */
+    gni_list nat_maps;              /* mappings made (host.c), unmapped at close */
+    bool finish_posted;             /* gni_node_finish_close_later pending */
     gni_list subs;                  /* gn_host_sub */
     int sub_depth;                  /* nested publishes */
     gni_list host_ops;              /* gn_host_op not yet finished */
@@ -296,6 +299,12 @@ const handler_ent *gni_node_find_handler(gn_node *n, const char *id);
 /* All protocol ids the node answers on inbound streams; returns the count. */
 size_t gni_node_protocols(gn_node *n, const char **ids, size_t max);
 void gni_node_maybe_finish_close(gn_node *n);
+/*
+ * The same on a later loop turn: for callers that run inside a component's
+ * callback (the finish frees the components). At most one is pending; no
+ * close finishes while it is.
+ */
+void gni_node_finish_close_later(gn_node *n);
 size_t gni_node_listen_addrs(gn_node *n, const gn_multiaddr **out, size_t max);
 
 /*
@@ -327,6 +336,8 @@ void gni_node_accept(gn_node *n, gn_transport *t, gn_stream *conn);
 void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch);
 void gni_channel_begin_close(gn_channel *ch, int reason);
 gn_channel *gni_node_find_open(gn_node *n, const gn_peer_id *peer);
+/* True when the peer store holds a live address of @peer a transport handles. */
+bool gni_node_has_route(gn_node *n, const gn_peer_id *peer);
 void gni_node_idle_arm(gn_node *n);
 
 /* ---- channel.c ---- */

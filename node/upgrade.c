@@ -438,6 +438,16 @@ static int known_addr(gn_node *n, const gn_peer_id *peer, gn_multiaddr **out)
     return GN_ENOTFOUND;
 }
 
+bool gni_node_has_route(gn_node *n, const gn_peer_id *peer)
+{
+    gn_multiaddr *ma = NULL;
+    if (known_addr(n, peer, &ma) < 0) {
+        return false;
+    }
+    gn_multiaddr_free(ma);
+    return true;
+}
+
 void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
 {
     int rc = 0;

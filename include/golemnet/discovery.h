@@ -39,7 +39,8 @@ struct gn_discovery {
 
 /**
  * A peer was found: @addrs (@naddrs, borrowed for the call) are its
- * addresses, valid for @ttl ns. Loop thread; never from inside start().
+ * addresses, valid for @ttl ns (0: the host's default, one hour). Loop
+ * thread; never from inside start().
  */
 typedef void (*gn_discovery_peer_cb)(void *arg, const gn_peer_id *peer,
                                      gn_multiaddr *const *addrs, size_t naddrs, gn_time ttl);

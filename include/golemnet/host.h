@@ -14,11 +14,14 @@
  * Callbacks run on the loop thread and never from inside the call that
  * registered or started them.
  *
- * Operation handles: functions that complete asynchronously hand out a
- * gn_host_op (optional out-pointer). gn_host_op_cancel() makes the
- * operation complete with GN_ECANCELED (deferred) unless it has already
- * completed; the callback always runs exactly once, and the handle is
- * invalid once it has run. Cancelling a dial closes its connection attempt.
+ * Operation handles: functions that complete asynchronously follow the
+ * library's one cancel pattern (gn_op, golemnet/loop.h): a trailing
+ * `gn_op **op` (NULL: not cancellable by the caller); gn_op_cancel() makes
+ * the callback run with GN_ECANCELED on a later loop turn; the callback
+ * always runs exactly once, and the handle is invalid once it has begun.
+ * Cancelling a connect closes its connection attempt when no one else
+ * waits for it. The node's close ends every operation still pending, with
+ * GN_ECANCELED.
  *
  * Spec: libp2p/specs connections/README.md (the host's role),
  * docs/architecture.md "The host interface".
@@ -35,7 +38,6 @@
 GN_BEGIN_DECLS
 
 typedef struct gn_host gn_host;
-typedef struct gn_host_op gn_host_op;
 typedef struct gn_host_sub gn_host_sub;
 /* A channel: one open logical connection to a peer (golemnet/node.h). */
 typedef struct gn_channel gn_channel;
@@ -99,8 +101,11 @@ GN_API size_t gn_host_protocols(gn_host *h, const char **ids, size_t max);
 
 /**
  * Dial or connect completion: @status 0 with @ch borrowed for the call, or
- * the dial's error (GN_ENOROUTE, GN_ECONNREFUSED, GN_ETIMEDOUT, GN_EPEERID,
- * GN_ENEGOTIATION, GN_ELIMIT, ...), GN_ECANCELED (cancelled, or the node is
+ * the dial's error: GN_ENOROUTE (no address known and no router found one),
+ * GN_ENOTRANSPORT (no transport handles the address), GN_EINVAL (our own
+ * peer ID), GN_ECONNREFUSED, GN_EUNREACHABLE, GN_ETIMEDOUT, GN_EPEERID,
+ * GN_ENEGOTIATION, GN_ELIMIT, a handshake error, a router's own error
+ * (GN_ETIMEDOUT, ...), or GN_ECANCELED (cancelled, or the node is
  * closing); @ch NULL.
  */
 typedef void (*gn_host_connect_cb)(void *arg, int status, gn_channel *ch);
@@ -109,11 +114,12 @@ typedef void (*gn_host_connect_cb)(void *arg, int status, gn_channel *ch);
  * Connects to @addr (a multiaddr with or without /p2p/<id>, or a bare
  * /p2p/<id>: then the peer store and the routers supply the addresses),
  * reusing an open channel to the same peer. @addr is copied.
- * *@op (may be NULL) receives a handle for gn_host_op_cancel().
- * Errors (then @cb never runs): GN_EINVAL, GN_ENOMEM, GN_ECLOSED.
+ * *@op (may be NULL) receives a handle for gn_op_cancel(); NULL on an
+ * immediate error. Errors (then @cb never runs): GN_EINVAL (NULL, or a
+ * malformed /p2p/ part), GN_ENOMEM, GN_ECLOSED (the node is closing).
  */
 GN_API int gn_host_connect(gn_host *h, const gn_multiaddr *addr, gn_host_connect_cb cb,
-                           void *arg, gn_host_op **op);
+                           void *arg, gn_op **op);
 
 /**
  * Stream open completion: @status 0 with @s owned by the callee (the
@@ -126,26 +132,19 @@ typedef void (*gn_host_stream_open_cb)(void *arg, int status, gn_channel *ch, gn
 /**
  * Opens a stream for @protocol_id to @peer: an open channel is used when
  * there is one; otherwise the peer's addresses in the peer store, then the
- * routers' answer, are dialled. *@op (may be NULL) receives a handle.
- * Errors (then @cb never runs): GN_EINVAL (bad id or peer, or our own
- * peer ID), GN_ENOMEM, GN_ECLOSED.
+ * routers' answer, are dialled. *@op (may be NULL) receives a handle for
+ * gn_op_cancel(). Errors (then @cb never runs): GN_EINVAL (bad id or peer,
+ * or our own peer ID), GN_ENOMEM, GN_ECLOSED.
  */
 GN_API int gn_host_new_stream(gn_host *h, const gn_peer_id *peer, const char *protocol_id,
-                              gn_host_stream_open_cb cb, void *arg, gn_host_op **op);
-
-/**
- * Cancels @op: its callback runs with GN_ECANCELED on a later loop
- * iteration, unless it has run already (then this call must not be made:
- * the handle is invalid after the callback).
- */
-GN_API void gn_host_op_cancel(gn_host_op *op);
+                              gn_host_stream_open_cb cb, void *arg, gn_op **op);
 
 /* ---- routing ---- */
 
 /**
  * find_peer result: @status 0 with @naddrs addresses (borrowed for the
- * call), or GN_ENOROUTE (no router knows the peer), GN_ETIMEDOUT,
- * GN_ECANCELED.
+ * call), or GN_ENOROUTE (no router knows the peer), a router's own error
+ * (GN_ETIMEDOUT, ...) when none answered and one failed, GN_ECANCELED.
  */
 typedef void (*gn_host_peer_cb)(void *arg, int status, const gn_peer_id *peer,
                                 gn_multiaddr *const *addrs, size_t naddrs);
@@ -153,11 +152,13 @@ typedef void (*gn_host_peer_cb)(void *arg, int status, const gn_peer_id *peer,
 /**
  * Asks the node's routers, in configured order, for @peer's addresses; the
  * first answer with addresses wins and is also added to the peer store
- * (source GN_ADDR_SRC_ROUTER). Errors (then @cb never runs): GN_EINVAL,
- * GN_ENOMEM, GN_ECLOSED.
+ * (source GN_ADDR_SRC_ROUTER). A router may answer from inside its
+ * find_peer; the host still calls @cb on a later turn. *@op (may be NULL)
+ * receives a handle for gn_op_cancel(). Errors (then @cb never runs):
+ * GN_EINVAL, GN_ENOMEM, GN_ECLOSED.
  */
 GN_API int gn_host_find_peer(gn_host *h, const gn_peer_id *peer, gn_host_peer_cb cb, void *arg,
-                             gn_host_op **op);
+                             gn_op **op);
 
 /* ---- peer store ---- */
 
@@ -175,10 +176,10 @@ typedef enum gn_addr_source {
 
 /**
  * Adds @naddrs addresses of @peer (without or with a matching /p2p/ part),
- * valid for @ttl (ns; GN_ADDR_TTL_PERMANENT) from now; an address already
- * known gets the longer of the two TTLs and the new source. The store is
- * bounded (4096 peers, 16 addresses each: the oldest goes).
- * Errors: GN_EINVAL (NULL, or a /p2p/ part naming another peer),
+ * valid for @ttl (ns, > 0; GN_ADDR_TTL_PERMANENT) from now; an address
+ * already known gets the longer of the two TTLs and the new source. The
+ * store is bounded (4096 peers, 16 addresses each: the oldest goes).
+ * Errors: GN_EINVAL (NULL, @ttl 0, or a /p2p/ part naming another peer),
  * GN_ETOOBIG (an address longer than the store keeps), GN_ENOMEM.
  */
 GN_API int gn_host_peer_add_addrs(gn_host *h, const gn_peer_id *peer,
@@ -188,8 +189,9 @@ GN_API int gn_host_peer_add_addrs(gn_host *h, const gn_peer_id *peer,
 /**
  * Copies up to @max unexpired addresses of @peer into @out, newest first;
  * each is a new multiaddr the caller frees with gn_multiaddr_free().
- * @src (may be NULL) receives each one's source. Returns the count (0 for
- * an unknown peer) or GN_ENOMEM.
+ * @src (may be NULL, else @max entries) receives each one's source.
+ * Returns the count (0 for an unknown peer); an address that cannot be
+ * copied (no memory) is left out.
  */
 GN_API int gn_host_peer_addrs(gn_host *h, const gn_peer_id *peer, gn_multiaddr **out,
                               gn_addr_source *src, size_t max);

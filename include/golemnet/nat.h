@@ -6,8 +6,8 @@
  * configuration (`nat`). When a listener is bound on an address that is
  * not loopback, the node asks each instance in order to map it; the first
  * external address is recorded as an observed address of the host
- * (gn_host_add_observed_addr) and the mapping is removed when the node
- * closes.
+ * (gn_host_add_observed_addr); when the node closes it unmaps every
+ * mapping it made (ops->unmap) before stopping the component.
  *
  * Thread context: every entry runs on the host's loop thread; blocking
  * work (miniupnpc) goes to uv_queue_work in the component's adapter.

@@ -9,7 +9,7 @@
  * Thread context: every entry runs on the host's loop thread. Results are
  * delivered on the loop thread, never from inside the call that asked.
  * Spec: docs/architecture.md "Layer kinds".
- * Since: 0.1 (host, start/stop and cancel: 0.2)
+ * Since: 0.1 (host, start/stop and the gn_op handle: 0.2)
  */
 #ifndef GOLEMNET_ROUTER_H
 #define GOLEMNET_ROUTER_H
@@ -54,17 +54,14 @@ struct gn_router_ops {
     int (*start)(gn_router *r);  /* optional: load configuration, bootstrap */
     void (*stop)(gn_router *r);  /* optional: pending queries complete with GN_ECANCELED */
     /**
-     * Required: looks @peer up. Returns 0 and calls @cb later, exactly once;
-     * *@query (may be left NULL) receives a token for cancel. A negative
-     * gn_err means @cb will not run.
+     * Required: looks @peer up. Returns 0 and calls @cb exactly once,
+     * preferably on a later loop turn (the host copes with an answer from
+     * inside the call). *@op receives the query's cancellation handle
+     * (gn_op, golemnet/loop.h): gn_op_cancel() ends it and @cb then runs
+     * with GN_ECANCELED. A negative gn_err means @cb will not run.
      */
     int (*find_peer)(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb, void *arg,
-                     void **query);
-    /**
-     * Optional: the query @query is no longer wanted; @cb still runs once
-     * (with GN_ECANCELED unless it was already due).
-     */
-    void (*cancel)(gn_router *r, void *query);
+                     gn_op **op);
     /** Optional (GN_ENOTSUP). Key and value are copied. */
     int (*put_value)(gn_router *r, gn_slice key, gn_slice value, gn_router_done_cb cb,
                      void *arg);
@@ -83,11 +80,12 @@ GN_API void gn_router_free(gn_router *r);
 GN_API int gn_router_start(gn_router *r);
 /** Calls ops->stop (nothing when absent). */
 GN_API void gn_router_stop(gn_router *r);
-/** Forwards to ops->find_peer (see there). Errors: GN_EINVAL (NULL @peer or @cb). */
+/**
+ * Forwards to ops->find_peer (see there); *@op (may be NULL) receives the
+ * handle, NULL on an error. Errors: GN_EINVAL (NULL @peer or @cb).
+ */
 GN_API int gn_router_find_peer(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb,
-                               void *arg, void **query);
-/** Forwards to ops->cancel when the router has one. */
-GN_API void gn_router_cancel(gn_router *r, void *query);
+                               void *arg, gn_op **op);
 
 GN_END_DECLS
 

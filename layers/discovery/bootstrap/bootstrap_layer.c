@@ -28,7 +28,7 @@ typedef struct boot_peer {
     gn_peer_id id;
     gn_multiaddr *addr;        /* with /p2p/<id> */
     gn_timer timer;
-    gn_host_op *op;            /* a connect in flight */
+    gn_op *op;                 /* a connect in flight */
     gn_time backoff;
     bool connected;
 } boot_peer;
@@ -234,7 +234,7 @@ static void boot_stop(gn_discovery *d)
         boot_peer *p = &b->peers[i];
         gn_timer_stop(&p->timer);
         if (p->op) {
-            gn_host_op_cancel(p->op); /* boot_connected runs later with GN_ECANCELED */
+            gn_op_cancel(p->op); /* boot_connected runs later with GN_ECANCELED */
         }
     }
 }

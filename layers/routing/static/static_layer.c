@@ -22,6 +22,7 @@
 #define STATIC_MAX_FILE (1u << 20)
 
 typedef struct static_query {
+    gn_op op;               /* the query's cancellation handle */
     gni_list link;          /* st->queries */
     struct static_router *st;
     gn_peer_id peer;
@@ -113,21 +114,27 @@ static void query_run(gn_loop *loop, void *arg)
     if (q->canceled) {
         q->cb(q->arg, GN_ECANCELED, &q->peer, NULL, 0);
     } else {
-        gn_multiaddr *const *addrs;
+        gn_multiaddr *const *addrs = NULL;
         size_t n = gni_static_table_find(st->table, &q->peer, &addrs);
         q->cb(q->arg, n ? 0 : GN_ENOROUTE, &q->peer, addrs, n);
     }
     gn_free(q);
 }
 
+static void query_cancel(gn_op *op)
+{
+    GNI_CONTAINER_OF(op, static_query, op)->canceled = true; /* query_run reports it */
+}
+
 static int static_find_peer(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb,
-                            void *arg, void **query)
+                            void *arg, gn_op **op)
 {
     static_router *st = r->state;
     static_query *q = gn_calloc(1, sizeof *q);
     if (!q) {
         return GN_ENOMEM;
     }
+    q->op.cancel = query_cancel;
     q->st = st;
     q->peer = *peer;
     q->cb = cb;
@@ -138,15 +145,8 @@ static int static_find_peer(gn_router *r, const gn_peer_id *peer, gn_router_peer
         return rc;
     }
     gni_list_add_tail(&st->queries, &q->link);
-    *query = q;
+    *op = &q->op;
     return 0;
-}
-
-static void static_cancel(gn_router *r, void *query)
-{
-    (void)r;
-    static_query *q = query;
-    q->canceled = true;
 }
 
 static void static_stop(gn_router *r)
@@ -166,7 +166,6 @@ static const gn_router_ops static_ops = {
     .start = static_start,
     .stop = static_stop,
     .find_peer = static_find_peer,
-    .cancel = static_cancel,
 };
 
 int gn_router_static_register(gn_registry *reg);

@@ -502,8 +502,10 @@ static const gn_protocol_ops greeter_ops = {
 static char route_addr[GN_NODE_ADDR_MAX];
 static gn_peer_id route_peer;
 static int route_asked, route_cancels;
+static bool route_sync; /* answer from inside find_peer */
 
 typedef struct troute_q {
+    gn_op op;
     gn_router *r;
     gn_router_peer_cb cb;
     void *arg;
@@ -538,8 +540,16 @@ static void troute_fire(gn_timer *t, void *arg)
     gn_free(q);
 }
 
+static void troute_cancel(gn_op *op)
+{
+    troute_q *q = (troute_q *)op; /* op is the first member */
+    route_cancels++;
+    q->canceled = true;
+    gn_timer_start(&q->t, 0, troute_fire, q);
+}
+
 static int troute_find(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb, void *arg,
-                       void **query)
+                       gn_op **op)
 {
     troute *tr = r->state;
     troute_q *q = gn_calloc(1, sizeof *q);
@@ -547,6 +557,7 @@ static int troute_find(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb c
         return GN_ENOMEM;
     }
     route_asked++;
+    q->op.cancel = troute_cancel;
     q->r = r;
     q->cb = cb;
     q->arg = arg;
@@ -555,27 +566,22 @@ static int troute_find(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb c
     gn_timer_init(r->loop, &q->t);
     if (q->hang) {
         tr->pending = q;
+    } else if (route_sync) {
+        troute_fire(&q->t, q); /* answers from inside the call */
+        *op = NULL;
+        return 0;
     } else {
         gn_timer_start(&q->t, 0, troute_fire, q);
     }
-    *query = q;
+    *op = &q->op;
     return 0;
-}
-
-static void troute_cancel(gn_router *r, void *query)
-{
-    (void)r;
-    troute_q *q = query;
-    route_cancels++;
-    q->canceled = true;
-    gn_timer_start(&q->t, 0, troute_fire, q);
 }
 
 static void troute_stop(gn_router *r)
 {
     troute *tr = r->state;
     if (tr->pending) {
-        troute_cancel(r, tr->pending);
+        troute_cancel(&tr->pending->op);
     }
 }
 
@@ -585,7 +591,6 @@ static const gn_router_ops troute_ops = {
     .state_size = sizeof(troute),
     .stop = troute_stop,
     .find_peer = troute_find,
-    .cancel = troute_cancel,
 };
 
 /* A discovery component: reports one made-up peer once, after start. */
@@ -759,12 +764,12 @@ GN_TEST(host_operations_cancel_and_complete_once)
 
     /* a lookup the router never answers: cancelled, it completes once */
     find_res f = {0};
-    gn_host_op *op = NULL;
+    gn_op *op = NULL;
     CHECK_EQ(gn_host_find_peer(h, &nobody, on_found, &f, &op), 0);
     CHECK(op != NULL);
     run_until(never, NULL, 100);
     CHECK_EQ(f.calls, 0);
-    gn_host_op_cancel(op);
+    gn_op_cancel(op);
     CHECK_EQ(f.calls, 0); /* never from inside the call */
     CHECK(run_until(found_done, &f, 1000));
     CHECK_EQ(f.status, GN_ECANCELED);
@@ -782,7 +787,7 @@ GN_TEST(host_operations_cancel_and_complete_once)
     conn_res c = {0};
     CHECK_EQ(gn_host_connect(h, ma, on_connect, &c, &op), 0);
     run_until(never, NULL, 100);
-    gn_host_op_cancel(op);
+    gn_op_cancel(op);
     CHECK(run_until(conn_done, &c, 1000));
     CHECK_EQ(c.status, GN_ECANCELED);
     run_until(never, NULL, 50);
@@ -800,9 +805,47 @@ GN_TEST(host_operations_cancel_and_complete_once)
     finish();
 }
 
+GN_TEST(router_answers_synchronously_or_without_dialable_addresses)
+{
+    setup();
+    gn_registry *reg = user_registry();
+    tnode a, b;
+    node_up(&a, 14, &(nopts){.registry = reg, .listen = true, .routers = "", .discovery = "",
+                             .protocol_components = ""});
+    route_peer = a.pid;
+    /* an answer whose only address no transport of b handles: GN_ENOROUTE,
+     * once, and the routers are not asked in a loop */
+    snprintf(route_addr, sizeof route_addr, "/ip4/127.0.0.1/udp/9");
+    route_asked = 0;
+    node_up(&b, 15, &(nopts){.registry = reg, .routers = "testroute", .discovery = "",
+                             .protocol_components = ""});
+    char target[GN_NODE_ADDR_MAX];
+    snprintf(target, sizeof target, "/p2p/%s", a.pid_str);
+    CHECK_EQ(dial_wait(&b, target), GN_ENOROUTE);
+    run_until(never, NULL, 50);
+    CHECK_EQ(route_asked, 1);
+    /* a router that answers from inside find_peer */
+    snprintf(route_addr, sizeof route_addr, "%s", a.addr);
+    *strstr(route_addr, "/p2p/") = '\0';
+    route_sync = true;
+    find_res f = {0};
+    CHECK_EQ(gn_host_find_peer(gn_node_host(b.n), &a.pid, on_found, &f, NULL), 0);
+    CHECK_EQ(f.calls, 0);
+    CHECK(run_until(found_done, &f, 1000));
+    CHECK_EQ(f.status, 0);
+    CHECK(f.naddrs >= 1);
+    CHECK_EQ(dial_wait(&b, target), 0);
+    route_sync = false;
+    node_down(&b);
+    node_down(&a);
+    gn_registry_free(reg);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
              GN_T(dial_peer_id_through_bootstrap_discovery),
              GN_T(bootstrap_dials_with_backoff_until_connected),
              GN_T(dial_peer_id_without_route_fails_clearly), GN_T(bad_component_options_are_refused),
              GN_T(user_protocol_router_and_discovery_components),
-             GN_T(host_operations_cancel_and_complete_once))
+             GN_T(host_operations_cancel_and_complete_once),
+             GN_T(router_answers_synchronously_or_without_dialable_addresses))
