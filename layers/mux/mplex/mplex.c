@@ -6,6 +6,7 @@
  * before any byte of it is stored); per stream sq.len <= stream_buffer_max.
  */
 #include "mplex.h"
+#include "golemnet/multiformats.h"
 
 #include "gni.h"
 #include "gni_chunkq.h"
@@ -17,16 +18,8 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static size_t mx_varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
+/* Go-uvarint encoder (10 bytes, the full 64-bit range gn_varint_encode()
+ * refuses); its length is gn_varint_len(). */
 static size_t mx_varint_put(uint8_t *p, uint64_t v)
 {
     size_t n = 0;
@@ -90,8 +83,7 @@ struct gni_mplex {
 
     /* parser */
     int pstate;
-    uint64_t vacc;
-    unsigned vshift;
+    gni_varint_rd vrd; /* GNI_VARINT_PB: mplex uses Go's uvarint */
     uint64_t cur_hdr;
     uint64_t body_left;
     int body_mode;
@@ -326,6 +318,7 @@ int gni_mplex_new(bool initiator, const gn_mux_config *cfg, gn_time now, gni_mpl
         return GN_ENOMEM;
     }
     ms->initiator = initiator;
+    gni_varint_rd_init(&ms->vrd, GNI_VARINT_PB);
     mx_config(&ms->cfg, cfg);
     ms->chunk_max = GNI_MIN((size_t)GNI_MPLEX_CHUNK_MAX, ms->cfg.max_frame_len);
     gni_list_init(&ms->evq);
@@ -358,7 +351,7 @@ int gni_mplex_encode_header(uint8_t *out, size_t out_len, uint64_t id, unsigned 
     if (id > GNI_MPLEX_ID_MAX || flag > GNI_MPLEX_RESET_INITIATOR)
         return GN_ERANGE;
     uint64_t hv = (id << 3) | flag;
-    size_t need = mx_varint_len(hv) + mx_varint_len(len);
+    size_t need = gn_varint_len(hv) + gn_varint_len(len);
     if (out_len < need)
         return GN_ENOSPC;
     size_t n = mx_varint_put(out, hv);
@@ -468,20 +461,6 @@ static void mx_frame_done(gni_mplex *ms)
     mx_maybe_free(ms, st);
 }
 
-/* Feeds one varint byte; 1 when complete, 0 when more needed, or error. */
-static int mx_varint_byte(gni_mplex *ms, uint8_t b)
-{
-    if (ms->vshift == 63 && b > 1)
-        return GN_EBADFRAME; /* above 2^64-1 or longer than 10 bytes */
-    ms->vacc |= (uint64_t)(b & 0x7F) << ms->vshift;
-    if (!(b & 0x80))
-        return 1;
-    ms->vshift += 7;
-    if (ms->vshift > 63)
-        return GN_EBADFRAME;
-    return 0;
-}
-
 int gni_mplex_feed(gni_mplex *ms, const uint8_t *in, size_t len, size_t *consumed,
                    gn_time now)
 {
@@ -521,15 +500,15 @@ int gni_mplex_feed(gni_mplex *ms, const uint8_t *in, size_t len, size_t *consume
             }
             continue;
         }
-        rc = mx_varint_byte(ms, in[off++]);
-        if (rc < 0)
+        uint64_t v = 0;
+        rc = gni_varint_rd_byte(&ms->vrd, in[off++], &v);
+        if (rc < 0) {
+            rc = GN_EBADFRAME; /* above 2^64-1 or longer than 10 bytes */
             break;
+        }
         if (rc == 0)
             continue;
         rc = 0;
-        uint64_t v = ms->vacc;
-        ms->vacc = 0;
-        ms->vshift = 0;
         if (ms->pstate == MX_P_HDR) {
             ms->cur_hdr = v;
             ms->pstate = MX_P_LEN;
@@ -636,13 +615,13 @@ static bool mx_drain_data(gni_mplex *ms, gn_buf *out)
         uint64_t id = GNI_MPLEX_HANDLE_ID(st->h);
         unsigned flag = mx_flag(st, GNI_MPLEX_MSG_RECEIVER);
         size_t n = GNI_MIN(st->sq.len, ms->chunk_max);
-        size_t idl = mx_varint_len((id << 3) | flag);
+        size_t idl = gn_varint_len((id << 3) | flag);
         size_t left = gn_buf_left(out);
-        if (idl + mx_varint_len(n) + n > left) {
+        if (idl + gn_varint_len(n) + n > left) {
             /* shrink: the largest n with idl + len(varint(n)) + n <= left */
             size_t fit = 0;
             for (size_t l = 1; l <= 10 && left > idl + l; l++) {
-                if (mx_varint_len(left - idl - l) <= l) {
+                if (gn_varint_len(left - idl - l) <= l) {
                     fit = left - idl - l;
                     break;
                 }
