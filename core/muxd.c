@@ -1,7 +1,7 @@
 /*
  * Generic stream-multiplexer driver: runs a sans-I/O session core over the
  * stream below and exposes gn_mux_session plus one gn_stream per mux
- * stream. See gni_muxd.h for the contract. No component is named here.
+ * stream. See golemnet/mux_driver.h for the contract. No component is named here.
  *
  * Structure. Everything that calls a handler runs in muxd_pump(), which
  * runs either inline from a callback of the stream below (on_data,
@@ -18,7 +18,7 @@
  * calls stay valid. The session lives until the stream below is closed and
  * no deferred pump is pending.
  */
-#include "gni_muxd.h"
+#include "golemnet/mux_driver.h"
 
 #include "gni.h"
 
@@ -60,7 +60,7 @@ typedef struct muxd_obuf {
     struct muxd_obuf *next;
     muxd_session *ss;
     size_t len;
-    uint8_t data[GNI_MUXD_OUT_CHUNK];
+    uint8_t data[GN_MUXD_OUT_CHUNK];
 } muxd_obuf;
 
 /* A waiting gn_mux_ping caller. */
@@ -102,7 +102,7 @@ struct muxd_stream {
 
 struct muxd_session {
     gn_mux_session base; /* first: mux, below, user_data */
-    const gni_muxd_vtbl *vt;
+    const gn_muxd_vtbl *vt;
     void *core;
     gn_loop *loop;
     gn_mux_session_cbs cbs;
@@ -714,47 +714,47 @@ static void muxd_on_opened(muxd_session *ss, uint64_t id)
 
 static void muxd_events(muxd_session *ss)
 {
-    gni_muxd_event ev;
+    gn_muxd_event ev;
     /* bounded: events are coalesced per stream; new ones come from callbacks */
     for (int guard = 0; guard < 100000 && ss->vt->next_event(ss->core, &ev) == 1; guard++) {
         muxd_stream *st = ev.stream_user_data;
         switch (ev.type) {
-        case GNI_MUXD_EV_STREAM_OPENED:
+        case GN_MUXD_EV_STREAM_OPENED:
             muxd_on_opened(ss, ev.stream_id);
             break;
-        case GNI_MUXD_EV_STREAM_DATA:
+        case GN_MUXD_EV_STREAM_DATA:
             if (st && !st->closing) {
                 st->has_data = true;
                 muxd_rx_add(ss, st);
                 muxd_ready(ss, st);
             }
             break;
-        case GNI_MUXD_EV_STREAM_WRITABLE:
+        case GN_MUXD_EV_STREAM_WRITABLE:
             if (st) {
                 st->core_blocked = false;
                 muxd_ready(ss, st);
             }
             break;
-        case GNI_MUXD_EV_STREAM_FIN:
+        case GN_MUXD_EV_STREAM_FIN:
             if (st) {
                 st->fin_pending = true;
                 muxd_ready(ss, st);
             }
             break;
-        case GNI_MUXD_EV_STREAM_RESET:
+        case GN_MUXD_EV_STREAM_RESET:
             if (st) {
                 muxd_stream_fail(ss, st, ev.err < 0 ? ev.err : GN_ESTREAMRESET, 0);
             }
             break;
-        case GNI_MUXD_EV_STREAM_REFUSED:
+        case GN_MUXD_EV_STREAM_REFUSED:
             GN_LOG(GN_LOG_INFO, ss->base.mux->ops->name, "%u peer streams refused: %s",
                    (unsigned)ev.count, gn_err_name(ev.err));
             break;
-        case GNI_MUXD_EV_PING_RTT:
+        case GN_MUXD_EV_PING_RTT:
             ss->last_rtt = ev.rtt;
             muxd_pings_finish(ss, 0, ev.rtt);
             break;
-        case GNI_MUXD_EV_GOAWAY: {
+        case GN_MUXD_EV_GOAWAY: {
             ss->remote_goaway = true;
             int err = ss->vt->goaway_err ? ss->vt->goaway_err(ev.code)
                                          : (ev.code == 0 ? 0 : GN_EPROTO);
@@ -765,7 +765,7 @@ static void muxd_events(muxd_session *ss)
             }
             break;
         }
-        case GNI_MUXD_EV_SESSION_END:
+        case GN_MUXD_EV_SESSION_END:
             muxd_session_end(ss, ev.err < 0 ? ev.err : GN_EPROTO);
             break;
         default:
@@ -866,7 +866,7 @@ static void muxd_flush(muxd_session *ss)
     if (ss->below_closing) {
         return;
     }
-    for (int guard = 0; guard < 1024 && !ss->blocked && ss->inflight < GNI_MUXD_OUT_MAX &&
+    for (int guard = 0; guard < 1024 && !ss->blocked && ss->inflight < GN_MUXD_OUT_MAX &&
                         ss->vt->want_drain(ss->core);
          guard++) {
         muxd_obuf *ob = muxd_obuf_get(ss);
@@ -1173,7 +1173,7 @@ static void muxd_close_start(muxd_session *ss)
     }
     muxd_pings_finish(ss, GN_ECLOSED, 0);
     ss->armed = GN_TIME_INFINITY;
-    if (gn_timer_start(&ss->timer, GNI_MUXD_LINGER, muxd_timer_fn, ss) < 0) {
+    if (gn_timer_start(&ss->timer, GN_MUXD_LINGER, muxd_timer_fn, ss) < 0) {
         ss->linger_expired = true;
     }
 }
@@ -1274,7 +1274,7 @@ static void muxd_pump(muxd_session *ss)
 
 /* ---- session API ------------------------------------------------------------------ */
 
-int gni_muxd_session_new(gn_mux *m, const gni_muxd_vtbl *vt, gn_stream *below, bool initiator,
+int gn_muxd_session_new(gn_mux *m, const gn_muxd_vtbl *vt, gn_stream *below, bool initiator,
                          const gn_mux_session_cbs *cbs, void *user_data, gn_mux_session **out)
 {
     if (!m || !vt || !below || !cbs || !cbs->on_stream || !out) {
@@ -1313,7 +1313,7 @@ int gni_muxd_session_new(gn_mux *m, const gni_muxd_vtbl *vt, gn_stream *below, b
     return 0;
 }
 
-int gni_muxd_open_stream(gn_mux_session *ms, gn_stream **out)
+int gn_muxd_open_stream(gn_mux_session *ms, gn_stream **out)
 {
     muxd_session *ss = (muxd_session *)ms;
     if (!out) {
@@ -1341,7 +1341,7 @@ int gni_muxd_open_stream(gn_mux_session *ms, gn_stream **out)
     return 0;
 }
 
-int gni_muxd_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg)
+int gn_muxd_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg)
 {
     muxd_session *ss = (muxd_session *)ms;
     if (!ss->vt->ping) {
@@ -1371,7 +1371,7 @@ int gni_muxd_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg)
     return 0;
 }
 
-void gni_muxd_go_away(gn_mux_session *ms, uint32_t code)
+void gn_muxd_go_away(gn_mux_session *ms, uint32_t code)
 {
     muxd_session *ss = (muxd_session *)ms;
     if (ss->closing || ss->ended || ss->local_goaway) {
@@ -1384,7 +1384,7 @@ void gni_muxd_go_away(gn_mux_session *ms, uint32_t code)
     muxd_schedule(ss);
 }
 
-int gni_muxd_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio)
+int gn_muxd_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio)
 {
     muxd_session *ss = (muxd_session *)ms;
     if (!s || s->ops != &muxd_stream_ops) {
@@ -1404,7 +1404,7 @@ int gni_muxd_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio)
     return rc == GN_ENOTFOUND ? GN_ECLOSED : rc;
 }
 
-void gni_muxd_metrics(gn_mux_session *ms, gn_mux_metrics *m)
+void gn_muxd_metrics(gn_mux_session *ms, gn_mux_metrics *m)
 {
     muxd_session *ss = (muxd_session *)ms;
     m->streams_open = ss->n_open;
@@ -1414,7 +1414,7 @@ void gni_muxd_metrics(gn_mux_session *ms, gn_mux_metrics *m)
     m->last_rtt = ss->last_rtt;
 }
 
-void gni_muxd_session_close(gn_mux_session *ms, gn_mux_close_cb cb, void *arg)
+void gn_muxd_session_close(gn_mux_session *ms, gn_mux_close_cb cb, void *arg)
 {
     muxd_session *ss = (muxd_session *)ms;
     if (ss->closing) {

@@ -1,9 +1,9 @@
 /*
  * Generic secure-channel driver: runs a sans-I/O handshake core over the raw
  * stream below, then exposes the secured gn_stream over a frame cipher.
- * See gni_secure.h. No component is named here.
+ * See golemnet/secure_driver.h. No component is named here.
  */
-#include "gni_secure.h"
+#include "golemnet/secure_driver.h"
 
 #include "gni.h"
 
@@ -101,7 +101,7 @@ typedef struct sec_wreq {
 
 typedef struct sec_stream {
     gn_stream s; /* first: the secured stream */
-    const gni_cipher_vtbl *cv;
+    const gn_secure_cipher_vtbl *cv;
     void *cobj;
     gn_secure_result info;
     char security[GN_PROTOCOL_ID_MAX];
@@ -528,7 +528,7 @@ static const gn_stream_ops sec_stream_ops = {
 typedef struct hs_run {
     gn_crypto *c;
     gn_stream *below;
-    const gni_hs_vtbl *hv;
+    const gn_secure_hs_vtbl *hv;
     void *hs;
     gn_secure_cb cb;
     void *arg;
@@ -613,7 +613,7 @@ static void hs_complete(hs_run *r)
     gn_timer_stop(&r->timer);
     sec_stream *ss = gn_calloc(1, sizeof *ss);
     int rc = ss ? 0 : GN_ENOMEM;
-    const gni_cipher_vtbl *cv = NULL;
+    const gn_secure_cipher_vtbl *cv = NULL;
     void *cobj = NULL;
     if (rc == 0) {
         rc = r->hv->finish(r->hs, &ss->info, &cv, &cobj);
@@ -721,7 +721,7 @@ static void hs_timeout(gn_timer *t, void *arg)
     hs_fail(arg, GN_ETIMEDOUT);
 }
 
-int gni_secure_run(gn_crypto *c, gn_stream *below, const gni_hs_vtbl *hv, void *hs,
+int gn_secure_run(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv, void *hs,
                    gn_secure_cb cb, void *arg)
 {
     hs_run *r = gn_calloc(1, sizeof *r);
