@@ -5,6 +5,7 @@
 #ifndef GNI_H
 #define GNI_H
 
+#include "golemnet/buf.h"
 #include "golemnet/err.h"
 #include "golemnet/identity.h"
 #include "golemnet/log.h"
@@ -53,6 +54,38 @@ static inline void gni_list_del(gni_list *e)
  * Unknown codes map to GN_EIO. Defined in core/uv_glue.c.
  */
 int gni_err_from_uv(int uverr);
+
+/*
+ * Per-stream byte queues of the muxer cores (yamux, mplex): adaptive
+ * gn_bufq chunks sized for the rest of the frame being stored (256 B ..
+ * 16 KiB), so small messages on many streams stay small and bulk data goes
+ * in large chunks; no chunk bound and no spare pool (the cores bound what
+ * they queue with windows and buffer limits, and idle streams hold no
+ * memory).
+ */
+#define GNI_STREAMQ_CHUNK_MIN 256u
+#define GNI_STREAMQ_CHUNK_MAX (16u * 1024u)
+
+static inline void gni_streamq_init(gn_bufq *q)
+{
+    int rc = gn_bufq_init_adaptive(q, GNI_STREAMQ_CHUNK_MIN, GNI_STREAMQ_CHUNK_MAX, SIZE_MAX, 0);
+    assert(rc == 0);
+    (void)rc;
+}
+
+/* Appends @n bytes (@hint: bytes expected in all); returns the count taken,
+ * fewer than @n only when an allocation failed. */
+static inline size_t gni_streamq_append(gn_bufq *q, const uint8_t *p, size_t n, size_t hint)
+{
+    long r = gn_bufq_write_hint(q, p, n, hint);
+    return r < 0 ? 0 : (size_t)r;
+}
+
+/* gn_bufq_peek() as a slice. */
+static inline bool gni_streamq_peek(const gn_bufq *q, gn_slice *out)
+{
+    return gn_bufq_peek(q, &out->base, &out->len);
+}
 
 /*
  * Incremental unsigned-varint reader: the one varint decoder of the tree.
