@@ -21,6 +21,7 @@
 #include "golemnet/mux_driver.h"
 
 #include "gni.h"
+#include "gni_wq.h"
 
 #include <string.h>
 
@@ -41,19 +42,6 @@
 
 typedef struct muxd_session muxd_session;
 typedef struct muxd_stream muxd_stream;
-
-/* An accepted consumer write. The slices are the consumer's (borrowed). */
-typedef struct muxd_wreq {
-    struct muxd_wreq *next;
-    gn_write_cb cb;
-    void *arg;
-    size_t len; /* total bytes */
-    size_t idx; /* slice being handed to the core */
-    size_t off; /* offset in it */
-    int status; /* for completions waiting in the done list */
-    size_t iovcnt;
-    gn_slice iov[];
-} muxd_wreq;
 
 /* A chunk of core output written below. */
 typedef struct muxd_obuf {
@@ -86,14 +74,13 @@ struct muxd_stream {
     bool fin_done;
     bool err_done;
     bool core_blocked;  /* the core took less than offered: wait for WRITABLE */
-    bool want_writable; /* we returned GN_EAGAIN */
     bool shut_pending;  /* shutdown waits for cur */
     bool shut;          /* core shutdown done */
     bool in_ready;
     int err;            /* error to report (err_done once reported) */
     int cancel_status;  /* status for writes cut short by err */
-    muxd_wreq *cur;     /* write not fully taken by the core */
-    muxd_wreq *done_head, *done_tail; /* completions to report */
+    gni_wq wq;          /* accepted writes: taken ones wait (done) for their completion */
+    gni_wreq *cur;      /* write not fully taken by the core (the queue's last) */
     muxd_stream *prev, *next;         /* session's stream list */
     muxd_stream *ready_next;
     muxd_stream *rx_prev, *rx_next;   /* streams that may hold unread bytes */
@@ -265,64 +252,27 @@ static void muxd_unlink(muxd_session *ss, muxd_stream *st)
 
 /* ---- writes ------------------------------------------------------------- */
 
-static void muxd_done_push(muxd_stream *st, muxd_wreq *w, int status)
-{
-    w->status = status;
-    w->next = NULL;
-    if (st->done_tail) {
-        st->done_tail->next = w;
-    } else {
-        st->done_head = w;
-    }
-    st->done_tail = w;
-}
-
-/* Reports one completion; the callback may do anything to the stream. */
-static void muxd_complete(muxd_stream *st, muxd_wreq *w, int status)
-{
-    gn_write_cb cb = w->cb;
-    void *arg = w->arg;
-    size_t len = w->len;
-    gn_free(w);
-    gn_stream_complete_write(&st->s, cb, arg, len, status);
-}
-
 /* Reports every waiting completion, and cur with @cur_status. */
 static void muxd_complete_all(muxd_stream *st, int cur_status)
 {
-    if (st->cur) {
-        muxd_wreq *w = st->cur;
-        st->cur = NULL;
-        muxd_done_push(st, w, cur_status);
-    }
-    while (st->done_head) {
-        muxd_wreq *w = st->done_head;
-        st->done_head = w->next;
-        if (!st->done_head) {
-            st->done_tail = NULL;
-        }
-        muxd_complete(st, w, w->status);
-    }
+    st->cur = NULL;
+    gni_wq_cancel_all(&st->wq, cur_status);
 }
 
 /* Hands what the core takes of @w. Returns 1 complete, 0 partial, or an error. */
-static int muxd_push(muxd_session *ss, muxd_stream *st, muxd_wreq *w)
+static int muxd_push(muxd_session *ss, muxd_stream *st, gni_wreq *w)
 {
-    while (w->idx < w->iovcnt) {
-        const gn_slice *sl = &w->iov[w->idx];
-        size_t want = sl->len - w->off;
-        if (want > 0) {
-            long n = ss->vt->write(ss->core, st->id, sl->base + w->off, want);
-            if (n < 0) {
-                return (int)n;
-            }
-            w->off += (size_t)n;
-            if ((size_t)n < want) {
-                return 0;
-            }
+    gn_slice sl;
+    /* bounded: each pass takes a whole slice or returns */
+    while (gni_wreq_peek(w, &sl)) {
+        long n = ss->vt->write(ss->core, st->id, sl.base, sl.len);
+        if (n < 0) {
+            return (int)n;
         }
-        w->idx++;
-        w->off = 0;
+        gni_wq_advance(&st->wq, w, (size_t)n);
+        if ((size_t)n < sl.len) {
+            return 0;
+        }
     }
     return 1;
 }
@@ -358,43 +308,28 @@ static int muxd_s_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_wri
         return muxd_dead_err(st);
     }
     if (st->cur) {
-        st->want_writable = true;
-        return GN_EAGAIN;
+        return gni_wq_refuse(&st->wq);
     }
     size_t len = 0;
-    for (size_t i = 0; i < iovcnt; i++) {
-        if (len + iov[i].len < len) {
-            return GN_EINVAL;
-        }
-        len += iov[i].len;
-    }
-    if (iovcnt > (SIZE_MAX - sizeof(muxd_wreq)) / sizeof(gn_slice)) {
-        return GN_EINVAL;
-    }
-    muxd_wreq *w = gn_malloc(sizeof *w + iovcnt * sizeof(gn_slice));
-    if (!w) {
-        return GN_ENOMEM;
-    }
-    w->next = NULL;
-    w->cb = cb;
-    w->arg = arg;
-    w->len = len;
-    w->idx = 0;
-    w->off = 0;
-    w->status = 0;
-    w->iovcnt = iovcnt;
-    memcpy(w->iov, iov, iovcnt * sizeof(gn_slice));
-    muxd_accept(ss, st);
-    int rc = muxd_push(ss, st, w);
+    int rc = gni_wq_admit(&st->wq, iov, iovcnt, &len);
     if (rc < 0) {
-        if (w->idx == 0 && w->off == 0) {
-            gn_free(w);
+        return rc;
+    }
+    gni_wreq *w;
+    if ((rc = gni_wq_push(&st->wq, iov, iovcnt, len, cb, arg, true, 0, &w)) < 0) {
+        return rc;
+    }
+    muxd_accept(ss, st);
+    rc = muxd_push(ss, st, w);
+    if (rc < 0) {
+        if (w->left == w->len) {
+            gni_wq_drop(&st->wq, w);
             return rc;
         }
         /* part of it went in: it was accepted, report the failure */
-        muxd_done_push(st, w, rc);
+        gni_wq_set_done(w, rc);
     } else if (rc == 1) {
-        muxd_done_push(st, w, 0);
+        gni_wq_set_done(w, 0);
     } else {
         st->cur = w;
         st->core_blocked = true;
@@ -450,6 +385,7 @@ static void muxd_detached_close(gn_loop *loop, void *arg)
     muxd_stream *st = arg;
     muxd_complete_all(st, GN_ECANCELED);
     gn_stream_emit_closed(&st->s);
+    gni_wq_fini(&st->wq);
     gn_free(st);
 }
 
@@ -525,6 +461,7 @@ static muxd_stream *muxd_stream_new(muxd_session *ss, uint64_t id, bool inbound)
         gn_free(st);
         return NULL;
     }
+    gni_wq_init(&st->wq, &st->s, 0, 0); /* bound: one write not taken (cur) */
     st->ss = ss;
     st->muxer = ss->base.mux->ops->name;
     st->id = id;
@@ -570,6 +507,7 @@ static void muxd_finalize(muxd_session *ss, muxd_stream *st)
     }
     ss->again = true; /* released bytes may let input resume; the release may need output */
     gn_stream_emit_closed(&st->s);
+    gni_wq_fini(&st->wq);
     gn_free(st);
 }
 
@@ -605,13 +543,8 @@ static void muxd_service(muxd_session *ss, muxd_stream *st)
         return;
     }
     /* completions of writes the core took */
-    while (st->done_head && !st->closing) {
-        muxd_wreq *w = st->done_head;
-        st->done_head = w->next;
-        if (!st->done_head) {
-            st->done_tail = NULL;
-        }
-        muxd_complete(st, w, w->status);
+    for (gni_wreq *w; !st->closing && (w = gni_wq_head(&st->wq)) && w->done;) {
+        gni_wq_complete(&st->wq, w, w->status);
     }
     if (st->closing) {
         muxd_finalize(ss, st);
@@ -637,9 +570,9 @@ static void muxd_service(muxd_session *ss, muxd_stream *st)
         st->core_blocked = true;
         int rc = muxd_push(ss, st, st->cur);
         if (rc != 0) {
-            muxd_wreq *w = st->cur;
+            gni_wreq *w = st->cur;
             st->cur = NULL;
-            muxd_complete(st, w, rc < 0 ? rc : 0);
+            gni_wq_complete(&st->wq, w, rc < 0 ? rc : 0);
             if (st->closing) {
                 muxd_finalize(ss, st);
                 return;
@@ -651,8 +584,7 @@ static void muxd_service(muxd_session *ss, muxd_stream *st)
         st->shut = true;
         (void)ss->vt->shutdown(ss->core, st->id);
     }
-    if (!st->cur && st->want_writable && !st->shut_pending) {
-        st->want_writable = false;
+    if (!st->cur && !st->shut_pending && gni_wq_writable_due(&st->wq)) {
         gn_stream_emit_writable(&st->s);
         if (st->closing) {
             muxd_finalize(ss, st);

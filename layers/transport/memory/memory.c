@@ -50,6 +50,7 @@
 #include "golemnet/transport.h"
 
 #include "gni.h"
+#include "gni_wq.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -86,19 +87,6 @@ struct mem_listener {
     void *close_arg;
 };
 
-/* A queued write: the slices stay borrowed until its completion. */
-typedef struct mem_wreq {
-    struct mem_wreq *next;
-    gn_write_cb cb;
-    void *arg;
-    size_t len;    /* total bytes */
-    size_t left;   /* bytes not yet moved to the peer */
-    size_t idx;    /* current slice */
-    size_t off;    /* offset in it */
-    size_t iovcnt;
-    gn_slice iov[]; /* copies of the caller's slices (not the bytes) */
-} mem_wreq;
-
 /* Received bytes not yet delivered. */
 typedef struct mem_chunk {
     struct mem_chunk *next;
@@ -114,9 +102,7 @@ struct mem_conn {
     uint64_t local_id;
     uint64_t remote_id;
     /* outbound */
-    mem_wreq *wq_head, *wq_tail;
-    size_t wq_bytes;
-    bool want_writable;
+    gni_wq wq;        /* the consumer's writes (zero copy), bytes not yet moved */
     bool shut;        /* our consumer shut down writing */
     bool fin_sent;    /* that EOF was handed to the peer */
     /* inbound */
@@ -294,19 +280,7 @@ static size_t mem_rx_cap(const mem_conn *c)
 /* Completes every queued write of @c with @status (callbacks run). */
 static void mem_fail_writes(mem_conn *c, int status)
 {
-    mem_wreq *w = c->wq_head;
-    c->wq_head = c->wq_tail = NULL;
-    c->wq_bytes = 0;
-    c->want_writable = false;
-    while (w) {
-        mem_wreq *next = w->next;
-        gn_write_cb cb = w->cb;
-        void *arg = w->arg;
-        size_t len = w->len;
-        gn_free(w);
-        gn_stream_complete_write(&c->s, cb, arg, len, status);
-        w = next;
-    }
+    gni_wq_cancel_all(&c->wq, status);
 }
 
 static void mem_rx_discard(mem_conn *c)
@@ -362,48 +336,32 @@ static bool mem_pull(mem_conn *c)
     mem_conn *p = c->peer;
     bool progress = false;
     size_t cap = mem_rx_cap(c);
-    while (p && !p->closing && !c->closing && p->wq_head) {
-        mem_wreq *w = p->wq_head;
-        while (w->left > 0 && c->rx_bytes < cap) {
-            const gn_slice *sl = &w->iov[w->idx];
-            size_t n = GNI_MIN(sl->len - w->off, cap - c->rx_bytes);
-            n = mem_rx_append(c, sl->base + w->off, n);
-            if (n == 0 && sl->len - w->off > 0) {
+    while (p && !p->closing && !c->closing && !gni_wq_empty(&p->wq)) {
+        gni_wreq *w = gni_wq_head(&p->wq);
+        gn_slice sl;
+        while (c->rx_bytes < cap && gni_wreq_peek(w, &sl)) {
+            size_t n = GNI_MIN(sl.len, cap - c->rx_bytes);
+            n = mem_rx_append(c, sl.base, n);
+            if (n == 0) {
                 return progress; /* out of memory: retry on the next event */
             }
-            w->off += n;
-            w->left -= n;
-            p->wq_bytes -= n;
+            gni_wq_advance(&p->wq, w, n);
             progress = true;
-            while (w->idx < w->iovcnt && w->off == w->iov[w->idx].len) {
-                w->idx++;
-                w->off = 0;
-            }
         }
         if (w->left > 0) {
             break; /* rx full */
         }
-        p->wq_head = w->next;
-        if (!p->wq_head) {
-            p->wq_tail = NULL;
-        }
-        gn_write_cb cb = w->cb;
-        void *arg = w->arg;
-        size_t len = w->len;
-        gn_free(w);
         progress = true;
-        gn_stream_complete_write(&p->s, cb, arg, len, 0);
+        gni_wq_complete(&p->wq, w, 0);
         p = c->peer; /* the callback may have closed either end */
     }
     if (p && !p->closing && !c->closing) {
-        if (!p->wq_head && p->shut && !p->fin_sent) {
+        if (gni_wq_empty(&p->wq) && p->shut && !p->fin_sent) {
             p->fin_sent = true;
             c->fin_recv = true;
             progress = true;
         }
-        size_t max = p->t->config.write_queue_max;
-        if (p->want_writable && p->wq_bytes <= max / 2) {
-            p->want_writable = false;
+        if (gni_wq_writable_due(&p->wq)) {
             progress = true;
             gn_stream_emit_writable(&p->s);
         }
@@ -463,6 +421,7 @@ static void mem_finalize(mem_conn *c)
     assert(t->nconns > 0);
     t->nconns--;
     gn_stream_emit_closed(&c->s);
+    gni_wq_fini(&c->wq);
     gn_free(c);
 }
 
@@ -477,7 +436,7 @@ static void mem_conn_run(mem_conn *c)
         c->rst_emitted = true;
         mem_rx_discard(c);
         c->fin_recv = false;
-        if (c->wq_head) {
+        if (!gni_wq_empty(&c->wq)) {
             mem_fail_writes(c, GN_ECONNRESET);
             if (c->closing) {
                 return;
@@ -486,7 +445,7 @@ static void mem_conn_run(mem_conn *c)
         gn_stream_emit_error(&c->s, GN_ECONNRESET);
         return;
     }
-    if (!c->peer && c->wq_head) {
+    if (!c->peer && !gni_wq_empty(&c->wq)) {
         mem_fail_writes(c, c->rst_recv ? GN_ECONNRESET : GN_EPIPE);
         if (c->closing) {
             return;
@@ -524,6 +483,7 @@ static mem_conn *mem_conn_new(gn_transport *t, uint64_t local_id, uint64_t remot
         return NULL;
     }
     c->t = t;
+    gni_wq_init(&c->wq, &c->s, t->config.write_queue_max, 0);
     c->local_id = local_id;
     c->remote_id = remote_id;
     return c;
@@ -577,43 +537,14 @@ static int mem_s_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_writ
         return c->rst_recv ? GN_ECONNRESET : GN_EPIPE;
     }
     size_t len = 0;
-    for (size_t i = 0; i < iovcnt; i++) {
-        if (len + iov[i].len < len) {
-            return GN_EINVAL;
-        }
-        len += iov[i].len;
+    int rc = gni_wq_admit(&c->wq, iov, iovcnt, &len);
+    if (rc < 0) {
+        return rc;
     }
-    size_t max = c->t->config.write_queue_max;
-    if (max > 0 && c->wq_bytes > 0 && (c->wq_bytes + len > max || c->wq_bytes + len < len)) {
-        c->want_writable = true;
-        return GN_EAGAIN;
+    gni_wreq *w;
+    if ((rc = gni_wq_push(&c->wq, iov, iovcnt, len, cb, arg, true, 0, &w)) < 0) {
+        return rc;
     }
-    if (iovcnt > (SIZE_MAX - sizeof(mem_wreq)) / sizeof(gn_slice)) {
-        return GN_EINVAL;
-    }
-    mem_wreq *w = gn_malloc(sizeof *w + iovcnt * sizeof(gn_slice));
-    if (!w) {
-        return GN_ENOMEM;
-    }
-    w->next = NULL;
-    w->cb = cb;
-    w->arg = arg;
-    w->len = len;
-    w->left = len;
-    w->idx = 0;
-    w->off = 0;
-    w->iovcnt = iovcnt;
-    memcpy(w->iov, iov, iovcnt * sizeof(gn_slice));
-    while (w->idx < w->iovcnt && w->iov[w->idx].len == 0) {
-        w->idx++;
-    }
-    if (c->wq_tail) {
-        c->wq_tail->next = w;
-    } else {
-        c->wq_head = w;
-    }
-    c->wq_tail = w;
-    c->wq_bytes += len;
     /* the receiving end pulls; it completes the write */
     mem_schedule(c->peer);
     return 0;
