@@ -87,14 +87,6 @@ struct mem_listener {
     void *close_arg;
 };
 
-/* Received bytes not yet delivered. */
-typedef struct mem_chunk {
-    struct mem_chunk *next;
-    size_t cap;
-    size_t len; /* filled; a chunk is delivered whole */
-    uint8_t data[];
-} mem_chunk;
-
 struct mem_conn {
     gn_stream s; /* first */
     gn_transport *t;
@@ -106,8 +98,7 @@ struct mem_conn {
     bool shut;        /* our consumer shut down writing */
     bool fin_sent;    /* that EOF was handed to the peer */
     /* inbound */
-    mem_chunk *rx_head, *rx_tail;
-    size_t rx_bytes;
+    gn_bufq rx;       /* received, not delivered (adaptive chunks, each delivered whole) */
     bool fin_recv;    /* the peer's EOF is behind rx */
     bool eof_emitted;
     bool rst_recv;    /* the peer reset */
@@ -285,45 +276,14 @@ static void mem_fail_writes(mem_conn *c, int status)
 
 static void mem_rx_discard(mem_conn *c)
 {
-    mem_chunk *k = c->rx_head;
-    while (k) {
-        mem_chunk *next = k->next;
-        gn_free(k);
-        k = next;
-    }
-    c->rx_head = c->rx_tail = NULL;
-    c->rx_bytes = 0;
+    gn_bufq_fini(&c->rx); /* empty, and usable again */
 }
 
 /* Copies up to @len bytes into @c's rx; returns the count (0: no memory). */
 static size_t mem_rx_append(mem_conn *c, const uint8_t *data, size_t len)
 {
-    size_t done = 0;
-    while (done < len) {
-        mem_chunk *k = c->rx_tail;
-        if (!k || k->len == k->cap) {
-            size_t cap = GNI_MIN(GNI_MAX(len - done, (size_t)MEM_CHUNK_MIN), (size_t)MEM_CHUNK_MAX);
-            k = gn_malloc(sizeof *k + cap);
-            if (!k) {
-                break;
-            }
-            k->next = NULL;
-            k->cap = cap;
-            k->len = 0;
-            if (c->rx_tail) {
-                c->rx_tail->next = k;
-            } else {
-                c->rx_head = k;
-            }
-            c->rx_tail = k;
-        }
-        size_t n = GNI_MIN(len - done, k->cap - k->len);
-        memcpy(k->data + k->len, data + done, n);
-        k->len += n;
-        done += n;
-    }
-    c->rx_bytes += done;
-    return done;
+    long n = gn_bufq_write(&c->rx, data, len);
+    return n < 0 ? 0 : (size_t)n;
 }
 
 /*
@@ -339,8 +299,8 @@ static bool mem_pull(mem_conn *c)
     while (p && !p->closing && !c->closing && !gni_wq_empty(&p->wq)) {
         gni_wreq *w = gni_wq_head(&p->wq);
         gn_slice sl;
-        while (c->rx_bytes < cap && gni_wreq_peek(w, &sl)) {
-            size_t n = GNI_MIN(sl.len, cap - c->rx_bytes);
+        while (gn_bufq_len(&c->rx) < cap && gni_wreq_peek(w, &sl)) {
+            size_t n = GNI_MIN(sl.len, cap - gn_bufq_len(&c->rx));
             n = mem_rx_append(c, sl.base, n);
             if (n == 0) {
                 return progress; /* out of memory: retry on the next event */
@@ -373,23 +333,16 @@ static bool mem_pull(mem_conn *c)
 static bool mem_deliver(mem_conn *c)
 {
     bool progress = false;
-    while (!c->closing && c->rx_head && gn_stream_is_reading(&c->s)) {
-        mem_chunk *k = c->rx_head;
-        size_t n = k->len;
-        const uint8_t *data = k->data;
+    const uint8_t *data;
+    size_t n;
+    while (!c->closing && gn_stream_is_reading(&c->s) && gn_bufq_peek(&c->rx, &data, &n)) {
         /* rx changes only here and in mem_pull, both run by this end's
          * task, so the chunk outlives the callback */
-        c->rx_bytes -= n;
         progress = true;
         gn_stream_emit_data(&c->s, data, n);
-        assert(k == c->rx_head);
-        c->rx_head = k->next;
-        if (!c->rx_head) {
-            c->rx_tail = NULL;
-        }
-        gn_free(k);
+        gn_bufq_skip(&c->rx, n);
     }
-    if (!c->closing && !c->rx_head && c->fin_recv && !c->eof_emitted &&
+    if (!c->closing && gn_bufq_len(&c->rx) == 0 && c->fin_recv && !c->eof_emitted &&
         gn_stream_is_reading(&c->s)) {
         c->eof_emitted = true;
         progress = true;
@@ -404,7 +357,7 @@ static void mem_finalize(mem_conn *c)
     mem_conn *p = c->peer;
     if (p) {
         /* as TCP: RST when resetting or dropping unread data, else FIN */
-        if (c->reset || c->rx_bytes > 0) {
+        if (c->reset || gn_bufq_len(&c->rx) > 0) {
             p->rst_recv = true;
         } else if (!c->fin_sent) {
             c->fin_sent = true;
@@ -484,6 +437,7 @@ static mem_conn *mem_conn_new(gn_transport *t, uint64_t local_id, uint64_t remot
     }
     c->t = t;
     gni_wq_init(&c->wq, &c->s, t->config.write_queue_max, 0);
+    (void)gn_bufq_init_adaptive(&c->rx, MEM_CHUNK_MIN, MEM_CHUNK_MAX, SIZE_MAX, 0);
     c->local_id = local_id;
     c->remote_id = remote_id;
     return c;
