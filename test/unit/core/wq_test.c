@@ -9,6 +9,7 @@
 #include "gn_test.h"
 #include "golemnet/err.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* A stream to complete on; its ops are never called. */
@@ -236,6 +237,43 @@ GN_TEST(wq_extra_storage_and_recycling)
     gni_wq_fini(&q);
 }
 
+static void *fail_malloc(void *ud, size_t len)
+{
+    (void)ud, (void)len;
+    return NULL;
+}
+static void *pass_realloc(void *ud, void *p, size_t len)
+{
+    (void)ud;
+    return realloc(p, len);
+}
+static void pass_free(void *ud, void *p)
+{
+    (void)ud;
+    free(p);
+}
+
+GN_TEST(wq_push_out_of_memory_takes_nothing)
+{
+    static const gn_allocator failing = {fail_malloc, pass_realloc, pass_free, NULL};
+    gn_stream s;
+    init_stream(&s);
+    gni_wq q;
+    gni_wq_init(&q, &s, 100, 0);
+    uint8_t b[8] = {0};
+    gn_slice sl = gn_slice_of(b, sizeof b);
+    gni_wreq *w = NULL;
+    gn_set_allocator(&failing);
+    int rc = gni_wq_push(&q, &sl, 1, 8, NULL, NULL, true, 0, &w);
+    gn_set_allocator(NULL);
+    CHECK_EQ(rc, GN_ENOMEM);
+    CHECK(w == NULL); /* untouched on failure */
+    CHECK(gni_wq_empty(&q));
+    CHECK_EQ(gni_wq_bytes(&q), 0);
+    gni_wq_fini(&q);
+}
+
 GN_TEST_MAIN(GN_T(wq_complete_exactly_once_in_order), GN_T(wq_cursor_walks_borrowed_slices),
              GN_T(wq_bound_and_writable_low_water), GN_T(wq_completion_may_push_again),
-             GN_T(wq_extra_storage_and_recycling))
+             GN_T(wq_extra_storage_and_recycling),
+             GN_T(wq_push_out_of_memory_takes_nothing))
