@@ -2,11 +2,12 @@
  * Bounded chunk queues (gn_bufq) and refcounted immutable buffers (gn_rcbuf).
  *
  * gn_bufq invariants:
- *   - the chunk list head..tail holds nchunks chunks, each with r < w, except
+ *   - the chunk list head..tail holds nchunks chunks, each with r < w <= cap, except
  *     that no chunk is ever left empty in the list (an emptied head chunk goes
  *     to the spare pool or is freed at once), so peek never sees 0 bytes;
  *   - len is the sum of (w - r) over the list;
- *   - nchunks <= max_chunks, nspare <= max_spare.
+ *   - nchunks <= max_chunks, nspare <= max_spare;
+ *   - every chunk made for the queue has chunk_min <= cap <= chunk_size.
  * Not thread-safe (see buf.h).
  */
 #include "golemnet/buf.h"
@@ -21,20 +22,28 @@ struct gn_bufq_chunk {
     gn_bufq_chunk *next;
     size_t r; /* read offset */
     size_t w; /* write offset */
+    size_t cap; /* bytes of data[] */
     uint8_t data[];
 };
 
-int gn_bufq_init(gn_bufq *q, size_t chunk_size, size_t max_chunks, size_t max_spare)
+int gn_bufq_init_adaptive(gn_bufq *q, size_t chunk_min, size_t chunk_max, size_t max_chunks,
+                          size_t max_spare)
 {
-    if (q == NULL || chunk_size == 0 || max_chunks == 0 ||
-        chunk_size > SIZE_MAX - sizeof(gn_bufq_chunk)) {
+    if (q == NULL || chunk_min == 0 || chunk_min > chunk_max || chunk_max > UINT32_MAX ||
+        max_chunks == 0 || max_spare > UINT32_MAX) {
         return GN_EINVAL;
     }
     memset(q, 0, sizeof(*q));
-    q->chunk_size = chunk_size;
+    q->chunk_min = (uint32_t)chunk_min;
+    q->chunk_size = (uint32_t)chunk_max;
     q->max_chunks = max_chunks;
-    q->max_spare = max_spare;
+    q->max_spare = (uint32_t)max_spare;
     return 0;
+}
+
+int gn_bufq_init(gn_bufq *q, size_t chunk_size, size_t max_chunks, size_t max_spare)
+{
+    return gn_bufq_init_adaptive(q, chunk_size, chunk_size, max_chunks, max_spare);
 }
 
 static void bufq_free_list(gn_bufq_chunk *c)
@@ -57,18 +66,20 @@ void gn_bufq_fini(gn_bufq *q)
     q->nchunks = q->nspare = q->len = 0;
 }
 
-/* A fresh chunk from the spare pool or the allocator; NULL on ENOMEM. */
-static gn_bufq_chunk *bufq_get_chunk(gn_bufq *q)
+/* A fresh chunk from the spare pool or the allocator, of @cap bytes when
+ * allocated; NULL on ENOMEM. */
+static gn_bufq_chunk *bufq_get_chunk(gn_bufq *q, size_t cap)
 {
     gn_bufq_chunk *c = q->spare;
     if (c != NULL) {
         q->spare = c->next;
         q->nspare--;
     } else {
-        c = gn_malloc(sizeof(*c) + q->chunk_size);
+        c = gn_malloc(sizeof(*c) + cap);
         if (c == NULL) {
             return NULL;
         }
+        c->cap = cap;
     }
     c->next = NULL;
     c->r = c->w = 0;
@@ -87,7 +98,7 @@ static void bufq_put_chunk(gn_bufq *q, gn_bufq_chunk *c)
     }
 }
 
-long gn_bufq_write(gn_bufq *q, const uint8_t *data, size_t len)
+long gn_bufq_write_hint(gn_bufq *q, const uint8_t *data, size_t len, size_t hint)
 {
     size_t taken = 0;
     bool nomem = false;
@@ -97,11 +108,14 @@ long gn_bufq_write(gn_bufq *q, const uint8_t *data, size_t len)
     }
     while (taken < len) {
         gn_bufq_chunk *t = q->tail;
-        if (t == NULL || t->w == q->chunk_size) {
+        if (t == NULL || t->w == t->cap) {
             if (q->nchunks >= q->max_chunks) {
                 break;
             }
-            gn_bufq_chunk *c = bufq_get_chunk(q);
+            /* Sized for what is expected, within chunk_min..chunk_size. */
+            size_t want = GNI_MAX(hint, len - taken);
+            want = GNI_MIN(GNI_MAX(want, (size_t)q->chunk_min), (size_t)q->chunk_size);
+            gn_bufq_chunk *c = bufq_get_chunk(q, want);
             if (c == NULL) {
                 nomem = true;
                 break;
@@ -114,16 +128,22 @@ long gn_bufq_write(gn_bufq *q, const uint8_t *data, size_t len)
             q->tail = t = c;
             q->nchunks++;
         }
-        size_t n = GNI_MIN(q->chunk_size - t->w, len - taken);
+        size_t n = GNI_MIN(t->cap - t->w, len - taken);
         memcpy(t->data + t->w, data + taken, n);
         t->w += n;
         taken += n;
         q->len += n;
+        hint = hint > n ? hint - n : 0;
     }
     if (taken == 0 && len > 0) {
         return nomem ? GN_ENOMEM : GN_EAGAIN;
     }
     return (long)taken;
+}
+
+long gn_bufq_write(gn_bufq *q, const uint8_t *data, size_t len)
+{
+    return gn_bufq_write_hint(q, data, len, 0);
 }
 
 bool gn_bufq_peek(const gn_bufq *q, const uint8_t **data, size_t *len)
@@ -180,7 +200,7 @@ size_t gn_bufq_space(const gn_bufq *q)
 {
     size_t space = 0;
     if (q->tail != NULL) {
-        space = q->chunk_size - q->tail->w;
+        space = q->tail->cap - q->tail->w;
     }
     size_t free_chunks = q->max_chunks - q->nchunks;
     if (free_chunks > (SIZE_MAX - space) / q->chunk_size) {

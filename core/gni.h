@@ -5,6 +5,7 @@
 #ifndef GNI_H
 #define GNI_H
 
+#include "golemnet/buf.h"
 #include "golemnet/err.h"
 #include "golemnet/identity.h"
 #include "golemnet/log.h"
@@ -13,6 +14,7 @@
 #include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define GNI_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define GNI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -79,6 +81,87 @@ typedef struct gni_loop_cmd {
  * stopping: the command will not run).
  */
 int gni_loop_submit_cmd(gn_loop *loop, gni_loop_cmd *cmd);
+
+/*
+ * Per-stream byte queues of the muxer cores (yamux, mplex): adaptive
+ * gn_bufq chunks sized for the rest of the frame being stored (256 B ..
+ * 16 KiB), so small messages on many streams stay small and bulk data goes
+ * in large chunks; no chunk bound and no spare pool (the cores bound what
+ * they queue with windows and buffer limits, and idle streams hold no
+ * memory).
+ */
+#define GNI_STREAMQ_CHUNK_MIN 256u
+#define GNI_STREAMQ_CHUNK_MAX (16u * 1024u)
+
+static inline void gni_streamq_init(gn_bufq *q)
+{
+    int rc = gn_bufq_init_adaptive(q, GNI_STREAMQ_CHUNK_MIN, GNI_STREAMQ_CHUNK_MAX, SIZE_MAX, 0);
+    assert(rc == 0);
+    (void)rc;
+}
+
+/* Appends @n bytes (@hint: bytes expected in all); returns the count taken,
+ * fewer than @n only when an allocation failed. */
+static inline size_t gni_streamq_append(gn_bufq *q, const uint8_t *p, size_t n, size_t hint)
+{
+    long r = gn_bufq_write_hint(q, p, n, hint);
+    return r < 0 ? 0 : (size_t)r;
+}
+
+/* gn_bufq_peek() as a slice. */
+static inline bool gni_streamq_peek(const gn_bufq *q, gn_slice *out)
+{
+    return gn_bufq_peek(q, &out->base, &out->len);
+}
+
+/*
+ * Incremental unsigned-varint reader: the one varint decoder of the tree.
+ * gn_varint_decode() (core/multiformats.c) runs it over a buffer; parsers
+ * that receive bytes piecemeal (mplex frame headers, /golem/msg lengths) feed
+ * it byte by byte; protobuf walkers use gni_varint_decode_kind(). Two
+ * flavours, chosen at init:
+ *   GNI_VARINT_MF  multiformats unsigned-varint: at most 9 bytes (63 bits),
+ *                  minimal encoding only (no trailing 0x00 byte).
+ *   GNI_VARINT_PB  protobuf / Go binary.Uvarint (as mplex and protobuf use):
+ *                  at most 10 bytes, value at most 2^64-1, non-minimal
+ *                  encodings accepted.
+ * State is a plain struct (no allocation); a zeroed reader is a valid MF
+ * reader. Pure: any thread, one reader per thread at a time.
+ */
+enum { GNI_VARINT_MF = 0, GNI_VARINT_PB = 1 };
+
+typedef struct gni_varint_rd {
+    uint64_t acc;  /* value bits gathered so far */
+    uint8_t n;     /* bytes consumed of the current varint */
+    uint8_t kind;  /* GNI_VARINT_MF or GNI_VARINT_PB */
+} gni_varint_rd;
+
+/** Resets @rd to read a new varint of flavour @kind. */
+static inline void gni_varint_rd_init(gni_varint_rd *rd, unsigned kind)
+{
+    rd->acc = 0;
+    rd->n = 0;
+    rd->kind = (uint8_t)kind;
+}
+
+/** True while @rd holds the first bytes of an unfinished varint. */
+static inline bool gni_varint_rd_busy(const gni_varint_rd *rd) { return rd->n != 0; }
+
+/**
+ * Feeds one byte @b to @rd. Returns 1 when @b ends the varint (its value is
+ * stored in *@v and @rd is reset for the next one), 0 when more bytes are
+ * needed, or GN_EPARSE (too long, above the flavour's range, or - MF only -
+ * not minimal); after GN_EPARSE @rd is reset. core/multiformats.c.
+ */
+int gni_varint_rd_byte(gni_varint_rd *rd, uint8_t b, uint64_t *v);
+
+/**
+ * Decodes one varint of flavour @kind from the start of @in (@in_len
+ * bytes). Returns the bytes used (1..10) with the value in *@v (@v may be
+ * NULL), GN_EAGAIN if @in ends first, GN_EPARSE as gni_varint_rd_byte(), or
+ * GN_EINVAL (@in NULL with a length). core/multiformats.c.
+ */
+int gni_varint_decode_kind(const uint8_t *in, size_t in_len, unsigned kind, uint64_t *v);
 
 /**
  * HKDF-Extract of RFC 5869 section 2.2 with HMAC-SHA256: @prk (32 bytes) =

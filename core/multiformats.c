@@ -52,27 +52,56 @@ int gn_varint_encode(uint64_t v, uint8_t *out, size_t out_len)
     return (int)n;
 }
 
-int gn_varint_decode(const uint8_t *in, size_t in_len, uint64_t *v)
+int gni_varint_rd_byte(gni_varint_rd *rd, uint8_t b, uint64_t *v)
 {
-    uint64_t acc = 0;
+    unsigned i = rd->n;
+    if (rd->kind == GNI_VARINT_PB) {
+        /* The tenth byte may only carry bit 63: 0 or 1, no continuation. */
+        if (i == 9 && b > 1)
+            goto bad;
+    } else if (i >= GN_VARINT_MAX_LEN) {
+        goto bad; /* unreachable: the ninth byte either ends or fails */
+    }
+    rd->acc |= (uint64_t)(b & 0x7f) << (7 * i);
+    rd->n = (uint8_t)(i + 1);
+    if ((b & 0x80) == 0) {
+        /* Spec: a final 0x00 after at least one byte is not minimal. */
+        if (rd->kind != GNI_VARINT_PB && b == 0 && i > 0)
+            goto bad;
+        if (v)
+            *v = rd->acc;
+        rd->acc = 0;
+        rd->n = 0;
+        return 1;
+    }
+    /* Nine bytes with the continuation bit: longer than MF allows. */
+    if (rd->kind != GNI_VARINT_PB && rd->n >= GN_VARINT_MAX_LEN)
+        goto bad;
+    return 0;
+bad:
+    rd->acc = 0;
+    rd->n = 0;
+    return GN_EPARSE;
+}
+
+int gni_varint_decode_kind(const uint8_t *in, size_t in_len, unsigned kind, uint64_t *v)
+{
+    gni_varint_rd rd;
     if (in == NULL && in_len > 0)
         return GN_EINVAL;
-    for (size_t i = 0; i < GN_VARINT_MAX_LEN; i++) {
-        if (i >= in_len)
-            return GN_EAGAIN;
-        uint8_t b = in[i];
-        acc |= (uint64_t)(b & 0x7f) << (7 * i);
-        if ((b & 0x80) == 0) {
-            /* Spec: a final 0x00 after at least one byte is not minimal. */
-            if (b == 0 && i > 0)
-                return GN_EPARSE;
-            if (v)
-                *v = acc;
-            return (int)(i + 1);
-        }
+    gni_varint_rd_init(&rd, kind);
+    /* Bounded: the reader ends or fails within 10 bytes. */
+    for (size_t i = 0; i < in_len; i++) {
+        int rc = gni_varint_rd_byte(&rd, in[i], v);
+        if (rc != 0)
+            return rc < 0 ? rc : (int)(i + 1);
     }
-    /* Nine bytes, all with the continuation bit: longer than allowed. */
-    return GN_EPARSE;
+    return GN_EAGAIN;
+}
+
+int gn_varint_decode(const uint8_t *in, size_t in_len, uint64_t *v)
+{
+    return gni_varint_decode_kind(in, in_len, GNI_VARINT_MF, v);
 }
 
 /* ------------------------------------------------------------- base58btc */

@@ -1,7 +1,7 @@
 /*
  * Generic stream-multiplexer driver: runs a sans-I/O session core over the
  * stream below and exposes gn_mux_session plus one gn_stream per mux
- * stream. See gni_muxd.h for the contract. No component is named here.
+ * stream. See golemnet/mux_driver.h for the contract. No component is named here.
  *
  * Structure. Everything that calls a handler runs in muxd_pump(), which
  * runs either inline from a callback of the stream below (on_data,
@@ -18,9 +18,10 @@
  * calls stay valid. The session lives until the stream below is closed and
  * no deferred pump is pending.
  */
-#include "gni_muxd.h"
+#include "golemnet/mux_driver.h"
 
 #include "gni.h"
+#include "gni_wq.h"
 
 #include <string.h>
 
@@ -42,25 +43,12 @@
 typedef struct muxd_session muxd_session;
 typedef struct muxd_stream muxd_stream;
 
-/* An accepted consumer write. The slices are the consumer's (borrowed). */
-typedef struct muxd_wreq {
-    struct muxd_wreq *next;
-    gn_write_cb cb;
-    void *arg;
-    size_t len; /* total bytes */
-    size_t idx; /* slice being handed to the core */
-    size_t off; /* offset in it */
-    int status; /* for completions waiting in the done list */
-    size_t iovcnt;
-    gn_slice iov[];
-} muxd_wreq;
-
 /* A chunk of core output written below. */
 typedef struct muxd_obuf {
     struct muxd_obuf *next;
     muxd_session *ss;
     size_t len;
-    uint8_t data[GNI_MUXD_OUT_CHUNK];
+    uint8_t data[GN_MUXD_OUT_CHUNK];
 } muxd_obuf;
 
 /* A waiting gn_mux_ping caller. */
@@ -86,14 +74,13 @@ struct muxd_stream {
     bool fin_done;
     bool err_done;
     bool core_blocked;  /* the core took less than offered: wait for WRITABLE */
-    bool want_writable; /* we returned GN_EAGAIN */
     bool shut_pending;  /* shutdown waits for cur */
     bool shut;          /* core shutdown done */
     bool in_ready;
     int err;            /* error to report (err_done once reported) */
     int cancel_status;  /* status for writes cut short by err */
-    muxd_wreq *cur;     /* write not fully taken by the core */
-    muxd_wreq *done_head, *done_tail; /* completions to report */
+    gni_wq wq;          /* accepted writes: taken ones wait (done) for their completion */
+    gni_wreq *cur;      /* write not fully taken by the core (the queue's last) */
     muxd_stream *prev, *next;         /* session's stream list */
     muxd_stream *ready_next;
     muxd_stream *rx_prev, *rx_next;   /* streams that may hold unread bytes */
@@ -102,7 +89,7 @@ struct muxd_stream {
 
 struct muxd_session {
     gn_mux_session base; /* first: mux, below, user_data */
-    const gni_muxd_vtbl *vt;
+    const gn_muxd_vtbl *vt;
     void *core;
     gn_loop *loop;
     gn_mux_session_cbs cbs;
@@ -265,64 +252,27 @@ static void muxd_unlink(muxd_session *ss, muxd_stream *st)
 
 /* ---- writes ------------------------------------------------------------- */
 
-static void muxd_done_push(muxd_stream *st, muxd_wreq *w, int status)
-{
-    w->status = status;
-    w->next = NULL;
-    if (st->done_tail) {
-        st->done_tail->next = w;
-    } else {
-        st->done_head = w;
-    }
-    st->done_tail = w;
-}
-
-/* Reports one completion; the callback may do anything to the stream. */
-static void muxd_complete(muxd_stream *st, muxd_wreq *w, int status)
-{
-    gn_write_cb cb = w->cb;
-    void *arg = w->arg;
-    size_t len = w->len;
-    gn_free(w);
-    gn_stream_complete_write(&st->s, cb, arg, len, status);
-}
-
 /* Reports every waiting completion, and cur with @cur_status. */
 static void muxd_complete_all(muxd_stream *st, int cur_status)
 {
-    if (st->cur) {
-        muxd_wreq *w = st->cur;
-        st->cur = NULL;
-        muxd_done_push(st, w, cur_status);
-    }
-    while (st->done_head) {
-        muxd_wreq *w = st->done_head;
-        st->done_head = w->next;
-        if (!st->done_head) {
-            st->done_tail = NULL;
-        }
-        muxd_complete(st, w, w->status);
-    }
+    st->cur = NULL;
+    gni_wq_cancel_all(&st->wq, cur_status);
 }
 
 /* Hands what the core takes of @w. Returns 1 complete, 0 partial, or an error. */
-static int muxd_push(muxd_session *ss, muxd_stream *st, muxd_wreq *w)
+static int muxd_push(muxd_session *ss, muxd_stream *st, gni_wreq *w)
 {
-    while (w->idx < w->iovcnt) {
-        const gn_slice *sl = &w->iov[w->idx];
-        size_t want = sl->len - w->off;
-        if (want > 0) {
-            long n = ss->vt->write(ss->core, st->id, sl->base + w->off, want);
-            if (n < 0) {
-                return (int)n;
-            }
-            w->off += (size_t)n;
-            if ((size_t)n < want) {
-                return 0;
-            }
+    gn_slice sl;
+    /* bounded: each pass takes a whole slice or returns */
+    while (gni_wreq_peek(w, &sl)) {
+        long n = ss->vt->write(ss->core, st->id, sl.base, sl.len);
+        if (n < 0) {
+            return (int)n;
         }
-        w->idx++;
-        w->off = 0;
+        gni_wq_advance(&st->wq, w, (size_t)n);
+        if ((size_t)n < sl.len) {
+            return 0;
+        }
     }
     return 1;
 }
@@ -358,43 +308,28 @@ static int muxd_s_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_wri
         return muxd_dead_err(st);
     }
     if (st->cur) {
-        st->want_writable = true;
-        return GN_EAGAIN;
+        return gni_wq_refuse(&st->wq);
     }
     size_t len = 0;
-    for (size_t i = 0; i < iovcnt; i++) {
-        if (len + iov[i].len < len) {
-            return GN_EINVAL;
-        }
-        len += iov[i].len;
-    }
-    if (iovcnt > (SIZE_MAX - sizeof(muxd_wreq)) / sizeof(gn_slice)) {
-        return GN_EINVAL;
-    }
-    muxd_wreq *w = gn_malloc(sizeof *w + iovcnt * sizeof(gn_slice));
-    if (!w) {
-        return GN_ENOMEM;
-    }
-    w->next = NULL;
-    w->cb = cb;
-    w->arg = arg;
-    w->len = len;
-    w->idx = 0;
-    w->off = 0;
-    w->status = 0;
-    w->iovcnt = iovcnt;
-    memcpy(w->iov, iov, iovcnt * sizeof(gn_slice));
-    muxd_accept(ss, st);
-    int rc = muxd_push(ss, st, w);
+    int rc = gni_wq_admit(&st->wq, iov, iovcnt, &len);
     if (rc < 0) {
-        if (w->idx == 0 && w->off == 0) {
-            gn_free(w);
+        return rc;
+    }
+    gni_wreq *w;
+    if ((rc = gni_wq_push(&st->wq, iov, iovcnt, len, cb, arg, true, 0, &w)) < 0) {
+        return rc;
+    }
+    muxd_accept(ss, st);
+    rc = muxd_push(ss, st, w);
+    if (rc < 0) {
+        if (w->left == w->len) {
+            gni_wq_drop(&st->wq, w);
             return rc;
         }
         /* part of it went in: it was accepted, report the failure */
-        muxd_done_push(st, w, rc);
+        gni_wq_set_done(w, rc);
     } else if (rc == 1) {
-        muxd_done_push(st, w, 0);
+        gni_wq_set_done(w, 0);
     } else {
         st->cur = w;
         st->core_blocked = true;
@@ -450,6 +385,7 @@ static void muxd_detached_close(gn_loop *loop, void *arg)
     muxd_stream *st = arg;
     muxd_complete_all(st, GN_ECANCELED);
     gn_stream_emit_closed(&st->s);
+    gni_wq_fini(&st->wq);
     gn_free(st);
 }
 
@@ -525,6 +461,7 @@ static muxd_stream *muxd_stream_new(muxd_session *ss, uint64_t id, bool inbound)
         gn_free(st);
         return NULL;
     }
+    gni_wq_init(&st->wq, &st->s, 0, 0); /* bound: one write not taken (cur) */
     st->ss = ss;
     st->muxer = ss->base.mux->ops->name;
     st->id = id;
@@ -570,6 +507,7 @@ static void muxd_finalize(muxd_session *ss, muxd_stream *st)
     }
     ss->again = true; /* released bytes may let input resume; the release may need output */
     gn_stream_emit_closed(&st->s);
+    gni_wq_fini(&st->wq);
     gn_free(st);
 }
 
@@ -605,13 +543,8 @@ static void muxd_service(muxd_session *ss, muxd_stream *st)
         return;
     }
     /* completions of writes the core took */
-    while (st->done_head && !st->closing) {
-        muxd_wreq *w = st->done_head;
-        st->done_head = w->next;
-        if (!st->done_head) {
-            st->done_tail = NULL;
-        }
-        muxd_complete(st, w, w->status);
+    for (gni_wreq *w; !st->closing && (w = gni_wq_head(&st->wq)) && w->done;) {
+        gni_wq_complete(&st->wq, w, w->status);
     }
     if (st->closing) {
         muxd_finalize(ss, st);
@@ -637,9 +570,9 @@ static void muxd_service(muxd_session *ss, muxd_stream *st)
         st->core_blocked = true;
         int rc = muxd_push(ss, st, st->cur);
         if (rc != 0) {
-            muxd_wreq *w = st->cur;
+            gni_wreq *w = st->cur;
             st->cur = NULL;
-            muxd_complete(st, w, rc < 0 ? rc : 0);
+            gni_wq_complete(&st->wq, w, rc < 0 ? rc : 0);
             if (st->closing) {
                 muxd_finalize(ss, st);
                 return;
@@ -651,8 +584,7 @@ static void muxd_service(muxd_session *ss, muxd_stream *st)
         st->shut = true;
         (void)ss->vt->shutdown(ss->core, st->id);
     }
-    if (!st->cur && st->want_writable && !st->shut_pending) {
-        st->want_writable = false;
+    if (!st->cur && !st->shut_pending && gni_wq_writable_due(&st->wq)) {
         gn_stream_emit_writable(&st->s);
         if (st->closing) {
             muxd_finalize(ss, st);
@@ -714,47 +646,47 @@ static void muxd_on_opened(muxd_session *ss, uint64_t id)
 
 static void muxd_events(muxd_session *ss)
 {
-    gni_muxd_event ev;
+    gn_muxd_event ev;
     /* bounded: events are coalesced per stream; new ones come from callbacks */
     for (int guard = 0; guard < 100000 && ss->vt->next_event(ss->core, &ev) == 1; guard++) {
         muxd_stream *st = ev.stream_user_data;
         switch (ev.type) {
-        case GNI_MUXD_EV_STREAM_OPENED:
+        case GN_MUXD_EV_STREAM_OPENED:
             muxd_on_opened(ss, ev.stream_id);
             break;
-        case GNI_MUXD_EV_STREAM_DATA:
+        case GN_MUXD_EV_STREAM_DATA:
             if (st && !st->closing) {
                 st->has_data = true;
                 muxd_rx_add(ss, st);
                 muxd_ready(ss, st);
             }
             break;
-        case GNI_MUXD_EV_STREAM_WRITABLE:
+        case GN_MUXD_EV_STREAM_WRITABLE:
             if (st) {
                 st->core_blocked = false;
                 muxd_ready(ss, st);
             }
             break;
-        case GNI_MUXD_EV_STREAM_FIN:
+        case GN_MUXD_EV_STREAM_FIN:
             if (st) {
                 st->fin_pending = true;
                 muxd_ready(ss, st);
             }
             break;
-        case GNI_MUXD_EV_STREAM_RESET:
+        case GN_MUXD_EV_STREAM_RESET:
             if (st) {
                 muxd_stream_fail(ss, st, ev.err < 0 ? ev.err : GN_ESTREAMRESET, 0);
             }
             break;
-        case GNI_MUXD_EV_STREAM_REFUSED:
+        case GN_MUXD_EV_STREAM_REFUSED:
             GN_LOG(GN_LOG_INFO, ss->base.mux->ops->name, "%u peer streams refused: %s",
                    (unsigned)ev.count, gn_err_name(ev.err));
             break;
-        case GNI_MUXD_EV_PING_RTT:
+        case GN_MUXD_EV_PING_RTT:
             ss->last_rtt = ev.rtt;
             muxd_pings_finish(ss, 0, ev.rtt);
             break;
-        case GNI_MUXD_EV_GOAWAY: {
+        case GN_MUXD_EV_GOAWAY: {
             ss->remote_goaway = true;
             int err = ss->vt->goaway_err ? ss->vt->goaway_err(ev.code)
                                          : (ev.code == 0 ? 0 : GN_EPROTO);
@@ -765,7 +697,7 @@ static void muxd_events(muxd_session *ss)
             }
             break;
         }
-        case GNI_MUXD_EV_SESSION_END:
+        case GN_MUXD_EV_SESSION_END:
             muxd_session_end(ss, ev.err < 0 ? ev.err : GN_EPROTO);
             break;
         default:
@@ -866,7 +798,7 @@ static void muxd_flush(muxd_session *ss)
     if (ss->below_closing) {
         return;
     }
-    for (int guard = 0; guard < 1024 && !ss->blocked && ss->inflight < GNI_MUXD_OUT_MAX &&
+    for (int guard = 0; guard < 1024 && !ss->blocked && ss->inflight < GN_MUXD_OUT_MAX &&
                         ss->vt->want_drain(ss->core);
          guard++) {
         muxd_obuf *ob = muxd_obuf_get(ss);
@@ -1173,7 +1105,7 @@ static void muxd_close_start(muxd_session *ss)
     }
     muxd_pings_finish(ss, GN_ECLOSED, 0);
     ss->armed = GN_TIME_INFINITY;
-    if (gn_timer_start(&ss->timer, GNI_MUXD_LINGER, muxd_timer_fn, ss) < 0) {
+    if (gn_timer_start(&ss->timer, GN_MUXD_LINGER, muxd_timer_fn, ss) < 0) {
         ss->linger_expired = true;
     }
 }
@@ -1274,7 +1206,7 @@ static void muxd_pump(muxd_session *ss)
 
 /* ---- session API ------------------------------------------------------------------ */
 
-int gni_muxd_session_new(gn_mux *m, const gni_muxd_vtbl *vt, gn_stream *below, bool initiator,
+int gn_muxd_session_new(gn_mux *m, const gn_muxd_vtbl *vt, gn_stream *below, bool initiator,
                          const gn_mux_session_cbs *cbs, void *user_data, gn_mux_session **out)
 {
     if (!m || !vt || !below || !cbs || !cbs->on_stream || !out) {
@@ -1313,7 +1245,7 @@ int gni_muxd_session_new(gn_mux *m, const gni_muxd_vtbl *vt, gn_stream *below, b
     return 0;
 }
 
-int gni_muxd_open_stream(gn_mux_session *ms, gn_stream **out)
+int gn_muxd_open_stream(gn_mux_session *ms, gn_stream **out)
 {
     muxd_session *ss = (muxd_session *)ms;
     if (!out) {
@@ -1341,7 +1273,7 @@ int gni_muxd_open_stream(gn_mux_session *ms, gn_stream **out)
     return 0;
 }
 
-int gni_muxd_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg)
+int gn_muxd_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg)
 {
     muxd_session *ss = (muxd_session *)ms;
     if (!ss->vt->ping) {
@@ -1371,7 +1303,7 @@ int gni_muxd_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg)
     return 0;
 }
 
-void gni_muxd_go_away(gn_mux_session *ms, uint32_t code)
+void gn_muxd_go_away(gn_mux_session *ms, uint32_t code)
 {
     muxd_session *ss = (muxd_session *)ms;
     if (ss->closing || ss->ended || ss->local_goaway) {
@@ -1384,7 +1316,7 @@ void gni_muxd_go_away(gn_mux_session *ms, uint32_t code)
     muxd_schedule(ss);
 }
 
-int gni_muxd_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio)
+int gn_muxd_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio)
 {
     muxd_session *ss = (muxd_session *)ms;
     if (!s || s->ops != &muxd_stream_ops) {
@@ -1404,7 +1336,7 @@ int gni_muxd_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio)
     return rc == GN_ENOTFOUND ? GN_ECLOSED : rc;
 }
 
-void gni_muxd_metrics(gn_mux_session *ms, gn_mux_metrics *m)
+void gn_muxd_metrics(gn_mux_session *ms, gn_mux_metrics *m)
 {
     muxd_session *ss = (muxd_session *)ms;
     m->streams_open = ss->n_open;
@@ -1414,7 +1346,7 @@ void gni_muxd_metrics(gn_mux_session *ms, gn_mux_metrics *m)
     m->last_rtt = ss->last_rtt;
 }
 
-void gni_muxd_session_close(gn_mux_session *ms, gn_mux_close_cb cb, void *arg)
+void gn_muxd_session_close(gn_mux_session *ms, gn_mux_close_cb cb, void *arg)
 {
     muxd_session *ss = (muxd_session *)ms;
     if (ss->closing) {

@@ -1,11 +1,12 @@
 /*
  * Generic secure-channel driver: runs a sans-I/O handshake core over the raw
  * stream below, then exposes the secured gn_stream over a frame cipher.
- * See gni_secure.h. No component is named here.
+ * See golemnet/secure_driver.h. No component is named here.
  */
-#include "gni_secure.h"
+#include "golemnet/secure_driver.h"
 
 #include "gni.h"
+#include "gni_wq.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -89,19 +90,16 @@ static void bytes_free(bytes *b)
 /* Largest write buffer kept for reuse after its write completed. */
 #define SEC_SPARE_MAX (4u << 20)
 
-typedef struct sec_wreq {
+/* A consumer write's sealed frames: the extra storage of its gni_wreq. */
+typedef struct sec_out {
     struct sec_stream *ss;
-    gn_write_cb cb;
-    void *arg;
-    size_t plain_len;
-    size_t out_len;
-    size_t cap; /* bytes of out[] */
-    uint8_t out[]; /* the sealed frames */
-} sec_wreq;
+    size_t len;
+    uint8_t data[];
+} sec_out;
 
 typedef struct sec_stream {
     gn_stream s; /* first: the secured stream */
-    const gni_cipher_vtbl *cv;
+    const gn_secure_cipher_vtbl *cv;
     void *cobj;
     gn_secure_result info;
     char security[GN_PROTOCOL_ID_MAX];
@@ -110,10 +108,9 @@ typedef struct sec_stream {
     bool eof_pending;     /* below reached EOF behind rx */
     bool drain_scheduled; /* a deferred rx drain is queued */
     bool free_pending;    /* closed while a drain was queued: the drain frees */
-    sec_wreq *blocked;    /* sealed write the stream below refused (GN_EAGAIN) */
-    sec_wreq *spare;      /* a completed write's buffer, kept for the next write */
+    gni_wq wq;            /* writes sealed, not completed (keeps one buffer for reuse) */
+    gni_wreq *blocked;    /* sealed write the stream below refused (GN_EAGAIN) */
     uint8_t *scratch;     /* max_plain bytes: gathers a frame spanning iovs */
-    bool want_writable;   /* we refused a consumer write */
     bool dead;            /* closing: ignore events from below */
 } sec_stream;
 
@@ -124,80 +121,52 @@ static void sec_on_writable(gn_stream *below, void *ud);
 static const gn_stream_handler sec_below_handler = {sec_on_data, sec_on_eof, sec_on_error,
                                                     sec_on_writable};
 
-/* A write buffer of at least @cap bytes: the spare one when it is large enough. */
-static sec_wreq *sec_wreq_get(sec_stream *ss, size_t cap)
-{
-    sec_wreq *w = ss->spare;
-    if (w && cap > 0 && w->cap >= cap) {
-        ss->spare = NULL;
-        return w;
-    }
-    if ((w = gn_malloc(sizeof *w + cap)) != NULL) {
-        w->cap = cap;
-    }
-    return w;
-}
-
-/* Releases @w, keeping the largest recent buffer (bounded) for the next write. */
-static void sec_wreq_put(sec_stream *ss, sec_wreq *w)
-{
-    if (ss->dead || w->cap > SEC_SPARE_MAX || (ss->spare && ss->spare->cap >= w->cap)) {
-        gn_free(w);
-        return;
-    }
-    gn_free(ss->spare);
-    ss->spare = w;
-}
-
 static void sec_write_done(void *arg, int status)
 {
-    sec_wreq *w = arg;
-    sec_stream *ss = w->ss;
-    gn_write_cb cb = w->cb;
-    void *cb_arg = w->arg;
-    size_t plain_len = w->plain_len;
-    /* release first: a write made from the completion reuses the buffer */
-    sec_wreq_put(ss, w);
-    gn_stream_complete_write(&ss->s, cb, cb_arg, plain_len, status);
+    gni_wreq *w = arg;
+    sec_out *o = gni_wreq_extra(w);
+    /* released first: a write made from the completion reuses the buffer */
+    gni_wq_complete(&o->ss->wq, w, status);
 }
 
 static void sec_zero_write_done(gn_loop *loop, void *arg)
 {
     (void)loop;
-    sec_wreq *w = arg;
-    gn_stream_complete_write(&w->ss->s, w->cb, w->arg, 0, w->ss->dead ? GN_ECANCELED : 0);
-    gn_free(w);
+    gni_wreq *w = arg;
+    sec_stream *ss = ((sec_out *)gni_wreq_extra(w))->ss;
+    gni_wq_complete(&ss->wq, w, ss->dead ? GN_ECANCELED : 0);
 }
 
 static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_cb cb, void *arg)
 {
     sec_stream *ss = (sec_stream *)s;
     if (ss->blocked) {
-        ss->want_writable = true;
-        return GN_EAGAIN;
+        return gni_wq_refuse(&ss->wq);
     }
     size_t total = 0;
-    for (size_t i = 0; i < iovcnt; i++) {
-        total += iov[i].len;
+    int rc = gni_wq_admit(&ss->wq, iov, iovcnt, &total);
+    if (rc < 0) {
+        return rc;
     }
     size_t maxp = ss->cv->max_plain;
     size_t frames = (total + maxp - 1) / maxp;
-    if (frames > (SIZE_MAX - sizeof(sec_wreq) - total) / (ss->cv->overhead + 1)) {
+    size_t room = SIZE_MAX / 2 - sizeof(sec_out); /* gni_wq_push adds its header */
+    if (total > room || frames > (room - total) / (ss->cv->overhead + 1)) {
         return GN_ETOOBIG;
     }
-    sec_wreq *w = sec_wreq_get(ss, total + frames * ss->cv->overhead);
-    if (!w) {
-        return GN_ENOMEM;
+    gni_wreq *w;
+    rc = gni_wq_push(&ss->wq, iov, iovcnt, total, cb, arg, false,
+                     sizeof(sec_out) + total + frames * ss->cv->overhead, &w);
+    if (rc < 0) {
+        return rc;
     }
-    w->ss = ss;
-    w->cb = cb;
-    w->arg = arg;
-    w->plain_len = total;
-    w->out_len = 0;
+    sec_out *o = gni_wreq_extra(w);
+    o->ss = ss;
+    o->len = 0;
     if (total == 0) {
-        int rc = gn_loop_defer(s->loop, sec_zero_write_done, w);
+        rc = gn_loop_defer(s->loop, sec_zero_write_done, w);
         if (rc < 0) {
-            sec_wreq_put(ss, w);
+            gni_wq_drop(&ss->wq, w);
         }
         return rc;
     }
@@ -215,7 +184,7 @@ static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_
             voff += flen;
         } else {
             if (!ss->scratch && !(ss->scratch = gn_malloc(maxp))) {
-                sec_wreq_put(ss, w);
+                gni_wq_drop(&ss->wq, w);
                 return GN_ENOMEM;
             }
             size_t got = 0;
@@ -231,16 +200,16 @@ static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_
             }
             src = ss->scratch;
         }
-        int n = ss->cv->seal(ss->cobj, src, flen, w->out + w->out_len);
+        int n = ss->cv->seal(ss->cobj, src, flen, o->data + o->len);
         if (n < 0) {
-            sec_wreq_put(ss, w);
+            gni_wq_drop(&ss->wq, w);
             return n;
         }
-        w->out_len += (size_t)n;
+        o->len += (size_t)n;
         left -= flen;
     }
-    gn_slice out = gn_slice_of(w->out, w->out_len);
-    int rc = gn_stream_write(s->below, &out, 1, sec_write_done, w);
+    gn_slice out = gn_slice_of(o->data, o->len);
+    rc = gn_stream_write(s->below, &out, 1, sec_write_done, w);
     if (rc == GN_EAGAIN) {
         /* The frames are sealed (nonces used): keep them and refuse more. */
         ss->blocked = w;
@@ -248,7 +217,7 @@ static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_
     }
     if (rc < 0) {
         /* Sealed frames were lost: the channel cannot continue in order. */
-        gn_free(w);
+        gni_wq_drop(&ss->wq, w);
         return rc;
     }
     return 0;
@@ -380,22 +349,21 @@ static void sec_on_writable(gn_stream *below, void *ud)
         return;
     }
     if (ss->blocked) {
-        sec_wreq *w = ss->blocked;
-        gn_slice out = gn_slice_of(w->out, w->out_len);
+        gni_wreq *w = ss->blocked;
+        sec_out *o = gni_wreq_extra(w);
+        gn_slice out = gn_slice_of(o->data, o->len);
         int rc = gn_stream_write(below, &out, 1, sec_write_done, w);
         if (rc == GN_EAGAIN) {
             return;
         }
         ss->blocked = NULL;
         if (rc < 0) {
-            gn_stream_complete_write(&ss->s, w->cb, w->arg, w->plain_len, rc);
-            gn_free(w);
+            gni_wq_complete(&ss->wq, w, rc);
             gn_stream_emit_error(&ss->s, rc);
             return;
         }
     }
-    if (ss->want_writable) {
-        ss->want_writable = false;
+    if (gni_wq_writable_due(&ss->wq)) {
         gn_stream_emit_writable(&ss->s);
     }
 }
@@ -446,7 +414,8 @@ static void sec_below_closed(gn_stream *below, void *arg)
     sec_stream *ss = arg;
     ss->cv->free(ss->cobj);
     bytes_free(&ss->rx);
-    gn_free(ss->spare);
+    /* Writes still queued (a deferred zero-length one) complete on their own. */
+    gni_wq_stop_recycling(&ss->wq);
     gn_free(ss->scratch);
     gn_stream_emit_closed(&ss->s);
     if (ss->drain_scheduled) {
@@ -459,11 +428,11 @@ static void sec_below_closed(gn_stream *below, void *arg)
 static void sec_begin_close(sec_stream *ss, bool reset)
 {
     ss->dead = true;
+    gni_wq_stop_recycling(&ss->wq);
     if (ss->blocked) {
-        sec_wreq *w = ss->blocked;
+        gni_wreq *w = ss->blocked;
         ss->blocked = NULL;
-        gn_stream_complete_write(&ss->s, w->cb, w->arg, w->plain_len, GN_ECANCELED);
-        gn_free(w);
+        gni_wq_complete(&ss->wq, w, GN_ECANCELED);
     }
     gn_stream_set_handler(ss->s.below, NULL, NULL);
     if (reset) {
@@ -529,7 +498,7 @@ typedef struct hs_run {
     gn_op op;      /* the handshake's cancellation handle */
     gn_crypto *c;
     gn_stream *below;
-    const gni_hs_vtbl *hv;
+    const gn_secure_hs_vtbl *hv;
     void *hs;
     gn_secure_cb cb;
     void *arg;
@@ -614,13 +583,14 @@ static void hs_complete(hs_run *r)
     gn_timer_stop(&r->timer);
     sec_stream *ss = gn_calloc(1, sizeof *ss);
     int rc = ss ? 0 : GN_ENOMEM;
-    const gni_cipher_vtbl *cv = NULL;
+    const gn_secure_cipher_vtbl *cv = NULL;
     void *cobj = NULL;
     if (rc == 0) {
         rc = r->hv->finish(r->hs, &ss->info, &cv, &cobj);
     }
     if (rc == 0) {
         rc = gn_stream_init(&ss->s, &sec_stream_ops, r->c->loop, r->below);
+        gni_wq_init(&ss->wq, &ss->s, 0, SEC_SPARE_MAX);
     }
     if (rc == 0 && r->in.len > 0) {
         rc = bytes_append(&ss->rx, r->in.p, r->in.len, SEC_RX_MAX);
@@ -734,8 +704,8 @@ static void hs_timeout(gn_timer *t, void *arg)
     hs_fail(arg, GN_ETIMEDOUT);
 }
 
-int gni_secure_run(gn_crypto *c, gn_stream *below, const gni_hs_vtbl *hv, void *hs,
-                   gn_secure_cb cb, void *arg, gn_op **op)
+int gn_secure_run(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv, void *hs,
+                  gn_secure_cb cb, void *arg, gn_op **op)
 {
     if (op) {
         *op = NULL;

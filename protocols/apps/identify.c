@@ -24,25 +24,18 @@ typedef struct scan_counts {
     bool long_protocol;
 } scan_counts;
 
-/* Reads a protobuf varint (up to 10 bytes, non-minimal allowed). */
+/* Reads a protobuf varint (up to 10 bytes, non-minimal allowed) at *@pos. */
 static int pb_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v)
 {
-    uint64_t r = 0;
-    for (unsigned i = 0; i < 10; i++) {
-        if (*pos >= n) {
-            return GN_EPARSE;
-        }
-        uint8_t b = p[(*pos)++];
-        if (i == 9 && b > 1) {
-            return GN_EPARSE;
-        }
-        r |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            *v = r;
-            return 0;
-        }
+    if (*pos >= n) {
+        return GN_EPARSE;
     }
-    return GN_EPARSE;
+    int rc = gni_varint_decode_kind(p + *pos, n - *pos, GNI_VARINT_PB, v);
+    if (rc < 0) {
+        return GN_EPARSE;
+    }
+    *pos += (size_t)rc;
+    return 0;
 }
 
 /* Walks one message's top-level fields; counts the repeated fields we bound. */

@@ -66,19 +66,13 @@ int gni_msg_decode(gni_msg_decoder *d, const uint8_t *in, size_t len, size_t *co
             d->state = GNI_MSG_DEC_LENGTH;
             break;
         case GNI_MSG_DEC_LENGTH: {
-            uint8_t b = in[pos++];
-            d->lenbuf[d->lenbuf_n++] = b;
-            if (b & 0x80) {
-                if (d->lenbuf_n == GNI_MSG_HEADER_MAX) {
-                    return dec_fail(d, GN_EBADFRAME); /* longer than 9 bytes */
-                }
+            uint64_t v = 0;
+            int rc = gni_varint_rd_byte(&d->len_rd, in[pos++], &v);
+            if (rc == 0) {
                 break;
             }
-            uint64_t v;
-            int rc = gn_varint_decode(d->lenbuf, d->lenbuf_n, &v);
-            d->lenbuf_n = 0;
             if (rc < 0) {
-                return dec_fail(d, GN_EBADFRAME); /* not minimal */
+                return dec_fail(d, GN_EBADFRAME); /* longer than 9 bytes or not minimal */
             }
             if (v > d->max_len) {
                 return dec_fail(d, GN_EFRAMESIZE);
@@ -121,7 +115,7 @@ int gni_msg_decode_eof(gni_msg_decoder *d)
     case GNI_MSG_DEC_VERSION:
         return 0;
     case GNI_MSG_DEC_LENGTH:
-        return d->lenbuf_n == 0 ? 0 : dec_fail(d, GN_EPROTO);
+        return !gni_varint_rd_busy(&d->len_rd) ? 0 : dec_fail(d, GN_EPROTO);
     default:
         return dec_fail(d, GN_EPROTO);
     }

@@ -20,6 +20,7 @@
 #define GNI_MSG_H
 
 #include "apps.h"
+#include "gni.h"
 
 /** The version byte that opens every stream. */
 #define GNI_MSG_VERSION 0x01
@@ -53,8 +54,7 @@ typedef struct gni_msg_decoder {
     gni_msg_dec_state state;
     int err;
     size_t max_len;
-    uint8_t lenbuf[GNI_MSG_HEADER_MAX];
-    size_t lenbuf_n;
+    gni_varint_rd len_rd; /* the length being read (zeroed: multiformats) */
     gn_rcbuf *cur;  /* message being filled */
     size_t need;    /* its length */
     size_t have;    /* bytes filled */

@@ -5,6 +5,15 @@
 
 int main(void)
 {
+    /* The component drivers are installed and exported for out-of-tree
+     * security and muxer components: their symbols must link. */
+    int (*secure_run)(gn_crypto *, gn_stream *, const gn_secure_hs_vtbl *, void *, gn_secure_cb,
+                      void *) = gn_secure_run;
+    int (*muxd_new)(gn_mux *, const gn_muxd_vtbl *, gn_stream *, bool, const gn_mux_session_cbs *,
+                    void *, gn_mux_session **) = gn_muxd_session_new;
+    if (secure_run == NULL || muxd_new == NULL) {
+        return 1;
+    }
     gn_multiaddr *ma = NULL;
     int rc = gn_multiaddr_parse("/ip4/127.0.0.1/tcp/4001", &ma);
     if (rc < 0) {

@@ -11,6 +11,8 @@
 
 #include "golemnet/golemnet.h"
 
+#include "gni_wq.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +29,7 @@ typedef struct gn_pipe_end {
     bool closed;
     bool scheduled;
     size_t written; /* bytes written by this end, for tamper offsets */
+    gni_wq wq;      /* writes copied to the peer, completing from the loop */
 } gn_pipe_end;
 
 struct gn_pipe {
@@ -38,13 +41,6 @@ struct gn_pipe {
     size_t chunk;         /* delivery chunk size; 0 = everything at once */
     int ends_open;
 };
-
-typedef struct gn_pipe_wreq {
-    gn_pipe_end *e;
-    gn_write_cb cb;
-    void *arg;
-    size_t len;
-} gn_pipe_wreq;
 
 static void gn_pipe_deliver(gn_loop *loop, void *arg);
 
@@ -100,9 +96,9 @@ static void gn_pipe_deliver(gn_loop *loop, void *arg)
 static void gn_pipe_write_done(gn_loop *loop, void *arg)
 {
     (void)loop;
-    gn_pipe_wreq *w = arg;
-    gn_stream_complete_write(&w->e->s, w->cb, w->arg, w->len, w->e->closed ? GN_ECANCELED : 0);
-    free(w);
+    gni_wreq *w = arg;
+    gn_pipe_end *e = *(gn_pipe_end **)gni_wreq_extra(w);
+    gni_wq_complete(&e->wq, w, e->closed ? GN_ECANCELED : 0);
 }
 
 static int gn_pipe_write(gn_stream *s, const gn_slice *iov, size_t n, gn_write_cb cb, void *arg)
@@ -111,8 +107,15 @@ static int gn_pipe_write(gn_stream *s, const gn_slice *iov, size_t n, gn_write_c
     gn_pipe *p = e->pipe;
     gn_pipe_end *peer = &p->end[1 - e->dir];
     size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += iov[i].len;
+    int rc = gni_wq_admit(&e->wq, iov, n, &total);
+    if (rc < 0)
+        return rc;
+    gni_wreq *w;
+    /* the bytes are copied below at once; the request only completes later */
+    rc = gni_wq_push(&e->wq, iov, n, total, cb, arg, false, sizeof e, &w);
+    if (rc < 0)
+        return rc;
+    *(gn_pipe_end **)gni_wreq_extra(w) = e;
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < iov[i].len; j++) {
             uint8_t b = iov[i].base[j];
@@ -132,11 +135,6 @@ static int gn_pipe_write(gn_stream *s, const gn_slice *iov, size_t n, gn_write_c
     if (p->cut_after[e->dir] >= 0 && (long)e->written >= p->cut_after[e->dir])
         peer->eof_in = true;
     gn_pipe_schedule(peer);
-    gn_pipe_wreq *w = malloc(sizeof *w);
-    w->e = e;
-    w->cb = cb;
-    w->arg = arg;
-    w->len = total;
     gn_loop_defer(p->loop, gn_pipe_write_done, w);
     return 0;
 }
@@ -162,6 +160,7 @@ static void gn_pipe_closed(gn_loop *loop, void *arg)
     gn_pipe_end *e = arg;
     gn_pipe *p = e->pipe;
     gn_stream_emit_closed(&e->s);
+    gni_wq_fini(&e->wq); /* completions were deferred before this call */
     if (--p->ends_open == 0) {
         free(p->end[0].inbox);
         free(p->end[1].inbox);
@@ -216,6 +215,7 @@ static inline gn_pipe *gn_pipe_new(gn_loop *loop, gn_stream **a, gn_stream **b)
         p->end[i].pipe = p;
         p->end[i].dir = i;
         gn_stream_init(&p->end[i].s, &gn_pipe_ops, loop, NULL);
+        gni_wq_init(&p->end[i].wq, &p->end[i].s, 0, 0);
     }
     *a = &p->end[0].s;
     *b = &p->end[1].s;

@@ -215,7 +215,7 @@ long gni_ecies_session_recv(gni_ecies_session *s, const uint8_t *in, size_t len,
                             size_t *consumed, gn_buf *out);
 
 /**
- * One-frame encoder for frame-at-a-time drivers (core/gni_secure.h): writes
+ * One-frame encoder for frame-at-a-time drivers (include/golemnet/secure_driver.h): writes
  * one DATA frame of @len (<= the max payload) bytes of @in to @out, which
  * must have room for @len + GNI_ECIES_FRAME_OVERHEAD bytes and must not
  * overlap @in. Returns the frame length, or GN_EINVAL, GN_ESTATE (closed),

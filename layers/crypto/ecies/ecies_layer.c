@@ -1,7 +1,7 @@
 /*
  * /golem/ecies/1.0.0 as a crypto-layer component: the ECIES handshake core
  * (gni_ecies_hs) and its transport session (gni_ecies_session, one frame at
- * a time) adapted to the generic secure-channel driver (core/gni_secure.h).
+ * a time) adapted to the generic secure-channel driver (include/golemnet/secure_driver.h).
  *
  * Spec: docs/protocols/ecies.md part A. The CLOSE frame (section 10) is the
  * driver's authenticated end of stream: shutdown sends it, receiving it ends
@@ -14,7 +14,7 @@
 #include "golemnet/registry.h"
 #include "ecies.h"
 #include "gni.h"
-#include "gni_secure.h"
+#include "golemnet/secure_driver.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -80,7 +80,7 @@ static bool el_closed(void *c)
     return gni_ecies_session_rx_closed(c);
 }
 
-static const gni_cipher_vtbl el_cipher = {
+static const gn_secure_cipher_vtbl el_cipher = {
     .max_plain = GNI_ECIES_MAX_PAYLOAD,     /* 65510 */
     .overhead = GNI_ECIES_FRAME_OVERHEAD,   /* 27 */
     .seal = el_seal,
@@ -91,7 +91,7 @@ static const gni_cipher_vtbl el_cipher = {
     .closed = el_closed,
 };
 
-static int el_finish(void *hs, gn_secure_result *res, const gni_cipher_vtbl **cipher,
+static int el_finish(void *hs, gn_secure_result *res, const gn_secure_cipher_vtbl **cipher,
                      void **cipher_obj)
 {
     gni_ecies_result *r = gn_malloc(sizeof *r);
@@ -120,7 +120,7 @@ static void el_free(void *hs)
     gni_ecies_hs_free(hs);
 }
 
-static const gni_hs_vtbl el_hs = {el_feed, el_drain, el_status, el_finish, el_free};
+static const gn_secure_hs_vtbl el_hs = {el_feed, el_drain, el_status, el_finish, el_free};
 
 /* ---- component ------------------------------------------------------------ */
 
@@ -141,7 +141,7 @@ static int el_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
     if (rc < 0) {
         return rc;
     }
-    rc = gni_secure_run(c, below, &el_hs, hs, cb, arg, op);
+    rc = gn_secure_run(c, below, &el_hs, hs, cb, arg, op);
     if (rc < 0) {
         gni_ecies_hs_free(hs);
     }

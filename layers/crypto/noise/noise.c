@@ -333,10 +333,8 @@ typedef struct noise_secrets {
     uint8_t e[GN_NOISE_DHLEN];
     uint8_t psk[GN_NOISE_MAX_PSKS][GN_NOISE_PSKBYTES];
     uint8_t dh[GN_NOISE_DHLEN];
-    uint8_t hk_key[GN_NOISE_HASHLEN];
-    uint8_t hk_buf[GN_NOISE_HASHLEN + 1];
+    uint8_t hk_key[GN_NOISE_HASHLEN]; /* HKDF's temp_key (the PRK) */
     uint8_t hk_out[3][GN_NOISE_HASHLEN];
-    crypto_auth_hmacsha256_state hst;
 } noise_secrets;
 
 struct gn_noise_hs {
@@ -366,22 +364,19 @@ static void noise_mix_hash(gn_noise_hs *hs, const uint8_t *data, size_t len)
     crypto_hash_sha256_final(&st, hs->h);
 }
 
-/* HKDF(ck, ikm, n) of section 4.3 into sec->hk_out[0..n-1]; n is 2 or 3. */
+/* HKDF(ck, ikm, n) of section 4.3 into sec->hk_out[0..n-1]; n is 2 or 3.
+ * Noise's HKDF is RFC 5869 with salt = ck and empty info: temp_key =
+ * HMAC(ck, ikm) is HKDF-Extract, output_i = HMAC(temp_key, output_{i-1} ||
+ * byte(i)) is HKDF-Expand, so both come from core/hkdf.c. */
 static void noise_hkdf(noise_secrets *x, const uint8_t *ikm, size_t ikm_len, int n)
 {
-    crypto_auth_hmacsha256_init(&x->hst, x->ck, sizeof x->ck);
-    crypto_auth_hmacsha256_update(&x->hst, ikm, ikm_len);
-    crypto_auth_hmacsha256_final(&x->hst, x->hk_key);
-    x->hk_buf[0] = 0x01;
-    crypto_auth_hmacsha256(x->hk_out[0], x->hk_buf, 1, x->hk_key);
-    for (int i = 1; i < n; i++) {
-        memcpy(x->hk_buf, x->hk_out[i - 1], GN_NOISE_HASHLEN);
-        x->hk_buf[GN_NOISE_HASHLEN] = (uint8_t)(i + 1);
-        crypto_auth_hmacsha256(x->hk_out[i], x->hk_buf, sizeof x->hk_buf, x->hk_key);
-    }
+    gni_hkdf_sha256_extract(x->hk_key, x->ck, sizeof x->ck, ikm, ikm_len);
+    /* Cannot fail: n * 32 <= 96 and every pointer is set. */
+    int rc = gni_hkdf_sha256_expand(&x->hk_out[0][0], (size_t)n * GN_NOISE_HASHLEN, x->hk_key,
+                                    sizeof x->hk_key, NULL, 0);
+    assert(rc == 0);
+    (void)rc;
     sodium_memzero(x->hk_key, sizeof x->hk_key);
-    sodium_memzero(x->hk_buf, sizeof x->hk_buf);
-    sodium_memzero(&x->hst, sizeof x->hst);
 }
 
 static void noise_mix_key(gn_noise_hs *hs, const uint8_t *ikm, size_t len)

@@ -1,7 +1,7 @@
 /*
  * /noise as a crypto-layer component: the libp2p XX handshake core
  * (gn_noise_xx) and the transport framing (gn_noise_transport) adapted to
- * the generic secure-channel driver (core/gni_secure.h).
+ * the generic secure-channel driver (include/golemnet/secure_driver.h).
  *
  * Spec: libp2p/specs noise/README.md; early muxer negotiation:
  * connections/inlined-muxer-negotiation.md. Noise has no authenticated end
@@ -12,7 +12,7 @@
  */
 #include "golemnet/registry.h"
 #include "gni.h"
-#include "gni_secure.h"
+#include "golemnet/secure_driver.h"
 #include "noise.h"
 
 #include <sodium.h>
@@ -65,7 +65,7 @@ static void nl_cipher_free(void *c)
     }
 }
 
-static const gni_cipher_vtbl nl_cipher = {
+static const gn_secure_cipher_vtbl nl_cipher = {
     .max_plain = GN_NOISE_MAX_PLAINTEXT,                   /* 65519 */
     .overhead = GN_NOISE_FRAME_HDR + GN_NOISE_TAGBYTES,    /* 18 */
     .seal = nl_seal,
@@ -76,7 +76,7 @@ static const gni_cipher_vtbl nl_cipher = {
     .closed = NULL,
 };
 
-static int nl_finish(void *hs, gn_secure_result *res, const gni_cipher_vtbl **cipher,
+static int nl_finish(void *hs, gn_secure_result *res, const gn_secure_cipher_vtbl **cipher,
                      void **cipher_obj)
 {
     gn_noise_transport *t = gn_malloc(sizeof *t);
@@ -104,7 +104,7 @@ static void nl_free(void *hs)
     gn_noise_xx_free(hs);
 }
 
-static const gni_hs_vtbl nl_hs = {nl_feed, nl_drain, nl_status, nl_finish, nl_free};
+static const gn_secure_hs_vtbl nl_hs = {nl_feed, nl_drain, nl_status, nl_finish, nl_free};
 
 /* ---- component ------------------------------------------------------------ */
 
@@ -128,7 +128,7 @@ static int nl_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
     if (rc < 0) {
         return rc;
     }
-    rc = gni_secure_run(c, below, &nl_hs, x, cb, arg, op);
+    rc = gn_secure_run(c, below, &nl_hs, x, cb, arg, op);
     if (rc < 0) {
         gn_noise_xx_free(x);
     }

@@ -4,7 +4,7 @@
  */
 #include "golemnet/registry.h"
 #include "gni.h"
-#include "gni_secure.h"
+#include "golemnet/secure_driver.h"
 #include "plaintext.h"
 
 #include <string.h>
@@ -49,7 +49,7 @@ static void pt_cipher_free(void *c)
     (void)c;
 }
 
-static const gni_cipher_vtbl pt_cipher = {
+static const gn_secure_cipher_vtbl pt_cipher = {
     .max_plain = 1u << 20,
     .overhead = 0,
     .seal = pt_seal,
@@ -58,7 +58,7 @@ static const gni_cipher_vtbl pt_cipher = {
     .free = pt_cipher_free,
 };
 
-static int pt_finish(void *hs, gn_secure_result *res, const gni_cipher_vtbl **cipher,
+static int pt_finish(void *hs, gn_secure_result *res, const gn_secure_cipher_vtbl **cipher,
                      void **cipher_obj)
 {
     gni_plaintext_remote(hs, &res->remote_peer, res->remote_pubkey);
@@ -73,7 +73,7 @@ static void pt_free(void *hs)
     gni_plaintext_free(hs);
 }
 
-static const gni_hs_vtbl pt_hs = {pt_feed, pt_drain, pt_status, pt_finish, pt_free};
+static const gn_secure_hs_vtbl pt_hs = {pt_feed, pt_drain, pt_status, pt_finish, pt_free};
 
 static int pt_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, gn_secure_cb cb,
                      void *arg, gn_op **op)
@@ -83,7 +83,7 @@ static int pt_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
     if (rc < 0) {
         return rc;
     }
-    rc = gni_secure_run(c, below, &pt_hs, hs, cb, arg, op);
+    rc = gn_secure_run(c, below, &pt_hs, hs, cb, arg, op);
     if (rc < 0) {
         gni_plaintext_free(hs);
     }

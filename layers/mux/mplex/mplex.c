@@ -6,9 +6,9 @@
  * before any byte of it is stored); per stream sq.len <= stream_buffer_max.
  */
 #include "mplex.h"
+#include "golemnet/multiformats.h"
 
 #include "gni.h"
-#include "gni_chunkq.h"
 #include "gni_htab.h"
 
 #include <limits.h>
@@ -17,16 +17,8 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static size_t mx_varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
+/* Go-uvarint encoder (10 bytes, the full 64-bit range gn_varint_encode()
+ * refuses); its length is gn_varint_len(). */
 static size_t mx_varint_put(uint8_t *p, uint64_t v)
 {
     size_t n = 0;
@@ -71,8 +63,8 @@ typedef struct mx_stream {
     uint8_t ev;
     uint8_t ctrl;
     int reset_err;
-    gni_chunkq rq;
-    gni_chunkq sq;
+    gn_bufq rq;
+    gn_bufq sq;
     void *user_data;
     uint8_t *name;
     size_t name_len;
@@ -90,8 +82,7 @@ struct gni_mplex {
 
     /* parser */
     int pstate;
-    uint64_t vacc;
-    unsigned vshift;
+    gni_varint_rd vrd; /* GNI_VARINT_PB: mplex uses Go's uvarint */
     uint64_t cur_hdr;
     uint64_t body_left;
     int body_mode;
@@ -177,10 +168,10 @@ static void mx_stream_free(gni_mplex *ms, mx_stream *st)
     gni_list_del(&st->ev_link);
     gni_list_del(&st->ctrl_link);
     gni_list_del(&st->data_link);
-    ms->buffered -= st->rq.len;
-    ms->send_queued -= st->sq.len;
-    gni_chunkq_clear(&st->rq);
-    gni_chunkq_clear(&st->sq);
+    ms->buffered -= gn_bufq_len(&st->rq);
+    ms->send_queued -= gn_bufq_len(&st->sq);
+    gn_bufq_fini(&st->rq);
+    gn_bufq_fini(&st->sq);
     if (st->pending)
         ms->n_pending--;
     if (mx_remote(st->h))
@@ -196,6 +187,8 @@ static mx_stream *mx_stream_new(gni_mplex *ms, uint64_t h)
     mx_stream *st = gn_calloc(1, sizeof(*st));
     if (!st)
         return NULL;
+    gni_streamq_init(&st->rq);
+    gni_streamq_init(&st->sq);
     st->h = h;
     if (mx_table_insert(ms, st) < 0) {
         gn_free(st);
@@ -228,7 +221,7 @@ static void mx_ctrl(gni_mplex *ms, mx_stream *st, uint8_t bit)
 
 static size_t mx_write_space(const gni_mplex *ms, const mx_stream *st)
 {
-    return ms->cfg.stream_buffer_max - GNI_MIN(st->sq.len, ms->cfg.stream_buffer_max);
+    return ms->cfg.stream_buffer_max - GNI_MIN(gn_bufq_len(&st->sq), ms->cfg.stream_buffer_max);
 }
 
 static void mx_check_writable(gni_mplex *ms, mx_stream *st)
@@ -241,7 +234,7 @@ static void mx_check_writable(gni_mplex *ms, mx_stream *st)
 
 static void mx_check_fin(gni_mplex *ms, mx_stream *st)
 {
-    if (st->rfin && !st->fin_evented && !st->reset && st->rq.len == 0) {
+    if (st->rfin && !st->fin_evented && !st->reset && gn_bufq_len(&st->rq) == 0) {
         st->fin_evented = true;
         mx_raise(ms, st, MX_EV_FIN);
     }
@@ -259,10 +252,10 @@ static bool mx_maybe_free(gni_mplex *ms, mx_stream *st)
 
 static void mx_drop_queues(gni_mplex *ms, mx_stream *st)
 {
-    ms->buffered -= st->rq.len;
-    ms->send_queued -= st->sq.len;
-    gni_chunkq_clear(&st->rq);
-    gni_chunkq_clear(&st->sq);
+    ms->buffered -= gn_bufq_len(&st->rq);
+    ms->send_queued -= gn_bufq_len(&st->sq);
+    gn_bufq_fini(&st->rq);
+    gn_bufq_fini(&st->sq);
     gni_list_del(&st->data_link);
     if (st->pending) {
         st->pending = false;
@@ -326,6 +319,7 @@ int gni_mplex_new(bool initiator, const gn_mux_config *cfg, gn_time now, gni_mpl
         return GN_ENOMEM;
     }
     ms->initiator = initiator;
+    gni_varint_rd_init(&ms->vrd, GNI_VARINT_PB);
     mx_config(&ms->cfg, cfg);
     ms->chunk_max = GNI_MIN((size_t)GNI_MPLEX_CHUNK_MAX, ms->cfg.max_frame_len);
     gni_list_init(&ms->evq);
@@ -358,7 +352,7 @@ int gni_mplex_encode_header(uint8_t *out, size_t out_len, uint64_t id, unsigned 
     if (id > GNI_MPLEX_ID_MAX || flag > GNI_MPLEX_RESET_INITIATOR)
         return GN_ERANGE;
     uint64_t hv = (id << 3) | flag;
-    size_t need = mx_varint_len(hv) + mx_varint_len(len);
+    size_t need = gn_varint_len(hv) + gn_varint_len(len);
     if (out_len < need)
         return GN_ENOSPC;
     size_t n = mx_varint_put(out, hv);
@@ -434,7 +428,7 @@ static int mx_on_header(gni_mplex *ms, uint64_t len)
         return GN_EPROTO;
     if (st->released)
         return 0;
-    if (st->rq.len + len > ms->cfg.stream_buffer_max ||
+    if (gn_bufq_len(&st->rq) + len > ms->cfg.stream_buffer_max ||
         ms->buffered + len > ms->cfg.session_buffer_max) {
         ms->overflowed++;
         mx_reset_local(ms, st, GN_ETOOBIG);
@@ -468,20 +462,6 @@ static void mx_frame_done(gni_mplex *ms)
     mx_maybe_free(ms, st);
 }
 
-/* Feeds one varint byte; 1 when complete, 0 when more needed, or error. */
-static int mx_varint_byte(gni_mplex *ms, uint8_t b)
-{
-    if (ms->vshift == 63 && b > 1)
-        return GN_EBADFRAME; /* above 2^64-1 or longer than 10 bytes */
-    ms->vacc |= (uint64_t)(b & 0x7F) << ms->vshift;
-    if (!(b & 0x80))
-        return 1;
-    ms->vshift += 7;
-    if (ms->vshift > 63)
-        return GN_EBADFRAME;
-    return 0;
-}
-
 int gni_mplex_feed(gni_mplex *ms, const uint8_t *in, size_t len, size_t *consumed,
                    gn_time now)
 {
@@ -500,7 +480,7 @@ int gni_mplex_feed(gni_mplex *ms, const uint8_t *in, size_t len, size_t *consume
             if (ms->body_mode == MX_BODY_STORE && (st->reset || st->released))
                 ms->body_mode = MX_BODY_DISCARD;
             if (ms->body_mode == MX_BODY_STORE) {
-                size_t got = gni_chunkq_append(&st->rq, in + off, k, (size_t)ms->body_left);
+                size_t got = gni_streamq_append(&st->rq, in + off, k, (size_t)ms->body_left);
                 ms->buffered += got;
                 if (got < k) {
                     rc = GN_ENOMEM;
@@ -521,15 +501,15 @@ int gni_mplex_feed(gni_mplex *ms, const uint8_t *in, size_t len, size_t *consume
             }
             continue;
         }
-        rc = mx_varint_byte(ms, in[off++]);
-        if (rc < 0)
+        uint64_t v = 0;
+        rc = gni_varint_rd_byte(&ms->vrd, in[off++], &v);
+        if (rc < 0) {
+            rc = GN_EBADFRAME; /* above 2^64-1 or longer than 10 bytes */
             break;
+        }
         if (rc == 0)
             continue;
         rc = 0;
-        uint64_t v = ms->vacc;
-        ms->vacc = 0;
-        ms->vshift = 0;
         if (ms->pstate == MX_P_HDR) {
             ms->cur_hdr = v;
             ms->pstate = MX_P_LEN;
@@ -635,14 +615,14 @@ static bool mx_drain_data(gni_mplex *ms, gn_buf *out)
         mx_stream *st = MX_ST(ms->prio[p].next, data_link);
         uint64_t id = GNI_MPLEX_HANDLE_ID(st->h);
         unsigned flag = mx_flag(st, GNI_MPLEX_MSG_RECEIVER);
-        size_t n = GNI_MIN(st->sq.len, ms->chunk_max);
-        size_t idl = mx_varint_len((id << 3) | flag);
+        size_t n = GNI_MIN(gn_bufq_len(&st->sq), ms->chunk_max);
+        size_t idl = gn_varint_len((id << 3) | flag);
         size_t left = gn_buf_left(out);
-        if (idl + mx_varint_len(n) + n > left) {
+        if (idl + gn_varint_len(n) + n > left) {
             /* shrink: the largest n with idl + len(varint(n)) + n <= left */
             size_t fit = 0;
             for (size_t l = 1; l <= 10 && left > idl + l; l++) {
-                if (mx_varint_len(left - idl - l) <= l) {
+                if (gn_varint_len(left - idl - l) <= l) {
                     fit = left - idl - l;
                     break;
                 }
@@ -652,11 +632,11 @@ static bool mx_drain_data(gni_mplex *ms, gn_buf *out)
         if (n == 0)
             return false;
         int hl = gni_mplex_encode_header(out->last, left, id, flag, n);
-        gni_chunkq_read(&st->sq, out->last + hl, n);
+        gn_bufq_read(&st->sq, out->last + hl, n);
         out->last += (size_t)hl + n;
         ms->send_queued -= n;
         gni_list_del(&st->data_link);
-        if (st->sq.len > 0) {
+        if (gn_bufq_len(&st->sq) > 0) {
             gni_list_add_tail(&ms->prio[p], &st->data_link);
         } else if (st->lfin && !st->lfin_sent) {
             mx_ctrl(ms, st, MX_C_CLOSE); /* Close right after the data */
@@ -818,7 +798,7 @@ long gni_mplex_stream_write(gni_mplex *ms, uint64_t h, const uint8_t *data, size
     size_t n = GNI_MIN(len, mx_write_space(ms, st));
     n = GNI_MIN(n, (size_t)LONG_MAX);
     if (n > 0) {
-        size_t got = gni_chunkq_append(&st->sq, data, n, n);
+        size_t got = gni_streamq_append(&st->sq, data, n, n);
         ms->send_queued += got;
         if (got > 0 && !gni_list_on(&st->data_link))
             gni_list_add_tail(&ms->prio[st->prio], &st->data_link);
@@ -851,7 +831,7 @@ int gni_mplex_stream_shutdown(gni_mplex *ms, uint64_t h)
     st->lfin = true;
     st->want_writable = false;
     st->ev &= (uint8_t)~MX_EV_WRITABLE;
-    if (st->sq.len == 0)
+    if (gn_bufq_len(&st->sq) == 0)
         mx_ctrl(ms, st, MX_C_CLOSE);
     return 0;
 }
@@ -872,7 +852,7 @@ int gni_mplex_stream_peek(const gni_mplex *ms, uint64_t h, gn_slice *out)
     const mx_stream *st = mx_app_find(ms, h);
     if (!st)
         return GN_ENOTFOUND;
-    return gni_chunkq_peek(&st->rq, out) ? 1 : 0;
+    return gni_streamq_peek(&st->rq, out) ? 1 : 0;
 }
 
 int gni_mplex_stream_consume(gni_mplex *ms, uint64_t h, size_t n)
@@ -880,8 +860,8 @@ int gni_mplex_stream_consume(gni_mplex *ms, uint64_t h, size_t n)
     mx_stream *st = mx_app_find(ms, h);
     if (!st)
         return GN_ENOTFOUND;
-    n = GNI_MIN(n, st->rq.len);
-    gni_chunkq_skip(&st->rq, n);
+    n = GNI_MIN(n, gn_bufq_len(&st->rq));
+    gn_bufq_skip(&st->rq, n);
     ms->buffered -= n;
     mx_check_fin(ms, st);
     return 0;
@@ -893,7 +873,7 @@ long gni_mplex_stream_read(gni_mplex *ms, uint64_t h, uint8_t *out, size_t len)
     if (!st)
         return GN_ENOTFOUND;
     len = GNI_MIN(len, (size_t)LONG_MAX);
-    size_t n = gni_chunkq_read(&st->rq, out, len);
+    size_t n = gn_bufq_read(&st->rq, out, len);
     ms->buffered -= n;
     mx_check_fin(ms, st);
     return (long)n;
@@ -914,8 +894,8 @@ int gni_mplex_stream_release(gni_mplex *ms, uint64_t h)
     st->user_data = NULL;
     st->ev = 0;
     gni_list_del(&st->ev_link);
-    ms->buffered -= st->rq.len;
-    gni_chunkq_clear(&st->rq);
+    ms->buffered -= gn_bufq_len(&st->rq);
+    gn_bufq_fini(&st->rq);
     mx_maybe_free(ms, st);
     return 0;
 }
@@ -974,8 +954,8 @@ int gni_mplex_stream_get_info(const gni_mplex *ms, uint64_t h, gni_mplex_stream_
         info->state = GNI_MPLEX_ST_ESTABLISHED;
     info->inbound = mx_remote(st->h);
     info->priority = st->prio;
-    info->recv_buffered = st->rq.len;
-    info->send_queued = st->sq.len;
+    info->recv_buffered = gn_bufq_len(&st->rq);
+    info->send_queued = gn_bufq_len(&st->sq);
     return 0;
 }
 

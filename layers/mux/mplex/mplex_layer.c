@@ -1,6 +1,6 @@
 /*
  * /mplex/6.7.0 as a mux-layer component: the sans-I/O core (mplex.h)
- * driven by the generic muxer driver (core/gni_muxd.h). mplex has no flow
+ * driven by the generic muxer driver (include/golemnet/mux_driver.h). mplex has no flow
  * control, no ping and no Go Away: the driver bounds receive buffering by
  * stopping input (flow_control false), gn_mux_ping gives GN_ENOTSUP and
  * Go Away is enforced locally only. Streams are opened with the decimal id
@@ -8,7 +8,7 @@
  */
 #include "golemnet/registry.h"
 #include "gni.h"
-#include "gni_muxd.h"
+#include "golemnet/mux_driver.h"
 #include "mplex.h"
 
 static int ml_create(bool initiator, const gn_mux_config *cfg, gn_time now, void **out)
@@ -41,7 +41,7 @@ static bool ml_want_drain(const void *core)
     return gni_mplex_want_drain(core);
 }
 
-static int ml_next_event(void *core, gni_muxd_event *ev)
+static int ml_next_event(void *core, gn_muxd_event *ev)
 {
     gni_mplex_event e;
     int rc = gni_mplex_next_event(core, &e);
@@ -137,7 +137,7 @@ static uint64_t ml_wire_id(uint64_t h)
     return GNI_MPLEX_HANDLE_ID(h);
 }
 
-static const gni_muxd_vtbl mplex_vtbl = {
+static const gn_muxd_vtbl mplex_vtbl = {
     .flow_control = false,
     .create = ml_create,
     .destroy = ml_destroy,
@@ -168,7 +168,7 @@ static const gni_muxd_vtbl mplex_vtbl = {
 static int ml_session_new(gn_mux *m, gn_stream *below, bool initiator,
                           const gn_mux_session_cbs *cbs, void *user_data, gn_mux_session **out)
 {
-    return gni_muxd_session_new(m, &mplex_vtbl, below, initiator, cbs, user_data, out);
+    return gn_muxd_session_new(m, &mplex_vtbl, below, initiator, cbs, user_data, out);
 }
 
 static const gn_mux_ops mplex_ops = {
@@ -178,12 +178,12 @@ static const gn_mux_ops mplex_ops = {
     .flags = 0,
     .caps = 0, /* no windows, pings, Go Away frame or open acknowledgement */
     .session_new = ml_session_new,
-    .open_stream = gni_muxd_open_stream,
+    .open_stream = gn_muxd_open_stream,
     .ping = NULL, /* GN_ENOTSUP */
-    .go_away = gni_muxd_go_away,
-    .set_priority = gni_muxd_set_priority,
-    .metrics = gni_muxd_metrics,
-    .session_close = gni_muxd_session_close,
+    .go_away = gn_muxd_go_away,
+    .set_priority = gn_muxd_set_priority,
+    .metrics = gn_muxd_metrics,
+    .session_close = gn_muxd_session_close,
 };
 
 int gn_mux_mplex_register(gn_registry *reg);

@@ -10,7 +10,6 @@
 #include "yamux.h"
 
 #include "gni.h"
-#include "gni_chunkq.h"
 #include "gni_htab.h"
 
 #include <limits.h>
@@ -77,8 +76,8 @@ typedef struct ys_stream {
     uint32_t recv_max;    /* current window size */
     uint32_t credit;      /* consumed bytes not yet returned */
     uint64_t send_window; /* peer credit left, after queued bytes */
-    gni_chunkq rq;
-    gni_chunkq sq;
+    gn_bufq rq;
+    gn_bufq sq;
     void *user_data;
     gn_time open_deadline;
     gni_list ev_link;
@@ -215,10 +214,10 @@ static void ys_stream_free(gni_yamux *ys, ys_stream *st)
     gni_list_del(&st->ctrl_link);
     gni_list_del(&st->data_link);
     gni_list_del(&st->open_link);
-    ys->buffered -= st->rq.len;
-    ys->send_queued -= st->sq.len;
-    gni_chunkq_clear(&st->rq);
-    gni_chunkq_clear(&st->sq);
+    ys->buffered -= gn_bufq_len(&st->rq);
+    ys->send_queued -= gn_bufq_len(&st->sq);
+    gn_bufq_fini(&st->rq);
+    gn_bufq_fini(&st->sq);
     if (st->pending)
         ys->n_pending--;
     if (st->inbound)
@@ -233,6 +232,8 @@ static ys_stream *ys_stream_new(gni_yamux *ys, uint32_t id, bool inbound)
     ys_stream *st = gn_calloc(1, sizeof(*st));
     if (!st)
         return NULL;
+    gni_streamq_init(&st->rq);
+    gni_streamq_init(&st->sq);
     st->id = id;
     st->inbound = inbound;
     st->recv_window = GNI_YAMUX_DEFAULT_WINDOW;
@@ -268,7 +269,7 @@ static void ys_ctrl(gni_yamux *ys, ys_stream *st)
 
 static size_t ys_write_space(const gni_yamux *ys, const ys_stream *st)
 {
-    size_t cap = ys->cfg.stream_buffer_max - GNI_MIN(st->sq.len, ys->cfg.stream_buffer_max);
+    size_t cap = ys->cfg.stream_buffer_max - GNI_MIN(gn_bufq_len(&st->sq), ys->cfg.stream_buffer_max);
     return (size_t)GNI_MIN((uint64_t)cap, st->send_window);
 }
 
@@ -282,7 +283,7 @@ static void ys_check_writable(gni_yamux *ys, ys_stream *st)
 
 static void ys_check_fin(gni_yamux *ys, ys_stream *st)
 {
-    if (st->rfin && !st->fin_evented && !st->reset && st->rq.len == 0) {
+    if (st->rfin && !st->fin_evented && !st->reset && gn_bufq_len(&st->rq) == 0) {
         st->fin_evented = true;
         ys_raise(ys, st, YS_EV_FIN);
     }
@@ -309,10 +310,10 @@ static void ys_credit(gni_yamux *ys, ys_stream *st, size_t n)
 
 static void ys_drop_queues(gni_yamux *ys, ys_stream *st)
 {
-    ys->buffered -= st->rq.len;
-    ys->send_queued -= st->sq.len;
-    gni_chunkq_clear(&st->rq);
-    gni_chunkq_clear(&st->sq);
+    ys->buffered -= gn_bufq_len(&st->rq);
+    ys->send_queued -= gn_bufq_len(&st->sq);
+    gn_bufq_fini(&st->rq);
+    gn_bufq_fini(&st->sq);
     gni_list_del(&st->data_link);
     gni_list_del(&st->open_link);
     if (st->pending) {
@@ -623,7 +624,7 @@ int gni_yamux_feed(gni_yamux *ys, const uint8_t *in, size_t len, size_t *consume
             else if (ys->body_mode == YS_BODY_STORE && st->released)
                 ys->body_mode = YS_BODY_CREDIT;
             if (ys->body_mode == YS_BODY_STORE) {
-                size_t got = gni_chunkq_append(&st->rq, in + off, k, ys->body_left);
+                size_t got = gni_streamq_append(&st->rq, in + off, k, ys->body_left);
                 ys->buffered += got;
                 if (got < k) {
                     rc = GN_ENOMEM;
@@ -741,12 +742,12 @@ static bool ys_drain_data(gni_yamux *ys, gn_buf *out)
         if (gn_buf_left(out) <= GNI_YAMUX_HEADER_LEN)
             return false;
         ys_stream *st = YS_ST(ys->prio[p].next, data_link);
-        size_t n = GNI_MIN(st->sq.len, ys->chunk_max);
+        size_t n = GNI_MIN(gn_bufq_len(&st->sq), ys->chunk_max);
         n = GNI_MIN(n, gn_buf_left(out) - GNI_YAMUX_HEADER_LEN);
-        bool fin = n == st->sq.len && st->lfin && !st->lfin_sent;
+        bool fin = n == gn_bufq_len(&st->sq) && st->lfin && !st->lfin_sent;
         gni_yamux_encode_header(out->last, GNI_YAMUX_TYPE_DATA, 0, st->id, (uint32_t)n);
         out->last += GNI_YAMUX_HEADER_LEN;
-        gni_chunkq_read(&st->sq, out->last, n);
+        gn_bufq_read(&st->sq, out->last, n);
         out->last += n;
         ys->send_queued -= n;
         /*
@@ -765,7 +766,7 @@ static bool ys_drain_data(gni_yamux *ys, gn_buf *out)
             }
         }
         gni_list_del(&st->data_link);
-        if (st->sq.len > 0) {
+        if (gn_bufq_len(&st->sq) > 0) {
             gni_list_add_tail(&ys->prio[p], &st->data_link); /* round robin */
         } else if (ys_maybe_free(ys, st)) {
             continue;
@@ -995,7 +996,7 @@ long gni_yamux_stream_write(gni_yamux *ys, uint32_t id, const uint8_t *data, siz
     size_t n = GNI_MIN(len, ys_write_space(ys, st));
     n = GNI_MIN(n, (size_t)LONG_MAX);
     if (n > 0) {
-        size_t got = gni_chunkq_append(&st->sq, data, n, n);
+        size_t got = gni_streamq_append(&st->sq, data, n, n);
         st->send_window -= got;
         ys->send_queued += got;
         if (got > 0 && !gni_list_on(&st->data_link))
@@ -1029,7 +1030,7 @@ int gni_yamux_stream_shutdown(gni_yamux *ys, uint32_t id)
     st->lfin = true;
     st->want_writable = false;
     st->ev &= (uint8_t)~YS_EV_WRITABLE;
-    if (st->sq.len == 0) {
+    if (gn_bufq_len(&st->sq) == 0) {
         st->ctrl_flags |= GNI_YAMUX_FLAG_FIN;
         ys_ctrl(ys, st);
     }
@@ -1052,7 +1053,7 @@ int gni_yamux_stream_peek(const gni_yamux *ys, uint32_t id, gn_slice *out)
     const ys_stream *st = ys_app_find(ys, id);
     if (!st)
         return GN_ENOTFOUND;
-    return gni_chunkq_peek(&st->rq, out) ? 1 : 0;
+    return gni_streamq_peek(&st->rq, out) ? 1 : 0;
 }
 
 int gni_yamux_stream_consume(gni_yamux *ys, uint32_t id, size_t n)
@@ -1060,8 +1061,8 @@ int gni_yamux_stream_consume(gni_yamux *ys, uint32_t id, size_t n)
     ys_stream *st = ys_app_find(ys, id);
     if (!st)
         return GN_ENOTFOUND;
-    n = GNI_MIN(n, st->rq.len);
-    gni_chunkq_skip(&st->rq, n);
+    n = GNI_MIN(n, gn_bufq_len(&st->rq));
+    gn_bufq_skip(&st->rq, n);
     ys->buffered -= n;
     if (!ys->err)
         ys_credit(ys, st, n);
@@ -1075,7 +1076,7 @@ long gni_yamux_stream_read(gni_yamux *ys, uint32_t id, uint8_t *out, size_t len)
     if (!st)
         return GN_ENOTFOUND;
     len = GNI_MIN(len, (size_t)LONG_MAX);
-    size_t n = gni_chunkq_read(&st->rq, out, len);
+    size_t n = gn_bufq_read(&st->rq, out, len);
     ys->buffered -= n;
     if (!ys->err)
         ys_credit(ys, st, n);
@@ -1098,9 +1099,9 @@ int gni_yamux_stream_release(gni_yamux *ys, uint32_t id)
     st->user_data = NULL;
     st->ev = 0;
     gni_list_del(&st->ev_link);
-    size_t dropped = st->rq.len;
+    size_t dropped = gn_bufq_len(&st->rq);
     ys->buffered -= dropped;
-    gni_chunkq_clear(&st->rq);
+    gn_bufq_fini(&st->rq);
     if (!st->reset && !st->rfin && dropped > 0) {
         /* Orphan still receiving: hand the dropped bytes' credit back. */
         st->credit += (uint32_t)dropped;
@@ -1171,11 +1172,11 @@ int gni_yamux_stream_get_info(const gni_yamux *ys, uint32_t id, gni_yamux_stream
         info->state = GNI_YAMUX_ST_ESTABLISHED;
     info->inbound = st->inbound;
     info->priority = st->prio;
-    info->recv_buffered = st->rq.len;
+    info->recv_buffered = gn_bufq_len(&st->rq);
     info->recv_window = st->recv_window;
     info->recv_max = st->recv_max;
     info->send_window = st->send_window;
-    info->send_queued = st->sq.len;
+    info->send_queued = gn_bufq_len(&st->sq);
     return 0;
 }
 

@@ -1,12 +1,12 @@
 /*
  * /yamux/1.0.0 as a mux-layer component: the sans-I/O core (yamux.h)
- * driven by the generic muxer driver (core/gni_muxd.h). This file only
+ * driven by the generic muxer driver (include/golemnet/mux_driver.h). This file only
  * adapts the core's calls to the driver's vtable (32-bit stream ids widened
  * to the driver's uint64_t handles) and fills the gn_mux_ops table.
  */
 #include "golemnet/registry.h"
 #include "gni.h"
-#include "gni_muxd.h"
+#include "golemnet/mux_driver.h"
 #include "yamux.h"
 
 /* Stream handles are yamux stream ids (< 2^32). */
@@ -42,7 +42,7 @@ static bool yl_want_drain(const void *core)
     return gni_yamux_want_drain(core);
 }
 
-static int yl_next_event(void *core, gni_muxd_event *ev)
+static int yl_next_event(void *core, gn_muxd_event *ev)
 {
     gni_yamux_event e;
     int rc = gni_yamux_next_event(core, &e);
@@ -159,7 +159,7 @@ static int yl_goaway_err(uint32_t code)
     }
 }
 
-static const gni_muxd_vtbl yamux_vtbl = {
+static const gn_muxd_vtbl yamux_vtbl = {
     .flow_control = true,
     .create = yl_create,
     .destroy = yl_destroy,
@@ -190,7 +190,7 @@ static const gni_muxd_vtbl yamux_vtbl = {
 static int yl_session_new(gn_mux *m, gn_stream *below, bool initiator,
                           const gn_mux_session_cbs *cbs, void *user_data, gn_mux_session **out)
 {
-    return gni_muxd_session_new(m, &yamux_vtbl, below, initiator, cbs, user_data, out);
+    return gn_muxd_session_new(m, &yamux_vtbl, below, initiator, cbs, user_data, out);
 }
 
 static const gn_mux_ops yamux_ops = {
@@ -201,12 +201,12 @@ static const gn_mux_ops yamux_ops = {
     .caps = GN_MUX_CAP_FLOW_CONTROL | GN_MUX_CAP_PING | GN_MUX_CAP_KEEPALIVE | GN_MUX_CAP_GOAWAY |
             GN_MUX_CAP_OPEN_ACK,
     .session_new = yl_session_new,
-    .open_stream = gni_muxd_open_stream,
-    .ping = gni_muxd_ping,
-    .go_away = gni_muxd_go_away,
-    .set_priority = gni_muxd_set_priority,
-    .metrics = gni_muxd_metrics,
-    .session_close = gni_muxd_session_close,
+    .open_stream = gn_muxd_open_stream,
+    .ping = gn_muxd_ping,
+    .go_away = gn_muxd_go_away,
+    .set_priority = gn_muxd_set_priority,
+    .metrics = gn_muxd_metrics,
+    .session_close = gn_muxd_session_close,
 };
 
 int gn_mux_yamux_register(gn_registry *reg);

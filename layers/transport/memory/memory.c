@@ -53,6 +53,7 @@
 #include "golemnet/transport.h"
 
 #include "gni.h"
+#include "gni_wq.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -89,27 +90,6 @@ struct mem_listener {
     void *close_arg;
 };
 
-/* A queued write: the slices stay borrowed until its completion. */
-typedef struct mem_wreq {
-    struct mem_wreq *next;
-    gn_write_cb cb;
-    void *arg;
-    size_t len;    /* total bytes */
-    size_t left;   /* bytes not yet moved to the peer */
-    size_t idx;    /* current slice */
-    size_t off;    /* offset in it */
-    size_t iovcnt;
-    gn_slice iov[]; /* copies of the caller's slices (not the bytes) */
-} mem_wreq;
-
-/* Received bytes not yet delivered. */
-typedef struct mem_chunk {
-    struct mem_chunk *next;
-    size_t cap;
-    size_t len; /* filled; a chunk is delivered whole */
-    uint8_t data[];
-} mem_chunk;
-
 struct mem_conn {
     gn_stream s; /* first */
     gn_transport *t;
@@ -117,14 +97,11 @@ struct mem_conn {
     uint64_t local_id;
     uint64_t remote_id;
     /* outbound */
-    mem_wreq *wq_head, *wq_tail;
-    size_t wq_bytes;
-    bool want_writable;
+    gni_wq wq;        /* the consumer's writes (zero copy), bytes not yet moved */
     bool shut;        /* our consumer shut down writing */
     bool fin_sent;    /* that EOF was handed to the peer */
     /* inbound */
-    mem_chunk *rx_head, *rx_tail;
-    size_t rx_bytes;
+    gn_bufq rx;       /* received, not delivered (adaptive chunks, each delivered whole) */
     bool fin_recv;    /* the peer's EOF is behind rx */
     bool eof_emitted;
     bool rst_recv;    /* the peer reset */
@@ -299,62 +276,19 @@ static size_t mem_rx_cap(const mem_conn *c)
 /* Completes every queued write of @c with @status (callbacks run). */
 static void mem_fail_writes(mem_conn *c, int status)
 {
-    mem_wreq *w = c->wq_head;
-    c->wq_head = c->wq_tail = NULL;
-    c->wq_bytes = 0;
-    c->want_writable = false;
-    while (w) {
-        mem_wreq *next = w->next;
-        gn_write_cb cb = w->cb;
-        void *arg = w->arg;
-        size_t len = w->len;
-        gn_free(w);
-        gn_stream_complete_write(&c->s, cb, arg, len, status);
-        w = next;
-    }
+    gni_wq_cancel_all(&c->wq, status);
 }
 
 static void mem_rx_discard(mem_conn *c)
 {
-    mem_chunk *k = c->rx_head;
-    while (k) {
-        mem_chunk *next = k->next;
-        gn_free(k);
-        k = next;
-    }
-    c->rx_head = c->rx_tail = NULL;
-    c->rx_bytes = 0;
+    gn_bufq_fini(&c->rx); /* empty, and usable again */
 }
 
 /* Copies up to @len bytes into @c's rx; returns the count (0: no memory). */
 static size_t mem_rx_append(mem_conn *c, const uint8_t *data, size_t len)
 {
-    size_t done = 0;
-    while (done < len) {
-        mem_chunk *k = c->rx_tail;
-        if (!k || k->len == k->cap) {
-            size_t cap = GNI_MIN(GNI_MAX(len - done, (size_t)MEM_CHUNK_MIN), (size_t)MEM_CHUNK_MAX);
-            k = gn_malloc(sizeof *k + cap);
-            if (!k) {
-                break;
-            }
-            k->next = NULL;
-            k->cap = cap;
-            k->len = 0;
-            if (c->rx_tail) {
-                c->rx_tail->next = k;
-            } else {
-                c->rx_head = k;
-            }
-            c->rx_tail = k;
-        }
-        size_t n = GNI_MIN(len - done, k->cap - k->len);
-        memcpy(k->data + k->len, data + done, n);
-        k->len += n;
-        done += n;
-    }
-    c->rx_bytes += done;
-    return done;
+    long n = gn_bufq_write(&c->rx, data, len);
+    return n < 0 ? 0 : (size_t)n;
 }
 
 /*
@@ -367,48 +301,32 @@ static bool mem_pull(mem_conn *c)
     mem_conn *p = c->peer;
     bool progress = false;
     size_t cap = mem_rx_cap(c);
-    while (p && !p->closing && !c->closing && p->wq_head) {
-        mem_wreq *w = p->wq_head;
-        while (w->left > 0 && c->rx_bytes < cap) {
-            const gn_slice *sl = &w->iov[w->idx];
-            size_t n = GNI_MIN(sl->len - w->off, cap - c->rx_bytes);
-            n = mem_rx_append(c, sl->base + w->off, n);
-            if (n == 0 && sl->len - w->off > 0) {
+    while (p && !p->closing && !c->closing && !gni_wq_empty(&p->wq)) {
+        gni_wreq *w = gni_wq_head(&p->wq);
+        gn_slice sl;
+        while (gn_bufq_len(&c->rx) < cap && gni_wreq_peek(w, &sl)) {
+            size_t n = GNI_MIN(sl.len, cap - gn_bufq_len(&c->rx));
+            n = mem_rx_append(c, sl.base, n);
+            if (n == 0) {
                 return progress; /* out of memory: retry on the next event */
             }
-            w->off += n;
-            w->left -= n;
-            p->wq_bytes -= n;
+            gni_wq_advance(&p->wq, w, n);
             progress = true;
-            while (w->idx < w->iovcnt && w->off == w->iov[w->idx].len) {
-                w->idx++;
-                w->off = 0;
-            }
         }
         if (w->left > 0) {
             break; /* rx full */
         }
-        p->wq_head = w->next;
-        if (!p->wq_head) {
-            p->wq_tail = NULL;
-        }
-        gn_write_cb cb = w->cb;
-        void *arg = w->arg;
-        size_t len = w->len;
-        gn_free(w);
         progress = true;
-        gn_stream_complete_write(&p->s, cb, arg, len, 0);
+        gni_wq_complete(&p->wq, w, 0);
         p = c->peer; /* the callback may have closed either end */
     }
     if (p && !p->closing && !c->closing) {
-        if (!p->wq_head && p->shut && !p->fin_sent) {
+        if (gni_wq_empty(&p->wq) && p->shut && !p->fin_sent) {
             p->fin_sent = true;
             c->fin_recv = true;
             progress = true;
         }
-        size_t max = p->t->config.write_queue_max;
-        if (p->want_writable && p->wq_bytes <= max / 2) {
-            p->want_writable = false;
+        if (gni_wq_writable_due(&p->wq)) {
             progress = true;
             gn_stream_emit_writable(&p->s);
         }
@@ -420,23 +338,16 @@ static bool mem_pull(mem_conn *c)
 static bool mem_deliver(mem_conn *c)
 {
     bool progress = false;
-    while (!c->closing && c->rx_head && gn_stream_is_reading(&c->s)) {
-        mem_chunk *k = c->rx_head;
-        size_t n = k->len;
-        const uint8_t *data = k->data;
+    const uint8_t *data;
+    size_t n;
+    while (!c->closing && gn_stream_is_reading(&c->s) && gn_bufq_peek(&c->rx, &data, &n)) {
         /* rx changes only here and in mem_pull, both run by this end's
          * task, so the chunk outlives the callback */
-        c->rx_bytes -= n;
         progress = true;
         gn_stream_emit_data(&c->s, data, n);
-        assert(k == c->rx_head);
-        c->rx_head = k->next;
-        if (!c->rx_head) {
-            c->rx_tail = NULL;
-        }
-        gn_free(k);
+        gn_bufq_skip(&c->rx, n);
     }
-    if (!c->closing && !c->rx_head && c->fin_recv && !c->eof_emitted &&
+    if (!c->closing && gn_bufq_len(&c->rx) == 0 && c->fin_recv && !c->eof_emitted &&
         gn_stream_is_reading(&c->s)) {
         c->eof_emitted = true;
         progress = true;
@@ -451,7 +362,7 @@ static void mem_finalize(mem_conn *c)
     mem_conn *p = c->peer;
     if (p) {
         /* as TCP: RST when resetting or dropping unread data, else FIN */
-        if (c->reset || c->rx_bytes > 0) {
+        if (c->reset || gn_bufq_len(&c->rx) > 0) {
             p->rst_recv = true;
         } else if (!c->fin_sent) {
             c->fin_sent = true;
@@ -468,6 +379,7 @@ static void mem_finalize(mem_conn *c)
     assert(t->nconns > 0);
     t->nconns--;
     gn_stream_emit_closed(&c->s);
+    gni_wq_fini(&c->wq);
     gn_free(c);
 }
 
@@ -482,7 +394,7 @@ static void mem_conn_run(mem_conn *c)
         c->rst_emitted = true;
         mem_rx_discard(c);
         c->fin_recv = false;
-        if (c->wq_head) {
+        if (!gni_wq_empty(&c->wq)) {
             mem_fail_writes(c, GN_ECONNRESET);
             if (c->closing) {
                 return;
@@ -491,7 +403,7 @@ static void mem_conn_run(mem_conn *c)
         gn_stream_emit_error(&c->s, GN_ECONNRESET);
         return;
     }
-    if (!c->peer && c->wq_head) {
+    if (!c->peer && !gni_wq_empty(&c->wq)) {
         mem_fail_writes(c, c->rst_recv ? GN_ECONNRESET : GN_EPIPE);
         if (c->closing) {
             return;
@@ -529,6 +441,8 @@ static mem_conn *mem_conn_new(gn_transport *t, uint64_t local_id, uint64_t remot
         return NULL;
     }
     c->t = t;
+    gni_wq_init(&c->wq, &c->s, t->config.write_queue_max, 0);
+    (void)gn_bufq_init_adaptive(&c->rx, MEM_CHUNK_MIN, MEM_CHUNK_MAX, SIZE_MAX, 0);
     c->local_id = local_id;
     c->remote_id = remote_id;
     return c;
@@ -582,43 +496,14 @@ static int mem_s_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_writ
         return c->rst_recv ? GN_ECONNRESET : GN_EPIPE;
     }
     size_t len = 0;
-    for (size_t i = 0; i < iovcnt; i++) {
-        if (len + iov[i].len < len) {
-            return GN_EINVAL;
-        }
-        len += iov[i].len;
+    int rc = gni_wq_admit(&c->wq, iov, iovcnt, &len);
+    if (rc < 0) {
+        return rc;
     }
-    size_t max = c->t->config.write_queue_max;
-    if (max > 0 && c->wq_bytes > 0 && (c->wq_bytes + len > max || c->wq_bytes + len < len)) {
-        c->want_writable = true;
-        return GN_EAGAIN;
+    gni_wreq *w;
+    if ((rc = gni_wq_push(&c->wq, iov, iovcnt, len, cb, arg, true, 0, &w)) < 0) {
+        return rc;
     }
-    if (iovcnt > (SIZE_MAX - sizeof(mem_wreq)) / sizeof(gn_slice)) {
-        return GN_EINVAL;
-    }
-    mem_wreq *w = gn_malloc(sizeof *w + iovcnt * sizeof(gn_slice));
-    if (!w) {
-        return GN_ENOMEM;
-    }
-    w->next = NULL;
-    w->cb = cb;
-    w->arg = arg;
-    w->len = len;
-    w->left = len;
-    w->idx = 0;
-    w->off = 0;
-    w->iovcnt = iovcnt;
-    memcpy(w->iov, iov, iovcnt * sizeof(gn_slice));
-    while (w->idx < w->iovcnt && w->iov[w->idx].len == 0) {
-        w->idx++;
-    }
-    if (c->wq_tail) {
-        c->wq_tail->next = w;
-    } else {
-        c->wq_head = w;
-    }
-    c->wq_tail = w;
-    c->wq_bytes += len;
     /* the receiving end pulls; it completes the write */
     mem_schedule(c->peer);
     return 0;

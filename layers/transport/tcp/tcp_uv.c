@@ -53,6 +53,7 @@
 #include "golemnet/transport.h"
 
 #include "gni.h"
+#include "gni_wq.h"
 
 #include <string.h>
 #include <uv.h>
@@ -86,8 +87,7 @@ typedef struct tcp_conn {
     struct sockaddr_storage local;
     struct sockaddr_storage remote;
     /* write queue accounting */
-    size_t queued;       /* bytes of stream writes accepted, not completed */
-    bool want_writable;  /* a write got GN_EAGAIN */
+    gni_wq wq;           /* stream writes accepted, not completed (libuv holds the iovs) */
     /* state */
     bool open;           /* counted in t->nconns */
     bool closing;
@@ -108,15 +108,11 @@ typedef struct tcp_conn {
     uv_shutdown_t sreq;
 } tcp_conn;
 
-/* One stream write (or an internal keepalive write when internal is set). */
-typedef struct tcp_wreq {
+/* An internal keepalive write (stream writes are gni_wreq with a uv_write_t
+ * in their extra storage). */
+typedef struct tcp_ka_req {
     uv_write_t req;
-    tcp_conn *c;
-    gn_write_cb cb;
-    void *arg;
-    size_t len;
-    bool internal;
-} tcp_wreq;
+} tcp_ka_req;
 
 static const gn_stream_ops tcp_stream_ops;
 
@@ -310,6 +306,7 @@ static tcp_conn *tcp_conn_alloc(gn_transport *t)
         return NULL;
     }
     c->t = t;
+    gni_wq_init(&c->wq, &c->s, t->config.write_queue_max, 0);
     gn_timer_init(t->loop, &c->ka_timer);
     gn_timer_init(t->loop, &c->dial_timer);
     c->h.data = c;
@@ -326,6 +323,7 @@ static void tcp_conn_closed_cb(uv_handle_t *h)
         c->t->nconns--;
     }
     gn_stream_emit_closed(&c->s);
+    gni_wq_fini(&c->wq); /* libuv completed every write before this callback */
     gn_free(c);
 }
 
@@ -366,26 +364,23 @@ static void tcp_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+static void tcp_ka_write_cb(uv_write_t *req, int status)
+{
+    (void)status;
+    tcp_conn *c = req->handle->data;
+    c->ka_pending = false;
+    gn_free(GNI_CONTAINER_OF(req, tcp_ka_req, req));
+}
+
 static void tcp_write_cb(uv_write_t *req, int status)
 {
-    tcp_wreq *w = GNI_CONTAINER_OF(req, tcp_wreq, req);
-    tcp_conn *c = w->c;
-    if (w->internal) {
-        c->ka_pending = false;
-        gn_free(w);
-        return;
-    }
+    gni_wreq *w = gni_wreq_of_extra(req);
+    tcp_conn *c = req->handle->data;
     int st = status < 0 ? gni_err_from_uv(status) : 0;
-    assert(c->queued >= w->len);
-    c->queued -= w->len;
-    gn_write_cb cb = w->cb;
-    void *arg = w->arg;
-    size_t len = w->len;
-    gn_free(w);
     if (status < 0 && status != UV_ECANCELED) {
         GN_LOG(GN_LOG_DEBUG, "tcp", "write: %s", uv_strerror(status));
     }
-    gn_stream_complete_write(&c->s, cb, arg, len, st);
+    gni_wq_complete(&c->wq, w, st);
     /* c stays valid: it is freed only by the close callback, which libuv
      * runs after every write callback of the handle. */
     if (c->closing) {
@@ -395,9 +390,7 @@ static void tcp_write_cb(uv_write_t *req, int status)
         gn_stream_emit_error(&c->s, st);
         return;
     }
-    size_t max = c->t->config.write_queue_max;
-    if (c->want_writable && c->queued <= max / 2) {
-        c->want_writable = false;
+    if (gni_wq_writable_due(&c->wq)) {
         gn_stream_emit_writable(&c->s);
     }
 }
@@ -416,17 +409,15 @@ static void tcp_ka_timer_fn(gn_timer *timer, void *arg)
     if (c->shut || (gn_stream_flags(&c->s) & GN_STREAM_ERRORED)) {
         return; /* nothing more may be written */
     }
-    if (c->queued > 0 || c->ka_pending) {
+    if (!gni_wq_empty(&c->wq) || c->ka_pending) {
         c->last_write = now; /* writing is in progress: not idle */
     }
     gn_time idle = now - c->last_write;
     if (idle >= period) {
-        tcp_wreq *w = gn_calloc(1, sizeof *w);
+        tcp_ka_req *w = gn_calloc(1, sizeof *w);
         if (w) {
             uv_buf_t b = uv_buf_init((char *)st->ka_bytes, (unsigned)st->ka_len);
-            w->c = c;
-            w->internal = true;
-            int rc = uv_write(&w->req, (uv_stream_t *)&c->h, &b, 1, tcp_write_cb);
+            int rc = uv_write(&w->req, (uv_stream_t *)&c->h, &b, 1, tcp_ka_write_cb);
             if (rc < 0) {
                 GN_LOG(GN_LOG_DEBUG, "tcp", "keepalive write: %s", uv_strerror(rc));
                 gn_free(w);
@@ -447,13 +438,9 @@ static int tcp_s_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_writ
 {
     tcp_conn *c = (tcp_conn *)s;
     size_t len = 0;
-    for (size_t i = 0; i < iovcnt; i++) {
-        len += iov[i].len;
-    }
-    size_t max = c->t->config.write_queue_max;
-    if (max > 0 && c->queued > 0 && (c->queued + len > max || c->queued + len < len)) {
-        c->want_writable = true;
-        return GN_EAGAIN;
+    int rc = gni_wq_admit(&c->wq, iov, iovcnt, &len);
+    if (rc < 0) {
+        return rc;
     }
     if (iovcnt > UINT32_MAX) {
         return GN_EINVAL;
@@ -471,21 +458,17 @@ static int tcp_s_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_writ
         bufs[i].base = (char *)(uintptr_t)iov[i].base;
         bufs[i].len = iov[i].len;
     }
-    int rc = GN_ENOMEM;
-    tcp_wreq *w = gn_calloc(1, sizeof *w);
-    if (w) {
-        w->c = c;
-        w->cb = cb;
-        w->arg = arg;
-        w->len = len;
+    gni_wreq *w;
+    rc = gni_wq_push(&c->wq, iov, iovcnt, len, cb, arg, false, sizeof(uv_write_t), &w);
+    if (rc == 0) {
         /* libuv copies the uv_buf_t array; the bytes stay borrowed */
-        rc = uv_write(&w->req, (uv_stream_t *)&c->h, bufs, (unsigned)iovcnt, tcp_write_cb);
-        if (rc < 0) {
-            GN_LOG(GN_LOG_DEBUG, "tcp", "uv_write: %s", uv_strerror(rc));
-            gn_free(w);
-            rc = gni_err_from_uv(rc);
+        uv_write_t *req = gni_wreq_extra(w);
+        int urc = uv_write(req, (uv_stream_t *)&c->h, bufs, (unsigned)iovcnt, tcp_write_cb);
+        if (urc < 0) {
+            GN_LOG(GN_LOG_DEBUG, "tcp", "uv_write: %s", uv_strerror(urc));
+            gni_wq_drop(&c->wq, w);
+            rc = gni_err_from_uv(urc);
         } else {
-            c->queued += len;
             c->last_write = gn_loop_now(c->t->loop);
         }
     }

@@ -276,7 +276,67 @@ GN_TEST(rcbuf_refcounts)
     gn_set_allocator(NULL);
 }
 
+/* Adaptive chunks: a chunk is sized for max(hint, bytes left in the write),
+ * clamped to chunk_min..chunk_max; contiguous peeks show each chunk's size. */
+GN_TEST(bufq_adaptive_chunk_sizes)
+{
+    static uint8_t data[40000], out[40000];
+    fill_pattern(data, sizeof data, 5);
+    gn_bufq q;
+    const uint8_t *p;
+    size_t n;
+    CHECK_EQ(gn_bufq_init_adaptive(&q, 0, 64, 4, 0), GN_EINVAL);
+    CHECK_EQ(gn_bufq_init_adaptive(&q, 128, 64, 4, 0), GN_EINVAL);
+    CHECK_EQ(gn_bufq_init_adaptive(&q, 64, 64, 0, 0), GN_EINVAL);
+    CHECK_EQ(gn_bufq_init(&q, (size_t)UINT32_MAX + 1, 4, 0), GN_EINVAL);
+    CHECK_OK(gn_bufq_init_adaptive(&q, 256, 16384, SIZE_MAX, 0));
+    CHECK_EQ(gn_bufq_space(&q), SIZE_MAX);
+
+    /* small writes: minimum-size chunks */
+    counting_on();
+    CHECK_EQ(gn_bufq_write(&q, data, 100), 100);
+    CHECK_EQ(gn_bufq_write(&q, data + 100, 300), 300);
+    CHECK_EQ(n_mallocs, 2);
+    CHECK(gn_bufq_peek(&q, &p, &n));
+    CHECK_EQ(n, 256);
+    CHECK_EQ(gn_bufq_read(&q, out, 400), 400);
+    CHECK_MEM(out, data, 400);
+    CHECK_EQ(n_frees, 2); /* no spare pool */
+
+    /* a frame announced as 5000 bytes arriving in pieces: one chunk */
+    n_mallocs = 0;
+    CHECK_EQ(gn_bufq_write_hint(&q, data, 10, 5000), 10);
+    CHECK_EQ(gn_bufq_write_hint(&q, data + 10, 4990, 4990), 4990);
+    CHECK_EQ(n_mallocs, 1);
+    CHECK(gn_bufq_peek(&q, &p, &n));
+    CHECK_EQ(n, 5000);
+    CHECK_EQ(gn_bufq_read(&q, out, sizeof out), 5000);
+    CHECK_MEM(out, data, 5000);
+
+    /* bulk: maximum-size chunks */
+    n_mallocs = 0;
+    CHECK_EQ(gn_bufq_write(&q, data, sizeof data), (long)sizeof data);
+    CHECK_EQ(n_mallocs, 3); /* 16384 + 16384 + 7232 */
+    CHECK(gn_bufq_peek(&q, &p, &n));
+    CHECK_EQ(n, 16384);
+    CHECK_EQ(gn_bufq_read(&q, out, sizeof out), sizeof data);
+    CHECK_MEM(out, data, sizeof data);
+    gn_bufq_fini(&q);
+    CHECK_EQ(n_frees, n_mallocs + 3);
+    gn_set_allocator(NULL);
+
+    /* fixed-size queues ignore the hint */
+    CHECK_OK(gn_bufq_init(&q, 8, 4, 0));
+    CHECK_EQ(gn_bufq_write_hint(&q, data, 3, 1000), 3);
+    CHECK_EQ(gn_bufq_space(&q), 29);
+    CHECK_EQ(gn_bufq_write_hint(&q, data + 3, 100, 1000), 29); /* bound: 4 chunks of 8 */
+    CHECK_EQ(gn_bufq_write_hint(&q, data, 1, 0), GN_EAGAIN);
+    CHECK(gn_bufq_is_full(&q));
+    gn_bufq_fini(&q);
+}
+
 GN_TEST_MAIN(GN_T(bufq_init_rejects_zero), GN_T(bufq_fill_to_bound),
              GN_T(bufq_space_after_partial_drain), GN_T(bufq_peek_skip_across_chunks),
              GN_T(bufq_spare_reuse), GN_T(bufq_enomem), GN_T(bufq_many_small_writes),
+             GN_T(bufq_adaptive_chunk_sizes),
              GN_T(rcbuf_refcounts))

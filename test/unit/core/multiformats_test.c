@@ -6,6 +6,7 @@
 #include "golemnet/multiformats.h"
 
 #include "gn_test.h"
+#include "gni.h"
 
 /* ---------------------------------------------------------------- varint */
 
@@ -410,6 +411,75 @@ GN_TEST(cid_ed25519_peer)
     CHECK_STR(str, "bafzaajaiaejcbtwmcud5yho5okkzkhbjbcepbfnnxece2g3t22lonxyglvudxvh4");
 }
 
+/* The incremental reader (gni_varint_rd) is the one decoder: byte by byte it
+ * agrees with gn_varint_decode() on every prefix of every input. */
+GN_TEST(varint_reader_matches_buffer_decoder)
+{
+    static const char *inputs[] = {
+        "00", "01", "7f", "8001", "ff01", "ac02", "808001", "ffffffffffffffff7f",
+        "8000", "ff80808080808080808001", "ffffffffffffffffff01", "80",
+    };
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        uint8_t in[16];
+        long n = gn_test_unhex(inputs[i], in, sizeof in);
+        CHECK(n > 0);
+        uint64_t vb = 0, vr = 0;
+        int whole = gn_varint_decode(in, (size_t)n, &vb);
+        gni_varint_rd rd;
+        gni_varint_rd_init(&rd, GNI_VARINT_MF);
+        int rc = 0;
+        long used = 0;
+        while (used < n && rc == 0) {
+            rc = gni_varint_rd_byte(&rd, in[used++], &vr);
+        }
+        if (whole > 0) {
+            CHECK_EQ(rc, 1);
+            CHECK_EQ(used, whole);
+            CHECK(vr == vb);
+            CHECK(!gni_varint_rd_busy(&rd));
+        } else if (whole == GN_EAGAIN) {
+            CHECK_EQ(rc, 0);
+            CHECK(gni_varint_rd_busy(&rd));
+        } else {
+            CHECK_EQ(whole, GN_EPARSE);
+            CHECK_EQ(rc, GN_EPARSE);
+            CHECK(!gni_varint_rd_busy(&rd)); /* reset after an error */
+        }
+    }
+}
+
+/* The protobuf / Go uvarint flavour (mplex headers, protobuf fields): ten
+ * bytes, the full 64-bit range, non-minimal encodings accepted. */
+GN_TEST(varint_reader_protobuf_flavour)
+{
+    uint8_t max[10], over[10], eleven[11];
+    uint64_t v = 0;
+    gn_test_unhex("ffffffffffffffffff01", max, sizeof max);
+    CHECK_EQ(gni_varint_decode_kind(max, sizeof max, GNI_VARINT_PB, &v), 10);
+    CHECK(v == UINT64_MAX);
+    CHECK_EQ(gn_varint_decode(max, sizeof max, &v), GN_EPARSE); /* MF: 9 bytes at most */
+    gn_test_unhex("ffffffffffffffffff02", over, sizeof over);
+    CHECK_EQ(gni_varint_decode_kind(over, sizeof over, GNI_VARINT_PB, &v), GN_EPARSE);
+    gn_test_unhex("ffffffffffffffffff8100", eleven, sizeof eleven);
+    CHECK_EQ(gni_varint_decode_kind(eleven, sizeof eleven, GNI_VARINT_PB, &v), GN_EPARSE);
+    /* Non-minimal: 0x80 0x00 is zero for protobuf, refused by MF. */
+    CHECK_EQ(gni_varint_decode_kind((const uint8_t *)"\x80\x00", 2, GNI_VARINT_PB, &v), 2);
+    CHECK(v == 0);
+    CHECK_EQ(gni_varint_decode_kind((const uint8_t *)"\x80\x00", 2, GNI_VARINT_MF, &v), GN_EPARSE);
+    CHECK_EQ(gni_varint_decode_kind((const uint8_t *)"\x80\x80", 2, GNI_VARINT_PB, &v), GN_EAGAIN);
+    CHECK_EQ(gni_varint_decode_kind(NULL, 1, GNI_VARINT_PB, &v), GN_EINVAL);
+    CHECK_EQ(gni_varint_decode_kind(NULL, 0, GNI_VARINT_PB, &v), GN_EAGAIN);
+    /* Byte by byte, with a value straddling two feeds. */
+    gni_varint_rd rd;
+    gni_varint_rd_init(&rd, GNI_VARINT_PB);
+    CHECK_EQ(gni_varint_rd_byte(&rd, 0xac, &v), 0);
+    CHECK(gni_varint_rd_busy(&rd));
+    CHECK_EQ(gni_varint_rd_byte(&rd, 0x02, &v), 1);
+    CHECK(v == 300);
+    CHECK_EQ(gni_varint_rd_byte(&rd, 0x05, &v), 1);
+    CHECK(v == 5);
+}
+
 GN_TEST(cid_bad_input)
 {
     uint64_t codec = 5;
@@ -434,7 +504,8 @@ GN_TEST(cid_bad_input)
 }
 
 GN_TEST_MAIN(GN_T(varint_spec_vectors), GN_T(varint_limits), GN_T(varint_bad_input),
-             GN_T(varint_roundtrip_sweep), GN_T(base58_vectors), GN_T(base58_bad_input),
+             GN_T(varint_roundtrip_sweep), GN_T(varint_reader_matches_buffer_decoder),
+             GN_T(varint_reader_protobuf_flavour), GN_T(base58_vectors), GN_T(base58_bad_input),
              GN_T(base32_vectors), GN_T(base32_bad_input), GN_T(multibase_vectors),
              GN_T(multibase_bad_input), GN_T(multihash_sha256_vectors),
              GN_T(multihash_identity_peer_id), GN_T(multihash_bad_input),
