@@ -894,8 +894,11 @@ int gni_host_make_components(gn_node *n)
     return 0;
 }
 
+static void nat_maps_end(gn_node *n, bool unmap);
+
 void gni_host_free_components(gn_node *n)
 {
+    nat_maps_end(n, false);
     for (size_t i = 0; n->protos && i < n->nprotos; i++) {
         gn_protocol_free(n->protos[i]);
     }
@@ -982,6 +985,7 @@ void gni_host_stop_components(gn_node *n)
     for (size_t i = 0; i < n->nrouters; i++) {
         gn_router_stop(n->routers[i]);
     }
+    nat_maps_end(n, true); /* the mappings end with the node (nat.h) */
     for (size_t i = 0; i < n->nnats; i++) {
         gn_nat_stop(n->nats[i]);
     }
@@ -1005,11 +1009,41 @@ bool gni_host_idle(gn_node *n)
 
 typedef struct nat_map_ctx {
     gn_node *n;
-    size_t idx;
+    size_t idx;                /* the next NAT component to ask */
     gn_multiaddr *internal;
+    gn_nat *nat;               /* once mapped: the component that mapped it */
+    struct nat_map_ctx *next;  /* once mapped: n->nat_maps */
 } nat_map_ctx;
 
 static void nat_try(nat_map_ctx *c);
+
+static void nat_map_free(nat_map_ctx *c)
+{
+    gn_multiaddr_free(c->internal);
+    gn_free(c);
+}
+
+/* Removes a mapping from the gateway (unless it cannot be removed). */
+static void nat_unmap(nat_map_ctx *c)
+{
+    int rc = gn_nat_unmap(c->nat, c->internal);
+    if (rc < 0 && rc != GN_ENOTSUP) {
+        GN_LOG(GN_LOG_INFO, HOST_LOG, "%s: unmap: %s", c->nat->ops->name, gn_err_name(rc));
+    }
+}
+
+/* Ends every mapping made: with @unmap, asks its component to remove it. */
+static void nat_maps_end(gn_node *n, bool unmap)
+{
+    while (n->nat_maps) {
+        nat_map_ctx *c = n->nat_maps;
+        n->nat_maps = c->next;
+        if (unmap) {
+            nat_unmap(c);
+        }
+        nat_map_free(c);
+    }
+}
 
 static void nat_mapped(void *arg, int status, const gn_multiaddr *external)
 {
@@ -1022,13 +1056,23 @@ static void nat_mapped(void *arg, int status, const gn_multiaddr *external)
                    text);
         }
         gn_host_add_observed_addr(&n->host, external);
+        c->nat = n->nats[c->idx - 1];
+        n->nat_pending--;
+        if (n->components_started) {
+            c->next = n->nat_maps; /* unmapped when the node closes */
+            n->nat_maps = c;
+        } else {
+            nat_unmap(c); /* mapped after the node began to close */
+            nat_map_free(c);
+        }
+        gni_node_maybe_finish_close(n);
+        return;
     } else if (status != GN_ECANCELED && !n->closing) {
         nat_try(c);
         return;
     }
     n->nat_pending--;
-    gn_multiaddr_free(c->internal);
-    gn_free(c);
+    nat_map_free(c);
     gni_node_maybe_finish_close(n);
 }
 

@@ -244,6 +244,7 @@ struct gn_node {
     size_t nnats;
     bool components_started;
     uint32_t nat_pending;           /* NAT map requests outstanding */
+    struct nat_map_ctx *nat_maps;   /* NAT mappings made, unmapped at close (host.c) */
     gni_list subs;                  /* gn_host_sub */
     int sub_depth;                  /* nested publishes */
     gni_list host_ops;              /* gn_host_op not yet finished */

@@ -6,8 +6,8 @@
  * configuration (`nat`). When a listener is bound on an address that is
  * not loopback, the node asks each instance in order to map it; the first
  * external address is recorded as an observed address of the host
- * (gn_host_add_observed_addr) and the mapping is removed when the node
- * closes.
+ * (gn_host_add_observed_addr) and the mapping is removed (unmap) when the
+ * node closes, before the instance is stopped.
  *
  * Thread context: every entry runs on the host's loop thread; blocking
  * work (miniupnpc) goes to uv_queue_work in the component's adapter.
@@ -55,7 +55,10 @@ struct gn_nat_ops {
      */
     int (*map)(gn_nat *n, const gn_multiaddr *internal, gn_time lifetime, gn_nat_map_cb cb,
                void *arg);
-    /** Optional: remove a mapping made by map. */
+    /**
+     * Optional: remove a mapping made by map. The node calls it for each
+     * mapping it made when it closes, before stop (GN_ENOTSUP when absent).
+     */
     int (*unmap)(gn_nat *n, const gn_multiaddr *internal);
 };
 
