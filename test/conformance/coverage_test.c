@@ -63,7 +63,7 @@ GN_TEST(every_builtin_component_has_a_conformance_entry)
     bool has_suite[GN_LAYER_KIND_COUNT] = {false};
     /* hits[k][i]: entries selecting the i-th registered component of kind k */
     int hits[GN_LAYER_KIND_COUNT][GN_REGISTRY_MAX_PER_KIND] = {{0}};
-    int bad = 0, entries = 0;
+    int bad = 0, entries = 0, refs[GN_LAYER_KIND_COUNT] = {0};
     for (int a = 0; a < n_args; a++) {
         const char *colon = strchr(args[a], ':');
         CHECK(colon != NULL);
@@ -84,6 +84,7 @@ GN_TEST(every_builtin_component_has_a_conformance_entry)
                        gn_layer_kind_name((gn_layer_kind)k));
                 bad++;
             }
+            refs[k]++;
             continue;
         }
         const gn_layer_ops *o = conf_component(reg, (gn_layer_kind)k, colon + 1);
@@ -105,6 +106,9 @@ GN_TEST(every_builtin_component_has_a_conformance_entry)
                    gn_layer_kind_name((gn_layer_kind)k), n);
             continue;
         }
+        if (refs[k])
+            printf("# %s: the suite's reference component, %d entries\n",
+                   gn_layer_kind_name((gn_layer_kind)k), refs[k]);
         for (size_t i = 0; i < n; i++) {
             const gn_layer_ops *o = gn_registry_get(reg, (gn_layer_kind)k, i);
             uint32_t all;
