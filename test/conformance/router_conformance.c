@@ -207,7 +207,8 @@ GN_TEST(cancel_completes_once)
         void *q = NULL;
         CHECK_OK(find(r, peers[i], &f[i], &q));
         g_in_call = true;
-        gn_router_cancel(r, q);
+        if (q)
+            gn_router_cancel(r, q); /* no token: the query cannot be cancelled */
         g_in_call = false;
         CHECK_EQ(f[i].calls, 0); /* never from inside cancel */
     }
