@@ -976,8 +976,11 @@ int gni_host_make_components(gn_node *n)
     return rc;
 }
 
+static void nat_maps_drop(gn_node *n);
+
 void gni_host_free_components(gn_node *n)
 {
+    nat_maps_drop(n);
     for (size_t i = 0; n->protos && i < n->nprotos; i++) {
         gn_protocol_free(n->protos[i]);
     }
@@ -1061,6 +1064,17 @@ typedef struct nat_map_ctx {
     gn_nat *mapped_by;
     gn_multiaddr *internal;
 } nat_map_ctx;
+
+/* Forgets mappings without asking the gateway (after a stop, none are left). */
+static void nat_maps_drop(gn_node *n)
+{
+    while (!gni_list_empty(&n->nat_maps)) {
+        nat_map_ctx *c = GNI_CONTAINER_OF(n->nat_maps.next, nat_map_ctx, link);
+        gni_list_del(&c->link);
+        gn_multiaddr_free(c->internal);
+        gn_free(c);
+    }
+}
 
 void gni_host_stop_components(gn_node *n)
 {

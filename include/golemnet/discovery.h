@@ -53,6 +53,18 @@ struct gn_discovery_ops {
     int (*start)(gn_discovery *d, gn_discovery_peer_cb cb, void *arg);
     /** Required: no @cb calls after it returns; pending work is cancelled. */
     void (*stop)(gn_discovery *d);
+    /**
+     * Optional, for tests (the discovery conformance suite): writes into
+     * @out (@out_len bytes, NUL-terminated) the node options that make an
+     * instance report @peer at @addr (a multiaddr without /p2p/), one
+     * "component.key=value" entry per line, e.g.
+     * "bootstrap.peer=/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...". Returns the
+     * length written, or GN_ENOSPC. Any thread; no instance needed. NULL:
+     * the component finds peers only by itself (the suite skips the tests
+     * that need a reported peer). Since: 0.2
+     */
+    int (*test_options)(const gn_peer_id *peer, const gn_multiaddr *addr, char *out,
+                        size_t out_len);
 };
 
 /**

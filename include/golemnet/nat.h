@@ -55,7 +55,10 @@ struct gn_nat_ops {
      */
     int (*map)(gn_nat *n, const gn_multiaddr *internal, gn_time lifetime, gn_nat_map_cb cb,
                void *arg);
-    /** Optional: remove a mapping made by map. */
+    /**
+     * Optional: remove a mapping made by map. The node calls it for each
+     * mapping it made when it closes, before stop (GN_ENOTSUP when absent).
+     */
     int (*unmap)(gn_nat *n, const gn_multiaddr *internal);
 };
 

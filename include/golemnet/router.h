@@ -66,6 +66,18 @@ struct gn_router_ops {
     int (*put_value)(gn_router *r, gn_slice key, gn_slice value, gn_router_done_cb cb,
                      void *arg);
     int (*get_value)(gn_router *r, gn_slice key, gn_router_value_cb cb, void *arg);
+    /**
+     * Optional, for tests (the router conformance suite): writes into @out
+     * (@out_len bytes, NUL-terminated) the node options that make an
+     * instance know @peer at @addr (a multiaddr without /p2p/), one
+     * "component.key=value" entry per line, e.g.
+     * "static.peer=/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...". Returns the
+     * length written, or GN_ENOSPC. Any thread; no instance needed. NULL:
+     * no options can do that (the suite skips the tests that need a
+     * router that knows the peer). Since: 0.2
+     */
+    int (*test_options)(const gn_peer_id *peer, const gn_multiaddr *addr, char *out,
+                        size_t out_len);
 };
 
 /**

@@ -16,6 +16,7 @@
 
 #include "gni.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -247,6 +248,19 @@ static void boot_fini(gn_discovery *d)
     }
 }
 
+/* For the conformance suite: "bootstrap.peer=<addr>/p2p/<peer>". */
+static int boot_test_options(const gn_peer_id *peer, const gn_multiaddr *addr, char *out,
+                             size_t out_len)
+{
+    char ma[GN_MA_MAX_STRLEN], pid[GN_PEER_ID_MAX_STRLEN];
+    if (gn_multiaddr_to_string(addr, ma, sizeof ma) < 0 ||
+        gn_peer_id_to_string(peer, pid, sizeof pid) < 0) {
+        return GN_EINVAL;
+    }
+    int len = snprintf(out, out_len, "bootstrap.peer=%s/p2p/%s", ma, pid);
+    return len < 0 || (size_t)len >= out_len ? GN_ENOSPC : len;
+}
+
 static const gn_discovery_ops bootstrap_ops = {
     .abi = GN_DISCOVERY_ABI,
     .name = "bootstrap",
@@ -254,6 +268,7 @@ static const gn_discovery_ops bootstrap_ops = {
     .fini = boot_fini,
     .start = boot_start,
     .stop = boot_stop,
+    .test_options = boot_test_options,
 };
 
 int gn_discovery_bootstrap_register(gn_registry *reg);

@@ -157,6 +157,19 @@ static void static_stop(gn_router *r)
     }
 }
 
+/* For the conformance suite: "static.peer=<addr>/p2p/<peer>". */
+static int static_test_options(const gn_peer_id *peer, const gn_multiaddr *addr, char *out,
+                               size_t out_len)
+{
+    char ma[GN_MA_MAX_STRLEN], pid[GN_PEER_ID_MAX_STRLEN];
+    if (gn_multiaddr_to_string(addr, ma, sizeof ma) < 0 ||
+        gn_peer_id_to_string(peer, pid, sizeof pid) < 0) {
+        return GN_EINVAL;
+    }
+    int len = snprintf(out, out_len, "static.peer=%s/p2p/%s", ma, pid);
+    return len < 0 || (size_t)len >= out_len ? GN_ENOSPC : len;
+}
+
 static const gn_router_ops static_ops = {
     .abi = GN_ROUTER_ABI,
     .name = "static",
@@ -166,6 +179,7 @@ static const gn_router_ops static_ops = {
     .start = static_start,
     .stop = static_stop,
     .find_peer = static_find_peer,
+    .test_options = static_test_options,
 };
 
 int gn_router_static_register(gn_registry *reg);
