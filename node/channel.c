@@ -1,9 +1,9 @@
 /*
  * Open channels: inbound stream handover after multistream-select,
- * outbound streams, messages on /golem/msg/1.0.0, the built-in ping and
- * echo services, snapshots and metrics.
+ * outbound streams, messages on /golem/msg/1.0.0, snapshots and metrics,
+ * and what protocol components use of a channel (gn_channel_host, ...).
  *
- * Node-owned streams (negotiations, message streams, ping, echo) are
+ * Node-owned streams (negotiations, message streams) are
  * tracked as nstreams; each counts in ch->pending until its close callback,
  * so a closing channel finishes only after every stream the node owns is
  * gone. Streams handed to the application are the application's: the
@@ -18,10 +18,7 @@
 #include "node_int.h"
 
 #include "golemnet/multiaddr.h"
-#include "echo.h"
-#include "identify.h"
 #include "ms_stream.h"
-#include "perf.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -320,8 +317,6 @@ void gni_channel_teardown_streams(gn_channel *ch)
             ns->writer = NULL;
             ns_release(ns);
             break;
-        case NS_DRIVER:
-            break; /* the session close fails its stream; the driver completes */
         }
     }
 }
@@ -668,302 +663,45 @@ void gni_nstream_resume(nstream *ns)
 }
 
 /* ------------------------------------------------------------------------
- * Apps drivers
+ * What protocol components use of a channel
  */
 
-static void drv_done(void *arg, int status)
+gn_host *gn_channel_host(gn_channel *ch)
 {
-    nstream *ns = arg;
-    gn_channel *ch = ns->ch;
-    (void)status;
-    ns_release(ns);
-    gni_channel_check_done(ch);
+    return ch ? &ch->node->host : NULL;
 }
 
-static void identify_record(gn_channel *ch, int status, gni_identify_result *res)
+int gn_channel_map_status(gn_channel *ch, int status)
 {
-    gn_node *n = ch->node;
-    gn_node_event ev;
-    gni_node_event_init(&ev, GN_NODE_EV_IDENTIFY);
-    ev.channel_id = ch->info.id;
-    ev.peer = ch->info.remote_peer;
-    ev.status = ch_status(ch, status);
-    if (status == 0 && res) {
-        const gn_peer_id *pid = &ch->info.remote_peer;
-        gni_peerstore_set_protocols(n->ps, pid, (const char *const *)res->protocols,
-                                    res->protocol_cnt);
-        for (size_t i = 0; i < res->listen_addr_cnt; i++) {
-            char a[GNI_PS_STR_MAX];
-            if (gn_multiaddr_to_string(res->listen_addrs[i], a, sizeof a) > 0) {
-                gni_peerstore_add_addr_ttl(n->ps, pid, a, GN_TIME_INFINITY, GN_ADDR_SRC_IDENTIFY);
-            }
-        }
-        char obs[GNI_PS_STR_MAX] = "";
-        if (res->observed_addr && gn_multiaddr_to_string(res->observed_addr, obs, sizeof obs) < 0) {
-            obs[0] = '\0';
-        }
-        gni_peerstore_set_identify(n->ps, pid, res->observed_addr ? obs : NULL,
-                                   res->agent_version);
-        snprintf(ev.protocol, sizeof ev.protocol, "%s",
-                 res->agent_version ? res->agent_version : "");
-        snprintf(ev.addr, sizeof ev.addr, "%s", obs);
-    }
-    if (ch->phase == PH_OPEN || status == 0) {
-        gni_node_push_event(n, &ev);
-    }
-    if (status == 0 && res) {
-        gni_host_emit(n, GN_HOST_EV_IDENTIFIED, ch, &ch->info.remote_peer, 0);
-    }
+    return ch ? ch_status(ch, status) : status;
 }
 
-static void identify_result(void *arg, int status, gni_identify_result *res)
+void gn_channel_record_rtt(gn_channel *ch, gn_time rtt)
 {
-    nstream *ns = arg;
-    gn_channel *ch = ns->ch;
-    if (status < 0) {
-        GN_LOG(GN_LOG_INFO, CH_LOG, "channel %" PRIu64 ": identify failed: %s", ch->info.id,
-               gn_err_name(status));
-    }
-    identify_record(ch, status, res);
-    gni_identify_result_free(res);
-    ns_release(ns);
-    gni_channel_check_done(ch);
-}
-
-static void identify_push_result(void *arg, int status, gni_identify_result *res)
-{
-    nstream *ns = arg;
-    gn_channel *ch = ns->ch;
-    if (status == 0 && res) {
-        identify_record(ch, 0, res);
-    }
-    gni_identify_result_free(res);
-    ns_release(ns);
-    gni_channel_check_done(ch);
-}
-
-static void identify_opened(gn_channel *ch, void *arg, int status, gn_stream *s)
-{
-    (void)arg;
-    if (status < 0) {
-        identify_record(ch, status, NULL);
+    if (!ch) {
         return;
     }
-    nstream *ns = ns_new(ch, NULL, NS_DRIVER);
-    int rc = ns ? gni_identify_request(s, &ch->info.remote_peer, 0, identify_result, ns)
-                : GN_ENOMEM;
-    if (rc < 0) {
-        gn_stream_reset(s, NULL, NULL);
-        if (ns) {
-            ns_release(ns);
-        }
-        identify_record(ch, rc, NULL);
-    }
-}
-
-static int identify_serve(gn_channel *ch, gn_stream *s, nstream *ns)
-{
-    gn_node *n = ch->node;
-    uint8_t pub[GN_ED25519_PUBLICKEYBYTES];
-    uint8_t pb[64];
-    gn_identity_public_key(n->id, pub);
-    int pblen = gn_pubkey_encode_ed25519(pub, pb, sizeof pb);
-    const gn_multiaddr *addrs[GNI_IDENTIFY_MAX_ADDRS];
-    size_t naddrs = gni_node_listen_addrs(n, addrs, GNI_ARRAY_LEN(addrs));
-    const char *protos[GNI_NODE_MAX_HANDLERS + 8];
-    size_t nprotos = gni_node_protocols(n, protos, GNI_ARRAY_LEN(protos));
-    gni_identify_info info = {
-        .protocol_version = NULL,
-        .agent_version = n->cfg.agent_version,
-        .public_key = gn_slice_of(pb, pblen > 0 ? (size_t)pblen : 0),
-        .listen_addrs = addrs,
-        .listen_addr_cnt = naddrs,
-        .observed_addr = NULL,
-        .protocols = protos,
-        .protocol_cnt = nprotos,
-        .fin_delay = GNI_IDENTIFY_FIN_DELAY, /* js-libp2p 3.x: see identify.h */
-    };
-    return gni_identify_serve(s, &info, drv_done, ns);
-}
-
-/* ------------------------------------------------------------------------
- * Ping (/ipfs/ping/1.0.0)
- */
-
-static void ping_report(gn_channel *ch, gn_channel_ping_cb cb, void *arg, int status, gn_time rtt)
-{
-    status = ch_status(ch, status);
-    if (status == 0) {
-        ch->last_rtt = rtt;
-        gni_peerstore_record_latency(ch->node->ps, &ch->info.remote_peer, rtt);
-        ch->last_active = gn_loop_now(ch->node->loop);
-        gni_channel_refresh(ch);
-    }
-    if (cb) {
-        cb(arg, status, status == 0 ? rtt : 0);
-        return;
-    }
-    gn_node_event ev;
-    gni_node_event_init(&ev, GN_NODE_EV_PING);
-    ev.status = status;
-    ev.channel_id = ch->info.id;
-    ev.peer = ch->info.remote_peer;
-    ev.rtt = status == 0 ? rtt : 0;
-    gni_node_push_event(ch->node, &ev);
-}
-
-static void ping_result(void *arg, int status, gn_time rtt)
-{
-    nstream *ns = arg;
-    gn_channel *ch = ns->ch;
-    gni_pinger_close(ns->pinger);
-    ns->pinger = NULL;
-    ping_report(ch, ns->ping_cb, ns->ping_arg, status, rtt);
-    ns_release(ns);
-    gni_channel_check_done(ch);
-}
-
-typedef struct ping_req {
-    gn_channel_ping_cb cb;
-    void *arg;
-} ping_req;
-
-static void ping_opened(gn_channel *ch, void *arg, int status, gn_stream *s)
-{
-    ping_req *p = arg;
-    gn_channel_ping_cb cb = p->cb;
-    void *parg = p->arg;
-    gn_free(p);
-    if (status < 0) {
-        ping_report(ch, cb, parg, status, 0);
-        return;
-    }
-    nstream *ns = ns_new(ch, NULL, NS_DRIVER);
-    int rc = ns ? gni_pinger_new(s, gn_rng_system(), &ns->pinger) : GN_ENOMEM;
-    if (rc < 0) {
-        gn_stream_reset(s, NULL, NULL);
-        if (ns) {
-            ns_release(ns);
-        }
-        ping_report(ch, cb, parg, rc, 0);
-        return;
-    }
-    ns->ping_cb = cb;
-    ns->ping_arg = parg;
-    rc = gni_pinger_ping(ns->pinger, 0, ping_result, ns);
-    if (rc < 0) {
-        gni_pinger_close(ns->pinger);
-        ns_release(ns);
-        ping_report(ch, cb, parg, rc, 0);
-    }
-}
-
-int gn_channel_ping(gn_channel *ch, gn_channel_ping_cb cb, void *arg)
-{
-    if (!ch || !gn_loop_on_thread(ch->node->loop)) {
-        return GN_EINVAL;
-    }
-    ping_req *p = gn_malloc(sizeof *p);
-    if (!p) {
-        return GN_ENOMEM;
-    }
-    p->cb = cb;
-    p->arg = arg;
-    gni_channel_open_internal(ch, GNI_PING_PROTOCOL_ID, ping_opened, p);
-    return 0;
-}
-
-/* ------------------------------------------------------------------------
- * Perf client (/perf/1.0.0)
- */
-
-typedef struct perf_req {
-    gn_channel *ch;
-    gn_channel_perf_cb cb;
-    void *arg;
-    uint64_t upload;
-    uint64_t download;
-    nstream *ns;
-} perf_req;
-
-static void perf_result(void *arg, int status, double upload_s, double download_s)
-{
-    perf_req *p = arg;
-    gn_channel *ch = p->ch;
-    p->cb(p->arg, ch_status(ch, status), upload_s, download_s);
-    ns_release(p->ns);
-    gn_free(p);
-    gni_channel_check_done(ch);
-}
-
-static void perf_opened(gn_channel *ch, void *arg, int status, gn_stream *s)
-{
-    perf_req *p = arg;
-    if (status == 0) {
-        p->ns = ns_new(ch, NULL, NS_DRIVER);
-        status = p->ns ? gni_perf_request(s, p->upload, p->download, perf_result, p)
-                       : GN_ENOMEM;
-        if (status < 0) {
-            gn_stream_reset(s, NULL, NULL);
-            if (p->ns) {
-                ns_release(p->ns);
-            }
-        }
-    }
-    if (status < 0) {
-        p->cb(p->arg, ch_status(ch, status), 0, 0);
-        gn_free(p);
-        gni_channel_check_done(ch);
-    }
-}
-
-int gn_channel_perf(gn_channel *ch, uint64_t upload_bytes, uint64_t download_bytes,
-                    gn_channel_perf_cb cb, void *arg)
-{
-    if (!ch || !cb || !gn_loop_on_thread(ch->node->loop)) {
-        return GN_EINVAL;
-    }
-    perf_req *p = gn_calloc(1, sizeof *p);
-    if (!p) {
-        return GN_ENOMEM;
-    }
-    p->ch = ch;
-    p->cb = cb;
-    p->arg = arg;
-    p->upload = upload_bytes;
-    p->download = download_bytes;
-    gni_channel_open_internal(ch, GNI_PERF_PROTOCOL_ID, perf_opened, p);
-    return 0;
+    ch->last_rtt = rtt;
+    ch->last_active = gn_loop_now(ch->node->loop);
+    gni_peerstore_record_latency(ch->node->ps, &ch->info.remote_peer, rtt);
+    gni_channel_refresh(ch);
 }
 
 /* ------------------------------------------------------------------------
  * Inbound streams
  */
 
-/* Hands @s to the driver for @proto; false when no built-in serves it. */
+/* Hands @s to the node's message reader when @proto is the message
+ * protocol; false otherwise. */
 static bool serve_builtin(gn_channel *ch, nstream *ns, gn_stream *s, const char *proto, int *rc)
 {
     gn_node *n = ch->node;
-    uint32_t p = n->cfg.protocols;
-    ns->kind = NS_DRIVER;
-    ns->s = NULL;
-    if ((p & GN_NODE_PROTO_MSG) && strcmp(proto, GN_MSG_PROTOCOL_ID) == 0) {
-        ns->kind = NS_MSG_IN;
-        *rc = gni_msg_reader_new(s, n->max_msg, &msg_reader_cbs, ns, &ns->reader);
-    } else if ((p & GN_NODE_PROTO_PING) && strcmp(proto, GNI_PING_PROTOCOL_ID) == 0) {
-        *rc = gni_ping_serve(s, drv_done, ns);
-    } else if ((p & GN_NODE_PROTO_ECHO) && strcmp(proto, GNI_ECHO_PROTOCOL_ID) == 0) {
-        *rc = gni_echo_serve(s, drv_done, ns);
-    } else if ((p & GN_NODE_PROTO_PERF) && strcmp(proto, GNI_PERF_PROTOCOL_ID) == 0) {
-        *rc = gni_perf_serve(s, drv_done, ns);
-    } else if ((p & GN_NODE_PROTO_IDENTIFY) && strcmp(proto, GNI_IDENTIFY_PROTOCOL_ID) == 0) {
-        *rc = identify_serve(ch, s, ns);
-    } else if ((p & GN_NODE_PROTO_IDENTIFY) &&
-               strcmp(proto, GNI_IDENTIFY_PUSH_PROTOCOL_ID) == 0) {
-        *rc = gni_identify_recv_push(s, &ch->info.remote_peer, 0, identify_push_result, ns);
-    } else {
+    if (!(n->cfg.protocols & GN_NODE_PROTO_MSG) || strcmp(proto, GN_MSG_PROTOCOL_ID) != 0) {
         return false;
     }
+    ns->s = NULL;
+    ns->kind = NS_MSG_IN;
+    *rc = gni_msg_reader_new(s, n->max_msg, &msg_reader_cbs, ns, &ns->reader);
     return true;
 }
 
@@ -1061,9 +799,6 @@ void gni_channel_on_open(gn_channel *ch)
                                    GN_TIME_INFINITY, GN_ADDR_SRC_DIAL);
     }
     gni_host_emit(n, GN_HOST_EV_CONNECTED, ch, &ch->info.remote_peer, 0);
-    if (n->cfg.protocols & GN_NODE_PROTO_IDENTIFY) {
-        gni_channel_open_internal(ch, GNI_IDENTIFY_PROTOCOL_ID, identify_opened, NULL);
-    }
     if (!gni_list_empty(&ch->mq)) {
         msg_pump(ch);
     }

@@ -379,6 +379,36 @@ void gni_host_emit(gn_node *n, gn_host_event_type type, gn_channel *ch, const gn
 }
 
 /* ------------------------------------------------------------------------
+ * Application events, identify records
+ */
+
+void gn_host_emit_event(gn_host *h, const gn_node_event *ev)
+{
+    if (!ev || ev->message) {
+        return;
+    }
+    gni_node_push_event(host_node(h), ev);
+}
+
+const char *gn_host_agent_version(gn_host *h)
+{
+    return host_node(h)->cfg.agent_version;
+}
+
+int gn_host_peer_set_identified(gn_host *h, const gn_peer_id *peer, const char *agent,
+                                const gn_multiaddr *observed)
+{
+    if (!peer) {
+        return GN_EINVAL;
+    }
+    char obs[GNI_PS_STR_MAX] = "";
+    if (observed && gn_multiaddr_to_string(observed, obs, sizeof obs) < 0) {
+        obs[0] = '\0';
+    }
+    return gni_peerstore_set_identify(host_node(h)->ps, peer, observed ? obs : NULL, agent);
+}
+
+/* ------------------------------------------------------------------------
  * Options: "component.key=value"
  */
 
@@ -958,9 +988,69 @@ static int start_failed(gn_node *n, gn_layer_kind kind, const char *name, int rc
         }                                                                                    \
     } while (0)
 
+/* Whether the protocol component @o runs in @n: one with a node bit when
+ * cfg.protocols has that bit (the built-in protocols the application asks
+ * for); any other by the protocol_components list, or, without a list,
+ * unless it is explicit-only. */
+static bool protocol_wanted(const gn_node *n, const gn_layer_ops *o)
+{
+    const gn_protocol_ops *po = (const gn_protocol_ops *)o;
+    if (po->node_bit) {
+        return (n->cfg.protocols & po->node_bit) != 0;
+    }
+    if (!n->s_protocols) {
+        return !(o->flags & GN_LAYER_F_EXPLICIT_ONLY);
+    }
+    if (!n->s_protocols[0]) {
+        return false; /* "": none */
+    }
+    for (size_t i = 0; i < gn_stack_count(n->stack, GN_LAYER_PROTOCOL); i++) {
+        if (gn_stack_get(n->stack, GN_LAYER_PROTOCOL, i) == o) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool gni_host_protocol_selected(gn_node *n, const char *id)
+{
+    for (size_t i = 0; i < gn_registry_count(n->reg, GN_LAYER_PROTOCOL); i++) {
+        const gn_layer_ops *o = gn_registry_get(n->reg, GN_LAYER_PROTOCOL, i);
+        if (strcmp(o->name, id) == 0) {
+            return protocol_wanted(n, o);
+        }
+    }
+    return false;
+}
+
+static int make_protocols(gn_node *n)
+{
+    size_t k = gn_registry_count(n->reg, GN_LAYER_PROTOCOL);
+    n->protos = gn_calloc(k + 1, sizeof *n->protos);
+    if (!n->protos) {
+        return GN_ENOMEM;
+    }
+    for (size_t i = 0; i < k; i++) {
+        const gn_layer_ops *o = gn_registry_get(n->reg, GN_LAYER_PROTOCOL, i);
+        if (!protocol_wanted(n, o)) {
+            continue;
+        }
+        int rc = gn_protocol_new((const gn_protocol_ops *)o, &n->host, n->loop,
+                                 &n->protos[n->nprotos]);
+        if (rc < 0) {
+            return start_failed(n, GN_LAYER_PROTOCOL, o->name, rc);
+        }
+        n->nprotos++;
+    }
+    return 0;
+}
+
 static int make_components(gn_node *n)
 {
-    MAKE_HOSTED(protocol, GN_LAYER_PROTOCOL, protos, nprotos, n->s_protocols);
+    int rc = make_protocols(n);
+    if (rc < 0) {
+        return rc;
+    }
     MAKE_HOSTED(router, GN_LAYER_ROUTER, routers, nrouters, n->s_routers);
     MAKE_HOSTED(discovery, GN_LAYER_DISCOVERY, discs, ndiscs, n->s_discovery);
     MAKE_HOSTED(nat, GN_LAYER_NAT, nats, nnats, n->s_nat);
@@ -1054,6 +1144,7 @@ int gni_host_start_components(gn_node *n)
     if (rc < 0) {
         gni_host_stop_components(n);
     }
+    n->components_running = rc == 0;
     return rc;
 }
 
@@ -1078,6 +1169,7 @@ static void nat_maps_drop(gn_node *n)
 
 void gni_host_stop_components(gn_node *n)
 {
+    n->components_running = false;
     /* in the reverse order of the start; each only if it started */
     while (n->ndiscs_started > 0) {
         gn_discovery_stop(n->discs[--n->ndiscs_started]);

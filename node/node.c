@@ -761,25 +761,14 @@ const handler_ent *gni_node_find_handler(gn_node *n, const char *id)
     return NULL;
 }
 
-/* The built-in protocol ids this node serves, per cfg.protocols. */
+/* The protocol ids the node itself serves: the message protocol behind
+ * unicast and broadcast (cfg.protocols). Protocol components register their
+ * own ids as handlers when they start. */
 static size_t node_builtins(const gn_node *n, const char **ids, size_t max)
 {
-    static const struct {
-        uint32_t bit;
-        const char *id;
-    } table[] = {
-        {GN_NODE_PROTO_IDENTIFY, GNI_IDENTIFY_PROTOCOL_ID},
-        {GN_NODE_PROTO_IDENTIFY, GNI_IDENTIFY_PUSH_PROTOCOL_ID},
-        {GN_NODE_PROTO_PING, GNI_PING_PROTOCOL_ID},
-        {GN_NODE_PROTO_ECHO, GNI_ECHO_PROTOCOL_ID},
-        {GN_NODE_PROTO_PERF, GNI_PERF_PROTOCOL_ID},
-        {GN_NODE_PROTO_MSG, GN_MSG_PROTOCOL_ID},
-    };
     size_t k = 0;
-    for (size_t i = 0; i < GNI_ARRAY_LEN(table) && k < max; i++) {
-        if (n->cfg.protocols & table[i].bit) {
-            ids[k++] = table[i].id;
-        }
+    if ((n->cfg.protocols & GN_NODE_PROTO_MSG) && k < max) {
+        ids[k++] = GN_MSG_PROTOCOL_ID;
     }
     return k;
 }
@@ -820,6 +809,7 @@ int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb 
             return GN_EEXIST;
         }
     }
+
     if (n->nhandlers == GNI_NODE_MAX_HANDLERS) {
         return GN_ELIMIT;
     }
@@ -837,6 +827,9 @@ int gn_node_set_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb c
     }
     if (atomic_load(&n->state) != NODE_NEW && !gn_loop_on_thread(n->loop)) {
         return GN_EINVAL; /* loop thread, or before gn_node_start() */
+    }
+    if (cb && !n->components_running && gni_host_protocol_selected(n, protocol_id)) {
+        return GN_EEXIST; /* a protocol component answers it once started */
     }
     return gni_node_add_handler(n, protocol_id, cb, arg);
 }

@@ -9,7 +9,10 @@
  *               handshake -> muxer -> open) and the connection manager
  *               (dial requests, reuse, limits, idle trimming);
  *   channel.c   open channels: streams, protocol handover, messages
- *               (/golem/msg/1.0.0), ping, echo, metrics, multicast groups;
+ *               (/golem/msg/1.0.0), metrics, multicast groups, and what
+ *               protocol components use of a channel;
+ *   host.c      the host interface and the hosted components (protocol,
+ *               router, discovery, NAT instances);
  *   peerstore.c what the node learned about peers.
  *
  * Threading invariant: every field marked "loop" is touched only on the
@@ -25,7 +28,6 @@
 #include "gni.h"
 #include "msg.h"
 #include "peerstore.h"
-#include "ping.h"
 
 #include <uv.h>
 #include <stdatomic.h>
@@ -80,8 +82,7 @@ typedef struct msg_out {
 typedef enum nstream_kind {
     NS_NEGOTIATING = 0, /* multistream-select running (in or out) */
     NS_MSG_OUT,         /* our /golem/msg/1.0.0 writer */
-    NS_MSG_IN,          /* a peer's /golem/msg/1.0.0 stream, read */
-    NS_DRIVER           /* handed to an apps driver until its completion */
+    NS_MSG_IN           /* a peer's /golem/msg/1.0.0 stream, read */
 } nstream_kind;
 
 typedef struct nstream nstream;
@@ -159,10 +160,6 @@ struct nstream {
     gn_rcbuf *cur;                  /* a message waiting for room in the event queue */
     bool blocked;
     gni_list blocked_link;          /* node->blocked */
-    /* ping */
-    gni_pinger *pinger;
-    gn_channel_ping_cb ping_cb;
-    void *ping_arg;
 };
 
 typedef struct handler_ent {
@@ -254,6 +251,7 @@ struct gn_node {
     gn_nat **nats;
     size_t nnats;
     size_t nprotos_started, nrouters_started, ndiscs_started, nnats_started;
+    bool components_running;        /* gni_host_start_components() succeeded */
     uint32_t nat_pending;           /* NAT map requests outstanding */
     gni_list nat_maps;              /* mappings made (host.c), unmapped at close */
     bool finish_posted;             /* gni_node_finish_close_later pending */
@@ -322,6 +320,8 @@ int gni_host_start_components(gn_node *n);
 void gni_host_stop_components(gn_node *n);
 /* True when no host operation is outstanding. */
 bool gni_host_idle(gn_node *n);
+/* True when a protocol component named @id is selected to run in @n. */
+bool gni_host_protocol_selected(gn_node *n, const char *id);
 void gni_host_on_listen(gn_node *n, const gn_multiaddr *bound);
 void gni_host_fini(gn_node *n);
 /*

@@ -41,6 +41,8 @@ typedef struct gn_host gn_host;
 typedef struct gn_host_sub gn_host_sub;
 /* A channel: one open logical connection to a peer (golemnet/node.h). */
 typedef struct gn_channel gn_channel;
+/* An application event of the node (golemnet/node.h). */
+struct gn_node_event;
 
 /* ---- identity, loop, addresses ---- */
 
@@ -257,6 +259,25 @@ GN_API void gn_host_unsubscribe(gn_host_sub *sub);
  * and GN_HOST_EV_PEER_FOUND this way).
  */
 GN_API void gn_host_publish(gn_host *h, const gn_host_event *ev);
+
+/**
+ * Queues @ev for the application (gn_node_next_event()): how application
+ * protocols report their results (GN_NODE_EV_IDENTIFY, GN_NODE_EV_PING).
+ * @ev is copied; ev->message must be NULL. When the event queue is full
+ * the event waits in the node's bounded overflow list, in order.
+ */
+GN_API void gn_host_emit_event(gn_host *h, const struct gn_node_event *ev);
+
+/** The agent version the node announces (identify), borrowed. Any thread. */
+GN_API const char *gn_host_agent_version(gn_host *h);
+
+/**
+ * Records what identify learned of @peer: its agent version (NULL:
+ * unchanged) and the address it sees us at (NULL: unknown), and marks it
+ * identified. Errors: GN_EINVAL, GN_ENOMEM.
+ */
+GN_API int gn_host_peer_set_identified(gn_host *h, const gn_peer_id *peer, const char *agent,
+                                       const gn_multiaddr *observed);
 
 /* ---- component options ---- */
 

@@ -99,7 +99,9 @@ typedef struct gn_node_config {
      * components ("bootstrap"), NAT components, and protocol components
      * (gn_protocol_ops; "/my/proto/1.0.0" or its short form). NULL: every
      * registered component of the kind that is not explicit-only, in
-     * registration order; "" (empty): none.
+     * registration order; "" (empty): none. Protocol components that have
+     * a node bit (the built-in identify, ping, echo and perf) follow
+     * `protocols` instead, whatever the list says.
      * Since: 0.2
      */
     const char *routers;
@@ -417,6 +419,24 @@ GN_API int gn_channel_perf(gn_channel *ch, uint64_t upload_bytes, uint64_t downl
 
 /** Closes the channel (all its streams). Any thread. Idempotent. */
 GN_API void gn_channel_close(gn_channel *ch);
+
+/** The host interface of the channel's node (golemnet/host.h). Any thread. Since: 0.2 */
+GN_API gn_host *gn_channel_host(gn_channel *ch);
+
+/**
+ * For protocol components reporting an outcome on @ch: a failure @status
+ * seen while the channel is closing becomes the channel's close status,
+ * GN_ECANCELED (the node is closing) or GN_ECLOSED; any other @status is
+ * returned as it is. Loop thread. Since: 0.2
+ */
+GN_API int gn_channel_map_status(gn_channel *ch, int status);
+
+/**
+ * Records a measured round trip on @ch (ns): the channel's last_rtt, its
+ * last activity, and the peer store's latency average. Loop thread (ping
+ * components). Since: 0.2
+ */
+GN_API void gn_channel_record_rtt(gn_channel *ch, gn_time rtt);
 
 /**
  * The channel with @channel_id (from an event), borrowed, or NULL once it

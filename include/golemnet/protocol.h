@@ -62,6 +62,12 @@ struct gn_protocol_ops {
     void (*stop)(gn_protocol *p);
     /** Required: a negotiated inbound stream for @name; the callee owns @s. */
     void (*on_stream)(gn_protocol *p, gn_stream *s, const gn_protocol_stream_info *info);
+    /**
+     * The gn_node_config.protocols bit (GN_NODE_PROTO_*) that turns the
+     * component on or off when the node has no protocol_components list;
+     * 0: the component runs unless it is GN_LAYER_F_EXPLICIT_ONLY.
+     */
+    uint32_t node_bit;
 };
 
 /**

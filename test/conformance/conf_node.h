@@ -92,6 +92,7 @@ typedef struct cn_opts {
     const char *const *listen;
     size_t n_listen;
     bool no_wait; /* do not wait for the listeners */
+    uint32_t proto_bits; /* gn_node_config.protocols; 0: the default */
 } cn_opts;
 
 /* Pops @t's events into its counters; returns true (for CN_RUN_UNTIL). */
@@ -147,6 +148,9 @@ static inline void cn_up(cn_node *t, uint32_t seed, const cn_opts *o)
     cfg.discovery = o->discovery ? o->discovery : "";
     cfg.nat = o->nat ? o->nat : "";
     cfg.protocol_components = o->protocols ? o->protocols : "";
+    if (o->proto_bits) {
+        cfg.protocols = o->proto_bits;
+    }
     cfg.options = o->options;
     cfg.n_options = o->n_options;
     cfg.listen = o->listen;
