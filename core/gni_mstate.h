@@ -29,6 +29,7 @@
 
 #include "golemnet/buf.h"
 #include "golemnet/common.h"
+#include "golemnet/mux.h"
 
 #include "gni.h"
 #include "gni_htab.h"
@@ -128,6 +129,15 @@ struct gni_mstate {
 
 /** Casts a gni_mstream back to the core's stream (it is the first member). */
 #define GNI_MSTREAM_OF(p, type) ((type *)(void *)(p))
+
+/**
+ * Fills *@c from @in (NULL: all zero, version GN_MUX_CONFIG_VERSION) and
+ * gives the limits every muxer shares their defaults when zero: 1024
+ * streams each way, 256 pending, stream_buffer_max 1 MiB,
+ * session_buffer_max 64 MiB. The core then sets its own (frame length,
+ * windows, timers).
+ */
+void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in);
 
 /**
  * Initialises @ms. @ops must outlive @ms. @stream_buffer_max bounds each
@@ -333,6 +343,45 @@ size_t gni_mstate_release(gni_mstate *ms, gni_mstream *st);
 
 /** Moves @st to priority class @prio. Errors: GN_ERANGE (@prio > 7). */
 int gni_mstate_set_priority(gni_mstate *ms, gni_mstream *st, uint8_t prio);
+
+/* ---- the same calls by stream key --------------------------------------- *
+ * What a core's public stream functions do when the protocol adds nothing:
+ * look the stream up in the application's view (GN_ENOTFOUND when absent
+ * or released) and, for calls that change it, refuse after the session
+ * ended (GN_ECLOSED, checked first). Other errors as above.
+ */
+
+/** Half-closes stream @key. Errors: GN_ECLOSED, GN_ENOTFOUND, GN_ESTATE. */
+int gni_mstate_stream_shutdown(gni_mstate *ms, uint64_t key);
+
+/** Resets stream @key (no event; idempotent). Errors: GN_ECLOSED, GN_ENOTFOUND. */
+int gni_mstate_stream_reset(gni_mstate *ms, uint64_t key);
+
+/** Borrows @key's first run of unconsumed bytes: 1 with data, 0 without, GN_ENOTFOUND. */
+int gni_mstate_stream_peek(const gni_mstate *ms, uint64_t key, gn_slice *out);
+
+/** Sets the user_data reported in @key's events. Errors: GN_ENOTFOUND. */
+int gni_mstate_stream_set_user_data(gni_mstate *ms, uint64_t key, void *user_data);
+
+/** Sets @key's priority class. Errors: GN_ENOTFOUND, GN_ERANGE. */
+int gni_mstate_stream_set_priority(gni_mstate *ms, uint64_t key, uint8_t prio);
+
+/*
+ * Without flow control (the send credit is unlimited and consuming
+ * returns nothing to the peer):
+ */
+
+/** gni_mstate_write() on @key. Errors: GN_ECLOSED, GN_ENOTFOUND and its own. */
+long gni_mstate_stream_write(gni_mstate *ms, uint64_t key, const uint8_t *data, size_t len);
+
+/** Bytes gni_mstate_stream_write() would take now (0 on any error). */
+size_t gni_mstate_stream_write_space(const gni_mstate *ms, uint64_t key);
+
+/** gni_mstate_consume() on @key; returns 0 or GN_ENOTFOUND. */
+int gni_mstate_stream_consume(gni_mstate *ms, uint64_t key, size_t n);
+
+/** gni_mstate_read() on @key (at most LONG_MAX); returns the count or GN_ENOTFOUND. */
+long gni_mstate_stream_read(gni_mstate *ms, uint64_t key, uint8_t *out, size_t len);
 
 /*
  * Derived stream state, numbered as GNI_YAMUX_ST_* / GNI_MPLEX_ST_*; the

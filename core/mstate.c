@@ -32,6 +32,26 @@ static void ms_sched_del(gni_mstate *ms, gni_mstream *st)
 
 /* ---- lifetime ----------------------------------------------------------- */
 
+void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in)
+{
+    if (in) {
+        *c = *in;
+    } else {
+        memset(c, 0, sizeof(*c));
+        c->version = GN_MUX_CONFIG_VERSION;
+    }
+    if (!c->max_inbound_streams)
+        c->max_inbound_streams = 1024;
+    if (!c->max_outbound_streams)
+        c->max_outbound_streams = 1024;
+    if (!c->max_pending_streams)
+        c->max_pending_streams = 256;
+    if (!c->stream_buffer_max)
+        c->stream_buffer_max = 1024u * 1024u;
+    if (!c->session_buffer_max)
+        c->session_buffer_max = (size_t)64u * 1024u * 1024u;
+}
+
 int gni_mstate_init(gni_mstate *ms, const gni_mstate_ops *ops, size_t stream_buffer_max)
 {
     memset(ms, 0, sizeof(*ms));
@@ -365,4 +385,81 @@ int gni_mstate_stream_state(const gni_mstream *st)
     if (st->rfin)
         return GNI_MSTATE_ST_HALF_CLOSED_REMOTE;
     return GNI_MSTATE_ST_ESTABLISHED;
+}
+
+/* ---- the same calls by stream key --------------------------------------- */
+
+int gni_mstate_stream_shutdown(gni_mstate *ms, uint64_t key)
+{
+    if (ms->err)
+        return GN_ECLOSED;
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    return st ? gni_mstate_shutdown(ms, st) : GN_ENOTFOUND;
+}
+
+int gni_mstate_stream_reset(gni_mstate *ms, uint64_t key)
+{
+    if (ms->err)
+        return GN_ECLOSED;
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (!st)
+        return GN_ENOTFOUND;
+    gni_mstate_reset_local(ms, st, 0);
+    return 0;
+}
+
+int gni_mstate_stream_peek(const gni_mstate *ms, uint64_t key, gn_slice *out)
+{
+    const gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (!st)
+        return GN_ENOTFOUND;
+    return gni_streamq_peek(&st->rq, out) ? 1 : 0;
+}
+
+int gni_mstate_stream_set_user_data(gni_mstate *ms, uint64_t key, void *user_data)
+{
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (!st)
+        return GN_ENOTFOUND;
+    st->user_data = user_data;
+    return 0;
+}
+
+int gni_mstate_stream_set_priority(gni_mstate *ms, uint64_t key, uint8_t prio)
+{
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    return st ? gni_mstate_set_priority(ms, st, prio) : GN_ENOTFOUND;
+}
+
+long gni_mstate_stream_write(gni_mstate *ms, uint64_t key, const uint8_t *data, size_t len)
+{
+    if (ms->err)
+        return GN_ECLOSED;
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    return st ? gni_mstate_write(ms, st, data, len, UINT64_MAX) : GN_ENOTFOUND;
+}
+
+size_t gni_mstate_stream_write_space(const gni_mstate *ms, uint64_t key)
+{
+    const gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (ms->err || !st || st->reset || st->pending || st->lfin)
+        return 0;
+    return gni_mstate_send_room(ms, st);
+}
+
+int gni_mstate_stream_consume(gni_mstate *ms, uint64_t key, size_t n)
+{
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (!st)
+        return GN_ENOTFOUND;
+    gni_mstate_consume(ms, st, n);
+    return 0;
+}
+
+long gni_mstate_stream_read(gni_mstate *ms, uint64_t key, uint8_t *out, size_t len)
+{
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (!st)
+        return GN_ENOTFOUND;
+    return (long)gni_mstate_read(ms, st, out, GNI_MIN(len, (size_t)LONG_MAX));
 }

@@ -82,24 +82,9 @@ static bool mx_remote(uint64_t h)
 
 static void mx_config(gn_mux_config *c, const gn_mux_config *in)
 {
-    if (in) {
-        *c = *in;
-    } else {
-        memset(c, 0, sizeof(*c));
-        c->version = GN_MUX_CONFIG_VERSION;
-    }
-    if (!c->max_inbound_streams)
-        c->max_inbound_streams = 1024;
-    if (!c->max_outbound_streams)
-        c->max_outbound_streams = 1024;
-    if (!c->max_pending_streams)
-        c->max_pending_streams = 256;
+    gni_mstate_config(c, in);
     if (!c->max_frame_len)
         c->max_frame_len = GNI_MPLEX_MAX_MSG;
-    if (!c->stream_buffer_max)
-        c->stream_buffer_max = 1024u * 1024u;
-    if (!c->session_buffer_max)
-        c->session_buffer_max = (size_t)64u * 1024u * 1024u;
 }
 
 static mx_stream *mx_find(const gni_mplex *ms, uint64_t key)
@@ -573,66 +558,37 @@ int gni_mplex_accept(gni_mplex *ms, uint64_t h)
 
 long gni_mplex_stream_write(gni_mplex *ms, uint64_t h, const uint8_t *data, size_t len)
 {
-    if (ms->ms.err)
-        return GN_ECLOSED;
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    return gni_mstate_write(&ms->ms, &st->b, data, len, UINT64_MAX); /* no flow control */
+    return gni_mstate_stream_write(&ms->ms, h, data, len); /* no flow control */
 }
 
 size_t gni_mplex_stream_write_space(const gni_mplex *ms, uint64_t h)
 {
-    const mx_stream *st = mx_app_find(ms, h);
-    if (ms->ms.err || !st || st->b.reset || st->b.pending || st->b.lfin)
-        return 0;
-    return gni_mstate_send_room(&ms->ms, &st->b);
+    return gni_mstate_stream_write_space(&ms->ms, h);
 }
 
 int gni_mplex_stream_shutdown(gni_mplex *ms, uint64_t h)
 {
-    if (ms->ms.err)
-        return GN_ECLOSED;
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    return gni_mstate_shutdown(&ms->ms, &st->b);
+    return gni_mstate_stream_shutdown(&ms->ms, h);
 }
 
 int gni_mplex_stream_reset(gni_mplex *ms, uint64_t h)
 {
-    if (ms->ms.err)
-        return GN_ECLOSED;
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    gni_mstate_reset_local(&ms->ms, &st->b, 0);
-    return 0;
+    return gni_mstate_stream_reset(&ms->ms, h);
 }
 
 int gni_mplex_stream_peek(const gni_mplex *ms, uint64_t h, gn_slice *out)
 {
-    const mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    return gni_streamq_peek(&st->b.rq, out) ? 1 : 0;
+    return gni_mstate_stream_peek(&ms->ms, h, out);
 }
 
 int gni_mplex_stream_consume(gni_mplex *ms, uint64_t h, size_t n)
 {
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    gni_mstate_consume(&ms->ms, &st->b, n);
-    return 0;
+    return gni_mstate_stream_consume(&ms->ms, h, n);
 }
 
 long gni_mplex_stream_read(gni_mplex *ms, uint64_t h, uint8_t *out, size_t len)
 {
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    return (long)gni_mstate_read(&ms->ms, &st->b, out, GNI_MIN(len, (size_t)LONG_MAX));
+    return gni_mstate_stream_read(&ms->ms, h, out, len);
 }
 
 int gni_mplex_stream_release(gni_mplex *ms, uint64_t h)
@@ -651,19 +607,12 @@ int gni_mplex_stream_release(gni_mplex *ms, uint64_t h)
 
 int gni_mplex_stream_set_user_data(gni_mplex *ms, uint64_t h, void *user_data)
 {
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    st->b.user_data = user_data;
-    return 0;
+    return gni_mstate_stream_set_user_data(&ms->ms, h, user_data);
 }
 
 int gni_mplex_stream_set_priority(gni_mplex *ms, uint64_t h, uint8_t prio)
 {
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    return gni_mstate_set_priority(&ms->ms, &st->b, prio);
+    return gni_mstate_stream_set_priority(&ms->ms, h, prio);
 }
 
 int gni_mplex_stream_name(const gni_mplex *ms, uint64_t h, gn_slice *out)

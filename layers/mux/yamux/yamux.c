@@ -116,20 +116,11 @@ struct gni_yamux {
 /* ---- configuration ---------------------------------------------------- */
 static void ys_config(gn_mux_config *c, const gn_mux_config *in)
 {
-    if (in) {
-        *c = *in;
-    } else {
-        memset(c, 0, sizeof(*c));
-        c->version = GN_MUX_CONFIG_VERSION;
+    gni_mstate_config(c, in);
+    if (!in) {
         c->keepalive_interval = 30 * GN_S;
         c->stream_open_timeout = 30 * GN_S;
     }
-    if (!c->max_inbound_streams)
-        c->max_inbound_streams = 1024;
-    if (!c->max_outbound_streams)
-        c->max_outbound_streams = 1024;
-    if (!c->max_pending_streams)
-        c->max_pending_streams = 256;
     if (c->initial_window < GNI_YAMUX_DEFAULT_WINDOW)
         c->initial_window = GNI_YAMUX_DEFAULT_WINDOW;
     if (!c->max_window)
@@ -138,10 +129,6 @@ static void ys_config(gn_mux_config *c, const gn_mux_config *in)
         c->max_window = c->initial_window;
     if (!c->max_frame_len)
         c->max_frame_len = 256u * 1024u;
-    if (!c->stream_buffer_max)
-        c->stream_buffer_max = 1024u * 1024u;
-    if (!c->session_buffer_max)
-        c->session_buffer_max = (size_t)64u * 1024u * 1024u;
 }
 
 /* ---- stream table ----------------------------------------------------- */
@@ -802,31 +789,17 @@ size_t gni_yamux_stream_write_space(const gni_yamux *ys, uint32_t id)
 
 int gni_yamux_stream_shutdown(gni_yamux *ys, uint32_t id)
 {
-    if (ys->ms.err)
-        return GN_ECLOSED;
-    ys_stream *st = ys_app_find(ys, id);
-    if (!st)
-        return GN_ENOTFOUND;
-    return gni_mstate_shutdown(&ys->ms, &st->b);
+    return gni_mstate_stream_shutdown(&ys->ms, id);
 }
 
 int gni_yamux_stream_reset(gni_yamux *ys, uint32_t id)
 {
-    if (ys->ms.err)
-        return GN_ECLOSED;
-    ys_stream *st = ys_app_find(ys, id);
-    if (!st)
-        return GN_ENOTFOUND;
-    gni_mstate_reset_local(&ys->ms, &st->b, 0);
-    return 0;
+    return gni_mstate_stream_reset(&ys->ms, id);
 }
 
 int gni_yamux_stream_peek(const gni_yamux *ys, uint32_t id, gn_slice *out)
 {
-    const ys_stream *st = ys_app_find(ys, id);
-    if (!st)
-        return GN_ENOTFOUND;
-    return gni_streamq_peek(&st->b.rq, out) ? 1 : 0;
+    return gni_mstate_stream_peek(&ys->ms, id, out);
 }
 
 int gni_yamux_stream_consume(gni_yamux *ys, uint32_t id, size_t n)
@@ -872,19 +845,12 @@ int gni_yamux_stream_release(gni_yamux *ys, uint32_t id)
 
 int gni_yamux_stream_set_user_data(gni_yamux *ys, uint32_t id, void *user_data)
 {
-    ys_stream *st = ys_app_find(ys, id);
-    if (!st)
-        return GN_ENOTFOUND;
-    st->b.user_data = user_data;
-    return 0;
+    return gni_mstate_stream_set_user_data(&ys->ms, id, user_data);
 }
 
 int gni_yamux_stream_set_priority(gni_yamux *ys, uint32_t id, uint8_t prio)
 {
-    ys_stream *st = ys_app_find(ys, id);
-    if (!st)
-        return GN_ENOTFOUND;
-    return gni_mstate_set_priority(&ys->ms, &st->b, prio);
+    return gni_mstate_stream_set_priority(&ys->ms, id, prio);
 }
 
 int gni_yamux_stream_set_window(gni_yamux *ys, uint32_t id, uint32_t window)
