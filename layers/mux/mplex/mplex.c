@@ -1,6 +1,11 @@
 /*
  * mplex sans-I/O core. See mplex.h for the contract.
  *
+ * The stream table, per-stream queues, event bits, control queue, priority
+ * scheduler and refusal ring are the shared muxer stream state
+ * (core/gni_mstate.h); this file holds the mplex frame format, stream names
+ * and the per-stream receive bound (mplex has no flow control).
+ *
  * Invariants: per stream rq.len <= cfg.stream_buffer_max, per session
  * buffered <= cfg.session_buffer_max (checked when a message header arrives,
  * before any byte of it is stored); per stream sq.len <= stream_buffer_max.
@@ -10,6 +15,10 @@
 
 #include "gni.h"
 #include "gni_mstate.h"
+
+/* The limits mplex.h documents are the shared layer's. */
+_Static_assert(GNI_MPLEX_REFUSE_QUEUE == GNI_MSTATE_REFUSE_QUEUE, "refusal ring size");
+_Static_assert(GNI_MPLEX_PRIO_CLASSES == GNI_MSTATE_PRIO_CLASSES, "priority classes");
 
 #include <limits.h>
 #include <stdio.h>

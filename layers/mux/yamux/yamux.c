@@ -1,6 +1,11 @@
 /*
  * yamux sans-I/O core. See yamux.h for the contract.
  *
+ * The stream table, per-stream queues, event bits, control queue, priority
+ * scheduler and refusal ring are the shared muxer stream state
+ * (core/gni_mstate.h); this file holds the yamux frame format, the windows,
+ * ACK / ping / Go Away and the open timeouts.
+ *
  * Invariants (per stream, while not reset and not released):
  *   rq.len + recv_window + credit == recv_max <= cfg.max_window
  * so received-but-unconsumed bytes never exceed the granted window. The
@@ -11,6 +16,10 @@
 
 #include "gni.h"
 #include "gni_mstate.h"
+
+/* The limits yamux.h documents are the shared layer's. */
+_Static_assert(GNI_YAMUX_REFUSE_QUEUE == GNI_MSTATE_REFUSE_QUEUE, "refusal ring size");
+_Static_assert(GNI_YAMUX_PRIO_CLASSES == GNI_MSTATE_PRIO_CLASSES, "priority classes");
 
 #include <limits.h>
 #include <string.h>
