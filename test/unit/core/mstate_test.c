@@ -376,7 +376,89 @@ GN_TEST(mstate_refusal_ring)
     gni_mstate_fini(&ms);
 }
 
+GN_TEST(mstate_key_calls)
+{
+    gni_mstate ms;
+    gn_slice sl;
+    uint8_t buf[16];
+    int type;
+    t_init(&ms, 64);
+    gni_mstream *a = t_new(&ms, 10, false);
+    /* Unknown and released keys are GN_ENOTFOUND for every call. */
+    CHECK_EQ(gni_mstate_stream_shutdown(&ms, 11), GN_ENOTFOUND);
+    CHECK_EQ(gni_mstate_stream_reset(&ms, 11), GN_ENOTFOUND);
+    CHECK_EQ(gni_mstate_stream_peek(&ms, 11, &sl), GN_ENOTFOUND);
+    CHECK_EQ(gni_mstate_stream_set_user_data(&ms, 11, &ms), GN_ENOTFOUND);
+    CHECK_EQ(gni_mstate_stream_set_priority(&ms, 11, 1), GN_ENOTFOUND);
+    CHECK_EQ(gni_mstate_stream_write(&ms, 11, payload, 1), GN_ENOTFOUND);
+    CHECK_EQ(gni_mstate_stream_consume(&ms, 11, 1), GN_ENOTFOUND);
+    CHECK_EQ(gni_mstate_stream_read(&ms, 11, buf, 1), GN_ENOTFOUND);
+    CHECK_EQ(gni_mstate_stream_write_space(&ms, 11), 0);
+    /* The calls reach the stream. */
+    CHECK_OK(gni_mstate_stream_set_user_data(&ms, 10, &ms));
+    CHECK(a->user_data == &ms);
+    CHECK_EQ(gni_mstate_stream_set_priority(&ms, 10, 9), GN_ERANGE);
+    CHECK_OK(gni_mstate_stream_set_priority(&ms, 10, 3));
+    CHECK_EQ(a->prio, 3);
+    CHECK_EQ(gni_mstate_stream_write_space(&ms, 10), 64);
+    CHECK_EQ(gni_mstate_stream_write(&ms, 10, payload, 100), 64); /* no credit limit */
+    CHECK_EQ(gni_mstate_stream_write_space(&ms, 10), 0);
+    CHECK_EQ(gni_mstate_stream_peek(&ms, 10, &sl), 0);
+    gni_streamq_append(&a->rq, payload, 12, 12);
+    ms.buffered += 12;
+    CHECK_EQ(gni_mstate_stream_peek(&ms, 10, &sl), 1);
+    CHECK_EQ(sl.len, 12);
+    CHECK_MEM(sl.base, payload, 12);
+    CHECK_EQ(gni_mstate_stream_read(&ms, 10, buf, 5), 5);
+    CHECK_MEM(buf, payload, 5);
+    CHECK_OK(gni_mstate_stream_consume(&ms, 10, 100));
+    CHECK_EQ(ms.buffered, 0);
+    CHECK_OK(gni_mstate_stream_shutdown(&ms, 10));
+    CHECK_EQ(gni_mstate_stream_shutdown(&ms, 10), GN_ESTATE);
+    CHECK_OK(gni_mstate_stream_reset(&ms, 10));
+    CHECK_OK(gni_mstate_stream_reset(&ms, 10)); /* already reset: 0 */
+    CHECK(a->reset && (a->ctrl & T_RST));
+    CHECK(gni_mstate_next_event(&ms, &type) == NULL); /* local reset: no event */
+    /* After the session ended, calls that change a stream are GN_ECLOSED. */
+    gni_mstream *b = t_new(&ms, 12, false);
+    (void)b;
+    ms.err = GN_EPROTO;
+    CHECK_EQ(gni_mstate_stream_shutdown(&ms, 12), GN_ECLOSED);
+    CHECK_EQ(gni_mstate_stream_reset(&ms, 12), GN_ECLOSED);
+    CHECK_EQ(gni_mstate_stream_write(&ms, 12, payload, 1), GN_ECLOSED);
+    CHECK_EQ(gni_mstate_stream_write_space(&ms, 12), 0);
+    CHECK_OK(gni_mstate_stream_consume(&ms, 12, 1)); /* reading stays possible */
+    /* Released streams are gone for the application. */
+    a->released = true;
+    CHECK_EQ(gni_mstate_stream_peek(&ms, 10, &sl), GN_ENOTFOUND);
+    gni_mstate_fini(&ms);
+    CHECK_EQ(g_freed, 2);
+}
+
+GN_TEST(mstate_config_defaults)
+{
+    gn_mux_config c, in;
+    gni_mstate_config(&c, NULL);
+    CHECK_EQ(c.version, GN_MUX_CONFIG_VERSION);
+    CHECK_EQ(c.max_inbound_streams, 1024);
+    CHECK_EQ(c.max_outbound_streams, 1024);
+    CHECK_EQ(c.max_pending_streams, 256);
+    CHECK_EQ(c.stream_buffer_max, 1024 * 1024);
+    CHECK_EQ(c.session_buffer_max, 64 * 1024 * 1024);
+    CHECK_EQ(c.max_frame_len, 0); /* the core's to choose */
+    memset(&in, 0, sizeof(in));
+    in.version = GN_MUX_CONFIG_VERSION;
+    in.max_inbound_streams = 3;
+    in.stream_buffer_max = 100;
+    in.keepalive_interval = 7;
+    gni_mstate_config(&c, &in);
+    CHECK_EQ(c.max_inbound_streams, 3);
+    CHECK_EQ(c.max_outbound_streams, 1024);
+    CHECK_EQ(c.stream_buffer_max, 100);
+    CHECK_EQ(c.keepalive_interval, 7); /* copied as given */
+}
+
 GN_TEST_MAIN(GN_T(mstate_table_and_counters), GN_T(mstate_events_coalesced_and_ordered),
              GN_T(mstate_scheduler_priority_round_robin), GN_T(mstate_write_limits_and_writable),
              GN_T(mstate_reset_local_and_remote), GN_T(mstate_fin_release_and_free),
-             GN_T(mstate_refusal_ring))
+             GN_T(mstate_refusal_ring), GN_T(mstate_key_calls), GN_T(mstate_config_defaults))
