@@ -1,6 +1,11 @@
 /*
  * mplex sans-I/O core. See mplex.h for the contract.
  *
+ * The stream table, per-stream queues, event bits, control queue, priority
+ * scheduler and refusal ring are the shared muxer stream state
+ * (core/gni_mstate.h); this file holds the mplex frame format, stream names
+ * and the per-stream receive bound (mplex has no flow control).
+ *
  * Invariants: per stream rq.len <= cfg.stream_buffer_max, per session
  * buffered <= cfg.session_buffer_max (checked when a message header arrives,
  * before any byte of it is stored); per stream sq.len <= stream_buffer_max.
@@ -9,7 +14,11 @@
 #include "golemnet/multiformats.h"
 
 #include "gni.h"
-#include "gni_htab.h"
+#include "gni_mstate.h"
+
+/* The limits mplex.h documents are the shared layer's. */
+_Static_assert(GNI_MPLEX_REFUSE_QUEUE == GNI_MSTATE_REFUSE_QUEUE, "refusal ring size");
+_Static_assert(GNI_MPLEX_PRIO_CLASSES == GNI_MSTATE_PRIO_CLASSES, "priority classes");
 
 #include <limits.h>
 #include <stdio.h>
@@ -32,16 +41,9 @@ static size_t mx_varint_put(uint8_t *p, uint64_t v)
 
 /* ---- types ------------------------------------------------------------ */
 
-#define MX_EV_OPENED 0x01u
-#define MX_EV_DATA 0x02u
-#define MX_EV_WRITABLE 0x04u
-#define MX_EV_FIN 0x08u
-#define MX_EV_RESET 0x10u
-
-#define MX_SEV_REFUSED 0x01u
 #define MX_SEV_END 0x02u
 
-/* Control frames a stream waits to send. */
+/* Control frames a stream waits to send (its b.ctrl bits). */
 #define MX_C_NEW 0x1u
 #define MX_C_CLOSE 0x2u
 #define MX_C_RESET 0x4u
@@ -49,32 +51,15 @@ static size_t mx_varint_put(uint8_t *p, uint64_t v)
 enum { MX_BODY_DISCARD = 0, MX_BODY_STORE = 1, MX_BODY_NAME = 2 };
 enum { MX_P_HDR = 0, MX_P_LEN = 1, MX_P_BODY = 2 };
 
+/* A stream: the shared state plus its NewStream name. */
 typedef struct mx_stream {
-    uint64_t h; /* handle: id << 1 | remote */
-    bool pending;
-    bool lfin;
-    bool lfin_sent;
-    bool rfin;
-    bool fin_evented;
-    bool reset;
-    bool released;
-    bool want_writable;
-    uint8_t prio;
-    uint8_t ev;
-    uint8_t ctrl;
-    int reset_err;
-    gn_bufq rq;
-    gn_bufq sq;
-    void *user_data;
+    gni_mstream b; /* first; b.hn.key = handle: id << 1 | remote */
     uint8_t *name;
     size_t name_len;
-    gni_list ev_link;
-    gni_list ctrl_link;
-    gni_list data_link;
-    gni_hnode hn; /* in the session's stream table, key = h */
 } mx_stream;
 
 struct gni_mplex {
+    gni_mstate ms; /* streams, events, scheduling, refusals, ms.err */
     bool initiator;
     gn_mux_config cfg;
     size_t chunk_max;
@@ -89,27 +74,13 @@ struct gni_mplex {
     mx_stream *cur_st;
     unsigned cur_flag;
 
-    gni_htab streams;
-    uint32_t n_in;
-    uint32_t n_out;
-    uint32_t n_pending;
-    size_t buffered;
-    size_t send_queued;
-    gni_list evq;
-    gni_list ctrlq;
-    gni_list prio[GNI_MPLEX_PRIO_CLASSES];
-
-    uint64_t refuse[GNI_MPLEX_REFUSE_QUEUE];
-    unsigned refuse_head;
-    unsigned refuse_cnt;
-
     unsigned sev;
-    uint32_t refused_ev_cnt;
-    uint64_t refused_ev_id;
-    uint64_t refused_total;
     uint64_t overflowed;
-    int err;
 };
+
+#define MX_OF(m) GNI_CONTAINER_OF(m, gni_mplex, ms)
+#define MX_ST(b) GNI_MSTREAM_OF(b, mx_stream)
+#define MX_H(st) ((st)->b.hn.key)
 
 static bool mx_remote(uint64_t h)
 {
@@ -120,186 +91,59 @@ static bool mx_remote(uint64_t h)
 
 static void mx_config(gn_mux_config *c, const gn_mux_config *in)
 {
-    if (in) {
-        *c = *in;
-    } else {
-        memset(c, 0, sizeof(*c));
-        c->version = GN_MUX_CONFIG_VERSION;
-    }
-    if (!c->max_inbound_streams)
-        c->max_inbound_streams = 1024;
-    if (!c->max_outbound_streams)
-        c->max_outbound_streams = 1024;
-    if (!c->max_pending_streams)
-        c->max_pending_streams = 256;
+    gni_mstate_config(c, in);
     if (!c->max_frame_len)
         c->max_frame_len = GNI_MPLEX_MAX_MSG;
-    if (!c->stream_buffer_max)
-        c->stream_buffer_max = 1024u * 1024u;
-    if (!c->session_buffer_max)
-        c->session_buffer_max = (size_t)64u * 1024u * 1024u;
 }
 
 static mx_stream *mx_find(const gni_mplex *ms, uint64_t key)
 {
-    gni_hnode *h = gni_htab_find(&ms->streams, key);
-    return h ? GNI_CONTAINER_OF(h, mx_stream, hn) : NULL;
+    return MX_ST(gni_mstate_find(&ms->ms, key));
 }
 
 static mx_stream *mx_app_find(const gni_mplex *ms, uint64_t h)
 {
-    mx_stream *st = mx_find(ms, h);
-    return st && !st->released ? st : NULL;
+    return MX_ST(gni_mstate_app_find(&ms->ms, h));
 }
 
-static int mx_table_insert(gni_mplex *ms, mx_stream *st)
+static void mx_stream_free_cb(gni_mstate *m, gni_mstream *b)
 {
-    st->hn.key = st->h;
-    return gni_htab_insert(&ms->streams, &st->hn);
-}
-
-static void mx_stream_free(gni_mplex *ms, mx_stream *st)
-{
+    gni_mplex *ms = MX_OF(m);
+    mx_stream *st = MX_ST(b);
     if (ms->cur_st == st) {
         ms->cur_st = NULL;
         ms->body_mode = MX_BODY_DISCARD;
     }
-    gni_htab_remove(&ms->streams, &st->hn);
-    gni_list_del(&st->ev_link);
-    gni_list_del(&st->ctrl_link);
-    gni_list_del(&st->data_link);
-    ms->buffered -= gn_bufq_len(&st->rq);
-    ms->send_queued -= gn_bufq_len(&st->sq);
-    gn_bufq_fini(&st->rq);
-    gn_bufq_fini(&st->sq);
-    if (st->pending)
-        ms->n_pending--;
-    if (mx_remote(st->h))
-        ms->n_in--;
-    else
-        ms->n_out--;
+    gni_mstate_remove(m, b);
     gn_free(st->name);
     gn_free(st);
 }
+
+static const gni_mstate_ops mx_mstate_ops = {
+    .stream_free = mx_stream_free_cb,
+    .ctrl_open = MX_C_NEW,
+    .ctrl_keep = 0,
+    .ctrl_reset = MX_C_RESET,
+    .ctrl_fin = MX_C_CLOSE,
+};
 
 static mx_stream *mx_stream_new(gni_mplex *ms, uint64_t h)
 {
     mx_stream *st = gn_calloc(1, sizeof(*st));
     if (!st)
         return NULL;
-    gni_streamq_init(&st->rq);
-    gni_streamq_init(&st->sq);
-    st->h = h;
-    if (mx_table_insert(ms, st) < 0) {
+    if (gni_mstate_insert(&ms->ms, &st->b, h, mx_remote(h)) < 0) {
         gn_free(st);
         return NULL;
     }
-    if (mx_remote(h))
-        ms->n_in++;
-    else
-        ms->n_out++;
     return st;
-}
-
-/* ---- events and scheduling -------------------------------------------- */
-
-static void mx_raise(gni_mplex *ms, mx_stream *st, uint8_t bit)
-{
-    if (st->released)
-        return;
-    st->ev |= bit;
-    if (!gni_list_on(&st->ev_link))
-        gni_list_add_tail(&ms->evq, &st->ev_link);
-}
-
-static void mx_ctrl(gni_mplex *ms, mx_stream *st, uint8_t bit)
-{
-    st->ctrl |= bit;
-    if (!gni_list_on(&st->ctrl_link))
-        gni_list_add_tail(&ms->ctrlq, &st->ctrl_link);
-}
-
-static size_t mx_write_space(const gni_mplex *ms, const mx_stream *st)
-{
-    return ms->cfg.stream_buffer_max - GNI_MIN(gn_bufq_len(&st->sq), ms->cfg.stream_buffer_max);
-}
-
-static void mx_check_writable(gni_mplex *ms, mx_stream *st)
-{
-    if (st->want_writable && !st->reset && !st->lfin && mx_write_space(ms, st) > 0) {
-        st->want_writable = false;
-        mx_raise(ms, st, MX_EV_WRITABLE);
-    }
-}
-
-static void mx_check_fin(gni_mplex *ms, mx_stream *st)
-{
-    if (st->rfin && !st->fin_evented && !st->reset && gn_bufq_len(&st->rq) == 0) {
-        st->fin_evented = true;
-        mx_raise(ms, st, MX_EV_FIN);
-    }
-}
-
-static bool mx_maybe_free(gni_mplex *ms, mx_stream *st)
-{
-    if (!st->released || gni_list_on(&st->ctrl_link) || gni_list_on(&st->data_link))
-        return false;
-    if (!st->reset && !(st->lfin_sent && st->rfin))
-        return false;
-    mx_stream_free(ms, st);
-    return true;
-}
-
-static void mx_drop_queues(gni_mplex *ms, mx_stream *st)
-{
-    ms->buffered -= gn_bufq_len(&st->rq);
-    ms->send_queued -= gn_bufq_len(&st->sq);
-    gn_bufq_fini(&st->rq);
-    gn_bufq_fini(&st->sq);
-    gni_list_del(&st->data_link);
-    if (st->pending) {
-        st->pending = false;
-        ms->n_pending--;
-    }
-    st->ev &= (uint8_t)~(MX_EV_DATA | MX_EV_WRITABLE | MX_EV_FIN);
-}
-
-static void mx_reset_local(gni_mplex *ms, mx_stream *st, int event_err)
-{
-    if (st->reset)
-        return;
-    st->reset = true;
-    st->reset_err = event_err ? event_err : GN_ECLOSED;
-    mx_drop_queues(ms, st);
-    if (st->ctrl & MX_C_NEW) {
-        /* the peer never heard of it */
-        st->ctrl = 0;
-        gni_list_del(&st->ctrl_link);
-    } else {
-        st->ctrl = 0;
-        mx_ctrl(ms, st, MX_C_RESET);
-    }
-    if (event_err)
-        mx_raise(ms, st, MX_EV_RESET);
-}
-
-static void mx_reset_remote(gni_mplex *ms, mx_stream *st)
-{
-    if (st->reset)
-        return;
-    st->reset = true;
-    st->reset_err = GN_ESTREAMRESET;
-    mx_drop_queues(ms, st);
-    st->ctrl = 0;
-    gni_list_del(&st->ctrl_link);
-    mx_raise(ms, st, MX_EV_RESET);
 }
 
 static int mx_fail(gni_mplex *ms, int err)
 {
-    if (ms->err)
-        return ms->err;
-    ms->err = err;
+    if (ms->ms.err)
+        return ms->ms.err;
+    ms->ms.err = err;
     ms->sev |= MX_SEV_END;
     return err;
 }
@@ -314,18 +158,14 @@ int gni_mplex_new(bool initiator, const gn_mux_config *cfg, gn_time now, gni_mpl
     gni_mplex *ms = gn_calloc(1, sizeof(*ms));
     if (!ms)
         return GN_ENOMEM;
-    if (gni_htab_init(&ms->streams, 64) < 0) {
+    ms->initiator = initiator;
+    mx_config(&ms->cfg, cfg);
+    if (gni_mstate_init(&ms->ms, &mx_mstate_ops, ms->cfg.stream_buffer_max) < 0) {
         gn_free(ms);
         return GN_ENOMEM;
     }
-    ms->initiator = initiator;
     gni_varint_rd_init(&ms->vrd, GNI_VARINT_PB);
-    mx_config(&ms->cfg, cfg);
     ms->chunk_max = GNI_MIN((size_t)GNI_MPLEX_CHUNK_MAX, ms->cfg.max_frame_len);
-    gni_list_init(&ms->evq);
-    gni_list_init(&ms->ctrlq);
-    for (unsigned i = 0; i < GNI_MPLEX_PRIO_CLASSES; i++)
-        gni_list_init(&ms->prio[i]);
     *out = ms;
     return 0;
 }
@@ -334,16 +174,13 @@ void gni_mplex_free(gni_mplex *ms)
 {
     if (!ms)
         return;
-    gni_hnode *h;
-    while ((h = gni_htab_any(&ms->streams)) != NULL)
-        mx_stream_free(ms, GNI_CONTAINER_OF(h, mx_stream, hn));
-    gni_htab_fini(&ms->streams);
+    gni_mstate_fini(&ms->ms);
     gn_free(ms);
 }
 
 int gni_mplex_error(const gni_mplex *ms)
 {
-    return ms->err;
+    return ms->ms.err;
 }
 
 int gni_mplex_encode_header(uint8_t *out, size_t out_len, uint64_t id, unsigned flag,
@@ -362,19 +199,6 @@ int gni_mplex_encode_header(uint8_t *out, size_t out_len, uint64_t id, unsigned 
 
 /* ---- input ------------------------------------------------------------ */
 
-static int mx_refuse(gni_mplex *ms, uint64_t id)
-{
-    if (ms->refuse_cnt == GNI_MPLEX_REFUSE_QUEUE)
-        return GN_ESTREAMLIMIT;
-    ms->refuse[(ms->refuse_head + ms->refuse_cnt) % GNI_MPLEX_REFUSE_QUEUE] = id;
-    ms->refuse_cnt++;
-    ms->refused_total++;
-    ms->refused_ev_cnt++;
-    ms->refused_ev_id = GNI_MPLEX_HANDLE(id, 1);
-    ms->sev |= MX_SEV_REFUSED;
-    return 0;
-}
-
 /* A complete header: flag, id and body length are known. */
 static int mx_on_header(gni_mplex *ms, uint64_t len)
 {
@@ -392,20 +216,19 @@ static int mx_on_header(gni_mplex *ms, uint64_t len)
         uint64_t h = GNI_MPLEX_HANDLE(id, 1);
         if (mx_find(ms, h))
             return GN_EPROTO;
-        if (ms->n_in >= ms->cfg.max_inbound_streams ||
-            ms->n_pending >= ms->cfg.max_pending_streams)
-            return mx_refuse(ms, id);
+        if (ms->ms.n_in >= ms->cfg.max_inbound_streams ||
+            ms->ms.n_pending >= ms->cfg.max_pending_streams)
+            return gni_mstate_refuse(&ms->ms, id, h, GN_ESTREAMLIMIT);
         mx_stream *st = mx_stream_new(ms, h);
         if (!st)
             return GN_ENOMEM;
-        st->pending = true;
-        ms->n_pending++;
+        gni_mstate_set_pending(&ms->ms, &st->b);
         if (len > 0) {
             st->name = gn_malloc((size_t)GNI_MIN(len, (uint64_t)GNI_MPLEX_NAME_MAX));
             if (!st->name)
                 return GN_ENOMEM;
         }
-        mx_raise(ms, st, MX_EV_OPENED);
+        gni_mstate_raise(&ms->ms, &st->b, GNI_MSTATE_EV_OPENED);
         ms->cur_st = st;
         ms->body_mode = MX_BODY_NAME;
         return 0;
@@ -422,16 +245,16 @@ static int mx_on_header(gni_mplex *ms, uint64_t len)
         return 0; /* gone (reset in flight): drop */
     }
     ms->cur_st = st;
-    if (!msg || len == 0 || st->reset)
+    if (!msg || len == 0 || st->b.reset)
         return 0;
-    if (st->rfin)
+    if (st->b.rfin)
         return GN_EPROTO;
-    if (st->released)
+    if (st->b.released)
         return 0;
-    if (gn_bufq_len(&st->rq) + len > ms->cfg.stream_buffer_max ||
-        ms->buffered + len > ms->cfg.session_buffer_max) {
+    if (gn_bufq_len(&st->b.rq) + len > ms->cfg.stream_buffer_max ||
+        ms->ms.buffered + len > ms->cfg.session_buffer_max) {
         ms->overflowed++;
-        mx_reset_local(ms, st, GN_ETOOBIG);
+        gni_mstate_reset_local(&ms->ms, &st->b, GN_ETOOBIG);
         return 0;
     }
     ms->body_mode = MX_BODY_STORE;
@@ -447,19 +270,19 @@ static void mx_frame_done(gni_mplex *ms)
     switch (ms->cur_flag) {
     case GNI_MPLEX_CLOSE_RECEIVER:
     case GNI_MPLEX_CLOSE_INITIATOR:
-        if (!st->rfin && !st->reset) {
-            st->rfin = true;
-            mx_check_fin(ms, st);
+        if (!st->b.rfin && !st->b.reset) {
+            st->b.rfin = true;
+            gni_mstate_check_fin(&ms->ms, &st->b);
         }
         break;
     case GNI_MPLEX_RESET_RECEIVER:
     case GNI_MPLEX_RESET_INITIATOR:
-        mx_reset_remote(ms, st);
+        gni_mstate_reset_remote(&ms->ms, &st->b);
         break;
     default:
         break;
     }
-    mx_maybe_free(ms, st);
+    gni_mstate_maybe_free(&ms->ms, &st->b);
 }
 
 int gni_mplex_feed(gni_mplex *ms, const uint8_t *in, size_t len, size_t *consumed,
@@ -468,25 +291,25 @@ int gni_mplex_feed(gni_mplex *ms, const uint8_t *in, size_t len, size_t *consume
     (void)now;
     size_t off = 0;
     int rc = 0;
-    if (ms->err) {
+    if (ms->ms.err) {
         if (consumed)
             *consumed = 0;
-        return ms->err;
+        return ms->ms.err;
     }
     while (off < len) {
         if (ms->pstate == MX_P_BODY) {
             size_t k = (size_t)GNI_MIN((uint64_t)(len - off), ms->body_left);
             mx_stream *st = ms->cur_st;
-            if (ms->body_mode == MX_BODY_STORE && (st->reset || st->released))
+            if (ms->body_mode == MX_BODY_STORE && (st->b.reset || st->b.released))
                 ms->body_mode = MX_BODY_DISCARD;
             if (ms->body_mode == MX_BODY_STORE) {
-                size_t got = gni_streamq_append(&st->rq, in + off, k, (size_t)ms->body_left);
-                ms->buffered += got;
+                size_t got = gni_streamq_append(&st->b.rq, in + off, k, (size_t)ms->body_left);
+                ms->ms.buffered += got;
                 if (got < k) {
                     rc = GN_ENOMEM;
                     break;
                 }
-                mx_raise(ms, st, MX_EV_DATA);
+                gni_mstate_raise(&ms->ms, &st->b, GNI_MSTATE_EV_DATA);
             } else if (ms->body_mode == MX_BODY_NAME && st->name) {
                 size_t room = GNI_MPLEX_NAME_MAX - st->name_len;
                 size_t c = GNI_MIN(k, room);
@@ -534,19 +357,11 @@ int gni_mplex_feed(gni_mplex *ms, const uint8_t *in, size_t len, size_t *consume
 
 /* ---- output ----------------------------------------------------------- */
 
-static bool mx_have_data(const gni_mplex *ms)
-{
-    for (unsigned i = 0; i < GNI_MPLEX_PRIO_CLASSES; i++)
-        if (!gni_list_empty(&ms->prio[i]))
-            return true;
-    return false;
-}
-
 bool gni_mplex_want_drain(const gni_mplex *ms)
 {
-    if (ms->err)
+    if (ms->ms.err)
         return false;
-    return ms->refuse_cnt || !gni_list_empty(&ms->ctrlq) || mx_have_data(ms);
+    return gni_mstate_want_drain(&ms->ms);
 }
 
 /* Writes a frame with @body_len bytes from @body (may be NULL for 0). */
@@ -568,54 +383,47 @@ static bool mx_emit(gn_buf *out, uint64_t id, unsigned flag, const uint8_t *body
 /* The flag for a frame we send on @st (initiator or receiver variant). */
 static unsigned mx_flag(const mx_stream *st, unsigned receiver_flag)
 {
-    return mx_remote(st->h) ? receiver_flag : receiver_flag + 1;
+    return mx_remote(MX_H(st)) ? receiver_flag : receiver_flag + 1;
 }
-
-#define MX_ST(link, member) GNI_CONTAINER_OF(link, mx_stream, member)
 
 static bool mx_drain_ctrl(gni_mplex *ms, gn_buf *out)
 {
-    while (ms->refuse_cnt) {
-        if (!mx_emit(out, ms->refuse[ms->refuse_head], GNI_MPLEX_RESET_RECEIVER, NULL, 0))
+    uint64_t rid;
+    while (gni_mstate_refuse_peek(&ms->ms, &rid)) {
+        if (!mx_emit(out, rid, GNI_MPLEX_RESET_RECEIVER, NULL, 0))
             return false;
-        ms->refuse_head = (ms->refuse_head + 1) % GNI_MPLEX_REFUSE_QUEUE;
-        ms->refuse_cnt--;
+        gni_mstate_refuse_pop(&ms->ms);
     }
-    while (!gni_list_empty(&ms->ctrlq)) {
-        mx_stream *st = MX_ST(ms->ctrlq.next, ctrl_link);
-        uint64_t id = GNI_MPLEX_HANDLE_ID(st->h);
-        if (st->ctrl & MX_C_NEW) {
+    gni_mstream *b;
+    while ((b = gni_mstate_ctrl_head(&ms->ms)) != NULL) {
+        mx_stream *st = MX_ST(b);
+        uint64_t id = GNI_MPLEX_HANDLE_ID(MX_H(st));
+        if (b->ctrl & MX_C_NEW) {
             if (!mx_emit(out, id, GNI_MPLEX_NEW_STREAM, st->name, st->name_len))
                 return false;
-            st->ctrl &= (uint8_t)~MX_C_NEW;
+            b->ctrl &= (uint16_t)~MX_C_NEW;
         }
-        if (st->ctrl & MX_C_RESET) {
+        if (b->ctrl & MX_C_RESET) {
             if (!mx_emit(out, id, mx_flag(st, GNI_MPLEX_RESET_RECEIVER), NULL, 0))
                 return false;
-        } else if (st->ctrl & MX_C_CLOSE) {
+        } else if (b->ctrl & MX_C_CLOSE) {
             if (!mx_emit(out, id, mx_flag(st, GNI_MPLEX_CLOSE_RECEIVER), NULL, 0))
                 return false;
-            st->lfin_sent = true;
+            b->lfin_sent = true;
         }
-        st->ctrl = 0;
-        gni_list_del(&st->ctrl_link);
-        mx_maybe_free(ms, st);
+        gni_mstate_ctrl_done(&ms->ms, b);
     }
     return true;
 }
 
 static bool mx_drain_data(gni_mplex *ms, gn_buf *out)
 {
-    for (;;) {
-        int p = (int)GNI_MPLEX_PRIO_CLASSES - 1;
-        while (p >= 0 && gni_list_empty(&ms->prio[p]))
-            p--;
-        if (p < 0)
-            return true;
-        mx_stream *st = MX_ST(ms->prio[p].next, data_link);
-        uint64_t id = GNI_MPLEX_HANDLE_ID(st->h);
+    gni_mstream *b;
+    while ((b = gni_mstate_sched_next(&ms->ms)) != NULL) {
+        mx_stream *st = MX_ST(b);
+        uint64_t id = GNI_MPLEX_HANDLE_ID(MX_H(st));
         unsigned flag = mx_flag(st, GNI_MPLEX_MSG_RECEIVER);
-        size_t n = GNI_MIN(gn_bufq_len(&st->sq), ms->chunk_max);
+        size_t n = GNI_MIN(gn_bufq_len(&b->sq), ms->chunk_max);
         size_t idl = gn_varint_len((id << 3) | flag);
         size_t left = gn_buf_left(out);
         if (idl + gn_varint_len(n) + n > left) {
@@ -632,19 +440,18 @@ static bool mx_drain_data(gni_mplex *ms, gn_buf *out)
         if (n == 0)
             return false;
         int hl = gni_mplex_encode_header(out->last, left, id, flag, n);
-        gn_bufq_read(&st->sq, out->last + hl, n);
+        size_t rest = gni_mstate_sched_take(&ms->ms, b, out->last + hl, n);
         out->last += (size_t)hl + n;
-        ms->send_queued -= n;
-        gni_list_del(&st->data_link);
-        if (gn_bufq_len(&st->sq) > 0) {
-            gni_list_add_tail(&ms->prio[p], &st->data_link);
-        } else if (st->lfin && !st->lfin_sent) {
-            mx_ctrl(ms, st, MX_C_CLOSE); /* Close right after the data */
-        } else if (mx_maybe_free(ms, st)) {
+        if (rest > 0) {
+            /* round robin: back of its class */
+        } else if (b->lfin && !b->lfin_sent) {
+            gni_mstate_ctrl(&ms->ms, b, MX_C_CLOSE); /* Close right after the data */
+        } else if (gni_mstate_maybe_free(&ms->ms, b)) {
             continue;
         }
-        mx_check_writable(ms, st);
+        gni_mstate_check_writable(&ms->ms, b, UINT64_MAX);
     }
+    return true;
 }
 
 int gni_mplex_drain(gni_mplex *ms, gn_buf *out, gn_time now)
@@ -652,14 +459,14 @@ int gni_mplex_drain(gni_mplex *ms, gn_buf *out, gn_time now)
     (void)now;
     uint8_t *start = out->last;
     bool done = false;
-    if (ms->err)
+    if (ms->ms.err)
         return 0;
     for (int round = 0; round < 4; round++) {
         if (!mx_drain_ctrl(ms, out))
             break;
         if (!mx_drain_data(ms, out))
             break;
-        if (gni_list_empty(&ms->ctrlq)) {
+        if (!gni_mstate_ctrl_head(&ms->ms)) {
             done = true;
             break;
         }
@@ -674,45 +481,25 @@ int gni_mplex_drain(gni_mplex *ms, gn_buf *out, gn_time now)
 
 int gni_mplex_next_event(gni_mplex *ms, gni_mplex_event *ev)
 {
-    static const struct {
-        uint8_t bit;
-        int type;
-    } order[] = {
-        {MX_EV_OPENED, GNI_MPLEX_EV_STREAM_OPENED},   {MX_EV_DATA, GNI_MPLEX_EV_STREAM_DATA},
-        {MX_EV_WRITABLE, GNI_MPLEX_EV_STREAM_WRITABLE}, {MX_EV_FIN, GNI_MPLEX_EV_STREAM_FIN},
-        {MX_EV_RESET, GNI_MPLEX_EV_STREAM_RESET},
-    };
     memset(ev, 0, sizeof(*ev));
-    while (!gni_list_empty(&ms->evq)) {
-        mx_stream *st = MX_ST(ms->evq.next, ev_link);
-        for (size_t i = 0; i < GNI_ARRAY_LEN(order); i++) {
-            if (!(st->ev & order[i].bit))
-                continue;
-            st->ev &= (uint8_t)~order[i].bit;
-            if (!st->ev)
-                gni_list_del(&st->ev_link);
-            ev->type = order[i].type;
-            ev->stream_id = st->h;
-            ev->stream_user_data = st->user_data;
-            if (order[i].bit == MX_EV_RESET)
-                ev->err = st->reset_err;
-            return 1;
-        }
-        gni_list_del(&st->ev_link);
+    int type;
+    gni_mstream *b = gni_mstate_next_event(&ms->ms, &type);
+    if (b) {
+        ev->type = type; /* GNI_MSTATE_EV_* == GNI_MPLEX_EV_STREAM_* */
+        ev->stream_id = b->hn.key;
+        ev->stream_user_data = b->user_data;
+        if (type == GNI_MSTATE_EV_RESET)
+            ev->err = b->reset_err;
+        return 1;
     }
-    if (ms->sev & MX_SEV_REFUSED) {
-        ms->sev &= ~MX_SEV_REFUSED;
+    if (gni_mstate_refused_event(&ms->ms, &ev->stream_id, &ev->count, &ev->err)) {
         ev->type = GNI_MPLEX_EV_STREAM_REFUSED;
-        ev->stream_id = ms->refused_ev_id;
-        ev->count = ms->refused_ev_cnt;
-        ev->err = GN_ESTREAMLIMIT;
-        ms->refused_ev_cnt = 0;
         return 1;
     }
     if (ms->sev & MX_SEV_END) {
         ms->sev &= ~MX_SEV_END;
         ev->type = GNI_MPLEX_EV_SESSION_END;
-        ev->err = ms->err;
+        ev->err = ms->ms.err;
         return 1;
     }
     return 0;
@@ -727,7 +514,7 @@ gn_time gni_mplex_next_deadline(const gni_mplex *ms)
 int gni_mplex_on_expiry(gni_mplex *ms, gn_time now)
 {
     (void)now;
-    return ms->err;
+    return ms->ms.err;
 }
 
 /* ---- streams ---------------------------------------------------------- */
@@ -735,9 +522,9 @@ int gni_mplex_on_expiry(gni_mplex *ms, gn_time now)
 int gni_mplex_open(gni_mplex *ms, const char *name, size_t name_len, uint64_t *out)
 {
     char idname[24];
-    if (ms->err)
+    if (ms->ms.err)
         return GN_ECLOSED;
-    if (ms->n_out >= ms->cfg.max_outbound_streams)
+    if (ms->ms.n_out >= ms->cfg.max_outbound_streams)
         return GN_ESTREAMLIMIT;
     if (ms->next_id > GNI_MPLEX_ID_MAX)
         return GN_ELIMIT;
@@ -763,120 +550,54 @@ int gni_mplex_open(gni_mplex *ms, const char *name, size_t name_len, uint64_t *o
     ms->next_id++;
     st->name = copy;
     st->name_len = name_len;
-    mx_ctrl(ms, st, MX_C_NEW);
-    *out = st->h;
+    gni_mstate_ctrl(&ms->ms, &st->b, MX_C_NEW);
+    *out = MX_H(st);
     return 0;
 }
 
 int gni_mplex_accept(gni_mplex *ms, uint64_t h)
 {
-    if (ms->err)
+    if (ms->ms.err)
         return GN_ECLOSED;
     mx_stream *st = mx_app_find(ms, h);
     if (!st)
         return GN_ENOTFOUND;
-    if (!st->pending)
-        return GN_ESTATE;
-    st->pending = false;
-    ms->n_pending--;
-    return 0;
+    return gni_mstate_accept(&ms->ms, &st->b);
 }
 
 long gni_mplex_stream_write(gni_mplex *ms, uint64_t h, const uint8_t *data, size_t len)
 {
-    if (ms->err)
-        return GN_ECLOSED;
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    if (st->reset)
-        return GN_ESTREAMRESET;
-    if (st->pending)
-        return GN_ESTATE;
-    if (st->lfin)
-        return GN_EPIPE;
-    size_t n = GNI_MIN(len, mx_write_space(ms, st));
-    n = GNI_MIN(n, (size_t)LONG_MAX);
-    if (n > 0) {
-        size_t got = gni_streamq_append(&st->sq, data, n, n);
-        ms->send_queued += got;
-        if (got > 0 && !gni_list_on(&st->data_link))
-            gni_list_add_tail(&ms->prio[st->prio], &st->data_link);
-        if (got == 0)
-            return GN_ENOMEM;
-        n = got;
-    }
-    if (n < len)
-        st->want_writable = true;
-    return (long)n;
+    return gni_mstate_stream_write(&ms->ms, h, data, len); /* no flow control */
 }
 
 size_t gni_mplex_stream_write_space(const gni_mplex *ms, uint64_t h)
 {
-    const mx_stream *st = mx_app_find(ms, h);
-    if (ms->err || !st || st->reset || st->pending || st->lfin)
-        return 0;
-    return mx_write_space(ms, st);
+    return gni_mstate_stream_write_space(&ms->ms, h);
 }
 
 int gni_mplex_stream_shutdown(gni_mplex *ms, uint64_t h)
 {
-    if (ms->err)
-        return GN_ECLOSED;
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    if (st->lfin || st->reset || st->pending)
-        return GN_ESTATE;
-    st->lfin = true;
-    st->want_writable = false;
-    st->ev &= (uint8_t)~MX_EV_WRITABLE;
-    if (gn_bufq_len(&st->sq) == 0)
-        mx_ctrl(ms, st, MX_C_CLOSE);
-    return 0;
+    return gni_mstate_stream_shutdown(&ms->ms, h);
 }
 
 int gni_mplex_stream_reset(gni_mplex *ms, uint64_t h)
 {
-    if (ms->err)
-        return GN_ECLOSED;
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    mx_reset_local(ms, st, 0);
-    return 0;
+    return gni_mstate_stream_reset(&ms->ms, h);
 }
 
 int gni_mplex_stream_peek(const gni_mplex *ms, uint64_t h, gn_slice *out)
 {
-    const mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    return gni_streamq_peek(&st->rq, out) ? 1 : 0;
+    return gni_mstate_stream_peek(&ms->ms, h, out);
 }
 
 int gni_mplex_stream_consume(gni_mplex *ms, uint64_t h, size_t n)
 {
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    n = GNI_MIN(n, gn_bufq_len(&st->rq));
-    gn_bufq_skip(&st->rq, n);
-    ms->buffered -= n;
-    mx_check_fin(ms, st);
-    return 0;
+    return gni_mstate_stream_consume(&ms->ms, h, n);
 }
 
 long gni_mplex_stream_read(gni_mplex *ms, uint64_t h, uint8_t *out, size_t len)
 {
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    len = GNI_MIN(len, (size_t)LONG_MAX);
-    size_t n = gn_bufq_read(&st->rq, out, len);
-    ms->buffered -= n;
-    mx_check_fin(ms, st);
-    return (long)n;
+    return gni_mstate_stream_read(&ms->ms, h, out, len);
 }
 
 int gni_mplex_stream_release(gni_mplex *ms, uint64_t h)
@@ -884,44 +605,23 @@ int gni_mplex_stream_release(gni_mplex *ms, uint64_t h)
     mx_stream *st = mx_app_find(ms, h);
     if (!st)
         return GN_ENOTFOUND;
-    if (ms->err) {
-        mx_stream_free(ms, st);
+    if (ms->ms.err) {
+        mx_stream_free_cb(&ms->ms, &st->b);
         return 0;
     }
-    if (st->pending || (!st->reset && !st->lfin))
-        mx_reset_local(ms, st, 0);
-    st->released = true;
-    st->user_data = NULL;
-    st->ev = 0;
-    gni_list_del(&st->ev_link);
-    ms->buffered -= gn_bufq_len(&st->rq);
-    gn_bufq_fini(&st->rq);
-    mx_maybe_free(ms, st);
+    gni_mstate_release(&ms->ms, &st->b);
+    gni_mstate_maybe_free(&ms->ms, &st->b);
     return 0;
 }
 
 int gni_mplex_stream_set_user_data(gni_mplex *ms, uint64_t h, void *user_data)
 {
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    st->user_data = user_data;
-    return 0;
+    return gni_mstate_stream_set_user_data(&ms->ms, h, user_data);
 }
 
 int gni_mplex_stream_set_priority(gni_mplex *ms, uint64_t h, uint8_t prio)
 {
-    mx_stream *st = mx_app_find(ms, h);
-    if (!st)
-        return GN_ENOTFOUND;
-    if (prio >= GNI_MPLEX_PRIO_CLASSES)
-        return GN_ERANGE;
-    if (st->prio != prio && gni_list_on(&st->data_link)) {
-        gni_list_del(&st->data_link);
-        gni_list_add_tail(&ms->prio[prio], &st->data_link);
-    }
-    st->prio = prio;
-    return 0;
+    return gni_mstate_stream_set_priority(&ms->ms, h, prio);
 }
 
 int gni_mplex_stream_name(const gni_mplex *ms, uint64_t h, gn_slice *out)
@@ -940,38 +640,27 @@ int gni_mplex_stream_get_info(const gni_mplex *ms, uint64_t h, gni_mplex_stream_
     if (!st)
         return GN_ENOTFOUND;
     memset(info, 0, sizeof(*info));
-    if (st->reset)
-        info->state = GNI_MPLEX_ST_RESET;
-    else if (st->pending)
-        info->state = GNI_MPLEX_ST_PENDING;
-    else if (st->lfin && st->rfin)
-        info->state = GNI_MPLEX_ST_CLOSED;
-    else if (st->lfin)
-        info->state = GNI_MPLEX_ST_HALF_CLOSED_LOCAL;
-    else if (st->rfin)
-        info->state = GNI_MPLEX_ST_HALF_CLOSED_REMOTE;
-    else
-        info->state = GNI_MPLEX_ST_ESTABLISHED;
-    info->inbound = mx_remote(st->h);
-    info->priority = st->prio;
-    info->recv_buffered = gn_bufq_len(&st->rq);
-    info->send_queued = gn_bufq_len(&st->sq);
+    info->state = gni_mstate_stream_state(&st->b); /* GNI_MSTATE_ST_* == GNI_MPLEX_ST_* */
+    info->inbound = st->b.inbound;
+    info->priority = st->b.prio;
+    info->recv_buffered = gn_bufq_len(&st->b.rq);
+    info->send_queued = gn_bufq_len(&st->b.sq);
     return 0;
 }
 
 size_t gni_mplex_buffered(const gni_mplex *ms)
 {
-    return ms->buffered;
+    return ms->ms.buffered;
 }
 
 void gni_mplex_get_stats(const gni_mplex *ms, gni_mplex_stats *st)
 {
     memset(st, 0, sizeof(*st));
-    st->streams_inbound = ms->n_in;
-    st->streams_outbound = ms->n_out;
-    st->streams_pending = ms->n_pending;
-    st->recv_buffered = ms->buffered;
-    st->send_queued = ms->send_queued;
-    st->streams_refused = ms->refused_total;
+    st->streams_inbound = ms->ms.n_in;
+    st->streams_outbound = ms->ms.n_out;
+    st->streams_pending = ms->ms.n_pending;
+    st->recv_buffered = ms->ms.buffered;
+    st->send_queued = ms->ms.send_queued;
+    st->streams_refused = ms->ms.refused_total;
     st->streams_overflowed = ms->overflowed;
 }

@@ -1,0 +1,402 @@
+/*
+ * Muxer stream state (internal; never installed): the stream-state layer
+ * the yamux and mplex sans-I/O cores share. Each core keeps only its frame
+ * format, its flow-control rules and its protocol state machine; this layer
+ * holds what every stream multiplexer needs:
+ *
+ *   - the stream table (gni_htab keyed by a uint64 the core chooses: the
+ *     yamux stream id, the mplex handle id << 1 | remote);
+ *   - per-stream receive and send byte queues (gni_streamq_*) with the
+ *     session totals and the per-stream send buffer limit;
+ *   - per-stream pending event bits and the event queue, coalesced per
+ *     stream, reported in the order OPENED, DATA, WRITABLE, FIN, RESET;
+ *   - the queue of streams with control frames to send, and the protocol's
+ *     pending control bits (opaque here except for the three bits named in
+ *     gni_mstate_ops);
+ *   - the outbound data scheduler: strict priority classes 7 .. 0, round
+ *     robin inside a class;
+ *   - the refused-stream ring (ids answered with a reset, no stream object);
+ *   - the common stream calls (write, shutdown, reset, read, consume,
+ *     release, priority, user_data).
+ *
+ * A core embeds gni_mstate in its session and gni_mstream as the FIRST
+ * member of its stream struct, and allocates and frees its streams itself
+ * (ops.stream_free). Sans-I/O: no syscalls, no time, no callbacks to the
+ * application; the only calls out are the core's own ops. One thread.
+ */
+#ifndef GNI_MSTATE_H
+#define GNI_MSTATE_H
+
+#include "golemnet/buf.h"
+#include "golemnet/common.h"
+#include "golemnet/mux.h"
+
+#include "gni.h"
+#include "gni_htab.h"
+
+/** Number of send priority classes (0 bulk .. 7 highest). */
+#define GNI_MSTATE_PRIO_CLASSES 8u
+/** Refused stream ids that may wait for the drain. */
+#define GNI_MSTATE_REFUSE_QUEUE 256u
+
+/*
+ * Stream event types, numbered as GNI_YAMUX_EV_* and GNI_MPLEX_EV_* so a
+ * core passes them through unchanged.
+ */
+enum {
+    GNI_MSTATE_EV_OPENED = 1,
+    GNI_MSTATE_EV_DATA = 2,
+    GNI_MSTATE_EV_WRITABLE = 3,
+    GNI_MSTATE_EV_FIN = 4,
+    GNI_MSTATE_EV_RESET = 5
+};
+/** The pending bit of event type @t. */
+#define GNI_MSTATE_BIT(t) ((uint8_t)(1u << ((t)-1)))
+
+typedef struct gni_mstate gni_mstate;
+
+/** Per-stream state; the first member of a core's stream struct. */
+typedef struct gni_mstream {
+    gni_hnode hn; /* table entry; hn.key is the stream key */
+    bool inbound;
+    bool pending;     /* inbound, not accepted yet */
+    bool lfin;        /* we queued our half-close */
+    bool lfin_sent;   /* our half-close is on the wire (set by the core) */
+    bool rfin;        /* the peer half-closed (set by the core) */
+    bool fin_evented; /* FIN event raised */
+    bool reset;       /* reset either way */
+    bool released;    /* the application let go */
+    bool want_writable;
+    uint8_t prio; /* 0 .. 7 */
+    uint8_t ev;   /* pending GNI_MSTATE_BIT()s */
+    uint16_t ctrl; /* the core's pending control bits */
+    int reset_err; /* reported with the RESET event */
+    gn_bufq rq;    /* received, unconsumed */
+    gn_bufq sq;    /* accepted for sending, not drained */
+    void *user_data;
+    gni_list ev_link;
+    gni_list ctrl_link;
+    gni_list data_link;
+} gni_mstream;
+
+/** What a core tells the layer about itself. */
+typedef struct gni_mstate_ops {
+    /**
+     * Frees the core's stream object. Called by gni_mstate_maybe_free() and
+     * gni_mstate_fini(); it must call gni_mstate_remove() first. Required.
+     */
+    void (*stream_free)(gni_mstate *ms, gni_mstream *st);
+    /**
+     * Optional: called when @st is reset either way, after its queues were
+     * dropped and before the RESET event is raised (flow-control credit,
+     * open timers).
+     */
+    void (*on_reset)(gni_mstate *ms, gni_mstream *st);
+    /** ctrl bit of an open frame not yet sent (the peer does not know the stream). */
+    uint16_t ctrl_open;
+    /** ctrl bits kept when a local reset replaces the pending control frame. */
+    uint16_t ctrl_keep;
+    /** ctrl bit of the reset frame. */
+    uint16_t ctrl_reset;
+    /** ctrl bit of the half-close frame. */
+    uint16_t ctrl_fin;
+} gni_mstate_ops;
+
+struct gni_mstate {
+    const gni_mstate_ops *ops;
+    gni_htab streams;
+    size_t stream_buffer_max; /* per-stream send queue limit (bytes) */
+    uint32_t n_in;
+    uint32_t n_out;
+    uint32_t n_pending;
+    size_t buffered;    /* received, unconsumed, all streams */
+    size_t send_queued; /* accepted, not drained, all streams */
+    gni_list evq;
+    gni_list ctrlq;
+    unsigned prio_mask; /* bit p: prio[p] is not empty */
+    gni_list prio[GNI_MSTATE_PRIO_CLASSES];
+    /* refused peer streams: ids to answer with a reset */
+    uint64_t refuse[GNI_MSTATE_REFUSE_QUEUE];
+    unsigned refuse_head;
+    unsigned refuse_cnt;
+    bool refused_ev;       /* a REFUSED event is pending */
+    uint32_t refused_ev_cnt;
+    uint64_t refused_ev_key;
+    int refused_ev_err;
+    uint64_t refused_total;
+    int err; /* the session error; the core sets it, 0 while alive */
+};
+
+/** Casts a gni_mstream back to the core's stream (it is the first member). */
+#define GNI_MSTREAM_OF(p, type) ((type *)(void *)(p))
+
+/**
+ * Fills *@c from @in (NULL: all zero, version GN_MUX_CONFIG_VERSION) and
+ * gives the limits every muxer shares their defaults when zero: 1024
+ * streams each way, 256 pending, stream_buffer_max 1 MiB,
+ * session_buffer_max 64 MiB. The core then sets its own (frame length,
+ * windows, timers).
+ */
+void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in);
+
+/**
+ * Initialises @ms. @ops must outlive @ms. @stream_buffer_max bounds each
+ * stream's send queue. Errors: GN_ENOMEM (its table).
+ */
+int gni_mstate_init(gni_mstate *ms, const gni_mstate_ops *ops, size_t stream_buffer_max);
+
+/** Frees every stream (through ops->stream_free) and the table. */
+void gni_mstate_fini(gni_mstate *ms);
+
+/**
+ * Initialises @st (zeroed by the caller, e.g. gn_calloc) with @key and
+ * inserts it. Errors: GN_ENOMEM (table growth; @st is then not inserted
+ * and owns nothing).
+ */
+int gni_mstate_insert(gni_mstate *ms, gni_mstream *st, uint64_t key, bool inbound);
+
+/** Takes @st out of the table, every queue and the counters; frees its buffers. */
+void gni_mstate_remove(gni_mstate *ms, gni_mstream *st);
+
+/** The stream with @key (released ones included), or NULL. */
+static inline gni_mstream *gni_mstate_find(const gni_mstate *ms, uint64_t key)
+{
+    return (gni_mstream *)(void *)gni_htab_find(&ms->streams, key);
+}
+
+/** The application's view: the stream with @key unless released, or NULL. */
+static inline gni_mstream *gni_mstate_app_find(const gni_mstate *ms, uint64_t key)
+{
+    gni_mstream *st = gni_mstate_find(ms, key);
+    return st && !st->released ? st : NULL;
+}
+
+/** Marks inbound @st pending (awaiting accept) and counts it. */
+void gni_mstate_set_pending(gni_mstate *ms, gni_mstream *st);
+
+/** Accepts a pending stream. Errors: GN_ESTATE (not pending). */
+int gni_mstate_accept(gni_mstate *ms, gni_mstream *st);
+
+/* ---- events ------------------------------------------------------------ */
+
+/** Raises event @type on @st (nothing for released streams). */
+static inline void gni_mstate_raise(gni_mstate *ms, gni_mstream *st, int type)
+{
+    if (st->released)
+        return;
+    st->ev |= GNI_MSTATE_BIT(type);
+    if (!gni_list_on(&st->ev_link))
+        gni_list_add_tail(&ms->evq, &st->ev_link);
+}
+
+/**
+ * Pops the next stream event: returns the stream and sets *@type
+ * (GNI_MSTATE_EV_*), or NULL when no stream event is pending.
+ */
+gni_mstream *gni_mstate_next_event(gni_mstate *ms, int *type);
+
+/** Raises FIN once the peer half-closed and every byte before it was consumed. */
+void gni_mstate_check_fin(gni_mstate *ms, gni_mstream *st);
+
+/**
+ * Raises WRITABLE when a short write is waiting and @st can take a byte:
+ * send buffer space left and @credit (the protocol's send window; SIZE_MAX
+ * without flow control) > 0.
+ */
+void gni_mstate_check_writable(gni_mstate *ms, gni_mstream *st, uint64_t credit);
+
+/* ---- control frames ---------------------------------------------------- */
+
+/** ORs @bits (0 allowed: e.g. a window update) into @st's ctrl and queues it. */
+static inline void gni_mstate_ctrl(gni_mstate *ms, gni_mstream *st, uint16_t bits)
+{
+    st->ctrl |= bits;
+    if (!gni_list_on(&st->ctrl_link))
+        gni_list_add_tail(&ms->ctrlq, &st->ctrl_link);
+}
+
+/** The first stream waiting to send control frames, or NULL. */
+static inline gni_mstream *gni_mstate_ctrl_head(const gni_mstate *ms)
+{
+    return gni_list_empty(&ms->ctrlq) ? NULL
+                                      : GNI_CONTAINER_OF(ms->ctrlq.next, gni_mstream, ctrl_link);
+}
+
+/** @st's control frames are written: clears its ctrl, dequeues it, maybe frees it. */
+void gni_mstate_ctrl_done(gni_mstate *ms, gni_mstream *st);
+
+/* ---- outbound data ----------------------------------------------------- */
+
+/** True when some stream has queued data. */
+static inline bool gni_mstate_have_data(const gni_mstate *ms)
+{
+    return ms->prio_mask != 0;
+}
+
+/**
+ * The stream whose turn it is: the head of the highest non-empty priority
+ * class, or NULL when no stream has data.
+ */
+gni_mstream *gni_mstate_sched_next(const gni_mstate *ms);
+
+/**
+ * Moves @n queued bytes of @st (the stream gni_mstate_sched_next() gave,
+ * @n <= its queue) into @dst and ends its turn: it goes to the back of its
+ * class while data remains. Returns the bytes left in its queue.
+ */
+size_t gni_mstate_sched_take(gni_mstate *ms, gni_mstream *st, uint8_t *dst, size_t n);
+
+/** Bytes @st's send queue can take under stream_buffer_max. */
+static inline size_t gni_mstate_send_room(const gni_mstate *ms, const gni_mstream *st)
+{
+    size_t q = gn_bufq_len(&st->sq);
+    return q >= ms->stream_buffer_max ? 0 : ms->stream_buffer_max - q;
+}
+
+/**
+ * Frees @st through ops->stream_free when it is released and has nothing
+ * left to send (no control frame, no data, and reset or closed both ways).
+ * Returns true when it was freed.
+ */
+bool gni_mstate_maybe_free(gni_mstate *ms, gni_mstream *st);
+
+/* ---- refused peer streams ---------------------------------------------- */
+
+/**
+ * Queues a reset for refused peer stream @wire_id and records a REFUSED
+ * event for stream key @key with @reason. Errors: GN_ESTREAMLIMIT (ring
+ * full).
+ */
+int gni_mstate_refuse(gni_mstate *ms, uint64_t wire_id, uint64_t key, int reason);
+
+/** The oldest refused id waiting for the drain; false when none. */
+static inline bool gni_mstate_refuse_peek(const gni_mstate *ms, uint64_t *wire_id)
+{
+    if (!ms->refuse_cnt)
+        return false;
+    *wire_id = ms->refuse[ms->refuse_head];
+    return true;
+}
+
+/** Drops the id gni_mstate_refuse_peek() gave (it was written). */
+static inline void gni_mstate_refuse_pop(gni_mstate *ms)
+{
+    ms->refuse_head = (ms->refuse_head + 1) % GNI_MSTATE_REFUSE_QUEUE;
+    ms->refuse_cnt--;
+}
+
+/**
+ * Pops the pending REFUSED event: the last key, the count since the last
+ * such event and the last reason. Returns false when none is pending.
+ */
+bool gni_mstate_refused_event(gni_mstate *ms, uint64_t *key, uint32_t *count, int *reason);
+
+/** True when control frames, refused resets or data wait for the drain. */
+static inline bool gni_mstate_want_drain(const gni_mstate *ms)
+{
+    return ms->refuse_cnt || !gni_list_empty(&ms->ctrlq) || ms->prio_mask;
+}
+
+/* ---- stream calls ------------------------------------------------------ */
+
+/**
+ * Resets @st from our side: queued and unconsumed data are dropped; the
+ * reset frame is queued (ops->ctrl_reset, keeping ops->ctrl_keep bits)
+ * unless the open frame was never sent (ops->ctrl_open pending: the peer
+ * never heard of it). @event_err != 0 reports a RESET event with it. A
+ * stream already reset is left alone.
+ */
+void gni_mstate_reset_local(gni_mstate *ms, gni_mstream *st, int event_err);
+
+/** The peer reset @st: queues dropped, pending control cleared, RESET event (GN_ESTREAMRESET). */
+void gni_mstate_reset_remote(gni_mstate *ms, gni_mstream *st);
+
+/**
+ * Copies up to @len bytes into @st's send queue: at most min(@credit,
+ * send room). Returns the count taken; a short count arms a WRITABLE event.
+ * Errors: GN_ESTREAMRESET, GN_ESTATE (pending), GN_EPIPE (half-closed),
+ * GN_ENOMEM.
+ */
+long gni_mstate_write(gni_mstate *ms, gni_mstream *st, const uint8_t *data, size_t len,
+                      uint64_t credit);
+
+/**
+ * Half-closes our side: the half-close (ops->ctrl_fin) is queued now when
+ * no data waits, else the core sends it after the data. Errors: GN_ESTATE
+ * (already half-closed, reset or pending).
+ */
+int gni_mstate_shutdown(gni_mstate *ms, gni_mstream *st);
+
+/** Skips up to @n buffered bytes; returns the count skipped. May raise FIN. */
+size_t gni_mstate_consume(gni_mstate *ms, gni_mstream *st, size_t n);
+
+/** Copies up to @len buffered bytes into @out and consumes them; returns the count. */
+size_t gni_mstate_read(gni_mstate *ms, gni_mstream *st, uint8_t *out, size_t len);
+
+/**
+ * The application lets go of @st: a stream still writable or pending is
+ * reset, events and user_data are cleared and unconsumed bytes dropped.
+ * Returns the count dropped. The caller then calls gni_mstate_maybe_free()
+ * (after any flow-control bookkeeping for the dropped bytes).
+ */
+size_t gni_mstate_release(gni_mstate *ms, gni_mstream *st);
+
+/** Moves @st to priority class @prio. Errors: GN_ERANGE (@prio > 7). */
+int gni_mstate_set_priority(gni_mstate *ms, gni_mstream *st, uint8_t prio);
+
+/* ---- the same calls by stream key --------------------------------------- *
+ * What a core's public stream functions do when the protocol adds nothing:
+ * look the stream up in the application's view (GN_ENOTFOUND when absent
+ * or released) and, for calls that change it, refuse after the session
+ * ended (GN_ECLOSED, checked first). Other errors as above.
+ */
+
+/** Half-closes stream @key. Errors: GN_ECLOSED, GN_ENOTFOUND, GN_ESTATE. */
+int gni_mstate_stream_shutdown(gni_mstate *ms, uint64_t key);
+
+/** Resets stream @key (no event; idempotent). Errors: GN_ECLOSED, GN_ENOTFOUND. */
+int gni_mstate_stream_reset(gni_mstate *ms, uint64_t key);
+
+/** Borrows @key's first run of unconsumed bytes: 1 with data, 0 without, GN_ENOTFOUND. */
+int gni_mstate_stream_peek(const gni_mstate *ms, uint64_t key, gn_slice *out);
+
+/** Sets the user_data reported in @key's events. Errors: GN_ENOTFOUND. */
+int gni_mstate_stream_set_user_data(gni_mstate *ms, uint64_t key, void *user_data);
+
+/** Sets @key's priority class. Errors: GN_ENOTFOUND, GN_ERANGE. */
+int gni_mstate_stream_set_priority(gni_mstate *ms, uint64_t key, uint8_t prio);
+
+/*
+ * Without flow control (the send credit is unlimited and consuming
+ * returns nothing to the peer):
+ */
+
+/** gni_mstate_write() on @key. Errors: GN_ECLOSED, GN_ENOTFOUND and its own. */
+long gni_mstate_stream_write(gni_mstate *ms, uint64_t key, const uint8_t *data, size_t len);
+
+/** Bytes gni_mstate_stream_write() would take now (0 on any error). */
+size_t gni_mstate_stream_write_space(const gni_mstate *ms, uint64_t key);
+
+/** gni_mstate_consume() on @key; returns 0 or GN_ENOTFOUND. */
+int gni_mstate_stream_consume(gni_mstate *ms, uint64_t key, size_t n);
+
+/** gni_mstate_read() on @key (at most LONG_MAX); returns the count or GN_ENOTFOUND. */
+long gni_mstate_stream_read(gni_mstate *ms, uint64_t key, uint8_t *out, size_t len);
+
+/*
+ * Derived stream state, numbered as GNI_YAMUX_ST_* / GNI_MPLEX_ST_*; the
+ * core refines ESTABLISHED (yamux SYN_SENT).
+ */
+enum {
+    GNI_MSTATE_ST_PENDING = 2,
+    GNI_MSTATE_ST_ESTABLISHED = 3,
+    GNI_MSTATE_ST_HALF_CLOSED_LOCAL = 4,
+    GNI_MSTATE_ST_HALF_CLOSED_REMOTE = 5,
+    GNI_MSTATE_ST_CLOSED = 6,
+    GNI_MSTATE_ST_RESET = 7
+};
+
+/** @st's derived state (GNI_MSTATE_ST_*). */
+int gni_mstate_stream_state(const gni_mstream *st);
+
+#endif /* GNI_MSTATE_H */

@@ -1,0 +1,465 @@
+/*
+ * Muxer stream state shared by the yamux and mplex cores. See gni_mstate.h.
+ *
+ * Invariants: ms->buffered is the sum of every stream's rq length and
+ * ms->send_queued the sum of every sq length; a stream is on prio[p] iff
+ * p == its prio and its sq is not empty (and it is not reset); bit p of
+ * prio_mask is set iff prio[p] is not empty.
+ */
+#include "gni_mstate.h"
+
+#include <limits.h>
+#include <string.h>
+
+#define MS_ST(link, member) GNI_CONTAINER_OF(link, gni_mstream, member)
+
+/* ---- scheduler lists ---------------------------------------------------- */
+
+static void ms_sched_add(gni_mstate *ms, gni_mstream *st)
+{
+    gni_list_add_tail(&ms->prio[st->prio], &st->data_link);
+    ms->prio_mask |= 1u << st->prio;
+}
+
+static void ms_sched_del(gni_mstate *ms, gni_mstream *st)
+{
+    if (!gni_list_on(&st->data_link))
+        return;
+    gni_list_del(&st->data_link);
+    if (gni_list_empty(&ms->prio[st->prio]))
+        ms->prio_mask &= ~(1u << st->prio);
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in)
+{
+    if (in) {
+        *c = *in;
+    } else {
+        memset(c, 0, sizeof(*c));
+        c->version = GN_MUX_CONFIG_VERSION;
+    }
+    if (!c->max_inbound_streams)
+        c->max_inbound_streams = 1024;
+    if (!c->max_outbound_streams)
+        c->max_outbound_streams = 1024;
+    if (!c->max_pending_streams)
+        c->max_pending_streams = 256;
+    if (!c->stream_buffer_max)
+        c->stream_buffer_max = 1024u * 1024u;
+    if (!c->session_buffer_max)
+        c->session_buffer_max = (size_t)64u * 1024u * 1024u;
+}
+
+int gni_mstate_init(gni_mstate *ms, const gni_mstate_ops *ops, size_t stream_buffer_max)
+{
+    memset(ms, 0, sizeof(*ms));
+    if (gni_htab_init(&ms->streams, 64) < 0)
+        return GN_ENOMEM;
+    ms->ops = ops;
+    ms->stream_buffer_max = stream_buffer_max;
+    gni_list_init(&ms->evq);
+    gni_list_init(&ms->ctrlq);
+    for (unsigned i = 0; i < GNI_MSTATE_PRIO_CLASSES; i++)
+        gni_list_init(&ms->prio[i]);
+    return 0;
+}
+
+void gni_mstate_fini(gni_mstate *ms)
+{
+    gni_hnode *h;
+    if (!ms->streams.buckets)
+        return;
+    while ((h = gni_htab_any(&ms->streams)) != NULL)
+        ms->ops->stream_free(ms, (gni_mstream *)(void *)h);
+    gni_htab_fini(&ms->streams);
+}
+
+int gni_mstate_insert(gni_mstate *ms, gni_mstream *st, uint64_t key, bool inbound)
+{
+    gni_streamq_init(&st->rq);
+    gni_streamq_init(&st->sq);
+    st->hn.key = key;
+    st->inbound = inbound;
+    if (gni_htab_insert(&ms->streams, &st->hn) < 0)
+        return GN_ENOMEM;
+    if (inbound)
+        ms->n_in++;
+    else
+        ms->n_out++;
+    return 0;
+}
+
+void gni_mstate_remove(gni_mstate *ms, gni_mstream *st)
+{
+    gni_htab_remove(&ms->streams, &st->hn);
+    gni_list_del(&st->ev_link);
+    gni_list_del(&st->ctrl_link);
+    ms_sched_del(ms, st);
+    ms->buffered -= gn_bufq_len(&st->rq);
+    ms->send_queued -= gn_bufq_len(&st->sq);
+    gn_bufq_fini(&st->rq);
+    gn_bufq_fini(&st->sq);
+    if (st->pending)
+        ms->n_pending--;
+    if (st->inbound)
+        ms->n_in--;
+    else
+        ms->n_out--;
+}
+
+void gni_mstate_set_pending(gni_mstate *ms, gni_mstream *st)
+{
+    if (!st->pending) {
+        st->pending = true;
+        ms->n_pending++;
+    }
+}
+
+int gni_mstate_accept(gni_mstate *ms, gni_mstream *st)
+{
+    if (!st->pending)
+        return GN_ESTATE;
+    st->pending = false;
+    ms->n_pending--;
+    return 0;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+gni_mstream *gni_mstate_next_event(gni_mstate *ms, int *type)
+{
+    while (!gni_list_empty(&ms->evq)) {
+        gni_mstream *st = MS_ST(ms->evq.next, ev_link);
+        if (st->ev) {
+            /* lowest set bit first: OPENED, DATA, WRITABLE, FIN, RESET */
+            unsigned bit = (unsigned)st->ev & (0u - (unsigned)st->ev);
+            int t = 1;
+            while ((1u << (t - 1)) != bit)
+                t++;
+            st->ev &= (uint8_t)~bit;
+            if (!st->ev)
+                gni_list_del(&st->ev_link);
+            *type = t;
+            return st;
+        }
+        gni_list_del(&st->ev_link);
+    }
+    *type = 0;
+    return NULL;
+}
+
+void gni_mstate_check_fin(gni_mstate *ms, gni_mstream *st)
+{
+    if (st->rfin && !st->fin_evented && !st->reset && gn_bufq_len(&st->rq) == 0) {
+        st->fin_evented = true;
+        gni_mstate_raise(ms, st, GNI_MSTATE_EV_FIN);
+    }
+}
+
+void gni_mstate_check_writable(gni_mstate *ms, gni_mstream *st, uint64_t credit)
+{
+    if (st->want_writable && !st->reset && !st->lfin && credit > 0 &&
+        gni_mstate_send_room(ms, st) > 0) {
+        st->want_writable = false;
+        gni_mstate_raise(ms, st, GNI_MSTATE_EV_WRITABLE);
+    }
+}
+
+/* ---- control and data --------------------------------------------------- */
+
+bool gni_mstate_maybe_free(gni_mstate *ms, gni_mstream *st)
+{
+    if (!st->released || gni_list_on(&st->ctrl_link) || gni_list_on(&st->data_link))
+        return false;
+    if (!st->reset && !(st->lfin_sent && st->rfin))
+        return false;
+    ms->ops->stream_free(ms, st);
+    return true;
+}
+
+void gni_mstate_ctrl_done(gni_mstate *ms, gni_mstream *st)
+{
+    st->ctrl = 0;
+    gni_list_del(&st->ctrl_link);
+    gni_mstate_maybe_free(ms, st);
+}
+
+gni_mstream *gni_mstate_sched_next(const gni_mstate *ms)
+{
+    if (!ms->prio_mask)
+        return NULL;
+    unsigned p = GNI_MSTATE_PRIO_CLASSES - 1;
+    while (!(ms->prio_mask & (1u << p)))
+        p--;
+    return MS_ST(ms->prio[p].next, data_link);
+}
+
+size_t gni_mstate_sched_take(gni_mstate *ms, gni_mstream *st, uint8_t *dst, size_t n)
+{
+    gn_bufq_read(&st->sq, dst, n);
+    ms->send_queued -= n;
+    size_t left = gn_bufq_len(&st->sq);
+    gni_list_del(&st->data_link);
+    if (left > 0)
+        gni_list_add_tail(&ms->prio[st->prio], &st->data_link); /* round robin */
+    else if (gni_list_empty(&ms->prio[st->prio]))
+        ms->prio_mask &= ~(1u << st->prio);
+    return left;
+}
+
+/* ---- refused streams ---------------------------------------------------- */
+
+int gni_mstate_refuse(gni_mstate *ms, uint64_t wire_id, uint64_t key, int reason)
+{
+    if (ms->refuse_cnt == GNI_MSTATE_REFUSE_QUEUE)
+        return GN_ESTREAMLIMIT;
+    ms->refuse[(ms->refuse_head + ms->refuse_cnt) % GNI_MSTATE_REFUSE_QUEUE] = wire_id;
+    ms->refuse_cnt++;
+    ms->refused_total++;
+    ms->refused_ev_cnt++;
+    ms->refused_ev_key = key;
+    ms->refused_ev_err = reason;
+    ms->refused_ev = true;
+    return 0;
+}
+
+bool gni_mstate_refused_event(gni_mstate *ms, uint64_t *key, uint32_t *count, int *reason)
+{
+    if (!ms->refused_ev)
+        return false;
+    ms->refused_ev = false;
+    *key = ms->refused_ev_key;
+    *count = ms->refused_ev_cnt;
+    *reason = ms->refused_ev_err;
+    ms->refused_ev_cnt = 0;
+    return true;
+}
+
+/* ---- stream calls ------------------------------------------------------- */
+
+static void ms_drop_queues(gni_mstate *ms, gni_mstream *st)
+{
+    ms->buffered -= gn_bufq_len(&st->rq);
+    ms->send_queued -= gn_bufq_len(&st->sq);
+    gn_bufq_fini(&st->rq);
+    gn_bufq_fini(&st->sq);
+    ms_sched_del(ms, st);
+    if (st->pending) {
+        st->pending = false;
+        ms->n_pending--;
+    }
+    st->ev &= (uint8_t)~(GNI_MSTATE_BIT(GNI_MSTATE_EV_DATA) |
+                         GNI_MSTATE_BIT(GNI_MSTATE_EV_WRITABLE) |
+                         GNI_MSTATE_BIT(GNI_MSTATE_EV_FIN));
+}
+
+void gni_mstate_reset_local(gni_mstate *ms, gni_mstream *st, int event_err)
+{
+    const gni_mstate_ops *ops = ms->ops;
+    if (st->reset)
+        return;
+    st->reset = true;
+    st->reset_err = event_err ? event_err : GN_ECLOSED;
+    ms_drop_queues(ms, st);
+    if (st->ctrl & ops->ctrl_open) {
+        st->ctrl = 0; /* the peer never heard of it */
+        gni_list_del(&st->ctrl_link);
+    } else {
+        st->ctrl &= ops->ctrl_keep;
+        gni_mstate_ctrl(ms, st, ops->ctrl_reset);
+    }
+    if (ops->on_reset)
+        ops->on_reset(ms, st);
+    if (event_err)
+        gni_mstate_raise(ms, st, GNI_MSTATE_EV_RESET);
+}
+
+void gni_mstate_reset_remote(gni_mstate *ms, gni_mstream *st)
+{
+    if (st->reset)
+        return;
+    st->reset = true;
+    st->reset_err = GN_ESTREAMRESET;
+    ms_drop_queues(ms, st);
+    st->ctrl = 0;
+    gni_list_del(&st->ctrl_link);
+    if (ms->ops->on_reset)
+        ms->ops->on_reset(ms, st);
+    gni_mstate_raise(ms, st, GNI_MSTATE_EV_RESET);
+}
+
+long gni_mstate_write(gni_mstate *ms, gni_mstream *st, const uint8_t *data, size_t len,
+                      uint64_t credit)
+{
+    if (st->reset)
+        return GN_ESTREAMRESET;
+    if (st->pending)
+        return GN_ESTATE;
+    if (st->lfin)
+        return GN_EPIPE;
+    size_t n = GNI_MIN(len, gni_mstate_send_room(ms, st));
+    n = (size_t)GNI_MIN((uint64_t)n, credit);
+    n = GNI_MIN(n, (size_t)LONG_MAX);
+    if (n > 0) {
+        size_t got = gni_streamq_append(&st->sq, data, n, n);
+        ms->send_queued += got;
+        if (got > 0 && !gni_list_on(&st->data_link))
+            ms_sched_add(ms, st);
+        if (got == 0)
+            return GN_ENOMEM;
+        n = got;
+    }
+    if (n < len)
+        st->want_writable = true;
+    return (long)n;
+}
+
+int gni_mstate_shutdown(gni_mstate *ms, gni_mstream *st)
+{
+    if (st->lfin || st->reset || st->pending)
+        return GN_ESTATE;
+    st->lfin = true;
+    st->want_writable = false;
+    st->ev &= (uint8_t)~GNI_MSTATE_BIT(GNI_MSTATE_EV_WRITABLE);
+    if (gn_bufq_len(&st->sq) == 0)
+        gni_mstate_ctrl(ms, st, ms->ops->ctrl_fin);
+    return 0;
+}
+
+size_t gni_mstate_consume(gni_mstate *ms, gni_mstream *st, size_t n)
+{
+    n = GNI_MIN(n, gn_bufq_len(&st->rq));
+    gn_bufq_skip(&st->rq, n);
+    ms->buffered -= n;
+    gni_mstate_check_fin(ms, st);
+    return n;
+}
+
+size_t gni_mstate_read(gni_mstate *ms, gni_mstream *st, uint8_t *out, size_t len)
+{
+    size_t n = gn_bufq_read(&st->rq, out, len);
+    ms->buffered -= n;
+    gni_mstate_check_fin(ms, st);
+    return n;
+}
+
+size_t gni_mstate_release(gni_mstate *ms, gni_mstream *st)
+{
+    if (st->pending || (!st->reset && !st->lfin))
+        gni_mstate_reset_local(ms, st, 0);
+    st->released = true;
+    st->user_data = NULL;
+    st->ev = 0;
+    gni_list_del(&st->ev_link);
+    size_t dropped = gn_bufq_len(&st->rq);
+    ms->buffered -= dropped;
+    gn_bufq_fini(&st->rq);
+    return dropped;
+}
+
+int gni_mstate_set_priority(gni_mstate *ms, gni_mstream *st, uint8_t prio)
+{
+    if (prio >= GNI_MSTATE_PRIO_CLASSES)
+        return GN_ERANGE;
+    if (st->prio != prio && gni_list_on(&st->data_link)) {
+        ms_sched_del(ms, st);
+        st->prio = prio;
+        ms_sched_add(ms, st);
+    }
+    st->prio = prio;
+    return 0;
+}
+
+int gni_mstate_stream_state(const gni_mstream *st)
+{
+    if (st->reset)
+        return GNI_MSTATE_ST_RESET;
+    if (st->pending)
+        return GNI_MSTATE_ST_PENDING;
+    if (st->lfin && st->rfin)
+        return GNI_MSTATE_ST_CLOSED;
+    if (st->lfin)
+        return GNI_MSTATE_ST_HALF_CLOSED_LOCAL;
+    if (st->rfin)
+        return GNI_MSTATE_ST_HALF_CLOSED_REMOTE;
+    return GNI_MSTATE_ST_ESTABLISHED;
+}
+
+/* ---- the same calls by stream key --------------------------------------- */
+
+int gni_mstate_stream_shutdown(gni_mstate *ms, uint64_t key)
+{
+    if (ms->err)
+        return GN_ECLOSED;
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    return st ? gni_mstate_shutdown(ms, st) : GN_ENOTFOUND;
+}
+
+int gni_mstate_stream_reset(gni_mstate *ms, uint64_t key)
+{
+    if (ms->err)
+        return GN_ECLOSED;
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (!st)
+        return GN_ENOTFOUND;
+    gni_mstate_reset_local(ms, st, 0);
+    return 0;
+}
+
+int gni_mstate_stream_peek(const gni_mstate *ms, uint64_t key, gn_slice *out)
+{
+    const gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (!st)
+        return GN_ENOTFOUND;
+    return gni_streamq_peek(&st->rq, out) ? 1 : 0;
+}
+
+int gni_mstate_stream_set_user_data(gni_mstate *ms, uint64_t key, void *user_data)
+{
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (!st)
+        return GN_ENOTFOUND;
+    st->user_data = user_data;
+    return 0;
+}
+
+int gni_mstate_stream_set_priority(gni_mstate *ms, uint64_t key, uint8_t prio)
+{
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    return st ? gni_mstate_set_priority(ms, st, prio) : GN_ENOTFOUND;
+}
+
+long gni_mstate_stream_write(gni_mstate *ms, uint64_t key, const uint8_t *data, size_t len)
+{
+    if (ms->err)
+        return GN_ECLOSED;
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    return st ? gni_mstate_write(ms, st, data, len, UINT64_MAX) : GN_ENOTFOUND;
+}
+
+size_t gni_mstate_stream_write_space(const gni_mstate *ms, uint64_t key)
+{
+    const gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (ms->err || !st || st->reset || st->pending || st->lfin)
+        return 0;
+    return gni_mstate_send_room(ms, st);
+}
+
+int gni_mstate_stream_consume(gni_mstate *ms, uint64_t key, size_t n)
+{
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (!st)
+        return GN_ENOTFOUND;
+    gni_mstate_consume(ms, st, n);
+    return 0;
+}
+
+long gni_mstate_stream_read(gni_mstate *ms, uint64_t key, uint8_t *out, size_t len)
+{
+    gni_mstream *st = gni_mstate_app_find(ms, key);
+    if (!st)
+        return GN_ENOTFOUND;
+    return (long)gni_mstate_read(ms, st, out, GNI_MIN(len, (size_t)LONG_MAX));
+}
