@@ -815,26 +815,38 @@ static int op_set_target(gn_host_op *op, const gn_multiaddr *addr)
     return gn_multiaddr_dup(addr, &op->ma);
 }
 
+/* What the three calls share once their arguments are checked: a closing
+ * node refuses; the op is created with @arg. */
+static int op_create(gn_node *n, op_kind kind, void *arg, gn_host_op **opp)
+{
+    if (n->closing) {
+        return GN_ECLOSED;
+    }
+    gn_host_op *op = op_new(n, kind);
+    if (!op) {
+        return GN_ENOMEM;
+    }
+    op->arg = arg;
+    *opp = op;
+    return 0;
+}
+
 int gn_host_connect(gn_host *h, const gn_multiaddr *addr, gn_host_connect_cb cb, void *arg,
                     gn_op **out)
 {
-    gn_node *n = host_node(h);
+    gn_host_op *op = NULL;
     if (out) {
         *out = NULL;
     }
     if (!addr || !cb) {
         return GN_EINVAL;
     }
-    if (n->closing) {
-        return GN_ECLOSED;
-    }
-    gn_host_op *op = op_new(n, OP_CONNECT);
-    if (!op) {
-        return GN_ENOMEM;
+    int rc = op_create(host_node(h), OP_CONNECT, arg, &op);
+    if (rc < 0) {
+        return rc;
     }
     op->connect_cb = cb;
-    op->arg = arg;
-    int rc = op_set_target(op, addr);
+    rc = op_set_target(op, addr);
     if (rc < 0) {
         op_discard(op);
         return rc;
@@ -854,25 +866,22 @@ int gn_host_new_stream(gn_host *h, const gn_peer_id *peer, const char *protocol_
         gn_peer_id_equal(peer, &n->self)) {
         return GN_EINVAL;
     }
-    if (n->closing) {
-        return GN_ECLOSED;
-    }
     char pid[GN_PEER_ID_MAX_STRLEN];
     if (gn_peer_id_to_string(peer, pid, sizeof pid) < 0) {
         return GN_EINVAL;
     }
-    gn_host_op *op = op_new(n, OP_STREAM);
-    if (!op) {
-        return GN_ENOMEM;
+    gn_host_op *op = NULL;
+    int rc = op_create(n, OP_STREAM, arg, &op);
+    if (rc < 0) {
+        return rc;
     }
     op->stream_cb = cb;
-    op->arg = arg;
     op->peer = *peer;
     op->has_peer = true;
     memcpy(op->proto, protocol_id, plen + 1);
     char text[GN_PEER_ID_MAX_STRLEN + 8];
     snprintf(text, sizeof text, "/p2p/%s", pid);
-    int rc = gn_multiaddr_parse(text, &op->ma);
+    rc = gn_multiaddr_parse(text, &op->ma);
     if (rc < 0) {
         op_discard(op);
         return rc == GN_ENOMEM ? rc : GN_EINVAL;
@@ -883,22 +892,18 @@ int gn_host_new_stream(gn_host *h, const gn_peer_id *peer, const char *protocol_
 int gn_host_find_peer(gn_host *h, const gn_peer_id *peer, gn_host_peer_cb cb, void *arg,
                       gn_op **out)
 {
-    gn_node *n = host_node(h);
+    gn_host_op *op = NULL;
     if (out) {
         *out = NULL;
     }
     if (!peer || !cb) {
         return GN_EINVAL;
     }
-    if (n->closing) {
-        return GN_ECLOSED;
-    }
-    gn_host_op *op = op_new(n, OP_FIND);
-    if (!op) {
-        return GN_ENOMEM;
+    int rc = op_create(host_node(h), OP_FIND, arg, &op);
+    if (rc < 0) {
+        return rc;
     }
     op->peer_cb = cb;
-    op->arg = arg;
     op->peer = *peer;
     op->has_peer = true;
     return op_launch(op, out);
