@@ -8,10 +8,13 @@ int main(void)
     /* The component drivers are installed and exported for out-of-tree
      * security and muxer components: their symbols must link. */
     int (*secure_run)(gn_crypto *, gn_stream *, const gn_secure_hs_vtbl *, void *, gn_secure_cb,
-                      void *) = gn_secure_run;
+                      void *, gn_op **) = gn_secure_run;
+    /* and the host interface, for out-of-tree protocol, router, discovery
+     * and NAT components */
+    const char *(*option)(gn_host *, const char *, const char *, size_t) = gn_host_option;
     int (*muxd_new)(gn_mux *, const gn_muxd_vtbl *, gn_stream *, bool, const gn_mux_session_cbs *,
                     void *, gn_mux_session **) = gn_muxd_session_new;
-    if (secure_run == NULL || muxd_new == NULL) {
+    if (secure_run == NULL || muxd_new == NULL || option == NULL) {
         return 1;
     }
     gn_multiaddr *ma = NULL;
