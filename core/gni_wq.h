@@ -141,6 +141,17 @@ bool gni_wreq_peek(const gni_wreq *w, gn_slice *out);
 /** Marks @n (<= w->left) more bytes of @w taken: moves the cursor and the counts. */
 void gni_wq_advance(gni_wq *q, gni_wreq *w, size_t n);
 
+/**
+ * Copies the next bytes of a keep_iov request not taken yet into @buf (at
+ * most @cap bytes), across slices, as long as each slice's remaining part
+ * is at most @small bytes; the cursor does not move (gni_wq_advance() after
+ * the consumer took them). Returns the bytes copied: 0 when the next slice
+ * is larger than @small (hand it over as it is) or nothing is left. For
+ * consumers that take bytes one call per piece: many small slices become
+ * one call.
+ */
+size_t gni_wreq_gather(const gni_wreq *w, uint8_t *buf, size_t cap, size_t small);
+
 /** Decides @w's status now; gni_wq_cancel_all() then reports it instead of its own. */
 static inline void gni_wq_set_done(gni_wreq *w, int status)
 {

@@ -121,6 +121,22 @@ bool gni_wreq_peek(const gni_wreq *w, gn_slice *out)
     return true;
 }
 
+size_t gni_wreq_gather(const gni_wreq *w, uint8_t *buf, size_t cap, size_t small)
+{
+    size_t k = 0;
+    size_t off = w->off;
+    /* bounded by iovcnt: each pass takes one slice or stops */
+    for (size_t i = w->idx; i < w->iovcnt && k < w->left; i++, off = 0) {
+        size_t part = w->iov[i].len - off;
+        if (part > small || part > cap - k) {
+            break;
+        }
+        memcpy(buf + k, w->iov[i].base + off, part);
+        k += part;
+    }
+    return k;
+}
+
 void gni_wq_advance(gni_wq *q, gni_wreq *w, size_t n)
 {
     assert(n <= w->left && q->bytes >= n);

@@ -273,7 +273,42 @@ GN_TEST(wq_push_out_of_memory_takes_nothing)
     gni_wq_fini(&q);
 }
 
+GN_TEST(wq_gather_copies_small_slices_without_moving)
+{
+    gn_stream s;
+    init_stream(&s);
+    gni_wq q;
+    gni_wq_init(&q, &s, 0, 0);
+    const uint8_t a[3] = {1, 2, 3}, b[2] = {4, 5}, big[10] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
+    gn_slice iov[5] = {gn_slice_of(a, 3), gn_slice_of(b, 0), gn_slice_of(b, 2),
+                       gn_slice_of(big, 10), gn_slice_of(a, 3)};
+    gni_wreq *w;
+    CHECK_OK(gni_wq_push(&q, iov, 5, 18, NULL, NULL, true, 0, &w));
+    uint8_t buf[8];
+    /* from an offset, across the empty slice, stopping before the large one */
+    gni_wq_advance(&q, w, 1);
+    CHECK_EQ(gni_wreq_gather(w, buf, sizeof buf, 4), 4);
+    CHECK(memcmp(buf, "\x02\x03\x04\x05", 4) == 0);
+    CHECK_EQ(w->left, 17); /* nothing taken */
+    gn_slice sl;
+    CHECK(gni_wreq_peek(w, &sl));
+    CHECK(sl.base == a + 1);
+    gni_wq_advance(&q, w, 4);
+    /* the next slice is larger than @small: nothing to gather */
+    CHECK_EQ(gni_wreq_gather(w, buf, sizeof buf, 4), 0);
+    /* @cap bounds it: the large slice does not fit in 8 bytes */
+    CHECK_EQ(gni_wreq_gather(w, buf, sizeof buf, 64), 0);
+    gni_wq_advance(&q, w, 10);
+    CHECK_EQ(gni_wreq_gather(w, buf, sizeof buf, 64), 3);
+    gni_wq_advance(&q, w, 3);
+    CHECK_EQ(gni_wreq_gather(w, buf, sizeof buf, 64), 0); /* all taken */
+    CHECK_EQ(w->left, 0);
+    gni_wq_complete(&q, w, 0);
+    gni_wq_fini(&q);
+}
+
 GN_TEST_MAIN(GN_T(wq_complete_exactly_once_in_order), GN_T(wq_cursor_walks_borrowed_slices),
              GN_T(wq_bound_and_writable_low_water), GN_T(wq_completion_may_push_again),
              GN_T(wq_extra_storage_and_recycling),
-             GN_T(wq_push_out_of_memory_takes_nothing))
+             GN_T(wq_push_out_of_memory_takes_nothing),
+             GN_T(wq_gather_copies_small_slices_without_moving))
