@@ -154,7 +154,7 @@ int gn_host_set_handler(gn_host *h, const char *protocol_id, gn_host_stream_cb c
     if (!cb) {
         return GN_EINVAL;
     }
-    return gni_node_add_handler(host_node(h), protocol_id, cb, arg);
+    return gni_node_add_handler(host_node(h), protocol_id, cb, arg, true);
 }
 
 int gn_host_remove_handler(gn_host *h, const char *protocol_id)
@@ -162,7 +162,7 @@ int gn_host_remove_handler(gn_host *h, const char *protocol_id)
     if (!protocol_id) {
         return GN_EINVAL;
     }
-    return gni_node_add_handler(host_node(h), protocol_id, NULL, NULL);
+    return gni_node_add_handler(host_node(h), protocol_id, NULL, NULL, true);
 }
 
 size_t gn_host_protocols(gn_host *h, const char **ids, size_t max)
@@ -174,13 +174,17 @@ size_t gn_host_protocols(gn_host *h, const char **ids, size_t max)
  * Peer store
  */
 
-static int addr_to_store(gn_node *n, const gn_peer_id *peer, const gn_multiaddr *ma,
-                         char *out, size_t out_len)
+/* The string the store keeps for @ma: without a trailing /p2p/<peer> (which
+ * must name @peer); a /p2p/ part inside, as in a relay address
+ * (/p2p/<relay>/p2p-circuit), stays. */
+static int addr_to_store(const gn_peer_id *peer, const gn_multiaddr *ma, char *out,
+                         size_t out_len)
 {
     gn_ma_component c;
     gn_multiaddr *bare = NULL;
     const gn_multiaddr *use = ma;
-    if (gn_multiaddr_find(ma, GN_MA_P2P, &c) >= 0) {
+    size_t cnt = gn_multiaddr_count(ma);
+    if (cnt > 0 && gn_multiaddr_component(ma, cnt - 1, &c) == 0 && c.code == GN_MA_P2P) {
         gn_peer_id named;
         if (gn_peer_id_from_bytes(c.value, c.value_len, &named) < 0 ||
             !gn_peer_id_equal(&named, peer)) {
@@ -194,7 +198,6 @@ static int addr_to_store(gn_node *n, const gn_peer_id *peer, const gn_multiaddr 
     }
     int rc = gn_multiaddr_to_string(use, out, out_len);
     gn_multiaddr_free(bare);
-    (void)n;
     return rc == GN_ENOSPC ? GN_ETOOBIG : (rc < 0 ? rc : 0);
 }
 
@@ -215,7 +218,7 @@ int gn_host_peer_add_addrs(gn_host *h, const gn_peer_id *peer, const gn_multiadd
     gn_time expiry = ttl_expiry(n, ttl);
     for (size_t i = 0; i < naddrs; i++) {
         char text[GNI_PS_STR_MAX];
-        int rc = addrs[i] ? addr_to_store(n, peer, addrs[i], text, sizeof text) : GN_EINVAL;
+        int rc = addrs[i] ? addr_to_store(peer, addrs[i], text, sizeof text) : GN_EINVAL;
         if (rc == 0) {
             rc = gni_peerstore_add_addr_ttl(n->ps, peer, text, expiry, (int)src);
         }
@@ -384,7 +387,9 @@ void gni_host_emit(gn_node *n, gn_host_event_type type, gn_channel *ch, const gn
 
 void gn_host_emit_event(gn_host *h, const gn_node_event *ev)
 {
-    if (!ev || ev->message) {
+    /* the node's own life cycle events (and messages) are not for components */
+    if (!ev || ev->message || ev->type == GN_NODE_EV_NONE || ev->type == GN_NODE_EV_CLOSED ||
+        ev->type == GN_NODE_EV_MESSAGE) {
         return;
     }
     gni_node_push_event(host_node(h), ev);
@@ -1101,9 +1106,9 @@ void gni_host_free_components(gn_node *n)
 
 static int start_protocol(gn_node *n, gn_protocol *p)
 {
-    int rc = gni_node_add_handler(n, p->ops->name, proto_on_stream, p);
+    int rc = gni_node_add_handler(n, p->ops->name, proto_on_stream, p, true);
     if (rc == 0 && p->ops->start && (rc = p->ops->start(p)) < 0) {
-        gni_node_add_handler(n, p->ops->name, NULL, NULL);
+        gni_node_add_handler(n, p->ops->name, NULL, NULL, true);
     }
     return rc;
 }
@@ -1184,7 +1189,7 @@ void gni_host_stop_components(gn_node *n)
         if (p->ops->stop) {
             p->ops->stop(p);
         }
-        gni_node_add_handler(n, p->ops->name, NULL, NULL);
+        gni_node_add_handler(n, p->ops->name, NULL, NULL, true);
     }
     while (n->nrouters_started > 0) {
         gn_router_stop(n->routers[--n->nrouters_started]);

@@ -782,7 +782,8 @@ size_t gni_node_protocols(gn_node *n, const char **ids, size_t max)
     return k;
 }
 
-int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb cb, void *arg)
+int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb cb, void *arg,
+                         bool component)
 {
     size_t len = protocol_id ? strlen(protocol_id) : 0;
     if (len == 0 || len >= GN_PROTOCOL_ID_MAX || strchr(protocol_id, '\n') ||
@@ -793,6 +794,9 @@ int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb 
         if (strcmp(n->handlers[i].id, protocol_id) == 0) {
             if (cb) {
                 return GN_EEXIST;
+            }
+            if (n->handlers[i].component != component) {
+                return GN_ENOTFOUND; /* the other owner's */
             }
             n->handlers[i] = n->handlers[n->nhandlers - 1];
             n->nhandlers--;
@@ -817,6 +821,7 @@ int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb 
     memcpy(h->id, protocol_id, len + 1);
     h->cb = cb;
     h->arg = arg;
+    h->component = component;
     return 0;
 }
 
@@ -831,7 +836,7 @@ int gn_node_set_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb c
     if (cb && !n->components_running && gni_host_protocol_selected(n, protocol_id)) {
         return GN_EEXIST; /* a protocol component answers it once started */
     }
-    return gni_node_add_handler(n, protocol_id, cb, arg);
+    return gni_node_add_handler(n, protocol_id, cb, arg, false);
 }
 
 /* ------------------------------------------------------------------------

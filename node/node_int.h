@@ -166,6 +166,7 @@ typedef struct handler_ent {
     char id[GN_PROTOCOL_ID_MAX];
     gn_node_stream_cb cb;
     void *arg;
+    bool component;                 /* registered through the host, not the application */
 } handler_ent;
 
 typedef struct ovf_ev {
@@ -306,10 +307,13 @@ void gni_node_finish_close_later(gn_node *n);
 size_t gni_node_listen_addrs(gn_node *n, const gn_multiaddr **out, size_t max);
 
 /*
- * Adds (@cb non-NULL) or removes (@cb NULL) the handler of @id. Errors:
- * GN_EINVAL (bad id), GN_EEXIST, GN_ENOTFOUND, GN_ELIMIT.
+ * Adds (@cb non-NULL) or removes (@cb NULL) the handler of @id for the
+ * application or (@component) a hosted component; neither removes the
+ * other's. Errors: GN_EINVAL (bad id), GN_EEXIST, GN_ENOTFOUND (nothing of
+ * the caller's to remove), GN_ELIMIT.
  */
-int gni_node_add_handler(gn_node *n, const char *id, gn_node_stream_cb cb, void *arg);
+int gni_node_add_handler(gn_node *n, const char *id, gn_node_stream_cb cb, void *arg,
+                         bool component);
 
 /* ---- host.c ---- */
 void gni_host_emit(gn_node *n, gn_host_event_type type, gn_channel *ch, const gn_peer_id *peer,

@@ -177,7 +177,9 @@ typedef enum gn_addr_source {
 #define GN_ADDR_TTL_PERMANENT GN_TIME_INFINITY
 
 /**
- * Adds @naddrs addresses of @peer (without or with a matching /p2p/ part),
+ * Adds @naddrs addresses of @peer (a trailing /p2p/ part must name @peer
+ * and is not stored; a /p2p/ part inside, as in a relay address
+ * /p2p/<relay>/p2p-circuit, is kept),
  * valid for @ttl (ns, > 0; GN_ADDR_TTL_PERMANENT) from now; an address
  * already known gets the longer of the two TTLs and the new source. The
  * store is bounded (4096 peers, 16 addresses each: the oldest goes).

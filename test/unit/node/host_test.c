@@ -635,6 +635,12 @@ static const gn_discovery_ops tdisc_ops = {
     .stop = tdisc_stop,
 };
 
+static void on_dial_stream_unused(void *arg, gn_channel *ch, gn_stream *s, const char *id)
+{
+    (void)arg, (void)ch, (void)id;
+    gn_stream_reset(s, NULL, NULL);
+}
+
 static gn_registry *user_registry(void)
 {
     gn_registry *reg = NULL;
@@ -694,6 +700,35 @@ GN_TEST(user_protocol_router_and_discovery_components)
     char addr[GN_NODE_ADDR_MAX];
     CHECK(gn_node_peer_addr(b.n, &disc_peer, 0, addr, sizeof addr) > 0);
     CHECK_STR(addr, "/ip4/127.0.0.1/tcp/9");
+    /* relay addresses keep their inner /p2p/ part; a trailing one must be the peer's */
+    {
+        char relay[2 * GN_NODE_ADDR_MAX];
+        snprintf(relay, sizeof relay, "/ip4/127.0.0.1/tcp/7/p2p/%s/p2p-circuit/p2p/%s",
+                 a.pid_str, b.pid_str);
+        gn_multiaddr *ra = NULL;
+        CHECK_EQ(gn_multiaddr_parse(relay, &ra), 0);
+        gn_host *hb = gn_node_host(b.n);
+        const gn_multiaddr *one[1] = {ra};
+        CHECK_EQ(gn_host_peer_add_addrs(hb, &disc_peer, one, 1, 60 * GN_S, GN_ADDR_SRC_MANUAL),
+                 GN_EINVAL); /* names b, not disc_peer */
+        CHECK_EQ(gn_host_peer_add_addrs(hb, &b.pid, one, 1, 0, GN_ADDR_SRC_MANUAL), GN_EINVAL);
+        CHECK_EQ(gn_host_peer_add_addrs(hb, &b.pid, one, 1, 60 * GN_S, GN_ADDR_SRC_MANUAL), 0);
+        gn_multiaddr *got[4];
+        gn_addr_source src[4];
+        int k = gn_host_peer_addrs(hb, &b.pid, got, src, 4);
+        CHECK_EQ(k, 1);
+        char text[2 * GN_NODE_ADDR_MAX];
+        CHECK(gn_multiaddr_to_string(got[0], text, sizeof text) > 0);
+        *strstr(relay, "/p2p-circuit") = '\0';
+        CHECK(strncmp(text, relay, strlen(relay)) == 0);
+        CHECK(strstr(text, "/p2p-circuit") != NULL);
+        CHECK_EQ(src[0], GN_ADDR_SRC_MANUAL);
+        gn_multiaddr_free(got[0]);
+        gn_multiaddr_free(ra);
+    }
+    /* the application cannot remove or take over a component's handler */
+    CHECK_EQ(gn_node_set_handler(a.n, HELLO_ID, NULL, NULL), GN_ENOTFOUND);
+    CHECK_EQ(gn_node_set_handler(a.n, HELLO_ID, on_dial_stream_unused, NULL), GN_EEXIST);
     /* a's identify announces the user protocol */
     CHECK(gn_node_peer_protocol(b.n, &a.pid, 0, addr, sizeof addr) > 0);
     bool announced = false;
