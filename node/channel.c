@@ -343,13 +343,14 @@ static void open_fail_run(gn_loop *loop, void *arg)
     gni_channel_check_done(ch);
 }
 
-/* Reports @status to @done from the loop (never from inside the caller). */
-static void open_fail_defer(gn_channel *ch, open_done_fn done, void *arg, int status)
+/* Reports @status to @done from the loop (never from inside the caller).
+ * Returns 0, or GN_ENOMEM when the report cannot be arranged: then @done
+ * will not run and the caller reports the failure itself. */
+static int open_fail_defer(gn_channel *ch, open_done_fn done, void *arg, int status)
 {
     open_fail *f = gn_malloc(sizeof *f);
     if (!f) {
-        GN_LOG(GN_LOG_ERR, CH_LOG, "out of memory reporting a stream-open failure");
-        return;
+        return GN_ENOMEM;
     }
     f->ch = ch;
     f->done = done;
@@ -359,8 +360,9 @@ static void open_fail_defer(gn_channel *ch, open_done_fn done, void *arg, int st
     if (gn_loop_defer(ch->node->loop, open_fail_run, f) < 0) {
         ch->pending--;
         gn_free(f);
-        GN_LOG(GN_LOG_ERR, CH_LOG, "cannot defer a stream-open failure");
+        return GN_ENOMEM;
     }
+    return 0;
 }
 
 static void ns_out_negotiated(void *arg, int status, gn_stream *s, const char *proto)
@@ -391,23 +393,21 @@ static void ns_out_negotiated(void *arg, int status, gn_stream *s, const char *p
     gni_channel_check_done(ch);
 }
 
-void gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn done, void *arg)
+int gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn done, void *arg)
 {
     if (ch->phase != PH_OPEN || !ch->session) {
-        open_fail_defer(ch, done, arg, ch->phase >= PH_CLOSING ? ch_closed_status(ch) : GN_ESTATE);
-        return;
+        return open_fail_defer(ch, done, arg,
+                               ch->phase >= PH_CLOSING ? ch_closed_status(ch) : GN_ESTATE);
     }
     gn_stream *s = NULL;
     int rc = gn_mux_open_stream(ch->session, &s);
     if (rc < 0) {
-        open_fail_defer(ch, done, arg, rc);
-        return;
+        return open_fail_defer(ch, done, arg, rc);
     }
     nstream *ns = ns_new(ch, s, NS_NEGOTIATING);
     if (!ns) {
         gn_stream_reset(s, NULL, NULL);
-        open_fail_defer(ch, done, arg, GN_ENOMEM);
-        return;
+        return open_fail_defer(ch, done, arg, GN_ENOMEM);
     }
     ns->done = done;
     ns->done_arg = arg;
@@ -423,8 +423,9 @@ void gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn d
     if (rc < 0) {
         ns->done = NULL;
         ns_close(ns, true);
-        open_fail_defer(ch, done, arg, rc);
+        return open_fail_defer(ch, done, arg, rc);
     }
+    return 0;
 }
 
 typedef struct user_open {
@@ -459,8 +460,11 @@ int gn_channel_open_stream(gn_channel *ch, const char *protocol_id, gn_channel_s
     }
     u->cb = cb;
     u->arg = arg;
-    gni_channel_open_internal(ch, protocol_id, user_open_done, u);
-    return 0;
+    int rc = gni_channel_open_internal(ch, protocol_id, user_open_done, u);
+    if (rc < 0) {
+        gn_free(u); /* the failure could not be reported later: say it now */
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------------------
@@ -550,7 +554,10 @@ static void msg_pump(gn_channel *ch)
     if (!ch->msg_out) {
         if (!ch->msg_opening && !gni_list_empty(&ch->mq)) {
             ch->msg_opening = true;
-            gni_channel_open_internal(ch, GN_MSG_PROTOCOL_ID, msg_opened, NULL);
+            if (gni_channel_open_internal(ch, GN_MSG_PROTOCOL_ID, msg_opened, NULL) < 0) {
+                ch->msg_opening = false;
+                gni_channel_fail_queue(ch, GN_ENOMEM);
+            }
         }
         return;
     }

@@ -688,7 +688,11 @@ static void op_dialed(gn_node *n, dial_req *r, int status, gn_channel *ch)
         return;
     }
     /* OP_STREAM: the stage goes on as the open */
-    gni_channel_open_internal(ch, op->proto, op_opened, op);
+    int rc = gni_channel_open_internal(ch, op->proto, op_opened, op);
+    if (rc < 0) {
+        op_deliver_error(op, rc);
+        op_stage_end(op);
+    }
 }
 
 static void op_dial_stage(gn_host_op *op)

@@ -357,6 +357,11 @@ void gni_channel_fail_queue(gn_channel *ch, int status);
 void gni_channel_refresh(gn_channel *ch);
 uint32_t gni_channel_user_streams(gn_channel *ch);
 void gni_nstream_resume(nstream *ns);
-void gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn done, void *arg);
+/*
+ * Opens a stream on @ch and negotiates @proto; @done runs once, later.
+ * Returns 0, or GN_ENOMEM when not even the failure can be reported later
+ * (then @done never runs).
+ */
+int gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn done, void *arg);
 
 #endif /* GNI_NODE_INT_H */
