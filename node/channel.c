@@ -801,10 +801,6 @@ void gni_channel_on_open(gn_channel *ch)
     snprintf(ev.addr, sizeof ev.addr, "%s", ch->info.remote_addr);
     snprintf(ev.protocol, sizeof ev.protocol, "%s", ch->info.muxer);
     gni_node_push_event(n, &ev);
-    if (ch->info.remote_addr[0] && ch->outbound) {
-        gni_peerstore_add_addr_ttl(n->ps, &ch->info.remote_peer, ch->info.remote_addr,
-                                   GN_TIME_INFINITY, GN_ADDR_SRC_DIAL);
-    }
     gni_host_emit(n, GN_HOST_EV_CONNECTED, ch, &ch->info.remote_peer, 0);
     if (!gni_list_empty(&ch->mq)) {
         msg_pump(ch);

@@ -281,7 +281,8 @@ static void up_on_secured(void *arg, int status, const gn_secure_result *res)
     }
     gni_peerstore_set_pubkey(n->ps, &res->remote_peer, res->remote_pubkey);
     if (ch->outbound && ch->dial_addr[0]) {
-        gni_peerstore_add_addr(n->ps, &res->remote_peer, ch->dial_addr);
+        gni_peerstore_add_addr_ttl(n->ps, &res->remote_peer, ch->dial_addr, GN_TIME_INFINITY,
+                                   GN_ADDR_SRC_DIAL);
     }
     if (count_peer(n, &res->remote_peer, ch) >= n->max_per_peer) {
         GN_LOG(GN_LOG_INFO, UP_LOG, "channel %" PRIu64 ": per-peer limit reached", ch->info.id);
