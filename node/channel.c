@@ -1,19 +1,16 @@
 /*
  * Open channels: inbound stream handover after multistream-select,
- * outbound streams, messages on /golem/msg/1.0.0, snapshots and metrics,
- * and what protocol components use of a channel (gn_channel_host, ...).
+ * outbound streams, snapshots and metrics, and what protocol components
+ * use of a channel (gn_channel_host, ...).
  *
- * Node-owned streams (negotiations, message streams) are
- * tracked as nstreams; each counts in ch->pending until its close callback,
- * so a closing channel finishes only after every stream the node owns is
- * gone. Streams handed to the application are the application's: the
- * session close resets them and the application closes them.
+ * Streams still negotiating are node-owned and tracked as nstreams; each
+ * counts in ch->pending until its close callback, so a closing channel
+ * finishes only after every stream the node owns is gone. Streams handed
+ * to the application or a component are theirs: the session close resets
+ * them and their owner closes them.
  *
- * Messages (/golem/msg/1.0.0, protocols/apps/msg.h): one outbound stream
- * per channel, opened on the first message and driven by a gni_msg_writer;
- * each inbound message stream is read by a gni_msg_reader whose messages
- * become GN_NODE_EV_MESSAGE events (paused while the event queue is full).
- * Spec: docs/protocols/msg.md.
+ * Messages: the node hands them to the message service (host.c,
+ * gn_host_set_message_service), a protocol component.
  */
 #include "node_int.h"
 
@@ -48,7 +45,6 @@ gn_channel *gni_channel_new(gn_node *n, bool outbound)
     ch->info.state = outbound ? GN_CHANNEL_DIALING : GN_CHANNEL_UPGRADING;
     gni_list_init(&ch->waiters);
     gni_list_init(&ch->nstreams);
-    gni_list_init(&ch->mq);
     gn_timer_init(n->loop, &ch->upgrade_timer);
     gni_list_add_tail(&n->channels, &ch->link);
     n->nchannels++;
@@ -110,18 +106,6 @@ gn_channel_state gn_channel_state_get(gn_channel *ch, gn_channel_info *info)
     return st;
 }
 
-static uint32_t ch_internal_streams(const gn_channel *ch)
-{
-    uint32_t k = 0;
-    for (const gni_list *e = ch->nstreams.next; e != &ch->nstreams; e = e->next) {
-        const nstream *ns = GNI_CONTAINER_OF(e, nstream, link);
-        if (ns->kind == NS_MSG_IN || ns->kind == NS_MSG_OUT) {
-            k++;
-        }
-    }
-    return k;
-}
-
 void gni_channel_refresh(gn_channel *ch)
 {
     gn_channel_metrics m;
@@ -166,8 +150,7 @@ uint32_t gni_channel_user_streams(gn_channel *ch)
     }
     gn_mux_metrics mm;
     gn_mux_get_metrics(ch->session, &mm);
-    uint32_t internal = ch_internal_streams(ch);
-    return mm.streams_open > internal ? mm.streams_open - internal : 0;
+    return mm.streams_open > ch->quiet_streams ? mm.streams_open - ch->quiet_streams : 0;
 }
 
 void gn_channel_metrics_get(gn_channel *ch, gn_channel_metrics *m)
@@ -237,7 +220,7 @@ static int ch_status(const gn_channel *ch, int status)
     return status;
 }
 
-static nstream *ns_new(gn_channel *ch, gn_stream *s, nstream_kind kind)
+static nstream *ns_new(gn_channel *ch, gn_stream *s)
 {
     nstream *ns = gn_calloc(1, sizeof *ns);
     if (!ns) {
@@ -245,8 +228,6 @@ static nstream *ns_new(gn_channel *ch, gn_stream *s, nstream_kind kind)
     }
     ns->ch = ch;
     ns->s = s;
-    ns->kind = kind;
-    gni_list_init(&ns->blocked_link);
     gni_list_add_tail(&ch->nstreams, &ns->link);
     ch->pending++;
     return ns;
@@ -257,14 +238,6 @@ static nstream *ns_new(gn_channel *ch, gn_stream *s, nstream_kind kind)
 static void ns_release(nstream *ns)
 {
     gn_channel *ch = ns->ch;
-    if (ns->blocked) {
-        gni_list_del(&ns->blocked_link);
-        ns->blocked = false;
-    }
-    gn_rcbuf_rele(ns->cur);
-    if (ch->msg_out == ns) {
-        ch->msg_out = NULL;
-    }
     gni_list_del(&ns->link);
     gn_free(ns);
     ch->pending--;
@@ -299,24 +272,9 @@ void gni_channel_teardown_streams(gn_channel *ch)
     for (gni_list *e = ch->nstreams.next; e != &ch->nstreams;) {
         nstream *ns = GNI_CONTAINER_OF(e, nstream, link);
         e = e->next;
-        if (ns->closing) {
-            continue;
-        }
-        switch (ns->kind) {
-        case NS_NEGOTIATING:
+        if (!ns->closing) {
             /* cancelled: its callback (GN_ECANCELED, from the loop) closes */
             gn_op_cancel(ns->op);
-            break;
-        case NS_MSG_IN:
-            gni_msg_reader_close(ns->reader, false); /* no more callbacks */
-            ns->reader = NULL;
-            ns_release(ns);
-            break;
-        case NS_MSG_OUT:
-            gni_msg_writer_close(ns->writer, false);
-            ns->writer = NULL;
-            ns_release(ns);
-            break;
         }
     }
 }
@@ -404,7 +362,7 @@ int gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn do
     if (rc < 0) {
         return open_fail_defer(ch, done, arg, rc);
     }
-    nstream *ns = ns_new(ch, s, NS_NEGOTIATING);
+    nstream *ns = ns_new(ch, s);
     if (!ns) {
         gn_stream_reset(s, NULL, NULL);
         return open_fail_defer(ch, done, arg, GN_ENOMEM);
@@ -468,205 +426,25 @@ int gn_channel_open_stream(gn_channel *ch, const char *protocol_id, gn_channel_s
 }
 
 /* ------------------------------------------------------------------------
- * Messages: outbound (one gni_msg_writer per channel)
+ * Messages: handed to the message service
  */
-
-static void msg_pump(gn_channel *ch);
-
-static void msg_out_free(gn_channel *ch, msg_out *mo)
-{
-    gn_rcbuf_rele(mo->buf);
-    gn_free(mo);
-    atomic_fetch_sub(&ch->mq_count, 1);
-}
-
-static void msg_send_failed(gn_channel *ch, uint64_t req, int status)
-{
-    gn_node_event ev;
-    gni_node_event_init(&ev, GN_NODE_EV_SEND_FAILED);
-    ev.request_id = req;
-    ev.status = status;
-    ev.channel_id = ch->info.id;
-    ev.peer = ch->info.remote_peer;
-    gni_node_push_event(ch->node, &ev);
-}
-
-void gni_channel_fail_queue(gn_channel *ch, int status)
-{
-    while (!gni_list_empty(&ch->mq)) {
-        msg_out *mo = GNI_CONTAINER_OF(ch->mq.next, msg_out, link);
-        gni_list_del(&mo->link);
-        msg_send_failed(ch, mo->req_id, status);
-        msg_out_free(ch, mo);
-    }
-}
-
-static void msg_writer_writable(void *arg)
-{
-    nstream *ns = arg;
-    msg_pump(ns->ch);
-}
-
-static void msg_writer_end(void *arg, int status)
-{
-    nstream *ns = arg;
-    gn_channel *ch = ns->ch;
-    GN_LOG(GN_LOG_DEBUG, CH_LOG, "channel %" PRIu64 ": message writer ended: %s", ch->info.id,
-           gn_err_name(status));
-    ns->writer = NULL;
-    ns_release(ns);
-    if (ch->phase == PH_OPEN && !gni_list_empty(&ch->mq)) {
-        msg_pump(ch); /* reopen for what is still queued */
-    }
-    gni_channel_check_done(ch);
-}
-
-static const gni_msg_writer_cbs msg_writer_cbs = {msg_writer_writable, msg_writer_end};
-
-static void msg_opened(gn_channel *ch, void *arg, int status, gn_stream *s)
-{
-    (void)arg;
-    ch->msg_opening = false;
-    if (status < 0) {
-        gni_channel_fail_queue(ch, status);
-        return;
-    }
-    nstream *ns = ns_new(ch, NULL, NS_MSG_OUT);
-    int rc = ns ? gni_msg_writer_new(s, ch->node->max_msg, 0, &msg_writer_cbs, ns, &ns->writer)
-                : GN_ENOMEM;
-    if (rc < 0) {
-        gn_stream_reset(s, NULL, NULL);
-        if (ns) {
-            ns_release(ns);
-        }
-        gni_channel_fail_queue(ch, rc);
-        return;
-    }
-    ch->msg_out = ns;
-    msg_pump(ch);
-}
-
-static void msg_pump(gn_channel *ch)
-{
-    if (ch->phase != PH_OPEN) {
-        return;
-    }
-    if (!ch->msg_out) {
-        if (!ch->msg_opening && !gni_list_empty(&ch->mq)) {
-            ch->msg_opening = true;
-            if (gni_channel_open_internal(ch, GN_MSG_PROTOCOL_ID, msg_opened, NULL) < 0) {
-                ch->msg_opening = false;
-                gni_channel_fail_queue(ch, GN_ENOMEM);
-            }
-        }
-        return;
-    }
-    nstream *ns = ch->msg_out;
-    while (!gni_list_empty(&ch->mq)) {
-        msg_out *mo = GNI_CONTAINER_OF(ch->mq.next, msg_out, link);
-        int rc = gni_msg_writer_send(ns->writer, mo->buf);
-        if (rc == GN_EAGAIN) {
-            break; /* msg_writer_writable resumes */
-        }
-        gni_list_del(&mo->link);
-        if (rc == 0) {
-            ch->messages_out++;
-            ch->last_active = gn_loop_now(ch->node->loop);
-        } else {
-            msg_send_failed(ch, mo->req_id, rc);
-        }
-        msg_out_free(ch, mo);
-        if (rc < 0 && rc != GN_ETOOBIG) {
-            /* the writer is unusable: drop it; the next message reopens */
-            gni_msg_writer_close(ns->writer, true);
-            ns->writer = NULL;
-            ns_release(ns);
-            gni_channel_check_done(ch);
-            break;
-        }
-    }
-}
 
 int gni_channel_enqueue(gn_channel *ch, gn_rcbuf *buf, uint64_t req_id)
 {
+    gn_node *n = ch->node;
+    int rc;
     if (ch->phase != PH_OPEN) {
-        atomic_fetch_sub(&ch->mq_count, 1);
-        return ch->phase >= PH_CLOSING ? ch_closed_status(ch) : GN_ESTATE;
-    }
-    msg_out *mo = gn_calloc(1, sizeof *mo);
-    if (!mo) {
-        atomic_fetch_sub(&ch->mq_count, 1);
-        return GN_ENOMEM;
-    }
-    mo->buf = gn_rcbuf_hold(buf);
-    mo->req_id = req_id;
-    mo->ch = ch;
-    gni_list_add_tail(&ch->mq, &mo->link);
-    msg_pump(ch);
-    return 0;
-}
-
-/* ------------------------------------------------------------------------
- * Messages: inbound (a gni_msg_reader per peer stream)
- */
-
-static bool msg_deliver(nstream *ns, gn_rcbuf *msg)
-{
-    gn_channel *ch = ns->ch;
-    gn_node_event ev;
-    gni_node_event_init(&ev, GN_NODE_EV_MESSAGE);
-    ev.channel_id = ch->info.id;
-    ev.peer = ch->info.remote_peer;
-    snprintf(ev.protocol, sizeof ev.protocol, "%s", GN_MSG_PROTOCOL_ID);
-    ev.message = msg;
-    if (!gni_node_try_message(ch->node, &ev)) {
-        return false;
-    }
-    ch->messages_in++;
-    ch->last_active = gn_loop_now(ch->node->loop);
-    return true;
-}
-
-static int msg_reader_message(void *arg, gn_rcbuf *msg)
-{
-    nstream *ns = arg;
-    if (msg_deliver(ns, msg)) {
-        return GNI_MSG_CONTINUE;
-    }
-    /* the event queue is full: keep it and stop reading (backpressure) */
-    ns->cur = msg;
-    gni_node_mark_blocked(ns->ch->node, ns);
-    return GNI_MSG_PAUSE;
-}
-
-static void msg_reader_end(void *arg, int status)
-{
-    nstream *ns = arg;
-    gn_channel *ch = ns->ch;
-    if (status < 0) {
-        GN_LOG(GN_LOG_INFO, CH_LOG, "channel %" PRIu64 ": message stream ended: %s",
-               ch->info.id, gn_err_name(status));
-    }
-    ns->reader = NULL;
-    ns_release(ns);
-    gni_channel_check_done(ch);
-}
-
-static const gni_msg_reader_cbs msg_reader_cbs = {msg_reader_message, msg_reader_end};
-
-void gni_nstream_resume(nstream *ns)
-{
-    if (!ns->reader) {
-        return;
-    }
-    if (ns->cur) {
-        if (!msg_deliver(ns, ns->cur)) {
-            gni_node_mark_blocked(ns->ch->node, ns);
-            return;
+        rc = ch->phase >= PH_CLOSING ? ch_closed_status(ch) : GN_ESTATE;
+    } else if (!n->msg_ops) {
+        rc = GN_ENOTSUP;
+    } else {
+        rc = n->msg_ops->send(n->msg_svc, ch, buf, req_id);
+        if (rc == 0) {
+            return 0; /* gn_host_msg_done() releases the slot */
         }
-        ns->cur = NULL;
     }
-    gni_msg_reader_resume(ns->reader);
+    atomic_fetch_sub(&ch->mq_count, 1);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------
@@ -694,23 +472,33 @@ void gn_channel_record_rtt(gn_channel *ch, gn_time rtt)
     gni_channel_refresh(ch);
 }
 
+void gn_channel_add_quiet_streams(gn_channel *ch, int delta)
+{
+    if (!ch) {
+        return;
+    }
+    if (delta < 0 && (uint32_t)-delta > ch->quiet_streams) {
+        ch->quiet_streams = 0; /* a component's miscount must not wrap */
+    } else {
+        ch->quiet_streams += (uint32_t)delta;
+    }
+}
+
+void gn_channel_touch(gn_channel *ch)
+{
+    if (ch) {
+        ch->last_active = gn_loop_now(ch->node->loop);
+    }
+}
+
+uint64_t gn_channel_id(const gn_channel *ch)
+{
+    return ch ? ch->info.id : 0; /* set at creation, never changed */
+}
+
 /* ------------------------------------------------------------------------
  * Inbound streams
  */
-
-/* Hands @s to the node's message reader when @proto is the message
- * protocol; false otherwise. */
-static bool serve_builtin(gn_channel *ch, nstream *ns, gn_stream *s, const char *proto, int *rc)
-{
-    gn_node *n = ch->node;
-    if (!(n->cfg.protocols & GN_NODE_PROTO_MSG) || strcmp(proto, GN_MSG_PROTOCOL_ID) != 0) {
-        return false;
-    }
-    ns->s = NULL;
-    ns->kind = NS_MSG_IN;
-    *rc = gni_msg_reader_new(s, n->max_msg, &msg_reader_cbs, ns, &ns->reader);
-    return true;
-}
 
 static void ns_in_negotiated(void *arg, int status, gn_stream *s, const char *proto)
 {
@@ -736,21 +524,9 @@ static void ns_in_negotiated(void *arg, int status, gn_stream *s, const char *pr
         gni_channel_check_done(ch);
         return;
     }
-    int rc = 0;
-    if (!serve_builtin(ch, ns, s, proto, &rc)) {
-        /* the handler was removed while negotiating */
-        ns->s = s;
-        ns->kind = NS_NEGOTIATING;
-        ns_close(ns, true);
-        return;
-    }
-    if (rc < 0) {
-        GN_LOG(GN_LOG_INFO, CH_LOG, "channel %" PRIu64 ": serving %s: %s", ch->info.id, proto,
-               gn_err_name(rc));
-        gn_stream_reset(s, NULL, NULL);
-        ns_release(ns);
-        gni_channel_check_done(ch);
-    }
+    /* the handler was removed while negotiating */
+    ns->s = s;
+    ns_close(ns, true);
 }
 
 void gni_channel_on_stream(gn_mux_session *ms, void *ud, gn_stream *s)
@@ -758,7 +534,7 @@ void gni_channel_on_stream(gn_mux_session *ms, void *ud, gn_stream *s)
     (void)ms;
     gn_channel *ch = ud;
     gn_node *n = ch->node;
-    nstream *ns = ch->phase == PH_OPEN ? ns_new(ch, s, NS_NEGOTIATING) : NULL;
+    nstream *ns = ch->phase == PH_OPEN ? ns_new(ch, s) : NULL;
     if (!ns) {
         gn_stream_reset(s, NULL, NULL);
         return;
@@ -802,7 +578,4 @@ void gni_channel_on_open(gn_channel *ch)
     snprintf(ev.protocol, sizeof ev.protocol, "%s", ch->info.muxer);
     gni_node_push_event(n, &ev);
     gni_host_emit(n, GN_HOST_EV_CONNECTED, ch, &ch->info.remote_peer, 0);
-    if (!gni_list_empty(&ch->mq)) {
-        msg_pump(ch);
-    }
 }

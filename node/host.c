@@ -414,6 +414,83 @@ int gn_host_peer_set_identified(gn_host *h, const gn_peer_id *peer, const char *
 }
 
 /* ------------------------------------------------------------------------
+ * The message service
+ */
+
+int gn_host_set_message_service(gn_host *h, const gn_host_msg_ops *ops, void *svc,
+                                const char *protocol_id)
+{
+    gn_node *n = host_node(h);
+    if (!ops) {
+        if (!n->msg_ops || n->msg_svc != svc) {
+            return GN_ENOTFOUND;
+        }
+        n->msg_ops = NULL;
+        n->msg_svc = NULL;
+        n->msg_blocked = false;
+        return 0;
+    }
+    size_t len = protocol_id ? strlen(protocol_id) : 0;
+    if (!ops->send || !ops->resume || len == 0 || len >= sizeof n->msg_proto) {
+        return GN_EINVAL;
+    }
+    if (n->msg_ops) {
+        return GN_EEXIST;
+    }
+    n->msg_ops = ops;
+    n->msg_svc = svc;
+    memcpy(n->msg_proto, protocol_id, len + 1);
+    return 0;
+}
+
+size_t gn_host_max_message_len(gn_host *h)
+{
+    return atomic_load(&host_node(h)->max_msg);
+}
+
+int gn_host_msg_deliver(gn_host *h, gn_channel *ch, gn_rcbuf *msg)
+{
+    gn_node *n = host_node(h);
+    if (!ch || !msg) {
+        return GN_EINVAL;
+    }
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_MESSAGE);
+    ev.channel_id = ch->info.id;
+    ev.peer = ch->info.remote_peer;
+    memcpy(ev.protocol, n->msg_proto, sizeof ev.protocol);
+    ev.message = msg;
+    if (!gni_node_try_message(n, &ev)) {
+        gni_node_msg_blocked(n);
+        return GN_EAGAIN;
+    }
+    ch->messages_in++;
+    ch->last_active = gn_loop_now(n->loop);
+    return 0;
+}
+
+void gn_host_msg_done(gn_host *h, gn_channel *ch, uint64_t req_id, int status)
+{
+    gn_node *n = host_node(h);
+    if (!ch) {
+        return;
+    }
+    atomic_fetch_sub(&ch->mq_count, 1);
+    if (status == 0) {
+        ch->messages_out++;
+        ch->last_active = gn_loop_now(n->loop);
+        return;
+    }
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_SEND_FAILED);
+    ev.request_id = req_id;
+    ev.status = status;
+    ev.channel_id = ch->info.id;
+    ev.peer = ch->info.remote_peer;
+    gni_node_push_event(n, &ev);
+}
+
+/* ------------------------------------------------------------------------
  * Options: "component.key=value"
  */
 

@@ -42,7 +42,7 @@ void gn_node_config_default(gn_node_config *cfg)
 }
 
 /* Most bytes a /golem/msg/1.0.0 payload may be configured to (256 MiB). */
-#define NODE_MAX_MESSAGE_CAP GNI_MSG_MAX_LEN_LIMIT
+#define NODE_MAX_MESSAGE_CAP (256u * 1024u * 1024u)
 
 static int dup_opt(const char *s, char **out)
 {
@@ -209,7 +209,6 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     gni_list_init(&n->listeners);
     gni_list_init(&n->channels);
     gni_list_init(&n->overflow);
-    gni_list_init(&n->blocked);
     gni_list_init(&n->subs);
     gni_list_init(&n->host_ops);
     gni_list_init(&n->nat_maps);
@@ -565,16 +564,13 @@ bool gni_node_try_message(gn_node *n, const gn_node_event *ev)
     return rc == 0;
 }
 
-void gni_node_mark_blocked(gn_node *n, nstream *ns)
+void gni_node_msg_blocked(gn_node *n)
 {
-    if (!ns->blocked) {
-        ns->blocked = true;
-        gni_list_add_tail(&n->blocked, &ns->blocked_link);
-    }
+    n->msg_blocked = true;
     node_need_drain(n);
 }
 
-/* Moves overflow events into the queue and resumes blocked readers (loop). */
+/* Moves overflow events into the queue and resumes the message service (loop). */
 static void node_drain(gn_node *n)
 {
     while (!gni_list_empty(&n->overflow)) {
@@ -590,25 +586,13 @@ static void node_drain(gn_node *n)
         n->noverflow--;
         gn_free(o);
     }
-    if (gni_list_empty(&n->overflow)) {
-        gni_list todo;
-        gni_list_init(&todo);
-        if (!gni_list_empty(&n->blocked)) {
-            /* splice the blocked list into todo */
-            todo.next = n->blocked.next;
-            todo.prev = n->blocked.prev;
-            todo.next->prev = &todo;
-            todo.prev->next = &todo;
-            gni_list_init(&n->blocked);
-        }
-        while (!gni_list_empty(&todo)) {
-            nstream *ns = GNI_CONTAINER_OF(todo.next, nstream, blocked_link);
-            gni_list_del(&ns->blocked_link);
-            ns->blocked = false;
-            gni_nstream_resume(ns); /* may mark it blocked again */
+    if (gni_list_empty(&n->overflow) && n->msg_blocked) {
+        n->msg_blocked = false;
+        if (n->msg_ops) {
+            n->msg_ops->resume(n->msg_svc); /* may block again */
         }
     }
-    atomic_store(&n->need_drain, !gni_list_empty(&n->overflow) || !gni_list_empty(&n->blocked));
+    atomic_store(&n->need_drain, !gni_list_empty(&n->overflow) || n->msg_blocked);
 }
 
 int gn_node_next_event(gn_node *n, gn_node_event *ev, gn_time timeout)
@@ -761,21 +745,11 @@ const handler_ent *gni_node_find_handler(gn_node *n, const char *id)
     return NULL;
 }
 
-/* The protocol ids the node itself serves: the message protocol behind
- * unicast and broadcast (cfg.protocols). Protocol components register their
- * own ids as handlers when they start. */
-static size_t node_builtins(const gn_node *n, const char **ids, size_t max)
-{
-    size_t k = 0;
-    if ((n->cfg.protocols & GN_NODE_PROTO_MSG) && k < max) {
-        ids[k++] = GN_MSG_PROTOCOL_ID;
-    }
-    return k;
-}
-
+/* Every protocol the node answers is a handler: the application's, or a
+ * protocol component's (registered when it starts). */
 size_t gni_node_protocols(gn_node *n, const char **ids, size_t max)
 {
-    size_t k = node_builtins(n, ids, max);
+    size_t k = 0;
     for (size_t i = 0; i < n->nhandlers && k < max; i++) {
         ids[k++] = n->handlers[i].id;
     }
@@ -806,14 +780,6 @@ int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb 
     if (!cb) {
         return GN_ENOTFOUND;
     }
-    const char *builtin[8];
-    size_t nb = node_builtins(n, builtin, GNI_ARRAY_LEN(builtin));
-    for (size_t i = 0; i < nb; i++) {
-        if (strcmp(builtin[i], protocol_id) == 0) {
-            return GN_EEXIST;
-        }
-    }
-
     if (n->nhandlers == GNI_NODE_MAX_HANDLERS) {
         return GN_ELIMIT;
     }
@@ -1301,7 +1267,7 @@ static void send_failed(gn_node *n, uint64_t req, int status, const gn_channel *
 /* Reserves a slot in @ch's queue and enqueues (loop). */
 static void node_send_on(gn_node *n, gn_channel *ch, gn_rcbuf *msg, uint64_t req)
 {
-    if (atomic_fetch_add(&ch->mq_count, 1) >= GNI_NODE_MSG_QUEUE_MAX) {
+    if (atomic_fetch_add(&ch->mq_count, 1) >= GN_HOST_MSG_QUEUE_MAX) {
         atomic_fetch_sub(&ch->mq_count, 1);
         send_failed(n, req, GN_EAGAIN, ch);
         return;
@@ -1495,7 +1461,7 @@ int gn_channel_send(gn_channel *ch, const uint8_t *msg, size_t len)
     if (len > atomic_load(&n->max_msg)) {
         return GN_ETOOBIG;
     }
-    if (atomic_fetch_add(&ch->mq_count, 1) >= GNI_NODE_MSG_QUEUE_MAX) {
+    if (atomic_fetch_add(&ch->mq_count, 1) >= GN_HOST_MSG_QUEUE_MAX) {
         atomic_fetch_sub(&ch->mq_count, 1);
         return GN_EAGAIN;
     }

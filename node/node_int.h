@@ -8,11 +8,11 @@
  *   upgrade.c   the upgrade pipeline (transport -> multistream security ->
  *               handshake -> muxer -> open) and the connection manager
  *               (dial requests, reuse, limits, idle trimming);
- *   channel.c   open channels: streams, protocol handover, messages
- *               (/golem/msg/1.0.0), metrics, multicast groups, and what
- *               protocol components use of a channel;
- *   host.c      the host interface and the hosted components (protocol,
- *               router, discovery, NAT instances);
+ *   channel.c   open channels: streams, protocol handover, metrics, and
+ *               what protocol components use of a channel;
+ *   host.c      the host interface, the hosted components (protocol,
+ *               router, discovery, NAT instances) and the message
+ *               service's slot (the messages themselves are a component's);
  *   peerstore.c what the node learned about peers.
  *
  * Threading invariant: every field marked "loop" is touched only on the
@@ -26,7 +26,6 @@
 #include "golemnet/node.h"
 
 #include "gni.h"
-#include "msg.h"
 #include "peerstore.h"
 
 #include <uv.h>
@@ -46,8 +45,6 @@ typedef enum ch_phase {
     PH_CLOSED        /* finished; removed from the node */
 } ch_phase;
 
-/** Bound of a channel's outbound message queue (gn_channel_send: GN_EAGAIN). */
-#define GNI_NODE_MSG_QUEUE_MAX 1024u
 /** Most protocol handlers per node. */
 #define GNI_NODE_MAX_HANDLERS 64u
 /** Most lifecycle events kept while the event queue is full. */
@@ -68,23 +65,6 @@ struct dial_req {
     bool emit_event;
 };
 
-/* A message waiting in a channel's outbound queue. */
-typedef struct msg_out {
-    gni_list link;
-    gn_rcbuf *buf;
-    uint64_t req_id;
-    struct gn_channel *ch;
-    uint8_t hdr[10];
-    size_t hdr_len;
-} msg_out;
-
-/* Kinds of node-owned streams on a channel. */
-typedef enum nstream_kind {
-    NS_NEGOTIATING = 0, /* multistream-select running (in or out) */
-    NS_MSG_OUT,         /* our /golem/msg/1.0.0 writer */
-    NS_MSG_IN           /* a peer's /golem/msg/1.0.0 stream, read */
-} nstream_kind;
-
 typedef struct nstream nstream;
 struct nstream;
 
@@ -97,7 +77,7 @@ struct gn_channel {
     uv_mutex_t mtx;            /* guards info and cache */
     gn_channel_info info;           /* mtx */
     gn_channel_metrics cache;       /* mtx: last snapshot for other threads */
-    _Atomic uint32_t mq_count;      /* messages accepted, not yet completed */
+    _Atomic uint32_t mq_count;      /* messages accepted, not yet completed (the message service's) */
     _Atomic int pub_state;          /* gn_channel_state, for lock-free checks */
 
     /* ---- loop ---- */
@@ -127,11 +107,7 @@ struct gn_channel {
     uint32_t pending;               /* node-owned streams and closes outstanding */
     bool finalizing;                /* the final step is scheduled */
     gni_list nstreams;              /* nstream */
-    /* messages */
-    gni_list mq;                    /* msg_out not yet written */
-    nstream *msg_out;               /* the outbound /golem/msg stream, when open */
-    bool msg_opening;
-    bool msg_blocked;               /* a write returned GN_EAGAIN */
+    uint32_t quiet_streams;         /* gn_channel_add_quiet_streams() */
     uint64_t bytes_in_base, bytes_out_base;
     uint64_t messages_in, messages_out;
     gn_time last_rtt;
@@ -139,14 +115,13 @@ struct gn_channel {
 };
 
 /*
- * A node-owned stream: a negotiation, or an apps driver's stream until the
- * driver's completion. Counts in ch->pending while it exists.
+ * A node-owned stream: a multistream-select negotiation (in or out) until
+ * the stream is handed over. Counts in ch->pending while it exists.
  */
 struct nstream {
     gni_list link;                  /* ch->nstreams */
     gn_channel *ch;
     gn_stream *s;                   /* while negotiating (or closing after it) */
-    nstream_kind kind;
     bool closing;
     bool inbound;
     /* negotiation */
@@ -154,12 +129,6 @@ struct nstream {
     open_done_fn done;
     void *done_arg;
     char protocol[GN_PROTOCOL_ID_MAX];
-    /* messages */
-    gni_msg_reader *reader;
-    gni_msg_writer *writer;
-    gn_rcbuf *cur;                  /* a message waiting for room in the event queue */
-    bool blocked;
-    gni_list blocked_link;          /* node->blocked */
 };
 
 typedef struct handler_ent {
@@ -271,7 +240,11 @@ struct gn_node {
     size_t nhandlers;
     gni_list overflow;
     size_t noverflow;
-    gni_list blocked;               /* nstream msg readers waiting for room */
+    /* the message service (host.c) */
+    const gn_host_msg_ops *msg_ops;
+    void *msg_svc;
+    char msg_proto[GN_PROTOCOL_ID_MAX];
+    bool msg_blocked;               /* a delivery met a full event queue */
     gni_peerstore *ps;
     gn_timer idle_timer;
     bool idle_armed;
@@ -289,9 +262,11 @@ struct gn_node {
 
 /* ---- node.c ---- */
 void gni_node_push_event(gn_node *n, const gn_node_event *ev);
-/* Tries to queue a MESSAGE event; false when the queue is full (the caller keeps it). */
+/* Tries to queue a MESSAGE event; false when the queue is full (the caller
+ * keeps it, and the message service's resume() runs when there is room). */
 bool gni_node_try_message(gn_node *n, const gn_node_event *ev);
-void gni_node_mark_blocked(gn_node *n, nstream *ns);
+/* A delivery met a full event queue: resume the message service when there is room. */
+void gni_node_msg_blocked(gn_node *n);
 void gni_node_event_init(gn_node_event *ev, gn_node_event_type type);
 int gni_node_post(gn_node *n, gn_loop_fn fn, void *arg);
 const handler_ent *gni_node_find_handler(gn_node *n, const char *id);
@@ -352,11 +327,14 @@ void gni_channel_on_stream(gn_mux_session *ms, void *ud, gn_stream *s);
 void gni_channel_on_end(gn_mux_session *ms, void *ud, int err);
 void gni_channel_teardown_streams(gn_channel *ch);
 void gni_channel_check_done(gn_channel *ch);
+/*
+ * Hands @buf to the message service for @ch (its mq_count slot already
+ * taken; released here on failure). Errors: GN_ENOTSUP (no service),
+ * GN_ECLOSED/GN_ECANCELED/GN_ESTATE (not open), the service's refusal.
+ */
 int gni_channel_enqueue(gn_channel *ch, gn_rcbuf *buf, uint64_t req_id);
-void gni_channel_fail_queue(gn_channel *ch, int status);
 void gni_channel_refresh(gn_channel *ch);
 uint32_t gni_channel_user_streams(gn_channel *ch);
-void gni_nstream_resume(nstream *ns);
 /*
  * Opens a stream on @ch and negotiates @proto; @done runs once, later.
  * Returns 0, or GN_ENOMEM when not even the failure can be reported later

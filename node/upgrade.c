@@ -617,7 +617,6 @@ void gni_channel_begin_close(gn_channel *ch, int reason)
     gni_channel_publish(ch);
     gn_channel_hold(ch); /* keep it alive through the callbacks below */
     complete_waiters(ch, ch->close_reason);
-    gni_channel_fail_queue(ch, reason == GN_ECANCELED ? GN_ECANCELED : GN_ECLOSED);
     if (prev == PH_OPEN) {
         gni_channel_teardown_streams(ch);
         if (ch->session) {

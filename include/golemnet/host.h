@@ -30,6 +30,7 @@
 #ifndef GOLEMNET_HOST_H
 #define GOLEMNET_HOST_H
 
+#include "golemnet/buf.h"
 #include "golemnet/identity.h"
 #include "golemnet/loop.h"
 #include "golemnet/multiaddr.h"
@@ -280,6 +281,89 @@ GN_API const char *gn_host_agent_version(gn_host *h);
  */
 GN_API int gn_host_peer_set_identified(gn_host *h, const gn_peer_id *peer, const char *agent,
                                        const gn_multiaddr *observed);
+
+/* ---- the message service ---- */
+
+/*
+ * The node's message calls (gn_node_unicast, gn_node_broadcast,
+ * gn_channel_send, gn_multicast_*) and GN_NODE_EV_MESSAGE are carried by a
+ * message service: a protocol component that registers itself here when it
+ * starts. The built-in one is "msg" (/golem/msg/1.0.0, docs/protocols/msg.md);
+ * without a service those calls fail with GN_ENOTSUP. The node keeps the
+ * admission bound (at most GN_HOST_MSG_QUEUE_MAX messages accepted and not
+ * yet completed per channel: GN_EAGAIN to the caller beyond it), the
+ * counters and the event queue; the service keeps the per-channel outbound
+ * queues and the streams.
+ */
+
+/** Most messages a channel holds accepted and not yet completed. */
+#define GN_HOST_MSG_QUEUE_MAX 1024u
+
+/** What a message service implements (loop thread). */
+typedef struct gn_host_msg_ops {
+    /**
+     * Required: send @msg (one message, at most gn_host_max_message_len()
+     * bytes) to the peer of @ch, an open channel. The service takes its own
+     * reference on 0 (the caller keeps its reference either way: fan-out
+     * shares one buffer). Return 0: the service calls gn_host_msg_done()
+     * for @req_id exactly once, later or from inside this call. A negative
+     * gn_err: not accepted (the node reports it to the application);
+     * gn_host_msg_done() is not called.
+     */
+    int (*send)(void *svc, gn_channel *ch, gn_rcbuf *msg, uint64_t req_id);
+    /**
+     * Required: the event queue has room again after gn_host_msg_deliver()
+     * returned GN_EAGAIN. Called once per GN_EAGAIN episode, from the loop.
+     */
+    void (*resume)(void *svc);
+} gn_host_msg_ops;
+
+/**
+ * Makes @ops/@svc the host's message service, announcing @protocol_id in
+ * GN_NODE_EV_MESSAGE events (copied). @ops NULL removes the service
+ * registered with @svc. A component registers in its start() and removes
+ * itself in stop(). Errors: GN_EINVAL (NULL or bad id), GN_EEXIST (another
+ * service is registered), GN_ENOTFOUND (removing one that is not).
+ */
+GN_API int gn_host_set_message_service(gn_host *h, const gn_host_msg_ops *ops, void *svc,
+                                       const char *protocol_id);
+
+/** The largest message payload the node accepts, bytes (gn_node_config.max_message_len). Any thread. */
+GN_API size_t gn_host_max_message_len(gn_host *h);
+
+/**
+ * Hands a received message of @ch's peer to the application as a
+ * GN_NODE_EV_MESSAGE event. Returns 0 (the host took the caller's reference
+ * on @msg) or GN_EAGAIN: the event queue is full; the caller keeps @msg,
+ * should stop reading (backpressure reaches the peer through the muxer's
+ * flow control) and try again when ops->resume() runs.
+ */
+GN_API int gn_host_msg_deliver(gn_host *h, gn_channel *ch, gn_rcbuf *msg);
+
+/**
+ * Completes a message that ops->send() accepted: @status 0 when it was
+ * handed to the stream (counted in messages_out), or a negative gn_err when
+ * it was lost: the application gets GN_NODE_EV_SEND_FAILED with @req_id,
+ * @status and the channel's peer. Failure reports are never dropped: when
+ * the event queue is full they wait in the node's overflow list.
+ */
+GN_API void gn_host_msg_done(gn_host *h, gn_channel *ch, uint64_t req_id, int status);
+
+/**
+ * Adds @delta (may be negative) to @ch's count of long-lived streams a
+ * component keeps open without them being activity: the idle timeout
+ * (GN_NODE_OPT_IDLE_TIMEOUT_MS) closes a channel whose only streams are
+ * these. Message and pubsub streams are of this kind; their traffic marks
+ * the channel active through gn_host_msg_deliver()/gn_host_msg_done() or
+ * gn_channel_touch().
+ */
+GN_API void gn_channel_add_quiet_streams(gn_channel *ch, int delta);
+
+/** Marks @ch active now (for the idle timeout). Loop thread. */
+GN_API void gn_channel_touch(gn_channel *ch);
+
+/** @ch's node-wide unique id (gn_channel_info.id). Any thread. */
+GN_API uint64_t gn_channel_id(const gn_channel *ch);
 
 /* ---- component options ---- */
 

@@ -100,7 +100,7 @@ typedef struct gn_node_config {
      * (gn_protocol_ops; "/my/proto/1.0.0" or its short form). NULL: every
      * registered component of the kind that is not explicit-only, in
      * registration order; "" (empty): none. Protocol components that have
-     * a node bit (the built-in identify, ping, echo and perf) follow
+     * a node bit (the built-in identify, ping, echo, perf and msg) follow
      * `protocols` instead, whatever the list says.
      * Since: 0.2
      */

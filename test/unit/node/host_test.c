@@ -51,6 +51,7 @@ typedef struct nopts {
     const char *const *options;
     size_t n_options;
     bool listen;
+    uint32_t drop_protocols; /* GN_NODE_PROTO_* bits off */
 } nopts;
 
 static bool got_listen(void *arg)
@@ -84,6 +85,7 @@ static void node_up(tnode *t, uint32_t seed, const nopts *o)
     cfg.options = o->options;
     cfg.n_options = o->n_options;
     cfg.upgrade_timeout = 5 * GN_S;
+    cfg.protocols &= ~o->drop_protocols;
     const char *listen = "/ip4/127.0.0.1/tcp/0";
     if (o->listen) {
         cfg.listen = &listen;
@@ -877,10 +879,242 @@ GN_TEST(router_answers_synchronously_or_without_dialable_addresses)
     finish();
 }
 
+/* ---- a user-written message service ------------------------------------ */
+
+#define TMSG_ID "/test/msg/1.0.0"
+
+/* One message per stream: the sender writes the payload and closes; the
+ * receiver hands what it read up to EOF to the host. */
+typedef struct tmsg_svc {
+    gn_host *host;
+    int resumes;
+} tmsg_svc;
+
+typedef struct tmsg_send {
+    tmsg_svc *sv;
+    gn_channel *ch; /* held */
+    gn_rcbuf *msg;
+    uint64_t req;
+    gn_stream *s;
+    gn_slice iov;
+} tmsg_send;
+
+static void tmsg_send_end(tmsg_send *t, int status)
+{
+    gn_host_msg_done(t->sv->host, t->ch, t->req, status);
+    gn_channel_rele(t->ch);
+    gn_rcbuf_rele(t->msg);
+    gn_free(t);
+}
+
+static void tmsg_written(void *arg, int status)
+{
+    tmsg_send *t = arg;
+    gn_stream_close(t->s, NULL, NULL);
+    tmsg_send_end(t, status);
+}
+
+static void tmsg_opened(void *arg, int status, gn_stream *s)
+{
+    tmsg_send *t = arg;
+    if (status < 0) {
+        tmsg_send_end(t, status);
+        return;
+    }
+    t->s = s;
+    t->iov = gn_rcbuf_slice(t->msg);
+    if (gn_stream_write(s, &t->iov, 1, tmsg_written, t) < 0) {
+        gn_stream_reset(s, NULL, NULL);
+        tmsg_send_end(t, GN_ECLOSED);
+    }
+}
+
+static int tmsg_send_fn(void *svc, gn_channel *ch, gn_rcbuf *msg, uint64_t req)
+{
+    tmsg_send *t = gn_calloc(1, sizeof *t);
+    if (!t) {
+        return GN_ENOMEM;
+    }
+    t->sv = svc;
+    t->ch = gn_channel_hold(ch);
+    t->msg = gn_rcbuf_hold(msg);
+    t->req = req;
+    int rc = gn_channel_open_stream(ch, TMSG_ID, tmsg_opened, t);
+    if (rc < 0) {
+        gn_channel_rele(t->ch);
+        gn_rcbuf_rele(t->msg);
+        gn_free(t);
+    }
+    return rc;
+}
+
+static void tmsg_resume(void *svc)
+{
+    ((tmsg_svc *)svc)->resumes++;
+}
+
+static const gn_host_msg_ops tmsg_svc_ops = {tmsg_send_fn, tmsg_resume};
+
+typedef struct tmsg_recv {
+    tmsg_svc *sv;
+    gn_channel *ch; /* held */
+    uint8_t buf[256];
+    size_t len;
+} tmsg_recv;
+
+static void tmsg_recv_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
+{
+    (void)s;
+    tmsg_recv *r = ud;
+    size_t room = sizeof r->buf - r->len;
+    len = len < room ? len : room;
+    memcpy(r->buf + r->len, data, len);
+    r->len += len;
+}
+
+static void tmsg_recv_end(gn_stream *s, tmsg_recv *r, bool deliver)
+{
+    if (deliver) {
+        gn_rcbuf *m = gn_rcbuf_new(r->buf, r->len);
+        CHECK(m != NULL);
+        CHECK_EQ(gn_host_msg_deliver(r->sv->host, r->ch, m), 0);
+    }
+    gn_stream_set_handler(s, NULL, NULL);
+    gn_stream_close(s, NULL, NULL);
+    gn_channel_rele(r->ch);
+    gn_free(r);
+}
+
+static void tmsg_recv_eof(gn_stream *s, void *ud) { tmsg_recv_end(s, ud, true); }
+static void tmsg_recv_error(gn_stream *s, void *ud, int err)
+{
+    (void)err;
+    tmsg_recv_end(s, ud, false);
+}
+
+static const gn_stream_handler tmsg_recv_handler = {
+    .on_data = tmsg_recv_data, .on_eof = tmsg_recv_eof, .on_error = tmsg_recv_error};
+
+static void tmsg_on_stream(gn_protocol *p, gn_stream *s, const gn_protocol_stream_info *info)
+{
+    tmsg_recv *r = gn_calloc(1, sizeof *r);
+    CHECK(r != NULL);
+    r->sv = p->state;
+    r->ch = gn_channel_hold(info->channel);
+    gn_stream_set_handler(s, &tmsg_recv_handler, r);
+    gn_stream_read_start(s);
+}
+
+static int tmsg_start(gn_protocol *p)
+{
+    tmsg_svc *sv = p->state;
+    sv->host = p->host;
+    return gn_host_set_message_service(p->host, &tmsg_svc_ops, sv, TMSG_ID);
+}
+
+static void tmsg_stop(gn_protocol *p)
+{
+    CHECK_EQ(gn_host_set_message_service(p->host, NULL, p->state, NULL), 0);
+}
+
+static const gn_protocol_ops tmsg_ops = {
+    .abi = GN_PROTOCOL_ABI,
+    .name = TMSG_ID,
+    .state_size = sizeof(tmsg_svc),
+    .start = tmsg_start,
+    .stop = tmsg_stop,
+    .on_stream = tmsg_on_stream,
+};
+
+static bool got_event_type(tnode *t, gn_node_event_type type, gn_node_event *out)
+{
+    gn_node_event ev;
+    while (gn_node_next_event(t->n, &ev, 0) == 0) {
+        if (ev.type == type) {
+            *out = ev;
+            return true;
+        }
+        gn_rcbuf_rele(ev.message);
+    }
+    return false;
+}
+
+typedef struct ev_wait {
+    tnode *t;
+    gn_node_event_type type;
+    gn_node_event ev;
+    bool got;
+} ev_wait;
+
+static bool ev_arrived(void *arg)
+{
+    ev_wait *w = arg;
+    w->got = w->got || got_event_type(w->t, w->type, &w->ev);
+    return w->got;
+}
+
+static int dummy_send(void *svc, gn_channel *ch, gn_rcbuf *msg, uint64_t req)
+{
+    (void)svc, (void)ch, (void)msg, (void)req;
+    return GN_ENOTSUP;
+}
+static void dummy_resume(void *svc) { (void)svc; }
+static const gn_host_msg_ops dummy_svc_ops = {dummy_send, dummy_resume};
+
+GN_TEST(user_message_service_replaces_msg)
+{
+    setup();
+    gn_registry *reg = NULL;
+    CHECK_EQ(gn_registry_new(&reg), 0);
+    CHECK_EQ(gn_registry_add_builtins(reg), 0);
+    CHECK_EQ(gn_registry_add(reg, GN_LAYER_PROTOCOL, (const gn_layer_ops *)&tmsg_ops), 0);
+    tnode a, b, c;
+    /* a and b carry messages with the user's service instead of msg */
+    node_up(&a, 20, &(nopts){.registry = reg, .listen = true, .protocol_components = TMSG_ID,
+                             .drop_protocols = GN_NODE_PROTO_MSG});
+    node_up(&b, 21, &(nopts){.registry = reg, .protocol_components = TMSG_ID,
+                             .drop_protocols = GN_NODE_PROTO_MSG});
+    int dummy = 0;
+    CHECK_EQ(gn_host_set_message_service(gn_node_host(a.n), &dummy_svc_ops, &dummy, "/x/1"),
+             GN_EEXIST);
+    CHECK_EQ(gn_host_set_message_service(gn_node_host(a.n), NULL, &dummy, NULL), GN_ENOTFOUND);
+    CHECK_EQ(dial_wait(&b, a.addr), 0);
+    uint64_t req = 0;
+    CHECK_EQ(gn_node_unicast(b.n, a.pid_str, (const uint8_t *)"hi there", 8, &req), 0);
+    ev_wait w = {.t = &a, .type = GN_NODE_EV_MESSAGE};
+    CHECK(run_until(ev_arrived, &w, 5000));
+    CHECK_STR(w.ev.protocol, TMSG_ID);
+    CHECK(gn_peer_id_equal(&w.ev.peer, &b.pid));
+    gn_slice got = gn_rcbuf_slice(w.ev.message);
+    CHECK_EQ(got.len, 8);
+    CHECK(memcmp(got.base, "hi there", 8) == 0);
+    gn_rcbuf_rele(w.ev.message);
+    gn_channel *bch = gn_node_channel_find(a.n, w.ev.channel_id); /* borrowed */
+    CHECK(bch != NULL);
+    gn_channel_metrics m;
+    gn_channel_metrics_get(bch, &m);
+    CHECK_EQ(m.messages_in, 1);
+    /* a node without a message service says so for every message */
+    node_up(&c, 22, &(nopts){.registry = reg, .protocol_components = "",
+                             .drop_protocols = GN_NODE_PROTO_MSG});
+    CHECK_EQ(dial_wait(&c, a.addr), 0);
+    CHECK_EQ(gn_node_unicast(c.n, a.pid_str, (const uint8_t *)"x", 1, &req), 0);
+    ev_wait f = {.t = &c, .type = GN_NODE_EV_SEND_FAILED};
+    CHECK(run_until(ev_arrived, &f, 5000));
+    CHECK_EQ(f.ev.status, GN_ENOTSUP);
+    CHECK_EQ(f.ev.request_id, req);
+    node_down(&c);
+    node_down(&b);
+    node_down(&a);
+    gn_registry_free(reg);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
              GN_T(dial_peer_id_through_bootstrap_discovery),
              GN_T(bootstrap_dials_with_backoff_until_connected),
              GN_T(dial_peer_id_without_route_fails_clearly), GN_T(bad_component_options_are_refused),
              GN_T(user_protocol_router_and_discovery_components),
              GN_T(host_operations_cancel_and_complete_once),
-             GN_T(router_answers_synchronously_or_without_dialable_addresses))
+             GN_T(router_answers_synchronously_or_without_dialable_addresses),
+             GN_T(user_message_service_replaces_msg))

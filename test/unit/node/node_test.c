@@ -918,6 +918,9 @@ GN_TEST(idle_channels_close)
     node_up(&b, 2, &mem_noise);
     gn_channel *ab = dial_ok(&a, b.addr);
     gn_node_event ev;
+    /* message streams stay open, but do not keep the channel busy */
+    CHECK_OK(gn_channel_send(ab, (const uint8_t *)"m", 1));
+    CHECK(wait_event(&b, GN_NODE_EV_MESSAGE, &ev, 5000)); /* the harness frees it */
     CHECK(wait_event(&a, GN_NODE_EV_CHANNEL_CLOSED, &ev, 5000));
     CHECK_EQ(ev.status, GN_ETIMEDOUT);
     CHECK(wait_event(&b, GN_NODE_EV_CHANNEL_CLOSED, &ev, 5000));
