@@ -213,3 +213,22 @@ async def test_event_kinds_filter_and_overflow() -> None:
         await b.dial(a.addrs[0])
         ev = await next_event(only_connect)
         assert ev.kind == "connect"
+
+
+def test_blocking_events() -> None:
+    from golemnet.blocking import Node
+
+    with Node(listen=["/ip4/127.0.0.1/tcp/0"]) as a, Node() as b:
+        es = a.events(kinds=["connect", "disconnect"], timeout=10)
+        ch = b.dial(a.addrs[0], timeout=10)
+        ev = next(es)
+        assert (ev.kind, ev.peer_id) == ("connect", b.peer_id)
+        ch.close(timeout=10)
+        ev = es.next(timeout=10)
+        assert ev is not None and (ev.kind, ev.peer_id) == ("disconnect", b.peer_id)
+        assert es.dropped == 0
+        with pytest.raises(TimeoutError):
+            es.next(timeout=0.2)
+        ended = b.events(timeout=10)
+    # the node closed: the iteration ends
+    assert list(ended) == []
