@@ -166,7 +166,9 @@ async def test_connect_identify_disconnect_events() -> None:
         assert (db.kind, db.peer_id, db.channel_id) == ("disconnect", a.peer_id, ch.id)
         for d in (da, db):
             assert isinstance(d.error, golemnet.Error) and d.address
-        assert isinstance(db.error, golemnet.ClosedError)
+        assert isinstance(db.error, golemnet.ClosedError)       # b closed it
+        assert isinstance(da.error, golemnet.PeerError) and da.error.name == "GN_EGOAWAY"
+        assert da.error.peer == b.peer_id and db.error.peer == a.peer_id
         for _ in range(100):          # record_b runs as a task
             if len(seen_b) == 3:
                 break
