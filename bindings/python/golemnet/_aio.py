@@ -27,7 +27,7 @@ from .errors import AgainError, ClosedError, Error, error_from_code
 
 __all__ = [
     "Node", "Channel", "Stream", "Message", "ChannelState", "ChannelMetrics",
-    "Handler", "PROTOCOLS", "Event", "EventStream", "EVENT_KINDS",
+    "Handler", "PROTOCOLS", "Event", "EventStream", "EVENT_KINDS", "PeerInfo",
 ]
 
 log = logging.getLogger("golemnet")
@@ -81,6 +81,26 @@ class Message:
 
 
 Handler = Callable[["Stream"], Awaitable[Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerInfo:
+    """What the node's peer store knows of a peer (:meth:`Node.peer_info`):
+    identify results and the addresses seen."""
+
+    #: the peer ID
+    peer_id: str
+    #: True once an identify reply of the peer was recorded
+    identified: bool
+    #: the agent version the peer announced ("" unknown)
+    agent_version: str
+    #: the address the peer observed for this node ("" unknown)
+    observed_addr: str
+    #: the peer's known multiaddrs (listen addresses from identify, dialled
+    #: and configured ones)
+    addrs: Tuple[str, ...]
+    #: the protocol ids the peer announced in identify
+    protocols: Tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -764,6 +784,8 @@ class Node:
                     result = self._wrap_stream(obj)
                 elif kind == _c.NOTE_PING:
                     result = rtt / 1e9
+                elif kind == _c.NOTE_PEER:
+                    result = obj
             if fut is None or fut.done():
                 if isinstance(result, Stream):
                     self._c_reset(result)  # nobody waits for it any more
@@ -1091,6 +1113,20 @@ class Node:
                 self._msg_event.clear()
                 await self._msg_event.wait()
         return await _bounded(take(), timeout)
+
+    async def peer_info(self, peer_id: str,
+                        timeout: Optional[float] = _DEFAULT_TIMEOUT) -> PeerInfo:
+        """What the node's peer store knows of ``peer_id`` (:class:`PeerInfo`),
+        read on the network thread. After an ``identify`` event it holds
+        the peer's agent, listen addresses and protocols. Raises
+        :class:`~golemnet.NotFoundError` for a peer the node knows nothing
+        of, :class:`~golemnet.ParseError` for a malformed peer ID."""
+        with _Context(peer=peer_id):
+            tok, fut = self._request()
+            self._call(self._c.peer_info, peer_id, tok)
+            d = await self._await(tok, fut, timeout)
+        return PeerInfo(d["peer_id"], bool(d["identified"]), d["agent_version"],
+                        d["observed_addr"], tuple(d["addrs"]), tuple(d["protocols"]))
 
     def configure(self, option: int, value: int) -> None:
         """Changes a run-time option (golemnet._golemnet.OPT_*)."""

@@ -310,6 +310,10 @@ class Node:
         return EventStream(self._lt, self._lt.run(_call(self.aio.events, kinds, maxsize),
                                                   DEFAULT_TIMEOUT), timeout)
 
+    def peer_info(self, peer_id: str, timeout: Optional[float] = DEFAULT_TIMEOUT) -> _aio.PeerInfo:
+        """What the peer store knows of ``peer_id`` (see :meth:`golemnet.Node.peer_info`)."""
+        return self._lt.run(self.aio.peer_info(peer_id), timeout)
+
     def recv(self, timeout: Optional[float] = DEFAULT_TIMEOUT) -> _aio.Message:
         """The next received message."""
         return self._lt.run(self.aio.recv(timeout), None if timeout is None else timeout + 1)

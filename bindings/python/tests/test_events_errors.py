@@ -234,3 +234,27 @@ def test_blocking_events() -> None:
         ended = b.events(timeout=10)
     # the node closed: the iteration ends
     assert list(ended) == []
+
+
+@aio(30)
+async def test_peer_info_after_identify() -> None:
+    async with Nodes() as ns:
+        a = await ns.new(agent_version="node-a/2")
+        b = await ns.new(listen=False)
+        await a.set_handler(ECHO, echo_handler)
+        ident = b.events(kinds=["identify"])
+        with pytest.raises(golemnet.NotFoundError) as ei:
+            await b.peer_info(a.peer_id)          # never seen
+        assert ei.value.peer == a.peer_id
+        with pytest.raises(golemnet.ParseError):
+            await b.peer_info("not-a-peer-id")
+        await b.dial(a.addrs[0])
+        ev = await next_event(ident)
+        assert ev.peer_id == a.peer_id and ev.error is None
+        info = await b.peer_info(a.peer_id)
+        assert info.peer_id == a.peer_id and info.identified
+        assert info.agent_version == "node-a/2"
+        assert ECHO in info.protocols and "/ipfs/ping/1.0.0" in info.protocols
+        listen = a.addrs[0].rsplit("/p2p/", 1)[0]
+        assert any(x.startswith(listen) for x in info.addrs), (info.addrs, listen)
+        assert info.observed_addr.startswith("/ip4/127.0.0.1/")
