@@ -19,7 +19,10 @@ log() { printf '\n== %s\n' "$*" >&2; }
 # ---- dependencies: Debian packages only
 need_pkgs=(build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
            libuv1-dev libsodium-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
-           libminiupnpc-dev python3 python3-dev python3-pytest python3-mesonpy)
+           libminiupnpc-dev python3 python3-dev python3-pytest python3-mesonpy
+           patchelf python3-venv)
+# patchelf: meson-python calls it (it is only a Recommends of python3-mesonpy,
+# and we install without recommends); python3-venv: the venv of the pip route
 install_deps() {
     local missing=()
     for p in "${need_pkgs[@]}"; do
@@ -154,6 +157,23 @@ print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
     rm -rf "$dest"
 }
 
+# The documented pip route (README.md, docs/python.md "Installing with pip"):
+# a venv that sees the Debian packages, `pip install --no-build-isolation .`
+# from the repository root (--no-index: PyPI is never asked), then golemnet
+# imported from that venv, outside the tree and without PYTHONPATH, runs two
+# nodes on 127.0.0.1 (test/install/python_smoke.py).
+suite_pip() {
+    local venv rc=0
+    venv=$(mktemp -d)
+    /usr/bin/python3 -m venv --system-site-packages "$venv" &&
+        "$venv/bin/pip" install --no-build-isolation --no-index --no-cache-dir -q \
+            --config-settings=compile-args=-j"$jobs" . &&
+        (cd "$venv" && env -u PYTHONPATH PYTHONNOUSERSITE=1 \
+            "$venv/bin/python" "$root/test/install/python_smoke.py" "$venv") || rc=1
+    rm -rf "$venv"
+    return $rc
+}
+
 case "$mode" in
 main)
     install_deps
@@ -165,6 +185,7 @@ test)
     step "unit, conformance and corpus tests (werror)" suite_main || true
     count_meson build-ci
     step "install into a prefix and build against golemnet.pc" suite_install && passed=$((passed + 1)) || true
+    step "pip install into a venv, import golemnet from it, run two nodes" suite_pip && passed=$((passed + 1)) || true
     if [ "${GN_SKIP_SANITIZERS:-0}" != 1 ]; then
         step "the suite under AddressSanitizer + UndefinedBehaviorSanitizer" suite_sanitizers || true
         count_meson build-asan

@@ -15,6 +15,7 @@ import asyncio
 import collections
 import dataclasses
 import enum
+import inspect
 import itertools
 import logging
 import weakref
@@ -26,7 +27,7 @@ from .errors import AgainError, ClosedError, Error, error_from_code
 
 __all__ = [
     "Node", "Channel", "Stream", "Message", "ChannelState", "ChannelMetrics",
-    "Handler", "PROTOCOLS",
+    "Handler", "PROTOCOLS", "Event", "EventStream", "EVENT_KINDS", "PeerInfo",
 ]
 
 log = logging.getLogger("golemnet")
@@ -41,7 +42,9 @@ PROTOCOLS: Dict[str, int] = {
 }
 
 _DEFAULT_TIMEOUT = 30.0
+_PING_ID = "/ipfs/ping/1.0.0"
 _KICK_RETRY_S = 0.002
+_UNICAST_CTX_MAX = 4096
 
 
 class ChannelState(enum.IntEnum):
@@ -80,6 +83,121 @@ class Message:
 Handler = Callable[["Stream"], Awaitable[Any]]
 
 
+@dataclasses.dataclass(frozen=True)
+class PeerInfo:
+    """What the node's peer store knows of a peer (:meth:`Node.peer_info`):
+    identify results and the addresses seen."""
+
+    #: the peer ID
+    peer_id: str
+    #: True once an identify reply of the peer was recorded
+    identified: bool
+    #: the agent version the peer announced ("" unknown)
+    agent_version: str
+    #: the address the peer observed for this node ("" unknown)
+    observed_addr: str
+    #: the peer's known multiaddrs (listen addresses from identify, dialled
+    #: and configured ones)
+    addrs: Tuple[str, ...]
+    #: the protocol ids the peer announced in identify
+    protocols: Tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A connection life-cycle event of the node: what
+    :meth:`Node.events` yields and :attr:`Node.on_connect`,
+    :attr:`Node.on_disconnect` and :attr:`Node.on_identify` receive."""
+
+    #: "connect" (a channel opened: secured and multiplexed, inbound or
+    #: outbound), "disconnect" (an open channel closed) or "identify" (the
+    #: identify exchange on a channel finished, or failed)
+    kind: str
+    #: the channel id (:attr:`Channel.id`)
+    channel_id: int
+    #: the remote peer ID
+    peer_id: Optional[str]
+    #: connect, disconnect: the remote multiaddr; identify: the address the
+    #: peer observed for this node ("" unknown)
+    address: str
+    #: connect: the negotiated muxer ("/yamux/1.0.0"); else ""
+    muxer: str = ""
+    #: identify: the peer's agent version ("" unknown); else ""
+    agent_version: str = ""
+    #: disconnect: why the channel closed (:class:`~golemnet.ClosedError`
+    #: after a normal close, :class:`~golemnet.ResetError`, ...); identify:
+    #: the failure, None on success; connect: None
+    error: Optional[Error] = None
+
+
+#: The kinds of :class:`Event`.
+EVENT_KINDS: Tuple[str, ...] = ("connect", "disconnect", "identify")
+_EVENT_KIND = {_c.EV_CHANNEL_OPENED: "connect", _c.EV_CHANNEL_CLOSED: "disconnect",
+               _c.EV_IDENTIFY: "identify"}
+
+
+class EventStream:
+    """An async iterator over the node's :class:`Event` s, from
+    :meth:`Node.events`. Events are queued from the moment it was created;
+    iteration ends once the node is closed and the queue is empty, or after
+    :meth:`close`. At most ``maxsize`` events wait: when the queue is full
+    the oldest event is dropped and counted in :attr:`dropped`."""
+
+    def __init__(self, node: "Node", kinds: Optional[Iterable[str]], maxsize: int) -> None:
+        self._node = node
+        self._kinds = None if kinds is None else frozenset(kinds)
+        if self._kinds is not None and not self._kinds <= set(EVENT_KINDS):
+            raise ValueError(f"unknown event kinds {sorted(self._kinds - set(EVENT_KINDS))}; "
+                             f"one of {list(EVENT_KINDS)}")
+        self._queue: Deque[Event] = collections.deque()
+        self._maxsize = max(1, maxsize)
+        self._waiter: Optional["asyncio.Future[None]"] = None
+        self._closed = False
+        #: events dropped because the queue was full
+        self.dropped = 0
+
+    def _put(self, ev: Event) -> None:
+        if self._kinds is not None and ev.kind not in self._kinds:
+            return
+        if len(self._queue) >= self._maxsize:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(ev)
+        self._wake()
+
+    def _wake(self) -> None:
+        w, self._waiter = self._waiter, None
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def close(self) -> None:
+        """Stops the subscription: queued events are dropped and iteration
+        ends. Idempotent."""
+        self._closed = True
+        self._queue.clear()
+        self._node._event_streams.discard(self)
+        self._wake()
+
+    def __aiter__(self) -> "EventStream":
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            if self._queue:
+                return self._queue.popleft()
+            if self._closed or self._node._freed:
+                self.close()
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+    async def __aenter__(self) -> "EventStream":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+
 def _mask(protocols: Iterable[str]) -> int:
     m = 0
     for p in protocols:
@@ -94,6 +212,43 @@ def _csv(v: Union[None, str, Sequence[str]]) -> Optional[str]:
     if v is None or isinstance(v, str):
         return v
     return ",".join(v)
+
+
+def _peer_of(addr: str) -> Optional[str]:
+    """The peer ID an address names: its last /p2p/ part, or the whole
+    string when it is a bare peer ID; None otherwise."""
+    if "/" not in addr:
+        return addr or None
+    i = addr.rfind("/p2p/")
+    if i < 0:
+        return None
+    return addr[i + 5:].split("/", 1)[0] or None
+
+
+class _Context:
+    """Adds address/protocol/peer to a golemnet Error leaving the block."""
+
+    __slots__ = ("address", "protocol", "peer")
+
+    def __init__(self, address: Optional[str] = None, protocol: Optional[str] = None,
+                 peer: Optional[str] = None) -> None:
+        self.address = address
+        self.protocol = protocol
+        self.peer = peer
+
+    def __enter__(self) -> "_Context":
+        return self
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
+        if isinstance(ev, Error):
+            ev.add_context(self.address, self.protocol, self.peer)
+        return False
+
+
+def _addr_context(addr: str) -> _Context:
+    if "/" not in addr:  # a bare peer ID
+        return _Context(peer=addr or None)
+    return _Context(address=addr, peer=_peer_of(addr))
 
 
 async def _bounded(aw: Awaitable[Any], timeout: Optional[float]) -> Any:
@@ -145,13 +300,20 @@ class Stream:
         stream's error (:class:`~golemnet.StreamResetError`, ...).
         """
         c = self._c
-        while True:
-            data = c.read(n)
-            if data is not None:
-                if self._node._c.kick_failed:
-                    self._node._kick_soon()
-                return data
-            await self._wait()
+        try:
+            while True:
+                data = c.read(n)
+                if data is not None:
+                    if self._node._c.kick_failed:
+                        self._node._kick_soon()
+                    return data
+                await self._wait()
+        except Error as e:
+            raise self._annotate(e)
+
+    def _annotate(self, e: Error) -> Error:
+        ch = self.channel
+        return e.add_context(ch._info.get("remote_addr") or None, self.protocol, ch.peer_id)
 
     async def readexactly(self, n: int) -> bytes:
         """Reads exactly ``n`` bytes; raises :class:`asyncio.IncompleteReadError`
@@ -177,7 +339,7 @@ class Stream:
                 return b"".join(parts)
             got += len(b)
             if got > limit:
-                raise error_from_code(_golemnet_code("GN_ETOOBIG"))
+                raise self._annotate(error_from_code(_golemnet_code("GN_ETOOBIG")))
             parts.append(b)
 
     # -- writing
@@ -185,8 +347,11 @@ class Stream:
         if rc == 2:
             self._node._kick_soon()
         elif rc == 1:
-            while not self._c.write_ready(False):
-                await self._wait()
+            try:
+                while not self._c.write_ready(False):
+                    await self._wait()
+            except Error as e:
+                raise self._annotate(e)
 
     async def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Queues a copy of ``data`` for sending.
@@ -196,22 +361,37 @@ class Stream:
         waits until they drained below it: backpressure from the peer's
         flow control reaches the caller here.
         """
-        await self._after_write(self._c.write(data))
+        try:
+            rc = self._c.write(data)
+        except Error as e:
+            raise self._annotate(e)
+        await self._after_write(rc)
 
     async def writev(self, buffers: Sequence[Union[bytes, bytearray, memoryview]]) -> None:
         """Writes several buffers in one call (copied into one chunk): the
         cheap way to send many small messages."""
-        await self._after_write(self._c.writev(buffers))
+        try:
+            rc = self._c.writev(buffers)
+        except Error as e:
+            raise self._annotate(e)
+        await self._after_write(rc)
 
     async def drain(self) -> None:
         """Waits until every queued byte was handed to the layer below."""
-        while not self._c.write_ready(True):
-            await self._wait()
+        try:
+            while not self._c.write_ready(True):
+                await self._wait()
+        except Error as e:
+            raise self._annotate(e)
 
     async def close_write(self) -> None:
         """Half-closes: the peer reads the end of stream after the queued
         bytes. Reading continues."""
-        if self._c.shutdown() == 2:
+        try:
+            rc = self._c.shutdown()
+        except Error as e:
+            raise self._annotate(e)
+        if rc == 2:
             self._node._kick_soon()
 
     async def close(self, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
@@ -320,9 +500,10 @@ class Channel:
         """Current counters: refreshes the snapshot on the network thread."""
         node = self._node
         if node._started and not node._closing:
-            tok, fut = node._request()
-            node._call(node._c.refresh_metrics, self._c, tok)
-            await node._await(tok, fut, timeout)
+            with self._context():
+                tok, fut = node._request()
+                node._call(node._c.refresh_metrics, self._c, tok)
+                await node._await(tok, fut, timeout)
         return self.metrics
 
     async def open_stream(self, protocol_id: str,
@@ -331,22 +512,28 @@ class Channel:
         (multistream-select). Raises :class:`~golemnet.NegotiationError` if
         the peer does not serve it."""
         node = self._node
-        tok, fut = node._request()
-        node._call(node._c.open_stream, self._c, protocol_id, tok)
-        return await node._await(tok, fut, timeout)
+        with self._context(protocol_id):
+            tok, fut = node._request()
+            node._call(node._c.open_stream, self._c, protocol_id, tok)
+            return await node._await(tok, fut, timeout)
 
     async def ping(self, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> float:
         """Measures a round trip with /ipfs/ping/1.0.0; returns seconds."""
         node = self._node
-        tok, fut = node._request()
-        node._call(node._c.ping, self._c, tok)
-        return await node._await(tok, fut, timeout)
+        with self._context(_PING_ID):
+            tok, fut = node._request()
+            node._call(node._c.ping, self._c, tok)
+            return await node._await(tok, fut, timeout)
 
     async def send(self, data: Union[bytes, bytearray, memoryview],
                    timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
         """Sends one /golem/msg/1.0.0 message on this channel (waits while
         the channel's message queue is full)."""
-        await self._node._retry_again(lambda: self._c.send(data), timeout)
+        with self._context(_c.MSG_PROTOCOL_ID):
+            await self._node._retry_again(lambda: self._c.send(data), timeout)
+
+    def _context(self, protocol: Optional[str] = None) -> _Context:
+        return _Context(self._info.get("remote_addr") or None, protocol, self.peer_id)
 
     async def close(self, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
         """Closes the channel and all its streams; waits until it is closed."""
@@ -454,6 +641,8 @@ class Node:
         self._start_results: List[Tuple[int, str]] = []
         self._start_event: Optional[asyncio.Event] = None
         self._messages: Deque[Message] = collections.deque()
+        # the target of recent unicasts by request id, for send_failures' context
+        self._unicast_ctx: "collections.OrderedDict[int, _Context]" = collections.OrderedDict()
         self._message_queue = max(1, message_queue)
         self._msg_event: Optional[asyncio.Event] = None
         self._events_paused = False
@@ -470,6 +659,14 @@ class Node:
         self.send_failures: Deque[Tuple[int, Error]] = collections.deque(maxlen=1024)
         #: called with (request id, error) when a queued message fails; None: only recorded
         self.on_send_failed: Optional[Callable[[int, Error], None]] = None
+        #: called with an :class:`Event` when a channel opens (inbound or
+        #: outbound); a coroutine function runs as a task. None: no call
+        self.on_connect: Optional[Callable[[Event], Any]] = None
+        #: called with an :class:`Event` when an open channel closed
+        self.on_disconnect: Optional[Callable[[Event], Any]] = None
+        #: called with an :class:`Event` when identify on a channel finished
+        self.on_identify: Optional[Callable[[Event], Any]] = None
+        self._event_streams: Set[EventStream] = set()
 
     # -- properties
     @property
@@ -587,6 +784,8 @@ class Node:
                     result = self._wrap_stream(obj)
                 elif kind == _c.NOTE_PING:
                     result = rtt / 1e9
+                elif kind == _c.NOTE_PEER:
+                    result = obj
             if fut is None or fut.done():
                 if isinstance(result, Stream):
                     self._c_reset(result)  # nobody waits for it any more
@@ -639,7 +838,8 @@ class Node:
                         w.set_result(addr)
                     else:
                         w.set_exception(error_from_code(status, f"listen {addr}: "
-                                                        f"{_c.err_name(status)}"))
+                                                        f"{_c.err_name(status)}",
+                                                        address=addr or None))
             elif etype == _c.EV_START_FAILED:
                 self.start_error = error_from_code(
                     status, f"start: {proto}: {_c.err_name(status)}")
@@ -650,8 +850,14 @@ class Node:
                 ch = self._channels.pop(chid, None)
                 if ch is not None:
                     ch._closed.set()
+                self._event(etype, status, chid, peer, addr, proto)
+            elif etype in (_c.EV_CHANNEL_OPENED, _c.EV_IDENTIFY):
+                self._event(etype, status, chid, peer, addr, proto)
             elif etype == _c.EV_SEND_FAILED:
                 err = error_from_code(status)
+                ctx = self._unicast_ctx.pop(req, None)
+                if ctx is not None:
+                    err.add_context(ctx.address, _c.MSG_PROTOCOL_ID, ctx.peer)
                 self.send_failures.append((req, err))
                 if self.on_send_failed is not None:
                     try:
@@ -661,6 +867,55 @@ class Node:
             elif etype == _c.EV_CLOSED:
                 if self._closed_event is not None:
                     self._closed_event.set()
+
+    def _event(self, etype: int, status: int, chid: int, peer: Optional[str], addr: str,
+               proto: str) -> None:
+        kind = _EVENT_KIND[etype]
+        err = None
+        if status < 0:
+            err = error_from_code(status, peer=peer,
+                                  address=addr if etype == _c.EV_CHANNEL_CLOSED and addr else None,
+                                  protocol="/ipfs/id/1.0.0" if etype == _c.EV_IDENTIFY else None)
+        ev = Event(kind, chid, peer, addr,
+                   muxer=proto if etype == _c.EV_CHANNEL_OPENED else "",
+                   agent_version=proto if etype == _c.EV_IDENTIFY else "", error=err)
+        for es in list(self._event_streams):
+            es._put(ev)
+        cb = {"connect": self.on_connect, "disconnect": self.on_disconnect,
+              "identify": self.on_identify}[kind]
+        if cb is None:
+            return
+        try:
+            res = cb(ev)
+            if inspect.isawaitable(res):
+                task = asyncio.ensure_future(self._run_callback(res, kind))
+                self._handler_tasks.add(task)
+                task.add_done_callback(self._handler_tasks.discard)
+        except Exception:
+            log.exception("golemnet: on_%s failed", kind)
+
+    @staticmethod
+    async def _run_callback(aw: Awaitable[Any], kind: str) -> None:
+        try:
+            await aw
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("golemnet: on_%s failed", kind)
+
+    def events(self, kinds: Optional[Iterable[str]] = None, maxsize: int = 1024) -> EventStream:
+        """Subscribes to connection events: returns an :class:`EventStream`,
+        an async iterator of :class:`Event` (``async for ev in
+        node.events(): ...``), queued from this call on. ``kinds``: a
+        subset of :data:`EVENT_KINDS` (None: all). ``maxsize``: events held
+        before the oldest is dropped. Several streams may be open at once;
+        each gets every event. Iteration ends when the node closes."""
+        es = EventStream(self, kinds, maxsize)
+        if self._freed:
+            es._closed = True
+        else:
+            self._event_streams.add(es)
+        return es
 
     # -- lifecycle
     async def start(self, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> "Node":
@@ -674,7 +929,8 @@ class Node:
         self._msg_event = asyncio.Event()
         self._closed_event = asyncio.Event()
         for proto in self._handlers:
-            self._c.set_handler(proto, True, 0)
+            with _Context(protocol=proto):
+                self._c.set_handler(proto, True, 0)
         self._c.start()
         self._started = True
         loop.add_reader(self._c.event_fd, self._on_events)
@@ -688,7 +944,8 @@ class Node:
             for status, addr in self._start_results:
                 if status < 0:
                     await self.close()
-                    raise error_from_code(status, f"listen {addr}: {_c.err_name(status)}")
+                    raise error_from_code(status, f"listen {addr}: {_c.err_name(status)}",
+                                          address=addr if addr.startswith("/") else None)
         if self.start_error is not None:
             err = self.start_error
             await self.close()
@@ -697,11 +954,12 @@ class Node:
 
     async def listen(self, addr: str, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> str:
         """Listens on one more multiaddr; returns the bound address."""
-        self._check_open()
-        req = self._c.listen(addr)
-        fut: "asyncio.Future[str]" = self._loop_fut()
-        self._listen_waiters[req] = fut
-        return await _bounded(fut, timeout)
+        with _Context(address=addr):
+            self._check_open()
+            req = self._c.listen(addr)
+            fut: "asyncio.Future[str]" = self._loop_fut()
+            self._listen_waiters[req] = fut
+            return await _bounded(fut, timeout)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Closes every listener, channel and stream, then frees the native
@@ -749,6 +1007,8 @@ class Node:
             await asyncio.wait(tasks, timeout=5.0)
         if self._msg_event is not None:
             self._msg_event.set()
+        for es in list(self._event_streams):
+            es._wake()
 
     async def __aenter__(self) -> "Node":
         if not self._started:
@@ -777,12 +1037,13 @@ class Node:
             else:
                 self._handlers.pop(protocol_id, None)
             return
-        tok, fut = self._request()
-        rc = self._call(self._c.set_handler, protocol_id, add, tok)
-        if rc == 0:
-            self._pending.pop(tok, None)
-        else:
-            await self._await(tok, fut, timeout)
+        with _Context(protocol=protocol_id):
+            tok, fut = self._request()
+            rc = self._call(self._c.set_handler, protocol_id, add, tok)
+            if rc == 0:
+                self._pending.pop(tok, None)
+            else:
+                await self._await(tok, fut, timeout)
         if add:
             self._handlers[protocol_id] = handler  # type: ignore[assignment]
         else:
@@ -795,9 +1056,10 @@ class Node:
         Raises :class:`~golemnet.ParseError` for a malformed address,
         :class:`~golemnet.RefusedError`, :class:`~golemnet.PeerIdError`,
         :class:`~golemnet.NegotiationError`, ..."""
-        tok, fut = self._request()
-        self._call(self._c.dial, addr, tok)
-        return await self._await(tok, fut, timeout)
+        with _addr_context(addr):
+            tok, fut = self._request()
+            self._call(self._c.dial, addr, tok)
+            return await self._await(tok, fut, timeout)
 
     async def ping(self, target: Union[str, Channel],
                    timeout: Optional[float] = _DEFAULT_TIMEOUT) -> float:
@@ -812,11 +1074,17 @@ class Node:
         needed), a connected peer ID or a :class:`Channel`. Returns the
         request id once queued (waits while queues are full); a delivery
         failure later is recorded in :attr:`send_failures` with that id."""
-        self._check_open()
         if isinstance(to, Channel):
+            self._check_open()
             await to.send(data, timeout)
             return 0
-        return int(await self._retry_again(lambda: self._c.unicast(to, data), timeout))
+        with _addr_context(to) as ctx:
+            self._check_open()
+            req = int(await self._retry_again(lambda: self._c.unicast(to, data), timeout))
+        self._unicast_ctx[req] = ctx
+        if len(self._unicast_ctx) > _UNICAST_CTX_MAX:
+            self._unicast_ctx.popitem(last=False)
+        return req
 
     async def broadcast(self, data: Union[bytes, bytearray, memoryview],
                         timeout: Optional[float] = _DEFAULT_TIMEOUT) -> int:
@@ -845,6 +1113,20 @@ class Node:
                 self._msg_event.clear()
                 await self._msg_event.wait()
         return await _bounded(take(), timeout)
+
+    async def peer_info(self, peer_id: str,
+                        timeout: Optional[float] = _DEFAULT_TIMEOUT) -> PeerInfo:
+        """What the node's peer store knows of ``peer_id`` (:class:`PeerInfo`),
+        read on the network thread. After an ``identify`` event it holds
+        the peer's agent, listen addresses and protocols. Raises
+        :class:`~golemnet.NotFoundError` for a peer the node knows nothing
+        of, :class:`~golemnet.ParseError` for a malformed peer ID."""
+        with _Context(peer=peer_id):
+            tok, fut = self._request()
+            self._call(self._c.peer_info, peer_id, tok)
+            d = await self._await(tok, fut, timeout)
+        return PeerInfo(d["peer_id"], bool(d["identified"]), d["agent_version"],
+                        d["observed_addr"], tuple(d["addrs"]), tuple(d["protocols"]))
 
     def configure(self, option: int, value: int) -> None:
         """Changes a run-time option (golemnet._golemnet.OPT_*)."""

@@ -21,6 +21,7 @@ NOTE_PING: int
 NOTE_INBOUND: int
 NOTE_STREAM: int
 NOTE_DONE: int
+NOTE_PEER: int
 PROTO_IDENTIFY: int
 PROTO_PING: int
 PROTO_ECHO: int
@@ -75,6 +76,8 @@ class Node:
         """Pings; NOTE_PING note."""
     def open_stream(self, channel: Channel, protocol_id: str, token: int) -> None:
         """Opens a stream; NOTE_OPEN note."""
+    def peer_info(self, peer_id: str, token: int) -> None:
+        """Copies the peer store's entry on the loop thread; NOTE_PEER note (a dict)."""
     def refresh_metrics(self, channel: Channel, token: int) -> None:
         """Refreshes the channel's metrics snapshot; NOTE_DONE note."""
     def set_handler(self, protocol_id: str, add: bool, token: int) -> int:

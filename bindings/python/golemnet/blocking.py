@@ -21,11 +21,12 @@ import asyncio
 import concurrent.futures
 import inspect
 import threading
-from typing import Any, Awaitable, Callable, List, Optional, Sequence, TypeVar, Union
+from typing import (Any, Awaitable, Callable, Iterable, Iterator, List, Optional, Sequence,
+                    TypeVar, Union)
 
 from . import _aio
 
-__all__ = ["Node", "Channel", "Stream", "DEFAULT_TIMEOUT"]
+__all__ = ["Node", "Channel", "Stream", "EventStream", "DEFAULT_TIMEOUT"]
 
 #: Seconds a blocking call waits by default.
 DEFAULT_TIMEOUT = 30.0
@@ -70,6 +71,11 @@ class _LoopThread:
 
 async def _as_coro(aw: Awaitable[T]) -> T:
     return await aw
+
+
+async def _call(fn: Callable[..., T], *args: Any) -> T:
+    """Runs a plain function on the loop thread."""
+    return fn(*args)
 
 
 class Stream:
@@ -167,6 +173,57 @@ class Channel:
         self._lt.run(self.aio.close(timeout), None if timeout is None else timeout + 1)
 
 
+class EventStream:
+    """Blocking view of a :class:`golemnet.EventStream`: an iterator of
+    :class:`golemnet.Event` (``for ev in node.events(): ...``); iteration
+    ends when the node has closed."""
+
+    def __init__(self, lt: _LoopThread, es: _aio.EventStream,
+                 timeout: Optional[float]) -> None:
+        self._lt = lt
+        #: the underlying asyncio event stream
+        self.aio = es
+        #: seconds each step of the iteration waits (None: no bound); then
+        #: :class:`TimeoutError`
+        self.timeout = timeout
+
+    def __iter__(self) -> Iterator[_aio.Event]:
+        return self
+
+    def __next__(self) -> _aio.Event:
+        ev = self.next(self.timeout)
+        if ev is None:
+            raise StopIteration
+        return ev
+
+    def next(self, timeout: Optional[float] = DEFAULT_TIMEOUT) -> Optional[_aio.Event]:
+        """The next event, or None once the stream has ended (the node was
+        closed: events not taken before are gone); waits up to ``timeout``
+        seconds (then :class:`TimeoutError`)."""
+        if self._lt.loop.is_closed():
+            return None
+        try:
+            return self._lt.run(self.aio.__anext__(), timeout)
+        except StopAsyncIteration:
+            return None
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped because the queue was full."""
+        return self.aio.dropped
+
+    def close(self) -> None:
+        """Ends the subscription. Idempotent."""
+        if not self._lt.loop.is_closed():
+            self._lt.loop.call_soon_threadsafe(self.aio.close)
+
+    def __enter__(self) -> "EventStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 class Node:
     """Blocking golemnet node; takes the arguments of :class:`golemnet.Node`."""
 
@@ -245,6 +302,17 @@ class Node:
                   timeout: Optional[float] = DEFAULT_TIMEOUT) -> int:
         """Sends one message to every open channel."""
         return self._lt.run(self.aio.broadcast(data), timeout)
+
+    def events(self, kinds: Optional[Iterable[str]] = None, maxsize: int = 1024,
+               timeout: Optional[float] = None) -> EventStream:
+        """Subscribes to connection events (see :meth:`golemnet.Node.events`);
+        ``timeout`` bounds each step of the iteration."""
+        return EventStream(self._lt, self._lt.run(_call(self.aio.events, kinds, maxsize),
+                                                  DEFAULT_TIMEOUT), timeout)
+
+    def peer_info(self, peer_id: str, timeout: Optional[float] = DEFAULT_TIMEOUT) -> _aio.PeerInfo:
+        """What the peer store knows of ``peer_id`` (see :meth:`golemnet.Node.peer_info`)."""
+        return self._lt.run(self.aio.peer_info(peer_id), timeout)
 
     def recv(self, timeout: Optional[float] = DEFAULT_TIMEOUT) -> _aio.Message:
         """The next received message."""

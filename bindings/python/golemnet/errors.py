@@ -12,7 +12,7 @@ derive from the matching built-in exception where one exists (for example
 from __future__ import annotations
 
 import builtins
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 from . import _golemnet as _c
 
@@ -38,17 +38,63 @@ class Error(Exception):
         code: the negative gn_err code.
         name: its symbolic name ("GN_ECLOSED").
         fatal: True when the object the error came from is unusable now.
+        address: the multiaddr involved (dial, listen, unicast to an
+            address, a channel's remote address), or None.
+        protocol: the protocol id involved (open_stream, a stream's
+            protocol, set_handler, ping), or None.
+        peer: the peer ID involved (the ``/p2p/`` id of a dialled address,
+            a channel's or stream's remote peer, a unicast's target), or
+            None.
+
+    ``str()`` is the message followed by the context that is set, for
+    example ``GN_ENEGOTIATION: no common protocol (protocol /x/1.0.0,
+    peer 12D3KooW...)``.
     """
 
     code: int
     name: str
     fatal: bool
+    address: Optional[str]
+    protocol: Optional[str]
+    peer: Optional[str]
 
-    def __init__(self, code: int, message: Optional[str] = None) -> None:
+    def __init__(self, code: int, message: Optional[str] = None, *,
+                 address: Optional[str] = None, protocol: Optional[str] = None,
+                 peer: Optional[str] = None) -> None:
         self.code = int(code)
         self.name = _c.err_name(self.code)
         self.fatal = bool(_c.err_is_fatal(self.code))
-        super().__init__(message or f"{self.name}: {_c.strerror(self.code)}")
+        self.address = address
+        self.protocol = protocol
+        self.peer = peer
+        self.message = message or f"{self.name}: {_c.strerror(self.code)}"
+        super().__init__(self.message)
+
+    def add_context(self, address: Optional[str] = None, protocol: Optional[str] = None,
+                    peer: Optional[str] = None) -> "Error":
+        """Sets the context attributes that are still None (a value already
+        set, by the code closest to the failure, is kept); returns self."""
+        if self.address is None and address:
+            self.address = address
+        if self.protocol is None and protocol:
+            self.protocol = protocol
+        if self.peer is None and peer:
+            self.peer = peer
+        return self
+
+    def __str__(self) -> str:
+        ctx = [f"{k} {v}" for k, v in (("address", self.address), ("protocol", self.protocol),
+                                       ("peer", self.peer)) if v]
+        return f"{self.message} ({', '.join(ctx)})" if ctx else self.message
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.code, self.message, self.address, self.protocol,
+                           self.peer))
+
+
+def _rebuild(cls: Type[Error], code: int, message: Optional[str], address: Optional[str],
+             protocol: Optional[str], peer: Optional[str]) -> Error:
+    return cls(code, message, address=address, protocol=protocol, peer=peer)
 
 
 class GenericError(Error):
@@ -211,9 +257,12 @@ def error_class(code: int) -> Type[Error]:
     return _BANDS.get(_c.err_band(code), Error)
 
 
-def error_from_code(code: int, message: Optional[str] = None) -> Error:
-    """An exception instance for a gn_err code."""
-    return error_class(code)(code, message)
+def error_from_code(code: int, message: Optional[str] = None, *,
+                    address: Optional[str] = None, protocol: Optional[str] = None,
+                    peer: Optional[str] = None) -> Error:
+    """An exception instance for a gn_err code, with optional context
+    (see :class:`Error`)."""
+    return error_class(code)(code, message, address=address, protocol=protocol, peer=peer)
 
 
 _c._set_error_factory(error_from_code)

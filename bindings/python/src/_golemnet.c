@@ -90,6 +90,12 @@ static PyObject *peer_str(const gn_peer_id *pid)
     return PyUnicode_FromString(buf);
 }
 
+/* A NUL-terminated string that may come from a peer: invalid UTF-8 is replaced. */
+static PyObject *str_lax(const char *v)
+{
+    return PyUnicode_DecodeUTF8(v, (Py_ssize_t)strlen(v), "replace");
+}
+
 static int seed_identity(PyObject *seed, gn_identity **out)
 {
     if (PyLong_Check(seed)) {
@@ -520,6 +526,27 @@ static PyObject *Node_open_stream(NodeObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *Node_peer_info(NodeObject *self, PyObject *args)
+{
+    const char *peer;
+    Py_ssize_t peer_len;
+    unsigned long long token;
+    if (!PyArg_ParseTuple(args, "s#K", &peer, &peer_len, &token) ||
+        node_check_alive(self) < 0) {
+        return NULL;
+    }
+    gn_peer_id pid;
+    int rc = gn_peer_id_parse(peer, (size_t)peer_len, &pid);
+    if (rc < 0) {
+        return gnpy_raise(rc);
+    }
+    rc = gnb_peer_lookup(self->br, &pid, token);
+    if (rc < 0) {
+        return gnpy_raise(rc);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *Node_refresh_metrics(NodeObject *self, PyObject *args)
 {
     ChannelObject *ch;
@@ -628,13 +655,20 @@ static PyObject *Node_next_events(NodeObject *self, PyObject *args)
             gn_rcbuf_rele(ev.message);
         }
         PyObject *peer = msg ? peer_str(&ev.peer) : NULL;
-        PyObject *t = peer ? Py_BuildValue("(iiKKNKssN)", (int)ev.type, ev.status,
-                                           (unsigned long long)ev.request_id,
-                                           (unsigned long long)ev.channel_id, peer,
-                                           (unsigned long long)ev.rtt, ev.addr, ev.protocol, msg)
-                           : NULL;
+        /* addr and protocol (an identify agent version) may come from the peer */
+        PyObject *addr = peer ? str_lax(ev.addr) : NULL;
+        PyObject *proto = addr ? str_lax(ev.protocol) : NULL;
+        PyObject *t = proto ? Py_BuildValue("(iiKKNKNNN)", (int)ev.type, ev.status,
+                                            (unsigned long long)ev.request_id,
+                                            (unsigned long long)ev.channel_id, peer,
+                                            (unsigned long long)ev.rtt, addr, proto, msg)
+                            : NULL;
         if (!t) {
-            Py_XDECREF(msg);
+            if (!proto) { /* else Py_BuildValue consumed the "N" references */
+                Py_XDECREF(peer);
+                Py_XDECREF(addr);
+                Py_XDECREF(msg);
+            }
             Py_DECREF(list);
             return NULL;
         }
@@ -648,10 +682,49 @@ static PyObject *Node_next_events(NodeObject *self, PyObject *args)
     return list;
 }
 
+/* A list of str from @n NUL-terminated entries of @stride bytes at @base. */
+static PyObject *str_list(const char *base, size_t stride, size_t n)
+{
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; l && i < n; i++) {
+        PyObject *v = str_lax(base + i * stride);
+        if (!v) {
+            Py_CLEAR(l);
+            break;
+        }
+        PyList_SET_ITEM(l, (Py_ssize_t)i, v);
+    }
+    return l;
+}
+
+/* The dict of a GNB_NOTE_PEER note's peer-store copy. */
+static PyObject *peer_dict(const gnb_peer *p)
+{
+    PyObject *addrs = str_list((const char *)p->addrs, sizeof p->addrs[0], p->n_addrs);
+    PyObject *protos = addrs ? str_list((const char *)p->protocols, sizeof p->protocols[0],
+                                        p->n_protocols)
+                             : NULL;
+    PyObject *peer = protos ? peer_str(&p->info.peer) : NULL;
+    PyObject *agent = peer ? str_lax(p->info.agent_version) : NULL;
+    PyObject *observed = agent ? str_lax(p->info.observed_addr) : NULL;
+    if (!observed) {
+        Py_XDECREF(addrs);
+        Py_XDECREF(protos);
+        Py_XDECREF(peer);
+        Py_XDECREF(agent);
+        return NULL;
+    }
+    return Py_BuildValue("{s:N,s:O,s:N,s:N,s:N,s:N}", "peer_id", peer, "identified",
+                         p->info.identified ? Py_True : Py_False, "agent_version", agent,
+                         "observed_addr", observed, "addrs", addrs, "protocols", protos);
+}
+
 /*
  * Notes as tuples (kind, status, token, obj, rtt_ns, protocol): obj is a
  * Channel (DIAL), a new Stream (OPEN, INBOUND), the stream's existing
- * wrapper (STREAM; notes for streams without one are skipped) or None.
+ * wrapper (STREAM; notes for streams without one are skipped), a dict
+ * (PEER: peer_id, identified, agent_version, observed_addr, addrs,
+ * protocols) or None.
  */
 static PyObject *Node_poll(NodeObject *self, PyObject *args)
 {
@@ -685,6 +758,8 @@ static PyObject *Node_poll(NodeObject *self, PyObject *args)
                 continue; /* nobody looks at this stream any more */
             }
             Py_INCREF(obj);
+        } else if (nt->kind == GNB_NOTE_PEER && nt->peer) {
+            obj = peer_dict(nt->peer);
         } else {
             obj = Py_None;
             Py_INCREF(obj);
@@ -735,6 +810,9 @@ static PyMethodDef Node_methods[] = {
      "ping(channel, token)\n--\n\nPings over the channel; NOTE_PING note."},
     {"open_stream", (PyCFunction)Node_open_stream, METH_VARARGS,
      "open_stream(channel, protocol_id, token)\n--\n\nOpens a stream; NOTE_OPEN note."},
+    {"peer_info", (PyCFunction)Node_peer_info, METH_VARARGS,
+     "peer_info(peer_id, token)\n--\n\nCopies the peer store's entry for a peer on the loop "
+     "thread; NOTE_PEER note (obj: a dict; GN_ENOTFOUND: unknown peer)."},
     {"refresh_metrics", (PyCFunction)Node_refresh_metrics, METH_VARARGS,
      "refresh_metrics(channel, token)\n--\n\nRefreshes the channel's metrics snapshot on the "
      "loop thread; NOTE_DONE note."},
@@ -1369,6 +1447,7 @@ PyMODINIT_FUNC PyInit__golemnet(void)
         {"NOTE_INBOUND", GNB_NOTE_INBOUND},
         {"NOTE_STREAM", GNB_NOTE_STREAM},
         {"NOTE_DONE", GNB_NOTE_DONE},
+        {"NOTE_PEER", GNB_NOTE_PEER},
         {"PROTO_IDENTIFY", GN_NODE_PROTO_IDENTIFY},
         {"PROTO_PING", GN_NODE_PROTO_PING},
         {"PROTO_ECHO", GN_NODE_PROTO_ECHO},

@@ -268,8 +268,19 @@ size_t gnb_bridge_poll(gnb_bridge *br, gnb_note *out, size_t max)
     return k;
 }
 
+void gnb_peer_free(gnb_peer *p)
+{
+    if (p) {
+        gn_free(p->addrs);
+        gn_free(p->protocols);
+        gn_free(p);
+    }
+}
+
 void gnb_note_release(gnb_note *note)
 {
+    gnb_peer_free(note->peer);
+    note->peer = NULL;
     if (note->ch) {
         gn_channel_rele(note->ch);
         note->ch = NULL;
@@ -994,6 +1005,7 @@ typedef struct br_req {
     uint64_t token;
     bool add;
     char protocol[GN_PROTOCOL_ID_MAX];
+    gn_peer_id peer; /* gnb_peer_lookup */
 } br_req;
 
 static br_req *req_new(gnb_bridge *br, gn_channel *ch, uint64_t token)
@@ -1105,6 +1117,66 @@ int gnb_refresh_metrics(gnb_bridge *br, gn_channel *ch, uint64_t token)
 {
     br_req *r = req_new(br, ch, token);
     return r ? req_submit(r, br_metrics_run) : GN_ENOMEM;
+}
+
+/* Fills @p from the peer store. Loop thread. */
+static int br_peer_fill(gn_node *n, const gn_peer_id *peer, gnb_peer *p)
+{
+    int rc = gn_node_peer_info(n, peer, &p->info);
+    if (rc < 0) {
+        return rc;
+    }
+    size_t na = p->info.n_addrs < GNB_PEER_LIST_MAX ? p->info.n_addrs : GNB_PEER_LIST_MAX;
+    size_t np = p->info.n_protocols < GNB_PEER_LIST_MAX ? p->info.n_protocols
+                                                         : GNB_PEER_LIST_MAX;
+    p->addrs = na ? gn_calloc(na, sizeof *p->addrs) : NULL;
+    p->protocols = np ? gn_calloc(np, sizeof *p->protocols) : NULL;
+    if ((na && !p->addrs) || (np && !p->protocols)) {
+        return GN_ENOMEM;
+    }
+    /* an entry that does not fit its buffer (GN_ENOSPC) is left out */
+    for (size_t i = 0; i < na; i++) {
+        if (gn_node_peer_addr(n, peer, i, p->addrs[p->n_addrs], sizeof p->addrs[0]) >= 0) {
+            p->n_addrs++;
+        }
+    }
+    for (size_t i = 0; i < np; i++) {
+        if (gn_node_peer_protocol(n, peer, i, p->protocols[p->n_protocols],
+                                  sizeof p->protocols[0]) >= 0) {
+            p->n_protocols++;
+        }
+    }
+    return 0;
+}
+
+static void br_peer_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    br_req *r = arg;
+    gnb_peer *p = gn_calloc(1, sizeof *p);
+    int rc = p ? br_peer_fill(r->br->node, &r->peer, p) : GN_ENOMEM;
+    if (rc < 0) {
+        gnb_peer_free(p);
+        p = NULL;
+    }
+    gnb_note *note = note_new(GNB_NOTE_PEER, rc, r->token);
+    if (note) {
+        note->peer = p;
+        br_push(r->br, note);
+    } else {
+        gnb_peer_free(p);
+    }
+    req_free(r);
+}
+
+int gnb_peer_lookup(gnb_bridge *br, const gn_peer_id *peer, uint64_t token)
+{
+    br_req *r = req_new(br, NULL, token);
+    if (!r) {
+        return GN_ENOMEM;
+    }
+    r->peer = *peer;
+    return req_submit(r, br_peer_run);
 }
 
 static void br_open_cb(void *arg, int status, gn_stream *s)

@@ -56,8 +56,25 @@ enum {
     GNB_NOTE_PING = 3,    /* token, status, rtt */
     GNB_NOTE_INBOUND = 4, /* st, ch (held), protocol */
     GNB_NOTE_STREAM = 5,  /* st: its state changed (data, eof, error, drained, closed) */
-    GNB_NOTE_DONE = 6     /* token, status (handler registration) */
+    GNB_NOTE_DONE = 6,    /* token, status (handler registration) */
+    GNB_NOTE_PEER = 7     /* token, status, peer (the peer store's entry) */
 };
+
+/**
+ * A copy of what the node's peer store holds about one peer
+ * (gn_node_peer_info(), gn_node_peer_addr(), gn_node_peer_protocol()):
+ * heap memory owned by the note that carries it.
+ */
+typedef struct gnb_peer {
+    gn_peer_info info;
+    size_t n_addrs;                          /* entries of addrs */
+    size_t n_protocols;                      /* entries of protocols */
+    char (*addrs)[GN_NODE_ADDR_MAX];         /* NUL-terminated multiaddrs */
+    char (*protocols)[GN_PROTOCOL_ID_MAX];   /* NUL-terminated protocol ids */
+} gnb_peer;
+
+/** The most addresses and protocol ids gnb_peer_lookup() copies of a peer. */
+#define GNB_PEER_LIST_MAX 256
 
 /**
  * One completion, copied out by gnb_bridge_poll(). The receiver owns one
@@ -73,9 +90,13 @@ typedef struct gnb_note {
     gnb_stream *st;
     gn_time rtt;
     char protocol[GN_PROTOCOL_ID_MAX];
+    gnb_peer *peer; /* GNB_NOTE_PEER on success; the receiver may take it (then NULL it) */
 } gnb_note;
 
-/** Releases the references a polled note still carries (ch, st). */
+/** Frees a gnb_peer taken from a note. NULL is a no-op. */
+void gnb_peer_free(gnb_peer *p);
+
+/** Releases the references and memory a polled note still carries (ch, st, peer). */
 void gnb_note_release(gnb_note *note);
 
 /**
@@ -129,6 +150,15 @@ int gnb_ping(gnb_bridge *br, gn_channel *ch, uint64_t token);
  * returns fresh values. Errors: GN_EAGAIN, GN_ECLOSED, GN_ENOMEM.
  */
 int gnb_refresh_metrics(gnb_bridge *br, gn_channel *ch, uint64_t token);
+
+/**
+ * Copies the peer store's entry for @peer on the loop thread (at most
+ * GNB_PEER_LIST_MAX addresses and protocol ids each); GNB_NOTE_PEER note
+ * with @token: status 0 and note->peer, or GN_ENOTFOUND (the node knows
+ * nothing of @peer), GN_ENOMEM. Errors (immediate, no note): GN_EAGAIN
+ * (command queue full), GN_ECLOSED, GN_ENOMEM.
+ */
+int gnb_peer_lookup(gnb_bridge *br, const gn_peer_id *peer, uint64_t token);
 
 /**
  * Opens a stream on @ch negotiating @protocol_id; GNB_NOTE_OPEN note.
