@@ -203,6 +203,81 @@ void gni_channel_check_done(gn_channel *ch)
 }
 
 /* ------------------------------------------------------------------------
+ * Waiters: the dial requests that wait for this channel's outcome
+ */
+
+void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch)
+{
+    if (r->internal) {
+        r->internal(n, r, status, ch);
+    } else if (r->cb) {
+        r->cb(r->arg, status, status == 0 ? ch : NULL);
+    } else {
+        gn_node_event ev;
+        gni_node_event_init(&ev, GN_NODE_EV_DIAL);
+        ev.status = status;
+        ev.request_id = r->req_id;
+        if (status == 0 && ch) {
+            ev.channel_id = ch->info.id;
+            ev.peer = ch->info.remote_peer;
+            snprintf(ev.addr, sizeof ev.addr, "%s", ch->info.remote_addr);
+            snprintf(ev.protocol, sizeof ev.protocol, "%s", ch->info.muxer);
+        }
+        gni_node_push_event(n, &ev);
+    }
+    gn_free(r);
+}
+
+static void complete_waiters(gn_channel *ch, int status)
+{
+    gn_node *n = ch->node;
+    while (!gni_list_empty(&ch->waiters)) {
+        dial_req *r = GNI_CONTAINER_OF(ch->waiters.next, dial_req, link);
+        gni_list_del(&r->link);
+        gni_dial_req_complete(n, r, status, status == 0 ? ch : NULL);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Closing a channel
+ */
+
+static void ch_session_closed(gn_mux_session *ms, void *arg)
+{
+    (void)ms;
+    gn_channel *ch = arg;
+    ch->session = NULL;
+    ch->sec = NULL;
+    ch->pending--;
+    gni_channel_check_done(ch);
+}
+
+void gni_channel_begin_close(gn_channel *ch, int reason)
+{
+    if (ch->phase >= PH_CLOSING) {
+        return;
+    }
+    ch_phase prev = ch->phase;
+    ch->phase = PH_CLOSING;
+    ch->close_reason = reason < 0 ? reason : GN_ECLOSED;
+    gn_timer_stop(&ch->upgrade_timer);
+    gni_channel_publish(ch);
+    gn_channel_hold(ch); /* keep it alive through the callbacks below */
+    complete_waiters(ch, ch->close_reason);
+    if (prev == PH_OPEN) {
+        gni_channel_teardown_streams(ch);
+        if (ch->session) {
+            ch->pending++;
+            gn_mux_session_close(ch->session, ch_session_closed, ch);
+        }
+    } else {
+        gni_upgrade_abort(ch);
+    }
+    gni_channel_check_done(ch);
+    gn_channel_rele(ch);
+}
+
+/* ------------------------------------------------------------------------
  * Node-owned streams
  */
 
@@ -562,12 +637,19 @@ void gni_channel_on_end(gn_mux_session *ms, void *ud, int err)
 }
 
 /* ------------------------------------------------------------------------
- * Open
+ * Open: the upgrade pipeline succeeded (the session runs)
  */
 
-void gni_channel_on_open(gn_channel *ch)
+void gni_channel_opened(gn_channel *ch)
 {
     gn_node *n = ch->node;
+    ch->opened_at = gn_loop_now(n->loop);
+    ch->last_active = ch->opened_at;
+    gni_channel_publish(ch);
+    char peer[GN_PEER_ID_MAX_STRLEN];
+    gn_peer_id_to_string(&ch->info.remote_peer, peer, sizeof peer);
+    GN_LOG(GN_LOG_INFO, CH_LOG, "channel %" PRIu64 " open: %s %s, %s, %s", ch->info.id,
+           ch->outbound ? "to" : "from", peer, ch->info.security, ch->info.muxer);
     ch->was_open = true;
     gni_channel_refresh(ch);
     gn_node_event ev;
@@ -578,4 +660,5 @@ void gni_channel_on_open(gn_channel *ch)
     snprintf(ev.protocol, sizeof ev.protocol, "%s", ch->info.muxer);
     gni_node_push_event(n, &ev);
     gni_host_emit(n, GN_HOST_EV_CONNECTED, ch, &ch->info.remote_peer, 0);
+    complete_waiters(ch, 0);
 }

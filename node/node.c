@@ -41,7 +41,7 @@ void gn_node_config_default(gn_node_config *cfg)
     cfg->loop = NULL;
 }
 
-/* Most bytes a /golem/msg/1.0.0 payload may be configured to (256 MiB). */
+/* Most bytes a message payload may be configured to (256 MiB). */
 #define NODE_MAX_MESSAGE_CAP (256u * 1024u * 1024u)
 
 static int dup_opt(const char *s, char **out)

@@ -5,15 +5,25 @@
  *   node.c      the node object, configuration, the any-thread command
  *               path, events (queue, overflow, backpressure), listeners,
  *               handlers, close;
+ *   connmgr.c   the connection manager: dials (reuse, joining, limits,
+ *               bare peer IDs), inbound admission, idle trimming; it
+ *               creates channels and starts their upgrades;
  *   upgrade.c   the upgrade pipeline (transport -> multistream security ->
- *               handshake -> muxer -> open) and the connection manager
- *               (dial requests, reuse, limits, idle trimming);
- *   channel.c   open channels: streams, protocol handover, metrics, and
- *               what protocol components use of a channel;
+ *               handshake -> muxer -> session), which reports once through
+ *               gni_upgrade_cbs and calls nothing else of the node;
+ *   channel.c   the channel's life cycle (opened, closing, finished), its
+ *               waiters, streams, protocol handover, metrics, and what
+ *               protocol components use of a channel;
  *   host.c      the host interface, the hosted components (protocol,
  *               router, discovery, NAT instances) and the message
  *               service's slot (the messages themselves are a component's);
  *   peerstore.c what the node learned about peers.
+ *
+ * Calls go one way: node.c -> connmgr.c -> channel.c, upgrade.c; channel.c
+ * -> upgrade.c (abort only); host.c -> connmgr.c, channel.c. channel.c and
+ * host.c reach node.c only through the small interface under "node.c"
+ * below (events, handlers, the close path); upgrade.c reaches its owner
+ * only through gni_upgrade_cbs.
  *
  * Threading invariant: every field marked "loop" is touched only on the
  * node's loop thread. Fields marked "any" are atomics, immutable after
@@ -68,6 +78,23 @@ struct dial_req {
 typedef struct nstream nstream;
 struct nstream;
 
+/* What the upgrade pipeline reports to the channel's owner (loop thread). */
+typedef struct gni_upgrade_cbs {
+    /* The connection is up; the security negotiation begins. */
+    void (*upgrading)(gn_channel *ch);
+    /* The handshake proved the peer (ch->info.remote_peer): 0 admits it, a
+     * gn_err refuses it (the upgrade fails with that error). */
+    int (*secured)(gn_channel *ch, const gn_secure_result *res);
+    /* Once: 0 with ch->session running (PH_OPEN), or why the upgrade
+     * failed (GN_ETIMEDOUT for upgrade_timeout). Not after gni_upgrade_abort(). */
+    void (*done)(gn_channel *ch, int status);
+    /* A stream the pipeline held finished closing, or a step ended after
+     * the report: the channel may be finished. */
+    void (*released)(gn_channel *ch);
+    /* The callbacks of the mux session the pipeline creates. */
+    gn_mux_session_cbs session;
+} gni_upgrade_cbs;
+
 /* A pending outbound stream open (gn_channel_open_stream and internal users). */
 typedef void (*open_done_fn)(struct gn_channel *ch, void *arg, int status, gn_stream *s);
 
@@ -92,6 +119,8 @@ struct gn_channel {
     gn_transport *transport;
     bool transport_pending;         /* transport dial outstanding */
     gn_op *op;                      /* the dial, negotiation or handshake running, to cancel */
+    const gni_upgrade_cbs *up_cbs;  /* the upgrade's owner (upgrade.c) */
+    bool up_reported;               /* the upgrade reported, or was aborted */
     _Atomic bool close_req;         /* any: gn_channel_close() asked (node->close_cmd runs it) */
     gn_stream *raw;                 /* transport stream (until handed to crypto) */
     gn_stream *sec;                 /* secured stream (until handed to the muxer) */
@@ -309,20 +338,36 @@ void gni_host_fini(gn_node *n);
  */
 int gni_host_route_dial(gn_node *n, gn_multiaddr *ma, const gn_peer_id *peer, dial_req *r);
 
-/* ---- upgrade.c ---- */
+/* ---- connmgr.c ---- */
+/* Dials @ma (taken) for @r (taken): reuse, join, route or a new channel. */
 void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r);
+/* An inbound connection from @t's listener: admitted and upgraded, or closed. */
 void gni_node_accept(gn_node *n, gn_transport *t, gn_stream *conn);
-void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch);
-void gni_channel_begin_close(gn_channel *ch, int reason);
 gn_channel *gni_node_find_open(gn_node *n, const gn_peer_id *peer);
 /* True when the peer store holds a live address of @peer a transport handles. */
 bool gni_node_has_route(gn_node *n, const gn_peer_id *peer);
 void gni_node_idle_arm(gn_node *n);
 
+/* ---- upgrade.c ---- */
+/* Dials @addr (borrowed) with @t and upgrades the connection of @ch (new, outbound). */
+void gni_upgrade_dial(gn_channel *ch, gn_transport *t, const gn_multiaddr *addr,
+                      const gni_upgrade_cbs *cbs);
+/* Upgrades @conn (taken), accepted by @t's listener, for @ch (new, inbound). */
+void gni_upgrade_accept(gn_channel *ch, gn_transport *t, gn_stream *conn,
+                        const gni_upgrade_cbs *cbs);
+/* The channel closes before the upgrade reported: stop the step running
+ * (its streams are released; released() follows). No done() after it. */
+void gni_upgrade_abort(gn_channel *ch);
+
 /* ---- channel.c ---- */
 gn_channel *gni_channel_new(gn_node *n, bool outbound);
 void gni_channel_publish(gn_channel *ch);
-void gni_channel_on_open(gn_channel *ch);
+/* The upgrade succeeded: events, host CONNECTED, waiters complete. */
+void gni_channel_opened(gn_channel *ch);
+/* Closes @ch for @reason (any phase); idempotent. */
+void gni_channel_begin_close(gn_channel *ch, int reason);
+/* Completes one dial request (callback, internal waiter or DIAL event) and frees it. */
+void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch);
 void gni_channel_on_stream(gn_mux_session *ms, void *ud, gn_stream *s);
 void gni_channel_on_end(gn_mux_session *ms, void *ud, int err);
 void gni_channel_teardown_streams(gn_channel *ch);
