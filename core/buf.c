@@ -243,6 +243,36 @@ gn_rcbuf *gn_rcbuf_new(const uint8_t *data, size_t len)
     return b;
 }
 
+gn_rcbuf *gni_rcbuf_alloc(size_t len)
+{
+    if (len > SIZE_MAX - sizeof(gn_rcbuf)) {
+        return NULL;
+    }
+    gn_rcbuf *b = gn_malloc(sizeof(*b) + len);
+    if (b) {
+        atomic_init(&b->refcnt, 1);
+        b->len = len;
+    }
+    return b;
+}
+
+int gni_rcbuf_resize(gn_rcbuf **b, size_t len)
+{
+    if (atomic_load_explicit(&(*b)->refcnt, memory_order_acquire) != 1) {
+        return GN_EINVAL;
+    }
+    if (len > SIZE_MAX - sizeof(gn_rcbuf)) {
+        return GN_ENOMEM;
+    }
+    gn_rcbuf *nb = gn_realloc(*b, sizeof(gn_rcbuf) + len);
+    if (!nb) {
+        return GN_ENOMEM;
+    }
+    nb->len = len;
+    *b = nb;
+    return 0;
+}
+
 gn_rcbuf *gn_rcbuf_hold(gn_rcbuf *b)
 {
     /* Relaxed is enough: the caller already holds a reference. */

@@ -155,6 +155,18 @@ static inline bool gni_varint_rd_busy(const gni_varint_rd *rd) { return rd->n !=
  */
 int gni_varint_rd_byte(gni_varint_rd *rd, uint8_t b, uint64_t *v);
 
+/*
+ * A gn_rcbuf of @len bytes whose contents are not initialised (the caller
+ * fills them before sharing). NULL when out of memory.
+ */
+gn_rcbuf *gni_rcbuf_alloc(size_t len);
+/*
+ * Resizes *@b (one reference only: not yet shared) to @len bytes, keeping
+ * the first min(old, @len) bytes. Errors: GN_ENOMEM (*@b unchanged),
+ * GN_EINVAL (shared).
+ */
+int gni_rcbuf_resize(gn_rcbuf **b, size_t len);
+
 /**
  * Decodes one varint of flavour @kind from the start of @in (@in_len
  * bytes). Returns the bytes used (1..10) with the value in *@v (@v may be

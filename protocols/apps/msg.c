@@ -77,7 +77,11 @@ int gni_msg_decode(gni_msg_decoder *d, const uint8_t *in, size_t len, size_t *co
             if (v > d->max_len) {
                 return dec_fail(d, GN_EFRAMESIZE);
             }
-            d->cur = gn_rcbuf_new(NULL, (size_t)v);
+            /* storage follows the payload as it arrives, never the
+             * announced length alone: at first what this call holds (at
+             * least GNI_MSG_ALLOC_MIN), then doubling up to the length */
+            size_t first = GNI_MIN((size_t)v, GNI_MAX(len - pos, (size_t)GNI_MSG_ALLOC_MIN));
+            d->cur = gni_rcbuf_alloc(first);
             if (!d->cur) {
                 return dec_fail(d, GN_ENOMEM);
             }
@@ -91,6 +95,13 @@ int gni_msg_decode(gni_msg_decoder *d, const uint8_t *in, size_t len, size_t *co
         }
         case GNI_MSG_DEC_BODY: {
             size_t take = GNI_MIN(len - pos, d->need - d->have);
+            size_t cap = gn_rcbuf_slice(d->cur).len;
+            if (d->have + take > cap) {
+                size_t grow = GNI_MIN(d->need, GNI_MAX(d->have + take, cap * 2));
+                if (gni_rcbuf_resize(&d->cur, grow) < 0) {
+                    return dec_fail(d, GN_ENOMEM);
+                }
+            }
             memcpy(gn_rcbuf_data_mut(d->cur) + d->have, in + pos, take);
             d->have += take;
             pos += take;

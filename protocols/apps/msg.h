@@ -30,6 +30,12 @@
 #define GNI_MSG_MAX_LEN_LIMIT (256u * 1024u * 1024u)
 /** Longest frame header: a 9-byte unsigned varint. */
 #define GNI_MSG_HEADER_MAX 9
+/**
+ * A message's storage starts at what has arrived of it (at least this many
+ * bytes, at most its length) and doubles as the rest arrives: a peer that
+ * announces a length and sends nothing holds at most this much per stream.
+ */
+#define GNI_MSG_ALLOC_MIN 4096u
 /** Default writer queue bound, messages. */
 #define GNI_MSG_DEFAULT_QUEUE 64u
 
@@ -75,8 +81,9 @@ void gni_msg_decoder_fini(gni_msg_decoder *d);
  * Decodes from @in (@len bytes). Stops after the first complete message:
  * returns 1 with *@msg set (the caller owns one reference) and *@consumed
  * bytes used; call again with the rest. Returns 0 when every byte was
- * consumed without completing a message. A message's storage is allocated
- * once its length is known and checked.
+ * consumed without completing a message. A message's storage grows with
+ * the bytes that arrived (GNI_MSG_ALLOC_MIN), never from the announced
+ * length alone, so its pointer may change while it is being filled.
  * Errors (sticky: later calls return the same code): GN_EVERSION (the
  * first byte is not GNI_MSG_VERSION), GN_EFRAMESIZE (a length above
  * max_len), GN_EBADFRAME (a length varint that is not minimal or longer
