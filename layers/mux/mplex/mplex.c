@@ -667,5 +667,6 @@ void gni_mplex_get_stats(const gni_mplex *ms, gni_mplex_stats *st)
     st->recv_buffered = ms->ms.buffered;
     st->send_queued = ms->ms.send_queued;
     st->streams_refused = ms->ms.refused_total;
+    st->refused_waiting = ms->ms.refuse_cnt;
     st->streams_overflowed = ms->overflowed;
 }

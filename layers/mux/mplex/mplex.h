@@ -157,6 +157,7 @@ typedef struct gni_mplex_stats {
     size_t recv_buffered;
     size_t send_queued;
     uint64_t streams_refused;
+    uint32_t refused_waiting; /* refused streams whose Reset is not drained yet */
     uint64_t streams_overflowed; /* reset for exceeding a buffer bound */
 } gni_mplex_stats;
 

@@ -915,5 +915,6 @@ void gni_yamux_get_stats(const gni_yamux *ys, gni_yamux_stats *st)
     st->send_queued = ys->ms.send_queued;
     st->last_rtt = ys->last_rtt;
     st->streams_refused = ys->ms.refused_total;
+    st->refused_waiting = ys->ms.refuse_cnt;
     st->pongs_dropped = ys->pongs_dropped;
 }

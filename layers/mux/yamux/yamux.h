@@ -206,6 +206,7 @@ typedef struct gni_yamux_stats {
     size_t send_queued;        /* accepted, not yet drained, all streams */
     gn_time last_rtt;          /* 0 until a ping completed */
     uint64_t streams_refused;  /* SYNs answered with RST */
+    uint32_t refused_waiting;  /* refused streams whose RST is not drained yet */
     uint64_t pongs_dropped;    /* ping replies dropped (queue full) */
 } gni_yamux_stats;
 

@@ -899,6 +899,7 @@ GN_TEST(burst_of_1000_new_streams_within_limit)
     CHECK_EQ(st.streams_inbound, PEND);
     CHECK_EQ(st.streams_pending, PEND);
     CHECK_EQ(st.streams_refused, REF);
+    CHECK_EQ(st.refused_waiting, REF);
     /* Late messages for a refused stream are dropped quietly. */
     uint8_t late[16];
     int hl = gni_mplex_encode_header(late, sizeof(late), PEND, GNI_MPLEX_MSG_INITIATOR, 3);
@@ -911,6 +912,8 @@ GN_TEST(burst_of_1000_new_streams_within_limit)
     CHECK_EQ(gn_test_unhex("85 10 00", want, sizeof(want)), 3);
     CHECK_MEM(out, want, 3);
     check_resets(f, parse_mx(out, on, f, N), PEND, REF);
+    gni_mplex_get_stats(b, &st);
+    CHECK_EQ(st.refused_waiting, 0);
     /* accept the pending ones (no wire effect in mplex) */
     for (uint64_t i = 0; i < PEND; i++)
         CHECK_OK(gni_mplex_accept(b, H(i, 1)));
@@ -994,6 +997,9 @@ GN_TEST(burst_beyond_max_inbound_streams)
     feed_ok(b, in, new_burst(in, cap, next, BOUND));
     next += BOUND;
     CHECK_EQ(gni_mplex_error(b), 0);
+    gni_mplex_stats st;
+    gni_mplex_get_stats(b, &st);
+    CHECK_EQ(st.refused_waiting, BOUND);
     /* ...(one the peer reset itself frees its place)... */
     feed_ok(b, in, mx_frame(in, next - 1, GNI_MPLEX_RESET_INITIATOR));
     feed_ok(b, in, new_burst(in, cap, next, 1));

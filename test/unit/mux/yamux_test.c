@@ -833,6 +833,7 @@ GN_TEST(burst_of_1000_syns_within_limit)
     CHECK_EQ(st.streams_inbound, PEND);
     CHECK_EQ(st.streams_pending, PEND);
     CHECK_EQ(st.streams_refused, REF);
+    CHECK_EQ(st.refused_waiting, REF);
     /* Late data for a refused stream is dropped quietly. */
     uint8_t late[15];
     gni_yamux_encode_header(late, GNI_YAMUX_TYPE_DATA, 0, 2 * PEND + 1, 3);
@@ -846,6 +847,8 @@ GN_TEST(burst_of_1000_syns_within_limit)
     CHECK_EQ(gn_test_unhex("00 01 0008 00000201 00000000", want, sizeof(want)), 12);
     CHECK_MEM(out, want, 12);
     check_rsts(f, parse_frames(out, on, f, N), 2 * PEND + 1, REF);
+    gni_yamux_get_stats(sv, &st);
+    CHECK_EQ(st.refused_waiting, 0);
     /* The accepted ones get their ACKs. */
     for (uint32_t i = 0; i < PEND; i++)
         CHECK_OK(gni_yamux_accept(sv, 1 + 2 * i));
@@ -938,6 +941,9 @@ GN_TEST(burst_beyond_max_inbound_streams)
     feed_ok(sv, in, syn_burst(in, next, BOUND));
     next += 2 * BOUND;
     CHECK_EQ(gni_yamux_error(sv), 0);
+    gni_yamux_stats st;
+    gni_yamux_get_stats(sv, &st);
+    CHECK_EQ(st.refused_waiting, BOUND);
     /* ...(one the peer reset itself frees its place)... */
     gni_yamux_encode_header(rst, GNI_YAMUX_TYPE_WINDOW_UPDATE, GNI_YAMUX_FLAG_RST, next - 2, 0);
     feed_ok(sv, rst, sizeof(rst));
