@@ -1043,6 +1043,44 @@ GN_TEST(refused_id_reused_before_reset)
     gni_mplex_free(b);
 }
 
+/* Refusals under allocation failure k, for every k: GN_ENOMEM or one Reset per refused stream. */
+GN_TEST(refusal_allocation_failure_every_k)
+{
+    static const gn_allocator fm = {fm_malloc, fm_realloc, fm_free, NULL};
+    gn_mux_config c = cfg0();
+    c.max_pending_streams = 1;
+    /* NewStream 0 (taken), 1, 2, 3 (refused), the peer's ResetInitiator for 2 */
+    uint8_t in[64];
+    size_t n = new_burst(in, sizeof(in), 0, 4);
+    n += mx_frame(in + n, 2, GNI_MPLEX_RESET_INITIATOR);
+    uint8_t out[64], want[8];
+    bool completed = false;
+    for (long k = 0; k < 200 && !completed; k++) {
+        gn_set_allocator(&fm);
+        g_alloc_left = k;
+        gni_mplex *ms = NULL;
+        int rc = gni_mplex_new(false, &c, 0, &ms);
+        if (rc < 0) {
+            gn_set_allocator(NULL);
+            CHECK_EQ(rc, GN_ENOMEM);
+            continue;
+        }
+        size_t used;
+        rc = gni_mplex_feed(ms, in, n, &used, 0);
+        CHECK(rc == 0 || rc == GN_ENOMEM);
+        if (rc == 0) {
+            /* ResetReceiver 1 (0d 00), ResetReceiver 3 (1d 00) */
+            CHECK_EQ(gn_test_unhex("0d 00 1d 00", want, sizeof(want)), 4);
+            CHECK_EQ(drain_to(ms, out, sizeof(out)), 4);
+            CHECK_MEM(out, want, 4);
+            completed = true;
+        }
+        gni_mplex_free(ms);
+        gn_set_allocator(NULL);
+    }
+    CHECK(completed);
+}
+
 GN_TEST_MAIN(GN_T(kat_new_stream_and_flags), GN_T(kat_receiver_side_flags),
              GN_T(open_accept_data_both_ways), GN_T(byte_by_byte_feeding),
              GN_T(thousand_concurrent_streams), GN_T(half_close_both_ways),
@@ -1053,4 +1091,5 @@ GN_TEST_MAIN(GN_T(kat_new_stream_and_flags), GN_T(kat_receiver_side_flags),
              GN_T(qos_priority_beats_bulk), GN_T(bounded_send_queue_and_writable),
              GN_T(allocation_failure_every_k),
              GN_T(burst_of_1000_new_streams_within_limit),
-             GN_T(burst_beyond_max_inbound_streams), GN_T(refused_id_reused_before_reset))
+             GN_T(burst_beyond_max_inbound_streams), GN_T(refused_id_reused_before_reset),
+             GN_T(refusal_allocation_failure_every_k))

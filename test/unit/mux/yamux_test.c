@@ -1303,6 +1303,46 @@ GN_TEST(allocation_failure_every_k)
     CHECK(completed);
 }
 
+/* Refusals under allocation failure k, for every k: GN_ENOMEM or one RST per refused stream. */
+GN_TEST(refusal_allocation_failure_every_k)
+{
+    static const gn_allocator fm = {fm_malloc, fm_realloc, fm_free, NULL};
+    gn_mux_config c = cfg0();
+    c.max_pending_streams = 1;
+    /* SYN 1 (taken), SYN 3, 5, 7 (refused), the peer's RST for 5 */
+    uint8_t in[60];
+    size_t n = syn_burst(in, 1, 4);
+    gni_yamux_encode_header(in + n, GNI_YAMUX_TYPE_WINDOW_UPDATE, GNI_YAMUX_FLAG_RST, 5, 0);
+    n += 12;
+    uint8_t out[256];
+    frame f[8];
+    bool completed = false;
+    for (long k = 0; k < 200 && !completed; k++) {
+        gn_set_allocator(&fm);
+        g_alloc_left = k;
+        gni_yamux *ys = NULL;
+        int rc = gni_yamux_new(false, &c, 0, &ys);
+        if (rc < 0) {
+            gn_set_allocator(NULL);
+            CHECK_EQ(rc, GN_ENOMEM);
+            continue;
+        }
+        size_t used;
+        rc = gni_yamux_feed(ys, in, n, &used, 0);
+        CHECK(rc == 0 || rc == GN_ENOMEM);
+        if (rc == 0) {
+            size_t on = drain_to(ys, out, sizeof(out), 0);
+            CHECK_EQ(parse_frames(out, on, f, 8), 2);
+            CHECK(f[0].id == 3 && f[0].flags == GNI_YAMUX_FLAG_RST);
+            CHECK(f[1].id == 7 && f[1].flags == GNI_YAMUX_FLAG_RST);
+            completed = true;
+        }
+        gni_yamux_free(ys);
+        gn_set_allocator(NULL);
+    }
+    CHECK(completed);
+}
+
 GN_TEST_MAIN(GN_T(kat_syn_window_update), GN_T(kat_syn_with_bigger_window),
              GN_T(kat_data_ping_goaway), GN_T(open_accept_data_both_ways),
              GN_T(byte_by_byte_feeding), GN_T(thousand_concurrent_streams),
@@ -1315,4 +1355,5 @@ GN_TEST_MAIN(GN_T(kat_syn_window_update), GN_T(kat_syn_with_bigger_window),
              GN_T(keepalive_and_ping_timeout), GN_T(stream_open_timeout),
              GN_T(protocol_violations), GN_T(violation_split_across_feeds),
              GN_T(qos_priority_beats_bulk), GN_T(qos_round_robin_and_control_first),
-             GN_T(bad_config), GN_T(allocation_failure_every_k))
+             GN_T(bad_config), GN_T(allocation_failure_every_k),
+             GN_T(refusal_allocation_failure_every_k))
