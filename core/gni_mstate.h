@@ -295,9 +295,11 @@ bool gni_mstate_maybe_free(gni_mstate *ms, gni_mstream *st);
  *
  * Why not stop reading instead: input stopped while resets cannot be
  * written also stops the peer's window updates, pings and data for every
- * other stream, and a peer that writes its whole burst before reading
- * (both sides blocked writing) would never recover; the bound above never
- * touches a peer that stays within its limit, so it needs no backpressure.
+ * other stream, and with a peer that writes its whole burst before reading
+ * both sides would sit blocked writing until a keepalive timeout (mplex has
+ * none); the bound above never touches a peer that stays within its limit,
+ * so it needs no backpressure. (The driver still stops reading when the
+ * received, unconsumed bytes reach their bounds: a different resource.)
  */
 
 /** The bound on refused streams for @max_inbound_streams (saturating). */
