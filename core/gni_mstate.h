@@ -15,7 +15,8 @@
  *     gni_mstate_ops);
  *   - the outbound data scheduler: strict priority classes 7 .. 0, round
  *     robin inside a class;
- *   - the refused-stream ring (ids answered with a reset, no stream object);
+ *   - the refused-stream set (peer streams answered with a reset and no
+ *     stream object; see "refused peer streams" below);
  *   - the common stream calls (write, shutdown, reset, read, consume,
  *     release, priority, user_data).
  *
@@ -36,8 +37,11 @@
 
 /** Number of send priority classes (0 bulk .. 7 highest). */
 #define GNI_MSTATE_PRIO_CLASSES 8u
-/** Refused stream ids that may wait for the drain. */
-#define GNI_MSTATE_REFUSE_QUEUE 256u
+/**
+ * Refused peer streams that may wait for their reset beyond
+ * max_inbound_streams (see gni_mstate_refuse_bound()).
+ */
+#define GNI_MSTATE_REFUSE_MARGIN 256u
 
 /*
  * Stream event types, numbered as GNI_YAMUX_EV_* and GNI_MPLEX_EV_* so a
@@ -54,6 +58,8 @@ enum {
 #define GNI_MSTATE_BIT(t) ((uint8_t)(1u << ((t)-1)))
 
 typedef struct gni_mstate gni_mstate;
+/** A refused peer stream waiting for its reset (private to mstate.c). */
+typedef struct gni_mrefused gni_mrefused;
 
 /** Per-stream state; the first member of a core's stream struct. */
 typedef struct gni_mstream {
@@ -115,10 +121,14 @@ struct gni_mstate {
     gni_list ctrlq;
     unsigned prio_mask; /* bit p: prio[p] is not empty */
     gni_list prio[GNI_MSTATE_PRIO_CLASSES];
-    /* refused peer streams: ids to answer with a reset */
-    uint64_t refuse[GNI_MSTATE_REFUSE_QUEUE];
-    unsigned refuse_head;
-    unsigned refuse_cnt;
+    /*
+     * refused peer streams waiting for their reset: a set by stream key
+     * (buckets allocated at the first refusal) and a FIFO for the drain
+     */
+    gni_htab refused;
+    gni_list refuseq;
+    uint32_t refuse_cnt; /* entries in the set */
+    uint32_t refuse_max; /* bound on refuse_cnt; the core sets it */
     bool refused_ev;       /* a REFUSED event is pending */
     uint32_t refused_ev_cnt;
     uint64_t refused_ev_key;
@@ -141,11 +151,13 @@ void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in);
 
 /**
  * Initialises @ms. @ops must outlive @ms. @stream_buffer_max bounds each
- * stream's send queue. Errors: GN_ENOMEM (its table).
+ * stream's send queue. refuse_max starts at gni_mstate_refuse_bound(1024);
+ * the core sets it from its max_inbound_streams. Errors: GN_ENOMEM (its
+ * table).
  */
 int gni_mstate_init(gni_mstate *ms, const gni_mstate_ops *ops, size_t stream_buffer_max);
 
-/** Frees every stream (through ops->stream_free) and the table. */
+/** Frees every stream (through ops->stream_free), the refused set and the tables. */
 void gni_mstate_fini(gni_mstate *ms);
 
 /**
@@ -260,30 +272,67 @@ static inline size_t gni_mstate_send_room(const gni_mstate *ms, const gni_mstrea
  */
 bool gni_mstate_maybe_free(gni_mstate *ms, gni_mstream *st);
 
-/* ---- refused peer streams ---------------------------------------------- */
+/* ---- refused peer streams ---------------------------------------------- *
+ * A peer stream the core does not take (over max_inbound_streams or
+ * max_pending_streams, or after a Go Away) gets no stream object: its key
+ * goes into the refused set until the drain has written its reset. Each key
+ * is in the set at most once, so each refused stream gets exactly one reset
+ * frame; the drain writes them oldest first. An entry leaves the set when
+ * its reset is written (gni_mstate_refuse_pop()) or when the peer resets the
+ * stream itself first (gni_mstate_refuse_cancel(): no reset is then owed).
+ *
+ * Bound. The set holds at most refuse_max entries, which the core sets to
+ * gni_mstate_refuse_bound(max_inbound_streams). Every entry is a stream the
+ * peer still counts as open (it has neither seen our reset nor reset it
+ * itself), so a peer that keeps at most max_inbound_streams streams open
+ * can never fill the set, however fast it opens them and whether or not it
+ * reads. Only a peer that has more than max_inbound_streams +
+ * GNI_MSTATE_REFUSE_MARGIN refused streams unanswered at once (it opens
+ * beyond the limit faster than the drain writes our resets, typically
+ * because it does not read) overflows it; gni_mstate_refuse() then fails
+ * and the core ends the session with GN_ESTREAMLIMIT. Memory: one small
+ * allocation per entry, freed when it leaves the set.
+ *
+ * Why not stop reading instead: input stopped while resets cannot be
+ * written also stops the peer's window updates, pings and data for every
+ * other stream, and with a peer that writes its whole burst before reading
+ * both sides would sit blocked writing until a keepalive timeout (mplex has
+ * none); the bound above never touches a peer that stays within its limit,
+ * so it needs no backpressure. (The driver still stops reading when the
+ * received, unconsumed bytes reach their bounds: a different resource.)
+ */
+
+/** The bound on refused streams for @max_inbound_streams (saturating). */
+static inline uint32_t gni_mstate_refuse_bound(uint32_t max_inbound_streams)
+{
+    return max_inbound_streams > UINT32_MAX - GNI_MSTATE_REFUSE_MARGIN
+               ? UINT32_MAX
+               : max_inbound_streams + GNI_MSTATE_REFUSE_MARGIN;
+}
 
 /**
- * Queues a reset for refused peer stream @wire_id and records a REFUSED
- * event for stream key @key with @reason. Errors: GN_ESTREAMLIMIT (ring
- * full).
+ * Adds refused peer stream @key (answered on the wire as @wire_id) to the
+ * refused set and records a REFUSED event for it with @reason. A key
+ * already in the set is left as it is (returns 0, nothing counted).
+ * Errors: GN_ESTREAMLIMIT (refuse_max entries already wait: the peer
+ * floods; end the session), GN_ENOMEM.
  */
 int gni_mstate_refuse(gni_mstate *ms, uint64_t wire_id, uint64_t key, int reason);
 
-/** The oldest refused id waiting for the drain; false when none. */
-static inline bool gni_mstate_refuse_peek(const gni_mstate *ms, uint64_t *wire_id)
-{
-    if (!ms->refuse_cnt)
-        return false;
-    *wire_id = ms->refuse[ms->refuse_head];
-    return true;
-}
+/** True when @key is in the refused set (its reset not written yet). */
+bool gni_mstate_refused_has(const gni_mstate *ms, uint64_t key);
 
-/** Drops the id gni_mstate_refuse_peek() gave (it was written). */
-static inline void gni_mstate_refuse_pop(gni_mstate *ms)
-{
-    ms->refuse_head = (ms->refuse_head + 1) % GNI_MSTATE_REFUSE_QUEUE;
-    ms->refuse_cnt--;
-}
+/**
+ * The peer reset refused stream @key itself: drops it from the set (no
+ * reset is owed any more). Returns true when it was there.
+ */
+bool gni_mstate_refuse_cancel(gni_mstate *ms, uint64_t key);
+
+/** The wire id of the oldest refused stream waiting for its reset; false when none. */
+bool gni_mstate_refuse_peek(const gni_mstate *ms, uint64_t *wire_id);
+
+/** Drops the entry gni_mstate_refuse_peek() gave (its reset was written). */
+void gni_mstate_refuse_pop(gni_mstate *ms);
 
 /**
  * Pops the pending REFUSED event: the last key, the count since the last

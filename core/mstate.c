@@ -59,6 +59,8 @@ int gni_mstate_init(gni_mstate *ms, const gni_mstate_ops *ops, size_t stream_buf
         return GN_ENOMEM;
     ms->ops = ops;
     ms->stream_buffer_max = stream_buffer_max;
+    ms->refuse_max = gni_mstate_refuse_bound(1024);
+    gni_list_init(&ms->refuseq);
     gni_list_init(&ms->evq);
     gni_list_init(&ms->ctrlq);
     for (unsigned i = 0; i < GNI_MSTATE_PRIO_CLASSES; i++)
@@ -74,6 +76,9 @@ void gni_mstate_fini(gni_mstate *ms)
     while ((h = gni_htab_any(&ms->streams)) != NULL)
         ms->ops->stream_free(ms, (gni_mstream *)(void *)h);
     gni_htab_fini(&ms->streams);
+    while (!gni_list_empty(&ms->refuseq))
+        gni_mstate_refuse_pop(ms);
+    gni_htab_fini(&ms->refused);
 }
 
 int gni_mstate_insert(gni_mstate *ms, gni_mstream *st, uint64_t key, bool inbound)
@@ -211,11 +216,45 @@ size_t gni_mstate_sched_take(gni_mstate *ms, gni_mstream *st, uint8_t *dst, size
 
 /* ---- refused streams ---------------------------------------------------- */
 
+struct gni_mrefused {
+    gni_hnode hn;  /* first; hn.key = the stream key */
+    gni_list link; /* ms->refuseq, oldest first */
+    uint64_t wire_id;
+};
+
+static gni_mrefused *ms_refused_find(const gni_mstate *ms, uint64_t key)
+{
+    if (!ms->refuse_cnt)
+        return NULL; /* also: no buckets before the first refusal */
+    return (gni_mrefused *)(void *)gni_htab_find(&ms->refused, key);
+}
+
+static void ms_refused_drop(gni_mstate *ms, gni_mrefused *r)
+{
+    gni_htab_remove(&ms->refused, &r->hn);
+    gni_list_del(&r->link);
+    ms->refuse_cnt--;
+    gn_free(r);
+}
+
 int gni_mstate_refuse(gni_mstate *ms, uint64_t wire_id, uint64_t key, int reason)
 {
-    if (ms->refuse_cnt == GNI_MSTATE_REFUSE_QUEUE)
+    if (ms_refused_find(ms, key))
+        return 0;
+    if (ms->refuse_cnt >= ms->refuse_max)
         return GN_ESTREAMLIMIT;
-    ms->refuse[(ms->refuse_head + ms->refuse_cnt) % GNI_MSTATE_REFUSE_QUEUE] = wire_id;
+    if (!ms->refused.buckets && gni_htab_init(&ms->refused, 16) < 0)
+        return GN_ENOMEM;
+    gni_mrefused *r = gn_calloc(1, sizeof(*r));
+    if (!r)
+        return GN_ENOMEM;
+    r->hn.key = key;
+    r->wire_id = wire_id;
+    if (gni_htab_insert(&ms->refused, &r->hn) < 0) {
+        gn_free(r);
+        return GN_ENOMEM;
+    }
+    gni_list_add_tail(&ms->refuseq, &r->link);
     ms->refuse_cnt++;
     ms->refused_total++;
     ms->refused_ev_cnt++;
@@ -223,6 +262,34 @@ int gni_mstate_refuse(gni_mstate *ms, uint64_t wire_id, uint64_t key, int reason
     ms->refused_ev_err = reason;
     ms->refused_ev = true;
     return 0;
+}
+
+bool gni_mstate_refused_has(const gni_mstate *ms, uint64_t key)
+{
+    return ms_refused_find(ms, key) != NULL;
+}
+
+bool gni_mstate_refuse_cancel(gni_mstate *ms, uint64_t key)
+{
+    gni_mrefused *r = ms_refused_find(ms, key);
+    if (!r)
+        return false;
+    ms_refused_drop(ms, r);
+    return true;
+}
+
+bool gni_mstate_refuse_peek(const gni_mstate *ms, uint64_t *wire_id)
+{
+    if (gni_list_empty(&ms->refuseq))
+        return false;
+    *wire_id = GNI_CONTAINER_OF(ms->refuseq.next, gni_mrefused, link)->wire_id;
+    return true;
+}
+
+void gni_mstate_refuse_pop(gni_mstate *ms)
+{
+    if (!gni_list_empty(&ms->refuseq))
+        ms_refused_drop(ms, GNI_CONTAINER_OF(ms->refuseq.next, gni_mrefused, link));
 }
 
 bool gni_mstate_refused_event(gni_mstate *ms, uint64_t *key, uint32_t *count, int *reason)

@@ -63,7 +63,21 @@ typedef struct gn_mux gn_mux;
 typedef struct gn_mux_ops gn_mux_ops;
 typedef struct gn_mux_session gn_mux_session;
 
-/** Muxer limits. Fill with gn_mux_config_default(). */
+/**
+ * Muxer limits. Fill with gn_mux_config_default().
+ *
+ * Stream limits (the built-in yamux and mplex; each muxer's core header
+ * has the details). A stream the peer opens while it already has
+ * max_inbound_streams open with us, or while max_pending_streams of its
+ * streams wait to be accepted (or, in yamux, after a Go Away), is refused:
+ * it gets exactly one reset on the wire, the session goes on and the owner
+ * sees nothing but a log line. A peer that stays within
+ * max_inbound_streams is never disconnected for opening streams, however
+ * fast. Resets still to be written are bounded by max_inbound_streams +
+ * 256: a peer with more refused streams than that unanswered at once (it
+ * opens far beyond its limit and does not read our resets) is cut off with
+ * GN_ESTREAMLIMIT.
+ */
 typedef struct gn_mux_config {
     uint32_t version;              /* GN_MUX_CONFIG_VERSION */
     uint32_t max_inbound_streams;  /* open peer-initiated streams; default 1024 */

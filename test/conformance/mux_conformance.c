@@ -709,6 +709,51 @@ GN_TEST(thousand_concurrent_streams)
     finish();
 }
 
+/*
+ * Issue 10: a peer that opens 1,000 streams in one go (within the default
+ * max_inbound_streams, 1024) keeps its session; streams beyond the pending
+ * limit (256) that arrive before the first are accepted are reset, the
+ * others work, and streams opened afterwards work.
+ */
+GN_TEST(burst_of_opens_keeps_the_session)
+{
+    pair_new(NULL, NULL); /* default limits */
+    S->in_prof = (tprof){.echo = true, .echo_shut = true, .rx_cap = 64};
+    enum { N = 1000 };
+    ts *cs[N];
+    for (int i = 0; i < N; i++) {
+        cs[i] = open_ts(C, &(tprof){.rx_cap = 64});
+        CHECK_OK(ts_send(cs[i], "hi", 2));
+        CHECK_OK(ts_shutdown(cs[i]));
+    }
+    bool all = false;
+    gn_time t0 = gn_now();
+    for (int round = 0; round < 200000 && !all; round++) {
+        gn_loop_run(loop, GN_RUN_ONCE);
+        all = true;
+        for (int i = 0; i < N && all; i++)
+            all = cs[i]->eofs == 1 || cs[i]->errors;
+        if (gn_now() - t0 > 10 * GN_S)
+            break;
+    }
+    CHECK(all);
+    CHECK_EQ(C->ended + S->ended, 0);
+    int ok = count_rx(cs, N, 2), failed = count_errors(cs, N);
+    printf("# %d streams echoed, %d reset\n", ok, failed);
+    CHECK_EQ(ok + failed, N);
+    CHECK(ok >= 256);
+    CHECK_EQ(S->n_in, ok);
+    for (int i = 0; i < N; i++)
+        if (cs[i]->errors)
+            CHECK_EQ(cs[i]->last_err, GN_ESTREAMRESET);
+    /* the session still takes new streams */
+    ts *late = open_ts(C, &(tprof){.rx_cap = 64});
+    CHECK_OK(ts_send(late, "ok", 2));
+    RUN_UNTIL(late->rx_len == 2, 2000);
+    CHECK_EQ(C->ended + S->ended, 0);
+    finish();
+}
+
 GN_TEST(half_close_both_ways)
 {
     pair_new(NULL, NULL);
@@ -1269,7 +1314,7 @@ int main(int argc, char **argv)
     static const gn_test_case cases[] = {
         GN_T(capabilities_declared),
         GN_T(open_accept_and_data_both_ways),
-        GN_T(thousand_concurrent_streams),
+        GN_T(thousand_concurrent_streams), GN_T(burst_of_opens_keeps_the_session),
         GN_T(half_close_both_ways),
         GN_T(reset_both_ways),
         GN_T(slow_reader_fast_writer),

@@ -9,6 +9,7 @@
  *   - session receive buffering <= session_buffer_max;
  *   - every stream's unconsumed bytes <= stream_buffer_max;
  *   - inbound streams <= max_inbound_streams, pending <= max_pending_streams;
+ *   - refused streams waiting for their reset <= max_inbound_streams + margin;
  *   - feed consumes everything or fails with a peer-violation code (or
  *     GN_ENOMEM), and then keeps failing with the same code.
  */
@@ -32,6 +33,8 @@ static void fz_check(gni_mplex *ms, const gn_mux_config *cfg, const uint64_t *id
     if (st.streams_inbound > cfg->max_inbound_streams)
         abort();
     if (st.streams_pending > cfg->max_pending_streams)
+        abort();
+    if (st.refused_waiting > cfg->max_inbound_streams + GNI_MPLEX_REFUSE_MARGIN)
         abort();
     for (size_t i = 0; i < nids; i++) {
         gni_mplex_stream_info info;

@@ -11,6 +11,7 @@
  *   - session receive buffering <= session_buffer_max;
  *   - every stream's unconsumed bytes <= its window <= max_window;
  *   - inbound streams <= max_inbound_streams, pending <= max_pending_streams;
+ *   - refused streams waiting for their reset <= max_inbound_streams + margin;
  *   - feed either consumes everything or fails with a peer-violation code
  *     (or GN_ENOMEM), and keeps failing with the same code.
  */
@@ -34,6 +35,8 @@ static void fz_check(gni_yamux *ys, const gn_mux_config *cfg, const uint32_t *id
     if (st.streams_inbound > cfg->max_inbound_streams)
         abort();
     if (st.streams_pending > cfg->max_pending_streams)
+        abort();
+    if (st.refused_waiting > cfg->max_inbound_streams + GNI_YAMUX_REFUSE_MARGIN)
         abort();
     for (size_t i = 0; i < nids; i++) {
         gni_yamux_stream_info info;

@@ -2,7 +2,7 @@
  * mplex sans-I/O core. See mplex.h for the contract.
  *
  * The stream table, per-stream queues, event bits, control queue, priority
- * scheduler and refusal ring are the shared muxer stream state
+ * scheduler and refused-stream set are the shared muxer stream state
  * (core/gni_mstate.h); this file holds the mplex frame format, stream names
  * and the per-stream receive bound (mplex has no flow control).
  *
@@ -17,7 +17,7 @@
 #include "gni_mstate.h"
 
 /* The limits mplex.h documents are the shared layer's. */
-_Static_assert(GNI_MPLEX_REFUSE_QUEUE == GNI_MSTATE_REFUSE_QUEUE, "refusal ring size");
+_Static_assert(GNI_MPLEX_REFUSE_MARGIN == GNI_MSTATE_REFUSE_MARGIN, "refusal margin");
 _Static_assert(GNI_MPLEX_PRIO_CLASSES == GNI_MSTATE_PRIO_CLASSES, "priority classes");
 
 #include <limits.h>
@@ -164,6 +164,7 @@ int gni_mplex_new(bool initiator, const gn_mux_config *cfg, gn_time now, gni_mpl
         gn_free(ms);
         return GN_ENOMEM;
     }
+    ms->ms.refuse_max = gni_mstate_refuse_bound(ms->cfg.max_inbound_streams);
     gni_varint_rd_init(&ms->vrd, GNI_VARINT_PB);
     ms->chunk_max = GNI_MIN((size_t)GNI_MPLEX_CHUNK_MAX, ms->cfg.max_frame_len);
     *out = ms;
@@ -214,7 +215,8 @@ static int mx_on_header(gni_mplex *ms, uint64_t len)
         return GN_EFRAMESIZE;
     if (flag == GNI_MPLEX_NEW_STREAM) {
         uint64_t h = GNI_MPLEX_HANDLE(id, 1);
-        if (mx_find(ms, h))
+        /* open, or refused with our Reset not yet written: still open for the peer */
+        if (mx_find(ms, h) || gni_mstate_refused_has(&ms->ms, h))
             return GN_EPROTO;
         if (ms->ms.n_in >= ms->cfg.max_inbound_streams ||
             ms->ms.n_pending >= ms->cfg.max_pending_streams)
@@ -242,6 +244,9 @@ static int mx_on_header(gni_mplex *ms, uint64_t len)
     if (!st) {
         if (ours && id >= ms->next_id)
             return GN_EPROTO;
+        /* The peer reset a stream we refused before our Reset went out: none is owed. */
+        if (flag == GNI_MPLEX_RESET_INITIATOR)
+            gni_mstate_refuse_cancel(&ms->ms, GNI_MPLEX_HANDLE(id, 1));
         return 0; /* gone (reset in flight): drop */
     }
     ms->cur_st = st;
@@ -662,5 +667,6 @@ void gni_mplex_get_stats(const gni_mplex *ms, gni_mplex_stats *st)
     st->recv_buffered = ms->ms.buffered;
     st->send_queued = ms->ms.send_queued;
     st->streams_refused = ms->ms.refused_total;
+    st->refused_waiting = ms->ms.refuse_cnt;
     st->streams_overflowed = ms->overflowed;
 }

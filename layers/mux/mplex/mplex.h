@@ -37,16 +37,38 @@
  *   GN_EBADFRAME   flag 7, a varint longer than 10 bytes or above 2^64-1,
  *                  a Close/Reset with a body;
  *   GN_EFRAMESIZE  a length above max_frame_len (default 1 MiB);
- *   GN_EPROTO      NewStream for a stream id the peer already has open, a
- *                  *Receiver frame for an id we never opened, a message
- *                  after the peer's Close;
- *   GN_ESTREAMLIMIT  more refused streams waiting than the refusal queue
- *                  holds;
+ *   GN_EPROTO      NewStream for a stream id the peer already has open
+ *                  (including one we refused whose Reset is not written
+ *                  yet), a *Receiver frame for an id we never opened, a
+ *                  message after the peer's Close;
+ *   GN_ESTREAMLIMIT  a NewStream to refuse while max_inbound_streams +
+ *                  GNI_MPLEX_REFUSE_MARGIN refused streams still wait for
+ *                  their Reset (see "Stream limits");
  *   GN_ENOMEM.
- * Stream-level: NewStream beyond max_inbound_streams / max_pending_streams
- * is answered with ResetReceiver and reported as
- * GNI_MPLEX_EV_STREAM_REFUSED (GN_ESTREAMLIMIT). Frames for streams that
- * no longer exist are dropped quietly (a reset may be in flight).
+ *
+ * Stream limits. What happens to a peer's NewStream (a burst of pipelined
+ * NewStreams in one feed is handled message by message):
+ *   - streams the peer opened and we hold (pending or accepted, until the
+ *     object is freed) < max_inbound_streams and pending (not accepted) <
+ *     max_pending_streams (default 256): a stream object, STREAM_OPENED;
+ *   - otherwise the stream is refused: no object, one ResetReceiver for
+ *     that id queued for the drain and a coalesced
+ *     GNI_MPLEX_EV_STREAM_REFUSED (GN_ESTREAMLIMIT); the session goes on.
+ *     Each refused stream gets exactly one Reset; none if the peer sends
+ *     ResetInitiator for it before ours was drained. Its later messages
+ *     are dropped;
+ *   - the refused streams waiting for their Reset are bounded by
+ *     max_inbound_streams + GNI_MPLEX_REFUSE_MARGIN. Each is a stream the
+ *     peer still counts as open, so a peer that keeps at most
+ *     max_inbound_streams streams open never reaches the bound, however
+ *     fast it opens them and whether it reads or not. A NewStream that
+ *     would exceed it (the peer is more than the margin beyond its limit
+ *     with Resets it has not let us write, e.g. it does not read, or one
+ *     feed carries that many excess NewStreams) ends the session with
+ *     GN_ESTREAMLIMIT. The core never stops taking input for refusals: see
+ *     core/gni_mstate.h for why.
+ * Frames for streams that no longer exist are dropped quietly (a reset may
+ * be in flight).
  */
 #ifndef GN_MPLEX_H
 #define GN_MPLEX_H
@@ -69,8 +91,11 @@
 #define GNI_MPLEX_CHUNK_MAX (16u * 1024u)
 /** Bytes of a NewStream name kept (longer names are truncated locally). */
 #define GNI_MPLEX_NAME_MAX 1024u
-/** Refusal Reset frames that may wait for the drain. */
-#define GNI_MPLEX_REFUSE_QUEUE 256u
+/**
+ * Refused streams whose Reset may wait for the drain beyond
+ * max_inbound_streams (see "Stream limits" at the top).
+ */
+#define GNI_MPLEX_REFUSE_MARGIN 256u
 /** Priority classes (0 bulk .. 7 highest). */
 #define GNI_MPLEX_PRIO_CLASSES 8u
 /** Largest stream id we can address (id << 3 must fit 64 bits). */
@@ -132,6 +157,7 @@ typedef struct gni_mplex_stats {
     size_t recv_buffered;
     size_t send_queued;
     uint64_t streams_refused;
+    uint32_t refused_waiting; /* refused streams whose Reset is not drained yet */
     uint64_t streams_overflowed; /* reset for exceeding a buffer bound */
 } gni_mplex_stats;
 

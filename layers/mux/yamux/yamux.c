@@ -2,7 +2,7 @@
  * yamux sans-I/O core. See yamux.h for the contract.
  *
  * The stream table, per-stream queues, event bits, control queue, priority
- * scheduler and refusal ring are the shared muxer stream state
+ * scheduler and refused-stream set are the shared muxer stream state
  * (core/gni_mstate.h); this file holds the yamux frame format, the windows,
  * ACK / ping / Go Away and the open timeouts.
  *
@@ -18,7 +18,7 @@
 #include "gni_mstate.h"
 
 /* The limits yamux.h documents are the shared layer's. */
-_Static_assert(GNI_YAMUX_REFUSE_QUEUE == GNI_MSTATE_REFUSE_QUEUE, "refusal ring size");
+_Static_assert(GNI_YAMUX_REFUSE_MARGIN == GNI_MSTATE_REFUSE_MARGIN, "refusal margin");
 _Static_assert(GNI_YAMUX_PRIO_CLASSES == GNI_MSTATE_PRIO_CLASSES, "priority classes");
 
 #include <limits.h>
@@ -247,6 +247,7 @@ int gni_yamux_new(bool client, const gn_mux_config *cfg, gn_time now, gni_yamux 
         gn_free(ys);
         return GN_ENOMEM;
     }
+    ys->ms.refuse_max = gni_mstate_refuse_bound(ys->cfg.max_inbound_streams);
     ys->chunk_max = GNI_MIN((size_t)GNI_YAMUX_CHUNK_MAX, ys->cfg.max_frame_len);
     ys->ping_timeout =
         ys->cfg.keepalive_interval ? ys->cfg.keepalive_interval : GNI_YAMUX_PING_TIMEOUT;
@@ -354,6 +355,9 @@ static int ys_on_stream_frame(gni_yamux *ys, uint8_t type, uint16_t flags, uint3
         /* Never opened: violation. Opened and gone: drain quietly. */
         if (peer_parity ? id > ys->max_peer_id : id >= ys->next_id)
             return GN_EPROTO;
+        /* The peer reset a stream we refused before our RST went out: none is owed. */
+        if (peer_parity && (flags & GNI_YAMUX_FLAG_RST))
+            gni_mstate_refuse_cancel(&ys->ms, id);
         if (data && length > ys_discard_limit(ys))
             return GN_EFRAMESIZE;
         return 0;
@@ -911,5 +915,6 @@ void gni_yamux_get_stats(const gni_yamux *ys, gni_yamux_stats *st)
     st->send_queued = ys->ms.send_queued;
     st->last_rtt = ys->last_rtt;
     st->streams_refused = ys->ms.refused_total;
+    st->refused_waiting = ys->ms.refuse_cnt;
     st->pongs_dropped = ys->pongs_dropped;
 }

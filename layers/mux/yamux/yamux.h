@@ -61,13 +61,34 @@
  *                  update that overflows 2^32-1;
  *   GN_EFRAMESIZE  data frame for a closed stream longer than
  *                  max(max_frame_len, max_window);
- *   GN_ESTREAMLIMIT  more refused SYNs pending than the refusal queue holds;
+ *   GN_ESTREAMLIMIT  a SYN to refuse while max_inbound_streams +
+ *                  GNI_YAMUX_REFUSE_MARGIN refused streams still wait for
+ *                  their RST (see "Stream limits");
  *   GN_ETIMEDOUT   a ping got no answer in time (Go Away internal error);
  *   GN_ENOMEM      allocation failed (Go Away internal error).
- * Stream-level limits never end the session: a SYN beyond
- * max_inbound_streams / max_pending_streams (or after we sent Go Away) is
- * answered with RST and reported as GNI_YAMUX_EV_STREAM_REFUSED
- * (GN_ESTREAMLIMIT or GN_EGOAWAY).
+ *
+ * Stream limits. What happens to a peer's SYN (any frame type, so a burst
+ * of pipelined SYNs in one feed is handled frame by frame):
+ *   - streams the peer opened and we hold (pending or accepted, until the
+ *     object is freed) < max_inbound_streams and pending (not accepted) <
+ *     max_pending_streams (default 256, the spec's ACK backlog), and no Go
+ *     Away sent or received: a stream object, STREAM_OPENED;
+ *   - otherwise the stream is refused: no object, one RST (a Window Update
+ *     with flag RST, length 0, that stream id) queued for the drain, and a
+ *     coalesced GNI_YAMUX_EV_STREAM_REFUSED (GN_ESTREAMLIMIT, or GN_EGOAWAY
+ *     after a Go Away); the session goes on. Each refused stream gets
+ *     exactly one RST; none if the peer resets it before ours was drained.
+ *     Its later frames are discarded (data up to the discard limit);
+ *   - the refused streams waiting for their RST are bounded by
+ *     max_inbound_streams + GNI_YAMUX_REFUSE_MARGIN. Each is a stream the
+ *     peer still counts as open, so a peer that keeps at most
+ *     max_inbound_streams streams open never reaches the bound, however
+ *     fast it opens them and whether it reads or not. A SYN that would
+ *     exceed it (the peer is more than the margin beyond its limit with
+ *     RSTs it has not let us write, e.g. it does not read, or one feed
+ *     carries that many excess SYNs) ends the session with
+ *     GN_ESTREAMLIMIT (Go Away protocol error). The core never stops taking
+ *     input for refusals: see core/gni_mstate.h for why.
  */
 #ifndef GN_YAMUX_H
 #define GN_YAMUX_H
@@ -94,8 +115,11 @@
 #define GNI_YAMUX_DEFAULT_WINDOW (256u * 1024u)
 /** Largest data chunk the scheduler sends in one turn. */
 #define GNI_YAMUX_CHUNK_MAX (16u * 1024u)
-/** Refused-SYN RST frames that may wait for the drain. */
-#define GNI_YAMUX_REFUSE_QUEUE 256u
+/**
+ * Refused streams whose RST may wait for the drain beyond
+ * max_inbound_streams (see "Stream limits" at the top).
+ */
+#define GNI_YAMUX_REFUSE_MARGIN 256u
 /** Ping replies that may wait for the drain; further replies are dropped. */
 #define GNI_YAMUX_PONG_QUEUE 64u
 /** Ping timeout when keepalive_interval is 0. */
@@ -182,6 +206,7 @@ typedef struct gni_yamux_stats {
     size_t send_queued;        /* accepted, not yet drained, all streams */
     gn_time last_rtt;          /* 0 until a ping completed */
     uint64_t streams_refused;  /* SYNs answered with RST */
+    uint32_t refused_waiting;  /* refused streams whose RST is not drained yet */
     uint64_t pongs_dropped;    /* ping replies dropped (queue full) */
 } gni_yamux_stats;
 

@@ -334,33 +334,54 @@ GN_TEST(mstate_fin_release_and_free)
     CHECK_EQ(g_freed, 4);
 }
 
-GN_TEST(mstate_refusal_ring)
+GN_TEST(mstate_refused_set)
 {
     gni_mstate ms;
     uint64_t id, key;
     uint32_t count;
     int reason;
     t_init(&ms, 1024);
+    CHECK_EQ(ms.refuse_max, 1024 + GNI_MSTATE_REFUSE_MARGIN);
+    CHECK_EQ(gni_mstate_refuse_bound(UINT32_MAX - 1), UINT32_MAX);
+    ms.refuse_max = gni_mstate_refuse_bound(100);
     CHECK(!gni_mstate_refused_event(&ms, &key, &count, &reason));
     CHECK(!gni_mstate_refuse_peek(&ms, &id));
-    for (unsigned i = 0; i < GNI_MSTATE_REFUSE_QUEUE; i++)
+    CHECK(!gni_mstate_refused_has(&ms, 1)); /* no table yet */
+    CHECK(!gni_mstate_refuse_cancel(&ms, 1));
+    /* wire id i, key 2i + 1, up to the bound; then the peer floods */
+    const unsigned max = 100 + GNI_MSTATE_REFUSE_MARGIN;
+    for (unsigned i = 0; i < max; i++)
         CHECK_OK(gni_mstate_refuse(&ms, i, i * 2 + 1, GN_ESTREAMLIMIT));
+    CHECK_EQ(ms.refuse_cnt, max);
     CHECK_EQ(gni_mstate_refuse(&ms, 999, 999, GN_ESTREAMLIMIT), GN_ESTREAMLIMIT);
+    /* a key already waiting is not queued twice (and not counted) */
+    CHECK_OK(gni_mstate_refuse(&ms, 7, 15, GN_ESTREAMLIMIT));
+    CHECK_EQ(ms.refuse_cnt, max);
     CHECK(gni_mstate_want_drain(&ms));
     CHECK(gni_mstate_refused_event(&ms, &key, &count, &reason));
-    CHECK_EQ(count, GNI_MSTATE_REFUSE_QUEUE);
-    CHECK_EQ(key, (GNI_MSTATE_REFUSE_QUEUE - 1) * 2 + 1);
+    CHECK_EQ(count, max);
+    CHECK_EQ(key, (max - 1) * 2 + 1);
     CHECK_EQ(reason, GN_ESTREAMLIMIT);
     CHECK(!gni_mstate_refused_event(&ms, &key, &count, &reason));
-    /* FIFO, and the ring wraps. */
-    for (unsigned i = 0; i < 10; i++) {
+    /* the peer reset two of them itself: no reset owed, room again */
+    CHECK(gni_mstate_refused_has(&ms, 3));
+    CHECK(gni_mstate_refuse_cancel(&ms, 3));  /* wire id 1 */
+    CHECK(gni_mstate_refuse_cancel(&ms, 21)); /* wire id 10 */
+    CHECK(!gni_mstate_refuse_cancel(&ms, 21));
+    CHECK(!gni_mstate_refused_has(&ms, 3));
+    CHECK_EQ(ms.refuse_cnt, max - 2);
+    /* FIFO without the cancelled ones */
+    uint64_t want[] = {0, 2, 3, 4, 5, 6, 7, 8, 9, 11};
+    for (unsigned i = 0; i < GNI_ARRAY_LEN(want); i++) {
         CHECK(gni_mstate_refuse_peek(&ms, &id));
-        CHECK_EQ(id, i);
+        CHECK_EQ(id, want[i]);
         gni_mstate_refuse_pop(&ms);
     }
+    CHECK(!gni_mstate_refused_has(&ms, 1)); /* popped: written */
     CHECK_OK(gni_mstate_refuse(&ms, 5000, 5000, GN_EGOAWAY));
     CHECK(gni_mstate_refused_event(&ms, &key, &count, &reason));
     CHECK_EQ(count, 1);
+    CHECK_EQ(key, 5000);
     CHECK_EQ(reason, GN_EGOAWAY);
     unsigned n = 0;
     uint64_t last = 0;
@@ -369,10 +390,14 @@ GN_TEST(mstate_refusal_ring)
         gni_mstate_refuse_pop(&ms);
         n++;
     }
-    CHECK_EQ(n, GNI_MSTATE_REFUSE_QUEUE - 10 + 1);
+    CHECK_EQ(n, max - 2 - GNI_ARRAY_LEN(want) + 1);
     CHECK_EQ(last, 5000);
-    CHECK_EQ(ms.refused_total, GNI_MSTATE_REFUSE_QUEUE + 1);
+    CHECK_EQ(ms.refused_total, max + 1);
+    CHECK_EQ(ms.refuse_cnt, 0);
     CHECK(!gni_mstate_want_drain(&ms));
+    /* entries still waiting are freed by fini (ASan: no leak) */
+    CHECK_OK(gni_mstate_refuse(&ms, 1, 1, GN_ESTREAMLIMIT));
+    CHECK_OK(gni_mstate_refuse(&ms, 2, 2, GN_ESTREAMLIMIT));
     gni_mstate_fini(&ms);
 }
 
@@ -461,4 +486,4 @@ GN_TEST(mstate_config_defaults)
 GN_TEST_MAIN(GN_T(mstate_table_and_counters), GN_T(mstate_events_coalesced_and_ordered),
              GN_T(mstate_scheduler_priority_round_robin), GN_T(mstate_write_limits_and_writable),
              GN_T(mstate_reset_local_and_remote), GN_T(mstate_fin_release_and_free),
-             GN_T(mstate_refusal_ring), GN_T(mstate_key_calls), GN_T(mstate_config_defaults))
+             GN_T(mstate_refused_set), GN_T(mstate_key_calls), GN_T(mstate_config_defaults))

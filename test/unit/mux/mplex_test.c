@@ -10,6 +10,7 @@
 #include "gni.h"
 #include "mplex.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define KIB 1024u
@@ -773,6 +774,313 @@ GN_TEST(allocation_failure_every_k)
     CHECK(completed);
 }
 
+/* ---- bursts of stream opens ------------------------------------------ */
+
+/* @n NewStreams for ids @first, @first + 1, ..., each named by its decimal id. */
+static size_t new_burst(uint8_t *buf, size_t cap, uint64_t first, unsigned n)
+{
+    size_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        char name[24];
+        int k = snprintf(name, sizeof(name), "%llu", (unsigned long long)(first + i));
+        int hl = gni_mplex_encode_header(buf + off, cap - off, first + i, GNI_MPLEX_NEW_STREAM,
+                                         (uint64_t)k);
+        CHECK(hl > 0 && off + (size_t)hl + (size_t)k <= cap);
+        off += (size_t)hl;
+        memcpy(buf + off, name, (size_t)k);
+        off += (size_t)k;
+    }
+    return off;
+}
+
+/* One header-only frame (no body). */
+static size_t mx_frame(uint8_t *buf, uint64_t id, unsigned flag)
+{
+    int hl = gni_mplex_encode_header(buf, 20, id, flag, 0);
+    CHECK(hl > 0);
+    return (size_t)hl;
+}
+
+static size_t drain_all(gni_mplex *ms, uint8_t *buf, size_t cap)
+{
+    size_t total = 0;
+    for (int i = 0; i < 10000 && gni_mplex_want_drain(ms); i++) {
+        gn_buf out;
+        gn_buf_init(&out, buf + total, cap - total);
+        int n = gni_mplex_drain(ms, &out, 0);
+        CHECK(n > 0);
+        total += (size_t)n;
+    }
+    CHECK(!gni_mplex_want_drain(ms));
+    return total;
+}
+
+typedef struct mxframe {
+    uint64_t id;
+    unsigned flag;
+    uint64_t len;
+} mxframe;
+
+static uint64_t mx_get(const uint8_t *p, size_t n, size_t *off)
+{
+    uint64_t v = 0;
+    for (unsigned sh = 0; *off < n && sh < 64; sh += 7) {
+        uint8_t b = p[(*off)++];
+        v |= (uint64_t)(b & 0x7f) << sh;
+        if (!(b & 0x80))
+            break;
+    }
+    return v;
+}
+
+static size_t parse_mx(const uint8_t *p, size_t n, mxframe *f, size_t max)
+{
+    size_t k = 0, off = 0;
+    while (off < n && k < max) {
+        uint64_t hv = mx_get(p, n, &off);
+        f[k].id = hv >> 3;
+        f[k].flag = (unsigned)(hv & 7);
+        f[k].len = mx_get(p, n, &off);
+        off += (size_t)f[k].len;
+        k++;
+    }
+    CHECK_EQ(off, n);
+    return k;
+}
+
+/* @f[0..@nf) is exactly one ResetReceiver for each of @cnt ids from @first. */
+static void check_resets(const mxframe *f, size_t nf, uint64_t first, unsigned cnt)
+{
+    CHECK_EQ(nf, cnt);
+    for (unsigned i = 0; i < cnt && i < nf; i++) {
+        CHECK_EQ(f[i].flag, GNI_MPLEX_RESET_RECEIVER);
+        CHECK_EQ(f[i].len, 0);
+        CHECK_EQ(f[i].id, first + i);
+    }
+}
+
+static void feed_ok(gni_mplex *ms, const uint8_t *in, size_t len)
+{
+    size_t used = 0;
+    CHECK_OK(gni_mplex_feed(ms, in, len, &used, 0));
+    CHECK_EQ(used, len);
+}
+
+/*
+ * Issue 10: 1,000 NewStreams pipelined in one buffer (within
+ * max_inbound_streams 1024) ended the session from the 513th on. Now the
+ * 744 beyond the pending limit get one Reset each and the session lives.
+ */
+GN_TEST(burst_of_1000_new_streams_within_limit)
+{
+    enum { N = 1000, PEND = 256, REF = N - PEND };
+    gn_mux_config c = cfg0();
+    gni_mplex *b;
+    CHECK_OK(gni_mplex_new(false, &c, 0, &b));
+    const size_t cap = 16u * N;
+    uint8_t *in = malloc(cap);
+    uint8_t *out = malloc(64 * KIB);
+    mxframe *f = calloc(N, sizeof(*f));
+    evlog *log = calloc(1, sizeof(*log));
+    CHECK(in && out && f && log);
+    feed_ok(b, in, new_burst(in, cap, 0, N));
+    CHECK_EQ(gni_mplex_error(b), 0);
+    collect(b, log);
+    CHECK_EQ(count(log, GNI_MPLEX_EV_STREAM_OPENED), PEND);
+    CHECK(find(log, GNI_MPLEX_EV_STREAM_OPENED, H(PEND - 1, 1)));
+    CHECK_EQ(count(log, GNI_MPLEX_EV_SESSION_END), 0);
+    CHECK_EQ(count(log, GNI_MPLEX_EV_STREAM_REFUSED), 1);
+    const gni_mplex_event *e = find(log, GNI_MPLEX_EV_STREAM_REFUSED, H(N - 1, 1));
+    CHECK(e != NULL);
+    CHECK_EQ(e->count, REF);
+    CHECK_EQ(e->err, GN_ESTREAMLIMIT);
+    gni_mplex_stats st;
+    gni_mplex_get_stats(b, &st);
+    CHECK_EQ(st.streams_inbound, PEND);
+    CHECK_EQ(st.streams_pending, PEND);
+    CHECK_EQ(st.streams_refused, REF);
+    CHECK_EQ(st.refused_waiting, REF);
+    /* Late messages for a refused stream are dropped quietly. */
+    uint8_t late[16];
+    int hl = gni_mplex_encode_header(late, sizeof(late), PEND, GNI_MPLEX_MSG_INITIATOR, 3);
+    memcpy(late + hl, "xyz", 3);
+    feed_ok(b, late, (size_t)hl + 3);
+    /* Each excess stream: exactly one Reset, oldest first, nothing else. */
+    size_t on = drain_all(b, out, 64 * KIB);
+    uint8_t want[16];
+    /* known answer: ResetReceiver id 256: uvarint(256 << 3 | 5) = 85 10, length 00 */
+    CHECK_EQ(gn_test_unhex("85 10 00", want, sizeof(want)), 3);
+    CHECK_MEM(out, want, 3);
+    check_resets(f, parse_mx(out, on, f, N), PEND, REF);
+    gni_mplex_get_stats(b, &st);
+    CHECK_EQ(st.refused_waiting, 0);
+    /* accept the pending ones (no wire effect in mplex) */
+    for (uint64_t i = 0; i < PEND; i++)
+        CHECK_OK(gni_mplex_accept(b, H(i, 1)));
+    CHECK(!gni_mplex_want_drain(b));
+    /* A stream opened after the burst works both ways. */
+    size_t n = new_burst(in, cap, N, 1);
+    hl = gni_mplex_encode_header(in + n, cap - n, N, GNI_MPLEX_MSG_INITIATOR, 5);
+    memcpy(in + n + (size_t)hl, "hello", 5);
+    feed_ok(b, in, n + (size_t)hl + 5);
+    log->n = 0;
+    collect(b, log);
+    CHECK(find(log, GNI_MPLEX_EV_STREAM_OPENED, H(N, 1)));
+    CHECK(find(log, GNI_MPLEX_EV_STREAM_DATA, H(N, 1)));
+    CHECK_EQ(log->n, 2);
+    CHECK_OK(gni_mplex_accept(b, H(N, 1)));
+    uint8_t rd[8];
+    CHECK_EQ(gni_mplex_stream_read(b, H(N, 1), rd, sizeof(rd)), 5);
+    CHECK_MEM(rd, "hello", 5);
+    CHECK_EQ(gni_mplex_stream_write(b, H(N, 1), (const uint8_t *)"world", 5), 5);
+    on = drain_all(b, out, 64 * KIB);
+    /* MessageReceiver id 1000: uvarint(8001) = c1 3e, length 5, "world" */
+    CHECK_EQ(gn_test_unhex("c1 3e 05 776f726c64", want, sizeof(want)), 8);
+    CHECK_EQ(on, 8);
+    CHECK_MEM(out, want, 8);
+    gni_mplex_get_stats(b, &st);
+    CHECK_EQ(st.streams_inbound, PEND + 1);
+    CHECK_EQ(gni_mplex_error(b), 0);
+    free(in);
+    free(out);
+    free(f);
+    free(log);
+    gni_mplex_free(b);
+}
+
+/*
+ * A peer at max_inbound_streams that keeps opening gets one Reset per
+ * extra stream; only one with more than max_inbound_streams + the margin of
+ * them unanswered (it does not let us write) loses the session.
+ */
+GN_TEST(burst_beyond_max_inbound_streams)
+{
+    enum { MAXIN = 1024, PEND = 256, N = 1000, BOUND = MAXIN + GNI_MPLEX_REFUSE_MARGIN };
+    gn_mux_config c = cfg0();
+    gni_mplex *b;
+    CHECK_OK(gni_mplex_new(false, &c, 0, &b));
+    const size_t cap = 16u * BOUND;
+    uint8_t *in = malloc(cap);
+    uint8_t *out = malloc(64 * KIB);
+    mxframe *f = calloc(N, sizeof(*f));
+    evlog *log = calloc(1, sizeof(*log));
+    CHECK(in && out && f && log);
+    uint64_t next = 0;
+    for (int r = 0; r < MAXIN / PEND; r++) {
+        feed_ok(b, in, new_burst(in, cap, next, PEND));
+        for (uint64_t i = 0; i < PEND; i++)
+            CHECK_OK(gni_mplex_accept(b, H(next + i, 1)));
+        next += PEND;
+    }
+    collect(b, log);
+    CHECK_EQ(count(log, GNI_MPLEX_EV_STREAM_OPENED), MAXIN);
+    CHECK_EQ(count(log, GNI_MPLEX_EV_STREAM_REFUSED), 0);
+    CHECK(!gni_mplex_want_drain(b));
+    /* 1,000 more in one buffer: all refused, one Reset each, the session lives */
+    feed_ok(b, in, new_burst(in, cap, next, N));
+    log->n = 0;
+    collect(b, log);
+    CHECK_EQ(log->n, 1);
+    CHECK_EQ(find(log, GNI_MPLEX_EV_STREAM_REFUSED, H(next + N - 1, 1))->count, N);
+    size_t on = drain_all(b, out, 64 * KIB);
+    check_resets(f, parse_mx(out, on, f, N), next, N);
+    next += N;
+    /* The peer resets a refused stream before our Reset went out: none is sent. */
+    size_t n = new_burst(in, cap, next, 3);
+    n += mx_frame(in + n, next + 1, GNI_MPLEX_RESET_INITIATOR);
+    feed_ok(b, in, n);
+    on = drain_all(b, out, 64 * KIB);
+    CHECK_EQ(parse_mx(out, on, f, N), 2);
+    CHECK(f[0].id == next && f[1].id == next + 2 && f[1].flag == GNI_MPLEX_RESET_RECEIVER);
+    next += 3;
+    /* Not read: up to max_inbound_streams + margin Resets may wait... */
+    feed_ok(b, in, new_burst(in, cap, next, BOUND));
+    next += BOUND;
+    CHECK_EQ(gni_mplex_error(b), 0);
+    gni_mplex_stats st;
+    gni_mplex_get_stats(b, &st);
+    CHECK_EQ(st.refused_waiting, BOUND);
+    /* ...(one the peer reset itself frees its place)... */
+    feed_ok(b, in, mx_frame(in, next - 1, GNI_MPLEX_RESET_INITIATOR));
+    feed_ok(b, in, new_burst(in, cap, next, 1));
+    next += 1;
+    CHECK_EQ(gni_mplex_error(b), 0);
+    /* ...and one more ends the session. */
+    size_t used = 0;
+    n = new_burst(in, cap, next, 1);
+    CHECK_EQ(gni_mplex_feed(b, in, n, &used, 0), GN_ESTREAMLIMIT);
+    log->n = 0;
+    collect(b, log);
+    CHECK_EQ(log->ev[log->n - 1].type, GNI_MPLEX_EV_SESSION_END);
+    CHECK_EQ(log->ev[log->n - 1].err, GN_ESTREAMLIMIT);
+    free(in);
+    free(out);
+    free(f);
+    free(log);
+    gni_mplex_free(b);
+}
+
+/* A NewStream reusing an id we refused, before our Reset went out, is a violation. */
+GN_TEST(refused_id_reused_before_reset)
+{
+    gn_mux_config c = cfg0();
+    c.max_pending_streams = 1;
+    gni_mplex *b;
+    CHECK_OK(gni_mplex_new(false, &c, 0, &b));
+    uint8_t in[64], out[64];
+    feed_ok(b, in, new_burst(in, sizeof(in), 0, 2)); /* 1 is refused */
+    /* after our Reset for 1 is written the id is free again */
+    CHECK_EQ(drain_to(b, out, sizeof(out)), 2);
+    CHECK_OK(gni_mplex_accept(b, H(0, 1)));
+    feed_ok(b, in, new_burst(in, sizeof(in), 1, 1));
+    gni_mplex_stats st;
+    gni_mplex_get_stats(b, &st);
+    CHECK_EQ(st.streams_inbound, 2);
+    /* 2 refused, then reused while its Reset still waits */
+    feed_ok(b, in, new_burst(in, sizeof(in), 2, 1));
+    size_t used;
+    CHECK_EQ(gni_mplex_feed(b, in, new_burst(in, sizeof(in), 2, 1), &used, 0), GN_EPROTO);
+    gni_mplex_free(b);
+}
+
+/* Refusals under allocation failure k, for every k: GN_ENOMEM or one Reset per refused stream. */
+GN_TEST(refusal_allocation_failure_every_k)
+{
+    static const gn_allocator fm = {fm_malloc, fm_realloc, fm_free, NULL};
+    gn_mux_config c = cfg0();
+    c.max_pending_streams = 1;
+    /* NewStream 0 (taken), 1, 2, 3 (refused), the peer's ResetInitiator for 2 */
+    uint8_t in[64];
+    size_t n = new_burst(in, sizeof(in), 0, 4);
+    n += mx_frame(in + n, 2, GNI_MPLEX_RESET_INITIATOR);
+    uint8_t out[64], want[8];
+    bool completed = false;
+    for (long k = 0; k < 200 && !completed; k++) {
+        gn_set_allocator(&fm);
+        g_alloc_left = k;
+        gni_mplex *ms = NULL;
+        int rc = gni_mplex_new(false, &c, 0, &ms);
+        if (rc < 0) {
+            gn_set_allocator(NULL);
+            CHECK_EQ(rc, GN_ENOMEM);
+            continue;
+        }
+        size_t used;
+        rc = gni_mplex_feed(ms, in, n, &used, 0);
+        CHECK(rc == 0 || rc == GN_ENOMEM);
+        if (rc == 0) {
+            /* ResetReceiver 1 (0d 00), ResetReceiver 3 (1d 00) */
+            CHECK_EQ(gn_test_unhex("0d 00 1d 00", want, sizeof(want)), 4);
+            CHECK_EQ(drain_to(ms, out, sizeof(out)), 4);
+            CHECK_MEM(out, want, 4);
+            completed = true;
+        }
+        gni_mplex_free(ms);
+        gn_set_allocator(NULL);
+    }
+    CHECK(completed);
+}
+
 GN_TEST_MAIN(GN_T(kat_new_stream_and_flags), GN_T(kat_receiver_side_flags),
              GN_T(open_accept_data_both_ways), GN_T(byte_by_byte_feeding),
              GN_T(thousand_concurrent_streams), GN_T(half_close_both_ways),
@@ -781,4 +1089,7 @@ GN_TEST_MAIN(GN_T(kat_new_stream_and_flags), GN_T(kat_receiver_side_flags),
              GN_T(pending_accept_limit), GN_T(outbound_limit_and_names),
              GN_T(protocol_violations), GN_T(unknown_remote_stream_dropped),
              GN_T(qos_priority_beats_bulk), GN_T(bounded_send_queue_and_writable),
-             GN_T(allocation_failure_every_k))
+             GN_T(allocation_failure_every_k),
+             GN_T(burst_of_1000_new_streams_within_limit),
+             GN_T(burst_beyond_max_inbound_streams), GN_T(refused_id_reused_before_reset),
+             GN_T(refusal_allocation_failure_every_k))

@@ -754,6 +754,222 @@ GN_TEST(go_away)
     gni_yamux_free(sv);
 }
 
+/* ---- bursts of stream opens ------------------------------------------ */
+
+/* @n SYNs (Window Update, length 0) for peer ids @first, @first + 2, ... */
+static size_t syn_burst(uint8_t *buf, uint32_t first, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        gni_yamux_encode_header(buf + 12u * i, GNI_YAMUX_TYPE_WINDOW_UPDATE,
+                                GNI_YAMUX_FLAG_SYN, first + 2u * i, 0);
+    return 12u * n;
+}
+
+/* Drains all @ys has into @buf (@cap bytes); returns the length. */
+static size_t drain_all(gni_yamux *ys, uint8_t *buf, size_t cap)
+{
+    size_t total = 0;
+    for (int i = 0; i < 10000 && gni_yamux_want_drain(ys); i++) {
+        gn_buf out;
+        gn_buf_init(&out, buf + total, cap - total);
+        int n = gni_yamux_drain(ys, &out, 0);
+        CHECK(n > 0);
+        total += (size_t)n;
+    }
+    CHECK(!gni_yamux_want_drain(ys));
+    return total;
+}
+
+/* @f[0..@nf) is exactly one RST (Window Update, RST, length 0) for each of @cnt ids from @first. */
+static void check_rsts(const frame *f, size_t nf, uint32_t first, unsigned cnt)
+{
+    CHECK_EQ(nf, cnt);
+    for (unsigned i = 0; i < cnt && i < nf; i++) {
+        CHECK_EQ(f[i].type, GNI_YAMUX_TYPE_WINDOW_UPDATE);
+        CHECK_EQ(f[i].flags, GNI_YAMUX_FLAG_RST);
+        CHECK_EQ(f[i].len, 0);
+        CHECK_EQ(f[i].id, first + 2u * i);
+    }
+}
+
+/* Feeds @len bytes of @in, which must all be taken. */
+static void feed_ok(gni_yamux *ys, const uint8_t *in, size_t len)
+{
+    size_t used = 0;
+    CHECK_OK(gni_yamux_feed(ys, in, len, &used, 0));
+    CHECK_EQ(used, len);
+}
+
+/*
+ * Issue 10: 1,000 SYNs pipelined in one buffer (within max_inbound_streams
+ * 1024) cost the session its life from the 513th on (256 pending + a
+ * 256-entry refusal ring). Now the 744 beyond the ACK backlog get one RST
+ * each and the session carries on.
+ */
+GN_TEST(burst_of_1000_syns_within_limit)
+{
+    enum { N = 1000, PEND = 256, REF = N - PEND };
+    gn_mux_config c = cfg0(); /* 1024 inbound, 256 pending */
+    gni_yamux *sv;
+    CHECK_OK(gni_yamux_new(false, &c, 0, &sv));
+    uint8_t *in = malloc(12u * N);
+    uint8_t *out = malloc(64 * KIB);
+    frame *f = calloc(N, sizeof(*f));
+    evlog *log = calloc(1, sizeof(*log));
+    CHECK(in && out && f && log);
+    feed_ok(sv, in, syn_burst(in, 1, N));
+    CHECK_EQ(gni_yamux_error(sv), 0);
+    collect(sv, log);
+    CHECK_EQ(count(log, GNI_YAMUX_EV_STREAM_OPENED), PEND);
+    CHECK(find(log, GNI_YAMUX_EV_STREAM_OPENED, 2 * PEND - 1));
+    CHECK_EQ(count(log, GNI_YAMUX_EV_SESSION_END), 0);
+    CHECK_EQ(count(log, GNI_YAMUX_EV_STREAM_REFUSED), 1);
+    const gni_yamux_event *e = find(log, GNI_YAMUX_EV_STREAM_REFUSED, 2 * N - 1);
+    CHECK(e != NULL);
+    CHECK_EQ(e->count, REF);
+    CHECK_EQ(e->err, GN_ESTREAMLIMIT);
+    gni_yamux_stats st;
+    gni_yamux_get_stats(sv, &st);
+    CHECK_EQ(st.streams_inbound, PEND);
+    CHECK_EQ(st.streams_pending, PEND);
+    CHECK_EQ(st.streams_refused, REF);
+    CHECK_EQ(st.refused_waiting, REF);
+    /* Late data for a refused stream is dropped quietly. */
+    uint8_t late[15];
+    gni_yamux_encode_header(late, GNI_YAMUX_TYPE_DATA, 0, 2 * PEND + 1, 3);
+    memcpy(late + 12, "xyz", 3);
+    feed_ok(sv, late, sizeof(late));
+    /* Each excess stream: exactly one RST, oldest first, nothing else. */
+    size_t on = drain_all(sv, out, 64 * KIB);
+    CHECK_EQ(on, 12u * REF);
+    uint8_t want[32];
+    /* known answer: Window Update (01), flags RST (0008), id 513, length 0 */
+    CHECK_EQ(gn_test_unhex("00 01 0008 00000201 00000000", want, sizeof(want)), 12);
+    CHECK_MEM(out, want, 12);
+    check_rsts(f, parse_frames(out, on, f, N), 2 * PEND + 1, REF);
+    gni_yamux_get_stats(sv, &st);
+    CHECK_EQ(st.refused_waiting, 0);
+    /* The accepted ones get their ACKs. */
+    for (uint32_t i = 0; i < PEND; i++)
+        CHECK_OK(gni_yamux_accept(sv, 1 + 2 * i));
+    on = drain_all(sv, out, 64 * KIB);
+    size_t nf = parse_frames(out, on, f, N);
+    CHECK_EQ(nf, PEND);
+    for (size_t i = 0; i < nf; i++)
+        CHECK(f[i].flags == GNI_YAMUX_FLAG_ACK && f[i].id == 1 + 2 * i);
+    /* A stream opened after the burst works both ways. */
+    uint8_t syn[17];
+    gni_yamux_encode_header(syn, GNI_YAMUX_TYPE_DATA, GNI_YAMUX_FLAG_SYN, 2 * N + 1, 5);
+    memcpy(syn + 12, "hello", 5);
+    feed_ok(sv, syn, sizeof(syn));
+    log->n = 0;
+    collect(sv, log);
+    CHECK(find(log, GNI_YAMUX_EV_STREAM_OPENED, 2 * N + 1));
+    CHECK(find(log, GNI_YAMUX_EV_STREAM_DATA, 2 * N + 1));
+    CHECK_EQ(log->n, 2);
+    CHECK_OK(gni_yamux_accept(sv, 2 * N + 1));
+    uint8_t rd[8];
+    CHECK_EQ(gni_yamux_stream_read(sv, 2 * N + 1, rd, sizeof(rd)), 5);
+    CHECK_MEM(rd, "hello", 5);
+    CHECK_EQ(gni_yamux_stream_write(sv, 2 * N + 1, (const uint8_t *)"world", 5), 5);
+    on = drain_all(sv, out, 64 * KIB);
+    /* ACK, carrying the credit for the 5 bytes read; Data "world" */
+    CHECK_EQ(gn_test_unhex("00 01 0002 000007d1 00000005"
+                           "00 00 0000 000007d1 00000005 776f726c64", /* "world" */
+                           want, sizeof(want)),
+             29);
+    CHECK_EQ(on, 29);
+    CHECK_MEM(out, want, 29);
+    gni_yamux_get_stats(sv, &st);
+    CHECK_EQ(st.streams_inbound, PEND + 1);
+    CHECK_EQ(st.streams_refused, REF);
+    CHECK_EQ(gni_yamux_error(sv), 0);
+    free(in);
+    free(out);
+    free(f);
+    free(log);
+    gni_yamux_free(sv);
+}
+
+/*
+ * A peer at max_inbound_streams that keeps opening gets one RST per extra
+ * stream; only one with more than max_inbound_streams + the margin of them
+ * unanswered (it does not let us write) loses the session.
+ */
+GN_TEST(burst_beyond_max_inbound_streams)
+{
+    enum { MAXIN = 1024, PEND = 256, N = 1000, BOUND = MAXIN + GNI_YAMUX_REFUSE_MARGIN };
+    gn_mux_config c = cfg0();
+    gni_yamux *sv;
+    CHECK_OK(gni_yamux_new(false, &c, 0, &sv));
+    uint8_t *in = malloc(12u * BOUND);
+    uint8_t *out = malloc(64 * KIB);
+    frame *f = calloc(N, sizeof(*f));
+    evlog *log = calloc(1, sizeof(*log));
+    CHECK(in && out && f && log);
+    uint32_t next = 1;
+    /* up to the limit, one ACK backlog at a time */
+    for (int r = 0; r < MAXIN / PEND; r++) {
+        feed_ok(sv, in, syn_burst(in, next, PEND));
+        for (uint32_t i = 0; i < PEND; i++)
+            CHECK_OK(gni_yamux_accept(sv, next + 2 * i));
+        next += 2 * PEND;
+        drain_all(sv, out, 64 * KIB);
+    }
+    collect(sv, log);
+    CHECK_EQ(count(log, GNI_YAMUX_EV_STREAM_OPENED), MAXIN);
+    CHECK_EQ(count(log, GNI_YAMUX_EV_STREAM_REFUSED), 0);
+    /* 1,000 more in one buffer: all refused, one RST each, the session lives */
+    feed_ok(sv, in, syn_burst(in, next, N));
+    log->n = 0;
+    collect(sv, log);
+    CHECK_EQ(log->n, 1);
+    CHECK_EQ(find(log, GNI_YAMUX_EV_STREAM_REFUSED, next + 2 * (N - 1))->count, N);
+    size_t on = drain_all(sv, out, 64 * KIB);
+    check_rsts(f, parse_frames(out, on, f, N), next, N);
+    next += 2 * N;
+    /* The peer resets a refused stream before our RST went out: none is sent. */
+    feed_ok(sv, in, syn_burst(in, next, 3));
+    uint8_t rst[12];
+    gni_yamux_encode_header(rst, GNI_YAMUX_TYPE_WINDOW_UPDATE, GNI_YAMUX_FLAG_RST, next + 2, 0);
+    feed_ok(sv, rst, sizeof(rst));
+    on = drain_all(sv, out, 64 * KIB);
+    CHECK_EQ(parse_frames(out, on, f, N), 2);
+    CHECK(f[0].id == next && f[1].id == next + 4 && f[1].flags == GNI_YAMUX_FLAG_RST);
+    next += 6;
+    /* Not read: up to max_inbound_streams + margin RSTs may wait... */
+    feed_ok(sv, in, syn_burst(in, next, BOUND));
+    next += 2 * BOUND;
+    CHECK_EQ(gni_yamux_error(sv), 0);
+    gni_yamux_stats st;
+    gni_yamux_get_stats(sv, &st);
+    CHECK_EQ(st.refused_waiting, BOUND);
+    /* ...(one the peer reset itself frees its place)... */
+    gni_yamux_encode_header(rst, GNI_YAMUX_TYPE_WINDOW_UPDATE, GNI_YAMUX_FLAG_RST, next - 2, 0);
+    feed_ok(sv, rst, sizeof(rst));
+    feed_ok(sv, in, syn_burst(in, next, 1));
+    next += 2;
+    CHECK_EQ(gni_yamux_error(sv), 0);
+    /* ...and one more ends the session: Go Away, protocol error. */
+    size_t used = 0;
+    CHECK_EQ(gni_yamux_feed(sv, in, syn_burst(in, next, 1), &used, 0), GN_ESTREAMLIMIT);
+    CHECK_EQ(used, 12);
+    log->n = 0;
+    collect(sv, log);
+    CHECK_EQ(log->ev[log->n - 1].type, GNI_YAMUX_EV_SESSION_END);
+    CHECK_EQ(log->ev[log->n - 1].err, GN_ESTREAMLIMIT);
+    on = drain_all(sv, out, 64 * KIB);
+    uint8_t want[12];
+    CHECK_EQ(gn_test_unhex("00 03 0000 00000000 00000001", want, sizeof(want)), 12);
+    CHECK_EQ(on, 12);
+    CHECK_MEM(out, want, 12);
+    free(in);
+    free(out);
+    free(f);
+    free(log);
+    gni_yamux_free(sv);
+}
+
 /* ---- ping and timers -------------------------------------------------- */
 
 GN_TEST(ping_rtt)
@@ -1087,6 +1303,46 @@ GN_TEST(allocation_failure_every_k)
     CHECK(completed);
 }
 
+/* Refusals under allocation failure k, for every k: GN_ENOMEM or one RST per refused stream. */
+GN_TEST(refusal_allocation_failure_every_k)
+{
+    static const gn_allocator fm = {fm_malloc, fm_realloc, fm_free, NULL};
+    gn_mux_config c = cfg0();
+    c.max_pending_streams = 1;
+    /* SYN 1 (taken), SYN 3, 5, 7 (refused), the peer's RST for 5 */
+    uint8_t in[60];
+    size_t n = syn_burst(in, 1, 4);
+    gni_yamux_encode_header(in + n, GNI_YAMUX_TYPE_WINDOW_UPDATE, GNI_YAMUX_FLAG_RST, 5, 0);
+    n += 12;
+    uint8_t out[256];
+    frame f[8];
+    bool completed = false;
+    for (long k = 0; k < 200 && !completed; k++) {
+        gn_set_allocator(&fm);
+        g_alloc_left = k;
+        gni_yamux *ys = NULL;
+        int rc = gni_yamux_new(false, &c, 0, &ys);
+        if (rc < 0) {
+            gn_set_allocator(NULL);
+            CHECK_EQ(rc, GN_ENOMEM);
+            continue;
+        }
+        size_t used;
+        rc = gni_yamux_feed(ys, in, n, &used, 0);
+        CHECK(rc == 0 || rc == GN_ENOMEM);
+        if (rc == 0) {
+            size_t on = drain_to(ys, out, sizeof(out), 0);
+            CHECK_EQ(parse_frames(out, on, f, 8), 2);
+            CHECK(f[0].id == 3 && f[0].flags == GNI_YAMUX_FLAG_RST);
+            CHECK(f[1].id == 7 && f[1].flags == GNI_YAMUX_FLAG_RST);
+            completed = true;
+        }
+        gni_yamux_free(ys);
+        gn_set_allocator(NULL);
+    }
+    CHECK(completed);
+}
+
 GN_TEST_MAIN(GN_T(kat_syn_window_update), GN_T(kat_syn_with_bigger_window),
              GN_T(kat_data_ping_goaway), GN_T(open_accept_data_both_ways),
              GN_T(byte_by_byte_feeding), GN_T(thousand_concurrent_streams),
@@ -1094,8 +1350,10 @@ GN_TEST_MAIN(GN_T(kat_syn_window_update), GN_T(kat_syn_with_bigger_window),
              GN_T(release_open_stream_sends_rst), GN_T(slow_reader_fast_writer_bounded),
              GN_T(window_growth), GN_T(session_buffer_budget_resets_stream),
              GN_T(inbound_stream_limit), GN_T(pending_accept_limit),
-             GN_T(outbound_stream_limit), GN_T(go_away), GN_T(ping_rtt),
+             GN_T(outbound_stream_limit), GN_T(go_away),
+             GN_T(burst_of_1000_syns_within_limit), GN_T(burst_beyond_max_inbound_streams), GN_T(ping_rtt),
              GN_T(keepalive_and_ping_timeout), GN_T(stream_open_timeout),
              GN_T(protocol_violations), GN_T(violation_split_across_feeds),
              GN_T(qos_priority_beats_bulk), GN_T(qos_round_robin_and_control_first),
-             GN_T(bad_config), GN_T(allocation_failure_every_k))
+             GN_T(bad_config), GN_T(allocation_failure_every_k),
+             GN_T(refusal_allocation_failure_every_k))
