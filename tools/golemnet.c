@@ -356,6 +356,23 @@ static int cli_next_arg(unsigned bit, int argc, char **argv, int *i, cli_arg *a)
         }
     }
     if (!f) {
+        /* say which commands take it, if any */
+        static const char *const names[] = {"id", "keygen", "node", "ping", "echo", "perf"};
+        char takers[64] = "";
+        for (size_t k = 0; k < CLI_ARRAY_LEN(cli_flags); k++) {
+            for (unsigned b = 0; !strcmp(cli_flags[k].name, name) && b < CLI_ARRAY_LEN(names);
+                 b++) {
+                if (cli_flags[k].cmds & (1u << b)) {
+                    size_t len = strlen(takers);
+                    snprintf(takers + len, sizeof takers - len, "%s%s", len ? ", " : "",
+                             names[b]);
+                }
+            }
+        }
+        if (takers[0]) {
+            return usage_error("unknown option '%s' for '%s' (an option of: %s)", name,
+                               cli_cmd_name, takers);
+        }
         return usage_error("unknown option '%s' for '%s'", name, cli_cmd_name);
     }
     a->name = f->name;

@@ -465,7 +465,7 @@ def unknown_option_and_missing_value_are_named():
     ma = "/ip4/127.0.0.1/tcp/1"
     for args, want in ((["ping", ma, "--foo"], "unknown option '--foo' for 'ping'"),
                        (["ping", ma, "--foo=1"], "unknown option '--foo' for 'ping'"),
-                       (["node", "--bytes", "1"], "unknown option '--bytes' for 'node'"),
+                       (["node", "--bytes", "1"], "unknown option '--bytes' for 'node' (an option of: echo)"),
                        (["id", "--out", "x"], "unknown option '--out' for 'id'"),
                        (["ping", ma, "--count"], "option '--count' needs a value"),
                        (["ping", ma, "--count", "--timeout", "3"], "option '--count' needs a value"),
