@@ -1972,6 +1972,61 @@ static bool log_level(const char *s, gn_log_level *out)
     return false;
 }
 
+/*
+ * Checks a component list option (--security, --muxer, --router,
+ * --discovery, --nat) against the built-in registry, so that a bad entry
+ * is named: "bad value 'noise,nosuch' for --security: 'nosuch' is not a
+ * built-in security component (known: /noise, ...)". Returns false after saying
+ * so on stderr. NULL (the default) is fine, and "" (none) for the
+ * hosted kinds.
+ */
+static bool check_components(const gn_registry *reg, gn_stack *st, const char *opt,
+                             gn_layer_kind kind, const char *list)
+{
+    if (!list) {
+        return true;
+    }
+    if (!list[0]) {
+        if (kind == GN_LAYER_ROUTER || kind == GN_LAYER_DISCOVERY || kind == GN_LAYER_NAT) {
+            return true; /* none */
+        }
+        bad_value(opt, list, "at least one component is needed");
+        return false;
+    }
+    int rc = gn_stack_set(st, kind, list);
+    if (rc == 0) {
+        return true;
+    }
+    char why[512] = "", entry[128];
+    for (const char *p = list; *p && !why[0];) {
+        size_t n = strcspn(p, ",");
+        if (n > 0 && n < sizeof entry) {
+            memcpy(entry, p, n);
+            entry[n] = '\0';
+            if (gn_stack_set(st, kind, entry) == GN_ENOTFOUND) {
+                size_t cnt = gn_registry_count(reg, kind);
+                int w = snprintf(why, sizeof why, "'%s' is not a built-in %s component (%s", entry,
+                                 opt + 2, cnt ? "known:" : "none built in");
+                for (size_t i = 0; w > 0 && (size_t)w < sizeof why && i < cnt; i++) {
+                    const gn_layer_ops *ops = gn_registry_get(reg, kind, i);
+                    w += snprintf(why + w, sizeof why - (size_t)w, "%s %s", i ? "," : "",
+                                  ops ? ops->name : "?");
+                }
+                if (w > 0 && (size_t)w < sizeof why - 1) {
+                    strcat(why, ")");
+                }
+            }
+        }
+        p += n;
+        p += *p == ',';
+    }
+    if (!why[0]) {
+        snprintf(why, sizeof why, "%s (an empty or repeated entry?)", gn_strerror(rc));
+    }
+    bad_value(opt, list, why);
+    return false;
+}
+
 static int cmd_net(int kind, int argc, char **argv)
 {
     static const unsigned bits[] = {CMDF_NODE, CMDF_PING, CMDF_ECHO, CMDF_PERF};
@@ -2120,6 +2175,23 @@ static int cmd_net(int kind, int argc, char **argv)
             goto out;
         }
         c.has_target_peer = rc == 1;
+    }
+    gn_registry *reg = NULL;
+    gn_stack *st = NULL;
+    if (gn_registry_new(&reg) == 0 && gn_registry_add_builtins(reg) == 0 &&
+        gn_stack_new(reg, &st) == 0) {
+        bool ok = check_components(reg, st, "--security", GN_LAYER_CRYPTO, c.security) &&
+                  check_components(reg, st, "--muxer", GN_LAYER_MUX, c.muxers) &&
+                  check_components(reg, st, "--router", GN_LAYER_ROUTER, c.routers) &&
+                  check_components(reg, st, "--discovery", GN_LAYER_DISCOVERY, c.discovery) &&
+                  check_components(reg, st, "--nat", GN_LAYER_NAT, c.nat);
+        gn_stack_free(st);
+        gn_registry_free(reg);
+        if (!ok) {
+            goto out;
+        }
+    } else {
+        gn_registry_free(reg); /* no memory: gn_node_new() will say so */
     }
     if (kind == CLI_PING && !c.timeout_set) {
         c.timeout += (c.count - 1) * c.interval; /* the pauses come on top */

@@ -500,7 +500,14 @@ def bad_values_name_option_and_value():
                        (["perf", ma, "--download-bytes", "99999999999999999999"],
                         "for --download-bytes: too large"),
                        (["perf", ma, "--download-bytes", "18446744073709551615k"],
-                        "for --download-bytes: too large")):
+                        "for --download-bytes: too large"),
+                       (["ping", ma, "--security", "noise,nosuch"],
+                        "bad value 'noise,nosuch' for --security: 'nosuch' is not a built-in "
+                        "security component (known: /noise"),
+                       (["node", "--muxer", "yamux,bogus"], "'bogus' is not a built-in muxer"),
+                       (["node", "--muxer", ""], "bad value '' for --muxer"),
+                       (["node", "--router", "nosuch"], "'nosuch' is not a built-in router"),
+                       (["node", "--discovery", "x"], "'x' is not a built-in discovery")):
         rc, out, err = run(*args, "--json")
         assert rc == 2 and out == "", (args, rc, out)
         assert want in err, (args, err)
