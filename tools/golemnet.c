@@ -77,7 +77,8 @@ static const struct cli_help {
     {"id", "usage: golemnet id [--key FILE | --key-seed N] [--json]\n"
            "Print the peer ID of an identity (a fresh random one by default).\n\n"
            "  --key FILE                    a key file written by 'golemnet keygen'\n"
-           "  --key-seed N                  a deterministic test key, N in 0..4294967295\n" HELP_COMMON},
+           "  --key-seed N                  a deterministic test key, N in 0..4294967295\n"
+           HELP_COMMON},
     {"keygen", "usage: golemnet keygen --out FILE [--json]\n"
                "Write a new Ed25519 key file (libp2p PrivateKey protobuf, mode 0600; never\n"
                "overwrites) and print its peer ID.\n\n"
@@ -99,13 +100,15 @@ static const struct cli_help {
              "(sent, received, loss, min/avg/max round trip).\n\n" HELP_TARGET
              "  --count N                     pings to send (default 1, at most 1000000)\n"
              "  --interval T                  pause between pings: milliseconds, or with a\n"
-             "                                unit: 250ms, 2s (default 0, at most 3600s)\n" HELP_COMMON
+             "                                unit: 250ms, 2s (default 0, at most 3600s)\n"
+             HELP_COMMON
              "\n" HELP_DIAL "\n" HELP_NET},
     {"echo", "usage: golemnet echo MA --bytes N [--streams K] [options]\n"
              "Send N random bytes on each of K concurrent /echo/1.0.0 streams and check\n"
              "every echoed byte. Progress on stderr when it is a terminal.\n\n" HELP_TARGET
              "  --bytes N                     bytes per stream (at least 1, at most 1PiB)\n"
-             "  --streams K                   concurrent streams (default 1, at most 1024)\n" HELP_COMMON
+             "  --streams K                   concurrent streams (default 1, at most 1024)\n"
+             HELP_COMMON
              "\n" HELP_SIZES "\n" HELP_DIAL "\n" HELP_NET},
     {"perf", "usage: golemnet perf MA [--upload-bytes N] [--download-bytes N] [options]\n"
              "libp2p perf (/perf/1.0.0): an upload run, then a download run. Progress on\n"

@@ -78,7 +78,7 @@ typedef enum gn_ma_parse_reason {
     GN_MA_PARSE_PROTOCOL = 2,      /* unknown protocol name */
     GN_MA_PARSE_MISSING_VALUE = 3, /* the protocol takes a value and none follows */
     GN_MA_PARSE_VALUE = 4,         /* the value is not valid for the protocol */
-    GN_MA_PARSE_TOO_LONG = 5       /* over GN_MA_MAX_STRLEN, GN_MA_MAX_COMPONENTS or GN_MA_MAX_BYTES */
+    GN_MA_PARSE_TOO_LONG = 5       /* over GN_MA_MAX_STRLEN, _COMPONENTS or _BYTES */
 } gn_ma_parse_reason;
 
 /**
