@@ -399,8 +399,27 @@ static int ma_put_value(ma_wbuf *w, const ma_proto *pr, const char *s, size_t le
     }
 }
 
+/* Records where and why parsing failed (when the caller asked). */
+static int ma_bad(gn_ma_parse_error *err, int rc, gn_ma_parse_reason reason, size_t offset,
+                  size_t len, const ma_proto *pr)
+{
+    if (err != NULL) {
+        err->reason = reason;
+        err->offset = offset;
+        err->len = len;
+        err->protocol = pr ? pr->name : NULL;
+    }
+    return rc;
+}
+
 int gn_multiaddr_parse(const char *str, gn_multiaddr **out)
 {
+    return gn_multiaddr_parse_ex(str, out, NULL);
+}
+
+int gn_multiaddr_parse_ex(const char *str, gn_multiaddr **out, gn_ma_parse_error *err)
+{
+    (void)ma_bad(err, 0, GN_MA_PARSE_OK, 0, 0, NULL);
     if (str == NULL || out == NULL)
         return GN_EINVAL;
     /* Bounded scan: never read past GN_MA_MAX_STRLEN bytes. */
@@ -408,42 +427,47 @@ int gn_multiaddr_parse(const char *str, gn_multiaddr **out)
     while (slen < GN_MA_MAX_STRLEN && str[slen] != '\0')
         slen++;
     if (slen >= GN_MA_MAX_STRLEN)
-        return GN_ETOOBIG;
+        return ma_bad(err, GN_ETOOBIG, GN_MA_PARSE_TOO_LONG, 0, slen, NULL);
     if (slen == 0 || str[0] != '/')
-        return GN_EPARSE;
+        return ma_bad(err, GN_EPARSE, GN_MA_PARSE_SYNTAX, 0, slen, NULL);
 
     ma_wbuf wb, *w = &wb;
     w->len = 0;
     size_t pos = 0, count = 0;
     int rc = 0;
     while (pos < slen) {
-        /* str[pos] == '/' here. */
+        /* str[pos] == '/' here: the component spans [pos, its value's end). */
         size_t ns = pos + 1, ne = ns;
         while (ne < slen && str[ne] != '/')
             ne++;
         if (ne == ns) {
             /* Empty name: allowed only as one trailing '/' after a component. */
-            rc = (ns == slen && count > 0) ? 0 : GN_EPARSE;
+            if (ns == slen && count > 0)
+                rc = 0;
+            else
+                rc = ma_bad(err, GN_EPARSE, GN_MA_PARSE_SYNTAX, pos, 1, NULL);
             break;
         }
         const ma_proto *pr = ma_proto_by_name(str + ns, ne - ns);
         if (pr == NULL) {
-            rc = GN_EPARSE;
+            rc = ma_bad(err, GN_EPARSE, GN_MA_PARSE_PROTOCOL, pos, ne - pos, NULL);
             break;
         }
         if (count >= GN_MA_MAX_COMPONENTS) {
-            rc = GN_ETOOBIG;
+            rc = ma_bad(err, GN_ETOOBIG, GN_MA_PARSE_TOO_LONG, pos, ne - pos, pr);
             break;
         }
         count++;
-        if ((rc = ma_put_varint(w, pr->code)) < 0)
+        if ((rc = ma_put_varint(w, pr->code)) < 0) {
+            rc = ma_bad(err, rc, GN_MA_PARSE_TOO_LONG, pos, ne - pos, pr);
             break;
+        }
         if (pr->kind == MA_K_NONE) {
             pos = ne;
             continue;
         }
         if (ne >= slen) {
-            rc = GN_EPARSE; /* missing value */
+            rc = ma_bad(err, GN_EPARSE, GN_MA_PARSE_MISSING_VALUE, pos, ne - pos, pr);
             break;
         }
         size_t vs, ve;
@@ -456,21 +480,25 @@ int gn_multiaddr_parse(const char *str, gn_multiaddr **out)
             while (ve < slen && str[ve] != '/')
                 ve++;
             if (ve == vs) {
-                rc = GN_EPARSE;
+                rc = ma_bad(err, GN_EPARSE, GN_MA_PARSE_MISSING_VALUE, pos, ve - pos, pr);
                 break;
             }
         }
-        if ((rc = ma_put_value(w, pr, str + vs, ve - vs)) < 0)
+        if ((rc = ma_put_value(w, pr, str + vs, ve - vs)) < 0) {
+            rc = ma_bad(err, rc,
+                        rc == GN_ETOOBIG ? GN_MA_PARSE_TOO_LONG : GN_MA_PARSE_VALUE, pos,
+                        ve - pos, pr);
             break;
+        }
         pos = ve;
     }
     if (rc == 0 && count == 0)
-        rc = GN_EPARSE;
+        rc = ma_bad(err, GN_EPARSE, GN_MA_PARSE_SYNTAX, 0, slen, NULL);
     if (rc == 0) {
         /* Re-check the result as a binary multiaddr (value rules, unix last). */
         int n = ma_validate(w->b, w->len);
         if (n < 0)
-            rc = n;
+            rc = ma_bad(err, n, GN_MA_PARSE_SYNTAX, 0, slen, NULL);
         else if ((size_t)n != count)
             rc = GN_EINTERNAL;
         else

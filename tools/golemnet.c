@@ -13,23 +13,117 @@
  */
 #include "golemnet/golemnet.h"
 
-
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define EXIT_USAGE 2
 #define CLI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool json_out;
 
+/* ------------------------------------------------------------------------
+ * Help texts: `golemnet --help` lists the commands, `golemnet CMD --help`
+ * (or `golemnet help CMD`) gives one command's usage and options.
+ */
+
+#define HELP_NET                                                                             \
+    "network options:\n"                                                                     \
+    "  --key FILE | --key-seed N     identity (default: a fresh one)\n"                      \
+    "  --security LIST               e.g. noise,ecies (default: all but plaintext,\n"        \
+    "                                Noise first)\n"                                         \
+    "  --muxer LIST                  e.g. yamux,mplex (default: all, yamux first)\n"         \
+    "  --router LIST                 routers asked for bare /p2p/<id> dials, e.g.\n"         \
+    "                                static (default: all built in; \"\" none)\n"            \
+    "  --discovery LIST              e.g. bootstrap (default: all built in)\n"               \
+    "  --nat LIST                    NAT components (default: all built in)\n"               \
+    "  --route MA/p2p/ID             a static route (repeatable; static.peer)\n"             \
+    "  --bootstrap MA/p2p/ID         a bootstrap peer, dialled with backoff\n"               \
+    "                                (repeatable; bootstrap.peer)\n"                         \
+    "  --option COMPONENT.KEY=VALUE  a component option (repeatable; see\n"                  \
+    "                                docs/components.md)\n"                                  \
+    "  --log LEVEL                   err, warning (default), notice, info, debug\n"          \
+    "  --log-components LIST         components to log, e.g. all,-tcp or node,noise\n"       \
+    "                                (default: all)\n"
+
+#define HELP_DIAL                                                                            \
+    "dial-side options:\n"                                                                   \
+    "  --listen MA                   also listen (repeatable; none by default)\n"            \
+    "  --identify                    require the peer's identify before acting\n"            \
+    "                                (by default: wait for it at most 5 s)\n"                \
+    "  --timeout S                   bound for the whole command, seconds (default 30;\n"    \
+    "                                ping: 30 plus (count - 1) intervals)\n"
+
+#define HELP_TARGET                                                                          \
+    "  MA                            the peer: /ip4/ADDR/tcp/PORT[/p2p/ID], or /p2p/ID or\n" \
+    "                                a bare peer ID (address from --route, --bootstrap\n"    \
+    "                                or the routers)\n"
+
+#define HELP_SIZES                                                                           \
+    "byte counts take a unit: 500, 10k (10^3), 1M (10^6), 1G, 1KiB (2^10), 1MiB, 1GiB\n"
+
+#define HELP_COMMON "  --json                        one JSON object per line on stdout\n"
+
+static const struct cli_help {
+    const char *cmd;
+    const char *text;
+} cli_helps[] = {
+    {"id", "usage: golemnet id [--key FILE | --key-seed N] [--json]\n"
+           "Print the peer ID of an identity (a fresh random one by default).\n\n"
+           "  --key FILE                    a key file written by 'golemnet keygen'\n"
+           "  --key-seed N                  a deterministic test key, N in 0..4294967295\n"
+           HELP_COMMON},
+    {"keygen", "usage: golemnet keygen --out FILE [--json]\n"
+               "Write a new Ed25519 key file (libp2p PrivateKey protobuf, mode 0600; never\n"
+               "overwrites) and print its peer ID.\n\n"
+               "  --out FILE                    the file to create\n" HELP_COMMON},
+    {"multiaddr", "usage: golemnet multiaddr ADDR [--json]\n"
+                  "Parse a multiaddr; print its canonical form, its bytes and its components.\n"
+                  "A bad address is named part by part (exit 1).\n\n" HELP_COMMON},
+    {"version", "usage: golemnet version [--json]   (or golemnet --version)\n"
+                "Print the library version.\n\n" HELP_COMMON},
+    {"node", "usage: golemnet node [--listen MA]... [--echo] [--perf] [options]\n"
+             "Run a node until SIGINT/SIGTERM; it serves identify, ping and /golem/msg/1.0.0.\n\n"
+             "  --listen MA                   listen address (repeatable, at most 16;\n"
+             "                                default /ip4/127.0.0.1/tcp/0)\n"
+             "  --echo                        also serve /echo/1.0.0\n"
+             "  --perf                        also serve /perf/1.0.0\n" HELP_COMMON
+             "\n" HELP_NET},
+    {"ping", "usage: golemnet ping MA [--count N] [--interval T] [options]\n"
+             "Ping a peer (/ipfs/ping/1.0.0): one line per reply, then a summary line\n"
+             "(sent, received, loss, min/avg/max round trip).\n\n" HELP_TARGET
+             "  --count N                     pings to send (default 1, at most 1000000)\n"
+             "  --interval T                  pause between pings: milliseconds, or with a\n"
+             "                                unit: 250ms, 2s (default 0, at most 3600s)\n"
+             HELP_COMMON
+             "\n" HELP_DIAL "\n" HELP_NET},
+    {"echo", "usage: golemnet echo MA --bytes N [--streams K] [options]\n"
+             "Send N random bytes on each of K concurrent /echo/1.0.0 streams and check\n"
+             "every echoed byte. Progress on stderr when it is a terminal.\n\n" HELP_TARGET
+             "  --bytes N                     bytes per stream (at least 1, at most 1PiB)\n"
+             "  --streams K                   concurrent streams (default 1, at most 1024)\n"
+             HELP_COMMON
+             "\n" HELP_SIZES "\n" HELP_DIAL "\n" HELP_NET},
+    {"perf", "usage: golemnet perf MA [--upload-bytes N] [--download-bytes N] [options]\n"
+             "libp2p perf (/perf/1.0.0): an upload run, then a download run. Progress on\n"
+             "stderr when it is a terminal.\n\n" HELP_TARGET
+             "  --upload-bytes N              bytes to send (at most 1PiB)\n"
+             "  --download-bytes N            bytes to ask for (at most 1PiB)\n" HELP_COMMON
+             "\n" HELP_SIZES "\n" HELP_DIAL "\n" HELP_NET},
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: golemnet <command> [options]\n"
+            "       golemnet <command> --help     that command's usage and options\n"
+            "       golemnet --version\n"
             "\n"
             "commands:\n"
             "  id [--key FILE | --key-seed N]   print the peer ID (fresh identity by default)\n"
@@ -39,33 +133,45 @@ static void usage(FILE *f)
             "  node [--listen MA]... [--echo] [--perf]\n"
             "                                   run a node until SIGINT/SIGTERM\n"
             "                                   (default --listen /ip4/127.0.0.1/tcp/0)\n"
-            "  ping MA [--count N]              ping a peer N times (default 1)\n"
+            "  ping MA [--count N] [--interval T]\n"
+            "                                   ping a peer N times (default 1), then a summary\n"
             "  echo MA --bytes N [--streams K]  echo N random bytes on K concurrent streams\n"
             "  perf MA [--upload-bytes N] [--download-bytes N]\n"
             "                                   libp2p perf: an upload run, then a download run\n"
             "\n"
-            "network options (node, ping, echo, perf):\n"
-            "  --key FILE | --key-seed N        identity (default: a fresh one)\n"
-            "  --security LIST                  e.g. noise,ecies (default: all but plaintext,\n"
-            "                                   Noise first)\n"
-            "  --muxer LIST                     e.g. yamux,mplex (default: all, yamux first)\n"
-            "  --router LIST                    routers asked for bare /p2p/<id> dials, e.g.\n"
-            "                                   static (default: all built in; \"\" none)\n"
-            "  --discovery LIST                 e.g. bootstrap (default: all built in)\n"
-            "  --nat LIST                       NAT components (default: all built in)\n"
-            "  --route MA/p2p/ID                a static route (repeatable; static.peer)\n"
-            "  --bootstrap MA/p2p/ID            a bootstrap peer, dialled with backoff\n"
-            "                                   (repeatable; bootstrap.peer)\n"
-            "  --option COMPONENT.KEY=VALUE     a component option (repeatable; see\n"
-            "                                   docs/components.md)\n"
-            "  --log LEVEL                      err, warning (default), notice, info, debug\n"
-            "dial-side options (ping, echo, perf):\n"
-            "  --listen MA                      also listen (repeatable; none by default)\n"
-            "  --identify                       require the peer's identify before acting\n"
-            "                                   (by default: wait for it at most 5 s)\n"
-            "  --timeout S                      bound for the whole command (default 30)\n"
-            "\n"
-            "options: --json   one JSON object per line on stdout\n");
+            "options: --json   one JSON object per line on stdout (every command)\n"
+            "exit status: 0 success, 1 failure, 2 bad usage\n");
+}
+
+/* The help text of @cmd, or NULL for an unknown command. */
+static const char *cmd_help_text(const char *cmd)
+{
+    for (size_t i = 0; i < CLI_ARRAY_LEN(cli_helps); i++) {
+        if (!strcmp(cli_helps[i].cmd, cmd)) {
+            return cli_helps[i].text;
+        }
+    }
+    return NULL;
+}
+
+/* The command being run, for messages ("ping"). */
+static const char *cli_cmd_name = "golemnet";
+
+/* A usage error: the message, then where to look; returns EXIT_USAGE. */
+static int usage_error(const char *fmt, ...) GN_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("golemnet: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (cmd_help_text(cli_cmd_name)) {
+        fprintf(stderr, "\nusage: see 'golemnet %s --help'\n", cli_cmd_name);
+    } else {
+        fputs("\nusage: see 'golemnet --help'\n", stderr);
+    }
+    return EXIT_USAGE;
 }
 
 /* ------------------------------------------------------------------------
@@ -165,13 +271,145 @@ static int fail(const char *what, int rc)
     return EXIT_FAILURE;
 }
 
+/* ------------------------------------------------------------------------
+ * Options: which command takes which flag, and value parsers that name the
+ * flag and the value when they refuse it.
+ */
+
+enum {
+    CMDF_ID = 1u << 0,
+    CMDF_KEYGEN = 1u << 1,
+    CMDF_NODE = 1u << 2,
+    CMDF_PING = 1u << 3,
+    CMDF_ECHO = 1u << 4,
+    CMDF_PERF = 1u << 5,
+    CMDF_DIAL = CMDF_PING | CMDF_ECHO | CMDF_PERF,
+    CMDF_NET = CMDF_NODE | CMDF_DIAL
+};
+
+typedef struct cli_flag {
+    const char *name;
+    unsigned cmds;  /* CMDF_* of the commands that take it */
+    bool has_value; /* takes the next argument (or --name=value) */
+} cli_flag;
+
+static const cli_flag cli_flags[] = {
+    {"--key", CMDF_ID | CMDF_NET, true},
+    {"--key-seed", CMDF_ID | CMDF_NET, true},
+    {"--out", CMDF_KEYGEN, true},
+    {"--security", CMDF_NET, true},
+    {"--muxer", CMDF_NET, true},
+    {"--log", CMDF_NET, true},
+    {"--log-components", CMDF_NET, true},
+    {"--router", CMDF_NET, true},
+    {"--discovery", CMDF_NET, true},
+    {"--nat", CMDF_NET, true},
+    {"--option", CMDF_NET, true},
+    {"--route", CMDF_NET, true},
+    {"--bootstrap", CMDF_NET, true},
+    {"--listen", CMDF_NET, true},
+    {"--echo", CMDF_NODE, false},
+    {"--perf", CMDF_NODE, false},
+    {"--identify", CMDF_DIAL, false},
+    {"--timeout", CMDF_DIAL, true},
+    {"--count", CMDF_PING, true},
+    {"--interval", CMDF_PING, true},
+    {"--bytes", CMDF_ECHO, true},
+    {"--streams", CMDF_ECHO, true},
+    {"--upload-bytes", CMDF_PERF, true},
+    {"--download-bytes", CMDF_PERF, true},
+};
+
+/* One parsed argument. */
+typedef struct cli_arg {
+    const char *name;  /* the flag ("--count"), or NULL for a positional */
+    const char *value; /* its value, or the positional argument */
+    char namebuf[32];  /* --name=value: the name part */
+} cli_arg;
+
+/*
+ * Reads the argument at argv[*i] for command @cmd (CMDF_* bit @bit) into
+ * @a, advancing *i past a flag's value. Returns 0, or EXIT_USAGE after
+ * saying why (unknown option, missing value). A value that starts with
+ * "--" is taken for a forgotten value, not as the value.
+ */
+static int cli_next_arg(unsigned bit, int argc, char **argv, int *i, cli_arg *a)
+{
+    const char *s = argv[*i];
+    memset(a, 0, sizeof *a);
+    if (s[0] != '-' || s[1] == '\0') {
+        a->value = s;
+        return 0;
+    }
+    const char *eq = strncmp(s, "--", 2) == 0 ? strchr(s, '=') : NULL;
+    const char *name = s;
+    if (eq) {
+        size_t n = (size_t)(eq - s);
+        if (n >= sizeof a->namebuf) {
+            n = sizeof a->namebuf - 1;
+        }
+        memcpy(a->namebuf, s, n);
+        a->namebuf[n] = '\0';
+        name = a->namebuf;
+    }
+    const cli_flag *f = NULL;
+    for (size_t k = 0; k < CLI_ARRAY_LEN(cli_flags); k++) {
+        if (!strcmp(cli_flags[k].name, name) && (cli_flags[k].cmds & bit)) {
+            f = &cli_flags[k];
+        }
+    }
+    if (!f) {
+        /* say which commands take it, if any */
+        static const char *const names[] = {"id", "keygen", "node", "ping", "echo", "perf"};
+        char takers[64] = "";
+        for (size_t k = 0; k < CLI_ARRAY_LEN(cli_flags); k++) {
+            for (unsigned b = 0; !strcmp(cli_flags[k].name, name) && b < CLI_ARRAY_LEN(names);
+                 b++) {
+                if (cli_flags[k].cmds & (1u << b)) {
+                    size_t len = strlen(takers);
+                    snprintf(takers + len, sizeof takers - len, "%s%s", len ? ", " : "",
+                             names[b]);
+                }
+            }
+        }
+        if (takers[0]) {
+            return usage_error("unknown option '%s' for '%s' (an option of: %s)", name,
+                               cli_cmd_name, takers);
+        }
+        return usage_error("unknown option '%s' for '%s'", name, cli_cmd_name);
+    }
+    a->name = f->name;
+    if (!f->has_value) {
+        if (eq) {
+            return usage_error("option '%s' takes no value", f->name);
+        }
+        return 0;
+    }
+    if (eq) {
+        a->value = eq + 1;
+        return 0;
+    }
+    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
+        return usage_error("option '%s' needs a value", f->name);
+    }
+    a->value = argv[++*i];
+    return 0;
+}
+
+/* Refuses @val for @opt: names both and says what was expected. */
+static int bad_value(const char *opt, const char *val, const char *expected)
+{
+    fprintf(stderr, "golemnet: bad value '%s' for %s: %s\n", val, opt, expected);
+    return EXIT_USAGE;
+}
+
 /* Parses a decimal integer in [0, max]; false on anything else. */
 static bool parse_uint(const char *s, unsigned long long max, unsigned long long *out)
 {
-    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ') {
-        return false;
-    }
     char *end;
+    if (s[0] < '0' || s[0] > '9') {
+        return false; /* no sign, no spaces */
+    }
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end || v > max) {
@@ -179,6 +417,246 @@ static bool parse_uint(const char *s, unsigned long long max, unsigned long long
     }
     *out = v;
     return true;
+}
+
+/* An integer option value in [min, max]; says why on stderr when it is bad. */
+static bool opt_uint(const char *name, const char *val, unsigned long long min,
+                     unsigned long long max, uint64_t *out)
+{
+    unsigned long long v;
+    if (!parse_uint(val, max, &v) || v < min) {
+        char want[96];
+        snprintf(want, sizeof want, "expected an integer %llu..%llu", min, max);
+        bad_value(name, val, want);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/*
+ * Byte counts: digits, then an optional unit. Decimal units are powers of
+ * 1000 (k or K, M, G, T, P, each optionally followed by B), binary ones
+ * powers of 1024 (Ki, Mi, Gi, Ti, Pi, optionally followed by B); a bare B
+ * is bytes. Returns 0, -1 for junk, -2 for more than @max.
+ */
+static int parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {
+        {"", 1},          {"B", 1},
+        {"k", 1000},      {"K", 1000},      {"kB", 1000},     {"KB", 1000},
+        {"M", 1000000},   {"MB", 1000000},  {"G", 1000000000}, {"GB", 1000000000},
+        {"T", 1000000000000ull},            {"TB", 1000000000000ull},
+        {"P", 1000000000000000ull},         {"PB", 1000000000000000ull},
+        {"Ki", 1ull << 10}, {"KiB", 1ull << 10}, {"Mi", 1ull << 20}, {"MiB", 1ull << 20},
+        {"Gi", 1ull << 30}, {"GiB", 1ull << 30}, {"Ti", 1ull << 40}, {"TiB", 1ull << 40},
+        {"Pi", 1ull << 50}, {"PiB", 1ull << 50},
+    };
+    if (s[0] < '0' || s[0] > '9') {
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    bool too_big = errno == ERANGE;
+    for (size_t i = 0; i < CLI_ARRAY_LEN(units); i++) {
+        if (!strcmp(end, units[i].unit)) {
+            if (too_big || v > max / units[i].mult) {
+                return -2;
+            }
+            *out = v * units[i].mult;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* A byte-count option value in [min, max]; says why on stderr when it is bad. */
+static bool opt_size(const char *name, const char *val, uint64_t min, uint64_t max,
+                     uint64_t *out)
+{
+    char want[160];
+    switch (parse_size(val, max, out)) {
+    case 0:
+        if (*out >= min) {
+            return true;
+        }
+        snprintf(want, sizeof want, "at least %llu byte%s", (unsigned long long)min,
+                 min == 1 ? "" : "s");
+        break;
+    case -2:
+        snprintf(want, sizeof want, "too large: at most %llu bytes (1PiB)",
+                 (unsigned long long)max);
+        break;
+    default:
+        snprintf(want, sizeof want,
+                 "expected a byte count such as 500, 10k (10^3), 1M (10^6), 1G, 1KiB (2^10), "
+                 "1MiB, 1GiB");
+        break;
+    }
+    bad_value(name, val, want);
+    return false;
+}
+
+/* A duration in ms (bare number), or with the unit ms or s, at most @max_ms. */
+static bool opt_ms(const char *name, const char *val, uint64_t max_ms, uint64_t *out_ms)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = val[0] >= '0' && val[0] <= '9' ? strtoull(val, &end, 10) : 0;
+    uint64_t mult = 0;
+    if (val[0] >= '0' && val[0] <= '9' && errno == 0) {
+        mult = !strcmp(end, "") || !strcmp(end, "ms") ? 1 : !strcmp(end, "s") ? 1000 : 0;
+    }
+    if (mult == 0 || v > max_ms / mult) {
+        char want[128];
+        snprintf(want, sizeof want,
+                 "expected milliseconds (250) or a duration with a unit (250ms, 2s), at most "
+                 "%llus",
+                 (unsigned long long)(max_ms / 1000));
+        bad_value(name, val, want);
+        return false;
+    }
+    *out_ms = v * mult;
+    return true;
+}
+
+/* What is wrong with a multiaddr value of the given protocol. */
+static const char *ma_value_problem(const char *proto)
+{
+    static const struct {
+        const char *proto, *problem;
+    } probs[] = {
+        {"ip4", "is not an IPv4 address"},
+        {"ip6", "is not an IPv6 address"},
+        {"tcp", "is not a port number (0..65535)"},
+        {"udp", "is not a port number (0..65535)"},
+        {"p2p", "is not a peer ID"},
+        {"dns", "is not a host name (1..255 bytes)"},
+        {"dns4", "is not a host name (1..255 bytes)"},
+        {"dns6", "is not a host name (1..255 bytes)"},
+        {"unix", "is not an absolute path"},
+        {"memory", "is not a 64-bit number"},
+    };
+    for (size_t i = 0; proto && i < CLI_ARRAY_LEN(probs); i++) {
+        if (!strcmp(probs[i].proto, proto)) {
+            return probs[i].problem;
+        }
+    }
+    return "has a bad value";
+}
+
+/*
+ * Parses @s as a multiaddr. On failure writes into @msg what is wrong,
+ * naming the offending part: "bad multiaddr '/ip4/1.2.3/tcp/1': '/ip4/1.2.3'
+ * is not an IPv4 address", and returns the gn_err.
+ */
+static int ma_check(const char *s, char *msg, size_t msg_len, gn_multiaddr **out)
+{
+    gn_multiaddr *ma = NULL;
+    gn_ma_parse_error e;
+    int rc = gn_multiaddr_parse_ex(s, &ma, &e);
+    if (rc == 0) {
+        if (out) {
+            *out = ma;
+        } else {
+            gn_multiaddr_free(ma);
+        }
+        return 0;
+    }
+    int n = snprintf(msg, msg_len, "bad multiaddr '%s': ", s);
+    if (n < 0 || (size_t)n >= msg_len) {
+        return rc;
+    }
+    msg += n;
+    msg_len -= (size_t)n;
+    int plen = e.len > 200 ? 200 : (int)e.len; /* quote at most 200 bytes */
+    const char *part = s + e.offset;
+    switch (e.reason) {
+    case GN_MA_PARSE_SYNTAX:
+        if (s[0] == '\0') {
+            snprintf(msg, msg_len, "it is empty");
+        } else if (s[0] != '/') {
+            snprintf(msg, msg_len, "a multiaddr starts with '/' (e.g. /ip4/127.0.0.1/tcp/4001)");
+        } else if (e.len == 1) {
+            snprintf(msg, msg_len, "empty component at byte %zu ('//')", e.offset);
+        } else {
+            snprintf(msg, msg_len, "%s", gn_strerror(rc));
+        }
+        break;
+    case GN_MA_PARSE_PROTOCOL:
+        snprintf(msg, msg_len, "'%.*s' is not a known protocol", plen, part);
+        break;
+    case GN_MA_PARSE_MISSING_VALUE:
+        snprintf(msg, msg_len, "'%.*s' needs a value", plen, part);
+        break;
+    case GN_MA_PARSE_VALUE:
+        snprintf(msg, msg_len, "'%.*s' %s", plen, part, ma_value_problem(e.protocol));
+        break;
+    case GN_MA_PARSE_TOO_LONG:
+        snprintf(msg, msg_len,
+                 "too long at '%.*s' (at most %d characters, %d components, %d bytes binary)",
+                 plen, part, GN_MA_MAX_STRLEN - 1, GN_MA_MAX_COMPONENTS, GN_MA_MAX_BYTES);
+        break;
+    default:
+        snprintf(msg, msg_len, "%s", gn_strerror(rc));
+        break;
+    }
+    return rc;
+}
+
+/* Checks a multiaddr option value; says what is wrong (naming @opt) on stderr. */
+static bool opt_multiaddr(const char *opt, const char *val)
+{
+    char msg[512];
+    if (ma_check(val, msg, sizeof msg, NULL) == 0) {
+        return true;
+    }
+    fprintf(stderr, "golemnet: %s: %s\n", opt, msg);
+    return false;
+}
+
+/*
+ * The peer a dial target names: the last /p2p/ component of a multiaddr,
+ * or a bare peer ID. Returns 1 with *@out set, 0 if it names none, or
+ * EXIT_USAGE after saying what is wrong with @target.
+ */
+static int target_peer(const char *target, gn_peer_id *out)
+{
+    char msg[512];
+    if (target[0] != '/') {
+        if (gn_peer_id_parse(target, strlen(target), out) == 0) {
+            return 1;
+        }
+        fprintf(stderr,
+                "golemnet: bad target '%s': neither a multiaddr (it would start with '/') "
+                "nor a peer ID\n",
+                target);
+        return EXIT_USAGE;
+    }
+    gn_multiaddr *ma = NULL;
+    if (ma_check(target, msg, sizeof msg, &ma) < 0) {
+        fprintf(stderr, "golemnet: %s\n", msg);
+        return EXIT_USAGE;
+    }
+    int found = 0;
+    for (size_t i = 0; i < gn_multiaddr_count(ma); i++) {
+        gn_ma_component comp;
+        if (gn_multiaddr_component(ma, i, &comp) < 0) {
+            continue;
+        }
+        if (comp.code == GN_MA_P2P_CIRCUIT) {
+            found = 0; /* a relay's id so far; the target's comes after */
+        } else if (comp.code == GN_MA_P2P &&
+                   gn_peer_id_from_bytes(comp.value, comp.value_len, out) == 0) {
+            found = 1;
+        }
+    }
+    gn_multiaddr_free(ma);
+    return found;
 }
 
 /* Loads the identity chosen by --key / --key-seed, or makes a fresh one. */
@@ -194,7 +672,7 @@ static int load_identity(const char *key_file, const char *seed, gn_identity **o
     if (seed) {
         unsigned long long n;
         if (!parse_uint(seed, UINT32_MAX, &n)) {
-            fprintf(stderr, "golemnet: --key-seed takes an integer 0..4294967295\n");
+            bad_value("--key-seed", seed, "expected an integer 0..4294967295");
             return GN_EINVAL;
         }
         return gn_identity_from_int_seed((uint32_t)n, out);
@@ -206,13 +684,17 @@ static int cmd_id(int argc, char **argv)
 {
     const char *key_file = NULL, *seed = NULL;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--key") && i + 1 < argc) {
-            key_file = argv[++i];
-        } else if (!strcmp(argv[i], "--key-seed") && i + 1 < argc) {
-            seed = argv[++i];
-        } else {
-            usage(stderr);
+        cli_arg a;
+        if (cli_next_arg(CMDF_ID, argc, argv, &i, &a) != 0) {
             return EXIT_USAGE;
+        }
+        if (!a.name) {
+            return usage_error("unexpected argument '%s' for 'id'", a.value);
+        }
+        if (!strcmp(a.name, "--key")) {
+            key_file = a.value;
+        } else {
+            seed = a.value;
         }
     }
     gn_identity *id = NULL;
@@ -241,16 +723,17 @@ static int cmd_keygen(int argc, char **argv)
 {
     const char *out = NULL;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else {
-            usage(stderr);
+        cli_arg a;
+        if (cli_next_arg(CMDF_KEYGEN, argc, argv, &i, &a) != 0) {
             return EXIT_USAGE;
         }
+        if (!a.name) {
+            return usage_error("unexpected argument '%s' for 'keygen'", a.value);
+        }
+        out = a.value;
     }
     if (!out) {
-        usage(stderr);
-        return EXIT_USAGE;
+        return usage_error("keygen needs --out FILE");
     }
     gn_identity *id = NULL;
     int rc = gn_identity_generate(&id);
@@ -278,14 +761,33 @@ static int cmd_keygen(int argc, char **argv)
 
 static int cmd_multiaddr(int argc, char **argv)
 {
-    if (argc != 1) {
-        usage(stderr);
-        return EXIT_USAGE;
+    const char *addr = NULL;
+    for (int i = 0; i < argc; i++) {
+        cli_arg a;
+        if (cli_next_arg(0, argc, argv, &i, &a) != 0) {
+            return EXIT_USAGE;
+        }
+        if (addr) {
+            return usage_error("unexpected argument '%s' for 'multiaddr' (one ADDR)", a.value);
+        }
+        addr = a.value;
+    }
+    if (!addr) {
+        return usage_error("multiaddr needs ADDR");
     }
     gn_multiaddr *ma = NULL;
-    int rc = gn_multiaddr_parse(argv[0], &ma);
+    char msg[512];
+    int rc = ma_check(addr, msg, sizeof msg, &ma);
     if (rc < 0) {
-        return fail(argv[0], rc);
+        fprintf(stderr, "golemnet: %s\n", msg);
+        if (json_out) {
+            out_begin("error");
+            out_str("what", "multiaddr");
+            out_str("error", gn_err_name(rc));
+            out_str("message", msg);
+            out_end();
+        }
+        return EXIT_FAILURE;
     }
     char str[GN_MA_MAX_STRLEN];
     gn_multiaddr_to_string(ma, str, sizeof str);
@@ -342,6 +844,9 @@ enum cli_cmd { CLI_NODE = 0, CLI_PING, CLI_ECHO, CLI_PERF };
 #define CLI_DEFAULT_TIMEOUT_S 30u
 #define CLI_MAX_TIMEOUT_S 86400u
 #define CLI_MAX_PINGS 1000000u
+#define CLI_MAX_INTERVAL_MS 3600000u
+/* Progress on a terminal: at most this often. */
+#define CLI_PROGRESS_EVERY (250 * GN_MS)
 #define CLI_MAX_STREAMS 1024u
 #define CLI_MAX_BYTES (1ull << 50) /* 1 PiB: bounded in practice by --timeout */
 /* Dial side: how long to wait for the peer's identify before acting anyway. */
@@ -395,12 +900,16 @@ struct cli {
     bool serve_echo, serve_perf, want_identify;
     uint64_t count, bytes, streams, up, down;
     gn_time timeout;
+    bool timeout_set;  /* --timeout given */
+    gn_time interval;  /* ping: pause between pings */
+    gn_peer_id target_peer;
+    bool has_target_peer;
     gn_time end_at; /* loop time the command must be over by (dial side; 0: none) */
     /* runtime */
     gn_identity *id;
     gn_loop *loop;
     gn_node *node;
-    gn_timer tick, deadline, grace, id_wait;
+    gn_timer tick, deadline, grace, id_wait, ping_wait;
     char *bound[CLI_MAX_LISTEN];
     size_t n_bound, n_listen_done;
     bool announced;
@@ -412,7 +921,13 @@ struct cli {
     gn_channel *ch;
     uint64_t ch_id;
     bool acting;
-    uint64_t pings;
+    uint64_t pings;          /* replies */
+    uint64_t pings_sent;     /* pings started */
+    gn_time rtt_min, rtt_max, rtt_sum;
+    int ping_err;            /* the last failed ping's error */
+    bool summary_done;
+    bool progress;           /* stderr is a terminal and no --json */
+    gn_time progress_at;     /* loop time of the last progress line */
     echo_stream *es;
     uint64_t echo_ok;
     gn_time t0;
@@ -431,12 +946,45 @@ static void cli_on_signal(int sig)
     cli_signal = sig;
 }
 
+/* A progress line is on the terminal (stderr), without its newline. */
+static bool progress_shown;
+
+/* Erases the progress line, so that a message can take its place. */
+static void progress_clear(void)
+{
+    if (progress_shown) {
+        fputs("\r\033[K", stderr);
+        progress_shown = false;
+    }
+}
+
+/* "2026-12-04T22:33:39.123Z": UTC wall-clock time, milliseconds. */
+static void utc_stamp(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || !gmtime_r(&ts.tv_sec, &tm)) {
+        snprintf(out, 32, "-");
+        return;
+    }
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+}
+
+/*
+ * Library log lines: "<UTC time> golemnet <level> <component>: <message>",
+ * e.g. "2026-12-04T22:33:39.123Z golemnet warning static: ...".
+ */
 static void cli_log(void *ud, gn_log_level level, const char *component, const char *msg)
 {
     (void)ud;
     static const char *const names[] = {"emerg", "alert", "crit", "err",
                                         "warning", "notice", "info", "debug"};
-    fprintf(stderr, "golemnet: [%s] %s: %s\n", names[(unsigned)level & 7u], component, msg);
+    char stamp[32];
+    utc_stamp(stamp);
+    progress_clear();
+    fprintf(stderr, "%s golemnet %s %s: %s\n", stamp, names[(unsigned)level & 7u],
+            component && component[0] ? component : "-", msg);
 }
 
 static double ns_to_s(gn_time t)
@@ -451,9 +999,14 @@ static void cli_peer_str(const gn_peer_id *p, char out[GN_PEER_ID_MAX_STRLEN])
     }
 }
 
-/* An error line ({"event":"error"} with --json) and a message on stderr. */
-static void cli_error(const char *what, int rc, const char *detail)
+/*
+ * An error line ({"event":"error"} with --json) and a message on stderr;
+ * @key/@val (both NULL, or both set) add a field to the JSON line.
+ */
+static void cli_error_kv(const char *what, int rc, const char *detail, const char *key,
+                         const char *val)
 {
+    progress_clear();
     fprintf(stderr, "golemnet: %s: %s (%s)%s%s\n", what, gn_strerror(rc), gn_err_name(rc),
             detail ? ": " : "", detail ? detail : "");
     if (json_out) {
@@ -461,8 +1014,44 @@ static void cli_error(const char *what, int rc, const char *detail)
         out_str("what", what);
         out_str("error", gn_err_name(rc));
         out_str("message", detail ? detail : gn_strerror(rc));
+        if (key && val) {
+            out_str(key, val);
+        }
         out_end();
     }
+}
+
+static void cli_error(const char *what, int rc, const char *detail)
+{
+    cli_error_kv(what, rc, detail, NULL, NULL);
+}
+
+/* ping: the closing line (once), when at least one ping was sent. */
+static void ping_summary(cli *c)
+{
+    if (c->cmd != CLI_PING || c->summary_done || c->pings_sent == 0) {
+        return;
+    }
+    c->summary_done = true;
+    char peer[GN_PEER_ID_MAX_STRLEN] = "";
+    if (c->ch) {
+        gn_channel_info info;
+        gn_channel_state_get(c->ch, &info);
+        cli_peer_str(&info.remote_peer, peer);
+    }
+    out_begin("ping_summary");
+    out_str("peer_id", peer);
+    out_u64("sent", c->pings_sent);
+    out_u64("received", c->pings);
+    printf(json_out ? ",\"loss_pct\":%.1f" : " loss_pct=%.1f",
+           100.0 * (double)(c->pings_sent - c->pings) / (double)c->pings_sent);
+    if (c->pings > 0) {
+        printf(json_out ? ",\"min_ms\":%.3f,\"avg_ms\":%.3f,\"max_ms\":%.3f"
+                        : " min_ms=%.3f avg_ms=%.3f max_ms=%.3f",
+               (double)c->rtt_min / 1e6, (double)c->rtt_sum / (double)c->pings / 1e6,
+               (double)c->rtt_max / 1e6);
+    }
+    out_end();
 }
 
 static void cli_closed_cb(gn_node *n, void *arg)
@@ -486,10 +1075,13 @@ static void cli_finish(cli *c, int code)
     if (c->finishing) {
         return;
     }
+    ping_summary(c);
+    progress_clear();
     c->finishing = true;
     c->exit_code = code;
     gn_timer_stop(&c->deadline);
     gn_timer_stop(&c->id_wait);
+    gn_timer_stop(&c->ping_wait);
     for (uint64_t i = 0; c->es && i < c->streams; i++) {
         echo_stream *es = &c->es[i];
         if (es->s) {
@@ -512,8 +1104,57 @@ static void cli_fail(cli *c, const char *what, int rc, const char *detail)
     if (c->finishing) {
         return;
     }
+    ping_summary(c); /* before the error line, which stays the last one */
     cli_error(what, rc, detail);
     cli_finish(c, EXIT_FAILURE);
+}
+
+/* Binary units for humans: "12.3 MiB". */
+static void human_bytes(double v, char out[24])
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    unsigned u = 0;
+    while (v >= 1024.0 && u + 1 < CLI_ARRAY_LEN(units)) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(out, 24, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+/*
+ * echo/perf on a terminal: one progress line on stderr, rewritten in place
+ * at most every CLI_PROGRESS_EVERY (never with --json or when stderr is not
+ * a terminal: c->progress is false then).
+ */
+static void progress_update(cli *c)
+{
+    gn_time now = gn_loop_now(c->loop);
+    if (!c->progress || !c->acting || c->finishing || now - c->progress_at < CLI_PROGRESS_EVERY) {
+        return;
+    }
+    c->progress_at = now;
+    double secs = ns_to_s(now - c->t0);
+    char line[200], a[24], b[24], r[24];
+    if (c->cmd == CLI_ECHO && c->es) {
+        uint64_t done = 0;
+        for (uint64_t i = 0; i < c->streams; i++) {
+            done += c->es[i].recv;
+        }
+        uint64_t total = c->bytes * c->streams;
+        human_bytes((double)done, a);
+        human_bytes((double)total, b);
+        human_bytes(secs > 0 ? (double)done / secs : 0.0, r);
+        snprintf(line, sizeof line, "golemnet: echo %s of %s checked (%.0f%%), %s/s, %.1f s", a,
+                 b, 100.0 * (double)done / (double)total, r, secs);
+    } else if (c->cmd == CLI_PERF && (c->perf_phase == 1 || c->perf_phase == 2)) {
+        human_bytes((double)(c->perf_phase == 1 ? c->up : c->down), a);
+        snprintf(line, sizeof line, "golemnet: perf %s run of %s, %.1f s",
+                 c->perf_phase == 1 ? "upload" : "download", a, secs);
+    } else {
+        return;
+    }
+    fprintf(stderr, "\r%s\033[K", line);
+    progress_shown = true;
 }
 
 static void cli_tick(gn_timer *t, void *arg)
@@ -521,6 +1162,7 @@ static void cli_tick(gn_timer *t, void *arg)
     cli *c = arg;
     if (cli_signal && !c->finishing) {
         int sig = cli_signal;
+        progress_clear();
         fprintf(stderr, "golemnet: %s: closing\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
         if (c->cmd == CLI_NODE) {
             cli_finish(c, EXIT_SUCCESS);
@@ -528,6 +1170,7 @@ static void cli_tick(gn_timer *t, void *arg)
             cli_fail(c, "interrupted", GN_ECANCELED, sig == SIGINT ? "SIGINT" : "SIGTERM");
         }
     }
+    progress_update(c);
     gn_timer_start(t, CLI_TICK, cli_tick, c);
 }
 
@@ -749,38 +1392,99 @@ static void cli_pump_events(cli *c)
 
 static void ping_next(cli *c);
 
+/* Failures after which the next ping may still get through. */
+static bool ping_transient(int rc)
+{
+    return rc == GN_ETIMEDOUT || rc == GN_ESTREAMRESET || rc == GN_EPROTO;
+}
+
+/* All pings sent and answered (or not): success only if none was lost. */
+static void ping_end(cli *c)
+{
+    if (c->pings == c->pings_sent && c->pings_sent == c->count) {
+        cli_finish(c, EXIT_SUCCESS);
+        return;
+    }
+    char msg[128];
+    uint64_t lost = c->pings_sent - c->pings;
+    if (c->pings_sent < c->count) {
+        snprintf(msg, sizeof msg, "%llu of %llu pings lost; stopped after %llu of %llu",
+                 (unsigned long long)lost, (unsigned long long)c->pings_sent,
+                 (unsigned long long)c->pings_sent, (unsigned long long)c->count);
+    } else {
+        snprintf(msg, sizeof msg, "%llu of %llu pings lost", (unsigned long long)lost,
+                 (unsigned long long)c->pings_sent);
+    }
+    cli_fail(c, "ping", c->ping_err < 0 ? c->ping_err : GN_ETIMEDOUT, msg);
+}
+
+static void ping_wait_expired(gn_timer *t, void *arg)
+{
+    (void)t;
+    cli *c = arg;
+    if (!c->finishing) {
+        ping_next(c);
+    }
+}
+
+/* The next ping now, or after --interval; or the end. */
+static void ping_schedule(cli *c)
+{
+    if (c->pings_sent == c->count) {
+        ping_end(c);
+    } else if (c->interval > 0) {
+        gn_timer_start(&c->ping_wait, c->interval, ping_wait_expired, c);
+    } else {
+        ping_next(c);
+    }
+}
+
 static void ping_done(void *arg, int status, gn_time rtt)
 {
     cli *c = arg;
     if (c->finishing) {
         return;
     }
+    uint64_t seq = c->pings_sent - 1;
+    gn_channel_info info;
+    gn_channel_state st = gn_channel_state_get(c->ch, &info);
     if (status < 0) {
-        cli_fail(c, "ping", status, NULL);
+        c->ping_err = status;
+        progress_clear();
+        fprintf(stderr, "golemnet: ping %llu: %s (%s)\n", (unsigned long long)seq,
+                gn_strerror(status), gn_err_name(status));
+        if (!ping_transient(status) || st != GN_CHANNEL_OPEN) {
+            ping_end(c);
+            return;
+        }
+        ping_schedule(c);
         return;
     }
     char peer[GN_PEER_ID_MAX_STRLEN];
-    gn_channel_info info;
-    gn_channel_state_get(c->ch, &info);
     cli_peer_str(&info.remote_peer, peer);
     out_begin("ping");
     out_str("peer_id", peer);
-    out_u64("seq", c->pings);
+    out_u64("seq", seq);
     printf(json_out ? ",\"rtt_ms\":%.3f" : " rtt_ms=%.3f", (double)rtt / 1e6);
     out_end();
+    if (c->pings == 0 || rtt < c->rtt_min) {
+        c->rtt_min = rtt;
+    }
+    if (rtt > c->rtt_max) {
+        c->rtt_max = rtt;
+    }
+    c->rtt_sum += rtt;
     c->pings++;
-    ping_next(c);
+    ping_schedule(c);
 }
 
 static void ping_next(cli *c)
 {
-    if (c->pings == c->count) {
-        cli_finish(c, EXIT_SUCCESS);
-        return;
-    }
+    c->pings_sent++;
     int rc = gn_channel_ping(c->ch, ping_done, c);
     if (rc < 0) {
-        cli_fail(c, "ping", rc, NULL);
+        c->ping_err = rc;
+        ping_end(c);
     }
 }
 
@@ -1056,6 +1760,7 @@ static void cli_start_action(cli *c)
         return;
     }
     c->acting = true;
+    c->t0 = c->progress_at = gn_loop_now(c->loop);
     gn_timer_stop(&c->id_wait);
     switch (c->cmd) {
     case CLI_PING:
@@ -1095,6 +1800,27 @@ static void cli_dialed(void *arg, int status, gn_channel *ch)
     if (c->finishing) {
         return;
     }
+    if (status == GN_EPEERID && c->has_target_peer) {
+        /* the library does not report the ID the peer proved (docs/cli.md) */
+        char want[GN_PEER_ID_MAX_STRLEN], where[GN_MA_MAX_STRLEN] = "", msg[GN_MA_MAX_STRLEN + 256];
+        cli_peer_str(&c->target_peer, want);
+        gn_multiaddr *ma = NULL, *addr = NULL;
+        if (gn_multiaddr_parse(c->target, &ma) == 0 &&
+            gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &addr) == 0) {
+            size_t n = strlen("the peer at ");
+            memcpy(where, "the peer at ", n);
+            if (gn_multiaddr_to_string(addr, where + n, sizeof where - n) < 0) {
+                where[0] = '\0';
+            }
+        }
+        gn_multiaddr_free(addr);
+        gn_multiaddr_free(ma);
+        snprintf(msg, sizeof msg, "expected peer %s, but %s proved a different peer ID", want,
+                 where[0] ? where : "the peer that answered");
+        cli_error_kv("dial", status, msg, "expected_peer_id", want);
+        cli_finish(c, EXIT_FAILURE);
+        return;
+    }
     if (status < 0) {
         cli_fail(c, "dial", status, c->target);
         return;
@@ -1124,6 +1850,16 @@ static int cli_run(cli *c)
     }
     if (rc < 0) {
         return fail(c->key_file ? c->key_file : "identity", rc);
+    }
+    gn_peer_id self;
+    gn_identity_peer_id(c->id, &self);
+    if (c->has_target_peer && gn_peer_id_equal(&self, &c->target_peer)) {
+        char me[GN_PEER_ID_MAX_STRLEN], msg[512];
+        cli_peer_str(&self, me);
+        snprintf(msg, sizeof msg, "cannot dial yourself (%s is this node's own peer ID)", me);
+        cli_error("dial", GN_EINVAL, msg);
+        gn_identity_free(c->id);
+        return EXIT_FAILURE;
     }
 #ifdef SIGPIPE
     signal(SIGPIPE, SIG_IGN); /* a write to a reset socket fails with EPIPE */
@@ -1175,6 +1911,7 @@ static int cli_run(cli *c)
     gn_timer_init(c->loop, &c->deadline);
     gn_timer_init(c->loop, &c->grace);
     gn_timer_init(c->loop, &c->id_wait);
+    gn_timer_init(c->loop, &c->ping_wait);
     gn_timer_start(&c->tick, CLI_TICK, cli_tick, c);
     rc = gn_node_start(c->node);
     if (rc < 0) {
@@ -1200,6 +1937,7 @@ static int cli_run(cli *c)
     gn_timer_stop(&c->tick);
     gn_timer_stop(&c->grace);
     gn_timer_stop(&c->id_wait);
+    gn_timer_stop(&c->ping_wait);
     gn_node_free(c->node);
     if (c->ch) {
         gn_channel_rele(c->ch);
@@ -1221,19 +1959,6 @@ static int cli_run(cli *c)
     return code;
 }
 
-/* Parses an integer option value; prints why on stderr when it is bad. */
-static bool opt_uint(const char *name, const char *val, unsigned long long min,
-                     unsigned long long max, uint64_t *out)
-{
-    unsigned long long v;
-    if (!parse_uint(val, max, &v) || v < min) {
-        fprintf(stderr, "golemnet: %s takes an integer %llu..%llu\n", name, min, max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 static bool log_level(const char *s, gn_log_level *out)
 {
     static const struct {
@@ -1250,8 +1975,64 @@ static bool log_level(const char *s, gn_log_level *out)
     return false;
 }
 
+/*
+ * Checks a component list option (--security, --muxer, --router,
+ * --discovery, --nat) against the built-in registry, so that a bad entry
+ * is named: "bad value 'noise,nosuch' for --security: 'nosuch' is not a
+ * built-in security component (known: /noise, ...)". Returns false after saying
+ * so on stderr. NULL (the default) is fine, and "" (none) for the
+ * hosted kinds.
+ */
+static bool check_components(const gn_registry *reg, gn_stack *st, const char *opt,
+                             gn_layer_kind kind, const char *list)
+{
+    if (!list) {
+        return true;
+    }
+    if (!list[0]) {
+        if (kind == GN_LAYER_ROUTER || kind == GN_LAYER_DISCOVERY || kind == GN_LAYER_NAT) {
+            return true; /* none */
+        }
+        bad_value(opt, list, "at least one component is needed");
+        return false;
+    }
+    int rc = gn_stack_set(st, kind, list);
+    if (rc == 0) {
+        return true;
+    }
+    char why[512] = "", entry[128];
+    for (const char *p = list; *p && !why[0];) {
+        size_t n = strcspn(p, ",");
+        if (n > 0 && n < sizeof entry) {
+            memcpy(entry, p, n);
+            entry[n] = '\0';
+            if (gn_stack_set(st, kind, entry) == GN_ENOTFOUND) {
+                size_t cnt = gn_registry_count(reg, kind);
+                int w = snprintf(why, sizeof why, "'%s' is not a built-in %s component (%s", entry,
+                                 opt + 2, cnt ? "known:" : "none built in");
+                for (size_t i = 0; w > 0 && (size_t)w < sizeof why && i < cnt; i++) {
+                    const gn_layer_ops *ops = gn_registry_get(reg, kind, i);
+                    w += snprintf(why + w, sizeof why - (size_t)w, "%s %s", i ? "," : "",
+                                  ops ? ops->name : "?");
+                }
+                if (w > 0 && (size_t)w < sizeof why - 1) {
+                    strcat(why, ")");
+                }
+            }
+        }
+        p += n;
+        p += *p == ',';
+    }
+    if (!why[0]) {
+        snprintf(why, sizeof why, "%s (an empty or repeated entry?)", gn_strerror(rc));
+    }
+    bad_value(opt, list, why);
+    return false;
+}
+
 static int cmd_net(int kind, int argc, char **argv)
 {
+    static const unsigned bits[] = {CMDF_NODE, CMDF_PING, CMDF_ECHO, CMDF_PERF};
     cli c;
     memset(&c, 0, sizeof c);
     c.cmd = kind;
@@ -1259,134 +2040,180 @@ static int cmd_net(int kind, int argc, char **argv)
     c.streams = 1;
     c.timeout = CLI_DEFAULT_TIMEOUT_S * GN_S;
     gn_log_level level = GN_LOG_WARNING;
+    const char *log_components = NULL;
     bool have_bytes = false;
+    int code = EXIT_USAGE;
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        cli_arg a;
         uint64_t x;
-        bool dial = kind != CLI_NODE;
-        if (a[0] != '-' && dial && !c.target) {
-            c.target = a;
-            continue;
+        if (cli_next_arg(bits[kind], argc, argv, &i, &a) != 0) {
+            goto out;
         }
-        if (!strcmp(a, "--echo") && kind == CLI_NODE) {
+        const char *n = a.name, *v = a.value;
+        if (!n) {
+            if (kind == CLI_NODE || c.target) {
+                usage_error("unexpected argument '%s' for '%s'", v, cli_cmd_name);
+                goto out;
+            }
+            c.target = v;
+        } else if (!strcmp(n, "--echo")) {
             c.serve_echo = true;
-            continue;
-        }
-        if (!strcmp(a, "--perf") && kind == CLI_NODE) {
+        } else if (!strcmp(n, "--perf")) {
             c.serve_perf = true;
-            continue;
-        }
-        if (!strcmp(a, "--identify") && dial) {
+        } else if (!strcmp(n, "--identify")) {
             c.want_identify = true;
-            continue;
-        }
-        if (!v) {
-            goto bad;
-        }
-        i++;
-        if (!strcmp(a, "--key")) {
+        } else if (!strcmp(n, "--key")) {
             c.key_file = v;
-        } else if (!strcmp(a, "--key-seed")) {
+        } else if (!strcmp(n, "--key-seed")) {
             c.key_seed = v;
-        } else if (!strcmp(a, "--security")) {
+        } else if (!strcmp(n, "--security")) {
             c.security = v;
-        } else if (!strcmp(a, "--muxer")) {
+        } else if (!strcmp(n, "--muxer")) {
             c.muxers = v;
-        } else if (!strcmp(a, "--log")) {
+        } else if (!strcmp(n, "--log")) {
             if (!log_level(v, &level)) {
-                fprintf(stderr, "golemnet: --log takes err, warning, notice, info or debug\n");
-                return EXIT_USAGE;
+                bad_value(n, v, "expected err, warning, notice, info or debug");
+                goto out;
             }
-        } else if (!strcmp(a, "--router")) {
+        } else if (!strcmp(n, "--log-components")) {
+            log_components = v;
+            if (strlen(v) > 255) {
+                bad_value(n, v, "at most 255 characters");
+                goto out;
+            }
+        } else if (!strcmp(n, "--router")) {
             c.routers = v;
-        } else if (!strcmp(a, "--discovery")) {
+        } else if (!strcmp(n, "--discovery")) {
             c.discovery = v;
-        } else if (!strcmp(a, "--nat")) {
+        } else if (!strcmp(n, "--nat")) {
             c.nat = v;
-        } else if (!strcmp(a, "--option") || !strcmp(a, "--route") || !strcmp(a, "--bootstrap")) {
+        } else if (!strcmp(n, "--option") || !strcmp(n, "--route") || !strcmp(n, "--bootstrap")) {
             if (c.n_options == CLI_MAX_OPTIONS) {
-                fprintf(stderr, "golemnet: at most %u --option/--route/--bootstrap\n",
-                        CLI_MAX_OPTIONS);
-                return EXIT_USAGE;
+                usage_error("at most %u --option/--route/--bootstrap", CLI_MAX_OPTIONS);
+                goto out;
             }
-            if (!strcmp(a, "--option")) {
+            if (!strcmp(n, "--option")) {
+                if (!strchr(v, '.') || !strchr(v, '=')) {
+                    bad_value(n, v, "expected COMPONENT.KEY=VALUE, e.g. static.file=routes.txt");
+                    goto out;
+                }
                 c.options[c.n_options++] = v;
                 continue;
             }
-            const char *key = !strcmp(a, "--route") ? "static.peer=" : "bootstrap.peer=";
+            if (!opt_multiaddr(n, v)) {
+                goto out;
+            }
+            const char *key = !strcmp(n, "--route") ? "static.peer=" : "bootstrap.peer=";
             char *o = malloc(strlen(key) + strlen(v) + 1);
             if (!o) {
-                return fail(a, GN_ENOMEM);
+                code = fail(n, GN_ENOMEM);
+                goto out;
             }
             strcpy(o, key);
             strcat(o, v);
             c.option_copies[c.n_options] = o;
             c.options[c.n_options++] = o;
-        } else if (!strcmp(a, "--listen")) {
+        } else if (!strcmp(n, "--listen")) {
             if (c.n_listen == CLI_MAX_LISTEN) {
-                fprintf(stderr, "golemnet: at most %u --listen\n", CLI_MAX_LISTEN);
-                return EXIT_USAGE;
+                usage_error("at most %u --listen", CLI_MAX_LISTEN);
+                goto out;
+            }
+            if (!opt_multiaddr(n, v)) {
+                goto out;
             }
             c.listen[c.n_listen++] = v;
-        } else if (!strcmp(a, "--timeout") && dial) {
-            if (!opt_uint(a, v, 1, CLI_MAX_TIMEOUT_S, &x)) {
-                return EXIT_USAGE;
+        } else if (!strcmp(n, "--timeout")) {
+            if (!opt_uint(n, v, 1, CLI_MAX_TIMEOUT_S, &x)) {
+                goto out;
             }
             c.timeout = x * GN_S;
-        } else if (!strcmp(a, "--count") && kind == CLI_PING) {
-            if (!opt_uint(a, v, 1, CLI_MAX_PINGS, &c.count)) {
-                return EXIT_USAGE;
+            c.timeout_set = true;
+        } else if (!strcmp(n, "--count")) {
+            if (!opt_uint(n, v, 1, CLI_MAX_PINGS, &c.count)) {
+                goto out;
             }
-        } else if (!strcmp(a, "--bytes") && kind == CLI_ECHO) {
-            if (!opt_uint(a, v, 1, CLI_MAX_BYTES, &c.bytes)) {
-                return EXIT_USAGE;
+        } else if (!strcmp(n, "--interval")) {
+            if (!opt_ms(n, v, CLI_MAX_INTERVAL_MS, &x)) {
+                goto out;
+            }
+            c.interval = x * GN_MS;
+        } else if (!strcmp(n, "--bytes")) {
+            if (!opt_size(n, v, 1, CLI_MAX_BYTES, &c.bytes)) {
+                goto out;
             }
             have_bytes = true;
-        } else if (!strcmp(a, "--streams") && kind == CLI_ECHO) {
-            if (!opt_uint(a, v, 1, CLI_MAX_STREAMS, &c.streams)) {
-                return EXIT_USAGE;
+        } else if (!strcmp(n, "--streams")) {
+            if (!opt_uint(n, v, 1, CLI_MAX_STREAMS, &c.streams)) {
+                goto out;
             }
-        } else if (!strcmp(a, "--upload-bytes") && kind == CLI_PERF) {
-            if (!opt_uint(a, v, 0, CLI_MAX_BYTES, &c.up)) {
-                return EXIT_USAGE;
+        } else if (!strcmp(n, "--upload-bytes")) {
+            if (!opt_size(n, v, 0, CLI_MAX_BYTES, &c.up)) {
+                goto out;
             }
-        } else if (!strcmp(a, "--download-bytes") && kind == CLI_PERF) {
-            if (!opt_uint(a, v, 0, CLI_MAX_BYTES, &c.down)) {
-                return EXIT_USAGE;
+        } else if (!strcmp(n, "--download-bytes")) {
+            if (!opt_size(n, v, 0, CLI_MAX_BYTES, &c.down)) {
+                goto out;
             }
-        } else {
-            goto bad;
         }
     }
     if (kind != CLI_NODE && !c.target) {
-        fprintf(stderr, "golemnet: missing MULTIADDR\n");
-        goto bad;
+        usage_error("%s needs MA, the peer's multiaddr or peer ID", cli_cmd_name);
+        goto out;
     }
     if (kind == CLI_ECHO && !have_bytes) {
-        fprintf(stderr, "golemnet: echo needs --bytes N\n");
-        goto bad;
+        usage_error("echo needs --bytes N");
+        goto out;
     }
     if (kind == CLI_PERF && c.up == 0 && c.down == 0) {
-        fprintf(stderr, "golemnet: perf needs --upload-bytes and/or --download-bytes\n");
-        goto bad;
+        usage_error("perf needs --upload-bytes and/or --download-bytes (more than 0)");
+        goto out;
     }
     if (c.key_file && c.key_seed) {
         fprintf(stderr, "golemnet: --key and --key-seed exclude each other\n");
-        return EXIT_USAGE;
+        goto out;
+    }
+    if (c.target) {
+        int rc = target_peer(c.target, &c.target_peer);
+        if (rc == EXIT_USAGE) {
+            goto out;
+        }
+        c.has_target_peer = rc == 1;
+    }
+    gn_registry *reg = NULL;
+    gn_stack *st = NULL;
+    if (gn_registry_new(&reg) == 0 && gn_registry_add_builtins(reg) == 0 &&
+        gn_stack_new(reg, &st) == 0) {
+        bool ok = check_components(reg, st, "--security", GN_LAYER_CRYPTO, c.security) &&
+                  check_components(reg, st, "--muxer", GN_LAYER_MUX, c.muxers) &&
+                  check_components(reg, st, "--router", GN_LAYER_ROUTER, c.routers) &&
+                  check_components(reg, st, "--discovery", GN_LAYER_DISCOVERY, c.discovery) &&
+                  check_components(reg, st, "--nat", GN_LAYER_NAT, c.nat);
+        gn_stack_free(st);
+        gn_registry_free(reg);
+        if (!ok) {
+            goto out;
+        }
+    } else {
+        gn_registry_free(reg); /* no memory: gn_node_new() will say so */
+    }
+    if (kind == CLI_PING && !c.timeout_set) {
+        c.timeout += (c.count - 1) * c.interval; /* the pauses come on top */
     }
     if (kind == CLI_NODE && c.n_listen == 0) {
         c.listen[c.n_listen++] = "/ip4/127.0.0.1/tcp/0";
     }
+    c.progress = !json_out && (kind == CLI_ECHO || kind == CLI_PERF) && isatty(STDERR_FILENO);
+    if (gn_log_set_components(log_components) < 0) {
+        bad_value("--log-components", log_components, "at most 255 characters");
+        goto out;
+    }
     gn_log_set(cli_log, NULL, level);
-    int rc = cli_run(&c);
+    code = cli_run(&c);
+out:
     for (size_t k = 0; k < c.n_options; k++) {
         free(c.option_copies[k]);
     }
-    return rc;
-bad:
-    usage(stderr);
-    return EXIT_USAGE;
+    return code;
 }
 
 int main(int argc, char **argv)
@@ -1406,6 +2233,37 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        if (argc > 2) {
+            const char *text = cmd_help_text(argv[2]);
+            if (!text) {
+                fprintf(stderr, "golemnet: no command '%s'\n", argv[2]);
+                usage(stderr);
+                return EXIT_USAGE;
+            }
+            fputs(text, stdout);
+            return EXIT_SUCCESS;
+        }
+        usage(stdout);
+        return EXIT_SUCCESS;
+    }
+    if (!strcmp(cmd, "--version")) {
+        cmd = "version";
+    }
+    const char *help = cmd_help_text(cmd);
+    if (!help) {
+        fprintf(stderr, "golemnet: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    cli_cmd_name = cmd;
+    /* CMD --help (or -h) anywhere before a lone "--": that command's help */
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(help, stdout);
+            return EXIT_SUCCESS;
+        }
+    }
     if (!strcmp(cmd, "id")) {
         return cmd_id(argc - 2, argv + 2);
     }
@@ -1427,19 +2285,14 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "perf")) {
         return cmd_net(CLI_PERF, argc - 2, argv + 2);
     }
-    if (!strcmp(cmd, "version")) {
-        if (json_out) {
-            printf("{\"event\":\"version\",\"version\":\"%s\"}\n", gn_version());
-        } else {
-            printf("golemnet %s\n", gn_version());
-        }
-        return EXIT_SUCCESS;
+    /* version */
+    if (argc > 2) {
+        return usage_error("unexpected argument '%s' for 'version'", argv[2]);
     }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-        usage(stdout);
-        return EXIT_SUCCESS;
+    if (json_out) {
+        printf("{\"event\":\"version\",\"version\":\"%s\"}\n", gn_version());
+    } else {
+        printf("golemnet %s\n", gn_version());
     }
-    fprintf(stderr, "golemnet: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return EXIT_USAGE;
+    return EXIT_SUCCESS;
 }

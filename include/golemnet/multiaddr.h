@@ -69,6 +69,45 @@ typedef struct gn_ma_component {
 GN_API int gn_multiaddr_parse(const char *str, gn_multiaddr **out);
 
 /**
+ * Why gn_multiaddr_parse_ex() refused a string.
+ * Since: 0.2
+ */
+typedef enum gn_ma_parse_reason {
+    GN_MA_PARSE_OK = 0,            /* parsed, or failed for GN_EINVAL / GN_ENOMEM */
+    GN_MA_PARSE_SYNTAX = 1,        /* empty string, no leading '/', or an empty component ("//") */
+    GN_MA_PARSE_PROTOCOL = 2,      /* unknown protocol name */
+    GN_MA_PARSE_MISSING_VALUE = 3, /* the protocol takes a value and none follows */
+    GN_MA_PARSE_VALUE = 4,         /* the value is not valid for the protocol */
+    GN_MA_PARSE_TOO_LONG = 5       /* over GN_MA_MAX_STRLEN, _COMPONENTS or _BYTES */
+} gn_ma_parse_reason;
+
+/**
+ * Where and why a string did not parse: the offending component is the
+ * @len bytes of the input at @offset, starting with its '/' ("/ip4/1.2.3"
+ * in "/ip4/1.2.3/tcp/1"; for a unix path, the rest of the string). For
+ * GN_MA_PARSE_SYNTAX and a too long string it is the whole input (or the
+ * empty component). @protocol is the static name of the component's
+ * protocol ("ip4"), NULL when unknown or not applicable.
+ * Since: 0.2
+ */
+typedef struct gn_ma_parse_error {
+    gn_ma_parse_reason reason;
+    size_t offset; /* bytes from the start of the string */
+    size_t len;    /* bytes */
+    const char *protocol;
+} gn_ma_parse_error;
+
+/**
+ * gn_multiaddr_parse() that also tells which component is wrong and why.
+ * @err: NULL, or filled on every call (reason GN_MA_PARSE_OK on success
+ * and for GN_EINVAL / GN_ENOMEM). Returns and errors as
+ * gn_multiaddr_parse(); GN_EPARSE comes with reason SYNTAX, PROTOCOL,
+ * MISSING_VALUE or VALUE, GN_ETOOBIG with TOO_LONG. Pure, thread-safe.
+ * Since: 0.2
+ */
+GN_API int gn_multiaddr_parse_ex(const char *str, gn_multiaddr **out, gn_ma_parse_error *err);
+
+/**
  * Parses the binary form (@len bytes, copied). Errors: GN_EPARSE (unknown
  * code, truncated value, bad varint, invalid value), GN_ETOOBIG, GN_ENOMEM.
  * An empty input is GN_EPARSE.

@@ -3,9 +3,12 @@
 
 Usage: cli_test.py PATH_TO_golemnet   (prints TAP)
 """
+import calendar
 import errno
 import json
 import os
+import pty
+import re
 import select
 import signal
 import socket
@@ -102,6 +105,8 @@ def case(fn):
         results.append((fn.__name__, None))
     except AssertionError as e:
         results.append((fn.__name__, str(e) or "assertion failed"))
+    except Exception as e:  # a crash in a case fails that case, not the run
+        results.append((fn.__name__, f"{type(e).__name__}: {e}"))
     return fn
 
 
@@ -321,6 +326,10 @@ def dial_failures_exit_1():
         assert rc == 1 and err, (rc, out, err)
         e = events(out)[-1]
         assert e["event"] == "error" and e["what"] == "dial" and e["error"] == "GN_EPEERID", e
+        # the message names the peer ID expected and where it was looked for
+        assert e["expected_peer_id"] == seed9, e
+        assert seed9 in e["message"] and bare in e["message"], e
+        assert seed9 in err and "different peer ID" in err, err
         rc, out, _ = run("echo", addr, "--bytes", "10", "--json")  # node serves no echo
         assert rc == 1, (rc, out)
         e = [x for x in events(out) if x["event"] == "error"]
@@ -418,6 +427,280 @@ def network_bad_usage_exit_2():
         rc, out, _ = run(*args, "--json")
         assert rc == 2, (args, rc)
         assert out == "", (args, out)
+
+
+COMMANDS = ("id", "keygen", "multiaddr", "version", "node", "ping", "echo", "perf")
+
+
+@case
+def help_per_command_and_version():
+    for cmd in COMMANDS:
+        for args in ([cmd, "--help"], [cmd, "-h"], ["help", cmd]):
+            rc, out, err = run(*args)
+            assert rc == 0 and err == "", (args, rc, err)
+            assert out.startswith(f"usage: golemnet {cmd}"), (args, out)
+    # each command lists its own flags, and not the others'
+    assert "--interval" in run("ping", "--help")[1]
+    assert "--bytes N" in run("echo", "--help")[1] and "--interval" not in run("echo", "--help")[1]
+    assert "--upload-bytes" in run("perf", "--help")[1]
+    assert "--echo" in run("node", "--help")[1] and "--timeout" not in run("node", "--help")[1]
+    # --help wins wherever it is, even after a bad option
+    rc, out, _ = run("ping", "/ip4/127.0.0.1/tcp/1", "--count", "0", "--help")
+    assert rc == 0 and "--count" in out, (rc, out)
+    for args in (["--help"], ["help"], ["-h"]):
+        rc, out, err = run(*args)
+        assert rc == 0 and "commands:" in out and "--help" in out and err == "", (args, rc)
+    rc, out, _ = run("help", "frobnicate")
+    assert rc == 2 and out == "", rc
+    rc, out, err = run("--version")
+    assert rc == 0 and err == "", (rc, err)
+    assert re.fullmatch(r"golemnet \d+\.\d+\.\d+\n", out), out
+    assert out == run("version")[1], out
+    v = json.loads(run("--version", "--json")[1])
+    assert v["event"] == "version" and "golemnet " + v["version"] + "\n" == run("version")[1], v
+
+
+@case
+def unknown_option_and_missing_value_are_named():
+    ma = "/ip4/127.0.0.1/tcp/1"
+    for args, want in ((["ping", ma, "--foo"], "unknown option '--foo' for 'ping'"),
+                       (["ping", ma, "--foo=1"], "unknown option '--foo' for 'ping'"),
+                       (["node", "--bytes", "1"], "unknown option '--bytes' for 'node' (an option of: echo)"),
+                       (["id", "--out", "x"], "unknown option '--out' for 'id'"),
+                       (["ping", ma, "--count"], "option '--count' needs a value"),
+                       (["ping", ma, "--count", "--timeout", "3"], "option '--count' needs a value"),
+                       (["id", "--key"], "option '--key' needs a value"),
+                       (["node", "--echo=1"], "option '--echo' takes no value"),
+                       (["node", "extra"], "unexpected argument 'extra' for 'node'"),
+                       (["ping", ma, ma], f"unexpected argument '{ma}' for 'ping'")):
+        rc, out, err = run(*args, "--json")
+        assert rc == 2 and out == "", (args, rc, out)
+        assert want in err, (args, err)
+    # --name=value works like --name value
+    rc, out, _ = run("id", "--key-seed=1")
+    assert rc == 0 and out.strip() == SEED1, (rc, out)
+
+
+@case
+def bad_values_name_option_and_value():
+    ma = "/ip4/127.0.0.1/tcp/1"
+    for args, want in ((["ping", ma, "--count", "x"], "bad value 'x' for --count"),
+                       (["ping", ma, "--count", "0"], "bad value '0' for --count: expected an integer 1..1000000"),
+                       (["ping", ma, "--timeout", "-1"], "bad value '-1' for --timeout"),
+                       (["ping", ma, "--interval", "0.5s"], "bad value '0.5s' for --interval"),
+                       (["ping", ma, "--interval", "3601s"], "bad value '3601s' for --interval"),
+                       (["id", "--key-seed", "-3"], "bad value '-3' for --key-seed"),
+                       (["node", "--log", "loud"], "bad value 'loud' for --log"),
+                       (["node", "--option", "nodot"], "bad value 'nodot' for --option"),
+                       (["echo", ma, "--bytes", "1.5M"], "bad value '1.5M' for --bytes"),
+                       (["echo", ma, "--bytes", "0"], "bad value '0' for --bytes: at least 1 byte"),
+                       (["echo", ma, "--bytes", "10m"], "bad value '10m' for --bytes"),
+                       (["perf", ma, "--upload-bytes", "2PiB"],
+                        "bad value '2PiB' for --upload-bytes: too large"),
+                       (["perf", ma, "--download-bytes", "99999999999999999999"],
+                        "for --download-bytes: too large"),
+                       (["perf", ma, "--download-bytes", "18446744073709551615k"],
+                        "for --download-bytes: too large"),
+                       (["ping", ma, "--security", "noise,nosuch"],
+                        "bad value 'noise,nosuch' for --security: 'nosuch' is not a built-in "
+                        "security component (known: /noise"),
+                       (["node", "--muxer", "yamux,bogus"], "'bogus' is not a built-in muxer"),
+                       (["node", "--muxer", ""], "bad value '' for --muxer"),
+                       (["node", "--router", "nosuch"], "'nosuch' is not a built-in router"),
+                       (["node", "--discovery", "x"], "'x' is not a built-in discovery")):
+        rc, out, err = run(*args, "--json")
+        assert rc == 2 and out == "", (args, rc, out)
+        assert want in err, (args, err)
+
+
+@case
+def bad_multiaddr_names_the_part():
+    rc, out, err = run("ping", "/ip4/1.2.3/tcp/1", "--json")
+    assert rc == 2 and out == "", (rc, out)
+    assert "bad multiaddr '/ip4/1.2.3/tcp/1': '/ip4/1.2.3' is not an IPv4 address" in err, err
+    for args, want in ((["node", "--listen", "/ip4/127.0.0.1/tcpp/0"],
+                        "--listen: bad multiaddr '/ip4/127.0.0.1/tcpp/0': '/tcpp' is not a known protocol"),
+                       (["ping", "/ip4/1.2.3.4/tcp"], "'/tcp' needs a value"),
+                       (["ping", "/ip6/1::2::3/tcp/1"], "'/ip6/1::2::3' is not an IPv6 address"),
+                       (["ping", "/ip4/1.2.3.4/tcp/1/p2p/Qmxyz"], "'/p2p/Qmxyz' is not a peer ID"),
+                       (["ping", "/p2p/12D3KooW0"], "'/p2p/12D3KooW0' is not a peer ID"),
+                       (["ping", "nonsense"], "bad target 'nonsense'"),
+                       (["ping", SEED1, "--route", "/ip4/1.2.3.4/tcp/65536/p2p/" + SEED1],
+                        "--route: bad multiaddr"),
+                       (["ping", SEED1, "--bootstrap", "ip4/1.2.3.4"],
+                        "a multiaddr starts with '/'")):
+        rc, out, err = run(*args, "--json")
+        assert rc == 2 and out == "", (args, rc, out)
+        assert want in err, (args, err)
+    # the multiaddr command: exit 1, and the JSON error line says the same
+    rc, out, err = run("multiaddr", "/ip4/1.2.3.4/tcp/99999", "--json")
+    assert rc == 1, rc
+    e = events(out)[-1]
+    assert e["event"] == "error" and e["error"] == "GN_EPARSE", e
+    assert "'/tcp/99999' is not a port number" in e["message"] and e["message"] in err, (e, err)
+
+
+@case
+def dialing_yourself_is_refused():
+    for target in (f"/ip4/127.0.0.1/tcp/1/p2p/{SEED1}", f"/p2p/{SEED1}", SEED1):
+        t0 = time.monotonic()
+        rc, out, err = run("ping", target, "--key-seed", "1", "--json", timeout=10)
+        assert rc == 1 and time.monotonic() - t0 < 5, (target, rc)
+        e = events(out)[-1]
+        assert e["event"] == "error" and e["what"] == "dial" and e["error"] == "GN_EINVAL", e
+        assert "cannot dial yourself" in e["message"] and "cannot dial yourself" in err, (e, err)
+    # a relayed address names the target after /p2p-circuit: the relay may be us
+    seed2 = json.loads(run("id", "--key-seed", "2", "--json")[1])["peer_id"]
+    rc, out, err = run("ping", f"/ip4/127.0.0.1/tcp/1/p2p/{SEED1}/p2p-circuit/p2p/{seed2}",
+                       "--key-seed", "1", "--json", "--timeout", "2", timeout=10)
+    assert "cannot dial yourself" not in err, err
+
+
+@case
+def size_units_are_decimal_and_binary():
+    n, ev = start_node("--key-seed", "1", "--echo", "--perf")
+    addr = ev["addrs"][0]
+    try:
+        rc, out, err = run("perf", addr, "--upload-bytes", "1M", "--download-bytes", "2KiB",
+                           "--json")
+        assert rc == 0, (rc, err)
+        p = [x for x in events(out) if x["event"] == "perf"][0]
+        assert p["upload_bytes"] == 1000000 and p["download_bytes"] == 2048, p
+        rc, out, err = run("echo", addr, "--bytes", "10k", "--json")
+        assert rc == 0, (rc, err)
+        e = [x for x in events(out) if x["event"] == "echo"][0]
+        assert e["bytes"] == 10000, e
+        rc, out, err = run("echo", addr, "--bytes", "1MiB", "--json")
+        assert rc == 0, (rc, err)
+        e = [x for x in events(out) if x["event"] == "echo"][0]
+        assert e["bytes"] == 1 << 20, e
+    finally:
+        assert n.stop()[0] == 0
+
+
+@case
+def ping_interval_and_summary():
+    n, ev = start_node("--key-seed", "1")
+    addr = ev["addrs"][0]
+    try:
+        t0 = time.monotonic()
+        rc, out, err = run("ping", addr, "--count", "3", "--interval", "200ms", "--json")
+        took = time.monotonic() - t0
+        assert rc == 0, (rc, err)
+        assert took >= 0.4, took  # two pauses of 200 ms
+        evs = events(out)
+        pings = [e for e in evs if e["event"] == "ping"]
+        assert [p["seq"] for p in pings] == [0, 1, 2], evs
+        sums = [e for e in evs if e["event"] == "ping_summary"]
+        assert len(sums) == 1, evs
+        s = sums[0]
+        assert s["peer_id"] == SEED1 and s["sent"] == 3 and s["received"] == 3, s
+        assert s["loss_pct"] == 0, s
+        rtts = [p["rtt_ms"] for p in pings]
+        assert abs(s["min_ms"] - min(rtts)) < 0.002 and abs(s["max_ms"] - max(rtts)) < 0.002, s
+        assert abs(s["avg_ms"] - sum(rtts) / 3) < 0.002, (s, rtts)
+        assert evs.index(s) > evs.index(pings[-1]), evs
+        # text form, seconds as the unit
+        rc, out, err = run("ping", addr, "--count", "2", "--interval", "0s")
+        assert rc == 0, (rc, err)
+        line = [x for x in out.splitlines() if x.startswith("ping_summary ")]
+        assert len(line) == 1 and "sent=2 received=2 loss_pct=0.0 min_ms=" in line[0], out
+        # interrupted: the summary counts what was sent, the error line stays last
+        p = subprocess.Popen([CLI, "ping", addr, "--count", "1000", "--interval", "100ms",
+                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=15)
+        assert p.returncode == 1, (p.returncode, err)
+        evs = events(out)
+        errs = [e for e in evs if e["event"] == "error"]
+        assert len(errs) == 1 and errs[0]["what"] == "interrupted", evs
+        s = [e for e in evs if e["event"] == "ping_summary"]
+        assert len(s) == 1 and evs.index(s[0]) < evs.index(errs[0]), evs
+        got = len([e for e in evs if e["event"] == "ping"])
+        assert s[0]["received"] == got and got >= 2, (s, got)
+        assert s[0]["sent"] in (got, got + 1) and s[0]["sent"] < 1000, s
+    finally:
+        assert n.stop()[0] == 0
+
+
+def run_on_pty(*args, timeout=60):
+    """Runs the CLI with stderr on a pseudo-terminal; returns (rc, stdout, stderr bytes)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([CLI, *args], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    got = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the last writer closed the terminal
+                    break
+                if not chunk:
+                    break
+                got += chunk
+            elif p.poll() is not None:
+                break
+        out = p.communicate(timeout=max(1, deadline - time.monotonic()))[0]
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, out.decode(), got
+
+
+@case
+def progress_only_on_a_terminal():
+    n, ev = start_node("--key-seed", "1", "--echo", "--perf")
+    addr = ev["addrs"][0]
+    try:
+        t0 = time.monotonic()
+        rc, out, err = run_on_pty("echo", addr, "--bytes", "200M")
+        took = time.monotonic() - t0
+        assert rc == 0, (rc, err)
+        text = err.decode(errors="replace")
+        updates = text.count("\rgolemnet: echo ")
+        assert updates >= 1 and "checked (" in text, text[-300:]
+        # at most a few times a second
+        assert updates <= took * 4 + 1, (updates, took)
+        assert text.endswith("\r\x1b[K") or "\r\x1b[K" in text, text[-200:]  # erased
+        rc, out, err = run_on_pty("perf", addr, "--upload-bytes", "200M")
+        assert rc == 0, (rc, err)
+        assert "\rgolemnet: perf upload run of " in err.decode(errors="replace"), err[-300:]
+        # --json or a pipe: no progress
+        rc, out, err = run_on_pty("echo", addr, "--bytes", "50M", "--json")
+        assert rc == 0 and b"\r" not in err, (rc, err[-200:])
+        rc, out, err = run("echo", addr, "--bytes", "50M")
+        assert rc == 0 and "\r" not in err, (rc, err[-200:])
+    finally:
+        assert n.stop()[0] == 0
+
+
+@case
+def log_lines_have_time_and_component():
+    with tempfile.NamedTemporaryFile("w", suffix=".routes", delete=False) as f:
+        f.write("/ip4/1.2.3.4/tcp/x\n")
+    try:
+        rc, _, err = run("ping", SEED1, "--option", f"static.file={f.name}", "--timeout", "5")
+        assert rc == 1, (rc, err)
+        stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+        lines = [x for x in err.splitlines() if re.match(stamp + " golemnet ", x)]
+        assert any(re.fullmatch(stamp + r" golemnet err static: .*line 1.*", x) for x in lines), err
+        assert any(re.fullmatch(stamp + r" golemnet err host: .*", x) for x in lines), err
+        # the timestamp is UTC and now
+        t = time.strptime(lines[0][:19], "%Y-%m-%dT%H:%M:%S")
+        assert abs(calendar.timegm(t) - time.time()) < 60, lines[0]
+        # --log-components selects
+        rc, _, err = run("ping", SEED1, "--option", f"static.file={f.name}", "--timeout", "5",
+                         "--log-components", "all,-static")
+        assert rc == 1 and " static: " not in err and " host: " in err, err
+    finally:
+        os.unlink(f.name)
 
 print("TAP version 13")
 print(f"1..{len(results)}")

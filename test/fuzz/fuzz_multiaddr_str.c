@@ -2,7 +2,8 @@
  * Fuzz target: multiaddr string parser. A string that parses must print,
  * and the printed form must parse back to the same binary form; the binary
  * form must also be accepted by gn_multiaddr_from_bytes(). Components,
- * value strings, find and decapsulate must agree with it. Violations abort().
+ * value strings, find and decapsulate must agree with it; gn_multiaddr_parse_ex
+ * must give the same result and name a part of the input. Violations abort().
  */
 #include "golemnet/err.h"
 #include "golemnet/multiaddr.h"
@@ -78,6 +79,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s[size] = '\0';
     gn_multiaddr *ma = NULL;
     int rc = gn_multiaddr_parse(s, &ma);
+    /* gn_multiaddr_parse_ex agrees, and names a part inside the string */
+    gn_multiaddr *ma2 = NULL;
+    gn_ma_parse_error e;
+    int rc2 = gn_multiaddr_parse_ex(s, &ma2, &e);
+    size_t slen = strlen(s);
+    if (rc2 != rc || (rc == 0) != (e.reason == GN_MA_PARSE_OK))
+        abort();
+    if (rc < 0 && (e.offset > slen || e.len > slen - e.offset))
+        abort();
+    if (rc < 0 && e.len > 0 && e.reason != GN_MA_PARSE_SYNTAX && e.reason != GN_MA_PARSE_TOO_LONG &&
+        s[e.offset] != '/')
+        abort(); /* a component starts with its '/' */
+    if (e.protocol != NULL && gn_ma_protocol_code(e.protocol) < 0)
+        abort();
+    if (rc == 0 && !gn_multiaddr_equal(ma, ma2))
+        abort();
+    gn_multiaddr_free(ma2);
     if (rc < 0) {
         if (rc != GN_EPARSE && rc != GN_ETOOBIG)
             abort();

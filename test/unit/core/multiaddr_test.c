@@ -592,7 +592,70 @@ GN_TEST(ma_alloc_failure)
     gn_multiaddr_free(base);
 }
 
+/* gn_multiaddr_parse_ex names the offending component and the reason. */
+GN_TEST(ma_parse_error_detail)
+{
+    static const struct {
+        const char *s;
+        int rc;
+        gn_ma_parse_reason reason;
+        const char *part;  /* the offending component, as a substring */
+        const char *proto; /* NULL: none */
+    } v[] = {
+        {"/ip4/1.2.3/tcp/1", GN_EPARSE, GN_MA_PARSE_VALUE, "/ip4/1.2.3", "ip4"},
+        {"/ip4/1.2.3.4/tcp/65536", GN_EPARSE, GN_MA_PARSE_VALUE, "/tcp/65536", "tcp"},
+        {"/ip4/1.2.3.4/tcp", GN_EPARSE, GN_MA_PARSE_MISSING_VALUE, "/tcp", "tcp"},
+        {"/ip4/1.2.3.4/tcp/", GN_EPARSE, GN_MA_PARSE_MISSING_VALUE, "/tcp/", "tcp"},
+        {"/ip4/1.2.3.4/foo/1", GN_EPARSE, GN_MA_PARSE_PROTOCOL, "/foo", NULL},
+        {"/ip4/1.2.3.4//tcp/1", GN_EPARSE, GN_MA_PARSE_SYNTAX, "/", NULL},
+        {"ip4/1.2.3.4", GN_EPARSE, GN_MA_PARSE_SYNTAX, "ip4/1.2.3.4", NULL},
+        {"/ip4/1.2.3.4/tcp/1/p2p/Qm", GN_EPARSE, GN_MA_PARSE_VALUE, "/p2p/Qm", "p2p"},
+        {"/ip6/1::2::3/udp/1", GN_EPARSE, GN_MA_PARSE_VALUE, "/ip6/1::2::3", "ip6"},
+        {"/ip4/1.2.3.4/tcp/80", 0, GN_MA_PARSE_OK, "", NULL},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        gn_multiaddr *ma = NULL;
+        gn_ma_parse_error e;
+        memset(&e, 0xa5, sizeof e);
+        int rc = gn_multiaddr_parse_ex(v[i].s, &ma, &e);
+        CHECK_EQ(rc, v[i].rc);
+        CHECK_EQ(e.reason, v[i].reason);
+        if (rc == 0) {
+            CHECK(ma != NULL);
+            gn_multiaddr_free(ma);
+            CHECK(e.protocol == NULL);
+            continue;
+        }
+        CHECK(ma == NULL);
+        const char *want = strstr(v[i].s, v[i].part);
+        if (v[i].part[0] == '/' && v[i].reason == GN_MA_PARSE_SYNTAX)
+            want = strstr(v[i].s, "//"); /* the empty component, "/" */
+        CHECK(want != NULL);
+        CHECK_EQ(e.offset, (size_t)(want - v[i].s));
+        CHECK_EQ(e.len, strlen(v[i].part));
+        if (v[i].proto == NULL)
+            CHECK(e.protocol == NULL);
+        else
+            CHECK(e.protocol != NULL && strcmp(e.protocol, v[i].proto) == 0);
+    }
+    /* too many components: the 33rd is named */
+    char s[200] = "";
+    for (int i = 0; i < 33; i++)
+        strcat(s, "/ws");
+    gn_multiaddr *ma = NULL;
+    gn_ma_parse_error e;
+    CHECK_EQ(gn_multiaddr_parse_ex(s, &ma, &e), GN_ETOOBIG);
+    CHECK_EQ(e.reason, GN_MA_PARSE_TOO_LONG);
+    CHECK_EQ(e.offset, 32 * 3);
+    CHECK_EQ(e.len, 3);
+    /* NULL @err is allowed; NULL input is GN_EINVAL with reason OK */
+    CHECK_EQ(gn_multiaddr_parse_ex("/tcp/x", &ma, NULL), GN_EPARSE);
+    CHECK_EQ(gn_multiaddr_parse_ex(NULL, &ma, &e), GN_EINVAL);
+    CHECK_EQ(e.reason, GN_MA_PARSE_OK);
+}
+
 GN_TEST_MAIN(GN_T(ma_known_answers), GN_T(ma_noncanonical_input), GN_T(ma_peer_id_brief_vector),
              GN_T(ma_components), GN_T(ma_protocol_table), GN_T(ma_encapsulate_decapsulate),
              GN_T(ma_encapsulate_limits), GN_T(ma_bad_strings), GN_T(ma_string_limits),
-             GN_T(ma_bad_bytes), GN_T(ma_value_string_bad_component), GN_T(ma_alloc_failure))
+             GN_T(ma_bad_bytes), GN_T(ma_value_string_bad_component), GN_T(ma_alloc_failure),
+             GN_T(ma_parse_error_detail))
