@@ -355,7 +355,7 @@ static void refuse(gn_rcmgr *rm, rc_scope *sc, int kind, const char *name, gn_rc
     if (sc) {
         scope_name(sc, r->name, sizeof r->name);
     } else {
-        snprintf(r->name, sizeof r->name, "%s", name);
+        snprintf(r->name, sizeof r->name, "%s", name ? name : "?");
     }
 }
 
