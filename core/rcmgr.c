@@ -38,9 +38,19 @@ typedef struct rc_scope {
     uint8_t kind; /* gn_rcmgr_scope_kind */
 } rc_scope;
 
+/* Limits for one key (gn_rcmgr_set_scope_limit()); kept whether or not its scope exists. */
+typedef struct rc_override {
+    gni_list node; /* rm->overrides */
+    gn_rcmgr_limit lim;
+    uint8_t kind;
+    uint16_t key_len;
+    uint8_t key[];
+} rc_override;
+
 /* A peer, protocol, ip or subnet scope: in its kind's table while refs > 0. */
 typedef struct rc_kscope {
     rc_scope s;
+    rc_override *ov; /* its own limits, or NULL for the kind's */
     struct rc_kscope *hnext;
     uint64_t hash;
     gni_list node; /* the table's creation-ordered list */
@@ -83,6 +93,8 @@ struct gn_rcmgr {
     rc_scope system, transient;
     rc_table tab[GN_RCMGR_SCOPE_KINDS]; /* PEER, PROTOCOL, IP, SUBNET used */
     gni_list conns, streams;
+    gni_list overrides;
+    size_t n_overrides;
     uint64_t next_id;
     uint64_t refusals[GN_RCMGR_SCOPE_KINDS];
     bool refused_once;
@@ -166,6 +178,18 @@ static const gn_rcmgr_limit *limit_of(const gn_rcmgr *rm, int kind)
     case GN_RCMGR_SCOPE_CONN: return &rm->lim.conn;
     default: return &rm->lim.stream;
     }
+}
+
+/* The limits that apply to @sc: its override, else its kind's. */
+static const gn_rcmgr_limit *scope_limit(const gn_rcmgr *rm, const rc_scope *sc)
+{
+    if (kind_keyed(sc->kind)) {
+        const rc_kscope *ks = GNI_CONTAINER_OF(sc, const rc_kscope, s);
+        if (ks->ov) {
+            return &ks->ov->lim;
+        }
+    }
+    return limit_of(rm, sc->kind);
 }
 
 static uint32_t table_cap(const gn_rcmgr *rm, int kind)
@@ -359,6 +383,17 @@ static void refuse(gn_rcmgr *rm, rc_scope *sc, int kind, const char *name, gn_rc
     }
 }
 
+static rc_override *override_find(const gn_rcmgr *rm, int kind, const uint8_t *key, size_t len)
+{
+    for (const gni_list *l = rm->overrides.next; l != &rm->overrides; l = l->next) {
+        rc_override *o = GNI_CONTAINER_OF(l, rc_override, node);
+        if (o->kind == kind && o->key_len == len && memcmp(o->key, key, len) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
 /*
  * Takes a reference on the scope of (@kind, @key), creating it if the
  * table has room. Errors: GN_ERESOURCE (table full), GN_ENOMEM.
@@ -382,6 +417,7 @@ static int scope_get(gn_rcmgr *rm, int kind, const uint8_t *key, size_t len, rc_
     e->key_len = (uint16_t)len;
     memcpy(e->key, key, len);
     e->hash = key_hash(rm, key, len);
+    e->ov = override_find(rm, kind, key, len);
     if (t->n >= cap) {
         char name[GN_RCMGR_NAME_MAX];
         scope_name(&e->s, name, sizeof name);
@@ -430,7 +466,7 @@ static bool count_over(uint64_t used, uint64_t delta, uint32_t limit)
 static bool scope_admit(const gn_rcmgr *rm, const rc_scope *sc, const uint64_t d[C_N], uint8_t prio,
                         gn_rcmgr_res *res, uint64_t *used, uint64_t *asked, uint64_t *limit)
 {
-    const gn_rcmgr_limit *l = limit_of(rm, sc->kind);
+    const gn_rcmgr_limit *l = scope_limit(rm, sc);
     const uint64_t *u = sc->use;
     if (d[C_MEM] > 0) {
         uint64_t cap = prio_share(l->memory, prio);
@@ -557,6 +593,7 @@ int gn_rcmgr_new(const gn_rcmgr_limits *limits, gn_rcmgr **out)
     }
     gni_list_init(&rm->conns);
     gni_list_init(&rm->streams);
+    gni_list_init(&rm->overrides);
     gn_rng_fill(gn_rng_system(), rm->hash_key, sizeof rm->hash_key);
     *out = rm;
     return 0;
@@ -585,6 +622,11 @@ void gn_rcmgr_free(gn_rcmgr *rm)
             gn_free(e);
         }
         gn_free(t->b);
+    }
+    while (!gni_list_empty(&rm->overrides)) {
+        rc_override *o = GNI_CONTAINER_OF(rm->overrides.next, rc_override, node);
+        gni_list_del(&o->node);
+        gn_free(o);
     }
     gn_free(rm);
 }
@@ -923,6 +965,45 @@ void gn_rcmgr_span_stat(const gn_rcmgr_span *sp, gn_rcmgr_usage *out)
     out->refused = sp->self.refused;
 }
 
+/*
+ * The table key of a caller's @key for a keyed @kind, in @buf (at least
+ * GN_RCMGR_PROTOCOL_MAX bytes) or @key itself. Errors: GN_EINVAL.
+ */
+static int user_key(const gn_rcmgr *rm, int kind, const void *key, size_t len, uint8_t *buf,
+                    const uint8_t **out, size_t *out_len)
+{
+    const uint8_t *k = key;
+    switch (kind) {
+    case GN_RCMGR_SCOPE_PEER:
+    case GN_RCMGR_SCOPE_PROTOCOL:
+        if (!k || len == 0 ||
+            len > (kind == GN_RCMGR_SCOPE_PEER ? GN_PEER_ID_MAX_BYTES : GN_RCMGR_PROTOCOL_MAX)) {
+            return GN_EINVAL;
+        }
+        *out = k;
+        *out_len = len;
+        return 0;
+    case GN_RCMGR_SCOPE_IP:
+    case GN_RCMGR_SCOPE_SUBNET: {
+        if (!k || (len != 4 && len != 16)) {
+            return GN_EINVAL;
+        }
+        uint8_t a[16];
+        size_t alen = ip_normalise(k, len, a);
+        if (kind == GN_RCMGR_SCOPE_IP) {
+            memcpy(buf, a, alen);
+            *out_len = alen;
+        } else {
+            *out_len = subnet_key(rm, a, alen, buf);
+        }
+        *out = buf;
+        return 0;
+    }
+    default:
+        return GN_EINVAL;
+    }
+}
+
 int gn_rcmgr_stat(const gn_rcmgr *rm, gn_rcmgr_scope_kind kind, const void *key, size_t key_len,
                   gn_rcmgr_usage *out)
 {
@@ -930,47 +1011,74 @@ int gn_rcmgr_stat(const gn_rcmgr *rm, gn_rcmgr_scope_kind kind, const void *key,
         return GN_EINVAL;
     }
     const rc_scope *sc = NULL;
-    const uint8_t *k = key;
-    uint8_t a[16], sk[17];
-    size_t alen;
-    const rc_kscope *e = NULL;
-    switch (kind) {
-    case GN_RCMGR_SCOPE_SYSTEM:
-    case GN_RCMGR_SCOPE_TRANSIENT:
+    if (kind == GN_RCMGR_SCOPE_SYSTEM || kind == GN_RCMGR_SCOPE_TRANSIENT) {
         if (key || key_len) {
             return GN_EINVAL;
         }
         sc = kind == GN_RCMGR_SCOPE_SYSTEM ? &rm->system : &rm->transient;
-        break;
-    case GN_RCMGR_SCOPE_PEER:
-    case GN_RCMGR_SCOPE_PROTOCOL:
-        if (!k || key_len == 0 || key_len > GN_RCMGR_PROTOCOL_MAX) {
-            return GN_EINVAL;
+    } else {
+        uint8_t buf[GN_RCMGR_PROTOCOL_MAX];
+        const uint8_t *k;
+        size_t klen;
+        int rc = user_key(rm, kind, key, key_len, buf, &k, &klen);
+        if (rc < 0) {
+            return rc;
         }
-        e = table_find(rm, kind, k, key_len);
-        break;
-    case GN_RCMGR_SCOPE_IP:
-    case GN_RCMGR_SCOPE_SUBNET:
-        if (!k || (key_len != 4 && key_len != 16)) {
-            return GN_EINVAL;
-        }
-        alen = ip_normalise(k, key_len, a);
-        if (kind == GN_RCMGR_SCOPE_IP) {
-            e = table_find(rm, kind, a, alen);
-        } else {
-            e = table_find(rm, kind, sk, subnet_key(rm, a, alen, sk));
-        }
-        break;
-    default:
-        return GN_EINVAL;
-    }
-    if (e) {
-        sc = &e->s;
+        const rc_kscope *e = table_find(rm, kind, k, klen);
+        sc = e ? &e->s : NULL;
     }
     if (!sc) {
         return GN_ENOTFOUND;
     }
     scope_stat(sc, out);
+    return 0;
+}
+
+int gn_rcmgr_set_scope_limit(gn_rcmgr *rm, gn_rcmgr_scope_kind kind, const void *key,
+                             size_t key_len, const gn_rcmgr_limit *limit)
+{
+    if (!rm || !kind_keyed(kind)) {
+        return GN_EINVAL;
+    }
+    uint8_t buf[GN_RCMGR_PROTOCOL_MAX];
+    const uint8_t *k;
+    size_t klen;
+    int rc = user_key(rm, kind, key, key_len, buf, &k, &klen);
+    if (rc < 0) {
+        return rc;
+    }
+    rc_override *o = override_find(rm, kind, k, klen);
+    rc_kscope *e = table_find(rm, kind, k, klen);
+    if (!limit) {
+        if (!o) {
+            return GN_ENOTFOUND;
+        }
+        if (e) {
+            e->ov = NULL;
+        }
+        gni_list_del(&o->node);
+        gn_free(o);
+        rm->n_overrides--;
+        return 0;
+    }
+    if (!o) {
+        if (rm->n_overrides >= GN_RCMGR_MAX_OVERRIDES) {
+            return GN_ELIMIT;
+        }
+        o = gn_calloc(1, sizeof *o + klen);
+        if (!o) {
+            return GN_ENOMEM;
+        }
+        o->kind = (uint8_t)kind;
+        o->key_len = (uint16_t)klen;
+        memcpy(o->key, k, klen);
+        gni_list_add_tail(&rm->overrides, &o->node);
+        rm->n_overrides++;
+        if (e) {
+            e->ov = o;
+        }
+    }
+    o->lim = *limit;
     return 0;
 }
 
@@ -985,7 +1093,7 @@ static int report(const gn_rcmgr *rm, const rc_scope *sc, const uint8_t *key, si
     info.key = key;
     info.key_len = key_len;
     scope_stat(sc, &info.stat);
-    info.limit = limit_of(rm, sc->kind);
+    info.limit = scope_limit(rm, sc);
     return cb(ud, &info);
 }
 
@@ -1089,7 +1197,7 @@ static int chk_scope(const gn_rcmgr *rm, const rc_scope *sc, bool limits, char *
         return GN_EINTERNAL;
     }
     if (limits) {
-        const gn_rcmgr_limit *l = limit_of(rm, sc->kind);
+        const gn_rcmgr_limit *l = scope_limit(rm, sc);
         const uint64_t *u = sc->use;
         bool ok = (l->memory == GN_RCMGR_UNLIMITED_MEMORY || u[C_MEM] <= l->memory) &&
                   !count_over(0, u[C_SIN], l->streams_in) &&

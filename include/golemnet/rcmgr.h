@@ -248,7 +248,8 @@ GN_API int gn_rcmgr_new(const gn_rcmgr_limits *limits, gn_rcmgr **out);
 GN_API void gn_rcmgr_free(gn_rcmgr *rm);
 
 /**
- * Replaces the limits with a copy of @limits. They apply to the next
+ * Replaces the limits with a copy of @limits (per-key overrides set with
+ * gn_rcmgr_set_scope_limit() stay). They apply to the next
  * reservations; nothing reserved is revoked (a scope over a lowered limit
  * refuses more of that resource until it drops below), and a keyed table
  * above a lowered cap keeps its scopes and takes no new key until it
@@ -262,6 +263,28 @@ GN_API int gn_rcmgr_set_limits(gn_rcmgr *rm, const gn_rcmgr_limits *limits);
 
 /** Copies the current limits into @out. Both must not be NULL. Since: 0.2 */
 GN_API void gn_rcmgr_get_limits(const gn_rcmgr *rm, gn_rcmgr_limits *out);
+
+/** Most per-key limit overrides a manager keeps (gn_rcmgr_set_scope_limit()). Since: 0.2 */
+#define GN_RCMGR_MAX_OVERRIDES 64
+
+/**
+ * Sets the limits of one keyed scope, overriding the kind's limits in
+ * gn_rcmgr_limits: more for a bootstrap or relay peer, less for an
+ * expensive protocol. The override applies whether or not the scope exists
+ * now, to reservations made from now on (nothing reserved is revoked), and
+ * stays until removed, gn_rcmgr_set_limits() does not change it. It never
+ * lifts the limits of the other scopes of a chain (system, transient ...).
+ * @kind, @key, @key_len: PEER, PROTOCOL, IP or SUBNET, keyed as for
+ * gn_rcmgr_stat() (a subnet key is masked with the current prefix
+ * length); borrowed for the call.
+ * @limit: the limits, copied; NULL removes the override.
+ * Errors: GN_EINVAL (NULL @rm, another kind, a bad key), GN_ELIMIT
+ * (GN_RCMGR_MAX_OVERRIDES overrides exist already), GN_ENOTFOUND (@limit
+ * NULL and no override for the key), GN_ENOMEM.
+ * Since: 0.2
+ */
+GN_API int gn_rcmgr_set_scope_limit(gn_rcmgr *rm, gn_rcmgr_scope_kind kind, const void *key,
+                                    size_t key_len, const gn_rcmgr_limit *limit);
 
 /**
  * Opens a connection span: before accepting an inbound connection or

@@ -1,12 +1,12 @@
 /*
  * Fuzz target: the resource manager. The input is a sequence of
- * operations (open, move, reserve, release and close spans, change limits)
- * on a manager with small limits taken from the first bytes. After every
- * operation the manager's usage must equal what the open spans hold
- * (gni_rcmgr_check), stay within the limits while they were never
- * lowered, and a refused operation must change no usage at all. At the
- * end, closing every span must leave every scope collected. Violations
- * abort().
+ * operations (open, move, reserve, release and close spans, change limits
+ * and per-key overrides) on a manager with small limits taken from the
+ * first bytes. After every operation the manager's usage must equal what
+ * the open spans hold (gni_rcmgr_check), stay within the limits while they
+ * were never lowered, and a refused operation must change no usage at all.
+ * At the end, closing every span must leave every scope collected.
+ * Violations abort().
  */
 #include "golemnet/err.h"
 #include "golemnet/rcmgr.h"
@@ -250,6 +250,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if ((r1 != 0 && r1 != GN_ENOTFOUND) || (r2 != 0 && r2 != GN_ENOTFOUND)) {
                 FAIL();
             }
+        } else if (op == 10) {
+            /* set or remove a per-key override (may lower a limit below usage) */
+            gn_rcmgr_limits cur;
+            gn_rcmgr_get_limits(rm, &cur);
+            gn_peer_id p = peer_of(b);
+            uint8_t ip[4] = {10, b & 3, (uint8_t)(b >> 2 & 3), (uint8_t)(b >> 4)};
+            const char *id = protos[b % 6];
+            gn_rcmgr_limit lim;
+            int r;
+            switch (a % 3) {
+            case 0:
+                lim = cur.peer;
+                lim.conns = a >> 4;
+                lim.streams = a >> 2;
+                r = gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PEER, p.bytes, p.len,
+                                             (a & 8) ? NULL : &lim);
+                break;
+            case 1:
+                lim = cur.protocol;
+                lim.streams = a >> 3;
+                r = gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, id, strlen(id),
+                                             (a & 4) ? NULL : &lim);
+                break;
+            default:
+                lim = cur.ip;
+                lim.conns_upgrading = a >> 5;
+                r = gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_IP, ip, 4, (a & 4) ? NULL : &lim);
+                break;
+            }
+            if (r != 0 && r != GN_ENOTFOUND && r != GN_ELIMIT) {
+                FAIL();
+            }
+            lowered = true;
         }
         if (rc == GN_ERESOURCE) {
             gn_rcmgr_refusal r;

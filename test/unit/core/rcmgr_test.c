@@ -757,6 +757,115 @@ GN_TEST(many_keys_table_bounded)
     gn_rcmgr_free(rm);
 }
 
+static int limit_cb(void *ud, const gn_rcmgr_scope_info *info)
+{
+    *(uint32_t *)ud = info->limit->streams_in;
+    return 0;
+}
+
+GN_TEST(per_key_overrides)
+{
+    gn_rcmgr *rm = NULL;
+    CHECK_OK(gn_rcmgr_new(NULL, &rm));
+    gn_rcmgr_limits l;
+    gn_rcmgr_get_limits(rm, &l);
+    gn_peer_id p = peer_n(1), q = peer_n(2);
+
+    /* a trusted peer gets more connections than the per-peer default (8) */
+    gn_rcmgr_limit more = l.peer;
+    more.conns = 12;
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PEER, p.bytes, p.len, &more));
+    gn_rcmgr_conn *c[40];
+    size_t n = 0, np = 0, nq = 0;
+    for (int i = 0; i < 20; i++) {
+        uint8_t ip[4] = {10, 1, (uint8_t)i, 1};
+        CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, ip, 4, &c[n]));
+        int rc = gn_rcmgr_conn_set_peer(c[n++], &p);
+        np += rc == 0;
+        CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, ip, 4, &c[n]));
+        rc = gn_rcmgr_conn_set_peer(c[n++], &q);
+        nq += rc == 0;
+    }
+    CHECK_EQ(np, 12);
+    CHECK_EQ(nq, 8);
+    /* set_limits keeps overrides */
+    CHECK_OK(gn_rcmgr_set_limits(rm, &l));
+    gn_rcmgr_conn *x = NULL;
+    CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, &x));
+    CHECK_EQ(gn_rcmgr_conn_set_peer(x, &p), GN_ERESOURCE);
+    /* raising an existing scope's override applies at once */
+    more.conns = 13;
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PEER, p.bytes, p.len, &more));
+    CHECK_OK(gn_rcmgr_conn_set_peer(x, &p));
+    /* removing it brings back the kind's limits; nothing is revoked */
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PEER, p.bytes, p.len, NULL));
+    CHECK_EQ(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PEER, p.bytes, p.len, NULL), GN_ENOTFOUND);
+    CHECK_EQ(stat_of(rm, GN_RCMGR_SCOPE_PEER, p.bytes, p.len).conns_in, 13);
+    check_consistent(rm, false);
+    gn_rcmgr_conn_done(x);
+    for (size_t i = 0; i < n; i++) {
+        gn_rcmgr_conn_done(c[i]);
+    }
+    check_empty(rm);
+
+    /* an expensive protocol gets less; foreach reports the override */
+    gn_rcmgr_limit less = l.protocol;
+    less.streams_in = 1;
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, "/x", 2, &less));
+    gn_rcmgr_stream *s1 = NULL, *s2 = NULL;
+    CHECK_OK(gn_rcmgr_open_stream(rm, NULL, &q, GN_RCMGR_INBOUND, &s1));
+    CHECK_OK(gn_rcmgr_open_stream(rm, NULL, &q, GN_RCMGR_INBOUND, &s2));
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s1, "/x", 2));
+    CHECK_EQ(gn_rcmgr_stream_set_protocol(s2, "/x", 2), GN_ERESOURCE);
+    uint32_t seen = 0;
+    CHECK_OK(gn_rcmgr_foreach(rm, GN_RCMGR_SCOPE_PROTOCOL, limit_cb, &seen));
+    CHECK_EQ(seen, 1);
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, "/x", 2, NULL));
+    CHECK_OK(gn_rcmgr_foreach(rm, GN_RCMGR_SCOPE_PROTOCOL, limit_cb, &seen));
+    CHECK_EQ(seen, l.protocol.streams_in);
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s2, "/x", 2));
+    gn_rcmgr_stream_done(s1);
+    gn_rcmgr_stream_done(s2);
+    check_empty(rm);
+
+    /* a trusted subnet (any address in it) and IP get more upgrading connections */
+    gn_rcmgr_limit ipl = l.ip, snl = l.subnet;
+    ipl.conns_upgrading = 20;
+    snl.conns_upgrading = 20;
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_IP, IP_A, 4, &ipl));
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_SUBNET, IP_B, 4, &snl));
+    n = 0;
+    while (n < 40 && gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, IP_A, 4, &c[n]) == 0) {
+        n++;
+    }
+    CHECK_EQ(n, 20);
+    CHECK_EQ(gn_rcmgr_last_refusal(rm, &(gn_rcmgr_refusal){0}), 0);
+    CHECK_STR(gn_rcmgr_last_refusal_scope(rm), "ip:192.0.2.1");
+    for (size_t i = 0; i < n; i++) {
+        gn_rcmgr_conn_done(c[i]);
+    }
+    check_empty(rm);
+
+    /* bad calls */
+    CHECK_EQ(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_SYSTEM, NULL, 0, &less), GN_EINVAL);
+    CHECK_EQ(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_IP, IP_A, 5, &less), GN_EINVAL);
+    CHECK_EQ(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PEER, NULL, 3, &less), GN_EINVAL);
+    /* bounded: GN_RCMGR_MAX_OVERRIDES in all (two exist) */
+    int rc = 0;
+    size_t added = 0;
+    for (unsigned i = 0; i < 100; i++) {
+        gn_peer_id k = peer_n(100 + i);
+        rc = gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PEER, k.bytes, k.len, &more);
+        if (rc < 0) {
+            break;
+        }
+        added++;
+    }
+    CHECK_EQ(rc, GN_ELIMIT);
+    CHECK_EQ(added, GN_RCMGR_MAX_OVERRIDES - 2);
+    gn_rcmgr_free(rm); /* frees the overrides */
+}
+
 /* ---- randomized sequence */
 
 static uint64_t lcg_state;
@@ -1019,5 +1128,5 @@ GN_TEST(allocation_failure_every_k)
 GN_TEST_MAIN(GN_T(defaults_and_validation), GN_T(conn_chain_and_move_to_peer),
              GN_T(stream_chain_and_protocol), GN_T(all_or_nothing), GN_T(per_ip_and_subnet_caps),
              GN_T(failed_moves_leave_nothing), GN_T(limits_at_run_time), GN_T(priorities),
-             GN_T(metrics), GN_T(many_keys_table_bounded), GN_T(random_sequence_keeps_invariants),
+             GN_T(metrics), GN_T(per_key_overrides), GN_T(many_keys_table_bounded), GN_T(random_sequence_keeps_invariants),
              GN_T(allocation_failure_every_k))
