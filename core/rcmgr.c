@@ -250,6 +250,37 @@ static void fmt_ip(char *out, size_t len, const uint8_t *a, size_t alen)
     }
 }
 
+/* Writes "<kind>:<key>" for a keyed scope's key into @out. */
+static void key_name(int kind, const uint8_t *key, size_t key_len, char *out, size_t len)
+{
+    const char *kn = gn_rcmgr_scope_kind_name((gn_rcmgr_scope_kind)kind);
+    char k[GN_RCMGR_NAME_MAX];
+    k[0] = '\0';
+    if (kind == GN_RCMGR_SCOPE_PEER) {
+        gn_peer_id pid;
+        pid.len = (uint8_t)key_len;
+        memcpy(pid.bytes, key, key_len);
+        if (gn_peer_id_to_string(&pid, k, sizeof k) < 0) {
+            snprintf(k, sizeof k, "?");
+        }
+    } else if (kind == GN_RCMGR_SCOPE_PROTOCOL) {
+        size_t n = GNI_MIN(key_len, sizeof k - 1);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t c = key[i];
+            k[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?'; /* never print raw peer bytes */
+        }
+        k[n] = '\0';
+    } else if (kind == GN_RCMGR_SCOPE_IP) {
+        fmt_ip(k, sizeof k, key, key_len);
+    } else {
+        size_t alen = key_len - 1u;
+        char a[64];
+        fmt_ip(a, sizeof a, key, alen);
+        snprintf(k, sizeof k, "%s/%u", a, key[alen]);
+    }
+    snprintf(out, len, "%s:%s", kn, k);
+}
+
 /* Writes "<kind>[:<key>]" for @sc into @out (GN_RCMGR_NAME_MAX bytes). */
 static void scope_name(const rc_scope *sc, char *out, size_t len)
 {
@@ -257,38 +288,12 @@ static void scope_name(const rc_scope *sc, char *out, size_t len)
     if (sc->kind == GN_RCMGR_SCOPE_CONN || sc->kind == GN_RCMGR_SCOPE_STREAM) {
         const gn_rcmgr_span *sp = GNI_CONTAINER_OF(sc, const gn_rcmgr_span, self);
         snprintf(out, len, "%s:%llu", kn, (unsigned long long)sp->id);
-        return;
-    }
-    if (!kind_keyed(sc->kind)) {
-        snprintf(out, len, "%s", kn);
-        return;
-    }
-    const rc_kscope *ks = GNI_CONTAINER_OF(sc, const rc_kscope, s);
-    char k[GN_RCMGR_NAME_MAX];
-    k[0] = '\0';
-    if (sc->kind == GN_RCMGR_SCOPE_PEER) {
-        gn_peer_id pid;
-        pid.len = (uint8_t)ks->key_len;
-        memcpy(pid.bytes, ks->key, ks->key_len);
-        if (gn_peer_id_to_string(&pid, k, sizeof k) < 0) {
-            snprintf(k, sizeof k, "?");
-        }
-    } else if (sc->kind == GN_RCMGR_SCOPE_PROTOCOL) {
-        size_t n = GNI_MIN((size_t)ks->key_len, sizeof k - 1);
-        for (size_t i = 0; i < n; i++) {
-            uint8_t c = ks->key[i];
-            k[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?'; /* never print raw peer bytes */
-        }
-        k[n] = '\0';
-    } else if (sc->kind == GN_RCMGR_SCOPE_IP) {
-        fmt_ip(k, sizeof k, ks->key, ks->key_len);
+    } else if (kind_keyed(sc->kind)) {
+        const rc_kscope *ks = GNI_CONTAINER_OF(sc, const rc_kscope, s);
+        key_name(sc->kind, ks->key, ks->key_len, out, len);
     } else {
-        size_t alen = (size_t)ks->key_len - 1u;
-        char a[64];
-        fmt_ip(a, sizeof a, ks->key, alen);
-        snprintf(k, sizeof k, "%s/%u", a, ks->key[alen]);
+        snprintf(out, len, "%s", kn);
     }
-    snprintf(out, len, "%s:%s", kn, k);
 }
 
 /* ---- keyed tables */
@@ -408,6 +413,12 @@ static int scope_get(gn_rcmgr *rm, int kind, const uint8_t *key, size_t len, rc_
     }
     rc_table *t = &rm->tab[kind];
     uint32_t cap = table_cap(rm, kind);
+    if (t->n >= cap) { /* refused without allocating: floods cost no memory */
+        char name[GN_RCMGR_NAME_MAX];
+        key_name(kind, key, len, name, sizeof name);
+        refuse(rm, NULL, kind, name, GN_RCMGR_RES_TABLE, t->n, 1, cap);
+        return GN_ERESOURCE;
+    }
     e = gn_calloc(1, sizeof *e + len);
     if (!e) {
         return GN_ENOMEM;
@@ -418,13 +429,6 @@ static int scope_get(gn_rcmgr *rm, int kind, const uint8_t *key, size_t len, rc_
     memcpy(e->key, key, len);
     e->hash = key_hash(rm, key, len);
     e->ov = override_find(rm, kind, key, len);
-    if (t->n >= cap) {
-        char name[GN_RCMGR_NAME_MAX];
-        scope_name(&e->s, name, sizeof name);
-        gn_free(e);
-        refuse(rm, NULL, kind, name, GN_RCMGR_RES_TABLE, t->n, 1, cap);
-        return GN_ERESOURCE;
-    }
     int rc = table_insert(t, e);
     if (rc < 0) {
         gn_free(e);
@@ -469,7 +473,7 @@ static bool scope_admit(const gn_rcmgr *rm, const rc_scope *sc, const uint64_t d
     const gn_rcmgr_limit *l = scope_limit(rm, sc);
     const uint64_t *u = sc->use;
     if (d[C_MEM] > 0) {
-        uint64_t cap = prio_share(l->memory, prio);
+        uint64_t cap = prio_share(l->memory, prio); /* UINT64_MAX when unlimited: no wrap either */
         if (d[C_MEM] > cap || u[C_MEM] > cap - d[C_MEM]) {
             *res = GN_RCMGR_RES_MEMORY, *used = u[C_MEM], *asked = d[C_MEM], *limit = cap;
             return false;

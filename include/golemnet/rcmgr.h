@@ -324,8 +324,9 @@ GN_API int gn_rcmgr_conn_set_peer(gn_rcmgr_conn *conn, const gn_peer_id *peer);
  * Closes a connection span: releases what it reserved itself (its
  * connection, descriptor and memory) from every scope of its chain, and
  * its references to keyed scopes. Its stream spans stay valid and keep
- * their own reservations, and the conn scope, until they are done. The
- * handle is invalid afterwards. NULL is ignored.
+ * their own reservations, and the conn scope, until they are done (it is
+ * still listed by gn_rcmgr_foreach(), holding their usage). The handle is
+ * invalid afterwards. NULL is ignored.
  * Since: 0.2
  */
 GN_API void gn_rcmgr_conn_done(gn_rcmgr_conn *conn);
