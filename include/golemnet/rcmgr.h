@@ -234,7 +234,8 @@ GN_API void gn_rcmgr_limits_default(gn_rcmgr_limits *limits);
  * @out: receives the manager; untouched on failure. Free it with
  * gn_rcmgr_free().
  * Errors: GN_EINVAL (@out NULL, wrong @limits->version, a prefix out of
- * range, a table cap of 0), GN_ENOMEM.
+ * range, a table cap of 0), GN_ENOMEM, GN_EINTERNAL (libsodium failed to
+ * initialise).
  * Thread context: any thread; afterwards, the thread that uses it.
  * Since: 0.2
  */
