@@ -242,7 +242,8 @@ static void fmt_ip(char *out, size_t len, const uint8_t *a, size_t alen)
     /* uncompressed groups: unambiguous and enough for a log line */
     size_t pos = 0;
     for (size_t i = 0; i < 16 && pos < len; i += 2) {
-        int w = snprintf(out + pos, len - pos, "%s%x", i ? ":" : "", (unsigned)(a[i] << 8 | a[i + 1]));
+        unsigned group = (unsigned)(a[i] << 8 | a[i + 1]);
+        int w = snprintf(out + pos, len - pos, "%s%x", i ? ":" : "", group);
         if (w < 0) {
             break;
         }
@@ -1207,7 +1208,8 @@ static int chk_scope(const gn_rcmgr *rm, const rc_scope *sc, bool limits, char *
                   !count_over(0, u[C_SIN], l->streams_in) &&
                   !count_over(0, u[C_SOUT], l->streams_out) &&
                   !count_over(0, u[C_SIN] + u[C_SOUT], l->streams) &&
-                  !count_over(0, u[C_CIN], l->conns_in) && !count_over(0, u[C_COUT], l->conns_out) &&
+                  !count_over(0, u[C_CIN], l->conns_in) &&
+                  !count_over(0, u[C_COUT], l->conns_out) &&
                   !count_over(0, u[C_CIN] + u[C_COUT], l->conns) &&
                   !count_over(0, u[C_CUP], l->conns_upgrading) && !count_over(0, u[C_FD], l->fd);
         if (!ok) {
@@ -1237,7 +1239,8 @@ int gni_rcmgr_check(const gn_rcmgr *crm, bool limits, char *why, size_t why_len)
             chk_clear(&GNI_CONTAINER_OF(l, rc_kscope, node)->s);
         }
         if (cnt != rm->tab[k].n || (limits && kind_keyed(k) && cnt > table_cap(rm, k))) {
-            snprintf(why, why_len, "%s table: %zu listed, %zu counted", gn_rcmgr_scope_kind_name((gn_rcmgr_scope_kind)k), cnt, rm->tab[k].n);
+            snprintf(why, why_len, "%s table: %zu listed, %zu counted",
+                     gn_rcmgr_scope_kind_name((gn_rcmgr_scope_kind)k), cnt, rm->tab[k].n);
             return GN_EINTERNAL;
         }
     }
@@ -1297,7 +1300,8 @@ int gni_rcmgr_check(const gn_rcmgr *crm, bool limits, char *why, size_t why_len)
     }
     for (int k = 0; k < GN_RCMGR_SCOPE_KINDS; k++) {
         for (l = rm->tab[k].all.next; l != &rm->tab[k].all; l = l->next) {
-            if ((rc = chk_scope(rm, &GNI_CONTAINER_OF(l, rc_kscope, node)->s, limits, why, why_len)) < 0) {
+            const rc_scope *sc = &GNI_CONTAINER_OF(l, rc_kscope, node)->s;
+            if ((rc = chk_scope(rm, sc, limits, why, why_len)) < 0) {
                 return rc;
             }
         }

@@ -417,7 +417,8 @@ GN_API int gn_rcmgr_stat(const gn_rcmgr *rm, gn_rcmgr_scope_kind kind, const voi
 typedef struct gn_rcmgr_scope_info {
     gn_rcmgr_scope_kind kind;
     const char *name;   /* as in gn_rcmgr_refusal.name */
-    const uint8_t *key; /* the key, as gn_rcmgr_stat() takes it (subnet: the masked address); NULL for unkeyed */
+    /** The key as gn_rcmgr_stat() takes it (subnet: the masked address); NULL if unkeyed. */
+    const uint8_t *key;
     size_t key_len;
     gn_rcmgr_usage stat;
     const gn_rcmgr_limit *limit; /* the limits that apply to it */

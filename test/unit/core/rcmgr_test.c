@@ -256,6 +256,55 @@ GN_TEST(stream_chain_and_protocol)
     gn_rcmgr_free(rm);
 }
 
+GN_TEST(span_scopes_have_limits)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    l.conn.streams_in = 3;
+    gn_rcmgr *rm = NULL;
+    CHECK_OK(gn_rcmgr_new(&l, &rm));
+    gn_rcmgr_conn *c = NULL;
+    gn_peer_id p = peer_n(5);
+    CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, true, IP_A, 4, &c));
+    CHECK_OK(gn_rcmgr_conn_set_peer(c, &p));
+    gn_rcmgr_stream *s[5] = {0};
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s[i]));
+    }
+    CHECK_EQ(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s[3]), GN_ERESOURCE);
+    gn_rcmgr_refusal r;
+    CHECK_OK(gn_rcmgr_last_refusal(rm, &r));
+    CHECK_EQ(r.scope, GN_RCMGR_SCOPE_CONN);
+    CHECK_EQ(r.res, GN_RCMGR_RES_STREAMS_IN);
+    CHECK_STR(r.name, "conn:1");
+    /* outbound is not capped per connection by default */
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_OUTBOUND, &s[3]));
+    /* one stream's memory: 16 MiB */
+    CHECK_EQ(gn_rcmgr_reserve_memory(gn_rcmgr_stream_span(s[0]), l.stream.memory + 1,
+                                     GN_RCMGR_PRIO_ALWAYS),
+             GN_ERESOURCE);
+    CHECK_OK(gn_rcmgr_last_refusal(rm, &r));
+    CHECK_EQ(r.scope, GN_RCMGR_SCOPE_STREAM);
+    CHECK_STR(r.name, "stream:2");
+    /* a connection with its streams: 32 MiB */
+    for (int i = 0; i < 2; i++) {
+        gn_rcmgr_span *sp = gn_rcmgr_stream_span(s[i]);
+        CHECK_OK(gn_rcmgr_reserve_memory(sp, l.stream.memory, GN_RCMGR_PRIO_ALWAYS));
+    }
+    CHECK_EQ(gn_rcmgr_reserve_memory(gn_rcmgr_stream_span(s[2]), 1, GN_RCMGR_PRIO_ALWAYS),
+             GN_ERESOURCE);
+    CHECK_OK(gn_rcmgr_last_refusal(rm, &r));
+    CHECK_EQ(r.scope, GN_RCMGR_SCOPE_CONN);
+    CHECK_EQ(r.used, l.conn.memory);
+    check_consistent(rm, true);
+    for (int i = 0; i < 4; i++) {
+        gn_rcmgr_stream_done(s[i]);
+    }
+    gn_rcmgr_conn_done(c);
+    check_empty(rm);
+    gn_rcmgr_free(rm);
+}
+
 GN_TEST(all_or_nothing)
 {
     gn_rcmgr_limits l;
@@ -1126,7 +1175,8 @@ GN_TEST(allocation_failure_every_k)
 }
 
 GN_TEST_MAIN(GN_T(defaults_and_validation), GN_T(conn_chain_and_move_to_peer),
-             GN_T(stream_chain_and_protocol), GN_T(all_or_nothing), GN_T(per_ip_and_subnet_caps),
-             GN_T(failed_moves_leave_nothing), GN_T(limits_at_run_time), GN_T(priorities),
-             GN_T(metrics), GN_T(per_key_overrides), GN_T(many_keys_table_bounded), GN_T(random_sequence_keeps_invariants),
+             GN_T(stream_chain_and_protocol), GN_T(span_scopes_have_limits), GN_T(all_or_nothing),
+             GN_T(per_ip_and_subnet_caps), GN_T(failed_moves_leave_nothing),
+             GN_T(limits_at_run_time), GN_T(priorities), GN_T(metrics), GN_T(per_key_overrides),
+             GN_T(many_keys_table_bounded), GN_T(random_sequence_keeps_invariants),
              GN_T(allocation_failure_every_k))
