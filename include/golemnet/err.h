@@ -45,6 +45,7 @@ GN_BEGIN_DECLS
     X(GN_ELIMIT, -16, 0, "resource limit reached")                                           \
     X(GN_EINTERNAL, -17, 1, "internal error")                                                \
     X(GN_EPARSE, -18, 0, "malformed input")                                                  \
+    X(GN_ERESOURCE, -19, 0, "resource manager refused: a scope's limit is reached")          \
     /* I/O band: -100 .. -199 */                                                             \
     X(GN_EIO, -100, 1, "input/output error")                                                 \
     X(GN_EEOF, -101, 1, "end of stream")                                                     \

@@ -28,6 +28,7 @@
 #include "golemnet/nat.h"
 #include "golemnet/registry.h"
 #include "golemnet/seal.h"
+#include "golemnet/rcmgr.h"
 #include "golemnet/node.h"
 
 #endif /* GOLEMNET_GOLEMNET_H */

@@ -14,7 +14,9 @@ int main(void)
     const char *(*option)(gn_host *, const char *, const char *, size_t) = gn_host_option;
     int (*muxd_new)(gn_mux *, const gn_muxd_vtbl *, gn_stream *, bool, const gn_mux_session_cbs *,
                     void *, gn_mux_session **) = gn_muxd_session_new;
-    if (secure_run == NULL || muxd_new == NULL || option == NULL) {
+    /* and the resource manager, for the node and components */
+    int (*rcmgr_new)(const gn_rcmgr_limits *, gn_rcmgr **) = gn_rcmgr_new;
+    if (secure_run == NULL || muxd_new == NULL || option == NULL || rcmgr_new == NULL) {
         return 1;
     }
     gn_multiaddr *ma = NULL;
