@@ -158,7 +158,8 @@ class TimeoutError(GenericError, builtins.TimeoutError):  # noqa: A001 - deliber
 
 
 class LimitError(GenericError):
-    """GN_ELIMIT: a resource limit (connections, handlers) was reached."""
+    """GN_ELIMIT or GN_ERESOURCE: a limit (connections, handlers, a resource
+    manager scope) was reached."""
 
 
 class ParseError(GenericError, ValueError):
@@ -230,6 +231,7 @@ _BY_NAME: Dict[str, Type[Error]] = {
     "GN_ETOOBIG": TooBigError,
     "GN_ETIMEDOUT": TimeoutError,
     "GN_ELIMIT": LimitError,
+    "GN_ERESOURCE": LimitError,
     "GN_EPARSE": ParseError,
     "GN_EEOF": EndOfStreamError,
     "GN_ECONNREFUSED": RefusedError,
