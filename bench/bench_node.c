@@ -351,6 +351,20 @@ static int serve(void)
     if ((rc = gn_node_set_handler(n, MSGS_PROTO, srv_msgs_stream, NULL)) < 0) {
         die("server gn_node_set_handler", rc);
     }
+    /* every client comes from 127.0.0.1: lift the per-address limits and
+     * the water marks, which exist against remote abuse */
+    static const struct {
+        gn_node_option opt;
+        uint64_t value;
+    } lift[] = {{GN_NODE_OPT_MAX_CONNECTIONS_PER_IP, 8192},
+                {GN_NODE_OPT_MAX_UPGRADING_PER_IP, 8192},
+                {GN_NODE_OPT_MAX_UPGRADING, 8192},
+                {GN_NODE_OPT_CONN_HIGH_WATER, 0}};
+    for (size_t i = 0; i < sizeof lift / sizeof lift[0]; i++) {
+        if ((rc = gn_node_configure(n, lift[i].opt, lift[i].value)) < 0) {
+            die("server gn_node_configure", rc);
+        }
+    }
     if ((rc = gn_node_start(n)) < 0) {
         die("server gn_node_start", rc);
     }

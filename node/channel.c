@@ -43,6 +43,7 @@ gn_channel *gni_channel_new(gn_node *n, bool outbound)
     ch->info.id = n->next_channel++;
     ch->info.direction = outbound ? GN_DIR_OUTBOUND : GN_DIR_INBOUND;
     ch->info.state = outbound ? GN_CHANNEL_DIALING : GN_CHANNEL_UPGRADING;
+    ch->created_at = gn_loop_now(n->loop);
     gni_list_init(&ch->waiters);
     gni_list_init(&ch->nstreams);
     gn_timer_init(n->loop, &ch->upgrade_timer);
@@ -184,6 +185,8 @@ static void ch_finalize(gn_loop *loop, void *arg)
         gni_host_emit(n, GN_HOST_EV_DISCONNECTED, ch, &ch->info.remote_peer, ch->close_reason);
     }
     gn_timer_stop(&ch->upgrade_timer);
+    gn_rcmgr_conn_done(ch->rc);
+    ch->rc = NULL;
     gni_list_del(&ch->link);
     n->nchannels--;
     gn_channel_rele(ch);
@@ -261,6 +264,10 @@ void gni_channel_begin_close(gn_channel *ch, int reason)
     ch->phase = PH_CLOSING;
     ch->close_reason = reason < 0 ? reason : GN_ECLOSED;
     gn_timer_stop(&ch->upgrade_timer);
+    /* a closing channel no longer counts against the connection limits
+     * (the connection manager's count of live channels agrees) */
+    gn_rcmgr_conn_done(ch->rc);
+    ch->rc = NULL;
     gni_channel_publish(ch);
     gn_channel_hold(ch); /* keep it alive through the callbacks below */
     complete_waiters(ch, ch->close_reason);

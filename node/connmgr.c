@@ -8,6 +8,22 @@
  * give GN_ELIMIT; inbound connections past the limit are closed at once;
  * idle channels are closed by a periodic check.
  *
+ * Resources: every connection holds a span of the node's resource manager
+ * (golemnet/rcmgr.h) from before it is accepted or dialled until the
+ * channel is finished: upgrading connections count in the transient scope
+ * and their remote IP's and subnet's scopes, and move into their peer's
+ * scope when the handshake proves it. An inbound connection that the
+ * transient budget refuses first evicts the oldest upgrading inbound
+ * connection that has sent nothing yet, so silent connections cannot lock
+ * legitimate peers out; the rest of the refusals close the new connection
+ * at once. Inbound connections that send nothing for first_byte_timeout
+ * are closed.
+ *
+ * Water marks: when more than conn_high channels are open, the least
+ * valuable (no streams of their own, least recently active) that are older
+ * than conn_grace and not protected are closed down to conn_low; at
+ * max_connections one such channel is closed to admit a new inbound one.
+ *
  * It creates channels (channel.c) and hands their connections to the
  * upgrade pipeline (upgrade.c) with cm_upgrade_cbs: the pipeline reports
  * once, and the channel either opens (gni_channel_opened) or closes
@@ -21,9 +37,59 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CM_LOG "node"
+
+/* Most protected peers. */
+#define CM_MAX_PROTECTED 256u
+
+/* The IP address of @ma (4 or 16 bytes into @ip); 0 when it has none. */
+static size_t cm_ip_of(const gn_multiaddr *ma, uint8_t ip[16])
+{
+    gn_ma_component c;
+    if (ma && gn_multiaddr_find(ma, GN_MA_IP4, &c) >= 0 && c.value_len == 4) {
+        memcpy(ip, c.value, 4);
+        return 4;
+    }
+    if (ma && gn_multiaddr_find(ma, GN_MA_IP6, &c) >= 0 && c.value_len == 16) {
+        memcpy(ip, c.value, 16);
+        return 16;
+    }
+    return 0;
+}
+
+static void cm_log_refusal(gn_node *n, const char *what)
+{
+    gn_rcmgr_refusal r;
+    if (gn_rcmgr_last_refusal(n->rm, &r) == 0) {
+        GN_LOG(GN_LOG_INFO, CM_LOG, "%s: %s limit of %s reached (%" PRIu64 " of %" PRIu64 ")",
+               what, gn_rcmgr_res_name(r.res), r.name, r.used, r.limit);
+    }
+}
+
+static bool cm_protected(const gn_node *n, const gn_peer_id *peer)
+{
+    for (size_t i = 0; i < n->nprotected; i++) {
+        if (gn_peer_id_equal(&n->protected_peers[i], peer)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Bytes received on an upgrading channel's connection so far. */
+static uint64_t cm_bytes_in(const gn_channel *ch)
+{
+    gn_stream *s = ch->raw ? ch->raw : ch->busy;
+    if (!s) {
+        return 1; /* past the raw connection: it spoke */
+    }
+    gn_stream_metrics m;
+    gn_stream_get_metrics(s, &m);
+    return m.bytes_in;
+}
 
 /* ------------------------------------------------------------------------
  * Lookups
@@ -118,6 +184,10 @@ static int cm_secured(gn_channel *ch, const gn_secure_result *res)
     if (count_peer(n, &res->remote_peer, ch) >= n->max_per_peer) {
         GN_LOG(GN_LOG_INFO, CM_LOG, "channel %" PRIu64 ": per-peer limit reached", ch->info.id);
         return GN_ELIMIT;
+    }
+    if (ch->rc && gn_rcmgr_conn_set_peer(ch->rc, &res->remote_peer) < 0) {
+        cm_log_refusal(n, "refusing a connection after its handshake");
+        return GN_ERESOURCE;
     }
     return 0;
 }
@@ -247,11 +317,21 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         rc = GN_ENOTRANSPORT;
         goto fail;
     }
+    uint8_t ip[16];
+    size_t iplen = cm_ip_of(bare, ip);
+    gn_rcmgr_conn *rcc = NULL;
+    rc = gn_rcmgr_open_conn(n->rm, GN_RCMGR_OUTBOUND, iplen > 0, ip, iplen, &rcc);
+    if (rc < 0) {
+        cm_log_refusal(n, "refusing a dial");
+        goto fail;
+    }
     ch = gni_channel_new(n, true);
     if (!ch) {
+        gn_rcmgr_conn_done(rcc);
         rc = GN_ENOMEM;
         goto fail;
     }
+    ch->rc = rcc;
     snprintf(ch->dial_addr, sizeof ch->dial_addr, "%s", addr);
     ch->expect_peer = has_peer;
     if (has_peer) {
@@ -288,21 +368,214 @@ static void cm_stray_closed(gn_stream *s, void *arg)
     gni_node_maybe_finish_close(n);
 }
 
+/* Closes the oldest upgrading inbound channel that has sent nothing. */
+static bool cm_evict_silent(gn_node *n)
+{
+    gn_channel *victim = NULL;
+    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
+        gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
+        if (!ch->outbound && ch->phase < PH_OPEN && cm_bytes_in(ch) == 0 &&
+            (!victim || ch->created_at < victim->created_at)) {
+            victim = ch;
+        }
+    }
+    if (!victim) {
+        return false;
+    }
+    GN_LOG(GN_LOG_INFO, CM_LOG, "channel %" PRIu64 ": evicted (silent while upgrading)",
+           victim->info.id);
+    n->evicted++;
+    gni_channel_begin_close(victim, GN_ERESOURCE);
+    return true;
+}
+
+static int cm_trim(gn_node *n, uint32_t want, gn_time now);
+
 void gni_node_accept(gn_node *n, gn_transport *t, gn_stream *conn)
 {
     gn_channel *ch = NULL;
-    if (!n->closing && count_live(n) < n->max_conns) {
+    gn_rcmgr_conn *rcc = NULL;
+    uint8_t ip[16];
+    gn_multiaddr *remote = NULL;
+    size_t iplen = 0;
+    if (gn_stream_addr(conn, GN_ADDR_REMOTE, &remote) == 0) {
+        iplen = cm_ip_of(remote, ip);
+        gn_multiaddr_free(remote);
+    }
+    int rc = n->closing ? GN_ECANCELED : 0;
+    if (rc == 0 && count_live(n) >= n->max_conns &&
+        cm_trim(n, 1, gn_loop_now(n->loop)) == 0) {
+        rc = GN_ELIMIT;
+    }
+    if (rc == 0) {
+        rc = gn_rcmgr_open_conn(n->rm, GN_RCMGR_INBOUND, iplen > 0, ip, iplen, &rcc);
+        if (rc == GN_ERESOURCE) {
+            gn_rcmgr_refusal r;
+            gn_rcmgr_last_refusal(n->rm, &r);
+            if ((r.scope == GN_RCMGR_SCOPE_TRANSIENT || r.scope == GN_RCMGR_SCOPE_SYSTEM) &&
+                cm_evict_silent(n)) {
+                rc = gn_rcmgr_open_conn(n->rm, GN_RCMGR_INBOUND, iplen > 0, ip, iplen, &rcc);
+            }
+        }
+    }
+    if (rc == 0) {
         ch = gni_channel_new(n, false);
+        if (!ch) {
+            gn_rcmgr_conn_done(rcc);
+        }
+    } else if (rc == GN_ERESOURCE) {
+        cm_log_refusal(n, "refusing an inbound connection");
     } else {
         GN_LOG(GN_LOG_INFO, CM_LOG, "refusing an inbound connection: %s",
                n->closing ? "closing" : "connection limit");
     }
     if (!ch) {
+        n->refused++;
         n->nstray++;
         gn_stream_close(conn, cm_stray_closed, n);
         return;
     }
+    ch->rc = rcc;
     gni_upgrade_accept(ch, t, conn, &cm_upgrade_cbs);
+}
+
+/* ------------------------------------------------------------------------
+ * Water marks and protection
+ */
+
+typedef struct cm_cand {
+    gn_channel *ch;
+    uint32_t streams;
+} cm_cand;
+
+static int cm_cand_cmp(const void *a, const void *b)
+{
+    const cm_cand *x = a, *y = b;
+    if (x->streams != y->streams) {
+        return x->streams < y->streams ? -1 : 1;
+    }
+    if (x->ch->last_active != y->ch->last_active) {
+        return x->ch->last_active < y->ch->last_active ? -1 : 1;
+    }
+    return x->ch->info.id < y->ch->info.id ? -1 : 1;
+}
+
+/*
+ * Closes up to @want open channels, least valuable first: not protected,
+ * older than the grace period; fewest streams of their own, then least
+ * recently active. Returns how many it closed.
+ */
+static int cm_trim(gn_node *n, uint32_t want, gn_time now)
+{
+    if (want == 0 || n->nchannels == 0) {
+        return 0;
+    }
+    cm_cand *c = gn_malloc(n->nchannels * sizeof *c);
+    if (!c) {
+        return 0;
+    }
+    size_t k = 0;
+    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
+        gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
+        if (ch->phase == PH_OPEN && now - ch->opened_at >= n->conn_grace &&
+            !cm_protected(n, &ch->info.remote_peer)) {
+            c[k].ch = ch;
+            c[k].streams = gni_channel_user_streams(ch);
+            k++;
+        }
+    }
+    qsort(c, k, sizeof *c, cm_cand_cmp);
+    int closed = 0;
+    for (size_t i = 0; i < k && (uint32_t)closed < want; i++) {
+        GN_LOG(GN_LOG_INFO, CM_LOG, "channel %" PRIu64 ": trimmed (connection manager)",
+               c[i].ch->info.id);
+        gni_channel_begin_close(c[i].ch, GN_ELIMIT);
+        closed++;
+    }
+    n->trimmed += (uint64_t)closed;
+    gn_free(c);
+    return closed;
+}
+
+static uint32_t count_open(gn_node *n)
+{
+    uint32_t k = 0;
+    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
+        k += GNI_CONTAINER_OF(e, gn_channel, link)->phase == PH_OPEN;
+    }
+    return k;
+}
+
+void gni_connmgr_configure(gn_node *n, int opt, uint64_t value)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_get_limits(n->rm, &l);
+    switch ((gn_node_option)opt) {
+    case GN_NODE_OPT_CONN_HIGH_WATER:
+        n->conn_high = (uint32_t)value;
+        return;
+    case GN_NODE_OPT_CONN_LOW_WATER:
+        n->conn_low = (uint32_t)value;
+        return;
+    case GN_NODE_OPT_CONN_GRACE_MS:
+        n->conn_grace = value * GN_MS;
+        return;
+    case GN_NODE_OPT_FIRST_BYTE_TIMEOUT_MS:
+        n->first_byte_timeout = value * GN_MS;
+        return;
+    case GN_NODE_OPT_MAX_UPGRADING:
+        l.transient.conns = l.transient.conns_in = l.transient.conns_out =
+            l.transient.conns_upgrading = l.transient.fd = (uint32_t)value;
+        l.system.conns_upgrading = (uint32_t)value;
+        break;
+    case GN_NODE_OPT_MAX_CONNECTIONS_PER_IP: {
+        /* a subnet holds twice an address's share (the defaults' ratio) */
+        uint32_t v = (uint32_t)value, sub = v > UINT32_MAX / 2 ? UINT32_MAX : 2 * v;
+        l.ip.conns = l.ip.conns_in = l.ip.conns_out = l.ip.fd = v;
+        l.subnet.conns = l.subnet.conns_in = l.subnet.conns_out = l.subnet.fd = sub;
+        break;
+    }
+    case GN_NODE_OPT_MAX_UPGRADING_PER_IP: {
+        uint32_t v = (uint32_t)value;
+        l.ip.conns_upgrading = v;
+        l.subnet.conns_upgrading = v > UINT32_MAX / 2 ? UINT32_MAX : 2 * v;
+        break;
+    }
+    default:
+        return;
+    }
+    gn_rcmgr_set_limits(n->rm, &l);
+}
+
+void gni_connmgr_protect(gn_node *n, const gn_peer_id *peer, bool protect)
+{
+    for (size_t i = 0; i < n->nprotected; i++) {
+        if (gn_peer_id_equal(&n->protected_peers[i], peer)) {
+            if (!protect) {
+                n->protected_peers[i] = n->protected_peers[--n->nprotected];
+            }
+            return;
+        }
+    }
+    if (!protect) {
+        return;
+    }
+    if (n->nprotected == CM_MAX_PROTECTED) {
+        GN_LOG(GN_LOG_WARNING, CM_LOG, "connection manager: %u peers protected already: ignored",
+               CM_MAX_PROTECTED);
+        return;
+    }
+    if (n->nprotected == n->cap_protected) {
+        size_t cap = n->cap_protected ? n->cap_protected * 2 : 8;
+        gn_peer_id *p = gn_realloc(n->protected_peers, cap * sizeof *p);
+        if (!p) {
+            GN_LOG(GN_LOG_ERR, CM_LOG, "connection manager: out of memory protecting a peer");
+            return;
+        }
+        n->protected_peers = p;
+        n->cap_protected = cap;
+    }
+    n->protected_peers[n->nprotected++] = *peer;
 }
 
 /* ------------------------------------------------------------------------
@@ -318,9 +591,23 @@ static void cm_idle_tick(gn_timer *t, void *arg)
         return;
     }
     gn_time now = gn_loop_now(n->loop);
+    if (n->conn_high > 0) {
+        uint32_t open = count_open(n);
+        if (open > n->conn_high) {
+            /* a low mark at or above the high one acts as the high one */
+            cm_trim(n, open - GNI_MIN(n->conn_low, n->conn_high), now);
+        }
+    }
     for (gni_list *e = n->channels.next; e != &n->channels;) {
         gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
         e = e->next;
+        if (ch->phase < PH_OPEN && !ch->outbound && n->first_byte_timeout > 0 &&
+            now - ch->created_at >= n->first_byte_timeout && cm_bytes_in(ch) == 0) {
+            GN_LOG(GN_LOG_INFO, CM_LOG, "channel %" PRIu64 ": nothing received in %" PRIu64
+                   " ms: closing", ch->info.id, (uint64_t)(n->first_byte_timeout / GN_MS));
+            gni_channel_begin_close(ch, GN_ETIMEDOUT);
+            continue;
+        }
         if (ch->phase != PH_OPEN) {
             continue;
         }

@@ -142,6 +142,8 @@ static void node_free_memory(gn_node *n)
         gn_free(o);
     }
     gni_peerstore_free(n->ps);
+    gn_rcmgr_free(n->rm);
+    gn_free(n->protected_peers);
     gn_stack_free(n->stack);
     gn_registry_free(n->own_registry);
     gn_identity_free(n->own_identity);
@@ -172,6 +174,29 @@ static void node_free_memory(gn_node *n)
 }
 
 static void node_close_cmd_run(gn_loop *loop, void *arg);
+
+/* The connection limits of the resource manager follow max_connections:
+ * every connection may hold a descriptor, inbound may use all of them. */
+static void node_rcmgr_conn_limits(gn_rcmgr_limits *l, uint32_t max_conns)
+{
+    l->system.conns = max_conns;
+    l->system.conns_in = max_conns;
+    l->system.conns_out = max_conns;
+    l->system.fd = max_conns;
+}
+
+static int node_rcmgr_new(gn_node *n)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    node_rcmgr_conn_limits(&l, n->max_conns);
+    return gn_rcmgr_new(&l, &n->rm);
+}
+
+gn_rcmgr *gn_node_rcmgr(gn_node *n)
+{
+    return n ? n->rm : NULL;
+}
 
 int gn_node_new(const gn_node_config *cfg, gn_node **out)
 {
@@ -223,10 +248,17 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     n->max_conns = cfg->max_connections;
     n->max_per_peer = cfg->max_connections_per_peer;
     n->idle_timeout = cfg->idle_timeout;
+    n->conn_high = 896;
+    n->conn_low = 768;
+    n->conn_grace = 20 * GN_S;
+    n->first_byte_timeout = 5 * GN_S;
     atomic_init(&n->max_msg, cfg->max_message_len);
     n->next_channel = 1;
 
-    int rc = 0;
+    int rc = node_rcmgr_new(n);
+    if (rc < 0) {
+        goto out;
+    }
     if (dup_opt(cfg->transports, &n->s_transports) < 0 ||
         dup_opt(cfg->security, &n->s_security) < 0 || dup_opt(cfg->muxers, &n->s_muxers) < 0 ||
         dup_opt(cfg->routers, &n->s_routers) < 0 || dup_opt(cfg->discovery, &n->s_discovery) < 0 ||
@@ -413,7 +445,8 @@ typedef enum cmd_kind {
     CMD_CONFIGURE,
     CMD_CH_SEND,
     CMD_MC_UNICAST,
-    CMD_DRAIN
+    CMD_DRAIN,
+    CMD_PROTECT
 } cmd_kind;
 
 typedef struct node_cmd {
@@ -1235,6 +1268,25 @@ int gn_node_configure(gn_node *n, gn_node_option opt, uint64_t value)
             return GN_ERANGE;
         }
         break;
+    case GN_NODE_OPT_CONN_HIGH_WATER:
+    case GN_NODE_OPT_CONN_LOW_WATER:
+        if (value > UINT32_MAX) {
+            return GN_ERANGE;
+        }
+        break;
+    case GN_NODE_OPT_MAX_UPGRADING:
+    case GN_NODE_OPT_MAX_CONNECTIONS_PER_IP:
+    case GN_NODE_OPT_MAX_UPGRADING_PER_IP:
+        if (value == 0 || value > UINT32_MAX) {
+            return GN_ERANGE;
+        }
+        break;
+    case GN_NODE_OPT_CONN_GRACE_MS:
+    case GN_NODE_OPT_FIRST_BYTE_TIMEOUT_MS:
+        if (value > UINT64_MAX / GN_MS) {
+            return GN_ERANGE;
+        }
+        break;
     default:
         return GN_ENOTSUP;
     }
@@ -1247,6 +1299,23 @@ int gn_node_configure(gn_node *n, gn_node_option opt, uint64_t value)
     }
     c->opt = (int)opt;
     c->value = value;
+    return cmd_post(c);
+}
+
+int gn_node_protect_peer(gn_node *n, const gn_peer_id *peer, bool protect)
+{
+    if (!n || !peer || peer->len == 0) {
+        return GN_EINVAL;
+    }
+    if (!node_accepting(n)) {
+        return GN_ECLOSED;
+    }
+    node_cmd *c = cmd_new(n, CMD_PROTECT);
+    if (!c) {
+        return GN_ENOMEM;
+    }
+    c->peer = *peer;
+    c->value = protect;
     return cmd_post(c);
 }
 
@@ -1354,9 +1423,14 @@ static void node_broadcast_run(gn_node *n, node_cmd *c)
 static void node_configure_run(gn_node *n, node_cmd *c)
 {
     switch ((gn_node_option)c->opt) {
-    case GN_NODE_OPT_MAX_CONNECTIONS:
+    case GN_NODE_OPT_MAX_CONNECTIONS: {
         n->max_conns = (uint32_t)c->value;
+        gn_rcmgr_limits l;
+        gn_rcmgr_get_limits(n->rm, &l);
+        node_rcmgr_conn_limits(&l, n->max_conns);
+        gn_rcmgr_set_limits(n->rm, &l);
         break;
+    }
     case GN_NODE_OPT_MAX_CONNECTIONS_PER_PEER:
         n->max_per_peer = (uint32_t)c->value;
         break;
@@ -1366,6 +1440,9 @@ static void node_configure_run(gn_node *n, node_cmd *c)
         break;
     case GN_NODE_OPT_MAX_MESSAGE_LEN:
         atomic_store(&n->max_msg, (size_t)c->value);
+        break;
+    default:
+        gni_connmgr_configure(n, c->opt, c->value);
         break;
     }
 }
@@ -1436,6 +1513,9 @@ static void cmd_run(gn_loop *loop, void *arg)
     case CMD_DRAIN:
         atomic_store(&n->drain_posted, false);
         node_drain(n);
+        break;
+    case CMD_PROTECT:
+        gni_connmgr_protect(n, &c->peer, c->value != 0);
         break;
     }
     cmd_free(c);

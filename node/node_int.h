@@ -34,6 +34,7 @@
 
 #include "golemnet/host.h"
 #include "golemnet/node.h"
+#include "golemnet/rcmgr.h"
 
 #include "gni.h"
 #include "peerstore.h"
@@ -120,6 +121,8 @@ struct gn_channel {
     bool transport_pending;         /* transport dial outstanding */
     gn_op *op;                      /* the dial, negotiation or handshake running, to cancel */
     const gni_upgrade_cbs *up_cbs;  /* the upgrade's owner (upgrade.c) */
+    gn_rcmgr_conn *rc;              /* the connection's resource span (connmgr.c) */
+    gn_time created_at;
     bool up_reported;               /* the upgrade reported, or was aborted */
     _Atomic bool close_req;         /* any: gn_channel_close() asked (node->close_cmd runs it) */
     gn_stream *raw;                 /* transport stream (until handed to crypto) */
@@ -277,6 +280,14 @@ struct gn_node {
     gni_peerstore *ps;
     gn_timer idle_timer;
     bool idle_armed;
+    /* the connection manager (connmgr.c) */
+    gn_rcmgr *rm;                   /* resource accounting of connections */
+    uint32_t conn_high, conn_low;   /* water marks of open channels */
+    gn_time conn_grace;             /* new channels are not trimmed before this age */
+    gn_time first_byte_timeout;     /* inbound connections silent this long are closed */
+    gn_peer_id *protected_peers;
+    size_t nprotected, cap_protected;
+    uint64_t trimmed, evicted, refused;
     /* run-time options (gn_node_configure) */
     uint32_t max_conns, max_per_peer;
     gn_time idle_timeout;
@@ -347,6 +358,9 @@ gn_channel *gni_node_find_open(gn_node *n, const gn_peer_id *peer);
 /* True when the peer store holds a live address of @peer a transport handles. */
 bool gni_node_has_route(gn_node *n, const gn_peer_id *peer);
 void gni_node_idle_arm(gn_node *n);
+/* A connection manager option (gn_node_configure), on the loop thread. */
+void gni_connmgr_configure(gn_node *n, int opt, uint64_t value);
+void gni_connmgr_protect(gn_node *n, const gn_peer_id *peer, bool protect);
 
 /* ---- upgrade.c ---- */
 /* Dials @addr (borrowed) with @t and upgrades the connection of @ch (new, outbound). */

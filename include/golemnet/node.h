@@ -30,6 +30,7 @@
 #include "golemnet/buf.h"
 #include "golemnet/crypto.h"
 #include "golemnet/host.h"
+#include "golemnet/rcmgr.h"
 #include "golemnet/identity.h"
 #include "golemnet/loop.h"
 #include "golemnet/mux.h"
@@ -221,15 +222,51 @@ typedef enum gn_node_option {
     GN_NODE_OPT_MAX_CONNECTIONS = 1,          /* value: count */
     GN_NODE_OPT_MAX_CONNECTIONS_PER_PEER = 2, /* value: count */
     GN_NODE_OPT_IDLE_TIMEOUT_MS = 3,          /* value: ms, 0 = never */
-    GN_NODE_OPT_MAX_MESSAGE_LEN = 4           /* value: bytes */
+    GN_NODE_OPT_MAX_MESSAGE_LEN = 4,          /* value: bytes */
+    /*
+     * The connection manager (docs/limits.md "Connection manager"). Since: 0.2
+     */
+    GN_NODE_OPT_CONN_HIGH_WATER = 5,       /* open channels above which the least valuable are
+                                              closed down to the low mark; default 896, 0 = off */
+    GN_NODE_OPT_CONN_LOW_WATER = 6,        /* default 768; at or above the high mark it acts
+                                              as the high mark */
+    GN_NODE_OPT_CONN_GRACE_MS = 7,         /* channels younger than this are not trimmed;
+                                              default 20000 */
+    GN_NODE_OPT_MAX_UPGRADING = 8,         /* connections still upgrading, all peers; default 128 */
+    GN_NODE_OPT_MAX_CONNECTIONS_PER_IP = 9, /* per remote IP address; default 64 (a subnet,
+                                              IPv4 /24 or IPv6 /64, holds twice as many) */
+    GN_NODE_OPT_MAX_UPGRADING_PER_IP = 10, /* still upgrading, per remote IP; default 8
+                                              (per subnet twice as many) */
+    GN_NODE_OPT_FIRST_BYTE_TIMEOUT_MS = 11 /* an inbound connection that sent nothing this long
+                                              is closed; default 5000, 0 = only upgrade_timeout */
 } gn_node_option;
 
 /**
- * Changes an option at run time. Any thread. Errors: GN_ENOTSUP (unknown
- * option), GN_ERANGE (bad value), GN_EAGAIN, GN_ECLOSED.
- * Since: 0.1
+ * Changes an option at run time. Any thread; applied on the loop thread
+ * in call order (limits apply to new reservations: nothing already open is
+ * closed for a lowered limit, except by the water marks). Errors:
+ * GN_ENOTSUP (unknown option), GN_ERANGE (bad value: 0 where a count is
+ * needed), GN_EAGAIN, GN_ECLOSED.
+ * Since: 0.1 (connection manager options: 0.2)
  */
 GN_API int gn_node_configure(gn_node *n, gn_node_option opt, uint64_t value);
+
+/**
+ * Protects @peer's channels from trimming by the water marks (@protect
+ * true) or ends the protection (false). At most 256 protected peers.
+ * Any thread; applied on the loop thread. Errors: GN_EINVAL, GN_ENOMEM,
+ * GN_EAGAIN (command queue full), GN_ECLOSED.
+ * Since: 0.2
+ */
+GN_API int gn_node_protect_peer(gn_node *n, const gn_peer_id *peer, bool protect);
+
+/**
+ * The node's resource manager (golemnet/rcmgr.h): read its scopes' usage
+ * and refusals (gn_rcmgr_stat, gn_rcmgr_foreach, gn_rcmgr_last_refusal) or
+ * change its limits. Loop thread only; lives as long as the node.
+ * Since: 0.2
+ */
+GN_API gn_rcmgr *gn_node_rcmgr(gn_node *n);
 
 /**
  * A negotiated inbound stream for a registered protocol (loop thread). The

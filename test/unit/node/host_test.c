@@ -11,8 +11,14 @@
 
 #include "gn_test.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static gn_loop *loop;
 
@@ -1110,6 +1116,154 @@ GN_TEST(user_message_service_replaces_msg)
     finish();
 }
 
+/* ---- the connection manager ------------------------------------------- */
+
+/* The port of a listening address "/ip4/127.0.0.1/tcp/PORT/p2p/...". */
+static int addr_port(const char *addr)
+{
+    const char *p = strstr(addr, "/tcp/");
+    return p ? atoi(p + 5) : 0;
+}
+
+/* Opens @n silent TCP connections to 127.0.0.1:@port, from 127.0.X.Y
+ * sources (8 per /24, X from 1): they connect and never send a byte. */
+static int *silent_open(int port, size_t n)
+{
+    struct rlimit rl;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < n + 512 && rl.rlim_max >= n + 512) {
+        rl.rlim_cur = n + 512;
+        CHECK_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    int *fds = calloc(n, sizeof *fds);
+    CHECK(fds != NULL);
+    for (size_t i = 0; i < n; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        CHECK(fds[i] >= 0);
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr =
+            htonl(0x7f000000u | (uint32_t)(1 + i / 8) << 8 | (uint32_t)(1 + i % 8));
+        CHECK_EQ(bind(fds[i], (struct sockaddr *)&src, sizeof src), 0);
+        struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        dst.sin_addr.s_addr = htonl(0x7f000001u);
+        int rc = connect(fds[i], (struct sockaddr *)&dst, sizeof dst);
+        CHECK(rc == 0 || errno == EINPROGRESS);
+        if ((i + 1) % 64 == 0) {
+            run_until(never, NULL, 5); /* let the node accept */
+        }
+    }
+    return fds;
+}
+
+static void silent_close(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        close(fds[i]);
+    }
+    free(fds);
+}
+
+GN_TEST(silent_connections_do_not_lock_out_legitimate_peers)
+{
+    setup();
+    tnode a, b;
+    node_up(&a, 30, &(nopts){.listen = true});
+    /* default limits: 1024 connections, 128 upgrading; 1024 silent
+     * connections from 128 subnets would fill every slot without the
+     * transient budget */
+    size_t n = 1024;
+    int *fds = silent_open(addr_port(a.addr), n);
+    run_until(never, NULL, 300);
+    node_up(&b, 31, &(nopts){0});
+    CHECK_EQ(dial_wait(&b, a.addr), 0);
+    gn_rcmgr_usage u;
+    CHECK_EQ(gn_rcmgr_stat(gn_node_rcmgr(a.n), GN_RCMGR_SCOPE_TRANSIENT, NULL, 0, &u), 0);
+    CHECK(u.conns_upgrading <= 128);
+    /* one address alone holds at most 8 upgrading connections */
+    size_t m = 64;
+    int *one = calloc(m, sizeof *one);
+    CHECK(one != NULL);
+    for (size_t i = 0; i < m; i++) {
+        one[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(0x7f00c801u); /* 127.0.200.1 */
+        CHECK_EQ(bind(one[i], (struct sockaddr *)&src, sizeof src), 0);
+        struct sockaddr_in dst = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)addr_port(a.addr))};
+        dst.sin_addr.s_addr = htonl(0x7f000001u);
+        int rc = connect(one[i], (struct sockaddr *)&dst, sizeof dst);
+        CHECK(rc == 0 || errno == EINPROGRESS);
+    }
+    run_until(never, NULL, 300);
+    const uint8_t ip[4] = {127, 0, 200, 1};
+    CHECK_EQ(gn_rcmgr_stat(gn_node_rcmgr(a.n), GN_RCMGR_SCOPE_IP, ip, 4, &u), 0);
+    CHECK(u.conns_upgrading <= 8);
+    CHECK(u.conns_upgrading >= 1);
+    silent_close(one, m);
+    silent_close(fds, n);
+    node_down(&b);
+    node_down(&a);
+    finish();
+}
+
+GN_TEST(first_byte_deadline_closes_silent_connections)
+{
+    setup();
+    tnode a;
+    node_up(&a, 32, &(nopts){.listen = true});
+    CHECK_EQ(gn_node_configure(a.n, GN_NODE_OPT_FIRST_BYTE_TIMEOUT_MS, 200), 0);
+    int *fds = silent_open(addr_port(a.addr), 4);
+    run_until(never, NULL, 150);
+    gn_rcmgr_usage u;
+    CHECK_EQ(gn_rcmgr_stat(gn_node_rcmgr(a.n), GN_RCMGR_SCOPE_TRANSIENT, NULL, 0, &u), 0);
+    CHECK_EQ(u.conns_upgrading, 4);
+    run_until(never, NULL, 1500); /* the check runs at least once a second */
+    CHECK_EQ(gn_rcmgr_stat(gn_node_rcmgr(a.n), GN_RCMGR_SCOPE_TRANSIENT, NULL, 0, &u), 0);
+    CHECK_EQ(u.conns_upgrading, 0);
+    silent_close(fds, 4);
+    node_down(&a);
+    finish();
+}
+
+GN_TEST(idle_handshaked_channels_are_trimmed_to_the_low_mark)
+{
+    setup();
+    enum { ATTACKERS = 24 };
+    tnode a, b, att[ATTACKERS];
+    node_up(&a, 40, &(nopts){.listen = true});
+    CHECK_EQ(gn_node_configure(a.n, GN_NODE_OPT_MAX_CONNECTIONS, ATTACKERS), 0);
+    CHECK_EQ(gn_node_configure(a.n, GN_NODE_OPT_CONN_HIGH_WATER, 16), 0);
+    CHECK_EQ(gn_node_configure(a.n, GN_NODE_OPT_CONN_LOW_WATER, 8), 0);
+    CHECK_EQ(gn_node_configure(a.n, GN_NODE_OPT_CONN_GRACE_MS, 300), 0);
+    for (int i = 0; i < ATTACKERS; i++) {
+        node_up(&att[i], (uint32_t)(100 + i), &(nopts){0});
+    }
+    CHECK_EQ(gn_node_protect_peer(a.n, &att[0].pid, true), 0);
+    /* every attacker holds a handshaked, idle channel: the node is full */
+    for (int i = 0; i < ATTACKERS; i++) {
+        CHECK_EQ(dial_wait(&att[i], a.addr), 0);
+    }
+    gn_rcmgr_usage u;
+    CHECK_EQ(gn_rcmgr_stat(gn_node_rcmgr(a.n), GN_RCMGR_SCOPE_SYSTEM, NULL, 0, &u), 0);
+    CHECK_EQ(u.conns_in, ATTACKERS);
+    /* past the grace period the manager trims down to the low mark */
+    run_until(never, NULL, 1600);
+    CHECK_EQ(gn_rcmgr_stat(gn_node_rcmgr(a.n), GN_RCMGR_SCOPE_SYSTEM, NULL, 0, &u), 0);
+    CHECK(u.conns_in <= 8);
+    /* the protected peer kept its channel */
+    CHECK_EQ(gn_rcmgr_stat(gn_node_rcmgr(a.n), GN_RCMGR_SCOPE_PEER, att[0].pid.bytes, att[0].pid.len, &u), 0);
+    CHECK_EQ(u.conns_in, 1);
+    /* and a legitimate peer gets in */
+    node_up(&b, 41, &(nopts){0});
+    CHECK_EQ(dial_wait(&b, a.addr), 0);
+    node_down(&b);
+    for (int i = 0; i < ATTACKERS; i++) {
+        node_down(&att[i]);
+    }
+    node_down(&a);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
              GN_T(dial_peer_id_through_bootstrap_discovery),
              GN_T(bootstrap_dials_with_backoff_until_connected),
@@ -1117,4 +1271,7 @@ GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
              GN_T(user_protocol_router_and_discovery_components),
              GN_T(host_operations_cancel_and_complete_once),
              GN_T(router_answers_synchronously_or_without_dialable_addresses),
-             GN_T(user_message_service_replaces_msg))
+             GN_T(user_message_service_replaces_msg),
+             GN_T(silent_connections_do_not_lock_out_legitimate_peers),
+             GN_T(first_byte_deadline_closes_silent_connections),
+             GN_T(idle_handshaked_channels_are_trimmed_to_the_low_mark))
