@@ -287,6 +287,8 @@ enum {
     CMDF_NET = CMDF_NODE | CMDF_DIAL
 };
 
+#define GNI_CLI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
 typedef struct cli_flag {
     const char *name;
     unsigned cmds;  /* CMDF_* of the commands that take it */
@@ -307,6 +309,8 @@ static const cli_flag cli_flags[] = {
     {"--option", CMDF_NET, true},
     {"--route", CMDF_NET, true},
     {"--bootstrap", CMDF_NET, true},
+    {"--limit", CMDF_NODE, true},
+    {"--protect", CMDF_NODE, true},
     {"--listen", CMDF_NET, true},
     {"--echo", CMDF_NODE, false},
     {"--perf", CMDF_NODE, false},
@@ -500,6 +504,24 @@ static bool opt_size(const char *name, const char *val, uint64_t min, uint64_t m
     bad_value(name, val, want);
     return false;
 }
+
+/* --limit NAME=VALUE: the connection manager's limits (docs/limits.md). */
+static const struct cli_limit {
+    const char *name;
+    gn_node_option opt;
+    bool duration; /* VALUE in ms or with a unit; else a count */
+} cli_limits[] = {
+    {"max-connections", GN_NODE_OPT_MAX_CONNECTIONS, false},
+    {"max-connections-per-peer", GN_NODE_OPT_MAX_CONNECTIONS_PER_PEER, false},
+    {"max-connections-per-ip", GN_NODE_OPT_MAX_CONNECTIONS_PER_IP, false},
+    {"max-upgrading", GN_NODE_OPT_MAX_UPGRADING, false},
+    {"max-upgrading-per-ip", GN_NODE_OPT_MAX_UPGRADING_PER_IP, false},
+    {"conn-high-water", GN_NODE_OPT_CONN_HIGH_WATER, false},
+    {"conn-low-water", GN_NODE_OPT_CONN_LOW_WATER, false},
+    {"conn-grace", GN_NODE_OPT_CONN_GRACE_MS, true},
+    {"first-byte-timeout", GN_NODE_OPT_FIRST_BYTE_TIMEOUT_MS, true},
+    {"idle-timeout", GN_NODE_OPT_IDLE_TIMEOUT_MS, true},
+};
 
 /* A duration in ms (bare number), or with the unit ms or s, at most @max_ms. */
 static bool opt_ms(const char *name, const char *val, uint64_t max_ms, uint64_t *out_ms)
@@ -895,6 +917,11 @@ struct cli {
     size_t n_listen;
     const char *routers, *discovery, *nat;
     const char *options[CLI_MAX_OPTIONS];
+    gn_node_option limit_opt[16];
+    uint64_t limit_val[16];
+    size_t n_limits;
+    gn_peer_id protect[16];
+    size_t n_protect;
     char *option_copies[CLI_MAX_OPTIONS]; /* --route/--bootstrap expansions */
     size_t n_options;
     bool serve_echo, serve_perf, want_identify;
@@ -1907,6 +1934,28 @@ static int cli_run(cli *c)
         }
         return fail("node", rc);
     }
+    for (size_t i = 0; i < c->n_limits; i++) {
+        rc = gn_node_configure(c->node, c->limit_opt[i], c->limit_val[i]);
+        if (rc == 0) {
+            continue;
+        }
+        for (size_t k = 0; k < GNI_CLI_ARRAY_LEN(cli_limits); k++) {
+            if (cli_limits[k].opt == c->limit_opt[i]) {
+                fprintf(stderr, "golemnet: --limit %s=%llu: %s (%s)\n", cli_limits[k].name,
+                        (unsigned long long)c->limit_val[i], gn_strerror(rc), gn_err_name(rc));
+            }
+        }
+        gn_node_free(c->node);
+        c->node = NULL;
+        gn_loop_free(c->loop);
+        gn_identity_free(c->id);
+        return rc == GN_ERANGE ? EXIT_USAGE : fail("node", rc);
+    }
+    for (size_t i = 0; i < c->n_protect; i++) {
+        if ((rc = gn_node_protect_peer(c->node, &c->protect[i], true)) < 0) {
+            fprintf(stderr, "golemnet: --protect: %s\n", gn_strerror(rc));
+        }
+    }
     gn_timer_init(c->loop, &c->tick);
     gn_timer_init(c->loop, &c->deadline);
     gn_timer_init(c->loop, &c->grace);
@@ -2113,6 +2162,43 @@ static int cmd_net(int kind, int argc, char **argv)
             strcat(o, v);
             c.option_copies[c.n_options] = o;
             c.options[c.n_options++] = o;
+        } else if (!strcmp(n, "--limit")) {
+            const char *eq = strchr(v, '=');
+            size_t k = 0, nl = GNI_CLI_ARRAY_LEN(cli_limits);
+            while (eq && k < nl &&
+                   (strlen(cli_limits[k].name) != (size_t)(eq - v) ||
+                    strncmp(cli_limits[k].name, v, (size_t)(eq - v)) != 0)) {
+                k++;
+            }
+            if (!eq || k == nl) {
+                char want[512] = "expected NAME=VALUE with NAME one of";
+                for (size_t j = 0; j < nl; j++) {
+                    strncat(want, j ? ", " : " ", sizeof want - strlen(want) - 1);
+                    strncat(want, cli_limits[j].name, sizeof want - strlen(want) - 1);
+                }
+                bad_value(n, v, want);
+                goto out;
+            }
+            if (c.n_limits == GNI_CLI_ARRAY_LEN(c.limit_opt)) {
+                usage_error("at most %zu --limit", GNI_CLI_ARRAY_LEN(c.limit_opt));
+                goto out;
+            }
+            if (cli_limits[k].duration ? !opt_ms(n, eq + 1, 86400000u, &x)
+                                       : !opt_uint(n, eq + 1, 0, UINT32_MAX, &x)) {
+                goto out;
+            }
+            c.limit_opt[c.n_limits] = cli_limits[k].opt;
+            c.limit_val[c.n_limits++] = x;
+        } else if (!strcmp(n, "--protect")) {
+            if (c.n_protect == GNI_CLI_ARRAY_LEN(c.protect)) {
+                usage_error("at most %zu --protect", GNI_CLI_ARRAY_LEN(c.protect));
+                goto out;
+            }
+            if (gn_peer_id_parse(v, strlen(v), &c.protect[c.n_protect]) < 0) {
+                bad_value(n, v, "expected a peer ID (12D3KooW... or Qm...)");
+                goto out;
+            }
+            c.n_protect++;
         } else if (!strcmp(n, "--listen")) {
             if (c.n_listen == CLI_MAX_LISTEN) {
                 usage_error("at most %u --listen", CLI_MAX_LISTEN);

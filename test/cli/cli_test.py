@@ -702,6 +702,37 @@ def log_lines_have_time_and_component():
     finally:
         os.unlink(f.name)
 
+@case
+def limits_and_protect():
+    # a bad name lists the known ones; a bad value names the flag
+    rc, _, err = run("node", "--limit", "max-conns=5")
+    assert rc == 2 and "--limit" in err and "max-connections-per-ip" in err, err
+    rc, _, err = run("node", "--limit", "max-upgrading=0")
+    assert rc == 2 and "max-upgrading" in err, err
+    rc, _, err = run("node", "--protect", "nope")
+    assert rc == 2 and "'nope'" in err and "--protect" in err, err
+    # one upgrading connection per address: a second silent one is closed at once
+    n, ev = start_node("--listen", "/ip4/127.0.0.1/tcp/0", "--limit", "max-upgrading-per-ip=1",
+                       "--limit", "first-byte-timeout=10s", "--protect", SEED1)
+    try:
+        port = int(ev["addrs"][0].split("/tcp/")[1].split("/")[0])
+        first = socket.create_connection(("127.0.0.1", port))
+        time.sleep(0.2)
+        second = socket.create_connection(("127.0.0.1", port))
+        second.settimeout(3)
+        assert second.recv(100) == b"", "the second connection was not closed"
+        first.settimeout(0.3)
+        try:
+            data = first.recv(100)
+            assert data != b"", "the first connection was closed"
+        except socket.timeout:
+            pass
+        first.close()
+        second.close()
+    finally:
+        n.stop()
+
+
 print("TAP version 13")
 print(f"1..{len(results)}")
 for i, (name, err) in enumerate(results, 1):

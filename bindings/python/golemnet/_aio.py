@@ -615,7 +615,8 @@ class Node:
                  nat: Union[None, str, Sequence[str]] = None,
                  options: Sequence[str] = (),
                  bootstrap: Sequence[str] = (),
-                 routes: Sequence[str] = ()) -> None:
+                 routes: Sequence[str] = (),
+                 limits: Optional[Dict[str, float]] = None) -> None:
         self._listen = list(listen)
         opts = list(options) + ["bootstrap.peer=" + a for a in bootstrap] + \
             ["static.peer=" + a for a in routes]
@@ -630,6 +631,13 @@ class Node:
             upgrade_timeout_ms=int((upgrade_timeout or 0) * 1000),
             agent_version=agent_version, routers=_csv(routers), discovery=_csv(discovery),
             nat=_csv(nat), options=opts)
+        for name, value in (limits or {}).items():
+            if name not in _LIMITS:
+                self._c = None  # type: ignore[assignment]
+                raise ValueError(f"limits: unknown limit {name!r} (known: "
+                                 f"{', '.join(sorted(_LIMITS))})")
+            opt, scale = _LIMITS[name]
+            self._c.configure(opt, int(value * scale))
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._tokens = itertools.count(1)
         self._pending: Dict[int, "asyncio.Future[Any]"] = {}
@@ -1134,6 +1142,18 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<golemnet.Node {self.peer_id} {self.addrs}>"
+
+
+# Node(limits=...): name -> (option, scale of the value); times in seconds.
+_LIMITS: Dict[str, Tuple[int, int]] = {
+    "conn_high_water": (_c.OPT_CONN_HIGH_WATER, 1),
+    "conn_low_water": (_c.OPT_CONN_LOW_WATER, 1),
+    "conn_grace": (_c.OPT_CONN_GRACE_MS, 1000),
+    "max_upgrading": (_c.OPT_MAX_UPGRADING, 1),
+    "max_connections_per_ip": (_c.OPT_MAX_CONNECTIONS_PER_IP, 1),
+    "max_upgrading_per_ip": (_c.OPT_MAX_UPGRADING_PER_IP, 1),
+    "first_byte_timeout": (_c.OPT_FIRST_BYTE_TIMEOUT_MS, 1000),
+}
 
 
 def _drop_result(fut: "asyncio.Future[Any]") -> None:

@@ -457,3 +457,46 @@ def test_hold_gil_helper_really_holds_it() -> None:
     t.join(5)
     inside = [x for x in ticks if t0 + 0.02 < x < t1 - 0.02]
     assert t1 - t0 >= 0.3 and inside == []
+
+
+@aio(30)
+async def test_connection_limits() -> None:
+    with pytest.raises(ValueError, match="unknown limit 'max_conns'"):
+        golemnet.Node(limits={"max_conns": 1})
+    async with Nodes() as ns:
+        a = await ns.new(limits={"max_upgrading_per_ip": 2, "first_byte_timeout": 0.3})
+        port = int(a.addrs[0].split("/tcp/")[1].split("/")[0])
+        silent = []
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.setblocking(False)
+            silent.append(s)
+
+        async def closed_by_peer(s: socket.socket, within: float) -> bool:
+            # reads (the node may have sent its multistream header) until EOF
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + within
+            while loop.time() < deadline:
+                try:
+                    data = await asyncio.wait_for(loop.sock_recv(s, 4096),
+                                                  deadline - loop.time())
+                except ConnectionResetError:
+                    return True
+                except asyncio.TimeoutError:
+                    return False
+                if data == b"":
+                    return True
+            return False
+
+        # the third connection from 127.0.0.1 is refused at once
+        assert await closed_by_peer(silent[2], 0.25)
+        assert not await closed_by_peer(silent[0], 0.05)
+        # the first two sent nothing: the first-byte deadline closes them
+        assert await closed_by_peer(silent[0], 3.0)
+        assert await closed_by_peer(silent[1], 3.0)
+        for s in silent:
+            s.close()
+        # a real peer still gets in
+        b = await ns.new(listen=False)
+        ch = await b.dial(a.addrs[0])
+        assert await ch.ping() > 0
