@@ -7,6 +7,7 @@
  */
 #include "gni_rcmgr.h"
 
+#include "gn_failalloc.h"
 #include "gn_test.h"
 #include "golemnet/err.h"
 #include "golemnet/log.h"
@@ -1074,40 +1075,6 @@ GN_TEST(random_sequence_keeps_invariants)
 
 /* ---- allocation failure */
 
-static size_t fa_count, fa_fail_at, fa_live;
-static void *fa_malloc(void *ud, size_t len)
-{
-    (void)ud;
-    if (fa_count++ == fa_fail_at) {
-        return NULL;
-    }
-    void *p = malloc(len);
-    if (p) {
-        fa_live++;
-    }
-    return p;
-}
-static void *fa_realloc(void *ud, void *ptr, size_t len)
-{
-    (void)ud;
-    if (fa_count++ == fa_fail_at) {
-        return NULL;
-    }
-    void *p = realloc(ptr, len);
-    if (p && !ptr) {
-        fa_live++;
-    }
-    return p;
-}
-static void fa_free(void *ud, void *ptr)
-{
-    (void)ud;
-    if (ptr) {
-        fa_live--;
-    }
-    free(ptr);
-}
-
 /* Opens and moves spans; every step either works or fails with GN_ENOMEM and changes nothing. */
 static int fa_scenario(void)
 {
@@ -1151,14 +1118,11 @@ static int fa_scenario(void)
 
 GN_TEST(allocation_failure_every_k)
 {
-    static const gn_allocator fa = {fa_malloc, fa_realloc, fa_free, NULL};
     bool completed = false;
     size_t failures = 0;
     for (size_t k = 0; k < 500 && !completed; k++) {
-        gn_set_allocator(&fa);
-        fa_count = 0;
-        fa_fail_at = k;
-        fa_live = 0;
+        gn_set_allocator(&fa_allocator);
+        fa_reset(k);
         int err = fa_scenario();
         gn_set_allocator(NULL);
         CHECK_EQ(fa_live, 0);

@@ -18,6 +18,7 @@
 #include "golemnet/err.h"
 #include "golemnet/log.h"
 
+#include "gn_failalloc.h"
 #include "gn_test.h"
 
 #define HDR "\x13/multistream/1.0.0\n"
@@ -903,44 +904,6 @@ GN_TEST(config_validation)
 
 /* ---- allocation failure: make allocation k fail, for every k ---- */
 
-static size_t fa_count, fa_fail_at;
-static long fa_live;
-
-static void *fa_malloc(void *ud, size_t n)
-{
-    (void)ud;
-    if (fa_count++ == fa_fail_at) {
-        return NULL;
-    }
-    void *p = malloc(n);
-    if (p) {
-        fa_live++;
-    }
-    return p;
-}
-
-static void *fa_realloc(void *ud, void *p, size_t n)
-{
-    (void)ud;
-    if (fa_count++ == fa_fail_at) {
-        return NULL;
-    }
-    void *q = realloc(p, n);
-    if (q && !p) {
-        fa_live++;
-    }
-    return q;
-}
-
-static void fa_free(void *ud, void *p)
-{
-    (void)ud;
-    if (p) {
-        fa_live--;
-    }
-    free(p);
-}
-
 /* One full negotiation with ls; returns 0 or the first error seen. */
 static int fa_scenario(void)
 {
@@ -982,14 +945,11 @@ static int fa_scenario(void)
 
 GN_TEST(allocation_failure_every_k)
 {
-    static const gn_allocator fa = {fa_malloc, fa_realloc, fa_free, NULL};
     size_t failures = 0;
     bool completed = false;
     for (size_t k = 0; k < 200 && !completed; k++) {
-        gn_set_allocator(&fa);
-        fa_count = 0;
-        fa_fail_at = k;
-        fa_live = 0;
+        gn_set_allocator(&fa_allocator);
+        fa_reset(k);
         int err = fa_scenario();
         gn_set_allocator(NULL);
         CHECK_EQ(fa_live, 0);
