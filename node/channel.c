@@ -206,10 +206,24 @@ void gni_channel_check_done(gn_channel *ch)
  * Waiters: the dial requests that wait for this channel's outcome
  */
 
-void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch)
+/* Completes @r: @ch on success; @received (NULL: unknown) the peer the
+ * remote proved when the dial failed with GN_EPEERID. */
+static void dial_req_finish(gn_node *n, dial_req *r, int status, gn_channel *ch,
+                            const gn_peer_id *received)
 {
     if (r->internal) {
         r->internal(n, r, status, ch);
+    } else if (r->result_cb) {
+        gn_node_dial_result res;
+        memset(&res, 0, sizeof res);
+        res.status = status;
+        if (status == 0 && ch) {
+            res.ch = ch;
+            res.peer = ch->info.remote_peer;
+        } else if (status == GN_EPEERID && received) {
+            res.peer = *received;
+        }
+        r->result_cb(r->arg, &res);
     } else if (r->cb) {
         r->cb(r->arg, status, status == 0 ? ch : NULL);
     } else {
@@ -222,19 +236,28 @@ void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch)
             ev.peer = ch->info.remote_peer;
             snprintf(ev.addr, sizeof ev.addr, "%s", ch->info.remote_addr);
             snprintf(ev.protocol, sizeof ev.protocol, "%s", ch->info.muxer);
+        } else if (status == GN_EPEERID && received) {
+            ev.peer = *received;
         }
         gni_node_push_event(n, &ev);
     }
     gn_free(r);
 }
 
+void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch)
+{
+    dial_req_finish(n, r, status, ch, NULL);
+}
+
 static void complete_waiters(gn_channel *ch, int status)
 {
     gn_node *n = ch->node;
+    const gn_peer_id *received =
+        status == GN_EPEERID && ch->received.len > 0 ? &ch->received : NULL;
     while (!gni_list_empty(&ch->waiters)) {
         dial_req *r = GNI_CONTAINER_OF(ch->waiters.next, dial_req, link);
         gni_list_del(&r->link);
-        gni_dial_req_complete(n, r, status, status == 0 ? ch : NULL);
+        dial_req_finish(n, r, status, status == 0 ? ch : NULL, received);
     }
 }
 

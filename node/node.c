@@ -1111,8 +1111,8 @@ static int node_parse_target(gn_node *n, const char *s, gn_multiaddr **ma, gn_pe
     return 0;
 }
 
-int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *arg,
-                 uint64_t *req_id)
+static int node_dial_post(gn_node *n, const char *multiaddr, gn_node_dial_cb cb,
+                          gn_node_dial_result_cb result_cb, void *arg, uint64_t *req_id)
 {
     if (!n || !multiaddr) {
         return GN_EINVAL;
@@ -1135,6 +1135,7 @@ int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *ar
     }
     c->ma = ma;
     c->cb = cb;
+    c->dial->result_cb = result_cb; /* the rest of the request is filled on the loop */
     c->arg = arg;
     c->req_id = node_req_id(n);
     uint64_t id = c->req_id;
@@ -1143,6 +1144,21 @@ int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *ar
         *req_id = id;
     }
     return rc;
+}
+
+int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *arg,
+                 uint64_t *req_id)
+{
+    return node_dial_post(n, multiaddr, cb, NULL, arg, req_id);
+}
+
+int gn_node_dial_ex(gn_node *n, const char *multiaddr, gn_node_dial_result_cb cb, void *arg,
+                    uint64_t *req_id)
+{
+    if (!cb) {
+        return GN_EINVAL;
+    }
+    return node_dial_post(n, multiaddr, NULL, cb, arg, req_id);
 }
 
 int gn_node_unicast(gn_node *n, const char *to, const uint8_t *msg, size_t len, uint64_t *req_id)

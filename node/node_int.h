@@ -68,6 +68,7 @@ struct dial_req {
     gn_channel *ch;          /* the channel it waits on, while in its waiters */
     bool routed;             /* the routers were asked for it already */
     gn_node_dial_cb cb;      /* user callback (NULL: event) */
+    gn_node_dial_result_cb result_cb; /* gn_node_dial_ex() callback (then cb is NULL) */
     void *arg;
     dial_req_fn internal;    /* internal waiter (unicast to an address) */
     void *internal_arg;
@@ -115,6 +116,7 @@ struct gn_channel {
     bool peer_known;
     bool expect_peer;
     gn_peer_id expected;
+    gn_peer_id received;            /* GN_EPEERID: the peer the remote proved (len 0: unknown) */
     char dial_addr[GN_NODE_ADDR_MAX]; /* dialed address without /p2p/ */
     gn_transport *transport;
     bool transport_pending;         /* transport dial outstanding */

@@ -174,9 +174,31 @@ GN_API int gn_node_listen(gn_node *n, const char *multiaddr, uint64_t *req_id);
  * (gn_channel_hold() to keep it), or GN_ECONNREFUSED, GN_EUNREACHABLE,
  * GN_ETIMEDOUT, GN_ENEGOTIATION (no common security or muxer), GN_EPEERID
  * (the peer is not the /p2p/ id dialed), a handshake error, GN_ELIMIT
- * (connection limits), GN_ECANCELED (node closing); @ch NULL.
+ * (connection limits), GN_ECANCELED (node closing); @ch NULL. To learn
+ * which peer answered a GN_EPEERID dial, use gn_node_dial_ex().
  */
 typedef void (*gn_node_dial_cb)(void *arg, int status, gn_channel *ch);
+
+/**
+ * The outcome of a gn_node_dial_ex() dial, borrowed for the callback.
+ * Since: 0.2
+ */
+typedef struct gn_node_dial_result {
+    /** 0, or an error as for gn_node_dial_cb. */
+    int status;
+    /** status 0: the channel, borrowed for the call (gn_channel_hold() to keep it); else NULL. */
+    gn_channel *ch;
+    /**
+     * status 0: the channel's peer. GN_EPEERID: the peer ID the remote
+     * proved in the handshake instead of the dialed /p2p/ id (len 0 when
+     * the security component could not tell, see gn_secure_cb). Any other
+     * error: len 0.
+     */
+    gn_peer_id peer;
+} gn_node_dial_result;
+
+/** gn_node_dial_ex() completion (loop thread); @res is borrowed for the call. Since: 0.2 */
+typedef void (*gn_node_dial_result_cb)(void *arg, const gn_node_dial_result *res);
 
 /**
  * Dials @multiaddr (with or without /p2p/<id>) and upgrades the connection:
@@ -193,6 +215,19 @@ typedef void (*gn_node_dial_cb)(void *arg, int status, gn_channel *ch);
  */
 GN_API int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *arg,
                         uint64_t *req_id);
+
+/**
+ * gn_node_dial(), reporting through @cb (not NULL) with a
+ * gn_node_dial_result: the same outcome, plus, when the dial fails with
+ * GN_EPEERID, the peer ID that actually answered (res->peer), so an
+ * application can say "expected X, received Y". @cb runs exactly once on
+ * the loop thread, never from inside this call. Any thread.
+ * Immediate errors: GN_EINVAL (NULL @n, @multiaddr or @cb), GN_EPARSE,
+ * GN_ENOTRANSPORT, GN_EAGAIN, GN_ECLOSED; then @cb does not run.
+ * Since: 0.2
+ */
+GN_API int gn_node_dial_ex(gn_node *n, const char *multiaddr, gn_node_dial_result_cb cb,
+                           void *arg, uint64_t *req_id);
 
 /**
  * Fire-and-forget message to one peer, on /golem/msg/1.0.0: @to is a
@@ -279,7 +314,12 @@ typedef enum gn_node_event_type {
     GN_NODE_EV_NONE = 0,
     GN_NODE_EV_LISTENING = 1,      /* addr: the bound address */
     GN_NODE_EV_LISTEN_FAILED = 2,  /* status, addr */
-    GN_NODE_EV_DIAL = 3,           /* status, channel_id on success */
+    /**
+     * status; on success channel_id, peer, addr (remote), protocol (muxer);
+     * on GN_EPEERID peer is the peer ID the remote proved instead of the
+     * dialed one (len 0 when unknown; since 0.2).
+     */
+    GN_NODE_EV_DIAL = 3,
     GN_NODE_EV_CHANNEL_OPENED = 4, /* channel_id, peer, addr (remote), protocol (muxer) */
     GN_NODE_EV_CHANNEL_CLOSED = 5, /* channel_id, peer, status (why) */
     GN_NODE_EV_IDENTIFY = 6,       /* channel_id, peer, status, protocol (agent), addr (observed) */

@@ -1384,8 +1384,97 @@ GN_TEST(close_with_full_command_queue)
     gn_identity_free(ib);
 }
 
+/* gn_node_dial_ex() recorder. */
+typedef struct dial_ex_res {
+    int calls;
+    int status;
+    gn_peer_id peer;
+    gn_channel *ch;
+} dial_ex_res;
+
+static void on_dial_ex(void *arg, const gn_node_dial_result *res)
+{
+    dial_ex_res *r = arg;
+    r->calls++;
+    r->status = res->status;
+    r->peer = res->peer;
+    r->ch = res->ch ? gn_channel_hold(res->ch) : NULL;
+}
+
+static bool dial_ex_done(void *arg) { return ((dial_ex_res *)arg)->calls > 0; }
+
+/*
+ * A dial to a /p2p/ id the listener does not have, over TCP on 127.0.0.1:
+ * GN_EPEERID, and the application learns which peer answered, through
+ * gn_node_dial_ex() and through the GN_NODE_EV_DIAL event, for Noise and
+ * ECIES.
+ */
+GN_TEST(dial_wrong_peer_id_reports_received)
+{
+    setup();
+    static const opts tcp_noise = {.transport = "tcp", .security = "noise", .muxers = "yamux"};
+    static const opts tcp_ecies = {.transport = "tcp", .security = "ecies", .muxers = "yamux"};
+    tnode a, b, c, d;
+    node_up(&a, 1, &tcp_noise);
+    node_up(&b, 2, &tcp_noise);
+    node_up(&c, 3, &tcp_ecies);
+    node_up(&d, 4, &tcp_ecies);
+    gn_identity *other;
+    gn_peer_id wrong;
+    CHECK_OK(gn_identity_from_int_seed(9, &other));
+    gn_identity_peer_id(other, &wrong);
+    gn_identity_free(other);
+    char addr[GN_NODE_ADDR_MAX];
+
+    CHECK_EQ(gn_node_dial_ex(a.n, b.addr, NULL, NULL, NULL), GN_EINVAL);
+    /* noise, callback: b answered instead of "wrong" */
+    with_peer(addr, sizeof addr, b.addr, &wrong);
+    dial_ex_res r = {0};
+    CHECK_OK(gn_node_dial_ex(a.n, addr, on_dial_ex, &r, NULL));
+    CHECK(run_until(dial_ex_done, &r, 5000));
+    CHECK_EQ(r.status, GN_EPEERID);
+    CHECK(r.ch == NULL);
+    CHECK(gn_peer_id_equal(&r.peer, &b.pid));
+    /* noise, event */
+    uint64_t req = 0;
+    CHECK_OK(gn_node_dial(a.n, addr, NULL, NULL, &req));
+    gn_node_event ev;
+    CHECK(wait_event(&a, GN_NODE_EV_DIAL, &ev, 5000));
+    CHECK_EQ(ev.request_id, req);
+    CHECK_EQ(ev.status, GN_EPEERID);
+    CHECK_EQ(ev.channel_id, 0);
+    CHECK(gn_peer_id_equal(&ev.peer, &b.pid));
+    /* ecies, callback */
+    with_peer(addr, sizeof addr, d.addr, &wrong);
+    dial_ex_res r2 = {0};
+    CHECK_OK(gn_node_dial_ex(c.n, addr, on_dial_ex, &r2, NULL));
+    CHECK(run_until(dial_ex_done, &r2, 5000));
+    CHECK_EQ(r2.status, GN_EPEERID);
+    CHECK(gn_peer_id_equal(&r2.peer, &d.pid));
+    /* other errors carry no peer: no common security (noise a, ecies d) */
+    dial_ex_res r3 = {0};
+    CHECK_OK(gn_node_dial_ex(a.n, d.addr, on_dial_ex, &r3, NULL));
+    CHECK(run_until(dial_ex_done, &r3, 5000));
+    CHECK_EQ(r3.status, GN_ENEGOTIATION);
+    CHECK_EQ(r3.peer.len, 0);
+    /* success: the channel and its peer */
+    dial_ex_res r4 = {0};
+    CHECK_OK(gn_node_dial_ex(a.n, b.addr, on_dial_ex, &r4, NULL));
+    CHECK(run_until(dial_ex_done, &r4, 5000));
+    CHECK_EQ(r4.status, 0);
+    CHECK(r4.ch != NULL);
+    CHECK(gn_peer_id_equal(&r4.peer, &b.pid));
+    gn_channel_rele(r4.ch);
+    run_for(20);
+    CHECK_EQ(r.calls + r2.calls + r3.calls + r4.calls, 4);
+    CHECK_EQ(count_events(&a, GN_NODE_EV_DIAL), 1);
+    CHECK_EQ(count_events(&c, GN_NODE_EV_CHANNEL_OPENED), 0);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_noise_dial),
-             GN_T(tcp_ecies_dial), GN_T(dial_wrong_peer_id), GN_T(dial_errors),
+             GN_T(tcp_ecies_dial), GN_T(dial_wrong_peer_id), GN_T(dial_wrong_peer_id_reports_received),
+             GN_T(dial_errors),
              GN_T(config_errors), GN_T(reuse_and_simultaneous_dial), GN_T(crossing_dials),
              GN_T(handlers_and_custom_streams), GN_T(messages_send_unicast_broadcast),
              GN_T(multicast_groups), GN_T(event_queue_backpressure), GN_T(connection_limits),
