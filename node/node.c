@@ -168,6 +168,7 @@ static void node_free_memory(gn_node *n)
     }
     uv_mutex_destroy(&n->close_mtx);
     uv_cond_destroy(&n->close_cond);
+    uv_mutex_destroy(&n->chan_mtx);
     gn_free(n);
 }
 
@@ -204,6 +205,7 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     }
     uv_mutex_init(&n->close_mtx);
     uv_cond_init(&n->close_cond);
+    uv_mutex_init(&n->chan_mtx);
     n->close_cmd.fn = node_close_cmd_run;
     n->close_cmd.arg = n;
     gni_list_init(&n->listeners);
@@ -1671,6 +1673,26 @@ gn_channel *gn_node_channel_find(gn_node *n, uint64_t channel_id)
         }
     }
     return NULL;
+}
+
+gn_channel *gn_node_channel_get(gn_node *n, uint64_t channel_id)
+{
+    if (!n) {
+        return NULL;
+    }
+    gn_channel *found = NULL;
+    /* the loop adds and removes channels under chan_mtx, and a channel in
+     * the list still has the node's reference: holding it here is safe */
+    uv_mutex_lock(&n->chan_mtx);
+    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
+        gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
+        if (ch->info.id == channel_id) {
+            found = gn_channel_hold(ch);
+            break;
+        }
+    }
+    uv_mutex_unlock(&n->chan_mtx);
+    return found;
 }
 
 static const gni_peer_info *peer_lookup(gn_node *n, const gn_peer_id *peer)

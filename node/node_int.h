@@ -264,7 +264,9 @@ struct gn_node {
     gni_list listeners;
     uint32_t nlisteners_closing;
     uint32_t nstray;                /* refused inbound connections still closing */
-    gni_list channels;
+    gni_list channels;              /* added/removed on the loop under chan_mtx; walked
+                                     * by the loop freely, by others under chan_mtx */
+    uv_mutex_t chan_mtx;            /* any: gn_node_channel_get() */
     uint32_t nchannels;
     uint64_t next_channel;
     handler_ent handlers[GNI_NODE_MAX_HANDLERS];

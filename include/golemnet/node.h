@@ -412,8 +412,36 @@ GN_API void gn_channel_rele(gn_channel *ch);
 /** Fills @info and returns the state. Any thread (a consistent snapshot). */
 GN_API gn_channel_state gn_channel_state_get(gn_channel *ch, gn_channel_info *info);
 
-/** Fills @m. Any thread. */
+/**
+ * Fills @m. Any thread: on the loop thread with current values, on another
+ * thread with the last snapshot (up to about a second old, see
+ * gn_channel_metrics; gn_channel_metrics_refresh() for current values).
+ */
 GN_API void gn_channel_metrics_get(gn_channel *ch, gn_channel_metrics *m);
+
+/**
+ * Fills @m with current values, from any thread. On the loop thread, or
+ * for a closed channel (whose last snapshot is final), this is
+ * gn_channel_metrics_get() and returns 0 at once. On another thread it
+ * asks the loop to take a snapshot and blocks until it did, at most
+ * @timeout (ns; GN_TIME_INFINITY: no bound; 0: do not wait).
+ *
+ * Blocking rather than a callback: a thread other than the loop's wants
+ * the values where it stands, and a callback would run on the loop thread
+ * and need its own hand-off; on the loop thread it never waits, so it
+ * cannot deadlock there. The bound matters on an application's loop that
+ * is not running (or is blocked by the caller): then the call times out.
+ *
+ * @ch held by the caller (not NULL); @m (not NULL) receives the values,
+ * on an error the last snapshot. Not after gn_node_free() unless the
+ * channel is closed.
+ * Errors: GN_EINVAL (NULL argument), GN_ETIMEDOUT (the loop did not
+ * answer within @timeout; its snapshot still happens later), GN_EAGAIN
+ * (the loop's command queue is full), GN_ECLOSED (the loop is stopping),
+ * GN_ENOMEM.
+ * Since: 0.2
+ */
+GN_API int gn_channel_metrics_refresh(gn_channel *ch, gn_channel_metrics *m, gn_time timeout);
 
 /**
  * Sends one message on /golem/msg/1.0.0 (copied). Any thread. Errors:
@@ -480,10 +508,22 @@ GN_API void gn_channel_record_rtt(gn_channel *ch, gn_time rtt);
 
 /**
  * The channel with @channel_id (from an event), borrowed, or NULL once it
- * is gone. Loop thread.
+ * is gone. Loop thread (NULL on another thread: use gn_node_channel_get()).
  * Since: 0.1
  */
 GN_API gn_channel *gn_node_channel_find(gn_node *n, uint64_t channel_id);
+
+/**
+ * The channel with @channel_id (from an event or gn_channel_state_get()),
+ * with a reference the caller owns (release it with gn_channel_rele()), or
+ * NULL when @n is NULL or no channel of @n has that id any more (it
+ * finished closing; a closing channel is still returned, with
+ * gn_channel_state_get() saying CLOSING). Any thread; not after
+ * gn_node_free(). The reference keeps the channel readable (state,
+ * metrics) after it closed, even after the node was freed.
+ * Since: 0.2
+ */
+GN_API gn_channel *gn_node_channel_get(gn_node *n, uint64_t channel_id);
 
 /* ---- the peer store ---- */
 
