@@ -1687,7 +1687,10 @@ gn_channel *gn_node_channel_get(gn_node *n, uint64_t channel_id)
     for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
         gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
         if (ch->info.id == channel_id) {
-            found = gn_channel_hold(ch);
+            /* CLOSED is published before the CHANNEL_CLOSED event */
+            if (atomic_load(&ch->pub_state) != GN_CHANNEL_CLOSED) {
+                found = gn_channel_hold(ch);
+            }
             break;
         }
     }

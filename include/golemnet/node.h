@@ -516,9 +516,10 @@ GN_API gn_channel *gn_node_channel_find(gn_node *n, uint64_t channel_id);
 /**
  * The channel with @channel_id (from an event or gn_channel_state_get()),
  * with a reference the caller owns (release it with gn_channel_rele()), or
- * NULL when @n is NULL or no channel of @n has that id any more (it
- * finished closing; a closing channel is still returned, with
- * gn_channel_state_get() saying CLOSING). Any thread; not after
+ * NULL when @n is NULL or no channel of @n has that id, or it is closed
+ * (from before its GN_NODE_EV_CHANNEL_CLOSED event is queued; a closing
+ * channel is still returned, gn_channel_state_get() saying CLOSING). Any
+ * thread; not after
  * gn_node_free(). The reference keeps the channel readable (state,
  * metrics) after it closed, even after the node was freed.
  * Since: 0.2
