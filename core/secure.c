@@ -506,6 +506,8 @@ typedef struct hs_run {
     bytes in;      /* received bytes the core has not consumed yet */
     int failure;   /* final error, once failed */
     bool finished; /* success or failure decided */
+    bool has_peer; /* GN_EPEERID: the core reported the peer proven (peer) */
+    gn_secure_result peer;
 } hs_run;
 
 static void hs_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t len);
@@ -556,7 +558,9 @@ static void hs_below_closed(gn_stream *below, void *arg)
 {
     (void)below;
     hs_run *r = arg;
-    r->cb(r->arg, r->failure, NULL);
+    /* a cancel after the failure turns it into GN_ECANCELED: no peer then */
+    bool peer = r->has_peer && r->failure == GN_EPEERID;
+    r->cb(r->arg, r->failure, peer ? &r->peer : NULL);
     gn_free(r);
 }
 
@@ -570,6 +574,10 @@ static void hs_fail(hs_run *r, int err)
     GN_LOG(GN_LOG_INFO, "secure", "%s handshake failed: %s", r->c->ops->name,
            gn_err_name(r->failure));
     gn_timer_stop(&r->timer);
+    if (r->failure == GN_EPEERID && r->hv->mismatched_peer) {
+        r->has_peer = r->hv->mismatched_peer(r->hs, &r->peer.remote_peer,
+                                             r->peer.remote_pubkey) == 0;
+    }
     r->hv->free(r->hs);
     r->hs = NULL;
     bytes_free(&r->in);

@@ -47,7 +47,9 @@ gn_channel *gni_channel_new(gn_node *n, bool outbound)
     gni_list_init(&ch->waiters);
     gni_list_init(&ch->nstreams);
     gn_timer_init(n->loop, &ch->upgrade_timer);
+    uv_mutex_lock(&n->chan_mtx); /* gn_node_channel_get() walks the list from any thread */
     gni_list_add_tail(&n->channels, &ch->link);
+    uv_mutex_unlock(&n->chan_mtx);
     n->nchannels++;
     return ch;
 }
@@ -166,6 +168,92 @@ void gn_channel_metrics_get(gn_channel *ch, gn_channel_metrics *m)
     uv_mutex_unlock(&ch->mtx);
 }
 
+/* gn_channel_metrics_refresh() from another thread: the waiter and the
+ * loop job share it; the last of the two frees it. */
+typedef struct metrics_wait {
+    _Atomic uint32_t refs;
+    uv_mutex_t mtx;
+    uv_cond_t cond;
+    bool done; /* mtx */
+    gn_channel *ch; /* held */
+} metrics_wait;
+
+static void metrics_wait_rele(metrics_wait *w)
+{
+    if (atomic_fetch_sub(&w->refs, 1) == 1) {
+        gn_channel_rele(w->ch);
+        uv_cond_destroy(&w->cond);
+        uv_mutex_destroy(&w->mtx);
+        gn_free(w);
+    }
+}
+
+static void metrics_refresh_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    metrics_wait *w = arg;
+    gn_channel *ch = w->ch;
+    if (atomic_load(&ch->pub_state) != GN_CHANNEL_CLOSED && ch->phase == PH_OPEN) {
+        gni_channel_refresh(ch);
+    }
+    uv_mutex_lock(&w->mtx);
+    w->done = true;
+    uv_cond_signal(&w->cond);
+    uv_mutex_unlock(&w->mtx);
+    metrics_wait_rele(w);
+}
+
+int gn_channel_metrics_refresh(gn_channel *ch, gn_channel_metrics *m, gn_time timeout)
+{
+    if (!ch || !m) {
+        return GN_EINVAL;
+    }
+    int rc = 0;
+    /* a closed channel may outlive its node: its last snapshot is final */
+    if (atomic_load(&ch->pub_state) == GN_CHANNEL_CLOSED ||
+        gn_loop_on_thread(ch->node->loop)) {
+        gn_channel_metrics_get(ch, m); /* refreshes at once on the loop thread */
+        return 0;
+    }
+    metrics_wait *w = gn_calloc(1, sizeof *w);
+    if (!w) {
+        rc = GN_ENOMEM;
+        goto out;
+    }
+    atomic_init(&w->refs, 2);
+    uv_mutex_init(&w->mtx);
+    uv_cond_init(&w->cond);
+    w->ch = gn_channel_hold(ch);
+    rc = gn_loop_submit(ch->node->loop, metrics_refresh_run, w);
+    if (rc < 0) {
+        atomic_store(&w->refs, 1);
+        metrics_wait_rele(w);
+        goto out;
+    }
+    uint64_t start = uv_hrtime();
+    uv_mutex_lock(&w->mtx);
+    /* bounded by @timeout: every pass waits for the time left */
+    while (!w->done) {
+        if (timeout == GN_TIME_INFINITY) {
+            uv_cond_wait(&w->cond, &w->mtx);
+            continue;
+        }
+        uint64_t spent = uv_hrtime() - start;
+        if (spent >= (uint64_t)timeout ||
+            uv_cond_timedwait(&w->cond, &w->mtx, (uint64_t)timeout - spent) != 0) {
+            break;
+        }
+    }
+    rc = w->done ? 0 : GN_ETIMEDOUT;
+    uv_mutex_unlock(&w->mtx);
+    metrics_wait_rele(w);
+out:
+    uv_mutex_lock(&ch->mtx);
+    *m = ch->cache;
+    uv_mutex_unlock(&ch->mtx);
+    return rc;
+}
+
 static void ch_finalize(gn_loop *loop, void *arg)
 {
     (void)loop;
@@ -187,7 +275,9 @@ static void ch_finalize(gn_loop *loop, void *arg)
     gn_timer_stop(&ch->upgrade_timer);
     gn_rcmgr_conn_done(ch->rc);
     ch->rc = NULL;
+    uv_mutex_lock(&n->chan_mtx);
     gni_list_del(&ch->link);
+    uv_mutex_unlock(&n->chan_mtx);
     n->nchannels--;
     gn_channel_rele(ch);
     gni_node_maybe_finish_close(n);
@@ -209,10 +299,24 @@ void gni_channel_check_done(gn_channel *ch)
  * Waiters: the dial requests that wait for this channel's outcome
  */
 
-void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch)
+/* Completes @r: @ch on success; @received (NULL: unknown) the peer the
+ * remote proved when the dial failed with GN_EPEERID. */
+static void dial_req_finish(gn_node *n, dial_req *r, int status, gn_channel *ch,
+                            const gn_peer_id *received)
 {
     if (r->internal) {
         r->internal(n, r, status, ch);
+    } else if (r->result_cb) {
+        gn_node_dial_result res;
+        memset(&res, 0, sizeof res);
+        res.status = status;
+        if (status == 0 && ch) {
+            res.ch = ch;
+            res.peer = ch->info.remote_peer;
+        } else if (status == GN_EPEERID && received) {
+            res.peer = *received;
+        }
+        r->result_cb(r->arg, &res);
     } else if (r->cb) {
         r->cb(r->arg, status, status == 0 ? ch : NULL);
     } else {
@@ -225,19 +329,28 @@ void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch)
             ev.peer = ch->info.remote_peer;
             snprintf(ev.addr, sizeof ev.addr, "%s", ch->info.remote_addr);
             snprintf(ev.protocol, sizeof ev.protocol, "%s", ch->info.muxer);
+        } else if (status == GN_EPEERID && received) {
+            ev.peer = *received;
         }
         gni_node_push_event(n, &ev);
     }
     gn_free(r);
 }
 
+void gni_dial_req_complete(gn_node *n, dial_req *r, int status, gn_channel *ch)
+{
+    dial_req_finish(n, r, status, ch, NULL);
+}
+
 static void complete_waiters(gn_channel *ch, int status)
 {
     gn_node *n = ch->node;
+    const gn_peer_id *received =
+        status == GN_EPEERID && ch->received.len > 0 ? &ch->received : NULL;
     while (!gni_list_empty(&ch->waiters)) {
         dial_req *r = GNI_CONTAINER_OF(ch->waiters.next, dial_req, link);
         gni_list_del(&r->link);
-        gni_dial_req_complete(n, r, status, status == 0 ? ch : NULL);
+        dial_req_finish(n, r, status, status == 0 ? ch : NULL, received);
     }
 }
 

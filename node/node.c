@@ -170,6 +170,7 @@ static void node_free_memory(gn_node *n)
     }
     uv_mutex_destroy(&n->close_mtx);
     uv_cond_destroy(&n->close_cond);
+    uv_mutex_destroy(&n->chan_mtx);
     gn_free(n);
 }
 
@@ -229,6 +230,7 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     }
     uv_mutex_init(&n->close_mtx);
     uv_cond_init(&n->close_cond);
+    uv_mutex_init(&n->chan_mtx);
     n->close_cmd.fn = node_close_cmd_run;
     n->close_cmd.arg = n;
     gni_list_init(&n->listeners);
@@ -1144,8 +1146,8 @@ static int node_parse_target(gn_node *n, const char *s, gn_multiaddr **ma, gn_pe
     return 0;
 }
 
-int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *arg,
-                 uint64_t *req_id)
+static int node_dial_post(gn_node *n, const char *multiaddr, gn_node_dial_cb cb,
+                          gn_node_dial_result_cb result_cb, void *arg, uint64_t *req_id)
 {
     if (!n || !multiaddr) {
         return GN_EINVAL;
@@ -1168,6 +1170,7 @@ int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *ar
     }
     c->ma = ma;
     c->cb = cb;
+    c->dial->result_cb = result_cb; /* the rest of the request is filled on the loop */
     c->arg = arg;
     c->req_id = node_req_id(n);
     uint64_t id = c->req_id;
@@ -1176,6 +1179,21 @@ int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *ar
         *req_id = id;
     }
     return rc;
+}
+
+int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *arg,
+                 uint64_t *req_id)
+{
+    return node_dial_post(n, multiaddr, cb, NULL, arg, req_id);
+}
+
+int gn_node_dial_ex(gn_node *n, const char *multiaddr, gn_node_dial_result_cb cb, void *arg,
+                    uint64_t *req_id)
+{
+    if (!cb) {
+        return GN_EINVAL;
+    }
+    return node_dial_post(n, multiaddr, NULL, cb, arg, req_id);
 }
 
 int gn_node_unicast(gn_node *n, const char *to, const uint8_t *msg, size_t len, uint64_t *req_id)
@@ -1735,6 +1753,29 @@ gn_channel *gn_node_channel_find(gn_node *n, uint64_t channel_id)
         }
     }
     return NULL;
+}
+
+gn_channel *gn_node_channel_get(gn_node *n, uint64_t channel_id)
+{
+    if (!n) {
+        return NULL;
+    }
+    gn_channel *found = NULL;
+    /* the loop adds and removes channels under chan_mtx, and a channel in
+     * the list still has the node's reference: holding it here is safe */
+    uv_mutex_lock(&n->chan_mtx);
+    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
+        gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
+        if (ch->info.id == channel_id) {
+            /* CLOSED is published before the CHANNEL_CLOSED event */
+            if (atomic_load(&ch->pub_state) != GN_CHANNEL_CLOSED) {
+                found = gn_channel_hold(ch);
+            }
+            break;
+        }
+    }
+    uv_mutex_unlock(&n->chan_mtx);
+    return found;
 }
 
 static const gni_peer_info *peer_lookup(gn_node *n, const gn_peer_id *peer)

@@ -69,6 +69,7 @@ struct dial_req {
     gn_channel *ch;          /* the channel it waits on, while in its waiters */
     bool routed;             /* the routers were asked for it already */
     gn_node_dial_cb cb;      /* user callback (NULL: event) */
+    gn_node_dial_result_cb result_cb; /* gn_node_dial_ex() callback (then cb is NULL) */
     void *arg;
     dial_req_fn internal;    /* internal waiter (unicast to an address) */
     void *internal_arg;
@@ -116,6 +117,7 @@ struct gn_channel {
     bool peer_known;
     bool expect_peer;
     gn_peer_id expected;
+    gn_peer_id received;            /* GN_EPEERID: the peer the remote proved (len 0: unknown) */
     char dial_addr[GN_NODE_ADDR_MAX]; /* dialed address without /p2p/ */
     gn_transport *transport;
     bool transport_pending;         /* transport dial outstanding */
@@ -265,7 +267,9 @@ struct gn_node {
     gni_list listeners;
     uint32_t nlisteners_closing;
     uint32_t nstray;                /* refused inbound connections still closing */
-    gni_list channels;
+    gni_list channels;              /* added/removed on the loop under chan_mtx; walked
+                                     * by the loop freely, by others under chan_mtx */
+    uv_mutex_t chan_mtx;            /* any: gn_node_channel_get() */
     uint32_t nchannels;
     uint64_t next_channel;
     handler_ent handlers[GNI_NODE_MAX_HANDLERS];

@@ -169,6 +169,9 @@ static void up_on_secured(void *arg, int status, const gn_secure_result *res)
         /* the component closed the raw stream */
         GN_LOG(GN_LOG_INFO, UP_LOG, "channel %" PRIu64 ": handshake failed: %s", ch->info.id,
                gn_err_name(status));
+        if (status == GN_EPEERID && res) {
+            ch->received = res->remote_peer; /* whom we reached: for the dial's report */
+        }
         up_fail(ch, ch->phase == PH_HANDSHAKE ? status : ch->close_reason);
         return;
     }
@@ -184,6 +187,7 @@ static void up_on_secured(void *arg, int status, const gn_secure_result *res)
     }
     if (ch->expect_peer && !gn_peer_id_equal(&ch->expected, &res->remote_peer)) {
         /* the component should have refused it already; never trust that */
+        ch->received = res->remote_peer;
         up_fail(ch, GN_EPEERID);
         return;
     }

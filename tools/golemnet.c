@@ -1030,8 +1030,9 @@ static void cli_peer_str(const gn_peer_id *p, char out[GN_PEER_ID_MAX_STRLEN])
  * An error line ({"event":"error"} with --json) and a message on stderr;
  * @key/@val (both NULL, or both set) add a field to the JSON line.
  */
-static void cli_error_kv(const char *what, int rc, const char *detail, const char *key,
-                         const char *val)
+/* An error line with up to two extra string fields (a NULL value: left out). */
+static void cli_error_kv2(const char *what, int rc, const char *detail, const char *key,
+                          const char *val, const char *key2, const char *val2)
 {
     progress_clear();
     fprintf(stderr, "golemnet: %s: %s (%s)%s%s\n", what, gn_strerror(rc), gn_err_name(rc),
@@ -1044,8 +1045,17 @@ static void cli_error_kv(const char *what, int rc, const char *detail, const cha
         if (key && val) {
             out_str(key, val);
         }
+        if (key2 && val2) {
+            out_str(key2, val2);
+        }
         out_end();
     }
+}
+
+static void cli_error_kv(const char *what, int rc, const char *detail, const char *key,
+                         const char *val)
+{
+    cli_error_kv2(what, rc, detail, key, val, NULL, NULL);
 }
 
 static void cli_error(const char *what, int rc, const char *detail)
@@ -1821,16 +1831,20 @@ static void cli_id_wait_expired(gn_timer *t, void *arg)
  * the connection: js-libp2p, as listener, resets every stream beyond 10
  * opened before its upgrade completed ("MaxEarlyStreamsError").
  */
-static void cli_dialed(void *arg, int status, gn_channel *ch)
+static void cli_dialed(void *arg, int status, gn_channel *ch, const gn_peer_id *received)
 {
     cli *c = arg;
     if (c->finishing) {
         return;
     }
     if (status == GN_EPEERID && c->has_target_peer) {
-        /* the library does not report the ID the peer proved (docs/cli.md) */
-        char want[GN_PEER_ID_MAX_STRLEN], where[GN_MA_MAX_STRLEN] = "", msg[GN_MA_MAX_STRLEN + 256];
+        /* received: the ID the peer proved, when the security component said */
+        char want[GN_PEER_ID_MAX_STRLEN], got[GN_PEER_ID_MAX_STRLEN] = "";
+        char where[GN_MA_MAX_STRLEN] = "", msg[GN_MA_MAX_STRLEN + 256];
         cli_peer_str(&c->target_peer, want);
+        if (received && received->len > 0) {
+            cli_peer_str(received, got);
+        }
         gn_multiaddr *ma = NULL, *addr = NULL;
         if (gn_multiaddr_parse(c->target, &ma) == 0 &&
             gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &addr) == 0) {
@@ -1842,9 +1856,15 @@ static void cli_dialed(void *arg, int status, gn_channel *ch)
         }
         gn_multiaddr_free(addr);
         gn_multiaddr_free(ma);
-        snprintf(msg, sizeof msg, "expected peer %s, but %s proved a different peer ID", want,
-                 where[0] ? where : "the peer that answered");
-        cli_error_kv("dial", status, msg, "expected_peer_id", want);
+        if (got[0]) {
+            snprintf(msg, sizeof msg, "peer ID mismatch: expected %s, received %s (from %s)", want,
+                     got, where[0] ? where : "the peer that answered");
+        } else {
+            snprintf(msg, sizeof msg, "peer ID mismatch: expected %s, but %s proved a different "
+                     "peer ID", want, where[0] ? where : "the peer that answered");
+        }
+        cli_error_kv2("dial", status, msg, "expected_peer_id", want, "received_peer_id",
+                      got[0] ? got : NULL);
         cli_finish(c, EXIT_FAILURE);
         return;
     }
@@ -1865,6 +1885,11 @@ static void cli_dialed(void *arg, int status, gn_channel *ch)
     } else if (!c->want_identify) {
         gn_timer_start(&c->id_wait, CLI_IDENTIFY_WAIT, cli_id_wait_expired, c);
     }
+}
+
+static void cli_dialed_result(void *arg, const gn_node_dial_result *res)
+{
+    cli_dialed(arg, res->status, res->ch, &res->peer);
 }
 
 /* ---- setup and the main loop ---- */
@@ -1968,7 +1993,7 @@ static int cli_run(cli *c)
     } else if (c->cmd != CLI_NODE) {
         c->end_at = gn_loop_now(c->loop) + c->timeout;
         gn_timer_start(&c->deadline, c->timeout, cli_deadline, c);
-        rc = gn_node_dial(c->node, c->target, cli_dialed, c, NULL);
+        rc = gn_node_dial_ex(c->node, c->target, cli_dialed_result, c, NULL);
         if (rc < 0) {
             cli_fail(c, "dial", rc, c->target);
         }

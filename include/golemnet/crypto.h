@@ -18,9 +18,11 @@ GN_BEGIN_DECLS
 
 /**
  * ABI version: (kind << 16) | revision, so a table of another kind never passes.
- * Revision 2 added `caps`; 3, the gn_op handle of secure().
+ * Revision 2 added `caps`; 3, the gn_op handle of secure(); 4, the
+ * received peer of a GN_EPEERID failure (gn_secure_cb, and
+ * gn_secure_hs_vtbl.mismatched_peer in secure_driver.h).
  */
-#define GN_CRYPTO_ABI 0x20003u
+#define GN_CRYPTO_ABI 0x20004u
 
 /*
  * Capability bits (gn_crypto_ops.caps): what a security component promises.
@@ -87,7 +89,11 @@ typedef struct gn_secure_params {
     size_t n_early_muxers;
 } gn_secure_params;
 
-/** Handshake result, valid during the callback. */
+/**
+ * Handshake result, valid during the callback. With status GN_EPEERID only
+ * remote_peer and remote_pubkey are set (the peer the remote proved, which
+ * is not the expected one); stream is NULL and early_muxer "".
+ */
 typedef struct gn_secure_result {
     gn_stream *stream;          /* the secured stream; the callee owns it */
     gn_peer_id remote_peer;
@@ -101,9 +107,15 @@ typedef struct gn_secure_result {
  * @res, or: GN_EPEERID, GN_EBADSIG, GN_EHANDSHAKE, GN_EPROTO, GN_EFRAMESIZE,
  * GN_EDECRYPT, GN_EBADKEY (the peer's identity key is not Ed25519),
  * GN_EVERSION, GN_ETIMEDOUT, GN_EEOF, GN_ECONNRESET, GN_ECANCELED
- * (gn_op_cancel() on the handshake's handle). On every error @res is NULL
- * and the component has closed the raw stream. Never called from inside
- * secure() or gn_op_cancel().
+ * (gn_op_cancel() on the handshake's handle). On every error the
+ * component has closed the raw stream, and @res is NULL except with
+ * GN_EPEERID: then @res, when not NULL, carries the peer the remote proved
+ * in remote_peer and remote_pubkey (its stream is NULL). The built-in
+ * components always report it; a component on gn_secure_run() reports it
+ * when its core implements gn_secure_hs_vtbl.mismatched_peer, and a
+ * component may pass NULL (it could not tell). Never called from inside
+ * secure() or gn_op_cancel(). Since: 0.1 (the GN_EPEERID result: 0.2,
+ * ABI revision 4).
  */
 typedef void (*gn_secure_cb)(void *arg, int status, const gn_secure_result *res);
 

@@ -175,9 +175,31 @@ GN_API int gn_node_listen(gn_node *n, const char *multiaddr, uint64_t *req_id);
  * (gn_channel_hold() to keep it), or GN_ECONNREFUSED, GN_EUNREACHABLE,
  * GN_ETIMEDOUT, GN_ENEGOTIATION (no common security or muxer), GN_EPEERID
  * (the peer is not the /p2p/ id dialed), a handshake error, GN_ELIMIT
- * (connection limits), GN_ECANCELED (node closing); @ch NULL.
+ * (connection limits), GN_ECANCELED (node closing); @ch NULL. To learn
+ * which peer answered a GN_EPEERID dial, use gn_node_dial_ex().
  */
 typedef void (*gn_node_dial_cb)(void *arg, int status, gn_channel *ch);
+
+/**
+ * The outcome of a gn_node_dial_ex() dial, borrowed for the callback.
+ * Since: 0.2
+ */
+typedef struct gn_node_dial_result {
+    /** 0, or an error as for gn_node_dial_cb. */
+    int status;
+    /** status 0: the channel, borrowed for the call (gn_channel_hold() to keep it); else NULL. */
+    gn_channel *ch;
+    /**
+     * status 0: the channel's peer. GN_EPEERID: the peer ID the remote
+     * proved in the handshake instead of the dialed /p2p/ id (len 0 when
+     * the security component could not tell, see gn_secure_cb). Any other
+     * error: len 0.
+     */
+    gn_peer_id peer;
+} gn_node_dial_result;
+
+/** gn_node_dial_ex() completion (loop thread); @res is borrowed for the call. Since: 0.2 */
+typedef void (*gn_node_dial_result_cb)(void *arg, const gn_node_dial_result *res);
 
 /**
  * Dials @multiaddr (with or without /p2p/<id>) and upgrades the connection:
@@ -194,6 +216,19 @@ typedef void (*gn_node_dial_cb)(void *arg, int status, gn_channel *ch);
  */
 GN_API int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *arg,
                         uint64_t *req_id);
+
+/**
+ * gn_node_dial(), reporting through @cb (not NULL) with a
+ * gn_node_dial_result: the same outcome, plus, when the dial fails with
+ * GN_EPEERID, the peer ID that actually answered (res->peer), so an
+ * application can say "expected X, received Y". @cb runs exactly once on
+ * the loop thread, never from inside this call. Any thread.
+ * Immediate errors: GN_EINVAL (NULL @n, @multiaddr or @cb), GN_EPARSE,
+ * GN_ENOTRANSPORT, GN_EAGAIN, GN_ECLOSED; then @cb does not run.
+ * Since: 0.2
+ */
+GN_API int gn_node_dial_ex(gn_node *n, const char *multiaddr, gn_node_dial_result_cb cb,
+                           void *arg, uint64_t *req_id);
 
 /**
  * Fire-and-forget message to one peer, on /golem/msg/1.0.0: @to is a
@@ -316,7 +351,12 @@ typedef enum gn_node_event_type {
     GN_NODE_EV_NONE = 0,
     GN_NODE_EV_LISTENING = 1,      /* addr: the bound address */
     GN_NODE_EV_LISTEN_FAILED = 2,  /* status, addr */
-    GN_NODE_EV_DIAL = 3,           /* status, channel_id on success */
+    /**
+     * status; on success channel_id, peer, addr (remote), protocol (muxer);
+     * on GN_EPEERID peer is the peer ID the remote proved instead of the
+     * dialed one (len 0 when unknown; since 0.2).
+     */
+    GN_NODE_EV_DIAL = 3,
     GN_NODE_EV_CHANNEL_OPENED = 4, /* channel_id, peer, addr (remote), protocol (muxer) */
     GN_NODE_EV_CHANNEL_CLOSED = 5, /* channel_id, peer, status (why) */
     GN_NODE_EV_IDENTIFY = 6,       /* channel_id, peer, status, protocol (agent), addr (observed) */
@@ -409,8 +449,36 @@ GN_API void gn_channel_rele(gn_channel *ch);
 /** Fills @info and returns the state. Any thread (a consistent snapshot). */
 GN_API gn_channel_state gn_channel_state_get(gn_channel *ch, gn_channel_info *info);
 
-/** Fills @m. Any thread. */
+/**
+ * Fills @m. Any thread: on the loop thread with current values, on another
+ * thread with the last snapshot (up to about a second old, see
+ * gn_channel_metrics; gn_channel_metrics_refresh() for current values).
+ */
 GN_API void gn_channel_metrics_get(gn_channel *ch, gn_channel_metrics *m);
+
+/**
+ * Fills @m with current values, from any thread. On the loop thread, or
+ * for a closed channel (whose last snapshot is final), this is
+ * gn_channel_metrics_get() and returns 0 at once. On another thread it
+ * asks the loop to take a snapshot and blocks until it did, at most
+ * @timeout (ns; GN_TIME_INFINITY: no bound; 0: do not wait).
+ *
+ * Blocking rather than a callback: a thread other than the loop's wants
+ * the values where it stands, and a callback would run on the loop thread
+ * and need its own hand-off; on the loop thread it never waits, so it
+ * cannot deadlock there. The bound matters on an application's loop that
+ * is not running (or is blocked by the caller): then the call times out.
+ *
+ * @ch held by the caller (not NULL); @m (not NULL) receives the values,
+ * on an error the last snapshot. Not after gn_node_free() unless the
+ * channel is closed.
+ * Errors: GN_EINVAL (NULL argument), GN_ETIMEDOUT (the loop did not
+ * answer within @timeout; its snapshot still happens later), GN_EAGAIN
+ * (the loop's command queue is full), GN_ECLOSED (the loop is stopping),
+ * GN_ENOMEM.
+ * Since: 0.2
+ */
+GN_API int gn_channel_metrics_refresh(gn_channel *ch, gn_channel_metrics *m, gn_time timeout);
 
 /**
  * Sends one message on /golem/msg/1.0.0 (copied). Any thread. Errors:
@@ -477,10 +545,23 @@ GN_API void gn_channel_record_rtt(gn_channel *ch, gn_time rtt);
 
 /**
  * The channel with @channel_id (from an event), borrowed, or NULL once it
- * is gone. Loop thread.
+ * is gone. Loop thread (NULL on another thread: use gn_node_channel_get()).
  * Since: 0.1
  */
 GN_API gn_channel *gn_node_channel_find(gn_node *n, uint64_t channel_id);
+
+/**
+ * The channel with @channel_id (from an event or gn_channel_state_get()),
+ * with a reference the caller owns (release it with gn_channel_rele()), or
+ * NULL when @n is NULL or no channel of @n has that id, or it is closed
+ * (from before its GN_NODE_EV_CHANNEL_CLOSED event is queued; a closing
+ * channel is still returned, gn_channel_state_get() saying CLOSING). Any
+ * thread; not after
+ * gn_node_free(). The reference keeps the channel readable (state,
+ * metrics) after it closed, even after the node was freed.
+ * Since: 0.2
+ */
+GN_API gn_channel *gn_node_channel_get(gn_node *n, uint64_t channel_id);
 
 /* ---- the peer store ---- */
 

@@ -28,8 +28,7 @@ typedef struct gn_secure_cipher_vtbl gn_secure_cipher_vtbl;
 
 /**
  * A handshake core as the driver sees it. @hs is the component's object,
- * passed back as the first argument of every entry. All entries are
- * required.
+ * passed back as the first argument of every entry.
  *
  * feed:   consumes @len received bytes at @in (borrowed for the call) at
  *         time @now; sets *@consumed (may be less than @len when the
@@ -48,6 +47,16 @@ typedef struct gn_secure_cipher_vtbl gn_secure_cipher_vtbl;
  *         calls cipher->free). Returns 0 or a negative gn_err.
  * free:   releases @hs; called exactly once, on success or failure, after
  *         which the driver never touches @hs again.
+ * mismatched_peer: optional (NULL: not reported). Called at most once,
+ *         just before free, when the handshake failed with GN_EPEERID:
+ *         fills @peer with the peer ID the remote proved instead of the
+ *         expected one, and @pubkey with its Ed25519 key. Returns 0, or a
+ *         negative gn_err when the core cannot tell (then the driver
+ *         reports GN_EPEERID with no result). Since: 0.2 (ABI revision 4;
+ *         a table built against an older revision must be rebuilt, which
+ *         leaves this entry NULL).
+ *
+ * Only feed, drain, status, finish and free are required.
  */
 typedef struct gn_secure_hs_vtbl {
     int (*feed)(void *hs, const uint8_t *in, size_t len, size_t *consumed, gn_time now);
@@ -56,6 +65,8 @@ typedef struct gn_secure_hs_vtbl {
     int (*finish)(void *hs, gn_secure_result *res, const gn_secure_cipher_vtbl **cipher,
                   void **cipher_obj);
     void (*free)(void *hs);
+    int (*mismatched_peer)(void *hs, gn_peer_id *peer,
+                           uint8_t pubkey[GN_ED25519_PUBLICKEYBYTES]);
 } gn_secure_hs_vtbl;
 
 /**
@@ -115,7 +126,9 @@ struct gn_secure_cipher_vtbl {
  *         for the call; res->stream is the secured stream, owned by the
  *         callee, who must gn_stream_close() it; it reads once the callee
  *         calls gn_stream_read_start()). On failure, after @below was
- *         closed, with @res NULL and status: the core's error (from feed,
+ *         closed, with @res NULL (except for GN_EPEERID: the peer the
+ *         remote proved, from hv->mismatched_peer, when the core reports
+ *         it; res->stream NULL) and status: the core's error (from feed,
  *         drain, status or finish), GN_ETIMEDOUT (handshake_timeout
  *         passed), GN_EFRAMESIZE (more than max_handshake_msg bytes
  *         buffered), GN_EEOF (the peer closed first), an error @below

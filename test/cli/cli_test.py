@@ -326,10 +326,14 @@ def dial_failures_exit_1():
         assert rc == 1 and err, (rc, out, err)
         e = events(out)[-1]
         assert e["event"] == "error" and e["what"] == "dial" and e["error"] == "GN_EPEERID", e
-        # the message names the peer ID expected and where it was looked for
+        # the message names the peer ID expected, the one received and where
+        seed1 = addr.rsplit("/p2p/", 1)[1]
         assert e["expected_peer_id"] == seed9, e
+        assert e["received_peer_id"] == seed1, e
         assert seed9 in e["message"] and bare in e["message"], e
-        assert seed9 in err and "different peer ID" in err, err
+        want = f"peer ID mismatch: expected {seed9}, received {seed1}"
+        assert want in e["message"], e
+        assert want in err, err
         rc, out, _ = run("echo", addr, "--bytes", "10", "--json")  # node serves no echo
         assert rc == 1, (rc, out)
         e = [x for x in events(out) if x["event"] == "error"]

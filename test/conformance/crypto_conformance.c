@@ -42,6 +42,8 @@ typedef struct side {
     bool eof;
     int err;
     int closed;
+    bool got_peer;       /* GN_EPEERID came with the peer proven (in remote) */
+    bool res_on_error;   /* another error came with a result */
 } side;
 
 static gn_loop *loop;
@@ -54,6 +56,11 @@ static void on_secured(void *arg, int status, const gn_secure_result *res)
         s->secured = res->stream;
         s->remote = res->remote_peer;
         snprintf(s->early, sizeof s->early, "%s", res->early_muxer);
+    } else if (status == GN_EPEERID && res && !res->stream && !res->early_muxer[0]) {
+        s->got_peer = true;
+        s->remote = res->remote_peer;
+    } else if (res) {
+        s->res_on_error = true;
     }
 }
 
@@ -300,6 +307,13 @@ GN_TEST(expected_peer_mismatch)
     start_pair(s, &wrong);
     CHECK(run_until(both_done, s, 5000));
     CHECK_EQ(s[0].status, GN_EPEERID);
+    /* the initiator learns whom it reached instead (crypto.h, ABI revision 4;
+     * every built-in component reports it) */
+    CHECK(s[0].got_peer);
+    CHECK(!s[0].res_on_error && !s[1].res_on_error);
+    gn_peer_id real;
+    gn_identity_peer_id(s[1].id, &real);
+    CHECK(gn_peer_id_equal(&s[0].remote, &real));
     if (s[1].status == 0) {
         /* the responder may finish first (plaintext sends both messages at
          * once); it must then see the connection go away */

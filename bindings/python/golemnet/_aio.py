@@ -23,7 +23,7 @@ from typing import (Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optio
                     Sequence, Set, Tuple, Union)
 
 from . import _golemnet as _c
-from .errors import AgainError, ClosedError, Error, error_from_code
+from .errors import AgainError, ClosedError, Error, PeerIdError, error_from_code
 
 __all__ = [
     "Node", "Channel", "Stream", "Message", "ChannelState", "ChannelMetrics",
@@ -799,7 +799,10 @@ class Node:
                     self._c_reset(result)  # nobody waits for it any more
                 continue
             if status < 0:
-                fut.set_exception(error_from_code(status))
+                err = error_from_code(status)
+                if kind == _c.NOTE_DIAL and proto and isinstance(err, PeerIdError):
+                    err.received_peer = proto  # the peer ID that answered instead
+                fut.set_exception(err)
             else:
                 fut.set_result(result)
 
@@ -1062,8 +1065,9 @@ class Node:
         """Dials a multiaddr (with or without /p2p/<id>) and returns the open
         :class:`Channel` (an open channel to the same peer is reused).
         Raises :class:`~golemnet.ParseError` for a malformed address,
-        :class:`~golemnet.RefusedError`, :class:`~golemnet.PeerIdError`,
-        :class:`~golemnet.NegotiationError`, ..."""
+        :class:`~golemnet.RefusedError`, :class:`~golemnet.PeerIdError`
+        (``.peer`` the /p2p/ id dialled, ``.received_peer`` the one that
+        answered), :class:`~golemnet.NegotiationError`, ..."""
         with _addr_context(addr):
             tok, fut = self._request()
             self._call(self._c.dial, addr, tok)

@@ -82,9 +82,11 @@ class Error(Exception):
             self.peer = peer
         return self
 
+    def _context(self) -> Any:
+        return (("address", self.address), ("protocol", self.protocol), ("peer", self.peer))
+
     def __str__(self) -> str:
-        ctx = [f"{k} {v}" for k, v in (("address", self.address), ("protocol", self.protocol),
-                                       ("peer", self.peer)) if v]
+        ctx = [f"{k} {v}" for k, v in self._context() if v]
         return f"{self.message} ({', '.join(ctx)})" if ctx else self.message
 
     def __reduce__(self) -> Any:
@@ -207,7 +209,22 @@ class HandshakeError(CryptoError):
 
 
 class PeerIdError(CryptoError):
-    """GN_EPEERID: the remote peer is not the /p2p/ id dialed."""
+    """GN_EPEERID: the remote peer is not the /p2p/ id dialed.
+
+    Attributes (besides :class:`Error`'s):
+        peer: the peer ID expected (the dialled ``/p2p/`` id).
+        received_peer: the peer ID the remote proved instead, or None when
+            unknown (an error not from a dial, or a security component that
+            cannot tell).
+    """
+
+    received_peer: Optional[str] = None
+
+    def _context(self) -> Any:
+        return tuple(super()._context()) + (("received_peer", self.received_peer),)
+
+    def __reduce__(self) -> Any:
+        return super().__reduce__() + ({"received_peer": self.received_peer},)
 
 
 class ProtocolError(PeerError):

@@ -1051,14 +1051,20 @@ static void req_note(br_req *r, int kind, int status, gn_time rtt, gnb_stream *s
     br_push(r->br, note);
 }
 
-static void br_dial_cb(void *arg, int status, gn_channel *ch)
+static void br_dial_cb(void *arg, const gn_node_dial_result *res)
 {
     br_req *r = arg;
+    int status = res->status;
+    gn_channel *ch = res->ch;
     gnb_note *note = note_new(GNB_NOTE_DIAL, status, r->token);
     if (note) {
         note->ch = status == 0 && ch ? gn_channel_hold(ch) : NULL;
         if (status == 0 && !ch) {
             note->status = GN_EINTERNAL;
+        }
+        if (status == GN_EPEERID && res->peer.len > 0 &&
+            gn_peer_id_to_string(&res->peer, note->protocol, sizeof note->protocol) < 0) {
+            note->protocol[0] = '\0';
         }
         br_push(r->br, note);
     }
@@ -1072,7 +1078,7 @@ int gnb_dial(gnb_bridge *br, const char *multiaddr, uint64_t token)
         return GN_ENOMEM;
     }
     pthread_mutex_lock(&br->mu);
-    int rc = br->detached ? GN_ECLOSED : gn_node_dial(br->node, multiaddr, br_dial_cb, r, NULL);
+    int rc = br->detached ? GN_ECLOSED : gn_node_dial_ex(br->node, multiaddr, br_dial_cb, r, NULL);
     pthread_mutex_unlock(&br->mu);
     if (rc < 0) {
         req_free(r);

@@ -51,7 +51,7 @@ typedef struct gnb_stream gnb_stream;
 
 /** Note kinds. */
 enum {
-    GNB_NOTE_DIAL = 1,    /* token, status, ch (held) */
+    GNB_NOTE_DIAL = 1,    /* token, status, ch (held); GN_EPEERID: protocol = the peer ID received, or "" */
     GNB_NOTE_OPEN = 2,    /* token, status, st */
     GNB_NOTE_PING = 3,    /* token, status, rtt */
     GNB_NOTE_INBOUND = 4, /* st, ch (held), protocol */
@@ -135,8 +135,9 @@ int gnb_set_handler(gnb_bridge *br, const char *protocol_id, bool add, bool star
                     uint64_t token);
 
 /**
- * Dials @multiaddr; the outcome is a GNB_NOTE_DIAL note with @token.
- * Errors (immediate, no note): those of gn_node_dial(), GN_ECLOSED.
+ * Dials @multiaddr (gn_node_dial_ex()); the outcome is a GNB_NOTE_DIAL
+ * note with @token. Errors (immediate, no note): those of
+ * gn_node_dial_ex(), GN_ECLOSED.
  */
 int gnb_dial(gnb_bridge *br, const char *multiaddr, uint64_t token);
 

@@ -66,6 +66,13 @@ async def test_errors_carry_address_protocol_peer() -> None:
         with pytest.raises(golemnet.PeerIdError) as ei:
             await b.dial(addr)
         assert ei.value.address == addr and ei.value.peer == wrong
+        # the peer ID that answered instead (a's)
+        assert ei.value.received_peer == a.peer_id
+        assert f"received_peer {a.peer_id}" in str(ei.value)
+        f = pickle.loads(pickle.dumps(ei.value))
+        assert type(f) is golemnet.PeerIdError and f.received_peer == a.peer_id
+        # other dial errors have no received peer
+        assert getattr(golemnet.error_from_code(errors.CODES["GN_EPEERID"]), "received_peer") is None
         with pytest.raises(golemnet.ParseError) as ei:
             await b.dial("/ip4/999.1.2.3/tcp/1")
         assert ei.value.address == "/ip4/999.1.2.3/tcp/1"

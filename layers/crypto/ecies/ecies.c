@@ -235,12 +235,13 @@ static int ecies_check_payload(gni_ecies_hs *hs, size_t n, const char *ctx)
     if (rc < 0) {
         return GN_EINTERNAL;
     }
+    /* kept on a mismatch too: gni_ecies_hs_mismatched_peer() reports it */
+    hs->res.remote_peer = pid;
+    memcpy(hs->res.remote_pubkey, p, GN_ED25519_PUBLICKEYBYTES);
     if (hs->has_expected && !gn_peer_id_equal(&pid, &hs->expected)) {
         return GN_EPEERID;
     }
     ecies_th_add(hs, p + body, GN_ED25519_SIGBYTES);
-    hs->res.remote_peer = pid;
-    memcpy(hs->res.remote_pubkey, p, GN_ED25519_PUBLICKEYBYTES);
     memcpy(hs->res.remote_ext, p + 34, ext_len);
     hs->res.remote_ext_len = ext_len;
     return 0;
@@ -572,6 +573,20 @@ bool gni_ecies_hs_done(const gni_ecies_hs *hs)
 int gni_ecies_hs_error(const gni_ecies_hs *hs)
 {
     return hs->state == HS_FAILED ? hs->err : 0;
+}
+
+int gni_ecies_hs_mismatched_peer(const gni_ecies_hs *hs, gn_peer_id *peer,
+                                 uint8_t pubkey[GN_ED25519_PUBLICKEYBYTES])
+{
+    if (!hs || !peer || !pubkey) {
+        return GN_EINVAL;
+    }
+    if (hs->state != HS_FAILED || hs->err != GN_EPEERID) {
+        return GN_ESTATE;
+    }
+    *peer = hs->res.remote_peer;
+    memcpy(pubkey, hs->res.remote_pubkey, GN_ED25519_PUBLICKEYBYTES);
+    return 0;
 }
 
 int gni_ecies_hs_result(const gni_ecies_hs *hs, gni_ecies_result *res)

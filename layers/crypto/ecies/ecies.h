@@ -147,6 +147,15 @@ int gni_ecies_hs_error(const gni_ecies_hs *hs);
 int gni_ecies_hs_result(const gni_ecies_hs *hs, gni_ecies_result *res);
 
 /**
+ * After a failure with GN_EPEERID: the peer the remote proved (its
+ * signature verified) instead of the expected one, into @peer, and its
+ * Ed25519 key into @pubkey. Errors: GN_EINVAL (a NULL argument), GN_ESTATE
+ * (the handshake did not fail with GN_EPEERID).
+ */
+int gni_ecies_hs_mismatched_peer(const gni_ecies_hs *hs, gn_peer_id *peer,
+                                 uint8_t pubkey[GN_ED25519_PUBLICKEYBYTES]);
+
+/**
  * Test and diagnostic access to the transport keys (@tx for sending, @rx for
  * receiving, from this side's point of view). Secret: wipe after use.
  * Errors: GN_ESTATE before completion or after gni_ecies_session_new took

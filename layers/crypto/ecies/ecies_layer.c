@@ -120,7 +120,19 @@ static void el_free(void *hs)
     gni_ecies_hs_free(hs);
 }
 
-static const gn_secure_hs_vtbl el_hs = {el_feed, el_drain, el_status, el_finish, el_free};
+static int el_mismatched_peer(void *hs, gn_peer_id *peer, uint8_t pubkey[GN_ED25519_PUBLICKEYBYTES])
+{
+    return gni_ecies_hs_mismatched_peer(hs, peer, pubkey);
+}
+
+static const gn_secure_hs_vtbl el_hs = {
+    .feed = el_feed,
+    .drain = el_drain,
+    .status = el_status,
+    .finish = el_finish,
+    .free = el_free,
+    .mismatched_peer = el_mismatched_peer,
+};
 
 /* ---- component ------------------------------------------------------------ */
 

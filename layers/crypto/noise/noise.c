@@ -1268,12 +1268,13 @@ static int xx_verify_payload(gn_noise_xx *x, const uint8_t *pl, size_t len)
         rc = GN_EINTERNAL;
         goto out;
     }
+    /* kept on a mismatch too: gn_noise_xx_mismatched_peer() reports it */
+    x->remote_peer = pid;
+    memcpy(x->remote_pub, pub, sizeof pub);
     if (x->has_expected && !gn_peer_id_equal(&pid, &x->expected)) {
         rc = GN_EPEERID;
         goto out;
     }
-    x->remote_peer = pid;
-    memcpy(x->remote_pub, pub, sizeof pub);
     if (m->extensions)
         xx_pick_muxer(x, m->extensions->stream_muxers, m->extensions->n_stream_muxers);
     else
@@ -1492,6 +1493,16 @@ bool gn_noise_xx_done(const gn_noise_xx *x)
 int gn_noise_xx_error(const gn_noise_xx *x)
 {
     return x->err;
+}
+
+int gn_noise_xx_mismatched_peer(const gn_noise_xx *x, gn_peer_id *peer,
+                                uint8_t pubkey[GN_ED25519_PUBLICKEYBYTES])
+{
+    if (x->err != GN_EPEERID)
+        return GN_ESTATE;
+    *peer = x->remote_peer;
+    memcpy(pubkey, x->remote_pub, GN_ED25519_PUBLICKEYBYTES);
+    return 0;
 }
 
 int gn_noise_xx_finish(gn_noise_xx *x, gn_noise_xx_result *res, gn_noise_transport *t)

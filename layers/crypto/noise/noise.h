@@ -474,6 +474,15 @@ bool gn_noise_xx_done(const gn_noise_xx *x) GN_NONNULL(1);
 int gn_noise_xx_error(const gn_noise_xx *x) GN_NONNULL(1);
 
 /**
+ * After a failure with GN_EPEERID: the peer the remote proved (its
+ * identity_sig verified) instead of the expected one, into @peer and its
+ * Ed25519 key into @pubkey. Errors: GN_ESTATE (the handshake did not fail
+ * with GN_EPEERID).
+ */
+int gn_noise_xx_mismatched_peer(const gn_noise_xx *x, gn_peer_id *peer,
+                                uint8_t pubkey[GN_ED25519_PUBLICKEYBYTES]) GN_NONNULL(1, 2, 3);
+
+/**
  * Takes the result: fills @res (may be NULL) and moves the transport
  * ciphers into @t, which must be initialised and empty (its old ciphers are
  * finalised). Callable once, after gn_noise_xx_done().

@@ -104,7 +104,19 @@ static void nl_free(void *hs)
     gn_noise_xx_free(hs);
 }
 
-static const gn_secure_hs_vtbl nl_hs = {nl_feed, nl_drain, nl_status, nl_finish, nl_free};
+static int nl_mismatched_peer(void *hs, gn_peer_id *peer, uint8_t pubkey[GN_ED25519_PUBLICKEYBYTES])
+{
+    return gn_noise_xx_mismatched_peer(hs, peer, pubkey);
+}
+
+static const gn_secure_hs_vtbl nl_hs = {
+    .feed = nl_feed,
+    .drain = nl_drain,
+    .status = nl_status,
+    .finish = nl_finish,
+    .free = nl_free,
+    .mismatched_peer = nl_mismatched_peer,
+};
 
 /* ---- component ------------------------------------------------------------ */
 

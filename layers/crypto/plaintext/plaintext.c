@@ -99,11 +99,11 @@ int gni_plaintext_feed(gni_plaintext *p, const uint8_t *in, size_t len, size_t *
         rc = GN_EPROTO;
         goto out;
     }
+    p->remote = from_key; /* kept on a mismatch: gni_plaintext_mismatched_peer() */
     if (p->has_expected && !gn_peer_id_equal(&p->expected, &from_key)) {
         rc = GN_EPEERID;
         goto out;
     }
-    p->remote = from_key;
     p->received = true;
     *consumed = (size_t)hl + (size_t)mlen;
 out:
@@ -156,4 +156,14 @@ void gni_plaintext_remote(const gni_plaintext *p, gn_peer_id *peer,
 {
     *peer = p->remote;
     memcpy(pub, p->remote_pub, GN_ED25519_PUBLICKEYBYTES);
+}
+
+int gni_plaintext_mismatched_peer(const gni_plaintext *p, gn_peer_id *peer,
+                                  uint8_t pub[GN_ED25519_PUBLICKEYBYTES])
+{
+    if (p->failed != GN_EPEERID) {
+        return GN_ESTATE;
+    }
+    gni_plaintext_remote(p, peer, pub);
+    return 0;
 }

@@ -45,4 +45,12 @@ int gni_plaintext_status(const gni_plaintext *p);
 void gni_plaintext_remote(const gni_plaintext *p, gn_peer_id *peer,
                           uint8_t pub[GN_ED25519_PUBLICKEYBYTES]);
 
+/**
+ * After a failure with GN_EPEERID: the peer the remote presented (its id
+ * matched its key; plaintext authenticates nothing) and its Ed25519 key.
+ * Errors: GN_ESTATE (the exchange did not fail with GN_EPEERID).
+ */
+int gni_plaintext_mismatched_peer(const gni_plaintext *p, gn_peer_id *peer,
+                                  uint8_t pub[GN_ED25519_PUBLICKEYBYTES]);
+
 #endif /* GNI_PLAINTEXT_H */

@@ -73,7 +73,19 @@ static void pt_free(void *hs)
     gni_plaintext_free(hs);
 }
 
-static const gn_secure_hs_vtbl pt_hs = {pt_feed, pt_drain, pt_status, pt_finish, pt_free};
+static int pt_mismatched_peer(void *hs, gn_peer_id *peer, uint8_t pubkey[GN_ED25519_PUBLICKEYBYTES])
+{
+    return gni_plaintext_mismatched_peer(hs, peer, pubkey);
+}
+
+static const gn_secure_hs_vtbl pt_hs = {
+    .feed = pt_feed,
+    .drain = pt_drain,
+    .status = pt_status,
+    .finish = pt_finish,
+    .free = pt_free,
+    .mismatched_peer = pt_mismatched_peer,
+};
 
 static int pt_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, gn_secure_cb cb,
                      void *arg, gn_op **op)

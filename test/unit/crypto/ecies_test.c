@@ -377,12 +377,20 @@ GN_TEST(handshake_expected_peer)
     CHECK_EQ(gni_ecies_hs_result(p.i, &res), GN_EPEERID);
     size_t c;
     CHECK_EQ(gni_ecies_hs_feed(p.i, (const uint8_t *)"x", 1, &c, T0), GN_EPEERID); /* sticky */
+    /* the peer actually reached is reported */
+    gn_peer_id got;
+    uint8_t got_key[GN_ED25519_PUBLICKEYBYTES];
+    CHECK_OK(gni_ecies_hs_mismatched_peer(p.i, &got, got_key));
+    CHECK(gn_peer_id_equal(&got, &pid2));
+    CHECK_EQ(gni_ecies_hs_mismatched_peer(p.r, &got, got_key), GN_ESTATE);
     pair_fini(&p);
 
     /* Responder expects someone else. */
     pair_init(&p, NULL, &wrong, gn_slice_of(NULL, 0), gn_slice_of(NULL, 0));
     CHECK_EQ(run_hs(&p, 4096, 4096, &who), GN_EPEERID);
     CHECK_EQ(who, 'r');
+    CHECK_OK(gni_ecies_hs_mismatched_peer(p.r, &got, got_key));
+    CHECK(gn_peer_id_equal(&got, &pid1));
     CHECK(gni_ecies_hs_done(p.i));
     CHECK(!gni_ecies_hs_done(p.r));
     pair_fini(&p);

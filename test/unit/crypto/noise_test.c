@@ -269,6 +269,12 @@ GN_TEST(xx_expected_peer)
     CHECK_EQ(gn_noise_xx_error(i.xx), GN_EPEERID);
     CHECK(!gn_noise_xx_done(i.xx));
     CHECK_EQ(gn_noise_xx_finish(i.xx, NULL, &i.t), GN_ESTATE);
+    /* the peer actually reached is reported; the other side never failed */
+    gn_peer_id got;
+    uint8_t got_key[GN_ED25519_PUBLICKEYBYTES];
+    CHECK_OK(gn_noise_xx_mismatched_peer(i.xx, &got, got_key));
+    CHECK(gn_peer_id_equal(&got, &r_pid));
+    CHECK_EQ(gn_noise_xx_mismatched_peer(r.xx, &got, got_key), GN_ESTATE);
     peer_free(&i);
     peer_free(&r);
     /* listener with an expectation that does not match: fails on message 3 */
@@ -276,6 +282,8 @@ GN_TEST(xx_expected_peer)
     peer_setup(&r, 2, false, NULL, 0, &other_pid);
     CHECK_EQ(run_handshake(&i, &r, 4096), GN_EPEERID);
     CHECK_EQ(gn_noise_xx_error(r.xx), GN_EPEERID);
+    CHECK_OK(gn_noise_xx_mismatched_peer(r.xx, &got, got_key));
+    CHECK(gn_peer_id_equal(&got, &i_pid));
     peer_free(&i);
     peer_free(&r);
     /* matching expectations on both sides succeed */

@@ -1384,8 +1384,253 @@ GN_TEST(close_with_full_command_queue)
     gn_identity_free(ib);
 }
 
+/* ---- channels by ID and fresh metrics from any thread ---- */
+
+typedef struct metrics_ctx {
+    gn_node *n;
+    gn_node *peer;              /* receives the messages */
+    uint64_t channel_id;
+    int sent;                   /* messages to send from the thread */
+    /* results, checked by the test thread */
+    bool got, got_unknown;
+    int send_rc;
+    int rc1, rc2, rc_closed;
+    gn_channel_metrics m1, m2;
+    uv_sem_t done;
+} metrics_ctx;
+
+/* A second thread: finds the channel by ID, sends, reads fresh metrics. */
+static void *metrics_thread(void *arg)
+{
+    metrics_ctx *t = arg;
+    gn_channel *ch = gn_node_channel_get(t->n, t->channel_id);
+    gn_channel *none = gn_node_channel_get(t->n, t->channel_id + 1000);
+    t->got = ch != NULL;
+    t->got_unknown = none != NULL;
+    gn_channel_rele(none);
+    if (ch) {
+        for (int i = 0; i < t->sent && t->send_rc == 0; i++) {
+            t->send_rc = gn_channel_send(ch, (const uint8_t *)"m", 1);
+        }
+        /* written once the peer has them all */
+        int got = 0;
+        for (int i = 0; i < 100 && got < t->sent; i++) {
+            gn_node_event ev;
+            if (gn_node_next_event(t->peer, &ev, 100 * GN_MS) == 0) {
+                got += ev.type == GN_NODE_EV_MESSAGE;
+                gn_rcbuf_rele(ev.message);
+            }
+        }
+        t->rc1 = gn_channel_metrics_refresh(ch, &t->m1, 5 * GN_S);
+        uv_sleep(120);
+        t->rc2 = gn_channel_metrics_refresh(ch, &t->m2, 5 * GN_S);
+        gn_channel_rele(ch);
+    }
+    return NULL;
+}
+
+/* On the loop thread: both calls answer at once (no deadlock). */
+static void metrics_on_loop(gn_loop *l, void *arg)
+{
+    (void)l;
+    metrics_ctx *t = arg;
+    gn_channel *ch = gn_node_channel_get(t->n, t->channel_id);
+    t->got = ch != NULL && ch == gn_node_channel_find(t->n, t->channel_id);
+    t->rc1 = ch ? gn_channel_metrics_refresh(ch, &t->m1, GN_TIME_INFINITY) : -999;
+    gn_channel_rele(ch);
+    uv_sem_post(&t->done);
+}
+
+GN_TEST(channel_get_and_metrics_refresh_any_thread)
+{
+    gn_identity *ia, *ib;
+    CHECK_OK(gn_identity_from_int_seed(1, &ia));
+    CHECK_OK(gn_identity_from_int_seed(2, &ib));
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    const char *listen = "/ip4/127.0.0.1/tcp/0";
+    cfg.listen = &listen;
+    cfg.n_listen = 1;
+    cfg.security = "noise";
+    cfg.identity = ia;
+    gn_node *a, *b;
+    CHECK_OK(gn_node_new(&cfg, &a));
+    cfg.identity = ib;
+    CHECK_OK(gn_node_new(&cfg, &b));
+    CHECK_OK(gn_node_start(a));
+    CHECK_OK(gn_node_start(b));
+    gn_node_event ev;
+    CHECK_OK(wait_type(b, GN_NODE_EV_LISTENING, &ev));
+    char baddr[GN_NODE_ADDR_MAX];
+    snprintf(baddr, sizeof baddr, "%s", ev.addr);
+    CHECK_OK(wait_type(a, GN_NODE_EV_LISTENING, &ev));
+    uint64_t req = 0;
+    CHECK_OK(gn_node_dial(a, baddr, NULL, NULL, &req));
+    CHECK_OK(wait_type(a, GN_NODE_EV_DIAL, &ev));
+    CHECK_EQ(ev.status, 0);
+    uint64_t id = ev.channel_id;
+    CHECK(id > 0);
+    CHECK(gn_node_channel_get(NULL, id) == NULL);
+    /* the borrowed lookup is for the loop thread only */
+    CHECK(gn_node_channel_find(a, id) == NULL);
+
+    /* a second thread: lookup by ID, send 5 messages, fresh metrics twice */
+    metrics_ctx t = {.n = a, .peer = b, .channel_id = id, .sent = 5};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, metrics_thread, &t), 0);
+    pthread_join(th, NULL);
+    CHECK(t.got);
+    CHECK(!t.got_unknown);
+    CHECK_OK(t.send_rc);
+    CHECK_OK(t.rc1);
+    CHECK_OK(t.rc2);
+    /* the sends were queued before the refresh: counted in it */
+    CHECK_EQ(t.m1.messages_out, 5);
+    CHECK(t.m1.bytes_out > 0);
+    /* a fresh snapshot each time: the uptime moved with the clock, which a
+     * stale snapshot (up to a second old) would not show */
+    CHECK(t.m2.uptime >= t.m1.uptime + 100 * GN_MS);
+    CHECK(t.m2.uptime > 0);
+
+    /* the same calls on the loop thread answer at once */
+    metrics_ctx lt = {.n = a, .channel_id = id};
+    CHECK_EQ(uv_sem_init(&lt.done, 0), 0);
+    CHECK_OK(gn_loop_submit(gn_node_loop(a), metrics_on_loop, &lt));
+    uv_sem_wait(&lt.done);
+    uv_sem_destroy(&lt.done);
+    CHECK(lt.got);
+    CHECK_OK(lt.rc1);
+    CHECK_EQ(lt.m1.messages_out, 5);
+
+    /* a loop that does not answer: the wait is bounded */
+    blocker bl;
+    CHECK_EQ(uv_sem_init(&bl.started, 0), 0);
+    CHECK_EQ(uv_sem_init(&bl.release, 0), 0);
+    CHECK_OK(gn_loop_submit(gn_node_loop(a), block_loop, &bl));
+    uv_sem_wait(&bl.started);
+    gn_channel *ch = gn_node_channel_get(a, id); /* no loop needed */
+    CHECK(ch != NULL);
+    gn_channel_metrics m;
+    uint64_t t0 = uv_hrtime();
+    CHECK_EQ(gn_channel_metrics_refresh(ch, &m, 50 * GN_MS), GN_ETIMEDOUT);
+    uint64_t took = uv_hrtime() - t0;
+    CHECK(took >= 50 * GN_MS && took < 2 * GN_S);
+    CHECK_EQ(m.messages_out, 5); /* the last snapshot */
+    CHECK_EQ(gn_channel_metrics_refresh(ch, &m, 0), GN_ETIMEDOUT);
+    uv_sem_post(&bl.release);
+    CHECK_OK(gn_channel_metrics_refresh(ch, &m, 5 * GN_S));
+    CHECK_EQ(m.messages_out, 5);
+    uv_sem_destroy(&bl.started);
+    uv_sem_destroy(&bl.release);
+
+    /* once the channel finished closing it is not found; a held one keeps
+     * its final values, also after the node is freed */
+    gn_channel_close(ch);
+    CHECK_OK(wait_type(a, GN_NODE_EV_CHANNEL_CLOSED, &ev));
+    CHECK(gn_node_channel_get(a, id) == NULL);
+    gn_node_close(a, NULL, NULL);
+    CHECK_OK(wait_type(a, GN_NODE_EV_CLOSED, &ev));
+    gn_node_free(a);
+    CHECK_OK(gn_channel_metrics_refresh(ch, &m, 5 * GN_S));
+    CHECK_EQ(m.messages_out, 5);
+    CHECK_EQ(gn_channel_state_get(ch, NULL), GN_CHANNEL_CLOSED);
+    gn_channel_rele(ch);
+    gn_node_free(b);
+    gn_identity_free(ia);
+    gn_identity_free(ib);
+}
+
+/* gn_node_dial_ex() recorder. */
+typedef struct dial_ex_res {
+    int calls;
+    int status;
+    gn_peer_id peer;
+    gn_channel *ch;
+} dial_ex_res;
+
+static void on_dial_ex(void *arg, const gn_node_dial_result *res)
+{
+    dial_ex_res *r = arg;
+    r->calls++;
+    r->status = res->status;
+    r->peer = res->peer;
+    r->ch = res->ch ? gn_channel_hold(res->ch) : NULL;
+}
+
+static bool dial_ex_done(void *arg) { return ((dial_ex_res *)arg)->calls > 0; }
+
+/*
+ * A dial to a /p2p/ id the listener does not have, over TCP on 127.0.0.1:
+ * GN_EPEERID, and the application learns which peer answered, through
+ * gn_node_dial_ex() and through the GN_NODE_EV_DIAL event, for Noise and
+ * ECIES.
+ */
+GN_TEST(dial_wrong_peer_id_reports_received)
+{
+    setup();
+    static const opts tcp_noise = {.transport = "tcp", .security = "noise", .muxers = "yamux"};
+    static const opts tcp_ecies = {.transport = "tcp", .security = "ecies", .muxers = "yamux"};
+    tnode a, b, c, d;
+    node_up(&a, 1, &tcp_noise);
+    node_up(&b, 2, &tcp_noise);
+    node_up(&c, 3, &tcp_ecies);
+    node_up(&d, 4, &tcp_ecies);
+    gn_identity *other;
+    gn_peer_id wrong;
+    CHECK_OK(gn_identity_from_int_seed(9, &other));
+    gn_identity_peer_id(other, &wrong);
+    gn_identity_free(other);
+    char addr[GN_NODE_ADDR_MAX];
+
+    CHECK_EQ(gn_node_dial_ex(a.n, b.addr, NULL, NULL, NULL), GN_EINVAL);
+    /* noise, callback: b answered instead of "wrong" */
+    with_peer(addr, sizeof addr, b.addr, &wrong);
+    dial_ex_res r = {0};
+    CHECK_OK(gn_node_dial_ex(a.n, addr, on_dial_ex, &r, NULL));
+    CHECK(run_until(dial_ex_done, &r, 5000));
+    CHECK_EQ(r.status, GN_EPEERID);
+    CHECK(r.ch == NULL);
+    CHECK(gn_peer_id_equal(&r.peer, &b.pid));
+    /* noise, event */
+    uint64_t req = 0;
+    CHECK_OK(gn_node_dial(a.n, addr, NULL, NULL, &req));
+    gn_node_event ev;
+    CHECK(wait_event(&a, GN_NODE_EV_DIAL, &ev, 5000));
+    CHECK_EQ(ev.request_id, req);
+    CHECK_EQ(ev.status, GN_EPEERID);
+    CHECK_EQ(ev.channel_id, 0);
+    CHECK(gn_peer_id_equal(&ev.peer, &b.pid));
+    /* ecies, callback */
+    with_peer(addr, sizeof addr, d.addr, &wrong);
+    dial_ex_res r2 = {0};
+    CHECK_OK(gn_node_dial_ex(c.n, addr, on_dial_ex, &r2, NULL));
+    CHECK(run_until(dial_ex_done, &r2, 5000));
+    CHECK_EQ(r2.status, GN_EPEERID);
+    CHECK(gn_peer_id_equal(&r2.peer, &d.pid));
+    /* other errors carry no peer: no common security (noise a, ecies d) */
+    dial_ex_res r3 = {0};
+    CHECK_OK(gn_node_dial_ex(a.n, d.addr, on_dial_ex, &r3, NULL));
+    CHECK(run_until(dial_ex_done, &r3, 5000));
+    CHECK_EQ(r3.status, GN_ENEGOTIATION);
+    CHECK_EQ(r3.peer.len, 0);
+    /* success: the channel and its peer */
+    dial_ex_res r4 = {0};
+    CHECK_OK(gn_node_dial_ex(a.n, b.addr, on_dial_ex, &r4, NULL));
+    CHECK(run_until(dial_ex_done, &r4, 5000));
+    CHECK_EQ(r4.status, 0);
+    CHECK(r4.ch != NULL);
+    CHECK(gn_peer_id_equal(&r4.peer, &b.pid));
+    gn_channel_rele(r4.ch);
+    run_for(20);
+    CHECK_EQ(r.calls + r2.calls + r3.calls + r4.calls, 4);
+    CHECK_EQ(count_events(&a, GN_NODE_EV_DIAL), 1);
+    CHECK_EQ(count_events(&c, GN_NODE_EV_CHANNEL_OPENED), 0);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_noise_dial),
-             GN_T(tcp_ecies_dial), GN_T(dial_wrong_peer_id), GN_T(dial_errors),
+             GN_T(tcp_ecies_dial), GN_T(dial_wrong_peer_id), GN_T(dial_wrong_peer_id_reports_received),
+             GN_T(dial_errors),
              GN_T(config_errors), GN_T(reuse_and_simultaneous_dial), GN_T(crossing_dials),
              GN_T(handlers_and_custom_streams), GN_T(messages_send_unicast_broadcast),
              GN_T(multicast_groups), GN_T(event_queue_backpressure), GN_T(connection_limits),
@@ -1393,4 +1638,5 @@ GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_nois
              GN_T(ecies_only_dials_noise_and_ecies), GN_T(mplex_only_vs_yamux_mplex_noise),
              GN_T(mplex_only_vs_yamux_mplex_plaintext), GN_T(any_thread_api),
              GN_T(close_after_hanging_dial_is_immediate), GN_T(upgrade_timeout_ends_hanging_dial),
-             GN_T(close_with_full_command_queue))
+             GN_T(close_with_full_command_queue),
+             GN_T(channel_get_and_metrics_refresh_any_thread))
