@@ -587,6 +587,8 @@ static void muxd_service(muxd_session *ss, muxd_stream *st)
     if (st->cur && !st->core_blocked) {
         st->core_blocked = true;
         int rc = muxd_push(ss, st, st->cur);
+        /* taking budget may have passed the core's budget turn to another stream */
+        ss->again = true;
         if (rc != 0) {
             gni_wreq *w = st->cur;
             st->cur = NULL;
@@ -1361,6 +1363,7 @@ void gn_muxd_metrics(gn_mux_session *ms, gn_mux_metrics *m)
     m->streams_inbound = ss->n_in;
     m->streams_outbound = ss->n_out;
     m->buffered_bytes = ss->core ? ss->vt->buffered(ss->core) : 0;
+    m->send_queued_bytes = ss->core && ss->vt->send_queued ? ss->vt->send_queued(ss->core) : 0;
     m->last_rtt = ss->last_rtt;
 }
 
