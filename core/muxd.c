@@ -583,12 +583,15 @@ static void muxd_service(muxd_session *ss, muxd_stream *st)
         }
         return;
     }
-    /* the rest of a write the core took only in part */
+    /*
+     * the rest of a write the core took only in part (a WRITABLE the core
+     * raises meanwhile for another stream, its send budget turn passed on,
+     * is pulled by a later pass: the bytes taken make output, and its
+     * completion pumps)
+     */
     if (st->cur && !st->core_blocked) {
         st->core_blocked = true;
         int rc = muxd_push(ss, st, st->cur);
-        /* taking budget may have passed the core's budget turn to another stream */
-        ss->again = true;
         if (rc != 0) {
             gni_wreq *w = st->cur;
             st->cur = NULL;
