@@ -7,7 +7,8 @@
  *   - the stream table (gni_htab keyed by a uint64 the core chooses: the
  *     yamux stream id, the mplex handle id << 1 | remote);
  *   - per-stream receive and send byte queues (gni_streamq_*) with the
- *     session totals and the per-stream send buffer limit;
+ *     session totals, the per-stream send buffer limit and the session
+ *     send budget (see "send budget" below);
  *   - per-stream pending event bits and the event queue, coalesced per
  *     stream, reported in the order OPENED, DATA, WRITABLE, FIN, RESET;
  *   - the queue of streams with control frames to send, and the protocol's
@@ -61,6 +62,49 @@ typedef struct gni_mstate gni_mstate;
 /** A refused peer stream waiting for its reset (private to mstate.c). */
 typedef struct gni_mrefused gni_mrefused;
 
+/* ---- send budget ---------------------------------------------------------- *
+ * Bytes accepted for sending and not yet drained (ms->send_queued, all
+ * streams) are bounded by ms->send_max, on top of each stream's
+ * stream_buffer_max; gni_mstate_write() takes at most what both leave (and
+ * the core's credit). A write cut short by either bound is told apart only
+ * by who wakes it: the stream bound by its own drain, the session budget
+ * by the wait queue below. Nothing is ever dropped and no stream or
+ * session ends for a full budget: the writer gets a short count and a
+ * WRITABLE event later (the mux driver turns that into GN_EAGAIN and
+ * on_writable).
+ *
+ * Fairness: first come, first served within a priority class. A stream
+ * whose write the budget alone stopped (stream room and credit left) joins
+ * send_waitq behind every waiter of its class or a higher one (ahead of
+ * lower classes: the same strict priority the drain applies; with the
+ * default class 0 for all it is a plain FIFO). While the queue is not
+ * empty only its head may take budget; every other stream's write gets 0
+ * for the budget and joins the queue, so a stream that keeps writing
+ * cannot overtake one that waits. When budget frees up (the drain took
+ * bytes, a stream was reset or removed), the head gets WRITABLE and keeps
+ * its place until it writes (or a higher class queues ahead of it: it then
+ * gets 0 and waits again); once it took bytes it leaves the queue, the
+ * next head is told when budget is free, and a head the budget stopped
+ * again goes to the back of its class. A waiter also leaves when it
+ * half-closes or is reset or removed; its class is the one it had when it
+ * started waiting. Each stream holds at most stream_buffer_max of the
+ * budget, so a budget of B lets at least B / stream_buffer_max streams
+ * hold full queues and the rest take turns. The budget never reorders the
+ * drain (priority classes, round robin).
+ *
+ * Contract: a stream told WRITABLE at the head of the queue must write
+ * (or half-close, reset, release) for the others to move on; the mux
+ * driver always does (its held write is retried on WRITABLE).
+ *
+ * Cost when the budget is not reached: one comparison per write and an
+ * empty-list check per drained chunk.
+ *
+ * A later memory reservation (include/golemnet/rcmgr.h) can wrap the
+ * budget: reserve send_max for the session when it starts (or grow and
+ * shrink a reservation as send_queued crosses steps) and lower send_max
+ * to what was granted; the layer only needs send_max to be a plain bound.
+ */
+
 /** Per-stream state; the first member of a core's stream struct. */
 typedef struct gni_mstream {
     gni_hnode hn; /* table entry; hn.key is the stream key */
@@ -83,6 +127,7 @@ typedef struct gni_mstream {
     gni_list ev_link;
     gni_list ctrl_link;
     gni_list data_link;
+    gni_list wait_link; /* ms->send_waitq: waiting for the session send budget */
 } gni_mstream;
 
 /** What a core tells the layer about itself. */
@@ -116,7 +161,9 @@ struct gni_mstate {
     uint32_t n_out;
     uint32_t n_pending;
     size_t buffered;    /* received, unconsumed, all streams */
-    size_t send_queued; /* accepted, not drained, all streams */
+    size_t send_queued; /* accepted, not drained, all streams; <= send_max */
+    size_t send_max;    /* the session send budget (bytes); the core sets it */
+    gni_list send_waitq; /* streams waiting for send budget, FIFO (wait_link) */
     gni_list evq;
     gni_list ctrlq;
     unsigned prio_mask; /* bit p: prio[p] is not empty */
@@ -144,16 +191,18 @@ struct gni_mstate {
  * Fills *@c from @in (NULL: all zero, version GN_MUX_CONFIG_VERSION) and
  * gives the limits every muxer shares their defaults when zero: 1024
  * streams each way, 256 pending, stream_buffer_max 1 MiB,
- * session_buffer_max 64 MiB. The core then sets its own (frame length,
- * windows, timers).
+ * session_buffer_max 64 MiB, session_send_max
+ * GN_MUX_SESSION_SEND_MAX_DEFAULT (16 MiB). The core then sets its own
+ * (frame length, windows, timers).
  */
 void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in);
 
 /**
  * Initialises @ms. @ops must outlive @ms. @stream_buffer_max bounds each
- * stream's send queue. refuse_max starts at gni_mstate_refuse_bound(1024);
- * the core sets it from its max_inbound_streams. Errors: GN_ENOMEM (its
- * table).
+ * stream's send queue. refuse_max starts at gni_mstate_refuse_bound(1024)
+ * and send_max at GN_MUX_SESSION_SEND_MAX_DEFAULT; the core sets them from
+ * its max_inbound_streams and session_send_max (before the first write).
+ * Errors: GN_ENOMEM (its table).
  */
 int gni_mstate_init(gni_mstate *ms, const gni_mstate_ops *ops, size_t stream_buffer_max);
 
@@ -167,7 +216,10 @@ void gni_mstate_fini(gni_mstate *ms);
  */
 int gni_mstate_insert(gni_mstate *ms, gni_mstream *st, uint64_t key, bool inbound);
 
-/** Takes @st out of the table, every queue and the counters; frees its buffers. */
+/**
+ * Takes @st out of the table, every queue (the budget's wait queue too)
+ * and the counters; frees its buffers.
+ */
 void gni_mstate_remove(gni_mstate *ms, gni_mstream *st);
 
 /** The stream with @key (released ones included), or NULL. */
@@ -212,8 +264,10 @@ void gni_mstate_check_fin(gni_mstate *ms, gni_mstream *st);
 
 /**
  * Raises WRITABLE when a short write is waiting and @st can take a byte:
- * send buffer space left and @credit (the protocol's send window; SIZE_MAX
- * without flow control) > 0.
+ * send buffer space left (its own and the session budget's, see "send
+ * budget") and @credit (the protocol's send window; UINT64_MAX without
+ * flow control) > 0. When only the session budget is missing, @st joins
+ * the budget's wait queue instead (it is told when its turn comes).
  */
 void gni_mstate_check_writable(gni_mstate *ms, gni_mstream *st, uint64_t credit);
 
@@ -254,15 +308,36 @@ gni_mstream *gni_mstate_sched_next(const gni_mstate *ms);
 /**
  * Moves @n queued bytes of @st (the stream gni_mstate_sched_next() gave,
  * @n <= its queue) into @dst and ends its turn: it goes to the back of its
- * class while data remains. Returns the bytes left in its queue.
+ * class while data remains. The freed budget may raise WRITABLE on the
+ * stream waiting longest for it. Returns the bytes left in its queue.
  */
 size_t gni_mstate_sched_take(gni_mstate *ms, gni_mstream *st, uint8_t *dst, size_t n);
 
-/** Bytes @st's send queue can take under stream_buffer_max. */
-static inline size_t gni_mstate_send_room(const gni_mstate *ms, const gni_mstream *st)
+/** Bytes @st's send queue can take under stream_buffer_max alone. */
+static inline size_t gni_mstate_stream_room(const gni_mstate *ms, const gni_mstream *st)
 {
     size_t q = gn_bufq_len(&st->sq);
     return q >= ms->stream_buffer_max ? 0 : ms->stream_buffer_max - q;
+}
+
+/**
+ * Bytes of the session send budget @st may take now: what is left of
+ * send_max, or 0 while other streams wait for it ahead of @st (@st is not
+ * the head of the wait queue).
+ */
+static inline size_t gni_mstate_budget_room(const gni_mstate *ms, const gni_mstream *st)
+{
+    if (ms->send_queued >= ms->send_max)
+        return 0;
+    if (!gni_list_empty(&ms->send_waitq) && ms->send_waitq.next != &st->wait_link)
+        return 0;
+    return ms->send_max - ms->send_queued;
+}
+
+/** Bytes @st's send queue can take now: under stream_buffer_max and the session budget. */
+static inline size_t gni_mstate_send_room(const gni_mstate *ms, const gni_mstream *st)
+{
+    return GNI_MIN(gni_mstate_stream_room(ms, st), gni_mstate_budget_room(ms, st));
 }
 
 /**
@@ -362,17 +437,18 @@ void gni_mstate_reset_remote(gni_mstate *ms, gni_mstream *st);
 
 /**
  * Copies up to @len bytes into @st's send queue: at most min(@credit,
- * send room). Returns the count taken; a short count arms a WRITABLE event.
- * Errors: GN_ESTREAMRESET, GN_ESTATE (pending), GN_EPIPE (half-closed),
- * GN_ENOMEM.
+ * send room: stream_buffer_max and the session budget). Returns the count
+ * taken; a short count arms a WRITABLE event (a stream the budget alone
+ * stopped waits in the budget's queue for it). Errors: GN_ESTREAMRESET,
+ * GN_ESTATE (pending), GN_EPIPE (half-closed), GN_ENOMEM.
  */
 long gni_mstate_write(gni_mstate *ms, gni_mstream *st, const uint8_t *data, size_t len,
                       uint64_t credit);
 
 /**
  * Half-closes our side: the half-close (ops->ctrl_fin) is queued now when
- * no data waits, else the core sends it after the data. Errors: GN_ESTATE
- * (already half-closed, reset or pending).
+ * no data waits, else the core sends it after the data. A wait for send
+ * budget ends. Errors: GN_ESTATE (already half-closed, reset or pending).
  */
 int gni_mstate_shutdown(gni_mstate *ms, gni_mstream *st);
 

@@ -246,6 +246,7 @@ void gn_mux_config_default(gn_mux_config *cfg)
     cfg->session_buffer_max = 64u << 20;
     cfg->keepalive_interval = 30 * GN_S;
     cfg->stream_open_timeout = 30 * GN_S;
+    cfg->session_send_max = GN_MUX_SESSION_SEND_MAX_DEFAULT;
 }
 
 int gn_mux_new(const gn_mux_ops *ops, gn_loop *loop, const gn_mux_config *cfg, gn_mux **out)

@@ -2,9 +2,10 @@
  * Muxer stream state shared by the yamux and mplex cores. See gni_mstate.h.
  *
  * Invariants: ms->buffered is the sum of every stream's rq length and
- * ms->send_queued the sum of every sq length; a stream is on prio[p] iff
- * p == its prio and its sq is not empty (and it is not reset); bit p of
- * prio_mask is set iff prio[p] is not empty.
+ * ms->send_queued the sum of every sq length, at most send_max; a stream
+ * is on prio[p] iff p == its prio and its sq is not empty (and it is not
+ * reset); bit p of prio_mask is set iff prio[p] is not empty; a stream on
+ * send_waitq is neither reset nor half-closed (lfin).
  */
 #include "gni_mstate.h"
 
@@ -30,6 +31,45 @@ static void ms_sched_del(gni_mstate *ms, gni_mstream *st)
         ms->prio_mask &= ~(1u << st->prio);
 }
 
+/* ---- send budget -------------------------------------------------------- */
+
+/* Budget freed or the head changed: tells the head of the wait queue. */
+static void ms_budget_kick(gni_mstate *ms)
+{
+    if (gni_list_empty(&ms->send_waitq) || ms->send_queued >= ms->send_max)
+        return;
+    gni_mstream *head = MS_ST(ms->send_waitq.next, wait_link);
+    if (head->want_writable) {
+        /* it keeps its place until it writes */
+        head->want_writable = false;
+        gni_mstate_raise(ms, head, GNI_MSTATE_EV_WRITABLE);
+    }
+}
+
+/*
+ * @st starts waiting for budget: behind every waiter of its priority class
+ * or a higher one, ahead of lower classes (the walk is from the tail; the
+ * queue is at most the streams the budget stopped).
+ */
+static void ms_budget_wait(gni_mstate *ms, gni_mstream *st)
+{
+    gni_list *pos = ms->send_waitq.prev;
+    while (pos != &ms->send_waitq && MS_ST(pos, wait_link)->prio < st->prio)
+        pos = pos->prev;
+    gni_list_add_tail(pos->next, &st->wait_link); /* right after pos */
+}
+
+/* @st stops waiting for budget (reset, half-closed, removed). */
+static void ms_budget_leave(gni_mstate *ms, gni_mstream *st)
+{
+    if (!gni_list_on(&st->wait_link))
+        return;
+    bool head = ms->send_waitq.next == &st->wait_link;
+    gni_list_del(&st->wait_link);
+    if (head)
+        ms_budget_kick(ms);
+}
+
 /* ---- lifetime ----------------------------------------------------------- */
 
 void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in)
@@ -50,6 +90,8 @@ void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in)
         c->stream_buffer_max = 1024u * 1024u;
     if (!c->session_buffer_max)
         c->session_buffer_max = (size_t)64u * 1024u * 1024u;
+    if (!c->session_send_max)
+        c->session_send_max = GN_MUX_SESSION_SEND_MAX_DEFAULT;
 }
 
 int gni_mstate_init(gni_mstate *ms, const gni_mstate_ops *ops, size_t stream_buffer_max)
@@ -60,6 +102,8 @@ int gni_mstate_init(gni_mstate *ms, const gni_mstate_ops *ops, size_t stream_buf
     ms->ops = ops;
     ms->stream_buffer_max = stream_buffer_max;
     ms->refuse_max = gni_mstate_refuse_bound(1024);
+    ms->send_max = GN_MUX_SESSION_SEND_MAX_DEFAULT;
+    gni_list_init(&ms->send_waitq);
     gni_list_init(&ms->refuseq);
     gni_list_init(&ms->evq);
     gni_list_init(&ms->ctrlq);
@@ -106,6 +150,8 @@ void gni_mstate_remove(gni_mstate *ms, gni_mstream *st)
     ms->send_queued -= gn_bufq_len(&st->sq);
     gn_bufq_fini(&st->rq);
     gn_bufq_fini(&st->sq);
+    ms_budget_leave(ms, st);
+    ms_budget_kick(ms);
     if (st->pending)
         ms->n_pending--;
     if (st->inbound)
@@ -165,10 +211,15 @@ void gni_mstate_check_fin(gni_mstate *ms, gni_mstream *st)
 
 void gni_mstate_check_writable(gni_mstate *ms, gni_mstream *st, uint64_t credit)
 {
-    if (st->want_writable && !st->reset && !st->lfin && credit > 0 &&
-        gni_mstate_send_room(ms, st) > 0) {
+    if (!st->want_writable || st->reset || st->lfin || credit == 0 ||
+        gni_mstate_stream_room(ms, st) == 0)
+        return;
+    if (gni_mstate_budget_room(ms, st) > 0) {
         st->want_writable = false;
         gni_mstate_raise(ms, st, GNI_MSTATE_EV_WRITABLE);
+    } else if (!gni_list_on(&st->wait_link)) {
+        ms_budget_wait(ms, st); /* only the budget is missing */
+        ms_budget_kick(ms);     /* a higher class may have gone ahead of the head */
     }
 }
 
@@ -205,6 +256,8 @@ size_t gni_mstate_sched_take(gni_mstate *ms, gni_mstream *st, uint8_t *dst, size
 {
     gn_bufq_read(&st->sq, dst, n);
     ms->send_queued -= n;
+    if (!gni_list_empty(&ms->send_waitq))
+        ms_budget_kick(ms);
     size_t left = gn_bufq_len(&st->sq);
     gni_list_del(&st->data_link);
     if (left > 0)
@@ -313,6 +366,8 @@ static void ms_drop_queues(gni_mstate *ms, gni_mstream *st)
     gn_bufq_fini(&st->rq);
     gn_bufq_fini(&st->sq);
     ms_sched_del(ms, st);
+    ms_budget_leave(ms, st);
+    ms_budget_kick(ms);
     if (st->pending) {
         st->pending = false;
         ms->n_pending--;
@@ -366,7 +421,9 @@ long gni_mstate_write(gni_mstate *ms, gni_mstream *st, const uint8_t *data, size
         return GN_ESTATE;
     if (st->lfin)
         return GN_EPIPE;
-    size_t n = GNI_MIN(len, gni_mstate_send_room(ms, st));
+    size_t sroom = gni_mstate_stream_room(ms, st);
+    size_t broom = gni_mstate_budget_room(ms, st);
+    size_t n = GNI_MIN(len, GNI_MIN(sroom, broom));
     n = (size_t)GNI_MIN((uint64_t)n, credit);
     n = GNI_MIN(n, (size_t)LONG_MAX);
     if (n > 0) {
@@ -378,8 +435,20 @@ long gni_mstate_write(gni_mstate *ms, gni_mstream *st, const uint8_t *data, size
             return GN_ENOMEM;
         n = got;
     }
-    if (n < len)
+    bool waiting = gni_list_on(&st->wait_link);
+    if (waiting && (n > 0 || n == len)) {
+        /* the head had its turn (only the head gets budget while others wait) */
+        gni_list_del(&st->wait_link);
+        waiting = false;
+    }
+    if (n < len) {
         st->want_writable = true;
+        /* stopped by the budget alone: wait for it, behind whoever waits already */
+        if (!waiting && n == broom && n < sroom && (uint64_t)n < credit)
+            ms_budget_wait(ms, st);
+    }
+    if (!gni_list_empty(&ms->send_waitq))
+        ms_budget_kick(ms);
     return (long)n;
 }
 
@@ -390,6 +459,7 @@ int gni_mstate_shutdown(gni_mstate *ms, gni_mstream *st)
     st->lfin = true;
     st->want_writable = false;
     st->ev &= (uint8_t)~GNI_MSTATE_BIT(GNI_MSTATE_EV_WRITABLE);
+    ms_budget_leave(ms, st);
     if (gn_bufq_len(&st->sq) == 0)
         gni_mstate_ctrl(ms, st, ms->ops->ctrl_fin);
     return 0;

@@ -583,7 +583,12 @@ static void muxd_service(muxd_session *ss, muxd_stream *st)
         }
         return;
     }
-    /* the rest of a write the core took only in part */
+    /*
+     * the rest of a write the core took only in part (a WRITABLE the core
+     * raises meanwhile for another stream, its send budget turn passed on,
+     * is pulled by a later pass: the bytes taken make output, and its
+     * completion pumps)
+     */
     if (st->cur && !st->core_blocked) {
         st->core_blocked = true;
         int rc = muxd_push(ss, st, st->cur);
@@ -1361,6 +1366,7 @@ void gn_muxd_metrics(gn_mux_session *ms, gn_mux_metrics *m)
     m->streams_inbound = ss->n_in;
     m->streams_outbound = ss->n_out;
     m->buffered_bytes = ss->core ? ss->vt->buffered(ss->core) : 0;
+    m->send_queued_bytes = ss->core && ss->vt->send_queued ? ss->vt->send_queued(ss->core) : 0;
     m->last_rtt = ss->last_rtt;
 }
 

@@ -64,7 +64,8 @@ typedef struct gn_mux_ops gn_mux_ops;
 typedef struct gn_mux_session gn_mux_session;
 
 /**
- * Muxer limits. Fill with gn_mux_config_default().
+ * Muxer limits. Fill with gn_mux_config_default(); zero fields take the
+ * defaults below.
  *
  * Stream limits (the built-in yamux and mplex; each muxer's core header
  * has the details). A stream the peer opens while it already has
@@ -77,6 +78,24 @@ typedef struct gn_mux_session gn_mux_session;
  * 256: a peer with more refused streams than that unanswered at once (it
  * opens far beyond its limit and does not read our resets) is cut off with
  * GN_ESTREAMLIMIT.
+ *
+ * Send bounds (the built-in yamux and mplex, through the shared stream
+ * state in core/gni_mstate.h). Bytes a stream's writer handed over and the
+ * muxer has not yet written to the connection are bounded twice: per
+ * stream by stream_buffer_max and per session, over all streams together,
+ * by session_send_max. A write that finds either bound (or, in yamux, the
+ * peer's window) full is taken in part; through the mux driver the
+ * gn_stream_write() is then accepted and held (its bytes stay borrowed),
+ * further writes return GN_EAGAIN, and on_writable follows once the held
+ * write is taken: the same push-back for all three bounds. No byte is
+ * dropped and neither the stream nor the session ends for it.
+ * Fairness at the session bound: streams that find it full wait in arrival
+ * order (a stream of a higher priority class, gn_mux_set_priority(), ahead
+ * of lower ones); while any stream waits, bytes that drain go to the first
+ * waiting stream only (others queue behind it), and a stream the bound
+ * stops again goes to the back of its class. With the per-stream bound one
+ * stream holds at most stream_buffer_max of the session's budget. What is
+ * sent first stays the scheduler's choice (priorities, round robin).
  */
 typedef struct gn_mux_config {
     uint32_t version;              /* GN_MUX_CONFIG_VERSION */
@@ -86,12 +105,24 @@ typedef struct gn_mux_config {
     uint32_t initial_window;       /* receive window per stream, bytes; default 256 KiB */
     uint32_t max_window;           /* largest window we grant; default 16 MiB */
     size_t max_frame_len;          /* default 1 MiB (mplex), 256 KiB data (yamux) */
-    size_t stream_buffer_max;      /* received, unread bytes per stream; default 1 MiB */
-    size_t session_buffer_max;     /* all streams together; default 64 MiB */
+    /* per stream: received, unread bytes; also bytes queued for sending; default 1 MiB */
+    size_t stream_buffer_max;
+    size_t session_buffer_max;     /* received, unread, all streams together; default 64 MiB */
     gn_time keepalive_interval;    /* ping interval; 0 = off; default 30 s */
     gn_time stream_open_timeout;   /* default 30 s */
+    /**
+     * Bytes queued for sending (accepted from writers, not yet written to
+     * the connection), all streams of a session together; default
+     * GN_MUX_SESSION_SEND_MAX_DEFAULT (16 MiB); SIZE_MAX: no session bound
+     * (the per-stream bound still applies). See "Send bounds" above.
+     * Since: 0.2
+     */
+    size_t session_send_max;
 } gn_mux_config;
-#define GN_MUX_CONFIG_VERSION 1
+/** Version 2 added session_send_max. */
+#define GN_MUX_CONFIG_VERSION 2
+/** The default gn_mux_config.session_send_max: 16 MiB. Since: 0.2 */
+#define GN_MUX_SESSION_SEND_MAX_DEFAULT ((size_t)16u << 20)
 GN_API void gn_mux_config_default(gn_mux_config *cfg);
 
 /** A muxer instance (one per node and component). */
@@ -130,6 +161,13 @@ typedef struct gn_mux_metrics {
     uint32_t streams_outbound;
     size_t buffered_bytes;  /* received, unread, all streams */
     gn_time last_rtt;       /* 0 until a ping completed */
+    /**
+     * Bytes queued for sending in the muxer, all streams: accepted from
+     * writers, not yet drained towards the connection (at most
+     * session_send_max for the built-in muxers; 0 when the muxer does not
+     * report it). Since: 0.2
+     */
+    size_t send_queued_bytes;
 } gn_mux_metrics;
 
 typedef void (*gn_mux_ping_cb)(void *arg, int status, gn_time rtt);

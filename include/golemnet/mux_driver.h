@@ -16,7 +16,8 @@
  *
  * Writes. gn_stream_write() hands the bytes to the core at once. When the
  * core takes everything (it copies), the write completes with 0 from the
- * loop. When it takes less (window or stream_buffer_max exhausted), the
+ * loop. When it takes less (window, stream_buffer_max or the session's
+ * send budget session_send_max exhausted; see gn_mux_config), the
  * write is kept, its slices stay borrowed (zero copy), the rest goes in as
  * the core reports WRITABLE, and the write then completes with 0. While
  * such a write is pending, further writes return GN_EAGAIN and an
@@ -176,6 +177,9 @@ typedef struct gn_muxd_event {
  * set_priority:  send class 0..7 for the core's scheduler.
  * stream_buffered: received, unconsumed bytes of one stream.
  * buffered:      received, unconsumed bytes of all streams.
+ * send_queued:   optional (NULL: reported as 0): bytes the core accepted
+ *                for sending and has not drained, all streams
+ *                (gn_mux_metrics.send_queued_bytes). Since: 0.2
  * ping:          optional (NULL: gn_muxd_ping gives GN_ENOTSUP): sends a
  *                ping; GN_EAGAIN when one is already out.
  * go_away:       optional (NULL: emulated locally, see above): queues Go
@@ -213,6 +217,7 @@ typedef struct gn_muxd_vtbl {
     int (*go_away)(void *core, uint32_t code);
     int (*goaway_err)(uint32_t code);
     uint64_t (*wire_id)(uint64_t id);
+    size_t (*send_queued)(const void *core);
 } gn_muxd_vtbl;
 
 /**
@@ -309,7 +314,8 @@ GN_API int gn_muxd_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio);
 /**
  * Fills @m with the session's counters: gn_mux_ops.metrics. Streams open
  * (not yet closed by their consumers) by direction, the core's buffered
- * bytes, the last ping round trip (0: none yet). Cannot fail.
+ * bytes, the bytes queued for sending in the core (vt->send_queued; 0
+ * without it), the last ping round trip (0: none yet). Cannot fail.
  *
  * @ms: the session (not NULL).
  * @m:  written (not NULL).

@@ -53,9 +53,18 @@ static gn_mux_session *watch_ms;
 static size_t watch_max;
 static size_t watch_bound;
 static int watch_over;
+/* Send-queue watch: the most bytes a session's muxer held for sending. */
+static gn_mux_session *send_watch_ms;
+static size_t send_watch_max;
 
 static void sample(void)
 {
+    if (send_watch_ms) {
+        gn_mux_metrics sm;
+        gn_mux_get_metrics(send_watch_ms, &sm);
+        if (sm.send_queued_bytes > send_watch_max)
+            send_watch_max = sm.send_queued_bytes;
+    }
     if (!watch_ms)
         return;
     gn_mux_metrics m;
@@ -484,6 +493,8 @@ static void side_close(side *sd)
     if (sd && sd->ms && !sd->closed) {
         if (watch_ms == sd->ms)
             watch_ms = NULL;
+        if (send_watch_ms == sd->ms)
+            send_watch_ms = NULL;
         in_call++;
         gn_mux_session_close(sd->ms, session_closed, sd);
         in_call--;
@@ -527,6 +538,7 @@ static void finish(void)
     side_free(S);
     C = S = NULL;
     watch_ms = NULL;
+    send_watch_ms = NULL;
 }
 
 static gn_stream *open_stream(side *sd)
@@ -918,6 +930,79 @@ GN_TEST(slow_reader_fast_writer)
     CHECK_EQ(r2->bad, 0);
     CHECK_EQ(watch_over, 0);
     printf("# receiver buffered at most %zu bytes (bound %zu)\n", watch_max, watch_bound);
+    finish();
+}
+
+/*
+ * Issue 10 item 4: the session send budget. 64 streams write 1 MiB each
+ * while the peer reads nothing (it stops reading the connection once its
+ * 512 KiB receive bound is reached). Each stream's own bound (window or
+ * stream_buffer_max, 256 KiB) would let the writer's muxer hold up to
+ * 16 MiB; session_send_max (1 MiB) bounds them together. Every writer meets
+ * GN_EAGAIN, nothing fails, the session goes on; once the peer reads,
+ * every writer hears on_writable and every byte arrives intact.
+ */
+GN_TEST(session_send_budget)
+{
+    gn_mux_config ccfg, scfg;
+    gn_mux_config_default(&ccfg);
+    gn_mux_config_default(&scfg);
+    CHECK_EQ(ccfg.session_send_max, GN_MUX_SESSION_SEND_MAX_DEFAULT);
+    ccfg.stream_buffer_max = 256u << 10;
+    ccfg.session_send_max = 1u << 20;
+    scfg.stream_buffer_max = 256u << 10;
+    scfg.session_buffer_max = 512u << 10;
+    pair_new(&ccfg, &scfg);
+    send_watch_ms = C->ms;
+    send_watch_max = 0;
+    S->in_prof = (tprof){.no_read = true, .verify = true, .rx_cap = 64};
+    enum { N = 64 };
+    const size_t each = 1u << 20;
+    ts *w[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = open_ts(C, &(tprof){.rx_cap = 64});
+        w[i]->src = pattern;
+        w[i]->src_len = each;
+        w[i]->shut_when_done = true;
+        ts_pump(w[i]);
+    }
+    RUN_UNTIL(S->n_in == N, 5000);
+    run_for(300);
+    size_t written = 0;
+    for (int i = 0; i < N; i++)
+        written += w[i]->src_off;
+    gn_mux_metrics mc = metrics(C);
+    printf("# stalled: %zu of %zu bytes handed over, sender queued at most %zu (bound %zu)\n",
+           written, (size_t)N * each, send_watch_max, ccfg.session_send_max);
+    CHECK(send_watch_max > 0);
+    CHECK(send_watch_max <= ccfg.session_send_max);
+    CHECK(mc.send_queued_bytes <= ccfg.session_send_max);
+    CHECK_EQ(count_eagain(w, N), N); /* push-back on every stream */
+    CHECK(written < (size_t)N * each);
+    CHECK_EQ(count_errors(w, N), 0);
+    CHECK_EQ(C->ended + S->ended, 0);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(S->in[i]->rx_total, 0);
+    /* the peer reads: every stream is told writable, every byte arrives */
+    for (int i = 0; i < N; i++)
+        CHECK_OK(ts_read_start(S->in[i]));
+    bool all = false;
+    for (int round = 0; round < 2000 && !all; round++) {
+        run_for(10);
+        all = true;
+        for (int i = 0; i < N && all; i++)
+            all = S->in[i]->eofs == 1;
+    }
+    CHECK(all);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(S->in[i]->rx_total, each);
+        CHECK_EQ(S->in[i]->bad, 0);
+        CHECK(w[i]->writables > 0);
+        CHECK_EQ(w[i]->failed, 0);
+    }
+    CHECK_EQ(count_errors(w, N), 0);
+    CHECK(send_watch_max <= ccfg.session_send_max);
+    CHECK_EQ(metrics(C).send_queued_bytes, 0);
     finish();
 }
 
@@ -1318,6 +1403,7 @@ int main(int argc, char **argv)
         GN_T(half_close_both_ways),
         GN_T(reset_both_ways),
         GN_T(slow_reader_fast_writer),
+        GN_T(session_send_budget),
         GN_T(inbound_and_outbound_stream_limits),
         GN_T(pending_accept_limit),
         GN_T(go_away),

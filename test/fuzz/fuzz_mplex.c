@@ -7,6 +7,7 @@
  * harness plays the application between feed slices and checks after every
  * step (abort() on violation):
  *   - session receive buffering <= session_buffer_max;
+ *   - bytes queued for sending, all streams <= session_send_max;
  *   - every stream's unconsumed bytes <= stream_buffer_max;
  *   - inbound streams <= max_inbound_streams, pending <= max_pending_streams;
  *   - refused streams waiting for their reset <= max_inbound_streams + margin;
@@ -29,6 +30,8 @@ static void fz_check(gni_mplex *ms, const gn_mux_config *cfg, const uint64_t *id
     gni_mplex_stats st;
     gni_mplex_get_stats(ms, &st);
     if (st.recv_buffered > cfg->session_buffer_max)
+        abort();
+    if (st.send_queued > cfg->session_send_max)
         abort();
     if (st.streams_inbound > cfg->max_inbound_streams)
         abort();
@@ -69,6 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_frame_len = 64 * 1024;
     cfg.stream_buffer_max = 32 * 1024;
     cfg.session_buffer_max = 128 * 1024;
+    cfg.session_send_max = 48 * 1024; /* less than the streams' own bounds together */
     gni_mplex *ms = NULL;
     if (gni_mplex_new((knobs & 1) != 0, &cfg, 0, &ms) < 0)
         abort();

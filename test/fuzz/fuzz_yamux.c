@@ -9,6 +9,7 @@
  * the clock through on_expiry. After every step the bounds are checked;
  * a violation calls abort():
  *   - session receive buffering <= session_buffer_max;
+ *   - bytes queued for sending, all streams <= session_send_max;
  *   - every stream's unconsumed bytes <= its window <= max_window;
  *   - inbound streams <= max_inbound_streams, pending <= max_pending_streams;
  *   - refused streams waiting for their reset <= max_inbound_streams + margin;
@@ -31,6 +32,8 @@ static void fz_check(gni_yamux *ys, const gn_mux_config *cfg, const uint32_t *id
     gni_yamux_stats st;
     gni_yamux_get_stats(ys, &st);
     if (st.recv_buffered > cfg->session_buffer_max)
+        abort();
+    if (st.send_queued > cfg->session_send_max)
         abort();
     if (st.streams_inbound > cfg->max_inbound_streams)
         abort();
@@ -80,6 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_pending_streams = 8;
     cfg.max_window = 512 * 1024;
     cfg.session_buffer_max = 1024 * 1024;
+    cfg.session_send_max = 48 * 1024; /* less than the streams' own bounds together */
     cfg.stream_buffer_max = 64 * 1024;
     cfg.keepalive_interval = 5 * GN_S;
     cfg.stream_open_timeout = 3 * GN_S;

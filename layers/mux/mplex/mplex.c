@@ -8,7 +8,8 @@
  *
  * Invariants: per stream rq.len <= cfg.stream_buffer_max, per session
  * buffered <= cfg.session_buffer_max (checked when a message header arrives,
- * before any byte of it is stored); per stream sq.len <= stream_buffer_max.
+ * before any byte of it is stored); per stream sq.len <= stream_buffer_max,
+ * per session send_queued <= cfg.session_send_max.
  */
 #include "mplex.h"
 #include "golemnet/multiformats.h"
@@ -165,6 +166,7 @@ int gni_mplex_new(bool initiator, const gn_mux_config *cfg, gn_time now, gni_mpl
         return GN_ENOMEM;
     }
     ms->ms.refuse_max = gni_mstate_refuse_bound(ms->cfg.max_inbound_streams);
+    ms->ms.send_max = ms->cfg.session_send_max;
     gni_varint_rd_init(&ms->vrd, GNI_VARINT_PB);
     ms->chunk_max = GNI_MIN((size_t)GNI_MPLEX_CHUNK_MAX, ms->cfg.max_frame_len);
     *out = ms;
@@ -656,6 +658,11 @@ int gni_mplex_stream_get_info(const gni_mplex *ms, uint64_t h, gni_mplex_stream_
 size_t gni_mplex_buffered(const gni_mplex *ms)
 {
     return ms->ms.buffered;
+}
+
+size_t gni_mplex_send_queued(const gni_mplex *ms)
+{
+    return ms->ms.send_queued;
 }
 
 void gni_mplex_get_stats(const gni_mplex *ms, gni_mplex_stats *st)

@@ -21,7 +21,11 @@
  *     config.session_buffer_max; a message that would exceed either resets
  *     that stream (Reset frame out, GNI_MPLEX_EV_STREAM_RESET with
  *     GN_ETOOBIG), as the spec's implementation notes allow. Sends are
- *     bounded by stream_buffer_max of queued bytes per stream;
+ *     bounded by stream_buffer_max of queued bytes per stream and by
+ *     session_send_max for all streams together (first come, first
+ *     served within a priority class; see core/gni_mstate.h "send
+ *     budget"): a stream told WRITABLE while others wait for the budget
+ *     holds its next turn until it writes, half-closes or is reset;
  *   - there is no ping and no Go Away; a session error produces no output
  *     (the glue closes the connection), and next_deadline is always
  *     GN_TIME_INFINITY;
@@ -165,7 +169,8 @@ typedef struct gni_mplex_stats {
  * Creates a session. @initiator: we dialed (the spec's session initiator;
  * it only affects logs, ids are per side). @cfg: copied; NULL or zero
  * fields take defaults (1024 streams each way, 256 pending, max_frame_len
- * 1 MiB, stream_buffer_max 1 MiB, session_buffer_max 64 MiB); the window,
+ * 1 MiB, stream_buffer_max 1 MiB, session_buffer_max 64 MiB,
+ * session_send_max 16 MiB); the window,
  * keepalive and open-timeout fields are unused. @now: unused, for symmetry
  * with yamux. Errors: GN_EINVAL (@out NULL or bad cfg->version), GN_ENOMEM.
  */
@@ -217,7 +222,10 @@ int gni_mplex_accept(gni_mplex *ms, uint64_t h);
 
 /**
  * Copies up to @len bytes for sending; takes at most stream_buffer_max -
- * queued. Returns the count taken; when short, a WRITABLE event follows.
+ * queued and what the session send budget leaves this stream
+ * (session_send_max - all streams' queued bytes; 0 while other streams
+ * wait for it first). Returns the count taken; when short, a WRITABLE
+ * event follows.
  * Errors: GN_ENOTFOUND, GN_ESTATE (not accepted), GN_EPIPE (we closed),
  * GN_ESTREAMRESET, GN_ECLOSED, GN_ENOMEM.
  */
@@ -266,6 +274,9 @@ int gni_mplex_stream_get_info(const gni_mplex *ms, uint64_t h, gni_mplex_stream_
 
 /** Received, unconsumed bytes across all streams. */
 size_t gni_mplex_buffered(const gni_mplex *ms);
+
+/** Bytes accepted for sending, not yet drained, all streams (<= session_send_max). */
+size_t gni_mplex_send_queued(const gni_mplex *ms);
 
 /** Fills *@st. */
 void gni_mplex_get_stats(const gni_mplex *ms, gni_mplex_stats *st);

@@ -131,6 +131,11 @@ static size_t ml_buffered(const void *core)
     return gni_mplex_buffered(core);
 }
 
+static size_t ml_send_queued(const void *core)
+{
+    return gni_mplex_send_queued(core);
+}
+
 /* GN_QUERY_STREAM_ID reports the wire id (the handle also says who opened it). */
 static uint64_t ml_wire_id(uint64_t h)
 {
@@ -159,6 +164,7 @@ static const gn_muxd_vtbl mplex_vtbl = {
     .set_priority = ml_set_priority,
     .stream_buffered = ml_stream_buffered,
     .buffered = ml_buffered,
+    .send_queued = ml_send_queued,
     .ping = NULL,
     .go_away = NULL,
     .goaway_err = NULL,

@@ -248,6 +248,7 @@ int gni_yamux_new(bool client, const gn_mux_config *cfg, gn_time now, gni_yamux 
         return GN_ENOMEM;
     }
     ys->ms.refuse_max = gni_mstate_refuse_bound(ys->cfg.max_inbound_streams);
+    ys->ms.send_max = ys->cfg.session_send_max;
     ys->chunk_max = GNI_MIN((size_t)GNI_YAMUX_CHUNK_MAX, ys->cfg.max_frame_len);
     ys->ping_timeout =
         ys->cfg.keepalive_interval ? ys->cfg.keepalive_interval : GNI_YAMUX_PING_TIMEOUT;
@@ -903,6 +904,11 @@ int gni_yamux_stream_get_info(const gni_yamux *ys, uint32_t id, gni_yamux_stream
 size_t gni_yamux_buffered(const gni_yamux *ys)
 {
     return ys->ms.buffered;
+}
+
+size_t gni_yamux_send_queued(const gni_yamux *ys)
+{
+    return ys->ms.send_queued;
 }
 
 void gni_yamux_get_stats(const gni_yamux *ys, gni_yamux_stats *st)

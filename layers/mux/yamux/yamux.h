@@ -32,9 +32,14 @@
  * goes back to the peer only for consumed bytes, in one Window Update once
  * half of the stream's window has been consumed. Hence per stream:
  * unconsumed bytes <= the stream's receive window <= config.max_window.
- * Sends: gni_yamux_stream_write() copies at most what the peer's window
- * (and config.stream_buffer_max) allows and returns the count taken; when it
- * took less than offered, a WRITABLE event follows once more can be taken.
+ * Sends: gni_yamux_stream_write() copies at most what the peer's window,
+ * config.stream_buffer_max and the session send budget
+ * (config.session_send_max, all streams together; first come, first
+ * served within a priority class, see core/gni_mstate.h "send budget")
+ * allow and returns the count taken; when it took less than offered, a
+ * WRITABLE event follows once more can be taken. A stream told WRITABLE
+ * while others wait for the budget holds the budget's next turn until it
+ * writes, half-closes or is reset.
  *
  * QoS: the drain first writes session control frames (Go Away, Ping),
  * then per-stream control frames (SYN/ACK/FIN/RST, window updates), then
@@ -218,7 +223,7 @@ typedef struct gni_yamux_stats {
  * @cfg: limits, copied; NULL or zero fields take the defaults of
  *   gn_mux_config (initial_window 256 KiB, max_window 16 MiB, 1024 streams
  *   each way, 256 pending, max_frame_len 256 KiB, stream_buffer_max 1 MiB,
- *   session_buffer_max 64 MiB). keepalive_interval and stream_open_timeout
+ *   session_buffer_max 64 MiB, session_send_max 16 MiB). keepalive_interval and stream_open_timeout
  *   are used as given (0 = off). initial_window is raised to 256 KiB if
  *   smaller (the spec's fixed starting window) and max_window to
  *   initial_window.
@@ -306,9 +311,11 @@ int gni_yamux_accept(gni_yamux *ys, uint32_t id);
 
 /**
  * Copies up to @len bytes of @data for sending on stream @id. Takes at most
- * min(peer's remaining window, stream_buffer_max - queued). Returns the
- * count taken (0 .. @len); if it is less than @len a
- * GNI_YAMUX_EV_STREAM_WRITABLE follows when more fits.
+ * min(peer's remaining window, stream_buffer_max - queued, the session
+ * send budget left to this stream: session_send_max - all streams' queued
+ * bytes, 0 while other streams wait for it first). Returns the count taken
+ * (0 .. @len); if it is less than @len a GNI_YAMUX_EV_STREAM_WRITABLE
+ * follows when more fits.
  *
  * Errors: GN_ENOTFOUND, GN_ESTATE (inbound stream not accepted yet),
  * GN_EPIPE (we sent FIN), GN_ESTREAMRESET (the stream was reset),
@@ -397,6 +404,9 @@ int gni_yamux_go_away(gni_yamux *ys, uint32_t code);
 
 /** Received, unconsumed bytes across all streams (the session's receive buffering). */
 size_t gni_yamux_buffered(const gni_yamux *ys);
+
+/** Bytes accepted for sending, not yet drained, all streams (<= session_send_max). */
+size_t gni_yamux_send_queued(const gni_yamux *ys);
 
 /** Fills *@st with the session counters. */
 void gni_yamux_get_stats(const gni_yamux *ys, gni_yamux_stats *st);

@@ -136,6 +136,11 @@ static size_t yl_buffered(const void *core)
     return gni_yamux_buffered(core);
 }
 
+static size_t yl_send_queued(const void *core)
+{
+    return gni_yamux_send_queued(core);
+}
+
 static int yl_ping(void *core, gn_time now)
 {
     return gni_yamux_ping(core, now);
@@ -181,6 +186,7 @@ static const gn_muxd_vtbl yamux_vtbl = {
     .set_priority = yl_set_priority,
     .stream_buffered = yl_stream_buffered,
     .buffered = yl_buffered,
+    .send_queued = yl_send_queued,
     .ping = yl_ping,
     .go_away = yl_go_away,
     .goaway_err = yl_goaway_err,

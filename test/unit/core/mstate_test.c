@@ -460,6 +460,115 @@ GN_TEST(mstate_key_calls)
     CHECK_EQ(g_freed, 2);
 }
 
+/*
+ * The session send budget: the total queued stays within send_max; the
+ * streams it stops wait in arrival order; a stream its own bound stopped
+ * queues behind them when it comes back; a waiter that goes away (reset,
+ * removed) passes its turn on.
+ */
+GN_TEST(mstate_send_budget_fifo)
+{
+    gni_mstate ms;
+    int type;
+    uint8_t buf[256];
+    t_init(&ms, 60);
+    CHECK_EQ(ms.send_max, GN_MUX_SESSION_SEND_MAX_DEFAULT); /* until the core sets it */
+    ms.send_max = 100;
+    gni_mstream *a = t_new(&ms, 1, false);
+    gni_mstream *b = t_new(&ms, 3, false);
+    gni_mstream *c = t_new(&ms, 5, false);
+    gni_mstream *d = t_new(&ms, 7, false);
+    CHECK_EQ(gni_mstate_write(&ms, a, payload, 60, UINT64_MAX), 60); /* a: own bound full */
+    CHECK_EQ(gni_mstate_write(&ms, b, payload, 60, UINT64_MAX), 40); /* b: the budget stops it */
+    CHECK_EQ(ms.send_queued, 100);
+    CHECK_EQ(gni_mstate_write(&ms, c, payload, 10, UINT64_MAX), 0); /* c waits behind b */
+    CHECK_EQ(gni_mstate_write(&ms, a, payload, 5, UINT64_MAX), 0);  /* a: its own bound */
+    CHECK_EQ(gni_mstate_send_room(&ms, d), 0);
+    CHECK(gni_mstate_next_event(&ms, &type) == NULL);
+    /* 30 bytes of a drain: b (waiting longest) is told, nobody else */
+    CHECK(gni_mstate_sched_next(&ms) == a);
+    CHECK_EQ(gni_mstate_sched_take(&ms, a, buf, 30), 30);
+    gni_mstate_check_writable(&ms, a, UINT64_MAX); /* a has room again: it queues after c */
+    CHECK(gni_mstate_next_event(&ms, &type) == b);
+    CHECK_EQ(type, GNI_MSTATE_EV_WRITABLE);
+    CHECK(gni_mstate_next_event(&ms, &type) == NULL);
+    CHECK_EQ(gni_mstate_send_room(&ms, b), 20); /* its own bound: 60 - 40 */
+    CHECK_EQ(gni_mstate_send_room(&ms, c), 0);
+    CHECK_EQ(gni_mstate_send_room(&ms, a), 0);
+    CHECK_EQ(gni_mstate_write(&ms, d, payload, 1, UINT64_MAX), 0); /* d queues last */
+    CHECK_EQ(gni_mstate_write(&ms, c, payload, 10, UINT64_MAX), 0); /* not its turn yet */
+    /* b takes what it may and leaves; c is next with the 10 bytes left */
+    CHECK_EQ(gni_mstate_write(&ms, b, payload, 60, UINT64_MAX), 20);
+    CHECK(gni_mstate_next_event(&ms, &type) == c);
+    CHECK_EQ(type, GNI_MSTATE_EV_WRITABLE);
+    CHECK_EQ(gni_mstate_write(&ms, c, payload, 10, UINT64_MAX), 10);
+    CHECK_EQ(ms.send_queued, 100);
+    CHECK(gni_mstate_next_event(&ms, &type) == NULL); /* a is head, the budget is full */
+    /* c is reset: its 10 bytes free up and a (head) is told */
+    gni_mstate_reset_local(&ms, c, 0);
+    CHECK(gni_mstate_next_event(&ms, &type) == a);
+    CHECK_EQ(type, GNI_MSTATE_EV_WRITABLE);
+    /* a goes away before writing: its turn passes to d */
+    gni_mstate_reset_local(&ms, a, 0);
+    CHECK(gni_mstate_next_event(&ms, &type) == d);
+    CHECK_EQ(type, GNI_MSTATE_EV_WRITABLE);
+    CHECK_EQ(ms.send_queued, 60);
+    CHECK_EQ(gni_mstate_write(&ms, d, payload, 100, UINT64_MAX), 40);
+    CHECK_EQ(ms.send_queued, 100);
+    /* d, stopped by the budget again, waits at the back (alone: the head) */
+    CHECK(!gni_list_empty(&ms.send_waitq));
+    CHECK_EQ(gni_mstate_shutdown(&ms, d), 0); /* a half-close ends the wait */
+    CHECK(gni_list_empty(&ms.send_waitq));
+    CHECK(gni_mstate_next_event(&ms, &type) == NULL);
+    gni_mstate_fini(&ms);
+    CHECK_EQ(g_freed, 4);
+}
+
+/*
+ * A higher priority class waits ahead of lower ones (strict priority, as
+ * the drain), first come first served inside a class; a notified head that
+ * a higher class overtook gets 0 and is told again when its turn comes.
+ */
+GN_TEST(mstate_send_budget_priority)
+{
+    gni_mstate ms;
+    int type;
+    uint8_t buf[256];
+    t_init(&ms, 1000);
+    ms.send_max = 100;
+    gni_mstream *a = t_new(&ms, 1, false);
+    gni_mstream *lo1 = t_new(&ms, 3, false);
+    gni_mstream *lo2 = t_new(&ms, 5, false);
+    gni_mstream *hi1 = t_new(&ms, 7, false);
+    gni_mstream *hi2 = t_new(&ms, 9, false);
+    CHECK_OK(gni_mstate_set_priority(&ms, hi1, 5));
+    CHECK_OK(gni_mstate_set_priority(&ms, hi2, 5));
+    CHECK_EQ(gni_mstate_write(&ms, a, payload, 100, UINT64_MAX), 100);
+    CHECK_EQ(gni_mstate_write(&ms, lo1, payload, 10, UINT64_MAX), 0);
+    CHECK_EQ(gni_mstate_sched_take(&ms, a, buf, 10), 90);
+    CHECK(gni_mstate_next_event(&ms, &type) == lo1); /* alone: told */
+    CHECK_EQ(gni_mstate_write(&ms, lo2, payload, 10, UINT64_MAX), 0);
+    /* hi1 comes later but goes ahead of lo1 (told, not written yet) and lo2 */
+    CHECK_EQ(gni_mstate_write(&ms, hi1, payload, 10, UINT64_MAX), 0);
+    CHECK(gni_mstate_next_event(&ms, &type) == hi1);
+    CHECK_EQ(type, GNI_MSTATE_EV_WRITABLE);
+    CHECK_EQ(gni_mstate_write(&ms, hi2, payload, 10, UINT64_MAX), 0); /* behind hi1 */
+    CHECK_EQ(gni_mstate_write(&ms, lo1, payload, 10, UINT64_MAX), 0); /* overtaken: waits */
+    CHECK_EQ(gni_mstate_write(&ms, hi1, payload, 10, UINT64_MAX), 10);
+    CHECK(gni_mstate_next_event(&ms, &type) == NULL); /* the budget is full again */
+    CHECK_EQ(gni_mstate_sched_take(&ms, a, buf, 30), 60);
+    CHECK(gni_mstate_next_event(&ms, &type) == hi2);
+    CHECK_EQ(gni_mstate_write(&ms, hi2, payload, 10, UINT64_MAX), 10);
+    CHECK(gni_mstate_next_event(&ms, &type) == lo1); /* then the classes below, in order */
+    CHECK_EQ(gni_mstate_write(&ms, lo1, payload, 10, UINT64_MAX), 10);
+    CHECK(gni_mstate_next_event(&ms, &type) == lo2);
+    CHECK_EQ(gni_mstate_write(&ms, lo2, payload, 20, UINT64_MAX), 10); /* the last 10 */
+    CHECK_EQ(ms.send_queued, 100);
+    CHECK(gni_list_on(&lo2->wait_link)); /* the budget stopped it: it waits again */
+    gni_mstate_fini(&ms);
+    CHECK_EQ(g_freed, 5);
+}
+
 GN_TEST(mstate_config_defaults)
 {
     gn_mux_config c, in;
@@ -470,6 +579,8 @@ GN_TEST(mstate_config_defaults)
     CHECK_EQ(c.max_pending_streams, 256);
     CHECK_EQ(c.stream_buffer_max, 1024 * 1024);
     CHECK_EQ(c.session_buffer_max, 64 * 1024 * 1024);
+    CHECK_EQ(c.session_send_max, 16 * 1024 * 1024);
+    CHECK_EQ(c.session_send_max, GN_MUX_SESSION_SEND_MAX_DEFAULT);
     CHECK_EQ(c.max_frame_len, 0); /* the core's to choose */
     memset(&in, 0, sizeof(in));
     in.version = GN_MUX_CONFIG_VERSION;
@@ -486,4 +597,5 @@ GN_TEST(mstate_config_defaults)
 GN_TEST_MAIN(GN_T(mstate_table_and_counters), GN_T(mstate_events_coalesced_and_ordered),
              GN_T(mstate_scheduler_priority_round_robin), GN_T(mstate_write_limits_and_writable),
              GN_T(mstate_reset_local_and_remote), GN_T(mstate_fin_release_and_free),
-             GN_T(mstate_refused_set), GN_T(mstate_key_calls), GN_T(mstate_config_defaults))
+             GN_T(mstate_refused_set), GN_T(mstate_key_calls), GN_T(mstate_send_budget_fifo),
+             GN_T(mstate_send_budget_priority), GN_T(mstate_config_defaults))

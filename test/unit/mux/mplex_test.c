@@ -710,6 +710,141 @@ GN_TEST(bounded_send_queue_and_writable)
     gni_mplex_free(b);
 }
 
+/* ---- session send budget ---------------------------------------------- */
+
+/*
+ * Issue 10 item 4: many streams write while the peer reads nothing. mplex
+ * has no window, so each stream alone could queue stream_buffer_max
+ * (256 KiB here): 32 streams 8 MiB. The session budget keeps the total at
+ * session_send_max, the streams past it get nothing (a short write, the
+ * core's push-back), and once the peer reads every stream hears WRITABLE
+ * and all its bytes arrive intact.
+ */
+#define SB_STREAMS 32u
+#define SB_EACH (320u * KIB)
+#define SB_BUDGET (1000u * KIB)
+
+static uint8_t sb_byte(unsigned s, size_t i)
+{
+    return (uint8_t)((s * 31u + i * 7u) % 251u);
+}
+
+typedef struct sb_writer {
+    size_t off;       /* bytes the core took */
+    bool writable;    /* no short write since the last WRITABLE */
+    unsigned cut;     /* short writes */
+    unsigned wakeups; /* WRITABLE events */
+} sb_writer;
+
+static void sb_write(gni_mplex *ms, uint64_t h, unsigned s, sb_writer *w)
+{
+    static uint8_t piece[64 * KIB];
+    for (int guard = 0; guard < 64 && w->writable && w->off < SB_EACH; guard++) {
+        size_t n = GNI_MIN((size_t)sizeof(piece), SB_EACH - w->off);
+        for (size_t k = 0; k < n; k++)
+            piece[k] = sb_byte(s, w->off + k);
+        long got = gni_mplex_stream_write(ms, h, piece, n);
+        CHECK(got >= 0);
+        w->off += (size_t)got;
+        if ((size_t)got < n) {
+            w->writable = false;
+            w->cut++;
+        }
+    }
+}
+
+GN_TEST(session_send_budget_many_streams)
+{
+    gn_mux_config c = cfg0();
+    c.session_send_max = SB_BUDGET;
+    c.stream_buffer_max = 256 * KIB; /* every stream is cut short by its own bound too */
+    gni_mplex *a, *b;
+    mkpair(&a, &b, &c, &c);
+    uint64_t hs[SB_STREAMS];
+    sb_writer w[SB_STREAMS];
+    size_t got[SB_STREAMS];
+    memset(w, 0, sizeof(w));
+    memset(got, 0, sizeof(got));
+    for (unsigned s = 0; s < SB_STREAMS; s++) {
+        CHECK_OK(gni_mplex_open(a, NULL, 0, &hs[s]));
+        CHECK_EQ(hs[s], H(s, 0));
+        w[s].writable = true;
+    }
+    /* phase 1: nothing leaves (the peer reads nothing) */
+    size_t peak = 0;
+    for (int round = 0; round < 3; round++) {
+        for (unsigned s = 0; s < SB_STREAMS; s++) {
+            w[s].writable = true; /* writers that ignore push-back get nothing more */
+            sb_write(a, hs[s], s, &w[s]);
+            peak = GNI_MAX(peak, gni_mplex_send_queued(a));
+        }
+    }
+    size_t total = 0, starved = 0;
+    for (unsigned s = 0; s < SB_STREAMS; s++) {
+        total += w[s].off;
+        starved += w[s].off == 0;
+        CHECK(w[s].cut > 0);
+        CHECK_EQ(gni_mplex_stream_write_space(a, hs[s]), 0);
+    }
+    gni_mplex_stats st;
+    gni_mplex_get_stats(a, &st);
+    CHECK_EQ(st.send_queued, total);
+    CHECK(peak <= SB_BUDGET);
+    CHECK_EQ(total, SB_BUDGET); /* used up to the byte */
+    CHECK(starved >= SB_STREAMS - 4);
+    gni_mplex_event ev;
+    size_t early = 0;
+    while (gni_mplex_next_event(a, &ev) == 1)
+        early += ev.type == GNI_MPLEX_EV_STREAM_WRITABLE;
+    CHECK_EQ(early, 0);
+    CHECK_EQ(gni_mplex_error(a), 0);
+
+    /* phase 2: the peer accepts and reads everything */
+    static uint8_t rd[64 * KIB];
+    bool done = false;
+    for (int round = 0; round < 10000 && !done; round++) {
+        exchange(a, b);
+        while (gni_mplex_next_event(b, &ev) == 1) {
+            CHECK(ev.type == GNI_MPLEX_EV_STREAM_OPENED || ev.type == GNI_MPLEX_EV_STREAM_DATA);
+            if (ev.type == GNI_MPLEX_EV_STREAM_OPENED)
+                CHECK_OK(gni_mplex_accept(b, ev.stream_id));
+        }
+        for (unsigned s = 0; s < SB_STREAMS; s++) {
+            long r;
+            while ((r = gni_mplex_stream_read(b, H(s, 1), rd, sizeof(rd))) > 0) {
+                for (long k = 0; k < r; k++)
+                    CHECK(rd[k] == sb_byte(s, got[s] + (size_t)k));
+                got[s] += (size_t)r;
+            }
+            CHECK(r == 0 || r == GN_ENOTFOUND);
+        }
+        while (gni_mplex_next_event(a, &ev) == 1) {
+            CHECK_EQ(ev.type, GNI_MPLEX_EV_STREAM_WRITABLE);
+            unsigned s = (unsigned)GNI_MPLEX_HANDLE_ID(ev.stream_id);
+            CHECK(s < SB_STREAMS);
+            w[s].writable = true;
+            w[s].wakeups++;
+        }
+        for (unsigned s = 0; s < SB_STREAMS; s++) {
+            sb_write(a, hs[s], s, &w[s]);
+            CHECK(gni_mplex_send_queued(a) <= SB_BUDGET);
+        }
+        done = true;
+        for (unsigned s = 0; s < SB_STREAMS; s++)
+            done = done && got[s] == SB_EACH;
+    }
+    CHECK(done);
+    for (unsigned s = 0; s < SB_STREAMS; s++) {
+        CHECK_EQ(got[s], SB_EACH);
+        CHECK(w[s].wakeups > 0); /* every stream cut short was told */
+    }
+    CHECK_EQ(gni_mplex_send_queued(a), 0);
+    CHECK_EQ(gni_mplex_error(a), 0);
+    CHECK_EQ(gni_mplex_error(b), 0);
+    gni_mplex_free(a);
+    gni_mplex_free(b);
+}
+
 
 /* ---- allocation failure ----------------------------------------------- */
 
@@ -1089,6 +1224,7 @@ GN_TEST_MAIN(GN_T(kat_new_stream_and_flags), GN_T(kat_receiver_side_flags),
              GN_T(pending_accept_limit), GN_T(outbound_limit_and_names),
              GN_T(protocol_violations), GN_T(unknown_remote_stream_dropped),
              GN_T(qos_priority_beats_bulk), GN_T(bounded_send_queue_and_writable),
+             GN_T(session_send_budget_many_streams),
              GN_T(allocation_failure_every_k),
              GN_T(burst_of_1000_new_streams_within_limit),
              GN_T(burst_beyond_max_inbound_streams), GN_T(refused_id_reused_before_reset),

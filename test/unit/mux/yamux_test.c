@@ -1241,6 +1241,203 @@ GN_TEST(bad_config)
     gni_yamux_free(ys);
 }
 
+/* ---- session send budget ---------------------------------------------- */
+
+/*
+ * Issue 10 item 4: many streams write while the peer neither reads nor
+ * grants window. Every stream's own bounds (256 KiB window, 1 MiB queue)
+ * would let 32 streams queue 8 MiB; the session budget keeps the total at
+ * session_send_max, the streams past it get nothing (a short write, the
+ * core's push-back), and once the peer reads and grants window every
+ * stream hears WRITABLE and all its bytes arrive intact.
+ */
+#define SB_STREAMS 32u
+#define SB_EACH (320u * KIB) /* more than a window: every stream is cut short */
+#define SB_BUDGET (1000u * KIB) /* not a multiple of the window */
+
+static uint8_t sb_byte(unsigned s, size_t i)
+{
+    return (uint8_t)((s * 31u + i * 7u) % 251u);
+}
+
+typedef struct sb_writer {
+    size_t off;      /* bytes the core took */
+    bool writable;   /* no short write since the last WRITABLE */
+    unsigned cut;    /* short writes */
+    unsigned wakeups; /* WRITABLE events */
+} sb_writer;
+
+/* Writes stream @s's next bytes in 64 KiB pieces until the core takes less. */
+static void sb_write(gni_yamux *ys, uint32_t id, unsigned s, sb_writer *w)
+{
+    static uint8_t piece[64 * KIB];
+    for (int guard = 0; guard < 64 && w->writable && w->off < SB_EACH; guard++) {
+        size_t n = GNI_MIN((size_t)sizeof(piece), SB_EACH - w->off);
+        for (size_t k = 0; k < n; k++)
+            piece[k] = sb_byte(s, w->off + k);
+        long got = gni_yamux_stream_write(ys, id, piece, n);
+        CHECK(got >= 0);
+        w->off += (size_t)got;
+        if ((size_t)got < n) {
+            w->writable = false;
+            w->cut++;
+        }
+    }
+}
+
+static size_t sb_queued(const gni_yamux *ys)
+{
+    gni_yamux_stats st;
+    gni_yamux_get_stats(ys, &st);
+    return st.send_queued;
+}
+
+GN_TEST(session_send_budget_many_streams)
+{
+    gn_mux_config c = cfg0();
+    c.session_send_max = SB_BUDGET;
+    gni_yamux *cl, *sv;
+    mkpair(&cl, &sv, &c, &c);
+    uint32_t ids[SB_STREAMS];
+    sb_writer w[SB_STREAMS];
+    size_t got[SB_STREAMS];
+    memset(w, 0, sizeof(w));
+    memset(got, 0, sizeof(got));
+    for (unsigned s = 0; s < SB_STREAMS; s++) {
+        CHECK_OK(gni_yamux_open(cl, 0, &ids[s]));
+        CHECK_EQ(ids[s], 2 * s + 1);
+        w[s].writable = true;
+    }
+    /* phase 1: nothing leaves the client (the peer reads nothing) */
+    size_t peak = 0;
+    for (int round = 0; round < 3; round++) {
+        for (unsigned s = 0; s < SB_STREAMS; s++) {
+            w[s].writable = true; /* writers that ignore push-back get nothing more */
+            sb_write(cl, ids[s], s, &w[s]);
+            peak = GNI_MAX(peak, sb_queued(cl));
+        }
+    }
+    size_t total = 0, starved = 0;
+    for (unsigned s = 0; s < SB_STREAMS; s++) {
+        total += w[s].off;
+        starved += w[s].off == 0;
+        CHECK(w[s].cut > 0);
+        CHECK_EQ(gni_yamux_stream_write_space(cl, ids[s]), 0);
+    }
+    CHECK_EQ(sb_queued(cl), total);
+    CHECK(peak <= SB_BUDGET);
+    CHECK_EQ(total, SB_BUDGET); /* the budget is used up to the byte */
+    CHECK(starved >= SB_STREAMS - 4);
+    gni_yamux_event ev;
+    size_t early = 0;
+    while (gni_yamux_next_event(cl, &ev) == 1)
+        early += ev.type == GNI_YAMUX_EV_STREAM_WRITABLE;
+    CHECK_EQ(early, 0); /* nothing drained: no room, no WRITABLE */
+    CHECK_EQ(gni_yamux_error(cl), 0);
+
+    /* phase 2: the peer accepts, reads everything and grants window */
+    static uint8_t rd[64 * KIB];
+    bool done = false;
+    for (int round = 0; round < 10000 && !done; round++) {
+        exchange(cl, sv, 0);
+        while (gni_yamux_next_event(sv, &ev) == 1) {
+            CHECK(ev.type == GNI_YAMUX_EV_STREAM_OPENED || ev.type == GNI_YAMUX_EV_STREAM_DATA);
+            if (ev.type == GNI_YAMUX_EV_STREAM_OPENED)
+                CHECK_OK(gni_yamux_accept(sv, ev.stream_id));
+        }
+        for (unsigned s = 0; s < SB_STREAMS; s++) {
+            long r;
+            while ((r = gni_yamux_stream_read(sv, ids[s], rd, sizeof(rd))) > 0) {
+                for (long k = 0; k < r; k++)
+                    CHECK(rd[k] == sb_byte(s, got[s] + (size_t)k));
+                got[s] += (size_t)r;
+            }
+            CHECK(r == 0 || r == GN_ENOTFOUND);
+        }
+        while (gni_yamux_next_event(cl, &ev) == 1) {
+            CHECK_EQ(ev.type, GNI_YAMUX_EV_STREAM_WRITABLE);
+            unsigned s = (ev.stream_id - 1) / 2;
+            CHECK(s < SB_STREAMS);
+            w[s].writable = true;
+            w[s].wakeups++;
+        }
+        for (unsigned s = 0; s < SB_STREAMS; s++) {
+            sb_write(cl, ids[s], s, &w[s]);
+            CHECK(sb_queued(cl) <= SB_BUDGET);
+        }
+        done = true;
+        for (unsigned s = 0; s < SB_STREAMS; s++)
+            done = done && got[s] == SB_EACH;
+    }
+    CHECK(done);
+    for (unsigned s = 0; s < SB_STREAMS; s++) {
+        CHECK_EQ(got[s], SB_EACH);
+        CHECK(w[s].wakeups > 0); /* every stream cut short was told */
+    }
+    CHECK_EQ(sb_queued(cl), 0);
+    CHECK_EQ(gni_yamux_error(cl), 0);
+    CHECK_EQ(gni_yamux_error(sv), 0);
+    gni_yamux_free(cl);
+    gni_yamux_free(sv);
+}
+
+/*
+ * Fairness: a stream that writes whenever it can (without waiting for
+ * WRITABLE) cannot overtake streams that wait for the budget, and a stream
+ * waiting for it that half-closes or is reset passes its turn on.
+ */
+GN_TEST(session_send_budget_first_come)
+{
+    gn_mux_config c = cfg0();
+    c.session_send_max = 100 * KIB;
+    gni_yamux *cl;
+    CHECK_OK(gni_yamux_new(true, &c, 0, &cl));
+    uint32_t a, b, d, e;
+    CHECK_OK(gni_yamux_open(cl, 0, &a));
+    CHECK_OK(gni_yamux_open(cl, 0, &b));
+    CHECK_OK(gni_yamux_open(cl, 0, &d));
+    CHECK_OK(gni_yamux_open(cl, 0, &e));
+    static uint8_t blob[128 * KIB];
+    memset(blob, 'x', sizeof(blob));
+    CHECK_EQ(gni_yamux_stream_write(cl, a, blob, 100 * KIB), 100 * KIB); /* fills it */
+    CHECK_EQ(gni_yamux_stream_write(cl, b, blob, 10), 0); /* b waits first */
+    CHECK_EQ(gni_yamux_stream_write(cl, d, blob, 10), 0); /* then d */
+    CHECK_EQ(gni_yamux_stream_write(cl, e, blob, 10), 0); /* then e */
+    static uint8_t buf[64 * KIB];
+    /* 20 KiB drain out (16 KiB chunk + part): b's turn, and only b's */
+    CHECK(drain_to(cl, buf, 20 * KIB, 0) > 16 * KIB);
+    size_t room = 100 * KIB - sb_queued(cl);
+    CHECK(room > 0);
+    gni_yamux_event ev;
+    CHECK_EQ(gni_yamux_next_event(cl, &ev), 1);
+    CHECK_EQ(ev.type, GNI_YAMUX_EV_STREAM_WRITABLE);
+    CHECK_EQ(ev.stream_id, b);
+    CHECK_EQ(gni_yamux_next_event(cl, &ev), 0);
+    /* the greedy writer (it queues last) and the later waiters get nothing before b */
+    CHECK_EQ(gni_yamux_stream_write(cl, a, blob, 1), 0);
+    CHECK_EQ(gni_yamux_stream_write(cl, e, blob, 1), 0);
+    CHECK_EQ(gni_yamux_stream_write_space(cl, d), 0);
+    CHECK_EQ(gni_yamux_stream_write_space(cl, b), room);
+    /* b takes 10 bytes and leaves; d is next (it waited before e and a) */
+    CHECK_EQ(gni_yamux_stream_write(cl, b, blob, 10), 10);
+    CHECK_EQ(gni_yamux_next_event(cl, &ev), 1);
+    CHECK_EQ(ev.stream_id, d);
+    CHECK_EQ(ev.type, GNI_YAMUX_EV_STREAM_WRITABLE);
+    /* d half-closes instead of writing: its turn passes to e */
+    CHECK_OK(gni_yamux_stream_shutdown(cl, d));
+    CHECK_EQ(gni_yamux_next_event(cl, &ev), 1);
+    CHECK_EQ(ev.stream_id, e);
+    /* e is reset: the greedy a (which queued behind e) gets its turn */
+    CHECK_OK(gni_yamux_stream_reset(cl, e));
+    CHECK_EQ(gni_yamux_next_event(cl, &ev), 1);
+    CHECK_EQ(ev.stream_id, a);
+    CHECK_EQ(ev.type, GNI_YAMUX_EV_STREAM_WRITABLE);
+    CHECK_EQ(gni_yamux_next_event(cl, &ev), 0);
+    CHECK_EQ(gni_yamux_stream_write(cl, a, blob, 128 * KIB), (long)room - 10);
+    CHECK_EQ(sb_queued(cl), 100 * KIB);
+    gni_yamux_free(cl);
+}
+
 
 /* ---- allocation failure ----------------------------------------------- */
 
@@ -1355,5 +1552,6 @@ GN_TEST_MAIN(GN_T(kat_syn_window_update), GN_T(kat_syn_with_bigger_window),
              GN_T(keepalive_and_ping_timeout), GN_T(stream_open_timeout),
              GN_T(protocol_violations), GN_T(violation_split_across_feeds),
              GN_T(qos_priority_beats_bulk), GN_T(qos_round_robin_and_control_first),
-             GN_T(bad_config), GN_T(allocation_failure_every_k),
+             GN_T(bad_config), GN_T(session_send_budget_many_streams),
+             GN_T(session_send_budget_first_come), GN_T(allocation_failure_every_k),
              GN_T(refusal_allocation_failure_every_k))
