@@ -695,11 +695,23 @@ int gn_node_next_event(gn_node *n, gn_node_event *ev, gn_time timeout)
         return GN_EINVAL;
     }
     int rc = gn_evq_pop(n->evq, ev, timeout);
-    if (atomic_load(&n->need_drain) && atomic_load(&n->state) != NODE_CLOSED &&
-        !atomic_exchange(&n->drain_posted, true)) {
-        node_cmd *c = cmd_new(n, CMD_DRAIN);
-        if (!c || cmd_post(c) < 0) {
+    if (atomic_load(&n->need_drain) && !atomic_exchange(&n->drain_posted, true)) {
+        /*
+         * Closed: the events still waiting (the CLOSED event among them)
+         * come through too. An own loop runs until gn_node_free() and runs
+         * the commands pending at its stop; an application's loop may not
+         * outlive the node, so there only its own thread drains.
+         */
+        if (atomic_load(&n->state) != NODE_CLOSED || n->own_loop) {
+            node_cmd *c = cmd_new(n, CMD_DRAIN);
+            if (!c || cmd_post(c) < 0) {
+                atomic_store(&n->drain_posted, false);
+            }
+        } else {
             atomic_store(&n->drain_posted, false);
+            if (gn_loop_on_thread(n->loop)) {
+                node_drain(n);
+            }
         }
     }
     return rc;
