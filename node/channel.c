@@ -35,6 +35,7 @@ gn_channel *gni_channel_new(gn_node *n, bool outbound)
     }
     atomic_init(&ch->refs, 1); /* the node's reference */
     atomic_init(&ch->mq_count, 0);
+    atomic_init(&ch->want_writable, false);
     atomic_init(&ch->pub_state, outbound ? GN_CHANNEL_DIALING : GN_CHANNEL_UPGRADING);
     uv_mutex_init(&ch->mtx);
     ch->node = n;
@@ -385,6 +386,7 @@ void gni_channel_begin_close(gn_channel *ch, int reason)
     gn_channel_hold(ch); /* keep it alive through the callbacks below */
     complete_waiters(ch, ch->close_reason);
     if (prev == PH_OPEN) {
+        gni_pmap_del(ch);
         gni_channel_teardown_streams(ch);
         if (ch->session) {
             ch->pending++;
@@ -638,8 +640,133 @@ int gni_channel_enqueue(gn_channel *ch, gn_rcbuf *buf, uint64_t req_id)
             return 0; /* gn_host_msg_done() releases the slot */
         }
     }
-    atomic_fetch_sub(&ch->mq_count, 1);
+    gni_channel_mq_release(ch);
     return rc;
+}
+
+int gni_channel_mq_reserve(gn_channel *ch)
+{
+    /* bounded: each turn either takes a slot or leaves the flag for the loop */
+    for (int turn = 0; turn < 4; turn++) {
+        if (atomic_fetch_add(&ch->mq_count, 1) < GN_HOST_MSG_QUEUE_MAX) {
+            return 0;
+        }
+        atomic_store(&ch->want_writable, true);
+        atomic_fetch_sub(&ch->mq_count, 1);
+        if (atomic_load(&ch->mq_count) > GNI_MQ_LOW_WATER) {
+            return GN_EAGAIN; /* the loop sees the flag when it drains to the mark */
+        }
+        /* it drained to the mark before the flag was up: take the flag back
+         * and try again, unless the loop took it (then WRITABLE is coming) */
+        if (!atomic_exchange(&ch->want_writable, false)) {
+            return GN_EAGAIN;
+        }
+    }
+    atomic_store(&ch->want_writable, true);
+    return GN_EAGAIN;
+}
+
+void gni_channel_mq_release(gn_channel *ch)
+{
+    uint32_t left = atomic_fetch_sub(&ch->mq_count, 1) - 1;
+    if (left > GNI_MQ_LOW_WATER || !atomic_load_explicit(&ch->want_writable, memory_order_relaxed) ||
+        !atomic_exchange(&ch->want_writable, false)) {
+        return;
+    }
+    if (ch->phase != PH_OPEN) {
+        return; /* closing: CHANNEL_CLOSED is what the sender waits for */
+    }
+    gn_node *n = ch->node;
+    atomic_fetch_add(&n->st_writable, 1);
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_WRITABLE);
+    ev.channel_id = ch->info.id;
+    ev.peer = ch->info.remote_peer;
+    gni_node_push_event(n, &ev);
+}
+
+/* ------------------------------------------------------------------------
+ * The peer map (any-thread lookups of open channels)
+ */
+
+static uint64_t pmap_hash(const gn_peer_id *p)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a: a table key, not security */
+    for (size_t i = 0; i < p->len; i++) {
+        h = (h ^ p->bytes[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+void gni_pmap_add(gn_channel *ch)
+{
+    gn_node *n = ch->node;
+    uv_mutex_lock(&n->pmap_mtx);
+    if (n->pmap_n == n->pmap_cap) {
+        size_t cap = n->pmap_cap ? n->pmap_cap * 2 : 16;
+        pmap_ent *m = gn_realloc(n->pmap, cap * sizeof *m);
+        if (!m) {
+            uv_mutex_unlock(&n->pmap_mtx);
+            /* unicasts to it take the loop's path: reported, not pushed back */
+            GN_LOG(GN_LOG_WARNING, CH_LOG, "channel %" PRIu64 ": peer map: out of memory",
+                   ch->info.id);
+            return;
+        }
+        n->pmap = m;
+        n->pmap_cap = cap;
+    }
+    pmap_ent *e = &n->pmap[n->pmap_n++];
+    e->peer = ch->info.remote_peer;
+    e->hash = pmap_hash(&e->peer);
+    e->ch = gn_channel_hold(ch);
+    snprintf(e->addr, sizeof e->addr, "%s", ch->outbound ? ch->dial_addr : "");
+    uv_mutex_unlock(&n->pmap_mtx);
+}
+
+void gni_pmap_del(gn_channel *ch)
+{
+    gn_node *n = ch->node;
+    gn_channel *found = NULL;
+    uv_mutex_lock(&n->pmap_mtx);
+    for (size_t i = 0; i < n->pmap_n; i++) {
+        if (n->pmap[i].ch == ch) {
+            found = ch;
+            /* keep the order: the oldest open channel to a peer is found first */
+            memmove(&n->pmap[i], &n->pmap[i + 1], (n->pmap_n - i - 1) * sizeof *n->pmap);
+            n->pmap_n--;
+            break;
+        }
+    }
+    uv_mutex_unlock(&n->pmap_mtx);
+    if (found) {
+        gn_channel_rele(found);
+    }
+}
+
+gn_channel *gni_pmap_find(gn_node *n, const gn_peer_id *peer, const char *addr)
+{
+    gn_channel *ch = NULL;
+    uint64_t h = peer ? pmap_hash(peer) : 0;
+    uv_mutex_lock(&n->pmap_mtx);
+    for (size_t i = 0; i < n->pmap_n && !ch; i++) {
+        const pmap_ent *e = &n->pmap[i];
+        if (peer ? e->hash == h && gn_peer_id_equal(&e->peer, peer)
+                 : (addr && e->addr[0] && strcmp(e->addr, addr) == 0)) {
+            ch = gn_channel_hold(e->ch);
+        }
+    }
+    uv_mutex_unlock(&n->pmap_mtx);
+    return ch;
+}
+
+void gni_pmap_fini(gn_node *n)
+{
+    for (size_t i = 0; i < n->pmap_n; i++) {
+        gn_channel_rele(n->pmap[i].ch);
+    }
+    gn_free(n->pmap);
+    n->pmap = NULL;
+    n->pmap_n = n->pmap_cap = 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -772,6 +899,7 @@ void gni_channel_opened(gn_channel *ch)
            ch->outbound ? "to" : "from", peer, ch->info.security, ch->info.muxer);
     ch->was_open = true;
     gni_channel_refresh(ch);
+    gni_pmap_add(ch);
     gn_node_event ev;
     gni_node_event_init(&ev, GN_NODE_EV_CHANNEL_OPENED);
     ev.channel_id = ch->info.id;

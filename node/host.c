@@ -475,12 +475,13 @@ void gn_host_msg_done(gn_host *h, gn_channel *ch, uint64_t req_id, int status)
     if (!ch) {
         return;
     }
-    atomic_fetch_sub(&ch->mq_count, 1);
     if (status == 0) {
         ch->messages_out++;
         ch->last_active = gn_loop_now(n->loop);
+        gni_channel_mq_release(ch);
         return;
     }
+    gni_channel_mq_release(ch);
     gn_node_event ev;
     gni_node_event_init(&ev, GN_NODE_EV_SEND_FAILED);
     ev.request_id = req_id;

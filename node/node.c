@@ -12,6 +12,7 @@
 
 #include "golemnet/multiaddr.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -135,12 +136,17 @@ static void node_free_memory(gn_node *n)
         }
         gn_evq_free(n->evq);
     }
-    while (!gni_list_empty(&n->overflow)) {
-        ovf_ev *o = GNI_CONTAINER_OF(n->overflow.next, ovf_ev, link);
-        gni_list_del(&o->link);
-        gn_rcbuf_rele(o->ev.message);
-        gn_free(o);
+    gni_list *lists[2] = {&n->overflow, &n->agg};
+    for (size_t i = 0; i < 2; i++) {
+        while (!gni_list_empty(lists[i])) {
+            ovf_ev *o = GNI_CONTAINER_OF(lists[i]->next, ovf_ev, link);
+            gni_list_del(&o->link);
+            gn_rcbuf_rele(o->ev.message);
+            gn_free(o);
+        }
     }
+    gni_pmap_fini(n);
+    uv_mutex_destroy(&n->pmap_mtx);
     gni_peerstore_free(n->ps);
     gn_rcmgr_free(n->rm);
     gn_free(n->protected_peers);
@@ -231,11 +237,13 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     uv_mutex_init(&n->close_mtx);
     uv_cond_init(&n->close_cond);
     uv_mutex_init(&n->chan_mtx);
+    uv_mutex_init(&n->pmap_mtx);
     n->close_cmd.fn = node_close_cmd_run;
     n->close_cmd.arg = n;
     gni_list_init(&n->listeners);
     gni_list_init(&n->channels);
     gni_list_init(&n->overflow);
+    gni_list_init(&n->agg);
     gni_list_init(&n->subs);
     gni_list_init(&n->host_ops);
     gni_list_init(&n->nat_maps);
@@ -466,6 +474,7 @@ typedef struct node_cmd {
     dial_req *dial;         /* CMD_DIAL: allocated by the caller */
     size_t npeers;
     bool to_all;
+    bool reserved;          /* CMD_UNICAST: holds a slot of ch's queue */
     int opt;
     uint64_t value;
 } node_cmd;
@@ -513,6 +522,13 @@ void gni_node_event_init(gn_node_event *ev, gn_node_event_type type)
 {
     memset(ev, 0, sizeof *ev);
     ev->type = type;
+    ev->count = type == GN_NODE_EV_SEND_FAILED ? 1 : 0;
+}
+
+/* Events wait in the overflow list or as aggregates: new ones queue behind them. */
+static bool node_backlog(const gn_node *n)
+{
+    return !gni_list_empty(&n->overflow) || !gni_list_empty(&n->agg);
 }
 
 static size_t node_overflow_max(const gn_node *n)
@@ -556,9 +572,48 @@ static void node_need_drain(gn_node *n)
     }
 }
 
+/*
+ * The queue and the overflow list are full: a SEND_FAILED joins the
+ * pending aggregate of its channel and status (one event carrying a count),
+ * past GNI_NODE_AGG_MAX aggregates the one of its status alone (channel 0):
+ * bounded by the number of error codes, never dropped.
+ */
+static void node_aggregate(gn_node *n, const gn_node_event *ev)
+{
+    uint64_t chid = n->nagg >= GNI_NODE_AGG_MAX ? 0 : ev->channel_id;
+    uint64_t cnt = ev->count ? ev->count : 1;
+    atomic_fetch_add(&n->st_aggregated, cnt);
+    for (gni_list *e = n->agg.next; e != &n->agg; e = e->next) {
+        ovf_ev *o = GNI_CONTAINER_OF(e, ovf_ev, link);
+        if (o->ev.channel_id == chid && o->ev.status == ev->status) {
+            o->ev.count += cnt;
+            if (!gn_peer_id_equal(&o->ev.peer, &ev->peer)) {
+                memset(&o->ev.peer, 0, sizeof o->ev.peer); /* several peers */
+            }
+            return;
+        }
+    }
+    ovf_ev *o = gn_malloc(sizeof *o);
+    if (!o) {
+        atomic_fetch_add(&n->st_dropped, cnt);
+        GN_LOG(GN_LOG_ERR, NODE_LOG, "out of memory: %" PRIu64 " send failures (%s) not reported",
+               cnt, gn_err_name(ev->status));
+        return;
+    }
+    o->ev = *ev;
+    o->ev.count = cnt;
+    o->ev.channel_id = chid;
+    if (chid != ev->channel_id) {
+        memset(&o->ev.peer, 0, sizeof o->ev.peer);
+    }
+    gni_list_add_tail(&n->agg, &o->link);
+    n->nagg++;
+    node_need_drain(n);
+}
+
 void gni_node_push_event(gn_node *n, const gn_node_event *ev)
 {
-    if (gni_list_empty(&n->overflow)) {
+    if (!node_backlog(n)) {
         int rc = node_evq_push(n, ev);
         if (rc == 0) {
             return;
@@ -568,14 +623,24 @@ void gni_node_push_event(gn_node *n, const gn_node_event *ev)
             return;
         }
     }
-    if (n->noverflow >= node_overflow_max(n) && ev->type != GN_NODE_EV_CLOSED) {
-        GN_LOG(GN_LOG_WARNING, NODE_LOG, "event queue and overflow full: dropping event %d",
-               (int)ev->type);
-        gn_rcbuf_rele(ev->message);
-        return;
+    if (n->noverflow >= node_overflow_max(n)) {
+        if (ev->type == GN_NODE_EV_SEND_FAILED) {
+            node_aggregate(n, ev);
+            return;
+        }
+        if (ev->type == GN_NODE_EV_IDENTIFY) {
+            /* informational (the peer store keeps what identify learned) */
+            atomic_fetch_add(&n->st_dropped, 1);
+            GN_LOG(GN_LOG_WARNING, NODE_LOG, "event queue and overflow full: dropping event %d",
+                   (int)ev->type);
+            gn_rcbuf_rele(ev->message);
+            return;
+        }
+        /* the rest stand for one request or one channel each: kept past the bound */
     }
     ovf_ev *o = gn_malloc(sizeof *o);
     if (!o) {
+        atomic_fetch_add(&n->st_dropped, 1);
         GN_LOG(GN_LOG_ERR, NODE_LOG, "out of memory: dropping event %d", (int)ev->type);
         gn_rcbuf_rele(ev->message);
         return;
@@ -583,12 +648,13 @@ void gni_node_push_event(gn_node *n, const gn_node_event *ev)
     o->ev = *ev;
     gni_list_add_tail(&n->overflow, &o->link);
     n->noverflow++;
+    atomic_fetch_add(&n->st_overflowed, 1);
     node_need_drain(n);
 }
 
 bool gni_node_try_message(gn_node *n, const gn_node_event *ev)
 {
-    if (!gni_list_empty(&n->overflow)) {
+    if (node_backlog(n)) {
         return false;
     }
     int rc = node_evq_push(n, ev);
@@ -605,11 +671,22 @@ void gni_node_msg_blocked(gn_node *n)
     node_need_drain(n);
 }
 
-/* Moves overflow events into the queue and resumes the message service (loop). */
+/*
+ * Moves overflow events, then aggregates, into the queue (the CLOSED event,
+ * always last, waits for the aggregates) and resumes the message service (loop).
+ */
 static void node_drain(gn_node *n)
 {
-    while (!gni_list_empty(&n->overflow)) {
-        ovf_ev *o = GNI_CONTAINER_OF(n->overflow.next, ovf_ev, link);
+    while (node_backlog(n)) {
+        ovf_ev *o = NULL;
+        bool from_agg = false;
+        if (!gni_list_empty(&n->overflow)) {
+            o = GNI_CONTAINER_OF(n->overflow.next, ovf_ev, link);
+        }
+        if (!o || (o->ev.type == GN_NODE_EV_CLOSED && !gni_list_empty(&n->agg))) {
+            o = GNI_CONTAINER_OF(n->agg.next, ovf_ev, link);
+            from_agg = true;
+        }
         int rc = node_evq_push(n, &o->ev);
         if (rc == GN_EAGAIN) {
             break;
@@ -618,16 +695,33 @@ static void node_drain(gn_node *n)
             gn_rcbuf_rele(o->ev.message);
         }
         gni_list_del(&o->link);
-        n->noverflow--;
+        if (from_agg) {
+            n->nagg--;
+        } else {
+            n->noverflow--;
+        }
         gn_free(o);
     }
-    if (gni_list_empty(&n->overflow) && n->msg_blocked) {
+    if (!node_backlog(n) && n->msg_blocked) {
         n->msg_blocked = false;
         if (n->msg_ops) {
             n->msg_ops->resume(n->msg_svc); /* may block again */
         }
     }
-    atomic_store(&n->need_drain, !gni_list_empty(&n->overflow) || n->msg_blocked);
+    atomic_store(&n->need_drain, node_backlog(n) || n->msg_blocked);
+}
+
+int gn_node_stats_get(gn_node *n, gn_node_stats *st)
+{
+    if (!n || !st) {
+        return GN_EINVAL;
+    }
+    memset(st, 0, sizeof *st);
+    st->events_overflowed = atomic_load(&n->st_overflowed);
+    st->send_failed_aggregated = atomic_load(&n->st_aggregated);
+    st->events_dropped = atomic_load(&n->st_dropped);
+    st->writable_events = atomic_load(&n->st_writable);
+    return 0;
 }
 
 int gn_node_next_event(gn_node *n, gn_node_event *ev, gn_time timeout)
@@ -636,11 +730,23 @@ int gn_node_next_event(gn_node *n, gn_node_event *ev, gn_time timeout)
         return GN_EINVAL;
     }
     int rc = gn_evq_pop(n->evq, ev, timeout);
-    if (atomic_load(&n->need_drain) && atomic_load(&n->state) != NODE_CLOSED &&
-        !atomic_exchange(&n->drain_posted, true)) {
-        node_cmd *c = cmd_new(n, CMD_DRAIN);
-        if (!c || cmd_post(c) < 0) {
+    if (atomic_load(&n->need_drain) && !atomic_exchange(&n->drain_posted, true)) {
+        /*
+         * Closed: the events still waiting (the CLOSED event among them)
+         * come through too. An own loop runs until gn_node_free() and runs
+         * the commands pending at its stop; an application's loop may not
+         * outlive the node, so there only its own thread drains.
+         */
+        if (atomic_load(&n->state) != NODE_CLOSED || n->own_loop) {
+            node_cmd *c = cmd_new(n, CMD_DRAIN);
+            if (!c || cmd_post(c) < 0) {
+                atomic_store(&n->drain_posted, false);
+            }
+        } else {
             atomic_store(&n->drain_posted, false);
+            if (gn_loop_on_thread(n->loop)) {
+                node_drain(n);
+            }
         }
     }
     return rc;
@@ -1196,6 +1302,44 @@ int gn_node_dial_ex(gn_node *n, const char *multiaddr, gn_node_dial_result_cb cb
     return node_dial_post(n, multiaddr, NULL, cb, arg, req_id);
 }
 
+/*
+ * Backpressure for a unicast whose target has an open channel (any
+ * thread): takes a slot in its queue, or GN_EAGAIN. The command holds the
+ * channel and the slot (c->ch, c->reserved).
+ */
+static int node_unicast_reserve(gn_node *n, node_cmd *c)
+{
+    gn_channel *ch = NULL;
+    if (c->has_peer) {
+        ch = gni_pmap_find(n, &c->peer, NULL);
+    } else if (c->ma) {
+        char addr[GN_NODE_ADDR_MAX];
+        if (gn_multiaddr_to_string(c->ma, addr, sizeof addr) >= 0) {
+            ch = gni_pmap_find(n, NULL, addr);
+        }
+    }
+    if (!ch) {
+        return 0; /* no open channel: the loop dials, queues and reports */
+    }
+    int rc = gni_channel_mq_reserve(ch);
+    if (rc < 0) {
+        gn_channel_rele(ch);
+        return rc;
+    }
+    c->ch = ch;
+    c->reserved = true;
+    return 0;
+}
+
+/* Gives back the slot node_unicast_reserve() took (caller's thread). */
+static void node_unicast_unreserve(node_cmd *c)
+{
+    if (c->reserved) {
+        atomic_fetch_sub(&c->ch->mq_count, 1);
+        c->reserved = false;
+    }
+}
+
 int gn_node_unicast(gn_node *n, const char *to, const uint8_t *msg, size_t len, uint64_t *req_id)
 {
     if (!n || !to || (!msg && len > 0)) {
@@ -1219,16 +1363,24 @@ int gn_node_unicast(gn_node *n, const char *to, const uint8_t *msg, size_t len, 
         rc = rc == GN_ENOMEM ? rc : (rc < 0 ? GN_EPARSE : 0);
         c->has_peer = true;
     }
+    if (rc == 0) {
+        rc = node_unicast_reserve(n, c);
+    }
     if (rc == 0 && !(c->msg = gn_rcbuf_new(msg, len))) {
         rc = GN_ENOMEM;
     }
     if (rc < 0) {
+        node_unicast_unreserve(c);
         cmd_free(c);
         return rc;
     }
     c->req_id = node_req_id(n);
     uint64_t id = c->req_id;
-    rc = cmd_post(c);
+    rc = gni_node_post(n, cmd_run, c);
+    if (rc < 0) {
+        node_unicast_unreserve(c);
+        cmd_free(c);
+    }
     if (rc == 0 && req_id) {
         *req_id = id;
     }
@@ -1383,8 +1535,30 @@ static void unicast_dialed(gn_node *n, dial_req *r, int status, gn_channel *ch)
     gn_free(w);
 }
 
+/* A unicast that took a slot where it was called: true when sent or reported. */
+static bool node_run_reserved(gn_node *n, node_cmd *c)
+{
+    if (!c->reserved) {
+        return false;
+    }
+    c->reserved = false;
+    if (c->ch->phase == PH_OPEN && !n->closing) {
+        int rc = gni_channel_enqueue(c->ch, c->msg, c->req_id); /* releases on failure */
+        if (rc < 0) {
+            send_failed(n, c->req_id, rc, c->ch);
+        }
+        return true;
+    }
+    /* it closed since: the slot goes back, the message takes the usual path */
+    gni_channel_mq_release(c->ch);
+    return false;
+}
+
 static void node_unicast_run(gn_node *n, node_cmd *c)
 {
+    if (node_run_reserved(n, c)) {
+        return;
+    }
     if (n->closing) {
         send_failed(n, c->req_id, GN_ECANCELED, NULL);
         return;
@@ -1520,6 +1694,9 @@ static void cmd_run(gn_loop *loop, void *arg)
         }
         break;
     case CMD_MC_UNICAST: {
+        if (node_run_reserved(n, c)) {
+            break;
+        }
         gn_channel *ch = gni_node_find_open(n, &c->peer);
         if (ch) {
             node_send_on(n, ch, c->msg, 0);
@@ -1559,9 +1736,8 @@ int gn_channel_send(gn_channel *ch, const uint8_t *msg, size_t len)
     if (len > atomic_load(&n->max_msg)) {
         return GN_ETOOBIG;
     }
-    if (atomic_fetch_add(&ch->mq_count, 1) >= GN_HOST_MSG_QUEUE_MAX) {
-        atomic_fetch_sub(&ch->mq_count, 1);
-        return GN_EAGAIN;
+    if (gni_channel_mq_reserve(ch) < 0) {
+        return GN_EAGAIN; /* GN_NODE_EV_WRITABLE follows at the low-water mark */
     }
     node_cmd *c = cmd_new(n, CMD_CH_SEND);
     if (!c || !(c->msg = gn_rcbuf_new(msg, len))) {
@@ -1687,12 +1863,23 @@ int gn_multicast_unicast(gn_multicast *mc, const gn_peer_id *peer, const uint8_t
         return GN_ENOTFOUND;
     }
     node_cmd *c = cmd_new(n, CMD_MC_UNICAST);
-    if (!c || !(c->msg = gn_rcbuf_new(msg, len))) {
-        gn_free(c);
+    if (!c) {
         return GN_ENOMEM;
     }
     c->peer = *peer;
-    return cmd_post(c);
+    c->has_peer = true;
+    int rc = node_unicast_reserve(n, c);
+    if (rc == 0 && !(c->msg = gn_rcbuf_new(msg, len))) {
+        rc = GN_ENOMEM;
+    }
+    if (rc == 0) {
+        rc = gni_node_post(n, cmd_run, c);
+    }
+    if (rc < 0) {
+        node_unicast_unreserve(c);
+        cmd_free(c);
+    }
+    return rc;
 }
 
 int gn_multicast_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len)

@@ -60,6 +60,10 @@ typedef enum ch_phase {
 #define GNI_NODE_MAX_HANDLERS 64u
 /** Most lifecycle events kept while the event queue is full. */
 #define GNI_NODE_OVERFLOW_MIN 256u
+/** Most per-channel SEND_FAILED aggregates; beyond it they fold per status only. */
+#define GNI_NODE_AGG_MAX 256u
+/** A channel's queue is writable again below this many messages (GN_NODE_EV_WRITABLE). */
+#define GNI_MQ_LOW_WATER (GN_HOST_MSG_QUEUE_MAX / 2u)
 
 /* One waiter for a dial outcome (a gn_node_dial call, or an internal one). */
 typedef struct dial_req dial_req;
@@ -107,6 +111,7 @@ struct gn_channel {
     gn_channel_info info;           /* mtx */
     gn_channel_metrics cache;       /* mtx: last snapshot for other threads */
     _Atomic uint32_t mq_count;      /* messages accepted, not yet completed (the message service's) */
+    _Atomic bool want_writable;     /* a sender got GN_EAGAIN: GN_NODE_EV_WRITABLE at low water */
     _Atomic int pub_state;          /* gn_channel_state, for lock-free checks */
 
     /* ---- loop ---- */
@@ -177,6 +182,18 @@ typedef struct ovf_ev {
     gn_node_event ev;
 } ovf_ev;
 
+/*
+ * The peer map: open channels by peer (and dial address), for the
+ * any-thread unicast's backpressure. Kept by the loop when a channel opens
+ * and when it starts closing; each entry holds a channel reference.
+ */
+typedef struct pmap_ent {
+    uint64_t hash;                  /* of peer */
+    gn_peer_id peer;
+    gn_channel *ch;
+    char addr[GN_NODE_ADDR_MAX];    /* dial address of an outbound channel; "" inbound */
+} pmap_ent;
+
 typedef struct node_listener {
     gni_list link;
     gn_node *n;
@@ -236,6 +253,11 @@ struct gn_node {
     uv_mutex_t close_mtx;
     uv_cond_t close_cond;
     bool closed_done;               /* close_mtx */
+    uv_mutex_t pmap_mtx;            /* guards pmap */
+    pmap_ent *pmap;                 /* pmap_mtx */
+    size_t pmap_n, pmap_cap;        /* pmap_mtx */
+    /* gn_node_stats (any: atomics) */
+    _Atomic uint64_t st_overflowed, st_aggregated, st_dropped, st_writable;
 
     /* ---- loop ---- */
     gn_transport **tr;
@@ -276,6 +298,8 @@ struct gn_node {
     size_t nhandlers;
     gni_list overflow;
     size_t noverflow;
+    gni_list agg;                   /* ovf_ev: SEND_FAILED aggregates, after the overflow */
+    size_t nagg;
     /* the message service (host.c) */
     const gn_host_msg_ops *msg_ops;
     void *msg_svc;
@@ -397,6 +421,23 @@ void gni_channel_check_done(gn_channel *ch);
  */
 int gni_channel_enqueue(gn_channel *ch, gn_rcbuf *buf, uint64_t req_id);
 void gni_channel_refresh(gn_channel *ch);
+/*
+ * Takes a slot in @ch's message queue (any thread). Returns 0 or GN_EAGAIN
+ * (full: the channel owes the caller a GN_NODE_EV_WRITABLE).
+ */
+int gni_channel_mq_reserve(gn_channel *ch);
+/* Releases a slot (loop): below the low-water mark, the WRITABLE owed. */
+void gni_channel_mq_release(gn_channel *ch);
+/* The peer map (node_int.h): add on open, remove on close (loop). */
+void gni_pmap_add(gn_channel *ch);
+void gni_pmap_del(gn_channel *ch);
+/*
+ * The open channel to @peer (NULL: any peer) or, with @peer NULL, dialled
+ * at @addr, with a reference the caller releases; NULL if none. Any thread.
+ */
+gn_channel *gni_pmap_find(gn_node *n, const gn_peer_id *peer, const char *addr);
+/* Releases every entry (node teardown). */
+void gni_pmap_fini(gn_node *n);
 uint32_t gni_channel_user_streams(gn_channel *ch);
 /*
  * Opens a stream on @ch and negotiates @proto; @done runs once, later.

@@ -267,7 +267,9 @@ GN_API void gn_host_publish(gn_host *h, const gn_host_event *ev);
  * Queues @ev for the application (gn_node_next_event()): how application
  * protocols report their results (GN_NODE_EV_IDENTIFY, GN_NODE_EV_PING).
  * @ev is copied; ev->message must be NULL. When the event queue is full
- * the event waits in the node's bounded overflow list, in order.
+ * the event waits in the node's bounded overflow list, in order; past
+ * that, see gn_node_stats (golemnet/node.h) for what is kept, aggregated
+ * or dropped.
  */
 GN_API void gn_host_emit_event(gn_host *h, const struct gn_node_event *ev);
 
@@ -345,7 +347,9 @@ GN_API int gn_host_msg_deliver(gn_host *h, gn_channel *ch, gn_rcbuf *msg);
  * handed to the stream (counted in messages_out), or a negative gn_err when
  * it was lost: the application gets GN_NODE_EV_SEND_FAILED with @req_id,
  * @status and the channel's peer. Failure reports are never dropped: when
- * the event queue is full they wait in the node's overflow list.
+ * the event queue is full they wait in the node's overflow list, and past
+ * it they are aggregated (gn_node_event.count). Releasing the slot may
+ * emit GN_NODE_EV_WRITABLE (a sender met the full queue).
  */
 GN_API void gn_host_msg_done(gn_host *h, gn_channel *ch, uint64_t req_id, int status);
 

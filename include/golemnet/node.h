@@ -234,14 +234,28 @@ GN_API int gn_node_dial_ex(gn_node *n, const char *multiaddr, gn_node_dial_resul
  * Fire-and-forget message to one peer, on /golem/msg/1.0.0: @to is a
  * multiaddr (dialed if needed; an open channel to its /p2p/ peer or address
  * is reused) or a peer ID string of a connected peer. @msg (@len bytes, at
- * most max_message_len) is copied. Delivery failures are reported as
- * GN_NODE_EV_SEND_FAILED events with *@req_id: the dial's error, GN_ENOTFOUND
- * (no open channel to that peer ID), GN_EAGAIN (the channel's queue is
- * full), GN_ENEGOTIATION (the peer does not serve the protocol),
- * GN_ECANCELED (node closing). A message handed to the channel's writer
- * counts as sent (messages_out). Immediate errors: GN_ETOOBIG, GN_EPARSE,
- * GN_EAGAIN, GN_ECLOSED.
- * Since: 0.1
+ * most max_message_len) is copied. Any thread.
+ *
+ * Backpressure: when @to names a peer (peer ID, or a multiaddr with /p2p/)
+ * or an address with an open channel, the call takes a slot in that
+ * channel's message queue (GN_HOST_MSG_QUEUE_MAX, shared with
+ * gn_channel_send()) where it is called, and returns GN_EAGAIN when the
+ * queue is full: nothing was queued; wait for the GN_NODE_EV_WRITABLE event
+ * of that channel (or its GN_NODE_EV_CHANNEL_CLOSED) and try again. A
+ * message to a peer with no open channel yet (being dialled) is queued
+ * with the dial and its failures are reported as events.
+ *
+ * Delivery failures after 0 are reported as GN_NODE_EV_SEND_FAILED events
+ * with *@req_id: the dial's error, GN_ENOTFOUND (no open channel to that
+ * peer ID), GN_EAGAIN (the queue of a channel opened by the dial for this
+ * message was full), GN_ENEGOTIATION (the peer does not serve the
+ * protocol), GN_ECLOSED (the channel closed with the message queued),
+ * GN_ECANCELED (node closing). These events are never dropped (see
+ * gn_node_event.count). A message handed to the channel's writer counts as
+ * sent (messages_out). Immediate errors: GN_EINVAL, GN_ETOOBIG, GN_EPARSE,
+ * GN_EAGAIN (the channel's queue, or the command queue, is full),
+ * GN_ECLOSED, GN_ENOMEM.
+ * Since: 0.1 (synchronous GN_EAGAIN of a full channel queue: 0.3)
  */
 GN_API int gn_node_unicast(gn_node *n, const char *to, const uint8_t *msg, size_t len,
                            uint64_t *req_id);
@@ -369,7 +383,16 @@ typedef enum gn_node_event_type {
      * start: status (its error), protocol ("<kind> <name>"). The node opens
      * no listener and starts nothing else; close it. Since: 0.2
      */
-    GN_NODE_EV_START_FAILED = 11
+    GN_NODE_EV_START_FAILED = 11,
+    /**
+     * channel_id, peer: the channel's message queue has room again (fewer
+     * than GN_HOST_MSG_QUEUE_MAX / 2 messages) after a gn_channel_send(),
+     * gn_node_unicast() or gn_multicast_unicast() on it returned GN_EAGAIN.
+     * One event per such episode, however many calls were refused; none
+     * without a GN_EAGAIN, and none once the channel is closing (its
+     * GN_NODE_EV_CHANNEL_CLOSED follows instead). Since: 0.3
+     */
+    GN_NODE_EV_WRITABLE = 12
 } gn_node_event_type;
 
 /** One event. Fixed size; strings are NUL-terminated. */
@@ -384,6 +407,16 @@ typedef struct gn_node_event {
     char protocol[GN_PROTOCOL_ID_MAX];
     /** GN_NODE_EV_MESSAGE: the payload; the receiver owns one reference. */
     gn_rcbuf *message;
+    /**
+     * GN_NODE_EV_SEND_FAILED: how many failed messages this event reports,
+     * 1 normally. When the event queue and its overflow list are full,
+     * failures are aggregated into one pending event per channel and
+     * status (channel_id 0 and peer zeroed once more than 256 channels have
+     * one, or when it spans several peers) with the request_id of the
+     * first; count says how many it stands for (gn_node_stats). 0 for the
+     * other types. Since: 0.3
+     */
+    uint64_t count;
 } gn_node_event;
 
 /**
@@ -392,13 +425,43 @@ typedef struct gn_node_event {
  * GN_EAGAIN (none, timeout 0), GN_ETIMEDOUT, GN_ECLOSED (closed and
  * drained: the GN_NODE_EV_CLOSED event was the last one).
  * When the queue is full, message streams stop being read (backpressure to
- * the senders) and lifecycle events wait in a bounded overflow list.
+ * the senders) and other events wait in a bounded overflow list; past it,
+ * see gn_node_stats. Aggregated SEND_FAILED events come after the overflow
+ * list (later events may overtake them), always before GN_NODE_EV_CLOSED.
  * Since: 0.1
  */
 GN_API int gn_node_next_event(gn_node *n, gn_node_event *ev, gn_time timeout);
 
 /** A file descriptor readable while events are queued (-1 on Windows). */
 GN_API int gn_node_event_fd(const gn_node *n);
+
+/**
+ * What happened to events the application did not read in time. The event
+ * queue holds event_queue_capacity events; then a bounded overflow list
+ * holds as many again (at least 256). When both are full:
+ *  - GN_NODE_EV_MESSAGE is never queued: the message streams stop being
+ *    read (backpressure to the senders);
+ *  - GN_NODE_EV_SEND_FAILED is aggregated (gn_node_event.count);
+ *  - GN_NODE_EV_IDENTIFY is dropped (the peer store keeps its result), and
+ *    counted in events_dropped with a warning in the log;
+ *  - every other type (each the outcome of one request or the life of one
+ *    channel, themselves bounded) is kept past the bound.
+ * Only out of memory loses another event: counted in events_dropped, with
+ * an error in the log.
+ */
+typedef struct gn_node_stats {
+    uint64_t events_overflowed;      /* events that waited in the overflow list */
+    uint64_t send_failed_aggregated; /* send failures reported through aggregates */
+    uint64_t events_dropped;         /* events (or send failures) lost, as above */
+    uint64_t writable_events;        /* GN_NODE_EV_WRITABLE events emitted */
+} gn_node_stats;
+
+/**
+ * Fills @st with the node's counters since gn_node_new(). Any thread.
+ * Errors: GN_EINVAL (@n or @st NULL).
+ * Since: 0.3
+ */
+GN_API int gn_node_stats_get(gn_node *n, gn_node_stats *st);
 
 /* ---- channels ---- */
 
@@ -483,8 +546,9 @@ GN_API int gn_channel_metrics_refresh(gn_channel *ch, gn_channel_metrics *m, gn_
 /**
  * Sends one message on /golem/msg/1.0.0 (copied). Any thread. Errors:
  * GN_ETOOBIG, GN_ECLOSED, GN_ESTATE (not open yet), GN_EAGAIN (the
- * channel's message queue, 1024 messages, is full: backpressure). Later
- * failures: GN_NODE_EV_SEND_FAILED with request_id 0.
+ * channel's message queue, 1024 messages, is full: backpressure; a
+ * GN_NODE_EV_WRITABLE event follows when it is half empty), GN_ENOMEM.
+ * Later failures: GN_NODE_EV_SEND_FAILED with request_id 0.
  */
 GN_API int gn_channel_send(gn_channel *ch, const uint8_t *msg, size_t len);
 
@@ -602,7 +666,10 @@ GN_API int gn_node_peer_protocol(gn_node *n, const gn_peer_id *peer, size_t idx,
 GN_API int gn_multicast_new(gn_node *n, const char *name, gn_multicast **out);
 GN_API int gn_multicast_join(gn_multicast *mc, const gn_peer_id *peer);
 GN_API int gn_multicast_leave(gn_multicast *mc, const gn_peer_id *peer);
-/** Sends to one member (GN_ENOTFOUND if @peer is not a member). */
+/**
+ * Sends to one member (GN_ENOTFOUND if @peer is not a member); GN_EAGAIN
+ * when its open channel's queue is full, as gn_node_unicast().
+ */
 GN_API int gn_multicast_unicast(gn_multicast *mc, const gn_peer_id *peer, const uint8_t *msg,
                                 size_t len);
 GN_API int gn_multicast_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len);

@@ -118,6 +118,42 @@ int gni_msg_decode(gni_msg_decoder *d, const uint8_t *in, size_t len, size_t *co
     return 0;
 }
 
+bool gni_msg_decoder_partial(const gni_msg_decoder *d)
+{
+    return d->state == GNI_MSG_DEC_BODY ||
+           (d->state == GNI_MSG_DEC_LENGTH && gni_varint_rd_busy(&d->len_rd));
+}
+
+void gni_msg_decoder_set_stall_timeout(gni_msg_decoder *d, gn_time timeout)
+{
+    d->stall_timeout = timeout;
+}
+
+void gni_msg_decoder_touch(gni_msg_decoder *d, gn_time now)
+{
+    d->progress_at = now;
+}
+
+gn_time gni_msg_decoder_deadline(const gni_msg_decoder *d)
+{
+    if (!d->stall_timeout || !gni_msg_decoder_partial(d)) {
+        return GN_TIME_INFINITY;
+    }
+    if (d->progress_at > GN_TIME_INFINITY - d->stall_timeout) {
+        return GN_TIME_INFINITY;
+    }
+    return d->progress_at + d->stall_timeout;
+}
+
+int gni_msg_decoder_expire(gni_msg_decoder *d, gn_time now)
+{
+    gn_time dl = gni_msg_decoder_deadline(d);
+    if (dl == GN_TIME_INFINITY || now < dl) {
+        return 0;
+    }
+    return dec_fail(d, GN_ETIMEDOUT);
+}
+
 int gni_msg_decode_eof(gni_msg_decoder *d)
 {
     switch (d->state) {

@@ -38,6 +38,11 @@
 #define GNI_MSG_ALLOC_MIN 4096u
 /** Default writer queue bound, messages. */
 #define GNI_MSG_DEFAULT_QUEUE 64u
+/**
+ * Default stall timeout: a reader resets a stream whose message (its length
+ * or its body) is partly received and gets no further byte this long.
+ */
+#define GNI_MSG_STALL_TIMEOUT (30 * GN_S)
 
 /* ---- core ---- */
 
@@ -64,6 +69,8 @@ typedef struct gni_msg_decoder {
     gn_rcbuf *cur;  /* message being filled */
     size_t need;    /* its length */
     size_t have;    /* bytes filled */
+    gn_time stall_timeout; /* 0: none */
+    gn_time progress_at;   /* last byte of a partial message (gni_msg_decoder_touch) */
 } gni_msg_decoder;
 
 /**
@@ -91,6 +98,36 @@ void gni_msg_decoder_fini(gni_msg_decoder *d);
  */
 int gni_msg_decode(gni_msg_decoder *d, const uint8_t *in, size_t len, size_t *consumed,
                    gn_rcbuf **msg);
+
+/** True while a message (its length varint or its body) is partly received. */
+bool gni_msg_decoder_partial(const gni_msg_decoder *d);
+
+/**
+ * Sets the stall timeout (ns; 0: none, the default of a bare decoder):
+ * how long a partly received message may go without a new byte.
+ */
+void gni_msg_decoder_set_stall_timeout(gni_msg_decoder *d, gn_time timeout);
+
+/**
+ * Bytes were fed at @now (the driver's clock, ns): a partial message made
+ * progress. Call after each gni_msg_decode() batch, and when the driver
+ * starts waiting again after a pause of its own (the stall is then not
+ * the peer's).
+ */
+void gni_msg_decoder_touch(gni_msg_decoder *d, gn_time now);
+
+/**
+ * When the partial message expires (ns, the driver's clock), or
+ * GN_TIME_INFINITY: no partial message, no timeout, or failed.
+ */
+gn_time gni_msg_decoder_deadline(const gni_msg_decoder *d);
+
+/**
+ * Checks the stall timeout at @now. Returns 0 (not expired) or
+ * GN_ETIMEDOUT: a partial message got no byte for the stall timeout; the
+ * decoder fails (sticky, the message is released).
+ */
+int gni_msg_decoder_expire(gni_msg_decoder *d, gn_time now);
 
 /**
  * The peer half-closed. Returns 0 when that happened between messages,
@@ -123,8 +160,10 @@ typedef struct gni_msg_reader_cbs {
      * The reader ended by itself, exactly once unless gni_msg_reader_close()
      * came first: 0 = the sender half-closed between messages (the stream is
      * closed); or GN_EFRAMESIZE, GN_EVERSION, GN_EBADFRAME, GN_EPROTO
-     * (truncated), GN_ECALLBACK, GN_ENOMEM, the stream's error (the stream is
-     * reset). The reader is released after this returns; do not use it.
+     * (truncated), GN_ETIMEDOUT (a partly received message stalled longer
+     * than the stall timeout), GN_ECALLBACK, GN_ENOMEM, the stream's error
+     * (the stream is reset). The reader is released after this returns; do
+     * not use it.
      */
     void (*on_end)(void *arg, int status);
 } gni_msg_reader_cbs;
@@ -138,6 +177,14 @@ typedef struct gni_msg_reader_cbs {
  */
 int gni_msg_reader_new(gn_stream *s, size_t max_len, const gni_msg_reader_cbs *cbs, void *arg,
                        gni_msg_reader **out);
+
+/**
+ * Sets the reader's stall timeout (ns; default GNI_MSG_STALL_TIMEOUT; 0:
+ * none): a message partly received that gets no byte for this long while
+ * the reader is not paused resets the stream, logs GN_ETIMEDOUT and ends
+ * the reader with it. Takes effect from the next bytes received.
+ */
+void gni_msg_reader_set_stall_timeout(gni_msg_reader *r, gn_time timeout);
 
 /**
  * Resumes after GNI_MSG_PAUSE. Buffered bytes are delivered from the loop,

@@ -32,6 +32,7 @@
 #include "msg.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 
 #define MSG_LOG "msg"
 
@@ -80,6 +81,7 @@ struct msg_svc {
     gni_list blocked;      /* msg_in */
     gn_host_sub *sub;
     bool running;
+    gn_time stall_timeout; /* option msg.stall_timeout_ms; 0: none */
 };
 
 /* ------------------------------------------------------------------------
@@ -370,6 +372,7 @@ static void msg_on_stream(gn_protocol *p, gn_stream *s, const gn_protocol_stream
         gn_free(mi);
         return;
     }
+    gni_msg_reader_set_stall_timeout(mi->r, sv->stall_timeout);
     gni_list_add_tail(&pe->readers, &mi->link);
     gn_channel_add_quiet_streams(pe->ch, 1);
 }
@@ -412,10 +415,33 @@ static void msg_fini(gn_protocol *p)
     }
 }
 
+/* msg.stall_timeout_ms: 0 (no timeout) to 86400000; default 30 s. */
+static int msg_stall_option(msg_svc *sv)
+{
+    const char *v = gn_host_option(sv->host, "msg", "stall_timeout_ms", 0);
+    sv->stall_timeout = GNI_MSG_STALL_TIMEOUT;
+    if (!v) {
+        return 0;
+    }
+    char *end;
+    unsigned long long ms = strtoull(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end || ms > 24ull * 3600 * 1000) {
+        GN_LOG(GN_LOG_ERR, MSG_LOG, "msg.stall_timeout_ms=%s: want milliseconds, 0 to 86400000",
+               v);
+        return GN_EINVAL;
+    }
+    sv->stall_timeout = (gn_time)ms * GN_MS;
+    return 0;
+}
+
 static int msg_start(gn_protocol *p)
 {
     msg_svc *sv = p->state;
-    int rc = gn_host_subscribe(sv->host, GN_HOST_EV_DISCONNECTED, msg_on_host_event, sv, &sv->sub);
+    int rc = msg_stall_option(sv);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = gn_host_subscribe(sv->host, GN_HOST_EV_DISCONNECTED, msg_on_host_event, sv, &sv->sub);
     if (rc == 0) {
         rc = gn_host_set_message_service(sv->host, &svc_ops, sv, GNI_MSG_PROTOCOL_ID);
         if (rc < 0) {

@@ -4,7 +4,10 @@
 #include "golemnet/loop.h"
 #include "gni.h"
 
+#include <inttypes.h>
 #include <string.h>
+
+#define MSG_STREAM_LOG "msg"
 
 /* ======================= reader ======================= */
 
@@ -15,7 +18,46 @@ struct gni_msg_reader {
     void *arg;
     bool paused;
     bool finished; /* ended or closed by the user: no more callbacks */
+    gn_timer stall_timer; /* armed while a partial message waits for bytes */
 };
+
+static void reader_end(gni_msg_reader *r, int status);
+
+static void reader_stalled(gn_timer *t, void *arg)
+{
+    (void)t;
+    gni_msg_reader *r = arg;
+    gn_time now = gn_loop_now(r->s->loop);
+    gn_time dl = gni_msg_decoder_deadline(&r->dec);
+    int rc = gni_msg_decoder_expire(&r->dec, now);
+    if (rc == 0) {
+        if (dl != GN_TIME_INFINITY && gn_timer_start(&r->stall_timer, dl - now, reader_stalled,
+                                                     r) < 0) {
+            reader_end(r, GN_ENOMEM);
+        }
+        return;
+    }
+    GN_LOG(GN_LOG_WARNING, MSG_STREAM_LOG,
+           "message stream: a partly received message stalled for %" PRIu64
+           " ms: resetting the stream (%s)",
+           r->dec.stall_timeout / GN_MS, gn_err_name(rc));
+    reader_end(r, rc);
+}
+
+/* Arms the stall timer for the partial message, if any (not while paused). */
+static void reader_arm(gni_msg_reader *r)
+{
+    gn_time now = gn_loop_now(r->s->loop);
+    gni_msg_decoder_touch(&r->dec, now);
+    gn_time dl = gni_msg_decoder_deadline(&r->dec);
+    if (r->paused || r->finished || dl == GN_TIME_INFINITY) {
+        gn_timer_stop(&r->stall_timer);
+        return;
+    }
+    if (gn_timer_start(&r->stall_timer, dl - now, reader_stalled, r) < 0) {
+        reader_end(r, GN_ENOMEM);
+    }
+}
 
 static void reader_closed(gn_stream *s, void *arg)
 {
@@ -28,6 +70,7 @@ static void reader_closed(gn_stream *s, void *arg)
 static void reader_stop(gni_msg_reader *r, bool reset)
 {
     r->finished = true;
+    gn_timer_stop(&r->stall_timer);
     gn_stream_set_handler(r->s, NULL, NULL);
     if (reset) {
         gn_stream_reset(r->s, reader_closed, r);
@@ -73,6 +116,7 @@ static void reader_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
         }
         if (ret == GNI_MSG_PAUSE) {
             r->paused = true;
+            gn_timer_stop(&r->stall_timer); /* a stall of ours, not the peer's */
             rc = gn_stream_read_stop(s);
             if (rc == 0 && pos < len) {
                 rc = gn_stream_unread(s, data + pos, len - pos);
@@ -82,6 +126,9 @@ static void reader_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
             }
             return;
         }
+    }
+    if (!r->finished) {
+        reader_arm(r);
     }
 }
 
@@ -118,6 +165,8 @@ int gni_msg_reader_new(gn_stream *s, size_t max_len, const gni_msg_reader_cbs *c
     r->s = s;
     r->cbs = *cbs;
     r->arg = arg;
+    gn_timer_init(s->loop, &r->stall_timer);
+    gni_msg_decoder_set_stall_timeout(&r->dec, GNI_MSG_STALL_TIMEOUT);
     gn_stream_set_handler(s, &reader_handler, r);
     rc = gn_stream_read_start(s);
     if (rc < 0) {
@@ -141,7 +190,18 @@ int gni_msg_reader_resume(gni_msg_reader *r)
         return 0;
     }
     r->paused = false;
-    return gn_stream_read_start(r->s);
+    int rc = gn_stream_read_start(r->s);
+    if (rc == 0) {
+        reader_arm(r); /* the pause was ours: the stall clock starts again */
+    }
+    return rc;
+}
+
+void gni_msg_reader_set_stall_timeout(gni_msg_reader *r, gn_time timeout)
+{
+    if (r && !r->finished) {
+        gni_msg_decoder_set_stall_timeout(&r->dec, timeout);
+    }
 }
 
 void gni_msg_reader_close(gni_msg_reader *r, bool reset)

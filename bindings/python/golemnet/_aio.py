@@ -665,6 +665,11 @@ class Node:
         self.addrs: List[str] = []
         #: (request id, error) of unicasts/broadcasts that failed after queuing
         self.send_failures: Deque[Tuple[int, Error]] = collections.deque(maxlen=1024)
+        #: messages reported lost in total (an aggregated report counts all it
+        #: stands for, while :attr:`send_failures` holds it once)
+        self.send_failed_count = 0
+        # set by GN_NODE_EV_WRITABLE: a channel's message queue has room again
+        self._writable: Optional[asyncio.Event] = None
         #: called with (request id, error) when a queued message fails; None: only recorded
         self.on_send_failed: Optional[Callable[[int, Error], None]] = None
         #: called with an :class:`Event` when a channel opens (inbound or
@@ -729,17 +734,27 @@ class Node:
                 self._pending.pop(tok, None)
 
     async def _retry_again(self, fn: Callable[[], Any], timeout: Optional[float]) -> Any:
-        """Runs fn, retrying while it raises AgainError (a full queue)."""
+        """Runs fn, retrying while it raises AgainError (a full queue): a
+        full channel queue wakes it with GN_NODE_EV_WRITABLE, other queues
+        (commands) with a short backoff."""
         delay = 0.0005
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
+            if self._writable is not None:
+                self._writable.clear()  # fn runs on this thread: no event is missed
             try:
                 return fn()
             except AgainError:
                 if deadline is not None and loop.time() > deadline:
                     raise
-                await asyncio.sleep(delay)
+                if self._writable is not None:
+                    try:
+                        await asyncio.wait_for(self._writable.wait(), delay)
+                    except asyncio.TimeoutError:
+                        pass
+                else:
+                    await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.02)
 
     def _kick_soon(self) -> None:
@@ -827,7 +842,7 @@ class Node:
 
     def _on_events(self) -> None:
         for ev in self._c.next_events(256):
-            etype, status, req, chid, peer, rtt, addr, proto, msg = ev
+            etype, status, req, chid, peer, rtt, addr, proto, msg, count = ev
             if etype == _c.EV_MESSAGE:
                 self._messages.append(Message(peer, chid, msg))
                 assert self._msg_event is not None
@@ -864,7 +879,11 @@ class Node:
                 self._event(etype, status, chid, peer, addr, proto)
             elif etype in (_c.EV_CHANNEL_OPENED, _c.EV_IDENTIFY):
                 self._event(etype, status, chid, peer, addr, proto)
+            elif etype == _c.EV_WRITABLE:
+                if self._writable is not None:
+                    self._writable.set()
             elif etype == _c.EV_SEND_FAILED:
+                self.send_failed_count += max(1, count)
                 err = error_from_code(status)
                 ctx = self._unicast_ctx.pop(req, None)
                 if ctx is not None:
@@ -938,6 +957,7 @@ class Node:
         self._loop = loop
         self._start_event = asyncio.Event()
         self._msg_event = asyncio.Event()
+        self._writable = asyncio.Event()
         self._closed_event = asyncio.Event()
         for proto in self._handlers:
             with _Context(protocol=proto):

@@ -15,6 +15,7 @@ EV_MESSAGE: int
 EV_SEND_FAILED: int
 EV_PING: int
 EV_CLOSED: int
+EV_WRITABLE: int
 NOTE_DIAL: int
 NOTE_OPEN: int
 NOTE_PING: int
@@ -41,7 +42,7 @@ PROTOCOL_ID_MAX: int
 MSG_PROTOCOL_ID: str
 
 #: (type, status, request_id, channel_id, peer, rtt_ns, addr, protocol, message)
-NodeEvent = Tuple[int, int, int, int, Optional[str], int, str, str, Optional[bytes]]
+NodeEvent = Tuple[int, int, int, int, Optional[str], int, str, str, Optional[bytes], int]
 #: (kind, status, token, obj, rtt_ns, protocol)
 Note = Tuple[int, int, int, Any, int, str]
 

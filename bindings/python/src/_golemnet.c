@@ -658,10 +658,11 @@ static PyObject *Node_next_events(NodeObject *self, PyObject *args)
         /* addr and protocol (an identify agent version) may come from the peer */
         PyObject *addr = peer ? str_lax(ev.addr) : NULL;
         PyObject *proto = addr ? str_lax(ev.protocol) : NULL;
-        PyObject *t = proto ? Py_BuildValue("(iiKKNKNNN)", (int)ev.type, ev.status,
+        PyObject *t = proto ? Py_BuildValue("(iiKKNKNNNK)", (int)ev.type, ev.status,
                                             (unsigned long long)ev.request_id,
                                             (unsigned long long)ev.channel_id, peer,
-                                            (unsigned long long)ev.rtt, addr, proto, msg)
+                                            (unsigned long long)ev.rtt, addr, proto, msg,
+                                            (unsigned long long)ev.count)
                             : NULL;
         if (!t) {
             if (!proto) { /* else Py_BuildValue consumed the "N" references */
@@ -827,7 +828,7 @@ static PyMethodDef Node_methods[] = {
      "configure(option, value)\n--\n\nChanges a run-time option (OPT_*)."},
     {"next_events", (PyCFunction)Node_next_events, METH_VARARGS,
      "next_events(max=256)\n--\n\nPops queued node events as tuples (type, status, "
-     "request_id, channel_id, peer, rtt_ns, addr, protocol, message)."},
+     "request_id, channel_id, peer, rtt_ns, addr, protocol, message, count)."},
     {"poll", (PyCFunction)Node_poll, METH_VARARGS,
      "poll(max=256)\n--\n\nTakes bridge notes as tuples (kind, status, token, obj, rtt_ns, "
      "protocol)."},
@@ -1441,6 +1442,7 @@ PyMODINIT_FUNC PyInit__golemnet(void)
         {"EV_PING", GN_NODE_EV_PING},
         {"EV_CLOSED", GN_NODE_EV_CLOSED},
         {"EV_START_FAILED", GN_NODE_EV_START_FAILED},
+        {"EV_WRITABLE", GN_NODE_EV_WRITABLE},
         {"NOTE_DIAL", GNB_NOTE_DIAL},
         {"NOTE_OPEN", GNB_NOTE_OPEN},
         {"NOTE_PING", GNB_NOTE_PING},

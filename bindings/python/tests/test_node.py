@@ -229,6 +229,31 @@ async def test_unicast_and_broadcast() -> None:
         assert isinstance(c.send_failures[0][1], golemnet.NotFoundError)
 
 
+@aio(60)
+async def test_unicast_flood_waits_instead_of_losing() -> None:
+    """Unicasts by peer ID faster than the receiver reads: the channel's
+    queue fills, unicast() waits (woken by GN_NODE_EV_WRITABLE) and nothing
+    is lost."""
+    async with Nodes() as ns:
+        b = await ns.new()
+        c = await ns.new(listen=False)
+        await c.dial(b.addrs[0])
+        total = 20000
+        payload = b"p" * 60
+
+        async def sender() -> None:
+            for i in range(total):
+                await c.unicast(b.peer_id, b"%04x" % (i & 0xffff) + payload)
+
+        task = asyncio.ensure_future(sender())
+        await asyncio.sleep(0.5)  # b reads nothing yet: every queue fills
+        for i in range(total):
+            m = await b.recv(timeout=20)
+            assert m.data[:4] == b"%04x" % (i & 0xffff)
+        await task
+        assert c.send_failed_count == 0 and not c.send_failures
+
+
 @aio(30)
 async def test_write_backpressure() -> None:
     """A handler that does not read: the writer's await blocks once the

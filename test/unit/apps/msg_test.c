@@ -378,6 +378,167 @@ GN_TEST(driver_bad_peers)
     gn_rcbuf_rele(m);
 }
 
+/* ---- stalled messages ---- */
+
+GN_TEST(decode_stall_deadline)
+{
+    gni_msg_decoder d;
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    /* a bare decoder has no timeout */
+    size_t used = 0;
+    gn_rcbuf *m = NULL;
+    CHECK_EQ(gni_msg_decode(&d, (const uint8_t *)"\x01\x05he", 4, &used, &m), 0);
+    CHECK(gni_msg_decoder_partial(&d));
+    gni_msg_decoder_touch(&d, 100);
+    CHECK_EQ(gni_msg_decoder_deadline(&d), GN_TIME_INFINITY);
+    CHECK_EQ(gni_msg_decoder_expire(&d, 1000000), 0);
+    /* with one: the deadline follows the last byte */
+    gni_msg_decoder_set_stall_timeout(&d, 10);
+    CHECK_EQ(gni_msg_decoder_deadline(&d), 110);
+    CHECK_EQ(gni_msg_decoder_expire(&d, 109), 0);
+    CHECK_EQ(gni_msg_decode(&d, (const uint8_t *)"l", 1, &used, &m), 0);
+    gni_msg_decoder_touch(&d, 105);
+    CHECK_EQ(gni_msg_decoder_deadline(&d), 115);
+    CHECK_EQ(gni_msg_decoder_expire(&d, 114), 0);
+    CHECK_EQ(gni_msg_decoder_expire(&d, 115), GN_ETIMEDOUT);
+    CHECK(!gni_msg_decoder_partial(&d));
+    /* sticky */
+    CHECK_EQ(gni_msg_decode(&d, (const uint8_t *)"lo", 2, &used, &m), GN_ETIMEDOUT);
+    CHECK(m == NULL);
+    gni_msg_decoder_fini(&d);
+    /* between messages (and inside a length) the clock does not run */
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    gni_msg_decoder_set_stall_timeout(&d, 10);
+    CHECK_EQ(gni_msg_decode(&d, (const uint8_t *)"\x01\x02hi", 4, &used, &m), 1);
+    gn_rcbuf_rele(m);
+    m = NULL;
+    gni_msg_decoder_touch(&d, 0);
+    CHECK(!gni_msg_decoder_partial(&d));
+    CHECK_EQ(gni_msg_decoder_deadline(&d), GN_TIME_INFINITY);
+    CHECK_EQ(gni_msg_decoder_expire(&d, 1000), 0);
+    /* a length varint cut after its first byte is a partial message */
+    CHECK_EQ(gni_msg_decode(&d, (const uint8_t *)"\x80", 1, &used, &m), 0);
+    CHECK(gni_msg_decoder_partial(&d));
+    gni_msg_decoder_touch(&d, 50);
+    CHECK_EQ(gni_msg_decoder_expire(&d, 60), GN_ETIMEDOUT);
+    gni_msg_decoder_fini(&d);
+}
+
+static void stall_guard(gn_timer *t, void *arg)
+{
+    (void)t;
+    *(int *)arg = 1;
+}
+
+/* Runs the loop (blocking on its timers) for @ms of real time, or until *@flag. */
+static void run_ms(const int *flag, gn_time ms)
+{
+    int fired = 0;
+    gn_timer g;
+    gn_timer_init(loop, &g);
+    gn_timer_start(&g, ms * GN_MS, stall_guard, &fired);
+    for (int i = 0; i < 100000 && !fired && !(flag && *flag); i++) {
+        gn_loop_run(loop, GN_RUN_ONCE);
+    }
+    gn_timer_stop(&g);
+}
+
+static int stall_warnings;
+
+static void stall_log(void *ud, gn_log_level level, const char *comp, const char *msg)
+{
+    (void)ud;
+    (void)comp;
+    if (level <= GN_LOG_WARNING && strstr(msg, "GN_ETIMEDOUT")) {
+        stall_warnings++;
+    }
+}
+
+GN_TEST(reader_resets_a_stalled_message)
+{
+    gn_log_set(stall_log, NULL, GN_LOG_DEBUG);
+    stall_warnings = 0;
+    gn_stream *a, *b;
+    gn_pipe_new(loop, &a, &b);
+    rx r = {0};
+    CHECK_OK(gni_msg_reader_new(b, 0, &rcbs, &r, &r.r));
+    gni_msg_reader_set_stall_timeout(r.r, 60 * GN_MS);
+    /* a whole message, then silence between messages: no timeout */
+    gn_slice iov = gn_slice_of("\x01\x00", 2);
+    CHECK_OK(gn_stream_write(a, &iov, 1, w_done, NULL));
+    run_ms(&r.ended, 150);
+    CHECK_EQ(r.count, 1);
+    CHECK_EQ(r.ended, 0);
+    /* a body trickling in more often than the timeout: no timeout */
+    iov = gn_slice_of("\x05h", 2);
+    CHECK_OK(gn_stream_write(a, &iov, 1, w_done, NULL));
+    static const char *const parts[] = {"e", "l", "l"};
+    for (int i = 0; i < 3; i++) {
+        run_ms(&r.ended, 30);
+        iov = gn_slice_of(parts[i], 1);
+        CHECK_OK(gn_stream_write(a, &iov, 1, w_done, NULL));
+    }
+    run_ms(&r.ended, 30);
+    CHECK_EQ(r.ended, 0);
+    /* then it stalls with one byte missing: reset with GN_ETIMEDOUT */
+    gn_time t0 = gn_now();
+    run_ms(&r.ended, 2000);
+    CHECK_EQ(r.ended, 1);
+    CHECK_EQ(r.end_status, GN_ETIMEDOUT);
+    CHECK(gn_now() - t0 >= 25 * GN_MS); /* 60 ms after the last byte, 30 ms ago */
+    CHECK_EQ(r.count, 1);
+    CHECK_EQ(stall_warnings, 1);
+    gn_stream_close(a, NULL, NULL);
+    spin(10);
+    gn_log_set(NULL, NULL, GN_LOG_WARNING);
+}
+
+GN_TEST(paused_reader_does_not_time_out)
+{
+    gn_stream *a, *b;
+    gn_pipe_new(loop, &a, &b);
+    rx r = {0};
+    CHECK_OK(gni_msg_reader_new(b, 0, &rcbs, &r, &r.r));
+    gni_msg_reader_set_stall_timeout(r.r, 40 * GN_MS);
+    /* 100 messages (the 100th pauses the reader), then half of the next */
+    uint8_t buf[1 + 100 * 3000 + 16];
+    size_t n = 0;
+    buf[n++] = GNI_MSG_VERSION;
+    for (int i = 0; i < 100; i++) {
+        size_t len = msg_len_of(i);
+        n += (size_t)gni_msg_header_encode(len, buf + n);
+        memset(buf + n, 0x33, len);
+        if (len > 0) {
+            buf[n] = (uint8_t)i;
+            buf[n + len - 1] = (uint8_t)(i >> 2);
+        }
+        n += len;
+    }
+    n += (size_t)gni_msg_header_encode(10, buf + n);
+    memcpy(buf + n, "abcde", 5);
+    n += 5;
+    gn_slice iov = gn_slice_of(buf, n);
+    CHECK_OK(gn_stream_write(a, &iov, 1, w_done, NULL));
+    run_ms(&r.paused, 500);
+    CHECK_EQ(r.paused, 1);
+    CHECK_EQ(r.count, 100);
+    /* paused (our stall, not the peer's) far longer than the timeout */
+    run_ms(&r.ended, 150);
+    CHECK_EQ(r.ended, 0);
+    /* resumed: the clock starts again from the resume */
+    r.paused = 0;
+    CHECK_OK(gni_msg_reader_resume(r.r));
+    run_ms(&r.ended, 20);
+    CHECK_EQ(r.ended, 0);
+    run_ms(&r.ended, 2000);
+    CHECK_EQ(r.ended, 1);
+    CHECK_EQ(r.end_status, GN_ETIMEDOUT);
+    CHECK_EQ(r.count, 100);
+    gn_stream_close(a, NULL, NULL);
+    spin(10);
+}
+
 APPS_TEST_MAIN(GN_T(header_bytes), GN_T(decode_whole_and_byte_by_byte), GN_T(decode_bad_input),
                GN_T(driver_thousand_messages_with_pauses), GN_T(driver_oversize_resets),
-               GN_T(driver_bad_peers))
+               GN_T(driver_bad_peers), GN_T(decode_stall_deadline),
+               GN_T(reader_resets_a_stalled_message), GN_T(paused_reader_does_not_time_out))
