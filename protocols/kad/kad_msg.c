@@ -571,12 +571,14 @@ static void fill_peers(const gni_kad_peer *p, size_t n, Gnpb__Kad__Message__Peer
         dst[i].id.len = p[i].id.len;
         dst[i].connection = (Gnpb__Kad__Message__ConnectionType)p[i].conn;
         dst[i].n_addrs = p[i].addr_cnt;
-        dst[i].addrs = p[i].addr_cnt ? *addr_cursor : NULL;
-        for (size_t j = 0; j < p[i].addr_cnt; j++) {
-            (*addr_cursor)[j].data = p[i].addrs[j].data;
-            (*addr_cursor)[j].len = p[i].addrs[j].len;
+        if (p[i].addr_cnt) { /* *addr_cursor is NULL when no peer has addrs */
+            dst[i].addrs = *addr_cursor;
+            for (size_t j = 0; j < p[i].addr_cnt; j++) {
+                (*addr_cursor)[j].data = p[i].addrs[j].data;
+                (*addr_cursor)[j].len = p[i].addrs[j].len;
+            }
+            *addr_cursor += p[i].addr_cnt;
         }
-        *addr_cursor += p[i].addr_cnt;
         ptrs[i] = &dst[i];
     }
 }
@@ -639,8 +641,10 @@ static int view_build(const gni_kad_msg *m, const gni_kad_limits *l, pb_view *v)
     }
     ProtobufCBinaryData *cursor = v->addrs;
     fill_peers(m->closer, m->closer_cnt, v->peers, v->closer_ptrs, &cursor);
-    fill_peers(m->providers, m->provider_cnt, v->peers + m->closer_cnt, v->provider_ptrs,
-               &cursor);
+    if (m->provider_cnt) {
+        fill_peers(m->providers, m->provider_cnt, v->peers + m->closer_cnt, v->provider_ptrs,
+                   &cursor);
+    }
     v->msg.n_closerpeers = m->closer_cnt;
     v->msg.closerpeers = v->closer_ptrs;
     v->msg.n_providerpeers = m->provider_cnt;
