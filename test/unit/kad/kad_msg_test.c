@@ -413,6 +413,28 @@ GN_TEST(too_many_peers_and_addrs)
     unk[sizeof unk - 1] = 0;
     CHECK_EQ(decode_hex(unk, NULL, &why), GN_ETOOBIG);
     CHECK_STR(why, "too many fields in the message");
+    /* ... in a Peer (bound max_addrs + 32) and in a Record (32): with
+     * max_addrs 1, a peer of 34 unknown fields is refused, 33 accepted */
+    gni_kad_limits one = {.max_addrs = 1};
+    char peer_hex[8 + 34 * 4 + 1];
+    for (int cnt = 33; cnt <= 34; cnt++) {
+        snprintf(peer_hex, sizeof peer_hex, "0804" "42%02x", cnt * 2);
+        for (int i = 0; i < cnt; i++)
+            memcpy(peer_hex + 8 + i * 4, "7800", 4);
+        peer_hex[8 + cnt * 4] = 0;
+        /* 33: within the field bound, then refused for its missing peer ID */
+        CHECK_EQ(decode_hex(peer_hex, &one, &why), cnt == 33 ? GN_EPROTO : GN_ETOOBIG);
+        CHECK_STR(why, cnt == 33 ? "peer ID is not a valid multihash"
+                                 : "too many fields in a sub-message");
+    }
+    char rec_hex[8 + 33 * 4 + 1];
+    for (int cnt = 32; cnt <= 33; cnt++) {
+        snprintf(rec_hex, sizeof rec_hex, "0800" "1a%02x", cnt * 2);
+        for (int i = 0; i < cnt; i++)
+            memcpy(rec_hex + 8 + i * 4, "7800", 4);
+        rec_hex[8 + cnt * 4] = 0;
+        CHECK_EQ(decode_hex(rec_hex, NULL, &why), cnt == 32 ? 0 : GN_ETOOBIG);
+    }
 }
 
 GN_TEST(bad_peer_id_bad_multiaddr_unknown_type)
@@ -470,6 +492,10 @@ GN_TEST(bad_peer_id_bad_multiaddr_unknown_type)
     CHECK_EQ(gni_kad_msg_frame_len(&e, NULL), GN_EINVAL);
     gni_kad_msg_fini(&e);
     CHECK_EQ(gni_kad_msg_add_peer(&e, false, NULL, GNI_KAD_CONNECTED, NULL), GN_EINVAL);
+    CHECK_EQ(gni_kad_msg_set_key(&e, NULL, 3), GN_EINVAL);
+    CHECK_EQ(gni_kad_msg_set_record(&e, NULL, 1, NULL, 0, NULL), GN_EINVAL);
+    CHECK_EQ(gni_kad_peer_add_addr(NULL, MA_TCP, sizeof MA_TCP), GN_EINVAL);
+    CHECK(!e.has_record);
 }
 
 GN_TEST(truncated_and_malformed_frames)
