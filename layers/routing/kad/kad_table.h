@@ -20,9 +20,9 @@
  * bucket, replacement_cnt cached candidates per bucket, max_entries live and
  * cached entries in all, max_addrs addresses per entry, each at most
  * GNI_KAD_ADDR_MAX_BYTES in binary form. Memory per entry: sizeof
- * (gni_kad_entry) (about 230 bytes on LP64) plus, per stored address, its
- * binary length and the gn_multiaddr header (about 40 bytes); with the
- * defaults at most 4096 x (230 + 4 x (256 + 40)) bytes, under 6 MiB, and in
+ * (gni_kad_entry) (192 bytes on LP64) plus, per stored address, its
+ * binary length and the gn_multiaddr header (about 32 bytes); with the
+ * defaults at most 4096 x (192 + 4 x (256 + 32)) bytes, under 6 MiB, and in
  * practice far less (addresses are 10-40 bytes, and only about
  * log2(network size / k) buckets fill). Bucket storage is allocated the
  * first time a peer lands in the bucket: (k + replacement_cnt) entries.
