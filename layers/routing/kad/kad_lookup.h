@@ -16,7 +16,9 @@
  * queried. The lookup ends (libp2p kad-dht "Peer routing", step 1;
  * Kademlia paper section 2.3) when the k closest not-failed candidates have
  * all answered -- which also covers running out of candidates (fewer than k
- * peers known, all answered) -- or at query_timeout. Results are the k
+ * peers known, all answered) and the paper's "no progress" case (answers
+ * stop bringing closer peers: the unasked among the k closest are asked,
+ * nobody farther) -- or at query_timeout. Results are the k
  * closest peers that answered.
  *
  * Peers reported by remote peers are attacker-controlled: the candidate set
