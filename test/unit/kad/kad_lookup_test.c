@@ -423,6 +423,9 @@ static void sim_lookup(kt_rng *r, size_t origin, const gni_kad_key *target, sim_
     for (size_t i = 0; i < ng; i++) {
         size_t j = sim_index(&got[i]);
         CHECK(j < SIM_N && !sim[j].dead); /* only peers that answered */
+        if (i > 0) { /* closest first */
+            CHECK(gni_kad_cmp_distance(target, &sim[sim_index(&got[i - 1])].key, &sim[j].key) < 0);
+        }
         for (size_t t = 0; t < nt; t++) {
             res->overlap += truth[t] == j;
         }
