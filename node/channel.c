@@ -656,11 +656,9 @@ int gni_channel_mq_reserve(gn_channel *ch)
         if (atomic_load(&ch->mq_count) > GNI_MQ_LOW_WATER) {
             return GN_EAGAIN; /* the loop sees the flag when it drains to the mark */
         }
-        /* it drained to the mark before the flag was up: take the flag back
-         * and try again, unless the loop took it (then WRITABLE is coming) */
-        if (!atomic_exchange(&ch->want_writable, false)) {
-            return GN_EAGAIN;
-        }
+        /* it drained to the mark before the flag was up: try again and
+         * leave the flag up (another sender may wait on it; at worst one
+         * WRITABLE more than needed) */
     }
     atomic_store(&ch->want_writable, true);
     return GN_EAGAIN;

@@ -83,8 +83,8 @@ static bool cm_protected(const gn_node *n, const gn_peer_id *peer)
 static uint64_t cm_bytes_in(const gn_channel *ch)
 {
     gn_stream *s = ch->raw ? ch->raw : ch->busy;
-    if (!s) {
-        return 1; /* past the raw connection: it spoke */
+    if (!s || ch->peer_known) {
+        return 1; /* past the raw connection or the handshake: it spoke */
     }
     gn_stream_metrics m;
     gn_stream_get_metrics(s, &m);
@@ -403,19 +403,29 @@ void gni_node_accept(gn_node *n, gn_transport *t, gn_stream *conn)
         gn_multiaddr_free(remote);
     }
     int rc = n->closing ? GN_ECANCELED : 0;
-    if (rc == 0 && count_live(n) >= n->max_conns &&
-        cm_trim(n, 1, gn_loop_now(n->loop)) == 0) {
-        rc = GN_ELIMIT;
-    }
     if (rc == 0) {
+        /* the manager decides first: a connection its per-address limits
+         * refuse must not cost an open channel its place */
         rc = gn_rcmgr_open_conn(n->rm, GN_RCMGR_INBOUND, iplen > 0, ip, iplen, &rcc);
-        if (rc == GN_ERESOURCE) {
-            gn_rcmgr_refusal r;
-            gn_rcmgr_last_refusal(n->rm, &r);
-            if ((r.scope == GN_RCMGR_SCOPE_TRANSIENT || r.scope == GN_RCMGR_SCOPE_SYSTEM) &&
-                cm_evict_silent(n)) {
+        gn_rcmgr_refusal r;
+        memset(&r, 0, sizeof r);
+        if (rc == GN_ERESOURCE && gn_rcmgr_last_refusal(n->rm, &r) == 0) {
+            bool room = false;
+            if (r.scope == GN_RCMGR_SCOPE_TRANSIENT) {
+                room = cm_evict_silent(n);
+            } else if (r.scope == GN_RCMGR_SCOPE_SYSTEM) {
+                /* full: a silent upgrading connection goes first, else the
+                 * least valuable open channel past its grace period */
+                room = cm_evict_silent(n) || cm_trim(n, 1, gn_loop_now(n->loop)) > 0;
+            }
+            if (room) {
                 rc = gn_rcmgr_open_conn(n->rm, GN_RCMGR_INBOUND, iplen > 0, ip, iplen, &rcc);
             }
+        }
+        if (rc == 0 && count_live(n) >= n->max_conns) {
+            gn_rcmgr_conn_done(rcc); /* channels without a span still count */
+            rcc = NULL;
+            rc = GN_ELIMIT;
         }
     }
     if (rc == 0) {

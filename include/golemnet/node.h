@@ -253,8 +253,9 @@ GN_API int gn_node_dial_ex(gn_node *n, const char *multiaddr, gn_node_dial_resul
  * GN_ECANCELED (node closing). These events are never dropped (see
  * gn_node_event.count). A message handed to the channel's writer counts as
  * sent (messages_out). Immediate errors: GN_EINVAL, GN_ETOOBIG, GN_EPARSE,
- * GN_EAGAIN (the channel's queue, or the command queue, is full),
- * GN_ECLOSED, GN_ENOMEM.
+ * GN_EAGAIN (the channel's queue, or the command queue, is full: after a
+ * full command queue no WRITABLE follows, so a caller waiting for one also
+ * retries after a short delay), GN_ECLOSED, GN_ENOMEM.
  * Since: 0.1 (synchronous GN_EAGAIN of a full channel queue: 0.3)
  */
 GN_API int gn_node_unicast(gn_node *n, const char *to, const uint8_t *msg, size_t len,

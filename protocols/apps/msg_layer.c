@@ -245,7 +245,8 @@ static void peer_pump(msg_peer *pe)
         }
         return;
     }
-    while (!gni_list_empty(&pe->q)) {
+    /* pe->w may end inside a send (writer_end, when it cannot defer) */
+    while (pe->w && !gni_list_empty(&pe->q)) {
         msg_out *mo = GNI_CONTAINER_OF(pe->q.next, msg_out, link);
         int rc = gni_msg_writer_send(pe->w, mo->buf);
         if (rc == GN_EAGAIN) {

@@ -306,7 +306,9 @@ static void writer_defer_end(gni_msg_writer *w, int err)
 {
     w->err = err;
     if (gn_loop_defer(w->s->loop, writer_deferred_end, w) < 0) {
-        writer_stop(w, err != 0);
+        /* no memory to defer: end now, so the owner learns it before it
+         * uses the writer again */
+        writer_end(w, err);
         return;
     }
     w->other++;

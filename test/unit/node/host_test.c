@@ -1264,6 +1264,47 @@ GN_TEST(idle_handshaked_channels_are_trimmed_to_the_low_mark)
     finish();
 }
 
+GN_TEST(refused_connections_do_not_trim_open_channels)
+{
+    setup();
+    enum { PEERS = 4 };
+    tnode a, p[PEERS];
+    node_up(&a, 50, &(nopts){.listen = true});
+    CHECK_EQ(gn_node_configure(a.n, GN_NODE_OPT_MAX_CONNECTIONS, PEERS), 0);
+    CHECK_EQ(gn_node_configure(a.n, GN_NODE_OPT_MAX_CONNECTIONS_PER_IP, PEERS), 0);
+    CHECK_EQ(gn_node_configure(a.n, GN_NODE_OPT_CONN_GRACE_MS, 0), 0);
+    for (int i = 0; i < PEERS; i++) {
+        node_up(&p[i], (uint32_t)(60 + i), &(nopts){0});
+        CHECK_EQ(dial_wait(&p[i], a.addr), 0);
+    }
+    /* 127.0.0.1 is at its per-address limit: more connections from it are
+     * refused by that limit, and must not trim the open channels */
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in dst = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)addr_port(a.addr))};
+        dst.sin_addr.s_addr = htonl(0x7f000001u);
+        CHECK_EQ(connect(fds[i], (struct sockaddr *)&dst, sizeof dst), 0);
+    }
+    run_until(never, NULL, 300);
+    gn_rcmgr_usage u;
+    for (int i = 0; i < PEERS; i++) {
+        /* every peer still has its channel */
+        CHECK_EQ(gn_rcmgr_stat(gn_node_rcmgr(a.n), GN_RCMGR_SCOPE_PEER, p[i].pid.bytes,
+                               p[i].pid.len, &u), 0);
+        CHECK_EQ(u.conns_in, 1);
+    }
+    for (int i = 0; i < 3; i++) {
+        close(fds[i]);
+    }
+    for (int i = 0; i < PEERS; i++) {
+        node_down(&p[i]);
+    }
+    node_down(&a);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
              GN_T(dial_peer_id_through_bootstrap_discovery),
              GN_T(bootstrap_dials_with_backoff_until_connected),
@@ -1274,4 +1315,5 @@ GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
              GN_T(user_message_service_replaces_msg),
              GN_T(silent_connections_do_not_lock_out_legitimate_peers),
              GN_T(first_byte_deadline_closes_silent_connections),
-             GN_T(idle_handshaked_channels_are_trimmed_to_the_low_mark))
+             GN_T(idle_handshaked_channels_are_trimmed_to_the_low_mark),
+             GN_T(refused_connections_do_not_trim_open_channels))
