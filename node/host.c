@@ -443,6 +443,17 @@ int gn_host_set_message_service(gn_host *h, const gn_host_msg_ops *ops, void *sv
     return 0;
 }
 
+gn_rcmgr *gn_host_rcmgr(gn_host *h)
+{
+    return h ? host_node(h)->rm : NULL;
+}
+
+gn_rcmgr_conn *gn_channel_rcmgr_conn(gn_channel *ch)
+{
+    /* ended by gni_channel_begin_close(): never hand it out from then on */
+    return ch && ch->phase == PH_OPEN ? ch->rc : NULL;
+}
+
 size_t gn_host_max_message_len(gn_host *h)
 {
     return atomic_load(&host_node(h)->max_msg);

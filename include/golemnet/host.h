@@ -34,6 +34,7 @@
 #include "golemnet/identity.h"
 #include "golemnet/loop.h"
 #include "golemnet/multiaddr.h"
+#include "golemnet/rcmgr.h"
 #include "golemnet/stream.h"
 
 GN_BEGIN_DECLS
@@ -368,6 +369,54 @@ GN_API void gn_channel_touch(gn_channel *ch);
 
 /** @ch's node-wide unique id (gn_channel_info.id). Any thread. */
 GN_API uint64_t gn_channel_id(const gn_channel *ch);
+
+/* ---- resource accounting ---- */
+
+/*
+ * Every allocation a peer causes is accounted before it is made
+ * (golemnet/rcmgr.h, docs/limits.md). Components account what their
+ * streams make them hold - receive buffers, queues - in stream spans they
+ * open under the channel's connection span, so a peer's streams of every
+ * protocol share the peer scope's limits:
+ *
+ *   gn_rcmgr *rm = gn_host_rcmgr(h);
+ *   gn_rcmgr_stream *span;
+ *   if (gn_rcmgr_open_stream(rm, gn_channel_rcmgr_conn(ch), &info->remote_peer,
+ *                            GN_RCMGR_INBOUND, &span) < 0 ||
+ *       gn_rcmgr_stream_set_protocol(span, id, strlen(id)) < 0) ... reset the stream
+ *   gn_rcmgr_reserve_memory(gn_rcmgr_stream_span(span), len, GN_RCMGR_PRIO_...)
+ *   before allocating; release after freeing; gn_rcmgr_stream_done() at the end.
+ */
+
+/**
+ * The node's resource manager (gn_node_rcmgr()): the one that accounts
+ * the node's connections, for components to open stream spans in and
+ * reserve memory through. Borrowed: it lives as long as the host (the
+ * node frees it, with any span still open in it, after freeing its
+ * components); end your spans when the streams they account end. Not
+ * NULL for a host of a node.
+ * Thread context: loop thread only, like the manager itself (a manager is
+ * not thread-safe: golemnet/rcmgr.h).
+ * Since: 0.2
+ */
+GN_API gn_rcmgr *gn_host_rcmgr(gn_host *h);
+
+/**
+ * @ch's connection span in gn_host_rcmgr(): the parent to give
+ * gn_rcmgr_open_stream() for a stream of @ch, so the stream's memory
+ * counts in the connection's and its peer's scopes. Borrowed, and valid
+ * only until @ch starts closing: the node ends the span then (a closing
+ * channel no longer counts against the connection limits), so call this
+ * each time a span is opened and never keep the result. Stream spans
+ * opened under it stay valid after it is done (golemnet/rcmgr.h) and keep
+ * their reservations until gn_rcmgr_stream_done().
+ * Returns NULL when @ch is NULL, not open (still upgrading) or closing;
+ * open a stream span with the channel's peer and no connection span then,
+ * or refuse the stream.
+ * Thread context: loop thread only.
+ * Since: 0.2
+ */
+GN_API gn_rcmgr_conn *gn_channel_rcmgr_conn(gn_channel *ch);
 
 /* ---- component options ---- */
 

@@ -22,16 +22,52 @@ int gni_msg_decoder_init(gni_msg_decoder *d, size_t max_len, bool expect_version
     return 0;
 }
 
-void gni_msg_decoder_fini(gni_msg_decoder *d)
+void gni_msg_decoder_set_mem(gni_msg_decoder *d, const gni_msg_mem *mem)
+{
+    if (mem && mem->reserve && mem->release) {
+        d->mem = *mem;
+    } else {
+        memset(&d->mem, 0, sizeof d->mem);
+    }
+}
+
+/* Gives back what was reserved for the current message. */
+static void dec_unreserve(gni_msg_decoder *d)
+{
+    if (d->reserved > 0) {
+        d->mem.release(d->mem.arg, d->reserved);
+        d->reserved = 0;
+    }
+}
+
+/* Asks for @more bytes of storage before allocating them: 0 or GN_ERESOURCE. */
+static int dec_reserve(gni_msg_decoder *d, size_t more)
+{
+    if (!d->mem.reserve || more == 0) {
+        return 0;
+    }
+    if (d->mem.reserve(d->mem.arg, more) != 0) {
+        return GN_ERESOURCE;
+    }
+    d->reserved += more;
+    return 0;
+}
+
+static void dec_drop(gni_msg_decoder *d)
 {
     gn_rcbuf_rele(d->cur);
     d->cur = NULL;
+    dec_unreserve(d);
+}
+
+void gni_msg_decoder_fini(gni_msg_decoder *d)
+{
+    dec_drop(d);
 }
 
 static int dec_fail(gni_msg_decoder *d, int err)
 {
-    gn_rcbuf_rele(d->cur);
-    d->cur = NULL;
+    dec_drop(d);
     d->state = GNI_MSG_DEC_FAILED;
     d->err = err;
     return err;
@@ -42,6 +78,7 @@ static int dec_complete(gni_msg_decoder *d, size_t pos, size_t *consumed, gn_rcb
 {
     *msg = d->cur;
     d->cur = NULL;
+    dec_unreserve(d); /* the storage is the caller's now */
     d->need = d->have = 0;
     d->state = GNI_MSG_DEC_LENGTH;
     *consumed = pos;
@@ -81,6 +118,9 @@ int gni_msg_decode(gni_msg_decoder *d, const uint8_t *in, size_t len, size_t *co
              * announced length alone: at first what this call holds (at
              * least GNI_MSG_ALLOC_MIN), then doubling up to the length */
             size_t first = GNI_MIN((size_t)v, GNI_MAX(len - pos, (size_t)GNI_MSG_ALLOC_MIN));
+            if (dec_reserve(d, first) < 0) {
+                return dec_fail(d, GN_ERESOURCE);
+            }
             d->cur = gni_rcbuf_alloc(first);
             if (!d->cur) {
                 return dec_fail(d, GN_ENOMEM);
@@ -98,6 +138,9 @@ int gni_msg_decode(gni_msg_decoder *d, const uint8_t *in, size_t len, size_t *co
             size_t cap = gn_rcbuf_slice(d->cur).len;
             if (d->have + take > cap) {
                 size_t grow = GNI_MIN(d->need, GNI_MAX(d->have + take, cap * 2));
+                if (dec_reserve(d, grow - cap) < 0) {
+                    return dec_fail(d, GN_ERESOURCE);
+                }
                 if (gni_rcbuf_resize(&d->cur, grow) < 0) {
                     return dec_fail(d, GN_ENOMEM);
                 }

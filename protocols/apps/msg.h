@@ -22,6 +22,8 @@
 #include "apps.h"
 #include "gni.h"
 
+#include "golemnet/rcmgr.h"
+
 /** The version byte that opens every stream. */
 #define GNI_MSG_VERSION 0x01
 /** Default largest message, bytes (gn_node_config.max_message_len). */
@@ -60,6 +62,30 @@ typedef enum gni_msg_dec_state {
     GNI_MSG_DEC_FAILED
 } gni_msg_dec_state;
 
+/**
+ * Optional memory accounting of a decoder (gni_msg_decoder_set_mem()): the
+ * decoder asks before every allocation of message storage and says when
+ * storage it asked for stops being its own.
+ */
+typedef struct gni_msg_mem {
+    /**
+     * Called before the decoder allocates or grows the storage of the
+     * message being received by @more bytes (> 0), never after. Return 0
+     * to allow it; nonzero refuses: nothing is allocated, the message is
+     * released (release() gives back what it held) and the decoder fails
+     * with GN_ERESOURCE. Must not call back into the decoder.
+     */
+    int (*reserve)(void *arg, size_t more);
+    /**
+     * Gives back @len bytes (> 0) that reserve() allowed: the message was
+     * handed out by gni_msg_decode() (its caller owns the storage now), or
+     * it was released (failure, gni_msg_decoder_fini()). Required with
+     * reserve().
+     */
+    void (*release)(void *arg, size_t len);
+    void *arg;
+} gni_msg_mem;
+
 /** Incremental decoder. Caller-owned; fields private. */
 typedef struct gni_msg_decoder {
     gni_msg_dec_state state;
@@ -71,6 +97,8 @@ typedef struct gni_msg_decoder {
     size_t have;    /* bytes filled */
     gn_time stall_timeout; /* 0: none */
     gn_time progress_at;   /* last byte of a partial message (gni_msg_decoder_touch) */
+    gni_msg_mem mem;       /* reserve NULL: no accounting */
+    size_t reserved;       /* bytes mem.reserve() allowed for cur */
 } gni_msg_decoder;
 
 /**
@@ -81,7 +109,14 @@ typedef struct gni_msg_decoder {
  */
 int gni_msg_decoder_init(gni_msg_decoder *d, size_t max_len, bool expect_version);
 
-/** Releases a partly received message. @d may be re-initialised. */
+/**
+ * Installs memory accounting (@mem copied; NULL or a NULL reserve: none).
+ * Call before the first gni_msg_decode(). Storage is accounted in payload
+ * bytes (the buffer's capacity), not allocator overhead.
+ */
+void gni_msg_decoder_set_mem(gni_msg_decoder *d, const gni_msg_mem *mem);
+
+/** Releases a partly received message (and its reservation). @d may be re-initialised. */
 void gni_msg_decoder_fini(gni_msg_decoder *d);
 
 /**
@@ -90,11 +125,15 @@ void gni_msg_decoder_fini(gni_msg_decoder *d);
  * bytes used; call again with the rest. Returns 0 when every byte was
  * consumed without completing a message. A message's storage grows with
  * the bytes that arrived (GNI_MSG_ALLOC_MIN), never from the announced
- * length alone, so its pointer may change while it is being filled.
+ * length alone, so its pointer may change while it is being filled. With
+ * memory accounting (gni_msg_decoder_set_mem()) each allocation and growth
+ * is reserved first, and a returned message's reservation is released.
  * Errors (sticky: later calls return the same code): GN_EVERSION (the
  * first byte is not GNI_MSG_VERSION), GN_EFRAMESIZE (a length above
  * max_len), GN_EBADFRAME (a length varint that is not minimal or longer
- * than 9 bytes), GN_ENOMEM.
+ * than 9 bytes), GN_ERESOURCE (mem.reserve() refused storage for the
+ * message: nothing more was allocated and the partial message is
+ * released), GN_ENOMEM.
  */
 int gni_msg_decode(gni_msg_decoder *d, const uint8_t *in, size_t len, size_t *consumed,
                    gn_rcbuf **msg);
@@ -161,7 +200,8 @@ typedef struct gni_msg_reader_cbs {
      * came first: 0 = the sender half-closed between messages (the stream is
      * closed); or GN_EFRAMESIZE, GN_EVERSION, GN_EBADFRAME, GN_EPROTO
      * (truncated), GN_ETIMEDOUT (a partly received message stalled longer
-     * than the stall timeout), GN_ECALLBACK, GN_ENOMEM, the stream's error
+     * than the stall timeout), GN_ERESOURCE (the resource manager refused
+     * memory for a message: gni_msg_reader_account()), GN_ECALLBACK, GN_ENOMEM, the stream's error
      * (the stream is reset). The reader is released after this returns; do
      * not use it.
      */
@@ -185,6 +225,21 @@ int gni_msg_reader_new(gn_stream *s, size_t max_len, const gni_msg_reader_cbs *c
  * the reader with it. Takes effect from the next bytes received.
  */
 void gni_msg_reader_set_stall_timeout(gni_msg_reader *r, gn_time timeout);
+
+/**
+ * Accounts the reader's message storage in @span, a stream span of @rm:
+ * every allocation and growth of a message's buffer is reserved first
+ * with gn_rcmgr_reserve_memory() at @prio, and released when the message
+ * is handed to on_message (the callee owns the buffer from then on) or
+ * dropped. A refused reservation is logged with the refusing scope
+ * (gn_rcmgr_last_refusal()), resets the stream and ends the reader with
+ * GN_ERESOURCE. On success the reader owns @span and calls
+ * gn_rcmgr_stream_done() when it is released (after the stream's close).
+ * Call right after gni_msg_reader_new(), before bytes arrive.
+ * Errors (caller still owns @span): GN_EINVAL (NULL argument, already
+ * accounted, the reader ended, or a message is partly received).
+ */
+int gni_msg_reader_account(gni_msg_reader *r, gn_rcmgr *rm, gn_rcmgr_stream *span, uint8_t prio);
 
 /**
  * Resumes after GNI_MSG_PAUSE. Buffered bytes are delivered from the loop,

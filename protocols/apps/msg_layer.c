@@ -35,6 +35,12 @@
 #include <stdlib.h>
 
 #define MSG_LOG "msg"
+/*
+ * Priority of receive-buffer reservations: up to ~80 % of each scope's
+ * memory limit, leaving the rest for what connections need to progress
+ * (muxer windows, handshakes). docs/limits.md "Component limits".
+ */
+#define MSG_MEM_PRIO GN_RCMGR_PRIO_HIGH
 
 typedef struct msg_svc msg_svc;
 typedef struct msg_peer msg_peer;
@@ -365,11 +371,42 @@ static void msg_on_stream(gn_protocol *p, gn_stream *s, const gn_protocol_stream
     }
     mi->peer = pe;
     gni_list_init(&mi->blocked_link);
-    int rc = gni_msg_reader_new(s, gn_host_max_message_len(sv->host), &reader_cbs, mi, &mi->r);
+    /* the stream's receive buffers are accounted before they are allocated */
+    gn_rcmgr *rm = gn_host_rcmgr(sv->host);
+    gn_rcmgr_stream *span = NULL;
+    int rc = gn_rcmgr_open_stream(rm, gn_channel_rcmgr_conn(info->channel), &info->remote_peer,
+                                  GN_RCMGR_INBOUND, &span);
+    if (rc == 0) {
+        rc = gn_rcmgr_stream_set_protocol(span, GNI_MSG_PROTOCOL_ID,
+                                          sizeof GNI_MSG_PROTOCOL_ID - 1);
+    }
+    if (rc < 0) {
+        gn_rcmgr_refusal ref;
+        if (rc == GN_ERESOURCE && gn_rcmgr_last_refusal(rm, &ref) == 0) {
+            GN_LOG(GN_LOG_INFO, MSG_LOG,
+                   "channel %" PRIu64 ": %s stream refused by %s (%s: %" PRIu64
+                   " used, limit %" PRIu64 ")",
+                   gn_channel_id(info->channel), GNI_MSG_PROTOCOL_ID, ref.name,
+                   gn_rcmgr_res_name(ref.res), ref.used, ref.limit);
+        }
+    } else {
+        rc = gni_msg_reader_new(s, gn_host_max_message_len(sv->host), &reader_cbs, mi, &mi->r);
+    }
+    if (rc == 0) {
+        rc = gni_msg_reader_account(mi->r, rm, span, MSG_MEM_PRIO);
+        if (rc == 0) {
+            span = NULL; /* the reader's */
+        } else {
+            gni_msg_reader_close(mi->r, true);
+        }
+    }
     if (rc < 0) {
         GN_LOG(GN_LOG_INFO, MSG_LOG, "channel %" PRIu64 ": serving %s: %s",
                gn_channel_id(info->channel), GNI_MSG_PROTOCOL_ID, gn_err_name(rc));
-        gn_stream_reset(s, NULL, NULL);
+        if (!mi->r) {
+            gn_stream_reset(s, NULL, NULL);
+        }
+        gn_rcmgr_stream_done(span);
         gn_free(mi);
         return;
     }

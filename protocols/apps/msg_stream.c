@@ -19,6 +19,9 @@ struct gni_msg_reader {
     bool paused;
     bool finished; /* ended or closed by the user: no more callbacks */
     gn_timer stall_timer; /* armed while a partial message waits for bytes */
+    gn_rcmgr *rm;          /* memory accounting (gni_msg_reader_account), or NULL */
+    gn_rcmgr_stream *span; /* owned: done when the reader is released */
+    uint8_t prio;
 };
 
 static void reader_end(gni_msg_reader *r, int status);
@@ -63,7 +66,8 @@ static void reader_closed(gn_stream *s, void *arg)
 {
     (void)s;
     gni_msg_reader *r = arg;
-    gni_msg_decoder_fini(&r->dec);
+    gni_msg_decoder_fini(&r->dec); /* releases a partial message's reservation */
+    gn_rcmgr_stream_done(r->span);
     gn_free(r);
 }
 
@@ -195,6 +199,42 @@ int gni_msg_reader_resume(gni_msg_reader *r)
         reader_arm(r); /* the pause was ours: the stall clock starts again */
     }
     return rc;
+}
+
+static int reader_reserve(void *arg, size_t more)
+{
+    gni_msg_reader *r = arg;
+    int rc = gn_rcmgr_reserve_memory(gn_rcmgr_stream_span(r->span), more, r->prio);
+    if (rc < 0) {
+        gn_rcmgr_refusal ref;
+        if (gn_rcmgr_last_refusal(r->rm, &ref) == 0) {
+            GN_LOG(GN_LOG_INFO, MSG_STREAM_LOG,
+                   "message stream: %zu more bytes for a message refused by %s (%s: %" PRIu64
+                   " used, limit %" PRIu64 "): resetting the stream",
+                   more, ref.name, gn_rcmgr_res_name(ref.res), ref.used, ref.limit);
+        }
+    }
+    return rc;
+}
+
+static void reader_release(void *arg, size_t len)
+{
+    gni_msg_reader *r = arg;
+    int rc = gn_rcmgr_release_memory(gn_rcmgr_stream_span(r->span), len);
+    (void)rc; /* GN_EINVAL only on a miscount; the span's end settles it */
+}
+
+int gni_msg_reader_account(gni_msg_reader *r, gn_rcmgr *rm, gn_rcmgr_stream *span, uint8_t prio)
+{
+    if (!r || !rm || !span || r->span || r->finished || gni_msg_decoder_partial(&r->dec)) {
+        return GN_EINVAL;
+    }
+    r->rm = rm;
+    r->span = span;
+    r->prio = prio;
+    const gni_msg_mem mem = {reader_reserve, reader_release, r};
+    gni_msg_decoder_set_mem(&r->dec, &mem);
+    return 0;
 }
 
 void gni_msg_reader_set_stall_timeout(gni_msg_reader *r, gn_time timeout)

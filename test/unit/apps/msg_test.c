@@ -538,7 +538,150 @@ GN_TEST(paused_reader_does_not_time_out)
     spin(10);
 }
 
+/* ---- memory accounting hook ---- */
+
+typedef struct memacct {
+    gni_msg_decoder *d;
+    size_t reserved;   /* allowed and not yet released */
+    size_t peak;
+    size_t budget;     /* refuse a reservation that would exceed it */
+    int reserves, refusals, early; /* early: storage grew before its reservation */
+} memacct;
+
+static size_t cur_cap(const gni_msg_decoder *d)
+{
+    return d->cur ? gn_rcbuf_slice(d->cur).len : 0;
+}
+
+static int acct_reserve(void *arg, size_t more)
+{
+    memacct *m = arg;
+    m->reserves++;
+    /* nothing was allocated beyond what was reserved before this call */
+    if (cur_cap(m->d) != m->reserved) {
+        m->early++;
+    }
+    if (more == 0 || m->reserved + more > m->budget) {
+        m->refusals++;
+        return -1;
+    }
+    m->reserved += more;
+    m->peak = GNI_MAX(m->peak, m->reserved);
+    return 0;
+}
+
+static void acct_release(void *arg, size_t len)
+{
+    memacct *m = arg;
+    CHECK(len <= m->reserved);
+    m->reserved -= len;
+}
+
+GN_TEST(decode_reserves_before_growing)
+{
+    /* a 100000-byte message arriving in 1000-byte pieces: each growth of
+     * its storage is reserved first, and the storage is always exactly
+     * what was reserved; delivery hands the reservation back */
+    enum { LEN = 100000, PIECE = 1000 };
+    uint8_t *wire = gn_malloc(LEN + 16);
+    CHECK(wire != NULL);
+    wire[0] = GNI_MSG_VERSION;
+    int h = gni_msg_header_encode(LEN, wire + 1);
+    CHECK(h > 0);
+    size_t total = 1 + (size_t)h + LEN;
+    for (size_t i = 0; i < LEN; i++) {
+        wire[1 + (size_t)h + i] = (uint8_t)(i * 7);
+    }
+    gni_msg_decoder d;
+    memacct m = {.d = &d, .budget = SIZE_MAX};
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    const gni_msg_mem mem = {acct_reserve, acct_release, &m};
+    gni_msg_decoder_set_mem(&d, &mem);
+    gn_rcbuf *out = NULL;
+    for (size_t pos = 0; pos < total;) {
+        size_t n = GNI_MIN((size_t)PIECE, total - pos), used = 0;
+        gn_rcbuf *msg = NULL;
+        int rc = gni_msg_decode(&d, wire + pos, n, &used, &msg);
+        CHECK(rc >= 0);
+        pos += used;
+        if (rc == 1) {
+            out = msg;
+        } else {
+            CHECK_EQ(cur_cap(&d), m.reserved); /* storage == reservation */
+        }
+    }
+    CHECK(out != NULL);
+    CHECK_EQ(gn_rcbuf_slice(out).len, LEN);
+    CHECK_MEM(gn_rcbuf_slice(out).base, wire + 1 + h, LEN);
+    CHECK_EQ(m.early, 0);
+    CHECK(m.reserves >= 5);      /* 4096 doubling to 100000 */
+    CHECK_EQ(m.peak, (size_t)LEN); /* never more than the message */
+    CHECK_EQ(m.reserved, 0);     /* handed out: released */
+    gn_rcbuf_rele(out);
+    gni_msg_decoder_fini(&d);
+
+    /* a budget of 20000 bytes: the growth past it is refused, the
+     * decoder fails with GN_ERESOURCE (sticky), the partial message is
+     * freed and its reservation released */
+    memset(&m, 0, sizeof m);
+    m.d = &d;
+    m.budget = 20000;
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    gni_msg_decoder_set_mem(&d, &mem);
+    int rc = 0;
+    size_t pos = 0;
+    for (; pos < total && rc == 0;) {
+        size_t used = 0;
+        gn_rcbuf *msg = NULL;
+        rc = gni_msg_decode(&d, wire + pos, GNI_MIN((size_t)PIECE, total - pos), &used, &msg);
+        CHECK(msg == NULL);
+        pos += used;
+        if (rc == 0) {
+            CHECK(cur_cap(&d) <= m.budget);
+        }
+    }
+    CHECK_EQ(rc, GN_ERESOURCE);
+    CHECK_EQ(m.refusals, 1);
+    CHECK_EQ(m.early, 0);
+    CHECK(m.peak <= m.budget);
+    CHECK(d.cur == NULL);        /* nothing kept */
+    CHECK_EQ(m.reserved, 0);     /* released */
+    CHECK(pos < total);
+    size_t used = 0;
+    gn_rcbuf *msg = NULL;
+    CHECK_EQ(gni_msg_decode(&d, wire + pos, 1, &used, &msg), GN_ERESOURCE); /* sticky */
+    CHECK_EQ(gni_msg_decode_eof(&d), GN_ERESOURCE);
+    CHECK_EQ(m.reserves, 3 + 1); /* 4096, 8192, 16384 (20000 would exceed) + the refused one */
+    gni_msg_decoder_fini(&d);
+
+    /* refused at the first allocation: nothing allocated at all */
+    memset(&m, 0, sizeof m);
+    m.d = &d;
+    m.budget = 100;
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    gni_msg_decoder_set_mem(&d, &mem);
+    CHECK_EQ(gni_msg_decode(&d, wire, 1 + (size_t)h, &used, &msg), GN_ERESOURCE);
+    CHECK(d.cur == NULL);
+    CHECK_EQ(m.reserved, 0);
+    CHECK_EQ(m.refusals, 1);
+    gni_msg_decoder_fini(&d);
+
+    /* fini with a partial message releases its reservation */
+    memset(&m, 0, sizeof m);
+    m.d = &d;
+    m.budget = SIZE_MAX;
+    CHECK_OK(gni_msg_decoder_init(&d, 0, true));
+    gni_msg_decoder_set_mem(&d, &mem);
+    CHECK_OK(gni_msg_decode(&d, wire, 5000, &used, &msg));
+    CHECK(m.reserved > 0);
+    CHECK_EQ(cur_cap(&d), m.reserved);
+    gni_msg_decoder_fini(&d);
+    CHECK_EQ(m.reserved, 0);
+    gn_free(wire);
+}
+
 APPS_TEST_MAIN(GN_T(header_bytes), GN_T(decode_whole_and_byte_by_byte), GN_T(decode_bad_input),
                GN_T(driver_thousand_messages_with_pauses), GN_T(driver_oversize_resets),
                GN_T(driver_bad_peers), GN_T(decode_stall_deadline),
-               GN_T(reader_resets_a_stalled_message), GN_T(paused_reader_does_not_time_out))
+               GN_T(reader_resets_a_stalled_message), GN_T(paused_reader_does_not_time_out),
+               GN_T(decode_reserves_before_growing))

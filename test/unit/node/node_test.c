@@ -18,6 +18,8 @@
 
 static gn_loop *loop;
 static int stray_warnings;
+static int eresource_ends; /* msg: "message stream ended: GN_ERESOURCE" */
+static int span_refusals;  /* msg: "... stream refused by peer:..." */
 
 static void log_fn(void *ud, gn_log_level level, const char *comp, const char *msg)
 {
@@ -25,6 +27,12 @@ static void log_fn(void *ud, gn_log_level level, const char *comp, const char *m
     (void)comp;
     if (level <= GN_LOG_WARNING && strstr(msg, "left open")) {
         stray_warnings++;
+    }
+    if (strstr(msg, "message stream ended: GN_ERESOURCE")) {
+        eresource_ends++;
+    }
+    if (strstr(msg, "/golem/msg/1.0.0 stream refused by peer:")) {
+        span_refusals++;
     }
     if (getenv("GN_TEST_LOG")) {
         fprintf(stderr, "[%s] %s\n", comp, msg);
@@ -622,6 +630,7 @@ static bool got_stream(void *arg) { return ((tstream *)arg)->s != NULL; }
 static size_t rx_want;
 static bool rx_has(void *arg) { return ((tstream *)arg)->rx_len >= rx_want; }
 static bool ts_closed_pred(void *arg) { return ((tstream *)arg)->closed > 0; }
+static bool ts_err_pred(void *arg) { return ((tstream *)arg)->err != 0; }
 
 static void ts_write(tstream *t, const char *text)
 {
@@ -1628,6 +1637,176 @@ GN_TEST(dial_wrong_peer_id_reports_received)
     finish();
 }
 
+/* ---- resource accounting of message streams ---- */
+
+/* Peer scope memory of @pid in @n's manager (0 when the scope is gone). */
+static uint64_t peer_memory(tnode *n, const gn_peer_id *pid)
+{
+    gn_rcmgr_usage u;
+    int rc = gn_rcmgr_stat(gn_node_rcmgr(n->n), GN_RCMGR_SCOPE_PEER, pid->bytes, pid->len, &u);
+    return rc == 0 ? u.memory : 0;
+}
+
+#define AMP_STREAMS 6
+#define AMP_PEER_MEM (64u * 1024u)
+#define AMP_PARTIAL (24u * 1024u)
+#define HONEST_LEN 20000u
+
+typedef struct amp {
+    tnode *victim;
+    const gn_peer_id *attacker;
+    uint64_t peak; /* highest peer memory seen */
+    tstream s[AMP_STREAMS];
+    size_t want_resets;
+} amp;
+
+static size_t amp_resets(amp *a)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < AMP_STREAMS; i++) {
+        k += a->s[i].err != 0;
+    }
+    return k;
+}
+
+static bool amp_sample(void *arg)
+{
+    amp *a = arg;
+    a->peak = GNI_MAX(a->peak, peer_memory(a->victim, a->attacker));
+    return false;
+}
+
+static bool amp_all_opened(void *arg)
+{
+    amp *a = arg;
+    amp_sample(a);
+    for (size_t i = 0; i < AMP_STREAMS; i++) {
+        if (a->s[i].open_calls == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool amp_reset_seen(void *arg)
+{
+    amp *a = arg;
+    amp_sample(a);
+    return amp_resets(a) >= a->want_resets && eresource_ends >= (int)a->want_resets;
+}
+
+GN_TEST(msg_amplification_bounded_per_peer)
+{
+    setup();
+    eresource_ends = 0;
+    span_refusals = 0;
+    tnode v, atk, hon;
+    node_up(&v, 1, &mem_noise);
+    node_up(&atk, 2, &mem_noise);
+    node_up(&hon, 3, &mem_noise);
+    /* the victim allows each peer 64 KiB (the loop runs on this thread) */
+    gn_rcmgr_limits l;
+    gn_rcmgr_get_limits(gn_node_rcmgr(v.n), &l);
+    l.peer.memory = AMP_PEER_MEM;
+    CHECK_OK(gn_rcmgr_set_limits(gn_node_rcmgr(v.n), &l));
+    gn_channel *ach = dial_ok(&atk, v.addr);
+    gn_channel *hch = dial_ok(&hon, v.addr);
+    /* the host hands components the node's manager and each open
+     * channel's connection span */
+    CHECK(gn_host_rcmgr(gn_node_host(v.n)) == gn_node_rcmgr(v.n));
+    CHECK(gn_channel_rcmgr_conn(ach) != NULL);
+    CHECK(gn_channel_rcmgr_conn(NULL) == NULL);
+
+    /* the attacker opens raw message streams, announces 1 MiB messages and
+     * sends 24 KiB of each: 144 KiB in all, over twice its limit */
+    amp a = {.victim = &v, .attacker = &atk.pid};
+    for (size_t i = 0; i < AMP_STREAMS; i++) {
+        CHECK_OK(gn_channel_open_stream(ach, GN_MSG_PROTOCOL_ID, on_opened, &a.s[i]));
+    }
+    CHECK(run_until(amp_all_opened, &a, 5000));
+    static uint8_t frame[4 + AMP_PARTIAL];
+    size_t flen = 0;
+    frame[flen++] = 0x01; /* version */
+    frame[flen++] = 0x80; /* varint 1048576 (1 MiB, the default maximum) */
+    frame[flen++] = 0x80;
+    frame[flen++] = 0x40;
+    memset(frame + flen, 0x5a, AMP_PARTIAL);
+    flen += AMP_PARTIAL;
+    for (size_t i = 0; i < AMP_STREAMS; i++) {
+        CHECK_EQ(a.s[i].open_status, 0);
+        gn_slice iov = gn_slice_of(frame, flen);
+        CHECK_OK(gn_stream_write(a.s[i].s, &iov, 1, NULL, NULL));
+    }
+    /* at most two streams' buffers fit: the others are refused and reset */
+    a.want_resets = AMP_STREAMS - 2;
+    CHECK(run_until(amp_reset_seen, &a, 5000));
+    run_until(amp_sample, &a, 100);
+    CHECK(a.peak > 0);               /* the streams were accounted */
+    CHECK(a.peak <= AMP_PEER_MEM);   /* and never beyond the limit */
+    gn_rcmgr_refusal ref;
+    CHECK_OK(gn_rcmgr_last_refusal(gn_node_rcmgr(v.n), &ref));
+    CHECK_EQ(ref.scope, GN_RCMGR_SCOPE_PEER);
+    CHECK_EQ(ref.res, GN_RCMGR_RES_MEMORY);
+    CHECK(gn_rcmgr_refusal_count(gn_node_rcmgr(v.n), GN_RCMGR_SCOPE_PEER) >= a.want_resets);
+    for (size_t i = 0; i < AMP_STREAMS; i++) {
+        if (a.s[i].err) {
+            CHECK_EQ(a.s[i].err, GN_ESTREAMRESET);
+        }
+    }
+
+    /* the honest peer's messages still arrive, intact */
+    static uint8_t big[HONEST_LEN];
+    for (size_t i = 0; i < sizeof big; i++) {
+        big[i] = (uint8_t)(i * 13);
+    }
+    for (int k = 0; k < 3; k++) {
+        CHECK_OK(gn_channel_send(hch, big, sizeof big));
+    }
+    for (int k = 0; k < 3; k++) {
+        gn_node_event ev;
+        CHECK(wait_event(&v, GN_NODE_EV_MESSAGE, &ev, 5000));
+        CHECK(gn_peer_id_equal(&ev.peer, &hon.pid));
+        CHECK_EQ(gn_rcbuf_slice(ev.message).len, sizeof big);
+        CHECK_MEM(gn_rcbuf_slice(ev.message).base, big, sizeof big);
+    }
+    /* delivered messages are the application's: the peer holds nothing */
+    CHECK_EQ(peer_memory(&v, &hon.pid), 0);
+    CHECK(peer_memory(&v, &atk.pid) > 0); /* the surviving partial streams */
+
+    /* the attacker gives up: its readers end and release everything */
+    for (size_t i = 0; i < AMP_STREAMS; i++) {
+        gn_stream_reset(a.s[i].s, ts_closed, &a.s[i]);
+    }
+    run_for(100);
+    CHECK_EQ(peer_memory(&v, &atk.pid), 0);
+    for (size_t i = 0; i < AMP_STREAMS; i++) {
+        CHECK_EQ(a.s[i].closed, 1);
+    }
+    /* no inbound stream allowed per peer: a new message stream is refused
+     * before a reader exists, and reset */
+    l.peer.streams_in = 0;
+    CHECK_OK(gn_rcmgr_set_limits(gn_node_rcmgr(v.n), &l));
+    span_refusals = 0;
+    tstream late = {0};
+    CHECK_OK(gn_channel_open_stream(ach, GN_MSG_PROTOCOL_ID, on_opened, &late));
+    CHECK(run_until(open_done, &late, 5000));
+    CHECK_EQ(late.open_status, 0);
+    CHECK(run_until(ts_err_pred, &late, 5000));
+    CHECK_EQ(late.err, GN_ESTREAMRESET);
+    CHECK_EQ(span_refusals, 1);
+    gn_stream_close(late.s, ts_closed, &late);
+    CHECK(run_until(ts_closed_pred, &late, 2000));
+
+    /* a closing channel has no connection span any more */
+    gn_channel_close(ach);
+    run_for(20);
+    CHECK(gn_channel_state_get(ach, NULL) != GN_CHANNEL_OPEN);
+    CHECK(gn_channel_rcmgr_conn(ach) == NULL);
+    gn_channel_rele(ach);
+    gn_channel_rele(hch);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_noise_dial),
              GN_T(tcp_ecies_dial), GN_T(dial_wrong_peer_id), GN_T(dial_wrong_peer_id_reports_received),
              GN_T(dial_errors),
@@ -1639,4 +1818,5 @@ GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_nois
              GN_T(mplex_only_vs_yamux_mplex_plaintext), GN_T(any_thread_api),
              GN_T(close_after_hanging_dial_is_immediate), GN_T(upgrade_timeout_ends_hanging_dial),
              GN_T(close_with_full_command_queue),
-             GN_T(channel_get_and_metrics_refresh_any_thread))
+             GN_T(channel_get_and_metrics_refresh_any_thread),
+             GN_T(msg_amplification_bounded_per_peer))
