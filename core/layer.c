@@ -247,6 +247,7 @@ void gn_mux_config_default(gn_mux_config *cfg)
     cfg->keepalive_interval = 30 * GN_S;
     cfg->stream_open_timeout = 30 * GN_S;
     cfg->session_send_max = GN_MUX_SESSION_SEND_MAX_DEFAULT;
+    cfg->stream_idle_timeout = GN_MUX_STREAM_IDLE_TIMEOUT_DEFAULT;
 }
 
 int gn_mux_new(const gn_mux_ops *ops, gn_loop *loop, const gn_mux_config *cfg, gn_mux **out)

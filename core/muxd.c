@@ -77,6 +77,8 @@ struct muxd_stream {
     bool shut_pending;  /* shutdown waits for cur */
     bool shut;          /* core shutdown done */
     bool in_ready;
+    bool active;        /* traffic since the last idle scan (stream_idle_timeout) */
+    gn_time idle_since; /* idle scan: time the stream was last seen active */
     int err;            /* error to report (err_done once reported) */
     int cancel_status;  /* status for writes cut short by err */
     gni_wq wq;          /* accepted writes: taken ones wait (done) for their completion */
@@ -95,6 +97,8 @@ struct muxd_session {
     gn_mux_session_cbs cbs;
     gn_timer timer;
     gn_time armed; /* deadline the timer is armed for, or GN_TIME_INFINITY */
+    gn_time idle_timeout; /* config stream_idle_timeout; 0: off */
+    gn_time idle_scan_at; /* next idle scan, or GN_TIME_INFINITY (no streams) */
     /* streams */
     muxd_stream *streams;
     muxd_stream *ready_head, *ready_tail;
@@ -144,6 +148,13 @@ static void muxd_session_end(muxd_session *ss, int err);
 static gn_time muxd_now(const muxd_session *ss)
 {
     return gn_loop_now(ss->loop);
+}
+
+/* Idle scan period: a quarter of stream_idle_timeout, at least 1 ms. */
+static gn_time muxd_idle_period(const muxd_session *ss)
+{
+    gn_time p = ss->idle_timeout / 4;
+    return p < GN_MS ? GN_MS : p;
 }
 
 static void muxd_pump_deferred(gn_loop *loop, void *arg)
@@ -338,6 +349,7 @@ static int muxd_s_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_wri
         return rc;
     }
     muxd_accept(ss, st);
+    st->active = true;
     rc = muxd_push(ss, st, w);
     if (rc < 0) {
         if (w->left == w->len) {
@@ -384,6 +396,7 @@ static int muxd_s_shutdown(gn_stream *s)
         return muxd_dead_err(st);
     }
     muxd_accept(ss, st);
+    st->active = true;
     if (st->cur) {
         st->shut_pending = true; /* FIN after the pending write */
         return 0;
@@ -485,6 +498,13 @@ static muxd_stream *muxd_stream_new(muxd_session *ss, uint64_t id, bool inbound)
     st->id = id;
     st->wire_id = ss->vt->wire_id ? ss->vt->wire_id(id) : id;
     st->inbound = inbound;
+    if (ss->idle_timeout) {
+        gn_time now = muxd_now(ss);
+        st->idle_since = now;
+        if (ss->idle_scan_at == GN_TIME_INFINITY) {
+            ss->idle_scan_at = now + muxd_idle_period(ss);
+        }
+    }
     (void)ss->vt->set_user_data(ss->core, id, st);
     muxd_link(ss, st);
     ss->n_open++;
@@ -679,6 +699,7 @@ static void muxd_events(muxd_session *ss)
             break;
         case GN_MUXD_EV_STREAM_DATA:
             if (st && !st->closing) {
+                st->active = true;
                 st->has_data = true;
                 muxd_rx_add(ss, st);
                 muxd_ready(ss, st);
@@ -686,12 +707,14 @@ static void muxd_events(muxd_session *ss)
             break;
         case GN_MUXD_EV_STREAM_WRITABLE:
             if (st) {
+                st->active = true;
                 st->core_blocked = false;
                 muxd_ready(ss, st);
             }
             break;
         case GN_MUXD_EV_STREAM_FIN:
             if (st) {
+                st->active = true;
                 st->fin_pending = true;
                 muxd_ready(ss, st);
             }
@@ -1005,6 +1028,47 @@ static const gn_stream_handler muxd_below_handler = {
 
 /* ---- timer ------------------------------------------------------------------- */
 
+/*
+ * Idle scan (stream_idle_timeout). The data paths only set st->active (one
+ * store, no clock read); this scan, run from the session timer every
+ * idle_timeout / 4 while streams exist, turns the flag into a time: an
+ * active stream gets idle_since = now, a stream inactive since idle_since
+ * for idle_timeout or more is reset with GN_ETIMEDOUT. A stream is thus
+ * reset after at least idle_timeout and less than 1.25 x idle_timeout of
+ * silence. Cost: O(streams) every idle_timeout / 4 per session.
+ */
+static void muxd_idle_scan(muxd_session *ss, gn_time now)
+{
+    bool any = false;
+    for (muxd_stream *st = ss->streams; st; st = st->next) {
+        if (st->closing || st->dead || st->err) {
+            continue;
+        }
+        if (st->active) {
+            st->active = false;
+            st->idle_since = now;
+        } else if (now - st->idle_since >= ss->idle_timeout) {
+            char peer[128] = "?";
+            gn_peer_id pid;
+            if (gn_stream_query(ss->base.below, GN_QUERY_REMOTE_PEER_ID, &pid, sizeof pid) >=
+                0) {
+                (void)gn_peer_id_to_string(&pid, peer, sizeof peer);
+            }
+            GN_LOG(GN_LOG_INFO, ss->base.mux->ops->name,
+                   "%s stream %llu of session %p (peer %s) idle for at least %llu ms: "
+                   "reset, GN_ETIMEDOUT",
+                   st->inbound ? "inbound" : "outbound", (unsigned long long)st->wire_id,
+                   (void *)ss, peer,
+                   (unsigned long long)((now - st->idle_since) / GN_MS));
+            (void)ss->vt->reset(ss->core, st->id);
+            muxd_stream_fail(ss, st, GN_ETIMEDOUT, 0);
+            continue;
+        }
+        any = true;
+    }
+    ss->idle_scan_at = any ? now + muxd_idle_period(ss) : GN_TIME_INFINITY;
+}
+
 static void muxd_timer_fn(gn_timer *t, void *arg)
 {
     (void)t;
@@ -1013,7 +1077,13 @@ static void muxd_timer_fn(gn_timer *t, void *arg)
     if (ss->closing) {
         ss->linger_expired = true;
     } else if (!ss->ended) {
-        (void)ss->vt->on_expiry(ss->core, muxd_now(ss));
+        gn_time now = muxd_now(ss);
+        if (ss->vt->next_deadline(ss->core) <= now) {
+            (void)ss->vt->on_expiry(ss->core, now);
+        }
+        if (ss->idle_scan_at <= now) {
+            muxd_idle_scan(ss, now);
+        }
     }
     muxd_pump(ss);
 }
@@ -1023,7 +1093,15 @@ static void muxd_arm(muxd_session *ss)
     if (ss->closing || ss->below_closing) {
         return; /* the linger timer is armed by the close */
     }
-    gn_time dl = ss->ended ? GN_TIME_INFINITY : ss->vt->next_deadline(ss->core);
+    gn_time dl = GN_TIME_INFINITY;
+    if (!ss->ended) {
+        dl = ss->vt->next_deadline(ss->core);
+        if (ss->n_open == 0) {
+            ss->idle_scan_at = GN_TIME_INFINITY; /* set again by the next stream */
+        } else if (ss->idle_scan_at < dl) {
+            dl = ss->idle_scan_at;
+        }
+    }
     if (dl == ss->armed) {
         return;
     }
@@ -1254,6 +1332,8 @@ int gn_muxd_session_new(gn_mux *m, const gn_muxd_vtbl *vt, gn_stream *below, boo
     ss->loop = m->loop;
     ss->cbs = *cbs;
     ss->armed = GN_TIME_INFINITY;
+    ss->idle_timeout = m->config.stream_idle_timeout;
+    ss->idle_scan_at = GN_TIME_INFINITY;
     gn_timer_init(m->loop, &ss->timer);
     gn_stream_set_handler(below, &muxd_below_handler, ss);
     rc = gn_stream_read_start(below);

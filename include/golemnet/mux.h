@@ -65,7 +65,8 @@ typedef struct gn_mux_session gn_mux_session;
 
 /**
  * Muxer limits. Fill with gn_mux_config_default(); zero fields take the
- * defaults below.
+ * defaults below (except keepalive_interval and stream_idle_timeout, where
+ * 0 means off).
  *
  * Stream limits (the built-in yamux and mplex; each muxer's core header
  * has the details). A stream the peer opens while it already has
@@ -118,11 +119,45 @@ typedef struct gn_mux_config {
      * Since: 0.2
      */
     size_t session_send_max;
+    /**
+     * Idle application streams (ns; 0 = off; default
+     * GN_MUX_STREAM_IDLE_TIMEOUT_DEFAULT, 5 min). A stream that sees no
+     * traffic in either direction for this long is reset: no bytes
+     * received from the peer or written by its consumer, no write the
+     * muxer takes after waiting for window or budget (so a window update
+     * that lets a held write go on counts), no half-close by either side,
+     * no open. The peer gets a reset on the wire (yamux RST, mplex Reset;
+     * for a peer stream not yet accepted, the refusal), the stream's owner
+     * on_error(GN_ETIMEDOUT) (writes still pending complete with
+     * GN_ETIMEDOUT), and an INFO log line names the stream id, the session
+     * and the peer. The session and its other streams go on. A stream is
+     * reset after at least stream_idle_timeout and less than 1.25 x
+     * stream_idle_timeout of silence (one scan per session every quarter
+     * of the timeout, at least 1 ms apart). A stream whose own writer is
+     * stopped by a peer that neither reads nor grants window is idle too:
+     * this bounds how long a peer can hold stream slots and buffers with
+     * streams it opened, or made us open, and then ignores. Applications
+     * with long silent streams send something (a ping of their own) more
+     * often, or raise or turn off the timeout. Built-in muxers apply it
+     * through the mux driver (golemnet/mux_driver.h). Unlike most fields,
+     * 0 is not replaced by the default: gn_mux_config_default() sets it.
+     * Since: 0.2
+     */
+    gn_time stream_idle_timeout;
 } gn_mux_config;
-/** Version 2 added session_send_max. */
-#define GN_MUX_CONFIG_VERSION 2
+/** Version 2 added session_send_max, version 3 stream_idle_timeout. */
+#define GN_MUX_CONFIG_VERSION 3
 /** The default gn_mux_config.session_send_max: 16 MiB. Since: 0.2 */
 #define GN_MUX_SESSION_SEND_MAX_DEFAULT ((size_t)16u << 20)
+/**
+ * The default gn_mux_config.stream_idle_timeout: 5 minutes. Long enough
+ * that no well-behaved protocol with a request in flight hits it (request
+ * and response timeouts are seconds, keepalive pings every 30 s), short
+ * enough that a peer cycling through max_inbound_streams (1024) idle
+ * streams cannot pin them, with their window buffers, for more than a
+ * few minutes. Since: 0.2
+ */
+#define GN_MUX_STREAM_IDLE_TIMEOUT_DEFAULT ((gn_time)300 * GN_S)
 GN_API void gn_mux_config_default(gn_mux_config *cfg);
 
 /** A muxer instance (one per node and component). */

@@ -66,7 +66,11 @@
  *
  * Stream ends. FIN -> on_eof; peer RST -> on_error(GN_ESTREAMRESET);
  * stream-level core errors -> on_error(that code) (GN_ETIMEDOUT: no ACK
- * within stream_open_timeout; GN_ETOOBIG: a bound was exceeded). The
+ * within stream_open_timeout; GN_ETOOBIG: a bound was exceeded). A stream
+ * without traffic for stream_idle_timeout (see gn_mux_config) is reset in
+ * the core (the peer sees a reset) and reports on_error(GN_ETIMEDOUT); the
+ * session's one timer runs the idle scan (every quarter of the timeout
+ * while streams exist) besides the core's deadlines. The
  * consumer's shutdown -> core shutdown (after a pending write); reset ->
  * core reset + release; close -> core shutdown (graceful FIN, or a reset
  * when a write was cut short) + release.

@@ -1006,6 +1006,167 @@ GN_TEST(session_send_budget)
     finish();
 }
 
+/*
+ * Issue 10: idle application streams. Only the client has
+ * stream_idle_timeout (300 ms; the server's is off). A stream it opened and
+ * one the server opened go silent after one byte each way: both are reset
+ * on the client with GN_ETIMEDOUT, not before the timeout, and the server
+ * sees a peer reset on each. Two streams with one byte every 50 ms (one
+ * written by the client, one by the server) survive five timeout periods;
+ * the session goes on and a new stream works.
+ */
+/* Log capture for idle_stream_timeout: INFO lines that report an idle reset. */
+static char idle_logs[4][256];
+static int n_idle_logs;
+
+static void idle_log_fn(void *ud, gn_log_level level, const char *component, const char *msg)
+{
+    (void)ud, (void)level, (void)component;
+    if (strstr(msg, "idle for at least") && n_idle_logs < (int)ARRAY_LEN(idle_logs))
+        snprintf(idle_logs[n_idle_logs++], sizeof idle_logs[0], "%s", msg);
+}
+
+/* True when a captured idle-reset line names stream @id (@dir) of session @ms. */
+static bool idle_logged(const char *dir, uint64_t id, const gn_mux_session *ms)
+{
+    char want[128];
+    snprintf(want, sizeof want, "%s stream %llu of session %p ", dir, (unsigned long long)id,
+             (const void *)ms);
+    for (int i = 0; i < n_idle_logs; i++)
+        if (strstr(idle_logs[i], want))
+            return true;
+    return false;
+}
+
+static uint64_t stream_id(ts *t)
+{
+    uint64_t id = 0;
+    CHECK_EQ(gn_stream_query(t->s, GN_QUERY_STREAM_ID, &id, sizeof id), (int)sizeof id);
+    return id;
+}
+
+GN_TEST(idle_stream_timeout)
+{
+    n_idle_logs = 0;
+    gn_log_set(idle_log_fn, NULL, GN_LOG_INFO);
+    gn_mux_config ccfg, scfg;
+    gn_mux_config_default(&ccfg);
+    gn_mux_config_default(&scfg);
+    CHECK_EQ(ccfg.stream_idle_timeout, GN_MUX_STREAM_IDLE_TIMEOUT_DEFAULT);
+    ccfg.stream_idle_timeout = 300 * GN_MS;
+    scfg.stream_idle_timeout = 0; /* off */
+    pair_new(&ccfg, &scfg);
+    S->in_prof = (tprof){.keep_on_error = true, .rx_cap = 1024};
+    C->in_prof = (tprof){.keep_on_error = true, .rx_cap = 1024};
+    tprof keep = {.keep_on_error = true, .rx_cap = 1024};
+    ts *c_idle = open_ts(C, &keep);  /* ours, silent after one byte each way */
+    ts *c_busy = open_ts(C, &keep);  /* we write a byte every 50 ms */
+    ts *c_busy2 = open_ts(C, &keep); /* the peer writes a byte every 50 ms */
+    ts *s_idle = open_ts(S, &keep);  /* the peer's, silent after one byte each way */
+    CHECK_OK(ts_send(c_idle, "a", 1));
+    CHECK_OK(ts_send(c_busy, "b", 1));
+    CHECK_OK(ts_send(c_busy2, "c", 1));
+    CHECK_OK(ts_send(s_idle, "d", 1));
+    RUN_UNTIL(S->n_in == 3 && C->n_in == 1 && C->in[0]->rx_len == 1 &&
+                  S->in[0]->rx_len == 1 && S->in[1]->rx_len == 1 && S->in[2]->rx_len == 1,
+              2000);
+    ts *p_idle = S->in[0], *p_busy = S->in[1], *p_busy2 = S->in[2];
+    ts *c_pidle = C->in[0]; /* the client's end of s_idle */
+    CHECK_MEM(p_idle->rx, "a", 1);
+    CHECK_MEM(c_pidle->rx, "d", 1);
+    uint64_t id_idle = stream_id(c_idle), id_pidle = stream_id(c_pidle);
+    CHECK_OK(ts_send(p_idle, "A", 1));
+    CHECK_OK(ts_send(c_pidle, "D", 1));
+    RUN_UNTIL(c_idle->rx_len == 1 && s_idle->rx_len == 1, 2000);
+    /* not before the timeout */
+    run_for(250);
+    CHECK_EQ(c_idle->errors + c_pidle->errors + p_idle->errors + s_idle->errors, 0);
+    /* steady traffic on the busy streams for five timeout periods */
+    for (int i = 0; i < 32; i++) {
+        run_for(50);
+        CHECK_OK(ts_send(c_busy, "b", 1));
+        CHECK_OK(ts_send(p_busy2, "c", 1));
+    }
+    RUN_UNTIL(p_busy->rx_len == 33 && c_busy2->rx_len == 32, 2000);
+    /* the silent ones were reset: GN_ETIMEDOUT here, a reset at the peer */
+    CHECK_EQ(c_idle->errors, 1);
+    CHECK_EQ(c_idle->last_err, GN_ETIMEDOUT);
+    CHECK_EQ(c_pidle->errors, 1);
+    CHECK_EQ(c_pidle->last_err, GN_ETIMEDOUT);
+    RUN_UNTIL(p_idle->errors == 1 && s_idle->errors == 1, 2000);
+    CHECK_EQ(p_idle->last_err, GN_ESTREAMRESET);
+    CHECK_EQ(s_idle->last_err, GN_ESTREAMRESET);
+    CHECK_EQ(ts_send(c_idle, "x", 1), GN_ETIMEDOUT);
+    /* one log line each, naming the stream and the session */
+    gn_log_set(NULL, NULL, GN_LOG_WARNING);
+    for (int i = 0; i < n_idle_logs; i++)
+        printf("# log: %s\n", idle_logs[i]);
+    CHECK_EQ(n_idle_logs, 2);
+    CHECK(idle_logged("outbound", id_idle, C->ms));
+    CHECK(idle_logged("inbound", id_pidle, C->ms));
+    /* the busy streams, the session and new streams are unaffected */
+    CHECK_EQ(c_busy->errors + c_busy2->errors + p_busy->errors + p_busy2->errors, 0);
+    CHECK_EQ(C->ended + S->ended, 0);
+    CHECK_OK(ts_send(c_busy, "e", 1));
+    RUN_UNTIL(p_busy->rx_len == 34, 2000);
+    S->in_prof = (tprof){.echo = true, .rx_cap = 64};
+    ts *fresh = open_ts(C, &(tprof){.rx_cap = 64});
+    CHECK_OK(ts_send(fresh, "again", 5));
+    RUN_UNTIL(fresh->rx_len == 5, 2000);
+    CHECK_MEM(fresh->rx, "again", 5);
+    /* the busy streams still hold their slots; the reset ones are gone */
+    ts_close(c_idle);
+    ts_close(c_pidle);
+    ts_close(p_idle);
+    ts_close(s_idle);
+    RUN_UNTIL(c_idle->closed && c_pidle->closed && p_idle->closed && s_idle->closed, 2000);
+    RUN_UNTIL(metrics(C).streams_open == 3, 2000);
+    finish();
+}
+
+/*
+ * Issue 10: a stream whose writer the peer holds back (it never reads) is
+ * idle too: its held write completes with GN_ETIMEDOUT, the owner hears
+ * GN_ETIMEDOUT, the session goes on. With flow control the peer sees the
+ * reset at once and the session carries a new stream both ways (without,
+ * the unread stream holds the peer's session input until it is read).
+ */
+GN_TEST(idle_stream_timeout_held_writer)
+{
+    gn_mux_config ccfg, scfg;
+    gn_mux_config_default(&ccfg);
+    gn_mux_config_default(&scfg);
+    ccfg.stream_idle_timeout = 200 * GN_MS;
+    ccfg.stream_buffer_max = 256u << 10;
+    scfg.stream_idle_timeout = 0;
+    scfg.stream_buffer_max = 256u << 10;
+    scfg.session_buffer_max = 1u << 20;
+    pair_new(&ccfg, &scfg);
+    S->in_prof = (tprof){.no_read = true, .keep_on_error = true, .rx_cap = 64};
+    ts *w = open_ts(C, &(tprof){.rx_cap = 64});
+    w->src = pattern;
+    w->src_len = 8u << 20;
+    ts_pump(w);
+    RUN_UNTIL(S->n_in == 1 && w->eagains > 0, 2000);
+    CHECK_EQ(w->errors, 0);
+    RUN_UNTIL(w->errors == 1, 2000);
+    CHECK_EQ(w->last_err, GN_ETIMEDOUT);
+    CHECK(w->src_off < w->src_len);
+    RUN_UNTIL(w->completed == w->accepted, 2000);
+    CHECK_EQ(w->last_status, GN_ETIMEDOUT); /* the held write */
+    CHECK_EQ(C->ended + S->ended, 0);
+    if (has_cap(GN_MUX_CAP_FLOW_CONTROL)) {
+        RUN_UNTIL(S->in[0]->errors == 1, 2000);
+        CHECK_EQ(S->in[0]->last_err, GN_ESTREAMRESET);
+        S->in_prof = (tprof){.echo = true, .rx_cap = 64};
+        ts *e = open_ts(C, &(tprof){.rx_cap = 64});
+        CHECK_OK(ts_send(e, "unaffected", 10));
+        RUN_UNTIL(e->rx_len == 10, 2000);
+        CHECK_MEM(e->rx, "unaffected", 10);
+    }
+    finish();
+}
+
 GN_TEST(inbound_and_outbound_stream_limits)
 {
     gn_mux_config ccfg, scfg;
@@ -1404,6 +1565,8 @@ int main(int argc, char **argv)
         GN_T(reset_both_ways),
         GN_T(slow_reader_fast_writer),
         GN_T(session_send_budget),
+        GN_T(idle_stream_timeout),
+        GN_T(idle_stream_timeout_held_writer),
         GN_T(inbound_and_outbound_stream_limits),
         GN_T(pending_accept_limit),
         GN_T(go_away),
