@@ -38,6 +38,12 @@
  * announces a length and sends nothing holds at most this much per stream.
  */
 #define GNI_MSG_ALLOC_MIN 4096u
+/**
+ * Default of the option msg.writer_idle_ms: a sender ends its message
+ * stream gracefully after this long without a message (well inside the
+ * muxer's default stream_idle_timeout of 5 minutes, which would reset it).
+ */
+#define GNI_MSG_WRITER_IDLE (60 * GN_S)
 /** Default writer queue bound, messages. */
 #define GNI_MSG_DEFAULT_QUEUE 64u
 /**

@@ -75,8 +75,11 @@ struct msg_peer {
     gn_channel *ch;        /* held */
     gni_list q;            /* msg_out */
     gni_msg_writer *w;
+    bool finishing;        /* w is closing gracefully (idle): messages wait */
+    gn_time last_send;     /* loop time the writer last took a message */
     msg_open *opening;
     gni_list readers;      /* msg_in */
+    gni_list link;         /* svc->all */
 };
 
 struct msg_svc {
@@ -88,6 +91,10 @@ struct msg_svc {
     gn_host_sub *sub;
     bool running;
     gn_time stall_timeout; /* option msg.stall_timeout_ms; 0: none */
+    gn_time writer_idle;   /* option msg.writer_idle_ms; 0: never */
+    gni_list all;          /* msg_peer, for the idle check */
+    gn_timer idle_timer;
+    bool idle_armed;
 };
 
 /* ------------------------------------------------------------------------
@@ -112,6 +119,7 @@ static msg_peer *peer_get(msg_svc *sv, gn_channel *ch)
     }
     pe->hn.key = gn_channel_id(ch);
     pe->svc = sv;
+    gni_list_init(&pe->link);
     gni_list_init(&pe->q);
     gni_list_init(&pe->readers);
     if (gni_htab_insert(&sv->peers, &pe->hn) < 0) {
@@ -119,6 +127,7 @@ static msg_peer *peer_get(msg_svc *sv, gn_channel *ch)
         return NULL;
     }
     pe->ch = gn_channel_hold(ch);
+    gni_list_add_tail(&sv->all, &pe->link);
     return pe;
 }
 
@@ -150,6 +159,7 @@ static void writer_drop(msg_peer *pe, bool reset)
     if (pe->w) {
         gni_msg_writer_close(pe->w, reset); /* no more callbacks */
         pe->w = NULL;
+        pe->finishing = false;
         gn_channel_add_quiet_streams(pe->ch, -1);
     }
 }
@@ -170,6 +180,7 @@ static void peer_free(msg_peer *pe, int status)
         in_free(mi);
     }
     gni_htab_remove(&sv->peers, &pe->hn);
+    gni_list_del(&pe->link);
     gn_channel_rele(pe->ch);
     gn_free(pe);
 }
@@ -179,6 +190,7 @@ static void peer_free(msg_peer *pe, int status)
  */
 
 static void peer_pump(msg_peer *pe);
+static void msg_idle_arm(msg_svc *sv);
 
 static void writer_writable(void *arg)
 {
@@ -191,6 +203,7 @@ static void writer_end(void *arg, int status)
     GN_LOG(GN_LOG_DEBUG, MSG_LOG, "channel %" PRIu64 ": message writer ended: %s",
            gn_channel_id(pe->ch), gn_err_name(status));
     pe->w = NULL;
+    pe->finishing = false;
     gn_channel_add_quiet_streams(pe->ch, -1);
     if (gn_channel_state_get(pe->ch, NULL) != GN_CHANNEL_OPEN) {
         peer_fail_queue(pe, gn_channel_map_status(pe->ch, status < 0 ? status : GN_ECLOSED));
@@ -225,6 +238,7 @@ static void peer_opened(void *arg, int status, gn_stream *s)
         return;
     }
     gn_channel_add_quiet_streams(pe->ch, 1);
+    msg_idle_arm(pe->svc);
     peer_pump(pe);
 }
 
@@ -251,6 +265,10 @@ static void peer_pump(msg_peer *pe)
         }
         return;
     }
+    if (pe->finishing) {
+        return; /* the idle stream is closing: writer_end reopens for these */
+    }
+    pe->last_send = gn_loop_now(gn_host_loop(sv->host));
     /* pe->w may end inside a send (writer_end, when it cannot defer) */
     while (pe->w && !gni_list_empty(&pe->q)) {
         msg_out *mo = GNI_CONTAINER_OF(pe->q.next, msg_out, link);
@@ -436,6 +454,8 @@ static int msg_init(gn_protocol *p)
     sv->p = p;
     sv->host = p->host;
     gni_list_init(&sv->blocked);
+    gni_list_init(&sv->all);
+    gn_timer_init(gn_host_loop(sv->host), &sv->idle_timer);
     int rc = gni_htab_init(&sv->peers, 16);
     sv->table_ready = rc == 0;
     return rc;
@@ -451,6 +471,65 @@ static void msg_fini(gn_protocol *p)
         }
         gni_htab_fini(&sv->peers);
     }
+}
+
+/*
+ * Idle outbound streams are ended by their sender, gracefully (half-close
+ * after everything was written), before the muxer's stream_idle_timeout
+ * could reset them with a message in flight; the next message opens a new
+ * stream. Checked every half idle period while some writer exists.
+ */
+static void msg_idle_tick(gn_timer *t, void *arg)
+{
+    (void)t;
+    msg_svc *sv = arg;
+    sv->idle_armed = false;
+    if (!sv->running || sv->writer_idle == 0) {
+        return;
+    }
+    gn_time now = gn_loop_now(gn_host_loop(sv->host));
+    bool writers = false;
+    for (gni_list *e = sv->all.next; e != &sv->all; e = e->next) {
+        msg_peer *pe = GNI_CONTAINER_OF(e, msg_peer, link);
+        if (!pe->w || pe->finishing) {
+            writers = writers || pe->w;
+            continue;
+        }
+        writers = true;
+        if (gni_list_empty(&pe->q) && gni_msg_writer_queued(pe->w) == 0 &&
+            now - pe->last_send >= sv->writer_idle && gni_msg_writer_finish(pe->w) == 0) {
+            pe->finishing = true; /* writer_end follows */
+        }
+    }
+    if (writers && gn_timer_start(&sv->idle_timer, sv->writer_idle / 2, msg_idle_tick, sv) == 0) {
+        sv->idle_armed = true;
+    }
+}
+
+static void msg_idle_arm(msg_svc *sv)
+{
+    if (!sv->idle_armed && sv->running && sv->writer_idle > 0 &&
+        gn_timer_start(&sv->idle_timer, sv->writer_idle / 2, msg_idle_tick, sv) == 0) {
+        sv->idle_armed = true;
+    }
+}
+
+/* A millisecond option "msg.@key" in 0..86400000 (@def when absent). */
+static int msg_ms_option(msg_svc *sv, const char *key, gn_time def, gn_time *out)
+{
+    const char *v = gn_host_option(sv->host, "msg", key, 0);
+    *out = def;
+    if (!v) {
+        return 0;
+    }
+    char *end;
+    unsigned long long ms = strtoull(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end || ms > 24ull * 3600 * 1000) {
+        GN_LOG(GN_LOG_ERR, MSG_LOG, "msg.%s=%s: want milliseconds, 0 to 86400000", key, v);
+        return GN_EINVAL;
+    }
+    *out = (gn_time)ms * GN_MS;
+    return 0;
 }
 
 /* msg.stall_timeout_ms: 0 (no timeout) to 86400000; default 30 s. */
@@ -476,6 +555,9 @@ static int msg_start(gn_protocol *p)
 {
     msg_svc *sv = p->state;
     int rc = msg_stall_option(sv);
+    if (rc == 0) {
+        rc = msg_ms_option(sv, "writer_idle_ms", GNI_MSG_WRITER_IDLE, &sv->writer_idle);
+    }
     if (rc < 0) {
         return rc;
     }
@@ -498,6 +580,8 @@ static void msg_stop(gn_protocol *p)
         return;
     }
     sv->running = false;
+    gn_timer_stop(&sv->idle_timer);
+    sv->idle_armed = false;
     gn_host_set_message_service(sv->host, NULL, sv, NULL);
     gn_host_unsubscribe(sv->sub);
     sv->sub = NULL;

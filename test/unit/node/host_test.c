@@ -1305,6 +1305,43 @@ GN_TEST(refused_connections_do_not_trim_open_channels)
     finish();
 }
 
+GN_TEST(idle_message_streams_are_ended_by_their_sender)
+{
+    setup();
+    tnode a, b;
+    node_up(&a, 70, &(nopts){.listen = true});
+    const char *opts[] = {"msg.writer_idle_ms=200"};
+    node_up(&b, 71, &(nopts){.options = opts, .n_options = 1});
+    CHECK_EQ(dial_wait(&b, a.addr), 0);
+    uint64_t req = 0;
+    CHECK_EQ(gn_node_unicast(b.n, a.pid_str, (const uint8_t *)"one", 3, &req), 0);
+    ev_wait w = {.t = &a, .type = GN_NODE_EV_MESSAGE};
+    CHECK(run_until(ev_arrived, &w, 5000));
+    gn_rcbuf_rele(w.ev.message);
+    gn_channel *ach = gn_node_channel_find(a.n, w.ev.channel_id); /* borrowed */
+    CHECK(ach != NULL);
+    gn_channel_metrics m;
+    gn_channel_metrics_get(ach, &m);
+    CHECK(m.streams_open >= 1);
+    /* after the idle period the sender half-closes its message stream and
+     * the receiver's reader ends: no stream is left for the muxer's idle
+     * timeout to reset with a message in flight */
+    run_until(never, NULL, 700);
+    gn_channel_metrics_get(ach, &m);
+    CHECK_EQ(m.streams_open, 0);
+    /* the next message opens a new stream */
+    CHECK_EQ(gn_node_unicast(b.n, a.pid_str, (const uint8_t *)"two", 3, &req), 0);
+    ev_wait w2 = {.t = &a, .type = GN_NODE_EV_MESSAGE};
+    CHECK(run_until(ev_arrived, &w2, 5000));
+    gn_slice got = gn_rcbuf_slice(w2.ev.message);
+    CHECK_EQ(got.len, 3);
+    CHECK(memcmp(got.base, "two", 3) == 0);
+    gn_rcbuf_rele(w2.ev.message);
+    node_down(&b);
+    node_down(&a);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
              GN_T(dial_peer_id_through_bootstrap_discovery),
              GN_T(bootstrap_dials_with_backoff_until_connected),
@@ -1316,4 +1353,5 @@ GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
              GN_T(silent_connections_do_not_lock_out_legitimate_peers),
              GN_T(first_byte_deadline_closes_silent_connections),
              GN_T(idle_handshaked_channels_are_trimmed_to_the_low_mark),
-             GN_T(refused_connections_do_not_trim_open_channels))
+             GN_T(refused_connections_do_not_trim_open_channels),
+             GN_T(idle_message_streams_are_ended_by_their_sender))
