@@ -1797,7 +1797,10 @@ static void cli_start_action(cli *c)
         return;
     }
     c->acting = true;
-    c->t0 = c->progress_at = gn_loop_now(c->loop);
+    c->t0 = gn_loop_now(c->loop);
+    /* the first progress line comes at the first tick: a run shorter than
+     * the update period still shows what it is doing */
+    c->progress_at = c->t0 - CLI_PROGRESS_EVERY;
     gn_timer_stop(&c->id_wait);
     switch (c->cmd) {
     case CLI_PING:

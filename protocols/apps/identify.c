@@ -1,5 +1,6 @@
 /* libp2p identify: sans-I/O encode/decode of the Identify message. See identify.h. */
 #include "identify.h"
+#include "gni_pb.h"
 
 #include "golemnet/crypto.h"
 #include "golemnet/log.h"
@@ -120,26 +121,6 @@ static int scan_framed(const uint8_t *in, size_t len, scan_counts *c)
     return 1;
 }
 
-/* ---- protobuf-c allocator through the library hooks ---- */
-
-typedef struct pb_alloc_state {
-    bool oom;
-} pb_alloc_state;
-
-static void *pb_alloc(void *ud, size_t len)
-{
-    void *p = gn_malloc(len ? len : 1);
-    if (!p) {
-        ((pb_alloc_state *)ud)->oom = true;
-    }
-    return p;
-}
-
-static void pb_free(void *ud, void *p)
-{
-    (void)ud;
-    gn_free(p);
-}
 
 /* ---- encode ---- */
 
@@ -403,16 +384,16 @@ int gni_identify_decode(const uint8_t *in, size_t len, const gn_peer_id *expecte
     int rc = 0;
     Gnpb__Identify *m = NULL;
     gni_identify_result *r = NULL;
-    pb_alloc_state st = {false};
-    ProtobufCAllocator alloc = {pb_alloc, pb_free, &st};
+    gni_pb_alloc pa;
+    gni_pb_alloc_init(&pa);
     if (c.addrs > GNI_IDENTIFY_MAX_ADDRS || c.protocols > GNI_IDENTIFY_MAX_PROTOCOLS ||
         c.long_protocol) {
         rc = GN_ETOOBIG;
         goto out;
     }
-    m = gnpb__identify__unpack(&alloc, msg_len, msg);
+    m = gnpb__identify__unpack(&pa.a, msg_len, msg);
     if (!m) {
-        rc = st.oom ? GN_ENOMEM : GN_EPARSE;
+        rc = pa.oom ? GN_ENOMEM : GN_EPARSE;
         goto out;
     }
     r = gn_calloc(1, sizeof *r);
@@ -429,7 +410,7 @@ int gni_identify_decode(const uint8_t *in, size_t len, const gn_peer_id *expecte
     *out = r;
 out:
     if (m) {
-        gnpb__identify__free_unpacked(m, &alloc);
+        gnpb__identify__free_unpacked(m, &pa.a);
     }
     gn_free(joined);
     return rc;

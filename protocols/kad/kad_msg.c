@@ -4,6 +4,7 @@
  * kad_msg.h and docs/protocols/kad.md.
  */
 #include "kad_msg.h"
+#include "gni_pb.h"
 
 #include "golemnet/err.h"
 #include "golemnet/log.h"
@@ -347,26 +348,6 @@ static int scan(const uint8_t *in, size_t len, const gni_kad_limits *l, const ch
     return r;
 }
 
-/* ---- protobuf-c allocator through the library hooks ---- */
-
-typedef struct pb_alloc_state {
-    bool oom;
-} pb_alloc_state;
-
-static void *pb_alloc(void *ud, size_t len)
-{
-    void *p = gn_malloc(len ? len : 1);
-    if (!p) {
-        ((pb_alloc_state *)ud)->oom = true;
-    }
-    return p;
-}
-
-static void pb_free(void *ud, void *p)
-{
-    (void)ud;
-    gn_free(p);
-}
 
 /* ---- decode ---- */
 
@@ -501,19 +482,19 @@ int gni_kad_msg_decode(const uint8_t *in, size_t len, const gni_kad_limits *lim,
     if (rc < 0) {
         return rc;
     }
-    pb_alloc_state st = {false};
-    ProtobufCAllocator alloc = {pb_alloc, pb_free, &st};
+    gni_pb_alloc pa;
+    gni_pb_alloc_init(&pa);
     static const uint8_t empty[1] = {0};
-    Gnpb__Kad__Message *pb = gnpb__kad__message__unpack(&alloc, len, len ? in : empty);
+    Gnpb__Kad__Message *pb = gnpb__kad__message__unpack(&pa.a, len, len ? in : empty);
     if (!pb) {
-        if (st.oom) {
+        if (pa.oom) {
             return GN_ENOMEM;
         }
         set_why(why, "malformed protobuf");
         return GN_EBADFRAME;
     }
     rc = take_fields(out, pb, &l, why);
-    gnpb__kad__message__free_unpacked(pb, &alloc);
+    gnpb__kad__message__free_unpacked(pb, &pa.a);
     if (rc < 0) {
         gni_kad_msg_fini(out);
     }

@@ -670,8 +670,8 @@ def progress_only_on_a_terminal():
         text = err.decode(errors="replace")
         updates = text.count("\rgolemnet: echo ")
         assert updates >= 1 and "checked (" in text, text[-300:]
-        # at most a few times a second
-        assert updates <= took * 4 + 1, (updates, took)
+        # at most a few times a second (the first at once)
+        assert updates <= took * 4 + 2, (updates, took)
         assert text.endswith("\r\x1b[K") or "\r\x1b[K" in text, text[-200:]  # erased
         rc, out, err = run_on_pty("perf", addr, "--upload-bytes", "200M")
         assert rc == 0, (rc, err)

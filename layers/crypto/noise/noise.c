@@ -4,6 +4,7 @@
  * See noise.h for the contract. All primitives are libsodium's.
  */
 #include "noise.h"
+#include "gni_pb.h"
 
 #include "gni.h"
 #include "noise.pb-c.h"
@@ -1090,20 +1091,6 @@ struct gn_noise_xx {
     uint8_t hash[GN_NOISE_HASHLEN];
 };
 
-/* protobuf-c allocations go through gn_malloc; *ud records an out-of-memory failure. */
-static void *xx_pb_alloc(void *ud, size_t size)
-{
-    void *p = gn_malloc(size);
-    if (!p)
-        *(bool *)ud = true;
-    return p;
-}
-
-static void xx_pb_free(void *ud, void *ptr)
-{
-    (void)ud;
-    gn_free(ptr);
-}
 
 static int xx_fail(gn_noise_xx *x, int err)
 {
@@ -1229,11 +1216,11 @@ static void xx_pick_muxer(gn_noise_xx *x, char **remote, size_t n_remote)
 /* Checks the peer's NoiseHandshakePayload (libp2p noise "The libp2p Handshake Payload"). */
 static int xx_verify_payload(gn_noise_xx *x, const uint8_t *pl, size_t len)
 {
-    bool oom = false;
-    ProtobufCAllocator alloc = {xx_pb_alloc, xx_pb_free, &oom};
-    Gnpb__NoiseHandshakePayload *m = gnpb__noise_handshake_payload__unpack(&alloc, len, pl);
+    gni_pb_alloc pa;
+    gni_pb_alloc_init(&pa);
+    Gnpb__NoiseHandshakePayload *m = gnpb__noise_handshake_payload__unpack(&pa.a, len, pl);
     if (!m)
-        return oom ? GN_ENOMEM : GN_EPROTO;
+        return pa.oom ? GN_ENOMEM : GN_EPROTO;
     int rc;
     gn_key_type type;
     uint8_t pub[GN_ED25519_PUBLICKEYBYTES], rs[GN_NOISE_DHLEN];
@@ -1281,7 +1268,7 @@ static int xx_verify_payload(gn_noise_xx *x, const uint8_t *pl, size_t len)
         x->muxer[0] = '\0';
     rc = 0;
 out:
-    gnpb__noise_handshake_payload__free_unpacked(m, &alloc);
+    gnpb__noise_handshake_payload__free_unpacked(m, &pa.a);
     return rc;
 }
 
