@@ -15,7 +15,10 @@
 #ifndef GN_FAILALLOC_H
 #define GN_FAILALLOC_H
 
+#include "golemnet/err.h"
 #include "golemnet/log.h"
+
+#include "gn_test.h"
 
 #include <stdlib.h>
 
@@ -65,6 +68,34 @@ static inline void fa_reset(size_t fail_at)
     fa_count = 0;
     fa_fail_at = fail_at;
     fa_live = 0;
+}
+
+/*
+ * Runs @scenario with the k-th allocation failing, k = 0, 1, ... (at most
+ * @max_k runs) until a run needs no more than k allocations. Each run must
+ * leave nothing allocated and return GN_ENOMEM (an allocation failed) or 0
+ * (the last run). Returns the number of runs that failed; CHECKs the rest.
+ */
+static inline size_t fa_every_k(int (*scenario)(void), size_t max_k)
+{
+    bool completed = false;
+    size_t failures = 0;
+    for (size_t k = 0; k < max_k && !completed; k++) {
+        gn_set_allocator(&fa_allocator);
+        fa_reset(k);
+        int err = scenario();
+        gn_set_allocator(NULL);
+        CHECK_EQ(fa_live, 0);
+        if (fa_count <= k) {
+            CHECK_EQ(err, 0);
+            completed = true;
+        } else {
+            CHECK_EQ(err, GN_ENOMEM);
+            failures++;
+        }
+    }
+    CHECK(completed);
+    return failures;
 }
 
 #endif /* GN_FAILALLOC_H */

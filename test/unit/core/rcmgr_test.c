@@ -1118,23 +1118,7 @@ static int fa_scenario(void)
 
 GN_TEST(allocation_failure_every_k)
 {
-    bool completed = false;
-    size_t failures = 0;
-    for (size_t k = 0; k < 500 && !completed; k++) {
-        gn_set_allocator(&fa_allocator);
-        fa_reset(k);
-        int err = fa_scenario();
-        gn_set_allocator(NULL);
-        CHECK_EQ(fa_live, 0);
-        if (fa_count <= k) {
-            CHECK_EQ(err, 0);
-            completed = true;
-        } else {
-            CHECK_EQ(err, GN_ENOMEM);
-            failures++;
-        }
-    }
-    CHECK(completed);
+    size_t failures = fa_every_k(fa_scenario, 500);
     CHECK(failures > 40);
 }
 
