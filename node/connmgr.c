@@ -152,13 +152,13 @@ static uint32_t count_peer(gn_node *n, const gn_peer_id *peer, const gn_channel 
     return k;
 }
 
-static uint32_t count_live(gn_node *n)
+/* Channels not closing (@open_only: only those open). */
+static uint32_t count_channels(gn_node *n, bool open_only)
 {
     uint32_t k = 0;
     for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
-        if (GNI_CONTAINER_OF(e, gn_channel, link)->phase < PH_CLOSING) {
-            k++;
-        }
+        ch_phase ph = GNI_CONTAINER_OF(e, gn_channel, link)->phase;
+        k += open_only ? ph == PH_OPEN : ph < PH_CLOSING;
     }
     return k;
 }
@@ -303,7 +303,8 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         gn_multiaddr_free(ma);
         return;
     }
-    if (count_live(n) >= n->max_conns || (has_peer && count_peer(n, &peer, NULL) >= n->max_per_peer)) {
+    if (count_channels(n, false) >= n->max_conns ||
+        (has_peer && count_peer(n, &peer, NULL) >= n->max_per_peer)) {
         rc = GN_ELIMIT;
         goto fail;
     }
@@ -422,7 +423,7 @@ void gni_node_accept(gn_node *n, gn_transport *t, gn_stream *conn)
                 rc = gn_rcmgr_open_conn(n->rm, GN_RCMGR_INBOUND, iplen > 0, ip, iplen, &rcc);
             }
         }
-        if (rc == 0 && count_live(n) >= n->max_conns) {
+        if (rc == 0 && count_channels(n, false) >= n->max_conns) {
             gn_rcmgr_conn_done(rcc); /* channels without a span still count */
             rcc = NULL;
             rc = GN_ELIMIT;
@@ -505,15 +506,6 @@ static int cm_trim(gn_node *n, uint32_t want, gn_time now)
     n->trimmed += (uint64_t)closed;
     gn_free(c);
     return closed;
-}
-
-static uint32_t count_open(gn_node *n)
-{
-    uint32_t k = 0;
-    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
-        k += GNI_CONTAINER_OF(e, gn_channel, link)->phase == PH_OPEN;
-    }
-    return k;
 }
 
 void gni_connmgr_configure(gn_node *n, int opt, uint64_t value)
@@ -602,7 +594,7 @@ static void cm_idle_tick(gn_timer *t, void *arg)
     }
     gn_time now = gn_loop_now(n->loop);
     if (n->conn_high > 0) {
-        uint32_t open = count_open(n);
+        uint32_t open = count_channels(n, true);
         if (open > n->conn_high) {
             /* a low mark at or above the high one acts as the high one */
             cm_trim(n, open - GNI_MIN(n->conn_low, n->conn_high), now);

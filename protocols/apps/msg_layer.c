@@ -532,29 +532,11 @@ static int msg_ms_option(msg_svc *sv, const char *key, gn_time def, gn_time *out
     return 0;
 }
 
-/* msg.stall_timeout_ms: 0 (no timeout) to 86400000; default 30 s. */
-static int msg_stall_option(msg_svc *sv)
-{
-    const char *v = gn_host_option(sv->host, "msg", "stall_timeout_ms", 0);
-    sv->stall_timeout = GNI_MSG_STALL_TIMEOUT;
-    if (!v) {
-        return 0;
-    }
-    char *end;
-    unsigned long long ms = strtoull(v, &end, 10);
-    if (*v < '0' || *v > '9' || *end || ms > 24ull * 3600 * 1000) {
-        GN_LOG(GN_LOG_ERR, MSG_LOG, "msg.stall_timeout_ms=%s: want milliseconds, 0 to 86400000",
-               v);
-        return GN_EINVAL;
-    }
-    sv->stall_timeout = (gn_time)ms * GN_MS;
-    return 0;
-}
-
 static int msg_start(gn_protocol *p)
 {
     msg_svc *sv = p->state;
-    int rc = msg_stall_option(sv);
+    /* msg.stall_timeout_ms (default 30 s), msg.writer_idle_ms (60 s); 0: never */
+    int rc = msg_ms_option(sv, "stall_timeout_ms", GNI_MSG_STALL_TIMEOUT, &sv->stall_timeout);
     if (rc == 0) {
         rc = msg_ms_option(sv, "writer_idle_ms", GNI_MSG_WRITER_IDLE, &sv->writer_idle);
     }
