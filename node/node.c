@@ -56,7 +56,7 @@ static int dup_opt(const char *s, char **out)
 }
 
 /* Creates the component instances; loop thread. Idempotent. */
-static int node_make_instances(gn_node *n)
+int gni_node_make_instances(gn_node *n)
 {
     if (atomic_load(&n->instances_ready)) {
         return 0;
@@ -388,7 +388,7 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
         n->own_loop = true;
     }
     gn_timer_init(n->loop, &n->idle_timer);
-    if (gn_loop_on_thread(n->loop) && (rc = node_make_instances(n)) < 0) {
+    if (gn_loop_on_thread(n->loop) && (rc = gni_node_make_instances(n)) < 0) {
         node_free_instances(n);
         goto out;
     }
@@ -1044,7 +1044,7 @@ static void node_close_cmd_run(gn_loop *loop, void *arg)
         }
     }
     if (atomic_load(&n->close_req) && !n->closing) {
-        (void)node_make_instances(n);
+        (void)gni_node_make_instances(n);
         node_close_run(n, n->req_close_cb, n->req_close_arg);
     }
 }
@@ -1644,7 +1644,7 @@ static void cmd_run(gn_loop *loop, void *arg)
     (void)loop;
     node_cmd *c = arg;
     gn_node *n = c->n;
-    int rc = node_make_instances(n);
+    int rc = gni_node_make_instances(n);
     switch (c->kind) {
     case CMD_START:
         if (rc == 0 && !n->closing && gni_host_start_components(n) == 0) {

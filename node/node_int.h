@@ -337,6 +337,8 @@ bool gni_node_try_message(gn_node *n, const gn_node_event *ev);
 void gni_node_msg_blocked(gn_node *n);
 void gni_node_event_init(gn_node_event *ev, gn_node_event_type type);
 int gni_node_post(gn_node *n, gn_loop_fn fn, void *arg);
+/* Creates the component instances once (loop thread); idempotent. */
+int gni_node_make_instances(gn_node *n);
 const handler_ent *gni_node_find_handler(gn_node *n, const char *id);
 /* All protocol ids the node answers on inbound streams; returns the count. */
 size_t gni_node_protocols(gn_node *n, const char **ids, size_t max);

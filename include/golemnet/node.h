@@ -35,6 +35,7 @@
 #include "golemnet/loop.h"
 #include "golemnet/mux.h"
 #include "golemnet/registry.h"
+#include "golemnet/router.h"
 #include "golemnet/stream.h"
 #include "golemnet/transport.h"
 
@@ -359,6 +360,98 @@ GN_API void gn_node_close(gn_node *n, gn_node_close_cb cb, void *arg);
  * Since: 0.1
  */
 GN_API void gn_node_free(gn_node *n);
+
+/* ---- the DHT: values, providers, peers (docs/routing-kad.md) ---- */
+
+/*
+ * These ask the node's DHT router (the first router that has the entry:
+ * the built-in one is "kad", /ipfs/kad/1.0.0) through the host
+ * (gn_host_get_value() and the others, golemnet/router.h). Any thread: the
+ * arguments are copied and the request runs on the loop; @cb runs there
+ * exactly once when the call returned 0, never from inside the call.
+ * Immediate errors (then @cb never runs): GN_EINVAL (NULL @n or @cb, an
+ * empty key or one longer than GN_NODE_DHT_KEY_MAX, a value longer than
+ * GN_NODE_DHT_VALUE_MAX), GN_ENOMEM, GN_EAGAIN (the loop's command queue
+ * is full), GN_ECLOSED. Errors through @cb: GN_ESTATE (the node is not
+ * started), GN_ECLOSED (closing), GN_ENOTSUP (no router is a DHT), the
+ * router's refusal (GN_ELIMIT: too many queries), then each call's own.
+ * Spec: libp2p/specs kad-dht/README.md. Since: 0.3
+ */
+
+/** Longest DHT key the node's calls accept, bytes. */
+#define GN_NODE_DHT_KEY_MAX 1024u
+/** Longest value gn_node_dht_put() accepts, bytes (the kad store's default record bound). */
+#define GN_NODE_DHT_VALUE_MAX (64u * 1024u)
+
+/** A DHT call's outcome; everything is borrowed for the callback. */
+typedef struct gn_node_dht_result {
+    int status;
+    /** get: the record's value (status 0). */
+    gn_slice value;
+    /**
+     * find_peer: the peer and its addresses (one entry); find_providers:
+     * the providers found; closest_peers: the closest peers, closest first.
+     * With GN_ETIMEDOUT, what was found before the time ran out.
+     */
+    const gn_router_peer *peers;
+    size_t npeers;
+} gn_node_dht_result;
+
+/** DHT completion (loop thread). */
+typedef void (*gn_node_dht_cb)(void *arg, const gn_node_dht_result *res);
+
+/**
+ * Finds @peer's addresses: the peer store, then the routers in order (the
+ * same path a dial to a bare /p2p/<id> takes). @cb: 0 with one peer,
+ * GN_ENOROUTE (no router found it), GN_ETIMEDOUT, GN_ECANCELED.
+ */
+GN_API int gn_node_dht_find_peer(gn_node *n, const gn_peer_id *peer, gn_node_dht_cb cb,
+                                 void *arg);
+/**
+ * Gets the best valid record stored under @key (@key_len bytes, "/<ns>/...").
+ * @cb: 0 with the value, GN_ENOTFOUND (no peer had a valid one),
+ * GN_ENOROUTE (no peer to ask and none stored here), GN_ETIMEDOUT.
+ */
+GN_API int gn_node_dht_get(gn_node *n, const uint8_t *key, size_t key_len, gn_node_dht_cb cb,
+                           void *arg);
+/**
+ * Puts @value (@value_len bytes) under @key here and at the k peers
+ * closest to it. @cb: 0 (at least one peer stored it), GN_ENOROUTE (kept
+ * here only: no peer to send it to), GN_EINVAL (the namespace's validator
+ * refused it), GN_ENOTSUP (no validator for the key's namespace),
+ * GN_ELIMIT (the local store is full), GN_ETIMEDOUT.
+ */
+GN_API int gn_node_dht_put(gn_node *n, const uint8_t *key, size_t key_len, const uint8_t *value,
+                           size_t value_len, gn_node_dht_cb cb, void *arg);
+/**
+ * Announces this node as a provider of @key (a multihash, e.g. a CID's)
+ * to the k peers closest to it; republished while the node runs.
+ * @cb: 0, GN_ENOROUTE (recorded here only), GN_ELIMIT, GN_ETIMEDOUT.
+ */
+GN_API int gn_node_dht_provide(gn_node *n, const uint8_t *key, size_t key_len,
+                               gn_node_dht_cb cb, void *arg);
+/**
+ * Finds up to @max (>= 1) providers of @key. @cb: 0 with the providers
+ * (none: nobody provides it), GN_ENOROUTE, GN_ETIMEDOUT (with those found).
+ */
+GN_API int gn_node_dht_find_providers(gn_node *n, const uint8_t *key, size_t key_len,
+                                      size_t max, gn_node_dht_cb cb, void *arg);
+/**
+ * Finds the k peers closest to @key (any bytes; for a peer, its ID's
+ * bytes). @cb: 0 with the peers, GN_ENOROUTE, GN_ETIMEDOUT (with those found).
+ */
+GN_API int gn_node_dht_closest_peers(gn_node *n, const uint8_t *key, size_t key_len,
+                                     gn_node_dht_cb cb, void *arg);
+/**
+ * Registers a record validator for namespace @v->ns (shorter than 64
+ * bytes, no '/') with the DHT routers; allowed before gn_node_start() so
+ * that no record of the namespace is refused in between. @v is copied; its
+ * functions and arg must outlive the node. @cb: 0, GN_ENOTSUP (no router
+ * takes validators), GN_ELIMIT (too many namespaces). The built-in "pk"
+ * namespace needs none (docs/routing-kad.md).
+ */
+GN_API int gn_node_dht_set_validator(gn_node *n, const gn_router_validator *v,
+                                     gn_node_dht_cb cb, void *arg);
 
 /* ---- events ---- */
 

@@ -6,10 +6,17 @@
  * (`routers`), starts and stops it with the node, and asks the routers in
  * order when a dial names only a peer ID (gn_host_find_peer()).
  *
+ * A router that is also a DHT (the Kademlia router, "kad") implements the
+ * optional value, provider and closest-peer entries; the host asks the
+ * first router that has an entry (gn_host_get_value() and the others
+ * below), and the node offers them to applications as gn_node_dht_*().
+ *
  * Thread context: every entry runs on the host's loop thread. Results are
  * delivered on the loop thread, never from inside the call that asked.
- * Spec: docs/architecture.md "Layer kinds".
- * Since: 0.1 (host, start/stop and the gn_op handle: 0.2)
+ * Spec: docs/architecture.md "Layer kinds"; libp2p/specs
+ * kad-dht/README.md for the DHT entries (docs/routing-kad.md).
+ * Since: 0.1 (host, start/stop and the gn_op handle: 0.2; the DHT
+ * entries: 0.3)
  */
 #ifndef GOLEMNET_ROUTER_H
 #define GOLEMNET_ROUTER_H
@@ -22,7 +29,7 @@
 GN_BEGIN_DECLS
 
 /** ABI version: (kind << 16) | revision, so a table of another kind never passes. */
-#define GN_ROUTER_ABI 0x50002u
+#define GN_ROUTER_ABI 0x50003u
 
 typedef struct gn_router gn_router;
 typedef struct gn_router_ops gn_router_ops;
@@ -42,10 +49,53 @@ struct gn_router {
  */
 typedef void (*gn_router_peer_cb)(void *arg, int status, const gn_peer_id *peer,
                                   gn_multiaddr *const *addrs, size_t naddrs);
-/** get_value result: @status 0 with @value borrowed, or an error. */
+/**
+ * get_value result: @status 0 with @value (borrowed for the call), or
+ * GN_ENOTFOUND (no peer had a valid record), GN_ENOROUTE (no peer to ask),
+ * GN_ETIMEDOUT, GN_ECANCELED. Exactly once per accepted query. Since: 0.3
+ */
 typedef void (*gn_router_value_cb)(void *arg, int status, gn_slice value);
-/** put_value / provide completion. */
+/**
+ * put_value / provide completion: 0 (stored locally and by at least one of
+ * the closest peers), GN_ENOROUTE (no peer to send it to: kept locally
+ * only), GN_ETIMEDOUT, GN_ECANCELED, or the refusal of the local store
+ * (GN_EINVAL: the record does not validate; GN_ENOTSUP: no validator for
+ * its namespace; GN_ELIMIT: the store is full). Since: 0.3
+ */
 typedef void (*gn_router_done_cb)(void *arg, int status);
+
+/** A peer in a DHT answer; everything is borrowed for the callback. Since: 0.3 */
+typedef struct gn_router_peer {
+    gn_peer_id id;
+    gn_multiaddr *const *addrs; /* its known addresses, @naddrs of them */
+    size_t naddrs;
+} gn_router_peer;
+
+/**
+ * find_providers / closest_peers result: @status 0 with @n peers (borrowed
+ * for the call; closest_peers: closest first), or GN_ENOROUTE (no peer to
+ * ask), GN_ETIMEDOUT (the query's time ran out; @n peers found so far),
+ * GN_ECANCELED. find_providers answers 0 with @n 0 when nobody provides
+ * the key. Exactly once per accepted query. Since: 0.3
+ */
+typedef void (*gn_router_peers_cb)(void *arg, int status, const gn_router_peer *peers, size_t n);
+
+/**
+ * A record validator for one key namespace (keys "/<ns>/..."), what the
+ * DHT checks every record against before storing or returning it.
+ * validate: 0 when @value is a valid record for @key, else a negative
+ *   gn_err (GN_EINVAL for a bad record). Required.
+ * select: of @n (>= 1) valid values for @key, the index of the best (the
+ *   one kept and returned). NULL: the first (all valid values are equal).
+ * Both run on the loop thread and must not block. @arg is theirs.
+ * Spec: libp2p/specs kad-dht/README.md "Entry validation". Since: 0.3
+ */
+typedef struct gn_router_validator {
+    const char *ns; /* the namespace, without slashes: "pk", "ipns", "test" */
+    int (*validate)(void *arg, gn_slice key, gn_slice value);
+    size_t (*select)(void *arg, gn_slice key, const gn_slice *values, size_t n);
+    void *arg;
+} gn_router_validator;
 
 struct gn_router_ops {
     GN_LAYER_OPS_HEADER;
@@ -62,10 +112,37 @@ struct gn_router_ops {
      */
     int (*find_peer)(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb, void *arg,
                      gn_op **op);
-    /** Optional (GN_ENOTSUP). Key and value are copied. */
+    /*
+     * The DHT entries, each optional (NULL: the router is not a DHT). They
+     * copy what they are given and answer as find_peer does: 0 and the
+     * callback exactly once, never from inside the call, with *@op the
+     * cancellation handle (a cancelled query answers GN_ECANCELED); a
+     * negative gn_err means the callback will not run: GN_EINVAL (an empty
+     * key or one longer than the router takes), GN_ELIMIT (too many
+     * queries running), GN_ESTATE (stopped). Keys are the DHT keys as on
+     * the wire: "/<ns>/..." for records, a multihash (a CID's) for
+     * providers, any bytes for closest_peers. Since: 0.3
+     */
+    /** Stores @value under @key locally and at the peers closest to @key. */
     int (*put_value)(gn_router *r, gn_slice key, gn_slice value, gn_router_done_cb cb,
-                     void *arg);
-    int (*get_value)(gn_router *r, gn_slice key, gn_router_value_cb cb, void *arg);
+                     void *arg, gn_op **op);
+    /** Finds the best valid record for @key (the local store counts). */
+    int (*get_value)(gn_router *r, gn_slice key, gn_router_value_cb cb, void *arg, gn_op **op);
+    /** Announces this node as a provider of @key to the peers closest to it. */
+    int (*provide)(gn_router *r, gn_slice key, gn_router_done_cb cb, void *arg, gn_op **op);
+    /** Finds up to @max (>= 1) providers of @key. */
+    int (*find_providers)(gn_router *r, gn_slice key, size_t max, gn_router_peers_cb cb,
+                          void *arg, gn_op **op);
+    /** Finds the peers closest to @key (the DHT's k). */
+    int (*closest_peers)(gn_router *r, gn_slice key, gn_router_peers_cb cb, void *arg,
+                         gn_op **op);
+    /**
+     * Registers (or replaces) the validator of @v->ns; @v is copied, its
+     * functions and arg must stay valid while the router lives. Errors:
+     * GN_EINVAL (empty namespace or NULL validate), GN_ELIMIT (too many
+     * namespaces), GN_ENOMEM.
+     */
+    int (*set_validator)(gn_router *r, const gn_router_validator *v);
     /**
      * Optional, for tests (the router conformance suite): writes into @out
      * (@out_len bytes, NUL-terminated) the node options that make an
@@ -98,6 +175,32 @@ GN_API void gn_router_stop(gn_router *r);
  */
 GN_API int gn_router_find_peer(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb,
                                void *arg, gn_op **op);
+
+/* ---- the host's DHT calls (implemented by the node; loop thread) ---- */
+
+/*
+ * Each asks the first of the node's routers that has the entry and returns
+ * its answer: 0 and the callback exactly once on a later loop turn, or a
+ * negative gn_err (the callback will not run): GN_ENOTSUP (no router is a
+ * DHT), GN_EINVAL (NULL @cb, a NULL key with a length, an empty key),
+ * GN_ECLOSED (the node is closing), or the router's refusal (see the ops
+ * above). *@op (may be NULL) receives the cancellation handle. Since: 0.3
+ */
+GN_API int gn_host_put_value(gn_host *h, gn_slice key, gn_slice value, gn_router_done_cb cb,
+                             void *arg, gn_op **op);
+GN_API int gn_host_get_value(gn_host *h, gn_slice key, gn_router_value_cb cb, void *arg,
+                             gn_op **op);
+GN_API int gn_host_provide(gn_host *h, gn_slice key, gn_router_done_cb cb, void *arg,
+                           gn_op **op);
+GN_API int gn_host_find_providers(gn_host *h, gn_slice key, size_t max, gn_router_peers_cb cb,
+                                  void *arg, gn_op **op);
+GN_API int gn_host_closest_peers(gn_host *h, gn_slice key, gn_router_peers_cb cb, void *arg,
+                                 gn_op **op);
+/**
+ * Registers @v with every router that takes validators. Errors: GN_ENOTSUP
+ * (none does), or the first router's refusal. Since: 0.3
+ */
+GN_API int gn_host_set_validator(gn_host *h, const gn_router_validator *v);
 
 GN_END_DECLS
 

@@ -265,7 +265,10 @@ GN_TEST(stop_cancels_pending_queries)
     CN_RUN_UNTIL(w.b.closed > 0 && hf.calls > 0, 10000);
     CN_RUN_FOR(20);
     CHECK_EQ(hf.calls, 1);
-    CHECK(hf.status == GN_ECANCELED || (known && hf.status == 0));
+    /* a router with nobody to ask (kad with an empty table) may have
+     * answered GN_ENOROUTE before the close */
+    CHECK(hf.status == GN_ECANCELED || (known && hf.status == 0) ||
+          (!known && hf.status == GN_ENOROUTE));
     world_down(&w, true);
 }
 

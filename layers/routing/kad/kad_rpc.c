@@ -1,0 +1,442 @@
+/* Kademlia RPC over streams: see kad_rpc.h. */
+#include "kad_rpc.h"
+
+#include "golemnet/loop.h"
+#include "gni.h"
+
+#include <string.h>
+
+#define RPC_LOG "kad"
+
+/* ---- requests ---- */
+
+struct gni_kad_rpc {
+    gn_host *h;
+    gn_peer_id peer;
+    gn_op *open_op;        /* the stream open in flight */
+    gn_stream *s;          /* once open */
+    gn_timer timer;
+    uint8_t *frame;        /* the encoded request */
+    size_t frame_len;
+    bool want_reply;
+    bool done;             /* the outcome is decided (or cancelled) */
+    bool closed;           /* no stream, or its close callback ran */
+    unsigned writes;       /* write completions still to come */
+    gni_kad_decoder dec;
+    gni_kad_rpc_cb cb;
+    void *arg;
+};
+
+static void rpc_maybe_free(gni_kad_rpc *r)
+{
+    if (r->done && r->closed && r->writes == 0 && !r->open_op) {
+        gni_kad_decoder_fini(&r->dec);
+        gn_free(r->frame);
+        gn_free(r);
+    }
+}
+
+static void rpc_closed(gn_stream *s, void *arg)
+{
+    (void)s;
+    gni_kad_rpc *r = arg;
+    r->closed = true;
+    rpc_maybe_free(r);
+}
+
+/* Ends the exchange once: the callback (unless cancelled), then the stream. */
+static void rpc_finish(gni_kad_rpc *r, int status, gni_kad_msg *resp, bool cancelled)
+{
+    if (r->done) {
+        return;
+    }
+    r->done = true;
+    gn_timer_stop(&r->timer);
+    if (!cancelled && r->cb) {
+        r->cb(r->arg, status, resp);
+    }
+    if (r->s) {
+        gn_stream *s = r->s;
+        r->s = NULL;
+        gn_stream_set_handler(s, NULL, NULL);
+        if (status < 0 || cancelled) {
+            gn_stream_reset(s, rpc_closed, r);
+        } else {
+            gn_stream_close(s, rpc_closed, r);
+        }
+    } else if (r->open_op) {
+        gn_op_cancel(r->open_op); /* rpc_opened follows with GN_ECANCELED */
+    }
+    rpc_maybe_free(r);
+}
+
+static void rpc_timeout(gn_timer *t, void *arg)
+{
+    (void)t;
+    rpc_finish(arg, GN_ETIMEDOUT, NULL, false);
+}
+
+static void rpc_on_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
+{
+    (void)s;
+    gni_kad_rpc *r = ud;
+    while (!r->done && len > 0) {
+        size_t used = 0;
+        gni_kad_msg m;
+        gni_kad_msg_init(&m);
+        const char *why = NULL;
+        int rc = gni_kad_decode(&r->dec, data, len, &used, &m, &why);
+        if (rc < 0) {
+            char pid[GN_PEER_ID_MAX_STRLEN];
+            gn_peer_id_to_string(&r->peer, pid, sizeof pid);
+            GN_LOG(GN_LOG_INFO, RPC_LOG, "bad reply from %s: %s (%s)", pid, gn_err_name(rc),
+                   why ? why : "?");
+            rpc_finish(r, rc, NULL, false);
+            return;
+        }
+        if (rc == 1) {
+            rpc_finish(r, 0, &m, false);
+            gni_kad_msg_fini(&m);
+            return;
+        }
+        data += used;
+        len -= used;
+        if (used == 0) {
+            break;
+        }
+    }
+}
+
+static void rpc_on_eof(gn_stream *s, void *ud)
+{
+    (void)s;
+    rpc_finish(ud, GN_EEOF, NULL, false);
+}
+
+static void rpc_on_error(gn_stream *s, void *ud, int err)
+{
+    (void)s;
+    rpc_finish(ud, err, NULL, false);
+}
+
+static const gn_stream_handler rpc_handler = {rpc_on_data, rpc_on_eof, rpc_on_error, NULL};
+
+static void rpc_written(void *arg, int status)
+{
+    gni_kad_rpc *r = arg;
+    r->writes--;
+    if (status < 0) {
+        rpc_finish(r, status, NULL, false);
+    } else if (!r->want_reply) {
+        rpc_finish(r, 0, NULL, false);
+    }
+    rpc_maybe_free(r);
+}
+
+static void rpc_opened(void *arg, int status, gn_channel *ch, gn_stream *s)
+{
+    (void)ch;
+    gni_kad_rpc *r = arg;
+    r->open_op = NULL;
+    if (r->done) {
+        if (status == 0 && s) {
+            gn_stream_reset(s, NULL, NULL);
+        }
+        rpc_maybe_free(r);
+        return;
+    }
+    if (status < 0) {
+        rpc_finish(r, status, NULL, false);
+        return;
+    }
+    r->s = s;
+    r->closed = false;
+    gn_stream_set_handler(s, &rpc_handler, r);
+    gn_slice iov = gn_slice_of(r->frame, r->frame_len);
+    int rc = gn_stream_write(s, &iov, 1, rpc_written, r);
+    if (rc < 0) {
+        rpc_finish(r, rc, NULL, false);
+        return;
+    }
+    r->writes++;
+    if (r->want_reply) {
+        gn_stream_read_start(s);
+    }
+}
+
+int gni_kad_rpc_send(gn_host *h, const char *protocol_id, const gn_peer_id *peer,
+                     const gni_kad_msg *req, bool want_reply, const gni_kad_limits *lim,
+                     gn_time timeout, gni_kad_rpc_cb cb, void *arg, gni_kad_rpc **out)
+{
+    if (out) {
+        *out = NULL;
+    }
+    if (!h || !protocol_id || !peer || !req || !cb || timeout == 0) {
+        return GN_EINVAL;
+    }
+    long n = gni_kad_msg_frame_len(req, lim);
+    if (n < 0) {
+        return (int)n;
+    }
+    gni_kad_rpc *r = gn_calloc(1, sizeof *r);
+    if (!r || !(r->frame = gn_malloc((size_t)n))) {
+        gn_free(r);
+        return GN_ENOMEM;
+    }
+    long w = gni_kad_msg_encode(req, lim, r->frame, (size_t)n);
+    int rc = w < 0 ? (int)w : gni_kad_decoder_init(&r->dec, lim);
+    if (rc < 0) {
+        gn_free(r->frame);
+        gn_free(r);
+        return rc;
+    }
+    r->frame_len = (size_t)w;
+    r->h = h;
+    r->peer = *peer;
+    r->want_reply = want_reply;
+    r->cb = cb;
+    r->arg = arg;
+    r->closed = true;
+    gn_timer_init(gn_host_loop(h), &r->timer);
+    if ((rc = gn_host_new_stream(h, peer, protocol_id, rpc_opened, r, &r->open_op)) < 0) {
+        gni_kad_decoder_fini(&r->dec);
+        gn_free(r->frame);
+        gn_free(r);
+        return rc;
+    }
+    if (gn_timer_start(&r->timer, timeout, rpc_timeout, r) < 0) {
+        GN_LOG(GN_LOG_WARNING, RPC_LOG, "no timer for a request");
+    }
+    if (out) {
+        *out = r;
+    }
+    return 0;
+}
+
+void gni_kad_rpc_cancel(gni_kad_rpc *r)
+{
+    if (r) {
+        rpc_finish(r, GN_ECANCELED, NULL, true);
+    }
+}
+
+/* ---- serving ---- */
+
+struct gni_kad_srv {
+    gn_stream *s;
+    gn_peer_id peer;
+    gn_timer idle_timer;
+    gn_time idle;
+    gni_kad_decoder dec;
+    gni_kad_limits lim;
+    uint8_t *out;          /* the reply being written */
+    bool writing;
+    bool eof;              /* the peer half-closed: end after the write */
+    bool done;
+    bool closed;
+    gni_kad_serve_fn fn;
+    gni_kad_serve_end_fn end;
+    void *arg;
+};
+
+static void srv_maybe_free(gni_kad_srv *sv)
+{
+    if (sv->done && sv->closed && !sv->writing) {
+        gni_kad_decoder_fini(&sv->dec);
+        gn_free(sv->out);
+        gn_free(sv);
+    }
+}
+
+static void srv_closed(gn_stream *s, void *arg)
+{
+    (void)s;
+    gni_kad_srv *sv = arg;
+    sv->closed = true;
+    srv_maybe_free(sv);
+}
+
+static void srv_finish(gni_kad_srv *sv, int status, bool notify)
+{
+    if (sv->done) {
+        return;
+    }
+    sv->done = true;
+    gn_timer_stop(&sv->idle_timer);
+    gn_stream_set_handler(sv->s, NULL, NULL);
+    if (status < 0) {
+        gn_stream_reset(sv->s, srv_closed, sv);
+    } else {
+        gn_stream_close(sv->s, srv_closed, sv);
+    }
+    if (notify && sv->end) {
+        sv->end(sv->arg, &sv->peer, status);
+    }
+    srv_maybe_free(sv);
+}
+
+static void srv_idle(gn_timer *t, void *arg)
+{
+    (void)t;
+    srv_finish(arg, 0, true);
+}
+
+static void srv_arm(gni_kad_srv *sv)
+{
+    if (gn_timer_start(&sv->idle_timer, sv->idle, srv_idle, sv) < 0) {
+        GN_LOG(GN_LOG_WARNING, RPC_LOG, "no idle timer for a served stream");
+    }
+}
+
+static void srv_written(void *arg, int status)
+{
+    gni_kad_srv *sv = arg;
+    sv->writing = false;
+    gn_free(sv->out);
+    sv->out = NULL;
+    if (sv->done) {
+        srv_maybe_free(sv);
+        return;
+    }
+    if (status < 0) {
+        srv_finish(sv, status, true);
+    } else if (sv->eof) {
+        srv_finish(sv, 0, true);
+    } else {
+        srv_arm(sv);
+        gn_stream_read_start(sv->s);
+    }
+}
+
+/* Answers one request; returns 0 to go on reading, else the stream ended. */
+static int srv_request(gni_kad_srv *sv, const gni_kad_msg *req)
+{
+    gni_kad_msg resp;
+    gni_kad_msg_init(&resp);
+    int rc = sv->fn(sv->arg, &sv->peer, req, &resp);
+    if (rc <= 0) {
+        gni_kad_msg_fini(&resp);
+        if (rc < 0) {
+            srv_finish(sv, rc, true);
+        }
+        return rc;
+    }
+    long n = gni_kad_msg_frame_len(&resp, &sv->lim);
+    if (n < 0 || !(sv->out = gn_malloc((size_t)n))) {
+        gni_kad_msg_fini(&resp);
+        srv_finish(sv, n < 0 ? (int)n : GN_ENOMEM, true);
+        return -1;
+    }
+    long w = gni_kad_msg_encode(&resp, &sv->lim, sv->out, (size_t)n);
+    gni_kad_msg_fini(&resp);
+    gn_slice iov = gn_slice_of(sv->out, w > 0 ? (size_t)w : 0);
+    rc = w < 0 ? (int)w : gn_stream_write(sv->s, &iov, 1, srv_written, sv);
+    if (rc < 0) {
+        srv_finish(sv, rc, true);
+        return rc;
+    }
+    sv->writing = true;
+    gn_timer_stop(&sv->idle_timer);
+    gn_stream_read_stop(sv->s); /* one request at a time */
+    return 1;
+}
+
+static void srv_on_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
+{
+    gni_kad_srv *sv = ud;
+    while (!sv->done && !sv->writing && len > 0) {
+        size_t used = 0;
+        gni_kad_msg m;
+        gni_kad_msg_init(&m);
+        const char *why = NULL;
+        int rc = gni_kad_decode(&sv->dec, data, len, &used, &m, &why);
+        if (rc < 0) {
+            char pid[GN_PEER_ID_MAX_STRLEN];
+            gn_peer_id_to_string(&sv->peer, pid, sizeof pid);
+            GN_LOG(GN_LOG_INFO, RPC_LOG, "bad request from %s: %s (%s); stream reset", pid,
+                   gn_err_name(rc), why ? why : "?");
+            srv_finish(sv, rc, true);
+            return;
+        }
+        data += used;
+        len -= used;
+        if (rc == 0) {
+            break;
+        }
+        rc = srv_request(sv, &m);
+        gni_kad_msg_fini(&m);
+        if (rc < 0) {
+            return;
+        }
+    }
+    if (!sv->done && len > 0) {
+        /* a pipelined request behind the one being answered: keep it */
+        if (gn_stream_unread(s, data, len) < 0) {
+            srv_finish(sv, GN_ENOMEM, true);
+        }
+    }
+}
+
+static void srv_on_eof(gn_stream *s, void *ud)
+{
+    (void)s;
+    gni_kad_srv *sv = ud;
+    int rc = gni_kad_decode_eof(&sv->dec);
+    if (rc < 0) {
+        srv_finish(sv, rc, true);
+    } else if (sv->writing) {
+        sv->eof = true;
+    } else {
+        srv_finish(sv, 0, true);
+    }
+}
+
+static void srv_on_error(gn_stream *s, void *ud, int err)
+{
+    (void)s;
+    srv_finish(ud, err, true);
+}
+
+static const gn_stream_handler srv_handler = {srv_on_data, srv_on_eof, srv_on_error, NULL};
+
+int gni_kad_serve(gn_stream *s, const gn_peer_id *peer, const gni_kad_limits *lim, gn_time idle,
+                  gni_kad_serve_fn fn, gni_kad_serve_end_fn end, void *arg, gni_kad_srv **out)
+{
+    if (out) {
+        *out = NULL;
+    }
+    if (!s || !peer || !fn || idle == 0) {
+        return GN_EINVAL;
+    }
+    gni_kad_srv *sv = gn_calloc(1, sizeof *sv);
+    if (!sv) {
+        return GN_ENOMEM;
+    }
+    int rc = gni_kad_decoder_init(&sv->dec, lim);
+    if (rc < 0) {
+        gn_free(sv);
+        return rc;
+    }
+    sv->lim = sv->dec.lim;
+    sv->s = s;
+    sv->peer = *peer;
+    sv->idle = idle;
+    sv->fn = fn;
+    sv->end = end;
+    sv->arg = arg;
+    gn_timer_init(s->loop, &sv->idle_timer);
+    gn_stream_set_handler(s, &srv_handler, sv);
+    srv_arm(sv);
+    gn_stream_read_start(s);
+    if (out) {
+        *out = sv;
+    }
+    return 0;
+}
+
+void gni_kad_serve_abort(gni_kad_srv *sv)
+{
+    if (sv) {
+        srv_finish(sv, GN_ECANCELED, false);
+    }
+}
