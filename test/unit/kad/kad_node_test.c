@@ -427,6 +427,48 @@ GN_TEST(request_flood_is_rate_limited)
     net_down(&w);
 }
 
+typedef struct found_set {
+    gn_peer_id peers[16];
+    size_t n;
+} found_set;
+
+static void on_found(void *arg, const gn_host_event *ev)
+{
+    found_set *f = arg;
+    for (size_t i = 0; i < f->n; i++) {
+        if (gn_peer_id_equal(&f->peers[i], ev->peer)) {
+            return;
+        }
+    }
+    if (f->n < KT_LEN(f->peers)) {
+        f->peers[f->n++] = *ev->peer;
+    }
+}
+
+GN_TEST(random_walk_reports_peers_beyond_the_bootstrap_peer)
+{
+    net w;
+    net_up(&w, 4);
+    /* a fifth node that knows only node 0 and walks */
+    const char *opts[] = {"kad.mode=server", w.boot_opt, "kad.walk_first_ms=200"};
+    cn_node *x = &w.n[w.count++];
+    cn_up(x, 200, &(cn_opts){.routers = "kad", .discovery = "kad", .options = opts,
+                             .n_options = 3, .listen = lo, .n_listen = 1});
+    found_set f = {0};
+    gn_host_sub *sub = NULL;
+    CHECK_OK(gn_host_subscribe(gn_node_host(x->n), GN_HOST_EV_PEER_FOUND, on_found, &f, &sub));
+    CN_RUN_UNTIL(f.n >= 4, 10000);
+    for (size_t i = 0; i < 4; i++) {
+        bool hit = false;
+        for (size_t j = 0; j < f.n; j++) {
+            hit = hit || gn_peer_id_equal(&f.peers[j], &w.n[i].pid);
+        }
+        CHECK(hit);
+    }
+    gn_host_unsubscribe(sub);
+    net_down(&w);
+}
+
 int main(int argc, char **argv)
 {
     static const gn_test_case cases[] = {
@@ -437,6 +479,7 @@ int main(int argc, char **argv)
         GN_T(client_mode_does_not_advertise_and_is_not_added),
         GN_T(malformed_request_resets_only_its_stream),
         GN_T(request_flood_is_rate_limited),
+        GN_T(random_walk_reports_peers_beyond_the_bootstrap_peer),
     };
     return gn_test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
