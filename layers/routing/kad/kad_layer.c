@@ -36,6 +36,8 @@
 
 #define KAD_LOG "kad"
 #define KAD_ALPHA_MAX 16u
+/* Most disjoint lookup paths per query (kad.disjoint_paths). */
+#define KAD_PATHS_MAX 8u
 #define KAD_MAX_BOOTSTRAP 16u
 /* Peers tracked for inbound accounting (concurrent streams, rate). */
 #define KAD_INBOUND_PEERS 1024u
@@ -53,7 +55,7 @@ typedef enum kad_mode { MODE_AUTO = 0, MODE_SERVER, MODE_CLIENT } kad_mode;
 typedef struct kad_cfg {
     char proto[GN_PROTOCOL_ID_MAX];
     kad_mode mode;
-    size_t k, alpha, quorum, max_queries;
+    size_t k, alpha, quorum, max_queries, paths;
     size_t inbound_per_peer, max_inbound;
     uint32_t rate, burst; /* requests per second per peer, and the bucket size */
     gn_time request_timeout, query_timeout, refresh, republish;
@@ -71,8 +73,15 @@ typedef struct kad_call {
     kad_query *q;  /* NULL: a liveness check */
     kad_router *kr;
     gn_peer_id peer;
+    unsigned path; /* the lookup path that asked */
     gni_kad_rpc *rpc;
 } kad_call;
+
+/* A peer handed to one lookup path (disjoint paths: never to another). */
+typedef struct kad_claim {
+    gn_peer_id id;
+    unsigned path;
+} kad_claim;
 
 /* A provider found, with its addresses (copies). */
 typedef struct kad_found {
@@ -92,7 +101,10 @@ struct kad_query {
     uint8_t *value;    /* Q_PUT */
     size_t value_len;
     unsigned cpl;      /* Q_REFRESH */
-    gni_kad_lookup *lk;
+    gni_kad_lookup *lks[KAD_PATHS_MAX]; /* one lookup per disjoint path */
+    size_t npaths;
+    kad_claim *claims; /* npaths > 1: which path each peer belongs to */
+    size_t nclaims, claims_cap;
     gn_timer timer;    /* lookup ticks, then the deferred answer */
     gni_list calls;
     bool storing;      /* Q_PUT, Q_PROVIDE: the lookup ended, stores in flight */
@@ -227,6 +239,7 @@ static int load_options(kad_router *kr)
     NUM("k", GNI_KAD_K_DEFAULT, 1, GNI_KAD_K_MAX, c->k, 1)
     NUM("alpha", GNI_KAD_ALPHA_DEFAULT, 1, KAD_ALPHA_MAX, c->alpha, 1)
     NUM("quorum", 16, 1, 256, c->quorum, 1)
+    NUM("disjoint_paths", 1, 1, KAD_PATHS_MAX, c->paths, 1)
     NUM("max_queries", 256, 1, 4096, c->max_queries, 1)
     NUM("inbound_per_peer", 8, 1, 1024, c->inbound_per_peer, 1)
     NUM("max_inbound", 256, 1, 65536, c->max_inbound, 1)
@@ -379,7 +392,10 @@ static void query_free(kad_query *q)
         kr->nqueries--;
     }
     gn_timer_stop(&q->timer);
-    gni_kad_lookup_free(q->lk);
+    for (size_t i = 0; i < q->npaths; i++) {
+        gni_kad_lookup_free(q->lks[i]);
+    }
+    gn_free(q->claims);
     for (size_t i = 0; i < q->nvalues; i++) {
         gn_free(q->values[i]);
     }
@@ -417,6 +433,103 @@ static int best_value(kad_query *q, size_t *idx)
         *idx = 0;
     }
     return 0;
+}
+
+/* ---- lookup paths ---- */
+
+/* The path that owns @p, or -1. */
+static int claim_of(const kad_query *q, const gn_peer_id *p)
+{
+    for (size_t i = 0; i < q->nclaims; i++) {
+        if (gn_peer_id_equal(&q->claims[i].id, p)) {
+            return (int)q->claims[i].path;
+        }
+    }
+    return -1;
+}
+
+/* Whether path @path may take @p: always with one path; with several, when
+ * no other path has it (it is claimed for @path on the way). */
+static bool claim(kad_query *q, const gn_peer_id *p, unsigned path)
+{
+    if (q->npaths == 1) {
+        return true;
+    }
+    int owner = claim_of(q, p);
+    if (owner >= 0) {
+        return owner == (int)path;
+    }
+    if (q->nclaims == q->claims_cap) {
+        return false; /* bounded: npaths x candidates */
+    }
+    q->claims[q->nclaims].id = *p;
+    q->claims[q->nclaims++].path = path;
+    return true;
+}
+
+static bool paths_done(const kad_query *q)
+{
+    for (size_t i = 0; i < q->npaths; i++) {
+        if (!gni_kad_lookup_done(q->lks[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* 0 when a path succeeded, else GN_ETIMEDOUT when one timed out, else
+ * GN_ENOROUTE. */
+static int paths_status(const kad_query *q)
+{
+    int st = GN_ENOROUTE;
+    for (size_t i = 0; i < q->npaths; i++) {
+        int x = gni_kad_lookup_status(q->lks[i]);
+        if (x == 0) {
+            return 0;
+        }
+        if (x == GN_ETIMEDOUT) {
+            st = x;
+        }
+    }
+    return st;
+}
+
+/* The closest peers that answered over all paths, closest first, at most
+ * @max into @out. */
+static size_t paths_results(const kad_query *q, gn_peer_id *out, size_t max)
+{
+    if (q->npaths == 1) {
+        return gni_kad_lookup_results(q->lks[0], out, max);
+    }
+    gni_kad_key target;
+    gni_kad_key_from_bytes(q->key, q->key_len, &target);
+    gni_kad_key keys[GNI_KAD_K_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < q->npaths; i++) {
+        gn_peer_id ids[GNI_KAD_K_MAX];
+        size_t k = gni_kad_lookup_results(q->lks[i], ids, max);
+        for (size_t j = 0; j < k; j++) {
+            gni_kad_key kk;
+            gni_kad_key_from_peer(&ids[j], &kk);
+            /* insertion into the sorted list of at most @max */
+            size_t pos = n;
+            while (pos > 0 && gni_kad_cmp_distance(&target, &kk, &keys[pos - 1]) < 0) {
+                pos--;
+            }
+            if (pos >= max) {
+                continue;
+            }
+            size_t last = n < max ? n : max - 1;
+            memmove(&out[pos + 1], &out[pos], (last - pos) * sizeof *out);
+            memmove(&keys[pos + 1], &keys[pos], (last - pos) * sizeof *keys);
+            out[pos] = ids[j];
+            keys[pos] = kk;
+            if (n < max) {
+                n++;
+            }
+        }
+    }
+    return n;
 }
 
 /* Calls the user's callback with the outcome, then frees the query. */
@@ -461,9 +574,9 @@ static void query_deliver(kad_query *q)
                 peers[n].addrs = q->found[i].addrs;
                 peers[n].naddrs = q->found[i].naddrs;
             }
-        } else if (q->lk && kr) {
+        } else if (q->npaths && kr) {
             gn_peer_id ids[GNI_KAD_K_MAX];
-            size_t k = gni_kad_lookup_results(q->lk, ids, GNI_MIN(kr->cfg.k, GNI_KAD_K_MAX));
+            size_t k = paths_results(q, ids, GNI_MIN(kr->cfg.k, GNI_KAD_K_MAX));
             for (size_t i = 0; i < k; i++, n++) {
                 peers[n].id = ids[i];
                 peers[n].naddrs = peer_addrs(kr, &ids[i], addrs[n], GNI_KAD_MAX_ADDRS);
@@ -521,7 +634,9 @@ static void query_tick(gn_timer *t, void *arg)
 {
     (void)t;
     kad_query *q = arg;
-    gni_kad_lookup_tick(q->lk, kr_now(q->kr));
+    for (size_t i = 0; i < q->npaths; i++) {
+        gni_kad_lookup_tick(q->lks[i], kr_now(q->kr));
+    }
     query_pump(q);
 }
 
@@ -561,7 +676,7 @@ static void found_add(kad_query *q, const gn_peer_id *id)
     f->naddrs = peer_addrs(q->kr, id, f->addrs, GNI_KAD_MAX_ADDRS);
 }
 
-static void send_lookup(kad_query *q, const gn_peer_id *peer)
+static void send_lookup(kad_query *q, unsigned path, const gn_peer_id *peer)
 {
     kad_router *kr = q->kr;
     gn_time now = kr_now(kr);
@@ -579,6 +694,7 @@ static void send_lookup(kad_query *q, const gn_peer_id *peer)
             c->q = q;
             c->kr = kr;
             c->peer = *peer;
+            c->path = path;
             rc = gni_kad_rpc_send(kr->h, kr->cfg.proto, peer, &m, true, &kr->cfg.lim,
                                   kr->cfg.request_timeout, on_lookup_reply, c, &c->rpc);
         }
@@ -586,7 +702,7 @@ static void send_lookup(kad_query *q, const gn_peer_id *peer)
     }
     if (rc < 0) {
         gn_free(c);
-        (void)gni_kad_lookup_failure(q->lk, peer, now);
+        (void)gni_kad_lookup_failure(q->lks[path], peer, now);
         return;
     }
     gni_list_add_tail(&q->calls, &c->link);
@@ -599,19 +715,22 @@ static void query_pump(kad_query *q)
         return;
     }
     gn_peer_id p;
-    size_t guard = 0;
-    while (gni_kad_lookup_next(q->lk, kr_now(kr), &p) == 1 && guard++ < KAD_ALPHA_MAX * 4) {
-        send_lookup(q, &p);
+    for (unsigned i = 0; i < q->npaths; i++) {
+        size_t guard = 0;
+        while (gni_kad_lookup_next(q->lks[i], kr_now(kr), &p) == 1 &&
+               guard++ < KAD_ALPHA_MAX * 4) {
+            send_lookup(q, i, &p);
+        }
     }
-    if (gni_kad_lookup_done(q->lk)) {
+    if (paths_done(q)) {
         gn_timer_stop(&q->timer);
         query_lookup_done(q);
         return;
     }
-    if (gni_list_empty(&q->calls) && guard == 0) {
-        /* nothing in flight and nothing to send: the deadline decides */
+    gn_time d = GN_TIME_INFINITY;
+    for (size_t i = 0; i < q->npaths; i++) {
+        d = GNI_MIN(d, gni_kad_lookup_deadline(q->lks[i]));
     }
-    gn_time d = gni_kad_lookup_deadline(q->lk);
     gn_time now = kr_now(kr);
     if (d != GN_TIME_INFINITY) {
         (void)gn_timer_start(&q->timer, d > now ? d - now : 0, query_tick, q);
@@ -624,11 +743,13 @@ static void on_lookup_reply(void *arg, int status, gni_kad_msg *resp)
     kad_query *q = c->q;
     kad_router *kr = c->kr;
     gn_peer_id peer = c->peer;
+    unsigned path = c->path;
+    gni_kad_lookup *lk = q->lks[path];
     gni_list_del(&c->link);
     gn_free(c);
     gn_time now = kr_now(kr);
     if (status < 0) {
-        (void)gni_kad_lookup_failure(q->lk, &peer, now);
+        (void)gni_kad_lookup_failure(lk, &peer, now);
         if (gni_kad_table_failure(kr->table, &peer, now) == 1) {
             char pid[GN_PEER_ID_MAX_STRLEN];
             pid_str(&peer, pid, sizeof pid);
@@ -650,7 +771,9 @@ static void on_lookup_reply(void *arg, int status, gni_kad_msg *resp)
         if (q->kind == Q_FIND_PEER && gn_peer_id_equal(&p->id, &q->peer)) {
             found_add(q, &p->id);
         }
-        closer[n++] = p->id;
+        if (claim(q, &p->id, path)) {
+            closer[n++] = p->id;
+        }
     }
     if (q->kind == Q_FIND_PEER && gn_peer_id_equal(&peer, &q->peer)) {
         found_add(q, &peer);
@@ -677,7 +800,7 @@ static void on_lookup_reply(void *arg, int status, gni_kad_msg *resp)
             }
         }
     }
-    (void)gni_kad_lookup_response(q->lk, &peer, closer, n, now);
+    (void)gni_kad_lookup_response(lk, &peer, closer, n, now);
     if ((q->kind == Q_FIND_PEER && q->nfound > 0 && q->found[0].naddrs > 0) ||
         (q->kind == Q_GET && q->nvalues >= kr->cfg.quorum) ||
         (q->kind == Q_FIND_PROV && q->nfound >= q->max_found)) {
@@ -718,7 +841,7 @@ static void query_store(kad_query *q)
     kad_router *kr = q->kr;
     q->storing = true;
     gn_peer_id ids[GNI_KAD_K_MAX];
-    size_t n = gni_kad_lookup_results(q->lk, ids, GNI_MIN(kr->cfg.k, GNI_KAD_K_MAX));
+    size_t n = paths_results(q, ids, GNI_MIN(kr->cfg.k, GNI_KAD_K_MAX));
     gni_kad_msg m;
     gni_kad_msg_init(&m);
     int rc = gni_kad_msg_set_key(&m, q->key, q->key_len);
@@ -764,7 +887,7 @@ static void query_store(kad_query *q)
 static void query_lookup_done(kad_query *q)
 {
     kad_router *kr = q->kr;
-    int st = gni_kad_lookup_status(q->lk);
+    int st = paths_status(q);
     switch (q->kind) {
     case Q_PUT:
     case Q_PROVIDE:
@@ -830,14 +953,23 @@ static int query_new(kad_router *kr, qkind kind, gn_slice key, kad_query **out)
     lc.max_candidates = GNI_MAX(lc.max_candidates, 10 * kr->cfg.k);
     lc.request_timeout = kr->cfg.request_timeout;
     lc.query_timeout = kr->cfg.query_timeout;
-    int rc = gni_kad_lookup_new(&lc, &target, &kr->self, kr_now(kr), &q->lk);
-    if (rc < 0) {
-        gn_free(q->key);
-        gn_free(q);
-        return rc;
+    int rc = 0;
+    q->npaths = kr->cfg.paths;
+    if (q->npaths > 1) {
+        q->claims_cap = q->npaths * lc.max_candidates;
+        if (!(q->claims = gn_calloc(q->claims_cap, sizeof *q->claims))) {
+            rc = GN_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < q->npaths && rc == 0; i++) {
+        rc = gni_kad_lookup_new(&lc, &target, &kr->self, kr_now(kr), &q->lks[i]);
     }
     gni_list_add_tail(&kr->queries, &q->link);
     kr->nqueries++;
+    if (rc < 0) {
+        query_free(q);
+        return rc;
+    }
     *out = q;
     return 0;
 }
@@ -850,11 +982,17 @@ static void query_start(kad_query *q)
     gni_kad_key_from_bytes(q->key, q->key_len, &target);
     const gni_kad_entry *e[GNI_KAD_K_MAX];
     size_t n = gni_kad_table_closest(kr->table, &target, kr->cfg.k, e);
-    gn_peer_id seeds[GNI_KAD_K_MAX];
-    for (size_t i = 0; i < n; i++) {
-        seeds[i] = e[i]->id;
+    /* disjoint paths: the seeds are dealt out round-robin, closest first */
+    for (size_t p = 0; p < q->npaths; p++) {
+        gn_peer_id seeds[GNI_KAD_K_MAX];
+        size_t ns = 0;
+        for (size_t i = p; i < n; i += q->npaths) {
+            if (claim(q, &e[i]->id, (unsigned)p)) {
+                seeds[ns++] = e[i]->id;
+            }
+        }
+        (void)gni_kad_lookup_seed(q->lks[p], seeds, ns);
     }
-    (void)gni_kad_lookup_seed(q->lk, seeds, n);
     /* the lookup answers on a later turn even when it has nothing to do */
     (void)gn_timer_start(&q->timer, 0, query_tick, q);
 }

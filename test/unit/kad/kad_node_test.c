@@ -50,6 +50,8 @@ typedef struct net {
 } net;
 
 static const char *const lo[] = {"/ip4/127.0.0.1/tcp/0"};
+/* An extra option every node of the next net gets (NULL: none). */
+static const char *g_extra_opt;
 
 /* Node @i of @w in server mode (@mode NULL) or @mode; nodes after the first
  * bootstrap from node 0. */
@@ -64,6 +66,9 @@ static void net_add(net *w, const char *mode)
     opts[no++] = "kad.request_timeout_ms=3000";
     if (i > 0) {
         opts[no++] = w->boot_opt;
+    }
+    if (g_extra_opt) {
+        opts[no++] = g_extra_opt;
     }
     cn_up(&w->n[i], 100 + (uint32_t)i,
           &(cn_opts){.routers = "kad", .options = opts, .n_options = no, .listen = lo,
@@ -171,6 +176,27 @@ GN_TEST(find_peer_and_closest_peers_across_a_line)
     for (size_t i = 0; i < NNODES; i++) {
         CHECK_EQ(has_peer(&c, &w.n[i].pid), i != 2);
     }
+    net_down(&w);
+}
+
+GN_TEST(disjoint_paths_find_the_same_peers)
+{
+    net w;
+    g_extra_opt = "kad.disjoint_paths=3";
+    net_up(&w, NNODES);
+    g_extra_opt = NULL;
+    dht_res c = {0};
+    CHECK_OK(gn_node_dht_closest_peers(w.n[3].n, (const uint8_t *)"other key", 9, on_dht, &c));
+    DHT_WAIT(c, 10000);
+    CHECK_EQ(c.status, 0);
+    CHECK_EQ(c.npeers, NNODES - 1);
+    for (size_t i = 0; i < NNODES; i++) {
+        CHECK_EQ(has_peer(&c, &w.n[i].pid), i != 3);
+    }
+    dht_res r = {0};
+    CHECK_OK(gn_node_dht_find_peer(w.n[NNODES - 1].n, &w.n[0].pid, on_dht, &r));
+    DHT_WAIT(r, 10000);
+    CHECK_EQ(r.status, 0);
     net_down(&w);
 }
 
@@ -473,6 +499,7 @@ int main(int argc, char **argv)
 {
     static const gn_test_case cases[] = {
         GN_T(find_peer_and_closest_peers_across_a_line),
+        GN_T(disjoint_paths_find_the_same_peers),
         GN_T(put_get_with_a_validator_and_selector),
         GN_T(pk_records_validate_against_the_key),
         GN_T(provide_and_find_providers),
