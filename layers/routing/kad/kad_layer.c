@@ -159,7 +159,8 @@ struct kad_router {
     gni_list checks;
     gni_list served;
     size_t nserved;
-    kad_inbound inbound[KAD_INBOUND_PEERS];
+    kad_inbound *inbound;  /* grows up to KAD_INBOUND_PEERS entries */
+    size_t ninbound, inbound_cap;
     gn_host_sub *sub;
     gn_timer tick;     /* refresh, expiry, republish */
     bool running;
@@ -168,7 +169,7 @@ struct kad_router {
     gn_peer_id boot_id[KAD_MAX_BOOTSTRAP];
     size_t nboot;
     gn_time last_republish;
-    kad_ext_validator ext[GNI_KAD_NS_MAX];
+    kad_ext_validator *ext; /* GNI_KAD_NS_MAX slots, allocated at the first */
     size_t next;
 };
 
@@ -1013,6 +1014,14 @@ static void on_check_reply(void *arg, int status, gni_kad_msg *resp)
 
 static void check_peer(kad_router *kr, const gn_peer_id *peer)
 {
+    gn_multiaddr *a[1];
+    size_t na = peer_addrs(kr, peer, a, 1);
+    free_addrs(a, na);
+    if (na == 0) {
+        /* nowhere to reach it: asking the host would ask the routers */
+        (void)gni_kad_table_check_result(kr->table, peer, false, kr_now(kr));
+        return;
+    }
     kad_call *c = gn_calloc(1, sizeof *c);
     gni_kad_msg m;
     gni_kad_msg_init(&m);
@@ -1040,7 +1049,7 @@ static void check_peer(kad_router *kr, const gn_peer_id *peer)
 static kad_inbound *inbound_get(kad_router *kr, const gn_peer_id *peer, bool create)
 {
     kad_inbound *free_slot = NULL, *oldest = NULL;
-    for (size_t i = 0; i < KAD_INBOUND_PEERS; i++) {
+    for (size_t i = 0; i < kr->ninbound; i++) {
         kad_inbound *b = &kr->inbound[i];
         if (b->used && gn_peer_id_equal(&b->peer, peer)) {
             return b;
@@ -1053,6 +1062,19 @@ static kad_inbound *inbound_get(kad_router *kr, const gn_peer_id *peer, bool cre
     }
     if (!create) {
         return NULL;
+    }
+    if (!free_slot && kr->ninbound < KAD_INBOUND_PEERS) {
+        if (kr->ninbound == kr->inbound_cap) {
+            size_t cap = kr->inbound_cap ? kr->inbound_cap * 2 : 8;
+            kad_inbound *g = gn_realloc(kr->inbound, cap * sizeof *g);
+            if (g) {
+                kr->inbound = g;
+                kr->inbound_cap = cap;
+            }
+        }
+        if (kr->ninbound < kr->inbound_cap) {
+            free_slot = &kr->inbound[kr->ninbound++];
+        }
     }
     kad_inbound *b = free_slot ? free_slot : oldest;
     if (b) {
@@ -1474,6 +1496,8 @@ static void kad_fini(gn_router *r)
     for (size_t i = 0; i < kr->nboot; i++) {
         gn_multiaddr_free(kr->boot[i]);
     }
+    gn_free(kr->inbound);
+    gn_free(kr->ext);
 }
 
 static int load_bootstrap(kad_router *kr)
@@ -1845,8 +1869,11 @@ static int kad_set_validator(gn_router *r, const gn_router_validator *v)
             e = &kr->ext[i];
         }
     }
-    if (!e && kr->next == GNI_ARRAY_LEN(kr->ext)) {
+    if (!e && kr->next == GNI_KAD_NS_MAX) {
         return GN_ELIMIT;
+    }
+    if (!kr->ext && !(kr->ext = gn_calloc(GNI_KAD_NS_MAX, sizeof *kr->ext))) {
+        return GN_ENOMEM;
     }
     kad_ext_validator old;
     if (e) {
