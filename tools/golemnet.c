@@ -959,6 +959,7 @@ struct cli {
     uint64_t echo_ok;
     gn_time t0;
     int perf_phase;
+    uint64_t perf_base;     /* the channel's bytes out (upload) or in (download) at the run's start */
     double up_s, down_s;
     uint8_t *ks_zero, *ks_tmp;
     /* end */
@@ -1183,10 +1184,21 @@ static void progress_update(cli *c)
         human_bytes(secs > 0 ? (double)done / secs : 0.0, r);
         snprintf(line, sizeof line, "golemnet: echo %s of %s checked (%.0f%%), %s/s, %.1f s", a,
                  b, 100.0 * (double)done / (double)total, r, secs);
-    } else if (c->cmd == CLI_PERF && (c->perf_phase == 1 || c->perf_phase == 2)) {
-        human_bytes((double)(c->perf_phase == 1 ? c->up : c->down), a);
-        snprintf(line, sizeof line, "golemnet: perf %s run of %s, %.1f s",
-                 c->perf_phase == 1 ? "upload" : "download", a, secs);
+    } else if (c->cmd == CLI_PERF && (c->perf_phase == 1 || c->perf_phase == 2) && c->ch) {
+        /* the channel's byte counters since the run began (mux framing
+         * included: capped at the run's size) */
+        gn_channel_metrics m;
+        gn_channel_metrics_get(c->ch, &m);
+        uint64_t total = c->perf_phase == 1 ? c->up : c->down;
+        uint64_t now_b = c->perf_phase == 1 ? m.bytes_out : m.bytes_in;
+        uint64_t done = now_b > c->perf_base ? now_b - c->perf_base : 0;
+        done = done > total ? total : done;
+        human_bytes((double)done, a);
+        human_bytes((double)total, b);
+        human_bytes(secs > 0 ? (double)done / secs : 0.0, r);
+        snprintf(line, sizeof line, "golemnet: perf %s %s of %s (%.0f%%), %s/s, %.1f s",
+                 c->perf_phase == 1 ? "upload" : "download", a, b,
+                 total ? 100.0 * (double)done / (double)total : 100.0, r, secs);
     } else {
         return;
     }
@@ -1769,6 +1781,9 @@ static void perf_next(cli *c)
             continue;
         }
         c->t0 = gn_loop_now(c->loop);
+        gn_channel_metrics m;
+        gn_channel_metrics_get(c->ch, &m);
+        c->perf_base = c->perf_phase == 1 ? m.bytes_out : m.bytes_in;
         uint64_t up = c->perf_phase == 1 ? c->up : 0;
         uint64_t down = c->perf_phase == 2 ? c->down : 0;
         int rc = gn_channel_perf(c->ch, up, down, perf_result, c);
