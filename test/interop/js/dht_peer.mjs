@@ -273,9 +273,13 @@ function makeCommands (node, cfg) {
       const key = bytesArg(c, 'key')
       const t = tally()
       let found = null
+      const valuesFrom = new Set()
+      // dht.get yields only the chosen value; the PEER_RESPONSE events show
+      // which peers returned a record that passed validation
       for await (const ev of dht.get(key, { signal })) {
         t.add(ev)
         if (ev.name === 'VALUE') found = ev
+        if (ev.name === 'PEER_RESPONSE' && ev.record != null) valuesFrom.add(ev.from.toString())
       }
       if (found == null) {
         const e = new Error('no value found')
@@ -288,6 +292,7 @@ function makeCommands (node, cfg) {
         value: utf8OrNull(found.value),
         value_hex: hex(found.value),
         from: found.from.toString(),
+        values_from: [...valuesFrom].sort(),
         ...t.out()
       }
     },
