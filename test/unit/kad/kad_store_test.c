@@ -404,6 +404,17 @@ GN_TEST(records_expiry_fake_clock)
     CHECK(has_value(rs, "/t/own", GN_TIME_INFINITY - 1, "v1"));
     CHECK_EQ(gni_kad_records_count(rs), 1);
     CHECK_EQ(gni_kad_records_bytes(rs), 6 + 2);
+    /* a full store of dead records takes new remote puts: put expires first */
+    gni_kad_records *small = new_records(v, 2, 100, 100);
+    CHECK_EQ(gni_kad_records_put(small, S("/t/a"), S("v9"), 10, false), GNI_KAD_PUT_STORED);
+    CHECK_EQ(gni_kad_records_put(small, S("/t/b"), S("v1"), 20, false), GNI_KAD_PUT_STORED);
+    CHECK_EQ(gni_kad_records_put(small, S("/t/c"), S("v1"), 109, false), GN_ELIMIT);
+    CHECK_EQ(gni_kad_records_put(small, S("/t/c"), S("v1"), 110, false), GNI_KAD_PUT_STORED);
+    /* and a dead value does not compete: a worse value is stored over an expired one */
+    CHECK_EQ(gni_kad_records_put(small, S("/t/b"), S("v0"), 120, false), GNI_KAD_PUT_STORED);
+    CHECK(has_value(small, "/t/b", 121, "v0"));
+    CHECK_EQ(gni_kad_records_count(small), 2);
+    gni_kad_records_free(small);
     /* a TTL past the end of time saturates */
     gni_kad_records *far = new_records(v, 4, 100, GN_TIME_INFINITY - 5);
     CHECK_EQ(gni_kad_records_put(far, S("/t/a"), S("v1"), 10, false), GNI_KAD_PUT_STORED);
@@ -700,6 +711,15 @@ GN_TEST(providers_expiry_fake_clock)
     CHECK_EQ(gni_kad_providers_get(ps, S("k3"), 131, out, 1), 1);
     CHECK_EQ(out[0]->added, 60);
     CHECK_EQ(gni_kad_providers_expire(ps, 160), 2);
+    CHECK_EQ(gni_kad_providers_count(ps), 0);
+    gni_kad_providers_free(ps);
+    /* a full store of dead entries takes new announcements: add expires first */
+    ps = new_providers(8, 1, 1, 100);
+    CHECK_EQ(gni_kad_providers_add(ps, S("k1"), &p[0], NULL, 0, 10), GNI_KAD_PROV_ADDED);
+    CHECK_EQ(gni_kad_providers_add(ps, S("k2"), &p[1], NULL, 0, 109), GN_ELIMIT);
+    CHECK_EQ(gni_kad_providers_add(ps, S("k2"), &p[1], NULL, 0, 110), GNI_KAD_PROV_ADDED);
+    CHECK_EQ(gni_kad_providers_get(ps, S("k1"), 110, out, 1), 0);
+    CHECK_EQ(gni_kad_providers_expire(ps, 210), 1);
     CHECK_EQ(gni_kad_providers_count(ps), 0);
     CHECK_EQ(gni_kad_providers_key_count(ps), 0);
     CHECK_EQ(gni_kad_providers_next_expiry(ps), GN_TIME_INFINITY);
