@@ -186,8 +186,9 @@ void gni_kad_records_free(gni_kad_records *rs);
  * remote value later replaces its value. When the store is full, a local
  * put evicts the least recently received remote records to make room; a
  * remote put is refused (nothing is ever evicted for a remote peer).
- * Returns GNI_KAD_PUT_STORED, GNI_KAD_PUT_SAME or GNI_KAD_PUT_KEPT (a
- * local put that loses leaves the record remote).
+ * Returns GNI_KAD_PUT_STORED, GNI_KAD_PUT_SAME or GNI_KAD_PUT_KEPT (a put
+ * that loses changes nothing: a remote record stays remote even when the
+ * losing put was local).
  * Errors: GN_EINVAL (NULL @rs, @klen 0, NULL @key or NULL @value with a
  * nonzero length), GN_ETOOBIG (@klen > max_key_len, @vlen > max_value_len),
  * GN_ENOTSUP (no validator for the key's namespace), the validator's or
@@ -254,7 +255,7 @@ int gni_kad_records_local_at(const gni_kad_records *rs, size_t i, gn_slice *key,
 /** Provider store parameters; fill with gni_kad_providers_config_default() first. */
 typedef struct gni_kad_providers_config {
     size_t max_per_key; /* providers per key, 1..4096 */
-    size_t max_keys;    /* keys with providers, and keys provided locally, 1..GNI_KAD_STORE_COUNT_LIMIT */
+    size_t max_keys;    /* keys with providers; also local keys; 1..GNI_KAD_STORE_COUNT_LIMIT */
     size_t max_total;   /* provider entries over all keys, >= 1 */
     size_t max_addrs;   /* addresses kept per provider, 0..GNI_KAD_PROV_ADDRS_MAX */
     size_t max_key_len; /* bytes per key, >= 1 */
@@ -274,7 +275,7 @@ typedef struct gni_kad_providers gni_kad_providers;
 /** Results of gni_kad_providers_add() and gni_kad_providers_local_add(). */
 enum {
     GNI_KAD_PROV_ADDED = 1,     /* new entry */
-    GNI_KAD_PROV_REFRESHED = 2, /* known entry: time (and addresses) updated */
+    GNI_KAD_PROV_REFRESHED = 2, /* known entry: announcement time and addresses updated */
     GNI_KAD_PROV_REPLACED = 3   /* key was full: its oldest entry gave way to the new one */
 };
 

@@ -120,7 +120,8 @@ GN_TEST(validators_registry)
     CHECK_EQ(gni_kad_validators_validate(v, S("/t/a"), S("v1")), 0);
     CHECK_EQ(gni_kad_validators_validate(v, S("/t/a"), S("x1")), GN_EPARSE);
     CHECK_EQ(calls.validated, 2);
-    CHECK_EQ(gni_kad_validators_validate(v, S("/t/"), S("v1")), 0); /* empty rest is the validator's call */
+    /* an empty rest is the validator's call */
+    CHECK_EQ(gni_kad_validators_validate(v, S("/t/"), S("v1")), 0);
     CHECK_EQ(gni_kad_validators_validate(v, S("t/a"), S("v1")), GN_ENOTSUP);
     CHECK_EQ(gni_kad_validators_validate(v, S("/t"), S("v1")), GN_ENOTSUP);
     CHECK_EQ(gni_kad_validators_validate(v, S("//t/a"), S("v1")), GN_ENOTSUP);
@@ -152,7 +153,8 @@ GN_TEST(validators_registry)
         CHECK_OK(gni_kad_validators_register(v, ns, t_validate, NULL, NULL));
     }
     CHECK_EQ(gni_kad_validators_register(v, "one-too-many", t_validate, NULL, NULL), GN_ELIMIT);
-    CHECK_OK(gni_kad_validators_register(v, "x5", t_validate, t_select, NULL)); /* replace still works */
+    /* replacing still works when full */
+    CHECK_OK(gni_kad_validators_register(v, "x5", t_validate, t_select, NULL));
     gni_kad_validators_free(v);
     gni_kad_validators_free(NULL);
 }
