@@ -459,6 +459,9 @@ int gni_kad_records_put(gni_kad_records *rs, const uint8_t *key, size_t klen,
     if (rc < 0) {
         return rc;
     }
+    /* dead records neither count against the bounds nor compete with the new value */
+    now = kad_records_now(rs, now);
+    gni_kad_records_expire(rs, now);
     bool found;
     size_t at = kad_ix_find(&rs->ix, key, klen, &found);
     kad_rec *old = found ? rs->ix.v[at].item : NULL;
@@ -513,7 +516,8 @@ int gni_kad_records_put(gni_kad_records *rs, const uint8_t *key, size_t klen,
     if (vlen > 0) {
         memcpy(nr->data + klen, value, vlen);
     }
-    rc = old ? 0 : kad_ix_reserve(&rs->ix, rs->cfg.max_records);
+    /* an eviction frees an index slot; otherwise the bound check left room for one */
+    rc = old || evict > 0 ? 0 : kad_ix_reserve(&rs->ix, rs->cfg.max_records);
     if (rc == 0 && local && !was_local) {
         rc = kad_locals_reserve(rs);
     }
@@ -843,6 +847,8 @@ int gni_kad_providers_add(gni_kad_providers *ps, const uint8_t *key, size_t klen
     if (klen > ps->cfg.max_key_len || klen > SIZE_MAX - sizeof(kad_pkey)) {
         return GN_ETOOBIG;
     }
+    now = kad_providers_now(ps, now);
+    gni_kad_providers_expire(ps, now);
     /* the addresses kept: the first max_addrs distinct storable ones */
     size_t keep[GNI_KAD_PROV_ADDRS_MAX];
     size_t nkeep = 0, abytes = 0;

@@ -175,7 +175,9 @@ void gni_kad_records_free(gni_kad_records *rs);
 
 /**
  * Stores a copy of @value (@vlen bytes) under @key (@klen bytes) received
- * at @now, after the key's namespace validator accepts it. When the key
+ * at @now, after the key's namespace validator accepts it. First the remote
+ * records expired by @now are freed (as gni_kad_records_expire()), so dead
+ * records neither fill the store nor compete with new values. When the key
  * already holds a value, identical bytes only refresh the receive time
  * (GNI_KAD_PUT_SAME); otherwise the namespace's selector sees {stored, new}
  * and the new value replaces the stored one only when it picks index 1.
@@ -184,15 +186,16 @@ void gni_kad_records_free(gni_kad_records *rs);
  * remote value later replaces its value. When the store is full, a local
  * put evicts the least recently received remote records to make room; a
  * remote put is refused (nothing is ever evicted for a remote peer).
- * Returns GNI_KAD_PUT_STORED, GNI_KAD_PUT_SAME or GNI_KAD_PUT_KEPT (a
- * local put that loses leaves the record remote).
+ * Returns GNI_KAD_PUT_STORED, GNI_KAD_PUT_SAME or GNI_KAD_PUT_KEPT (a put
+ * that loses changes nothing: a remote record stays remote even when the
+ * losing put was local).
  * Errors: GN_EINVAL (NULL @rs, @klen 0, NULL @key or NULL @value with a
  * nonzero length), GN_ETOOBIG (@klen > max_key_len, @vlen > max_value_len),
  * GN_ENOTSUP (no validator for the key's namespace), the validator's or
  * selector's error (GN_ECALLBACK when either breaks its contract),
  * GN_ELIMIT (max_records or max_bytes would be exceeded: a remote put, or a
  * local put with not enough remote records to evict), GN_ENOMEM. On error
- * the store is unchanged.
+ * the store is unchanged apart from that expiry (none when validation fails).
  */
 int gni_kad_records_put(gni_kad_records *rs, const uint8_t *key, size_t klen,
                         const uint8_t *value, size_t vlen, gn_time now, bool local);
@@ -252,7 +255,7 @@ int gni_kad_records_local_at(const gni_kad_records *rs, size_t i, gn_slice *key,
 /** Provider store parameters; fill with gni_kad_providers_config_default() first. */
 typedef struct gni_kad_providers_config {
     size_t max_per_key; /* providers per key, 1..4096 */
-    size_t max_keys;    /* keys with providers, and keys provided locally, 1..GNI_KAD_STORE_COUNT_LIMIT */
+    size_t max_keys;    /* keys with providers; also local keys; 1..GNI_KAD_STORE_COUNT_LIMIT */
     size_t max_total;   /* provider entries over all keys, >= 1 */
     size_t max_addrs;   /* addresses kept per provider, 0..GNI_KAD_PROV_ADDRS_MAX */
     size_t max_key_len; /* bytes per key, >= 1 */
@@ -272,7 +275,7 @@ typedef struct gni_kad_providers gni_kad_providers;
 /** Results of gni_kad_providers_add() and gni_kad_providers_local_add(). */
 enum {
     GNI_KAD_PROV_ADDED = 1,     /* new entry */
-    GNI_KAD_PROV_REFRESHED = 2, /* known entry: its time and addresses updated */
+    GNI_KAD_PROV_REFRESHED = 2, /* known entry: announcement time and addresses updated */
     GNI_KAD_PROV_REPLACED = 3   /* key was full: its oldest entry gave way to the new one */
 };
 
@@ -291,7 +294,8 @@ void gni_kad_providers_free(gni_kad_providers *ps);
 
 /**
  * Records that @peer provides @key (@klen bytes; the caller has checked it
- * is a multihash and that @peer sent the announcement) at @now, with @naddrs
+ * is a multihash and that @peer sent the announcement) at @now, after
+ * freeing the entries expired by @now (as gni_kad_providers_expire()), with @naddrs
  * binary multiaddrs @addrs (borrowed; the caller has parsed them): the
  * first max_addrs distinct ones of 1..GNI_KAD_PROV_ADDR_BYTES bytes are
  * copied, others skipped. A known entry is refreshed: its time becomes @now,
@@ -302,7 +306,8 @@ void gni_kad_providers_free(gni_kad_providers *ps);
  * Errors: GN_EINVAL (NULL @ps or @peer, empty @peer, @klen 0, NULL @key,
  * NULL @addrs with @naddrs > 0), GN_ETOOBIG (@klen > max_key_len),
  * GN_ELIMIT (a new key with max_keys keys held, or a new entry with
- * max_total entries held), GN_ENOMEM. On error the store is unchanged.
+ * max_total entries held), GN_ENOMEM. On error the store is unchanged
+ * apart from that expiry (none when the arguments are refused).
  */
 int gni_kad_providers_add(gni_kad_providers *ps, const uint8_t *key, size_t klen,
                           const gn_peer_id *peer, const gn_slice *addrs, size_t naddrs,
