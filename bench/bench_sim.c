@@ -8,9 +8,10 @@
  *  1. create: N identities and gn_node_new() (not started);
  *  2. start: every node starts and listens on /memory/<i + 1>;
  *  3. dial: every node dials --degree distinct random others (seeded
- *     RNG); the loop runs until every dial completed (bounded by
- *     --max-virtual-s of virtual time), then 2 more virtual seconds so
- *     identify exchanges finish;
+ *     RNG), --wave nodes at a time (default: all at once); the loop runs
+ *     until every dial of the wave completed (bounded by --max-virtual-s of
+ *     virtual time), then 2 more virtual seconds so identify exchanges
+ *     finish;
  *  4. close: every node closes and is freed (not in the RSS figures).
  * bytes_per_node figures are deltas over the phase before "create"
  * divided by N; VmHWM is the peak.
@@ -21,6 +22,7 @@
  * Usage: bench_sim [--nodes N (10000)] [--degree D (8)] [--seed S (1)]
  *                  [--evq N (64): gn_node_config.event_queue_capacity]
  *                  [--muxer yamux|mplex] [--max-virtual-s S (120)]
+ *                  [--wave N (all): nodes that start their dials together]
  * Not run by the test suite (test/unit/node/sim_test.c runs the harness
  * at N = 100). See docs/performance.md, "Simulation".
  */
@@ -115,6 +117,7 @@ int main(int argc, char **argv)
     sim_config_default(&cfg);
     cfg.nodes = 10000;
     double max_virtual_s = 120.0;
+    size_t wave = 0; /* nodes dialling at once; 0: all */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -130,6 +133,8 @@ int main(int argc, char **argv)
             cfg.seed = (uint32_t)strtoul(v, NULL, 10);
         } else if (strcmp(a, "--evq") == 0) {
             cfg.event_queue_capacity = strtoul(v, NULL, 10);
+        } else if (strcmp(a, "--wave") == 0) {
+            wave = strtoul(v, NULL, 10);
         } else if (strcmp(a, "--muxer") == 0) {
             cfg.muxers = v;
         } else if (strcmp(a, "--max-virtual-s") == 0) {
@@ -143,6 +148,9 @@ int main(int argc, char **argv)
     if (cfg.nodes < 2 || cfg.degree >= cfg.nodes || max_virtual_s <= 0) {
         fprintf(stderr, "bench_sim: need --nodes >= 2, --degree < nodes, --max-virtual-s > 0\n");
         return 2;
+    }
+    if (wave == 0 || wave > cfg.nodes) {
+        wave = cfg.nodes;
     }
     raise_nofile();
 
@@ -167,10 +175,13 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_sim: dialling (%.1f s)\n", started.wall_s);
     gn_time v0 = gn_loop_now(s.loop);
     uint64_t turns0 = s.turns;
-    if ((rc = sim_dial_random(&s, cfg.degree)) < 0) {
-        die("sim_dial_random", rc);
+    bool ok = true;
+    for (size_t first = 0; first < s.n && ok; first += wave) {
+        if ((rc = sim_dial_random_range(&s, first, wave, cfg.degree)) < 0) {
+            die("sim_dial_random_range", rc);
+        }
+        ok = sim_run_until(&s, sim_dials_settled, NULL, (gn_time)(max_virtual_s * 1e9));
     }
-    bool ok = sim_run_until(&s, sim_dials_settled, NULL, (gn_time)(max_virtual_s * 1e9));
     gn_time vdial = gn_loop_now(s.loop) - v0;
     uint64_t dial_turns = s.turns - turns0;
     snap(&dialled, t0);
@@ -191,8 +202,8 @@ int main(int argc, char **argv)
         max_ch = sn->channels_open > max_ch ? sn->channels_open : max_ch;
     }
     printf("{\n  \"bench\": \"sim\", \"nodes\": %zu, \"degree\": %u, \"seed\": %u, "
-           "\"security\": \"%s\", \"muxer\": \"%s\", \"event_queue_capacity\": %zu,\n",
-           cfg.nodes, cfg.degree, cfg.seed, cfg.security, cfg.muxers, cfg.event_queue_capacity);
+           "\"security\": \"%s\", \"muxer\": \"%s\", \"event_queue_capacity\": %zu, \"wave\": %zu,\n",
+           cfg.nodes, cfg.degree, cfg.seed, cfg.security, cfg.muxers, cfg.event_queue_capacity, wave);
     printf("  \"dials\": %llu, \"dials_failed\": %llu, \"dials_wrong_peer\": %llu, "
            "\"first_error\": \"%s\", \"dials_settled\": %s,\n",
            (unsigned long long)s.dials_started, (unsigned long long)s.dials_failed,

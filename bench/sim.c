@@ -263,12 +263,17 @@ int sim_dial(sim *s, size_t from, size_t to)
 
 int sim_dial_random(sim *s, unsigned degree)
 {
+    return sim_dial_random_range(s, 0, s->n, degree);
+}
+
+int sim_dial_random_range(sim *s, size_t first, size_t count, unsigned degree)
+{
     size_t *picked = calloc(degree ? degree : 1, sizeof *picked);
     if (!picked) {
         return GN_ENOMEM;
     }
     int rc = 0;
-    for (size_t i = 0; i < s->n && rc == 0; i++) {
+    for (size_t i = first; i < s->n && i - first < count && rc == 0; i++) {
         for (unsigned k = 0; k < degree && rc == 0; k++) {
             size_t j;
             bool dup;

@@ -123,6 +123,9 @@ int sim_dial(sim *s, size_t from, size_t to);
  */
 int sim_dial_random(sim *s, unsigned degree);
 
+/** As sim_dial_random() for nodes @first .. @first + @count - 1 only (dialling in waves). */
+int sim_dial_random_range(sim *s, size_t first, size_t count, unsigned degree);
+
 /** One turn: run the loop once (no blocking), drain events, advance the clock. */
 void sim_turn(sim *s);
 

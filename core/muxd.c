@@ -29,7 +29,13 @@
 #define MUXD_ROUNDS 16
 /* Bytes delivered to one stream per service before others get a turn. */
 #define MUXD_DELIVER_MAX (256u * 1024u)
-/* Spare output chunks kept for reuse. */
+/*
+ * Spare output chunks kept for reuse while writes are in flight (a burst
+ * reuses them). An idle session (no write in flight) keeps none: with many
+ * mostly idle sessions (thousands of channels in one process) spare 32 KiB
+ * chunks were most of the memory, and a malloc of a chunk per burst costs
+ * nothing measurable next to the write.
+ */
 #define MUXD_SPARE_MAX 4u
 /*
  * Input fed per loop turn before the session yields to the loop. A busy
@@ -43,13 +49,23 @@
 typedef struct muxd_session muxd_session;
 typedef struct muxd_stream muxd_stream;
 
-/* A chunk of core output written below. */
+/* A chunk of core output written below: GN_MUXD_OUT_CHUNK data bytes, or
+ * MUXD_OBUF_SMALL when the core has little queued (see muxd_flush). */
 typedef struct muxd_obuf {
     struct muxd_obuf *next;
     muxd_session *ss;
     size_t len;
-    uint8_t data[GN_MUXD_OUT_CHUNK];
+    size_t cap;
+    uint8_t data[];
 } muxd_obuf;
+
+/*
+ * Data bytes of a small output chunk, so that chunk and malloc header fit
+ * one 4 KiB page. Control frames, acknowledgements and small messages go in
+ * small chunks: a session that sends little (most of them, with thousands of
+ * channels in a process) no longer has 32 KiB allocated per write in flight.
+ */
+#define MUXD_OBUF_SMALL (4096u - 64u)
 
 /* A waiting gn_mux_ping caller. */
 typedef struct muxd_ping {
@@ -780,7 +796,7 @@ static void muxd_session_end(muxd_session *ss, int err)
 
 static void muxd_obuf_put(muxd_session *ss, muxd_obuf *ob)
 {
-    if (ss->nspare < MUXD_SPARE_MAX) {
+    if (ob->cap == GN_MUXD_OUT_CHUNK && ss->nwrites > 0 && ss->nspare < MUXD_SPARE_MAX) {
         ob->next = ss->spare;
         ss->spare = ob;
         ss->nspare++;
@@ -789,17 +805,29 @@ static void muxd_obuf_put(muxd_session *ss, muxd_obuf *ob)
     }
 }
 
-static muxd_obuf *muxd_obuf_get(muxd_session *ss)
+static void muxd_spares_free(muxd_session *ss)
 {
-    muxd_obuf *ob = ss->spare;
+    while (ss->spare) {
+        muxd_obuf *ob = ss->spare;
+        ss->spare = ob->next;
+        gn_free(ob);
+    }
+    ss->nspare = 0;
+}
+
+static muxd_obuf *muxd_obuf_get(muxd_session *ss, bool big)
+{
+    muxd_obuf *ob = big ? ss->spare : NULL;
     if (ob) {
         ss->spare = ob->next;
         ss->nspare--;
     } else {
-        ob = gn_malloc(sizeof *ob);
+        size_t cap = big ? GN_MUXD_OUT_CHUNK : MUXD_OBUF_SMALL;
+        ob = gn_malloc(sizeof *ob + cap);
         if (!ob) {
             return NULL;
         }
+        ob->cap = cap;
     }
     ob->next = NULL;
     ob->ss = ss;
@@ -814,6 +842,9 @@ static void muxd_written(void *arg, int status)
     ss->inflight -= ob->len;
     ss->nwrites--;
     muxd_obuf_put(ss, ob);
+    if (ss->nwrites == 0) {
+        muxd_spares_free(ss); /* idle: keep no spare chunk */
+    }
     if (status < 0 && status != GN_ECANCELED && !ss->closing) {
         muxd_session_end(ss, status);
     }
@@ -847,14 +878,27 @@ static void muxd_flush(muxd_session *ss)
     for (int guard = 0; guard < 1024 && !ss->blocked && ss->inflight < GN_MUXD_OUT_MAX &&
                         ss->vt->want_drain(ss->core);
          guard++) {
-        muxd_obuf *ob = muxd_obuf_get(ss);
+        /* little queued (or a core that cannot tell): a small chunk first;
+         * a frame it cannot hold (GN_ENOSPC) gets a full one */
+        size_t queued = ss->vt->send_queued ? ss->vt->send_queued(ss->core) : SIZE_MAX;
+        bool big = queued > MUXD_OBUF_SMALL / 2;
+        muxd_obuf *ob = muxd_obuf_get(ss, big);
         if (!ob) {
             muxd_session_end(ss, GN_ENOMEM);
             return;
         }
         gn_buf b;
-        gn_buf_init(&b, ob->data, sizeof ob->data);
+        gn_buf_init(&b, ob->data, ob->cap);
         int n = ss->vt->drain(ss->core, &b, muxd_now(ss));
+        if (n == GN_ENOSPC && !big) {
+            muxd_obuf_put(ss, ob);
+            if (!(ob = muxd_obuf_get(ss, true))) {
+                muxd_session_end(ss, GN_ENOMEM);
+                return;
+            }
+            gn_buf_init(&b, ob->data, ob->cap);
+            n = ss->vt->drain(ss->core, &b, muxd_now(ss));
+        }
         if (n <= 0) {
             muxd_obuf_put(ss, ob);
             if (n < 0) {
@@ -1162,11 +1206,7 @@ static void muxd_below_closed(gn_stream *below, void *arg)
         gn_free(ss->blocked);
         ss->blocked = NULL;
     }
-    while (ss->spare) {
-        muxd_obuf *ob = ss->spare;
-        ss->spare = ob->next;
-        gn_free(ob);
-    }
+    muxd_spares_free(ss);
     gn_free(ss->hold);
     ss->hold = NULL;
     ss->hold_len = ss->hold_cap = 0;
