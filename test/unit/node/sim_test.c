@@ -10,6 +10,8 @@
 
 #include "../../../bench/sim.h"
 
+#include <malloc.h>
+
 #define N 100
 #define DEGREE 8
 
@@ -97,6 +99,80 @@ static void run(uint32_t seed, uint64_t *events, uint64_t *channels)
     sim_fini(&s);
 }
 
+/* Live bytes through golemnet's allocator hooks (malloc_usable_size, so
+ * memory allocated before the hooks were installed frees correctly). */
+static long long g_live;
+
+static void *cnt_malloc(void *ud, size_t len)
+{
+    (void)ud;
+    void *p = malloc(len);
+    g_live += p ? (long long)malloc_usable_size(p) : 0;
+    return p;
+}
+
+static void *cnt_realloc(void *ud, void *ptr, size_t len)
+{
+    (void)ud;
+    long long old = ptr ? (long long)malloc_usable_size(ptr) : 0;
+    void *p = realloc(ptr, len);
+    if (p) {
+        g_live += (long long)malloc_usable_size(p) - old;
+    }
+    return p;
+}
+
+static void cnt_free(void *ud, void *ptr)
+{
+    (void)ud;
+    g_live -= ptr ? (long long)malloc_usable_size(ptr) : 0;
+    free(ptr);
+}
+
+static const gn_allocator cnt_allocator = {cnt_malloc, cnt_realloc, cnt_free, NULL};
+
+/*
+ * The footprint the simulation depends on (docs/performance.md,
+ * "Simulation"): a node on a shared loop with a 16-event queue, and an idle
+ * channel end (plaintext, yamux, identify done). Before the mux driver
+ * dropped idle 32 KiB output chunks, a channel end held about 46 KiB.
+ */
+GN_TEST(footprint_per_node_and_channel)
+{
+    gn_set_allocator(&cnt_allocator);
+    sim_config cfg;
+    sim_config_default(&cfg);
+    cfg.nodes = N;
+    cfg.degree = DEGREE;
+    cfg.event_queue_capacity = 16;
+    sim s;
+    long long before = g_live;
+    CHECK_OK(sim_init(&s, &cfg));
+    CHECK_OK(sim_create_nodes(&s));
+    CHECK_OK(sim_start(&s, 10 * GN_S));
+    long long started = g_live;
+    CHECK_OK(sim_dial_random(&s, DEGREE));
+    CHECK(sim_run_until(&s, sim_dials_settled, NULL, 20 * GN_S));
+    gn_time end = gn_loop_now(s.loop) + 2 * GN_S;
+    while (gn_loop_now(s.loop) < end) {
+        sim_turn(&s);
+    }
+    long long settled = g_live;
+    uint64_t ends = 0;
+    for (size_t i = 0; i < N; i++) {
+        ends += s.nodes[i].channels_open;
+    }
+    CHECK(ends >= (uint64_t)N * DEGREE);
+    long long per_node = (started - before) / N;
+    long long per_end = (settled - started) / (long long)ends;
+    printf("# live bytes: %lld a node (started), %lld a channel end (%llu ends)\n", per_node,
+           per_end, (unsigned long long)ends);
+    sim_fini(&s);
+    gn_set_allocator(NULL);
+    CHECK(per_node < 32 * 1024);
+    CHECK(per_end < 12 * 1024);
+}
+
 GN_TEST(hundred_nodes_dial_and_identify)
 {
     uint64_t ev1, ch1, ev2, ch2;
@@ -124,4 +200,5 @@ GN_TEST(pick_never_returns_the_excluded_node)
     CHECK(seen[0] > 100 && seen[2] > 100);
 }
 
-GN_TEST_MAIN(GN_T(hundred_nodes_dial_and_identify), GN_T(pick_never_returns_the_excluded_node))
+GN_TEST_MAIN(GN_T(footprint_per_node_and_channel), GN_T(hundred_nodes_dial_and_identify),
+              GN_T(pick_never_returns_the_excluded_node))
