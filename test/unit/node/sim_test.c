@@ -169,8 +169,8 @@ GN_TEST(footprint_per_node_and_channel)
            per_end, (unsigned long long)ends);
     sim_fini(&s);
     gn_set_allocator(NULL);
-    CHECK(per_node < 32 * 1024);
-    CHECK(per_end < 12 * 1024);
+    CHECK(per_node < 24 * 1024);
+    CHECK(per_end < 8 * 1024);
 }
 
 GN_TEST(hundred_nodes_dial_and_identify)
