@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SIM_DEFAULT_EVQ 64
+#define SIM_DEFAULT_EVQ 16
 /* Turns without progress of the virtual clock are impossible: every turn
  * advances it by cfg.tick, so a bound in virtual ns bounds the turns. */
 

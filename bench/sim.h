@@ -48,7 +48,7 @@ typedef struct sim_config {
      * Per-node footprint knobs (see docs/performance.md, "Simulation").
      * 0 keeps the library default.
      */
-    size_t event_queue_capacity;   /* default here 64 (the library's: 4096) */
+    size_t event_queue_capacity;   /* default here 16 (the library's: 4096) */
     size_t command_queue_capacity; /* unused with a shared loop; kept for the node */
     gn_time tick;                  /* virtual time per turn; default 1 ms */
 } sim_config;
