@@ -50,7 +50,7 @@ typedef struct muxd_session muxd_session;
 typedef struct muxd_stream muxd_stream;
 
 /* A chunk of core output written below: GN_MUXD_OUT_CHUNK data bytes, or
- * MUXD_OBUF_SMALL when the core has little queued (see muxd_flush). */
+ * exactly the bytes drained when the core had little queued (muxd_flush). */
 typedef struct muxd_obuf {
     struct muxd_obuf *next;
     muxd_session *ss;
@@ -60,12 +60,14 @@ typedef struct muxd_obuf {
 } muxd_obuf;
 
 /*
- * Data bytes of a small output chunk, so that chunk and malloc header fit
- * one 4 KiB page. Control frames, acknowledgements and small messages go in
- * small chunks: a session that sends little (most of them, with thousands of
- * channels in a process) no longer has 32 KiB allocated per write in flight.
+ * Small output: when the core has at most half this queued, it is drained
+ * into a buffer of this size on the stack and written in a chunk of exactly
+ * the drained size (one copy of at most a few KiB). Control frames,
+ * acknowledgements and small messages go that way: a session that sends
+ * little (most of them, with thousands of channels in a process) no longer
+ * has 32 KiB allocated per write in flight.
  */
-#define MUXD_OBUF_SMALL (4096u - 64u)
+#define MUXD_OBUF_SMALL 4096u
 
 /* A waiting gn_mux_ping caller. */
 typedef struct muxd_ping {
@@ -815,14 +817,14 @@ static void muxd_spares_free(muxd_session *ss)
     ss->nspare = 0;
 }
 
-static muxd_obuf *muxd_obuf_get(muxd_session *ss, bool big)
+/* A chunk of @cap data bytes; full-size ones come from the spares first. */
+static muxd_obuf *muxd_obuf_get(muxd_session *ss, size_t cap)
 {
-    muxd_obuf *ob = big ? ss->spare : NULL;
+    muxd_obuf *ob = cap == GN_MUXD_OUT_CHUNK ? ss->spare : NULL;
     if (ob) {
         ss->spare = ob->next;
         ss->nspare--;
     } else {
-        size_t cap = big ? GN_MUXD_OUT_CHUNK : MUXD_OBUF_SMALL;
         ob = gn_malloc(sizeof *ob + cap);
         if (!ob) {
             return NULL;
@@ -878,21 +880,27 @@ static void muxd_flush(muxd_session *ss)
     for (int guard = 0; guard < 1024 && !ss->blocked && ss->inflight < GN_MUXD_OUT_MAX &&
                         ss->vt->want_drain(ss->core);
          guard++) {
-        /* little queued (or a core that cannot tell): a small chunk first;
-         * a frame it cannot hold (GN_ENOSPC) gets a full one */
+        /* little queued: drain on the stack, write an exact-size chunk; a
+         * frame that does not fit (GN_ENOSPC) takes the full-size path. A
+         * core that cannot tell (no send_queued) always takes that path. */
         size_t queued = ss->vt->send_queued ? ss->vt->send_queued(ss->core) : SIZE_MAX;
-        bool big = queued > MUXD_OBUF_SMALL / 2;
-        muxd_obuf *ob = muxd_obuf_get(ss, big);
-        if (!ob) {
-            muxd_session_end(ss, GN_ENOMEM);
-            return;
-        }
+        muxd_obuf *ob = NULL;
         gn_buf b;
-        gn_buf_init(&b, ob->data, ob->cap);
-        int n = ss->vt->drain(ss->core, &b, muxd_now(ss));
-        if (n == GN_ENOSPC && !big) {
-            muxd_obuf_put(ss, ob);
-            if (!(ob = muxd_obuf_get(ss, true))) {
+        int n = GN_ENOSPC;
+        if (queued <= MUXD_OBUF_SMALL / 2) {
+            uint8_t small[MUXD_OBUF_SMALL];
+            gn_buf_init(&b, small, sizeof small);
+            n = ss->vt->drain(ss->core, &b, muxd_now(ss));
+            if (n > 0) {
+                if (!(ob = muxd_obuf_get(ss, (size_t)n))) {
+                    muxd_session_end(ss, GN_ENOMEM);
+                    return;
+                }
+                memcpy(ob->data, small, (size_t)n);
+            }
+        }
+        if (n == GN_ENOSPC) {
+            if (!(ob = muxd_obuf_get(ss, GN_MUXD_OUT_CHUNK))) {
                 muxd_session_end(ss, GN_ENOMEM);
                 return;
             }
@@ -900,7 +908,9 @@ static void muxd_flush(muxd_session *ss)
             n = ss->vt->drain(ss->core, &b, muxd_now(ss));
         }
         if (n <= 0) {
-            muxd_obuf_put(ss, ob);
+            if (ob) {
+                muxd_obuf_put(ss, ob);
+            }
             if (n < 0) {
                 muxd_session_end(ss, n);
             }
