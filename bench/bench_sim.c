@@ -215,8 +215,13 @@ int main(int argc, char **argv)
            (unsigned long long)identified);
     printf("  \"dial_virtual_s\": %.3f, \"dial_turns\": %llu, \"events\": %llu,\n",
            (double)vdial / 1e9, (unsigned long long)dial_turns, (unsigned long long)s.events);
-    printf("  \"wall_s\": %.3f, \"rss_kib\": %ld, \"hwm_kib\": %ld, \"rss_bytes_per_node\": %.0f,\n",
-           settled.wall_s, settled.rss_kib, settled.hwm_kib,
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    printf("  \"wall_s\": %.3f, \"cpu_s\": %.3f, \"rss_kib\": %ld, \"hwm_kib\": %ld, "
+           "\"rss_bytes_per_node\": %.0f,\n",
+           settled.wall_s, cpu_s, settled.rss_kib, settled.hwm_kib,
            (double)(settled.rss_kib - base.rss_kib) * 1024.0 / (double)cfg.nodes);
     printf("  \"phases\": {\n");
     print_phase("base", &base, &base, cfg.nodes, false);
