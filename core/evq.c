@@ -8,6 +8,10 @@
  * After gn_evq_close() the fd stays readable (a watcher then pops and sees
  * GN_ECLOSED once drained), mirroring "waiters wake".
  *
+ * The ring starts with EVQ_INITIAL slots and doubles as pushes need it, up
+ * to the capacity, so a large capacity (a node's default 4096 events of
+ * about 500 bytes) costs memory only once it is used; it never shrinks.
+ *
  * Thread context: every function may be called from any thread.
  */
 #include "golemnet/loop.h"
@@ -29,11 +33,15 @@
 
 #include <errno.h>
 
+/* Slots allocated by gn_evq_new() (fewer when the capacity is smaller). */
+#define EVQ_INITIAL 8u
+
 struct gn_evq {
     uv_mutex_t mtx;
     uv_cond_t cond;
     uint8_t *items;
-    size_t cap;
+    size_t cap;   /* the bound */
+    size_t nslot; /* slots allocated, <= cap */
     size_t item_size;
     size_t head;  /* index of the oldest item */
     size_t count; /* items queued */
@@ -155,8 +163,9 @@ int gn_evq_new(size_t capacity, size_t item_size, gn_evq **out)
     }
     q->rfd = q->wfd = -1;
     q->cap = capacity;
+    q->nslot = capacity < EVQ_INITIAL ? capacity : EVQ_INITIAL;
     q->item_size = item_size;
-    q->items = gn_calloc(capacity, item_size);
+    q->items = gn_calloc(q->nslot, item_size);
     if (q->items == NULL) {
         gn_free(q);
         return GN_ENOMEM;
@@ -196,16 +205,41 @@ void gn_evq_free(gn_evq *q)
     gn_free(q);
 }
 
+/* Doubles the ring (up to cap), oldest item first at slot 0. Mutex held. */
+static int evq_grow(gn_evq *q)
+{
+    size_t n = q->nslot > q->cap / 2 ? q->cap : q->nslot * 2;
+    if (n > SIZE_MAX / q->item_size) {
+        return GN_ENOMEM;
+    }
+    uint8_t *items = gn_malloc(n * q->item_size);
+    if (items == NULL) {
+        return GN_ENOMEM;
+    }
+    size_t first = q->nslot - q->head; /* items from head to the end of the ring */
+    if (first > q->count) {
+        first = q->count;
+    }
+    memcpy(items, q->items + q->head * q->item_size, first * q->item_size);
+    memcpy(items + first * q->item_size, q->items, (q->count - first) * q->item_size);
+    gn_free(q->items);
+    q->items = items;
+    q->nslot = n;
+    q->head = 0;
+    return 0;
+}
+
 int gn_evq_push(gn_evq *q, const void *item)
 {
     int rc = 0;
     uv_mutex_lock(&q->mtx);
     if (q->closed) {
         rc = GN_ECLOSED;
-    } else if (q->count == q->cap) {
+    } else if (q->count == q->cap || (q->count == q->nslot && evq_grow(q) < 0)) {
+        /* full, or (out of memory) the ring cannot grow toward the bound */
         rc = GN_EAGAIN;
     } else {
-        size_t idx = (q->head + q->count) % q->cap;
+        size_t idx = (q->head + q->count) % q->nslot;
         memcpy(q->items + idx * q->item_size, item, q->item_size);
         q->count++;
         if (q->count == 1) {
@@ -230,7 +264,7 @@ int gn_evq_pop(gn_evq *q, void *item, gn_time timeout)
     for (;;) {
         if (q->count > 0) {
             memcpy(item, q->items + q->head * q->item_size, q->item_size);
-            q->head = (q->head + 1) % q->cap;
+            q->head = (q->head + 1) % q->nslot;
             q->count--;
             if (q->count == 0 && !q->closed) {
                 evq_fd_drain(q);

@@ -97,7 +97,9 @@ void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in)
 int gni_mstate_init(gni_mstate *ms, const gni_mstate_ops *ops, size_t stream_buffer_max)
 {
     memset(ms, 0, sizeof(*ms));
-    if (gni_htab_init(&ms->streams, 64) < 0)
+    /* 8 buckets (64 bytes), doubled as streams are added: most sessions
+     * carry a few streams, and a process may hold many thousand sessions */
+    if (gni_htab_init(&ms->streams, 8) < 0)
         return GN_ENOMEM;
     ms->ops = ops;
     ms->stream_buffer_max = stream_buffer_max;

@@ -29,7 +29,13 @@
 #define MUXD_ROUNDS 16
 /* Bytes delivered to one stream per service before others get a turn. */
 #define MUXD_DELIVER_MAX (256u * 1024u)
-/* Spare output chunks kept for reuse. */
+/*
+ * Spare output chunks kept for reuse while writes are in flight (a burst
+ * reuses them). An idle session (no write in flight) keeps none: with many
+ * mostly idle sessions (thousands of channels in one process) spare 32 KiB
+ * chunks were most of the memory, and a malloc of a chunk per burst costs
+ * nothing measurable next to the write.
+ */
 #define MUXD_SPARE_MAX 4u
 /*
  * Input fed per loop turn before the session yields to the loop. A busy
@@ -43,13 +49,25 @@
 typedef struct muxd_session muxd_session;
 typedef struct muxd_stream muxd_stream;
 
-/* A chunk of core output written below. */
+/* A chunk of core output written below: GN_MUXD_OUT_CHUNK data bytes, or
+ * exactly the bytes drained when the core had little queued (muxd_flush). */
 typedef struct muxd_obuf {
     struct muxd_obuf *next;
     muxd_session *ss;
     size_t len;
-    uint8_t data[GN_MUXD_OUT_CHUNK];
+    size_t cap;
+    uint8_t data[];
 } muxd_obuf;
+
+/*
+ * Small output: when the core has at most half this queued, it is drained
+ * into a buffer of this size on the stack and written in a chunk of exactly
+ * the drained size (one copy of at most a few KiB). Control frames,
+ * acknowledgements and small messages go that way: a session that sends
+ * little (most of them, with thousands of channels in a process) no longer
+ * has 32 KiB allocated per write in flight.
+ */
+#define MUXD_OBUF_SMALL 4096u
 
 /* A waiting gn_mux_ping caller. */
 typedef struct muxd_ping {
@@ -780,7 +798,7 @@ static void muxd_session_end(muxd_session *ss, int err)
 
 static void muxd_obuf_put(muxd_session *ss, muxd_obuf *ob)
 {
-    if (ss->nspare < MUXD_SPARE_MAX) {
+    if (ob->cap == GN_MUXD_OUT_CHUNK && ss->nwrites > 0 && ss->nspare < MUXD_SPARE_MAX) {
         ob->next = ss->spare;
         ss->spare = ob;
         ss->nspare++;
@@ -789,17 +807,29 @@ static void muxd_obuf_put(muxd_session *ss, muxd_obuf *ob)
     }
 }
 
-static muxd_obuf *muxd_obuf_get(muxd_session *ss)
+static void muxd_spares_free(muxd_session *ss)
 {
-    muxd_obuf *ob = ss->spare;
+    while (ss->spare) {
+        muxd_obuf *ob = ss->spare;
+        ss->spare = ob->next;
+        gn_free(ob);
+    }
+    ss->nspare = 0;
+}
+
+/* A chunk of @cap data bytes; full-size ones come from the spares first. */
+static muxd_obuf *muxd_obuf_get(muxd_session *ss, size_t cap)
+{
+    muxd_obuf *ob = cap == GN_MUXD_OUT_CHUNK ? ss->spare : NULL;
     if (ob) {
         ss->spare = ob->next;
         ss->nspare--;
     } else {
-        ob = gn_malloc(sizeof *ob);
+        ob = gn_malloc(sizeof *ob + cap);
         if (!ob) {
             return NULL;
         }
+        ob->cap = cap;
     }
     ob->next = NULL;
     ob->ss = ss;
@@ -814,6 +844,9 @@ static void muxd_written(void *arg, int status)
     ss->inflight -= ob->len;
     ss->nwrites--;
     muxd_obuf_put(ss, ob);
+    if (ss->nwrites == 0) {
+        muxd_spares_free(ss); /* idle: keep no spare chunk */
+    }
     if (status < 0 && status != GN_ECANCELED && !ss->closing) {
         muxd_session_end(ss, status);
     }
@@ -847,16 +880,37 @@ static void muxd_flush(muxd_session *ss)
     for (int guard = 0; guard < 1024 && !ss->blocked && ss->inflight < GN_MUXD_OUT_MAX &&
                         ss->vt->want_drain(ss->core);
          guard++) {
-        muxd_obuf *ob = muxd_obuf_get(ss);
-        if (!ob) {
-            muxd_session_end(ss, GN_ENOMEM);
-            return;
-        }
+        /* little queued: drain on the stack, write an exact-size chunk; a
+         * frame that does not fit (GN_ENOSPC) takes the full-size path. A
+         * core that cannot tell (no send_queued) always takes that path. */
+        size_t queued = ss->vt->send_queued ? ss->vt->send_queued(ss->core) : SIZE_MAX;
+        muxd_obuf *ob = NULL;
         gn_buf b;
-        gn_buf_init(&b, ob->data, sizeof ob->data);
-        int n = ss->vt->drain(ss->core, &b, muxd_now(ss));
+        int n = GN_ENOSPC;
+        if (queued <= MUXD_OBUF_SMALL / 2) {
+            uint8_t small[MUXD_OBUF_SMALL];
+            gn_buf_init(&b, small, sizeof small);
+            n = ss->vt->drain(ss->core, &b, muxd_now(ss));
+            if (n > 0) {
+                if (!(ob = muxd_obuf_get(ss, (size_t)n))) {
+                    muxd_session_end(ss, GN_ENOMEM);
+                    return;
+                }
+                memcpy(ob->data, small, (size_t)n);
+            }
+        }
+        if (n == GN_ENOSPC) {
+            if (!(ob = muxd_obuf_get(ss, GN_MUXD_OUT_CHUNK))) {
+                muxd_session_end(ss, GN_ENOMEM);
+                return;
+            }
+            gn_buf_init(&b, ob->data, ob->cap);
+            n = ss->vt->drain(ss->core, &b, muxd_now(ss));
+        }
         if (n <= 0) {
-            muxd_obuf_put(ss, ob);
+            if (ob) {
+                muxd_obuf_put(ss, ob);
+            }
             if (n < 0) {
                 muxd_session_end(ss, n);
             }
@@ -1162,11 +1216,7 @@ static void muxd_below_closed(gn_stream *below, void *arg)
         gn_free(ss->blocked);
         ss->blocked = NULL;
     }
-    while (ss->spare) {
-        muxd_obuf *ob = ss->spare;
-        ss->spare = ob->next;
-        gn_free(ob);
-    }
+    muxd_spares_free(ss);
     gn_free(ss->hold);
     ss->hold = NULL;
     ss->hold_len = ss->hold_cap = 0;

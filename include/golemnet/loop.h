@@ -233,7 +233,10 @@ GN_API void gn_op_cancel(gn_op *op);
 typedef struct gn_evq gn_evq;
 
 /**
- * Creates a queue of @capacity items of @item_size bytes each.
+ * Creates a queue of @capacity items of @item_size bytes each. Memory for
+ * the items is allocated as they are queued (the ring starts small and
+ * doubles up to @capacity; it does not shrink), so a large bound costs
+ * nothing until used (since 0.3; before, @capacity slots up front).
  * Errors: GN_EINVAL (zero sizes), GN_ENOMEM, GN_EIO (no wakeup fd).
  * Since: 0.1
  */
@@ -244,7 +247,8 @@ GN_API void gn_evq_free(gn_evq *q);
 
 /**
  * Copies one item in. Errors: GN_EAGAIN when full (the producer decides
- * whether to drop, retry or stop reading), GN_ECLOSED after gn_evq_close().
+ * whether to drop, retry or stop reading; also when the ring could not grow
+ * toward its capacity for lack of memory), GN_ECLOSED after gn_evq_close().
  */
 GN_API int gn_evq_push(gn_evq *q, const void *item);
 

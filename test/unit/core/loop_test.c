@@ -5,6 +5,7 @@
 #include "gn_test.h"
 #include "gni.h"
 
+#include <malloc.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <uv.h>
@@ -784,6 +785,83 @@ GN_TEST(evq_basic_and_fd)
     gn_evq_free(q);
 }
 
+/* Live bytes through the allocator hooks (malloc_usable_size: frees of
+ * memory allocated before the hooks were installed balance too). */
+static long long evq_live;
+
+static void *evq_cnt_malloc(void *ud, size_t len)
+{
+    (void)ud;
+    void *p = malloc(len);
+    evq_live += p ? (long long)malloc_usable_size(p) : 0;
+    return p;
+}
+
+static void *evq_cnt_realloc(void *ud, void *ptr, size_t len)
+{
+    (void)ud;
+    long long old = ptr ? (long long)malloc_usable_size(ptr) : 0;
+    void *p = realloc(ptr, len);
+    if (p) {
+        evq_live += (long long)malloc_usable_size(p) - old;
+    }
+    return p;
+}
+
+static void evq_cnt_free(void *ud, void *ptr)
+{
+    (void)ud;
+    evq_live -= ptr ? (long long)malloc_usable_size(ptr) : 0;
+    free(ptr);
+}
+
+static const gn_allocator evq_cnt_allocator = {evq_cnt_malloc, evq_cnt_realloc, evq_cnt_free,
+                                               NULL};
+
+/* A large capacity costs memory only when used; growing keeps FIFO order,
+ * also when the ring has wrapped, and the bound stays exact. */
+GN_TEST(evq_grows_lazily_in_order)
+{
+    gn_set_allocator(&evq_cnt_allocator);
+    long long live0 = evq_live;
+    gn_evq *q;
+    CHECK_OK(gn_evq_new(4096, 512, &q));
+    long long empty = evq_live - live0;
+    uint8_t item[512], out[512];
+    uint32_t next_in = 0, next_out = 0;
+    /* wrap the initial ring, then grow while wrapped */
+    for (int i = 0; i < 5; i++, next_in++) {
+        memset(item, 0, sizeof item);
+        memcpy(item, &next_in, sizeof next_in);
+        CHECK_OK(gn_evq_push(q, item));
+    }
+    for (int i = 0; i < 3; i++, next_out++) {
+        CHECK_OK(gn_evq_pop(q, out, 0));
+        CHECK(memcmp(out, &next_out, sizeof next_out) == 0);
+    }
+    while (gn_evq_len(q) < 4096) {
+        memset(item, 0, sizeof item);
+        memcpy(item, &next_in, sizeof next_in);
+        item[511] = (uint8_t)next_in;
+        CHECK_OK(gn_evq_push(q, item));
+        next_in++;
+    }
+    CHECK_EQ(gn_evq_push(q, item), GN_EAGAIN);
+    long long full = evq_live - live0;
+    while (next_out < next_in) {
+        CHECK_OK(gn_evq_pop(q, out, 0));
+        CHECK(memcmp(out, &next_out, sizeof next_out) == 0);
+        CHECK(next_out < 5 || out[511] == (uint8_t)next_out);
+        next_out++;
+    }
+    CHECK_EQ(gn_evq_pop(q, out, 0), GN_EAGAIN);
+    gn_evq_free(q);
+    gn_set_allocator(NULL);
+    printf("# evq(4096 x 512 B): %lld bytes empty, %lld full\n", empty, full);
+    CHECK(empty < 16 * 1024);          /* was 2 MiB up front */
+    CHECK(full >= 4096LL * 512);
+}
+
 #define EVQ_N 20000
 
 typedef struct evq_prod {
@@ -878,7 +956,7 @@ GN_TEST(evq_close_wakes_popper)
     gn_evq_free(q);
 }
 
-GN_TEST_MAIN(GN_T(loop_submit_multi_producer), GN_T(loop_queue_full_and_closed),
+GN_TEST_MAIN(GN_T(evq_grows_lazily_in_order), GN_T(loop_submit_multi_producer), GN_T(loop_queue_full_and_closed),
              GN_T(loop_reserved_cmd_full_ring),
              GN_T(loop_config_errors), GN_T(loop_thread_stop_submit_closed),
              GN_T(loop_run_on_caller), GN_T(loop_embedded), GN_T(loop_defer_order_no_reentry),
