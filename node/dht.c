@@ -66,16 +66,84 @@ static void op_out(gn_op **op, int rc, gn_op *h)
     }
 }
 
+/*
+ * Every accepted call is counted in n->dht_pending until its callback ran:
+ * the node's close waits for them (a router answers pending queries with
+ * GN_ECANCELED on a later turn, and the caller's state -- a discovery
+ * component's, say -- must still be there then).
+ */
+typedef struct dht_call {
+    gn_node *n;
+    gn_router_done_cb done_cb;
+    gn_router_value_cb value_cb;
+    gn_router_peers_cb peers_cb;
+    void *arg;
+} dht_call;
+
+static dht_call *call_new(gn_host *h, void *arg)
+{
+    dht_call *c = gn_calloc(1, sizeof *c);
+    if (c) {
+        c->n = h->node;
+        c->arg = arg;
+    }
+    return c;
+}
+
+/* The call was accepted (@rc 0): count it; else free it. */
+static int call_started(dht_call *c, int rc)
+{
+    if (rc == 0) {
+        c->n->dht_pending++;
+    } else {
+        gn_free(c);
+    }
+    return rc;
+}
+
+static void call_end(dht_call *c)
+{
+    gn_node *n = c->n;
+    gn_free(c);
+    n->dht_pending--;
+    gni_node_maybe_finish_close(n);
+}
+
+static void call_done(void *arg, int status)
+{
+    dht_call *c = arg;
+    c->done_cb(c->arg, status);
+    call_end(c);
+}
+
+static void call_value(void *arg, int status, gn_slice value)
+{
+    dht_call *c = arg;
+    c->value_cb(c->arg, status, value);
+    call_end(c);
+}
+
+static void call_peers(void *arg, int status, const gn_router_peer *peers, size_t n)
+{
+    dht_call *c = arg;
+    c->peers_cb(c->arg, status, peers, n);
+    call_end(c);
+}
+
 int gn_host_put_value(gn_host *h, gn_slice key, gn_slice value, gn_router_done_cb cb, void *arg,
                       gn_op **op)
 {
     int rc;
     gn_op *q = NULL;
     gn_router *r = dht_begin(h, key, cb != NULL, E_PUT, &rc);
-    if (r && (value.base || value.len == 0)) {
-        rc = r->ops->put_value(r, key, value, cb, arg, &q);
-    } else if (r) {
+    dht_call *c = NULL;
+    if (r && !value.base && value.len > 0) {
         rc = GN_EINVAL;
+    } else if (r && !(c = call_new(h, arg))) {
+        rc = GN_ENOMEM;
+    } else if (r) {
+        c->done_cb = cb;
+        rc = call_started(c, r->ops->put_value(r, key, value, call_done, c, &q));
     }
     op_out(op, rc, q);
     return rc;
@@ -86,8 +154,12 @@ int gn_host_get_value(gn_host *h, gn_slice key, gn_router_value_cb cb, void *arg
     int rc;
     gn_op *q = NULL;
     gn_router *r = dht_begin(h, key, cb != NULL, E_GET, &rc);
-    if (r) {
-        rc = r->ops->get_value(r, key, cb, arg, &q);
+    dht_call *c = NULL;
+    if (r && !(c = call_new(h, arg))) {
+        rc = GN_ENOMEM;
+    } else if (r) {
+        c->value_cb = cb;
+        rc = call_started(c, r->ops->get_value(r, key, call_value, c, &q));
     }
     op_out(op, rc, q);
     return rc;
@@ -98,8 +170,12 @@ int gn_host_provide(gn_host *h, gn_slice key, gn_router_done_cb cb, void *arg, g
     int rc;
     gn_op *q = NULL;
     gn_router *r = dht_begin(h, key, cb != NULL, E_PROVIDE, &rc);
-    if (r) {
-        rc = r->ops->provide(r, key, cb, arg, &q);
+    dht_call *c = NULL;
+    if (r && !(c = call_new(h, arg))) {
+        rc = GN_ENOMEM;
+    } else if (r) {
+        c->done_cb = cb;
+        rc = call_started(c, r->ops->provide(r, key, call_done, c, &q));
     }
     op_out(op, rc, q);
     return rc;
@@ -110,12 +186,15 @@ int gn_host_find_providers(gn_host *h, gn_slice key, size_t max, gn_router_peers
 {
     int rc;
     gn_op *q = NULL;
-    gn_router *r =
-        dht_begin(h, key, cb != NULL, E_FIND_PROVIDERS, &rc);
-    if (r && max > 0) {
-        rc = r->ops->find_providers(r, key, max, cb, arg, &q);
-    } else if (r) {
+    gn_router *r = dht_begin(h, key, cb != NULL, E_FIND_PROVIDERS, &rc);
+    dht_call *c = NULL;
+    if (r && max == 0) {
         rc = GN_EINVAL;
+    } else if (r && !(c = call_new(h, arg))) {
+        rc = GN_ENOMEM;
+    } else if (r) {
+        c->peers_cb = cb;
+        rc = call_started(c, r->ops->find_providers(r, key, max, call_peers, c, &q));
     }
     op_out(op, rc, q);
     return rc;
@@ -126,13 +205,43 @@ int gn_host_closest_peers(gn_host *h, gn_slice key, gn_router_peers_cb cb, void 
 {
     int rc;
     gn_op *q = NULL;
-    gn_router *r =
-        dht_begin(h, key, cb != NULL, E_CLOSEST, &rc);
-    if (r) {
-        rc = r->ops->closest_peers(r, key, cb, arg, &q);
+    gn_router *r = dht_begin(h, key, cb != NULL, E_CLOSEST, &rc);
+    dht_call *c = NULL;
+    if (r && !(c = call_new(h, arg))) {
+        rc = GN_ENOMEM;
+    } else if (r) {
+        c->peers_cb = cb;
+        rc = call_started(c, r->ops->closest_peers(r, key, call_peers, c, &q));
     }
     op_out(op, rc, q);
     return rc;
+}
+
+int gn_host_dht_stats(gn_host *h, gn_router_stats *out)
+{
+    if (!h || !out) {
+        return GN_EINVAL;
+    }
+    gn_node *n = h->node;
+    for (size_t i = 0; i < n->nrouters_started; i++) {
+        gn_router *r = n->routers[i];
+        if (r->ops->stats) {
+            memset(out, 0, sizeof *out);
+            return r->ops->stats(r, out);
+        }
+    }
+    return GN_ENOTSUP;
+}
+
+int gn_node_dht_stats(gn_node *n, gn_router_stats *out)
+{
+    if (!n || !out) {
+        return GN_EINVAL;
+    }
+    if (!n->components_running) {
+        return GN_ESTATE;
+    }
+    return gn_host_dht_stats(&n->host, out);
 }
 
 int gn_host_set_validator(gn_host *h, const gn_router_validator *v)

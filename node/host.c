@@ -268,6 +268,15 @@ bool gn_host_peer_supports(gn_host *h, const gn_peer_id *peer, const char *proto
     return peer && protocol_id && gni_peerstore_supports(host_node(h)->ps, peer, protocol_id);
 }
 
+bool gn_host_peer_dialable(gn_host *h, const gn_peer_id *peer)
+{
+    if (!h || !peer || peer->len == 0) {
+        return false;
+    }
+    gn_node *n = host_node(h);
+    return gni_node_find_open(n, peer) != NULL || gni_node_has_route(n, peer);
+}
+
 int gn_host_peer_set_pubkey(gn_host *h, const gn_peer_id *peer,
                             const uint8_t pub[GN_ED25519_PUBLICKEYBYTES])
 {

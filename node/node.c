@@ -982,7 +982,7 @@ void gni_node_maybe_finish_close(gn_node *n)
 {
     if (!n->closing || n->close_finished || n->finish_posted || n->nlisteners_closing > 0 || n->nstray > 0 ||
         !gni_list_empty(&n->listeners) || !gni_list_empty(&n->channels) ||
-        !gni_host_idle(n) || n->nat_pending > 0) {
+        !gni_host_idle(n) || n->nat_pending > 0 || n->dht_pending > 0) {
         return;
     }
     n->close_finished = true;

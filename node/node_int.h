@@ -279,6 +279,7 @@ struct gn_node {
     size_t nprotos_started, nrouters_started, ndiscs_started, nnats_started;
     bool components_running;        /* gni_host_start_components() succeeded */
     uint32_t nat_pending;           /* NAT map requests outstanding */
+    uint32_t dht_pending;           /* host DHT calls whose callback has not run (dht.c) */
     gni_list nat_maps;              /* mappings made (host.c), unmapped at close */
     bool finish_posted;             /* gni_node_finish_close_later pending */
     gni_list subs;                  /* gn_host_sub */

@@ -202,6 +202,15 @@ GN_API int gn_host_peer_add_addrs(gn_host *h, const gn_peer_id *peer,
 GN_API int gn_host_peer_addrs(gn_host *h, const gn_peer_id *peer, gn_multiaddr **out,
                               gn_addr_source *src, size_t max);
 
+/**
+ * True when a dial to @peer would not need the routers: a channel to it is
+ * open, or the peer store has an unexpired address of it that one of the
+ * node's transports handles. Routers check it before opening streams of
+ * their own, so that a peer they cannot reach does not send the host back
+ * to them. Since: 0.3
+ */
+GN_API bool gn_host_peer_dialable(gn_host *h, const gn_peer_id *peer);
+
 /** Replaces @peer's protocol list (@n ids, copied). Errors: GN_EINVAL, GN_ENOMEM. */
 GN_API int gn_host_peer_set_protocols(gn_host *h, const gn_peer_id *peer,
                                       const char *const *protocols, size_t n);

@@ -443,6 +443,13 @@ GN_API int gn_node_dht_find_providers(gn_node *n, const uint8_t *key, size_t key
 GN_API int gn_node_dht_closest_peers(gn_node *n, const uint8_t *key, size_t key_len,
                                      gn_node_dht_cb cb, void *arg);
 /**
+ * The DHT router's counters (gn_router_stats: queries, requests, hops,
+ * routing-table size, stored records). Loop thread only (tests and
+ * benchmarks on an application loop). Errors: GN_EINVAL, GN_ESTATE (not
+ * started), GN_ENOTSUP (no DHT router).
+ */
+GN_API int gn_node_dht_stats(gn_node *n, gn_router_stats *out);
+/**
  * Registers a record validator for namespace @v->ns (shorter than 64
  * bytes, no '/') with the DHT routers; allowed before gn_node_start() so
  * that no record of the namespace is refused in between. @v is copied; its

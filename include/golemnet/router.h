@@ -97,6 +97,25 @@ typedef struct gn_router_validator {
     void *arg;
 } gn_router_validator;
 
+/**
+ * A DHT router's counters since it started (gn_host_dht_stats()). Queries
+ * count when they end, whatever their outcome. Since: 0.3
+ */
+typedef struct gn_router_stats {
+    uint64_t queries;       /* queries ended */
+    uint64_t requests;      /* requests they sent (lookup steps, stores) */
+    uint64_t responses;     /* answers to those requests */
+    uint64_t failures;      /* requests that failed or timed out */
+    uint64_t hops;          /* sum over lookups of the hops to the closest result */
+    uint32_t last_hops;     /* the last ended lookup's hops (1: a peer of our table) */
+    uint32_t last_requests; /* ... and the requests it sent */
+    uint64_t served;        /* inbound requests answered */
+    uint64_t refused;       /* inbound streams or requests refused (limits, rate, bad input) */
+    size_t table_size;      /* peers in the routing table */
+    size_t records;         /* records stored (local and remote) */
+    size_t providers;       /* provider entries stored */
+} gn_router_stats;
+
 struct gn_router_ops {
     GN_LAYER_OPS_HEADER;
     int (*init)(gn_router *r);   /* optional: a negative gn_err refuses the instance */
@@ -155,6 +174,8 @@ struct gn_router_ops {
      */
     int (*test_options)(const gn_peer_id *peer, const gn_multiaddr *addr, char *out,
                         size_t out_len);
+    /** Optional: fills @out with the router's counters (gn_host_dht_stats()). Since: 0.3 */
+    int (*stats)(gn_router *r, gn_router_stats *out);
 };
 
 /**
@@ -196,6 +217,11 @@ GN_API int gn_host_find_providers(gn_host *h, gn_slice key, size_t max, gn_route
                                   void *arg, gn_op **op);
 GN_API int gn_host_closest_peers(gn_host *h, gn_slice key, gn_router_peers_cb cb, void *arg,
                                  gn_op **op);
+/**
+ * The counters of the first router that keeps DHT statistics. Errors:
+ * GN_EINVAL, GN_ENOTSUP (none does). Since: 0.3
+ */
+GN_API int gn_host_dht_stats(gn_host *h, gn_router_stats *out);
 /**
  * Registers @v with every router that takes validators. Errors: GN_ENOTSUP
  * (none does), or the first router's refusal. Since: 0.3

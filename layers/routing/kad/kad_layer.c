@@ -19,6 +19,7 @@
  */
 #include "golemnet/router.h"
 #include "golemnet/crypto.h"
+#include "golemnet/multiformats.h"
 #include "golemnet/registry.h"
 
 #include "gni.h"
@@ -169,6 +170,7 @@ struct kad_router {
     gn_peer_id boot_id[KAD_MAX_BOOTSTRAP];
     size_t nboot;
     gn_time last_republish;
+    gn_router_stats st;     /* counters (table and store sizes filled on demand) */
     kad_ext_validator *ext; /* GNI_KAD_NS_MAX slots, allocated at the first */
     size_t next;
 };
@@ -253,6 +255,8 @@ static int load_options(kad_router *kr)
     NUM("max_msg_len", GNI_KAD_DEFAULT_MAX_MSG_LEN, 1024, GNI_KAD_MAX_MSG_LEN_LIMIT,
         c->lim.max_msg_len, 1)
 #undef NUM
+    /* replies carry k closer peers: the encoder's bound must allow them */
+    c->lim.max_closer = GNI_MAX((size_t)GNI_KAD_DEFAULT_MAX_CLOSER, c->k);
     return rc;
 }
 
@@ -356,10 +360,7 @@ static bool learn_peer(kad_router *kr, const gni_kad_peer *p)
                                      KAD_ADDR_TTL, GN_ADDR_SRC_ROUTER);
     }
     free_addrs(addrs, n);
-    gn_multiaddr *known[1];
-    size_t k = peer_addrs(kr, &p->id, known, 1);
-    free_addrs(known, k);
-    return k > 0;
+    return gn_host_peer_dialable(kr->h, &p->id);
 }
 
 /* ------------------------------------------------------------------------
@@ -385,10 +386,30 @@ static void format_time(char *out, size_t len)
 static void query_pump(kad_query *q);
 static void query_lookup_done(kad_query *q);
 
+/* Adds what the query's lookups did to the router's counters. */
+static void query_count(kad_router *kr, kad_query *q)
+{
+    uint32_t hops = 0, reqs = 0;
+    for (size_t i = 0; i < q->npaths; i++) {
+        gni_kad_lookup_stats ls;
+        gni_kad_lookup_stats_get(q->lks[i], &ls);
+        hops = GNI_MAX(hops, (uint32_t)ls.hops);
+        reqs += (uint32_t)ls.requests;
+        kr->st.responses += ls.responses;
+        kr->st.failures += ls.failures + ls.timeouts;
+    }
+    kr->st.queries++;
+    kr->st.requests += reqs;
+    kr->st.hops += hops;
+    kr->st.last_hops = hops;
+    kr->st.last_requests = reqs;
+}
+
 static void query_free(kad_query *q)
 {
     kad_router *kr = q->kr;
     if (kr) { /* else detached by kad_stop */
+        query_count(kr, q);
         gni_list_del(&q->link);
         kr->nqueries--;
     }
@@ -610,6 +631,12 @@ static void query_deliver_due(gn_timer *t, void *arg)
     query_deliver(arg);
 }
 
+static void query_deliver_deferred(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    query_deliver(arg);
+}
+
 /* Decides the outcome once; the callback runs on a later loop turn. */
 static void query_answer(kad_query *q, int status)
 {
@@ -620,7 +647,10 @@ static void query_answer(kad_query *q, int status)
     q->status = status;
     cancel_calls(q);
     gn_timer_stop(&q->timer);
-    if (gn_timer_start(&q->timer, 0, query_deliver_due, q) < 0) {
+    if (gn_timer_start(&q->timer, 0, query_deliver_due, q) < 0 &&
+        gn_loop_defer(q->kr->r->loop, query_deliver_deferred, q) < 0) {
+        /* no memory for either: answering now beats never answering (the
+         * callers below touch nothing of @q after a call that can get here) */
         query_deliver(q);
     }
 }
@@ -681,13 +711,13 @@ static void send_lookup(kad_query *q, unsigned path, const gn_peer_id *peer)
 {
     kad_router *kr = q->kr;
     gn_time now = kr_now(kr);
-    gn_multiaddr *a[1];
-    size_t na = peer_addrs(kr, peer, a, 1);
-    free_addrs(a, na);
+    /* only peers the host can reach without the routers: asking the host
+     * to dial another would bring it back here (a lookup per peer) */
+    bool na = gn_host_peer_dialable(kr->h, peer);
     kad_call *c = NULL;
     gni_kad_msg m;
-    int rc = na == 0 ? GN_ENOROUTE : lookup_msg(q, &m);
-    if (na > 0) {
+    int rc = !na ? GN_ENOROUTE : lookup_msg(q, &m);
+    if (na) {
         if (rc == 0 && !(c = gn_calloc(1, sizeof *c))) {
             rc = GN_ENOMEM;
         }
@@ -718,8 +748,8 @@ static void query_pump(kad_query *q)
     gn_peer_id p;
     for (unsigned i = 0; i < q->npaths; i++) {
         size_t guard = 0;
-        while (gni_kad_lookup_next(q->lks[i], kr_now(kr), &p) == 1 &&
-               guard++ < KAD_ALPHA_MAX * 4) {
+        while (guard++ < KAD_ALPHA_MAX * 4 &&
+               gni_kad_lookup_next(q->lks[i], kr_now(kr), &p) == 1) {
             send_lookup(q, i, &p);
         }
     }
@@ -824,11 +854,16 @@ static void store_check_done(kad_query *q)
 
 static void on_store_reply(void *arg, int status, gni_kad_msg *resp)
 {
-    (void)resp;
     kad_call *c = arg;
     kad_query *q = c->q;
     gni_list_del(&c->link);
     gn_free(c);
+    /* a PUT_VALUE reply echoes the record it stored (as go checks) */
+    if (status == 0 && q->kind == Q_PUT && resp &&
+        (!resp->has_record || resp->rec_value.len != q->value_len ||
+         (q->value_len && memcmp(resp->rec_value.data, q->value, q->value_len) != 0))) {
+        status = GN_EPROTO;
+    }
     if (status == 0) {
         q->store_ok++;
     } else if (q->store_err++ == 0) {
@@ -840,6 +875,9 @@ static void on_store_reply(void *arg, int status, gni_kad_msg *resp)
 static void query_store(kad_query *q)
 {
     kad_router *kr = q->kr;
+    /* lookup requests still in flight (the lookup ended at its timeout, or
+     * their peers fell out of the k closest) are no longer wanted */
+    cancel_calls(q);
     q->storing = true;
     gn_peer_id ids[GNI_KAD_K_MAX];
     size_t n = paths_results(q, ids, GNI_MIN(kr->cfg.k, GNI_KAD_K_MAX));
@@ -907,7 +945,8 @@ static void query_lookup_done(kad_query *q)
         query_answer(q, q->nvalues > 0 ? 0 : (st == 0 ? GN_ENOTFOUND : st));
         return;
     case Q_FIND_PROV:
-        query_answer(q, st == GN_ENOROUTE ? 0 : st);
+        /* nobody to ask and nothing known locally: GN_ENOROUTE */
+        query_answer(q, q->nfound > 0 ? 0 : st);
         return;
     case Q_CLOSEST:
     default:
@@ -1014,10 +1053,7 @@ static void on_check_reply(void *arg, int status, gni_kad_msg *resp)
 
 static void check_peer(kad_router *kr, const gn_peer_id *peer)
 {
-    gn_multiaddr *a[1];
-    size_t na = peer_addrs(kr, peer, a, 1);
-    free_addrs(a, na);
-    if (na == 0) {
+    if (!gn_host_peer_dialable(kr->h, peer)) {
         /* nowhere to reach it: asking the host would ask the routers */
         (void)gni_kad_table_check_result(kr->table, peer, false, kr_now(kr));
         return;
@@ -1190,8 +1226,16 @@ static int serve_request(void *arg, const gn_peer_id *peer, const gni_kad_msg *r
         reply_closer(kr, resp, &target, peer);
         return 1;
     }
-    case GNI_KAD_ADD_PROVIDER:
-        if (req->key.len == 0) {
+    case GNI_KAD_ADD_PROVIDER: {
+        /* a content key: a multihash (as go and js send), or CIDv1 bytes */
+        gn_multihash mh;
+        uint64_t codec;
+        if (req->key.len == 0 ||
+            (gn_multihash_decode(req->key.data, req->key.len, &mh) < 0 &&
+             gn_cid_decode(req->key.data, req->key.len, &codec, &mh) < 0)) {
+            pid_str(peer, pid, sizeof pid);
+            GN_LOG(GN_LOG_INFO, KAD_LOG, "%s: ADD_PROVIDER key is neither a multihash nor a CID",
+                   pid);
             return GN_EPROTO;
         }
         for (size_t i = 0; i < req->provider_cnt; i++) {
@@ -1213,6 +1257,7 @@ static int serve_request(void *arg, const gn_peer_id *peer, const gni_kad_msg *r
             }
         }
         return 0;
+    }
     case GNI_KAD_PING:
         return 1;
     default:
@@ -1447,25 +1492,48 @@ static void republish_one(kad_router *kr, qkind kind, gn_slice k, gn_slice v)
 
 /* Sends this node's own records and provider keys again (spec: provider
  * records every 22 h; values likewise so that they outlive their expiry). */
+/* One entry to republish, copied out of the store. */
+typedef struct repub_item {
+    qkind kind;
+    uint8_t *buf; /* key, then value */
+    size_t klen, vlen;
+} repub_item;
+
 static void republish(kad_router *kr)
 {
-    /* the stores change under the puts: walk copies of the keys */
+    /* put and provide reorder the stores' local lists: copy everything
+     * first, then send */
     size_t nrec = gni_kad_records_local_count(kr->records);
-    for (size_t i = 0; i < nrec; i++) {
-        gn_slice k, v;
-        if (gni_kad_records_local_at(kr->records, i, &k, &v, NULL) < 0) {
-            break;
-        }
-        republish_one(kr, Q_PUT, k, v);
-    }
     size_t nprov = gni_kad_providers_local_count(kr->providers);
-    for (size_t i = 0; i < nprov; i++) {
-        gn_slice k;
-        if (gni_kad_providers_local_at(kr->providers, i, &k, NULL) < 0) {
-            break;
-        }
-        republish_one(kr, Q_PROVIDE, k, gn_slice_of(NULL, 0));
+    size_t total = nrec + nprov, n = 0;
+    repub_item *items = total ? gn_calloc(total, sizeof *items) : NULL;
+    if (total && !items) {
+        GN_LOG(GN_LOG_WARNING, KAD_LOG, "republish skipped: out of memory");
+        return;
     }
+    for (size_t i = 0; i < total; i++) {
+        gn_slice k, v = gn_slice_of(NULL, 0);
+        bool rec = i < nrec;
+        int rc = rec ? gni_kad_records_local_at(kr->records, i, &k, &v, NULL)
+                     : gni_kad_providers_local_at(kr->providers, i - nrec, &k, NULL);
+        if (rc < 0 || !(items[n].buf = gn_malloc(k.len + v.len + 1))) {
+            continue;
+        }
+        memcpy(items[n].buf, k.base, k.len);
+        if (v.len) {
+            memcpy(items[n].buf + k.len, v.base, v.len);
+        }
+        items[n].kind = rec ? Q_PUT : Q_PROVIDE;
+        items[n].klen = k.len;
+        items[n].vlen = v.len;
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        republish_one(kr, items[i].kind, gn_slice_of(items[i].buf, items[i].klen),
+                      gn_slice_of(items[i].buf + items[i].klen, items[i].vlen));
+        gn_free(items[i].buf);
+    }
+    gn_free(items);
 }
 
 /* ------------------------------------------------------------------------
@@ -1548,9 +1616,45 @@ static void boot_connected(void *arg, int status, gn_channel *ch)
 static int kad_closest(gn_router *r, gn_slice key, gn_router_peers_cb cb, void *arg,
                        gn_op **op);
 
+/* Undoes a start that failed half-way (the node does not stop a router
+ * whose start failed). */
+static void start_undo(kad_router *kr)
+{
+    if (kr->serving) {
+        set_serving(kr, false);
+    }
+    kr->running = false;
+    gn_timer_stop(&kr->tick);
+    gn_host_unsubscribe(kr->sub);
+    kr->sub = NULL;
+    gni_kad_table_free(kr->table);
+    gni_kad_records_free(kr->records);
+    gni_kad_providers_free(kr->providers);
+    kr->table = NULL;
+    kr->records = NULL;
+    kr->providers = NULL;
+    for (size_t i = 0; i < kr->nboot; i++) {
+        gn_multiaddr_free(kr->boot[i]);
+        kr->boot[i] = NULL;
+    }
+    kr->nboot = 0;
+}
+
+static int kad_start_run(kad_router *kr);
+
 static int kad_start(gn_router *r)
 {
     kad_router *kr = r->state;
+    start_undo(kr); /* a start after a failed one begins afresh */
+    int rc = kad_start_run(kr);
+    if (rc < 0) {
+        start_undo(kr);
+    }
+    return rc;
+}
+
+static int kad_start_run(kad_router *kr)
+{
     int rc = load_options(kr);
     if (rc < 0) {
         return rc;
@@ -1632,15 +1736,19 @@ static void kad_stop(gn_router *r)
     }
 }
 
-static void find_peer_local(kad_query *q)
+/* Answers @q from the table when it knows the peer; true when it did (then
+ * @q may be gone). */
+static bool find_peer_local(kad_query *q)
 {
     const gni_kad_entry *e = gni_kad_table_find(q->kr->table, &q->peer);
     if (e && e->naddrs > 0) {
         found_add(q, &q->peer);
         if (q->nfound && q->found[0].naddrs) {
             query_answer(q, 0);
+            return true;
         }
     }
+    return false;
 }
 
 static int kad_find_peer(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb, void *arg,
@@ -1660,11 +1768,10 @@ static int kad_find_peer(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb
         query_free(q);
         return GN_ENOMEM;
     }
-    find_peer_local(q);
-    if (!q->answered) {
+    *op = &q->op;
+    if (!find_peer_local(q)) {
         query_start(q);
     }
-    *op = &q->op;
     return 0;
 }
 
@@ -1675,14 +1782,16 @@ static int kad_put_value(gn_router *r, gn_slice key, gn_slice value, gn_router_d
     if (!kr->running) {
         return GN_ESTATE;
     }
-    int rc = gni_kad_records_put(kr->records, key.base, key.len, value.base, value.len,
-                                 kr_now(kr), true);
+    kad_query *q;
+    int rc = query_new(kr, Q_PUT, key, &q); /* the key and query checks first */
     if (rc < 0) {
         return rc;
     }
-    kad_query *q;
-    if ((rc = query_new(kr, Q_PUT, key, &q)) < 0) {
-        return rc;
+    rc = gni_kad_records_put(kr->records, key.base, key.len, value.base, value.len, kr_now(kr),
+                             true);
+    if (rc < 0) {
+        query_free(q);
+        return rc == GN_ETOOBIG ? GN_EINVAL : rc;
     }
     if (value.len && !(q->value = gn_malloc(value.len))) {
         query_free(q);
@@ -1748,16 +1857,18 @@ static int kad_provide(gn_router *r, gn_slice key, gn_router_done_cb cb, void *a
         addrs[i] = gn_multiaddr_bytes(la[i]);
     }
     gn_time now = kr_now(kr);
-    int rc = gni_kad_providers_local_add(kr->providers, key.base, key.len, now);
+    kad_query *q;
+    int rc = query_new(kr, Q_PROVIDE, key, &q); /* the key and query checks first */
+    if (rc < 0) {
+        return rc;
+    }
+    rc = gni_kad_providers_local_add(kr->providers, key.base, key.len, now);
     if (rc >= 0) {
         rc = gni_kad_providers_add(kr->providers, key.base, key.len, &kr->self, addrs, n, now);
     }
     if (rc < 0) {
-        return rc;
-    }
-    kad_query *q;
-    if ((rc = query_new(kr, Q_PROVIDE, key, &q)) < 0) {
-        return rc;
+        query_free(q);
+        return rc == GN_ETOOBIG ? GN_EINVAL : rc;
     }
     q->done_cb = cb;
     q->arg = arg;
@@ -1808,12 +1919,12 @@ static int kad_find_providers(gn_router *r, gn_slice key, size_t max, gn_router_
             }
         }
     }
+    *op = &q->op;
     if (q->nfound >= max) {
         query_answer(q, 0);
     } else {
         query_start(q);
     }
-    *op = &q->op;
     return 0;
 }
 
@@ -1848,13 +1959,23 @@ static int ext_select(void *arg, const uint8_t *key, size_t klen, const uint8_t 
                       const size_t *lens, size_t n)
 {
     const kad_ext_validator *e = arg;
-    gn_slice vals[64] = {{0}};
+    gn_slice vals[256] = {{0}};
     n = GNI_MIN(n, GNI_ARRAY_LEN(vals));
     for (size_t i = 0; i < n; i++) {
         vals[i] = gn_slice_of(values[i], lens[i]);
     }
     size_t best = e->v.select(e->v.arg, gn_slice_of(key, klen), vals, n);
     return best < n ? (int)best : GN_ECALLBACK;
+}
+
+static int kad_stats(gn_router *r, gn_router_stats *out)
+{
+    kad_router *kr = r->state;
+    *out = kr->st;
+    out->table_size = kr->table ? gni_kad_table_count(kr->table) : 0;
+    out->records = kr->records ? gni_kad_records_count(kr->records) : 0;
+    out->providers = kr->providers ? gni_kad_providers_count(kr->providers) : 0;
+    return 0;
 }
 
 static int kad_set_validator(gn_router *r, const gn_router_validator *v)
@@ -1916,6 +2037,7 @@ static const gn_router_ops kad_ops = {
     .find_providers = kad_find_providers,
     .closest_peers = kad_closest,
     .set_validator = kad_set_validator,
+    .stats = kad_stats,
 };
 
 int gn_router_kad_register(gn_registry *reg);

@@ -232,6 +232,7 @@ struct gni_kad_srv {
     uint8_t *out;          /* the reply being written */
     bool writing;
     bool eof;              /* the peer half-closed: end after the write */
+    bool held;             /* bytes were pushed back (gn_stream_unread) and wait */
     bool done;
     bool closed;
     gni_kad_serve_fn fn;
@@ -300,9 +301,12 @@ static void srv_written(void *arg, int status)
     }
     if (status < 0) {
         srv_finish(sv, status, true);
-    } else if (sv->eof) {
-        srv_finish(sv, 0, true);
+    } else if (sv->eof && !sv->held) {
+        srv_finish(sv, gni_kad_decode_eof(&sv->dec), true);
     } else {
+        /* more requests, or ones that arrived with the EOF and wait in
+         * the pushback: go on reading (srv_on_data ends the stream once
+         * they are answered) */
         srv_arm(sv);
         gn_stream_read_start(sv->s);
     }
@@ -318,6 +322,8 @@ static int srv_request(gni_kad_srv *sv, const gni_kad_msg *req)
         gni_kad_msg_fini(&resp);
         if (rc < 0) {
             srv_finish(sv, rc, true);
+        } else {
+            srv_arm(sv); /* a request without a reply (ADD_PROVIDER) counts as activity */
         }
         return rc;
     }
@@ -344,6 +350,7 @@ static int srv_request(gni_kad_srv *sv, const gni_kad_msg *req)
 static void srv_on_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
 {
     gni_kad_srv *sv = ud;
+    sv->held = false; /* pushed-back bytes come back in one delivery, first */
     while (!sv->done && !sv->writing && len > 0) {
         size_t used = 0;
         gni_kad_msg m;
@@ -373,7 +380,13 @@ static void srv_on_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
         /* a pipelined request behind the one being answered: keep it */
         if (gn_stream_unread(s, data, len) < 0) {
             srv_finish(sv, GN_ENOMEM, true);
+        } else {
+            sv->held = true;
         }
+        return;
+    }
+    if (!sv->done && !sv->writing && sv->eof && !sv->held) {
+        srv_finish(sv, gni_kad_decode_eof(&sv->dec), true); /* the last of them answered */
     }
 }
 
@@ -381,12 +394,11 @@ static void srv_on_eof(gn_stream *s, void *ud)
 {
     (void)s;
     gni_kad_srv *sv = ud;
+    sv->eof = true;
     int rc = gni_kad_decode_eof(&sv->dec);
     if (rc < 0) {
         srv_finish(sv, rc, true);
-    } else if (sv->writing) {
-        sv->eof = true;
-    } else {
+    } else if (!sv->writing && !sv->held) {
         srv_finish(sv, 0, true);
     }
 }
