@@ -963,7 +963,15 @@ typedef struct cli_chan {
 } cli_chan;
 
 /* The DHT operations (golemnet dht OP, and node's --dht-put/--dht-provide). */
-enum dht_op { DHT_NONE = 0, DHT_FIND_PEER, DHT_GET, DHT_PUT, DHT_PROVIDE, DHT_FIND_PROV, DHT_CLOSEST };
+enum dht_op {
+    DHT_NONE = 0,
+    DHT_FIND_PEER,
+    DHT_GET,
+    DHT_PUT,
+    DHT_PROVIDE,
+    DHT_FIND_PROV,
+    DHT_CLOSEST
+};
 
 /* One DHT call: its arguments (copies) and what the output names it by. */
 typedef struct cli_dht {
