@@ -634,6 +634,10 @@ class Node:
         opts = list(options) + ["bootstrap.peer=" + a for a in bootstrap] + \
             ["static.peer=" + a for a in routes] + ["kad.bootstrap=" + a for a in kad_bootstrap]
         self._dht_namespaces = [str(ns) for ns in dht_namespaces]
+        for ns in self._dht_namespaces:
+            if not ns or "/" in ns or "\0" in ns or len(ns.encode()) >= 64:
+                raise error_from_code(_golemnet_code("GN_EINVAL"),
+                                      f"dht_namespaces: {ns!r}: want 1..63 bytes without '/'")
         self._c = _c.Node(
             listen=self._listen, key_seed=key_seed, key_file=key_file,
             transports=_csv(transports), security=_csv(security), muxers=_csv(muxers),

@@ -113,6 +113,12 @@ async def test_dht_errors() -> None:
             await n[0].dht_find_providers(multihash(b"x"), max=0)
         with pytest.raises(golemnet.ParseError):
             await n[0].dht_find_peer("not a peer id")
+        with pytest.raises(golemnet.InvalidArgumentError):
+            golemnet.Node(dht_namespaces=["a/b"])
+        # a namespace list on a node without a DHT router: start() says so
+        with pytest.raises(golemnet.NotSupportedError) as ei3:
+            await ns.new(routers="", dht_namespaces=["test"])
+        assert "dht_namespaces 'test'" in str(ei3.value), ei3.value
         # a node without DHT peers: nothing to ask
         alone = await ns.new(options=SERVER, dht_namespaces=["test"])
         with pytest.raises(golemnet.NoRouteError):
