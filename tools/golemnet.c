@@ -135,7 +135,7 @@ static const struct cli_help {
             "  find-peer PEER_ID             the peer's addresses (a peer ID or MA/p2p/ID)\n"
             "  get KEY                       the best valid record stored under KEY\n"
             "  put KEY VALUE                 store a record at the peers closest to KEY\n"
-            "  provide CID                   announce this (short-lived) node as a provider\n"
+            "  provide CID --listen MA       announce this (short-lived) node as a provider\n"
             "  find-providers CID [--max N]  providers of CID (N: 1..1000, default 20)\n"
             "  closest-peers KEY             the peers closest to KEY, closest first\n\n"
             "  KEY                           text, e.g. /test/foo (at most 1024 bytes)\n"
@@ -3000,6 +3000,14 @@ static int cmd_net(int kind, int argc, char **argv)
         }
         c.dht[0].max = (size_t)dht_max;
         c.n_dht = 1;
+        if (c.dht[0].op == DHT_PROVIDE && c.n_listen == 0) {
+            /* the record names our addresses; peers drop one without any
+             * (as go-libp2p and js-libp2p kad-dht do), yet ADD_PROVIDER has
+             * no reply that could say so */
+            usage_error("'dht provide' needs --listen MA: a provider record without "
+                        "addresses is dropped by the peers");
+            goto out;
+        }
         if (!c.kad_mode_set) {
             /* a one-shot asks and leaves: never a server others would add */
             if (c.n_options == CLI_MAX_OPTIONS) {

@@ -852,6 +852,7 @@ def dht_bad_usage_exit_2():
                        (["dht", "get"], "'dht get' takes 1 argument"),
                        (["dht", "put", "/test/x"], "'dht put' takes 2 arguments"),
                        (["dht", "provide", "Qmnope"], "bad value 'Qmnope' for CID"),
+                       (["dht", "provide", CIDV0], "'dht provide' needs --listen MA"),
                        (["dht", "provide", "bafyxyz1"], "bad value 'bafyxyz1' for CID"),
                        (["dht", "find-providers", CIDV0, "--max", "0"], "bad value '0' for --max"),
                        (["dht", "get", "/test/x", "--max", "3"], "--max is for"),
