@@ -5,7 +5,7 @@
  * line on stdout); exit 0 on success, 1 on failure, 2 on bad usage; logs and
  * errors go to stderr.
  *
- * The network commands (node, ping, echo, perf) run one gn_node on a loop
+ * The network commands (node, ping, echo, perf, dht) run one gn_node on a loop
  * the tool owns and runs on the main thread (gn_node_config.loop): every
  * callback runs on the main thread, and node events are popped right after
  * each loop iteration, so all output comes from one thread. A 50 ms timer
@@ -70,6 +70,13 @@ static bool json_out;
 
 #define HELP_COMMON "  --json                        one JSON object per line on stdout\n"
 
+#define HELP_KAD                                                                             \
+    "  --bootstrap-kad MA/p2p/ID     a Kademlia bootstrap peer (repeatable; kad.bootstrap);\n" \
+    "                                DHT work waits until these are identified (at most\n"   \
+    "                                10 s)\n"                                                \
+    "  --dht-namespace NS            accept any record under /NS/... (repeatable; only\n"   \
+    "                                /pk/ records are accepted otherwise)\n"
+
 static const struct cli_help {
     const char *cmd;
     const char *text;
@@ -93,8 +100,12 @@ static const struct cli_help {
              "  --listen MA                   listen address (repeatable, at most 16;\n"
              "                                default /ip4/127.0.0.1/tcp/0)\n"
              "  --echo                        also serve /echo/1.0.0\n"
-             "  --perf                        also serve /perf/1.0.0\n" HELP_COMMON
-             "\n" HELP_NET},
+             "  --perf                        also serve /perf/1.0.0\n"
+             "  --dht-put KEY=VALUE           once the kad bootstrap peers are identified, put\n"
+             "                                this record (repeatable, text KEY and VALUE)\n"
+             "  --dht-provide CID             ... and announce this node as a provider of CID\n"
+             "                                (repeatable); the router republishes both\n"
+             HELP_KAD HELP_COMMON "\n" HELP_NET},
     {"ping", "usage: golemnet ping MA [--count N] [--interval T] [options]\n"
              "Ping a peer (/ipfs/ping/1.0.0): one line per reply, then a summary line\n"
              "(sent, received, loss, min/avg/max round trip).\n\n" HELP_TARGET
@@ -116,6 +127,29 @@ static const struct cli_help {
              "  --upload-bytes N              bytes to send (at most 1PiB)\n"
              "  --download-bytes N            bytes to ask for (at most 1PiB)\n" HELP_COMMON
              "\n" HELP_SIZES "\n" HELP_DIAL "\n" HELP_NET},
+    {"dht", "usage: golemnet dht OPERATION [--bootstrap-kad MA/p2p/ID]... [options]\n"
+            "One Kademlia DHT operation (/ipfs/kad/1.0.0) through a short-lived node, then\n"
+            "exit: 0 when it succeeded, 1 with an error line naming the operation and the\n"
+            "reason otherwise.\n\n"
+            "operations:\n"
+            "  find-peer PEER_ID             the peer's addresses (a peer ID or MA/p2p/ID)\n"
+            "  get KEY                       the best valid record stored under KEY\n"
+            "  put KEY VALUE                 store a record at the peers closest to KEY\n"
+            "  provide CID --listen MA       announce this (short-lived) node as a provider\n"
+            "  find-providers CID [--max N]  providers of CID (N: 1..1000, default 20)\n"
+            "  closest-peers KEY             the peers closest to KEY, closest first\n\n"
+            "  KEY                           text, e.g. /test/foo (at most 1024 bytes)\n"
+            "  CID                           CIDv0 (Qm...) or CIDv1 (bafy..., z...): the DHT\n"
+            "                                key is its multihash\n"
+            "  --hex-key                     KEY is hex (binary keys: /pk/<peer id bytes>)\n"
+            "  --hex-value                   VALUE is hex\n"
+            "  --timeout S                   bound for the whole command, seconds (default 30)\n"
+            "  --listen MA                   also listen (none by default)\n"
+            HELP_KAD HELP_COMMON
+            "\nThe node runs kad in client mode (it asks, it is not asked) unless\n"
+            "--option kad.mode=server|auto says otherwise. Values and keys are printed as\n"
+            "text when they are printable UTF-8, else hex in value_hex / key_hex.\n\n"
+            HELP_NET},
 };
 
 static void usage(FILE *f)
@@ -138,6 +172,9 @@ static void usage(FILE *f)
             "  echo MA --bytes N [--streams K]  echo N random bytes on K concurrent streams\n"
             "  perf MA [--upload-bytes N] [--download-bytes N]\n"
             "                                   libp2p perf: an upload run, then a download run\n"
+            "  dht find-peer ID | get KEY | put KEY VALUE | provide CID\n"
+            "      | find-providers CID | closest-peers KEY\n"
+            "                                   one Kademlia DHT operation\n"
             "\n"
             "options: --json   one JSON object per line on stdout (every command)\n"
             "exit status: 0 success, 1 failure, 2 bad usage\n");
@@ -283,8 +320,9 @@ enum {
     CMDF_PING = 1u << 3,
     CMDF_ECHO = 1u << 4,
     CMDF_PERF = 1u << 5,
+    CMDF_DHT = 1u << 6,
     CMDF_DIAL = CMDF_PING | CMDF_ECHO | CMDF_PERF,
-    CMDF_NET = CMDF_NODE | CMDF_DIAL
+    CMDF_NET = CMDF_NODE | CMDF_DIAL | CMDF_DHT
 };
 
 #define GNI_CLI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -315,7 +353,14 @@ static const cli_flag cli_flags[] = {
     {"--echo", CMDF_NODE, false},
     {"--perf", CMDF_NODE, false},
     {"--identify", CMDF_DIAL, false},
-    {"--timeout", CMDF_DIAL, true},
+    {"--timeout", CMDF_DIAL | CMDF_DHT, true},
+    {"--bootstrap-kad", CMDF_NODE | CMDF_DHT, true},
+    {"--dht-namespace", CMDF_NODE | CMDF_DHT, true},
+    {"--dht-put", CMDF_NODE, true},
+    {"--dht-provide", CMDF_NODE, true},
+    {"--max", CMDF_DHT, true},
+    {"--hex-key", CMDF_DHT, false},
+    {"--hex-value", CMDF_DHT, false},
     {"--count", CMDF_PING, true},
     {"--interval", CMDF_PING, true},
     {"--bytes", CMDF_ECHO, true},
@@ -364,7 +409,8 @@ static int cli_next_arg(unsigned bit, int argc, char **argv, int *i, cli_arg *a)
     }
     if (!f) {
         /* say which commands take it, if any */
-        static const char *const names[] = {"id", "keygen", "node", "ping", "echo", "perf"};
+        static const char *const names[] = {"id",   "keygen", "node", "ping",
+                                            "echo", "perf",   "dht"};
         char takers[64] = "";
         for (size_t k = 0; k < CLI_ARRAY_LEN(cli_flags); k++) {
             for (unsigned b = 0; !strcmp(cli_flags[k].name, name) && b < CLI_ARRAY_LEN(names);
@@ -854,7 +900,7 @@ static int cmd_multiaddr(int argc, char **argv)
  * Network commands: node, ping, echo, perf
  */
 
-enum cli_cmd { CLI_NODE = 0, CLI_PING, CLI_ECHO, CLI_PERF };
+enum cli_cmd { CLI_NODE = 0, CLI_PING, CLI_ECHO, CLI_PERF, CLI_DHT };
 
 #define CLI_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CLI_MAX_LISTEN 16u
@@ -873,6 +919,14 @@ enum cli_cmd { CLI_NODE = 0, CLI_PING, CLI_ECHO, CLI_PERF };
 #define CLI_MAX_BYTES (1ull << 50) /* 1 PiB: bounded in practice by --timeout */
 /* Dial side: how long to wait for the peer's identify before acting anyway. */
 #define CLI_IDENTIFY_WAIT (5 * GN_S)
+/* DHT work: how long to wait for the kad bootstrap peers' identify. */
+#define CLI_KAD_BOOT_WAIT (10 * GN_S)
+#define CLI_MAX_KAD_BOOT 16u   /* the kad component's own bound */
+#define CLI_MAX_DHT_NS 8u
+#define CLI_MAX_DHT_WORK 16u   /* --dht-put, --dht-provide each */
+#define CLI_DHT_NS_MAX 63u     /* a namespace's length (gn_node_dht_set_validator) */
+#define CLI_MAX_PROVIDERS 1000u
+#define CLI_DEFAULT_PROVIDERS 20u
 
 /* Echo client: each stream sends a ChaCha20 keystream (its own random key),
  * so any length is checked with O(chunk) memory. */
@@ -908,6 +962,31 @@ typedef struct cli_chan {
     gn_channel_info info;
 } cli_chan;
 
+/* The DHT operations (golemnet dht OP, and node's --dht-put/--dht-provide). */
+enum dht_op {
+    DHT_NONE = 0,
+    DHT_FIND_PEER,
+    DHT_GET,
+    DHT_PUT,
+    DHT_PROVIDE,
+    DHT_FIND_PROV,
+    DHT_CLOSEST
+};
+
+/* One DHT call: its arguments (copies) and what the output names it by. */
+typedef struct cli_dht {
+    cli *c;
+    int op;
+    uint8_t key[GN_NODE_DHT_KEY_MAX];
+    size_t key_len;
+    uint8_t *value; /* put: heap copy */
+    size_t value_len;
+    gn_peer_id peer; /* find-peer */
+    const char *arg; /* as given: the CID, the peer, the text key */
+    size_t max;      /* find-providers */
+    bool pending;
+} cli_dht;
+
 struct cli {
     int cmd;
     /* options */
@@ -932,11 +1011,21 @@ struct cli {
     gn_peer_id target_peer;
     bool has_target_peer;
     gn_time end_at; /* loop time the command must be over by (dial side; 0: none) */
+    /* DHT: bootstrap peers to wait for, namespaces, the work */
+    gn_peer_id kad_boot[CLI_MAX_KAD_BOOT];
+    bool kad_boot_seen[CLI_MAX_KAD_BOOT];
+    size_t n_kad_boot;
+    const char *dht_ns[CLI_MAX_DHT_NS];
+    gn_router_validator dht_val[CLI_MAX_DHT_NS];
+    size_t n_dht_ns, dht_ns_pending;
+    cli_dht *dht;   /* the work: one entry for dht, the node's --dht-put/--dht-provide */
+    size_t n_dht;
+    bool dht_started, kad_mode_set;
     /* runtime */
     gn_identity *id;
     gn_loop *loop;
     gn_node *node;
-    gn_timer tick, deadline, grace, id_wait, ping_wait;
+    gn_timer tick, deadline, grace, id_wait, ping_wait, kad_wait;
     char *bound[CLI_MAX_LISTEN];
     size_t n_bound, n_listen_done;
     bool announced;
@@ -1120,6 +1209,7 @@ static void cli_finish(cli *c, int code)
     gn_timer_stop(&c->deadline);
     gn_timer_stop(&c->id_wait);
     gn_timer_stop(&c->ping_wait);
+    gn_timer_stop(&c->kad_wait);
     for (uint64_t i = 0; c->es && i < c->streams; i++) {
         echo_stream *es = &c->es[i];
         if (es->s) {
@@ -1311,7 +1401,8 @@ static void cli_on_closed(cli *c, const gn_node_event *ev)
 }
 
 static void cli_start_action(cli *c);
-
+static void cli_kad_on_identify(cli *c, const gn_node_event *ev);
+static void cli_dht_maybe_begin(cli *c);
 
 /* Prints the peer store's protocols and addresses of @peer (public API). */
 static void cli_peer_lists(cli *c, const gn_peer_id *peer)
@@ -1364,6 +1455,7 @@ static void cli_on_identify(cli *c, const gn_node_event *ev)
             cli_start_action(c);
         }
     }
+    cli_kad_on_identify(c, ev);
 }
 
 static void cli_on_listen(cli *c, const gn_node_event *ev)
@@ -1389,6 +1481,7 @@ static void cli_on_listen(cli *c, const gn_node_event *ev)
         out_str("peer_id", self);
         out_strv("addrs", (const char *const *)c->bound, c->n_bound);
         out_end();
+        cli_dht_maybe_begin(c);
     }
 }
 
@@ -1804,6 +1897,329 @@ static void perf_next(cli *c)
     cli_finish(c, EXIT_SUCCESS);
 }
 
+/* ---- the DHT (dht command; node --dht-put/--dht-provide) ---- */
+
+static const char *dht_op_name(int op)
+{
+    static const char *const names[] = {"-",       "find-peer",      "get",          "put",
+                                        "provide", "find-providers", "closest-peers"};
+    return op >= 0 && (size_t)op < CLI_ARRAY_LEN(names) ? names[op] : "-";
+}
+
+/* True when @p (@n bytes) is valid UTF-8 without control characters. */
+static bool dht_text(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        uint8_t b = p[i];
+        size_t len = b < 0x80 ? 1 : (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3
+                                  : (b & 0xf8) == 0xf0 ? 4 : 0;
+        if (len == 0 || i + len > n || (len == 1 && (b < 0x20 || b == 0x7f))) {
+            return false;
+        }
+        uint32_t cp = len == 1 ? b : (uint32_t)(b & (0x7f >> len));
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (p[i + k] & 0x3fu);
+        }
+        /* overlong forms, surrogates, beyond U+10FFFF, C1 controls */
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || (cp >= 0x80 && cp < 0xa0)) {
+            return false;
+        }
+        i += len;
+    }
+    return true;
+}
+
+/* @name=text when @p is printable UTF-8, else @name_hex=hex. */
+static void out_bytes(const char *name, const uint8_t *p, size_t n)
+{
+    char key[48];
+    if (dht_text(p, n)) {
+        char *s = gn_malloc(n + 1);
+        if (s) {
+            memcpy(s, p, n);
+            s[n] = '\0';
+            out_str(name, s);
+            gn_free(s);
+            return;
+        }
+    }
+    snprintf(key, sizeof key, "%s_hex", name);
+    char *h = gn_malloc(2 * n + 1);
+    if (!h) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(h + 2 * i, 3, "%02x", p[i]);
+    }
+    h[2 * n] = '\0';
+    out_str(key, h);
+    gn_free(h);
+}
+
+/* "addrs":[...] of a router peer. */
+static void out_peer_addrs(const gn_router_peer *p)
+{
+    char **v = p->naddrs ? gn_calloc(p->naddrs, sizeof *v) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; v && i < p->naddrs; i++) {
+        char buf[GN_MA_MAX_STRLEN];
+        if (p->addrs[i] && gn_multiaddr_to_string(p->addrs[i], buf, sizeof buf) >= 0 &&
+            (v[k] = gn_strdup(buf)) != NULL) {
+            k++;
+        }
+    }
+    out_strv("addrs", (const char *const *)v, k);
+    for (size_t i = 0; i < k; i++) {
+        gn_free(v[i]);
+    }
+    gn_free(v);
+}
+
+/*
+ * A list of peers: with --json a field @list of objects {peer_id, addrs} in
+ * the current line; in text a count in the line, then (after it ends) one
+ * line per peer, printed by out_peer_lines().
+ */
+static void out_peer_list(const char *list, const gn_router_peer *peers, size_t n)
+{
+    if (!json_out) {
+        out_u64(list, n);
+        return;
+    }
+    printf(",\"%s\":[", list);
+    for (size_t i = 0; i < n; i++) {
+        char id[GN_PEER_ID_MAX_STRLEN];
+        cli_peer_str(&peers[i].id, id);
+        printf("%s{\"peer_id\":", i ? "," : "");
+        json_str(id);
+        out_peer_addrs(&peers[i]);
+        putchar('}');
+    }
+    putchar(']');
+}
+
+static void out_peer_lines(const char *event, const gn_router_peer *peers, size_t n)
+{
+    for (size_t i = 0; !json_out && i < n; i++) {
+        char id[GN_PEER_ID_MAX_STRLEN];
+        cli_peer_str(&peers[i].id, id);
+        out_begin(event);
+        out_str("peer_id", id);
+        out_peer_addrs(&peers[i]);
+        out_end();
+    }
+}
+
+/* What a DHT failure means, for the error message (NULL: the code says it). */
+static const char *dht_why(int op, int status)
+{
+    switch (status) {
+    case GN_ENOTFOUND:
+        return "no peer had a valid record for the key";
+    case GN_ENOROUTE:
+        return op == DHT_PUT || op == DHT_PROVIDE
+                   ? "kept on this node only: no DHT peer took it (is a --bootstrap-kad peer up?)"
+               : op == DHT_FIND_PEER ? "neither the peer store nor the DHT knows the peer"
+                                     : "no DHT peer to ask (is a --bootstrap-kad peer up?)";
+    case GN_ENOTSUP:
+        return op == DHT_PUT ? "no validator for the key's namespace (--dht-namespace NS), or no "
+                               "DHT router (--router)"
+                             : "no router is a DHT (is kad in --router?)";
+    case GN_EINVAL:
+        return op == DHT_PUT ? "the namespace's validator refused the record" : NULL;
+    case GN_ETIMEDOUT:
+        return "the DHT query ran out of time";
+    case GN_ELIMIT:
+        return "too many DHT queries running, or the local store is full";
+    default:
+        return NULL;
+    }
+}
+
+/* The outcome of one DHT call: a "dht" line; the dht command ends with it. */
+static void cli_dht_done(void *arg, const gn_node_dht_result *res)
+{
+    cli_dht *d = arg;
+    cli *c = d->c;
+    d->pending = false;
+    if (c->finishing) {
+        return;
+    }
+    int st = res->status;
+    out_begin("dht");
+    out_str("op", dht_op_name(d->op));
+    out_str("status", st == 0 ? "ok" : gn_err_name(st));
+    const gn_router_peer *peers = res->peers;
+    size_t np = res->npeers;
+    switch (d->op) {
+    case DHT_FIND_PEER: {
+        char id[GN_PEER_ID_MAX_STRLEN];
+        cli_peer_str(&d->peer, id);
+        out_str("peer_id", id);
+        if (st == 0 && np > 0) {
+            out_peer_addrs(&peers[0]);
+        }
+        break;
+    }
+    case DHT_GET:
+    case DHT_PUT:
+    case DHT_CLOSEST:
+        out_bytes("key", d->key, d->key_len);
+        if (d->op == DHT_GET && st == 0) {
+            out_bytes("value", res->value.base, res->value.len);
+        } else if (d->op == DHT_CLOSEST) {
+            out_peer_list("peers", peers, np);
+        }
+        break;
+    case DHT_PROVIDE:
+    case DHT_FIND_PROV:
+        out_str("cid", d->arg);
+        out_bytes("key", d->key, d->key_len);
+        if (d->op == DHT_FIND_PROV) {
+            out_peer_list("providers", peers, np);
+        }
+        break;
+    default:
+        break;
+    }
+    if (st < 0) {
+        const char *why = dht_why(d->op, st);
+        out_str("message", why ? why : gn_strerror(st));
+    }
+    out_end();
+    if (d->op == DHT_FIND_PROV || d->op == DHT_CLOSEST) {
+        out_peer_lines(d->op == DHT_FIND_PROV ? "provider" : "peer", peers, np);
+    }
+    if (c->cmd != CLI_DHT) {
+        return; /* the node keeps running */
+    }
+    if (st == 0) {
+        cli_finish(c, EXIT_SUCCESS);
+        return;
+    }
+    /* "golemnet: dht get /test/x: no such item (GN_ENOTFOUND): no peer had ..." */
+    const char *why = dht_why(d->op, st);
+    progress_clear();
+    fprintf(stderr, "golemnet: dht %s %s: %s (%s)%s%s\n", dht_op_name(d->op), d->arg,
+            gn_strerror(st), gn_err_name(st), why ? ": " : "", why ? why : "");
+    if (json_out) {
+        out_begin("error");
+        out_str("what", "dht");
+        out_str("op", dht_op_name(d->op));
+        out_str("arg", d->arg);
+        out_str("error", gn_err_name(st));
+        out_str("message", why ? why : gn_strerror(st));
+        out_end();
+    }
+    cli_finish(c, EXIT_FAILURE);
+}
+
+/* Starts every DHT call (once): the bootstrap peers are identified (or the
+ * wait is over), the namespaces registered, the listeners up. */
+static void cli_dht_maybe_begin(cli *c)
+{
+    if (c->dht_started || c->finishing || c->n_dht == 0 || c->dht_ns_pending > 0 ||
+        (c->n_listen > 0 && !c->announced)) {
+        return;
+    }
+    if (gn_timer_active(&c->kad_wait)) {
+        for (size_t i = 0; i < c->n_kad_boot; i++) {
+            if (!c->kad_boot_seen[i]) {
+                return;
+            }
+        }
+        gn_timer_stop(&c->kad_wait);
+    }
+    c->dht_started = true;
+    for (size_t i = 0; i < c->n_dht && !c->finishing; i++) {
+        cli_dht *d = &c->dht[i];
+        int rc;
+        d->c = c;
+        d->pending = true;
+        switch (d->op) {
+        case DHT_FIND_PEER:
+            rc = gn_node_dht_find_peer(c->node, &d->peer, cli_dht_done, d);
+            break;
+        case DHT_GET:
+            rc = gn_node_dht_get(c->node, d->key, d->key_len, cli_dht_done, d);
+            break;
+        case DHT_PUT:
+            rc = gn_node_dht_put(c->node, d->key, d->key_len, d->value, d->value_len,
+                                 cli_dht_done, d);
+            break;
+        case DHT_PROVIDE:
+            rc = gn_node_dht_provide(c->node, d->key, d->key_len, cli_dht_done, d);
+            break;
+        case DHT_FIND_PROV:
+            rc = gn_node_dht_find_providers(c->node, d->key, d->key_len, d->max, cli_dht_done,
+                                            d);
+            break;
+        default:
+            rc = gn_node_dht_closest_peers(c->node, d->key, d->key_len, cli_dht_done, d);
+            break;
+        }
+        if (rc < 0) {
+            gn_node_dht_result res;
+            memset(&res, 0, sizeof res);
+            res.status = rc;
+            cli_dht_done(d, &res);
+        }
+    }
+}
+
+static void cli_kad_wait_expired(gn_timer *t, void *arg)
+{
+    (void)t;
+    cli *c = arg;
+    if (c->finishing || c->dht_started) {
+        return;
+    }
+    size_t seen = 0;
+    for (size_t i = 0; i < c->n_kad_boot; i++) {
+        seen += c->kad_boot_seen[i];
+    }
+    fprintf(stderr, "golemnet: %zu of %zu kad bootstrap peers identified after %llu s; going "
+                    "ahead\n",
+            seen, c->n_kad_boot, (unsigned long long)(CLI_KAD_BOOT_WAIT / GN_S));
+    cli_dht_maybe_begin(c);
+}
+
+/* An identify result: one of the kad bootstrap peers may be ready. */
+static void cli_kad_on_identify(cli *c, const gn_node_event *ev)
+{
+    if (ev->status < 0) {
+        return;
+    }
+    for (size_t i = 0; i < c->n_kad_boot; i++) {
+        if (gn_peer_id_equal(&c->kad_boot[i], &ev->peer)) {
+            c->kad_boot_seen[i] = true;
+        }
+    }
+    cli_dht_maybe_begin(c);
+}
+
+/* --dht-namespace: every record is valid, the first value found is kept. */
+static int cli_dht_permissive(void *arg, gn_slice key, gn_slice value)
+{
+    (void)arg, (void)key, (void)value;
+    return 0;
+}
+
+static void cli_dht_ns_set(void *arg, const gn_node_dht_result *res)
+{
+    cli *c = arg;
+    c->dht_ns_pending--;
+    if (res->status < 0) {
+        cli_fail(c, "dht-namespace", res->status, "the DHT router refused the namespace");
+        return;
+    }
+    cli_dht_maybe_begin(c);
+}
+
 /* ---- dial ---- */
 
 static void cli_start_action(cli *c)
@@ -2004,10 +2420,36 @@ static int cli_run(cli *c)
     gn_timer_init(c->loop, &c->grace);
     gn_timer_init(c->loop, &c->id_wait);
     gn_timer_init(c->loop, &c->ping_wait);
+    gn_timer_init(c->loop, &c->kad_wait);
     gn_timer_start(&c->tick, CLI_TICK, cli_tick, c);
-    rc = gn_node_start(c->node);
+    /* --dht-namespace before the start: no record of them is refused in between */
+    for (size_t i = 0; i < c->n_dht_ns; i++) {
+        gn_router_validator *v = &c->dht_val[i];
+        v->ns = c->dht_ns[i];
+        v->validate = cli_dht_permissive;
+        v->select = NULL;
+        v->arg = c;
+        rc = gn_node_dht_set_validator(c->node, v, cli_dht_ns_set, c);
+        if (rc < 0) {
+            cli_fail(c, "dht-namespace", rc, c->dht_ns[i]);
+            break;
+        }
+        c->dht_ns_pending++;
+    }
+    rc = c->finishing ? 0 : gn_node_start(c->node);
     if (rc < 0) {
         cli_fail(c, "start", rc, NULL);
+    } else if (c->finishing) {
+        /* a namespace was refused */
+    } else if (c->cmd == CLI_DHT || (c->cmd == CLI_NODE && c->n_dht > 0)) {
+        if (c->cmd == CLI_DHT) {
+            c->end_at = gn_loop_now(c->loop) + c->timeout;
+            gn_timer_start(&c->deadline, c->timeout, cli_deadline, c);
+        }
+        if (c->n_kad_boot > 0) {
+            gn_timer_start(&c->kad_wait, CLI_KAD_BOOT_WAIT, cli_kad_wait_expired, c);
+        }
+        cli_dht_maybe_begin(c);
     } else if (c->cmd != CLI_NODE) {
         c->end_at = gn_loop_now(c->loop) + c->timeout;
         gn_timer_start(&c->deadline, c->timeout, cli_deadline, c);
@@ -2030,6 +2472,7 @@ static int cli_run(cli *c)
     gn_timer_stop(&c->grace);
     gn_timer_stop(&c->id_wait);
     gn_timer_stop(&c->ping_wait);
+    gn_timer_stop(&c->kad_wait);
     gn_node_free(c->node);
     if (c->ch) {
         gn_channel_rele(c->ch);
@@ -2122,11 +2565,193 @@ static bool check_components(const gn_registry *reg, gn_stack *st, const char *o
     return false;
 }
 
+/* ---- DHT arguments ---- */
+
+/* Decodes hex (even length, either case) into @out; false on anything else. */
+static bool cli_hex(const char *s, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t n = strlen(s);
+    if (n % 2 || n / 2 > cap) {
+        return false;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char ch = s[2 * i + (size_t)k];
+            int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                             : -1;
+            if (d < 0) {
+                return false;
+            }
+            v = v * 16 + d;
+        }
+        out[i] = (uint8_t)v;
+    }
+    *len = n / 2;
+    return true;
+}
+
+/*
+ * The DHT key of a CID: its multihash (what libp2p kad-dht uses for
+ * provider records). CIDv0: base58btc "Qm..." (46 characters), which is the
+ * multihash itself; CIDv1: multibase (b: base32, z: base58btc) of
+ * <1><codec><multihash>. Returns false after writing why into @why.
+ */
+static bool cli_cid_key(const char *s, uint8_t *out, size_t cap, size_t *len, const char **why)
+{
+    uint8_t buf[GN_NODE_DHT_KEY_MAX];
+    size_t sl = strlen(s);
+    int n;
+    gn_multihash mh;
+    if (sl == 46 && s[0] == 'Q' && s[1] == 'm') {
+        n = gn_base58btc_decode(s, sl, buf, sizeof buf);
+        if (n < 0 || gn_multihash_decode(buf, (size_t)n, &mh) < 0 || mh.code != GN_MH_SHA2_256 ||
+            mh.digest_len != 32 || (size_t)n > cap) {
+            *why = "not a CIDv0 (base58btc of a sha2-256 multihash)";
+            return false;
+        }
+        memcpy(out, buf, (size_t)n);
+        *len = (size_t)n;
+        return true;
+    }
+    n = gn_multibase_decode(s, sl, NULL, buf, sizeof buf);
+    if (n == GN_ENOTSUP) {
+        *why = "expected a CIDv0 (Qm...) or a CIDv1 in base32 (b...) or base58btc (z...)";
+        return false;
+    }
+    uint64_t codec;
+    if (n < 0 || gn_cid_decode(buf, (size_t)n, &codec, &mh) < 0) {
+        *why = "not a CIDv1 (<version 1><codec><multihash> in multibase)";
+        return false;
+    }
+    size_t off = gn_varint_len(GN_CID_VERSION_1) + gn_varint_len(codec);
+    if (off >= (size_t)n || (size_t)n - off > cap ||
+        gn_multihash_decode(buf + off, (size_t)n - off, &mh) < 0) {
+        *why = "its multihash does not parse";
+        return false;
+    }
+    memcpy(out, buf + off, (size_t)n - off);
+    *len = (size_t)n - off;
+    return true;
+}
+
+/* The peer ID at the end of a kad.bootstrap / --bootstrap-kad value, if any. */
+static bool cli_kad_boot_peer(const char *v, gn_peer_id *out)
+{
+    gn_multiaddr *ma = NULL;
+    gn_ma_component comp;
+    size_t n;
+    bool ok = gn_multiaddr_parse(v, &ma) == 0 && (n = gn_multiaddr_count(ma)) >= 1 &&
+              gn_multiaddr_component(ma, n - 1, &comp) == 0 && comp.code == GN_MA_P2P &&
+              gn_peer_id_from_bytes(comp.value, comp.value_len, out) == 0;
+    gn_multiaddr_free(ma);
+    return ok;
+}
+
+/*
+ * `golemnet dht OP ARGS...`: fills @d from the positional arguments @pos
+ * (@npos of them). Returns 0 or EXIT_USAGE after saying what is wrong.
+ */
+static int cli_dht_args(cli_dht *d, const char *const *pos, size_t npos, bool hex_key,
+                        bool hex_value)
+{
+    static const struct {
+        const char *name;
+        int op;
+        size_t nargs;
+        const char *usage;
+    } ops[] = {
+        {"find-peer", DHT_FIND_PEER, 1, "find-peer PEER_ID"},
+        {"get", DHT_GET, 1, "get KEY"},
+        {"put", DHT_PUT, 2, "put KEY VALUE"},
+        {"provide", DHT_PROVIDE, 1, "provide CID"},
+        {"find-providers", DHT_FIND_PROV, 1, "find-providers CID"},
+        {"closest-peers", DHT_CLOSEST, 1, "closest-peers KEY"},
+    };
+    if (npos == 0) {
+        return usage_error("dht needs an operation: find-peer, get, put, provide, "
+                           "find-providers or closest-peers");
+    }
+    size_t k = 0;
+    while (k < CLI_ARRAY_LEN(ops) && strcmp(ops[k].name, pos[0]) != 0) {
+        k++;
+    }
+    if (k == CLI_ARRAY_LEN(ops)) {
+        return usage_error("unknown dht operation '%s' (find-peer, get, put, provide, "
+                           "find-providers or closest-peers)",
+                           pos[0]);
+    }
+    if (npos - 1 != ops[k].nargs) {
+        return usage_error("'dht %s' takes %zu argument%s: dht %s", ops[k].name, ops[k].nargs,
+                           ops[k].nargs == 1 ? "" : "s", ops[k].usage);
+    }
+    d->op = ops[k].op;
+    d->arg = pos[1];
+    const char *why = NULL;
+    switch (d->op) {
+    case DHT_FIND_PEER: {
+        int rc = target_peer(pos[1], &d->peer);
+        if (rc == EXIT_USAGE) {
+            return EXIT_USAGE;
+        }
+        if (rc != 1) {
+            return bad_value("PEER_ID", pos[1], "expected a peer ID or a multiaddr ending in "
+                                                "/p2p/<id>");
+        }
+        return 0;
+    }
+    case DHT_PROVIDE:
+    case DHT_FIND_PROV:
+        if (!cli_cid_key(pos[1], d->key, sizeof d->key, &d->key_len, &why)) {
+            return bad_value("CID", pos[1], why);
+        }
+        return 0;
+    default:
+        break;
+    }
+    if (hex_key) {
+        if (!cli_hex(pos[1], d->key, sizeof d->key, &d->key_len) || d->key_len == 0) {
+            return bad_value("KEY (--hex-key)", pos[1], "expected 1..1024 bytes in hex");
+        }
+    } else {
+        d->key_len = strlen(pos[1]);
+        if (d->key_len == 0 || d->key_len > sizeof d->key) {
+            return bad_value("KEY", pos[1], "expected 1..1024 bytes");
+        }
+        memcpy(d->key, pos[1], d->key_len);
+    }
+    if (d->op == DHT_PUT) {
+        size_t vl = strlen(pos[2]);
+        d->value = gn_malloc(vl ? vl : 1);
+        if (!d->value) {
+            return fail("dht put", GN_ENOMEM);
+        }
+        if (hex_value) {
+            if (!cli_hex(pos[2], d->value, vl, &d->value_len)) {
+                return bad_value("VALUE (--hex-value)", pos[2], "expected hex");
+            }
+        } else {
+            memcpy(d->value, pos[2], vl);
+            d->value_len = vl;
+        }
+        if (d->value_len > GN_NODE_DHT_VALUE_MAX) {
+            return bad_value("VALUE", "...", "at most 65536 bytes");
+        }
+    }
+    return 0;
+}
+
 static int cmd_net(int kind, int argc, char **argv)
 {
-    static const unsigned bits[] = {CMDF_NODE, CMDF_PING, CMDF_ECHO, CMDF_PERF};
+    static const unsigned bits[] = {CMDF_NODE, CMDF_PING, CMDF_ECHO, CMDF_PERF, CMDF_DHT};
     cli c;
     memset(&c, 0, sizeof c);
+    const char *dht_pos[4];
+    size_t n_dht_pos = 0;
+    bool hex_key = false, hex_value = false, have_max = false;
+    uint64_t dht_max = CLI_DEFAULT_PROVIDERS;
     c.cmd = kind;
     c.count = 1;
     c.streams = 1;
@@ -2135,6 +2760,12 @@ static int cmd_net(int kind, int argc, char **argv)
     const char *log_components = NULL;
     bool have_bytes = false;
     int code = EXIT_USAGE;
+    /* the dht operation, then the node's --dht-put and --dht-provide */
+    c.dht = gn_calloc(2 * CLI_MAX_DHT_WORK + 1, sizeof *c.dht);
+    if (!c.dht) {
+        return fail("dht", GN_ENOMEM);
+    }
+    size_t n_puts = 0, n_provides = 0;
     for (int i = 0; i < argc; i++) {
         cli_arg a;
         uint64_t x;
@@ -2142,7 +2773,13 @@ static int cmd_net(int kind, int argc, char **argv)
             goto out;
         }
         const char *n = a.name, *v = a.value;
-        if (!n) {
+        if (!n && kind == CLI_DHT) {
+            if (n_dht_pos == CLI_ARRAY_LEN(dht_pos)) {
+                usage_error("unexpected argument '%s' for 'dht'", v);
+                goto out;
+            }
+            dht_pos[n_dht_pos++] = v;
+        } else if (!n) {
             if (kind == CLI_NODE || c.target) {
                 usage_error("unexpected argument '%s' for '%s'", v, cli_cmd_name);
                 goto out;
@@ -2154,6 +2791,64 @@ static int cmd_net(int kind, int argc, char **argv)
             c.serve_perf = true;
         } else if (!strcmp(n, "--identify")) {
             c.want_identify = true;
+        } else if (!strcmp(n, "--hex-key")) {
+            hex_key = true;
+        } else if (!strcmp(n, "--hex-value")) {
+            hex_value = true;
+        } else if (!strcmp(n, "--max")) {
+            if (!opt_uint(n, v, 1, CLI_MAX_PROVIDERS, &dht_max)) {
+                goto out;
+            }
+            have_max = true;
+        } else if (!strcmp(n, "--dht-namespace")) {
+            if (!v[0] || strlen(v) > CLI_DHT_NS_MAX || strchr(v, '/')) {
+                bad_value(n, v, "expected a namespace name without '/', 1..63 bytes (e.g. test "
+                                "for keys /test/...)");
+                goto out;
+            }
+            if (c.n_dht_ns == CLI_MAX_DHT_NS) {
+                usage_error("at most %u --dht-namespace", CLI_MAX_DHT_NS);
+                goto out;
+            }
+            c.dht_ns[c.n_dht_ns++] = v;
+        } else if (!strcmp(n, "--dht-put") || !strcmp(n, "--dht-provide")) {
+            bool put = !strcmp(n, "--dht-put");
+            if ((put ? n_puts : n_provides) == CLI_MAX_DHT_WORK) {
+                usage_error("at most %u %s", CLI_MAX_DHT_WORK, n);
+                goto out;
+            }
+            cli_dht *d = &c.dht[c.n_dht];
+            const char *why = NULL;
+            d->arg = v;
+            if (put) {
+                const char *eq = strchr(v, '=');
+                size_t kl = eq ? (size_t)(eq - v) : 0;
+                size_t vl = eq ? strlen(eq + 1) : 0;
+                if (!eq || kl == 0 || kl > GN_NODE_DHT_KEY_MAX || vl > GN_NODE_DHT_VALUE_MAX) {
+                    bad_value(n, v, "expected KEY=VALUE, e.g. /test/name=hello (KEY 1..1024 "
+                                    "bytes, VALUE at most 65536)");
+                    goto out;
+                }
+                d->op = DHT_PUT;
+                memcpy(d->key, v, kl);
+                d->key_len = kl;
+                d->value = gn_malloc(vl + 1);
+                if (!d->value) {
+                    code = fail(n, GN_ENOMEM);
+                    goto out;
+                }
+                memcpy(d->value, eq + 1, vl);
+                d->value_len = vl;
+                n_puts++;
+            } else {
+                if (!cli_cid_key(v, d->key, sizeof d->key, &d->key_len, &why)) {
+                    bad_value(n, v, why);
+                    goto out;
+                }
+                d->op = DHT_PROVIDE;
+                n_provides++;
+            }
+            c.n_dht++;
         } else if (!strcmp(n, "--key")) {
             c.key_file = v;
         } else if (!strcmp(n, "--key-seed")) {
@@ -2179,23 +2874,46 @@ static int cmd_net(int kind, int argc, char **argv)
             c.discovery = v;
         } else if (!strcmp(n, "--nat")) {
             c.nat = v;
-        } else if (!strcmp(n, "--option") || !strcmp(n, "--route") || !strcmp(n, "--bootstrap")) {
+        } else if (!strcmp(n, "--option") || !strcmp(n, "--route") || !strcmp(n, "--bootstrap") ||
+                   !strcmp(n, "--bootstrap-kad")) {
             if (c.n_options == CLI_MAX_OPTIONS) {
-                usage_error("at most %u --option/--route/--bootstrap", CLI_MAX_OPTIONS);
+                usage_error("at most %u --option/--route/--bootstrap/--bootstrap-kad",
+                            CLI_MAX_OPTIONS);
                 goto out;
             }
+            bool kad_boot = !strcmp(n, "--bootstrap-kad") ||
+                            !strncmp(v, "kad.bootstrap=", strlen("kad.bootstrap="));
             if (!strcmp(n, "--option")) {
                 if (!strchr(v, '.') || !strchr(v, '=')) {
                     bad_value(n, v, "expected COMPONENT.KEY=VALUE, e.g. static.file=routes.txt");
                     goto out;
                 }
                 c.options[c.n_options++] = v;
+                c.kad_mode_set = c.kad_mode_set || !strncmp(v, "kad.mode=", strlen("kad.mode="));
+                /* wait for these too; a bad one is the component's to refuse */
+                if (kad_boot && c.n_kad_boot < CLI_MAX_KAD_BOOT &&
+                    cli_kad_boot_peer(v + strlen("kad.bootstrap="), &c.kad_boot[c.n_kad_boot])) {
+                    c.n_kad_boot++;
+                }
                 continue;
             }
             if (!opt_multiaddr(n, v)) {
                 goto out;
             }
-            const char *key = !strcmp(n, "--route") ? "static.peer=" : "bootstrap.peer=";
+            if (kad_boot) {
+                if (c.n_kad_boot == CLI_MAX_KAD_BOOT) {
+                    usage_error("at most %u kad bootstrap peers", CLI_MAX_KAD_BOOT);
+                    goto out;
+                }
+                if (!cli_kad_boot_peer(v, &c.kad_boot[c.n_kad_boot])) {
+                    bad_value(n, v, "expected MA/p2p/ID, the peer's address and peer ID");
+                    goto out;
+                }
+                c.n_kad_boot++;
+            }
+            const char *key = !strcmp(n, "--route")       ? "static.peer="
+                              : !strcmp(n, "--bootstrap") ? "bootstrap.peer="
+                                                          : "kad.bootstrap=";
             char *o = malloc(strlen(key) + strlen(v) + 1);
             if (!o) {
                 code = fail(n, GN_ENOMEM);
@@ -2285,7 +3003,37 @@ static int cmd_net(int kind, int argc, char **argv)
             }
         }
     }
-    if (kind != CLI_NODE && !c.target) {
+    if (kind == CLI_DHT) {
+        int rc = cli_dht_args(&c.dht[0], dht_pos, n_dht_pos, hex_key, hex_value);
+        if (rc != 0) {
+            code = rc;
+            goto out;
+        }
+        if (have_max && c.dht[0].op != DHT_FIND_PROV) {
+            usage_error("--max is for 'dht find-providers'");
+            goto out;
+        }
+        c.dht[0].max = (size_t)dht_max;
+        c.n_dht = 1;
+        if (c.dht[0].op == DHT_PROVIDE && c.n_listen == 0) {
+            /* the record names our addresses; peers drop one without any
+             * (as go-libp2p and js-libp2p kad-dht do), yet ADD_PROVIDER has
+             * no reply that could say so */
+            usage_error("'dht provide' needs --listen MA: a provider record without "
+                        "addresses is dropped by the peers");
+            goto out;
+        }
+        if (!c.kad_mode_set) {
+            /* a one-shot asks and leaves: never a server others would add */
+            if (c.n_options == CLI_MAX_OPTIONS) {
+                usage_error("at most %u --option/--route/--bootstrap/--bootstrap-kad",
+                            CLI_MAX_OPTIONS);
+                goto out;
+            }
+            c.options[c.n_options++] = "kad.mode=client";
+        }
+    }
+    if (kind != CLI_NODE && kind != CLI_DHT && !c.target) {
         usage_error("%s needs MA, the peer's multiaddr or peer ID", cli_cmd_name);
         goto out;
     }
@@ -2342,6 +3090,10 @@ out:
     for (size_t k = 0; k < c.n_options; k++) {
         free(c.option_copies[k]);
     }
+    for (size_t k = 0; k < 2 * CLI_MAX_DHT_WORK + 1; k++) {
+        gn_free(c.dht[k].value);
+    }
+    gn_free(c.dht);
     return code;
 }
 
@@ -2413,6 +3165,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "perf")) {
         return cmd_net(CLI_PERF, argc - 2, argv + 2);
+    }
+    if (!strcmp(cmd, "dht")) {
+        return cmd_net(CLI_DHT, argc - 2, argv + 2);
     }
     /* version */
     if (argc > 2) {

@@ -433,7 +433,7 @@ def network_bad_usage_exit_2():
         assert out == "", (args, out)
 
 
-COMMANDS = ("id", "keygen", "multiaddr", "version", "node", "ping", "echo", "perf")
+COMMANDS = ("id", "keygen", "multiaddr", "version", "node", "ping", "echo", "perf", "dht")
 
 
 @case
@@ -738,6 +738,144 @@ def limits_and_protect():
         second.close()
     finally:
         n.stop()
+
+
+CIDV0 = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+# the same multihash as a CIDv1 (dag-pb, base32)
+CIDV1 = "bafybeie5nqv6kd3qnfjupgvz34woh3oksc3iau6abmyajn7qvtf6d2ho34"
+CIDV0_MH = "12209d6c2be50f706953479ab9df2ce3edca90b68053c00b3004b7f0accbe1e8eedf"
+
+
+def dht(*args, timeout=40):
+    """`golemnet dht ... --json`: (exit status, dht lines, error lines, stderr)."""
+    rc, out, err = run("dht", *args, "--json", timeout=timeout)
+    evs = events(out)
+    return (rc, [e for e in evs if e["event"] == "dht"],
+            [e for e in evs if e["event"] == "error"], err)
+
+
+@case
+def dht_operations_against_three_nodes():
+    nodes = []
+    try:
+        n0, ev0 = start_node("--option", "kad.mode=server", "--dht-namespace", "test",
+                             "--listen", "/ip4/127.0.0.1/tcp/0", "--key-seed", "11")
+        nodes.append(n0)
+        boot = ev0["addrs"][0]
+        ids = [ev0["peer_id"]]
+        for seed, extra in ((12, ["--dht-put", "/test/from-node=node value"]),
+                            (13, ["--dht-provide", CIDV1])):
+            n, ev = start_node("--option", "kad.mode=server", "--dht-namespace", "test",
+                               "--listen", "/ip4/127.0.0.1/tcp/0", "--key-seed", str(seed),
+                               "--bootstrap-kad", boot, *extra)
+            nodes.append(n)
+            ids.append(ev["peer_id"])
+        # the nodes' own work, once node 0 is identified
+        got = nodes[1].wait_for(lambda e: e["event"] == "dht", timeout=20)
+        assert got == {"event": "dht", "op": "put", "status": "ok",
+                       "key": "/test/from-node"}, got
+        got = nodes[2].wait_for(lambda e: e["event"] == "dht", timeout=20)
+        assert got and got["op"] == "provide" and got["status"] == "ok", got
+        assert got["cid"] == CIDV1 and got["key_hex"] == CIDV0_MH, got
+        b = ["--bootstrap-kad", boot, "--dht-namespace", "test"]
+        # put, then get from another one-shot node (text and binary values)
+        rc, d, e, err = dht("put", "/test/x", "hello world", *b)
+        assert rc == 0 and not e, (rc, d, e, err)
+        assert d == [{"event": "dht", "op": "put", "status": "ok", "key": "/test/x"}], d
+        rc, d, e, err = dht("get", "/test/x", *b)
+        assert rc == 0 and d[0]["value"] == "hello world" and d[0]["status"] == "ok", (rc, d, err)
+        rc, d, e, err = dht("get", "/test/from-node", *b)
+        assert rc == 0 and d[0]["value"] == "node value", (rc, d, err)
+        rc, d, e, err = dht("put", "/test/bin", "00ff0a", "--hex-value", *b)
+        assert rc == 0, (rc, d, err)
+        rc, d, e, err = dht("get", "2f746573742f62696e", "--hex-key", *b)  # "/test/bin"
+        assert rc == 0 and d[0]["value_hex"] == "00ff0a" and "value" not in d[0], (rc, d)
+        assert d[0]["key"] == "/test/bin", d
+        # text form: one line, the value as text
+        rc, out, err = run("dht", "get", "/test/x", *b, timeout=40)
+        assert rc == 0 and "dht op=get status=ok key=/test/x value=hello world\n" in out, (rc, out)
+        # a key nobody stored: exit 1, the reason named on stderr and in the error line
+        rc, d, e, err = dht("get", "/test/none", *b)
+        assert rc == 1, (rc, d, e, err)
+        assert d and d[0]["status"] == "GN_ENOTFOUND", d
+        assert len(e) == 1 and e[0]["what"] == "dht" and e[0]["op"] == "get", e
+        assert e[0]["error"] == "GN_ENOTFOUND" and e[0]["arg"] == "/test/none", e
+        assert "golemnet: dht get /test/none: " in err and "(GN_ENOTFOUND)" in err, err
+        # a namespace nobody validates: refused here
+        rc, d, e, err = dht("put", "/other/x", "v", *b)
+        assert rc == 1 and e and e[0]["error"] == "GN_ENOTSUP", (rc, d, e)
+        assert "--dht-namespace" in err, err
+        # providers: the node's CIDv1 by its CIDv0 and the other way round
+        rc, d, e, err = dht("find-providers", CIDV0, *b)
+        assert rc == 0, (rc, d, err)
+        provs = d[0]["providers"]
+        assert [p["peer_id"] for p in provs] == [ids[2]], d
+        assert provs[0]["addrs"] and all(a.startswith("/ip4/127.0.0.1/tcp/")
+                                         for a in provs[0]["addrs"]), provs
+        assert d[0]["key_hex"] == CIDV0_MH, d
+        # a one-shot provide of another CID; then two providers, --max 1 gives one
+        other = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+        rc, d, e, err = dht("provide", other, *b, "--listen", "/ip4/127.0.0.1/tcp/0")
+        assert rc == 0 and d[0]["status"] == "ok" and d[0]["cid"] == other, (rc, d, err)
+        rc, d, e, err = dht("find-providers", other, *b)
+        assert rc == 0 and len(d[0]["providers"]) == 1, (rc, d, err)
+        rc, d, e, err = dht("find-providers", CIDV1, "--max", "1", *b)
+        assert rc == 0 and len(d[0]["providers"]) == 1, (rc, d, err)
+        # nobody provides it: success with an empty list
+        rc, d, e, err = dht("find-providers", "QmZ4tDuvesekSs4qM5ZBKpXiZGun7S2CYtEZRB3DYXkjGx", *b)
+        assert rc == 0 and d[0]["providers"] == [], (rc, d, err)
+        # find-peer: node 2's address, asked through node 0
+        rc, d, e, err = dht("find-peer", ids[2], *b)
+        assert rc == 0 and d[0]["peer_id"] == ids[2], (rc, d, err)
+        assert any(a.startswith("/ip4/127.0.0.1/tcp/") for a in d[0]["addrs"]), d
+        # closest-peers: the three servers, not the one-shot client itself
+        rc, d, e, err = dht("closest-peers", "/test/x", *b)
+        assert rc == 0 and sorted(p["peer_id"] for p in d[0]["peers"]) == sorted(ids), (rc, d)
+        # text form: a count, then a line per peer
+        rc, out, err = run("dht", "closest-peers", "/test/x", *b, timeout=40)
+        assert rc == 0 and "dht op=closest-peers status=ok key=/test/x peers=3\n" in out, out
+        assert len([x for x in out.splitlines() if x.startswith("peer peer_id=")]) == 3, out
+        # no bootstrap peer: nothing to ask
+        rc, d, e, err = dht("get", "/test/x", "--dht-namespace", "test", "--timeout", "10")
+        assert rc == 1 and e and e[0]["error"] == "GN_ENOROUTE", (rc, d, e, err)
+    finally:
+        for n in nodes:
+            n.stop()
+    # the nodes exit 0 and reported nothing else as an error
+    for n in nodes:
+        assert n.p.returncode == 0, n.p.returncode
+        assert not [x for x in n.lines if x["event"] == "error"], n.lines
+
+
+@case
+def dht_bad_usage_exit_2():
+    ma = "/ip4/127.0.0.1/tcp/1/p2p/" + SEED1
+    for args, want in ((["dht"], "dht needs an operation"),
+                       (["dht", "fetch", "x"], "unknown dht operation 'fetch'"),
+                       (["dht", "get"], "'dht get' takes 1 argument"),
+                       (["dht", "put", "/test/x"], "'dht put' takes 2 arguments"),
+                       (["dht", "provide", "Qmnope"], "bad value 'Qmnope' for CID"),
+                       (["dht", "provide", CIDV0], "'dht provide' needs --listen MA"),
+                       (["dht", "provide", "bafyxyz1"], "bad value 'bafyxyz1' for CID"),
+                       (["dht", "find-providers", CIDV0, "--max", "0"], "bad value '0' for --max"),
+                       (["dht", "get", "/test/x", "--max", "3"], "--max is for"),
+                       (["dht", "get", "zz", "--hex-key"], "bad value 'zz' for KEY (--hex-key)"),
+                       (["dht", "find-peer", "nope"], "bad target 'nope'"),
+                       (["dht", "get", "/x", "--bootstrap-kad", "/ip4/127.0.0.1/tcp/1"],
+                        "expected MA/p2p/ID"),
+                       (["dht", "get", "/x", "--dht-namespace", "a/b"],
+                        "bad value 'a/b' for --dht-namespace"),
+                       (["dht", "get", "/x", "--echo"], "unknown option '--echo' for 'dht'"),
+                       (["node", "--dht-put", "novalue"], "bad value 'novalue' for --dht-put"),
+                       (["node", "--dht-provide", "x"], "bad value 'x' for --dht-provide"),
+                       (["ping", ma, "--dht-put", "/a=b"],
+                        "unknown option '--dht-put' for 'ping' (an option of: node)")):
+        rc, out, err = run(*args, "--json")
+        assert rc == 2 and out == "", (args, rc, out)
+        assert want in err, (args, err)
+    rc, out, err = run("dht", "--help")
+    assert rc == 0 and "find-providers CID" in out and "--bootstrap-kad" in out, out
+    assert "--dht-put" in run("node", "--help")[1]
 
 
 print("TAP version 13")

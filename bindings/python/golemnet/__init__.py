@@ -27,7 +27,7 @@ layer).
 
 from . import errors
 from ._aio import (EVENT_KINDS, PROTOCOLS, Channel, ChannelMetrics, ChannelState, Event,
-                   EventStream, Handler, Message, Node, PeerInfo, Stream)
+                   DhtPeer, EventStream, Handler, Message, Node, PeerInfo, Stream)
 from ._golemnet import MSG_PROTOCOL_ID, peer_id_from_seed
 from ._golemnet import version as _native_version
 from .errors import (AddressInUseError, AgainError, CanceledError, ClosedError, CryptoError,
@@ -44,7 +44,7 @@ __version__: str = _native_version()
 
 __all__ = [
     "Node", "Channel", "Stream", "Message", "ChannelState", "ChannelMetrics", "Handler",
-    "Event", "EventStream", "EVENT_KINDS", "PeerInfo",
+    "Event", "EventStream", "EVENT_KINDS", "PeerInfo", "DhtPeer",
     "PROTOCOLS", "MSG_PROTOCOL_ID", "peer_id_from_seed", "errors", "blocking",
     "Error", "GenericError", "NetworkError", "CryptoError", "PeerError",
     "InvalidArgumentError", "OutOfMemoryError", "AgainError", "CanceledError", "ClosedError",

@@ -27,7 +27,7 @@ from .errors import AgainError, ClosedError, Error, PeerIdError, error_from_code
 
 __all__ = [
     "Node", "Channel", "Stream", "Message", "ChannelState", "ChannelMetrics",
-    "Handler", "PROTOCOLS", "Event", "EventStream", "EVENT_KINDS", "PeerInfo",
+    "Handler", "PROTOCOLS", "Event", "EventStream", "EVENT_KINDS", "PeerInfo", "DhtPeer",
 ]
 
 log = logging.getLogger("golemnet")
@@ -81,6 +81,9 @@ class Message:
 
 
 Handler = Callable[["Stream"], Awaitable[Any]]
+
+#: A peer a DHT call found: (peer ID, its multiaddrs).
+DhtPeer = Tuple[str, List[str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -596,6 +599,14 @@ class Node:
             "bootstrap.peer=...").
         routes: static routes, "<multiaddr>/p2p/<id>" (options
             "static.peer=...").
+        kad_bootstrap: Kademlia bootstrap peers, "<multiaddr>/p2p/<id>"
+            (options "kad.bootstrap=..."); the kad router's mode is the
+            option "kad.mode=auto|server|client" (auto: a server only once
+            the node has a public address, so pass "kad.mode=server" for a
+            DHT on loopback).
+        dht_namespaces: record namespaces ("test" for keys b"/test/...")
+            in which the DHT accepts every record, registered before the
+            node starts (see :meth:`dht_allow_namespace`).
     """
 
     def __init__(self, listen: Sequence[str] = (), key_seed: Union[None, int, bytes] = None,
@@ -616,10 +627,17 @@ class Node:
                  options: Sequence[str] = (),
                  bootstrap: Sequence[str] = (),
                  routes: Sequence[str] = (),
-                 limits: Optional[Dict[str, float]] = None) -> None:
+                 limits: Optional[Dict[str, float]] = None,
+                 kad_bootstrap: Sequence[str] = (),
+                 dht_namespaces: Sequence[str] = ()) -> None:
         self._listen = list(listen)
         opts = list(options) + ["bootstrap.peer=" + a for a in bootstrap] + \
-            ["static.peer=" + a for a in routes]
+            ["static.peer=" + a for a in routes] + ["kad.bootstrap=" + a for a in kad_bootstrap]
+        self._dht_namespaces = [str(ns) for ns in dht_namespaces]
+        for ns in self._dht_namespaces:
+            if not ns or "/" in ns or "\0" in ns or len(ns.encode()) >= 64:
+                raise error_from_code(_golemnet_code("GN_EINVAL"),
+                                      f"dht_namespaces: {ns!r}: want 1..63 bytes without '/'")
         self._c = _c.Node(
             listen=self._listen, key_seed=key_seed, key_file=key_file,
             transports=_csv(transports), security=_csv(security), muxers=_csv(muxers),
@@ -800,7 +818,9 @@ class Node:
                 continue
             fut = self._pending.pop(tok, None)
             result: Any = None
-            if status == 0:
+            if kind == _c.NOTE_DHT:
+                result = obj  # (value or None, peers): also what a timeout found
+            elif status == 0:
                 if kind == _c.NOTE_DIAL:
                     result = self._channel_for(obj)
                 elif kind == _c.NOTE_OPEN:
@@ -817,6 +837,8 @@ class Node:
                 err = error_from_code(status)
                 if kind == _c.NOTE_DIAL and proto and isinstance(err, PeerIdError):
                     err.received_peer = proto  # the peer ID that answered instead
+                if kind == _c.NOTE_DHT:
+                    err.peers = _dht_peers(result)  # type: ignore[attr-defined]
                 fut.set_exception(err)
             else:
                 fut.set_result(result)
@@ -962,6 +984,18 @@ class Node:
         for proto in self._handlers:
             with _Context(protocol=proto):
                 self._c.set_handler(proto, True, 0)
+        # namespaces before the start: no record of theirs is refused in between
+        ns_waits: List[Tuple[str, "asyncio.Future[Any]"]] = []
+        for ns in self._dht_namespaces:
+            tok = next(self._tokens)
+            fut = loop.create_future()
+            self._pending[tok] = fut
+            try:
+                self._c.dht(_c.DHT_ALLOW, ns.encode(), b"", None, 0, tok)
+            except Error as e:
+                self._pending.pop(tok, None)
+                raise error_from_code(e.code, f"dht_namespaces {ns!r}: {e.message}") from None
+            ns_waits.append((ns, fut))
         self._c.start()
         self._started = True
         loop.add_reader(self._c.event_fd, self._on_events)
@@ -981,6 +1015,15 @@ class Node:
             err = self.start_error
             await self.close()
             raise err
+        for ns, fut in ns_waits:
+            try:
+                await _bounded(fut, timeout)
+            except Error as e:
+                await self.close()
+                raise error_from_code(e.code, f"dht_namespaces {ns!r}: {e.message}") from None
+            except BaseException:
+                await self.close()
+                raise
         return self
 
     async def listen(self, addr: str, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> str:
@@ -1160,6 +1203,99 @@ class Node:
         return PeerInfo(d["peer_id"], bool(d["identified"]), d["agent_version"],
                         d["observed_addr"], tuple(d["addrs"]), tuple(d["protocols"]))
 
+    # -- the DHT (docs/python.md "The DHT")
+    async def _dht(self, what: str, op: int, key: Union[bytes, str], value: bytes = b"",
+                   peer: Optional[str] = None, max: int = 0,
+                   timeout: Optional[float] = _DEFAULT_TIMEOUT) -> Tuple[Optional[bytes],
+                                                                          List[DhtPeer]]:
+        kb = _dht_key(key)
+        try:
+            tok, fut = self._request()
+            self._call(self._c.dht, op, kb, bytes(value), peer, max, tok)
+            v, peers = await self._await(tok, fut, timeout)
+        except Error as e:
+            err = error_from_code(e.code, f"{what}: {e.message}", peer=peer)
+            err.peers = getattr(e, "peers", [])  # type: ignore[attr-defined]
+            raise err from None
+        return v, _dht_peers((v, peers))
+
+    async def dht_get(self, key: Union[bytes, str],
+                      timeout: Optional[float] = _DEFAULT_TIMEOUT) -> bytes:
+        """The best valid record stored under ``key`` (bytes, b"/<ns>/...";
+        a str is UTF-8 encoded). Raises :class:`~golemnet.NotFoundError`
+        (no peer had a valid record), :class:`~golemnet.NoRouteError` (no
+        peer to ask, none stored here), :class:`~golemnet.TimeoutError`,
+        :class:`~golemnet.InvalidArgumentError` (empty key, longer than
+        1024 bytes)."""
+        v, _ = await self._dht(f"dht_get {key!r}", _c.DHT_GET, key, timeout=timeout)
+        return v if v is not None else b""
+
+    async def dht_put(self, key: Union[bytes, str], value: Union[bytes, bytearray, memoryview],
+                      timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Stores ``value`` (at most 65536 bytes) under ``key`` here and at
+        the k peers closest to it. Raises :class:`~golemnet.NoRouteError`
+        (kept here only: no peer took it), :class:`~golemnet.NotSupportedError`
+        (no validator for the key's namespace: see
+        :meth:`dht_allow_namespace`), :class:`~golemnet.InvalidArgumentError`
+        (the validator refused it), :class:`~golemnet.LimitError` (the
+        local store is full), :class:`~golemnet.TimeoutError`."""
+        await self._dht(f"dht_put {key!r}", _c.DHT_PUT, key, bytes(value), timeout=timeout)
+
+    async def dht_provide(self, key: Union[bytes, str],
+                          timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Announces this node as a provider of ``key`` (a multihash, e.g. a
+        CID's) to the k peers closest to it; the router republishes it while
+        the node runs. Raises :class:`~golemnet.NoRouteError` (recorded
+        here only), :class:`~golemnet.LimitError`, :class:`~golemnet.TimeoutError`."""
+        await self._dht(f"dht_provide {key!r}", _c.DHT_PROVIDE, key, timeout=timeout)
+
+    async def dht_find_providers(self, key: Union[bytes, str], max: int = 20,
+                                 timeout: Optional[float] = _DEFAULT_TIMEOUT) -> List[DhtPeer]:
+        """Up to ``max`` (>= 1) providers of ``key``: a list of
+        ``(peer_id, [multiaddr, ...])``, empty when nobody provides it.
+        Raises :class:`~golemnet.NoRouteError`, :class:`~golemnet.TimeoutError`
+        (its ``peers`` attribute holds the providers found before)."""
+        if max < 1:
+            raise error_from_code(_golemnet_code("GN_EINVAL"), "dht_find_providers: max >= 1")
+        _, peers = await self._dht(f"dht_find_providers {key!r}", _c.DHT_FIND_PROVIDERS, key,
+                                   max=max, timeout=timeout)
+        return peers
+
+    async def dht_closest_peers(self, key: Union[bytes, str],
+                                timeout: Optional[float] = _DEFAULT_TIMEOUT) -> List[DhtPeer]:
+        """The k peers closest to ``key`` (any bytes; for a peer, its ID's
+        bytes), closest first, as ``(peer_id, [multiaddr, ...])``. Raises
+        :class:`~golemnet.NoRouteError`, :class:`~golemnet.TimeoutError`
+        (with ``peers``)."""
+        _, peers = await self._dht(f"dht_closest_peers {key!r}", _c.DHT_CLOSEST, key,
+                                   timeout=timeout)
+        return peers
+
+    async def dht_find_peer(self, peer_id: str,
+                            timeout: Optional[float] = _DEFAULT_TIMEOUT) -> List[str]:
+        """The multiaddrs of ``peer_id``: the peer store, then the routers
+        (the path a dial to a bare /p2p/<id> takes). Raises
+        :class:`~golemnet.NoRouteError` (nobody found it),
+        :class:`~golemnet.TimeoutError`, :class:`~golemnet.ParseError`
+        (not a peer ID)."""
+        _, peers = await self._dht(f"dht_find_peer {peer_id}", _c.DHT_FIND_PEER, b"-",
+                                   peer=peer_id, timeout=timeout)
+        return peers[0][1] if peers else []
+
+    async def dht_allow_namespace(self, namespace: str,
+                                  timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Makes the DHT accept every record under ``/<namespace>/...``
+        (put, get and the records peers store here; of several values the
+        first found is kept). The validator is native code: Python
+        validators would run on the network thread, which must never wait
+        for the GIL. To cover records that arrive right after the start,
+        pass ``dht_namespaces`` to the constructor instead. Raises
+        :class:`~golemnet.InvalidArgumentError` (empty, '/' in it, 64 bytes
+        or more), :class:`~golemnet.NotSupportedError` (no DHT router),
+        :class:`~golemnet.LimitError` (too many namespaces)."""
+        await self._dht(f"dht_allow_namespace {namespace!r}", _c.DHT_ALLOW,
+                        namespace.encode(), timeout=timeout)
+
     def configure(self, option: int, value: int) -> None:
         """Changes a run-time option (golemnet._golemnet.OPT_*)."""
         self._c.configure(option, value)
@@ -1178,6 +1314,16 @@ _LIMITS: Dict[str, Tuple[int, int]] = {
     "max_upgrading_per_ip": (_c.OPT_MAX_UPGRADING_PER_IP, 1),
     "first_byte_timeout": (_c.OPT_FIRST_BYTE_TIMEOUT_MS, 1000),
 }
+
+
+def _dht_key(key: Union[bytes, bytearray, memoryview, str]) -> bytes:
+    return key.encode() if isinstance(key, str) else bytes(key)
+
+
+def _dht_peers(result: Any) -> List[DhtPeer]:
+    if not result:
+        return []
+    return [(pid, list(addrs)) for pid, addrs in result[1]]
 
 
 def _drop_result(fut: "asyncio.Future[Any]") -> None:

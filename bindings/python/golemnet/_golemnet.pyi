@@ -23,6 +23,16 @@ NOTE_INBOUND: int
 NOTE_STREAM: int
 NOTE_DONE: int
 NOTE_PEER: int
+NOTE_DHT: int
+DHT_FIND_PEER: int
+DHT_GET: int
+DHT_PUT: int
+DHT_PROVIDE: int
+DHT_FIND_PROVIDERS: int
+DHT_CLOSEST: int
+DHT_ALLOW: int
+DHT_KEY_MAX: int
+DHT_VALUE_MAX: int
 PROTO_IDENTIFY: int
 PROTO_PING: int
 PROTO_ECHO: int
@@ -79,6 +89,11 @@ class Node:
         """Opens a stream; NOTE_OPEN note."""
     def peer_info(self, peer_id: str, token: int) -> None:
         """Copies the peer store's entry on the loop thread; NOTE_PEER note (a dict)."""
+    def dht(self, op: int, key: bytes, value: bytes, peer: Optional[str], max: int,
+            token: int) -> None:
+        """One DHT call (DHT_*); NOTE_DHT note, obj (value or None,
+        [(peer_id, [addrs])]). DHT_ALLOW: key is a namespace given a
+        permissive native validator (allowed before start)."""
     def refresh_metrics(self, channel: Channel, token: int) -> None:
         """Refreshes the channel's metrics snapshot; NOTE_DONE note."""
     def set_handler(self, protocol_id: str, add: bool, token: int) -> int:

@@ -224,6 +224,11 @@ class EventStream:
         self.close()
 
 
+def _outer(timeout: Optional[float]) -> Optional[float]:
+    """The loop thread's bound around a call bounded by ``timeout`` itself."""
+    return None if timeout is None else timeout + 1
+
+
 class Node:
     """Blocking golemnet node; takes the arguments of :class:`golemnet.Node`."""
 
@@ -313,6 +318,43 @@ class Node:
     def peer_info(self, peer_id: str, timeout: Optional[float] = DEFAULT_TIMEOUT) -> _aio.PeerInfo:
         """What the peer store knows of ``peer_id`` (see :meth:`golemnet.Node.peer_info`)."""
         return self._lt.run(self.aio.peer_info(peer_id), timeout)
+
+    # -- the DHT: see golemnet.Node.dht_*; the timeout bounds the call
+    def dht_get(self, key: Union[bytes, str],
+                timeout: Optional[float] = DEFAULT_TIMEOUT) -> bytes:
+        """The best valid record under ``key`` (see :meth:`golemnet.Node.dht_get`)."""
+        return self._lt.run(self.aio.dht_get(key, timeout), _outer(timeout))
+
+    def dht_put(self, key: Union[bytes, str], value: Union[bytes, bytearray, memoryview],
+                timeout: Optional[float] = DEFAULT_TIMEOUT) -> None:
+        """Stores a record (see :meth:`golemnet.Node.dht_put`)."""
+        self._lt.run(self.aio.dht_put(key, value, timeout), _outer(timeout))
+
+    def dht_provide(self, key: Union[bytes, str],
+                    timeout: Optional[float] = DEFAULT_TIMEOUT) -> None:
+        """Announces this node as a provider of ``key`` (see :meth:`golemnet.Node.dht_provide`)."""
+        self._lt.run(self.aio.dht_provide(key, timeout), _outer(timeout))
+
+    def dht_find_providers(self, key: Union[bytes, str], max: int = 20,
+                           timeout: Optional[float] = DEFAULT_TIMEOUT) -> List[_aio.DhtPeer]:
+        """Providers of ``key`` (see :meth:`golemnet.Node.dht_find_providers`)."""
+        return self._lt.run(self.aio.dht_find_providers(key, max, timeout), _outer(timeout))
+
+    def dht_closest_peers(self, key: Union[bytes, str],
+                          timeout: Optional[float] = DEFAULT_TIMEOUT) -> List[_aio.DhtPeer]:
+        """The peers closest to ``key`` (see :meth:`golemnet.Node.dht_closest_peers`)."""
+        return self._lt.run(self.aio.dht_closest_peers(key, timeout), _outer(timeout))
+
+    def dht_find_peer(self, peer_id: str,
+                      timeout: Optional[float] = DEFAULT_TIMEOUT) -> List[str]:
+        """The multiaddrs of ``peer_id`` (see :meth:`golemnet.Node.dht_find_peer`)."""
+        return self._lt.run(self.aio.dht_find_peer(peer_id, timeout), _outer(timeout))
+
+    def dht_allow_namespace(self, namespace: str,
+                            timeout: Optional[float] = DEFAULT_TIMEOUT) -> None:
+        """Accepts every record under ``/<namespace>/`` (see
+        :meth:`golemnet.Node.dht_allow_namespace`)."""
+        self._lt.run(self.aio.dht_allow_namespace(namespace, timeout), _outer(timeout))
 
     def recv(self, timeout: Optional[float] = DEFAULT_TIMEOUT) -> _aio.Message:
         """The next received message."""

@@ -547,6 +547,42 @@ static PyObject *Node_peer_info(NodeObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/*
+ * dht(op, key, value, peer, max, token): one gn_node_dht_* call (DHT_*);
+ * NOTE_DHT note. @key and @value are bytes (the namespace for DHT_ALLOW),
+ * @peer a peer ID string or None.
+ */
+static PyObject *Node_dht(NodeObject *self, PyObject *args)
+{
+    int op;
+    const char *key, *value, *peer;
+    Py_ssize_t key_len, value_len, peer_len;
+    Py_ssize_t max;
+    unsigned long long token;
+    if (!PyArg_ParseTuple(args, "iy#y#z#nK", &op, &key, &key_len, &value, &value_len, &peer,
+                          &peer_len, &max, &token) ||
+        node_check_alive(self) < 0) {
+        return NULL;
+    }
+    gn_peer_id pid;
+    if (peer) {
+        int prc = gn_peer_id_parse(peer, (size_t)peer_len, &pid);
+        if (prc < 0) {
+            return gnpy_raise(prc);
+        }
+    }
+    if (max < 0) {
+        return gnpy_raise(GN_EINVAL);
+    }
+    int rc = gnb_dht_call(self->br, op, (const uint8_t *)key, (size_t)key_len,
+                          (const uint8_t *)value, (size_t)value_len, peer ? &pid : NULL,
+                          (size_t)max, token);
+    if (rc < 0) {
+        return gnpy_raise(rc);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *Node_refresh_metrics(NodeObject *self, PyObject *args)
 {
     ChannelObject *ch;
@@ -720,12 +756,37 @@ static PyObject *peer_dict(const gnb_peer *p)
                          "observed_addr", observed, "addrs", addrs, "protocols", protos);
 }
 
+/* A GNB_NOTE_DHT note's result: (value bytes or None, [(peer_id, [addr, ...]), ...]). */
+static PyObject *dht_obj(const gnb_dht *d)
+{
+    PyObject *value = d && d->value ? PyBytes_FromStringAndSize((const char *)d->value,
+                                                                (Py_ssize_t)d->value_len)
+                                    : (Py_INCREF(Py_None), Py_None);
+    PyObject *peers = value ? PyList_New(0) : NULL;
+    for (size_t i = 0; peers && d && i < d->n_peers; i++) {
+        const gnb_dht_peer *p = &d->peers[i];
+        PyObject *addrs = str_list((const char *)p->addrs, sizeof p->addrs[0], p->n_addrs);
+        PyObject *t = addrs ? Py_BuildValue("(sN)", p->id, addrs) : NULL;
+        if (!t || PyList_Append(peers, t) < 0) {
+            Py_XDECREF(t);
+            Py_CLEAR(peers);
+            break;
+        }
+        Py_DECREF(t);
+    }
+    if (!peers) {
+        Py_XDECREF(value);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", value, peers);
+}
+
 /*
  * Notes as tuples (kind, status, token, obj, rtt_ns, protocol): obj is a
  * Channel (DIAL), a new Stream (OPEN, INBOUND), the stream's existing
  * wrapper (STREAM; notes for streams without one are skipped), a dict
  * (PEER: peer_id, identified, agent_version, observed_addr, addrs,
- * protocols) or None.
+ * protocols), a tuple (DHT: value or None, [(peer_id, [addrs])]) or None.
  */
 static PyObject *Node_poll(NodeObject *self, PyObject *args)
 {
@@ -761,6 +822,8 @@ static PyObject *Node_poll(NodeObject *self, PyObject *args)
             Py_INCREF(obj);
         } else if (nt->kind == GNB_NOTE_PEER && nt->peer) {
             obj = peer_dict(nt->peer);
+        } else if (nt->kind == GNB_NOTE_DHT) {
+            obj = dht_obj(nt->dht);
         } else {
             obj = Py_None;
             Py_INCREF(obj);
@@ -814,6 +877,11 @@ static PyMethodDef Node_methods[] = {
     {"peer_info", (PyCFunction)Node_peer_info, METH_VARARGS,
      "peer_info(peer_id, token)\n--\n\nCopies the peer store's entry for a peer on the loop "
      "thread; NOTE_PEER note (obj: a dict; GN_ENOTFOUND: unknown peer)."},
+    {"dht", (PyCFunction)Node_dht, METH_VARARGS,
+     "dht(op, key, value, peer, max, token)\n--\n\nOne DHT call (DHT_*: key and value "
+     "bytes, peer a peer ID or None, max for DHT_FIND_PROVIDERS); NOTE_DHT note (obj: "
+     "(value or None, [(peer_id, [addrs])])). DHT_ALLOW: key is a namespace given a "
+     "permissive C validator (allowed before start)."},
     {"refresh_metrics", (PyCFunction)Node_refresh_metrics, METH_VARARGS,
      "refresh_metrics(channel, token)\n--\n\nRefreshes the channel's metrics snapshot on the "
      "loop thread; NOTE_DONE note."},
@@ -1450,6 +1518,16 @@ PyMODINIT_FUNC PyInit__golemnet(void)
         {"NOTE_STREAM", GNB_NOTE_STREAM},
         {"NOTE_DONE", GNB_NOTE_DONE},
         {"NOTE_PEER", GNB_NOTE_PEER},
+        {"NOTE_DHT", GNB_NOTE_DHT},
+        {"DHT_FIND_PEER", GNB_DHT_FIND_PEER},
+        {"DHT_GET", GNB_DHT_GET},
+        {"DHT_PUT", GNB_DHT_PUT},
+        {"DHT_PROVIDE", GNB_DHT_PROVIDE},
+        {"DHT_FIND_PROVIDERS", GNB_DHT_FIND_PROVIDERS},
+        {"DHT_CLOSEST", GNB_DHT_CLOSEST},
+        {"DHT_ALLOW", GNB_DHT_ALLOW},
+        {"DHT_KEY_MAX", GN_NODE_DHT_KEY_MAX},
+        {"DHT_VALUE_MAX", GN_NODE_DHT_VALUE_MAX},
         {"PROTO_IDENTIFY", GN_NODE_PROTO_IDENTIFY},
         {"PROTO_PING", GN_NODE_PROTO_PING},
         {"PROTO_ECHO", GN_NODE_PROTO_ECHO},

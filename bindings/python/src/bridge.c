@@ -277,10 +277,24 @@ void gnb_peer_free(gnb_peer *p)
     }
 }
 
+void gnb_dht_free(gnb_dht *d)
+{
+    if (d) {
+        for (size_t i = 0; i < d->n_peers; i++) {
+            gn_free(d->peers[i].addrs);
+        }
+        gn_free(d->peers);
+        gn_free(d->value);
+        gn_free(d);
+    }
+}
+
 void gnb_note_release(gnb_note *note)
 {
     gnb_peer_free(note->peer);
     note->peer = NULL;
+    gnb_dht_free(note->dht);
+    note->dht = NULL;
     if (note->ch) {
         gn_channel_rele(note->ch);
         note->ch = NULL;
@@ -1183,6 +1197,142 @@ int gnb_peer_lookup(gnb_bridge *br, const gn_peer_id *peer, uint64_t token)
     }
     r->peer = *peer;
     return req_submit(r, br_peer_run);
+}
+
+/* ---- the DHT ---- */
+
+/* Copies a DHT result off the loop thread; NULL when there is nothing to copy. */
+static int br_dht_copy(const gn_node_dht_result *res, gnb_dht **out)
+{
+    *out = NULL;
+    if (res->value.len == 0 && res->npeers == 0) {
+        return 0;
+    }
+    gnb_dht *d = gn_calloc(1, sizeof *d);
+    if (!d) {
+        return GN_ENOMEM;
+    }
+    if (res->value.len) {
+        d->value = gn_malloc(res->value.len);
+        if (!d->value) {
+            gnb_dht_free(d);
+            return GN_ENOMEM;
+        }
+        memcpy(d->value, res->value.base, res->value.len);
+        d->value_len = res->value.len;
+    }
+    if (res->npeers) {
+        d->peers = gn_calloc(res->npeers, sizeof *d->peers);
+        if (!d->peers) {
+            gnb_dht_free(d);
+            return GN_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < res->npeers; i++) {
+        const gn_router_peer *rp = &res->peers[i];
+        gnb_dht_peer *p = &d->peers[d->n_peers];
+        if (gn_peer_id_to_string(&rp->id, p->id, sizeof p->id) < 0) {
+            continue;
+        }
+        d->n_peers++;
+        p->addrs = rp->naddrs ? gn_calloc(rp->naddrs, sizeof *p->addrs) : NULL;
+        if (rp->naddrs && !p->addrs) {
+            gnb_dht_free(d);
+            return GN_ENOMEM;
+        }
+        /* an address that does not fit (GN_ENOSPC) is left out */
+        for (size_t k = 0; k < rp->naddrs; k++) {
+            if (rp->addrs[k] && gn_multiaddr_to_string(rp->addrs[k], p->addrs[p->n_addrs],
+                                                       sizeof p->addrs[0]) >= 0) {
+                p->n_addrs++;
+            }
+        }
+    }
+    *out = d;
+    return 0;
+}
+
+static void br_dht_cb(void *arg, const gn_node_dht_result *res)
+{
+    br_req *r = arg;
+    gnb_dht *d = NULL;
+    int rc = br_dht_copy(res, &d);
+    gnb_note *note = note_new(GNB_NOTE_DHT, rc < 0 ? rc : res->status, r->token);
+    if (note) {
+        note->dht = d;
+        br_push(r->br, note);
+    } else {
+        gnb_dht_free(d);
+    }
+    req_free(r);
+}
+
+/* GNB_DHT_ALLOW: every record of the namespace is valid; the first value wins. */
+static int br_dht_permissive(void *arg, gn_slice key, gn_slice value)
+{
+    (void)arg, (void)key, (void)value;
+    return 0;
+}
+
+int gnb_dht_call(gnb_bridge *br, int op, const uint8_t *key, size_t key_len,
+                 const uint8_t *value, size_t value_len, const gn_peer_id *peer, size_t max,
+                 uint64_t token)
+{
+    br_req *r = req_new(br, NULL, token);
+    if (!r) {
+        return GN_ENOMEM;
+    }
+    char ns[64];
+    gn_router_validator v = {ns, br_dht_permissive, NULL, NULL};
+    if (op == GNB_DHT_ALLOW) {
+        if (key_len == 0 || key_len >= sizeof ns || memchr(key, '/', key_len) ||
+            memchr(key, '\0', key_len)) {
+            req_free(r);
+            return GN_EINVAL;
+        }
+        memcpy(ns, key, key_len);
+        ns[key_len] = '\0';
+    }
+    gn_node *n = br->node;
+    int rc;
+    /* the lock keeps gnb_bridge_detach() from freeing the node under us; the
+     * calls never answer from inside (node.h), so br_push cannot run here */
+    pthread_mutex_lock(&br->mu);
+    if (br->detached) {
+        rc = GN_ECLOSED;
+    } else {
+        switch (op) {
+        case GNB_DHT_FIND_PEER:
+            rc = peer ? gn_node_dht_find_peer(n, peer, br_dht_cb, r) : GN_EINVAL;
+            break;
+        case GNB_DHT_GET:
+            rc = gn_node_dht_get(n, key, key_len, br_dht_cb, r);
+            break;
+        case GNB_DHT_PUT:
+            rc = gn_node_dht_put(n, key, key_len, value, value_len, br_dht_cb, r);
+            break;
+        case GNB_DHT_PROVIDE:
+            rc = gn_node_dht_provide(n, key, key_len, br_dht_cb, r);
+            break;
+        case GNB_DHT_FIND_PROVIDERS:
+            rc = gn_node_dht_find_providers(n, key, key_len, max, br_dht_cb, r);
+            break;
+        case GNB_DHT_CLOSEST:
+            rc = gn_node_dht_closest_peers(n, key, key_len, br_dht_cb, r);
+            break;
+        case GNB_DHT_ALLOW:
+            rc = gn_node_dht_set_validator(n, &v, br_dht_cb, r);
+            break;
+        default:
+            rc = GN_EINVAL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&br->mu);
+    if (rc < 0) {
+        req_free(r);
+    }
+    return rc;
 }
 
 static void br_open_cb(void *arg, int status, gn_stream *s)

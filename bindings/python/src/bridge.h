@@ -57,7 +57,8 @@ enum {
     GNB_NOTE_INBOUND = 4, /* st, ch (held), protocol */
     GNB_NOTE_STREAM = 5,  /* st: its state changed (data, eof, error, drained, closed) */
     GNB_NOTE_DONE = 6,    /* token, status (handler registration) */
-    GNB_NOTE_PEER = 7     /* token, status, peer (the peer store's entry) */
+    GNB_NOTE_PEER = 7,    /* token, status, peer (the peer store's entry) */
+    GNB_NOTE_DHT = 8      /* token, status, dht (what the DHT call found, or NULL) */
 };
 
 /**
@@ -72,6 +73,24 @@ typedef struct gnb_peer {
     char (*addrs)[GN_NODE_ADDR_MAX];         /* NUL-terminated multiaddrs */
     char (*protocols)[GN_PROTOCOL_ID_MAX];   /* NUL-terminated protocol ids */
 } gnb_peer;
+
+/** A peer a DHT call found: its ID and addresses (heap, owned by its gnb_dht). */
+typedef struct gnb_dht_peer {
+    char id[GN_PEER_ID_MAX_STRLEN];
+    size_t n_addrs;
+    char (*addrs)[GN_NODE_ADDR_MAX]; /* NUL-terminated multiaddrs */
+} gnb_dht_peer;
+
+/** What a DHT call answered (gn_node_dht_result, copied off the loop thread). */
+typedef struct gnb_dht {
+    uint8_t *value; /* get: the record's value */
+    size_t value_len;
+    gnb_dht_peer *peers; /* find_peer, find_providers, closest_peers */
+    size_t n_peers;
+} gnb_dht;
+
+/** Frees a gnb_dht taken from a note. NULL is a no-op. */
+void gnb_dht_free(gnb_dht *d);
 
 /** The most addresses and protocol ids gnb_peer_lookup() copies of a peer. */
 #define GNB_PEER_LIST_MAX 256
@@ -91,12 +110,13 @@ typedef struct gnb_note {
     gn_time rtt;
     char protocol[GN_PROTOCOL_ID_MAX];
     gnb_peer *peer; /* GNB_NOTE_PEER on success; the receiver may take it (then NULL it) */
+    gnb_dht *dht;   /* GNB_NOTE_DHT: what was found (also with GN_ETIMEDOUT), or NULL */
 } gnb_note;
 
 /** Frees a gnb_peer taken from a note. NULL is a no-op. */
 void gnb_peer_free(gnb_peer *p);
 
-/** Releases the references and memory a polled note still carries (ch, st, peer). */
+/** Releases the references and memory a polled note still carries (ch, st, peer, dht). */
 void gnb_note_release(gnb_note *note);
 
 /**
@@ -160,6 +180,33 @@ int gnb_refresh_metrics(gnb_bridge *br, gn_channel *ch, uint64_t token);
  * (command queue full), GN_ECLOSED, GN_ENOMEM.
  */
 int gnb_peer_lookup(gnb_bridge *br, const gn_peer_id *peer, uint64_t token);
+
+/** DHT calls of gnb_dht_call(). */
+enum {
+    GNB_DHT_FIND_PEER = 1, /* @peer */
+    GNB_DHT_GET = 2,       /* @key */
+    GNB_DHT_PUT = 3,       /* @key, @value */
+    GNB_DHT_PROVIDE = 4,   /* @key */
+    GNB_DHT_FIND_PROVIDERS = 5, /* @key, @max */
+    GNB_DHT_CLOSEST = 6,   /* @key */
+    GNB_DHT_ALLOW = 7      /* @key: a namespace (NUL-terminated), given a permissive validator */
+};
+
+/**
+ * Runs one gn_node_dht_* call (node.h "the DHT"); the outcome is a
+ * GNB_NOTE_DHT note with @token: the status and, in note->dht, the value or
+ * the peers found. GNB_DHT_ALLOW registers a validator that accepts every
+ * record of the namespace @key (gn_node_dht_set_validator(); allowed before
+ * the node starts, then the note comes once it runs). The validator is C on
+ * the loop thread: no Python validator runs there, because the loop thread
+ * must never wait for the GIL (bridge rule: it never waits for the
+ * consumer). Any consumer thread; the arguments are copied. Errors
+ * (immediate, no note): those of the gn_node_dht_* call (GN_EINVAL,
+ * GN_EAGAIN, GN_ENOMEM, GN_ECLOSED), GN_ECLOSED (node gone).
+ */
+int gnb_dht_call(gnb_bridge *br, int op, const uint8_t *key, size_t key_len,
+                 const uint8_t *value, size_t value_len, const gn_peer_id *peer, size_t max,
+                 uint64_t token);
 
 /**
  * Opens a stream on @ch negotiating @protocol_id; GNB_NOTE_OPEN note.
