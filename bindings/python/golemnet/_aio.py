@@ -1286,7 +1286,7 @@ class Node:
                                   timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
         """Makes the DHT accept every record under ``/<namespace>/...``
         (put, get and the records peers store here; of several values the
-        first found is kept). The validator is native code: Python
+        lexicographically greatest bytes win). The validator is native code: Python
         validators would run on the network thread, which must never wait
         for the GIL. To cover records that arrive right after the start,
         pass ``dht_namespaces`` to the constructor instead. Raises
