@@ -100,7 +100,10 @@ int sim_create_nodes(sim *s)
         cfg.security = s->cfg.security;
         cfg.muxers = s->cfg.muxers;
         cfg.protocols = s->cfg.protocols;
-        cfg.routers = "";
+        cfg.routers = s->cfg.routers ? s->cfg.routers : "";
+        cfg.options = s->cfg.options;
+        cfg.n_options = s->cfg.n_options;
+        cfg.idle_timeout = s->cfg.idle_timeout;
         cfg.discovery = "";
         cfg.nat = "";
         cfg.protocol_components = "";
@@ -315,10 +318,61 @@ static bool sim_all_closed(sim *s, void *arg)
     return true;
 }
 
+static bool sim_one_closed(sim *s, void *arg)
+{
+    (void)s;
+    return ((sim_node *)arg)->closed;
+}
+
+bool sim_close_node(sim *s, size_t i)
+{
+    sim_node *sn = &s->nodes[i];
+    if (sn->gone) {
+        return true;
+    }
+    sn->gone = true;
+    sn->closed = false;
+    gn_node_close(sn->n, sim_node_closed, sn);
+    return sim_run_until(s, sim_one_closed, sn, 60 * GN_S);
+}
+
+static long sim_status_kib(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) {
+        return -1;
+    }
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+            v = strtol(line + kl + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+long sim_rss_kib(void)
+{
+    return sim_status_kib("VmRSS");
+}
+
+long sim_hwm_kib(void)
+{
+    return sim_status_kib("VmHWM");
+}
+
 void sim_fini(sim *s)
 {
     if (s->loop) {
         for (size_t i = 0; i < s->n; i++) {
+            if (s->nodes[i].gone) {
+                s->nodes[i].closed = true;
+                continue;
+            }
             s->nodes[i].closed = false;
             gn_node_close(s->nodes[i].n, sim_node_closed, &s->nodes[i]);
         }

@@ -51,6 +51,12 @@ typedef struct sim_config {
     size_t event_queue_capacity;   /* default here 16 (the library's: 4096) */
     size_t command_queue_capacity; /* unused with a shared loop; kept for the node */
     gn_time tick;                  /* virtual time per turn; default 1 ms */
+    /* Hosted components and options (NULL / 0: none), e.g. routers "kad"
+     * with options {"kad.mode=server"}; the same for every node. */
+    const char *routers;
+    const char *const *options;
+    size_t n_options;
+    gn_time idle_timeout;          /* gn_node_config.idle_timeout; 0: never */
 } sim_config;
 
 /** Fills @cfg with the harness defaults (N = 100, degree 8, seed 1). */
@@ -72,6 +78,7 @@ typedef struct sim_node {
     uint32_t channels_open;    /* CHANNEL_OPENED minus CHANNEL_CLOSED events */
     uint32_t channels_opened;  /* CHANNEL_OPENED events */
     uint32_t identified;       /* successful IDENTIFY events */
+    bool gone;                 /* closed by the caller (churn): sim_fini only frees it */
     void *ext;                 /* the caller's (a router's per-node state) */
 } sim_node;
 
@@ -137,6 +144,16 @@ bool sim_run_until(sim *s, bool (*pred)(sim *s, void *arg), void *arg, gn_time v
 
 /** Predicate: every dial started has completed. */
 bool sim_dials_settled(sim *s, void *arg);
+
+/**
+ * Closes node @i (churn) and runs until it closed (bounded by 60 virtual
+ * s); it stays in s->nodes, marked gone. Returns whether it closed.
+ */
+bool sim_close_node(sim *s, size_t i);
+
+/** The process's VmRSS and VmHWM in KiB (-1 when unknown). */
+long sim_rss_kib(void);
+long sim_hwm_kib(void);
 
 /** Closes every node, runs until they closed (bounded), frees them and the loop. */
 void sim_fini(sim *s);

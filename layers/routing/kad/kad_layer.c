@@ -84,6 +84,15 @@ typedef struct kad_claim {
     unsigned path;
 } kad_claim;
 
+/* Addresses a query heard of for a peer it may ask (copies, at most
+ * KAD_CACHE_ADDRS): remote peers' claims stay here, not in the peer store. */
+#define KAD_CACHE_ADDRS 2u
+typedef struct kad_addr_ent {
+    gn_peer_id id;
+    gn_multiaddr *addrs[KAD_CACHE_ADDRS];
+    size_t n;
+} kad_addr_ent;
+
 /* A provider found, with its addresses (copies). */
 typedef struct kad_found {
     gn_peer_id id;
@@ -106,6 +115,8 @@ struct kad_query {
     size_t npaths;
     kad_claim *claims; /* npaths > 1: which path each peer belongs to */
     size_t nclaims, claims_cap;
+    kad_addr_ent *cache; /* addresses of candidates, from the answers */
+    size_t ncache, cache_cap, cache_max;
     gn_timer timer;    /* lookup ticks, then the deferred answer */
     gni_list calls;
     bool storing;      /* Q_PUT, Q_PROVIDE: the lookup ended, stores in flight */
@@ -282,16 +293,22 @@ static void free_addrs(gn_multiaddr **a, size_t n)
 static void check_peer(kad_router *kr, const gn_peer_id *peer);
 
 /* Records a peer that speaks the protocol as a server. */
-static void table_add(kad_router *kr, const gn_peer_id *peer, unsigned flags)
+static void table_add(kad_router *kr, const gn_peer_id *peer, unsigned flags,
+                      gn_multiaddr *const *extra, size_t nextra)
 {
     gn_multiaddr *addrs[GNI_KAD_MAX_ADDRS];
     size_t n = peer_addrs(kr, peer, addrs, GNI_KAD_MAX_ADDRS);
-    if (n == 0 && !gni_kad_table_find(kr->table, peer)) {
-        free_addrs(addrs, n);
+    gn_multiaddr *const *use = addrs;
+    size_t nuse = n;
+    if (n == 0 && nextra > 0) {
+        use = extra; /* the addresses we reached it at */
+        nuse = nextra;
+    }
+    if (nuse == 0 && !gni_kad_table_find(kr->table, peer)) {
         return; /* nothing to reach it at: useless to others */
     }
     gn_peer_id check;
-    int rc = gni_kad_table_add(kr->table, peer, addrs, n, flags, kr_now(kr), &check);
+    int rc = gni_kad_table_add(kr->table, peer, use, nuse, flags, kr_now(kr), &check);
     free_addrs(addrs, n);
     if (rc == GNI_KAD_ADD_CHECK) {
         check_peer(kr, &check);
@@ -343,24 +360,20 @@ static void reply_self(kad_router *kr, gni_kad_msg *m)
 
 /* Takes a peer entry of an answer: its addresses into the peer store.
  * Returns true when the peer can be dialled (addresses known). */
-static bool learn_peer(kad_router *kr, const gni_kad_peer *p)
+static kad_addr_ent *cache_put(kad_query *q, const gni_kad_peer *p);
+
+/* Takes a peer entry of an answer: its addresses into the query's cache
+ * (not the peer store: they are a remote peer's claim until a connection
+ * proves them). Returns true when the peer can be asked. */
+static bool learn_peer(kad_router *kr, kad_query *q, const gni_kad_peer *p)
 {
     if (gn_peer_id_equal(&p->id, &kr->self)) {
         return false;
     }
-    gn_multiaddr *addrs[GNI_KAD_MAX_ADDRS];
-    size_t n = 0;
-    for (size_t i = 0; i < p->addr_cnt && n < GNI_KAD_MAX_ADDRS; i++) {
-        if (gn_multiaddr_from_bytes(p->addrs[i].data, p->addrs[i].len, &addrs[n]) == 0) {
-            n++;
-        }
+    if (gn_host_peer_dialable(kr->h, &p->id)) {
+        return true;
     }
-    if (n > 0) {
-        (void)gn_host_peer_add_addrs(kr->h, &p->id, (const gn_multiaddr *const *)addrs, n,
-                                     KAD_ADDR_TTL, GN_ADDR_SRC_ROUTER);
-    }
-    free_addrs(addrs, n);
-    return gn_host_peer_dialable(kr->h, &p->id);
+    return cache_put(q, p) != NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -409,7 +422,6 @@ static void query_free(kad_query *q)
 {
     kad_router *kr = q->kr;
     if (kr) { /* else detached by kad_stop */
-        query_count(kr, q);
         gni_list_del(&q->link);
         kr->nqueries--;
     }
@@ -418,6 +430,10 @@ static void query_free(kad_query *q)
         gni_kad_lookup_free(q->lks[i]);
     }
     gn_free(q->claims);
+    for (size_t i = 0; i < q->ncache; i++) {
+        free_addrs(q->cache[i].addrs, q->cache[i].n);
+    }
+    gn_free(q->cache);
     for (size_t i = 0; i < q->nvalues; i++) {
         gn_free(q->values[i]);
     }
@@ -554,11 +570,16 @@ static size_t paths_results(const kad_query *q, gn_peer_id *out, size_t max)
     return n;
 }
 
+static size_t query_addrs(kad_query *q, const gn_peer_id *id, gn_multiaddr **out, size_t max);
+
 /* Calls the user's callback with the outcome, then frees the query. */
 static void query_deliver(kad_query *q)
 {
     kad_router *kr = q->kr;
     int st = q->status;
+    if (kr) {
+        query_count(kr, q); /* before the callback: it may read the counters */
+    }
     switch (q->kind) {
     case Q_FIND_PEER:
         if (q->peer_cb) {
@@ -601,7 +622,7 @@ static void query_deliver(kad_query *q)
             size_t k = paths_results(q, ids, GNI_MIN(kr->cfg.k, GNI_KAD_K_MAX));
             for (size_t i = 0; i < k; i++, n++) {
                 peers[n].id = ids[i];
-                peers[n].naddrs = peer_addrs(kr, &ids[i], addrs[n], GNI_KAD_MAX_ADDRS);
+                peers[n].naddrs = query_addrs(q, &ids[i], addrs[n], GNI_KAD_MAX_ADDRS);
                 peers[n].addrs = addrs[n];
             }
             if (st == GN_ENOROUTE && k > 0) {
@@ -691,6 +712,65 @@ static int lookup_msg(kad_query *q, gni_kad_msg *m)
 
 static void on_lookup_reply(void *arg, int status, gni_kad_msg *resp);
 
+static kad_addr_ent *cache_get(kad_query *q, const gn_peer_id *id)
+{
+    for (size_t i = 0; i < q->ncache; i++) {
+        if (gn_peer_id_equal(&q->cache[i].id, id)) {
+            return &q->cache[i];
+        }
+    }
+    return NULL;
+}
+
+/* Keeps up to KAD_CACHE_ADDRS of @p's addresses; returns its entry or NULL
+ * (none parsed, or the bound reached). */
+static kad_addr_ent *cache_put(kad_query *q, const gni_kad_peer *p)
+{
+    kad_addr_ent *e = cache_get(q, &p->id);
+    if (e) {
+        return e;
+    }
+    if (q->ncache == q->cache_max) {
+        return NULL;
+    }
+    if (q->ncache == q->cache_cap) {
+        size_t cap = q->cache_cap ? q->cache_cap * 2 : 32;
+        cap = GNI_MIN(cap, q->cache_max);
+        kad_addr_ent *g = gn_realloc(q->cache, cap * sizeof *g);
+        if (!g) {
+            return NULL;
+        }
+        q->cache = g;
+        q->cache_cap = cap;
+    }
+    e = &q->cache[q->ncache];
+    memset(e, 0, sizeof *e);
+    e->id = p->id;
+    for (size_t i = 0; i < p->addr_cnt && e->n < KAD_CACHE_ADDRS; i++) {
+        if (gn_multiaddr_from_bytes(p->addrs[i].data, p->addrs[i].len, &e->addrs[e->n]) == 0) {
+            e->n++;
+        }
+    }
+    if (e->n == 0) {
+        return NULL;
+    }
+    q->ncache++;
+    return e;
+}
+
+/* Copies of @id's addresses: the peer store's, else what the query heard. */
+static size_t query_addrs(kad_query *q, const gn_peer_id *id, gn_multiaddr **out, size_t max)
+{
+    size_t n = q->kr ? peer_addrs(q->kr, id, out, max) : 0;
+    kad_addr_ent *e = n == 0 ? cache_get(q, id) : NULL;
+    for (size_t i = 0; e && i < e->n && n < max; i++) {
+        if (gn_multiaddr_dup(e->addrs[i], &out[n]) == 0) {
+            n++;
+        }
+    }
+    return n;
+}
+
 static void found_add(kad_query *q, const gn_peer_id *id)
 {
     for (size_t i = 0; i < q->nfound; i++) {
@@ -704,16 +784,17 @@ static void found_add(kad_query *q, const gn_peer_id *id)
     kad_found *f = &q->found[q->nfound++];
     memset(f, 0, sizeof *f);
     f->id = *id;
-    f->naddrs = peer_addrs(q->kr, id, f->addrs, GNI_KAD_MAX_ADDRS);
+    f->naddrs = query_addrs(q, id, f->addrs, GNI_KAD_MAX_ADDRS);
 }
 
 static void send_lookup(kad_query *q, unsigned path, const gn_peer_id *peer)
 {
     kad_router *kr = q->kr;
     gn_time now = kr_now(kr);
-    /* only peers the host can reach without the routers: asking the host
-     * to dial another would bring it back here (a lookup per peer) */
-    bool na = gn_host_peer_dialable(kr->h, peer);
+    /* a peer the host reaches by itself, or at addresses the answers gave
+     * (never through the routers: that would bring the host back here) */
+    kad_addr_ent *ce = cache_get(q, peer);
+    bool na = ce || gn_host_peer_dialable(kr->h, peer);
     kad_call *c = NULL;
     gni_kad_msg m;
     int rc = !na ? GN_ENOROUTE : lookup_msg(q, &m);
@@ -726,7 +807,8 @@ static void send_lookup(kad_query *q, unsigned path, const gn_peer_id *peer)
             c->kr = kr;
             c->peer = *peer;
             c->path = path;
-            rc = gni_kad_rpc_send(kr->h, kr->cfg.proto, peer, &m, true, &kr->cfg.lim,
+            rc = gni_kad_rpc_send(kr->h, kr->cfg.proto, peer, ce ? ce->addrs : NULL,
+                                  ce ? ce->n : 0, &m, true, &kr->cfg.lim,
                                   kr->cfg.request_timeout, on_lookup_reply, c, &c->rpc);
         }
         gni_kad_msg_fini(&m);
@@ -791,12 +873,13 @@ static void on_lookup_reply(void *arg, int status, gni_kad_msg *resp)
         return;
     }
     /* it answered a kad request: a server */
-    table_add(kr, &peer, GNI_KAD_F_RESPONDED);
+    kad_addr_ent *ce = cache_get(q, &peer);
+    table_add(kr, &peer, GNI_KAD_F_RESPONDED, ce ? ce->addrs : NULL, ce ? ce->n : 0);
     gn_peer_id closer[GNI_KAD_DEFAULT_MAX_CLOSER];
     size_t n = 0;
     for (size_t i = 0; i < resp->closer_cnt && n < GNI_ARRAY_LEN(closer); i++) {
         const gni_kad_peer *p = &resp->closer[i];
-        if (!learn_peer(kr, p)) {
+        if (!learn_peer(kr, q, p)) {
             continue;
         }
         if (q->kind == Q_FIND_PEER && gn_peer_id_equal(&p->id, &q->peer)) {
@@ -825,10 +908,12 @@ static void on_lookup_reply(void *arg, int status, gni_kad_msg *resp)
     }
     if (q->kind == Q_FIND_PROV) {
         for (size_t i = 0; i < resp->provider_cnt; i++) {
-            if (learn_peer(kr, &resp->providers[i]) ||
-                gn_peer_id_equal(&resp->providers[i].id, &kr->self)) {
-                found_add(q, &resp->providers[i].id);
+            const gni_kad_peer *pp = &resp->providers[i];
+            if (gn_peer_id_equal(&pp->id, &kr->self)) {
+                continue; /* our own records are added from the local store */
             }
+            (void)learn_peer(kr, q, pp);
+            found_add(q, &pp->id); /* with what addresses it gave, maybe none */
         }
     }
     (void)gni_kad_lookup_response(lk, &peer, closer, n, now);
@@ -904,7 +989,9 @@ static void query_store(kad_query *q)
         c->q = q;
         c->kr = kr;
         c->peer = ids[i];
-        int x = gni_kad_rpc_send(kr->h, kr->cfg.proto, &ids[i], &m, q->kind == Q_PUT,
+        kad_addr_ent *ce = cache_get(q, &ids[i]);
+        int x = gni_kad_rpc_send(kr->h, kr->cfg.proto, &ids[i], ce ? ce->addrs : NULL,
+                                 ce ? ce->n : 0, &m, q->kind == Q_PUT,
                                  &kr->cfg.lim, kr->cfg.request_timeout, on_store_reply, c,
                                  &c->rpc);
         if (x < 0) {
@@ -995,6 +1082,7 @@ static int query_new(kad_router *kr, qkind kind, gn_slice key, kad_query **out)
     lc.query_timeout = kr->cfg.query_timeout;
     int rc = 0;
     q->npaths = kr->cfg.paths;
+    q->cache_max = kr->cfg.paths * lc.max_candidates;
     if (q->npaths > 1) {
         q->claims_cap = q->npaths * lc.max_candidates;
         if (!(q->claims = gn_calloc(q->claims_cap, sizeof *q->claims))) {
@@ -1053,7 +1141,8 @@ static void on_check_reply(void *arg, int status, gni_kad_msg *resp)
 
 static void check_peer(kad_router *kr, const gn_peer_id *peer)
 {
-    if (!gn_host_peer_dialable(kr->h, peer)) {
+    const gni_kad_entry *e = gni_kad_table_find(kr->table, peer);
+    if (!gn_host_peer_dialable(kr->h, peer) && (!e || e->naddrs == 0)) {
         /* nowhere to reach it: asking the host would ask the routers */
         (void)gni_kad_table_check_result(kr->table, peer, false, kr_now(kr));
         return;
@@ -1066,7 +1155,8 @@ static void check_peer(kad_router *kr, const gn_peer_id *peer)
     if (rc == 0) {
         c->kr = kr;
         c->peer = *peer;
-        rc = gni_kad_rpc_send(kr->h, kr->cfg.proto, peer, &m, true, &kr->cfg.lim,
+        rc = gni_kad_rpc_send(kr->h, kr->cfg.proto, peer, e ? e->addrs : NULL,
+                              e ? e->naddrs : 0, &m, true, &kr->cfg.lim,
                               kr->cfg.request_timeout, on_check_reply, c, &c->rpc);
     }
     gni_kad_msg_fini(&m);
@@ -1154,7 +1244,7 @@ static int serve_request(void *arg, const gn_peer_id *peer, const gni_kad_msg *r
         return GN_ELIMIT;
     }
     if (gn_host_peer_supports(kr->h, peer, kr->cfg.proto)) {
-        table_add(kr, peer, 0);
+        table_add(kr, peer, 0, NULL, 0);
     }
     gni_kad_key target;
     gni_kad_key_from_bytes(req->key.data, req->key.len, &target);
@@ -1387,7 +1477,7 @@ static void on_host_event(void *arg, const gn_host_event *ev)
     }
     if (ev->type == GN_HOST_EV_IDENTIFIED && ev->peer) {
         if (gn_host_peer_supports(kr->h, ev->peer, kr->cfg.proto)) {
-            table_add(kr, ev->peer, 0);
+            table_add(kr, ev->peer, 0, NULL, 0);
         } else if (gni_kad_table_find(kr->table, ev->peer)) {
             (void)gni_kad_table_remove(kr->table, ev->peer); /* now a client */
         }

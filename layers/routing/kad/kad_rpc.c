@@ -13,7 +13,11 @@
 struct gni_kad_rpc {
     gn_host *h;
     gn_peer_id peer;
-    gn_op *open_op;        /* the stream open in flight */
+    gn_op *open_op;        /* the connect or stream open in flight */
+    const char *proto;     /* the protocol id (the caller's, static) */
+    gn_multiaddr *addrs[GNI_KAD_RPC_ADDRS]; /* explicit addresses, with /p2p/<peer> */
+    size_t naddrs, next_addr;
+    int connect_err;
     gn_stream *s;          /* once open */
     gn_timer timer;
     uint8_t *frame;        /* the encoded request */
@@ -30,6 +34,9 @@ struct gni_kad_rpc {
 static void rpc_maybe_free(gni_kad_rpc *r)
 {
     if (r->done && r->closed && r->writes == 0 && !r->open_op) {
+        for (size_t i = 0; i < r->naddrs; i++) {
+            gn_multiaddr_free(r->addrs[i]);
+        }
         gni_kad_decoder_fini(&r->dec);
         gn_free(r->frame);
         gn_free(r);
@@ -164,9 +171,67 @@ static void rpc_opened(void *arg, int status, gn_channel *ch, gn_stream *s)
     }
 }
 
+static void rpc_connect_next(gni_kad_rpc *r);
+
+static void rpc_connected(void *arg, int status, gn_channel *ch)
+{
+    (void)ch;
+    gni_kad_rpc *r = arg;
+    r->open_op = NULL;
+    if (r->done) {
+        rpc_maybe_free(r);
+        return;
+    }
+    if (status < 0) {
+        r->connect_err = status;
+        rpc_connect_next(r);
+        return;
+    }
+    /* the channel is open now: the host uses it, no router is asked */
+    int rc = gn_host_new_stream(r->h, &r->peer, r->proto, rpc_opened, r, &r->open_op);
+    if (rc < 0) {
+        rpc_finish(r, rc, NULL, false);
+    }
+}
+
+/* Tries the next explicit address; fails the request when none is left. */
+static void rpc_connect_next(gni_kad_rpc *r)
+{
+    while (r->next_addr < r->naddrs) {
+        gn_multiaddr *ma = r->addrs[r->next_addr++];
+        int rc = gn_host_connect(r->h, ma, rpc_connected, r, &r->open_op);
+        if (rc == 0) {
+            return;
+        }
+        r->connect_err = rc;
+    }
+    rpc_finish(r, r->connect_err < 0 ? r->connect_err : GN_ENOROUTE, NULL, false);
+}
+
+/* A copy of @ma ending in /p2p/<@peer> (kept as it is when it has one). */
+static int addr_with_peer(const gn_multiaddr *ma, const gn_peer_id *peer, gn_multiaddr **out)
+{
+    size_t n = gn_multiaddr_count(ma);
+    gn_ma_component c;
+    if (n > 0 && gn_multiaddr_component(ma, n - 1, &c) == 0 && c.code == GN_MA_P2P) {
+        return gn_multiaddr_dup(ma, out);
+    }
+    char text[GN_PEER_ID_MAX_STRLEN + 8];
+    memcpy(text, "/p2p/", 5);
+    int rc = gn_peer_id_to_string(peer, text + 5, sizeof text - 5);
+    gn_multiaddr *p2p = NULL;
+    if (rc < 0 || (rc = gn_multiaddr_parse(text, &p2p)) < 0) {
+        return rc;
+    }
+    rc = gn_multiaddr_encapsulate(ma, p2p, out);
+    gn_multiaddr_free(p2p);
+    return rc;
+}
+
 int gni_kad_rpc_send(gn_host *h, const char *protocol_id, const gn_peer_id *peer,
-                     const gni_kad_msg *req, bool want_reply, const gni_kad_limits *lim,
-                     gn_time timeout, gni_kad_rpc_cb cb, void *arg, gni_kad_rpc **out)
+                     gn_multiaddr *const *addrs, size_t naddrs, const gni_kad_msg *req,
+                     bool want_reply, const gni_kad_limits *lim, gn_time timeout,
+                     gni_kad_rpc_cb cb, void *arg, gni_kad_rpc **out)
 {
     if (out) {
         *out = NULL;
@@ -197,8 +262,41 @@ int gni_kad_rpc_send(gn_host *h, const char *protocol_id, const gn_peer_id *peer
     r->cb = cb;
     r->arg = arg;
     r->closed = true;
+    r->proto = protocol_id;
     gn_timer_init(gn_host_loop(h), &r->timer);
-    if ((rc = gn_host_new_stream(h, peer, protocol_id, rpc_opened, r, &r->open_op)) < 0) {
+    if (!gn_host_peer_dialable(h, peer)) {
+        /* connect to the given addresses ourselves: the peer store is not
+         * filled with what remote peers say, and the routers are not asked */
+        for (size_t i = 0; addrs && i < naddrs && r->naddrs < GNI_KAD_RPC_ADDRS; i++) {
+            if (addr_with_peer(addrs[i], peer, &r->addrs[r->naddrs]) == 0) {
+                r->naddrs++;
+            }
+        }
+        if (r->naddrs == 0) {
+            rc = GN_ENOROUTE;
+        } else {
+            r->next_addr = 1;
+            rc = gn_host_connect(h, r->addrs[0], rpc_connected, r, &r->open_op);
+            if (rc < 0) {
+                /* the first address failed at once: the others on a later
+                 * turn, through the same path as a failed connect */
+                r->connect_err = rc;
+                for (r->next_addr = 1; r->next_addr < r->naddrs; r->next_addr++) {
+                    if ((rc = gn_host_connect(h, r->addrs[r->next_addr], rpc_connected, r,
+                                              &r->open_op)) == 0) {
+                        r->next_addr++;
+                        break;
+                    }
+                }
+            }
+        }
+    } else {
+        rc = gn_host_new_stream(h, peer, protocol_id, rpc_opened, r, &r->open_op);
+    }
+    if (rc < 0) {
+        for (size_t i = 0; i < r->naddrs; i++) {
+            gn_multiaddr_free(r->addrs[i]);
+        }
         gni_kad_decoder_fini(&r->dec);
         gn_free(r->frame);
         gn_free(r);

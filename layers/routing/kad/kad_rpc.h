@@ -27,6 +27,9 @@
 
 typedef struct gni_kad_rpc gni_kad_rpc;
 
+/** Most explicit addresses a request tries. */
+#define GNI_KAD_RPC_ADDRS 4u
+
 /**
  * A request's outcome: @status 0 with the reply @resp (borrowed for the
  * call; NULL for a request that has no reply), or GN_ETIMEDOUT, a stream
@@ -37,18 +40,26 @@ typedef struct gni_kad_rpc gni_kad_rpc;
 typedef void (*gni_kad_rpc_cb)(void *arg, int status, gni_kad_msg *resp);
 
 /**
- * Sends @req to @peer on a new stream for @protocol_id and waits at most
- * @timeout for the reply (none when @want_reply is false: the request then
- * completes when its frame is written). @req and @lim (NULL = defaults)
- * are used during the call only. @cb runs exactly once unless cancelled,
+ * Sends @req to @peer on a new stream for @protocol_id (a string that
+ * outlives the request) and waits at most @timeout for the reply (none
+ * when @want_reply is false: the request then completes when its frame is
+ * written). When the host can reach @peer by itself (gn_host_peer_dialable)
+ * the stream is opened through it; otherwise the request connects to
+ * @addrs (@naddrs, at most GNI_KAD_RPC_ADDRS used, in order; copied; a
+ * /p2p/<peer> is appended so the handshake checks the peer) and opens the
+ * stream on that channel -- addresses that remote peers reported reach the
+ * peer store only when a connection to them succeeded. @req and @lim (NULL
+ * = defaults) are used during the call only. @cb runs exactly once unless cancelled,
  * never from inside the call. *@out (may be NULL) receives the handle for
  * gni_kad_rpc_cancel(); it is valid until @cb runs.
- * Errors (@cb will not run): GN_EINVAL, GN_ENOMEM, the encoder's error,
- * gn_host_new_stream()'s.
+ * Errors (@cb will not run): GN_EINVAL, GN_ENOMEM, GN_ENOROUTE (not
+ * reachable and no usable address), the encoder's error,
+ * gn_host_new_stream()'s or gn_host_connect()'s.
  */
 int gni_kad_rpc_send(gn_host *h, const char *protocol_id, const gn_peer_id *peer,
-                     const gni_kad_msg *req, bool want_reply, const gni_kad_limits *lim,
-                     gn_time timeout, gni_kad_rpc_cb cb, void *arg, gni_kad_rpc **out);
+                     gn_multiaddr *const *addrs, size_t naddrs, const gni_kad_msg *req,
+                     bool want_reply, const gni_kad_limits *lim, gn_time timeout,
+                     gni_kad_rpc_cb cb, void *arg, gni_kad_rpc **out);
 
 /** Cancels @r: its callback will not run. The stream, if any, is reset. */
 void gni_kad_rpc_cancel(gni_kad_rpc *r);
