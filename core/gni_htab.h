@@ -25,6 +25,12 @@ int gni_htab_init(gni_htab *t, size_t nbuckets);
 void gni_htab_fini(gni_htab *t);
 /** The entry with @key, or NULL. */
 gni_hnode *gni_htab_find(const gni_htab *t, uint64_t key);
+/**
+ * The next entry after @e (inserted) with @e's key, or NULL: with
+ * gni_htab_find() it visits every entry of a key, for tables whose keys are
+ * hashes that may collide.
+ */
+gni_hnode *gni_htab_find_next(const gni_htab *t, const gni_hnode *e);
 /** Inserts @e (keys are not checked for duplicates). Errors: GN_ENOMEM (growth). */
 int gni_htab_insert(gni_htab *t, gni_hnode *e);
 /** Removes @e if present. */

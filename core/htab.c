@@ -39,6 +39,16 @@ gni_hnode *gni_htab_find(const gni_htab *t, uint64_t key)
     return e;
 }
 
+gni_hnode *gni_htab_find_next(const gni_htab *t, const gni_hnode *e)
+{
+    (void)t; /* entries with equal keys share a bucket chain */
+    gni_hnode *x = e->next;
+    while (x && x->key != e->key) {
+        x = x->next;
+    }
+    return x;
+}
+
 int gni_htab_insert(gni_htab *t, gni_hnode *e)
 {
     if (t->n >= t->nbuckets) {

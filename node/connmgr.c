@@ -220,7 +220,7 @@ static int known_addr(gn_node *n, const gn_peer_id *peer, gn_multiaddr **out)
     gn_time now = gn_loop_now(n->loop);
     for (size_t i = pi ? pi->naddrs : 0; i-- > 0;) {
         gn_multiaddr *ma = NULL;
-        if (pi->addr_expiry[i] <= now || gn_multiaddr_parse(pi->addrs[i], &ma) < 0) {
+        if (pi->addrs[i].expiry <= now || gn_multiaddr_parse(pi->addrs[i].text, &ma) < 0) {
             continue;
         }
         for (size_t t = 0; t < n->ntr; t++) {

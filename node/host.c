@@ -240,14 +240,14 @@ int gn_host_peer_addrs(gn_host *h, const gn_peer_id *peer, gn_multiaddr **out,
     gn_time now = gn_loop_now(n->loop);
     size_t k = 0;
     for (size_t i = pi->naddrs; i-- > 0 && k < max;) {
-        if (pi->addr_expiry[i] <= now) {
+        if (pi->addrs[i].expiry <= now) {
             continue;
         }
-        if (gn_multiaddr_parse(pi->addrs[i], &out[k]) < 0) {
+        if (gn_multiaddr_parse(pi->addrs[i].text, &out[k]) < 0) {
             continue; /* stored from a string we printed: cannot fail but for memory */
         }
         if (src) {
-            src[k] = (gn_addr_source)pi->addr_src[i];
+            src[k] = (gn_addr_source)pi->addrs[i].src;
         }
         k++;
     }
@@ -305,7 +305,7 @@ int gn_host_peer_record_latency(gn_host *h, const gn_peer_id *peer, gn_time rtt)
 gn_time gn_host_peer_latency(gn_host *h, const gn_peer_id *peer)
 {
     const gni_peer_info *pi = peer ? gni_peerstore_get(host_node(h)->ps, peer) : NULL;
-    return pi ? pi->latency : 0;
+    return pi ? gni_peer_latency(pi) : 0;
 }
 
 /* ------------------------------------------------------------------------

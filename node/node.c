@@ -1985,10 +1985,10 @@ int gn_node_peer_info(gn_node *n, const gn_peer_id *peer, gn_peer_info *info)
     memset(info, 0, sizeof *info);
     info->peer = pi->id;
     info->identified = pi->identified;
-    snprintf(info->agent_version, sizeof info->agent_version, "%s", pi->agent);
-    snprintf(info->observed_addr, sizeof info->observed_addr, "%s", pi->observed);
+    snprintf(info->agent_version, sizeof info->agent_version, "%s", gni_peer_agent(pi));
+    snprintf(info->observed_addr, sizeof info->observed_addr, "%s", gni_peer_observed(pi));
     info->n_addrs = pi->naddrs;
-    info->n_protocols = pi->nprotocols;
+    info->n_protocols = gni_peer_nprotocols(pi);
     return 0;
 }
 
@@ -2009,7 +2009,7 @@ int gn_node_peer_addr(gn_node *n, const gn_peer_id *peer, size_t idx, char *out,
     if (!pi) {
         return GN_ENOTFOUND;
     }
-    return idx < pi->naddrs ? copy_str(pi->addrs[idx], out, out_len) : GN_ERANGE;
+    return idx < pi->naddrs ? copy_str(pi->addrs[idx].text, out, out_len) : GN_ERANGE;
 }
 
 int gn_node_peer_protocol(gn_node *n, const gn_peer_id *peer, size_t idx, char *out,
@@ -2019,5 +2019,6 @@ int gn_node_peer_protocol(gn_node *n, const gn_peer_id *peer, size_t idx, char *
     if (!pi) {
         return GN_ENOTFOUND;
     }
-    return idx < pi->nprotocols ? copy_str(pi->protocols[idx], out, out_len) : GN_ERANGE;
+    return idx < gni_peer_nprotocols(pi) ? copy_str(gni_peer_protocol(pi, idx), out, out_len)
+                                         : GN_ERANGE;
 }

@@ -369,7 +369,7 @@ static void basic_dial(const char *transport, const char *security, const char *
     const gni_peer_info *pi = gni_peerstore_get(gni_node_peerstore(a.n), &b.pid);
     CHECK(pi != NULL);
     CHECK(pi->identified);
-    CHECK(pi->has_pubkey);
+    CHECK(gni_peer_pubkey(pi) != NULL);
     CHECK(gni_peerstore_supports(gni_node_peerstore(a.n), &b.pid, "/ipfs/ping/1.0.0"));
     CHECK(gni_peerstore_supports(gni_node_peerstore(a.n), &b.pid, "/golem/msg/1.0.0"));
     CHECK(!gni_peerstore_supports(gni_node_peerstore(a.n), &b.pid, "/perf/1.0.0"));
