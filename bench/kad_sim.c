@@ -375,12 +375,7 @@ static int measure(ks *k, ks_kind kind, size_t total, kad_sim_phase *p, const ch
     phase_reset(k);
     int rc = run_queries(k, kind, total, 0);
     phase_take(k, p, w0, v0);
-    if (getenv("KS_COOL")) {
-        gn_time e = gn_loop_now(k->s.loop) + 2 * GN_S;
-        while (gn_loop_now(k->s.loop) < e) {
-            sim_turn(&k->s);
-        }
-    }
+
     if (k->cfg->progress) {
         size_t ch = 0;
         for (size_t i = 0; i < k->s.n; i++) {

@@ -24,16 +24,25 @@ struct gni_kad_rpc {
     size_t frame_len;
     bool want_reply;
     bool done;             /* the outcome is decided (or cancelled) */
-    bool closed;           /* no stream, or its close callback ran */
+    unsigned nstreams;     /* streams whose close callback has not run */
     unsigned writes;       /* write completions still to come */
+    unsigned gen;          /* attempt number: writes of an earlier one are stale */
+    bool retried;          /* the one retry was used */
+    bool got_bytes;        /* a byte of the reply arrived: no retry */
     gni_kad_decoder dec;
     gni_kad_rpc_cb cb;
     void *arg;
 };
 
+/* A write's context: which attempt it belongs to. */
+typedef struct rpc_write {
+    gni_kad_rpc *r;
+    unsigned gen;
+} rpc_write;
+
 static void rpc_maybe_free(gni_kad_rpc *r)
 {
-    if (r->done && r->closed && r->writes == 0 && !r->open_op) {
+    if (r->done && r->nstreams == 0 && r->writes == 0 && !r->open_op) {
         for (size_t i = 0; i < r->naddrs; i++) {
             gn_multiaddr_free(r->addrs[i]);
         }
@@ -47,8 +56,38 @@ static void rpc_closed(gn_stream *s, void *arg)
 {
     (void)s;
     gni_kad_rpc *r = arg;
-    r->closed = true;
+    r->nstreams--;
     rpc_maybe_free(r);
+}
+
+static void rpc_open(gni_kad_rpc *r);
+
+/*
+ * A failure before any byte of the reply: the channel we reused may have
+ * been closing (the peer's idle timer, a trim) while our stream opened.
+ * Such failures get one more attempt, on a new stream (a new connection
+ * when the old one is gone). Returns true when it retried.
+ */
+static bool rpc_retry(gni_kad_rpc *r, int status)
+{
+    if (r->done || r->retried || r->got_bytes ||
+        (status != GN_ESTREAMRESET && status != GN_EPIPE && status != GN_ECONNRESET &&
+         status != GN_ECLOSED && status != GN_EEOF && status != GN_EGOAWAY)) {
+        return false;
+    }
+    r->retried = true;
+    r->gen++;
+    if (r->s) {
+        gn_stream *s = r->s;
+        r->s = NULL;
+        gn_stream_set_handler(s, NULL, NULL);
+        gn_stream_reset(s, rpc_closed, r);
+    }
+    gni_kad_limits lim = r->dec.lim;
+    gni_kad_decoder_fini(&r->dec);
+    (void)gni_kad_decoder_init(&r->dec, &lim);
+    rpc_open(r);
+    return true;
 }
 
 /* Ends the exchange once: the callback (unless cancelled), then the stream. */
@@ -87,6 +126,7 @@ static void rpc_on_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
 {
     (void)s;
     gni_kad_rpc *r = ud;
+    r->got_bytes = true;
     while (!r->done && len > 0) {
         size_t used = 0;
         gni_kad_msg m;
@@ -117,23 +157,34 @@ static void rpc_on_data(gn_stream *s, void *ud, const uint8_t *data, size_t len)
 static void rpc_on_eof(gn_stream *s, void *ud)
 {
     (void)s;
-    rpc_finish(ud, GN_EEOF, NULL, false);
+    if (!rpc_retry(ud, GN_EEOF)) {
+        rpc_finish(ud, GN_EEOF, NULL, false);
+    }
 }
 
 static void rpc_on_error(gn_stream *s, void *ud, int err)
 {
     (void)s;
-    rpc_finish(ud, err, NULL, false);
+    if (!rpc_retry(ud, err)) {
+        rpc_finish(ud, err, NULL, false);
+    }
 }
 
 static const gn_stream_handler rpc_handler = {rpc_on_data, rpc_on_eof, rpc_on_error, NULL};
 
 static void rpc_written(void *arg, int status)
 {
-    gni_kad_rpc *r = arg;
+    rpc_write *w = arg;
+    gni_kad_rpc *r = w->r;
+    bool stale = w->gen != r->gen;
+    gn_free(w);
     r->writes--;
-    if (status < 0) {
-        rpc_finish(r, status, NULL, false);
+    if (stale) {
+        /* an earlier attempt's write */
+    } else if (status < 0) {
+        if (!rpc_retry(r, status)) {
+            rpc_finish(r, status, NULL, false);
+        }
     } else if (!r->want_reply) {
         rpc_finish(r, 0, NULL, false);
     }
@@ -153,18 +204,24 @@ static void rpc_opened(void *arg, int status, gn_channel *ch, gn_stream *s)
         return;
     }
     if (status < 0) {
-        rpc_finish(r, status, NULL, false);
+        if (!rpc_retry(r, status)) {
+            rpc_finish(r, status, NULL, false);
+        }
         return;
     }
     r->s = s;
-    r->closed = false;
+    r->nstreams++;
     gn_stream_set_handler(s, &rpc_handler, r);
     gn_slice iov = gn_slice_of(r->frame, r->frame_len);
-    int rc = gn_stream_write(s, &iov, 1, rpc_written, r);
+    rpc_write *w = gn_malloc(sizeof *w);
+    int rc = w ? gn_stream_write(s, &iov, 1, rpc_written, w) : GN_ENOMEM;
     if (rc < 0) {
+        gn_free(w);
         rpc_finish(r, rc, NULL, false);
         return;
     }
+    w->r = r;
+    w->gen = r->gen;
     r->writes++;
     if (r->want_reply) {
         gn_stream_read_start(s);
@@ -172,6 +229,25 @@ static void rpc_opened(void *arg, int status, gn_channel *ch, gn_stream *s)
 }
 
 static void rpc_connect_next(gni_kad_rpc *r);
+static void rpc_connected(void *arg, int status, gn_channel *ch);
+
+/* A retry's open: through the host when it can reach the peer, else the
+ * explicit addresses again. */
+static void rpc_open(gni_kad_rpc *r)
+{
+    int rc;
+    if (gn_host_peer_dialable(r->h, &r->peer)) {
+        rc = gn_host_new_stream(r->h, &r->peer, r->proto, rpc_opened, r, &r->open_op);
+    } else {
+        r->next_addr = 0;
+        r->connect_err = GN_ENOROUTE;
+        rpc_connect_next(r);
+        return;
+    }
+    if (rc < 0) {
+        rpc_finish(r, rc, NULL, false);
+    }
+}
 
 static void rpc_connected(void *arg, int status, gn_channel *ch)
 {
@@ -261,17 +337,16 @@ int gni_kad_rpc_send(gn_host *h, const char *protocol_id, const gn_peer_id *peer
     r->want_reply = want_reply;
     r->cb = cb;
     r->arg = arg;
-    r->closed = true;
     r->proto = protocol_id;
     gn_timer_init(gn_host_loop(h), &r->timer);
+    for (size_t i = 0; addrs && i < naddrs && r->naddrs < GNI_KAD_RPC_ADDRS; i++) {
+        if (addr_with_peer(addrs[i], peer, &r->addrs[r->naddrs]) == 0) {
+            r->naddrs++;
+        }
+    }
     if (!gn_host_peer_dialable(h, peer)) {
         /* connect to the given addresses ourselves: the peer store is not
          * filled with what remote peers say, and the routers are not asked */
-        for (size_t i = 0; addrs && i < naddrs && r->naddrs < GNI_KAD_RPC_ADDRS; i++) {
-            if (addr_with_peer(addrs[i], peer, &r->addrs[r->naddrs]) == 0) {
-                r->naddrs++;
-            }
-        }
         if (r->naddrs == 0) {
             rc = GN_ENOROUTE;
         } else {
