@@ -495,6 +495,71 @@ GN_TEST(random_walk_reports_peers_beyond_the_bootstrap_peer)
     net_down(&w);
 }
 
+GN_TEST(dial_by_peer_id_through_the_dht)
+{
+    net w;
+    net_up(&w, 4);
+    /* a fifth node that knows only node 0 dials node 2 by its bare peer ID:
+     * no address in its peer store, so the host asks the kad router */
+    const char *opts[] = {"kad.mode=server", w.boot_opt};
+    cn_node *x = &w.n[w.count++];
+    cn_up(x, 300, &(cn_opts){.routers = "kad", .options = opts, .n_options = 2, .listen = lo,
+                             .n_listen = 1});
+    CN_RUN_FOR(200);
+    char target[GN_NODE_ADDR_MAX];
+    snprintf(target, sizeof target, "/p2p/%s", w.n[2].pid_str);
+    gn_channel *ch = NULL;
+    CHECK_EQ(cn_dial(x, target, &ch), 0);
+    gn_channel_info info;
+    gn_channel_state_get(ch, &info);
+    CHECK(gn_peer_id_equal(&info.remote_peer, &w.n[2].pid));
+    gn_channel_rele(ch);
+    net_down(&w);
+}
+
+static size_t stat_records(cn_node *t)
+{
+    gn_router_stats st;
+    return gn_node_dht_stats(t->n, &st) == 0 ? st.records : 0;
+}
+
+static size_t stat_providers(cn_node *t)
+{
+    gn_router_stats st;
+    return gn_node_dht_stats(t->n, &st) == 0 ? st.providers : 0;
+}
+
+GN_TEST(republishing_reaches_a_node_that_joined_later)
+{
+    net w;
+    g_extra_opt = "kad.republish_ms=600";
+    net_up(&w, 3);
+    set_validators(&w);
+    static const uint8_t key[] = "/test/republished";
+    dht_res p = {0};
+    CHECK_OK(gn_node_dht_put(w.n[1].n, key, sizeof key - 1, (const uint8_t *)"v", 1, on_dht, &p));
+    DHT_WAIT(p, 10000);
+    CHECK_EQ(p.status, 0);
+    uint8_t mh[34] = {0x12, 0x20, 7};
+    dht_res pr = {0};
+    CHECK_OK(gn_node_dht_provide(w.n[1].n, mh, sizeof mh, on_dht, &pr));
+    DHT_WAIT(pr, 10000);
+    CHECK_EQ(pr.status, 0);
+    /* a node that joins afterwards has neither ... */
+    net_add(&w, NULL);
+    g_extra_opt = NULL;
+    cn_node *late = &w.n[w.count - 1];
+    dht_res v = {0};
+    CHECK_OK(gn_node_dht_set_validator(late->n, &test_ns, on_dht, &v));
+    DHT_WAIT(v, 2000);
+    CN_RUN_FOR(100);
+    CHECK_EQ(stat_records(late), 0);
+    CHECK_EQ(stat_providers(late), 0);
+    /* ... until node 1 republishes to the closest peers, which now include it */
+    CN_RUN_UNTIL(stat_records(late) == 1 && stat_providers(late) == 1, 10000);
+    net_down(&w);
+}
+
 int main(int argc, char **argv)
 {
     static const gn_test_case cases[] = {
@@ -507,6 +572,8 @@ int main(int argc, char **argv)
         GN_T(malformed_request_resets_only_its_stream),
         GN_T(request_flood_is_rate_limited),
         GN_T(random_walk_reports_peers_beyond_the_bootstrap_peer),
+        GN_T(dial_by_peer_id_through_the_dht),
+        GN_T(republishing_reaches_a_node_that_joined_later),
     };
     return gn_test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
