@@ -8,7 +8,10 @@
 # bootstrap list) and from a js-libp2p node over Noise, and prints what was
 # negotiated, the identify results, ping RTTs and a perf figure. Everything it
 # starts is stopped on exit; every step is bounded in time. The js part is
-# skipped (with a note) when node >= 20 or npm is missing.
+# skipped (with a note) when node >= 20 or npm is missing. Then a Kademlia
+# DHT: three golemnet DHT nodes, one-shot put/get/find-peer through them, and
+# a js-libp2p kad-dht node that reads the record and provides a CID that
+# golemnet finds.
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -81,6 +84,55 @@ else
     echo "(skipped: needs node >= 20 and npm)"
 fi
 
-say "5. what the node saw"
+say "5. a Kademlia DHT (/ipfs/kad/1.0.0): three golemnet DHT nodes and a js-libp2p kad-dht node"
+dht_node() { # name seed [bootstrap addr]
+    local boot=()
+    [ -n "${3:-}" ] && boot=(--bootstrap-kad "$3")
+    timeout 300 "$cli" node --listen /ip4/127.0.0.1/tcp/0 --key-seed "$2" --option kad.mode=server \
+        --dht-namespace test "${boot[@]}" --json >"$tmp/$1.out" 2>"$tmp/$1.err" &
+    pids+=($!)
+    for _ in $(seq 1 100); do
+        grep -q '"listening"' "$tmp/$1.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    field "$tmp/$1.out" 'e["addrs"][0] if e.get("event")=="listening" else None' | head -n1
+}
+d1=$(dht_node d1 11)
+d2=$(dht_node d2 12 "$d1")
+d3=$(dht_node d3 13 "$d1")
+[ -n "$d1" ] && [ -n "$d2" ] && [ -n "$d3" ] || { echo "demo: the DHT nodes did not start" >&2; exit 1; }
+echo "DHT nodes: ${d1##*/p2p/} ${d2##*/p2p/} ${d3##*/p2p/} (the 2nd and 3rd bootstrap from the 1st)"
+dht() { timeout 60 "$cli" dht "$@" --dht-namespace test --json 2>"$tmp/dht.err"; }
+dht put /test/hello "hello from golemnet" --bootstrap-kad "$d2" >"$tmp/put.out"
+field "$tmp/put.out" '"put /test/hello (a one-shot node joining at the 2nd): %s" % e["status"] if e.get("event")=="dht" else None'
+dht get /test/hello --bootstrap-kad "$d3" >"$tmp/get.out"
+field "$tmp/get.out" '"get /test/hello (joining at the 3rd): %s, value %r" % (e["status"], e.get("value")) if e.get("event")=="dht" else None'
+dht find-peer "${d3##*/p2p/}" --bootstrap-kad "$d1" >"$tmp/fp.out"
+field "$tmp/fp.out" '"find-peer %s... (knowing only the 1st): %s %s" % (e.get("peer_id","")[:16], e["status"], " ".join(e.get("addrs",[]))) if e.get("event")=="dht" else None'
+if [ -d "$js/node_modules/@libp2p/kad-dht" ]; then
+    cid=bafkreibnoelefnzgwbcacyt4vh52ymxvzbjq7mmqhtcnwarfq4lzegsiqe
+    mkfifo "$tmp/js.in"
+    (cd "$js" && timeout 120 node --import ./polyfill.mjs dht_peer.mjs --key-seed 21 \
+        <"$tmp/js.in" >"$tmp/jsdht.out" 2>"$tmp/jsdht.err") &
+    pids+=($!)
+    exec 9>"$tmp/js.in"
+    echo "{\"id\":1,\"cmd\":\"dial\",\"addr\":\"$d1\"}" >&9
+    echo "{\"id\":2,\"cmd\":\"wait-routing\",\"peers\":[\"${d1##*/p2p/}\"],\"timeout_ms\":15000}" >&9
+    echo "{\"id\":3,\"cmd\":\"provide\",\"cid\":\"$cid\",\"timeout_ms\":30000}" >&9
+    echo "{\"id\":4,\"cmd\":\"get\",\"key\":\"/test/hello\",\"timeout_ms\":30000}" >&9
+    for _ in $(seq 1 300); do
+        grep -q '"id":4' "$tmp/jsdht.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    field "$tmp/jsdht.out" '"js kad-dht: provide %s: %s" % ("'"$cid"'"[:20]+"...", "ok" if e.get("ok") else e.get("error")) if e.get("reply")=="provide" else None'
+    field "$tmp/jsdht.out" '"js kad-dht: get /test/hello: %s" % (repr(e.get("value")) if e.get("ok") else e.get("error")) if e.get("reply")=="get" else None'
+    dht find-providers "$cid" --bootstrap-kad "$d3" >"$tmp/fprov.out"
+    field "$tmp/fprov.out" '"golemnet find-providers: %s, %s" % (e["status"], ", ".join(p["peer_id"][:16]+"..." for p in e.get("providers",[]))) if e.get("event")=="dht" else None'
+    exec 9>&-
+else
+    echo "(js kad-dht part skipped: needs node >= 20 and npm)"
+fi
+
+say "6. what the node saw"
 field "$tmp/node.out" '"%s channel %s: peer %s, %s + %s" % (e["event"], e.get("direction"), e.get("peer_id","")[:16]+"...", e.get("security"), e.get("muxer")) if e.get("event")=="channel_opened" else None'
 field "$tmp/node.out" '"identify of %s...: agent %s" % (e.get("peer_id","")[:16], e.get("agent_version")) if e.get("event")=="identify" else None'
