@@ -71,8 +71,8 @@ void kad_sim_config_default(kad_sim_config *cfg)
     cfg->records = 100;
     cfg->gets = 1000;
     cfg->churn = 0.2;
-    cfg->concurrency = 100;
-    cfg->idle_timeout = 200 * GN_MS;
+    cfg->concurrency = 50;
+    cfg->idle_timeout = 100 * GN_MS;
     cfg->disjoint_paths = 1;
 }
 
