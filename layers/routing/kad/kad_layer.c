@@ -182,7 +182,8 @@ struct kad_router {
     size_t nboot;
     gn_time last_republish;
     gn_router_stats st;     /* counters (table and store sizes filled on demand) */
-    kad_ext_validator *ext; /* GNI_KAD_NS_MAX slots, allocated at the first */
+    kad_ext_validator *ext[GNI_KAD_NS_MAX]; /* each allocated when registered (the
+                                              * store keeps a pointer to it) */
     size_t next;
 };
 
@@ -1655,7 +1656,9 @@ static void kad_fini(gn_router *r)
         gn_multiaddr_free(kr->boot[i]);
     }
     gn_free(kr->inbound);
-    gn_free(kr->ext);
+    for (size_t i = 0; i < kr->next; i++) {
+        gn_free(kr->ext[i]);
+    }
 }
 
 static int load_bootstrap(kad_router *kr)
@@ -2076,38 +2079,34 @@ static int kad_set_validator(gn_router *r, const gn_router_validator *v)
     }
     kad_ext_validator *e = NULL;
     for (size_t i = 0; i < kr->next && !e; i++) {
-        if (strcmp(kr->ext[i].ns, v->ns) == 0) {
-            e = &kr->ext[i];
+        if (strcmp(kr->ext[i]->ns, v->ns) == 0) {
+            e = kr->ext[i];
         }
     }
-    if (!e && kr->next == GNI_KAD_NS_MAX) {
+    bool fresh = e == NULL;
+    if (fresh && kr->next == GNI_KAD_NS_MAX) {
         return GN_ELIMIT;
     }
-    if (!kr->ext && !(kr->ext = gn_calloc(GNI_KAD_NS_MAX, sizeof *kr->ext))) {
+    if (fresh && !(e = gn_calloc(1, sizeof *e))) {
         return GN_ENOMEM;
     }
-    kad_ext_validator old;
-    if (e) {
-        old = *e;
-    } else {
-        e = &kr->ext[kr->next];
-    }
+    kad_ext_validator old = *e;
     e->v = *v;
     strcpy(e->ns, v->ns);
     e->v.ns = e->ns;
     int rc = gni_kad_validators_register(kr->validators, e->ns, ext_validate,
                                          v->select ? ext_select : NULL, e);
     if (rc < 0) {
-        if (e == &kr->ext[kr->next]) {
-            memset(e, 0, sizeof *e);
+        if (fresh) {
+            gn_free(e);
         } else {
             *e = old;
             e->v.ns = e->ns;
         }
         return rc;
     }
-    if (e == &kr->ext[kr->next]) {
-        kr->next++;
+    if (fresh) {
+        kr->ext[kr->next++] = e;
     }
     return 0;
 }

@@ -134,8 +134,8 @@ typedef struct kad_ns {
 } kad_ns;
 
 struct gni_kad_validators {
-    kad_ns ns[GNI_KAD_NS_MAX];
-    size_t n;
+    kad_ns *ns; /* grows (doubling) up to GNI_KAD_NS_MAX: most nodes use one or two */
+    size_t n, cap;
 };
 
 #define KAD_PK_PREFIX "/pk/"
@@ -190,14 +190,19 @@ int gni_kad_validators_new(gni_kad_validators **out)
         return GN_ENOMEM;
     }
     int rc = gni_kad_validators_register(v, "pk", kad_pk_validate, kad_pk_select, NULL);
-    assert(rc == 0);
-    (void)rc;
+    if (rc < 0) {
+        gni_kad_validators_free(v); /* GN_ENOMEM: the only way "pk" can fail */
+        return rc;
+    }
     *out = v;
     return 0;
 }
 
 void gni_kad_validators_free(gni_kad_validators *v)
 {
+    if (v) {
+        gn_free(v->ns);
+    }
     gn_free(v);
 }
 
@@ -224,6 +229,15 @@ int gni_kad_validators_register(gni_kad_validators *v, const char *ns,
     if (!e) {
         if (v->n == GNI_KAD_NS_MAX) {
             return GN_ELIMIT;
+        }
+        if (v->n == v->cap) {
+            size_t cap = v->cap ? GNI_MIN(v->cap * 2, (size_t)GNI_KAD_NS_MAX) : 2;
+            kad_ns *g = gn_realloc(v->ns, cap * sizeof *g);
+            if (!g) {
+                return GN_ENOMEM;
+            }
+            v->ns = g;
+            v->cap = cap;
         }
         e = &v->ns[v->n++];
         memcpy(e->name, ns, len);

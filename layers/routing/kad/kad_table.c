@@ -1,9 +1,13 @@
 /*
- * Kademlia routing table: 256 buckets, each a fixed array of k live entries
- * (least recently seen first) followed by replacement_cnt cached candidates
- * (oldest first), allocated the first time a peer lands in the bucket.
- * Entries move by value (memmove) when their order changes; k is small
- * (20), so this beats pointer chasing and keeps every bound explicit.
+ * Kademlia routing table: up to 256 buckets, each an array of live entries
+ * (least recently seen first) that grows by doubling up to k, and an array
+ * of replacement_cnt cached candidates (oldest first) allocated when the
+ * bucket first fills. The bucket array itself grows to the highest cpl
+ * seen (a few dozen at most in practice), so an empty table costs a few
+ * hundred bytes and a bucket only what it holds: a node of a 10,000-node
+ * simulation keeps its table in about 40 KiB. Entries move by value
+ * (memmove) when their order changes; k is small (20), so this beats
+ * pointer chasing and keeps every bound explicit.
  */
 #include "kad_table.h"
 
@@ -12,9 +16,9 @@
 #include <string.h>
 
 typedef struct kad_bucket {
-    gni_kad_entry *slots; /* k live slots, then replacement_cnt cached slots */
-    size_t nlive, ncache;
-    gn_time refreshed;
+    gni_kad_entry *slots; /* live entries; capacity cap (grows up to k) */
+    gni_kad_entry *cache; /* replacement_cnt cached slots, once the bucket filled */
+    uint32_t nlive, ncache, cap;
 } kad_bucket;
 
 struct gni_kad_table {
@@ -22,8 +26,50 @@ struct gni_kad_table {
     gn_peer_id self_id;
     gni_kad_key self;
     size_t nlive, ncache; /* totals over all buckets */
-    kad_bucket buckets[GNI_KAD_BUCKETS];
+    kad_bucket *buckets;  /* cpl 0 .. nbuckets - 1 */
+    size_t nbuckets;
+    gn_time refreshed[GNI_KAD_REFRESH_MAX_CPL + 1]; /* the buckets a refresh covers */
 };
+
+/* Bucket @cpl, or NULL when the array does not reach it yet. */
+static kad_bucket *kad_bucket_at(const gni_kad_table *t, unsigned cpl)
+{
+    return cpl < t->nbuckets ? &t->buckets[cpl] : NULL;
+}
+
+/* Bucket @cpl, growing the array to reach it. NULL: out of memory. */
+static kad_bucket *kad_bucket_make(gni_kad_table *t, unsigned cpl)
+{
+    if (cpl < t->nbuckets) {
+        return &t->buckets[cpl];
+    }
+    kad_bucket *g = gn_realloc(t->buckets, (cpl + 1) * sizeof *g);
+    if (!g) {
+        return NULL;
+    }
+    memset(&g[t->nbuckets], 0, (cpl + 1 - t->nbuckets) * sizeof *g);
+    t->buckets = g;
+    t->nbuckets = cpl + 1;
+    return &g[cpl];
+}
+
+/* Room for one more live entry in @b (nlive < k). Errors: GN_ENOMEM. */
+static int kad_live_room(const gni_kad_table *t, kad_bucket *b)
+{
+    if (b->nlive < b->cap) {
+        return 0;
+    }
+    uint32_t cap = b->cap ? b->cap * 2 : 2;
+    cap = cap > t->cfg.k ? (uint32_t)t->cfg.k : cap;
+    gni_kad_entry *g = gn_realloc(b->slots, cap * sizeof *g);
+    if (!g) {
+        return GN_ENOMEM;
+    }
+    memset(&g[b->cap], 0, (cap - b->cap) * sizeof *g);
+    b->slots = g;
+    b->cap = cap;
+    return 0;
+}
 
 void gni_kad_table_config_default(gni_kad_table_config *cfg)
 {
@@ -59,8 +105,8 @@ int gni_kad_table_new(const gni_kad_table_config *cfg, const gn_peer_id *self, g
     t->cfg = c;
     t->self_id = *self;
     gni_kad_key_from_peer(self, &t->self);
-    for (size_t i = 0; i < GNI_KAD_BUCKETS; i++) {
-        t->buckets[i].refreshed = now;
+    for (size_t i = 0; i <= GNI_KAD_REFRESH_MAX_CPL; i++) {
+        t->refreshed[i] = now;
     }
     *out = t;
     return 0;
@@ -79,19 +125,18 @@ void gni_kad_table_free(gni_kad_table *t)
     if (!t) {
         return;
     }
-    for (size_t i = 0; i < GNI_KAD_BUCKETS; i++) {
+    for (size_t i = 0; i < t->nbuckets; i++) {
         kad_bucket *b = &t->buckets[i];
-        if (!b->slots) {
-            continue;
-        }
         for (size_t j = 0; j < b->nlive; j++) {
             kad_entry_clear(&b->slots[j]);
         }
         for (size_t j = 0; j < b->ncache; j++) {
-            kad_entry_clear(&b->slots[t->cfg.k + j]);
+            kad_entry_clear(&b->cache[j]);
         }
         gn_free(b->slots);
+        gn_free(b->cache);
     }
+    gn_free(t->buckets);
     gn_free(t);
 }
 
@@ -107,7 +152,8 @@ unsigned gni_kad_table_cpl(const gni_kad_table *t, const gni_kad_key *key)
 
 static gni_kad_entry *kad_cache(const gni_kad_table *t, const kad_bucket *b)
 {
-    return b->slots + t->cfg.k;
+    (void)t;
+    return b->cache;
 }
 
 /* Index of @id among @n entries at @arr, or -1. */
@@ -231,25 +277,24 @@ int gni_kad_table_add(gni_kad_table *t, const gn_peer_id *peer, gn_multiaddr *co
     if (cpl >= GNI_KAD_BUCKETS || gn_peer_id_equal(peer, &t->self_id)) {
         return GN_EINVAL;
     }
-    kad_bucket *b = &t->buckets[cpl];
-    if (b->slots) {
-        long i = kad_index(b->slots, b->nlive, &key, peer);
-        if (i >= 0) {
-            gni_kad_entry *e = &b->slots[i];
-            kad_touch(e, flags, now);
-            kad_merge_addrs(t, e, addrs, naddrs);
-            kad_to_tail(b->slots, b->nlive, (size_t)i);
-            return GNI_KAD_ADD_UPDATED;
-        }
-    } else {
-        b->slots = gn_calloc(t->cfg.k + t->cfg.replacement_cnt, sizeof *b->slots);
-        if (!b->slots) {
-            return GN_ENOMEM;
-        }
+    kad_bucket *b = kad_bucket_make(t, cpl);
+    if (!b) {
+        return GN_ENOMEM;
+    }
+    long i = kad_index(b->slots, b->nlive, &key, peer);
+    if (i >= 0) {
+        gni_kad_entry *e = &b->slots[i];
+        kad_touch(e, flags, now);
+        kad_merge_addrs(t, e, addrs, naddrs);
+        kad_to_tail(b->slots, b->nlive, (size_t)i);
+        return GNI_KAD_ADD_UPDATED;
     }
     gni_kad_entry *cache = kad_cache(t, b);
     long ci = kad_index(cache, b->ncache, &key, peer);
     if (b->nlive < t->cfg.k) {
+        if (kad_live_room(t, b) < 0) {
+            return GN_ENOMEM;
+        }
         gni_kad_entry *e = &b->slots[b->nlive];
         if (ci >= 0) {
             /* promote the cached candidate: no change in the total */
@@ -279,6 +324,12 @@ int gni_kad_table_add(gni_kad_table *t, const gn_peer_id *peer, gn_multiaddr *co
         kad_merge_addrs(t, e, addrs, naddrs);
         kad_to_tail(cache, b->ncache, (size_t)ci);
     } else if (t->cfg.replacement_cnt > 0) {
+        if (!b->cache) {
+            if (!(b->cache = gn_calloc(t->cfg.replacement_cnt, sizeof *b->cache))) {
+                return GN_ENOMEM;
+            }
+            cache = b->cache;
+        }
         if (b->ncache == t->cfg.replacement_cnt) {
             kad_remove_cached(t, b, 0); /* the oldest candidate gives way */
         } else if (t->nlive + t->ncache >= t->cfg.max_entries) {
@@ -313,8 +364,8 @@ static bool kad_locate(const gni_kad_table *t, const gn_peer_id *peer, kad_bucke
     if (cpl >= GNI_KAD_BUCKETS) {
         return false;
     }
-    kad_bucket *b = (kad_bucket *)&t->buckets[cpl];
-    if (!b->slots) {
+    kad_bucket *b = kad_bucket_at(t, cpl);
+    if (!b || (!b->slots && !b->cache)) {
         return false;
     }
     long i = kad_index(b->slots, b->nlive, &key, peer);
@@ -417,7 +468,7 @@ size_t gni_kad_table_closest(const gni_kad_table *t, const gni_kad_key *target, 
     if (!t || !target || !out || n == 0) {
         return 0;
     }
-    for (size_t bi = 0; bi < GNI_KAD_BUCKETS; bi++) {
+    for (size_t bi = 0; bi < t->nbuckets; bi++) {
         const kad_bucket *b = &t->buckets[bi];
         for (size_t j = 0; j < b->nlive; j++) {
             const gni_kad_entry *e = &b->slots[j];
@@ -452,26 +503,29 @@ size_t gni_kad_table_count(const gni_kad_table *t)
 
 size_t gni_kad_table_bucket_count(const gni_kad_table *t, unsigned cpl)
 {
-    return t && cpl < GNI_KAD_BUCKETS ? t->buckets[cpl].nlive : 0;
+    const kad_bucket *b = t ? kad_bucket_at(t, cpl) : NULL;
+    return b ? b->nlive : 0;
 }
 
 size_t gni_kad_table_cached_count(const gni_kad_table *t, unsigned cpl)
 {
-    return t && cpl < GNI_KAD_BUCKETS ? t->buckets[cpl].ncache : 0;
+    const kad_bucket *b = t ? kad_bucket_at(t, cpl) : NULL;
+    return b ? b->ncache : 0;
 }
 
 const gni_kad_entry *gni_kad_table_bucket_entry(const gni_kad_table *t, unsigned cpl, size_t i)
 {
-    if (!t || cpl >= GNI_KAD_BUCKETS || i >= t->buckets[cpl].nlive) {
+    const kad_bucket *b = t ? kad_bucket_at(t, cpl) : NULL;
+    if (!b || i >= b->nlive) {
         return NULL;
     }
-    return &t->buckets[cpl].slots[i];
+    return &b->slots[i];
 }
 
 /* Highest cpl a refresh covers, or -1 when the table is empty. */
 static int kad_refresh_limit(const gni_kad_table *t)
 {
-    for (int i = (int)GNI_KAD_BUCKETS - 1; i >= 0; i--) {
+    for (int i = (int)t->nbuckets - 1; i >= 0; i--) {
         if (t->buckets[i].nlive > 0) {
             return i > (int)GNI_KAD_REFRESH_MAX_CPL ? (int)GNI_KAD_REFRESH_MAX_CPL : i;
         }
@@ -481,7 +535,7 @@ static int kad_refresh_limit(const gni_kad_table *t)
 
 static gn_time kad_due_at(const gni_kad_table *t, unsigned cpl)
 {
-    gn_time r = t->buckets[cpl].refreshed;
+    gn_time r = t->refreshed[cpl]; /* cpl <= GNI_KAD_REFRESH_MAX_CPL */
     return r > GN_TIME_INFINITY - t->cfg.refresh_interval ? GN_TIME_INFINITY
                                                           : r + t->cfg.refresh_interval;
 }
@@ -506,8 +560,8 @@ size_t gni_kad_table_refresh_due(const gni_kad_table *t, gn_time now, unsigned *
 
 void gni_kad_table_refreshed(gni_kad_table *t, unsigned cpl, gn_time now)
 {
-    if (t && cpl < GNI_KAD_BUCKETS) {
-        t->buckets[cpl].refreshed = now;
+    if (t && cpl <= GNI_KAD_REFRESH_MAX_CPL) {
+        t->refreshed[cpl] = now;
     }
 }
 

@@ -24,8 +24,9 @@
  * binary length and the gn_multiaddr header (about 32 bytes); with the
  * defaults at most 4096 x (192 + 4 x (256 + 32)) bytes, under 6 MiB, and in
  * practice far less (addresses are 10-40 bytes, and only about
- * log2(network size / k) buckets fill). Bucket storage is allocated the
- * first time a peer lands in the bucket: (k + replacement_cnt) entries.
+ * log2(network size / k) buckets fill). The bucket array grows to the
+ * highest cpl seen; a bucket's live slots grow by doubling up to k, and its
+ * replacement cache (replacement_cnt slots) is allocated when it first fills.
  *
  * Time: every call that needs the time takes it as @now (gn_time,
  * monotonic ns). No I/O, no clock, no globals.
