@@ -41,30 +41,11 @@ typedef struct mem_snap {
     long long heap_bytes; /* -1 when unknown */
 } mem_snap;
 
-static long status_kib(const char *key)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) {
-        return -1;
-    }
-    char line[256];
-    long v = -1;
-    size_t kl = strlen(key);
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
-            v = strtol(line + kl + 1, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
-
 static void snap(mem_snap *m, gn_time t0)
 {
     m->wall_s = (double)(gn_now() - t0) / 1e9;
-    m->rss_kib = status_kib("VmRSS");
-    m->hwm_kib = status_kib("VmHWM");
+    m->rss_kib = sim_rss_kib();
+    m->hwm_kib = sim_hwm_kib();
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
     struct mallinfo2 mi = mallinfo2();
     m->heap_bytes = (long long)(mi.uordblks + mi.hblkhd);
@@ -235,6 +216,6 @@ int main(int argc, char **argv)
     sim_fini(&s);
     /* closing allocates too (Go Away frames, close events): the peak of the whole run */
     printf("  \"close_wall_s\": %.3f, \"hwm_kib_after_close\": %ld\n}\n",
-           (double)(gn_now() - tc) / 1e9, status_kib("VmHWM"));
+           (double)(gn_now() - tc) / 1e9, sim_hwm_kib());
     return ok && s.dials_failed == 0 ? 0 : 1;
 }

@@ -72,7 +72,7 @@ void kad_sim_config_default(kad_sim_config *cfg)
     cfg->gets = 1000;
     cfg->churn = 0.2;
     cfg->concurrency = 50;
-    cfg->idle_timeout = 100 * GN_MS;
+    cfg->idle_timeout = 500 * GN_MS;
     cfg->disjoint_paths = 1;
 }
 

@@ -264,6 +264,38 @@ int gn_host_set_validator(gn_host *h, const gn_router_validator *v)
     return rc;
 }
 
+/* ---- the accept-everything validator ---- */
+
+static int any_validate(void *arg, gn_slice key, gn_slice value)
+{
+    (void)arg, (void)key, (void)value;
+    return 0;
+}
+
+static size_t any_select(void *arg, gn_slice key, const gn_slice *values, size_t n)
+{
+    (void)arg, (void)key;
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++) {
+        size_t m = GNI_MIN(values[i].len, values[best].len);
+        int c = m ? memcmp(values[i].base, values[best].base, m) : 0;
+        if (c > 0 || (c == 0 && values[i].len > values[best].len)) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+void gn_router_validator_any(gn_router_validator *v, const char *ns)
+{
+    if (v) {
+        v->ns = ns;
+        v->validate = any_validate;
+        v->select = any_select;
+        v->arg = NULL;
+    }
+}
+
 /* ---- the node's calls: any thread ---- */
 
 typedef enum dht_kind {

@@ -2202,30 +2202,6 @@ static void cli_kad_on_identify(cli *c, const gn_node_event *ev)
     cli_dht_maybe_begin(c);
 }
 
-/* --dht-namespace: every record is valid. */
-static int cli_dht_permissive(void *arg, gn_slice key, gn_slice value)
-{
-    (void)arg, (void)key, (void)value;
-    return 0;
-}
-
-/* Of several values the lexicographically greatest bytes win (the rule
- * js-libp2p test peers use for their "test" namespace), so that peers
- * converge on one value whatever order puts arrive in. */
-static size_t cli_dht_greatest(void *arg, gn_slice key, const gn_slice *values, size_t n)
-{
-    (void)arg, (void)key;
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++) {
-        size_t m = values[i].len < values[best].len ? values[i].len : values[best].len;
-        int c = m ? memcmp(values[i].base, values[best].base, m) : 0;
-        if (c > 0 || (c == 0 && values[i].len > values[best].len)) {
-            best = i;
-        }
-    }
-    return best;
-}
-
 static void cli_dht_ns_set(void *arg, const gn_node_dht_result *res)
 {
     cli *c = arg;
@@ -2443,9 +2419,7 @@ static int cli_run(cli *c)
     for (size_t i = 0; i < c->n_dht_ns; i++) {
         gn_router_validator *v = &c->dht_val[i];
         v->ns = c->dht_ns[i];
-        v->validate = cli_dht_permissive;
-        v->select = cli_dht_greatest;
-        v->arg = c;
+        gn_router_validator_any(v, v->ns);
         rc = gn_node_dht_set_validator(c->node, v, cli_dht_ns_set, c);
         if (rc < 0) {
             cli_fail(c, "dht-namespace", rc, c->dht_ns[i]);

@@ -197,6 +197,17 @@ GN_API void gn_router_stop(gn_router *r);
 GN_API int gn_router_find_peer(gn_router *r, const gn_peer_id *peer, gn_router_peer_cb cb,
                                void *arg, gn_op **op);
 
+/**
+ * Fills @v with a validator for namespace @ns (borrowed: it must outlive
+ * the registration's copy, which gn_node_dht_set_validator makes) that
+ * accepts every value and, of several, keeps the lexicographically
+ * greatest bytes (so peers converge whatever order puts arrive in). For
+ * test networks and namespaces whose values the application checks
+ * itself; the CLI's --dht-namespace and Python's dht_allow_namespace use
+ * it. Any thread. Since: 0.3
+ */
+GN_API void gn_router_validator_any(gn_router_validator *v, const char *ns);
+
 /* ---- the host's DHT calls (implemented by the node; loop thread) ---- */
 
 /*

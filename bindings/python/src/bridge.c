@@ -1267,30 +1267,6 @@ static void br_dht_cb(void *arg, const gn_node_dht_result *res)
     req_free(r);
 }
 
-/* GNB_DHT_ALLOW: every record of the namespace is valid. */
-static int br_dht_permissive(void *arg, gn_slice key, gn_slice value)
-{
-    (void)arg, (void)key, (void)value;
-    return 0;
-}
-
-/* Of several values the lexicographically greatest bytes win (the rule
- * js-libp2p test peers use for their "test" namespace), so that peers
- * converge on one value whatever order puts arrive in. */
-static size_t br_dht_greatest(void *arg, gn_slice key, const gn_slice *values, size_t n)
-{
-    (void)arg, (void)key;
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++) {
-        size_t m = values[i].len < values[best].len ? values[i].len : values[best].len;
-        int c = m ? memcmp(values[i].base, values[best].base, m) : 0;
-        if (c > 0 || (c == 0 && values[i].len > values[best].len)) {
-            best = i;
-        }
-    }
-    return best;
-}
-
 int gnb_dht_call(gnb_bridge *br, int op, const uint8_t *key, size_t key_len,
                  const uint8_t *value, size_t value_len, const gn_peer_id *peer, size_t max,
                  uint64_t token)
@@ -1300,7 +1276,8 @@ int gnb_dht_call(gnb_bridge *br, int op, const uint8_t *key, size_t key_len,
         return GN_ENOMEM;
     }
     char ns[64];
-    gn_router_validator v = {ns, br_dht_permissive, br_dht_greatest, NULL};
+    gn_router_validator v;
+    gn_router_validator_any(&v, ns); /* GNB_DHT_ALLOW: every value valid, greatest wins */
     if (op == GNB_DHT_ALLOW) {
         if (key_len == 0 || key_len >= sizeof ns || memchr(key, '/', key_len) ||
             memchr(key, '\0', key_len)) {

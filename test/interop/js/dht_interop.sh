@@ -66,16 +66,10 @@ fi
 
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/gn-dht-interop.XXXXXX")
 . ./tap_lib.sh
+. ./dht_lib.sh
 
-finish() {
-	echo "1..$N"
-	echo "# $PASSED passed, $FAILED failed"
-	[ "$FAILED" -eq 0 ]
-	exit $?
-}
 
 hexof() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
-bare() { echo "${1%/p2p/*}"; }
 
 # cid_for NAME: "CIDv1 MULTIHASH_HEX" of sha2-256(NAME) (raw codec)
 cid_for() {
@@ -131,7 +125,6 @@ GX_PEER_ADDRS='(find("dht")?.addrs ?? [])'
 GX_CLOSEST_IDS='(find("dht")?.peers ?? []).map(p => p.peer_id)'
 
 # gn_start NAME SEED [BOOTSTRAP...]: a long-running golemnet server node
-declare -A NODE_PID NODE_FD NODE_ID NODE_ADDR
 gn_start() {
 	local name=$1 seed=$2 i
 	shift 2
@@ -166,60 +159,12 @@ gn_op() {
 gn_id_of_seed() { "$GN_CLI" id --key-seed "$1" 2>/dev/null | head -n 1; }
 
 # ================================================================ js side
-# (as in dht_selftest.sh)
+# js_launch, js_wait, js_start, cmd, check_reply: dht_lib.sh
 
-SEQ=0
 
-js_launch() {
-	local name=$1 fd
-	shift
-	mkfifo "$LOGDIR/$name.in" || return 1
-	timeout -k 5 "$NODE_TIMEOUT" "$NODE" --import ./polyfill.mjs dht_peer.mjs "$@" \
-		<"$LOGDIR/$name.in" >"$LOGDIR/$name.out" 2>"$LOGDIR/$name.err" &
-	NODE_PID[$name]=$!
-	PIDS+=("$!")
-	exec {fd}>"$LOGDIR/$name.in"
-	NODE_FD[$name]=$fd
-}
 
-js_wait() {
-	local name=$1 i
-	[ -n "${NODE_PID[$name]:-}" ] || return 1
-	for ((i = 0; i < START_TIMEOUT; i++)); do
-		if grep -q '^{"event":"listening"' "$LOGDIR/$name.out" 2>/dev/null; then
-			NODE_ID[$name]=$(get "$LOGDIR/$name.out" 'find("listening").peer_id')
-			NODE_ADDR[$name]=$(get "$LOGDIR/$name.out" 'find("listening").addrs[0]')
-			return 0
-		fi
-		kill -0 "${NODE_PID[$name]}" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
 
-js_start() { js_launch "$@" && js_wait "$1"; }
 
-cmd() {
-	local name=$1 tmo=$2 fields=$3 i fd=${NODE_FD[$1]}
-	SEQ=$((SEQ + 1))
-	REPLY_FILE=$LOGDIR/$name.reply$SEQ
-	: >"$REPLY_FILE"
-	{ printf '{"id":%d,"timeout_ms":%d,%s}\n' "$SEQ" "$tmo" "$fields" 1>&"$fd"; } 2>/dev/null || return 1
-	for ((i = 0; i < tmo / 100 + 50; i++)); do
-		if grep -m 1 "^{\"reply\":\"[^\"]*\",\"id\":$SEQ," "$LOGDIR/$name.out" >"$REPLY_FILE" 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "${NODE_PID[$name]}" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-check_reply() {
-	local name=$1 expr=$2
-	shift 2
-	check "$name" "$REPLY_FILE" "(r => r != null && ($expr))(ev[0])" "$@"
-}
 
 stop_all() {
 	local n pid fd
