@@ -46,17 +46,19 @@ int main(int argc, char **argv)
     kad_sim_config_default(&cfg);
     cfg.nodes = 10000;
     cfg.progress = true;
-    for (int i = 1; i < argc; i++) {
+    int i = 1;
+    while (i < argc) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--quiet")) {
             cfg.progress = false;
+            i++;
             continue;
         }
         if (!v) {
             usage();
         }
-        i++;
+        i += 2;
         if (!strcmp(a, "--nodes")) {
             cfg.nodes = strtoul(v, NULL, 10);
         } else if (!strcmp(a, "--seed")) {

@@ -99,7 +99,7 @@ int main(int argc, char **argv)
     cfg.nodes = 10000;
     double max_virtual_s = 120.0;
     size_t wave = 500; /* nodes dialling at once; 0: all */
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -124,7 +124,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_sim: unknown option %s\n", a);
             return 2;
         }
-        i++;
     }
     if (cfg.nodes < 2 || cfg.degree >= cfg.nodes || max_virtual_s <= 0) {
         fprintf(stderr, "bench_sim: need --nodes >= 2, --degree < nodes, --max-virtual-s > 0\n");
