@@ -380,6 +380,9 @@ void gni_channel_begin_close(gn_channel *ch, int reason)
     gn_timer_stop(&ch->upgrade_timer);
     /* a closing channel no longer counts against the connection limits
      * (the connection manager's count of live channels agrees) */
+    if (ch->session) {
+        (void)gn_mux_session_set_rcmgr(ch->session, NULL, NULL); /* before the span ends */
+    }
     gn_rcmgr_conn_done(ch->rc);
     ch->rc = NULL;
     gni_channel_publish(ch);

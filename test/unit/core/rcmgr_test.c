@@ -257,6 +257,75 @@ GN_TEST(stream_chain_and_protocol)
     gn_rcmgr_free(rm);
 }
 
+/*
+ * The last protocol scope whose streams all ended is kept out of its table
+ * for reuse (the muxers' fast path): it exists for nobody meanwhile, and
+ * comes back as a new scope would (fresh counters, the override that
+ * applies now, the table cap).
+ */
+GN_TEST(reused_scope_behaves_as_new)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    l.max_protocols = 1;
+    gn_rcmgr *rm = NULL;
+    CHECK_OK(gn_rcmgr_new(&l, &rm));
+    gn_rcmgr_conn *c = NULL;
+    gn_peer_id p = peer_n(1);
+    CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, &c));
+    CHECK_OK(gn_rcmgr_conn_set_peer(c, &p));
+    gn_rcmgr_stream *s = NULL, *s2 = NULL;
+    gn_rcmgr_usage u;
+
+    /* one stream of /a (one allowed), a second refused in its scope, both ended */
+    gn_rcmgr_limit one = l.protocol;
+    one.streams_in = 1;
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, &one));
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s));
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s, "/a", 2));
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s2));
+    CHECK_EQ(gn_rcmgr_stream_set_protocol(s2, "/a", 2), GN_ERESOURCE);
+    CHECK_EQ(stat_of(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2).refused, 1);
+    gn_rcmgr_stream_done(s2);
+    gn_rcmgr_stream_done(s);
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, NULL));
+    CHECK_EQ(gn_rcmgr_stat(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, &u), GN_ENOTFOUND);
+    CHECK_EQ(gni_rcmgr_table_len(rm, GN_RCMGR_SCOPE_PROTOCOL), 0);
+    check_consistent(rm, true);
+
+    /* an override set meanwhile applies when /a comes back */
+    gn_rcmgr_limit none = l.protocol;
+    none.streams_in = 0;
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, &none));
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s));
+    CHECK_EQ(gn_rcmgr_stream_set_protocol(s, "/a", 2), GN_ERESOURCE);
+    CHECK_EQ(gn_rcmgr_stat(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, &u), GN_ENOTFOUND);
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, NULL));
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s, "/a", 2));
+    u = stat_of(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2);
+    CHECK_EQ(u.streams_in, 1);
+    CHECK_EQ(u.refused, 0); /* a new scope: the refusal before is not its own */
+
+    /* the table cap holds for a scope coming back: /b takes the only slot
+     * while /a is parked, so /a is refused until /b is gone */
+    gn_rcmgr_stream_done(s);
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s));
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s, "/b", 2));
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s2));
+    CHECK_EQ(gn_rcmgr_stream_set_protocol(s2, "/a", 2), GN_ERESOURCE);
+    gn_rcmgr_refusal r;
+    CHECK_OK(gn_rcmgr_last_refusal(rm, &r));
+    CHECK_EQ(r.res, GN_RCMGR_RES_TABLE);
+    gn_rcmgr_stream_done(s);
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s2, "/a", 2));
+    CHECK_EQ(gni_rcmgr_table_len(rm, GN_RCMGR_SCOPE_PROTOCOL), 1);
+    check_consistent(rm, true);
+    gn_rcmgr_stream_done(s2);
+    gn_rcmgr_conn_done(c);
+    check_empty(rm);
+    gn_rcmgr_free(rm); /* frees the parked scope too (ASan: no leak) */
+}
+
 GN_TEST(span_scopes_have_limits)
 {
     gn_rcmgr_limits l;
@@ -1123,7 +1192,8 @@ GN_TEST(allocation_failure_every_k)
 }
 
 GN_TEST_MAIN(GN_T(defaults_and_validation), GN_T(conn_chain_and_move_to_peer),
-             GN_T(stream_chain_and_protocol), GN_T(span_scopes_have_limits), GN_T(all_or_nothing),
+             GN_T(stream_chain_and_protocol), GN_T(reused_scope_behaves_as_new),
+             GN_T(span_scopes_have_limits), GN_T(all_or_nothing),
              GN_T(per_ip_and_subnet_caps), GN_T(failed_moves_leave_nothing),
              GN_T(limits_at_run_time), GN_T(priorities), GN_T(metrics), GN_T(per_key_overrides),
              GN_T(many_keys_table_bounded), GN_T(random_sequence_keeps_invariants),
