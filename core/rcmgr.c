@@ -440,9 +440,9 @@ static int scope_get(gn_rcmgr *rm, int kind, const uint8_t *key, size_t len, rc_
             *out = e;
             return 0;
         }
-        /* parked: it exists again, as a new scope would */
+        /* parked: it exists again, as a new scope would (its override is
+         * kept up to date while parked: gn_rcmgr_set_scope_limit()) */
         if (t->n < cap && table_insert(t, e) == 0) {
-            ks_set_override(rm, e, override_find(rm, kind, key, len));
             e->s.refused = 0;
             e->s.refs = 1;
             *out = e;
@@ -955,6 +955,79 @@ int gni_rcmgr_open_stream_mem(gn_rcmgr *rm, gn_rcmgr_conn *conn, gn_rcmgr_dir di
     return conn ? open_stream(rm, conn, NULL, dir, mem, out) : GN_EINVAL;
 }
 
+/*
+ * One stream count more in @sc, in direction @k (C_SIN or C_SOUT): within
+ * the scope's direction and total limits? The muxers' per-stream path
+ * (open, move to a protocol) checks its scopes with this alone.
+ */
+static inline bool stream_fits(const rc_scope *sc, int k)
+{
+    const gn_rcmgr_limit *l = sc->lim;
+    uint32_t lk = k == C_SIN ? l->streams_in : l->streams_out;
+    return (lk == GN_RCMGR_UNLIMITED || sc->use[k] < lk) &&
+           (l->streams == GN_RCMGR_UNLIMITED || sc->use[C_SIN] + sc->use[C_SOUT] < l->streams);
+}
+
+/* Takes a spare stream span (fields reset as a new one) or allocates one; NULL: no memory. */
+static gn_rcmgr_stream *stream_take(gn_rcmgr *rm)
+{
+    gn_rcmgr_stream *s;
+    if (!gni_list_empty(&rm->spare_streams)) {
+        s = GNI_CONTAINER_OF(rm->spare_streams.next, gn_rcmgr_stream, node);
+        gni_list_del(&s->node);
+        rm->n_spare_streams--;
+        /* an ended span's own scope is empty again (its own usage left the
+         * chain with it); only what else it carried is reset */
+        memset(s->span.own, 0, sizeof s->span.own);
+        s->span.self.refused = 0;
+        s->proto = NULL;
+    } else if (!(s = gn_calloc(1, sizeof *s))) {
+        return NULL;
+    } else {
+        s->span.is_stream = true;
+        s->span.self.kind = GN_RCMGR_SCOPE_STREAM;
+    }
+    s->span.rm = rm;
+    s->span.self.lim = &rm->lim.stream;
+    s->span.id = ++rm->next_id;
+    return s;
+}
+
+/*
+ * The muxers' path (a connection with its peer, no memory): the chain is
+ * stream -> conn -> peer -> transient -> system, checked and counted
+ * without building it (the same checks as stream_admit()). Returns 1 without
+ * doing anything when a scope would refuse: the general path then refuses
+ * the span and records where.
+ */
+static int open_conn_stream(gn_rcmgr *rm, gn_rcmgr_conn *conn, int k, gn_rcmgr_stream **out)
+{
+    rc_scope *sc[4] = {&conn->span.self, &conn->peer->s, &rm->transient, &rm->system};
+    const gn_rcmgr_limit *sl = &rm->lim.stream;
+    bool fast = sl->streams != 0 && (k == C_SIN ? sl->streams_in : sl->streams_out) != 0 &&
+                stream_fits(sc[0], k) && stream_fits(sc[1], k) && stream_fits(sc[2], k) &&
+                stream_fits(sc[3], k);
+    if (!fast) {
+        return 1; /* refused somewhere (or a stream limit of 0): the general path says where */
+    }
+    gn_rcmgr_stream *s = stream_take(rm);
+    if (!s) {
+        return GN_ENOMEM;
+    }
+    s->conn = conn;
+    s->peer = conn->peer;
+    s->peer->s.refs++;
+    s->span.self.use[k] = 1;
+    for (int i = 0; i < 4; i++) {
+        sc[i]->use[k]++;
+    }
+    s->span.own[k] = 1;
+    conn->streams++;
+    gni_list_add_tail(&rm->streams, &s->node);
+    *out = s;
+    return 0;
+}
+
 /* gn_rcmgr_open_stream() that also reserves @mem bytes (GN_RCMGR_PRIO_ALWAYS) in the same admission. */
 static int open_stream(gn_rcmgr *rm, gn_rcmgr_conn *conn, const gn_peer_id *peer,
                        gn_rcmgr_dir dir, size_t mem, gn_rcmgr_stream **out)
@@ -979,20 +1052,17 @@ static int open_stream(gn_rcmgr *rm, gn_rcmgr_conn *conn, const gn_peer_id *peer
     } else if (!peer) {
         return GN_EINVAL;
     }
-    gn_rcmgr_stream *s;
-    if (!gni_list_empty(&rm->spare_streams)) {
-        s = GNI_CONTAINER_OF(rm->spare_streams.next, gn_rcmgr_stream, node);
-        gni_list_del(&s->node);
-        rm->n_spare_streams--;
-        memset(s, 0, sizeof *s);
-    } else if (!(s = gn_calloc(1, sizeof *s))) {
+    int k = dir == GN_RCMGR_INBOUND ? C_SIN : C_SOUT;
+    if (conn && mem == 0) {
+        int fast = open_conn_stream(rm, conn, k, out);
+        if (fast <= 0) {
+            return fast;
+        }
+    }
+    gn_rcmgr_stream *s = stream_take(rm);
+    if (!s) {
         return GN_ENOMEM;
     }
-    s->span.rm = rm;
-    s->span.is_stream = true;
-    s->span.self.kind = GN_RCMGR_SCOPE_STREAM;
-    s->span.self.lim = &rm->lim.stream;
-    s->span.id = ++rm->next_id;
     s->conn = conn;
     int rc;
     if (conn) {
@@ -1002,7 +1072,6 @@ static int open_stream(gn_rcmgr *rm, gn_rcmgr_conn *conn, const gn_peer_id *peer
         stream_spare(rm, s);
         return rc;
     }
-    int k = dir == GN_RCMGR_INBOUND ? C_SIN : C_SOUT;
     rc_scope *ch[CHAIN_MAX];
     size_t n = stream_chain(s, ch);
     /* the new span's own scope holds nothing yet: only its limits matter,
@@ -1044,11 +1113,24 @@ int gn_rcmgr_stream_set_protocol(gn_rcmgr_stream *s, const char *id, size_t len)
     rc_scope *target = &ps->s;
     int k = stream_key(&s->span);
     uint64_t cnt = s->span.own[k], mem = s->span.own[C_MEM];
+    rc_scope *tr = &rm->transient;
+    if (cnt == 1 && mem == 0) { /* a muxer's stream span: one count, no memory */
+        if (!stream_fits(target, k)) {
+            rc = stream_admit(rm, &target, 1, k, cnt, mem); /* refuses, records where */
+            assert(rc < 0);
+            scope_put(rm, ps);
+            return rc;
+        }
+        assert(tr->use[k] >= 1);
+        tr->use[k]--;
+        target->use[k]++;
+        s->proto = ps;
+        return 0;
+    }
     if ((rc = stream_admit(rm, &target, 1, k, cnt, mem)) < 0) {
         scope_put(rm, ps);
         return rc;
     }
-    rc_scope *tr = &rm->transient;
     stream_apply(&tr, 1, k, cnt, mem, -1);
     stream_apply(&target, 1, k, cnt, mem, 1);
     s->proto = ps;
@@ -1061,10 +1143,20 @@ void gn_rcmgr_stream_done(gn_rcmgr_stream *s)
         return;
     }
     gn_rcmgr *rm = s->span.rm;
-    rc_scope *ch[CHAIN_MAX];
-    size_t n = stream_chain(s, ch);
     int k = stream_key(&s->span);
-    stream_apply(ch, n, k, s->span.own[k], s->span.own[C_MEM], -1);
+    uint64_t cnt = s->span.own[k], mem = s->span.own[C_MEM];
+    if (mem == 0) { /* the muxers' stream spans: counts alone */
+        rc_scope *sc[5] = {&s->span.self, &s->peer->s, s->proto ? &s->proto->s : &rm->transient,
+                           &rm->system, s->conn ? &s->conn->span.self : NULL};
+        for (int i = 0; i < 5 && sc[i]; i++) {
+            assert(sc[i]->use[k] >= cnt);
+            sc[i]->use[k] -= cnt;
+        }
+    } else {
+        rc_scope *ch[CHAIN_MAX];
+        size_t n = stream_chain(s, ch);
+        stream_apply(ch, n, k, cnt, mem, -1);
+    }
     scope_put(rm, s->proto);
     scope_put(rm, s->peer);
     gni_list_del(&s->node);
@@ -1237,6 +1329,10 @@ int gn_rcmgr_set_scope_limit(gn_rcmgr *rm, gn_rcmgr_scope_kind kind, const void 
     }
     rc_override *o = override_find(rm, kind, k, klen);
     rc_kscope *e = table_find(rm, kind, k, klen);
+    rc_kscope *hot = rm->hot[kind];
+    if (!e && hot && hot->s.refs == 0 && hot->key_len == klen && memcmp(hot->key, k, klen) == 0) {
+        e = hot; /* parked: it keeps its override for when it is taken again */
+    }
     if (!limit) {
         if (!o) {
             return GN_ENOTFOUND;
