@@ -55,13 +55,13 @@ static int flush(ms_run *r)
  * A mux stream accounted in a resource manager leaves the transient scope
  * for its protocol's (docs/limits.md, "Wiring"). Refused: GN_ERESOURCE.
  */
-static int set_protocol(gn_stream *s, const char *proto)
+static int set_protocol(gn_stream *s, const char *proto, size_t len)
 {
     gn_rcmgr_stream *rs = NULL;
     if (gn_stream_query(s, GN_QUERY_RCMGR_STREAM, &rs, sizeof rs) < 0 || !rs) {
         return 0;
     }
-    int rc = gn_rcmgr_stream_set_protocol(rs, proto, strlen(proto));
+    int rc = gn_rcmgr_stream_set_protocol(rs, proto, len);
     if (rc == GN_ESTATE) {
         return 0; /* moved already (a negotiation nested in another protocol) */
     }
@@ -81,8 +81,8 @@ static void finish(ms_run *r, int status, const uint8_t *leftover, size_t leftov
     char proto[GN_MA_MAX_STRLEN];
     proto[0] = '\0';
     if (status == 0) {
-        snprintf(proto, sizeof proto, "%s", gni_ms_get_protocol(r->ms));
-        status = set_protocol(r->s, proto);
+        size_t len = gni_str_copy(proto, sizeof proto, gni_ms_get_protocol(r->ms));
+        status = set_protocol(r->s, proto, len);
         if (status == 0 && leftover_len > 0) {
             status = gn_stream_unread(r->s, leftover, leftover_len);
         }
