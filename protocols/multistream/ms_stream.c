@@ -6,7 +6,6 @@
 #include "golemnet/rcmgr.h"
 #include "gni.h"
 
-#include <stdio.h>
 #include <string.h>
 
 typedef struct ms_run {
