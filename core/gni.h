@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define GNI_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define GNI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -48,6 +49,20 @@ static inline void gni_list_del(gni_list *e)
     e->prev->next = e->next;
     e->next->prev = e->prev;
     e->prev = e->next = e;
+}
+
+/*
+ * Copies the string @src into @dst of @cap bytes (> 0), truncated to
+ * @cap - 1 bytes and always terminated, as snprintf(dst, cap, "%s", src)
+ * does without the formatting machinery (per-stream paths copy protocol
+ * ids). Returns the length copied.
+ */
+static inline size_t gni_str_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
 }
 
 /**

@@ -32,6 +32,7 @@
 #include "golemnet/buf.h"
 #include "golemnet/common.h"
 #include "golemnet/mux.h"
+#include "golemnet/rcmgr.h"
 
 #include "gni.h"
 #include "gni_htab.h"
@@ -99,10 +100,14 @@ typedef struct gni_mrefused gni_mrefused;
  * Cost when the budget is not reached: one comparison per write and an
  * empty-list check per drained chunk.
  *
- * A later memory reservation (include/golemnet/rcmgr.h) can wrap the
- * budget: reserve send_max for the session when it starts (or grow and
- * shrink a reservation as send_queued crosses steps) and lower send_max
- * to what was granted; the layer only needs send_max to be a plain bound.
+ * With a resource manager attached (gni_mstate_set_rcmgr(), see
+ * "resource accounting" below) send_max is what the connection span holds
+ * reserved for the budget, between GNI_MSTATE_SEND_STEP and send_cap (the
+ * configured session_send_max): a write that needs more grows the
+ * reservation first, in steps; a refused growth leaves send_max where it
+ * is, so the writer is pushed back exactly as at a full budget. Once
+ * drained well below it (4 steps), the reservation shrinks to what is
+ * queued plus a step, and to one step when nothing is queued.
  */
 
 /** Per-stream state; the first member of a core's stream struct. */
@@ -128,6 +133,7 @@ typedef struct gni_mstream {
     gni_list ctrl_link;
     gni_list data_link;
     gni_list wait_link; /* ms->send_waitq: waiting for the session send budget */
+    gn_rcmgr_stream *rs; /* the stream's span, NULL when not accounted */
 } gni_mstream;
 
 /** What a core tells the layer about itself. */
@@ -182,6 +188,15 @@ struct gni_mstate {
     int refused_ev_err;
     uint64_t refused_total;
     int err; /* the session error; the core sets it, 0 while alive */
+    /* resource accounting (gni_mstate_set_rcmgr); rm NULL: none */
+    gn_rcmgr *rm;
+    gn_rcmgr_conn *rc_conn;
+    size_t send_cap;      /* the configured session_send_max while accounted */
+    uint64_t rc_refused;  /* streams and growths the manager refused */
+    /* receive reservation on rc_conn: see gni_mstate_rx_reserve() */
+    size_t rx_resv;   /* bytes reserved, a multiple of GNI_MSTATE_SEND_STEP */
+    size_t rx_expect; /* bytes of the frame being received that will be stored */
+    bool rx_pressure; /* the last growth was refused at GN_RCMGR_PRIO_MEDIUM */
 };
 
 /** Casts a gni_mstream back to the core's stream (it is the first member). */
@@ -206,7 +221,11 @@ void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in);
  */
 int gni_mstate_init(gni_mstate *ms, const gni_mstate_ops *ops, size_t stream_buffer_max);
 
-/** Frees every stream (through ops->stream_free), the refused set and the tables. */
+/**
+ * Frees every stream (through ops->stream_free, which ends their spans),
+ * the refused set and the tables, and detaches from the resource manager
+ * (the connection span must still be open if attached).
+ */
 void gni_mstate_fini(gni_mstate *ms);
 
 /**
@@ -419,6 +438,92 @@ bool gni_mstate_refused_event(gni_mstate *ms, uint64_t *key, uint32_t *count, in
 static inline bool gni_mstate_want_drain(const gni_mstate *ms)
 {
     return ms->refuse_cnt || !gni_list_empty(&ms->ctrlq) || ms->prio_mask;
+}
+
+/* ---- resource accounting ------------------------------------------------ *
+ * Optional (include/golemnet/rcmgr.h). Once a session is attached to its
+ * connection's span (gni_mstate_set_rcmgr()):
+ *   - every stream the core creates opens a stream span under the
+ *     connection span (gni_mstate_rc_stream(), inbound and outbound
+ *     counted apart; no memory); the span ends when the stream leaves the
+ *     table (gni_mstate_remove());
+ *   - received data is reserved lazily, for the whole session, on the
+ *     connection span: before a frame's payload is stored the core calls
+ *     gni_mstate_rx_reserve(), which grows the session's receive
+ *     reservation (rx_resv) in GNI_MSTATE_SEND_STEP steps so that it
+ *     covers everything buffered plus the frame; consuming, reading or
+ *     dropping received bytes shrinks it again (one step of hysteresis;
+ *     a session that has received keeps one step while attached). A
+ *     stream that receives nothing costs no memory, so stream counts, not
+ *     windows, bound how many streams a connection holds;
+ *   - the send budget is a reservation on the connection span (see "send
+ *     budget" above).
+ * Streams created before the attach are not accounted. A refusal is
+ * counted in rc_refused and logged (INFO, "mux") with the refusing scope.
+ * Cost per stream: one span opened, moved and ended; per frame, a
+ * comparison unless a step boundary is crossed.
+ */
+
+/** Send budget and receive reservation step (bytes); also the least a session holds. */
+#define GNI_MSTATE_SEND_STEP ((size_t)64u << 10)
+
+/**
+ * Attaches @ms to connection span @conn of manager @rm: reserves the first
+ * step of the send budget (max(GNI_MSTATE_SEND_STEP, send_queued), at most
+ * send_max) at GN_RCMGR_PRIO_ALWAYS on @conn and makes send_max that
+ * reservation. @conn must stay open while attached. @rm NULL detaches: the
+ * budget and receive reservations are released (do it before
+ * gn_rcmgr_conn_done()), send_max is the configured bound again, and
+ * streams opened from now on are not accounted; stream spans already
+ * open stay until their streams go.
+ * Errors: GN_EINVAL (@rm without @conn), GN_ESTATE (already attached),
+ * GN_ERESOURCE (the first step was refused; nothing changed), and the
+ * manager's errors.
+ */
+int gni_mstate_set_rcmgr(gni_mstate *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn);
+
+/**
+ * Opens a stream span (no memory) for a new stream of @inbound direction.
+ * *@out is NULL when @ms is not accounted (returns 0); the core stores it
+ * in the stream's rs after gni_mstate_insert() (gn_rcmgr_stream_done() it
+ * if the insert fails).
+ * Errors: GN_ERESOURCE (refused: nothing is held; counted and logged; also
+ * for the manager's other errors, such as a connection span without its
+ * peer), GN_ENOMEM.
+ */
+int gni_mstate_rc_stream(gni_mstate *ms, bool inbound, gn_rcmgr_stream **out);
+
+/**
+ * A frame is about to store @len payload bytes: makes the session's
+ * receive reservation cover buffered + @len (growing it in steps at @prio)
+ * and remembers @len in rx_expect until gni_mstate_rx_done(). A growth
+ * refused at @prio sets rx_pressure when @prio is at most
+ * GN_RCMGR_PRIO_MEDIUM. True when covered or not accounted; false when the
+ * manager refused (counted and logged naming @what): the core must not
+ * store the payload.
+ */
+bool gni_mstate_rx_reserve(gni_mstate *ms, size_t len, uint8_t prio, const char *what);
+
+/** The frame announced to gni_mstate_rx_reserve() is over (stored or dropped). */
+static inline void gni_mstate_rx_done(gni_mstate *ms)
+{
+    ms->rx_expect = 0;
+}
+
+/**
+ * Whether the manager would admit @len more bytes on the connection span at
+ * @prio now (reserved and given back at once; nothing is held). True when
+ * not accounted. A refusal is counted and logged naming @what. Used before
+ * a receive window grows and to end rx_pressure (cleared on success when
+ * @prio is at least GN_RCMGR_PRIO_MEDIUM).
+ */
+bool gni_mstate_rx_probe(gni_mstate *ms, size_t len, uint8_t prio, const char *what);
+
+/** The span of the application's stream @key, or NULL (none, released, not accounted). */
+static inline gn_rcmgr_stream *gni_mstate_stream_span(const gni_mstate *ms, uint64_t key)
+{
+    const gni_mstream *st = gni_mstate_app_find(ms, key);
+    return st ? st->rs : NULL;
 }
 
 /* ---- stream calls ------------------------------------------------------ */

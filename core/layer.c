@@ -349,6 +349,14 @@ void gn_mux_get_metrics(gn_mux_session *ms, gn_mux_metrics *m)
     ms->mux->ops->metrics(ms, m);
 }
 
+int gn_mux_session_set_rcmgr(gn_mux_session *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn)
+{
+    if (!ms->mux->ops->set_rcmgr) {
+        return GN_ENOTSUP;
+    }
+    return ms->mux->ops->set_rcmgr(ms, rm, conn);
+}
+
 void gn_mux_session_close(gn_mux_session *ms, gn_mux_close_cb cb, void *arg)
 {
     ms->mux->ops->session_close(ms, cb, arg);

@@ -8,7 +8,11 @@
  * send_waitq is neither reset nor half-closed (lfin).
  */
 #include "gni_mstate.h"
+#include "gni_rcmgr.h"
 
+#include "golemnet/log.h"
+
+#include <inttypes.h>
 #include <limits.h>
 #include <string.h>
 
@@ -70,6 +74,195 @@ static void ms_budget_leave(gni_mstate *ms, gni_mstream *st)
         ms_budget_kick(ms);
 }
 
+/*
+ * Accounted budget: grows the connection's reservation so that @st may
+ * take @want bytes (it has @broom now); returns the new budget room.
+ */
+static size_t ms_send_grow(gni_mstate *ms, const gni_mstream *st, size_t want, size_t broom)
+{
+    if (ms->send_max >= ms->send_cap || !ms->rc_conn ||
+        (!gni_list_empty(&ms->send_waitq) && ms->send_waitq.next != &st->wait_link))
+        return broom;
+    size_t step = GNI_MAX(want - broom, GNI_MSTATE_SEND_STEP);
+    step = GNI_MIN(step, ms->send_cap - ms->send_max);
+    if (gn_rcmgr_reserve_memory(gn_rcmgr_conn_span(ms->rc_conn), step, GN_RCMGR_PRIO_MEDIUM) <
+        0) {
+        ms->rc_refused++;
+        return broom; /* pushed back as at a full budget */
+    }
+    ms->send_max += step;
+    return ms->send_max - ms->send_queued;
+}
+
+/*
+ * Accounted budget: gives back what is far above what is queued, and all
+ * but the first step once nothing is queued.
+ */
+static void ms_send_shrink_slow(gni_mstate *ms)
+{
+    if (!gni_list_empty(&ms->send_waitq))
+        return;
+    size_t keep;
+    if (ms->send_queued == 0)
+        keep = GNI_MSTATE_SEND_STEP;
+    else if (ms->send_max > ms->send_queued + 4 * GNI_MSTATE_SEND_STEP)
+        keep = ms->send_queued + GNI_MSTATE_SEND_STEP;
+    else
+        return;
+    if (ms->send_max <= keep)
+        return;
+    size_t drop = ms->send_max - keep;
+    (void)gn_rcmgr_release_memory(gn_rcmgr_conn_span(ms->rc_conn), drop);
+    ms->send_max = keep;
+}
+
+/* Only a budget above its first step can shrink: one comparison per drained chunk. */
+static inline void ms_send_shrink(gni_mstate *ms)
+{
+    if (ms->send_max > GNI_MSTATE_SEND_STEP && ms->rc_conn)
+        ms_send_shrink_slow(ms);
+}
+
+/* ---- resource accounting ------------------------------------------------- */
+
+static void ms_rc_log(const gni_mstate *ms, const char *what, size_t n)
+{
+    gn_rcmgr_refusal r;
+    if (gn_rcmgr_last_refusal(ms->rm, &r) == 0) {
+        GN_LOG(GN_LOG_INFO, "mux",
+               "resource manager refused %s (%zu bytes): %s %s in use %" PRIu64 ", limit %" PRIu64,
+               what, n, r.name, gn_rcmgr_res_name(r.res), r.used, r.limit);
+    }
+}
+
+int gni_mstate_set_rcmgr(gni_mstate *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn)
+{
+    if (!rm) {
+        if (ms->rm) {
+            if (ms->rc_conn)
+                (void)gn_rcmgr_release_memory(gn_rcmgr_conn_span(ms->rc_conn),
+                                              ms->send_max + ms->rx_resv);
+            ms->rx_resv = 0;
+            ms->rx_pressure = false;
+            ms->send_max = ms->send_cap;
+            ms->rm = NULL;
+            ms->rc_conn = NULL;
+            ms_budget_kick(ms);
+        }
+        return 0;
+    }
+    if (!conn)
+        return GN_EINVAL;
+    if (ms->rm)
+        return GN_ESTATE;
+    size_t want = GNI_MIN(GNI_MAX(GNI_MSTATE_SEND_STEP, ms->send_queued), ms->send_max);
+    int rc = gn_rcmgr_reserve_memory(gn_rcmgr_conn_span(conn), want, GN_RCMGR_PRIO_ALWAYS);
+    if (rc < 0)
+        return rc;
+    ms->rm = rm;
+    ms->rc_conn = conn;
+    ms->send_cap = ms->send_max;
+    ms->send_max = want;
+    return 0;
+}
+
+int gni_mstate_rc_stream(gni_mstate *ms, bool inbound, gn_rcmgr_stream **out)
+{
+    *out = NULL;
+    if (!ms->rm)
+        return 0;
+    gn_rcmgr_stream *rs = NULL;
+    size_t mem = 0; /* received data is reserved when it arrives (gni_mstate_rx_reserve) */
+    int rc = gni_rcmgr_open_stream_mem(ms->rm, ms->rc_conn,
+                                       inbound ? GN_RCMGR_INBOUND : GN_RCMGR_OUTBOUND, mem, &rs);
+    if (rc == GN_ENOMEM)
+        return rc;
+    if (rc < 0) {
+        /*
+         * Anything else (a connection span without its peer) refuses the
+         * stream too: a stream is never let in unaccounted, and the
+         * session is not ended for it.
+         */
+        ms->rc_refused++;
+        if (rc == GN_ERESOURCE)
+            ms_rc_log(ms, inbound ? "an inbound stream" : "an outbound stream", mem);
+        else
+            GN_LOG(GN_LOG_WARNING, "mux", "stream span not opened: %s", gn_err_name(rc));
+        return GN_ERESOURCE;
+    }
+    *out = rs;
+    return 0;
+}
+
+static size_t ms_round_step(size_t n)
+{
+    size_t r = n % GNI_MSTATE_SEND_STEP;
+    return r ? n + (GNI_MSTATE_SEND_STEP - r) : n;
+}
+
+bool gni_mstate_rx_reserve(gni_mstate *ms, size_t len, uint8_t prio, const char *what)
+{
+    if (!ms->rc_conn)
+        return true;
+    size_t need = ms->buffered + len;
+    if (need > ms->rx_resv) {
+        size_t grow = ms_round_step(need - ms->rx_resv);
+        if (gn_rcmgr_reserve_memory(gn_rcmgr_conn_span(ms->rc_conn), grow, prio) < 0) {
+            ms->rc_refused++;
+            if (prio <= GN_RCMGR_PRIO_MEDIUM)
+                ms->rx_pressure = true;
+            ms_rc_log(ms, what, grow);
+            return false;
+        }
+        ms->rx_resv += grow;
+        if (prio >= GN_RCMGR_PRIO_MEDIUM)
+            ms->rx_pressure = false;
+    }
+    ms->rx_expect = len;
+    return true;
+}
+
+bool gni_mstate_rx_probe(gni_mstate *ms, size_t len, uint8_t prio, const char *what)
+{
+    if (!ms->rc_conn || len == 0)
+        return true;
+    gn_rcmgr_span *sp = gn_rcmgr_conn_span(ms->rc_conn);
+    if (gn_rcmgr_reserve_memory(sp, len, prio) < 0) {
+        ms->rc_refused++;
+        ms_rc_log(ms, what, len);
+        return false;
+    }
+    (void)gn_rcmgr_release_memory(sp, len);
+    if (prio >= GN_RCMGR_PRIO_MEDIUM)
+        ms->rx_pressure = false;
+    return true;
+}
+
+/*
+ * Received bytes were consumed or dropped: gives back what is more than a
+ * step above what is still buffered or expected; when nothing is, keeps
+ * one step (so that a session receiving small messages does not reserve
+ * and release for each of them).
+ */
+static void ms_rx_shrink_slow(gni_mstate *ms)
+{
+    size_t keep = ms_round_step(ms->buffered + ms->rx_expect);
+    if (keep == 0)
+        keep = GNI_MSTATE_SEND_STEP;
+    else if (ms->rx_resv <= keep + GNI_MSTATE_SEND_STEP)
+        return;
+    if (ms->rx_resv <= keep)
+        return;
+    (void)gn_rcmgr_release_memory(gn_rcmgr_conn_span(ms->rc_conn), ms->rx_resv - keep);
+    ms->rx_resv = keep;
+}
+
+static inline void ms_rx_shrink(gni_mstate *ms)
+{
+    if (ms->rx_resv > GNI_MSTATE_SEND_STEP && ms->rc_conn)
+        ms_rx_shrink_slow(ms);
+}
+
 /* ---- lifetime ----------------------------------------------------------- */
 
 void gni_mstate_config(gn_mux_config *c, const gn_mux_config *in)
@@ -119,6 +312,7 @@ void gni_mstate_fini(gni_mstate *ms)
     gni_hnode *h;
     if (!ms->streams.buckets)
         return;
+    (void)gni_mstate_set_rcmgr(ms, NULL, NULL); /* the budget's reservation */
     while ((h = gni_htab_any(&ms->streams)) != NULL)
         ms->ops->stream_free(ms, (gni_mstream *)(void *)h);
     gni_htab_fini(&ms->streams);
@@ -160,6 +354,11 @@ void gni_mstate_remove(gni_mstate *ms, gni_mstream *st)
         ms->n_in--;
     else
         ms->n_out--;
+    ms_send_shrink(ms);
+    if (st->rs) {
+        gn_rcmgr_stream_done(st->rs);
+        st->rs = NULL;
+    }
 }
 
 void gni_mstate_set_pending(gni_mstate *ms, gni_mstream *st)
@@ -260,6 +459,8 @@ size_t gni_mstate_sched_take(gni_mstate *ms, gni_mstream *st, uint8_t *dst, size
     ms->send_queued -= n;
     if (!gni_list_empty(&ms->send_waitq))
         ms_budget_kick(ms);
+    else
+        ms_send_shrink(ms);
     size_t left = gn_bufq_len(&st->sq);
     gni_list_del(&st->data_link);
     if (left > 0)
@@ -366,6 +567,7 @@ static void ms_drop_queues(gni_mstate *ms, gni_mstream *st)
     ms->buffered -= gn_bufq_len(&st->rq);
     ms->send_queued -= gn_bufq_len(&st->sq);
     gn_bufq_fini(&st->rq);
+    ms_rx_shrink(ms);
     gn_bufq_fini(&st->sq);
     ms_sched_del(ms, st);
     ms_budget_leave(ms, st);
@@ -425,6 +627,9 @@ long gni_mstate_write(gni_mstate *ms, gni_mstream *st, const uint8_t *data, size
         return GN_EPIPE;
     size_t sroom = gni_mstate_stream_room(ms, st);
     size_t broom = gni_mstate_budget_room(ms, st);
+    if (ms->rc_conn && broom < len && broom < sroom && (uint64_t)broom < credit)
+        broom = ms_send_grow(ms, st, (size_t)GNI_MIN((uint64_t)GNI_MIN(len, sroom), credit),
+                             broom);
     size_t n = GNI_MIN(len, GNI_MIN(sroom, broom));
     n = (size_t)GNI_MIN((uint64_t)n, credit);
     n = GNI_MIN(n, (size_t)LONG_MAX);
@@ -472,6 +677,7 @@ size_t gni_mstate_consume(gni_mstate *ms, gni_mstream *st, size_t n)
     n = GNI_MIN(n, gn_bufq_len(&st->rq));
     gn_bufq_skip(&st->rq, n);
     ms->buffered -= n;
+    ms_rx_shrink(ms);
     gni_mstate_check_fin(ms, st);
     return n;
 }
@@ -480,6 +686,7 @@ size_t gni_mstate_read(gni_mstate *ms, gni_mstream *st, uint8_t *out, size_t len
 {
     size_t n = gn_bufq_read(&st->rq, out, len);
     ms->buffered -= n;
+    ms_rx_shrink(ms);
     gni_mstate_check_fin(ms, st);
     return n;
 }
@@ -495,6 +702,7 @@ size_t gni_mstate_release(gni_mstate *ms, gni_mstream *st)
     size_t dropped = gn_bufq_len(&st->rq);
     ms->buffered -= dropped;
     gn_bufq_fini(&st->rq);
+    ms_rx_shrink(ms);
     return dropped;
 }
 

@@ -155,6 +155,7 @@ struct muxd_session {
     /* ping */
     muxd_ping *pings;
     gn_time last_rtt;
+    gn_rcmgr *rm; /* attached resource manager (for log lines), or NULL */
 };
 
 static const gn_stream_ops muxd_stream_ops;
@@ -483,6 +484,13 @@ static int muxd_s_query(gn_stream *s, int key, void *out, size_t out_len)
         gn_time rtt = st->ss->last_rtt;
         return muxd_copy_out(out, out_len, &rtt, sizeof rtt);
     }
+    case GN_QUERY_RCMGR_STREAM: {
+        gn_rcmgr_stream *rs = NULL;
+        if (st->ss && st->ss->core && st->ss->vt->stream_span && !st->closing) {
+            rs = st->ss->vt->stream_span(st->ss->core, st->id);
+        }
+        return rs ? muxd_copy_out(out, out_len, &rs, sizeof rs) : GN_ENOTSUP;
+    }
     default:
         return GN_ENOTSUP; /* core asks the stream below */
     }
@@ -743,8 +751,14 @@ static void muxd_events(muxd_session *ss)
             }
             break;
         case GN_MUXD_EV_STREAM_REFUSED:
-            GN_LOG(GN_LOG_INFO, ss->base.mux->ops->name, "%u peer streams refused: %s",
-                   (unsigned)ev.count, gn_err_name(ev.err));
+            if (ev.err == GN_ERESOURCE && ss->rm) {
+                GN_LOG(GN_LOG_INFO, ss->base.mux->ops->name,
+                       "%u peer streams refused: %s (resource manager: %s)", (unsigned)ev.count,
+                       gn_err_name(ev.err), gn_rcmgr_last_refusal_scope(ss->rm));
+            } else {
+                GN_LOG(GN_LOG_INFO, ss->base.mux->ops->name, "%u peer streams refused: %s",
+                       (unsigned)ev.count, gn_err_name(ev.err));
+            }
             break;
         case GN_MUXD_EV_PING_RTT:
             ss->last_rtt = ev.rtt;
@@ -1424,6 +1438,32 @@ int gn_muxd_open_stream(gn_mux_session *ms, gn_stream **out)
     muxd_schedule(ss);
     *out = &st->s;
     return 0;
+}
+
+int gn_muxd_set_rcmgr(gn_mux_session *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn)
+{
+    muxd_session *ss = (muxd_session *)ms;
+    if (!ss->vt->set_rcmgr) {
+        return GN_ENOTSUP;
+    }
+    if (!ss->core) {
+        return rm ? GN_ECLOSED : 0;
+    }
+    if (rm && (ss->closing || ss->ended)) {
+        return GN_ECLOSED;
+    }
+    int rc = ss->vt->set_rcmgr(ss->core, rm, conn);
+    if (rc == GN_ERESOURCE) {
+        GN_LOG(GN_LOG_WARNING, ss->base.mux->ops->name,
+               "session refused by the resource manager (%s): closing it",
+               gn_rcmgr_last_refusal_scope(rm));
+        muxd_session_end(ss, GN_ERESOURCE);
+        return rc;
+    }
+    if (rc == 0) {
+        ss->rm = rm;
+    }
+    return rc;
 }
 
 int gn_muxd_ping(gn_mux_session *ms, gn_mux_ping_cb cb, void *arg)

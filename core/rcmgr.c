@@ -6,7 +6,8 @@
  *  - every scope's usage is the sum of what the open spans reserved
  *    themselves (gn_rcmgr_span.own) over the spans whose chain holds it;
  *  - a keyed scope's refs is the number of spans that refer to it, and the
- *    scope exists exactly while refs > 0 (so it is freed empty);
+ *    scope exists exactly while refs > 0 (so it is freed, or parked for
+ *    reuse outside its table, empty: gn_rcmgr.hot);
  *  - a reservation is admitted by every scope of the chain before any
  *    counter changes, so a refusal changes nothing but the refusal record.
  *
@@ -28,6 +29,11 @@ enum { C_MEM, C_SIN, C_SOUT, C_CIN, C_COUT, C_CUP, C_FD, C_N };
 #define CHAIN_MAX 5
 /* Initial buckets of a keyed table; it doubles while it has more entries than buckets. */
 #define TABLE_MIN_BUCKETS 16u
+/*
+ * Ended stream spans kept for reuse: the muxers open and end a span for
+ * every stream, and an allocation and a free were most of that cost.
+ */
+#define SPARE_STREAMS_MAX 32u
 
 typedef struct rc_scope {
     uint64_t use[C_N];
@@ -36,6 +42,9 @@ typedef struct rc_scope {
     uint32_t refs;     /* keyed scopes: spans that refer to it */
     uint32_t chk_refs;
     uint8_t kind; /* gn_rcmgr_scope_kind */
+    /* the limits that apply (scope_limit()): its override's or its kind's
+     * in rm->lim (stable storage: gn_rcmgr_set_limits() copies into it) */
+    const gn_rcmgr_limit *lim;
 } rc_scope;
 
 /* Limits for one key (gn_rcmgr_set_scope_limit()); kept whether or not its scope exists. */
@@ -83,7 +92,7 @@ struct gn_rcmgr_conn {
 
 struct gn_rcmgr_stream {
     gn_rcmgr_span span;
-    gni_list node; /* rm->streams */
+    gni_list node; /* rm->streams; a spare: rm->spare_streams */
     gn_rcmgr_conn *conn;
     rc_kscope *peer, *proto;
 };
@@ -93,6 +102,18 @@ struct gn_rcmgr {
     rc_scope system, transient;
     rc_table tab[GN_RCMGR_SCOPE_KINDS]; /* PEER, PROTOCOL, IP, SUBNET used */
     gni_list conns, streams;
+    gni_list spare_streams; /* ended stream spans for reuse, at most SPARE_STREAMS_MAX */
+    size_t n_spare_streams;
+    /*
+     * Per keyed kind, the scope scope_get() returned last: looked up by its
+     * key before the table (no hash), and, once its last reference is gone,
+     * kept out of the table ("parked", refs 0, empty) so that the next
+     * stream of the same protocol does not allocate it again. A parked
+     * scope does not exist for any other call (not in the table, not
+     * counted, not reported); it is freed when another key takes its place
+     * or with the manager.
+     */
+    rc_kscope *hot[GN_RCMGR_SCOPE_KINDS];
     gni_list overrides;
     size_t n_overrides;
     uint64_t next_id;
@@ -183,13 +204,17 @@ static const gn_rcmgr_limit *limit_of(const gn_rcmgr *rm, int kind)
 /* The limits that apply to @sc: its override, else its kind's. */
 static const gn_rcmgr_limit *scope_limit(const gn_rcmgr *rm, const rc_scope *sc)
 {
-    if (kind_keyed(sc->kind)) {
-        const rc_kscope *ks = GNI_CONTAINER_OF(sc, const rc_kscope, s);
-        if (ks->ov) {
-            return &ks->ov->lim;
-        }
+    if (sc->lim) {
+        return sc->lim; /* kept up to date by ks_set_override() */
     }
     return limit_of(rm, sc->kind);
+}
+
+/* Sets a keyed scope's override (NULL: none) and the limits it uses. */
+static void ks_set_override(const gn_rcmgr *rm, rc_kscope *ks, rc_override *ov)
+{
+    ks->ov = ov;
+    ks->s.lim = ov ? &ov->lim : limit_of(rm, ks->s.kind);
 }
 
 static uint32_t table_cap(const gn_rcmgr *rm, int kind)
@@ -406,14 +431,30 @@ static rc_override *override_find(const gn_rcmgr *rm, int kind, const uint8_t *k
  */
 static int scope_get(gn_rcmgr *rm, int kind, const uint8_t *key, size_t len, rc_kscope **out)
 {
-    rc_kscope *e = table_find(rm, kind, key, len);
+    rc_table *t = &rm->tab[kind];
+    uint32_t cap = table_cap(rm, kind);
+    rc_kscope *e = rm->hot[kind];
+    if (e && e->key_len == len && memcmp(e->key, key, len) == 0) {
+        if (e->s.refs > 0) {
+            e->s.refs++;
+            *out = e;
+            return 0;
+        }
+        /* parked: it exists again, as a new scope would (its override is
+         * kept up to date while parked: gn_rcmgr_set_scope_limit()) */
+        if (t->n < cap && table_insert(t, e) == 0) {
+            e->s.refused = 0;
+            e->s.refs = 1;
+            *out = e;
+            return 0;
+        }
+    }
+    e = table_find(rm, kind, key, len);
     if (e) {
         e->s.refs++;
         *out = e;
         return 0;
     }
-    rc_table *t = &rm->tab[kind];
-    uint32_t cap = table_cap(rm, kind);
     if (t->n >= cap) { /* refused without allocating: floods cost no memory */
         char name[GN_RCMGR_NAME_MAX];
         key_name(kind, key, len, name, sizeof name);
@@ -429,12 +470,17 @@ static int scope_get(gn_rcmgr *rm, int kind, const uint8_t *key, size_t len, rc_
     e->key_len = (uint16_t)len;
     memcpy(e->key, key, len);
     e->hash = key_hash(rm, key, len);
-    e->ov = override_find(rm, kind, key, len);
+    ks_set_override(rm, e, override_find(rm, kind, key, len));
     int rc = table_insert(t, e);
     if (rc < 0) {
         gn_free(e);
         return rc;
     }
+    rc_kscope *old = rm->hot[kind];
+    if (old && old->s.refs == 0) {
+        gn_free(old); /* parked */
+    }
+    rm->hot[kind] = e;
     *out = e;
     return 0;
 }
@@ -453,7 +499,9 @@ static void scope_put(gn_rcmgr *rm, rc_kscope *e)
         assert(e->s.use[i] == 0);
     }
     table_remove(&rm->tab[e->s.kind], e);
-    gn_free(e);
+    if (rm->hot[e->s.kind] != e) {
+        gn_free(e);
+    } /* else parked: see gn_rcmgr.hot */
 }
 
 /* ---- admission */
@@ -487,14 +535,20 @@ static bool scope_admit(const gn_rcmgr *rm, const rc_scope *sc, const uint64_t d
             return false;                                                                    \
         }                                                                                    \
     } while (0)
-    CHECK_COUNT(GN_RCMGR_RES_STREAMS_IN, u[C_SIN], d[C_SIN], l->streams_in);
-    CHECK_COUNT(GN_RCMGR_RES_STREAMS_OUT, u[C_SOUT], d[C_SOUT], l->streams_out);
-    CHECK_COUNT(GN_RCMGR_RES_STREAMS, u[C_SIN] + u[C_SOUT], d[C_SIN] + d[C_SOUT], l->streams);
-    CHECK_COUNT(GN_RCMGR_RES_CONNS_IN, u[C_CIN], d[C_CIN], l->conns_in);
-    CHECK_COUNT(GN_RCMGR_RES_CONNS_OUT, u[C_COUT], d[C_COUT], l->conns_out);
-    CHECK_COUNT(GN_RCMGR_RES_CONNS, u[C_CIN] + u[C_COUT], d[C_CIN] + d[C_COUT], l->conns);
-    CHECK_COUNT(GN_RCMGR_RES_CONNS_UPGRADING, u[C_CUP], d[C_CUP], l->conns_upgrading);
-    CHECK_COUNT(GN_RCMGR_RES_FD, u[C_FD], d[C_FD], l->fd);
+    /* groups with nothing asked are skipped: a stream open or a memory
+     * reservation (the muxers' per-stream calls) checks one group */
+    if ((d[C_SIN] | d[C_SOUT]) != 0) {
+        CHECK_COUNT(GN_RCMGR_RES_STREAMS_IN, u[C_SIN], d[C_SIN], l->streams_in);
+        CHECK_COUNT(GN_RCMGR_RES_STREAMS_OUT, u[C_SOUT], d[C_SOUT], l->streams_out);
+        CHECK_COUNT(GN_RCMGR_RES_STREAMS, u[C_SIN] + u[C_SOUT], d[C_SIN] + d[C_SOUT], l->streams);
+    }
+    if ((d[C_CIN] | d[C_COUT] | d[C_CUP] | d[C_FD]) != 0) {
+        CHECK_COUNT(GN_RCMGR_RES_CONNS_IN, u[C_CIN], d[C_CIN], l->conns_in);
+        CHECK_COUNT(GN_RCMGR_RES_CONNS_OUT, u[C_COUT], d[C_COUT], l->conns_out);
+        CHECK_COUNT(GN_RCMGR_RES_CONNS, u[C_CIN] + u[C_COUT], d[C_CIN] + d[C_COUT], l->conns);
+        CHECK_COUNT(GN_RCMGR_RES_CONNS_UPGRADING, u[C_CUP], d[C_CUP], l->conns_upgrading);
+        CHECK_COUNT(GN_RCMGR_RES_FD, u[C_FD], d[C_FD], l->fd);
+    }
 #undef CHECK_COUNT
     return true;
 }
@@ -514,23 +568,93 @@ static int chain_admit(gn_rcmgr *rm, rc_scope *const *ch, size_t n, const uint64
     return 0;
 }
 
+/* The counters @d changes (at most C_N); a span's delta touches one to three. */
+static size_t delta_keys(const uint64_t d[C_N], uint8_t keys[C_N])
+{
+    size_t nk = 0;
+    for (int k = 0; k < C_N; k++) {
+        if (d[k] != 0) {
+            keys[nk++] = (uint8_t)k;
+        }
+    }
+    return nk;
+}
+
 static void chain_add(rc_scope *const *ch, size_t n, const uint64_t d[C_N])
 {
+    uint8_t keys[C_N];
+    size_t nk = delta_keys(d, keys);
     for (size_t i = 0; i < n; i++) {
-        for (int k = 0; k < C_N; k++) {
-            ch[i]->use[k] += d[k];
+        for (size_t j = 0; j < nk; j++) {
+            ch[i]->use[keys[j]] += d[keys[j]];
         }
     }
 }
 
 static void chain_sub(rc_scope *const *ch, size_t n, const uint64_t d[C_N])
 {
+    uint8_t keys[C_N];
+    size_t nk = delta_keys(d, keys);
     for (size_t i = 0; i < n; i++) {
-        for (int k = 0; k < C_N; k++) {
-            assert(ch[i]->use[k] >= d[k]);
-            ch[i]->use[k] -= d[k];
+        for (size_t j = 0; j < nk; j++) {
+            assert(ch[i]->use[keys[j]] >= d[keys[j]]);
+            ch[i]->use[keys[j]] -= d[keys[j]];
         }
     }
+}
+
+/*
+ * Stream spans: one stream count (@k, C_SIN or C_SOUT) and @mem bytes of
+ * memory at GN_RCMGR_PRIO_ALWAYS. The same checks as chain_admit() with a
+ * delta of just these, without the general loops: the muxers open, move and
+ * end a span for every stream, so this is their hot path.
+ */
+static int stream_admit(gn_rcmgr *rm, rc_scope *const *ch, size_t n, int k, uint64_t cnt,
+                        uint64_t mem)
+{
+    for (size_t i = 0; i < n; i++) {
+        const rc_scope *sc = ch[i];
+        const gn_rcmgr_limit *l = scope_limit(rm, sc);
+        const uint64_t *u = sc->use;
+        gn_rcmgr_res res;
+        uint64_t used, asked, limit;
+        if (mem > 0 && (mem > l->memory || u[C_MEM] > l->memory - mem)) {
+            res = GN_RCMGR_RES_MEMORY, used = u[C_MEM], asked = mem, limit = l->memory;
+        } else if (count_over(u[k], cnt, k == C_SIN ? l->streams_in : l->streams_out)) {
+            res = k == C_SIN ? GN_RCMGR_RES_STREAMS_IN : GN_RCMGR_RES_STREAMS_OUT;
+            used = u[k], asked = cnt, limit = k == C_SIN ? l->streams_in : l->streams_out;
+        } else if (count_over(u[C_SIN] + u[C_SOUT], cnt, l->streams)) {
+            res = GN_RCMGR_RES_STREAMS, used = u[C_SIN] + u[C_SOUT], asked = cnt;
+            limit = l->streams;
+        } else {
+            continue;
+        }
+        refuse(rm, ch[i], sc->kind, NULL, res, used, asked, limit);
+        return GN_ERESOURCE;
+    }
+    return 0;
+}
+
+/* Adds (@sign > 0) or takes away a stream span's own usage in @ch. */
+static void stream_apply(rc_scope *const *ch, size_t n, int k, uint64_t cnt, uint64_t mem,
+                         int sign)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (sign > 0) {
+            ch[i]->use[k] += cnt;
+            ch[i]->use[C_MEM] += mem;
+        } else {
+            assert(ch[i]->use[k] >= cnt && ch[i]->use[C_MEM] >= mem);
+            ch[i]->use[k] -= cnt;
+            ch[i]->use[C_MEM] -= mem;
+        }
+    }
+}
+
+/* The count a stream span holds (C_SIN or C_SOUT). */
+static int stream_key(const gn_rcmgr_span *sp)
+{
+    return sp->own[C_SIN] ? C_SIN : C_SOUT;
 }
 
 static size_t conn_chain(gn_rcmgr_conn *c, rc_scope *ch[CHAIN_MAX])
@@ -593,11 +717,14 @@ int gn_rcmgr_new(const gn_rcmgr_limits *limits, gn_rcmgr **out)
     rm->lim = *limits;
     rm->system.kind = GN_RCMGR_SCOPE_SYSTEM;
     rm->transient.kind = GN_RCMGR_SCOPE_TRANSIENT;
+    rm->system.lim = &rm->lim.system;
+    rm->transient.lim = &rm->lim.transient;
     for (int k = 0; k < GN_RCMGR_SCOPE_KINDS; k++) {
         gni_list_init(&rm->tab[k].all);
     }
     gni_list_init(&rm->conns);
     gni_list_init(&rm->streams);
+    gni_list_init(&rm->spare_streams);
     gni_list_init(&rm->overrides);
     gn_rng_fill(gn_rng_system(), rm->hash_key, sizeof rm->hash_key);
     *out = rm;
@@ -619,8 +746,16 @@ void gn_rcmgr_free(gn_rcmgr *rm)
         gni_list_del(&c->node);
         gn_free(c);
     }
+    while (!gni_list_empty(&rm->spare_streams)) {
+        gn_rcmgr_stream *s = GNI_CONTAINER_OF(rm->spare_streams.next, gn_rcmgr_stream, node);
+        gni_list_del(&s->node);
+        gn_free(s);
+    }
     for (int k = 0; k < GN_RCMGR_SCOPE_KINDS; k++) {
         rc_table *t = &rm->tab[k];
+        if (rm->hot[k] && rm->hot[k]->s.refs == 0) {
+            gn_free(rm->hot[k]); /* parked */
+        }
         while (!gni_list_empty(&t->all)) {
             rc_kscope *e = GNI_CONTAINER_OF(t->all.next, rc_kscope, node);
             gni_list_del(&e->node);
@@ -689,6 +824,7 @@ int gn_rcmgr_open_conn(gn_rcmgr *rm, gn_rcmgr_dir dir, bool fd, const uint8_t *i
     }
     c->span.rm = rm;
     c->span.self.kind = GN_RCMGR_SCOPE_CONN;
+    c->span.self.lim = &rm->lim.conn;
     c->span.id = ++rm->next_id;
     if (ip_len > 0) {
         uint8_t a[16], sk[17];
@@ -793,8 +929,108 @@ void gn_rcmgr_conn_done(gn_rcmgr_conn *c)
     }
 }
 
+static int open_stream(gn_rcmgr *rm, gn_rcmgr_conn *conn, const gn_peer_id *peer,
+                       gn_rcmgr_dir dir, size_t mem, gn_rcmgr_stream **out);
+
+/* Keeps an ended (or never admitted) stream span for reuse, or frees it. */
+static void stream_spare(gn_rcmgr *rm, gn_rcmgr_stream *s)
+{
+    if (rm->n_spare_streams < SPARE_STREAMS_MAX) {
+        gni_list_add_tail(&rm->spare_streams, &s->node);
+        rm->n_spare_streams++;
+    } else {
+        gn_free(s);
+    }
+}
+
 int gn_rcmgr_open_stream(gn_rcmgr *rm, gn_rcmgr_conn *conn, const gn_peer_id *peer,
                          gn_rcmgr_dir dir, gn_rcmgr_stream **out)
+{
+    return open_stream(rm, conn, peer, dir, 0, out);
+}
+
+int gni_rcmgr_open_stream_mem(gn_rcmgr *rm, gn_rcmgr_conn *conn, gn_rcmgr_dir dir, size_t mem,
+                              gn_rcmgr_stream **out)
+{
+    return conn ? open_stream(rm, conn, NULL, dir, mem, out) : GN_EINVAL;
+}
+
+/*
+ * One stream count more in @sc, in direction @k (C_SIN or C_SOUT): within
+ * the scope's direction and total limits? The muxers' per-stream path
+ * (open, move to a protocol) checks its scopes with this alone.
+ */
+static inline bool stream_fits(const rc_scope *sc, int k)
+{
+    const gn_rcmgr_limit *l = sc->lim;
+    uint32_t lk = k == C_SIN ? l->streams_in : l->streams_out;
+    return (lk == GN_RCMGR_UNLIMITED || sc->use[k] < lk) &&
+           (l->streams == GN_RCMGR_UNLIMITED || sc->use[C_SIN] + sc->use[C_SOUT] < l->streams);
+}
+
+/* Takes a spare stream span (fields reset as a new one) or allocates one; NULL: no memory. */
+static gn_rcmgr_stream *stream_take(gn_rcmgr *rm)
+{
+    gn_rcmgr_stream *s;
+    if (!gni_list_empty(&rm->spare_streams)) {
+        s = GNI_CONTAINER_OF(rm->spare_streams.next, gn_rcmgr_stream, node);
+        gni_list_del(&s->node);
+        rm->n_spare_streams--;
+        /* an ended span's own scope is empty again (its own usage left the
+         * chain with it); only what else it carried is reset */
+        memset(s->span.own, 0, sizeof s->span.own);
+        s->span.self.refused = 0;
+        s->proto = NULL;
+    } else if (!(s = gn_calloc(1, sizeof *s))) {
+        return NULL;
+    } else {
+        s->span.is_stream = true;
+        s->span.self.kind = GN_RCMGR_SCOPE_STREAM;
+    }
+    s->span.rm = rm;
+    s->span.self.lim = &rm->lim.stream;
+    s->span.id = ++rm->next_id;
+    return s;
+}
+
+/*
+ * The muxers' path (a connection with its peer, no memory): the chain is
+ * stream -> conn -> peer -> transient -> system, checked and counted
+ * without building it (the same checks as stream_admit()). Returns 1 without
+ * doing anything when a scope would refuse: the general path then refuses
+ * the span and records where.
+ */
+static int open_conn_stream(gn_rcmgr *rm, gn_rcmgr_conn *conn, int k, gn_rcmgr_stream **out)
+{
+    rc_scope *sc[4] = {&conn->span.self, &conn->peer->s, &rm->transient, &rm->system};
+    const gn_rcmgr_limit *sl = &rm->lim.stream;
+    bool fast = sl->streams != 0 && (k == C_SIN ? sl->streams_in : sl->streams_out) != 0 &&
+                stream_fits(sc[0], k) && stream_fits(sc[1], k) && stream_fits(sc[2], k) &&
+                stream_fits(sc[3], k);
+    if (!fast) {
+        return 1; /* refused somewhere (or a stream limit of 0): the general path says where */
+    }
+    gn_rcmgr_stream *s = stream_take(rm);
+    if (!s) {
+        return GN_ENOMEM;
+    }
+    s->conn = conn;
+    s->peer = conn->peer;
+    s->peer->s.refs++;
+    s->span.self.use[k] = 1;
+    for (int i = 0; i < 4; i++) {
+        sc[i]->use[k]++;
+    }
+    s->span.own[k] = 1;
+    conn->streams++;
+    gni_list_add_tail(&rm->streams, &s->node);
+    *out = s;
+    return 0;
+}
+
+/* gn_rcmgr_open_stream() that also reserves @mem bytes (GN_RCMGR_PRIO_ALWAYS) in the same admission. */
+static int open_stream(gn_rcmgr *rm, gn_rcmgr_conn *conn, const gn_peer_id *peer,
+                       gn_rcmgr_dir dir, size_t mem, gn_rcmgr_stream **out)
 {
     if (!rm || !out || (dir != GN_RCMGR_INBOUND && dir != GN_RCMGR_OUTBOUND)) {
         return GN_EINVAL;
@@ -816,34 +1052,42 @@ int gn_rcmgr_open_stream(gn_rcmgr *rm, gn_rcmgr_conn *conn, const gn_peer_id *pe
     } else if (!peer) {
         return GN_EINVAL;
     }
-    gn_rcmgr_stream *s = gn_calloc(1, sizeof *s);
+    int k = dir == GN_RCMGR_INBOUND ? C_SIN : C_SOUT;
+    if (conn && mem == 0) {
+        int fast = open_conn_stream(rm, conn, k, out);
+        if (fast <= 0) {
+            return fast;
+        }
+    }
+    gn_rcmgr_stream *s = stream_take(rm);
     if (!s) {
         return GN_ENOMEM;
     }
-    s->span.rm = rm;
-    s->span.is_stream = true;
-    s->span.self.kind = GN_RCMGR_SCOPE_STREAM;
-    s->span.id = ++rm->next_id;
     s->conn = conn;
     int rc;
     if (conn) {
         s->peer = conn->peer;
         s->peer->s.refs++;
     } else if ((rc = scope_get(rm, GN_RCMGR_SCOPE_PEER, peer->bytes, peer->len, &s->peer)) < 0) {
-        gn_free(s);
+        stream_spare(rm, s);
         return rc;
     }
-    uint64_t d[C_N] = {0};
-    d[dir == GN_RCMGR_INBOUND ? C_SIN : C_SOUT] = 1;
     rc_scope *ch[CHAIN_MAX];
     size_t n = stream_chain(s, ch);
-    if ((rc = chain_admit(rm, ch, n, d, GN_RCMGR_PRIO_ALWAYS)) < 0) {
+    /* the new span's own scope holds nothing yet: only its limits matter,
+     * and the usual ones (a stream each, memory for @mem) admit it */
+    const gn_rcmgr_limit *sl = &rm->lim.stream;
+    bool self_ok = sl->streams != 0 && (k == C_SIN ? sl->streams_in : sl->streams_out) != 0 &&
+                   mem <= sl->memory;
+    if ((rc = self_ok ? stream_admit(rm, ch + 1, n - 1, k, 1, mem)
+                      : stream_admit(rm, ch, n, k, 1, mem)) < 0) {
         scope_put(rm, s->peer);
-        gn_free(s);
+        stream_spare(rm, s);
         return rc;
     }
-    chain_add(ch, n, d);
-    memcpy(s->span.own, d, sizeof d);
+    stream_apply(ch, n, k, 1, mem, 1);
+    s->span.own[k] = 1;
+    s->span.own[C_MEM] = mem;
     if (conn) {
         conn->streams++;
     }
@@ -867,13 +1111,28 @@ int gn_rcmgr_stream_set_protocol(gn_rcmgr_stream *s, const char *id, size_t len)
         return rc;
     }
     rc_scope *target = &ps->s;
-    if ((rc = chain_admit(rm, &target, 1, s->span.own, GN_RCMGR_PRIO_ALWAYS)) < 0) {
+    int k = stream_key(&s->span);
+    uint64_t cnt = s->span.own[k], mem = s->span.own[C_MEM];
+    rc_scope *tr = &rm->transient;
+    if (cnt == 1 && mem == 0) { /* a muxer's stream span: one count, no memory */
+        if (!stream_fits(target, k)) {
+            rc = stream_admit(rm, &target, 1, k, cnt, mem); /* refuses, records where */
+            assert(rc < 0);
+            scope_put(rm, ps);
+            return rc;
+        }
+        assert(tr->use[k] >= 1);
+        tr->use[k]--;
+        target->use[k]++;
+        s->proto = ps;
+        return 0;
+    }
+    if ((rc = stream_admit(rm, &target, 1, k, cnt, mem)) < 0) {
         scope_put(rm, ps);
         return rc;
     }
-    rc_scope *tr = &rm->transient;
-    chain_sub(&tr, 1, s->span.own);
-    chain_add(&target, 1, s->span.own);
+    stream_apply(&tr, 1, k, cnt, mem, -1);
+    stream_apply(&target, 1, k, cnt, mem, 1);
     s->proto = ps;
     return 0;
 }
@@ -884,14 +1143,25 @@ void gn_rcmgr_stream_done(gn_rcmgr_stream *s)
         return;
     }
     gn_rcmgr *rm = s->span.rm;
-    rc_scope *ch[CHAIN_MAX];
-    size_t n = stream_chain(s, ch);
-    chain_sub(ch, n, s->span.own);
+    int k = stream_key(&s->span);
+    uint64_t cnt = s->span.own[k], mem = s->span.own[C_MEM];
+    if (mem == 0) { /* the muxers' stream spans: counts alone */
+        rc_scope *sc[5] = {&s->span.self, &s->peer->s, s->proto ? &s->proto->s : &rm->transient,
+                           &rm->system, s->conn ? &s->conn->span.self : NULL};
+        for (int i = 0; i < 5 && sc[i]; i++) {
+            assert(sc[i]->use[k] >= cnt);
+            sc[i]->use[k] -= cnt;
+        }
+    } else {
+        rc_scope *ch[CHAIN_MAX];
+        size_t n = stream_chain(s, ch);
+        stream_apply(ch, n, k, cnt, mem, -1);
+    }
     scope_put(rm, s->proto);
     scope_put(rm, s->peer);
     gni_list_del(&s->node);
     gn_rcmgr_conn *c = s->conn;
-    gn_free(s);
+    stream_spare(rm, s);
     if (c) {
         assert(c->streams > 0);
         if (--c->streams == 0 && c->done) {
@@ -918,15 +1188,19 @@ int gn_rcmgr_reserve_memory(gn_rcmgr_span *sp, size_t len, uint8_t prio)
     if (len == 0) {
         return 0;
     }
-    uint64_t d[C_N] = {0};
-    d[C_MEM] = len;
     rc_scope *ch[CHAIN_MAX];
     size_t n = span_chain(sp, ch);
-    int rc = chain_admit(sp->rm, ch, n, d, prio);
-    if (rc < 0) {
-        return rc;
+    for (size_t i = 0; i < n; i++) { /* chain_admit() for memory alone */
+        const uint64_t *u = ch[i]->use;
+        uint64_t cap = prio_share(scope_limit(sp->rm, ch[i])->memory, prio);
+        if (len > cap || u[C_MEM] > cap - len) {
+            refuse(sp->rm, ch[i], ch[i]->kind, NULL, GN_RCMGR_RES_MEMORY, u[C_MEM], len, cap);
+            return GN_ERESOURCE;
+        }
     }
-    chain_add(ch, n, d);
+    for (size_t i = 0; i < n; i++) {
+        ch[i]->use[C_MEM] += len;
+    }
     sp->own[C_MEM] += len;
     return 0;
 }
@@ -936,11 +1210,12 @@ int gn_rcmgr_release_memory(gn_rcmgr_span *sp, size_t len)
     if (!sp || len > sp->own[C_MEM]) {
         return GN_EINVAL;
     }
-    uint64_t d[C_N] = {0};
-    d[C_MEM] = len;
     rc_scope *ch[CHAIN_MAX];
     size_t n = span_chain(sp, ch);
-    chain_sub(ch, n, d);
+    for (size_t i = 0; i < n; i++) {
+        assert(ch[i]->use[C_MEM] >= len);
+        ch[i]->use[C_MEM] -= len;
+    }
     sp->own[C_MEM] -= len;
     return 0;
 }
@@ -1054,12 +1329,16 @@ int gn_rcmgr_set_scope_limit(gn_rcmgr *rm, gn_rcmgr_scope_kind kind, const void 
     }
     rc_override *o = override_find(rm, kind, k, klen);
     rc_kscope *e = table_find(rm, kind, k, klen);
+    rc_kscope *hot = rm->hot[kind];
+    if (!e && hot && hot->s.refs == 0 && hot->key_len == klen && memcmp(hot->key, k, klen) == 0) {
+        e = hot; /* parked: it keeps its override for when it is taken again */
+    }
     if (!limit) {
         if (!o) {
             return GN_ENOTFOUND;
         }
         if (e) {
-            e->ov = NULL;
+            ks_set_override(rm, e, NULL);
         }
         gni_list_del(&o->node);
         gn_free(o);
@@ -1080,7 +1359,7 @@ int gn_rcmgr_set_scope_limit(gn_rcmgr *rm, gn_rcmgr_scope_kind kind, const void 
         gni_list_add_tail(&rm->overrides, &o->node);
         rm->n_overrides++;
         if (e) {
-            e->ov = o;
+            ks_set_override(rm, e, o);
         }
     }
     o->lim = *limit;

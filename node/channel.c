@@ -380,6 +380,9 @@ void gni_channel_begin_close(gn_channel *ch, int reason)
     gn_timer_stop(&ch->upgrade_timer);
     /* a closing channel no longer counts against the connection limits
      * (the connection manager's count of live channels agrees) */
+    if (ch->session) {
+        (void)gn_mux_session_set_rcmgr(ch->session, NULL, NULL); /* before the span ends */
+    }
     gn_rcmgr_conn_done(ch->rc);
     ch->rc = NULL;
     gni_channel_publish(ch);
@@ -566,7 +569,7 @@ int gni_channel_open_internal(gn_channel *ch, const char *proto, open_done_fn do
     }
     ns->done = done;
     ns->done_arg = arg;
-    snprintf(ns->protocol, sizeof ns->protocol, "%s", proto);
+    gni_str_copy(ns->protocol, sizeof ns->protocol, proto);
     ch->last_active = gn_loop_now(ch->node->loop);
     gni_ms_config cfg;
     gni_ms_config_default(&cfg, GNI_MS_INITIATOR);
@@ -836,7 +839,7 @@ static void ns_in_negotiated(void *arg, int status, gn_stream *s, const char *pr
         gn_node_stream_cb cb = h->cb;
         void *harg = h->arg;
         char id[GN_PROTOCOL_ID_MAX];
-        snprintf(id, sizeof id, "%s", proto);
+        gni_str_copy(id, sizeof id, proto);
         ns_release(ns);
         ch->pending++; /* hold the channel through the callback */
         cb(harg, ch, s, id);

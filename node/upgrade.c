@@ -277,6 +277,8 @@ static void up_on_session_ready(gn_channel *ch, size_t mux_idx)
         return;
     }
     ch->session = ms;
+    /* streams and buffers under the connection's span (refused: the session ends) */
+    (void)gn_mux_session_set_rcmgr(ms, n->rm, ch->rc);
     ch->mux_ops = n->mux[mux_idx]->ops;
     /* ch->sec stays as a read-only view for metrics; the session owns it */
     ch->phase = PH_OPEN;

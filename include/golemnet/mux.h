@@ -9,15 +9,18 @@
 #define GOLEMNET_MUX_H
 
 #include "golemnet/layer.h"
+#include "golemnet/rcmgr.h"
 #include "golemnet/stream.h"
 
 GN_BEGIN_DECLS
 
 /**
  * ABI version: (kind << 16) | revision, so a table of another kind never passes.
- * Revision 2 added `caps`.
+ * Revision 2 added `caps`, revision 3 `set_rcmgr` (at the end of the
+ * table: components built against revision 2 recompile unchanged, with
+ * set_rcmgr NULL).
  */
-#define GN_MUX_ABI 0x30002u
+#define GN_MUX_ABI 0x30003u
 
 /*
  * Capability bits (gn_mux_ops.caps): what a muxer promises beyond the
@@ -224,7 +227,8 @@ struct gn_mux_ops {
      * Required: open an outbound stream, synchronously (no callback, so no
      * gn_op): *@out is usable at once. To abandon it, gn_stream_reset() it;
      * writes still pending complete with GN_ECANCELED. Errors:
-     * GN_ESTREAMLIMIT, GN_EGOAWAY, GN_ECLOSED.
+     * GN_ESTREAMLIMIT, GN_EGOAWAY, GN_ECLOSED, GN_ERESOURCE (the
+     * resource manager refused it, see gn_mux_session_set_rcmgr()).
      */
     int (*open_stream)(gn_mux_session *ms, gn_stream **out);
     /** Optional (GN_ENOTSUP): measure one round trip. */
@@ -242,6 +246,12 @@ struct gn_mux_ops {
      * their owners.
      */
     void (*session_close)(gn_mux_session *ms, gn_mux_close_cb cb, void *arg);
+    /**
+     * Optional (NULL: gn_mux_session_set_rcmgr() returns GN_ENOTSUP, the
+     * session accounts nothing): attach the session to a connection span;
+     * see gn_mux_session_set_rcmgr(). Since: 0.2 (revision 3).
+     */
+    int (*set_rcmgr)(gn_mux_session *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn);
 };
 
 GN_API int gn_mux_new(const gn_mux_ops *ops, gn_loop *loop, const gn_mux_config *cfg,
@@ -261,6 +271,46 @@ GN_API int gn_mux_set_priority(gn_mux_session *ms, gn_stream *s, uint8_t prio);
  */
 GN_API int gn_mux_go_away(gn_mux_session *ms, uint32_t code);
 GN_API void gn_mux_get_metrics(gn_mux_session *ms, gn_mux_metrics *m);
+/**
+ * Accounts the session's streams and buffers in a resource manager
+ * (golemnet/rcmgr.h), under the connection span @conn of @rm; the node
+ * does this for every connection right after the muxer session starts
+ * (docs/limits.md, "Wiring"). For the built-in yamux and mplex:
+ *   - every stream, inbound or outbound, opens a stream span under @conn
+ *     before it exists (the direction counted apart). A peer's stream the
+ *     manager refuses is refused with the muxer's refusal (yamux RST,
+ *     mplex Reset; counted, and logged with the refusing scope); the
+ *     session and the other streams go on. gn_mux_open_stream() fails with
+ *     GN_ERESOURCE instead;
+ *   - a stream holds no memory by itself: received data is reserved when
+ *     its frame header arrives, for the session on @conn, in 64 KiB steps
+ *     given back as the application consumes it (one step kept while
+ *     attached). yamux: refused at GN_RCMGR_PRIO_MEDIUM, Window Updates
+ *     are held back (back-pressure) until there is room again; the
+ *     granted bytes are then reserved at GN_RCMGR_PRIO_ALWAYS, and
+ *     refused even so, the stream is reset and its owner gets on_error
+ *     GN_ERESOURCE; a window growth beyond 256 KiB is granted only if the
+ *     manager has room for it now (else withheld, logged). mplex: each
+ *     message as its header arrives (refused: the stream is reset, its
+ *     owner gets on_error GN_ERESOURCE, logged). No byte the peer was
+ *     allowed to send is dropped silently;
+ *   - the session send budget (gn_mux_config.session_send_max, the upper
+ *     bound) is reserved on @conn in 64 KiB steps as writers fill it, and
+ *     given back as it drains; a refused step pushes writers back as a
+ *     full budget does (GN_EAGAIN, on_writable).
+ * Streams opened before the call are not accounted. @conn must have its
+ * peer set and stay open while attached: detach (@rm and @conn NULL) before
+ * gn_rcmgr_conn_done(); stream spans already open then stay until their
+ * streams are freed (gn_rcmgr_conn_done() allows that). Detaching an
+ * unattached session does nothing.
+ * Errors: GN_ENOTSUP (the muxer has no set_rcmgr), GN_EINVAL (@rm without
+ * @conn), GN_ESTATE (already attached), GN_ERESOURCE (the session's first
+ * 64 KiB of send budget were refused: for the built-in muxers the session
+ * then ends with GN_ERESOURCE, reported through on_end).
+ * Thread context: the loop thread of the session (and of @rm).
+ * Since: 0.2
+ */
+GN_API int gn_mux_session_set_rcmgr(gn_mux_session *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn);
 GN_API void gn_mux_session_close(gn_mux_session *ms, gn_mux_close_cb cb, void *arg);
 
 GN_END_DECLS

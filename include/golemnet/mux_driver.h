@@ -89,7 +89,8 @@
  *
  * Queries on a mux stream: GN_QUERY_STREAM_ID (uint64_t, the wire id),
  * GN_QUERY_MUXER (the component name), GN_QUERY_RTT (gn_time, last ping
- * round trip; GN_ENOTSUP when the core has no ping); every other key (and
+ * round trip; GN_ENOTSUP when the core has no ping), GN_QUERY_RCMGR_STREAM
+ * (the stream's span when the session is accounted, vt->stream_span); every other key (and
  * addresses) goes to the stream below (peer id, security protocol).
  *
  * No re-entry: no handler, completion or callback ever runs inside a call
@@ -193,6 +194,14 @@ typedef struct gn_muxd_event {
  *                GN_EPROTO.
  * wire_id:       optional: the id GN_QUERY_STREAM_ID reports (NULL: the
  *                handle).
+ * set_rcmgr:     optional (NULL: gn_muxd_set_rcmgr gives GN_ENOTSUP):
+ *                attaches the core to connection span @conn of @rm, or
+ *                detaches it (@rm NULL); the core accounts its streams and
+ *                buffers as gn_mux_session_set_rcmgr() describes. Errors
+ *                as that function. Since: 0.2
+ * stream_span:   optional (NULL: GN_QUERY_RCMGR_STREAM is not answered):
+ *                the stream's span, or NULL when it is not accounted.
+ *                Since: 0.2
  * Since: 0.1
  */
 typedef struct gn_muxd_vtbl {
@@ -222,6 +231,8 @@ typedef struct gn_muxd_vtbl {
     int (*goaway_err)(uint32_t code);
     uint64_t (*wire_id)(uint64_t id);
     size_t (*send_queued)(const void *core);
+    int (*set_rcmgr)(void *core, gn_rcmgr *rm, gn_rcmgr_conn *conn);
+    gn_rcmgr_stream *(*stream_span)(const void *core, uint64_t id);
 } gn_muxd_vtbl;
 
 /**
@@ -261,11 +272,28 @@ GN_API int gn_muxd_session_new(gn_mux *m, const gn_muxd_vtbl *vt, gn_stream *bel
  * Returns 0, or GN_EINVAL (@out NULL), GN_ECLOSED (the session ended or is
  * closing), GN_EGOAWAY (Go Away sent or received), GN_ESTREAMLIMIT
  * (max_outbound_streams open), GN_ELIMIT (the core ran out of stream
- * ids), GN_ENOMEM.
+ * ids), GN_ERESOURCE (the resource manager refused the stream, see
+ * gn_mux_session_set_rcmgr()), GN_ENOMEM.
  * Thread context: the loop thread.
  * Since: 0.1
  */
 GN_API int gn_muxd_open_stream(gn_mux_session *ms, gn_stream **out);
+
+/**
+ * Attaches the session to a resource manager's connection span, or
+ * detaches it (@rm and @conn NULL): gn_mux_ops.set_rcmgr; see
+ * gn_mux_session_set_rcmgr() for what is accounted. The driver keeps @rm
+ * to name the refusing scope in its log lines. When the core refuses the
+ * attach with GN_ERESOURCE, the session ends with GN_ERESOURCE (on_end
+ * follows from the loop) and GN_ERESOURCE is returned.
+ *
+ * Returns 0, or GN_ENOTSUP (vt->set_rcmgr NULL), GN_ECLOSED (the session
+ * is closing or its core is gone; detaching still returns 0), or the
+ * core's error (GN_EINVAL, GN_ESTATE, GN_ERESOURCE).
+ * Thread context: the loop thread.
+ * Since: 0.2
+ */
+GN_API int gn_muxd_set_rcmgr(gn_mux_session *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn);
 
 /**
  * Measures one round trip: gn_mux_ops.ping.

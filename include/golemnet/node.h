@@ -661,7 +661,11 @@ typedef void (*gn_channel_stream_cb)(void *arg, int status, gn_stream *s);
  * Loop thread. Returns 0 (then @cb runs exactly once, never from inside
  * this call), GN_EINVAL (bad id, NULL @cb, not on the loop thread) or
  * GN_ENOMEM. Errors via @cb: GN_ENEGOTIATION, GN_ESTREAMLIMIT, GN_ECLOSED
- * (channel closing), GN_ECANCELED (node closing), GN_ESTATE (not open yet).
+ * (channel closing), GN_ECANCELED (node closing), GN_ESTATE (not open yet),
+ * GN_ERESOURCE (the node's resource manager refused the stream, or its
+ * move to @protocol_id's scope: gn_rcmgr_last_refusal(gn_node_rcmgr())
+ * names the scope), GN_ESTREAMRESET (the peer refused it, for instance
+ * its own resource manager).
  */
 GN_API int gn_channel_open_stream(gn_channel *ch, const char *protocol_id,
                                   gn_channel_stream_cb cb, void *arg);

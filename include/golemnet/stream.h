@@ -134,7 +134,16 @@ enum {
     GN_QUERY_MUXER = 4,          /* out: char[], protocol id, NUL-terminated */
     GN_QUERY_EARLY_MUXER = 5,    /* out: char[], muxer agreed in the handshake */
     GN_QUERY_STREAM_ID = 6,      /* out: uint64_t, mux stream id */
-    GN_QUERY_RTT = 7             /* out: gn_time, last measured round trip */
+    GN_QUERY_RTT = 7,            /* out: gn_time, last measured round trip */
+    /**
+     * out: gn_rcmgr_stream *, the stream's span in the resource manager
+     * (golemnet/rcmgr.h): a mux stream of a session attached with
+     * gn_mux_session_set_rcmgr(); GN_ENOTSUP when the stream is not
+     * accounted. Borrowed: valid until the stream is closed or reset;
+     * the caller may move it to its protocol (gn_rcmgr_stream_set_protocol)
+     * but never ends it. Since: 0.2
+     */
+    GN_QUERY_RCMGR_STREAM = 8
 };
 
 /* Stream state flags (core-managed; read with gn_stream_flags()). */

@@ -1,10 +1,11 @@
 /* multistream-select over a gn_stream: a thin driver of the sans-I/O core. */
 #include "ms_stream.h"
 
+#include "golemnet/log.h"
 #include "golemnet/loop.h"
+#include "golemnet/rcmgr.h"
 #include "gni.h"
 
-#include <stdio.h>
 #include <string.h>
 
 typedef struct ms_run {
@@ -49,6 +50,27 @@ static int flush(ms_run *r)
     return rc;
 }
 
+/*
+ * A mux stream accounted in a resource manager leaves the transient scope
+ * for its protocol's (docs/limits.md, "Wiring"). Refused: GN_ERESOURCE.
+ */
+static int set_protocol(gn_stream *s, const char *proto, size_t len)
+{
+    gn_rcmgr_stream *rs = NULL;
+    if (gn_stream_query(s, GN_QUERY_RCMGR_STREAM, &rs, sizeof rs) < 0 || !rs) {
+        return 0;
+    }
+    int rc = gn_rcmgr_stream_set_protocol(rs, proto, len);
+    if (rc == GN_ESTATE) {
+        return 0; /* moved already (a negotiation nested in another protocol) */
+    }
+    if (rc < 0) {
+        GN_LOG(GN_LOG_INFO, "multistream", "stream for %s not admitted by the resource manager: %s",
+               proto, gn_err_name(rc));
+    }
+    return rc;
+}
+
 static void finish(ms_run *r, int status, const uint8_t *leftover, size_t leftover_len)
 {
     r->done = true;
@@ -58,8 +80,9 @@ static void finish(ms_run *r, int status, const uint8_t *leftover, size_t leftov
     char proto[GN_MA_MAX_STRLEN];
     proto[0] = '\0';
     if (status == 0) {
-        snprintf(proto, sizeof proto, "%s", gni_ms_get_protocol(r->ms));
-        if (leftover_len > 0) {
+        size_t len = gni_str_copy(proto, sizeof proto, gni_ms_get_protocol(r->ms));
+        status = set_protocol(r->s, proto, len);
+        if (status == 0 && leftover_len > 0) {
             status = gn_stream_unread(r->s, leftover, leftover_len);
         }
     }

@@ -13,7 +13,10 @@
 /**
  * Completion: @status 0 and the selected @protocol (NUL-terminated, valid
  * during the call), or an error from the core (GN_ENEGOTIATION, GN_EPROTO,
- * GN_EFRAMESIZE, GN_EEOF, GN_ETIMEDOUT) or from the stream. @s is handed
+ * GN_EFRAMESIZE, GN_EEOF, GN_ETIMEDOUT) or from the stream, or
+ * GN_ERESOURCE: @s is a mux stream accounted in a resource manager
+ * (GN_QUERY_RCMGR_STREAM) and moving its span to the selected protocol's
+ * scope (gn_rcmgr_stream_set_protocol) was refused. @s is handed
  * back in every case with no handler installed and reading stopped; bytes
  * that followed the negotiation were pushed back with gn_stream_unread().
  * On failure the caller closes (or resets) @s.

@@ -3,7 +3,8 @@
  *
  * Input: byte 0 = knobs (bit 0: session initiator; bits 1-3: feed split
  * size; bit 4: accept peer streams; bit 5: echo received data; bit 6: read
- * only half of what is buffered), then the bytes "from the peer". The
+ * only half of what is buffered; bit 7: accounted in a resource manager,
+ * whose bookkeeping is checked too), then the bytes "from the peer". The
  * harness plays the application between feed slices and checks after every
  * step (abort() on violation):
  *   - session receive buffering <= session_buffer_max;
@@ -15,6 +16,7 @@
  *     GN_ENOMEM), and then keeps failing with the same code.
  */
 #include "golemnet/err.h"
+#include "gni_rcmgr.h"
 #include "mplex.h"
 
 #include <stdint.h>
@@ -56,6 +58,53 @@ static bool fz_allowed(int rc)
            rc == GN_ESTREAMLIMIT || rc == GN_ENOMEM;
 }
 
+
+/*
+ * Knob bit 7: the session is accounted in a resource manager with small
+ * limits (stream memory 300 KiB, connection 1 MiB and 6 inbound streams),
+ * whose bookkeeping must stay consistent and within its limits after every
+ * step, and be empty once the session is freed.
+ */
+static gn_rcmgr *fz_rcmgr(gn_rcmgr_conn **conn)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    l.stream.memory = 300 * 1024;
+    l.conn.memory = 1024 * 1024;
+    l.conn.streams_in = 6;
+    gn_rcmgr *rm = NULL;
+    if (gn_rcmgr_new(&l, &rm) < 0 ||
+        gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, conn) < 0)
+        abort();
+    gn_peer_id p;
+    memset(&p, 0, sizeof p);
+    p.len = 34;
+    p.bytes[1] = 32;
+    if (gn_rcmgr_conn_set_peer(*conn, &p) < 0)
+        abort();
+    return rm;
+}
+
+static void fz_rc_check(const gn_rcmgr *rm)
+{
+    char why[256];
+    if (rm && gni_rcmgr_check(rm, true, why, sizeof why) < 0)
+        abort();
+}
+
+static void fz_rc_end(gn_rcmgr *rm, gn_rcmgr_conn *conn)
+{
+    if (!rm)
+        return;
+    gn_rcmgr_usage u;
+    if (gn_rcmgr_stat(rm, GN_RCMGR_SCOPE_SYSTEM, NULL, 0, &u) < 0 || u.memory != 0 ||
+        u.streams_in + u.streams_out != 0)
+        abort(); /* the freed session gave everything back */
+    gn_rcmgr_conn_done(conn);
+    fz_rc_check(rm);
+    gn_rcmgr_free(rm);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -75,6 +124,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.session_send_max = 48 * 1024; /* less than the streams' own bounds together */
     gni_mplex *ms = NULL;
     if (gni_mplex_new((knobs & 1) != 0, &cfg, 0, &ms) < 0)
+        abort();
+    gn_rcmgr_conn *rc_conn = NULL;
+    gn_rcmgr *rm = (knobs & 0x80) ? fz_rcmgr(&rc_conn) : NULL;
+    if (rm && gni_mplex_set_rcmgr(ms, rm, rc_conn) < 0)
         abort();
     uint64_t ids[FZ_MAX_IDS];
     size_t nids = 0;
@@ -128,6 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
         fz_check(ms, &cfg, ids, nids);
+        fz_rc_check(rm);
         gn_buf b;
         gn_buf_init(&b, out, sizeof(out));
         for (int k = 0; k < 64 && gni_mplex_want_drain(ms); k++) {
@@ -139,10 +193,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
         }
         fz_check(ms, &cfg, ids, nids);
+        fz_rc_check(rm);
     }
     for (size_t i = 0; i < nids; i += 2)
         gni_mplex_stream_release(ms, ids[i]);
     fz_check(ms, &cfg, ids, nids);
     gni_mplex_free(ms);
+    fz_rc_end(rm, rc_conn);
     return 0;
 }

@@ -128,16 +128,26 @@ static const gni_mstate_ops mx_mstate_ops = {
     .ctrl_fin = MX_C_CLOSE,
 };
 
-static mx_stream *mx_stream_new(gni_mplex *ms, uint64_t h)
+/* A new stream with its stream span (GN_ERESOURCE: refused), or GN_ENOMEM. */
+static int mx_stream_new(gni_mplex *ms, uint64_t h, mx_stream **out)
 {
+    gn_rcmgr_stream *rs;
+    int rc = gni_mstate_rc_stream(&ms->ms, mx_remote(h), &rs);
+    if (rc < 0)
+        return rc;
     mx_stream *st = gn_calloc(1, sizeof(*st));
-    if (!st)
-        return NULL;
-    if (gni_mstate_insert(&ms->ms, &st->b, h, mx_remote(h)) < 0) {
-        gn_free(st);
-        return NULL;
+    if (!st) {
+        gn_rcmgr_stream_done(rs);
+        return GN_ENOMEM;
     }
-    return st;
+    if (gni_mstate_insert(&ms->ms, &st->b, h, mx_remote(h)) < 0) {
+        gn_rcmgr_stream_done(rs);
+        gn_free(st);
+        return GN_ENOMEM;
+    }
+    st->b.rs = rs;
+    *out = st;
+    return 0;
 }
 
 static int mx_fail(gni_mplex *ms, int err)
@@ -179,6 +189,16 @@ void gni_mplex_free(gni_mplex *ms)
         return;
     gni_mstate_fini(&ms->ms);
     gn_free(ms);
+}
+
+int gni_mplex_set_rcmgr(gni_mplex *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn)
+{
+    return gni_mstate_set_rcmgr(&ms->ms, rm, conn);
+}
+
+gn_rcmgr_stream *gni_mplex_stream_span(const gni_mplex *ms, uint64_t h)
+{
+    return gni_mstate_stream_span(&ms->ms, h);
 }
 
 int gni_mplex_error(const gni_mplex *ms)
@@ -223,9 +243,12 @@ static int mx_on_header(gni_mplex *ms, uint64_t len)
         if (ms->ms.n_in >= ms->cfg.max_inbound_streams ||
             ms->ms.n_pending >= ms->cfg.max_pending_streams)
             return gni_mstate_refuse(&ms->ms, id, h, GN_ESTREAMLIMIT);
-        mx_stream *st = mx_stream_new(ms, h);
-        if (!st)
-            return GN_ENOMEM;
+        mx_stream *st;
+        int rc = mx_stream_new(ms, h, &st);
+        if (rc == GN_ERESOURCE)
+            return gni_mstate_refuse(&ms->ms, id, h, GN_ERESOURCE);
+        if (rc < 0)
+            return rc;
         gni_mstate_set_pending(&ms->ms, &st->b);
         if (len > 0) {
             st->name = gn_malloc((size_t)GNI_MIN(len, (uint64_t)GNI_MPLEX_NAME_MAX));
@@ -264,6 +287,12 @@ static int mx_on_header(gni_mplex *ms, uint64_t len)
         gni_mstate_reset_local(&ms->ms, &st->b, GN_ETOOBIG);
         return 0;
     }
+    /* no flow control: what the peer sends is reserved as it is announced */
+    if (!gni_mstate_rx_reserve(&ms->ms, (size_t)len, GN_RCMGR_PRIO_HIGH,
+                               "mplex received data (stream reset)")) {
+        gni_mstate_reset_local(&ms->ms, &st->b, GN_ERESOURCE);
+        return 0;
+    }
     ms->body_mode = MX_BODY_STORE;
     return 0;
 }
@@ -272,6 +301,7 @@ static void mx_frame_done(gni_mplex *ms)
 {
     mx_stream *st = ms->cur_st;
     ms->cur_st = NULL;
+    gni_mstate_rx_done(&ms->ms);
     if (!st)
         return;
     switch (ms->cur_flag) {
@@ -549,10 +579,11 @@ int gni_mplex_open(gni_mplex *ms, const char *name, size_t name_len, uint64_t *o
             return GN_ENOMEM;
         memcpy(copy, name, name_len);
     }
-    mx_stream *st = mx_stream_new(ms, GNI_MPLEX_HANDLE(ms->next_id, 0));
-    if (!st) {
+    mx_stream *st;
+    int rc = mx_stream_new(ms, GNI_MPLEX_HANDLE(ms->next_id, 0), &st);
+    if (rc < 0) {
         gn_free(copy);
-        return GN_ENOMEM;
+        return rc;
     }
     ms->next_id++;
     st->name = copy;
@@ -674,6 +705,7 @@ void gni_mplex_get_stats(const gni_mplex *ms, gni_mplex_stats *st)
     st->recv_buffered = ms->ms.buffered;
     st->send_queued = ms->ms.send_queued;
     st->streams_refused = ms->ms.refused_total;
+    st->rc_refused = ms->ms.rc_refused;
     st->refused_waiting = ms->ms.refuse_cnt;
     st->streams_overflowed = ms->overflowed;
 }

@@ -80,6 +80,7 @@
 #include "golemnet/common.h"
 #include "golemnet/err.h"
 #include "golemnet/mux.h"
+#include "golemnet/rcmgr.h"
 
 /* Wire constants (spec "Flag Values"). */
 #define GNI_MPLEX_NEW_STREAM 0u
@@ -163,6 +164,7 @@ typedef struct gni_mplex_stats {
     uint64_t streams_refused;
     uint32_t refused_waiting; /* refused streams whose Reset is not drained yet */
     uint64_t streams_overflowed; /* reset for exceeding a buffer bound */
+    uint64_t rc_refused; /* resource manager refusals: streams, received data, budget growth */
 } gni_mplex_stats;
 
 /**
@@ -178,6 +180,29 @@ int gni_mplex_new(bool initiator, const gn_mux_config *cfg, gn_time now, gni_mpl
 
 /** Frees @ms and everything it holds (NULL is a no-op). */
 void gni_mplex_free(gni_mplex *ms);
+
+/**
+ * Resource accounting (include/golemnet/rcmgr.h; core/gni_mstate.h,
+ * "resource accounting"): attaches @ms to connection span @conn of @rm
+ * (@rm NULL detaches; do it before gn_rcmgr_conn_done()). From then on:
+ *   - each new stream opens a stream span under @conn first; refused, a
+ *     peer's NewStream is answered with a Reset (counted in
+ *     streams_refused and rc_refused, REFUSED event with GN_ERESOURCE) and
+ *     gni_mplex_open() fails with GN_ERESOURCE;
+ *   - mplex has no flow control, so the body of each message is reserved
+ *     when its header arrives (GN_RCMGR_PRIO_HIGH), for the session, on
+ *     @conn (gni_mstate_rx_reserve(): in 64 KiB steps, released as the
+ *     application consumes it or the stream drops it; an idle stream
+ *     holds no memory); refused, the stream is reset (the peer gets a
+ *     Reset, the owner a RESET event with GN_ERESOURCE; the message is not
+ *     stored);
+ *   - the session send budget is reserved on @conn.
+ * Errors: as gni_mstate_set_rcmgr().
+ */
+int gni_mplex_set_rcmgr(gni_mplex *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn);
+
+/** The span of stream @h (NULL: unknown, released or not accounted). */
+gn_rcmgr_stream *gni_mplex_stream_span(const gni_mplex *ms, uint64_t h);
 
 /**
  * Feeds received bytes (any split). @consumed (may be NULL): bytes
@@ -213,7 +238,7 @@ int gni_mplex_on_expiry(gni_mplex *ms, gn_time now);
  * NULL: the decimal stream id, as go-mplex and js-mplex do). @out receives
  * the handle. Errors: GN_ECLOSED, GN_ESTREAMLIMIT (max_outbound_streams),
  * GN_ETOOBIG (@name_len > GNI_MPLEX_NAME_MAX), GN_ELIMIT (ids exhausted),
- * GN_ENOMEM.
+ * GN_ERESOURCE (the resource manager refused the stream), GN_ENOMEM.
  */
 int gni_mplex_open(gni_mplex *ms, const char *name, size_t name_len, uint64_t *out);
 

@@ -131,6 +131,16 @@ static size_t ml_buffered(const void *core)
     return gni_mplex_buffered(core);
 }
 
+static gn_rcmgr_stream *ml_stream_span(const void *core, uint64_t id)
+{
+    return gni_mplex_stream_span(core, (uint64_t)id);
+}
+
+static int ml_set_rcmgr(void *core, gn_rcmgr *rm, gn_rcmgr_conn *conn)
+{
+    return gni_mplex_set_rcmgr(core, rm, conn);
+}
+
 static size_t ml_send_queued(const void *core)
 {
     return gni_mplex_send_queued(core);
@@ -165,6 +175,8 @@ static const gn_muxd_vtbl mplex_vtbl = {
     .stream_buffered = ml_stream_buffered,
     .buffered = ml_buffered,
     .send_queued = ml_send_queued,
+    .set_rcmgr = ml_set_rcmgr,
+    .stream_span = ml_stream_span,
     .ping = NULL,
     .go_away = NULL,
     .goaway_err = NULL,
@@ -190,6 +202,7 @@ static const gn_mux_ops mplex_ops = {
     .set_priority = gn_muxd_set_priority,
     .metrics = gn_muxd_metrics,
     .session_close = gn_muxd_session_close,
+    .set_rcmgr = gn_muxd_set_rcmgr,
 };
 
 int gn_mux_mplex_register(gn_registry *reg);

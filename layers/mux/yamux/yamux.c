@@ -116,6 +116,10 @@ struct gni_yamux {
     /* session events */
     unsigned sev;
     uint64_t pongs_dropped;
+    uint64_t windows_withheld; /* window growths the resource manager refused */
+    uint64_t updates_withheld; /* Window Updates held back under memory pressure */
+    bool wu_held;              /* some stream's Window Update is held back */
+    uint64_t rc_resets;        /* streams reset: received data could not be reserved */
 };
 
 #define YS_OF(m) GNI_CONTAINER_OF(m, gni_yamux, ms)
@@ -184,19 +188,53 @@ static const gni_mstate_ops ys_mstate_ops = {
     .ctrl_fin = GNI_YAMUX_FLAG_FIN,
 };
 
-static ys_stream *ys_stream_new(gni_yamux *ys, uint32_t id, bool inbound)
+/*
+ * A new stream with the protocol's implicit 256 KiB window, with its stream
+ * span first (GN_ERESOURCE when the resource manager refuses, GN_ENOMEM).
+ * The window is not reserved: what the peer sends is, when it arrives
+ * (ys_on_stream_frame()).
+ */
+static int ys_stream_new(gni_yamux *ys, uint32_t id, bool inbound, ys_stream **out)
 {
+    gn_rcmgr_stream *rs;
+    int rc = gni_mstate_rc_stream(&ys->ms, inbound, &rs);
+    if (rc < 0)
+        return rc;
     ys_stream *st = gn_calloc(1, sizeof(*st));
-    if (!st)
-        return NULL;
+    if (!st) {
+        gn_rcmgr_stream_done(rs);
+        return GN_ENOMEM;
+    }
     st->recv_window = GNI_YAMUX_DEFAULT_WINDOW;
     st->recv_max = GNI_YAMUX_DEFAULT_WINDOW;
     st->send_window = GNI_YAMUX_DEFAULT_WINDOW;
     if (gni_mstate_insert(&ys->ms, &st->b, id, inbound) < 0) {
+        gn_rcmgr_stream_done(rs);
         gn_free(st);
-        return NULL;
+        return GN_ENOMEM;
     }
-    return st;
+    st->b.rs = rs;
+    *out = st;
+    return 0;
+}
+
+/*
+ * Grows @st's window to @window (> recv_max) if the resource manager has
+ * room for the growth at @prio now (nothing is held: the data is reserved
+ * when it arrives); refused, or while under memory pressure, the window
+ * stays as it is (no Window Update for the growth) and false is returned.
+ */
+static bool ys_grow_window(gni_yamux *ys, ys_stream *st, uint32_t window, uint8_t prio)
+{
+    if (ys->ms.rx_pressure ||
+        !gni_mstate_rx_probe(&ys->ms, window - st->recv_max, prio,
+                             "yamux receive window growth (window withheld)")) {
+        ys->windows_withheld++;
+        return false;
+    }
+    st->credit += window - st->recv_max;
+    st->recv_max = window;
+    return true;
 }
 
 /* ---- events and scheduling -------------------------------------------- */
@@ -211,12 +249,51 @@ static void ys_check_writable(gni_yamux *ys, ys_stream *st)
     gni_mstate_check_writable(&ys->ms, &st->b, st->send_window);
 }
 
-/* Credit the consumed bytes; a Window Update goes out at half a window. */
+static bool ys_wants_update(const ys_stream *st)
+{
+    return !st->b.rfin && !st->b.reset && st->credit >= st->recv_max / 2;
+}
+
+/*
+ * Under memory pressure (a receive reservation was refused at
+ * GN_RCMGR_PRIO_MEDIUM): true once the manager has a step of room again,
+ * and then the Window Updates held back go out.
+ */
+static bool ys_relieve(gni_yamux *ys)
+{
+    if (!gni_mstate_rx_probe(&ys->ms, GNI_MSTATE_SEND_STEP, GN_RCMGR_PRIO_MEDIUM,
+                             "yamux window update (held back)"))
+        return false;
+    if (ys->wu_held) {
+        ys->wu_held = false;
+        const gni_htab *t = &ys->ms.streams;
+        for (size_t i = 0; i < t->nbuckets; i++) {
+            for (gni_hnode *h = t->buckets[i]; h; h = h->next) {
+                ys_stream *st = YS_ST((gni_mstream *)(void *)h);
+                if (ys_wants_update(st))
+                    ys_ctrl(ys, st);
+            }
+        }
+    }
+    return true;
+}
+
+/*
+ * Credit the consumed bytes; a Window Update goes out at half a window,
+ * unless the session is under memory pressure: then it is held back (the
+ * peer's window closes, back-pressure) until the manager has room again.
+ */
 static void ys_credit(gni_yamux *ys, ys_stream *st, size_t n)
 {
     st->credit += (uint32_t)n;
-    if (!st->b.rfin && !st->b.reset && st->credit >= st->recv_max / 2)
+    if (ys_wants_update(st)) {
+        if (ys->ms.rx_pressure && !ys_relieve(ys)) {
+            ys->updates_withheld++;
+            ys->wu_held = true;
+            return;
+        }
         ys_ctrl(ys, st);
+    }
 }
 
 static int ys_fail(gni_yamux *ys, int err)
@@ -267,6 +344,16 @@ void gni_yamux_free(gni_yamux *ys)
     gn_free(ys);
 }
 
+int gni_yamux_set_rcmgr(gni_yamux *ys, gn_rcmgr *rm, gn_rcmgr_conn *conn)
+{
+    return gni_mstate_set_rcmgr(&ys->ms, rm, conn);
+}
+
+gn_rcmgr_stream *gni_yamux_stream_span(const gni_yamux *ys, uint32_t id)
+{
+    return gni_mstate_stream_span(&ys->ms, id);
+}
+
 int gni_yamux_error(const gni_yamux *ys)
 {
     return ys->ms.err;
@@ -314,6 +401,24 @@ static int ys_on_ping(gni_yamux *ys, uint16_t flags, uint32_t id, uint32_t opaqu
     return 0;
 }
 
+/*
+ * The peer sends @length bytes it was granted: reserved before they are
+ * stored, first at GN_RCMGR_PRIO_MEDIUM (refused: memory pressure, Window
+ * Updates are held back from now on), then, as the bytes were granted, at
+ * GN_RCMGR_PRIO_ALWAYS. False only when even that is refused.
+ */
+static bool ys_rx_reserve(gni_yamux *ys, uint32_t length)
+{
+    if (length <= ys->ms.rx_resv - GNI_MIN(ys->ms.rx_resv, ys->ms.buffered)) {
+        ys->ms.rx_expect = length; /* covered: the common case */
+        return true;
+    }
+    return gni_mstate_rx_reserve(&ys->ms, length, GN_RCMGR_PRIO_MEDIUM,
+                                 "yamux received data (window updates held back)") ||
+           gni_mstate_rx_reserve(&ys->ms, length, GN_RCMGR_PRIO_ALWAYS,
+                                 "yamux received data (stream reset)");
+}
+
 static int ys_on_stream_frame(gni_yamux *ys, uint8_t type, uint16_t flags, uint32_t id,
                               uint32_t length)
 {
@@ -342,14 +447,19 @@ static int ys_on_stream_frame(gni_yamux *ys, uint8_t type, uint16_t flags, uint3
         else if (ys->ms.n_in >= ys->cfg.max_inbound_streams ||
                  ys->ms.n_pending >= ys->cfg.max_pending_streams)
             reason = GN_ESTREAMLIMIT;
+        int rc = 0;
+        if (!reason) {
+            rc = ys_stream_new(ys, id, true, &st);
+            if (rc == GN_ERESOURCE)
+                reason = GN_ERESOURCE; /* refused with a RST, as above */
+            else if (rc < 0)
+                return rc;
+        }
         if (reason) {
             if (data && length > ys_discard_limit(ys))
                 return GN_EFRAMESIZE;
             return gni_mstate_refuse(&ys->ms, id, id, reason);
         }
-        st = ys_stream_new(ys, id, true);
-        if (!st)
-            return GN_ENOMEM;
         gni_mstate_set_pending(&ys->ms, &st->b);
         gni_mstate_raise(&ys->ms, &st->b, GNI_MSTATE_EV_OPENED);
     } else if (!st) {
@@ -395,6 +505,11 @@ static int ys_on_stream_frame(gni_yamux *ys, uint8_t type, uint16_t flags, uint3
         ys->body_mode = YS_BODY_CREDIT;
     } else if (ys->ms.buffered + length > ys->cfg.session_buffer_max) {
         gni_mstate_reset_local(&ys->ms, &st->b, GN_ETOOBIG);
+    } else if (!ys_rx_reserve(ys, length)) {
+        /* granted but cannot be buffered within the limits: never dropped
+         * silently, the stream is reset and its owner told */
+        ys->rc_resets++;
+        gni_mstate_reset_local(&ys->ms, &st->b, GN_ERESOURCE);
     } else {
         ys->body_mode = YS_BODY_STORE;
     }
@@ -436,6 +551,7 @@ static void ys_frame_done(gni_yamux *ys)
 {
     ys_stream *st = ys->cur_st;
     ys->cur_st = NULL;
+    gni_mstate_rx_done(&ys->ms);
     if (!st)
         return;
     if (ys->cur_flags & GNI_YAMUX_FLAG_RST) {
@@ -458,6 +574,8 @@ int gni_yamux_feed(gni_yamux *ys, const uint8_t *in, size_t len, size_t *consume
             *consumed = 0;
         return ys->ms.err;
     }
+    if (ys->ms.rx_pressure && ys->wu_held)
+        (void)ys_relieve(ys); /* each frame (a ping at least) retries */
     while (off < len) {
         if (ys->body_left > 0) {
             size_t k = GNI_MIN(len - off, (size_t)ys->body_left);
@@ -742,17 +860,16 @@ int gni_yamux_open(gni_yamux *ys, gn_time now, uint32_t *id)
         return GN_ESTREAMLIMIT;
     if (ys->ids_exhausted)
         return GN_ELIMIT;
-    ys_stream *st = ys_stream_new(ys, ys->next_id, false);
-    if (!st)
-        return GN_ENOMEM;
+    ys_stream *st;
+    int rc = ys_stream_new(ys, ys->next_id, false, &st);
+    if (rc < 0)
+        return rc;
     if (ys->next_id > UINT32_MAX - 2)
         ys->ids_exhausted = true;
     else
         ys->next_id += 2;
-    if (ys->cfg.initial_window > st->recv_max) {
-        st->credit = ys->cfg.initial_window - st->recv_max;
-        st->recv_max = ys->cfg.initial_window;
-    }
+    if (ys->cfg.initial_window > st->recv_max)
+        (void)ys_grow_window(ys, st, ys->cfg.initial_window, GN_RCMGR_PRIO_HIGH);
     gni_mstate_ctrl(&ys->ms, &st->b, GNI_YAMUX_FLAG_SYN);
     if (ys->cfg.stream_open_timeout) {
         st->open_deadline = now + ys->cfg.stream_open_timeout;
@@ -772,10 +889,8 @@ int gni_yamux_accept(gni_yamux *ys, uint32_t id)
     int rc = gni_mstate_accept(&ys->ms, &st->b);
     if (rc < 0)
         return rc;
-    if (ys->cfg.initial_window > st->recv_max) {
-        st->credit += ys->cfg.initial_window - st->recv_max;
-        st->recv_max = ys->cfg.initial_window;
-    }
+    if (ys->cfg.initial_window > st->recv_max)
+        (void)ys_grow_window(ys, st, ys->cfg.initial_window, GN_RCMGR_PRIO_HIGH);
     gni_mstate_ctrl(&ys->ms, &st->b, GNI_YAMUX_FLAG_ACK);
     return 0;
 }
@@ -876,8 +991,8 @@ int gni_yamux_stream_set_window(gni_yamux *ys, uint32_t id, uint32_t window)
         return GN_ERANGE;
     if (window <= st->recv_max || st->b.reset || st->b.rfin || ys->ms.err)
         return 0;
-    st->credit += window - st->recv_max;
-    st->recv_max = window;
+    if (!ys_grow_window(ys, st, window, GN_RCMGR_PRIO_LOW))
+        return GN_ERESOURCE;
     ys_ctrl(ys, st);
     return 0;
 }
@@ -921,6 +1036,10 @@ void gni_yamux_get_stats(const gni_yamux *ys, gni_yamux_stats *st)
     st->send_queued = ys->ms.send_queued;
     st->last_rtt = ys->last_rtt;
     st->streams_refused = ys->ms.refused_total;
+    st->rc_refused = ys->ms.rc_refused;
+    st->windows_withheld = ys->windows_withheld;
+    st->updates_withheld = ys->updates_withheld;
+    st->rc_resets = ys->rc_resets;
     st->refused_waiting = ys->ms.refuse_cnt;
     st->pongs_dropped = ys->pongs_dropped;
 }

@@ -101,6 +101,7 @@
 #include "golemnet/common.h"
 #include "golemnet/err.h"
 #include "golemnet/mux.h"
+#include "golemnet/rcmgr.h"
 
 /* Wire constants (spec "Framing"). */
 #define GNI_YAMUX_HEADER_LEN 12u
@@ -213,6 +214,10 @@ typedef struct gni_yamux_stats {
     uint64_t streams_refused;  /* SYNs answered with RST */
     uint32_t refused_waiting;  /* refused streams whose RST is not drained yet */
     uint64_t pongs_dropped;    /* ping replies dropped (queue full) */
+    uint64_t rc_refused;       /* resource manager refusals: streams, windows, budget growth */
+    uint64_t windows_withheld; /* window growths refused (no Window Update sent for them) */
+    uint64_t updates_withheld; /* Window Updates held back under memory pressure */
+    uint64_t rc_resets;        /* streams reset: granted data the manager refused to buffer */
 } gni_yamux_stats;
 
 /**
@@ -237,6 +242,40 @@ int gni_yamux_new(bool client, const gn_mux_config *cfg, gn_time now, gni_yamux 
 
 /** Frees @ys and every stream and buffer (NULL is a no-op). Sends nothing. */
 void gni_yamux_free(gni_yamux *ys);
+
+/**
+ * Resource accounting (include/golemnet/rcmgr.h; core/gni_mstate.h,
+ * "resource accounting"): attaches @ys to connection span @conn of @rm
+ * (@rm NULL detaches; do it before gn_rcmgr_conn_done()). From then on:
+ *   - each new stream opens a stream span under @conn (a stream count,
+ *     no memory); refused, a peer's SYN is answered with RST (counted in
+ *     streams_refused and rc_refused, REFUSED event with GN_ERESOURCE) and
+ *     gni_yamux_open() fails with GN_ERESOURCE;
+ *   - received data is reserved when its frame header arrives, for the
+ *     session, on @conn (gni_mstate_rx_reserve(): in 64 KiB steps,
+ *     released as the application consumes it), so an idle stream holds
+ *     no memory. Refused at GN_RCMGR_PRIO_MEDIUM, the session is under
+ *     memory pressure: Window Updates are held back (updates_withheld;
+ *     the peer's windows close) until a step fits again (retried on
+ *     every consume and every frame received). The bytes the peer was
+ *     granted are then reserved at GN_RCMGR_PRIO_ALWAYS; refused even
+ *     so, the stream is reset (the peer gets RST, the owner a RESET
+ *     event with GN_ERESOURCE, rc_resets counts it): granted data is
+ *     never dropped silently;
+ *   - a window growth beyond 256 KiB (initial_window above it at open /
+ *     accept, GN_RCMGR_PRIO_HIGH; gni_yamux_stream_set_window(),
+ *     GN_RCMGR_PRIO_LOW) is granted only if the manager has room for it
+ *     at that priority now and the session is not under pressure;
+ *     otherwise the window keeps its size (windows_withheld counts it);
+ *   - the session send budget is reserved on @conn (gn_mux_config
+ *     session_send_max is its upper bound).
+ * Errors: as gni_mstate_set_rcmgr() (GN_ERESOURCE: the first 64 KiB of
+ * send budget were refused).
+ */
+int gni_yamux_set_rcmgr(gni_yamux *ys, gn_rcmgr *rm, gn_rcmgr_conn *conn);
+
+/** The span of stream @id (NULL: unknown, released or not accounted). */
+gn_rcmgr_stream *gni_yamux_stream_span(const gni_yamux *ys, uint32_t id);
 
 /**
  * Feeds bytes received from the peer (any split, down to single bytes).
@@ -297,7 +336,8 @@ int gni_yamux_on_expiry(gni_yamux *ys, gn_time now);
  *
  * Errors: GN_ECLOSED (session ended), GN_EGOAWAY (Go Away sent or
  * received), GN_ESTREAMLIMIT (max_outbound_streams open), GN_ELIMIT (stream
- * ids exhausted), GN_ENOMEM.
+ * ids exhausted), GN_ERESOURCE (the resource manager refused the stream
+ * or its 256 KiB window), GN_ENOMEM.
  */
 int gni_yamux_open(gni_yamux *ys, gn_time now, uint32_t *id);
 
@@ -380,7 +420,9 @@ int gni_yamux_stream_set_priority(gni_yamux *ys, uint32_t id, uint8_t prio);
 /**
  * Grows @id's receive window to @window bytes (at most max_window; growth
  * only, smaller values are ignored) and sends the extra credit in a Window
- * Update. Errors: GN_ENOTFOUND, GN_ERANGE (@window > max_window).
+ * Update. Errors: GN_ENOTFOUND, GN_ERANGE (@window > max_window),
+ * GN_ERESOURCE (the resource manager refused the growth: the window is
+ * unchanged).
  */
 int gni_yamux_stream_set_window(gni_yamux *ys, uint32_t id, uint32_t window);
 

@@ -136,6 +136,16 @@ static size_t yl_buffered(const void *core)
     return gni_yamux_buffered(core);
 }
 
+static gn_rcmgr_stream *yl_stream_span(const void *core, uint64_t id)
+{
+    return gni_yamux_stream_span(core, (uint32_t)id);
+}
+
+static int yl_set_rcmgr(void *core, gn_rcmgr *rm, gn_rcmgr_conn *conn)
+{
+    return gni_yamux_set_rcmgr(core, rm, conn);
+}
+
 static size_t yl_send_queued(const void *core)
 {
     return gni_yamux_send_queued(core);
@@ -187,6 +197,8 @@ static const gn_muxd_vtbl yamux_vtbl = {
     .stream_buffered = yl_stream_buffered,
     .buffered = yl_buffered,
     .send_queued = yl_send_queued,
+    .set_rcmgr = yl_set_rcmgr,
+    .stream_span = yl_stream_span,
     .ping = yl_ping,
     .go_away = yl_go_away,
     .goaway_err = yl_goaway_err,
@@ -213,6 +225,7 @@ static const gn_mux_ops yamux_ops = {
     .set_priority = gn_muxd_set_priority,
     .metrics = gn_muxd_metrics,
     .session_close = gn_muxd_session_close,
+    .set_rcmgr = gn_muxd_set_rcmgr,
 };
 
 int gn_mux_yamux_register(gn_registry *reg);

@@ -257,6 +257,75 @@ GN_TEST(stream_chain_and_protocol)
     gn_rcmgr_free(rm);
 }
 
+/*
+ * The last protocol scope whose streams all ended is kept out of its table
+ * for reuse (the muxers' fast path): it exists for nobody meanwhile, and
+ * comes back as a new scope would (fresh counters, the override that
+ * applies now, the table cap).
+ */
+GN_TEST(reused_scope_behaves_as_new)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    l.max_protocols = 1;
+    gn_rcmgr *rm = NULL;
+    CHECK_OK(gn_rcmgr_new(&l, &rm));
+    gn_rcmgr_conn *c = NULL;
+    gn_peer_id p = peer_n(1);
+    CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, &c));
+    CHECK_OK(gn_rcmgr_conn_set_peer(c, &p));
+    gn_rcmgr_stream *s = NULL, *s2 = NULL;
+    gn_rcmgr_usage u;
+
+    /* one stream of /a (one allowed), a second refused in its scope, both ended */
+    gn_rcmgr_limit one = l.protocol;
+    one.streams_in = 1;
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, &one));
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s));
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s, "/a", 2));
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s2));
+    CHECK_EQ(gn_rcmgr_stream_set_protocol(s2, "/a", 2), GN_ERESOURCE);
+    CHECK_EQ(stat_of(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2).refused, 1);
+    gn_rcmgr_stream_done(s2);
+    gn_rcmgr_stream_done(s);
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, NULL));
+    CHECK_EQ(gn_rcmgr_stat(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, &u), GN_ENOTFOUND);
+    CHECK_EQ(gni_rcmgr_table_len(rm, GN_RCMGR_SCOPE_PROTOCOL), 0);
+    check_consistent(rm, true);
+
+    /* an override set meanwhile applies when /a comes back */
+    gn_rcmgr_limit none = l.protocol;
+    none.streams_in = 0;
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, &none));
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s));
+    CHECK_EQ(gn_rcmgr_stream_set_protocol(s, "/a", 2), GN_ERESOURCE);
+    CHECK_EQ(gn_rcmgr_stat(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, &u), GN_ENOTFOUND);
+    CHECK_OK(gn_rcmgr_set_scope_limit(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2, NULL));
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s, "/a", 2));
+    u = stat_of(rm, GN_RCMGR_SCOPE_PROTOCOL, "/a", 2);
+    CHECK_EQ(u.streams_in, 1);
+    CHECK_EQ(u.refused, 0); /* a new scope: the refusal before is not its own */
+
+    /* the table cap holds for a scope coming back: /b takes the only slot
+     * while /a is parked, so /a is refused until /b is gone */
+    gn_rcmgr_stream_done(s);
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s));
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s, "/b", 2));
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s2));
+    CHECK_EQ(gn_rcmgr_stream_set_protocol(s2, "/a", 2), GN_ERESOURCE);
+    gn_rcmgr_refusal r;
+    CHECK_OK(gn_rcmgr_last_refusal(rm, &r));
+    CHECK_EQ(r.res, GN_RCMGR_RES_TABLE);
+    gn_rcmgr_stream_done(s);
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s2, "/a", 2));
+    CHECK_EQ(gni_rcmgr_table_len(rm, GN_RCMGR_SCOPE_PROTOCOL), 1);
+    check_consistent(rm, true);
+    gn_rcmgr_stream_done(s2);
+    gn_rcmgr_conn_done(c);
+    check_empty(rm);
+    gn_rcmgr_free(rm); /* frees the parked scope too (ASan: no leak) */
+}
+
 GN_TEST(span_scopes_have_limits)
 {
     gn_rcmgr_limits l;
@@ -301,6 +370,113 @@ GN_TEST(span_scopes_have_limits)
     for (int i = 0; i < 4; i++) {
         gn_rcmgr_stream_done(s[i]);
     }
+    gn_rcmgr_conn_done(c);
+    check_empty(rm);
+    gn_rcmgr_free(rm);
+}
+
+/*
+ * A connection's stream span is checked against every scope of its chain,
+ * by the per-direction and the total stream limits (the muxers' fast path
+ * in gn_rcmgr_open_stream()): refused in each scope in turn, with the
+ * refusal naming it and nothing counted.
+ */
+GN_TEST(conn_stream_limits_each_scope)
+{
+    static const gn_rcmgr_scope_kind kinds[] = {GN_RCMGR_SCOPE_STREAM, GN_RCMGR_SCOPE_CONN,
+                                                GN_RCMGR_SCOPE_PEER, GN_RCMGR_SCOPE_TRANSIENT,
+                                                GN_RCMGR_SCOPE_SYSTEM};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        for (int total = 0; total < 2; total++) {
+            gn_rcmgr_limits l;
+            gn_rcmgr_limits_default(&l);
+            gn_rcmgr_limit *lim = kinds[i] == GN_RCMGR_SCOPE_STREAM      ? &l.stream
+                                  : kinds[i] == GN_RCMGR_SCOPE_CONN      ? &l.conn
+                                  : kinds[i] == GN_RCMGR_SCOPE_PEER      ? &l.peer
+                                  : kinds[i] == GN_RCMGR_SCOPE_TRANSIENT ? &l.transient
+                                                                         : &l.system;
+            /* a stream's own scope never holds more than its one stream */
+            uint32_t cap = kinds[i] == GN_RCMGR_SCOPE_STREAM ? 0 : 1;
+            if (total) {
+                lim->streams = cap;
+            } else {
+                lim->streams_in = cap;
+            }
+            gn_rcmgr *rm = NULL;
+            CHECK_OK(gn_rcmgr_new(&l, &rm));
+            gn_rcmgr_conn *c = NULL;
+            gn_peer_id p = peer_n(7);
+            CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, &c));
+            CHECK_OK(gn_rcmgr_conn_set_peer(c, &p));
+            gn_rcmgr_stream *s = NULL, *s2 = NULL;
+            if (cap == 1) {
+                CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s));
+            }
+            gn_rcmgr_usage before = SYS(rm);
+            uint32_t refs = stat_of(rm, GN_RCMGR_SCOPE_PEER, p.bytes, p.len).spans;
+            CHECK_EQ(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s2), GN_ERESOURCE);
+            CHECK(s2 == NULL);
+            gn_rcmgr_refusal r;
+            CHECK_OK(gn_rcmgr_last_refusal(rm, &r));
+            CHECK_EQ(r.scope, kinds[i]);
+            CHECK_EQ(r.res, total ? GN_RCMGR_RES_STREAMS : GN_RCMGR_RES_STREAMS_IN);
+            CHECK_EQ(r.limit, cap);
+            gn_rcmgr_usage after = SYS(rm);
+            CHECK_EQ(after.streams_in, before.streams_in);
+            CHECK_EQ(after.streams_out, before.streams_out);
+            CHECK_EQ(stat_of(rm, GN_RCMGR_SCOPE_PEER, p.bytes, p.len).spans, refs);
+            /* the other direction is only bound by a total limit */
+            if (total) {
+                CHECK_EQ(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_OUTBOUND, &s2),
+                         GN_ERESOURCE);
+            } else if (cap == 1) {
+                CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_OUTBOUND, &s2));
+                CHECK_EQ(SYS(rm).streams_out, 1);
+            }
+            check_consistent(rm, true);
+            gn_rcmgr_stream_done(s2);
+            gn_rcmgr_stream_done(s);
+            gn_rcmgr_conn_done(c);
+            check_empty(rm);
+            gn_rcmgr_free(rm);
+        }
+    }
+}
+
+/* The move to a protocol checks its total stream limit as well as its direction's. */
+GN_TEST(protocol_total_stream_limit)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    l.protocol.streams = 1;
+    gn_rcmgr *rm = NULL;
+    CHECK_OK(gn_rcmgr_new(&l, &rm));
+    gn_rcmgr_conn *c = NULL;
+    gn_peer_id p = peer_n(8);
+    CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_OUTBOUND, false, NULL, 0, &c));
+    CHECK_OK(gn_rcmgr_conn_set_peer(c, &p));
+    gn_rcmgr_stream *s1 = NULL, *s2 = NULL;
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_INBOUND, &s1));
+    CHECK_OK(gn_rcmgr_open_stream(rm, c, NULL, GN_RCMGR_OUTBOUND, &s2));
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s1, "/p", 2));
+    CHECK_EQ(gn_rcmgr_stream_set_protocol(s2, "/p", 2), GN_ERESOURCE);
+    gn_rcmgr_refusal r;
+    CHECK_OK(gn_rcmgr_last_refusal(rm, &r));
+    CHECK_EQ(r.scope, GN_RCMGR_SCOPE_PROTOCOL);
+    CHECK_EQ(r.res, GN_RCMGR_RES_STREAMS);
+    CHECK_STR(r.name, "protocol:/p");
+    gn_rcmgr_usage u = stat_of(rm, GN_RCMGR_SCOPE_PROTOCOL, "/p", 2);
+    CHECK_EQ(u.streams_in, 1);
+    CHECK_EQ(u.streams_out, 0);
+    CHECK_EQ(TRANS(rm).streams_out, 1); /* s2 stays transient */
+    CHECK_EQ(TRANS(rm).streams_in, 0);
+    check_consistent(rm, true);
+    gn_rcmgr_stream_done(s1);
+    /* /p is parked now; it comes back for s2 with the same limits */
+    CHECK_OK(gn_rcmgr_stream_set_protocol(s2, "/p", 2));
+    CHECK_EQ(stat_of(rm, GN_RCMGR_SCOPE_PROTOCOL, "/p", 2).streams_out, 1);
+    CHECK_EQ(TRANS(rm).streams_out, 0);
+    gn_rcmgr_stream_done(s2);
     gn_rcmgr_conn_done(c);
     check_empty(rm);
     gn_rcmgr_free(rm);
@@ -1123,7 +1299,9 @@ GN_TEST(allocation_failure_every_k)
 }
 
 GN_TEST_MAIN(GN_T(defaults_and_validation), GN_T(conn_chain_and_move_to_peer),
-             GN_T(stream_chain_and_protocol), GN_T(span_scopes_have_limits), GN_T(all_or_nothing),
+             GN_T(stream_chain_and_protocol), GN_T(reused_scope_behaves_as_new),
+             GN_T(span_scopes_have_limits), GN_T(conn_stream_limits_each_scope),
+             GN_T(protocol_total_stream_limit), GN_T(all_or_nothing),
              GN_T(per_ip_and_subnet_caps), GN_T(failed_moves_leave_nothing),
              GN_T(limits_at_run_time), GN_T(priorities), GN_T(metrics), GN_T(per_key_overrides),
              GN_T(many_keys_table_bounded), GN_T(random_sequence_keeps_invariants),

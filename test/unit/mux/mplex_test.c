@@ -8,6 +8,7 @@
 #include "../gn_test.h"
 
 #include "gni.h"
+#include "gni_rcmgr.h"
 #include "mplex.h"
 
 #include <stdio.h>
@@ -1216,6 +1217,106 @@ GN_TEST(refusal_allocation_failure_every_k)
     CHECK(completed);
 }
 
+
+/* ---- resource accounting (gni_mplex_set_rcmgr) ---- */
+
+static gn_rcmgr_usage rc_system(const gn_rcmgr *rm)
+{
+    gn_rcmgr_usage u;
+    CHECK_OK(gn_rcmgr_stat(rm, GN_RCMGR_SCOPE_SYSTEM, NULL, 0, &u));
+    return u;
+}
+
+GN_TEST(rcmgr_streams_and_received_data)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    l.conn.memory = 256u * 1024u; /* send budget step + received, unread bytes */
+    l.conn.streams_in = 2;
+    gn_rcmgr *rm = NULL;
+    CHECK_OK(gn_rcmgr_new(&l, &rm));
+    gn_rcmgr_conn *conn;
+    CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, &conn));
+    gn_peer_id p;
+    memset(&p, 0, sizeof p);
+    p.len = 34;
+    p.bytes[1] = 32;
+    p.bytes[3] = 9;
+    CHECK_OK(gn_rcmgr_conn_set_peer(conn, &p));
+    gn_mux_config c = cfg0();
+    gni_mplex *a, *b;
+    mkpair(&a, &b, &c, &c);
+    CHECK_OK(gni_mplex_set_rcmgr(b, rm, conn));
+    const size_t step = 64u * 1024u;
+
+    /* a third inbound stream is refused with a Reset; the session lives */
+    uint64_t s[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(gni_mplex_open(a, NULL, 0, &s[i]));
+    exchange(a, b);
+    evlog bl = {0}, al = {0};
+    collect(b, &bl);
+    collect(a, &al);
+    CHECK_EQ(count(&bl, GNI_MPLEX_EV_STREAM_OPENED), 2);
+    CHECK_EQ(count(&bl, GNI_MPLEX_EV_STREAM_REFUSED), 1);
+    CHECK_EQ(bl.ev[bl.n - 1].err, GN_ERESOURCE);
+    CHECK(find(&al, GNI_MPLEX_EV_STREAM_RESET, s[2]) != NULL);
+    CHECK_EQ(gni_mplex_error(b), 0);
+    CHECK_EQ(rc_system(rm).streams_in, 2);
+    CHECK_EQ(rc_system(rm).memory, step); /* streams without data hold no memory */
+
+    /* received data is reserved as it arrives, in 64 KiB steps, for the session */
+    uint64_t h0 = GNI_MPLEX_HANDLE(GNI_MPLEX_HANDLE_ID(s[0]), 1);
+    uint64_t h1 = GNI_MPLEX_HANDLE(GNI_MPLEX_HANDLE_ID(s[1]), 1);
+    CHECK_OK(gni_mplex_accept(b, h0));
+    CHECK_OK(gni_mplex_accept(b, h1));
+    static uint8_t blob[100 * 1024];
+    memset(blob, 'm', sizeof blob);
+    CHECK_EQ(gni_mplex_stream_write(a, s[0], blob, sizeof blob), (long)sizeof blob);
+    exchange(a, b);
+    CHECK_EQ(rc_system(rm).memory, step + 2 * step);
+    CHECK_OK(gni_mplex_stream_consume(b, h0, 10000));
+    CHECK_EQ(rc_system(rm).memory, step + 2 * step); /* within a step: kept */
+
+    /* a message beyond the share of the connection's limit (80 % at
+     * GN_RCMGR_PRIO_HIGH) resets the stream: the peer gets a Reset, the
+     * owner GN_ERESOURCE; the other stream goes on */
+    CHECK_EQ(gni_mplex_stream_write(a, s[0], blob, sizeof blob), (long)sizeof blob);
+    CHECK_EQ(gni_mplex_stream_write(a, s[1], (const uint8_t *)"ok", 2), 2);
+    exchange(a, b);
+    evlog bl2 = {0}, al2 = {0};
+    collect(b, &bl2);
+    collect(a, &al2);
+    const gni_mplex_event *rs = find(&bl2, GNI_MPLEX_EV_STREAM_RESET, h0);
+    CHECK(rs != NULL);
+    CHECK_EQ(rs->err, GN_ERESOURCE);
+    CHECK(find(&al2, GNI_MPLEX_EV_STREAM_RESET, s[0]) != NULL);
+    uint8_t two[2];
+    CHECK_EQ(gni_mplex_stream_read(b, h1, two, 2), 2);
+    CHECK_MEM(two, "ok", 2);
+    gni_mplex_stats st;
+    gni_mplex_get_stats(b, &st);
+    CHECK_EQ(st.rc_refused, 2); /* the stream, the message */
+    /* the reset stream's bytes were given back; one receive step is kept */
+    CHECK_EQ(rc_system(rm).memory, step + step);
+
+    /* everything goes back once the streams and the session are gone */
+    CHECK_OK(gni_mplex_stream_release(b, h0));
+    CHECK_OK(gni_mplex_stream_reset(b, h1));
+    CHECK_OK(gni_mplex_stream_release(b, h1));
+    exchange(a, b);
+    gn_rcmgr_usage u = rc_system(rm);
+    CHECK_EQ(u.streams_in + u.streams_out, 0);
+    CHECK_EQ(u.memory, step + step);
+    gni_mplex_free(b);
+    gni_mplex_free(a);
+    CHECK_EQ(rc_system(rm).memory, 0);
+    gn_rcmgr_conn_done(conn);
+    char why[256];
+    CHECK_OK(gni_rcmgr_check(rm, true, why, sizeof why));
+    gn_rcmgr_free(rm);
+}
+
 GN_TEST_MAIN(GN_T(kat_new_stream_and_flags), GN_T(kat_receiver_side_flags),
              GN_T(open_accept_data_both_ways), GN_T(byte_by_byte_feeding),
              GN_T(thousand_concurrent_streams), GN_T(half_close_both_ways),
@@ -1228,4 +1329,4 @@ GN_TEST_MAIN(GN_T(kat_new_stream_and_flags), GN_T(kat_receiver_side_flags),
              GN_T(allocation_failure_every_k),
              GN_T(burst_of_1000_new_streams_within_limit),
              GN_T(burst_beyond_max_inbound_streams), GN_T(refused_id_reused_before_reset),
-             GN_T(refusal_allocation_failure_every_k))
+             GN_T(refusal_allocation_failure_every_k), GN_T(rcmgr_streams_and_received_data))

@@ -8,6 +8,7 @@
 #include "../gn_test.h"
 
 #include "gni.h"
+#include "gni_rcmgr.h"
 #include "yamux.h"
 
 #include <string.h>
@@ -1540,6 +1541,414 @@ GN_TEST(refusal_allocation_failure_every_k)
     CHECK(completed);
 }
 
+
+/* ---- resource accounting (gni_yamux_set_rcmgr) ---- */
+
+/* A manager whose stream scope allows @stream_mem bytes, and an inbound
+ * connection span with its peer set. */
+static gn_rcmgr *rc_setup(uint64_t stream_mem, gn_rcmgr_conn **conn)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    l.stream.memory = stream_mem;
+    gn_rcmgr *rm = NULL;
+    CHECK_OK(gn_rcmgr_new(&l, &rm));
+    CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, conn));
+    gn_peer_id p;
+    memset(&p, 0, sizeof p);
+    p.len = 34;
+    p.bytes[1] = 32;
+    p.bytes[3] = 7;
+    CHECK_OK(gn_rcmgr_conn_set_peer(*conn, &p));
+    return rm;
+}
+
+static gn_rcmgr_usage rc_system(const gn_rcmgr *rm)
+{
+    gn_rcmgr_usage u;
+    CHECK_OK(gn_rcmgr_stat(rm, GN_RCMGR_SCOPE_SYSTEM, NULL, 0, &u));
+    return u;
+}
+
+/* A manager whose connection scope allows @conn_mem bytes (the session's
+ * send budget and received data are reserved there). */
+static gn_rcmgr *rc_setup_conn(uint64_t conn_mem, gn_rcmgr_conn **conn)
+{
+    gn_rcmgr *rm = rc_setup(16384 * KIB, conn);
+    gn_rcmgr_limits l;
+    gn_rcmgr_get_limits(rm, &l);
+    l.conn.memory = conn_mem;
+    CHECK_OK(gn_rcmgr_set_limits(rm, &l));
+    return rm;
+}
+
+GN_TEST(rcmgr_window_growth_needs_room)
+{
+    /* 512 KiB on the connection: a growth to 1 MiB (768 KiB more, checked
+     * at GN_RCMGR_PRIO_HIGH, ~80 %) has no room */
+    gn_rcmgr_conn *conn;
+    gn_rcmgr *rm = rc_setup_conn(512 * KIB, &conn);
+    gn_mux_config c = cfg0();
+    c.initial_window = 1024 * KIB;
+    gni_yamux *cl, *sv;
+    mkpair(&cl, &sv, &c, &c);
+    CHECK_OK(gni_yamux_set_rcmgr(sv, rm, conn));
+    CHECK_EQ(gni_yamux_set_rcmgr(sv, rm, conn), GN_ESTATE);
+    CHECK_EQ(rc_system(rm).memory, 64 * KIB); /* the first send budget step */
+
+    /* the server's stream holds no memory; the growth to 1 MiB is withheld */
+    uint32_t id;
+    CHECK_OK(gni_yamux_open(cl, 0, &id));
+    exchange(cl, sv, 0);
+    CHECK_OK(gni_yamux_accept(sv, id));
+    exchange(cl, sv, 0);
+    gni_yamux_stream_info info;
+    CHECK_OK(gni_yamux_stream_get_info(sv, id, &info));
+    CHECK_EQ(info.recv_max, 256 * KIB);
+    CHECK_EQ(info.recv_window, 256 * KIB);
+    CHECK_EQ(gni_yamux_stream_write_space(cl, id), 256 * KIB);
+    gni_yamux_stats st;
+    gni_yamux_get_stats(sv, &st);
+    CHECK_EQ(st.windows_withheld, 1);
+    CHECK_EQ(st.rc_refused, 1);
+    gn_rcmgr_usage u = rc_system(rm);
+    CHECK_EQ(u.memory, 64 * KIB); /* the stream's window is not reserved */
+    CHECK_EQ(u.streams_in, 1);
+    CHECK_EQ(gni_yamux_stream_set_window(sv, id, 1024 * KIB), GN_ERESOURCE);
+    CHECK_OK(gni_yamux_stream_get_info(sv, id, &info));
+    CHECK_EQ(info.recv_max, 256 * KIB);
+
+    /* the peer fills the window it was granted: every byte is kept and
+     * reserved as it arrives (above the MEDIUM share, so within the
+     * ALWAYS share: the session is under pressure) */
+    static uint8_t blob[256 * 1024];
+    memset(blob, 'w', sizeof blob);
+    CHECK_EQ(gni_yamux_stream_write(cl, id, blob, sizeof blob), (long)sizeof blob);
+    CHECK_EQ(gni_yamux_stream_write(cl, id, blob, 1), 0); /* no more credit */
+    exchange(cl, sv, 0);
+    CHECK_OK(gni_yamux_stream_get_info(sv, id, &info));
+    CHECK_EQ(info.recv_buffered, sizeof blob);
+    CHECK_EQ(rc_system(rm).memory, 64 * KIB + 256 * KIB);
+    CHECK_EQ(gni_yamux_stream_consume(sv, id, sizeof blob), 0);
+    CHECK_EQ(rc_system(rm).memory, 64 * KIB + 64 * KIB); /* one receive step kept */
+    exchange(cl, sv, 0);
+    CHECK_EQ(gni_yamux_stream_write_space(cl, id), 256 * KIB); /* the same window again */
+
+    /* with room, the same growth is granted, and still nothing is held for it */
+    gn_rcmgr_limits l;
+    gn_rcmgr_get_limits(rm, &l);
+    l.conn.memory = 4096 * KIB; /* growth is checked at GN_RCMGR_PRIO_LOW: ~40 % */
+    CHECK_OK(gn_rcmgr_set_limits(rm, &l));
+    CHECK_OK(gni_yamux_stream_set_window(sv, id, 1024 * KIB));
+    exchange(cl, sv, 0);
+    CHECK_EQ(gni_yamux_stream_write_space(cl, id), 1024 * KIB);
+    CHECK_EQ(rc_system(rm).memory, 64 * KIB + 64 * KIB);
+
+    /* closed both ways and released: the stream span is gone */
+    CHECK_OK(gni_yamux_stream_shutdown(cl, id));
+    CHECK_OK(gni_yamux_stream_shutdown(sv, id));
+    exchange(cl, sv, 0);
+    CHECK_OK(gni_yamux_stream_release(sv, id));
+    CHECK_OK(gni_yamux_stream_release(cl, id));
+    exchange(cl, sv, 0);
+    u = rc_system(rm);
+    CHECK_EQ(u.memory, 64 * KIB + 64 * KIB);
+    CHECK_EQ(u.streams_in + u.streams_out, 0);
+    CHECK_OK(gni_yamux_set_rcmgr(sv, NULL, NULL));
+    CHECK_EQ(rc_system(rm).memory, 0);
+    gni_yamux_free(cl);
+    gni_yamux_free(sv);
+    gn_rcmgr_conn_done(conn);
+    CHECK_EQ(rc_system(rm).memory, 0);
+    char why[256];
+    CHECK_OK(gni_rcmgr_check(rm, true, why, sizeof why));
+    gn_rcmgr_free(rm);
+}
+
+/*
+ * 2,000 idle streams at the default limits (8 peers, 250 inbound streams
+ * each, moved to their protocol as after negotiation: the per-connection,
+ * per-peer and transient stream counts are unchanged) are all accepted:
+ * they hold no memory. When each stream reserved its 256 KiB
+ * window, the 256 MiB system limit refused them from about the 1,000th.
+ */
+GN_TEST(rcmgr_idle_streams_hold_no_memory)
+{
+    enum { SESSIONS = 8, PER = 250 };
+    gn_rcmgr *rm = NULL;
+    CHECK_OK(gn_rcmgr_new(NULL, &rm));
+    gn_rcmgr_conn *conn[SESSIONS];
+    gni_yamux *cl[SESSIONS], *sv[SESSIONS];
+    gn_mux_config c = cfg0();
+    for (int i = 0; i < SESSIONS; i++) {
+        CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, &conn[i]));
+        gn_peer_id p;
+        memset(&p, 0, sizeof p);
+        p.len = 34;
+        p.bytes[1] = 32;
+        p.bytes[3] = (uint8_t)(100 + i);
+        CHECK_OK(gn_rcmgr_conn_set_peer(conn[i], &p));
+        mkpair(&cl[i], &sv[i], &c, &c);
+        CHECK_OK(gni_yamux_set_rcmgr(sv[i], rm, conn[i]));
+        uint32_t id;
+        for (int k = 0; k < PER; k++)
+            CHECK_OK(gni_yamux_open(cl[i], 0, &id));
+        exchange(cl[i], sv[i], 0);
+        evlog *log = calloc(1, sizeof *log);
+        CHECK(log != NULL);
+        collect(sv[i], log);
+        CHECK_EQ(count(log, GNI_YAMUX_EV_STREAM_OPENED), PER);
+        CHECK_EQ(count(log, GNI_YAMUX_EV_STREAM_REFUSED), 0);
+        for (size_t e = 0; e < log->n; e++) {
+            if (log->ev[e].type != GNI_YAMUX_EV_STREAM_OPENED)
+                continue;
+            uint32_t sid = log->ev[e].stream_id;
+            CHECK_OK(gni_yamux_accept(sv[i], sid));
+            /* negotiated, as multistream-select moves it: out of the transient scope */
+            gn_rcmgr_stream *rs = gni_yamux_stream_span(sv[i], sid);
+            CHECK(rs != NULL);
+            CHECK_OK(gn_rcmgr_stream_set_protocol(rs, "/golem/msg/1.0.0", 16));
+        }
+        free(log);
+        exchange(cl[i], sv[i], 0);
+    }
+    gn_rcmgr_usage u = rc_system(rm);
+    CHECK_EQ(u.streams_in, SESSIONS * PER);
+    CHECK_EQ(u.memory, SESSIONS * 64 * KIB); /* the send budgets' first steps only */
+    CHECK_EQ(gn_rcmgr_refusal_count(rm, GN_RCMGR_SCOPE_SYSTEM), 0);
+    for (int i = 0; i < SESSIONS; i++) {
+        gni_yamux_free(sv[i]);
+        gni_yamux_free(cl[i]);
+        gn_rcmgr_conn_done(conn[i]);
+    }
+    u = rc_system(rm);
+    CHECK_EQ(u.memory, 0);
+    CHECK_EQ(u.streams_in, 0);
+    char why[256];
+    CHECK_OK(gni_rcmgr_check(rm, true, why, sizeof why));
+    gn_rcmgr_free(rm);
+}
+
+/*
+ * A peer fills the implicit windows of 8 streams (2 MiB) against a 1 MiB
+ * connection limit while the application reads nothing. Every stream
+ * either keeps every byte sent on it or is reset with GN_ERESOURCE (the
+ * sender sees the reset): nothing is lost silently. Past the MEDIUM share
+ * Window Updates are held back (back-pressure) until memory is given back.
+ */
+GN_TEST(rcmgr_flood_reserved_back_pressured_or_reset)
+{
+    enum { N = 8 };
+    gn_rcmgr_conn *conn;
+    gn_rcmgr *rm = rc_setup_conn(1024 * KIB, &conn);
+    gn_mux_config c = cfg0();
+    gni_yamux *cl, *sv;
+    mkpair(&cl, &sv, &c, &c);
+    CHECK_OK(gni_yamux_set_rcmgr(sv, rm, conn));
+    uint32_t id[N];
+    for (int i = 0; i < N; i++)
+        CHECK_OK(gni_yamux_open(cl, 0, &id[i]));
+    exchange(cl, sv, 0);
+    for (int i = 0; i < N; i++)
+        CHECK_OK(gni_yamux_accept(sv, id[i]));
+    exchange(cl, sv, 0);
+    static uint8_t blob[256 * 1024];
+    memset(blob, 'f', sizeof blob);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(gni_yamux_stream_write(cl, id[i], blob, sizeof blob), (long)sizeof blob);
+    exchange(cl, sv, 0);
+    evlog sl = {0}, cll = {0};
+    collect(sv, &sl);
+    collect(cl, &cll);
+    int kept = 0, reset = 0, kept_ids[N];
+    for (int i = 0; i < N; i++) {
+        gni_yamux_stream_info info;
+        const gni_yamux_event *r = find(&sl, GNI_YAMUX_EV_STREAM_RESET, id[i]);
+        if (r) {
+            CHECK_EQ(r->err, GN_ERESOURCE);
+            CHECK(find(&cll, GNI_YAMUX_EV_STREAM_RESET, id[i]) != NULL);
+            reset++;
+        } else {
+            CHECK_OK(gni_yamux_stream_get_info(sv, id[i], &info));
+            CHECK_EQ(info.recv_buffered, sizeof blob);
+            kept_ids[kept++] = (int)id[i];
+        }
+    }
+    CHECK(kept >= 2);
+    CHECK(reset >= 1);
+    CHECK_EQ(kept + reset, N);
+    gni_yamux_stats st;
+    gni_yamux_get_stats(sv, &st);
+    CHECK_EQ(st.rc_resets, (uint64_t)reset);
+    CHECK(rc_system(rm).memory <= 1024 * KIB);
+    gn_rcmgr_usage cu;
+    gn_rcmgr_span_stat(gn_rcmgr_conn_span(conn), &cu);
+    CHECK_EQ(cu.memory, rc_system(rm).memory); /* all of it on the connection */
+
+    /* the first stream read: its Window Update is held back while the
+     * others still hold memory above the MEDIUM share */
+    CHECK_EQ(gni_yamux_stream_consume(sv, (uint32_t)kept_ids[0], sizeof blob), 0);
+    exchange(cl, sv, 0);
+    gni_yamux_get_stats(sv, &st);
+    CHECK(st.updates_withheld >= 1);
+    CHECK_EQ(gni_yamux_stream_write_space(cl, (uint32_t)kept_ids[0]), 0);
+    /* the rest read: room again, every held Window Update goes out */
+    for (int i = 1; i < kept; i++)
+        CHECK_EQ(gni_yamux_stream_consume(sv, (uint32_t)kept_ids[i], sizeof blob), 0);
+    exchange(cl, sv, 0);
+    for (int i = 0; i < kept; i++)
+        CHECK_EQ(gni_yamux_stream_write_space(cl, (uint32_t)kept_ids[i]), 256 * KIB);
+    CHECK_EQ(rc_system(rm).memory, 64 * KIB + 64 * KIB);
+
+    gni_yamux_free(sv);
+    gni_yamux_free(cl);
+    gn_rcmgr_usage u = rc_system(rm);
+    CHECK_EQ(u.memory, 0);
+    CHECK_EQ(u.streams_in + u.streams_out, 0);
+    gn_rcmgr_conn_done(conn);
+    char why[256];
+    CHECK_OK(gni_rcmgr_check(rm, true, why, sizeof why));
+    gn_rcmgr_free(rm);
+}
+
+GN_TEST(rcmgr_streams_refused_and_budget)
+{
+    gn_rcmgr_conn *conn;
+    gn_rcmgr *rm = rc_setup(16384 * KIB, &conn);
+    gn_rcmgr_limits l;
+    gn_rcmgr_get_limits(rm, &l);
+    l.conn.streams_in = 2;
+    l.conn.streams_out = 1;
+    CHECK_OK(gn_rcmgr_set_limits(rm, &l));
+    gn_mux_config c = cfg0();
+    gni_yamux *cl, *sv;
+    mkpair(&cl, &sv, &c, &c);
+    CHECK_OK(gni_yamux_set_rcmgr(sv, rm, conn));
+
+    /* the third inbound stream is refused with a RST; the session lives */
+    uint32_t id[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(gni_yamux_open(cl, 0, &id[i]));
+    exchange(cl, sv, 0);
+    evlog sl = {0}, cll = {0};
+    collect(sv, &sl);
+    collect(cl, &cll);
+    CHECK_EQ(count(&sl, GNI_YAMUX_EV_STREAM_OPENED), 2);
+    const gni_yamux_event *ref = find(&sl, GNI_YAMUX_EV_STREAM_REFUSED, id[2]);
+    CHECK(ref != NULL);
+    CHECK_EQ(ref->err, GN_ERESOURCE);
+    CHECK(find(&cll, GNI_YAMUX_EV_STREAM_RESET, id[2]) != NULL);
+    gni_yamux_stats st;
+    gni_yamux_get_stats(sv, &st);
+    CHECK_EQ(st.streams_refused, 1);
+    CHECK_EQ(st.rc_refused, 1);
+    CHECK_EQ(gni_yamux_error(sv), 0);
+    gn_rcmgr_usage u = rc_system(rm);
+    CHECK_EQ(u.streams_in, 2);
+    CHECK_EQ(u.memory, 64 * KIB); /* streams without data hold no memory */
+    CHECK(gn_rcmgr_refusal_count(rm, GN_RCMGR_SCOPE_CONN) >= 1);
+
+    /* the accepted ones carry data both ways */
+    CHECK_OK(gni_yamux_accept(sv, id[0]));
+    CHECK_EQ(gni_yamux_stream_write(cl, id[0], (const uint8_t *)"ping", 4), 4);
+    exchange(cl, sv, 0);
+    CHECK_EQ(rc_system(rm).memory, 64 * KIB + 64 * KIB); /* a receive step for 4 bytes */
+    uint8_t buf[8];
+    CHECK_EQ(gni_yamux_stream_read(sv, id[0], buf, sizeof buf), 4);
+    CHECK_MEM(buf, "ping", 4);
+
+    /* outbound: one allowed, the next open fails with GN_ERESOURCE */
+    uint32_t o1, o2;
+    CHECK_OK(gni_yamux_open(sv, 0, &o1));
+    CHECK_EQ(gni_yamux_open(sv, 0, &o2), GN_ERESOURCE);
+    CHECK_EQ(rc_system(rm).streams_out, 1);
+
+    /* the send budget is reserved as writers fill it and given back as it drains */
+    static uint8_t blob[200 * 1024];
+    memset(blob, 's', sizeof blob);
+    CHECK_EQ(gni_yamux_stream_write(sv, o1, blob, sizeof blob), (long)sizeof blob);
+    CHECK_EQ(gni_yamux_send_queued(sv), sizeof blob);
+    CHECK_EQ(rc_system(rm).memory, 64 * KIB + sizeof blob); /* grown from 64 KiB */
+    exchange(cl, sv, 0);
+    CHECK_EQ(gni_yamux_send_queued(sv), 0);
+    CHECK_EQ(rc_system(rm).memory, 64 * KIB + 64 * KIB);
+    CHECK_OK(gni_yamux_stream_consume(cl, o1, sizeof blob));
+    exchange(cl, sv, 0);
+
+    /* a refused budget step pushes the writer back; nothing is lost */
+    gn_rcmgr_get_limits(rm, &l);
+    l.conn.memory = 64 * KIB + 64 * KIB + 16 * KIB;
+    CHECK_OK(gn_rcmgr_set_limits(rm, &l));
+    CHECK_EQ(gni_yamux_stream_write(sv, o1, blob, sizeof blob), (long)(64 * KIB));
+    gni_yamux_get_stats(sv, &st);
+    CHECK(st.rc_refused >= 2); /* the stream, and the budget step */
+    exchange(cl, sv, 0);
+    evlog sl2 = {0};
+    collect(sv, &sl2);
+    CHECK(find(&sl2, GNI_YAMUX_EV_STREAM_WRITABLE, o1) != NULL);
+    CHECK_EQ(gni_yamux_stream_write(sv, o1, blob + 64 * KIB, sizeof blob - 64 * KIB),
+             (long)(64 * KIB));
+
+    gni_yamux_free(sv); /* frees the streams and detaches: everything is given back */
+    gni_yamux_free(cl);
+    u = rc_system(rm);
+    CHECK_EQ(u.memory, 0);
+    CHECK_EQ(u.streams_in + u.streams_out, 0);
+    gn_rcmgr_conn_done(conn);
+    gn_rcmgr_free(rm);
+}
+
+/* The same with the session accounted: every failure leaves the manager's books balanced. */
+GN_TEST(rcmgr_allocation_failure_every_k)
+{
+    static const gn_allocator fm = {fm_malloc, fm_realloc, fm_free, NULL};
+    uint8_t in[128];
+    gni_yamux_encode_header(in, GNI_YAMUX_TYPE_DATA, GNI_YAMUX_FLAG_SYN, 1, 100);
+    memset(in + 12, 'd', 100);
+    gni_yamux_encode_header(in + 112, GNI_YAMUX_TYPE_WINDOW_UPDATE, GNI_YAMUX_FLAG_SYN, 3, 0);
+    size_t n = 124;
+    gn_rcmgr_conn *conn;
+    gn_rcmgr *rm = rc_setup(16384 * KIB, &conn);
+    bool completed = false;
+    for (long k = 0; k < 200 && !completed; k++) {
+        gn_set_allocator(&fm);
+        g_alloc_left = k;
+        gni_yamux *ys = NULL;
+        int rc = gni_yamux_new(false, NULL, 0, &ys);
+        if (rc < 0) {
+            gn_set_allocator(NULL);
+            CHECK_EQ(rc, GN_ENOMEM);
+            continue;
+        }
+        CHECK_OK(gni_yamux_set_rcmgr(ys, rm, conn));
+        size_t used;
+        rc = gni_yamux_feed(ys, in, n, &used, 0);
+        CHECK(rc == 0 || rc == GN_ENOMEM);
+        uint32_t id;
+        int rc2 = gni_yamux_open(ys, 0, &id);
+        CHECK(rc2 == 0 || rc2 == GN_ENOMEM || rc2 == GN_ECLOSED);
+        long w = rc2 == 0 ? gni_yamux_stream_write(ys, id, in, 50) : 0;
+        CHECK(w == 50 || w == GN_ENOMEM || rc2 != 0);
+        completed = rc == 0 && rc2 == 0 && w == 50;
+        if (completed) {
+            gn_rcmgr_usage u = rc_system(rm);
+            CHECK_EQ(u.streams_in, 2);
+            CHECK_EQ(u.streams_out, 1);
+            CHECK_EQ(u.memory, 64 * KIB + 64 * KIB); /* send step, 100 bytes received */
+        }
+        gni_yamux_free(ys);
+        gn_set_allocator(NULL);
+        gn_rcmgr_usage u = rc_system(rm);
+        CHECK_EQ(u.memory, 0);
+        CHECK_EQ(u.streams_in + u.streams_out, 0);
+        char why[256];
+        CHECK_OK(gni_rcmgr_check(rm, true, why, sizeof why));
+    }
+    CHECK(completed);
+    gn_rcmgr_conn_done(conn);
+    gn_rcmgr_free(rm);
+}
+
 GN_TEST_MAIN(GN_T(kat_syn_window_update), GN_T(kat_syn_with_bigger_window),
              GN_T(kat_data_ping_goaway), GN_T(open_accept_data_both_ways),
              GN_T(byte_by_byte_feeding), GN_T(thousand_concurrent_streams),
@@ -1554,4 +1963,6 @@ GN_TEST_MAIN(GN_T(kat_syn_window_update), GN_T(kat_syn_with_bigger_window),
              GN_T(qos_priority_beats_bulk), GN_T(qos_round_robin_and_control_first),
              GN_T(bad_config), GN_T(session_send_budget_many_streams),
              GN_T(session_send_budget_first_come), GN_T(allocation_failure_every_k),
-             GN_T(refusal_allocation_failure_every_k))
+             GN_T(refusal_allocation_failure_every_k), GN_T(rcmgr_window_growth_needs_room), GN_T(rcmgr_idle_streams_hold_no_memory),
+             GN_T(rcmgr_flood_reserved_back_pressured_or_reset),
+             GN_T(rcmgr_streams_refused_and_budget), GN_T(rcmgr_allocation_failure_every_k))

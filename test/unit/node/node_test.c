@@ -7,6 +7,7 @@
 #include "golemnet/node.h"
 
 #include "gn_test.h"
+#include "gni_rcmgr.h"
 #include "node_int.h"
 #include "syn_drop.h"
 #include "peerstore.h"
@@ -20,6 +21,7 @@ static gn_loop *loop;
 static int stray_warnings;
 static int eresource_ends; /* msg: "message stream ended: GN_ERESOURCE" */
 static int span_refusals;  /* msg: "... stream refused by peer:..." */
+static int mux_refusals;   /* muxer: "peer streams refused: GN_ERESOURCE (resource manager: peer:" */
 
 static void log_fn(void *ud, gn_log_level level, const char *comp, const char *msg)
 {
@@ -30,6 +32,9 @@ static void log_fn(void *ud, gn_log_level level, const char *comp, const char *m
     }
     if (strstr(msg, "message stream ended: GN_ERESOURCE")) {
         eresource_ends++;
+    }
+    if (strstr(msg, "peer streams refused: GN_ERESOURCE (resource manager: peer:")) {
+        mux_refusals++;
     }
     if (strstr(msg, "/golem/msg/1.0.0 stream refused by peer:")) {
         span_refusals++;
@@ -630,7 +635,6 @@ static bool got_stream(void *arg) { return ((tstream *)arg)->s != NULL; }
 static size_t rx_want;
 static bool rx_has(void *arg) { return ((tstream *)arg)->rx_len >= rx_want; }
 static bool ts_closed_pred(void *arg) { return ((tstream *)arg)->closed > 0; }
-static bool ts_err_pred(void *arg) { return ((tstream *)arg)->err != 0; }
 
 static void ts_write(tstream *t, const char *text)
 {
@@ -1650,6 +1654,8 @@ static uint64_t peer_memory(tnode *n, const gn_peer_id *pid)
 #define AMP_STREAMS 6
 #define AMP_PEER_MEM (64u * 1024u)
 #define AMP_PARTIAL (24u * 1024u)
+#define AMP_RX_STEP (64u * 1024u)   /* the muxer's receive reservation step, one kept */
+#define AMP_SEND_STEP (64u * 1024u) /* the least send budget a session reserves */
 #define HONEST_LEN 20000u
 
 typedef struct amp {
@@ -1704,11 +1710,6 @@ GN_TEST(msg_amplification_bounded_per_peer)
     node_up(&v, 1, &mem_noise);
     node_up(&atk, 2, &mem_noise);
     node_up(&hon, 3, &mem_noise);
-    /* the victim allows each peer 64 KiB (the loop runs on this thread) */
-    gn_rcmgr_limits l;
-    gn_rcmgr_get_limits(gn_node_rcmgr(v.n), &l);
-    l.peer.memory = AMP_PEER_MEM;
-    CHECK_OK(gn_rcmgr_set_limits(gn_node_rcmgr(v.n), &l));
     gn_channel *ach = dial_ok(&atk, v.addr);
     gn_channel *hch = dial_ok(&hon, v.addr);
     /* the host hands components the node's manager and each open
@@ -1724,6 +1725,22 @@ GN_TEST(msg_amplification_bounded_per_peer)
         CHECK_OK(gn_channel_open_stream(ach, GN_MSG_PROTOCOL_ID, on_opened, &a.s[i]));
     }
     CHECK(run_until(amp_all_opened, &a, 5000));
+    run_for(20);
+    /* the muxer accounts the session's send budget and what it received
+     * (the negotiations: one receive step kept), all of it in the
+     * attacker's scope; the idle streams hold no window */
+    const uint64_t base = peer_memory(&v, &atk.pid);
+    CHECK_EQ(base, AMP_SEND_STEP + AMP_RX_STEP);
+    /*
+     * The victim now allows each peer that plus AMP_PEER_MEM for message
+     * buffers, which reserve at GN_RCMGR_PRIO_HIGH (up to 204/256 of the
+     * limit). The loop runs on this thread.
+     */
+    gn_rcmgr_limits l;
+    gn_rcmgr_get_limits(gn_node_rcmgr(v.n), &l);
+    l.peer.memory = (base + AMP_PEER_MEM) * 256u / 204u;
+    CHECK_OK(gn_rcmgr_set_limits(gn_node_rcmgr(v.n), &l));
+    a.peak = base;
     static uint8_t frame[4 + AMP_PARTIAL];
     size_t flen = 0;
     frame[flen++] = 0x01; /* version */
@@ -1737,12 +1754,20 @@ GN_TEST(msg_amplification_bounded_per_peer)
         gn_slice iov = gn_slice_of(frame, flen);
         CHECK_OK(gn_stream_write(a.s[i].s, &iov, 1, NULL, NULL));
     }
-    /* at most two streams' buffers fit: the others are refused and reset */
-    a.want_resets = AMP_STREAMS - 2;
+    /*
+     * About two streams' buffers fit in AMP_PEER_MEM: a third is refused
+     * and reset (by the message reader, or by the muxer when even the
+     * bytes in transit cannot be reserved). A reset stream gives its
+     * buffer back, which may make room for the others, so at least one
+     * and at most AMP_STREAMS - 2 are reset.
+     */
+    a.want_resets = 1;
     CHECK(run_until(amp_reset_seen, &a, 5000));
     run_until(amp_sample, &a, 100);
-    CHECK(a.peak > 0);               /* the streams were accounted */
-    CHECK(a.peak <= AMP_PEER_MEM);   /* and never beyond the limit */
+    CHECK(amp_resets(&a) >= 1);
+    CHECK(amp_resets(&a) <= AMP_STREAMS - 2);
+    CHECK(a.peak >= base);                        /* everything was accounted */
+    CHECK(a.peak <= l.peer.memory); /* and never beyond the limit */
     gn_rcmgr_refusal ref;
     CHECK_OK(gn_rcmgr_last_refusal(gn_node_rcmgr(v.n), &ref));
     CHECK_EQ(ref.scope, GN_RCMGR_SCOPE_PEER);
@@ -1769,8 +1794,9 @@ GN_TEST(msg_amplification_bounded_per_peer)
         CHECK_EQ(gn_rcbuf_slice(ev.message).len, sizeof big);
         CHECK_MEM(gn_rcbuf_slice(ev.message).base, big, sizeof big);
     }
-    /* delivered messages are the application's: the peer holds nothing */
-    CHECK_EQ(peer_memory(&v, &hon.pid), 0);
+    /* delivered messages are the application's: the peer holds only what
+     * its muxer does (the kept receive step, the send budget) */
+    CHECK_EQ(peer_memory(&v, &hon.pid), AMP_RX_STEP + AMP_SEND_STEP);
     CHECK(peer_memory(&v, &atk.pid) > 0); /* the surviving partial streams */
 
     /* the attacker gives up: its readers end and release everything */
@@ -1778,24 +1804,24 @@ GN_TEST(msg_amplification_bounded_per_peer)
         gn_stream_reset(a.s[i].s, ts_closed, &a.s[i]);
     }
     run_for(100);
-    CHECK_EQ(peer_memory(&v, &atk.pid), 0);
+    /* the session's send budget and its kept receive step */
+    CHECK_EQ(peer_memory(&v, &atk.pid), AMP_SEND_STEP + AMP_RX_STEP);
     for (size_t i = 0; i < AMP_STREAMS; i++) {
         CHECK_EQ(a.s[i].closed, 1);
     }
-    /* no inbound stream allowed per peer: a new message stream is refused
-     * before a reader exists, and reset */
+    /* no inbound stream allowed per peer: the victim's muxer refuses a new
+     * stream with a RST before any protocol sees it; the session lives */
     l.peer.streams_in = 0;
     CHECK_OK(gn_rcmgr_set_limits(gn_node_rcmgr(v.n), &l));
     span_refusals = 0;
+    mux_refusals = 0;
     tstream late = {0};
     CHECK_OK(gn_channel_open_stream(ach, GN_MSG_PROTOCOL_ID, on_opened, &late));
     CHECK(run_until(open_done, &late, 5000));
-    CHECK_EQ(late.open_status, 0);
-    CHECK(run_until(ts_err_pred, &late, 5000));
-    CHECK_EQ(late.err, GN_ESTREAMRESET);
-    CHECK_EQ(span_refusals, 1);
-    gn_stream_close(late.s, ts_closed, &late);
-    CHECK(run_until(ts_closed_pred, &late, 2000));
+    CHECK_EQ(late.open_status, GN_ESTREAMRESET);
+    CHECK_EQ(mux_refusals, 1);
+    CHECK_EQ(span_refusals, 0);
+    CHECK_EQ(gn_channel_state_get(ach, NULL), GN_CHANNEL_OPEN);
 
     /* a closing channel has no connection span any more */
     gn_channel_close(ach);
@@ -1804,6 +1830,187 @@ GN_TEST(msg_amplification_bounded_per_peer)
     CHECK(gn_channel_rcmgr_conn(ach) == NULL);
     gn_channel_rele(ach);
     gn_channel_rele(hch);
+    finish();
+}
+
+
+/* ---- muxer streams in the resource manager ---- */
+
+#define MS_STREAMS 5
+
+typedef struct mstreams {
+    tstream t[MS_STREAMS];
+    size_t n;
+} mstreams;
+
+static void on_multi_stream(void *arg, gn_channel *ch, gn_stream *s, const char *proto)
+{
+    mstreams *m = arg;
+    if (m->n == MS_STREAMS) {
+        gn_stream_reset(s, NULL, NULL);
+        return;
+    }
+    tstream *t = &m->t[m->n++];
+    t->echo = true;
+    on_custom_stream(t, ch, s, proto);
+}
+
+static gn_rcmgr_usage scope_usage(tnode *n, gn_rcmgr_scope_kind kind, const gn_peer_id *pid)
+{
+    gn_rcmgr_usage u;
+    memset(&u, 0, sizeof u);
+    (void)gn_rcmgr_stat(gn_node_rcmgr(n->n), kind, pid ? pid->bytes : NULL, pid ? pid->len : 0,
+                        &u);
+    return u;
+}
+
+static bool all_open_done(void *arg)
+{
+    tstream *t = arg;
+    for (size_t i = 0; i < MS_STREAMS; i++) {
+        if (t[i].open_calls == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static size_t echo_want;
+static bool echoes_back(void *arg)
+{
+    tstream *t = arg;
+    for (size_t i = 0; i < 3; i++) {
+        if (t[i].rx_len < echo_want) {
+            return false;
+        }
+    }
+    return true;
+}
+
+GN_TEST(mux_streams_accounted_and_refused)
+{
+    setup();
+    mux_refusals = 0;
+    tnode a, b;
+    node_up(&a, 1, &mem_noise);
+    node_up(&b, 2, &mem_noise);
+    mstreams hb = {0};
+    CHECK_OK(gn_node_set_handler(b.n, "/test/echo/1", on_multi_stream, &hb));
+    gn_channel *ch = dial_ok(&a, b.addr);
+    run_for(100); /* identify done */
+
+    /* b's peer scope for a holds its muxer session: streams, the send
+     * budget's first step and at most one receive step (streams hold no
+     * window: received data is reserved as it arrives) */
+    gn_rcmgr_usage base = scope_usage(&b, GN_RCMGR_SCOPE_PEER, &a.pid);
+    CHECK(base.memory >= 64u * 1024u);
+    CHECK(base.memory <= 2u * 64u * 1024u);
+    /* room for three more inbound streams and no more */
+    gn_rcmgr_limits l;
+    gn_rcmgr_get_limits(gn_node_rcmgr(b.n), &l);
+    l.peer.streams_in = (uint32_t)base.streams_in + 3u;
+    CHECK_OK(gn_rcmgr_set_limits(gn_node_rcmgr(b.n), &l));
+
+    tstream o[MS_STREAMS];
+    memset(o, 0, sizeof o);
+    for (size_t i = 0; i < MS_STREAMS; i++) {
+        CHECK_OK(gn_channel_open_stream(ch, "/test/echo/1", on_opened, &o[i]));
+    }
+    CHECK(run_until(all_open_done, o, 5000));
+    size_t ok = 0;
+    for (size_t i = 0; i < MS_STREAMS; i++) {
+        if (o[i].open_status == 0) {
+            CHECK_EQ(i, ok); /* the first three */
+            ok++;
+        } else {
+            CHECK_EQ(o[i].open_status, GN_ESTREAMRESET); /* b's muxer refused it: RST */
+        }
+    }
+    CHECK_EQ(ok, 3);
+    CHECK_EQ(hb.n, 3);
+    run_for(20);
+    CHECK(mux_refusals >= 1); /* logged with the refusing scope */
+    gn_rcmgr_refusal ref;
+    CHECK_OK(gn_rcmgr_last_refusal(gn_node_rcmgr(b.n), &ref));
+    CHECK_EQ(ref.scope, GN_RCMGR_SCOPE_PEER);
+    CHECK_EQ(ref.res, GN_RCMGR_RES_STREAMS_IN);
+    gn_rcmgr_usage full = scope_usage(&b, GN_RCMGR_SCOPE_PEER, &a.pid);
+    CHECK_EQ(full.streams_in, l.peer.streams_in);
+    CHECK_EQ(full.memory, base.memory); /* the new streams hold no memory */
+    CHECK_EQ(full.refused, 2);
+    /* the accepted streams left the transient scope for their protocol's */
+    CHECK_EQ(scope_usage(&b, GN_RCMGR_SCOPE_PROTOCOL, NULL).streams_in, 0); /* bad key */
+    gn_rcmgr_usage pu;
+    CHECK_OK(gn_rcmgr_stat(gn_node_rcmgr(b.n), GN_RCMGR_SCOPE_PROTOCOL, "/test/echo/1", 12, &pu));
+    CHECK_EQ(pu.streams_in, 3);
+    CHECK_EQ(pu.memory, 0); /* the muxer reserves received data on the connection */
+
+    /* the session and its other streams go on, and nothing is lost */
+    CHECK_EQ(gn_channel_state_get(ch, NULL), GN_CHANNEL_OPEN);
+    char msg[64];
+    for (int round = 0; round < 4; round++) {
+        for (size_t i = 0; i < 3; i++) {
+            snprintf(msg, sizeof msg, "stream %zu round %d|", i, round);
+            ts_write(&o[i], msg);
+        }
+    }
+    echo_want = strlen("stream 0 round 0|") * 4;
+    CHECK(run_until(echoes_back, o, 5000));
+    for (size_t i = 0; i < 3; i++) {
+        char want[256] = "";
+        for (int round = 0; round < 4; round++) {
+            snprintf(msg, sizeof msg, "stream %zu round %d|", i, round);
+            strcat(want, msg);
+        }
+        CHECK_EQ(o[i].rx_len, strlen(want));
+        CHECK_MEM(o[i].rx, want, strlen(want));
+        CHECK_EQ(o[i].err, 0);
+    }
+
+    /* our own open beyond a limit fails with GN_ERESOURCE, and nothing else */
+    gn_rcmgr_usage aout = scope_usage(&a, GN_RCMGR_SCOPE_PEER, &b.pid);
+    gn_rcmgr_limits la;
+    gn_rcmgr_get_limits(gn_node_rcmgr(a.n), &la);
+    const uint32_t out_limit = la.peer.streams_out;
+    la.peer.streams_out = aout.streams_out;
+    CHECK_OK(gn_rcmgr_set_limits(gn_node_rcmgr(a.n), &la));
+    tstream over = {0};
+    CHECK_OK(gn_channel_open_stream(ch, "/test/echo/1", on_opened, &over));
+    CHECK(run_until(open_done, &over, 5000));
+    CHECK_EQ(over.open_status, GN_ERESOURCE);
+    CHECK(over.s == NULL);
+    CHECK_EQ(gn_channel_state_get(ch, NULL), GN_CHANNEL_OPEN);
+    la.peer.streams_out = out_limit;
+    CHECK_OK(gn_rcmgr_set_limits(gn_node_rcmgr(a.n), &la));
+
+    /* all streams closed: the peer scope is back where it was */
+    for (size_t i = 0; i < 3; i++) {
+        ts_close(&o[i]);
+        ts_close(&hb.t[i]);
+    }
+    run_for(50);
+    gn_rcmgr_usage after = scope_usage(&b, GN_RCMGR_SCOPE_PEER, &a.pid);
+    CHECK_EQ(after.memory, base.memory);
+    CHECK_EQ(after.streams_in, base.streams_in);
+    CHECK_EQ(after.streams_out, base.streams_out);
+    CHECK_EQ(gn_rcmgr_stat(gn_node_rcmgr(b.n), GN_RCMGR_SCOPE_PROTOCOL, "/test/echo/1", 12, &pu),
+             GN_ENOTFOUND);
+
+    /* and with the connection closed, nothing at all on either node */
+    gn_channel_close(ch);
+    gn_node_event ev;
+    CHECK(wait_event(&b, GN_NODE_EV_CHANNEL_CLOSED, &ev, 5000));
+    run_for(50);
+    tnode *both[2] = {&a, &b};
+    for (int k = 0; k < 2; k++) {
+        gn_rcmgr_usage sys = scope_usage(both[k], GN_RCMGR_SCOPE_SYSTEM, NULL);
+        CHECK_EQ(sys.memory, 0);
+        CHECK_EQ(sys.streams_in + sys.streams_out, 0);
+        CHECK_EQ(sys.conns_in + sys.conns_out, 0);
+        char why[256];
+        CHECK_OK(gni_rcmgr_check(gn_node_rcmgr(both[k]->n), false, why, sizeof why));
+    }
+    gn_channel_rele(ch);
     finish();
 }
 
@@ -1819,4 +2026,5 @@ GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_nois
              GN_T(close_after_hanging_dial_is_immediate), GN_T(upgrade_timeout_ends_hanging_dial),
              GN_T(close_with_full_command_queue),
              GN_T(channel_get_and_metrics_refresh_any_thread),
-             GN_T(msg_amplification_bounded_per_peer))
+             GN_T(msg_amplification_bounded_per_peer),
+             GN_T(mux_streams_accounted_and_refused))
