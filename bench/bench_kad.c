@@ -22,6 +22,12 @@
 #include <string.h>
 #include <sys/resource.h>
 
+static void log_line(void *ud, gn_log_level level, const char *comp, const char *msg)
+{
+    (void)ud, (void)level;
+    fprintf(stderr, "[%s] %s\n", comp, msg);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_kad [--nodes N] [--seed S] [--lookups L] [--records R] "
@@ -85,6 +91,10 @@ int main(int argc, char **argv)
     }
     if (cfg.nodes < 2 || cfg.records == 0 || cfg.churn < 0 || cfg.churn >= 1) {
         usage();
+    }
+    /* KS_LOG=1: the library's info log on stderr (which request failed, why) */
+    if (getenv("KS_LOG")) {
+        gn_log_set(log_line, NULL, GN_LOG_INFO);
     }
     /* one eventfd per node (its event queue) */
     struct rlimit rl;

@@ -89,6 +89,7 @@ typedef struct kad_claim {
 #define KAD_CACHE_ADDRS 2u
 typedef struct kad_addr_ent {
     gn_peer_id id;
+    gni_kad_key key; /* SHA-256 of id: the farthest entry gives way when full */
     gn_multiaddr *addrs[KAD_CACHE_ADDRS];
     size_t n;
 } kad_addr_ent;
@@ -116,6 +117,7 @@ struct kad_query {
     kad_claim *claims; /* npaths > 1: which path each peer belongs to */
     size_t nclaims, claims_cap;
     kad_addr_ent *cache; /* addresses of candidates, from the answers */
+    gni_kad_key target;  /* SHA-256 of key */
     size_t ncache, cache_cap, cache_max;
     gn_timer timer;    /* lookup ticks, then the deferred answer */
     gni_list calls;
@@ -731,8 +733,24 @@ static kad_addr_ent *cache_put(kad_query *q, const gni_kad_peer *p)
     if (e) {
         return e;
     }
+    gni_kad_key key;
+    gni_kad_key_from_peer(&p->id, &key);
     if (q->ncache == q->cache_max) {
-        return NULL;
+        /* full: the entry farthest from the target gives way to a closer
+         * peer (the lookup's candidates move towards the target; the
+         * peers closest to it, heard of last, must not be the ones left
+         * without an address) */
+        size_t far = 0;
+        for (size_t i = 1; i < q->ncache; i++) {
+            if (gni_kad_cmp_distance(&q->target, &q->cache[i].key, &q->cache[far].key) > 0) {
+                far = i;
+            }
+        }
+        if (q->ncache == 0 || gni_kad_cmp_distance(&q->target, &key, &q->cache[far].key) >= 0) {
+            return NULL;
+        }
+        free_addrs(q->cache[far].addrs, q->cache[far].n);
+        q->cache[far] = q->cache[--q->ncache];
     }
     if (q->ncache == q->cache_cap) {
         size_t cap = q->cache_cap ? q->cache_cap * 2 : 32;
@@ -747,6 +765,7 @@ static kad_addr_ent *cache_put(kad_query *q, const gni_kad_peer *p)
     e = &q->cache[q->ncache];
     memset(e, 0, sizeof *e);
     e->id = p->id;
+    e->key = key;
     for (size_t i = 0; i < p->addr_cnt && e->n < KAD_CACHE_ADDRS; i++) {
         if (gn_multiaddr_from_bytes(p->addrs[i].data, p->addrs[i].len, &e->addrs[e->n]) == 0) {
             e->n++;
@@ -1074,6 +1093,7 @@ static int query_new(kad_router *kr, qkind kind, gn_slice key, kad_query **out)
     gn_timer_init(kr->r->loop, &q->timer);
     gni_kad_key target;
     gni_kad_key_from_bytes(key.base, key.len, &target);
+    q->target = target;
     gni_kad_lookup_config lc;
     gni_kad_lookup_config_default(&lc);
     lc.k = kr->cfg.k;
