@@ -3,6 +3,7 @@
 #include "golemnet/golemnet.h"
 
 #include "gn_failalloc.h"
+#include "gn_alloc_count.h"
 #include "gn_test.h"
 #include "gni.h"
 #include "gni_htab.h"
@@ -306,36 +307,7 @@ GN_TEST(eviction_follows_updates)
     gni_peerstore_free(ps);
 }
 
-/* Live bytes through golemnet's allocator hooks (usable sizes). */
-static long long g_live;
-
-static void *cnt_malloc(void *ud, size_t len)
-{
-    (void)ud;
-    void *p = malloc(len);
-    g_live += p ? (long long)malloc_usable_size(p) : 0;
-    return p;
-}
-
-static void *cnt_realloc(void *ud, void *ptr, size_t len)
-{
-    (void)ud;
-    long long old = ptr ? (long long)malloc_usable_size(ptr) : 0;
-    void *p = realloc(ptr, len);
-    if (p) {
-        g_live += (long long)malloc_usable_size(p) - old;
-    }
-    return p;
-}
-
-static void cnt_free(void *ud, void *ptr)
-{
-    (void)ud;
-    g_live -= ptr ? (long long)malloc_usable_size(ptr) : 0;
-    free(ptr);
-}
-
-static const gn_allocator cnt_allocator = {cnt_malloc, cnt_realloc, cnt_free, NULL};
+/* Live bytes through the allocator hooks: gn_alloc_count.h (g_live, cnt_allocator). */
 
 /*
  * What a record costs (docs/performance.md, "Simulation"), the index's

@@ -6,6 +6,7 @@
  * each distinct neighbour, identify ran on every channel end, and a run is
  * a function of its seed.
  */
+#include "gn_alloc_count.h"
 #include "gn_test.h"
 
 #include "../../../bench/sim.h"
@@ -99,37 +100,7 @@ static void run(uint32_t seed, uint64_t *events, uint64_t *channels)
     sim_fini(&s);
 }
 
-/* Live bytes through golemnet's allocator hooks (malloc_usable_size, so
- * memory allocated before the hooks were installed frees correctly). */
-static long long g_live;
-
-static void *cnt_malloc(void *ud, size_t len)
-{
-    (void)ud;
-    void *p = malloc(len);
-    g_live += p ? (long long)malloc_usable_size(p) : 0;
-    return p;
-}
-
-static void *cnt_realloc(void *ud, void *ptr, size_t len)
-{
-    (void)ud;
-    long long old = ptr ? (long long)malloc_usable_size(ptr) : 0;
-    void *p = realloc(ptr, len);
-    if (p) {
-        g_live += (long long)malloc_usable_size(p) - old;
-    }
-    return p;
-}
-
-static void cnt_free(void *ud, void *ptr)
-{
-    (void)ud;
-    g_live -= ptr ? (long long)malloc_usable_size(ptr) : 0;
-    free(ptr);
-}
-
-static const gn_allocator cnt_allocator = {cnt_malloc, cnt_realloc, cnt_free, NULL};
+/* Live bytes through the allocator hooks: gn_alloc_count.h (g_live, cnt_allocator). */
 
 /*
  * The footprint the simulation depends on (docs/performance.md,
