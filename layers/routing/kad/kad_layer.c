@@ -733,22 +733,33 @@ static kad_addr_ent *cache_put(kad_query *q, const gni_kad_peer *p)
     if (e) {
         return e;
     }
-    gni_kad_key key;
-    gni_kad_key_from_peer(&p->id, &key);
+    kad_addr_ent ne;
+    memset(&ne, 0, sizeof ne);
+    ne.id = p->id;
+    gni_kad_key_from_peer(&p->id, &ne.key);
+    /* full: only a closer peer may take the farthest entry's place (the
+     * lookup's candidates move towards the target; the peers closest to
+     * it, heard of last, must not be the ones left without an address) */
+    size_t far = 0;
     if (q->ncache == q->cache_max) {
-        /* full: the entry farthest from the target gives way to a closer
-         * peer (the lookup's candidates move towards the target; the
-         * peers closest to it, heard of last, must not be the ones left
-         * without an address) */
-        size_t far = 0;
         for (size_t i = 1; i < q->ncache; i++) {
             if (gni_kad_cmp_distance(&q->target, &q->cache[i].key, &q->cache[far].key) > 0) {
                 far = i;
             }
         }
-        if (q->ncache == 0 || gni_kad_cmp_distance(&q->target, &key, &q->cache[far].key) >= 0) {
+        if (q->ncache == 0 || gni_kad_cmp_distance(&q->target, &ne.key, &q->cache[far].key) >= 0) {
             return NULL;
         }
+    }
+    for (size_t i = 0; i < p->addr_cnt && ne.n < KAD_CACHE_ADDRS; i++) {
+        if (gn_multiaddr_from_bytes(p->addrs[i].data, p->addrs[i].len, &ne.addrs[ne.n]) == 0) {
+            ne.n++;
+        }
+    }
+    if (ne.n == 0) {
+        return NULL; /* nothing usable: no entry gives way for it */
+    }
+    if (q->ncache == q->cache_max) {
         free_addrs(q->cache[far].addrs, q->cache[far].n);
         q->cache[far] = q->cache[--q->ncache];
     }
@@ -757,24 +768,14 @@ static kad_addr_ent *cache_put(kad_query *q, const gni_kad_peer *p)
         cap = GNI_MIN(cap, q->cache_max);
         kad_addr_ent *g = gn_realloc(q->cache, cap * sizeof *g);
         if (!g) {
+            free_addrs(ne.addrs, ne.n);
             return NULL;
         }
         q->cache = g;
         q->cache_cap = cap;
     }
-    e = &q->cache[q->ncache];
-    memset(e, 0, sizeof *e);
-    e->id = p->id;
-    e->key = key;
-    for (size_t i = 0; i < p->addr_cnt && e->n < KAD_CACHE_ADDRS; i++) {
-        if (gn_multiaddr_from_bytes(p->addrs[i].data, p->addrs[i].len, &e->addrs[e->n]) == 0) {
-            e->n++;
-        }
-    }
-    if (e->n == 0) {
-        return NULL;
-    }
-    q->ncache++;
+    e = &q->cache[q->ncache++];
+    *e = ne;
     return e;
 }
 
@@ -805,6 +806,31 @@ static void found_add(kad_query *q, const gn_peer_id *id)
     memset(f, 0, sizeof *f);
     f->id = *id;
     f->naddrs = query_addrs(q, id, f->addrs, GNI_KAD_MAX_ADDRS);
+}
+
+/* A provider from an answer, with the addresses the answer gave (not
+ * through the cache: a provider's ID is anywhere in the key space). */
+static void found_add_with(kad_query *q, const gni_kad_peer *p)
+{
+    bool known = false;
+    for (size_t i = 0; i < q->nfound && !known; i++) {
+        known = gn_peer_id_equal(&q->found[i].id, &p->id);
+    }
+    if (known || q->nfound == q->max_found) {
+        return;
+    }
+    kad_found *f = &q->found[q->nfound++];
+    memset(f, 0, sizeof *f);
+    f->id = p->id;
+    for (size_t i = 0; i < p->addr_cnt && f->naddrs < GNI_KAD_MAX_ADDRS; i++) {
+        if (gn_multiaddr_from_bytes(p->addrs[i].data, p->addrs[i].len,
+                                    &f->addrs[f->naddrs]) == 0) {
+            f->naddrs++;
+        }
+    }
+    if (f->naddrs == 0) {
+        f->naddrs = query_addrs(q, &p->id, f->addrs, GNI_KAD_MAX_ADDRS);
+    }
 }
 
 static void send_lookup(kad_query *q, unsigned path, const gn_peer_id *peer)
@@ -932,8 +958,7 @@ static void on_lookup_reply(void *arg, int status, gni_kad_msg *resp)
             if (gn_peer_id_equal(&pp->id, &kr->self)) {
                 continue; /* our own records are added from the local store */
             }
-            (void)learn_peer(kr, q, pp);
-            found_add(q, &pp->id); /* with what addresses it gave, maybe none */
+            found_add_with(q, pp); /* with the addresses it gave, else what we know */
         }
     }
     (void)gni_kad_lookup_response(lk, &peer, closer, n, now);

@@ -214,14 +214,16 @@ static void rpc_opened(void *arg, int status, gn_channel *ch, gn_stream *s)
     gn_stream_set_handler(s, &rpc_handler, r);
     gn_slice iov = gn_slice_of(r->frame, r->frame_len);
     rpc_write *w = gn_malloc(sizeof *w);
+    if (w) {
+        w->r = r;
+        w->gen = r->gen;
+    }
     int rc = w ? gn_stream_write(s, &iov, 1, rpc_written, w) : GN_ENOMEM;
     if (rc < 0) {
         gn_free(w);
         rpc_finish(r, rc, NULL, false);
         return;
     }
-    w->r = r;
-    w->gen = r->gen;
     r->writes++;
     if (r->want_reply) {
         gn_stream_read_start(s);
@@ -290,6 +292,11 @@ static int addr_with_peer(const gn_multiaddr *ma, const gn_peer_id *peer, gn_mul
     size_t n = gn_multiaddr_count(ma);
     gn_ma_component c;
     if (n > 0 && gn_multiaddr_component(ma, n - 1, &c) == 0 && c.code == GN_MA_P2P) {
+        gn_peer_id named;
+        if (gn_peer_id_from_bytes(c.value, c.value_len, &named) < 0 ||
+            !gn_peer_id_equal(&named, peer)) {
+            return GN_EPEERID; /* an address of another peer: not used */
+        }
         return gn_multiaddr_dup(ma, out);
     }
     char text[GN_PEER_ID_MAX_STRLEN + 8];
