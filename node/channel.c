@@ -40,6 +40,7 @@ gn_channel *gni_channel_new(gn_node *n, bool outbound)
     uv_mutex_init(&ch->mtx);
     ch->node = n;
     ch->outbound = outbound;
+    ch->initiator = outbound;
     ch->phase = outbound ? PH_DIALING : PH_MS_SEC;
     ch->info.id = n->next_channel++;
     ch->info.direction = outbound ? GN_DIR_OUTBOUND : GN_DIR_INBOUND;
@@ -819,6 +820,17 @@ uint64_t gn_channel_id(const gn_channel *ch)
     return ch ? ch->info.id : 0; /* set at creation, never changed */
 }
 
+bool gn_channel_limited(gn_channel *ch, gn_conn_limit *out)
+{
+    if (!ch || !ch->limited) {
+        return false;
+    }
+    if (out) {
+        *out = ch->limit;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------------
  * Inbound streams
  */
@@ -835,7 +847,7 @@ static void ns_in_negotiated(void *arg, int status, gn_stream *s, const char *pr
     }
     ch->last_active = gn_loop_now(n->loop);
     const handler_ent *h = gni_node_find_handler(n, proto);
-    if (h) {
+    if (h && (!ch->limited || h->limited_ok)) {
         gn_node_stream_cb cb = h->cb;
         void *harg = h->arg;
         char id[GN_PROTOCOL_ID_MAX];
@@ -864,7 +876,7 @@ void gni_channel_on_stream(gn_mux_session *ms, void *ud, gn_stream *s)
     }
     ns->inbound = true;
     const char *ids[GNI_NODE_MAX_HANDLERS + 8];
-    size_t cnt = gni_node_protocols(n, ids, GNI_ARRAY_LEN(ids));
+    size_t cnt = gni_node_protocols_for(n, ch, ids, GNI_ARRAY_LEN(ids));
     gni_ms_config cfg;
     gni_ms_config_default(&cfg, GNI_MS_RESPONDER);
     cfg.protocols = ids;

@@ -95,15 +95,24 @@ static uint64_t cm_bytes_in(const gn_channel *ch)
  * Lookups
  */
 
-gn_channel *gni_node_find_open(gn_node *n, const gn_peer_id *peer)
+gn_channel *gni_node_find_open_ex(gn_node *n, const gn_peer_id *peer, bool direct)
 {
+    gn_channel *limited = NULL;
     for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
         gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
         if (ch->phase == PH_OPEN && gn_peer_id_equal(&ch->info.remote_peer, peer)) {
-            return ch;
+            if (!ch->limited) {
+                return ch;
+            }
+            limited = limited ? limited : ch;
         }
     }
-    return NULL;
+    return direct ? NULL : limited;
+}
+
+gn_channel *gni_node_find_open(gn_node *n, const gn_peer_id *peer)
+{
+    return gni_node_find_open_ex(n, peer, false);
 }
 
 static gn_channel *find_open_addr(gn_node *n, const char *addr)
@@ -122,7 +131,7 @@ static gn_channel *find_attempt(gn_node *n, const gn_peer_id *peer, const char *
 {
     for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
         gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
-        if (!ch->outbound || ch->phase >= PH_OPEN) {
+        if (!ch->outbound || ch->phase >= PH_OPEN || ch->no_reuse) {
             continue;
         }
         if (peer && ch->expect_peer && gn_peer_id_equal(&ch->expected, peer)) {
@@ -213,14 +222,34 @@ static const gni_upgrade_cbs cm_upgrade_cbs = {
  * Dials
  */
 
-/* The newest unexpired address of @peer in the store that a transport handles. */
-static int known_addr(gn_node *n, const gn_peer_id *peer, gn_multiaddr **out)
+int gni_ma_target_peer(const gn_multiaddr *ma, gn_peer_id *peer)
+{
+    size_t cnt = gn_multiaddr_count(ma);
+    gn_ma_component c;
+    if (cnt == 0 || gn_multiaddr_component(ma, cnt - 1, &c) < 0 || c.code != GN_MA_P2P) {
+        return 0;
+    }
+    return gn_peer_id_from_bytes(c.value, c.value_len, peer) < 0 ? GN_EPARSE : 1;
+}
+
+bool gni_ma_is_relayed(const gn_multiaddr *ma)
+{
+    return ma && gn_multiaddr_find(ma, GN_MA_P2P_CIRCUIT, NULL) >= 0;
+}
+
+/* The newest unexpired address of @peer in the store that a transport
+ * handles (@direct: not a relayed one). */
+static int known_addr(gn_node *n, const gn_peer_id *peer, bool direct, gn_multiaddr **out)
 {
     const gni_peer_info *pi = gni_peerstore_get(n->ps, peer);
     gn_time now = gn_loop_now(n->loop);
     for (size_t i = pi ? pi->naddrs : 0; i-- > 0;) {
         gn_multiaddr *ma = NULL;
         if (pi->addrs[i].expiry <= now || gn_multiaddr_parse(pi->addrs[i].text, &ma) < 0) {
+            continue;
+        }
+        if (direct && gni_ma_is_relayed(ma)) {
+            gn_multiaddr_free(ma);
             continue;
         }
         for (size_t t = 0; t < n->ntr; t++) {
@@ -236,8 +265,13 @@ static int known_addr(gn_node *n, const gn_peer_id *peer, gn_multiaddr **out)
 
 bool gni_node_has_route(gn_node *n, const gn_peer_id *peer)
 {
+    return gni_node_has_route_ex(n, peer, false);
+}
+
+bool gni_node_has_route_ex(gn_node *n, const gn_peer_id *peer, bool direct)
+{
     gn_multiaddr *ma = NULL;
-    if (known_addr(n, peer, &ma) < 0) {
+    if (known_addr(n, peer, direct, &ma) < 0) {
         return false;
     }
     gn_multiaddr_free(ma);
@@ -252,30 +286,35 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
     gn_multiaddr *bare = NULL;
     char addr[GN_NODE_ADDR_MAX] = "";
     gn_channel *ch = NULL;
-    gn_ma_component c;
 
     if (n->closing) {
         rc = GN_ECANCELED;
         goto fail;
     }
-    if (gn_multiaddr_find(ma, GN_MA_P2P, &c) >= 0) {
-        if (gn_peer_id_from_bytes(c.value, c.value_len, &peer) < 0) {
-            rc = GN_EPARSE;
-            goto fail;
-        }
+    const bool direct = (r->flags & GN_HOST_CONNECT_DIRECT) != 0;
+    const bool reuse_ok = !(r->flags & GN_HOST_CONNECT_NO_REUSE);
+    if (direct && gni_ma_is_relayed(ma)) {
+        rc = GN_EINVAL; /* a direct connection asked for through a relay */
+        goto fail;
+    }
+    rc = gni_ma_target_peer(ma, &peer);
+    if (rc < 0) {
+        goto fail;
+    }
+    if (rc == 1) {
         has_peer = true;
         if (gn_peer_id_equal(&peer, &n->self)) {
             rc = GN_EINVAL; /* dialing ourselves */
             goto fail;
         }
-        if ((ch = gni_node_find_open(n, &peer))) {
+        if (reuse_ok && (ch = gni_node_find_open_ex(n, &peer, direct))) {
             goto reuse;
         }
         rc = gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &bare);
         if (rc == GN_EPARSE) {
             /* a bare /p2p/<id>: the newest live address of the peer that a
              * transport handles, else the routers */
-            rc = known_addr(n, &peer, &bare);
+            rc = known_addr(n, &peer, direct, &bare);
             if (rc == GN_ENOTFOUND) {
                 rc = gni_host_route_dial(n, ma, &peer, r);
                 if (rc == 0) {
@@ -293,10 +332,10 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         rc = GN_ETOOBIG;
         goto fail;
     }
-    if (!has_peer && (ch = find_open_addr(n, addr))) {
+    if (reuse_ok && !has_peer && (ch = find_open_addr(n, addr))) {
         goto reuse;
     }
-    if ((ch = find_attempt(n, has_peer ? &peer : NULL, addr))) {
+    if (reuse_ok && (ch = find_attempt(n, has_peer ? &peer : NULL, addr))) {
         r->ch = ch;
         gni_list_add_tail(&ch->waiters, &r->link);
         gn_multiaddr_free(bare);
@@ -333,6 +372,8 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         goto fail;
     }
     ch->rc = rcc;
+    ch->no_reuse = !reuse_ok;
+    ch->initiator = !(r->flags & GN_HOST_CONNECT_RESPONDER);
     snprintf(ch->dial_addr, sizeof ch->dial_addr, "%s", addr);
     ch->expect_peer = has_peer;
     if (has_peer) {
@@ -341,7 +382,8 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
     r->ch = ch;
     gni_list_add_tail(&ch->waiters, &r->link);
     gni_channel_publish(ch);
-    gni_upgrade_dial(ch, t, bare, &cm_upgrade_cbs);
+    /* a relay transport needs the target peer the trailing /p2p/ names */
+    gni_upgrade_dial(ch, t, gni_ma_is_relayed(bare) ? ma : bare, &cm_upgrade_cbs);
     gn_multiaddr_free(bare);
     gn_multiaddr_free(ma);
     return;

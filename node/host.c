@@ -50,6 +50,8 @@ typedef struct gn_host_op {
     bool has_peer;
     gn_multiaddr *ma;          /* CONNECT, STREAM, ROUTE_DIAL: what to dial */
     char proto[GN_PROTOCOL_ID_MAX];
+    uint32_t flags;            /* GN_HOST_CONNECT_* for the dial */
+    bool limited_ok;           /* STREAM: a limited channel may carry it */
     /* FIND stage */
     size_t router_idx;         /* the next router to ask */
     gn_op *query;              /* the pending query of the router asked */
@@ -145,16 +147,97 @@ size_t gn_host_observed_addrs(gn_host *h, const gn_multiaddr **out, size_t max)
     return k;
 }
 
+int gn_host_announce_addr(gn_host *h, const gn_multiaddr *addr, bool add)
+{
+    gn_node *n = host_node(h);
+    if (!addr) {
+        return GN_EINVAL;
+    }
+    size_t i = 0;
+    while (i < n->nannounced && !gn_multiaddr_equal(n->announced[i], addr)) {
+        i++;
+    }
+    if (!add) {
+        if (i == n->nannounced) {
+            return GN_ENOTFOUND;
+        }
+        gn_multiaddr_free(n->announced[i]);
+        n->announced[i] = n->announced[--n->nannounced];
+    } else {
+        if (i < n->nannounced) {
+            return GN_EEXIST;
+        }
+        if (n->nannounced == GN_HOST_MAX_ANNOUNCED) {
+            return GN_ELIMIT;
+        }
+        gn_multiaddr *copy = NULL;
+        int rc = gn_multiaddr_dup(addr, &copy);
+        if (rc < 0) {
+            return rc;
+        }
+        n->announced[n->nannounced++] = copy;
+    }
+    gni_host_emit(n, GN_HOST_EV_LISTEN_ADDRS, NULL, NULL, 0);
+    return 0;
+}
+
+size_t gn_host_announced_addrs(gn_host *h, const gn_multiaddr **out, size_t max)
+{
+    gn_node *n = host_node(h);
+    size_t k = 0;
+    for (size_t i = 0; out && i < n->nannounced && k < max; i++) {
+        out[k++] = n->announced[i];
+    }
+    return k;
+}
+
+int gn_host_set_reachability(gn_host *h, gn_reachability r, const gn_multiaddr *addr)
+{
+    gn_node *n = host_node(h);
+    if (r != GN_REACH_UNKNOWN && r != GN_REACH_PUBLIC && r != GN_REACH_PRIVATE) {
+        return GN_EINVAL;
+    }
+    if (atomic_exchange(&n->reach, (int)r) == (int)r) {
+        return 0;
+    }
+    static const char *const names[] = {"unknown", "public", "private"};
+    char text[GN_NODE_ADDR_MAX] = "";
+    if (addr && gn_multiaddr_to_string(addr, text, sizeof text) < 0) {
+        text[0] = '\0';
+    }
+    GN_LOG(GN_LOG_INFO, HOST_LOG, "reachability: %s%s%s", names[r], text[0] ? " via " : "",
+           text);
+    gni_host_emit(n, GN_HOST_EV_REACHABILITY, NULL, NULL, (int)r);
+    gn_node_event ev;
+    gni_node_event_init(&ev, GN_NODE_EV_REACHABILITY);
+    ev.status = (int)r;
+    snprintf(ev.addr, sizeof ev.addr, "%s", text);
+    gni_node_push_event(n, &ev);
+    return 0;
+}
+
+gn_reachability gn_host_reachability(gn_host *h)
+{
+    return (gn_reachability)atomic_load(&host_node(h)->reach);
+}
+
 /* ------------------------------------------------------------------------
  * Handlers
  */
 
 int gn_host_set_handler(gn_host *h, const char *protocol_id, gn_host_stream_cb cb, void *arg)
 {
-    if (!cb) {
+    return gn_host_set_handler_ex(h, protocol_id, 0, cb, arg);
+}
+
+int gn_host_set_handler_ex(gn_host *h, const char *protocol_id, uint32_t flags,
+                           gn_host_stream_cb cb, void *arg)
+{
+    if (!cb || (flags & ~GN_HOST_HANDLER_LIMITED_OK)) {
         return GN_EINVAL;
     }
-    return gni_node_add_handler(host_node(h), protocol_id, cb, arg, true);
+    return gni_node_add_handler(host_node(h), protocol_id, cb, arg, true,
+                                (flags & GN_HOST_HANDLER_LIMITED_OK) != 0);
 }
 
 int gn_host_remove_handler(gn_host *h, const char *protocol_id)
@@ -162,7 +245,7 @@ int gn_host_remove_handler(gn_host *h, const char *protocol_id)
     if (!protocol_id) {
         return GN_EINVAL;
     }
-    return gni_node_add_handler(host_node(h), protocol_id, NULL, NULL, true);
+    return gni_node_add_handler(host_node(h), protocol_id, NULL, NULL, true, false);
 }
 
 size_t gn_host_protocols(gn_host *h, const char **ids, size_t max)
@@ -804,7 +887,10 @@ static void op_dial_stage(gn_host_op *op)
     }
     bool bare = op->has_peer && gn_multiaddr_count(op->ma) == 1;
     bool routed = op->router_idx > 0;
-    if (bare && !gni_node_find_open(n, &op->peer) && !gni_node_has_route(n, &op->peer)) {
+    bool direct = (op->flags & GN_HOST_CONNECT_DIRECT) != 0;
+    if (bare && ((op->flags & GN_HOST_CONNECT_NO_REUSE) ||
+                 !gni_node_find_open_ex(n, &op->peer, direct)) &&
+        !gni_node_has_route_ex(n, &op->peer, direct)) {
         if (routed || n->nrouters == 0) {
             op_deliver_error(op, GN_ENOROUTE); /* asked already, or nobody to ask */
             op_stage_end(op);
@@ -827,6 +913,7 @@ static void op_dial_stage(gn_host_op *op)
     r->internal = op_dialed;
     r->internal_arg = op;
     r->routed = routed;
+    r->flags = op->flags;
     op->r = r;
     gni_node_dial_run(n, ma, r);
 }
@@ -912,13 +999,11 @@ static void op_cancel(gn_op *h)
 /* Parses the multiaddr's /p2p/ part into op->peer. */
 static int op_set_target(gn_host_op *op, const gn_multiaddr *addr)
 {
-    gn_ma_component c;
-    if (gn_multiaddr_find(addr, GN_MA_P2P, &c) >= 0) {
-        if (gn_peer_id_from_bytes(c.value, c.value_len, &op->peer) < 0) {
-            return GN_EINVAL;
-        }
-        op->has_peer = true;
+    int rc = gni_ma_target_peer(addr, &op->peer);
+    if (rc < 0) {
+        return GN_EINVAL;
     }
+    op->has_peer = rc == 1;
     return gn_multiaddr_dup(addr, &op->ma);
 }
 
@@ -941,11 +1026,21 @@ static int op_create(gn_node *n, op_kind kind, void *arg, gn_host_op **opp)
 int gn_host_connect(gn_host *h, const gn_multiaddr *addr, gn_host_connect_cb cb, void *arg,
                     gn_op **out)
 {
+    return gn_host_connect_ex(h, addr, 0, cb, arg, out);
+}
+
+int gn_host_connect_ex(gn_host *h, const gn_multiaddr *addr, uint32_t flags,
+                       gn_host_connect_cb cb, void *arg, gn_op **out)
+{
+    const uint32_t all =
+        GN_HOST_CONNECT_NO_REUSE | GN_HOST_CONNECT_DIRECT | GN_HOST_CONNECT_RESPONDER;
     gn_host_op *op = NULL;
     if (out) {
         *out = NULL;
     }
-    if (!addr || !cb) {
+    if (!addr || !cb || (flags & ~all) ||
+        ((flags & GN_HOST_CONNECT_RESPONDER) && !(flags & GN_HOST_CONNECT_NO_REUSE)) ||
+        ((flags & GN_HOST_CONNECT_DIRECT) && gni_ma_is_relayed(addr))) {
         return GN_EINVAL;
     }
     int rc = op_create(host_node(h), OP_CONNECT, arg, &op);
@@ -953,7 +1048,11 @@ int gn_host_connect(gn_host *h, const gn_multiaddr *addr, gn_host_connect_cb cb,
         return rc;
     }
     op->connect_cb = cb;
+    op->flags = flags;
     rc = op_set_target(op, addr);
+    if (rc == 0 && (flags & GN_HOST_CONNECT_RESPONDER) && !op->has_peer) {
+        rc = GN_EINVAL; /* the responder must know whom it expects */
+    }
     if (rc < 0) {
         op_discard(op);
         return rc;
@@ -964,13 +1063,19 @@ int gn_host_connect(gn_host *h, const gn_multiaddr *addr, gn_host_connect_cb cb,
 int gn_host_new_stream(gn_host *h, const gn_peer_id *peer, const char *protocol_id,
                        gn_host_stream_open_cb cb, void *arg, gn_op **out)
 {
+    return gn_host_new_stream_ex(h, peer, protocol_id, 0, cb, arg, out);
+}
+
+int gn_host_new_stream_ex(gn_host *h, const gn_peer_id *peer, const char *protocol_id,
+                          uint32_t flags, gn_host_stream_open_cb cb, void *arg, gn_op **out)
+{
     gn_node *n = host_node(h);
     size_t plen = protocol_id ? strlen(protocol_id) : 0;
     if (out) {
         *out = NULL;
     }
     if (!peer || !cb || plen == 0 || plen >= GN_PROTOCOL_ID_MAX ||
-        gn_peer_id_equal(peer, &n->self)) {
+        gn_peer_id_equal(peer, &n->self) || (flags & ~GN_HOST_STREAM_LIMITED_OK)) {
         return GN_EINVAL;
     }
     char pid[GN_PEER_ID_MAX_STRLEN];
@@ -985,6 +1090,8 @@ int gn_host_new_stream(gn_host *h, const gn_peer_id *peer, const char *protocol_
     op->stream_cb = cb;
     op->peer = *peer;
     op->has_peer = true;
+    op->limited_ok = (flags & GN_HOST_STREAM_LIMITED_OK) != 0;
+    op->flags = op->limited_ok ? 0 : GN_HOST_CONNECT_DIRECT;
     memcpy(op->proto, protocol_id, plen + 1);
     char text[GN_PEER_ID_MAX_STRLEN + 8];
     snprintf(text, sizeof text, "/p2p/%s", pid);
@@ -1208,9 +1315,10 @@ void gni_host_free_components(gn_node *n)
 
 static int start_protocol(gn_node *n, gn_protocol *p)
 {
-    int rc = gni_node_add_handler(n, p->ops->name, proto_on_stream, p, true);
+    int rc = gni_node_add_handler(n, p->ops->name, proto_on_stream, p, true,
+                                  (p->ops->flags & GN_LAYER_F_LIMITED_OK) != 0);
     if (rc == 0 && p->ops->start && (rc = p->ops->start(p)) < 0) {
-        gni_node_add_handler(n, p->ops->name, NULL, NULL, true);
+        gni_node_add_handler(n, p->ops->name, NULL, NULL, true, false);
     }
     return rc;
 }
@@ -1291,7 +1399,7 @@ void gni_host_stop_components(gn_node *n)
         if (p->ops->stop) {
             p->ops->stop(p);
         }
-        gni_node_add_handler(n, p->ops->name, NULL, NULL, true);
+        gni_node_add_handler(n, p->ops->name, NULL, NULL, true, false);
     }
     while (n->nrouters_started > 0) {
         gn_router_stop(n->routers[--n->nrouters_started]);
@@ -1419,4 +1527,8 @@ void gni_host_fini(gn_node *n)
         gn_multiaddr_free(n->observed[i]);
     }
     n->nobserved = 0;
+    for (size_t i = 0; i < n->nannounced; i++) {
+        gn_multiaddr_free(n->announced[i]);
+    }
+    n->nannounced = 0;
 }

@@ -79,6 +79,9 @@ int gni_node_make_instances(gn_node *n)
     for (size_t i = 0; i < n->ntr && rc == 0; i++) {
         const gn_layer_ops *o = gn_stack_get(n->stack, GN_LAYER_TRANSPORT, i);
         rc = gn_transport_new((const gn_transport_ops *)o, n->loop, &n->cfg.transport, &n->tr[i]);
+        if (rc == 0) {
+            n->tr[i]->host = &n->host;
+        }
     }
     for (size_t i = 0; i < n->nsec && rc == 0; i++) {
         const gn_layer_ops *o = gn_stack_get(n->stack, GN_LAYER_CRYPTO, i);
@@ -897,8 +900,19 @@ size_t gni_node_protocols(gn_node *n, const char **ids, size_t max)
     return k;
 }
 
+size_t gni_node_protocols_for(gn_node *n, const gn_channel *ch, const char **ids, size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n->nhandlers && k < max; i++) {
+        if (!ch->limited || n->handlers[i].limited_ok) {
+            ids[k++] = n->handlers[i].id;
+        }
+    }
+    return k;
+}
+
 int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb cb, void *arg,
-                         bool component)
+                         bool component, bool limited_ok)
 {
     size_t len = protocol_id ? strlen(protocol_id) : 0;
     if (len == 0 || len >= GN_PROTOCOL_ID_MAX || strchr(protocol_id, '\n') ||
@@ -929,6 +943,7 @@ int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb 
     h->cb = cb;
     h->arg = arg;
     h->component = component;
+    h->limited_ok = limited_ok || !component; /* the application's always run */
     return 0;
 }
 
@@ -943,7 +958,7 @@ int gn_node_set_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb c
     if (cb && !n->components_running && gni_host_protocol_selected(n, protocol_id)) {
         return GN_EEXIST; /* a protocol component answers it once started */
     }
-    return gni_node_add_handler(n, protocol_id, cb, arg, false);
+    return gni_node_add_handler(n, protocol_id, cb, arg, false, true);
 }
 
 /* ------------------------------------------------------------------------
@@ -1221,16 +1236,14 @@ static int node_parse_target(gn_node *n, const char *s, gn_multiaddr **ma, gn_pe
     if (rc < 0) {
         return rc == GN_ENOMEM ? rc : GN_EPARSE;
     }
-    gn_ma_component c;
     *has_peer = false;
-    if (gn_multiaddr_find(*ma, GN_MA_P2P, &c) >= 0) {
-        if (gn_peer_id_from_bytes(c.value, c.value_len, peer) < 0) {
-            gn_multiaddr_free(*ma);
-            *ma = NULL;
-            return GN_EPARSE;
-        }
-        *has_peer = true;
+    rc = gni_ma_target_peer(*ma, peer);
+    if (rc < 0) {
+        gn_multiaddr_free(*ma);
+        *ma = NULL;
+        return GN_EPARSE;
     }
+    *has_peer = rc == 1;
     if (atomic_load(&n->instances_ready)) {
         /* handles() is pure and the instance array is immutable while running */
         gn_multiaddr *bare = NULL;

@@ -72,6 +72,7 @@ struct dial_req {
     gni_list link;           /* in the channel's waiters, or the node's orphans */
     gn_channel *ch;          /* the channel it waits on, while in its waiters */
     bool routed;             /* the routers were asked for it already */
+    uint32_t flags;          /* GN_HOST_CONNECT_* */
     gn_node_dial_cb cb;      /* user callback (NULL: event) */
     gn_node_dial_result_cb result_cb; /* gn_node_dial_ex() callback (then cb is NULL) */
     void *arg;
@@ -118,6 +119,10 @@ struct gn_channel {
     gni_list link;                  /* node->channels */
     ch_phase phase;
     bool outbound;
+    bool initiator;                 /* security and muxer role: outbound unless RESPONDER */
+    bool no_reuse;                  /* GN_HOST_CONNECT_NO_REUSE: never joined or reused by a dial */
+    bool limited;                   /* a limited connection (GN_QUERY_CONN_LIMIT answered) */
+    gn_conn_limit limit;
     bool was_open;                  /* CHANNEL_OPENED was emitted */
     bool peer_known;
     bool expect_peer;
@@ -175,6 +180,7 @@ typedef struct handler_ent {
     gn_node_stream_cb cb;
     void *arg;
     bool component;                 /* registered through the host, not the application */
+    bool limited_ok;                /* offered on limited channels (GN_HOST_HANDLER_LIMITED_OK) */
 } handler_ent;
 
 typedef struct ovf_ev {
@@ -243,6 +249,7 @@ struct gn_node {
     _Atomic bool need_drain;        /* overflow or blocked readers pending */
     _Atomic bool drain_posted;
     _Atomic bool instances_ready;
+    _Atomic int reach;              /* gn_reachability (gn_host_set_reachability) */
     /* Close requests never lost (gn_node_close, gn_channel_close): a flag
      * plus one reserved loop command, no allocation, no ring slot. */
     gni_loop_cmd close_cmd;         /* any: storage; the loop's mutex guards it */
@@ -287,6 +294,8 @@ struct gn_node {
     gni_list host_ops;              /* gn_host_op not yet finished */
     gn_multiaddr *observed[GN_HOST_MAX_OBSERVED];
     size_t nobserved;
+    gn_multiaddr *announced[GN_HOST_MAX_ANNOUNCED]; /* gn_host_announce_addr */
+    size_t nannounced;
     gni_list listeners;
     uint32_t nlisteners_closing;
     uint32_t nstray;                /* refused inbound connections still closing */
@@ -343,6 +352,9 @@ int gni_node_make_instances(gn_node *n);
 const handler_ent *gni_node_find_handler(gn_node *n, const char *id);
 /* All protocol ids the node answers on inbound streams; returns the count. */
 size_t gni_node_protocols(gn_node *n, const char **ids, size_t max);
+/* The same for a stream of @ch: on a limited channel only the handlers that
+ * accept limited connections (the application's and GN_HOST_HANDLER_LIMITED_OK). */
+size_t gni_node_protocols_for(gn_node *n, const gn_channel *ch, const char **ids, size_t max);
 void gni_node_maybe_finish_close(gn_node *n);
 /*
  * The same on a later loop turn: for callers that run inside a component's
@@ -359,7 +371,7 @@ size_t gni_node_listen_addrs(gn_node *n, const gn_multiaddr **out, size_t max);
  * the caller's to remove), GN_ELIMIT.
  */
 int gni_node_add_handler(gn_node *n, const char *id, gn_node_stream_cb cb, void *arg,
-                         bool component);
+                         bool component, bool limited_ok);
 
 /* ---- host.c ---- */
 void gni_host_emit(gn_node *n, gn_host_event_type type, gn_channel *ch, const gn_peer_id *peer,
@@ -386,8 +398,19 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r);
 /* An inbound connection from @t's listener: admitted and upgraded, or closed. */
 void gni_node_accept(gn_node *n, gn_transport *t, gn_stream *conn);
 gn_channel *gni_node_find_open(gn_node *n, const gn_peer_id *peer);
-/* True when the peer store holds a live address of @peer a transport handles. */
+/* The same, never a limited channel when @direct (an unlimited one is
+ * preferred either way). */
+gn_channel *gni_node_find_open_ex(gn_node *n, const gn_peer_id *peer, bool direct);
+/* True when the peer store holds a live address of @peer a transport handles
+ * (@direct: one that is not relayed). */
 bool gni_node_has_route(gn_node *n, const gn_peer_id *peer);
+bool gni_node_has_route_ex(gn_node *n, const gn_peer_id *peer, bool direct);
+/* The peer a multiaddr dials: its last component when that is /p2p/<id>
+ * (a relay address /.../p2p/<relay>/p2p-circuit/p2p/<id> names <id>).
+ * Returns 1 with *@peer, 0 when there is none, GN_EPARSE for a bad id. */
+int gni_ma_target_peer(const gn_multiaddr *ma, gn_peer_id *peer);
+/* True when @ma runs through a relay (has /p2p-circuit). */
+bool gni_ma_is_relayed(const gn_multiaddr *ma);
 void gni_node_idle_arm(gn_node *n);
 /* A connection manager option (gn_node_configure), on the loop thread. */
 void gni_connmgr_configure(gn_node *n, int opt, uint64_t value);

@@ -123,6 +123,20 @@ static void up_set_addrs(gn_channel *ch, gn_stream *s)
 
 static void up_on_session_ready(gn_channel *ch, size_t mux_idx);
 
+/* A connection a third party carries under limits (a relayed one) makes a
+ * limited channel (golemnet/host.h "limited connections"). */
+static void up_check_limited(gn_channel *ch, gn_stream *conn)
+{
+    gn_conn_limit lim;
+    if (gn_stream_query(conn, GN_QUERY_CONN_LIMIT, &lim, sizeof lim) == (int)sizeof lim) {
+        ch->limited = true;
+        ch->limit = lim;
+        uv_mutex_lock(&ch->mtx);
+        ch->info.limited = true;
+        uv_mutex_unlock(&ch->mtx);
+    }
+}
+
 static void up_on_mux_selected(void *arg, int status, gn_stream *s, const char *proto)
 {
     gn_channel *ch = arg;
@@ -147,7 +161,7 @@ static void up_start_mux_ms(gn_channel *ch)
 {
     gn_node *n = ch->node;
     gni_ms_config cfg;
-    gni_ms_config_default(&cfg, ch->outbound ? GNI_MS_INITIATOR : GNI_MS_RESPONDER);
+    gni_ms_config_default(&cfg, ch->initiator ? GNI_MS_INITIATOR : GNI_MS_RESPONDER);
     cfg.protocols = n->mux_ids;
     cfg.protocol_cnt = n->nmux;
     ch->phase = PH_MS_MUX;
@@ -232,7 +246,7 @@ static void up_on_sec_selected(void *arg, int status, gn_stream *s, const char *
     snprintf(ch->info.security, sizeof ch->info.security, "%s", proto);
     uv_mutex_unlock(&ch->mtx);
     gn_secure_params p = {
-        .initiator = ch->outbound,
+        .initiator = ch->initiator,
         .expected_peer = ch->expect_peer ? &ch->expected : NULL,
         .early_muxers = n->mux_ids,
         .n_early_muxers = n->nmux,
@@ -253,7 +267,7 @@ static void up_start_sec_ms(gn_channel *ch)
 {
     gn_node *n = ch->node;
     gni_ms_config cfg;
-    gni_ms_config_default(&cfg, ch->outbound ? GNI_MS_INITIATOR : GNI_MS_RESPONDER);
+    gni_ms_config_default(&cfg, ch->initiator ? GNI_MS_INITIATOR : GNI_MS_RESPONDER);
     cfg.protocols = n->sec_ids;
     cfg.protocol_cnt = n->nsec;
     ch->phase = PH_MS_SEC;
@@ -270,7 +284,7 @@ static void up_on_session_ready(gn_channel *ch, size_t mux_idx)
 {
     gn_node *n = ch->node;
     gn_mux_session *ms = NULL;
-    int rc = gn_mux_session_new(n->mux[mux_idx], ch->sec, ch->outbound, &ch->up_cbs->session, ch,
+    int rc = gn_mux_session_new(n->mux[mux_idx], ch->sec, ch->initiator, &ch->up_cbs->session, ch,
                                 &ms);
     if (rc < 0) {
         up_fail(ch, rc);
@@ -314,6 +328,7 @@ static void up_on_dialed(void *arg, int status, gn_stream *conn)
     }
     ch->raw = conn;
     up_set_addrs(ch, conn);
+    up_check_limited(ch, conn);
     up_start_sec_ms(ch);
 }
 
@@ -348,6 +363,7 @@ void gni_upgrade_accept(gn_channel *ch, gn_transport *t, gn_stream *conn,
     ch->transport = t;
     ch->raw = conn;
     up_set_addrs(ch, conn);
+    up_check_limited(ch, conn);
     up_start_sec_ms(ch);
 }
 

@@ -143,6 +143,120 @@ typedef void (*gn_host_stream_open_cb)(void *arg, int status, gn_channel *ch, gn
 GN_API int gn_host_new_stream(gn_host *h, const gn_peer_id *peer, const char *protocol_id,
                               gn_host_stream_open_cb cb, void *arg, gn_op **op);
 
+/* ---- limited connections and connection options (Since: 0.4) ---- */
+
+/*
+ * A limited channel runs over a connection that a third party carries
+ * under limits: a circuit relay v2 connection (libp2p/specs
+ * relay/circuit-v2.md "Reservation", the Limit message) lasts at most a
+ * duration and carries at most a number of bytes each way. Only protocols
+ * that accept limited connections run on it: a component opts in per
+ * handler (GN_HOST_HANDLER_LIMITED_OK) and per outbound stream
+ * (GN_HOST_STREAM_LIMITED_OK). Application streams and handlers always
+ * accept them (the application dialled the relay address, or reads
+ * gn_channel_limited()). Identify, ping, DCUtR, the circuit stop protocol
+ * and the message service opt in; the DHT does not.
+ */
+
+/** The limits of a limited connection; 0 in a field: no limit of that kind. */
+typedef struct gn_conn_limit {
+    gn_time duration; /* ns from the connection's start */
+    uint64_t data;    /* bytes each way */
+} gn_conn_limit;
+
+/**
+ * True when @ch runs over a limited connection; *@out (may be NULL)
+ * receives its limits. False for NULL. Loop thread. Since: 0.4
+ */
+GN_API bool gn_channel_limited(gn_channel *ch, gn_conn_limit *out);
+
+/** gn_host_set_handler_ex(): the handler also runs on limited channels. */
+#define GN_HOST_HANDLER_LIMITED_OK 0x1u
+
+/**
+ * gn_host_set_handler() with @flags (GN_HOST_HANDLER_*; 0: the handler
+ * is not offered on limited channels, where multistream-select answers
+ * "na"). Errors as gn_host_set_handler(), and GN_EINVAL for an unknown
+ * flag. Since: 0.4
+ */
+GN_API int gn_host_set_handler_ex(gn_host *h, const char *protocol_id, uint32_t flags,
+                                  gn_host_stream_cb cb, void *arg);
+
+/** gn_host_new_stream_ex(): a limited channel may carry the stream. */
+#define GN_HOST_STREAM_LIMITED_OK 0x1u
+
+/**
+ * gn_host_new_stream() with @flags (GN_HOST_STREAM_*). Without
+ * GN_HOST_STREAM_LIMITED_OK a limited channel is never used: when the only
+ * open channel to @peer is limited, the peer's other addresses are dialled
+ * (never relayed ones), and the open fails with GN_ENOROUTE when there is
+ * none. Errors as gn_host_new_stream(), and GN_EINVAL for an unknown flag.
+ * Since: 0.4
+ */
+GN_API int gn_host_new_stream_ex(gn_host *h, const gn_peer_id *peer, const char *protocol_id,
+                                 uint32_t flags, gn_host_stream_open_cb cb, void *arg,
+                                 gn_op **op);
+
+/**
+ * gn_host_connect_ex() flags.
+ * NO_REUSE: open a new connection even when a channel to the peer is open
+ *   (AutoNAT's dial-back, DCUtR's direct connection); the new channel is
+ *   never joined with another attempt.
+ * DIRECT: the connection must not be relayed: an address with
+ *   /p2p-circuit fails with GN_EINVAL, and a bare /p2p/<id> dials only the
+ *   peer's direct addresses (never the routers).
+ * RESPONDER: run the security and muxer negotiation as the responder
+ *   although we dialled (a synchronised TCP simultaneous open, where the
+ *   peer runs as initiator: libp2p/specs relay/DCUtR.md). Needs NO_REUSE
+ *   and an address with the peer's /p2p/<id>.
+ */
+#define GN_HOST_CONNECT_NO_REUSE 0x1u
+#define GN_HOST_CONNECT_DIRECT 0x2u
+#define GN_HOST_CONNECT_RESPONDER 0x4u
+
+/**
+ * gn_host_connect() with @flags (GN_HOST_CONNECT_*). Errors as
+ * gn_host_connect(), and GN_EINVAL for an unknown flag, RESPONDER without
+ * NO_REUSE or without a peer ID, or DIRECT with a relayed address.
+ * Since: 0.4
+ */
+GN_API int gn_host_connect_ex(gn_host *h, const gn_multiaddr *addr, uint32_t flags,
+                              gn_host_connect_cb cb, void *arg, gn_op **op);
+
+/**
+ * Adds or removes @addr (copied; without /p2p/<self>) from the addresses
+ * the host announces besides its listeners and observed addresses: a
+ * circuit relay reservation's address (/.../p2p/<relay>/p2p-circuit). The
+ * change is published as GN_HOST_EV_LISTEN_ADDRS. At most
+ * GN_HOST_MAX_ANNOUNCED. Errors: GN_EINVAL, GN_EEXIST (adding one
+ * present), GN_ENOTFOUND (removing one absent), GN_ELIMIT, GN_ENOMEM.
+ * Since: 0.4
+ */
+GN_API int gn_host_announce_addr(gn_host *h, const gn_multiaddr *addr, bool add);
+/** Most extra announced addresses a host keeps. */
+#define GN_HOST_MAX_ANNOUNCED 8u
+/** Fills @out with up to @max announced addresses (borrowed until the next change). Returns the count. */
+GN_API size_t gn_host_announced_addrs(gn_host *h, const gn_multiaddr **out, size_t max);
+
+/* ---- reachability (AutoNAT) ---- */
+
+/** Whether peers can dial this host directly. Since: 0.4 */
+typedef enum gn_reachability {
+    GN_REACH_UNKNOWN = 0, /* not yet known */
+    GN_REACH_PUBLIC = 1,  /* dial-backs succeed: peers can dial us */
+    GN_REACH_PRIVATE = 2  /* dial-backs fail: we are behind a NAT or firewall */
+} gn_reachability;
+
+/**
+ * Records the host's reachability (an AutoNAT component's verdict) with
+ * the address that proved it (may be NULL). A change is published as
+ * GN_HOST_EV_REACHABILITY (status: the new gn_reachability) and queued for
+ * the application as GN_NODE_EV_REACHABILITY. Errors: GN_EINVAL. Since: 0.4
+ */
+GN_API int gn_host_set_reachability(gn_host *h, gn_reachability r, const gn_multiaddr *addr);
+/** The host's reachability (GN_REACH_UNKNOWN until a component reported). Any thread. Since: 0.4 */
+GN_API gn_reachability gn_host_reachability(gn_host *h);
+
 /* ---- routing ---- */
 
 /**
@@ -238,7 +352,8 @@ typedef enum gn_host_event_type {
     GN_HOST_EV_DISCONNECTED = 0x2, /* a channel closed: ch, peer, status (why) */
     GN_HOST_EV_IDENTIFIED = 0x4,   /* identify finished: ch, peer; peer store updated */
     GN_HOST_EV_PEER_FOUND = 0x8,   /* discovery reported a peer: peer (ch NULL) */
-    GN_HOST_EV_LISTEN_ADDRS = 0x10 /* listen or observed addresses changed (ch, peer NULL) */
+    GN_HOST_EV_LISTEN_ADDRS = 0x10, /* listen, observed or announced addresses changed (ch, peer NULL) */
+    GN_HOST_EV_REACHABILITY = 0x20  /* reachability changed: status = gn_reachability (Since: 0.4) */
 } gn_host_event_type;
 
 /** One host event; every pointer is borrowed for the callback. */

@@ -38,6 +38,12 @@ typedef enum gn_layer_kind {
 
 /** Never offered in negotiation unless the stack names it explicitly. */
 #define GN_LAYER_F_EXPLICIT_ONLY 0x1u
+/**
+ * A protocol component whose stream handler (its name) also runs on
+ * limited channels (golemnet/host.h, GN_HOST_HANDLER_LIMITED_OK): ping,
+ * identify. Since: 0.4
+ */
+#define GN_LAYER_F_LIMITED_OK 0x2u
 
 #define GN_LAYER_OPS_HEADER                                                                  \
     uint32_t abi;                                                                            \

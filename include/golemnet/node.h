@@ -493,7 +493,14 @@ typedef enum gn_node_event_type {
      * without a GN_EAGAIN, and none once the channel is closing (its
      * GN_NODE_EV_CHANNEL_CLOSED follows instead). Since: 0.3
      */
-    GN_NODE_EV_WRITABLE = 12
+    GN_NODE_EV_WRITABLE = 12,
+    /**
+     * status: the node's new reachability (gn_reachability, golemnet/host.h:
+     * GN_REACH_PUBLIC, GN_REACH_PRIVATE or GN_REACH_UNKNOWN) as an AutoNAT
+     * component judged it; addr: the address that proved it (may be
+     * empty). Since: 0.4
+     */
+    GN_NODE_EV_REACHABILITY = 13
 } gn_node_event_type;
 
 /** One event. Fixed size; strings are NUL-terminated. */
@@ -586,6 +593,8 @@ typedef struct gn_channel_info {
     char remote_addr[GN_NODE_ADDR_MAX];
     char security[GN_PROTOCOL_ID_MAX];
     char muxer[GN_PROTOCOL_ID_MAX];
+    /** Runs over a limited (relayed) connection: gn_channel_limited(). Since: 0.4 */
+    bool limited;
 } gn_channel_info;
 
 /**

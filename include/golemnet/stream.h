@@ -143,7 +143,14 @@ enum {
      * the caller may move it to its protocol (gn_rcmgr_stream_set_protocol)
      * but never ends it. Since: 0.2
      */
-    GN_QUERY_RCMGR_STREAM = 8
+    GN_QUERY_RCMGR_STREAM = 8,
+    /**
+     * out: gn_conn_limit (golemnet/host.h), the limits of a limited
+     * connection (a circuit relay v2 connection): a transport's connection
+     * answers it when a third party carries it under limits; the node then
+     * marks the channel limited (gn_channel_limited()). Since: 0.4
+     */
+    GN_QUERY_CONN_LIMIT = 9
 };
 
 /* Stream state flags (core-managed; read with gn_stream_flags()). */

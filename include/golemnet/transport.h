@@ -95,6 +95,14 @@ struct gn_transport {
     void *state;                 /* ops->state_size bytes, zeroed, owned by core */
     gn_transport_config config;
     uint32_t nconns;             /* open connections (maintained by the component) */
+    /**
+     * The node that runs the instance, set by the node right after
+     * gn_transport_new() and before any listen or dial; NULL for an
+     * instance made outside a node. A transport that runs over other
+     * connections (the circuit relay transport) reaches the peers through
+     * it (golemnet/host.h). Since: 0.4
+     */
+    struct gn_host *host;
 };
 
 /** A listener. The component allocates it embedding this header. */

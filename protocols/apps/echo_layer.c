@@ -20,6 +20,7 @@ static void echo_on_stream(gn_protocol *p, gn_stream *s, const gn_protocol_strea
 static const gn_protocol_ops echo_ops = {
     .abi = GN_PROTOCOL_ABI,
     .name = GNI_ECHO_PROTOCOL_ID,
+    .flags = GN_LAYER_F_LIMITED_OK,
     .on_stream = echo_on_stream,
     .node_bit = GN_NODE_PROTO_ECHO,
 };

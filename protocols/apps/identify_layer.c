@@ -188,7 +188,8 @@ static int id_start(gn_protocol *p)
 {
     idp *st = p->state;
     st->p = p;
-    int rc = gn_host_set_handler(p->host, GNI_IDENTIFY_PUSH_PROTOCOL_ID, id_on_push, st);
+    int rc = gn_host_set_handler_ex(p->host, GNI_IDENTIFY_PUSH_PROTOCOL_ID,
+                                    GN_HOST_HANDLER_LIMITED_OK, id_on_push, st);
     if (rc < 0) {
         return rc;
     }
@@ -216,6 +217,7 @@ static void id_stop(gn_protocol *p)
 static const gn_protocol_ops identify_ops = {
     .abi = GN_PROTOCOL_ABI,
     .name = GNI_IDENTIFY_PROTOCOL_ID,
+    .flags = GN_LAYER_F_LIMITED_OK,
     .state_size = sizeof(idp),
     .start = id_start,
     .stop = id_stop,

@@ -577,6 +577,7 @@ static void msg_stop(gn_protocol *p)
 static const gn_protocol_ops msg_ops = {
     .abi = GN_PROTOCOL_ABI,
     .name = GNI_MSG_PROTOCOL_ID,
+    .flags = GN_LAYER_F_LIMITED_OK,
     .state_size = sizeof(msg_svc),
     .init = msg_init,
     .fini = msg_fini,

@@ -23,6 +23,7 @@ static void perf_on_stream(gn_protocol *p, gn_stream *s, const gn_protocol_strea
 static const gn_protocol_ops perf_ops = {
     .abi = GN_PROTOCOL_ABI,
     .name = GNI_PERF_PROTOCOL_ID,
+    .flags = GN_LAYER_F_LIMITED_OK,
     .on_stream = perf_on_stream,
     .node_bit = GN_NODE_PROTO_PERF,
 };

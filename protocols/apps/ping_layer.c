@@ -24,6 +24,7 @@ static void ping_on_stream(gn_protocol *p, gn_stream *s, const gn_protocol_strea
 static const gn_protocol_ops ping_ops = {
     .abi = GN_PROTOCOL_ABI,
     .name = GNI_PING_PROTOCOL_ID,
+    .flags = GN_LAYER_F_LIMITED_OK,
     .on_stream = ping_on_stream,
     .node_bit = GN_NODE_PROTO_PING,
 };
