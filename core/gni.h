@@ -171,6 +171,43 @@ static inline bool gni_varint_rd_busy(const gni_varint_rd *rd) { return rd->n !=
 int gni_varint_rd_byte(gni_varint_rd *rd, uint8_t b, uint64_t *v);
 
 /*
+ * A sans-I/O reader of unsigned-varint-length-prefixed messages, libp2p's
+ * framing of protobuf messages on a stream (circuit relay, AutoNAT, DCUtR,
+ * identify). It consumes exactly one message and stops, so the bytes that
+ * follow it (a relayed connection's first bytes) stay with the caller.
+ * Lengths above @max fail before anything is allocated. core/lpmsg.c.
+ */
+typedef struct gni_lp_reader {
+    gni_varint_rd vr;
+    size_t max;      /* longest message accepted */
+    size_t want;     /* the current message's length, once known */
+    size_t have;     /* bytes of it gathered */
+    uint8_t *buf;    /* want bytes (NULL until the length is known, and for 0) */
+    bool in_body;    /* the length is known */
+    bool done;       /* a message is complete and not yet taken */
+} gni_lp_reader;
+
+/** Sets up @r for messages of at most @max bytes (no allocation). */
+void gni_lp_reader_init(gni_lp_reader *r, size_t max);
+/**
+ * Feeds @len bytes of @in. *@consumed receives how many were used: all of
+ * them, or fewer when a message completed (the rest follow it). Returns 1
+ * when a message is complete: *@msg and *@msg_len (borrowed until the next
+ * feed or clear; *@msg may be NULL for an empty message), 0 when more
+ * bytes are needed, or GN_EFRAMESIZE (longer than max), GN_EPARSE (bad
+ * varint), GN_ENOMEM; after an error the reader must be cleared.
+ */
+int gni_lp_reader_feed(gni_lp_reader *r, const uint8_t *in, size_t len, size_t *consumed,
+                       const uint8_t **msg, size_t *msg_len);
+/** Frees what @r holds and resets it for the next message (same max). */
+void gni_lp_reader_clear(gni_lp_reader *r);
+/**
+ * Writes the varint length prefix of a @len-byte message into @out (at
+ * least 10 bytes). Returns its length.
+ */
+size_t gni_lp_prefix(uint8_t out[10], size_t len);
+
+/*
  * A gn_rcbuf of @len bytes whose contents are not initialised (the caller
  * fills them before sharing). NULL when out of memory.
  */
