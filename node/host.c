@@ -114,8 +114,8 @@ size_t gn_host_listen_addrs(gn_host *h, const gn_multiaddr **out, size_t max)
 int gn_host_add_observed_addr(gn_host *h, const gn_multiaddr *addr)
 {
     gn_node *n = host_node(h);
-    if (!addr) {
-        return GN_EINVAL;
+    if (!addr || gni_ma_is_relayed(addr)) {
+        return GN_EINVAL; /* a peer's view of a relayed connection is not our address */
     }
     for (size_t i = 0; i < n->nobserved; i++) {
         if (gn_multiaddr_equal(n->observed[i], addr)) {
@@ -213,6 +213,15 @@ int gn_host_set_reachability(gn_host *h, gn_reachability r, const gn_multiaddr *
     ev.status = (int)r;
     snprintf(ev.addr, sizeof ev.addr, "%s", text);
     gni_node_push_event(n, &ev);
+    return 0;
+}
+
+int gn_host_protect_peer(gn_host *h, const gn_peer_id *peer, bool protect)
+{
+    if (!peer || peer->len == 0) {
+        return GN_EINVAL;
+    }
+    gni_connmgr_protect(host_node(h), peer, protect);
     return 0;
 }
 
@@ -1485,7 +1494,7 @@ static void nat_try(nat_map_ctx *c)
 static bool addr_is_mappable(const gn_multiaddr *ma)
 {
     gn_ma_component c;
-    if (gn_multiaddr_component(ma, 0, &c) < 0) {
+    if (gni_ma_is_relayed(ma) || gn_multiaddr_component(ma, 0, &c) < 0) {
         return false;
     }
     if (c.code == GN_MA_IP4) {

@@ -66,9 +66,10 @@ GN_API size_t gn_host_listen_addrs(gn_host *h, const gn_multiaddr **out, size_t 
 
 /**
  * Records @addr as an address through which peers reach us (an identify
- * observed address, a NAT mapping, a relay address). @addr is copied.
- * At most GN_HOST_MAX_OBSERVED are kept; the oldest is dropped.
- * Errors: GN_EINVAL (NULL), GN_ENOMEM.
+ * observed address, a NAT mapping). @addr is copied. At most
+ * GN_HOST_MAX_OBSERVED are kept; the oldest is dropped. Relay addresses
+ * are announced with gn_host_announce_addr() instead.
+ * Errors: GN_EINVAL (NULL, or a relayed /p2p-circuit address), GN_ENOMEM.
  */
 GN_API int gn_host_add_observed_addr(gn_host *h, const gn_multiaddr *addr);
 /** Most observed addresses a host keeps. */
@@ -237,6 +238,16 @@ GN_API int gn_host_announce_addr(gn_host *h, const gn_multiaddr *addr, bool add)
 #define GN_HOST_MAX_ANNOUNCED 8u
 /** Fills @out with up to @max announced addresses (borrowed until the next change). Returns the count. */
 GN_API size_t gn_host_announced_addrs(gn_host *h, const gn_multiaddr **out, size_t max);
+
+/**
+ * Keeps (or, @protect false, stops keeping) the connection manager from
+ * trimming channels to @peer (gn_node_protect_peer() on the loop thread):
+ * a relay a circuit listener holds a reservation at. Not reference
+ * counted: the last call wins. Errors: GN_EINVAL (NULL or empty @peer);
+ * a full protection list (256 peers) is logged and the call ignored.
+ * Since: 0.4
+ */
+GN_API int gn_host_protect_peer(gn_host *h, const gn_peer_id *peer, bool protect);
 
 /* ---- reachability (AutoNAT) ---- */
 
