@@ -529,9 +529,9 @@ static void l_hop_opened(void *arg, int status, gn_channel *ch, gn_stream *s)
     gni_relay_msg m;
     memset(&m, 0, sizeof m);
     m.type = GNI_RELAY_HOP_RESERVE;
-    int rc = x_send(&l->x, &m);
-    if (rc == 0) {
-        rc = x_expect(&l->x, l->st->t->loop, s, false, CIRC_XCHG_TIMEOUT, l_reserved);
+    int rc = x_expect(&l->x, l->st->t->loop, s, false, CIRC_XCHG_TIMEOUT, l_reserved);
+    if (rc == 0 && (rc = x_send(&l->x, &m)) < 0) {
+        x_abort(&l->x);
     }
     if (rc < 0) {
         l_close_hop(l, true);
@@ -874,9 +874,9 @@ static void d_opened(void *arg, int status, gn_channel *ch, gn_stream *s)
     m.type = GNI_RELAY_HOP_CONNECT;
     m.has_peer = true;
     m.peer = d->ca.target;
-    int rc = x_send(&d->x, &m);
-    if (rc == 0) {
-        rc = x_expect(&d->x, d->st->t->loop, s, false, CIRC_XCHG_TIMEOUT, d_answer);
+    int rc = x_expect(&d->x, d->st->t->loop, s, false, CIRC_XCHG_TIMEOUT, d_answer);
+    if (rc == 0 && (rc = x_send(&d->x, &m)) < 0) {
+        x_abort(&d->x);
     }
     if (rc < 0) {
         d_finish(d, rc, NULL);
@@ -1119,6 +1119,7 @@ static const gn_transport_ops circ_transport_ops = {
     .dial = circ_dial_op,
 };
 
+int gn_transport_circuit_register(gn_registry *reg);
 int gn_transport_circuit_register(gn_registry *reg)
 {
     return gn_registry_add(reg, GN_LAYER_TRANSPORT, (const gn_layer_ops *)&circ_transport_ops);
