@@ -818,7 +818,7 @@ static void d_answer(circ_xchg *x, int status, gni_relay_msg *m)
     if (status == 0 && m->type != GNI_RELAY_HOP_STATUS) {
         status = GN_EPROTO;
     } else if (status == 0 && m->status != GNI_RELAY_OK) {
-        GN_LOG(GN_LOG_INFO, CIRC_LOG, "relay %s refused the circuit to %s: %s", rid, tid,
+        GN_LOG(GN_LOG_WARNING, CIRC_LOG, "relay %s refused the circuit to %s: %s", rid, tid,
                gni_relay_status_name(m->status));
         status = gni_relay_status_err(m->status);
         if (status == 0) {
