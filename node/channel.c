@@ -352,6 +352,10 @@ static void complete_waiters(gn_channel *ch, int status)
     while (!gni_list_empty(&ch->waiters)) {
         dial_req *r = GNI_CONTAINER_OF(ch->waiters.next, dial_req, link);
         gni_list_del(&r->link);
+        if (status < 0 && r->ntried > 0 && ch->expect_peer && status != GN_EPEERID &&
+            gni_dial_next_addr(n, r, &ch->expected, status)) {
+            continue; /* the peer's next address is being dialled for it */
+        }
         dial_req_finish(n, r, status, status == 0 ? ch : NULL, received);
     }
 }

@@ -237,30 +237,104 @@ bool gni_ma_is_relayed(const gn_multiaddr *ma)
     return ma && gn_multiaddr_find(ma, GN_MA_P2P_CIRCUIT, NULL) >= 0;
 }
 
+uint64_t gni_dial_addr_hash(const char *addr)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *p = addr; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    }
+    return h;
+}
+
+bool gni_dial_tried(const dial_req *r, const char *addr)
+{
+    uint64_t h = gni_dial_addr_hash(addr);
+    for (size_t i = 0; r && i < r->ntried; i++) {
+        if (r->tried[i] == h) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The newest unexpired address of @peer in the store that a transport
- * handles (@direct: not a relayed one). */
-static int known_addr(gn_node *n, const gn_peer_id *peer, bool direct, gn_multiaddr **out)
+ * handles and @r did not try, a direct one before any relayed one (or only
+ * direct ones with @direct); it is recorded as tried in @r (may be NULL). */
+static int known_addr_ex(gn_node *n, const gn_peer_id *peer, bool direct, dial_req *r,
+                         bool record, gn_multiaddr **out)
 {
     const gni_peer_info *pi = gni_peerstore_get(n->ps, peer);
     gn_time now = gn_loop_now(n->loop);
-    for (size_t i = pi ? pi->naddrs : 0; i-- > 0;) {
-        gn_multiaddr *ma = NULL;
-        if (pi->addrs[i].expiry <= now || gn_multiaddr_parse(pi->addrs[i].text, &ma) < 0) {
-            continue;
-        }
-        if (direct && gni_ma_is_relayed(ma)) {
-            gn_multiaddr_free(ma);
-            continue;
-        }
-        for (size_t t = 0; t < n->ntr; t++) {
-            if (gn_transport_handles(n->tr[t], ma)) {
-                *out = ma;
-                return 0;
+    if (r && r->ntried >= GNI_DIAL_MAX_TRIES) {
+        return GN_ENOTFOUND;
+    }
+    for (int pass = 0; pass < (direct ? 1 : 2); pass++) {
+        for (size_t i = pi ? pi->naddrs : 0; i-- > 0;) {
+            gn_multiaddr *ma = NULL;
+            if (pi->addrs[i].expiry <= now || gni_dial_tried(r, pi->addrs[i].text) ||
+                gn_multiaddr_parse(pi->addrs[i].text, &ma) < 0) {
+                continue;
             }
+            if (gni_ma_is_relayed(ma) != (pass == 1)) {
+                gn_multiaddr_free(ma);
+                continue;
+            }
+            for (size_t t = 0; t < n->ntr; t++) {
+                if (gn_transport_handles(n->tr[t], ma)) {
+                    if (r && record) {
+                        r->tried[r->ntried++] = gni_dial_addr_hash(pi->addrs[i].text);
+                    }
+                    *out = ma;
+                    return 0;
+                }
+            }
+            gn_multiaddr_free(ma);
         }
-        gn_multiaddr_free(ma);
     }
     return GN_ENOTFOUND;
+}
+
+static int known_addr(gn_node *n, const gn_peer_id *peer, bool direct, gn_multiaddr **out)
+{
+    return known_addr_ex(n, peer, direct, NULL, false, out);
+}
+
+bool gni_node_has_untried_route(gn_node *n, const gn_peer_id *peer, const dial_req *r)
+{
+    gn_multiaddr *ma = NULL;
+    if (known_addr_ex(n, peer, (r->flags & GN_HOST_CONNECT_DIRECT) != 0, (dial_req *)r, false,
+                      &ma) < 0) {
+        return false;
+    }
+    gn_multiaddr_free(ma);
+    return true;
+}
+
+bool gni_dial_next_addr(gn_node *n, dial_req *r, const gn_peer_id *peer, int status)
+{
+    if (r->ntried == 0 || n->closing || status == GN_ECANCELED || status == GN_ECLOSED ||
+        status == GN_EINVAL || status == GN_ENOMEM) {
+        return false; /* not a dial of a bare peer ID, or not worth another address */
+    }
+    r->last_err = status;
+    if (r->ntried >= GNI_DIAL_MAX_TRIES ||
+        (!gni_node_has_untried_route(n, peer, r) && (r->routed || n->nrouters == 0))) {
+        return false;
+    }
+    char text[GN_PEER_ID_MAX_STRLEN + 8], pid[GN_PEER_ID_MAX_STRLEN];
+    gn_multiaddr *ma = NULL;
+    if (gn_peer_id_to_string(peer, pid, sizeof pid) < 0) {
+        return false;
+    }
+    snprintf(text, sizeof text, "/p2p/%s", pid);
+    if (gn_multiaddr_parse(text, &ma) < 0) {
+        return false;
+    }
+    r->ch = NULL;
+    GN_LOG(GN_LOG_INFO, CM_LOG, "dial %s: %s; trying its next address", pid,
+           gn_err_name(status));
+    gni_node_dial_run(n, ma, r);
+    return true;
 }
 
 bool gni_node_has_route(gn_node *n, const gn_peer_id *peer)
@@ -314,11 +388,14 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         if (rc == GN_EPARSE) {
             /* a bare /p2p/<id>: the newest live address of the peer that a
              * transport handles, else the routers */
-            rc = known_addr(n, &peer, direct, &bare);
+            rc = known_addr_ex(n, &peer, direct, r, true, &bare);
             if (rc == GN_ENOTFOUND) {
                 rc = gni_host_route_dial(n, ma, &peer, r);
                 if (rc == 0) {
                     return; /* the lookup owns @ma and @r */
+                }
+                if (r->ntried > 0 && r->last_err < 0) {
+                    rc = r->last_err; /* every address failed: the last reason */
                 }
             }
         }

@@ -705,7 +705,10 @@ static void op_dial_stage(gn_host_op *op);
 static void op_find_done(gn_host_op *op, int status)
 {
     gn_node *n = op->n;
-    if (status == 0 && !gni_node_has_route(n, &op->peer)) {
+    if (status == 0 && op->kind == OP_ROUTE_DIAL && op->r &&
+        !gni_node_has_untried_route(n, &op->peer, op->r)) {
+        status = GN_ENOROUTE; /* only addresses the dial tried already */
+    } else if (status == 0 && !gni_node_has_route(n, &op->peer)) {
         /* the routers' answer holds no address a transport handles (or it
          * could not be kept): asking again would loop */
         status = GN_ENOROUTE;
@@ -714,6 +717,9 @@ static void op_find_done(gn_host_op *op, int status)
         dial_req *r = op->r;
         op->r = NULL;
         if (status < 0) {
+            if (r->ntried > 0 && r->last_err < 0) {
+                status = r->last_err; /* every address failed: the last reason */
+            }
             gni_dial_req_complete(n, r, status, NULL);
         } else {
             gn_multiaddr *ma = op->ma;
@@ -763,6 +769,9 @@ static int op_take_answer(gn_host_op *op, int status, gn_multiaddr *const *addrs
             gn_peer_id_to_string(&op->peer, pid, sizeof pid);
             GN_LOG(GN_LOG_INFO, HOST_LOG, "a router's address for %s not kept: %s", pid,
                    gn_err_name(rc));
+        }
+        if (op->kind == OP_ROUTE_DIAL && op->r && !gni_node_has_untried_route(n, &op->peer, op->r)) {
+            return GN_ENOROUTE; /* nothing the dial has not tried: ask the next router */
         }
         return 0;
     }

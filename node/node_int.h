@@ -65,6 +65,9 @@ typedef enum ch_phase {
 /** A channel's queue is writable again below this many messages (GN_NODE_EV_WRITABLE). */
 #define GNI_MQ_LOW_WATER (GN_HOST_MSG_QUEUE_MAX / 2u)
 
+/** Most addresses one dial of a bare /p2p/<id> tries. */
+#define GNI_DIAL_MAX_TRIES 8u
+
 /* One waiter for a dial outcome (a gn_node_dial call, or an internal one). */
 typedef struct dial_req dial_req;
 typedef void (*dial_req_fn)(gn_node *n, dial_req *r, int status, gn_channel *ch);
@@ -73,6 +76,12 @@ struct dial_req {
     gn_channel *ch;          /* the channel it waits on, while in its waiters */
     bool routed;             /* the routers were asked for it already */
     uint32_t flags;          /* GN_HOST_CONNECT_* */
+    /* A dial of a bare /p2p/<id> tries the peer's addresses one after the
+     * other (direct ones first, relayed ones last): the ones tried, by
+     * hash, and the last failure. */
+    uint8_t ntried;
+    uint64_t tried[GNI_DIAL_MAX_TRIES];
+    int last_err;
     gn_node_dial_cb cb;      /* user callback (NULL: event) */
     gn_node_dial_result_cb result_cb; /* gn_node_dial_ex() callback (then cb is NULL) */
     void *arg;
@@ -411,6 +420,18 @@ bool gni_node_has_route_ex(gn_node *n, const gn_peer_id *peer, bool direct);
 int gni_ma_target_peer(const gn_multiaddr *ma, gn_peer_id *peer);
 /* True when @ma runs through a relay (has /p2p-circuit). */
 bool gni_ma_is_relayed(const gn_multiaddr *ma);
+/* The hash a dial request records an address it tried under. */
+uint64_t gni_dial_addr_hash(const char *addr);
+/* True when @r tried @addr (a peer store address string) already. */
+bool gni_dial_tried(const dial_req *r, const char *addr);
+/*
+ * A dial of a bare /p2p/<id> that failed with @status: when the peer has
+ * another address it did not try, dial it for @r (taken) and return true;
+ * false when there is none (the caller completes @r).
+ */
+bool gni_dial_next_addr(gn_node *n, dial_req *r, const gn_peer_id *peer, int status);
+/* True when the peer store has an address of @peer that @r may still try. */
+bool gni_node_has_untried_route(gn_node *n, const gn_peer_id *peer, const dial_req *r);
 void gni_node_idle_arm(gn_node *n);
 /* A connection manager option (gn_node_configure), on the loop thread. */
 void gni_connmgr_configure(gn_node *n, int opt, uint64_t value);

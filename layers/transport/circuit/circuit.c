@@ -1,5 +1,5 @@
 /*
- * The circuit relay v2 transport ("p2p-circuit"): connections through a
+ * The circuit relay v2 transport ("circuit"): connections through a
  * relay (libp2p/specs relay/circuit-v2.md).
  *
  * Dial /<relay address>/p2p/<relay>/p2p-circuit/p2p/<peer>: connect to the
@@ -1105,7 +1105,7 @@ static int circ_dial_op(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, 
 
 static const gn_transport_ops circ_transport_ops = {
     .abi = GN_TRANSPORT_ABI,
-    .name = "p2p-circuit",
+    .name = "circuit", /* the stack entry; its addresses say /p2p-circuit */
     .state_size = sizeof(circ_state),
     .flags = 0,
     .caps = GN_TRANSPORT_CAP_RELIABLE,

@@ -58,6 +58,7 @@ typedef struct nopts {
     size_t n_options;
     bool listen;
     uint32_t drop_protocols; /* GN_NODE_PROTO_* bits off */
+    const char *transports;  /* NULL: "tcp" */
 } nopts;
 
 static bool got_listen(void *arg)
@@ -84,7 +85,7 @@ static void node_up(tnode *t, uint32_t seed, const nopts *o)
     cfg.identity = t->id;
     cfg.loop = loop;
     cfg.registry = o->registry;
-    cfg.transports = "tcp";
+    cfg.transports = o->transports ? o->transports : "tcp";
     cfg.routers = o->routers;
     cfg.discovery = o->discovery;
     cfg.protocol_components = o->protocol_components;
@@ -306,6 +307,53 @@ GN_TEST(dial_peer_id_without_route_fails_clearly)
     node_down(&b);
     node_up(&b, 9, &(nopts){.routers = "static", .discovery = ""});
     CHECK_EQ(dial_wait(&b, target), GN_ENOROUTE);
+    node_down(&b);
+    node_down(&a);
+    finish();
+}
+
+/* A dial of a bare peer ID tries the peer's addresses in turn, direct ones
+ * before relayed ones: a dead newest address does not hide a live one, and
+ * when every address fails the last failure is reported. */
+GN_TEST(dial_peer_id_tries_each_address)
+{
+    setup();
+    tnode a, b;
+    node_up(&a, 31, &(nopts){.listen = true, .routers = "", .discovery = ""});
+    node_up(&b, 32, &(nopts){.routers = "", .discovery = "", .transports = "tcp,circuit"});
+    gn_host *hb = gn_node_host(b.n);
+    gn_multiaddr *good = NULL, *dead = NULL, *relayed = NULL;
+    char live[GN_NODE_ADDR_MAX];
+    snprintf(live, sizeof live, "%s", a.addr);
+    *strstr(live, "/p2p/") = '\0';
+    CHECK_OK(gn_multiaddr_parse(live, &good));
+    CHECK_OK(gn_multiaddr_parse("/ip4/127.0.0.1/tcp/1", &dead));
+    /* a relay nobody knows: tried last, and it fails */
+    CHECK_OK(gn_multiaddr_parse(
+        "/p2p/12D3KooWQANRJdBvMCE2HRQAPTpunWZ3Vg3k2X2DjJsuCtg4K4SZ/p2p-circuit", &relayed));
+    const gn_multiaddr *one[1];
+    one[0] = good;
+    CHECK_OK(gn_host_peer_add_addrs(hb, &a.pid, one, 1, 60 * GN_S, GN_ADDR_SRC_MANUAL));
+    one[0] = relayed;
+    CHECK_OK(gn_host_peer_add_addrs(hb, &a.pid, one, 1, 60 * GN_S, GN_ADDR_SRC_MANUAL));
+    one[0] = dead; /* the newest */
+    CHECK_OK(gn_host_peer_add_addrs(hb, &a.pid, one, 1, 60 * GN_S, GN_ADDR_SRC_MANUAL));
+    char target[GN_NODE_ADDR_MAX];
+    snprintf(target, sizeof target, "/p2p/%s", a.pid_str);
+    CHECK_EQ(dial_wait(&b, target), 0);
+    node_down(&b);
+    /* only dead and relayed addresses: both are tried, the last error wins */
+    node_up(&b, 32, &(nopts){.routers = "", .discovery = "", .transports = "tcp,circuit"});
+    hb = gn_node_host(b.n);
+    one[0] = relayed;
+    CHECK_OK(gn_host_peer_add_addrs(hb, &a.pid, one, 1, 60 * GN_S, GN_ADDR_SRC_MANUAL));
+    one[0] = dead;
+    CHECK_OK(gn_host_peer_add_addrs(hb, &a.pid, one, 1, 60 * GN_S, GN_ADDR_SRC_MANUAL));
+    int rc = dial_wait(&b, target);
+    CHECK(rc < 0 && rc != GN_ECONNREFUSED); /* the relayed attempt came after the refusal */
+    gn_multiaddr_free(good);
+    gn_multiaddr_free(dead);
+    gn_multiaddr_free(relayed);
     node_down(&b);
     node_down(&a);
     finish();
@@ -1345,7 +1393,8 @@ GN_TEST(idle_message_streams_are_ended_by_their_sender)
 GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
              GN_T(dial_peer_id_through_bootstrap_discovery),
              GN_T(bootstrap_dials_with_backoff_until_connected),
-             GN_T(dial_peer_id_without_route_fails_clearly), GN_T(bad_component_options_are_refused),
+             GN_T(dial_peer_id_without_route_fails_clearly), GN_T(dial_peer_id_tries_each_address),
+             GN_T(bad_component_options_are_refused),
              GN_T(user_protocol_router_and_discovery_components),
              GN_T(host_operations_cancel_and_complete_once),
              GN_T(router_answers_synchronously_or_without_dialable_addresses),
