@@ -459,8 +459,22 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
     r->ch = ch;
     gni_list_add_tail(&ch->waiters, &r->link);
     gni_channel_publish(ch);
-    /* a relay transport needs the target peer the trailing /p2p/ names */
-    gni_upgrade_dial(ch, t, gni_ma_is_relayed(bare) ? ma : bare, &cm_upgrade_cbs);
+    /* a relay transport needs the target peer: the address with /p2p/<peer> */
+    gn_multiaddr *full = NULL;
+    if (has_peer && gni_ma_is_relayed(bare)) {
+        char text[GN_PEER_ID_MAX_STRLEN + 8], pid[GN_PEER_ID_MAX_STRLEN];
+        gn_multiaddr *p2p = NULL;
+        if (gn_peer_id_to_string(&peer, pid, sizeof pid) >= 0) {
+            snprintf(text, sizeof text, "/p2p/%s", pid);
+            if (gn_multiaddr_parse(text, &p2p) == 0 &&
+                gn_multiaddr_encapsulate(bare, p2p, &full) < 0) {
+                full = NULL;
+            }
+        }
+        gn_multiaddr_free(p2p);
+    }
+    gni_upgrade_dial(ch, t, full ? full : bare, &cm_upgrade_cbs);
+    gn_multiaddr_free(full);
     gn_multiaddr_free(bare);
     gn_multiaddr_free(ma);
     return;

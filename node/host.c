@@ -216,6 +216,24 @@ int gn_host_set_reachability(gn_host *h, gn_reachability r, const gn_multiaddr *
     return 0;
 }
 
+int gn_host_listen(gn_host *h, const gn_multiaddr *addr)
+{
+    gn_node *n = host_node(h);
+    if (!addr) {
+        return GN_EINVAL;
+    }
+    if (n->closing) {
+        return GN_ECLOSED;
+    }
+    gni_node_listen_now(n, addr);
+    return 0;
+}
+
+int gn_host_unlisten(gn_host *h, const gn_multiaddr *addr)
+{
+    return addr ? gni_node_unlisten(host_node(h), addr) : GN_EINVAL;
+}
+
 int gn_host_protect_peer(gn_host *h, const gn_peer_id *peer, bool protect)
 {
     if (!peer || peer->len == 0) {

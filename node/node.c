@@ -866,6 +866,24 @@ static void node_listen_run(gn_node *n, const gn_multiaddr *ma, uint64_t req)
     gni_host_on_listen(n, nl->bound);
 }
 
+void gni_node_listen_now(gn_node *n, const gn_multiaddr *ma)
+{
+    node_listen_run(n, ma, 0);
+}
+
+int gni_node_unlisten(gn_node *n, const gn_multiaddr *ma)
+{
+    for (gni_list *e = n->listeners.next; e != &n->listeners; e = e->next) {
+        node_listener *nl = GNI_CONTAINER_OF(e, node_listener, link);
+        if (nl->bound && gn_multiaddr_equal(nl->bound, ma)) {
+            node_listener_close(nl);
+            gni_host_emit(n, GN_HOST_EV_LISTEN_ADDRS, NULL, NULL, 0);
+            return 0;
+        }
+    }
+    return GN_ENOTFOUND;
+}
+
 size_t gni_node_listen_addrs(gn_node *n, const gn_multiaddr **out, size_t max)
 {
     size_t k = 0;

@@ -372,6 +372,10 @@ void gni_node_maybe_finish_close(gn_node *n);
  */
 void gni_node_finish_close_later(gn_node *n);
 size_t gni_node_listen_addrs(gn_node *n, const gn_multiaddr **out, size_t max);
+/* Opens a listener on @ma (loop thread): the events as gn_node_listen(). */
+void gni_node_listen_now(gn_node *n, const gn_multiaddr *ma);
+/* Closes the listener bound at @ma. Returns 0 or GN_ENOTFOUND. */
+int gni_node_unlisten(gn_node *n, const gn_multiaddr *ma);
 
 /*
  * Adds (@cb non-NULL) or removes (@cb NULL) the handler of @id for the

@@ -249,6 +249,20 @@ GN_API size_t gn_host_announced_addrs(gn_host *h, const gn_multiaddr **out, size
  */
 GN_API int gn_host_protect_peer(gn_host *h, const gn_peer_id *peer, bool protect);
 
+/**
+ * Opens a listener on @addr (copied) as gn_node_listen() does: the result
+ * is a GN_NODE_EV_LISTENING or GN_NODE_EV_LISTEN_FAILED event for the
+ * application (request_id 0) and, on success, GN_HOST_EV_LISTEN_ADDRS. How
+ * a component listens through a relay it chose (/.../p2p/<relay>/p2p-circuit).
+ * Errors: GN_EINVAL (NULL), GN_ECLOSED (closing). Since: 0.4
+ */
+GN_API int gn_host_listen(gn_host *h, const gn_multiaddr *addr);
+/**
+ * Closes the listener opened on @addr (the address as given to listen).
+ * Errors: GN_EINVAL, GN_ENOTFOUND (no such listener). Since: 0.4
+ */
+GN_API int gn_host_unlisten(gn_host *h, const gn_multiaddr *addr);
+
 /* ---- reachability (AutoNAT) ---- */
 
 /** Whether peers can dial this host directly. Since: 0.4 */

@@ -1502,6 +1502,13 @@ static void update_mode(kad_router *kr)
     if (kr->cfg.mode != MODE_AUTO) {
         return;
     }
+    /* an AutoNAT verdict decides when there is one (libp2p/specs
+     * kad-dht/README.md "Client and server mode"): private peers are clients */
+    gn_reachability reach = gn_host_reachability(kr->h);
+    if (reach != GN_REACH_UNKNOWN) {
+        set_serving(kr, reach == GN_REACH_PUBLIC);
+        return;
+    }
     const gn_multiaddr *a[16];
     size_t n = gn_host_listen_addrs(kr->h, a, 16);
     bool pub = false;
@@ -1527,7 +1534,7 @@ static void on_host_event(void *arg, const gn_host_event *ev)
         } else if (gni_kad_table_find(kr->table, ev->peer)) {
             (void)gni_kad_table_remove(kr->table, ev->peer); /* now a client */
         }
-    } else if (ev->type == GN_HOST_EV_LISTEN_ADDRS) {
+    } else if (ev->type == GN_HOST_EV_LISTEN_ADDRS || ev->type == GN_HOST_EV_REACHABILITY) {
         update_mode(kr);
     }
 }
@@ -1811,7 +1818,10 @@ static int kad_start_run(kad_router *kr)
         (rc = load_bootstrap(kr)) < 0) {
         return rc;
     }
-    rc = gn_host_subscribe(kr->h, GN_HOST_EV_IDENTIFIED | GN_HOST_EV_LISTEN_ADDRS, on_host_event,
+    rc = gn_host_subscribe(kr->h,
+                           GN_HOST_EV_IDENTIFIED | GN_HOST_EV_LISTEN_ADDRS |
+                               GN_HOST_EV_REACHABILITY,
+                           on_host_event,
                            kr, &kr->sub);
     if (rc < 0) {
         return rc;

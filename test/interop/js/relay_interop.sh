@@ -20,7 +20,10 @@
 #   D. a golemnet relay (the `relay` hop component) carries two js peers and
 #      golemnet: js J2 reserves at golemnet relay G, js dials J2 through G
 #      and echoes; golemnet dials J2 through G and echoes; (skipped when the
-#      hop component is not built).
+#      hop component is not built);
+#   E. relay routing: a golemnet node whose autorelay router names R reserves
+#      there by itself, and a golemnet node routing through R reaches it by
+#      its bare peer ID.
 #
 # Output: TAP and a final "N passed, N failed". Skips ("1..0 # SKIP") without
 # GN_CLI, node >= 20 and npm. Environment: GN_CLI, NODE, KEEP_LOGS=1.
@@ -184,6 +187,23 @@ if wait_for "$LOGDIR/RL.out" 'find("listening")'; then
 else
 	not_ok "js relay RL (data limit) starts" "$LOGDIR/RL.err"
 fi
+
+# ---- E. relay routing: the autorelay router reserves and routes by peer ID
+
+gn_start AR --listen /ip4/127.0.0.1/tcp/0 --router autorelay \
+	--option "autorelay.relay=$R_ADDR" --option autorelay.reserve=always --option autorelay.discover=false
+if wait_for "$LOGDIR/AR.out" 'find("listening")' && sleep 2 &&
+	grep -q "circuit: reserved at relay $R_ID" "$LOGDIR/AR.err"; then
+	ok "the autorelay router reserves at a configured relay by itself"
+else
+	not_ok "the autorelay router reserves at a configured relay by itself" "$LOGDIR/AR.err"
+fi
+AR_ID=$(get "$LOGDIR/AR.out" 'find("listening").peer_id')
+timeout -k 5 "$RUN_TIMEOUT" "$GN_CLI" ping "$AR_ID" --count 1 --json --router autorelay \
+	--option "autorelay.relay=$R_ADDR" --option autorelay.reserve=never \
+	--option autorelay.discover=false >"$LOGDIR/AR_ping.out" 2>"$LOGDIR/AR_ping.err"
+check "a bare peer ID is reached through the relay the autorelay router names" \
+	"$LOGDIR/AR_ping.out" 'find("ping_summary")?.received === 1' "$LOGDIR/AR_ping.err" "$LOGDIR/AR.err"
 
 # ---- D. a golemnet relay carries js peers
 
