@@ -1460,6 +1460,16 @@ static void cli_on_identify(cli *c, const gn_node_event *ev)
 
 static void cli_on_listen(cli *c, const gn_node_event *ev)
 {
+    if (c->announced) {
+        /* a listener a component opened later (autorelay through a relay) */
+        out_begin(ev->type == GN_NODE_EV_LISTENING ? "listen_added" : "listen_failed");
+        out_str("addr", ev->addr);
+        if (ev->status < 0) {
+            out_str("error", gn_err_name(ev->status));
+        }
+        out_end();
+        return;
+    }
     c->n_listen_done++;
     if (ev->type == GN_NODE_EV_LISTEN_FAILED) {
         cli_fail(c, "listen", ev->status, ev->addr);
@@ -1504,6 +1514,14 @@ static void cli_handle_event(cli *c, gn_node_event *ev)
     case GN_NODE_EV_IDENTIFY:
         cli_on_identify(c, ev);
         break;
+    case GN_NODE_EV_REACHABILITY: {
+        static const char *const names[] = {"unknown", "public", "private"};
+        out_begin("reachability");
+        out_str("reachability", ev->status >= 0 && ev->status <= 2 ? names[ev->status] : "unknown");
+        out_str("addr", ev->addr);
+        out_end();
+        break;
+    }
     case GN_NODE_EV_MESSAGE: {
         char peer[GN_PEER_ID_MAX_STRLEN];
         cli_peer_str(&ev->peer, peer);

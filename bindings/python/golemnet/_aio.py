@@ -131,10 +131,14 @@ class Event:
     #: after a normal close, :class:`~golemnet.ResetError`, ...); identify:
     #: the failure, None on success; connect: None
     error: Optional[Error] = None
+    #: reachability: the node's new reachability ("public", "private" or
+    #: "unknown", as AutoNAT judged it); else ""
+    reachability: str = ""
 
 
 #: The kinds of :class:`Event`.
-EVENT_KINDS: Tuple[str, ...] = ("connect", "disconnect", "identify")
+EVENT_KINDS: Tuple[str, ...] = ("connect", "disconnect", "identify", "reachability")
+_REACH_NAMES = {0: "unknown", 1: "public", 2: "private"}
 _EVENT_KIND = {_c.EV_CHANNEL_OPENED: "connect", _c.EV_CHANNEL_CLOSED: "disconnect",
                _c.EV_IDENTIFY: "identify"}
 
@@ -487,6 +491,13 @@ class Channel:
         return str(self._refresh()["muxer"])
 
     @property
+    def limited(self) -> bool:
+        """True when the channel runs through a circuit relay that limits
+        its duration or data (only protocols that accept limited
+        connections run on it; docs/relay.md)."""
+        return bool(self._refresh().get("limited", False))
+
+    @property
     def state(self) -> ChannelState:
         """The channel's current :class:`ChannelState`."""
         return ChannelState(self._c.state)
@@ -698,6 +709,10 @@ class Node:
         #: called with an :class:`Event` when identify on a channel finished
         self.on_identify: Optional[Callable[[Event], Any]] = None
         self._event_streams: Set[EventStream] = set()
+        #: the node's reachability as its AutoNAT component judged it:
+        #: "unknown" until it did, then "public" or "private" (also an
+        #: :class:`Event` of kind "reachability")
+        self.reachability: str = "unknown"
 
     # -- properties
     @property
@@ -901,6 +916,11 @@ class Node:
                 self._event(etype, status, chid, peer, addr, proto)
             elif etype in (_c.EV_CHANNEL_OPENED, _c.EV_IDENTIFY):
                 self._event(etype, status, chid, peer, addr, proto)
+            elif etype == _c.EV_REACHABILITY:
+                self.reachability = _REACH_NAMES.get(status, "unknown")
+                ev = Event("reachability", 0, None, addr, reachability=self.reachability)
+                for es in list(self._event_streams):
+                    es._put(ev)
             elif etype == _c.EV_WRITABLE:
                 if self._writable is not None:
                     self._writable.set()

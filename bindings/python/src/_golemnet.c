@@ -962,12 +962,13 @@ static PyObject *Channel_info(ChannelObject *self, PyObject *unused)
     (void)unused;
     gn_channel_info info;
     gn_channel_state_get(self->ch, &info);
-    return Py_BuildValue("{s:K,s:i,s:s,s:N,s:s,s:s,s:s,s:s}", "id",
+    return Py_BuildValue("{s:K,s:i,s:s,s:N,s:s,s:s,s:s,s:s,s:O}", "id",
                          (unsigned long long)info.id, "state", (int)info.state, "direction",
                          info.direction == GN_DIR_INBOUND ? "inbound" : "outbound",
                          "remote_peer", peer_str(&info.remote_peer), "local_addr",
                          info.local_addr, "remote_addr", info.remote_addr, "security",
-                         info.security, "muxer", info.muxer);
+                         info.security, "muxer", info.muxer, "limited",
+                         info.limited ? Py_True : Py_False);
 }
 
 static PyObject *Channel_metrics(ChannelObject *self, PyObject *unused)
@@ -1010,7 +1011,7 @@ static PyObject *Channel_send(ChannelObject *self, PyObject *args)
 static PyMethodDef Channel_methods[] = {
     {"info", (PyCFunction)Channel_info, METH_NOARGS,
      "info()\n--\n\nA snapshot of the channel as a dict (id, state, direction, remote_peer, "
-     "local_addr, remote_addr, security, muxer)."},
+     "local_addr, remote_addr, security, muxer, limited)."},
     {"metrics", (PyCFunction)Channel_metrics, METH_NOARGS,
      "metrics()\n--\n\n(bytes_in, bytes_out, messages_in, messages_out, streams_open, "
      "last_rtt_ns, uptime_ns)."},
@@ -1511,6 +1512,7 @@ PyMODINIT_FUNC PyInit__golemnet(void)
         {"EV_CLOSED", GN_NODE_EV_CLOSED},
         {"EV_START_FAILED", GN_NODE_EV_START_FAILED},
         {"EV_WRITABLE", GN_NODE_EV_WRITABLE},
+        {"EV_REACHABILITY", GN_NODE_EV_REACHABILITY},
         {"NOTE_DIAL", GNB_NOTE_DIAL},
         {"NOTE_OPEN", GNB_NOTE_OPEN},
         {"NOTE_PING", GNB_NOTE_PING},
