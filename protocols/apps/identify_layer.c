@@ -443,7 +443,7 @@ static void id_push_result(void *arg, int status, gni_identify_result *res)
     if (status == 0 && res) {
         id_record(r->st->p->host, r->ch, &r->peer, 0, res, true);
     } else {
-        GN_LOG(GN_LOG_INFO, ID_LOG, "push from a peer refused: %s", gn_err_name(status));
+        GN_LOG(GN_LOG_INFO, ID_LOG, "push from a peer failed: %s", gn_err_name(status));
     }
     gni_identify_result_free(res);
     id_req_free(r);
