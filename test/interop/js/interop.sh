@@ -10,7 +10,8 @@
 #   connect with the negotiated security and muxer seen on both sides,
 #   identify both ways (protocols and listen addresses), ping, echo of
 #   ECHO_BYTES on ECHO_STREAMS concurrent streams, perf PERF_BYTES each way,
-#   a wrong /p2p/ id refused both ways; a js reader that stalls against
+#   a wrong /p2p/ id refused both ways; an identify push from js (yamux); a
+#   js reader that stalls against
 #   golemnet's echo server (golemnet's RSS stays bounded, it keeps serving
 #   other connections); a clean exit on SIGTERM.
 # Then golemnet <-> golemnet over ECIES only, with each muxer (ping, echo,

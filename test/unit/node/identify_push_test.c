@@ -1,7 +1,8 @@
 /*
  * identify push (/ipfs/id/push/1.0.0) between two nodes over TCP on
  * loopback, through the public headers: a node that starts listening on a
- * new address, or answers new protocols, after a peer connected tells that
+ * new address, gets an observed address, or answers new protocols, after a
+ * peer connected tells that
  * peer with a push (the peer's store learns it on the same channel, with no
  * new connection and so no new identify request); changes close together
  * make one push; id.push=0 sends none; a partial push leaves the fields it
@@ -271,6 +272,16 @@ GN_TEST(new_listen_address_reaches_a_connected_peer_by_push)
     CHECK_EQ(y.identify_ok, identified_before + 1);
     CHECK_EQ(y.channels_opened, 1);
     CHECK_EQ(x.channels_opened, 1);
+
+    /* an observed address (a NAT mapping, a relay address) is announced
+     * after the listen addresses and pushed too */
+    gn_multiaddr *obs = NULL;
+    CHECK_EQ(gn_multiaddr_parse("/ip4/198.51.100.7/tcp/4001", &obs), 0);
+    CHECK_EQ(gn_host_add_observed_addr(gn_node_host(x.n), obs), 0);
+    gn_multiaddr_free(obs);
+    CHECK(run_until(wanted, &(want){.t = &y, .other = &x, .addr = "/ip4/198.51.100.7/tcp/4001"},
+                    3000));
+    CHECK_EQ(y.channels_opened, 1);
 
     /* three new protocols in one turn: one push carries them all */
     run_until(never, NULL, 300); /* any late push has landed */
