@@ -929,6 +929,15 @@ size_t gni_node_protocols_for(gn_node *n, const gn_channel *ch, const char **ids
     return k;
 }
 
+/* Tells components (identify push) that the protocol list changed; not while
+ * the components start or stop (nobody is connected to hear it then). */
+static void handlers_changed(gn_node *n)
+{
+    if (n->components_running && !n->closing) {
+        gni_host_emit(n, GN_HOST_EV_PROTOCOLS, NULL, NULL, 0);
+    }
+}
+
 int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb cb, void *arg,
                          bool component, bool limited_ok)
 {
@@ -947,6 +956,7 @@ int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb 
             }
             n->handlers[i] = n->handlers[n->nhandlers - 1];
             n->nhandlers--;
+            handlers_changed(n);
             return 0;
         }
     }
@@ -962,6 +972,7 @@ int gni_node_add_handler(gn_node *n, const char *protocol_id, gn_node_stream_cb 
     h->arg = arg;
     h->component = component;
     h->limited_ok = limited_ok || !component; /* the application's always run */
+    handlers_changed(n);
     return 0;
 }
 

@@ -378,7 +378,13 @@ typedef enum gn_host_event_type {
     GN_HOST_EV_IDENTIFIED = 0x4,   /* identify finished: ch, peer; peer store updated */
     GN_HOST_EV_PEER_FOUND = 0x8,   /* discovery reported a peer: peer (ch NULL) */
     GN_HOST_EV_LISTEN_ADDRS = 0x10, /* listen, observed or announced addresses changed (ch, peer NULL) */
-    GN_HOST_EV_REACHABILITY = 0x20  /* reachability changed: status = gn_reachability (Since: 0.4) */
+    /**
+     * The protocols the host answers (gn_host_protocols()) changed once the
+     * components run: a handler was added or removed (ch, peer NULL).
+     * Since: 0.3
+     */
+    GN_HOST_EV_PROTOCOLS = 0x20,
+    GN_HOST_EV_REACHABILITY = 0x40 /* reachability changed: status = gn_reachability (Since: 0.4) */
 } gn_host_event_type;
 
 /** One host event; every pointer is borrowed for the callback. */

@@ -10,7 +10,8 @@
 #   connect with the negotiated security and muxer seen on both sides,
 #   identify both ways (protocols and listen addresses), ping, echo of
 #   ECHO_BYTES on ECHO_STREAMS concurrent streams, perf PERF_BYTES each way,
-#   a wrong /p2p/ id refused both ways; a js reader that stalls against
+#   a wrong /p2p/ id refused both ways; an identify push from js (yamux); a
+#   js reader that stalls against
 #   golemnet's echo server (golemnet's RSS stays bounded, it keeps serving
 #   other connections); a clean exit on SIGTERM.
 # Then golemnet <-> golemnet over ECIES only, with each muxer (ping, echo,
@@ -261,6 +262,22 @@ for MUX in $MUXERS; do
 	fi
 	check "$MUX: js -> golemnet: golemnet opened no channel for the refused dialer" "$LOGDIR/$G.out" \
 		"!ev.some(e => e.event === 'channel_opened' && e.peer_id === '$W3ID')"
+
+	# --- identify push, js -> golemnet: js starts handling a protocol after
+	# the connection was identified and pushes its new protocol list on
+	# /ipfs/id/push/1.0.0 (golemnet announces it); golemnet's peer store
+	# takes it on the same channel (one channel_opened for that peer)
+	if [ "$MUX" = yamux ]; then
+		Q=js-push-$MUX
+		run "$Q" "${JS[@]}" --key-seed 6 --muxer "$MUX" --dial "$GADDR" --identify --identify-push \
+			--late-protocol /golemnet-test/late/1.0.0 --late-wait-ms 3000 --exit-after-actions --timeout 30
+		run seed6 "${JS[@]}" --key-seed 6 --print-id
+		QID=$(get "$LOGDIR/seed6.out" 'find("peer_id").peer_id')
+		check "$MUX: js -> golemnet: golemnet's identify announces /ipfs/id/push/1.0.0" "$LOGDIR/$Q.out" \
+			"(r => r != null && r.protocols.includes('/ipfs/id/push/1.0.0'))(find('identify'))" "$LOGDIR/$Q.err"
+		check "$MUX: js -> golemnet: golemnet takes js's identify push (a protocol added after connecting)" "$LOGDIR/$G.out" \
+			"ev.some(r => r.event === 'identify' && r.ok === true && r.peer_id === '$QID' && r.protocols.includes('/golemnet-test/late/1.0.0') && r.protocols.includes('/ipfs/id/push/1.0.0') && $JS_PROTOS.every(p => r.protocols.includes(p))) && all('channel_opened').filter(e => e.peer_id === '$QID').length === 1" "$LOGDIR/$Q.out" "$LOGDIR/$Q.err"
+	fi
 
 	# --- a js reader that stalls against golemnet's echo server
 	RSS0=$(rss_kb "$GN_PROC")

@@ -13,7 +13,7 @@ import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { mplex } from '@libp2p/mplex'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -48,6 +48,10 @@ const USAGE = `usage: node --import ./polyfill.mjs peer.mjs [flags]
   --key-seed N                deterministic Ed25519 key (seed bytes 0..3 = N little-endian)
   --print-id                  print {"event":"peer_id"} for the key and exit
   --identify                  on dial: print the remote's identify record (from js's identify exchange)
+  --identify-push             run js's identify push service (/ipfs/id/push/1.0.0: send and take pushes)
+  --late-protocol ID          on dial, after the other actions: start handling ID (js then pushes its
+                              new protocol list to peers that take pushes), then wait --late-wait-ms
+  --late-wait-ms MS           after --late-protocol (default 3000: js debounces pushes by 1 s)
   --ping N                    on dial: N pings
   --echo-bytes N              on dial: bytes per echo stream (default 0 = no echo)
   --echo-streams K            on dial: concurrent echo streams (default 1)
@@ -75,6 +79,9 @@ function parseFlags () {
       'key-seed': { type: 'string' },
       'print-id': { type: 'boolean', default: false },
       identify: { type: 'boolean', default: false },
+      'identify-push': { type: 'boolean', default: false },
+      'late-protocol': { type: 'string' },
+      'late-wait-ms': { type: 'string', default: '3000' },
       ping: { type: 'string', default: '0' },
       'echo-bytes': { type: 'string', default: '0' },
       'echo-streams': { type: 'string', default: '1' },
@@ -117,6 +124,9 @@ function parseFlags () {
     keySeed: values['key-seed'] == null ? null : int('key-seed', 0, 0xffffffff),
     printId: values['print-id'],
     identify: values.identify,
+    identifyPush: values['identify-push'],
+    lateProtocol: values['late-protocol'],
+    lateWaitMs: int('late-wait-ms', 0, 3600000),
     ping: int('ping', 0, 1000000),
     echoBytes: int('echo-bytes', 0, MAX_BYTES),
     echoStreams: int('echo-streams', 1, 1024),
@@ -572,6 +582,7 @@ async function main () {
     },
     services: {
       identify: identify(),
+      ...(cfg.identifyPush ? { identifyPush: identifyPush() } : {}),
       ping: ping()
     },
     start: false
@@ -674,6 +685,12 @@ async function main () {
     if (cfg.echoBytes > 0) { action = 'echo'; await doEcho(conn, cfg.echoBytes, cfg.echoStreams, signal) }
     if (cfg.perfUpload > 0 || cfg.perfDownload > 0) { action = 'perf'; await doPerf(conn, cfg.perfUpload, cfg.perfDownload, signal) }
     if (cfg.stallRead) { action = 'stall-read'; await doStallRead(conn, cfg, signal) }
+    if (cfg.lateProtocol != null) {
+      action = 'late-protocol'
+      await node.handle(cfg.lateProtocol, (stream) => { stream.abort(new Error('not served')) })
+      emit({ event: 'late_protocol', protocol: cfg.lateProtocol })
+      await new Promise((resolve) => setTimeout(resolve, cfg.lateWaitMs))
+    }
   } catch (err) {
     emit({ event: 'error', action, error: errText(signal.aborted ? (signal.reason ?? err) : err) })
     await shutdown(1, `${action} failed`)
