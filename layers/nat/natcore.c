@@ -190,8 +190,8 @@ int gni_nat_upnp_err(int code, const char **reason)
 
 int gni_nat_pmp_err(int code, bool is_result, const char **reason)
 {
-    /* libnatpmp reports result code r as -50 - r */
-    int result = is_result ? code : (code <= -50 && code >= -99 ? -50 - code : -1);
+    /* libnatpmp reports result code r (2..) as -49 - r; -49 is "undefined" */
+    int result = is_result ? code : (code <= -51 && code >= -99 ? -49 - code : -1);
     if (is_result && code == 0) {
         if (reason) {
             *reason = "success";

@@ -111,7 +111,8 @@ int gni_nat_upnp_err(int code, const char **reason);
 
 /**
  * Maps a NAT-PMP result code (RFC 6886 section 3.5) or a libnatpmp error
- * (NATPMP_ERR_*, negative) to a gn_err; *@reason as above:
+ * (NATPMP_ERR_*, negative; result code r arrives as -49 - r) to a gn_err;
+ * *@reason as above:
  *   result 1 / -14  GN_ENOTSUP      unsupported version
  *   result 2 / -51  GN_EACCES       not authorized/refused
  *   result 3 / -52  GN_EADDRNOTAVAIL network failure (the gateway has no

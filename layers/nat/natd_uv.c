@@ -242,8 +242,9 @@ static void done_gateway(gni_natd *d, natd_job *j)
         GN_LOG(GN_LOG_NOTICE, d->vt->log, "no usable gateway: %s [%s]", j->r.reason,
                gn_err_name(j->r.err));
     } else {
+        bool known = memcmp(j->r.ext_ip, "\0\0\0\0", 4) != 0;
         GN_LOG(GN_LOG_INFO, d->vt->log, "gateway found: %s; public address %s", j->r.reason,
-               gni_nat_ip4_format(j->r.ext_ip, ip, sizeof ip));
+               known ? gni_nat_ip4_format(j->r.ext_ip, ip, sizeof ip) : "unknown");
     }
 }
 

@@ -24,7 +24,7 @@
 #include "natcore.h"
 
 /** Text kept for the log about a job's outcome. */
-#define GNI_NATD_REASON_MAX 200
+#define GNI_NATD_REASON_MAX 400
 
 /** A blocking call's result, filled by the backend on the worker thread. */
 typedef struct gni_natd_result {

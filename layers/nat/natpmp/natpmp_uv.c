@@ -59,8 +59,8 @@ static void pmp_fail(gni_natd_result *r, int rc, const char *what, const pmp_be 
 {
     const char *why = NULL;
     r->err = gni_nat_pmp_err(rc, false, &why);
-    if (rc <= -50 && rc >= -99) {
-        r->code = -50 - rc;
+    if (rc <= -51 && rc >= -99) { /* libnatpmp's form of result code r: -49 - r */
+        r->code = -49 - rc;
         snprintf(r->reason, sizeof r->reason, "%s: NAT-PMP result code %d (%s)", what, r->code,
                  why);
     } else if (rc == NATPMP_ERR_NOGATEWAYSUPPORT) {

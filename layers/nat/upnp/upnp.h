@@ -16,6 +16,7 @@ typedef struct gni_upnp_opts {
     char multicastif[64];   /* "" or an interface name/IPv4 address for SSDP */
     char igd_url[512];      /* "" or the IGD's rootDesc URL (skips discovery) */
     uint32_t discover_ms;   /* SSDP wait */
+    bool allow_private;     /* go on with an IGD whose external address is private/missing */
 } gni_upnp_opts;
 
 /** The driver backend; gni_upnp_be_new() copies @o. NULL on no memory. */

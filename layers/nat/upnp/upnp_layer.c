@@ -11,6 +11,10 @@
  *   upnp.lease=<s>                  lease to ask for, 2..604800 s (default:
  *                                   the node's, 1 h); renewed at half of the
  *                                   lease the IGD grants
+ *   upnp.allow_private=1            go on with an IGD whose external address
+ *                                   is private/reserved or missing (double
+ *                                   NAT, lab networks): the private address
+ *                                   is reported; with none, the map fails
  * The blocking miniupnpc calls run on libuv's thread pool (upnp_uv.c via
  * the natd driver); this file only reads the options and forwards.
  * Errors a map reports: see docs/nat.md.
@@ -79,9 +83,14 @@ static int upnp_init(gn_nat *n)
     if (rc == 0) {
         rc = upnp_opt_u32(n, "lease", UPNP_LEASE_MIN, UPNP_LEASE_MAX, 0, &lease);
     }
+    uint32_t allow = 0;
+    if (rc == 0) {
+        rc = upnp_opt_u32(n, "allow_private", 0, 1, 0, &allow);
+    }
     if (rc < 0) {
         return rc;
     }
+    o.allow_private = allow != 0;
     void *be = gni_upnp_be_new(&o);
     if (!be) {
         return GN_ENOMEM;

@@ -37,6 +37,7 @@ typedef struct upnp_be {
     struct IGDdatas data;
     char lanaddr[64];
     uint8_t ext_ip[4];
+    bool ext_known;         /* ext_ip holds the IGD's address (maybe private) */
     gni_natd_result fail;   /* the last failed look-up */
     uint64_t fail_at;       /* when (uv_hrtime ns), 0: none */
 } upnp_be;
@@ -85,34 +86,64 @@ static void fail_cmd(gni_natd_result *r, int rc, const char *what)
     }
 }
 
-/* GetExternalIPAddress into be->ext_ip; false with r set when unusable. */
-static bool be_external_ip(upnp_be *be, gni_natd_result *r)
+/*
+ * Decides whether the IGD in be->urls can give us a public address:
+ * GetStatusInfo says "Connected" and GetExternalIPAddress gives an IPv4
+ * address that gni_nat_ip4_is_reserved() accepts (golemnet's own list;
+ * miniupnpc's also rejects TEST-NET-3, which the tests' fake IGD uses).
+ * @how names the way the IGD was found, @st UPNP_GetValidIGD's answer (or
+ * 1). With upnp.allow_private=1 a private or missing address is accepted
+ * (be->ext_known tells which). False with @r set otherwise.
+ */
+static bool be_evaluate(upnp_be *be, const char *how, int st, gni_natd_result *r)
 {
-    char ext[64] = "";
-    int rc = UPNP_GetExternalIPAddress(be->urls.controlURL, be->data.first.servicetype, ext);
-    if (rc != UPNPCOMMAND_SUCCESS) {
-        fail_cmd(r, rc, "GetExternalIPAddress");
+    char ext[64] = "", status[64] = "", lasterr[64] = "";
+    unsigned uptime = 0;
+    int src = UPNP_GetStatusInfo(be->urls.controlURL, be->data.first.servicetype, status, &uptime,
+                                 lasterr);
+    bool connected = src == UPNPCOMMAND_SUCCESS && strcmp(status, "Connected") == 0;
+    int xrc = UPNP_GetExternalIPAddress(be->urls.controlURL, be->data.first.servicetype, ext);
+    if (xrc == UPNPCOMMAND_HTTP_ERROR || src == UPNPCOMMAND_HTTP_ERROR) {
+        fail_cmd(r, UPNPCOMMAND_HTTP_ERROR, xrc ? "GetExternalIPAddress" : "GetStatusInfo");
         return false;
     }
     uint8_t ip[4];
-    if (gni_nat_ip4_parse(ext, ip) < 0) {
-        r->err = GN_EADDRNOTAVAIL;
-        snprintf(r->reason, sizeof r->reason,
-                 "GetExternalIPAddress gave no usable address (\"%s\"): the IGD has no public "
-                 "address",
-                 ext);
-        return false;
+    bool parsed = xrc == UPNPCOMMAND_SUCCESS && gni_nat_ip4_parse(ext, ip) == 0;
+    bool pub = parsed && !gni_nat_ip4_is_reserved(ip);
+    const char *root = be->urls.rootdescURL ? be->urls.rootdescURL : "?";
+    char detail[200];
+    if (!connected) {
+        snprintf(detail, sizeof detail, "is not connected (GetStatusInfo: \"%.40s\", rc %d)",
+                 status, src);
+    } else if (!parsed) {
+        snprintf(detail, sizeof detail,
+                 "reports no external address (GetExternalIPAddress: \"%.40s\", rc %d): its WAN "
+                 "address is private/reserved, it is itself behind NAT",
+                 ext, xrc);
+    } else {
+        snprintf(detail, sizeof detail,
+                 "is behind NAT: its external address %.16s is private/reserved", ext);
     }
-    if (gni_nat_ip4_is_reserved(ip)) {
-        r->err = GN_EADDRNOTAVAIL;
-        snprintf(r->reason, sizeof r->reason,
-                 "the IGD's external address %s is private/reserved: the gateway is itself "
-                 "behind NAT, port mapping is impossible",
-                 ext);
-        return false;
+    be->ext_known = parsed;
+    memset(be->ext_ip, 0, 4);
+    if (parsed) {
+        memcpy(be->ext_ip, ip, 4);
     }
-    memcpy(be->ext_ip, ip, 4);
-    return true;
+    if (connected && pub) {
+        snprintf(r->reason, sizeof r->reason, "IGD %.120s (our LAN address %.16s)", root,
+                 be->lanaddr);
+        return true;
+    }
+    if (be->o.allow_private) {
+        snprintf(r->reason, sizeof r->reason, "IGD %.100s %s; going on (upnp.allow_private=1)",
+                 root, detail);
+        return true;
+    }
+    r->err = GN_EADDRNOTAVAIL;
+    r->code = st;
+    snprintf(r->reason, sizeof r->reason, "%s=%d: the IGD at %.100s %s; port mapping is "
+             "impossible", how, st, root, detail);
+    return false;
 }
 
 static void upnp_lookup(upnp_be *be, gni_natd_result *r);
@@ -121,31 +152,32 @@ static void upnp_gateway(void *p, gni_natd_result *r)
 {
     upnp_be *be = p;
     uint64_t now = uv_hrtime();
-    if (!be->have_igd && be->fail_at && now - be->fail_at < UPNP_FAIL_REUSE_NS) {
-        *r = be->fail;
-        return;
-    }
-    upnp_lookup(be, r);
-    if (r->err < 0) {
-        be->fail = *r;
-        be->fail_at = now;
-    } else {
-        be->fail_at = 0;
-    }
-}
-
-/* Finds the IGD (discovery or upnp.igd_url) and its external address. */
-static void upnp_lookup(upnp_be *be, gni_natd_result *r)
-{
     if (be->have_igd) {
-        if (be_external_ip(be, r)) {
+        if (be_evaluate(be, "refresh", 1, r)) {
             memcpy(r->ext_ip, be->ext_ip, 4);
-            snprintf(r->reason, sizeof r->reason, "IGD %s", be->urls.rootdescURL);
             return;
         }
         be_drop_igd(be); /* look again */
         memset(r, 0, sizeof *r);
     }
+    if (be->fail_at && now - be->fail_at < UPNP_FAIL_REUSE_NS) {
+        *r = be->fail;
+        return;
+    }
+    upnp_lookup(be, r);
+    if (r->err < 0) {
+        be_drop_igd(be);
+        be->fail = *r;
+        be->fail_at = now;
+    } else {
+        memcpy(r->ext_ip, be->ext_ip, 4);
+        be->fail_at = 0;
+    }
+}
+
+/* Finds the IGD (discovery or upnp.igd_url) and judges it (be_evaluate). */
+static void upnp_lookup(upnp_be *be, gni_natd_result *r)
+{
     be->lanaddr[0] = '\0';
     if (be->o.igd_url[0]) {
         if (UPNP_GetIGDFromUrl(be->o.igd_url, &be->urls, &be->data, be->lanaddr,
@@ -156,79 +188,50 @@ static void upnp_lookup(upnp_be *be, gni_natd_result *r)
             return;
         }
         be->have_igd = true;
-    } else {
-        int derr = 0;
-        /* IGD:1 only: IGD:2 devices answer it too (UDA 1.1 section 1.2.2),
-         * and each further search type would cost another discover_ms */
-        struct UPNPDev *devs = upnpDiscoverDevice(
-            "urn:schemas-upnp-org:device:InternetGatewayDevice:1", (int)be->o.discover_ms,
-            be->o.multicastif[0] ? be->o.multicastif : NULL, NULL, UPNP_LOCAL_PORT_ANY, 0, 2,
-            &derr);
-        if (!devs) {
-            r->err = GN_ENOTSUP;
-            r->code = derr;
-            snprintf(r->reason, sizeof r->reason,
-                     "no UPnP device answered the SSDP search within %u ms%s%s (upnpDiscover: %d)",
-                     be->o.discover_ms, be->o.multicastif[0] ? " on " : "", be->o.multicastif,
-                     derr);
-            return;
-        }
-#if MINIUPNPC_API_VERSION >= 18
-        char wan[64] = "";
-        int st = UPNP_GetValidIGD(devs, &be->urls, &be->data, be->lanaddr,
-                                  (int)sizeof be->lanaddr, wan, (int)sizeof wan);
-        /* 1 connected, 2 connected with a reserved address, 3 not connected, 4 not an IGD */
-        int st_private = 2, st_unconnected = 3, st_not_igd = 4;
-#else
-        int st = UPNP_GetValidIGD(devs, &be->urls, &be->data, be->lanaddr,
-                                  (int)sizeof be->lanaddr);
-        /* 1 connected, 2 "not connected" (also: external address reserved), 3 not an IGD */
-        int st_private = 2, st_unconnected = -1, st_not_igd = 3;
-#endif
-        freeUPNPDevlist(devs);
-        r->code = st;
-        if (st == 0) {
-            r->err = GN_ENOTSUP;
-            snprintf(r->reason, sizeof r->reason, "UPnP devices answered, none is an IGD");
-            return;
-        }
-        be->have_igd = true; /* urls are set for every nonzero answer */
-        if (st == st_not_igd) {
-            r->err = GN_ENOTSUP;
-            snprintf(r->reason, sizeof r->reason,
-                     "the UPnP device at %s is not an Internet Gateway Device",
-                     be->urls.rootdescURL ? be->urls.rootdescURL : "?");
-            be_drop_igd(be);
-            return;
-        }
-        if (st == st_private || st == st_unconnected) {
-            /* Ask anyway, to say which of the two it is. */
-            char ext[64] = "";
-            int rc = UPNP_GetExternalIPAddress(be->urls.controlURL, be->data.first.servicetype,
-                                               ext);
-            uint8_t ip[4];
-            bool addr = rc == UPNPCOMMAND_SUCCESS && gni_nat_ip4_parse(ext, ip) == 0;
-            r->err = GN_EADDRNOTAVAIL;
-            snprintf(r->reason, sizeof r->reason,
-                     "UPNP_GetValidIGD()=%d: the IGD at %s %s%s%s; port mapping is impossible "
-                     "(the gateway is itself behind NAT or offline)",
-                     st, be->urls.rootdescURL ? be->urls.rootdescURL : "?",
-                     addr ? "has a private/reserved external address " : "reports no external "
-                                                                        "address (not connected "
-                                                                        "or private)",
-                     addr ? ext : "", "");
-            be_drop_igd(be);
-            return;
-        }
-    }
-    if (!be_external_ip(be, r)) {
-        be_drop_igd(be);
+        be_evaluate(be, "UPNP_GetIGDFromUrl()", 1, r);
         return;
     }
-    memcpy(r->ext_ip, be->ext_ip, 4);
-    snprintf(r->reason, sizeof r->reason, "IGD %s (control %s, our LAN address %s)",
-             be->urls.rootdescURL ? be->urls.rootdescURL : "?", be->urls.controlURL,
-             be->lanaddr);
+    int derr = 0;
+    /* IGD:1 only: IGD:2 devices answer it too (UDA 1.1 section 1.2.2), and
+     * each further search type would cost another discover_ms */
+    struct UPNPDev *devs = upnpDiscoverDevice(
+        "urn:schemas-upnp-org:device:InternetGatewayDevice:1", (int)be->o.discover_ms,
+        be->o.multicastif[0] ? be->o.multicastif : NULL, NULL, UPNP_LOCAL_PORT_ANY, 0, 2, &derr);
+    if (!devs) {
+        r->err = GN_ENOTSUP;
+        r->code = derr;
+        snprintf(r->reason, sizeof r->reason,
+                 "no IGD answered the SSDP search within %u ms%s%.64s (upnpDiscover: %d)",
+                 be->o.discover_ms, be->o.multicastif[0] ? " on " : "", be->o.multicastif, derr);
+        return;
+    }
+#if MINIUPNPC_API_VERSION >= 18
+    char wan[64] = "";
+    int st = UPNP_GetValidIGD(devs, &be->urls, &be->data, be->lanaddr, (int)sizeof be->lanaddr,
+                              wan, (int)sizeof wan);
+    /* 1 connected, 2 connected with a reserved address, 3 not connected, 4 not an IGD */
+    int st_not_igd = 4;
+#else
+    int st = UPNP_GetValidIGD(devs, &be->urls, &be->data, be->lanaddr, (int)sizeof be->lanaddr);
+    /* 1 connected, 2 "not connected" (also: its external address is reserved), 3 not an IGD */
+    int st_not_igd = 3;
+#endif
+    freeUPNPDevlist(devs);
+    if (st == 0) {
+        r->err = GN_ENOTSUP;
+        snprintf(r->reason, sizeof r->reason, "UPnP devices answered, none is an IGD");
+        return;
+    }
+    be->have_igd = true; /* urls are set for every nonzero answer */
+    if (st == st_not_igd) {
+        r->err = GN_ENOTSUP;
+        r->code = st;
+        snprintf(r->reason, sizeof r->reason, "the UPnP device at %.150s is not an IGD",
+                 be->urls.rootdescURL ? be->urls.rootdescURL : "?");
+        return;
+    }
+    /* 1, and the "not connected / reserved" answers: judge it ourselves */
+    be_evaluate(be, "UPNP_GetValidIGD()", st, r);
 }
 
 static void upnp_map(void *p, const gni_nat_target *t, uint32_t lease_s, gni_natd_result *r)
@@ -266,6 +269,14 @@ static void upnp_map(void *p, const gni_nat_target *t, uint32_t lease_s, gni_nat
         }
         return;
     }
+    if (!be->ext_known) { /* upnp.allow_private=1 and no address: nothing to report */
+        UPNP_DeletePortMapping(be->urls.controlURL, be->data.first.servicetype, port, proto, NULL);
+        r->err = GN_EADDRNOTAVAIL;
+        snprintf(r->reason, sizeof r->reason,
+                 "AddPortMapping(%s %s) succeeded but the IGD has no external address; deleted",
+                 proto, port);
+        return;
+    }
     /* What the IGD holds now: the lease it granted (it may shorten it). */
     char in_client[16] = "", in_port[6] = "", desc[80] = "", enabled[4] = "", dur[16] = "";
     rc = UPNP_GetSpecificPortMappingEntry(be->urls.controlURL, be->data.first.servicetype, port,
@@ -273,8 +284,8 @@ static void upnp_map(void *p, const gni_nat_target *t, uint32_t lease_s, gni_nat
     uint32_t granted = lease_s;
     if (rc == UPNPCOMMAND_SUCCESS) {
         uint32_t v;
-        if (gni_nat_parse_u32(dur, 0, UINT32_MAX, &v) == 0 && v <= lease_s) {
-            granted = v == 0 ? lease_s : v; /* some IGDs report 0 for "as asked" */
+        if (gni_nat_parse_u32(dur, 0, UINT32_MAX, &v) == 0 && v != 0 && v <= lease_s) {
+            granted = v; /* some IGDs report 0 for "as asked" */
         }
         if (strcmp(in_client, client) != 0 || strcmp(in_port, port) != 0) {
             r->err = GN_EADDRINUSE;
