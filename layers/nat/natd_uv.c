@@ -211,8 +211,7 @@ static void renew_fire(gn_timer *t, void *arg);
 
 static void rec_arm(natd_rec *r, gn_time delay)
 {
-    if (delay > 0 && !r->d->stopped) {
-        gn_timer_init(r->d->loop, &r->timer);
+    if (delay > 0 && !r->d->stopped) { /* r->timer was initialised in gni_natd_map */
         if (gn_timer_start(&r->timer, delay, renew_fire, r) < 0) {
             GN_LOG(GN_LOG_WARNING, r->d->vt->log, "cannot arm the renewal timer; the mapping "
                    "expires with its lease");
