@@ -89,7 +89,13 @@ fi
 run_probe() { # output file, then probe arguments
     local out=$1; shift
     ip netns exec $C timeout 45 "$probe" "$@" >"$out" 2>&1
-    echo "# probe $* -> exit $?"
+    local rc=$?
+    echo "# probe $* -> exit $rc"
+    # a crash, a sanitizer report or a hang fails the test (exit status)
+    if [ $rc -ne 0 ] || grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$out"; then
+        echo "# FAIL: the probe did not end cleanly"
+        fail=1
+    fi
 }
 
 wait_listen() { # ns, proto (t|u), port

@@ -40,6 +40,9 @@ static bool g_guard, g_closed;
 static void probe_log(void *ud, gn_log_level level, const char *component, const char *msg)
 {
     (void)ud;
+    if (!component || !msg) {
+        return;
+    }
     if (strcmp(component, g_comp) != 0 && strcmp(component, "host") != 0 &&
         strcmp(component, "node") != 0) {
         return;
