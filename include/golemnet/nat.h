@@ -39,7 +39,10 @@ struct gn_nat {
 
 /**
  * Mapping result: @status 0 with @external (borrowed) or an error
- * (GN_ENOTSUP: no gateway, GN_ETIMEDOUT, GN_ECANCELED). Exactly once.
+ * (GN_ENOTSUP: no gateway, GN_ETIMEDOUT, GN_ECANCELED, or another code the
+ * component documents; the built-in upnp and natpmp list theirs in
+ * docs/nat.md, e.g. GN_EADDRNOTAVAIL: the gateway has no public address).
+ * Exactly once.
  */
 typedef void (*gn_nat_map_cb)(void *arg, int status, const gn_multiaddr *external);
 
