@@ -65,7 +65,9 @@ GN_TEST(client_learns_public_then_private)
     cn_node s1, s2, c, d;
     server_up(&s1, 1, NULL);
     server_up(&s2, 2, NULL);
-    const char *copts[] = {"autonat.server=false", "autonat.boot_delay_ms=100",
+    /* the first round waits 500 ms after the first identified server: both are
+     * connected and identified by then, so both are asked */
+    const char *copts[] = {"autonat.server=false", "autonat.boot_delay_ms=500",
                            "autonat.dial_timeout_ms=3000"};
     cn_up(&c, 3,
           &(cn_opts){.protocols = "autonat", .options = copts, .n_options = 3, .listen = lo,
