@@ -9,7 +9,8 @@
  * (the channel's remote address) are dialled back, never relayed ones
  * (spec "AutoNAT Protocol", RFC 3489 12.1.1). Loopback and private IPs
  * are dialled when the observed IP is itself such an address (a LAN or a
- * test on 127.0.0.1). Targets are dialled one after the other over new
+ * test on 127.0.0.1). An address on 0.0.0.0 or :: (a client listening on
+ * every interface) is dialled on the observed IP. Targets are dialled one after the other over new
  * direct connections (gn_host_connect_ex NO_REUSE|DIRECT, with the
  * requester's /p2p/ id so the dial proves the same peer answers) within
  * autonat.dial_timeout_ms; the first success ends it: OK with that
@@ -478,10 +479,40 @@ static const char *limits_take(autonat *an, an_serve *sv)
     return NULL;
 }
 
+/*
+ * An address on the unspecified IP of the observed family (0.0.0.0, ::: a
+ * listener on every interface, as a golemnet client announces it) becomes
+ * the same address on the observed IP, in place. Only the observed IP is
+ * dialled either way.
+ */
+static void unspecified_to_observed(an_serve *sv, gn_multiaddr **a)
+{
+    static const uint8_t zero[16] = {0};
+    uint8_t ip[16];
+    size_t ipl = 0;
+    if (first_ip(*a, ip, &ipl) != sv->obs_code || ipl != sv->obs_ip_len ||
+        memcmp(ip, zero, ipl) != 0) {
+        return;
+    }
+    gn_slice b = gn_multiaddr_bytes(*a);
+    uint8_t buf[GN_MA_MAX_BYTES];
+    if (b.len > sizeof buf || b.len < 1 + ipl) {
+        return;
+    }
+    memcpy(buf, b.base, b.len);
+    memcpy(buf + 1, sv->obs_ip, ipl); /* ip4 (0x04) and ip6 (0x29) codes are one byte */
+    gn_multiaddr *r;
+    if (gn_multiaddr_from_bytes(buf, b.len, &r) == 0) {
+        gn_multiaddr_free(*a);
+        *a = r;
+    }
+}
+
 /* Keeps the DIAL's addresses that may be dialled back (see the file header). */
 static void serve_filter(an_serve *sv, gni_autonat_msg *m)
 {
     for (size_t i = 0; i < m->addr_cnt; i++) {
+        unspecified_to_observed(sv, &m->addrs[i]);
         gn_multiaddr *a = m->addrs[i];
         uint8_t ip[16];
         size_t ipl = 0;

@@ -9,14 +9,22 @@
  *    relayed ones, are never dialled (the client listens on 0.0.0.0, so a
  *    dial of 127.0.0.2 would succeed: the answer's address and the
  *    client's channel count show it was not made); a closed port gets
- *    E_DIAL_ERROR; the per-peer rate limit refuses with E_DIAL_REFUSED.
+ *    E_DIAL_ERROR; the per-peer rate limit refuses with E_DIAL_REFUSED;
+ *    an address on 0.0.0.0 is dialled on the observed IP;
+ *  - a dial-back that hangs (a listener that never answers) ends with
+ *    E_DIAL_ERROR after dial_timeout_ms; a second request of the same peer
+ *    meanwhile is refused; nodes closed while requests run (ASan build).
  */
 #include "../../conformance/conf_node.h"
 
 #include "autonat_msg.h"
 #include "gni.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 typedef struct reach {
     int events;
@@ -227,7 +235,7 @@ GN_TEST(server_checks_and_limits)
 {
     cn_setup();
     cn_node s, c;
-    server_up(&s, 11, "autonat.peer_dials_per_min=2");
+    server_up(&s, 11, "autonat.peer_dials_per_min=3");
     static const char *const any[] = {"/ip4/0.0.0.0/tcp/0"};
     cn_up(&c, 12, &(cn_opts){.listen = any, .n_listen = 1});
     /* c's port */
@@ -271,20 +279,84 @@ GN_TEST(server_checks_and_limits)
     CN_RUN_UNTIL(poll_reach(&c, &rr) && c.opened == base + 1, 2000);
     CHECK_EQ(c.opened, base + 1);
 
-    /* a closed port: E_DIAL_ERROR (the second dial of the minute) */
+    /* c's listen address as it announces it, 0.0.0.0: dialled on the observed IP */
+    char unspec[64];
+    snprintf(unspec, sizeof unspec, "/ip4/0.0.0.0/tcp/%s", port);
+    const char *a5[] = {unspec};
+    CHECK_EQ(raw_ask(ch, &c.pid, a5, 1, got, sizeof got), GNI_AUTONAT_OK);
+    CHECK_STR(got, on_lo);
+    CN_RUN_UNTIL(poll_reach(&c, &rr) && c.opened == base + 2, 2000);
+    CHECK_EQ(c.opened, base + 2);
+
+    /* a closed port: E_DIAL_ERROR (the third dial of the minute) */
     const char *a4[] = {closed};
     CHECK_EQ(raw_ask(ch, &c.pid, a4, 1, got, sizeof got), GNI_AUTONAT_E_DIAL_ERROR);
-    /* the third: the per-peer limit (2 a minute) refuses */
+    /* the fourth: the per-peer limit (3 a minute) refuses */
     CHECK_EQ(raw_ask(ch, &c.pid, a1, 1, got, sizeof got), GNI_AUTONAT_E_DIAL_REFUSED);
     CN_RUN_FOR(200);
     poll_reach(&c, &rr);
-    CHECK_EQ(c.opened, base + 1);
+    CHECK_EQ(c.opened, base + 2);
 
     gn_channel_rele(ch);
     cn_close(&c);
     cn_close(&s);
     cn_free(&c);
     cn_free(&s);
+    cn_finish();
+}
+
+/* A TCP listener that never answers: connections complete in the kernel's
+ * backlog and the security handshake waits. Returns the fd; *@port its port. */
+static int hang_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_EQ(listen(fd, 16), 0);
+    socklen_t sl = sizeof sa;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+GN_TEST(dial_timeout_busy_peer_and_close_mid_request)
+{
+    cn_setup();
+    int port;
+    int fd = hang_listener(&port);
+    char hang[64], hang_opt[96];
+    snprintf(hang, sizeof hang, "/ip4/127.0.0.1/tcp/%d", port);
+    snprintf(hang_opt, sizeof hang_opt, "autonat.test_addr=%s", hang);
+    cn_node s, c;
+    server_up(&s, 31, "autonat.dial_timeout_ms=1500");
+    const char *copts[] = {"autonat.server=false", "autonat.boot_delay_ms=100",
+                           "autonat.interval_ms=300", hang_opt};
+    cn_up(&c, 32,
+          &(cn_opts){.protocols = "autonat", .options = copts, .n_options = 4, .listen = lo,
+                     .n_listen = 1});
+    gn_channel *ch;
+    CHECK_EQ(cn_dial(&c, s.addr, &ch), 0);
+    /* c's first DIAL is being served (the dial-back hangs in the handshake):
+     * another request of the same peer is refused */
+    CN_RUN_FOR(600);
+    const char *a[] = {hang};
+    CHECK_EQ(raw_ask(ch, &c.pid, a, 1, NULL, 0), GNI_AUTONAT_E_DIAL_REFUSED);
+    /* the server gives up after dial_timeout_ms: E_DIAL_ERROR, the only server's vote */
+    reach rc = {0};
+    CN_RUN_UNTIL(poll_reach(&c, &rc) && rc.events > 0, 5000);
+    CHECK_EQ(rc.status, GN_REACH_PRIVATE);
+    /* the next round (interval 300 ms) starts; close both while it runs */
+    CN_RUN_FOR(600);
+    gn_channel_rele(ch);
+    cn_close(&c);
+    cn_close(&s);
+    cn_free(&c);
+    cn_free(&s);
+    close(fd);
     cn_finish();
 }
 
@@ -315,4 +387,4 @@ GN_TEST(options_are_checked)
 }
 
 GN_TEST_MAIN(GN_T(client_learns_public_then_private), GN_T(server_checks_and_limits),
-             GN_T(options_are_checked))
+             GN_T(dial_timeout_busy_peer_and_close_mid_request), GN_T(options_are_checked))
