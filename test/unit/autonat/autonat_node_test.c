@@ -187,6 +187,9 @@ static void raw_opened(void *arg, int status, gn_stream *s)
     r->s = s;
 }
 
+/* The last answer's statusText. */
+static char g_text[GNI_AUTONAT_MAX_TEXT + 1];
+
 /* Sends a DIAL for @id with @addrs (strings) over @ch; returns the answer's
  * status (or a negative error); *@addr_out gets the answer's address. */
 static int raw_ask(gn_channel *ch, const gn_peer_id *id, const char *const *addrs, size_t n,
@@ -218,6 +221,7 @@ static int raw_ask(gn_channel *ch, const gn_peer_id *id, const char *const *addr
     CN_RUN_FOR(50);
     gni_lp_reader_clear(&r.rd);
     int ret = r.decoded < 0 ? r.decoded : (int)r.m.status;
+    snprintf(g_text, sizeof g_text, "%s", r.decoded == 0 ? r.m.status_text : "");
     if (r.decoded == 0) {
         CHECK_EQ(r.m.type, GNI_AUTONAT_DIAL_RESPONSE);
     }
@@ -268,6 +272,7 @@ GN_TEST(server_checks_and_limits)
     /* another IP only, and a relayed address on the right IP: nothing to dial */
     const char *a2[] = {on_lo2, relayed};
     CHECK_EQ(raw_ask(ch, &c.pid, a2, 2, got, sizeof got), GNI_AUTONAT_E_DIAL_REFUSED);
+    CHECK_STR(g_text, "no dialable addresses");
     CN_RUN_FOR(200);
     poll_reach(&c, &rr);
     CHECK_EQ(c.opened, base); /* no dial-back reached c */
@@ -293,6 +298,7 @@ GN_TEST(server_checks_and_limits)
     CHECK_EQ(raw_ask(ch, &c.pid, a4, 1, got, sizeof got), GNI_AUTONAT_E_DIAL_ERROR);
     /* the fourth: the per-peer limit (3 a minute) refuses */
     CHECK_EQ(raw_ask(ch, &c.pid, a1, 1, got, sizeof got), GNI_AUTONAT_E_DIAL_REFUSED);
+    CHECK_STR(g_text, "peer rate limit");
     CN_RUN_FOR(200);
     poll_reach(&c, &rr);
     CHECK_EQ(c.opened, base + 2);
@@ -345,6 +351,7 @@ GN_TEST(dial_timeout_busy_peer_and_close_mid_request)
     CN_RUN_FOR(600);
     const char *a[] = {hang};
     CHECK_EQ(raw_ask(ch, &c.pid, a, 1, NULL, 0), GNI_AUTONAT_E_DIAL_REFUSED);
+    CHECK_STR(g_text, "a request of this peer is running");
     /* the server gives up after dial_timeout_ms: E_DIAL_ERROR, the only server's vote */
     reach rc = {0};
     CN_RUN_UNTIL(poll_reach(&c, &rc) && rc.events > 0, 5000);
@@ -357,6 +364,27 @@ GN_TEST(dial_timeout_busy_peer_and_close_mid_request)
     cn_free(&c);
     cn_free(&s);
     close(fd);
+    cn_finish();
+}
+
+GN_TEST(global_rate_limit)
+{
+    cn_setup();
+    cn_node s, c;
+    server_up(&s, 41, "autonat.max_dials_per_min=1");
+    cn_up_listening(&c, 42, NULL);
+    gn_channel *ch;
+    CHECK_EQ(cn_dial(&c, s.addr, &ch), 0);
+    const char *a[] = {c.bare};
+    CHECK_EQ(raw_ask(ch, &c.pid, a, 1, NULL, 0), GNI_AUTONAT_OK);
+    /* the per-peer limit (3) would allow it; the node-wide one (1) does not */
+    CHECK_EQ(raw_ask(ch, &c.pid, a, 1, NULL, 0), GNI_AUTONAT_E_DIAL_REFUSED);
+    CHECK_STR(g_text, "global rate limit");
+    gn_channel_rele(ch);
+    cn_close(&c);
+    cn_close(&s);
+    cn_free(&c);
+    cn_free(&s);
     cn_finish();
 }
 
@@ -387,4 +415,5 @@ GN_TEST(options_are_checked)
 }
 
 GN_TEST_MAIN(GN_T(client_learns_public_then_private), GN_T(server_checks_and_limits),
-             GN_T(dial_timeout_busy_peer_and_close_mid_request), GN_T(options_are_checked))
+             GN_T(dial_timeout_busy_peer_and_close_mid_request), GN_T(global_rate_limit),
+             GN_T(options_are_checked))
