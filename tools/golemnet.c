@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,13 @@ static bool json_out;
     "                                static (default: all built in; \"\" none)\n"            \
     "  --discovery LIST              e.g. bootstrap (default: all built in)\n"               \
     "  --nat LIST                    NAT components (default: all built in)\n"               \
+    "  --protocols LIST              protocol components besides identify, ping, msg,\n"     \
+    "                                echo, perf (default: all not explicit-only)\n"          \
+    "  --relay                       serve circuit relay v2 (hop): be a relay\n"             \
+    "  --autonat                     run AutoNAT (reachability; answers dial-backs)\n"       \
+    "  --dcutr                       run DCUtR (hole punching of relayed channels)\n"        \
+    "  --autorelay MA/p2p/ID         reach peers through this relay, and listen through\n"   \
+    "                                it while private (repeatable; autorelay.relay)\n"        \
     "  --route MA/p2p/ID             a static route (repeatable; static.peer)\n"             \
     "  --bootstrap MA/p2p/ID         a bootstrap peer, dialled with backoff\n"               \
     "                                (repeatable; bootstrap.peer)\n"                         \
@@ -344,6 +352,11 @@ static const cli_flag cli_flags[] = {
     {"--router", CMDF_NET, true},
     {"--discovery", CMDF_NET, true},
     {"--nat", CMDF_NET, true},
+    {"--protocols", CMDF_NET, true},
+    {"--relay", CMDF_NET, false},
+    {"--autonat", CMDF_NET, false},
+    {"--dcutr", CMDF_NET, false},
+    {"--autorelay", CMDF_NET, true},
     {"--option", CMDF_NET, true},
     {"--route", CMDF_NET, true},
     {"--bootstrap", CMDF_NET, true},
@@ -1004,6 +1017,10 @@ struct cli {
     char *option_copies[CLI_MAX_OPTIONS]; /* --route/--bootstrap expansions */
     size_t n_options;
     bool serve_echo, serve_perf, want_identify;
+    const char *protocols;         /* --protocols, or NULL */
+    bool want_relay, want_autonat, want_dcutr, want_autorelay;
+    char protolist[512];           /* the protocol component list built from them */
+    char routerlist[256];          /* the router list with autorelay added */
     uint64_t count, bytes, streams, up, down;
     gn_time timeout;
     bool timeout_set;  /* --timeout given */
@@ -2339,6 +2356,80 @@ static void cli_dialed_result(void *arg, const gn_node_dial_result *res)
 
 /* ---- setup and the main loop ---- */
 
+/*
+ * Appends to @out (a comma list) the names of @kind's built-in components
+ * that run by default (not explicit-only). False when @out is too short.
+ */
+static bool cli_default_names(gn_layer_kind kind, char *out, size_t len)
+{
+    gn_registry *reg = NULL;
+    bool ok = gn_registry_new(&reg) == 0 && gn_registry_add_builtins(reg) == 0;
+    for (size_t i = 0; ok && i < gn_registry_count(reg, kind); i++) {
+        const gn_layer_ops *o = gn_registry_get(reg, kind, i);
+        if (!(o->flags & GN_LAYER_F_EXPLICIT_ONLY)) {
+            size_t used = strlen(out);
+            int w = snprintf(out + used, len - used, "%s%s", used ? "," : "", o->name);
+            ok = w > 0 && (size_t)w < len - used;
+        }
+    }
+    gn_registry_free(reg);
+    return ok;
+}
+
+/* Appends @name to the comma list @out; false when it does not fit. */
+static bool cli_list_add(char *out, size_t len, const char *name)
+{
+    size_t used = strlen(out);
+    int w = snprintf(out + used, len - used, "%s%s", used ? "," : "", name);
+    return w > 0 && (size_t)w < len - used;
+}
+
+/*
+ * The protocol component list for --protocols, --relay, --autonat and
+ * --dcutr: the given list (or the default components) plus the ones those
+ * flags ask for. NULL: the node's default (no flag given), or a list that
+ * does not fit (cli_run reports it).
+ */
+static const char *cli_protocol_list(cli *c)
+{
+    if (!c->want_relay && !c->want_autonat && !c->want_dcutr) {
+        return c->protocols;
+    }
+    char *out = c->protolist;
+    size_t len = sizeof c->protolist;
+    out[0] = '\0';
+    bool ok = c->protocols ? cli_list_add(out, len, c->protocols)
+                           : cli_default_names(GN_LAYER_PROTOCOL, out, len);
+    static const struct {
+        size_t off;
+        const char *id;
+    } extra[] = {
+        {offsetof(cli, want_relay), "/libp2p/circuit/relay/0.2.0/hop"},
+        {offsetof(cli, want_autonat), "/libp2p/autonat/1.0.0"},
+        {offsetof(cli, want_dcutr), "/libp2p/dcutr"},
+    };
+    for (size_t i = 0; ok && i < CLI_ARRAY_LEN(extra); i++) {
+        if (*(const bool *)((const char *)c + extra[i].off) && !strstr(out, extra[i].id)) {
+            ok = cli_list_add(out, len, extra[i].id);
+        }
+    }
+    return ok && out[0] ? out : NULL;
+}
+
+/* The router list with autorelay added when --autorelay names a relay. */
+static const char *cli_router_list(cli *c)
+{
+    if (!c->want_autorelay || (c->routers && strstr(c->routers, "autorelay"))) {
+        return c->routers;
+    }
+    char *out = c->routerlist;
+    out[0] = '\0';
+    bool ok = c->routers ? cli_list_add(out, sizeof c->routerlist, c->routers)
+                         : cli_default_names(GN_LAYER_ROUTER, out, sizeof c->routerlist);
+    ok = ok && cli_list_add(out, sizeof c->routerlist, "autorelay");
+    return ok ? out : c->routers;
+}
+
 static int cli_run(cli *c)
 {
     int rc = load_identity(c->key_file, c->key_seed, &c->id);
@@ -2373,6 +2464,14 @@ static int cli_run(cli *c)
         gn_identity_free(c->id);
         return fail("loop", rc);
     }
+    if (!cli_protocol_list(c) && (c->want_relay || c->want_autonat || c->want_dcutr)) {
+        gn_loop_free(c->loop);
+        gn_identity_free(c->id);
+        fprintf(stderr, "golemnet: --relay/--autonat/--dcutr: a component is not built in, or "
+                        "the protocol list is longer than %zu bytes\n",
+                sizeof c->protolist - 1);
+        return EXIT_USAGE;
+    }
     gn_node_config cfg;
     gn_node_config_default(&cfg);
     cfg.identity = c->id;
@@ -2381,9 +2480,10 @@ static int cli_run(cli *c)
     cfg.muxers = c->muxers;
     cfg.listen = c->listen;
     cfg.n_listen = c->n_listen;
-    cfg.routers = c->routers;
+    cfg.routers = cli_router_list(c);
     cfg.discovery = c->discovery;
     cfg.nat = c->nat;
+    cfg.protocol_components = cli_protocol_list(c);
     cfg.options = c->options;
     cfg.n_options = c->n_options;
     if (c->serve_echo) {
@@ -2398,7 +2498,8 @@ static int cli_run(cli *c)
         gn_identity_free(c->id);
         if (rc == GN_ENOTFOUND || rc == GN_EINVAL) {
             fprintf(stderr,
-                    "golemnet: --security/--muxer/--router/--discovery/--nat/--option: %s (%s)\n",
+                    "golemnet: --security/--muxer/--router/--discovery/--nat/--protocols/--relay/"
+                    "--autonat/--dcutr/--option: %s (%s)\n",
                     gn_strerror(rc), gn_err_name(rc));
             return EXIT_USAGE;
         }
@@ -2796,6 +2897,14 @@ static int cmd_net(int kind, int argc, char **argv)
             c.target = v;
         } else if (!strcmp(n, "--echo")) {
             c.serve_echo = true;
+        } else if (!strcmp(n, "--protocols")) {
+            c.protocols = v;
+        } else if (!strcmp(n, "--relay")) {
+            c.want_relay = true;
+        } else if (!strcmp(n, "--autonat")) {
+            c.want_autonat = true;
+        } else if (!strcmp(n, "--dcutr")) {
+            c.want_dcutr = true;
         } else if (!strcmp(n, "--perf")) {
             c.serve_perf = true;
         } else if (!strcmp(n, "--identify")) {
@@ -2884,7 +2993,7 @@ static int cmd_net(int kind, int argc, char **argv)
         } else if (!strcmp(n, "--nat")) {
             c.nat = v;
         } else if (!strcmp(n, "--option") || !strcmp(n, "--route") || !strcmp(n, "--bootstrap") ||
-                   !strcmp(n, "--bootstrap-kad")) {
+                   !strcmp(n, "--bootstrap-kad") || !strcmp(n, "--autorelay")) {
             if (c.n_options == CLI_MAX_OPTIONS) {
                 usage_error("at most %u --option/--route/--bootstrap/--bootstrap-kad",
                             CLI_MAX_OPTIONS);
@@ -2922,7 +3031,9 @@ static int cmd_net(int kind, int argc, char **argv)
             }
             const char *key = !strcmp(n, "--route")       ? "static.peer="
                               : !strcmp(n, "--bootstrap") ? "bootstrap.peer="
+                              : !strcmp(n, "--autorelay") ? "autorelay.relay="
                                                           : "kad.bootstrap=";
+            c.want_autorelay = c.want_autorelay || !strcmp(n, "--autorelay");
             char *o = malloc(strlen(key) + strlen(v) + 1);
             if (!o) {
                 code = fail(n, GN_ENOMEM);

@@ -63,6 +63,7 @@
 
 typedef struct an_cfg {
     bool server, client;
+    bool dial_observed; /* dial the requester's channel address first (autonat.dial_observed) */
     gn_time dial_timeout, interval, retry_interval, boot_delay, request_timeout;
     uint32_t max_dials_per_min, peer_dials_per_min, peers_per_probe, threshold;
     gn_multiaddr *test_addrs[AN_CLIENT_ADDRS];
@@ -98,6 +99,7 @@ typedef struct an_serve {
     uint8_t obs_ip[16]; /* the requester's observed IP */
     size_t obs_ip_len;
     uint64_t obs_code; /* GN_MA_IP4 or GN_MA_IP6 */
+    gn_multiaddr *obs_addr; /* the requester's address as the channel sees it, or NULL */
     gni_lp_reader rd;
     bool got_request;
     an_limit *limit; /* busy while dialling */
@@ -203,6 +205,9 @@ static int load_options(autonat *an)
     if (rc == 0) {
         rc = opt_bool(h, "client", true, &c->client);
     }
+    if (rc == 0) {
+        rc = opt_bool(h, "dial_observed", true, &c->dial_observed);
+    }
 #define NUM(key, def, min, max, dst, mul)                                                  \
     if (rc == 0 && (rc = opt_num(h, key, def, min, max, &v)) == 0) {                       \
         dst = (mul) * v;                                                                   \
@@ -287,6 +292,7 @@ static void serve_unref(an_serve *sv)
     for (size_t i = 0; i < sv->ntargets; i++) {
         gn_multiaddr_free(sv->targets[i]);
     }
+    gn_multiaddr_free(sv->obs_addr);
     gn_free(sv);
 }
 
@@ -508,10 +514,19 @@ static void unspecified_to_observed(an_serve *sv, gn_multiaddr **a)
     }
 }
 
-/* Keeps the DIAL's addresses that may be dialled back (see the file header). */
+/* Keeps the DIAL's addresses that may be dialled back (see the file header).
+ * The address the requester's channel comes from is tried first: behind a
+ * NAT that keeps the source port (the TCP transport dials from its listen
+ * port), it is the NAT's mapping of the requester's listener, an address
+ * the requester cannot know itself (go-libp2p's server dials it too). */
 static void serve_filter(an_serve *sv, gni_autonat_msg *m)
 {
-    for (size_t i = 0; i < m->addr_cnt; i++) {
+    if (sv->obs_addr && sv->an && sv->an->cfg.dial_observed &&
+        sv->ntargets < GNI_AUTONAT_MAX_ADDRS) {
+        sv->targets[sv->ntargets++] = sv->obs_addr;
+        sv->obs_addr = NULL;
+    }
+    for (size_t i = 0; i < m->addr_cnt && sv->ntargets < GNI_AUTONAT_MAX_ADDRS; i++) {
         unspecified_to_observed(sv, &m->addrs[i]);
         gn_multiaddr *a = m->addrs[i];
         uint8_t ip[16];
@@ -649,6 +664,8 @@ static bool observed_ip(an_serve *sv, gn_channel *ch)
     bool ok = !is_relayed(ra) && first_ip(ra, sv->obs_ip, &sv->obs_ip_len) != 0;
     if (ok) {
         sv->obs_code = sv->obs_ip_len == 4 ? GN_MA_IP4 : GN_MA_IP6;
+        sv->obs_addr = ra; /* dialled first (serve_filter) */
+        return true;
     }
     gn_multiaddr_free(ra);
     return ok;

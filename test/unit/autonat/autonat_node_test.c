@@ -239,7 +239,12 @@ GN_TEST(server_checks_and_limits)
 {
     cn_setup();
     cn_node s, c;
-    server_up(&s, 11, "autonat.peer_dials_per_min=3");
+    /* only the addresses the DIAL lists (not the channel's own address) */
+    const char *sopts[] = {"autonat.client=false", "autonat.peer_dials_per_min=3",
+                           "autonat.dial_observed=false"};
+    cn_up(&s, 11,
+          &(cn_opts){.protocols = "autonat", .options = sopts, .n_options = 3, .listen = lo,
+                     .n_listen = 1});
     static const char *const any[] = {"/ip4/0.0.0.0/tcp/0"};
     cn_up(&c, 12, &(cn_opts){.listen = any, .n_listen = 1});
     /* c's port */
