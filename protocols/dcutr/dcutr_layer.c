@@ -10,6 +10,9 @@
  *   allow_private=true      send and dial loopback and private addresses
  *                           (tests, labs behind one NAT); default false
  *   attempts=N              attempts B makes, 1..3 (default 3, the spec's)
+ *   addr=<multiaddr>        (repeatable, at most 16) offer exactly these
+ *                           addresses in CONNECT instead of the observed and
+ *                           listen ones: a known port-preserving mapping
  *   test_treat_all_limited=1  TEST ONLY: the first channel to each peer
  *                           counts as relayed, so the exchange runs over a
  *                           plain connection in tests without a relay
@@ -49,6 +52,8 @@ struct dcutr_comp {
     unsigned attempts;
     dc_punch *punches;
     size_t npunches;
+    gn_multiaddr *addrs[GNI_DCUTR_ADDRS_MAX]; /* dcutr.addr options */
+    size_t naddrs;
     gn_peer_id seen[DC_SEEN_MAX]; /* test option: peers whose first channel was used */
     size_t nseen;
     /* counters: hole punches started (both roles), finished with a direct
@@ -246,6 +251,12 @@ static size_t our_addrs(dcutr_comp *dc, const gn_multiaddr **out)
 {
     const gn_multiaddr *tmp[GNI_DCUTR_ADDRS_MAX];
     size_t n = 0;
+    if (dc->naddrs) {
+        for (size_t i = 0; i < dc->naddrs; i++) {
+            n = add_unique(out, n, dc->addrs[i], dc->allow_private);
+        }
+        return n;
+    }
     size_t k = gn_host_observed_addrs(dc->h, tmp, GNI_DCUTR_ADDRS_MAX);
     for (size_t i = 0; i < k; i++) {
         n = add_unique(out, n, tmp[i], dc->allow_private);
@@ -632,9 +643,13 @@ static void dc_on_event(void *arg, const gn_host_event *ev)
 
 /* ---- the component ---- */
 
+static void dc_fini(gn_protocol *p);
+
 static int dc_start(gn_protocol *p)
 {
     dcutr_comp *dc = p->state;
+    dc_fini(p); /* a restarted node reads its options afresh */
+    dc->stopped = false;
     dc->p = p;
     dc->h = p->host;
     dc->allow_private = dc_opt_true(p->host, "allow_private");
@@ -650,6 +665,16 @@ static int dc_start(gn_protocol *p)
             return GN_EINVAL;
         }
         dc->attempts = (unsigned)x;
+    }
+    for (size_t i = 0; (v = gn_host_option(p->host, "dcutr", "addr", i)); i++) {
+        gn_multiaddr *ma = NULL;
+        int rc = i < GNI_DCUTR_ADDRS_MAX ? gn_multiaddr_parse(v, &ma) : GN_ELIMIT;
+        if (rc < 0) {
+            GN_LOG(GN_LOG_ERR, DC_LOG, "dcutr.addr=%s: %s (at most %u valid multiaddrs)", v,
+                   gn_err_name(rc), GNI_DCUTR_ADDRS_MAX);
+            return rc;
+        }
+        dc->addrs[dc->naddrs++] = ma;
     }
     if (dc->test_all_limited) {
         GN_LOG(GN_LOG_WARNING, DC_LOG,
@@ -672,11 +697,21 @@ static void dc_stop(gn_protocol *p)
            (unsigned long long)dc->failed, (unsigned long long)dc->dial_rounds);
 }
 
+static void dc_fini(gn_protocol *p)
+{
+    dcutr_comp *dc = p->state;
+    for (size_t i = 0; i < dc->naddrs; i++) {
+        gn_multiaddr_free(dc->addrs[i]);
+    }
+    dc->naddrs = 0;
+}
+
 static const gn_protocol_ops dcutr_ops = {
     .abi = GN_PROTOCOL_ABI,
     .name = GNI_DCUTR_PROTOCOL_ID,
     .flags = GN_LAYER_F_EXPLICIT_ONLY | GN_LAYER_F_LIMITED_OK,
     .state_size = sizeof(dcutr_comp),
+    .fini = dc_fini,
     .start = dc_start,
     .stop = dc_stop,
     .on_stream = dc_on_stream,
