@@ -8,7 +8,9 @@
  *    see it and report success; the first channel stays open;
  *  - failure: the addresses offered (dcutr.addr) name a closed port; both
  *    sides end with failure after the 3 attempts; the first channel stays
- *    open and carries a ping.
+ *    open and carries a ping;
+ *  - the TCP transport's port reuse, which hole punching needs: the peer
+ *    sees a dial come from our listen address (not with tcp.port_reuse=false).
  * One loop driven by the test thread; every wait bounded; nodes closed and
  * freed.
  */
@@ -281,6 +283,45 @@ GN_TEST(closed_port_fails_after_retries)
     nodes_down();
 }
 
+/* True when B's first channel comes from A's listen address (the TCP
+ * transport's port reuse, which hole punching depends on). */
+static bool b_has_channel(void *arg)
+{
+    (void)arg;
+    return nb.first_ch != 0;
+}
+
+static bool b_sees_a_listen_addr(void)
+{
+    CHECK(run_until(b_has_channel, NULL, 5000));
+    gn_channel *ch = gn_node_channel_get(nb.n, nb.first_ch);
+    CHECK(ch != NULL);
+    gn_channel_info info;
+    gn_channel_state_get(ch, &info);
+    gn_channel_rele(ch);
+    /* na.addr is <listen address>/p2p/<id> */
+    size_t n = strlen(info.remote_addr);
+    printf("# A listens on %s; B sees %s\n", na.addr, info.remote_addr);
+    return n > 0 && strncmp(na.addr, info.remote_addr, n) == 0 &&
+           strncmp(na.addr + n, "/p2p/", 5) == 0;
+}
+
+GN_TEST(observed_address_is_listen_address)
+{
+    static const char *on[] = {"dcutr.allow_private=true"};
+    static const char *off[] = {"dcutr.allow_private=true", "tcp.port_reuse=false"};
+    node_up(&na, 31, on, 1);
+    node_up(&nb, 32, on, 1);
+    connect_a_to_b();
+    CHECK(b_sees_a_listen_addr());
+    nodes_down();
+    node_up(&na, 33, off, 2);
+    node_up(&nb, 34, off, 2);
+    connect_a_to_b();
+    CHECK(!b_sees_a_listen_addr());
+    nodes_down();
+}
+
 int main(int argc, char **argv)
 {
     gn_log_set(log_fn, NULL, GN_LOG_DEBUG);
@@ -290,6 +331,7 @@ int main(int argc, char **argv)
     static const gn_test_case cases[] = {
         GN_T(direct_channel_after_exchange),
         GN_T(closed_port_fails_after_retries),
+        GN_T(observed_address_is_listen_address),
     };
     int rc = gn_test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
     run_until(never, NULL, 50); /* handles closed by the nodes finish closing */
