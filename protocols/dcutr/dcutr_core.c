@@ -228,9 +228,13 @@ void gni_dcutr_core_on_stream_end(gni_dcutr_core *c, int status, gn_time now)
     if (c->state == DC_DONE) {
         return;
     }
-    if (c->role == GNI_DCUTR_ROLE_A && c->state == DC_A_DIALLING && c->dialling) {
-        /* B may have finished first; our dial's result decides. No retry
-         * can come any more. */
+    bool dial_ahead = (c->role == GNI_DCUTR_ROLE_A && c->state == DC_A_DIALLING && c->dialling) ||
+                      (c->role == GNI_DCUTR_ROLE_B &&
+                       (c->state == DC_B_SYNC_WAIT || (c->state == DC_B_DIALLING && c->dialling)));
+    if (dial_ahead) {
+        /* the peer finished first (its dial failed for good, or it
+         * succeeded); this attempt's dial still decides, but no retry can
+         * follow on a closed stream */
         c->cfg.attempts = c->attempt;
         return;
     }

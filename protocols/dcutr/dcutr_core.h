@@ -119,8 +119,9 @@ void gni_dcutr_core_on_direct(gni_dcutr_core *c, gn_time now);
 
 /**
  * The stream ended: @status GN_EEOF for a clean end by the peer, or its
- * error. Finishes the punch unless it already finished (an A that has
- * nothing left to do ends with success when its last dial succeeded).
+ * error. Finishes the punch with GN_ECONNRESET (or the error) unless a dial
+ * of the current attempt is out or about to start (B waiting RTT/2): then
+ * that dial's result decides, without a retry.
  */
 void gni_dcutr_core_on_stream_end(gni_dcutr_core *c, int status, gn_time now);
 

@@ -419,11 +419,28 @@ static void punch_dial(dc_punch *pu, const gni_dcutr_action *a)
     pu->round_left = 0;
     pu->round_err = GN_ENOROUTE;
     dc->dial_rounds++;
+    /* the addresses dialled this round, without their /p2p/ part */
+    gn_multiaddr *done[GNI_DCUTR_ADDRS_MAX];
+    size_t ndone = 0;
     for (size_t i = 0; i < n && tail; i++) {
-        if (!gni_dcutr_addr_usable(addrs[i], dc->allow_private) ||
-            gn_multiaddr_find(addrs[i], GN_MA_P2P, NULL) >= 0) {
+        /* some implementations (js-libp2p) send their addresses with a
+         * trailing /p2p/<id>: dial the address without it, with ours */
+        gn_multiaddr *bare = NULL;
+        if (gn_multiaddr_find(addrs[i], GN_MA_P2P, NULL) < 0) {
+            rc = gn_multiaddr_dup(addrs[i], &bare);
+        } else {
+            rc = gn_multiaddr_decapsulate_code(addrs[i], GN_MA_P2P, &bare);
+        }
+        bool skip = rc < 0 || !gni_dcutr_addr_usable(bare, dc->allow_private) ||
+                    gn_multiaddr_find(bare, GN_MA_P2P, NULL) >= 0;
+        for (size_t k = 0; !skip && k < ndone; k++) {
+            skip = gn_multiaddr_equal(done[k], bare);
+        }
+        if (skip) {
+            gn_multiaddr_free(bare);
             continue;
         }
+        done[ndone++] = bare;
         dc_dial *d = NULL;
         for (unsigned k = 0; k < GNI_DCUTR_ADDRS_MAX && !d; k++) {
             d = pu->dials[k].busy ? NULL : &pu->dials[k];
@@ -432,14 +449,14 @@ static void punch_dial(dc_punch *pu, const gni_dcutr_action *a)
             break;
         }
         gn_multiaddr *full = NULL;
-        if ((rc = gn_multiaddr_encapsulate(addrs[i], tail, &full)) < 0) {
+        if ((rc = gn_multiaddr_encapsulate(bare, tail, &full)) < 0) {
             continue;
         }
         d->pu = pu;
         d->attempt = a->attempt;
         d->op = NULL;
         char s[160];
-        if (gn_multiaddr_to_string(addrs[i], s, sizeof s) < 0) {
+        if (gn_multiaddr_to_string(bare, s, sizeof s) < 0) {
             strcpy(s, "?");
         }
         rc = gn_host_connect_ex(dc->h, full, flags, punch_dialled, d, &d->op);
@@ -457,6 +474,9 @@ static void punch_dial(dc_punch *pu, const gni_dcutr_action *a)
         pu->round_left++;
     }
     gn_multiaddr_free(tail);
+    for (size_t k = 0; k < ndone; k++) {
+        gn_multiaddr_free(done[k]);
+    }
     if (pu->round_left == 0) {
         gni_dcutr_core_on_dial(&pu->core, a->attempt, pu->round_err, pu_now(pu));
     }

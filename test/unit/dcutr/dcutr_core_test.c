@@ -250,6 +250,19 @@ GN_TEST(timeouts_and_violations)
     expect(&c, GNI_DCUTR_ACT_DONE);
     CHECK_EQ(act.status, GN_ECONNREFUSED);
     gni_dcutr_core_fini(&c);
+    /* B: A ended the stream (it gave up) while B's last dial is out */
+    CHECK_OK(gni_dcutr_core_init(&c, GNI_DCUTR_ROLE_B, NULL, T0));
+    expect(&c, GNI_DCUTR_ACT_SEND);
+    feed(&c, GNI_DCUTR_CONNECT, 1, T0 + 2 * GN_MS);
+    expect(&c, GNI_DCUTR_ACT_SEND);
+    gni_dcutr_core_on_stream_end(&c, GN_EEOF, T0 + 2 * GN_MS); /* during the RTT/2 wait */
+    expect_none(&c);
+    gni_dcutr_core_on_timer(&c, T0 + 3 * GN_MS);
+    expect(&c, GNI_DCUTR_ACT_DIAL);
+    gni_dcutr_core_on_dial(&c, 1, GN_ECONNREFUSED, T0 + 4 * GN_MS);
+    expect(&c, GNI_DCUTR_ACT_DONE); /* no retry on a closed stream */
+    CHECK_EQ(act.status, GN_ECONNREFUSED);
+    gni_dcutr_core_fini(&c);
     /* bad arguments */
     gni_dcutr_config bad = {.attempts = GNI_DCUTR_ATTEMPTS_MAX + 1};
     CHECK_EQ(gni_dcutr_core_init(&c, GNI_DCUTR_ROLE_B, &bad, T0), GN_EINVAL);

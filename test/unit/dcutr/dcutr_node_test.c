@@ -44,7 +44,7 @@ typedef struct tnode {
 static tnode na, nb;
 
 /* ---- log capture: the component's verdict lines ---- */
-static int log_ok, log_failed, log_failed_3;
+static int log_ok, log_failed, log_failed_3, log_refused, dials_init, dials_resp;
 
 static void log_fn(void *ud, gn_log_level level, const char *component, const char *msg)
 {
@@ -58,6 +58,13 @@ static void log_fn(void *ud, gn_log_level level, const char *component, const ch
             if (strstr(msg, "after 3 attempt(s)")) {
                 log_failed_3++;
             }
+            if (strstr(msg, "GN_ECONNREFUSED")) {
+                log_refused++;
+            }
+        }
+        if (strstr(msg, ": dialling ")) {
+            dials_init += strstr(msg, "as initiator") != NULL;
+            dials_resp += strstr(msg, "as responder") != NULL;
         }
     }
     if (level <= GN_LOG_NOTICE || getenv("DCUTR_TEST_VERBOSE")) {
@@ -200,7 +207,7 @@ static bool punched_failed(void *arg)
 
 static void reset_logs(void)
 {
-    log_ok = log_failed = log_failed_3 = 0;
+    log_ok = log_failed = log_failed_3 = log_refused = dials_init = dials_resp = 0;
 }
 
 GN_TEST(direct_channel_after_exchange)
@@ -252,22 +259,33 @@ static int closed_port(void)
 
 GN_TEST(closed_port_fails_after_retries)
 {
-    char addr_opt[96];
-    snprintf(addr_opt, sizeof addr_opt, "dcutr.addr=/ip4/127.0.0.1/tcp/%d", closed_port());
+    /* the same address twice, once with a /p2p/ part as js-libp2p sends
+     * them: each side dials it once per attempt */
+    char addr_opt[96], addr_p2p_opt[160];
+    int port = closed_port();
+    snprintf(addr_opt, sizeof addr_opt, "dcutr.addr=/ip4/127.0.0.1/tcp/%d", port);
+    snprintf(addr_p2p_opt, sizeof addr_p2p_opt,
+             "dcutr.addr=/ip4/127.0.0.1/tcp/%d/p2p/"
+             "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+             port);
     const char *opts[] = {
         "dcutr.allow_private=true",
         "dcutr.test_treat_all_limited=1",
+        addr_p2p_opt,
         addr_opt,
     };
     reset_logs();
-    node_up(&na, 21, opts, 3);
-    node_up(&nb, 22, opts, 3);
+    node_up(&na, 21, opts, 4);
+    node_up(&nb, 22, opts, 4);
     connect_a_to_b();
     CHECK(run_until(punched_failed, NULL, 20000));
     run_until(never, NULL, 200);
     CHECK_EQ(log_ok, 0);
     CHECK_EQ(log_failed, 2);
-    CHECK(log_failed_3 >= 1); /* B gave up after its 3 attempts */
+    CHECK_EQ(log_failed_3, 2); /* B gave up after its 3 attempts, A followed */
+    CHECK_EQ(log_refused, 2);  /* the dials were made and refused */
+    CHECK_EQ(dials_init, 3);
+    CHECK_EQ(dials_resp, 3);
     /* only the first channel, still open and working */
     CHECK_EQ(na.open, 1);
     CHECK_EQ(nb.open, 1);
