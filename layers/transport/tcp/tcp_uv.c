@@ -28,6 +28,27 @@
  * port whose old connections sit in TIME_WAIT. IPv6 listeners are bound
  * IPV6_V6ONLY so /ip4/0.0.0.0/tcp/N and /ip6/::/tcp/N can coexist.
  *
+ * Port reuse (on by default; node option "tcp.port_reuse=false" turns it
+ * off, as libp2p's TCP transports allow): listeners also set SO_REUSEPORT
+ * (before the bind: the socket is made with uv_tcp_init_ex), and a dial
+ * leaves from the port of an open listener of the same IP family, its
+ * socket bound with SO_REUSEADDR and SO_REUSEPORT before connect. The
+ * peer then observes our listen address, which is what a NAT that keeps
+ * ports maps, so hole punching (DCUtR, docs/dcutr.md) can target it, and
+ * two nodes dialling each other at once from their listen ports make a TCP
+ * simultaneous open. A listener on a specific address lends its port only
+ * to dials of the same scope (loopback to loopback, other to other); a
+ * wildcard listener to every dial of its family. When the bound socket
+ * cannot connect at once (EADDRINUSE, EADDRNOTAVAIL: the same four-tuple
+ * exists, for instance the peer's simultaneous connection or one in
+ * TIME_WAIT) the dial is retried from an ephemeral port. A listener on a
+ * concrete port still fails with GN_EADDRINUSE when anything listens
+ * there: a probe socket without SO_REUSEPORT is bound first (another
+ * SO_REUSEPORT listener of the same user could otherwise share the port;
+ * only a race between the probe and the bind still lets it). A dial to the listen port itself on loopback or on
+ * the listener's own IP stays unbound (the socket would connect to
+ * itself). Without SO_REUSEPORT (Windows) dials are unbound.
+ *
  * Dialing: uv_tcp_connect bounded by config.dial_timeout (GN_ETIMEDOUT).
  * gn_op_cancel() on the dial's handle closes the handle at once (uv_close
  * closes the socket inside the call, so a SYN-dropping peer leaves nothing
@@ -47,6 +68,7 @@
  *
  * Thread context: loop thread only.
  */
+#include "golemnet/host.h"
 #include "golemnet/loop.h"
 #include "golemnet/multiaddr.h"
 #include "golemnet/registry.h"
@@ -55,14 +77,24 @@
 #include "gni.h"
 #include "gni_wq.h"
 
+#include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <uv.h>
+#ifndef _WIN32
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
 
 #define TCP_READ_BUF_LEN (64u * 1024u)
 #define TCP_STACK_IOVS 16
 
+typedef struct tcp_listener tcp_listener;
+
 /* Per transport instance (t->state). */
 typedef struct tcp_state {
+    tcp_listener *listeners; /* open listeners (port reuse: dial sources) */
     uint8_t *rbuf;       /* shared read buffer, TCP_READ_BUF_LEN bytes */
     uint8_t *ka_bytes;   /* copy of config.app_keepalive_bytes */
     size_t ka_len;
@@ -70,14 +102,17 @@ typedef struct tcp_state {
     uint32_t nlisteners; /* open listeners */
 } tcp_state;
 
-typedef struct tcp_listener {
+struct tcp_listener {
     gn_listener base; /* first: gn_listener * <-> tcp_listener * */
     uv_tcp_t h;
+    tcp_listener *next;          /* in tcp_state.listeners */
+    struct sockaddr_storage addr; /* the bound address */
+    bool reuseport;               /* bound with SO_REUSEPORT */
     gn_listener_close_cb close_cb;
     void *close_arg;
     bool failed;  /* listener error reported once */
     bool closing;
-} tcp_listener;
+};
 
 typedef struct tcp_conn {
     gn_stream s; /* first: gn_stream * <-> tcp_conn * */
@@ -200,6 +235,166 @@ static bool tcp_handles(const gn_transport *t, const gn_multiaddr *ma)
     (void)t;
     struct sockaddr_storage ss;
     return ma != NULL && tcp_ma_to_sockaddr(ma, &ss) == 0;
+}
+
+/* ---- port reuse ---- */
+
+/* True unless the node's options say "tcp.port_reuse=false" (or 0). */
+static bool tcp_reuse_on(const gn_transport *t)
+{
+#ifdef SO_REUSEPORT
+    const char *v = t->host ? gn_host_option(t->host, "tcp", "port_reuse", 0) : NULL;
+    return !v || (strcmp(v, "false") != 0 && strcmp(v, "0") != 0);
+#else
+    (void)t;
+    return false;
+#endif
+}
+
+/* Sets SO_REUSEADDR and SO_REUSEPORT on @h's socket (made by
+ * uv_tcp_init_ex). Returns 0 or a uv error. */
+static int tcp_set_reuse(uv_tcp_t *h)
+{
+#ifdef SO_REUSEPORT
+    uv_os_fd_t fd;
+    int rc = uv_fileno((uv_handle_t *)h, &fd);
+    if (rc < 0) {
+        return rc;
+    }
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        return uv_translate_sys_error(errno);
+    }
+    return 0;
+#else
+    (void)h;
+    return UV_ENOTSUP;
+#endif
+}
+
+static bool tcp_sa_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const uint8_t *a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+        return a[0] == 127;
+    }
+    static const uint8_t lo6[16] = {[15] = 1};
+    return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, lo6, 16) == 0;
+}
+
+static bool tcp_sa_unspecified(const struct sockaddr_storage *ss)
+{
+    static const uint8_t zero[16];
+    if (ss->ss_family == AF_INET) {
+        return memcmp(&((const struct sockaddr_in *)ss)->sin_addr, zero, 4) == 0;
+    }
+    return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, zero, 16) == 0;
+}
+
+static bool tcp_sa_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) {
+        return false;
+    }
+    if (a->ss_family == AF_INET) {
+        return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+    }
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static uint16_t tcp_sa_port(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                          : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/* The source address a dial to @dst leaves from under port reuse: an open
+ * listener's address of the same family and scope. False: none fits. */
+static bool tcp_reuse_source(const gn_transport *t, const struct sockaddr_storage *dst,
+                             struct sockaddr_storage *src)
+{
+    const tcp_state *st = t->state;
+    if (!tcp_reuse_on(t)) {
+        return false;
+    }
+    for (const tcp_listener *l = st->listeners; l; l = l->next) {
+        if (l->closing || l->failed || !l->reuseport || l->addr.ss_family != dst->ss_family) {
+            continue;
+        }
+        if (!tcp_sa_unspecified(&l->addr) && tcp_sa_loopback(&l->addr) != tcp_sa_loopback(dst)) {
+            continue;
+        }
+        if (tcp_sa_port(&l->addr) == tcp_sa_port(dst) &&
+            (tcp_sa_loopback(dst) || tcp_sa_same_ip(&l->addr, dst))) {
+            /* our own listener, or one at the same port on this host: a
+             * socket bound to the destination would connect to itself */
+            continue;
+        }
+        *src = l->addr;
+        return true;
+    }
+    return false;
+}
+
+/* True when a listener of this instance holds @ss's port on an address that
+ * overlaps it (SO_REUSEPORT would otherwise let the second bind pass). */
+static bool tcp_port_taken(const gn_transport *t, const struct sockaddr_storage *ss)
+{
+    const tcp_state *st = t->state;
+    uint16_t port = tcp_sa_port(ss);
+    if (port == 0) {
+        return false;
+    }
+    for (const tcp_listener *l = st->listeners; l; l = l->next) {
+        if (l->closing || l->addr.ss_family != ss->ss_family || tcp_sa_port(&l->addr) != port) {
+            continue;
+        }
+        size_t off = ss->ss_family == AF_INET ? offsetof(struct sockaddr_in, sin_addr)
+                                              : offsetof(struct sockaddr_in6, sin6_addr);
+        size_t len = ss->ss_family == AF_INET ? 4 : 16;
+        if (tcp_sa_unspecified(&l->addr) || tcp_sa_unspecified(ss) ||
+            memcmp((const uint8_t *)&l->addr + off, (const uint8_t *)ss + off, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* With port reuse a listener's SO_REUSEPORT would let it share a concrete
+ * port with any other SO_REUSEPORT listener of the same user, silently.
+ * A probe socket without SO_REUSEPORT (SO_REUSEADDR only, as libuv binds)
+ * is bound first: it fails with EADDRINUSE exactly when something listens
+ * there. Returns 0 or GN_EADDRINUSE; other probe failures are left to the
+ * real bind. */
+static int tcp_probe_listen_port(const struct sockaddr_storage *ss)
+{
+#ifdef SO_REUSEPORT
+    if (tcp_sa_port(ss) == 0) {
+        return 0; /* the kernel picks a port no listener holds */
+    }
+    int fd = socket(ss->ss_family, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return 0;
+    }
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss->ss_family == AF_INET6) {
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    socklen_t alen = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                              : sizeof(struct sockaddr_in6);
+    int rc = bind(fd, (const struct sockaddr *)ss, alen) < 0 && errno == EADDRINUSE
+                 ? GN_EADDRINUSE
+                 : 0;
+    close(fd);
+    return rc;
+#else
+    (void)ss;
+    return 0;
+#endif
 }
 
 /* ---- transport instance ---- */
@@ -623,12 +818,29 @@ static int tcp_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, 
     l->base.transport = t;
     l->base.accept_cb = cb;
     l->base.accept_arg = arg;
-    rc = uv_tcp_init(gn_loop_uv(t->loop), &l->h);
+    bool reuse = tcp_reuse_on(t);
+    if (reuse && (tcp_port_taken(t, &ss) || tcp_probe_listen_port(&ss) < 0)) {
+        gn_free(l);
+        return GN_EADDRINUSE;
+    }
+    /* with port reuse the socket is made now, so SO_REUSEPORT is set
+     * before the bind */
+    rc = reuse ? uv_tcp_init_ex(gn_loop_uv(t->loop), &l->h, ss.ss_family)
+               : uv_tcp_init(gn_loop_uv(t->loop), &l->h);
     if (rc < 0) {
         gn_free(l);
         return gni_err_from_uv(rc);
     }
     l->h.data = l;
+    if (reuse) {
+        rc = tcp_set_reuse(&l->h);
+        if (rc < 0) {
+            GN_LOG(GN_LOG_DEBUG, "tcp", "listener SO_REUSEPORT: %s", uv_strerror(rc));
+            rc = 0; /* listen without it; dials then stay unbound */
+        } else {
+            l->reuseport = true;
+        }
+    }
     /* SO_REUSEADDR is set by libuv's bind on Unix */
     unsigned flags = ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
     rc = uv_tcp_bind(&l->h, (const struct sockaddr *)&ss, flags);
@@ -645,7 +857,14 @@ static int tcp_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, 
         uv_close((uv_handle_t *)&l->h, tcp_listener_free_cb);
         return gni_err_from_uv(rc);
     }
-    ((tcp_state *)t->state)->nlisteners++;
+    int alen = (int)sizeof l->addr;
+    if (uv_tcp_getsockname(&l->h, (struct sockaddr *)&l->addr, &alen) < 0) {
+        l->addr = ss;
+    }
+    tcp_state *st = t->state;
+    st->nlisteners++;
+    l->next = st->listeners;
+    st->listeners = l;
     *out = &l->base;
     return 0;
 }
@@ -668,6 +887,12 @@ static void tcp_listener_closed_cb(uv_handle_t *h)
     tcp_state *st = l->base.transport->state;
     assert(st->nlisteners > 0);
     st->nlisteners--;
+    for (tcp_listener **pp = &st->listeners; *pp; pp = &(*pp)->next) {
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    }
     if (l->close_cb) {
         l->close_cb(&l->base, l->close_arg);
     }
@@ -763,6 +988,47 @@ static void tcp_connect_cb(uv_connect_t *req, int status)
     c->dial_cb(c->dial_arg, 0, &c->s);
 }
 
+/* Makes a dial's connection and starts its connect to @dst; with @src the
+ * socket is first bound there with SO_REUSEADDR and SO_REUSEPORT (bind(2)
+ * on the fd: libuv's bind would report EADDRINUSE only later, from the
+ * connect). *@out: the connection (NULL when its handle could not be made,
+ * then the result is a uv error). Returns 0 or the bind's or connect's
+ * synchronous uv error with *@out set: the caller closes or reports it. */
+static int tcp_dial_try(gn_transport *t, const struct sockaddr_storage *dst,
+                        const struct sockaddr_storage *src, tcp_conn **out)
+{
+    *out = NULL;
+    tcp_conn *c = tcp_conn_alloc(t);
+    if (!c) {
+        return UV_ENOMEM;
+    }
+    int rc = src ? uv_tcp_init_ex(gn_loop_uv(t->loop), &c->h, dst->ss_family)
+                 : uv_tcp_init(gn_loop_uv(t->loop), &c->h);
+    if (rc < 0) {
+        gn_free(c);
+        return rc;
+    }
+    c->h.data = c;
+    *out = c;
+#ifdef SO_REUSEPORT
+    if (src) {
+        if ((rc = tcp_set_reuse(&c->h)) < 0) {
+            return rc;
+        }
+        uv_os_fd_t fd;
+        if ((rc = uv_fileno((uv_handle_t *)&c->h, &fd)) < 0) {
+            return rc;
+        }
+        socklen_t alen = src->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                   : sizeof(struct sockaddr_in6);
+        if (bind(fd, (const struct sockaddr *)src, alen) < 0) {
+            return uv_translate_sys_error(errno);
+        }
+    }
+#endif
+    return uv_tcp_connect(&c->creq, &c->h, (const struct sockaddr *)dst, tcp_connect_cb);
+}
+
 static int tcp_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg,
                     gn_op **op)
 {
@@ -778,22 +1044,27 @@ static int tcp_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void
     if (tcp_at_limit(t)) {
         return GN_ELIMIT;
     }
-    tcp_conn *c = tcp_conn_alloc(t);
+    struct sockaddr_storage src;
+    bool reuse = tcp_reuse_source(t, &ss, &src);
+    tcp_conn *c = NULL;
+    rc = tcp_dial_try(t, &ss, reuse ? &src : NULL, &c);
+    if (rc < 0 && c && reuse) {
+        /* the bound socket cannot be used (the four-tuple exists): an
+         * ephemeral port instead */
+        GN_LOG(GN_LOG_DEBUG, "tcp", "dial from the listen port %u: %s; from another port",
+               (unsigned)tcp_sa_port(&src), uv_strerror(rc));
+        uv_close((uv_handle_t *)&c->h, tcp_conn_free_cb);
+        c = NULL;
+        rc = tcp_dial_try(t, &ss, NULL, &c);
+    }
     if (!c) {
-        return GN_ENOMEM;
+        return rc == UV_ENOMEM ? GN_ENOMEM : gni_err_from_uv(rc);
     }
-    rc = uv_tcp_init(gn_loop_uv(t->loop), &c->h);
-    if (rc < 0) {
-        gn_free(c);
-        return gni_err_from_uv(rc);
-    }
-    c->h.data = c;
     c->dial_cb = cb;
     c->dial_arg = arg;
     c->op.cancel = tcp_dial_cancel;
     *op = &c->op;
     st->ndialing++;
-    rc = uv_tcp_connect(&c->creq, &c->h, (const struct sockaddr *)&ss, tcp_connect_cb);
     if (rc < 0) {
         /* report through the callback, after the handle closed */
         GN_LOG(GN_LOG_DEBUG, "tcp", "uv_tcp_connect: %s", uv_strerror(rc));
