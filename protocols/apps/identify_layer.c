@@ -82,6 +82,35 @@ typedef struct id_req {
  * "identify/push"): an empty protocol list keeps the known one, an absent
  * agent version keeps the known one, listen addresses are added.
  */
+/*
+ * True when @obs (how a peer sees us) is worth recording as our address: a
+ * TCP or UDP address whose port is one we listen on, i.e. a NAT's mapping
+ * of our listener when the NAT keeps ports (the TCP transport dials from
+ * its listen port). Anything else (an ephemeral port, a relayed address)
+ * is one connection's view and useless to other peers.
+ */
+static bool observed_is_ours(gn_host *h, const gn_multiaddr *obs)
+{
+    gn_ma_component ip, port;
+    if (gn_multiaddr_count(obs) < 2 || gn_multiaddr_component(obs, 0, &ip) < 0 ||
+        gn_multiaddr_component(obs, 1, &port) < 0 ||
+        (ip.code != GN_MA_IP4 && ip.code != GN_MA_IP6) ||
+        gn_multiaddr_find(obs, GN_MA_P2P_CIRCUIT, NULL) >= 0) {
+        return false;
+    }
+    const gn_multiaddr *ls[16];
+    size_t n = gn_host_listen_addrs(h, ls, 16);
+    for (size_t i = 0; i < n; i++) {
+        gn_ma_component lp;
+        if (gn_multiaddr_count(ls[i]) >= 2 && gn_multiaddr_component(ls[i], 1, &lp) == 0 &&
+            lp.code == port.code && lp.value_len == port.value_len &&
+            memcmp(lp.value, port.value, lp.value_len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void id_record(gn_host *h, gn_channel *ch, const gn_peer_id *peer, int status,
                       gni_identify_result *res, bool push)
 {
@@ -103,6 +132,9 @@ static void id_record(gn_host *h, gn_channel *ch, const gn_peer_id *peer, int st
             gn_host_peer_add_addrs(h, peer, a, 1, GN_ADDR_TTL_PERMANENT, GN_ADDR_SRC_IDENTIFY);
         }
         gn_host_peer_set_identified(h, peer, res->agent_version, res->observed_addr);
+        if (res->observed_addr && !info.limited && observed_is_ours(h, res->observed_addr)) {
+            gn_host_add_observed_addr(h, res->observed_addr);
+        }
         snprintf(ev.protocol, sizeof ev.protocol, "%s",
                  res->agent_version ? res->agent_version : "");
         if (res->observed_addr &&

@@ -115,12 +115,26 @@ static bool dc_seen(dcutr_comp *dc, const gn_peer_id *peer)
     return false;
 }
 
-/* True when @ch counts as relayed: a limited channel or, under the test
- * option, the first channel to a peer not yet punched. */
+/* True when @ch runs through a relay (limited or not). */
+static bool dc_relayed_addr(gn_channel *ch)
+{
+    gn_channel_info info;
+    gn_channel_state_get(ch, &info);
+    return gn_channel_limited(ch, NULL) || strstr(info.remote_addr, "/p2p-circuit") != NULL;
+}
+
+/* True when @ch counts as relayed: a limited channel, one whose remote
+ * address runs through a relay or, under the test option, the first
+ * channel to a peer not yet punched. */
 static bool dc_relayed(dcutr_comp *dc, gn_channel *ch, const gn_peer_id *peer)
 {
     if (gn_channel_limited(ch, NULL)) {
         return true;
+    }
+    gn_channel_info info;
+    gn_channel_state_get(ch, &info);
+    if (strstr(info.remote_addr, "/p2p-circuit")) {
+        return true; /* through a relay that set no limits */
     }
     return dc->test_all_limited && !dc_seen(dc, peer);
 }
@@ -653,7 +667,7 @@ static void dc_on_event(void *arg, const gn_host_event *ev)
     }
     if (ev->type == GN_HOST_EV_CONNECTED) {
         dc_punch *pu = dc_find(dc, ev->peer);
-        if (pu && !pu->finished && ev->ch != pu->relayed && !gn_channel_limited(ev->ch, NULL)) {
+        if (pu && !pu->finished && ev->ch != pu->relayed && !dc_relayed_addr(ev->ch)) {
             gni_dcutr_core_on_direct(&pu->core, pu_now(pu));
             punch_run(pu);
             punch_maybe_free(pu);

@@ -99,10 +99,13 @@ GN_TEST(client_learns_public_then_private)
     CHECK_EQ(r1.events, 0);
 
     /* d's DIAL carries only a closed port: both servers fail to dial it */
+    /* (and its dials leave from ephemeral ports, as behind a NAT that does
+     * not keep them: the channel's own address is no way back either) */
     const char *dopts[] = {"autonat.server=false", "autonat.boot_delay_ms=100",
-                           "autonat.dial_timeout_ms=3000", "autonat.test_addr=/ip4/127.0.0.1/tcp/1"};
+                           "autonat.dial_timeout_ms=3000", "autonat.test_addr=/ip4/127.0.0.1/tcp/1",
+                           "tcp.port_reuse=false"};
     cn_up(&d, 4,
-          &(cn_opts){.protocols = "autonat", .options = dopts, .n_options = 4, .listen = lo,
+          &(cn_opts){.protocols = "autonat", .options = dopts, .n_options = 5, .listen = lo,
                      .n_listen = 1});
     CHECK_EQ(cn_dial(&d, s1.addr, NULL), 0);
     CHECK_EQ(cn_dial(&d, s2.addr, NULL), 0);
@@ -345,9 +348,9 @@ GN_TEST(dial_timeout_busy_peer_and_close_mid_request)
     cn_node s, c;
     server_up(&s, 31, "autonat.dial_timeout_ms=1500");
     const char *copts[] = {"autonat.server=false", "autonat.boot_delay_ms=100",
-                           "autonat.interval_ms=300", hang_opt};
+                           "autonat.interval_ms=300", hang_opt, "tcp.port_reuse=false"};
     cn_up(&c, 32,
-          &(cn_opts){.protocols = "autonat", .options = copts, .n_options = 4, .listen = lo,
+          &(cn_opts){.protocols = "autonat", .options = copts, .n_options = 5, .listen = lo,
                      .n_listen = 1});
     gn_channel *ch;
     CHECK_EQ(cn_dial(&c, s.addr, &ch), 0);
