@@ -5,7 +5,7 @@
  * explicit-only: a node relays only when its protocol_components list
  * names it, e.g. "relay"). It admits reservations, and for CONNECT opens
  * the stop stream to the reserved target and splices the two streams under
- * the configured limits. relay_hop.c; options and decisions: docs/relay.md.
+ * the configured limits. relay_layer.c; options and decisions: docs/relay.md.
  *
  * Spec: libp2p/specs relay/circuit-v2.md "Hop Protocol".
  * Thread context: the host's loop thread.

@@ -1,5 +1,5 @@
 /*
- * The circuit relay v2 hop service (protocols/relay/relay_hop.c) run by a
+ * The circuit relay v2 hop service (protocols/relay/relay_layer.c) run by a
  * node: three nodes on TCP loopback (noise, yamux) sharing one loop driven
  * by the test thread. The relay R runs the `relay` component; the test
  * plays the clients itself with host streams and the wire core: A reserves
@@ -501,6 +501,12 @@ static int connect_via(trio *t, const gn_peer_id *target, cstream *hop, bool ans
     return status;
 }
 
+static bool no_circuits(void *arg)
+{
+    gni_relay_stats st;
+    return gni_relay_hop_stats(gn_node_host(((tnode *)arg)->n), &st) == 0 && st.circuits == 0;
+}
+
 /* ---- tests ---- */
 
 GN_TEST(reserve_answers_ok_with_a_voucher_and_addresses)
@@ -569,6 +575,7 @@ GN_TEST(connect_relays_bytes_both_ways_and_half_close)
     gni_relay_msg_clear(&m);
     cstream hop;
     CHECK_EQ(connect_via(&t, &t.a.pid, &hop, true), GNI_RELAY_OK);
+    CHECK_EQ(stats_of(&t.r).circuits, 1u);
     cstream *stop = &t.sv.cs[0];
     uint8_t *ab = malloc(BIG), *ba = malloc(BIG);
     CHECK(ab && ba);
@@ -589,9 +596,60 @@ GN_TEST(connect_relays_bytes_both_ways_and_half_close)
     gni_relay_stats st = stats_of(&t.r);
     CHECK_EQ(st.circuits_total, 1u);
     CHECK_EQ(st.bytes_relayed, 2u * BIG);
+    CHECK(run_until(no_circuits, &t.r, 5000)); /* both halves closed: the circuit ended */
     cs_free(&hop);
     free(ab);
     free(ba);
+    trio_down(&t);
+}
+
+/* Memory the relay's hop streams hold in its resource manager, bytes. */
+static uint64_t relay_memory(tnode *r)
+{
+    gn_rcmgr_usage u;
+    int rc = gn_rcmgr_stat(gn_node_rcmgr(r->n), GN_RCMGR_SCOPE_PROTOCOL, GNI_RELAY_HOP_ID,
+                           sizeof GNI_RELAY_HOP_ID - 1, &u);
+    return rc == 0 ? u.memory : 0;
+}
+
+GN_TEST(a_slow_target_pushes_back_to_the_initiator)
+{
+    static const char *const opts[] = {"relay.limit_data=0"};
+    trio t;
+    trio_up(&t, opts, 1);
+    gni_relay_msg m;
+    CHECK_EQ(reserve(&t.a, &t.r, &m), GNI_RELAY_OK);
+    gni_relay_msg_clear(&m);
+    cstream hop;
+    CHECK_EQ(connect_via(&t, &t.a.pid, &hop, true), GNI_RELAY_OK);
+    cstream *stop = &t.sv.cs[0];
+    CHECK_OK(gn_stream_read_stop(stop->s)); /* A stops reading */
+    size_t total = 8u * BIG;
+    uint8_t *data = malloc(total);
+    CHECK(data != NULL);
+    for (size_t i = 0; i < total; i++) {
+        data[i] = (uint8_t)(i * 31 + i / 1021);
+    }
+    cs_send(&hop, data, total, true);
+    CHECK(!run_until(cs_sent, &hop, 1500));
+    /* B is held back: the relay buffers at most its window per direction
+     * (plus one read), the muxers their windows, B's queue the rest */
+    uint64_t held = relay_memory(&t.r);
+    CHECK(held > 0);
+    CHECK(held <= 2u * 256u * 1024u);
+    CHECK(hop.out_off < total / 4); /* (about 0.7 MiB when written) */
+    CHECK(stop->in_len < total / 2);
+    /* A reads again: everything arrives, in order */
+    CHECK_OK(gn_stream_read_start(stop->s));
+    for (int i = 0; i < 3000 && !(stop->eof && stop->in_len - stop->in_pos >= total); i++) {
+        run_until(never, NULL, 10);
+    }
+    CHECK(stop->eof);
+    CHECK_EQ(stop->in_len - stop->in_pos, total);
+    CHECK(memcmp(stop->in + stop->in_pos, data, total) == 0);
+    CHECK_EQ(stats_of(&t.r).bytes_relayed, (uint64_t)total);
+    free(data);
+    cs_free(&hop);
     trio_down(&t);
 }
 
@@ -651,7 +709,7 @@ GN_TEST(bytes_right_after_the_handshake_messages_are_relayed)
     gni_relay_msg req = {.type = GNI_RELAY_HOP_CONNECT, .has_peer = true, .peer = t.a.pid};
     size_t len;
     uint8_t *buf = msg_plus(&req, "early-from-b", &len);
-    cs_send(&hop, buf, len, false);
+    cs_send(&hop, buf, len, true); /* and half-closes before the circuit is up */
     CHECK(run_until(cs_sent, &hop, 5000));
     gn_free(buf);
     CHECK(run_until(stop_arrived, &t.sv, 8000));
@@ -676,6 +734,9 @@ GN_TEST(bytes_right_after_the_handshake_messages_are_relayed)
     CHECK(memcmp(hop.in + hop.in_pos, "early-from-a", 12) == 0);
     CHECK_EQ(st->in_len - st->in_pos, 12u);
     CHECK(memcmp(st->in + st->in_pos, "early-from-b", 12) == 0);
+    CHECK(run_until(cs_ended, st, 5000));
+    CHECK(st->eof && st->err == 0);
+    CHECK_EQ(hop.err, 0);
     cs_free(&hop);
     trio_down(&t);
 }
@@ -896,6 +957,7 @@ GN_TEST(relay_is_off_unless_configured)
 
 GN_TEST_MAIN(GN_T(reserve_answers_ok_with_a_voucher_and_addresses),
              GN_T(connect_relays_bytes_both_ways_and_half_close),
+             GN_T(a_slow_target_pushes_back_to_the_initiator),
              GN_T(half_close_propagates_and_the_other_way_keeps_flowing),
              GN_T(bytes_right_after_the_handshake_messages_are_relayed),
              GN_T(connect_without_reservation_is_refused), GN_T(data_limit_resets_both_streams),

@@ -165,6 +165,7 @@ int gni_relay_hop_stats(gn_host *h, gni_relay_stats *out)
         if (x->h == h) {
             *out = x->st;
             out->reservations = x->nrsv;
+            out->circuits = x->ncounted;
             return 0;
         }
     }
@@ -422,6 +423,8 @@ static int send_msg(circ *c, int li, const gni_relay_msg *m, bool close)
     return 0;
 }
 
+static void timeout_fired(gn_timer *t, void *arg);
+
 static void count_refusal(relay *r, int status)
 {
     int i;
@@ -466,7 +469,8 @@ static void refuse(circ *c, int status)
         gn_op_cancel(c->op);
         c->op = NULL;
     }
-    gn_timer_stop(&c->timer);
+    /* the answer is written and the stream closed, or it is reset then */
+    (void)gn_timer_start(&c->timer, c->r ? c->r->cfg.timeout : GN_S, timeout_fired, c);
     c->state = C_CLOSING;
     if (c->leg[0].s) {
         (void)gn_stream_read_stop(c->leg[0].s);
@@ -662,6 +666,9 @@ static void splice_start(circ *c)
             return;
         }
     }
+    for (int i = 0; i < 2 && c->state == C_SPLICE; i++) {
+        splice_maybe_shut(c, i); /* a half-close that came before the splice */
+    }
 }
 
 /* ---- stream events ---- */
@@ -734,15 +741,20 @@ static void leg_on_eof(gn_stream *s, void *ud)
     leg *l = ud;
     circ *c = l->c;
     l->eof = true;
-    if (c->state == C_SPLICE) {
+    switch (c->state) {
+    case C_SPLICE:
         splice_maybe_shut(c, l->idx);
-    } else if (c->state == C_REQ || c->state == C_STOP_WAIT ||
-               (c->state == C_OPENING && l->idx == 0)) {
-        if (c->state == C_STOP_WAIT && l->idx == 1) {
+        break;
+    case C_REQ:
+        circ_end(c, false); /* ended before a whole request */
+        break;
+    case C_STOP_WAIT:
+        if (l->idx == 1) {
             refuse(c, GNI_RELAY_CONNECTION_FAILED);
-        } else if (c->state != C_STOP_WAIT) {
-            circ_end(c, false); /* the initiator gave up */
         }
+        break;
+    default:
+        break; /* the initiator's half-close is forwarded once the splice runs */
     }
 }
 
@@ -913,7 +925,7 @@ static void on_reserve(circ *c)
     e->expire = expire;
     r->st.reservations_total++;
     rsv_timer_arm(r);
-    gn_timer_stop(&c->timer);
+    (void)gn_timer_start(&c->timer, r->cfg.timeout, timeout_fired, c);
     c->state = C_CLOSING;
     rc = send_msg(c, 0, &m, true);
     gni_relay_msg_clear(&m);
