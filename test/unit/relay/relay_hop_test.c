@@ -861,6 +861,29 @@ GN_TEST(reservation_and_circuit_limits_refuse)
     trio_down(&t);
 }
 
+GN_TEST(reservations_per_ip_are_bounded)
+{
+    /* A and B both come from 127.0.0.1 */
+    static const char *const opts[] = {"relay.max_reservations_per_ip=1",
+                                       "relay.reservation_ttl=1"};
+    trio t;
+    trio_up(&t, opts, 2);
+    gni_relay_msg m;
+    CHECK_EQ(reserve(&t.a, &t.r, &m), GNI_RELAY_OK);
+    gni_relay_msg_clear(&m);
+    CHECK_EQ(reserve(&t.b, &t.r, &m), GNI_RELAY_RESERVATION_REFUSED);
+    gni_relay_msg_clear(&m);
+    /* A's reservation expires after its TTL; then B gets the slot */
+    CHECK(!run_until(never, NULL, 1300));
+    CHECK_EQ(stats_of(&t.r).reservations, 0u);
+    cstream hop;
+    CHECK_EQ(connect_via(&t, &t.a.pid, &hop, false), GNI_RELAY_NO_RESERVATION);
+    cs_free(&hop);
+    CHECK_EQ(reserve(&t.b, &t.r, &m), GNI_RELAY_OK);
+    gni_relay_msg_clear(&m);
+    trio_down(&t);
+}
+
 GN_TEST(target_refusal_and_bad_requests)
 {
     trio t;
@@ -962,4 +985,5 @@ GN_TEST_MAIN(GN_T(reserve_answers_ok_with_a_voucher_and_addresses),
              GN_T(bytes_right_after_the_handshake_messages_are_relayed),
              GN_T(connect_without_reservation_is_refused), GN_T(data_limit_resets_both_streams),
              GN_T(duration_limit_resets_both_streams), GN_T(reservation_and_circuit_limits_refuse),
+             GN_T(reservations_per_ip_are_bounded),
              GN_T(target_refusal_and_bad_requests), GN_T(relay_is_off_unless_configured))
