@@ -5,7 +5,7 @@
  * compiled by protoc-c) in an owned, validated C form, their encoding with
  * the unsigned-varint length prefix libp2p puts before protobuf messages on
  * a stream, and the reservation voucher (a signed envelope). No I/O and no
- * global state: the hop service (relay_hop.c) and the circuit transport
+ * global state: the hop service (relay_layer.c) and the circuit transport
  * (layers/transport/circuit) sit above it. On streams, read messages with
  * core's gni_lp_reader (core/gni.h) set to GNI_RELAY_MSG_MAX: it stops after
  * one message, so a relayed connection's first bytes stay with the caller.

@@ -225,6 +225,15 @@ if "$GN_CLI" node --help 2>&1 | grep -q -- '--relay'; then
 				>"$LOGDIR/BG.out" 2>"$LOGDIR/BG.err"
 			check "golemnet echoes through the golemnet relay to a js peer" "$LOGDIR/BG.out" \
 				'find("echo")?.ok === true' "$LOGDIR/BG.err" "$LOGDIR/G.err"
+			timeout -k 5 "$RUN_TIMEOUT" "$NODE" --import ./polyfill.mjs relay_peer.mjs \
+				--dial "$J2_VIA_G" --echo-bytes 200000 --exit-after-actions --timeout 20 \
+				>"$LOGDIR/JG_big.out" 2>"$LOGDIR/JG_big.err"
+			check "an echo past the golemnet relay's default data limit (128 KiB) is cut off" \
+				"$LOGDIR/JG_big.out" 'find("echo")?.ok !== true' "$LOGDIR/JG_big.err" "$LOGDIR/G.err"
+			timeout -k 5 "$RUN_TIMEOUT" "$GN_CLI" ping "$J2_VIA_G" --count 1 --json \
+				>"$LOGDIR/BG_after.out" 2>"$LOGDIR/BG_after.err"
+			check "... and the golemnet relay serves new circuits afterwards" "$LOGDIR/BG_after.out" \
+				'find("ping_summary")?.received === 1' "$LOGDIR/BG_after.err" "$LOGDIR/G.err"
 		else
 			not_ok "a js peer reserves at the golemnet relay" "$LOGDIR/J2.err" "$LOGDIR/G.err"
 		fi
