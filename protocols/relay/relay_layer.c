@@ -500,7 +500,7 @@ static void limit_reset(circ *c, const char *which)
     if (c->r) {
         c->r->st.limit_resets++;
     }
-    GN_LOG(GN_LOG_DEBUG, RELAY_LOG, "circuit reached its %s limit: reset", which);
+    GN_LOG(GN_LOG_INFO, RELAY_LOG, "circuit reached its %s limit: reset", which);
     circ_end(c, true);
 }
 
