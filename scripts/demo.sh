@@ -11,7 +11,8 @@
 # skipped (with a note) when node >= 20 or npm is missing. Then a Kademlia
 # DHT: three golemnet DHT nodes, one-shot put/get/find-peer through them, and
 # a js-libp2p kad-dht node that reads the record and provides a CID that
-# golemnet finds.
+# golemnet finds. Then a circuit relay: a golemnet relay, a node that listens
+# only through it, and an echo dialled through the relay.
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -133,6 +134,30 @@ else
     echo "(js kad-dht part skipped: needs node >= 20 and npm)"
 fi
 
-say "6. what the node saw"
+say "6. circuit relay v2: a relay, a node listening through it, a relayed dial"
+timeout 300 "$cli" node --listen /ip4/127.0.0.1/tcp/0 --key-seed 31 --relay --json \
+    >"$tmp/relay.out" 2>"$tmp/relay.err" &
+pids+=($!)
+for _ in $(seq 1 100); do
+    grep -q '"listening"' "$tmp/relay.out" 2>/dev/null && break
+    sleep 0.1
+done
+raddr=$(field "$tmp/relay.out" 'e["addrs"][0] if e.get("event")=="listening" else None' | head -n1)
+timeout 300 "$cli" node --listen "$raddr/p2p-circuit" --key-seed 32 --echo --json --log info \
+    >"$tmp/hidden.out" 2>"$tmp/hidden.err" &
+pids+=($!)
+for _ in $(seq 1 100); do
+    grep -q 'circuit: reserved' "$tmp/hidden.err" 2>/dev/null && break
+    sleep 0.1
+done
+hidden=$(field "$tmp/hidden.out" 'e["addrs"][0] if e.get("event")=="listening" else None' | head -n1)
+echo "relay: ${raddr}"
+echo "a node with no address of its own, reachable only through the relay: ${hidden:-?}"
+grep -o 'reserved at relay.*' "$tmp/hidden.err" | head -n1 | sed 's/^/  /'
+timeout 60 "$cli" echo "$hidden" --bytes 65536 --json >"$tmp/relayed.out" 2>"$tmp/relayed.err"
+field "$tmp/relayed.out" '"relayed channel: %s -> %s" % (e.get("local_addr"), e.get("remote_addr")) if e.get("event")=="channel_opened" and "p2p-circuit" in e.get("remote_addr","") else None'
+field "$tmp/relayed.out" '"echo of 64 KiB through the relay: %s" % ("byte-exact" if e.get("ok") else "FAILED") if e.get("event")=="echo" else None'
+
+say "7. what the node saw"
 field "$tmp/node.out" '"%s channel %s: peer %s, %s + %s" % (e["event"], e.get("direction"), e.get("peer_id","")[:16]+"...", e.get("security"), e.get("muxer")) if e.get("event")=="channel_opened" else None'
 field "$tmp/node.out" '"identify of %s...: agent %s" % (e.get("peer_id","")[:16], e.get("agent_version")) if e.get("event")=="identify" else None'
