@@ -878,6 +878,45 @@ def dht_bad_usage_exit_2():
     assert "--dht-put" in run("node", "--help")[1]
 
 
+
+@case
+def relay_listen_dial_and_autorelay():
+    """--relay makes a relay; --listen <relay>/p2p-circuit reserves there; a
+    dial through the relay opens a relayed channel; --autorelay routes a bare
+    peer ID through it; NO_RESERVATION is named."""
+    r, ev = start_node("--key-seed", "41", "--relay")
+    raddr = ev["addrs"][0]
+    a = None
+    try:
+        a, aev = start_node("--key-seed", "42", "--listen", raddr + "/p2p-circuit", "--echo",
+                            "--log", "info")
+        via = raddr + "/p2p-circuit/p2p/" + aev["peer_id"]
+        assert via in aev["addrs"], aev
+        rc, out, err = (None, "", "")
+        for _ in range(50):  # the reservation runs in the background
+            rc, out, err = run("echo", via, "--bytes", "20000", "--json")
+            if rc == 0:
+                break
+            time.sleep(0.1)
+        assert rc == 0, (rc, out, err)
+        evs = events(out)
+        opened = [e for e in evs if e["event"] == "channel_opened" and e["peer_id"] == aev["peer_id"]]
+        assert opened and "/p2p-circuit/p2p/" in opened[0]["remote_addr"], evs
+        assert any(e["event"] == "echo" and e["ok"] for e in evs), evs
+        # a bare peer ID, through the relay the autorelay router names
+        rc, out, err = run("ping", aev["peer_id"], "--autorelay", raddr, "--option",
+                           "autorelay.reserve=never", "--option", "autorelay.discover=false",
+                           "--json")
+        assert rc == 0 and any(e["event"] == "ping" for e in events(out)), (rc, out, err)
+        # nobody reserved under this peer ID at the relay
+        nobody = json.loads(run("id", "--key-seed", "43", "--json")[1])["peer_id"]
+        rc, out, err = run("ping", raddr + "/p2p-circuit/p2p/" + nobody, "--json")
+        assert rc == 1 and "NO_RESERVATION" in err, (rc, out, err)
+    finally:
+        if a:
+            a.stop()
+        r.stop()
+
 print("TAP version 13")
 print(f"1..{len(results)}")
 for i, (name, err) in enumerate(results, 1):

@@ -603,6 +603,11 @@ class Node:
             comma-separated string; None: every built-in; "" or []: none.
         discovery: discovery components ("bootstrap"); as routers.
         nat: NAT components; as routers.
+        protocol_components: protocol components besides those of
+            ``protocols`` (explicit-only ones run only when named here):
+            "relay" (serve circuit relay v2: be a relay), "autonat"
+            (learn :attr:`reachability`), "dcutr" (hole punching of relayed
+            channels); docs/relay.md. None: the default ones.
         options: component options, "component.key=value" strings
             (docs/components.md).
         bootstrap: bootstrap peers, "<multiaddr>/p2p/<id>": reported to the
@@ -640,7 +645,8 @@ class Node:
                  routes: Sequence[str] = (),
                  limits: Optional[Dict[str, float]] = None,
                  kad_bootstrap: Sequence[str] = (),
-                 dht_namespaces: Sequence[str] = ()) -> None:
+                 dht_namespaces: Sequence[str] = (),
+                 protocol_components: Union[None, str, Sequence[str]] = None) -> None:
         self._listen = list(listen)
         opts = list(options) + ["bootstrap.peer=" + a for a in bootstrap] + \
             ["static.peer=" + a for a in routes] + ["kad.bootstrap=" + a for a in kad_bootstrap]
@@ -659,7 +665,7 @@ class Node:
             idle_timeout_ms=int((idle_timeout or 0) * 1000),
             upgrade_timeout_ms=int((upgrade_timeout or 0) * 1000),
             agent_version=agent_version, routers=_csv(routers), discovery=_csv(discovery),
-            nat=_csv(nat), options=opts)
+            nat=_csv(nat), options=opts, protocol_components=_csv(protocol_components))
         for name, value in (limits or {}).items():
             if name not in _LIMITS:
                 self._c = None  # type: ignore[assignment]

@@ -247,10 +247,11 @@ static int Node_init(NodeObject *self, PyObject *args, PyObject *kw)
                              "rx_limit", "tx_limit", "max_connections",
                              "max_connections_per_peer", "idle_timeout_ms",
                              "upgrade_timeout_ms", "agent_version", "routers", "discovery",
-                             "nat", "options", NULL};
+                             "nat", "options", "protocol_components", NULL};
     PyObject *listen = NULL, *seed = Py_None, *options = NULL;
     const char *key_file = NULL, *transports = NULL, *security = NULL, *muxers = NULL;
     const char *agent = NULL, *routers = NULL, *discovery = NULL, *nat = NULL;
+    const char *pcomps = NULL;
     long long protocols = -1;
     Py_ssize_t max_msg = 0, evq = 0, rx_limit = 0, tx_limit = 0;
     unsigned int max_conn = 0, max_per_peer = 0;
@@ -259,11 +260,11 @@ static int Node_init(NodeObject *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_RuntimeError, "Node already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOzzzzLnnnnIIKKzzzzO", kwlist, &listen, &seed,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOzzzzLnnnnIIKKzzzzOz", kwlist, &listen, &seed,
                                      &key_file, &transports, &security, &muxers, &protocols,
                                      &max_msg, &evq, &rx_limit, &tx_limit, &max_conn,
                                      &max_per_peer, &idle_ms, &upgrade_ms, &agent, &routers,
-                                     &discovery, &nat, &options)) {
+                                     &discovery, &nat, &options, &pcomps)) {
         return -1;
     }
     if (max_msg < 0 || evq < 0 || rx_limit < 0 || tx_limit < 0) {
@@ -329,6 +330,7 @@ static int Node_init(NodeObject *self, PyObject *args, PyObject *kw)
     if (protocols >= 0) {
         cfg.protocols = (uint32_t)protocols;
     }
+    cfg.protocol_components = pcomps;
     if (max_msg) {
         cfg.max_message_len = (size_t)max_msg;
     }
