@@ -15,6 +15,9 @@
  *   relay.limit_data               bytes per circuit and direction,
  *                                  default 131072, 0 = none
  *   relay.timeout_ms               request and stop handshake, default 30000
+ *   relay.advertise=true|false     provide the CID of "/libp2p/relay" in the
+ *                                  DHT, where autorelay routers find relays
+ *                                  (default true; nothing without a DHT)
  *
  * Thread context: the host's loop thread.
  * Spec: libp2p/specs relay/circuit-v2.md.
@@ -23,12 +26,14 @@
 #include "golemnet/protocol.h"
 #include "golemnet/rcmgr.h"
 #include "golemnet/registry.h"
+#include "golemnet/router.h"
 
 #include "gni.h"
 #include "relay_hop.h"
 #include "relay_msg.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -124,7 +129,56 @@ struct relay {
     gni_relay_stats st;
     relay *dir_next;  /* the loop's directory of hop services */
     bool started;
+    bool advertise;   /* relay.advertise */
+    gn_timer adv_timer;
+    gn_op *adv_op;    /* the DHT provide running */
+    gn_time adv_backoff;
 };
+
+/* ---- advertising in the DHT (docs/relay.md "Relay routing") ---- */
+
+/* First provide this long after the start (the DHT bootstraps meanwhile),
+ * then again after a failure with a doubling backoff. The kad router
+ * republishes what it provides. */
+#define RELAY_ADV_FIRST (3 * GN_S)
+#define RELAY_ADV_MAX (30 * 60 * GN_S)
+
+static void adv_run(gn_timer *t, void *arg);
+
+static void adv_done(void *arg, int status)
+{
+    relay *r = arg;
+    r->adv_op = NULL;
+    if (!r->started) {
+        return;
+    }
+    if (status == 0) {
+        GN_LOG(GN_LOG_INFO, RELAY_LOG, "advertised in the DHT as a relay");
+        return;
+    }
+    r->adv_backoff = r->adv_backoff ? r->adv_backoff * 2 : RELAY_ADV_FIRST;
+    if (r->adv_backoff > RELAY_ADV_MAX) {
+        r->adv_backoff = RELAY_ADV_MAX;
+    }
+    GN_LOG(GN_LOG_INFO, RELAY_LOG, "advertising in the DHT: %s; again in %" PRIu64 " s",
+           gn_err_name(status), r->adv_backoff / GN_S);
+    gn_timer_start(&r->adv_timer, r->adv_backoff, adv_run, r);
+}
+
+static void adv_run(gn_timer *t, void *arg)
+{
+    (void)t;
+    relay *r = arg;
+    static const char ns[] = "/libp2p/relay";
+    uint8_t key[34] = {0x12, 32}; /* the multihash of a CIDv1 (raw, sha2-256) */
+    crypto_hash_sha256(key + 2, (const uint8_t *)ns, sizeof ns - 1);
+    int rc = gn_host_provide(r->h, gn_slice_of(key, sizeof key), adv_done, r, &r->adv_op);
+    if (rc == GN_ENOTSUP) {
+        GN_LOG(GN_LOG_DEBUG, RELAY_LOG, "no DHT: not advertised");
+    } else if (rc < 0) {
+        adv_done(r, rc);
+    }
+}
 
 /* ---- the loop's directory of hop services (for gni_relay_hop_stats) ---- */
 
@@ -1128,6 +1182,13 @@ static int hop_start(gn_protocol *p)
     if (rc < 0) {
         return rc;
     }
+    const char *adv = gn_host_option(r->h, "relay", "advertise", 0);
+    if (adv && strcmp(adv, "true") != 0 && strcmp(adv, "false") != 0) {
+        GN_LOG(GN_LOG_ERR, RELAY_LOG, "relay.advertise=%s: want true or false", adv);
+        return GN_EINVAL;
+    }
+    r->advertise = !adv || strcmp(adv, "true") == 0;
+    gn_timer_init(gn_host_loop(r->h), &r->adv_timer);
     if (r->cfg.max_rsv) {
         r->rsvs = gn_calloc(r->cfg.max_rsv, sizeof *r->rsvs);
         if (!r->rsvs) {
@@ -1142,6 +1203,9 @@ static int hop_start(gn_protocol *p)
     }
     dir_add(r);
     r->started = true;
+    if (r->advertise) {
+        gn_timer_start(&r->adv_timer, RELAY_ADV_FIRST, adv_run, r);
+    }
     GN_LOG(GN_LOG_INFO, RELAY_LOG,
            "hop service: %zu reservations (%zu per IP, %" PRIu64 " s), %zu circuits (%zu per "
            "peer), limits %" PRIu32 " s / %" PRIu64 " bytes",
@@ -1161,6 +1225,12 @@ static void hop_stop(gn_protocol *p)
         circ_end(GNI_CONTAINER_OF(r->circs.next, circ, link), true);
     }
     gn_timer_stop(&r->rsv_timer);
+    gn_timer_stop(&r->adv_timer);
+    if (r->adv_op) {
+        gn_op *q = r->adv_op;
+        r->adv_op = NULL;
+        gn_op_cancel(q); /* adv_done follows and sees started false */
+    }
     gn_host_unsubscribe(r->sub);
     r->sub = NULL;
     dir_del(r);

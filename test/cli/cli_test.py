@@ -45,6 +45,7 @@ class Node:
                                   stderr=subprocess.PIPE)
         self.lines = []
         self.buf = b""
+        self.err = ""
 
     def next_event(self, timeout=10):
         """The next stdout line as an object, or None (timeout or EOF)."""
@@ -81,11 +82,13 @@ class Node:
         if self.p.poll() is None:
             self.p.send_signal(sig)
         try:
-            out, _ = self.p.communicate(timeout=10)
+            out, err = self.p.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             self.p.kill()
-            out, _ = self.p.communicate()
+            out, err = self.p.communicate()
+            self.err = err.decode(errors="replace")
             return None, []
+        self.err = err.decode(errors="replace")
         rest = events((self.buf + out).decode())
         self.buf = b""
         self.lines.extend(rest)
@@ -916,6 +919,30 @@ def relay_listen_dial_and_autorelay():
         if a:
             a.stop()
         r.stop()
+
+
+@case
+def autorelay_finds_a_relay_in_the_dht():
+    """A relay advertises itself in the DHT (the CID of /libp2p/relay); a
+    node whose autorelay router has no relay configured finds it there and
+    reserves."""
+    r, ev = start_node("--key-seed", "44", "--relay", "--option", "kad.mode=server")
+    raddr = ev["addrs"][0]
+    a = None
+    try:
+        a = Node("--key-seed", "45", "--option", "kad.mode=server", "--bootstrap-kad", raddr,
+                 "--router", "kad,autorelay", "--option", "autorelay.reserve=always",
+                 "--log", "info")
+        got = a.wait_for(lambda e: e["event"] == "listen_added" and "/p2p-circuit" in e["addr"],
+                         timeout=20)
+        rid = ev["peer_id"]
+        assert got and got["addr"].startswith("/p2p/" + rid + "/p2p-circuit"), (got, a.lines)
+    finally:
+        if a:
+            a.stop()
+        r.stop()
+    err = getattr(a, "err", "")
+    assert "circuit: reserved at relay " + rid in err, err[-2000:]
 
 print("TAP version 13")
 print(f"1..{len(results)}")

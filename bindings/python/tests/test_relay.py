@@ -30,6 +30,8 @@ async def test_listen_and_dial_through_a_relay() -> None:
         assert ch.limited, "a channel through a relay with limits is limited"
         assert "/p2p-circuit/p2p/" + hidden.peer_id in ch.remote_addr, ch.remote_addr
         assert await ch.ping() > 0
+        # the listening side uses the relayed channel too: it pings back
+        assert await hidden.ping(dialer.peer_id) > 0
         # a peer that holds no reservation: the relay refuses the circuit
         nobody = golemnet.peer_id_from_seed(4242)
         try:
