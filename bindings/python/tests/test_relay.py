@@ -14,8 +14,10 @@ from conftest import Nodes, aio
 @aio(60)
 async def test_listen_and_dial_through_a_relay() -> None:
     async with Nodes() as ns:
-        relay = await ns.new(protocol_components="relay")
-        hidden = await ns.new(listen=False)
+        relay = await ns.new(protocol_components="relay", options=["kad.mode=server"])
+        # hidden runs the DHT in server mode: /ipfs/kad/1.0.0 does not accept
+        # limited channels, so it is refused over the relay (below)
+        hidden = await ns.new(listen=False, options=["kad.mode=server"])
         via = await hidden.listen(relay.addrs[0] + "/p2p-circuit")
         assert via == relay.addrs[0] + "/p2p-circuit/p2p/" + hidden.peer_id, via
         dialer = await ns.new(listen=False)
@@ -32,6 +34,16 @@ async def test_listen_and_dial_through_a_relay() -> None:
         assert await ch.ping() > 0
         # the listening side uses the relayed channel too: it pings back
         assert await hidden.ping(dialer.peer_id) > 0
+        # only protocols that accept limited channels run on it: the DHT
+        # negotiates on the direct channel to the relay, not on this one
+        direct = await dialer.dial(relay.addrs[0])
+        st = await direct.open_stream("/ipfs/kad/1.0.0")
+        await st.close()
+        try:
+            await ch.open_stream("/ipfs/kad/1.0.0")
+            raise AssertionError("the DHT protocol ran on a limited channel")
+        except golemnet.NegotiationError:
+            pass
         # a peer that holds no reservation: the relay refuses the circuit
         nobody = golemnet.peer_id_from_seed(4242)
         try:
