@@ -1,6 +1,6 @@
 /*
  * The circuit relay v2 transport (internal): dials and listens through
- * relays (libp2p/specs relay/circuit-v2.md). circuit.c is the transport
+ * relays (libp2p/specs relay/circuit-v2.md). circuit_layer.c is the transport
  * (dial with HOP CONNECT, listen with RESERVE and the STOP handler);
  * circuit_conn.c is the connection it hands to the node.
  */
