@@ -126,12 +126,13 @@ static gn_channel *find_open_addr(gn_node *n, const char *addr)
     return NULL;
 }
 
-/* An outbound attempt in progress to the same peer or address. */
-static gn_channel *find_attempt(gn_node *n, const gn_peer_id *peer, const char *addr)
+/* An outbound attempt in progress to the same peer or address (never a
+ * relayed one for a @direct request). */
+static gn_channel *find_attempt(gn_node *n, const gn_peer_id *peer, const char *addr, bool direct)
 {
     for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
         gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
-        if (!ch->outbound || ch->phase >= PH_OPEN || ch->no_reuse) {
+        if (!ch->outbound || ch->phase >= PH_OPEN || ch->no_reuse || (direct && ch->relayed)) {
             continue;
         }
         if (peer && ch->expect_peer && gn_peer_id_equal(&ch->expected, peer)) {
@@ -312,7 +313,8 @@ bool gni_node_has_untried_route(gn_node *n, const gn_peer_id *peer, const dial_r
 
 bool gni_dial_next_addr(gn_node *n, dial_req *r, const gn_peer_id *peer, int status)
 {
-    if (r->ntried == 0 || n->closing || status == GN_ECANCELED || status == GN_ECLOSED ||
+    if (r->ntried == 0 || r->abandoned || n->closing || status == GN_ECANCELED ||
+        status == GN_ECLOSED ||
         status == GN_EINVAL || status == GN_ENOMEM) {
         return false; /* not a dial of a bare peer ID, or not worth another address */
     }
@@ -412,7 +414,7 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
     if (reuse_ok && !has_peer && (ch = find_open_addr(n, addr))) {
         goto reuse;
     }
-    if (reuse_ok && (ch = find_attempt(n, has_peer ? &peer : NULL, addr))) {
+    if (reuse_ok && (ch = find_attempt(n, has_peer ? &peer : NULL, addr, direct))) {
         r->ch = ch;
         gni_list_add_tail(&ch->waiters, &r->link);
         gn_multiaddr_free(bare);
@@ -450,6 +452,7 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
     }
     ch->rc = rcc;
     ch->no_reuse = !reuse_ok;
+    ch->relayed = gni_ma_is_relayed(bare);
     ch->initiator = !(r->flags & GN_HOST_CONNECT_RESPONDER);
     snprintf(ch->dial_addr, sizeof ch->dial_addr, "%s", addr);
     ch->expect_peer = has_peer;

@@ -905,6 +905,11 @@ static void op_dialed(gn_node *n, dial_req *r, int status, gn_channel *ch)
         return;
     }
     /* OP_STREAM: the stage goes on as the open */
+    if (ch->limited && !op->limited_ok) {
+        op_deliver_error(op, GN_ENOROUTE); /* only a limited channel to the peer */
+        op_stage_end(op);
+        return;
+    }
     int rc = gni_channel_open_internal(ch, op->proto, op_opened, op);
     if (rc < 0) {
         op_deliver_error(op, rc);
@@ -1021,6 +1026,9 @@ static void op_cancel(gn_op *h)
         gn_op *q = op->query;
         op->query = NULL;
         gn_op_cancel(q); /* the router's callback follows with GN_ECANCELED */
+    }
+    if (op->r) {
+        op->r->abandoned = true; /* no further addresses or routers for it */
     }
     if (op->r && op->r->ch) {
         /* a dial attempt that only this op waits for ends now */
@@ -1161,7 +1169,7 @@ int gn_host_find_peer(gn_host *h, const gn_peer_id *peer, gn_host_peer_cb cb, vo
 
 int gni_host_route_dial(gn_node *n, gn_multiaddr *ma, const gn_peer_id *peer, dial_req *r)
 {
-    if (n->nrouters == 0 || r->routed) {
+    if (n->nrouters == 0 || r->routed || r->abandoned) {
         return GN_ENOROUTE;
     }
     gn_host_op *op = op_new(n, OP_ROUTE_DIAL);

@@ -79,6 +79,7 @@ struct dial_req {
     /* A dial of a bare /p2p/<id> tries the peer's addresses one after the
      * other (direct ones first, relayed ones last): the ones tried, by
      * hash, and the last failure. */
+    bool abandoned;          /* its only waiter cancelled: no further addresses */
     uint8_t ntried;
     uint64_t tried[GNI_DIAL_MAX_TRIES];
     int last_err;
@@ -131,6 +132,7 @@ struct gn_channel {
     bool initiator;                 /* security and muxer role: outbound unless RESPONDER */
     bool no_reuse;                  /* GN_HOST_CONNECT_NO_REUSE: never joined or reused by a dial */
     bool limited;                   /* a limited connection (GN_QUERY_CONN_LIMIT answered) */
+    bool relayed;                   /* dialled through a relay (/p2p-circuit) */
     gn_conn_limit limit;
     bool was_open;                  /* CHANNEL_OPENED was emitted */
     bool peer_known;

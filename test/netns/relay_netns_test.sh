@@ -5,7 +5,9 @@
 # public namespace (10.77.2.2). Every node is tools/golemnet.
 #
 #   1. A reserves at relay R; B dials A through R and echoes on a stream;
-#      AutoNAT says private for A and B, public for R.
+#      AutoNAT says private for A and B, public for R; the verdicts are used
+#      (R's DHT serves, B's autorelay router reserves at R) and A reaches B
+#      by its bare peer ID through R.
 #   2. DCUtR: a B that also runs dcutr gets a direct channel to A (a TCP
 #      simultaneous open through both NATs); a 64 MiB echo started on the
 #      relayed channel completes byte-exact.
@@ -93,9 +95,11 @@ rig_spawn nodea a 150 "$CLI" node --json --log info --key-seed 2 --echo \
     --option dcutr.attempts=1
 rig_spawn nodec a 150 "$CLI" node --json --log info --key-seed 5 --echo \
     --listen /ip4/10.77.1.2/tcp/4003 --listen "$R2_MA/p2p-circuit"
-# B: behind rb, connected to R (so that AutoNAT has a server to ask)
+# B: behind rb, connected to R (so that AutoNAT has a server to ask); its
+# autorelay router names R and reserves there once AutoNAT says private
 rig_spawn nodeb b 150 "$CLI" node --json --log info --key-seed 3 \
-    --listen /ip4/10.77.3.2/tcp/4001 --bootstrap "$R_MA" "${FAST_AUTONAT[@]}"
+    --listen /ip4/10.77.3.2/tcp/4001 --bootstrap "$R_MA" "${FAST_AUTONAT[@]}" \
+    --autorelay "$R_MA" --option autorelay.discover=false
 
 # ---- 1. reservation, relayed stream, reachability
 if wait_grep nodea.err "circuit: reserved at relay $R" 15; then
@@ -122,6 +126,30 @@ for who in "nodea private" "nodeb private" "relay public"; do
         not_ok "AutoNAT: $1 is $2" "$1.out" "$1.err"
     fi
 done
+
+# AutoNAT's verdict is used: the public relay serves the DHT (kad's auto
+# mode: 10.77/16 is private, only the verdict makes it a server), and B's
+# autorelay router listens through R once B is private
+if wait_grep relay.err 'kad: server mode' 10; then
+    ok "the relay's DHT turns to server mode on AutoNAT's public verdict"
+else
+    not_ok "the relay's DHT turns to server mode on AutoNAT's public verdict" relay.err
+fi
+if wait_grep nodeb.out '"event":"listen_added","addr":"'"$R_MA"'/p2p-circuit' 15 &&
+    wait_grep nodeb.err "circuit: reserved at relay $R" 10; then
+    ok "private B reserves at R by itself (autorelay)"
+else
+    not_ok "private B reserves at R by itself (autorelay)" nodeb.out nodeb.err
+fi
+B=$("$CLI" id --key-seed 3)
+out=$(rig_exec a 30 "$CLI" ping "$B" --autorelay "$R_MA" --option autorelay.reserve=never \
+    --option autorelay.discover=false --json --timeout 20 2>&1)
+if grep -q '"received":1' <<<"$out"; then
+    ok "A reaches private B by its peer ID through the relay the autorelay router names"
+else
+    not_ok "A reaches private B by its peer ID through the relay the autorelay router names" nodeb.err
+    printf '#   %s\n' "$(grep -v channel_ <<<"$out" | tail -n 4)"
+fi
 
 # ---- 2. DCUtR through two cone NATs
 rig_spawn punch b 90 "$CLI" echo "$R_MA/p2p-circuit/p2p/$A" --bytes 67108864 --json --timeout 80 \

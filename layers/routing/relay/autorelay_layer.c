@@ -44,12 +44,20 @@
 #define AR_MAX_RELAYS 16u
 #define AR_MAX_ANSWER 4u
 #define AR_FIRST_DISCOVERY (5 * GN_S)
+/* A relay listened through that has announced no address (no reservation)
+ * after AR_GRACE is dropped for AR_PENALTY (configured) or forgotten
+ * (discovered); checked every AR_CHECK. */
+#define AR_GRACE (60 * GN_S)
+#define AR_PENALTY (10 * 60 * GN_S)
+#define AR_CHECK (15 * GN_S)
 
 typedef struct ar_relay {
     gn_peer_id id;
     gn_multiaddr *listen;   /* /.../p2p/<id>/p2p-circuit while we listen through it */
     gn_multiaddr *base;     /* the configured address (/.../p2p/<id>), or /p2p/<id> */
     bool configured;
+    gn_time listen_since;   /* when we began listening through it */
+    gn_time failed_until;   /* not used before this (no reservation came) */
 } ar_relay;
 
 typedef struct ar_query {
@@ -73,6 +81,7 @@ typedef struct ar_router {
     bool discover;
     gn_time discover_every;
     gn_timer timer;
+    gn_timer check;         /* reservation health (AR_CHECK) */
     gn_op *disc_op;         /* the find_providers running */
     gn_host_sub *sub;
     gni_list queries;
@@ -95,6 +104,7 @@ static int ar_init(gn_router *r)
     ar->r = r;
     gni_list_init(&ar->queries);
     gn_timer_init(r->loop, &ar->timer);
+    gn_timer_init(r->loop, &ar->check);
     return 0;
 }
 
@@ -172,10 +182,11 @@ static void reserve_update(ar_router *ar)
             active++;
         }
     }
+    gn_time now = gn_loop_now(ar->r->loop);
     for (size_t i = 0; want && i < ar->nrelays && active < ar->max_res; i++) {
         ar_relay *rl = &ar->relays[i];
         gn_multiaddr *tail = NULL, *ma = NULL;
-        if (rl->listen) {
+        if (rl->listen || rl->failed_until > now) {
             continue;
         }
         if (gn_multiaddr_parse("/p2p-circuit", &tail) == 0 &&
@@ -185,6 +196,7 @@ static void reserve_update(ar_router *ar)
                 GN_LOG(GN_LOG_INFO, AR_LOG, "listening through relay: %s", text);
             }
             rl->listen = ma;
+            rl->listen_since = now;
             ma = NULL;
             active++;
         }
@@ -192,6 +204,67 @@ static void reserve_update(ar_router *ar)
         gn_multiaddr_free(ma);
     }
     ar->listening = want;
+}
+
+/* True when the host announces an address through relay @rl (its
+ * reservation succeeded: the circuit transport announces what it gives). */
+static bool relay_announced(ar_router *ar, const ar_relay *rl)
+{
+    char pid[GN_PEER_ID_MAX_STRLEN], want[GN_PEER_ID_MAX_STRLEN + 24];
+    if (gn_peer_id_to_string(&rl->id, pid, sizeof pid) < 0) {
+        return false;
+    }
+    snprintf(want, sizeof want, "/p2p/%s/p2p-circuit", pid);
+    const gn_multiaddr *ann[GN_HOST_MAX_ANNOUNCED];
+    size_t n = gn_host_announced_addrs(ar->r->host, ann, GN_HOST_MAX_ANNOUNCED);
+    for (size_t i = 0; i < n; i++) {
+        char text[GN_MA_MAX_STRLEN];
+        if (gn_multiaddr_to_string(ann[i], text, sizeof text) >= 0 && strstr(text, want)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Drops the relays listened through that never gave a reservation, so that
+ * a dead relay, or a peer that only claims to be one in the DHT, does not
+ * hold a slot for good; the next relay takes the slot. */
+static void check_timer(gn_timer *t, void *arg)
+{
+    (void)t;
+    ar_router *ar = arg;
+    if (!ar->running) {
+        return;
+    }
+    gn_time now = gn_loop_now(ar->r->loop);
+    bool changed = false;
+    for (size_t i = 0; i < ar->nrelays;) {
+        ar_relay *rl = &ar->relays[i];
+        if (!rl->listen || now - rl->listen_since < AR_GRACE || relay_announced(ar, rl)) {
+            i++;
+            continue;
+        }
+        char pid[GN_PEER_ID_MAX_STRLEN];
+        gn_peer_id_to_string(&rl->id, pid, sizeof pid);
+        GN_LOG(GN_LOG_WARNING, AR_LOG, "relay %s gave no reservation in %llu s: %s", pid,
+               (unsigned long long)(AR_GRACE / GN_S),
+               rl->configured ? "set aside for 10 min" : "forgotten");
+        gn_host_unlisten(ar->r->host, rl->listen);
+        gn_multiaddr_free(rl->listen);
+        rl->listen = NULL;
+        changed = true;
+        if (rl->configured) {
+            rl->failed_until = now + AR_PENALTY;
+            i++;
+        } else {
+            gn_multiaddr_free(rl->base);
+            ar->relays[i] = ar->relays[--ar->nrelays];
+        }
+    }
+    if (changed) {
+        reserve_update(ar);
+    }
+    gn_timer_start(&ar->check, AR_CHECK, check_timer, ar);
 }
 
 /* ---- discovery through the DHT ---- */
@@ -338,6 +411,7 @@ static int ar_start(gn_router *r)
         return rc;
     }
     ar->running = true;
+    gn_timer_start(&ar->check, AR_CHECK, check_timer, ar);
     if (ar->discover) {
         gn_timer_start(&ar->timer, AR_FIRST_DISCOVERY, disc_timer, ar);
     }
@@ -350,6 +424,7 @@ static void ar_stop(gn_router *r)
     ar_router *ar = r->state;
     ar->running = false;
     gn_timer_stop(&ar->timer);
+    gn_timer_stop(&ar->check);
     gn_host_unsubscribe(ar->sub);
     ar->sub = NULL;
     if (ar->disc_op) {
@@ -358,8 +433,11 @@ static void ar_stop(gn_router *r)
         gn_op_cancel(q);
     }
     for (size_t i = 0; i < ar->nrelays; i++) {
-        gn_multiaddr_free(ar->relays[i].listen); /* the node closes its listeners itself */
-        ar->relays[i].listen = NULL;
+        if (ar->relays[i].listen) {
+            gn_host_unlisten(r->host, ar->relays[i].listen);
+            gn_multiaddr_free(ar->relays[i].listen);
+            ar->relays[i].listen = NULL;
+        }
     }
     for (gni_list *e = ar->queries.next; e != &ar->queries; e = e->next) {
         GNI_CONTAINER_OF(e, ar_query, link)->canceled = true;
@@ -387,8 +465,9 @@ static void query_run(gn_loop *loop, void *arg)
         tail = NULL;
     }
     for (size_t i = 0; tail && i < ar->nrelays && n < AR_MAX_ANSWER; i++) {
-        if (gn_peer_id_equal(&ar->relays[i].id, &q->peer)) {
-            continue; /* a relay is not reached through itself */
+        if (gn_peer_id_equal(&ar->relays[i].id, &q->peer) ||
+            ar->relays[i].failed_until > gn_loop_now(ar->r->loop)) {
+            continue; /* a relay is not reached through itself; nor a failing one */
         }
         /* through the relay's configured address, or its bare peer ID (the
          * peer store and the routers know where it is) */

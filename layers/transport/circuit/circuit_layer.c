@@ -45,6 +45,10 @@
 /* A reservation is refreshed this long before it expires (or at half its
  * life when that is shorter). */
 #define CIRC_REFRESH_MARGIN (2 * 60 * GN_S)
+/* Bounds on a reservation's lifetime as the relay states it (seconds): a
+ * refresh never comes sooner than half the minimum. */
+#define CIRC_LIFE_MIN_S 30u
+#define CIRC_LIFE_MAX_S (24u * 3600u)
 /* STOP streams answered at once. */
 #define CIRC_MAX_ACCEPTS 64u
 
@@ -494,12 +498,17 @@ static void l_reserved(circ_xchg *x, int status, gni_relay_msg *m)
         gn_host_protect_peer(h, &l->ca.relay, true);
         l->protected_relay = true;
     }
+    /* the relay's clock and word are not trusted: a lifetime out of
+     * [CIRC_LIFE_MIN, CIRC_LIFE_MAX] is taken as the nearest bound */
     uint64_t now = (uint64_t)time(NULL);
-    gn_time life = l->expire > now ? (gn_time)(l->expire - now) * GN_S : 0;
-    gn_time wait = life > 2 * CIRC_REFRESH_MARGIN ? life - CIRC_REFRESH_MARGIN : life / 2;
-    if (wait < CIRC_RETRY_MIN) {
-        wait = CIRC_RETRY_MIN;
+    uint64_t secs = l->expire > now ? l->expire - now : 0;
+    if (secs < CIRC_LIFE_MIN_S) {
+        secs = CIRC_LIFE_MIN_S;
+    } else if (secs > CIRC_LIFE_MAX_S) {
+        secs = CIRC_LIFE_MAX_S;
     }
+    gn_time life = (gn_time)secs * GN_S;
+    gn_time wait = life > 2 * CIRC_REFRESH_MARGIN ? life - CIRC_REFRESH_MARGIN : life / 2;
     GN_LOG(GN_LOG_INFO, CIRC_LOG,
            "reserved at relay %s: %zu address(es) announced, expires in %" PRIu64 " s%s", rid,
            l->nann, life / GN_S, m->has_limit ? ", circuits limited" : "");
@@ -770,8 +779,10 @@ static void d_deliver_deferred(gn_loop *loop, void *arg)
 {
     (void)loop;
     circ_dial *d = arg;
+    gn_stream *conn = d->conn;
+    d->conn = NULL;
     d->pending--;
-    d->cb(d->arg, d->result, d->conn);
+    d->cb(d->arg, d->result, conn);
     d_maybe_free(d);
 }
 
@@ -781,6 +792,13 @@ static void d_finish(circ_dial *d, int status, gn_stream *conn)
     if (d->delivered) {
         if (conn) {
             gn_stream_close(conn, NULL, NULL);
+        }
+        if (status == GN_ECANCELED && d->conn) {
+            /* cancelled after the connection was queued for the callback:
+             * released at once, as a cancel promises */
+            gn_stream_close(d->conn, NULL, NULL);
+            d->conn = NULL;
+            d->result = GN_ECANCELED;
         }
         return;
     }
@@ -804,7 +822,9 @@ static void d_finish(circ_dial *d, int status, gn_stream *conn)
     d->pending++;
     if (gn_loop_defer(d->st->t->loop, d_deliver_deferred, d) < 0) {
         d->pending--;
+        d->conn = NULL;
         d->cb(d->arg, status, conn); /* no memory to defer: the one exception */
+        d_maybe_free(d);
     }
 }
 
@@ -980,6 +1000,13 @@ static int circ_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb,
     gn_host_peer_id(t->host, &self);
     if (rc == 0 && gn_peer_id_equal(&self, &l->ca.relay)) {
         rc = GN_EINVAL; /* a reservation at ourselves */
+    }
+    circ_listener *other = rc == 0 ? find_listener(st, &l->ca.relay) : NULL;
+    if (other) {
+        char rid[GN_PEER_ID_MAX_STRLEN];
+        GN_LOG(GN_LOG_WARNING, CIRC_LOG, "already listening through relay %s",
+               peer_str(&l->ca.relay, rid, sizeof rid));
+        rc = GN_EADDRINUSE; /* one reservation per relay: its addresses, its protection */
     }
     if (rc == 0) {
         rc = gn_multiaddr_dup(ma, &l->addr);
