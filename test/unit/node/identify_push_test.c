@@ -13,42 +13,15 @@
 
 #include "gn_test.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
-static gn_loop *loop;
-
-static bool guard_fired;
-static void guard(gn_timer *t, void *arg) { (void)t, (void)arg; guard_fired = true; }
-
-/* Runs the loop until pred(arg) or @ms elapsed; returns pred(arg). */
-static bool run_until(bool (*pred)(void *), void *arg, gn_time ms)
-{
-    gn_timer g;
-    gn_timer_init(loop, &g);
-    guard_fired = false;
-    gn_timer_start(&g, ms * GN_MS, guard, NULL);
-    for (int i = 0; i < 1000000 && !guard_fired && !pred(arg); i++) {
-        gn_loop_run(loop, GN_RUN_ONCE);
-    }
-    gn_timer_stop(&g);
-    return pred(arg);
-}
-
-static bool never(void *arg) { (void)arg; return false; }
-
-typedef struct tnode {
-    gn_node *n;
-    gn_identity *id;
-    gn_peer_id pid;
-    int closed;
-    /* counts of the events popped so far (pump()) */
-    int listening, channels_opened, identify_ok;
-    char last_listen[GN_NODE_ADDR_MAX]; /* without /p2p/ */
+#define GN_TNODE_EXTRA                                                                       \
+    /* counts of the events popped so far (pump()) */                                        \
+    int listening, channels_opened, identify_ok;                                             \
+    char last_listen[GN_NODE_ADDR_MAX]; /* without /p2p/ */                                  \
     uint64_t channel_id;                /* of the last CHANNEL_OPENED */
-} tnode;
+#include "gn_tnode.h"
 
 /* Pops @t's events and counts them. */
 static void pump(tnode *t)
@@ -80,51 +53,12 @@ static void pump(tnode *t)
     }
 }
 
-static void node_up(tnode *t, uint32_t seed, bool listen, const char *const *opts, size_t nopts)
+/* Starts @t (listening when @listen; pump() sees its LISTENING events). */
+static void ip_node_up(tnode *t, uint32_t seed, bool listen, const char *const *opts, size_t n)
 {
-    memset(t, 0, sizeof *t);
-    CHECK_EQ(gn_identity_from_int_seed(seed, &t->id), 0);
-    gn_identity_peer_id(t->id, &t->pid);
-    gn_node_config cfg;
-    gn_node_config_default(&cfg);
-    cfg.identity = t->id;
-    cfg.loop = loop;
-    cfg.transports = "tcp";
-    cfg.routers = "";
-    cfg.discovery = "";
-    cfg.nat = "";
-    cfg.options = opts;
-    cfg.n_options = nopts;
-    cfg.upgrade_timeout = 5 * GN_S;
-    const char *addr = "/ip4/127.0.0.1/tcp/0";
-    if (listen) {
-        cfg.listen = &addr;
-        cfg.n_listen = 1;
-    }
-    CHECK_EQ(gn_node_new(&cfg, &t->n), 0);
-    CHECK_EQ(gn_node_start(t->n), 0);
-}
-
-static void on_closed(gn_node *n, void *arg)
-{
-    (void)n;
-    ((tnode *)arg)->closed++;
-}
-
-static bool closed(void *arg) { return ((tnode *)arg)->closed > 0; }
-
-static void node_down(tnode *t)
-{
-    if (!t->n) {
-        return;
-    }
-    gn_node_close(t->n, on_closed, t);
-    CHECK(run_until(closed, t, 10000));
-    pump(t);
-    gn_node_free(t->n);
-    t->n = NULL;
-    gn_identity_free(t->id);
-    t->id = NULL;
+    node_up(t, seed,
+            &(nopts){.routers = "", .discovery = "", .nat = "", .options = opts,
+                            .n_options = n, .listen = listen, .no_wait = true});
 }
 
 /* ---- predicates ---- */
@@ -181,20 +115,6 @@ static bool wanted(void *arg)
     return true;
 }
 
-typedef struct dial_res {
-    int calls, status;
-} dial_res;
-
-static void on_dial(void *arg, int status, gn_channel *ch)
-{
-    dial_res *r = arg;
-    (void)ch;
-    r->calls++;
-    r->status = status;
-}
-
-static bool dial_done(void *arg) { return ((dial_res *)arg)->calls > 0; }
-
 /* @y dials @x's first listen address and waits until @y identified @x. */
 static void connect_and_identify(tnode *y, tnode *x)
 {
@@ -203,10 +123,7 @@ static void connect_and_identify(tnode *y, tnode *x)
     char xs[GN_PEER_ID_MAX_STRLEN];
     gn_peer_id_to_string(&x->pid, xs, sizeof xs);
     snprintf(target, sizeof target, "%s/p2p/%s", x->last_listen, xs);
-    dial_res r = {0, 0};
-    CHECK_EQ(gn_node_dial(y->n, target, on_dial, &r, NULL), 0);
-    CHECK(run_until(dial_done, &r, 8000));
-    CHECK_EQ(r.status, 0);
+    CHECK_EQ(dial_wait(y, target), 0);
     CHECK(run_until(wanted, &(want){.t = y, .other = x, .identify_ok = 1}, 5000));
     /* and x identified y: both sides track the channel for pushes */
     CHECK(run_until(wanted, &(want){.t = x, .other = y, .identify_ok = 1}, 5000));
@@ -218,39 +135,14 @@ static void unused_stream(void *arg, gn_channel *ch, gn_stream *s, const char *i
     gn_stream_reset(s, NULL, NULL);
 }
 
-static void log_fn(void *ud, gn_log_level level, const char *comp, const char *msg)
-{
-    (void)ud, (void)level;
-    fprintf(stderr, "[%s] %s\n", comp, msg);
-}
-
-static void setup(void)
-{
-    if (getenv("GN_TEST_LOG")) {
-        gn_log_set(log_fn, NULL, GN_LOG_DEBUG);
-    }
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    CHECK_EQ(gn_loop_new(NULL, &loop), 0);
-}
-
-static void finish(void)
-{
-    run_until(never, NULL, 20);
-    gn_loop_free(loop);
-    loop = NULL;
-}
-
 /* ---- tests ---- */
 
 GN_TEST(new_listen_address_reaches_a_connected_peer_by_push)
 {
     setup();
     tnode x, y;
-    node_up(&x, 80, true, NULL, 0);
-    node_up(&y, 81, false, NULL, 0);
+    ip_node_up(&x, 80, true, NULL, 0);
+    ip_node_up(&y, 81, false, NULL, 0);
     connect_and_identify(&y, &x);
     char first[GN_NODE_ADDR_MAX];
     snprintf(first, sizeof first, "%s", x.last_listen);
@@ -316,8 +208,8 @@ GN_TEST(push_off_sends_nothing)
     setup();
     tnode x, y;
     const char *opts[] = {"id.push=0"};
-    node_up(&x, 82, true, opts, 1);
-    node_up(&y, 83, false, NULL, 0);
+    ip_node_up(&x, 82, true, opts, 1);
+    ip_node_up(&y, 83, false, NULL, 0);
     connect_and_identify(&y, &x);
     int identified_before = y.identify_ok;
     CHECK_EQ(gn_node_listen(x.n, "/ip4/127.0.0.1/tcp/0", NULL), 0);
@@ -369,7 +261,7 @@ GN_TEST(bad_push_options_are_refused)
     /* and good ones are taken */
     tnode ok;
     const char *good[] = {"id.push=1", "id.push_delay_ms=0"};
-    node_up(&ok, 84, true, good, 2);
+    ip_node_up(&ok, 84, true, good, 2);
     CHECK(run_until(wanted, &(want){.t = &ok, .listening = 1}, 5000));
     node_down(&ok);
     finish();
@@ -412,8 +304,8 @@ GN_TEST(partial_push_leaves_missing_fields_unchanged)
 {
     setup();
     tnode x, y;
-    node_up(&x, 85, true, NULL, 0);
-    node_up(&y, 86, false, NULL, 0);
+    ip_node_up(&x, 85, true, NULL, 0);
+    ip_node_up(&y, 86, false, NULL, 0);
     connect_and_identify(&y, &x);
     gn_peer_info before;
     CHECK_EQ(gn_node_peer_info(y.n, &x.pid, &before), 0);
@@ -458,8 +350,8 @@ GN_TEST(close_with_pushes_in_flight)
     const char *opts[] = {"id.push_delay_ms=0"};
     for (int round = 0; round < 3; round++) {
         tnode x, y;
-        node_up(&x, 87, true, opts, 1);
-        node_up(&y, 88, false, opts, 1);
+        ip_node_up(&x, 87, true, opts, 1);
+        ip_node_up(&y, 88, false, opts, 1);
         connect_and_identify(&y, &x);
         CHECK_EQ(gn_node_listen(x.n, "/ip4/127.0.0.1/tcp/0", NULL), 0);
         CHECK_EQ(gn_node_set_handler(x.n, "/test/push/d/1.0.0", unused_stream, NULL), 0);

@@ -13,130 +13,37 @@
 #include "relay_hop.h"
 #include "relay_msg.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static gn_loop *loop;
+#define GN_TNODE_MAX_TURNS 10000000
+#define GN_TNODE_EXTRA gn_channel *to_relay; /* held: the channel to R */
+#include "gn_tnode.h"
 
-static bool guard_fired;
-static void guard(gn_timer *t, void *arg) { (void)t, (void)arg; guard_fired = true; }
-
-/* Runs the loop until pred(arg) or @ms elapsed. */
-static bool run_until(bool (*pred)(void *), void *arg, gn_time ms)
+/* A node listening on loopback; a relay when @options is not NULL. */
+static void rl_node_up(tnode *t, uint32_t seed, const char *const *options, size_t n_options)
 {
-    gn_timer g;
-    gn_timer_init(loop, &g);
-    guard_fired = false;
-    gn_timer_start(&g, ms * GN_MS, guard, NULL);
-    for (int i = 0; i < 10000000 && !guard_fired && !pred(arg); i++) {
-        gn_loop_run(loop, GN_RUN_ONCE);
-    }
-    gn_timer_stop(&g);
-    return pred(arg);
+    node_up(t, seed,
+            &(nopts){.routers = "", .discovery = "", .listen = true,
+                     .protocol_components = options ? "relay" : NULL, .options = options,
+                     .n_options = options ? n_options : 0});
 }
 
-static bool never(void *arg) { (void)arg; return false; }
-
-typedef struct tnode {
-    gn_node *n;
-    gn_identity *id;
-    gn_peer_id pid;
-    char addr[GN_NODE_ADDR_MAX]; /* listening address with /p2p/ */
-    gn_channel *to_relay;        /* held: the channel to R */
-    int closed;
-} tnode;
-
-static bool got_listen(void *arg)
-{
-    tnode *t = arg;
-    gn_node_event ev;
-    while (!t->addr[0] && gn_node_next_event(t->n, &ev, 0) == 0) {
-        if (ev.type == GN_NODE_EV_LISTENING) {
-            snprintf(t->addr, sizeof t->addr, "%s", ev.addr);
-        }
-        gn_rcbuf_rele(ev.message);
-    }
-    return t->addr[0] != '\0';
-}
-
-/* A node; a relay when @options is not NULL. */
-static void node_up(tnode *t, uint32_t seed, const char *const *options, size_t n_options)
-{
-    memset(t, 0, sizeof *t);
-    CHECK_OK(gn_identity_from_int_seed(seed, &t->id));
-    gn_identity_peer_id(t->id, &t->pid);
-    gn_node_config cfg;
-    gn_node_config_default(&cfg);
-    cfg.identity = t->id;
-    cfg.loop = loop;
-    cfg.transports = "tcp";
-    cfg.routers = "";
-    cfg.discovery = "";
-    cfg.upgrade_timeout = 5 * GN_S;
-    const char *listen = "/ip4/127.0.0.1/tcp/0";
-    cfg.listen = &listen;
-    cfg.n_listen = 1;
-    if (options) {
-        cfg.protocol_components = "relay";
-        cfg.options = options;
-        cfg.n_options = n_options;
-    }
-    CHECK_OK(gn_node_new(&cfg, &t->n));
-    CHECK_OK(gn_node_start(t->n));
-    CHECK(run_until(got_listen, t, 5000));
-}
-
-static void on_closed(gn_node *n, void *arg)
-{
-    (void)n;
-    ((tnode *)arg)->closed++;
-}
-
-static bool closed(void *arg) { return ((tnode *)arg)->closed > 0; }
-
-static void node_down(tnode *t)
+/* Releases @t's channel to R, then closes and frees @t. */
+static void rl_node_down(tnode *t)
 {
     if (t->to_relay) {
         gn_channel_rele(t->to_relay);
         t->to_relay = NULL;
     }
-    gn_node_close(t->n, on_closed, t);
-    CHECK(run_until(closed, t, 10000));
-    gn_node_event ev;
-    while (gn_node_next_event(t->n, &ev, 0) == 0) {
-        gn_rcbuf_rele(ev.message);
-    }
-    gn_node_free(t->n);
-    gn_identity_free(t->id);
-    memset(t, 0, sizeof *t);
+    node_down(t);
 }
-
-typedef struct dial_res {
-    int calls, status;
-    gn_channel *ch;
-} dial_res;
-
-static void on_dial(void *arg, int status, gn_channel *ch)
-{
-    dial_res *r = arg;
-    r->calls++;
-    r->status = status;
-    r->ch = status == 0 ? gn_channel_hold(ch) : NULL;
-}
-
-static bool dial_done(void *arg) { return ((dial_res *)arg)->calls > 0; }
 
 /* Connects @t to the relay @r and keeps the channel. */
 static void connect_to(tnode *t, tnode *r)
 {
-    dial_res d = {0};
-    CHECK_OK(gn_node_dial(t->n, r->addr, on_dial, &d, NULL));
-    CHECK(run_until(dial_done, &d, 8000));
-    CHECK_OK(d.status);
-    t->to_relay = d.ch;
+    CHECK_OK(dial_wait_ch(t, r->addr, &t->to_relay));
 }
 
 /* ---- a client stream: collects what arrives, sends a buffer ---- */
@@ -412,43 +319,18 @@ static int reserve(tnode *t, tnode *r, gni_relay_msg *m)
     return m->status;
 }
 
-static void log_fn(void *ud, gn_log_level level, const char *comp, const char *msg)
-{
-    (void)ud, (void)level;
-    fprintf(stderr, "[%s] %s\n", comp, msg);
-}
-
-static void setup(void)
-{
-    if (getenv("GN_TEST_LOG")) {
-        gn_log_set(log_fn, NULL, GN_LOG_DEBUG);
-    }
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    CHECK_OK(gn_loop_new(NULL, &loop));
-}
-
-static void finish(void)
-{
-    run_until(never, NULL, 20);
-    gn_loop_free(loop);
-    loop = NULL;
-}
-
 typedef struct trio {
     tnode r, a, b;
     stop_srv sv;
 } trio;
 
 /* R relays with @opts; A and B are connected to it; A serves stop. */
-static void trio_up(trio *t, const char *const *opts, size_t nopts)
+static void trio_up(trio *t, const char *const *opts, size_t n_opts)
 {
     setup();
-    node_up(&t->r, 1, opts, nopts);
-    node_up(&t->a, 2, NULL, 0);
-    node_up(&t->b, 3, NULL, 0);
+    rl_node_up(&t->r, 1, opts, n_opts);
+    rl_node_up(&t->a, 2, NULL, 0);
+    rl_node_up(&t->b, 3, NULL, 0);
     connect_to(&t->a, &t->r);
     connect_to(&t->b, &t->r);
     stop_serve(&t->a, &t->sv);
@@ -457,9 +339,9 @@ static void trio_up(trio *t, const char *const *opts, size_t nopts)
 static void trio_down(trio *t)
 {
     stop_free(&t->sv);
-    node_down(&t->b);
-    node_down(&t->a);
-    node_down(&t->r);
+    rl_node_down(&t->b);
+    rl_node_down(&t->a);
+    rl_node_down(&t->r);
     finish();
 }
 
@@ -505,6 +387,23 @@ static bool no_circuits(void *arg)
 {
     gni_relay_stats st;
     return gni_relay_hop_stats(gn_node_host(((tnode *)arg)->n), &st) == 0 && st.circuits == 0;
+}
+
+/* trio_up(), then A reserves a slot in R: the answer must be OK. */
+static void trio_up_reserved(trio *t, const char *const *opts, size_t n_opts)
+{
+    trio_up(t, opts, n_opts);
+    gni_relay_msg m;
+    CHECK_EQ(reserve(&t->a, &t->r, &m), GNI_RELAY_OK);
+    gni_relay_msg_clear(&m);
+}
+
+/* B connects through R to A, which accepts: the answer must be OK. *@hop
+ * is B's stream; returns A's stop stream. */
+static cstream *circuit_up(trio *t, cstream *hop)
+{
+    CHECK_EQ(connect_via(t, &t->a.pid, hop, true), GNI_RELAY_OK);
+    return &t->sv.cs[t->sv.n - 1];
 }
 
 /* ---- tests ---- */
@@ -569,14 +468,10 @@ GN_TEST(connect_relays_bytes_both_ways_and_half_close)
 {
     static const char *const opts[] = {"relay.limit_data=4194304"};
     trio t;
-    trio_up(&t, opts, 1);
-    gni_relay_msg m;
-    CHECK_EQ(reserve(&t.a, &t.r, &m), GNI_RELAY_OK);
-    gni_relay_msg_clear(&m);
+    trio_up_reserved(&t, opts, 1);
     cstream hop;
-    CHECK_EQ(connect_via(&t, &t.a.pid, &hop, true), GNI_RELAY_OK);
+    cstream *stop = circuit_up(&t, &hop);
     CHECK_EQ(stats_of(&t.r).circuits, 1u);
-    cstream *stop = &t.sv.cs[0];
     uint8_t *ab = malloc(BIG), *ba = malloc(BIG);
     CHECK(ab && ba);
     for (size_t i = 0; i < BIG; i++) {
@@ -616,13 +511,9 @@ GN_TEST(a_slow_target_pushes_back_to_the_initiator)
 {
     static const char *const opts[] = {"relay.limit_data=0"};
     trio t;
-    trio_up(&t, opts, 1);
-    gni_relay_msg m;
-    CHECK_EQ(reserve(&t.a, &t.r, &m), GNI_RELAY_OK);
-    gni_relay_msg_clear(&m);
+    trio_up_reserved(&t, opts, 1);
     cstream hop;
-    CHECK_EQ(connect_via(&t, &t.a.pid, &hop, true), GNI_RELAY_OK);
-    cstream *stop = &t.sv.cs[0];
+    cstream *stop = circuit_up(&t, &hop);
     CHECK_OK(gn_stream_read_stop(stop->s)); /* A stops reading */
     size_t total = 8u * BIG;
     uint8_t *data = malloc(total);
@@ -663,8 +554,7 @@ GN_TEST(half_close_propagates_and_the_other_way_keeps_flowing)
     gni_relay_msg_clear(&m);
     CHECK(!m.has_limit || m.limit_data == 0);
     cstream hop;
-    CHECK_EQ(connect_via(&t, &t.a.pid, &hop, true), GNI_RELAY_OK);
-    cstream *stop = &t.sv.cs[0];
+    cstream *stop = circuit_up(&t, &hop);
     /* B says "ping" and half-closes: A sees the bytes and EOF */
     cs_send(&hop, (const uint8_t *)"ping", 4, true);
     CHECK(run_until(cs_ended, stop, 8000));
@@ -699,10 +589,8 @@ GN_TEST(bytes_right_after_the_handshake_messages_are_relayed)
 {
     trio t;
     static const char *const opts[] = {"relay.limit_data=0"};
-    trio_up(&t, opts, 1);
+    trio_up_reserved(&t, opts, 1);
     gni_relay_msg m;
-    CHECK_EQ(reserve(&t.a, &t.r, &m), GNI_RELAY_OK);
-    gni_relay_msg_clear(&m);
     /* B's CONNECT and its first bytes in one write */
     cstream hop;
     cs_open(&hop, &t.b, &t.r.pid, GNI_RELAY_HOP_ID);
@@ -785,8 +673,7 @@ GN_TEST(data_limit_resets_both_streams)
     CHECK(m.has_limit && m.limit_data == 1000);
     gni_relay_msg_clear(&m);
     cstream hop;
-    CHECK_EQ(connect_via(&t, &t.a.pid, &hop, true), GNI_RELAY_OK);
-    cstream *stop = &t.sv.cs[0];
+    cstream *stop = circuit_up(&t, &hop);
     /* exactly the limit passes */
     static uint8_t data[3000];
     memset(data, 0x5a, sizeof data);
@@ -812,13 +699,9 @@ GN_TEST(duration_limit_resets_both_streams)
 {
     static const char *const opts[] = {"relay.limit_duration=1"};
     trio t;
-    trio_up(&t, opts, 1);
-    gni_relay_msg m;
-    CHECK_EQ(reserve(&t.a, &t.r, &m), GNI_RELAY_OK);
-    gni_relay_msg_clear(&m);
+    trio_up_reserved(&t, opts, 1);
     cstream hop;
-    CHECK_EQ(connect_via(&t, &t.a.pid, &hop, true), GNI_RELAY_OK);
-    cstream *stop = &t.sv.cs[0];
+    cstream *stop = circuit_up(&t, &hop);
     xfer w = {&hop, stop, 0};
     CHECK(!run_until(both_failed, &w, 500)); /* alive before the limit */
     CHECK(run_until(both_failed, &w, 5000));
@@ -831,10 +714,8 @@ GN_TEST(reservation_and_circuit_limits_refuse)
 {
     static const char *const opts[] = {"relay.max_reservations=1", "relay.max_circuits=1"};
     trio t;
-    trio_up(&t, opts, 2);
+    trio_up_reserved(&t, opts, 2);
     gni_relay_msg m;
-    CHECK_EQ(reserve(&t.a, &t.r, &m), GNI_RELAY_OK);
-    gni_relay_msg_clear(&m);
     /* the table is full: B is refused, A's refresh is not */
     CHECK_EQ(reserve(&t.b, &t.r, &m), GNI_RELAY_RESERVATION_REFUSED);
     CHECK(!m.has_reservation);
@@ -867,10 +748,8 @@ GN_TEST(reservations_per_ip_are_bounded)
     static const char *const opts[] = {"relay.max_reservations_per_ip=1",
                                        "relay.reservation_ttl=1"};
     trio t;
-    trio_up(&t, opts, 2);
+    trio_up_reserved(&t, opts, 2);
     gni_relay_msg m;
-    CHECK_EQ(reserve(&t.a, &t.r, &m), GNI_RELAY_OK);
-    gni_relay_msg_clear(&m);
     CHECK_EQ(reserve(&t.b, &t.r, &m), GNI_RELAY_RESERVATION_REFUSED);
     gni_relay_msg_clear(&m);
     /* A's reservation expires after its TTL; then B gets the slot */
@@ -888,10 +767,8 @@ GN_TEST(target_refusal_and_bad_requests)
 {
     trio t;
     static const char *const opts[] = {"relay.timeout_ms=500"};
-    trio_up(&t, opts, 1);
+    trio_up_reserved(&t, opts, 1);
     gni_relay_msg m;
-    CHECK_EQ(reserve(&t.a, &t.r, &m), GNI_RELAY_OK);
-    gni_relay_msg_clear(&m);
     /* the target answers CONNECTION_FAILED: so does the relay */
     cstream hop;
     cs_open(&hop, &t.b, &t.r.pid, GNI_RELAY_HOP_ID);
@@ -934,7 +811,7 @@ GN_TEST(relay_is_off_unless_configured)
 {
     setup();
     tnode a;
-    node_up(&a, 2, NULL, 0);
+    rl_node_up(&a, 2, NULL, 0);
     gni_relay_stats st;
     CHECK_EQ(gni_relay_hop_stats(gn_node_host(a.n), &st), GN_ENOTFOUND);
     const char *ids[64];
@@ -942,7 +819,7 @@ GN_TEST(relay_is_off_unless_configured)
     for (size_t i = 0; i < n; i++) {
         CHECK(strcmp(ids[i], GNI_RELAY_HOP_ID) != 0);
     }
-    node_down(&a);
+    rl_node_down(&a);
     /* a bad option fails the component's start, reported by name */
     static const char *const bad[] = {"relay.max_circuits=lots"};
     gn_identity *id;
@@ -974,7 +851,7 @@ GN_TEST(relay_is_off_unless_configured)
         }
     }
     CHECK(seen);
-    node_down(&t);
+    rl_node_down(&t);
     finish();
 }
 
