@@ -285,8 +285,14 @@ static void world_up(nworld *w, inject inj, bool wait_listen)
     cn_setup();
     w->reg = cn_registry(GN_LAYER_NAT, (const gn_layer_ops *)&g_spy);
     static const char *const listen[] = {"/ip4/127.0.0.1/tcp/0", "/ip4/0.0.0.0/tcp/0"};
+    /* the built-in components ask a gateway on loopback where nothing
+     * answers, never the machine's network (its LAN, its default gateway):
+     * their failure path runs here, their success path in test/nat/ */
+    static const char *const opts[] = {"upnp.igd_url=http://127.0.0.1:9/rootDesc.xml",
+                                       "natpmp.gateway=127.0.0.1"};
     cn_up(&w->t, 1, &(cn_opts){.registry = w->reg, .nat = g_inner->name, .listen = listen,
-                               .n_listen = 2, .no_wait = !wait_listen});
+                               .n_listen = 2, .no_wait = !wait_listen, .options = opts,
+                               .n_options = 2});
     if (!wait_listen)
         return;
     CHECK_EQ(N.starts, 1);
