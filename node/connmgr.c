@@ -238,7 +238,8 @@ bool gni_ma_is_relayed(const gn_multiaddr *ma)
     return ma && gn_multiaddr_find(ma, GN_MA_P2P_CIRCUIT, NULL) >= 0;
 }
 
-uint64_t gni_dial_addr_hash(const char *addr)
+/* The hash a dial request records an address it tried under. */
+static uint64_t dial_addr_hash(const char *addr)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (const char *p = addr; *p; p++) {
@@ -247,9 +248,10 @@ uint64_t gni_dial_addr_hash(const char *addr)
     return h;
 }
 
-bool gni_dial_tried(const dial_req *r, const char *addr)
+/* True when @r (may be NULL) tried @addr, a peer store address string. */
+static bool dial_tried(const dial_req *r, const char *addr)
 {
-    uint64_t h = gni_dial_addr_hash(addr);
+    uint64_t h = dial_addr_hash(addr);
     for (size_t i = 0; r && i < r->ntried; i++) {
         if (r->tried[i] == h) {
             return true;
@@ -259,10 +261,11 @@ bool gni_dial_tried(const dial_req *r, const char *addr)
 }
 
 /* The newest unexpired address of @peer in the store that a transport
- * handles and @r did not try, a direct one before any relayed one (or only
- * direct ones with @direct); it is recorded as tried in @r (may be NULL). */
-static int known_addr_ex(gn_node *n, const gn_peer_id *peer, bool direct, dial_req *r,
-                         bool record, gn_multiaddr **out)
+ * handles and @r (may be NULL) did not try, a direct one before any
+ * relayed one (or only direct ones with @direct); recorded as tried in
+ * @record (NULL: nowhere). */
+static int known_addr_ex(gn_node *n, const gn_peer_id *peer, bool direct, const dial_req *r,
+                         dial_req *record, gn_multiaddr **out)
 {
     const gni_peer_info *pi = gni_peerstore_get(n->ps, peer);
     gn_time now = gn_loop_now(n->loop);
@@ -272,7 +275,7 @@ static int known_addr_ex(gn_node *n, const gn_peer_id *peer, bool direct, dial_r
     for (int pass = 0; pass < (direct ? 1 : 2); pass++) {
         for (size_t i = pi ? pi->naddrs : 0; i-- > 0;) {
             gn_multiaddr *ma = NULL;
-            if (pi->addrs[i].expiry <= now || gni_dial_tried(r, pi->addrs[i].text) ||
+            if (pi->addrs[i].expiry <= now || dial_tried(r, pi->addrs[i].text) ||
                 gn_multiaddr_parse(pi->addrs[i].text, &ma) < 0) {
                 continue;
             }
@@ -282,8 +285,8 @@ static int known_addr_ex(gn_node *n, const gn_peer_id *peer, bool direct, dial_r
             }
             for (size_t t = 0; t < n->ntr; t++) {
                 if (gn_transport_handles(n->tr[t], ma)) {
-                    if (r && record) {
-                        r->tried[r->ntried++] = gni_dial_addr_hash(pi->addrs[i].text);
+                    if (record) {
+                        record->tried[record->ntried++] = dial_addr_hash(pi->addrs[i].text);
                     }
                     *out = ma;
                     return 0;
@@ -297,14 +300,13 @@ static int known_addr_ex(gn_node *n, const gn_peer_id *peer, bool direct, dial_r
 
 static int known_addr(gn_node *n, const gn_peer_id *peer, bool direct, gn_multiaddr **out)
 {
-    return known_addr_ex(n, peer, direct, NULL, false, out);
+    return known_addr_ex(n, peer, direct, NULL, NULL, out);
 }
 
 bool gni_node_has_untried_route(gn_node *n, const gn_peer_id *peer, const dial_req *r)
 {
     gn_multiaddr *ma = NULL;
-    if (known_addr_ex(n, peer, (r->flags & GN_HOST_CONNECT_DIRECT) != 0, (dial_req *)r, false,
-                      &ma) < 0) {
+    if (known_addr_ex(n, peer, (r->flags & GN_HOST_CONNECT_DIRECT) != 0, r, NULL, &ma) < 0) {
         return false;
     }
     gn_multiaddr_free(ma);
@@ -390,7 +392,7 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         if (rc == GN_EPARSE) {
             /* a bare /p2p/<id>: the newest live address of the peer that a
              * transport handles, else the routers */
-            rc = known_addr_ex(n, &peer, direct, r, true, &bare);
+            rc = known_addr_ex(n, &peer, direct, r, r, &bare);
             if (rc == GN_ENOTFOUND) {
                 rc = gni_host_route_dial(n, ma, &peer, r);
                 if (rc == 0) {

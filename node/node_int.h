@@ -426,10 +426,6 @@ bool gni_node_has_route_ex(gn_node *n, const gn_peer_id *peer, bool direct);
 int gni_ma_target_peer(const gn_multiaddr *ma, gn_peer_id *peer);
 /* True when @ma runs through a relay (has /p2p-circuit). */
 bool gni_ma_is_relayed(const gn_multiaddr *ma);
-/* The hash a dial request records an address it tried under. */
-uint64_t gni_dial_addr_hash(const char *addr);
-/* True when @r tried @addr (a peer store address string) already. */
-bool gni_dial_tried(const dial_req *r, const char *addr);
 /*
  * A dial of a bare /p2p/<id> that failed with @status: when the peer has
  * another address it did not try, dial it for @r (taken) and return true;
