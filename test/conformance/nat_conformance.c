@@ -178,6 +178,7 @@ static struct {
     int unmap_after_stop;   /* unmap calls after stop */
     int maps_after_stop;
     int status;             /* of the last result */
+    int results_after_stop; /* results delivered once stop ran */
     char internal[GN_NODE_ADDR_MAX], external[GN_NODE_ADDR_MAX], unmapped[GN_NODE_ADDR_MAX];
     inject inject;
 } N;
@@ -193,6 +194,7 @@ static void spy_mapped(void *arg, int status, const gn_multiaddr *external)
 {
     spy_ctx *c = arg;
     N.results++;
+    N.results_after_stop += N.stops > 0;
     N.reentrant += g_in_call;
     N.status = status;
     N.external[0] = '\0';
@@ -399,7 +401,11 @@ GN_TEST(close_with_a_map_pending)
     printf("# %s at close\n", pending ? "map pending" : "map answered already");
     cn_close(&w.t);
     CHECK_EQ(N.results, N.maps);
-    if (pending) {
+    if (pending && N.results_after_stop > 0) {
+        /* still pending when the component stopped: cancelled. (A gateway
+         * that fails at once, as the loopback one the built-in components
+         * are given here, may answer between the check above and the stop:
+         * then the answer is the real one.) */
         CHECK_EQ(N.status, GN_ECANCELED);
         CHECK_EQ(N.unmaps, 0);
     }
