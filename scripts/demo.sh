@@ -28,6 +28,14 @@ cleanup() {
 trap cleanup EXIT
 
 say() { printf '\n== %s\n' "$*"; }
+# wait_line FILE PATTERN: waits (at most 10 s) until FILE has a line with PATTERN
+wait_line() {
+    for _ in $(seq 1 100); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
 field() { # json-line file, python expression over `e` (the event dict)
     python3 -c 'import json,sys
 for l in open(sys.argv[1]):
@@ -41,10 +49,7 @@ say "1. a golemnet node (Noise and ECIES, yamux and mplex, echo and perf served)
 timeout 300 "$cli" node --listen /ip4/127.0.0.1/tcp/0 --key-seed 1 --echo --perf --json \
     >"$tmp/node.out" 2>"$tmp/node.err" &
 pids+=($!)
-for _ in $(seq 1 100); do
-    grep -q '"listening"' "$tmp/node.out" 2>/dev/null && break
-    sleep 0.1
-done
+wait_line "$tmp/node.out" '"listening"'
 addr=$(field "$tmp/node.out" 'e["addrs"][0] if e.get("event")=="listening" else None' | head -n1)
 [ -n "$addr" ] || { echo "demo: the node did not start" >&2; cat "$tmp/node.err" >&2; exit 1; }
 echo "listening on $addr"
@@ -92,10 +97,7 @@ dht_node() { # name seed [bootstrap addr]
     timeout 300 "$cli" node --listen /ip4/127.0.0.1/tcp/0 --key-seed "$2" --option kad.mode=server \
         --dht-namespace test "${boot[@]}" --json >"$tmp/$1.out" 2>"$tmp/$1.err" &
     pids+=($!)
-    for _ in $(seq 1 100); do
-        grep -q '"listening"' "$tmp/$1.out" 2>/dev/null && break
-        sleep 0.1
-    done
+    wait_line "$tmp/$1.out" '"listening"'
     field "$tmp/$1.out" 'e["addrs"][0] if e.get("event")=="listening" else None' | head -n1
 }
 d1=$(dht_node d1 11)
@@ -138,18 +140,12 @@ say "6. circuit relay v2: a relay, a node listening through it, a relayed dial"
 timeout 300 "$cli" node --listen /ip4/127.0.0.1/tcp/0 --key-seed 31 --relay --json \
     >"$tmp/relay.out" 2>"$tmp/relay.err" &
 pids+=($!)
-for _ in $(seq 1 100); do
-    grep -q '"listening"' "$tmp/relay.out" 2>/dev/null && break
-    sleep 0.1
-done
+wait_line "$tmp/relay.out" '"listening"'
 raddr=$(field "$tmp/relay.out" 'e["addrs"][0] if e.get("event")=="listening" else None' | head -n1)
 timeout 300 "$cli" node --listen "$raddr/p2p-circuit" --key-seed 32 --echo --json --log info \
     >"$tmp/hidden.out" 2>"$tmp/hidden.err" &
 pids+=($!)
-for _ in $(seq 1 100); do
-    grep -q 'circuit: reserved' "$tmp/hidden.err" 2>/dev/null && break
-    sleep 0.1
-done
+wait_line "$tmp/hidden.err" 'circuit: reserved'
 hidden=$(field "$tmp/hidden.out" 'e["addrs"][0] if e.get("event")=="listening" else None' | head -n1)
 echo "relay: ${raddr}"
 echo "a node with no address of its own, reachable only through the relay: ${hidden:-?}"
