@@ -653,7 +653,19 @@ typedef struct hs_run {
     bool finished; /* success or failure decided */
     bool has_peer; /* GN_EPEERID: the core reported the peer proven (peer) */
     gn_secure_result peer;
+    gn_rcmgr_span *span; /* where the input buffer is accounted, or NULL */
+    size_t reserved;     /* bytes reserved in span */
 } hs_run;
+
+/* Gives back what the handshake reserved (it ends either way). */
+static void hs_unaccount(hs_run *r)
+{
+    if (r->span && r->reserved > 0) {
+        (void)gn_rcmgr_release_memory(r->span, r->reserved);
+    }
+    r->span = NULL;
+    r->reserved = 0;
+}
 
 static void hs_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t len);
 static void hs_on_eof(gn_stream *below, void *ud);
@@ -726,6 +738,7 @@ static void hs_fail(hs_run *r, int err)
     r->hv->free(r->hs);
     r->hs = NULL;
     bytes_free(&r->in);
+    hs_unaccount(r);
     gn_stream_set_handler(r->below, NULL, NULL);
     gn_stream_close(r->below, hs_below_closed, r);
 }
@@ -763,6 +776,7 @@ static void hs_complete(hs_run *r)
     r->hv->free(r->hs);
     r->hs = NULL;
     bytes_free(&r->in);
+    hs_unaccount(r);
     ss->cv = cv;
     ss->cobj = cobj;
     snprintf(ss->security, sizeof ss->security, "%s", r->c->ops->name);
@@ -819,7 +833,19 @@ static void hs_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t l
     if (r->finished) {
         return;
     }
-    int rc = bytes_append(&r->in, data, len, r->c->config.max_handshake_msg + 4);
+    size_t max = r->c->config.max_handshake_msg + 4;
+    size_t cap = bytes_cap_for(&r->in, len, max);
+    int rc = 0;
+    if (r->span && cap > r->in.cap) {
+        /* the input buffer grows only after the span took it */
+        rc = gn_rcmgr_reserve_memory(r->span, cap - r->in.cap, GN_RCMGR_PRIO_MEDIUM);
+        if (rc == 0) {
+            r->reserved += cap - r->in.cap;
+        }
+    }
+    if (rc == 0) {
+        rc = bytes_append(&r->in, data, len, max);
+    }
     if (rc < 0) {
         hs_fail(r, rc == GN_ETOOBIG ? GN_EFRAMESIZE : rc);
         return;
@@ -860,6 +886,12 @@ static void hs_timeout(gn_timer *t, void *arg)
 int gn_secure_run(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv, void *hs,
                   gn_secure_cb cb, void *arg, gn_op **op)
 {
+    return gn_secure_run_ex(c, below, hv, hs, NULL, cb, arg, op);
+}
+
+int gn_secure_run_ex(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv, void *hs,
+                     gn_rcmgr_span *span, gn_secure_cb cb, void *arg, gn_op **op)
+{
     if (op) {
         *op = NULL;
     }
@@ -874,6 +906,7 @@ int gn_secure_run(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv, v
     r->hs = hs;
     r->cb = cb;
     r->arg = arg;
+    r->span = span;
     gn_timer_init(c->loop, &r->timer);
     int rc = hs_flush(r);
     if (rc == 0) {

@@ -154,6 +154,22 @@ GN_API int gn_secure_run(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl
                          gn_secure_cb cb, void *arg, gn_op **op);
 
 /**
+ * gn_secure_run() with the handshake's input buffer accounted in @span (a
+ * connection span in the transient scope, as gn_secure_params.span gives
+ * it; NULL: not accounted). The buffer grows with what the peer sends, at
+ * most c->config.max_handshake_msg bytes; each growth is reserved first,
+ * at GN_RCMGR_PRIO_MEDIUM, and a refusal fails the handshake with
+ * GN_ERESOURCE. Everything is released when the handshake ends (before
+ * @cb runs). @span is borrowed: it must stay valid until the handshake
+ * ends or is cancelled. Everything else as gn_secure_run(). A component
+ * passes its secure() params' span here.
+ * Since: 0.5
+ */
+GN_API int gn_secure_run_ex(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv,
+                            void *hs, gn_rcmgr_span *span, gn_secure_cb cb, void *arg,
+                            gn_op **op);
+
+/**
  * Accounts the buffers of a secured stream (one gn_secure_run() provided)
  * in a resource manager span, or stops accounting them (@span NULL). What
  * is reserved: one frame of the cipher (max_plain + overhead), the received

@@ -140,6 +140,8 @@ static void side_fini(side *s, gn_stream *raw_if_unsecured)
  * armed before the handshakes start, because the initiator writes its
  * first message from inside gn_crypto_secure().
  */
+static gn_rcmgr_span *responder_span; /* gn_secure_params.span of the responder */
+
 static gn_pipe *start_pair_mitm(side *s, const gn_peer_id *expect, long flip0, long flip1)
 {
     gn_stream *ra, *rb;
@@ -147,7 +149,7 @@ static gn_pipe *start_pair_mitm(side *s, const gn_peer_id *expect, long flip0, l
     p->flip_at[0] = flip0;
     p->flip_at[1] = flip1;
     gn_secure_params pa = {.initiator = true, .expected_peer = expect};
-    gn_secure_params pb = {.initiator = false};
+    gn_secure_params pb = {.initiator = false, .span = responder_span};
     static const char *const muxers[] = {"/yamux/1.0.0", "/mplex/6.7.0"};
     pa.early_muxers = muxers;
     pa.n_early_muxers = 2;
@@ -875,6 +877,51 @@ GN_TEST(buffers_accounted_in_a_span)
     free(buf);
 }
 
+GN_TEST(handshake_input_accounted_in_a_span)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    gn_rcmgr *rm;
+    CHECK_OK(gn_rcmgr_new(&l, &rm));
+    gn_rcmgr_conn *conn;
+    CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, &conn));
+    gn_rcmgr_span *sp = gn_rcmgr_conn_span(conn);
+
+    /* a handshake within the limits completes and gives everything back */
+    side s[2];
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    responder_span = sp;
+    start_pair(s, NULL);
+    CHECK(run_until(both_done, s, 5000));
+    CHECK_EQ(s[0].status, 0);
+    CHECK_EQ(s[1].status, 0);
+    CHECK_EQ(span_mem(sp), 0);
+    gn_rcmgr_refusal ref;
+    CHECK_EQ(gn_rcmgr_last_refusal(rm, &ref), GN_ENOTFOUND);
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+
+    /* a connection that may hold less than one buffered message: the
+     * responder's handshake fails as soon as input must be kept */
+    l.conn.memory = 256;
+    CHECK_OK(gn_rcmgr_set_limits(rm, &l));
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    start_pair(s, NULL);
+    CHECK(run_until(both_done, s, 5000));
+    responder_span = NULL;
+    CHECK_EQ(s[1].status, GN_ERESOURCE);
+    /* (the initiator may have completed first: plaintext sends both at once) */
+    CHECK_EQ(span_mem(sp), 0);
+    CHECK_OK(gn_rcmgr_last_refusal(rm, &ref));
+    CHECK_EQ(ref.res, GN_RCMGR_RES_MEMORY);
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+    gn_rcmgr_conn_done(conn);
+    gn_rcmgr_free(rm);
+}
+
 GN_TEST(cancel_handle_null_on_error)
 {
     side s0;
@@ -924,6 +971,7 @@ int main(int argc, char **argv)
         GN_T(cancel_while_peer_is_silent),
         GN_T(cancel_handle_null_on_error),
         GN_T(buffers_accounted_in_a_span),
+        GN_T(handshake_input_accounted_in_a_span),
         GN_T(over_every_reliable_transport),
     };
     if (argc < 2) {
