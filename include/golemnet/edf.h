@@ -29,9 +29,10 @@
  *
  * Ownership: a value never owns anything. Byte fields (gn_slice) borrow
  * memory the builder chose (building) or, when decoding, the input bytes
- * (default, zero-copy), the dictionary's strings (atoms and errors given by
- * cache id) or the arena (with GN_EDF_DECODE_COPY). Child value arrays and
- * decoded composite types live in the arena passed to the call.
+ * and the dictionary's strings (atoms and errors given by cache id) by
+ * default (zero copy), or copies in the arena with GN_EDF_DECODE_COPY.
+ * Child value arrays and decoded composite types live in the arena passed
+ * to the call; registered types in their registry.
  *
  * Thread context: no global state. An arena, a registry being filled and a
  * dict being filled belong to one thread. A frozen registry and a dict that
@@ -321,7 +322,10 @@ typedef struct gn_edf_value {
 /** A nil (any position, e.g. a nil element of []any). */
 GN_API void gn_edf_set_nil(gn_edf_value *v);
 GN_API void gn_edf_set_bool(gn_edf_value *v, bool b);
-/** @kind: INT8..INT; @i is stored as given (the encoder writes the low bytes). */
+/**
+ * @kind: INT8..INT; @i is stored as given (the encoder writes its low bytes).
+ * Returns 0, or GN_EINVAL for another kind (and sets nothing).
+ */
 GN_API int gn_edf_set_int(gn_edf_value *v, gn_edf_kind kind, int64_t i);
 /** @kind: UINT8..UINT. Returns GN_EINVAL for another kind (and sets nothing). */
 GN_API int gn_edf_set_uint(gn_edf_value *v, gn_edf_kind kind, uint64_t u);
@@ -495,13 +499,16 @@ GN_API int gn_edf_register_atom(gn_edf_registry *r, const char *s, size_t len, u
 GN_API int gn_edf_register_error(gn_edf_registry *r, const char *s, size_t len, uint16_t *id);
 
 /**
- * Registers what every Ergo 3.1.0 process registers and golemnet needs on
- * the wire, in Ergo's order: the 15 framework errors (ids 32768..32782,
- * "incorrect value or argument" ... "panic", ergo-wire.md §d), then the types
- * #ergo.services/ergo/gen/Version (struct of 4 strings),
- * #ergo.services/ergo/gen/NetworkFlags (custom, 8-byte bitmask) and
- * #ergo.services/ergo/gen/Route (§a). Call on a fresh registry if the error
- * ids should equal Ergo's. Errors as gn_edf_register_struct().
+ * Registers what golemnet needs of Ergo 3.1.0's own registrations: the 15
+ * framework errors in Ergo's order (on a fresh registry they get Ergo's ids
+ * 32768 "incorrect value or argument" ... 32782 "panic", ergo-wire.md §d),
+ * then the types #ergo.services/ergo/gen/Version (struct of 4 strings:
+ * Name, Release, Commit, License), #ergo.services/ergo/gen/NetworkFlags
+ * (custom: u32 8 + u64 bitmask) and #ergo.services/ergo/gen/Route (Host
+ * string, Port uint16, TLS bool, HandshakeVersion and ProtoVersion
+ * Version; §a), with the next type ids (4096, 4097, 4098 on a fresh
+ * registry: type ids need not equal Ergo's, the peer decodes with the
+ * announced table). Errors as gn_edf_register_struct().
  * Since: 0.1
  */
 GN_API int gn_edf_registry_add_ergo(gn_edf_registry *r);
@@ -570,7 +577,11 @@ GN_API int gn_edf_encoded_len(const gn_edf_encode_opts *o, const gn_edf_value *v
 
 /* ---- decoding -------------------------------------------------------------------------- */
 
-/** Copy strings, atoms and binaries into the arena instead of borrowing the input. */
+/**
+ * Decode flag: copy every byte field (atoms, strings, binaries, error texts,
+ * custom bytes, and the atoms and errors given by cache id) into the arena,
+ * so the value depends only on the arena and the registry. Since: 0.1
+ */
 #define GN_EDF_DECODE_COPY 0x1u
 
 /** Decoder options; fill with gn_edf_decode_opts_default(). Since: 0.1 */

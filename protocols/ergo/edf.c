@@ -482,6 +482,13 @@ static int get_cached(dec *d, gn_edf_dict_kind kind, uint16_t id, gn_slice *out,
     if (gn_edf_dict_find(d->o->dict, kind, id, out) < 0) {
         return fail_at(d, d->p - 2, GN_ENOTFOUND, tag, what);
     }
+    if ((d->o->flags & GN_EDF_DECODE_COPY) && out->len) {
+        void *c = gni_edf_arena_dup(d->a, out->base, out->len);
+        if (!c) {
+            return fail_at(d, d->p - 2, GN_ENOMEM, tag, "arena exhausted");
+        }
+        out->base = c;
+    }
     return 0;
 }
 

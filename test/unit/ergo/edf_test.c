@@ -285,6 +285,18 @@ GN_TEST(values_copy_flag_owns_bytes)
     dec_opts(&o, NULL);
     CHECK_OK(gn_edf_decode(&o, a, v->bytes, v->len, &out, NULL, NULL));
     CHECK(out.u.items[0].u.bytes.base == v->bytes + 19);
+    /* cached atoms and errors borrow the dictionary, or are copied with the flag */
+    const vec *vc = find_vec("envelope_cached");
+    gn_slice in_dict;
+    CHECK_OK(gn_edf_dict_find(vdict, GN_EDF_DICT_ATOM, 256, &in_dict));
+    dec_opts(&o, vdict);
+    CHECK_OK(gn_edf_decode(&o, a, vc->bytes, vc->len, &out, NULL, NULL));
+    CHECK(out.u.items[0].u.bytes.base == in_dict.base);
+    o.flags = GN_EDF_DECODE_COPY;
+    CHECK_OK(gn_edf_decode(&o, a, vc->bytes, vc->len, &out, NULL, NULL));
+    CHECK(out.u.items[0].u.bytes.base != in_dict.base);
+    CHECK(sl_is(out.u.items[0].u.bytes, "alpha@localhost"));
+    CHECK(sl_is(out.u.items[5].u.bytes, "timed out"));
     gn_edf_arena_free(a);
 }
 
