@@ -498,17 +498,43 @@ GN_API int gn_edf_register_atom(gn_edf_registry *r, const char *s, size_t len, u
 /** See gn_edf_register_atom(). Since: 0.1 */
 GN_API int gn_edf_register_error(gn_edf_registry *r, const char *s, size_t len, uint16_t *id);
 
+/** Wire names of the Ergo types gn_edf_registry_add_ergo() registers. Since: 0.1 */
+#define GN_EDF_ERGO_VERSION "#ergo.services/ergo/gen/Version"
+#define GN_EDF_ERGO_NETWORK_FLAGS "#ergo.services/ergo/gen/NetworkFlags"
+#define GN_EDF_ERGO_ROUTE "#ergo.services/ergo/gen/Route"
+#define GN_EDF_ERGO_HELLO "#ergo.services/ergo/net/handshake/MessageHello"
+#define GN_EDF_ERGO_JOIN "#ergo.services/ergo/net/handshake/MessageJoin"
+#define GN_EDF_ERGO_INTRODUCE "#ergo.services/ergo/net/handshake/MessageIntroduce"
+#define GN_EDF_ERGO_ACCEPT "#ergo.services/ergo/net/handshake/MessageAccept"
+#define GN_EDF_ERGO_REGISTER_ROUTES "#ergo.services/ergo/net/registrar/MessageRegisterRoutes"
+#define GN_EDF_ERGO_REGISTER_REPLY "#ergo.services/ergo/net/registrar/MessageRegisterReply"
+#define GN_EDF_ERGO_RESOLVE_ROUTES "#ergo.services/ergo/net/registrar/MessageResolveRoutes"
+#define GN_EDF_ERGO_RESOLVE_REPLY "#ergo.services/ergo/net/registrar/MessageResolveReply"
+
 /**
- * Registers what golemnet needs of Ergo 3.1.0's own registrations: the 15
- * framework errors in Ergo's order (on a fresh registry they get Ergo's ids
- * 32768 "incorrect value or argument" ... 32782 "panic", ergo-wire.md §d),
- * then the types #ergo.services/ergo/gen/Version (struct of 4 strings:
- * Name, Release, Commit, License), #ergo.services/ergo/gen/NetworkFlags
- * (custom: u32 8 + u64 bitmask) and #ergo.services/ergo/gen/Route (Host
- * string, Port uint16, TLS bool, HandshakeVersion and ProtoVersion
- * Version; §a), with the next type ids (4096, 4097, 4098 on a fresh
- * registry: type ids need not equal Ergo's, the peer decodes with the
- * announced table). Errors as gn_edf_register_struct().
+ * Registers what golemnet needs of Ergo 3.1.0's own registrations, in this
+ * order:
+ *  - the 15 framework errors in Ergo's order (on a fresh registry they get
+ *    Ergo's ids 32768 "incorrect value or argument" ... 32782 "panic",
+ *    ergo-wire.md §d);
+ *  - GN_EDF_ERGO_VERSION {Name, Release, Commit, License string},
+ *    GN_EDF_ERGO_NETWORK_FLAGS (custom: u32 8 + u64 bitmask),
+ *    GN_EDF_ERGO_ROUTE {Host string, Port uint16, TLS bool,
+ *    HandshakeVersion, ProtoVersion Version} (§a);
+ *  - the handshake messages (§b, fields in wire order):
+ *    Hello {Salt, Digest, DigestCert string};
+ *    Join {Node atom, ConnectionID, Salt, Digest string};
+ *    Introduce {Node atom, Version, Flags, Creation int64,
+ *    MaxMessageSize int, AtomCache map[uint16]atom, RegCache
+ *    map[uint16]string, ErrCache map[uint16]error, Digest string};
+ *    Accept {ID string, PoolSize int, PoolDSN []string, Digest,
+ *    DigestCert string};
+ *  - the registrar messages (§a): RegisterRoutes {Node atom, Routes
+ *    []Route}; RegisterReply {Error error}; ResolveRoutes {Node atom};
+ *    ResolveReply {Routes []Route, Error error}.
+ * Types take the next type ids (4096... on a fresh registry); they need not
+ * equal Ergo's, since a peer decodes with the announced table. Errors as
+ * gn_edf_register_struct() (GN_EEXIST if one is already registered).
  * Since: 0.1
  */
 GN_API int gn_edf_registry_add_ergo(gn_edf_registry *r);

@@ -1089,11 +1089,11 @@ int gn_edf_registry_add_ergo(gn_edf_registry *r)
     const gn_edf_field version[] = {
         {"Name", str}, {"Release", str}, {"Commit", str}, {"License", str}};
     const gn_edf_type *tv;
-    if ((rc = gn_edf_register_struct(r, "#ergo.services/ergo/gen/Version", version, 4, &tv)) <
+    if ((rc = gn_edf_register_struct(r, GN_EDF_ERGO_VERSION, version, 4, &tv)) <
         0) {
         return rc;
     }
-    if ((rc = gn_edf_register_custom(r, "#ergo.services/ergo/gen/NetworkFlags", NULL)) < 0) {
+    if ((rc = gn_edf_register_custom(r, GN_EDF_ERGO_NETWORK_FLAGS, NULL)) < 0) {
         return rc;
     }
     const gn_edf_field route[] = {
@@ -1103,5 +1103,60 @@ int gn_edf_registry_add_ergo(gn_edf_registry *r)
         {"HandshakeVersion", tv},
         {"ProtoVersion", tv},
     };
-    return gn_edf_register_struct(r, "#ergo.services/ergo/gen/Route", route, 5, NULL);
+    const gn_edf_type *troute;
+    if ((rc = gn_edf_register_struct(r, GN_EDF_ERGO_ROUTE, route, 5, &troute)) < 0) {
+        return rc;
+    }
+    /* composite field types, built on the stack: registration copies them */
+    const gn_edf_type *atom = gn_edf_type_basic(GN_EDF_ATOM);
+    const gn_edf_type *gint = gn_edf_type_basic(GN_EDF_INT);
+    const gn_edf_type *err = gn_edf_type_basic(GN_EDF_ERROR);
+    const gn_edf_type *u16 = gn_edf_type_basic(GN_EDF_UINT16);
+    const gn_edf_type atom_cache = {.kind = GN_EDF_MAP, .key = u16, .elem = atom};
+    const gn_edf_type reg_cache = {.kind = GN_EDF_MAP, .key = u16, .elem = str};
+    const gn_edf_type err_cache = {.kind = GN_EDF_MAP, .key = u16, .elem = err};
+    const gn_edf_type strings = {.kind = GN_EDF_SLICE, .elem = str};
+    const gn_edf_type routes = {.kind = GN_EDF_SLICE, .elem = troute};
+    const gn_edf_field hello[] = {{"Salt", str}, {"Digest", str}, {"DigestCert", str}};
+    const gn_edf_field join[] = {
+        {"Node", atom}, {"ConnectionID", str}, {"Salt", str}, {"Digest", str}};
+    const gn_edf_field intro[] = {
+        {"Node", atom},
+        {"Version", tv},
+        {"Flags", gn_edf_registry_find(r, GN_EDF_ERGO_NETWORK_FLAGS,
+                                       sizeof GN_EDF_ERGO_NETWORK_FLAGS - 1)},
+        {"Creation", gn_edf_type_basic(GN_EDF_INT64)},
+        {"MaxMessageSize", gint},
+        {"AtomCache", &atom_cache},
+        {"RegCache", &reg_cache},
+        {"ErrCache", &err_cache},
+        {"Digest", str},
+    };
+    const gn_edf_field accept[] = {{"ID", str},           {"PoolSize", gint},
+                                   {"PoolDSN", &strings}, {"Digest", str},
+                                   {"DigestCert", str}};
+    const gn_edf_field reg_routes[] = {{"Node", atom}, {"Routes", &routes}};
+    const gn_edf_field reg_reply[] = {{"Error", err}};
+    const gn_edf_field resolve[] = {{"Node", atom}};
+    const gn_edf_field resolve_reply[] = {{"Routes", &routes}, {"Error", err}};
+    const struct {
+        const char *name;
+        const gn_edf_field *fields;
+        size_t n;
+    } msgs[] = {
+        {GN_EDF_ERGO_HELLO, hello, 3},
+        {GN_EDF_ERGO_JOIN, join, 4},
+        {GN_EDF_ERGO_INTRODUCE, intro, 9},
+        {GN_EDF_ERGO_ACCEPT, accept, 5},
+        {GN_EDF_ERGO_REGISTER_ROUTES, reg_routes, 2},
+        {GN_EDF_ERGO_REGISTER_REPLY, reg_reply, 1},
+        {GN_EDF_ERGO_RESOLVE_ROUTES, resolve, 1},
+        {GN_EDF_ERGO_RESOLVE_REPLY, resolve_reply, 2},
+    };
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        if ((rc = gn_edf_register_struct(r, msgs[i].name, msgs[i].fields, msgs[i].n, NULL)) < 0) {
+            return rc;
+        }
+    }
+    return 0;
 }
