@@ -1124,7 +1124,13 @@ static size_t enp_payload_at(const uint8_t *f, size_t n)
  * ApplicationStart (their option structs are the node layer's business). */
 static gn_edf_registry *make_proto_registry(void)
 {
+    /* make_registry() points the t_* globals at its types: keep setup()'s */
+    const gn_edf_type *saved[] = {t_point, t_celsius, t_pointlist, t_labels, t_triple,
+                                  t_envelope, t_blob, t_stamp, t_flags, t_version};
     gn_edf_registry *r = make_registry();
+    t_point = saved[0], t_celsius = saved[1], t_pointlist = saved[2], t_labels = saved[3];
+    t_triple = saved[4], t_envelope = saved[5], t_blob = saved[6], t_stamp = saved[7];
+    t_flags = saved[8], t_version = saved[9];
     const gn_edf_type *pid = gn_edf_type_basic(GN_EDF_PID), *ref = gn_edf_type_basic(GN_EDF_REF);
     static const char *const verbs[] = {"Link", "Unlink", "Monitor", "Demonitor"};
     static const char *const targets[] = {"PID", "ProcessID", "Alias", "Event"};
