@@ -586,8 +586,10 @@ typedef struct gn_edf_encode_opts {
  * position, an ANY or NIL kind where a concrete type is needed); GN_ERANGE
  * (a limit of §d "Limits": atom > 255, string > 65535, error > 32767,
  * binary or count >= 2^32, name > 4095, descriptor > 65535 bytes, time
- * version not 1/2); GN_ELIMIT (deeper than max_depth); GN_ENOSPC (@out too
- * small; gn_edf_encoded_len() tells the size).
+ * version not 1/2; also an encoding longer than INT32_MAX bytes, whose
+ * length the return value cannot carry); GN_ELIMIT (deeper than
+ * max_depth); GN_ENOSPC (@out too small; gn_edf_encoded_len() tells the
+ * size).
  * Spec: ergo-wire.md §d.
  * Thread context: any thread; reads @o->dict.
  * Since: 0.1
