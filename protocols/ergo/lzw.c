@@ -10,7 +10,7 @@
  *    first byte the current code writes), so an entry is just (offset,
  *    length) into the output buffer and decoding a code is one forward copy.
  *    The output buffer is the caller's, of the declared size: that is the
- *    bound, and the decoder needs no other memory than the 24 KiB table.
+ *    bound, and the decoder needs no other memory than the 32 KiB table.
  */
 #include "lzw.h"
 

@@ -32,8 +32,8 @@
  *               output bound: nothing is written past @cap)
  *   GN_EPARSE   decoder: a code that is not defined yet, or the input ends
  *               before the end code
- *   GN_ENOMEM   the dictionary could not be allocated (32 KiB encoder,
- *               24 KiB decoder, from gn_malloc)
+ *   GN_ENOMEM   the dictionary could not be allocated (48 KiB encoder,
+ *               32 KiB decoder, from gn_malloc)
  *   GN_EINVAL   NULL pointers with a non-zero length
  *
  * Thread context: pure functions without global state; any thread.
