@@ -13,6 +13,7 @@
  * Compressed vectors inflate to the annotated inner frame; LZW re-encodes
  * byte-identically; gzip/zlib re-deflate to an equivalent frame.
  */
+#include "gn_failalloc.h"
 #include "gn_test.h"
 
 #include <dirent.h>
@@ -1215,6 +1216,58 @@ GN_TEST(any_kinds_named)
     CHECK_EQ(gni_enp_any_kind_of(f.any_type_name), GNI_ENP_ANY_SPAWN);
 }
 
+/* ---- allocation failure ---- */
+
+static int alloc_scenario(void)
+{
+    static uint8_t payload[3000], frame[3100], z[8192], back[3100];
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (uint8_t)("golem-compression-test "[i % 23] + i / 700);
+    gni_enp_frame f = {.type = GNI_ENP_MSG_PID, .from = 1, .to = 2,
+                       .payload = gn_slice_of(payload, sizeof payload)};
+    long fl = gni_enp_build(&f, frame, sizeof frame);
+    CHECK(fl > 0);
+    const uint8_t methods[] = {GNI_ENP_Z_LZW, GNI_ENP_Z_ZLIB, GNI_ENP_Z_GZIP};
+    for (size_t m = 0; m < sizeof methods; m++) {
+        long n = gni_enp_compress(frame, (size_t)fl, methods[m], 0, z, sizeof z);
+        if (n < 0)
+            return (int)n;
+        gni_enp_frame zf;
+        CHECK_OK(gni_enp_parse(z, (size_t)n, &zf, NULL));
+        long r = gni_enp_inflate(&zf, back, sizeof back, NULL);
+        if (r < 0)
+            return (int)r;
+        CHECK_EQ(r, fl);
+        CHECK_MEM(back, frame, (size_t)fl);
+    }
+    /* the splitter's buffer: a frame in two pieces */
+    gni_enp_splitter s;
+    CHECK_OK(gni_enp_splitter_init(&s, 0));
+    size_t used;
+    gn_slice out;
+    int rc = gni_enp_splitter_feed(&s, frame, 100, &used, &out);
+    if (rc == 0)
+        rc = gni_enp_splitter_feed(&s, frame + 100, (size_t)fl - 100, &used, &out);
+    if (rc == GN_ENOMEM) {
+        /* sticky, explained */
+        CHECK_EQ(gni_enp_splitter_feed(&s, frame, 1, &used, &out), GN_ENOMEM);
+        CHECK(strstr(gni_enp_splitter_diag(&s), "no memory") != NULL);
+    } else {
+        CHECK_EQ(rc, 1);
+        CHECK_MEM(out.base, frame, (size_t)fl);
+        rc = 0;
+    }
+    gni_enp_splitter_fini(&s);
+    return rc;
+}
+
+GN_TEST(allocation_failure_every_k)
+{
+    /* LZW, zlib and gzip each allocate in compress and inflate; the splitter once */
+    size_t failures = fa_every_k(alloc_scenario, 200);
+    CHECK(failures >= 7);
+}
+
 GN_TEST_MAIN(GN_T(vectors_parse_match_notes_and_rebuild), GN_T(vectors_split_at_every_chunk_size),
              GN_T(vectors_truncated_at_every_offset), GN_T(compressed_gzip_vector),
              GN_T(compressed_zlib_vector), GN_T(compressed_lzw_vector_is_byte_identical),
@@ -1222,4 +1275,5 @@ GN_TEST_MAIN(GN_T(vectors_parse_match_notes_and_rebuild), GN_T(vectors_split_at_
              GN_T(gzip_concatenated_members_accepted), GN_T(max_message_size_enforced),
              GN_T(sender_size_check), GN_T(bad_headers_close_the_link),
              GN_T(garbage_type_refused_link_stays), GN_T(build_parse_every_type),
-             GN_T(receive_queue_distribution), GN_T(any_kinds_named))
+             GN_T(receive_queue_distribution), GN_T(any_kinds_named),
+             GN_T(allocation_failure_every_k))
