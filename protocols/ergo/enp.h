@@ -353,6 +353,18 @@ static inline unsigned gni_enp_queue_index(uint8_t order, uint64_t link_seq, uns
 }
 
 /**
+ * gni_enp_queue_index() for a whole frame as the splitter returns it (@frame
+ * at least the 8 header bytes; its order byte is header byte 6). The
+ * inflated inner frame of a type 200 frame has the same order byte, so the
+ * wrapper can be queued before it is inflated.
+ */
+static inline unsigned gni_enp_frame_queue(gn_slice frame, uint64_t link_seq, unsigned nqueues)
+{
+    uint8_t order = frame.len > 6 ? frame.base[6] : 0;
+    return gni_enp_queue_index(order, link_seq, nqueues);
+}
+
+/**
  * The pool link a sender uses: @key mod @nlinks when @key > 0 (Ergo's key is
  * from.ID mod 255 while KeepNetworkOrder is on), else round robin through
  * *@rr (incremented first, as Ergo's counter). @nlinks > 0.

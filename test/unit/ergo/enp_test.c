@@ -1173,6 +1173,12 @@ GN_TEST(receive_queue_distribution)
     for (int i = 0; i < 12; i++)
         CHECK_EQ(hits[i], 10);
     CHECK_EQ(gni_enp_queue_index(5, 1, 0), 0);
+    /* straight from a frame's header: the captured 124 (order 11) and 130 (order 0) */
+    const uint8_t hdr124[8] = {0x4e, 1, 0, 0, 0, 0x48, 0x0b, 0x7c};
+    const uint8_t hdr130[8] = {0x4e, 1, 0, 0, 0, 0x32, 0x00, 0x82};
+    CHECK_EQ(gni_enp_frame_queue(gn_slice_of(hdr124, 8), 7, nq), 11);
+    CHECK_EQ(gni_enp_frame_queue(gn_slice_of(hdr130, 8), 7, nq), 7);
+    CHECK_EQ(gni_enp_frame_queue(gn_slice_of(hdr130, 8), 13, nq), 1);
     /* sender link choice: keyed by from.ID mod 255, else round robin */
     uint32_t rr = 0;
     CHECK_EQ(gni_enp_link_index(gni_enp_order_of(1004), &rr, 3), 239 % 3);
