@@ -655,6 +655,32 @@ uint8_t gni_enp_default_order(const gni_enp_frame *f, bool keep_order)
     }
 }
 
+uint8_t gni_enp_any_order(enum gni_enp_any_kind kind, bool result, uint64_t id)
+{
+    if (result) {
+        switch (kind) {
+        case GNI_ENP_ANY_APPLICATION_START:
+        case GNI_ENP_ANY_UPDATE_CACHE:
+        case GNI_ENP_ANY_RESULT:
+        case GNI_ENP_ANY_UNKNOWN:
+            return 0;
+        default:
+            return gni_enp_order_of(id); /* Source.ID, or ParentPID.ID for Spawn */
+        }
+    }
+    switch (kind) {
+    case GNI_ENP_ANY_LINK_PID:
+    case GNI_ENP_ANY_UNLINK_PID:
+    case GNI_ENP_ANY_LINK_ALIAS:
+    case GNI_ENP_ANY_UNLINK_ALIAS:
+    case GNI_ENP_ANY_MONITOR_ALIAS:
+    case GNI_ENP_ANY_DEMONITOR_ALIAS:
+        return gni_enp_order_of(id);
+    default:
+        return 0;
+    }
+}
+
 /* ---- MaxMessageSize (sender) ---- */
 
 int gni_enp_check_send_size(uint8_t type, size_t plain_len, size_t final_len, uint32_t peer_max)

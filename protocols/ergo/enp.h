@@ -337,6 +337,17 @@ static inline uint8_t gni_enp_order_of(uint64_t id) { return (uint8_t)(id % 255u
 uint8_t gni_enp_default_order(const gni_enp_frame *f, bool keep_order);
 
 /**
+ * The order byte Ergo 3.1.0 writes on a 199 frame (independent of
+ * KeepNetworkOrder). A request of @kind: Link/Unlink PID -> @id = the
+ * target PID's ID; Link/Unlink/Monitor/Demonitor Alias -> @id = the alias's
+ * ID[1]; every other request 0 (@id ignored). The MessageResult answering a
+ * request of @kind (@result true): @id = the request's Source PID ID, or
+ * for Spawn the ParentPID's ID; 0 for ApplicationStart and UpdateCache.
+ * Each id is taken mod 255. Spec: ergo-wire.md c "Order byte".
+ */
+uint8_t gni_enp_any_order(enum gni_enp_any_kind kind, bool result, uint64_t id);
+
+/**
  * Receive-queue index of a frame with header order byte @order that is the
  * @link_seq-th frame (counting from 1) read on its link, for a connection
  * with @nqueues queues (GNI_ENP_QUEUES_PER_LINK x pool size, > 0): @order

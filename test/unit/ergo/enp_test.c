@@ -1196,6 +1196,18 @@ GN_TEST(receive_queue_distribution)
     CHECK_EQ(gni_enp_default_order(&f, false), 242); /* 107 always carries it */
     f.type = GNI_ENP_TERM_PID;
     CHECK_EQ(gni_enp_default_order(&f, true), 0);
+    /* 199, from the captures: LinkPID to worker 1006 -> 241, MonitorAlias
+     * [162686, 25511, 0] -> 11, MonitorPID -> 0, results -> Source 1004 = 239,
+     * app start result -> 0 */
+    CHECK_EQ(gni_enp_any_order(GNI_ENP_ANY_LINK_PID, false, 1006), 241);
+    CHECK_EQ(gni_enp_any_order(GNI_ENP_ANY_UNLINK_PID, false, 1010), 245);
+    CHECK_EQ(gni_enp_any_order(GNI_ENP_ANY_MONITOR_ALIAS, false, 25511), 11);
+    CHECK_EQ(gni_enp_any_order(GNI_ENP_ANY_MONITOR_PID, false, 1006), 0);
+    CHECK_EQ(gni_enp_any_order(GNI_ENP_ANY_MONITOR_EVENT, false, 1006), 0);
+    CHECK_EQ(gni_enp_any_order(GNI_ENP_ANY_SPAWN, false, 1004), 0);
+    CHECK_EQ(gni_enp_any_order(GNI_ENP_ANY_LINK_PID, true, 1004), 239);
+    CHECK_EQ(gni_enp_any_order(GNI_ENP_ANY_SPAWN, true, 1004), 239);
+    CHECK_EQ(gni_enp_any_order(GNI_ENP_ANY_APPLICATION_START, true, 1004), 0);
 }
 
 GN_TEST(any_kinds_named)
