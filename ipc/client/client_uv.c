@@ -66,8 +66,9 @@ struct gn_ipc_client {
     int dead_status;
     bool freeing;
     gn_evq *evq;
-    size_t evq_cap; /* ordinary events; +1 for a LOST marker, +1 for DISCONNECTED */
-    uint64_t lost;  /* events dropped since the last LOST marker (reader thread) */
+    size_t evq_cap; /* ordinary events; + 2 for LOST markers, + 1 for DISCONNECTED */
+    uint64_t lost;  /* events dropped and not yet in a marker (mtx) */
+    bool tail_is_marker; /* the newest queued item is a LOST marker (mtx) */
     gn_time timeout;
     gn_ipc_stats st;
     char last_error[GN_IPC_ERROR_MAX];
@@ -403,30 +404,54 @@ size_t gn_ipc_last_error(gn_ipc_client *c, char *out, size_t out_len)
 
 /* ---------------------------------------------------------------- events */
 
+/*
+ * The bounded event queue. The gn_evq holds evq_cap events plus room for
+ * LOST markers and the final DISCONNECTED (evq_cap + 3 slots). An event
+ * that finds evq_cap or more queued is dropped and counted in @lost; the
+ * first drop after an event queues a marker at once (so the application
+ * sees it in order, even if nothing more arrives), later drops are added to
+ * it when it is popped while nothing follows it, or become a new marker in
+ * front of the next event that fits. @mtx guards lost, tail_is_marker and
+ * the check-then-push sequence.
+ */
+
+static void ipcc_push_marker_locked(gn_ipc_client *c)
+{
+    gn_node_event lost;
+    memset(&lost, 0, sizeof lost);
+    lost.type = GN_IPC_EV_LOST;
+    lost.count = c->lost;
+    if (gn_evq_push(c->evq, &lost) == 0) {
+        c->lost = 0;
+        c->tail_is_marker = true;
+    }
+}
+
 /* Queues @ev (reader thread; takes its message reference either way). */
 static void ipcc_push_event(gn_ipc_client *c, gn_node_event *ev)
 {
+    uv_mutex_lock(&c->mtx);
+    c->st.events_received++;
     size_t len = gn_evq_len(c->evq);
-    if (c->lost > 0 && len < c->evq_cap + 1) {
-        gn_node_event lost;
-        memset(&lost, 0, sizeof lost);
-        lost.type = GN_IPC_EV_LOST;
-        lost.count = c->lost;
-        if (gn_evq_push(c->evq, &lost) == 0) {
-            c->lost = 0;
-            len++;
+    if (len < c->evq_cap) {
+        if (c->lost > 0) {
+            ipcc_push_marker_locked(c);
         }
-    }
-    if (c->lost == 0 && len < c->evq_cap && gn_evq_push(c->evq, ev) == 0) {
-        return;
+        if (gn_evq_push(c->evq, ev) == 0) {
+            c->tail_is_marker = false;
+            uv_mutex_unlock(&c->mtx);
+            return;
+        }
     }
     if (ev->message) {
         gn_rcbuf_rele(ev->message);
         ev->message = NULL;
     }
     c->lost++;
-    uv_mutex_lock(&c->mtx);
     c->st.events_dropped++;
+    if (!c->tail_is_marker) {
+        ipcc_push_marker_locked(c);
+    }
     uv_mutex_unlock(&c->mtx);
 }
 
@@ -435,7 +460,18 @@ int gn_ipc_next_event(gn_ipc_client *c, gn_node_event *ev, gn_time timeout)
     if (!c || !ev) {
         return GN_EINVAL;
     }
-    return gn_evq_pop(c->evq, ev, timeout);
+    int rc = gn_evq_pop(c->evq, ev, timeout);
+    if (rc == 0 && ev->type == GN_IPC_EV_LOST) {
+        uv_mutex_lock(&c->mtx);
+        if (gn_evq_len(c->evq) == 0) {
+            /* it was the tail: every drop since happened right here */
+            ev->count += c->lost;
+            c->lost = 0;
+            c->tail_is_marker = false;
+        }
+        uv_mutex_unlock(&c->mtx);
+    }
+    return rc;
 }
 
 int gn_ipc_event_fd(const gn_ipc_client *c)
@@ -466,8 +502,8 @@ static void ipcc_die(gn_ipc_client *c, int status, const char *reason)
         c->dead_status = status;
     }
     uv_cond_broadcast(&c->cond);
-    uv_mutex_unlock(&c->mtx);
     if (was) {
+        uv_mutex_unlock(&c->mtx);
         return;
     }
     gn_node_event ev;
@@ -476,13 +512,10 @@ static void ipcc_die(gn_ipc_client *c, int status, const char *reason)
     ev.status = status;
     snprintf(ev.addr, sizeof ev.addr, "%s", reason ? reason : "");
     if (c->lost > 0) {
-        gn_node_event lost;
-        memset(&lost, 0, sizeof lost);
-        lost.type = GN_IPC_EV_LOST;
-        lost.count = c->lost;
-        (void)gn_evq_push(c->evq, &lost); /* its slot is reserved */
-        c->lost = 0;
+        ipcc_push_marker_locked(c); /* a slot is reserved for it */
     }
+    c->tail_is_marker = false;
+    uv_mutex_unlock(&c->mtx);
     (void)gn_evq_push(c->evq, &ev); /* its slot is reserved */
     gn_evq_close(c->evq);
 }
@@ -494,9 +527,6 @@ static bool ipcc_dispatch(gn_ipc_client *c, gni_ipcc_in *in)
         return true;
     }
     if (in->kind == GNI_IPCC_IN_EVENT) {
-        uv_mutex_lock(&c->mtx);
-        c->st.events_received++;
-        uv_mutex_unlock(&c->mtx);
         ipcc_push_event(c, &in->ev);
         return true;
     }
@@ -767,7 +797,7 @@ int gn_ipc_connect(const char *addr, const gn_ipc_options *opt, gn_ipc_client **
         return GN_ENOMEM;
     }
     c->evq_cap = opt->event_queue_capacity;
-    rc = gn_evq_new(c->evq_cap + 2, sizeof(gn_node_event), &c->evq);
+    rc = gn_evq_new(c->evq_cap + 3, sizeof(gn_node_event), &c->evq);
     if (rc < 0) {
         goto fail;
     }
