@@ -645,8 +645,8 @@ static int ipc_conn_write(gni_ipc_conn *c, const uint8_t *data, size_t len, bool
         return GN_ECLOSED;
     }
     c->queued += w->len;
-    if (!force && c->queued >= c->write_max) {
-        c->want_writable = true;
+    if (c->queued >= c->write_max) {
+        c->want_writable = true; /* on_writable at half, forced writes included */
     }
     return 0;
 }
