@@ -106,6 +106,8 @@ async def _open(address: str) -> Tuple[asyncio.StreamReader, asyncio.StreamWrite
         parsed = _c.ipc_parse_addr(address)
     except ValueError as e:
         raise _err(_CODES["GN_EPARSE"], str(e), address=address) from None
+    except PermissionError as e:  # not loopback, or not a control address at all
+        raise _err(_CODES["GN_EACCES"], str(e), address=address) from None
     try:
         if parsed[0] == "tcp":
             return await asyncio.open_connection(parsed[1], parsed[2])
@@ -813,7 +815,9 @@ async def connect(address: Optional[str] = None, timeout: Optional[float] = _DEF
     :func:`default_socket`). ``timeout``: each call's bound, seconds (None:
     none). Raises :class:`~golemnet.NotFoundError` (no socket there),
     :class:`~golemnet.RefusedError` (nobody listens),
-    :class:`~golemnet.ParseError` (not a control address), ..."""
+    :class:`~golemnet.ParseError` (a malformed address), a
+    :class:`~golemnet.NetworkError` with code GN_EACCES (a TCP address
+    that is not loopback, another protocol, or permission denied), ..."""
     c = Client(address or default_socket(), timeout)
     try:
         await c._start()

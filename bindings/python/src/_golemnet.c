@@ -1475,7 +1475,8 @@ static PyMethodDef mod_methods[] = {
      "ipc_decode_stream_info(body)\n--\n\nA StreamInfo (bytes without the length) as a dict."},
     {"ipc_parse_addr", gnpy_ipc_parse_addr, METH_O,
      "ipc_parse_addr(address)\n--\n\n(\"unix\", path) or (\"tcp\", ip, port) by the daemons' "
-     "rules; ValueError naming what is wrong."},
+     "rules; ValueError (malformed) or PermissionError (not loopback, another protocol) naming "
+     "what is wrong."},
     {"ipc_default_socket", gnpy_ipc_default_socket, METH_NOARGS,
      "ipc_default_socket()\n--\n\nThe control socket `golemnet daemon` uses by default."},
     {"_hold_gil", mod_hold_gil, METH_O,

@@ -427,7 +427,9 @@ PyObject *gnpy_ipc_parse_addr(PyObject *self, PyObject *arg)
     char err[256] = "";
     int rc = gni_ipc_addr_parse(spec, &a, err, sizeof err);
     if (rc < 0) {
-        PyErr_SetString(PyExc_ValueError, err[0] ? err : "bad control address");
+        /* GN_EACCES (not loopback, another protocol): PermissionError; else ValueError */
+        PyErr_SetString(rc == GN_EACCES ? PyExc_PermissionError : PyExc_ValueError,
+                        err[0] ? err : "bad control address");
         return NULL;
     }
     if (a.kind == GNI_IPC_TCP) {
