@@ -427,7 +427,7 @@ static void node_event(gn_ipcd *d, gn_node_event *ev)
         listen_done(d, ev);
     }
     if (ev->type == GN_NODE_EV_LISTENING) {
-        GN_LOG(GN_LOG_NOTICE, IPCD_LOG, "node listening on %s", ev->addr);
+        GN_LOG(GN_LOG_INFO, IPCD_LOG, "node listening on %s", ev->addr);
     } else if (ev->type == GN_NODE_EV_SEND_FAILED && d->draining) {
         GN_LOG(GN_LOG_WARNING, IPCD_LOG, "message %" PRIu64 " (x%" PRIu64 ") not delivered: %s",
                ev->request_id, ev->count, gn_strerror(ev->status));
@@ -2086,6 +2086,11 @@ void gn_ipcd_config_default(gn_ipcd_config *cfg)
     cfg->handler_connect_timeout = 5 * GN_S;
 }
 
+int gn_ipcd_default_address(const char *name, char *out, size_t cap)
+{
+    return gni_ipc_default_path(name, NULL, out, cap);
+}
+
 const char *gn_ipcd_address(const gn_ipcd *d, int which)
 {
     if (!d || which < 0 || which > 1 || !d->have_bound[which]) {
@@ -2265,6 +2270,14 @@ static int ipcd_start_on_loop(gn_ipcd *d, char *err, size_t errlen)
                              .allow_cnt = d->cfg.n_allow_uids};
     const char *addrs[2] = {d->address, d->tcp_address};
     int rc = 0;
+    gni_ipc_addr a0;
+    if (d->cfg.create_dir && gni_ipc_addr_parse(d->address, &a0, NULL, 0) == 0 &&
+        a0.kind == GNI_IPC_UNIX) {
+        rc = gni_ipc_prepare_dir(a0.path, err, errlen);
+        if (rc < 0) {
+            return rc;
+        }
+    }
     for (size_t i = 0; i < 2 && rc == 0; i++) {
         if (!addrs[i]) {
             continue;

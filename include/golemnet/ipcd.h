@@ -79,11 +79,34 @@ typedef struct gn_ipcd_config {
     size_t max_streams;
     /** Time for a stream handler's client to accept the daemon's connection, ns. Default 5 s. */
     gn_time handler_connect_timeout;
+    /**
+     * Create the Unix socket's directory (mode 0700) when it is missing,
+     * and refuse one that is not the daemon's own (another owner, or
+     * writable by group or others: GN_EACCES). For the per-user default
+     * directories (gn_ipcd_default_address()); leave it false for a path
+     * in a shared directory. Default false.
+     */
+    bool create_dir;
 } gn_ipcd_config;
 #define GN_IPCD_CONFIG_VERSION 1
 
 /** Fills @cfg with the defaults above (address NULL). Any thread. Since: 0.4 */
 GN_API void gn_ipcd_config_default(gn_ipcd_config *cfg);
+
+/**
+ * Writes the default control address of the daemon named @name for the
+ * calling user into @out (@cap bytes, NUL-terminated):
+ * "$XDG_RUNTIME_DIR/golemnet/<name>.sock" when XDG_RUNTIME_DIR is an
+ * absolute path and the result fits a Unix socket address (103 bytes),
+ * else "/tmp/golemnet-<euid>/<name>.sock"; on Windows
+ * "\\.\pipe\golemnet-<name>". Clients use it to find a daemon started
+ * without --socket. @name: 1..64 bytes of A-Z a-z 0-9 . _ - (not starting
+ * with '.'). Reads the environment: any thread that does not change it.
+ * Errors: GN_EINVAL (bad @name, NULL @out), GN_ENOSPC (@cap too small, or
+ * the path too long for a socket address).
+ * Since: 0.4
+ */
+GN_API int gn_ipcd_default_address(const char *name, char *out, size_t cap);
 
 /**
  * Starts serving @node (started or not yet started; borrowed: it must
@@ -100,7 +123,8 @@ GN_API void gn_ipcd_config_default(gn_ipcd_config *cfg);
  * @errlen bytes with the NUL.
  * Errors: GN_EINVAL (NULL @node, @cfg, @out or address; bad config version
  * or values), GN_EACCES (an address that is not allowed: not loopback TCP,
- * other protocols; or the socket's mode could not be set), GN_EADDRINUSE
+ * other protocols; the socket's mode could not be set; with create_dir, a
+ * directory that is not the daemon's own), GN_EADDRINUSE
  * (another daemon listens there, or the TCP port is taken), GN_EEXIST (the
  * path exists and is not a socket), GN_ENOMEM, GN_EAGAIN (the loop's
  * command queue is full), GN_ECLOSED (the loop or node is closing),
