@@ -1075,6 +1075,136 @@ def daemon_config_file_and_flags():
         rc, out, err = run("daemon", "--socket", path, "--control-tcp", "/ip4/0.0.0.0/tcp/0")
         assert rc == 1 and "loopback" in err, (rc, err)
 
+# ---- commands on a running daemon (tools/cmd_client.c; docs/cli.md "Commands on a daemon")
+
+class CtlDaemon(Daemon):
+    """`golemnet daemon --socket PATH` in the background, ready (its ready line read)."""
+
+    def __init__(self, sock):
+        super().__init__("--socket", sock, "--listen", "/ip4/127.0.0.1/tcp/0", "--json")
+        self.sock = sock
+        line = self.ready()
+        assert line and json.loads(line)["event"] == "ready", line
+
+
+def client(*args, timeout=30):
+    """Runs a client command with --json: (exit status, events, stderr)."""
+    rc, out, err = run(*args, "--json", timeout=timeout)
+    return rc, events(out), err
+
+
+@case
+def daemon_commands_peers_dial_send_ping_events():
+    tmp = tempfile.mkdtemp(prefix="gncli-")
+    sa, sb = os.path.join(tmp, "a.sock"), os.path.join(tmp, "b.sock")
+    a = b = ev = None
+    try:
+        a, b = CtlDaemon(sa), CtlDaemon(sb)
+        rc, evs, err = client("peers", "--socket", sa)
+        assert rc == 0 and evs == [{"event": "peers", "count": 0}], (rc, evs, err)
+        rc, evs, err = client("listen", "/ip4/127.0.0.1/tcp/0", "--socket", "/unix" + sb)
+        assert rc == 0 and evs[0]["event"] == "listening" and "/tcp/" in evs[0]["addr"], evs
+        baddr = evs[0]["addr"]
+        # B's client streams events until interrupted
+        ev = subprocess.Popen([CLI, "events", "--socket", sb, "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        buf = b""
+
+        def ev_line(deadline):
+            """The events client's next line (unbuffered reads: select sees them)."""
+            nonlocal buf
+            while b"\n" not in buf:
+                left = deadline - time.monotonic()
+                assert left > 0 and select.select([ev.stdout], [], [], left)[0], "no event line"
+                chunk = os.read(ev.stdout.fileno(), 65536)
+                assert chunk, "the events client exited"
+                buf += chunk
+            line, buf = buf.split(b"\n", 1)
+            return json.loads(line)
+        first = ev_line(time.monotonic() + 10)
+        assert first["event"] == "subscribed", first
+        rc, evs, err = client("dial", baddr, "--socket", sa)
+        assert rc == 0 and evs[0]["event"] == "dialed", (rc, evs, err)
+        chid, bid = evs[0]["channel_id"], evs[0]["peer_id"]
+        assert chid > 0 and bid.startswith("12D3KooW"), evs
+        rc, evs, err = client("peers", "--socket", sa)
+        assert rc == 0 and [e["channel_id"] for e in evs if e["event"] == "peer"] == [chid], evs
+        assert evs[0]["peer_id"] == bid and evs[0]["state"] == "open", evs
+        rc, evs, err = client("send", str(chid), "hello b", "--socket", sa)
+        assert rc == 0 and evs[0] == {"event": "sent", "channel_id": chid, "bytes": 7}, evs
+        rc, evs, err = client("send", bid, "--hex", "00ff", "--socket", sa)
+        assert rc == 0 and evs[0]["bytes"] == 2 and evs[0]["request_id"] > 0, evs
+        rc, evs, err = client("ping", str(chid), "--count", "2", "--socket", sa)
+        assert rc == 0 and [e["seq"] for e in evs if e["event"] == "ping"] == [1, 2], evs
+        assert evs[-1]["event"] == "ping_summary" and evs[-1]["received"] == 2, evs
+        rc, evs, err = client("ping", bid, "--socket", sa)
+        assert rc == 0 and evs[0]["event"] == "ping" and evs[0]["rtt_ms"] > 0, evs
+        # the events client saw the channel and both messages
+        got = []
+        deadline = time.monotonic() + 10
+        while len([e for e in got if e["event"] == "message"]) < 2:
+            got.append(ev_line(deadline))
+        msgs = [e for e in got if e["event"] == "message"]
+        assert msgs[0]["data"] == "hello b" and msgs[1]["data_hex"] == "00ff", msgs
+        assert any(e["event"] == "channel_opened" for e in got), got
+        ev.send_signal(signal.SIGINT)
+        assert ev.wait(10) == 0
+    finally:
+        if ev and ev.poll() is None:
+            ev.kill()
+            ev.wait()
+        if ev:
+            ev.stdout.close()
+            ev.stderr.close()
+        for d in (a, b):
+            if d:
+                d.stop()
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+
+
+@case
+def daemon_command_errors_name_the_problem():
+    tmp = tempfile.mkdtemp(prefix="gncli-")
+    sock = os.path.join(tmp, "a.sock")
+    a = None
+    try:
+        rc, evs, err = client("peers", "--socket", os.path.join(tmp, "none.sock"))
+        assert rc == 1 and "none.sock" in err and "golemnet daemon" in err, (rc, err)
+        assert evs[-1]["event"] == "error" and evs[-1]["error"] == "GN_ENOTFOUND", evs
+        rc, evs, err = client("peers", "--socket", "/ip4/10.0.0.1/tcp/5")
+        assert rc == 1 and "loopback" in err, err
+        rc, _, err = client("dial", "--socket", sock)
+        assert rc == 2 and "dial needs MA" in err, err
+        rc, _, err = client("send", "1", "--socket", sock)
+        assert rc == 2 and "send needs" in err, err
+        rc, _, err = client("peers", "--count", "2", "--socket", sock)
+        assert rc == 2 and "unknown option '--count' for 'peers'" in err, err
+        rc, _, err = client("dht", "nosuch", "x", "--socket", sock)
+        assert rc == 2 and "unknown dht operation 'nosuch'" in err, err
+        a = CtlDaemon(sock)
+        rc, evs, err = client("send", "999", "x", "--socket", sock)
+        assert rc == 1 and evs[-1]["error"] == "GN_ENOTFOUND" and "999" in err, (evs, err)
+        rc, evs, err = client("dial", "/ip4/127.0.0.1/tcp/1", "--socket", sock)
+        assert rc == 1 and evs[-1]["error"] == "GN_ECONNREFUSED", evs
+        assert "dial /ip4/127.0.0.1/tcp/1" in err, err
+        rc, evs, err = client("dial", "/ip4/1.2.3/tcp/1", "--socket", sock)
+        assert rc == 1 and evs[-1]["error"] == "GN_EPARSE", evs
+        rc, evs, err = client("dht", "get", "/test/nothing", "--socket", sock, timeout=90)
+        assert rc == 1 and evs[0]["event"] == "dht" and evs[0]["op"] == "get", evs
+        assert evs[0]["status"] != "ok" and evs[-1]["event"] == "error", evs
+        rc, out, _ = run("peers", "--help")
+        assert rc == 0 and "--socket PATH" in out, out
+        rc, out, _ = run("help", "dial")
+        assert rc == 0 and "usage: golemnet dial MA" in out, out
+    finally:
+        if a:
+            a.stop()
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+
 
 print("TAP version 13")
 print(f"1..{len(results)}")
