@@ -385,7 +385,13 @@ typedef struct gn_ipc_stream_info {
 GN_API int gn_ipc_stream_open(gn_ipc_client *c, const char *target, uint64_t channel_id,
                               const char *protocol_id, gn_ipc_stream **out);
 
-/** The stream's socket (owned by @s; do not close it). Since: 0.4 */
+/**
+ * The stream's socket (owned by @s; do not close it): connected and
+ * blocking, for read(2)/write(2)/poll(2). A write(2) after the daemon
+ * closed the stream raises SIGPIPE unless the application ignores it (use
+ * send(2) with MSG_NOSIGNAL, or gn_ipc_stream_write(), which never does).
+ * Since: 0.4
+ */
 GN_API int gn_ipc_stream_fd(const gn_ipc_stream *s);
 
 /** The stream's channel, peer, protocol and remote address. Since: 0.4 */

@@ -42,6 +42,10 @@
 #include <uv.h>
 
 #define IPCC_COMP "ipc-client"
+
+#ifndef MSG_NOSIGNAL
+#  define MSG_NOSIGNAL 0 /* macOS: SO_NOSIGPIPE on each socket instead (ipcc_socket) */
+#endif
 #define IPCC_READ_CHUNK 65536
 
 typedef struct ipcc_call {
@@ -136,10 +140,15 @@ static int ipcc_wait(int fd, short events, gn_time deadline)
     }
 }
 
-/* Writes all of @buf on @fd (blocking or not) by @deadline. */
-static int ipcc_write_all(int fd, const uint8_t *buf, size_t len, gn_time deadline)
+/*
+ * Writes all of @buf on @fd (blocking or not) by @deadline. *@written (may
+ * be NULL) receives how many bytes went out, also on failure.
+ */
+static int ipcc_write_all_n(int fd, const uint8_t *buf, size_t len, gn_time deadline,
+                            size_t *written)
 {
     size_t off = 0;
+    int rc = 0;
     while (off < len) {
         ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
@@ -150,15 +159,25 @@ static int ipcc_write_all(int fd, const uint8_t *buf, size_t len, gn_time deadli
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int rc = ipcc_wait(fd, POLLOUT, deadline);
+            rc = ipcc_wait(fd, POLLOUT, deadline);
             if (rc < 0) {
-                return rc;
+                break;
             }
+            rc = 0;
             continue;
         }
-        return n < 0 && (errno == EPIPE || errno == ECONNRESET) ? GN_EPIPE : GN_EIO;
+        rc = n < 0 && (errno == EPIPE || errno == ECONNRESET) ? GN_EPIPE : GN_EIO;
+        break;
     }
-    return 0;
+    if (written) {
+        *written = off;
+    }
+    return rc;
+}
+
+static int ipcc_write_all(int fd, const uint8_t *buf, size_t len, gn_time deadline)
+{
+    return ipcc_write_all_n(fd, buf, len, deadline, NULL);
 }
 
 /* Reads exactly @len bytes by @deadline. GN_ECLOSED at EOF. */
@@ -180,6 +199,26 @@ static int ipcc_read_exact(int fd, uint8_t *buf, size_t len, gn_time deadline)
         }
     }
     return 0;
+}
+
+/* A close-on-exec stream socket that raises no SIGPIPE where the system allows. */
+static int ipcc_socket(int domain)
+{
+#ifdef SOCK_CLOEXEC
+    int fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#else
+    int fd = socket(domain, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+#endif
+#ifdef SO_NOSIGPIPE
+    if (fd >= 0) {
+        int one = 1;
+        (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+    }
+#endif
+    return fd;
 }
 
 /* ------------------------------------------------------------ addresses */
@@ -244,7 +283,7 @@ int gni_ipcc_sock_connect(const char *addr, gn_time timeout, char *err, size_t e
     if (rc < 0) {
         return rc;
     }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ipcc_socket(ss.ss_family);
     if (fd < 0) {
         snprintf(err, err_len, "socket: %s", strerror(errno));
         return ipcc_errno(errno);
@@ -666,8 +705,13 @@ int gni_ipcc_call(gn_ipc_client *c, void *req, void **resp, gn_time timeout, boo
     size_t flen = 0;
     int rc = gni_ipcc_encode(req, call.id, &frame, &flen);
     if (rc == 0) {
+        size_t done = 0;
         uv_mutex_lock(&c->wmtx);
-        rc = ipcc_write_all(c->fd, frame, flen, deadline);
+        rc = ipcc_write_all_n(c->fd, frame, flen, deadline, &done);
+        if (rc < 0 && done > 0) {
+            /* part of a frame went out: the framing is lost, end the connection */
+            shutdown(c->fd, SHUT_RDWR);
+        }
         uv_mutex_unlock(&c->wmtx);
         gn_free(frame);
         if (rc == GN_EPIPE) {
@@ -970,7 +1014,7 @@ int gni_ipcc_listen_path(const char *path, char *err, size_t err_len)
     memset(&su, 0, sizeof su);
     su.sun_family = AF_UNIX;
     memcpy(su.sun_path, path, n + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ipcc_socket(AF_UNIX);
     if (fd < 0) {
         snprintf(err, err_len, "socket: %s", strerror(errno));
         return ipcc_errno(errno);
@@ -980,7 +1024,7 @@ int gni_ipcc_listen_path(const char *path, char *err, size_t err_len)
     int rc = bind(fd, (struct sockaddr *)&su, sizeof su);
     if (rc < 0 && errno == EADDRINUSE) {
         /* live or stale? a live listener accepts a connection */
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int probe = ipcc_socket(AF_UNIX);
         bool live = probe >= 0 && connect(probe, (struct sockaddr *)&su, sizeof su) == 0;
         if (probe >= 0) {
             close(probe);
