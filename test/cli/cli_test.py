@@ -1080,11 +1080,12 @@ def daemon_config_file_and_flags():
 class CtlDaemon(Daemon):
     """`golemnet daemon --socket PATH` in the background, ready (its ready line read)."""
 
-    def __init__(self, sock):
-        super().__init__("--socket", sock, "--listen", "/ip4/127.0.0.1/tcp/0", "--json")
+    def __init__(self, sock, *extra):
+        super().__init__("--socket", sock, "--listen", "/ip4/127.0.0.1/tcp/0", "--json", *extra)
         self.sock = sock
         line = self.ready()
         assert line and json.loads(line)["event"] == "ready", line
+        self.ready_event = json.loads(line)
 
 
 def client(*args, timeout=30):
@@ -1194,6 +1195,11 @@ def daemon_command_errors_name_the_problem():
         rc, evs, err = client("dht", "get", "/test/nothing", "--socket", sock, timeout=90)
         assert rc == 1 and evs[0]["event"] == "dht" and evs[0]["op"] == "get", evs
         assert evs[0]["status"] != "ok" and evs[-1]["event"] == "error", evs
+        a.stop()
+        a = CtlDaemon(sock, "--control-tcp", "/ip4/127.0.0.1/tcp/0")
+        tcp = a.ready_event["control_tcp"]
+        rc, evs, err = client("peers", "--socket", tcp)  # loopback TCP control address
+        assert rc == 0 and evs == [{"event": "peers", "count": 0}], (rc, evs, err)
         rc, out, _ = run("peers", "--help")
         assert rc == 0 and "--socket PATH" in out, out
         rc, out, _ = run("help", "dial")

@@ -60,6 +60,7 @@ static int daemon_up(daemon_fx *f, const char *name)
     gn_ipcd_config sc;
     gn_ipcd_config_default(&sc);
     sc.address = f->sock;
+    sc.tcp_address = "/ip4/127.0.0.1/tcp/0"; /* a second, loopback TCP control address */
     char err[256] = "";
     rc = gn_ipcd_new(f->node, &sc, &f->srv, err, sizeof err);
     if (rc < 0) {
@@ -181,6 +182,18 @@ GN_TEST(connect_errors_name_the_problem)
     gn_ipc_options_default(&o);
     o.event_queue_capacity = 0;
     CHECK_EQ(gn_ipc_connect(fa.sock, &o, &c), GN_EINVAL);
+    /* the loopback TCP control address, and the /unix/ form of the path */
+    const char *tcp = gn_ipcd_address(fa.srv, 1);
+    CHECK(tcp && !strncmp(tcp, "/ip4/127.0.0.1/tcp/", 19));
+    CHECK_OK(gn_ipc_connect(tcp, NULL, &c));
+    gn_peer_id p;
+    CHECK_OK(gn_ipc_identify(c, &p, NULL));
+    CHECK_EQ(p.len, fa.id.len);
+    gn_ipc_free(c);
+    char ma[300];
+    snprintf(ma, sizeof ma, "/unix%s", fa.sock);
+    CHECK_OK(gn_ipc_connect(ma, NULL, &c));
+    gn_ipc_free(c);
     char def[GN_IPC_PATH_MAX];
     CHECK(gn_ipc_default_socket(def, sizeof def) > 0);
     CHECK(strstr(def, "golemnet") != NULL);

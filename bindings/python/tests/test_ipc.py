@@ -7,7 +7,9 @@ handlers and errors. Skipped when the CLI is not built."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -30,16 +32,24 @@ pytestmark = pytest.mark.skipif(not CLI or not os.path.exists(CLI),
 class Daemon:
     """A ``golemnet daemon`` on a socket in @tmp; stopped by stop()."""
 
-    def __init__(self, tmp: str, name: str) -> None:
+    def __init__(self, tmp: str, name: str, *extra: str) -> None:
         self.sock = os.path.join(tmp, name + ".sock")
         self.p = subprocess.Popen(
-            [CLI, "daemon", "--socket", self.sock, "--listen", "/ip4/127.0.0.1/tcp/0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [CLI, "daemon", "--socket", self.sock, "--listen", "/ip4/127.0.0.1/tcp/0", "--json",
+             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.p.stdout is not None
         deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            assert self.p.poll() is None, self.p.stderr.read().decode() if self.p.stderr else ""
-            assert time.monotonic() < deadline, "the daemon did not create its socket"
-            time.sleep(0.02)
+        line = b""
+        while not line.endswith(b"\n"):  # the ready line (bounded: select, then EOF or time)
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([self.p.stdout], [], [], left)[0], "not ready"
+            chunk = os.read(self.p.stdout.fileno(), 4096)
+            assert chunk, "the daemon exited: " + (self.p.stderr.read().decode()
+                                                   if self.p.stderr else "")
+            line += chunk
+        #: the daemon's ready line (socket, control_tcp, peer, listen)
+        self.ready = json.loads(line.split(b"\n", 1)[0])
+        assert self.ready["event"] == "ready", self.ready
 
     def stop(self) -> None:
         if self.p.poll() is None:
@@ -49,8 +59,9 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
-        if self.p.stderr:
-            self.p.stderr.close()
+        for f in (self.p.stdout, self.p.stderr):
+            if f:
+                f.close()
 
 
 @pytest.fixture
@@ -58,8 +69,8 @@ def daemons() -> Any:
     tmp = tempfile.mkdtemp(prefix="gnipcpy-")
     started: List[Daemon] = []
 
-    def start(name: str) -> Daemon:
-        d = Daemon(tmp, name)
+    def start(name: str, *extra: str) -> Daemon:
+        d = Daemon(tmp, name, *extra)
         started.append(d)
         return d
     yield start
@@ -183,6 +194,11 @@ async def test_connect_errors(daemons: Any, tmp_path: Any) -> None:
     with pytest.raises(golemnet.ParseError):
         await ipc.connect("/ip4/127.0.0.1/tcp/x")
     assert ipc.default_socket().endswith(".sock")
+    a = daemons("a", "--control-tcp", "/ip4/127.0.0.1/tcp/0")
+    async with await ipc.connect("/unix" + a.sock) as c:  # the multiaddr form
+        assert (await c.identify())[0] == c.peer_id == a.ready["peer"]
+    async with await ipc.connect(a.ready["control_tcp"]) as c:  # loopback TCP
+        assert (await c.peers()) == [] and c.peer_id == a.ready["peer"]
 
 
 KILLED_CLIENT = r"""
