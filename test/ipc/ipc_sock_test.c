@@ -224,7 +224,7 @@ static void cli_on_msg(gni_ipc_conn *c, const uint8_t *msg, size_t len, void *ud
     cli *k = ud;
     (void)c;
     k->msgs++;
-    if (k->got_len + len <= sizeof k->got) {
+    if (len && k->got_len + len <= sizeof k->got) {
         memcpy(k->got + k->got_len, msg, len);
         k->got_len += len;
     }
