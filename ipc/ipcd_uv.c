@@ -165,7 +165,7 @@ static int parse_peer(const char *s, gn_peer_id *out)
     if (!strncmp(s, "/p2p/", 5)) {
         s += 5;
     }
-    return gn_peer_id_parse(s, strlen(s), out) < 0 ? GN_EINVAL : 0;
+    return gn_peer_id_parse(s, strlen(s), out) < 0 ? GN_EPARSE : 0;
 }
 
 static Gnctl__ChannelState ch_state(gn_channel_state s)
@@ -1352,7 +1352,7 @@ static void do_stream_open(ipcd_client *c, const Gnctl__Request *r)
         }
         if (so->peer[0] != '/' || !strncmp(so->peer, "/p2p/", 5)) {
             if (parse_peer(so->peer, &pid) < 0) {
-                reply_err(c, r->id, GN_EINVAL, "stream open: '%s' is not a peer ID", so->peer);
+                reply_err(c, r->id, GN_EPARSE, "stream open: '%s' is not a peer ID", so->peer);
                 c->opening = false;
                 client_update_reading(c);
                 return;
@@ -1609,7 +1609,7 @@ static void do_dht(ipcd_client *c, const Gnctl__Request *r)
         op_detach(op);
         gn_free(op);
         reply_err(c, r->id, rc, "dht: %s%s", gn_strerror(rc),
-                  q->op == GNCTL__DHT_OP__DHT_FIND_PEER && rc == GN_EINVAL ? " (bad peer ID)" :
+                  q->op == GNCTL__DHT_OP__DHT_FIND_PEER && rc == GN_EPARSE ? " (bad peer ID)" :
                   rc == GN_ENOTSUP ? " (unknown DHT op)" : "");
     }
 }
@@ -1663,7 +1663,7 @@ static void do_peer_info(ipcd_client *c, const Gnctl__Request *r)
     gn_ipcd *d = c->d;
     gn_peer_id pid;
     if (parse_peer(r->peer_info->peer, &pid) < 0) {
-        reply_err(c, r->id, GN_EINVAL, "peer info: '%s' is not a peer ID", r->peer_info->peer);
+        reply_err(c, r->id, GN_EPARSE, "peer info: '%s' is not a peer ID", r->peer_info->peer);
         return;
     }
     gn_peer_info pi;
@@ -1811,7 +1811,7 @@ static void do_disconnect(ipcd_client *c, const Gnctl__Request *r)
     gn_ipcd *d = c->d;
     gn_peer_id pid;
     if (parse_peer(r->disconnect->peer, &pid) < 0) {
-        reply_err(c, r->id, GN_EINVAL, "disconnect: '%s' is not a peer ID", r->disconnect->peer);
+        reply_err(c, r->id, GN_EPARSE, "disconnect: '%s' is not a peer ID", r->disconnect->peer);
         return;
     }
     uint64_t ids[256];

@@ -506,7 +506,7 @@ GN_TEST(every_op)
     CHECK_STR(resp->peer_info->peer, B.pid_str);
     CHECK(resp->peer_info->n_addrs >= 1);
     pir.peer = "not-a-peer";
-    CHECK_EQ(tc_call(&t, &r)->status, GN_EINVAL);
+    CHECK_EQ(tc_call(&t, &r)->status, GN_EPARSE);
     Gnctl__PingRequest pg = GNCTL__PING_REQUEST__INIT;
     pg.channel_id = chid;
     r.op_case = GNCTL__REQUEST__OP_PING;
