@@ -259,3 +259,62 @@ async def test_client_killed_mid_stream(daemons: Any) -> None:
             if p.returncode is None:
                 p.kill()
                 await p.wait()
+
+
+STOPPED_CLIENT = r"""
+import asyncio, sys, golemnet.ipc as ipc
+async def main():
+    c = await ipc.connect(sys.argv[1])
+    evs = c.events(maxsize=100000)
+    await c.subscribe()
+    print("subscribed", flush=True)
+    kinds = []
+    async for ev in evs:
+        kinds.append(ev.kind)
+    last = [e for e in kinds if e != "message"][-1:]
+    print(kinds.count("message"), " ".join(last), flush=True)
+asyncio.run(main())
+"""
+
+
+@aio(90)
+async def test_a_client_that_stops_reading_is_disconnected(daemons: Any) -> None:
+    """A client process stopped (SIGSTOP) while events pour in passes the
+    daemon's per-client bound: the daemon queues a "disconnecting" event
+    with the reason and closes that connection only; the client, resumed,
+    reads what was queued, then that event, then the end."""
+    a = daemons("a", "--client-queue-max", "65536")
+    b = daemons("b")
+    async with await ipc.connect(a.sock) as ca, await ipc.connect(b.sock) as cb:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        p = await asyncio.create_subprocess_exec(sys.executable, "-c", STOPPED_CLIENT, a.sock,
+                                                 stdout=asyncio.subprocess.PIPE, env=env)
+        try:
+            assert p.stdout is not None
+            line = await asyncio.wait_for(p.stdout.readline(), 20)
+            assert line.strip() == b"subscribed"
+            p.send_signal(signal.SIGSTOP)
+            ch = await cb.dial(await addr_of(ca))
+            payload = b"m" * 1000
+            for _ in range(3000):  # about 3 MB of message events for the stopped client
+                while True:
+                    try:
+                        await ch.send(payload)
+                        break
+                    except golemnet.AgainError:
+                        await asyncio.sleep(0.005)
+            # the daemon and its other clients go on
+            for _ in range(200):
+                if [i.peer_id for i in await ca.peers()] == [cb.peer_id]:
+                    break
+                await asyncio.sleep(0.01)
+            assert (await ca.identify())[0] == ca.peer_id
+            p.send_signal(signal.SIGCONT)
+            out = (await asyncio.wait_for(p.stdout.readline(), 30)).decode().split()
+            assert out[-1] == "disconnecting" and 0 < int(out[0]) < 3000, out
+            assert await asyncio.wait_for(p.wait(), 10) == 0
+        finally:
+            if p.returncode is None:
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+                await p.wait()
