@@ -1117,6 +1117,72 @@ GN_TEST(dht_ops_with_kad)
     unserve();
 }
 
+/* ---- a graceful close: every acknowledged message reaches the peer ---- */
+
+GN_TEST(close_delivers_acknowledged_messages)
+{
+    serve_a(0);
+    tcli t;
+    tc_open(&t, sock_path);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    Gnctl__DialRequest dr = GNCTL__DIAL_REQUEST__INIT;
+    dr.addr = B.addr;
+    r.op_case = GNCTL__REQUEST__OP_DIAL;
+    r.dial = &dr;
+    CHECK_EQ(tc_call(&t, &r)->status, 0);
+    b_drain_events();
+    static uint8_t payload[8192];
+    Gnctl__UnicastRequest uc = GNCTL__UNICAST_REQUEST__INIT;
+    uc.to = B.pid_str;
+    uc.data.data = payload;
+    uc.data.len = sizeof payload;
+    r.op_case = GNCTL__REQUEST__OP_UNICAST;
+    r.unicast = &uc;
+    enum { N = 300 };
+    uint64_t first = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t id = tc_send(&t, &r); /* pipelined */
+        first = first ? first : id;
+    }
+    (void)tc_wait(&t, first);
+    /* close the server while messages are still queued in the node; the
+     * client reads every response written before its connection ends */
+    closed_cb_runs = 0;
+    gn_ipcd_close(D, 5 * GN_S, ipcd_closed, NULL);
+    CHECK(run_until(ipcd_is_closed, NULL, 10000));
+    D = NULL;
+    CHECK(run_until(tc_is_ended, &t, 10000));
+    int acked = 0;
+    for (size_t i = 0; i < t.nmsgs; i++) {
+        Gnctl__ServerMessage *m = t.msgs[i];
+        if (m->msg_case == GNCTL__SERVER_MESSAGE__MSG_RESPONSE && m->response->status == 0 &&
+            m->response->result_case == GNCTL__RESPONSE__RESULT_SEND) {
+            acked++;
+        }
+    }
+    CHECK(acked > 0);
+    /* the node closes right after the server's callback */
+    CHECK_EQ(gn_node_pending_messages(A.n), 0u);
+    gn_node_close(A.n, on_closed, &A);
+    CHECK(run_until(closed, &A, 10000));
+    int failed = 0;
+    gn_node_event ev;
+    while (gn_node_next_event(A.n, &ev, 0) == 0) {
+        if (ev.type == GN_NODE_EV_SEND_FAILED) {
+            failed += (int)(ev.count ? ev.count : 1);
+        }
+        gn_rcbuf_rele(ev.message);
+    }
+    int want = acked - failed;
+    CHECK_EQ(failed, 0);
+    CHECK(run_until(b_got_message, &want, 10000));
+    tc_close(&t);
+    node_down(&A);
+    node_down(&B);
+    finish();
+    rm_tmpdir();
+}
+
 GN_TEST_MAIN(GN_T(every_op), GN_T(stream_open_and_two_clients), GN_T(stream_handler),
              GN_T(slow_client_disconnected), GN_T(bad_frames), GN_T(config_and_close),
-             GN_T(dht_ops_with_kad))
+             GN_T(dht_ops_with_kad), GN_T(close_delivers_acknowledged_messages))
