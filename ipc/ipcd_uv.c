@@ -186,7 +186,8 @@ static Gnctl__ChannelState ch_state(gn_channel_state s)
 }
 
 /* Fills @ci from @info; strings point into @info and @peer. */
-static void fill_channel(Gnctl__ChannelInfo *ci, gn_channel_state state, const gn_channel_info *info,
+static void fill_channel(Gnctl__ChannelInfo *ci, gn_channel_state state,
+                         const gn_channel_info *info,
                          char peer[IPCD_PEER_STR])
 {
     gnctl__channel_info__init(ci);
@@ -1090,7 +1091,8 @@ static void do_unlisten(ipcd_client *c, const Gnctl__Request *r)
         rc = gn_host_unlisten(c->d->host, ma);
         gn_multiaddr *bare = NULL;
         /* the listen response's address ends with /p2p/<id>; the listener's does not */
-        if (rc == GN_ENOTFOUND && gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &bare) == 0 && bare) {
+        if (rc == GN_ENOTFOUND && gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &bare) == 0 &&
+            bare) {
             rc = gn_host_unlisten(c->d->host, bare);
         }
         gn_multiaddr_free(bare);
@@ -1364,7 +1366,8 @@ static void do_stream_open(ipcd_client *c, const Gnctl__Request *r)
                 return;
             }
             gni_str_copy(op->proto, sizeof op->proto, so->protocol);
-            int rc = gn_host_new_stream(d->host, &pid, so->protocol, op_host_stream_opened, op, NULL);
+            int rc = gn_host_new_stream(d->host, &pid, so->protocol, op_host_stream_opened, op,
+                                        NULL);
             if (rc < 0) {
                 op_detach(op);
                 gn_free(op);
@@ -1524,7 +1527,8 @@ static void op_dht_done(void *arg, const gn_node_dht_result *res)
             pa[i].addrs = aptr + k;
             size_t na = GNI_MIN(res->peers[i].naddrs, (size_t)64);
             for (size_t j = 0; j < na; j++) {
-                if (gn_multiaddr_to_string(res->peers[i].addrs[j], astr[k], GN_NODE_ADDR_MAX) >= 0) {
+                if (gn_multiaddr_to_string(res->peers[i].addrs[j], astr[k], GN_NODE_ADDR_MAX) >=
+                    0) {
                     aptr[k] = astr[k];
                     k++;
                     pa[i].n_addrs++;
