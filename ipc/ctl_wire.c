@@ -191,7 +191,8 @@ static int ctl_walk_msg(ctl_walk *w, const ProtobufCMessageDescriptor *d, const 
             return GN_EPARSE;
         }
         if (fd) {
-            bool len_type = fd->type == PROTOBUF_C_TYPE_STRING || fd->type == PROTOBUF_C_TYPE_BYTES ||
+            bool len_type = fd->type == PROTOBUF_C_TYPE_STRING ||
+                            fd->type == PROTOBUF_C_TYPE_BYTES ||
                             fd->type == PROTOBUF_C_TYPE_MESSAGE;
             if (len_type != (wt == 2)) {
                 ctl_err(w->err, w->errlen, "%s.%s: wrong wire type", d->short_name, fd->name);

@@ -49,7 +49,7 @@ typedef struct uv_loop_s uv_loop_t;
 #define GNI_IPC_MSG_MAX (4u * 1024u * 1024u)
 /** Default bound of a connection's write queue (bytes not yet written). */
 #define GNI_IPC_WRITE_MAX (8u * 1024u * 1024u)
-/** Longest socket path accepted, bytes without the NUL (sun_path holds 104 bytes with it on macOS). */
+/** Longest socket path accepted, bytes without the NUL (macOS's sun_path: 104 with it). */
 #define GNI_IPC_PATH_MAX 103u
 /** Longest uid allow-list. */
 #define GNI_IPC_ALLOW_MAX 64u

@@ -91,7 +91,8 @@ static int ipc_parse_tcp(const char *spec, gni_ipc_addr *out, char *err, size_t 
     char *end = NULL;
     errno = 0;
     unsigned long port = strtoul(ps, &end, 10);
-    if (*ps < '0' || *ps > '9' || errno != 0 || port > 65535 || (*end != '\0' && strcmp(end, "/") != 0)) {
+    if (*ps < '0' || *ps > '9' || errno != 0 || port > 65535 ||
+        (*end != '\0' && strcmp(end, "/") != 0)) {
         ipc_set_err(err, errlen, "control address %s: bad TCP port", spec);
         return GN_EINVAL;
     }

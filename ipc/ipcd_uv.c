@@ -135,6 +135,7 @@ struct gn_ipcd {
     bool finishing;
     gn_time drain_timeout;
     gn_time drain_deadline;
+    uint64_t drain_last_out; /* channels' bytes_out at the previous drain tick */
     gn_timer drain_timer;
     gn_ipcd_close_cb close_cb;
     void *close_arg;
@@ -185,7 +186,8 @@ static Gnctl__ChannelState ch_state(gn_channel_state s)
 }
 
 /* Fills @ci from @info; strings point into @info and @peer. */
-static void fill_channel(Gnctl__ChannelInfo *ci, gn_channel_state state, const gn_channel_info *info,
+static void fill_channel(Gnctl__ChannelInfo *ci, gn_channel_state state,
+                         const gn_channel_info *info,
                          char peer[IPCD_PEER_STR])
 {
     gnctl__channel_info__init(ci);
@@ -1089,7 +1091,8 @@ static void do_unlisten(ipcd_client *c, const Gnctl__Request *r)
         rc = gn_host_unlisten(c->d->host, ma);
         gn_multiaddr *bare = NULL;
         /* the listen response's address ends with /p2p/<id>; the listener's does not */
-        if (rc == GN_ENOTFOUND && gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &bare) == 0 && bare) {
+        if (rc == GN_ENOTFOUND && gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &bare) == 0 &&
+            bare) {
             rc = gn_host_unlisten(c->d->host, bare);
         }
         gn_multiaddr_free(bare);
@@ -1363,7 +1366,8 @@ static void do_stream_open(ipcd_client *c, const Gnctl__Request *r)
                 return;
             }
             gni_str_copy(op->proto, sizeof op->proto, so->protocol);
-            int rc = gn_host_new_stream(d->host, &pid, so->protocol, op_host_stream_opened, op, NULL);
+            int rc = gn_host_new_stream(d->host, &pid, so->protocol, op_host_stream_opened, op,
+                                        NULL);
             if (rc < 0) {
                 op_detach(op);
                 gn_free(op);
@@ -1523,7 +1527,8 @@ static void op_dht_done(void *arg, const gn_node_dht_result *res)
             pa[i].addrs = aptr + k;
             size_t na = GNI_MIN(res->peers[i].naddrs, (size_t)64);
             for (size_t j = 0; j < na; j++) {
-                if (gn_multiaddr_to_string(res->peers[i].addrs[j], astr[k], GN_NODE_ADDR_MAX) >= 0) {
+                if (gn_multiaddr_to_string(res->peers[i].addrs[j], astr[k], GN_NODE_ADDR_MAX) >=
+                    0) {
                     aptr[k] = astr[k];
                     k++;
                     pa[i].n_addrs++;
@@ -2194,14 +2199,39 @@ static void ipcd_finish(gn_ipcd *d)
     ipcd_maybe_free(d);
 }
 
+/* Bytes written on all channels so far (loop thread: current values). */
+static uint64_t ipcd_bytes_out(gn_ipcd *d)
+{
+    uint64_t ids[256], sum = 0;
+    int total = gn_node_channel_ids(d->node, ids, GNI_ARRAY_LEN(ids));
+    size_t n = total < 0 ? 0 : GNI_MIN((size_t)total, GNI_ARRAY_LEN(ids));
+    for (size_t i = 0; i < n; i++) {
+        gn_channel *ch = gn_node_channel_find(d->node, ids[i]);
+        if (ch) {
+            gn_channel_metrics m;
+            gn_channel_metrics_get(ch, &m);
+            sum += m.bytes_out;
+        }
+    }
+    return sum;
+}
+
+/*
+ * Drained: no accepted message is queued in the node, no request runs, and
+ * the channels wrote nothing during the last tick (a message handed to a
+ * channel's writer still has to pass the muxer and the security layer).
+ */
 static void ipcd_drain_tick(gn_timer *t, void *arg)
 {
     gn_ipcd *d = arg;
     (void)t;
     pump_events(d);
     uint64_t pending = gn_node_pending_messages(d->node);
+    uint64_t out = ipcd_bytes_out(d);
+    bool quiet = out == d->drain_last_out;
+    d->drain_last_out = out;
     bool due = gn_loop_now(d->loop) >= d->drain_deadline;
-    if ((pending == 0 && d->nops == 0) || due) {
+    if ((pending == 0 && d->nops == 0 && quiet) || due) {
         if (due && (pending || d->nops)) {
             GN_LOG(GN_LOG_WARNING, IPCD_LOG,
                    "drain time over: %" PRIu64 " messages still queued, %zu requests running",
@@ -2234,6 +2264,7 @@ static void ipcd_close_on_loop(gn_loop *loop, void *arg)
         client_update_reading(GNI_CONTAINER_OF(e, ipcd_client, link));
     }
     d->drain_deadline = gn_loop_now(d->loop) + d->drain_timeout;
+    d->drain_last_out = UINT64_MAX; /* the first tick is never quiet */
     gn_timer_init(d->loop, &d->drain_timer);
     ipcd_drain_tick(&d->drain_timer, d);
 }

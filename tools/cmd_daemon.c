@@ -741,8 +741,8 @@ int cmd_daemon(int argc, char **argv, bool json)
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {
     }
-    d_log(GN_LOG_NOTICE, "%s: stopping (drain at most %llu s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-          drain_s);
+    d_log(GN_LOG_NOTICE, "%s: stopping (drain at most %llu s)",
+          sig == SIGINT ? "SIGINT" : "SIGTERM", drain_s);
     dwait w1 = {.mtx = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     gn_ipcd_close(ipcd, (gn_time)drain_s * GN_S, d_ipcd_closed, &w1);
     dwait_wait(&w1);
@@ -764,7 +764,8 @@ close_node:;
         gn_rcbuf_rele(ev.message);
     }
     if (lost) {
-        d_log(GN_LOG_WARNING, "%llu accepted messages were not delivered", (unsigned long long)lost);
+        d_log(GN_LOG_WARNING, "%llu accepted messages were not delivered",
+              (unsigned long long)lost);
     }
     d_log(GN_LOG_NOTICE, "stopped");
 out:

@@ -1011,5 +1011,178 @@ GN_TEST(config_and_close)
     unserve();
 }
 
+/* ---- DHT requests on a node with the kad router ---- */
+
+static int dht_accept(void *arg, gn_slice key, gn_slice value)
+{
+    (void)arg, (void)key, (void)value;
+    return 0;
+}
+
+static size_t dht_first(void *arg, gn_slice key, const gn_slice *values, size_t n)
+{
+    (void)arg, (void)key, (void)values, (void)n;
+    return 0;
+}
+
+static const gn_router_validator test_ns = {"test", dht_accept, dht_first, NULL};
+
+static void dht_set(void *arg, const gn_node_dht_result *res)
+{
+    *(int *)arg = res->status + 1000;
+}
+
+static bool dht_set_done(void *arg) { return *(int *)arg != 0; }
+
+GN_TEST(dht_ops_with_kad)
+{
+    mk_tmpdir();
+    setup();
+    const char *aopts[] = {"kad.mode=server", "kad.request_timeout_ms=3000"};
+    nopts oa = {.listen = true, .routers = "kad", .discovery = "", .options = aopts,
+                .n_options = 2};
+    node_up(&A, 11, &oa);
+    char boot[GN_NODE_ADDR_MAX + 32];
+    snprintf(boot, sizeof boot, "kad.bootstrap=%s", A.addr);
+    const char *bopts[] = {"kad.mode=server", "kad.request_timeout_ms=3000", boot};
+    nopts ob = {.listen = true, .routers = "kad", .discovery = "", .options = bopts,
+                .n_options = 3};
+    node_up(&B, 12, &ob);
+    tnode *both[] = {&A, &B};
+    for (int i = 0; i < 2; i++) {
+        int st = 0;
+        CHECK_OK(gn_node_dht_set_validator(both[i]->n, &test_ns, dht_set, &st));
+        CHECK(run_until(dht_set_done, &st, 2000));
+        CHECK_EQ(st, 1000);
+    }
+    run_until(never, NULL, 300); /* B bootstraps from A; A learns B back */
+    gn_ipcd_config cfg;
+    gn_ipcd_config_default(&cfg);
+    cfg.address = sock_path;
+    CHECK_OK(gn_ipcd_new(A.n, &cfg, &D, NULL, 0));
+    tcli t;
+    tc_open(&t, sock_path);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    Gnctl__HelloRequest hello = GNCTL__HELLO_REQUEST__INIT;
+    r.op_case = GNCTL__REQUEST__OP_HELLO;
+    r.hello = &hello;
+    Gnctl__Response *resp = tc_call(&t, &r);
+    CHECK_EQ(resp->hello->n_features, 1u);
+    CHECK_STR(resp->hello->features[0], "dht");
+
+    Gnctl__DhtRequest q = GNCTL__DHT_REQUEST__INIT;
+    r.op_case = GNCTL__REQUEST__OP_DHT;
+    r.dht = &q;
+    q.op = GNCTL__DHT_OP__DHT_PUT;
+    q.key.data = (uint8_t *)"/test/k";
+    q.key.len = 7;
+    q.value.data = (uint8_t *)"value";
+    q.value.len = 5;
+    resp = tc_call(&t, &r);
+    CHECK_EQ(resp->status, 0);
+    q.op = GNCTL__DHT_OP__DHT_GET;
+    q.value.len = 0;
+    resp = tc_call(&t, &r);
+    CHECK_EQ(resp->status, 0);
+    CHECK_EQ(resp->dht->value.len, 5u);
+    CHECK_MEM(resp->dht->value.data, "value", 5);
+    q.op = GNCTL__DHT_OP__DHT_FIND_PEER;
+    q.peer = B.pid_str;
+    resp = tc_call(&t, &r);
+    CHECK_EQ(resp->status, 0);
+    CHECK_EQ(resp->dht->n_peers, 1u);
+    CHECK_STR(resp->dht->peers[0]->peer, B.pid_str);
+    CHECK(resp->dht->peers[0]->n_addrs >= 1);
+    q.peer = "garbage";
+    CHECK_EQ(tc_call(&t, &r)->status, GN_EPARSE);
+    q.op = GNCTL__DHT_OP__DHT_CLOSEST_PEERS;
+    resp = tc_call(&t, &r);
+    CHECK_EQ(resp->status, 0);
+    CHECK(resp->dht->n_peers >= 1);
+    /* a sha2-256 multihash as the provider key */
+    uint8_t mh[34] = {0x12, 0x20};
+    memset(mh + 2, 0xab, 32);
+    q.key.data = mh;
+    q.key.len = sizeof mh;
+    q.op = GNCTL__DHT_OP__DHT_PROVIDE;
+    CHECK_EQ(tc_call(&t, &r)->status, 0);
+    q.op = GNCTL__DHT_OP__DHT_FIND_PROVIDERS;
+    q.count = 5;
+    resp = tc_call(&t, &r);
+    CHECK_EQ(resp->status, 0);
+    q.op = GNCTL__DHT_OP__DHT_GET;
+    q.key.len = 0;
+    CHECK_EQ(tc_call(&t, &r)->status, GN_EINVAL); /* a key is needed */
+    tc_close(&t);
+    unserve();
+}
+
+/* ---- a graceful close: every acknowledged message reaches the peer ---- */
+
+GN_TEST(close_delivers_acknowledged_messages)
+{
+    serve_a(0);
+    tcli t;
+    tc_open(&t, sock_path);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    Gnctl__DialRequest dr = GNCTL__DIAL_REQUEST__INIT;
+    dr.addr = B.addr;
+    r.op_case = GNCTL__REQUEST__OP_DIAL;
+    r.dial = &dr;
+    CHECK_EQ(tc_call(&t, &r)->status, 0);
+    b_drain_events();
+    static uint8_t payload[8192];
+    Gnctl__UnicastRequest uc = GNCTL__UNICAST_REQUEST__INIT;
+    uc.to = B.pid_str;
+    uc.data.data = payload;
+    uc.data.len = sizeof payload;
+    r.op_case = GNCTL__REQUEST__OP_UNICAST;
+    r.unicast = &uc;
+    enum { N = 300 };
+    uint64_t first = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t id = tc_send(&t, &r); /* pipelined */
+        first = first ? first : id;
+    }
+    (void)tc_wait(&t, first);
+    /* close the server while messages are still queued in the node; the
+     * client reads every response written before its connection ends */
+    closed_cb_runs = 0;
+    gn_ipcd_close(D, 5 * GN_S, ipcd_closed, NULL);
+    CHECK(run_until(ipcd_is_closed, NULL, 10000));
+    D = NULL;
+    CHECK(run_until(tc_is_ended, &t, 10000));
+    int acked = 0;
+    for (size_t i = 0; i < t.nmsgs; i++) {
+        Gnctl__ServerMessage *m = t.msgs[i];
+        if (m->msg_case == GNCTL__SERVER_MESSAGE__MSG_RESPONSE && m->response->status == 0 &&
+            m->response->result_case == GNCTL__RESPONSE__RESULT_SEND) {
+            acked++;
+        }
+    }
+    CHECK(acked > 0);
+    /* the node closes right after the server's callback */
+    CHECK_EQ(gn_node_pending_messages(A.n), 0u);
+    gn_node_close(A.n, on_closed, &A);
+    CHECK(run_until(closed, &A, 10000));
+    int failed = 0;
+    gn_node_event ev;
+    while (gn_node_next_event(A.n, &ev, 0) == 0) {
+        if (ev.type == GN_NODE_EV_SEND_FAILED) {
+            failed += (int)(ev.count ? ev.count : 1);
+        }
+        gn_rcbuf_rele(ev.message);
+    }
+    int want = acked - failed;
+    CHECK_EQ(failed, 0);
+    CHECK(run_until(b_got_message, &want, 10000));
+    tc_close(&t);
+    node_down(&A);
+    node_down(&B);
+    finish();
+    rm_tmpdir();
+}
+
 GN_TEST_MAIN(GN_T(every_op), GN_T(stream_open_and_two_clients), GN_T(stream_handler),
-             GN_T(slow_client_disconnected), GN_T(bad_frames), GN_T(config_and_close))
+             GN_T(slow_client_disconnected), GN_T(bad_frames), GN_T(config_and_close),
+             GN_T(dht_ops_with_kad), GN_T(close_delivers_acknowledged_messages))
