@@ -318,3 +318,31 @@ async def test_a_client_that_stops_reading_is_disconnected(daemons: Any) -> None
                 p.send_signal(signal.SIGCONT)
                 p.kill()
                 await p.wait()
+
+
+@aio(90)
+async def test_dht_provide_and_find_through_daemons(daemons: Any) -> None:
+    """Two daemons' nodes in kad server mode, B bootstrapped from A: B
+    provides a key, A finds B as its provider and B's addresses; the DHT's
+    errors come back as golemnet exceptions."""
+    kad = ("--router", "kad", "--option", "kad.mode=server")
+    a = daemons("a", *kad)
+    b = daemons("b", *kad, "--bootstrap-kad", a.ready["listen"][0])
+    async with await ipc.connect(a.sock) as ca, await ipc.connect(b.sock) as cb:
+        key = bytes([0x12, 0x20]) + bytes(range(32))  # a sha2-256 multihash
+        for _ in range(100):  # until B's routing table has A (bootstrap identified)
+            try:
+                await cb.dht_provide(key)
+                break
+            except golemnet.NoRouteError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("B never reached A's DHT")
+        provs = await ca.dht_find_providers(key, max=5)
+        assert [p for p, _ in provs] == [cb.peer_id], provs
+        assert provs[0][1], provs
+        assert await ca.dht_find_peer(cb.peer_id)
+        with pytest.raises(golemnet.NotSupportedError):  # no validator for /nons/
+            await ca.dht_put(b"/nons/k", b"v")
+        with pytest.raises(golemnet.InvalidArgumentError):
+            await ca.dht_get(b"")
