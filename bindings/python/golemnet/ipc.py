@@ -212,9 +212,10 @@ def _event(d: Dict[str, Any]) -> Event:
 class EventStream:
     """An async iterator over the daemon's :class:`Event` s, from
     :meth:`Client.events`. Events are queued from the subscription on; at
-    most ``maxsize`` wait: past that the oldest is dropped, counted in
-    :attr:`dropped`, and a ``lost`` event with the count is yielded where
-    the loss happened. Iteration ends when the client closes (after the
+    most ``maxsize`` wait: further events are dropped, counted in
+    :attr:`dropped`, and one ``lost`` event with their count (``count``)
+    stands where they were lost (the reader never stops: responses share
+    the connection). Iteration ends when the client closes (after the
     ``disconnecting`` event, if the daemon sent one) or after :meth:`close`."""
 
     def __init__(self, client: "Client", kinds: Optional[Set[str]], maxsize: int) -> None:
@@ -224,7 +225,6 @@ class EventStream:
         self._maxsize = max(1, maxsize)
         self._waiter: Optional["asyncio.Future[None]"] = None
         self._closed = False
-        self._lost = 0
         #: events dropped because the queue was full
         self.dropped = 0
 
@@ -232,14 +232,15 @@ class EventStream:
         if self._closed or (self._kinds is not None and ev.kind not in self._kinds
                             and ev.kind != "disconnecting"):
             return
-        if len(self._queue) >= self._maxsize:
-            self._queue.popleft()
+        if len(self._queue) >= self._maxsize and ev.kind != "disconnecting":
+            # dropped; a "lost" event at the tail counts the drops at this point
             self.dropped += 1
-            self._lost += 1
+            tail = self._queue[-1] if self._queue else None
+            if tail is not None and tail.kind == "lost" and tail.type == 0:
+                self._queue[-1] = dataclasses.replace(tail, count=tail.count + 1)
+            else:
+                self._queue.append(Event("lost", 0, 0, None, "", "", None, count=1))
             return self._wake()
-        if self._lost:
-            self._queue.append(Event("lost", 0, 0, None, "", "", None, count=self._lost))
-            self._lost = 0
         self._queue.append(ev)
         self._wake()
 
@@ -763,8 +764,8 @@ class Client:
         ``kinds``: the :data:`EVENT_KINDS` values wanted (None: all). The
         daemon is asked to publish them (a subscription of this connection:
         the union over the open streams); events that come while one is
-        set up may be missed. A stream that falls ``maxsize`` events behind
-        drops the oldest and yields a ``lost`` event."""
+        set up may be missed. A stream ``maxsize`` events behind drops new
+        ones and yields a ``lost`` event with their count in their place."""
         ks = None if kinds is None else set(kinds)
         if ks is not None and not ks <= set(EVENT_KINDS.values()):
             raise ValueError(f"unknown event kinds {sorted(ks - set(EVENT_KINDS.values()))}; "

@@ -115,6 +115,18 @@ async def test_two_clients_at_once(daemons: Any) -> None:
         assert "/tcp/" in bound and "/tcp/0" not in bound
         ev1, ev2 = await next_kind(e1, "listen"), await next_kind(e2, "listen")
         assert ev1.address == ev2.address
+        # a stream that is not read keeps maxsize events, then counts the rest
+        small = c2.events(["listen"], maxsize=1)
+        for _ in range(3):
+            await c1.listen("/ip4/127.0.0.1/tcp/0")
+        await next_kind(e2, "listen")
+        await next_kind(e2, "listen")
+        await next_kind(e2, "listen")  # all three reached c2
+        first = await asyncio.wait_for(small.__anext__(), 5)
+        lost = await asyncio.wait_for(small.__anext__(), 5)
+        assert first.kind == "listen" and lost.kind == "lost" and lost.count == 2, lost
+        assert small.dropped == 2
+        small.close()
         # many calls from both at once, answered to the right caller
         res = await asyncio.gather(*[c.identify() for c in (c1, c2) for _ in range(100)])
         assert all(pid == c1.peer_id for pid, _ in res)
