@@ -1212,6 +1212,41 @@ def daemon_command_errors_name_the_problem():
         os.rmdir(tmp)
 
 
+
+@case
+def daemon_dht_provide_find_providers():
+    """dht through daemons: B (bootstrapped from A, both kad servers) provides
+    a CID, A finds B as its provider."""
+    tmp = tempfile.mkdtemp(prefix="gncli-")
+    sa, sb = os.path.join(tmp, "a.sock"), os.path.join(tmp, "b.sock")
+    a = b = None
+    cid = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+    kad = ("--router", "kad", "--option", "kad.mode=server")
+    try:
+        a = CtlDaemon(sa, *kad)
+        b = CtlDaemon(sb, *kad, "--bootstrap-kad", a.ready_event["listen"][0])
+        for _ in range(50):  # until B's bootstrap peer is in its table
+            rc, evs, err = client("dht", "provide", cid, "--socket", sb)
+            if rc == 0:
+                break
+            time.sleep(0.1)
+        assert rc == 0 and evs[0]["event"] == "dht" and evs[0]["status"] == "ok", (evs, err)
+        rc, evs, err = client("dht", "find-providers", cid, "--max", "3", "--socket", sa)
+        assert rc == 0 and evs[0]["op"] == "find-providers", (evs, err)
+        provs = evs[0]["providers"]
+        assert [p["peer_id"] for p in provs] == [b.ready_event["peer"]], provs
+        assert provs[0]["addrs"], provs
+        rc, evs, err = client("dht", "find-peer", b.ready_event["peer"], "--socket", sa)
+        assert rc == 0 and evs[0]["addrs"], (evs, err)
+    finally:
+        for d in (a, b):
+            if d:
+                d.stop()
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+
+
 print("TAP version 13")
 print(f"1..{len(results)}")
 for i, (name, err) in enumerate(results, 1):
