@@ -395,7 +395,7 @@ static int cc_connect(const cc_opts *o, gn_ipc_client **out)
     }
     int rc = gn_ipc_connect(addr, &opt, out);
     if (rc < 0) {
-        const char *why = rc == GN_ENOTFOUND       ? "no socket there: is 'golemnet daemon' running?"
+        const char *why = rc == GN_ENOTFOUND ? "no socket there: is 'golemnet daemon' running?"
                           : rc == GN_ECONNREFUSED ? "nobody listens there: the daemon is not "
                                                     "running (a stale socket file)"
                           : rc == GN_EACCES       ? "permission denied, or not a loopback address"

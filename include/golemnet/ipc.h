@@ -97,7 +97,7 @@ typedef struct gn_ipc_options {
      * disconnected by the daemon.
      */
     size_t event_queue_capacity;
-    /** Longest control message accepted from the daemon, bytes; default and maximum GN_IPC_MSG_MAX. */
+    /** Longest control message accepted from the daemon, bytes; default and most GN_IPC_MSG_MAX. */
     size_t max_message_len;
 } gn_ipc_options;
 #define GN_IPC_OPTIONS_VERSION 1
@@ -211,7 +211,7 @@ GN_API int gn_ipc_unlisten(gn_ipc_client *c, const char *multiaddr);
 /** The outcome of gn_ipc_dial(). */
 typedef struct gn_ipc_dial_result {
     uint64_t channel_id;
-    gn_peer_id peer;                   /* the channel's peer; with GN_EPEERID the one that answered */
+    gn_peer_id peer; /* the channel's peer; with GN_EPEERID the one that answered */
     char remote_addr[GN_NODE_ADDR_MAX];
 } gn_ipc_dial_result;
 
@@ -268,7 +268,10 @@ GN_API int gn_ipc_channel_close(gn_ipc_client *c, uint64_t channel_id);
  */
 GN_API int gn_ipc_channel_state(gn_ipc_client *c, uint64_t channel_id, gn_channel_info *info);
 
-/** Fills @m with channel @channel_id's counters. Errors: GN_ENOTFOUND, the common ones. Since: 0.4 */
+/**
+ * Fills @m with channel @channel_id's counters. Errors: GN_ENOTFOUND, the
+ * common ones. Since: 0.4
+ */
 GN_API int gn_ipc_channel_metrics(gn_ipc_client *c, uint64_t channel_id, gn_channel_metrics *m);
 
 /**
@@ -415,10 +418,16 @@ GN_API int gn_ipc_stream_read(gn_ipc_stream *s, uint8_t *buf, size_t len, gn_tim
 GN_API int gn_ipc_stream_write(gn_ipc_stream *s, const uint8_t *buf, size_t len,
                                gn_time timeout);
 
-/** Half-closes: no more writes; the peer reads the end of the stream. Returns 0 or GN_EIO. Since: 0.4 */
+/**
+ * Half-closes: no more writes; the peer reads the end of the stream.
+ * Returns 0 or GN_EIO. Since: 0.4
+ */
 GN_API int gn_ipc_stream_shutdown(gn_ipc_stream *s);
 
-/** Closes the stream's connection (the daemon closes the stream) and frees @s (NULL: no-op). Since: 0.4 */
+/**
+ * Closes the stream's connection (the daemon closes the stream) and frees
+ * @s (NULL: no-op). Since: 0.4
+ */
 GN_API void gn_ipc_stream_free(gn_ipc_stream *s);
 
 /**

@@ -28,7 +28,12 @@
 
 /** What the reader thread made of one message from the daemon. */
 typedef struct gni_ipcc_in {
-    enum { GNI_IPCC_IN_SKIP = 0, GNI_IPCC_IN_RESPONSE = 1, GNI_IPCC_IN_EVENT = 2, GNI_IPCC_IN_BYE = 3 } kind;
+    enum {
+        GNI_IPCC_IN_SKIP = 0,
+        GNI_IPCC_IN_RESPONSE = 1,
+        GNI_IPCC_IN_EVENT = 2,
+        GNI_IPCC_IN_BYE = 3
+    } kind;
     uint64_t id;      /* RESPONSE: the request id it answers */
     void *msg;        /* RESPONSE: the decoded message, owned (gni_ipcc_msg_free()) */
     gn_node_event ev; /* EVENT: the event (ev.message owned); BYE: status and reason in addr */

@@ -14,7 +14,7 @@ PyObject *gnpy_ipc_decode(PyObject *self, PyObject *arg);
 /** ipc_decode_stream_info(body: bytes) -> dict: the StreamInfo of a handler connection. */
 PyObject *gnpy_ipc_decode_stream_info(PyObject *self, PyObject *arg);
 
-/** ipc_parse_addr(address: str) -> ("unix", path) | ("tcp", ip, port): the daemons' address rules. */
+/** ipc_parse_addr(address: str) -> ("unix", path) | ("tcp", ip, port), by the daemons' rules. */
 PyObject *gnpy_ipc_parse_addr(PyObject *self, PyObject *arg);
 /** ipc_default_socket() -> str: the path `golemnet daemon` listens on by default. */
 PyObject *gnpy_ipc_default_socket(PyObject *self, PyObject *noargs);
