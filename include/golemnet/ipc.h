@@ -68,9 +68,11 @@ typedef struct gn_ipc_handler gn_ipc_handler;
  * GN_IPC_EV_LOST: the client's event queue was full and @count events
  * were dropped at this point of the sequence (see gn_ipc_options).
  * GN_IPC_EV_DISCONNECTED: the connection to the daemon ended; status says
- * why (GN_ECLOSED the daemon closed it, GN_EEOF it exited, GN_ELIMIT it
- * disconnected this client for not reading its events, GN_EPROTO, GN_EIO);
- * addr holds the daemon's reason when it sent one. It is the last event:
+ * why (GN_EEOF the daemon closed the connection or exited, GN_ECLOSED
+ * gn_ipc_free() ended it, GN_ELIMIT the daemon disconnected this client
+ * for not reading its events, GN_EPROTO the daemon broke the protocol,
+ * GN_EIO, GN_ECONNRESET); addr holds the reason (the daemon's, when it
+ * sent one). It is the last event:
  * gn_ipc_next_event() then answers GN_ECLOSED.
  */
 #define GN_IPC_EV_LOST ((gn_node_event_type)100)
