@@ -51,6 +51,8 @@ typedef struct uv_loop_s uv_loop_t;
 #define GNI_IPC_WRITE_MAX (8u * 1024u * 1024u)
 /** Longest socket path accepted, bytes without the NUL (macOS's sun_path: 104 with it). */
 #define GNI_IPC_PATH_MAX 103u
+/** The daemon name `golemnet daemon` uses without --name or --socket (GN_IPCD_DEFAULT_NAME). */
+#define GNI_IPC_DEFAULT_NAME "default"
 /** Longest uid allow-list. */
 #define GNI_IPC_ALLOW_MAX 64u
 

@@ -599,7 +599,7 @@ int cmd_daemon(int argc, char **argv, bool json)
     char sock[512];
     bool default_sock = !s.socket;
     if (default_sock) {
-        const char *name = s.name ? s.name : "default";
+        const char *name = s.name ? s.name : GN_IPCD_DEFAULT_NAME;
         int rc = gn_ipcd_default_address(name, sock, sizeof sock);
         if (rc < 0) {
             code = d_usage("bad value '%s' for --name: 1..64 of A-Z a-z 0-9 . _ -", name);

@@ -43,6 +43,12 @@ GN_BEGIN_DECLS
 /** Most entries of one repeated field of a control message. */
 #define GN_CTL_REPEATED_MAX 4096u
 
+/**
+ * The daemon name `golemnet daemon` uses without --name or --socket, so its
+ * socket is gn_ipcd_default_address(GN_IPCD_DEFAULT_NAME, ...).
+ */
+#define GN_IPCD_DEFAULT_NAME "default"
+
 typedef struct gn_ipcd gn_ipcd;
 
 /** Server options. Fill with gn_ipcd_config_default() first. */
