@@ -1090,10 +1090,7 @@ void gni_ipcc_unlisten(int fd, const char *path)
 
 /* ------------------------------------------------------- default socket */
 
-#ifndef GNI_IPC_DEFAULT_NAME
-#  define GNI_IPC_DEFAULT_NAME "default"
-#endif
-
+/* The daemon's default socket: gni_ipc.h's rule with `golemnet daemon`'s default name. */
 int gn_ipc_default_socket(char *out, size_t out_len)
 {
     if (!out) {
