@@ -13,6 +13,8 @@
  */
 #include "golemnet/golemnet.h"
 
+#include "cli.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
@@ -28,6 +30,10 @@
 #define CLI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool json_out;
+
+/* tools/cmd_daemon.c: golemnet daemon (docs/daemon.md) */
+extern const char cmd_daemon_help[];
+int cmd_daemon(int argc, char **argv, bool json);
 
 /* ------------------------------------------------------------------------
  * Help texts: `golemnet --help` lists the commands, `golemnet CMD --help`
@@ -158,6 +164,7 @@ static const struct cli_help {
             "--option kad.mode=server|auto says otherwise. Values and keys are printed as\n"
             "text when they are printable UTF-8, else hex in value_hex / key_hex.\n\n"
             HELP_NET},
+    {"daemon", cmd_daemon_help},
 };
 
 static void usage(FILE *f)
@@ -183,6 +190,12 @@ static void usage(FILE *f)
             "  dht find-peer ID | get KEY | put KEY VALUE | provide CID\n"
             "      | find-providers CID | closest-peers KEY\n"
             "                                   one Kademlia DHT operation\n"
+            "  daemon [--socket PATH] [--config FILE]\n"
+            "                                   run a node controlled through a control socket\n"
+            "\n"
+            "commands on a running daemon (--socket PATH, default the daemon's):\n"
+            "  peers | dial MA | send CHANNEL|PEER MSG | listen MA | events\n"
+            "  ping PEER|CHANNEL --socket PATH | dht OPERATION --socket PATH\n"
             "\n"
             "options: --json   one JSON object per line on stdout (every command)\n"
             "exit status: 0 success, 1 failure, 2 bad usage\n");
@@ -1942,7 +1955,7 @@ static const char *dht_op_name(int op)
 }
 
 /* True when @p (@n bytes) is valid UTF-8 without control characters. */
-static bool dht_text(const uint8_t *p, size_t n)
+bool dht_text(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n;) {
         uint8_t b = p[i];
@@ -2678,7 +2691,7 @@ static bool check_components(const gn_registry *reg, gn_stack *st, const char *o
 /* ---- DHT arguments ---- */
 
 /* Decodes hex (even length, either case) into @out; false on anything else. */
-static bool cli_hex(const char *s, uint8_t *out, size_t cap, size_t *len)
+bool cli_hex(const char *s, uint8_t *out, size_t cap, size_t *len)
 {
     size_t n = strlen(s);
     if (n % 2 || n / 2 > cap) {
@@ -2709,7 +2722,7 @@ static bool cli_hex(const char *s, uint8_t *out, size_t cap, size_t *len)
  * multihash itself; CIDv1: multibase (b: base32, z: base58btc) of
  * <1><codec><multihash>. Returns false after writing why into @why.
  */
-static bool cli_cid_key(const char *s, uint8_t *out, size_t cap, size_t *len, const char **why)
+bool cli_cid_key(const char *s, uint8_t *out, size_t cap, size_t *len, const char **why)
 {
     uint8_t buf[GN_NODE_DHT_KEY_MAX];
     size_t sl = strlen(s);
@@ -3238,6 +3251,9 @@ int main(int argc, char **argv)
         if (argc > 2) {
             const char *text = cmd_help_text(argv[2]);
             if (!text) {
+                text = cmd_client_help(argv[2]);
+            }
+            if (!text) {
                 fprintf(stderr, "golemnet: no command '%s'\n", argv[2]);
                 usage(stderr);
                 return EXIT_USAGE;
@@ -3250,6 +3266,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "--version")) {
         cmd = "version";
+    }
+    int client_rc = cmd_client_main(cmd, argc - 1, argv + 1, json_out);
+    if (client_rc >= 0) {
+        return client_rc; /* a command on a running daemon (tools/cmd_client.c) */
     }
     const char *help = cmd_help_text(cmd);
     if (!help) {
@@ -3288,6 +3308,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "dht")) {
         return cmd_net(CLI_DHT, argc - 2, argv + 2);
+    }
+    if (!strcmp(cmd, "daemon")) {
+        return cmd_daemon(argc - 2, argv + 2, json_out);
     }
     /* version */
     if (argc > 2) {

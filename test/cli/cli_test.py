@@ -944,6 +944,309 @@ def autorelay_finds_a_relay_in_the_dht():
     err = getattr(a, "err", "")
     assert "circuit: reserved at relay " + rid in err, err[-2000:]
 
+class Daemon:
+    """`golemnet daemon ...` in the background; the first stdout line is the ready line."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([CLI, "daemon", *args], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+
+    def ready(self, timeout=10):
+        fd = self.p.stdout.fileno()
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return None
+            buf += chunk
+        return buf.split(b"\n", 1)[0].decode()
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rc = self.p.wait()
+        self.err = self.p.stderr.read().decode()
+        self.p.stdout.close()
+        self.p.stderr.close()
+        return rc
+
+
+def ctl_hello(path):
+    """Sends a framed Request{id 1, hello{version 1, client "t"}} and returns the reply frame."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(path)
+    s.sendall(bytes([0x09, 0x08, 0x01, 0x52, 0x05, 0x08, 0x01, 0x12, 0x01, 0x74]))
+    data = b""
+    while not data or len(data) < 1 + data[0]:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data
+
+
+@case
+def daemon_ready_hello_sigterm():
+    """golemnet daemon: a ready line with the socket, mode 0600, a hello answered
+    over the control protocol, SIGTERM exits 0 and removes the socket."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "d.sock")
+        dm = Daemon("--socket", path, "--json", "--key-seed", "1")
+        try:
+            line = dm.ready()
+            assert line, "no ready line"
+            ev = json.loads(line)
+            assert ev["event"] == "ready" and ev["socket"] == path, ev
+            assert ev["peer"] == SEED1 and ev["listen"], ev
+            st = os.stat(path)
+            import stat as st_mod
+            assert st_mod.S_ISSOCK(st.st_mode) and st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+            reply = ctl_hello(path)
+            # ServerMessage{response (field 1)}: 0x0a; the peer ID is in the hello result
+            assert len(reply) > 2 and reply[1] == 0x0a and SEED1.encode() in reply, reply
+        finally:
+            rc = dm.stop()
+        assert rc == 0, (rc, dm.err)
+        assert not os.path.exists(path), "socket file left behind"
+        assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z golemnet notice daemon: ",
+                         dm.err, re.M), dm.err
+
+
+@case
+def daemon_stale_socket_replaced_live_refused():
+    """A stale socket file is replaced; a live daemon's socket is refused (exit 1);
+    SIGINT exits 0 too."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "d.sock")
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(path)
+        stale.close()  # the file stays, nobody listens
+        dm = Daemon("--socket", path)
+        try:
+            line = dm.ready()
+            assert line and line.startswith("ready socket=" + path + " "), line
+            rc, out, err = run("daemon", "--socket", path, timeout=20)
+            assert rc == 1 and "another daemon" in err, (rc, out, err)
+            assert os.path.exists(path)
+        finally:
+            rc = dm.stop(signal.SIGINT)
+        assert rc == 0, (rc, dm.err)
+
+
+@case
+def daemon_config_file_and_flags():
+    """A versioned config file; flags override it; bad versions, keys and options are
+    usage errors (exit 2)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "c.sock")
+        other = os.path.join(d, "o.sock")
+        conf = os.path.join(d, "daemon.conf")
+        with open(conf, "w") as f:
+            f.write("# test\nversion = 1\nsocket = %s\nkey_seed = 1\n"
+                    "listen = /ip4/127.0.0.1/tcp/0\nlog = info\n" % other)
+        dm = Daemon("--config", conf, "--socket", path)
+        try:
+            line = dm.ready()
+            assert line and ("socket=" + path + " ") in line and SEED1 in line, line
+            assert not os.path.exists(other)
+        finally:
+            rc = dm.stop()
+        assert rc == 0, (rc, dm.err)
+        with open(conf, "w") as f:
+            f.write("version = 2\n")
+        rc, out, err = run("daemon", "--config", conf)
+        assert rc == 2 and "version" in err, (rc, err)
+        with open(conf, "w") as f:
+            f.write("version = 1\nbogus = 3\n")
+        rc, out, err = run("daemon", "--config", conf)
+        assert rc == 2 and "bogus" in err and ":2:" in err, (rc, err)
+        rc, out, err = run("daemon", "--nope")
+        assert rc == 2 and "--nope" in err, (rc, err)
+        rc, out, err = run("daemon", "--socket", path, "--control-tcp", "/ip4/0.0.0.0/tcp/0")
+        assert rc == 1 and "loopback" in err, (rc, err)
+
+# ---- commands on a running daemon (tools/cmd_client.c; docs/cli.md "Commands on a daemon")
+
+class CtlDaemon(Daemon):
+    """`golemnet daemon --socket PATH` in the background, ready (its ready line read)."""
+
+    def __init__(self, sock, *extra):
+        super().__init__("--socket", sock, "--listen", "/ip4/127.0.0.1/tcp/0", "--json", *extra)
+        self.sock = sock
+        line = self.ready()
+        assert line and json.loads(line)["event"] == "ready", line
+        self.ready_event = json.loads(line)
+
+
+def client(*args, timeout=30):
+    """Runs a client command with --json: (exit status, events, stderr)."""
+    rc, out, err = run(*args, "--json", timeout=timeout)
+    return rc, events(out), err
+
+
+@case
+def daemon_commands_peers_dial_send_ping_events():
+    tmp = tempfile.mkdtemp(prefix="gncli-")
+    sa, sb = os.path.join(tmp, "a.sock"), os.path.join(tmp, "b.sock")
+    a = b = ev = None
+    try:
+        a, b = CtlDaemon(sa), CtlDaemon(sb)
+        rc, evs, err = client("peers", "--socket", sa)
+        assert rc == 0 and evs == [{"event": "peers", "count": 0}], (rc, evs, err)
+        rc, evs, err = client("listen", "/ip4/127.0.0.1/tcp/0", "--socket", "/unix" + sb)
+        assert rc == 0 and evs[0]["event"] == "listening" and "/tcp/" in evs[0]["addr"], evs
+        baddr = evs[0]["addr"]
+        # B's client streams events until interrupted
+        ev = subprocess.Popen([CLI, "events", "--socket", sb, "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        buf = b""
+
+        def ev_line(deadline):
+            """The events client's next line (unbuffered reads: select sees them)."""
+            nonlocal buf
+            while b"\n" not in buf:
+                left = deadline - time.monotonic()
+                assert left > 0 and select.select([ev.stdout], [], [], left)[0], "no event line"
+                chunk = os.read(ev.stdout.fileno(), 65536)
+                assert chunk, "the events client exited"
+                buf += chunk
+            line, buf = buf.split(b"\n", 1)
+            return json.loads(line)
+        first = ev_line(time.monotonic() + 10)
+        assert first["event"] == "subscribed", first
+        rc, evs, err = client("dial", baddr, "--socket", sa)
+        assert rc == 0 and evs[0]["event"] == "dialed", (rc, evs, err)
+        chid, bid = evs[0]["channel_id"], evs[0]["peer_id"]
+        assert chid > 0 and bid.startswith("12D3KooW"), evs
+        rc, evs, err = client("peers", "--socket", sa)
+        assert rc == 0 and [e["channel_id"] for e in evs if e["event"] == "peer"] == [chid], evs
+        assert evs[0]["peer_id"] == bid and evs[0]["state"] == "open", evs
+        rc, evs, err = client("send", str(chid), "hello b", "--socket", sa)
+        assert rc == 0 and evs[0] == {"event": "sent", "channel_id": chid, "bytes": 7}, evs
+        rc, evs, err = client("send", bid, "--hex", "00ff", "--socket", sa)
+        assert rc == 0 and evs[0]["bytes"] == 2 and evs[0]["request_id"] > 0, evs
+        rc, evs, err = client("ping", str(chid), "--count", "2", "--socket", sa)
+        assert rc == 0 and [e["seq"] for e in evs if e["event"] == "ping"] == [1, 2], evs
+        assert evs[-1]["event"] == "ping_summary" and evs[-1]["received"] == 2, evs
+        rc, evs, err = client("ping", bid, "--socket", sa)
+        assert rc == 0 and evs[0]["event"] == "ping" and evs[0]["rtt_ms"] > 0, evs
+        # the events client saw the channel and both messages
+        got = []
+        deadline = time.monotonic() + 10
+        while len([e for e in got if e["event"] == "message"]) < 2:
+            got.append(ev_line(deadline))
+        msgs = [e for e in got if e["event"] == "message"]
+        assert msgs[0]["data"] == "hello b" and msgs[1]["data_hex"] == "00ff", msgs
+        assert any(e["event"] == "channel_opened" for e in got), got
+        ev.send_signal(signal.SIGINT)
+        assert ev.wait(10) == 0
+    finally:
+        if ev and ev.poll() is None:
+            ev.kill()
+            ev.wait()
+        if ev:
+            ev.stdout.close()
+            ev.stderr.close()
+        for d in (a, b):
+            if d:
+                d.stop()
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+
+
+@case
+def daemon_command_errors_name_the_problem():
+    tmp = tempfile.mkdtemp(prefix="gncli-")
+    sock = os.path.join(tmp, "a.sock")
+    a = None
+    try:
+        rc, evs, err = client("peers", "--socket", os.path.join(tmp, "none.sock"))
+        assert rc == 1 and "none.sock" in err and "golemnet daemon" in err, (rc, err)
+        assert evs[-1]["event"] == "error" and evs[-1]["error"] == "GN_ENOTFOUND", evs
+        rc, evs, err = client("peers", "--socket", "/ip4/10.0.0.1/tcp/5")
+        assert rc == 1 and "loopback" in err, err
+        rc, _, err = client("dial", "--socket", sock)
+        assert rc == 2 and "dial needs MA" in err, err
+        rc, _, err = client("send", "1", "--socket", sock)
+        assert rc == 2 and "send needs" in err, err
+        rc, _, err = client("peers", "--count", "2", "--socket", sock)
+        assert rc == 2 and "unknown option '--count' for 'peers'" in err, err
+        rc, _, err = client("dht", "nosuch", "x", "--socket", sock)
+        assert rc == 2 and "unknown dht operation 'nosuch'" in err, err
+        a = CtlDaemon(sock)
+        rc, evs, err = client("send", "999", "x", "--socket", sock)
+        assert rc == 1 and evs[-1]["error"] == "GN_ENOTFOUND" and "999" in err, (evs, err)
+        rc, evs, err = client("dial", "/ip4/127.0.0.1/tcp/1", "--socket", sock)
+        assert rc == 1 and evs[-1]["error"] == "GN_ECONNREFUSED", evs
+        assert "dial /ip4/127.0.0.1/tcp/1" in err, err
+        rc, evs, err = client("dial", "/ip4/1.2.3/tcp/1", "--socket", sock)
+        assert rc == 1 and evs[-1]["error"] == "GN_EPARSE", evs
+        rc, evs, err = client("dht", "get", "/test/nothing", "--socket", sock, timeout=90)
+        assert rc == 1 and evs[0]["event"] == "dht" and evs[0]["op"] == "get", evs
+        assert evs[0]["status"] != "ok" and evs[-1]["event"] == "error", evs
+        a.stop()
+        a = CtlDaemon(sock, "--control-tcp", "/ip4/127.0.0.1/tcp/0")
+        tcp = a.ready_event["control_tcp"]
+        rc, evs, err = client("peers", "--socket", tcp)  # loopback TCP control address
+        assert rc == 0 and evs == [{"event": "peers", "count": 0}], (rc, evs, err)
+        rc, out, _ = run("peers", "--help")
+        assert rc == 0 and "--socket PATH" in out, out
+        rc, out, _ = run("help", "dial")
+        assert rc == 0 and "usage: golemnet dial MA" in out, out
+    finally:
+        if a:
+            a.stop()
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+
+
+
+@case
+def daemon_dht_provide_find_providers():
+    """dht through daemons: B (bootstrapped from A, both kad servers) provides
+    a CID, A finds B as its provider."""
+    tmp = tempfile.mkdtemp(prefix="gncli-")
+    sa, sb = os.path.join(tmp, "a.sock"), os.path.join(tmp, "b.sock")
+    a = b = None
+    cid = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+    kad = ("--router", "kad", "--option", "kad.mode=server")
+    try:
+        a = CtlDaemon(sa, *kad)
+        b = CtlDaemon(sb, *kad, "--bootstrap-kad", a.ready_event["listen"][0])
+        for _ in range(50):  # until B's bootstrap peer is in its table
+            rc, evs, err = client("dht", "provide", cid, "--socket", sb)
+            if rc == 0:
+                break
+            time.sleep(0.1)
+        assert rc == 0 and evs[0]["event"] == "dht" and evs[0]["status"] == "ok", (evs, err)
+        rc, evs, err = client("dht", "find-providers", cid, "--max", "3", "--socket", sa)
+        assert rc == 0 and evs[0]["op"] == "find-providers", (evs, err)
+        provs = evs[0]["providers"]
+        assert [p["peer_id"] for p in provs] == [b.ready_event["peer"]], provs
+        assert provs[0]["addrs"], provs
+        rc, evs, err = client("dht", "find-peer", b.ready_event["peer"], "--socket", sa)
+        assert rc == 0 and evs[0]["addrs"], (evs, err)
+    finally:
+        for d in (a, b):
+            if d:
+                d.stop()
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+
+
 print("TAP version 13")
 print(f"1..{len(results)}")
 for i, (name, err) in enumerate(results, 1):

@@ -19,6 +19,7 @@
 #include <Python.h>
 
 #include "bridge.h"
+#include "ipc_codec.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -1465,6 +1466,19 @@ static PyMethodDef mod_methods[] = {
      "level (3 err .. 7 debug; 0 disables) to stderr, from the native threads (never through "
      "Python, so logging cannot block the network). components: curl style, \"all,-noise\". "
      "Set it before starting nodes."},
+    {"ipc_encode", gnpy_ipc_encode, METH_O,
+     "ipc_encode(request)\n--\n\nA control-protocol Request (a dict: field names of "
+     "ipc/proto/control.proto) packed by protobuf-c and framed (varint length first)."},
+    {"ipc_decode", gnpy_ipc_decode, METH_O,
+     "ipc_decode(body)\n--\n\nA ServerMessage (bytes without the length) as a dict."},
+    {"ipc_decode_stream_info", gnpy_ipc_decode_stream_info, METH_O,
+     "ipc_decode_stream_info(body)\n--\n\nA StreamInfo (bytes without the length) as a dict."},
+    {"ipc_parse_addr", gnpy_ipc_parse_addr, METH_O,
+     "ipc_parse_addr(address)\n--\n\n(\"unix\", path) or (\"tcp\", ip, port) by the daemons' "
+     "rules; ValueError (malformed) or PermissionError (not loopback, another protocol) naming "
+     "what is wrong."},
+    {"ipc_default_socket", gnpy_ipc_default_socket, METH_NOARGS,
+     "ipc_default_socket()\n--\n\nThe control socket `golemnet daemon` uses by default."},
     {"_hold_gil", mod_hold_gil, METH_O,
      "_hold_gil(seconds)\n--\n\nSpins for seconds holding the GIL (for tests)."},
     {NULL, NULL, 0, NULL},

@@ -66,18 +66,21 @@ def _own_attrs(cls: type) -> List[str]:
 
 def public_api() -> List[str]:
     """Every public name: the package's dir() (minus submodules), the
-    __all__ of golemnet.errors and golemnet.blocking, and every public
-    attribute of their classes, spelled as docs/python.md must spell them
-    ("Node.dial", "errors.CODES", "blocking.Node.dial")."""
+    __all__ of golemnet.errors, golemnet.blocking and golemnet.ipc, and
+    every public attribute of their classes, spelled as docs/python.md must
+    spell them ("Node.dial", "errors.CODES", "blocking.Node.dial",
+    "ipc.Client.dial")."""
     import golemnet
     import golemnet.blocking
     import golemnet.errors
+    import golemnet.ipc
     out: List[str] = []
     seen: Dict[int, str] = {}
     for prefix, mod, names in (
             ("", golemnet, [n for n in dir(golemnet) if not n.startswith("_")]),
             ("errors.", golemnet.errors, golemnet.errors.__all__),
-            ("blocking.", golemnet.blocking, golemnet.blocking.__all__)):
+            ("blocking.", golemnet.blocking, golemnet.blocking.__all__),
+            ("ipc.", golemnet.ipc, golemnet.ipc.__all__)):
         for n in names:
             obj = getattr(mod, n)
             if inspect.ismodule(obj):
