@@ -327,6 +327,9 @@ static int parse_flags(int argc, char **argv, p2pd_flags *f)
         strcmp(f->muxer, "yamux,mplex") && strcmp(f->muxer, "mplex,yamux")) {
         return flag_error("-muxer: '%s' is not yamux or mplex", f->muxer);
     }
+    if (f->namespaces[0] && !f->dht && !f->dht_server && !f->dht_client) {
+        return flag_error("-dhtNamespace needs the DHT (-dht, -dhtServer or -dhtClient)");
+    }
     if (f->bootstrap && !f->bootstrap_peers[0]) {
         return flag_error("-b: golemnet has no default bootstrap peers; give -bootstrapPeers");
     }
@@ -698,8 +701,11 @@ int main(int argc, char **argv)
 
     int rc = f->id_file ? gn_identity_load(f->id_file, &m->id) : gn_identity_generate(&m->id);
     if (rc < 0) {
-        fprintf(stderr, "golemnet-p2pd: -id %s: %s (%s)\n", f->id_file ? f->id_file : "",
-                gn_strerror(rc), gn_err_name(rc));
+        fprintf(stderr, "golemnet-p2pd: -id %s: %s (%s)%s\n", f->id_file ? f->id_file : "",
+                gn_strerror(rc), gn_err_name(rc),
+                rc == GN_EBADKEY ? ": golemnet takes Ed25519 keys only (go's p2p-keygen -t "
+                                   "ed25519, or golemnet keygen)"
+                                 : "");
         return P2PD_EXIT_FAIL;
     }
     if (f->namespaces[0] && split_list("dhtNamespace", f->namespaces, m->ns, &m->n_ns) < 0) {

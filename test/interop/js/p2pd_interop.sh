@@ -97,11 +97,23 @@ field() {
 
 # ---- the daemons
 
+# B's identity: an Ed25519 key file in go's format (a libp2p PrivateKey
+# protobuf, as go-libp2p-daemon's p2p-keygen writes it), made by js
+keygen() {
+	"$NODE" --input-type=module -e "
+import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import fs from 'node:fs'
+const k = await generateKeyPair(process.argv[2])
+fs.writeFileSync(process.argv[1], privateKeyToProtobuf(k), { mode: 0o400 })
+console.log(peerIdFromPrivateKey(k).toString())" "$@"
+}
+KEY_ID_B=$(keygen "$LOGDIR/b.key" Ed25519)
 SOCK_A="$LOGDIR/a.sock"
 p2pd_start A -listen "/unix$SOCK_A" -hostAddrs /ip4/127.0.0.1/tcp/0 -dhtServer \
 	-dhtNamespace test -echo=false
 p2pd_start B -listen /ip4/127.0.0.1/tcp/0 -hostAddrs /ip4/127.0.0.1/tcp/0 -dhtServer \
-	-dhtNamespace test
+	-dhtNamespace test -id "$LOGDIR/b.key"
 for d in A B; do
 	if wait_started "$d"; then
 		ok "daemon $d prints Control socket, Peer ID and Peer Addrs"
@@ -118,6 +130,20 @@ if [ "$CTL_A" = "/unix$SOCK_A" ] && [ -S "$SOCK_A" ] && [ "$(stat -c %a "$SOCK_A
 	ok "daemon A's control socket is /unix$SOCK_A, mode 0600"
 else
 	not_ok "daemon A's control socket is /unix$SOCK_A, mode 0600 (got '$CTL_A')" "$LOGDIR/A.out"
+fi
+if [ -n "$KEY_ID_B" ] && [ "$ID_B" = "$KEY_ID_B" ]; then
+	ok "daemon B's peer ID is its -id key file's ($ID_B)"
+else
+	not_ok "daemon B's peer ID is its -id key file's ('$ID_B', key '$KEY_ID_B')" "$LOGDIR/B.out"
+fi
+# an RSA key (go's p2p-keygen default) is refused, saying what golemnet takes
+keygen "$LOGDIR/rsa.key" RSA >/dev/null
+if timeout -k 5 20 "$GN_P2PD" -listen "/unix$LOGDIR/r.sock" -id "$LOGDIR/rsa.key" >/dev/null 2>"$LOGDIR/rsa.err"; then
+	not_ok "an RSA key file is refused" "$LOGDIR/rsa.err"
+elif grep -q 'Ed25519' "$LOGDIR/rsa.err"; then
+	ok "an RSA key file is refused ($(head -n 1 "$LOGDIR/rsa.err" | cut -c1-140))"
+else
+	not_ok "an RSA key file is refused, naming Ed25519" "$LOGDIR/rsa.err"
 fi
 case $CTL_B in
 /ip4/127.0.0.1/tcp/[1-9]*) ok "daemon B's control socket is $CTL_B" ;;
