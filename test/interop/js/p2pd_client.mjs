@@ -508,6 +508,21 @@ await check('PEERSTORE GET_PROTOCOLS: the js node\'s protocols from identify', a
   return `${protos.length} protocols`
 })
 
+await check('CONNMANAGER: TAG_PEER and UNTAG_PEER answer OK, TRIM a clear ERROR', async () => {
+  const id = fBytes(2, L.toMultihash().bytes)
+  const tag = fBytes(3, enc('p2pd-test'))
+  const cm = (body) => cat(fVarint(1, 6), fBytes(6, body))
+  const t = await rawRequest(maA, cm(cat(fVarint(1, 0), id, tag, fVarint(4, 10))))
+  assert(t.type === 0, `TAG_PEER: ${t.type} ${t.error}`)
+  const u = await rawRequest(maA, cm(cat(fVarint(1, 1), id, tag)))
+  assert(u.type === 0, `UNTAG_PEER: ${u.type} ${u.error}`)
+  const m = await rawRequest(maA, cm(cat(fVarint(1, 0), id, tag))) // no weight
+  assert(m.type === 1 && /weight/.test(m.error), `TAG_PEER without weight: ${m.type} ${m.error}`)
+  const tr = await rawRequest(maA, cm(fVarint(1, 2)))
+  assert(tr.type === 1 && /TRIM/.test(tr.error), `TRIM: ${tr.type} ${tr.error}`)
+  return tr.error
+})
+
 await check('malformed request: an ERROR, then the same connection still answers', async () => {
   const rc = new RawConn(maA)
   await rc.ready()
