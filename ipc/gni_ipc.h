@@ -132,7 +132,7 @@ typedef struct gni_ipc_conn gni_ipc_conn;
  *   stopped; the owner closes the connection (or, on GN_EEOF, may still
  *   write and then close).
  * on_writable: the write queue fell to half its bound after a write was
- *   refused with GN_EAGAIN.
+ *   refused with GN_EAGAIN or a write (forced ones included) reached it.
  * on_close: after gni_ipc_conn_close(): the last callback; the connection
  *   is freed right after it returns.
  */

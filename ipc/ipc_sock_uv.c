@@ -550,13 +550,30 @@ void gni_ipc_conn_read_stop(gni_ipc_conn *c)
 void gni_ipc_conn_set_raw(gni_ipc_conn *c)
 {
     c->raw = true;
-    /* partial frame bytes (a length prefix begun) become raw data too */
-    if (c->rd.in_body && c->rd.have > 0) {
+    /* A message just delivered (inside on_msg) is not data. The bytes of a
+     * frame begun and not finished become raw data, ahead of what was kept:
+     * its length prefix (re-encoded: the reader accepts minimal varints
+     * only, so these are the bytes received) and the body bytes so far, or
+     * the prefix bytes of a length not yet complete. */
+    if (!c->rd.done && (c->rd.in_body || gni_varint_rd_busy(&c->rd.vr))) {
+        uint8_t pre[10];
+        size_t plen;
+        if (c->rd.in_body) {
+            plen = gni_lp_prefix(pre, c->rd.want);
+        } else {
+            plen = c->rd.vr.n;
+            for (size_t i = 0; i < plen; i++) {
+                pre[i] = (uint8_t)(((c->rd.vr.acc >> (7 * i)) & 0x7f) | 0x80);
+            }
+        }
         uint8_t *k = c->keep;
         size_t kl = c->keep_len;
         c->keep = NULL;
         c->keep_len = 0;
-        (void)ipc_keep(c, c->rd.buf, c->rd.have);
+        (void)ipc_keep(c, pre, plen);
+        if (c->rd.in_body && c->rd.have > 0) {
+            (void)ipc_keep(c, c->rd.buf, c->rd.have);
+        }
         if (k) {
             (void)ipc_keep(c, k, kl);
             gn_free(k);
@@ -645,8 +662,8 @@ static int ipc_conn_write(gni_ipc_conn *c, const uint8_t *data, size_t len, bool
         return GN_ECLOSED;
     }
     c->queued += w->len;
-    if (!force && c->queued >= c->write_max) {
-        c->want_writable = true;
+    if (c->queued >= c->write_max) {
+        c->want_writable = true; /* on_writable at half, forced writes included */
     }
     return 0;
 }

@@ -2007,6 +2007,42 @@ gn_channel *gn_node_channel_get(gn_node *n, uint64_t channel_id)
     return found;
 }
 
+int gn_node_channel_ids(gn_node *n, uint64_t *ids, size_t max)
+{
+    if (!n || (!ids && max > 0)) {
+        return GN_EINVAL;
+    }
+    size_t cnt = 0;
+    uv_mutex_lock(&n->chan_mtx);
+    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
+        gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
+        if (atomic_load(&ch->pub_state) == GN_CHANNEL_CLOSED) {
+            continue;
+        }
+        if (cnt < max) {
+            ids[cnt] = ch->info.id;
+        }
+        cnt++;
+    }
+    uv_mutex_unlock(&n->chan_mtx);
+    return cnt > INT32_MAX ? INT32_MAX : (int)cnt;
+}
+
+uint64_t gn_node_pending_messages(gn_node *n)
+{
+    if (!n) {
+        return 0;
+    }
+    uint64_t sum = 0;
+    uv_mutex_lock(&n->chan_mtx);
+    for (gni_list *e = n->channels.next; e != &n->channels; e = e->next) {
+        gn_channel *ch = GNI_CONTAINER_OF(e, gn_channel, link);
+        sum += atomic_load(&ch->mq_count);
+    }
+    uv_mutex_unlock(&n->chan_mtx);
+    return sum;
+}
+
 static const gni_peer_info *peer_lookup(gn_node *n, const gn_peer_id *peer)
 {
     if (!n || !peer || !gn_loop_on_thread(n->loop)) {

@@ -29,6 +29,10 @@
 
 static bool json_out;
 
+/* tools/cmd_daemon.c: golemnet daemon (docs/daemon.md) */
+extern const char cmd_daemon_help[];
+int cmd_daemon(int argc, char **argv, bool json);
+
 /* ------------------------------------------------------------------------
  * Help texts: `golemnet --help` lists the commands, `golemnet CMD --help`
  * (or `golemnet help CMD`) gives one command's usage and options.
@@ -158,6 +162,7 @@ static const struct cli_help {
             "--option kad.mode=server|auto says otherwise. Values and keys are printed as\n"
             "text when they are printable UTF-8, else hex in value_hex / key_hex.\n\n"
             HELP_NET},
+    {"daemon", cmd_daemon_help},
 };
 
 static void usage(FILE *f)
@@ -183,6 +188,8 @@ static void usage(FILE *f)
             "  dht find-peer ID | get KEY | put KEY VALUE | provide CID\n"
             "      | find-providers CID | closest-peers KEY\n"
             "                                   one Kademlia DHT operation\n"
+            "  daemon [--socket PATH] [--config FILE]\n"
+            "                                   run a node controlled through a control socket\n"
             "\n"
             "options: --json   one JSON object per line on stdout (every command)\n"
             "exit status: 0 success, 1 failure, 2 bad usage\n");
@@ -3288,6 +3295,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "dht")) {
         return cmd_net(CLI_DHT, argc - 2, argv + 2);
+    }
+    if (!strcmp(cmd, "daemon")) {
+        return cmd_daemon(argc - 2, argv + 2, json_out);
     }
     /* version */
     if (argc > 2) {

@@ -741,6 +741,31 @@ GN_API gn_channel *gn_node_channel_find(gn_node *n, uint64_t channel_id);
  */
 GN_API gn_channel *gn_node_channel_get(gn_node *n, uint64_t channel_id);
 
+/**
+ * The ids of the node's channels that are not closed (dialing, upgrading,
+ * open or closing), in the order they were created. Up to @max ids are
+ * written to @ids (may be NULL when @max is 0); the return value is the
+ * number of such channels, which may exceed @max (call again with a larger
+ * array). Ids are a snapshot: a channel may close right after; look each
+ * one up with gn_node_channel_get() (any thread) or gn_node_channel_find()
+ * (loop thread). Any thread; not after gn_node_free().
+ * Errors: GN_EINVAL (NULL @n, or NULL @ids with @max > 0).
+ * Since: 0.4
+ */
+GN_API int gn_node_channel_ids(gn_node *n, uint64_t *ids, size_t max);
+
+/**
+ * Messages accepted on channels (gn_node_unicast(), gn_node_broadcast(),
+ * gn_channel_send(), gn_multicast_*) and not yet handed to the channel's
+ * writer or failed, summed over the node's channels. Messages waiting for a
+ * dial (a unicast to a peer with no open channel yet) are not counted until
+ * the channel opens. For a graceful shutdown: stop submitting, wait (with
+ * a bound) until this is 0, then gn_node_close(); what is still queued then
+ * fails with GN_NODE_EV_SEND_FAILED. Any thread; 0 for a NULL @n.
+ * Since: 0.4
+ */
+GN_API uint64_t gn_node_pending_messages(gn_node *n);
+
 /* ---- the peer store ---- */
 
 /** What the node knows of a peer (identify results, addresses seen). */

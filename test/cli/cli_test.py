@@ -944,6 +944,138 @@ def autorelay_finds_a_relay_in_the_dht():
     err = getattr(a, "err", "")
     assert "circuit: reserved at relay " + rid in err, err[-2000:]
 
+class Daemon:
+    """`golemnet daemon ...` in the background; the first stdout line is the ready line."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([CLI, "daemon", *args], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+
+    def ready(self, timeout=10):
+        fd = self.p.stdout.fileno()
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return None
+            buf += chunk
+        return buf.split(b"\n", 1)[0].decode()
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rc = self.p.wait()
+        self.err = self.p.stderr.read().decode()
+        self.p.stdout.close()
+        self.p.stderr.close()
+        return rc
+
+
+def ctl_hello(path):
+    """Sends a framed Request{id 1, hello{version 1, client "t"}} and returns the reply frame."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(path)
+    s.sendall(bytes([0x09, 0x08, 0x01, 0x52, 0x05, 0x08, 0x01, 0x12, 0x01, 0x74]))
+    data = b""
+    while not data or len(data) < 1 + data[0]:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data
+
+
+@case
+def daemon_ready_hello_sigterm():
+    """golemnet daemon: a ready line with the socket, mode 0600, a hello answered
+    over the control protocol, SIGTERM exits 0 and removes the socket."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "d.sock")
+        dm = Daemon("--socket", path, "--json", "--key-seed", "1")
+        try:
+            line = dm.ready()
+            assert line, "no ready line"
+            ev = json.loads(line)
+            assert ev["event"] == "ready" and ev["socket"] == path, ev
+            assert ev["peer"] == SEED1 and ev["listen"], ev
+            st = os.stat(path)
+            import stat as st_mod
+            assert st_mod.S_ISSOCK(st.st_mode) and st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+            reply = ctl_hello(path)
+            # ServerMessage{response (field 1)}: 0x0a; the peer ID is in the hello result
+            assert len(reply) > 2 and reply[1] == 0x0a and SEED1.encode() in reply, reply
+        finally:
+            rc = dm.stop()
+        assert rc == 0, (rc, dm.err)
+        assert not os.path.exists(path), "socket file left behind"
+        assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z golemnet notice daemon: ",
+                         dm.err, re.M), dm.err
+
+
+@case
+def daemon_stale_socket_replaced_live_refused():
+    """A stale socket file is replaced; a live daemon's socket is refused (exit 1);
+    SIGINT exits 0 too."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "d.sock")
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(path)
+        stale.close()  # the file stays, nobody listens
+        dm = Daemon("--socket", path)
+        try:
+            line = dm.ready()
+            assert line and line.startswith("ready socket=" + path + " "), line
+            rc, out, err = run("daemon", "--socket", path, timeout=20)
+            assert rc == 1 and "another daemon" in err, (rc, out, err)
+            assert os.path.exists(path)
+        finally:
+            rc = dm.stop(signal.SIGINT)
+        assert rc == 0, (rc, dm.err)
+
+
+@case
+def daemon_config_file_and_flags():
+    """A versioned config file; flags override it; bad versions, keys and options are
+    usage errors (exit 2)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "c.sock")
+        other = os.path.join(d, "o.sock")
+        conf = os.path.join(d, "daemon.conf")
+        with open(conf, "w") as f:
+            f.write("# test\nversion = 1\nsocket = %s\nkey_seed = 1\n"
+                    "listen = /ip4/127.0.0.1/tcp/0\nlog = info\n" % other)
+        dm = Daemon("--config", conf, "--socket", path)
+        try:
+            line = dm.ready()
+            assert line and ("socket=" + path + " ") in line and SEED1 in line, line
+            assert not os.path.exists(other)
+        finally:
+            rc = dm.stop()
+        assert rc == 0, (rc, dm.err)
+        with open(conf, "w") as f:
+            f.write("version = 2\n")
+        rc, out, err = run("daemon", "--config", conf)
+        assert rc == 2 and "version" in err, (rc, err)
+        with open(conf, "w") as f:
+            f.write("version = 1\nbogus = 3\n")
+        rc, out, err = run("daemon", "--config", conf)
+        assert rc == 2 and "bogus" in err and ":2:" in err, (rc, err)
+        rc, out, err = run("daemon", "--nope")
+        assert rc == 2 and "--nope" in err, (rc, err)
+        rc, out, err = run("daemon", "--socket", path, "--control-tcp", "/ip4/0.0.0.0/tcp/0")
+        assert rc == 1 and "loopback" in err, (rc, err)
+
+
 print("TAP version 13")
 print(f"1..{len(results)}")
 for i, (name, err) in enumerate(results, 1):

@@ -577,6 +577,96 @@ GN_TEST(pause_and_backpressure)
     rm_tmpdir();
 }
 
+/* Switching to raw: a message delivered is not data; a frame begun is. */
+typedef struct switcher {
+    gni_ipc_conn *c;
+    int msgs;
+    uint8_t data[64];
+    size_t len;
+} switcher;
+
+static void sw_on_msg(gni_ipc_conn *c, const uint8_t *msg, size_t len, void *ud)
+{
+    switcher *w = ud;
+    (void)msg;
+    (void)len;
+    w->msgs++;
+    gni_ipc_conn_read_stop(c); /* what follows is kept */
+}
+
+static void sw_on_data(gni_ipc_conn *c, const uint8_t *d, size_t len, void *ud)
+{
+    switcher *w = ud;
+    (void)c;
+    CHECK(w->len + len <= sizeof w->data);
+    memcpy(w->data + w->len, d, len);
+    w->len += len;
+}
+
+static void sw_accept(gni_ipc_listener *l, gni_ipc_conn *c, void *ud)
+{
+    switcher *w = ud;
+    (void)l;
+    static const gni_ipc_conn_cbs cbs = {.on_msg = sw_on_msg, .on_data = sw_on_data};
+    w->c = c;
+    gni_ipc_conn_set_cbs(c, &cbs, w);
+    CHECK_OK(gni_ipc_conn_read_start(c));
+}
+
+GN_TEST(raw_switch_keeps_frame_begun)
+{
+    mk_tmpdir();
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/s.sock", tmpdir);
+    uv_loop_t uvl;
+    CHECK_OK(uv_loop_init(&uvl));
+    for (int variant = 0; variant < 2; variant++) {
+        switcher w = {0};
+        gni_ipc_listener *l = NULL;
+        CHECK_OK(gni_ipc_listen(&uvl, path, NULL, sw_accept, &w, &l, err, sizeof err));
+        cli k = {0};
+        CHECK_OK(gni_ipc_connect(&uvl, path, cli_connected, &k, err, sizeof err));
+        run_until(&uvl, &k.connected);
+        CHECK(k.conn != NULL);
+        /* variant 0: a body begun (length 5, 2 bytes); 1: a two-byte length begun */
+        static const uint8_t wire0[] = {3, 'a', 'b', 'c', 5, 'h', 'e'};
+        static const uint8_t wire1[] = {3, 'a', 'b', 'c', 0x81};
+        const uint8_t *wire = variant ? wire1 : wire0;
+        size_t wl = variant ? sizeof wire1 : sizeof wire0;
+        CHECK_OK(gni_ipc_conn_write(k.conn, wire, wl, false));
+        for (int i = 0; i < 2000 && w.msgs == 0; i++) {
+            uv_run(&uvl, UV_RUN_NOWAIT);
+            usleep(200);
+        }
+        CHECK_EQ(w.msgs, 1);
+        for (int i = 0; i < 50; i++) {
+            uv_run(&uvl, UV_RUN_NOWAIT); /* the rest arrives and is kept */
+            usleep(200);
+        }
+        gni_ipc_conn_set_raw(w.c);
+        CHECK_OK(gni_ipc_conn_read_start(w.c));
+        CHECK_OK(gni_ipc_conn_write(k.conn, (const uint8_t *)"XY", 2, false));
+        size_t want = wl - 4 + 2;
+        for (int i = 0; i < 2000 && w.len < want; i++) {
+            uv_run(&uvl, UV_RUN_NOWAIT);
+            usleep(200);
+        }
+        CHECK_EQ(w.len, want);
+        CHECK_MEM(w.data, wire + 4, wl - 4);
+        CHECK_MEM(w.data + wl - 4, "XY", 2);
+        gni_ipc_conn_close(w.c, false);
+        gni_ipc_conn_close(k.conn, false);
+        run_until(&uvl, &k.closed);
+        bool lclosed = false;
+        gni_ipc_listener_close(l, listener_closed, &lclosed);
+        run_until(&uvl, &lclosed);
+    }
+    drain_loop(&uvl);
+    CHECK_OK(uv_loop_close(&uvl));
+    rm_tmpdir();
+}
+
 GN_TEST_MAIN(GN_T(addr_parse), GN_T(default_path), GN_T(uid_allow_list), GN_T(prepare_dir),
              GN_T(unix_listener), GN_T(stale_socket_replaced), GN_T(mode_option),
-             GN_T(tcp_loopback), GN_T(framing_lost), GN_T(pause_and_backpressure))
+             GN_T(tcp_loopback), GN_T(framing_lost), GN_T(pause_and_backpressure),
+             GN_T(raw_switch_keeps_frame_begun))
