@@ -175,14 +175,19 @@ int gni_varint_rd_byte(gni_varint_rd *rd, uint8_t b, uint64_t *v);
  * framing of protobuf messages on a stream (circuit relay, AutoNAT, DCUtR,
  * identify). It consumes exactly one message and stops, so the bytes that
  * follow it (a relayed connection's first bytes) stay with the caller.
- * Lengths above @max fail before anything is allocated. core/lpmsg.c.
+ * Lengths above @max fail before anything is allocated, and the buffer
+ * grows with the bytes that arrive (doubling from 1 KiB, at most the
+ * announced length), never from the announced length alone: a peer that
+ * announces a large message and stops holds what it sent, not what it
+ * announced. core/lpmsg.c.
  */
 typedef struct gni_lp_reader {
     gni_varint_rd vr;
     size_t max;      /* longest message accepted */
     size_t want;     /* the current message's length, once known */
     size_t have;     /* bytes of it gathered */
-    uint8_t *buf;    /* want bytes (NULL until the length is known, and for 0) */
+    size_t cap;      /* bytes allocated at buf: grows with have, up to want */
+    uint8_t *buf;    /* the message's bytes so far (NULL until some arrive) */
     bool in_body;    /* the length is known */
     bool done;       /* a message is complete and not yet taken */
 } gni_lp_reader;

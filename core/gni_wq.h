@@ -20,7 +20,10 @@
  *    when to emit it (queued bytes at or below half the bound). An
  *    implementation with its own refusal rule uses gni_wq_refuse();
  *  - an optional one-request recycling slot (spare_max > 0): the largest
- *    recent allocation up to spare_max bytes is kept for the next push.
+ *    recent allocation up to spare_max bytes is kept for the next push;
+ *  - the bytes it has allocated (mem: requests and the spare, headers
+ *    included), for an implementation that accounts them in a resource
+ *    manager span.
  *
  * Invariants: reqs holds the queued requests in the order they were pushed;
  * bytes is the sum of their `left`; a request is freed (or kept as the
@@ -65,6 +68,7 @@ typedef struct gni_wq {
     size_t max_bytes;   /* gni_wq_admit() bound; 0: none */
     gni_wreq *spare;
     uint32_t spare_max; /* largest allocation kept for reuse; 0: none kept */
+    size_t mem;         /* bytes allocated: queued requests and the spare */
     bool want_writable; /* a write was refused with GN_EAGAIN */
 } gni_wq;
 

@@ -48,16 +48,29 @@ int gni_lp_reader_feed(gni_lp_reader *r, const uint8_t *in, size_t len, size_t *
             }
             r->want = (size_t)v;
             r->in_body = true;
-            if (r->want > 0 && !(r->buf = gn_malloc(r->want))) {
-                *consumed = used;
-                return GN_ENOMEM;
-            }
         }
     }
     if (r->in_body) {
         size_t take = r->want - r->have;
         if (take > len - used) {
             take = len - used;
+        }
+        if (r->have + take > r->cap) {
+            /* grow with what arrived, never to the announced length alone */
+            size_t cap = r->cap ? r->cap : 1024;
+            while (cap < r->have + take) { /* bounded: doubles up to want */
+                cap *= 2;
+            }
+            if (cap > r->want) {
+                cap = r->want;
+            }
+            uint8_t *nb = gn_realloc(r->buf, cap);
+            if (!nb) {
+                *consumed = used;
+                return GN_ENOMEM;
+            }
+            r->buf = nb;
+            r->cap = cap;
         }
         if (take > 0) {
             memcpy(r->buf + r->have, in + used, take);

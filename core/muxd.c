@@ -20,6 +20,8 @@
  */
 #include "golemnet/mux_driver.h"
 
+#include "golemnet/secure_driver.h"
+
 #include "gni.h"
 #include "gni_wq.h"
 
@@ -1446,6 +1448,10 @@ int gn_muxd_set_rcmgr(gn_mux_session *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn)
     if (!ss->vt->set_rcmgr) {
         return GN_ENOTSUP;
     }
+    if (!rm && ss->base.below) {
+        /* the secured stream below leaves the span too (GN_ENOTSUP: not one) */
+        (void)gn_secure_set_rcmgr(ss->base.below, NULL);
+    }
     if (!ss->core) {
         return rm ? GN_ECLOSED : 0;
     }
@@ -1459,6 +1465,19 @@ int gn_muxd_set_rcmgr(gn_mux_session *ms, gn_rcmgr *rm, gn_rcmgr_conn *conn)
                gn_rcmgr_last_refusal_scope(rm));
         muxd_session_end(ss, GN_ERESOURCE);
         return rc;
+    }
+    if (rc == 0 && rm && conn && ss->base.below) {
+        /* the secure channel's buffers join the session's under the span */
+        rc = gn_secure_set_rcmgr(ss->base.below, gn_rcmgr_conn_span(conn));
+        if (rc == GN_ERESOURCE) {
+            GN_LOG(GN_LOG_WARNING, ss->base.mux->ops->name,
+                   "secure channel buffers refused by the resource manager (%s): closing",
+                   gn_rcmgr_last_refusal_scope(rm));
+            (void)ss->vt->set_rcmgr(ss->core, NULL, NULL);
+            muxd_session_end(ss, GN_ERESOURCE);
+            return rc;
+        }
+        rc = 0; /* GN_ENOTSUP: not a stream of the secure driver */
     }
     if (rc == 0) {
         ss->rm = rm;

@@ -43,16 +43,26 @@ typedef struct bytes {
     size_t len, cap;
 } bytes;
 
-static int bytes_append(bytes *b, const uint8_t *data, size_t len, size_t max)
+/* The capacity @b needs for @len more bytes (its own when they fit; 0 past @max). */
+static size_t bytes_cap_for(const bytes *b, size_t len, size_t max)
 {
     if (len > max || b->len > max - len) {
+        return 0;
+    }
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + len) { /* bounded: doubles up to max (4 MiB) */
+        cap *= 2;
+    }
+    return cap;
+}
+
+static int bytes_append(bytes *b, const uint8_t *data, size_t len, size_t max)
+{
+    size_t cap = bytes_cap_for(b, len, max);
+    if (cap == 0) {
         return GN_ETOOBIG;
     }
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + len) {
-            cap *= 2;
-        }
+    if (cap > b->cap) {
         uint8_t *np = gn_realloc(b->p, cap);
         if (!np) {
             return GN_ENOMEM;
@@ -112,7 +122,81 @@ typedef struct sec_stream {
     gni_wreq *blocked;    /* sealed write the stream below refused (GN_EAGAIN) */
     uint8_t *scratch;     /* max_plain bytes: gathers a frame spanning iovs */
     bool dead;            /* closing: ignore events from below */
+    gn_rcmgr_span *span;  /* where the buffers are accounted, or NULL */
+    size_t reserved;      /* bytes reserved in span */
 } sec_stream;
+
+/*
+ * Memory accounting (gn_secure_set_rcmgr). What a secured stream holds:
+ * one frame of the cipher (a cipher may keep a partly received frame),
+ * the received ciphertext not yet opened, the scratch frame, and the write
+ * queue's storage (sealed frames in flight and the spare). Growth the peer
+ * causes (received ciphertext) is reserved before the buffer grows, at
+ * medium priority; a write reserves its sealed copy (and the scratch
+ * frame) before it is made. What is no longer held is released (in steps,
+ * see sec_account).
+ */
+static inline size_t sec_held(const sec_stream *ss)
+{
+    return ss->cv->max_plain + ss->cv->overhead + ss->rx.cap +
+           (ss->scratch ? ss->cv->max_plain : 0) + ss->wq.mem;
+}
+
+/*
+ * The reservation moves in steps, so that small writes and their
+ * completions do not call the manager: it grows to what is needed rounded
+ * up to a step, and shrinks (to that rounding) only when two steps or more
+ * are unused.
+ */
+#define SEC_RESV_STEP (8u << 10)
+
+static size_t sec_resv_round(size_t n)
+{
+    return (n + SEC_RESV_STEP - 1) / SEC_RESV_STEP * SEC_RESV_STEP;
+}
+
+static int sec_account_move(sec_stream *ss, size_t want, uint8_t prio)
+{
+    if (want > ss->reserved) {
+        size_t to = sec_resv_round(want);
+        int rc = gn_rcmgr_reserve_memory(ss->span, to - ss->reserved, prio);
+        if (rc < 0 && to > want) {
+            to = want; /* the rounding may be what does not fit */
+            rc = gn_rcmgr_reserve_memory(ss->span, to - ss->reserved, prio);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        ss->reserved = to;
+    } else if (ss->reserved - want >= 2 * SEC_RESV_STEP) {
+        size_t to = sec_resv_round(want);
+        (void)gn_rcmgr_release_memory(ss->span, ss->reserved - to);
+        ss->reserved = to;
+    }
+    return 0;
+}
+
+/* Makes the reservation cover what @ss holds plus @extra: 0 or GN_ERESOURCE. */
+static inline int sec_account(sec_stream *ss, size_t extra, uint8_t prio)
+{
+    if (!ss->span) {
+        return 0;
+    }
+    size_t want = sec_held(ss) + extra;
+    if (want <= ss->reserved && ss->reserved - want < 2 * SEC_RESV_STEP) {
+        return 0; /* within the step: the usual case */
+    }
+    return sec_account_move(ss, want, prio);
+}
+
+static void sec_unaccount(sec_stream *ss)
+{
+    if (ss->span && ss->reserved > 0) {
+        (void)gn_rcmgr_release_memory(ss->span, ss->reserved);
+    }
+    ss->span = NULL;
+    ss->reserved = 0;
+}
 
 static void sec_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t len);
 static void sec_on_eof(gn_stream *below, void *ud);
@@ -124,9 +208,10 @@ static const gn_stream_handler sec_below_handler = {sec_on_data, sec_on_eof, sec
 static void sec_write_done(void *arg, int status)
 {
     gni_wreq *w = arg;
-    sec_out *o = gni_wreq_extra(w);
+    sec_stream *ss = ((sec_out *)gni_wreq_extra(w))->ss;
     /* released first: a write made from the completion reuses the buffer */
-    gni_wq_complete(&o->ss->wq, w, status);
+    gni_wq_complete(&ss->wq, w, status);
+    (void)sec_account(ss, 0, GN_RCMGR_PRIO_ALWAYS); /* releases */
 }
 
 static void sec_zero_write_done(gn_loop *loop, void *arg)
@@ -135,7 +220,11 @@ static void sec_zero_write_done(gn_loop *loop, void *arg)
     gni_wreq *w = arg;
     sec_stream *ss = ((sec_out *)gni_wreq_extra(w))->ss;
     gni_wq_complete(&ss->wq, w, ss->dead ? GN_ECANCELED : 0);
+    (void)sec_account(ss, 0, GN_RCMGR_PRIO_ALWAYS); /* releases */
 }
+
+static int sec_write_sealed(sec_stream *ss, const gn_slice *iov, size_t iovcnt, size_t total,
+                            size_t extra_len, gn_write_cb cb, void *arg);
 
 static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_cb cb, void *arg)
 {
@@ -150,13 +239,30 @@ static int sec_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_
     }
     size_t maxp = ss->cv->max_plain;
     size_t frames = (total + maxp - 1) / maxp;
-    size_t room = SIZE_MAX / 2 - sizeof(sec_out); /* gni_wq_push adds its header */
+    size_t room = SIZE_MAX / 2 - sizeof(sec_out) - maxp; /* gni_wq_push adds its header */
     if (total > room || frames > (room - total) / (ss->cv->overhead + 1)) {
         return GN_ETOOBIG;
     }
+    size_t extra_len = sizeof(sec_out) + total + frames * ss->cv->overhead;
+    /* the sealed copy (at most a fresh request) and, when a frame may span
+     * slices, the scratch frame */
+    rc = sec_account(ss, sizeof(gni_wreq) + sizeof(max_align_t) + extra_len +
+                             (ss->scratch || iovcnt < 2 ? 0 : maxp), GN_RCMGR_PRIO_ALWAYS);
+    if (rc < 0) {
+        return rc;
+    }
+    /* what was not used is released by the completion (or the next write) */
+    return sec_write_sealed(ss, iov, iovcnt, total, extra_len, cb, arg);
+}
+
+/* Seals and writes below; the reservation was made. */
+static int sec_write_sealed(sec_stream *ss, const gn_slice *iov, size_t iovcnt, size_t total,
+                            size_t extra_len, gn_write_cb cb, void *arg)
+{
+    gn_stream *s = &ss->s;
+    size_t maxp = ss->cv->max_plain;
     gni_wreq *w;
-    rc = gni_wq_push(&ss->wq, iov, iovcnt, total, cb, arg, false,
-                     sizeof(sec_out) + total + frames * ss->cv->overhead, &w);
+    int rc = gni_wq_push(&ss->wq, iov, iovcnt, total, cb, arg, false, extra_len, &w);
     if (rc < 0) {
         return rc;
     }
@@ -280,6 +386,10 @@ static void sec_drain_rx(gn_loop *loop, void *arg)
     }
     size_t n = sec_process(ss, ss->rx.p, ss->rx.len);
     bytes_consume(&ss->rx, n);
+    if (ss->rx.len == 0) {
+        bytes_free(&ss->rx); /* an idle connection keeps no receive buffer */
+        (void)sec_account(ss, 0, GN_RCMGR_PRIO_ALWAYS);
+    }
     if (ss->rx.len == 0 && gn_stream_is_reading(&ss->s) && !ss->dead) {
         if (ss->eof_pending) {
             ss->eof_pending = false;
@@ -309,7 +419,16 @@ static void sec_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t 
         n = sec_process(ss, data, len);
     }
     if (n < len && !ss->dead && !(ss->s.flags & GN_STREAM_ERRORED)) {
-        int rc = bytes_append(&ss->rx, data + n, len - n, SEC_RX_MAX);
+        size_t cap = bytes_cap_for(&ss->rx, len - n, SEC_RX_MAX);
+        int rc = cap > ss->rx.cap ? sec_account(ss, cap - ss->rx.cap, GN_RCMGR_PRIO_MEDIUM) : 0;
+        if (rc == GN_ERESOURCE) {
+            GN_LOG(GN_LOG_WARNING, "secure",
+                   "%s: received data refused by the resource manager (%zu bytes buffered)",
+                   ss->security, ss->rx.len);
+        }
+        if (rc == 0) {
+            rc = bytes_append(&ss->rx, data + n, len - n, SEC_RX_MAX);
+        }
         if (rc < 0) {
             gn_stream_read_stop(ss->s.below);
             gn_stream_emit_error(&ss->s, rc);
@@ -359,6 +478,7 @@ static void sec_on_writable(gn_stream *below, void *ud)
         ss->blocked = NULL;
         if (rc < 0) {
             gni_wq_complete(&ss->wq, w, rc);
+            (void)sec_account(ss, 0, GN_RCMGR_PRIO_ALWAYS); /* releases */
             gn_stream_emit_error(&ss->s, rc);
             return;
         }
@@ -412,6 +532,7 @@ static void sec_below_closed(gn_stream *below, void *arg)
 {
     (void)below;
     sec_stream *ss = arg;
+    sec_unaccount(ss);
     ss->cv->free(ss->cobj);
     bytes_free(&ss->rx);
     /* Writes still queued (a deferred zero-length one) complete on their own. */
@@ -490,6 +611,30 @@ static const gn_stream_ops sec_stream_ops = {
     .query = sec_query,
 };
 
+int gn_secure_set_rcmgr(gn_stream *s, gn_rcmgr_span *span)
+{
+    if (!s) {
+        return GN_EINVAL;
+    }
+    if (s->ops != &sec_stream_ops) {
+        return GN_ENOTSUP;
+    }
+    sec_stream *ss = (sec_stream *)s;
+    sec_unaccount(ss);
+    if (!span) {
+        return 0;
+    }
+    if (ss->dead) {
+        return GN_ECLOSED;
+    }
+    ss->span = span;
+    int rc = sec_account(ss, 0, GN_RCMGR_PRIO_ALWAYS);
+    if (rc < 0) {
+        ss->span = NULL;
+    }
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------
  * The handshake driver
  */
@@ -508,7 +653,19 @@ typedef struct hs_run {
     bool finished; /* success or failure decided */
     bool has_peer; /* GN_EPEERID: the core reported the peer proven (peer) */
     gn_secure_result peer;
+    gn_rcmgr_span *span; /* where the input buffer is accounted, or NULL */
+    size_t reserved;     /* bytes reserved in span */
 } hs_run;
+
+/* Gives back what the handshake reserved (it ends either way). */
+static void hs_unaccount(hs_run *r)
+{
+    if (r->span && r->reserved > 0) {
+        (void)gn_rcmgr_release_memory(r->span, r->reserved);
+    }
+    r->span = NULL;
+    r->reserved = 0;
+}
 
 static void hs_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t len);
 static void hs_on_eof(gn_stream *below, void *ud);
@@ -581,6 +738,7 @@ static void hs_fail(hs_run *r, int err)
     r->hv->free(r->hs);
     r->hs = NULL;
     bytes_free(&r->in);
+    hs_unaccount(r);
     gn_stream_set_handler(r->below, NULL, NULL);
     gn_stream_close(r->below, hs_below_closed, r);
 }
@@ -618,6 +776,7 @@ static void hs_complete(hs_run *r)
     r->hv->free(r->hs);
     r->hs = NULL;
     bytes_free(&r->in);
+    hs_unaccount(r);
     ss->cv = cv;
     ss->cobj = cobj;
     snprintf(ss->security, sizeof ss->security, "%s", r->c->ops->name);
@@ -674,7 +833,19 @@ static void hs_on_data(gn_stream *below, void *ud, const uint8_t *data, size_t l
     if (r->finished) {
         return;
     }
-    int rc = bytes_append(&r->in, data, len, r->c->config.max_handshake_msg + 4);
+    size_t max = r->c->config.max_handshake_msg + 4;
+    size_t cap = bytes_cap_for(&r->in, len, max);
+    int rc = 0;
+    if (r->span && cap > r->in.cap) {
+        /* the input buffer grows only after the span took it */
+        rc = gn_rcmgr_reserve_memory(r->span, cap - r->in.cap, GN_RCMGR_PRIO_MEDIUM);
+        if (rc == 0) {
+            r->reserved += cap - r->in.cap;
+        }
+    }
+    if (rc == 0) {
+        rc = bytes_append(&r->in, data, len, max);
+    }
     if (rc < 0) {
         hs_fail(r, rc == GN_ETOOBIG ? GN_EFRAMESIZE : rc);
         return;
@@ -715,6 +886,12 @@ static void hs_timeout(gn_timer *t, void *arg)
 int gn_secure_run(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv, void *hs,
                   gn_secure_cb cb, void *arg, gn_op **op)
 {
+    return gn_secure_run_ex(c, below, hv, hs, NULL, cb, arg, op);
+}
+
+int gn_secure_run_ex(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv, void *hs,
+                     gn_rcmgr_span *span, gn_secure_cb cb, void *arg, gn_op **op)
+{
     if (op) {
         *op = NULL;
     }
@@ -729,6 +906,7 @@ int gn_secure_run(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv, v
     r->hs = hs;
     r->cb = cb;
     r->arg = arg;
+    r->span = span;
     gn_timer_init(c->loop, &r->timer);
     int rc = hs_flush(r);
     if (rc == 0) {

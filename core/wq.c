@@ -5,6 +5,16 @@
 
 #include <string.h>
 
+/* Frees a request's storage and takes it out of the memory count. */
+static void wq_free(gni_wq *q, gni_wreq *w)
+{
+    if (w) {
+        assert(q->mem >= sizeof *w + w->cap);
+        q->mem -= sizeof *w + w->cap;
+        gn_free(w);
+    }
+}
+
 /* Extra storage rounded so the slice array after it is aligned. */
 static size_t wq_round(size_t n)
 {
@@ -20,13 +30,14 @@ void gni_wq_init(gni_wq *q, gn_stream *s, size_t max_bytes, size_t spare_max)
     q->max_bytes = max_bytes;
     q->spare_max = (uint32_t)GNI_MIN(spare_max, (size_t)UINT32_MAX);
     q->spare = NULL;
+    q->mem = 0;
     q->want_writable = false;
 }
 
 void gni_wq_fini(gni_wq *q)
 {
     assert(gni_wq_empty(q));
-    gn_free(q->spare);
+    wq_free(q, q->spare);
     q->spare = NULL;
 }
 
@@ -67,6 +78,7 @@ int gni_wq_push(gni_wq *q, const gn_slice *iov, size_t iovcnt, size_t len, gn_wr
             return GN_ENOMEM;
         }
         w->cap = cap;
+        q->mem += sizeof *w + cap;
     }
     w->link.prev = w->link.next = NULL;
     w->cb = cb;
@@ -98,10 +110,10 @@ static void wq_release(gni_wq *q, gni_wreq *w)
     assert(q->bytes >= w->left);
     q->bytes -= w->left;
     if (q->spare_max > 0 && w->cap <= q->spare_max && (!q->spare || q->spare->cap < w->cap)) {
-        gn_free(q->spare);
+        wq_free(q, q->spare);
         q->spare = w; /* the largest recent one, for the next write */
     } else {
-        gn_free(w);
+        wq_free(q, w);
     }
 }
 
@@ -196,7 +208,7 @@ void gni_wq_cancel_all(gni_wq *q, int status)
         void *arg = w->arg;
         size_t len = w->len;
         gni_list_del(&w->link);
-        gn_free(w);
+        wq_free(q, w);
         gn_stream_complete_write(q->s, cb, arg, len, st);
     }
 }
@@ -212,7 +224,7 @@ bool gni_wq_writable_due(gni_wq *q)
 
 void gni_wq_stop_recycling(gni_wq *q)
 {
-    gn_free(q->spare);
+    wq_free(q, q->spare);
     q->spare = NULL;
     q->spare_max = 0;
 }

@@ -385,13 +385,18 @@ void gni_channel_begin_close(gn_channel *ch, int reason)
     gn_timer_stop(&ch->upgrade_timer);
     /* a closing channel no longer counts against the connection limits
      * (the connection manager's count of live channels agrees) */
+    gn_channel_hold(ch); /* keep it alive through the callbacks below */
     if (ch->session) {
         (void)gn_mux_session_set_rcmgr(ch->session, NULL, NULL); /* before the span ends */
+    }
+    if (prev != PH_OPEN) {
+        /* before the span ends too: a handshake releases its buffers
+         * inside the cancel (its completion follows from the loop) */
+        gni_upgrade_abort(ch);
     }
     gn_rcmgr_conn_done(ch->rc);
     ch->rc = NULL;
     gni_channel_publish(ch);
-    gn_channel_hold(ch); /* keep it alive through the callbacks below */
     complete_waiters(ch, ch->close_reason);
     if (prev == PH_OPEN) {
         gni_pmap_del(ch);
@@ -400,8 +405,6 @@ void gni_channel_begin_close(gn_channel *ch, int reason)
             ch->pending++;
             gn_mux_session_close(ch->session, ch_session_closed, ch);
         }
-    } else {
-        gni_upgrade_abort(ch);
     }
     gni_channel_check_done(ch);
     gn_channel_rele(ch);

@@ -250,6 +250,8 @@ static void up_on_sec_selected(void *arg, int status, gn_stream *s, const char *
         .expected_peer = ch->expect_peer ? &ch->expected : NULL,
         .early_muxers = n->mux_ids,
         .n_early_muxers = n->nmux,
+        /* the handshake's input buffer, in the transient scope */
+        .span = ch->rc ? gn_rcmgr_conn_span(ch->rc) : NULL,
     };
     ch->phase = PH_HANDSHAKE;
     gn_stream *raw = ch->raw;

@@ -12,6 +12,7 @@
 #include "golemnet/identity.h"
 #include "golemnet/layer.h"
 #include "golemnet/loop.h"
+#include "golemnet/rcmgr.h"
 #include "golemnet/stream.h"
 
 GN_BEGIN_DECLS
@@ -87,6 +88,13 @@ typedef struct gn_secure_params {
     /** Muxer protocol ids to offer for early negotiation, in preference order. */
     const char *const *early_muxers;
     size_t n_early_muxers;
+    /**
+     * Optional (NULL: none): the connection's resource manager span
+     * (golemnet/rcmgr.h), where the handshake's buffers are accounted;
+     * components built on the secure driver pass it to gn_secure_run_ex().
+     * Borrowed until the handshake ends. Since: 0.5
+     */
+    gn_rcmgr_span *span;
 } gn_secure_params;
 
 /**

@@ -21,6 +21,7 @@
 
 #include "golemnet/crypto.h"
 #include "golemnet/loop.h"
+#include "golemnet/rcmgr.h"
 
 GN_BEGIN_DECLS
 
@@ -151,6 +152,50 @@ struct gn_secure_cipher_vtbl {
  */
 GN_API int gn_secure_run(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv, void *hs,
                          gn_secure_cb cb, void *arg, gn_op **op);
+
+/**
+ * gn_secure_run() with the handshake's input buffer accounted in @span (a
+ * connection span in the transient scope, as gn_secure_params.span gives
+ * it; NULL: not accounted). The buffer grows with what the peer sends, at
+ * most c->config.max_handshake_msg bytes; each growth is reserved first,
+ * at GN_RCMGR_PRIO_MEDIUM, and a refusal fails the handshake with
+ * GN_ERESOURCE. Everything is released when the handshake ends (before
+ * @cb runs). @span is borrowed: it must stay valid until the handshake
+ * ends or is cancelled. Everything else as gn_secure_run(). A component
+ * passes its secure() params' span here.
+ * Since: 0.5
+ */
+GN_API int gn_secure_run_ex(gn_crypto *c, gn_stream *below, const gn_secure_hs_vtbl *hv,
+                            void *hs, gn_rcmgr_span *span, gn_secure_cb cb, void *arg,
+                            gn_op **op);
+
+/**
+ * Accounts the buffers of a secured stream (one gn_secure_run() provided)
+ * in a resource manager span, or stops accounting them (@span NULL). What
+ * is reserved: one frame of the cipher (max_plain + overhead), the received
+ * ciphertext not yet opened (reserved before that buffer grows, at
+ * GN_RCMGR_PRIO_MEDIUM: a refusal fails the stream with GN_ERESOURCE), the
+ * scratch frame, and the sealed copies of writes in flight plus the one
+ * kept for reuse (reserved before a write is sealed: a refusal fails that
+ * gn_stream_write() with GN_ERESOURCE, nothing taken). Attaching reserves
+ * what the stream holds at once, at GN_RCMGR_PRIO_ALWAYS; a stream attached
+ * to another span is moved (released there first). Everything is released
+ * when the stream is detached or closed. The mux driver (gn_muxd_set_rcmgr)
+ * attaches the stream below a session to the session's connection span, so
+ * a muxer built on it needs no call of its own.
+ *
+ * @s:    a secured stream (not NULL).
+ * @span: the span (borrowed: it must stay valid until the stream is
+ *        detached or closed), or NULL to detach.
+ *
+ * Returns 0, or GN_EINVAL (@s NULL), GN_ENOTSUP (@s is not a stream of
+ * this driver: nothing accounted), GN_ECLOSED (@s is closing; detaching
+ * still returns 0), GN_ERESOURCE (the span refused what the stream holds:
+ * it stays detached).
+ * Thread context: the loop thread of @s.
+ * Since: 0.5
+ */
+GN_API int gn_secure_set_rcmgr(gn_stream *s, gn_rcmgr_span *span);
 
 GN_END_DECLS
 

@@ -140,6 +140,8 @@ static void side_fini(side *s, gn_stream *raw_if_unsecured)
  * armed before the handshakes start, because the initiator writes its
  * first message from inside gn_crypto_secure().
  */
+static gn_rcmgr_span *responder_span; /* gn_secure_params.span of the responder */
+
 static gn_pipe *start_pair_mitm(side *s, const gn_peer_id *expect, long flip0, long flip1)
 {
     gn_stream *ra, *rb;
@@ -147,7 +149,7 @@ static gn_pipe *start_pair_mitm(side *s, const gn_peer_id *expect, long flip0, l
     p->flip_at[0] = flip0;
     p->flip_at[1] = flip1;
     gn_secure_params pa = {.initiator = true, .expected_peer = expect};
-    gn_secure_params pb = {.initiator = false};
+    gn_secure_params pb = {.initiator = false, .span = responder_span};
     static const char *const muxers[] = {"/yamux/1.0.0", "/mplex/6.7.0"};
     pa.early_muxers = muxers;
     pa.n_early_muxers = 2;
@@ -752,6 +754,174 @@ GN_TEST(cancel_while_peer_is_silent)
 }
 
 /* gn_crypto_secure's immediate errors leave *op NULL. */
+/* ---- memory accounting (gn_secure_set_rcmgr) ----------------------------- */
+
+static void on_data_pause(gn_stream *st, void *ud, const uint8_t *d, size_t n)
+{
+    on_data(st, ud, d, n);
+    gn_stream_read_stop(st); /* the rest of the delivery waits in the driver */
+}
+static const gn_stream_handler pausing = {on_data_pause, on_eof, on_error, NULL};
+
+static uint64_t span_mem(const gn_rcmgr_span *sp)
+{
+    gn_rcmgr_usage u;
+    gn_rcmgr_span_stat(sp, &u);
+    return u.memory;
+}
+
+static bool got_some(void *arg) { return ((side *)arg)->rx_len > 0 || ((side *)arg)->err; }
+static bool got_error(void *arg) { return ((side *)arg)->err != 0; }
+
+GN_TEST(buffers_accounted_in_a_span)
+{
+    side s[2];
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    start_pair(s, NULL);
+    CHECK(run_until(both_done, s, 5000));
+    CHECK_EQ(s[0].status, 0);
+    CHECK_EQ(s[1].status, 0);
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    gn_rcmgr *rm;
+    CHECK_OK(gn_rcmgr_new(&l, &rm));
+    gn_rcmgr_conn *conn;
+    CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, &conn));
+    gn_rcmgr_span *sp = gn_rcmgr_conn_span(conn);
+
+    /* only the driver's own streams can be accounted */
+    CHECK_EQ(gn_secure_set_rcmgr(NULL, sp), GN_EINVAL);
+    gn_stream *x, *y;
+    (void)gn_pipe_new(loop, &x, &y);
+    CHECK_EQ(gn_secure_set_rcmgr(x, sp), GN_ENOTSUP);
+    side dummy = {0};
+    gn_stream_close(x, on_closed, &dummy);
+    gn_stream_close(y, on_closed, &dummy);
+
+    /* attaching reserves at least one cipher frame */
+    CHECK_OK(gn_secure_set_rcmgr(s[1].secured, sp));
+    const uint64_t m0 = span_mem(sp);
+    CHECK(m0 > 0);
+    gn_rcmgr_usage sys;
+    CHECK_OK(gn_rcmgr_stat(rm, GN_RCMGR_SCOPE_SYSTEM, NULL, 0, &sys));
+    CHECK_EQ(sys.memory, m0); /* in every scope of the span's chain */
+
+    /* A cipher with integrity opens whole frames, so when the consumer
+     * stops reading, the rest of a delivery (the pipe delivers up to 64
+     * KiB) waits in the driver: that ciphertext is reserved. A cipher
+     * without framing hands over each delivery whole. */
+    const bool framed = (ops->caps & GN_CRYPTO_CAP_INTEGRITY) != 0;
+    gn_stream_set_handler(s[1].secured, &pausing, &s[1]);
+    CHECK_OK(gn_stream_read_start(s[1].secured));
+    const size_t len = 256u << 10;
+    uint8_t *buf = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(i * 7);
+    gn_slice iov = gn_slice_of(buf, len);
+    int wst = 1;
+    CHECK_OK(gn_stream_write(s[0].secured, &iov, 1, written_cb, &wst));
+    CHECK(run_until(got_some, &s[1], 5000));
+    for (int i = 0; i < 100; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    const uint64_t m1 = span_mem(sp);
+    if (framed) {
+        CHECK(m1 > m0);
+        CHECK(m1 <= m0 + (64u << 10)); /* one delivery, in a buffer of its size */
+    } else {
+        CHECK_EQ(m1, m0);
+    }
+    /* reading again drains it; the emptied buffer is not kept */
+    gn_stream_set_handler(s[1].secured, &handler, &s[1]);
+    CHECK_OK(gn_stream_read_start(s[1].secured));
+    rx_target = len;
+    CHECK(run_until(rx_reached, &s[1], 20000));
+    CHECK_EQ(s[1].rx_len, len);
+    CHECK_MEM(s[1].rx, buf, len);
+    CHECK_EQ(span_mem(sp), m0);
+
+    /* detaching releases everything; attaching again reserves again */
+    CHECK_OK(gn_secure_set_rcmgr(s[1].secured, NULL));
+    CHECK_EQ(span_mem(sp), 0);
+    CHECK_OK(gn_secure_set_rcmgr(s[1].secured, sp));
+    const uint64_t m2 = span_mem(sp);
+    CHECK(m2 > 0);
+
+    /* over the connection's limit: a write is refused with nothing taken,
+     * and received data that cannot be reserved fails the stream */
+    l.conn.memory = m2 + 1024;
+    CHECK_OK(gn_rcmgr_set_limits(rm, &l));
+    gn_slice small = gn_slice_of(buf, 32768);
+    int wst2 = 1;
+    CHECK_EQ(gn_stream_write(s[1].secured, &small, 1, written_cb, &wst2), GN_ERESOURCE);
+    CHECK_EQ(wst2, 1);
+    CHECK_EQ(span_mem(sp), m2);
+    CHECK_EQ(m2, m0);
+    if (framed) {
+        gn_stream_set_handler(s[1].secured, &pausing, &s[1]);
+        s[1].rx_len = 0;
+        wst = 1;
+        CHECK_OK(gn_stream_write(s[0].secured, &iov, 1, written_cb, &wst));
+        CHECK(run_until(got_error, &s[1], 5000));
+        CHECK_EQ(s[1].err, GN_ERESOURCE);
+        CHECK(span_mem(sp) <= m2);
+    }
+
+    /* closing releases what the stream held */
+    side_fini(&s[1], NULL);
+    CHECK_EQ(span_mem(sp), 0);
+    side_fini(&s[0], NULL);
+    CHECK(run_until(closed_pred, &dummy, 2000));
+    gn_rcmgr_conn_done(conn);
+    gn_rcmgr_free(rm);
+    free(buf);
+}
+
+GN_TEST(handshake_input_accounted_in_a_span)
+{
+    gn_rcmgr_limits l;
+    gn_rcmgr_limits_default(&l);
+    gn_rcmgr *rm;
+    CHECK_OK(gn_rcmgr_new(&l, &rm));
+    gn_rcmgr_conn *conn;
+    CHECK_OK(gn_rcmgr_open_conn(rm, GN_RCMGR_INBOUND, false, NULL, 0, &conn));
+    gn_rcmgr_span *sp = gn_rcmgr_conn_span(conn);
+
+    /* a handshake within the limits completes and gives everything back */
+    side s[2];
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    responder_span = sp;
+    start_pair(s, NULL);
+    CHECK(run_until(both_done, s, 5000));
+    CHECK_EQ(s[0].status, 0);
+    CHECK_EQ(s[1].status, 0);
+    CHECK_EQ(span_mem(sp), 0);
+    gn_rcmgr_refusal ref;
+    CHECK_EQ(gn_rcmgr_last_refusal(rm, &ref), GN_ENOTFOUND);
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+
+    /* a connection that may hold less than one buffered message: the
+     * responder's handshake fails as soon as input must be kept */
+    l.conn.memory = 256;
+    CHECK_OK(gn_rcmgr_set_limits(rm, &l));
+    side_init(&s[0], 1, 5 * GN_S);
+    side_init(&s[1], 2, 5 * GN_S);
+    start_pair(s, NULL);
+    CHECK(run_until(both_done, s, 5000));
+    responder_span = NULL;
+    CHECK_EQ(s[1].status, GN_ERESOURCE);
+    /* (the initiator may have completed first: plaintext sends both at once) */
+    CHECK_EQ(span_mem(sp), 0);
+    CHECK_OK(gn_rcmgr_last_refusal(rm, &ref));
+    CHECK_EQ(ref.res, GN_RCMGR_RES_MEMORY);
+    side_fini(&s[0], NULL);
+    side_fini(&s[1], NULL);
+    gn_rcmgr_conn_done(conn);
+    gn_rcmgr_free(rm);
+}
+
 GN_TEST(cancel_handle_null_on_error)
 {
     side s0;
@@ -800,6 +970,8 @@ int main(int argc, char **argv)
         GN_T(timeout_when_peer_is_silent),
         GN_T(cancel_while_peer_is_silent),
         GN_T(cancel_handle_null_on_error),
+        GN_T(buffers_accounted_in_a_span),
+        GN_T(handshake_input_accounted_in_a_span),
         GN_T(over_every_reliable_transport),
     };
     if (argc < 2) {

@@ -153,7 +153,7 @@ static int el_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
     if (rc < 0) {
         return rc;
     }
-    rc = gn_secure_run(c, below, &el_hs, hs, cb, arg, op);
+    rc = gn_secure_run_ex(c, below, &el_hs, hs, p->span, cb, arg, op);
     if (rc < 0) {
         gni_ecies_hs_free(hs);
     }

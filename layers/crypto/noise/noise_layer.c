@@ -140,7 +140,7 @@ static int nl_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
     if (rc < 0) {
         return rc;
     }
-    rc = gn_secure_run(c, below, &nl_hs, x, cb, arg, op);
+    rc = gn_secure_run_ex(c, below, &nl_hs, x, p->span, cb, arg, op);
     if (rc < 0) {
         gn_noise_xx_free(x);
     }

@@ -6,6 +6,8 @@
 #include "gni.h"
 
 #include "gn_test.h"
+
+#include <stdlib.h>
 #include "golemnet/err.h"
 
 /* Two messages and trailing bytes, fed one byte at a time. */
@@ -84,4 +86,45 @@ GN_TEST(bounds)
     gni_lp_reader_clear(&r);
 }
 
-GN_TEST_MAIN(GN_T(byte_by_byte), GN_T(stops_after_message), GN_T(bounds))
+/* An announced length allocates nothing; the buffer grows with what arrives. */
+GN_TEST(buffer_grows_with_the_bytes)
+{
+    const size_t big = 1u << 20;
+    uint8_t wire[16];
+    size_t n = gni_lp_prefix(wire, big);
+    gni_lp_reader r;
+    gni_lp_reader_init(&r, big);
+    const uint8_t *msg;
+    size_t mlen, used;
+    CHECK_EQ(gni_lp_reader_feed(&r, wire, n, &used, &msg, &mlen), 0);
+    CHECK_EQ(used, n);
+    CHECK(r.buf == NULL); /* 1 MiB announced, nothing sent: nothing held */
+    CHECK_EQ(r.cap, 0);
+    uint8_t *body = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        body[i] = (uint8_t)(i * 31 + (i >> 9));
+    CHECK_EQ(gni_lp_reader_feed(&r, body, 10, &used, &msg, &mlen), 0);
+    CHECK_EQ(r.cap, 1024); /* ten bytes sent: the first step */
+    CHECK_EQ(gni_lp_reader_feed(&r, body + 10, 3000, &used, &msg, &mlen), 0);
+    CHECK_EQ(r.cap, 4096); /* doubled to hold 3010 */
+    /* the rest in uneven pieces: the message arrives whole and intact */
+    size_t off = 3010;
+    int rc = 0;
+    for (size_t step = 1; off < big && rc == 0; step = step * 3 + 1) {
+        size_t k = step % 70000 + 1;
+        if (k > big - off)
+            k = big - off;
+        rc = gni_lp_reader_feed(&r, body + off, k, &used, &msg, &mlen);
+        CHECK_EQ(used, k);
+        off += k;
+    }
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(mlen, big);
+    CHECK_EQ(r.cap, big); /* never beyond the announced length */
+    CHECK_MEM(msg, body, big);
+    gni_lp_reader_clear(&r);
+    free(body);
+}
+
+GN_TEST_MAIN(GN_T(byte_by_byte), GN_T(stops_after_message), GN_T(bounds),
+             GN_T(buffer_grows_with_the_bytes))

@@ -208,7 +208,11 @@ GN_TEST(wq_extra_storage_and_recycling)
     uint8_t b[8] = {0};
     gn_slice sl = gn_slice_of(b, sizeof b);
     gni_wreq *w, *w2;
+    CHECK_EQ(q.mem, 0);
     CHECK_OK(gni_wq_push(&q, &sl, 1, 8, NULL, NULL, true, 1000, &w));
+    const size_t mem1 = sizeof *w + w->cap; /* what it allocated, header included */
+    CHECK(w->cap >= 1000 + sizeof(gn_slice));
+    CHECK_EQ(q.mem, mem1);
     uint8_t *x = gni_wreq_extra(w);
     CHECK(((uintptr_t)x % sizeof(max_align_t)) == 0);
     memset(x, 0xab, 1000); /* the storage is usable (ASan checks the bounds) */
@@ -217,16 +221,20 @@ GN_TEST(wq_extra_storage_and_recycling)
     CHECK(sl.base == b);
     gni_wq_complete(&q, w, 0);
     CHECK(q.spare == w); /* kept for the next write */
+    CHECK_EQ(q.mem, mem1);  /* and still counted */
     CHECK_OK(gni_wq_push(&q, &sl, 1, 8, NULL, NULL, true, 500, &w2));
     CHECK(w2 == w); /* reused: large enough */
     CHECK(q.spare == NULL);
     gni_wq_complete(&q, w2, 0);
     CHECK_OK(gni_wq_push(&q, &sl, 1, 8, NULL, NULL, true, 5000, &w));
     CHECK(q.spare != NULL); /* too small for 5000: a new one, the spare stays */
+    CHECK_EQ(q.mem, mem1 + sizeof *w + w->cap);
     gni_wq_complete(&q, w, 0); /* above spare_max: freed */
     CHECK(q.spare != NULL && q.spare->cap < 5000);
+    CHECK_EQ(q.mem, mem1);
     gni_wq_stop_recycling(&q);
     CHECK(q.spare == NULL);
+    CHECK_EQ(q.mem, 0);
     CHECK_OK(gni_wq_push(&q, &sl, 1, 8, NULL, NULL, true, 10, &w));
     gni_wq_complete(&q, w, 0);
     CHECK(q.spare == NULL);
@@ -234,6 +242,7 @@ GN_TEST(wq_extra_storage_and_recycling)
     CHECK_EQ(gni_wq_push(&q, &sl, 1, 8, NULL, NULL, true, SIZE_MAX - 8, &w), GN_EINVAL);
     CHECK_EQ(gni_wq_push(&q, &sl, SIZE_MAX / 2, 8, NULL, NULL, true, 0, &w), GN_EINVAL);
     CHECK(gni_wq_empty(&q));
+    CHECK_EQ(q.mem, 0);
     gni_wq_fini(&q);
 }
 
