@@ -77,6 +77,8 @@ struct p2pd_conn {
     bool stream_eof;
     bool client_paused;
     bool stream_paused;
+    /* control: the next request waits for the client to read answers */
+    bool read_wait;
 };
 
 typedef struct p2pd_handler {
@@ -98,7 +100,9 @@ struct gni_p2pd {
     char listen[P2PD_ADDR_STR_MAX];
     char addr[P2PD_ADDR_STR_MAX];
     bool dht;
-    size_t max_conns;
+    size_t max_conns;         /* control connections */
+    size_t max_handler_conns; /* stream-handler connections */
+    gn_time req_read_timeout;
     gni_ipc_listener *lst;
     bool lst_open;
     bool started;
@@ -107,7 +111,8 @@ struct gni_p2pd {
     void (*close_cb)(void *arg);
     void *close_arg;
     p2pd_conn *conns;
-    size_t nconns;
+    size_t nconns;    /* all connections */
+    size_t nhconns;   /* of them, stream-handler connections */
     gn_host_sub *sub;
     gn_channel **chans; /* open channels, held */
     size_t nchans, chans_cap;
@@ -201,6 +206,9 @@ static void conn_unlink(p2pd_conn *c)
     }
     c->prev = c->next = NULL;
     d->nconns--;
+    if (c->kind == P2PD_HANDLER) {
+        d->nhconns--;
+    }
     d->st.conns_open = d->nconns;
 }
 
@@ -234,6 +242,9 @@ static p2pd_conn *conn_new(gni_p2pd *d, int kind)
     }
     d->conns = c;
     d->nconns++;
+    if (kind == P2PD_HANDLER) {
+        d->nhconns++;
+    }
     d->st.conns_open = d->nconns;
     return c;
 }
@@ -245,7 +256,30 @@ static void conn_timeout(gn_timer *t, void *arg)
     if (c->op) {
         c->timed_out = true;
         gn_op_cancel(c->op); /* the operation's callback reports it */
+    } else if (c->kind == P2PD_CONTROL && c->state == P2PD_ST_REQ && c->ipc_open) {
+        /* no complete request in time: the slot goes back */
+        gni_p2pd *d = c->d;
+        d->st.read_timeouts++;
+        GN_LOG(GN_LOG_INFO, P2PD_LOG, "control connection closed: no complete request in %llu ms",
+               (unsigned long long)(d->req_read_timeout / GN_MS));
+        c->state = P2PD_ST_DONE;
+        gni_p2pd_frame f;
+        char msg[96];
+        snprintf(msg, sizeof msg, "no complete request within %llu ms; closing the connection",
+                 (unsigned long long)(d->req_read_timeout / GN_MS));
+        d->st.errors++;
+        if (gni_p2pd_resp_error(msg, &f) == 0) {
+            (void)gni_ipc_conn_write_force(c->ipc, f.data, f.len, false);
+            gn_free(f.data);
+        }
+        conn_close_ipc(c, true);
     }
+}
+
+/* Control connection waiting for a request: bound the wait (docs/p2pd.md "Limits"). */
+static void conn_read_timer(p2pd_conn *c)
+{
+    gn_timer_start(&c->timer, c->d->req_read_timeout, conn_timeout, c);
 }
 
 /* Marks @c busy with an operation bounded by the request's timeout. */
@@ -285,13 +319,6 @@ static int p2pd_peer_ma(const gn_peer_id *peer, gn_multiaddr **out)
         return n;
     }
     return gn_multiaddr_parse(s, out);
-}
-
-static void p2pd_peer_str(const gn_peer_id *peer, char out[GN_PEER_ID_MAX_STRLEN])
-{
-    if (gn_peer_id_to_string(peer, out, GN_PEER_ID_MAX_STRLEN) < 0) {
-        snprintf(out, GN_PEER_ID_MAX_STRLEN, "(bad peer id)");
-    }
 }
 
 static bool p2pd_is_self(gni_p2pd *d, const gn_peer_id *peer)
@@ -584,6 +611,16 @@ static void conn_on_close(gni_ipc_conn *ipc, void *ud)
 
 static void conn_on_writable(gni_ipc_conn *ipc, void *ud)
 {
+    p2pd_conn *c = ud;
+    if (c->state == P2PD_ST_REQ && c->read_wait) {
+        /* the client read half of the queued answers: read its next request */
+        c->read_wait = false;
+        if (gni_ipc_conn_read_start(ipc) < 0) {
+            c->state = P2PD_ST_DONE;
+            conn_close_ipc(c, true);
+        }
+        return;
+    }
     pipe_on_client_writable(ipc, ud);
 }
 
@@ -608,6 +645,13 @@ static void conn_next(p2pd_conn *c)
         return;
     }
     c->state = P2PD_ST_REQ;
+    conn_read_timer(c);
+    if (gni_ipc_conn_queued(c->ipc) >= GNI_P2PD_CTL_WRITE_MAX) {
+        /* answers pile up unread: on_writable resumes at half (forced writes included) */
+        c->read_wait = true;
+        c->d->st.read_waits++;
+        return;
+    }
     if (gni_ipc_conn_read_start(c->ipc) < 0) {
         c->state = P2PD_ST_DONE;
         conn_close_ipc(c, true);
@@ -863,11 +907,12 @@ static void handler_on_stream(void *arg, gn_channel *ch, gn_stream *s, const cha
 {
     gni_p2pd *d = arg;
     p2pd_handler *h = handler_find(d, protocol_id);
-    if (!h || d->closing || d->nconns >= d->max_conns) {
+    if (!h || d->closing || d->nhconns >= d->max_handler_conns) {
         if (h && !d->closing) {
-            d->st.conns_refused++;
-            GN_LOG(GN_LOG_WARNING, P2PD_LOG, "stream for %s reset: %zu connections open",
-                   protocol_id, d->nconns);
+            d->st.handler_refused++;
+            GN_LOG(GN_LOG_WARNING, P2PD_LOG,
+                   "stream for %s reset: %zu stream-handler connections open (at most %zu)",
+                   protocol_id, d->nhconns, d->max_handler_conns);
         }
         gn_stream_reset(s, NULL, NULL);
         return;
@@ -908,6 +953,13 @@ static void serve_stream_handler(p2pd_conn *c)
         ok = conn_error(c, "STREAM_HANDLER: the address is too long");
     } else if (gni_ipc_addr_parse(addr, &a, err, sizeof err) < 0) {
         ok = conn_error(c, "STREAM_HANDLER: %s: %s", addr, err);
+    } else if (a.kind == GNI_IPC_UNIX && gni_ipc_conn_is_tcp(c->ipc)) {
+        /* no peer credentials on TCP: any local user could make the daemon connect to a socket
+         * only the daemon's uid may reach */
+        ok = conn_error(c, "STREAM_HANDLER: %s: a Unix socket handler address is refused over a "
+                           "TCP control connection (no peer credentials); register it over the "
+                           "Unix control socket or give a loopback TCP address",
+                        addr);
     } else {
         /* every protocol first, so that a refusal changes nothing */
         size_t fresh = 0;
@@ -1199,16 +1251,18 @@ static void serve_connmanager(p2pd_conn *c)
                 break;
             }
         }
-        ok = true;
+        bool failed = false; /* an ERROR was sent: nothing else answers */
         if (r->sub == GNI_P2PD_CM_TAG_PEER) {
             if (i == d->ntags) {
                 if (d->ntags >= GNI_P2PD_TAGS_MAX) {
+                    failed = true;
                     ok = conn_error(c, "CONNMANAGER: at most %u peer tags", GNI_P2PD_TAGS_MAX);
                 } else {
                     if (!d->tags) {
                         d->tags = gn_calloc(GNI_P2PD_TAGS_MAX, sizeof *d->tags);
                     }
                     if (!d->tags) {
+                        failed = true;
                         ok = conn_error(c, "CONNMANAGER: out of memory");
                     } else {
                         d->tags[i].peer = r->peer;
@@ -1217,13 +1271,13 @@ static void serve_connmanager(p2pd_conn *c)
                     }
                 }
             }
-            if (ok && i < d->ntags) {
+            if (!failed && i < d->ntags) {
                 d->tags[i].weight = r->weight;
             }
         } else if (i < d->ntags) {
             d->tags[i] = d->tags[--d->ntags];
         }
-        if (ok) {
+        if (!failed) {
             cm_apply(d, &r->peer);
             ok = conn_ok(c);
         }
@@ -1243,11 +1297,8 @@ static void serve_peerstore(p2pd_conn *c)
     int n = gn_host_peer_addrs(d->host, &r->peer, addrs, NULL, P2PD_ANSWER_ADDRS);
     bool ok;
     gni_p2pd_frame f;
-    if (rc == GN_ENOTFOUND && n <= 0) {
-        char id[GN_PEER_ID_MAX_STRLEN];
-        p2pd_peer_str(&r->peer, id);
-        ok = conn_error(c, "PEERSTORE: %s is not in the peer store", id);
-    } else if (r->sub == GNI_P2PD_PS_GET_PEER_INFO) {
+    /* a peer the store does not know: an empty answer, as go's daemon gives */
+    if (r->sub == GNI_P2PD_PS_GET_PEER_INFO) {
         gn_router_peer p;
         memset(&p, 0, sizeof p);
         p.id = r->peer;
@@ -1295,6 +1346,7 @@ static void conn_on_msg(gni_ipc_conn *ipc, const uint8_t *msg, size_t len, void 
     if (c->state != P2PD_ST_REQ) {
         return;
     }
+    gn_timer_stop(&c->timer); /* a complete request: the read timeout ends */
     char err[GNI_P2PD_ERRMSG_MAX];
     int rc = gni_p2pd_req_decode(msg, len, &c->req, err, sizeof err);
     if (rc < 0) {
@@ -1350,10 +1402,11 @@ static void server_on_accept(gni_ipc_listener *l, gni_ipc_conn *ipc, void *ud)
 {
     (void)l;
     gni_p2pd *d = ud;
-    if (d->closing || d->nconns >= d->max_conns) {
+    if (d->closing || d->nconns - d->nhconns >= d->max_conns) {
         d->st.conns_refused++;
         if (!d->closing) {
-            GN_LOG(GN_LOG_WARNING, P2PD_LOG, "control connection refused: %zu open", d->nconns);
+            GN_LOG(GN_LOG_WARNING, P2PD_LOG, "control connection refused: %zu open",
+                   d->nconns - d->nhconns);
             gni_p2pd_frame f;
             char msg[96];
             snprintf(msg, sizeof msg, "too many control connections (at most %zu)", d->max_conns);
@@ -1374,7 +1427,8 @@ static void server_on_accept(gni_ipc_listener *l, gni_ipc_conn *ipc, void *ud)
     c->ipc_open = true;
     c->state = P2PD_ST_REQ;
     gni_ipc_conn_set_cbs(ipc, &conn_cbs, c);
-    (void)gni_ipc_conn_set_limits(ipc, GNI_P2PD_REQ_MAX, 0);
+    (void)gni_ipc_conn_set_limits(ipc, GNI_P2PD_REQ_MAX, GNI_P2PD_CTL_WRITE_MAX);
+    conn_read_timer(c);
     if (gni_ipc_conn_read_start(ipc) < 0) {
         c->state = P2PD_ST_DONE;
         gni_ipc_conn_close(ipc, false);
@@ -1439,6 +1493,11 @@ int gni_p2pd_new(const gni_p2pd_config *cfg, gni_p2pd **out)
     d->uvl = gn_loop_uv(d->loop);
     d->dht = cfg->dht;
     d->max_conns = cfg->max_conns ? cfg->max_conns : GNI_P2PD_CONNS_DEFAULT;
+    d->max_handler_conns =
+        cfg->max_handler_conns ? cfg->max_handler_conns : GNI_P2PD_HANDLER_CONNS_DEFAULT;
+    d->req_read_timeout = (gn_time)(cfg->req_read_timeout_ms ? cfg->req_read_timeout_ms
+                                                             : GNI_P2PD_REQ_READ_TIMEOUT_MS) *
+                          GN_MS;
     snprintf(d->listen, sizeof d->listen, "%s", cfg->listen);
     int rc = gn_host_subscribe(d->host, GN_HOST_EV_CONNECTED | GN_HOST_EV_DISCONNECTED,
                                server_on_host_event, d, &d->sub);

@@ -31,6 +31,20 @@ typedef struct gni_p2pd gni_p2pd;
 
 /** Most control connections at once (the default of max_conns). */
 #define GNI_P2PD_CONNS_DEFAULT 256u
+/**
+ * Most stream-handler connections (inbound streams piped to a client) at
+ * once (the default of max_handler_conns). Counted apart from the control
+ * connections, so that a remote peer opening streams cannot use up the
+ * control connections' room.
+ */
+#define GNI_P2PD_HANDLER_CONNS_DEFAULT 256u
+/**
+ * Bytes of answers queued on a control connection past which the server
+ * stops reading the next request until the client read half of them.
+ */
+#define GNI_P2PD_CTL_WRITE_MAX (256u * 1024u)
+/** Time a control connection has to send a complete request (default of req_read_timeout_ms). */
+#define GNI_P2PD_REQ_READ_TIMEOUT_MS 60000u
 /** Bytes a stream pipe buffers each way before it stops reading. */
 #define GNI_P2PD_PIPE_WINDOW (256u * 1024u)
 /** Most protocols registered with STREAM_HANDLER. */
@@ -49,8 +63,16 @@ typedef struct gni_p2pd_config {
     const char *listen;
     /** The node runs a DHT router: DHT requests are served, else refused. */
     bool dht;
-    /** Most control and stream-handler connections at once; 0: the default. */
+    /** Most control connections at once; 0: GNI_P2PD_CONNS_DEFAULT. */
     size_t max_conns;
+    /** Most stream-handler connections at once; 0: GNI_P2PD_HANDLER_CONNS_DEFAULT. */
+    size_t max_handler_conns;
+    /**
+     * Milliseconds a control connection has, from its accept or its last
+     * answer, to send a complete request; past it the connection gets an
+     * ERROR and is closed. 0: GNI_P2PD_REQ_READ_TIMEOUT_MS.
+     */
+    uint32_t req_read_timeout_ms;
 } gni_p2pd_config;
 
 /**
@@ -93,7 +115,10 @@ typedef struct gni_p2pd_stats {
     uint64_t requests;     /* requests decoded */
     uint64_t errors;       /* ERROR responses sent */
     uint64_t conns_open;   /* connections now open (control and handler) */
-    uint64_t conns_refused; /* connections closed at once: over max_conns */
+    uint64_t conns_refused; /* control connections closed at once: over max_conns */
+    uint64_t handler_refused; /* inbound handler streams reset: over max_handler_conns */
+    uint64_t read_waits;   /* times the next request waited for the client to read answers */
+    uint64_t read_timeouts; /* control connections closed: no complete request in time */
     uint64_t pipes;        /* stream pipes started (STREAM_OPEN and handler) */
 } gni_p2pd_stats;
 

@@ -40,6 +40,7 @@ typedef struct cli {
     uint8_t *msg[8];
     size_t mlen[8];
     size_t nmsg;
+    size_t total; /* messages received, kept or not */
     uint8_t *raw;
     size_t raw_len, raw_cap;
 } cli;
@@ -48,6 +49,7 @@ static void cli_on_msg(gni_ipc_conn *c, const uint8_t *m, size_t len, void *ud)
 {
     (void)c;
     cli *k = ud;
+    k->total++;
     if (k->nmsg < 8) {
         k->msg[k->nmsg] = malloc(len + 1);
         memcpy(k->msg[k->nmsg], m, len);
@@ -268,6 +270,9 @@ static void echo_cb(void *arg, gn_channel *ch, gn_stream *s, const char *proto)
 
 static tnode A, P;
 static gni_p2pd *srv;
+/* set before up() for one test: max_handler_conns, req_read_timeout_ms (0: defaults) */
+static size_t up_hconns;
+static uint32_t up_read_timeout_ms;
 
 static void up(size_t max_conns)
 {
@@ -285,6 +290,10 @@ static void up(size_t max_conns)
     pc.node = A.n;
     pc.listen = ctl;
     pc.max_conns = max_conns;
+    pc.max_handler_conns = up_hconns;
+    pc.req_read_timeout_ms = up_read_timeout_ms;
+    up_hconns = 0;
+    up_read_timeout_ms = 0;
     CHECK_EQ(gni_p2pd_new(&pc, &srv), 0);
     char err[128] = "";
     CHECK_EQ(gni_p2pd_start(srv, err, sizeof err), 0);
@@ -696,6 +705,309 @@ GN_TEST(stream_handler_to_unix_socket)
     down();
 }
 
+/* STREAM_HANDLER for HANDLED_PROTO to @addr (a multiaddr string) on @k; the response. */
+static Gnp2pd__Response *cli_stream_handler(cli *k, const char *addr)
+{
+    gn_multiaddr *hm = NULL;
+    CHECK_EQ(gn_multiaddr_parse(addr, &hm), 0);
+    gn_slice hs = gn_multiaddr_bytes(hm);
+    static char *protos[1] = {(char *)HANDLED_PROTO};
+    Gnp2pd__StreamHandlerRequest sh;
+    gnp2pd__stream_handler_request__init(&sh);
+    sh.has_addr = 1;
+    sh.addr.data = (uint8_t *)(uintptr_t)hs.base;
+    sh.addr.len = hs.len;
+    sh.n_proto = 1;
+    sh.proto = protos;
+    Gnp2pd__Request rq;
+    gnp2pd__request__init(&rq);
+    rq.has_type = 1;
+    rq.type = GNP2PD__REQUEST__TYPE__STREAM_HANDLER;
+    rq.streamhandler = &sh;
+    cli_send(k, &rq);
+    gn_multiaddr_free(hm);
+    return cli_response(k);
+}
+
+static void cli_identify_ok(cli *k)
+{
+    Gnp2pd__Request rq;
+    gnp2pd__request__init(&rq);
+    rq.has_type = 1;
+    rq.type = GNP2PD__REQUEST__TYPE__IDENTIFY;
+    cli_send(k, &rq);
+    Gnp2pd__Response *r = cli_response(k);
+    CHECK_EQ(r->type, GNP2PD__RESPONSE__TYPE__OK);
+    CHECK(r->identify && r->identify->id.len == A.pid.len);
+    gnp2pd__response__free_unpacked(r, NULL);
+}
+
+static bool handlers_full(void *arg)
+{
+    (void)arg;
+    gni_p2pd_stats st;
+    gni_p2pd_stats_get(srv, &st);
+    return st.handler_refused >= 1 && st.conns_open == 2 && n_silent == 2;
+}
+
+/* A remote peer's idle streams fill the handler cap, never the control connections' room. */
+GN_TEST(handler_cap_leaves_control_room)
+{
+    up_hconns = 2;
+    up(2);
+    char hpath[128];
+    snprintf(hpath, sizeof hpath, "/unix%s/h.sock", tmpdir);
+    n_silent = 0;
+    gni_ipc_listener *l = NULL;
+    char err[128];
+    CHECK_EQ(gni_ipc_listen(gn_loop_uv(loop), hpath, NULL, silent_accept, NULL, &l, err, sizeof err),
+             0);
+    cli k;
+    cli_open(&k);
+    Gnp2pd__Response *r = cli_stream_handler(&k, hpath);
+    CHECK_EQ(r->type, GNP2PD__RESPONSE__TYPE__OK);
+    gnp2pd__response__free_unpacked(r, NULL);
+    cli_free(&k);
+    /* the peer opens three streams and sends nothing: two are piped, the third reset */
+    gn_channel *ch = NULL;
+    CHECK_EQ(dial_wait_ch(&P, A.addr, &ch), 0);
+    opened o[3];
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(gn_channel_open_stream(ch, HANDLED_PROTO, p_opened, &o[i]), 0);
+        CHECK(run_until(p_done, &o[i], 5000));
+        CHECK_EQ(o[i].status, 0);
+    }
+    CHECK(run_until(handlers_full, NULL, 5000));
+    gni_p2pd_stats st;
+    gni_p2pd_stats_get(srv, &st);
+    CHECK_EQ(st.handler_refused, 1);
+    CHECK_EQ(st.conns_refused, 0);
+    /* both control connections are still admitted and answer */
+    cli c2[2];
+    cli_open(&c2[0]);
+    cli_open(&c2[1]);
+    cli_identify_ok(&c2[0]);
+    cli_identify_ok(&c2[1]);
+    gni_p2pd_stats_get(srv, &st);
+    CHECK_EQ(st.conns_refused, 0);
+    cli_free(&c2[0]);
+    cli_free(&c2[1]);
+    for (int i = 0; i < 3; i++) {
+        gn_stream_reset(o[i].s, NULL, NULL);
+    }
+    gn_channel_rele(ch);
+    for (size_t i = 0; i < n_silent; i++) {
+        gni_ipc_conn_close(silent_conns[i], false);
+    }
+    n_silent = 0;
+    h_listener_closed = false;
+    gni_ipc_listener_close(l, h_closed, NULL);
+    CHECK(run_until(h_lc, NULL, 5000));
+    down();
+}
+
+/* A client that announces a request and stops (or says nothing) loses its slot. */
+GN_TEST(request_read_timeout)
+{
+    up_read_timeout_ms = 500;
+    up(0);
+    cli k[2];
+    cli_open(&k[0]);
+    cli_open(&k[1]);
+    CHECK_EQ(gni_ipc_conn_write(k[0].c, (const uint8_t *)"\x05\x08", 2, false), 0);
+    /* an answered request restarts the wait; then nothing follows */
+    cli_identify_ok(&k[1]);
+    CHECK(run_until(cli_ended, &k[0], 5000));
+    CHECK(run_until(cli_ended, &k[1], 5000));
+    for (int i = 0; i < 2; i++) {
+        CHECK(k[i].nmsg == 1);
+        Gnp2pd__Response *r = cli_response(&k[i]);
+        CHECK_EQ(r->type, GNP2PD__RESPONSE__TYPE__ERROR);
+        CHECK(r->error && strstr(r->error->msg, "no complete request within 500 ms"));
+        gnp2pd__response__free_unpacked(r, NULL);
+    }
+    gni_p2pd_stats st;
+    gni_p2pd_stats_get(srv, &st);
+    CHECK_EQ(st.read_timeouts, 2);
+    cli_free(&k[0]);
+    cli_free(&k[1]);
+    down();
+}
+
+#define FLOOD_REQS 20000u
+static bool read_waited(void *arg)
+{
+    (void)arg;
+    gni_p2pd_stats st;
+    gni_p2pd_stats_get(srv, &st);
+    return st.read_waits > 0;
+}
+static bool all_answered(void *arg) { return ((cli *)arg)->total >= FLOOD_REQS; }
+
+/* A client that sends requests and never reads the answers stops being read. */
+GN_TEST(unread_answers_pause_requests)
+{
+    up(0);
+    cli k;
+    cli_open(&k);
+    gni_ipc_conn_read_stop(k.c);
+    Gnp2pd__Request rq;
+    gnp2pd__request__init(&rq);
+    rq.has_type = 1;
+    rq.type = GNP2PD__REQUEST__TYPE__IDENTIFY;
+    uint8_t one[16];
+    size_t n = gnp2pd__request__pack(&rq, one);
+    CHECK(n < 127);
+    uint8_t *buf = malloc(FLOOD_REQS * (n + 1));
+    CHECK(buf != NULL);
+    for (size_t i = 0; i < FLOOD_REQS; i++) {
+        buf[i * (n + 1)] = (uint8_t)n;
+        memcpy(buf + i * (n + 1) + 1, one, n);
+    }
+    CHECK_EQ(gni_ipc_conn_write(k.c, buf, FLOOD_REQS * (n + 1), false), 0);
+    free(buf);
+    CHECK(run_until(read_waited, NULL, 10000));
+    run_until(never, NULL, 200);
+    gni_p2pd_stats st;
+    gni_p2pd_stats_get(srv, &st);
+    printf("# %llu of %u requests read while the client read nothing\n",
+           (unsigned long long)st.requests, FLOOD_REQS);
+    CHECK(st.requests < FLOOD_REQS);
+    /* reading resumes as the client reads */
+    CHECK_EQ(gni_ipc_conn_read_start(k.c), 0);
+    CHECK(run_until(all_answered, &k, 30000));
+    gni_p2pd_stats_get(srv, &st);
+    CHECK_EQ(st.requests, FLOOD_REQS);
+    CHECK_EQ(k.total, FLOOD_REQS);
+    cli_free(&k);
+    down();
+}
+
+static Gnp2pd__Response *cli_tag(cli *k, const char *tag)
+{
+    Gnp2pd__ConnManagerRequest cm;
+    gnp2pd__conn_manager_request__init(&cm);
+    cm.has_type = 1;
+    cm.type = GNP2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER;
+    cm.has_peer = 1;
+    cm.peer.data = (uint8_t *)P.pid.bytes;
+    cm.peer.len = P.pid.len;
+    cm.tag = (char *)tag;
+    cm.has_weight = 1;
+    cm.weight = 1;
+    Gnp2pd__Request rq;
+    gnp2pd__request__init(&rq);
+    rq.has_type = 1;
+    rq.type = GNP2PD__REQUEST__TYPE__CONNMANAGER;
+    rq.connmanager = &cm;
+    cli_send(k, &rq);
+    return cli_response(k);
+}
+
+static Gnp2pd__Response *cli_peerstore(cli *k, int type, const tnode *t)
+{
+    Gnp2pd__PeerstoreRequest ps;
+    gnp2pd__peerstore_request__init(&ps);
+    ps.has_type = 1;
+    ps.type = type;
+    ps.has_id = 1;
+    ps.id.data = (uint8_t *)t->pid.bytes;
+    ps.id.len = t->pid.len;
+    Gnp2pd__Request rq;
+    gnp2pd__request__init(&rq);
+    rq.has_type = 1;
+    rq.type = GNP2PD__REQUEST__TYPE__PEERSTORE;
+    rq.peerstore = &ps;
+    cli_send(k, &rq);
+    return cli_response(k);
+}
+
+/* One answer per request: the tag limit is one ERROR; an unknown peer's store entry is empty. */
+GN_TEST(one_answer_per_request)
+{
+    up(0);
+    cli k;
+    cli_open(&k);
+    char tag[32];
+    for (unsigned i = 0; i < GNI_P2PD_TAGS_MAX; i++) {
+        snprintf(tag, sizeof tag, "t%u", i);
+        Gnp2pd__Response *r = cli_tag(&k, tag);
+        CHECK_EQ(r->type, GNP2PD__RESPONSE__TYPE__OK);
+        gnp2pd__response__free_unpacked(r, NULL);
+    }
+    Gnp2pd__Response *r = cli_tag(&k, "one-too-many");
+    CHECK_EQ(r->type, GNP2PD__RESPONSE__TYPE__ERROR);
+    CHECK(r->error && strstr(r->error->msg, "at most 1024 peer tags"));
+    gnp2pd__response__free_unpacked(r, NULL);
+    /* the next answer is the next request's, not an OK after the ERROR */
+    cli_identify_ok(&k);
+    CHECK_EQ(k.nmsg, 0);
+    /* a peer the daemon never heard of: empty answers (as go's daemon) */
+    tnode ghost;
+    memset(&ghost, 0, sizeof ghost);
+    gn_identity *gid = NULL;
+    CHECK_EQ(gn_identity_from_int_seed(78, &gid), 0);
+    gn_identity_peer_id(gid, &ghost.pid);
+    gn_identity_free(gid);
+    r = cli_peerstore(&k, GNP2PD__PEERSTORE_REQUEST__TYPE__GET_PROTOCOLS, &ghost);
+    CHECK_EQ(r->type, GNP2PD__RESPONSE__TYPE__OK);
+    CHECK(r->peerstore && r->peerstore->n_protos == 0);
+    gnp2pd__response__free_unpacked(r, NULL);
+    r = cli_peerstore(&k, GNP2PD__PEERSTORE_REQUEST__TYPE__GET_PEER_INFO, &ghost);
+    CHECK_EQ(r->type, GNP2PD__RESPONSE__TYPE__OK);
+    CHECK(r->peerstore && r->peerstore->peer && r->peerstore->peer->n_addrs == 0);
+    CHECK(r->peerstore->peer->id.len == ghost.pid.len &&
+          !memcmp(r->peerstore->peer->id.data, ghost.pid.bytes, ghost.pid.len));
+    gnp2pd__response__free_unpacked(r, NULL);
+    cli_free(&k);
+    down();
+}
+
+static int srv2_closed;
+static void on_srv2_closed(void *arg) { (void)arg; srv2_closed++; }
+
+/* Over a TCP control connection a Unix handler address is refused (no peer credentials). */
+GN_TEST(unix_handler_refused_over_tcp)
+{
+    up(0);
+    gni_p2pd *tsrv = NULL;
+    gni_p2pd_config pc;
+    memset(&pc, 0, sizeof pc);
+    pc.node = A.n;
+    pc.listen = "/ip4/127.0.0.1/tcp/0";
+    CHECK_EQ(gni_p2pd_new(&pc, &tsrv), 0);
+    char err[128] = "";
+    CHECK_EQ(gni_p2pd_start(tsrv, err, sizeof err), 0);
+    char saved[128];
+    snprintf(saved, sizeof saved, "%s", ctl);
+    snprintf(ctl, sizeof ctl, "%s", gni_p2pd_addr(tsrv));
+    char hpath[128];
+    snprintf(hpath, sizeof hpath, "/unix%s/h.sock", tmpdir);
+    cli k;
+    cli_open(&k);
+    snprintf(ctl, sizeof ctl, "%s", saved);
+    Gnp2pd__Response *r = cli_stream_handler(&k, hpath);
+    CHECK_EQ(r->type, GNP2PD__RESPONSE__TYPE__ERROR);
+    printf("# %s\n", r->error->msg);
+    CHECK(r->error && strstr(r->error->msg, "TCP control connection"));
+    gnp2pd__response__free_unpacked(r, NULL);
+    cli_free(&k);
+    /* the same over the Unix control socket is accepted */
+    cli_open(&k);
+    r = cli_stream_handler(&k, hpath);
+    CHECK_EQ(r->type, GNP2PD__RESPONSE__TYPE__OK);
+    gnp2pd__response__free_unpacked(r, NULL);
+    cli_free(&k);
+    srv2_closed = 0;
+    gni_p2pd_close(tsrv, on_srv2_closed, NULL);
+    CHECK(run_until(srv_done, &srv2_closed, 5000));
+    gni_p2pd_free(tsrv);
+    down();
+}
+
 GN_TEST_MAIN(GN_T(pipe_backpressure_and_client_killed), GN_T(pipe_echo_and_half_close),
              GN_T(connection_bound), GN_T(timeout_named_and_close_with_pending_op),
-             GN_T(stream_handler_to_unix_socket))
+             GN_T(stream_handler_to_unix_socket), GN_T(handler_cap_leaves_control_room),
+             GN_T(request_read_timeout), GN_T(unread_answers_pause_requests),
+             GN_T(one_answer_per_request), GN_T(unix_handler_refused_over_tcp))
