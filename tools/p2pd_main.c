@@ -758,6 +758,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "golemnet-p2pd: control socket %s: %s%s%s\n", f->listen,
                 gn_strerror(rc), err[0] ? ": " : "", err);
         gni_p2pd_free(m->srv);
+        /* a listener that failed after its handle was set up is closing: one loop turn runs
+         * its close callback (uv's closing-handles phase) before the loop goes */
+        gn_loop_run(m->loop, GN_RUN_NOWAIT);
         gn_node_free(m->node);
         gn_loop_free(m->loop);
         free_main(m);
