@@ -6,7 +6,12 @@
  * connection bound refuses with an ERROR, a request timeout is named, the
  * server closes with an operation pending, a stream handler's connection
  * carries a bare StreamInfo then the peer's bytes, and a handler address
- * off the machine is refused.
+ * off the machine is refused. Review fixes: a peer's idle streams fill the
+ * handler cap and never the control connections' room, a client that sends
+ * no complete request is closed after the read timeout, one that does not
+ * read its answers is no longer read, a request gets one answer (the tag
+ * limit's ERROR alone), PEERSTORE answers an unknown peer with an empty
+ * response, a Unix handler address is refused over TCP.
  */
 #include "gn_test.h"
 #include "gn_tnode.h"
