@@ -12,7 +12,9 @@
 # DHT: three golemnet DHT nodes, one-shot put/get/find-peer through them, and
 # a js-libp2p kad-dht node that reads the record and provides a CID that
 # golemnet finds. Then a circuit relay: a golemnet relay, a node that listens
-# only through it, and an echo dialled through the relay.
+# only through it, and an echo dialled through the relay. Then two daemons:
+# the CLI, as a client of A's control socket, dials B and sends a message
+# that a client subscribed to B's events receives.
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -154,6 +156,33 @@ timeout 60 "$cli" echo "$hidden" --bytes 65536 --json >"$tmp/relayed.out" 2>"$tm
 field "$tmp/relayed.out" '"relayed channel: %s -> %s" % (e.get("local_addr"), e.get("remote_addr")) if e.get("event")=="channel_opened" and "p2p-circuit" in e.get("remote_addr","") else None'
 field "$tmp/relayed.out" '"echo of 64 KiB through the relay: %s" % ("byte-exact" if e.get("ok") else "FAILED") if e.get("event")=="echo" else None'
 
-say "7. what the node saw"
+say "7. daemons: nodes that other programs drive through a control socket"
+sa=$tmp/a.sock
+sb=$tmp/b.sock
+for d in a:$sa:41 b:$sb:42; do
+    IFS=: read -r name sock seed <<<"$d"
+    timeout 300 "$cli" daemon --socket "$sock" --listen /ip4/127.0.0.1/tcp/0 --key-seed "$seed" \
+        --json >"$tmp/daemon-$name.out" 2>"$tmp/daemon-$name.err" &
+    pids+=($!)
+done
+wait_line "$tmp/daemon-a.out" '"ready"'
+wait_line "$tmp/daemon-b.out" '"ready"'
+field "$tmp/daemon-a.out" '"daemon A: %s..., control socket A.sock" % e["peer"][:16] if e.get("event")=="ready" else None'
+baddr=$(field "$tmp/daemon-b.out" 'e["listen"][0] if e.get("event")=="ready" else None' | head -n1)
+# a client subscribed to B's events, while the CLI drives A
+timeout 30 "$cli" events --socket "$sb" --json >"$tmp/events-b.out" 2>&1 &
+pids+=($!)
+wait_line "$tmp/events-b.out" '"subscribed"'
+timeout 30 "$cli" dial "$baddr" --socket "$sa" --json >"$tmp/ddial.out" 2>"$tmp/ddial.err"
+chan=$(field "$tmp/ddial.out" 'e["channel_id"] if e.get("event")=="dialed" else None' | head -n1)
+echo "golemnet dial --socket A.sock: channel ${chan:-?} to B"
+timeout 30 "$cli" send "${chan:-1}" "hello from a client of A" --socket "$sa" --json >"$tmp/dsend.out" 2>&1
+field "$tmp/dsend.out" '"golemnet send --socket A.sock: %d bytes on channel %s" % (e["bytes"], e["channel_id"]) if e.get("event")=="sent" else None'
+wait_line "$tmp/events-b.out" '"message"'
+field "$tmp/events-b.out" '"an event client of B: message \"%s\" from %s..." % (e.get("data"), e.get("peer_id","")[:16]) if e.get("event")=="message" else None'
+timeout 30 "$cli" peers --socket "$sa" --json >"$tmp/dpeers.out" 2>&1
+field "$tmp/dpeers.out" '"golemnet peers --socket A.sock: channel %s %s %s... %s + %s" % (e.get("channel_id"), e.get("direction"), e.get("peer_id","")[:16], e.get("security"), e.get("muxer")) if e.get("event")=="peer" else None'
+
+say "8. what the node saw"
 field "$tmp/node.out" '"%s channel %s: peer %s, %s + %s" % (e["event"], e.get("direction"), e.get("peer_id","")[:16]+"...", e.get("security"), e.get("muxer")) if e.get("event")=="channel_opened" else None'
 field "$tmp/node.out" '"identify of %s...: agent %s" % (e.get("peer_id","")[:16], e.get("agent_version")) if e.get("event")=="identify" else None'
