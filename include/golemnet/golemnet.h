@@ -29,6 +29,7 @@
 #include "golemnet/registry.h"
 #include "golemnet/seal.h"
 #include "golemnet/rcmgr.h"
+#include "golemnet/edf.h"
 #include "golemnet/node.h"
 
 #endif /* GOLEMNET_GOLEMNET_H */
