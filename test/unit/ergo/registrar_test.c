@@ -72,7 +72,7 @@ static gn_slice S(const char *s) { return gn_slice_of(s, strlen(s)); }
 
 static bool sl_is(gn_slice s, const char *str)
 {
-    return s.len == strlen(str) && memcmp(s.base, str, s.len) == 0;
+    return s.len == strlen(str) && (s.len == 0 || memcmp(s.base, str, s.len) == 0);
 }
 
 GN_TEST(parse_build_every_packet)
