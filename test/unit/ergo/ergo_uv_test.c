@@ -84,7 +84,7 @@ static void frame101(uint8_t f[42], uint64_t from, int64_t seq)
     f[6] = (uint8_t)(from % 255);
     for (int i = 0; i < 8; i++) {
         f[8 + i] = (uint8_t)(from >> (56 - 8 * i));
-        f[25 + i] = (uint8_t)(1004u >> (56 - 8 * i));
+        f[25 + i] = (uint8_t)((uint64_t)1004 >> (56 - 8 * i));
         f[34 + i] = (uint8_t)((uint64_t)seq >> (56 - 8 * i));
     }
     f[33] = 0x95; /* EDF int64 */
