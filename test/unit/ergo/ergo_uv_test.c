@@ -156,6 +156,7 @@ GN_TEST(pool_of_three_over_tcp)
     memset(&c, 0, sizeof c);
     gni_ergo_options oa = opts(r, "beta@127.0.0.1", "golem-test-cookie", &a);
     oa.pool_size = 3;
+    oa.max_message_size = 1024; /* announced in A's Introduce */
     gni_ergo_options ob = opts(r, "alpha@127.0.0.1", "golem-test-cookie", &b);
     CHECK_OK(gni_ergo_node_new(&loop, &oa, &a.n));
     CHECK_OK(gni_ergo_node_new(&loop, &ob, &b.n));
@@ -200,6 +201,23 @@ GN_TEST(pool_of_three_over_tcp)
     CHECK(!a.out_of_order);
     CHECK_EQ(a.conns, 1); /* the join did not make a second connection */
 
+    /* MaxMessageSize: B refuses locally a frame above A's announced limit */
+    CHECK_EQ(gni_ergo_conn_info(b.c)->peer_max_message_size, 1024);
+    static uint8_t big[1025];
+    frame101(big, 1001, 0);
+    big[4] = 0x04;
+    big[5] = 0x01; /* 1025 bytes */
+    CHECK_EQ(gni_ergo_conn_send(b.c, 1001, true, big, sizeof big), GN_ETOOBIG);
+    /* receive side: a header announcing more than A's limit closes that link with a
+     * clear error (B's local check saw 42 bytes; the header says 1025); B re-joins */
+    unsigned errs0 = a.link_errors;
+    CHECK_OK(gni_ergo_conn_send(b.c, 1001, true, big, 42));
+    RUN_UNTIL(a.link_errors > errs0 && gni_ergo_conn_links(a.c) == 3 &&
+              gni_ergo_conn_links(b.c) == 3);
+    CHECK(strstr(a.diag, "MaxMessageSize") != NULL);
+    CHECK_EQ(a.conns, 1);
+    CHECK_EQ(a.downs + b.downs, 0);
+
     /* a node with another cookie: refused on both sides, and the refusal says so */
     gni_ergo_options oc = opts(r, "gamma@127.0.0.1", "wrong-cookie", &c);
     CHECK_OK(gni_ergo_node_new(&loop, &oc, &c.n));
@@ -207,6 +225,7 @@ GN_TEST(pool_of_three_over_tcp)
     CHECK_OK(gni_ergo_dial(c.n, "127.0.0.1", gni_ergo_node_port(a.n), NULL));
     RUN_UNTIL(a.link_errors > errs && c.link_errors > 0);
     CHECK(strstr(a.diag, "cookie mismatch") != NULL);
+    CHECK(!a.out_of_order);
     CHECK(strstr(c.diag, "cookie mismatch") != NULL);
     CHECK_EQ(c.conns, 0);
     CHECK_EQ(a.conns, 1);
