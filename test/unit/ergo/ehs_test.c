@@ -15,6 +15,7 @@
  * - truncation at every offset, and every single-byte corruption, of every
  *   message: no success, no crash, nothing read past the message.
  */
+#include "gn_failalloc.h"
 #include "gn_test.h"
 
 #include <stdio.h>
@@ -856,8 +857,60 @@ GN_TEST(truncated_and_corrupted_input)
     hostile_file("handshake_join.hex");
 }
 
+/* a whole Start and one Join back to back; GN_ENOMEM wherever an allocation failed */
+static int alloc_scenario(void)
+{
+    int rc = GN_ENOMEM;
+    gni_ehs *hi = NULL, *ha = NULL, *hj = NULL, *hb = NULL;
+    gn_edf_dict *d = NULL;
+    gn_edf_registry *r = gn_edf_registry_new();
+    if (!r || (rc = gn_edf_registry_add_ergo(r)) < 0)
+        goto out;
+    gn_edf_registry_freeze(r);
+    gni_ehs_config ci = base_cfg(r, "one@h"), ca = base_cfg(r, "two@h");
+    ca.pool_dsn = S("10.0.0.1:1");
+    int ei, ea;
+    if ((rc = gni_ehs_new(&ci, GNI_EHS_ROLE_START, 0, &hi)) < 0 ||
+        (rc = gni_ehs_new(&ca, GNI_EHS_ROLE_ACCEPT, 0, &ha)) < 0)
+        goto out;
+    pump(hi, ha, &ei, &ea);
+    rc = ei < 0 ? ei : ea < 0 ? ea : 0;
+    if (rc < 0)
+        goto out;
+    rc = GN_EINTERNAL;
+    if (!gni_ehs_done(hi) || !gni_ehs_done(ha))
+        goto out;
+    if (!(d = gn_edf_dict_new())) {
+        rc = GN_ENOMEM;
+        goto out;
+    }
+    if ((rc = gni_ehs_peer_dict(ha, d)) < 0)
+        goto out;
+    gni_ehs_config cj = ci;
+    cj.conn_id = gni_ehs_get_result(hi)->conn_id;
+    if ((rc = gni_ehs_new(&cj, GNI_EHS_ROLE_JOIN, 0, &hj)) < 0 ||
+        (rc = gni_ehs_new(&ca, GNI_EHS_ROLE_ACCEPT, 0, &hb)) < 0)
+        goto out;
+    pump(hj, hb, &ei, &ea);
+    rc = ei < 0 ? ei : ea < 0 ? ea : (gni_ehs_done(hj) && gni_ehs_done(hb)) ? 0 : GN_EINTERNAL;
+out:
+    gni_ehs_free(hi);
+    gni_ehs_free(ha);
+    gni_ehs_free(hj);
+    gni_ehs_free(hb);
+    gn_edf_dict_free(d);
+    gn_edf_registry_free(r);
+    return rc;
+}
+
+GN_TEST(allocation_failure_every_k)
+{
+    size_t failures = fa_every_k(alloc_scenario, 100000);
+    CHECK(failures > 10);
+}
+
 GN_TEST_MAIN(GN_T(parse_build_every_message), GN_T(fields_of_the_captured_start),
              GN_T(digests_recomputed_from_recorded_salts), GN_T(cores_replay_recorded_bytes),
              GN_T(cores_back_to_back_start_and_joins), GN_T(tls_fingerprint_fields),
              GN_T(cookie_mismatch_refused_both_ways), GN_T(names_sequence_timeouts),
-             GN_T(truncated_and_corrupted_input))
+             GN_T(truncated_and_corrupted_input), GN_T(allocation_failure_every_k))
