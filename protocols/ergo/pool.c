@@ -56,7 +56,9 @@ int gni_pool_attach(gni_pool *p, uint64_t link)
     for (uint32_t i = 0; i < p->nlinks; i++)
         if (p->link[i] == link)
             return GN_EEXIST;
-    if (p->nlinks >= p->size)
+    /* the dialler holds PoolSize links; the acceptor never dials and takes what comes (up
+     * to the array), since a replacement may arrive before it saw the lost link's end */
+    if (p->nlinks >= (p->dialler ? p->size : GNI_POOL_MAX))
         return GN_ELIMIT;
     if (p->dialler && p->dialing)
         p->dialing--;

@@ -58,8 +58,10 @@ void gni_pool_dial_failed(gni_pool *p);
 
 /**
  * A joined link is up (dialler: a join finished; acceptor: a Join with this
- * connection's ID and node arrived). Returns 0; GN_ELIMIT when the pool
- * already has @size links (the acceptor closes the extra link); GN_ESTATE
+ * connection's ID and node arrived). Returns 0; GN_ELIMIT when a dialler's pool
+ * already has @size links, or an acceptor's GNI_POOL_MAX (it takes more
+ * than PoolSize: a replacement join may arrive before it saw the lost
+ * link's end); GN_ESTATE
  * when the connection ended; GN_EEXIST for a link already attached.
  */
 int gni_pool_attach(gni_pool *p, uint64_t link);

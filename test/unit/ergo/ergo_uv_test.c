@@ -194,6 +194,12 @@ GN_TEST(pool_of_three_over_tcp)
     CHECK(!a.out_of_order);
     CHECK(total(&a) >= 300 + 150);
     CHECK_EQ(a.downs + b.downs, 0);
+    /* the same on the dialler's side: it drops a joined link itself and re-joins */
+    CHECK_OK(gni_ergo_conn_kill_link(b.c, 2));
+    CHECK_EQ(gni_ergo_conn_links(b.c), 2);
+    RUN_UNTIL(gni_ergo_conn_links(a.c) == 3 && gni_ergo_conn_links(b.c) == 3 &&
+              a.link_errors == 0);
+    CHECK_EQ(gni_ergo_conn_kill_link(b.c, 3), GN_ENOTFOUND);
     /* after the re-join every frame arrives again */
     before = total(&a);
     send_batch(&b, seq_b, 20);

@@ -58,6 +58,10 @@ GN_TEST(acceptor_never_dials)
     uint32_t d;
     CHECK(!gni_pool_want_dial(&p, NULL, &d));
     CHECK_OK(gni_pool_attach(&p, 2));
+    /* the acceptor takes a replacement before it saw the old link end, up to the array */
+    for (uint64_t i = 3; i <= GNI_POOL_MAX; i++)
+        CHECK_OK(gni_pool_attach(&p, i));
+    CHECK_EQ(gni_pool_attach(&p, 1000), GN_ELIMIT);
     CHECK(!gni_pool_detach(&p, 1));
     CHECK(!gni_pool_want_dial(&p, NULL, &d));
     /* size clamps */
