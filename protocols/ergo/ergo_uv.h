@@ -1,0 +1,98 @@
+/*
+ * golemnet - an Ergo link over TCP on libuv (private to the library).
+ *
+ * A thin adapter around the sans-I/O cores: it owns the sockets and
+ * timers, runs the EHS handshake (ehs.h) on each TCP link, then splits
+ * ENP frames (enp.h) and hands them up whole; the pool core (pool.h)
+ * decides which link a frame goes out on, when the dialler joins extra
+ * links, and when a connection is over.
+ *
+ * An endpoint (gni_ergo_node) is an acceptor configured like Ergo's
+ * AcceptorOptions (port, cookie, flags, max message size, pool size) and a
+ * dialler (gni_ergo_dial). It does not decode payloads: frames go up as
+ * bytes, to the Ergo node layer of the next issue.
+ *
+ * Spec: ergo-wire.md b (handshake, pool) and c (ENP, MaxMessageSize).
+ * Thread context: the loop's thread only. Callbacks run from the loop.
+ * As everywhere in golemnet, the application blocks or ignores SIGPIPE.
+ */
+#ifndef GNI_ERGO_UV_H
+#define GNI_ERGO_UV_H
+
+#include <uv.h>
+
+#include "ehs.h"
+
+typedef struct gni_ergo_node gni_ergo_node;
+typedef struct gni_ergo_conn gni_ergo_conn;
+
+typedef struct gni_ergo_callbacks {
+    /* a connection finished its Start handshake (either side) */
+    void (*on_conn)(gni_ergo_conn *c, void *user_data);
+    /* one whole ENP frame (header included), valid during the call */
+    void (*on_frame)(gni_ergo_conn *c, const uint8_t *frame, size_t len, void *user_data);
+    /* the number of live links of @c changed (joins, losses) */
+    void (*on_links)(gni_ergo_conn *c, unsigned nlinks, void *user_data);
+    /* the connection is over (its last link closed); @c is freed after the call */
+    void (*on_conn_down)(gni_ergo_conn *c, void *user_data);
+    /* a link failed its handshake or framing (@err, @diag), for logs and tests */
+    void (*on_link_error)(gni_ergo_node *n, int err, const char *diag, void *user_data);
+} gni_ergo_callbacks;
+
+/**
+ * The endpoint's options (Ergo's AcceptorOptions plus the node's identity).
+ * Strings are borrowed for the endpoint's lifetime. @reg: frozen registry
+ * with the Ergo types. @host: bind address (NULL = 127.0.0.1); @port 0 =
+ * any free port. @pool_size 0 = 3. @max_message_size 0 = unlimited.
+ */
+typedef struct gni_ergo_options {
+    const gn_edf_registry *reg;
+    const char *node;
+    const char *cookie;
+    const char *host;
+    uint16_t port;
+    uint64_t flags;
+    uint64_t max_message_size;
+    uint32_t pool_size;
+    int64_t creation;
+    gni_ergo_callbacks cb;
+    void *user_data;
+} gni_ergo_options;
+
+/** Creates an endpoint listening on @o->host:@o->port. 0, GN_EINVAL, GN_ENOMEM, I/O errors. */
+int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node **out);
+
+/** The port the acceptor listens on. */
+uint16_t gni_ergo_node_port(const gni_ergo_node *n);
+
+/**
+ * Closes every link and the listener; @cb runs once every handle is
+ * closed, after which @n is freed. Connections end (on_conn_down) first.
+ */
+void gni_ergo_node_close(gni_ergo_node *n, void (*cb)(void *ud), void *ud);
+
+/**
+ * Dials @ip:@port and runs the Start handshake expecting @peer_node (NULL
+ * = any); then joins PoolSize - 1 links. on_conn reports success;
+ * on_link_error a failure. Returns 0 or GN_EINVAL / GN_ENOMEM / I/O.
+ */
+int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node);
+
+/**
+ * Sends one ENP frame (copied) for local process @from_id on the pool link
+ * the pool core picks (keep_order: Ergo's KeepNetworkOrder). Returns 0,
+ * GN_ETOOBIG (above the peer's MaxMessageSize), GN_ECLOSED, GN_ENOMEM.
+ */
+int gni_ergo_conn_send(gni_ergo_conn *c, uint64_t from_id, bool keep_order,
+                       const uint8_t *frame, size_t len);
+
+/** Live links of @c. */
+unsigned gni_ergo_conn_links(const gni_ergo_conn *c);
+
+/** The handshake result of the connection's main link (peer name, ID, pool). */
+const gni_ehs_result *gni_ergo_conn_info(const gni_ergo_conn *c);
+
+/** Aborts link @idx (0 = main) of @c, as a lost TCP link. Returns 0 or GN_ENOTFOUND. */
+int gni_ergo_conn_kill_link(gni_ergo_conn *c, unsigned idx);
+
+#endif /* GNI_ERGO_UV_H */

@@ -1,0 +1,252 @@
+/*
+ * ergo_uv_test: two golemnet Ergo endpoints on 127.0.0.1 over real TCP
+ * (protocols/ergo/ergo_uv.c on the ehs/enp/pool cores): the Start
+ * handshake, a pool of 3 links, ENP frames both ways with per-sender order,
+ * a joined link killed mid-stream (the dialler re-joins, the stream goes
+ * on), a cookie mismatch refused on both sides, and a clean close (the loop
+ * ends empty).
+ */
+#include "gn_test.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <uv.h>
+
+#include "ergo_uv.h"
+#include "golemnet/edf.h"
+#include "golemnet/err.h"
+
+#define NSEND 3
+
+typedef struct side {
+    gni_ergo_node *n;
+    gni_ergo_conn *c;
+    unsigned conns, downs, link_errors;
+    char diag[256];
+    unsigned frames;
+    int64_t last_seq[NSEND];
+    unsigned got[NSEND];
+    bool out_of_order;
+} side;
+
+static void on_conn(gni_ergo_conn *c, void *ud)
+{
+    side *s = ud;
+    s->c = c;
+    s->conns++;
+}
+
+static void on_frame(gni_ergo_conn *c, const uint8_t *f, size_t len, void *ud)
+{
+    side *s = ud;
+    (void)c;
+    s->frames++;
+    if (len != 42 || f[7] != 101 || f[33] != 0x95)
+        return;
+    uint64_t from = 0;
+    int64_t seq = 0;
+    for (int i = 0; i < 8; i++) {
+        from = from << 8 | f[8 + i];
+        seq = (int64_t)((uint64_t)seq << 8 | f[34 + i]);
+    }
+    unsigned k = (unsigned)(from - 1001);
+    if (k >= NSEND)
+        return;
+    if (seq <= s->last_seq[k])
+        s->out_of_order = true;
+    s->last_seq[k] = seq;
+    s->got[k]++;
+}
+
+static void on_down(gni_ergo_conn *c, void *ud)
+{
+    side *s = ud;
+    if (s->c == c)
+        s->c = NULL;
+    s->downs++;
+}
+
+static void on_link_error(gni_ergo_node *n, int err, const char *diag, void *ud)
+{
+    side *s = ud;
+    (void)n;
+    (void)err;
+    s->link_errors++;
+    snprintf(s->diag, sizeof s->diag, "%s", diag);
+}
+
+static void frame101(uint8_t f[42], uint64_t from, int64_t seq)
+{
+    static const uint8_t head[8] = {0x4e, 0x01, 0, 0, 0, 42, 0, 101};
+    memset(f, 0, 42);
+    memcpy(f, head, 8);
+    f[6] = (uint8_t)(from % 255);
+    for (int i = 0; i < 8; i++) {
+        f[8 + i] = (uint8_t)(from >> (56 - 8 * i));
+        f[25 + i] = (uint8_t)((uint64_t)1004 >> (56 - 8 * i));
+        f[34 + i] = (uint8_t)((uint64_t)seq >> (56 - 8 * i));
+    }
+    f[33] = 0x95; /* EDF int64 */
+}
+
+static uv_loop_t loop;
+
+/* runs the loop until @cond or 10 s of loop time; returns whether cond held */
+#define RUN_UNTIL(cond)                                                                      \
+    do {                                                                                     \
+        uint64_t t0_ = uv_now(&loop);                                                        \
+        while (!(cond) && uv_now(&loop) - t0_ < 10000) {                                     \
+            uv_run(&loop, UV_RUN_ONCE);                                                      \
+            uv_update_time(&loop);                                                           \
+        }                                                                                    \
+        CHECK(cond);                                                                         \
+    } while (0)
+
+static gni_ergo_options opts(const gn_edf_registry *r, const char *node, const char *cookie,
+                             side *s)
+{
+    gni_ergo_options o;
+    memset(&o, 0, sizeof o);
+    o.reg = r;
+    o.node = node;
+    o.cookie = cookie;
+    o.flags = GNI_EHS_FLAGS_DEFAULT;
+    o.creation = 1795235514;
+    o.cb.on_conn = on_conn;
+    o.cb.on_frame = on_frame;
+    o.cb.on_conn_down = on_down;
+    o.cb.on_link_error = on_link_error;
+    o.user_data = s;
+    return o;
+}
+
+static void send_batch(side *s, int64_t *seq, unsigned per_sender)
+{
+    uint8_t f[42];
+    for (unsigned i = 0; i < per_sender; i++)
+        for (unsigned k = 0; k < NSEND; k++) {
+            frame101(f, 1001 + k, ++seq[k]);
+            CHECK_OK(gni_ergo_conn_send(s->c, 1001 + k, true, f, sizeof f));
+        }
+}
+
+static unsigned total(const side *s) { return s->got[0] + s->got[1] + s->got[2]; }
+
+static unsigned closed;
+static void on_closed(void *ud)
+{
+    (void)ud;
+    closed++;
+}
+
+GN_TEST(pool_of_three_over_tcp)
+{
+    sigset_t set; /* writes to a link the peer closed must fail, not kill the test */
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    CHECK_OK(uv_loop_init(&loop));
+    gn_edf_registry *r = gn_edf_registry_new();
+    CHECK_OK(gn_edf_registry_add_ergo(r));
+    gn_edf_registry_freeze(r);
+    side a, b, c;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    memset(&c, 0, sizeof c);
+    gni_ergo_options oa = opts(r, "beta@127.0.0.1", "golem-test-cookie", &a);
+    oa.pool_size = 3;
+    oa.max_message_size = 1024; /* announced in A's Introduce */
+    gni_ergo_options ob = opts(r, "alpha@127.0.0.1", "golem-test-cookie", &b);
+    CHECK_OK(gni_ergo_node_new(&loop, &oa, &a.n));
+    CHECK_OK(gni_ergo_node_new(&loop, &ob, &b.n));
+    CHECK(gni_ergo_node_port(a.n) != 0);
+
+    /* Start handshake, then two joins */
+    CHECK_OK(gni_ergo_dial(b.n, "127.0.0.1", gni_ergo_node_port(a.n), "beta@127.0.0.1"));
+    RUN_UNTIL(a.c && b.c && gni_ergo_conn_links(a.c) == 3 && gni_ergo_conn_links(b.c) == 3);
+    CHECK_EQ(a.conns, 1);
+    CHECK_EQ(b.conns, 1);
+    const gni_ehs_result *ib = gni_ergo_conn_info(b.c), *ia = gni_ergo_conn_info(a.c);
+    CHECK_EQ(ib->pool_size, 3);
+    CHECK_EQ(ib->conn_id.len, 32);
+    CHECK_MEM(ib->conn_id.base, ia->conn_id.base, 32);
+    CHECK_EQ(ib->ndsn, 1);
+    CHECK_EQ(a.link_errors + b.link_errors, 0);
+
+    /* frames both ways; one sender's frames stay in order */
+    int64_t seq_b[NSEND] = {0, 0, 0}, seq_a[NSEND] = {0, 0, 0};
+    send_batch(&b, seq_b, 100);
+    send_batch(&a, seq_a, 10);
+    RUN_UNTIL(total(&a) == 300 && total(&b) == 30);
+    CHECK(!a.out_of_order && !b.out_of_order);
+
+    /* kill a joined link mid-stream (acceptor side): the dialler sees it go, re-joins,
+     * and the stream goes on */
+    send_batch(&b, seq_b, 25);
+    CHECK_OK(gni_ergo_conn_kill_link(a.c, 1));
+    CHECK_EQ(gni_ergo_conn_links(a.c), 2);
+    RUN_UNTIL(gni_ergo_conn_links(b.c) == 2 || gni_ergo_conn_links(b.c) == 3);
+    unsigned before = total(&a);
+    send_batch(&b, seq_b, 50);
+    RUN_UNTIL(total(&a) >= before + 150 && gni_ergo_conn_links(a.c) == 3 &&
+              gni_ergo_conn_links(b.c) == 3);
+    CHECK(!a.out_of_order);
+    CHECK(total(&a) >= 300 + 150);
+    CHECK_EQ(a.downs + b.downs, 0);
+    /* the same on the dialler's side: it drops a joined link itself and re-joins */
+    CHECK_OK(gni_ergo_conn_kill_link(b.c, 2));
+    CHECK_EQ(gni_ergo_conn_links(b.c), 2);
+    RUN_UNTIL(gni_ergo_conn_links(a.c) == 3 && gni_ergo_conn_links(b.c) == 3 &&
+              a.link_errors == 0);
+    CHECK_EQ(gni_ergo_conn_kill_link(b.c, 3), GN_ENOTFOUND);
+    /* after the re-join every frame arrives again */
+    before = total(&a);
+    send_batch(&b, seq_b, 20);
+    RUN_UNTIL(total(&a) == before + 60);
+    CHECK(!a.out_of_order);
+    CHECK_EQ(a.conns, 1); /* the join did not make a second connection */
+
+    /* MaxMessageSize: B refuses locally a frame above A's announced limit */
+    CHECK_EQ(gni_ergo_conn_info(b.c)->peer_max_message_size, 1024);
+    static uint8_t big[1025];
+    frame101(big, 1001, 0);
+    big[4] = 0x04;
+    big[5] = 0x01; /* 1025 bytes */
+    CHECK_EQ(gni_ergo_conn_send(b.c, 1001, true, big, sizeof big), GN_ETOOBIG);
+    /* receive side: a header announcing more than A's limit closes that link with a
+     * clear error (B's local check saw 42 bytes; the header says 1025); B re-joins */
+    unsigned errs0 = a.link_errors;
+    CHECK_OK(gni_ergo_conn_send(b.c, 1001, true, big, 42));
+    RUN_UNTIL(a.link_errors > errs0 && gni_ergo_conn_links(a.c) == 3 &&
+              gni_ergo_conn_links(b.c) == 3);
+    CHECK(strstr(a.diag, "MaxMessageSize") != NULL);
+    CHECK_EQ(a.conns, 1);
+    CHECK_EQ(a.downs + b.downs, 0);
+
+    /* a node with another cookie: refused on both sides, and the refusal says so */
+    gni_ergo_options oc = opts(r, "gamma@127.0.0.1", "wrong-cookie", &c);
+    CHECK_OK(gni_ergo_node_new(&loop, &oc, &c.n));
+    unsigned errs = a.link_errors;
+    CHECK_OK(gni_ergo_dial(c.n, "127.0.0.1", gni_ergo_node_port(a.n), NULL));
+    RUN_UNTIL(a.link_errors > errs && c.link_errors > 0);
+    CHECK(strstr(a.diag, "cookie mismatch") != NULL);
+    CHECK(!a.out_of_order);
+    CHECK(strstr(c.diag, "cookie mismatch") != NULL);
+    CHECK_EQ(c.conns, 0);
+    CHECK_EQ(a.conns, 1);
+
+    /* close: connections end, every handle closes, the loop is empty */
+    closed = 0;
+    gni_ergo_node_close(c.n, on_closed, NULL);
+    gni_ergo_node_close(b.n, on_closed, NULL);
+    gni_ergo_node_close(a.n, on_closed, NULL);
+    RUN_UNTIL(closed == 3);
+    CHECK_EQ(b.downs, 1);
+    CHECK_EQ(a.downs, 1);
+    CHECK_EQ(uv_run(&loop, UV_RUN_NOWAIT), 0);
+    CHECK_OK(uv_loop_close(&loop));
+    gn_edf_registry_free(r);
+}
+
+GN_TEST_MAIN(GN_T(pool_of_three_over_tcp))
