@@ -276,6 +276,15 @@ typedef struct gni_msg_writer_cbs {
      * returns; do not use it.
      */
     void (*on_end)(void *arg, int status);
+    /**
+     * Optional (NULL: not reported): one call per message
+     * gni_msg_writer_send() took, in the order they were sent, once its
+     * bytes were handed to the stream below (its write completed): 0, or
+     * the write's error. Never after on_end or gni_msg_writer_close(): the
+     * messages not reported by then were not sent (the owner counts them
+     * lost). The owner may send from inside it.
+     */
+    void (*on_sent)(void *arg, int status);
 } gni_msg_writer_cbs;
 
 /**

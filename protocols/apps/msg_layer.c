@@ -45,7 +45,8 @@
 typedef struct msg_svc msg_svc;
 typedef struct msg_peer msg_peer;
 
-/* A message accepted from the node, not yet handed to the writer. */
+/* A message accepted from the node: queued (peer->q) until the writer takes
+ * it, then waiting (peer->sent) until the writer handed it to the stream. */
 typedef struct msg_out {
     gni_list link;
     gn_rcbuf *buf;
@@ -73,7 +74,8 @@ struct msg_peer {
     gni_hnode hn;          /* key: channel id */
     msg_svc *svc;
     gn_channel *ch;        /* held */
-    gni_list q;            /* msg_out */
+    gni_list q;            /* msg_out not yet taken by the writer */
+    gni_list sent;         /* msg_out taken by w, in order, not yet reported sent */
     gni_msg_writer *w;
     bool finishing;        /* w is closing gracefully (idle): messages wait */
     gn_time last_send;     /* loop time the writer last took a message */
@@ -121,6 +123,7 @@ static msg_peer *peer_get(msg_svc *sv, gn_channel *ch)
     pe->svc = sv;
     gni_list_init(&pe->link);
     gni_list_init(&pe->q);
+    gni_list_init(&pe->sent);
     gni_list_init(&pe->readers);
     if (gni_htab_insert(&sv->peers, &pe->hn) < 0) {
         gn_free(pe);
@@ -143,6 +146,17 @@ static void peer_fail_queue(msg_peer *pe, int status)
     }
 }
 
+/* Completes every message the writer took but did not report sent. */
+static void peer_fail_sent(msg_peer *pe, int status)
+{
+    while (!gni_list_empty(&pe->sent)) { /* bounded: the writer's ring */
+        msg_out *mo = GNI_CONTAINER_OF(pe->sent.next, msg_out, link);
+        gni_list_del(&mo->link);
+        gn_host_msg_done(pe->svc->host, pe->ch, mo->req, status);
+        gn_free(mo);
+    }
+}
+
 static void in_free(msg_in *mi)
 {
     if (mi->blocked) {
@@ -154,7 +168,8 @@ static void in_free(msg_in *mi)
     gn_free(mi);
 }
 
-static void writer_drop(msg_peer *pe, bool reset)
+/* Closes the writer; what it took and did not report sent fails with @status. */
+static void writer_drop(msg_peer *pe, bool reset, int status)
 {
     if (pe->w) {
         gni_msg_writer_close(pe->w, reset); /* no more callbacks */
@@ -162,14 +177,18 @@ static void writer_drop(msg_peer *pe, bool reset)
         pe->finishing = false;
         gn_channel_add_quiet_streams(pe->ch, -1);
     }
+    peer_fail_sent(pe, status);
 }
 
 /* Ends everything of @pe (queued messages fail with @status) and frees it. */
 static void peer_free(msg_peer *pe, int status)
 {
     msg_svc *sv = pe->svc;
+    /* not a reset: the bytes the muxer already took (reported sent) still
+     * go out before its FIN; writes it had not taken are cancelled and
+     * reported with @status, the older messages first */
+    writer_drop(pe, false, status);
     peer_fail_queue(pe, status);
-    writer_drop(pe, true);
     if (pe->opening) {
         pe->opening->peer = NULL; /* its callback closes what it gets */
         pe->opening = NULL;
@@ -197,11 +216,26 @@ static void writer_writable(void *arg)
     peer_pump(arg);
 }
 
+static void writer_sent(void *arg, int status)
+{
+    msg_peer *pe = arg;
+    if (gni_list_empty(&pe->sent)) {
+        return; /* cannot happen: one report per message taken */
+    }
+    msg_out *mo = GNI_CONTAINER_OF(pe->sent.next, msg_out, link);
+    gni_list_del(&mo->link);
+    gn_host_msg_done(pe->svc->host, pe->ch, mo->req,
+                     status < 0 ? gn_channel_map_status(pe->ch, status) : 0);
+    gn_free(mo);
+}
+
 static void writer_end(void *arg, int status)
 {
     msg_peer *pe = arg;
     GN_LOG(GN_LOG_DEBUG, MSG_LOG, "channel %" PRIu64 ": message writer ended: %s",
            gn_channel_id(pe->ch), gn_err_name(status));
+    /* what it took and did not report sent was lost with it */
+    peer_fail_sent(pe, gn_channel_map_status(pe->ch, status < 0 ? status : GN_ECLOSED));
     pe->w = NULL;
     pe->finishing = false;
     gn_channel_add_quiet_streams(pe->ch, -1);
@@ -212,7 +246,7 @@ static void writer_end(void *arg, int status)
     }
 }
 
-static const gni_msg_writer_cbs writer_cbs = {writer_writable, writer_end};
+static const gni_msg_writer_cbs writer_cbs = {writer_writable, writer_end, writer_sent};
 
 static void peer_opened(void *arg, int status, gn_stream *s)
 {
@@ -277,12 +311,17 @@ static void peer_pump(msg_peer *pe)
             return; /* writer_writable resumes */
         }
         gni_list_del(&mo->link);
+        gn_rcbuf_rele(mo->buf); /* the writer holds it while it needs it */
+        mo->buf = NULL;
+        if (rc == 0) {
+            gni_list_add_tail(&pe->sent, &mo->link); /* done when written */
+            continue;
+        }
         gn_host_msg_done(sv->host, pe->ch, mo->req, rc);
-        gn_rcbuf_rele(mo->buf);
         gn_free(mo);
-        if (rc < 0 && rc != GN_ETOOBIG) {
+        if (rc != GN_ETOOBIG) {
             /* the writer is unusable: drop it; the next message reopens */
-            writer_drop(pe, true);
+            writer_drop(pe, true, gn_channel_map_status(pe->ch, rc));
             peer_pump(pe);
             return;
         }

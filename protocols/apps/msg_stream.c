@@ -259,6 +259,7 @@ static const uint8_t msg_version_byte[1] = {GNI_MSG_VERSION};
 typedef struct wq_ent {
     gni_msg_writer *w;
     gn_rcbuf *msg; /* NULL once written (slot free) */
+    int status;    /* the write's completion status, once done */
     uint8_t hdr[GNI_MSG_HEADER_MAX];
     uint8_t hdr_len;
     bool done; /* write completed; the slot frees when it reaches the head */
@@ -411,13 +412,19 @@ static void entry_written(void *arg, int status)
     gn_rcbuf_rele(e->msg);
     e->msg = NULL;
     e->done = true;
+    e->status = status;
     /* completions normally come in order; one that does not waits here until
-       the entries before it completed, so the ring stays contiguous */
+       the entries before it completed, so the ring stays contiguous (and
+       on_sent reports in the order of the sends). Bounded by the ring. */
     while (w->written > 0 && w->q[w->head].done) {
+        int st = w->q[w->head].status;
         w->q[w->head].done = false;
         w->head = (w->head + 1) % w->cap;
         w->written--;
         w->count--;
+        if (w->cbs.on_sent && !w->closed && !w->finished) {
+            w->cbs.on_sent(w->arg, st); /* may send: appends behind head */
+        }
     }
     if (w->closed || w->finished) {
         writer_maybe_free(w);

@@ -226,7 +226,7 @@ static void on_tx_end(void *arg, int status)
 }
 
 static const gni_msg_reader_cbs rcbs = {on_message, on_rx_end};
-static const gni_msg_writer_cbs wcbs = {on_tx_writable, on_tx_end};
+static const gni_msg_writer_cbs wcbs = {on_tx_writable, on_tx_end, NULL};
 
 /* Queues messages until the writer pushes back. */
 static void pump(tx *t)

@@ -405,5 +405,77 @@ GN_TEST(send_failures_aggregate_never_drop)
     gn_identity_free(other);
 }
 
+/* ---- closing with messages in flight: each arrives or is reported ---- */
+
+#define CLOSE_MSGS 4000u
+#define CLOSE_LEN (16u * 1024u)
+
+GN_TEST(close_with_messages_in_flight_reports_each_loss)
+{
+    setup();
+    pair p;
+    pair_up(&p, "noise");
+    static uint8_t msg[CLOSE_LEN];
+    memset(msg, 0x3c, sizeof msg);
+    /* as fast as the channel takes them (no retry on GN_EAGAIN): the
+     * writer's ring and the muxer hold many when the close comes */
+    uint64_t accepted = 0;
+    for (uint32_t i = 0; i < CLOSE_MSGS; i++) {
+        int rc = gn_node_unicast(p.a, p.bs, msg, sizeof msg, NULL);
+        if (rc == GN_EAGAIN) {
+            continue;
+        }
+        CHECK_OK(rc);
+        accepted++;
+    }
+    CHECK(accepted > 0);
+    gn_node_close(p.a, NULL, NULL);
+    uint64_t failed = 0;
+    bool closed = false;
+    gn_node_event ev;
+    for (int i = 0; i < 100000 && !closed; i++) {
+        int rc = gn_node_next_event(p.a, &ev, 100 * GN_MS);
+        if (rc == GN_ECLOSED) {
+            break;
+        }
+        if (rc < 0) {
+            continue;
+        }
+        gn_rcbuf_rele(ev.message);
+        if (ev.type == GN_NODE_EV_SEND_FAILED) {
+            failed += ev.count;
+        } else if (ev.type == GN_NODE_EV_CLOSED) {
+            closed = true;
+        }
+    }
+    CHECK(closed);
+    /* b has everything that was sent once its channel closed */
+    uint64_t delivered = 0;
+    bool chan_closed = false;
+    gn_time quiet_until = gn_now() + 10 * GN_S;
+    while (gn_now() < quiet_until) {
+        int rc = gn_node_next_event(p.b, &ev, 100 * GN_MS);
+        if (rc < 0) {
+            if (chan_closed) {
+                break; /* closed and drained */
+            }
+            continue;
+        }
+        if (ev.type == GN_NODE_EV_MESSAGE) {
+            CHECK_EQ(gn_rcbuf_slice(ev.message).len, CLOSE_LEN);
+            delivered++;
+        } else if (ev.type == GN_NODE_EV_CHANNEL_CLOSED) {
+            chan_closed = true;
+        }
+        gn_rcbuf_rele(ev.message);
+    }
+    CHECK(chan_closed);
+    fprintf(stderr, "# accepted %" PRIu64 ", delivered %" PRIu64 ", reported %" PRIu64 "\n",
+            accepted, delivered, failed);
+    CHECK_EQ(delivered + failed, accepted);
+    pair_down(&p);
+}
+
 GN_TEST_MAIN(GN_T(full_queue_pushes_back_and_writable_follows),
-             GN_T(send_failures_aggregate_never_drop), GN_T(unicast_flood_every_message_arrives))
+             GN_T(send_failures_aggregate_never_drop), GN_T(unicast_flood_every_message_arrives),
+             GN_T(close_with_messages_in_flight_reports_each_loss))
