@@ -46,6 +46,9 @@
 /* ids listed per peers response */
 #define IPCD_PEERS_MAX GN_CTL_REPEATED_MAX
 #define IPCD_PEER_STR GN_PEER_ID_MAX_STRLEN
+/* asynchronous requests one client may have running; at the cap its
+ * requests are not read until one completes (docs/protocols/control.md) */
+#define IPCD_CLIENT_OPS_MAX GN_IPCD_CLIENT_OPS_MAX
 
 typedef struct ipcd_client ipcd_client;
 typedef struct ipcd_bridge ipcd_bridge;
@@ -70,6 +73,7 @@ struct ipcd_client {
     gni_list ops;
     uint64_t num;       /* for logs */
     uint64_t mask;      /* subscribed event kinds, bit (1 << type) */
+    size_t nops;        /* ops on c->ops: at IPCD_CLIENT_OPS_MAX requests are not read */
     bool paused;        /* output past half the bound: requests not read */
     bool opening;       /* a stream_open is running: requests not read */
     bool closing;
@@ -319,6 +323,11 @@ static ipcd_op *op_new(ipcd_client *c, uint64_t rid, int kind)
     op->kind = kind;
     gni_list_add_tail(&c->ops, &op->link);
     c->d->nops++;
+    c->d->st.ops_now = c->d->nops;
+    if (++c->nops == IPCD_CLIENT_OPS_MAX) {
+        c->d->st.clients_ops_paused++;
+        client_update_reading(c);
+    }
     return op;
 }
 
@@ -329,7 +338,11 @@ static ipcd_client *op_detach(ipcd_op *op)
     if (c) {
         gni_list_del(&op->link);
         c->d->nops--;
+        c->d->st.ops_now = c->d->nops;
         op->client = NULL;
+        if (c->nops-- == IPCD_CLIENT_OPS_MAX) {
+            client_update_reading(c); /* below the cap again */
+        }
     }
     return c;
 }
@@ -1938,7 +1951,7 @@ static void client_update_reading(ipcd_client *c)
     if (c->closing || c->raw) {
         return;
     }
-    if (!c->paused && !c->opening && !c->d->draining) {
+    if (!c->paused && !c->opening && !c->d->draining && c->nops < IPCD_CLIENT_OPS_MAX) {
         (void)gni_ipc_conn_read_start(c->conn);
     } else {
         gni_ipc_conn_read_stop(c->conn);

@@ -42,6 +42,12 @@ GN_BEGIN_DECLS
 #define GN_CTL_STRING_MAX 1024u
 /** Most entries of one repeated field of a control message. */
 #define GN_CTL_REPEATED_MAX 4096u
+/**
+ * Most asynchronous requests (listen, dial, ping, stream open, dht) one
+ * client may have running; at the cap the server stops reading that
+ * client's requests until one of them completes.
+ */
+#define GN_IPCD_CLIENT_OPS_MAX 256u
 
 /**
  * The daemon name `golemnet daemon` uses without --name or --socket, so its
@@ -160,6 +166,9 @@ typedef struct gn_ipcd_stats {
     uint64_t framing_lost;      /* connections closed for lost framing */
     uint64_t events_sent;       /* events written to clients */
     uint64_t streams_now;       /* streams carried now */
+    uint64_t ops_now;           /* asynchronous requests running now (all clients) */
+    uint64_t clients_ops_paused; /* times a client reached GN_IPCD_CLIENT_OPS_MAX */
+    uint64_t events_lost;       /* events a subscriber could not be sent (see lost) */
 } gn_ipcd_stats;
 
 /**

@@ -1117,6 +1117,64 @@ GN_TEST(dht_ops_with_kad)
     unserve();
 }
 
+/* ---- a client's running requests are capped: reading pauses at the cap ---- */
+
+typedef struct ops_watch {
+    tcli *t;
+    uint64_t first, n;
+    uint64_t max_now;
+} ops_watch;
+
+static bool all_answered(void *arg)
+{
+    ops_watch *w = arg;
+    gn_ipcd_stats st;
+    CHECK_OK(gn_ipcd_stats_get(D, &st));
+    w->max_now = GNI_MAX(w->max_now, st.ops_now);
+    size_t got = 0;
+    for (size_t i = 0; i < w->t->nmsgs; i++) {
+        Gnctl__ServerMessage *m = w->t->msgs[i];
+        if (m->msg_case == GNCTL__SERVER_MESSAGE__MSG_RESPONSE && m->response->id >= w->first &&
+            m->response->id < w->first + w->n) {
+            got++;
+        }
+    }
+    return got == w->n;
+}
+
+GN_TEST(ops_capped_per_client)
+{
+    serve_a(0);
+    tcli t;
+    tc_open(&t, sock_path);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    Gnctl__DialRequest dr = GNCTL__DIAL_REQUEST__INIT;
+    dr.addr = B.addr;
+    r.op_case = GNCTL__REQUEST__OP_DIAL;
+    r.dial = &dr;
+    Gnctl__Response *resp = tc_call(&t, &r);
+    CHECK_EQ(resp->status, 0);
+    uint64_t ch = resp->channel->channel_id;
+    tc_free_msgs(&t);
+    Gnctl__PingRequest pq = GNCTL__PING_REQUEST__INIT;
+    pq.channel_id = ch;
+    r.op_case = GNCTL__REQUEST__OP_PING;
+    r.ping = &pq;
+    enum { N = 3 * GN_IPCD_CLIENT_OPS_MAX };
+    ops_watch w = {.t = &t, .first = t.next_id, .n = N};
+    for (int i = 0; i < N; i++) {
+        (void)tc_send(&t, &r); /* pipelined, all in one burst */
+    }
+    CHECK(run_until(all_answered, &w, 20000));
+    gn_ipcd_stats st;
+    CHECK_OK(gn_ipcd_stats_get(D, &st));
+    CHECK(st.clients_ops_paused >= 1);
+    CHECK(w.max_now <= GN_IPCD_CLIENT_OPS_MAX);
+    CHECK_EQ(st.ops_now, 0u);
+    tc_close(&t);
+    unserve();
+}
+
 /* ---- a graceful close: every acknowledged message reaches the peer ---- */
 
 GN_TEST(close_delivers_acknowledged_messages)
@@ -1185,4 +1243,5 @@ GN_TEST(close_delivers_acknowledged_messages)
 
 GN_TEST_MAIN(GN_T(every_op), GN_T(stream_open_and_two_clients), GN_T(stream_handler),
              GN_T(slow_client_disconnected), GN_T(bad_frames), GN_T(config_and_close),
-             GN_T(dht_ops_with_kad), GN_T(close_delivers_acknowledged_messages))
+             GN_T(dht_ops_with_kad), GN_T(close_delivers_acknowledged_messages),
+             GN_T(ops_capped_per_client))
