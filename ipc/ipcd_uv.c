@@ -352,12 +352,15 @@ static void client_orphan_ops(ipcd_client *c, bool answer)
 {
     while (!gni_list_empty(&c->ops)) {
         ipcd_op *op = GNI_CONTAINER_OF(c->ops.next, ipcd_op, link);
-        if (answer) {
-            reply_err(c, op->rid, GN_ECANCELED, "the daemon is stopping");
-        }
+        /* off the list before replying: a failing write closes the client,
+         * which orphans (and frees) what is still listed */
         op_detach(op);
+        uint64_t rid = op->rid;
         if (op->kind == OP_LISTEN) {
             gn_free(op);
+        }
+        if (answer) {
+            reply_err(c, rid, GN_ECANCELED, "the daemon is stopping");
         }
     }
 }
