@@ -30,6 +30,7 @@
 
 #include <uv.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -210,6 +211,22 @@ static void fill_channel(Gnctl__ChannelInfo *ci, gn_channel_state state,
 /* ------------------------------------------------------------------ */
 /* output to clients                                                   */
 
+/*
+ * Encodes @m as a frame after making its strings valid for the wire
+ * (gni_ctl_sanitize: remote agent versions, addresses and error texts
+ * echoing client input may be anything). Errors as gni_ctl_encode().
+ */
+static int ipcd_encode(ProtobufCMessage *m, uint8_t **f, size_t *n)
+{
+    void *keep = NULL;
+    int rc = gni_ctl_sanitize(m, &keep);
+    if (rc >= 0) {
+        rc = gni_ctl_encode(m, f, n);
+    }
+    gni_ctl_sanitize_free(keep);
+    return rc;
+}
+
 /* Writes one encoded frame to @c and applies the output bound. */
 static void client_write_frame(ipcd_client *c, const uint8_t *f, size_t n)
 {
@@ -239,7 +256,7 @@ static void client_write_frame(ipcd_client *c, const uint8_t *f, size_t n)
         sm.event = &ev;
         uint8_t *fr = NULL;
         size_t fl = 0;
-        if (gni_ctl_encode(&sm.base, &fr, &fl) == 0) {
+        if (ipcd_encode(&sm.base, &fr, &fl) == 0) {
             (void)gni_ipc_conn_write_force(c->conn, fr, fl, false);
             gn_free(fr);
         }
@@ -262,17 +279,24 @@ static void client_send_response(ipcd_client *c, Gnctl__Response *r)
     sm.response = r;
     uint8_t *f = NULL;
     size_t n = 0;
-    int rc = gni_ctl_encode(&sm.base, &f, &n);
-    if (rc == GN_ETOOBIG && r->result_case != GNCTL__RESPONSE__RESULT__NOT_SET) {
-        /* a result past the bounds (cannot happen with the caps applied) */
-        r->result_case = GNCTL__RESPONSE__RESULT__NOT_SET;
-        r->status = GN_ETOOBIG;
-        r->error = "result larger than the control protocol's bounds";
+    int rc = ipcd_encode(&sm.base, &f, &n);
+    if (rc < 0) {
+        /* a result past the bounds (cannot happen with the caps applied) or
+         * out of memory: the request still gets its one answer, an error */
+        GN_LOG(GN_LOG_ERR, IPCD_LOG, "client %" PRIu64 ": cannot encode response %" PRIu64
+               " (%s); answering with the error", c->num, r->id, gn_err_name(rc));
+        Gnctl__Response er = GNCTL__RESPONSE__INIT;
+        er.id = r->id;
+        er.status = rc == GN_ETOOBIG ? GN_ETOOBIG : rc == GN_ENOMEM ? GN_ENOMEM : GN_EINTERNAL;
+        er.error = rc == GN_ETOOBIG ? "result larger than the control protocol's bounds"
+                                    : "the daemon could not encode the result";
+        sm.response = &er;
         rc = gni_ctl_encode(&sm.base, &f, &n);
     }
     if (rc < 0) {
-        GN_LOG(GN_LOG_ERR, IPCD_LOG, "client %" PRIu64 ": cannot encode a response (%s)", c->num,
-               gn_err_name(rc));
+        /* not even the error fits in memory: the connection cannot go on */
+        GN_LOG(GN_LOG_ERR, IPCD_LOG, "client %" PRIu64 ": cannot encode an error response (%s);"
+               " closing", c->num, gn_err_name(rc));
         client_close(c, false);
         return;
     }
@@ -283,9 +307,11 @@ static void client_send_response(ipcd_client *c, Gnctl__Response *r)
 static void reply_err(ipcd_client *c, uint64_t rid, int status, const char *fmt, ...)
     GN_PRINTF(4, 5);
 
+/* The message may echo client input of any length: ipcd_encode trims it to
+ * GN_CTL_STRING_MAX bytes of whole UTF-8 characters. */
 static void reply_err(ipcd_client *c, uint64_t rid, int status, const char *fmt, ...)
 {
-    char msg[GN_CTL_STRING_MAX];
+    char msg[2 * GN_CTL_STRING_MAX + 256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -373,6 +399,47 @@ static bool client_wants(const ipcd_client *c, unsigned type)
     return !c->closing && !c->raw && type < 64 && (c->mask & ((uint64_t)1 << type));
 }
 
+/* Tells the clients that wanted @ev that it could not be sent (@why). */
+static void fanout_lost(gn_ipcd *d, const Gnctl__Event *ev, int why)
+{
+    char reason[256];
+    snprintf(reason, sizeof reason, "an event of type %d could not be sent: %s%s", (int)ev->type,
+             gn_strerror(why),
+             why == GN_ETOOBIG ? " (larger than the control protocol's message bound)" : "");
+    Gnctl__Event lost = GNCTL__EVENT__INIT;
+    lost.type = GNCTL__EVENT_TYPE__EV_LOST;
+    lost.status = why;
+    lost.count = 1;
+    lost.channel_id = ev->channel_id;
+    lost.peer = ev->peer;
+    lost.request_id = ev->request_id;
+    lost.reason = reason;
+    Gnctl__ServerMessage sm = GNCTL__SERVER_MESSAGE__INIT;
+    sm.msg_case = GNCTL__SERVER_MESSAGE__MSG_EVENT;
+    sm.event = &lost;
+    uint8_t *f = NULL;
+    size_t n = 0;
+    int rc = ipcd_encode(&sm.base, &f, &n);
+    gni_list *e = d->clients.next;
+    while (e != &d->clients) {
+        ipcd_client *c = GNI_CONTAINER_OF(e, ipcd_client, link);
+        e = e->next;
+        if (!client_wants(c, (unsigned)ev->type)) {
+            continue;
+        }
+        d->st.events_lost++;
+        if (rc == 0) {
+            client_write_frame(c, f, n);
+        } else {
+            /* not even the notice: the client cannot know, so it must go */
+            GN_LOG(GN_LOG_ERR, IPCD_LOG, "client %" PRIu64 ": an event is lost and the notice "
+                   "cannot be encoded (%s); closing", c->num, gn_err_name(rc));
+            client_close(c, false);
+        }
+    }
+    gn_free(f);
+}
+
 static void fanout(gn_ipcd *d, const Gnctl__Event *ev)
 {
     bool any = false;
@@ -386,15 +453,17 @@ static void fanout(gn_ipcd *d, const Gnctl__Event *ev)
     if (!any) {
         return;
     }
+    Gnctl__Event evc = *ev; /* ipcd_encode may repoint its strings (freed after) */
     Gnctl__ServerMessage sm = GNCTL__SERVER_MESSAGE__INIT;
     sm.msg_case = GNCTL__SERVER_MESSAGE__MSG_EVENT;
-    sm.event = (Gnctl__Event *)ev;
+    sm.event = &evc;
     uint8_t *f = NULL;
     size_t n = 0;
-    int rc = gni_ctl_encode(&sm.base, &f, &n);
+    int rc = ipcd_encode(&sm.base, &f, &n);
     if (rc < 0) {
-        GN_LOG(GN_LOG_ERR, IPCD_LOG, "cannot encode an event of type %d (%s)", (int)ev->type,
-               gn_err_name(rc));
+        GN_LOG(GN_LOG_WARNING, IPCD_LOG, "cannot encode an event of type %d (%s); sending "
+               "EV_LOST", (int)ev->type, gn_err_name(rc));
+        fanout_lost(d, ev, rc);
         return;
     }
     gni_list *e = d->clients.next;
@@ -928,7 +997,7 @@ static void handler_stream(void *arg, gn_channel *ch, gn_stream *s, const char *
     si.addr = info.remote_addr;
     si.protocol = (char *)protocol_id;
     char err[256];
-    int rc = gni_ctl_encode(&si.base, &b->hello, &b->hello_len);
+    int rc = ipcd_encode(&si.base, &b->hello, &b->hello_len);
     if (rc == 0) {
         b->connecting = true;
         rc = gni_ipc_connect(d->uvl, h->path, handler_connected, b, err, sizeof err);
@@ -1071,9 +1140,15 @@ static void do_configure(ipcd_client *c, const Gnctl__Request *r)
         return;
     }
     char *end = NULL;
+    errno = 0;
     unsigned long long v = strtoull(val, &end, 10);
     if (!val[0] || val[0] < '0' || val[0] > '9' || *end != '\0') {
         reply_err(c, r->id, GN_EINVAL, "configure %s: '%s' is not a decimal integer", name, val);
+        return;
+    }
+    if (errno == ERANGE || v > UINT64_MAX) {
+        reply_err(c, r->id, GN_EINVAL, "configure %s: '%s' is out of range (at most %" PRIu64 ")",
+                  name, val, UINT64_MAX);
         return;
     }
     int rc = gn_node_configure(c->d->node, ipcd_options[k].opt, (uint64_t)v);

@@ -995,6 +995,30 @@ GN_TEST(config_and_close)
     tcli t;
     tc_open(&t, taddr);
     Gnctl__Request r = GNCTL__REQUEST__INIT;
+    /* an error text echoing 1019 bytes of input is cut to whole characters:
+     * the client gets its answer and the connection stays */
+    static char name[1020];
+    name[0] = 'x';
+    for (size_t i = 1; i + 2 <= sizeof name - 1; i += 2) {
+        memcpy(name + i, "\xc3\xa9", 2); /* é */
+    }
+    name[sizeof name - 1] = '\0';
+    Gnctl__ConfigureRequest cq = GNCTL__CONFIGURE_REQUEST__INIT;
+    cq.name = name;
+    cq.value = "1";
+    r.op_case = GNCTL__REQUEST__OP_CONFIGURE;
+    r.configure = &cq;
+    Gnctl__Response *cresp = tc_call(&t, &r);
+    CHECK_EQ(cresp->status, GN_ENOTSUP);
+    CHECK(strlen(cresp->error) <= GN_CTL_STRING_MAX);
+    CHECK(strlen(cresp->error) > 900);
+    /* configure: a number past 2^64 is refused, not clamped */
+    cq.name = "max_connections";
+    cq.value = "99999999999999999999999";
+    cresp = tc_call(&t, &r);
+    CHECK_EQ(cresp->status, GN_EINVAL);
+    CHECK(strstr(cresp->error, "99999999999999999999999") != NULL);
+    CHECK(strstr(cresp->error, "range") != NULL);
     Gnctl__IdentifyRequest idr = GNCTL__IDENTIFY_REQUEST__INIT;
     r.op_case = GNCTL__REQUEST__OP_IDENTIFY;
     r.identify = &idr;
