@@ -1023,6 +1023,21 @@ static void handler_remove(gn_ipcd *d, ipcd_handler *h)
     gn_free(h);
 }
 
+/* Removes the stream handlers @c registered without keep (the client ends
+ * or its connection becomes a stream). */
+static void client_drop_handlers(ipcd_client *c)
+{
+    gn_ipcd *d = c->d;
+    gni_list *e = d->handlers.next;
+    while (e != &d->handlers) {
+        ipcd_handler *h = GNI_CONTAINER_OF(e, ipcd_handler, link);
+        e = e->next;
+        if (h->owner == c) {
+            handler_remove(d, h);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* requests                                                            */
 
@@ -1373,8 +1388,10 @@ static void stream_ready(ipcd_client *c, ipcd_op *op, gn_channel *ch, gn_stream 
         bridge_close(b, GN_ECLOSED);
         return;
     }
-    /* from here on the connection belongs to the bridge */
+    /* from here on the connection belongs to the bridge; the client's
+     * handlers end with its control use (client_close never runs for it) */
     client_orphan_ops(c, false);
+    client_drop_handlers(c);
     c->raw = true;
     c->opening = false;
     c->bridge = b;
@@ -2118,17 +2135,9 @@ static void client_close(ipcd_client *c, bool flush)
     if (c->closing) {
         return;
     }
-    gn_ipcd *d = c->d;
     c->closing = true;
     client_orphan_ops(c, false);
-    gni_list *e = d->handlers.next;
-    while (e != &d->handlers) {
-        ipcd_handler *h = GNI_CONTAINER_OF(e, ipcd_handler, link);
-        e = e->next;
-        if (h->owner == c) {
-            handler_remove(d, h);
-        }
-    }
+    client_drop_handlers(c);
     gni_ipc_conn_close(c->conn, flush);
 }
 

@@ -1199,6 +1199,43 @@ GN_TEST(ops_capped_per_client)
     unserve();
 }
 
+/* ---- a connection that becomes a stream drops its (non-keep) handlers ---- */
+
+GN_TEST(stream_open_drops_handlers)
+{
+    serve_a(0);
+    tcli t1, t2;
+    tc_open(&t1, sock_path);
+    tc_open(&t2, sock_path);
+    char hpath[160];
+    snprintf(hpath, sizeof hpath, "%s/h.sock", tmpdir);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    char *protos[] = {"/test/mine/1.0.0"};
+    Gnctl__StreamHandlerRequest sh = GNCTL__STREAM_HANDLER_REQUEST__INIT;
+    sh.protocols = protos;
+    sh.n_protocols = 1;
+    sh.path = hpath;
+    r.op_case = GNCTL__REQUEST__OP_STREAM_HANDLER;
+    r.stream_handler = &sh;
+    CHECK_EQ(tc_call(&t1, &r)->status, 0);
+    CHECK_EQ(tc_call(&t2, &r)->status, GN_EEXIST);
+    /* t1's connection becomes a stream */
+    Gnctl__StreamOpenRequest so = GNCTL__STREAM_OPEN_REQUEST__INIT;
+    so.peer = B.addr;
+    so.protocol = "/test/echo/1.0.0";
+    r.op_case = GNCTL__REQUEST__OP_STREAM_OPEN;
+    r.stream_open = &so;
+    t1.expect_raw = true;
+    CHECK_EQ(tc_call(&t1, &r)->status, 0);
+    /* its handler is gone with its control use */
+    r.op_case = GNCTL__REQUEST__OP_STREAM_HANDLER;
+    r.stream_handler = &sh;
+    CHECK_EQ(tc_call(&t2, &r)->status, 0);
+    tc_close(&t1);
+    tc_close(&t2);
+    unserve();
+}
+
 /* ---- a graceful close: every acknowledged message reaches the peer ---- */
 
 GN_TEST(close_delivers_acknowledged_messages)
@@ -1268,4 +1305,4 @@ GN_TEST(close_delivers_acknowledged_messages)
 GN_TEST_MAIN(GN_T(every_op), GN_T(stream_open_and_two_clients), GN_T(stream_handler),
              GN_T(slow_client_disconnected), GN_T(bad_frames), GN_T(config_and_close),
              GN_T(dht_ops_with_kad), GN_T(close_delivers_acknowledged_messages),
-             GN_T(ops_capped_per_client))
+             GN_T(ops_capped_per_client), GN_T(stream_open_drops_handlers))
