@@ -2299,25 +2299,52 @@ static void ipcd_finish(gn_ipcd *d)
     ipcd_maybe_free(d);
 }
 
-/* Bytes written on all channels so far (loop thread: current values). */
-static uint64_t ipcd_bytes_out(gn_ipcd *d)
+/*
+ * Over every channel (loop thread: current values): *@out receives the
+ * bytes written so far, *@connecting how many are dialing or upgrading
+ * (unicasts to a peer wait for such a channel outside
+ * gn_node_pending_messages()).
+ */
+static void ipcd_channels_scan(gn_ipcd *d, uint64_t *out, size_t *connecting)
 {
-    uint64_t ids[256], sum = 0;
-    int total = gn_node_channel_ids(d->node, ids, GNI_ARRAY_LEN(ids));
-    size_t n = total < 0 ? 0 : GNI_MIN((size_t)total, GNI_ARRAY_LEN(ids));
+    uint64_t small[256], *ids = small;
+    *out = 0;
+    *connecting = 0;
+    int total = gn_node_channel_ids(d->node, ids, GNI_ARRAY_LEN(small));
+    size_t n = total < 0 ? 0 : (size_t)total;
+    if (n > GNI_ARRAY_LEN(small)) {
+        ids = gn_calloc(n, sizeof *ids);
+        int again = ids ? gn_node_channel_ids(d->node, ids, n) : -1;
+        if (again < 0) {
+            gn_free(ids);
+            ids = small; /* out of memory: the first 256 (and not quiet, below) */
+            n = GNI_ARRAY_LEN(small);
+            *connecting = 1;
+        } else {
+            n = GNI_MIN(n, (size_t)again);
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         gn_channel *ch = gn_node_channel_find(d->node, ids[i]);
         if (ch) {
+            gn_channel_info info;
+            gn_channel_state st = gn_channel_state_get(ch, &info);
+            if (st == GN_CHANNEL_DIALING || st == GN_CHANNEL_UPGRADING) {
+                (*connecting)++;
+            }
             gn_channel_metrics m;
             gn_channel_metrics_get(ch, &m);
-            sum += m.bytes_out;
+            *out += m.bytes_out;
         }
     }
-    return sum;
+    if (ids != small) {
+        gn_free(ids);
+    }
 }
 
 /*
- * Drained: no accepted message is queued in the node, no request runs, and
+ * Drained: no accepted message is queued in the node, no request runs, no
+ * channel is still dialing or upgrading (a unicast may wait for it), and
  * the channels wrote nothing during the last tick (a message handed to a
  * channel's writer still has to pass the muxer and the security layer).
  */
@@ -2327,15 +2354,17 @@ static void ipcd_drain_tick(gn_timer *t, void *arg)
     (void)t;
     pump_events(d);
     uint64_t pending = gn_node_pending_messages(d->node);
-    uint64_t out = ipcd_bytes_out(d);
+    uint64_t out;
+    size_t connecting;
+    ipcd_channels_scan(d, &out, &connecting);
     bool quiet = out == d->drain_last_out;
     d->drain_last_out = out;
     bool due = gn_loop_now(d->loop) >= d->drain_deadline;
-    if ((pending == 0 && d->nops == 0 && quiet) || due) {
-        if (due && (pending || d->nops)) {
+    if ((pending == 0 && d->nops == 0 && connecting == 0 && quiet) || due) {
+        if (due && (pending || d->nops || connecting)) {
             GN_LOG(GN_LOG_WARNING, IPCD_LOG,
-                   "drain time over: %" PRIu64 " messages still queued, %zu requests running",
-                   pending, d->nops);
+                   "drain time over: %" PRIu64 " messages still queued, %zu requests running, "
+                   "%zu channels still connecting", pending, d->nops, connecting);
         }
         ipcd_finish(d);
         return;

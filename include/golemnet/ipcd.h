@@ -185,8 +185,9 @@ typedef void (*gn_ipcd_close_cb)(void *arg);
  * Stops the server gracefully, in this order: stops accepting clients and
  * reading requests; waits (at most @drain_timeout ns; 0 means no waiting)
  * until the node has no accepted message still queued
- * (gn_node_pending_messages()), no request of a client is still running
- * and the channels wrote nothing for one 10 ms tick (what the message
+ * (gn_node_pending_messages()), no request of a client is still running,
+ * no channel is dialing or upgrading (a unicast may wait for it outside
+ * the pending count) and the channels (all of them) wrote nothing for one 10 ms tick (what the message
  * service handed to a channel's writer has passed the muxer and the
  * security layer); forwards the events popped meanwhile (send failures reach the
  * clients that subscribed); ends stream handlers and streams; closes every

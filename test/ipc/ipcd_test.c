@@ -14,6 +14,9 @@
 #include "gn_tnode.h"
 #include "golemnet/ipcd.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define MAXMSGS 4096
@@ -1236,6 +1239,50 @@ GN_TEST(stream_open_drops_handlers)
     unserve();
 }
 
+/* ---- a graceful close waits (bounded) while a channel is still connecting ---- */
+
+GN_TEST(close_waits_for_connecting_channel)
+{
+    serve_a(0);
+    /* a TCP listener that never answers the security handshake: the
+     * unicast's channel stays upgrading */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_EQ(listen(fd, 8), 0);
+    socklen_t sl = sizeof sa;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    char to[64];
+    snprintf(to, sizeof to, "/ip4/127.0.0.1/tcp/%u", (unsigned)ntohs(sa.sin_port));
+    tcli t;
+    tc_open(&t, sock_path);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    static uint8_t payload[64] = {1, 2, 3};
+    Gnctl__UnicastRequest uc = GNCTL__UNICAST_REQUEST__INIT;
+    uc.to = to; /* no channel yet: the node dials first */
+    uc.data.data = payload;
+    uc.data.len = sizeof payload;
+    r.op_case = GNCTL__REQUEST__OP_UNICAST;
+    r.unicast = &uc;
+    CHECK_EQ(tc_call(&t, &r)->status, 0);
+    closed_cb_runs = 0;
+    gn_time t0 = gn_loop_now(loop);
+    gn_ipcd_close(D, 400 * GN_MS, ipcd_closed, NULL);
+    CHECK(run_until(ipcd_is_closed, NULL, 10000));
+    D = NULL;
+    gn_time took = gn_loop_now(loop) - t0;
+    CHECK(took >= 350 * GN_MS); /* waited for the channel, until the drain deadline */
+    CHECK(took < 5 * GN_S);
+    close(fd);
+    tc_close(&t);
+    b_drain_events();
+    node_down(&A);
+    node_down(&B);
+    finish();
+    rm_tmpdir();
+}
+
 /* ---- a graceful close: every acknowledged message reaches the peer ---- */
 
 GN_TEST(close_delivers_acknowledged_messages)
@@ -1305,4 +1352,5 @@ GN_TEST(close_delivers_acknowledged_messages)
 GN_TEST_MAIN(GN_T(every_op), GN_T(stream_open_and_two_clients), GN_T(stream_handler),
              GN_T(slow_client_disconnected), GN_T(bad_frames), GN_T(config_and_close),
              GN_T(dht_ops_with_kad), GN_T(close_delivers_acknowledged_messages),
-             GN_T(ops_capped_per_client), GN_T(stream_open_drops_handlers))
+             GN_T(ops_capped_per_client), GN_T(stream_open_drops_handlers),
+             GN_T(close_waits_for_connecting_channel))
