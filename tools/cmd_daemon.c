@@ -406,13 +406,56 @@ static void dwait_signal(dwait *w)
     pthread_mutex_unlock(&w->mtx);
 }
 
-static void dwait_wait(dwait *w)
+/*
+ * Waits for @w at most @timeout_s seconds, watching for another SIGTERM or
+ * SIGINT (@sigs, blocked in every thread) meanwhile. Returns 0 (done), 1 (a
+ * second signal: the user wants out now) or 2 (the deadline passed).
+ */
+static int dwait_wait_bounded(dwait *w, const sigset_t *sigs, unsigned long long timeout_s)
 {
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += (time_t)timeout_s;
+    int rc = 0;
     pthread_mutex_lock(&w->mtx);
     while (!w->done) {
-        pthread_cond_wait(&w->cond, &w->mtx);
+        sigset_t pend;
+        sigemptyset(&pend);
+        if (sigpending(&pend) == 0 && (sigismember(&pend, SIGTERM) == 1 ||
+                                       sigismember(&pend, SIGINT) == 1)) {
+            int sig = 0;
+            (void)sigwait(sigs, &sig); /* take it (pending: returns at once) */
+            rc = 1;
+            break;
+        }
+        struct timespec now, slice;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) {
+            rc = 2;
+            break;
+        }
+        /* check for a signal every 100 ms */
+        slice = now;
+        slice.tv_nsec += 100000000L;
+        if (slice.tv_nsec >= 1000000000L) {
+            slice.tv_sec++;
+            slice.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&w->cond, &w->mtx, &slice);
     }
     pthread_mutex_unlock(&w->mtx);
+    return rc;
+}
+
+/* The shutdown cannot finish (@why 1: a second signal, 2: past its time):
+ * exit now, without freeing what the loop thread may still use. */
+static _Noreturn void d_force_exit(int why, const char *step)
+{
+    d_log(GN_LOG_ERR, "%s: exiting at once (status 3) while %s",
+          why == 1 ? "second signal" : "shutdown took too long", step);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(3);
 }
 
 static void d_ipcd_closed(void *arg) { dwait_signal(arg); }
@@ -745,13 +788,20 @@ int cmd_daemon(int argc, char **argv, bool json)
           sig == SIGINT ? "SIGINT" : "SIGTERM", drain_s);
     dwait w1 = {.mtx = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     gn_ipcd_close(ipcd, (gn_time)drain_s * GN_S, d_ipcd_closed, &w1);
-    dwait_wait(&w1);
+    /* the drain, then at most 5 s of flushing clients: 10 s of slack */
+    int why = dwait_wait_bounded(&w1, &sigs, drain_s + 10);
+    if (why != 0) {
+        d_force_exit(why, "stopping the control server");
+    }
     ipcd = NULL;
     code = 0;
 close_node:;
     dwait w2 = {.mtx = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     gn_node_close(node, d_node_closed, &w2);
-    dwait_wait(&w2);
+    why = dwait_wait_bounded(&w2, &sigs, 10);
+    if (why != 0) {
+        d_force_exit(why, "closing the node");
+    }
     /* what the close cancelled is reported, never silently lost */
     gn_node_event ev;
     uint64_t lost = 0;

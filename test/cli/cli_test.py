@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -102,7 +103,12 @@ def start_node(*args):
     return n, ev
 
 
+ONLY = sys.argv[2:]  # optional words: run only the cases whose name has one of them
+
+
 def case(fn):
+    if ONLY and not any(w in fn.__name__ for w in ONLY):
+        return fn
     try:
         fn()
         results.append((fn.__name__, None))
@@ -1092,6 +1098,37 @@ def client(*args, timeout=30):
     """Runs a client command with --json: (exit status, events, stderr)."""
     rc, out, err = run(*args, "--json", timeout=timeout)
     return rc, events(out), err
+
+
+@case
+def daemon_second_signal_forces_exit():
+    """A second SIGTERM while the drain waits (a unicast whose channel never
+    finishes its handshake) exits at once with status 3."""
+    tmp = tempfile.mkdtemp(prefix="gncli-")
+    sa = os.path.join(tmp, "a.sock")
+    mute = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)  # accepts (kernel) and never speaks
+    a = None
+    try:
+        a = CtlDaemon(sa, "--drain-timeout", "60")
+        to = "/ip4/127.0.0.1/tcp/%d" % mute.getsockname()[1]
+        rc, evs, err = client("send", to, "hi", "--socket", sa)
+        assert rc == 0, (rc, evs, err)
+        a.p.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert a.p.poll() is None, "the drain should wait for the connecting channel"
+        t0 = time.monotonic()
+        rc = a.stop(signal.SIGTERM, timeout=10)
+        assert rc == 3, (rc, a.err[-2000:])
+        assert time.monotonic() - t0 < 5
+        assert "second signal" in a.err, a.err[-2000:]
+        a = None
+    finally:
+        if a:
+            a.stop(signal.SIGKILL)
+        mute.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @case
