@@ -118,11 +118,17 @@ static void d_log(gn_log_level level, const char *fmt, ...)
 }
 
 static int d_usage(const char *fmt, ...) GN_PRINTF(1, 2);
+/* "PATH:LINE" of the config line being applied, else empty (a flag's value) */
+static char d_where[512];
+
 static int d_usage(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     fputs("golemnet daemon: ", stderr);
+    if (d_where[0]) {
+        fprintf(stderr, "%s: ", d_where);
+    }
     vfprintf(stderr, fmt, ap);
     fputs("\n(see golemnet daemon --help)\n", stderr);
     va_end(ap);
@@ -142,6 +148,43 @@ static bool d_uint(const char *s, unsigned long long max, unsigned long long *ou
     }
     *out = v;
     return true;
+}
+
+/*
+ * Checks the value @v of setting @n (dash form) where the value has a fixed
+ * form; 0, or an exit code after a message (d_usage: with d_where).
+ */
+static int d_check_value(const char *n, const char *v)
+{
+    unsigned long long u;
+    if (!v) {
+        return 0;
+    }
+    if (!strcmp(n, "log")) {
+        static const char *const lv[] = {"err", "warning", "notice", "info", "debug"};
+        for (size_t k = 0; k < D_ARRAY_LEN(lv); k++) {
+            if (!strcmp(v, lv[k])) {
+                return 0;
+            }
+        }
+        return d_usage("bad value '%s' for --log: expected err, warning, notice, info or "
+                       "debug", v);
+    }
+    if (!strcmp(n, "drain-timeout") && !d_uint(v, 3600, &u)) {
+        return d_usage("bad value '%s' for --drain-timeout: expected seconds 0..3600", v);
+    }
+    if (!strcmp(n, "client-queue-max") &&
+        (!d_uint(v, 256u * 1024u * 1024u, &u) || u < 64u * 1024u)) {
+        return d_usage("bad value '%s' for --client-queue-max: expected bytes 65536..268435456",
+                       v);
+    }
+    if (!strcmp(n, "max-clients") && (!d_uint(v, 65536, &u) || u == 0)) {
+        return d_usage("bad value '%s' for --max-clients: expected 1..65536", v);
+    }
+    if (!strcmp(n, "allow-uid") && !d_uint(v, UINT32_MAX - 1, &u)) {
+        return d_usage("bad value '%s' for --allow-uid: expected a numeric uid", v);
+    }
+    return 0;
 }
 
 static int d_list_add(dlist *l, const char *opt, const char *v)
@@ -169,6 +212,10 @@ static int d_apply(dset *s, const char *name, const char *v)
         n[i] = name[i] == '_' ? '-' : name[i];
     }
     n[i] = '\0';
+    int bad = d_check_value(n, v);
+    if (bad) {
+        return bad;
+    }
 #define D_SCALAR(key, field)                                                                 \
     if (!strcmp(n, key)) {                                                                   \
         s->field = v;                                                                        \
@@ -270,6 +317,15 @@ static int d_read_config(const char *path, dset *s, char **buf)
     }
     b[len] = '\0';
     *buf = b;
+    const char *nul = memchr(b, '\0', len);
+    if (nul) {
+        unsigned at = 1;
+        for (const char *q = b; q < nul; q++) {
+            at += *q == '\n';
+        }
+        fprintf(stderr, "golemnet daemon: %s:%u: a NUL byte (the file must be text)\n", path, at);
+        return D_EXIT_USAGE;
+    }
     bool have_version = false;
     unsigned line = 0;
     char *p = b;
@@ -324,7 +380,9 @@ static int d_read_config(const char *path, dset *s, char **buf)
             fprintf(stderr, "golemnet daemon: %s:%u: '%s' is not allowed here\n", path, line, k);
             return D_EXIT_USAGE;
         }
+        snprintf(d_where, sizeof d_where, "%s:%u", path, line);
         int rc = d_apply(s, k, v);
+        d_where[0] = '\0';
         if (rc < 0) {
             fprintf(stderr, "golemnet daemon: %s:%u: unknown setting '%s'\n", path, line, k);
             return D_EXIT_USAGE;
@@ -616,7 +674,8 @@ int cmd_daemon(int argc, char **argv, bool json)
         code = d_usage("bad value '%s' for --drain-timeout: expected seconds 0..3600", s.drain);
         goto out;
     }
-    if (s.queue_max && !d_uint(s.queue_max, 256u * 1024u * 1024u, &queue_max)) {
+    if (s.queue_max && (!d_uint(s.queue_max, 256u * 1024u * 1024u, &queue_max) ||
+                        queue_max < 64u * 1024u)) {
         code = d_usage("bad value '%s' for --client-queue-max: expected bytes 65536..268435456",
                        s.queue_max);
         goto out;

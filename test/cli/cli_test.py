@@ -1081,6 +1081,33 @@ def daemon_config_file_and_flags():
         rc, out, err = run("daemon", "--socket", path, "--control-tcp", "/ip4/0.0.0.0/tcp/0")
         assert rc == 1 and "loopback" in err, (rc, err)
 
+@case
+def daemon_config_file_values_name_the_line():
+    """Bad values in the config file name the file and line (exit 2); a NUL byte
+    is refused, not the end of the file; a queue bound below 64 KiB is a usage error."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "c.sock")
+        conf = os.path.join(d, "daemon.conf")
+        bad = [("drain_timeout = 99999\n", "drain-timeout"),
+               ("client_queue_max = 1000\n", "client-queue-max"),
+               ("max_clients = 0\n", "max-clients"),
+               ("allow_uid = me\n", "allow-uid"),
+               ("log = loud\n", "--log"),
+               ("echo = maybe\n", "echo"),
+               ("option = nodot\n", "option")]
+        for line, what in bad:
+            with open(conf, "w") as f:
+                f.write("version = 1\n# c\n" + line)
+            rc, out, err = run("daemon", "--config", conf, "--socket", path)
+            assert rc == 2 and (conf + ":3:") in err and what in err, (line, rc, err)
+        with open(conf, "wb") as f:
+            f.write(b"version = 1\nlog = info\x00\nbogus = 1\n")
+        rc, out, err = run("daemon", "--config", conf, "--socket", path)
+        assert rc == 2 and (conf + ":2:") in err and "NUL" in err, (rc, err)
+        rc, out, err = run("daemon", "--socket", path, "--client-queue-max", "1000")
+        assert rc == 2 and "client-queue-max" in err and conf not in err, (rc, err)
+
+
 # ---- commands on a running daemon (tools/cmd_client.c; docs/cli.md "Commands on a daemon")
 
 class CtlDaemon(Daemon):
