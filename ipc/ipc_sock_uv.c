@@ -21,6 +21,9 @@
 #include <string.h>
 
 #ifndef _WIN32
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -31,6 +34,10 @@
 #define IPC_LOG "ipc"
 #define IPC_READ_CHUNK (64u * 1024u)
 #define IPC_FLUSH_TIMEOUT_MS 5000u
+/* how long a starting listener waits for PATH.lock (another one starting) */
+#define IPC_LOCK_WAIT_MS 2000
+/* how long the liveness probe of an existing socket may take */
+#define IPC_PROBE_MS 1000
 
 static void ipc_set_err(char *err, size_t errlen, const char *fmt, ...) GN_PRINTF(3, 4);
 
@@ -860,14 +867,36 @@ static int ipc_probe(const char *path, char *err, size_t errlen)
         ipc_set_err(err, errlen, "socket: %s", strerror(errno));
         return GN_EIO;
     }
+    /* non-blocking: a live listener with a full backlog must not hang us */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        ipc_set_err(err, errlen, "fcntl: %s", strerror(errno));
+        close(fd);
+        return GN_EIO;
+    }
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
     gni_str_copy(sa.sun_path, sizeof sa.sun_path, path);
     int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
     int e = errno;
+    if (rc != 0 && e == EINPROGRESS) {
+        /* some systems queue the connect: wait for it, bounded */
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int pr = poll(&pfd, 1, IPC_PROBE_MS);
+        if (pr > 0) {
+            socklen_t el = sizeof e;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0) {
+                e = errno;
+            }
+            rc = e == 0 ? 0 : -1;
+        } else {
+            e = EAGAIN; /* no answer in time: someone holds it; not stale */
+        }
+    }
     close(fd);
-    if (rc == 0) {
+    if (rc == 0 || e == EAGAIN || e == EWOULDBLOCK) {
+        /* connected, or a listener whose backlog is full: alive either way */
         ipc_set_err(err, errlen, "%s: another daemon is listening there", path);
         return 1;
     }
@@ -888,8 +917,73 @@ static void ipc_listener_freed(uv_handle_t *h)
     gn_free(l);
 }
 
+#ifndef _WIN32
+/*
+ * Takes an exclusive flock on "@path.lock" (created 0600 if needed, left in
+ * place: removing it would race with the next starter), waiting at most
+ * IPC_LOCK_WAIT_MS. Returns the lock's fd (close() releases it) or an error:
+ * GN_EADDRINUSE (held that long by another process starting up), GN_EACCES,
+ * GN_EIO.
+ */
+static int ipc_lock(const char *path, char *err, size_t errlen)
+{
+    char lp[GNI_IPC_PATH_MAX + 64];
+    if ((size_t)snprintf(lp, sizeof lp, "%s.lock", path) >= sizeof lp) {
+        ipc_set_err(err, errlen, "%s: path too long for its .lock file", path);
+        return GN_EINVAL;
+    }
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        int e = errno;
+        ipc_set_err(err, errlen, "open %s: %s", lp, strerror(e));
+        return e == EACCES || e == EPERM ? GN_EACCES : GN_EIO;
+    }
+    for (int waited = 0;; waited += 10) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            return fd;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            ipc_set_err(err, errlen, "flock %s: %s", lp, strerror(errno));
+            close(fd);
+            return GN_EIO;
+        }
+        if (waited >= IPC_LOCK_WAIT_MS) {
+            ipc_set_err(err, errlen, "%s is locked by another process setting up %s", lp, path);
+            close(fd);
+            return GN_EADDRINUSE;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+#endif
+
+static int ipc_listen_unix_locked(uv_loop_t *uvl, gni_ipc_listener *l,
+                                  const gni_ipc_listen_opts *o, char *err, size_t errlen);
+
+/*
+ * The probe of an existing file, its removal when stale and the bind run
+ * under "PATH.lock": two listeners starting together on one path cannot
+ * remove each other's live socket.
+ */
 static int ipc_listen_unix(uv_loop_t *uvl, gni_ipc_listener *l, const gni_ipc_listen_opts *o,
                            char *err, size_t errlen)
+{
+#ifndef _WIN32
+    int lk = ipc_lock(l->addr.path, err, errlen);
+    if (lk < 0) {
+        return lk;
+    }
+    int rc = ipc_listen_unix_locked(uvl, l, o, err, errlen);
+    close(lk);
+    return rc;
+#else
+    return ipc_listen_unix_locked(uvl, l, o, err, errlen);
+#endif
+}
+
+static int ipc_listen_unix_locked(uv_loop_t *uvl, gni_ipc_listener *l,
+                                  const gni_ipc_listen_opts *o, char *err, size_t errlen)
 {
     const char *path = l->addr.path;
     int rc;

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sys/file.h>
 
 static char tmpdir[64];
 
@@ -32,6 +33,8 @@ static void rm_tmpdir(void)
 {
     char p[128];
     snprintf(p, sizeof p, "%s/s.sock", tmpdir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/s.sock.lock", tmpdir);
     unlink(p);
     snprintf(p, sizeof p, "%s/f", tmpdir);
     unlink(p);
@@ -666,7 +669,75 @@ GN_TEST(raw_switch_keeps_frame_begun)
     rm_tmpdir();
 }
 
+/* the probe of a live socket whose backlog is full answers at once; a
+ * listener starting on a path another one is setting up (PATH.lock held)
+ * waits a bounded time and neither removes nor binds */
+GN_TEST(probe_bounded_and_lock_held)
+{
+    mk_tmpdir();
+    char path[128], lpath[160], err[256];
+    snprintf(path, sizeof path, "%s/s.sock", tmpdir);
+    snprintf(lpath, sizeof lpath, "%s.lock", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    gni_str_copy(sa.sun_path, sizeof sa.sun_path, path);
+    CHECK_OK(bind(fd, (struct sockaddr *)&sa, sizeof sa));
+    CHECK_OK(listen(fd, 0));
+    /* fill the backlog: never accepted */
+    int cl[64];
+    int ncl = 0;
+    for (; ncl < 64; ncl++) {
+        cl[ncl] = socket(AF_UNIX, SOCK_STREAM, 0);
+        CHECK(cl[ncl] >= 0);
+        CHECK_OK(fcntl(cl[ncl], F_SETFL, fcntl(cl[ncl], F_GETFL) | O_NONBLOCK));
+        if (connect(cl[ncl], (struct sockaddr *)&sa, sizeof sa) != 0) {
+            close(cl[ncl]);
+            break;
+        }
+    }
+    CHECK(ncl < 64); /* the backlog is full now */
+    uv_loop_t uvl;
+    CHECK_OK(uv_loop_init(&uvl));
+    srv s = {0};
+    gni_ipc_listener *l = NULL;
+    uint64_t t0 = uv_hrtime();
+    CHECK_EQ(gni_ipc_listen(&uvl, path, NULL, srv_accept, &s, &l, err, sizeof err),
+             GN_EADDRINUSE);
+    CHECK(uv_hrtime() - t0 < 3000000000ull);
+    CHECK(strstr(err, "another daemon") != NULL);
+    struct stat st;
+    CHECK_OK(stat(path, &st)); /* the live socket stays */
+    CHECK(S_ISSOCK(st.st_mode));
+    CHECK_OK(stat(lpath, &st)); /* the lock file stays too */
+    for (int i = 0; i < ncl; i++) {
+        close(cl[i]);
+    }
+    close(fd);
+
+    /* the file is stale now, but another starter holds the lock */
+    int lk = open(lpath, O_RDWR);
+    CHECK(lk >= 0);
+    CHECK_OK(flock(lk, LOCK_EX | LOCK_NB));
+    CHECK_EQ(gni_ipc_listen(&uvl, path, NULL, srv_accept, &s, &l, err, sizeof err),
+             GN_EADDRINUSE);
+    CHECK(strstr(err, "locked") != NULL);
+    CHECK_OK(stat(path, &st)); /* not removed while locked */
+    close(lk);
+    /* released: the stale file is replaced */
+    CHECK_OK(gni_ipc_listen(&uvl, path, NULL, srv_accept, &s, &l, err, sizeof err));
+    roundtrip(&uvl, path);
+    bool lclosed = false;
+    gni_ipc_listener_close(l, listener_closed, &lclosed);
+    run_until(&uvl, &lclosed);
+    drain_loop(&uvl);
+    CHECK_OK(uv_loop_close(&uvl));
+    rm_tmpdir();
+}
+
 GN_TEST_MAIN(GN_T(addr_parse), GN_T(default_path), GN_T(uid_allow_list), GN_T(prepare_dir),
-             GN_T(unix_listener), GN_T(stale_socket_replaced), GN_T(mode_option),
+             GN_T(unix_listener), GN_T(stale_socket_replaced), GN_T(probe_bounded_and_lock_held), GN_T(mode_option),
              GN_T(tcp_loopback), GN_T(framing_lost), GN_T(pause_and_backpressure),
              GN_T(raw_switch_keeps_frame_begun))

@@ -49,7 +49,11 @@ static void rm_tmpdir(void)
     char p[160];
     snprintf(p, sizeof p, "%s/h.sock", tmpdir);
     unlink(p);
+    snprintf(p, sizeof p, "%s/h.sock.lock", tmpdir);
+    unlink(p);
     unlink(sock_path);
+    snprintf(p, sizeof p, "%s.lock", sock_path);
+    unlink(p); /* left by the listener (ipc_sock_uv.c) */
     rmdir(tmpdir);
 }
 
