@@ -247,7 +247,8 @@ typedef void (*gni_ipc_accept_fn)(gni_ipc_listener *l, gni_ipc_conn *c, void *ud
  * Unix: the stale-socket check (see top), bind, chmod to the mode, listen;
  * the file is removed again by gni_ipc_listener_close() (when it is still
  * the one bound). Connections whose peer uid is not allowed are closed
- * before @on_accept and counted (gni_ipc_listener_refused()).
+ * before @on_accept and counted (gni_ipc_listener_refused()); so are
+ * connections accepted while out of memory (the listener keeps accepting).
  * @opts may be NULL (defaults). @err (may be NULL) receives a message.
  * Errors: GN_EINVAL, GN_EACCES (address refused, or chmod failed),
  * GN_EADDRINUSE (a live listener answers on the path, or the TCP port is
@@ -264,7 +265,8 @@ int gni_ipc_listen(uv_loop_t *uvl, const char *addr, const gni_ipc_listen_opts *
  */
 const char *gni_ipc_listener_addr(const gni_ipc_listener *l);
 
-/** Connections refused by the credential check so far. */
+/** Connections refused so far: by the credential check, or closed at once
+ * because no connection object could be allocated (out of memory). */
 uint64_t gni_ipc_listener_refused(const gni_ipc_listener *l);
 
 /**

@@ -805,11 +805,66 @@ struct gni_ipc_listener {
 #endif
     bool have_ino;
     bool check_creds;
+    /* a connection that cannot get a gni_ipc_conn (out of memory) is
+     * accepted into this handle and closed: libuv stops watching a
+     * listener whose pending connection is not accepted */
+    union {
+        uv_handle_t h;
+        uv_stream_t s;
+        uv_pipe_t pipe;
+        uv_tcp_t tcp;
+    } spare;
+    bool spare_busy;   /* spare is open or closing */
+    bool drop_again;   /* another connection waits for the spare */
+    bool closing;      /* gni_ipc_listener_close() was called */
+    bool free_pending; /* the listener's handle closed while spare was busy */
 };
 
 const char *gni_ipc_listener_addr(const gni_ipc_listener *l) { return l->bound; }
 
 uint64_t gni_ipc_listener_refused(const gni_ipc_listener *l) { return l->refused; }
+
+static void ipc_drop_pending(gni_ipc_listener *l);
+
+static void ipc_spare_closed(uv_handle_t *h)
+{
+    gni_ipc_listener *l = h->data;
+    l->spare_busy = false;
+    if (l->free_pending) {
+        if (l->close_cb) {
+            l->close_cb(l->close_ud);
+        }
+        gn_free(l);
+        return;
+    }
+    if (l->drop_again && !l->closing) {
+        l->drop_again = false;
+        ipc_drop_pending(l);
+    }
+}
+
+/* Accepts the pending connection into the spare handle and closes it. */
+static void ipc_drop_pending(gni_ipc_listener *l)
+{
+    if (l->spare_busy) {
+        l->drop_again = true; /* libuv waits for an accept meanwhile */
+        return;
+    }
+    int rc = l->addr.kind == GNI_IPC_TCP ? uv_tcp_init(l->u.h.loop, &l->spare.tcp)
+                                         : uv_pipe_init(l->u.h.loop, &l->spare.pipe, 0);
+    if (rc != 0) {
+        GN_LOG(GN_LOG_ERR, IPC_LOG, "%s: cannot drop a connection (%s); no more accepted",
+               l->bound, uv_strerror(rc));
+        return;
+    }
+    l->spare_busy = true;
+    l->spare.h.data = l;
+    rc = uv_accept(&l->u.s, &l->spare.s);
+    if (rc != 0) {
+        GN_LOG(GN_LOG_WARNING, IPC_LOG, "accept on %s: %s", l->bound, uv_strerror(rc));
+    }
+    uv_close(&l->spare.h, ipc_spare_closed);
+}
 
 static void ipc_on_connection(uv_stream_t *server, int status)
 {
@@ -820,7 +875,10 @@ static void ipc_on_connection(uv_stream_t *server, int status)
     }
     gni_ipc_conn *c = ipc_conn_new(server->loop, l->addr.kind == GNI_IPC_TCP);
     if (!c) {
-        GN_LOG(GN_LOG_WARNING, IPC_LOG, "accept on %s: out of memory", l->bound);
+        GN_LOG(GN_LOG_WARNING, IPC_LOG, "accept on %s: out of memory; the connection is closed",
+               l->bound);
+        l->refused++;
+        ipc_drop_pending(l);
         return;
     }
     c->connected = true;
@@ -911,6 +969,10 @@ static int ipc_probe(const char *path, char *err, size_t errlen)
 static void ipc_listener_freed(uv_handle_t *h)
 {
     gni_ipc_listener *l = h->data;
+    if (l->spare_busy) {
+        l->free_pending = true; /* ipc_spare_closed finishes */
+        return;
+    }
     if (l->close_cb) {
         l->close_cb(l->close_ud);
     }
@@ -1146,6 +1208,7 @@ void gni_ipc_listener_close(gni_ipc_listener *l, void (*cb)(void *ud), void *ud)
 #endif
     l->close_cb = cb;
     l->close_ud = ud;
+    l->closing = true;
     uv_close(&l->u.h, ipc_listener_freed);
 }
 

@@ -737,7 +737,64 @@ GN_TEST(probe_bounded_and_lock_held)
     rm_tmpdir();
 }
 
+/* out of memory at accept: that connection is closed, the next is accepted */
+static bool oom;
+static void *oom_malloc(void *ud, size_t n) { (void)ud; return oom ? NULL : malloc(n); }
+static void *oom_realloc(void *ud, void *p, size_t n)
+{
+    (void)ud;
+    return oom ? NULL : realloc(p, n);
+}
+static void oom_free(void *ud, void *p) { (void)ud; free(p); }
+
+GN_TEST(accept_out_of_memory)
+{
+    static const gn_allocator fa = {oom_malloc, oom_realloc, oom_free, NULL};
+    gn_set_allocator(&fa);
+    mk_tmpdir();
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/s.sock", tmpdir);
+    uv_loop_t uvl;
+    CHECK_OK(uv_loop_init(&uvl));
+    srv s = {0};
+    gni_ipc_listener *l = NULL;
+    CHECK_OK(gni_ipc_listen(&uvl, path, NULL, srv_accept, &s, &l, err, sizeof err));
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    gni_str_copy(sa.sun_path, sizeof sa.sun_path, path);
+    CHECK_OK(connect(fd, (struct sockaddr *)&sa, sizeof sa));
+    CHECK_OK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK));
+    oom = true;
+    ssize_t got = -1;
+    for (int i = 0; i < 2000 && got != 0; i++) {
+        uv_run(&uvl, UV_RUN_NOWAIT);
+        char b;
+        got = read(fd, &b, 1);
+        if (got != 0) {
+            usleep(1000);
+        }
+    }
+    oom = false;
+    CHECK_EQ(got, 0); /* closed by the listener */
+    close(fd);
+    CHECK_EQ(s.accepted, 0);
+    CHECK_EQ(gni_ipc_listener_refused(l), 1u);
+    roundtrip(&uvl, path); /* the listener still accepts */
+    CHECK_EQ(s.accepted, 1);
+    bool lclosed = false;
+    gni_ipc_listener_close(l, listener_closed, &lclosed);
+    run_until(&uvl, &lclosed);
+    drain_loop(&uvl);
+    CHECK_OK(uv_loop_close(&uvl));
+    rm_tmpdir();
+    gn_set_allocator(NULL);
+}
+
 GN_TEST_MAIN(GN_T(addr_parse), GN_T(default_path), GN_T(uid_allow_list), GN_T(prepare_dir),
-             GN_T(unix_listener), GN_T(stale_socket_replaced), GN_T(probe_bounded_and_lock_held), GN_T(mode_option),
+             GN_T(unix_listener), GN_T(stale_socket_replaced), GN_T(probe_bounded_and_lock_held),
+             GN_T(accept_out_of_memory), GN_T(mode_option),
              GN_T(tcp_loopback), GN_T(framing_lost), GN_T(pause_and_backpressure),
              GN_T(raw_switch_keeps_frame_begun))
