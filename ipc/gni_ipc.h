@@ -174,8 +174,12 @@ void gni_ipc_conn_read_stop(gni_ipc_conn *c);
  * Switches the connection to raw mode: from now on every byte is handed to
  * on_data, beginning with the bytes that followed the last message. One
  * way. Call it from on_msg or while framed reading is paused.
+ * Returns 0, or GN_ENOMEM when the bytes of a frame begun could not be
+ * kept: they are lost, so the connection stops reading and on_end(GN_ENOMEM)
+ * follows from the loop (never from inside this call); read_start then
+ * returns GN_ENOMEM.
  */
-void gni_ipc_conn_set_raw(gni_ipc_conn *c);
+int gni_ipc_conn_set_raw(gni_ipc_conn *c);
 
 /**
  * Queues @len bytes of @data (copied) for writing. With @framed the bytes

@@ -285,7 +285,8 @@ struct gni_ipc_conn {
         uv_pipe_t pipe;
         uv_tcp_t tcp;
     } u;
-    uv_timer_t tdefer; /* delivers kept bytes after a read_start */
+    uv_timer_t tdefer; /* delivers kept bytes after a read_start, or fail_err */
+    int fail_err;      /* set_raw could not keep bytes: on_end(fail_err) from tdefer */
     uv_timer_t tflush; /* bounds a flushing close */
     uv_connect_t creq;
     uv_shutdown_t sreq;
@@ -499,6 +500,10 @@ static void ipc_conn_pump(gni_ipc_conn *c, const uint8_t *p, size_t n)
 static void ipc_defer_cb(uv_timer_t *t)
 {
     gni_ipc_conn *c = t->data;
+    if (c->fail_err && !c->closing && !c->ended) {
+        ipc_conn_end(c, c->fail_err);
+        return;
+    }
     if (c->closing || c->ended || !c->reading) {
         return;
     }
@@ -524,6 +529,9 @@ int gni_ipc_conn_read_start(gni_ipc_conn *c)
 {
     if (c->closing || c->ended) {
         return GN_ECLOSED;
+    }
+    if (c->fail_err) {
+        return c->fail_err; /* on_end follows */
     }
     if (c->reading) {
         return 0;
@@ -555,7 +563,7 @@ void gni_ipc_conn_read_stop(gni_ipc_conn *c)
     }
 }
 
-void gni_ipc_conn_set_raw(gni_ipc_conn *c)
+int gni_ipc_conn_set_raw(gni_ipc_conn *c)
 {
     c->raw = true;
     /* A message just delivered (inside on_msg) is not data. The bytes of a
@@ -563,6 +571,7 @@ void gni_ipc_conn_set_raw(gni_ipc_conn *c)
      * its length prefix (re-encoded: the reader accepts minimal varints
      * only, so these are the bytes received) and the body bytes so far, or
      * the prefix bytes of a length not yet complete. */
+    int rc = 0;
     if (!c->rd.done && (c->rd.in_body || gni_varint_rd_busy(&c->rd.vr))) {
         uint8_t pre[10];
         size_t plen;
@@ -578,16 +587,32 @@ void gni_ipc_conn_set_raw(gni_ipc_conn *c)
         size_t kl = c->keep_len;
         c->keep = NULL;
         c->keep_len = 0;
-        (void)ipc_keep(c, pre, plen);
-        if (c->rd.in_body && c->rd.have > 0) {
-            (void)ipc_keep(c, c->rd.buf, c->rd.have);
+        rc = ipc_keep(c, pre, plen);
+        if (rc == 0 && c->rd.in_body && c->rd.have > 0) {
+            rc = ipc_keep(c, c->rd.buf, c->rd.have);
         }
-        if (k) {
-            (void)ipc_keep(c, k, kl);
-            gn_free(k);
+        if (rc == 0 && k) {
+            rc = ipc_keep(c, k, kl);
         }
+        gn_free(k);
     }
     gni_lp_reader_clear(&c->rd);
+    if (rc < 0) {
+        /* bytes of the stream are gone: the connection cannot go on */
+        GN_LOG(GN_LOG_WARNING, IPC_LOG, "switching a connection to raw bytes: out of memory; "
+               "ending it");
+        gn_free(c->keep);
+        c->keep = NULL;
+        c->keep_len = 0;
+        c->fail_err = GN_ENOMEM;
+        c->reading = false;
+        if (c->uv_reading) {
+            uv_read_stop(&c->u.s);
+            c->uv_reading = false;
+        }
+        uv_timer_start(&c->tdefer, ipc_defer_cb, 0, 0);
+    }
+    return rc;
 }
 
 static void ipc_shutdown_cb(uv_shutdown_t *req, int status)

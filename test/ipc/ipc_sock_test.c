@@ -586,7 +586,14 @@ typedef struct switcher {
     int msgs;
     uint8_t data[64];
     size_t len;
+    int end_err;
 } switcher;
+
+static void sw_on_end(gni_ipc_conn *c, int err, void *ud)
+{
+    (void)c;
+    ((switcher *)ud)->end_err = err;
+}
 
 static void sw_on_msg(gni_ipc_conn *c, const uint8_t *msg, size_t len, void *ud)
 {
@@ -610,7 +617,8 @@ static void sw_accept(gni_ipc_listener *l, gni_ipc_conn *c, void *ud)
 {
     switcher *w = ud;
     (void)l;
-    static const gni_ipc_conn_cbs cbs = {.on_msg = sw_on_msg, .on_data = sw_on_data};
+    static const gni_ipc_conn_cbs cbs = {.on_msg = sw_on_msg, .on_data = sw_on_data,
+                                         .on_end = sw_on_end};
     w->c = c;
     gni_ipc_conn_set_cbs(c, &cbs, w);
     CHECK_OK(gni_ipc_conn_read_start(c));
@@ -793,8 +801,69 @@ GN_TEST(accept_out_of_memory)
     gn_set_allocator(NULL);
 }
 
+/* out of memory while switching to raw with a frame begun: the connection
+ * ends with GN_ENOMEM (the bytes cannot be kept), never silently short */
+GN_TEST(raw_switch_out_of_memory)
+{
+    static const gn_allocator fa = {oom_malloc, oom_realloc, oom_free, NULL};
+    gn_set_allocator(&fa);
+    mk_tmpdir();
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/s.sock", tmpdir);
+    uv_loop_t uvl;
+    CHECK_OK(uv_loop_init(&uvl));
+    switcher w = {0};
+    gni_ipc_listener *l = NULL;
+    CHECK_OK(gni_ipc_listen(&uvl, path, NULL, sw_accept, &w, &l, err, sizeof err));
+    cli k = {0};
+    CHECK_OK(gni_ipc_connect(&uvl, path, cli_connected, &k, err, sizeof err));
+    run_until(&uvl, &k.connected);
+    CHECK(k.conn != NULL);
+    static const uint8_t wire[] = {3, 'a', 'b', 'c', 5, 'h', 'e'};
+    CHECK_OK(gni_ipc_conn_write(k.conn, wire, sizeof wire, false));
+    for (int i = 0; i < 2000 && w.msgs == 0; i++) {
+        uv_run(&uvl, UV_RUN_NOWAIT);
+        usleep(200);
+    }
+    CHECK_EQ(w.msgs, 1);
+    for (int i = 0; i < 50; i++) {
+        uv_run(&uvl, UV_RUN_NOWAIT); /* the rest arrives (kept) */
+        usleep(200);
+    }
+    /* reading again feeds the kept bytes to the frame reader: a frame begun */
+    CHECK_OK(gni_ipc_conn_read_start(w.c));
+    for (int i = 0; i < 50; i++) {
+        uv_run(&uvl, UV_RUN_NOWAIT);
+        usleep(200);
+    }
+    gni_ipc_conn_read_stop(w.c);
+    CHECK_EQ(w.msgs, 1);
+    oom = true;
+    int rc = gni_ipc_conn_set_raw(w.c);
+    oom = false;
+    CHECK_EQ(rc, GN_ENOMEM);
+    CHECK_EQ(gni_ipc_conn_read_start(w.c), GN_ENOMEM);
+    CHECK_EQ(w.end_err, 0); /* not from inside the call */
+    for (int i = 0; i < 2000 && w.end_err == 0; i++) {
+        uv_run(&uvl, UV_RUN_NOWAIT);
+        usleep(200);
+    }
+    CHECK_EQ(w.end_err, GN_ENOMEM);
+    CHECK_EQ(w.len, 0u);
+    gni_ipc_conn_close(w.c, false);
+    gni_ipc_conn_close(k.conn, false);
+    run_until(&uvl, &k.closed);
+    bool lclosed = false;
+    gni_ipc_listener_close(l, listener_closed, &lclosed);
+    run_until(&uvl, &lclosed);
+    drain_loop(&uvl);
+    CHECK_OK(uv_loop_close(&uvl));
+    rm_tmpdir();
+    gn_set_allocator(NULL);
+}
+
 GN_TEST_MAIN(GN_T(addr_parse), GN_T(default_path), GN_T(uid_allow_list), GN_T(prepare_dir),
              GN_T(unix_listener), GN_T(stale_socket_replaced), GN_T(probe_bounded_and_lock_held),
-             GN_T(accept_out_of_memory), GN_T(mode_option),
+             GN_T(accept_out_of_memory), GN_T(raw_switch_out_of_memory), GN_T(mode_option),
              GN_T(tcp_loopback), GN_T(framing_lost), GN_T(pause_and_backpressure),
              GN_T(raw_switch_keeps_frame_begun))
