@@ -168,7 +168,7 @@ typedef struct gn_ipcd_stats {
     uint64_t streams_now;       /* streams carried now */
     uint64_t ops_now;           /* asynchronous requests running now (all clients) */
     uint64_t clients_ops_paused; /* times a client reached GN_IPCD_CLIENT_OPS_MAX */
-    uint64_t events_lost;       /* events a subscriber could not be sent (see lost) */
+    uint64_t events_lost;       /* events a subscriber could not be sent (EV_LOST sent instead) */
 } gn_ipcd_stats;
 
 /**

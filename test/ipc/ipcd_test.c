@@ -1287,6 +1287,45 @@ GN_TEST(close_waits_for_connecting_channel)
     rm_tmpdir();
 }
 
+/* ---- an event past the frame bound becomes an EV_LOST notice ---- */
+
+static bool got_one_message(void *arg) { return ((tcli *)arg)->messages > 0; }
+
+GN_TEST(oversized_event_reported_lost)
+{
+    serve_a(8u * 1024u * 1024u);
+    enum { BIG = 5 * 1024 * 1024 };
+    CHECK_OK(gn_node_configure(A.n, GN_NODE_OPT_MAX_MESSAGE_LEN, 2 * BIG));
+    CHECK_OK(gn_node_configure(B.n, GN_NODE_OPT_MAX_MESSAGE_LEN, 2 * BIG));
+    tcli t;
+    tc_open(&t, sock_path);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    Gnctl__SubscribeRequest sub = GNCTL__SUBSCRIBE_REQUEST__INIT;
+    sub.mask = (uint64_t)1 << GNCTL__EVENT_TYPE__EV_MESSAGE;
+    r.op_case = GNCTL__REQUEST__OP_SUBSCRIBE;
+    r.subscribe = &sub;
+    CHECK_EQ(tc_call(&t, &r)->status, 0);
+    CHECK_EQ(dial_wait(&B, A.addr), 0);
+    uint8_t *big = calloc(1, BIG);
+    CHECK(big != NULL);
+    CHECK_OK(gn_node_unicast(B.n, A.pid_str, big, BIG, NULL));
+    CHECK_OK(gn_node_unicast(B.n, A.pid_str, (const uint8_t *)"small", 5, NULL));
+    free(big);
+    Gnctl__Event *ev = tc_wait_event(&t, GNCTL__EVENT_TYPE__EV_LOST);
+    CHECK_EQ(ev->status, GN_ETOOBIG);
+    CHECK_EQ(ev->count, 1u);
+    CHECK_STR(ev->peer, B.pid_str);
+    CHECK(strstr(ev->reason, "type 7") != NULL);
+    /* the connection goes on: the small message arrives */
+    CHECK(run_until(got_one_message, &t, 10000));
+    CHECK_EQ(t.messages, 1u);
+    gn_ipcd_stats st;
+    CHECK_OK(gn_ipcd_stats_get(D, &st));
+    CHECK_EQ(st.events_lost, 1u);
+    tc_close(&t);
+    unserve();
+}
+
 /* ---- a graceful close: every acknowledged message reaches the peer ---- */
 
 GN_TEST(close_delivers_acknowledged_messages)
@@ -1357,4 +1396,4 @@ GN_TEST_MAIN(GN_T(every_op), GN_T(stream_open_and_two_clients), GN_T(stream_hand
              GN_T(slow_client_disconnected), GN_T(bad_frames), GN_T(config_and_close),
              GN_T(dht_ops_with_kad), GN_T(close_delivers_acknowledged_messages),
              GN_T(ops_capped_per_client), GN_T(stream_open_drops_handlers),
-             GN_T(close_waits_for_connecting_channel))
+             GN_T(close_waits_for_connecting_channel), GN_T(oversized_event_reported_lost))
