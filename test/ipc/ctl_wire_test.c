@@ -5,6 +5,7 @@
  * and past its limit, errors that keep the framing and errors that lose it.
  */
 #include "ctl_wire.h"
+#include "client/gni_ipcc.h"
 
 #include "gn_test.h"
 #include "golemnet/err.h"
@@ -399,7 +400,34 @@ GN_TEST(utf8_fix_and_sanitize)
     gni_ctl_sanitize_free(keep);
 }
 
+/* the C client maps the daemon's EV_LOST to GN_IPC_EV_LOST with its status and reason */
+GN_TEST(client_decodes_ev_lost)
+{
+    Gnctl__Event e = GNCTL__EVENT__INIT;
+    e.type = GNCTL__EVENT_TYPE__EV_LOST;
+    e.status = GN_ETOOBIG;
+    e.count = 1;
+    e.channel_id = 7;
+    e.reason = "an event of type 7 could not be sent";
+    Gnctl__ServerMessage sm = GNCTL__SERVER_MESSAGE__INIT;
+    sm.msg_case = GNCTL__SERVER_MESSAGE__MSG_EVENT;
+    sm.event = &e;
+    uint8_t *f = NULL;
+    size_t n = 0;
+    CHECK_OK(gni_ctl_encode(&sm.base, &f, &n));
+    gni_ipcc_in in;
+    memset(&in, 0, sizeof in);
+    CHECK_OK(gni_ipcc_decode(f + 1, n - 1, &in)); /* a one-byte length prefix */
+    gn_free(f);
+    CHECK_EQ(in.kind, GNI_IPCC_IN_EVENT);
+    CHECK_EQ(in.ev.type, GN_IPC_EV_LOST);
+    CHECK_EQ(in.ev.status, GN_ETOOBIG);
+    CHECK_EQ(in.ev.count, 1u);
+    CHECK_EQ(in.ev.channel_id, 7u);
+    CHECK_STR(in.ev.addr, "an event of type 7 could not be sent");
+}
+
 GN_TEST_MAIN(GN_T(kat_request_decode_bytewise), GN_T(kat_request_encode), GN_T(kat_server_messages),
              GN_T(two_frames_and_trailing), GN_T(refused_messages_keep_framing), GN_T(framing_lost),
              GN_T(bounds), GN_T(unknown_fields_skipped), GN_T(stream_info),
-             GN_T(utf8_fix_and_sanitize))
+             GN_T(utf8_fix_and_sanitize), GN_T(client_decodes_ev_lost))
