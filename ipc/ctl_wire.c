@@ -70,6 +70,134 @@ static bool ctl_utf8_ok(const uint8_t *s, size_t n)
     return true;
 }
 
+/* Length (1..4) of the valid UTF-8 character at @s (@n bytes left), 0 if none. */
+static size_t ctl_utf8_char(const uint8_t *s, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    size_t k = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    return k && k <= n && ctl_utf8_ok(s, k) ? k : 0;
+}
+
+size_t gni_ctl_utf8_fix(const char *in, size_t n, char *out, size_t cap)
+{
+    static const char repl[] = "\xef\xbf\xbd"; /* U+FFFD */
+    if (!out || cap == 0) {
+        return 0;
+    }
+    size_t o = 0, i = 0;
+    const uint8_t *s = (const uint8_t *)in;
+    while (in && i < n && s[i] != 0) {
+        size_t k = ctl_utf8_char(s + i, n - i);
+        const char *src = k ? in + i : repl;
+        size_t len = k ? k : 3;
+        if (o + len > cap - 1) {
+            break; /* whole characters only */
+        }
+        memcpy(out + o, src, len);
+        o += len;
+        i += k ? k : 1;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+typedef struct ctl_fixed {
+    struct ctl_fixed *next;
+    char s[];
+} ctl_fixed;
+
+/* Replaces *@sp by a fixed copy when it is not valid for the wire. */
+static int ctl_fix_str(char **sp, ctl_fixed **keep, int *nfixed)
+{
+    const char *v = *sp;
+    if (!v) {
+        return 0;
+    }
+    size_t n = strlen(v);
+    if (n <= GN_CTL_STRING_MAX && ctl_utf8_ok((const uint8_t *)v, n)) {
+        return 0;
+    }
+    size_t cap = GNI_MIN(n * 3, (size_t)GN_CTL_STRING_MAX) + 1;
+    ctl_fixed *f = gn_malloc(sizeof *f + cap);
+    if (!f) {
+        return GN_ENOMEM;
+    }
+    (void)gni_ctl_utf8_fix(v, n, f->s, cap);
+    f->next = *keep;
+    *keep = f;
+    *sp = f->s;
+    (*nfixed)++;
+    return 0;
+}
+
+static int ctl_sanitize(ProtobufCMessage *m, ctl_fixed **keep, int *nfixed, unsigned depth)
+{
+    if (!m || depth > GNI_CTL_DEPTH_MAX) {
+        return 0;
+    }
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        if (fd->type != PROTOBUF_C_TYPE_STRING && fd->type != PROTOBUF_C_TYPE_MESSAGE) {
+            continue;
+        }
+        char *base = (char *)m;
+        if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t which;
+            memcpy(&which, base + fd->quantifier_offset, sizeof which);
+            if (which != fd->id) {
+                continue;
+            }
+        }
+        void **one = (void **)(base + fd->offset);
+        size_t n = 1;
+        void **arr = one;
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            memcpy(&n, base + fd->quantifier_offset, sizeof n);
+            arr = *(void ***)one;
+            if (!arr) {
+                continue;
+            }
+        }
+        for (size_t k = 0; k < n; k++) {
+            int rc = fd->type == PROTOBUF_C_TYPE_STRING
+                         ? ctl_fix_str((char **)&arr[k], keep, nfixed)
+                         : ctl_sanitize(arr[k], keep, nfixed, depth + 1);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int gni_ctl_sanitize(ProtobufCMessage *m, void **keep)
+{
+    if (!m || !keep) {
+        return GN_EINVAL;
+    }
+    int nfixed = 0;
+    ctl_fixed *k = *keep;
+    int rc = ctl_sanitize(m, &k, &nfixed, 1);
+    *keep = k;
+    return rc < 0 ? rc : nfixed;
+}
+
+void gni_ctl_sanitize_free(void *keep)
+{
+    ctl_fixed *f = keep;
+    while (f) {
+        ctl_fixed *next = f->next;
+        gn_free(f);
+        f = next;
+    }
+}
+
 typedef struct ctl_walk {
     size_t fields;
     uint64_t *id;

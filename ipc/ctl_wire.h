@@ -75,6 +75,30 @@ void gni_ctl_stream_info_free(Gnctl__StreamInfo *m);
 int gni_ctl_encode(const ProtobufCMessage *m, uint8_t **out, size_t *out_len);
 
 /**
+ * Copies the string @in (at most @n bytes; it ends earlier at a NUL) to
+ * @out (@cap bytes, @cap > 0) as valid UTF-8: each byte that does not
+ * start a valid character (overlong forms and surrogates included) becomes
+ * U+FFFD, and the copy ends before the first character that would not fit
+ * in @cap - 1 bytes (never inside a character). @out is NUL-terminated.
+ * Returns the copy's length in bytes. @in may be NULL (an empty copy).
+ */
+size_t gni_ctl_utf8_fix(const char *in, size_t n, char *out, size_t cap);
+
+/**
+ * Makes every string field of @m valid for the wire before encoding: each
+ * string (singular, repeated, set oneof members, in nested messages too)
+ * that is not valid UTF-8 or is longer than GN_CTL_STRING_MAX bytes is
+ * replaced by a gni_ctl_utf8_fix() copy of at most GN_CTL_STRING_MAX
+ * bytes. @m's string pointers (and the repeated arrays' entries, which
+ * must be writable) are changed in place; the copies are chained on
+ * *@keep (start with NULL) and freed with gni_ctl_sanitize_free() once
+ * @m is encoded. Returns the number of strings replaced, GN_EINVAL (NULL
+ * arguments) or GN_ENOMEM (what was replaced so far stays on *@keep).
+ */
+int gni_ctl_sanitize(ProtobufCMessage *m, void **keep);
+void gni_ctl_sanitize_free(void *keep);
+
+/**
  * A stream of framed Requests: gni_lp_reader (core) with the control
  * protocol's message bound.
  */

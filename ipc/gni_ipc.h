@@ -174,8 +174,12 @@ void gni_ipc_conn_read_stop(gni_ipc_conn *c);
  * Switches the connection to raw mode: from now on every byte is handed to
  * on_data, beginning with the bytes that followed the last message. One
  * way. Call it from on_msg or while framed reading is paused.
+ * Returns 0, or GN_ENOMEM when the bytes of a frame begun could not be
+ * kept: they are lost, so the connection stops reading and on_end(GN_ENOMEM)
+ * follows from the loop (never from inside this call); read_start then
+ * returns GN_ENOMEM.
  */
-void gni_ipc_conn_set_raw(gni_ipc_conn *c);
+int gni_ipc_conn_set_raw(gni_ipc_conn *c);
 
 /**
  * Queues @len bytes of @data (copied) for writing. With @framed the bytes
@@ -247,7 +251,8 @@ typedef void (*gni_ipc_accept_fn)(gni_ipc_listener *l, gni_ipc_conn *c, void *ud
  * Unix: the stale-socket check (see top), bind, chmod to the mode, listen;
  * the file is removed again by gni_ipc_listener_close() (when it is still
  * the one bound). Connections whose peer uid is not allowed are closed
- * before @on_accept and counted (gni_ipc_listener_refused()).
+ * before @on_accept and counted (gni_ipc_listener_refused()); so are
+ * connections accepted while out of memory (the listener keeps accepting).
  * @opts may be NULL (defaults). @err (may be NULL) receives a message.
  * Errors: GN_EINVAL, GN_EACCES (address refused, or chmod failed),
  * GN_EADDRINUSE (a live listener answers on the path, or the TCP port is
@@ -264,7 +269,8 @@ int gni_ipc_listen(uv_loop_t *uvl, const char *addr, const gni_ipc_listen_opts *
  */
 const char *gni_ipc_listener_addr(const gni_ipc_listener *l);
 
-/** Connections refused by the credential check so far. */
+/** Connections refused so far: by the credential check, or closed at once
+ * because no connection object could be allocated (out of memory). */
 uint64_t gni_ipc_listener_refused(const gni_ipc_listener *l);
 
 /**

@@ -21,6 +21,9 @@
 #include <string.h>
 
 #ifndef _WIN32
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -31,6 +34,10 @@
 #define IPC_LOG "ipc"
 #define IPC_READ_CHUNK (64u * 1024u)
 #define IPC_FLUSH_TIMEOUT_MS 5000u
+/* how long a starting listener waits for PATH.lock (another one starting) */
+#define IPC_LOCK_WAIT_MS 2000
+/* how long the liveness probe of an existing socket may take */
+#define IPC_PROBE_MS 1000
 
 static void ipc_set_err(char *err, size_t errlen, const char *fmt, ...) GN_PRINTF(3, 4);
 
@@ -278,7 +285,8 @@ struct gni_ipc_conn {
         uv_pipe_t pipe;
         uv_tcp_t tcp;
     } u;
-    uv_timer_t tdefer; /* delivers kept bytes after a read_start */
+    uv_timer_t tdefer; /* delivers kept bytes after a read_start, or fail_err */
+    int fail_err;      /* set_raw could not keep bytes: on_end(fail_err) from tdefer */
     uv_timer_t tflush; /* bounds a flushing close */
     uv_connect_t creq;
     uv_shutdown_t sreq;
@@ -492,6 +500,10 @@ static void ipc_conn_pump(gni_ipc_conn *c, const uint8_t *p, size_t n)
 static void ipc_defer_cb(uv_timer_t *t)
 {
     gni_ipc_conn *c = t->data;
+    if (c->fail_err && !c->closing && !c->ended) {
+        ipc_conn_end(c, c->fail_err);
+        return;
+    }
     if (c->closing || c->ended || !c->reading) {
         return;
     }
@@ -517,6 +529,9 @@ int gni_ipc_conn_read_start(gni_ipc_conn *c)
 {
     if (c->closing || c->ended) {
         return GN_ECLOSED;
+    }
+    if (c->fail_err) {
+        return c->fail_err; /* on_end follows */
     }
     if (c->reading) {
         return 0;
@@ -548,7 +563,7 @@ void gni_ipc_conn_read_stop(gni_ipc_conn *c)
     }
 }
 
-void gni_ipc_conn_set_raw(gni_ipc_conn *c)
+int gni_ipc_conn_set_raw(gni_ipc_conn *c)
 {
     c->raw = true;
     /* A message just delivered (inside on_msg) is not data. The bytes of a
@@ -556,6 +571,7 @@ void gni_ipc_conn_set_raw(gni_ipc_conn *c)
      * its length prefix (re-encoded: the reader accepts minimal varints
      * only, so these are the bytes received) and the body bytes so far, or
      * the prefix bytes of a length not yet complete. */
+    int rc = 0;
     if (!c->rd.done && (c->rd.in_body || gni_varint_rd_busy(&c->rd.vr))) {
         uint8_t pre[10];
         size_t plen;
@@ -571,16 +587,32 @@ void gni_ipc_conn_set_raw(gni_ipc_conn *c)
         size_t kl = c->keep_len;
         c->keep = NULL;
         c->keep_len = 0;
-        (void)ipc_keep(c, pre, plen);
-        if (c->rd.in_body && c->rd.have > 0) {
-            (void)ipc_keep(c, c->rd.buf, c->rd.have);
+        rc = ipc_keep(c, pre, plen);
+        if (rc == 0 && c->rd.in_body && c->rd.have > 0) {
+            rc = ipc_keep(c, c->rd.buf, c->rd.have);
         }
-        if (k) {
-            (void)ipc_keep(c, k, kl);
-            gn_free(k);
+        if (rc == 0 && k) {
+            rc = ipc_keep(c, k, kl);
         }
+        gn_free(k);
     }
     gni_lp_reader_clear(&c->rd);
+    if (rc < 0) {
+        /* bytes of the stream are gone: the connection cannot go on */
+        GN_LOG(GN_LOG_WARNING, IPC_LOG, "switching a connection to raw bytes: out of memory; "
+               "ending it");
+        gn_free(c->keep);
+        c->keep = NULL;
+        c->keep_len = 0;
+        c->fail_err = GN_ENOMEM;
+        c->reading = false;
+        if (c->uv_reading) {
+            uv_read_stop(&c->u.s);
+            c->uv_reading = false;
+        }
+        uv_timer_start(&c->tdefer, ipc_defer_cb, 0, 0);
+    }
+    return rc;
 }
 
 static void ipc_shutdown_cb(uv_shutdown_t *req, int status)
@@ -798,11 +830,66 @@ struct gni_ipc_listener {
 #endif
     bool have_ino;
     bool check_creds;
+    /* a connection that cannot get a gni_ipc_conn (out of memory) is
+     * accepted into this handle and closed: libuv stops watching a
+     * listener whose pending connection is not accepted */
+    union {
+        uv_handle_t h;
+        uv_stream_t s;
+        uv_pipe_t pipe;
+        uv_tcp_t tcp;
+    } spare;
+    bool spare_busy;   /* spare is open or closing */
+    bool drop_again;   /* another connection waits for the spare */
+    bool closing;      /* gni_ipc_listener_close() was called */
+    bool free_pending; /* the listener's handle closed while spare was busy */
 };
 
 const char *gni_ipc_listener_addr(const gni_ipc_listener *l) { return l->bound; }
 
 uint64_t gni_ipc_listener_refused(const gni_ipc_listener *l) { return l->refused; }
+
+static void ipc_drop_pending(gni_ipc_listener *l);
+
+static void ipc_spare_closed(uv_handle_t *h)
+{
+    gni_ipc_listener *l = h->data;
+    l->spare_busy = false;
+    if (l->free_pending) {
+        if (l->close_cb) {
+            l->close_cb(l->close_ud);
+        }
+        gn_free(l);
+        return;
+    }
+    if (l->drop_again && !l->closing) {
+        l->drop_again = false;
+        ipc_drop_pending(l);
+    }
+}
+
+/* Accepts the pending connection into the spare handle and closes it. */
+static void ipc_drop_pending(gni_ipc_listener *l)
+{
+    if (l->spare_busy) {
+        l->drop_again = true; /* libuv waits for an accept meanwhile */
+        return;
+    }
+    int rc = l->addr.kind == GNI_IPC_TCP ? uv_tcp_init(l->u.h.loop, &l->spare.tcp)
+                                         : uv_pipe_init(l->u.h.loop, &l->spare.pipe, 0);
+    if (rc != 0) {
+        GN_LOG(GN_LOG_ERR, IPC_LOG, "%s: cannot drop a connection (%s); no more accepted",
+               l->bound, uv_strerror(rc));
+        return;
+    }
+    l->spare_busy = true;
+    l->spare.h.data = l;
+    rc = uv_accept(&l->u.s, &l->spare.s);
+    if (rc != 0) {
+        GN_LOG(GN_LOG_WARNING, IPC_LOG, "accept on %s: %s", l->bound, uv_strerror(rc));
+    }
+    uv_close(&l->spare.h, ipc_spare_closed);
+}
 
 static void ipc_on_connection(uv_stream_t *server, int status)
 {
@@ -813,7 +900,10 @@ static void ipc_on_connection(uv_stream_t *server, int status)
     }
     gni_ipc_conn *c = ipc_conn_new(server->loop, l->addr.kind == GNI_IPC_TCP);
     if (!c) {
-        GN_LOG(GN_LOG_WARNING, IPC_LOG, "accept on %s: out of memory", l->bound);
+        GN_LOG(GN_LOG_WARNING, IPC_LOG, "accept on %s: out of memory; the connection is closed",
+               l->bound);
+        l->refused++;
+        ipc_drop_pending(l);
         return;
     }
     c->connected = true;
@@ -860,14 +950,36 @@ static int ipc_probe(const char *path, char *err, size_t errlen)
         ipc_set_err(err, errlen, "socket: %s", strerror(errno));
         return GN_EIO;
     }
+    /* non-blocking: a live listener with a full backlog must not hang us */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        ipc_set_err(err, errlen, "fcntl: %s", strerror(errno));
+        close(fd);
+        return GN_EIO;
+    }
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
     gni_str_copy(sa.sun_path, sizeof sa.sun_path, path);
     int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
     int e = errno;
+    if (rc != 0 && e == EINPROGRESS) {
+        /* some systems queue the connect: wait for it, bounded */
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int pr = poll(&pfd, 1, IPC_PROBE_MS);
+        if (pr > 0) {
+            socklen_t el = sizeof e;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0) {
+                e = errno;
+            }
+            rc = e == 0 ? 0 : -1;
+        } else {
+            e = EAGAIN; /* no answer in time: someone holds it; not stale */
+        }
+    }
     close(fd);
-    if (rc == 0) {
+    if (rc == 0 || e == EAGAIN || e == EWOULDBLOCK) {
+        /* connected, or a listener whose backlog is full: alive either way */
         ipc_set_err(err, errlen, "%s: another daemon is listening there", path);
         return 1;
     }
@@ -882,14 +994,83 @@ static int ipc_probe(const char *path, char *err, size_t errlen)
 static void ipc_listener_freed(uv_handle_t *h)
 {
     gni_ipc_listener *l = h->data;
+    if (l->spare_busy) {
+        l->free_pending = true; /* ipc_spare_closed finishes */
+        return;
+    }
     if (l->close_cb) {
         l->close_cb(l->close_ud);
     }
     gn_free(l);
 }
 
+#ifndef _WIN32
+/*
+ * Takes an exclusive flock on "@path.lock" (created 0600 if needed, left in
+ * place: removing it would race with the next starter), waiting at most
+ * IPC_LOCK_WAIT_MS. Returns the lock's fd (close() releases it) or an error:
+ * GN_EADDRINUSE (held that long by another process starting up), GN_EACCES,
+ * GN_EIO.
+ */
+static int ipc_lock(const char *path, char *err, size_t errlen)
+{
+    char lp[GNI_IPC_PATH_MAX + 64];
+    if ((size_t)snprintf(lp, sizeof lp, "%s.lock", path) >= sizeof lp) {
+        ipc_set_err(err, errlen, "%s: path too long for its .lock file", path);
+        return GN_EINVAL;
+    }
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        int e = errno;
+        ipc_set_err(err, errlen, "open %s: %s", lp, strerror(e));
+        return e == EACCES || e == EPERM ? GN_EACCES : GN_EIO;
+    }
+    for (int waited = 0;; waited += 10) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            return fd;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            ipc_set_err(err, errlen, "flock %s: %s", lp, strerror(errno));
+            close(fd);
+            return GN_EIO;
+        }
+        if (waited >= IPC_LOCK_WAIT_MS) {
+            ipc_set_err(err, errlen, "%s is locked by another process setting up %s", lp, path);
+            close(fd);
+            return GN_EADDRINUSE;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+#endif
+
+static int ipc_listen_unix_locked(uv_loop_t *uvl, gni_ipc_listener *l,
+                                  const gni_ipc_listen_opts *o, char *err, size_t errlen);
+
+/*
+ * The probe of an existing file, its removal when stale and the bind run
+ * under "PATH.lock": two listeners starting together on one path cannot
+ * remove each other's live socket.
+ */
 static int ipc_listen_unix(uv_loop_t *uvl, gni_ipc_listener *l, const gni_ipc_listen_opts *o,
                            char *err, size_t errlen)
+{
+#ifndef _WIN32
+    int lk = ipc_lock(l->addr.path, err, errlen);
+    if (lk < 0) {
+        return lk;
+    }
+    int rc = ipc_listen_unix_locked(uvl, l, o, err, errlen);
+    close(lk);
+    return rc;
+#else
+    return ipc_listen_unix_locked(uvl, l, o, err, errlen);
+#endif
+}
+
+static int ipc_listen_unix_locked(uv_loop_t *uvl, gni_ipc_listener *l,
+                                  const gni_ipc_listen_opts *o, char *err, size_t errlen)
 {
     const char *path = l->addr.path;
     int rc;
@@ -1052,6 +1233,7 @@ void gni_ipc_listener_close(gni_ipc_listener *l, void (*cb)(void *ud), void *ud)
 #endif
     l->close_cb = cb;
     l->close_ud = ud;
+    l->closing = true;
     uv_close(&l->u.h, ipc_listener_freed);
 }
 

@@ -30,6 +30,7 @@
 
 #include <uv.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +47,9 @@
 /* ids listed per peers response */
 #define IPCD_PEERS_MAX GN_CTL_REPEATED_MAX
 #define IPCD_PEER_STR GN_PEER_ID_MAX_STRLEN
+/* asynchronous requests one client may have running; at the cap its
+ * requests are not read until one completes (docs/protocols/control.md) */
+#define IPCD_CLIENT_OPS_MAX GN_IPCD_CLIENT_OPS_MAX
 
 typedef struct ipcd_client ipcd_client;
 typedef struct ipcd_bridge ipcd_bridge;
@@ -70,6 +74,7 @@ struct ipcd_client {
     gni_list ops;
     uint64_t num;       /* for logs */
     uint64_t mask;      /* subscribed event kinds, bit (1 << type) */
+    size_t nops;        /* ops on c->ops: at IPCD_CLIENT_OPS_MAX requests are not read */
     bool paused;        /* output past half the bound: requests not read */
     bool opening;       /* a stream_open is running: requests not read */
     bool closing;
@@ -206,6 +211,22 @@ static void fill_channel(Gnctl__ChannelInfo *ci, gn_channel_state state,
 /* ------------------------------------------------------------------ */
 /* output to clients                                                   */
 
+/*
+ * Encodes @m as a frame after making its strings valid for the wire
+ * (gni_ctl_sanitize: remote agent versions, addresses and error texts
+ * echoing client input may be anything). Errors as gni_ctl_encode().
+ */
+static int ipcd_encode(ProtobufCMessage *m, uint8_t **f, size_t *n)
+{
+    void *keep = NULL;
+    int rc = gni_ctl_sanitize(m, &keep);
+    if (rc >= 0) {
+        rc = gni_ctl_encode(m, f, n);
+    }
+    gni_ctl_sanitize_free(keep);
+    return rc;
+}
+
 /* Writes one encoded frame to @c and applies the output bound. */
 static void client_write_frame(ipcd_client *c, const uint8_t *f, size_t n)
 {
@@ -235,7 +256,7 @@ static void client_write_frame(ipcd_client *c, const uint8_t *f, size_t n)
         sm.event = &ev;
         uint8_t *fr = NULL;
         size_t fl = 0;
-        if (gni_ctl_encode(&sm.base, &fr, &fl) == 0) {
+        if (ipcd_encode(&sm.base, &fr, &fl) == 0) {
             (void)gni_ipc_conn_write_force(c->conn, fr, fl, false);
             gn_free(fr);
         }
@@ -258,17 +279,24 @@ static void client_send_response(ipcd_client *c, Gnctl__Response *r)
     sm.response = r;
     uint8_t *f = NULL;
     size_t n = 0;
-    int rc = gni_ctl_encode(&sm.base, &f, &n);
-    if (rc == GN_ETOOBIG && r->result_case != GNCTL__RESPONSE__RESULT__NOT_SET) {
-        /* a result past the bounds (cannot happen with the caps applied) */
-        r->result_case = GNCTL__RESPONSE__RESULT__NOT_SET;
-        r->status = GN_ETOOBIG;
-        r->error = "result larger than the control protocol's bounds";
+    int rc = ipcd_encode(&sm.base, &f, &n);
+    if (rc < 0) {
+        /* a result past the bounds (cannot happen with the caps applied) or
+         * out of memory: the request still gets its one answer, an error */
+        GN_LOG(GN_LOG_ERR, IPCD_LOG, "client %" PRIu64 ": cannot encode response %" PRIu64
+               " (%s); answering with the error", c->num, r->id, gn_err_name(rc));
+        Gnctl__Response er = GNCTL__RESPONSE__INIT;
+        er.id = r->id;
+        er.status = rc == GN_ETOOBIG ? GN_ETOOBIG : rc == GN_ENOMEM ? GN_ENOMEM : GN_EINTERNAL;
+        er.error = rc == GN_ETOOBIG ? "result larger than the control protocol's bounds"
+                                    : "the daemon could not encode the result";
+        sm.response = &er;
         rc = gni_ctl_encode(&sm.base, &f, &n);
     }
     if (rc < 0) {
-        GN_LOG(GN_LOG_ERR, IPCD_LOG, "client %" PRIu64 ": cannot encode a response (%s)", c->num,
-               gn_err_name(rc));
+        /* not even the error fits in memory: the connection cannot go on */
+        GN_LOG(GN_LOG_ERR, IPCD_LOG, "client %" PRIu64 ": cannot encode an error response (%s);"
+               " closing", c->num, gn_err_name(rc));
         client_close(c, false);
         return;
     }
@@ -279,9 +307,11 @@ static void client_send_response(ipcd_client *c, Gnctl__Response *r)
 static void reply_err(ipcd_client *c, uint64_t rid, int status, const char *fmt, ...)
     GN_PRINTF(4, 5);
 
+/* The message may echo client input of any length: ipcd_encode trims it to
+ * GN_CTL_STRING_MAX bytes of whole UTF-8 characters. */
 static void reply_err(ipcd_client *c, uint64_t rid, int status, const char *fmt, ...)
 {
-    char msg[GN_CTL_STRING_MAX];
+    char msg[2 * GN_CTL_STRING_MAX + 256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -319,6 +349,11 @@ static ipcd_op *op_new(ipcd_client *c, uint64_t rid, int kind)
     op->kind = kind;
     gni_list_add_tail(&c->ops, &op->link);
     c->d->nops++;
+    c->d->st.ops_now = c->d->nops;
+    if (++c->nops == IPCD_CLIENT_OPS_MAX) {
+        c->d->st.clients_ops_paused++;
+        client_update_reading(c);
+    }
     return op;
 }
 
@@ -329,7 +364,11 @@ static ipcd_client *op_detach(ipcd_op *op)
     if (c) {
         gni_list_del(&op->link);
         c->d->nops--;
+        c->d->st.ops_now = c->d->nops;
         op->client = NULL;
+        if (c->nops-- == IPCD_CLIENT_OPS_MAX) {
+            client_update_reading(c); /* below the cap again */
+        }
     }
     return c;
 }
@@ -339,12 +378,15 @@ static void client_orphan_ops(ipcd_client *c, bool answer)
 {
     while (!gni_list_empty(&c->ops)) {
         ipcd_op *op = GNI_CONTAINER_OF(c->ops.next, ipcd_op, link);
-        if (answer) {
-            reply_err(c, op->rid, GN_ECANCELED, "the daemon is stopping");
-        }
+        /* off the list before replying: a failing write closes the client,
+         * which orphans (and frees) what is still listed */
         op_detach(op);
+        uint64_t rid = op->rid;
         if (op->kind == OP_LISTEN) {
             gn_free(op);
+        }
+        if (answer) {
+            reply_err(c, rid, GN_ECANCELED, "the daemon is stopping");
         }
     }
 }
@@ -355,6 +397,47 @@ static void client_orphan_ops(ipcd_client *c, bool answer)
 static bool client_wants(const ipcd_client *c, unsigned type)
 {
     return !c->closing && !c->raw && type < 64 && (c->mask & ((uint64_t)1 << type));
+}
+
+/* Tells the clients that wanted @ev that it could not be sent (@why). */
+static void fanout_lost(gn_ipcd *d, const Gnctl__Event *ev, int why)
+{
+    char reason[256];
+    snprintf(reason, sizeof reason, "an event of type %d could not be sent: %s%s", (int)ev->type,
+             gn_strerror(why),
+             why == GN_ETOOBIG ? " (larger than the control protocol's message bound)" : "");
+    Gnctl__Event lost = GNCTL__EVENT__INIT;
+    lost.type = GNCTL__EVENT_TYPE__EV_LOST;
+    lost.status = why;
+    lost.count = 1;
+    lost.channel_id = ev->channel_id;
+    lost.peer = ev->peer;
+    lost.request_id = ev->request_id;
+    lost.reason = reason;
+    Gnctl__ServerMessage sm = GNCTL__SERVER_MESSAGE__INIT;
+    sm.msg_case = GNCTL__SERVER_MESSAGE__MSG_EVENT;
+    sm.event = &lost;
+    uint8_t *f = NULL;
+    size_t n = 0;
+    int rc = ipcd_encode(&sm.base, &f, &n);
+    gni_list *e = d->clients.next;
+    while (e != &d->clients) {
+        ipcd_client *c = GNI_CONTAINER_OF(e, ipcd_client, link);
+        e = e->next;
+        if (!client_wants(c, (unsigned)ev->type)) {
+            continue;
+        }
+        d->st.events_lost++;
+        if (rc == 0) {
+            client_write_frame(c, f, n);
+        } else {
+            /* not even the notice: the client cannot know, so it must go */
+            GN_LOG(GN_LOG_ERR, IPCD_LOG, "client %" PRIu64 ": an event is lost and the notice "
+                   "cannot be encoded (%s); closing", c->num, gn_err_name(rc));
+            client_close(c, false);
+        }
+    }
+    gn_free(f);
 }
 
 static void fanout(gn_ipcd *d, const Gnctl__Event *ev)
@@ -370,15 +453,17 @@ static void fanout(gn_ipcd *d, const Gnctl__Event *ev)
     if (!any) {
         return;
     }
+    Gnctl__Event evc = *ev; /* ipcd_encode may repoint its strings (freed after) */
     Gnctl__ServerMessage sm = GNCTL__SERVER_MESSAGE__INIT;
     sm.msg_case = GNCTL__SERVER_MESSAGE__MSG_EVENT;
-    sm.event = (Gnctl__Event *)ev;
+    sm.event = &evc;
     uint8_t *f = NULL;
     size_t n = 0;
-    int rc = gni_ctl_encode(&sm.base, &f, &n);
+    int rc = ipcd_encode(&sm.base, &f, &n);
     if (rc < 0) {
-        GN_LOG(GN_LOG_ERR, IPCD_LOG, "cannot encode an event of type %d (%s)", (int)ev->type,
-               gn_err_name(rc));
+        GN_LOG(GN_LOG_WARNING, IPCD_LOG, "cannot encode an event of type %d (%s); sending "
+               "EV_LOST", (int)ev->type, gn_err_name(rc));
+        fanout_lost(d, ev, rc);
         return;
     }
     gni_list *e = d->clients.next;
@@ -912,7 +997,7 @@ static void handler_stream(void *arg, gn_channel *ch, gn_stream *s, const char *
     si.addr = info.remote_addr;
     si.protocol = (char *)protocol_id;
     char err[256];
-    int rc = gni_ctl_encode(&si.base, &b->hello, &b->hello_len);
+    int rc = ipcd_encode(&si.base, &b->hello, &b->hello_len);
     if (rc == 0) {
         b->connecting = true;
         rc = gni_ipc_connect(d->uvl, h->path, handler_connected, b, err, sizeof err);
@@ -936,6 +1021,21 @@ static void handler_remove(gn_ipcd *d, ipcd_handler *h)
     gni_list_del(&h->link);
     d->nhandlers--;
     gn_free(h);
+}
+
+/* Removes the stream handlers @c registered without keep (the client ends
+ * or its connection becomes a stream). */
+static void client_drop_handlers(ipcd_client *c)
+{
+    gn_ipcd *d = c->d;
+    gni_list *e = d->handlers.next;
+    while (e != &d->handlers) {
+        ipcd_handler *h = GNI_CONTAINER_OF(e, ipcd_handler, link);
+        e = e->next;
+        if (h->owner == c) {
+            handler_remove(d, h);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1055,9 +1155,15 @@ static void do_configure(ipcd_client *c, const Gnctl__Request *r)
         return;
     }
     char *end = NULL;
+    errno = 0;
     unsigned long long v = strtoull(val, &end, 10);
     if (!val[0] || val[0] < '0' || val[0] > '9' || *end != '\0') {
         reply_err(c, r->id, GN_EINVAL, "configure %s: '%s' is not a decimal integer", name, val);
+        return;
+    }
+    if (errno == ERANGE || v > UINT64_MAX) {
+        reply_err(c, r->id, GN_EINVAL, "configure %s: '%s' is out of range (at most %" PRIu64 ")",
+                  name, val, UINT64_MAX);
         return;
     }
     int rc = gn_node_configure(c->d->node, ipcd_options[k].opt, (uint64_t)v);
@@ -1282,8 +1388,10 @@ static void stream_ready(ipcd_client *c, ipcd_op *op, gn_channel *ch, gn_stream 
         bridge_close(b, GN_ECLOSED);
         return;
     }
-    /* from here on the connection belongs to the bridge */
+    /* from here on the connection belongs to the bridge; the client's
+     * handlers end with its control use (client_close never runs for it) */
     client_orphan_ops(c, false);
+    client_drop_handlers(c);
     c->raw = true;
     c->opening = false;
     c->bridge = b;
@@ -1938,7 +2046,7 @@ static void client_update_reading(ipcd_client *c)
     if (c->closing || c->raw) {
         return;
     }
-    if (!c->paused && !c->opening && !c->d->draining) {
+    if (!c->paused && !c->opening && !c->d->draining && c->nops < IPCD_CLIENT_OPS_MAX) {
         (void)gni_ipc_conn_read_start(c->conn);
     } else {
         gni_ipc_conn_read_stop(c->conn);
@@ -2027,17 +2135,9 @@ static void client_close(ipcd_client *c, bool flush)
     if (c->closing) {
         return;
     }
-    gn_ipcd *d = c->d;
     c->closing = true;
     client_orphan_ops(c, false);
-    gni_list *e = d->handlers.next;
-    while (e != &d->handlers) {
-        ipcd_handler *h = GNI_CONTAINER_OF(e, ipcd_handler, link);
-        e = e->next;
-        if (h->owner == c) {
-            handler_remove(d, h);
-        }
-    }
+    client_drop_handlers(c);
     gni_ipc_conn_close(c->conn, flush);
 }
 
@@ -2199,25 +2299,52 @@ static void ipcd_finish(gn_ipcd *d)
     ipcd_maybe_free(d);
 }
 
-/* Bytes written on all channels so far (loop thread: current values). */
-static uint64_t ipcd_bytes_out(gn_ipcd *d)
+/*
+ * Over every channel (loop thread: current values): *@out receives the
+ * bytes written so far, *@connecting how many are dialing or upgrading
+ * (unicasts to a peer wait for such a channel outside
+ * gn_node_pending_messages()).
+ */
+static void ipcd_channels_scan(gn_ipcd *d, uint64_t *out, size_t *connecting)
 {
-    uint64_t ids[256], sum = 0;
-    int total = gn_node_channel_ids(d->node, ids, GNI_ARRAY_LEN(ids));
-    size_t n = total < 0 ? 0 : GNI_MIN((size_t)total, GNI_ARRAY_LEN(ids));
+    uint64_t small[256], *ids = small;
+    *out = 0;
+    *connecting = 0;
+    int total = gn_node_channel_ids(d->node, ids, GNI_ARRAY_LEN(small));
+    size_t n = total < 0 ? 0 : (size_t)total;
+    if (n > GNI_ARRAY_LEN(small)) {
+        ids = gn_calloc(n, sizeof *ids);
+        int again = ids ? gn_node_channel_ids(d->node, ids, n) : -1;
+        if (again < 0) {
+            gn_free(ids);
+            ids = small; /* out of memory: the first 256 (and not quiet, below) */
+            n = GNI_ARRAY_LEN(small);
+            *connecting = 1;
+        } else {
+            n = GNI_MIN(n, (size_t)again);
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         gn_channel *ch = gn_node_channel_find(d->node, ids[i]);
         if (ch) {
+            gn_channel_info info;
+            gn_channel_state st = gn_channel_state_get(ch, &info);
+            if (st == GN_CHANNEL_DIALING || st == GN_CHANNEL_UPGRADING) {
+                (*connecting)++;
+            }
             gn_channel_metrics m;
             gn_channel_metrics_get(ch, &m);
-            sum += m.bytes_out;
+            *out += m.bytes_out;
         }
     }
-    return sum;
+    if (ids != small) {
+        gn_free(ids);
+    }
 }
 
 /*
- * Drained: no accepted message is queued in the node, no request runs, and
+ * Drained: no accepted message is queued in the node, no request runs, no
+ * channel is still dialing or upgrading (a unicast may wait for it), and
  * the channels wrote nothing during the last tick (a message handed to a
  * channel's writer still has to pass the muxer and the security layer).
  */
@@ -2227,15 +2354,17 @@ static void ipcd_drain_tick(gn_timer *t, void *arg)
     (void)t;
     pump_events(d);
     uint64_t pending = gn_node_pending_messages(d->node);
-    uint64_t out = ipcd_bytes_out(d);
+    uint64_t out;
+    size_t connecting;
+    ipcd_channels_scan(d, &out, &connecting);
     bool quiet = out == d->drain_last_out;
     d->drain_last_out = out;
     bool due = gn_loop_now(d->loop) >= d->drain_deadline;
-    if ((pending == 0 && d->nops == 0 && quiet) || due) {
-        if (due && (pending || d->nops)) {
+    if ((pending == 0 && d->nops == 0 && connecting == 0 && quiet) || due) {
+        if (due && (pending || d->nops || connecting)) {
             GN_LOG(GN_LOG_WARNING, IPCD_LOG,
-                   "drain time over: %" PRIu64 " messages still queued, %zu requests running",
-                   pending, d->nops);
+                   "drain time over: %" PRIu64 " messages still queued, %zu requests running, "
+                   "%zu channels still connecting", pending, d->nops, connecting);
         }
         ipcd_finish(d);
         return;

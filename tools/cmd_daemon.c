@@ -118,11 +118,17 @@ static void d_log(gn_log_level level, const char *fmt, ...)
 }
 
 static int d_usage(const char *fmt, ...) GN_PRINTF(1, 2);
+/* "PATH:LINE" of the config line being applied, else empty (a flag's value) */
+static char d_where[512];
+
 static int d_usage(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     fputs("golemnet daemon: ", stderr);
+    if (d_where[0]) {
+        fprintf(stderr, "%s: ", d_where);
+    }
     vfprintf(stderr, fmt, ap);
     fputs("\n(see golemnet daemon --help)\n", stderr);
     va_end(ap);
@@ -142,6 +148,43 @@ static bool d_uint(const char *s, unsigned long long max, unsigned long long *ou
     }
     *out = v;
     return true;
+}
+
+/*
+ * Checks the value @v of setting @n (dash form) where the value has a fixed
+ * form; 0, or an exit code after a message (d_usage: with d_where).
+ */
+static int d_check_value(const char *n, const char *v)
+{
+    unsigned long long u;
+    if (!v) {
+        return 0;
+    }
+    if (!strcmp(n, "log")) {
+        static const char *const lv[] = {"err", "warning", "notice", "info", "debug"};
+        for (size_t k = 0; k < D_ARRAY_LEN(lv); k++) {
+            if (!strcmp(v, lv[k])) {
+                return 0;
+            }
+        }
+        return d_usage("bad value '%s' for --log: expected err, warning, notice, info or "
+                       "debug", v);
+    }
+    if (!strcmp(n, "drain-timeout") && !d_uint(v, 3600, &u)) {
+        return d_usage("bad value '%s' for --drain-timeout: expected seconds 0..3600", v);
+    }
+    if (!strcmp(n, "client-queue-max") &&
+        (!d_uint(v, 256u * 1024u * 1024u, &u) || u < 64u * 1024u)) {
+        return d_usage("bad value '%s' for --client-queue-max: expected bytes 65536..268435456",
+                       v);
+    }
+    if (!strcmp(n, "max-clients") && (!d_uint(v, 65536, &u) || u == 0)) {
+        return d_usage("bad value '%s' for --max-clients: expected 1..65536", v);
+    }
+    if (!strcmp(n, "allow-uid") && !d_uint(v, UINT32_MAX - 1, &u)) {
+        return d_usage("bad value '%s' for --allow-uid: expected a numeric uid", v);
+    }
+    return 0;
 }
 
 static int d_list_add(dlist *l, const char *opt, const char *v)
@@ -169,6 +212,10 @@ static int d_apply(dset *s, const char *name, const char *v)
         n[i] = name[i] == '_' ? '-' : name[i];
     }
     n[i] = '\0';
+    int bad = d_check_value(n, v);
+    if (bad) {
+        return bad;
+    }
 #define D_SCALAR(key, field)                                                                 \
     if (!strcmp(n, key)) {                                                                   \
         s->field = v;                                                                        \
@@ -270,6 +317,15 @@ static int d_read_config(const char *path, dset *s, char **buf)
     }
     b[len] = '\0';
     *buf = b;
+    const char *nul = memchr(b, '\0', len);
+    if (nul) {
+        unsigned at = 1;
+        for (const char *q = b; q < nul; q++) {
+            at += *q == '\n';
+        }
+        fprintf(stderr, "golemnet daemon: %s:%u: a NUL byte (the file must be text)\n", path, at);
+        return D_EXIT_USAGE;
+    }
     bool have_version = false;
     unsigned line = 0;
     char *p = b;
@@ -324,7 +380,9 @@ static int d_read_config(const char *path, dset *s, char **buf)
             fprintf(stderr, "golemnet daemon: %s:%u: '%s' is not allowed here\n", path, line, k);
             return D_EXIT_USAGE;
         }
+        snprintf(d_where, sizeof d_where, "%s:%u", path, line);
         int rc = d_apply(s, k, v);
+        d_where[0] = '\0';
         if (rc < 0) {
             fprintf(stderr, "golemnet daemon: %s:%u: unknown setting '%s'\n", path, line, k);
             return D_EXIT_USAGE;
@@ -406,13 +464,56 @@ static void dwait_signal(dwait *w)
     pthread_mutex_unlock(&w->mtx);
 }
 
-static void dwait_wait(dwait *w)
+/*
+ * Waits for @w at most @timeout_s seconds, watching for another SIGTERM or
+ * SIGINT (@sigs, blocked in every thread) meanwhile. Returns 0 (done), 1 (a
+ * second signal: the user wants out now) or 2 (the deadline passed).
+ */
+static int dwait_wait_bounded(dwait *w, const sigset_t *sigs, unsigned long long timeout_s)
 {
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += (time_t)timeout_s;
+    int rc = 0;
     pthread_mutex_lock(&w->mtx);
     while (!w->done) {
-        pthread_cond_wait(&w->cond, &w->mtx);
+        sigset_t pend;
+        sigemptyset(&pend);
+        if (sigpending(&pend) == 0 && (sigismember(&pend, SIGTERM) == 1 ||
+                                       sigismember(&pend, SIGINT) == 1)) {
+            int sig = 0;
+            (void)sigwait(sigs, &sig); /* take it (pending: returns at once) */
+            rc = 1;
+            break;
+        }
+        struct timespec now, slice;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) {
+            rc = 2;
+            break;
+        }
+        /* check for a signal every 100 ms */
+        slice = now;
+        slice.tv_nsec += 100000000L;
+        if (slice.tv_nsec >= 1000000000L) {
+            slice.tv_sec++;
+            slice.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&w->cond, &w->mtx, &slice);
     }
     pthread_mutex_unlock(&w->mtx);
+    return rc;
+}
+
+/* The shutdown cannot finish (@why 1: a second signal, 2: past its time):
+ * exit now, without freeing what the loop thread may still use. */
+static _Noreturn void d_force_exit(int why, const char *step)
+{
+    d_log(GN_LOG_ERR, "%s: exiting at once (status 3) while %s",
+          why == 1 ? "second signal" : "shutdown took too long", step);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(3);
 }
 
 static void d_ipcd_closed(void *arg) { dwait_signal(arg); }
@@ -573,7 +674,8 @@ int cmd_daemon(int argc, char **argv, bool json)
         code = d_usage("bad value '%s' for --drain-timeout: expected seconds 0..3600", s.drain);
         goto out;
     }
-    if (s.queue_max && !d_uint(s.queue_max, 256u * 1024u * 1024u, &queue_max)) {
+    if (s.queue_max && (!d_uint(s.queue_max, 256u * 1024u * 1024u, &queue_max) ||
+                        queue_max < 64u * 1024u)) {
         code = d_usage("bad value '%s' for --client-queue-max: expected bytes 65536..268435456",
                        s.queue_max);
         goto out;
@@ -745,13 +847,20 @@ int cmd_daemon(int argc, char **argv, bool json)
           sig == SIGINT ? "SIGINT" : "SIGTERM", drain_s);
     dwait w1 = {.mtx = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     gn_ipcd_close(ipcd, (gn_time)drain_s * GN_S, d_ipcd_closed, &w1);
-    dwait_wait(&w1);
+    /* the drain, then at most 5 s of flushing clients: 10 s of slack */
+    int why = dwait_wait_bounded(&w1, &sigs, drain_s + 10);
+    if (why != 0) {
+        d_force_exit(why, "stopping the control server");
+    }
     ipcd = NULL;
     code = 0;
 close_node:;
     dwait w2 = {.mtx = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     gn_node_close(node, d_node_closed, &w2);
-    dwait_wait(&w2);
+    why = dwait_wait_bounded(&w2, &sigs, 10);
+    if (why != 0) {
+        d_force_exit(why, "closing the node");
+    }
     /* what the close cancelled is reported, never silently lost */
     gn_node_event ev;
     uint64_t lost = 0;

@@ -66,7 +66,11 @@ typedef struct gn_ipc_handler gn_ipc_handler;
  * node's types keep their values.
  *
  * GN_IPC_EV_LOST: the client's event queue was full and @count events
- * were dropped at this point of the sequence (see gn_ipc_options).
+ * were dropped at this point of the sequence (see gn_ipc_options), status
+ * 0; or the daemon could not send @count events of a kind this client
+ * subscribed to (its EV_LOST: status says why, e.g. GN_ETOOBIG for a
+ * message past the control protocol's bound, addr holds its reason,
+ * channel_id and peer the lost event's).
  * GN_IPC_EV_DISCONNECTED: the connection to the daemon ended; status says
  * why (GN_EEOF the daemon closed the connection or exited, GN_ECLOSED
  * gn_ipc_free() ended it, GN_ELIMIT the daemon disconnected this client

@@ -42,6 +42,12 @@ GN_BEGIN_DECLS
 #define GN_CTL_STRING_MAX 1024u
 /** Most entries of one repeated field of a control message. */
 #define GN_CTL_REPEATED_MAX 4096u
+/**
+ * Most asynchronous requests (listen, dial, ping, stream open, dht) one
+ * client may have running; at the cap the server stops reading that
+ * client's requests until one of them completes.
+ */
+#define GN_IPCD_CLIENT_OPS_MAX 256u
 
 /**
  * The daemon name `golemnet daemon` uses without --name or --socket, so its
@@ -160,6 +166,9 @@ typedef struct gn_ipcd_stats {
     uint64_t framing_lost;      /* connections closed for lost framing */
     uint64_t events_sent;       /* events written to clients */
     uint64_t streams_now;       /* streams carried now */
+    uint64_t ops_now;           /* asynchronous requests running now (all clients) */
+    uint64_t clients_ops_paused; /* times a client reached GN_IPCD_CLIENT_OPS_MAX */
+    uint64_t events_lost;       /* events a subscriber could not be sent (EV_LOST sent instead) */
 } gn_ipcd_stats;
 
 /**
@@ -176,8 +185,9 @@ typedef void (*gn_ipcd_close_cb)(void *arg);
  * Stops the server gracefully, in this order: stops accepting clients and
  * reading requests; waits (at most @drain_timeout ns; 0 means no waiting)
  * until the node has no accepted message still queued
- * (gn_node_pending_messages()), no request of a client is still running
- * and the channels wrote nothing for one 10 ms tick (what the message
+ * (gn_node_pending_messages()), no request of a client is still running,
+ * no channel is dialing or upgrading (a unicast may wait for it outside
+ * the pending count) and the channels (all of them) wrote nothing for one 10 ms tick (what the message
  * service handed to a channel's writer has passed the muxer and the
  * security layer); forwards the events popped meanwhile (send failures reach the
  * clients that subscribed); ends stream handlers and streams; closes every

@@ -109,14 +109,19 @@ int gni_ipcc_decode(const uint8_t *msg, size_t len, gni_ipcc_in *in)
     gn_node_event *ev = &in->ev;
     in->kind = e->type == GNCTL__EVENT_TYPE__EV_DISCONNECTING ? GNI_IPCC_IN_BYE
                                                                : GNI_IPCC_IN_EVENT;
-    ev->type = in->kind == GNI_IPCC_IN_BYE ? GN_IPC_EV_DISCONNECTED : (gn_node_event_type)e->type;
+    /* the daemon's EV_LOST (it could not send an event) is the client's GN_IPC_EV_LOST */
+    bool lost = e->type == GNCTL__EVENT_TYPE__EV_LOST;
+    ev->type = in->kind == GNI_IPCC_IN_BYE ? GN_IPC_EV_DISCONNECTED
+               : lost                      ? GN_IPC_EV_LOST
+                                           : (gn_node_event_type)e->type;
     ev->status = e->status;
     ev->request_id = e->request_id;
     ev->channel_id = e->channel_id;
     ipcc_peer(e->peer, &ev->peer);
     ev->rtt = e->rtt_ns;
     ev->count = e->count;
-    ipcc_copy(ev->addr, sizeof ev->addr, in->kind == GNI_IPCC_IN_BYE ? e->reason : e->addr);
+    ipcc_copy(ev->addr, sizeof ev->addr,
+              in->kind == GNI_IPCC_IN_BYE || lost ? e->reason : e->addr);
     ipcc_copy(ev->protocol, sizeof ev->protocol, e->protocol);
     int rc = 0;
     if (e->type == GNCTL__EVENT_TYPE__EV_MESSAGE) {

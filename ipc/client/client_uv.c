@@ -500,7 +500,8 @@ int gn_ipc_next_event(gn_ipc_client *c, gn_node_event *ev, gn_time timeout)
         return GN_EINVAL;
     }
     int rc = gn_evq_pop(c->evq, ev, timeout);
-    if (rc == 0 && ev->type == GN_IPC_EV_LOST) {
+    if (rc == 0 && ev->type == GN_IPC_EV_LOST && ev->status == 0) {
+        /* a marker of this client's drops (the daemon's EV_LOST has a status) */
         uv_mutex_lock(&c->mtx);
         if (gn_evq_len(c->evq) == 0) {
             /* it was the tail: every drop since happened right here */

@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -102,7 +103,12 @@ def start_node(*args):
     return n, ev
 
 
+ONLY = sys.argv[2:]  # optional words: run only the cases whose name has one of them
+
+
 def case(fn):
+    if ONLY and not any(w in fn.__name__ for w in ONLY):
+        return fn
     try:
         fn()
         results.append((fn.__name__, None))
@@ -1075,6 +1081,33 @@ def daemon_config_file_and_flags():
         rc, out, err = run("daemon", "--socket", path, "--control-tcp", "/ip4/0.0.0.0/tcp/0")
         assert rc == 1 and "loopback" in err, (rc, err)
 
+@case
+def daemon_config_file_values_name_the_line():
+    """Bad values in the config file name the file and line (exit 2); a NUL byte
+    is refused, not the end of the file; a queue bound below 64 KiB is a usage error."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "c.sock")
+        conf = os.path.join(d, "daemon.conf")
+        bad = [("drain_timeout = 99999\n", "drain-timeout"),
+               ("client_queue_max = 1000\n", "client-queue-max"),
+               ("max_clients = 0\n", "max-clients"),
+               ("allow_uid = me\n", "allow-uid"),
+               ("log = loud\n", "--log"),
+               ("echo = maybe\n", "echo"),
+               ("option = nodot\n", "option")]
+        for line, what in bad:
+            with open(conf, "w") as f:
+                f.write("version = 1\n# c\n" + line)
+            rc, out, err = run("daemon", "--config", conf, "--socket", path)
+            assert rc == 2 and (conf + ":3:") in err and what in err, (line, rc, err)
+        with open(conf, "wb") as f:
+            f.write(b"version = 1\nlog = info\x00\nbogus = 1\n")
+        rc, out, err = run("daemon", "--config", conf, "--socket", path)
+        assert rc == 2 and (conf + ":2:") in err and "NUL" in err, (rc, err)
+        rc, out, err = run("daemon", "--socket", path, "--client-queue-max", "1000")
+        assert rc == 2 and "client-queue-max" in err and conf not in err, (rc, err)
+
+
 # ---- commands on a running daemon (tools/cmd_client.c; docs/cli.md "Commands on a daemon")
 
 class CtlDaemon(Daemon):
@@ -1092,6 +1125,37 @@ def client(*args, timeout=30):
     """Runs a client command with --json: (exit status, events, stderr)."""
     rc, out, err = run(*args, "--json", timeout=timeout)
     return rc, events(out), err
+
+
+@case
+def daemon_second_signal_forces_exit():
+    """A second SIGTERM while the drain waits (a unicast whose channel never
+    finishes its handshake) exits at once with status 3."""
+    tmp = tempfile.mkdtemp(prefix="gncli-")
+    sa = os.path.join(tmp, "a.sock")
+    mute = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)  # accepts (kernel) and never speaks
+    a = None
+    try:
+        a = CtlDaemon(sa, "--drain-timeout", "60")
+        to = "/ip4/127.0.0.1/tcp/%d" % mute.getsockname()[1]
+        rc, evs, err = client("send", to, "hi", "--socket", sa)
+        assert rc == 0, (rc, evs, err)
+        a.p.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert a.p.poll() is None, "the drain should wait for the connecting channel"
+        t0 = time.monotonic()
+        rc = a.stop(signal.SIGTERM, timeout=10)
+        assert rc == 3, (rc, a.err[-2000:])
+        assert time.monotonic() - t0 < 5
+        assert "second signal" in a.err, a.err[-2000:]
+        a = None
+    finally:
+        if a:
+            a.stop(signal.SIGKILL)
+        mute.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @case

@@ -5,6 +5,7 @@
  * and past its limit, errors that keep the framing and errors that lose it.
  */
 #include "ctl_wire.h"
+#include "client/gni_ipcc.h"
 
 #include "gn_test.h"
 #include "golemnet/err.h"
@@ -342,6 +343,91 @@ GN_TEST(stream_info)
     gn_free(f);
 }
 
+/* strings the daemon did not write itself (remote agent versions, echoed input) */
+GN_TEST(utf8_fix_and_sanitize)
+{
+    char out[8];
+    /* a cut never splits a character: "aé€" is 1 + 2 + 3 bytes */
+    CHECK_EQ(gni_ctl_utf8_fix("a\xc3\xa9\xe2\x82\xac", 6, out, 7), 6u);
+    CHECK_EQ(gni_ctl_utf8_fix("a\xc3\xa9\xe2\x82\xac", 6, out, 6), 3u);
+    CHECK_STR(out, "a\xc3\xa9");
+    CHECK_EQ(gni_ctl_utf8_fix("a\xc3\xa9", 3, out, 3), 1u);
+    /* invalid bytes, an overlong form and a surrogate become U+FFFD */
+    CHECK_EQ(gni_ctl_utf8_fix("\xff", 1, out, sizeof out), 3u);
+    CHECK_STR(out, "\xef\xbf\xbd");
+    CHECK_EQ(gni_ctl_utf8_fix("\xc0\xafz", 3, out, sizeof out), 7u);
+    CHECK_STR(out, "\xef\xbf\xbd\xef\xbf\xbdz");
+    CHECK_EQ(gni_ctl_utf8_fix("\xed\xa0\x80", 3, out, 4), 3u);
+    CHECK_EQ(gni_ctl_utf8_fix(NULL, 3, out, sizeof out), 0u);
+    CHECK_STR(out, "");
+
+    /* a response with a bad agent string, a too-long error and a bad
+     * repeated entry: refused as it is, encoded once sanitised */
+    static char agent[300];
+    memset(agent, 'a', sizeof agent - 1);
+    agent[254] = '\xc3'; /* a character cut at 255 bytes */
+    agent[255] = '\0';
+    static char longerr[3000];
+    memset(longerr, 'e', sizeof longerr - 1);
+    char bad[] = "/ip4/\xfe";
+    char *protos[2] = {"/ok/1", bad};
+    Gnctl__PeerInfo pi = GNCTL__PEER_INFO__INIT;
+    pi.agent = agent;
+    pi.protocols = protos;
+    pi.n_protocols = 2;
+    Gnctl__Response r = GNCTL__RESPONSE__INIT;
+    r.id = 3;
+    r.error = longerr;
+    r.result_case = GNCTL__RESPONSE__RESULT_PEER_INFO;
+    r.peer_info = &pi;
+    Gnctl__ServerMessage sm = GNCTL__SERVER_MESSAGE__INIT;
+    sm.msg_case = GNCTL__SERVER_MESSAGE__MSG_RESPONSE;
+    sm.response = &r;
+    uint8_t *f = NULL;
+    size_t n = 0;
+    CHECK(gni_ctl_encode(&sm.base, &f, &n) < 0);
+    void *keep = NULL;
+    CHECK_EQ(gni_ctl_sanitize(&sm.base, &keep), 3);
+    CHECK_EQ(strlen(r.error), (size_t)GN_CTL_STRING_MAX);
+    CHECK_EQ(strlen(pi.agent), 254u + 3u);
+    CHECK_STR(protos[0], "/ok/1");
+    CHECK_STR(protos[1], "/ip4/\xef\xbf\xbd");
+    CHECK_OK(gni_ctl_encode(&sm.base, &f, &n));
+    gn_free(f);
+    void *keep2 = NULL;
+    CHECK_EQ(gni_ctl_sanitize(&sm.base, &keep2), 0); /* nothing left to fix */
+    CHECK(keep2 == NULL);
+    gni_ctl_sanitize_free(keep);
+}
+
+/* the C client maps the daemon's EV_LOST to GN_IPC_EV_LOST with its status and reason */
+GN_TEST(client_decodes_ev_lost)
+{
+    Gnctl__Event e = GNCTL__EVENT__INIT;
+    e.type = GNCTL__EVENT_TYPE__EV_LOST;
+    e.status = GN_ETOOBIG;
+    e.count = 1;
+    e.channel_id = 7;
+    e.reason = "an event of type 7 could not be sent";
+    Gnctl__ServerMessage sm = GNCTL__SERVER_MESSAGE__INIT;
+    sm.msg_case = GNCTL__SERVER_MESSAGE__MSG_EVENT;
+    sm.event = &e;
+    uint8_t *f = NULL;
+    size_t n = 0;
+    CHECK_OK(gni_ctl_encode(&sm.base, &f, &n));
+    gni_ipcc_in in;
+    memset(&in, 0, sizeof in);
+    CHECK_OK(gni_ipcc_decode(f + 1, n - 1, &in)); /* a one-byte length prefix */
+    gn_free(f);
+    CHECK_EQ(in.kind, GNI_IPCC_IN_EVENT);
+    CHECK_EQ(in.ev.type, GN_IPC_EV_LOST);
+    CHECK_EQ(in.ev.status, GN_ETOOBIG);
+    CHECK_EQ(in.ev.count, 1u);
+    CHECK_EQ(in.ev.channel_id, 7u);
+    CHECK_STR(in.ev.addr, "an event of type 7 could not be sent");
+}
+
 GN_TEST_MAIN(GN_T(kat_request_decode_bytewise), GN_T(kat_request_encode), GN_T(kat_server_messages),
              GN_T(two_frames_and_trailing), GN_T(refused_messages_keep_framing), GN_T(framing_lost),
-             GN_T(bounds), GN_T(unknown_fields_skipped), GN_T(stream_info))
+             GN_T(bounds), GN_T(unknown_fields_skipped), GN_T(stream_info),
+             GN_T(utf8_fix_and_sanitize), GN_T(client_decodes_ev_lost))

@@ -83,6 +83,9 @@ static void daemon_down(daemon_fx *f)
         gn_node_free(f->node);
         f->node = NULL;
     }
+    char lk[sizeof f->sock + 8];
+    snprintf(lk, sizeof lk, "%s.lock", f->sock);
+    unlink(lk); /* left by the listener (ipc_sock_uv.c) */
 }
 
 static gn_ipc_client *client(const daemon_fx *f)

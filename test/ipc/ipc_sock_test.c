@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sys/file.h>
 
 static char tmpdir[64];
 
@@ -32,6 +33,8 @@ static void rm_tmpdir(void)
 {
     char p[128];
     snprintf(p, sizeof p, "%s/s.sock", tmpdir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/s.sock.lock", tmpdir);
     unlink(p);
     snprintf(p, sizeof p, "%s/f", tmpdir);
     unlink(p);
@@ -583,7 +586,14 @@ typedef struct switcher {
     int msgs;
     uint8_t data[64];
     size_t len;
+    int end_err;
 } switcher;
+
+static void sw_on_end(gni_ipc_conn *c, int err, void *ud)
+{
+    (void)c;
+    ((switcher *)ud)->end_err = err;
+}
 
 static void sw_on_msg(gni_ipc_conn *c, const uint8_t *msg, size_t len, void *ud)
 {
@@ -607,7 +617,8 @@ static void sw_accept(gni_ipc_listener *l, gni_ipc_conn *c, void *ud)
 {
     switcher *w = ud;
     (void)l;
-    static const gni_ipc_conn_cbs cbs = {.on_msg = sw_on_msg, .on_data = sw_on_data};
+    static const gni_ipc_conn_cbs cbs = {.on_msg = sw_on_msg, .on_data = sw_on_data,
+                                         .on_end = sw_on_end};
     w->c = c;
     gni_ipc_conn_set_cbs(c, &cbs, w);
     CHECK_OK(gni_ipc_conn_read_start(c));
@@ -666,7 +677,193 @@ GN_TEST(raw_switch_keeps_frame_begun)
     rm_tmpdir();
 }
 
+/* the probe of a live socket whose backlog is full answers at once; a
+ * listener starting on a path another one is setting up (PATH.lock held)
+ * waits a bounded time and neither removes nor binds */
+GN_TEST(probe_bounded_and_lock_held)
+{
+    mk_tmpdir();
+    char path[128], lpath[160], err[256];
+    snprintf(path, sizeof path, "%s/s.sock", tmpdir);
+    snprintf(lpath, sizeof lpath, "%s.lock", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    gni_str_copy(sa.sun_path, sizeof sa.sun_path, path);
+    CHECK_OK(bind(fd, (struct sockaddr *)&sa, sizeof sa));
+    CHECK_OK(listen(fd, 0));
+    /* fill the backlog: never accepted */
+    int cl[64];
+    int ncl = 0;
+    for (; ncl < 64; ncl++) {
+        cl[ncl] = socket(AF_UNIX, SOCK_STREAM, 0);
+        CHECK(cl[ncl] >= 0);
+        CHECK_OK(fcntl(cl[ncl], F_SETFL, fcntl(cl[ncl], F_GETFL) | O_NONBLOCK));
+        if (connect(cl[ncl], (struct sockaddr *)&sa, sizeof sa) != 0) {
+            close(cl[ncl]);
+            break;
+        }
+    }
+    CHECK(ncl < 64); /* the backlog is full now */
+    uv_loop_t uvl;
+    CHECK_OK(uv_loop_init(&uvl));
+    srv s = {0};
+    gni_ipc_listener *l = NULL;
+    uint64_t t0 = uv_hrtime();
+    CHECK_EQ(gni_ipc_listen(&uvl, path, NULL, srv_accept, &s, &l, err, sizeof err),
+             GN_EADDRINUSE);
+    CHECK(uv_hrtime() - t0 < 3000000000ull);
+    CHECK(strstr(err, "another daemon") != NULL);
+    struct stat st;
+    CHECK_OK(stat(path, &st)); /* the live socket stays */
+    CHECK(S_ISSOCK(st.st_mode));
+    CHECK_OK(stat(lpath, &st)); /* the lock file stays too */
+    for (int i = 0; i < ncl; i++) {
+        close(cl[i]);
+    }
+    close(fd);
+
+    /* the file is stale now, but another starter holds the lock */
+    int lk = open(lpath, O_RDWR);
+    CHECK(lk >= 0);
+    CHECK_OK(flock(lk, LOCK_EX | LOCK_NB));
+    CHECK_EQ(gni_ipc_listen(&uvl, path, NULL, srv_accept, &s, &l, err, sizeof err),
+             GN_EADDRINUSE);
+    CHECK(strstr(err, "locked") != NULL);
+    CHECK_OK(stat(path, &st)); /* not removed while locked */
+    close(lk);
+    /* released: the stale file is replaced */
+    CHECK_OK(gni_ipc_listen(&uvl, path, NULL, srv_accept, &s, &l, err, sizeof err));
+    roundtrip(&uvl, path);
+    bool lclosed = false;
+    gni_ipc_listener_close(l, listener_closed, &lclosed);
+    run_until(&uvl, &lclosed);
+    drain_loop(&uvl);
+    CHECK_OK(uv_loop_close(&uvl));
+    rm_tmpdir();
+}
+
+/* out of memory at accept: that connection is closed, the next is accepted */
+static bool oom;
+static void *oom_malloc(void *ud, size_t n) { (void)ud; return oom ? NULL : malloc(n); }
+static void *oom_realloc(void *ud, void *p, size_t n)
+{
+    (void)ud;
+    return oom ? NULL : realloc(p, n);
+}
+static void oom_free(void *ud, void *p) { (void)ud; free(p); }
+
+GN_TEST(accept_out_of_memory)
+{
+    static const gn_allocator fa = {oom_malloc, oom_realloc, oom_free, NULL};
+    gn_set_allocator(&fa);
+    mk_tmpdir();
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/s.sock", tmpdir);
+    uv_loop_t uvl;
+    CHECK_OK(uv_loop_init(&uvl));
+    srv s = {0};
+    gni_ipc_listener *l = NULL;
+    CHECK_OK(gni_ipc_listen(&uvl, path, NULL, srv_accept, &s, &l, err, sizeof err));
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    gni_str_copy(sa.sun_path, sizeof sa.sun_path, path);
+    CHECK_OK(connect(fd, (struct sockaddr *)&sa, sizeof sa));
+    CHECK_OK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK));
+    oom = true;
+    ssize_t got = -1;
+    for (int i = 0; i < 2000 && got != 0; i++) {
+        uv_run(&uvl, UV_RUN_NOWAIT);
+        char b;
+        got = read(fd, &b, 1);
+        if (got != 0) {
+            usleep(1000);
+        }
+    }
+    oom = false;
+    CHECK_EQ(got, 0); /* closed by the listener */
+    close(fd);
+    CHECK_EQ(s.accepted, 0);
+    CHECK_EQ(gni_ipc_listener_refused(l), 1u);
+    roundtrip(&uvl, path); /* the listener still accepts */
+    CHECK_EQ(s.accepted, 1);
+    bool lclosed = false;
+    gni_ipc_listener_close(l, listener_closed, &lclosed);
+    run_until(&uvl, &lclosed);
+    drain_loop(&uvl);
+    CHECK_OK(uv_loop_close(&uvl));
+    rm_tmpdir();
+    gn_set_allocator(NULL);
+}
+
+/* out of memory while switching to raw with a frame begun: the connection
+ * ends with GN_ENOMEM (the bytes cannot be kept), never silently short */
+GN_TEST(raw_switch_out_of_memory)
+{
+    static const gn_allocator fa = {oom_malloc, oom_realloc, oom_free, NULL};
+    gn_set_allocator(&fa);
+    mk_tmpdir();
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/s.sock", tmpdir);
+    uv_loop_t uvl;
+    CHECK_OK(uv_loop_init(&uvl));
+    switcher w = {0};
+    gni_ipc_listener *l = NULL;
+    CHECK_OK(gni_ipc_listen(&uvl, path, NULL, sw_accept, &w, &l, err, sizeof err));
+    cli k = {0};
+    CHECK_OK(gni_ipc_connect(&uvl, path, cli_connected, &k, err, sizeof err));
+    run_until(&uvl, &k.connected);
+    CHECK(k.conn != NULL);
+    static const uint8_t wire[] = {3, 'a', 'b', 'c', 5, 'h', 'e'};
+    CHECK_OK(gni_ipc_conn_write(k.conn, wire, sizeof wire, false));
+    for (int i = 0; i < 2000 && w.msgs == 0; i++) {
+        uv_run(&uvl, UV_RUN_NOWAIT);
+        usleep(200);
+    }
+    CHECK_EQ(w.msgs, 1);
+    for (int i = 0; i < 50; i++) {
+        uv_run(&uvl, UV_RUN_NOWAIT); /* the rest arrives (kept) */
+        usleep(200);
+    }
+    /* reading again feeds the kept bytes to the frame reader: a frame begun */
+    CHECK_OK(gni_ipc_conn_read_start(w.c));
+    for (int i = 0; i < 50; i++) {
+        uv_run(&uvl, UV_RUN_NOWAIT);
+        usleep(200);
+    }
+    gni_ipc_conn_read_stop(w.c);
+    CHECK_EQ(w.msgs, 1);
+    oom = true;
+    int rc = gni_ipc_conn_set_raw(w.c);
+    oom = false;
+    CHECK_EQ(rc, GN_ENOMEM);
+    CHECK_EQ(gni_ipc_conn_read_start(w.c), GN_ENOMEM);
+    CHECK_EQ(w.end_err, 0); /* not from inside the call */
+    for (int i = 0; i < 2000 && w.end_err == 0; i++) {
+        uv_run(&uvl, UV_RUN_NOWAIT);
+        usleep(200);
+    }
+    CHECK_EQ(w.end_err, GN_ENOMEM);
+    CHECK_EQ(w.len, 0u);
+    gni_ipc_conn_close(w.c, false);
+    gni_ipc_conn_close(k.conn, false);
+    run_until(&uvl, &k.closed);
+    bool lclosed = false;
+    gni_ipc_listener_close(l, listener_closed, &lclosed);
+    run_until(&uvl, &lclosed);
+    drain_loop(&uvl);
+    CHECK_OK(uv_loop_close(&uvl));
+    rm_tmpdir();
+    gn_set_allocator(NULL);
+}
+
 GN_TEST_MAIN(GN_T(addr_parse), GN_T(default_path), GN_T(uid_allow_list), GN_T(prepare_dir),
-             GN_T(unix_listener), GN_T(stale_socket_replaced), GN_T(mode_option),
+             GN_T(unix_listener), GN_T(stale_socket_replaced), GN_T(probe_bounded_and_lock_held),
+             GN_T(accept_out_of_memory), GN_T(raw_switch_out_of_memory), GN_T(mode_option),
              GN_T(tcp_loopback), GN_T(framing_lost), GN_T(pause_and_backpressure),
              GN_T(raw_switch_keeps_frame_begun))

@@ -14,6 +14,9 @@
 #include "gn_tnode.h"
 #include "golemnet/ipcd.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define MAXMSGS 4096
@@ -46,7 +49,11 @@ static void rm_tmpdir(void)
     char p[160];
     snprintf(p, sizeof p, "%s/h.sock", tmpdir);
     unlink(p);
+    snprintf(p, sizeof p, "%s/h.sock.lock", tmpdir);
+    unlink(p);
     unlink(sock_path);
+    snprintf(p, sizeof p, "%s.lock", sock_path);
+    unlink(p); /* left by the listener (ipc_sock_uv.c) */
     rmdir(tmpdir);
 }
 
@@ -995,6 +1002,30 @@ GN_TEST(config_and_close)
     tcli t;
     tc_open(&t, taddr);
     Gnctl__Request r = GNCTL__REQUEST__INIT;
+    /* an error text echoing 1019 bytes of input is cut to whole characters:
+     * the client gets its answer and the connection stays */
+    static char name[1020];
+    name[0] = 'x';
+    for (size_t i = 1; i + 2 <= sizeof name - 1; i += 2) {
+        memcpy(name + i, "\xc3\xa9", 2); /* é */
+    }
+    name[sizeof name - 1] = '\0';
+    Gnctl__ConfigureRequest cq = GNCTL__CONFIGURE_REQUEST__INIT;
+    cq.name = name;
+    cq.value = "1";
+    r.op_case = GNCTL__REQUEST__OP_CONFIGURE;
+    r.configure = &cq;
+    Gnctl__Response *cresp = tc_call(&t, &r);
+    CHECK_EQ(cresp->status, GN_ENOTSUP);
+    CHECK(strlen(cresp->error) <= GN_CTL_STRING_MAX);
+    CHECK(strlen(cresp->error) > 900);
+    /* configure: a number past 2^64 is refused, not clamped */
+    cq.name = "max_connections";
+    cq.value = "99999999999999999999999";
+    cresp = tc_call(&t, &r);
+    CHECK_EQ(cresp->status, GN_EINVAL);
+    CHECK(strstr(cresp->error, "99999999999999999999999") != NULL);
+    CHECK(strstr(cresp->error, "range") != NULL);
     Gnctl__IdentifyRequest idr = GNCTL__IDENTIFY_REQUEST__INIT;
     r.op_case = GNCTL__REQUEST__OP_IDENTIFY;
     r.identify = &idr;
@@ -1117,6 +1148,184 @@ GN_TEST(dht_ops_with_kad)
     unserve();
 }
 
+/* ---- a client's running requests are capped: reading pauses at the cap ---- */
+
+typedef struct ops_watch {
+    tcli *t;
+    uint64_t first, n;
+    uint64_t max_now;
+} ops_watch;
+
+static bool all_answered(void *arg)
+{
+    ops_watch *w = arg;
+    gn_ipcd_stats st;
+    CHECK_OK(gn_ipcd_stats_get(D, &st));
+    w->max_now = GNI_MAX(w->max_now, st.ops_now);
+    size_t got = 0;
+    for (size_t i = 0; i < w->t->nmsgs; i++) {
+        Gnctl__ServerMessage *m = w->t->msgs[i];
+        if (m->msg_case == GNCTL__SERVER_MESSAGE__MSG_RESPONSE && m->response->id >= w->first &&
+            m->response->id < w->first + w->n) {
+            got++;
+        }
+    }
+    return got == w->n;
+}
+
+GN_TEST(ops_capped_per_client)
+{
+    serve_a(0);
+    tcli t;
+    tc_open(&t, sock_path);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    Gnctl__DialRequest dr = GNCTL__DIAL_REQUEST__INIT;
+    dr.addr = B.addr;
+    r.op_case = GNCTL__REQUEST__OP_DIAL;
+    r.dial = &dr;
+    Gnctl__Response *resp = tc_call(&t, &r);
+    CHECK_EQ(resp->status, 0);
+    uint64_t ch = resp->channel->channel_id;
+    tc_free_msgs(&t);
+    Gnctl__PingRequest pq = GNCTL__PING_REQUEST__INIT;
+    pq.channel_id = ch;
+    r.op_case = GNCTL__REQUEST__OP_PING;
+    r.ping = &pq;
+    enum { N = 3 * GN_IPCD_CLIENT_OPS_MAX };
+    ops_watch w = {.t = &t, .first = t.next_id, .n = N};
+    for (int i = 0; i < N; i++) {
+        (void)tc_send(&t, &r); /* pipelined, all in one burst */
+    }
+    CHECK(run_until(all_answered, &w, 20000));
+    gn_ipcd_stats st;
+    CHECK_OK(gn_ipcd_stats_get(D, &st));
+    CHECK(st.clients_ops_paused >= 1);
+    CHECK(w.max_now <= GN_IPCD_CLIENT_OPS_MAX);
+    CHECK_EQ(st.ops_now, 0u);
+    tc_close(&t);
+    unserve();
+}
+
+/* ---- a connection that becomes a stream drops its (non-keep) handlers ---- */
+
+GN_TEST(stream_open_drops_handlers)
+{
+    serve_a(0);
+    tcli t1, t2;
+    tc_open(&t1, sock_path);
+    tc_open(&t2, sock_path);
+    char hpath[160];
+    snprintf(hpath, sizeof hpath, "%s/h.sock", tmpdir);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    char *protos[] = {"/test/mine/1.0.0"};
+    Gnctl__StreamHandlerRequest sh = GNCTL__STREAM_HANDLER_REQUEST__INIT;
+    sh.protocols = protos;
+    sh.n_protocols = 1;
+    sh.path = hpath;
+    r.op_case = GNCTL__REQUEST__OP_STREAM_HANDLER;
+    r.stream_handler = &sh;
+    CHECK_EQ(tc_call(&t1, &r)->status, 0);
+    CHECK_EQ(tc_call(&t2, &r)->status, GN_EEXIST);
+    /* t1's connection becomes a stream */
+    Gnctl__StreamOpenRequest so = GNCTL__STREAM_OPEN_REQUEST__INIT;
+    so.peer = B.addr;
+    so.protocol = "/test/echo/1.0.0";
+    r.op_case = GNCTL__REQUEST__OP_STREAM_OPEN;
+    r.stream_open = &so;
+    t1.expect_raw = true;
+    CHECK_EQ(tc_call(&t1, &r)->status, 0);
+    /* its handler is gone with its control use */
+    r.op_case = GNCTL__REQUEST__OP_STREAM_HANDLER;
+    r.stream_handler = &sh;
+    CHECK_EQ(tc_call(&t2, &r)->status, 0);
+    tc_close(&t1);
+    tc_close(&t2);
+    unserve();
+}
+
+/* ---- a graceful close waits (bounded) while a channel is still connecting ---- */
+
+GN_TEST(close_waits_for_connecting_channel)
+{
+    serve_a(0);
+    /* a TCP listener that never answers the security handshake: the
+     * unicast's channel stays upgrading */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_EQ(listen(fd, 8), 0);
+    socklen_t sl = sizeof sa;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    char to[64];
+    snprintf(to, sizeof to, "/ip4/127.0.0.1/tcp/%u", (unsigned)ntohs(sa.sin_port));
+    tcli t;
+    tc_open(&t, sock_path);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    static uint8_t payload[64] = {1, 2, 3};
+    Gnctl__UnicastRequest uc = GNCTL__UNICAST_REQUEST__INIT;
+    uc.to = to; /* no channel yet: the node dials first */
+    uc.data.data = payload;
+    uc.data.len = sizeof payload;
+    r.op_case = GNCTL__REQUEST__OP_UNICAST;
+    r.unicast = &uc;
+    CHECK_EQ(tc_call(&t, &r)->status, 0);
+    closed_cb_runs = 0;
+    gn_time t0 = gn_loop_now(loop);
+    gn_ipcd_close(D, 400 * GN_MS, ipcd_closed, NULL);
+    CHECK(run_until(ipcd_is_closed, NULL, 10000));
+    D = NULL;
+    gn_time took = gn_loop_now(loop) - t0;
+    CHECK(took >= 350 * GN_MS); /* waited for the channel, until the drain deadline */
+    CHECK(took < 5 * GN_S);
+    close(fd);
+    tc_close(&t);
+    b_drain_events();
+    node_down(&A);
+    node_down(&B);
+    finish();
+    rm_tmpdir();
+}
+
+/* ---- an event past the frame bound becomes an EV_LOST notice ---- */
+
+static bool got_one_message(void *arg) { return ((tcli *)arg)->messages > 0; }
+
+GN_TEST(oversized_event_reported_lost)
+{
+    serve_a(8u * 1024u * 1024u);
+    enum { BIG = 5 * 1024 * 1024 };
+    CHECK_OK(gn_node_configure(A.n, GN_NODE_OPT_MAX_MESSAGE_LEN, 2 * BIG));
+    CHECK_OK(gn_node_configure(B.n, GN_NODE_OPT_MAX_MESSAGE_LEN, 2 * BIG));
+    tcli t;
+    tc_open(&t, sock_path);
+    Gnctl__Request r = GNCTL__REQUEST__INIT;
+    Gnctl__SubscribeRequest sub = GNCTL__SUBSCRIBE_REQUEST__INIT;
+    sub.mask = (uint64_t)1 << GNCTL__EVENT_TYPE__EV_MESSAGE;
+    r.op_case = GNCTL__REQUEST__OP_SUBSCRIBE;
+    r.subscribe = &sub;
+    CHECK_EQ(tc_call(&t, &r)->status, 0);
+    CHECK_EQ(dial_wait(&B, A.addr), 0);
+    uint8_t *big = calloc(1, BIG);
+    CHECK(big != NULL);
+    CHECK_OK(gn_node_unicast(B.n, A.pid_str, big, BIG, NULL));
+    CHECK_OK(gn_node_unicast(B.n, A.pid_str, (const uint8_t *)"small", 5, NULL));
+    free(big);
+    Gnctl__Event *ev = tc_wait_event(&t, GNCTL__EVENT_TYPE__EV_LOST);
+    CHECK_EQ(ev->status, GN_ETOOBIG);
+    CHECK_EQ(ev->count, 1u);
+    CHECK_STR(ev->peer, B.pid_str);
+    CHECK(strstr(ev->reason, "type 7") != NULL);
+    /* the connection goes on: the small message arrives */
+    CHECK(run_until(got_one_message, &t, 10000));
+    CHECK_EQ(t.messages, 1u);
+    gn_ipcd_stats st;
+    CHECK_OK(gn_ipcd_stats_get(D, &st));
+    CHECK_EQ(st.events_lost, 1u);
+    tc_close(&t);
+    unserve();
+}
+
 /* ---- a graceful close: every acknowledged message reaches the peer ---- */
 
 GN_TEST(close_delivers_acknowledged_messages)
@@ -1185,4 +1394,6 @@ GN_TEST(close_delivers_acknowledged_messages)
 
 GN_TEST_MAIN(GN_T(every_op), GN_T(stream_open_and_two_clients), GN_T(stream_handler),
              GN_T(slow_client_disconnected), GN_T(bad_frames), GN_T(config_and_close),
-             GN_T(dht_ops_with_kad), GN_T(close_delivers_acknowledged_messages))
+             GN_T(dht_ops_with_kad), GN_T(close_delivers_acknowledged_messages),
+             GN_T(ops_capped_per_client), GN_T(stream_open_drops_handlers),
+             GN_T(close_waits_for_connecting_channel), GN_T(oversized_event_reported_lost))

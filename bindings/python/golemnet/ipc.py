@@ -57,7 +57,7 @@ EVENT_KINDS: Dict[int, str] = {
     1: "listen", 2: "listen_failed", 3: "dial", 4: "connect", 5: "disconnect",
     6: "identify", 7: "message", 8: "send_failed", 9: "ping", 10: "closed",
     11: "start_failed", 12: "writable", 13: "reachability", 20: "peer_found",
-    21: "listen_addrs", 22: "protocols", 30: "disconnecting",
+    21: "listen_addrs", 22: "protocols", 30: "disconnecting", 31: "lost",
 }
 _KIND_BIT: Dict[str, int] = {k: 1 << t for t, k in EVENT_KINDS.items()}
 _REACH = {0: "unknown", 1: "public", 2: "private"}
@@ -162,8 +162,9 @@ class Event:
 
     #: "connect", "disconnect", "identify", "message", "listen", "dial",
     #: "ping", "send_failed", "writable", "reachability", "closed", ...
-    #: (:data:`EVENT_KINDS`); "lost" when the client dropped events (see
-    #: :meth:`Client.events`); "disconnecting" when the daemon ends the
+    #: (:data:`EVENT_KINDS`); "lost" when the client dropped events (type
+    #: 0, see :meth:`Client.events`) or the daemon could not send one (type
+    #: 31, EV_LOST: ``error`` says why); "disconnecting" when the daemon ends the
     #: connection (the last event)
     kind: str
     #: the daemon's event type number (control.proto EventType)
@@ -202,7 +203,7 @@ def _event(d: Dict[str, Any]) -> Event:
     if t == 13:
         reason = _REACH.get(status, "unknown")
         status = 0
-    err = _err(status, reason if t == 30 else "") if status < 0 else None
+    err = _err(status, reason if t in (30, 31) else "") if status < 0 else None
     return Event(kind, t, int(d.get("channel_id", 0)), d.get("peer") or None, d.get("addr", ""),
                  d.get("protocol", ""), err, bytes(d.get("data", b"")),
                  int(d.get("rtt_ns", 0)) / 1e9, int(d.get("request_id", 0)),

@@ -338,6 +338,11 @@ static void down(void)
     CHECK(access(p, F_OK) != 0); /* the socket file went with the listener */
     snprintf(p, sizeof p, "%s/h.sock", tmpdir);
     unlink(p);
+    const char *const locks[] = {"ctl.sock.lock", "h.sock.lock"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", tmpdir, locks[i]);
+        unlink(p); /* left by the listeners (ipc_sock_uv.c) */
+    }
     rmdir(tmpdir);
 }
 
