@@ -16,6 +16,19 @@ bool cli_hex(const char *s, uint8_t *out, size_t cap, size_t *len);
 bool cli_cid_key(const char *s, uint8_t *out, size_t cap, size_t *len, const char **why);
 /** True when @p (@n bytes) is printable UTF-8 (printed as text, else as hex). */
 bool dht_text(const uint8_t *p, size_t n);
+/*
+ * Output: one line per event, JSON (cli_json) or "event key=value ..." text:
+ * cli_out_begin(), fields, cli_out_end() (which flushes).
+ */
+extern bool cli_json;
+/** @s as a JSON string literal (quotes, escapes) on stdout. */
+void cli_json_str(const char *s);
+void cli_out_begin(const char *event);
+void cli_out_str(const char *key, const char *val);
+void cli_out_u64(const char *key, uint64_t v);
+/** @name=text when @p is printable UTF-8, else @name_hex=hex. */
+void cli_out_bytes(const char *name, const uint8_t *p, size_t n);
+void cli_out_end(void);
 
 /* cmd_client.c: commands on a running daemon (docs/cli.md "Commands on a daemon") */
 /**

@@ -24,7 +24,6 @@
 
 #define CC_USAGE 2
 
-static bool cc_json;
 static volatile sig_atomic_t cc_signal;
 
 static void cc_on_signal(int sig)
@@ -106,60 +105,20 @@ static int cc_usage(const char *fmt, ...)
 
 /* ---------------------------------------------------------------- output */
 
-static void cc_json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            printf("\\%c", c);
-        } else if (c < 0x20) {
-            printf("\\u%04x", c);
-        } else {
-            putchar(c);
-        }
-    }
-    putchar('"');
-}
-
-static void cc_begin(const char *event)
-{
-    if (cc_json) {
-        printf("{\"event\":\"%s\"", event);
-    } else {
-        fputs(event, stdout);
-    }
-}
-
-static void cc_str(const char *key, const char *val)
-{
-    if (cc_json) {
-        printf(",\"%s\":", key);
-        cc_json_str(val);
-    } else {
-        printf(" %s=%s", key, val[0] ? val : "-");
-    }
-}
-
-static void cc_u64(const char *key, uint64_t v)
-{
-    printf(cc_json ? ",\"%s\":%llu" : " %s=%llu", key, (unsigned long long)v);
-}
-
 static void cc_ms(const char *key, gn_time t)
 {
-    printf(cc_json ? ",\"%s\":%.3f" : " %s=%.3f", key, (double)t / 1e6);
+    printf(cli_json ? ",\"%s\":%.3f" : " %s=%.3f", key, (double)t / 1e6);
 }
 
 static void cc_strv(const char *key, const gn_ipc_strv *sv)
 {
-    if (cc_json) {
+    if (cli_json) {
         printf(",\"%s\":[", key);
         for (size_t i = 0; i < sv->n; i++) {
             if (i) {
                 putchar(',');
             }
-            cc_json_str(sv->v[i]);
+            cli_json_str(sv->v[i]);
         }
         putchar(']');
     } else {
@@ -171,42 +130,6 @@ static void cc_strv(const char *key, const gn_ipc_strv *sv)
             putchar('-');
         }
     }
-}
-
-/* @name=text when printable UTF-8, else @name_hex=hex. */
-static void cc_bytes(const char *name, const uint8_t *p, size_t n)
-{
-    if (dht_text(p, n)) {
-        char *s = gn_malloc(n + 1);
-        if (s) {
-            memcpy(s, p, n);
-            s[n] = '\0';
-            cc_str(name, s);
-            gn_free(s);
-        }
-        return;
-    }
-    char key[48];
-    snprintf(key, sizeof key, "%s_hex", name);
-    char *h = gn_malloc(2 * n + 1);
-    if (!h) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        snprintf(h + 2 * i, 3, "%02x", p[i]);
-    }
-    h[2 * n] = '\0';
-    cc_str(key, h);
-    gn_free(h);
-}
-
-static void cc_end(void)
-{
-    if (cc_json) {
-        putchar('}');
-    }
-    putchar('\n');
-    fflush(stdout);
 }
 
 static void cc_peer_str(const gn_peer_id *p, char out[GN_PEER_ID_MAX_STRLEN])
@@ -230,12 +153,12 @@ static int cc_fail(gn_ipc_client *c, const char *what, int rc)
         snprintf(msg, sizeof msg, "%s", gn_strerror(rc));
     }
     fprintf(stderr, "golemnet: %s: %s (%s)\n", what, msg, gn_err_name(rc));
-    if (cc_json) {
-        cc_begin("error");
-        cc_str("what", what);
-        cc_str("error", gn_err_name(rc));
-        cc_str("message", msg);
-        cc_end();
+    if (cli_json) {
+        cli_out_begin("error");
+        cli_out_str("what", what);
+        cli_out_str("error", gn_err_name(rc));
+        cli_out_str("message", msg);
+        cli_out_end();
     }
     return EXIT_FAILURE;
 }
@@ -405,13 +328,13 @@ static int cc_connect(const cc_opts *o, gn_ipc_client **out)
                                                   : gn_strerror(rc);
         fprintf(stderr, "golemnet: cannot connect to the daemon at '%s': %s (%s)\n", addr, why,
                 gn_err_name(rc));
-        if (cc_json) {
-            cc_begin("error");
-            cc_str("what", "connect");
-            cc_str("socket", addr);
-            cc_str("error", gn_err_name(rc));
-            cc_str("message", why);
-            cc_end();
+        if (cli_json) {
+            cli_out_begin("error");
+            cli_out_str("what", "connect");
+            cli_out_str("socket", addr);
+            cli_out_str("error", gn_err_name(rc));
+            cli_out_str("message", why);
+            cli_out_end();
         }
         return EXIT_FAILURE;
     }
@@ -439,16 +362,16 @@ static void cc_chan_line(const char *event, const gn_channel_info *info)
 {
     char peer[GN_PEER_ID_MAX_STRLEN];
     cc_peer_str(&info->remote_peer, peer);
-    cc_begin(event);
-    cc_u64("channel_id", info->id);
-    cc_str("peer_id", peer);
-    cc_str("state", cc_state_name((int)info->state));
-    cc_str("direction", info->direction == GN_DIR_INBOUND ? "inbound" : "outbound");
-    cc_str("local_addr", info->local_addr);
-    cc_str("remote_addr", info->remote_addr);
-    cc_str("security", info->security);
-    cc_str("muxer", info->muxer);
-    cc_end();
+    cli_out_begin(event);
+    cli_out_u64("channel_id", info->id);
+    cli_out_str("peer_id", peer);
+    cli_out_str("state", cc_state_name((int)info->state));
+    cli_out_str("direction", info->direction == GN_DIR_INBOUND ? "inbound" : "outbound");
+    cli_out_str("local_addr", info->local_addr);
+    cli_out_str("remote_addr", info->remote_addr);
+    cli_out_str("security", info->security);
+    cli_out_str("muxer", info->muxer);
+    cli_out_end();
 }
 
 /* -------------------------------------------------------------- commands */
@@ -468,9 +391,9 @@ static int cc_peers(gn_ipc_client *c, const cc_opts *o)
         cc_chan_line("peer", &v[i]);
     }
     gn_free(v);
-    cc_begin("peers");
-    cc_u64("count", n);
-    cc_end();
+    cli_out_begin("peers");
+    cli_out_u64("count", n);
+    cli_out_end();
     return 0;
 }
 
@@ -489,11 +412,11 @@ static int cc_dial(gn_ipc_client *c, const cc_opts *o)
     }
     char peer[GN_PEER_ID_MAX_STRLEN];
     cc_peer_str(&r.peer, peer);
-    cc_begin("dialed");
-    cc_u64("channel_id", r.channel_id);
-    cc_str("peer_id", peer);
-    cc_str("remote_addr", r.remote_addr);
-    cc_end();
+    cli_out_begin("dialed");
+    cli_out_u64("channel_id", r.channel_id);
+    cli_out_str("peer_id", peer);
+    cli_out_str("remote_addr", r.remote_addr);
+    cli_out_end();
     return 0;
 }
 
@@ -530,15 +453,15 @@ static int cc_send(gn_ipc_client *c, const cc_opts *o)
         snprintf(what, sizeof what, "send to %s%s", by_channel ? "channel " : "", o->pos[0]);
         return cc_fail(c, what, rc);
     }
-    cc_begin("sent");
+    cli_out_begin("sent");
     if (by_channel) {
-        cc_u64("channel_id", ch);
+        cli_out_u64("channel_id", ch);
     } else {
-        cc_str("to", o->pos[0]);
-        cc_u64("request_id", req);
+        cli_out_str("to", o->pos[0]);
+        cli_out_u64("request_id", req);
     }
-    cc_u64("bytes", len);
-    cc_end();
+    cli_out_u64("bytes", len);
+    cli_out_end();
     return 0;
 }
 
@@ -555,9 +478,9 @@ static int cc_listen(gn_ipc_client *c, const cc_opts *o)
         snprintf(what, sizeof what, "listen %s", o->pos[0]);
         return cc_fail(c, what, rc);
     }
-    cc_begin("listening");
-    cc_str("addr", bound);
-    cc_end();
+    cli_out_begin("listening");
+    cli_out_str("addr", bound);
+    cli_out_end();
     return 0;
 }
 
@@ -605,12 +528,12 @@ static int cc_ping(gn_ipc_client *c, const cc_opts *o)
             }
             continue;
         }
-        cc_begin("ping");
-        cc_str("peer_id", peer);
-        cc_u64("channel_id", ch);
-        cc_u64("seq", seq);
+        cli_out_begin("ping");
+        cli_out_str("peer_id", peer);
+        cli_out_u64("channel_id", ch);
+        cli_out_u64("seq", seq);
         cc_ms("rtt_ms", rtt);
-        cc_end();
+        cli_out_end();
         if (ok == 0 || rtt < min) {
             min = rtt;
         }
@@ -621,15 +544,15 @@ static int cc_ping(gn_ipc_client *c, const cc_opts *o)
         ok++;
     }
     if (o->count > 1) {
-        cc_begin("ping_summary");
-        cc_str("peer_id", peer);
-        cc_u64("received", ok);
+        cli_out_begin("ping_summary");
+        cli_out_str("peer_id", peer);
+        cli_out_u64("received", ok);
         if (ok) {
             cc_ms("min_ms", min);
             cc_ms("avg_ms", sum / ok);
             cc_ms("max_ms", max);
         }
-        cc_end();
+        cli_out_end();
     }
     if (ok == 0) {
         return cc_fail(c, "ping", last ? last : GN_ECANCELED);
@@ -639,8 +562,8 @@ static int cc_ping(gn_ipc_client *c, const cc_opts *o)
 
 static void cc_dht_peers(const char *list, const gn_ipc_dht_result *r)
 {
-    if (!cc_json) {
-        cc_u64(list, r->npeers);
+    if (!cli_json) {
+        cli_out_u64(list, r->npeers);
         return;
     }
     printf(",\"%s\":[", list);
@@ -648,7 +571,7 @@ static void cc_dht_peers(const char *list, const gn_ipc_dht_result *r)
         char id[GN_PEER_ID_MAX_STRLEN];
         cc_peer_str(&r->peers[i].peer, id);
         printf("%s{\"peer_id\":", i ? "," : "");
-        cc_json_str(id);
+        cli_json_str(id);
         cc_strv("addrs", &r->peers[i].addrs);
         putchar('}');
     }
@@ -743,12 +666,12 @@ static int cc_dht(gn_ipc_client *c, const cc_opts *o)
     if (rc < 0) {
         gn_ipc_last_error(c, msg, sizeof msg);
     }
-    cc_begin("dht");
-    cc_str("op", ops[op]);
-    cc_str("status", rc == 0 ? "ok" : gn_err_name(rc));
+    cli_out_begin("dht");
+    cli_out_str("op", ops[op]);
+    cli_out_str("status", rc == 0 ? "ok" : gn_err_name(rc));
     switch (op) {
     case 0:
-        cc_str("peer_id", arg);
+        cli_out_str("peer_id", arg);
         if (rc == 0 && r.npeers > 0) {
             cc_strv("addrs", &r.peers[0].addrs);
         }
@@ -756,25 +679,25 @@ static int cc_dht(gn_ipc_client *c, const cc_opts *o)
     case 1:
     case 2:
     case 5:
-        cc_bytes("key", key, key_len);
+        cli_out_bytes("key", key, key_len);
         if (op == 1 && rc == 0) {
-            cc_bytes("value", r.value ? r.value : (const uint8_t *)"", r.value_len);
+            cli_out_bytes("value", r.value ? r.value : (const uint8_t *)"", r.value_len);
         } else if (op == 5) {
             cc_dht_peers("peers", &r);
         }
         break;
     default:
-        cc_str("cid", arg);
-        cc_bytes("key", key, key_len);
+        cli_out_str("cid", arg);
+        cli_out_bytes("key", key, key_len);
         if (op == 4) {
             cc_dht_peers("providers", &r);
         }
         break;
     }
     if (rc < 0) {
-        cc_str("message", msg[0] ? msg : gn_strerror(rc));
+        cli_out_str("message", msg[0] ? msg : gn_strerror(rc));
     }
-    cc_end();
+    cli_out_end();
     gn_ipc_dht_result_free(&r);
     if (rc < 0) {
         char what[1100];
@@ -810,70 +733,70 @@ static void cc_event_line(gn_node_event *ev)
 {
     char peer[GN_PEER_ID_MAX_STRLEN];
     cc_peer_str(&ev->peer, peer);
-    cc_begin(cc_event_name(ev->type));
+    cli_out_begin(cc_event_name(ev->type));
     switch ((int)ev->type) {
     case GN_IPC_EV_LOST:
-        cc_u64("count", ev->count);
+        cli_out_u64("count", ev->count);
         break;
     case GN_IPC_EV_DISCONNECTED:
-        cc_str("error", gn_err_name(ev->status));
-        cc_str("reason", ev->addr);
+        cli_out_str("error", gn_err_name(ev->status));
+        cli_out_str("reason", ev->addr);
         break;
     case GN_NODE_EV_LISTENING:
     case GN_NODE_EV_LISTEN_FAILED:
-        cc_str("addr", ev->addr);
+        cli_out_str("addr", ev->addr);
         break;
     case GN_NODE_EV_MESSAGE: {
         gn_slice s = ev->message ? gn_rcbuf_slice(ev->message) : (gn_slice){NULL, 0};
-        cc_u64("channel_id", ev->channel_id);
-        cc_str("peer_id", peer);
-        cc_u64("bytes", s.len);
-        cc_bytes("data", s.base ? s.base : (const uint8_t *)"", s.len);
+        cli_out_u64("channel_id", ev->channel_id);
+        cli_out_str("peer_id", peer);
+        cli_out_u64("bytes", s.len);
+        cli_out_bytes("data", s.base ? s.base : (const uint8_t *)"", s.len);
         break;
     }
     case GN_NODE_EV_SEND_FAILED:
-        cc_u64("request_id", ev->request_id);
-        cc_u64("count", ev->count);
+        cli_out_u64("request_id", ev->request_id);
+        cli_out_u64("count", ev->count);
         break;
     case GN_NODE_EV_PING:
-        cc_u64("channel_id", ev->channel_id);
-        cc_str("peer_id", peer);
+        cli_out_u64("channel_id", ev->channel_id);
+        cli_out_str("peer_id", peer);
         cc_ms("rtt_ms", ev->rtt);
         break;
     case GN_NODE_EV_IDENTIFY:
-        cc_u64("channel_id", ev->channel_id);
-        cc_str("peer_id", peer);
-        cc_str("agent_version", ev->protocol);
-        cc_str("observed_addr", ev->addr);
+        cli_out_u64("channel_id", ev->channel_id);
+        cli_out_str("peer_id", peer);
+        cli_out_str("agent_version", ev->protocol);
+        cli_out_str("observed_addr", ev->addr);
         break;
     case GN_NODE_EV_REACHABILITY: {
         static const char *const names[] = {"unknown", "public", "private"};
-        cc_str("reachability", ev->status >= 0 && ev->status <= 2 ? names[ev->status] : "unknown");
-        cc_str("addr", ev->addr);
+        cli_out_str("reachability", ev->status >= 0 && ev->status <= 2 ? names[ev->status] : "unknown");
+        cli_out_str("addr", ev->addr);
         break;
     }
     default:
         if (ev->channel_id) {
-            cc_u64("channel_id", ev->channel_id);
+            cli_out_u64("channel_id", ev->channel_id);
         }
         if (peer[0]) {
-            cc_str("peer_id", peer);
+            cli_out_str("peer_id", peer);
         }
         if (ev->addr[0]) {
-            cc_str("addr", ev->addr);
+            cli_out_str("addr", ev->addr);
         }
         if (ev->protocol[0]) {
-            cc_str("protocol", ev->protocol);
+            cli_out_str("protocol", ev->protocol);
         }
         if (ev->request_id) {
-            cc_u64("request_id", ev->request_id);
+            cli_out_u64("request_id", ev->request_id);
         }
         break;
     }
     if (ev->status < 0 && ev->type != GN_IPC_EV_DISCONNECTED) {
-        cc_str("error", gn_err_name(ev->status));
+        cli_out_str("error", gn_err_name(ev->status));
     }
-    cc_end();
+    cli_out_end();
 }
 
 static int cc_events(gn_ipc_client *c, const cc_opts *o)
@@ -885,9 +808,9 @@ static int cc_events(gn_ipc_client *c, const cc_opts *o)
     if (rc < 0) {
         return cc_fail(c, "subscribe", rc);
     }
-    cc_begin("subscribed");
-    cc_str("daemon_version", gn_ipc_daemon_version(c));
-    cc_end();
+    cli_out_begin("subscribed");
+    cli_out_str("daemon_version", gn_ipc_daemon_version(c));
+    cli_out_end();
     /* bounded by the signal or the end of the connection */
     while (!cc_signal) {
         gn_node_event ev;
@@ -968,7 +891,7 @@ int cmd_client_main(const char *cmd, int argc, char **argv, bool json)
     if (!mine) {
         return -1;
     }
-    cc_json = json;
+    cli_json = json;
     cc_cmd = cmd;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

@@ -11,6 +11,7 @@
  *
  * Uses the public API only, like the rest of the CLI.
  */
+#include "cli.h"
 #include "golemnet/golemnet.h"
 #include "golemnet/ipcd.h"
 
@@ -523,22 +524,6 @@ static void d_node_closed(gn_node *n, void *arg)
     dwait_signal(arg);
 }
 
-static void d_json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            printf("\\%c", ch);
-        } else if (ch < 0x20) {
-            printf("\\u%04x", ch);
-        } else {
-            putchar(ch);
-        }
-    }
-    putchar('"');
-}
-
 /*
  * Waits (at most 10 s) for the outcome of the @n configured listeners and
  * copies the bound addresses. Returns 0, or 1 after logging the failure.
@@ -813,19 +798,19 @@ int cmd_daemon(int argc, char **argv, bool json)
     const char *tcp = gn_ipcd_address(ipcd, 1);
     if (json) {
         fputs("{\"event\":\"ready\",\"socket\":", stdout);
-        d_json_str(gn_ipcd_address(ipcd, 0));
+        cli_json_str(gn_ipcd_address(ipcd, 0));
         if (tcp) {
             fputs(",\"control_tcp\":", stdout);
-            d_json_str(tcp);
+            cli_json_str(tcp);
         }
         fputs(",\"peer\":", stdout);
-        d_json_str(pstr);
+        cli_json_str(pstr);
         fputs(",\"listen\":[", stdout);
         for (size_t k = 0; k < nl; k++) {
             if (k) {
                 putchar(',');
             }
-            d_json_str(laddrs[k]);
+            cli_json_str(laddrs[k]);
         }
         fputs("]}\n", stdout);
     } else {

@@ -29,7 +29,7 @@
 #define EXIT_USAGE 2
 #define CLI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static bool json_out;
+bool cli_json;
 
 /* tools/cmd_daemon.c: golemnet daemon (docs/daemon.md) */
 extern const char cmd_daemon_help[];
@@ -236,7 +236,7 @@ static int usage_error(const char *fmt, ...)
  * Output: one line per event, JSON or "event key=value ..." text.
  */
 
-static void json_str(const char *s)
+void cli_json_str(const char *s)
 {
     putchar('"');
     for (; *s; s++) {
@@ -252,49 +252,49 @@ static void json_str(const char *s)
     putchar('"');
 }
 
-static void out_begin(const char *event)
+void cli_out_begin(const char *event)
 {
-    if (json_out) {
+    if (cli_json) {
         printf("{\"event\":\"%s\"", event);
     } else {
         fputs(event, stdout);
     }
 }
 
-static void out_str(const char *key, const char *val)
+void cli_out_str(const char *key, const char *val)
 {
-    if (json_out) {
+    if (cli_json) {
         printf(",\"%s\":", key);
-        json_str(val);
+        cli_json_str(val);
     } else {
         printf(" %s=%s", key, val[0] ? val : "-");
     }
 }
 
-static void out_u64(const char *key, uint64_t v)
+void cli_out_u64(const char *key, uint64_t v)
 {
-    printf(json_out ? ",\"%s\":%llu" : " %s=%llu", key, (unsigned long long)v);
+    printf(cli_json ? ",\"%s\":%llu" : " %s=%llu", key, (unsigned long long)v);
 }
 
 static void out_num(const char *key, double v)
 {
-    printf(json_out ? ",\"%s\":%.6f" : " %s=%.6f", key, v);
+    printf(cli_json ? ",\"%s\":%.6f" : " %s=%.6f", key, v);
 }
 
 static void out_bool(const char *key, bool v)
 {
-    printf(json_out ? ",\"%s\":%s" : " %s=%s", key, v ? "true" : "false");
+    printf(cli_json ? ",\"%s\":%s" : " %s=%s", key, v ? "true" : "false");
 }
 
-static void out_strv(const char *key, const char *const *v, size_t n)
+static void cli_out_strv(const char *key, const char *const *v, size_t n)
 {
-    if (json_out) {
+    if (cli_json) {
         printf(",\"%s\":[", key);
         for (size_t i = 0; i < n; i++) {
             if (i) {
                 putchar(',');
             }
-            json_str(v[i]);
+            cli_json_str(v[i]);
         }
         putchar(']');
     } else {
@@ -308,9 +308,9 @@ static void out_strv(const char *key, const char *const *v, size_t n)
     }
 }
 
-static void out_end(void)
+void cli_out_end(void)
 {
-    if (json_out) {
+    if (cli_json) {
         putchar('}');
     }
     putchar('\n');
@@ -320,9 +320,9 @@ static void out_end(void)
 static int fail(const char *what, int rc)
 {
     fprintf(stderr, "golemnet: %s: %s (%s)\n", what, gn_strerror(rc), gn_err_name(rc));
-    if (json_out) {
+    if (cli_json) {
         printf("{\"event\":\"error\",\"what\":");
-        json_str(what);
+        cli_json_str(what);
         printf(",\"error\":\"%s\"}\n", gn_err_name(rc));
         fflush(stdout);
     }
@@ -805,7 +805,7 @@ static int cmd_id(int argc, char **argv)
     gn_peer_id_to_string(&pid, b58, sizeof b58);
     gn_peer_id_to_cid_string(&pid, cid, sizeof cid);
     gn_identity_free(id);
-    if (json_out) {
+    if (cli_json) {
         printf("{\"event\":\"id\",\"peer_id\":\"%s\",\"peer_id_cid\":\"%s\"}\n", b58, cid);
     } else {
         printf("%s\n", b58);
@@ -843,9 +843,9 @@ static int cmd_keygen(int argc, char **argv)
     gn_identity_free(id);
     char b58[GN_PEER_ID_MAX_STRLEN];
     gn_peer_id_to_string(&pid, b58, sizeof b58);
-    if (json_out) {
+    if (cli_json) {
         printf("{\"event\":\"keygen\",\"peer_id\":\"%s\",\"file\":", b58);
-        json_str(out);
+        cli_json_str(out);
         printf("}\n");
     } else {
         printf("%s\n", b58);
@@ -874,12 +874,12 @@ static int cmd_multiaddr(int argc, char **argv)
     int rc = ma_check(addr, msg, sizeof msg, &ma);
     if (rc < 0) {
         fprintf(stderr, "golemnet: %s\n", msg);
-        if (json_out) {
-            out_begin("error");
-            out_str("what", "multiaddr");
-            out_str("error", gn_err_name(rc));
-            out_str("message", msg);
-            out_end();
+        if (cli_json) {
+            cli_out_begin("error");
+            cli_out_str("what", "multiaddr");
+            cli_out_str("error", gn_err_name(rc));
+            cli_out_str("message", msg);
+            cli_out_end();
         }
         return EXIT_FAILURE;
     }
@@ -892,9 +892,9 @@ static int cmd_multiaddr(int argc, char **argv)
     }
     hex[2 * bytes.len] = '\0';
     size_t n = gn_multiaddr_count(ma);
-    if (json_out) {
+    if (cli_json) {
         printf("{\"event\":\"multiaddr\",\"multiaddr\":");
-        json_str(str);
+        cli_json_str(str);
         printf(",\"bytes\":\"%s\",\"components\":[", hex);
     } else {
         printf("%s\n%s\n", str, hex);
@@ -906,16 +906,16 @@ static int cmd_multiaddr(int argc, char **argv)
         if (gn_ma_component_value_string(&c, val, sizeof val) < 0) {
             val[0] = '\0';
         }
-        if (json_out) {
+        if (cli_json) {
             printf("%s{\"protocol\":\"%s\",\"code\":%llu,\"value\":", i ? "," : "", c.name,
                    (unsigned long long)c.code);
-            json_str(val);
+            cli_json_str(val);
             printf("}");
         } else {
             printf("  %-12s %s\n", c.name, val);
         }
     }
-    if (json_out) {
+    if (cli_json) {
         printf("]}\n");
     }
     gn_multiaddr_free(ma);
@@ -1157,18 +1157,18 @@ static void cli_error_kv2(const char *what, int rc, const char *detail, const ch
     progress_clear();
     fprintf(stderr, "golemnet: %s: %s (%s)%s%s\n", what, gn_strerror(rc), gn_err_name(rc),
             detail ? ": " : "", detail ? detail : "");
-    if (json_out) {
-        out_begin("error");
-        out_str("what", what);
-        out_str("error", gn_err_name(rc));
-        out_str("message", detail ? detail : gn_strerror(rc));
+    if (cli_json) {
+        cli_out_begin("error");
+        cli_out_str("what", what);
+        cli_out_str("error", gn_err_name(rc));
+        cli_out_str("message", detail ? detail : gn_strerror(rc));
         if (key && val) {
-            out_str(key, val);
+            cli_out_str(key, val);
         }
         if (key2 && val2) {
-            out_str(key2, val2);
+            cli_out_str(key2, val2);
         }
-        out_end();
+        cli_out_end();
     }
 }
 
@@ -1196,19 +1196,19 @@ static void ping_summary(cli *c)
         gn_channel_state_get(c->ch, &info);
         cli_peer_str(&info.remote_peer, peer);
     }
-    out_begin("ping_summary");
-    out_str("peer_id", peer);
-    out_u64("sent", c->pings_sent);
-    out_u64("received", c->pings);
-    printf(json_out ? ",\"loss_pct\":%.1f" : " loss_pct=%.1f",
+    cli_out_begin("ping_summary");
+    cli_out_str("peer_id", peer);
+    cli_out_u64("sent", c->pings_sent);
+    cli_out_u64("received", c->pings);
+    printf(cli_json ? ",\"loss_pct\":%.1f" : " loss_pct=%.1f",
            100.0 * (double)(c->pings_sent - c->pings) / (double)c->pings_sent);
     if (c->pings > 0) {
-        printf(json_out ? ",\"min_ms\":%.3f,\"avg_ms\":%.3f,\"max_ms\":%.3f"
+        printf(cli_json ? ",\"min_ms\":%.3f,\"avg_ms\":%.3f,\"max_ms\":%.3f"
                         : " min_ms=%.3f avg_ms=%.3f max_ms=%.3f",
                (double)c->rtt_min / 1e6, (double)c->rtt_sum / (double)c->pings / 1e6,
                (double)c->rtt_max / 1e6);
     }
-    out_end();
+    cli_out_end();
 }
 
 static void cli_closed_cb(gn_node *n, void *arg)
@@ -1366,18 +1366,18 @@ static void cli_chan_line(const char *event, const gn_channel_info *info, bool c
 {
     char peer[GN_PEER_ID_MAX_STRLEN];
     cli_peer_str(&info->remote_peer, peer);
-    out_begin(event);
-    out_u64("channel_id", info->id);
-    out_str("peer_id", peer);
-    out_str("direction", info->direction == GN_DIR_INBOUND ? "inbound" : "outbound");
-    out_str("local_addr", info->local_addr);
-    out_str("remote_addr", info->remote_addr);
-    out_str("security", info->security);
-    out_str("muxer", info->muxer);
+    cli_out_begin(event);
+    cli_out_u64("channel_id", info->id);
+    cli_out_str("peer_id", peer);
+    cli_out_str("direction", info->direction == GN_DIR_INBOUND ? "inbound" : "outbound");
+    cli_out_str("local_addr", info->local_addr);
+    cli_out_str("remote_addr", info->remote_addr);
+    cli_out_str("security", info->security);
+    cli_out_str("muxer", info->muxer);
     if (closed) {
-        out_str("reason", status < 0 ? gn_err_name(status) : "closed");
+        cli_out_str("reason", status < 0 ? gn_err_name(status) : "closed");
     }
-    out_end();
+    cli_out_end();
 }
 
 static void cli_on_opened(cli *c, const gn_node_event *ev)
@@ -1453,7 +1453,7 @@ static void cli_peer_lists(cli *c, const gn_peer_id *peer)
                 k++;
             }
         }
-        out_strv(list == 0 ? "protocols" : "addrs", (const char *const *)v, k);
+        cli_out_strv(list == 0 ? "protocols" : "addrs", (const char *const *)v, k);
         for (size_t i = 0; i < k; i++) {
             gn_free(v[i]);
         }
@@ -1465,18 +1465,18 @@ static void cli_on_identify(cli *c, const gn_node_event *ev)
 {
     char peer[GN_PEER_ID_MAX_STRLEN];
     cli_peer_str(&ev->peer, peer);
-    out_begin("identify");
-    out_u64("channel_id", ev->channel_id);
-    out_str("peer_id", peer);
+    cli_out_begin("identify");
+    cli_out_u64("channel_id", ev->channel_id);
+    cli_out_str("peer_id", peer);
     out_bool("ok", ev->status == 0);
     if (ev->status < 0) {
-        out_str("error", gn_err_name(ev->status));
+        cli_out_str("error", gn_err_name(ev->status));
     } else {
-        out_str("agent_version", ev->protocol);
-        out_str("observed_addr", ev->addr);
+        cli_out_str("agent_version", ev->protocol);
+        cli_out_str("observed_addr", ev->addr);
         cli_peer_lists(c, &ev->peer);
     }
-    out_end();
+    cli_out_end();
     c->identified[c->nidentified++ % CLI_ARRAY_LEN(c->identified)] = ev->channel_id;
     if (c->ch && ev->channel_id == c->ch_id && !c->acting && !c->finishing) {
         if (ev->status < 0 && c->want_identify) {
@@ -1492,12 +1492,12 @@ static void cli_on_listen(cli *c, const gn_node_event *ev)
 {
     if (c->announced) {
         /* a listener a component opened later (autorelay through a relay) */
-        out_begin(ev->type == GN_NODE_EV_LISTENING ? "listen_added" : "listen_failed");
-        out_str("addr", ev->addr);
+        cli_out_begin(ev->type == GN_NODE_EV_LISTENING ? "listen_added" : "listen_failed");
+        cli_out_str("addr", ev->addr);
         if (ev->status < 0) {
-            out_str("error", gn_err_name(ev->status));
+            cli_out_str("error", gn_err_name(ev->status));
         }
-        out_end();
+        cli_out_end();
         return;
     }
     c->n_listen_done++;
@@ -1517,10 +1517,10 @@ static void cli_on_listen(cli *c, const gn_node_event *ev)
         gn_node_peer_id(c->node, &pid);
         cli_peer_str(&pid, self);
         c->announced = true;
-        out_begin("listening");
-        out_str("peer_id", self);
-        out_strv("addrs", (const char *const *)c->bound, c->n_bound);
-        out_end();
+        cli_out_begin("listening");
+        cli_out_str("peer_id", self);
+        cli_out_strv("addrs", (const char *const *)c->bound, c->n_bound);
+        cli_out_end();
         cli_dht_maybe_begin(c);
     }
 }
@@ -1546,20 +1546,20 @@ static void cli_handle_event(cli *c, gn_node_event *ev)
         break;
     case GN_NODE_EV_REACHABILITY: {
         static const char *const names[] = {"unknown", "public", "private"};
-        out_begin("reachability");
-        out_str("reachability", ev->status >= 0 && ev->status <= 2 ? names[ev->status] : "unknown");
-        out_str("addr", ev->addr);
-        out_end();
+        cli_out_begin("reachability");
+        cli_out_str("reachability", ev->status >= 0 && ev->status <= 2 ? names[ev->status] : "unknown");
+        cli_out_str("addr", ev->addr);
+        cli_out_end();
         break;
     }
     case GN_NODE_EV_MESSAGE: {
         char peer[GN_PEER_ID_MAX_STRLEN];
         cli_peer_str(&ev->peer, peer);
-        out_begin("message");
-        out_u64("channel_id", ev->channel_id);
-        out_str("peer_id", peer);
-        out_u64("bytes", ev->message ? gn_rcbuf_slice(ev->message).len : 0);
-        out_end();
+        cli_out_begin("message");
+        cli_out_u64("channel_id", ev->channel_id);
+        cli_out_str("peer_id", peer);
+        cli_out_u64("bytes", ev->message ? gn_rcbuf_slice(ev->message).len : 0);
+        cli_out_end();
         gn_rcbuf_rele(ev->message);
         ev->message = NULL;
         break;
@@ -1652,11 +1652,11 @@ static void ping_done(void *arg, int status, gn_time rtt)
     }
     char peer[GN_PEER_ID_MAX_STRLEN];
     cli_peer_str(&info.remote_peer, peer);
-    out_begin("ping");
-    out_str("peer_id", peer);
-    out_u64("seq", seq);
-    printf(json_out ? ",\"rtt_ms\":%.3f" : " rtt_ms=%.3f", (double)rtt / 1e6);
-    out_end();
+    cli_out_begin("ping");
+    cli_out_str("peer_id", peer);
+    cli_out_u64("seq", seq);
+    printf(cli_json ? ",\"rtt_ms\":%.3f" : " rtt_ms=%.3f", (double)rtt / 1e6);
+    cli_out_end();
     if (c->pings == 0 || rtt < c->rtt_min) {
         c->rtt_min = rtt;
     }
@@ -1798,12 +1798,12 @@ static void echo_on_eof(gn_stream *s, void *ud)
     gn_stream_close(s, NULL, NULL);
     if (++c->echo_ok == c->streams) {
         double secs = ns_to_s(gn_loop_now(c->loop) - c->t0);
-        out_begin("echo");
+        cli_out_begin("echo");
         out_bool("ok", true);
-        out_u64("bytes", c->bytes);
-        out_u64("streams", c->streams);
+        cli_out_u64("bytes", c->bytes);
+        cli_out_u64("streams", c->streams);
         out_num("seconds", secs);
-        out_end();
+        cli_out_end();
         cli_finish(c, EXIT_SUCCESS);
     }
 }
@@ -1933,15 +1933,15 @@ static void perf_next(cli *c)
         }
         return;
     }
-    out_begin("perf");
-    out_u64("upload_bytes", c->up);
+    cli_out_begin("perf");
+    cli_out_u64("upload_bytes", c->up);
     out_num("upload_s", c->up_s);
-    out_u64("download_bytes", c->down);
+    cli_out_u64("download_bytes", c->down);
     out_num("download_s", c->down_s);
-    printf(json_out ? ",\"upload_mbit_s\":%.2f,\"download_mbit_s\":%.2f"
+    printf(cli_json ? ",\"upload_mbit_s\":%.2f,\"download_mbit_s\":%.2f"
                     : " upload_mbit_s=%.2f download_mbit_s=%.2f",
            mbit_s(c->up, c->up_s), mbit_s(c->down, c->down_s));
-    out_end();
+    cli_out_end();
     cli_finish(c, EXIT_SUCCESS);
 }
 
@@ -1982,7 +1982,7 @@ bool dht_text(const uint8_t *p, size_t n)
 }
 
 /* @name=text when @p is printable UTF-8, else @name_hex=hex. */
-static void out_bytes(const char *name, const uint8_t *p, size_t n)
+void cli_out_bytes(const char *name, const uint8_t *p, size_t n)
 {
     char key[48];
     if (dht_text(p, n)) {
@@ -1990,7 +1990,7 @@ static void out_bytes(const char *name, const uint8_t *p, size_t n)
         if (s) {
             memcpy(s, p, n);
             s[n] = '\0';
-            out_str(name, s);
+            cli_out_str(name, s);
             gn_free(s);
             return;
         }
@@ -2004,7 +2004,7 @@ static void out_bytes(const char *name, const uint8_t *p, size_t n)
         snprintf(h + 2 * i, 3, "%02x", p[i]);
     }
     h[2 * n] = '\0';
-    out_str(key, h);
+    cli_out_str(key, h);
     gn_free(h);
 }
 
@@ -2020,7 +2020,7 @@ static void out_peer_addrs(const gn_router_peer *p)
             k++;
         }
     }
-    out_strv("addrs", (const char *const *)v, k);
+    cli_out_strv("addrs", (const char *const *)v, k);
     for (size_t i = 0; i < k; i++) {
         gn_free(v[i]);
     }
@@ -2034,8 +2034,8 @@ static void out_peer_addrs(const gn_router_peer *p)
  */
 static void out_peer_list(const char *list, const gn_router_peer *peers, size_t n)
 {
-    if (!json_out) {
-        out_u64(list, n);
+    if (!cli_json) {
+        cli_out_u64(list, n);
         return;
     }
     printf(",\"%s\":[", list);
@@ -2043,7 +2043,7 @@ static void out_peer_list(const char *list, const gn_router_peer *peers, size_t 
         char id[GN_PEER_ID_MAX_STRLEN];
         cli_peer_str(&peers[i].id, id);
         printf("%s{\"peer_id\":", i ? "," : "");
-        json_str(id);
+        cli_json_str(id);
         out_peer_addrs(&peers[i]);
         putchar('}');
     }
@@ -2052,13 +2052,13 @@ static void out_peer_list(const char *list, const gn_router_peer *peers, size_t 
 
 static void out_peer_lines(const char *event, const gn_router_peer *peers, size_t n)
 {
-    for (size_t i = 0; !json_out && i < n; i++) {
+    for (size_t i = 0; !cli_json && i < n; i++) {
         char id[GN_PEER_ID_MAX_STRLEN];
         cli_peer_str(&peers[i].id, id);
-        out_begin(event);
-        out_str("peer_id", id);
+        cli_out_begin(event);
+        cli_out_str("peer_id", id);
         out_peer_addrs(&peers[i]);
-        out_end();
+        cli_out_end();
     }
 }
 
@@ -2098,16 +2098,16 @@ static void cli_dht_done(void *arg, const gn_node_dht_result *res)
         return;
     }
     int st = res->status;
-    out_begin("dht");
-    out_str("op", dht_op_name(d->op));
-    out_str("status", st == 0 ? "ok" : gn_err_name(st));
+    cli_out_begin("dht");
+    cli_out_str("op", dht_op_name(d->op));
+    cli_out_str("status", st == 0 ? "ok" : gn_err_name(st));
     const gn_router_peer *peers = res->peers;
     size_t np = res->npeers;
     switch (d->op) {
     case DHT_FIND_PEER: {
         char id[GN_PEER_ID_MAX_STRLEN];
         cli_peer_str(&d->peer, id);
-        out_str("peer_id", id);
+        cli_out_str("peer_id", id);
         if (st == 0 && np > 0) {
             out_peer_addrs(&peers[0]);
         }
@@ -2116,17 +2116,17 @@ static void cli_dht_done(void *arg, const gn_node_dht_result *res)
     case DHT_GET:
     case DHT_PUT:
     case DHT_CLOSEST:
-        out_bytes("key", d->key, d->key_len);
+        cli_out_bytes("key", d->key, d->key_len);
         if (d->op == DHT_GET && st == 0) {
-            out_bytes("value", res->value.base, res->value.len);
+            cli_out_bytes("value", res->value.base, res->value.len);
         } else if (d->op == DHT_CLOSEST) {
             out_peer_list("peers", peers, np);
         }
         break;
     case DHT_PROVIDE:
     case DHT_FIND_PROV:
-        out_str("cid", d->arg);
-        out_bytes("key", d->key, d->key_len);
+        cli_out_str("cid", d->arg);
+        cli_out_bytes("key", d->key, d->key_len);
         if (d->op == DHT_FIND_PROV) {
             out_peer_list("providers", peers, np);
         }
@@ -2136,9 +2136,9 @@ static void cli_dht_done(void *arg, const gn_node_dht_result *res)
     }
     if (st < 0) {
         const char *why = dht_why(d->op, st);
-        out_str("message", why ? why : gn_strerror(st));
+        cli_out_str("message", why ? why : gn_strerror(st));
     }
-    out_end();
+    cli_out_end();
     if (d->op == DHT_FIND_PROV || d->op == DHT_CLOSEST) {
         out_peer_lines(d->op == DHT_FIND_PROV ? "provider" : "peer", peers, np);
     }
@@ -2154,14 +2154,14 @@ static void cli_dht_done(void *arg, const gn_node_dht_result *res)
     progress_clear();
     fprintf(stderr, "golemnet: dht %s %s: %s (%s)%s%s\n", dht_op_name(d->op), d->arg,
             gn_strerror(st), gn_err_name(st), why ? ": " : "", why ? why : "");
-    if (json_out) {
-        out_begin("error");
-        out_str("what", "dht");
-        out_str("op", dht_op_name(d->op));
-        out_str("arg", d->arg);
-        out_str("error", gn_err_name(st));
-        out_str("message", why ? why : gn_strerror(st));
-        out_end();
+    if (cli_json) {
+        cli_out_begin("error");
+        cli_out_str("what", "dht");
+        cli_out_str("op", dht_op_name(d->op));
+        cli_out_str("arg", d->arg);
+        cli_out_str("error", gn_err_name(st));
+        cli_out_str("message", why ? why : gn_strerror(st));
+        cli_out_end();
     }
     cli_finish(c, EXIT_FAILURE);
 }
@@ -3212,7 +3212,7 @@ static int cmd_net(int kind, int argc, char **argv)
     if (kind == CLI_NODE && c.n_listen == 0) {
         c.listen[c.n_listen++] = "/ip4/127.0.0.1/tcp/0";
     }
-    c.progress = !json_out && (kind == CLI_ECHO || kind == CLI_PERF) && isatty(STDERR_FILENO);
+    c.progress = !cli_json && (kind == CLI_ECHO || kind == CLI_PERF) && isatty(STDERR_FILENO);
     if (gn_log_set_components(log_components) < 0) {
         bad_value("--log-components", log_components, "at most 255 characters");
         goto out;
@@ -3236,7 +3236,7 @@ int main(int argc, char **argv)
     int n = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) {
-            json_out = true;
+            cli_json = true;
         } else {
             argv[n++] = argv[i];
         }
@@ -3267,7 +3267,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "--version")) {
         cmd = "version";
     }
-    int client_rc = cmd_client_main(cmd, argc - 1, argv + 1, json_out);
+    int client_rc = cmd_client_main(cmd, argc - 1, argv + 1, cli_json);
     if (client_rc >= 0) {
         return client_rc; /* a command on a running daemon (tools/cmd_client.c) */
     }
@@ -3310,13 +3310,13 @@ int main(int argc, char **argv)
         return cmd_net(CLI_DHT, argc - 2, argv + 2);
     }
     if (!strcmp(cmd, "daemon")) {
-        return cmd_daemon(argc - 2, argv + 2, json_out);
+        return cmd_daemon(argc - 2, argv + 2, cli_json);
     }
     /* version */
     if (argc > 2) {
         return usage_error("unexpected argument '%s' for 'version'", argv[2]);
     }
-    if (json_out) {
+    if (cli_json) {
         printf("{\"event\":\"version\",\"version\":\"%s\"}\n", gn_version());
     } else {
         printf("golemnet %s\n", gn_version());
