@@ -5,6 +5,8 @@
 #ifndef GOLEMNET_TOOLS_CLI_H
 #define GOLEMNET_TOOLS_CLI_H
 
+#include "golemnet/log.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +31,11 @@ void cli_out_u64(const char *key, uint64_t v);
 /** @name=text when @p is printable UTF-8, else @name_hex=hex. */
 void cli_out_bytes(const char *name, const uint8_t *p, size_t n);
 void cli_out_end(void);
+/**
+ * The gn_log_set() callback of the tool's commands: "<UTC time> golemnet
+ * <level> <component>: <message>" on stderr (a progress line is cleared first).
+ */
+void cli_log(void *ud, gn_log_level level, const char *component, const char *msg);
 
 /* cmd_client.c: commands on a running daemon (docs/cli.md "Commands on a daemon") */
 /**

@@ -80,30 +80,6 @@ typedef struct dset {
 
 static gn_log_level d_level = GN_LOG_NOTICE;
 
-static void d_stamp(char out[32])
-{
-    struct timespec ts;
-    struct tm tm;
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || !gmtime_r(&ts.tv_sec, &tm)) {
-        snprintf(out, 32, "-");
-        return;
-    }
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
-}
-
-/* "<UTC time> golemnet <level> <component>: <message>" on stderr. */
-static void d_log_fn(void *ud, gn_log_level level, const char *component, const char *msg)
-{
-    (void)ud;
-    static const char *const names[] = {"emerg", "alert", "crit", "err",
-                                        "warning", "notice", "info", "debug"};
-    char stamp[32];
-    d_stamp(stamp);
-    fprintf(stderr, "%s golemnet %s %s: %s\n", stamp, names[(unsigned)level & 7u],
-            component && component[0] ? component : "-", msg);
-}
-
 static void d_log(gn_log_level level, const char *fmt, ...) GN_PRINTF(2, 3);
 static void d_log(gn_log_level level, const char *fmt, ...)
 {
@@ -115,7 +91,7 @@ static void d_log(gn_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    d_log_fn(NULL, level, "daemon", msg);
+    cli_log(NULL, level, "daemon", msg);
 }
 
 static int d_usage(const char *fmt, ...) GN_PRINTF(1, 2);
@@ -653,7 +629,7 @@ int cmd_daemon(int argc, char **argv, bool json)
         code = d_usage("bad value '%s' for --log-components", s.log_components);
         goto out;
     }
-    gn_log_set(d_log_fn, NULL, d_level);
+    gn_log_set(cli_log, NULL, d_level);
     unsigned long long drain_s = 5, queue_max = 4u * 1024u * 1024u, max_clients = 64;
     if (s.drain && !d_uint(s.drain, 3600, &drain_s)) {
         code = d_usage("bad value '%s' for --drain-timeout: expected seconds 0..3600", s.drain);

@@ -1122,7 +1122,7 @@ static void utc_stamp(char out[32])
  * Library log lines: "<UTC time> golemnet <level> <component>: <message>",
  * e.g. "2026-12-04T22:33:39.123Z golemnet warning static: ...".
  */
-static void cli_log(void *ud, gn_log_level level, const char *component, const char *msg)
+void cli_log(void *ud, gn_log_level level, const char *component, const char *msg)
 {
     (void)ud;
     static const char *const names[] = {"emerg", "alert", "crit", "err",
