@@ -500,7 +500,8 @@ GN_API int gn_host_msg_deliver(gn_host *h, gn_channel *ch, gn_rcbuf *msg);
 
 /**
  * Completes a message that ops->send() accepted: @status 0 when it was
- * handed to the stream (counted in messages_out), or a negative gn_err when
+ * handed to the stream (its write completed; counted in messages_out), or
+ * a negative gn_err when
  * it was lost: the application gets GN_NODE_EV_SEND_FAILED with @req_id,
  * @status and the channel's peer. Failure reports are never dropped: when
  * the event queue is full they wait in the node's overflow list, and past

@@ -252,8 +252,11 @@ GN_API int gn_node_dial_ex(gn_node *n, const char *multiaddr, gn_node_dial_resul
  * message was full), GN_ENEGOTIATION (the peer does not serve the
  * protocol), GN_ECLOSED (the channel closed with the message queued),
  * GN_ECANCELED (node closing). These events are never dropped (see
- * gn_node_event.count). A message handed to the channel's writer counts as
- * sent (messages_out). Immediate errors: GN_EINVAL, GN_ETOOBIG, GN_EPARSE,
+ * gn_node_event.count). A message counts as sent (messages_out) once the
+ * channel's message stream handed it to the muxer (the stream write
+ * completed); one the writer had taken but not handed on when the stream,
+ * channel or node ended is reported with SEND_FAILED (since 0.5; before,
+ * it counted as sent when queued in the writer). Immediate errors: GN_EINVAL, GN_ETOOBIG, GN_EPARSE,
  * GN_EAGAIN (the channel's queue, or the command queue, is full: after a
  * full command queue no WRITABLE follows, so a caller waiting for one also
  * retries after a short delay), GN_ECLOSED, GN_ENOMEM.
