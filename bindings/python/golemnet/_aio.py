@@ -143,7 +143,60 @@ _EVENT_KIND = {_c.EV_CHANNEL_OPENED: "connect", _c.EV_CHANNEL_CLOSED: "disconnec
                _c.EV_IDENTIFY: "identify"}
 
 
-class EventStream:
+class _EventQueue:
+    """The iterator part an event stream of a node (in process or over IPC)
+    shares: a bounded queue read with ``async for``. Subclasses fill it
+    (``_put``) and say when their source is gone (``_gone``) and how to
+    leave it (``_unregister``)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._queue: Deque[Any] = collections.deque()
+        self._maxsize = max(1, maxsize)
+        self._waiter: Optional["asyncio.Future[None]"] = None
+        self._closed = False
+        #: events dropped because the queue was full
+        self.dropped = 0
+
+    def _gone(self) -> bool:
+        raise NotImplementedError
+
+    def _unregister(self) -> None:
+        raise NotImplementedError
+
+    def _wake(self) -> None:
+        w, self._waiter = self._waiter, None
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def close(self) -> None:
+        """Stops the subscription: queued events are dropped and iteration
+        ends. Idempotent."""
+        self._closed = True
+        self._queue.clear()
+        self._unregister()
+        self._wake()
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            if self._queue:
+                return self._queue.popleft()
+            if self._closed or self._gone():
+                self.close()
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class EventStream(_EventQueue):
     """An async iterator over the node's :class:`Event` s, from
     :meth:`Node.events`. Events are queued from the moment it was created;
     iteration ends once the node is closed and the queue is empty, or after
@@ -156,12 +209,7 @@ class EventStream:
         if self._kinds is not None and not self._kinds <= set(EVENT_KINDS):
             raise ValueError(f"unknown event kinds {sorted(self._kinds - set(EVENT_KINDS))}; "
                              f"one of {list(EVENT_KINDS)}")
-        self._queue: Deque[Event] = collections.deque()
-        self._maxsize = max(1, maxsize)
-        self._waiter: Optional["asyncio.Future[None]"] = None
-        self._closed = False
-        #: events dropped because the queue was full
-        self.dropped = 0
+        super().__init__(maxsize)
 
     def _put(self, ev: Event) -> None:
         if self._kinds is not None and ev.kind not in self._kinds:
@@ -172,37 +220,11 @@ class EventStream:
         self._queue.append(ev)
         self._wake()
 
-    def _wake(self) -> None:
-        w, self._waiter = self._waiter, None
-        if w is not None and not w.done():
-            w.set_result(None)
+    def _gone(self) -> bool:
+        return bool(self._node._freed)
 
-    def close(self) -> None:
-        """Stops the subscription: queued events are dropped and iteration
-        ends. Idempotent."""
-        self._closed = True
-        self._queue.clear()
+    def _unregister(self) -> None:
         self._node._event_streams.discard(self)
-        self._wake()
-
-    def __aiter__(self) -> "EventStream":
-        return self
-
-    async def __anext__(self) -> Event:
-        while True:
-            if self._queue:
-                return self._queue.popleft()
-            if self._closed or self._node._freed:
-                self.close()
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-
-    async def __aenter__(self) -> "EventStream":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        self.close()
 
 
 def _mask(protocols: Iterable[str]) -> int:

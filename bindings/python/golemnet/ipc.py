@@ -28,14 +28,13 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import os
-from typing import (Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional, Set,
+from typing import (Any, Awaitable, Callable, Dict, Iterable, List, Optional, Set,
                     Tuple, Union)
 
 from . import _golemnet as _c
-from ._aio import ChannelMetrics, ChannelState, DhtPeer, PeerInfo
+from ._aio import ChannelMetrics, ChannelState, DhtPeer, PeerInfo, _EventQueue
 from .errors import ClosedError, Error, error_from_code
 
 __all__ = [
@@ -210,7 +209,7 @@ def _event(d: Dict[str, Any]) -> Event:
                  int(d.get("count", 0)), reason)
 
 
-class EventStream:
+class EventStream(_EventQueue):
     """An async iterator over the daemon's :class:`Event` s, from
     :meth:`Client.events`. Events are queued from the subscription on; at
     most ``maxsize`` wait: further events are dropped, counted in
@@ -220,14 +219,9 @@ class EventStream:
     ``disconnecting`` event, if the daemon sent one) or after :meth:`close`."""
 
     def __init__(self, client: "Client", kinds: Optional[Set[str]], maxsize: int) -> None:
+        super().__init__(maxsize)
         self._client = client
         self._kinds = kinds
-        self._queue: Deque[Event] = collections.deque()
-        self._maxsize = max(1, maxsize)
-        self._waiter: Optional["asyncio.Future[None]"] = None
-        self._closed = False
-        #: events dropped because the queue was full
-        self.dropped = 0
 
     def _put(self, ev: Event) -> None:
         if self._closed or (self._kinds is not None and ev.kind not in self._kinds
@@ -245,36 +239,11 @@ class EventStream:
         self._queue.append(ev)
         self._wake()
 
-    def _wake(self) -> None:
-        w, self._waiter = self._waiter, None
-        if w is not None and not w.done():
-            w.set_result(None)
+    def _gone(self) -> bool:
+        return bool(self._client._dead)
 
-    def close(self) -> None:
-        """Ends this stream (queued events are dropped). Idempotent."""
-        self._closed = True
-        self._queue.clear()
+    def _unregister(self) -> None:
         self._client._streams.discard(self)
-        self._wake()
-
-    def __aiter__(self) -> "EventStream":
-        return self
-
-    async def __anext__(self) -> Event:
-        while True:
-            if self._queue:
-                return self._queue.popleft()
-            if self._closed or self._client._dead:
-                self.close()
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-
-    async def __aenter__(self) -> "EventStream":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        self.close()
 
 
 class Stream:
