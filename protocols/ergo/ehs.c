@@ -121,6 +121,9 @@ int gni_ehs_parse(const gn_edf_registry *reg, gn_edf_arena *a, const uint8_t *in
     o.reg = reg;
     o.flags = copy ? GN_EDF_DECODE_COPY : 0;
     o.max_depth = 8; /* the deepest message (Introduce) nests 3 levels */
+    /* before any cookie check: an empty array costs no bytes on the wire,
+     * so the value count (and the arena's cap) bound what a body can make */
+    o.max_values = GNI_EHS_MAX_VALUES;
     gn_edf_value v;
     size_t used = 0;
     int rc = gn_edf_decode(&o, a, in + GNI_EHS_HEADER_LEN, blen, &v, &used, NULL);
@@ -469,8 +472,8 @@ int gni_ehs_new(const gni_ehs_config *cfg, gni_ehs_role role, gn_time now, gni_e
     if (!h->cfg.timeout)
         h->cfg.timeout = GNI_EHS_TIMEOUT_DEFAULT;
     h->role = role;
-    h->arena = gn_edf_arena_new(4096, 0);
-    h->tmp = gn_edf_arena_new(4096, 0);
+    h->arena = gn_edf_arena_new(4096, GNI_EHS_ARENA_MAX);
+    h->tmp = gn_edf_arena_new(4096, GNI_EHS_ARENA_MAX);
     h->out_cap = 512;
     h->out = gn_malloc(h->out_cap);
     if (!h->arena || !h->tmp || !h->out) {

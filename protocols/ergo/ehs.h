@@ -43,6 +43,10 @@
 #define GNI_EHS_VERSION 1u
 #define GNI_EHS_HEADER_LEN 6u      /* not counted in the body length */
 #define GNI_EHS_BODY_MAX 65535u    /* a reader rejects longer bodies */
+/** Values one handshake message may decode into (Introduce with full dictionaries: a few thousand). */
+#define GNI_EHS_MAX_VALUES 65536u
+/** Bytes each of a handshake's decode arenas may hold. */
+#define GNI_EHS_ARENA_MAX (4u << 20)
 #define GNI_EHS_SALT_BYTES 32u     /* random bytes of a salt (64 hex chars) */
 #define GNI_EHS_ID_BYTES 16u       /* random bytes of a connection ID (32 hex chars) */
 #define GNI_EHS_DIGEST_LEN 64u     /* hex characters of a digest */

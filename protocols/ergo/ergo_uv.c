@@ -78,6 +78,11 @@ static void link_error(ergo_link *l, int err, const char *diag)
     link_close(l);
 }
 
+/* Bytes a link may have queued in the kernel's stead before sends push back. */
+#define ERGO_LINK_WRITE_MAX (4u << 20)
+/* TCP keepalive on every link, as Ergo sets it (ergo-wire.md c). */
+#define ERGO_KEEPALIVE_S 15u
+
 static void on_written(uv_write_t *req, int status)
 {
     (void)status; /* a failed write shows up as a read error on the link */
@@ -88,6 +93,10 @@ static int link_write(ergo_link *l, const uint8_t *p, size_t len)
 {
     if (l->closing)
         return GN_ECLOSED;
+    /* a peer that stops reading pushes back instead of growing our queue */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) + len > ERGO_LINK_WRITE_MAX &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) > 0)
+        return GN_EAGAIN;
     ergo_write *w = gn_malloc(sizeof *w + len);
     if (!w)
         return GN_ENOMEM;
@@ -204,6 +213,15 @@ static gni_ergo_conn *conn_new(ergo_link *l, const gni_ehs_result *r, bool diall
     return c;
 }
 
+/* True while @c is one of @n's connections (a callback may have ended it). */
+static bool conn_alive(const gni_ergo_node *n, const gni_ergo_conn *c)
+{
+    for (const gni_ergo_conn *x = n->conns; x; x = x->next) /* bounded: the list */
+        if (x == c)
+            return true;
+    return false;
+}
+
 static gni_ergo_conn *node_find_conn(gni_ergo_node *n, gn_slice id, gn_slice peer, bool dialler)
 {
     for (gni_ergo_conn *c = n->conns; c; c = c->next) {
@@ -238,7 +256,8 @@ static void link_hs_done(ergo_link *l)
             c = NULL;
         }
     } else if (r->join) {
-        c = node_find_conn(n, r->conn_id, r->peer_node, false);
+        /* b "Join sequence": the ConnectionID must name the connection */
+        c = r->conn_id.len ? node_find_conn(n, r->conn_id, r->peer_node, false) : NULL;
         if (c && gni_pool_attach(&c->pool, l->id) == 0) {
             l->c = c;
             l->attached = true;
@@ -263,9 +282,10 @@ static void link_hs_done(ergo_link *l)
     uint64_t max = n->o.max_message_size > UINT32_MAX ? UINT32_MAX : n->o.max_message_size;
     gni_enp_splitter_init(&l->sp, (uint32_t)max);
     if (fresh) {
+        bool dialler = c->dialler;
         if (n->o.cb.on_conn)
-            n->o.cb.on_conn(c, n->o.user_data);
-        if (c->dialler && !l->closing)
+            n->o.cb.on_conn(c, n->o.user_data); /* may end c */
+        if (dialler && !l->closing && !n->closing && conn_alive(n, c))
             conn_dial_more(c);
     } else if (n->o.cb.on_links) {
         n->o.cb.on_links(c, c->pool.nlinks, n->o.user_data);
@@ -372,9 +392,10 @@ static void link_close(ergo_link *l)
         conn_free(c);
         return;
     }
+    bool dialler = c->dialler;
     if (n->o.cb.on_links)
-        n->o.cb.on_links(c, c->pool.nlinks, n->o.user_data);
-    if (c->dialler && !n->closing)
+        n->o.cb.on_links(c, c->pool.nlinks, n->o.user_data); /* may end c */
+    if (dialler && !n->closing && conn_alive(n, c))
         conn_dial_more(c); /* replace the lost link: a Join to a random DSN */
 }
 
@@ -433,6 +454,7 @@ static void on_connected(uv_connect_t *req, int status)
     int rc = gni_ehs_new(&cfg, l->role, ergo_now(l->n), &l->hs);
     if (rc == 0)
         rc = link_flush_hs(l);
+    (void)uv_tcp_keepalive(&l->tcp, 1, ERGO_KEEPALIVE_S); /* c: a vanished peer is noticed */
     if (rc == 0)
         rc = gni_err_from_uv(uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read));
     if (rc < 0) {
@@ -516,6 +538,7 @@ static void on_connection(uv_stream_t *srv, int status)
     snprintf(l->dsn, sizeof l->dsn, "%s:%u", ip, (unsigned)port);
     gni_ehs_config cfg = link_cfg(l);
     int rc = gni_ehs_new(&cfg, GNI_EHS_ROLE_ACCEPT, ergo_now(n), &l->hs);
+    (void)uv_tcp_keepalive(&l->tcp, 1, ERGO_KEEPALIVE_S); /* c: a vanished peer is noticed */
     if (rc == 0)
         rc = gni_err_from_uv(uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read));
     if (rc < 0) {

@@ -81,7 +81,9 @@ int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *p
 /**
  * Sends one ENP frame (copied) for local process @from_id on the pool link
  * the pool core picks (keep_order: Ergo's KeepNetworkOrder). Returns 0,
- * GN_ETOOBIG (above the peer's MaxMessageSize), GN_ECLOSED, GN_ENOMEM.
+ * GN_ETOOBIG (above the peer's MaxMessageSize), GN_EAGAIN (that link has
+ * 4 MiB queued: the peer is not reading; nothing taken, retry later),
+ * GN_ECLOSED, GN_ENOMEM.
  */
 int gni_ergo_conn_send(gni_ergo_conn *c, uint64_t from_id, bool keep_order,
                        const uint8_t *frame, size_t len);

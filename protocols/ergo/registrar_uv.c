@@ -376,6 +376,8 @@ int gni_reg_uv_start(uv_loop_t *loop, const gni_reg_uv_options *o, gni_reg_uv **
 {
     if (!loop || !o || !out || !o->reg || !o->node || !o->routes || !o->nroutes)
         return GN_EINVAL;
+    if (!strchr(o->node, '@'))
+        return GN_EINVAL; /* a node name is name@host (ergo-wire.md a) */
     gni_reg_uv *r = gn_calloc(1, sizeof *r);
     if (!r)
         return GN_ENOMEM;

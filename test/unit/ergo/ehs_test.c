@@ -909,8 +909,32 @@ GN_TEST(allocation_failure_every_k)
     CHECK(failures > 10);
 }
 
+/* A 14-byte body that describes an array of a million empty arrays: zero
+ * bytes each on the wire, so only the value bound stops it (before any
+ * cookie check, a peer must not make us allocate tens of MB). */
+GN_TEST(tiny_body_cannot_allocate_a_million_values)
+{
+    gn_edf_registry *r = make_reg();
+    gn_edf_arena *a = gn_edf_arena_new(0, 0);
+    static const uint8_t msg[] = {
+        GNI_EHS_MAGIC, GNI_EHS_VERSION, 0, 0, 0, 14,
+        0x82, 0x00, 0x0b,                   /* a descriptor of 11 bytes: */
+        0x9e, 0x00, 0x0f, 0xff, 0xfc,       /* [1048572] */
+        0x9e, 0x00, 0x00, 0x00, 0x00, 0x8d, /* [0]string */
+        0x00, 0x00, 0x00                    /* (padding to the body length) */
+    };
+    gni_ehs_msg m;
+    size_t c = 0;
+    int rc = gni_ehs_parse(r, a, msg, 6 + 14, false, &m, &c);
+    CHECK(rc < 0);
+    CHECK(gn_edf_arena_used(a) < 8u * GNI_EHS_MAX_VALUES * 16u);
+    gn_edf_arena_free(a);
+    gn_edf_registry_free(r);
+}
+
 GN_TEST_MAIN(GN_T(parse_build_every_message), GN_T(fields_of_the_captured_start),
              GN_T(digests_recomputed_from_recorded_salts), GN_T(cores_replay_recorded_bytes),
              GN_T(cores_back_to_back_start_and_joins), GN_T(tls_fingerprint_fields),
              GN_T(cookie_mismatch_refused_both_ways), GN_T(names_sequence_timeouts),
-             GN_T(truncated_and_corrupted_input), GN_T(allocation_failure_every_k))
+             GN_T(truncated_and_corrupted_input), GN_T(allocation_failure_every_k),
+             GN_T(tiny_body_cannot_allocate_a_million_values))

@@ -249,4 +249,41 @@ GN_TEST(pool_of_three_over_tcp)
     gn_edf_registry_free(r);
 }
 
-GN_TEST_MAIN(GN_T(pool_of_three_over_tcp))
+/* on_conn may end the connection it reports (here: by closing its node);
+ * the adapter must not touch it afterwards (run under ASan in CI) */
+static void on_conn_close_node(gni_ergo_conn *c, void *ud)
+{
+    side *s = ud;
+    s->conns++;
+    (void)c;
+    gni_ergo_node_close(s->n, on_closed, NULL);
+}
+
+GN_TEST(callback_may_end_the_connection)
+{
+    CHECK_OK(uv_loop_init(&loop));
+    gn_edf_registry *r = gn_edf_registry_new();
+    CHECK_OK(gn_edf_registry_add_ergo(r));
+    gn_edf_registry_freeze(r);
+    side a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    gni_ergo_options oa = opts(r, "beta@127.0.0.1", "golem-test-cookie", &a);
+    oa.pool_size = 3; /* the dialler would join two more links after on_conn */
+    gni_ergo_options ob = opts(r, "alpha@127.0.0.1", "golem-test-cookie", &b);
+    ob.cb.on_conn = on_conn_close_node;
+    CHECK_OK(gni_ergo_node_new(&loop, &oa, &a.n));
+    CHECK_OK(gni_ergo_node_new(&loop, &ob, &b.n));
+    closed = 0;
+    CHECK_OK(gni_ergo_dial(b.n, "127.0.0.1", gni_ergo_node_port(a.n), "beta@127.0.0.1"));
+    RUN_UNTIL(b.conns == 1 && closed == 1);
+    CHECK_EQ(b.downs, 1); /* its connection ended with the node */
+    RUN_UNTIL(a.downs == 1 || a.conns == 0);
+    gni_ergo_node_close(a.n, on_closed, NULL);
+    RUN_UNTIL(closed == 2);
+    CHECK_EQ(uv_run(&loop, UV_RUN_NOWAIT), 0);
+    CHECK_OK(uv_loop_close(&loop));
+    gn_edf_registry_free(r);
+}
+
+GN_TEST_MAIN(GN_T(pool_of_three_over_tcp), GN_T(callback_may_end_the_connection))
