@@ -578,9 +578,17 @@ int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node 
     }
     n->listener.data = n;
     n->open_handles = 1;
-    rc = uv_tcp_bind(&n->listener, (const struct sockaddr *)&sa, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&n->listener, 128, on_connection);
+    /* PortRange: a port in use fails bind (reported by uv_listen) and the socket stays
+     * unbound, so the next port is tried on the same handle; bounded by the range */
+    uint32_t range = o->port && o->port_range > 1 ? o->port_range : 1;
+    for (uint32_t i = 0; i < range && (uint32_t)o->port + i <= UINT16_MAX; i++) {
+        sa.sin_port = htons((uint16_t)(o->port + i));
+        rc = uv_tcp_bind(&n->listener, (const struct sockaddr *)&sa, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&n->listener, 128, on_connection);
+        if (rc != UV_EADDRINUSE)
+            break;
+    }
     if (rc < 0) {
         n->closing = true;
         uv_close((uv_handle_t *)&n->listener, on_listener_closed);

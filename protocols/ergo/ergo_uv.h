@@ -51,6 +51,7 @@ typedef struct gni_ergo_options {
     const char *cookie;
     const char *host;
     uint16_t port;
+    uint16_t port_range; /* Ergo's PortRange: try port..port+range-1 (0 or 1: only port) */
     uint64_t flags;
     uint64_t max_message_size;
     uint32_t pool_size;
@@ -59,7 +60,12 @@ typedef struct gni_ergo_options {
     void *user_data;
 } gni_ergo_options;
 
-/** Creates an endpoint listening on @o->host:@o->port. 0, GN_EINVAL, GN_ENOMEM, I/O errors. */
+/**
+ * Creates an endpoint listening on @o->host:@o->port, or with a
+ * @o->port_range above 1 on the first port of port..port+range-1 that
+ * binds (a port in use is skipped; GN_EADDRINUSE when none is free). 0,
+ * GN_EINVAL, GN_ENOMEM, I/O errors.
+ */
 int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node **out);
 
 /** The port the acceptor listens on. */
