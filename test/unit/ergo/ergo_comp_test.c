@@ -1,0 +1,380 @@
+/*
+ * ergo_comp_test: the `ergo` protocol component in two gn_node instances
+ * on one loop (protocols/ergo/ergo_layer.c, internal interface
+ * ergo_comp.h).
+ *  (a) /golem/ergo/1.0.0 through the nodes' channel (TCP + Noise + yamux):
+ *      the opening exchange, ENP frames both ways in order, the peer's
+ *      MaxMessageSize refused locally, write-queue pushback (GN_EAGAIN then
+ *      on_writable, nothing lost), a second connect refused, close;
+ *  (b) the component's Ergo TCP acceptor: B dialled by name through the
+ *      embedded registrar on a private port, a pool of 3 links, frames both
+ *      ways in order, close;
+ *  (c) bad options refused, the log line naming the key and the value;
+ *  (d) a port range whose first port is taken: the next one is used; a
+ *      range of 1 on a taken port fails the start.
+ */
+#include "gn_test.h"
+
+#define GN_TNODE_EXTRA                                                                       \
+    unsigned ups, downs, writables, fails;                                                   \
+    unsigned frames, bad_order;                                                              \
+    int64_t last_seq;                                                                        \
+    size_t bytes;                                                                            \
+    int last_down, last_fail;                                                                \
+    gni_ergo_peer *peer;
+#include "ergo_comp.h"
+#include "ergo_uv.h"
+#include "gn_tnode.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ---- the layer-above stub: counts what the interface reports ---------------------------- */
+
+static void h_up(void *ud, gni_ergo_peer *p)
+{
+    tnode *t = ud;
+    t->ups++;
+    t->peer = p;
+}
+
+static void h_frame(void *ud, gni_ergo_peer *p, const uint8_t *f, size_t len)
+{
+    tnode *t = ud;
+    (void)p;
+    t->frames++;
+    t->bytes += len;
+    if (len < 42 || f[7] != 101)
+        return;
+    int64_t seq = 0;
+    for (int i = 0; i < 8; i++)
+        seq = (int64_t)((uint64_t)seq << 8 | f[34 + i]);
+    if (seq != t->last_seq + 1)
+        t->bad_order++;
+    t->last_seq = seq;
+}
+
+static void h_down(void *ud, gni_ergo_peer *p, int reason)
+{
+    tnode *t = ud;
+    if (t->peer == p)
+        t->peer = NULL;
+    t->downs++;
+    t->last_down = reason;
+}
+
+static void h_writable(void *ud, gni_ergo_peer *p)
+{
+    (void)p;
+    ((tnode *)ud)->writables++;
+}
+
+static void h_failed(void *ud, const char *node, int err, const char *diag)
+{
+    (void)node, (void)diag;
+    tnode *t = ud;
+    t->fails++;
+    t->last_fail = err;
+}
+
+static const gni_ergo_handler handler = {h_up, h_frame, h_down, h_writable, h_failed};
+
+static gni_ergo_comp *comp(tnode *t)
+{
+    gni_ergo_comp *c = gni_ergo_comp_of(gn_node_host(t->n));
+    CHECK(c != NULL);
+    gni_ergo_comp_set_handler(c, &handler, t);
+    return c;
+}
+
+/* an ENP MessagePID frame of @len bytes (>= 42) carrying @seq at [34..42] */
+static uint8_t *frame(uint8_t *f, size_t len, int64_t seq)
+{
+    memset(f, 0, len);
+    f[0] = 78;
+    f[1] = 1;
+    f[2] = (uint8_t)(len >> 24);
+    f[3] = (uint8_t)(len >> 16);
+    f[4] = (uint8_t)(len >> 8);
+    f[5] = (uint8_t)len;
+    f[7] = 101;
+    f[15] = 7; /* from */
+    for (int i = 0; i < 8; i++)
+        f[34 + i] = (uint8_t)((uint64_t)seq >> (56 - 8 * i));
+    return f;
+}
+
+static bool both_up(void *arg)
+{
+    tnode *t = arg;
+    return t[0].peer && t[1].peer;
+}
+
+static bool both_down(void *arg)
+{
+    tnode *t = arg;
+    return t[0].downs > 0 && t[1].downs > 0;
+}
+
+typedef struct fwant {
+    tnode *t;
+    unsigned frames;
+} fwant;
+
+static bool got_frames(void *arg)
+{
+    fwant *w = arg;
+    return w->t->frames >= w->frames;
+}
+
+static bool got_fail(void *arg) { return ((tnode *)arg)->fails > 0; }
+
+/* 4 MiB of 64 KiB frames, plus the one that crosses the bound */
+#define ERGO_TEST_MAX_QUEUED_FRAMES 65u
+
+static char regport_opt[64];
+
+static void ergo_up(tnode *t, uint32_t seed, const char *const *opts, size_t nopt, bool listen)
+{
+    nopts o = {0};
+    o.protocol_components = "ergo";
+    o.options = opts;
+    o.n_options = nopt;
+    o.listen = listen;
+    node_up(t, seed, &o);
+}
+
+/* (a) */
+GN_TEST(channel_frames_both_ways)
+{
+    setup();
+    tnode t[2];
+    const char *oa[] = {"ergo.node=alpha@localhost", "ergo.acceptor=off"};
+    const char *ob[] = {"ergo.node=beta@localhost", "ergo.acceptor=off",
+                        "ergo.max_message_size=4096"};
+    ergo_up(&t[0], 301, oa, 2, false);
+    ergo_up(&t[1], 302, ob, 3, true);
+    gni_ergo_comp *ca = comp(&t[0]), *cb = comp(&t[1]);
+    CHECK(gni_ergo_comp_endpoint(ca) == NULL);
+    CHECK_EQ(dial_wait(&t[0], t[1].addr), 0);
+    /* the name we expect is checked against the peer's Introduce */
+    CHECK_OK(gni_ergo_comp_connect_peer(ca, &t[1].pid, "beta@localhost"));
+    CHECK(run_until(both_up, t, 8000));
+    CHECK_EQ(t[0].ups, 1u);
+    CHECK_EQ(t[1].ups, 1u);
+    CHECK(gni_ergo_comp_find(ca, "beta@localhost") == t[0].peer);
+    const gni_ergo_peer_info *ia = gni_ergo_peer_get_info(t[0].peer);
+    const gni_ergo_peer_info *ib = gni_ergo_peer_get_info(t[1].peer);
+    CHECK_STR(ia->node, "beta@localhost");
+    CHECK_STR(ib->node, "alpha@localhost");
+    CHECK_EQ(ia->carrier, GNI_ERGO_CARRIER_CHANNEL);
+    CHECK(gn_peer_id_equal(&ia->peer_id, &t[1].pid)); /* the name is bound to the peer ID */
+    CHECK(gn_peer_id_equal(&ib->peer_id, &t[0].pid));
+    CHECK(ia->initiator && !ib->initiator);
+    CHECK_EQ(ia->max_message_size, 4096u);
+    CHECK_EQ(ib->max_message_size, 0u);
+    CHECK_EQ(ia->flags, (uint64_t)GNI_EHS_FLAGS_DEFAULT);
+    CHECK(ia->dict && gn_edf_dict_count(ia->dict, GN_EDF_DICT_ERROR) > 0);
+    CHECK_EQ(gni_ergo_peer_links(t[0].peer), 1u);
+    /* a second connection for a name that is up is refused */
+    CHECK_EQ(gni_ergo_comp_connect_peer(ca, &t[1].pid, "beta@localhost"), GN_EEXIST);
+
+    /* frames both ways, in order */
+    static uint8_t f[65536];
+    for (int64_t i = 1; i <= 200; i++) {
+        CHECK_OK(gni_ergo_comp_send(ca, "beta@localhost", 7, true, frame(f, 42 + (size_t)i, i),
+                                    42 + (size_t)i));
+        CHECK_OK(gni_ergo_comp_send(cb, "alpha@localhost", 7, true, frame(f, 100, i), 100));
+    }
+    fwant wb = {&t[1], 200}, wa = {&t[0], 200};
+    CHECK(run_until(got_frames, &wb, 8000));
+    CHECK(run_until(got_frames, &wa, 8000));
+    CHECK_EQ(t[0].bad_order + t[1].bad_order, 0u);
+    CHECK_EQ(t[0].bytes, 200u * 100u);
+    CHECK_EQ(t[1].bytes, 200u * 42u + 200u * 201u / 2u);
+    /* beta's MaxMessageSize (4096) is enforced by the sender; not a frame: refused */
+    CHECK_EQ(gni_ergo_comp_send(ca, "beta@localhost", 7, true, frame(f, 5000, 1), 5000),
+             GN_ETOOBIG);
+    CHECK_EQ(gni_ergo_comp_send(ca, "beta@localhost", 7, true, f, 41), GN_EINVAL);
+    CHECK_EQ(gni_ergo_comp_send(ca, "nobody@localhost", 7, true, f, 42), GN_ENOTFOUND);
+
+    /* pushback: beta -> alpha (no limit) with 64 KiB frames, without running the loop */
+    unsigned sent = 0;
+    int rc = 0;
+    for (unsigned i = 0; i < 1000; i++) { /* bounded: pushback comes at 4 MiB */
+        rc = gni_ergo_comp_send(cb, "alpha@localhost", 7, true,
+                                frame(f, sizeof f, 201 + (int64_t)i), sizeof f);
+        if (rc < 0)
+            break;
+        sent++;
+    }
+    CHECK_EQ(rc, GN_EAGAIN);
+    fprintf(stderr, "# sent %u before GN_EAGAIN\n", sent);
+    CHECK(sent >= 1 && sent <= ERGO_TEST_MAX_QUEUED_FRAMES);
+    fwant wa2 = {&t[0], 200 + sent};
+    CHECK(run_until(got_frames, &wa2, 10000));
+    CHECK(t[1].writables >= 1u);
+    CHECK_EQ(t[0].frames, 200u + sent);
+    CHECK_EQ(t[0].bad_order, 0u);
+
+    /* close: both sides see the peer go */
+    gni_ergo_peer_close(t[0].peer);
+    CHECK(run_until(both_down, t, 8000));
+    CHECK(gni_ergo_comp_find(ca, "beta@localhost") == NULL);
+    CHECK(gni_ergo_comp_find(cb, "alpha@localhost") == NULL);
+    CHECK_EQ(t[0].last_down, 0);
+    /* a wrong expected name fails the connect on the opener's side */
+    CHECK_OK(gni_ergo_comp_connect_peer(ca, &t[1].pid, "gamma@localhost"));
+    CHECK(run_until(got_fail, &t[0], 8000));
+    CHECK_EQ(t[0].fails, 1u);
+    CHECK_EQ(t[0].last_fail, GN_EHANDSHAKE);
+    CHECK_EQ(t[0].ups, 1u);
+    node_down(&t[0]);
+    node_down(&t[1]);
+    finish();
+}
+
+/* (b) */
+GN_TEST(tcp_acceptor_by_name)
+{
+    setup();
+    snprintf(regport_opt, sizeof regport_opt, "ergo.registrar_port=%u",
+             (unsigned)(30000 + getpid() % 20000));
+    tnode t[2];
+    const char *oa[] = {"ergo.node=alpha@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", regport_opt};
+    const char *ob[] = {"ergo.node=beta@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", regport_opt, "ergo.pool_size=3"};
+    ergo_up(&t[1], 312, ob, 4 + 1, false);
+    ergo_up(&t[0], 311, oa, 4, false);
+    run_until(never, NULL, 200); /* both register (beta owns the registrar port) */
+    gni_ergo_comp *ca = comp(&t[0]), *cb = comp(&t[1]);
+    CHECK(gni_ergo_comp_port(ca) != 0 && gni_ergo_comp_port(cb) != 0);
+    CHECK(gni_ergo_comp_endpoint(cb) != NULL);
+    CHECK_OK(gni_ergo_comp_connect(ca, "beta@localhost"));
+    CHECK(run_until(both_up, t, 8000));
+    const gni_ergo_peer_info *ia = gni_ergo_peer_get_info(t[0].peer);
+    CHECK_STR(ia->node, "beta@localhost");
+    CHECK_EQ(ia->carrier, GNI_ERGO_CARRIER_TCP);
+    CHECK(ia->initiator);
+    CHECK(!gni_ergo_peer_get_info(t[1].peer)->initiator);
+    /* the pool: the dialler joins PoolSize - 1 more links */
+    for (int i = 0; i < 100 && gni_ergo_peer_links(t[0].peer) < 3; i++)
+        run_until(never, NULL, 20);
+    CHECK_EQ(gni_ergo_peer_links(t[0].peer), 3u);
+    static uint8_t f[256];
+    for (int64_t i = 1; i <= 300; i++) {
+        CHECK_OK(gni_ergo_comp_send(ca, "beta@localhost", 7, true, frame(f, 64, i), 64));
+        CHECK_OK(gni_ergo_comp_send(cb, "alpha@localhost", 7, true, frame(f, 200, i), 200));
+    }
+    fwant wb = {&t[1], 300}, wa = {&t[0], 300};
+    CHECK(run_until(got_frames, &wb, 8000));
+    CHECK(run_until(got_frames, &wa, 8000));
+    CHECK_EQ(t[0].bad_order + t[1].bad_order, 0u);
+    CHECK_EQ(t[1].bytes, 300u * 64u);
+    CHECK_EQ(t[0].bytes, 300u * 200u);
+    /* an unknown name does not resolve */
+    CHECK_OK(gni_ergo_comp_connect(ca, "nobody@localhost"));
+    CHECK(run_until(got_fail, &t[0], 8000));
+    CHECK_EQ(t[0].fails, 1u);
+    CHECK_EQ(t[0].last_fail, GN_ENOTFOUND);
+    gni_ergo_peer_close(t[0].peer);
+    CHECK(run_until(both_down, t, 8000));
+    node_down(&t[0]);
+    node_down(&t[1]);
+    finish();
+}
+
+/* ---- (c) and (d): start failures, seen in the log ------------------------------------------ */
+
+static char logged[4096];
+static void capture(void *ud, gn_log_level level, const char *c, const char *msg)
+{
+    (void)ud;
+    if (level <= GN_LOG_ERR && !strcmp(c, "ergo"))
+        snprintf(logged + strlen(logged), sizeof logged - strlen(logged), "%s\n", msg);
+}
+
+static bool got_log(void *arg) { return strstr(logged, arg) != NULL; }
+
+/* starts a node with @opts and expects the component to refuse with a line holding @want */
+static void refused(const char *const *opts, size_t n, const char *want)
+{
+    logged[0] = '\0';
+    tnode t;
+    ergo_up(&t, 320, opts, n, false);
+    CHECK(run_until(got_log, (void *)want, 3000));
+    CHECK(gni_ergo_comp_of(gn_node_host(t.n)) == NULL);
+    node_down(&t);
+}
+
+GN_TEST(bad_options_named)
+{
+    setup();
+    gn_log_set(capture, NULL, GN_LOG_ERR);
+    const char *o1[] = {"ergo.node=alpha@localhost", "ergo.cookie=c", "ergo.port=99999"};
+    refused(o1, 3, "ergo.port=99999: want an integer from 0 to 65535");
+    const char *o2[] = {"ergo.node=alpha", "ergo.acceptor=off"};
+    refused(o2, 2, "ergo.node=alpha: want name@host");
+    const char *o3[] = {"ergo.node=alpha@localhost"};
+    refused(o3, 1, "ergo.cookie is required");
+    const char *o4[] = {"ergo.node=alpha@localhost", "ergo.acceptor=maybe"};
+    refused(o4, 2, "ergo.acceptor=maybe: want on or off");
+    const char *o5[] = {"ergo.node=alpha@localhost", "ergo.acceptor=off",
+                        "ergo.max_message_size=12k"};
+    refused(o5, 3, "ergo.max_message_size=12k");
+    const char *o6[] = {"ergo.node=alpha@localhost", "ergo.acceptor=off", "ergo.pool_size=0"};
+    refused(o6, 3, "ergo.pool_size=0");
+    const char *o7[] = {"ergo.acceptor=off"};
+    refused(o7, 1, "ergo.node is required");
+    gn_log_set(NULL, NULL, GN_LOG_ERR);
+    finish();
+}
+
+/* (d) */
+GN_TEST(port_range_skips_a_taken_port)
+{
+    setup();
+    /* hold a listening socket on some port P */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_OK(bind(fd, (struct sockaddr *)&sa, sizeof sa));
+    CHECK_OK(listen(fd, 1));
+    socklen_t sl = sizeof sa;
+    CHECK_OK(getsockname(fd, (struct sockaddr *)&sa, &sl));
+    unsigned p = ntohs(sa.sin_port);
+    if (p > 65000) {
+        close(fd);
+        finish();
+        SKIP("the kernel gave a port at the top of the range");
+    }
+    char port[64];
+    snprintf(port, sizeof port, "ergo.port=%u", p);
+    const char *o[] = {"ergo.node=alpha@localhost", "ergo.cookie=c", "ergo.registrar=off", port,
+                       "ergo.port_range=8"};
+    tnode t;
+    ergo_up(&t, 330, o, 5, false);
+    run_until(never, NULL, 50);
+    gni_ergo_comp *c = gni_ergo_comp_of(gn_node_host(t.n));
+    CHECK(c != NULL);
+    unsigned got = gni_ergo_comp_port(c);
+    CHECK(got > p && got < p + 8);
+    node_down(&t);
+    /* a range of one on the taken port: the start fails, naming the options */
+    gn_log_set(capture, NULL, GN_LOG_ERR);
+    const char *o1[] = {"ergo.node=alpha@localhost", "ergo.cookie=c", "ergo.registrar=off", port,
+                        "ergo.port_range=1"};
+    char want[96];
+    snprintf(want, sizeof want, "ergo.port=%u, ergo.port_range=1: every port in use", p);
+    refused(o1, 5, want);
+    gn_log_set(NULL, NULL, GN_LOG_ERR);
+    close(fd);
+    finish();
+}
+
+GN_TEST_MAIN(GN_T(channel_frames_both_ways), GN_T(tcp_acceptor_by_name), GN_T(bad_options_named),
+             GN_T(port_range_skips_a_taken_port))
