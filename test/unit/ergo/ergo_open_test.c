@@ -135,6 +135,34 @@ GN_TEST(known_answer_captured_introduce)
     gn_edf_registry_free(r);
 }
 
+/* the example of docs/protocols/ergo.md section 2, field by field there */
+GN_TEST(spec_example_bytes)
+{
+    static const char hex[] =
+        "57010000008b830032236572676f2e73657276696365732f6572676f2f6e6574"
+        "2f68616e647368616b652f4d657373616765496e74726f64756365000f616c70"
+        "6861406c6f63616c686f73740008676f6c656d6e65740005302e312e30000000"
+        "034d4954000000080000000000000067000000006b011ebb0000000000000000"
+        "9f000000009f000000009f000000000000";
+    long n = gn_test_unhex(hex, vec, sizeof vec);
+    CHECK_EQ(n, 145);
+    gn_edf_registry *r = make_reg();
+    gn_edf_dict *d = gn_edf_dict_new();
+    gni_ergo_open_config c = cfg(r, "alpha@localhost");
+    c.announce = d;
+    c.version[1] = S("0.1.0");
+    c.flags = 0x67;
+    c.creation = 1795235515;
+    c.max_message_size = 0;
+    gni_ergo_open *o = NULL;
+    CHECK_OK(gni_ergo_open_new(&c, 0, &o));
+    CHECK_EQ(drain_all(o, got, sizeof got), 145u);
+    CHECK_MEM(got, vec, 145);
+    gni_ergo_open_free(o);
+    gn_edf_dict_free(d);
+    gn_edf_registry_free(r);
+}
+
 /* feeds @len bytes of @in to @o in chunks of @chunk; returns bytes consumed */
 static size_t feed_chunks(gni_ergo_open *o, const uint8_t *in, size_t len, size_t chunk, int *err)
 {
@@ -338,6 +366,7 @@ GN_TEST(allocation_failure_every_k)
     CHECK(failures > 5);
 }
 
-GN_TEST_MAIN(GN_T(known_answer_captured_introduce), GN_T(back_to_back_whole),
+GN_TEST_MAIN(GN_T(known_answer_captured_introduce), GN_T(spec_example_bytes),
+             GN_T(back_to_back_whole),
              GN_T(back_to_back_byte_by_byte), GN_T(refusals), GN_T(deadline_and_eof),
              GN_T(allocation_failure_every_k))
