@@ -257,7 +257,8 @@ struct ergo_pending {
     char node[256];
     gn_peer_id peer;
     gn_op *op;
-    gn_timer timer; /* PEND_TCP: how long the handshake may take */
+    gn_timer timer; /* PEND_TCP: how long the handshake may take; PEND_RESOLVE: its start */
+    bool started;   /* PEND_RESOLVE: the registrar has it (and ends it on close) */
     ergo_pending *next;
 };
 
@@ -438,6 +439,22 @@ static void on_resolved(int err, const gni_reg_route *routes, uint32_t n, void *
     int rc = comp_dial_tcp(c, node, ip, routes[0].port);
     if (rc < 0)
         comp_connect_failed(c, node, rc, "cannot dial the resolved route");
+}
+
+static void resolve_start(gn_timer *t, void *arg)
+{
+    (void)t;
+    ergo_pending *pd = arg;
+    gni_ergo_comp *c = pd->c;
+    pd->started = true;
+    int rc = gni_reg_uv_resolve(c->ru, pd->node, on_resolved, pd); /* may answer at once */
+    if (rc < 0) {
+        char node[256];
+        snprintf(node, sizeof node, "%s", pd->node);
+        pend_unlink(pd);
+        gn_free(pd);
+        comp_connect_failed(c, node, rc, "cannot ask the registrar");
+    }
 }
 
 /* ---- CHANNEL carrier ------------------------------------------------------------------- */
@@ -842,9 +859,9 @@ static void ergo_teardown(gni_ergo_comp *c)
         pd->c = NULL;
         if (pd->kind == PEND_STREAM)
             gn_op_cancel(pd->op); /* its callback frees it */
-        else if (pd->kind == PEND_TCP)
+        else if (pd->kind == PEND_TCP || !pd->started)
             gn_free(pd);
-        /* PEND_RESOLVE: freed by its callback (the registrar ends it on close) */
+        /* a started PEND_RESOLVE: freed by its callback (the registrar cancels it on close) */
     }
     /* bounded: chan_end unlinks each stream */
     while (c->chans)
@@ -1044,7 +1061,9 @@ int gni_ergo_comp_connect(gni_ergo_comp *c, const char *node)
     ergo_pending *pd = pend_new(c, PEND_RESOLVE, node);
     if (!pd)
         return GN_ENOMEM;
-    rc = gni_reg_uv_resolve(c->ru, node, on_resolved, pd);
+    /* the registrar may answer in-process from inside the resolve call: start it from
+     * the loop, so that the outcome never comes from inside this call */
+    rc = gn_timer_start(&pd->timer, 0, resolve_start, pd);
     if (rc < 0) {
         pend_unlink(pd);
         gn_free(pd);

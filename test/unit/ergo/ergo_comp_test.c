@@ -280,6 +280,13 @@ GN_TEST(tcp_acceptor_by_name)
     CHECK(run_until(got_fail, &t[0], 8000));
     CHECK_EQ(t[0].fails, 1u);
     CHECK_EQ(t[0].last_fail, GN_ENOTFOUND);
+    /* beta owns the registrar: its resolve is answered in-process, and still reported
+     * from the loop, never from inside the call */
+    CHECK_OK(gni_ergo_comp_connect(cb, "nobody@localhost"));
+    CHECK_EQ(t[1].fails, 0u);
+    CHECK(run_until(got_fail, &t[1], 8000));
+    CHECK_EQ(t[1].last_fail, GN_ENOTFOUND);
+    CHECK_EQ(gni_ergo_comp_connect(ca, "beta@localhost"), GN_EEXIST);
     gni_ergo_peer_close(t[0].peer);
     CHECK(run_until(both_down, t, 8000));
     node_down(&t[0]);
