@@ -51,7 +51,7 @@ typedef struct gni_ergo_peer_info {
     uint64_t max_message_size;  /* the largest frame it accepts (0 = unlimited) */
     bool initiator;             /* we opened the connection */
     gn_peer_id peer_id;         /* CHANNEL: its authenticated libp2p identity; TCP: zero */
-    /** CHANNEL: its dictionaries, to decode its ENP payloads. TCP: NULL (not kept yet). */
+    /** Its Introduce dictionaries, to decode its ENP payloads (NULL if they did not load). */
     const gn_edf_dict *dict;
 } gni_ergo_peer_info;
 

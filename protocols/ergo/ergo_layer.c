@@ -351,6 +351,7 @@ static void tcp_on_conn(gni_ergo_conn *conn, void *ud)
     p->info.creation = r->peer_creation;
     p->info.max_message_size = r->peer_max_message_size;
     p->info.initiator = r->ndsn > 0; /* only the dialler learns a PoolDSN */
+    p->info.dict = gni_ergo_conn_peer_dict(conn);
     pend_done_tcp(c, name);
     comp_peer_add(c, p);
 }

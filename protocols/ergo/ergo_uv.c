@@ -45,6 +45,7 @@ struct gni_ergo_conn {
     char peer_node[256];
     char conn_id[64];
     char dsn[GNI_EHS_DSN_MAX][64];
+    gn_edf_dict *dict; /* the peer's Introduce dictionaries (NULL if they did not load) */
     gni_ergo_conn *next;
 };
 
@@ -182,6 +183,7 @@ static void conn_free(gni_ergo_conn *c)
         if (l->c == c)
             l->c = NULL;
     }
+    gn_edf_dict_free(c->dict);
     gn_free(c);
 }
 
@@ -205,6 +207,11 @@ static gni_ergo_conn *conn_new(ergo_link *l, const gni_ehs_result *r, bool diall
         c->info.dsn[i] = gn_slice_of(c->dsn[i], strlen(c->dsn[i]));
     }
     memset(c->info.peer_version, 0, sizeof c->info.peer_version);
+    c->dict = gn_edf_dict_new(); /* kept for the node layer: decoding the peer's payloads */
+    if (c->dict && gni_ehs_peer_dict(l->hs, c->dict) < 0) {
+        gn_edf_dict_free(c->dict);
+        c->dict = NULL;
+    }
     gni_pool_init(&c->pool, dialler, r->pool_size, dialler ? r->ndsn : 0, l->id);
     c->next = l->n->conns;
     l->n->conns = c;
@@ -662,3 +669,5 @@ int gni_ergo_conn_kill_link(gni_ergo_conn *c, unsigned idx)
     link_close(l);
     return 0;
 }
+
+const gn_edf_dict *gni_ergo_conn_peer_dict(const gni_ergo_conn *c) { return c ? c->dict : NULL; }

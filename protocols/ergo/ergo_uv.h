@@ -100,6 +100,9 @@ unsigned gni_ergo_conn_links(const gni_ergo_conn *c);
 /** The handshake result of the connection's main link (peer name, ID, pool). */
 const gni_ehs_result *gni_ergo_conn_info(const gni_ergo_conn *c);
 
+/** The peer's Introduce dictionaries, to decode its payloads (NULL if they did not load). */
+const gn_edf_dict *gni_ergo_conn_peer_dict(const gni_ergo_conn *c);
+
 /** Aborts link @idx (0 = main) of @c, as a lost TCP link. Returns 0 or GN_ENOTFOUND. */
 int gni_ergo_conn_kill_link(gni_ergo_conn *c, unsigned idx);
 

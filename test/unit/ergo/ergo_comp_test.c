@@ -260,6 +260,7 @@ GN_TEST(tcp_acceptor_by_name)
     CHECK_EQ(ia->carrier, GNI_ERGO_CARRIER_TCP);
     CHECK(ia->initiator);
     CHECK(!gni_ergo_peer_get_info(t[1].peer)->initiator);
+    CHECK(ia->dict && gn_edf_dict_count(ia->dict, GN_EDF_DICT_ERROR) > 0);
     /* the pool: the dialler joins PoolSize - 1 more links */
     for (int i = 0; i < 100 && gni_ergo_peer_links(t[0].peer) < 3; i++)
         run_until(never, NULL, 20);
