@@ -142,23 +142,29 @@ static int ergo_read_options(gni_ergo_comp *c)
 {
     uint64_t x;
     int rc;
-    if ((rc = opt_str(c, "node", c->node, sizeof c->node)) <= 0) {
-        if (rc == 0)
-            GN_LOG(GN_LOG_ERR, ERGO_LOG, "ergo.node is required (name@host)");
-        return GN_EINVAL;
+    if ((rc = opt_str(c, "node", c->node, sizeof c->node)) < 0)
+        return rc;
+    if (rc == 0) {
+        /* no name given: the peer ID names the node, "<peer ID>@localhost" */
+        gn_peer_id self;
+        char pid[GN_PEER_ID_MAX_STRLEN];
+        gn_host_peer_id(c->h, &self);
+        if (gn_peer_id_to_string(&self, pid, sizeof pid) < 0)
+            return GN_EINVAL;
+        snprintf(c->node, sizeof c->node, "%s@localhost", pid);
     }
     if (!gni_ehs_name_valid(gn_slice_of(c->node, strlen(c->node))))
         return opt_bad("node", c->node, "want name@host (1 to 255 bytes, exactly one '@')");
-    c->acceptor = true;
+    if ((rc = opt_str(c, "cookie", c->cookie, sizeof c->cookie)) < 0)
+        return rc;
+    c->acceptor = rc > 0; /* the TCP acceptor runs when a cookie is given, unless off */
     c->registrar = true;
     snprintf(c->host, sizeof c->host, "127.0.0.1");
     if (opt_bool(c, "acceptor", &c->acceptor) < 0 || opt_bool(c, "registrar", &c->registrar) < 0)
         return GN_EINVAL;
-    if ((rc = opt_str(c, "cookie", c->cookie, sizeof c->cookie)) < 0)
-        return rc;
-    if (rc == 0 && c->acceptor) {
+    if (!c->cookie[0] && c->acceptor) {
         GN_LOG(GN_LOG_ERR, ERGO_LOG,
-               "ergo.cookie is required for the TCP acceptor (or set ergo.acceptor=off)");
+               "ergo.acceptor=on needs ergo.cookie (the cluster cookie of the TCP handshake)");
         return GN_EINVAL;
     }
     if (opt_str(c, "host", c->host, sizeof c->host) < 0)

@@ -151,10 +151,10 @@ GN_TEST(channel_frames_both_ways)
 {
     setup();
     tnode t[2];
-    const char *oa[] = {"ergo.node=alpha@localhost", "ergo.acceptor=off"};
+    const char *oa[] = {"ergo.node=alpha@localhost"}; /* no cookie: no TCP acceptor */
     const char *ob[] = {"ergo.node=beta@localhost", "ergo.acceptor=off",
                         "ergo.max_message_size=4096"};
-    ergo_up(&t[0], 301, oa, 2, false);
+    ergo_up(&t[0], 301, oa, 1, false);
     ergo_up(&t[1], 302, ob, 3, true);
     gni_ergo_comp *ca = comp(&t[0]), *cb = comp(&t[1]);
     CHECK(gni_ergo_comp_endpoint(ca) == NULL);
@@ -231,6 +231,29 @@ GN_TEST(channel_frames_both_ways)
     CHECK_EQ(t[0].fails, 1u);
     CHECK_EQ(t[0].last_fail, GN_EHANDSHAKE);
     CHECK_EQ(t[0].ups, 1u);
+    node_down(&t[0]);
+    node_down(&t[1]);
+    finish();
+}
+
+/* no options at all: the node's peer ID names it, channels only */
+GN_TEST(default_name_is_the_peer_id)
+{
+    setup();
+    tnode t[2];
+    ergo_up(&t[0], 305, NULL, 0, false);
+    ergo_up(&t[1], 306, NULL, 0, true);
+    gni_ergo_comp *ca = comp(&t[0]);
+    comp(&t[1]);
+    char want_name[GN_PEER_ID_MAX_STRLEN + 16];
+    snprintf(want_name, sizeof want_name, "%s@localhost", t[0].pid_str);
+    CHECK_STR(gni_ergo_comp_node(ca), want_name);
+    CHECK(gni_ergo_comp_endpoint(ca) == NULL);
+    CHECK_EQ(dial_wait(&t[0], t[1].addr), 0);
+    CHECK_OK(gni_ergo_comp_connect_peer(ca, &t[1].pid, NULL));
+    CHECK(run_until(both_up, t, 8000));
+    snprintf(want_name, sizeof want_name, "%s@localhost", t[1].pid_str);
+    CHECK_STR(gni_ergo_peer_get_info(t[0].peer)->node, want_name);
     node_down(&t[0]);
     node_down(&t[1]);
     finish();
@@ -326,8 +349,8 @@ GN_TEST(bad_options_named)
     refused(o1, 3, "ergo.port=99999: want an integer from 0 to 65535");
     const char *o2[] = {"ergo.node=alpha", "ergo.acceptor=off"};
     refused(o2, 2, "ergo.node=alpha: want name@host");
-    const char *o3[] = {"ergo.node=alpha@localhost"};
-    refused(o3, 1, "ergo.cookie is required");
+    const char *o3[] = {"ergo.node=alpha@localhost", "ergo.acceptor=on"};
+    refused(o3, 2, "ergo.acceptor=on needs ergo.cookie");
     const char *o4[] = {"ergo.node=alpha@localhost", "ergo.acceptor=maybe"};
     refused(o4, 2, "ergo.acceptor=maybe: want on or off");
     const char *o5[] = {"ergo.node=alpha@localhost", "ergo.acceptor=off",
@@ -335,8 +358,8 @@ GN_TEST(bad_options_named)
     refused(o5, 3, "ergo.max_message_size=12k");
     const char *o6[] = {"ergo.node=alpha@localhost", "ergo.acceptor=off", "ergo.pool_size=0"};
     refused(o6, 3, "ergo.pool_size=0");
-    const char *o7[] = {"ergo.acceptor=off"};
-    refused(o7, 1, "ergo.node is required");
+    const char *o7[] = {"ergo.node="};
+    refused(o7, 1, "ergo.node=: empty or too long");
     gn_log_set(NULL, NULL, GN_LOG_ERR);
     finish();
 }
@@ -384,5 +407,6 @@ GN_TEST(port_range_skips_a_taken_port)
     finish();
 }
 
-GN_TEST_MAIN(GN_T(channel_frames_both_ways), GN_T(tcp_acceptor_by_name), GN_T(bad_options_named),
+GN_TEST_MAIN(GN_T(channel_frames_both_ways), GN_T(default_name_is_the_peer_id),
+             GN_T(tcp_acceptor_by_name), GN_T(bad_options_named),
              GN_T(port_range_skips_a_taken_port))
