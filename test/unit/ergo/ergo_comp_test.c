@@ -2,7 +2,8 @@
  * ergo_comp_test: the `ergo` protocol component in two gn_node instances
  * on one loop (protocols/ergo/ergo_layer.c, internal interface
  * ergo_comp.h).
- *  (a) /golem/ergo/1.0.0 through the nodes' channel (TCP + Noise + yamux):
+ *  (a) /golem/ergo/1.0.0 through the nodes' channel (TCP + Noise + yamux, and
+ *      through a circuit relay on a limited channel):
  *      the opening exchange, ENP frames both ways in order, the peer's
  *      MaxMessageSize refused locally, write-queue pushback (GN_EAGAIN then
  *      on_writable, nothing lost), a second connect refused, close;
@@ -259,6 +260,53 @@ GN_TEST(default_name_is_the_peer_id)
     finish();
 }
 
+/* (a) through a circuit relay: the stream runs on a limited channel */
+GN_TEST(channel_through_a_relay)
+{
+    setup();
+    tnode r, t[2];
+    nopts ro = {0};
+    ro.protocol_components = "relay";
+    ro.listen = true;
+    node_up(&r, 350, &ro);
+    const char *oa[] = {"ergo.node=alpha@localhost"};
+    const char *ob[] = {"ergo.node=beta@localhost"};
+    nopts o = {0};
+    o.protocol_components = "ergo";
+    o.transports = "tcp,circuit";
+    o.options = ob;
+    o.n_options = 1;
+    node_up(&t[1], 352, &o);
+    char addr[GN_NODE_ADDR_MAX + GN_PEER_ID_MAX_STRLEN + 64];
+    snprintf(addr, sizeof addr, "%s/p2p-circuit", r.addr);
+    CHECK_OK(gn_node_listen(t[1].n, addr, NULL));
+    CHECK(run_until(got_listen, &t[1], 8000)); /* a reservation at the relay */
+    o.options = oa;
+    node_up(&t[0], 351, &o);
+    snprintf(addr, sizeof addr, "%s/p2p-circuit/p2p/%s", r.addr, t[1].pid_str);
+    gn_channel *ch = NULL;
+    CHECK_EQ(dial_wait_ch(&t[0], addr, &ch), 0);
+    CHECK(ch != NULL && gn_channel_limited(ch, NULL));
+    gni_ergo_comp *ca = comp(&t[0]), *cb = comp(&t[1]);
+    CHECK_OK(gni_ergo_comp_connect_peer(ca, &t[1].pid, "beta@localhost"));
+    CHECK(run_until(both_up, t, 8000));
+    static uint8_t f[256];
+    for (int64_t i = 1; i <= 50; i++) {
+        CHECK_OK(gni_ergo_comp_send(ca, "beta@localhost", 7, true, frame(f, 100, i), 100));
+        CHECK_OK(gni_ergo_comp_send(cb, "alpha@localhost", 7, true, frame(f, 60, i), 60));
+    }
+    fwant wb = {&t[1], 50}, wa = {&t[0], 50};
+    CHECK(run_until(got_frames, &wb, 8000));
+    CHECK(run_until(got_frames, &wa, 8000));
+    CHECK_EQ(t[0].bad_order + t[1].bad_order, 0u);
+    CHECK_EQ(t[1].bytes, 5000u);
+    gn_channel_rele(ch);
+    node_down(&t[0]);
+    node_down(&t[1]);
+    node_down(&r);
+    finish();
+}
+
 /* (b) */
 GN_TEST(tcp_acceptor_by_name)
 {
@@ -408,5 +456,6 @@ GN_TEST(port_range_skips_a_taken_port)
 }
 
 GN_TEST_MAIN(GN_T(channel_frames_both_ways), GN_T(default_name_is_the_peer_id),
+             GN_T(channel_through_a_relay),
              GN_T(tcp_acceptor_by_name), GN_T(bad_options_named),
              GN_T(port_range_skips_a_taken_port))
