@@ -3,7 +3,8 @@
  * on one loop (protocols/ergo/ergo_layer.c, internal interface
  * ergo_comp.h).
  *  (a) /golem/ergo/1.0.0 through the nodes' channel (TCP + Noise + yamux, and
- *      through a circuit relay on a limited channel):
+ *      through a circuit relay on a limited channel, where the reader's
+ *      MaxMessageSize resets a stream that carries a larger frame):
  *      the opening exchange, ENP frames both ways in order, the peer's
  *      MaxMessageSize refused locally, write-queue pushback (GN_EAGAIN then
  *      on_writable, nothing lost), a second connect refused, close;
@@ -270,18 +271,19 @@ GN_TEST(channel_through_a_relay)
     ro.listen = true;
     node_up(&r, 350, &ro);
     const char *oa[] = {"ergo.node=alpha@localhost"};
-    const char *ob[] = {"ergo.node=beta@localhost"};
+    const char *ob[] = {"ergo.node=beta@localhost", "ergo.max_message_size=1000"};
     nopts o = {0};
     o.protocol_components = "ergo";
     o.transports = "tcp,circuit";
     o.options = ob;
-    o.n_options = 1;
+    o.n_options = 2;
     node_up(&t[1], 352, &o);
     char addr[GN_NODE_ADDR_MAX + GN_PEER_ID_MAX_STRLEN + 64];
     snprintf(addr, sizeof addr, "%s/p2p-circuit", r.addr);
     CHECK_OK(gn_node_listen(t[1].n, addr, NULL));
     CHECK(run_until(got_listen, &t[1], 8000)); /* a reservation at the relay */
     o.options = oa;
+    o.n_options = 1;
     node_up(&t[0], 351, &o);
     snprintf(addr, sizeof addr, "%s/p2p-circuit/p2p/%s", r.addr, t[1].pid_str);
     gn_channel *ch = NULL;
@@ -300,6 +302,16 @@ GN_TEST(channel_through_a_relay)
     CHECK(run_until(got_frames, &wa, 8000));
     CHECK_EQ(t[0].bad_order + t[1].bad_order, 0u);
     CHECK_EQ(t[1].bytes, 5000u);
+    /* the reader enforces its own MaxMessageSize: a sender that ignores the announced
+     * 1000 (forced here) gets its stream reset, as an Ergo TCP link is closed */
+    t[0].peer->info.max_message_size = 0;
+    CHECK_OK(gni_ergo_comp_send(ca, "beta@localhost", 7, true, frame(f, 200, 51), 200));
+    static uint8_t big[2000];
+    CHECK_OK(gni_ergo_comp_send(ca, "beta@localhost", 7, true, frame(big, sizeof big, 52),
+                                sizeof big));
+    CHECK(run_until(both_down, t, 8000));
+    CHECK_EQ(t[1].last_down, GN_EFRAMESIZE);
+    CHECK_EQ(t[1].frames, 51u); /* the frame before it arrived, the big one did not */
     gn_channel_rele(ch);
     node_down(&t[0]);
     node_down(&t[1]);
