@@ -79,8 +79,10 @@ struct gni_ergo_peer {
  * Callbacks for the layer above (every entry may be NULL).
  *  - on_peer_up: @p finished its opening (handshake) and can send.
  *  - on_frame: one whole ENP frame from @p, borrowed for the call.
- *  - on_peer_down: @p is gone (@reason: 0 closed by us, GN_EEOF, a read,
- *    framing or timeout error); @p is freed after the call.
+ *  - on_peer_down: @p is gone; @p is freed after the call. @reason on a
+ *    channel: 0 closed by us, GN_EEOF the peer closed, GN_EEXIST replaced
+ *    by a duplicate stream that won, a stream, framing (GN_EFRAMESIZE...)
+ *    error; on TCP always GN_ECLOSED (the connection's last link ended).
  *  - on_writable: a send to @p met GN_EAGAIN and the carrier drained.
  *  - on_connect_failed: a gni_ergo_comp_connect*() to @node did not come up
  *    (@err, @diag for the log: resolve failure, handshake refusal, ...).
