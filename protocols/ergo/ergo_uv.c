@@ -45,6 +45,7 @@ struct gni_ergo_conn {
     char peer_node[256];
     char conn_id[64];
     char dsn[GNI_EHS_DSN_MAX][64];
+    gn_edf_dict *peer_dict; /* the peer's Introduce caches: decode its ENP payloads */
     gni_ergo_conn *next;
 };
 
@@ -182,6 +183,7 @@ static void conn_free(gni_ergo_conn *c)
         if (l->c == c)
             l->c = NULL;
     }
+    gn_edf_dict_free(c->peer_dict);
     gn_free(c);
 }
 
@@ -190,6 +192,13 @@ static gni_ergo_conn *conn_new(ergo_link *l, const gni_ehs_result *r, bool diall
     gni_ergo_conn *c = gn_calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    /* bounded by the Introduce body (65535 bytes, GNI_EHS_MAX_VALUES values) */
+    c->peer_dict = gn_edf_dict_new();
+    if (!c->peer_dict || gni_ehs_peer_dict(l->hs, c->peer_dict) < 0) {
+        gn_edf_dict_free(c->peer_dict);
+        gn_free(c);
+        return NULL;
+    }
     c->n = l->n;
     c->dialler = dialler;
     c->info = *r;
@@ -643,6 +652,11 @@ int gni_ergo_conn_send(gni_ergo_conn *c, uint64_t from_id, bool keep_order,
 unsigned gni_ergo_conn_links(const gni_ergo_conn *c) { return c ? c->pool.nlinks : 0; }
 
 const gni_ehs_result *gni_ergo_conn_info(const gni_ergo_conn *c) { return c ? &c->info : NULL; }
+
+const gn_edf_dict *gni_ergo_conn_peer_dict(const gni_ergo_conn *c)
+{
+    return c ? c->peer_dict : NULL;
+}
 
 int gni_ergo_conn_kill_link(gni_ergo_conn *c, unsigned idx)
 {

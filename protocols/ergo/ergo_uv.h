@@ -94,6 +94,15 @@ unsigned gni_ergo_conn_links(const gni_ergo_conn *c);
 /** The handshake result of the connection's main link (peer name, ID, pool). */
 const gni_ehs_result *gni_ergo_conn_info(const gni_ergo_conn *c);
 
+/**
+ * The peer's dictionaries (atom, type and error caches of its Introduce,
+ * ergo-wire.md d "Dictionaries"): pass as gn_edf_decode_opts.dict to decode
+ * the EDF payloads @c's peer sends. Owned by @c, valid until on_conn_down
+ * returns; never changes during the connection. NULL only for a NULL @c.
+ * Encode our own payloads with gn_edf_registry_dict(reg) instead.
+ */
+const gn_edf_dict *gni_ergo_conn_peer_dict(const gni_ergo_conn *c);
+
 /** Aborts link @idx (0 = main) of @c, as a lost TCP link. Returns 0 or GN_ENOTFOUND. */
 int gni_ergo_conn_kill_link(gni_ergo_conn *c, unsigned idx);
 
