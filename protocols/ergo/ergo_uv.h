@@ -80,7 +80,9 @@ int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *p
 
 /**
  * Sends one ENP frame (copied) for local process @from_id on the pool link
- * the pool core picks (keep_order: Ergo's KeepNetworkOrder). Returns 0,
+ * the pool core picks (keep_order: Ergo's KeepNetworkOrder). The frame joins
+ * the link's write batch and reaches the socket at the end of the current
+ * loop turn (one uv_write per link and turn). Returns 0,
  * GN_ETOOBIG (above the peer's MaxMessageSize), GN_EAGAIN (that link has
  * 4 MiB queued: the peer is not reading; nothing taken, retry later),
  * GN_ECLOSED, GN_ENOMEM.

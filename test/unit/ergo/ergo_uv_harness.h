@@ -20,15 +20,30 @@
 
 static uv_loop_t loop;
 
-/* runs the loop until @cond or 10 s of loop time; returns whether cond held */
+static void ergo_test_tick(uv_timer_t *t) { (void)t; }
+
+/* runs the loop until @cond or 10 s of loop time (a 50 ms tick keeps the loop from
+ * blocking when nothing happens); returns whether cond held */
 #define RUN_UNTIL(cond)                                                                      \
     do {                                                                                     \
+        uv_timer_t tick_;                                                                    \
+        uv_timer_init(&loop, &tick_);                                                        \
+        uv_timer_start(&tick_, ergo_test_tick, 50, 50);                                      \
         uint64_t t0_ = uv_now(&loop);                                                        \
         while (!(cond) && uv_now(&loop) - t0_ < 10000) {                                     \
             uv_run(&loop, UV_RUN_ONCE);                                                      \
             uv_update_time(&loop);                                                           \
         }                                                                                    \
+        uv_close((uv_handle_t *)&tick_, NULL);                                               \
+        uv_run(&loop, UV_RUN_NOWAIT); /* the tick's close completes */                       \
         CHECK(cond);                                                                         \
+    } while (0)
+
+/* runs the loop for @ms of loop time */
+#define RUN_FOR(ms)                                                                          \
+    do {                                                                                     \
+        uint64_t t1_ = uv_now(&loop);                                                        \
+        RUN_UNTIL(uv_now(&loop) - t1_ >= (ms));                                              \
     } while (0)
 
 /* writes to a link the peer closed must fail, not kill the test */
