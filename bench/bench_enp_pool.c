@@ -15,6 +15,7 @@
  * Usage: bench_enp_pool [frames, default 5000000]
  * Not run by the test suite. See docs/performance.md, "ENP over a pool".
  */
+#include "bench_enp_frame.h"
 #include "enp.h"
 #include "ergo_uv.h"
 
@@ -90,7 +91,7 @@ static void rx_link_error(gni_ergo_node *n, int err, const char *diag, void *ud)
 {
     (void)n;
     (void)ud;
-    fprintf(stderr, "bench_enp_pool: receiver link error %s: %s\n", gn_err_name(err), diag);
+    fprintf(stderr, "bench_enp_pool: link error %s: %s\n", gn_err_name(err), diag);
 }
 
 static void rx_closed(void *ud) { (void)ud; }
@@ -180,9 +181,8 @@ int main(int argc, char **argv)
     oa.flags = GNI_EHS_FLAGS_DEFAULT;
     oa.pool_size = 3;
     oa.creation = 1;
-    oa.cb.on_frame = rx_frame;
-    oa.cb.on_conn_down = rx_down;
-    oa.cb.on_link_error = rx_link_error;
+    oa.cb = (gni_ergo_callbacks){
+        .on_frame = rx_frame, .on_conn_down = rx_down, .on_link_error = rx_link_error};
     oa.user_data = &r;
     if ((rc = gni_ergo_node_new(&r.loop, &oa, &r.n)) < 0)
         die("acceptor", rc);
@@ -199,9 +199,8 @@ int main(int argc, char **argv)
         die("loop", GN_ENOMEM);
     gni_ergo_options ob = oa;
     ob.node = "alpha@127.0.0.1";
-    ob.cb.on_conn = tx_conn;
-    ob.cb.on_frame = NULL;
-    ob.cb.on_conn_down = tx_down;
+    ob.cb = (gni_ergo_callbacks){
+        .on_conn = tx_conn, .on_conn_down = tx_down, .on_link_error = rx_link_error};
     ob.user_data = &t;
     if ((rc = gni_ergo_node_new(&t.loop, &ob, &t.n)) < 0)
         die("dialler", rc);
@@ -214,16 +213,8 @@ int main(int argc, char **argv)
     if (!t.c || gni_ergo_conn_links(t.c) < 3)
         die("pool of 3", GN_ETIMEDOUT);
 
-    uint8_t payload[69] = {0x8e, 0, 0, 0, 64};
-    for (int i = 0; i < 64; i++)
-        payload[5 + i] = (uint8_t)(i * 7);
-    gni_enp_frame f;
-    memset(&f, 0, sizeof f);
-    f.type = GNI_ENP_MSG_PID;
-    f.from = 1004;
-    f.to = 1005;
-    f.order = gni_enp_default_order(&f, true);
-    f.payload = gn_slice_of(payload, sizeof payload);
+    uint8_t payload[69];
+    gni_enp_frame f = bench_enp_send64(payload, 1005); /* order: to.ID mod 255, as Ergo */
     long n = gni_enp_build(&f, t.frame, sizeof t.frame);
     if (n < 0)
         die("build", n);
@@ -243,8 +234,8 @@ int main(int argc, char **argv)
     double el = ok ? (double)(r.t_last - t.t0) / 1e9 : 0;
     printf("{\"bench\":\"enp_pool\",\"transport\":\"tcp-loopback\",\"pool\":3,\"senders\":1,"
            "\"frame_bytes\":%zu,\"payload\":\"edf binary 64\",\"frames\":%llu,\"received\":%llu,"
-           "\"bad\":%llu,\"eagain\":%llu,\"seconds\":%.3f,\"frames_per_sec\":%.0f,"
-           "\"mb_per_sec\":%.1f}\n",
+           "\"bad\":%llu,\"eagain\":%llu,\"seconds\":%.3f,\"frames_per_s\":%.0f,"
+           "\"MB_per_s\":%.1f}\n",
            t.flen, (unsigned long long)want, (unsigned long long)r.got,
            (unsigned long long)r.bad, (unsigned long long)t.eagain, el,
            el > 0 ? (double)want / el : 0, el > 0 ? (double)want * (double)t.flen / el / 1e6 : 0);
