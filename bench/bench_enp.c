@@ -19,6 +19,7 @@
  * Not run by the test suite. See docs/performance.md, "ENP framing".
  */
 #include "enp.h"
+#include "bench_enp_frame.h"
 
 #include "golemnet/golemnet.h"
 
@@ -38,22 +39,7 @@ static volatile uint64_t sink;
 
 #define STREAM_LEN (4u << 20)
 
-static gni_enp_frame send64(uint8_t payload[69], uint64_t to)
-{
-    payload[0] = 0x8e; /* EDF []byte, u32 length 64 */
-    payload[1] = payload[2] = payload[3] = 0;
-    payload[4] = 64;
-    for (int i = 0; i < 64; i++)
-        payload[5 + i] = (uint8_t)(i * 7);
-    gni_enp_frame f;
-    memset(&f, 0, sizeof f);
-    f.type = GNI_ENP_MSG_PID;
-    f.from = 1004;
-    f.to = to;
-    f.order = gni_enp_order_of(to);
-    f.payload = gn_slice_of(payload, 69);
-    return f;
-}
+#define send64 bench_enp_send64
 
 static void bench_split_parse(double budget, size_t read_len, const char *name)
 {

@@ -510,6 +510,25 @@ GN_API int gn_edf_register_error(gn_edf_registry *r, const char *s, size_t len, 
 #define GN_EDF_ERGO_REGISTER_REPLY "#ergo.services/ergo/net/registrar/MessageRegisterReply"
 #define GN_EDF_ERGO_RESOLVE_ROUTES "#ergo.services/ergo/net/registrar/MessageResolveRoutes"
 #define GN_EDF_ERGO_RESOLVE_REPLY "#ergo.services/ergo/net/registrar/MessageResolveReply"
+/* the MessageAny (199) bodies and what they carry (ergo-wire.md §c "MessageAny (199) bodies") */
+#define GN_EDF_ERGO_ENV "#ergo.services/ergo/gen/Env"
+#define GN_EDF_ERGO_LOG_LEVEL "#ergo.services/ergo/gen/LogLevel"
+#define GN_EDF_ERGO_COMPRESSION_TYPE "#ergo.services/ergo/gen/CompressionType"
+#define GN_EDF_ERGO_COMPRESSION_LEVEL "#ergo.services/ergo/gen/CompressionLevel"
+#define GN_EDF_ERGO_MESSAGE_PRIORITY "#ergo.services/ergo/gen/MessagePriority"
+#define GN_EDF_ERGO_APPLICATION_MODE "#ergo.services/ergo/gen/ApplicationMode"
+#define GN_EDF_ERGO_COMPRESSION "#ergo.services/ergo/gen/Compression"
+#define GN_EDF_ERGO_PROCESS_FALLBACK "#ergo.services/ergo/gen/ProcessFallback"
+#define GN_EDF_ERGO_PROCESS_OPTIONS "#ergo.services/ergo/gen/ProcessOptions"
+#define GN_EDF_ERGO_APPLICATION_OPTIONS "#ergo.services/ergo/gen/ApplicationOptions"
+#define GN_EDF_ERGO_PROCESS_OPTIONS_EXTRA "#ergo.services/ergo/gen/ProcessOptionsExtra"
+#define GN_EDF_ERGO_APPLICATION_OPTIONS_EXTRA "#ergo.services/ergo/gen/ApplicationOptionsExtra"
+#define GN_EDF_ERGO_MESSAGE_EVENT "#ergo.services/ergo/gen/MessageEvent"
+/** Prefix of the proto types: GN_EDF_ERGO_PROTO_PREFIX "MessageLinkPID" etc. */
+#define GN_EDF_ERGO_PROTO_PREFIX "#ergo.services/ergo/net/proto/"
+#define GN_EDF_ERGO_MESSAGE_SPAWN GN_EDF_ERGO_PROTO_PREFIX "MessageSpawn"
+#define GN_EDF_ERGO_MESSAGE_APPLICATION_START GN_EDF_ERGO_PROTO_PREFIX "MessageApplicationStart"
+#define GN_EDF_ERGO_MESSAGE_RESULT GN_EDF_ERGO_PROTO_PREFIX "MessageResult"
 
 /**
  * Registers what golemnet needs of Ergo 3.1.0's own registrations, in this
@@ -531,7 +550,27 @@ GN_API int gn_edf_register_error(gn_edf_registry *r, const char *s, size_t len, 
  *    DigestCert string};
  *  - the registrar messages (§a): RegisterRoutes {Node atom, Routes
  *    []Route}; RegisterReply {Error error}; ResolveRoutes {Node atom};
- *    ResolveReply {Routes []Route, Error error}.
+ *    ResolveReply {Routes []Route, Error error};
+ *  - what the MessageAny (199) bodies carry (§c "MessageAny (199) bodies"):
+ *    the named types Env (string), LogLevel, CompressionType (string),
+ *    CompressionLevel, MessagePriority, ApplicationMode (int); the structs
+ *    Compression {Enable bool, Type, Level, Threshold int}, ProcessFallback
+ *    {Enable bool, Name atom, Tag string}, ProcessOptions {MailboxSize
+ *    int64, Leader PID, Env map[Env]any, Compression, SendPriority,
+ *    ImportantDelivery bool, Fallback, LinkParent, LinkChild bool,
+ *    LogLevel}, ApplicationOptions {Env map[Env]any, LogLevel},
+ *    ProcessOptionsExtra {ProcessOptions, ParentPID, ParentLeader PID,
+ *    ParentEnv map[Env]any, ParentLogLevel, Register, Application atom,
+ *    Args []any}, ApplicationOptionsExtra {ApplicationOptions, CorePID
+ *    PID, CoreEnv map[Env]any, CoreLogLevel}, MessageEvent {Event,
+ *    Timestamp int64, Message any};
+ *  - the 199 bodies (GN_EDF_ERGO_PROTO_PREFIX + name): Message{Link,
+ *    Unlink,Monitor,Demonitor}{PID,ProcessID,Alias,Event} {Source PID,
+ *    Target, Ref}, MessageSpawn {Name atom, Options ProcessOptionsExtra,
+ *    Ref}, MessageApplicationStart {Name atom, Mode ApplicationMode,
+ *    Options ApplicationOptionsExtra, Ref}, MessageResult {Error error,
+ *    Result any, Ref}. (MessageUpdateCache is not registered: Ergo never
+ *    sends it.)
  * Types take the next type ids (4096... on a fresh registry); they need not
  * equal Ergo's, since a peer decodes with the announced table. Errors as
  * gn_edf_register_struct() (GN_EEXIST if one is already registered).

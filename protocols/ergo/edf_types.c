@@ -12,6 +12,7 @@
 #include "gni.h"
 #include "gni_htab.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ---- kinds -------------------------------------------------------------------------- */
@@ -1071,6 +1072,105 @@ int gn_edf_register_error(gn_edf_registry *r, const char *s, size_t len, uint16_
     return reg_text(r, GN_EDF_DICT_ERROR, s, len, id);
 }
 
+/* The MessageAny (199) bodies and the gen types they carry (ergo-wire.md §c "MessageAny
+ * (199) bodies"), nested types first. "int-kind" fields are registered named ints. */
+static int edf_add_ergo_proto(gn_edf_registry *r)
+{
+    const gn_edf_type *str = gn_edf_type_basic(GN_EDF_STRING);
+    const gn_edf_type *gint = gn_edf_type_basic(GN_EDF_INT);
+    const gn_edf_type *any = gn_edf_type_basic(GN_EDF_ANY);
+    const gn_edf_type *atom = gn_edf_type_basic(GN_EDF_ATOM);
+    const gn_edf_type *boolean = gn_edf_type_basic(GN_EDF_BOOL);
+    const gn_edf_type *pid = gn_edf_type_basic(GN_EDF_PID);
+    const gn_edf_type *ref = gn_edf_type_basic(GN_EDF_REF);
+    const gn_edf_type *env, *loglevel, *ctype, *clevel, *prio, *mode, *comp, *fallback, *popts,
+        *aopts;
+    int rc;
+    if ((rc = gn_edf_register_type(r, GN_EDF_ERGO_ENV, str, &env)) < 0 ||
+        (rc = gn_edf_register_type(r, GN_EDF_ERGO_LOG_LEVEL, gint, &loglevel)) < 0 ||
+        (rc = gn_edf_register_type(r, GN_EDF_ERGO_COMPRESSION_TYPE, str, &ctype)) < 0 ||
+        (rc = gn_edf_register_type(r, GN_EDF_ERGO_COMPRESSION_LEVEL, gint, &clevel)) < 0 ||
+        (rc = gn_edf_register_type(r, GN_EDF_ERGO_MESSAGE_PRIORITY, gint, &prio)) < 0 ||
+        (rc = gn_edf_register_type(r, GN_EDF_ERGO_APPLICATION_MODE, gint, &mode)) < 0) {
+        return rc;
+    }
+    const gn_edf_type envmap = {.kind = GN_EDF_MAP, .key = env, .elem = any};
+    const gn_edf_type args = {.kind = GN_EDF_SLICE, .elem = any};
+    const gn_edf_field compression[] = {
+        {"Enable", boolean}, {"Type", ctype}, {"Level", clevel}, {"Threshold", gint}};
+    const gn_edf_field fb[] = {{"Enable", boolean}, {"Name", atom}, {"Tag", str}};
+    if ((rc = gn_edf_register_struct(r, GN_EDF_ERGO_COMPRESSION, compression, 4, &comp)) < 0 ||
+        (rc = gn_edf_register_struct(r, GN_EDF_ERGO_PROCESS_FALLBACK, fb, 3, &fallback)) < 0) {
+        return rc;
+    }
+    const gn_edf_field po[] = {
+        {"MailboxSize", gn_edf_type_basic(GN_EDF_INT64)},
+        {"Leader", pid},
+        {"Env", &envmap},
+        {"Compression", comp},
+        {"SendPriority", prio},
+        {"ImportantDelivery", boolean},
+        {"Fallback", fallback},
+        {"LinkParent", boolean},
+        {"LinkChild", boolean},
+        {"LogLevel", loglevel},
+    };
+    const gn_edf_field ao[] = {{"Env", &envmap}, {"LogLevel", loglevel}};
+    if ((rc = gn_edf_register_struct(r, GN_EDF_ERGO_PROCESS_OPTIONS, po, 10, &popts)) < 0 ||
+        (rc = gn_edf_register_struct(r, GN_EDF_ERGO_APPLICATION_OPTIONS, ao, 2, &aopts)) < 0) {
+        return rc;
+    }
+    const gn_edf_field pox[] = {
+        {"ProcessOptions", popts}, {"ParentPID", pid},       {"ParentLeader", pid},
+        {"ParentEnv", &envmap},    {"ParentLogLevel", loglevel}, {"Register", atom},
+        {"Application", atom},     {"Args", &args},
+    };
+    const gn_edf_field aox[] = {{"ApplicationOptions", aopts},
+                                {"CorePID", pid},
+                                {"CoreEnv", &envmap},
+                                {"CoreLogLevel", loglevel}};
+    const gn_edf_type *tpox, *taox;
+    if ((rc = gn_edf_register_struct(r, GN_EDF_ERGO_PROCESS_OPTIONS_EXTRA, pox, 8, &tpox)) < 0 ||
+        (rc = gn_edf_register_struct(r, GN_EDF_ERGO_APPLICATION_OPTIONS_EXTRA, aox, 4, &taox)) <
+            0) {
+        return rc;
+    }
+    const gn_edf_field ev[] = {{"Event", gn_edf_type_basic(GN_EDF_EVENT)},
+                               {"Timestamp", gn_edf_type_basic(GN_EDF_INT64)},
+                               {"Message", any}};
+    if ((rc = gn_edf_register_struct(r, GN_EDF_ERGO_MESSAGE_EVENT, ev, 3, NULL)) < 0) {
+        return rc;
+    }
+    /* Link/Unlink/Monitor/Demonitor x PID/ProcessID/Alias/Event: {Source PID, Target, Ref} */
+    static const char *const verbs[] = {"Link", "Unlink", "Monitor", "Demonitor"};
+    static const char *const targets[] = {"PID", "ProcessID", "Alias", "Event"};
+    static const gn_edf_kind tkinds[] = {GN_EDF_PID, GN_EDF_PROCESSID, GN_EDF_ALIAS,
+                                         GN_EDF_EVENT};
+    char name[96];
+    for (size_t v = 0; v < 4; v++) {
+        for (size_t t = 0; t < 4; t++) {
+            const gn_edf_field f[] = {
+                {"Source", pid}, {"Target", gn_edf_type_basic(tkinds[t])}, {"Ref", ref}};
+            snprintf(name, sizeof name, "%sMessage%s%s", GN_EDF_ERGO_PROTO_PREFIX, verbs[v],
+                     targets[t]);
+            if ((rc = gn_edf_register_struct(r, name, f, 3, NULL)) < 0) {
+                return rc;
+            }
+        }
+    }
+    const gn_edf_field spawn[] = {{"Name", atom}, {"Options", tpox}, {"Ref", ref}};
+    const gn_edf_field start[] = {{"Name", atom}, {"Mode", mode}, {"Options", taox}, {"Ref", ref}};
+    const gn_edf_field result[] = {
+        {"Error", gn_edf_type_basic(GN_EDF_ERROR)}, {"Result", any}, {"Ref", ref}};
+    if ((rc = gn_edf_register_struct(r, GN_EDF_ERGO_MESSAGE_SPAWN, spawn, 3, NULL)) < 0 ||
+        (rc = gn_edf_register_struct(r, GN_EDF_ERGO_MESSAGE_APPLICATION_START, start, 4, NULL)) <
+            0 ||
+        (rc = gn_edf_register_struct(r, GN_EDF_ERGO_MESSAGE_RESULT, result, 3, NULL)) < 0) {
+        return rc;
+    }
+    return 0;
+}
+
 int gn_edf_registry_add_ergo(gn_edf_registry *r)
 {
     static const char *const errors[] = {
@@ -1158,5 +1258,5 @@ int gn_edf_registry_add_ergo(gn_edf_registry *r)
             return rc;
         }
     }
-    return 0;
+    return edf_add_ergo_proto(r);
 }

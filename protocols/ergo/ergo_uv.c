@@ -34,6 +34,8 @@ struct ergo_link {
     char peer[256];    /* dial: expected peer name */
     char dsn[64];      /* accept: "ip:port" of the accepting socket */
     char conn_id[64];  /* join: the connection ID */
+    struct ergo_write *batch; /* bytes written this loop turn, sent by on_flush */
+    struct ergo_write *spare; /* a written batch kept for reuse (no malloc per flush) */
     ergo_link *next;
 };
 
@@ -45,7 +47,7 @@ struct gni_ergo_conn {
     char peer_node[256];
     char conn_id[64];
     char dsn[GNI_EHS_DSN_MAX][64];
-    gn_edf_dict *dict; /* the peer's Introduce dictionaries (NULL if they did not load) */
+    gn_edf_dict *peer_dict; /* the peer's Introduce caches: decode its ENP payloads */
     gni_ergo_conn *next;
 };
 
@@ -59,6 +61,9 @@ struct gni_ergo_node {
     uint64_t next_id;
     bool closing;
     int open_handles;
+    uv_idle_t flush;   /* runs once per loop turn while a link has a batch */
+    uint8_t *rbuf;     /* the read buffer every link reads into (one read at a time) */
+    bool rbuf_busy;
     void (*close_cb)(void *ud);
     void *close_ud;
 };
@@ -66,6 +71,7 @@ struct gni_ergo_node {
 typedef struct ergo_write {
     uv_write_t req;
     uv_buf_t buf;
+    size_t cap; /* bytes after the struct; ERGO_BATCH_CAP for a batch */
 } ergo_write;
 
 static void link_close(ergo_link *l);
@@ -84,24 +90,30 @@ static void link_error(ergo_link *l, int err, const char *diag)
 /* TCP keepalive on every link, as Ergo sets it (ergo-wire.md c). */
 #define ERGO_KEEPALIVE_S 15u
 
+/*
+ * Writes are batched: link_write appends to the link's batch (one
+ * ERGO_BATCH_CAP buffer) and the node's idle handle hands every batch to
+ * uv_write once per loop turn, so a burst of small frames costs one write
+ * request and one syscall instead of one each (docs/performance.md "ENP over
+ * a pool"). A frame that does not fit the batch flushes it first; one larger
+ * than a batch is written on its own. The 4 MiB bound counts batched bytes.
+ */
+#define ERGO_BATCH_CAP (64u << 10)
+
 static void on_written(uv_write_t *req, int status)
 {
     (void)status; /* a failed write shows up as a read error on the link */
-    gn_free(req->data);
+    ergo_write *w = req->data;
+    ergo_link *l = req->handle->data; /* alive: uv_close completes writes first */
+    if (w->cap == ERGO_BATCH_CAP && !l->spare && !l->closing) {
+        l->spare = w;
+        return;
+    }
+    gn_free(w);
 }
 
-static int link_write(ergo_link *l, const uint8_t *p, size_t len)
+static int link_submit(ergo_link *l, ergo_write *w, size_t len)
 {
-    if (l->closing)
-        return GN_ECLOSED;
-    /* a peer that stops reading pushes back instead of growing our queue */
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) + len > ERGO_LINK_WRITE_MAX &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) > 0)
-        return GN_EAGAIN;
-    ergo_write *w = gn_malloc(sizeof *w + len);
-    if (!w)
-        return GN_ENOMEM;
-    memcpy(w + 1, p, len);
     w->req.data = w;
     w->buf = uv_buf_init((char *)(w + 1), (unsigned)len);
     int rc = uv_write(&w->req, (uv_stream_t *)&l->tcp, &w->buf, 1, on_written);
@@ -109,6 +121,69 @@ static int link_write(ergo_link *l, const uint8_t *p, size_t len)
         gn_free(w);
         return gni_err_from_uv(rc);
     }
+    return 0;
+}
+
+/* hands the link's batch to uv_write (the kernel gets it now, or when writable) */
+static int link_flush(ergo_link *l)
+{
+    ergo_write *w = l->batch;
+    if (!w)
+        return 0;
+    l->batch = NULL;
+    if (w->buf.len == 0) {
+        l->spare = l->spare ? l->spare : w;
+        if (l->spare != w)
+            gn_free(w);
+        return 0;
+    }
+    return link_submit(l, w, w->buf.len);
+}
+
+static void on_flush(uv_idle_t *h)
+{
+    gni_ergo_node *n = h->data;
+    uv_idle_stop(h);
+    for (ergo_link *l = n->links; l; l = l->next) /* bounded: the node's links */
+        if (l->batch && !l->closing && link_flush(l) < 0)
+            link_close(l); /* the socket is gone: as a read error would */
+}
+
+static int link_write(ergo_link *l, const uint8_t *p, size_t len)
+{
+    if (l->closing)
+        return GN_ECLOSED;
+    /* a peer that stops reading pushes back instead of growing our queue */
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) +
+                    (l->batch ? l->batch->buf.len : 0);
+    if (queued + len > ERGO_LINK_WRITE_MAX && queued > 0)
+        return GN_EAGAIN;
+    if (l->batch && l->batch->buf.len + len > ERGO_BATCH_CAP) {
+        int rc = link_flush(l);
+        if (rc < 0)
+            return rc;
+    }
+    if (len > ERGO_BATCH_CAP) { /* a large frame: its own write */
+        ergo_write *w = gn_malloc(sizeof *w + len);
+        if (!w)
+            return GN_ENOMEM;
+        w->cap = len;
+        memcpy(w + 1, p, len);
+        return link_submit(l, w, len);
+    }
+    if (!l->batch) {
+        ergo_write *w = l->spare;
+        l->spare = NULL;
+        if (!w && !(w = gn_malloc(sizeof *w + ERGO_BATCH_CAP)))
+            return GN_ENOMEM;
+        w->cap = ERGO_BATCH_CAP;
+        w->buf = uv_buf_init((char *)(w + 1), 0);
+        l->batch = w;
+        if (!l->n->closing && !uv_is_active((uv_handle_t *)&l->n->flush))
+            uv_idle_start(&l->n->flush, on_flush);
+    }
+    memcpy((uint8_t *)(l->batch + 1) + l->batch->buf.len, p, len);
+    l->batch->buf.len += len;
     return 0;
 }
 
@@ -156,13 +231,22 @@ static ergo_link *node_find_link(gni_ergo_node *n, uint64_t id)
     return NULL;
 }
 
+#define ERGO_READ_LEN 65536u
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
-    if (suggested > 65536)
-        suggested = 65536;
-    buf->base = gn_malloc(suggested);
-    buf->len = buf->base ? suggested : 0;
+    gni_ergo_node *n = ((ergo_link *)h->data)->n;
+    (void)suggested;
+    /* libuv reads one stream at a time and on_read is done with the bytes before the
+     * next read, so every link shares the node's buffer (no malloc per read) */
+    if (!n->rbuf_busy) {
+        n->rbuf_busy = true;
+        buf->base = (char *)n->rbuf;
+        buf->len = ERGO_READ_LEN;
+        return;
+    }
+    buf->base = gn_malloc(ERGO_READ_LEN);
+    buf->len = buf->base ? ERGO_READ_LEN : 0;
 }
 
 static void conn_dial_more(gni_ergo_conn *c);
@@ -183,7 +267,7 @@ static void conn_free(gni_ergo_conn *c)
         if (l->c == c)
             l->c = NULL;
     }
-    gn_edf_dict_free(c->dict);
+    gn_edf_dict_free(c->peer_dict);
     gn_free(c);
 }
 
@@ -192,6 +276,13 @@ static gni_ergo_conn *conn_new(ergo_link *l, const gni_ehs_result *r, bool diall
     gni_ergo_conn *c = gn_calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    /* bounded by the Introduce body (65535 bytes, GNI_EHS_MAX_VALUES values) */
+    c->peer_dict = gn_edf_dict_new();
+    if (!c->peer_dict || gni_ehs_peer_dict(l->hs, c->peer_dict) < 0) {
+        gn_edf_dict_free(c->peer_dict);
+        gn_free(c);
+        return NULL;
+    }
     c->n = l->n;
     c->dialler = dialler;
     c->info = *r;
@@ -207,11 +298,6 @@ static gni_ergo_conn *conn_new(ergo_link *l, const gni_ehs_result *r, bool diall
         c->info.dsn[i] = gn_slice_of(c->dsn[i], strlen(c->dsn[i]));
     }
     memset(c->info.peer_version, 0, sizeof c->info.peer_version);
-    c->dict = gn_edf_dict_new(); /* kept for the node layer: decoding the peer's payloads */
-    if (c->dict && gni_ehs_peer_dict(l->hs, c->dict) < 0) {
-        gn_edf_dict_free(c->dict);
-        c->dict = NULL;
-    }
     gni_pool_init(&c->pool, dialler, r->pool_size, dialler ? r->ndsn : 0, l->id);
     c->next = l->n->conns;
     l->n->conns = c;
@@ -283,7 +369,8 @@ static void link_hs_done(ergo_link *l)
     uv_timer_stop(&l->timer);
     if (!c) {
         link_error(l, GN_EHANDSHAKE, "link refused after the handshake (no such connection, "
-                                     "pool full, or already connected)");
+                                     "pool full, already connected, or the peer's "
+                                     "dictionaries refused)");
         return;
     }
     uint64_t max = n->o.max_message_size > UINT32_MAX ? UINT32_MAX : n->o.max_message_size;
@@ -338,7 +425,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     ergo_link *l = s->data;
     if (nread > 0 && !l->closing)
         link_feed(l, (const uint8_t *)buf->base, (size_t)nread);
-    gn_free(buf->base);
+    if (buf->base == (char *)l->n->rbuf)
+        l->n->rbuf_busy = false;
+    else
+        gn_free(buf->base);
     if (nread < 0 && !l->closing) {
         if (l->hs && gni_ehs_eof(l->hs) < 0)
             link_error(l, gni_ehs_error(l->hs), gni_ehs_diag(l->hs));
@@ -352,6 +442,7 @@ static void node_maybe_done(gni_ergo_node *n)
     if (n->closing && n->open_handles == 0) {
         void (*cb)(void *) = n->close_cb;
         void *ud = n->close_ud;
+        gn_free(n->rbuf);
         gn_free(n);
         if (cb)
             cb(ud);
@@ -371,6 +462,8 @@ static void on_link_handle_closed(uv_handle_t *h)
         }
     gni_ehs_free(l->hs);
     gni_enp_splitter_fini(&l->sp);
+    gn_free(l->batch);
+    gn_free(l->spare);
     gn_free(l);
     n->open_handles--;
     node_maybe_done(n);
@@ -383,6 +476,8 @@ static void link_close(ergo_link *l)
     l->closing = true;
     gni_ergo_node *n = l->n;
     gni_ergo_conn *c = l->attached ? l->c : NULL;
+    if (l->batch && l->batch->buf.len) /* best effort, as an immediate write was before */
+        (void)uv_try_write((uv_stream_t *)&l->tcp, &l->batch->buf, 1);
     if (!l->attached && l->role == GNI_EHS_ROLE_JOIN && l->join_conn) {
         gni_pool_dial_failed(&l->join_conn->pool);
         l->join_conn = NULL;
@@ -569,8 +664,10 @@ int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node 
     if (!gni_ehs_name_valid(gn_slice_of(o->node, strlen(o->node))))
         return GN_EINVAL;
     gni_ergo_node *n = gn_calloc(1, sizeof *n);
-    if (!n)
+    if (!n || !(n->rbuf = gn_malloc(ERGO_READ_LEN))) {
+        gn_free(n);
         return GN_ENOMEM;
+    }
     n->loop = loop;
     n->o = *o;
     if (!n->o.host)
@@ -580,11 +677,14 @@ int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node 
     if (rc == 0)
         rc = uv_tcp_init(loop, &n->listener);
     if (rc < 0) {
+        gn_free(n->rbuf);
         gn_free(n);
         return gni_err_from_uv(rc);
     }
     n->listener.data = n;
-    n->open_handles = 1;
+    uv_idle_init(loop, &n->flush);
+    n->flush.data = n;
+    n->open_handles = 2;
     /* PortRange: a port in use fails bind (reported by uv_listen) and the socket stays
      * unbound, so the next port is tried on the same handle; bounded by the range */
     uint32_t range = o->port && o->port_range > 1 ? o->port_range : 1;
@@ -599,6 +699,7 @@ int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node 
     if (rc < 0) {
         n->closing = true;
         uv_close((uv_handle_t *)&n->listener, on_listener_closed);
+        uv_close((uv_handle_t *)&n->flush, on_listener_closed);
         return gni_err_from_uv(rc);
     }
     struct sockaddr_in got;
@@ -629,6 +730,7 @@ void gni_ergo_node_close(gni_ergo_node *n, void (*cb)(void *ud), void *ud)
         link_close(l);
     }
     uv_close((uv_handle_t *)&n->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&n->flush, on_listener_closed);
 }
 
 int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node)
@@ -659,6 +761,11 @@ unsigned gni_ergo_conn_links(const gni_ergo_conn *c) { return c ? c->pool.nlinks
 
 const gni_ehs_result *gni_ergo_conn_info(const gni_ergo_conn *c) { return c ? &c->info : NULL; }
 
+const gn_edf_dict *gni_ergo_conn_peer_dict(const gni_ergo_conn *c)
+{
+    return c ? c->peer_dict : NULL;
+}
+
 int gni_ergo_conn_kill_link(gni_ergo_conn *c, unsigned idx)
 {
     if (!c || idx >= c->pool.nlinks)
@@ -669,5 +776,3 @@ int gni_ergo_conn_kill_link(gni_ergo_conn *c, unsigned idx)
     link_close(l);
     return 0;
 }
-
-const gn_edf_dict *gni_ergo_conn_peer_dict(const gni_ergo_conn *c) { return c ? c->dict : NULL; }

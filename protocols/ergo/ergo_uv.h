@@ -86,7 +86,9 @@ int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *p
 
 /**
  * Sends one ENP frame (copied) for local process @from_id on the pool link
- * the pool core picks (keep_order: Ergo's KeepNetworkOrder). Returns 0,
+ * the pool core picks (keep_order: Ergo's KeepNetworkOrder). The frame joins
+ * the link's write batch and reaches the socket at the end of the current
+ * loop turn (one uv_write per link and turn). Returns 0,
  * GN_ETOOBIG (above the peer's MaxMessageSize), GN_EAGAIN (that link has
  * 4 MiB queued: the peer is not reading; nothing taken, retry later),
  * GN_ECLOSED, GN_ENOMEM.
@@ -100,7 +102,13 @@ unsigned gni_ergo_conn_links(const gni_ergo_conn *c);
 /** The handshake result of the connection's main link (peer name, ID, pool). */
 const gni_ehs_result *gni_ergo_conn_info(const gni_ergo_conn *c);
 
-/** The peer's Introduce dictionaries, to decode its payloads (NULL if they did not load). */
+/**
+ * The peer's dictionaries (atom, type and error caches of its Introduce,
+ * ergo-wire.md d "Dictionaries"): pass as gn_edf_decode_opts.dict to decode
+ * the EDF payloads @c's peer sends. Owned by @c, valid until on_conn_down
+ * returns; never changes during the connection. NULL only for a NULL @c.
+ * Encode our own payloads with gn_edf_registry_dict(reg) instead.
+ */
 const gn_edf_dict *gni_ergo_conn_peer_dict(const gni_ergo_conn *c);
 
 /** Aborts link @idx (0 = main) of @c, as a lost TCP link. Returns 0 or GN_ENOTFOUND. */
