@@ -930,8 +930,10 @@ static void eu_finish_close(gni_etcd_uv *e)
         e->timers_closed = true;
         uv_timer_t *timers[5] = {&e->unary.timer, &e->watchc.timer, &e->ka_timer,
                                  &e->retry_timer, &e->watch_timer};
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < 5; i++) {
+            timers[i]->data = e; /* the connections' timers pointed at their connection */
             uv_close((uv_handle_t *)timers[i], eu_handle_closed);
+        }
         return;
     }
     if (e->open_handles)
