@@ -51,6 +51,7 @@ typedef struct eu_conn {
     uint8_t *wbuf;    /* watch: its request */
     int fail;         /* why the connection is being closed */
     bool writing;     /* a write is in flight (the write request is reused) */
+    bool in_feed;     /* inside the core's feed: a close leaves the reader to eu_feed */
     uint8_t rbuf[EU_RBUF];
 } eu_conn;
 
@@ -247,7 +248,8 @@ static void eu_conn_close(eu_conn *c, int err)
         eu_call_complete(e, cur, err ? err : GN_EEOF, NULL);
         eu_call_free(cur);
     }
-    gni_etcd_resp_free(c->resp);
+    if (!c->in_feed)
+        gni_etcd_resp_free(c->resp);
     c->resp = NULL;
     uv_close((uv_handle_t *)&c->tcp, eu_tcp_closed);
 }
@@ -284,6 +286,23 @@ static int eu_result_cb(const gni_etcd_result *r, void *ud)
 
 static void eu_send_next(eu_conn *c);
 
+/* Feeds the core (or tells it the connection ended). A result callback may close the
+ * connection meanwhile (a user callback closing the object, a canceled watch): then the
+ * reader is freed here, after the feed, and GN_ECLOSED returned. */
+static int eu_feed(eu_conn *c, const uint8_t *p, size_t len, size_t *used, bool eof)
+{
+    gni_etcd_resp *resp = c->resp;
+    c->in_feed = true;
+    int rc = eof ? gni_etcd_resp_eof(resp, eu_result_cb, c)
+                 : gni_etcd_resp_feed(resp, p, len, eu_result_cb, c, used);
+    c->in_feed = false;
+    if (c->resp != resp) {
+        gni_etcd_resp_free(resp);
+        return GN_ECLOSED;
+    }
+    return rc;
+}
+
 static void eu_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     eu_conn *c = s->data;
@@ -292,9 +311,14 @@ static void eu_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         int err = nread == UV_EOF ? GN_EEOF : gni_err_from_uv((int)nread);
-        if (c->resp && gni_etcd_resp_eof(c->resp, eu_result_cb, c) == 1 && !c->watch) {
-            eu_call_free(c->cur);
-            c->cur = NULL;
+        if (c->resp) {
+            int rc = eu_feed(c, NULL, 0, NULL, true);
+            if (rc == GN_ECLOSED)
+                return;
+            if (rc == 1 && !c->watch) { /* a body that ended with the connection */
+                eu_call_free(c->cur);
+                c->cur = NULL;
+            }
         }
         if (c->state == CONN_READY && (c->cur || c->watch))
             eu_diag(e, err, "the connection to etcd at %s ended", e->authority);
@@ -305,7 +329,9 @@ static void eu_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     size_t left = (size_t)nread;
     while (left > 0 && c->state == CONN_READY) {
         size_t used = 0;
-        int rc = gni_etcd_resp_feed(c->resp, p, left, eu_result_cb, c, &used);
+        int rc = eu_feed(c, p, left, &used, false);
+        if (rc == GN_ECLOSED)
+            return;
         if (rc < 0) {
             eu_diag(e, rc, "%s", gni_etcd_resp_diag(c->resp));
             eu_conn_close(c, rc);
@@ -550,6 +576,8 @@ static void eu_txn_done(gni_etcd_uv *e, eu_call *c, int err, const gni_etcd_resu
         return;
     }
     eu_revoke(e, e->lease);
+    if (e->old_lease)
+        eu_revoke(e, e->old_lease);
     e->lease = 0;
     e->old_lease = 0;
     uv_timer_stop(&e->ka_timer);
@@ -703,7 +731,8 @@ static void eu_on_watch_result(gni_etcd_uv *e, const gni_etcd_result *r)
         eu_diag(e, r->err, "etcd ended the watch: %.*s",
                 (int)(r->message.len > 120 ? 120 : r->message.len),
                 r->message.len ? (const char *)r->message.base : "");
-        return; /* the stream ends; the connection close schedules a new watch */
+        eu_conn_close(&e->watchc, r->err); /* its close schedules a new watch */
+        return;
     }
     for (uint32_t i = 0; i < r->nkvs; i++) {
         const gni_etcd_kv *kv = &r->kvs[i];

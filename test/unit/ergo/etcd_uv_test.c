@@ -327,6 +327,16 @@ static void on_closed(void *ud)
     closed++;
 }
 
+/* A resolve callback that closes the client it came from (inside the response's feed). */
+static gni_etcd_uv *selfclose_e;
+static int selfclose_err = 1;
+static void on_resolved_close(int err, const gni_reg_route *rt, uint32_t n, void *ud)
+{
+    (void)rt, (void)n, (void)ud;
+    selfclose_err = err;
+    gni_etcd_uv_close(selfclose_e, true, on_closed, NULL);
+}
+
 GN_TEST(etcd_register_resolve_expire)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -437,6 +447,14 @@ GN_TEST(etcd_register_resolve_expire)
     resolve(&beta, "gamma@localhost", &r);
     CHECK_EQ(r.err, GN_ENOTFOUND);
 
+    /* a callback may close the client that called it */
+    client sc;
+    start(&sc, reg, endpoint, NULL, 1, true, 10);
+    selfclose_e = sc.e;
+    CHECK_OK(gni_etcd_uv_resolve(sc.e, "beta@localhost", on_resolved_close, NULL));
+    RUN_UNTIL(closed == 3);
+    CHECK_EQ(selfclose_err, 0);
+
     /* nothing listens: a clear connection error */
     client none;
     char dead[64];
@@ -452,7 +470,7 @@ GN_TEST(etcd_register_resolve_expire)
     gni_etcd_uv_close(beta.e, true, on_closed, NULL);
     gni_etcd_uv_close(dup.e, true, on_closed, NULL);
     gni_etcd_uv_close(none.e, true, on_closed, NULL);
-    RUN_UNTIL(closed == 5);
+    RUN_UNTIL(closed == 6);
     CHECK(pend.done);
     CHECK(pend.err == GN_ECANCELED || pend.err == 0);
 
