@@ -538,6 +538,27 @@ GN_TEST(responses_refused)
     CHECK_EQ(gni_etcd_resp_eof(r, on_result, &s), GN_EEOF);
     gni_etcd_resp_free(r);
 
+    /* a body delimited by the end of the connection completes at EOF, and ends keep-alive */
+    CHECK_OK(gni_etcd_resp_new(NULL, &r));
+    static const char closing[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"header\":{}}";
+    memset(&s, 0, sizeof s);
+    CHECK_EQ(feed(r, GNI_ETCD_PUT, closing, 0, &s, NULL), 0);
+    CHECK_EQ(s.n, 1); /* the JSON message is whole: reported at once */
+    CHECK_EQ(gni_etcd_resp_eof(r, on_result, &s), 1);
+    CHECK_EQ(s.n, 1);
+    CHECK(!gni_etcd_resp_keep_alive(r));
+    gni_etcd_resp_free(r);
+    /* a Content-Length body cut by the close */
+    CHECK_OK(gni_etcd_resp_new(NULL, &r));
+    m = with_len("{\"header\":{}}");
+    m[strlen(m) - 3] = 0;
+    memset(&s, 0, sizeof s);
+    CHECK_EQ(feed(r, GNI_ETCD_PUT, m, 0, &s, NULL), 0);
+    CHECK_EQ(gni_etcd_resp_eof(r, on_result, &s), GN_EEOF);
+    CHECK_EQ(s.n, 0);
+    free(m);
+    gni_etcd_resp_free(r);
+
     /* a failing callback stops the feed */
     CHECK_OK(gni_etcd_resp_new(NULL, &r));
     m = with_len("{}");
