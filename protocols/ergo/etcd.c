@@ -367,7 +367,8 @@ static int etcd_body(const gni_etcd_req *r, gn_buf *out, const char **path)
         if (r->prefix && (rc = etcd_json_b64(out, true, "range_end", end)) < 0)
             return rc;
         if (r->start_revision &&
-            (rc = etcd_json_raw(out, ",\"start_revision\":\"", (long long)r->start_revision, "\"")) < 0)
+            (rc = etcd_json_raw(out, ",\"start_revision\":\"", (long long)r->start_revision,
+                                "\"")) < 0)
             return rc;
         return etcd_append(out, "}}", 2) < 0 ? GN_ENOSPC : 0;
     }

@@ -112,7 +112,7 @@ int gni_etcd_routes_decode(const gn_edf_registry *reg, gn_edf_arena *a, const ui
 /** The gateway calls this client makes (each one path, one JSON body). */
 typedef enum gni_etcd_op {
     GNI_ETCD_GRANT = 1,    /* /v3/lease/grant {TTL}: a new lease */
-    GNI_ETCD_TXN_CREATE,   /* /v3/kv/txn: if create_revision(key) == 0 then put(key, value, lease) */
+    GNI_ETCD_TXN_CREATE,   /* /v3/kv/txn: if create_revision(key) == 0: put(key, value, lease) */
     GNI_ETCD_TXN_OURS,     /* /v3/kv/txn: if lease(key) == old_lease then put(key, value, lease) */
     GNI_ETCD_KEEPALIVE,    /* /v3/lease/keepalive {ID}: one renewal (one-message stream) */
     GNI_ETCD_RANGE,        /* /v3/kv/range {key[, range_end, keys_only]}: get a key or prefix */

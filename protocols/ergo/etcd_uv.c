@@ -132,8 +132,8 @@ static void eu_call_complete(gni_etcd_uv *e, eu_call *c, int err, const gni_etcd
 }
 
 /* Builds and queues a call. Returns 0 or GN_EAGAIN / GN_ENOMEM / GN_EINVAL / GN_ECLOSED. */
-static int eu_submit(gni_etcd_uv *e, const gni_etcd_req *rq, eu_done done, gni_etcd_uv_resolve_cb rcb,
-                     void *rud, bool urgent)
+static int eu_submit(gni_etcd_uv *e, const gni_etcd_req *rq, eu_done done,
+                     gni_etcd_uv_resolve_cb rcb, void *rud, bool urgent)
 {
     if (e->closing && !urgent)
         return GN_ECLOSED;
@@ -257,8 +257,10 @@ static void eu_conn_close(eu_conn *c, int err)
 static void eu_conn_timeout(uv_timer_t *t)
 {
     eu_conn *c = t->data;
-    eu_diag(c->e, GN_ETIMEDOUT, c->state == CONN_CONNECTING ? "etcd at %s did not accept the connection in time"
-                                              : "etcd at %s did not answer a call in time", c->e->authority);
+    eu_diag(c->e, GN_ETIMEDOUT,
+            c->state == CONN_CONNECTING ? "etcd at %s did not accept the connection in time"
+                                        : "etcd at %s did not answer a call in time",
+            c->e->authority);
     eu_conn_close(c, GN_ETIMEDOUT);
 }
 
