@@ -34,6 +34,10 @@ struct ergo_link {
     char peer[256];    /* dial: expected peer name */
     char dsn[64];      /* accept: "ip:port" of the accepting socket */
     char conn_id[64];  /* join: the connection ID */
+    char cookie[256];  /* dial: the route's cookie ("" = the node's) */
+    uint64_t flags;    /* dial: the route's flags (0 = the node's) */
+    gni_ergo_dial_options dopt; /* dial: on_result fires once (then cleared) */
+    int err;           /* why the link failed, for on_result */
     ergo_link *next;
 };
 
@@ -45,6 +49,8 @@ struct gni_ergo_conn {
     char peer_node[256];
     char conn_id[64];
     char dsn[GNI_EHS_DSN_MAX][64];
+    char cookie[256]; /* dialler: the route's cookie and flags, for the joins */
+    uint64_t flags;
     gni_ergo_conn *next;
 };
 
@@ -73,6 +79,7 @@ static gn_time ergo_now(const gni_ergo_node *n) { return (gn_time)uv_now(n->loop
 
 static void link_error(ergo_link *l, int err, const char *diag)
 {
+    l->err = err;
     if (l->n->o.cb.on_link_error)
         l->n->o.cb.on_link_error(l->n, err, diag, l->n->o.user_data);
     link_close(l);
@@ -166,7 +173,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void conn_dial_more(gni_ergo_conn *c);
 static int link_dial(gni_ergo_node *n, const char *ip, uint16_t port, gni_ehs_role role,
-                     const char *peer, gni_ergo_conn *join);
+                     const char *peer, gni_ergo_conn *join, const gni_ergo_dial_options *d);
 
 static void conn_free(gni_ergo_conn *c)
 {
@@ -206,6 +213,8 @@ static gni_ergo_conn *conn_new(ergo_link *l, const gni_ehs_result *r, bool diall
     }
     memset(c->info.peer_version, 0, sizeof c->info.peer_version);
     gni_pool_init(&c->pool, dialler, r->pool_size, dialler ? r->ndsn : 0, l->id);
+    memcpy(c->cookie, l->cookie, sizeof c->cookie);
+    c->flags = l->flags;
     c->next = l->n->conns;
     l->n->conns = c;
     l->c = c;
@@ -283,7 +292,11 @@ static void link_hs_done(ergo_link *l)
     gni_enp_splitter_init(&l->sp, (uint32_t)max);
     if (fresh) {
         bool dialler = c->dialler;
-        if (n->o.cb.on_conn)
+        gni_ergo_dial_options d = l->dopt;
+        l->dopt.on_result = NULL;
+        if (d.on_result)
+            d.on_result(0, c, d.user_data); /* may end c */
+        if (n->o.cb.on_conn && !l->closing && conn_alive(n, c))
             n->o.cb.on_conn(c, n->o.user_data); /* may end c */
         if (dialler && !l->closing && !n->closing && conn_alive(n, c))
             conn_dial_more(c);
@@ -382,6 +395,11 @@ static void link_close(ergo_link *l)
     }
     uv_close((uv_handle_t *)&l->tcp, on_link_handle_closed);
     uv_close((uv_handle_t *)&l->timer, on_link_handle_closed);
+    if (l->dopt.on_result) { /* a Start dial that never made a connection */
+        gni_ergo_dial_options d = l->dopt;
+        l->dopt.on_result = NULL;
+        d.on_result(l->err ? l->err : GN_ECANCELED, NULL, d.user_data);
+    }
     if (!c)
         return;
     l->attached = false;
@@ -426,12 +444,13 @@ static gni_ehs_config link_cfg(ergo_link *l)
     gni_ehs_config c;
     memset(&c, 0, sizeof c);
     c.reg = o->reg;
-    c.cookie = gn_slice_of(o->cookie, strlen(o->cookie));
+    const char *cookie = l->cookie[0] ? l->cookie : o->cookie; /* a route's own cookie */
+    c.cookie = gn_slice_of(cookie, strlen(cookie));
     c.node = gn_slice_of(o->node, strlen(o->node));
     c.version[0] = gn_slice_of("golemnet", 8);
     c.version[1] = gn_slice_of("0.1", 3);
     c.version[3] = gn_slice_of("MIT", 3);
-    c.flags = o->flags;
+    c.flags = l->flags ? l->flags : o->flags;
     c.creation = o->creation;
     c.max_message_size = o->max_message_size;
     c.pool_size = o->pool_size;
@@ -465,7 +484,7 @@ static void on_connected(uv_connect_t *req, int status)
 }
 
 static int link_dial(gni_ergo_node *n, const char *ip, uint16_t port, gni_ehs_role role,
-                     const char *peer, gni_ergo_conn *join)
+                     const char *peer, gni_ergo_conn *join, const gni_ergo_dial_options *d)
 {
     struct sockaddr_storage ss;
     if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&ss) != 0 &&
@@ -476,14 +495,22 @@ static int link_dial(gni_ergo_node *n, const char *ip, uint16_t port, gni_ehs_ro
         return GN_ENOMEM;
     if (peer)
         snprintf(l->peer, sizeof l->peer, "%s", peer);
+    if (d) { /* Start dial through a route: its cookie and flags, a result callback */
+        snprintf(l->cookie, sizeof l->cookie, "%s", d->cookie ? d->cookie : "");
+        l->flags = d->flags;
+        l->dopt = *d;
+    }
     if (join) {
         l->join_conn = join;
         snprintf(l->conn_id, sizeof l->conn_id, "%s", join->conn_id);
+        memcpy(l->cookie, join->cookie, sizeof l->cookie); /* joins use the route's cookie */
+        l->flags = join->flags;
     }
     l->creq.data = l;
     int rc = uv_tcp_connect(&l->creq, &l->tcp, (const struct sockaddr *)&ss, on_connected);
     if (rc < 0) {
         l->join_conn = NULL; /* the caller accounts for the failed dial */
+        l->dopt.on_result = NULL; /* and gets the error returned, not called back */
         link_close(l);
         return gni_err_from_uv(rc);
     }
@@ -500,7 +527,8 @@ static void conn_dial_more(gni_ergo_conn *c)
         int rc = GN_EINVAL;
         if (colon && (size_t)(colon - d) < sizeof ip) {
             snprintf(ip, sizeof ip, "%.*s", (int)(colon - d), d);
-            rc = link_dial(c->n, ip, (uint16_t)atoi(colon + 1), GNI_EHS_ROLE_JOIN, c->peer_node, c);
+            rc = link_dial(c->n, ip, (uint16_t)atoi(colon + 1), GNI_EHS_ROLE_JOIN, c->peer_node, c,
+                           NULL);
         }
         if (rc < 0) {
             gni_pool_dial_failed(&c->pool);
@@ -620,7 +648,15 @@ int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *p
 {
     if (!n || !ip || n->closing)
         return GN_EINVAL;
-    return link_dial(n, ip, port, GNI_EHS_ROLE_START, peer_node, NULL);
+    return link_dial(n, ip, port, GNI_EHS_ROLE_START, peer_node, NULL, NULL);
+}
+
+int gni_ergo_dial_with(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node,
+                       const gni_ergo_dial_options *d)
+{
+    if (!n || !ip || !d || n->closing || (d->cookie && strlen(d->cookie) > 255))
+        return GN_EINVAL;
+    return link_dial(n, ip, port, GNI_EHS_ROLE_START, peer_node, NULL, d);
 }
 
 int gni_ergo_conn_send(gni_ergo_conn *c, uint64_t from_id, bool keep_order,
