@@ -63,6 +63,7 @@ struct gni_ergo_node {
     gni_ergo_conn *conns;
     uint64_t next_id;
     bool closing;
+    uv_timer_t join_timer; /* replacement joins held by the pool's back-off */
     int open_handles;
     void (*close_cb)(void *ud);
     void *close_ud;
@@ -172,6 +173,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 static void conn_dial_more(gni_ergo_conn *c);
+static void node_arm_joins(gni_ergo_node *n);
+static void on_join_timer(uv_timer_t *t);
 static int link_dial(gni_ergo_node *n, const char *ip, uint16_t port, gni_ehs_role role,
                      const char *peer, gni_ergo_conn *join, const gni_ergo_dial_options *d);
 
@@ -212,7 +215,7 @@ static gni_ergo_conn *conn_new(ergo_link *l, const gni_ehs_result *r, bool diall
         c->info.dsn[i] = gn_slice_of(c->dsn[i], strlen(c->dsn[i]));
     }
     memset(c->info.peer_version, 0, sizeof c->info.peer_version);
-    gni_pool_init(&c->pool, dialler, r->pool_size, dialler ? r->ndsn : 0, l->id);
+    gni_pool_init(&c->pool, dialler, r->pool_size, dialler ? r->ndsn : 0, l->id, ergo_now(l->n));
     memcpy(c->cookie, l->cookie, sizeof c->cookie);
     c->flags = l->flags;
     c->next = l->n->conns;
@@ -257,7 +260,7 @@ static void link_hs_done(ergo_link *l)
         fresh = true;
     } else if (l->role == GNI_EHS_ROLE_JOIN) {
         c = l->join_conn;
-        if (c && gni_pool_attach(&c->pool, l->id) == 0) {
+        if (c && gni_pool_attach(&c->pool, l->id, ergo_now(n)) == 0) {
             l->c = c;
             l->attached = true;
             l->join_conn = NULL;
@@ -267,7 +270,7 @@ static void link_hs_done(ergo_link *l)
     } else if (r->join) {
         /* b "Join sequence": the ConnectionID must name the connection */
         c = r->conn_id.len ? node_find_conn(n, r->conn_id, r->peer_node, false) : NULL;
-        if (c && gni_pool_attach(&c->pool, l->id) == 0) {
+        if (c && gni_pool_attach(&c->pool, l->id, ergo_now(n)) == 0) {
             l->c = c;
             l->attached = true;
         } else {
@@ -390,7 +393,7 @@ static void link_close(ergo_link *l)
     gni_ergo_node *n = l->n;
     gni_ergo_conn *c = l->attached ? l->c : NULL;
     if (!l->attached && l->role == GNI_EHS_ROLE_JOIN && l->join_conn) {
-        gni_pool_dial_failed(&l->join_conn->pool);
+        gni_pool_dial_failed(&l->join_conn->pool, ergo_now(n));
         l->join_conn = NULL;
     }
     uv_close((uv_handle_t *)&l->tcp, on_link_handle_closed);
@@ -404,7 +407,7 @@ static void link_close(ergo_link *l)
         return;
     l->attached = false;
     l->c = NULL;
-    if (gni_pool_detach(&c->pool, l->id)) {
+    if (gni_pool_detach(&c->pool, l->id, ergo_now(n))) {
         if (n->o.cb.on_conn_down)
             n->o.cb.on_conn_down(c, n->o.user_data);
         conn_free(c);
@@ -517,11 +520,36 @@ static int link_dial(gni_ergo_node *n, const char *ip, uint16_t port, gni_ehs_ro
     return 0;
 }
 
+/* one timer per node for the replacement joins the pools' back-off holds */
+static void node_arm_joins(gni_ergo_node *n)
+{
+    if (n->closing)
+        return;
+    gn_time now = ergo_now(n), next = GN_TIME_INFINITY;
+    for (gni_ergo_conn *c = n->conns; c; c = c->next) { /* bounded: the list */
+        gn_time d = gni_pool_dial_deadline(&c->pool, now);
+        next = d < next ? d : next;
+    }
+    if (next == GN_TIME_INFINITY)
+        uv_timer_stop(&n->join_timer);
+    else
+        uv_timer_start(&n->join_timer, on_join_timer, (next - now + GN_MS - 1) / GN_MS, 0);
+}
+
+static void on_join_timer(uv_timer_t *t)
+{
+    gni_ergo_node *n = t->data;
+    /* conn_dial_more runs no callback (a failed dial only counts), so the list holds */
+    for (gni_ergo_conn *c = n->conns; c && !n->closing; c = c->next)
+        if (c->dialler)
+            conn_dial_more(c);
+}
+
 static void conn_dial_more(gni_ergo_conn *c)
 {
     uint32_t idx;
     /* bounded: want_dial stops at PoolSize links + joins in flight */
-    while (gni_pool_want_dial(&c->pool, gn_rng_system(), &idx)) {
+    while (gni_pool_want_dial(&c->pool, gn_rng_system(), ergo_now(c->n), &idx)) {
         char ip[64];
         const char *d = c->dsn[idx], *colon = strrchr(d, ':');
         int rc = GN_EINVAL;
@@ -531,10 +559,11 @@ static void conn_dial_more(gni_ergo_conn *c)
                            NULL);
         }
         if (rc < 0) {
-            gni_pool_dial_failed(&c->pool);
+            gni_pool_dial_failed(&c->pool, ergo_now(c->n));
             break;
         }
     }
+    node_arm_joins(c->n); /* replacements the back-off holds */
 }
 
 static void on_connection(uv_stream_t *srv, int status)
@@ -618,6 +647,9 @@ int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node 
     int gl = sizeof got;
     uv_tcp_getsockname(&n->listener, (struct sockaddr *)&got, &gl);
     n->port = ntohs(got.sin_port);
+    uv_timer_init(loop, &n->join_timer);
+    n->join_timer.data = n;
+    n->open_handles++; /* closed like the listener */
     *out = n;
     return 0;
 }
@@ -641,6 +673,7 @@ void gni_ergo_node_close(gni_ergo_node *n, void (*cb)(void *ud), void *ud)
             break;
         link_close(l);
     }
+    uv_close((uv_handle_t *)&n->join_timer, on_listener_closed);
     uv_close((uv_handle_t *)&n->listener, on_listener_closed);
 }
 
