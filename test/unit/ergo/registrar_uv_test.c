@@ -278,7 +278,8 @@ GN_TEST(register_deadline_and_resolve_source)
     CHECK(a != NULL);
     uint8_t spoofed[512], genuine[512];
     gn_buf b;
-    gni_reg_route fake_rt = gni_reg_route_ergo(6666, false), real_rt = gni_reg_route_ergo(7777, false);
+    gni_reg_route fake_rt = gni_reg_route_ergo(6666, false),
+                  real_rt = gni_reg_route_ergo(7777, false);
     gni_reg_packet p = {.type = GNI_REG_RESOLVE_REPLY, .routes = &fake_rt, .nroutes = 1,
                         .error_nil = true};
     gn_buf_init(&b, spoofed, sizeof spoofed);
