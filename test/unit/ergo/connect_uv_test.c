@@ -5,7 +5,8 @@
  * from ours (the Start and every Join use it), the highest weight is tried
  * first and a dead route falls through to the next, a matching static
  * route keeps the registrar out, a name without a static route goes to the
- * registrar, and nothing to try gives GN_ENOROUTE from the loop.
+ * registrar, a use_resolver route dials the registrar's answer with the
+ * node's cookie, and nothing to try gives GN_ENOROUTE from the loop.
  */
 #include "gn_test.h"
 
@@ -206,6 +207,25 @@ GN_TEST(static_route_with_its_own_cookie)
                                   &r));
         RUN_UNTIL(r.calls == 1);
         CHECK_EQ(r.err, GN_ENOTFOUND);
+
+        /* a static route with use_resolver: the registrar's answer is dialled with the
+         * node's cookie, not the route's (Ergo's rule), so "wrong" here is not used */
+        gni_routes *t3 = NULL;
+        CHECK_OK(gni_routes_new(0, &t3));
+        gni_route viareg = route(0, "wrong");
+        viareg.use_resolver = true;
+        CHECK_OK(gni_routes_add(t3, "^gamma@", &viareg, 0));
+        memset(&r, 0, sizeof r);
+        CHECK_OK(gni_ergo_connect(&loop, a.n, t3, rgam, "gamma@localhost", on_connected, &r));
+        RUN_UNTIL(r.calls == 1);
+        CHECK_OK(r.err);
+        RUN_UNTIL(g.conns == 2); /* delta, then alpha */
+        /* without a registrar that route has nothing to try */
+        memset(&r, 0, sizeof r);
+        CHECK_OK(gni_ergo_connect(&loop, a.n, t3, NULL, "gamma@elsewhere", on_connected, &r));
+        RUN_UNTIL(r.calls == 1);
+        CHECK_EQ(r.err, GN_ENOROUTE);
+        gni_routes_free(t3);
     }
     /* nothing to try: reported from the loop */
     memset(&r, 0, sizeof r);
