@@ -36,6 +36,10 @@ struct ergo_link {
     char conn_id[64];  /* join: the connection ID */
     struct ergo_write *batch; /* bytes written this loop turn, sent by on_flush */
     struct ergo_write *spare; /* a written batch kept for reuse (no malloc per flush) */
+    char cookie[256];  /* dial: the route's cookie ("" = the node's) */
+    uint64_t flags;    /* dial: the route's flags (0 = the node's) */
+    gni_ergo_dial_options dopt; /* dial: on_result fires once (then cleared) */
+    int err;           /* why the link failed, for on_result */
     ergo_link *next;
 };
 
@@ -48,6 +52,8 @@ struct gni_ergo_conn {
     char conn_id[64];
     char dsn[GNI_EHS_DSN_MAX][64];
     gn_edf_dict *peer_dict; /* the peer's Introduce caches: decode its ENP payloads */
+    char cookie[256]; /* dialler: the route's cookie and flags, for the joins */
+    uint64_t flags;
     gni_ergo_conn *next;
 };
 
@@ -60,6 +66,7 @@ struct gni_ergo_node {
     gni_ergo_conn *conns;
     uint64_t next_id;
     bool closing;
+    uv_timer_t join_timer; /* replacement joins held by the pool's back-off */
     int open_handles;
     uv_idle_t flush;   /* runs once per loop turn while a link has a batch */
     uint8_t *rbuf;     /* the read buffer every link reads into (one read at a time) */
@@ -80,6 +87,7 @@ static gn_time ergo_now(const gni_ergo_node *n) { return (gn_time)uv_now(n->loop
 
 static void link_error(ergo_link *l, int err, const char *diag)
 {
+    l->err = err;
     if (l->n->o.cb.on_link_error)
         l->n->o.cb.on_link_error(l->n, err, diag, l->n->o.user_data);
     link_close(l);
@@ -250,8 +258,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 static void conn_dial_more(gni_ergo_conn *c);
+static void node_arm_joins(gni_ergo_node *n);
+static void on_join_timer(uv_timer_t *t);
 static int link_dial(gni_ergo_node *n, const char *ip, uint16_t port, gni_ehs_role role,
-                     const char *peer, gni_ergo_conn *join);
+                     const char *peer, gni_ergo_conn *join, const gni_ergo_dial_options *d);
 
 static void conn_free(gni_ergo_conn *c)
 {
@@ -298,7 +308,9 @@ static gni_ergo_conn *conn_new(ergo_link *l, const gni_ehs_result *r, bool diall
         c->info.dsn[i] = gn_slice_of(c->dsn[i], strlen(c->dsn[i]));
     }
     memset(c->info.peer_version, 0, sizeof c->info.peer_version);
-    gni_pool_init(&c->pool, dialler, r->pool_size, dialler ? r->ndsn : 0, l->id);
+    gni_pool_init(&c->pool, dialler, r->pool_size, dialler ? r->ndsn : 0, l->id, ergo_now(l->n));
+    memcpy(c->cookie, l->cookie, sizeof c->cookie);
+    c->flags = l->flags;
     c->next = l->n->conns;
     l->n->conns = c;
     l->c = c;
@@ -341,7 +353,7 @@ static void link_hs_done(ergo_link *l)
         fresh = true;
     } else if (l->role == GNI_EHS_ROLE_JOIN) {
         c = l->join_conn;
-        if (c && gni_pool_attach(&c->pool, l->id) == 0) {
+        if (c && gni_pool_attach(&c->pool, l->id, ergo_now(n)) == 0) {
             l->c = c;
             l->attached = true;
             l->join_conn = NULL;
@@ -351,7 +363,7 @@ static void link_hs_done(ergo_link *l)
     } else if (r->join) {
         /* b "Join sequence": the ConnectionID must name the connection */
         c = r->conn_id.len ? node_find_conn(n, r->conn_id, r->peer_node, false) : NULL;
-        if (c && gni_pool_attach(&c->pool, l->id) == 0) {
+        if (c && gni_pool_attach(&c->pool, l->id, ergo_now(n)) == 0) {
             l->c = c;
             l->attached = true;
         } else {
@@ -377,7 +389,11 @@ static void link_hs_done(ergo_link *l)
     gni_enp_splitter_init(&l->sp, (uint32_t)max);
     if (fresh) {
         bool dialler = c->dialler;
-        if (n->o.cb.on_conn)
+        gni_ergo_dial_options d = l->dopt;
+        l->dopt.on_result = NULL;
+        if (d.on_result)
+            d.on_result(0, c, d.user_data); /* may end c */
+        if (n->o.cb.on_conn && !l->closing && conn_alive(n, c))
             n->o.cb.on_conn(c, n->o.user_data); /* may end c */
         if (dialler && !l->closing && !n->closing && conn_alive(n, c))
             conn_dial_more(c);
@@ -479,16 +495,21 @@ static void link_close(ergo_link *l)
     if (l->batch && l->batch->buf.len) /* best effort, as an immediate write was before */
         (void)uv_try_write((uv_stream_t *)&l->tcp, &l->batch->buf, 1);
     if (!l->attached && l->role == GNI_EHS_ROLE_JOIN && l->join_conn) {
-        gni_pool_dial_failed(&l->join_conn->pool);
+        gni_pool_dial_failed(&l->join_conn->pool, ergo_now(n));
         l->join_conn = NULL;
     }
     uv_close((uv_handle_t *)&l->tcp, on_link_handle_closed);
     uv_close((uv_handle_t *)&l->timer, on_link_handle_closed);
+    if (l->dopt.on_result) { /* a Start dial that never made a connection */
+        gni_ergo_dial_options d = l->dopt;
+        l->dopt.on_result = NULL;
+        d.on_result(l->err ? l->err : GN_ECANCELED, NULL, d.user_data);
+    }
     if (!c)
         return;
     l->attached = false;
     l->c = NULL;
-    if (gni_pool_detach(&c->pool, l->id)) {
+    if (gni_pool_detach(&c->pool, l->id, ergo_now(n))) {
         if (n->o.cb.on_conn_down)
             n->o.cb.on_conn_down(c, n->o.user_data);
         conn_free(c);
@@ -528,12 +549,13 @@ static gni_ehs_config link_cfg(ergo_link *l)
     gni_ehs_config c;
     memset(&c, 0, sizeof c);
     c.reg = o->reg;
-    c.cookie = gn_slice_of(o->cookie, strlen(o->cookie));
+    const char *cookie = l->cookie[0] ? l->cookie : o->cookie; /* a route's own cookie */
+    c.cookie = gn_slice_of(cookie, strlen(cookie));
     c.node = gn_slice_of(o->node, strlen(o->node));
     c.version[0] = gn_slice_of("golemnet", 8);
     c.version[1] = gn_slice_of("0.1", 3);
     c.version[3] = gn_slice_of("MIT", 3);
-    c.flags = o->flags;
+    c.flags = l->flags ? l->flags : o->flags;
     c.creation = o->creation;
     c.max_message_size = o->max_message_size;
     c.pool_size = o->pool_size;
@@ -567,7 +589,7 @@ static void on_connected(uv_connect_t *req, int status)
 }
 
 static int link_dial(gni_ergo_node *n, const char *ip, uint16_t port, gni_ehs_role role,
-                     const char *peer, gni_ergo_conn *join)
+                     const char *peer, gni_ergo_conn *join, const gni_ergo_dial_options *d)
 {
     struct sockaddr_storage ss;
     if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&ss) != 0 &&
@@ -578,37 +600,72 @@ static int link_dial(gni_ergo_node *n, const char *ip, uint16_t port, gni_ehs_ro
         return GN_ENOMEM;
     if (peer)
         snprintf(l->peer, sizeof l->peer, "%s", peer);
+    if (d) { /* Start dial through a route: its cookie and flags, a result callback */
+        snprintf(l->cookie, sizeof l->cookie, "%s", d->cookie ? d->cookie : "");
+        l->flags = d->flags;
+        l->dopt = *d;
+    }
     if (join) {
         l->join_conn = join;
         snprintf(l->conn_id, sizeof l->conn_id, "%s", join->conn_id);
+        memcpy(l->cookie, join->cookie, sizeof l->cookie); /* joins use the route's cookie */
+        l->flags = join->flags;
     }
     l->creq.data = l;
     int rc = uv_tcp_connect(&l->creq, &l->tcp, (const struct sockaddr *)&ss, on_connected);
     if (rc < 0) {
         l->join_conn = NULL; /* the caller accounts for the failed dial */
+        l->dopt.on_result = NULL; /* and gets the error returned, not called back */
         link_close(l);
         return gni_err_from_uv(rc);
     }
     return 0;
 }
 
+/* one timer per node for the replacement joins the pools' back-off holds */
+static void node_arm_joins(gni_ergo_node *n)
+{
+    if (n->closing)
+        return;
+    gn_time now = ergo_now(n), next = GN_TIME_INFINITY;
+    for (gni_ergo_conn *c = n->conns; c; c = c->next) { /* bounded: the list */
+        gn_time d = gni_pool_dial_deadline(&c->pool, now);
+        next = d < next ? d : next;
+    }
+    if (next == GN_TIME_INFINITY)
+        uv_timer_stop(&n->join_timer);
+    else
+        uv_timer_start(&n->join_timer, on_join_timer, (next - now + GN_MS - 1) / GN_MS, 0);
+}
+
+static void on_join_timer(uv_timer_t *t)
+{
+    gni_ergo_node *n = t->data;
+    /* conn_dial_more runs no callback (a failed dial only counts), so the list holds */
+    for (gni_ergo_conn *c = n->conns; c && !n->closing; c = c->next)
+        if (c->dialler)
+            conn_dial_more(c);
+}
+
 static void conn_dial_more(gni_ergo_conn *c)
 {
     uint32_t idx;
     /* bounded: want_dial stops at PoolSize links + joins in flight */
-    while (gni_pool_want_dial(&c->pool, gn_rng_system(), &idx)) {
+    while (gni_pool_want_dial(&c->pool, gn_rng_system(), ergo_now(c->n), &idx)) {
         char ip[64];
         const char *d = c->dsn[idx], *colon = strrchr(d, ':');
         int rc = GN_EINVAL;
         if (colon && (size_t)(colon - d) < sizeof ip) {
             snprintf(ip, sizeof ip, "%.*s", (int)(colon - d), d);
-            rc = link_dial(c->n, ip, (uint16_t)atoi(colon + 1), GNI_EHS_ROLE_JOIN, c->peer_node, c);
+            rc = link_dial(c->n, ip, (uint16_t)atoi(colon + 1), GNI_EHS_ROLE_JOIN, c->peer_node, c,
+                           NULL);
         }
         if (rc < 0) {
-            gni_pool_dial_failed(&c->pool);
+            gni_pool_dial_failed(&c->pool, ergo_now(c->n));
             break;
         }
     }
+    node_arm_joins(c->n); /* replacements the back-off holds */
 }
 
 static void on_connection(uv_stream_t *srv, int status)
@@ -706,6 +763,9 @@ int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node 
     int gl = sizeof got;
     uv_tcp_getsockname(&n->listener, (struct sockaddr *)&got, &gl);
     n->port = ntohs(got.sin_port);
+    uv_timer_init(loop, &n->join_timer);
+    n->join_timer.data = n;
+    n->open_handles++; /* closed like the listener */
     *out = n;
     return 0;
 }
@@ -729,6 +789,7 @@ void gni_ergo_node_close(gni_ergo_node *n, void (*cb)(void *ud), void *ud)
             break;
         link_close(l);
     }
+    uv_close((uv_handle_t *)&n->join_timer, on_listener_closed);
     uv_close((uv_handle_t *)&n->listener, on_listener_closed);
     uv_close((uv_handle_t *)&n->flush, on_listener_closed);
 }
@@ -737,7 +798,15 @@ int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *p
 {
     if (!n || !ip || n->closing)
         return GN_EINVAL;
-    return link_dial(n, ip, port, GNI_EHS_ROLE_START, peer_node, NULL);
+    return link_dial(n, ip, port, GNI_EHS_ROLE_START, peer_node, NULL, NULL);
+}
+
+int gni_ergo_dial_with(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node,
+                       const gni_ergo_dial_options *d)
+{
+    if (!n || !ip || !d || n->closing || (d->cookie && strlen(d->cookie) > 255))
+        return GN_EINVAL;
+    return link_dial(n, ip, port, GNI_EHS_ROLE_START, peer_node, NULL, d);
 }
 
 int gni_ergo_conn_send(gni_ergo_conn *c, uint64_t from_id, bool keep_order,

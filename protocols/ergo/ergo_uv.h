@@ -85,6 +85,30 @@ void gni_ergo_node_close(gni_ergo_node *n, void (*cb)(void *ud), void *ud);
 int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node);
 
 /**
+ * A Start dial through a route (Ergo's NetworkRoute): its own cookie and
+ * flags, used by the Start handshake and by every Join of the connection.
+ * @cookie: NUL-terminated, at most 255 bytes, copied; NULL or "" = the
+ * node's. @flags: 0 = the node's. @on_result runs exactly once from the
+ * loop: err 0 and the connection (before on_conn; it may end it), or a
+ * negative error and NULL (connect failed, handshake refused or timed
+ * out, GN_ECANCELED when the node closed first).
+ */
+typedef struct gni_ergo_dial_options {
+    const char *cookie;
+    uint64_t flags;
+    void (*on_result)(int err, gni_ergo_conn *c, void *user_data);
+    void *user_data;
+} gni_ergo_dial_options;
+
+/**
+ * gni_ergo_dial with @d. Returns 0 (then on_result will run), or
+ * GN_EINVAL (NULL argument, cookie too long, @ip not a literal, node
+ * closing) / GN_ENOMEM / I/O errors (then on_result is not called).
+ */
+int gni_ergo_dial_with(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node,
+                       const gni_ergo_dial_options *d);
+
+/**
  * Sends one ENP frame (copied) for local process @from_id on the pool link
  * the pool core picks (keep_order: Ergo's KeepNetworkOrder). The frame joins
  * the link's write batch and reaches the socket at the end of the current

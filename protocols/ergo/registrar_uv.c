@@ -52,6 +52,8 @@ struct reg_h {
     gni_reg_uv_resolve_cb cb;
     void *cb_ud;
     bool done;
+    struct sockaddr_storage dest; /* resolve: replies come only from here */
+    gn_time deadline; /* server conn: first read; client: RegisterReply (0 = none) */
     reg_h *next;
 };
 
@@ -204,9 +206,12 @@ static void on_srv_conn(uv_stream_t *s, int status)
     if (!x)
         return;
     x->lease = ++r->next_lease;
+    /* Ergo: the Register must arrive within 1 s, else the connection is closed */
+    x->deadline = (gn_time)uv_now(r->loop) * GN_MS + GNI_REG_REGISTER_TIMEOUT;
     if (uv_accept(s, (uv_stream_t *)&x->u.tcp) < 0 ||
         uv_read_start((uv_stream_t *)&x->u.tcp, on_alloc, on_srv_read) < 0)
         rh_close(x);
+    reg_drive(r); /* arms the timer for the deadline */
 }
 
 static void on_udp_sent(uv_udp_send_t *s, int status)
@@ -333,6 +338,8 @@ static void reg_register(gni_reg_uv *r)
     uv_ip4_addr("127.0.0.1", r->o.port, &lo);
     reg_h *x = rh_new(r, RH_CLIENT);
     if (x) {
+        /* Ergo: 1 s for the RegisterReply (here from the dial: connect is local) */
+        x->deadline = (gn_time)uv_now(r->loop) * GN_MS + GNI_REG_REGISTER_TIMEOUT;
         x->creq.data = x;
         if (uv_tcp_connect(&x->creq, &x->u.tcp, (const struct sockaddr *)&lo,
                            on_client_connected) == 0) {
@@ -348,10 +355,43 @@ static void reg_register(gni_reg_uv *r)
 
 static void on_timer(uv_timer_t *t) { reg_drive(t->data); }
 
+/* the 1 s register deadlines: a silent registration connection (server) is closed; a
+ * RegisterReply that does not come (client) fails the attempt. Returns the next one. */
+static gn_time reg_expire(gni_reg_uv *r, gn_time now)
+{
+    gn_time next = GN_TIME_INFINITY;
+    reg_h *late = NULL;
+    for (reg_h *x = r->all; x; x = x->next) { /* bounded: the handle list */
+        if (x->closing || !x->deadline)
+            continue;
+        bool waiting = (x->kind == RH_SRV_CONN && !x->got_first) ||
+                       (x->kind == RH_CLIENT && !x->registered);
+        if (!waiting)
+            continue;
+        if (x->deadline > now) {
+            next = x->deadline < next ? x->deadline : next;
+        } else if (x->kind == RH_SRV_CONN) {
+            rh_close(x); /* closing handles stay listed: the walk goes on */
+        } else {
+            late = x;
+        }
+    }
+    if (late) {
+        rh_close(late);
+        gni_reg_failover_registered(&r->f, GN_ETIMEDOUT, now);
+        if (r->o.on_role)
+            r->o.on_role(r, r->f.role, r->o.user_data);
+    }
+    return next;
+}
+
 static void reg_drive(gni_reg_uv *r)
 {
     if (r->closing)
         return;
+    gn_time hd = reg_expire(r, (gn_time)uv_now(r->loop) * GN_MS);
+    if (r->closing)
+        return; /* on_role closed us */
     /* bounded: each action changes the state (bind -> settled/register -> pending) */
     for (int i = 0; i < 4; i++) {
         gn_time now = (gn_time)uv_now(r->loop) * GN_MS;
@@ -368,6 +408,9 @@ static void reg_drive(gni_reg_uv *r)
         }
     }
     gn_time d = gni_reg_failover_deadline(&r->f), now = (gn_time)uv_now(r->loop) * GN_MS;
+    gn_time h2 = reg_expire(r, now); /* a register started above has its deadline now */
+    hd = h2 < hd ? h2 : hd;
+    d = hd < d ? hd : d;
     if (d != GN_TIME_INFINITY)
         uv_timer_start(&r->timer, on_timer, d > now ? (d - now) / GN_MS + 1 : 0, 0);
 }
@@ -449,12 +492,25 @@ static void on_resolve_timeout(uv_timer_t *t)
     resolve_done(x->peer, GN_ETIMEDOUT, NULL, 0);
 }
 
+/* whether datagram source @from is the address the Resolve went to */
+static bool resolve_from_dest(const reg_h *x, const struct sockaddr *from)
+{
+    if (!from || from->sa_family != AF_INET || x->dest.ss_family != AF_INET)
+        return false;
+    const struct sockaddr_in *a = (const struct sockaddr_in *)from,
+                             *b = (const struct sockaddr_in *)&x->dest;
+    return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+}
+
 static void on_resolve_reply(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
                              const struct sockaddr *from, unsigned flags)
 {
     reg_h *x = u->data;
-    (void)from;
     (void)flags;
+    if (nread > 0 && !x->done && !resolve_from_dest(x, from)) {
+        gn_free(buf->base); /* not from the registrar we asked: ignored, keep waiting */
+        return;
+    }
     if (nread > 0 && !x->done) {
         gn_edf_arena *a = gn_edf_arena_new(1024, 1u << 20);
         const gni_reg_route *routes = NULL;
@@ -496,6 +552,7 @@ int gni_reg_uv_resolve(gni_reg_uv *r, const char *node, gni_reg_uv_resolve_cb cb
     t->peer = u;
     u->cb = cb;
     u->cb_ud = ud;
+    memcpy(&u->dest, &sa, sizeof sa);
     gn_buf b;
     gn_buf_init(&b, w->data, sizeof w->data);
     gni_reg_packet p = {.type = GNI_REG_RESOLVE, .node = gn_slice_of(node, strlen(node))};

@@ -22,7 +22,10 @@ typedef struct gni_reg_uv gni_reg_uv;
 
 /**
  * @node (name@host) registers @routes (@nroutes; borrowed for the object's
- * lifetime) on @port (0 = 4499). @on_role reports every role
+ * lifetime) on @port (0 = 4499). Deadlines, as Ergo's: a client gives the
+ * RegisterReply 1 s from its dial (then the attempt fails and the failover
+ * pause follows); the server closes a registration connection whose
+ * Register has not arrived 1 s after the accept. @on_role reports every role
  * change (SERVER, CLIENT, FAILED with GN_EEXIST: the name is taken).
  */
 typedef struct gni_reg_uv_options {
@@ -44,7 +47,9 @@ gni_reg_role gni_reg_uv_role(const gni_reg_uv *r);
 /**
  * Resolves @node (name@host; host must be an IPv4 literal or "localhost":
  * no DNS here): in-process when we are the server, else one UDP datagram
- * to host:port, one reply awaited 3 s, no retry. @cb gets 0 and the routes
+ * to host:port, one reply awaited 3 s, no retry. Only a datagram from
+ * host:port itself is a reply: datagrams from any other address are
+ * ignored and the wait goes on. @cb gets 0 and the routes
  * (valid during the call), GN_ENOTFOUND, GN_ETIMEDOUT or another error.
  * Returns 0 or GN_EINVAL / GN_ENOMEM (then @cb is not called).
  */

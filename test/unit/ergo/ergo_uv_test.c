@@ -8,6 +8,12 @@
  */
 #include "gn_test.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
 #include "ergo_uv.h"
 #include "golemnet/edf.h"
 #include "golemnet/err.h"
@@ -212,4 +218,171 @@ GN_TEST(callback_may_end_the_connection)
     gn_edf_registry_free(r);
 }
 
-GN_TEST_MAIN(GN_T(pool_of_three_over_tcp), GN_T(callback_may_end_the_connection))
+/* ---- re-join back-off ----
+ * B's main link runs through a relay; the relay cuts its side towards A only, and A
+ * then drops its joined links too: A has forgotten the connection while B still holds
+ * its main link to the relay. Every Join B sends is answered by A and then closed (no
+ * such connection). Without a back-off B re-joins at once, each time. */
+
+typedef struct relay {
+    uv_tcp_t listener, down, up; /* down: from B; up: to A */
+    uv_connect_t creq;
+    struct sockaddr_in a;
+    bool have_down, up_ok, cut;
+    int open;
+} relay;
+
+static void relay_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    (void)h;
+    (void)sz;
+    b->base = malloc(65536);
+    b->len = b->base ? 65536 : 0;
+}
+
+static void relay_written(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+    free(w);
+}
+
+static void relay_forward(uv_stream_t *to, const uv_buf_t *b, ssize_t n)
+{
+    uv_write_t *w = malloc(sizeof *w);
+    CHECK(w != NULL);
+    w->data = b->base;
+    uv_buf_t out = uv_buf_init(b->base, (unsigned)n);
+    if (uv_write(w, to, &out, 1, relay_written) < 0) {
+        free(b->base);
+        free(w);
+    }
+}
+
+static void relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    relay *r = s->data;
+    uv_stream_t *to = s == (uv_stream_t *)&r->down ? (uv_stream_t *)&r->up
+                                                   : (uv_stream_t *)&r->down;
+    if (n > 0 && !r->cut && r->up_ok) {
+        relay_forward(to, b, n);
+        return;
+    }
+    free(b->base);
+    if (n < 0)
+        uv_read_stop(s);
+}
+
+static void relay_up_connected(uv_connect_t *c, int status)
+{
+    relay *r = c->data;
+    CHECK_OK(status);
+    r->up_ok = true;
+    uv_read_start((uv_stream_t *)&r->up, relay_alloc, relay_read);
+    uv_read_start((uv_stream_t *)&r->down, relay_alloc, relay_read);
+}
+
+static void relay_accept(uv_stream_t *l, int status)
+{
+    relay *r = l->data;
+    if (status < 0 || r->have_down)
+        return;
+    uv_tcp_init(&loop, &r->down);
+    uv_tcp_init(&loop, &r->up);
+    r->down.data = r->up.data = r;
+    r->have_down = true;
+    CHECK_OK(uv_accept(l, (uv_stream_t *)&r->down));
+    r->creq.data = r;
+    CHECK_OK(uv_tcp_connect(&r->creq, &r->up, (const struct sockaddr *)&r->a,
+                            relay_up_connected));
+}
+
+static void relay_closed(uv_handle_t *h)
+{
+    (void)h;
+    closed++;
+}
+
+static unsigned refused_joins;
+static void on_link_error_count(gni_ergo_node *n, int err, const char *diag, void *ud)
+{
+    on_link_error(n, err, diag, ud);
+    if (strstr(diag, "no such connection"))
+        refused_joins++;
+}
+
+static void tick_cb(uv_timer_t *t) { (void)t; }
+
+GN_TEST(rejoin_backs_off)
+{
+    CHECK_OK(uv_loop_init(&loop));
+    gn_edf_registry *r = gn_edf_registry_new();
+    CHECK_OK(gn_edf_registry_add_ergo(r));
+    gn_edf_registry_freeze(r);
+    uv_timer_t tick; /* keeps RUN_UNTIL's bound even when nothing else is armed */
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, tick_cb, 50, 50);
+    side a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    gni_ergo_options oa = opts(r, "beta@127.0.0.1", "golem-test-cookie", &a);
+    oa.pool_size = 3;
+    oa.cb.on_link_error = on_link_error_count;
+    gni_ergo_options ob = opts(r, "alpha@127.0.0.1", "golem-test-cookie", &b);
+    CHECK_OK(gni_ergo_node_new(&loop, &oa, &a.n));
+    CHECK_OK(gni_ergo_node_new(&loop, &ob, &b.n));
+
+    relay rl;
+    memset(&rl, 0, sizeof rl);
+    struct sockaddr_in any0;
+    uv_ip4_addr("127.0.0.1", 0, &any0);
+    uv_ip4_addr("127.0.0.1", gni_ergo_node_port(a.n), &rl.a);
+    uv_tcp_init(&loop, &rl.listener);
+    rl.listener.data = &rl;
+    CHECK_OK(uv_tcp_bind(&rl.listener, (const struct sockaddr *)&any0, 0));
+    CHECK_OK(uv_listen((uv_stream_t *)&rl.listener, 4, relay_accept));
+    struct sockaddr_in got;
+    int gl = sizeof got;
+    uv_tcp_getsockname(&rl.listener, (struct sockaddr *)&got, &gl);
+
+    /* B's main link via the relay; the joins go straight to A (PoolDSN) */
+    CHECK_OK(gni_ergo_dial(b.n, "127.0.0.1", ntohs(got.sin_port), "beta@127.0.0.1"));
+    RUN_UNTIL(a.c && b.c && gni_ergo_conn_links(a.c) == 3 && gni_ergo_conn_links(b.c) == 3);
+
+    /* A forgets the connection: its main link (the relay's upstream) and both joins go;
+     * B keeps its main link to the relay, loses the joins, and re-joins */
+    rl.cut = true;
+    uv_read_stop((uv_stream_t *)&rl.down);
+    uv_close((uv_handle_t *)&rl.up, relay_closed);
+    RUN_UNTIL(gni_ergo_conn_links(a.c) == 2);
+    CHECK_OK(gni_ergo_conn_kill_link(a.c, 0));
+    CHECK_OK(gni_ergo_conn_kill_link(a.c, 0));
+    RUN_UNTIL(a.c == NULL && a.downs == 1);
+    refused_joins = 0;
+    uint64_t t0 = uv_now(&loop);
+    while (uv_now(&loop) - t0 < 3000) { /* bounded: 3 s of loop time (the tick wakes us) */
+        uv_run(&loop, UV_RUN_ONCE);
+        uv_update_time(&loop);
+    }
+    /* replacements go on, but bounded: 0, 0.2, 0.4, 0.8, 1.6 s apart for each of the two
+     * slots; without the back-off this is thousands */
+    printf("# refused joins in 3 s: %u\n", refused_joins);
+    CHECK(refused_joins >= 2);
+    CHECK(refused_joins <= 16);
+    CHECK(b.c != NULL); /* B's connection still stands on its main link */
+    CHECK_EQ(b.downs, 0);
+
+    closed = 0;
+    uv_close((uv_handle_t *)&rl.down, relay_closed);
+    uv_close((uv_handle_t *)&rl.listener, relay_closed);
+    uv_close((uv_handle_t *)&tick, relay_closed);
+    gni_ergo_node_close(b.n, on_closed, NULL);
+    gni_ergo_node_close(a.n, on_closed, NULL);
+    RUN_UNTIL(closed == 5);
+    CHECK_EQ(uv_run(&loop, UV_RUN_NOWAIT), 0);
+    CHECK_OK(uv_loop_close(&loop));
+    gn_edf_registry_free(r);
+}
+
+GN_TEST_MAIN(GN_T(pool_of_three_over_tcp), GN_T(callback_may_end_the_connection),
+             GN_T(rejoin_backs_off))
