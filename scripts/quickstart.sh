@@ -21,10 +21,12 @@ need_pkgs=(build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
            libuv1-dev libsodium-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
            libminiupnpc-dev python3 python3-dev python3-pytest python3-mesonpy
            patchelf python3-venv
-           libnatpmp-dev miniupnpd miniupnpd-nftables nftables iproute2)
+           libnatpmp-dev miniupnpd miniupnpd-nftables nftables iproute2
+           libssl-dev)
 # patchelf: meson-python calls it (it is only a Recommends of python3-mesonpy,
 # and we install without recommends); python3-venv: the venv of the pip route;
-# libnatpmp-dev: the natpmp NAT component; miniupnpd, miniupnpd-nftables,
+# libnatpmp-dev: the natpmp NAT component; libssl-dev: TLS for Ergo links
+# (OpenSSL 3, meson option ergo_tls); miniupnpd, miniupnpd-nftables,
 # nftables, iproute2: the NAT tests' gateway in a network namespace
 # (test/nat, suite netns; the test runs its own instance in the namespace;
 # the package's service stays off: debconf miniupnpd/start_daemon is false
