@@ -320,6 +320,7 @@ int gni_tls_ctx_new(const gni_tls_ctx_config *cfg, gni_tls_ctx **out, char *diag
             ERR_clear_error(); /* no system store: every verification fails, clearly */
         }
     }
+    ERR_clear_error(); /* e.g. a2i_IPADDRESS's refusal of a DNS name */
     *out = c;
     return 0;
 fail:

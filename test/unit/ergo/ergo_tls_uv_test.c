@@ -42,6 +42,7 @@ typedef struct side {
 static uv_loop_t loop;
 static gn_edf_registry *reg;
 static unsigned closed;
+static unsigned mitm_live; /* proxied connections not yet freed */
 
 #define RUN_UNTIL(cond)                                                                      \
     do {                                                                                     \
@@ -144,7 +145,7 @@ static void close_all(side **sides, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         gni_ergo_node_close(sides[i]->n, on_closed, NULL);
-    RUN_UNTIL(closed == n);
+    RUN_UNTIL(closed == n && mitm_live == 0);
     CHECK_EQ(uv_run(&loop, UV_RUN_NOWAIT), 0);
     CHECK_OK(uv_loop_close(&loop));
     gn_edf_registry_free(reg);
@@ -340,6 +341,7 @@ static void mc_closed(uv_handle_t *h)
 {
     mitm_conn *mc = h->data;
     if (--mc->open == 0) {
+        mitm_live--;
         gni_tls_free(mc->td);
         gni_tls_free(mc->tu);
         free(mc);
@@ -409,6 +411,7 @@ static void mitm_accept(uv_stream_t *srv, int st)
     uv_tcp_init(&loop, &mc->up);
     mc->down.data = mc->up.data = mc->creq.data = mc;
     mc->open = 2;
+    mitm_live++;
     m->accepted++;
     if (uv_accept(srv, (uv_stream_t *)&mc->down) < 0 || gni_tls_new(m->sx, NULL, &mc->td) < 0 ||
         gni_tls_new(m->cx, NULL, &mc->tu) < 0 ||
