@@ -22,13 +22,14 @@ need_pkgs=(build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
            libminiupnpc-dev python3 python3-dev python3-pytest python3-mesonpy
            patchelf python3-venv
            libnatpmp-dev miniupnpd miniupnpd-nftables nftables iproute2
-           libjson-c-dev libhttp-parser-dev etcd-server)
+           libjson-c-dev libhttp-parser-dev etcd-server libssl-dev)
 # libjson-c-dev, libhttp-parser-dev: the Ergo etcd registrar client
 # (-Dergo_etcd); etcd-server: the etcd its test starts on 127.0.0.1 (the
 # package's own service is not started: the test runs a private instance)
 # patchelf: meson-python calls it (it is only a Recommends of python3-mesonpy,
 # and we install without recommends); python3-venv: the venv of the pip route;
-# libnatpmp-dev: the natpmp NAT component; miniupnpd, miniupnpd-nftables,
+# libnatpmp-dev: the natpmp NAT component; libssl-dev: TLS for Ergo links
+# (OpenSSL 3, meson option ergo_tls); miniupnpd, miniupnpd-nftables,
 # nftables, iproute2: the NAT tests' gateway in a network namespace
 # (test/nat, suite netns; the test runs its own instance in the namespace;
 # the package's service stays off: debconf miniupnpd/start_daemon is false
@@ -108,7 +109,7 @@ step() { # name command...: run a step, count it, keep going
 }
 
 suite_main() {
-    build build-ci -Dwerror=true -Dergo_etcd=enabled && meson test -C build-ci --print-errorlogs --num-processes "$jobs"
+    build build-ci -Dwerror=true -Dergo_etcd=enabled -Dergo_tls=enabled && meson test -C build-ci --print-errorlogs --num-processes "$jobs"
 }
 
 # The sanitizer run leaves out the suite 'slow' (the js kad-dht interop

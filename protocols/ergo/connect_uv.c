@@ -76,12 +76,10 @@ static void connect_dialled(int err, gni_ergo_conn *c, void *ud)
 /* starts a dial to @k; 0 when on_result will run */
 static int connect_dial(connect_op *o, const connect_cand *k)
 {
-    if (k->tls)
-        return GN_ENOTSUP; /* the link adapter has no TLS yet */
     const char *host = k->host[0] ? k->host : strchr(o->name, '@') + 1;
     if (strcmp(host, "localhost") == 0)
         host = "127.0.0.1";
-    gni_ergo_dial_options d = {.cookie = k->cookie, .flags = k->flags,
+    gni_ergo_dial_options d = {.cookie = k->cookie, .flags = k->flags, .tls = k->tls,
                                .on_result = connect_dialled, .user_data = o};
     return gni_ergo_dial_with(o->n, host, k->port, o->name, &d);
 }

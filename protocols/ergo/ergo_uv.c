@@ -11,10 +11,16 @@
 #include <string.h>
 
 #include "enp.h"
+#include "ergo_tls_config.h"
 #include "gni.h"
 #include "golemnet/err.h"
 #include "golemnet/log.h"
 #include "pool.h"
+#if GNI_HAVE_ERGO_TLS
+#include <sodium.h>
+
+#include "ergo_tls.h"
+#endif
 
 typedef struct ergo_link ergo_link;
 
@@ -41,6 +47,12 @@ struct ergo_link {
     gni_ergo_dial_options dopt; /* dial: on_result fires once (then cleared) */
     int err;           /* why the link failed, for on_result */
     ergo_link *next;
+    /* TLS (docs/ergo.md "TLS") */
+    struct gni_tls *tls;        /* the link's TLS session, or NULL */
+    bool tls_want;              /* the link runs TLS (a TLS acceptor, a TLS dial) */
+    bool rx_seen;               /* bytes were read (the first tells a TLS peer) */
+    char tls_host[256];         /* dial: the name the certificate is verified for */
+    uint8_t tls_peer_sha1[20];  /* dial: the acceptor's leaf SHA-1, for DigestCert */
 };
 
 struct gni_ergo_conn {
@@ -55,6 +67,7 @@ struct gni_ergo_conn {
     char cookie[256]; /* dialler: the route's cookie and flags, for the joins */
     uint64_t flags;
     gni_ergo_conn *next;
+    bool tls; /* its links run TLS (joins too) */
 };
 
 struct gni_ergo_node {
@@ -73,6 +86,9 @@ struct gni_ergo_node {
     bool rbuf_busy;
     void (*close_cb)(void *ud);
     void *close_ud;
+    struct gni_tls_ctx *tls_server; /* the acceptor's TLS, or NULL */
+    struct gni_tls_ctx *tls_client; /* made by the first TLS dial */
+    bool dial_tls;                  /* during gni_ergo_dial_tls: the route's TLS flag */
 };
 
 typedef struct ergo_write {
@@ -120,10 +136,21 @@ static void on_written(uv_write_t *req, int status)
     gn_free(w);
 }
 
-static int link_submit(ergo_link *l, ergo_write *w, size_t len)
+static ergo_write *write_new(size_t len)
+{
+    ergo_write *w = gn_malloc(sizeof *w + len);
+    if (w) {
+        w->req.data = w;
+        w->cap = len;
+        w->buf = uv_buf_init((char *)(w + 1), (unsigned)len);
+    }
+    return w;
+}
+
+/* Hands @w to the socket; it is freed by on_written or here on failure. */
+static int link_submit(ergo_link *l, ergo_write *w)
 {
     w->req.data = w;
-    w->buf = uv_buf_init((char *)(w + 1), (unsigned)len);
     int rc = uv_write(&w->req, (uv_stream_t *)&l->tcp, &w->buf, 1, on_written);
     if (rc < 0) {
         gn_free(w);
@@ -131,6 +158,8 @@ static int link_submit(ergo_link *l, ergo_write *w, size_t len)
     }
     return 0;
 }
+
+static int link_tls_write(ergo_link *l, const uint8_t *p, size_t len);
 
 /* hands the link's batch to uv_write (the kernel gets it now, or when writable) */
 static int link_flush(ergo_link *l)
@@ -145,7 +174,7 @@ static int link_flush(ergo_link *l)
             gn_free(w);
         return 0;
     }
-    return link_submit(l, w, w->buf.len);
+    return link_submit(l, w);
 }
 
 static void on_flush(uv_idle_t *h)
@@ -166,18 +195,19 @@ static int link_write(ergo_link *l, const uint8_t *p, size_t len)
                     (l->batch ? l->batch->buf.len : 0);
     if (queued + len > ERGO_LINK_WRITE_MAX && queued > 0)
         return GN_EAGAIN;
+    if (l->tls) /* records are sealed per frame (TLS links are not batched) */
+        return link_tls_write(l, p, len);
     if (l->batch && l->batch->buf.len + len > ERGO_BATCH_CAP) {
         int rc = link_flush(l);
         if (rc < 0)
             return rc;
     }
     if (len > ERGO_BATCH_CAP) { /* a large frame: its own write */
-        ergo_write *w = gn_malloc(sizeof *w + len);
+        ergo_write *w = write_new(len);
         if (!w)
             return GN_ENOMEM;
-        w->cap = len;
         memcpy(w + 1, p, len);
-        return link_submit(l, w, len);
+        return link_submit(l, w);
     }
     if (!l->batch) {
         ergo_write *w = l->spare;
@@ -311,6 +341,7 @@ static gni_ergo_conn *conn_new(ergo_link *l, const gni_ehs_result *r, bool diall
     gni_pool_init(&c->pool, dialler, r->pool_size, dialler ? r->ndsn : 0, l->id, ergo_now(l->n));
     memcpy(c->cookie, l->cookie, sizeof c->cookie);
     c->flags = l->flags;
+    c->tls = l->tls != NULL;
     c->next = l->n->conns;
     l->n->conns = c;
     l->c = c;
@@ -436,16 +467,255 @@ static void link_feed(ergo_link *l, const uint8_t *p, size_t len)
     }
 }
 
+/* ---- TLS under the handshake (docs/ergo.md "TLS"; ergo_tls.h) ------------------------------
+ * A TLS link keeps a gni_tls between the socket and the cores: reads are fed to it and its
+ * plaintext goes to link_feed; link_write encrypts through it. Without ergo_tls these are
+ * stubs (no link can have TLS: node_new and dial_tls refuse it). */
+
+/* A plain link whose peer opens with a TLS record (alert 0x15, handshake 0x16; EHS opens with
+ * 0x57) says so instead of "bad magic". */
+static void link_tls_sniff(ergo_link *l, uint8_t first)
+{
+    if (l->tls_want || (first != 0x15 && first != 0x16))
+        return;
+    link_error(l, GN_EHANDSHAKE,
+               l->role == GNI_EHS_ROLE_ACCEPT
+                   ? "the peer dialled with TLS but this acceptor has no TLS (options.tls)"
+                   : "the acceptor runs TLS: dial it with TLS (the route's TLS flag)");
+}
+
+/* A plain dialler whose acceptor closed before answering: a wrong cookie, or an acceptor that
+ * runs TLS (Go's TLS server closes without an alert on a non-TLS first record). */
+static bool link_plain_eof(ergo_link *l)
+{
+    if (!l->hs || l->rx_seen || l->role != GNI_EHS_ROLE_START || gni_ehs_eof(l->hs) == 0)
+        return false;
+    char d[320];
+    snprintf(d, sizeof d, "%s; or the acceptor runs TLS: dial it with TLS (the route's TLS flag)",
+             gni_ehs_diag(l->hs));
+    link_error(l, gni_ehs_error(l->hs), d);
+    return true;
+}
+
+#if GNI_HAVE_ERGO_TLS
+
+/* Sends the ciphertext the session has queued. */
+static int link_tls_flush(ergo_link *l)
+{
+    size_t n = gni_tls_pending(l->tls);
+    if (n == 0 || l->closing)
+        return 0;
+    ergo_write *w = write_new(n);
+    if (!w)
+        return GN_ENOMEM;
+    gn_buf b;
+    gn_buf_init(&b, w + 1, n);
+    w->buf.len = gni_tls_drain(l->tls, &b);
+    return link_submit(l, w);
+}
+
+static int link_tls_write(ergo_link *l, const uint8_t *p, size_t len)
+{
+    int rc = gni_tls_write(l->tls, p, len);
+    return rc < 0 ? rc : link_tls_flush(l);
+}
+
+static void link_tls_recv(ergo_link *l, const uint8_t *p, size_t len)
+{
+    bool was_done = gni_tls_done(l->tls);
+    int rc = gni_tls_feed(l->tls, p, len);
+    int wr = link_tls_flush(l); /* handshake answers, or the alert that explains a failure */
+    if (rc == 0 && wr == 0 && !was_done && gni_tls_done(l->tls) && l->role != GNI_EHS_ROLE_ACCEPT)
+        rc = gni_tls_peer_sha1(l->tls, l->tls_peer_sha1); /* before any EHS message is read */
+    if (rc < 0 || wr < 0) {
+        link_error(l, rc < 0 ? rc : wr, rc < 0 && gni_tls_diag(l->tls)[0] ? gni_tls_diag(l->tls)
+                                                                          : "TLS: write failed");
+        return;
+    }
+    uint8_t plain[GNI_TLS_RECORD_MAX];
+    /* bounded: every pass takes a record out of what was fed */
+    while (!l->closing) {
+        int n = gni_tls_read(l->tls, plain, sizeof plain);
+        if (n == GN_EEOF) {
+            link_close(l); /* close_notify: the peer ended the link */
+            return;
+        }
+        if (n < 0) {
+            link_error(l, n, gni_tls_diag(l->tls));
+            return;
+        }
+        if (n == 0)
+            break;
+        link_feed(l, plain, (size_t)n);
+    }
+    if (!l->closing && link_tls_flush(l) < 0) /* a key update's answer */
+        link_error(l, GN_EIO, "TLS: write failed");
+}
+
+/* The socket ended: true when TLS explains it (the link is then closed with that diagnostic);
+ * false leaves it to the EHS core or a plain close. */
+static bool link_tls_eof(ergo_link *l)
+{
+    if (!l->tls)
+        return link_plain_eof(l);
+    bool done = gni_tls_done(l->tls);
+    if (gni_tls_eof(l->tls) == 0 || (done && l->hs))
+        return false;
+    link_error(l, gni_tls_error(l->tls), gni_tls_diag(l->tls));
+    return true;
+}
+
+/* Creates the link's session when it runs TLS; on failure the link is closed (< 0). */
+static int link_tls_start(ergo_link *l)
+{
+    if (!l->tls_want)
+        return 0;
+    gni_ergo_node *n = l->n;
+    bool acc = l->role == GNI_EHS_ROLE_ACCEPT;
+    int rc = gni_tls_new(acc ? n->tls_server : n->tls_client, acc ? NULL : l->tls_host, &l->tls);
+    if (rc < 0)
+        link_error(l, rc, "TLS: cannot start a session");
+    return rc;
+}
+
+static void link_tls_cfg(ergo_link *l, gni_ehs_config *c)
+{
+    if (!l->tls)
+        return;
+    if (l->role == GNI_EHS_ROLE_ACCEPT)
+        c->cert_sha1 = gni_tls_ctx_cert_sha1(l->n->tls_server);
+    else if (!l->n->o.tls_no_fingerprint)
+        c->peer_cert_sha1 = l->tls_peer_sha1; /* filled when the TLS handshake ends */
+}
+
+static void link_tls_free(ergo_link *l)
+{
+    gni_tls_free(l->tls);
+    l->tls = NULL;
+}
+
+#define ERGO_PEM_MAX (1u << 20)
+
+/* Reads a PEM file into gn_malloc'd memory. 0, GN_EIO, GN_ETOOBIG, GN_ENOMEM. */
+static int pem_read(const char *path, gn_slice *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return GN_EIO;
+    uint8_t *p = gn_malloc(ERGO_PEM_MAX);
+    size_t n = p ? fread(p, 1, ERGO_PEM_MAX, f) : 0;
+    int rc = !p ? GN_ENOMEM : ferror(f) ? GN_EIO : n == ERGO_PEM_MAX ? GN_ETOOBIG : 0;
+    fclose(f);
+    if (rc < 0) {
+        gn_free(p);
+        return rc;
+    }
+    *out = gn_slice_of(p, n);
+    return 0;
+}
+
+static void node_tls_log(const gni_ergo_node *n, const char *what, const char *path,
+                         const char *diag)
+{
+    gn_log(GN_LOG_ERR, "ergo", "%s: %s %s%s%s", n->o.node, what, path ? path : "",
+           diag && diag[0] ? ": " : "", diag ? diag : "");
+}
+
+/* The acceptor's TLS context, from the PEM files or a generated certificate. */
+static int node_tls_setup(gni_ergo_node *n)
+{
+    const gni_ergo_options *o = &n->o;
+    if (!o->tls)
+        return 0;
+    if (!o->tls_cert_file != !o->tls_key_file)
+        return GN_EINVAL;
+    gni_tls_ctx_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.server = true;
+    const char *at = strchr(o->node, '@');
+    tc.host = at ? at + 1 : NULL;
+    int rc = 0;
+    if (o->tls_cert_file) {
+        rc = pem_read(o->tls_cert_file, &tc.cert_pem);
+        if (rc == 0 && (rc = pem_read(o->tls_key_file, &tc.key_pem)) < 0)
+            node_tls_log(n, "cannot read the TLS key", o->tls_key_file, NULL);
+        else if (rc < 0)
+            node_tls_log(n, "cannot read the TLS certificate", o->tls_cert_file, NULL);
+    }
+    char diag[256];
+    if (rc == 0 && (rc = gni_tls_ctx_new(&tc, &n->tls_server, diag, sizeof diag)) < 0)
+        node_tls_log(n, "TLS setup failed", o->tls_cert_file, diag);
+    if (tc.key_pem.base)
+        sodium_memzero((void *)tc.key_pem.base, tc.key_pem.len); /* a secret */
+    gn_free((void *)tc.cert_pem.base);
+    gn_free((void *)tc.key_pem.base);
+    return rc;
+}
+
+/* The dialler's TLS context, made on the first TLS dial. */
+static int node_tls_client(gni_ergo_node *n)
+{
+    if (n->tls_client)
+        return 0;
+    gni_tls_ctx_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.skip_verify = n->o.tls_skip_verify;
+    int rc = 0;
+    if (!tc.skip_verify && n->o.tls_ca_file && (rc = pem_read(n->o.tls_ca_file, &tc.ca_pem)) < 0)
+        node_tls_log(n, "cannot read the TLS CA file", n->o.tls_ca_file, NULL);
+    char diag[256];
+    if (rc == 0 && (rc = gni_tls_ctx_new(&tc, &n->tls_client, diag, sizeof diag)) < 0)
+        node_tls_log(n, "TLS setup failed", n->o.tls_ca_file, diag);
+    gn_free((void *)tc.ca_pem.base);
+    return rc;
+}
+
+static void node_tls_free(gni_ergo_node *n)
+{
+    gni_tls_ctx_free(n->tls_server);
+    gni_tls_ctx_free(n->tls_client);
+    n->tls_server = n->tls_client = NULL;
+}
+
+#else /* !GNI_HAVE_ERGO_TLS: no link has TLS */
+
+static int link_tls_write(ergo_link *l, const uint8_t *p, size_t len)
+{
+    (void)l, (void)p, (void)len;
+    return GN_ENOTSUP;
+}
+static void link_tls_recv(ergo_link *l, const uint8_t *p, size_t len)
+{
+    (void)p, (void)len;
+    link_error(l, GN_ENOTSUP, "TLS: not built");
+}
+static bool link_tls_eof(ergo_link *l) { return link_plain_eof(l); }
+static int link_tls_start(ergo_link *l) { return (void)l, 0; }
+static void link_tls_cfg(ergo_link *l, gni_ehs_config *c) { (void)l, (void)c; }
+static void link_tls_free(ergo_link *l) { (void)l; }
+static int node_tls_setup(gni_ergo_node *n) { return n->o.tls ? GN_ENOTSUP : 0; }
+static int node_tls_client(gni_ergo_node *n) { return (void)n, GN_ENOTSUP; }
+static void node_tls_free(gni_ergo_node *n) { (void)n; }
+
+#endif /* GNI_HAVE_ERGO_TLS */
+/* ---- end TLS ---- */
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     ergo_link *l = s->data;
-    if (nread > 0 && !l->closing)
+    if (nread > 0 && !l->closing && !l->rx_seen) {
+        l->rx_seen = true;
+        link_tls_sniff(l, (uint8_t)buf->base[0]);
+    }
+    if (nread > 0 && !l->closing && l->tls)
+        link_tls_recv(l, (const uint8_t *)buf->base, (size_t)nread);
+    else if (nread > 0 && !l->closing)
         link_feed(l, (const uint8_t *)buf->base, (size_t)nread);
     if (buf->base == (char *)l->n->rbuf)
         l->n->rbuf_busy = false;
     else
         gn_free(buf->base);
-    if (nread < 0 && !l->closing) {
+    if (nread < 0 && !l->closing && !link_tls_eof(l)) {
         if (l->hs && gni_ehs_eof(l->hs) < 0)
             link_error(l, gni_ehs_error(l->hs), gni_ehs_diag(l->hs));
         else
@@ -459,6 +729,7 @@ static void node_maybe_done(gni_ergo_node *n)
         void (*cb)(void *) = n->close_cb;
         void *ud = n->close_ud;
         gn_free(n->rbuf);
+        node_tls_free(n);
         gn_free(n);
         if (cb)
             cb(ud);
@@ -480,6 +751,7 @@ static void on_link_handle_closed(uv_handle_t *h)
     gni_enp_splitter_fini(&l->sp);
     gn_free(l->batch);
     gn_free(l->spare);
+    link_tls_free(l);
     gn_free(l);
     n->open_handles--;
     node_maybe_done(n);
@@ -562,6 +834,7 @@ static gni_ehs_config link_cfg(ergo_link *l)
     c.pool_dsn = gn_slice_of(l->dsn, strlen(l->dsn));
     c.expect_peer = gn_slice_of(l->peer, strlen(l->peer));
     c.conn_id = gn_slice_of(l->conn_id, strlen(l->conn_id));
+    link_tls_cfg(l, &c);
     return c;
 }
 
@@ -574,6 +847,8 @@ static void on_connected(uv_connect_t *req, int status)
         link_error(l, gni_err_from_uv(status), "connect failed");
         return;
     }
+    if (link_tls_start(l) < 0)
+        return;
     gni_ehs_config cfg = link_cfg(l);
     int rc = gni_ehs_new(&cfg, l->role, ergo_now(l->n), &l->hs);
     if (rc == 0)
@@ -611,6 +886,9 @@ static int link_dial(gni_ergo_node *n, const char *ip, uint16_t port, gni_ehs_ro
         memcpy(l->cookie, join->cookie, sizeof l->cookie); /* joins use the route's cookie */
         l->flags = join->flags;
     }
+    l->tls_want = join ? join->tls : n->dial_tls;
+    const char *at = peer ? strchr(peer, '@') : NULL; /* verify the node's host, else the IP */
+    snprintf(l->tls_host, sizeof l->tls_host, "%s", at ? at + 1 : ip);
     l->creq.data = l;
     int rc = uv_tcp_connect(&l->creq, &l->tcp, (const struct sockaddr *)&ss, on_connected);
     if (rc < 0) {
@@ -695,6 +973,9 @@ static void on_connection(uv_stream_t *srv, int status)
         }
     }
     snprintf(l->dsn, sizeof l->dsn, "%s:%u", ip, (unsigned)port);
+    l->tls_want = n->tls_server != NULL;
+    if (link_tls_start(l) < 0)
+        return;
     gni_ehs_config cfg = link_cfg(l);
     int rc = gni_ehs_new(&cfg, GNI_EHS_ROLE_ACCEPT, ergo_now(n), &l->hs);
     (void)uv_tcp_keepalive(&l->tcp, 1, ERGO_KEEPALIVE_S); /* c: a vanished peer is noticed */
@@ -729,12 +1010,18 @@ int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node 
     n->o = *o;
     if (!n->o.host)
         n->o.host = "127.0.0.1";
+    int rc = node_tls_setup(n);
+    if (rc < 0) {
+        gn_free(n);
+        return rc;
+    }
     struct sockaddr_in sa;
-    int rc = uv_ip4_addr(n->o.host, o->port, &sa);
+    rc = uv_ip4_addr(n->o.host, o->port, &sa);
     if (rc == 0)
         rc = uv_tcp_init(loop, &n->listener);
     if (rc < 0) {
         gn_free(n->rbuf);
+        node_tls_free(n);
         gn_free(n);
         return gni_err_from_uv(rc);
     }
@@ -794,19 +1081,34 @@ void gni_ergo_node_close(gni_ergo_node *n, void (*cb)(void *ud), void *ud)
     uv_close((uv_handle_t *)&n->flush, on_listener_closed);
 }
 
-int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node)
+/* a Start dial, over TLS when @tls (the client context is made on the first TLS dial) */
+static int dial_start(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node,
+                      const gni_ergo_dial_options *d, bool tls)
 {
     if (!n || !ip || n->closing)
         return GN_EINVAL;
-    return link_dial(n, ip, port, GNI_EHS_ROLE_START, peer_node, NULL, NULL);
+    if (tls) {
+        int rc = node_tls_client(n);
+        if (rc < 0)
+            return rc;
+    }
+    n->dial_tls = tls; /* read by link_dial for this dial only */
+    int rc = link_dial(n, ip, port, GNI_EHS_ROLE_START, peer_node, NULL, d);
+    n->dial_tls = false;
+    return rc;
+}
+
+int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node)
+{
+    return dial_start(n, ip, port, peer_node, NULL, false);
 }
 
 int gni_ergo_dial_with(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node,
                        const gni_ergo_dial_options *d)
 {
-    if (!n || !ip || !d || n->closing || (d->cookie && strlen(d->cookie) > 255))
+    if (!d || (d->cookie && strlen(d->cookie) > 255))
         return GN_EINVAL;
-    return link_dial(n, ip, port, GNI_EHS_ROLE_START, peer_node, NULL, d);
+    return dial_start(n, ip, port, peer_node, d, d->tls);
 }
 
 int gni_ergo_conn_send(gni_ergo_conn *c, uint64_t from_id, bool keep_order,
@@ -845,3 +1147,11 @@ int gni_ergo_conn_kill_link(gni_ergo_conn *c, unsigned idx)
     link_close(l);
     return 0;
 }
+
+int gni_ergo_dial_tls(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node,
+                      bool tls)
+{
+    return dial_start(n, ip, port, peer_node, NULL, tls);
+}
+
+bool gni_ergo_node_tls(const gni_ergo_node *n) { return n && n->tls_server; }

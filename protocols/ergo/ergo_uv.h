@@ -58,13 +58,36 @@ typedef struct gni_ergo_options {
     int64_t creation;
     gni_ergo_callbacks cb;
     void *user_data;
+    /*
+     * TLS (docs/ergo.md "TLS"; needs the ergo_tls build option, else
+     * gni_ergo_node_new answers GN_ENOTSUP when @tls is set).
+     *  - tls: the acceptor runs TLS under the handshake (Ergo: the acceptor
+     *    has a CertManager) and its DigestCert fields are filled.
+     *  - tls_cert_file / tls_key_file: PEM files (leaf first, then its
+     *    chain; its key). NULL with @tls: a self-signed ECDSA P-256
+     *    certificate for the host part of @node is generated.
+     *  - dialler (gni_ergo_dial_tls): tls_skip_verify does not verify the
+     *    acceptor's chain and name (Ergo's InsecureSkipVerify; needed for a
+     *    self-signed acceptor not in tls_ca_file); tls_ca_file: PEM trust
+     *    anchors (NULL = the system's); tls_no_fingerprint does not check
+     *    DigestCert (Ergo's handshake DisableTLSFingerprint).
+     */
+    bool tls;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    bool tls_skip_verify;
+    const char *tls_ca_file;
+    bool tls_no_fingerprint;
 } gni_ergo_options;
 
 /**
  * Creates an endpoint listening on @o->host:@o->port, or with a
  * @o->port_range above 1 on the first port of port..port+range-1 that
  * binds (a port in use is skipped; GN_EADDRINUSE when none is free). 0,
- * GN_EINVAL, GN_ENOMEM, I/O errors.
+ * GN_EINVAL, GN_ENOMEM, I/O errors; with @o->tls also GN_ENOTSUP (built
+ * without ergo_tls), GN_EIO (a PEM file unreadable), GN_EBADKEY (PEM
+ * unusable, key not matching), GN_ECRYPTO (no certificate could be
+ * generated).
  */
 int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node **out);
 
@@ -96,6 +119,7 @@ int gni_ergo_dial(gni_ergo_node *n, const char *ip, uint16_t port, const char *p
 typedef struct gni_ergo_dial_options {
     const char *cookie;
     uint64_t flags;
+    bool tls; /* the route's TLS flag: as gni_ergo_dial_tls() */
     void (*on_result)(int err, gni_ergo_conn *c, void *user_data);
     void *user_data;
 } gni_ergo_dial_options;
@@ -103,10 +127,26 @@ typedef struct gni_ergo_dial_options {
 /**
  * gni_ergo_dial with @d. Returns 0 (then on_result will run), or
  * GN_EINVAL (NULL argument, cookie too long, @ip not a literal, node
- * closing) / GN_ENOMEM / I/O errors (then on_result is not called).
+ * closing) / GN_ENOMEM / I/O errors, and with @d->tls the errors of
+ * gni_ergo_dial_tls() (then on_result is not called).
  */
 int gni_ergo_dial_with(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node,
                        const gni_ergo_dial_options *d);
+
+/**
+ * gni_ergo_dial() with the route's TLS flag (gen.Route.TLS; the registrar
+ * reports it): with @tls every link of the connection, joins included, runs
+ * TLS, verified as the options say against the host part of @peer_node
+ * (else @ip), and the acceptor's DigestCert is checked unless
+ * tls_no_fingerprint. Returns what gni_ergo_dial does, and GN_ENOTSUP (built
+ * without ergo_tls), GN_EIO / GN_EBADKEY (tls_ca_file unreadable or without
+ * certificates: the first TLS dial loads it).
+ */
+int gni_ergo_dial_tls(gni_ergo_node *n, const char *ip, uint16_t port, const char *peer_node,
+                      bool tls);
+
+/** Whether the acceptor runs TLS (the TLS flag of the routes it registers). */
+bool gni_ergo_node_tls(const gni_ergo_node *n);
 
 /**
  * Sends one ENP frame (copied) for local process @from_id on the pool link
