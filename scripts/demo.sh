@@ -14,7 +14,8 @@
 # golemnet finds. Then a circuit relay: a golemnet relay, a node that listens
 # only through it, and an echo dialled through the relay. Then two daemons:
 # the CLI, as a client of A's control socket, dials B and sends a message
-# that a client subscribed to B's events receives.
+# that a client subscribed to B's events receives. Then the Ergo wire: two
+# Ergo endpoints shake hands, join a pool of 3 links and exchange ENP frames.
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -183,6 +184,15 @@ field "$tmp/events-b.out" '"an event client of B: message \"%s\" from %s..." % (
 timeout 30 "$cli" peers --socket "$sa" --json >"$tmp/dpeers.out" 2>&1
 field "$tmp/dpeers.out" '"golemnet peers --socket A.sock: channel %s %s %s... %s + %s" % (e.get("channel_id"), e.get("direction"), e.get("peer_id","")[:16], e.get("security"), e.get("muxer")) if e.get("event")=="peer" else None'
 
-say "8. what the node saw"
+say "8. the Ergo wire: two golemnet Ergo endpoints (EHS handshake with cookie digests, a pool of 3 TCP links, ENP frames)"
+bench=$root/${1:-build}/bench/bench_enp_pool
+if [ -x "$bench" ]; then
+    timeout 60 "$bench" 200000 >"$tmp/enp.out" 2>&1
+    field "$tmp/enp.out" '"%d ENP frames of %d bytes (an EDF binary of 64 bytes each) over a pool of %d links: %d received, %d bad, %.2f M frames/s" % (e["frames"], e["frame_bytes"], e["pool"], e["received"], e["bad"], e["frames_per_s"] / 1e6) if e.get("bench")=="enp_pool" else None'
+else
+    echo "(skipped: $bench was not built)"
+fi
+
+say "9. what the node saw"
 field "$tmp/node.out" '"%s channel %s: peer %s, %s + %s" % (e["event"], e.get("direction"), e.get("peer_id","")[:16]+"...", e.get("security"), e.get("muxer")) if e.get("event")=="channel_opened" else None'
 field "$tmp/node.out" '"identify of %s...: agent %s" % (e.get("peer_id","")[:16], e.get("agent_version")) if e.get("event")=="identify" else None'
