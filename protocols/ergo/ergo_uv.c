@@ -520,6 +520,16 @@ static int link_tls_write(ergo_link *l, const uint8_t *p, size_t len)
     return rc < 0 ? rc : link_tls_flush(l);
 }
 
+/* TLS answers the peer asks for (handshake, key updates) are bounded like frames: a peer that
+ * keeps asking and never reads loses the link instead of growing our queue. */
+static bool link_tls_overfull(ergo_link *l)
+{
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) <= ERGO_LINK_WRITE_MAX)
+        return false;
+    link_error(l, GN_ELIMIT, "TLS: the peer does not read our answers (more than 4 MiB queued)");
+    return true;
+}
+
 static void link_tls_recv(ergo_link *l, const uint8_t *p, size_t len)
 {
     bool was_done = gni_tls_done(l->tls);
@@ -532,12 +542,17 @@ static void link_tls_recv(ergo_link *l, const uint8_t *p, size_t len)
                                                                           : "TLS: write failed");
         return;
     }
+    if (link_tls_overfull(l))
+        return;
     uint8_t plain[GNI_TLS_RECORD_MAX];
     /* bounded: every pass takes a record out of what was fed */
     while (!l->closing) {
         int n = gni_tls_read(l->tls, plain, sizeof plain);
-        if (n == GN_EEOF) {
-            link_close(l); /* close_notify: the peer ended the link */
+        if (n == GN_EEOF) { /* close_notify: the peer ended the link */
+            if (l->hs && gni_ehs_eof(l->hs) < 0) /* during the handshake: say why, as on TCP */
+                link_error(l, gni_ehs_error(l->hs), gni_ehs_diag(l->hs));
+            else
+                link_close(l);
             return;
         }
         if (n < 0) {
@@ -550,6 +565,8 @@ static void link_tls_recv(ergo_link *l, const uint8_t *p, size_t len)
     }
     if (!l->closing && link_tls_flush(l) < 0) /* a key update's answer */
         link_error(l, GN_EIO, "TLS: write failed");
+    else if (!l->closing)
+        (void)link_tls_overfull(l);
 }
 
 /* The socket ended: true when TLS explains it (the link is then closed with that diagnostic);
@@ -769,6 +786,8 @@ static void link_close(ergo_link *l)
     if (!l->attached && l->role == GNI_EHS_ROLE_JOIN && l->join_conn) {
         gni_pool_dial_failed(&l->join_conn->pool, ergo_now(n));
         l->join_conn = NULL;
+        if (!n->closing)
+            node_arm_joins(n); /* retried after the back-off, not only at the next loss */
     }
     uv_close((uv_handle_t *)&l->tcp, on_link_handle_closed);
     uv_close((uv_handle_t *)&l->timer, on_link_handle_closed);
@@ -933,10 +952,12 @@ static void conn_dial_more(gni_ergo_conn *c)
         char ip[64];
         const char *d = c->dsn[idx], *colon = strrchr(d, ':');
         int rc = GN_EINVAL;
-        if (colon && (size_t)(colon - d) < sizeof ip) {
+        char *end = NULL;
+        unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+        if (colon && (size_t)(colon - d) < sizeof ip && end != colon + 1 && !*end && port &&
+            port <= UINT16_MAX) { /* a PoolDSN entry the peer sent: "ip:port" */
             snprintf(ip, sizeof ip, "%.*s", (int)(colon - d), d);
-            rc = link_dial(c->n, ip, (uint16_t)atoi(colon + 1), GNI_EHS_ROLE_JOIN, c->peer_node, c,
-                           NULL);
+            rc = link_dial(c->n, ip, (uint16_t)port, GNI_EHS_ROLE_JOIN, c->peer_node, c, NULL);
         }
         if (rc < 0) {
             gni_pool_dial_failed(&c->pool, ergo_now(c->n));
@@ -1012,6 +1033,7 @@ int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node 
         n->o.host = "127.0.0.1";
     int rc = node_tls_setup(n);
     if (rc < 0) {
+        gn_free(n->rbuf);
         gn_free(n);
         return rc;
     }
@@ -1116,6 +1138,8 @@ int gni_ergo_conn_send(gni_ergo_conn *c, uint64_t from_id, bool keep_order,
 {
     if (!c || !frame || len < GNI_ENP_HEADER_LEN)
         return GN_EINVAL;
+    if (len > UINT32_MAX) /* the ENP header's length is a u32 */
+        return GN_ETOOBIG;
     if (c->info.peer_max_message_size && len > c->info.peer_max_message_size)
         return GN_ETOOBIG;
     uint64_t id;

@@ -709,11 +709,11 @@ static int on_headers_complete(http_parser *p)
     r->status = (int)p->status_code;
     if (p->http_major != 1) {
         resp_fail(r, GN_EPROTO, "not an HTTP/1.x response");
-        return 1;
+        return -1; /* 1 would mean "no body" and still complete the message */
     }
     if (r->status >= 100 && r->status < 200) {
         resp_fail(r, GN_EPROTO, "an interim (1xx) response");
-        return 1;
+        return -1;
     }
     return 0;
 }

@@ -49,6 +49,7 @@ typedef struct eu_conn {
     gni_etcd_resp *resp;
     eu_call *cur;     /* unary: the call in flight */
     uint8_t *wbuf;    /* watch: its request */
+    uint8_t *wheld;   /* unary: a finished call's request still being written */
     int fail;         /* why the connection is being closed */
     bool writing;     /* a write is in flight (the write request is reused) */
     bool in_feed;     /* inside the core's feed: a close leaves the reader to eu_feed */
@@ -121,6 +122,18 @@ static void eu_call_free(eu_call *c)
         return;
     gn_free(c->req);
     gn_free(c);
+}
+
+/* Frees @call that was in flight on @c; a request libuv is still writing (etcd or a proxy
+ * answered before reading all of it) stays with @c until the write completes. */
+static void eu_call_done(eu_conn *c, eu_call *call)
+{
+    if (c->writing && call) {
+        gn_free(c->wheld);
+        c->wheld = call->req;
+        call->req = NULL;
+    }
+    eu_call_free(call);
 }
 
 static void eu_call_complete(gni_etcd_uv *e, eu_call *c, int err, const gni_etcd_result *res)
@@ -221,6 +234,8 @@ static void eu_tcp_closed(uv_handle_t *h)
     c->writing = false;
     gn_free(c->wbuf);
     c->wbuf = NULL;
+    gn_free(c->wheld);
+    c->wheld = NULL;
     if (e->open_handles)
         e->open_handles--;
     if (!c->watch && e->head) {
@@ -246,7 +261,7 @@ static void eu_conn_close(eu_conn *c, int err)
     c->cur = NULL;
     if (cur) {
         eu_call_complete(e, cur, err ? err : GN_EEOF, NULL);
-        eu_call_free(cur);
+        eu_call_done(c, cur);
     }
     if (!c->in_feed)
         gni_etcd_resp_free(c->resp);
@@ -261,7 +276,10 @@ static void eu_conn_timeout(uv_timer_t *t)
             c->state == CONN_CONNECTING ? "etcd at %s did not accept the connection in time"
                                         : "etcd at %s did not answer a call in time",
             c->e->authority);
+    bool connecting = c->state == CONN_CONNECTING;
     eu_conn_close(c, GN_ETIMEDOUT);
+    if (connecting && !c->watch) /* as a refused connect: no endless reconnects */
+        eu_fail_queue(c->e, GN_ETIMEDOUT);
 }
 
 static void eu_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -318,7 +336,7 @@ static void eu_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             if (rc == GN_ECLOSED)
                 return;
             if (rc == 1 && !c->watch) { /* a body that ended with the connection */
-                eu_call_free(c->cur);
+                eu_call_done(c, c->cur);
                 c->cur = NULL;
             }
         }
@@ -354,7 +372,7 @@ static void eu_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         uv_timer_stop(&c->timer);
         if (cur) {
             eu_call_complete(e, cur, GN_EPROTO, NULL); /* a response without a message */
-            eu_call_free(cur);
+            eu_call_done(c, cur);
         }
         if (left > 0 || !gni_etcd_resp_keep_alive(c->resp)) {
             if (left > 0)
@@ -374,6 +392,8 @@ static void eu_written(uv_write_t *w, int status)
 {
     eu_conn *c = w->data;
     c->writing = false;
+    gn_free(c->wheld);
+    c->wheld = NULL;
     if (c->state != CONN_READY)
         return;
     if (status < 0) {
