@@ -314,7 +314,11 @@ static void on_client_connected(uv_connect_t *c, int status)
     gni_reg_uv *r = x->r;
     if (x->closing)
         return;
-    if (status == 0 && uv_read_start((uv_stream_t *)&x->u.tcp, on_alloc, on_client_read) == 0) {
+    int err = status < 0 ? GN_ECONNREFUSED : GN_ETOOBIG;
+    int uerr = status == 0 ? uv_read_start((uv_stream_t *)&x->u.tcp, on_alloc, on_client_read) : 0;
+    if (uerr < 0)
+        err = gni_err_from_uv(uerr);
+    if (status == 0 && uerr == 0) {
         uint8_t out[GNI_REG_SERVER_READ];
         gn_buf b;
         gn_buf_init(&b, out, sizeof out);
@@ -328,7 +332,9 @@ static void on_client_connected(uv_connect_t *c, int status)
         }
     }
     rh_close(x);
-    gni_reg_failover_registered(&r->f, GN_ECONNREFUSED, (gn_time)uv_now(r->loop) * GN_MS);
+    /* the connect failed (nobody owns the port: try to become the server), reading failed,
+     * or our own Register did not build (a route that does not fit a packet) */
+    gni_reg_failover_registered(&r->f, err, (gn_time)uv_now(r->loop) * GN_MS);
     reg_drive(r);
 }
 
@@ -341,12 +347,15 @@ static void reg_register(gni_reg_uv *r)
         /* Ergo: 1 s for the RegisterReply (here from the dial: connect is local) */
         x->deadline = (gn_time)uv_now(r->loop) * GN_MS + GNI_REG_REGISTER_TIMEOUT;
         x->creq.data = x;
-        if (uv_tcp_connect(&x->creq, &x->u.tcp, (const struct sockaddr *)&lo,
-                           on_client_connected) == 0) {
+        int uerr = uv_tcp_connect(&x->creq, &x->u.tcp, (const struct sockaddr *)&lo,
+                                  on_client_connected);
+        if (uerr == 0) {
             r->lease = x;
             return;
         }
         rh_close(x);
+        gni_reg_failover_registered(&r->f, gni_err_from_uv(uerr), (gn_time)uv_now(r->loop) * GN_MS);
+        return;
     }
     gni_reg_failover_registered(&r->f, GN_ENOMEM, (gn_time)uv_now(r->loop) * GN_MS);
 }
@@ -403,6 +412,8 @@ static void reg_drive(gni_reg_uv *r)
             gni_reg_failover_bound(&r->f, ok, now);
             if (ok && r->o.on_role)
                 r->o.on_role(r, r->f.role, r->o.user_data);
+            if (r->closing)
+                return; /* on_role closed us: no new handles */
         } else {
             reg_register(r);
         }
