@@ -235,6 +235,8 @@ static int on_result(const gni_etcd_result *r, void *ud)
 static char *with_len(const char *body)
 {
     char *m = malloc(strlen(body) + 256);
+    if (!m)
+        abort();
     sprintf(m, HDR "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
     return m;
 }
@@ -245,6 +247,8 @@ static char *chunked(const char *const *parts, size_t n)
     for (size_t i = 0; i < n; i++)
         cap += strlen(parts[i]) + 16;
     char *m = malloc(cap), *p = m;
+    if (!m)
+        abort();
     p += sprintf(p, HDR "Transfer-Encoding: chunked\r\n\r\n");
     for (size_t i = 0; i < n; i++)
         p += sprintf(p, "%zx\r\n%s\r\n", strlen(parts[i]), parts[i]);
