@@ -22,7 +22,7 @@ typedef struct connect_cand {
 typedef struct connect_op {
     uv_timer_t timer; /* defers a result that is known inside gni_ergo_connect */
     gni_ergo_node *n;
-    gni_reg_uv *reg;
+    gni_ergo_resolver rv; /* .resolve NULL: no registrar */
     char name[GNI_ROUTES_NAME_MAX + 1];
     connect_cand st[GNI_ERGO_CONNECT_MAX]; /* static matches, by weight */
     uint32_t nst, ist;
@@ -123,12 +123,12 @@ static void connect_step(connect_op *o)
         }
         const connect_cand *k = &o->st[o->ist++];
         if (k->use_resolver) {
-            if (!o->reg) {
+            if (!o->rv.resolve) {
                 o->err = GN_ENOROUTE;
                 continue;
             }
             o->resolving = true;
-            int rc = gni_reg_uv_resolve(o->reg, o->name, connect_resolved, o);
+            int rc = o->rv.resolve(o->rv.ctx, o->name, connect_resolved, o);
             if (rc < 0) {
                 o->resolving = false;
                 o->err = rc;
@@ -146,9 +146,22 @@ static void connect_step(connect_op *o)
     o->in_step = outer;
 }
 
+static int connect_reg_resolve(void *ctx, const char *name, gni_reg_uv_resolve_cb cb, void *ud)
+{
+    return gni_reg_uv_resolve(ctx, name, cb, ud);
+}
+
 int gni_ergo_connect(uv_loop_t *loop, gni_ergo_node *n, const gni_routes *routes,
                      gni_reg_uv *reg, const char *name, gni_ergo_connect_cb cb,
                      void *user_data)
+{
+    gni_ergo_resolver r = {.resolve = connect_reg_resolve, .ctx = reg};
+    return gni_ergo_connect_res(loop, n, routes, reg ? &r : NULL, name, cb, user_data);
+}
+
+int gni_ergo_connect_res(uv_loop_t *loop, gni_ergo_node *n, const gni_routes *routes,
+                         const gni_ergo_resolver *res, const char *name,
+                         gni_ergo_connect_cb cb, void *user_data)
 {
     if (!loop || !n || !name || !cb || !strchr(name, '@') ||
         strlen(name) > GNI_ROUTES_NAME_MAX)
@@ -168,7 +181,8 @@ int gni_ergo_connect(uv_loop_t *loop, gni_ergo_node *n, const gni_routes *routes
     }
     o->timer.data = o;
     o->n = n;
-    o->reg = reg;
+    if (res && res->resolve)
+        o->rv = *res;
     o->cb = cb;
     o->ud = user_data;
     snprintf(o->name, sizeof o->name, "%s", name);
@@ -186,10 +200,10 @@ int gni_ergo_connect(uv_loop_t *loop, gni_ergo_node *n, const gni_routes *routes
     o->in_step = true;
     if (!o->static_matched) {
         /* no static route: the registrar */
-        o->err = reg ? 0 : GN_ENOROUTE;
-        if (reg) {
+        o->err = o->rv.resolve ? 0 : GN_ENOROUTE;
+        if (o->rv.resolve) {
             o->resolving = true;
-            int rc = gni_reg_uv_resolve(reg, o->name, connect_resolved, o);
+            int rc = o->rv.resolve(o->rv.ctx, o->name, connect_resolved, o);
             if (rc < 0) {
                 o->resolving = false;
                 o->err = rc;
