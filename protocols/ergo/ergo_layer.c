@@ -1326,8 +1326,6 @@ int gni_ergo_comp_connect(gni_ergo_comp *c, const char *node)
         return rc;
     if (!c->ep)
         return GN_EINVAL;
-    if (!c->ru)
-        return GN_ENOTSUP;
     if (!c->routes && !c->ru && !comp_has_etcd(c))
         return GN_ENOTSUP;
     ergo_pending *pd = pend_new(c, PEND_CONNECT, node);
