@@ -29,6 +29,7 @@ typedef struct connect_op {
     connect_cand res[GNI_ERGO_CONNECT_MAX]; /* what the last resolve answered */
     uint32_t nres, ires;
     bool static_matched, resolving, in_step, done;
+    bool canceled; /* the node or the registrar closed: nothing more is tried */
     int err;
     gni_ergo_connect_cb cb;
     void *ud;
@@ -70,6 +71,7 @@ static void connect_dialled(int err, gni_ergo_conn *c, void *ud)
         return;
     }
     o->err = err;
+    o->canceled = err == GN_ECANCELED; /* the node is closing: no next candidate */
     connect_step(o); /* the next candidate */
 }
 
@@ -91,6 +93,8 @@ static void connect_resolved(int err, const gni_reg_route *routes, uint32_t n, v
     o->nres = o->ires = 0;
     if (err < 0)
         o->err = err;
+    if (err == GN_ECANCELED)
+        o->canceled = true; /* the registrar closed; the node may be closing too */
     for (uint32_t i = 0; err == 0 && i < n && o->nres < GNI_ERGO_CONNECT_MAX; i++) {
         connect_cand *k = &o->res[o->nres++];
         memset(k, 0, sizeof *k); /* cookie "" and flags 0: the node's (Ergo's rule) */
@@ -109,6 +113,10 @@ static void connect_step(connect_op *o)
     bool outer = o->in_step;
     o->in_step = true;
     for (uint32_t guard = 0; guard < 4 * GNI_ERGO_CONNECT_MAX + 4 && !o->done; guard++) {
+        if (o->canceled) {
+            connect_fail(o, GN_ECANCELED);
+            break;
+        }
         if (o->ires < o->nres) {
             int rc = connect_dial(o, &o->res[o->ires++]);
             if (rc == 0)

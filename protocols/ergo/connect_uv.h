@@ -29,7 +29,8 @@
  * @err 0 and the connection (valid during the call, see on_conn_down), or
  * the error of the last candidate tried, GN_ENOROUTE (nothing to try: no
  * static route and no registrar), GN_ENOTFOUND (the registrar does not
- * know the name).
+ * know the name), GN_ECANCELED (the node or the registrar closed: no
+ * further candidate is tried, so neither is used after its close).
  */
 typedef void (*gni_ergo_connect_cb)(int err, gni_ergo_conn *c, void *user_data);
 
