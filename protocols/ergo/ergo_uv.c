@@ -1012,6 +1012,7 @@ int gni_ergo_node_new(uv_loop_t *loop, const gni_ergo_options *o, gni_ergo_node 
         n->o.host = "127.0.0.1";
     int rc = node_tls_setup(n);
     if (rc < 0) {
+        gn_free(n->rbuf);
         gn_free(n);
         return rc;
     }
