@@ -561,6 +561,39 @@ GN_TEST(static_route_option_with_cookie)
     finish();
 }
 
+/* stopping with a connect by name waiting on the registrar: it ends quietly (no report,
+ * nothing used after the close; ASan checks the latter) */
+GN_TEST(stop_while_resolving)
+{
+    setup();
+    /* a registrar port held by the test that never answers: TCP listen + UDP */
+    int tfd = socket(AF_INET, SOCK_STREAM, 0), ufd = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(tfd >= 0 && ufd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    CHECK_OK(bind(ufd, (struct sockaddr *)&sa, sizeof sa));
+    socklen_t sl = sizeof sa;
+    CHECK_OK(getsockname(ufd, (struct sockaddr *)&sa, &sl));
+    CHECK_OK(bind(tfd, (struct sockaddr *)&sa, sizeof sa));
+    CHECK_OK(listen(tfd, 4));
+    char rp[64];
+    snprintf(rp, sizeof rp, "ergo.registrar_port=%u", (unsigned)ntohs(sa.sin_port));
+    const char *oa[] = {"ergo.node=alpha@localhost", "ergo.cookie=c", "ergo.port=0", rp};
+    tnode t;
+    ergo_up(&t, 390, oa, 4, false);
+    run_until(never, NULL, 50);
+    gni_ergo_comp *c = comp(&t);
+    CHECK_OK(gni_ergo_comp_connect(c, "beta@localhost")); /* UDP resolve: no answer for 3 s */
+    run_until(never, NULL, 100);
+    CHECK_EQ(t.fails, 0u);
+    node_down(&t);
+    run_until(never, NULL, 50);
+    CHECK_EQ(t.fails, 0u);
+    close(tfd);
+    close(ufd);
+    finish();
+}
+
 #if GNI_HAVE_ERGO_ETCD
 typedef struct retry_ctx {
     tnode *t;
@@ -646,6 +679,12 @@ GN_TEST(bad_route_options_named)
     refused(o8, 2, "ergo.tls_cert and ergo.tls_key go together");
     const char *o9[] = {"ergo.etcd=127.0.0.1:2379"};
     refused(o9, 1, "ergo.etcd and ergo.etcd_cluster need ergo.registrar=etcd");
+    if (GNI_HAVE_ERGO_TLS) {
+        const char *o11[] = {"ergo.node=alpha@localhost", "ergo.cookie=c", "ergo.port=0",
+                             "ergo.registrar=off", "ergo.tls=on", "ergo.tls_cert=/nonexistent.pem",
+                             "ergo.tls_key=/nonexistent.pem"};
+        refused(o11, 7, "ergo.tls_key=/nonexistent.pem: cannot read the PEM files");
+    }
     if (!GNI_HAVE_ERGO_ETCD) {
         const char *o10[] = {"ergo.registrar=etcd"};
         refused(o10, 1, "ergo.registrar=etcd: this build has no etcd registrar");
@@ -667,7 +706,8 @@ int main(int argc, char **argv)
         GN_T(channel_frames_both_ways), GN_T(default_name_is_the_peer_id),
         GN_T(channel_through_a_relay), GN_T(tcp_acceptor_by_name), GN_T(bad_options_named),
         GN_T(port_range_skips_a_taken_port), GN_T(tls_acceptor_by_name),
-        GN_T(static_route_option_with_cookie), GN_T(etcd_registrar_by_name),
+        GN_T(static_route_option_with_cookie), GN_T(stop_while_resolving),
+        GN_T(etcd_registrar_by_name),
         GN_T(bad_route_options_named)};
     return gn_test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
