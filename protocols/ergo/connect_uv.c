@@ -22,13 +22,14 @@ typedef struct connect_cand {
 typedef struct connect_op {
     uv_timer_t timer; /* defers a result that is known inside gni_ergo_connect */
     gni_ergo_node *n;
-    gni_reg_uv *reg;
+    gni_ergo_resolver rv; /* .resolve NULL: no registrar */
     char name[GNI_ROUTES_NAME_MAX + 1];
     connect_cand st[GNI_ERGO_CONNECT_MAX]; /* static matches, by weight */
     uint32_t nst, ist;
     connect_cand res[GNI_ERGO_CONNECT_MAX]; /* what the last resolve answered */
     uint32_t nres, ires;
     bool static_matched, resolving, in_step, done;
+    bool canceled; /* the node or the registrar closed: nothing more is tried */
     int err;
     gni_ergo_connect_cb cb;
     void *ud;
@@ -70,6 +71,7 @@ static void connect_dialled(int err, gni_ergo_conn *c, void *ud)
         return;
     }
     o->err = err;
+    o->canceled = err == GN_ECANCELED; /* the node is closing: no next candidate */
     connect_step(o); /* the next candidate */
 }
 
@@ -91,6 +93,8 @@ static void connect_resolved(int err, const gni_reg_route *routes, uint32_t n, v
     o->nres = o->ires = 0;
     if (err < 0)
         o->err = err;
+    if (err == GN_ECANCELED)
+        o->canceled = true; /* the registrar closed; the node may be closing too */
     for (uint32_t i = 0; err == 0 && i < n && o->nres < GNI_ERGO_CONNECT_MAX; i++) {
         connect_cand *k = &o->res[o->nres++];
         memset(k, 0, sizeof *k); /* cookie "" and flags 0: the node's (Ergo's rule) */
@@ -109,6 +113,10 @@ static void connect_step(connect_op *o)
     bool outer = o->in_step;
     o->in_step = true;
     for (uint32_t guard = 0; guard < 4 * GNI_ERGO_CONNECT_MAX + 4 && !o->done; guard++) {
+        if (o->canceled) {
+            connect_fail(o, GN_ECANCELED);
+            break;
+        }
         if (o->ires < o->nres) {
             int rc = connect_dial(o, &o->res[o->ires++]);
             if (rc == 0)
@@ -123,12 +131,12 @@ static void connect_step(connect_op *o)
         }
         const connect_cand *k = &o->st[o->ist++];
         if (k->use_resolver) {
-            if (!o->reg) {
+            if (!o->rv.resolve) {
                 o->err = GN_ENOROUTE;
                 continue;
             }
             o->resolving = true;
-            int rc = gni_reg_uv_resolve(o->reg, o->name, connect_resolved, o);
+            int rc = o->rv.resolve(o->rv.ctx, o->name, connect_resolved, o);
             if (rc < 0) {
                 o->resolving = false;
                 o->err = rc;
@@ -146,9 +154,22 @@ static void connect_step(connect_op *o)
     o->in_step = outer;
 }
 
+static int connect_reg_resolve(void *ctx, const char *name, gni_reg_uv_resolve_cb cb, void *ud)
+{
+    return gni_reg_uv_resolve(ctx, name, cb, ud);
+}
+
 int gni_ergo_connect(uv_loop_t *loop, gni_ergo_node *n, const gni_routes *routes,
                      gni_reg_uv *reg, const char *name, gni_ergo_connect_cb cb,
                      void *user_data)
+{
+    gni_ergo_resolver r = {.resolve = connect_reg_resolve, .ctx = reg};
+    return gni_ergo_connect_res(loop, n, routes, reg ? &r : NULL, name, cb, user_data);
+}
+
+int gni_ergo_connect_res(uv_loop_t *loop, gni_ergo_node *n, const gni_routes *routes,
+                         const gni_ergo_resolver *res, const char *name,
+                         gni_ergo_connect_cb cb, void *user_data)
 {
     if (!loop || !n || !name || !cb || !strchr(name, '@') ||
         strlen(name) > GNI_ROUTES_NAME_MAX)
@@ -168,7 +189,8 @@ int gni_ergo_connect(uv_loop_t *loop, gni_ergo_node *n, const gni_routes *routes
     }
     o->timer.data = o;
     o->n = n;
-    o->reg = reg;
+    if (res && res->resolve)
+        o->rv = *res;
     o->cb = cb;
     o->ud = user_data;
     snprintf(o->name, sizeof o->name, "%s", name);
@@ -186,10 +208,10 @@ int gni_ergo_connect(uv_loop_t *loop, gni_ergo_node *n, const gni_routes *routes
     o->in_step = true;
     if (!o->static_matched) {
         /* no static route: the registrar */
-        o->err = reg ? 0 : GN_ENOROUTE;
-        if (reg) {
+        o->err = o->rv.resolve ? 0 : GN_ENOROUTE;
+        if (o->rv.resolve) {
             o->resolving = true;
-            int rc = gni_reg_uv_resolve(reg, o->name, connect_resolved, o);
+            int rc = o->rv.resolve(o->rv.ctx, o->name, connect_resolved, o);
             if (rc < 0) {
                 o->resolving = false;
                 o->err = rc;

@@ -5,8 +5,8 @@
  * A node whose protocol_components names "ergo" runs one component
  * (protocols/ergo/ergo_layer.c) with two carriers for Ergo connections:
  *  - TCP: the Ergo acceptor and dialler (ergo_uv.h: EHS handshake, ENP
- *    frames, pool of links), registered with the embedded registrar, so Go
- *    Ergo nodes connect to it and it to them;
+ *    frames, pool of links), registered with the embedded or etcd registrar,
+ *    so Go Ergo nodes connect to it and it to them;
  *  - CHANNEL: /golem/ergo/1.0.0 streams on golemnet channels (Noise +
  *    yamux, relays), opened with one Introduce each way (ergo_open.h) and
  *    then ENP frames, for golemnet nodes that talk Ergo to each other.
@@ -114,11 +114,17 @@ gni_ergo_node *gni_ergo_comp_endpoint(gni_ergo_comp *c);
 uint16_t gni_ergo_comp_port(const gni_ergo_comp *c);
 
 /**
- * TCP: connects to Ergo node @node (name@host) at the port the embedded
- * registrar resolves for it (host part: an IPv4 literal or localhost).
- * Outcome: on_peer_up or on_connect_failed. Returns 0; GN_EINVAL (bad
- * name, no endpoint); GN_EEXIST (@node is up); GN_ENOMEM; GN_ENOTSUP
- * (ergo.registrar=off: use gni_ergo_comp_connect_addr).
+ * TCP: connects to Ergo node @node (name@host) by name, as connect_uv.h's
+ * gni_ergo_connect does: the ergo.route static routes that match, by
+ * weight (each with its own cookie, flags and TLS flag); only when none
+ * matched, the configured registrar (embedded or etcd), each resolved
+ * route with the node's cookie and the route's TLS flag. Hosts: IPv4
+ * literals or localhost. Outcome (never from inside this call): on_peer_up,
+ * or one on_connect_failed (GN_ENOTFOUND: the registrar does not know the
+ * name; GN_ENOROUTE: nothing to try; GN_ETIMEDOUT: not up within
+ * ergo.open_timeout_ms; else the last dial's error). Returns 0; GN_EINVAL
+ * (bad name, no endpoint); GN_EEXIST (@node is up); GN_ENOMEM; GN_ENOTSUP
+ * (no static route and ergo.registrar=off: use gni_ergo_comp_connect_addr).
  */
 int gni_ergo_comp_connect(gni_ergo_comp *c, const char *node);
 

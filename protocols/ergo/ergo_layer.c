@@ -10,9 +10,14 @@
  * Explicit only: runs when the node's protocol_components names "ergo".
  * Options (gn_host_option, component "ergo"; docs/ergo.md "The ergo
  * component" has the table): node, cookie, acceptor, host, port,
- * port_range, flags, max_message_size, pool_size, registrar,
- * registrar_port, open_timeout_ms. A bad value fails the node's start with
- * GN_EINVAL and a log line that names the key and the value.
+ * port_range, flags, max_message_size, pool_size, registrar (embedded,
+ * etcd or off), registrar_port, etcd, etcd_cluster, open_timeout_ms, tls,
+ * tls_cert, tls_key, tls_ca, tls_skip_verify, tls_no_fingerprint and
+ * repeated route. A bad value fails the node's start with GN_EINVAL and a
+ * log line that names the key and the value.
+ *
+ * Connect by name is connect_uv.c's (static routes, then the configured
+ * registrar: embedded or etcd).
  *
  * Spec: docs/protocols/ergo.md; ergo-wire.md b, c.
  */
@@ -23,12 +28,19 @@
 #include "golemnet/protocol.h"
 #include "golemnet/registry.h"
 
+#include "connect_uv.h"
 #include "enp.h"
 #include "ergo_comp.h"
+#include "ergo_etcd_config.h"
 #include "ergo_open.h"
+#include "ergo_tls_config.h"
 #include "ergo_uv.h"
 #include "gni.h"
 #include "registrar_uv.h"
+#include "routes.h"
+#if GNI_HAVE_ERGO_ETCD
+#include "etcd_uv.h"
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +55,12 @@
 /* Ergo's default acceptor port and port range. */
 #define ERGO_PORT_DEFAULT 11144u
 #define ERGO_PORT_RANGE_DEFAULT 50u
+
+/* ergo.registrar */
+enum { ERGO_REG_OFF = 0, ERGO_REG_EMBEDDED = 1, ERGO_REG_ETCD = 2 };
+/* Bytes of a PEM path option, and of one ergo.route value. */
+#define ERGO_PATH_MAX 512u
+#define ERGO_ROUTE_OPT_MAX 1024u
 
 typedef struct ergo_chan ergo_chan;
 typedef struct ergo_pending ergo_pending;
@@ -59,13 +77,21 @@ struct gni_ergo_comp {
     uint16_t port, port_range, registrar_port;
     uint64_t flags, max_message_size;
     uint32_t pool_size;
-    bool acceptor, registrar;
+    bool acceptor;
+    int registrar; /* ERGO_REG_* */
+    char etcd[256], etcd_cluster[256];
+    bool tls, tls_skip_verify, tls_no_fingerprint;
+    char tls_cert[ERGO_PATH_MAX], tls_key[ERGO_PATH_MAX], tls_ca[ERGO_PATH_MAX];
+    gni_routes *routes; /* NULL: no ergo.route */
     gn_time open_timeout;
     int64_t creation;
     /* carriers */
     gn_edf_registry *reg;
     gni_ergo_node *ep;
     gni_reg_uv *ru;
+#if GNI_HAVE_ERGO_ETCD
+    gni_etcd_uv *eu;
+#endif
     gni_reg_route route;
     gni_ergo_peer *peers; /* up, both carriers */
     size_t npeers;
@@ -138,6 +164,165 @@ static int opt_str(gni_ergo_comp *c, const char *key, char *out, size_t cap)
     return 1;
 }
 
+/* ergo.registrar: on/embedded, etcd, off */
+static int opt_registrar(gni_ergo_comp *c)
+{
+    const char *v = opt(c, "registrar");
+    c->registrar = ERGO_REG_EMBEDDED;
+    if (!v)
+        return 0;
+    if (!strcmp(v, "embedded") || !strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "1"))
+        c->registrar = ERGO_REG_EMBEDDED;
+    else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "0"))
+        c->registrar = ERGO_REG_OFF;
+    else if (!strcmp(v, "etcd"))
+        c->registrar = ERGO_REG_ETCD;
+    else
+        return opt_bad("registrar", v, "want embedded, etcd or off");
+    if (c->registrar == ERGO_REG_ETCD && !GNI_HAVE_ERGO_ETCD)
+        return opt_bad("registrar", v,
+                       "this build has no etcd registrar (meson -Dergo_etcd=enabled; needs "
+                       "json-c and http-parser)");
+    return 1;
+}
+
+/* one token of an ergo.route value: refused naming the key, the value and the part */
+static int route_bad(const char *v, const char *part, const char *want)
+{
+    GN_LOG(GN_LOG_ERR, ERGO_LOG, "ergo.route=%s: '%s': %s", v, part, want);
+    return GN_EINVAL;
+}
+
+static int route_num(const char *v, const char *part, const char *num, long long min,
+                     long long max, long long *out)
+{
+    char *end = NULL;
+    long long x = 0;
+    if ((*num >= '0' && *num <= '9') || (*num == '-' && num[1] >= '0' && num[1] <= '9'))
+        x = strtoll(num, &end, 0);
+    if (!end || *end || x < min || x > max) {
+        char want[96];
+        snprintf(want, sizeof want, "want an integer from %lld to %lld", min, max);
+        return route_bad(v, part, want);
+    }
+    *out = x;
+    return 0;
+}
+
+/*
+ * "<pattern> <host>:<port>|resolver [cookie=C] [tls] [weight=N] [flags=N]", parts
+ * separated by spaces (docs/ergo.md "The ergo component", "Static routes as options").
+ */
+static int opt_route(gni_ergo_comp *c, const char *v)
+{
+    char buf[ERGO_ROUTE_OPT_MAX];
+    if (strlen(v) >= sizeof buf)
+        return opt_bad("route", v, "too long");
+    snprintf(buf, sizeof buf, "%s", v);
+    char *tok[8];
+    unsigned nt = 0;
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        if (nt == 8)
+            return route_bad(v, t, "too many parts");
+        tok[nt++] = t;
+    }
+    if (nt < 2)
+        return opt_bad("route", v,
+                       "want '<pattern> <host>:<port>|resolver [cookie=C] [tls] [weight=N] "
+                       "[flags=N]'");
+    gni_route r;
+    memset(&r, 0, sizeof r);
+    char host[GNI_ROUTES_HOST_MAX + 1] = "";
+    long long weight = 0, x;
+    if (!strcmp(tok[1], "resolver")) {
+        r.use_resolver = true;
+    } else {
+        char *colon = strrchr(tok[1], ':');
+        if (!colon)
+            return route_bad(v, tok[1], "want <host>:<port> or resolver");
+        *colon = '\0';
+        if (strlen(tok[1]) > GNI_ROUTES_HOST_MAX)
+            return route_bad(v, tok[1], "host too long");
+        snprintf(host, sizeof host, "%s", tok[1]);
+        if (route_num(v, colon + 1, colon + 1, 1, UINT16_MAX, &x) < 0)
+            return GN_EINVAL;
+        r.host = host;
+        r.port = (uint16_t)x;
+    }
+    for (unsigned i = 2; i < nt; i++) {
+        const char *t = tok[i];
+        if (!strcmp(t, "tls")) {
+            r.tls = true;
+        } else if (!strncmp(t, "cookie=", 7)) {
+            if (!t[7] || strlen(t + 7) > GNI_ROUTES_COOKIE_MAX)
+                return route_bad(v, "cookie=", "want 1 to 255 bytes");
+            r.cookie = t + 7;
+        } else if (!strncmp(t, "weight=", 7)) {
+            if (route_num(v, t, t + 7, -1000000, 1000000, &weight) < 0)
+                return GN_EINVAL;
+        } else if (!strncmp(t, "flags=", 6)) {
+            char *end = NULL;
+            unsigned long long f = 0;
+            if (t[6] >= '0' && t[6] <= '9')
+                f = strtoull(t + 6, &end, 0);
+            if (!end || *end)
+                return route_bad(v, t, "want an integer (decimal or 0x hex; 0 = the node's)");
+            r.flags = f;
+        } else {
+            return route_bad(v, t, "unknown part: want cookie=, tls, weight= or flags=");
+        }
+    }
+    int rc = gni_routes_add(c->routes, tok[0], &r, (int)weight);
+    if (rc == GN_EEXIST)
+        return route_bad(v, tok[0], "this pattern is given twice");
+    if (rc == GN_EINVAL)
+        return route_bad(v, tok[0], "not a POSIX extended regular expression (1 to 256 bytes)");
+    if (rc == GN_ENOTSUP)
+        return route_bad(v, tok[0], "no regular expressions on this platform");
+    if (rc < 0)
+        return route_bad(v, tok[0], gn_err_name(rc));
+    return 0;
+}
+
+/* every ergo.route, in the order given */
+static int opt_routes(gni_ergo_comp *c)
+{
+    uint32_t n = 0;
+    while (n <= GNI_ROUTES_MAX_LIMIT && gn_host_option(c->h, "ergo", "route", n))
+        n++;
+    if (n == 0)
+        return 0;
+    if (n > GNI_ROUTES_MAX_LIMIT) {
+        GN_LOG(GN_LOG_ERR, ERGO_LOG, "ergo.route: more than %u routes", GNI_ROUTES_MAX_LIMIT);
+        return GN_EINVAL;
+    }
+    int rc = gni_routes_new(n, &c->routes);
+    /* bounded: n values */
+    for (uint32_t i = 0; rc == 0 && i < n; i++)
+        rc = opt_route(c, gn_host_option(c->h, "ergo", "route", i));
+    return rc;
+}
+
+static int opt_tls(gni_ergo_comp *c)
+{
+    if (opt_bool(c, "tls", &c->tls) < 0 || opt_bool(c, "tls_skip_verify", &c->tls_skip_verify) < 0 ||
+        opt_bool(c, "tls_no_fingerprint", &c->tls_no_fingerprint) < 0)
+        return GN_EINVAL;
+    int rc1 = opt_str(c, "tls_cert", c->tls_cert, sizeof c->tls_cert);
+    int rc2 = opt_str(c, "tls_key", c->tls_key, sizeof c->tls_key);
+    if (rc1 < 0 || rc2 < 0 || opt_str(c, "tls_ca", c->tls_ca, sizeof c->tls_ca) < 0)
+        return GN_EINVAL;
+    if (rc1 != rc2)
+        return opt_bad(rc1 ? "tls_cert" : "tls_key", rc1 ? c->tls_cert : c->tls_key,
+                       "ergo.tls_cert and ergo.tls_key go together");
+    if (rc1 && !c->tls)
+        return opt_bad("tls_cert", c->tls_cert, "needs ergo.tls=on");
+    if (c->tls && !GNI_HAVE_ERGO_TLS)
+        return opt_bad("tls", "on",
+                       "this build has no TLS (meson -Dergo_tls=enabled; needs OpenSSL 3)");
+    return 0;
+}
+
 static int ergo_read_options(gni_ergo_comp *c)
 {
     uint64_t x;
@@ -158,9 +343,19 @@ static int ergo_read_options(gni_ergo_comp *c)
     if ((rc = opt_str(c, "cookie", c->cookie, sizeof c->cookie)) < 0)
         return rc;
     c->acceptor = rc > 0; /* the TCP acceptor runs when a cookie is given, unless off */
-    c->registrar = true;
     snprintf(c->host, sizeof c->host, "127.0.0.1");
-    if (opt_bool(c, "acceptor", &c->acceptor) < 0 || opt_bool(c, "registrar", &c->registrar) < 0)
+    if (opt_bool(c, "acceptor", &c->acceptor) < 0 || opt_registrar(c) < 0)
+        return GN_EINVAL;
+    snprintf(c->etcd, sizeof c->etcd, "localhost:2379");
+    snprintf(c->etcd_cluster, sizeof c->etcd_cluster, "default");
+    if (opt_str(c, "etcd", c->etcd, sizeof c->etcd) < 0 ||
+        opt_str(c, "etcd_cluster", c->etcd_cluster, sizeof c->etcd_cluster) < 0)
+        return GN_EINVAL;
+    if (c->registrar != ERGO_REG_ETCD && (opt(c, "etcd") || opt(c, "etcd_cluster"))) {
+        GN_LOG(GN_LOG_ERR, ERGO_LOG, "ergo.etcd and ergo.etcd_cluster need ergo.registrar=etcd");
+        return GN_EINVAL;
+    }
+    if (opt_tls(c) < 0 || opt_routes(c) < 0)
         return GN_EINVAL;
     if (!c->cookie[0] && c->acceptor) {
         GN_LOG(GN_LOG_ERR, ERGO_LOG,
@@ -196,6 +391,17 @@ static int ergo_read_options(gni_ergo_comp *c)
         return GN_EINVAL;
     c->open_timeout = (gn_time)x * GN_MS;
     return 0;
+}
+
+/* the etcd registrar runs (ergo.registrar=etcd, built with ergo_etcd) */
+static bool comp_has_etcd(const gni_ergo_comp *c)
+{
+#if GNI_HAVE_ERGO_ETCD
+    return c->eu != NULL;
+#else
+    (void)c;
+    return false;
+#endif
 }
 
 /* ---- peers (the one interface) ---------------------------------------------------------- */
@@ -255,7 +461,7 @@ static void comp_connect_failed(gni_ergo_comp *c, const char *node, int err, con
 
 /* ---- pending connects: stream opens, resolves, TCP dials ------------------------------- */
 
-enum { PEND_STREAM = 1, PEND_RESOLVE = 2, PEND_TCP = 3 };
+enum { PEND_STREAM = 1, PEND_CONNECT = 2, PEND_TCP = 3 };
 
 struct ergo_pending {
     gni_ergo_comp *c; /* NULL once the component stopped */
@@ -263,8 +469,8 @@ struct ergo_pending {
     char node[256];
     gn_peer_id peer;
     gn_op *op;
-    gn_timer timer; /* PEND_TCP: how long the handshake may take; PEND_RESOLVE: its start */
-    bool started;   /* PEND_RESOLVE: the registrar has it (and ends it on close) */
+    gn_timer timer; /* PEND_TCP, PEND_CONNECT: how long the connect may take */
+    bool reported;  /* PEND_CONNECT: its deadline reported the failure already */
     ergo_pending *next;
 };
 
@@ -417,52 +623,42 @@ static int comp_dial_tcp(gni_ergo_comp *c, const char *node, const char *ip, uin
     return rc;
 }
 
-static void on_resolved(int err, const gni_reg_route *routes, uint32_t n, void *ud)
+/* PEND_CONNECT: connect_uv's answer (it runs exactly once, also when the component stops:
+ * the registrar and the endpoint cancel what they have; then pd->c is NULL) */
+static void on_connected(int err, gni_ergo_conn *conn, void *ud)
 {
+    (void)conn; /* on_conn reports it up */
     ergo_pending *pd = ud;
     gni_ergo_comp *c = pd->c;
+    bool reported = pd->reported;
     char node[256];
     snprintf(node, sizeof node, "%s", pd->node);
     pend_unlink(pd);
     gn_free(pd);
-    if (!c)
+    if (!c || err == 0 || reported)
         return;
-    if (err == 0 && n == 0)
-        err = GN_ENOTFOUND;
-    if (err < 0) {
-        comp_connect_failed(c, node, err, "the registrar does not resolve the name");
-        return;
-    }
-    /* Host "" means: the host part of the name (ergo-wire.md a) */
-    char ip[64];
-    const char *at = strchr(node, '@');
-    if (routes[0].host.len && routes[0].host.len < sizeof ip)
-        snprintf(ip, sizeof ip, "%.*s", (int)routes[0].host.len,
-                 (const char *)routes[0].host.base);
-    else
-        snprintf(ip, sizeof ip, "%s", at ? at + 1 : "");
-    if (!strcmp(ip, "localhost"))
-        snprintf(ip, sizeof ip, "127.0.0.1");
-    int rc = comp_dial_tcp(c, node, ip, routes[0].port);
-    if (rc < 0)
-        comp_connect_failed(c, node, rc, "cannot dial the resolved route");
+    comp_connect_failed(c, node, err,
+                        err == GN_ENOTFOUND   ? "the registrar does not resolve the name"
+                        : err == GN_ENOROUTE  ? "no static route and no registrar route"
+                        : err == GN_ENOTSUP   ? "a route needs TLS and this build has none"
+                                              : "no route could be dialled (see the TCP link log)");
 }
 
-static void resolve_start(gn_timer *t, void *arg)
+static void connect_expired(gn_timer *t, void *arg)
 {
     (void)t;
     ergo_pending *pd = arg;
-    gni_ergo_comp *c = pd->c;
-    pd->started = true;
-    int rc = gni_reg_uv_resolve(c->ru, pd->node, on_resolved, pd); /* may answer at once */
-    if (rc < 0) {
-        char node[256];
-        snprintf(node, sizeof node, "%s", pd->node);
-        pend_unlink(pd);
-        gn_free(pd);
-        comp_connect_failed(c, node, rc, "cannot ask the registrar");
-    }
+    pd->reported = true; /* stays listed until connect_uv answers */
+    comp_connect_failed(pd->c, pd->node, GN_ETIMEDOUT,
+                        "no Ergo connection within ergo.open_timeout_ms");
 }
+
+#if GNI_HAVE_ERGO_ETCD
+static int comp_etcd_resolve(void *ctx, const char *name, gni_reg_uv_resolve_cb cb, void *ud)
+{
+    return gni_etcd_uv_resolve(ctx, name, cb, ud);
+}
+#endif
 
 /* ---- CHANNEL carrier ------------------------------------------------------------------- */
 
@@ -825,6 +1021,25 @@ static void on_reg_role(gni_reg_uv *r, gni_reg_role role, void *ud)
                role == GNI_REG_ROLE_SERVER ? "server" : "client");
 }
 
+#if GNI_HAVE_ERGO_ETCD
+static void on_etcd_state(gni_etcd_uv *e, gni_etcd_uv_state st, int err, const char *why,
+                          void *ud)
+{
+    (void)e;
+    gni_ergo_comp *c = ud;
+    if (st == GNI_ETCD_UV_TAKEN)
+        GN_LOG(GN_LOG_ERR, ERGO_LOG,
+               "ergo.node=%s: the name is taken in etcd (ergo.etcd=%s, ergo.etcd_cluster=%s); "
+               "the acceptor runs unregistered",
+               c->node, c->etcd, c->etcd_cluster);
+    else if (st == GNI_ETCD_UV_RETRYING)
+        GN_LOG(GN_LOG_NOTICE, ERGO_LOG, "%s: etcd registrar at %s: %s (%s); retrying", c->node,
+               c->etcd, why ? why : "", gn_err_name(err));
+    else if (st == GNI_ETCD_UV_REGISTERED)
+        GN_LOG(GN_LOG_DEBUG, ERGO_LOG, "%s: registered in etcd at %s", c->node, c->etcd);
+}
+#endif
+
 /* ---- start / stop ---------------------------------------------------------------------- */
 
 typedef struct ergo_closing {
@@ -866,22 +1081,28 @@ static void ergo_teardown(gni_ergo_comp *c)
         pd->c = NULL;
         if (pd->kind == PEND_STREAM)
             gn_op_cancel(pd->op); /* its callback frees it */
-        else if (pd->kind == PEND_TCP || !pd->started)
+        else if (pd->kind == PEND_TCP)
             gn_free(pd);
-        /* a started PEND_RESOLVE: freed by its callback (the registrar cancels it on close) */
+        /* PEND_CONNECT: freed by its callback (the registrar and endpoint cancel on close) */
     }
     /* bounded: chan_end unlinks each stream */
     while (c->chans)
         chan_end(c->chans, 0, "stopping");
     ergo_closing *z = gn_calloc(1, sizeof *z);
-    int left = (c->ep != NULL) + (c->ru != NULL);
+    int left = (c->ep != NULL) + (c->ru != NULL) + comp_has_etcd(c);
     if (z && left) {
         z->reg = c->reg;
         z->left = left;
         c->reg = NULL;
     }
+    /* registrars before the endpoint: their canceled resolves may still dial on it */
     if (c->ru)
         gni_reg_uv_close(c->ru, z && left ? ergo_closed_one : NULL, z);
+#if GNI_HAVE_ERGO_ETCD
+    if (c->eu) /* Ergo's Terminate: revoke the lease, the key goes at once */
+        gni_etcd_uv_close(c->eu, true, z && left ? ergo_closed_one : NULL, z);
+    c->eu = NULL;
+#endif
     if (c->ep)
         gni_ergo_node_close(c->ep, z && left ? ergo_closed_one : NULL, z); /* downs first */
     if (!z || !left)
@@ -891,6 +1112,8 @@ static void ergo_teardown(gni_ergo_comp *c)
     /* peers of the TCP carrier ended in the close above; channel peers in chan_end */
     gn_edf_registry_free(c->reg); /* NULL when the closes own it */
     c->reg = NULL;
+    gni_routes_free(c->routes);
+    c->routes = NULL;
     if (c->loop)
         loop_list_remove(c);
 }
@@ -903,8 +1126,11 @@ static int ergo_start(gn_protocol *p)
     c->h = p->host;
     c->loop = p->loop;
     int rc = ergo_read_options(c);
-    if (rc < 0)
+    if (rc < 0) {
+        gni_routes_free(c->routes);
+        c->routes = NULL;
         return rc;
+    }
     c->creation = (int64_t)time(NULL);
     c->reg = gn_edf_registry_new();
     if (!c->reg || gn_edf_registry_add_ergo(c->reg) < 0) {
@@ -938,9 +1164,24 @@ static int ergo_start(gn_protocol *p)
         o.cb.on_conn_down = tcp_on_down;
         o.cb.on_link_error = tcp_on_link_error;
         o.user_data = c;
+        o.tls = c->tls;
+        o.tls_cert_file = c->tls_cert[0] ? c->tls_cert : NULL;
+        o.tls_key_file = c->tls_key[0] ? c->tls_key : NULL;
+        o.tls_ca_file = c->tls_ca[0] ? c->tls_ca : NULL;
+        o.tls_skip_verify = c->tls_skip_verify;
+        o.tls_no_fingerprint = c->tls_no_fingerprint;
         rc = gni_ergo_node_new(gn_loop_uv(c->loop), &o, &c->ep);
         if (rc < 0) {
-            if (rc == GN_EADDRINUSE)
+            if (c->tls && (rc == GN_EIO || rc == GN_EBADKEY || rc == GN_ECRYPTO ||
+                           rc == GN_ENOTSUP))
+                GN_LOG(GN_LOG_ERR, ERGO_LOG,
+                       "ergo.tls=on, ergo.tls_cert=%s, ergo.tls_key=%s: %s", c->tls_cert,
+                       c->tls_key,
+                       rc == GN_EIO      ? "cannot read the PEM files"
+                       : rc == GN_EBADKEY ? "the PEM files do not hold a matching key pair"
+                       : rc == GN_ENOTSUP ? "this build has no TLS"
+                                          : "cannot make a certificate");
+            else if (rc == GN_EADDRINUSE)
                 GN_LOG(GN_LOG_ERR, ERGO_LOG,
                        "ergo.port=%u, ergo.port_range=%u: every port in use on %s",
                        (unsigned)c->port, (unsigned)c->port_range, c->host);
@@ -950,8 +1191,30 @@ static int ergo_start(gn_protocol *p)
             c->ep = NULL;
             goto fail;
         }
-        if (c->registrar) {
-            c->route = gni_reg_route_ergo(gni_ergo_node_port(c->ep), false);
+        /* the route we register carries the acceptor's TLS flag (gen.Route.TLS) */
+        c->route = gni_reg_route_ergo(gni_ergo_node_port(c->ep), gni_ergo_node_tls(c->ep));
+#if GNI_HAVE_ERGO_ETCD
+        if (c->registrar == ERGO_REG_ETCD) {
+            gni_etcd_uv_options eo;
+            memset(&eo, 0, sizeof eo);
+            eo.reg = c->reg;
+            eo.endpoint = c->etcd;
+            eo.cluster = c->etcd_cluster;
+            eo.node = c->node;
+            eo.routes = &c->route;
+            eo.nroutes = 1;
+            eo.on_state = on_etcd_state;
+            eo.user_data = c;
+            rc = gni_etcd_uv_start(gn_loop_uv(c->loop), &eo, &c->eu);
+            if (rc < 0) {
+                GN_LOG(GN_LOG_ERR, ERGO_LOG, "ergo.etcd=%s, ergo.etcd_cluster=%s: cannot start: %s",
+                       c->etcd, c->etcd_cluster, gn_err_name(rc));
+                c->eu = NULL;
+                goto fail;
+            }
+        }
+#endif
+        if (c->registrar == ERGO_REG_EMBEDDED) {
             gni_reg_uv_options ro;
             memset(&ro, 0, sizeof ro);
             ro.reg = c->reg;
@@ -1063,14 +1326,21 @@ int gni_ergo_comp_connect(gni_ergo_comp *c, const char *node)
         return rc;
     if (!c->ep)
         return GN_EINVAL;
-    if (!c->ru)
+    if (!c->routes && !c->ru && !comp_has_etcd(c))
         return GN_ENOTSUP;
-    ergo_pending *pd = pend_new(c, PEND_RESOLVE, node);
+    ergo_pending *pd = pend_new(c, PEND_CONNECT, node);
     if (!pd)
         return GN_ENOMEM;
-    /* the registrar may answer in-process from inside the resolve call: start it from
-     * the loop, so that the outcome never comes from inside this call */
-    rc = gn_timer_start(&pd->timer, 0, resolve_start, pd);
+    uv_loop_t *uvl = gn_loop_uv(c->loop);
+#if GNI_HAVE_ERGO_ETCD
+    if (c->eu) {
+        gni_ergo_resolver er = {.resolve = comp_etcd_resolve, .ctx = c->eu};
+        rc = gni_ergo_connect_res(uvl, c->ep, c->routes, &er, node, on_connected, pd);
+    } else
+#endif
+        rc = gni_ergo_connect(uvl, c->ep, c->routes, c->ru, node, on_connected, pd);
+    if (rc == 0)
+        gn_timer_start(&pd->timer, c->open_timeout, connect_expired, pd); /* a bound only */
     if (rc < 0) {
         pend_unlink(pd);
         gn_free(pd);

@@ -13,8 +13,16 @@
  *      ways in order, close;
  *  (c) bad options refused, the log line naming the key and the value;
  *  (d) a port range whose first port is taken: the next one is used; a
- *      range of 1 on a taken port fails the start.
+ *      range of 1 on a taken port fails the start;
+ *  (e) the wiring (connect_uv, routes, TLS, etcd): a TLS acceptor dialled by
+ *      name through the embedded registrar (the route's TLS flag makes the
+ *      dialler use TLS: without tls_skip_verify the self-signed certificate
+ *      is refused); a static route given as ergo.route with its own cookie;
+ *      registration and dial by name through a real etcd on loopback
+ *      (skipped without etcd or without the ergo_etcd build); bad
+ *      ergo.route and registrar values refused naming the key.
  */
+#define _XOPEN_SOURCE 700 /* nftw, for etcd_server.h */
 #include "gn_test.h"
 
 #define GN_TNODE_EXTRA                                                                       \
@@ -25,8 +33,13 @@
     int last_down, last_fail;                                                                \
     gni_ergo_peer *peer;
 #include "ergo_comp.h"
+#include "ergo_etcd_config.h"
+#include "ergo_tls_config.h"
 #include "ergo_uv.h"
 #include "gn_tnode.h"
+#if GNI_HAVE_ERGO_ETCD
+#include "etcd_server.h"
+#endif
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -467,7 +480,234 @@ GN_TEST(port_range_skips_a_taken_port)
     finish();
 }
 
-GN_TEST_MAIN(GN_T(channel_frames_both_ways), GN_T(default_name_is_the_peer_id),
-             GN_T(channel_through_a_relay),
-             GN_T(tcp_acceptor_by_name), GN_T(bad_options_named),
-             GN_T(port_range_skips_a_taken_port))
+/* ---- (e) the wiring ------------------------------------------------------------------------ */
+
+/* a TLS acceptor dialled by name: the registrar's route says TLS */
+GN_TEST(tls_acceptor_by_name)
+{
+    if (!GNI_HAVE_ERGO_TLS)
+        SKIP("built without ergo_tls");
+    setup();
+    snprintf(regport_opt, sizeof regport_opt, "ergo.registrar_port=%u",
+             (unsigned)(30000 + (getpid() + 7919) % 20000));
+    tnode t[3];
+    const char *ob[] = {"ergo.node=beta@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", regport_opt, "ergo.tls=on"};
+    const char *oa[] = {"ergo.node=alpha@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", regport_opt, "ergo.tls_skip_verify=on"};
+    const char *og[] = {"ergo.node=gamma@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", regport_opt};
+    ergo_up(&t[1], 361, ob, 5, false);
+    ergo_up(&t[0], 360, oa, 5, false);
+    ergo_up(&t[2], 362, og, 4, false);
+    run_until(never, NULL, 200); /* all register (beta owns the registrar port) */
+    gni_ergo_comp *ca = comp(&t[0]), *cg = comp(&t[2]);
+    comp(&t[1]);
+    CHECK(gni_ergo_node_tls(gni_ergo_comp_endpoint(comp(&t[1]))));
+    CHECK(!gni_ergo_node_tls(gni_ergo_comp_endpoint(ca)));
+    /* gamma verifies certificates: the route made it dial TLS, and the self-signed
+     * certificate is refused (a plain dial would fail differently, not resolve-wise) */
+    CHECK_OK(gni_ergo_comp_connect(cg, "beta@localhost"));
+    CHECK(run_until(got_fail, &t[2], 8000));
+    CHECK_EQ(t[2].last_fail, GN_EHANDSHAKE); /* "certificate verification failed" */
+    CHECK_EQ(t[2].ups, 0u);
+    /* alpha skips verification: up over TLS, frames both ways */
+    CHECK_OK(gni_ergo_comp_connect(ca, "beta@localhost"));
+    CHECK(run_until(both_up, t, 8000));
+    CHECK_EQ(gni_ergo_peer_get_info(t[0].peer)->carrier, GNI_ERGO_CARRIER_TCP);
+    static uint8_t f[128];
+    for (int64_t i = 1; i <= 20; i++)
+        CHECK_OK(gni_ergo_comp_send(ca, "beta@localhost", 7, true, frame(f, 100, i), 100));
+    fwant wb = {&t[1], 20};
+    CHECK(run_until(got_frames, &wb, 8000));
+    CHECK_EQ(t[1].bad_order, 0u);
+    node_down(&t[2]);
+    node_down(&t[0]);
+    node_down(&t[1]);
+    finish();
+}
+
+/* ergo.route: a static route with its own cookie, no registrar */
+GN_TEST(static_route_option_with_cookie)
+{
+    setup();
+    tnode t[2];
+    const char *ob[] = {"ergo.node=beta@localhost", "ergo.cookie=beta-cookie", "ergo.port=0",
+                        "ergo.registrar=off"};
+    ergo_up(&t[1], 371, ob, 4, false);
+    run_until(never, NULL, 50); /* the component starts */
+    unsigned port = gni_ergo_comp_port(comp(&t[1]));
+    CHECK(port != 0);
+    char r1[160], r2[160];
+    /* the heavier route (beta's cookie) is tried first; the other would fail the cookie */
+    snprintf(r1, sizeof r1, "ergo.route=^beta@localhost$ 127.0.0.1:%u cookie=beta-cookie weight=5",
+             port);
+    snprintf(r2, sizeof r2, "ergo.route=^beta@ :%u weight=1", port);
+    const char *oa[] = {"ergo.node=alpha@localhost", "ergo.cookie=alpha-cookie", "ergo.port=0",
+                        "ergo.registrar=off", r2, r1};
+    ergo_up(&t[0], 370, oa, 6, false);
+    run_until(never, NULL, 50);
+    gni_ergo_comp *ca = comp(&t[0]);
+    CHECK_OK(gni_ergo_comp_connect(ca, "beta@localhost"));
+    CHECK(run_until(both_up, t, 8000));
+    CHECK_EQ(t[0].fails, 0u);
+    CHECK_STR(gni_ergo_peer_get_info(t[0].peer)->node, "beta@localhost");
+    /* no route matches and no registrar: nothing to try */
+    CHECK_OK(gni_ergo_comp_connect(ca, "nobody@localhost"));
+    CHECK(run_until(got_fail, &t[0], 8000));
+    CHECK_EQ(t[0].last_fail, GN_ENOROUTE);
+    node_down(&t[0]);
+    node_down(&t[1]);
+    finish();
+}
+
+/* stopping with a connect by name waiting on the registrar: it ends quietly (no report,
+ * nothing used after the close; ASan checks the latter) */
+GN_TEST(stop_while_resolving)
+{
+    setup();
+    /* a registrar port held by the test that never answers: TCP listen + UDP */
+    int tfd = socket(AF_INET, SOCK_STREAM, 0), ufd = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(tfd >= 0 && ufd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    CHECK_OK(bind(ufd, (struct sockaddr *)&sa, sizeof sa));
+    socklen_t sl = sizeof sa;
+    CHECK_OK(getsockname(ufd, (struct sockaddr *)&sa, &sl));
+    CHECK_OK(bind(tfd, (struct sockaddr *)&sa, sizeof sa));
+    CHECK_OK(listen(tfd, 4));
+    char rp[64];
+    snprintf(rp, sizeof rp, "ergo.registrar_port=%u", (unsigned)ntohs(sa.sin_port));
+    const char *oa[] = {"ergo.node=alpha@localhost", "ergo.cookie=c", "ergo.port=0", rp};
+    tnode t;
+    ergo_up(&t, 390, oa, 4, false);
+    run_until(never, NULL, 50);
+    gni_ergo_comp *c = comp(&t);
+    CHECK_OK(gni_ergo_comp_connect(c, "beta@localhost")); /* UDP resolve: no answer for 3 s */
+    run_until(never, NULL, 100);
+    CHECK_EQ(t.fails, 0u);
+    node_down(&t);
+    run_until(never, NULL, 50);
+    CHECK_EQ(t.fails, 0u);
+    close(tfd);
+    close(ufd);
+    finish();
+}
+
+#if GNI_HAVE_ERGO_ETCD
+typedef struct retry_ctx {
+    tnode *t;
+    gni_ergo_comp *c;
+    unsigned tries;
+} retry_ctx;
+
+/* connects by name until it is up; a failure (not registered yet) asks again */
+static bool up_retrying(void *arg)
+{
+    retry_ctx *r = arg;
+    if (r->t->peer)
+        return true;
+    if (r->t->fails > 0 && r->tries < 50) {
+        r->t->fails = 0;
+        r->tries++;
+        CHECK_OK(gni_ergo_comp_connect(r->c, "beta@localhost"));
+    }
+    return false;
+}
+#endif
+
+/* ergo.registrar=etcd: register and dial by name through a real etcd */
+GN_TEST(etcd_registrar_by_name)
+{
+#if !GNI_HAVE_ERGO_ETCD
+    SKIP("built without ergo_etcd");
+#else
+    if (!find_etcd())
+        SKIP("no etcd binary (apt-get install etcd-server)");
+    CHECK(etcd_start());
+    setup();
+    char ep[96];
+    snprintf(ep, sizeof ep, "ergo.etcd=%s", endpoint);
+    tnode t[2];
+    const char *ob[] = {"ergo.node=beta@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", "ergo.registrar=etcd", ep, "ergo.etcd_cluster=wire"};
+    const char *oa[] = {"ergo.node=alpha@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", "ergo.registrar=etcd", ep, "ergo.etcd_cluster=wire"};
+    ergo_up(&t[1], 381, ob, 6, false);
+    ergo_up(&t[0], 380, oa, 6, false);
+    run_until(never, NULL, 50);
+    gni_ergo_comp *ca = comp(&t[0]);
+    comp(&t[1]);
+    /* the key is written once etcd answers: ask until it resolves (bounded: 50 tries) */
+    CHECK_OK(gni_ergo_comp_connect(ca, "beta@localhost"));
+    retry_ctx r = {&t[0], ca, 0};
+    CHECK(run_until(up_retrying, &r, 15000));
+    CHECK(run_until(both_up, t, 8000));
+    CHECK_EQ(gni_ergo_peer_get_info(t[0].peer)->carrier, GNI_ERGO_CARRIER_TCP);
+    /* a name nobody registered is not found */
+    t[0].fails = 0;
+    CHECK_OK(gni_ergo_comp_connect(ca, "nobody@localhost"));
+    CHECK(run_until(got_fail, &t[0], 8000));
+    CHECK_EQ(t[0].last_fail, GN_ENOTFOUND);
+    node_down(&t[0]);
+    node_down(&t[1]);
+    run_until(never, NULL, 500); /* the lease revokes finish */
+    finish();
+    etcd_stop();
+#endif
+}
+
+GN_TEST(bad_route_options_named)
+{
+    setup();
+    gn_log_set(capture, NULL, GN_LOG_ERR);
+    const char *o1[] = {"ergo.route=^x@ 127.0.0.1:99999"};
+    refused(o1, 1, "ergo.route=^x@ 127.0.0.1:99999: '99999': want an integer from 1 to 65535");
+    const char *o2[] = {"ergo.route=( 127.0.0.1:5"};
+    refused(o2, 1, "ergo.route=( 127.0.0.1:5: '(': not a POSIX extended regular expression");
+    const char *o3[] = {"ergo.route=^x@ 127.0.0.1:5 cookies=a"};
+    refused(o3, 1, "'cookies=a': unknown part");
+    const char *o4[] = {"ergo.route=^x@"};
+    refused(o4, 1, "ergo.route=^x@: want '<pattern> <host>:<port>|resolver");
+    const char *o5[] = {"ergo.route=^x@ 127.0.0.1", "ergo.acceptor=off"};
+    refused(o5, 2, "'127.0.0.1': want <host>:<port> or resolver");
+    const char *o6[] = {"ergo.route=^x@ :5", "ergo.route=^x@ resolver"};
+    refused(o6, 2, "ergo.route=^x@ resolver: '^x@': this pattern is given twice");
+    const char *o7[] = {"ergo.registrar=maybe"};
+    refused(o7, 1, "ergo.registrar=maybe: want embedded, etcd or off");
+    const char *o8[] = {"ergo.tls=on", "ergo.tls_cert=/x.pem"};
+    refused(o8, 2, "ergo.tls_cert and ergo.tls_key go together");
+    const char *o9[] = {"ergo.etcd=127.0.0.1:2379"};
+    refused(o9, 1, "ergo.etcd and ergo.etcd_cluster need ergo.registrar=etcd");
+    if (GNI_HAVE_ERGO_TLS) {
+        const char *o11[] = {"ergo.node=alpha@localhost", "ergo.cookie=c", "ergo.port=0",
+                             "ergo.registrar=off", "ergo.tls=on", "ergo.tls_cert=/nonexistent.pem",
+                             "ergo.tls_key=/nonexistent.pem"};
+        refused(o11, 7, "ergo.tls_key=/nonexistent.pem: cannot read the PEM files");
+    }
+    if (!GNI_HAVE_ERGO_ETCD) {
+        const char *o10[] = {"ergo.registrar=etcd"};
+        refused(o10, 1, "ergo.registrar=etcd: this build has no etcd registrar");
+    }
+    gn_log_set(NULL, NULL, GN_LOG_ERR);
+    finish();
+}
+
+#if GNI_HAVE_ERGO_ETCD
+static void cleanup(void) { etcd_stop(); }
+#endif
+
+int main(int argc, char **argv)
+{
+#if GNI_HAVE_ERGO_ETCD
+    atexit(cleanup);
+#endif
+    static const gn_test_case cases[] = {
+        GN_T(channel_frames_both_ways), GN_T(default_name_is_the_peer_id),
+        GN_T(channel_through_a_relay), GN_T(tcp_acceptor_by_name), GN_T(bad_options_named),
+        GN_T(port_range_skips_a_taken_port), GN_T(tls_acceptor_by_name),
+        GN_T(static_route_option_with_cookie), GN_T(stop_while_resolving),
+        GN_T(etcd_registrar_by_name),
+        GN_T(bad_route_options_named)};
+    return gn_test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
+}
