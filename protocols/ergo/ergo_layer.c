@@ -52,6 +52,7 @@
 #define ERGO_CHAN_WRITE_MAX (4u << 20)
 /* Most peer nodes and stream openings at once; more are refused. */
 #define ERGO_PEERS_MAX 1024u
+#define ERGO_OPENING_PER_PEER 8u /* streams of one peer ID in the opening exchange at once */
 /* Ergo's default acceptor port and port range. */
 #define ERGO_PORT_DEFAULT 11144u
 #define ERGO_PORT_RANGE_DEFAULT 50u
@@ -551,7 +552,10 @@ static void tcp_on_conn(gni_ergo_conn *conn, void *ud)
     if (!c->running || comp_find(c, name) || c->npeers >= ERGO_PEERS_MAX ||
         !(p = gn_calloc(1, sizeof *p))) {
         GN_LOG(GN_LOG_NOTICE, ERGO_LOG, "%s: TCP connection from %s refused: %s", c->node, name,
-               comp_find(c, name) ? "the name is up on another connection" : "no room");
+               !c->running         ? "the component is stopping"
+               : comp_find(c, name) ? "the name is up on another connection"
+               : c->npeers >= ERGO_PEERS_MAX ? "too many peer nodes"
+                                              : "out of memory");
         tcp_kill(conn);
         return;
     }
@@ -813,12 +817,16 @@ static int chan_opened(ergo_chan *ch)
             chan_end(ch, GN_EEXIST, "the name is bound to another peer or carrier");
             return GN_EEXIST;
         }
-        /* two streams between the same two nodes (both opened at once) */
-        if (!chan_opener_is_small(ch, c->node)) {
+        /* two streams between the same two nodes: opened by both at once, the one the
+         * smaller name opened wins (both sides agree); opened by the same side, the newer
+         * wins (the old one is left over from a restart or a lost relay) */
+        if (och->initiator != ch->initiator && !chan_opener_is_small(ch, c->node)) {
             chan_end(ch, GN_EEXIST, "duplicate stream (the other one wins)");
             return GN_EEXIST;
         }
-        chan_end(och, GN_EEXIST, "duplicate stream (replaced)");
+        chan_end(och, GN_EEXIST, "duplicate stream (replaced by a newer one)");
+        if (ch->closing || !ch->c)
+            return GN_ECLOSED; /* a callback of the replaced stream stopped us */
     }
     uint64_t max = c->max_message_size > UINT32_MAX ? UINT32_MAX : c->max_message_size;
     int rc = gni_enp_splitter_init(&ch->sp, (uint32_t)max);
@@ -927,9 +935,16 @@ static void chan_start(gni_ergo_comp *c, gn_stream *s, const gn_peer_id *remote,
                        const char *expect)
 {
     ergo_chan *ch = NULL;
-    if (!c->running || c->nchans >= ERGO_PEERS_MAX || !(ch = gn_calloc(1, sizeof *ch))) {
+    unsigned opening = 0; /* this peer's streams still in the opening exchange */
+    for (ergo_chan *o = c->chans; o; o = o->next) /* bounded: ERGO_PEERS_MAX */
+        opening += o->op && !o->closing && gn_peer_id_equal(&o->remote, remote);
+    if (!c->running || c->nchans >= ERGO_PEERS_MAX || opening >= ERGO_OPENING_PER_PEER ||
+        !(ch = gn_calloc(1, sizeof *ch))) {
         if (c->running)
-            comp_connect_failed(c, expect, GN_ELIMIT, "too many Ergo streams");
+            comp_connect_failed(c, expect, GN_ELIMIT,
+                                opening >= ERGO_OPENING_PER_PEER
+                                    ? "too many Ergo streams of this peer still opening"
+                                    : "too many Ergo streams");
         gn_stream_reset(s, NULL, NULL);
         return;
     }

@@ -7,7 +7,8 @@
  *      MaxMessageSize resets a stream that carries a larger frame):
  *      the opening exchange, ENP frames both ways in order, the peer's
  *      MaxMessageSize refused locally, write-queue pushback (GN_EAGAIN then
- *      on_writable, nothing lost), a second connect refused, close;
+ *      on_writable, nothing lost), a second connect refused, close; a newer
+ *      stream opened by the same side replaces the older one;
  *  (b) the component's Ergo TCP acceptor: B dialled by name through the
  *      embedded registrar on a private port, a pool of 3 links, frames both
  *      ways in order, close;
@@ -33,6 +34,7 @@
     int last_down, last_fail;                                                                \
     gni_ergo_peer *peer;
 #include "ergo_comp.h"
+#include "ergo_open.h"
 #include "ergo_etcd_config.h"
 #include "ergo_tls_config.h"
 #include "ergo_uv.h"
@@ -246,6 +248,81 @@ GN_TEST(channel_frames_both_ways)
     CHECK_EQ(t[0].fails, 1u);
     CHECK_EQ(t[0].last_fail, GN_EHANDSHAKE);
     CHECK_EQ(t[0].ups, 1u);
+    node_down(&t[0]);
+    node_down(&t[1]);
+    finish();
+}
+
+/* A raw second /golem/ergo/1.0.0 stream from beta, as a restarted beta would open one while
+ * alpha still holds the old stream: alpha keeps the newer stream and resets the older one,
+ * although beta's name sorts after alpha's (that rule is for streams opened by both sides). */
+typedef struct raw_open {
+    const gni_ergo_comp *cb;
+    gn_stream *s;
+    uint8_t intro[4096];
+    size_t len;
+    int status;
+} raw_open;
+
+static void raw_opened(void *arg, int status, gn_channel *ch, gn_stream *s)
+{
+    (void)ch;
+    raw_open *r = arg;
+    r->status = status < 0 ? status : 1;
+    if (status < 0)
+        return;
+    r->s = s;
+    gni_ergo_open_config oc;
+    memset(&oc, 0, sizeof oc);
+    oc.reg = gni_ergo_comp_registry(r->cb);
+    oc.node = gn_slice_of("beta@localhost", 14);
+    oc.creation = 2; /* a new incarnation */
+    gni_ergo_open *op = NULL;
+    CHECK_OK(gni_ergo_open_new(&oc, 0, &op));
+    gn_buf b;
+    gn_buf_init(&b, r->intro, sizeof r->intro);
+    gni_ergo_open_drain(op, &b);
+    r->len = gn_buf_len(&b);
+    gni_ergo_open_free(op);
+    gn_slice iov = gn_slice_of(r->intro, r->len);
+    CHECK_OK(gn_stream_write(s, &iov, 1, NULL, NULL));
+}
+
+static bool raw_done(void *arg) { return ((raw_open *)arg)->status != 0; }
+static bool alpha_up_twice(void *arg)
+{
+    return ((tnode *)arg)[0].ups >= 2 && ((tnode *)arg)[1].downs >= 1;
+}
+
+GN_TEST(same_side_newer_stream_replaces_the_older)
+{
+    setup();
+    tnode t[2];
+    const char *oa[] = {"ergo.node=alpha@localhost"};
+    const char *ob[] = {"ergo.node=beta@localhost"};
+    ergo_up(&t[0], 311, oa, 1, true); /* beta dials alpha */
+    ergo_up(&t[1], 312, ob, 1, true);
+    gni_ergo_comp *ca = comp(&t[0]), *cb = comp(&t[1]);
+    CHECK_EQ(dial_wait(&t[1], t[0].addr), 0);
+    CHECK_OK(gni_ergo_comp_connect_peer(cb, &t[0].pid, "alpha@localhost"));
+    CHECK(run_until(both_up, t, 8000));
+    CHECK(gni_ergo_comp_find(ca, "beta@localhost") != NULL);
+    static raw_open r;
+    memset(&r, 0, sizeof r);
+    r.cb = cb;
+    CHECK_OK(gn_host_new_stream(gn_node_host(t[1].n), &t[0].pid, "/golem/ergo/1.0.0", raw_opened,
+                                &r, NULL));
+    CHECK(run_until(raw_done, &r, 8000));
+    CHECK_EQ(r.status, 1);
+    /* alpha: the old stream is replaced (down, then up with the new incarnation); beta's
+     * component sees its own stream reset */
+    CHECK(run_until(alpha_up_twice, t, 8000));
+    const gni_ergo_peer *now = gni_ergo_comp_find(ca, "beta@localhost");
+    CHECK(now != NULL);
+    CHECK_EQ(gni_ergo_peer_get_info(now)->creation, 2);
+    CHECK_EQ(t[0].downs, 1u);
+    CHECK(gni_ergo_comp_find(cb, "alpha@localhost") == NULL);
+    gn_stream_reset(r.s, NULL, NULL);
     node_down(&t[0]);
     node_down(&t[1]);
     finish();
@@ -704,6 +781,7 @@ int main(int argc, char **argv)
 #endif
     static const gn_test_case cases[] = {
         GN_T(channel_frames_both_ways), GN_T(default_name_is_the_peer_id),
+        GN_T(same_side_newer_stream_replaces_the_older),
         GN_T(channel_through_a_relay), GN_T(tcp_acceptor_by_name), GN_T(bad_options_named),
         GN_T(port_range_skips_a_taken_port), GN_T(tls_acceptor_by_name),
         GN_T(static_route_option_with_cookie), GN_T(stop_while_resolving),
