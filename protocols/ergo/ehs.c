@@ -433,21 +433,40 @@ static int ehs_send_intro(gni_ehs *h, gn_slice digest)
     m.digest = digest;
     const gn_edf_dict *d = h->cfg.announce ? h->cfg.announce : gn_edf_registry_dict(h->cfg.reg);
     gn_edf_arena_reset(h->tmp);
+    /* the cache arrays live in the arena (not tmp: ehs_queue resets tmp) */
+    if (gni_ehs_intro_set_caches(&m, d, h->arena) < 0)
+        return ehs_fail(h, GN_ENOMEM, GNI_EHS_WHY_LOCAL, "out of memory");
+    return ehs_queue(h, &m);
+}
+
+int gni_ehs_intro_set_caches(gni_ehs_msg *m, const gn_edf_dict *d, gn_edf_arena *a)
+{
     for (int k = 0; k < 3; k++) {
         size_t n = gn_edf_dict_count(d, (gn_edf_dict_kind)k);
         gni_ehs_cache_entry *e = NULL;
         if (n) {
-            /* lives in the arena (not tmp: ehs_queue resets tmp) */
-            e = gn_edf_arena_alloc(h->arena, n * sizeof *e);
+            e = gn_edf_arena_alloc(a, n * sizeof *e);
             if (!e)
-                return ehs_fail(h, GN_ENOMEM, GNI_EHS_WHY_LOCAL, "out of memory");
+                return GN_ENOMEM;
             for (size_t i = 0; i < n; i++)
                 gn_edf_dict_entry(d, (gn_edf_dict_kind)k, i, &e[i].id, &e[i].s);
         }
-        m.cache[k] = e;
-        m.ncache[k] = (uint32_t)n;
+        m->cache[k] = e;
+        m->ncache[k] = (uint32_t)n;
     }
-    return ehs_queue(h, &m);
+    return 0;
+}
+
+int gni_ehs_intro_caches_to_dict(const gni_ehs_msg *m, gn_edf_dict *d)
+{
+    for (int k = 0; k < 3; k++)
+        for (uint32_t i = 0; i < m->ncache[k]; i++) {
+            int rc = gn_edf_dict_add(d, (gn_edf_dict_kind)k, m->cache[k][i].id,
+                                     (const char *)m->cache[k][i].s.base, m->cache[k][i].s.len);
+            if (rc < 0)
+                return rc;
+        }
+    return 0;
 }
 
 int gni_ehs_new(const gni_ehs_config *cfg, gni_ehs_role role, gn_time now, gni_ehs **out)
@@ -880,13 +899,5 @@ int gni_ehs_peer_dict(const gni_ehs *h, gn_edf_dict *d)
         return GN_EINVAL;
     if (h->st != EHS_S_DONE || !h->have_intro)
         return GN_ESTATE;
-    const gni_ehs_msg *m = &h->peer_intro;
-    for (int k = 0; k < 3; k++)
-        for (uint32_t i = 0; i < m->ncache[k]; i++) {
-            int rc = gn_edf_dict_add(d, (gn_edf_dict_kind)k, m->cache[k][i].id,
-                                     (const char *)m->cache[k][i].s.base, m->cache[k][i].s.len);
-            if (rc < 0)
-                return rc;
-        }
-    return 0;
+    return gni_ehs_intro_caches_to_dict(&h->peer_intro, d);
 }

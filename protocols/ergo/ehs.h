@@ -137,6 +137,20 @@ int gni_ehs_build(const gn_edf_registry *reg, gn_edf_arena *a, const gni_ehs_msg
                   gn_buf *out);
 
 /**
+ * Sets the three caches of the Introduce @m (AtomCache, RegCache,
+ * ErrCache) to the entries of @d, in @d's order; the entry arrays live in
+ * @a, the strings stay @d's. Returns 0, GN_ENOMEM.
+ */
+int gni_ehs_intro_set_caches(gni_ehs_msg *m, const gn_edf_dict *d, gn_edf_arena *a);
+
+/**
+ * Adds the caches of the parsed Introduce @m to @d (the peer's
+ * dictionaries, ergo-wire.md d "Dictionaries"). Returns 0, or
+ * gn_edf_dict_add's error (a duplicate id or value: the set is refused).
+ */
+int gni_ehs_intro_caches_to_dict(const gni_ehs_msg *m, gn_edf_dict *d);
+
+/**
  * Digest helper: writes the 64 lowercase hex characters of SHA-256 over the
  * @n strings of @parts joined with ':' (then, if @cert_sha1 is not NULL,
  * its 20 raw bytes) to @hex. Spec b "Start sequence" / "Join sequence".

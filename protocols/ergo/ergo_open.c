@@ -65,19 +65,8 @@ static int open_build(gni_ergo_open *o)
     m.max_message_size = (int64_t)(c->max_message_size & INT64_MAX);
     m.digest = gn_slice_of("", 0);
     const gn_edf_dict *d = c->announce ? c->announce : gn_edf_registry_dict(c->reg);
-    for (int k = 0; k < 3; k++) {
-        size_t n = gn_edf_dict_count(d, (gn_edf_dict_kind)k);
-        gni_ehs_cache_entry *e = NULL;
-        if (n) {
-            e = gn_edf_arena_alloc(tmp, n * sizeof *e);
-            if (!e)
-                goto out;
-            for (size_t i = 0; i < n; i++)
-                gn_edf_dict_entry(d, (gn_edf_dict_kind)k, i, &e[i].id, &e[i].s);
-        }
-        m.cache[k] = e;
-        m.ncache[k] = (uint32_t)n;
-    }
+    if (gni_ehs_intro_set_caches(&m, d, tmp) < 0)
+        goto out;
     gn_buf b;
     gn_buf_init(&b, buf, GNI_EHS_HEADER_LEN + GNI_EHS_BODY_MAX);
     rc = gni_ehs_build(c->reg, tmp, &m, &b);
@@ -283,13 +272,5 @@ int gni_ergo_open_peer_dict(const gni_ergo_open *o, gn_edf_dict *d)
         return GN_EINVAL;
     if (!gni_ergo_open_done(o))
         return GN_ESTATE;
-    const gni_ehs_msg *m = &o->peer;
-    for (int k = 0; k < 3; k++)
-        for (uint32_t i = 0; i < m->ncache[k]; i++) {
-            int rc = gn_edf_dict_add(d, (gn_edf_dict_kind)k, m->cache[k][i].id,
-                                     (const char *)m->cache[k][i].s.base, m->cache[k][i].s.len);
-            if (rc < 0)
-                return rc;
-        }
-    return 0;
+    return gni_ehs_intro_caches_to_dict(&o->peer, d);
 }
