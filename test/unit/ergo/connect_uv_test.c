@@ -20,63 +20,23 @@
 #include "golemnet/edf.h"
 #include "golemnet/err.h"
 
-static uv_loop_t loop;
-
-#define RUN_UNTIL(cond)                                                                      \
-    do {                                                                                     \
-        uint64_t t0_ = uv_now(&loop);                                                        \
-        while (!(cond) && uv_now(&loop) - t0_ < 10000) {                                     \
-            uv_run(&loop, UV_RUN_ONCE);                                                      \
-            uv_update_time(&loop);                                                           \
-        }                                                                                    \
-        CHECK(cond);                                                                         \
-    } while (0)
-
 typedef struct side {
     gni_ergo_node *n;
     gni_ergo_conn *c;
-    unsigned conns, link_errors;
+    unsigned conns, downs, link_errors;
+    int last_err;
     char diag[256];
 } side;
 
-static void on_conn(gni_ergo_conn *c, void *ud)
-{
-    side *s = ud;
-    s->c = c;
-    s->conns++;
-}
-
-static void on_down(gni_ergo_conn *c, void *ud)
-{
-    side *s = ud;
-    if (s->c == c)
-        s->c = NULL;
-}
-
-static void on_link_error(gni_ergo_node *n, int err, const char *diag, void *ud)
-{
-    side *s = ud;
-    (void)n;
-    (void)err;
-    s->link_errors++;
-    snprintf(s->diag, sizeof s->diag, "%s", diag);
-}
+#include "ergo_uv_harness.h"
 
 static gni_ergo_options opts(const gn_edf_registry *r, const char *node, const char *cookie,
                              side *s)
 {
-    gni_ergo_options o;
-    memset(&o, 0, sizeof o);
-    o.reg = r;
-    o.node = node;
-    o.cookie = cookie;
-    o.flags = GNI_EHS_FLAGS_DEFAULT;
-    o.creation = 1795235514;
+    static const gni_ergo_callbacks cb = {.on_conn = on_conn, .on_conn_down = on_down,
+                                          .on_link_error = on_link_error};
+    gni_ergo_options o = ergo_test_options(r, node, cookie, &cb, s);
     o.pool_size = 3;
-    o.cb.on_conn = on_conn;
-    o.cb.on_conn_down = on_down;
-    o.cb.on_link_error = on_link_error;
-    o.user_data = s;
     return o;
 }
 
@@ -94,13 +54,6 @@ static void on_connected(int err, gni_ergo_conn *c, void *ud)
     r->c = c;
 }
 
-static unsigned closed;
-static void on_closed(void *ud)
-{
-    (void)ud;
-    closed++;
-}
-
 static gni_route route(uint16_t port, const char *cookie)
 {
     gni_route r;
@@ -112,10 +65,7 @@ static gni_route route(uint16_t port, const char *cookie)
 
 GN_TEST(static_route_with_its_own_cookie)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    ergo_test_block_sigpipe();
     CHECK_OK(uv_loop_init(&loop));
     gn_edf_registry *reg = gn_edf_registry_new();
     CHECK_OK(gn_edf_registry_add_ergo(reg));

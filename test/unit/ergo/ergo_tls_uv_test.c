@@ -33,33 +33,17 @@
 typedef struct side {
     gni_ergo_node *n;
     gni_ergo_conn *c;
-    unsigned conns, downs, errors, frames;
+    unsigned conns, downs, link_errors, frames;
+    int last_err;
     uint64_t last_seq;
     bool out_of_order;
     char diag[256];
 } side;
 
-static uv_loop_t loop;
+#include "ergo_uv_harness.h"
+
 static gn_edf_registry *reg;
-static unsigned closed;
 static unsigned mitm_live; /* proxied connections not yet freed */
-
-#define RUN_UNTIL(cond)                                                                      \
-    do {                                                                                     \
-        uint64_t t0_ = uv_now(&loop);                                                        \
-        while (!(cond) && uv_now(&loop) - t0_ < 10000) {                                     \
-            uv_run(&loop, UV_RUN_ONCE);                                                      \
-            uv_update_time(&loop);                                                           \
-        }                                                                                    \
-        CHECK(cond);                                                                         \
-    } while (0)
-
-static void on_conn(gni_ergo_conn *c, void *ud)
-{
-    side *s = ud;
-    s->c = c;
-    s->conns++;
-}
 
 static void on_frame(gni_ergo_conn *c, const uint8_t *f, size_t len, void *ud)
 {
@@ -76,44 +60,12 @@ static void on_frame(gni_ergo_conn *c, const uint8_t *f, size_t len, void *ud)
     s->frames++;
 }
 
-static void on_down(gni_ergo_conn *c, void *ud)
-{
-    side *s = ud;
-    if (s->c == c)
-        s->c = NULL;
-    s->downs++;
-}
-
-static void on_link_error(gni_ergo_node *n, int err, const char *diag, void *ud)
-{
-    side *s = ud;
-    (void)n;
-    (void)err;
-    s->errors++;
-    snprintf(s->diag, sizeof s->diag, "%s", diag);
-}
-
-static void on_closed(void *ud)
-{
-    (void)ud;
-    closed++;
-}
-
 static gni_ergo_options opts(const char *node, side *s)
 {
-    gni_ergo_options o;
-    memset(&o, 0, sizeof o);
-    o.reg = reg;
-    o.node = node;
-    o.cookie = "golem-tls-cookie";
-    o.flags = GNI_EHS_FLAGS_DEFAULT;
-    o.creation = 1795235514;
+    static const gni_ergo_callbacks cb = {.on_conn = on_conn, .on_frame = on_frame,
+                                          .on_conn_down = on_down, .on_link_error = on_link_error};
+    gni_ergo_options o = ergo_test_options(reg, node, "golem-tls-cookie", &cb, s);
     o.pool_size = 3;
-    o.cb.on_conn = on_conn;
-    o.cb.on_frame = on_frame;
-    o.cb.on_conn_down = on_down;
-    o.cb.on_link_error = on_link_error;
-    o.user_data = s;
     memset(s, 0, sizeof *s);
     return o;
 }
@@ -130,10 +82,7 @@ static void send_seq(side *s, uint64_t from, uint64_t seq)
 
 static void setup(void)
 {
-    sigset_t set; /* writes to a link the peer closed must fail, not kill the test */
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    ergo_test_block_sigpipe();
     CHECK_OK(uv_loop_init(&loop));
     reg = gn_edf_registry_new();
     CHECK_OK(gn_edf_registry_add_ergo(reg));
@@ -167,7 +116,7 @@ GN_TEST(tls_pool_of_three)
     CHECK_OK(gni_ergo_dial_tls(b.n, "127.0.0.1", port, "beta@127.0.0.1", true));
     /* the acceptor takes only TLS, so three links means the joins ran TLS too */
     RUN_UNTIL(a.c && b.c && gni_ergo_conn_links(a.c) == 3 && gni_ergo_conn_links(b.c) == 3);
-    CHECK_EQ(a.errors + b.errors, 0);
+    CHECK_EQ(a.link_errors + b.link_errors, 0);
     CHECK_EQ(gni_ergo_conn_info(b.c)->pool_size, 3);
 
     uint64_t sb = 0, sa = 0;
@@ -275,14 +224,14 @@ GN_TEST(certificate_files_and_verification)
     CHECK_OK(gni_ergo_node_new(&loop, &ob, &b.n));
     CHECK_OK(gni_ergo_dial_tls(b.n, "127.0.0.1", port, "beta@localhost", true));
     RUN_UNTIL(b.c && gni_ergo_conn_links(b.c) == 3 && a.c && gni_ergo_conn_links(a.c) == 3);
-    CHECK_EQ(a.errors + b.errors, 0);
+    CHECK_EQ(a.link_errors + b.link_errors, 0);
 
     /* C verifies with the system store only: the self-signed certificate is refused,
      * and the refusal says why */
     gni_ergo_options oc = opts("gamma@localhost", &c);
     CHECK_OK(gni_ergo_node_new(&loop, &oc, &c.n));
     CHECK_OK(gni_ergo_dial_tls(c.n, "127.0.0.1", port, "beta@localhost", true));
-    RUN_UNTIL(c.errors > 0);
+    RUN_UNTIL(c.link_errors > 0);
     CHECK(strstr(c.diag, "certificate verification failed") != NULL);
     CHECK_EQ(c.conns, 0);
 
@@ -468,11 +417,11 @@ GN_TEST(fingerprint_mismatch_refused)
 
     /* the acceptor's DigestCert names its certificate, not the one B sees: refused */
     CHECK_OK(gni_ergo_dial_tls(b.n, "127.0.0.1", mport, "beta@127.0.0.1", true));
-    RUN_UNTIL(b.errors > 0);
+    RUN_UNTIL(b.link_errors > 0);
     CHECK(strstr(b.diag, "TLS fingerprint mismatch") != NULL);
     CHECK_EQ(b.conns, 0);
     CHECK_EQ(m.accepted, 1);
-    RUN_UNTIL(a.errors > 0); /* the acceptor saw the link go mid-handshake */
+    RUN_UNTIL(a.link_errors > 0); /* the acceptor saw the link go mid-handshake */
     CHECK_EQ(a.conns, 0);
 
     /* with the check off (Ergo's DisableTLSFingerprint) the same path is let through */
@@ -482,7 +431,7 @@ GN_TEST(fingerprint_mismatch_refused)
     CHECK_OK(gni_ergo_node_new(&loop, &oc, &c.n));
     CHECK_OK(gni_ergo_dial_tls(c.n, "127.0.0.1", mport, "beta@127.0.0.1", true));
     RUN_UNTIL(c.c && a.c && gni_ergo_conn_links(c.c) == 3);
-    CHECK_EQ(c.errors, 0);
+    CHECK_EQ(c.link_errors, 0);
 
     uv_close((uv_handle_t *)&m.listener, mitm_listener_closed);
     RUN_UNTIL(closed == 1);
@@ -508,7 +457,7 @@ GN_TEST(tls_and_plain_refused_cleanly)
 
     /* a plain dialler at a TLS acceptor: both sides say what happened */
     CHECK_OK(gni_ergo_dial(b.n, "127.0.0.1", gni_ergo_node_port(a.n), "beta@127.0.0.1"));
-    RUN_UNTIL(a.errors > 0 && b.errors > 0);
+    RUN_UNTIL(a.link_errors > 0 && b.link_errors > 0);
     CHECK(strstr(a.diag, "plain Ergo handshake on a TLS acceptor") != NULL);
     CHECK(strstr(b.diag, "the acceptor runs TLS") != NULL);
     CHECK_EQ(a.conns + b.conns, 0);
@@ -516,7 +465,7 @@ GN_TEST(tls_and_plain_refused_cleanly)
     /* a TLS dialler at a plain acceptor */
     CHECK_OK(gni_ergo_dial_tls(d.n, "127.0.0.1", gni_ergo_node_port(p.n), "plain@127.0.0.1",
                                true));
-    RUN_UNTIL(p.errors > 0 && d.errors > 0);
+    RUN_UNTIL(p.link_errors > 0 && d.link_errors > 0);
     CHECK(strstr(p.diag, "dialled with TLS but this acceptor has no TLS") != NULL);
     CHECK(strstr(d.diag, "does the acceptor run TLS?") != NULL);
     CHECK_EQ(p.conns + d.conns, 0);
