@@ -30,7 +30,7 @@ struct gni_ergo_open {
     char diag[160];
 };
 
-static int open_fail(gni_ergo_open *o, int err, const char *fmt, ...)
+GN_PRINTF(3, 4) static int open_fail(gni_ergo_open *o, int err, const char *fmt, ...)
 {
     if (o->err)
         return o->err;
