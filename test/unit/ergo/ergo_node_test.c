@@ -598,6 +598,17 @@ GN_TEST(tcp_first_send_connects_and_frames_match_vectors)
     WAIT_FOR(pa->points, 1);
     CHECK_EQ(pa->px, 7);
     gn_edf_arena_free(ar);
+    /* a first send to a node the registrar does not know: the important sender hears
+     * the connect error; a plain message waiting for that connection is dropped */
+    gn_ergo_pid np = {.id = 1001};
+    snprintf(np.node, sizeof np.node, "nobody@localhost");
+    to = gn_ergo_to_pid(&np);
+    v = str("lost");
+    CHECK_OK(gn_ergo_send(pa->p, &to, &v, NULL));
+    CHECK_OK(gn_ergo_send(pa->p, &to, &v, &imp));
+    WAIT_FOR(r.n, 2);
+    CHECK_EQ(r.status, GN_ENOTFOUND);
+    CHECK_EQ(gn_ergo_remote_info_get(t[0].en, "nobody@localhost", &ri), GN_ENOTFOUND);
     gni_ergo_node_set_tap(t[0].en, NULL, NULL);
     gni_ergo_node_set_tap(t[1].en, NULL, NULL);
     enode_down(&t[0]);
@@ -615,9 +626,9 @@ GN_TEST(mailbox_full_and_pending_bounds)
     setup();
     tnode t[2];
     const char *oa[] = {"ergo.node=alpha@localhost"};
-    const char *ob[] = {"ergo.node=beta@localhost"};
+    const char *ob[] = {"ergo.node=beta@localhost", "ergo.max_message_size=4096"};
     enode_up(&t[0], 421, oa, 1, false);
-    enode_up(&t[1], 422, ob, 1, true);
+    enode_up(&t[1], 422, ob, 2, true);
     rproc a, b, l;
     spawn(&t[0], &a, NULL);
     gn_ergo_proc_opts small = {.mailbox_size = 3, .max_pending = 2};
@@ -629,6 +640,18 @@ GN_TEST(mailbox_full_and_pending_bounds)
     CHECK_OK(gn_ergo_proc_pause(b.p, true));
     gn_ergo_pid bp = pid_of(&b);
     gn_ergo_target to = gn_ergo_to_pid(&bp);
+    /* beta's MaxMessageSize (4096) is respected on send: nothing goes out */
+    static uint8_t big[5000];
+    gn_edf_value bv;
+    gn_edf_set_binary(&bv, big, sizeof big);
+    CHECK_EQ(gn_ergo_send(a.p, &to, &bv, NULL), GN_ETOOBIG);
+    gn_edf_set_binary(&bv, big, 4000);
+    CHECK_OK(gn_ergo_send(l.p, &to, &bv, NULL)); /* local: no wire, no bound */
+    CHECK_EQ(gn_ergo_proc_queued(b.p), 1u);
+    CHECK_OK(gn_ergo_proc_pause(b.p, false));
+    WAIT_FOR(b.got, 1);
+    CHECK_OK(gn_ergo_proc_pause(b.p, true));
+    b.got = 0;
     /* local: three fit, the fourth is refused at once */
     char s[16];
     for (int i = 0; i < 3; i++) {
