@@ -12,11 +12,13 @@
  *      registered type (the vectors' Point) crosses both ways, and every frame
  *      golemnet emits for a send or a call has the layout of the recorded Go
  *      frame (../shared/vectors/ergo/enp_send_*.hex, enp_call_*.hex), field by
- *      field; ids and refs may differ;
+ *      field; ids and refs may differ; a first send to a node the registrar
+ *      does not know fails the waiting important send;
  *  (c) bounds: a full mailbox refuses local sends (GN_EAGAIN) and remote
  *      important sends ("mailbox full"), drops remote plain ones, and
- *      delivers what it holds when resumed; pending calls per process;
- *      local send, call and reply; bad arguments.
+ *      delivers what it holds when resumed; the remote's MaxMessageSize;
+ *      pending calls per process; local send, call and reply; a freed
+ *      process; bad arguments.
  */
 #define _XOPEN_SOURCE 700
 #include "gn_test.h"
