@@ -346,6 +346,16 @@ GN_API int gn_ergo_call(gn_ergo_proc *from, const gn_ergo_target *to, const gn_e
 GN_API int gn_ergo_reply(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
                          const gn_edf_value *v);
 
+/**
+ * Answers call @ref from caller @to with an error instead of a value
+ * (MessageResponseError, 130, code 255 and the EDF error @text): the caller
+ * gets GN_ECALLBACK with @text (NUL-terminated, 1..32767 bytes; texts the
+ * registry holds travel as error-cache ids). Returns as gn_ergo_reply();
+ * GN_EINVAL also for an empty or too long @text. Since: 0.6
+ */
+GN_API int gn_ergo_reply_error(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                               const char *text);
+
 GN_END_DECLS
 
 #endif /* GOLEMNET_ERGO_H */

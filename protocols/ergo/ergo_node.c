@@ -1217,11 +1217,19 @@ int gn_ergo_call(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_valu
     return deliver(from, to, v, o, true, cb, arg, ref_out);
 }
 
-int gn_ergo_reply(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
-                  const gn_edf_value *v)
+/* 129 with @v, or 130 code 255 with the error @text (@v NULL) */
+static int answer(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                  const gn_edf_value *v, const char *text)
 {
-    if (!p || p->dead || !to || !ref || !v || !name_ok(to->node))
+    if (!p || p->dead || !to || !ref || (!v && !text) || !name_ok(to->node))
         return GN_EINVAL;
+    gn_edf_value ev;
+    if (!v) {
+        size_t tl = strlen(text);
+        if (tl == 0 || tl > GN_EDF_ERROR_MAX)
+            return GN_EINVAL;
+        gn_edf_set_error(&ev, text, tl);
+    }
     gn_ergo_node *en = p->en;
     gni_ergo_comp *c = en_comp(en);
     if (!c)
@@ -1230,18 +1238,31 @@ int gn_ergo_reply(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref
         en_pend *pd = pend_find(en, to->id, ref->id);
         if (!pd || !pd->call)
             return GN_ENOTFOUND;
-        pend_finish(pd, 0, v, NULL);
+        pend_finish(pd, v ? 0 : GN_ECALLBACK, v, v ? NULL : text);
         return 0;
     }
     gni_enp_frame f;
     memset(&f, 0, sizeof f);
-    f.type = GNI_ENP_RESPONSE;
+    f.type = v ? GNI_ENP_RESPONSE : GNI_ENP_RESPONSE_ERROR;
+    f.code = v ? 0 : GNI_ENP_RC_ERROR;
     f.from = p->id;
     f.to = to->id;
     memcpy(f.ref, ref->id, sizeof f.ref);
     f.order = gni_enp_default_order(&f, p->keep_order);
-    long len = frame_build(en, &f, v);
+    long len = frame_build(en, &f, v ? v : &ev);
     if (len < 0)
         return (int)len;
     return frame_send(en, to->node, p->id, p->keep_order, (size_t)len);
+}
+
+int gn_ergo_reply(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                  const gn_edf_value *v)
+{
+    return v ? answer(p, to, ref, v, NULL) : GN_EINVAL;
+}
+
+int gn_ergo_reply_error(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                        const char *text)
+{
+    return text ? answer(p, to, ref, NULL, text) : GN_EINVAL;
 }

@@ -6,7 +6,9 @@
  *      missing process answered "unknown process"); call and reply by PID,
  *      name and alias both ways; a call nobody answers times out (a late
  *      reply is dropped); an important call to a missing name fails;
- *      connection loss ends pending calls; remote-node info;
+ *      a call answered with an error; a disconnect ends pending calls;
+ *      remote-node info; frames Go writes and we do not (a cached name, 103;
+ *      a compressed frame, 200) are delivered;
  *  (b) over the Ergo TCP acceptor: the connection comes up on the first send
  *      (connect by name through the embedded registrar), the application's
  *      registered type (the vectors' Point) crosses both ways, and every frame
@@ -26,6 +28,7 @@
 #define GN_TNODE_EXTRA gn_ergo_node *en;
 #include "golemnet/ergo.h"
 #include "enp.h"
+#include "ergo_comp.h"
 #include "ergo_node_int.h"
 #include "gn_tnode.h"
 
@@ -76,7 +79,9 @@ static void on_msg(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
         r->call_from = m->from;
         r->call_ref = m->ref;
     }
-    if (r->answer) {
+    if (r->answer && !strcmp(r->last, "fail")) {
+        CHECK_OK(gn_ergo_reply_error(p, &m->from, &m->ref, "no luck"));
+    } else if (r->answer) {
         gn_edf_value a;
         if (!strcmp(r->last, "ping"))
             gn_edf_set_string(&a, "pong", 4);
@@ -103,17 +108,18 @@ static void on_result(void *arg, int status, const char *text)
 typedef struct cres {
     unsigned n;
     int status;
-    char reply[64];
+    char reply[64], text[64];
     int32_t px;
 } cres;
 
 static void on_reply(void *arg, int status, const gn_edf_value *v, const char *text)
 {
-    (void)text;
     cres *c = arg;
     c->n++;
     c->status = status;
     c->reply[0] = '\0';
+    snprintf(c->text, sizeof c->text, "%s", text ? text : "");
+    CHECK((status == GN_ECALLBACK) == (text != NULL));
     if (v && v->kind == GN_EDF_STRING)
         snprintf(c->reply, sizeof c->reply, "%.*s", (int)v->u.bytes.len,
                  (const char *)v->u.bytes.base);
@@ -149,7 +155,8 @@ static int reg_point(void *arg, gn_edf_registry *r)
     gn_edf_field f[3] = {{"X", gn_edf_type_basic(GN_EDF_INT32)},
                          {"Y", gn_edf_type_basic(GN_EDF_INT32)},
                          {"Label", gn_edf_type_basic(GN_EDF_STRING)}};
-    return gn_edf_register_struct(r, "#golemcap/shared/Point", f, 3, NULL);
+    int rc = gn_edf_register_struct(r, "#golemcap/shared/Point", f, 3, NULL);
+    return rc < 0 ? rc : gn_edf_register_atom(r, "receiver", 8, NULL); /* atom id 256 */
 }
 static unsigned types_called;
 
@@ -279,6 +286,39 @@ GN_TEST(channel_send_call_both_ways)
     CHECK_EQ(gn_ergo_remote_info_get(t[0].en, "nobody@localhost", &ri), GN_ENOTFOUND);
     send_three_ways(&a, &b);
     send_three_ways(&b, &a);
+    /* what Go senders write and golemnet does not: a name given as an atom-cache id of
+     * the sender (103), and a compressed frame (200) */
+    gni_ergo_comp *ca = gni_ergo_comp_of(gn_node_host(t[0].n));
+    uint8_t pl[16], fb[128], zb[256];
+    gn_buf pb_ = {pl, pl, pl, pl + sizeof pl};
+    v = str("cached");
+    long pll = gn_edf_encode(NULL, &v, &pb_);
+    CHECK(pll > 0);
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_MSG_NAME_CACHE;
+    f.from = pid_of(&a).id;
+    f.atom_id = 256; /* "receiver" in alpha's Introduce */
+    f.payload = (gn_slice){pl, (size_t)pll};
+    long fl = gni_enp_build(&f, fb, sizeof fb);
+    CHECK(fl > 0);
+    CHECK_OK(gni_ergo_comp_send(ca, "beta@localhost", f.from, true, fb, (size_t)fl));
+    WAIT_FOR(b.got, 4);
+    CHECK_STR(b.last, "cached");
+    CHECK_EQ(b.last_kind, GN_ERGO_TO_NAME);
+    f.type = GNI_ENP_MSG_PID;
+    f.to = pid_of(&b).id;
+    v = str("squeezed");
+    pb_ = (gn_buf){pl, pl, pl, pl + sizeof pl};
+    pll = gn_edf_encode(NULL, &v, &pb_);
+    f.payload = (gn_slice){pl, (size_t)pll};
+    fl = gni_enp_build(&f, fb, sizeof fb);
+    long zl = gni_enp_compress(fb, (size_t)fl, GNI_ENP_Z_GZIP, 0, zb, sizeof zb);
+    CHECK(zl > 0);
+    CHECK_OK(gni_ergo_comp_send(ca, "beta@localhost", f.from, true, zb, (size_t)zl));
+    WAIT_FOR(b.got, 5);
+    CHECK_STR(b.last, "squeezed");
+    CHECK_EQ(b.last_kind, GN_ERGO_TO_PID);
     /* important delivery: delivered, and a missing process */
     res r = {0};
     gn_ergo_send_opts imp = {.important = true, .on_result = on_result, .arg = &r};
@@ -322,6 +362,14 @@ GN_TEST(channel_send_call_both_ways)
     CHECK_OK(gn_ergo_call(b.p, &to, &v, NULL, on_reply, &c, NULL));
     WAIT_FOR(c.n, 3);
     CHECK_STR(c.reply, "pong");
+    /* answered with an error (130 code 255 + the EDF error) */
+    v = str("fail");
+    CHECK_OK(gn_ergo_call(b.p, &to, &v, NULL, on_reply, &c, NULL));
+    WAIT_FOR(c.n, 4);
+    CHECK_EQ(c.status, GN_ECALLBACK);
+    CHECK_STR(c.text, "no luck");
+    c.n = 3;
+    v = str("ping");
     /* a call nobody answers times out; the late answer is dropped */
     b.answer = false;
     b.keep = true;
@@ -702,6 +750,12 @@ GN_TEST(mailbox_full_and_pending_bounds)
     WAIT_FOR(c.n, 3);
     CHECK_EQ(c.status, 0);
     CHECK_STR(c.reply, "pong");
+    v = str("fail");
+    CHECK_OK(gn_ergo_call(b.p, &tl, &v, NULL, on_reply, &c, NULL));
+    WAIT_FOR(c.n, 4);
+    CHECK_EQ(c.status, GN_ECALLBACK);
+    CHECK_STR(c.text, "no luck");
+    CHECK_EQ(gn_ergo_reply_error(l.p, &lp, &(gn_ergo_ref){0}, ""), GN_EINVAL);
     /* a local target that does not exist, and bad arguments */
     gn_ergo_pid gone = lp;
     gone.id = 424242;
