@@ -164,7 +164,8 @@ GN_API int gn_ergo_attach(gn_node *n, const gn_ergo_config *cfg, gn_ergo_node **
 /**
  * Detaches and frees @en: every process is freed (their queued messages
  * dropped, pending calls and important sends end without a callback).
- * NULL is a no-op. Since: 0.6
+ * Not from a callback of @en's processes, calls or sends (the loop would
+ * return into freed memory). NULL is a no-op. Since: 0.6
  */
 GN_API void gn_ergo_detach(gn_ergo_node *en);
 
@@ -316,8 +317,11 @@ typedef struct gn_ergo_send_opts {
  * GN_ENOTFOUND (local: no such process); GN_EAGAIN (local: the mailbox is
  * full; remote: the carrier's write queue or the connect queue is full);
  * GN_ELIMIT (important: @from has max_pending outstanding); GN_ETOOBIG (the
- * frame is above the remote's MaxMessageSize); GN_ENOTSUP (not connected
- * and no route or registrar); GN_ESTATE (component not running); GN_ENOMEM.
+ * frame is above the remote's MaxMessageSize); GN_ENOTSUP (not connected,
+ * and no TCP acceptor (channels only: use gn_ergo_connect_peer() first) or
+ * no route and no registrar); GN_ESTATE (component not running); GN_ENOMEM.
+ * Important delivery to a local target: the return value is the outcome and
+ * @o->on_result is not called.
  * Since: 0.6
  */
 GN_API int gn_ergo_send(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_value *v,
