@@ -32,7 +32,10 @@
 #include "ergo_node_int.h"
 #include "gn_tnode.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* ---- a process that records what it gets ------------------------------------------------ */
@@ -513,6 +516,28 @@ static void tap_fn(void *ud, bool out, const char *node, const uint8_t *f, size_
 
 static char regport_opt[64];
 
+/* a port free for both UDP and TCP right now (the registrar binds both), so tests that
+ * run at the same time do not share a registrar */
+static uint16_t free_reg_port(void)
+{
+    for (int i = 0; i < 20; i++) {
+        int ufd = socket(AF_INET, SOCK_DGRAM, 0), tfd = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(ufd >= 0 && tfd >= 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+        sa.sin_addr.s_addr = htonl(INADDR_ANY);
+        socklen_t sl = sizeof sa;
+        CHECK_OK(bind(ufd, (struct sockaddr *)&sa, sizeof sa));
+        CHECK_OK(getsockname(ufd, (struct sockaddr *)&sa, &sl));
+        bool ok = bind(tfd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(ufd);
+        close(tfd);
+        if (ok)
+            return ntohs(sa.sin_port);
+    }
+    CHECK(!"no free registrar port");
+    return 0;
+}
+
 static gn_edf_value point(gn_edf_arena *ar, const gn_ergo_node *en, int32_t x, int32_t y)
 {
     const gn_edf_type *pt =
@@ -532,7 +557,7 @@ GN_TEST(tcp_first_send_connects_and_frames_match_vectors)
     setup();
     bool vectors = find_vec_dir();
     snprintf(regport_opt, sizeof regport_opt, "ergo.registrar_port=%u",
-             (unsigned)(30000 + (getpid() + 7) % 20000));
+             (unsigned)free_reg_port());
     tnode t[2];
     const char *oa[] = {"ergo.node=alpha@localhost", "ergo.cookie=golem-test-cookie",
                         "ergo.port=0", regport_opt};
