@@ -25,7 +25,7 @@
 #define EN_FIRST_ID 1001u
 #define EN_ALIASES_MAX 64u
 #define EN_WAIT_PER_NODE 256u       /* frames waiting for a connection to one node */
-#define EN_DRAIN_BUDGET 64u         /* messages per process per loop turn */
+#define EN_DRAIN_BUDGET 1024u       /* messages per process per loop turn */
 #define EN_VALUE_BYTES_DEFAULT ((size_t)16 << 20)
 
 typedef struct en_item en_item;
@@ -119,6 +119,12 @@ static void copy_name(char *dst, const char *src, size_t len)
         len = GN_ERGO_NAME_MAX;
     memcpy(dst, src, len);
     dst[len] = '\0';
+}
+
+/* copies NUL-terminated @src (at most GN_ERGO_NAME_MAX bytes kept) into @dst */
+static void set_name(char dst[GN_ERGO_NAME_MAX + 1], const char *src)
+{
+    copy_name(dst, src, strlen(src));
 }
 
 static bool name_ok(const char *s)
@@ -249,7 +255,8 @@ static int item_new(gn_ergo_node *en, const gn_edf_dict *dict, gn_slice payload,
     if (!it)
         return GN_ENOMEM;
     size_t max = en->cfg.max_value_bytes ? en->cfg.max_value_bytes : EN_VALUE_BYTES_DEFAULT;
-    it->arena = gn_edf_arena_new(payload.len < 4096 ? 0 : payload.len * 2, max);
+    /* a first chunk that fits a small message's decoded value (copies included) */
+    it->arena = gn_edf_arena_new(payload.len * 2 + 256, max);
     if (!it->arena) {
         gn_free(it);
         return GN_ENOMEM;
@@ -358,7 +365,7 @@ static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool ke
     if (!w)
         return GN_ENOMEM;
     w->next = NULL;
-    snprintf(w->node, sizeof w->node, "%s", node);
+    set_name(w->node, node);
     w->from = from;
     w->keep_order = keep_order;
     w->len = len;
@@ -459,7 +466,7 @@ static en_pend *pend_new(gn_ergo_proc *p, const char *node, bool call, gn_time t
     pd->en = en;
     pd->proc = p;
     pd->call = call;
-    snprintf(pd->node, sizeof pd->node, "%s", node);
+    set_name(pd->node, node);
     gn_timer_init(en->loop, &pd->timer);
     gn_timer_start(&pd->timer, timeout ? timeout : GN_ERGO_TIMEOUT_DEFAULT, pend_expired, pd);
     pd->next = en->pends;
@@ -615,14 +622,14 @@ static void on_message(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_fram
         return; /* Ergo drops a frame whose payload does not decode */
     }
     if (it) {
-        snprintf(it->m.from.node, sizeof it->m.from.node, "%s", pi->node);
+        set_name(it->m.from.node, pi->node);
         it->m.from.id = f->from;
         it->m.from.creation = pi->creation;
         it->m.priority = (gn_ergo_priority)gni_enp_priority(f);
         it->m.important = important;
         it->m.call = call;
         it->m.to_kind = kind;
-        snprintf(it->m.ref.node, sizeof it->m.ref.node, "%s", pi->node);
+        set_name(it->m.ref.node, pi->node);
         it->m.ref.creation = pi->creation;
         memcpy(it->m.ref.id, ref, sizeof ref);
         rc = mailbox_put(p, it);
@@ -734,7 +741,7 @@ static void h_down(void *ud, gni_ergo_peer *p, int reason)
     (void)reason;
     gn_ergo_node *en = ud;
     char node[GN_ERGO_NAME_MAX + 1];
-    snprintf(node, sizeof node, "%s", gni_ergo_peer_get_info(p)->node);
+    set_name(node, gni_ergo_peer_get_info(p)->node);
     waits_take(en, node, NULL);
     pends_fail_node(en, node, GN_ECONNRESET);
 }
@@ -745,7 +752,7 @@ static void h_failed(void *ud, const char *node, int err, const char *diag)
     GN_LOG(GN_LOG_INFO, EN_LOG, "%s: connect failed: %s (%s)", node, gn_err_name(err),
            diag ? diag : "");
     char nm[GN_ERGO_NAME_MAX + 1];
-    snprintf(nm, sizeof nm, "%s", node);
+    set_name(nm, node);
     waits_take(en, nm, NULL);
     pends_fail_node(en, nm, err < 0 ? err : GN_EUNREACHABLE);
 }
@@ -885,7 +892,7 @@ int gn_ergo_remote_info_get(gn_ergo_node *en, const char *node, gn_ergo_remote_i
         return GN_ENOTFOUND;
     const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(p);
     memset(out, 0, sizeof *out);
-    snprintf(out->node, sizeof out->node, "%s", pi->node);
+    set_name(out->node, pi->node);
     out->flags = pi->flags;
     out->creation = pi->creation;
     out->max_message_size = pi->max_message_size;
@@ -981,7 +988,7 @@ void gn_ergo_proc_pid(const gn_ergo_proc *p, gn_ergo_pid *out)
 {
     if (!p || !out)
         return;
-    snprintf(out->node, sizeof out->node, "%s", en_self(p->en));
+    set_name(out->node, en_self(p->en));
     out->id = p->id;
     out->creation = gn_ergo_node_creation(p->en);
 }
@@ -1004,7 +1011,7 @@ int gn_ergo_register(gn_ergo_proc *p, const char *name)
         return GN_EINVAL;
     if (p->name[0] || proc_by_name(p->en, name, strlen(name)))
         return GN_EEXIST;
-    snprintf(p->name, sizeof p->name, "%s", name);
+    set_name(p->name, name);
     return 0;
 }
 
@@ -1026,7 +1033,7 @@ int gn_ergo_alias_new(gn_ergo_proc *p, gn_ergo_alias *out)
         return GN_ELIMIT;
     memset(out, 0, sizeof *out);
     new_ref(p->en, out->id);
-    snprintf(out->node, sizeof out->node, "%s", en_self(p->en));
+    set_name(out->node, en_self(p->en));
     out->creation = gn_ergo_node_creation(p->en);
     memcpy(p->alias[p->naliases++], out->id, sizeof out->id);
     return 0;
@@ -1140,7 +1147,7 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
         it->m.important = o->important;
         it->m.call = call;
         it->m.to_kind = to->kind;
-        snprintf(it->m.ref.node, sizeof it->m.ref.node, "%s", gni_ergo_comp_node(c));
+        set_name(it->m.ref.node, gni_ergo_comp_node(c));
         it->m.ref.creation = gni_ergo_comp_creation(c);
         memcpy(it->m.ref.id, ref, sizeof ref);
         if (call) {
@@ -1198,7 +1205,7 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
     }
     if (ref_out) {
         memset(ref_out, 0, sizeof *ref_out);
-        snprintf(ref_out->node, sizeof ref_out->node, "%s", gni_ergo_comp_node(c));
+        set_name(ref_out->node, gni_ergo_comp_node(c));
         ref_out->creation = gni_ergo_comp_creation(c);
         memcpy(ref_out->id, ref, sizeof ref);
     }
