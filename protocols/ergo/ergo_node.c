@@ -27,6 +27,8 @@
 #define EN_WAIT_PER_NODE 256u       /* frames waiting for a connection to one node */
 #define EN_DRAIN_BUDGET 1024u       /* messages per process per loop turn */
 #define EN_VALUE_BYTES_DEFAULT ((size_t)16 << 20)
+#define EN_SPARE_ITEMS 1024u          /* items (with their arenas) kept for reuse: ~1 MiB */
+#define EN_SPARE_ARENA_MAX (64u << 10) /* only arenas that held at most this much */
 
 typedef struct en_item en_item;
 typedef struct en_pend en_pend;
@@ -90,6 +92,8 @@ struct gn_ergo_node {
     uint64_t ref_seq, ref_hi;
     en_pend *pends;
     en_wait *waits, **waits_tail;
+    en_item *spare; /* items kept for reuse */
+    size_t nspare;
     gn_timer drain;
     bool draining, swept;
     uint8_t *scratch; /* frame building */
@@ -204,6 +208,22 @@ static void item_free(en_item *it)
     }
 }
 
+/* done with @it: kept for reuse (arena reset, its chunk kept) while the cache is small and
+ * the arena was, else freed; a steady stream of small messages allocates nothing */
+static void item_recycle(gn_ergo_node *en, en_item *it)
+{
+    if (!it)
+        return;
+    if (en->nspare >= EN_SPARE_ITEMS || gn_edf_arena_used(it->arena) > EN_SPARE_ARENA_MAX) {
+        item_free(it);
+        return;
+    }
+    gn_edf_arena_reset(it->arena);
+    it->next = en->spare;
+    en->spare = it;
+    en->nspare++;
+}
+
 static void drain_cb(gn_timer *t, void *arg);
 
 static void drain_schedule(gn_ergo_node *en)
@@ -251,15 +271,23 @@ static int item_new(gn_ergo_node *en, const gn_edf_dict *dict, gn_slice payload,
     gni_ergo_comp *c = en_comp(en);
     if (!c)
         return GN_ESTATE;
-    en_item *it = gn_calloc(1, sizeof *it);
-    if (!it)
-        return GN_ENOMEM;
-    size_t max = en->cfg.max_value_bytes ? en->cfg.max_value_bytes : EN_VALUE_BYTES_DEFAULT;
-    /* a first chunk that fits a small message's decoded value (copies included) */
-    it->arena = gn_edf_arena_new(payload.len * 2 + 256, max);
-    if (!it->arena) {
-        gn_free(it);
-        return GN_ENOMEM;
+    en_item *it = en->spare;
+    if (it) {
+        en->spare = it->next;
+        en->nspare--;
+        gn_edf_arena *a = it->arena;
+        memset(it, 0, sizeof *it);
+        it->arena = a;
+    } else {
+        if (!(it = gn_calloc(1, sizeof *it)))
+            return GN_ENOMEM;
+        size_t max = en->cfg.max_value_bytes ? en->cfg.max_value_bytes : EN_VALUE_BYTES_DEFAULT;
+        /* a first chunk that fits a small message's decoded value (copies included) */
+        it->arena = gn_edf_arena_new(payload.len * 2 + 256, max);
+        if (!it->arena) {
+            gn_free(it);
+            return GN_ENOMEM;
+        }
     }
     gn_edf_decode_opts o;
     gn_edf_decode_opts_default(&o);
@@ -268,7 +296,7 @@ static int item_new(gn_ergo_node *en, const gn_edf_dict *dict, gn_slice payload,
     o.flags = GN_EDF_DECODE_COPY;
     int rc = gn_edf_decode(&o, it->arena, payload.base, payload.len, &it->v, NULL, NULL);
     if (rc < 0) {
-        item_free(it);
+        item_recycle(en, it);
         return rc;
     }
     it->m.value = &it->v;
@@ -509,7 +537,7 @@ static void drain_cb(gn_timer *t, void *arg)
             if (!it)
                 break;
             p->cb(p, p->arg, &it->m);
-            item_free(it);
+            item_recycle(en, it);
         }
         if (!p->dead && !p->paused && p->nq)
             more = true;
@@ -525,7 +553,7 @@ static void proc_release(gn_ergo_proc *p)
     gn_ergo_node *en = p->en;
     /* queued messages are dropped (important senders were told "delivered" on arrival) */
     for (en_item *it = mailbox_pop(p); it; it = mailbox_pop(p))
-        item_free(it);
+        item_recycle(en, it);
     for (en_pend **pp = &en->pends; *pp;) {
         en_pend *pd = *pp;
         if (pd->proc == p) {
@@ -634,7 +662,7 @@ static void on_message(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_fram
         memcpy(it->m.ref.id, ref, sizeof ref);
         rc = mailbox_put(p, it);
         if (rc < 0)
-            item_free(it);
+            item_recycle(en, it);
     }
     if (rc < 0)
         GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: %s from %llu not delivered: %s", pi->node,
@@ -860,6 +888,11 @@ void gn_ergo_detach(gn_ergo_node *en)
         en_wait *w = en->waits;
         en->waits = w->next;
         gn_free(w);
+    }
+    while (en->spare) {
+        en_item *it = en->spare;
+        en->spare = it->next;
+        item_free(it);
     }
     gn_free(en->scratch);
     gn_free(en->zbuf);
@@ -1153,7 +1186,7 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
         if (call) {
             en_pend *pd = pend_new(from, node, true, o->timeout);
             if (!pd) {
-                item_free(it);
+                item_recycle(en, it);
                 return GN_ENOMEM;
             }
             memcpy(pd->ref, ref, sizeof ref);
