@@ -403,16 +403,15 @@ static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool ke
     return 0;
 }
 
-/* takes the waits of @node off the list, in order; calls @fn on each (then frees it) */
+/* takes the waits of @node off the list, in order: each is sent through @c (NULL: dropped)
+ * and freed */
 static void waits_take(gn_ergo_node *en, const char *node, gni_ergo_comp *c)
 {
     en_wait **pp = &en->waits;
-    en->waits_tail = &en->waits;
     while (*pp) { /* bounded: the waiting frames */
         en_wait *w = *pp;
         if (strcmp(w->node, node) != 0) {
             pp = &w->next;
-            en->waits_tail = pp;
             continue;
         }
         *pp = w->next;
@@ -424,6 +423,7 @@ static void waits_take(gn_ergo_node *en, const char *node, gni_ergo_comp *c)
         }
         gn_free(w);
     }
+    en->waits_tail = &en->waits;
     for (en_wait *w = en->waits; w; w = w->next)
         en->waits_tail = &w->next;
 }
@@ -440,8 +440,16 @@ static void send_code(gn_ergo_node *en, const char *node, uint64_t from, uint64_
     memcpy(f.ref, ref, sizeof f.ref);
     f.code = code;
     long len = frame_build(en, &f, NULL);
-    if (len > 0)
-        frame_send(en, node, from, false, (size_t)len);
+    gni_ergo_comp *c = en_comp(en);
+    /* only on the connection the message came in on: an answer never reconnects */
+    if (len > 0 && c && gni_ergo_comp_find(c, node)) {
+        if (en->tap)
+            en->tap(en->tap_ud, true, node, en->scratch, (size_t)len);
+        int rc = gni_ergo_comp_send(c, node, from, false, en->scratch, (size_t)len);
+        if (rc < 0)
+            GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: answer code %u not sent: %s", node, code,
+                   gn_err_name(rc));
+    }
 }
 
 /* ---- pending calls and important sends ------------------------------------------------- */
