@@ -107,6 +107,18 @@ const char *gni_ergo_comp_node(const gni_ergo_comp *c);
 /** The frozen registry (Ergo's types) the component's handshakes use. */
 const gn_edf_registry *gni_ergo_comp_registry(const gni_ergo_comp *c);
 
+/** Our creation (Unix seconds of the component's start), announced in every Introduce. */
+int64_t gni_ergo_comp_creation(const gni_ergo_comp *c);
+
+/**
+ * Node-layer hook (ergo_node.c, include/golemnet/ergo.h): called by the
+ * component's start after Ergo's types are in @reg and before it is frozen.
+ * The Ergo node attached to host @h (if any) registers the application's
+ * types in @reg and installs its handler on @c. Returns 0, or an error that
+ * fails the start.
+ */
+int gni_ergo_node_on_comp_start(gn_host *h, gni_ergo_comp *c, gn_edf_registry *reg);
+
 /** The TCP endpoint (acceptor + dialler), or NULL when ergo.acceptor=off. */
 gni_ergo_node *gni_ergo_comp_endpoint(gni_ergo_comp *c);
 

@@ -1153,6 +1153,12 @@ static int ergo_start(gn_protocol *p)
         c->reg = NULL;
         return GN_ENOMEM;
     }
+    /* the Ergo node layer registers the application's types before the freeze */
+    if ((rc = gni_ergo_node_on_comp_start(c->h, c, c->reg)) < 0) {
+        gn_edf_registry_free(c->reg);
+        c->reg = NULL;
+        return rc;
+    }
     gn_edf_registry_freeze(c->reg);
     c->running = true;
     gni_ergo_comp *head = gn_loop_get_local(c->loop, &ergo_loop_key);
@@ -1317,6 +1323,8 @@ const char *gni_ergo_comp_node(const gni_ergo_comp *c) { return c ? c->node : ""
 const gn_edf_registry *gni_ergo_comp_registry(const gni_ergo_comp *c) { return c ? c->reg : NULL; }
 
 gni_ergo_node *gni_ergo_comp_endpoint(gni_ergo_comp *c) { return c ? c->ep : NULL; }
+
+int64_t gni_ergo_comp_creation(const gni_ergo_comp *c) { return c ? c->creation : 0; }
 
 uint16_t gni_ergo_comp_port(const gni_ergo_comp *c)
 {

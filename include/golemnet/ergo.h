@@ -1,0 +1,365 @@
+/*
+ * golemnet - an Ergo node on a golemnet node: processes (mailboxes) that
+ * Go Ergo Framework 3.1 nodes, and other golemnet nodes, send to and call
+ * as if they were their own (issue 15, first slice).
+ *
+ * A gn_node whose protocol_components names "ergo" runs the ergo component
+ * (docs/ergo.md "The ergo component"): Ergo's TCP acceptor and dialler, and
+ * /golem/ergo/1.0.0 streams on golemnet channels. gn_ergo_attach() puts an
+ * Ergo node on it: the node name and creation come from the component
+ * (ergo.node, the start time); the application creates processes, each with
+ * a bounded mailbox and a message callback, and sends to and calls remote
+ * or local processes by PID, by registered name (Ergo's ProcessID) or by
+ * alias.
+ *
+ * Wire: ENP R1 (ergo-wire.md c): sends are 101-104, calls 121-124, answers
+ * 129/130; frames golemnet emits have the layout of the recorded Go
+ * frames (test/unit/ergo/ergo_node_test.c). Design, bounds and what is not
+ * there yet: docs/ergo-node.md.
+ *
+ * Thread context: every function of this header runs on the node's loop
+ * thread (gn_node_loop(); from another thread use gn_loop_submit()), and
+ * every callback runs there, never from inside a call of this header except
+ * where noted. Values (gn_edf_value) passed in are encoded before the call
+ * returns; values passed to callbacks are borrowed for the callback only.
+ *
+ * Errors: negative gn_err codes (golemnet/err.h). Outcomes reported by a
+ * remote node map as: delivered 0; unknown process GN_ENOTFOUND; mailbox
+ * full GN_EAGAIN; process terminated GN_ECLOSED; an error value from the
+ * remote process GN_ECALLBACK (its text is passed along); no answer in time
+ * GN_ETIMEDOUT; the connection went down first GN_ECONNRESET; the remote
+ * node could not be reached: the connect error (GN_ENOTFOUND, GN_ENOROUTE,
+ * GN_ETIMEDOUT, ...).
+ */
+#ifndef GOLEMNET_ERGO_H
+#define GOLEMNET_ERGO_H
+
+#include "golemnet/common.h"
+#include "golemnet/edf.h"
+#include "golemnet/identity.h"
+#include "golemnet/node.h"
+
+GN_BEGIN_DECLS
+
+/** Longest node or process name, bytes (an EDF atom). Since: 0.6 */
+#define GN_ERGO_NAME_MAX 255u
+/** Default mailbox bound, messages. Since: 0.6 */
+#define GN_ERGO_MAILBOX_DEFAULT 1024u
+/** Default bound on a process's outstanding calls and important sends. Since: 0.6 */
+#define GN_ERGO_PENDING_DEFAULT 256u
+/** Default answer deadline of calls and important sends (Ergo's 5 s). Since: 0.6 */
+#define GN_ERGO_TIMEOUT_DEFAULT (5 * GN_S)
+
+/** An Ergo node (attached to one gn_node). Opaque. Since: 0.6 */
+typedef struct gn_ergo_node gn_ergo_node;
+/** A process: PID, mailbox, callback. Opaque. Since: 0.6 */
+typedef struct gn_ergo_proc gn_ergo_proc;
+
+/** gen.PID: node name, process ID (1001 and up), creation of the node. Since: 0.6 */
+typedef struct gn_ergo_pid {
+    char node[GN_ERGO_NAME_MAX + 1];
+    uint64_t id;
+    int64_t creation;
+} gn_ergo_pid;
+
+/** gen.Ref and gen.Alias (same shape): node name, creation, three IDs. Since: 0.6 */
+typedef struct gn_ergo_ref {
+    char node[GN_ERGO_NAME_MAX + 1];
+    int64_t creation;
+    uint64_t id[3];
+} gn_ergo_ref;
+typedef gn_ergo_ref gn_ergo_alias;
+
+/** How a target is named. Since: 0.6 */
+typedef enum gn_ergo_target_kind {
+    GN_ERGO_TO_PID = 1,   /* a gen.PID */
+    GN_ERGO_TO_NAME = 2,  /* a gen.ProcessID: registered name on a node */
+    GN_ERGO_TO_ALIAS = 3, /* a gen.Alias */
+} gn_ergo_target_kind;
+
+/**
+ * A send or call target. Fill with gn_ergo_to_pid(), gn_ergo_to_name() or
+ * gn_ergo_to_alias(). The node part (pid.node, node, alias.node) says where
+ * it lives: our own node name delivers locally. Since: 0.6
+ */
+typedef struct gn_ergo_target {
+    gn_ergo_target_kind kind;
+    gn_ergo_pid pid;                    /* GN_ERGO_TO_PID */
+    char node[GN_ERGO_NAME_MAX + 1];    /* GN_ERGO_TO_NAME: the node */
+    char name[GN_ERGO_NAME_MAX + 1];    /* GN_ERGO_TO_NAME: the registered name */
+    gn_ergo_alias alias;                /* GN_ERGO_TO_ALIAS */
+} gn_ergo_target;
+
+/** Message priority (gen.MessagePriority): the flags' low bits. Since: 0.6 */
+typedef enum gn_ergo_priority {
+    GN_ERGO_PRIO_NORMAL = 0,
+    GN_ERGO_PRIO_HIGH = 1,
+    GN_ERGO_PRIO_MAX = 2,
+} gn_ergo_priority;
+
+/**
+ * One message a process receives. Everything is borrowed for the callback
+ * (copy what you keep). @call: a request; answer it with gn_ergo_reply(@from,
+ * @ref), now or later. @to_kind tells how the sender named us.
+ * Since: 0.6
+ */
+typedef struct gn_ergo_msg {
+    gn_ergo_pid from;
+    const gn_edf_value *value;
+    gn_ergo_priority priority;
+    bool important;
+    bool call;
+    gn_ergo_ref ref;            /* call only */
+    gn_ergo_target_kind to_kind;
+} gn_ergo_msg;
+
+/** A process's message callback (loop thread). Since: 0.6 */
+typedef void (*gn_ergo_msg_cb)(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m);
+
+/**
+ * Outcome of an important send (@status as in the header comment; 0 =
+ * delivered to the target's mailbox). @err_text: the remote error for
+ * GN_ECALLBACK, else NULL; borrowed for the call. Since: 0.6
+ */
+typedef void (*gn_ergo_result_cb)(void *arg, int status, const char *err_text);
+
+/**
+ * Outcome of a call: @status 0 with the answer @reply (borrowed for the
+ * callback), or an error (header comment) with @reply NULL. Since: 0.6
+ */
+typedef void (*gn_ergo_call_cb)(void *arg, int status, const gn_edf_value *reply,
+                                const char *err_text);
+
+/**
+ * Registers the application's EDF types, atoms and errors in @reg before the
+ * ergo component freezes it (its Introduce announces them). Return 0, or a
+ * negative gn_err that fails the component's start. Since: 0.6
+ */
+typedef int (*gn_ergo_types_fn)(void *arg, gn_edf_registry *reg);
+
+/** gn_ergo_attach() options; zero = defaults. Since: 0.6 */
+typedef struct gn_ergo_config {
+    gn_ergo_types_fn types; /* NULL: Ergo's types only */
+    void *types_arg;
+    /* bytes a received message's decoded value may take (0 = 16 MiB) */
+    size_t max_value_bytes;
+} gn_ergo_config;
+
+/**
+ * Attaches an Ergo node to @n, which must name "ergo" in its
+ * protocol_components. Call it after gn_node_new() and before the node's
+ * loop runs its start (gn_node_start() posts the start to the loop), so
+ * @cfg->types registers before the component freezes its registry; or
+ * later, when the component runs already (then @cfg->types must be NULL).
+ * @cfg NULL = defaults (copied). *@out is owned by the caller: free it with
+ * gn_ergo_detach() before gn_node_free().
+ * Returns 0; GN_EINVAL (NULL @n/@out); GN_EEXIST (@n has an Ergo node);
+ * GN_ESTATE (the component runs and @cfg->types is set); GN_ENOMEM;
+ * GN_ELIMIT (loop-local slots exhausted). Loop thread (or before the loop
+ * runs).
+ * Since: 0.6
+ */
+GN_API int gn_ergo_attach(gn_node *n, const gn_ergo_config *cfg, gn_ergo_node **out);
+
+/**
+ * Detaches and frees @en: every process is freed (their queued messages
+ * dropped, pending calls and important sends end without a callback).
+ * Not from a callback of @en's processes, calls or sends (the loop would
+ * return into freed memory). NULL is a no-op. Since: 0.6
+ */
+GN_API void gn_ergo_detach(gn_ergo_node *en);
+
+/** Our Ergo node name (ergo.node), or "" while the component is not running. Since: 0.6 */
+GN_API const char *gn_ergo_node_name(const gn_ergo_node *en);
+
+/** Our creation (Unix seconds of the component's start), 0 when not running. Since: 0.6 */
+GN_API int64_t gn_ergo_node_creation(const gn_ergo_node *en);
+
+/**
+ * The frozen registry values are encoded and decoded with (Ergo's types and
+ * what @cfg->types added), for building registered values; NULL when the
+ * component is not running. Since: 0.6
+ */
+GN_API const gn_edf_registry *gn_ergo_registry(const gn_ergo_node *en);
+
+/** What is known of a connected remote node. Since: 0.6 */
+typedef struct gn_ergo_remote_info {
+    char node[GN_ERGO_NAME_MAX + 1];
+    uint64_t flags;            /* its gen.NetworkFlags */
+    int64_t creation;
+    uint64_t max_message_size; /* 0 = unlimited */
+    int carrier;               /* 1 Ergo TCP, 2 /golem/ergo/1.0.0 stream */
+    unsigned links;            /* TCP pool links, 1 for a stream */
+    bool initiator;            /* we connected */
+} gn_ergo_remote_info;
+
+/**
+ * Facts of remote node @node when it is connected. Returns 0; GN_EINVAL;
+ * GN_ENOTFOUND (not connected); GN_ESTATE (component not running).
+ * Since: 0.6
+ */
+GN_API int gn_ergo_remote_info_get(gn_ergo_node *en, const char *node, gn_ergo_remote_info *out);
+
+/**
+ * Connects to remote node @node (name@host) over Ergo TCP: static routes,
+ * then the registrar (ergo.route, ergo.registrar). A send to a node that is
+ * not connected does this by itself. Returns 0 (outcome: the connection
+ * comes up, or the messages waiting for it fail); GN_EEXIST (connected);
+ * the errors of the component's connect (GN_ENOTSUP: no route and no
+ * registrar). Since: 0.6
+ */
+GN_API int gn_ergo_connect(gn_ergo_node *en, const char *node);
+
+/**
+ * Connects to remote node @node (NULL = any name) on libp2p peer @peer with a
+ * /golem/ergo/1.0.0 stream (relays allowed). Returns 0; GN_EINVAL; GN_EEXIST;
+ * GN_ESTATE; GN_ENOMEM. Since: 0.6
+ */
+GN_API int gn_ergo_connect_peer(gn_ergo_node *en, const gn_peer_id *peer, const char *node);
+
+/**
+ * Closes the connection to remote node @node (every TCP link, or the
+ * stream). Pending calls and important sends towards it end with
+ * GN_ECONNRESET (from the loop, or at once when the carrier closes at
+ * once). Returns 0; GN_EINVAL; GN_ENOTFOUND (not connected); GN_ESTATE.
+ * Since: 0.6
+ */
+GN_API int gn_ergo_disconnect(gn_ergo_node *en, const char *node);
+
+/** Process options; zero = defaults. Since: 0.6 */
+typedef struct gn_ergo_proc_opts {
+    uint32_t mailbox_size;  /* messages queued at most (0 = GN_ERGO_MAILBOX_DEFAULT) */
+    uint32_t max_pending;   /* outstanding calls + important sends (0 = GN_ERGO_PENDING_DEFAULT) */
+    bool no_keep_order;     /* KeepNetworkOrder off: header order byte 0 */
+} gn_ergo_proc_opts;
+
+/**
+ * Creates a process on @en with a new PID (IDs from 1001 up) whose
+ * messages go to @cb(@arg) from the loop, one at a time, highest priority
+ * first, in arrival order within a priority. @o NULL = defaults.
+ * Returns 0; GN_EINVAL (NULL @en/@cb/@out); GN_ESTATE (the component is
+ * not running); GN_ENOMEM.
+ * Since: 0.6
+ */
+GN_API int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb cb,
+                         void *arg, gn_ergo_proc **out);
+
+/**
+ * Ends and frees @p: its name and aliases go, queued messages are dropped
+ * (important senders were answered "delivered" when the message reached the
+ * mailbox, as Ergo does), its pending calls and important sends end without
+ * callback; later messages to its PID, name or aliases are "unknown
+ * process". May be called from any process callback, @p's own included.
+ * NULL is a no-op. Since: 0.6
+ */
+GN_API void gn_ergo_proc_free(gn_ergo_proc *p);
+
+/** @p's PID. Since: 0.6 */
+GN_API void gn_ergo_proc_pid(const gn_ergo_proc *p, gn_ergo_pid *out);
+
+/**
+ * Pushback: a paused process's callback is not called; its mailbox fills
+ * and then refuses (see gn_ergo_send()). Unpausing delivers what queued.
+ * Returns 0 or GN_EINVAL. Since: 0.6
+ */
+GN_API int gn_ergo_proc_pause(gn_ergo_proc *p, bool paused);
+
+/** Messages waiting in @p's mailbox. Since: 0.6 */
+GN_API size_t gn_ergo_proc_queued(const gn_ergo_proc *p);
+
+/**
+ * Registers @name (1..255 bytes, NUL-terminated) for @p on its node: a
+ * ProcessID target {node, name} reaches it. A process holds at most one
+ * name. Returns 0; GN_EINVAL; GN_EEXIST (the name is taken, or @p has
+ * one); GN_ENOMEM. Since: 0.6
+ */
+GN_API int gn_ergo_register(gn_ergo_proc *p, const char *name);
+
+/** Drops @p's name. Returns 0, GN_EINVAL, GN_ENOTFOUND (no name). Since: 0.6 */
+GN_API int gn_ergo_unregister(gn_ergo_proc *p);
+
+/**
+ * Creates an alias of @p (a fresh reference of our node): messages and calls
+ * to it reach @p until deleted. Returns 0 and *@out; GN_EINVAL; GN_ELIMIT
+ * (64 aliases per process); GN_ENOMEM. Since: 0.6
+ */
+GN_API int gn_ergo_alias_new(gn_ergo_proc *p, gn_ergo_alias *out);
+
+/** Deletes alias @a of @p. Returns 0, GN_EINVAL, GN_ENOTFOUND. Since: 0.6 */
+GN_API int gn_ergo_alias_delete(gn_ergo_proc *p, const gn_ergo_alias *a);
+
+/** A target from a PID. Since: 0.6 */
+GN_API gn_ergo_target gn_ergo_to_pid(const gn_ergo_pid *pid);
+/** A target from a registered @name on @node (NUL-terminated, truncated at 255). Since: 0.6 */
+GN_API gn_ergo_target gn_ergo_to_name(const char *node, const char *name);
+/** A target from an alias. Since: 0.6 */
+GN_API gn_ergo_target gn_ergo_to_alias(const gn_ergo_alias *a);
+
+/** Send and call options; zero = defaults. Since: 0.6 */
+typedef struct gn_ergo_send_opts {
+    gn_ergo_priority priority;
+    /* Important delivery: the remote node answers delivered or an error, given
+     * to on_result (sends) or on_reply (calls: only errors; success is the answer). */
+    bool important;
+    gn_ergo_result_cb on_result; /* sends with important only; NULL: not told */
+    void *arg;
+    gn_time timeout;             /* answer deadline (0 = GN_ERGO_TIMEOUT_DEFAULT) */
+} gn_ergo_send_opts;
+
+/**
+ * Sends @v from @from to @to. Local target (our node name): queued in its
+ * mailbox at once. Remote: encoded with our dictionaries and sent (after
+ * connecting when the node is not connected: static routes, then the
+ * registrar; at most 256 frames wait per node).
+ * With @o->important and a remote target, @o->on_result follows once:
+ * delivered (0) or the remote's error, GN_ETIMEDOUT, GN_ECONNRESET.
+ * Returns 0; GN_EINVAL (NULL, bad target, a value that does not encode);
+ * GN_ENOTFOUND (local: no such process); GN_EAGAIN (local: the mailbox is
+ * full; remote: the carrier's write queue or the connect queue is full);
+ * GN_ELIMIT (important: @from has max_pending outstanding); GN_ETOOBIG (the
+ * frame is above the remote's MaxMessageSize); GN_ENOTSUP (not connected,
+ * and no TCP acceptor (channels only: use gn_ergo_connect_peer() first) or
+ * no route and no registrar); GN_ESTATE (component not running); GN_ENOMEM.
+ * Important delivery to a local target: the return value is the outcome and
+ * @o->on_result is not called.
+ * Since: 0.6
+ */
+GN_API int gn_ergo_send(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_value *v,
+                        const gn_ergo_send_opts *o);
+
+/**
+ * Calls @to with request @v: the target gets a message with call = true and
+ * a fresh reference of ours (*@ref_out, optional); @cb(@arg) follows once
+ * with its answer, or an error: GN_ETIMEDOUT (no answer within the
+ * timeout; a late answer is dropped), with @o->important the remote's
+ * routing error (GN_ENOTFOUND, GN_EAGAIN, ...), GN_ECONNRESET. A local
+ * caller answered by gn_ergo_reply() gets @cb from inside that call.
+ * Returns 0 or the errors of gn_ergo_send() (GN_ELIMIT: @from has
+ * max_pending outstanding). Since: 0.6
+ */
+GN_API int gn_ergo_call(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_value *v,
+                        const gn_ergo_send_opts *o, gn_ergo_call_cb cb, void *arg,
+                        gn_ergo_ref *ref_out);
+
+/**
+ * Answers call @ref from caller @to (both from the gn_ergo_msg) with @v, as
+ * process @p (MessageResponse, 129). Returns 0; GN_EINVAL; GN_ENOTFOUND
+ * (local caller without such a pending call: it timed out or ended); the
+ * send errors of gn_ergo_send() for a remote caller. Since: 0.6
+ */
+GN_API int gn_ergo_reply(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                         const gn_edf_value *v);
+
+/**
+ * Answers call @ref from caller @to with an error instead of a value
+ * (MessageResponseError, 130, code 255 and the EDF error @text): the caller
+ * gets GN_ECALLBACK with @text (NUL-terminated, 1..32767 bytes; texts the
+ * registry holds travel as error-cache ids). Returns as gn_ergo_reply();
+ * GN_EINVAL also for an empty or too long @text. Since: 0.6
+ */
+GN_API int gn_ergo_reply_error(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                               const char *text);
+
+GN_END_DECLS
+
+#endif /* GOLEMNET_ERGO_H */

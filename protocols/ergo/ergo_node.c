@@ -1,0 +1,1316 @@
+/*
+ * golemnet - the Ergo node layer (include/golemnet/ergo.h): processes with
+ * bounded mailboxes, send and call by PID, name or alias, important
+ * delivery, answers; on top of the ergo component's peer interface
+ * (ergo_comp.h: whole ENP frames to and from peer nodes by name).
+ *
+ * No syscalls and no libuv here: the loop's timers (call deadlines, the
+ * mailbox drain) and the component are the only outside parts. Design and
+ * bounds: docs/ergo-node.md. Spec: ergo-wire.md c "Semantics per flow".
+ * Loop thread only.
+ */
+#include "golemnet/ergo.h"
+#include "golemnet/err.h"
+#include "golemnet/log.h"
+#include "golemnet/loop.h"
+
+#include "enp.h"
+#include "ergo_comp.h"
+#include "ergo_node_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define EN_LOG "ergo"
+#define EN_FIRST_ID 1001u
+#define EN_ALIASES_MAX 64u
+#define EN_WAIT_PER_NODE 256u       /* frames waiting for a connection to one node */
+#define EN_DRAIN_BUDGET 1024u       /* messages per process per loop turn */
+#define EN_VALUE_BYTES_DEFAULT ((size_t)16 << 20)
+#define EN_SPARE_ITEMS 1024u          /* items (with their arenas) kept for reuse: ~1 MiB */
+#define EN_SPARE_ARENA_MAX (64u << 10) /* only arenas that held at most this much */
+
+typedef struct en_item en_item;
+typedef struct en_pend en_pend;
+typedef struct en_wait en_wait;
+
+/* one queued message: its own arena holds the decoded value */
+struct en_item {
+    en_item *next;
+    gn_edf_arena *arena;
+    gn_edf_value v;
+    gn_ergo_msg m;
+};
+
+struct gn_ergo_proc {
+    gn_ergo_node *en;
+    gn_ergo_proc *next;
+    uint64_t id;
+    gn_ergo_msg_cb cb;
+    void *arg;
+    uint32_t mailbox_size, max_pending, npending;
+    bool keep_order, paused, dead;
+    en_item *qh[3], *qt[3]; /* by priority: 0 normal, 1 high, 2 max */
+    size_t nq;
+    char name[GN_ERGO_NAME_MAX + 1]; /* "" = none */
+    uint64_t alias[EN_ALIASES_MAX][3];
+    unsigned naliases;
+};
+
+/* an outstanding call or important send, matched by (caller ID, ref) */
+struct en_pend {
+    en_pend *next;
+    gn_ergo_node *en;
+    gn_ergo_proc *proc;
+    uint64_t ref[3];
+    bool call, doomed;
+    gn_ergo_result_cb rcb;
+    gn_ergo_call_cb ccb;
+    void *arg;
+    gn_timer timer;
+    char node[GN_ERGO_NAME_MAX + 1];
+};
+
+/* a frame waiting for its node's connection */
+struct en_wait {
+    en_wait *next;
+    char node[GN_ERGO_NAME_MAX + 1];
+    uint64_t from;
+    bool keep_order;
+    size_t len;
+    uint8_t frame[];
+};
+
+struct gn_ergo_node {
+    gn_node *n;
+    gn_host *h;
+    gn_loop *loop;
+    gn_ergo_config cfg;
+    gn_ergo_node *next_on_loop;
+    gn_ergo_proc *procs;
+    uint64_t next_id;
+    uint64_t ref_seq, ref_hi;
+    en_pend *pends;
+    en_wait *waits, **waits_tail;
+    en_item *spare; /* items kept for reuse */
+    size_t nspare;
+    gn_timer drain;
+    bool draining, swept;
+    uint8_t *scratch; /* frame building */
+    size_t scratch_cap;
+    uint8_t *zbuf;    /* inflated frames */
+    size_t zbuf_cap;
+    gni_ergo_tap_fn tap;
+    void *tap_ud;
+};
+
+/* loop-local list of attached nodes, for the component's start hook */
+static const int en_loop_key = 0;
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static gni_ergo_comp *en_comp(const gn_ergo_node *en) { return gni_ergo_comp_of(en->h); }
+
+static const char *en_self(const gn_ergo_node *en)
+{
+    gni_ergo_comp *c = en_comp(en);
+    return c ? gni_ergo_comp_node(c) : "";
+}
+
+static void copy_name(char *dst, const char *src, size_t len)
+{
+    if (len > GN_ERGO_NAME_MAX)
+        len = GN_ERGO_NAME_MAX;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* copies NUL-terminated @src (at most GN_ERGO_NAME_MAX bytes kept) into @dst */
+static void set_name(char dst[GN_ERGO_NAME_MAX + 1], const char *src)
+{
+    copy_name(dst, src, strlen(src));
+}
+
+static bool name_ok(const char *s)
+{
+    size_t l = s ? strlen(s) : 0;
+    return l > 0 && l <= GN_ERGO_NAME_MAX;
+}
+
+static gn_ergo_proc *proc_by_id(gn_ergo_node *en, uint64_t id)
+{
+    for (gn_ergo_proc *p = en->procs; p; p = p->next) /* bounded: the processes */
+        if (p->id == id && !p->dead)
+            return p;
+    return NULL;
+}
+
+static gn_ergo_proc *proc_by_name(gn_ergo_node *en, const char *name, size_t len)
+{
+    if (len == 0 || len > GN_ERGO_NAME_MAX)
+        return NULL;
+    for (gn_ergo_proc *p = en->procs; p; p = p->next)
+        if (!p->dead && strlen(p->name) == len && !memcmp(p->name, name, len))
+            return p;
+    return NULL;
+}
+
+static gn_ergo_proc *proc_by_alias(gn_ergo_node *en, const uint64_t id[3])
+{
+    for (gn_ergo_proc *p = en->procs; p; p = p->next) {
+        if (p->dead)
+            continue;
+        for (unsigned i = 0; i < p->naliases; i++)
+            if (!memcmp(p->alias[i], id, sizeof p->alias[i]))
+                return p;
+    }
+    return NULL;
+}
+
+static void new_ref(gn_ergo_node *en, uint64_t id[3])
+{
+    id[0] = ++en->ref_seq;
+    id[1] = en->ref_hi;
+    id[2] = 0;
+}
+
+static int code_to_err(unsigned code)
+{
+    switch (code) {
+    case GNI_ENP_RC_OK:
+        return 0;
+    case GNI_ENP_RC_UNKNOWN:
+        return GN_ENOTFOUND;
+    case GNI_ENP_RC_MAILBOX_FULL:
+        return GN_EAGAIN;
+    case GNI_ENP_RC_TERMINATED:
+        return GN_ECLOSED;
+    default:
+        return GN_ECALLBACK;
+    }
+}
+
+static uint8_t err_to_code(int err)
+{
+    return err == 0                ? GNI_ENP_RC_OK
+           : err == GN_EAGAIN      ? GNI_ENP_RC_MAILBOX_FULL
+           : err == GN_ECLOSED     ? GNI_ENP_RC_TERMINATED
+                                   : GNI_ENP_RC_UNKNOWN;
+}
+
+/* ---- mailbox -------------------------------------------------------------------------- */
+
+static void item_free(en_item *it)
+{
+    if (it) {
+        gn_edf_arena_free(it->arena);
+        gn_free(it);
+    }
+}
+
+/* done with @it: kept for reuse (arena reset, its chunk kept) while the cache is small and
+ * the arena was, else freed; a steady stream of small messages allocates nothing */
+static void item_recycle(gn_ergo_node *en, en_item *it)
+{
+    if (!it)
+        return;
+    if (en->nspare >= EN_SPARE_ITEMS || gn_edf_arena_used(it->arena) > EN_SPARE_ARENA_MAX) {
+        item_free(it);
+        return;
+    }
+    gn_edf_arena_reset(it->arena);
+    it->next = en->spare;
+    en->spare = it;
+    en->nspare++;
+}
+
+static void drain_cb(gn_timer *t, void *arg);
+
+static void drain_schedule(gn_ergo_node *en)
+{
+    if (!gn_timer_active(&en->drain))
+        gn_timer_start(&en->drain, 0, drain_cb, en);
+}
+
+/* queues @it in @p's mailbox (taking it) or refuses: GN_EAGAIN when full */
+static int mailbox_put(gn_ergo_proc *p, en_item *it)
+{
+    if (p->nq >= p->mailbox_size)
+        return GN_EAGAIN;
+    unsigned q = it->m.priority <= GN_ERGO_PRIO_MAX ? (unsigned)it->m.priority : 0u;
+    it->next = NULL;
+    if (p->qt[q])
+        p->qt[q]->next = it;
+    else
+        p->qh[q] = it;
+    p->qt[q] = it;
+    p->nq++;
+    if (!p->paused)
+        drain_schedule(p->en);
+    return 0;
+}
+
+static en_item *mailbox_pop(gn_ergo_proc *p)
+{
+    for (int q = 2; q >= 0; q--) {
+        en_item *it = p->qh[q];
+        if (it) {
+            p->qh[q] = it->next;
+            if (!p->qh[q])
+                p->qt[q] = NULL;
+            p->nq--;
+            return it;
+        }
+    }
+    return NULL;
+}
+
+/* a new item: decodes @payload with @dict into the item's own arena */
+static int item_new(gn_ergo_node *en, const gn_edf_dict *dict, gn_slice payload, en_item **out)
+{
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    en_item *it = en->spare;
+    if (it) {
+        en->spare = it->next;
+        en->nspare--;
+        gn_edf_arena *a = it->arena;
+        memset(it, 0, sizeof *it);
+        it->arena = a;
+    } else {
+        if (!(it = gn_calloc(1, sizeof *it)))
+            return GN_ENOMEM;
+        size_t max = en->cfg.max_value_bytes ? en->cfg.max_value_bytes : EN_VALUE_BYTES_DEFAULT;
+        /* a first chunk that fits a small message's decoded value (copies included) */
+        it->arena = gn_edf_arena_new(payload.len * 2 + 256, max);
+        if (!it->arena) {
+            gn_free(it);
+            return GN_ENOMEM;
+        }
+    }
+    gn_edf_decode_opts o;
+    gn_edf_decode_opts_default(&o);
+    o.reg = gni_ergo_comp_registry(c);
+    o.dict = dict;
+    o.flags = GN_EDF_DECODE_COPY;
+    int rc = gn_edf_decode(&o, it->arena, payload.base, payload.len, &it->v, NULL, NULL);
+    if (rc < 0) {
+        item_recycle(en, it);
+        return rc;
+    }
+    it->m.value = &it->v;
+    *out = it;
+    return 0;
+}
+
+/* ---- frames out ------------------------------------------------------------------------ */
+
+static int scratch_reserve(gn_ergo_node *en, size_t len)
+{
+    if (len <= en->scratch_cap)
+        return 0;
+    size_t cap = en->scratch_cap ? en->scratch_cap : 1024;
+    while (cap < len) /* bounded: doubles up to len */
+        cap *= 2;
+    uint8_t *b = gn_malloc(cap);
+    if (!b)
+        return GN_ENOMEM;
+    gn_free(en->scratch);
+    en->scratch = b;
+    en->scratch_cap = cap;
+    return 0;
+}
+
+/* builds frame @f with @v (NULL: @f->payload as given) encoded with our dictionaries into
+ * en->scratch; returns the length or an error */
+static long frame_build(gn_ergo_node *en, gni_enp_frame *f, const gn_edf_value *v)
+{
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    gn_edf_encode_opts eo = {.dict = gn_edf_registry_dict(gni_ergo_comp_registry(c))};
+    size_t plen = f->payload.len;
+    if (v) {
+        int rc = gn_edf_encoded_len(&eo, v, &plen);
+        if (rc < 0)
+            return rc == GN_ENOMEM ? rc : GN_EINVAL;
+    }
+    if (plen > GNI_ENP_MAX_FRAME_LEN - GNI_ENP_HEAD_MAX)
+        return GN_ETOOBIG;
+    int rc = scratch_reserve(en, plen + GNI_ENP_HEAD_MAX);
+    if (rc < 0)
+        return rc;
+    gn_slice keep = f->payload;
+    if (v) /* the head only counts the length; the value is encoded after it */
+        f->payload = (gn_slice){en->scratch, plen};
+    long hl = gni_enp_build_head(f, en->scratch, en->scratch_cap);
+    f->payload = keep;
+    if (hl < 0)
+        return hl;
+    if (v) {
+        gn_buf b = {en->scratch + hl, en->scratch + hl, en->scratch + hl, en->scratch + hl + plen};
+        if ((rc = gn_edf_encode(&eo, v, &b)) < 0)
+            return rc == GN_ENOMEM ? rc : GN_EINVAL;
+    } else if (plen) {
+        memcpy(en->scratch + hl, keep.base, plen);
+    }
+    return hl + (long)plen;
+}
+
+static int wait_count(const gn_ergo_node *en, const char *node)
+{
+    int n = 0;
+    for (en_wait *w = en->waits; w; w = w->next)
+        if (!strcmp(w->node, node))
+            n++;
+    return n;
+}
+
+/* sends the built frame (en->scratch, @len) to @node: now when it is up, else after
+ * connecting by name */
+static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool keep_order,
+                      size_t len)
+{
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    if (en->tap)
+        en->tap(en->tap_ud, true, node, en->scratch, len);
+    if (gni_ergo_comp_find(c, node))
+        return gni_ergo_comp_send(c, node, from, keep_order, en->scratch, len);
+    int waiting = wait_count(en, node);
+    if (waiting >= (int)EN_WAIT_PER_NODE)
+        return GN_EAGAIN;
+    if (waiting == 0) {
+        if (!gni_ergo_comp_endpoint(c))
+            return GN_ENOTSUP; /* channels only: connect with gn_ergo_connect_peer */
+        int rc = gni_ergo_comp_connect(c, node);
+        if (rc < 0 && rc != GN_EEXIST)
+            return rc;
+    }
+    en_wait *w = gn_malloc(sizeof *w + len);
+    if (!w)
+        return GN_ENOMEM;
+    w->next = NULL;
+    set_name(w->node, node);
+    w->from = from;
+    w->keep_order = keep_order;
+    w->len = len;
+    memcpy(w->frame, en->scratch, len);
+    *en->waits_tail = w;
+    en->waits_tail = &w->next;
+    return 0;
+}
+
+/* takes the waits of @node off the list, in order: each is sent through @c (NULL: dropped)
+ * and freed */
+static void waits_take(gn_ergo_node *en, const char *node, gni_ergo_comp *c)
+{
+    en_wait **pp = &en->waits;
+    while (*pp) { /* bounded: the waiting frames */
+        en_wait *w = *pp;
+        if (strcmp(w->node, node) != 0) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        if (c) {
+            int rc = gni_ergo_comp_send(c, node, w->from, w->keep_order, w->frame, w->len);
+            if (rc < 0)
+                GN_LOG(GN_LOG_WARNING, EN_LOG, "%s: a waiting frame was not sent: %s", node,
+                       gn_err_name(rc));
+        }
+        gn_free(w);
+    }
+    en->waits_tail = &en->waits;
+    for (en_wait *w = en->waits; w; w = w->next)
+        en->waits_tail = &w->next;
+}
+
+/* 130 to @node: @code for caller @to, ref @ref, from @from, order byte 0 */
+static void send_code(gn_ergo_node *en, const char *node, uint64_t from, uint64_t to,
+                      const uint64_t ref[3], uint8_t code)
+{
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_RESPONSE_ERROR;
+    f.from = from;
+    f.to = to;
+    memcpy(f.ref, ref, sizeof f.ref);
+    f.code = code;
+    long len = frame_build(en, &f, NULL);
+    gni_ergo_comp *c = en_comp(en);
+    /* only on the connection the message came in on: an answer never reconnects */
+    if (len > 0 && c && gni_ergo_comp_find(c, node)) {
+        if (en->tap)
+            en->tap(en->tap_ud, true, node, en->scratch, (size_t)len);
+        int rc = gni_ergo_comp_send(c, node, from, false, en->scratch, (size_t)len);
+        if (rc < 0)
+            GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: answer code %u not sent: %s", node, code,
+                   gn_err_name(rc));
+    }
+}
+
+/* ---- pending calls and important sends ------------------------------------------------- */
+
+static void pend_unlink(en_pend *pd)
+{
+    gn_ergo_node *en = pd->en;
+    for (en_pend **pp = &en->pends; *pp; pp = &(*pp)->next)
+        if (*pp == pd) {
+            *pp = pd->next;
+            break;
+        }
+    gn_timer_stop(&pd->timer);
+    if (pd->proc && pd->proc->npending)
+        pd->proc->npending--;
+}
+
+static void pend_finish(en_pend *pd, int status, const gn_edf_value *reply, const char *text)
+{
+    pend_unlink(pd);
+    if (pd->call) {
+        if (pd->ccb)
+            pd->ccb(pd->arg, status, status == 0 ? reply : NULL, text);
+    } else if (pd->rcb) {
+        pd->rcb(pd->arg, status, text);
+    }
+    gn_free(pd);
+}
+
+static void pend_expired(gn_timer *t, void *arg)
+{
+    (void)t;
+    pend_finish(arg, GN_ETIMEDOUT, NULL, NULL);
+}
+
+static en_pend *pend_find(gn_ergo_node *en, uint64_t caller, const uint64_t ref[3])
+{
+    for (en_pend *pd = en->pends; pd; pd = pd->next)
+        if (pd->proc && pd->proc->id == caller && !memcmp(pd->ref, ref, sizeof pd->ref))
+            return pd;
+    return NULL;
+}
+
+static en_pend *pend_new(gn_ergo_proc *p, const char *node, bool call, gn_time timeout)
+{
+    gn_ergo_node *en = p->en;
+    en_pend *pd = gn_calloc(1, sizeof *pd);
+    if (!pd)
+        return NULL;
+    pd->en = en;
+    pd->proc = p;
+    pd->call = call;
+    set_name(pd->node, node);
+    gn_timer_init(en->loop, &pd->timer);
+    gn_timer_start(&pd->timer, timeout ? timeout : GN_ERGO_TIMEOUT_DEFAULT, pend_expired, pd);
+    pd->next = en->pends;
+    en->pends = pd;
+    p->npending++;
+    return pd;
+}
+
+/* ends every pending entry towards @node with @err (connection lost, connect failed) */
+static void pends_fail_node(gn_ergo_node *en, const char *node, int err)
+{
+    /* mark first: a callback may add entries for @node, which are not ended here */
+    for (en_pend *pd = en->pends; pd; pd = pd->next)
+        pd->doomed = !strcmp(pd->node, node);
+    bool again = true;
+    while (again) { /* restart after each callback: it may change the list; bounded */
+        again = false;
+        for (en_pend *pd = en->pends; pd; pd = pd->next)
+            if (pd->doomed) {
+                pend_finish(pd, err, NULL, NULL);
+                again = true;
+                break;
+            }
+    }
+}
+
+/* ---- delivery --------------------------------------------------------------------------- */
+
+static void drain_sweep(gn_ergo_node *en);
+
+static void drain_cb(gn_timer *t, void *arg)
+{
+    (void)t;
+    gn_ergo_node *en = arg;
+    bool more = false;
+    en->draining = true;
+    for (gn_ergo_proc *p = en->procs; p; p = p->next) { /* bounded: processes x budget */
+        for (unsigned i = 0; i < EN_DRAIN_BUDGET && !p->dead && !p->paused; i++) {
+            en_item *it = mailbox_pop(p);
+            if (!it)
+                break;
+            p->cb(p, p->arg, &it->m);
+            item_recycle(en, it);
+        }
+        if (!p->dead && !p->paused && p->nq)
+            more = true;
+    }
+    en->draining = false;
+    drain_sweep(en);
+    if (more)
+        drain_schedule(en);
+}
+
+static void proc_release(gn_ergo_proc *p)
+{
+    gn_ergo_node *en = p->en;
+    /* queued messages are dropped (important senders were told "delivered" on arrival) */
+    for (en_item *it = mailbox_pop(p); it; it = mailbox_pop(p))
+        item_recycle(en, it);
+    for (en_pend **pp = &en->pends; *pp;) {
+        en_pend *pd = *pp;
+        if (pd->proc == p) {
+            *pp = pd->next;
+            gn_timer_stop(&pd->timer);
+            gn_free(pd);
+        } else {
+            pp = &pd->next;
+        }
+    }
+    p->npending = 0;
+}
+
+static void drain_sweep(gn_ergo_node *en)
+{
+    for (gn_ergo_proc **pp = &en->procs; *pp;) {
+        gn_ergo_proc *p = *pp;
+        if (p->dead) {
+            *pp = p->next;
+            gn_free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+}
+
+/* the local process a target names, or NULL */
+static gn_ergo_proc *resolve_local(gn_ergo_node *en, const gn_ergo_target *to)
+{
+    switch (to->kind) {
+    case GN_ERGO_TO_PID:
+        return proc_by_id(en, to->pid.id);
+    case GN_ERGO_TO_NAME:
+        return proc_by_name(en, to->name, strlen(to->name));
+    case GN_ERGO_TO_ALIAS:
+        return proc_by_alias(en, to->alias.id);
+    }
+    return NULL;
+}
+
+static const char *target_node(const gn_ergo_target *to)
+{
+    switch (to->kind) {
+    case GN_ERGO_TO_PID:
+        return to->pid.node;
+    case GN_ERGO_TO_NAME:
+        return to->node;
+    case GN_ERGO_TO_ALIAS:
+        return to->alias.node;
+    }
+    return "";
+}
+
+/* ---- frames in -------------------------------------------------------------------------- */
+
+static void on_message(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f)
+{
+    const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(peer);
+    bool call = f->type >= GNI_ENP_REQ_PID;
+    gn_ergo_proc *p = NULL;
+    gn_ergo_target_kind kind = GN_ERGO_TO_PID;
+    switch (f->type) {
+    case GNI_ENP_MSG_PID:
+    case GNI_ENP_REQ_PID:
+        p = proc_by_id(en, f->to);
+        break;
+    case GNI_ENP_MSG_NAME:
+    case GNI_ENP_REQ_NAME:
+        kind = GN_ERGO_TO_NAME;
+        p = proc_by_name(en, (const char *)f->name.base, f->name.len);
+        break;
+    case GNI_ENP_MSG_NAME_CACHE:
+    case GNI_ENP_REQ_NAME_CACHE: {
+        kind = GN_ERGO_TO_NAME;
+        gn_slice nm;
+        if (gn_edf_dict_find(pi->dict, GN_EDF_DICT_ATOM, f->atom_id, &nm) == 0)
+            p = proc_by_name(en, (const char *)nm.base, nm.len);
+        break;
+    }
+    default:
+        kind = GN_ERGO_TO_ALIAS;
+        p = proc_by_alias(en, f->alias);
+        break;
+    }
+    bool important = gni_enp_important(f);
+    /* the ack's ref: a send's important ref is [ID0, 0, 0]; a call's is its own ref */
+    uint64_t ref[3] = {f->ref[0], call ? f->ref[1] : 0, call ? f->ref[2] : 0};
+    uint64_t ack_from = (f->type == GNI_ENP_MSG_PID || f->type == GNI_ENP_REQ_PID) ? f->to : 0;
+    int rc = p ? 0 : GN_ENOTFOUND;
+    en_item *it = NULL;
+    if (rc == 0 && (rc = item_new(en, pi->dict, f->payload, &it)) < 0) {
+        GN_LOG(GN_LOG_INFO, EN_LOG, "%s: %s dropped: payload does not decode: %s", pi->node,
+               gni_enp_type_name(f->type), gn_err_name(rc));
+        return; /* Ergo drops a frame whose payload does not decode */
+    }
+    if (it) {
+        set_name(it->m.from.node, pi->node);
+        it->m.from.id = f->from;
+        it->m.from.creation = pi->creation;
+        it->m.priority = (gn_ergo_priority)gni_enp_priority(f);
+        it->m.important = important;
+        it->m.call = call;
+        it->m.to_kind = kind;
+        set_name(it->m.ref.node, pi->node);
+        it->m.ref.creation = pi->creation;
+        memcpy(it->m.ref.id, ref, sizeof ref);
+        rc = mailbox_put(p, it);
+        if (rc < 0)
+            item_recycle(en, it);
+    }
+    if (rc < 0)
+        GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: %s from %llu not delivered: %s", pi->node,
+               gni_enp_type_name(f->type), (unsigned long long)f->from, gn_err_name(rc));
+    /* important: sends are answered either way, calls only when routing failed */
+    if (important && (!call || rc < 0))
+        send_code(en, pi->node, ack_from, f->from, ref, err_to_code(rc));
+}
+
+static void on_answer(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f)
+{
+    const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(peer);
+    en_pend *pd = pend_find(en, f->to, f->ref);
+    if (!pd || strcmp(pd->node, pi->node) != 0) {
+        GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: late or unknown %s dropped", pi->node,
+               gni_enp_type_name(f->type));
+        return;
+    }
+    gn_edf_arena *a = gn_edf_arena_new(0, en->cfg.max_value_bytes ? en->cfg.max_value_bytes
+                                                                  : EN_VALUE_BYTES_DEFAULT);
+    if (!a) {
+        pend_finish(pd, GN_ENOMEM, NULL, NULL);
+        return;
+    }
+    gn_edf_decode_opts o;
+    gn_edf_decode_opts_default(&o);
+    o.reg = gni_ergo_comp_registry(en_comp(en));
+    o.dict = pi->dict;
+    gn_edf_value v;
+    char text[256] = "";
+    if (f->type == GNI_ENP_RESPONSE) {
+        int rc = gn_edf_decode(&o, a, f->payload.base, f->payload.len, &v, NULL, NULL);
+        pend_finish(pd, rc < 0 ? GN_EPARSE : 0, rc < 0 ? NULL : &v, NULL);
+    } else {
+        int st = code_to_err(f->code);
+        if (f->code == GNI_ENP_RC_ERROR &&
+            gn_edf_decode(&o, a, f->payload.base, f->payload.len, &v, NULL, NULL) == 0 &&
+            v.kind == GN_EDF_ERROR && !v.nil)
+            copy_name(text, (const char *)v.u.bytes.base, v.u.bytes.len);
+        pend_finish(pd, st, NULL, st == GN_ECALLBACK ? text : NULL);
+    }
+    gn_edf_arena_free(a);
+}
+
+static void h_frame(void *ud, gni_ergo_peer *peer, const uint8_t *frame, size_t len)
+{
+    gn_ergo_node *en = ud;
+    const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(peer);
+    if (en->tap)
+        en->tap(en->tap_ud, false, pi->node, frame, len);
+    gni_enp_frame f;
+    gni_enp_diag d = {""};
+    int rc = gni_enp_parse(frame, len, &f, &d);
+    if (rc == 0 && f.type == GNI_ENP_COMPRESSED) {
+        size_t cap = f.orig_len;
+        if (cap > GNI_ENP_INFLATE_MAX_DEFAULT) {
+            rc = GN_ETOOBIG;
+        } else if (cap > en->zbuf_cap) {
+            uint8_t *b = gn_malloc(cap);
+            if (!b)
+                return;
+            gn_free(en->zbuf);
+            en->zbuf = b;
+            en->zbuf_cap = cap;
+        }
+        long il = rc < 0 ? rc : gni_enp_inflate(&f, en->zbuf, en->zbuf_cap, &d);
+        rc = il < 0 ? (int)il : gni_enp_parse(en->zbuf, (size_t)il, &f, &d);
+    }
+    if (rc < 0) {
+        GN_LOG(GN_LOG_INFO, EN_LOG, "%s: frame dropped: %s %s", pi->node, gn_err_name(rc),
+               d.msg);
+        return;
+    }
+    switch (f.type) {
+    case GNI_ENP_MSG_PID:
+    case GNI_ENP_MSG_NAME:
+    case GNI_ENP_MSG_NAME_CACHE:
+    case GNI_ENP_MSG_ALIAS:
+    case GNI_ENP_REQ_PID:
+    case GNI_ENP_REQ_NAME:
+    case GNI_ENP_REQ_NAME_CACHE:
+    case GNI_ENP_REQ_ALIAS:
+        on_message(en, peer, &f);
+        break;
+    case GNI_ENP_RESPONSE:
+    case GNI_ENP_RESPONSE_ERROR:
+        on_answer(en, peer, &f);
+        break;
+    default: /* events, exits, terminations, MessageAny: not in this slice */
+        GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: %s not handled yet, dropped", pi->node,
+               gni_enp_type_name(f.type));
+        break;
+    }
+}
+
+static void h_up(void *ud, gni_ergo_peer *p)
+{
+    gn_ergo_node *en = ud;
+    waits_take(en, gni_ergo_peer_get_info(p)->node, en_comp(en));
+}
+
+static void h_down(void *ud, gni_ergo_peer *p, int reason)
+{
+    (void)reason;
+    gn_ergo_node *en = ud;
+    char node[GN_ERGO_NAME_MAX + 1];
+    set_name(node, gni_ergo_peer_get_info(p)->node);
+    waits_take(en, node, NULL);
+    pends_fail_node(en, node, GN_ECONNRESET);
+}
+
+static void h_failed(void *ud, const char *node, int err, const char *diag)
+{
+    gn_ergo_node *en = ud;
+    GN_LOG(GN_LOG_INFO, EN_LOG, "%s: connect failed: %s (%s)", node, gn_err_name(err),
+           diag ? diag : "");
+    char nm[GN_ERGO_NAME_MAX + 1];
+    set_name(nm, node);
+    waits_take(en, nm, NULL);
+    pends_fail_node(en, nm, err < 0 ? err : GN_EUNREACHABLE);
+}
+
+static const gni_ergo_handler en_handler = {
+    .on_peer_up = h_up, .on_frame = h_frame, .on_peer_down = h_down,
+    .on_connect_failed = h_failed,
+};
+
+/* ---- component hook --------------------------------------------------------------------- */
+
+int gni_ergo_node_on_comp_start(gn_host *h, gni_ergo_comp *c, gn_edf_registry *reg)
+{
+    gn_loop *loop = gn_host_loop(h);
+    for (gn_ergo_node *en = loop ? gn_loop_get_local(loop, &en_loop_key) : NULL; en;
+         en = en->next_on_loop) {
+        if (en->h != h)
+            continue;
+        if (en->cfg.types) {
+            int rc = en->cfg.types(en->cfg.types_arg, reg);
+            if (rc < 0) {
+                GN_LOG(GN_LOG_ERR, EN_LOG, "the application's EDF types: %s", gn_err_name(rc));
+                return rc;
+            }
+        }
+        gni_ergo_comp_set_handler(c, &en_handler, en);
+        return 0;
+    }
+    return 0;
+}
+
+/* ---- public API: node -------------------------------------------------------------------- */
+
+int gn_ergo_attach(gn_node *n, const gn_ergo_config *cfg, gn_ergo_node **out)
+{
+    if (!n || !out)
+        return GN_EINVAL;
+    gn_host *h = gn_node_host(n);
+    gn_loop *loop = gn_node_loop(n);
+    gn_ergo_node *head = gn_loop_get_local(loop, &en_loop_key);
+    for (gn_ergo_node *e = head; e; e = e->next_on_loop)
+        if (e->h == h)
+            return GN_EEXIST;
+    gni_ergo_comp *c = gni_ergo_comp_of(h);
+    if (c && cfg && cfg->types)
+        return GN_ESTATE;
+    gn_ergo_node *en = gn_calloc(1, sizeof *en);
+    if (!en)
+        return GN_ENOMEM;
+    en->n = n;
+    en->h = h;
+    en->loop = loop;
+    if (cfg)
+        en->cfg = *cfg;
+    en->next_id = EN_FIRST_ID;
+    en->waits_tail = &en->waits;
+    en->ref_hi = ((uint64_t)gn_now() ^ (uint64_t)(uintptr_t)en) & 0xffffffffu;
+    if (!en->ref_hi)
+        en->ref_hi = 1;
+    gn_timer_init(loop, &en->drain);
+    en->next_on_loop = head;
+    int rc = gn_loop_set_local(loop, &en_loop_key, en);
+    if (rc < 0) {
+        gn_free(en);
+        return rc;
+    }
+    if (c)
+        gni_ergo_comp_set_handler(c, &en_handler, en);
+    *out = en;
+    return 0;
+}
+
+void gn_ergo_detach(gn_ergo_node *en)
+{
+    if (!en)
+        return;
+    gni_ergo_comp *c = en_comp(en);
+    if (c)
+        gni_ergo_comp_set_handler(c, NULL, NULL);
+    gn_ergo_node *head = gn_loop_get_local(en->loop, &en_loop_key);
+    if (head == en) {
+        gn_loop_set_local(en->loop, &en_loop_key, en->next_on_loop);
+    } else {
+        for (gn_ergo_node *e = head; e; e = e->next_on_loop)
+            if (e->next_on_loop == en) {
+                e->next_on_loop = en->next_on_loop;
+                break;
+            }
+    }
+    gn_timer_stop(&en->drain);
+    while (en->procs) { /* bounded: the processes */
+        gn_ergo_proc *p = en->procs;
+        en->procs = p->next;
+        for (en_item *it = mailbox_pop(p); it; it = mailbox_pop(p))
+            item_free(it);
+        gn_free(p);
+    }
+    while (en->pends) {
+        en_pend *pd = en->pends;
+        en->pends = pd->next;
+        gn_timer_stop(&pd->timer);
+        gn_free(pd);
+    }
+    while (en->waits) {
+        en_wait *w = en->waits;
+        en->waits = w->next;
+        gn_free(w);
+    }
+    while (en->spare) {
+        en_item *it = en->spare;
+        en->spare = it->next;
+        item_free(it);
+    }
+    gn_free(en->scratch);
+    gn_free(en->zbuf);
+    gn_free(en);
+}
+
+const char *gn_ergo_node_name(const gn_ergo_node *en) { return en ? en_self(en) : ""; }
+
+int64_t gn_ergo_node_creation(const gn_ergo_node *en)
+{
+    gni_ergo_comp *c = en ? en_comp(en) : NULL;
+    return c ? gni_ergo_comp_creation(c) : 0;
+}
+
+const gn_edf_registry *gn_ergo_registry(const gn_ergo_node *en)
+{
+    gni_ergo_comp *c = en ? en_comp(en) : NULL;
+    return c ? gni_ergo_comp_registry(c) : NULL;
+}
+
+int gn_ergo_remote_info_get(gn_ergo_node *en, const char *node, gn_ergo_remote_info *out)
+{
+    if (!en || !node || !out)
+        return GN_EINVAL;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    gni_ergo_peer *p = gni_ergo_comp_find(c, node);
+    if (!p)
+        return GN_ENOTFOUND;
+    const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(p);
+    memset(out, 0, sizeof *out);
+    set_name(out->node, pi->node);
+    out->flags = pi->flags;
+    out->creation = pi->creation;
+    out->max_message_size = pi->max_message_size;
+    out->carrier = (int)pi->carrier;
+    out->links = gni_ergo_peer_links(p);
+    out->initiator = pi->initiator;
+    return 0;
+}
+
+int gn_ergo_connect(gn_ergo_node *en, const char *node)
+{
+    if (!en || !name_ok(node))
+        return GN_EINVAL;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    if (!gni_ergo_comp_endpoint(c))
+        return GN_ENOTSUP;
+    return gni_ergo_comp_connect(c, node);
+}
+
+int gn_ergo_connect_peer(gn_ergo_node *en, const gn_peer_id *peer, const char *node)
+{
+    if (!en || !peer || (node && !name_ok(node)))
+        return GN_EINVAL;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    return gni_ergo_comp_connect_peer(c, peer, node);
+}
+
+int gn_ergo_disconnect(gn_ergo_node *en, const char *node)
+{
+    if (!en || !name_ok(node))
+        return GN_EINVAL;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    gni_ergo_peer *p = gni_ergo_comp_find(c, node);
+    if (!p)
+        return GN_ENOTFOUND;
+    gni_ergo_peer_close(p);
+    return 0;
+}
+
+void gni_ergo_node_set_tap(gn_ergo_node *en, gni_ergo_tap_fn fn, void *ud)
+{
+    if (en) {
+        en->tap = fn;
+        en->tap_ud = ud;
+    }
+}
+
+/* ---- public API: processes ---------------------------------------------------------------- */
+
+int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb cb, void *arg,
+                  gn_ergo_proc **out)
+{
+    if (!en || !cb || !out)
+        return GN_EINVAL;
+    if (!en_comp(en))
+        return GN_ESTATE;
+    gn_ergo_proc *p = gn_calloc(1, sizeof *p);
+    if (!p)
+        return GN_ENOMEM;
+    p->en = en;
+    p->id = en->next_id++;
+    p->cb = cb;
+    p->arg = arg;
+    p->mailbox_size = o && o->mailbox_size ? o->mailbox_size : GN_ERGO_MAILBOX_DEFAULT;
+    p->max_pending = o && o->max_pending ? o->max_pending : GN_ERGO_PENDING_DEFAULT;
+    p->keep_order = !(o && o->no_keep_order);
+    p->next = en->procs;
+    en->procs = p;
+    *out = p;
+    return 0;
+}
+
+void gn_ergo_proc_free(gn_ergo_proc *p)
+{
+    if (!p || p->dead)
+        return;
+    gn_ergo_node *en = p->en;
+    proc_release(p);
+    p->name[0] = '\0';
+    p->naliases = 0;
+    p->dead = true;
+    if (!en->draining)
+        drain_sweep(en);
+}
+
+void gn_ergo_proc_pid(const gn_ergo_proc *p, gn_ergo_pid *out)
+{
+    if (!p || !out)
+        return;
+    set_name(out->node, en_self(p->en));
+    out->id = p->id;
+    out->creation = gn_ergo_node_creation(p->en);
+}
+
+int gn_ergo_proc_pause(gn_ergo_proc *p, bool paused)
+{
+    if (!p || p->dead)
+        return GN_EINVAL;
+    p->paused = paused;
+    if (!paused && p->nq)
+        drain_schedule(p->en);
+    return 0;
+}
+
+size_t gn_ergo_proc_queued(const gn_ergo_proc *p) { return p ? p->nq : 0; }
+
+int gn_ergo_register(gn_ergo_proc *p, const char *name)
+{
+    if (!p || p->dead || !name_ok(name))
+        return GN_EINVAL;
+    if (p->name[0] || proc_by_name(p->en, name, strlen(name)))
+        return GN_EEXIST;
+    set_name(p->name, name);
+    return 0;
+}
+
+int gn_ergo_unregister(gn_ergo_proc *p)
+{
+    if (!p || p->dead)
+        return GN_EINVAL;
+    if (!p->name[0])
+        return GN_ENOTFOUND;
+    p->name[0] = '\0';
+    return 0;
+}
+
+int gn_ergo_alias_new(gn_ergo_proc *p, gn_ergo_alias *out)
+{
+    if (!p || p->dead || !out)
+        return GN_EINVAL;
+    if (p->naliases >= EN_ALIASES_MAX)
+        return GN_ELIMIT;
+    memset(out, 0, sizeof *out);
+    new_ref(p->en, out->id);
+    set_name(out->node, en_self(p->en));
+    out->creation = gn_ergo_node_creation(p->en);
+    memcpy(p->alias[p->naliases++], out->id, sizeof out->id);
+    return 0;
+}
+
+int gn_ergo_alias_delete(gn_ergo_proc *p, const gn_ergo_alias *a)
+{
+    if (!p || p->dead || !a)
+        return GN_EINVAL;
+    for (unsigned i = 0; i < p->naliases; i++)
+        if (!memcmp(p->alias[i], a->id, sizeof a->id)) {
+            memmove(p->alias[i], p->alias[i + 1], (p->naliases - i - 1) * sizeof p->alias[0]);
+            p->naliases--;
+            return 0;
+        }
+    return GN_ENOTFOUND;
+}
+
+gn_ergo_target gn_ergo_to_pid(const gn_ergo_pid *pid)
+{
+    gn_ergo_target t;
+    memset(&t, 0, sizeof t);
+    t.kind = GN_ERGO_TO_PID;
+    if (pid)
+        t.pid = *pid;
+    return t;
+}
+
+gn_ergo_target gn_ergo_to_name(const char *node, const char *name)
+{
+    gn_ergo_target t;
+    memset(&t, 0, sizeof t);
+    t.kind = GN_ERGO_TO_NAME;
+    if (node)
+        copy_name(t.node, node, strlen(node));
+    if (name)
+        copy_name(t.name, name, strlen(name));
+    return t;
+}
+
+gn_ergo_target gn_ergo_to_alias(const gn_ergo_alias *a)
+{
+    gn_ergo_target t;
+    memset(&t, 0, sizeof t);
+    t.kind = GN_ERGO_TO_ALIAS;
+    if (a)
+        t.alias = *a;
+    return t;
+}
+
+/* ---- public API: send, call, reply ---------------------------------------------------------- */
+
+/* a local message: the value is copied (encoded with our dictionaries, decoded) into an item */
+static int local_item(gn_ergo_node *en, const gn_edf_value *v, en_item **out)
+{
+    gni_ergo_comp *c = en_comp(en);
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_MSG_PID; /* only to reuse the encoder's buffer */
+    long len = frame_build(en, &f, v);
+    if (len < 0)
+        return (int)len;
+    size_t head = 33; /* MessagePID's fixed part */
+    gn_slice pl = {en->scratch + head, (size_t)len - head};
+    return item_new(en, gn_edf_registry_dict(gni_ergo_comp_registry(c)), pl, out);
+}
+
+static bool target_ok(const gn_ergo_target *to)
+{
+    if (!to || !name_ok(target_node(to)))
+        return false;
+    return to->kind != GN_ERGO_TO_NAME || name_ok(to->name);
+}
+
+/* common part of send and call */
+static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_value *v,
+                   const gn_ergo_send_opts *o, bool call, gn_ergo_call_cb ccb, void *carg,
+                   gn_ergo_ref *ref_out)
+{
+    if (!from || from->dead || !target_ok(to) || !v || (o && o->priority > GN_ERGO_PRIO_MAX))
+        return GN_EINVAL;
+    gn_ergo_node *en = from->en;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    gn_ergo_send_opts dflt = {0};
+    if (!o)
+        o = &dflt;
+    const char *node = target_node(to);
+    bool local = !strcmp(node, gni_ergo_comp_node(c));
+    bool tracked = call || (o->important && !local);
+    if (tracked && from->npending >= from->max_pending)
+        return GN_ELIMIT;
+    uint64_t ref[3] = {0, 0, 0};
+    if (call)
+        new_ref(en, ref);
+    else if (o->important)
+        ref[0] = ++en->ref_seq;
+    if (local) {
+        gn_ergo_proc *p = resolve_local(en, to);
+        if (!p)
+            return GN_ENOTFOUND;
+        if (p->nq >= p->mailbox_size)
+            return GN_EAGAIN;
+        en_item *it = NULL;
+        int rc = local_item(en, v, &it);
+        if (rc < 0)
+            return rc;
+        gn_ergo_proc_pid(from, &it->m.from);
+        it->m.priority = o->priority;
+        it->m.important = o->important;
+        it->m.call = call;
+        it->m.to_kind = to->kind;
+        set_name(it->m.ref.node, gni_ergo_comp_node(c));
+        it->m.ref.creation = gni_ergo_comp_creation(c);
+        memcpy(it->m.ref.id, ref, sizeof ref);
+        if (call) {
+            en_pend *pd = pend_new(from, node, true, o->timeout);
+            if (!pd) {
+                item_recycle(en, it);
+                return GN_ENOMEM;
+            }
+            memcpy(pd->ref, ref, sizeof ref);
+            pd->ccb = ccb;
+            pd->arg = carg;
+        }
+        rc = mailbox_put(p, it); /* cannot fail: checked above */
+        if (ref_out)
+            *ref_out = it->m.ref;
+        return rc;
+    }
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.from = from->id;
+    f.flags = (uint8_t)(o->priority | (o->important ? GNI_ENP_FLAG_IMPORTANT : 0));
+    if (call)
+        memcpy(f.ref, ref, sizeof ref);
+    else
+        f.ref[0] = ref[0];
+    switch (to->kind) {
+    case GN_ERGO_TO_PID:
+        f.type = call ? GNI_ENP_REQ_PID : GNI_ENP_MSG_PID;
+        f.to = to->pid.id;
+        break;
+    case GN_ERGO_TO_NAME:
+        f.type = call ? GNI_ENP_REQ_NAME : GNI_ENP_MSG_NAME;
+        f.name = (gn_slice){(const uint8_t *)to->name, strlen(to->name)};
+        break;
+    case GN_ERGO_TO_ALIAS:
+        f.type = call ? GNI_ENP_REQ_ALIAS : GNI_ENP_MSG_ALIAS;
+        memcpy(f.alias, to->alias.id, sizeof f.alias);
+        break;
+    }
+    f.order = gni_enp_default_order(&f, from->keep_order);
+    long len = frame_build(en, &f, v);
+    if (len < 0)
+        return (int)len;
+    int rc = frame_send(en, node, from->id, from->keep_order, (size_t)len);
+    if (rc < 0)
+        return rc;
+    if (tracked) {
+        en_pend *pd = pend_new(from, node, call, o->timeout);
+        if (!pd)
+            return GN_ENOMEM; /* sent, but its outcome cannot be followed */
+        memcpy(pd->ref, ref, sizeof ref);
+        pd->ccb = ccb;
+        pd->rcb = o->on_result;
+        pd->arg = call ? carg : o->arg;
+    }
+    if (ref_out) {
+        memset(ref_out, 0, sizeof *ref_out);
+        set_name(ref_out->node, gni_ergo_comp_node(c));
+        ref_out->creation = gni_ergo_comp_creation(c);
+        memcpy(ref_out->id, ref, sizeof ref);
+    }
+    return 0;
+}
+
+int gn_ergo_send(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_value *v,
+                 const gn_ergo_send_opts *o)
+{
+    return deliver(from, to, v, o, false, NULL, NULL, NULL);
+}
+
+int gn_ergo_call(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_value *v,
+                 const gn_ergo_send_opts *o, gn_ergo_call_cb cb, void *arg, gn_ergo_ref *ref_out)
+{
+    return deliver(from, to, v, o, true, cb, arg, ref_out);
+}
+
+/* 129 with @v, or 130 code 255 with the error @text (@v NULL) */
+static int answer(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                  const gn_edf_value *v, const char *text)
+{
+    if (!p || p->dead || !to || !ref || (!v && !text) || !name_ok(to->node))
+        return GN_EINVAL;
+    gn_edf_value ev;
+    if (!v) {
+        size_t tl = strlen(text);
+        if (tl == 0 || tl > GN_EDF_ERROR_MAX)
+            return GN_EINVAL;
+        gn_edf_set_error(&ev, text, tl);
+    }
+    gn_ergo_node *en = p->en;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    if (!strcmp(to->node, gni_ergo_comp_node(c))) {
+        en_pend *pd = pend_find(en, to->id, ref->id);
+        if (!pd || !pd->call)
+            return GN_ENOTFOUND;
+        pend_finish(pd, v ? 0 : GN_ECALLBACK, v, v ? NULL : text);
+        return 0;
+    }
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = v ? GNI_ENP_RESPONSE : GNI_ENP_RESPONSE_ERROR;
+    f.code = v ? 0 : GNI_ENP_RC_ERROR;
+    f.from = p->id;
+    f.to = to->id;
+    memcpy(f.ref, ref->id, sizeof f.ref);
+    f.order = gni_enp_default_order(&f, p->keep_order);
+    long len = frame_build(en, &f, v ? v : &ev);
+    if (len < 0)
+        return (int)len;
+    return frame_send(en, to->node, p->id, p->keep_order, (size_t)len);
+}
+
+int gn_ergo_reply(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                  const gn_edf_value *v)
+{
+    return v ? answer(p, to, ref, v, NULL) : GN_EINVAL;
+}
+
+int gn_ergo_reply_error(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                        const char *text)
+{
+    return text ? answer(p, to, ref, NULL, text) : GN_EINVAL;
+}
