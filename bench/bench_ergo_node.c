@@ -135,7 +135,7 @@ int main(int argc, char **argv)
     gn_time t_reg = gn_now() + 300 * GN_MS;
     while (gn_now() < t_reg) /* both register (beta owns the registrar) */
         gn_loop_run(loop, GN_RUN_NOWAIT);
-    gn_ergo_proc *rx, *tx;
+    gn_ergo_proc *rx = NULL, *tx = NULL;
     gn_ergo_proc_opts big = {.mailbox_size = 1u << 20};
     if ((rc = gn_ergo_spawn(eb, &big, on_msg, NULL, &rx)) < 0 ||
         (rc = gn_ergo_spawn(ea, NULL, on_msg, NULL, &tx)) < 0)
