@@ -45,6 +45,10 @@ GN_BEGIN_DECLS
 #define GN_ERGO_NAME_MAX 255u
 /** Default mailbox bound, messages. Since: 0.6 */
 #define GN_ERGO_MAILBOX_DEFAULT 1024u
+/** Decoded bytes one mailbox may hold by default (gn_ergo_proc_opts.mailbox_bytes). */
+#define GN_ERGO_MAILBOX_BYTES_DEFAULT ((size_t)16 << 20)
+/** Decoded bytes all mailboxes of a node may hold by default (gn_ergo_config). */
+#define GN_ERGO_QUEUED_BYTES_DEFAULT ((size_t)64 << 20)
 /** Default bound on a process's outstanding calls and important sends. Since: 0.6 */
 #define GN_ERGO_PENDING_DEFAULT 256u
 /** Default answer deadline of calls and important sends (Ergo's 5 s). Since: 0.6 */
@@ -143,6 +147,9 @@ typedef struct gn_ergo_config {
     void *types_arg;
     /* bytes a received message's decoded value may take (0 = 16 MiB) */
     size_t max_value_bytes;
+    /* decoded bytes all mailboxes together may hold (0 = GN_ERGO_QUEUED_BYTES_DEFAULT): a
+     * small compressed frame can decode to a large value, so mailboxes count bytes too */
+    size_t max_queued_bytes;
 } gn_ergo_config;
 
 /**
@@ -231,6 +238,10 @@ typedef struct gn_ergo_proc_opts {
     uint32_t mailbox_size;  /* messages queued at most (0 = GN_ERGO_MAILBOX_DEFAULT) */
     uint32_t max_pending;   /* outstanding calls + important sends (0 = GN_ERGO_PENDING_DEFAULT) */
     bool no_keep_order;     /* KeepNetworkOrder off: header order byte 0 */
+    /* decoded bytes queued at most (0 = GN_ERGO_MAILBOX_BYTES_DEFAULT); a message that
+     * would pass it (or the node's max_queued_bytes) is refused as by a full mailbox,
+     * except into an empty mailbox */
+    size_t mailbox_bytes;
 } gn_ergo_proc_opts;
 
 /**

@@ -40,6 +40,7 @@ struct en_item {
     gn_edf_arena *arena;
     gn_edf_value v;
     gn_ergo_msg m;
+    size_t bytes; /* charged to the mailbox while queued */
 };
 
 struct gn_ergo_proc {
@@ -52,6 +53,7 @@ struct gn_ergo_proc {
     bool keep_order, paused, dead;
     en_item *qh[3], *qt[3]; /* by priority: 0 normal, 1 high, 2 max */
     size_t nq;
+    size_t qbytes, mailbox_bytes; /* decoded bytes queued, and their bound */
     char name[GN_ERGO_NAME_MAX + 1]; /* "" = none */
     uint64_t alias[EN_ALIASES_MAX][3];
     unsigned naliases;
@@ -94,6 +96,7 @@ struct gn_ergo_node {
     en_wait *waits, **waits_tail;
     en_item *spare; /* items kept for reuse */
     size_t nspare;
+    size_t qbytes; /* decoded bytes in every mailbox */
     gn_timer drain;
     bool draining, swept;
     uint8_t *scratch; /* frame building */
@@ -232,11 +235,31 @@ static void drain_schedule(gn_ergo_node *en)
         gn_timer_start(&en->drain, 0, drain_cb, en);
 }
 
+/* whether @it fits @p's mailbox: messages, and bytes as well, since a few hundred
+ * compressed bytes can decode to megabytes (an empty mailbox takes any one message) */
+static bool mailbox_fits(const gn_ergo_proc *p, const en_item *it)
+{
+    const gn_ergo_node *en = p->en;
+    size_t bytes = gn_edf_arena_used(it->arena);
+    size_t node_max = en->cfg.max_queued_bytes ? en->cfg.max_queued_bytes
+                                               : GN_ERGO_QUEUED_BYTES_DEFAULT;
+    if (p->nq >= p->mailbox_size)
+        return false;
+    if (p->nq > 0 && (p->qbytes > p->mailbox_bytes || bytes > p->mailbox_bytes - p->qbytes))
+        return false;
+    return en->qbytes == 0 || (en->qbytes <= node_max && bytes <= node_max - en->qbytes);
+}
+
 /* queues @it in @p's mailbox (taking it) or refuses: GN_EAGAIN when full */
 static int mailbox_put(gn_ergo_proc *p, en_item *it)
 {
-    if (p->nq >= p->mailbox_size)
+    if (!mailbox_fits(p, it))
         return GN_EAGAIN;
+    gn_ergo_node *en = p->en;
+    size_t bytes = gn_edf_arena_used(it->arena);
+    it->bytes = bytes;
+    p->qbytes += bytes;
+    en->qbytes += bytes;
     unsigned q = it->m.priority <= GN_ERGO_PRIO_MAX ? (unsigned)it->m.priority : 0u;
     it->next = NULL;
     if (p->qt[q])
@@ -259,6 +282,9 @@ static en_item *mailbox_pop(gn_ergo_proc *p)
             if (!p->qh[q])
                 p->qt[q] = NULL;
             p->nq--;
+            p->qbytes -= it->bytes;
+            p->en->qbytes -= it->bytes;
+            it->bytes = 0;
             return it;
         }
     }
@@ -689,6 +715,17 @@ static void on_answer(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame
                gni_enp_type_name(f->type));
         return;
     }
+    if (!pd->call && f->type == GNI_ENP_RESPONSE) { /* a value for an important send */
+        GN_LOG(GN_LOG_NOTICE, EN_LOG, "%s: a response to a send, not a call: dropped", pi->node);
+        return;
+    }
+    if (pd->call && f->type != GNI_ENP_RESPONSE && f->code == GNI_ENP_RC_OK) {
+        /* a call is answered by a value (129) or a routing error, never a bare success */
+        GN_LOG(GN_LOG_NOTICE, EN_LOG, "%s: a call answered by success without a value",
+               pi->node);
+        pend_finish(pd, GN_EPROTO, NULL, NULL);
+        return;
+    }
     gn_edf_arena *a = gn_edf_arena_new(0, en->cfg.max_value_bytes ? en->cfg.max_value_bytes
                                                                   : EN_VALUE_BYTES_DEFAULT);
     if (!a) {
@@ -789,6 +826,8 @@ static void h_failed(void *ud, const char *node, int err, const char *diag)
            diag ? diag : "");
     char nm[GN_ERGO_NAME_MAX + 1];
     set_name(nm, node);
+    if (gni_ergo_comp_find(en_comp(en), nm))
+        return; /* the node came up another way (it dialled us meanwhile): frames went there */
     waits_take(en, nm, NULL);
     pends_fail_node(en, nm, err < 0 ? err : GN_EUNREACHABLE);
 }
@@ -1004,6 +1043,7 @@ int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb c
     p->cb = cb;
     p->arg = arg;
     p->mailbox_size = o && o->mailbox_size ? o->mailbox_size : GN_ERGO_MAILBOX_DEFAULT;
+    p->mailbox_bytes = o && o->mailbox_bytes ? o->mailbox_bytes : GN_ERGO_MAILBOX_BYTES_DEFAULT;
     p->max_pending = o && o->max_pending ? o->max_pending : GN_ERGO_PENDING_DEFAULT;
     p->keep_order = !(o && o->no_keep_order);
     p->next = en->procs;
@@ -1183,6 +1223,10 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
         int rc = local_item(en, v, &it);
         if (rc < 0)
             return rc;
+        if (!mailbox_fits(p, it)) { /* the bytes bound */
+            item_recycle(en, it);
+            return GN_EAGAIN;
+        }
         gn_ergo_proc_pid(from, &it->m.from);
         it->m.priority = o->priority;
         it->m.important = o->important;
@@ -1201,7 +1245,7 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
             pd->ccb = ccb;
             pd->arg = carg;
         }
-        rc = mailbox_put(p, it); /* cannot fail: checked above */
+        rc = mailbox_put(p, it); /* cannot fail: mailbox_fits above */
         if (ref_out)
             *ref_out = it->m.ref;
         return rc;
@@ -1232,17 +1276,23 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
     long len = frame_build(en, &f, v);
     if (len < 0)
         return (int)len;
-    int rc = frame_send(en, node, from->id, from->keep_order, (size_t)len);
-    if (rc < 0)
-        return rc;
-    if (tracked) {
+    if (tracked) { /* before the send: an accepted message always has its entry */
         en_pend *pd = pend_new(from, node, call, o->timeout);
         if (!pd)
-            return GN_ENOMEM; /* sent, but its outcome cannot be followed */
+            return GN_ENOMEM;
         memcpy(pd->ref, ref, sizeof ref);
         pd->ccb = ccb;
         pd->rcb = o->on_result;
         pd->arg = call ? carg : o->arg;
+    }
+    int rc = frame_send(en, node, from->id, from->keep_order, (size_t)len);
+    if (rc < 0) {
+        en_pend *pd = tracked ? pend_find(en, from->id, ref) : NULL;
+        if (pd) { /* not sent: the caller hears it from the return value, not the callback */
+            pend_unlink(pd);
+            gn_free(pd);
+        }
+        return rc;
     }
     if (ref_out) {
         memset(ref_out, 0, sizeof *ref_out);

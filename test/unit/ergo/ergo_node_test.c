@@ -757,6 +757,31 @@ GN_TEST(mailbox_full_and_pending_bounds)
     WAIT_FOR(r.n, 2);
     CHECK_EQ(r.status, 0);
     WAIT_FOR(b.got, 4);
+    /* bytes count too: a mailbox of 10000 decoded bytes takes two 4000-byte binaries,
+     * not a third (and an empty mailbox takes one message larger than its bound) */
+    {
+        rproc k;
+        gn_ergo_proc_opts kb = {.mailbox_bytes = 10000};
+        spawn(&t[1], &k, &kb);
+        CHECK_OK(gn_ergo_proc_pause(k.p, true));
+        gn_ergo_pid kp = pid_of(&k);
+        gn_ergo_target kt = gn_ergo_to_pid(&kp);
+        gn_edf_set_binary(&bv, big, 4000);
+        CHECK_OK(gn_ergo_send(l.p, &kt, &bv, NULL));
+        CHECK_OK(gn_ergo_send(l.p, &kt, &bv, NULL));
+        CHECK_EQ(gn_ergo_send(l.p, &kt, &bv, NULL), GN_EAGAIN);
+        CHECK_EQ(gn_ergo_proc_queued(k.p), 2u);
+        CHECK_OK(gn_ergo_proc_pause(k.p, false));
+        WAIT_FOR(k.got, 2);
+        gn_edf_set_binary(&bv, big, sizeof big); /* 5000 > 4096 bytes, into an empty mailbox */
+        gn_ergo_proc_opts tiny = {.mailbox_bytes = 4096};
+        rproc m;
+        spawn(&t[1], &m, &tiny);
+        gn_ergo_pid mp = pid_of(&m);
+        gn_ergo_target mt = gn_ergo_to_pid(&mp);
+        CHECK_OK(gn_ergo_send(l.p, &mt, &bv, NULL));
+        WAIT_FOR(m.got, 1);
+    }
     /* pending calls per process: two outstanding, the third refused */
     l.answer = false;
     gn_ergo_pid lp = pid_of(&l);
