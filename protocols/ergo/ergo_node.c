@@ -884,7 +884,9 @@ int gn_ergo_attach(gn_node *n, const gn_ergo_config *cfg, gn_ergo_node **out)
         en->cfg = *cfg;
     en->next_id = EN_FIRST_ID;
     en->waits_tail = &en->waits;
-    en->ref_hi = ((uint64_t)gn_now() ^ (uint64_t)(uintptr_t)en) & 0xffffffffu;
+    uint8_t rb[4]; /* refs of this incarnation differ from a previous one's */
+    gn_rng_system()->fill(gn_rng_system()->user_data, rb, sizeof rb);
+    en->ref_hi = (uint64_t)rb[0] << 24 | (uint64_t)rb[1] << 16 | (uint64_t)rb[2] << 8 | rb[3];
     if (!en->ref_hi)
         en->ref_hi = 1;
     gn_timer_init(loop, &en->drain);
