@@ -703,7 +703,8 @@ int gni_utp_feed(gni_utp *u, const uint8_t *pkt, size_t len, gn_time now)
             u->synack_pending = true;
         return 0;
     }
-    if (h.conn_id != u->recv_id)
+    /* a RESET may name either id (libutp answers unknown packets with their own conn_id) */
+    if (h.conn_id != u->recv_id && !(h.type == GNI_UTP_ST_RESET && h.conn_id == u->send_id))
         return 0;
     u->recv_packets++;
     u->last_recv = now;
@@ -721,6 +722,9 @@ int gni_utp_feed(gni_utp *u, const uint8_t *pkt, size_t len, gn_time now)
         u->last_ack = (uint16_t)(h.ack - 1);
         u->state = GNI_UTP_CONNECTED;
         u->events |= GNI_UTP_EV_CONNECTED | GNI_UTP_EV_WRITABLE;
+        /* ack the SYN-ACK at once: the responder learns the connection is
+         * not a half-open one even if we have nothing to send */
+        u->ack_pending = true;
     }
     u->peer_wnd = h.wnd;
     if (h.wnd >= u->cfg.mss)

@@ -157,7 +157,8 @@ int gni_utp_accept(gni_utp *u, const uint8_t *syn, size_t len, uint16_t isn, gn_
 /**
  * Processes one received datagram for this connection. Returns 0, or
  * GN_EPARSE for a malformed datagram (ignored, the connection is unharmed).
- * Packets for another conn_id are ignored (0). Never fails fatally: state
+ * Packets for another conn_id are ignored (0); an ST_RESET may carry
+ * either of our ids. Never fails fatally: state
  * changes show in gni_utp_state() and the event bits.
  */
 int gni_utp_feed(gni_utp *u, const uint8_t *pkt, size_t len, gn_time now);
