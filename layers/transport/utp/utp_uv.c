@@ -58,6 +58,10 @@
 #endif
 
 #define UTP_RBUF_LEN (64u * 1024u)
+/* receive buffer: libuv's recvmmsg takes len / 64 KiB datagrams per call */
+#define UTP_MMSG_DGRAMS 8u
+#define UTP_RECV_LEN (UTP_MMSG_DGRAMS * 64u * 1024u)
+#define UTP_SOCK_BUF (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked for */
 #define UTP_DRAIN_MAX 4096 /* datagrams per pass (the window bounds them anyway) */
 
 typedef struct utp_sock utp_sock;
@@ -67,7 +71,7 @@ typedef struct utp_listener utp_listener;
 typedef struct utp_state {
     gn_transport *t;
     utp_sock *socks;      /* every open socket */
-    uint8_t *rbuf;        /* UDP receive buffer, UTP_RBUF_LEN */
+    uint8_t *rbuf;        /* UDP receive buffer, UTP_RECV_LEN */
     uint8_t *dbuf;        /* stream delivery buffer, UTP_RBUF_LEN */
     uint32_t ndialing;
 } utp_state;
@@ -221,14 +225,16 @@ static int utp_init(gn_transport *t)
 {
     utp_state *st = t->state;
     st->t = t;
-    st->rbuf = gn_malloc(UTP_RBUF_LEN);
-    st->dbuf = gn_malloc(UTP_RBUF_LEN);
-    if (!st->rbuf || !st->dbuf) {
-        gn_free(st->rbuf);
-        gn_free(st->dbuf);
-        return GN_ENOMEM;
-    }
-    return 0;
+    return 0;  /* buffers come with the first socket: a node that never uses uTP pays nothing */
+}
+
+static int utp_buffers(utp_state *st)
+{
+    if (!st->rbuf)
+        st->rbuf = gn_malloc(UTP_RECV_LEN);
+    if (!st->dbuf)
+        st->dbuf = gn_malloc(UTP_RBUF_LEN);
+    return st->rbuf && st->dbuf ? 0 : GN_ENOMEM;
 }
 
 static void utp_sock_free_cb(uv_handle_t *h)
@@ -389,6 +395,15 @@ static void utp_conn_destroy(utp_conn *c)
     if (c->dialing) {
         c->dialing = false;
         ((utp_state *)c->t->state)->ndialing--;
+    }
+    {
+        gni_utp_stats st;
+        gni_utp_get_stats(c->u, &st);
+        GN_LOG(GN_LOG_DEBUG, "utp",
+               "conn %u end: sent %llu resent %llu recv %llu dup %llu cwnd %zu srtt %llu us",
+               (unsigned)gni_utp_recv_id(c->u), (unsigned long long)st.sent_packets,
+               (unsigned long long)st.resent_packets, (unsigned long long)st.recv_packets,
+               (unsigned long long)st.dup_packets, st.cwnd, (unsigned long long)(st.srtt / 1000));
     }
     gni_utp_free(c->u);
     c->u = NULL;
@@ -588,7 +603,7 @@ static void utp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     utp_sock *k = h->data;
     utp_state *st = k->t->state;
     buf->base = (char *)st->rbuf;
-    buf->len = UTP_RBUF_LEN;
+    buf->len = UTP_RECV_LEN;
 }
 
 static utp_conn *utp_find(utp_sock *k, const struct sockaddr_storage *from, const gni_utp_hdr *h)
@@ -677,20 +692,29 @@ static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         c->half_open = false;
         k->nhalf_open--;
     }
-    utp_conn_run(c);
+    /* the pass runs once per loop turn, after every datagram read in this
+     * one: one ACK (and one delivery) covers the whole batch */
+    utp_kick(c);
 }
 
 static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to,
                          const struct sockaddr_storage *connect_to, utp_sock **out)
 {
     utp_state *st = t->state;
+    if (utp_buffers(st) < 0)
+        return GN_ENOMEM;
     utp_sock *k = gn_calloc(1, sizeof *k);
     if (!k)
         return GN_ENOMEM;
     k->t = t;
     k->h.data = k;
     int fam = (bind_to ? bind_to : connect_to)->ss_family;
-    int rc = uv_udp_init_ex(gn_loop_uv(t->loop), &k->h, (unsigned)fam);
+    /* batched receive (recvmmsg) where libuv offers it (>= 1.40, Linux) */
+    unsigned flags = (unsigned)fam;
+#if UV_VERSION_HEX >= 0x012800
+    flags |= UV_UDP_RECVMMSG;
+#endif
+    int rc = uv_udp_init_ex(gn_loop_uv(t->loop), &k->h, flags);
     if (rc < 0) {
         gn_free(k);
         return gni_err_from_uv(rc);
@@ -706,8 +730,15 @@ static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to
         int len = (int)sizeof k->local;
         rc = uv_udp_getsockname(&k->h, (struct sockaddr *)&k->local, &len);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        /* room for a full window of datagrams (the kernel caps it at
+         * net.core.rmem_max / wmem_max); overflow would be loss */
+        int sz = UTP_SOCK_BUF;
+        (void)uv_recv_buffer_size((uv_handle_t *)&k->h, &sz);
+        sz = UTP_SOCK_BUF;
+        (void)uv_send_buffer_size((uv_handle_t *)&k->h, &sz);
         rc = uv_udp_recv_start(&k->h, utp_alloc_cb, utp_recv_cb);
+    }
     if (rc < 0) {
         k->closing = true;
         uv_close((uv_handle_t *)&k->h, utp_sock_free_cb);
