@@ -106,6 +106,7 @@ struct utp_conn {
     gn_timer timer;
     gni_wq wq;
     gn_time created;
+    gn_time last_log;          /* debug statistics, once a second */
     bool stream_open;          /* gn_stream live, counted in t->nconns */
     bool stream_closing;       /* close()/reset() called; the pass finishes it */
     bool lingering;            /* stream closed, core still running */
@@ -521,6 +522,18 @@ static void utp_conn_run(utp_conn *c)
         gni_utp_abort(c->u);  /* never confirmed: ST_RESET */
     }
     utp_flush(c);
+    if (now - c->last_log >= GN_S && gn_log_enabled(GN_LOG_DEBUG, "utp")) {
+        gni_utp_stats st;
+        gni_utp_get_stats(c->u, &st);
+        c->last_log = now;
+        GN_LOG(GN_LOG_DEBUG, "utp",
+               "conn %u: cwnd %zu flight %zu peer_wnd %zu queue %u us base %u us srtt %llu us "
+               "sent %llu resent %llu%s",
+               (unsigned)gni_utp_recv_id(c->u), st.cwnd, st.flight, st.peer_wnd,
+               st.queue_delay_us, st.base_delay_us, (unsigned long long)(st.srtt / 1000),
+               (unsigned long long)st.sent_packets, (unsigned long long)st.resent_packets,
+               st.slow_start ? " slow-start" : "");
+    }
     unsigned ev = gni_utp_take_events(c->u);
     gni_utp_state state = gni_utp_get_state(c->u);
     if (c->dialing) {
