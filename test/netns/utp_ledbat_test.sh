@@ -10,8 +10,8 @@
 #      the link (uTP backs off once TCP fills the queue past 100 ms).
 #      KNOWN TO FAIL (TAP TODO, does not fail the test): measured 2 Mbit/s
 #      for TCP; uTP's queuing delay stays near its 100 ms target, so the
-#      TCP flow (Noise + yamux over TCP) never pushes the queue past it.
-#      docs/utp.md "What is left".
+#      TCP flow (BBR, this kernel's default, builds no queue) never pushes
+#      the queue past it. docs/utp.md "What is left".
 # Exit status: 0 passed, 1 failed, 77 skipped (not root, no ip/tc/tbf, no
 # golemnet binary). Every process runs under timeout(1); the namespaces are
 # deleted on any exit.
