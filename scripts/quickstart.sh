@@ -22,7 +22,9 @@ need_pkgs=(build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
            libminiupnpc-dev python3 python3-dev python3-pytest python3-mesonpy
            patchelf python3-venv
            libnatpmp-dev miniupnpd miniupnpd-nftables nftables iproute2
-           libjson-c-dev libhttp-parser-dev etcd-server libssl-dev)
+           libjson-c-dev libhttp-parser-dev etcd-server libssl-dev
+           python3-libtorrent)
+# python3-libtorrent: the real uTP peer of test/interop/utp (suite interop)
 # libjson-c-dev, libhttp-parser-dev: the Ergo etcd registrar client
 # (-Dergo_etcd); etcd-server: the etcd its test starts on 127.0.0.1 (the
 # package's own service is not started: the test runs a private instance)

@@ -180,7 +180,9 @@ static void node_up(tnode *t, uint32_t seed, const opts *o)
     cfg.transports = o->transport;
     cfg.security = o->security;
     cfg.muxers = o->muxers;
-    const char *listen = strcmp(o->transport, "tcp") == 0 ? "/ip4/127.0.0.1/tcp/0" : "/memory/0";
+    const char *listen = strcmp(o->transport, "tcp") == 0   ? "/ip4/127.0.0.1/tcp/0"
+                         : strcmp(o->transport, "utp") == 0 ? "/ip4/127.0.0.1/udp/0/utp"
+                                                            : "/memory/0";
     if (!o->no_listen) {
         cfg.listen = &listen;
         cfg.n_listen = 1;
@@ -338,8 +340,10 @@ static void basic_dial(const char *transport, const char *security, const char *
     char pidstr[GN_PEER_ID_MAX_STRLEN];
     gn_peer_id_to_string(&b.pid, pidstr, sizeof pidstr);
     CHECK(strstr(b.addr, pidstr) != NULL);
-    CHECK(strncmp(b.addr, strcmp(transport, "tcp") == 0 ? "/ip4/127.0.0.1/tcp/" : "/memory/",
-                  strcmp(transport, "tcp") == 0 ? 19 : 8) == 0);
+    const char *prefix = strcmp(transport, "tcp") == 0   ? "/ip4/127.0.0.1/tcp/"
+                         : strcmp(transport, "utp") == 0 ? "/ip4/127.0.0.1/udp/"
+                                                         : "/memory/";
+    CHECK(strncmp(b.addr, prefix, strlen(prefix)) == 0);
 
     gn_channel *ch = dial_ok(&a, b.addr);
     gn_channel_info info;
@@ -396,6 +400,19 @@ GN_TEST(memory_plaintext_dial) { basic_dial("memory", "plaintext", "/plaintext/2
 GN_TEST(memory_noise_dial) { basic_dial("memory", "noise", "/noise"); }
 GN_TEST(tcp_noise_dial) { basic_dial("tcp", "noise", "/noise"); }
 GN_TEST(tcp_ecies_dial) { basic_dial("tcp", "ecies", "/golem/ecies/1.0.0"); }
+
+/* Noise + yamux + identify over uTP (layers/transport/utp), when built in */
+GN_TEST(utp_noise_dial)
+{
+    gn_registry *reg = NULL;
+    CHECK_EQ(gn_registry_new(&reg), 0);
+    CHECK_EQ(gn_registry_add_builtins(reg), 0);
+    bool have = gn_registry_find(reg, GN_LAYER_TRANSPORT, "utp") != NULL;
+    gn_registry_free(reg);
+    if (!have)
+        SKIP("built without -Dutp");
+    basic_dial("utp", "noise", "/noise");
+}
 
 /* Replaces the /p2p/ id of @addr with @pid's. */
 static void with_peer(char *out, size_t len, const char *addr, const gn_peer_id *pid)
@@ -2027,7 +2044,7 @@ GN_TEST(mux_streams_accounted_and_refused)
 }
 
 GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_noise_dial),
-             GN_T(tcp_ecies_dial), GN_T(dial_wrong_peer_id), GN_T(dial_wrong_peer_id_reports_received),
+             GN_T(tcp_ecies_dial), GN_T(utp_noise_dial), GN_T(dial_wrong_peer_id), GN_T(dial_wrong_peer_id_reports_received),
              GN_T(dial_errors),
              GN_T(config_errors), GN_T(reuse_and_simultaneous_dial), GN_T(crossing_dials),
              GN_T(handlers_and_custom_streams), GN_T(messages_send_unicast_broadcast),

@@ -1,0 +1,1015 @@
+/*
+ * golemnet - the uTP transport (libuv UDP adapter around utp.c).
+ *
+ * Addresses: /ip4/<a>/udp/<port>/utp and /ip6/<a>/udp/<port>/utp,
+ * optionally followed by /p2p/<id> (ignored here).
+ *
+ * Sockets: a listener owns one UDP socket that carries every connection it
+ * accepted, demultiplexed by (peer address, conn_id) (an ST_RESET may name
+ * either id of its connection). A dial gets its own UDP socket, connected
+ * to the peer (uv_udp_connect), so the kernel reports ICMP port unreachable
+ * as ECONNREFUSED on it: a dial to a closed port fails with
+ * GN_ECONNREFUSED, and an established connection whose peer's port closed
+ * fails the same way. A socket lives while its listener or any of its
+ * connections does (refcount); a closed listener's socket answers SYNs
+ * and unknown packets with ST_RESET, so a dial to it is refused too.
+ *
+ * Inbound: an ST_SYN makes a connection at once (the SYN-ACK goes out and
+ * the accept callback gets the stream, so a server may speak first). Until
+ * the initiator sends anything after its SYN the connection is half-open;
+ * at most config.listen_backlog of them (default 511) per socket exist (further SYNs are
+ * answered with ST_RESET: the SYN-flood bound), and one still half-open
+ * after config.dial_timeout is reset. config.max_connections refuses the
+ * same way.
+ *
+ * Streams: write() queues the caller's iovs (zero copy, gni_wq, bounded
+ * by config.write_queue_max) and a deferred pass copies them into the
+ * core's send buffer (1 MiB); a write completes with 0 once all its bytes
+ * are in the core, as TCP's do once in the kernel. Reading delivers the
+ * core's in-order bytes while the consumer reads; a stopped reader lets the
+ * core's receive window (1 MiB) shut, which stops the peer. shutdown()
+ * sends ST_FIN after the queued bytes; reset() sends ST_RESET.
+ * close(): queued writes complete with GN_ECANCELED, the closed callback
+ * follows, and the connection lingers without its stream to deliver what
+ * the core holds and exchange FINs (data arriving meanwhile is dropped)
+ * until both FINs are acked, the peer resets, the core times out, or the
+ * transport is freed.
+ *
+ * Events reach the consumer from the loop (a deferred pass per connection,
+ * the UDP receive callback or the connection's timer), never from inside a
+ * gn_stream_*() or transport call.
+ *
+ * Thread context: loop thread only.
+ */
+#include "golemnet/loop.h"
+#include "golemnet/multiaddr.h"
+#include "golemnet/registry.h"
+#include "golemnet/transport.h"
+
+#include "gni.h"
+#include "gni_wq.h"
+#include "utp.h"
+
+#include <string.h>
+#include <uv.h>
+#ifndef _WIN32
+#include <netinet/in.h>
+#include <sys/socket.h>
+#endif
+
+#define UTP_RBUF_LEN (64u * 1024u)
+/* receive buffer: libuv's recvmmsg takes len / 64 KiB datagrams per call */
+#define UTP_MMSG_DGRAMS 8u
+#define UTP_RECV_LEN (UTP_MMSG_DGRAMS * 64u * 1024u)
+#define UTP_SOCK_BUF (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked for */
+#define UTP_DRAIN_MAX 4096 /* datagrams per pass (the window bounds them anyway) */
+
+typedef struct utp_sock utp_sock;
+typedef struct utp_conn utp_conn;
+typedef struct utp_listener utp_listener;
+
+typedef struct utp_state {
+    gn_transport *t;
+    utp_sock *socks;      /* every open socket */
+    uint8_t *rbuf;        /* UDP receive buffer, UTP_RECV_LEN */
+    uint8_t *dbuf;        /* stream delivery buffer, UTP_RBUF_LEN */
+    uint32_t ndialing;
+} utp_state;
+
+struct utp_sock {
+    uv_udp_t h;
+    gn_transport *t;
+    utp_sock *next;
+    unsigned refs;             /* listener + connections */
+    utp_listener *listener;    /* NULL for a dial socket or after listener close */
+    utp_conn *conns;
+    uint32_t nhalf_open;
+    bool connected;            /* a dial socket (uv_udp_connect) */
+    bool closing;
+    struct sockaddr_storage local;
+};
+
+struct utp_listener {
+    gn_listener base; /* first */
+    utp_sock *sock;
+    gn_listener_close_cb close_cb;
+    void *close_arg;
+};
+
+struct utp_conn {
+    gn_stream s; /* first */
+    gn_transport *t;
+    utp_sock *sock;
+    utp_conn *next;            /* in sock->conns */
+    gni_utp *u;
+    struct sockaddr_storage peer;
+    gn_timer timer;
+    gni_wq wq;
+    gn_time created;
+    gn_time last_log;          /* debug statistics, once a second */
+    bool stream_open;          /* gn_stream live, counted in t->nconns */
+    bool stream_closing;       /* close()/reset() called; the pass finishes it */
+    bool lingering;            /* stream closed, core still running */
+    bool half_open;
+    bool half_open_expired;    /* reset for never confirming: the app sees GN_ETIMEDOUT */
+    bool shut_req, core_shut;
+    bool eof_emitted, err_emitted;
+    bool kick_pending;
+    bool destroyed;
+    /* dialing */
+    bool dialing;
+    bool dial_canceled;
+    gn_op op;
+    gn_dial_cb dial_cb;
+    void *dial_arg;
+};
+
+static const gn_stream_ops utp_stream_ops;
+static void utp_conn_run(utp_conn *c);
+
+/* ---- addresses ---- */
+
+static int utp_ma_to_sockaddr(const gn_multiaddr *ma, struct sockaddr_storage *ss)
+{
+    size_t n = gn_multiaddr_count(ma);
+    gn_ma_component ip, port, utp;
+    if (n < 3 || n > 4)
+        return GN_ENOTRANSPORT;
+    if (gn_multiaddr_component(ma, 0, &ip) < 0 || gn_multiaddr_component(ma, 1, &port) < 0 ||
+        gn_multiaddr_component(ma, 2, &utp) < 0)
+        return GN_EINVAL;
+    if (port.code != GN_MA_UDP || utp.code != GN_MA_UTP)
+        return GN_ENOTRANSPORT;
+    if (n == 4) {
+        gn_ma_component p2p;
+        if (gn_multiaddr_component(ma, 3, &p2p) < 0 || p2p.code != GN_MA_P2P)
+            return GN_ENOTRANSPORT;
+    }
+    if (port.value_len != 2)
+        return GN_EINVAL;
+    uint16_t p = (uint16_t)((port.value[0] << 8) | port.value[1]);
+    memset(ss, 0, sizeof *ss);
+    if (ip.code == GN_MA_IP4 && ip.value_len == 4) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        memcpy(&sin->sin_addr, ip.value, 4);
+        sin->sin_port = htons(p);
+        return 0;
+    }
+    if (ip.code == GN_MA_IP6 && ip.value_len == 16) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_family = AF_INET6;
+        memcpy(&sin6->sin6_addr, ip.value, 16);
+        sin6->sin6_port = htons(p);
+        return 0;
+    }
+    return ip.code == GN_MA_IP4 || ip.code == GN_MA_IP6 ? GN_EINVAL : GN_ENOTRANSPORT;
+}
+
+/* /ip4|ip6/<a>/udp/<port>/utp in binary form (udp 0x0111 and utp 0x012e
+ * are two-byte varints) */
+static int utp_sockaddr_to_ma(const struct sockaddr_storage *ss, gn_multiaddr **out)
+{
+    uint8_t b[1 + 16 + 2 + 2 + 2];
+    size_t n = 0;
+    uint16_t port;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        b[n++] = GN_MA_IP4;
+        memcpy(b + n, &sin->sin_addr, 4);
+        n += 4;
+        port = ntohs(sin->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+        b[n++] = GN_MA_IP6;
+        memcpy(b + n, &sin6->sin6_addr, 16);
+        n += 16;
+        port = ntohs(sin6->sin6_port);
+    } else {
+        return GN_ENOTSUP;
+    }
+    b[n++] = (uint8_t)(0x80 | (GN_MA_UDP & 0x7f));
+    b[n++] = (uint8_t)(GN_MA_UDP >> 7);
+    b[n++] = (uint8_t)(port >> 8);
+    b[n++] = (uint8_t)(port & 0xff);
+    b[n++] = (uint8_t)(0x80 | (GN_MA_UTP & 0x7f));
+    b[n++] = (uint8_t)(GN_MA_UTP >> 7);
+    return gn_multiaddr_from_bytes(b, n, out);
+}
+
+static bool utp_handles(const gn_transport *t, const gn_multiaddr *ma)
+{
+    (void)t;
+    struct sockaddr_storage ss;
+    return ma != NULL && utp_ma_to_sockaddr(ma, &ss) == 0;
+}
+
+static bool utp_sa_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return false;
+}
+
+/* ---- instance ---- */
+
+static int utp_init(gn_transport *t)
+{
+    utp_state *st = t->state;
+    st->t = t;
+    return 0;  /* buffers come with the first socket: a node that never uses uTP pays nothing */
+}
+
+static int utp_buffers(utp_state *st)
+{
+    if (!st->rbuf)
+        st->rbuf = gn_malloc(UTP_RECV_LEN);
+    if (!st->dbuf)
+        st->dbuf = gn_malloc(UTP_RBUF_LEN);
+    return st->rbuf && st->dbuf ? 0 : GN_ENOMEM;
+}
+
+static void utp_sock_free_cb(uv_handle_t *h)
+{
+    gn_free(h->data);
+}
+
+static void utp_conn_destroy(utp_conn *c);
+
+static void utp_fini(gn_transport *t)
+{
+    utp_state *st = t->state;
+    /* lingering connections (closed streams still exchanging FINs) end here */
+    while (st->socks) {
+        utp_sock *k = st->socks;
+        while (k->conns)
+            utp_conn_destroy(k->conns);
+        if (st->socks == k) {
+            /* destroy released the last ref and unlinked it, unless a
+             * listener still holds it, which core forbids at fini */
+            st->socks = k->next;
+            if (!k->closing) {
+                k->closing = true;
+                uv_close((uv_handle_t *)&k->h, utp_sock_free_cb);
+            }
+        }
+    }
+    gn_free(st->rbuf);
+    gn_free(st->dbuf);
+    st->rbuf = st->dbuf = NULL;
+}
+
+static bool utp_at_limit(const gn_transport *t)
+{
+    const utp_state *st = t->state;
+    return t->config.max_connections > 0 &&
+           (uint64_t)t->nconns + st->ndialing >= t->config.max_connections;
+}
+
+/* ---- sockets ---- */
+
+static void utp_sock_unlink(utp_sock *k)
+{
+    utp_state *st = k->t->state;
+    for (utp_sock **pp = &st->socks; *pp; pp = &(*pp)->next) {
+        if (*pp == k) {
+            *pp = k->next;
+            return;
+        }
+    }
+}
+
+static void utp_sock_rele(utp_sock *k)
+{
+    if (--k->refs > 0)
+        return;
+    utp_sock_unlink(k);
+    k->closing = true;
+    uv_close((uv_handle_t *)&k->h, utp_sock_free_cb);
+}
+
+static void utp_send(utp_sock *k, const struct sockaddr_storage *to, const uint8_t *p, size_t n)
+{
+    if (k->closing)
+        return;
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
+    int rc = uv_udp_try_send(&k->h, &b, 1, k->connected ? NULL : (const struct sockaddr *)to);
+    if (rc < 0 && rc != UV_EAGAIN)
+        GN_LOG(GN_LOG_DEBUG, "utp", "send: %s", uv_strerror(rc));
+    /* UV_EAGAIN: the datagram is lost; retransmission covers it */
+}
+
+/* An ST_RESET answering @h from @to (unknown connection or refused SYN). */
+static void utp_send_reset(utp_sock *k, const struct sockaddr_storage *to, const gni_utp_hdr *h)
+{
+    uint8_t p[GNI_UTP_HDR_LEN];
+    gni_utp_hdr r = {.type = GNI_UTP_ST_RESET, .ver = GNI_UTP_VERSION, .conn_id = h->conn_id,
+                     .seq = 0, .ack = h->seq};
+    gni_utp_hdr_encode(&r, p);
+    utp_send(k, to, p, sizeof p);
+}
+
+/* ---- connections ---- */
+
+static void utp_timer_fn(gn_timer *timer, void *arg)
+{
+    (void)timer;
+    utp_conn *c = arg;
+    gni_utp_on_timer(c->u, gn_loop_now(c->t->loop));
+    utp_conn_run(c);
+}
+
+static void utp_kick_fn(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    utp_conn *c = arg;
+    c->kick_pending = false;
+    if (c->destroyed) {
+        gn_free(c);
+        return;
+    }
+    utp_conn_run(c);
+}
+
+static void utp_kick(utp_conn *c)
+{
+    if (c->kick_pending)
+        return;
+    if (gn_loop_defer(c->t->loop, utp_kick_fn, c) == 0)
+        c->kick_pending = true;
+}
+
+static utp_conn *utp_conn_new(utp_sock *k, const struct sockaddr_storage *peer)
+{
+    gn_transport *t = k->t;
+    utp_conn *c = gn_calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    gni_utp_config cfg;
+    gni_utp_config_default(&cfg);
+    cfg.connect_timeout = t->config.dial_timeout ? t->config.dial_timeout : 10 * GN_S;
+    c->u = gni_utp_new(&cfg);
+    if (!c->u) {
+        gn_free(c);
+        return NULL;
+    }
+    c->t = t;
+    c->sock = k;
+    c->peer = *peer;
+    c->created = gn_loop_now(t->loop);
+    gni_wq_init(&c->wq, &c->s, t->config.write_queue_max, 0);
+    gn_timer_init(t->loop, &c->timer);
+    c->next = k->conns;
+    k->conns = c;
+    k->refs++;
+    return c;
+}
+
+/* Frees @c's resources; the struct itself goes with the pending kick if any. */
+static void utp_conn_destroy(utp_conn *c)
+{
+    utp_sock *k = c->sock;
+    gn_timer_stop(&c->timer);
+    for (utp_conn **pp = &k->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    if (c->half_open) {
+        c->half_open = false;
+        k->nhalf_open--;
+    }
+    if (c->stream_open) {
+        c->stream_open = false;
+        c->t->nconns--;
+    }
+    if (c->dialing) {
+        c->dialing = false;
+        ((utp_state *)c->t->state)->ndialing--;
+    }
+    {
+        gni_utp_stats st;
+        gni_utp_get_stats(c->u, &st);
+        GN_LOG(GN_LOG_DEBUG, "utp",
+               "conn %u end: sent %llu resent %llu recv %llu dup %llu cwnd %zu srtt %llu us",
+               (unsigned)gni_utp_recv_id(c->u), (unsigned long long)st.sent_packets,
+               (unsigned long long)st.resent_packets, (unsigned long long)st.recv_packets,
+               (unsigned long long)st.dup_packets, st.cwnd, (unsigned long long)(st.srtt / 1000));
+    }
+    gni_utp_free(c->u);
+    c->u = NULL;
+    gni_wq_fini(&c->wq);
+    c->destroyed = true;
+    utp_sock_rele(k);
+    if (!c->kick_pending)
+        gn_free(c);
+}
+
+static void utp_flush(utp_conn *c)
+{
+    uint8_t pkt[GNI_UTP_MAX_PACKET];
+    gn_time now = gn_loop_now(c->t->loop);
+    for (int i = 0; i < UTP_DRAIN_MAX; i++) {
+        int n = gni_utp_drain(c->u, pkt, sizeof pkt, now);
+        if (n <= 0)
+            break;
+        utp_send(c->sock, &c->peer, pkt, (size_t)n);
+    }
+}
+
+static void utp_arm(utp_conn *c)
+{
+    gn_time d = gni_utp_deadline(c->u);
+    if (c->half_open && c->created + c->t->config.dial_timeout < d)
+        d = c->created + c->t->config.dial_timeout;
+    if (d == UINT64_MAX) {
+        gn_timer_stop(&c->timer);
+        return;
+    }
+    gn_time now = gn_loop_now(c->t->loop);
+    (void)gn_timer_start(&c->timer, d > now ? d - now : 0, utp_timer_fn, c);
+}
+
+/* Copies queued writes into the core; completes those fully taken. */
+static void utp_pull_writes(utp_conn *c)
+{
+    while (c->stream_open && !c->stream_closing && !gni_wq_empty(&c->wq)) {
+        gni_wreq *w = gni_wq_head(&c->wq);
+        gn_slice sl;
+        while (gni_wreq_peek(w, &sl)) {
+            long n = gni_utp_write(c->u, sl.base, sl.len);
+            if (n <= 0)
+                break;
+            gni_wq_advance(&c->wq, w, (size_t)n);
+        }
+        if (w->left > 0)
+            return;
+        gni_wq_complete(&c->wq, w, 0);
+    }
+    if (c->stream_open && !c->stream_closing && gni_wq_writable_due(&c->wq))
+        gn_stream_emit_writable(&c->s);
+}
+
+static void utp_dial_done(utp_conn *c, int status)
+{
+    gn_dial_cb cb = c->dial_cb;
+    void *arg = c->dial_arg;
+    c->dialing = false;
+    ((utp_state *)c->t->state)->ndialing--;
+    if (status < 0) {
+        utp_conn_destroy(c);
+        cb(arg, status, NULL);
+        return;
+    }
+    int rc = gn_stream_init(&c->s, &utp_stream_ops, c->t->loop, NULL);
+    if (rc < 0) {
+        gni_utp_abort(c->u);
+        utp_flush(c);
+        utp_conn_destroy(c);
+        cb(arg, rc, NULL);
+        return;
+    }
+    c->stream_open = true;
+    c->t->nconns++;
+    cb(arg, 0, &c->s);
+}
+
+/* Finishes close()/reset(): cancels writes, emits closed, lingers or ends. */
+static void utp_finish_close(utp_conn *c)
+{
+    gni_wq_cancel_all(&c->wq, GN_ECANCELED);
+    if (gni_utp_get_state(c->u) == GNI_UTP_CONNECTED && !c->core_shut) {
+        c->core_shut = true;
+        (void)gni_utp_shutdown(c->u);
+    }
+    c->stream_open = false;
+    c->t->nconns--;
+    c->lingering = true;
+    gn_stream_emit_closed(&c->s);
+}
+
+static void utp_conn_run(utp_conn *c)
+{
+    if (c->destroyed)
+        return;
+    gn_time now = gn_loop_now(c->t->loop);
+    if (c->stream_open && c->stream_closing) {
+        utp_finish_close(c);
+    }
+    if (c->stream_open) {
+        utp_pull_writes(c);
+        if (!c->stream_open || c->destroyed)
+            return;
+        if (c->shut_req && !c->core_shut && gni_wq_empty(&c->wq)) {
+            c->core_shut = true;
+            (void)gni_utp_shutdown(c->u);
+        }
+    }
+    if (c->half_open && now - c->created >= c->t->config.dial_timeout) {
+        c->half_open = false;
+        c->sock->nhalf_open--;
+        c->half_open_expired = true;
+        gni_utp_abort(c->u);  /* never confirmed: ST_RESET */
+    }
+    utp_flush(c);
+    if (now - c->last_log >= GN_S && gn_log_enabled(GN_LOG_DEBUG, "utp")) {
+        gni_utp_stats st;
+        gni_utp_get_stats(c->u, &st);
+        c->last_log = now;
+        GN_LOG(GN_LOG_DEBUG, "utp",
+               "conn %u: cwnd %zu flight %zu peer_wnd %zu queue %u us base %u us srtt %llu us "
+               "sent %llu resent %llu%s",
+               (unsigned)gni_utp_recv_id(c->u), st.cwnd, st.flight, st.peer_wnd,
+               st.queue_delay_us, st.base_delay_us, (unsigned long long)(st.srtt / 1000),
+               (unsigned long long)st.sent_packets, (unsigned long long)st.resent_packets,
+               st.slow_start ? " slow-start" : "");
+    }
+    unsigned ev = gni_utp_take_events(c->u);
+    gni_utp_state state = gni_utp_get_state(c->u);
+    if (c->dialing) {
+        if (state == GNI_UTP_ERROR) {
+            utp_dial_done(c, gni_utp_error(c->u));
+            return;
+        }
+        if (ev & GNI_UTP_EV_CONNECTED) {
+            utp_dial_done(c, 0);
+            if (c->destroyed || !c->stream_open)
+                return;
+        } else {
+            utp_arm(c);
+            return;
+        }
+    }
+    if (c->lingering) {
+        uint8_t *b = ((utp_state *)c->t->state)->dbuf;
+        for (int i = 0; i < 1024 && gni_utp_read(c->u, b, UTP_RBUF_LEN) > 0; i++) {
+        }
+        utp_flush(c);  /* window updates */
+        state = gni_utp_get_state(c->u);
+        if (state == GNI_UTP_CLOSED || state == GNI_UTP_ERROR) {
+            utp_conn_destroy(c);
+            return;
+        }
+        utp_arm(c);
+        return;
+    }
+    if (!c->stream_open)
+        return;
+    /* deliver */
+    uint8_t *b = ((utp_state *)c->t->state)->dbuf;
+    bool read_any = false;
+    for (int i = 0; i < 64 && gn_stream_is_reading(&c->s) && !c->stream_closing; i++) {
+        long n = gni_utp_read(c->u, b, UTP_RBUF_LEN);
+        if (n > 0) {
+            read_any = true;
+            gn_stream_emit_data(&c->s, b, (size_t)n);
+            if (c->destroyed)
+                return;
+            continue;
+        }
+        if (n == GN_EEOF && !c->eof_emitted) {
+            c->eof_emitted = true;
+            gn_stream_emit_eof(&c->s);
+        }
+        break;
+    }
+    if (c->destroyed || !c->stream_open)
+        return;
+    if (gni_utp_readable(c->u) && gn_stream_is_reading(&c->s))
+        utp_kick(c);  /* more than one pass holds: continue next turn */
+    if (state == GNI_UTP_ERROR && !c->err_emitted && !c->stream_closing) {
+        int err = c->half_open_expired ? GN_ETIMEDOUT : gni_utp_error(c->u);
+        c->err_emitted = true;
+        gni_wq_cancel_all(&c->wq, err);
+        if (c->stream_open && !c->stream_closing)
+            gn_stream_emit_error(&c->s, err);
+        return;
+    }
+    if (ev & GNI_UTP_EV_WRITABLE)
+        utp_pull_writes(c);
+    if (c->destroyed || !c->stream_open)
+        return;
+    if (read_any || (ev & GNI_UTP_EV_WRITABLE))
+        utp_flush(c);
+    if (c->stream_closing) {
+        utp_kick(c);
+        return;
+    }
+    utp_arm(c);
+}
+
+/* ---- receiving ---- */
+
+static void utp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    utp_sock *k = h->data;
+    utp_state *st = k->t->state;
+    buf->base = (char *)st->rbuf;
+    buf->len = UTP_RECV_LEN;
+}
+
+static utp_conn *utp_find(utp_sock *k, const struct sockaddr_storage *from, const gni_utp_hdr *h)
+{
+    for (utp_conn *c = k->conns; c; c = c->next) {
+        if (c->destroyed || !utp_sa_equal(&c->peer, from))
+            continue;
+        if (gni_utp_recv_id(c->u) == h->conn_id)
+            return c;
+        if (h->type == GNI_UTP_ST_RESET && gni_utp_send_id(c->u) == h->conn_id)
+            return c;
+        if (h->type == GNI_UTP_ST_SYN && gni_utp_send_id(c->u) == h->conn_id)
+            return c;  /* a resent SYN of an accepted connection */
+    }
+    return NULL;
+}
+
+static void utp_accept_syn(utp_sock *k, const struct sockaddr_storage *from, const gni_utp_hdr *h,
+                           const uint8_t *pkt, size_t len)
+{
+    gn_transport *t = k->t;
+    utp_listener *l = k->listener;
+    if (!l || k->nhalf_open >= (t->config.listen_backlog ? t->config.listen_backlog : 511) ||
+        utp_at_limit(t)) {
+        utp_send_reset(k, from, h);
+        return;
+    }
+    utp_conn *c = utp_conn_new(k, from);
+    if (!c)
+        return;
+    uint16_t isn;
+    gn_rng_system()->fill(gn_rng_system()->user_data, (uint8_t *)&isn, sizeof isn);
+    if (gni_utp_accept(c->u, pkt, len, isn, gn_loop_now(t->loop)) < 0 ||
+        gn_stream_init(&c->s, &utp_stream_ops, t->loop, NULL) < 0) {
+        utp_conn_destroy(c);
+        return;
+    }
+    c->half_open = true;
+    k->nhalf_open++;
+    c->stream_open = true;
+    t->nconns++;
+    utp_flush(c);
+    utp_arm(c);
+    l->base.accept_cb(l->base.accept_arg, &l->base, 0, &c->s);
+}
+
+static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags)
+{
+    (void)flags;
+    utp_sock *k = h->data;
+    if (k->closing)
+        return;
+    if (nread < 0) {
+        /* a connected (dial) socket reports ICMP errors here */
+        int err = gni_err_from_uv((int)nread);
+        GN_LOG(GN_LOG_DEBUG, "utp", "recv: %s", uv_strerror((int)nread));
+        if (k->connected && k->conns) {
+            utp_conn *c = k->conns;
+            gni_utp_fail(c->u, err == GN_ECONNREFUSED ? GN_ECONNREFUSED : GN_EUNREACHABLE);
+            utp_conn_run(c);
+        }
+        return;
+    }
+    if (nread == 0 || !addr)
+        return;
+    struct sockaddr_storage from;
+    memset(&from, 0, sizeof from);
+    memcpy(&from, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                     : sizeof(struct sockaddr_in));
+    const uint8_t *pkt = (const uint8_t *)buf->base;
+    size_t len = (size_t)nread;
+    gni_utp_hdr hdr;
+    if (gni_utp_parse(pkt, len, &hdr) < 0)
+        return;
+    utp_conn *c = utp_find(k, &from, &hdr);
+    if (!c) {
+        if (hdr.type == GNI_UTP_ST_SYN)
+            utp_accept_syn(k, &from, &hdr, pkt, len);
+        else if (hdr.type != GNI_UTP_ST_RESET)
+            utp_send_reset(k, &from, &hdr);
+        return;
+    }
+    (void)gni_utp_feed(c->u, pkt, len, gn_loop_now(k->t->loop));
+    if (c->half_open && hdr.type != GNI_UTP_ST_SYN) {
+        c->half_open = false;
+        k->nhalf_open--;
+    }
+    /* the pass runs once per loop turn, after every datagram read in this
+     * one: one ACK (and one delivery) covers the whole batch */
+    utp_kick(c);
+}
+
+static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to,
+                         const struct sockaddr_storage *connect_to, utp_sock **out)
+{
+    utp_state *st = t->state;
+    if (utp_buffers(st) < 0)
+        return GN_ENOMEM;
+    utp_sock *k = gn_calloc(1, sizeof *k);
+    if (!k)
+        return GN_ENOMEM;
+    k->t = t;
+    k->h.data = k;
+    int fam = (bind_to ? bind_to : connect_to)->ss_family;
+    /* batched receive (recvmmsg) where libuv offers it (>= 1.40, Linux) */
+    unsigned flags = (unsigned)fam;
+#if UV_VERSION_HEX >= 0x012800
+    flags |= UV_UDP_RECVMMSG;
+#endif
+    int rc = uv_udp_init_ex(gn_loop_uv(t->loop), &k->h, flags);
+    if (rc < 0) {
+        gn_free(k);
+        return gni_err_from_uv(rc);
+    }
+    if (bind_to) {
+        rc = uv_udp_bind(&k->h, (const struct sockaddr *)bind_to,
+                         fam == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
+    } else {
+        rc = uv_udp_connect(&k->h, (const struct sockaddr *)connect_to);
+        k->connected = rc == 0;
+    }
+    if (rc == 0) {
+        int len = (int)sizeof k->local;
+        rc = uv_udp_getsockname(&k->h, (struct sockaddr *)&k->local, &len);
+    }
+    if (rc == 0) {
+        /* room for a full window of datagrams (the kernel caps it at
+         * net.core.rmem_max / wmem_max); overflow would be loss */
+        int sz = UTP_SOCK_BUF;
+        (void)uv_recv_buffer_size((uv_handle_t *)&k->h, &sz);
+        sz = UTP_SOCK_BUF;
+        (void)uv_send_buffer_size((uv_handle_t *)&k->h, &sz);
+        rc = uv_udp_recv_start(&k->h, utp_alloc_cb, utp_recv_cb);
+    }
+    if (rc < 0) {
+        k->closing = true;
+        uv_close((uv_handle_t *)&k->h, utp_sock_free_cb);
+        return gni_err_from_uv(rc);
+    }
+    k->next = st->socks;
+    st->socks = k;
+    *out = k;
+    return 0;
+}
+
+/* ---- listening ---- */
+
+static int utp_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, void *arg,
+                      gn_listener **out)
+{
+    struct sockaddr_storage ss;
+    int rc = utp_ma_to_sockaddr(ma, &ss);
+    if (rc < 0)
+        return rc == GN_ENOTRANSPORT ? GN_EINVAL : rc;
+    utp_listener *l = gn_calloc(1, sizeof *l);
+    if (!l)
+        return GN_ENOMEM;
+    utp_sock *k;
+    rc = utp_sock_open(t, &ss, NULL, &k);
+    if (rc < 0) {
+        gn_free(l);
+        return rc;
+    }
+    k->refs = 1;
+    k->listener = l;
+    l->sock = k;
+    l->base.transport = t;
+    l->base.accept_cb = cb;
+    l->base.accept_arg = arg;
+    *out = &l->base;
+    return 0;
+}
+
+static int utp_listener_addr(gn_listener *gl, gn_multiaddr **out)
+{
+    utp_listener *l = (utp_listener *)gl;
+    return utp_sockaddr_to_ma(&l->sock->local, out);
+}
+
+static void utp_listener_closed_fn(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    utp_listener *l = arg;
+    if (l->close_cb)
+        l->close_cb(&l->base, l->close_arg);
+    gn_free(l);
+}
+
+static void utp_listener_close(gn_listener *gl, gn_listener_close_cb cb, void *arg)
+{
+    utp_listener *l = (utp_listener *)gl;
+    l->close_cb = cb;
+    l->close_arg = arg;
+    utp_sock *k = l->sock;
+    k->listener = NULL;
+    l->sock = NULL;
+    utp_sock_rele(k);  /* the socket stays while accepted connections use it */
+    if (gn_loop_defer(gl->transport->loop, utp_listener_closed_fn, l) < 0)
+        utp_listener_closed_fn(NULL, l);
+}
+
+/* ---- dialing ---- */
+
+typedef struct utp_cancel_rec {
+    gn_dial_cb cb;
+    void *arg;
+} utp_cancel_rec;
+
+static void utp_dial_cancel_fn(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    utp_cancel_rec r = *(utp_cancel_rec *)arg;
+    gn_free(arg);
+    r.cb(r.arg, GN_ECANCELED, NULL);
+}
+
+static void utp_dial_cancel(gn_op *op)
+{
+    utp_conn *c = GNI_CONTAINER_OF(op, utp_conn, op);
+    if (!c->dialing || c->destroyed)
+        return;
+    utp_cancel_rec *r = gn_calloc(1, sizeof *r);
+    gn_loop *loop = c->t->loop;
+    gn_dial_cb cb = c->dial_cb;
+    void *arg = c->dial_arg;
+    /* close the socket now (c may be freed); the callback follows from the loop */
+    utp_conn_destroy(c);
+    if (!r) {
+        GN_LOG(GN_LOG_ERR, "utp", "dial cancel: out of memory, completing late");
+        return;
+    }
+    r->cb = cb;
+    r->arg = arg;
+    if (gn_loop_defer(loop, utp_dial_cancel_fn, r) < 0) {
+        gn_free(r);
+        GN_LOG(GN_LOG_ERR, "utp", "dial cancel: cannot defer the completion");
+    }
+}
+
+static int utp_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg, gn_op **op)
+{
+    utp_state *st = t->state;
+    struct sockaddr_storage ss;
+    int rc = utp_ma_to_sockaddr(ma, &ss);
+    if (rc < 0)
+        return rc;
+    if (utp_at_limit(t))
+        return GN_ELIMIT;
+    utp_sock *k;
+    rc = utp_sock_open(t, NULL, &ss, &k);
+    if (rc < 0)
+        return rc == GN_EINVAL ? GN_EADDRNOTAVAIL : rc;
+    k->refs = 0;
+    utp_conn *c = utp_conn_new(k, &ss);
+    if (!c) {
+        k->refs = 1;
+        utp_sock_rele(k);
+        return GN_ENOMEM;
+    }
+    uint16_t r[2];
+    gn_rng_system()->fill(gn_rng_system()->user_data, (uint8_t *)r, sizeof r);
+    (void)gni_utp_connect(c->u, r[0], r[1], gn_loop_now(t->loop));
+    c->dialing = true;
+    st->ndialing++;
+    c->dial_cb = cb;
+    c->dial_arg = arg;
+    c->op.cancel = utp_dial_cancel;
+    *op = &c->op;
+    utp_kick(c);
+    if (!c->kick_pending) {
+        *op = NULL;
+        c->dialing = false;
+        st->ndialing--;
+        utp_conn_destroy(c);
+        return GN_ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- stream ops ---- */
+
+static int utp_s_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_cb cb,
+                       void *arg)
+{
+    utp_conn *c = (utp_conn *)s;
+    if (c->shut_req)
+        return GN_EPIPE;
+    int err = gni_utp_error(c->u);
+    if (err < 0)
+        return err == GN_ECANCELED ? GN_EPIPE : err;
+    if (gni_utp_get_state(c->u) == GNI_UTP_CLOSED)
+        return GN_EPIPE;
+    size_t len = 0;
+    int rc = gni_wq_admit(&c->wq, iov, iovcnt, &len);
+    if (rc < 0)
+        return rc;
+    gni_wreq *w;
+    rc = gni_wq_push(&c->wq, iov, iovcnt, len, cb, arg, true, 0, &w);
+    if (rc < 0)
+        return rc;
+    utp_kick(c);
+    return 0;
+}
+
+static int utp_s_read_start(gn_stream *s)
+{
+    utp_kick((utp_conn *)s);
+    return 0;
+}
+
+static int utp_s_read_stop(gn_stream *s)
+{
+    (void)s;
+    return 0;
+}
+
+static int utp_s_shutdown(gn_stream *s)
+{
+    utp_conn *c = (utp_conn *)s;
+    int err = gni_utp_error(c->u);
+    if (err < 0)
+        return err;
+    c->shut_req = true;
+    utp_kick(c);
+    return 0;
+}
+
+static void utp_s_close(gn_stream *s)
+{
+    utp_conn *c = (utp_conn *)s;
+    c->stream_closing = true;
+    utp_kick(c);
+}
+
+static void utp_s_reset(gn_stream *s)
+{
+    utp_conn *c = (utp_conn *)s;
+    gni_utp_abort(c->u);
+    c->stream_closing = true;
+    utp_kick(c);
+}
+
+static int utp_s_addr(gn_stream *s, gn_stream_addr_kind kind, gn_multiaddr **out)
+{
+    utp_conn *c = (utp_conn *)s;
+    return utp_sockaddr_to_ma(kind == GN_ADDR_LOCAL ? &c->sock->local : &c->peer, out);
+}
+
+static int utp_s_query(gn_stream *s, int key, void *out, size_t out_len)
+{
+    utp_conn *c = (utp_conn *)s;
+    if (key == GN_QUERY_RTT && out_len >= sizeof(gn_time)) {
+        gni_utp_stats st;
+        gni_utp_get_stats(c->u, &st);
+        memcpy(out, &st.srtt, sizeof st.srtt);
+        return 0;
+    }
+    return GN_ENOTSUP;
+}
+
+static const gn_stream_ops utp_stream_ops = {
+    .abi = GN_STREAM_ABI,
+    .name = "utp",
+    .write = utp_s_write,
+    .read_start = utp_s_read_start,
+    .read_stop = utp_s_read_stop,
+    .shutdown = utp_s_shutdown,
+    .reset = utp_s_reset,
+    .close = utp_s_close,
+    .addr = utp_s_addr,
+    .query = utp_s_query,
+};
+
+static const gn_transport_ops utp_ops = {
+    .abi = GN_TRANSPORT_ABI,
+    .name = "utp",
+    .state_size = sizeof(utp_state),
+    .flags = 0,
+    .caps = GN_TRANSPORT_CAP_RELIABLE,
+    .test_listen_addr = "/ip4/127.0.0.1/udp/0/utp",
+    .init = utp_init,
+    .fini = utp_fini,
+    .handles = utp_handles,
+    .listen = utp_listen,
+    .listener_addr = utp_listener_addr,
+    .listener_close = utp_listener_close,
+    .dial = utp_dial,
+};
+
+int gn_transport_utp_register(gn_registry *reg);
+
+int gn_transport_utp_register(gn_registry *reg)
+{
+    return gn_registry_add(reg, GN_LAYER_TRANSPORT, (const gn_layer_ops *)&utp_ops);
+}

@@ -1,0 +1,802 @@
+/*
+ * uTP core (layers/transport/utp/utp.c): header known answers, extension
+ * parsing, the handshake's ids and sequence numbers as libutp/libtorrent
+ * use them, and two cores pumped against each other through a simulated
+ * link (seeded RNG: loss, duplication, jitter reordering, a rate-limited
+ * bottleneck) with byte-exact transfers, RESET, SYN timeout, the receive
+ * window, keepalive, RTT/RTO and LEDBAT's delay target.
+ */
+#include "../gn_test.h"
+#include "golemnet/err.h"
+#include "utp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- known answers --------------------------------------------------- */
+
+static size_t unhex(const char *s, uint8_t *out)
+{
+    size_t n = 0;
+    while (s[0] && s[1]) {
+        if (s[0] == ' ') {
+            s++;
+            continue;
+        }
+        unsigned v;
+        CHECK(sscanf(s, "%2x", &v) == 1);
+        out[n++] = (uint8_t)v;
+        s += 2;
+    }
+    return n;
+}
+
+GN_TEST(utp_hdr_kat)
+{
+    /* BEP 29 layout, fields picked so every byte differs */
+    gni_utp_hdr h = {.type = GNI_UTP_ST_SYN, .ver = 1, .ext = 0, .conn_id = 0x1234,
+                     .ts_us = 0x01020304, .ts_diff_us = 0x05060708, .wnd = 0x00100000,
+                     .seq = 0xabcd, .ack = 0x0001};
+    uint8_t out[GNI_UTP_HDR_LEN], want[64];
+    CHECK_EQ(gni_utp_hdr_encode(&h, out), 20);
+    CHECK_EQ(unhex("41 00 1234 01020304 05060708 00100000 abcd 0001", want), 20);
+    CHECK(memcmp(out, want, 20) == 0);
+
+    /* a SYN as libtorrent 2.0.8 sends it (notes 3.3): wnd 0, random seq */
+    size_t n = unhex("41 00 9c41 2b5f0e10 00000000 00000000 12d7 0000", want);
+    gni_utp_hdr p;
+    CHECK_EQ(gni_utp_parse(want, n, &p), 20);
+    CHECK_EQ(p.type, GNI_UTP_ST_SYN);
+    CHECK_EQ(p.ver, 1);
+    CHECK_EQ(p.conn_id, 0x9c41);
+    CHECK_EQ(p.ts_us, 0x2b5f0e10u);
+    CHECK_EQ(p.wnd, 0);
+    CHECK_EQ(p.seq, 0x12d7);
+    CHECK(p.sack == NULL);
+    uint8_t re[20];
+    CHECK_EQ(gni_utp_hdr_encode(&p, re), 20);
+    CHECK(memcmp(re, want, 20) == 0);
+
+    /* ST_STATE: type 2 -> 0x21; ST_RESET 0x31; ST_FIN 0x11; ST_DATA 0x01 */
+    const uint8_t types[] = {GNI_UTP_ST_DATA, GNI_UTP_ST_FIN, GNI_UTP_ST_STATE, GNI_UTP_ST_RESET};
+    const uint8_t b0[] = {0x01, 0x11, 0x21, 0x31};
+    for (size_t i = 0; i < 4; i++) {
+        h.type = types[i];
+        gni_utp_hdr_encode(&h, out);
+        CHECK_EQ(out[0], b0[i]);
+    }
+    h.type = 5;
+    CHECK_EQ(gni_utp_hdr_encode(&h, out), GN_EINVAL);
+}
+
+GN_TEST(utp_parse_extensions)
+{
+    uint8_t pkt[128];
+    gni_utp_hdr h;
+    /* SACK (ext 1, 4 bytes) then payload "xy" */
+    size_t n = unhex("21 01 0001 00000000 00000000 00010000 0005 0007 00 04 05000080 7879", pkt);
+    CHECK_EQ(gni_utp_parse(pkt, n, &h), 26);
+    CHECK(h.sack != NULL);
+    CHECK_EQ(h.sack_len, 4);
+    CHECK_EQ(h.sack[0], 0x05);
+    CHECK_EQ(h.sack[3], 0x80);
+    /* libtorrent's close reason on ST_FIN (ext 3, len 4) is skipped */
+    n = unhex("11 03 0001 00000000 00000000 00010000 0005 0007 00 04 0000 0002", pkt);
+    CHECK_EQ(gni_utp_parse(pkt, n, &h), 26);
+    CHECK(h.sack == NULL);
+    /* chain: SACK -> ext 2 (8 bytes) -> payload */
+    n = unhex("01 01 0001 00000000 00000000 00010000 0005 0007 02 04 01000000 00 08 "
+              "0000000000000000 aa",
+              pkt);
+    CHECK_EQ(gni_utp_parse(pkt, n, &h), 20 + 6 + 10);
+    CHECK_EQ(h.sack_len, 4);
+    /* SACK of 3 bytes: parsed past, ignored */
+    n = unhex("21 01 0001 00000000 00000000 00010000 0005 0007 00 03 010203", pkt);
+    CHECK_EQ(gni_utp_parse(pkt, n, &h), 25);
+    CHECK(h.sack == NULL);
+    /* truncated extension body, truncated extension header */
+    n = unhex("21 01 0001 00000000 00000000 00010000 0005 0007 00 08 0102", pkt);
+    CHECK_EQ(gni_utp_parse(pkt, n, &h), GN_EPARSE);
+    n = unhex("21 01 0001 00000000 00000000 00010000 0005 0007 00", pkt);
+    CHECK_EQ(gni_utp_parse(pkt, n, &h), GN_EPARSE);
+    /* version 2, type 5, short */
+    n = unhex("22 00 0001 00000000 00000000 00010000 0005 0007", pkt);
+    CHECK_EQ(gni_utp_parse(pkt, n, &h), GN_EPARSE);
+    n = unhex("51 00 0001 00000000 00000000 00010000 0005 0007", pkt);
+    CHECK_EQ(gni_utp_parse(pkt, n, &h), GN_EPARSE);
+    CHECK_EQ(gni_utp_parse(pkt, 19, &h), GN_EPARSE);
+    /* a loop of 17 empty extensions is refused (bounded walk) */
+    n = unhex("21 01 0001 00000000 00000000 00010000 0005 0007", pkt);
+    for (int i = 0; i < 17; i++) {
+        pkt[n++] = 2;
+        pkt[n++] = 0;
+    }
+    CHECK_EQ(gni_utp_parse(pkt, n, &h), GN_EPARSE);
+    CHECK(gni_utp_seq_lt(0xfff0, 0x0010));
+    CHECK(!gni_utp_seq_lt(0x0010, 0xfff0));
+    CHECK(!gni_utp_seq_lt(7, 7));
+}
+
+/* ---- simulated link -------------------------------------------------- */
+
+typedef struct sim_pkt {
+    gn_time at;
+    uint16_t n;
+    uint8_t d[GNI_UTP_MAX_PACKET];
+} sim_pkt;
+
+typedef struct sim_dir {
+    sim_pkt *q;
+    size_t n, cap;
+    gn_time busy_until;
+    size_t queued_bytes;  /* bytes waiting at the bottleneck */
+} sim_dir;
+
+typedef struct sim_ep {
+    gni_utp *u;
+    const uint8_t *tx;
+    size_t tx_len, tx_off;
+    uint8_t *rx;
+    size_t rx_cap, rx_len;
+    bool eof, shut, reading;
+} sim_ep;
+
+typedef struct sim {
+    uint64_t rng;
+    gni_utp_config cfg;
+    sim_ep a, b;
+    sim_dir ab, ba;
+    gn_time now, delay, jitter;
+    unsigned loss_pm, dup_pm;   /* per mille */
+    uint64_t rate;              /* bottleneck bytes/s, A->B only; 0 = none */
+    gn_time max_qdelay;         /* largest bottleneck queueing delay seen */
+    gn_time qdelay_after;       /* ... counted from this time on */
+    bool drop_all;
+    uint16_t a_isn, b_isn;
+    uint64_t delivered_ab;
+} sim;
+
+static uint64_t sim_rand(sim *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return s->rng;
+}
+
+static void sim_init(sim *s, uint64_t seed)
+{
+    memset(s, 0, sizeof(*s));
+    s->rng = seed * 0x9e3779b97f4a7c15ull + 1;
+    gni_utp_config_default(&s->cfg);
+    s->now = 1000 * GN_S;
+    s->delay = 10 * GN_MS;
+    s->a_isn = (uint16_t)sim_rand(s);
+    s->b_isn = (uint16_t)sim_rand(s);
+    s->a.reading = s->b.reading = true;
+}
+
+static void sim_fini(sim *s)
+{
+    gni_utp_free(s->a.u);
+    gni_utp_free(s->b.u);
+    free(s->ab.q);
+    free(s->ba.q);
+    free(s->a.rx);
+    free(s->b.rx);
+}
+
+static void sim_push(sim *s, sim_dir *d, const uint8_t *p, size_t n, bool bottleneck)
+{
+    if (s->drop_all || sim_rand(s) % 1000 < s->loss_pm)
+        return;
+    int copies = sim_rand(s) % 1000 < s->dup_pm ? 2 : 1;
+    for (int c = 0; c < copies; c++) {
+        if (d->n == d->cap) {
+            CHECK(d->cap < 200000);
+            d->cap = d->cap ? d->cap * 2 : 256;
+            d->q = realloc(d->q, d->cap * sizeof(*d->q));
+            CHECK(d->q != NULL);
+        }
+        sim_pkt *k = &d->q[d->n++];
+        gn_time t = s->now;
+        if (bottleneck && s->rate) {
+            gn_time start = d->busy_until > s->now ? d->busy_until : s->now;
+            if (s->now >= s->qdelay_after && start - s->now > s->max_qdelay)
+                s->max_qdelay = start - s->now;
+            d->busy_until = start + (gn_time)n * GN_S / s->rate;
+            t = d->busy_until;
+        }
+        k->at = t + s->delay + (s->jitter ? sim_rand(s) % s->jitter : 0);
+        k->n = (uint16_t)n;
+        memcpy(k->d, p, n);
+    }
+}
+
+static void sim_pump(sim *s)
+{
+    uint8_t buf[GNI_UTP_MAX_PACKET];
+    for (int i = 0; i < 100000 && s->a.u; i++) {
+        int n = gni_utp_drain(s->a.u, buf, sizeof(buf), s->now);
+        CHECK(n >= 0);
+        if (n == 0)
+            break;
+        sim_push(s, &s->ab, buf, (size_t)n, true);
+    }
+    for (int i = 0; i < 100000 && s->b.u; i++) {
+        int n = gni_utp_drain(s->b.u, buf, sizeof(buf), s->now);
+        CHECK(n >= 0);
+        if (n == 0)
+            break;
+        sim_push(s, &s->ba, buf, (size_t)n, false);
+    }
+}
+
+static void sim_deliver(sim *s, sim_dir *d, bool to_b)
+{
+    for (size_t i = 0; i < d->n;) {
+        if (d->q[i].at > s->now) {
+            i++;
+            continue;
+        }
+        sim_pkt *k = &d->q[i];
+        if (to_b) {
+            s->delivered_ab++;
+            gni_utp_hdr h;
+            if (!s->b.u && gni_utp_parse(k->d, k->n, &h) >= 0 && h.type == GNI_UTP_ST_SYN) {
+                s->b.u = gni_utp_new(&s->cfg);
+                CHECK(s->b.u != NULL);
+                CHECK_EQ(gni_utp_accept(s->b.u, k->d, k->n, s->b_isn, s->now), 0);
+            } else if (s->b.u) {
+                CHECK_EQ(gni_utp_feed(s->b.u, k->d, k->n, s->now), 0);
+            }
+        } else {
+            CHECK_EQ(gni_utp_feed(s->a.u, k->d, k->n, s->now), 0);
+        }
+        d->q[i] = d->q[--d->n];  /* order among due packets is not kept: more reordering */
+    }
+}
+
+static void sim_app(sim_ep *e)
+{
+    if (!e->u)
+        return;
+    gni_utp_take_events(e->u);
+    gni_utp_state st = gni_utp_get_state(e->u);
+    if (st == GNI_UTP_ERROR)
+        return;
+    for (int i = 0; i < 1000 && e->tx_off < e->tx_len; i++) {
+        long r = gni_utp_write(e->u, e->tx + e->tx_off, e->tx_len - e->tx_off);
+        if (r == GN_EAGAIN)
+            break;
+        CHECK(r > 0);
+        e->tx_off += (size_t)r;
+    }
+    if (e->tx && e->tx_off == e->tx_len && !e->shut && st != GNI_UTP_SYN_SENT) {
+        CHECK_EQ(gni_utp_shutdown(e->u), 0);
+        e->shut = true;
+        CHECK_EQ(gni_utp_write(e->u, (const uint8_t *)"x", 1), GN_EPIPE);
+    }
+    for (int i = 0; i < 1000 && e->reading && !e->eof; i++) {
+        uint8_t tmp[4096];
+        long r = gni_utp_read(e->u, tmp, sizeof(tmp));
+        if (r == GN_EEOF) {
+            e->eof = true;
+            break;
+        }
+        CHECK(r >= 0);
+        if (r == 0)
+            break;
+        CHECK(e->rx_len + (size_t)r <= e->rx_cap);
+        memcpy(e->rx + e->rx_len, tmp, (size_t)r);
+        e->rx_len += (size_t)r;
+    }
+}
+
+/* One step: advance to the next event, run timers, deliver, app, drain.
+ * Returns false when nothing is scheduled any more. */
+static bool sim_step(sim *s)
+{
+    gn_time next = UINT64_MAX;
+    for (size_t i = 0; i < s->ab.n; i++)
+        if (s->ab.q[i].at < next)
+            next = s->ab.q[i].at;
+    for (size_t i = 0; i < s->ba.n; i++)
+        if (s->ba.q[i].at < next)
+            next = s->ba.q[i].at;
+    if (s->a.u && gni_utp_deadline(s->a.u) < next)
+        next = gni_utp_deadline(s->a.u);
+    if (s->b.u && gni_utp_deadline(s->b.u) < next)
+        next = gni_utp_deadline(s->b.u);
+    if (next == UINT64_MAX)
+        return false;
+    if (next > s->now)
+        s->now = next;
+    if (s->a.u)
+        gni_utp_on_timer(s->a.u, s->now);
+    if (s->b.u)
+        gni_utp_on_timer(s->b.u, s->now);
+    sim_deliver(s, &s->ab, true);
+    sim_deliver(s, &s->ba, false);
+    sim_app(&s->a);
+    sim_app(&s->b);
+    sim_pump(s);
+    return true;
+}
+
+static uint8_t *pattern(size_t n, uint32_t seed)
+{
+    uint8_t *p = malloc(n ? n : 1);
+    CHECK(p != NULL);
+    uint32_t x = seed | 1;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        p[i] = (uint8_t)(x >> 16);
+    }
+    return p;
+}
+
+static void sim_connect(sim *s, uint16_t recv_id)
+{
+    s->a.u = gni_utp_new(&s->cfg);
+    CHECK(s->a.u != NULL);
+    CHECK_EQ(gni_utp_connect(s->a.u, recv_id, s->a_isn, s->now), 0);
+    sim_pump(s);
+}
+
+/* Both directions @n bytes, both FINs; returns the sim time taken. */
+static gn_time run_transfer(sim *s, size_t n, gn_time limit)
+{
+    uint8_t *ta = pattern(n, 1), *tb = pattern(n, 2);
+    s->a.tx = ta;
+    s->a.tx_len = n;
+    s->b.tx = tb;
+    s->b.tx_len = n;
+    s->a.rx = malloc(n ? n : 1);
+    s->b.rx = malloc(n ? n : 1);
+    s->a.rx_cap = s->b.rx_cap = n;
+    gn_time t0 = s->now;
+    sim_connect(s, (uint16_t)sim_rand(s));
+    for (long i = 0; i < 20000000; i++) {
+        if (s->a.eof && s->b.eof && gni_utp_get_state(s->a.u) == GNI_UTP_CLOSED &&
+            gni_utp_get_state(s->b.u) == GNI_UTP_CLOSED)
+            break;
+        if (s->now - t0 > limit || !sim_step(s)) {
+            printf("# stopped at %.3f s: a %d/%d b %d/%d rx %zu %zu\n",
+                   (double)(s->now - t0) / GN_S, gni_utp_get_state(s->a.u), (int)s->a.eof,
+                   s->b.u ? (int)gni_utp_get_state(s->b.u) : -1, (int)s->b.eof, s->a.rx_len,
+                   s->b.rx_len);
+            break;
+        }
+        CHECK(gni_utp_get_state(s->a.u) != GNI_UTP_ERROR);
+    }
+    CHECK(s->b.u != NULL);
+    CHECK_EQ(s->b.rx_len, n);
+    CHECK_EQ(s->a.rx_len, n);
+    CHECK(memcmp(s->b.rx, ta, n) == 0);
+    CHECK(memcmp(s->a.rx, tb, n) == 0);
+    CHECK(s->a.eof && s->b.eof);
+    CHECK_EQ(gni_utp_get_state(s->a.u), GNI_UTP_CLOSED);
+    CHECK_EQ(gni_utp_get_state(s->b.u), GNI_UTP_CLOSED);
+    free(ta);
+    free(tb);
+    s->a.tx = s->b.tx = NULL;
+    return s->now - t0;
+}
+
+/* ---- handshake ------------------------------------------------------- */
+
+GN_TEST(utp_handshake_ids)
+{
+    uint8_t pkt[GNI_UTP_MAX_PACKET];
+    gni_utp_hdr h;
+    gn_time now = 5 * GN_S;
+    gni_utp *a = gni_utp_new(NULL), *b = gni_utp_new(NULL);
+    CHECK(a && b);
+    CHECK_EQ(gni_utp_write(a, (const uint8_t *)"x", 1), GN_ESTATE);
+    CHECK_EQ(gni_utp_connect(a, 1000, 500, now), 0);
+    CHECK_EQ(gni_utp_connect(a, 1000, 500, now), GN_ESTATE);
+    CHECK_EQ(gni_utp_recv_id(a), 1000);
+    CHECK_EQ(gni_utp_send_id(a), 1001);
+    int n = gni_utp_drain(a, pkt, sizeof(pkt), now);
+    CHECK_EQ(n, 20);
+    CHECK_EQ(gni_utp_parse(pkt, (size_t)n, &h), 20);
+    CHECK_EQ(h.type, GNI_UTP_ST_SYN);
+    CHECK_EQ(h.conn_id, 1000);  /* the SYN carries recv_id */
+    CHECK_EQ(h.seq, 500);
+    CHECK_EQ(gni_utp_drain(a, pkt, sizeof(pkt), now), 0);
+
+    CHECK_EQ(gni_utp_accept(b, pkt, (size_t)n, 7000, now), 0);
+    CHECK_EQ(gni_utp_recv_id(b), 1001);
+    CHECK_EQ(gni_utp_send_id(b), 1000);
+    CHECK_EQ(gni_utp_write(b, (const uint8_t *)"hi", 2), 2);
+    n = gni_utp_drain(b, pkt, sizeof(pkt), now);
+    CHECK_EQ(gni_utp_parse(pkt, (size_t)n, &h), 20);
+    CHECK_EQ(h.type, GNI_UTP_ST_STATE);  /* SYN-ACK */
+    CHECK_EQ(h.conn_id, 1000);
+    CHECK_EQ(h.seq, 7000);
+    CHECK_EQ(h.ack, 500);
+    uint8_t synack[64];
+    memcpy(synack, pkt, 20);
+    n = gni_utp_drain(b, pkt, sizeof(pkt), now);
+    CHECK_EQ(n, 22);
+    CHECK_EQ(gni_utp_parse(pkt, (size_t)n, &h), 20);
+    CHECK_EQ(h.type, GNI_UTP_ST_DATA);
+    CHECK_EQ(h.seq, 7000);               /* first DATA reuses the SYN-ACK's seq */
+    CHECK_EQ(h.conn_id, 1000);
+
+    /* the SYN-ACK lost a duplicate of the SYN: answered again */
+    uint8_t syn[20];
+    gni_utp_hdr sh = {.type = GNI_UTP_ST_SYN, .ver = 1, .conn_id = 1000, .seq = 500};
+    gni_utp_hdr_encode(&sh, syn);
+    CHECK_EQ(gni_utp_feed(b, syn, 20, now), 0);
+    uint8_t again[GNI_UTP_MAX_PACKET];
+    n = gni_utp_drain(b, again, sizeof(again), now);
+    CHECK_EQ(gni_utp_parse(again, (size_t)n, &h), 20);
+    CHECK_EQ(h.type, GNI_UTP_ST_STATE);
+    CHECK_EQ(h.seq, 7000);  /* the original ISN, though DATA 7000 went out */
+
+    now += 30 * GN_MS;
+    CHECK_EQ(gni_utp_feed(a, synack, 20, now), 0);
+    CHECK_EQ(gni_utp_get_state(a), GNI_UTP_CONNECTED);
+    CHECK(gni_utp_take_events(a) & GNI_UTP_EV_CONNECTED);
+    gni_utp_stats st;
+    gni_utp_get_stats(a, &st);
+    CHECK_EQ(st.srtt, 30 * GN_MS);       /* RFC 6298 2.2: first sample */
+    CHECK_EQ(st.rttvar, 15 * GN_MS);
+    CHECK_EQ(st.rto, 500 * GN_MS);       /* 30 + 4*15 = 90 ms, floored to min_rto */
+    CHECK_EQ(gni_utp_feed(a, pkt, 22, now), 0);
+    CHECK(gni_utp_take_events(a) & GNI_UTP_EV_READABLE);
+    uint8_t rd[8];
+    CHECK_EQ(gni_utp_read(a, rd, sizeof(rd)), 2);
+    CHECK(memcmp(rd, "hi", 2) == 0);
+    CHECK_EQ(gni_utp_write(a, (const uint8_t *)"yo", 2), 2);
+    n = gni_utp_drain(a, pkt, sizeof(pkt), now);
+    CHECK_EQ(gni_utp_parse(pkt, (size_t)n, &h), 20);
+    CHECK_EQ(h.type, GNI_UTP_ST_DATA);
+    CHECK_EQ(h.conn_id, 1001);           /* later packets carry send_id */
+    CHECK_EQ(h.seq, 501);
+    CHECK_EQ(h.ack, 7000);
+    CHECK_EQ(gni_utp_feed(b, pkt, (size_t)n, now), 0);
+    CHECK_EQ(gni_utp_read(b, rd, sizeof(rd)), 2);
+    CHECK(memcmp(rd, "yo", 2) == 0);
+    /* a packet for another connection id is ignored */
+    h.conn_id = 4242;
+    gni_utp_hdr_encode(&h, pkt);
+    CHECK_EQ(gni_utp_feed(b, pkt, (size_t)n, now), 0);
+    CHECK_EQ(gni_utp_readable(b), 0);
+    CHECK_EQ(gni_utp_feed(b, pkt, 7, now), GN_EPARSE);
+    gni_utp_free(a);
+    gni_utp_free(b);
+}
+
+/* ---- transfers ------------------------------------------------------- */
+
+GN_TEST(utp_transfer_clean)
+{
+    sim s;
+    sim_init(&s, 1);
+    gn_time t = run_transfer(&s, 1u << 20, 120 * GN_S);
+    gni_utp_stats st;
+    gni_utp_get_stats(s.a.u, &st);
+    CHECK_EQ(st.resent_packets, 0);
+    CHECK(t < 20 * GN_S);
+    sim_fini(&s);
+}
+
+GN_TEST(utp_transfer_lossy)
+{
+    /* 5 % loss, 2 % duplication, 0..30 ms jitter (reordering), several seeds */
+    for (uint64_t seed = 11; seed < 15; seed++) {
+        sim s;
+        sim_init(&s, seed);
+        s.loss_pm = 50;
+        s.dup_pm = 20;
+        s.jitter = 30 * GN_MS;
+        gn_time t = run_transfer(&s, 300000, 600 * GN_S);
+        gni_utp_stats sa, sb;
+        gni_utp_get_stats(s.a.u, &sa);
+        gni_utp_get_stats(s.b.u, &sb);
+        printf("# seed %d: %.2f s, resent %d+%d, dups %d+%d\n", (int)seed, (double)t / GN_S,
+               (int)sa.resent_packets, (int)sb.resent_packets, (int)sa.dup_packets,
+               (int)sb.dup_packets);
+        CHECK(sa.resent_packets > 0);
+        CHECK(sa.dup_packets + sb.dup_packets > 0);
+        sim_fini(&s);
+    }
+}
+
+GN_TEST(utp_transfer_seq_wrap)
+{
+    sim s;
+    sim_init(&s, 3);
+    s.a_isn = 0xfff0;
+    s.b_isn = 0xffe0;
+    s.loss_pm = 20;
+    s.jitter = 5 * GN_MS;
+    run_transfer(&s, 200000, 300 * GN_S);  /* > 140 packets: both wrap */
+    sim_fini(&s);
+}
+
+GN_TEST(utp_transfer_small_buffers)
+{
+    /* windows far below the bandwidth-delay product, small MSS */
+    sim s;
+    sim_init(&s, 4);
+    s.cfg.recv_buf_max = 3000;
+    s.cfg.send_buf_max = 2000;
+    s.cfg.mss = 500;
+    s.loss_pm = 30;
+    s.jitter = 10 * GN_MS;
+    run_transfer(&s, 100000, 600 * GN_S);
+    sim_fini(&s);
+}
+
+GN_TEST(utp_empty_transfer_fin_both)
+{
+    sim s;
+    sim_init(&s, 5);
+    run_transfer(&s, 0, 30 * GN_S);
+    uint8_t b[4];
+    CHECK_EQ(gni_utp_read(s.a.u, b, 4), GN_EEOF);
+    CHECK_EQ(gni_utp_write(s.a.u, b, 4), GN_EPIPE);
+    CHECK_EQ(gni_utp_deadline(s.a.u), UINT64_MAX);
+    sim_fini(&s);
+}
+
+/* ---- failures -------------------------------------------------------- */
+
+GN_TEST(utp_syn_timeout)
+{
+    sim s;
+    sim_init(&s, 6);
+    s.drop_all = true;
+    gn_time t0 = s.now;
+    sim_connect(&s, 77);
+    int syns = 0;
+    uint8_t buf[GNI_UTP_MAX_PACKET];
+    for (int i = 0; i < 100 && gni_utp_get_state(s.a.u) == GNI_UTP_SYN_SENT; i++) {
+        gn_time d = gni_utp_deadline(s.a.u);
+        CHECK(d != UINT64_MAX);
+        s.now = d;
+        gni_utp_on_timer(s.a.u, s.now);
+        for (int k = 0; k < 10; k++) {
+            int n = gni_utp_drain(s.a.u, buf, sizeof(buf), s.now);
+            if (n <= 0)
+                break;
+            syns++;
+        }
+    }
+    CHECK_EQ(gni_utp_get_state(s.a.u), GNI_UTP_ERROR);
+    CHECK_EQ(gni_utp_error(s.a.u), GN_ETIMEDOUT);
+    CHECK(gni_utp_take_events(s.a.u) & GNI_UTP_EV_ERROR);
+    CHECK_EQ(s.now - t0, s.cfg.connect_timeout);
+    CHECK(syns >= 1);  /* resent at 1 s (initial RTO) */
+    CHECK_EQ(gni_utp_read(s.a.u, buf, 1), GN_ETIMEDOUT);
+    sim_fini(&s);
+}
+
+GN_TEST(utp_reset)
+{
+    uint8_t pkt[GNI_UTP_MAX_PACKET], rst[GNI_UTP_MAX_PACKET];
+    gni_utp_hdr h;
+    gn_time now = GN_S;
+    /* RESET answering a SYN: refused */
+    gni_utp *a = gni_utp_new(NULL);
+    gni_utp_connect(a, 300, 1, now);
+    CHECK_EQ(gni_utp_drain(a, pkt, sizeof(pkt), now), 20);
+    gni_utp_hdr r = {.type = GNI_UTP_ST_RESET, .ver = 1, .conn_id = 300, .seq = 9, .ack = 1};
+    gni_utp_hdr_encode(&r, rst);
+    CHECK_EQ(gni_utp_feed(a, rst, 20, now), 0);
+    CHECK_EQ(gni_utp_error(a), GN_ECONNREFUSED);
+    gni_utp_free(a);
+
+    /* established, then B aborts: one RESET, A sees GN_ECONNRESET */
+    sim s;
+    sim_init(&s, 7);
+    sim_connect(&s, 900);
+    for (int i = 0; i < 100 && !(s.b.u && gni_utp_get_state(s.a.u) == GNI_UTP_CONNECTED); i++)
+        CHECK(sim_step(&s));
+    CHECK_EQ(gni_utp_get_state(s.a.u), GNI_UTP_CONNECTED);
+    gni_utp_abort(s.b.u);
+    CHECK_EQ(gni_utp_error(s.b.u), GN_ECANCELED);
+    int n = gni_utp_drain(s.b.u, pkt, sizeof(pkt), s.now);
+    CHECK_EQ(gni_utp_parse(pkt, (size_t)n, &h), 20);
+    CHECK_EQ(h.type, GNI_UTP_ST_RESET);
+    CHECK_EQ(h.conn_id, 900);
+    CHECK_EQ(gni_utp_drain(s.b.u, pkt, sizeof(pkt), s.now), 0);
+    CHECK_EQ(gni_utp_feed(s.a.u, pkt, (size_t)n, s.now), 0);
+    CHECK_EQ(gni_utp_get_state(s.a.u), GNI_UTP_ERROR);
+    CHECK_EQ(gni_utp_error(s.a.u), GN_ECONNRESET);
+    CHECK_EQ(gni_utp_write(s.a.u, pkt, 1), GN_ECONNRESET);
+    CHECK_EQ(gni_utp_deadline(s.a.u), UINT64_MAX);
+    sim_fini(&s);
+}
+
+GN_TEST(utp_peer_dies)
+{
+    /* data outstanding and the peer gone: RTO backoff, then GN_ETIMEDOUT */
+    sim s;
+    sim_init(&s, 8);
+    sim_connect(&s, 1);
+    for (int i = 0; i < 100 && !(s.b.u && gni_utp_get_state(s.a.u) == GNI_UTP_CONNECTED); i++)
+        CHECK(sim_step(&s));
+    s.drop_all = true;
+    CHECK_EQ(gni_utp_write(s.a.u, (const uint8_t *)"hello", 5), 5);
+    sim_pump(&s);
+    gn_time t0 = s.now;
+    for (int i = 0; i < 100 && gni_utp_get_state(s.a.u) == GNI_UTP_CONNECTED; i++) {
+        s.now = gni_utp_deadline(s.a.u);
+        gni_utp_on_timer(s.a.u, s.now);
+        sim_pump(&s);
+    }
+    CHECK_EQ(gni_utp_error(s.a.u), GN_ETIMEDOUT);
+    /* 6 expiries with doubling from 500 ms: 0.5+1+2+4+8+16 s */
+    CHECK_EQ(s.now - t0, 31500 * GN_MS);
+    sim_fini(&s);
+}
+
+/* ---- windows, timers, LEDBAT ----------------------------------------- */
+
+GN_TEST(utp_receive_window)
+{
+    sim s;
+    sim_init(&s, 9);
+    s.cfg.recv_buf_max = 64 * 1024;
+    size_t n = 1u << 20;
+    uint8_t *ta = pattern(n, 9);
+    s.a.tx = ta;
+    s.a.tx_len = n;
+    s.b.rx = malloc(n);
+    s.b.rx_cap = n;
+    s.b.reading = false;
+    sim_connect(&s, 5);
+    gn_time t0 = s.now;
+    for (long i = 0; i < 1000000 && s.now - t0 < 60 * GN_S; i++) {
+        CHECK(sim_step(&s));
+        if (s.b.u)
+            CHECK(gni_utp_readable(s.b.u) <= 64 * 1024);
+        gni_utp_stats st;
+        gni_utp_get_stats(s.a.u, &st);
+        CHECK(st.flight <= 64 * 1024 + s.cfg.mss);
+    }
+    /* a minute of a shut window: still connected (probes are answered) */
+    CHECK_EQ(gni_utp_get_state(s.a.u), GNI_UTP_CONNECTED);
+    /* filled up to less than one packet of room (a full-size packet waits) */
+    CHECK(gni_utp_readable(s.b.u) > 64 * 1024 - s.cfg.mss);
+    s.b.reading = true;
+    for (long i = 0; i < 5000000 && !s.b.eof; i++)
+        CHECK(sim_step(&s));
+    CHECK_EQ(s.b.rx_len, n);
+    CHECK(memcmp(s.b.rx, ta, n) == 0);
+    free(ta);
+    sim_fini(&s);
+}
+
+GN_TEST(utp_keepalive)
+{
+    sim s;
+    sim_init(&s, 10);
+    sim_connect(&s, 2);
+    for (int i = 0; i < 100 && !(s.b.u && gni_utp_get_state(s.a.u) == GNI_UTP_CONNECTED); i++)
+        CHECK(sim_step(&s));
+    for (int i = 0; i < 10 && (s.ab.n || s.ba.n); i++)
+        CHECK(sim_step(&s));
+    gn_time t0 = s.now;
+    gn_time d = gni_utp_deadline(s.a.u);
+    CHECK(d > t0 + 28 * GN_S && d <= t0 + 29 * GN_S);
+    s.now = d;
+    gni_utp_on_timer(s.a.u, s.now);
+    uint8_t pkt[GNI_UTP_MAX_PACKET];
+    gni_utp_hdr h;
+    int n = gni_utp_drain(s.a.u, pkt, sizeof(pkt), s.now);
+    CHECK_EQ(gni_utp_parse(pkt, (size_t)n, &h), 20);
+    CHECK_EQ(h.type, GNI_UTP_ST_STATE);
+    CHECK_EQ(gni_utp_deadline(s.a.u), s.now + 29 * GN_S);
+    sim_fini(&s);
+}
+
+GN_TEST(utp_ledbat_target)
+{
+    /* A -> B through a 1 MB/s bottleneck with 20 ms propagation delay and
+     * no loss. Without delay-based control the 1 MiB window would queue
+     * ~1 s at the bottleneck; LEDBAT must hold the queue near 100 ms and
+     * still fill the link. */
+    sim s;
+    sim_init(&s, 12);
+    s.delay = 20 * GN_MS;
+    s.rate = 1000000;
+    size_t n = 30u * 1000 * 1000;
+    uint8_t *ta = pattern(n, 12);
+    s.a.tx = ta;
+    s.a.tx_len = n;
+    s.b.rx = malloc(n);
+    s.b.rx_cap = n;
+    sim_connect(&s, 3);
+    gn_time t0 = s.now;
+    s.qdelay_after = t0 + 10 * GN_S;  /* after slow start */
+    for (long i = 0; i < 20000000 && s.now - t0 < 20 * GN_S; i++)
+        CHECK(sim_step(&s));
+    gni_utp_stats st;
+    gni_utp_get_stats(s.a.u, &st);
+    printf("# ledbat: %zu bytes in 20 s, max queue %.1f ms, queue delay %u us, cwnd %zu\n",
+           s.b.rx_len, (double)s.max_qdelay / GN_MS, st.queue_delay_us, st.cwnd);
+    /* 20 s at 1 MB/s: at least 80 % of the link used */
+    CHECK(s.b.rx_len > 16u * 1000 * 1000);
+    CHECK(s.max_qdelay < 200 * GN_MS);
+    CHECK(s.max_qdelay > 50 * GN_MS);   /* it does push towards the target */
+    CHECK(st.queue_delay_us < 150000);
+    CHECK(!st.slow_start);
+    CHECK(memcmp(s.b.rx, ta, s.b.rx_len) == 0);
+    free(ta);
+    sim_fini(&s);
+}
+
+GN_TEST(utp_fast_retransmit_sack)
+{
+    /* one lost data packet among many: recovered by SACK / dup acks long
+     * before the RTO (500 ms floor) */
+    sim s;
+    sim_init(&s, 13);
+    s.cfg.min_rto = 5 * GN_S;
+    s.cfg.max_rto = 60 * GN_S;
+    size_t n = 200000;
+    uint8_t *ta = pattern(n, 13);
+    s.a.tx = ta;
+    s.a.tx_len = n;
+    s.b.rx = malloc(n);
+    s.b.rx_cap = n;
+    sim_connect(&s, 4);
+    for (int i = 0; i < 100 && !(s.b.u && gni_utp_get_state(s.a.u) == GNI_UTP_CONNECTED); i++)
+        CHECK(sim_step(&s));
+    /* lose exactly one A->B data packet, the 20th sent from now on */
+    gn_time t0 = s.now;
+    int seen = 0;
+    bool dropped = false;
+    for (long i = 0; i < 1000000 && s.b.rx_len < n; i++) {
+        for (size_t k = 0; k < s.ab.n && !dropped; k++) {
+            if (++seen == 20) {
+                s.ab.q[k] = s.ab.q[--s.ab.n];
+                dropped = true;
+            }
+        }
+        CHECK(sim_step(&s));
+    }
+    CHECK(dropped);
+    CHECK_EQ(s.b.rx_len, n);
+    CHECK(memcmp(s.b.rx, ta, n) == 0);
+    CHECK(s.now - t0 < 2 * GN_S);   /* no 5 s RTO was needed */
+    gni_utp_stats st;
+    gni_utp_get_stats(s.a.u, &st);
+    CHECK(st.resent_packets >= 1);
+    free(ta);
+    sim_fini(&s);
+}
+
+GN_TEST(utp_config_bounds)
+{
+    gni_utp_config c;
+    gni_utp_config_default(&c);
+    CHECK_EQ(c.target_delay_us, 100000);
+    c.mss = 10;
+    CHECK(gni_utp_new(&c) == NULL);
+    gni_utp_config_default(&c);
+    c.recv_buf_max = 0;
+    CHECK(gni_utp_new(&c) == NULL);
+    gni_utp *u = gni_utp_new(NULL);
+    uint8_t b[8];
+    CHECK_EQ(gni_utp_drain(u, b, sizeof(b), 0), 0);
+    CHECK_EQ(gni_utp_shutdown(u), GN_ESTATE);
+    CHECK_EQ(gni_utp_accept(u, b, 3, 1, 0), GN_EPARSE);
+    gni_utp_connect(u, 1, 1, 0);
+    CHECK_EQ(gni_utp_drain(u, b, sizeof(b), 0), GN_ENOSPC);
+    gni_utp_free(u);
+    gni_utp_free(NULL);
+}
+
+GN_TEST_MAIN(GN_T(utp_hdr_kat), GN_T(utp_parse_extensions), GN_T(utp_handshake_ids),
+             GN_T(utp_transfer_clean), GN_T(utp_transfer_lossy), GN_T(utp_transfer_seq_wrap),
+             GN_T(utp_transfer_small_buffers), GN_T(utp_empty_transfer_fin_both),
+             GN_T(utp_syn_timeout), GN_T(utp_reset), GN_T(utp_peer_dies),
+             GN_T(utp_receive_window), GN_T(utp_keepalive), GN_T(utp_ledbat_target),
+             GN_T(utp_fast_retransmit_sack), GN_T(utp_config_bounds))

@@ -1,0 +1,152 @@
+/*
+ * uTP adapter (layers/transport/utp/utp_uv.c) against a raw UDP socket on
+ * 127.0.0.1: the half-open cap (SYN flood bound: config.listen_backlog),
+ * ST_RESET for refused SYNs and for packets of unknown connections, and
+ * the expiry of half-open connections after config.dial_timeout (the
+ * accepted stream sees GN_ETIMEDOUT, the peer an ST_RESET).
+ */
+#include "../gn_test.h"
+#include "golemnet/golemnet.h"
+#include "utp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static gn_loop *loop;
+static int accepts, errors, last_err, closed_n;
+static gn_stream *acc[64];
+
+static void on_data(gn_stream *s, void *ud, const uint8_t *d, size_t n) { (void)s, (void)ud, (void)d, (void)n; }
+static void on_eof(gn_stream *s, void *ud) { (void)s, (void)ud; }
+static void on_closed(gn_stream *s, void *arg) { (void)s, (void)arg; closed_n++; }
+static void on_error(gn_stream *s, void *ud, int err)
+{
+    (void)ud;
+    errors++;
+    last_err = err;
+    gn_stream_close(s, on_closed, NULL);
+    for (int i = 0; i < accepts; i++)
+        if (acc[i] == s)
+            acc[i] = NULL;
+}
+static const gn_stream_handler h = {.on_data = on_data, .on_eof = on_eof, .on_error = on_error};
+
+static void on_accept(void *arg, gn_listener *l, int status, gn_stream *s)
+{
+    (void)arg, (void)l;
+    if (status < 0 || accepts >= 64)
+        return;
+    acc[accepts++] = s;
+    gn_stream_set_handler(s, &h, NULL);
+    gn_stream_read_start(s);
+}
+
+static void tick(gn_timer *t, void *arg)
+{
+    (void)arg;
+    gn_timer_start(t, 20 * GN_MS, tick, NULL);
+}
+
+/* Runs the loop for @ms, collecting RESETs on @fd (their conn_ids). */
+static int run_collect(int fd, int ms, uint16_t *ids, int max)
+{
+    int n = 0;
+    gn_time end = gn_loop_now(loop) + (gn_time)ms * GN_MS;
+    while (gn_loop_now(loop) < end) {
+        gn_loop_run(loop, GN_RUN_ONCE);
+        uint8_t b[1500];
+        for (int i = 0; i < 100; i++) {
+            ssize_t r = recv(fd, b, sizeof b, MSG_DONTWAIT);
+            if (r < 0)
+                break;
+            gni_utp_hdr hd;
+            if (gni_utp_parse(b, (size_t)r, &hd) >= 0 && hd.type == GNI_UTP_ST_RESET && n < max)
+                ids[n++] = hd.conn_id;
+        }
+    }
+    return n;
+}
+
+static void send_pkt(int fd, const struct sockaddr_in *to, uint8_t type, uint16_t id, uint16_t seq)
+{
+    uint8_t p[GNI_UTP_HDR_LEN];
+    gni_utp_hdr hd = {.type = type, .ver = 1, .conn_id = id, .seq = seq, .wnd = 65536};
+    gni_utp_hdr_encode(&hd, p);
+    CHECK(sendto(fd, p, sizeof p, 0, (const struct sockaddr *)to, sizeof *to) == sizeof p);
+}
+
+GN_TEST(syn_flood_bound_and_resets)
+{
+    CHECK_EQ(gn_loop_new(NULL, &loop), 0);
+    gn_registry *reg;
+    CHECK_EQ(gn_registry_new(&reg), 0);
+    CHECK_EQ(gn_registry_add_builtins(reg), 0);
+    const gn_transport_ops *ops =
+        (const gn_transport_ops *)gn_registry_find(reg, GN_LAYER_TRANSPORT, "utp");
+    CHECK(ops != NULL);
+    gn_transport_config cfg;
+    gn_transport_config_default(&cfg);
+    cfg.listen_backlog = 4;
+    cfg.dial_timeout = 500 * GN_MS;
+    gn_transport *t;
+    CHECK_EQ(gn_transport_new(ops, loop, &cfg, &t), 0);
+    gn_multiaddr *ma, *bound;
+    CHECK_EQ(gn_multiaddr_parse("/ip4/127.0.0.1/udp/0/utp", &ma), 0);
+    gn_listener *l;
+    CHECK_EQ(gn_transport_listen(t, ma, on_accept, NULL, &l), 0);
+    CHECK_EQ(gn_listener_addr(l, &bound), 0);
+    char s[128];
+    gn_multiaddr_to_string(bound, s, sizeof s);
+    int port = atoi(strstr(s, "/udp/") + 5);
+    gn_timer tk;
+    gn_timer_init(loop, &tk);
+    gn_timer_start(&tk, 20 * GN_MS, tick, NULL);
+
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    /* ten SYNs that never follow up: four accepted, six refused */
+    for (uint16_t i = 0; i < 10; i++)
+        send_pkt(fd, &to, GNI_UTP_ST_SYN, (uint16_t)(100 + 2 * i), 1);
+    uint16_t ids[64];
+    int n = run_collect(fd, 200, ids, 64);
+    CHECK_EQ(accepts, 4);
+    CHECK_EQ(n, 6);
+    for (int i = 0; i < n; i++)
+        CHECK(ids[i] >= 108 && ids[i] <= 118);  /* the refused SYNs' own ids */
+    /* a data packet for no connection gets a RESET with its conn_id */
+    send_pkt(fd, &to, GNI_UTP_ST_DATA, 4242, 7);
+    n = run_collect(fd, 100, ids, 64);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(ids[0], 4242);
+    /* the half-open ones expire after dial_timeout: reset, GN_ETIMEDOUT */
+    n = run_collect(fd, 800, ids, 64);
+    CHECK_EQ(errors, 4);
+    CHECK_EQ(last_err, GN_ETIMEDOUT);
+    CHECK_EQ(n, 4);
+    /* the cap is free again */
+    send_pkt(fd, &to, GNI_UTP_ST_SYN, 7000, 1);
+    run_collect(fd, 100, ids, 64);
+    CHECK_EQ(accepts, 5);
+    gn_stream_close(acc[4], on_closed, NULL);
+    run_collect(fd, 100, ids, 64);
+    CHECK_EQ(closed_n, 5);
+    close(fd);
+    gn_timer_stop(&tk);
+    bool lc = false;
+    gn_listener_close(l, NULL, &lc);
+    for (int i = 0; i < 10; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(t->nconns, 0);
+    gn_multiaddr_free(ma);
+    gn_multiaddr_free(bound);
+    gn_transport_free(t);
+    gn_registry_free(reg);
+    gn_loop_free(loop);
+}
+
+GN_TEST_MAIN(GN_T(syn_flood_bound_and_resets))
