@@ -82,6 +82,7 @@ typedef struct epy_bridge {
     /* loop side */
     gn_ergo_node *en;
     struct epy_wait *waits; /* outstanding result callbacks */
+    struct epy_proc *procs; /* spawned processes (freed by OP_FREE or OP_DETACH) */
     /* set before start, read by the types hook on the loop */
     struct epy_type *types;
     size_t ntypes;
@@ -100,6 +101,7 @@ typedef struct epy_type {
 } epy_type;
 
 typedef struct epy_proc {
+    struct epy_proc *next, **prev; /* loop side: the bridge's list */
     epy_bridge *b;
     gn_ergo_proc *p; /* loop side */
     uint64_t id;     /* the consumer's name of the process (its spawn token), in message notes */
@@ -114,6 +116,16 @@ typedef struct epy_wait {
     epy_proc *ep;
     uint64_t token;
 } epy_wait;
+
+static void proc_unlink(epy_proc *ep)
+{
+    if (ep->prev) {
+        *ep->prev = ep->next;
+        if (ep->next)
+            ep->next->prev = ep->prev;
+        ep->prev = NULL;
+    }
+}
 
 static void bridge_rele(epy_bridge *b)
 {
@@ -401,18 +413,21 @@ static void run_cmd(gn_loop *loop, void *arg)
     gn_edf_value v;
     int rc = 0;
     if (!en) {
+        /* detached: the processes went with it (the consumer stops using its handles
+         * before the detach; a handle of a failed spawn may leak here) */
         rc = GN_ECLOSED;
-        if (c->op == OP_FREE) {
-            free(c->ep);
-            c->ep = NULL;
-        }
         goto out;
     }
     switch (c->op) {
     case OP_DETACH:
         waits_end(b, NULL, GN_ECLOSED);
-        gn_ergo_detach(en); /* frees the C processes; their epy_proc stay with the consumer */
+        gn_ergo_detach(en); /* frees the C processes */
         b->en = NULL;
+        while (b->procs) { /* bounded: the processes */
+            epy_proc *ep = b->procs;
+            proc_unlink(ep);
+            free(ep);
+        }
         atomic_fetch_sub(&b->refs, 1); /* the loop side's reference (never the last: c holds one) */
         break;
     case OP_SPAWN: {
@@ -425,8 +440,15 @@ static void run_cmd(gn_loop *loop, void *arg)
             }
             note_push(b, n);
         }
-        if (rc < 0)
+        if (rc < 0) {
             c->ep->p = NULL;
+        } else {
+            c->ep->next = b->procs;
+            if (c->ep->next)
+                c->ep->next->prev = &c->ep->next;
+            c->ep->prev = &b->procs;
+            b->procs = c->ep;
+        }
         goto done;
     }
     case OP_FREE:
@@ -434,6 +456,7 @@ static void run_cmd(gn_loop *loop, void *arg)
             waits_end(b, c->ep, GN_ECLOSED);
             gn_ergo_proc_free(c->ep->p);
         }
+        proc_unlink(c->ep);
         free(c->ep);
         c->ep = NULL;
         break;
