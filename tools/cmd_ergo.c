@@ -275,7 +275,8 @@ static gn_ergo_target target_of(ergo_cli *c)
         snprintf(pid.node, sizeof pid.node, "%s", c->remote);
         pid.id = c->to_pid;
         gn_ergo_remote_info ri;
-        if (gn_ergo_remote_info_get(c->en, c->remote, &ri) == 0)
+        if (!strcmp(c->remote, gn_ergo_node_name(c->en)) ||
+        gn_ergo_remote_info_get(c->en, c->remote, &ri) == 0)
             pid.creation = ri.creation;
         return gn_ergo_to_pid(&pid);
     }
@@ -300,6 +301,26 @@ static void sent_result(void *arg, int status, const char *err_text)
     cli_out_end();
     pthread_mutex_unlock(&out_mu);
     finish(c, EXIT_SUCCESS);
+}
+
+/* a plain send: once NODE is connected, the frame is in the carrier's queue; a short
+ * grace lets the write go before the exit closes the connection */
+static void plain_grace(gn_timer *t, void *arg)
+{
+    (void)t;
+    sent_result(arg, 0, NULL);
+}
+
+static void plain_sent(gn_timer *t, void *arg)
+{
+    (void)t;
+    ergo_cli *c = arg;
+    gn_ergo_remote_info ri;
+    if (!strcmp(c->remote, gn_ergo_node_name(c->en)) ||
+        gn_ergo_remote_info_get(c->en, c->remote, &ri) == 0)
+        gn_timer_start(&c->timer, 50 * GN_MS, plain_grace, c);
+    else
+        gn_timer_start(&c->timer, 10 * GN_MS, plain_sent, c); /* the deadline bounds it */
 }
 
 static void call_done(void *arg, int status, const gn_edf_value *reply, const char *err_text)
@@ -353,7 +374,7 @@ static void act(ergo_cli *c)
         if (rc < 0)
             out_error(c, "send", rc, NULL);
         else if (!c->important)
-            sent_result(c, 0, NULL);
+            plain_sent(&c->timer, c); /* the frame waits for the connection: see it go */
         return;
     }
     case OP_PING: {

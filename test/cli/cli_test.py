@@ -1379,6 +1379,11 @@ def ergo_serve_send_call_ping_info_over_tcp():
                                     "delivered": True}], (rc, evs, err)
         msg = s.wait_for(lambda e: e["event"] == "ergo_message" and e["value"] == 42)
         assert msg and msg["important"] is True, s.lines
+        # a plain send (no delivery answer) still arrives: the CLI exits after the frame left
+        rc, evs, err = ergo_cli("send", "srv@localhost", "plain", *common)
+        assert rc == 0 and evs[0]["delivered"] is False, (rc, evs, err)
+        assert s.wait_for(lambda e: e["event"] == "ergo_message" and e["value"] == "plain"), \
+            s.lines
         rc, evs, err = ergo_cli("ping", "srv@localhost", *common)
         assert rc == 0 and evs[0]["event"] == "ergo_pong" and evs[0]["rtt_ms"] > 0, (evs, err)
         rc, evs, err = ergo_cli("info", "srv@localhost", *common)
