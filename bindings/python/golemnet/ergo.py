@@ -50,7 +50,7 @@ import enum
 import itertools
 import typing
 from typing import (Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional, Sequence,
-                    Tuple, Type, Union)
+                    Tuple, Union)
 
 from . import _golemnet as _c
 from .errors import ClosedError, Error, error_from_code
