@@ -197,6 +197,13 @@ async def test_receive_queue_bound_and_local() -> None:
         # async iteration and a local call
         srv, _ = await echo_server(ea, "lecho")
         assert await tx.call(ergo.ProcessID("lecho", "alpha@localhost"), "hi") == ["echo", "hi"]
+        # a plain (not coroutine) callback: called once per message, in order
+        seen: List[Any] = []
+        cb = await ea.spawn(on_message=lambda m: seen.append(m.value), queue=1)
+        for i in range(5):
+            await tx.send(cb.pid, i)
+        await wait_for(lambda: len(seen) == 5)
+        assert seen == list(range(5))
         await rx.close()
         with pytest.raises(golemnet.NotFoundError):
             await tx.send(ergo.ProcessID("rx", "alpha@localhost"), 1)
