@@ -47,4 +47,9 @@ int cmd_client_main(const char *cmd, int argc, char **argv, bool json);
 /** The help text of a daemon command, or NULL. */
 const char *cmd_client_help(const char *cmd);
 
+/* cmd_ergo.c: "golemnet ergo" (built with the ergo component: GN_CLI_ERGO) */
+/** Runs "golemnet ergo OP ..." (@argv[0] == OP); returns the exit status. */
+int cmd_ergo(int argc, char **argv);
+extern const char cmd_ergo_help[];
+
 #endif

@@ -165,6 +165,9 @@ static const struct cli_help {
             "text when they are printable UTF-8, else hex in value_hex / key_hex.\n\n"
             HELP_NET},
     {"daemon", cmd_daemon_help},
+#ifdef GN_CLI_ERGO
+    {"ergo", cmd_ergo_help},
+#endif
 };
 
 static void usage(FILE *f)
@@ -191,7 +194,13 @@ static void usage(FILE *f)
             "      | find-providers CID | closest-peers KEY\n"
             "                                   one Kademlia DHT operation\n"
             "  daemon [--socket PATH] [--config FILE]\n"
-            "                                   run a node controlled through a control socket\n"
+            "                                   run a node controlled through a control socket\n");
+#ifdef GN_CLI_ERGO
+    fputs("  ergo send|call|ping|info NODE ... | ergo serve --name NAME@HOST\n"
+          "                                   one Ergo operation, or serve an echo process\n",
+          f);
+#endif
+    fprintf(f,
             "\n"
             "commands on a running daemon (--socket PATH, default the daemon's):\n"
             "  peers | dial MA | send CHANNEL|PEER MSG | listen MA | events\n"
@@ -3312,6 +3321,11 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "daemon")) {
         return cmd_daemon(argc - 2, argv + 2, cli_json);
     }
+#ifdef GN_CLI_ERGO
+    if (!strcmp(cmd, "ergo")) {
+        return cmd_ergo(argc - 2, argv + 2);
+    }
+#endif
     /* version */
     if (argc > 2) {
         return usage_error("unexpected argument '%s' for 'version'", argv[2]);

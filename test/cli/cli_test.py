@@ -1311,6 +1311,145 @@ def daemon_dht_provide_find_providers():
         os.rmdir(tmp)
 
 
+# ---------------------------------------------------------------- golemnet ergo
+
+
+def free_tcp_udp_port():
+    """A port free for TCP and UDP (the embedded Ergo registrar uses both)."""
+    for _ in range(50):
+        t = socket.socket()
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+    raise AssertionError("no free port")
+
+
+class ErgoServe(Node):
+    """`golemnet ergo serve --json ...` in the background."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([CLI, "ergo", "serve", "--json", *args],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines = []
+        self.buf = b""
+        self.err = ""
+
+
+def ergo_cli(*args, timeout=30):
+    rc, out, err = run("ergo", *args, "--json", timeout=timeout)
+    return rc, events(out), err
+
+
+def ergo_has_cli():
+    return run("ergo", "--help")[0] == 0
+
+
+@case
+def ergo_serve_send_call_ping_info_over_tcp():
+    if not ergo_has_cli():
+        return  # built without the ergo component
+    reg = str(free_tcp_udp_port())
+    common = ["--cookie", "ck1", "--registrar-port", reg]
+    s = ErgoServe("--name", "srv@localhost", "--port", "0", *common)
+    try:
+        ev = s.wait_for(lambda e: e["event"] == "ergo_serving")
+        assert ev and ev["node"] == "srv@localhost" and ev["process"] == "echo", (ev, s.lines)
+        # the server registers with the registrar just after it serves: retry the first call
+        for _ in range(50):
+            rc, evs, err = ergo_cli("call", "srv@localhost", "hello", *common)
+            if rc == 0:
+                break
+            time.sleep(0.1)
+        assert rc == 0 and evs[0]["event"] == "ergo_reply" and evs[0]["value"] == "hello", \
+            (rc, evs, err)
+        assert evs[0]["node"] == "srv@localhost" and evs[0]["rtt_ms"] > 0, evs
+        call = s.wait_for(lambda e: e["event"] == "ergo_call")
+        assert call and call["value"] == "hello" and call["to"] == "name", call
+        # an important send of an int; the server prints it
+        rc, evs, err = ergo_cli("send", "srv@localhost", "42", "--int", "--important", *common)
+        assert rc == 0 and evs == [{"event": "ergo_sent", "node": "srv@localhost", "to": "echo",
+                                    "delivered": True}], (rc, evs, err)
+        msg = s.wait_for(lambda e: e["event"] == "ergo_message" and e["value"] == 42)
+        assert msg and msg["important"] is True, s.lines
+        # a plain send (no delivery answer) still arrives: the CLI exits after the frame left
+        rc, evs, err = ergo_cli("send", "srv@localhost", "plain", *common)
+        assert rc == 0 and evs[0]["delivered"] is False, (rc, evs, err)
+        assert s.wait_for(lambda e: e["event"] == "ergo_message" and e["value"] == "plain"), \
+            s.lines
+        rc, evs, err = ergo_cli("ping", "srv@localhost", *common)
+        assert rc == 0 and evs[0]["event"] == "ergo_pong" and evs[0]["rtt_ms"] > 0, (evs, err)
+        rc, evs, err = ergo_cli("info", "srv@localhost", *common)
+        assert rc == 0 and evs[0]["event"] == "ergo_info", (evs, err)
+        assert evs[0]["node"] == "srv@localhost" and evs[0]["carrier"] == "tcp", evs
+        assert evs[0]["creation"] > 0 and evs[0]["links"] >= 1, evs
+        # important delivery to a missing process: exit 1, the reason named
+        rc, evs, err = ergo_cli("send", "srv@localhost", "x", "--to", "nobody", "--important",
+                                *common)
+        assert rc == 1 and evs[-1]["event"] == "error" and evs[-1]["error"] == "GN_ENOTFOUND", \
+            (rc, evs)
+        assert "no such process" in err, err
+        # an unknown node: the registrar does not know it
+        rc, evs, err = ergo_cli("call", "ghost@localhost", "x", "--timeout", "3", *common)
+        assert rc == 1 and evs[-1]["event"] == "error", (rc, evs, err)
+    finally:
+        rc, _ = s.stop()
+        assert rc == 0, (rc, s.err)
+
+
+@case
+def ergo_over_a_libp2p_channel():
+    if not ergo_has_cli():
+        return
+    s = ErgoServe("--name", "chan@localhost", "--listen", "/ip4/127.0.0.1/tcp/0",
+                  "--process", "svc")
+    try:
+        lst = s.wait_for(lambda e: e["event"] == "listening")
+        assert lst, s.lines
+        assert s.wait_for(lambda e: e["event"] == "ergo_serving"), s.lines
+        peer = ["--peer", lst["addr"], "--to", "svc"]
+        rc, evs, err = ergo_cli("call", "chan@localhost", "7", "--float", *peer)
+        assert rc == 0 and evs[0]["value"] == 7.0, (rc, evs, err)
+        rc, evs, err = ergo_cli("info", "chan@localhost", *peer)
+        assert rc == 0 and evs[0]["carrier"] == "stream" and evs[0]["links"] == 1, (evs, err)
+        rc, evs, err = ergo_cli("send", "chan@localhost", "ok", "--atom", "--important", *peer)
+        assert rc == 0 and evs[0]["delivered"] is True, (evs, err)
+        assert s.wait_for(lambda e: e["event"] == "ergo_message" and e["value"] == "ok"), s.lines
+    finally:
+        rc, _ = s.stop()
+        assert rc == 0, (rc, s.err)
+
+
+@case
+def ergo_bad_usage_exit_2():
+    if not ergo_has_cli():
+        return
+    for args, word in ((["frob"], "unknown operation"),
+                       (["send", "srv@localhost"], "want NODE VALUE"),
+                       (["call", "nohost", "x", "--cookie", "c"], "name@host"),
+                       (["info", "a@b"], "--cookie"),
+                       (["serve"], "--name"),
+                       (["send", "a@b", "x", "--cookie", "c", "--priority", "urgent"], "urgent"),
+                       (["ping", "a@b", "--peer", "/ip4/127.0.0.1/tcp/1"], "/p2p/"),
+                       (["ping", "a@b", "--cookie"], "--cookie needs a value")):
+        rc, out, err = run("ergo", *args)
+        assert rc == 2 and out == "" and word in err, (args, rc, err)
+    rc, out, err = run("ergo", "--help")
+    assert rc == 0 and out.startswith("usage: golemnet ergo") and "--peer" in out, out
+    # a bad component option fails the start, exit 1
+    rc, out, err = run("ergo", "info", "a@b", "--cookie", "c", "--option", "port=99999",
+                       "--json")
+    assert rc == 1 and events(out)[-1]["event"] == "error", (rc, out, err)
+
+
+
 print("TAP version 13")
 print(f"1..{len(results)}")
 for i, (name, err) in enumerate(results, 1):

@@ -21,7 +21,8 @@ Quick start::
     asyncio.run(main())
 
 Modules: :mod:`golemnet.errors` (exceptions), :mod:`golemnet.blocking`
-(the same API without asyncio), :mod:`golemnet._golemnet` (the native
+(the same API without asyncio), :mod:`golemnet.ergo` (Ergo processes on a
+node with the ergo component), :mod:`golemnet._golemnet` (the native
 layer).
 """
 

@@ -718,6 +718,8 @@ class Node:
         #: the error of a component that refused to start (the node is then closed)
         self.start_error: Optional[Error] = None
         self._freed = False
+        # coroutine functions run first by close() (golemnet.ergo detaches there)
+        self._before_close: List[Callable[[], Awaitable[None]]] = []
         #: multiaddrs the node listens on (filled by :meth:`start` and :meth:`listen`)
         self.addrs: List[str] = []
         #: (request id, error) of unicasts/broadcasts that failed after queuing
@@ -1089,6 +1091,11 @@ class Node:
         or :class:`~golemnet.ClosedError`. Idempotent."""
         if self._freed:
             return
+        for fn in list(self._before_close):
+            try:
+                await fn()
+            except Exception:  # a hook's failure does not keep the node open
+                log.exception("golemnet: close hook %r failed", fn)
         self._closing = True
         loop = self._loop
         if self._started and loop is not None:

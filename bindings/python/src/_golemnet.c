@@ -20,6 +20,9 @@
 
 #include "bridge.h"
 #include "ipc_codec.h"
+#ifdef GNPY_HAVE_ERGO
+#include "ergo_py.h"
+#endif
 
 #include <stdio.h>
 #include <string.h>
@@ -456,6 +459,16 @@ static PyObject *Node_get_bridge_fd(NodeObject *self, void *c)
 {
     (void)c;
     return PyLong_FromLong(self->br ? gnb_bridge_fd(self->br) : -1);
+}
+
+/* the gn_node for golemnet._golemnet.ErgoNode (a capsule; valid while the node lives) */
+static PyObject *Node_get_ptr(NodeObject *self, void *c)
+{
+    (void)c;
+    if (!self->node) {
+        return gnpy_raise(GN_ECLOSED);
+    }
+    return PyCapsule_New(self->node, "golemnet.gn_node", NULL);
 }
 
 static PyObject *Node_get_state(NodeObject *self, void *c)
@@ -915,6 +928,7 @@ static PyGetSetDef Node_getset[] = {
     {"bridge_fd", (getter)Node_get_bridge_fd, NULL, "Readable while bridge notes are queued.",
      NULL},
     {"state", (getter)Node_get_state, NULL, "0 new, 1 started, 2 closing, 3 freed.", NULL},
+    {"_ptr", (getter)Node_get_ptr, NULL, "The gn_node as a capsule (for ErgoNode).", NULL},
     {"kick_failed", (getter)Node_get_kick_failed, NULL,
      "True when stream work waits for kick() (the command queue was full).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -1580,5 +1594,11 @@ PyMODINIT_FUNC PyInit__golemnet(void)
         Py_DECREF(m);
         return NULL;
     }
+#ifdef GNPY_HAVE_ERGO
+    if (gnpy_ergo_init(m, gnpy_raise) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#endif
     return m;
 }

@@ -64,6 +64,15 @@ def _own_attrs(cls: type) -> List[str]:
     return sorted(names)
 
 
+def _ergo() -> Tuple[Tuple[str, object, List[str]], ...]:
+    """golemnet.ergo's names ("ergo.Process.send"), when built with the ergo component."""
+    import golemnet
+    if not hasattr(golemnet._golemnet, "ErgoNode"):
+        return ()
+    import golemnet.ergo
+    return (("ergo.", golemnet.ergo, list(golemnet.ergo.__all__)),)
+
+
 def public_api() -> List[str]:
     """Every public name: the package's dir() (minus submodules), the
     __all__ of golemnet.errors, golemnet.blocking and golemnet.ipc, and
@@ -80,7 +89,7 @@ def public_api() -> List[str]:
             ("", golemnet, [n for n in dir(golemnet) if not n.startswith("_")]),
             ("errors.", golemnet.errors, golemnet.errors.__all__),
             ("blocking.", golemnet.blocking, golemnet.blocking.__all__),
-            ("ipc.", golemnet.ipc, golemnet.ipc.__all__)):
+            ("ipc.", golemnet.ipc, golemnet.ipc.__all__)) + _ergo():
         for n in names:
             obj = getattr(mod, n)
             if inspect.ismodule(obj):

@@ -1,0 +1,1865 @@
+/*
+ * golemnet Python bindings - golemnet._golemnet.ErgoNode: an Ergo node
+ * (golemnet/ergo.h) on a Node, reached from the consumer (Python) thread.
+ *
+ * Thread rules (as bridge.h): every gn_ergo_* call runs on the node's loop
+ * thread, posted with gn_loop_submit() as one command; outcomes and
+ * received messages come back as notes on a mutex-protected list whose
+ * wakeup fd (eventfd) asyncio watches. The loop thread never waits for the
+ * consumer and never touches Python objects.
+ *
+ * Values cross the threads as EDF bytes encoded without dictionaries
+ * (registered types and atoms by name): the consumer converts Python
+ * objects to gn_edf_value and encodes them, the loop decodes them with the
+ * node's frozen registry (readable from any thread once frozen) and sends;
+ * a received message is encoded again on the loop and decoded to Python
+ * objects on the consumer side.
+ *
+ * Backpressure: each process has a Python-side queue bound (qlimit). A
+ * message counts as in flight from its note until the consumer says it took
+ * it (resume()); at qlimit the loop pauses the C process (its mailbox then
+ * fills up to mailbox_size and refuses, as ergo.h says), and the consumer
+ * posts the unpause once half the queue drained.
+ *
+ * Registered types: (name, [(field, spec)]) lists given before the node
+ * starts; the loop registers them in the component's registry from the
+ * gn_ergo_config.types hook. spec: a basic kind name ("int32", "string",
+ * "atom", "pid", "any", ...), "[]T", "[N]T", "map[K]V" or "#name" of a
+ * type registered before.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "golemnet/ergo.h"
+#include "golemnet/golemnet.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "ergo_py.h"
+
+/* ------------------------------------------------------------------------
+ * Bridge (shared by the consumer and the loop thread)
+ */
+
+enum {
+    EN_MSG = 1,    /* token = the process's spawn token; from, ref, flags, bytes */
+    EN_RESULT = 2, /* token, status, text (important sends, register, detach, ...) */
+    EN_REPLY = 3,  /* token, status, bytes or text (calls) */
+    EN_SPAWN = 4,  /* token, status, pid */
+    EN_INFO = 5,   /* token, status, info */
+    EN_ALIAS = 6,  /* token, status, ref */
+};
+
+typedef struct en_note {
+    struct en_note *next;
+    int kind;
+    int status;
+    uint64_t token;
+    gn_ergo_pid pid;
+    gn_ergo_ref ref;
+    bool call, important;
+    int priority, to_kind;
+    uint8_t *bytes;
+    size_t len;
+    char *text;
+    gn_ergo_remote_info info;
+} en_note;
+
+typedef struct epy_bridge {
+    atomic_int refs;
+    pthread_mutex_t mu;
+    en_note *head, **tail;
+    int fd;
+    bool signalled;
+    gn_node *node;
+    gn_loop *loop;
+    /* loop side */
+    gn_ergo_node *en;
+    struct epy_wait *waits; /* outstanding result callbacks */
+    struct epy_proc *procs; /* spawned processes (freed by OP_FREE or OP_DETACH) */
+    /* set before start, read by the types hook on the loop */
+    struct epy_type *types;
+    size_t ntypes;
+    const gn_edf_registry *reg; /* set by the types hook (frozen right after) */
+} epy_bridge;
+
+typedef struct epy_field {
+    char *name;
+    char *spec;
+} epy_field;
+
+typedef struct epy_type {
+    char *name;
+    epy_field *fields;
+    size_t nfields;
+} epy_type;
+
+typedef struct epy_proc {
+    struct epy_proc *next, **prev; /* loop side: the bridge's list */
+    epy_bridge *b;
+    gn_ergo_proc *p; /* loop side */
+    uint64_t id;     /* the consumer's name of the process (its spawn token), in message notes */
+    atomic_int inflight;
+    atomic_int paused; /* 0 running, 1 paused by the loop, 2 unpause posted */
+    int qlimit;
+} epy_proc;
+
+typedef struct epy_wait {
+    struct epy_wait *next, **prev;
+    epy_bridge *b;
+    epy_proc *ep;
+    uint64_t token;
+} epy_wait;
+
+static void proc_unlink(epy_proc *ep)
+{
+    if (ep->prev) {
+        *ep->prev = ep->next;
+        if (ep->next)
+            ep->next->prev = ep->prev;
+        ep->prev = NULL;
+    }
+}
+
+static void bridge_rele(epy_bridge *b)
+{
+    if (atomic_fetch_sub(&b->refs, 1) != 1)
+        return;
+    for (en_note *n = b->head; n;) {
+        en_note *nx = n->next;
+        free(n->bytes);
+        free(n->text);
+        free(n);
+        n = nx;
+    }
+    for (size_t i = 0; i < b->ntypes; i++) {
+        for (size_t j = 0; j < b->types[i].nfields; j++) {
+            free(b->types[i].fields[j].name);
+            free(b->types[i].fields[j].spec);
+        }
+        free(b->types[i].fields);
+        free(b->types[i].name);
+    }
+    free(b->types);
+    if (b->fd >= 0)
+        close(b->fd);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static void note_push(epy_bridge *b, en_note *n)
+{
+    n->next = NULL;
+    pthread_mutex_lock(&b->mu);
+    *b->tail = n;
+    b->tail = &n->next;
+    if (!b->signalled) {
+        b->signalled = true;
+        uint64_t one = 1;
+        ssize_t w = write(b->fd, &one, sizeof one);
+        (void)w;
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+static en_note *note_new(int kind, int status, uint64_t token)
+{
+    en_note *n = calloc(1, sizeof *n);
+    if (n) {
+        n->kind = kind;
+        n->status = status;
+        n->token = token;
+    }
+    return n;
+}
+
+static void note_result(epy_bridge *b, int kind, int status, uint64_t token, const char *text)
+{
+    en_note *n = note_new(kind, status, token);
+    if (!n)
+        return; /* the consumer's timeout ends the wait */
+    if (text)
+        n->text = strdup(text);
+    note_push(b, n);
+}
+
+/* ------------------------------------------------------------------------
+ * Loop side
+ */
+
+static const gn_edf_type *spec_parse(gn_edf_registry *reg, gn_edf_arena *a, const char **sp)
+{
+    const char *s = *sp;
+    if (s[0] == '[' && s[1] == ']') {
+        *sp = s + 2;
+        const gn_edf_type *e = spec_parse(reg, a, sp);
+        return e ? gn_edf_type_slice(a, e) : NULL;
+    }
+    if (s[0] == '[') {
+        char *end;
+        unsigned long n = strtoul(s + 1, &end, 10);
+        if (*end != ']' || n > UINT32_MAX)
+            return NULL;
+        *sp = end + 1;
+        const gn_edf_type *e = spec_parse(reg, a, sp);
+        return e ? gn_edf_type_array(a, (uint32_t)n, e) : NULL;
+    }
+    if (strncmp(s, "map[", 4) == 0) {
+        *sp = s + 4;
+        const gn_edf_type *k = spec_parse(reg, a, sp);
+        if (!k || **sp != ']')
+            return NULL;
+        (*sp)++;
+        const gn_edf_type *v = spec_parse(reg, a, sp);
+        return v ? gn_edf_type_map(a, k, v) : NULL;
+    }
+    size_t len = strcspn(s, "]");
+    *sp = s + len;
+    if (s[0] == '#')
+        return gn_edf_registry_find(reg, s, len);
+    for (int k = GN_EDF_ATOM; k <= GN_EDF_ANY; k++) {
+        const char *nm = gn_edf_kind_name((gn_edf_kind)k);
+        if (strlen(nm) == len && memcmp(nm, s, len) == 0)
+            return gn_edf_type_basic((gn_edf_kind)k);
+    }
+    return NULL;
+}
+
+static int types_hook(void *arg, gn_edf_registry *reg)
+{
+    epy_bridge *b = arg;
+    int rc = 0;
+    gn_edf_arena *a = gn_edf_arena_new(0, 0);
+    if (!a)
+        return GN_ENOMEM;
+    for (size_t i = 0; i < b->ntypes && rc == 0; i++) {
+        epy_type *t = &b->types[i];
+        gn_edf_field *f = calloc(t->nfields ? t->nfields : 1, sizeof *f);
+        if (!f) {
+            rc = GN_ENOMEM;
+            break;
+        }
+        for (size_t j = 0; j < t->nfields; j++) {
+            const char *sp = t->fields[j].spec;
+            f[j].name = t->fields[j].name;
+            f[j].type = spec_parse(reg, a, &sp);
+            if (!f[j].type || *sp) {
+                rc = GN_EINVAL;
+                break;
+            }
+        }
+        if (rc == 0)
+            rc = gn_edf_register_struct(reg, t->name, f, t->nfields, NULL);
+        free(f);
+    }
+    gn_edf_arena_free(a);
+    b->reg = reg;
+    return rc;
+}
+
+static uint8_t *encode_value(const gn_edf_value *v, size_t *len)
+{
+    size_t n;
+    if (gn_edf_encoded_len(NULL, v, &n) < 0)
+        return NULL;
+    uint8_t *mem = malloc(n ? n : 1);
+    if (!mem)
+        return NULL;
+    gn_buf out;
+    gn_buf_init(&out, mem, n);
+    if (gn_edf_encode(NULL, v, &out) < 0) {
+        free(mem);
+        return NULL;
+    }
+    *len = n;
+    return mem;
+}
+
+static void on_msg(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
+{
+    epy_proc *ep = arg;
+    en_note *n = note_new(EN_MSG, 0, ep->id);
+    if (!n)
+        return;
+    n->bytes = encode_value(m->value, &n->len);
+    if (!n->bytes) {
+        free(n);
+        return; /* a value we cannot carry is dropped, as an undecodable payload */
+    }
+    n->pid = m->from;
+    n->ref = m->ref;
+    n->call = m->call;
+    n->important = m->important;
+    n->priority = (int)m->priority;
+    n->to_kind = (int)m->to_kind;
+    /* pause first, so the consumer cannot take the note before the flag is set */
+    if (atomic_fetch_add(&ep->inflight, 1) + 1 >= ep->qlimit &&
+        atomic_load(&ep->paused) == 0) {
+        atomic_store(&ep->paused, 1);
+        gn_ergo_proc_pause(p, true);
+    }
+    note_push(ep->b, n);
+}
+
+static epy_wait *wait_new(epy_bridge *b, epy_proc *ep, uint64_t token)
+{
+    epy_wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->b = b;
+    w->ep = ep;
+    w->token = token;
+    w->next = b->waits;
+    if (w->next)
+        w->next->prev = &w->next;
+    w->prev = &b->waits;
+    b->waits = w;
+    return w;
+}
+
+static void wait_free(epy_wait *w)
+{
+    *w->prev = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    free(w);
+}
+
+static void on_result(void *arg, int status, const char *err_text)
+{
+    epy_wait *w = arg;
+    note_result(w->b, EN_RESULT, status, w->token, err_text);
+    wait_free(w);
+}
+
+static void on_reply(void *arg, int status, const gn_edf_value *reply, const char *err_text)
+{
+    epy_wait *w = arg;
+    en_note *n = note_new(EN_REPLY, status, w->token);
+    if (n) {
+        if (status == 0 && reply) {
+            n->bytes = encode_value(reply, &n->len);
+            if (!n->bytes)
+                n->status = GN_ENOMEM;
+        }
+        if (err_text)
+            n->text = strdup(err_text);
+        note_push(w->b, n);
+    }
+    wait_free(w);
+}
+
+/* the waits of a process end (no callback follows once it is freed) */
+static void waits_end(epy_bridge *b, epy_proc *ep, int status)
+{
+    for (epy_wait *w = b->waits, *nx; w; w = nx) { /* bounded: outstanding waits */
+        nx = w->next;
+        if (ep && w->ep != ep)
+            continue;
+        note_result(b, EN_RESULT, status, w->token, NULL);
+        wait_free(w);
+    }
+}
+
+enum {
+    OP_DETACH = 1, OP_SPAWN, OP_FREE, OP_UNPAUSE, OP_REGISTER, OP_UNREGISTER, OP_ALIAS_NEW,
+    OP_ALIAS_DELETE, OP_SEND, OP_CALL, OP_REPLY, OP_REPLY_ERROR, OP_INFO, OP_CONNECT,
+    OP_CONNECT_PEER, OP_DISCONNECT
+};
+
+typedef struct epy_cmd {
+    int op;
+    epy_bridge *b;
+    epy_proc *ep;
+    uint64_t token;
+    gn_ergo_target to;
+    gn_ergo_pid pid;
+    gn_ergo_ref ref;
+    uint8_t *bytes;
+    size_t len;
+    char text[GN_EDF_ERROR_MAX + 1];
+    gn_ergo_send_opts so;
+    gn_ergo_proc_opts po;
+    gn_peer_id peer;
+} epy_cmd;
+
+static int cmd_value(epy_cmd *c, gn_edf_arena **a, gn_edf_value *v)
+{
+    const gn_edf_registry *reg = gn_ergo_registry(c->b->en);
+    if (!reg)
+        return GN_ESTATE;
+    *a = gn_edf_arena_new(c->len + 256, 0);
+    if (!*a)
+        return GN_ENOMEM;
+    gn_edf_decode_opts o;
+    gn_edf_decode_opts_default(&o);
+    o.reg = reg;
+    return gn_edf_decode(&o, *a, c->bytes, c->len, v, NULL, NULL);
+}
+
+static void run_cmd(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    epy_cmd *c = arg;
+    epy_bridge *b = c->b;
+    gn_ergo_node *en = b->en;
+    gn_edf_arena *a = NULL;
+    gn_edf_value v;
+    int rc = 0;
+    if (!en) {
+        /* detached: the processes went with it (the consumer stops using its handles
+         * before the detach; a handle of a failed spawn may leak here) */
+        rc = GN_ECLOSED;
+        goto out;
+    }
+    switch (c->op) {
+    case OP_DETACH:
+        waits_end(b, NULL, GN_ECLOSED);
+        gn_ergo_detach(en); /* frees the C processes */
+        b->en = NULL;
+        while (b->procs) { /* bounded: the processes */
+            epy_proc *ep = b->procs;
+            proc_unlink(ep);
+            free(ep);
+        }
+        atomic_fetch_sub(&b->refs, 1); /* the loop side's reference (never the last: c holds one) */
+        break;
+    case OP_SPAWN: {
+        rc = gn_ergo_spawn(en, &c->po, on_msg, c->ep, &c->ep->p);
+        en_note *n = note_new(EN_SPAWN, rc, c->token);
+        if (n) {
+            if (rc == 0) {
+                gn_ergo_proc_pid(c->ep->p, &n->pid);
+                n->ref.creation = gn_ergo_node_creation(en);
+            }
+            note_push(b, n);
+        }
+        if (rc < 0) {
+            c->ep->p = NULL;
+        } else {
+            c->ep->next = b->procs;
+            if (c->ep->next)
+                c->ep->next->prev = &c->ep->next;
+            c->ep->prev = &b->procs;
+            b->procs = c->ep;
+        }
+        goto done;
+    }
+    case OP_FREE:
+        if (c->ep->p) {
+            waits_end(b, c->ep, GN_ECLOSED);
+            gn_ergo_proc_free(c->ep->p);
+        }
+        proc_unlink(c->ep);
+        free(c->ep);
+        c->ep = NULL;
+        break;
+    case OP_UNPAUSE:
+        if (c->ep->p) {
+            atomic_store(&c->ep->paused, 0);
+            gn_ergo_proc_pause(c->ep->p, false);
+        }
+        goto done;
+    case OP_REGISTER:
+        rc = c->ep->p ? gn_ergo_register(c->ep->p, c->text) : GN_ECLOSED;
+        break;
+    case OP_UNREGISTER:
+        rc = c->ep->p ? gn_ergo_unregister(c->ep->p) : GN_ECLOSED;
+        break;
+    case OP_ALIAS_NEW: {
+        gn_ergo_alias al;
+        memset(&al, 0, sizeof al);
+        rc = c->ep->p ? gn_ergo_alias_new(c->ep->p, &al) : GN_ECLOSED;
+        en_note *n = note_new(EN_ALIAS, rc, c->token);
+        if (n) {
+            n->ref = al;
+            note_push(b, n);
+        }
+        goto done;
+    }
+    case OP_ALIAS_DELETE:
+        rc = c->ep->p ? gn_ergo_alias_delete(c->ep->p, &c->ref) : GN_ECLOSED;
+        break;
+    case OP_SEND:
+    case OP_CALL:
+    case OP_REPLY: {
+        if (!c->ep->p) {
+            rc = GN_ECLOSED;
+            break;
+        }
+        rc = cmd_value(c, &a, &v);
+        if (rc < 0)
+            break;
+        if (c->op == OP_REPLY) {
+            rc = gn_ergo_reply(c->ep->p, &c->pid, &c->ref, &v);
+            break;
+        }
+        epy_wait *w = wait_new(b, c->ep, c->token);
+        if (!w) {
+            rc = GN_ENOMEM;
+            break;
+        }
+        if (c->op == OP_SEND) {
+            bool remote_important = c->so.important;
+            c->so.on_result = on_result;
+            c->so.arg = w;
+            rc = gn_ergo_send(c->ep->p, &c->to, &v, &c->so);
+            /* a result note follows only for a remote important send */
+            if (rc < 0 || !remote_important || strcmp(gn_ergo_node_name(en),
+                c->to.kind == GN_ERGO_TO_PID ? c->to.pid.node
+                : c->to.kind == GN_ERGO_TO_NAME ? c->to.node : c->to.alias.node) == 0) {
+                wait_free(w);
+                break;
+            }
+            goto done; /* on_result answers */
+        }
+        rc = gn_ergo_call(c->ep->p, &c->to, &v, &c->so, on_reply, w, NULL);
+        if (rc < 0) {
+            wait_free(w);
+            break;
+        }
+        goto done; /* on_reply answers (perhaps already did, for a local callee) */
+    }
+    case OP_REPLY_ERROR:
+        rc = c->ep->p ? gn_ergo_reply_error(c->ep->p, &c->pid, &c->ref, c->text) : GN_ECLOSED;
+        break;
+    case OP_INFO: {
+        en_note *n = note_new(EN_INFO, 0, c->token);
+        if (n) {
+            n->status = gn_ergo_remote_info_get(en, c->text, &n->info);
+            note_push(b, n);
+        }
+        goto done;
+    }
+    case OP_CONNECT:
+        rc = gn_ergo_connect(en, c->text);
+        break;
+    case OP_CONNECT_PEER:
+        rc = gn_ergo_connect_peer(en, &c->peer, c->text[0] ? c->text : NULL);
+        break;
+    case OP_DISCONNECT:
+        rc = gn_ergo_disconnect(en, c->text);
+        break;
+    default:
+        rc = GN_EINVAL;
+    }
+out:
+    note_result(b, c->op == OP_CALL ? EN_REPLY : EN_RESULT, rc, c->token, NULL);
+done:
+    gn_edf_arena_free(a);
+    free(c->bytes);
+    bridge_rele(b);
+    free(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Consumer side: the Python type
+ */
+
+typedef struct {
+    PyObject_HEAD
+    epy_bridge *b;
+    PyObject *classes;     /* dict: type name -> class */
+    PyObject *class_names; /* dict: class -> type name */
+    PyObject *atom_type, *pid_type, *processid_type, *alias_type, *ref_type, *event_type,
+        *error_type;
+    PyObject *datetime_mod;
+} ErgoObject;
+
+static PyObject *(*raise_code)(int);
+
+static int submit(ErgoObject *self, epy_cmd *c)
+{
+    if (!self->b || !self->b->en) {
+        free(c->bytes);
+        free(c);
+        raise_code(GN_ECLOSED);
+        return -1;
+    }
+    c->b = self->b;
+    atomic_fetch_add(&self->b->refs, 1);
+    int rc = gn_loop_submit(self->b->loop, run_cmd, c);
+    if (rc < 0) {
+        atomic_fetch_sub(&self->b->refs, 1);
+        free(c->bytes);
+        free(c);
+        raise_code(rc);
+        return -1;
+    }
+    return 0;
+}
+
+static epy_cmd *cmd_new(int op, uint64_t token, PyObject *handle)
+{
+    epy_cmd *c = calloc(1, sizeof *c);
+    if (!c) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    c->op = op;
+    c->token = token;
+    if (handle) {
+        c->ep = PyLong_AsVoidPtr(handle);
+        if (!c->ep) {
+            free(c);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "bad process handle");
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* ---- Python -> EDF ---- */
+
+static int py2edf(ErgoObject *self, PyObject *o, const gn_edf_type *t, gn_edf_arena *a,
+                  gn_edf_value *v, int depth);
+
+static int set_bytes_from(PyObject *o, gn_edf_arena *a, const char **p, size_t *len,
+                          bool want_text)
+{
+    if (want_text) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+        if (!s)
+            return -1;
+        *p = s; /* owned by o, which outlives the encode */
+        *len = (size_t)n;
+        return 0;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(o, &view, PyBUF_SIMPLE) < 0)
+        return -1;
+    char *mem = gn_edf_arena_alloc(a, view.len ? (size_t)view.len : 1);
+    if (!mem) {
+        PyBuffer_Release(&view);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(mem, view.buf, (size_t)view.len);
+    *p = mem;
+    *len = (size_t)view.len;
+    PyBuffer_Release(&view);
+    return 0;
+}
+
+static int attr_str(PyObject *o, const char *name, const char **s, size_t *len)
+{
+    PyObject *x = PyObject_GetAttrString(o, name);
+    if (!x)
+        return -1;
+    Py_ssize_t n;
+    *s = PyUnicode_AsUTF8AndSize(x, &n);
+    Py_DECREF(x); /* the dataclass keeps the str alive */
+    if (!*s)
+        return -1;
+    *len = (size_t)n;
+    return 0;
+}
+
+static int attr_i64(PyObject *o, const char *name, long long *out, bool unsig)
+{
+    PyObject *x = PyObject_GetAttrString(o, name);
+    if (!x)
+        return -1;
+    if (unsig)
+        *out = (long long)PyLong_AsUnsignedLongLong(x);
+    else
+        *out = PyLong_AsLongLong(x);
+    Py_DECREF(x);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int ids3(PyObject *o, uint64_t id[3])
+{
+    PyObject *x = PyObject_GetAttrString(o, "ids");
+    if (!x)
+        return -1;
+    PyObject *seq = PySequence_Fast(x, "ids: want 3 integers");
+    Py_DECREF(x);
+    if (!seq)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != 3) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "ids: want 3 integers");
+        return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        id[i] = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
+    }
+    Py_DECREF(seq);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int py2edf_ergo(ErgoObject *self, PyObject *o, gn_edf_value *v, int *handled)
+{
+    const char *node, *name;
+    size_t nl, ml;
+    long long id, cr;
+    *handled = 1;
+    if (PyObject_IsInstance(o, self->pid_type) == 1) {
+        if (attr_str(o, "node", &node, &nl) < 0 || attr_i64(o, "id", &id, true) < 0 ||
+            attr_i64(o, "creation", &cr, false) < 0)
+            return -1;
+        gn_edf_set_pid(v, node, nl, (uint64_t)id, cr);
+        return 0;
+    }
+    bool ev = PyObject_IsInstance(o, self->event_type) == 1;
+    if (ev || PyObject_IsInstance(o, self->processid_type) == 1) {
+        if (attr_str(o, "node", &node, &nl) < 0 || attr_str(o, "name", &name, &ml) < 0)
+            return -1;
+        if (ev)
+            gn_edf_set_event(v, node, nl, name, ml);
+        else
+            gn_edf_set_processid(v, node, nl, name, ml);
+        return 0;
+    }
+    bool al = PyObject_IsInstance(o, self->alias_type) == 1;
+    if (al || PyObject_IsInstance(o, self->ref_type) == 1) {
+        uint64_t ids[3];
+        if (attr_str(o, "node", &node, &nl) < 0 || attr_i64(o, "creation", &cr, false) < 0 ||
+            ids3(o, ids) < 0)
+            return -1;
+        if (al)
+            gn_edf_set_alias(v, node, nl, cr, ids);
+        else
+            gn_edf_set_ref(v, node, nl, cr, ids);
+        return 0;
+    }
+    *handled = 0;
+    return 0;
+}
+
+static int py2edf_time(ErgoObject *self, PyObject *o, gn_edf_value *v)
+{
+    /* aware or naive (taken as UTC) datetime -> Go time.Time in UTC */
+    PyObject *ts = PyObject_CallMethod(o, "timestamp", NULL);
+    if (!ts)
+        return -1;
+    PyObject *us = PyObject_GetAttrString(o, "microsecond");
+    double f = PyFloat_AsDouble(ts);
+    long micro = us ? PyLong_AsLong(us) : 0;
+    Py_DECREF(ts);
+    Py_XDECREF(us);
+    if (PyErr_Occurred())
+        return -1;
+    (void)self;
+    gn_edf_time t = {0};
+    long long sec = (long long)f;
+    if ((double)sec > f)
+        sec--;
+    t.sec = sec + GN_EDF_TIME_UNIX_OFFSET;
+    t.nsec = (int32_t)(micro * 1000);
+    t.offset_min = -1;
+    t.version = 1;
+    gn_edf_set_time(v, &t);
+    return 0;
+}
+
+static const gn_edf_type *any_slice, *any_map, *str_any_map;
+
+static int py2edf_dynamic(ErgoObject *self, PyObject *o, gn_edf_arena *a, gn_edf_value *v,
+                          int depth)
+{
+    const char *s;
+    size_t len;
+    int handled;
+    if (o == Py_None) {
+        gn_edf_set_nil(v);
+        return 0;
+    }
+    if (PyBool_Check(o)) {
+        gn_edf_set_bool(v, o == Py_True);
+        return 0;
+    }
+    if (PyLong_Check(o)) {
+        int ovf;
+        long long x = PyLong_AsLongLongAndOverflow(o, &ovf);
+        if (ovf == 0) {
+            if (x == -1 && PyErr_Occurred())
+                return -1;
+            gn_edf_set_int(v, GN_EDF_INT, x);
+            return 0;
+        }
+        unsigned long long u = PyLong_AsUnsignedLongLong(o);
+        if (PyErr_Occurred())
+            return -1;
+        gn_edf_set_uint(v, GN_EDF_UINT64, u);
+        return 0;
+    }
+    if (PyFloat_Check(o)) {
+        gn_edf_set_float64(v, PyFloat_AsDouble(o));
+        return 0;
+    }
+    if (PyObject_IsInstance(o, self->atom_type) == 1) {
+        if (set_bytes_from(o, a, &s, &len, true) < 0)
+            return -1;
+        gn_edf_set_atom(v, s, len);
+        return 0;
+    }
+    if (PyUnicode_Check(o)) {
+        if (set_bytes_from(o, a, &s, &len, true) < 0)
+            return -1;
+        gn_edf_set_string(v, s, len);
+        return 0;
+    }
+    if (PyBytes_Check(o) || PyByteArray_Check(o) || PyMemoryView_Check(o)) {
+        if (set_bytes_from(o, a, &s, &len, false) < 0)
+            return -1;
+        gn_edf_set_binary(v, (const uint8_t *)s, len);
+        return 0;
+    }
+    if (py2edf_ergo(self, o, v, &handled) < 0)
+        return -1;
+    if (handled)
+        return 0;
+    if (PyObject_IsInstance(o, self->error_type) == 1 || PyExceptionInstance_Check(o)) {
+        PyObject *txt = PyObject_Str(o);
+        if (!txt)
+            return -1;
+        int rc = set_bytes_from(txt, a, &s, &len, true);
+        char *mem = rc == 0 ? gn_edf_arena_alloc(a, len + 1) : NULL;
+        if (rc == 0 && !mem) {
+            PyErr_NoMemory();
+            rc = -1;
+        }
+        if (rc == 0) {
+            memcpy(mem, s, len);
+            gn_edf_set_error(v, mem, len);
+        }
+        Py_DECREF(txt);
+        return rc;
+    }
+    if (PyList_Check(o) || PyTuple_Check(o))
+        return py2edf(self, o, any_slice, a, v, depth);
+    if (PyDict_Check(o)) {
+        PyObject *k;
+        Py_ssize_t pos = 0;
+        bool all_str = true;
+        PyObject *vv;
+        while (PyDict_Next(o, &pos, &k, &vv))
+            if (!PyUnicode_Check(k) || PyObject_IsInstance(k, self->atom_type) == 1)
+                all_str = false;
+        return py2edf(self, o, all_str ? str_any_map : any_map, a, v, depth);
+    }
+    PyObject *name = PyDict_GetItem(self->class_names, (PyObject *)Py_TYPE(o));
+    if (name) {
+        const gn_edf_registry *reg = self->b->reg;
+        Py_ssize_t n;
+        const char *nm = PyUnicode_AsUTF8AndSize(name, &n);
+        const gn_edf_type *t = reg && nm ? gn_edf_registry_find(reg, nm, (size_t)n) : NULL;
+        if (!t) {
+            PyErr_Format(PyExc_ValueError, "type %U is not registered on this node (yet)", name);
+            return -1;
+        }
+        return py2edf(self, o, t, a, v, depth);
+    }
+    PyObject *dtm = PyObject_GetAttrString(self->datetime_mod, "datetime");
+    int isdt = dtm ? PyObject_IsInstance(o, dtm) : -1;
+    Py_XDECREF(dtm);
+    if (isdt == 1)
+        return py2edf_time(self, o, v);
+    PyErr_Format(PyExc_TypeError, "cannot send a %s as an EDF value", Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+static int py2edf(ErgoObject *self, PyObject *o, const gn_edf_type *t, gn_edf_arena *a,
+                  gn_edf_value *v, int depth)
+{
+    if (depth > 60) {
+        PyErr_SetString(PyExc_ValueError, "value nested too deeply");
+        return -1;
+    }
+    const char *s;
+    size_t len;
+    int handled;
+    switch (t->kind) {
+    case GN_EDF_ANY:
+        return py2edf_dynamic(self, o, a, v, depth + 1);
+    case GN_EDF_BOOL:
+        if (!PyBool_Check(o))
+            goto bad;
+        gn_edf_set_bool(v, o == Py_True);
+        break;
+    case GN_EDF_INT8: case GN_EDF_INT16: case GN_EDF_INT32: case GN_EDF_INT64: case GN_EDF_INT: {
+        if (!PyLong_Check(o))
+            goto bad;
+        long long x = PyLong_AsLongLong(o);
+        if (PyErr_Occurred())
+            return -1;
+        int bits = t->kind == GN_EDF_INT8 ? 8 : t->kind == GN_EDF_INT16 ? 16
+                 : t->kind == GN_EDF_INT32 ? 32 : 64;
+        if (bits < 64 && (x < -(1LL << (bits - 1)) || x >= (1LL << (bits - 1)))) {
+            PyErr_Format(PyExc_OverflowError, "%lld does not fit %s", x,
+                         gn_edf_kind_name((gn_edf_kind)t->kind));
+            return -1;
+        }
+        gn_edf_set_int(v, (gn_edf_kind)t->kind, x);
+        break;
+    }
+    case GN_EDF_UINT8: case GN_EDF_UINT16: case GN_EDF_UINT32: case GN_EDF_UINT64:
+    case GN_EDF_UINT: {
+        if (!PyLong_Check(o))
+            goto bad;
+        unsigned long long x = PyLong_AsUnsignedLongLong(o);
+        if (PyErr_Occurred())
+            return -1;
+        int bits = t->kind == GN_EDF_UINT8 ? 8 : t->kind == GN_EDF_UINT16 ? 16
+                 : t->kind == GN_EDF_UINT32 ? 32 : 64;
+        if (bits < 64 && x >= (1ULL << bits)) {
+            PyErr_Format(PyExc_OverflowError, "%llu does not fit %s", x,
+                         gn_edf_kind_name((gn_edf_kind)t->kind));
+            return -1;
+        }
+        gn_edf_set_uint(v, (gn_edf_kind)t->kind, x);
+        break;
+    }
+    case GN_EDF_FLOAT32: case GN_EDF_FLOAT64: {
+        double d = PyFloat_AsDouble(o);
+        if (d == -1.0 && PyErr_Occurred())
+            return -1;
+        if (t->kind == GN_EDF_FLOAT32)
+            gn_edf_set_float32(v, (float)d);
+        else
+            gn_edf_set_float64(v, d);
+        break;
+    }
+    case GN_EDF_ATOM: case GN_EDF_STRING:
+        if (!PyUnicode_Check(o))
+            goto bad;
+        if (set_bytes_from(o, a, &s, &len, true) < 0)
+            return -1;
+        if (t->kind == GN_EDF_ATOM)
+            gn_edf_set_atom(v, s, len);
+        else
+            gn_edf_set_string(v, s, len);
+        break;
+    case GN_EDF_BINARY:
+        if (set_bytes_from(o, a, &s, &len, false) < 0)
+            return -1;
+        gn_edf_set_binary(v, (const uint8_t *)s, len);
+        break;
+    case GN_EDF_ERROR:
+        if (o == Py_None) {
+            gn_edf_set_error(v, NULL, 0);
+            break;
+        }
+        return py2edf_dynamic(self, o, a, v, depth + 1);
+    case GN_EDF_PID: case GN_EDF_PROCESSID: case GN_EDF_ALIAS: case GN_EDF_REF:
+    case GN_EDF_EVENT:
+        if (py2edf_ergo(self, o, v, &handled) < 0)
+            return -1;
+        if (!handled || v->kind != t->kind)
+            goto bad;
+        break;
+    case GN_EDF_TIME:
+        if (py2edf_time(self, o, v) < 0)
+            return -1;
+        break;
+    case GN_EDF_SLICE: case GN_EDF_ARRAY: {
+        if (o == Py_None && t->kind == GN_EDF_SLICE)
+            return gn_edf_set_nil_of(v, t) < 0 ? (PyErr_SetString(PyExc_ValueError, "nil"), -1) : 0;
+        if (t->elem->kind == GN_EDF_UINT8 && (PyBytes_Check(o) || PyByteArray_Check(o)))
+            goto bad;
+        PyObject *seq = PySequence_Fast(o, "want a list");
+        if (!seq)
+            return -1;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        if (t->kind == GN_EDF_ARRAY && (uint32_t)n != t->len) {
+            Py_DECREF(seq);
+            PyErr_Format(PyExc_ValueError, "array of %u: got %zd items", t->len, n);
+            return -1;
+        }
+        if (gn_edf_set_composite(v, a, t, (uint32_t)n) < 0) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (py2edf(self, PySequence_Fast_GET_ITEM(seq, i), t->elem, a, &v->u.items[i],
+                       depth + 1) < 0) {
+                Py_DECREF(seq);
+                return -1;
+            }
+        }
+        Py_DECREF(seq);
+        break;
+    }
+    case GN_EDF_MAP: {
+        if (o == Py_None)
+            return gn_edf_set_nil_of(v, t) < 0 ? (PyErr_SetString(PyExc_ValueError, "nil"), -1) : 0;
+        if (!PyDict_Check(o))
+            goto bad;
+        Py_ssize_t n = PyDict_Size(o), pos = 0, i = 0;
+        if (gn_edf_set_composite(v, a, t, (uint32_t)n) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        PyObject *k, *x;
+        while (PyDict_Next(o, &pos, &k, &x)) {
+            if (py2edf(self, k, t->key, a, &v->u.items[2 * i], depth + 1) < 0 ||
+                py2edf(self, x, t->elem, a, &v->u.items[2 * i + 1], depth + 1) < 0)
+                return -1;
+            i++;
+        }
+        break;
+    }
+    case GN_EDF_STRUCT: {
+        if (gn_edf_set_composite(v, a, t, t->len) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (uint32_t i = 0; i < t->len; i++) {
+            PyObject *x = PyObject_GetAttrString(o, t->fields[i].name);
+            if (!x)
+                return -1;
+            int rc = py2edf(self, x, t->fields[i].type, a, &v->u.items[i], depth + 1);
+            Py_DECREF(x); /* the instance keeps the field alive */
+            if (rc < 0)
+                return -1;
+        }
+        break;
+    }
+    case GN_EDF_CUSTOM:
+        if (set_bytes_from(o, a, &s, &len, false) < 0)
+            return -1;
+        gn_edf_set_custom(v, t, (const uint8_t *)s, len);
+        break;
+    default:
+        goto bad;
+    }
+    if (t->name && t->kind != GN_EDF_STRUCT && t->kind != GN_EDF_CUSTOM && v->type != t)
+        v->type = t; /* a named type over the kind just set */
+    return 0;
+bad:
+    PyErr_Format(PyExc_TypeError, "cannot encode a %s as EDF %s%s%s", Py_TYPE(o)->tp_name,
+                 gn_edf_kind_name((gn_edf_kind)t->kind), t->name ? " " : "",
+                 t->name ? t->name : "");
+    return -1;
+}
+
+/* encodes @o (bytes, malloc'ed) */
+static uint8_t *py_encode(ErgoObject *self, PyObject *o, size_t *len)
+{
+    gn_edf_arena *a = gn_edf_arena_new(0, 0);
+    if (!a) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    gn_edf_value v;
+    uint8_t *out = NULL;
+    if (o == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "None cannot be sent as a message (Ergo encodes no "
+                                          "top-level nil)");
+    } else if (py2edf_dynamic(self, o, a, &v, 0) == 0) {
+        out = encode_value(&v, len);
+        if (!out)
+            raise_code(GN_EINVAL);
+    }
+    gn_edf_arena_free(a);
+    return out;
+}
+
+/* ---- EDF -> Python ---- */
+
+static PyObject *str_of(gn_slice s)
+{
+    return PyUnicode_DecodeUTF8((const char *)s.base, (Py_ssize_t)s.len, "surrogateescape");
+}
+
+static PyObject *edf2py(ErgoObject *self, const gn_edf_value *v)
+{
+    switch ((gn_edf_kind)v->kind) {
+    case GN_EDF_NIL:
+        Py_RETURN_NONE;
+    case GN_EDF_BOOL:
+        return PyBool_FromLong(v->u.b);
+    case GN_EDF_INT8: case GN_EDF_INT16: case GN_EDF_INT32: case GN_EDF_INT64: case GN_EDF_INT:
+        return PyLong_FromLongLong(v->u.i);
+    case GN_EDF_UINT8: case GN_EDF_UINT16: case GN_EDF_UINT32: case GN_EDF_UINT64:
+    case GN_EDF_UINT:
+        return PyLong_FromUnsignedLongLong(v->u.u);
+    case GN_EDF_FLOAT32:
+        return PyFloat_FromDouble(v->u.f32);
+    case GN_EDF_FLOAT64:
+        return PyFloat_FromDouble(v->u.f64);
+    case GN_EDF_STRING:
+        return str_of(v->u.bytes);
+    case GN_EDF_ATOM: {
+        PyObject *s = str_of(v->u.bytes);
+        if (!s)
+            return NULL;
+        PyObject *r = PyObject_CallOneArg(self->atom_type, s);
+        Py_DECREF(s);
+        return r;
+    }
+    case GN_EDF_BINARY: case GN_EDF_CUSTOM:
+        return PyBytes_FromStringAndSize((const char *)v->u.bytes.base,
+                                         (Py_ssize_t)v->u.bytes.len);
+    case GN_EDF_ERROR: {
+        if (v->nil)
+            Py_RETURN_NONE;
+        PyObject *s = str_of(v->u.bytes);
+        if (!s)
+            return NULL;
+        PyObject *r = PyObject_CallOneArg(self->error_type, s);
+        Py_DECREF(s);
+        return r;
+    }
+    case GN_EDF_PID:
+        return PyObject_CallFunction(self->pid_type, "NKL", str_of(v->u.pid.node),
+                                     (unsigned long long)v->u.pid.id,
+                                     (long long)v->u.pid.creation);
+    case GN_EDF_PROCESSID: case GN_EDF_EVENT:
+        return PyObject_CallFunction(v->kind == GN_EDF_EVENT ? self->event_type
+                                                             : self->processid_type,
+                                     "NN", str_of(v->u.name.name), str_of(v->u.name.node));
+    case GN_EDF_REF: case GN_EDF_ALIAS:
+        return PyObject_CallFunction(v->kind == GN_EDF_ALIAS ? self->alias_type : self->ref_type,
+                                     "NL(KKK)", str_of(v->u.ref.node),
+                                     (long long)v->u.ref.creation,
+                                     (unsigned long long)v->u.ref.id[0],
+                                     (unsigned long long)v->u.ref.id[1],
+                                     (unsigned long long)v->u.ref.id[2]);
+    case GN_EDF_TIME: {
+        long long unix_s = v->u.time.sec - GN_EDF_TIME_UNIX_OFFSET;
+        PyObject *dt = PyObject_GetAttrString(self->datetime_mod, "datetime");
+        PyObject *tz = PyObject_GetAttrString(self->datetime_mod, "timezone");
+        PyObject *utc = tz ? PyObject_GetAttrString(tz, "utc") : NULL;
+        PyObject *r = NULL;
+        if (dt && utc)
+            r = PyObject_CallMethod(dt, "fromtimestamp", "dO",
+                                    (double)unix_s + v->u.time.nsec / 1e9, utc);
+        Py_XDECREF(dt);
+        Py_XDECREF(tz);
+        Py_XDECREF(utc);
+        return r;
+    }
+    case GN_EDF_SLICE: case GN_EDF_ARRAY: {
+        if (v->nil)
+            return PyList_New(0);
+        if (v->type && v->type->elem && v->type->elem->kind == GN_EDF_UINT8) {
+            /* [N]byte and the like: bytes */
+        }
+        PyObject *l = PyList_New(v->cnt);
+        if (!l)
+            return NULL;
+        for (uint32_t i = 0; i < v->cnt; i++) {
+            PyObject *x = edf2py(self, &v->u.items[i]);
+            if (!x) {
+                Py_DECREF(l);
+                return NULL;
+            }
+            PyList_SET_ITEM(l, i, x);
+        }
+        return l;
+    }
+    case GN_EDF_MAP: {
+        PyObject *d = PyDict_New();
+        if (!d)
+            return NULL;
+        for (uint32_t i = 0; !v->nil && i < v->cnt; i++) {
+            PyObject *k = edf2py(self, &v->u.items[2 * i]);
+            PyObject *x = k ? edf2py(self, &v->u.items[2 * i + 1]) : NULL;
+            if (!x || PyDict_SetItem(d, k, x) < 0) {
+                Py_XDECREF(k);
+                Py_XDECREF(x);
+                Py_DECREF(d);
+                return NULL;
+            }
+            Py_DECREF(k);
+            Py_DECREF(x);
+        }
+        return d;
+    }
+    case GN_EDF_STRUCT: {
+        PyObject *cls = PyDict_GetItemString(self->classes, v->type->name);
+        PyObject *r;
+        if (cls) {
+            r = PyTuple_New(v->cnt);
+        } else {
+            r = PyDict_New();
+        }
+        if (!r)
+            return NULL;
+        for (uint32_t i = 0; i < v->cnt; i++) {
+            PyObject *x = edf2py(self, &v->u.items[i]);
+            if (!x) {
+                Py_DECREF(r);
+                return NULL;
+            }
+            if (cls) {
+                PyTuple_SET_ITEM(r, i, x);
+            } else {
+                int rc = PyDict_SetItemString(r, v->type->fields[i].name, x);
+                Py_DECREF(x);
+                if (rc < 0) {
+                    Py_DECREF(r);
+                    return NULL;
+                }
+            }
+        }
+        if (cls) {
+            PyObject *o = PyObject_Call(cls, r, NULL);
+            Py_DECREF(r);
+            return o;
+        }
+        return r;
+    }
+    default:
+        PyErr_Format(PyExc_ValueError, "EDF kind %s has no Python form",
+                     gn_edf_kind_name((gn_edf_kind)v->kind));
+        return NULL;
+    }
+}
+
+static PyObject *py_decode(ErgoObject *self, const uint8_t *p, size_t len)
+{
+    gn_edf_arena *a = gn_edf_arena_new(len + 256, 0);
+    if (!a)
+        return PyErr_NoMemory();
+    gn_edf_decode_opts o;
+    gn_edf_decode_opts_default(&o);
+    o.reg = self->b->reg;
+    gn_edf_value v;
+    int rc = gn_edf_decode(&o, a, p, len, &v, NULL, NULL);
+    PyObject *r = rc < 0 ? raise_code(rc) : edf2py(self, &v);
+    gn_edf_arena_free(a);
+    return r;
+}
+
+/* ---- methods ---- */
+
+static void Ergo_dealloc(ErgoObject *self)
+{
+    if (self->b)
+        bridge_rele(self->b);
+    Py_XDECREF(self->classes);
+    Py_XDECREF(self->class_names);
+    Py_XDECREF(self->atom_type);
+    Py_XDECREF(self->pid_type);
+    Py_XDECREF(self->processid_type);
+    Py_XDECREF(self->alias_type);
+    Py_XDECREF(self->ref_type);
+    Py_XDECREF(self->event_type);
+    Py_XDECREF(self->error_type);
+    Py_XDECREF(self->datetime_mod);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static char *dup_str(PyObject *o)
+{
+    const char *s = PyUnicode_AsUTF8(o);
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        PyErr_NoMemory();
+    return d;
+}
+
+/* ErgoNode(node_ptr, types, classes, kinds): types = [(name, [(field, spec)])]; classes =
+ * {name: cls}; kinds = (Atom, PID, ProcessID, Alias, Ref, Event, ErrorValue) */
+static int Ergo_init(ErgoObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"node", "types", "classes", "kinds", "max_value_bytes", NULL};
+    PyObject *cap, *types, *classes, *kinds;
+    Py_ssize_t maxv = 0;
+    if (self->b) {
+        PyErr_SetString(PyExc_RuntimeError, "ErgoNode already initialised");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO!O!|n", kwlist, &cap, &types, &PyDict_Type,
+                                     &classes, &PyTuple_Type, &kinds, &maxv))
+        return -1;
+    gn_node *n = PyCapsule_GetPointer(cap, "golemnet.gn_node");
+    if (!n)
+        return -1;
+    if (PyTuple_GET_SIZE(kinds) != 7) {
+        PyErr_SetString(PyExc_ValueError, "kinds: want 7 classes");
+        return -1;
+    }
+    PyObject **slots[7] = {&self->atom_type, &self->pid_type, &self->processid_type,
+                           &self->alias_type, &self->ref_type, &self->event_type,
+                           &self->error_type};
+    for (int i = 0; i < 7; i++) {
+        *slots[i] = PyTuple_GET_ITEM(kinds, i);
+        Py_INCREF(*slots[i]);
+    }
+    self->datetime_mod = PyImport_ImportModule("datetime");
+    if (!self->datetime_mod)
+        return -1;
+    self->classes = classes;
+    Py_INCREF(classes);
+    self->class_names = PyDict_New();
+    if (!self->class_names)
+        return -1;
+    PyObject *k, *x;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(classes, &pos, &k, &x))
+        if (PyDict_SetItem(self->class_names, x, k) < 0)
+            return -1;
+    epy_bridge *b = calloc(1, sizeof *b);
+    if (!b) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    atomic_init(&b->refs, 1);
+    pthread_mutex_init(&b->mu, NULL);
+    b->tail = &b->head;
+    b->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    b->node = n;
+    b->loop = gn_node_loop(n);
+    self->b = b;
+    if (b->fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(types, "types: want a list");
+    if (!seq)
+        return -1;
+    Py_ssize_t nt = PySequence_Fast_GET_SIZE(seq);
+    b->types = calloc(nt ? (size_t)nt : 1, sizeof *b->types);
+    if (!b->types) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nt; i++) {
+        PyObject *name, *fields;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "UO", &name, &fields))
+            goto fail;
+        epy_type *t = &b->types[b->ntypes++];
+        if (!(t->name = dup_str(name)))
+            goto fail;
+        PyObject *fs = PySequence_Fast(fields, "fields: want a list");
+        if (!fs)
+            goto fail;
+        Py_ssize_t nf = PySequence_Fast_GET_SIZE(fs);
+        t->fields = calloc(nf ? (size_t)nf : 1, sizeof *t->fields);
+        if (!t->fields) {
+            Py_DECREF(fs);
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (Py_ssize_t j = 0; j < nf; j++) {
+            PyObject *fn, *sp;
+            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fs, j), "UU", &fn, &sp)) {
+                Py_DECREF(fs);
+                goto fail;
+            }
+            epy_field *f = &t->fields[t->nfields++];
+            if (!(f->name = dup_str(fn)) || !(f->spec = dup_str(sp))) {
+                Py_DECREF(fs);
+                goto fail;
+            }
+        }
+        Py_DECREF(fs);
+    }
+    Py_DECREF(seq);
+    gn_ergo_config cfg = {.types = types_hook, .types_arg = b,
+                          .max_value_bytes = (size_t)maxv};
+    int rc = gn_ergo_attach(n, &cfg, &b->en);
+    if (rc < 0) {
+        raise_code(rc);
+        return -1;
+    }
+    atomic_fetch_add(&b->refs, 1); /* the loop side's, dropped by OP_DETACH */
+    return 0;
+fail:
+    Py_DECREF(seq);
+    return -1;
+}
+
+static PyObject *Ergo_get_fd(ErgoObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(self->b ? self->b->fd : -1);
+}
+
+static PyObject *pid_tuple(const gn_ergo_pid *p)
+{
+    return Py_BuildValue("(NKL)", PyUnicode_DecodeUTF8(p->node, (Py_ssize_t)strlen(p->node),
+                                                       "surrogateescape"),
+                         (unsigned long long)p->id, (long long)p->creation);
+}
+
+static PyObject *ref_tuple(const gn_ergo_ref *r)
+{
+    return Py_BuildValue("(NL(KKK))", PyUnicode_DecodeUTF8(r->node, (Py_ssize_t)strlen(r->node),
+                                                           "surrogateescape"),
+                         (long long)r->creation, (unsigned long long)r->id[0],
+                         (unsigned long long)r->id[1], (unsigned long long)r->id[2]);
+}
+
+/* poll(max) -> [(kind, token, status, a, b, c)] */
+static PyObject *Ergo_poll(ErgoObject *self, PyObject *args)
+{
+    Py_ssize_t max = 256;
+    if (!PyArg_ParseTuple(args, "|n", &max))
+        return NULL;
+    epy_bridge *b = self->b;
+    pthread_mutex_lock(&b->mu);
+    en_note *list = b->head, *last = NULL;
+    Py_ssize_t cnt = 0;
+    for (en_note *n = list; n && cnt < max; n = n->next) {
+        last = n;
+        cnt++;
+    }
+    if (last) {
+        b->head = last->next;
+        if (!b->head)
+            b->tail = &b->head;
+        last->next = NULL;
+    }
+    if (!b->head && b->signalled) {
+        uint64_t x;
+        ssize_t r = read(b->fd, &x, sizeof x);
+        (void)r;
+        b->signalled = false;
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (!last)
+        return PyList_New(0);
+    PyObject *out = PyList_New(0);
+    for (en_note *n = list; n;) {
+        PyObject *item = NULL;
+        if (out) {
+            PyObject *val = NULL, *text = NULL;
+            if (n->bytes && n->status == 0) {
+                val = py_decode(self, n->bytes, n->len);
+                if (!val) {
+                    /* a value Python cannot hold: the error object is the value */
+                    PyObject *et, *ev, *tb;
+                    PyErr_Fetch(&et, &ev, &tb);
+                    PyErr_NormalizeException(&et, &ev, &tb);
+                    val = ev ? ev : Py_None;
+                    if (!ev)
+                        Py_INCREF(Py_None);
+                    Py_XDECREF(et);
+                    Py_XDECREF(tb);
+                }
+            } else {
+                val = Py_None;
+                Py_INCREF(val);
+            }
+            text = n->text ? PyUnicode_DecodeUTF8(n->text, (Py_ssize_t)strlen(n->text),
+                                                  "replace")
+                           : (Py_INCREF(Py_None), Py_None);
+            switch (n->kind) {
+            case EN_MSG:
+                item = Py_BuildValue("(iKi(NNOOii)OO)", n->kind, (unsigned long long)n->token,
+                                     n->status, pid_tuple(&n->pid), ref_tuple(&n->ref),
+                                     n->call ? Py_True : Py_False,
+                                     n->important ? Py_True : Py_False, n->priority,
+                                     n->to_kind, val, Py_None);
+                break;
+            case EN_SPAWN:
+            case EN_ALIAS:
+                item = Py_BuildValue("(iKiNOO)", n->kind, (unsigned long long)n->token,
+                                     n->status,
+                                     n->kind == EN_SPAWN ? pid_tuple(&n->pid) : ref_tuple(&n->ref),
+                                     Py_None, Py_None);
+                break;
+            case EN_INFO:
+                item = Py_BuildValue("(iKi(sKLKiiO)OO)", n->kind, (unsigned long long)n->token,
+                                     n->status, n->info.node,
+                                     (unsigned long long)n->info.flags,
+                                     (long long)n->info.creation,
+                                     (unsigned long long)n->info.max_message_size,
+                                     n->info.carrier, (int)n->info.links,
+                                     n->info.initiator ? Py_True : Py_False, Py_None, Py_None);
+                break;
+            default:
+                item = Py_BuildValue("(iKiOOO)", n->kind, (unsigned long long)n->token,
+                                     n->status, val, text, Py_None);
+            }
+            Py_XDECREF(val);
+            Py_XDECREF(text);
+            if (!item || PyList_Append(out, item) < 0) {
+                Py_CLEAR(out);
+            }
+            Py_XDECREF(item);
+        }
+        en_note *nx = n->next;
+        free(n->bytes);
+        free(n->text);
+        free(n);
+        n = nx;
+    }
+    return out;
+}
+
+static PyObject *done_or_raise(int rc)
+{
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ergo_detach(ErgoObject *self, PyObject *args)
+{
+    unsigned long long tok;
+    if (!PyArg_ParseTuple(args, "K", &tok))
+        return NULL;
+    epy_cmd *c = cmd_new(OP_DETACH, tok, NULL);
+    return c ? done_or_raise(submit(self, c)) : NULL;
+}
+
+/* spawn(mailbox, qlimit, max_pending, token) -> handle */
+static PyObject *Ergo_spawn(ErgoObject *self, PyObject *args)
+{
+    unsigned int mailbox, qlimit, maxp;
+    unsigned long long tok;
+    if (!PyArg_ParseTuple(args, "IIIK", &mailbox, &qlimit, &maxp, &tok))
+        return NULL;
+    epy_cmd *c = cmd_new(OP_SPAWN, tok, NULL);
+    if (!c)
+        return NULL;
+    epy_proc *ep = calloc(1, sizeof *ep);
+    if (!ep) {
+        free(c);
+        return PyErr_NoMemory();
+    }
+    ep->b = self->b;
+    ep->id = tok;
+    ep->qlimit = qlimit ? (int)qlimit : 1024;
+    c->ep = ep;
+    c->po.mailbox_size = mailbox;
+    c->po.max_pending = maxp;
+    if (submit(self, c) < 0) {
+        free(ep);
+        return NULL;
+    }
+    return PyLong_FromVoidPtr(ep);
+}
+
+static PyObject *Ergo_proc_op(ErgoObject *self, PyObject *args, int op)
+{
+    PyObject *h;
+    unsigned long long tok = 0;
+    const char *name = "";
+    if (!PyArg_ParseTuple(args, op == OP_REGISTER ? "OsK" : "OK", &h,
+                          op == OP_REGISTER ? (void *)&name : (void *)&tok, &tok))
+        return NULL;
+    epy_cmd *c = cmd_new(op, tok, h);
+    if (!c)
+        return NULL;
+    if (strlen(name) > GN_ERGO_NAME_MAX) {
+        free(c);
+        return raise_code(GN_EINVAL);
+    }
+    strcpy(c->text, name);
+    return done_or_raise(submit(self, c));
+}
+
+static PyObject *Ergo_free_proc(ErgoObject *self, PyObject *args)
+{
+    return Ergo_proc_op(self, args, OP_FREE);
+}
+static PyObject *Ergo_register(ErgoObject *self, PyObject *args)
+{
+    return Ergo_proc_op(self, args, OP_REGISTER);
+}
+static PyObject *Ergo_unregister(ErgoObject *self, PyObject *args)
+{
+    return Ergo_proc_op(self, args, OP_UNREGISTER);
+}
+static PyObject *Ergo_alias_new(ErgoObject *self, PyObject *args)
+{
+    return Ergo_proc_op(self, args, OP_ALIAS_NEW);
+}
+
+static int name_copy(char *dst, PyObject *o)
+{
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s)
+        return -1;
+    if ((size_t)n > GN_ERGO_NAME_MAX) {
+        PyErr_SetString(PyExc_ValueError, "name longer than 255 bytes");
+        return -1;
+    }
+    memcpy(dst, s, (size_t)n);
+    dst[n] = 0;
+    return 0;
+}
+
+static int parse_ref(PyObject *o, gn_ergo_ref *r)
+{
+    PyObject *node;
+    long long cr;
+    unsigned long long a, b, c;
+    if (!PyArg_ParseTuple(o, "UL(KKK)", &node, &cr, &a, &b, &c))
+        return -1;
+    r->creation = cr;
+    r->id[0] = a;
+    r->id[1] = b;
+    r->id[2] = c;
+    return name_copy(r->node, node);
+}
+
+static int parse_pid(PyObject *o, gn_ergo_pid *p)
+{
+    PyObject *node;
+    unsigned long long id;
+    long long cr;
+    if (!PyArg_ParseTuple(o, "UKL", &node, &id, &cr))
+        return -1;
+    p->id = id;
+    p->creation = cr;
+    return name_copy(p->node, node);
+}
+
+/* target: ("pid", (node, id, creation)) | ("name", (node, name)) | ("alias", ref) */
+static int parse_target(PyObject *o, gn_ergo_target *t)
+{
+    const char *kind;
+    PyObject *x;
+    if (!PyArg_ParseTuple(o, "sO", &kind, &x))
+        return -1;
+    memset(t, 0, sizeof *t);
+    if (strcmp(kind, "pid") == 0) {
+        t->kind = GN_ERGO_TO_PID;
+        return parse_pid(x, &t->pid);
+    }
+    if (strcmp(kind, "name") == 0) {
+        PyObject *node, *name;
+        t->kind = GN_ERGO_TO_NAME;
+        if (!PyArg_ParseTuple(x, "UU", &node, &name))
+            return -1;
+        return name_copy(t->node, node) < 0 ? -1 : name_copy(t->name, name);
+    }
+    if (strcmp(kind, "alias") == 0) {
+        t->kind = GN_ERGO_TO_ALIAS;
+        return parse_ref(x, &t->alias);
+    }
+    PyErr_Format(PyExc_ValueError, "unknown target kind %s", kind);
+    return -1;
+}
+
+static PyObject *Ergo_alias_delete(ErgoObject *self, PyObject *args)
+{
+    PyObject *h, *ref;
+    unsigned long long tok;
+    if (!PyArg_ParseTuple(args, "OOK", &h, &ref, &tok))
+        return NULL;
+    epy_cmd *c = cmd_new(OP_ALIAS_DELETE, tok, h);
+    if (!c)
+        return NULL;
+    if (parse_ref(ref, &c->ref) < 0) {
+        free(c);
+        return NULL;
+    }
+    return done_or_raise(submit(self, c));
+}
+
+/* send_or_call(call, handle, target, value, priority, important, timeout_ms, token) */
+static PyObject *Ergo_send(ErgoObject *self, PyObject *args)
+{
+    int call, prio, important;
+    PyObject *h, *target, *value;
+    unsigned long long timeout_ms, tok;
+    if (!PyArg_ParseTuple(args, "pOOOipKK", &call, &h, &target, &value, &prio, &important,
+                          &timeout_ms, &tok))
+        return NULL;
+    if (!self->b->reg)
+        return raise_code(GN_ESTATE);
+    epy_cmd *c = cmd_new(call ? OP_CALL : OP_SEND, tok, h);
+    if (!c)
+        return NULL;
+    if (parse_target(target, &c->to) < 0 || !(c->bytes = py_encode(self, value, &c->len))) {
+        free(c);
+        return NULL;
+    }
+    c->so.priority = (gn_ergo_priority)prio;
+    c->so.important = important;
+    c->so.timeout = (gn_time)timeout_ms * GN_MS;
+    return done_or_raise(submit(self, c));
+}
+
+/* reply(handle, to_pid, ref, value, is_error, token) */
+static PyObject *Ergo_reply(ErgoObject *self, PyObject *args)
+{
+    PyObject *h, *to, *ref, *value;
+    int is_error;
+    unsigned long long tok;
+    if (!PyArg_ParseTuple(args, "OOOOpK", &h, &to, &ref, &value, &is_error, &tok))
+        return NULL;
+    epy_cmd *c = cmd_new(is_error ? OP_REPLY_ERROR : OP_REPLY, tok, h);
+    if (!c)
+        return NULL;
+    if (parse_pid(to, &c->pid) < 0 || parse_ref(ref, &c->ref) < 0)
+        goto fail;
+    if (is_error) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(value, &n);
+        if (!s)
+            goto fail;
+        if (n < 1 || (size_t)n > GN_EDF_ERROR_MAX) {
+            PyErr_SetString(PyExc_ValueError, "error text: want 1..32767 bytes");
+            goto fail;
+        }
+        memcpy(c->text, s, (size_t)n);
+    } else if (!(c->bytes = py_encode(self, value, &c->len))) {
+        goto fail;
+    }
+    return done_or_raise(submit(self, c));
+fail:
+    free(c);
+    return NULL;
+}
+
+/* node_op(op, node, peer_or_None, token): info / connect / connect_peer / disconnect */
+static PyObject *Ergo_node_op(ErgoObject *self, PyObject *args)
+{
+    const char *what, *node, *peer = NULL;
+    unsigned long long tok;
+    if (!PyArg_ParseTuple(args, "szzK", &what, &node, &peer, &tok))
+        return NULL;
+    int op = strcmp(what, "info") == 0 ? OP_INFO : strcmp(what, "connect") == 0 ? OP_CONNECT
+           : strcmp(what, "connect_peer") == 0 ? OP_CONNECT_PEER
+           : strcmp(what, "disconnect") == 0 ? OP_DISCONNECT : 0;
+    if (!op || (op != OP_CONNECT_PEER && !node) || (node && strlen(node) > GN_ERGO_NAME_MAX))
+        return raise_code(GN_EINVAL);
+    epy_cmd *c = cmd_new(op, tok, NULL);
+    if (!c)
+        return NULL;
+    if (node)
+        strcpy(c->text, node);
+    if (op == OP_CONNECT_PEER) {
+        int rc = peer ? gn_peer_id_parse(peer, strlen(peer), &c->peer) : GN_EINVAL;
+        if (rc < 0) {
+            free(c);
+            return raise_code(rc);
+        }
+    }
+    return done_or_raise(submit(self, c));
+}
+
+/* resume(handle, n): the consumer took n messages of the process */
+static PyObject *Ergo_resume(ErgoObject *self, PyObject *args)
+{
+    PyObject *h;
+    int n;
+    if (!PyArg_ParseTuple(args, "Oi", &h, &n))
+        return NULL;
+    epy_proc *ep = PyLong_AsVoidPtr(h);
+    if (!ep)
+        return NULL;
+    int left = atomic_fetch_sub(&ep->inflight, n) - n;
+    int one = 1;
+    if (left <= ep->qlimit / 2 && atomic_compare_exchange_strong(&ep->paused, &one, 2)) {
+        epy_cmd *c = cmd_new(OP_UNPAUSE, 0, h);
+        if (!c || submit(self, c) < 0) {
+            atomic_store(&ep->paused, 1); /* retried at the next resume */
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* encode(value) -> bytes; decode(bytes) -> value (tests; after the start) */
+static PyObject *Ergo_encode(ErgoObject *self, PyObject *value)
+{
+    size_t len;
+    uint8_t *p = py_encode(self, value, &len);
+    if (!p)
+        return NULL;
+    PyObject *r = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)len);
+    free(p);
+    return r;
+}
+
+static PyObject *Ergo_decode(ErgoObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *r = py_decode(self, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return r;
+}
+
+static PyObject *Ergo_get_ready(ErgoObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(self->b && self->b->reg);
+}
+
+static PyMethodDef Ergo_methods[] = {
+    {"poll", (PyCFunction)Ergo_poll, METH_VARARGS, "poll(max=256) -> notes"},
+    {"detach", (PyCFunction)Ergo_detach, METH_VARARGS, "detach(token)"},
+    {"spawn", (PyCFunction)Ergo_spawn, METH_VARARGS,
+     "spawn(mailbox, qlimit, max_pending, token) -> handle"},
+    {"free_proc", (PyCFunction)Ergo_free_proc, METH_VARARGS, "free_proc(handle, token)"},
+    {"register", (PyCFunction)Ergo_register, METH_VARARGS, "register(handle, name, token)"},
+    {"unregister", (PyCFunction)Ergo_unregister, METH_VARARGS, "unregister(handle, token)"},
+    {"alias_new", (PyCFunction)Ergo_alias_new, METH_VARARGS, "alias_new(handle, token)"},
+    {"alias_delete", (PyCFunction)Ergo_alias_delete, METH_VARARGS,
+     "alias_delete(handle, ref, token)"},
+    {"send", (PyCFunction)Ergo_send, METH_VARARGS,
+     "send(call, handle, target, value, priority, important, timeout_ms, token)"},
+    {"reply", (PyCFunction)Ergo_reply, METH_VARARGS,
+     "reply(handle, to_pid, ref, value_or_text, is_error, token)"},
+    {"node_op", (PyCFunction)Ergo_node_op, METH_VARARGS, "node_op(what, node, peer, token)"},
+    {"resume", (PyCFunction)Ergo_resume, METH_VARARGS, "resume(handle, n)"},
+    {"encode", (PyCFunction)Ergo_encode, METH_O, "encode(value) -> bytes"},
+    {"decode", (PyCFunction)Ergo_decode, METH_O, "decode(bytes) -> value"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Ergo_getset[] = {
+    {"fd", (getter)Ergo_get_fd, NULL, "Readable while notes are queued.", NULL},
+    {"ready", (getter)Ergo_get_ready, NULL, "True once the component registered the types.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ErgoType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "golemnet._golemnet.ErgoNode",
+    .tp_basicsize = sizeof(ErgoObject),
+    .tp_dealloc = (destructor)Ergo_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An Ergo node on a Node (low level; see golemnet.ergo).",
+    .tp_methods = Ergo_methods,
+    .tp_getset = Ergo_getset,
+    .tp_init = (initproc)Ergo_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static gn_edf_arena *static_types;
+
+int gnpy_ergo_init(PyObject *m, PyObject *(*raise)(int))
+{
+    raise_code = raise;
+    static_types = gn_edf_arena_new(0, 0);
+    if (!static_types)
+        return -1;
+    any_slice = gn_edf_type_slice(static_types, gn_edf_type_basic(GN_EDF_ANY));
+    any_map = gn_edf_type_map(static_types, gn_edf_type_basic(GN_EDF_ANY),
+                              gn_edf_type_basic(GN_EDF_ANY));
+    str_any_map = gn_edf_type_map(static_types, gn_edf_type_basic(GN_EDF_STRING),
+                                  gn_edf_type_basic(GN_EDF_ANY));
+    if (!any_slice || !any_map || !str_any_map || PyType_Ready(&ErgoType) < 0)
+        return -1;
+    Py_INCREF(&ErgoType);
+    if (PyModule_AddObject(m, "ErgoNode", (PyObject *)&ErgoType) < 0)
+        return -1;
+    static const struct {
+        const char *n;
+        long v;
+    } k[] = {{"ERGO_MSG", EN_MSG},   {"ERGO_RESULT", EN_RESULT}, {"ERGO_REPLY", EN_REPLY},
+             {"ERGO_SPAWN", EN_SPAWN}, {"ERGO_INFO", EN_INFO},   {"ERGO_ALIAS", EN_ALIAS}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (PyModule_AddIntConstant(m, k[i].n, k[i].v) < 0)
+            return -1;
+    return 0;
+}

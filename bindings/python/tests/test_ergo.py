@@ -1,0 +1,294 @@
+"""golemnet.ergo: two golemnet nodes with Ergo nodes in one process, over
+Ergo TCP (embedded registrar on a private port) and over a
+/golem/ergo/1.0.0 stream on a libp2p channel: send, call and reply, a
+registered dataclass both ways, important delivery (delivered, and a
+missing process raising NotFoundError), a call answered with an error, a
+call nobody answers, the blocking API, and the Python-side queue bound
+pausing the C mailbox."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import time
+from typing import Any, List, Tuple
+
+import pytest
+
+import golemnet
+from conftest import LOOPBACK, aio
+
+ergo = pytest.importorskip("golemnet.ergo")
+if not hasattr(golemnet._golemnet, "ErgoNode"):
+    pytest.skip("built without the ergo component", allow_module_level=True)
+
+
+@ergo.register_type("#golemcap/shared/Point", fields={"X": "int32", "Y": "int32"})
+@dataclasses.dataclass
+class Point:
+    X: int
+    Y: int
+    Label: str
+
+
+@ergo.register_type("#golemcap/shared/Path")
+@dataclasses.dataclass
+class Path:
+    Points: List[Point]
+    Tags: dict
+
+
+def free_port() -> int:
+    """A port free for both TCP and UDP (the embedded registrar uses both)."""
+    for _ in range(50):
+        t = socket.socket()
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+    raise RuntimeError("no free port")
+
+
+async def tcp_pair(types: Tuple[type, ...] = (Point, Path)) -> Tuple[Any, Any, Any, Any]:
+    reg = free_port()
+    nodes, ens = [], []
+    for name in ("alpha@localhost", "beta@localhost"):
+        n = golemnet.Node(protocol_components="ergo",
+                          options=ergo.options(name, "cookie123", port=0, registrar_port=reg))
+        en = ergo.ErgoNode(n, types=types)
+        await n.start()
+        nodes.append(n)
+        ens.append(en)
+    return nodes[0], nodes[1], ens[0], ens[1]
+
+
+async def echo_server(en: Any, name: str = "echo") -> Tuple[Any, List[Any]]:
+    """A registered process that answers calls with ("echo", value) and keeps sends."""
+    got: List[Any] = []
+
+    async def on_message(m: Any) -> None:
+        if m.call:
+            if m.value == "fail":
+                await m.reply_error("asked to fail")
+            elif m.value == "ignore":
+                pass
+            else:
+                await m.reply([ergo.Atom("echo"), m.value])
+        else:
+            got.append(m)
+
+    p = await en.spawn(name, on_message=on_message)
+    return p, got
+
+
+async def wait_for(pred: Any, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.01)):
+        if pred():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+@aio(60)
+async def test_tcp_send_call_reply_types_important() -> None:
+    a, b, ea, eb = await tcp_pair()
+    try:
+        server, got = await echo_server(ea)
+        client = await eb.spawn()
+        assert client.pid.node == "beta@localhost" and client.pid.id >= 1001
+        assert server.pid.node == "alpha@localhost"
+        to = ergo.ProcessID("echo", "alpha@localhost")
+        # the first send connects by name through the registrar; its TCP pool then
+        # grows to 3 links, and a sender's order byte picks a link by the link count,
+        # so ordered checks wait for the whole pool
+        # (alpha registers with the registrar shortly after its start: retry until it did)
+        for attempt in range(100):
+            try:
+                await client.send(to, "first", important=True)
+                break
+            except golemnet.NotFoundError:
+                if attempt == 99:
+                    raise
+                await asyncio.sleep(0.05)
+        for _ in range(500):
+            if (await eb.info("alpha@localhost")).links >= 3:
+                break
+            await asyncio.sleep(0.01)
+        await wait_for(lambda: len(got) == 1)
+        assert got.pop().value == "first"
+        # every value kind
+        values = [1, -2**63, 2**64 - 1, 1.5, "text", ergo.Atom("ok"), b"\x00\xff", True, [1, "x"],
+                  {"k": [None, 2]}, {1: "int key"}, client.pid, to,
+                  Point(1, -2, "p"), Path([Point(3, 4, "q")], {"a": 1}),
+                  ergo.ErrorValue("boom")]
+        for v in values:
+            await client.send(to, v)
+        await wait_for(lambda: len(got) == len(values))
+        for m, v in zip(got, values):
+            assert m.value == v, (m.value, v)
+            assert type(m.value) is type(v)
+            assert m.sender == client.pid and not m.call
+        assert isinstance(got[5].value, ergo.Atom)
+        # call by name, by PID and by alias; the answer carries a registered struct back
+        ans = await client.call(to, Point(7, 8, "call"))
+        assert ans == [ergo.Atom("echo"), Point(7, 8, "call")]
+        assert await client.call(server.pid, "by pid") == ["echo", "by pid"]
+        alias = await server.alias()
+        assert await client.call(alias, 42) == ["echo", 42]
+        await server.delete_alias(alias)
+        with pytest.raises(golemnet.NotFoundError):
+            await client.call(alias, 1, important=True, timeout=2)
+        # a call answered with an error; a call nobody answers
+        with pytest.raises(ergo.CallError) as ei:
+            await client.call(to, "fail")
+        assert ei.value.text == "asked to fail"
+        with pytest.raises(golemnet.TimeoutError):
+            await client.call(to, "ignore", timeout=0.3)
+        # important delivery: confirmed, then a missing name and a missing PID
+        n = len(got)
+        await client.send(to, "important", important=True)
+        await wait_for(lambda: len(got) == n + 1)
+        assert got[-1].value == "important" and got[-1].important
+        with pytest.raises(golemnet.NotFoundError) as ei2:
+            await client.send(ergo.ProcessID("nobody", "alpha@localhost"), 1, important=True)
+        assert "no such process" in str(ei2.value)
+        with pytest.raises(golemnet.NotFoundError):
+            await client.send(ergo.PID("alpha@localhost", 99999, server.pid.creation), 1,
+                              important=True)
+        info = await eb.info("alpha@localhost")
+        assert info.node == "alpha@localhost" and info.carrier == "tcp" and info.initiator
+        # the other way: alpha sends to a process of beta by PID
+        await server.send(client.pid, "back", priority=ergo.Priority.HIGH)
+        m = await client.receive(timeout=5)
+        assert m.value == "back" and m.sender == server.pid and m.priority == ergo.Priority.HIGH
+    finally:
+        await b.close()
+        await a.close()
+
+
+@aio(60)
+async def test_receive_queue_bound_and_local() -> None:
+    a, b, ea, eb = await tcp_pair(types=())
+    try:
+        # queue=2, mailbox=3: at most 2 messages wait in Python, 3 in C, the rest is refused
+        rx = await ea.spawn("rx", queue=2, mailbox=3)
+        tx = await ea.spawn()
+        sent = 0
+        for i in range(10):
+            try:
+                await tx.send(rx.pid, i)  # local: the mailbox answers at once
+                sent += 1
+            except golemnet.AgainError:
+                break
+            await asyncio.sleep(0.05)
+        assert sent == 5, sent  # 2 taken into Python's queue (then paused) + 3 in the mailbox
+        out = [(await rx.receive(timeout=2)).value for _ in range(sent)]
+        assert out == list(range(sent))
+        with pytest.raises(golemnet.TimeoutError):
+            await rx.receive(timeout=0.1)
+        # async iteration and a local call
+        srv, _ = await echo_server(ea, "lecho")
+        assert await tx.call(ergo.ProcessID("lecho", "alpha@localhost"), "hi") == ["echo", "hi"]
+        # a plain (not coroutine) callback: called once per message, in order
+        seen: List[Any] = []
+        cb = await ea.spawn(on_message=lambda m: seen.append(m.value), queue=1)
+        for i in range(5):
+            await tx.send(cb.pid, i)
+        await wait_for(lambda: len(seen) == 5)
+        assert seen == list(range(5))
+        await rx.close()
+        with pytest.raises(golemnet.NotFoundError):
+            await tx.send(ergo.ProcessID("rx", "alpha@localhost"), 1)
+        with pytest.raises(golemnet.ClosedError):
+            await rx.send(tx.pid, 1)
+        with pytest.raises(ValueError):
+            await tx.send(rx.pid, None)
+    finally:
+        await b.close()
+        await a.close()
+
+
+@aio(60)
+async def test_over_libp2p_channel() -> None:
+    a = golemnet.Node(listen=[LOOPBACK], protocol_components="ergo",
+                      options=ergo.options("gamma@localhost"))
+    b = golemnet.Node(protocol_components="ergo",
+                      options=ergo.options("delta@localhost"))
+    ea = ergo.ErgoNode(a, types=[Point])
+    eb = ergo.ErgoNode(b, types=[Point])
+    await a.start()
+    await b.start()
+    try:
+        srv, got = await echo_server(ea)
+        cl = await eb.spawn()
+        await b.dial(a.addrs[0] + "/p2p/" + a.peer_id)
+        await eb.connect_peer(a.peer_id, "gamma@localhost")
+        info = await eb.wait_connected("gamma@localhost")
+        assert info.carrier == "stream"
+        to = ergo.ProcessID("echo", "gamma@localhost")
+        assert await cl.call(to, Point(1, 2, "s")) == ["echo", Point(1, 2, "s")]
+        await cl.send(to, "x", important=True)  # in the mailbox: Python gets it soon after
+        await wait_for(lambda: len(got) == 1)
+        assert got[-1].value == "x" and got[-1].important
+        with pytest.raises(golemnet.NotFoundError):
+            await cl.send(ergo.ProcessID("missing", "gamma@localhost"), "x", important=True)
+        # async for on the receiving side
+        rx = await eb.spawn("rx")
+        await srv.send(rx.pid, "to delta")
+        async for m in rx:
+            assert m.value == "to delta" and m.sender == srv.pid
+            break
+    finally:
+        await b.close()
+        await a.close()
+
+
+def test_blocking() -> None:
+    from golemnet.blocking import Node
+    reg = free_port()
+    a = Node(protocol_components="ergo",
+             options=ergo.options("ba@localhost", "c", port=0, registrar_port=reg))
+    b = Node(protocol_components="ergo",
+             options=ergo.options("bb@localhost", "c", port=0, registrar_port=reg))
+    ea = ergo.BlockingErgoNode(a, types=[Point])
+    eb = ergo.BlockingErgoNode(b, types=[Point])
+    a.start()
+    b.start()
+    try:
+        srv = ea.spawn("srv")
+        cl = eb.spawn()
+        for attempt in range(100):  # ba registers with the registrar just after its start
+            try:
+                cl.send(ergo.ProcessID("srv", "ba@localhost"), Point(5, 6, "b"), important=True)
+                break
+            except golemnet.NotFoundError:
+                if attempt == 99:
+                    raise
+                time.sleep(0.05)
+        m = srv.receive(timeout=5)
+        assert m.value == Point(5, 6, "b") and m.sender == cl.pid
+        with pytest.raises(golemnet.NotFoundError):
+            cl.send(ergo.ProcessID("none", "ba@localhost"), 1, important=True)
+    finally:
+        b.close()
+        a.close()
+
+
+def test_register_type_errors() -> None:
+    with pytest.raises(TypeError):
+        ergo.register_type("#x/NotDataclass")(int)
+
+    @dataclasses.dataclass
+    class Odd:
+        f: complex
+    with pytest.raises(TypeError):
+        ergo.register_type("#x/Odd")(Odd)
+    assert ergo.options("n@h", "ck", port=0) == ["ergo.node=n@h", "ergo.cookie=ck", "ergo.port=0"]
