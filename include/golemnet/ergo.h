@@ -75,6 +75,7 @@ typedef enum gn_ergo_target_kind {
     GN_ERGO_TO_PID = 1,   /* a gen.PID */
     GN_ERGO_TO_NAME = 2,  /* a gen.ProcessID: registered name on a node */
     GN_ERGO_TO_ALIAS = 3, /* a gen.Alias */
+    GN_ERGO_TO_EVENT = 4, /* a gen.Event: links and monitors only (node, name); Since: 0.6 */
 } gn_ergo_target_kind;
 
 /**
@@ -85,8 +86,8 @@ typedef enum gn_ergo_target_kind {
 typedef struct gn_ergo_target {
     gn_ergo_target_kind kind;
     gn_ergo_pid pid;                    /* GN_ERGO_TO_PID */
-    char node[GN_ERGO_NAME_MAX + 1];    /* GN_ERGO_TO_NAME: the node */
-    char name[GN_ERGO_NAME_MAX + 1];    /* GN_ERGO_TO_NAME: the registered name */
+    char node[GN_ERGO_NAME_MAX + 1];    /* GN_ERGO_TO_NAME, _EVENT: the node */
+    char name[GN_ERGO_NAME_MAX + 1];    /* GN_ERGO_TO_NAME, _EVENT: the name */
     gn_ergo_alias alias;                /* GN_ERGO_TO_ALIAS */
 } gn_ergo_target;
 
@@ -423,7 +424,7 @@ GN_API int gn_ergo_proc_set_signal_cb(gn_ergo_proc *p, gn_ergo_signal_cb cb, voi
 GN_API int gn_ergo_proc_exit(gn_ergo_proc *p, const char *reason);
 
 /**
- * Links @p to @t (a PID, registered name or alias, local or remote): when
+ * Links @p to @t (a PID, registered name, alias or event, local or remote): when
  * @t terminates, or the connection to its node is lost, @p gets an EXIT
  * signal with the reason (links are one-way, as in Ergo 3). Remote: a
  * MessageLink* request (199) is sent; @cb(@arg) (optional) gets the remote
@@ -463,6 +464,44 @@ GN_API int gn_ergo_demonitor(gn_ergo_proc *p, const gn_ergo_target *t);
  * is full); the send errors of gn_ergo_send() (remote). Since: 0.6
  */
 GN_API int gn_ergo_send_exit(gn_ergo_proc *from, const gn_ergo_pid *to, const char *reason);
+
+/* ---- events (Since: 0.6) ----------------------------------------------------------------- */
+
+/** Events one process may own (GN_ELIMIT beyond). Since: 0.6 */
+#define GN_ERGO_EVENTS_MAX 64u
+
+/** A target from an event @name on @node (NUL-terminated, truncated at 255). Since: 0.6 */
+GN_API gn_ergo_target gn_ergo_to_event(const char *node, const char *name);
+
+/**
+ * Registers event @name (1..255 bytes) on @p's node, owned by @p: processes
+ * here and on remote nodes link or monitor it (gn_ergo_link() with
+ * gn_ergo_to_event(); from Go, LinkEvent/MonitorEvent) and receive what
+ * @p publishes. Past events are not buffered (a MonitorEvent answer carries
+ * an empty list). Returns 0; GN_EINVAL; GN_EEXIST (the name is taken);
+ * GN_ELIMIT (@p owns GN_ERGO_EVENTS_MAX); GN_ENOMEM. Since: 0.6
+ */
+GN_API int gn_ergo_event_register(gn_ergo_proc *p, const char *name);
+
+/**
+ * Unregisters event @name of @p: every link and monitor on it fires with
+ * "unregistered" (remote nodes get TerminateEvent, 185). The same happens
+ * to @p's events when @p ends. Returns 0; GN_EINVAL; GN_ENOTFOUND (@p owns
+ * no such event). Since: 0.6
+ */
+GN_API int gn_ergo_event_unregister(gn_ergo_proc *p, const char *name);
+
+/**
+ * Publishes @v on event @name of @p: every local subscriber (link or
+ * monitor) gets a message whose value is Ergo's gen.MessageEvent {Event,
+ * Timestamp (Unix ns), Message = @v} (GN_EDF_ERGO_MESSAGE_EVENT) from @p;
+ * each remote node with subscribers gets one MessageEvent frame (105) and
+ * fans it out to its own. A subscriber whose mailbox is full misses it.
+ * Returns the number of local subscribers reached plus remote nodes sent
+ * to (>= 0); GN_EINVAL (bad arguments, a value that does not encode);
+ * GN_ENOTFOUND (@p owns no such event). Since: 0.6
+ */
+GN_API int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value *v);
 
 GN_END_DECLS
 

@@ -35,6 +35,15 @@ typedef struct en_pend en_pend;
 typedef struct en_wait en_wait;
 typedef struct en_sig en_sig;
 typedef struct en_sub en_sub;
+typedef struct en_event en_event;
+
+/* an event registered on our node */
+struct en_event {
+    en_event *next;
+    char name[GN_ERGO_NAME_MAX + 1];
+    uint64_t owner;
+    unsigned ncons; /* links + monitors on it */
+};
 
 /* a link or monitor target, by kind (GN_ERGO_TO_*): PID id[0], name, alias id[0..2] */
 typedef struct en_tgt {
@@ -91,6 +100,7 @@ struct gn_ergo_proc {
     size_t nsig;
     unsigned nheld; /* links + monitors this process holds */
     unsigned ncons; /* links + monitors on this process */
+    unsigned nevents; /* events it owns */
 };
 
 /* an outstanding call or important send, matched by (caller ID, ref) */
@@ -129,6 +139,8 @@ struct gn_ergo_node {
     uint64_t ref_seq, ref_hi;
     en_pend *pends;
     en_sub *subs; /* links and monitors */
+    en_event *events;
+    gn_time mono0; /* gn_now() at the component's start: event timestamps */
     en_wait *waits, **waits_tail;
     en_item *spare; /* items kept for reuse */
     size_t nspare;
@@ -662,6 +674,8 @@ static gn_ergo_proc *resolve_local(gn_ergo_node *en, const gn_ergo_target *to)
         return proc_by_name(en, to->name, strlen(to->name));
     case GN_ERGO_TO_ALIAS:
         return proc_by_alias(en, to->alias.id);
+    case GN_ERGO_TO_EVENT:
+        return NULL;
     }
     return NULL;
 }
@@ -675,6 +689,8 @@ static const char *target_node(const gn_ergo_target *to)
         return to->node;
     case GN_ERGO_TO_ALIAS:
         return to->alias.node;
+    case GN_ERGO_TO_EVENT:
+        return to->node;
     }
     return "";
 }
@@ -692,6 +708,7 @@ static void tgt_from_target(const gn_ergo_target *to, en_tgt *t)
         t->creation = to->pid.creation;
         break;
     case GN_ERGO_TO_NAME:
+    case GN_ERGO_TO_EVENT:
         set_name(t->name, to->name);
         break;
     case GN_ERGO_TO_ALIAS:
@@ -712,6 +729,7 @@ static void tgt_to_target(const en_tgt *t, gn_ergo_target *out)
         out->pid.creation = t->creation;
         break;
     case GN_ERGO_TO_NAME:
+    case GN_ERGO_TO_EVENT:
         set_name(out->node, t->node);
         set_name(out->name, t->name);
         break;
@@ -731,10 +749,19 @@ static bool tgt_eq(const en_tgt *a, const en_tgt *b)
     case GN_ERGO_TO_PID:
         return a->id[0] == b->id[0];
     case GN_ERGO_TO_NAME:
+    case GN_ERGO_TO_EVENT:
         return !strcmp(a->name, b->name);
     default:
         return !memcmp(a->id, b->id, sizeof a->id);
     }
+}
+
+static en_event *event_find(gn_ergo_node *en, const char *name)
+{
+    for (en_event *ev = en->events; ev; ev = ev->next) /* bounded: the events */
+        if (!strcmp(ev->name, name))
+            return ev;
+    return NULL;
 }
 
 static gn_ergo_proc *tgt_resolve_local(gn_ergo_node *en, const en_tgt *t)
@@ -794,7 +821,8 @@ static void term_send(gn_ergo_node *en, const char *node, const en_tgt *t, const
         f.to = t->id[0];
         break;
     case GN_ERGO_TO_NAME:
-        f.type = GNI_ENP_TERM_NAME;
+    case GN_ERGO_TO_EVENT:
+        f.type = t->kind == GN_ERGO_TO_NAME ? GNI_ENP_TERM_NAME : GNI_ENP_TERM_EVENT;
         f.name = (gn_slice){(const uint8_t *)t->name, strlen(t->name)};
         break;
     default:
@@ -820,8 +848,11 @@ static void sub_release(gn_ergo_node *en, en_sub *sb)
     }
     if (!strcmp(sb->t.node, en_self(en))) {
         gn_ergo_proc *tp = tgt_resolve_local(en, &sb->t);
+        en_event *ev = sb->t.kind == GN_ERGO_TO_EVENT ? event_find(en, sb->t.name) : NULL;
         if (tp && tp->ncons)
             tp->ncons--;
+        if (ev && ev->ncons)
+            ev->ncons--;
     }
 }
 
@@ -838,6 +869,8 @@ static bool sub_on(const gn_ergo_node *en, const en_sub *sb, const gn_ergo_proc 
         return (what & EN_ON_PID) && sb->t.id[0] == p->id;
     case GN_ERGO_TO_NAME:
         return (what & EN_ON_NAME) && p->name[0] && !strcmp(sb->t.name, p->name);
+    case GN_ERGO_TO_EVENT:
+        return false;
     default:
         if (!(what & EN_ON_ALIAS))
             return false;
@@ -854,12 +887,15 @@ static bool sub_on(const gn_ergo_node *en, const en_sub *sb, const gn_ergo_proc 
  * consumers get a signal, every remote node holding some gets one termination frame per
  * target; the entries go */
 static void fire_local(gn_ergo_node *en, gn_ergo_proc *p, unsigned what, const uint64_t *alias,
-                       const char *reason)
+                       const char *reason, const char *event)
 {
     en_sub *fired = NULL, **ft = &fired;
     for (en_sub **pp = &en->subs; *pp;) { /* bounded: the entries */
         en_sub *sb = *pp;
-        if (sub_on(en, sb, p, what, alias)) {
+        bool on = event ? sb->t.kind == GN_ERGO_TO_EVENT && !strcmp(sb->t.name, event) &&
+                              !strcmp(sb->t.node, en_self(en))
+                        : sub_on(en, sb, p, what, alias);
+        if (on) {
             *pp = sb->next;
             sb->next = NULL;
             *ft = sb;
@@ -870,13 +906,13 @@ static void fire_local(gn_ergo_node *en, gn_ergo_proc *p, unsigned what, const u
     }
     const char *self = en_self(en);
     for (en_sub *sb = fired; sb; sb = sb->next) {
-        if (p->ncons)
+        if (!event && p->ncons)
             p->ncons--;
         if (!strcmp(sb->cnode, self)) {
             gn_ergo_proc *cp = proc_by_id(en, sb->cid);
             if (cp && cp->nheld)
                 cp->nheld--;
-            if (cp && cp != p)
+            if (cp && (event || cp != p))
                 (void)sig_queue(cp, sb->link ? GN_ERGO_SIG_EXIT : GN_ERGO_SIG_DOWN, false,
                                 &sb->t, reason, strlen(reason));
             continue;
@@ -969,15 +1005,20 @@ static en_sub *sub_find(gn_ergo_node *en, const char *cnode, uint64_t cid, bool 
 /* the 199 request kind for a target kind */
 static enum gni_enp_any_kind any_kind(uint8_t tkind, bool link, bool un)
 {
-    static const enum gni_enp_any_kind k[3][4] = {
+    static const enum gni_enp_any_kind k[4][4] = {
         {GNI_ENP_ANY_LINK_PID, GNI_ENP_ANY_UNLINK_PID, GNI_ENP_ANY_MONITOR_PID,
          GNI_ENP_ANY_DEMONITOR_PID},
         {GNI_ENP_ANY_LINK_PROCESSID, GNI_ENP_ANY_UNLINK_PROCESSID,
          GNI_ENP_ANY_MONITOR_PROCESSID, GNI_ENP_ANY_DEMONITOR_PROCESSID},
         {GNI_ENP_ANY_LINK_ALIAS, GNI_ENP_ANY_UNLINK_ALIAS, GNI_ENP_ANY_MONITOR_ALIAS,
          GNI_ENP_ANY_DEMONITOR_ALIAS},
+        {GNI_ENP_ANY_LINK_EVENT, GNI_ENP_ANY_UNLINK_EVENT, GNI_ENP_ANY_MONITOR_EVENT,
+         GNI_ENP_ANY_DEMONITOR_EVENT},
     };
-    unsigned row = tkind == GN_ERGO_TO_PID ? 0u : tkind == GN_ERGO_TO_NAME ? 1u : 2u;
+    unsigned row = tkind == GN_ERGO_TO_PID    ? 0u
+                   : tkind == GN_ERGO_TO_NAME ? 1u
+                   : tkind == GN_ERGO_TO_EVENT ? 3u
+                                               : 2u;
     return k[row][(link ? 0u : 2u) + (un ? 1u : 0u)];
 }
 
@@ -1026,6 +1067,9 @@ static int any_request(gn_ergo_node *en, gn_ergo_proc *src, enum gni_enp_any_kin
         case GN_ERGO_TO_NAME:
             gn_edf_set_processid(&it[1], t->node, strlen(t->node), t->name, strlen(t->name));
             break;
+        case GN_ERGO_TO_EVENT:
+            gn_edf_set_event(&it[1], t->node, strlen(t->node), t->name, strlen(t->name));
+            break;
         default:
             gn_edf_set_alias(&it[1], t->node, strlen(t->node), t->creation, t->id);
             break;
@@ -1057,6 +1101,15 @@ static void any_result(gn_ergo_node *en, const char *node, enum gni_enp_any_kind
         gn_edf_value *it = gn_edf_items(&v);
         gn_edf_set_error(&it[0], err, err ? strlen(err) : 0);
         gn_edf_set_nil(&it[1]);
+        const gn_edf_type *me =
+            (kind == GNI_ENP_ANY_LINK_EVENT || kind == GNI_ENP_ANY_MONITOR_EVENT) && !err
+                ? gn_edf_registry_find(gni_ergo_comp_registry(en_comp(en)),
+                                       GN_EDF_ERGO_MESSAGE_EVENT,
+                                       strlen(GN_EDF_ERGO_MESSAGE_EVENT))
+                : NULL;
+        const gn_edf_type *sl = me ? gn_edf_type_slice(a, me) : NULL;
+        if (sl) /* Ergo answers with the buffered events: none, a nil []gen.MessageEvent */
+            (void)gn_edf_set_nil_of(&it[1], sl);
         it[2] = *ref;
         gni_enp_frame f;
         memset(&f, 0, sizeof f);
@@ -1145,8 +1198,14 @@ static void on_term_frame(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_f
         t.kind = GN_ERGO_TO_ALIAS;
         memcpy(t.id, f->alias, sizeof t.id);
         break;
-    default: /* 185/186: events are not there yet */
-        return;
+    case GNI_ENP_TERM_EVENT_CACHE:
+        if (gn_edf_dict_find(pi->dict, GN_EDF_DICT_ATOM, f->atom_id, &nm) < 0)
+            return;
+        /* fall through */
+    default:
+        t.kind = GN_ERGO_TO_EVENT;
+        copy_name(t.name, (const char *)nm.base, nm.len);
+        break;
     }
     fire_remote(en, pi->node, &t, reason);
 }
@@ -1161,8 +1220,9 @@ static void on_ctl(gn_ergo_node *en, const gni_ergo_peer_info *pi, enum gni_enp_
     uint64_t sid = src->u.pid.id;
     bool link = kind <= GNI_ENP_ANY_UNLINK_EVENT;
     bool un = kind == GNI_ENP_ANY_UNLINK_PID || kind == GNI_ENP_ANY_UNLINK_PROCESSID ||
-              kind == GNI_ENP_ANY_UNLINK_ALIAS || kind == GNI_ENP_ANY_DEMONITOR_PID ||
-              kind == GNI_ENP_ANY_DEMONITOR_PROCESSID || kind == GNI_ENP_ANY_DEMONITOR_ALIAS;
+              kind == GNI_ENP_ANY_UNLINK_ALIAS || kind == GNI_ENP_ANY_UNLINK_EVENT ||
+              kind == GNI_ENP_ANY_DEMONITOR_PID || kind == GNI_ENP_ANY_DEMONITOR_PROCESSID ||
+              kind == GNI_ENP_ANY_DEMONITOR_ALIAS || kind == GNI_ENP_ANY_DEMONITOR_EVENT;
     en_tgt t;
     memset(&t, 0, sizeof t);
     switch (tv->kind) {
@@ -1173,7 +1233,8 @@ static void on_ctl(gn_ergo_node *en, const gni_ergo_peer_info *pi, enum gni_enp_
         t.creation = tv->u.pid.creation;
         break;
     case GN_EDF_PROCESSID:
-        t.kind = GN_ERGO_TO_NAME;
+    case GN_EDF_EVENT:
+        t.kind = tv->kind == GN_EDF_EVENT ? GN_ERGO_TO_EVENT : GN_ERGO_TO_NAME;
         copy_name(t.node, (const char *)tv->u.name.node.base, tv->u.name.node.len);
         copy_name(t.name, (const char *)tv->u.name.name.base, tv->u.name.name.len);
         break;
@@ -1198,11 +1259,14 @@ static void on_ctl(gn_ergo_node *en, const gni_ergo_peer_info *pi, enum gni_enp_
         any_result(en, pi->node, kind, sid, ref, NULL);
         return;
     }
-    gn_ergo_proc *tp = strcmp(t.node, en_self(en)) ? NULL : tgt_resolve_local(en, &t);
-    const char *err = !tp                                ? "unknown process"
-                      : old                              ? "target is already exist"
-                      : tp->ncons >= GN_ERGO_CONSUMERS_MAX ? "too large"
-                                                         : NULL;
+    bool here = !strcmp(t.node, en_self(en)), event = t.kind == GN_ERGO_TO_EVENT;
+    gn_ergo_proc *tp = here && !event ? tgt_resolve_local(en, &t) : NULL;
+    en_event *ev = here && event ? event_find(en, t.name) : NULL;
+    unsigned *ncons = ev ? &ev->ncons : tp ? &tp->ncons : NULL;
+    const char *err = !ncons                           ? (event ? "unknown event" : "unknown process")
+                      : old                            ? "target is already exist"
+                      : *ncons >= GN_ERGO_CONSUMERS_MAX ? "too large"
+                                                       : NULL;
     en_sub *sb = err ? NULL : gn_calloc(1, sizeof *sb);
     if (!err && !sb)
         err = "internal error";
@@ -1214,13 +1278,96 @@ static void on_ctl(gn_ergo_node *en, const gni_ergo_peer_info *pi, enum gni_enp_
         memcpy(sb->ref, ref->u.ref.id, sizeof sb->ref);
         sb->next = en->subs;
         en->subs = sb;
-        tp->ncons++;
+        (*ncons)++;
     }
     any_result(en, pi->node, kind, sid, ref, err);
 }
 
-/* 199: link/monitor requests and their results; events, spawn and application start are
- * refused ("unknown event", "not allowed": nothing is enabled for remote nodes yet) */
+/* a gen.MessageEvent {Event{@name, @node}, @ts, Message = @payload decoded with @dict} into
+ * @cp's mailbox, from process @from of @node */
+static int event_deliver(gn_ergo_node *en, gn_ergo_proc *cp, const char *node, const char *name,
+                         int64_t ts, const gn_edf_dict *dict, gn_slice payload, uint64_t from,
+                         int64_t from_creation)
+{
+    const gn_edf_type *me = gn_edf_registry_find(gni_ergo_comp_registry(en_comp(en)),
+                                                 GN_EDF_ERGO_MESSAGE_EVENT,
+                                                 strlen(GN_EDF_ERGO_MESSAGE_EVENT));
+    if (!me)
+        return GN_ENOTSUP;
+    if (cp->nq >= cp->mailbox_size)
+        return GN_EAGAIN;
+    en_item *it = NULL;
+    int rc = item_new(en, dict, payload, &it);
+    if (rc < 0)
+        return rc;
+    size_t nl = strlen(node), ml = strlen(name);
+    char *cn = gn_edf_arena_alloc(it->arena, nl + ml + 2);
+    gn_edf_value msg = it->v;
+    if (!cn || gn_edf_set_composite(&it->v, it->arena, me, 0) < 0) {
+        item_recycle(en, it);
+        return GN_ENOMEM;
+    }
+    memcpy(cn, node, nl + 1);
+    memcpy(cn + nl + 1, name, ml + 1);
+    gn_edf_value *f = gn_edf_items(&it->v);
+    gn_edf_set_event(&f[0], cn, nl, cn + nl + 1, ml);
+    (void)gn_edf_set_int(&f[1], GN_EDF_INT64, ts);
+    f[2] = msg;
+    it->m.value = &it->v;
+    set_name(it->m.from.node, node);
+    it->m.from.id = from;
+    it->m.from.creation = from_creation;
+    it->m.to_kind = GN_ERGO_TO_EVENT;
+    rc = mailbox_put(cp, it);
+    if (rc < 0)
+        item_recycle(en, it);
+    return rc;
+}
+
+/* delivers an event of @node to our subscribers of it, once per process; returns how many */
+static int event_fanout(gn_ergo_node *en, const char *node, const char *name, int64_t ts,
+                        const gn_edf_dict *dict, gn_slice payload, uint64_t from,
+                        int64_t from_creation)
+{
+    const char *self = en_self(en);
+    int n = 0;
+    for (en_sub *sb = en->subs; sb; sb = sb->next) { /* bounded: the entries (squared) */
+        if (sb->t.kind != GN_ERGO_TO_EVENT || strcmp(sb->t.node, node) ||
+            strcmp(sb->t.name, name) || strcmp(sb->cnode, self))
+            continue;
+        bool dup = false;
+        for (en_sub *o = en->subs; o != sb && !dup; o = o->next)
+            dup = o->cid == sb->cid && o->t.kind == GN_ERGO_TO_EVENT && !strcmp(o->cnode, self) &&
+                  tgt_eq(&o->t, &sb->t);
+        gn_ergo_proc *cp = dup ? NULL : proc_by_id(en, sb->cid);
+        if (!cp)
+            continue;
+        int rc = event_deliver(en, cp, node, name, ts, dict, payload, from, from_creation);
+        if (rc == 0)
+            n++;
+        else
+            GN_LOG(GN_LOG_DEBUG, EN_LOG, "event %s to %llu not delivered: %s", name,
+                   (unsigned long long)sb->cid, gn_err_name(rc));
+    }
+    return n;
+}
+
+/* 105/106: an event of the peer, for our subscribers */
+static void on_event_frame(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f)
+{
+    const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(peer);
+    gn_slice nm = f->name;
+    if (f->type == GNI_ENP_MSG_EVENT_CACHE &&
+        gn_edf_dict_find(pi->dict, GN_EDF_DICT_ATOM, f->atom_id, &nm) < 0)
+        return;
+    char name[GN_ERGO_NAME_MAX + 1];
+    copy_name(name, (const char *)nm.base, nm.len);
+    (void)event_fanout(en, pi->node, name, f->timestamp, pi->dict, f->payload, f->from,
+                       pi->creation);
+}
+
+/* 199: link/monitor requests and their results; spawn and application start are refused
+ * ("not allowed": nothing is enabled for remote nodes yet) */
 static void on_any(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f)
 {
     const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(peer);
@@ -1264,13 +1411,6 @@ static void on_any(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f
         pend_finish(pd, st, NULL, st == GN_ECALLBACK ? text : NULL);
         break;
     }
-    case GNI_ENP_ANY_LINK_EVENT:
-    case GNI_ENP_ANY_UNLINK_EVENT:
-    case GNI_ENP_ANY_MONITOR_EVENT:
-    case GNI_ENP_ANY_DEMONITOR_EVENT:
-        if (it[0].kind == GN_EDF_PID && it[2].kind == GN_EDF_REF)
-            any_result(en, pi->node, kind, it[0].u.pid.id, &it[2], "unknown event");
-        break;
     case GNI_ENP_ANY_SPAWN:
         if (it[2].kind == GN_EDF_REF)
             any_result(en, pi->node, kind, 0, &it[2], "not allowed");
@@ -1433,6 +1573,10 @@ static void h_frame(void *ud, gni_ergo_peer *peer, const uint8_t *frame, size_t 
     case GNI_ENP_MSG_EXIT:
         on_exit_frame(en, peer, &f);
         break;
+    case GNI_ENP_MSG_EVENT:
+    case GNI_ENP_MSG_EVENT_CACHE:
+        on_event_frame(en, peer, &f);
+        break;
     case GNI_ENP_TERM_PID:
     case GNI_ENP_TERM_NAME:
     case GNI_ENP_TERM_NAME_CACHE:
@@ -1444,7 +1588,7 @@ static void h_frame(void *ud, gni_ergo_peer *peer, const uint8_t *frame, size_t 
     case GNI_ENP_ANY:
         on_any(en, peer, &f);
         break;
-    default: /* events (105/106): not in this slice */
+    default:
         GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: %s not handled yet, dropped", pi->node,
                gni_enp_type_name(f.type));
         break;
@@ -1503,6 +1647,7 @@ int gni_ergo_node_on_comp_start(gn_host *h, gni_ergo_comp *c, gn_edf_registry *r
             }
         }
         gni_ergo_comp_set_handler(c, &en_handler, en);
+        en->mono0 = gn_now();
         return 0;
     }
     return 0;
@@ -1545,6 +1690,7 @@ int gn_ergo_attach(gn_node *n, const gn_ergo_config *cfg, gn_ergo_node **out)
     }
     if (c)
         gni_ergo_comp_set_handler(c, &en_handler, en);
+    en->mono0 = gn_now(); /* the component's start, or close to it */
     *out = en;
     return 0;
 }
@@ -1584,6 +1730,11 @@ void gn_ergo_detach(gn_ergo_node *en)
         en->pends = pd->next;
         gn_timer_stop(&pd->timer);
         gn_free(pd);
+    }
+    while (en->events) {
+        en_event *ev = en->events;
+        en->events = ev->next;
+        gn_free(ev);
     }
     while (en->subs) {
         en_sub *sb = en->subs;
@@ -1713,7 +1864,16 @@ int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb c
 static void proc_end(gn_ergo_proc *p, const char *reason)
 {
     gn_ergo_node *en = p->en;
-    fire_local(en, p, EN_ON_PID | EN_ON_NAME | EN_ON_ALIAS, NULL, reason);
+    while (p->nevents) { /* its events end first ("unregistered"); bounded: GN_ERGO_EVENTS_MAX */
+        en_event *ev = NULL;
+        for (en_event *e = en->events; e && !ev; e = e->next)
+            if (e->owner == p->id)
+                ev = e;
+        if (!ev)
+            break;
+        (void)gn_ergo_event_unregister(p, ev->name);
+    }
+    fire_local(en, p, EN_ON_PID | EN_ON_NAME | EN_ON_ALIAS, NULL, reason, NULL);
     drop_held(en, p);
     proc_release(p);
     p->name[0] = '\0';
@@ -1783,7 +1943,7 @@ int gn_ergo_unregister(gn_ergo_proc *p)
         return GN_EINVAL;
     if (!p->name[0])
         return GN_ENOTFOUND;
-    fire_local(p->en, p, EN_ON_NAME, NULL, GN_ERGO_REASON_UNREGISTERED);
+    fire_local(p->en, p, EN_ON_NAME, NULL, GN_ERGO_REASON_UNREGISTERED, NULL);
     p->name[0] = '\0';
     return 0;
 }
@@ -1808,7 +1968,7 @@ int gn_ergo_alias_delete(gn_ergo_proc *p, const gn_ergo_alias *a)
         return GN_EINVAL;
     for (unsigned i = 0; i < p->naliases; i++)
         if (!memcmp(p->alias[i], a->id, sizeof a->id)) {
-            fire_local(p->en, p, EN_ON_ALIAS, a->id, GN_ERGO_REASON_UNREGISTERED);
+            fire_local(p->en, p, EN_ON_ALIAS, a->id, GN_ERGO_REASON_UNREGISTERED, NULL);
             memmove(p->alias[i], p->alias[i + 1], (p->naliases - i - 1) * sizeof p->alias[0]);
             p->naliases--;
             return 0;
@@ -1869,7 +2029,7 @@ static bool target_ok(const gn_ergo_target *to)
 {
     if (!to || !name_ok(target_node(to)))
         return false;
-    return to->kind != GN_ERGO_TO_NAME || name_ok(to->name);
+    return (to->kind != GN_ERGO_TO_NAME && to->kind != GN_ERGO_TO_EVENT) || name_ok(to->name);
 }
 
 /* common part of send and call */
@@ -1877,7 +2037,8 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
                    const gn_ergo_send_opts *o, bool call, gn_ergo_call_cb ccb, void *carg,
                    gn_ergo_ref *ref_out)
 {
-    if (!from || from->dead || !target_ok(to) || !v || (o && o->priority > GN_ERGO_PRIO_MAX))
+    if (!from || from->dead || !target_ok(to) || to->kind == GN_ERGO_TO_EVENT || !v ||
+        (o && o->priority > GN_ERGO_PRIO_MAX))
         return GN_EINVAL;
     gn_ergo_node *en = from->en;
     gni_ergo_comp *c = en_comp(en);
@@ -1950,6 +2111,8 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
         f.type = call ? GNI_ENP_REQ_ALIAS : GNI_ENP_MSG_ALIAS;
         memcpy(f.alias, to->alias.id, sizeof f.alias);
         break;
+    case GN_ERGO_TO_EVENT: /* refused above */
+        return GN_EINVAL;
     }
     f.order = gni_enp_default_order(&f, from->keep_order);
     long len = frame_build(en, &f, v);
@@ -2058,9 +2221,11 @@ static int sub_add(gn_ergo_proc *p, const gn_ergo_target *to, bool link, gn_ergo
         return GN_ELIMIT;
     bool local = !strcmp(t.node, self);
     gn_ergo_proc *tp = local ? resolve_local(en, to) : NULL;
-    if (local && !tp)
+    en_event *ev = local && t.kind == GN_ERGO_TO_EVENT ? event_find(en, t.name) : NULL;
+    unsigned *ncons = ev ? &ev->ncons : tp ? &tp->ncons : NULL;
+    if (local && !ncons)
         return GN_ENOTFOUND;
-    if (local && tp->ncons >= GN_ERGO_CONSUMERS_MAX)
+    if (local && *ncons >= GN_ERGO_CONSUMERS_MAX)
         return GN_ELIMIT;
     if (!local && p->npending >= p->max_pending)
         return GN_ELIMIT;
@@ -2084,7 +2249,7 @@ static int sub_add(gn_ergo_proc *p, const gn_ergo_target *to, bool link, gn_ergo
         pd->rcb = cb;
         pd->arg = arg;
     } else {
-        tp->ncons++;
+        (*ncons)++;
     }
     sb->next = en->subs;
     en->subs = sb;
@@ -2170,4 +2335,97 @@ int gn_ergo_send_exit(gn_ergo_proc *from, const gn_ergo_pid *to, const char *rea
     if (len < 0)
         return (int)len;
     return frame_send(en, to->node, from->id, from->keep_order, (size_t)len);
+}
+
+/* ---- public API: events ----------------------------------------------------------------------- */
+
+gn_ergo_target gn_ergo_to_event(const char *node, const char *name)
+{
+    gn_ergo_target t = gn_ergo_to_name(node, name);
+    t.kind = GN_ERGO_TO_EVENT;
+    return t;
+}
+
+int gn_ergo_event_register(gn_ergo_proc *p, const char *name)
+{
+    if (!p || p->dead || !name_ok(name))
+        return GN_EINVAL;
+    if (event_find(p->en, name))
+        return GN_EEXIST;
+    if (p->nevents >= GN_ERGO_EVENTS_MAX)
+        return GN_ELIMIT;
+    en_event *ev = gn_calloc(1, sizeof *ev);
+    if (!ev)
+        return GN_ENOMEM;
+    set_name(ev->name, name);
+    ev->owner = p->id;
+    ev->next = p->en->events;
+    p->en->events = ev;
+    p->nevents++;
+    return 0;
+}
+
+int gn_ergo_event_unregister(gn_ergo_proc *p, const char *name)
+{
+    if (!p || !name_ok(name))
+        return GN_EINVAL;
+    gn_ergo_node *en = p->en;
+    for (en_event **pp = &en->events; *pp; pp = &(*pp)->next) {
+        en_event *ev = *pp;
+        if (ev->owner != p->id || strcmp(ev->name, name) != 0)
+            continue;
+        *pp = ev->next;
+        if (p->nevents)
+            p->nevents--;
+        char nm[GN_ERGO_NAME_MAX + 1];
+        set_name(nm, ev->name);
+        gn_free(ev);
+        fire_local(en, p, 0, NULL, GN_ERGO_REASON_UNREGISTERED, nm);
+        return 0;
+    }
+    return GN_ENOTFOUND;
+}
+
+int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value *v)
+{
+    if (!p || p->dead || !name_ok(name) || !v)
+        return GN_EINVAL;
+    gn_ergo_node *en = p->en;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    en_event *ev = event_find(en, name);
+    if (!ev || ev->owner != p->id)
+        return GN_ENOTFOUND;
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_MSG_EVENT;
+    f.from = p->id;
+    f.timestamp = gni_ergo_comp_creation(c) * (int64_t)1000000000 + (int64_t)(gn_now() - en->mono0);
+    f.name = (gn_slice){(const uint8_t *)ev->name, strlen(ev->name)};
+    f.order = gni_enp_default_order(&f, p->keep_order);
+    long len = frame_build(en, &f, v);
+    if (len < 0)
+        return (int)len;
+    const char *self = gni_ergo_comp_node(c);
+    int n = 0;
+    /* one frame per remote node with subscribers */
+    for (en_sub *sb = en->subs; sb; sb = sb->next) { /* bounded: the entries (squared) */
+        if (sb->t.kind != GN_ERGO_TO_EVENT || strcmp(sb->t.name, ev->name) ||
+            strcmp(sb->t.node, self) || !strcmp(sb->cnode, self))
+            continue;
+        bool sent = false;
+        for (en_sub *o = en->subs; o != sb && !sent; o = o->next)
+            sent = o->t.kind == GN_ERGO_TO_EVENT && tgt_eq(&o->t, &sb->t) &&
+                   !strcmp(o->cnode, sb->cnode);
+        if (!sent && send_connected(en, sb->cnode, p->id, p->keep_order, (size_t)len) == 0)
+            n++;
+    }
+    gni_enp_frame pf;
+    if (gni_enp_parse(en->scratch, (size_t)len, &pf, NULL) < 0)
+        return GN_EINVAL;
+    n += event_fanout(en, self, ev->name, f.timestamp,
+                      gn_edf_registry_dict(gni_ergo_comp_registry(c)), pf.payload, p->id,
+                      gni_ergo_comp_creation(c));
+    return n;
 }

@@ -74,6 +74,17 @@ static void on_msg(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
         snprintf(r->last, sizeof r->last, "%.*s", (int)v->u.bytes.len,
                  (const char *)v->u.bytes.base);
     if (v->kind == GN_EDF_STRUCT && v->type->name &&
+        !strcmp(v->type->name, GN_EDF_ERGO_MESSAGE_EVENT)) { /* "event:<name>@<node>:<msg>" */
+        const gn_edf_value *ef = gn_edf_items(v);
+        CHECK_EQ(ef[0].kind, GN_EDF_EVENT);
+        CHECK(ef[1].u.i > INT64_C(1600000000000000000)); /* Unix ns */
+        CHECK_EQ(ef[2].kind, GN_EDF_STRING);
+        snprintf(r->last, sizeof r->last, "event:%.*s@%.*s:%.*s", (int)ef[0].u.name.name.len,
+                 (const char *)ef[0].u.name.name.base, (int)ef[0].u.name.node.len,
+                 (const char *)ef[0].u.name.node.base, (int)ef[2].u.bytes.len,
+                 (const char *)ef[2].u.bytes.base);
+    }
+    if (v->kind == GN_EDF_STRUCT && v->type->name &&
         !strcmp(v->type->name, "#golemcap/shared/Point")) {
         r->points++;
         r->px = (int32_t)gn_edf_items(v)[0].u.i;
@@ -857,9 +868,9 @@ static void on_sig(gn_ergo_proc *p, void *arg, const gn_ergo_signal *s)
     sp->tid = s->target.kind == GN_ERGO_TO_PID ? s->target.pid.id : 0;
     snprintf(sp->tname, sizeof sp->tname, "%s", s->target.name);
     snprintf(sp->tnode, sizeof sp->tnode, "%s",
-             s->target.kind == GN_ERGO_TO_PID    ? s->target.pid.node
-             : s->target.kind == GN_ERGO_TO_NAME ? s->target.node
-                                                 : s->target.alias.node);
+             s->target.kind == GN_ERGO_TO_PID     ? s->target.pid.node
+             : s->target.kind == GN_ERGO_TO_ALIAS ? s->target.alias.node
+                                                  : s->target.node);
     snprintf(sp->reason, sizeof sp->reason, "%s", s->reason);
 }
 
@@ -983,6 +994,72 @@ static void links_one_way(tnode *ct, tnode *tt)
     gn_ergo_proc_free(sy.r.p);
 }
 
+/* events: subscribers on node @ct, the producer on @tt */
+static void events_one_way(tnode *ct, tnode *tt)
+{
+    sproc prod, lsub, c, c2;
+    sspawn(tt, &prod);
+    sspawn(tt, &lsub);
+    sspawn(ct, &c);
+    sspawn(ct, &c2);
+    const char *tn = gn_ergo_node_name(tt->en);
+    CHECK_OK(gn_ergo_event_register(prod.r.p, "golem_event"));
+    CHECK_EQ(gn_ergo_event_register(lsub.r.p, "golem_event"), GN_EEXIST);
+    gn_ergo_target te = gn_ergo_to_event(tn, "golem_event");
+    remote_sub(&c, &te, false);
+    remote_sub(&c2, &te, true);
+    CHECK_OK(gn_ergo_monitor(lsub.r.p, &te, NULL, NULL)); /* local */
+    gn_edf_value v = str("golem-event-payload");
+    CHECK_EQ(gn_ergo_send(c.r.p, &te, &v, NULL), GN_EINVAL); /* events are not sent to */
+    CHECK_EQ(gn_ergo_event_publish(lsub.r.p, "golem_event", &v), GN_ENOTFOUND); /* not owner */
+    CHECK_EQ(gn_ergo_event_publish(prod.r.p, "golem_event", &v), 2); /* 1 local, 1 node */
+    WAIT_FOR(c.r.got, 1);
+    WAIT_FOR(c2.r.got, 1);
+    WAIT_FOR(lsub.r.got, 1);
+    char expect[128];
+    snprintf(expect, sizeof expect, "event:golem_event@%s:golem-event-payload", tn);
+    CHECK_STR(c.r.last, expect);
+    CHECK_STR(c2.r.last, expect);
+    CHECK_STR(lsub.r.last, expect);
+    CHECK_EQ(c.r.last_from.id, pid_of(&prod.r).id);
+    /* demonitor stops delivery to c */
+    CHECK_OK(gn_ergo_demonitor(c.r.p, &te));
+    sync_msg(&c.r, &prod.r);
+    CHECK_EQ(gn_ergo_event_publish(prod.r.p, "golem_event", &v), 2);
+    WAIT_FOR(c2.r.got, 2);
+    sync_msg(&prod.r, &c.r);
+    CHECK_EQ(c.r.got, 2u); /* the first event and the sync message only */
+    /* unregister: everyone hears "unregistered" */
+    remote_sub(&c, &te, false);
+    CHECK_OK(gn_ergo_event_unregister(prod.r.p, "golem_event"));
+    CHECK_EQ(gn_ergo_event_unregister(prod.r.p, "golem_event"), GN_ENOTFOUND);
+    WAIT_FOR(c.n, 1);
+    WAIT_FOR(c2.n, 1);
+    WAIT_FOR(lsub.n, 1);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_DOWN);
+    CHECK_EQ(c.tkind, GN_ERGO_TO_EVENT);
+    CHECK_STR(c.tname, "golem_event");
+    CHECK_STR(c.tnode, tn);
+    CHECK_STR(c.reason, "unregistered");
+    CHECK_EQ(c2.kind, GN_ERGO_SIG_EXIT);
+    CHECK_STR(lsub.reason, "unregistered");
+    /* an unknown event; the owner's end unregisters its events */
+    res r = {0};
+    CHECK_OK(gn_ergo_monitor(c.r.p, &te, on_result, &r));
+    WAIT_FOR(r.n, 1);
+    CHECK_EQ(r.status, GN_ECALLBACK);
+    CHECK_STR(r.text, "unknown event");
+    CHECK_OK(gn_ergo_event_register(prod.r.p, "golem_event"));
+    remote_sub(&c, &te, true);
+    gn_ergo_proc_exit(prod.r.p, "shutdown");
+    WAIT_FOR(c.n, 2);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_EXIT);
+    CHECK_STR(c.reason, "unregistered");
+    gn_ergo_proc_free(lsub.r.p);
+    gn_ergo_proc_free(c.r.p);
+    gn_ergo_proc_free(c2.r.p);
+}
+
 /* the connection is lost: links and monitors both ways fire "no connection" */
 static void links_lost(tnode *a, tnode *b)
 {
@@ -1027,6 +1104,8 @@ GN_TEST(channel_links_monitors_exits)
     CHECK(run_until(info_up, &t[0], 8000));
     links_one_way(&t[0], &t[1]);
     links_one_way(&t[1], &t[0]);
+    events_one_way(&t[0], &t[1]);
+    events_one_way(&t[1], &t[0]);
     /* local: link and monitor on our own processes, and a local exit signal */
     sproc c, x;
     sspawn(&t[0], &c);
@@ -1211,6 +1290,30 @@ GN_TEST(tcp_links_frames_match_vectors)
     WAIT_FOR(pa->n, 5);
     CHECK_EQ(pa->tkind, GN_ERGO_TO_ALIAS);
     CHECK_STR(pa->reason, "unregistered");
+    /* MonitorEvent + result (a nil []gen.MessageEvent), MessageEvent 105, TerminateEvent 185 */
+    sspawn(&t[1], &w);
+    CHECK_OK(gn_ergo_event_register(w.r.p, "golem_event"));
+    gn_ergo_target tev = gn_ergo_to_event("beta@localhost", "golem_event");
+    remote_sub(pa, &tev, false);
+    if (vectors) {
+        same_layout(ta.f, ta.len, "enp_event_monitor_fire_down.hex", 2, 0);
+        same_layout(tb.f, tb.len, "enp_event_monitor_fire_down.hex", 3, 0);
+    }
+    gn_edf_value ev = str("golem-event-payload");
+    unsigned got = pa->r.got;
+    CHECK_EQ(gn_ergo_event_publish(w.r.p, "golem_event", &ev), 1);
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_event_monitor_fire_down.hex", 5,
+                    CMP_PAYLOAD | CMP_NO_ORDER | CMP_IDS);
+    CHECK_EQ(tb.f[6], pid_of(&w.r).id % 255); /* the producer's ID */
+    WAIT_FOR(pa->r.got, got + 1);
+    CHECK_STR(pa->r.last, "event:golem_event@beta@localhost:golem-event-payload");
+    CHECK_OK(gn_ergo_event_unregister(w.r.p, "golem_event"));
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_event_monitor_fire_down.hex", 9, CMP_PAYLOAD);
+    WAIT_FOR(pa->n, 6);
+    CHECK_EQ(pa->tkind, GN_ERGO_TO_EVENT);
+    gn_ergo_proc_free(w.r.p);
     /* MessageExit 107 */
     gn_ergo_pid bp = pid_of(&b[2].r);
     CHECK_OK(gn_ergo_send_exit(pa->r.p, &bp, "golem-exit-reason"));
