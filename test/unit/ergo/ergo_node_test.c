@@ -1060,6 +1060,68 @@ static void events_one_way(tnode *ct, tnode *tt)
     gn_ergo_proc_free(c2.r.p);
 }
 
+/* what Go writes and golemnet does not: an event and terminations naming the event or the
+ * process by an atom-cache id of the sender (106, 186, 183; "receiver" is atom 256) */
+static void inject(tnode *from, const char *to, gni_enp_frame *f, const gn_edf_value *v)
+{
+    uint8_t pl[64], fb[128];
+    gn_buf b = {pl, pl, pl, pl + sizeof pl};
+    long pll = gn_edf_encode(NULL, v, &b);
+    CHECK(pll > 0);
+    f->payload = (gn_slice){pl, (size_t)pll};
+    long fl = gni_enp_build(f, fb, sizeof fb);
+    CHECK(fl > 0);
+    gni_ergo_comp *c = gni_ergo_comp_of(gn_node_host(from->n));
+    CHECK_OK(gni_ergo_comp_send(c, to, 0, false, fb, (size_t)fl));
+}
+
+static void cached_variants(tnode *a, tnode *b)
+{
+    sproc c, prod, named;
+    sspawn(a, &c);
+    sspawn(b, &prod);
+    sspawn(b, &named);
+    CHECK_OK(gn_ergo_event_register(prod.r.p, "receiver"));
+    CHECK_OK(gn_ergo_register(named.r.p, "receiver"));
+    gn_ergo_target te = gn_ergo_to_event("beta@localhost", "receiver");
+    gn_ergo_target tn = gn_ergo_to_name("beta@localhost", "receiver");
+    remote_sub(&c, &te, false);
+    remote_sub(&c, &tn, true);
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_MSG_EVENT_CACHE;
+    f.from = pid_of(&prod.r).id;
+    f.timestamp = INT64_C(1795235537476167525);
+    f.atom_id = 256;
+    gn_edf_value v = str("cached-event");
+    inject(b, "alpha@localhost", &f, &v);
+    WAIT_FOR(c.r.got, 1);
+    CHECK_STR(c.r.last, "event:receiver@beta@localhost:cached-event");
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_TERM_EVENT_CACHE;
+    f.flags = 1;
+    f.atom_id = 256;
+    v = str("not an error"); /* a reason that is not an error: dropped, as Ergo does */
+    inject(b, "alpha@localhost", &f, &v);
+    gn_edf_set_error(&v, "unregistered", 12);
+    inject(b, "alpha@localhost", &f, &v);
+    WAIT_FOR(c.n, 1);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_DOWN);
+    CHECK_EQ(c.tkind, GN_ERGO_TO_EVENT);
+    CHECK_STR(c.reason, "unregistered");
+    f.type = GNI_ENP_TERM_NAME_CACHE;
+    gn_edf_set_error(&v, "shutdown", 8);
+    inject(b, "alpha@localhost", &f, &v);
+    WAIT_FOR(c.n, 2);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_EXIT);
+    CHECK_EQ(c.tkind, GN_ERGO_TO_NAME);
+    CHECK_STR(c.tname, "receiver");
+    CHECK_STR(c.reason, "shutdown");
+    gn_ergo_proc_free(c.r.p);
+    gn_ergo_proc_free(prod.r.p);
+    gn_ergo_proc_free(named.r.p);
+}
+
 /* the connection is lost: links and monitors both ways fire "no connection" */
 static void links_lost(tnode *a, tnode *b)
 {
@@ -1106,6 +1168,7 @@ GN_TEST(channel_links_monitors_exits)
     links_one_way(&t[1], &t[0]);
     events_one_way(&t[0], &t[1]);
     events_one_way(&t[1], &t[0]);
+    cached_variants(&t[0], &t[1]);
     /* local: link and monitor on our own processes, and a local exit signal */
     sproc c, x;
     sspawn(&t[0], &c);
