@@ -250,8 +250,9 @@ GN_API int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_m
  * (important senders were answered "delivered" when the message reached the
  * mailbox, as Ergo does), its pending calls and important sends end without
  * callback; later messages to its PID, name or aliases are "unknown
- * process". May be called from any process callback, @p's own included.
- * NULL is a no-op. Since: 0.6
+ * process". Links, monitors and events fire as gn_ergo_proc_exit(@p,
+ * "normal") (since 0.6). May be called from any process callback, @p's own
+ * included. NULL is a no-op. Since: 0.6
  */
 GN_API void gn_ergo_proc_free(gn_ergo_proc *p);
 
@@ -417,9 +418,10 @@ GN_API int gn_ergo_proc_set_signal_cb(gn_ergo_proc *p, gn_ergo_signal_cb cb, voi
  * 1..255 bytes; NULL = "normal"): every link and monitor on @p, its name and
  * its aliases fires with @reason, local consumers get their signal, each
  * remote node holding some gets one termination frame per target
- * (TerminatePID/Name/Alias, 181/182/184). Links and monitors @p held are
- * dropped (the remote nodes are not told; their later terminations are
- * ignored). Returns 0; GN_EINVAL (NULL @p, bad @reason). Since: 0.6
+ * (TerminatePID/Name/Alias, 181/182/184); events @p owns are unregistered
+ * ("unregistered"). Links and monitors @p held are dropped, and connected
+ * remote nodes are told (MessageUnlink* or MessageDemonitor*, not waited for).
+ * Returns 0; GN_EINVAL (NULL @p, bad @reason). Since: 0.6
  */
 GN_API int gn_ergo_proc_exit(gn_ergo_proc *p, const char *reason);
 

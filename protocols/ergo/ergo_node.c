@@ -930,14 +930,26 @@ static void fire_local(gn_ergo_node *en, gn_ergo_proc *p, unsigned what, const u
     }
 }
 
-/* drops the links and monitors local process @p holds */
+static int any_request(gn_ergo_node *en, gn_ergo_proc *src, enum gni_enp_any_kind kind,
+                       const en_tgt *t, const uint64_t ref[3]);
+static enum gni_enp_any_kind any_kind(uint8_t tkind, bool link, bool un);
+
+/* drops the links and monitors local process @p holds; a connected remote node is told
+ * (Unlink/Demonitor, the answer not waited for), so its tables do not fill with entries of
+ * processes that are gone */
 static void drop_held(gn_ergo_node *en, gn_ergo_proc *p)
 {
     const char *self = en_self(en);
+    gni_ergo_comp *c = en_comp(en);
     for (en_sub **pp = &en->subs; *pp;) {
         en_sub *sb = *pp;
         if (sb->cid == p->id && !strcmp(sb->cnode, self)) {
             *pp = sb->next;
+            if (strcmp(sb->t.node, self) != 0 && c && gni_ergo_comp_find(c, sb->t.node)) {
+                uint64_t ref[3];
+                new_ref(en, ref);
+                (void)any_request(en, p, any_kind(sb->t.kind, sb->link, true), &sb->t, ref);
+            }
             sub_release(en, sb);
             gn_free(sb);
         } else {

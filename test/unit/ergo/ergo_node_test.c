@@ -987,11 +987,20 @@ static void links_one_way(tnode *ct, tnode *tt)
     CHECK(sy.direct);
     CHECK_EQ(sy.tid, pid_of(&c.r).id);
     CHECK_STR(sy.reason, "golem-exit-reason");
-    /* the consumer ends: its links go with it (the target's later end is silent) */
+    /* the consumer ends: its links go with it, the target's node is told (Unlink), so the
+     * target's later end sends nothing */
     gn_ergo_target tsy = gn_ergo_to_pid(&syp);
     remote_sub(&c, &tsy, true);
+    rproc h;
+    spawn(ct, &h, NULL);
     gn_ergo_proc_free(c.r.p);
+    sync_msg(&h, &sy.r);
+    tap tt_tap = {0};
+    gni_ergo_node_set_tap(tt->en, tap_fn, &tt_tap);
     gn_ergo_proc_free(sy.r.p);
+    CHECK_EQ(tt_tap.n, 0u);
+    gni_ergo_node_set_tap(tt->en, NULL, NULL);
+    gn_ergo_proc_free(h.p);
 }
 
 /* events: subscribers on node @ct, the producer on @tt */
