@@ -101,7 +101,9 @@ typedef enum gn_ergo_priority {
 /**
  * One message a process receives. Everything is borrowed for the callback
  * (copy what you keep). @call: a request; answer it with gn_ergo_reply(@from,
- * @ref), now or later. @to_kind tells how the sender named us.
+ * @ref), now or later. @to_kind tells how the sender named us;
+ * GN_ERGO_TO_EVENT (since 0.6): an event we subscribe to, @value is Ergo's
+ * gen.MessageEvent (GN_EDF_ERGO_MESSAGE_EVENT), @from its producer.
  * Since: 0.6
  */
 typedef struct gn_ergo_msg {
