@@ -1193,29 +1193,22 @@ static void on_term_frame(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_f
     memset(&t, 0, sizeof t);
     set_name(t.node, pi->node);
     gn_slice nm = f->name;
+    bool cached = f->type == GNI_ENP_TERM_NAME_CACHE || f->type == GNI_ENP_TERM_EVENT_CACHE;
+    if (cached && gn_edf_dict_find(pi->dict, GN_EDF_DICT_ATOM, f->atom_id, &nm) < 0)
+        return; /* not in the sender's atom cache */
     switch (f->type) {
     case GNI_ENP_TERM_PID:
         t.kind = GN_ERGO_TO_PID;
         t.id[0] = f->to;
         break;
-    case GNI_ENP_TERM_NAME_CACHE:
-        if (gn_edf_dict_find(pi->dict, GN_EDF_DICT_ATOM, f->atom_id, &nm) < 0)
-            return;
-        /* fall through */
-    case GNI_ENP_TERM_NAME:
-        t.kind = GN_ERGO_TO_NAME;
-        copy_name(t.name, (const char *)nm.base, nm.len);
-        break;
     case GNI_ENP_TERM_ALIAS:
         t.kind = GN_ERGO_TO_ALIAS;
         memcpy(t.id, f->alias, sizeof t.id);
         break;
-    case GNI_ENP_TERM_EVENT_CACHE:
-        if (gn_edf_dict_find(pi->dict, GN_EDF_DICT_ATOM, f->atom_id, &nm) < 0)
-            return;
-        /* fall through */
-    default:
-        t.kind = GN_ERGO_TO_EVENT;
+    default: /* 182/183 names, 185/186 events */
+        t.kind = f->type == GNI_ENP_TERM_NAME || f->type == GNI_ENP_TERM_NAME_CACHE
+                     ? GN_ERGO_TO_NAME
+                     : GN_ERGO_TO_EVENT;
         copy_name(t.name, (const char *)nm.base, nm.len);
         break;
     }
