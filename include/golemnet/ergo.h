@@ -79,6 +79,7 @@ typedef enum gn_ergo_target_kind {
     GN_ERGO_TO_PID = 1,   /* a gen.PID */
     GN_ERGO_TO_NAME = 2,  /* a gen.ProcessID: registered name on a node */
     GN_ERGO_TO_ALIAS = 3, /* a gen.Alias */
+    GN_ERGO_TO_EVENT = 4, /* a gen.Event: links and monitors only (node, name); Since: 0.6 */
 } gn_ergo_target_kind;
 
 /**
@@ -89,8 +90,8 @@ typedef enum gn_ergo_target_kind {
 typedef struct gn_ergo_target {
     gn_ergo_target_kind kind;
     gn_ergo_pid pid;                    /* GN_ERGO_TO_PID */
-    char node[GN_ERGO_NAME_MAX + 1];    /* GN_ERGO_TO_NAME: the node */
-    char name[GN_ERGO_NAME_MAX + 1];    /* GN_ERGO_TO_NAME: the registered name */
+    char node[GN_ERGO_NAME_MAX + 1];    /* GN_ERGO_TO_NAME, _EVENT: the node */
+    char name[GN_ERGO_NAME_MAX + 1];    /* GN_ERGO_TO_NAME, _EVENT: the name */
     gn_ergo_alias alias;                /* GN_ERGO_TO_ALIAS */
 } gn_ergo_target;
 
@@ -104,7 +105,9 @@ typedef enum gn_ergo_priority {
 /**
  * One message a process receives. Everything is borrowed for the callback
  * (copy what you keep). @call: a request; answer it with gn_ergo_reply(@from,
- * @ref), now or later. @to_kind tells how the sender named us.
+ * @ref), now or later. @to_kind tells how the sender named us;
+ * GN_ERGO_TO_EVENT (since 0.6): an event we subscribe to, @value is Ergo's
+ * gen.MessageEvent (GN_EDF_ERGO_MESSAGE_EVENT), @from its producer.
  * Since: 0.6
  */
 typedef struct gn_ergo_msg {
@@ -260,8 +263,9 @@ GN_API int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_m
  * (important senders were answered "delivered" when the message reached the
  * mailbox, as Ergo does), its pending calls and important sends end without
  * callback; later messages to its PID, name or aliases are "unknown
- * process". May be called from any process callback, @p's own included.
- * NULL is a no-op. Since: 0.6
+ * process". Links, monitors and events fire as gn_ergo_proc_exit(@p,
+ * "normal") (since 0.6). May be called from any process callback, @p's own
+ * included. NULL is a no-op. Since: 0.6
  */
 GN_API void gn_ergo_proc_free(gn_ergo_proc *p);
 
@@ -370,6 +374,149 @@ GN_API int gn_ergo_reply(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_r
  */
 GN_API int gn_ergo_reply_error(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
                                const char *text);
+
+/* ---- links, monitors, exit signals (Since: 0.6) ------------------------------------------ */
+
+/** Links plus monitors one process may hold (GN_ELIMIT beyond). Since: 0.6 */
+#define GN_ERGO_LINKS_MAX 256u
+/** Links plus monitors other processes (local or remote) may hold on one process. Since: 0.6 */
+#define GN_ERGO_CONSUMERS_MAX 1024u
+
+/** Ergo's reason texts (gen.TerminateReason*, gen.ErrNoConnection, gen.ErrUnregistered). Since: 0.6 */
+#define GN_ERGO_REASON_NORMAL "normal"
+#define GN_ERGO_REASON_KILL "kill"
+#define GN_ERGO_REASON_SHUTDOWN "shutdown"
+#define GN_ERGO_REASON_NOCONNECTION "no connection"
+#define GN_ERGO_REASON_UNREGISTERED "unregistered"
+
+/** What a signal is. Since: 0.6 */
+typedef enum gn_ergo_signal_kind {
+    GN_ERGO_SIG_EXIT = 1, /* a linked target terminated, or an exit signal (@direct) */
+    GN_ERGO_SIG_DOWN = 2, /* a monitored target terminated */
+} gn_ergo_signal_kind;
+
+/**
+ * One exit or down signal a process receives (Ergo's gen.MessageExit* /
+ * gen.MessageDown*), borrowed for the callback. @target names what
+ * terminated, as the link or monitor named it (PID, name or alias); for an
+ * exit signal sent with gn_ergo_send_exit() (@direct true) it is the
+ * sender's PID. @reason: Ergo's reason text: "normal" (the target ended
+ * normally: gn_ergo_proc_free()), the text given to gn_ergo_proc_exit() or
+ * gn_ergo_send_exit(), "no connection" (the connection to the target's node
+ * was lost), "unregistered" (the name or alias went away while the process
+ * lives). Since: 0.6
+ */
+typedef struct gn_ergo_signal {
+    gn_ergo_signal_kind kind;
+    bool direct;
+    gn_ergo_target target;
+    const char *reason;
+} gn_ergo_signal;
+
+/** A process's signal callback (loop thread). Since: 0.6 */
+typedef void (*gn_ergo_signal_cb)(gn_ergo_proc *p, void *arg, const gn_ergo_signal *s);
+
+/**
+ * Sets @p's signal callback (NULL: signals are dropped). Signals are queued
+ * (at most GN_ERGO_LINKS_MAX + the mailbox size; exit signals beyond are
+ * dropped) and delivered from the loop before @p's messages, never from
+ * inside a call of this header. A golemnet process always "traps exits": an
+ * exit never ends it; the application decides (gn_ergo_proc_exit()).
+ * Returns 0 or GN_EINVAL. Since: 0.6
+ */
+GN_API int gn_ergo_proc_set_signal_cb(gn_ergo_proc *p, gn_ergo_signal_cb cb, void *arg);
+
+/**
+ * Ends and frees @p like gn_ergo_proc_free(), with @reason (NUL-terminated,
+ * 1..255 bytes; NULL = "normal"): every link and monitor on @p, its name and
+ * its aliases fires with @reason, local consumers get their signal, each
+ * remote node holding some gets one termination frame per target
+ * (TerminatePID/Name/Alias, 181/182/184); events @p owns are unregistered
+ * ("unregistered"). Links and monitors @p held are dropped, and connected
+ * remote nodes are told (MessageUnlink* or MessageDemonitor*, not waited for).
+ * Returns 0; GN_EINVAL (NULL @p, bad @reason). Since: 0.6
+ */
+GN_API int gn_ergo_proc_exit(gn_ergo_proc *p, const char *reason);
+
+/**
+ * Links @p to @t (a PID, registered name, alias or event, local or remote): when
+ * @t terminates, or the connection to its node is lost, @p gets an EXIT
+ * signal with the reason (links are one-way, as in Ergo 3). Remote: a
+ * MessageLink* request (199) is sent; @cb(@arg) (optional) gets the remote
+ * answer: 0, GN_ENOTFOUND ("unknown process"), GN_ECALLBACK (another error,
+ * text passed), GN_ETIMEDOUT, GN_ECONNRESET; on an error the link is gone.
+ * Local: the outcome is the return value and @cb is not called.
+ * Returns 0; GN_EINVAL; GN_ENOTFOUND (local target missing); GN_EEXIST (@p
+ * already links @t); GN_ELIMIT (@p holds GN_ERGO_LINKS_MAX, or the local
+ * target has GN_ERGO_CONSUMERS_MAX consumers, or @p has max_pending
+ * outstanding); the send errors of gn_ergo_send(). Since: 0.6
+ */
+GN_API int gn_ergo_link(gn_ergo_proc *p, const gn_ergo_target *t, gn_ergo_result_cb cb,
+                        void *arg);
+
+/**
+ * Removes @p's link to @t (remote: MessageUnlink*, its answer ignored); no
+ * signal follows. Returns 0; GN_EINVAL; GN_ENOTFOUND (no such link).
+ * Since: 0.6
+ */
+GN_API int gn_ergo_unlink(gn_ergo_proc *p, const gn_ergo_target *t);
+
+/**
+ * Monitors @t as gn_ergo_link() links it: the signal is DOWN instead of
+ * EXIT (MessageMonitor*). Same returns. Since: 0.6
+ */
+GN_API int gn_ergo_monitor(gn_ergo_proc *p, const gn_ergo_target *t, gn_ergo_result_cb cb,
+                           void *arg);
+
+/** Removes @p's monitor of @t (MessageDemonitor*). Returns as gn_ergo_unlink(). Since: 0.6 */
+GN_API int gn_ergo_demonitor(gn_ergo_proc *p, const gn_ergo_target *t);
+
+/**
+ * Sends an exit signal with @reason (NUL-terminated, 1..255 bytes) from
+ * @from to process @to (MessageExit, 107, for a remote PID): the target
+ * gets an EXIT signal with direct = true. Returns 0; GN_EINVAL;
+ * GN_ENOTFOUND (local: no such process); GN_EAGAIN (local: its signal queue
+ * is full); the send errors of gn_ergo_send() (remote). Since: 0.6
+ */
+GN_API int gn_ergo_send_exit(gn_ergo_proc *from, const gn_ergo_pid *to, const char *reason);
+
+/* ---- events (Since: 0.6) ----------------------------------------------------------------- */
+
+/** Events one process may own (GN_ELIMIT beyond). Since: 0.6 */
+#define GN_ERGO_EVENTS_MAX 64u
+
+/** A target from an event @name on @node (NUL-terminated, truncated at 255). Since: 0.6 */
+GN_API gn_ergo_target gn_ergo_to_event(const char *node, const char *name);
+
+/**
+ * Registers event @name (1..255 bytes) on @p's node, owned by @p: processes
+ * here and on remote nodes link or monitor it (gn_ergo_link() with
+ * gn_ergo_to_event(); from Go, LinkEvent/MonitorEvent) and receive what
+ * @p publishes. Past events are not buffered (a MonitorEvent answer carries
+ * an empty list). Returns 0; GN_EINVAL; GN_EEXIST (the name is taken);
+ * GN_ELIMIT (@p owns GN_ERGO_EVENTS_MAX); GN_ENOMEM. Since: 0.6
+ */
+GN_API int gn_ergo_event_register(gn_ergo_proc *p, const char *name);
+
+/**
+ * Unregisters event @name of @p: every link and monitor on it fires with
+ * "unregistered" (remote nodes get TerminateEvent, 185). The same happens
+ * to @p's events when @p ends. Returns 0; GN_EINVAL; GN_ENOTFOUND (@p owns
+ * no such event). Since: 0.6
+ */
+GN_API int gn_ergo_event_unregister(gn_ergo_proc *p, const char *name);
+
+/**
+ * Publishes @v on event @name of @p: every local subscriber (link or
+ * monitor) gets a message whose value is Ergo's gen.MessageEvent {Event,
+ * Timestamp (Unix ns), Message = @v} (GN_EDF_ERGO_MESSAGE_EVENT) from @p;
+ * each remote node with subscribers gets one MessageEvent frame (105) and
+ * fans it out to its own. A subscriber whose mailbox is full misses it.
+ * Returns the number of local subscribers reached plus remote nodes sent
+ * to (>= 0); GN_EINVAL (bad arguments, a value that does not encode);
+ * GN_ENOTFOUND (@p owns no such event). Since: 0.6
+ */
+GN_API int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value *v);
 
 GN_END_DECLS
 

@@ -33,6 +33,45 @@
 typedef struct en_item en_item;
 typedef struct en_pend en_pend;
 typedef struct en_wait en_wait;
+typedef struct en_sig en_sig;
+typedef struct en_sub en_sub;
+typedef struct en_event en_event;
+
+/* an event registered on our node */
+struct en_event {
+    en_event *next;
+    char name[GN_ERGO_NAME_MAX + 1];
+    uint64_t owner;
+    unsigned ncons; /* links + monitors on it */
+};
+
+/* a link or monitor target, by kind (GN_ERGO_TO_*): PID id[0], name, alias id[0..2] */
+typedef struct en_tgt {
+    uint8_t kind;
+    char node[GN_ERGO_NAME_MAX + 1];
+    char name[GN_ERGO_NAME_MAX + 1];
+    uint64_t id[3];
+    int64_t creation; /* PID and alias targets; not compared */
+} en_tgt;
+
+/* a queued exit or down signal */
+struct en_sig {
+    en_sig *next;
+    gn_ergo_signal_kind kind;
+    bool direct;
+    en_tgt t;
+    char reason[GN_ERGO_NAME_MAX + 1];
+};
+
+/* one link or monitor: consumer (cnode, cid) on target t */
+struct en_sub {
+    en_sub *next;
+    bool link;
+    en_tgt t;
+    char cnode[GN_ERGO_NAME_MAX + 1];
+    uint64_t cid;
+    uint64_t ref[3]; /* the request's ref (remote targets) */
+};
 
 /* one queued message: its own arena holds the decoded value */
 struct en_item {
@@ -57,6 +96,13 @@ struct gn_ergo_proc {
     char name[GN_ERGO_NAME_MAX + 1]; /* "" = none */
     uint64_t alias[EN_ALIASES_MAX][3];
     unsigned naliases;
+    gn_ergo_signal_cb sig_cb;
+    void *sig_arg;
+    en_sig *sh, *st; /* queued signals */
+    size_t nsig;
+    unsigned nheld; /* links + monitors this process holds */
+    unsigned ncons; /* links + monitors on this process */
+    unsigned nevents; /* events it owns */
 };
 
 /* an outstanding call or important send, matched by (caller ID, ref) */
@@ -66,6 +112,7 @@ struct en_pend {
     gn_ergo_proc *proc;
     uint64_t ref[3];
     bool call, doomed;
+    bool ctl; /* a 199 request (link, monitor): answered by MessageResult, matched by ref */
     gn_ergo_result_cb rcb;
     gn_ergo_call_cb ccb;
     void *arg;
@@ -93,6 +140,9 @@ struct gn_ergo_node {
     uint64_t next_id;
     uint64_t ref_seq, ref_hi;
     en_pend *pends;
+    en_sub *subs; /* links and monitors */
+    en_event *events;
+    gn_time mono0; /* gn_now() at the component's start: event timestamps */
     en_wait *waits, **waits_tail;
     en_item *spare; /* items kept for reuse */
     size_t nspare;
@@ -493,9 +543,13 @@ static void pend_unlink(en_pend *pd)
         pd->proc->npending--;
 }
 
+static void sub_drop_ref(gn_ergo_node *en, const uint64_t ref[3]);
+
 static void pend_finish(en_pend *pd, int status, const gn_edf_value *reply, const char *text)
 {
     pend_unlink(pd);
+    if (pd->ctl && status != 0) /* the link or monitor was refused or never confirmed */
+        sub_drop_ref(pd->en, pd->ref);
     if (pd->call) {
         if (pd->ccb)
             pd->ccb(pd->arg, status, status == 0 ? reply : NULL, text);
@@ -558,6 +612,7 @@ static void pends_fail_node(gn_ergo_node *en, const char *node, int err)
 /* ---- delivery --------------------------------------------------------------------------- */
 
 static void drain_sweep(gn_ergo_node *en);
+static void tgt_to_target(const en_tgt *t, gn_ergo_target *out);
 
 static void drain_cb(gn_timer *t, void *arg)
 {
@@ -566,6 +621,20 @@ static void drain_cb(gn_timer *t, void *arg)
     bool more = false;
     en->draining = true;
     for (gn_ergo_proc *p = en->procs; p; p = p->next) { /* bounded: processes x budget */
+        for (unsigned i = 0; i < EN_DRAIN_BUDGET && !p->dead && !p->paused && p->sh; i++) {
+            en_sig *sg = p->sh; /* signals first, as Ergo's urgent queue */
+            p->sh = sg->next;
+            if (!p->sh)
+                p->st = NULL;
+            p->nsig--;
+            if (p->sig_cb) {
+                gn_ergo_signal s = {.kind = sg->kind, .direct = sg->direct,
+                                    .reason = sg->reason};
+                tgt_to_target(&sg->t, &s.target);
+                p->sig_cb(p, p->sig_arg, &s);
+            }
+            gn_free(sg);
+        }
         for (unsigned i = 0; i < EN_DRAIN_BUDGET && !p->dead && !p->paused; i++) {
             en_item *it = mailbox_pop(p);
             if (!it)
@@ -573,7 +642,7 @@ static void drain_cb(gn_timer *t, void *arg)
             p->cb(p, p->arg, &it->m);
             item_recycle(en, it);
         }
-        if (!p->dead && !p->paused && p->nq)
+        if (!p->dead && !p->paused && (p->nq || p->sh))
             more = true;
     }
     en->draining = false;
@@ -588,6 +657,13 @@ static void proc_release(gn_ergo_proc *p)
     /* queued messages are dropped (important senders were told "delivered" on arrival) */
     for (en_item *it = mailbox_pop(p); it; it = mailbox_pop(p))
         item_recycle(en, it);
+    while (p->sh) { /* bounded: the queued signals */
+        en_sig *sg = p->sh;
+        p->sh = sg->next;
+        gn_free(sg);
+    }
+    p->st = NULL;
+    p->nsig = 0;
     for (en_pend **pp = &en->pends; *pp;) {
         en_pend *pd = *pp;
         if (pd->proc == p) {
@@ -624,6 +700,8 @@ static gn_ergo_proc *resolve_local(gn_ergo_node *en, const gn_ergo_target *to)
         return proc_by_name(en, to->name, strlen(to->name));
     case GN_ERGO_TO_ALIAS:
         return proc_by_alias(en, to->alias.id);
+    case GN_ERGO_TO_EVENT:
+        return NULL;
     }
     return NULL;
 }
@@ -637,8 +715,746 @@ static const char *target_node(const gn_ergo_target *to)
         return to->node;
     case GN_ERGO_TO_ALIAS:
         return to->alias.node;
+    case GN_ERGO_TO_EVENT:
+        return to->node;
     }
     return "";
+}
+
+/* ---- links, monitors, signals ------------------------------------------------------------ */
+
+static void tgt_from_target(const gn_ergo_target *to, en_tgt *t)
+{
+    memset(t, 0, sizeof *t);
+    t->kind = (uint8_t)to->kind;
+    set_name(t->node, target_node(to));
+    switch (to->kind) {
+    case GN_ERGO_TO_PID:
+        t->id[0] = to->pid.id;
+        t->creation = to->pid.creation;
+        break;
+    case GN_ERGO_TO_NAME:
+    case GN_ERGO_TO_EVENT:
+        set_name(t->name, to->name);
+        break;
+    case GN_ERGO_TO_ALIAS:
+        memcpy(t->id, to->alias.id, sizeof t->id);
+        t->creation = to->alias.creation;
+        break;
+    }
+}
+
+static void tgt_to_target(const en_tgt *t, gn_ergo_target *out)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = (gn_ergo_target_kind)t->kind;
+    switch (t->kind) {
+    case GN_ERGO_TO_PID:
+        set_name(out->pid.node, t->node);
+        out->pid.id = t->id[0];
+        out->pid.creation = t->creation;
+        break;
+    case GN_ERGO_TO_NAME:
+    case GN_ERGO_TO_EVENT:
+        set_name(out->node, t->node);
+        set_name(out->name, t->name);
+        break;
+    case GN_ERGO_TO_ALIAS:
+        set_name(out->alias.node, t->node);
+        memcpy(out->alias.id, t->id, sizeof t->id);
+        out->alias.creation = t->creation;
+        break;
+    }
+}
+
+static bool tgt_eq(const en_tgt *a, const en_tgt *b)
+{
+    if (a->kind != b->kind || strcmp(a->node, b->node) != 0)
+        return false;
+    switch (a->kind) {
+    case GN_ERGO_TO_PID:
+        return a->id[0] == b->id[0];
+    case GN_ERGO_TO_NAME:
+    case GN_ERGO_TO_EVENT:
+        return !strcmp(a->name, b->name);
+    default:
+        return !memcmp(a->id, b->id, sizeof a->id);
+    }
+}
+
+static en_event *event_find(gn_ergo_node *en, const char *name)
+{
+    for (en_event *ev = en->events; ev; ev = ev->next) /* bounded: the events */
+        if (!strcmp(ev->name, name))
+            return ev;
+    return NULL;
+}
+
+static gn_ergo_proc *tgt_resolve_local(gn_ergo_node *en, const en_tgt *t)
+{
+    gn_ergo_target to;
+    tgt_to_target(t, &to);
+    return resolve_local(en, &to);
+}
+
+/* queues a signal for @p; GN_EAGAIN when its signal queue is full */
+static int sig_queue(gn_ergo_proc *p, gn_ergo_signal_kind kind, bool direct, const en_tgt *t,
+                     const char *reason, size_t rlen)
+{
+    if (p->dead)
+        return GN_ENOTFOUND;
+    if (p->nsig >= GN_ERGO_LINKS_MAX + (size_t)p->mailbox_size)
+        return GN_EAGAIN;
+    en_sig *sg = gn_calloc(1, sizeof *sg);
+    if (!sg)
+        return GN_ENOMEM;
+    sg->kind = kind;
+    sg->direct = direct;
+    sg->t = *t;
+    copy_name(sg->reason, reason, rlen);
+    if (p->st)
+        p->st->next = sg;
+    else
+        p->sh = sg;
+    p->st = sg;
+    p->nsig++;
+    if (!p->paused)
+        drain_schedule(p->en);
+    return 0;
+}
+
+/* sends the frame built in en->scratch only over an existing connection (no reconnect) */
+static int send_connected(gn_ergo_node *en, const char *node, uint64_t from, bool keep_order,
+                          size_t len)
+{
+    gni_ergo_comp *c = en_comp(en);
+    if (!c || !gni_ergo_comp_find(c, node))
+        return GN_ENOTFOUND;
+    if (en->tap)
+        en->tap(en->tap_ud, true, node, en->scratch, len);
+    return gni_ergo_comp_send(c, node, from, keep_order, en->scratch, len);
+}
+
+/* TerminatePID/Name/Alias (181/182/184) for local target @t to @node */
+static void term_send(gn_ergo_node *en, const char *node, const en_tgt *t, const char *reason)
+{
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.flags = 1; /* the priority byte Ergo writes */
+    switch (t->kind) {
+    case GN_ERGO_TO_PID:
+        f.type = GNI_ENP_TERM_PID;
+        f.to = t->id[0];
+        break;
+    case GN_ERGO_TO_NAME:
+    case GN_ERGO_TO_EVENT:
+        f.type = t->kind == GN_ERGO_TO_NAME ? GNI_ENP_TERM_NAME : GNI_ENP_TERM_EVENT;
+        f.name = (gn_slice){(const uint8_t *)t->name, strlen(t->name)};
+        break;
+    default:
+        f.type = GNI_ENP_TERM_ALIAS;
+        memcpy(f.alias, t->id, sizeof f.alias);
+        break;
+    }
+    gn_edf_value ev;
+    gn_edf_set_error(&ev, reason, strlen(reason));
+    long len = frame_build(en, &f, &ev);
+    int rc = len < 0 ? (int)len : send_connected(en, node, 0, false, (size_t)len);
+    if (rc < 0)
+        GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: %s not sent: %s", node, gni_enp_type_name(f.type),
+               gn_err_name(rc));
+}
+
+static void sub_release(gn_ergo_node *en, en_sub *sb)
+{
+    if (!strcmp(sb->cnode, en_self(en))) {
+        gn_ergo_proc *cp = proc_by_id(en, sb->cid);
+        if (cp && cp->nheld)
+            cp->nheld--;
+    }
+    if (!strcmp(sb->t.node, en_self(en))) {
+        gn_ergo_proc *tp = tgt_resolve_local(en, &sb->t);
+        en_event *ev = sb->t.kind == GN_ERGO_TO_EVENT ? event_find(en, sb->t.name) : NULL;
+        if (tp && tp->ncons)
+            tp->ncons--;
+        if (ev && ev->ncons)
+            ev->ncons--;
+    }
+}
+
+enum { EN_ON_PID = 1, EN_ON_NAME = 2, EN_ON_ALIAS = 4 };
+
+/* does link/monitor @sb target local process @p (by the ways in @what; @alias NULL = any)? */
+static bool sub_on(const gn_ergo_node *en, const en_sub *sb, const gn_ergo_proc *p, unsigned what,
+                   const uint64_t *alias)
+{
+    if (strcmp(sb->t.node, en_self(en)) != 0)
+        return false;
+    switch (sb->t.kind) {
+    case GN_ERGO_TO_PID:
+        return (what & EN_ON_PID) && sb->t.id[0] == p->id;
+    case GN_ERGO_TO_NAME:
+        return (what & EN_ON_NAME) && p->name[0] && !strcmp(sb->t.name, p->name);
+    case GN_ERGO_TO_EVENT:
+        return false;
+    default:
+        if (!(what & EN_ON_ALIAS))
+            return false;
+        if (alias)
+            return !memcmp(alias, sb->t.id, sizeof sb->t.id);
+        for (unsigned i = 0; i < p->naliases; i++)
+            if (!memcmp(p->alias[i], sb->t.id, sizeof sb->t.id))
+                return true;
+        return false;
+    }
+}
+
+/* the links and monitors on local process @p (by @what, @alias) fire with @reason: local
+ * consumers get a signal, every remote node holding some gets one termination frame per
+ * target; the entries go */
+static void fire_local(gn_ergo_node *en, gn_ergo_proc *p, unsigned what, const uint64_t *alias,
+                       const char *reason, const char *event)
+{
+    en_sub *fired = NULL, **ft = &fired;
+    for (en_sub **pp = &en->subs; *pp;) { /* bounded: the entries */
+        en_sub *sb = *pp;
+        bool on = event ? sb->t.kind == GN_ERGO_TO_EVENT && !strcmp(sb->t.name, event) &&
+                              !strcmp(sb->t.node, en_self(en))
+                        : sub_on(en, sb, p, what, alias);
+        if (on) {
+            *pp = sb->next;
+            sb->next = NULL;
+            *ft = sb;
+            ft = &sb->next;
+        } else {
+            pp = &sb->next;
+        }
+    }
+    const char *self = en_self(en);
+    for (en_sub *sb = fired; sb; sb = sb->next) {
+        if (!event && p->ncons)
+            p->ncons--;
+        if (!strcmp(sb->cnode, self)) {
+            gn_ergo_proc *cp = proc_by_id(en, sb->cid);
+            if (cp && cp->nheld)
+                cp->nheld--;
+            if (cp && (event || cp != p))
+                (void)sig_queue(cp, sb->link ? GN_ERGO_SIG_EXIT : GN_ERGO_SIG_DOWN, false,
+                                &sb->t, reason, strlen(reason));
+            continue;
+        }
+        bool sent = false; /* once per remote node and target */
+        for (en_sub *o = fired; o != sb && !sent; o = o->next)
+            sent = !strcmp(o->cnode, sb->cnode) && tgt_eq(&o->t, &sb->t);
+        if (!sent)
+            term_send(en, sb->cnode, &sb->t, reason);
+    }
+    while (fired) {
+        en_sub *sb = fired;
+        fired = sb->next;
+        gn_free(sb);
+    }
+}
+
+static int any_request(gn_ergo_node *en, gn_ergo_proc *src, enum gni_enp_any_kind kind,
+                       const en_tgt *t, const uint64_t ref[3]);
+static enum gni_enp_any_kind any_kind(uint8_t tkind, bool link, bool un);
+
+/* drops the links and monitors local process @p holds; a connected remote node is told
+ * (Unlink/Demonitor, the answer not waited for), so its tables do not fill with entries of
+ * processes that are gone */
+static void drop_held(gn_ergo_node *en, gn_ergo_proc *p)
+{
+    const char *self = en_self(en);
+    gni_ergo_comp *c = en_comp(en);
+    for (en_sub **pp = &en->subs; *pp;) {
+        en_sub *sb = *pp;
+        if (sb->cid == p->id && !strcmp(sb->cnode, self)) {
+            *pp = sb->next;
+            if (strcmp(sb->t.node, self) != 0 && c && gni_ergo_comp_find(c, sb->t.node)) {
+                uint64_t ref[3];
+                new_ref(en, ref);
+                (void)any_request(en, p, any_kind(sb->t.kind, sb->link, true), &sb->t, ref);
+            }
+            sub_release(en, sb);
+            gn_free(sb);
+        } else {
+            pp = &sb->next;
+        }
+    }
+    p->nheld = 0;
+}
+
+/* remote target(s) on @node terminated (@t NULL: all of them, the connection is lost):
+ * local consumers get their signal; with @t NULL also the remote consumers of @node go */
+static void fire_remote(gn_ergo_node *en, const char *node, const en_tgt *t, const char *reason)
+{
+    const char *self = en_self(en);
+    for (en_sub **pp = &en->subs; *pp;) { /* bounded: the entries */
+        en_sub *sb = *pp;
+        bool ours = !strcmp(sb->cnode, self);
+        bool hit = ours && !strcmp(sb->t.node, node) && (!t || tgt_eq(t, &sb->t));
+        bool gone = !t && !ours && !strcmp(sb->cnode, node);
+        if (!hit && !gone) {
+            pp = &sb->next;
+            continue;
+        }
+        *pp = sb->next;
+        sub_release(en, sb);
+        if (hit) {
+            gn_ergo_proc *cp = proc_by_id(en, sb->cid);
+            if (cp)
+                (void)sig_queue(cp, sb->link ? GN_ERGO_SIG_EXIT : GN_ERGO_SIG_DOWN, false,
+                                &sb->t, reason, strlen(reason));
+        }
+        gn_free(sb);
+    }
+}
+
+static void sub_drop_ref(gn_ergo_node *en, const uint64_t ref[3])
+{
+    const char *self = en_self(en);
+    for (en_sub **pp = &en->subs; *pp; pp = &(*pp)->next) {
+        en_sub *sb = *pp;
+        if (!strcmp(sb->cnode, self) && !memcmp(sb->ref, ref, sizeof sb->ref)) {
+            *pp = sb->next;
+            sub_release(en, sb);
+            gn_free(sb);
+            return;
+        }
+    }
+}
+
+static en_sub *sub_find(gn_ergo_node *en, const char *cnode, uint64_t cid, bool link,
+                        const en_tgt *t, en_sub ***where)
+{
+    for (en_sub **pp = &en->subs; *pp; pp = &(*pp)->next) {
+        en_sub *sb = *pp;
+        if (sb->cid == cid && sb->link == link && !strcmp(sb->cnode, cnode) &&
+            tgt_eq(&sb->t, t)) {
+            if (where)
+                *where = pp;
+            return sb;
+        }
+    }
+    return NULL;
+}
+
+/* the 199 request kind for a target kind */
+static enum gni_enp_any_kind any_kind(uint8_t tkind, bool link, bool un)
+{
+    static const enum gni_enp_any_kind k[4][4] = {
+        {GNI_ENP_ANY_LINK_PID, GNI_ENP_ANY_UNLINK_PID, GNI_ENP_ANY_MONITOR_PID,
+         GNI_ENP_ANY_DEMONITOR_PID},
+        {GNI_ENP_ANY_LINK_PROCESSID, GNI_ENP_ANY_UNLINK_PROCESSID,
+         GNI_ENP_ANY_MONITOR_PROCESSID, GNI_ENP_ANY_DEMONITOR_PROCESSID},
+        {GNI_ENP_ANY_LINK_ALIAS, GNI_ENP_ANY_UNLINK_ALIAS, GNI_ENP_ANY_MONITOR_ALIAS,
+         GNI_ENP_ANY_DEMONITOR_ALIAS},
+        {GNI_ENP_ANY_LINK_EVENT, GNI_ENP_ANY_UNLINK_EVENT, GNI_ENP_ANY_MONITOR_EVENT,
+         GNI_ENP_ANY_DEMONITOR_EVENT},
+    };
+    unsigned row = tkind == GN_ERGO_TO_PID    ? 0u
+                   : tkind == GN_ERGO_TO_NAME ? 1u
+                   : tkind == GN_ERGO_TO_EVENT ? 3u
+                                               : 2u;
+    return k[row][(link ? 0u : 2u) + (un ? 1u : 0u)];
+}
+
+static gn_edf_arena *en_arena(const gn_ergo_node *en)
+{
+    return gn_edf_arena_new(1024, en->cfg.max_value_bytes ? en->cfg.max_value_bytes
+                                                          : EN_VALUE_BYTES_DEFAULT);
+}
+
+/* builds a 199 frame of registered struct @kind into en->scratch: @fill sets its fields */
+static long any_build(gn_ergo_node *en, enum gni_enp_any_kind kind, uint8_t order,
+                      gn_edf_arena *a, gn_edf_value *v)
+{
+    gni_ergo_comp *c = en_comp(en);
+    const char *tn = gni_enp_any_type_name(kind);
+    const gn_edf_type *ty = c && tn ? gn_edf_registry_find(gni_ergo_comp_registry(c), tn,
+                                                           strlen(tn))
+                                    : NULL;
+    if (!ty)
+        return GN_ENOTSUP;
+    int rc = gn_edf_set_composite(v, a, ty, 0);
+    if (rc < 0)
+        return rc;
+    (void)order;
+    return 0;
+}
+
+/* a link/monitor request (or its undoing) from @src for remote target @t, ref @ref */
+static int any_request(gn_ergo_node *en, gn_ergo_proc *src, enum gni_enp_any_kind kind,
+                       const en_tgt *t, const uint64_t ref[3])
+{
+    gn_edf_arena *a = en_arena(en);
+    if (!a)
+        return GN_ENOMEM;
+    gn_edf_value v;
+    long rc = any_build(en, kind, 0, a, &v);
+    if (rc == 0) {
+        gn_edf_value *it = gn_edf_items(&v);
+        const char *self = en_self(en);
+        int64_t cr = gn_ergo_node_creation(en);
+        gn_edf_set_pid(&it[0], self, strlen(self), src->id, cr);
+        switch (t->kind) {
+        case GN_ERGO_TO_PID:
+            gn_edf_set_pid(&it[1], t->node, strlen(t->node), t->id[0], t->creation);
+            break;
+        case GN_ERGO_TO_NAME:
+            gn_edf_set_processid(&it[1], t->node, strlen(t->node), t->name, strlen(t->name));
+            break;
+        case GN_ERGO_TO_EVENT:
+            gn_edf_set_event(&it[1], t->node, strlen(t->node), t->name, strlen(t->name));
+            break;
+        default:
+            gn_edf_set_alias(&it[1], t->node, strlen(t->node), t->creation, t->id);
+            break;
+        }
+        gn_edf_set_ref(&it[2], self, strlen(self), cr, ref);
+        gni_enp_frame f;
+        memset(&f, 0, sizeof f);
+        f.type = GNI_ENP_ANY;
+        f.order = gni_enp_any_order(kind, false,
+                                    t->kind == GN_ERGO_TO_PID ? t->id[0] : t->id[1]);
+        rc = frame_build(en, &f, &v);
+    }
+    gn_edf_arena_free(a);
+    if (rc < 0)
+        return (int)rc;
+    return frame_send(en, t->node, src->id, true, (size_t)rc);
+}
+
+/* MessageResult for a request of @kind from process @src_id of @node: @err NULL = success */
+static void any_result(gn_ergo_node *en, const char *node, enum gni_enp_any_kind kind,
+                       uint64_t src_id, const gn_edf_value *ref, const char *err)
+{
+    gn_edf_arena *a = en_arena(en);
+    if (!a)
+        return;
+    gn_edf_value v;
+    long rc = any_build(en, GNI_ENP_ANY_RESULT, 0, a, &v);
+    if (rc == 0) {
+        gn_edf_value *it = gn_edf_items(&v);
+        gn_edf_set_error(&it[0], err, err ? strlen(err) : 0);
+        gn_edf_set_nil(&it[1]);
+        const gn_edf_type *me =
+            (kind == GNI_ENP_ANY_LINK_EVENT || kind == GNI_ENP_ANY_MONITOR_EVENT) && !err
+                ? gn_edf_registry_find(gni_ergo_comp_registry(en_comp(en)),
+                                       GN_EDF_ERGO_MESSAGE_EVENT,
+                                       strlen(GN_EDF_ERGO_MESSAGE_EVENT))
+                : NULL;
+        const gn_edf_type *sl = me ? gn_edf_type_slice(a, me) : NULL;
+        if (sl) /* Ergo answers with the buffered events: none, a nil []gen.MessageEvent */
+            (void)gn_edf_set_nil_of(&it[1], sl);
+        it[2] = *ref;
+        gni_enp_frame f;
+        memset(&f, 0, sizeof f);
+        f.type = GNI_ENP_ANY;
+        f.order = gni_enp_any_order(kind, true, src_id);
+        rc = frame_build(en, &f, &v);
+        if (rc > 0)
+            rc = send_connected(en, node, 0, false, (size_t)rc);
+    }
+    gn_edf_arena_free(a);
+    if (rc < 0)
+        GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: MessageResult not sent: %s", node,
+               gn_err_name((int)rc));
+}
+
+/* decodes an error value (a reason) from @pl with the peer's dictionaries into @out */
+static int decode_reason(gn_ergo_node *en, const gni_ergo_peer_info *pi, gn_slice pl,
+                         char out[GN_ERGO_NAME_MAX + 1])
+{
+    gn_edf_arena *a = en_arena(en);
+    if (!a)
+        return GN_ENOMEM;
+    gn_edf_decode_opts o;
+    gn_edf_decode_opts_default(&o);
+    o.reg = gni_ergo_comp_registry(en_comp(en));
+    o.dict = pi->dict;
+    gn_edf_value v;
+    int rc = gn_edf_decode(&o, a, pl.base, pl.len, &v, NULL, NULL);
+    if (rc == 0 && v.kind != GN_EDF_ERROR)
+        rc = GN_EPARSE; /* Ergo drops a reason that is not an error */
+    if (rc == 0) {
+        if (v.nil)
+            set_name(out, GN_ERGO_REASON_NORMAL);
+        else
+            copy_name(out, (const char *)v.u.bytes.base, v.u.bytes.len);
+    }
+    gn_edf_arena_free(a);
+    return rc;
+}
+
+/* 107: an exit signal for one of our processes */
+static void on_exit_frame(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f)
+{
+    const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(peer);
+    char reason[GN_ERGO_NAME_MAX + 1];
+    gn_ergo_proc *p = proc_by_id(en, f->to);
+    if (!p || decode_reason(en, pi, f->payload, reason) < 0) {
+        GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: MessageExit to %llu dropped", pi->node,
+               (unsigned long long)f->to);
+        return;
+    }
+    en_tgt t;
+    memset(&t, 0, sizeof t);
+    t.kind = GN_ERGO_TO_PID;
+    set_name(t.node, pi->node);
+    t.id[0] = f->from;
+    t.creation = pi->creation;
+    (void)sig_queue(p, GN_ERGO_SIG_EXIT, true, &t, reason, strlen(reason));
+}
+
+/* 181-184: a remote target we link or monitor terminated */
+static void on_term_frame(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f)
+{
+    const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(peer);
+    char reason[GN_ERGO_NAME_MAX + 1];
+    if (decode_reason(en, pi, f->payload, reason) < 0)
+        return;
+    en_tgt t;
+    memset(&t, 0, sizeof t);
+    set_name(t.node, pi->node);
+    gn_slice nm = f->name;
+    bool cached = f->type == GNI_ENP_TERM_NAME_CACHE || f->type == GNI_ENP_TERM_EVENT_CACHE;
+    if (cached && gn_edf_dict_find(pi->dict, GN_EDF_DICT_ATOM, f->atom_id, &nm) < 0)
+        return; /* not in the sender's atom cache */
+    switch (f->type) {
+    case GNI_ENP_TERM_PID:
+        t.kind = GN_ERGO_TO_PID;
+        t.id[0] = f->to;
+        break;
+    case GNI_ENP_TERM_ALIAS:
+        t.kind = GN_ERGO_TO_ALIAS;
+        memcpy(t.id, f->alias, sizeof t.id);
+        break;
+    default: /* 182/183 names, 185/186 events */
+        t.kind = f->type == GNI_ENP_TERM_NAME || f->type == GNI_ENP_TERM_NAME_CACHE
+                     ? GN_ERGO_TO_NAME
+                     : GN_ERGO_TO_EVENT;
+        copy_name(t.name, (const char *)nm.base, nm.len);
+        break;
+    }
+    fire_remote(en, pi->node, &t, reason);
+}
+
+/* a link/monitor request of @kind from a remote process */
+static void on_ctl(gn_ergo_node *en, const gni_ergo_peer_info *pi, enum gni_enp_any_kind kind,
+                   const gn_edf_value *it)
+{
+    const gn_edf_value *src = &it[0], *tv = &it[1], *ref = &it[2];
+    if (src->kind != GN_EDF_PID || ref->kind != GN_EDF_REF)
+        return;
+    uint64_t sid = src->u.pid.id;
+    bool link = kind <= GNI_ENP_ANY_UNLINK_EVENT;
+    bool un = kind == GNI_ENP_ANY_UNLINK_PID || kind == GNI_ENP_ANY_UNLINK_PROCESSID ||
+              kind == GNI_ENP_ANY_UNLINK_ALIAS || kind == GNI_ENP_ANY_UNLINK_EVENT ||
+              kind == GNI_ENP_ANY_DEMONITOR_PID || kind == GNI_ENP_ANY_DEMONITOR_PROCESSID ||
+              kind == GNI_ENP_ANY_DEMONITOR_ALIAS || kind == GNI_ENP_ANY_DEMONITOR_EVENT;
+    en_tgt t;
+    memset(&t, 0, sizeof t);
+    switch (tv->kind) {
+    case GN_EDF_PID:
+        t.kind = GN_ERGO_TO_PID;
+        copy_name(t.node, (const char *)tv->u.pid.node.base, tv->u.pid.node.len);
+        t.id[0] = tv->u.pid.id;
+        t.creation = tv->u.pid.creation;
+        break;
+    case GN_EDF_PROCESSID:
+    case GN_EDF_EVENT:
+        t.kind = tv->kind == GN_EDF_EVENT ? GN_ERGO_TO_EVENT : GN_ERGO_TO_NAME;
+        copy_name(t.node, (const char *)tv->u.name.node.base, tv->u.name.node.len);
+        copy_name(t.name, (const char *)tv->u.name.name.base, tv->u.name.name.len);
+        break;
+    case GN_EDF_ALIAS:
+        t.kind = GN_ERGO_TO_ALIAS;
+        copy_name(t.node, (const char *)tv->u.ref.node.base, tv->u.ref.node.len);
+        memcpy(t.id, tv->u.ref.id, sizeof t.id);
+        t.creation = tv->u.ref.creation;
+        break;
+    default:
+        any_result(en, pi->node, kind, sid, ref, "incorrect value or argument");
+        return;
+    }
+    en_sub **where = NULL;
+    en_sub *old = sub_find(en, pi->node, sid, link, &t, &where);
+    if (un) {
+        if (old) {
+            *where = old->next;
+            sub_release(en, old);
+            gn_free(old);
+        }
+        any_result(en, pi->node, kind, sid, ref, NULL);
+        return;
+    }
+    bool here = !strcmp(t.node, en_self(en)), event = t.kind == GN_ERGO_TO_EVENT;
+    gn_ergo_proc *tp = here && !event ? tgt_resolve_local(en, &t) : NULL;
+    en_event *ev = here && event ? event_find(en, t.name) : NULL;
+    unsigned *ncons = ev ? &ev->ncons : tp ? &tp->ncons : NULL;
+    const char *err = !ncons                           ? (event ? "unknown event" : "unknown process")
+                      : old                            ? "target is already exist"
+                      : *ncons >= GN_ERGO_CONSUMERS_MAX ? "too large"
+                                                       : NULL;
+    en_sub *sb = err ? NULL : gn_calloc(1, sizeof *sb);
+    if (!err && !sb)
+        err = "internal error";
+    if (sb) {
+        sb->link = link;
+        sb->t = t;
+        set_name(sb->cnode, pi->node);
+        sb->cid = sid;
+        memcpy(sb->ref, ref->u.ref.id, sizeof sb->ref);
+        sb->next = en->subs;
+        en->subs = sb;
+        (*ncons)++;
+    }
+    any_result(en, pi->node, kind, sid, ref, err);
+}
+
+/* a gen.MessageEvent {Event{@name, @node}, @ts, Message = @payload decoded with @dict} into
+ * @cp's mailbox, from process @from of @node */
+static int event_deliver(gn_ergo_node *en, gn_ergo_proc *cp, const char *node, const char *name,
+                         int64_t ts, const gn_edf_dict *dict, gn_slice payload, uint64_t from,
+                         int64_t from_creation)
+{
+    const gn_edf_type *me = gn_edf_registry_find(gni_ergo_comp_registry(en_comp(en)),
+                                                 GN_EDF_ERGO_MESSAGE_EVENT,
+                                                 strlen(GN_EDF_ERGO_MESSAGE_EVENT));
+    if (!me)
+        return GN_ENOTSUP;
+    if (cp->nq >= cp->mailbox_size)
+        return GN_EAGAIN;
+    en_item *it = NULL;
+    int rc = item_new(en, dict, payload, &it);
+    if (rc < 0)
+        return rc;
+    size_t nl = strlen(node), ml = strlen(name);
+    char *cn = gn_edf_arena_alloc(it->arena, nl + ml + 2);
+    gn_edf_value msg = it->v;
+    if (!cn || gn_edf_set_composite(&it->v, it->arena, me, 0) < 0) {
+        item_recycle(en, it);
+        return GN_ENOMEM;
+    }
+    memcpy(cn, node, nl + 1);
+    memcpy(cn + nl + 1, name, ml + 1);
+    gn_edf_value *f = gn_edf_items(&it->v);
+    gn_edf_set_event(&f[0], cn, nl, cn + nl + 1, ml);
+    (void)gn_edf_set_int(&f[1], GN_EDF_INT64, ts);
+    f[2] = msg;
+    it->m.value = &it->v;
+    set_name(it->m.from.node, node);
+    it->m.from.id = from;
+    it->m.from.creation = from_creation;
+    it->m.to_kind = GN_ERGO_TO_EVENT;
+    rc = mailbox_put(cp, it);
+    if (rc < 0)
+        item_recycle(en, it);
+    return rc;
+}
+
+/* delivers an event of @node to our subscribers of it, once per process; returns how many */
+static int event_fanout(gn_ergo_node *en, const char *node, const char *name, int64_t ts,
+                        const gn_edf_dict *dict, gn_slice payload, uint64_t from,
+                        int64_t from_creation)
+{
+    const char *self = en_self(en);
+    int n = 0;
+    for (en_sub *sb = en->subs; sb; sb = sb->next) { /* bounded: the entries (squared) */
+        if (sb->t.kind != GN_ERGO_TO_EVENT || strcmp(sb->t.node, node) ||
+            strcmp(sb->t.name, name) || strcmp(sb->cnode, self))
+            continue;
+        bool dup = false;
+        for (en_sub *o = en->subs; o != sb && !dup; o = o->next)
+            dup = o->cid == sb->cid && o->t.kind == GN_ERGO_TO_EVENT && !strcmp(o->cnode, self) &&
+                  tgt_eq(&o->t, &sb->t);
+        gn_ergo_proc *cp = dup ? NULL : proc_by_id(en, sb->cid);
+        if (!cp)
+            continue;
+        int rc = event_deliver(en, cp, node, name, ts, dict, payload, from, from_creation);
+        if (rc == 0)
+            n++;
+        else
+            GN_LOG(GN_LOG_DEBUG, EN_LOG, "event %s to %llu not delivered: %s", name,
+                   (unsigned long long)sb->cid, gn_err_name(rc));
+    }
+    return n;
+}
+
+/* 105/106: an event of the peer, for our subscribers */
+static void on_event_frame(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f)
+{
+    const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(peer);
+    gn_slice nm = f->name;
+    if (f->type == GNI_ENP_MSG_EVENT_CACHE &&
+        gn_edf_dict_find(pi->dict, GN_EDF_DICT_ATOM, f->atom_id, &nm) < 0)
+        return;
+    char name[GN_ERGO_NAME_MAX + 1];
+    copy_name(name, (const char *)nm.base, nm.len);
+    (void)event_fanout(en, pi->node, name, f->timestamp, pi->dict, f->payload, f->from,
+                       pi->creation);
+}
+
+/* 199: link/monitor requests and their results; spawn and application start are refused
+ * ("not allowed": nothing is enabled for remote nodes yet) */
+static void on_any(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f)
+{
+    const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(peer);
+    gn_edf_arena *a = en_arena(en);
+    if (!a)
+        return;
+    gn_edf_decode_opts o;
+    gn_edf_decode_opts_default(&o);
+    o.reg = gni_ergo_comp_registry(en_comp(en));
+    o.dict = pi->dict;
+    gn_edf_value v;
+    int rc = gn_edf_decode(&o, a, f->payload.base, f->payload.len, &v, NULL, NULL);
+    enum gni_enp_any_kind kind = GNI_ENP_ANY_UNKNOWN;
+    if (rc == 0 && v.kind == GN_EDF_STRUCT && v.type && v.type->name)
+        kind = gni_enp_any_kind_of((gn_slice){(const uint8_t *)v.type->name, v.type->name_len});
+    const gn_edf_value *it = kind != GNI_ENP_ANY_UNKNOWN ? gn_edf_items(&v) : NULL;
+    switch (kind) {
+    case GNI_ENP_ANY_UNKNOWN:
+    case GNI_ENP_ANY_UPDATE_CACHE:
+    case GNI_ENP_ANY_KIND_COUNT:
+        GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: MessageAny dropped (%s)", pi->node,
+               rc < 0 ? gn_err_name(rc) : "not a request we know");
+        break;
+    case GNI_ENP_ANY_RESULT: {
+        const gn_edf_value *ref = &it[2];
+        en_pend *pd = NULL;
+        for (en_pend *q = en->pends; q && ref->kind == GN_EDF_REF; q = q->next)
+            if (q->ctl && !memcmp(q->ref, ref->u.ref.id, sizeof q->ref) &&
+                !strcmp(q->node, pi->node)) {
+                pd = q;
+                break;
+            }
+        if (!pd)
+            break;
+        char text[GN_ERGO_NAME_MAX + 1] = "";
+        int st = 0;
+        if (it[0].kind == GN_EDF_ERROR && !it[0].nil) {
+            copy_name(text, (const char *)it[0].u.bytes.base, it[0].u.bytes.len);
+            st = !strcmp(text, "unknown process") ? GN_ENOTFOUND : GN_ECALLBACK;
+        }
+        pend_finish(pd, st, NULL, st == GN_ECALLBACK ? text : NULL);
+        break;
+    }
+    case GNI_ENP_ANY_SPAWN:
+        if (it[2].kind == GN_EDF_REF)
+            any_result(en, pi->node, kind, 0, &it[2], "not allowed");
+        break;
+    case GNI_ENP_ANY_APPLICATION_START:
+        if (it[3].kind == GN_EDF_REF)
+            any_result(en, pi->node, kind, 0, &it[3], "not allowed");
+        break;
+    default:
+        on_ctl(en, pi, kind, it);
+        break;
+    }
+    gn_edf_arena_free(a);
 }
 
 /* ---- frames in -------------------------------------------------------------------------- */
@@ -796,7 +1612,25 @@ static void h_frame(void *ud, gni_ergo_peer *peer, const uint8_t *frame, size_t 
     case GNI_ENP_RESPONSE_ERROR:
         on_answer(en, peer, &f);
         break;
-    default: /* events, exits, terminations, MessageAny: not in this slice */
+    case GNI_ENP_MSG_EXIT:
+        on_exit_frame(en, peer, &f);
+        break;
+    case GNI_ENP_MSG_EVENT:
+    case GNI_ENP_MSG_EVENT_CACHE:
+        on_event_frame(en, peer, &f);
+        break;
+    case GNI_ENP_TERM_PID:
+    case GNI_ENP_TERM_NAME:
+    case GNI_ENP_TERM_NAME_CACHE:
+    case GNI_ENP_TERM_ALIAS:
+    case GNI_ENP_TERM_EVENT:
+    case GNI_ENP_TERM_EVENT_CACHE:
+        on_term_frame(en, peer, &f);
+        break;
+    case GNI_ENP_ANY:
+        on_any(en, peer, &f);
+        break;
+    default:
         GN_LOG(GN_LOG_DEBUG, EN_LOG, "%s: %s not handled yet, dropped", pi->node,
                gni_enp_type_name(f.type));
         break;
@@ -817,6 +1651,9 @@ static void h_down(void *ud, gni_ergo_peer *p, int reason)
     set_name(node, gni_ergo_peer_get_info(p)->node);
     waits_take(en, node, NULL);
     pends_fail_node(en, node, GN_ECONNRESET);
+    /* Ergo: no frame; every link and monitor on the node's targets fires "no connection",
+     * and what the node's processes held on ours goes */
+    fire_remote(en, node, NULL, GN_ERGO_REASON_NOCONNECTION);
 }
 
 static void h_failed(void *ud, const char *node, int err, const char *diag)
@@ -854,6 +1691,7 @@ int gni_ergo_node_on_comp_start(gn_host *h, gni_ergo_comp *c, gn_edf_registry *r
             }
         }
         gni_ergo_comp_set_handler(c, &en_handler, en);
+        en->mono0 = gn_now();
         return 0;
     }
     return 0;
@@ -898,6 +1736,7 @@ int gn_ergo_attach(gn_node *n, const gn_ergo_config *cfg, gn_ergo_node **out)
     }
     if (c)
         gni_ergo_comp_set_handler(c, &en_handler, en);
+    en->mono0 = gn_now(); /* the component's start, or close to it */
     *out = en;
     return 0;
 }
@@ -925,6 +1764,11 @@ void gn_ergo_detach(gn_ergo_node *en)
         en->procs = p->next;
         for (en_item *it = mailbox_pop(p); it; it = mailbox_pop(p))
             item_free(it);
+        while (p->sh) {
+            en_sig *sg = p->sh;
+            p->sh = sg->next;
+            gn_free(sg);
+        }
         gn_free(p);
     }
     while (en->pends) {
@@ -932,6 +1776,16 @@ void gn_ergo_detach(gn_ergo_node *en)
         en->pends = pd->next;
         gn_timer_stop(&pd->timer);
         gn_free(pd);
+    }
+    while (en->events) {
+        en_event *ev = en->events;
+        en->events = ev->next;
+        gn_free(ev);
+    }
+    while (en->subs) {
+        en_sub *sb = en->subs;
+        en->subs = sb->next;
+        gn_free(sb);
     }
     while (en->waits) {
         en_wait *w = en->waits;
@@ -1054,17 +1908,49 @@ int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb c
     return 0;
 }
 
-void gn_ergo_proc_free(gn_ergo_proc *p)
+static void proc_end(gn_ergo_proc *p, const char *reason)
 {
-    if (!p || p->dead)
-        return;
     gn_ergo_node *en = p->en;
+    while (p->nevents) { /* its events end first ("unregistered"); bounded: GN_ERGO_EVENTS_MAX */
+        en_event *ev = NULL;
+        for (en_event *e = en->events; e && !ev; e = e->next)
+            if (e->owner == p->id)
+                ev = e;
+        if (!ev)
+            break;
+        (void)gn_ergo_event_unregister(p, ev->name);
+    }
+    fire_local(en, p, EN_ON_PID | EN_ON_NAME | EN_ON_ALIAS, NULL, reason, NULL);
+    drop_held(en, p);
     proc_release(p);
     p->name[0] = '\0';
     p->naliases = 0;
     p->dead = true;
     if (!en->draining)
         drain_sweep(en);
+}
+
+void gn_ergo_proc_free(gn_ergo_proc *p)
+{
+    if (p && !p->dead)
+        proc_end(p, GN_ERGO_REASON_NORMAL);
+}
+
+int gn_ergo_proc_exit(gn_ergo_proc *p, const char *reason)
+{
+    if (!p || p->dead || (reason && !name_ok(reason)))
+        return GN_EINVAL;
+    proc_end(p, reason ? reason : GN_ERGO_REASON_NORMAL);
+    return 0;
+}
+
+int gn_ergo_proc_set_signal_cb(gn_ergo_proc *p, gn_ergo_signal_cb cb, void *arg)
+{
+    if (!p || p->dead)
+        return GN_EINVAL;
+    p->sig_cb = cb;
+    p->sig_arg = arg;
+    return 0;
 }
 
 void gn_ergo_proc_pid(const gn_ergo_proc *p, gn_ergo_pid *out)
@@ -1081,7 +1967,7 @@ int gn_ergo_proc_pause(gn_ergo_proc *p, bool paused)
     if (!p || p->dead)
         return GN_EINVAL;
     p->paused = paused;
-    if (!paused && p->nq)
+    if (!paused && (p->nq || p->sh))
         drain_schedule(p->en);
     return 0;
 }
@@ -1104,6 +1990,7 @@ int gn_ergo_unregister(gn_ergo_proc *p)
         return GN_EINVAL;
     if (!p->name[0])
         return GN_ENOTFOUND;
+    fire_local(p->en, p, EN_ON_NAME, NULL, GN_ERGO_REASON_UNREGISTERED, NULL);
     p->name[0] = '\0';
     return 0;
 }
@@ -1128,6 +2015,7 @@ int gn_ergo_alias_delete(gn_ergo_proc *p, const gn_ergo_alias *a)
         return GN_EINVAL;
     for (unsigned i = 0; i < p->naliases; i++)
         if (!memcmp(p->alias[i], a->id, sizeof a->id)) {
+            fire_local(p->en, p, EN_ON_ALIAS, a->id, GN_ERGO_REASON_UNREGISTERED, NULL);
             memmove(p->alias[i], p->alias[i + 1], (p->naliases - i - 1) * sizeof p->alias[0]);
             p->naliases--;
             return 0;
@@ -1188,7 +2076,7 @@ static bool target_ok(const gn_ergo_target *to)
 {
     if (!to || !name_ok(target_node(to)))
         return false;
-    return to->kind != GN_ERGO_TO_NAME || name_ok(to->name);
+    return (to->kind != GN_ERGO_TO_NAME && to->kind != GN_ERGO_TO_EVENT) || name_ok(to->name);
 }
 
 /* common part of send and call */
@@ -1196,7 +2084,8 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
                    const gn_ergo_send_opts *o, bool call, gn_ergo_call_cb ccb, void *carg,
                    gn_ergo_ref *ref_out)
 {
-    if (!from || from->dead || !target_ok(to) || !v || (o && o->priority > GN_ERGO_PRIO_MAX))
+    if (!from || from->dead || !target_ok(to) || to->kind == GN_ERGO_TO_EVENT || !v ||
+        (o && o->priority > GN_ERGO_PRIO_MAX))
         return GN_EINVAL;
     gn_ergo_node *en = from->en;
     gni_ergo_comp *c = en_comp(en);
@@ -1273,6 +2162,8 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
         f.type = call ? GNI_ENP_REQ_ALIAS : GNI_ENP_MSG_ALIAS;
         memcpy(f.alias, to->alias.id, sizeof f.alias);
         break;
+    case GN_ERGO_TO_EVENT: /* refused above */
+        return GN_EINVAL;
     }
     f.order = gni_enp_default_order(&f, from->keep_order);
     long len = frame_build(en, &f, v);
@@ -1365,4 +2256,233 @@ int gn_ergo_reply_error(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_re
                         const char *text)
 {
     return text ? answer(p, to, ref, NULL, text) : GN_EINVAL;
+}
+
+/* ---- public API: links, monitors, exit signals -------------------------------------------- */
+
+static int sub_add(gn_ergo_proc *p, const gn_ergo_target *to, bool link, gn_ergo_result_cb cb,
+                   void *arg)
+{
+    if (!p || p->dead || !target_ok(to))
+        return GN_EINVAL;
+    gn_ergo_node *en = p->en;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    const char *self = gni_ergo_comp_node(c);
+    en_tgt t;
+    tgt_from_target(to, &t);
+    if (sub_find(en, self, p->id, link, &t, NULL))
+        return GN_EEXIST;
+    if (p->nheld >= GN_ERGO_LINKS_MAX)
+        return GN_ELIMIT;
+    bool local = !strcmp(t.node, self);
+    gn_ergo_proc *tp = local ? resolve_local(en, to) : NULL;
+    en_event *ev = local && t.kind == GN_ERGO_TO_EVENT ? event_find(en, t.name) : NULL;
+    unsigned *ncons = ev ? &ev->ncons : tp ? &tp->ncons : NULL;
+    if (local && !ncons)
+        return GN_ENOTFOUND;
+    if (local && *ncons >= GN_ERGO_CONSUMERS_MAX)
+        return GN_ELIMIT;
+    if (!local && p->npending >= p->max_pending)
+        return GN_ELIMIT;
+    en_sub *sb = gn_calloc(1, sizeof *sb);
+    if (!sb)
+        return GN_ENOMEM;
+    sb->link = link;
+    sb->t = t;
+    set_name(sb->cnode, self);
+    sb->cid = p->id;
+    if (!local) {
+        new_ref(en, sb->ref);
+        int rc = any_request(en, p, any_kind(t.kind, link, false), &t, sb->ref);
+        en_pend *pd = rc < 0 ? NULL : pend_new(p, t.node, false, 0);
+        if (!pd) {
+            gn_free(sb);
+            return rc < 0 ? rc : GN_ENOMEM;
+        }
+        pd->ctl = true;
+        memcpy(pd->ref, sb->ref, sizeof pd->ref);
+        pd->rcb = cb;
+        pd->arg = arg;
+    } else {
+        (*ncons)++;
+    }
+    sb->next = en->subs;
+    en->subs = sb;
+    p->nheld++;
+    return 0;
+}
+
+static int sub_del(gn_ergo_proc *p, const gn_ergo_target *to, bool link)
+{
+    if (!p || p->dead || !target_ok(to))
+        return GN_EINVAL;
+    gn_ergo_node *en = p->en;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    en_tgt t;
+    tgt_from_target(to, &t);
+    en_sub **where = NULL;
+    en_sub *sb = sub_find(en, gni_ergo_comp_node(c), p->id, link, &t, &where);
+    if (!sb)
+        return GN_ENOTFOUND;
+    *where = sb->next;
+    if (strcmp(t.node, gni_ergo_comp_node(c)) != 0) {
+        uint64_t ref[3];
+        new_ref(en, ref);
+        /* the answer is not waited for; a pending confirmation of the link ends quietly */
+        (void)any_request(en, p, any_kind(t.kind, link, true), &t, ref);
+        for (en_pend *pd = en->pends; pd; pd = pd->next)
+            if (pd->ctl && !memcmp(pd->ref, sb->ref, sizeof pd->ref)) {
+                pd->rcb = NULL;
+                break;
+            }
+    }
+    sub_release(en, sb);
+    gn_free(sb);
+    return 0;
+}
+
+int gn_ergo_link(gn_ergo_proc *p, const gn_ergo_target *t, gn_ergo_result_cb cb, void *arg)
+{
+    return sub_add(p, t, true, cb, arg);
+}
+
+int gn_ergo_unlink(gn_ergo_proc *p, const gn_ergo_target *t) { return sub_del(p, t, true); }
+
+int gn_ergo_monitor(gn_ergo_proc *p, const gn_ergo_target *t, gn_ergo_result_cb cb, void *arg)
+{
+    return sub_add(p, t, false, cb, arg);
+}
+
+int gn_ergo_demonitor(gn_ergo_proc *p, const gn_ergo_target *t) { return sub_del(p, t, false); }
+
+int gn_ergo_send_exit(gn_ergo_proc *from, const gn_ergo_pid *to, const char *reason)
+{
+    if (!from || from->dead || !to || !name_ok(to->node) || !name_ok(reason))
+        return GN_EINVAL;
+    gn_ergo_node *en = from->en;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    if (!strcmp(to->node, gni_ergo_comp_node(c))) {
+        gn_ergo_proc *p = proc_by_id(en, to->id);
+        if (!p)
+            return GN_ENOTFOUND;
+        en_tgt t;
+        memset(&t, 0, sizeof t);
+        t.kind = GN_ERGO_TO_PID;
+        set_name(t.node, gni_ergo_comp_node(c));
+        t.id[0] = from->id;
+        t.creation = gni_ergo_comp_creation(c);
+        return sig_queue(p, GN_ERGO_SIG_EXIT, true, &t, reason, strlen(reason));
+    }
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_MSG_EXIT;
+    f.from = from->id;
+    f.flags = GNI_ENP_PRIO_MAX; /* the priority byte Ergo writes (2) */
+    f.to = to->id;
+    f.order = gni_enp_default_order(&f, from->keep_order);
+    gn_edf_value ev;
+    gn_edf_set_error(&ev, reason, strlen(reason));
+    long len = frame_build(en, &f, &ev);
+    if (len < 0)
+        return (int)len;
+    return frame_send(en, to->node, from->id, from->keep_order, (size_t)len);
+}
+
+/* ---- public API: events ----------------------------------------------------------------------- */
+
+gn_ergo_target gn_ergo_to_event(const char *node, const char *name)
+{
+    gn_ergo_target t = gn_ergo_to_name(node, name);
+    t.kind = GN_ERGO_TO_EVENT;
+    return t;
+}
+
+int gn_ergo_event_register(gn_ergo_proc *p, const char *name)
+{
+    if (!p || p->dead || !name_ok(name))
+        return GN_EINVAL;
+    if (event_find(p->en, name))
+        return GN_EEXIST;
+    if (p->nevents >= GN_ERGO_EVENTS_MAX)
+        return GN_ELIMIT;
+    en_event *ev = gn_calloc(1, sizeof *ev);
+    if (!ev)
+        return GN_ENOMEM;
+    set_name(ev->name, name);
+    ev->owner = p->id;
+    ev->next = p->en->events;
+    p->en->events = ev;
+    p->nevents++;
+    return 0;
+}
+
+int gn_ergo_event_unregister(gn_ergo_proc *p, const char *name)
+{
+    if (!p || !name_ok(name))
+        return GN_EINVAL;
+    gn_ergo_node *en = p->en;
+    for (en_event **pp = &en->events; *pp; pp = &(*pp)->next) {
+        en_event *ev = *pp;
+        if (ev->owner != p->id || strcmp(ev->name, name) != 0)
+            continue;
+        *pp = ev->next;
+        if (p->nevents)
+            p->nevents--;
+        char nm[GN_ERGO_NAME_MAX + 1];
+        set_name(nm, ev->name);
+        gn_free(ev);
+        fire_local(en, p, 0, NULL, GN_ERGO_REASON_UNREGISTERED, nm);
+        return 0;
+    }
+    return GN_ENOTFOUND;
+}
+
+int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value *v)
+{
+    if (!p || p->dead || !name_ok(name) || !v)
+        return GN_EINVAL;
+    gn_ergo_node *en = p->en;
+    gni_ergo_comp *c = en_comp(en);
+    if (!c)
+        return GN_ESTATE;
+    en_event *ev = event_find(en, name);
+    if (!ev || ev->owner != p->id)
+        return GN_ENOTFOUND;
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_MSG_EVENT;
+    f.from = p->id;
+    f.timestamp = gni_ergo_comp_creation(c) * (int64_t)1000000000 + (int64_t)(gn_now() - en->mono0);
+    f.name = (gn_slice){(const uint8_t *)ev->name, strlen(ev->name)};
+    f.order = gni_enp_default_order(&f, p->keep_order);
+    long len = frame_build(en, &f, v);
+    if (len < 0)
+        return (int)len;
+    const char *self = gni_ergo_comp_node(c);
+    int n = 0;
+    /* one frame per remote node with subscribers */
+    for (en_sub *sb = en->subs; sb; sb = sb->next) { /* bounded: the entries (squared) */
+        if (sb->t.kind != GN_ERGO_TO_EVENT || strcmp(sb->t.name, ev->name) ||
+            strcmp(sb->t.node, self) || !strcmp(sb->cnode, self))
+            continue;
+        bool sent = false;
+        for (en_sub *o = en->subs; o != sb && !sent; o = o->next)
+            sent = o->t.kind == GN_ERGO_TO_EVENT && tgt_eq(&o->t, &sb->t) &&
+                   !strcmp(o->cnode, sb->cnode);
+        if (!sent && send_connected(en, sb->cnode, p->id, p->keep_order, (size_t)len) == 0)
+            n++;
+    }
+    gni_enp_frame pf;
+    if (gni_enp_parse(en->scratch, (size_t)len, &pf, NULL) < 0)
+        return GN_EINVAL;
+    n += event_fanout(en, self, ev->name, f.timestamp,
+                      gn_edf_registry_dict(gni_ergo_comp_registry(c)), pf.payload, p->id,
+                      gni_ergo_comp_creation(c));
+    return n;
 }

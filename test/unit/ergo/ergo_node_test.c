@@ -16,6 +16,10 @@
  *      frame (../shared/vectors/ergo/enp_send_*.hex, enp_call_*.hex), field by
  *      field; ids and refs may differ; a first send to a node the registrar
  *      does not know fails the waiting important send;
+ *  (d) links, monitors and exit signals (ergo.h "links, monitors"): every
+ *      operation both ways over a stream, termination, unregister, alias
+ *      delete, unlink/demonitor, connection loss ("no connection"), limits;
+ *      over TCP the frames against enp_link_*, enp_monitor_*, enp_exit_signal;
  *  (c) bounds: a full mailbox refuses local sends (GN_EAGAIN) and remote
  *      important sends ("mailbox full"), drops remote plain ones, and
  *      delivers what it holds when resumed; the remote's MaxMessageSize;
@@ -69,6 +73,17 @@ static void on_msg(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
     if (v->kind == GN_EDF_STRING)
         snprintf(r->last, sizeof r->last, "%.*s", (int)v->u.bytes.len,
                  (const char *)v->u.bytes.base);
+    if (v->kind == GN_EDF_STRUCT && v->type->name &&
+        !strcmp(v->type->name, GN_EDF_ERGO_MESSAGE_EVENT)) { /* "event:<name>@<node>:<msg>" */
+        const gn_edf_value *ef = gn_edf_items(v);
+        CHECK_EQ(ef[0].kind, GN_EDF_EVENT);
+        CHECK(ef[1].u.i > INT64_C(1600000000000000000)); /* Unix ns */
+        CHECK_EQ(ef[2].kind, GN_EDF_STRING);
+        snprintf(r->last, sizeof r->last, "event:%.*s@%.*s:%.*s", (int)ef[0].u.name.name.len,
+                 (const char *)ef[0].u.name.name.base, (int)ef[0].u.name.node.len,
+                 (const char *)ef[0].u.name.node.base, (int)ef[2].u.bytes.len,
+                 (const char *)ef[2].u.bytes.base);
+    }
     if (v->kind == GN_EDF_STRUCT && v->type->name &&
         !strcmp(v->type->name, "#golemcap/shared/Point")) {
         r->points++;
@@ -152,8 +167,15 @@ static gn_edf_value str(const char *s)
 
 /* ---- nodes -------------------------------------------------------------------------------- */
 
+static const char *extra_atom; /* an application atom, as the captures' nodes registered */
+
 static int reg_point(void *arg, gn_edf_registry *r)
 {
+    if (extra_atom) {
+        int rc = gn_edf_register_atom(r, extra_atom, strlen(extra_atom), NULL);
+        if (rc < 0)
+            return rc;
+    }
     (*(unsigned *)arg)++;
     gn_edf_field f[3] = {{"X", gn_edf_type_basic(GN_EDF_INT32)},
                          {"Y", gn_edf_type_basic(GN_EDF_INT32)},
@@ -463,7 +485,9 @@ static size_t vec_frame(const char *file, int idx, uint8_t *out, size_t cap)
 }
 
 /* compare what golemnet emitted with the recorded frame, field by field */
-enum { CMP_PAYLOAD = 1 };
+/* CMP_NO_ORDER: the caller checks the order byte; CMP_RESULT: a MessageResult's error and
+ * result fields (the ref that follows differs) */
+enum { CMP_PAYLOAD = 1, CMP_NO_ORDER = 2, CMP_RESULT = 4, CMP_IDS = 8 };
 static void same_layout(const uint8_t *ours, size_t olen, const char *file, int idx, int how)
 {
     static uint8_t vb[4096];
@@ -474,16 +498,24 @@ static void same_layout(const uint8_t *ours, size_t olen, const char *file, int 
     CHECK_EQ(o.type, v.type);
     CHECK_EQ(o.flags, v.flags);
     CHECK_EQ(o.code, v.code);
-    CHECK_EQ(o.from, v.from);
-    CHECK_EQ(o.to, v.to);
+    if (!(how & CMP_IDS)) { /* else process IDs differ (the caller checks them) */
+        CHECK_EQ(o.from, v.from);
+        CHECK_EQ(o.to, v.to);
+    }
     CHECK_EQ(o.name.len, v.name.len);
     CHECK(o.name.len == 0 || !memcmp(o.name.base, v.name.base, o.name.len));
     CHECK_EQ(o.payload.len, v.payload.len);
     if (how & CMP_PAYLOAD)
         CHECK(!memcmp(o.payload.base, v.payload.base, o.payload.len));
     CHECK_EQ(olen, vlen);
+    if (o.type == GNI_ENP_ANY) /* the same registered struct, as a cache id or by name */
+        CHECK_EQ(o.payload.base[0], v.payload.base[0]);
+    if (how & CMP_RESULT)
+        CHECK(o.payload.len > 6 && !memcmp(o.payload.base + 3, v.payload.base + 3, 3));
     /* the order byte follows the same rule (alias targets: alias.ID[1] mod 255) */
-    if (o.type == GNI_ENP_MSG_ALIAS || o.type == GNI_ENP_REQ_ALIAS) {
+    if (how & CMP_NO_ORDER) {
+        /* checked by the caller: the rule depends on ids that differ */
+    } else if (o.type == GNI_ENP_MSG_ALIAS || o.type == GNI_ENP_REQ_ALIAS) {
         CHECK_EQ(o.order, o.alias[1] % 255);
         CHECK_EQ(v.order, v.alias[1] % 255);
         CHECK_EQ(o.alias[2], v.alias[2]);
@@ -838,6 +870,567 @@ GN_TEST(mailbox_full_and_pending_bounds)
     finish();
 }
 
+/* ---- (d) links, monitors, exit signals ------------------------------------------------------ */
+
+typedef struct sproc {
+    rproc r;
+    unsigned n;
+    gn_ergo_signal_kind kind;
+    bool direct;
+    gn_ergo_target_kind tkind;
+    uint64_t tid;
+    char tname[GN_ERGO_NAME_MAX + 1], tnode[GN_ERGO_NAME_MAX + 1], reason[GN_ERGO_NAME_MAX + 1];
+} sproc;
+
+static void on_sig(gn_ergo_proc *p, void *arg, const gn_ergo_signal *s)
+{
+    (void)p;
+    sproc *sp = arg;
+    sp->n++;
+    sp->kind = s->kind;
+    sp->direct = s->direct;
+    sp->tkind = s->target.kind;
+    sp->tid = s->target.kind == GN_ERGO_TO_PID ? s->target.pid.id : 0;
+    snprintf(sp->tname, sizeof sp->tname, "%s", s->target.name);
+    snprintf(sp->tnode, sizeof sp->tnode, "%s",
+             s->target.kind == GN_ERGO_TO_PID     ? s->target.pid.node
+             : s->target.kind == GN_ERGO_TO_ALIAS ? s->target.alias.node
+                                                  : s->target.node);
+    snprintf(sp->reason, sizeof sp->reason, "%s", s->reason);
+}
+
+static void sspawn(tnode *t, sproc *s)
+{
+    memset(s, 0, sizeof *s);
+    spawn(t, &s->r, NULL);
+    CHECK_OK(gn_ergo_proc_set_signal_cb(s->r.p, on_sig, s));
+}
+
+/* a plain message from @from to @to, waited for: every frame sent before it on the same
+ * connection has been handled */
+static void sync_msg(rproc *from, rproc *to)
+{
+    gn_ergo_pid tp = pid_of(to);
+    gn_ergo_target tt = gn_ergo_to_pid(&tp);
+    gn_edf_value v = str("sync");
+    unsigned got = to->got;
+    CHECK_OK(gn_ergo_send(from->p, &tt, &v, NULL));
+    WAIT_FOR(to->got, got + 1);
+}
+
+/* @c links (or monitors) @tgt, a remote target: the remote confirms */
+static void remote_sub(sproc *c, const gn_ergo_target *tgt, bool link)
+{
+    res r = {0};
+    CHECK_OK(link ? gn_ergo_link(c->r.p, tgt, on_result, &r)
+                  : gn_ergo_monitor(c->r.p, tgt, on_result, &r));
+    WAIT_FOR(r.n, 1);
+    CHECK_EQ(r.status, 0);
+}
+
+/* every operation one way: consumers on node @ct's side, targets on @tt's */
+static void links_one_way(tnode *ct, tnode *tt)
+{
+    sproc c, x, y, z, sy;
+    sspawn(ct, &c);
+    sspawn(tt, &x);
+    sspawn(tt, &y);
+    sspawn(tt, &z);
+    sspawn(tt, &sy); /* stays, for sync messages */
+    const char *tn = gn_ergo_node_name(tt->en);
+    /* link by PID: the target ends with a reason */
+    gn_ergo_pid xp = pid_of(&x.r);
+    gn_ergo_target tx = gn_ergo_to_pid(&xp);
+    remote_sub(&c, &tx, true);
+    CHECK_EQ(gn_ergo_link(c.r.p, &tx, NULL, NULL), GN_EEXIST);
+    CHECK_OK(gn_ergo_proc_exit(x.r.p, "golem-link-reason"));
+    WAIT_FOR(c.n, 1);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_EXIT);
+    CHECK(!c.direct);
+    CHECK_EQ(c.tkind, GN_ERGO_TO_PID);
+    CHECK_EQ(c.tid, xp.id);
+    CHECK_STR(c.tnode, tn);
+    CHECK_STR(c.reason, "golem-link-reason");
+    /* the link is gone after firing: linking the dead PID is "unknown process" */
+    res r = {0};
+    CHECK_OK(gn_ergo_link(c.r.p, &tx, on_result, &r));
+    WAIT_FOR(r.n, 1);
+    CHECK_EQ(r.status, GN_ENOTFOUND);
+    /* monitor by name: the process is freed (normal) */
+    CHECK_OK(gn_ergo_register(y.r.p, "golem_named"));
+    gn_ergo_target ty = gn_ergo_to_name(tn, "golem_named");
+    remote_sub(&c, &ty, false);
+    gn_ergo_proc_free(y.r.p);
+    WAIT_FOR(c.n, 2);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_DOWN);
+    CHECK_EQ(c.tkind, GN_ERGO_TO_NAME);
+    CHECK_STR(c.tname, "golem_named");
+    CHECK_STR(c.reason, "normal");
+    /* link by name, then the name is unregistered: "unregistered" */
+    CHECK_OK(gn_ergo_register(z.r.p, "golem_linked"));
+    gn_ergo_target tz = gn_ergo_to_name(tn, "golem_linked");
+    remote_sub(&c, &tz, true);
+    CHECK_OK(gn_ergo_unregister(z.r.p));
+    WAIT_FOR(c.n, 3);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_EXIT);
+    CHECK_STR(c.reason, "unregistered");
+    /* monitor an alias, the alias is deleted: "unregistered" */
+    gn_ergo_alias al;
+    CHECK_OK(gn_ergo_alias_new(z.r.p, &al));
+    gn_ergo_target ta = gn_ergo_to_alias(&al);
+    remote_sub(&c, &ta, false);
+    CHECK_OK(gn_ergo_alias_delete(z.r.p, &al));
+    WAIT_FOR(c.n, 4);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_DOWN);
+    CHECK_EQ(c.tkind, GN_ERGO_TO_ALIAS);
+    CHECK_STR(c.reason, "unregistered");
+    /* unlink and demonitor stop them: nothing arrives when z ends */
+    gn_ergo_pid zp = pid_of(&z.r);
+    gn_ergo_target tzp = gn_ergo_to_pid(&zp);
+    remote_sub(&c, &tzp, true);
+    CHECK_OK(gn_ergo_alias_new(z.r.p, &al));
+    ta = gn_ergo_to_alias(&al);
+    remote_sub(&c, &ta, false);
+    CHECK_OK(gn_ergo_unlink(c.r.p, &tzp));
+    CHECK_EQ(gn_ergo_unlink(c.r.p, &tzp), GN_ENOTFOUND);
+    CHECK_OK(gn_ergo_demonitor(c.r.p, &ta));
+    CHECK_EQ(gn_ergo_demonitor(c.r.p, &ta), GN_ENOTFOUND);
+    sync_msg(&c.r, &sy.r); /* the unlink and demonitor reached the target's node */
+    gn_ergo_proc_free(z.r.p);
+    sync_msg(&sy.r, &c.r); /* a termination frame would have come before this */
+    CHECK_EQ(c.n, 4u);
+    /* a remote name nobody has */
+    gn_ergo_target tnone = gn_ergo_to_name(tn, "nobody");
+    CHECK_OK(gn_ergo_monitor(c.r.p, &tnone, on_result, &r));
+    WAIT_FOR(r.n, 2);
+    CHECK_EQ(r.status, GN_ENOTFOUND);
+    /* an exit signal */
+    gn_ergo_pid syp = pid_of(&sy.r);
+    CHECK_OK(gn_ergo_send_exit(c.r.p, &syp, "golem-exit-reason"));
+    WAIT_FOR(sy.n, 1);
+    CHECK_EQ(sy.kind, GN_ERGO_SIG_EXIT);
+    CHECK(sy.direct);
+    CHECK_EQ(sy.tid, pid_of(&c.r).id);
+    CHECK_STR(sy.reason, "golem-exit-reason");
+    /* the consumer ends: its links go with it, the target's node is told (Unlink), so the
+     * target's later end sends nothing */
+    gn_ergo_target tsy = gn_ergo_to_pid(&syp);
+    remote_sub(&c, &tsy, true);
+    rproc h;
+    spawn(ct, &h, NULL);
+    gn_ergo_proc_free(c.r.p);
+    sync_msg(&h, &sy.r);
+    tap tt_tap = {0};
+    gni_ergo_node_set_tap(tt->en, tap_fn, &tt_tap);
+    gn_ergo_proc_free(sy.r.p);
+    CHECK_EQ(tt_tap.n, 0u);
+    gni_ergo_node_set_tap(tt->en, NULL, NULL);
+    gn_ergo_proc_free(h.p);
+}
+
+/* events: subscribers on node @ct, the producer on @tt */
+static void events_one_way(tnode *ct, tnode *tt)
+{
+    sproc prod, lsub, c, c2;
+    sspawn(tt, &prod);
+    sspawn(tt, &lsub);
+    sspawn(ct, &c);
+    sspawn(ct, &c2);
+    const char *tn = gn_ergo_node_name(tt->en);
+    CHECK_OK(gn_ergo_event_register(prod.r.p, "golem_event"));
+    CHECK_EQ(gn_ergo_event_register(lsub.r.p, "golem_event"), GN_EEXIST);
+    gn_ergo_target te = gn_ergo_to_event(tn, "golem_event");
+    remote_sub(&c, &te, false);
+    remote_sub(&c2, &te, true);
+    CHECK_OK(gn_ergo_monitor(lsub.r.p, &te, NULL, NULL)); /* local */
+    gn_edf_value v = str("golem-event-payload");
+    CHECK_EQ(gn_ergo_send(c.r.p, &te, &v, NULL), GN_EINVAL); /* events are not sent to */
+    CHECK_EQ(gn_ergo_event_publish(lsub.r.p, "golem_event", &v), GN_ENOTFOUND); /* not owner */
+    CHECK_EQ(gn_ergo_event_publish(prod.r.p, "golem_event", &v), 2); /* 1 local, 1 node */
+    WAIT_FOR(c.r.got, 1);
+    WAIT_FOR(c2.r.got, 1);
+    WAIT_FOR(lsub.r.got, 1);
+    char expect[128];
+    snprintf(expect, sizeof expect, "event:golem_event@%s:golem-event-payload", tn);
+    CHECK_STR(c.r.last, expect);
+    CHECK_STR(c2.r.last, expect);
+    CHECK_STR(lsub.r.last, expect);
+    CHECK_EQ(c.r.last_from.id, pid_of(&prod.r).id);
+    /* demonitor stops delivery to c */
+    CHECK_OK(gn_ergo_demonitor(c.r.p, &te));
+    sync_msg(&c.r, &prod.r);
+    CHECK_EQ(gn_ergo_event_publish(prod.r.p, "golem_event", &v), 2);
+    WAIT_FOR(c2.r.got, 2);
+    sync_msg(&prod.r, &c.r);
+    CHECK_EQ(c.r.got, 2u); /* the first event and the sync message only */
+    /* unregister: everyone hears "unregistered" */
+    remote_sub(&c, &te, false);
+    CHECK_OK(gn_ergo_event_unregister(prod.r.p, "golem_event"));
+    CHECK_EQ(gn_ergo_event_unregister(prod.r.p, "golem_event"), GN_ENOTFOUND);
+    WAIT_FOR(c.n, 1);
+    WAIT_FOR(c2.n, 1);
+    WAIT_FOR(lsub.n, 1);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_DOWN);
+    CHECK_EQ(c.tkind, GN_ERGO_TO_EVENT);
+    CHECK_STR(c.tname, "golem_event");
+    CHECK_STR(c.tnode, tn);
+    CHECK_STR(c.reason, "unregistered");
+    CHECK_EQ(c2.kind, GN_ERGO_SIG_EXIT);
+    CHECK_STR(lsub.reason, "unregistered");
+    /* an unknown event; the owner's end unregisters its events */
+    res r = {0};
+    CHECK_OK(gn_ergo_monitor(c.r.p, &te, on_result, &r));
+    WAIT_FOR(r.n, 1);
+    CHECK_EQ(r.status, GN_ECALLBACK);
+    CHECK_STR(r.text, "unknown event");
+    CHECK_OK(gn_ergo_event_register(prod.r.p, "golem_event"));
+    remote_sub(&c, &te, true);
+    gn_ergo_proc_exit(prod.r.p, "shutdown");
+    WAIT_FOR(c.n, 2);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_EXIT);
+    CHECK_STR(c.reason, "unregistered");
+    gn_ergo_proc_free(lsub.r.p);
+    gn_ergo_proc_free(c.r.p);
+    gn_ergo_proc_free(c2.r.p);
+}
+
+/* what Go writes and golemnet does not: an event and terminations naming the event or the
+ * process by an atom-cache id of the sender (106, 186, 183; "receiver" is atom 256) */
+static void inject(tnode *from, const char *to, gni_enp_frame *f, const gn_edf_value *v)
+{
+    uint8_t pl[64], fb[128];
+    gn_buf b = {pl, pl, pl, pl + sizeof pl};
+    long pll = gn_edf_encode(NULL, v, &b);
+    CHECK(pll > 0);
+    f->payload = (gn_slice){pl, (size_t)pll};
+    long fl = gni_enp_build(f, fb, sizeof fb);
+    CHECK(fl > 0);
+    gni_ergo_comp *c = gni_ergo_comp_of(gn_node_host(from->n));
+    CHECK_OK(gni_ergo_comp_send(c, to, 0, false, fb, (size_t)fl));
+}
+
+static void cached_variants(tnode *a, tnode *b)
+{
+    sproc c, prod, named;
+    sspawn(a, &c);
+    sspawn(b, &prod);
+    sspawn(b, &named);
+    CHECK_OK(gn_ergo_event_register(prod.r.p, "receiver"));
+    CHECK_OK(gn_ergo_register(named.r.p, "receiver"));
+    gn_ergo_target te = gn_ergo_to_event("beta@localhost", "receiver");
+    gn_ergo_target tn = gn_ergo_to_name("beta@localhost", "receiver");
+    remote_sub(&c, &te, false);
+    remote_sub(&c, &tn, true);
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_MSG_EVENT_CACHE;
+    f.from = pid_of(&prod.r).id;
+    f.timestamp = INT64_C(1795235537476167525);
+    f.atom_id = 256;
+    gn_edf_value v = str("cached-event");
+    inject(b, "alpha@localhost", &f, &v);
+    WAIT_FOR(c.r.got, 1);
+    CHECK_STR(c.r.last, "event:receiver@beta@localhost:cached-event");
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_TERM_EVENT_CACHE;
+    f.flags = 1;
+    f.atom_id = 256;
+    v = str("not an error"); /* a reason that is not an error: dropped, as Ergo does */
+    inject(b, "alpha@localhost", &f, &v);
+    gn_edf_set_error(&v, "unregistered", 12);
+    inject(b, "alpha@localhost", &f, &v);
+    WAIT_FOR(c.n, 1);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_DOWN);
+    CHECK_EQ(c.tkind, GN_ERGO_TO_EVENT);
+    CHECK_STR(c.reason, "unregistered");
+    f.type = GNI_ENP_TERM_NAME_CACHE;
+    gn_edf_set_error(&v, "shutdown", 8);
+    inject(b, "alpha@localhost", &f, &v);
+    WAIT_FOR(c.n, 2);
+    CHECK_EQ(c.kind, GN_ERGO_SIG_EXIT);
+    CHECK_EQ(c.tkind, GN_ERGO_TO_NAME);
+    CHECK_STR(c.tname, "receiver");
+    CHECK_STR(c.reason, "shutdown");
+    gn_ergo_proc_free(c.r.p);
+    gn_ergo_proc_free(prod.r.p);
+    gn_ergo_proc_free(named.r.p);
+}
+
+/* the connection is lost: links and monitors both ways fire "no connection" */
+static void links_lost(tnode *a, tnode *b)
+{
+    sproc ca, cb, ta, tb;
+    sspawn(a, &ca);
+    sspawn(a, &ta);
+    sspawn(b, &cb);
+    sspawn(b, &tb);
+    gn_ergo_pid tbp = pid_of(&tb.r), tap_ = pid_of(&ta.r);
+    gn_ergo_target ttb = gn_ergo_to_pid(&tbp), tta = gn_ergo_to_pid(&tap_);
+    CHECK_OK(gn_ergo_register(tb.r.p, "golem_lost"));
+    gn_ergo_target ttbn = gn_ergo_to_name(gn_ergo_node_name(b->en), "golem_lost");
+    remote_sub(&ca, &ttb, true);
+    remote_sub(&ca, &ttbn, false);
+    remote_sub(&cb, &tta, false);
+    CHECK_OK(gn_ergo_disconnect(a->en, gn_ergo_node_name(b->en)));
+    WAIT_FOR(ca.n, 2);
+    WAIT_FOR(cb.n, 1);
+    CHECK_STR(ca.reason, "no connection");
+    CHECK_STR(cb.reason, "no connection");
+    CHECK_EQ(cb.kind, GN_ERGO_SIG_DOWN);
+    CHECK_EQ(cb.tid, tap_.id);
+    run_until(never, NULL, 50);
+    CHECK_EQ(ca.n, 2u); /* each once */
+    CHECK_EQ(cb.n, 1u);
+    gn_ergo_proc_free(ca.r.p);
+    gn_ergo_proc_free(ta.r.p);
+    gn_ergo_proc_free(cb.r.p);
+    gn_ergo_proc_free(tb.r.p);
+}
+
+GN_TEST(channel_links_monitors_exits)
+{
+    setup();
+    tnode t[2];
+    const char *oa[] = {"ergo.node=alpha@localhost"};
+    const char *ob[] = {"ergo.node=beta@localhost"};
+    enode_up(&t[0], 421, oa, 1, false);
+    enode_up(&t[1], 422, ob, 1, true);
+    CHECK_EQ(dial_wait(&t[0], t[1].addr), 0);
+    CHECK_OK(gn_ergo_connect_peer(t[0].en, &t[1].pid, "beta@localhost"));
+    CHECK(run_until(info_up, &t[0], 8000));
+    links_one_way(&t[0], &t[1]);
+    links_one_way(&t[1], &t[0]);
+    events_one_way(&t[0], &t[1]);
+    events_one_way(&t[1], &t[0]);
+    cached_variants(&t[0], &t[1]);
+    /* local: link and monitor on our own processes, and a local exit signal */
+    sproc c, x;
+    sspawn(&t[0], &c);
+    sspawn(&t[0], &x);
+    gn_ergo_pid xp = pid_of(&x.r);
+    gn_ergo_target tx = gn_ergo_to_pid(&xp);
+    CHECK_OK(gn_ergo_link(c.r.p, &tx, NULL, NULL));
+    CHECK_OK(gn_ergo_monitor(c.r.p, &tx, NULL, NULL));
+    CHECK_EQ(gn_ergo_monitor(c.r.p, &tx, NULL, NULL), GN_EEXIST);
+    CHECK_EQ(gn_ergo_send_exit(x.r.p, &(gn_ergo_pid){0}, "x"), GN_EINVAL);
+    gn_ergo_pid cp = pid_of(&c.r);
+    CHECK_OK(gn_ergo_send_exit(x.r.p, &cp, "local-exit"));
+    CHECK_EQ(c.n, 0u); /* never from inside the call */
+    WAIT_FOR(c.n, 1);
+    CHECK(c.direct);
+    CHECK_STR(c.reason, "local-exit");
+    CHECK_OK(gn_ergo_proc_exit(x.r.p, "kill"));
+    WAIT_FOR(c.n, 3);
+    CHECK_STR(c.reason, "kill");
+    gn_ergo_pid gone = xp;
+    CHECK_EQ(gn_ergo_link(c.r.p, &tx, NULL, NULL), GN_ENOTFOUND);
+    gone.id = 99999;
+    CHECK_EQ(gn_ergo_send_exit(c.r.p, &gone, "x"), GN_ENOTFOUND);
+    CHECK_EQ(gn_ergo_proc_exit(c.r.p, ""), GN_EINVAL);
+    CHECK_EQ(gn_ergo_link(NULL, &tx, NULL, NULL), GN_EINVAL);
+    gn_ergo_proc_free(c.r.p);
+    /* limits: GN_ERGO_LINKS_MAX held by one process, GN_ERGO_CONSUMERS_MAX on one */
+    static rproc many[GN_ERGO_CONSUMERS_MAX + 1];
+    sproc h;
+    sspawn(&t[0], &h);
+    for (unsigned i = 0; i <= GN_ERGO_CONSUMERS_MAX; i++)
+        spawn(&t[0], &many[i], NULL);
+    for (unsigned i = 0; i <= GN_ERGO_LINKS_MAX; i++) {
+        gn_ergo_pid mp = pid_of(&many[i]);
+        gn_ergo_target tm = gn_ergo_to_pid(&mp);
+        CHECK_EQ(gn_ergo_monitor(h.r.p, &tm, NULL, NULL), i < GN_ERGO_LINKS_MAX ? 0 : GN_ELIMIT);
+    }
+    gn_ergo_pid hp = pid_of(&h.r);
+    gn_ergo_target th = gn_ergo_to_pid(&hp);
+    for (unsigned i = 0; i <= GN_ERGO_CONSUMERS_MAX; i++)
+        CHECK_EQ(gn_ergo_link(many[i].p, &th, NULL, NULL),
+                 i < GN_ERGO_CONSUMERS_MAX ? 0 : GN_ELIMIT);
+    /* the remote side is refused too ("too large") */
+    sproc rb;
+    sspawn(&t[1], &rb);
+    res r = {0};
+    CHECK_OK(gn_ergo_link(rb.r.p, &th, on_result, &r));
+    WAIT_FOR(r.n, 1);
+    CHECK_EQ(r.status, GN_ECALLBACK);
+    CHECK_STR(r.text, "too large");
+    /* unlinking frees a slot; freeing everything clears the tables */
+    CHECK_OK(gn_ergo_unlink(many[0].p, &th));
+    CHECK_OK(gn_ergo_link(many[GN_ERGO_CONSUMERS_MAX].p, &th, NULL, NULL));
+    gn_ergo_proc_free(h.r.p);
+    for (unsigned i = 0; i <= GN_ERGO_CONSUMERS_MAX; i++)
+        gn_ergo_proc_free(many[i].p);
+    gn_ergo_proc_free(rb.r.p);
+    links_lost(&t[0], &t[1]);
+    enode_down(&t[0]);
+    enode_down(&t[1]);
+    finish();
+}
+
+/* the frames of links, monitors and exits over Ergo TCP, against the captures */
+
+
+GN_TEST(tcp_links_frames_match_vectors)
+{
+    setup();
+    bool vectors = find_vec_dir();
+    snprintf(regport_opt, sizeof regport_opt, "ergo.registrar_port=%u",
+             (unsigned)free_reg_port());
+    tnode t[2];
+    const char *oa[] = {"ergo.node=alpha@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", regport_opt};
+    const char *ob[] = {"ergo.node=beta@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", regport_opt};
+    enode_up(&t[1], 432, ob, 4, false);
+    extra_atom = "alpha@localhost"; /* alpha's atom cache held its own name in the captures */
+    enode_up(&t[0], 431, oa, 4, false);
+    extra_atom = NULL;
+    run_until(never, NULL, 200);
+    sproc a[4], b[4];
+    for (int i = 0; i < 4; i++) {
+        sspawn(&t[0], &a[i]);
+        sspawn(&t[1], &b[i]);
+    }
+    sproc *pa = &a[3];
+    CHECK_EQ(pid_of(&pa->r).id, 1004u); /* the captures' source process */
+    tap ta = {0}, tb = {0};
+    gni_ergo_node_set_tap(t[0].en, tap_fn, &ta);
+    gni_ergo_node_set_tap(t[1].en, tap_fn, &tb);
+    /* LinkPID and its result, UnlinkPID (first use connects by name) */
+    sproc w;
+    sspawn(&t[1], &w);
+    gn_ergo_pid wp = pid_of(&w.r);
+    gn_ergo_target tw = gn_ergo_to_pid(&wp);
+    res r = {0};
+    CHECK_OK(gn_ergo_link(pa->r.p, &tw, on_result, &r));
+    unsigned ran = ta.n;
+    if (vectors)
+        same_layout(ta.f, ta.len, "enp_link_unlink.hex", 2, CMP_NO_ORDER);
+    CHECK_EQ(ta.f[6], wp.id % 255); /* LinkPID: the target's ID */
+    WAIT_FOR(r.n, 1);
+    CHECK_EQ(r.status, 0);
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_link_unlink.hex", 3, CMP_RESULT | CMP_NO_ORDER);
+    CHECK_EQ(tb.f[6], 1004 % 255);
+    CHECK_OK(gn_ergo_unlink(pa->r.p, &tw));
+    CHECK_EQ(ta.n, ran + 1);
+    if (vectors)
+        same_layout(ta.f, ta.len, "enp_link_unlink.hex", 4, CMP_NO_ORDER);
+    sync_msg(&pa->r, &w.r);
+    /* MonitorPID, DemonitorPID */
+    CHECK_OK(gn_ergo_monitor(pa->r.p, &tw, on_result, &r));
+    if (vectors)
+        same_layout(ta.f, ta.len, "enp_monitor_demonitor.hex", 0, 0);
+    WAIT_FOR(r.n, 2);
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_monitor_demonitor.hex", 1, CMP_RESULT);
+    CHECK_OK(gn_ergo_demonitor(pa->r.p, &tw));
+    if (vectors)
+        same_layout(ta.f, ta.len, "enp_monitor_demonitor.hex", 2, 0);
+    sync_msg(&pa->r, &w.r);
+    /* MonitorPID, the worker exits normally: TerminatePID 181 "normal" */
+    remote_sub(pa, &tw, false);
+    gn_ergo_proc_free(w.r.p);
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_monitor_down_samecreation.hex", 5, CMP_PAYLOAD | CMP_IDS);
+    WAIT_FOR(pa->n, 1);
+    CHECK_EQ(pa->kind, GN_ERGO_SIG_DOWN);
+    CHECK_STR(pa->reason, "normal");
+    /* LinkPID, the worker ends with a reason: 181 with it */
+    sspawn(&t[1], &w);
+    wp = pid_of(&w.r);
+    tw = gn_ergo_to_pid(&wp);
+    remote_sub(pa, &tw, true);
+    if (vectors)
+        same_layout(ta.f, ta.len, "enp_link_terminate_samecreation.hex", 2, CMP_NO_ORDER);
+    CHECK_OK(gn_ergo_proc_exit(w.r.p, "golem-link-reason"));
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_link_terminate_samecreation.hex", 5, CMP_PAYLOAD | CMP_IDS);
+    WAIT_FOR(pa->n, 2);
+    CHECK_EQ(pa->kind, GN_ERGO_SIG_EXIT);
+    /* MonitorProcessID: 182 "shutdown" */
+    sspawn(&t[1], &w);
+    CHECK_OK(gn_ergo_register(w.r.p, "golem_named"));
+    gn_ergo_target tn = gn_ergo_to_name("beta@localhost", "golem_named");
+    remote_sub(pa, &tn, false);
+    if (vectors)
+        same_layout(ta.f, ta.len, "enp_monitor_processid_down.hex", 2, 0);
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_monitor_processid_down.hex", 3, CMP_RESULT);
+    CHECK_OK(gn_ergo_proc_exit(w.r.p, "shutdown"));
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_monitor_processid_down.hex", 5, CMP_PAYLOAD);
+    WAIT_FOR(pa->n, 3);
+    CHECK_STR(pa->reason, "shutdown");
+    /* LinkProcessID: 182 with the exit reason */
+    sspawn(&t[1], &w);
+    CHECK_OK(gn_ergo_register(w.r.p, "golem_linked"));
+    tn = gn_ergo_to_name("beta@localhost", "golem_linked");
+    remote_sub(pa, &tn, true);
+    if (vectors)
+        same_layout(ta.f, ta.len, "enp_link_processid.hex", 2, 0);
+    CHECK_OK(gn_ergo_proc_exit(w.r.p, "golem-link-reason"));
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_link_processid.hex", 5, CMP_PAYLOAD);
+    WAIT_FOR(pa->n, 4);
+    CHECK_STR(pa->reason, "golem-link-reason");
+    /* MonitorAlias, the alias is deleted: 184 "unregistered" */
+    gn_ergo_alias al;
+    CHECK_OK(gn_ergo_alias_new(b[3].r.p, &al));
+    gn_ergo_target tal = gn_ergo_to_alias(&al);
+    remote_sub(pa, &tal, false);
+    if (vectors)
+        same_layout(ta.f, ta.len, "enp_monitor_alias_down_samecreation.hex", 0, CMP_NO_ORDER);
+    CHECK_EQ(ta.f[6], al.id[1] % 255); /* MonitorAlias: the alias's ID[1] */
+    CHECK_OK(gn_ergo_alias_delete(b[3].r.p, &al));
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_monitor_alias_down_samecreation.hex", 4, CMP_PAYLOAD);
+    WAIT_FOR(pa->n, 5);
+    CHECK_EQ(pa->tkind, GN_ERGO_TO_ALIAS);
+    CHECK_STR(pa->reason, "unregistered");
+    /* MonitorEvent + result (a nil []gen.MessageEvent), MessageEvent 105, TerminateEvent 185 */
+    sspawn(&t[1], &w);
+    CHECK_OK(gn_ergo_event_register(w.r.p, "golem_event"));
+    gn_ergo_target tev = gn_ergo_to_event("beta@localhost", "golem_event");
+    remote_sub(pa, &tev, false);
+    if (vectors) {
+        same_layout(ta.f, ta.len, "enp_event_monitor_fire_down.hex", 2, 0);
+        same_layout(tb.f, tb.len, "enp_event_monitor_fire_down.hex", 3, 0);
+    }
+    gn_edf_value ev = str("golem-event-payload");
+    unsigned got = pa->r.got;
+    CHECK_EQ(gn_ergo_event_publish(w.r.p, "golem_event", &ev), 1);
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_event_monitor_fire_down.hex", 5,
+                    CMP_PAYLOAD | CMP_NO_ORDER | CMP_IDS);
+    CHECK_EQ(tb.f[6], pid_of(&w.r).id % 255); /* the producer's ID */
+    WAIT_FOR(pa->r.got, got + 1);
+    CHECK_STR(pa->r.last, "event:golem_event@beta@localhost:golem-event-payload");
+    CHECK_OK(gn_ergo_event_unregister(w.r.p, "golem_event"));
+    if (vectors)
+        same_layout(tb.f, tb.len, "enp_event_monitor_fire_down.hex", 9, CMP_PAYLOAD);
+    WAIT_FOR(pa->n, 6);
+    CHECK_EQ(pa->tkind, GN_ERGO_TO_EVENT);
+    gn_ergo_proc_free(w.r.p);
+    /* MessageExit 107 */
+    gn_ergo_pid bp = pid_of(&b[2].r);
+    CHECK_OK(gn_ergo_send_exit(pa->r.p, &bp, "golem-exit-reason"));
+    if (vectors)
+        same_layout(ta.f, ta.len, "enp_exit_signal.hex", 2, CMP_PAYLOAD | CMP_NO_ORDER | CMP_IDS);
+    CHECK_EQ(ta.f[6], bp.id % 255);
+    WAIT_FOR(b[2].n, 1);
+    CHECK_STR(b[2].reason, "golem-exit-reason");
+    gni_ergo_node_set_tap(t[0].en, NULL, NULL);
+    gni_ergo_node_set_tap(t[1].en, NULL, NULL);
+    /* the connection lost over TCP */
+    links_lost(&t[0], &t[1]);
+    enode_down(&t[0]);
+    enode_down(&t[1]);
+    finish();
+    if (!vectors)
+        SKIP("frames not compared: shared/vectors/ergo not found (set GN_SHARED_DIR)");
+}
+
 GN_TEST_MAIN(GN_T(channel_send_call_both_ways),
              GN_T(tcp_first_send_connects_and_frames_match_vectors),
-             GN_T(mailbox_full_and_pending_bounds))
+             GN_T(mailbox_full_and_pending_bounds), GN_T(channel_links_monitors_exits),
+             GN_T(tcp_links_frames_match_vectors))
