@@ -142,7 +142,7 @@ struct gn_ergo_node {
     en_pend *pends;
     en_sub *subs; /* links and monitors */
     en_event *events;
-    gn_time mono0; /* gn_now() at the component's start: event timestamps */
+    gn_time mono0; /* loop time at the component's start: event timestamps */
     en_wait *waits, **waits_tail;
     en_item *spare; /* items kept for reuse */
     size_t nspare;
@@ -1691,7 +1691,7 @@ int gni_ergo_node_on_comp_start(gn_host *h, gni_ergo_comp *c, gn_edf_registry *r
             }
         }
         gni_ergo_comp_set_handler(c, &en_handler, en);
-        en->mono0 = gn_now();
+        en->mono0 = gn_loop_now(en->loop);
         return 0;
     }
     return 0;
@@ -1736,7 +1736,7 @@ int gn_ergo_attach(gn_node *n, const gn_ergo_config *cfg, gn_ergo_node **out)
     }
     if (c)
         gni_ergo_comp_set_handler(c, &en_handler, en);
-    en->mono0 = gn_now(); /* the component's start, or close to it */
+    en->mono0 = gn_loop_now(en->loop); /* the component's start, or close to it */
     *out = en;
     return 0;
 }
@@ -2458,7 +2458,8 @@ int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value 
     memset(&f, 0, sizeof f);
     f.type = GNI_ENP_MSG_EVENT;
     f.from = p->id;
-    f.timestamp = gni_ergo_comp_creation(c) * (int64_t)1000000000 + (int64_t)(gn_now() - en->mono0);
+    f.timestamp = gni_ergo_comp_creation(c) * (int64_t)1000000000 +
+                  (int64_t)(gn_loop_now(en->loop) - en->mono0);
     f.name = (gn_slice){(const uint8_t *)ev->name, strlen(ev->name)};
     f.order = gni_enp_default_order(&f, p->keep_order);
     long len = frame_build(en, &f, v);
