@@ -6,7 +6,7 @@
 #   bash scripts/quickstart.sh test   # build and run every test (what CI runs)
 #
 # Environment: JOBS (parallel build jobs, default nproc), FUZZ_SECONDS (per
-# fuzz target in `test`, default 10), GN_SKIP_SANITIZERS=1 / GN_SKIP_FUZZ=1
+# fuzz target in `test`, default 5), GN_SKIP_SANITIZERS=1 / GN_SKIP_FUZZ=1
 # to shorten a local run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -111,9 +111,12 @@ step() { # name command...: run a step, count it, keep going
 }
 
 suite_main() {
-    build build-ci -Dwerror=true -Dergo_etcd=enabled -Dergo_tls=enabled && meson test -C build-ci --print-errorlogs --num-processes "$jobs"
+    build build-ci -Dwerror=true -Dergo_etcd=enabled -Dergo_tls=enabled &&
+        meson test -C build-ci --print-errorlogs --num-processes "$jobs" --no-suite manual
 }
 
+# Suite 'manual' (run by hand: meson test -C build --suite manual) holds tests
+# whose main check is still a TAP TODO (netns_utp_ledbat, about 100 s).
 # The sanitizer run leaves out the suite 'slow' (the js kad-dht interop
 # tests: 2-3 min under ASan, and the kad code they drive runs under ASan in
 # its unit, simulation and conformance tests) to keep CI within its budget.
@@ -121,13 +124,14 @@ suite_sanitizers() {
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false &&
-        meson test -C build-asan --print-errorlogs --num-processes "$jobs" -t 3 --no-suite slow
+        meson test -C build-asan --print-errorlogs --num-processes "$jobs" -t 3 --no-suite slow \
+            --no-suite manual
 }
 
 suite_fuzz() {
     CC=clang build build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
         -Dwerror=true || return 1
-    local secs=${FUZZ_SECONDS:-10} rc=0 n=0
+    local secs=${FUZZ_SECONDS:-5} rc=0 n=0
     local work
     work=$(mktemp -d)
     for exe in build-fuzz/test/fuzz/fuzz_*; do
