@@ -518,6 +518,168 @@ GN_API int gn_ergo_event_unregister(gn_ergo_proc *p, const char *name);
  */
 GN_API int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value *v);
 
+/* ---- remote spawn and application start (Since: 0.6) ------------------------------------- */
+
+/*
+ * Ergo's error texts of spawn and application-start answers (MessageResult
+ * Error): gen.ErrNameUnknown (the factory or application is not enabled),
+ * gen.ErrNotAllowed (enabled, but not for the requesting node; or the remote
+ * node's flags refuse remote spawn/start), gen.ErrTaken (the name to
+ * register is in use), gen.ErrApplicationUnknown. Since: 0.6
+ */
+#define GN_ERGO_ERR_UNKNOWN_NAME "unknown name"
+#define GN_ERGO_ERR_NOT_ALLOWED "not allowed"
+#define GN_ERGO_ERR_TAKEN "resource is taken"
+#define GN_ERGO_ERR_UNKNOWN_APP "unknown application"
+/** Factories plus applications one node may enable (GN_ELIMIT beyond). Since: 0.6 */
+#define GN_ERGO_ENABLED_MAX 256u
+/** Nodes one enabled factory or application may name (GN_ELIMIT beyond). Since: 0.6 */
+#define GN_ERGO_ENABLED_NODES_MAX 64u
+
+/**
+ * A remote node's request to spawn a process (Ergo's MessageSpawn), as the
+ * factory callback gets it; everything borrowed for the callback. @options
+ * is the whole gen.ProcessOptionsExtra as received (a registered struct);
+ * the fields below are taken from it. Since: 0.6
+ */
+typedef struct gn_ergo_spawn_request {
+    const char *node;          /* the requesting node */
+    const char *factory;       /* the factory name it asked for */
+    gn_ergo_pid parent;        /* ParentPID: the requesting process */
+    gn_ergo_pid leader;        /* Leader, else ParentLeader */
+    const char *register_name; /* Register ("" = none); the library registers it on the
+                                  process the callback returns */
+    const char *application;   /* Application ("" = none) */
+    const gn_edf_value *args;  /* Args: @nargs values */
+    size_t nargs;
+    int64_t mailbox_size;      /* MailboxSize (0 = unbounded in Ergo; ours stay bounded) */
+    gn_ergo_priority send_priority;
+    bool important_delivery, link_parent, link_child;
+    const gn_edf_value *options;
+} gn_ergo_spawn_request;
+
+/**
+ * A factory (loop thread, from inside the request's handling): creates the
+ * process for @req with gn_ergo_spawn() and returns 0 with *@out; or returns
+ * a negative gn_err, optionally with *@err_text (NUL-terminated, copied at
+ * once; NULL: gn_strerror() of the error), which the requester gets as the
+ * answer's error (Ergo: the text of the ProcessInit error). The callback
+ * must not call gn_ergo_spawn_disable() or gn_ergo_detach(). Since: 0.6
+ */
+typedef int (*gn_ergo_factory_fn)(void *arg, gn_ergo_node *en, const gn_ergo_spawn_request *req,
+                                  gn_ergo_proc **out, const char **err_text);
+
+/**
+ * Enables remote spawn of factory @name (1..255 bytes, NUL-terminated) on
+ * @en (Ergo's Network().EnableSpawn): a MessageSpawn naming it runs @fn(@arg)
+ * and is answered with the new PID. @nodes (@n_nodes names; 0 = any node)
+ * restricts who may ask; calling again with nodes adds them to the list,
+ * with none opens it to any node, and replaces @fn/@arg. Without enabling,
+ * requests are answered "unknown name"; from a node not on a non-empty
+ * list, "not allowed"; a Register name in use, "resource is taken"; a
+ * failing factory, its text. Returns 0; GN_EINVAL (NULL @en/@name/@fn, a
+ * bad name); GN_ELIMIT (GN_ERGO_ENABLED_MAX names or
+ * GN_ERGO_ENABLED_NODES_MAX nodes); GN_ENOMEM. Loop thread. Since: 0.6
+ */
+GN_API int gn_ergo_spawn_enable(gn_ergo_node *en, const char *name, const char *const *nodes,
+                                size_t n_nodes, gn_ergo_factory_fn fn, void *arg);
+
+/**
+ * Disables remote spawn of factory @name (Network().DisableSpawn): @n_nodes
+ * 0 removes it (requests then get "unknown name"); else the @nodes are
+ * refused from now on ("not allowed"; a list whose nodes are all refused
+ * refuses every node). Returns 0; GN_EINVAL; GN_ENOTFOUND (not enabled).
+ * Since: 0.6
+ */
+GN_API int gn_ergo_spawn_disable(gn_ergo_node *en, const char *name, const char *const *nodes,
+                                 size_t n_nodes);
+
+/** gen.ApplicationMode. Since: 0.6 */
+typedef enum gn_ergo_app_mode {
+    GN_ERGO_APP_DEFAULT = 0, /* as the application's spec says */
+    GN_ERGO_APP_TEMPORARY = 1,
+    GN_ERGO_APP_TRANSIENT = 2,
+    GN_ERGO_APP_PERMANENT = 3,
+} gn_ergo_app_mode;
+
+/** A remote node's MessageApplicationStart, borrowed for the callback. Since: 0.6 */
+typedef struct gn_ergo_app_request {
+    const char *node;     /* the requesting node */
+    const char *name;     /* the application */
+    gn_ergo_app_mode mode;
+    gn_ergo_pid core;     /* CorePID */
+    const gn_edf_value *options; /* the whole gen.ApplicationOptionsExtra */
+} gn_ergo_app_request;
+
+/**
+ * Starts the application for @req (loop thread): returns 0, or a negative
+ * gn_err with optional *@err_text (as gn_ergo_factory_fn). Since: 0.6
+ */
+typedef int (*gn_ergo_app_fn)(void *arg, gn_ergo_node *en, const gn_ergo_app_request *req,
+                              const char **err_text);
+
+/**
+ * Enables remote start of application @name (Network().EnableApplicationStart)
+ * with @fn(@arg) doing the start; @nodes as in gn_ergo_spawn_enable(), same
+ * answers ("unknown name", "not allowed", the callback's text). Returns as
+ * gn_ergo_spawn_enable(). Since: 0.6
+ */
+GN_API int gn_ergo_app_enable(gn_ergo_node *en, const char *name, const char *const *nodes,
+                              size_t n_nodes, gn_ergo_app_fn fn, void *arg);
+
+/** Disables remote start of @name; as gn_ergo_spawn_disable(). Since: 0.6 */
+GN_API int gn_ergo_app_disable(gn_ergo_node *en, const char *name, const char *const *nodes,
+                               size_t n_nodes);
+
+/** gn_ergo_remote_spawn() options; zero = defaults. Since: 0.6 */
+typedef struct gn_ergo_spawn_opts {
+    const char *register_name; /* NULL or "": none; else 1..255 bytes */
+    const gn_edf_value *args;  /* @nargs values for the factory (encoded before the call returns) */
+    size_t nargs;
+    int64_t mailbox_size;      /* MailboxSize (0 = the remote's default) */
+    gn_time timeout;           /* answer deadline (0 = GN_ERGO_TIMEOUT_DEFAULT) */
+} gn_ergo_spawn_opts;
+
+/**
+ * Outcome of a remote spawn: @status 0 and the new process's @pid (borrowed
+ * for the call), or an error with @pid NULL: GN_ECALLBACK with the remote
+ * error's text @err_text ("unknown name", "not allowed", "resource is taken",
+ * a factory's text), GN_ENOTFOUND ("unknown process"), GN_EPROTO (success
+ * without a PID), GN_ETIMEDOUT, GN_ECONNRESET, or the connect error.
+ * Since: 0.6
+ */
+typedef void (*gn_ergo_spawn_cb)(void *arg, int status, const gn_ergo_pid *pid,
+                                 const char *err_text);
+
+/**
+ * Asks remote node @node to spawn a process from its factory @factory
+ * (Ergo's RemoteSpawn / RemoteSpawnRegister): a MessageSpawn (199) from @p
+ * (ParentPID) with @o's Register and Args; @cb(@arg) follows once with the
+ * answer (MessageResult). The request connects on first use, as a send
+ * does, and counts against @p's max_pending until answered. Returns 0;
+ * GN_EINVAL (NULL @p/@node/@factory/@cb, bad names, @node is our own node:
+ * use gn_ergo_spawn(), an argument that does not encode); GN_ELIMIT (@p has
+ * max_pending outstanding); GN_ENOTSUP (the connected remote announces
+ * network flags without RemoteSpawn, Ergo's "not allowed"); the send errors
+ * of gn_ergo_send(). Since: 0.6
+ */
+GN_API int gn_ergo_remote_spawn(gn_ergo_proc *p, const char *node, const char *factory,
+                                const gn_ergo_spawn_opts *o, gn_ergo_spawn_cb cb, void *arg);
+
+/**
+ * Asks remote node @node to start application @app in @mode (Ergo's
+ * ApplicationStart* on a remote node): a MessageApplicationStart (199) with
+ * CorePID = @p's PID; @cb(@arg) (optional) gets 0, GN_ECALLBACK with the
+ * remote text ("unknown name", "not allowed", the application's error),
+ * GN_ETIMEDOUT (after @timeout, 0 = GN_ERGO_TIMEOUT_DEFAULT), GN_ECONNRESET
+ * or the connect error. Counts against @p's max_pending. Returns as
+ * gn_ergo_remote_spawn() (GN_ENOTSUP: flags without RemoteApplicationStart).
+ * Since: 0.6
+ */
+GN_API int gn_ergo_remote_app_start(gn_ergo_proc *p, const char *node, const char *app,
+                                    gn_ergo_app_mode mode, gn_time timeout,
+                                    gn_ergo_result_cb cb, void *arg);
+
 GN_END_DECLS
 
 #endif /* GOLEMNET_ERGO_H */

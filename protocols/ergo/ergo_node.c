@@ -155,6 +155,7 @@ struct gn_ergo_node {
     size_t zbuf_cap;
     gni_ergo_tap_fn tap;
     void *tap_ud;
+    void *spawn; /* ergo_spawn.c: enabled factories and applications */
 };
 
 /* loop-local list of attached nodes, for the component's start hook */
@@ -1397,8 +1398,8 @@ static void on_event_frame(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_
                        pi->creation);
 }
 
-/* 199: link/monitor requests and their results; spawn and application start are refused
- * ("not allowed": nothing is enabled for remote nodes yet) */
+/* 199: link/monitor requests and their results; spawn and application start go to
+ * ergo_spawn.c */
 static void on_any(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f)
 {
     const gni_ergo_peer_info *pi = gni_ergo_peer_get_info(peer);
@@ -1439,16 +1440,12 @@ static void on_any(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f
             copy_name(text, (const char *)it[0].u.bytes.base, it[0].u.bytes.len);
             st = !strcmp(text, "unknown process") ? GN_ENOTFOUND : GN_ECALLBACK;
         }
-        pend_finish(pd, st, NULL, st == GN_ECALLBACK ? text : NULL);
+        pend_finish(pd, st, &it[1], st == GN_ECALLBACK ? text : NULL); /* Result: spawn */
         break;
     }
-    case GNI_ENP_ANY_SPAWN:
-        if (it[2].kind == GN_EDF_REF)
-            any_result(en, pi->node, kind, 0, &it[2], "not allowed");
-        break;
+    case GNI_ENP_ANY_SPAWN: /* ergo_spawn.c */
     case GNI_ENP_ANY_APPLICATION_START:
-        if (it[3].kind == GN_EDF_REF)
-            any_result(en, pi->node, kind, 0, &it[3], "not allowed");
+        gni_ergo_spawn_on_request(en, pi->node, kind, it);
         break;
     default:
         on_ctl(en, pi, kind, it);
@@ -1759,6 +1756,7 @@ void gn_ergo_detach(gn_ergo_node *en)
             }
     }
     gn_timer_stop(&en->drain);
+    gni_ergo_spawn_free(en);
     while (en->procs) { /* bounded: the processes */
         gn_ergo_proc *p = en->procs;
         en->procs = p->next;
@@ -2487,3 +2485,62 @@ int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value 
                       gni_ergo_comp_creation(c));
     return n;
 }
+
+/* ---- hooks for ergo_spawn.c (ergo_node_int.h) --------------------------------------------- */
+
+int gni_ergo_node_any_send(gn_ergo_node *en, const char *node, uint64_t from, uint8_t order,
+                           const gn_edf_value *v, bool answer)
+{
+    gni_enp_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = GNI_ENP_ANY;
+    f.order = order;
+    long len = frame_build(en, &f, v);
+    if (len < 0)
+        return (int)len;
+    return answer ? send_connected(en, node, from, false, (size_t)len)
+                  : frame_send(en, node, from, true, (size_t)len);
+}
+
+int gni_ergo_node_ctl_pend(gn_ergo_proc *p, const char *node, gn_time timeout,
+                           gn_ergo_call_cb cb, void *arg, uint64_t ref[3])
+{
+    if (p->npending >= p->max_pending)
+        return GN_ELIMIT;
+    en_pend *pd = pend_new(p, node, true, timeout);
+    if (!pd)
+        return GN_ENOMEM;
+    new_ref(p->en, pd->ref);
+    memcpy(ref, pd->ref, sizeof pd->ref);
+    pd->ctl = true;
+    pd->ccb = cb;
+    pd->arg = arg;
+    return 0;
+}
+
+void gni_ergo_node_ctl_cancel(gn_ergo_node *en, const uint64_t ref[3])
+{
+    for (en_pend *pd = en->pends; pd; pd = pd->next)
+        if (pd->ctl && !memcmp(pd->ref, ref, sizeof pd->ref)) {
+            pend_unlink(pd);
+            gn_free(pd);
+            return;
+        }
+}
+
+bool gni_ergo_node_ctl_pending(gn_ergo_node *en, const uint64_t ref[3])
+{
+    for (en_pend *pd = en->pends; pd; pd = pd->next)
+        if (pd->ctl && !memcmp(pd->ref, ref, sizeof pd->ref))
+            return true;
+    return false;
+}
+
+gn_ergo_node *gni_ergo_proc_node(const gn_ergo_proc *p) { return p && !p->dead ? p->en : NULL; }
+
+bool gni_ergo_node_name_taken(gn_ergo_node *en, const char *name)
+{
+    return proc_by_name(en, name, strlen(name)) != NULL;
+}
+
+void **gni_ergo_node_spawn_slot(gn_ergo_node *en) { return &en->spawn; }

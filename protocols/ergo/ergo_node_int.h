@@ -17,4 +17,43 @@ typedef void (*gni_ergo_tap_fn)(void *ud, bool out, const char *node, const uint
 /** Installs @fn(@ud) on @en (NULL: none). */
 void gni_ergo_node_set_tap(gn_ergo_node *en, gni_ergo_tap_fn fn, void *ud);
 
+/* ---- hooks for remote spawn and application start (ergo_spawn.c) ------------------------ */
+
+/* Sends the 199 frame holding @v (a registered proto struct) to @node with header order
+ * @order, from process @from: with @answer only over an existing connection (an answer
+ * never reconnects), else connecting on first use as a send does. Returns 0 or the send
+ * errors. */
+int gni_ergo_node_any_send(gn_ergo_node *en, const char *node, uint64_t from, uint8_t order,
+                           const gn_edf_value *v, bool answer);
+
+/* A pending 199 request of @p towards @node, answered by a MessageResult with ref @ref
+ * (filled with a fresh ref of ours): @cb gets the Result value as its reply (status 0), or
+ * the error; GN_ETIMEDOUT after @timeout (0 = default), GN_ECONNRESET when the connection
+ * goes. Counts against @p's max_pending. Returns 0; GN_ELIMIT; GN_ENOMEM. */
+int gni_ergo_node_ctl_pend(gn_ergo_proc *p, const char *node, gn_time timeout,
+                           gn_ergo_call_cb cb, void *arg, uint64_t ref[3]);
+
+/* Drops the pending request with @ref without a callback (its frame was not sent). */
+void gni_ergo_node_ctl_cancel(gn_ergo_node *en, const uint64_t ref[3]);
+
+/* true while the request with @ref is pending */
+bool gni_ergo_node_ctl_pending(gn_ergo_node *en, const uint64_t ref[3]);
+
+/* @p's node, or NULL when @p has ended */
+gn_ergo_node *gni_ergo_proc_node(const gn_ergo_proc *p);
+
+/* true when @name is registered by a process of @en */
+bool gni_ergo_node_name_taken(gn_ergo_node *en, const char *name);
+
+/* ergo_spawn.c: a MessageSpawn (@kind GNI_ENP_ANY_SPAWN, @it its 3 fields) or a
+ * MessageApplicationStart (4 fields) from @node: answers it (MessageResult). */
+void gni_ergo_spawn_on_request(gn_ergo_node *en, const char *node, int kind,
+                               const gn_edf_value *it);
+
+/* ergo_spawn.c: frees what gn_ergo_spawn_enable()/gn_ergo_app_enable() kept (detach). */
+void gni_ergo_spawn_free(gn_ergo_node *en);
+
+/* the table ergo_spawn.c keeps per node: a slot in gn_ergo_node */
+void **gni_ergo_node_spawn_slot(gn_ergo_node *en);
+
 #endif /* GNI_ERGO_NODE_INT_H */
