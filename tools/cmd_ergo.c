@@ -26,7 +26,8 @@
 #define ERGO_MAX_OPTS 64
 #define ERGO_MAX_LISTEN 16
 
-enum { OP_SEND = 1, OP_CALL, OP_PING, OP_INFO, OP_SERVE };
+enum { OP_SEND = 1, OP_CALL, OP_PING, OP_INFO, OP_SERVE, OP_SPAWN };
+#define ERGO_MAX_ARGS 16 /* spawn: ARGs; serve: --allow-spawn factories */
 
 typedef struct ergo_cli {
     int op;
@@ -53,6 +54,12 @@ typedef struct ergo_cli {
     unsigned spawn_tries;
     bool connecting;
     atomic_int done;  /* 1 + exit status */
+    /* spawn: FACTORY, --register, ARGs; serve: --allow-spawn */
+    const char *factory, *reg;
+    const char *args[ERGO_MAX_ARGS];
+    size_t nargs;
+    const char *allow[ERGO_MAX_ARGS];
+    size_t nallow;
 } ergo_cli;
 
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -234,9 +241,13 @@ static double ms_since(ergo_cli *c) { return (double)(gn_now() - c->t0) / (doubl
 
 /* ---- the operation (loop thread) ---- */
 
-static int make_value(ergo_cli *c, gn_edf_value *v)
+static int make_value_of(ergo_cli *c, const char *s, gn_edf_value *v);
+static int make_value(ergo_cli *c, gn_edf_value *v) { return make_value_of(c, c->value, v); }
+
+static int make_value_of(ergo_cli *c, const char *s, gn_edf_value *v)
 {
-    const char *s = c->value ? c->value : "";
+    if (!s)
+        s = "";
     char *end;
     switch (c->value_kind) {
     case 1:
@@ -356,6 +367,68 @@ static void do_info(ergo_cli *c, const gn_ergo_remote_info *ri)
     finish(c, EXIT_SUCCESS);
 }
 
+/* spawn: the remote node's answer */
+static void spawn_done(void *arg, int status, const gn_ergo_pid *pid, const char *err_text)
+{
+    ergo_cli *c = arg;
+    if (status < 0) {
+        out_error(c, "spawn", status, err_text);
+        return;
+    }
+    pthread_mutex_lock(&out_mu);
+    cli_out_begin("ergo_spawned");
+    cli_out_str("node", c->remote);
+    cli_out_str("factory", c->factory);
+    out_pid("pid", pid);
+    if (c->reg)
+        cli_out_str("register", c->reg);
+    printf(cli_json ? ",\"rtt_ms\":%.3f" : " rtt_ms=%.3f", ms_since(c));
+    cli_out_end();
+    pthread_mutex_unlock(&out_mu);
+    finish(c, EXIT_SUCCESS);
+}
+
+static void do_spawn(ergo_cli *c)
+{
+    gn_edf_value v[ERGO_MAX_ARGS];
+    for (size_t i = 0; i < c->nargs; i++)
+        if (make_value_of(c, c->args[i], &v[i]) < 0) {
+            out_error(c, "spawn", GN_EINVAL, "an ARG does not parse as the kind asked for");
+            return;
+        }
+    gn_ergo_spawn_opts o = {.register_name = c->reg, .args = v, .nargs = c->nargs,
+                            .timeout = c->timeout};
+    int rc = gn_ergo_remote_spawn(c->proc, c->remote, c->factory, &o, spawn_done, c);
+    if (rc < 0)
+        out_error(c, "spawn", rc, NULL);
+}
+
+static void on_message(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m);
+
+/* serve --allow-spawn: a remote node's spawn request makes another echo process */
+static int serve_factory(void *arg, gn_ergo_node *en, const gn_ergo_spawn_request *rq,
+                         gn_ergo_proc **out, const char **err_text)
+{
+    ergo_cli *c = arg;
+    (void)err_text;
+    int rc = gn_ergo_spawn(en, NULL, on_message, c, out);
+    if (rc < 0)
+        return rc;
+    gn_ergo_pid pid;
+    gn_ergo_proc_pid(*out, &pid);
+    pthread_mutex_lock(&out_mu);
+    cli_out_begin("ergo_spawn_request");
+    out_pid("from", &rq->parent);
+    cli_out_str("factory", rq->factory);
+    out_pid("pid", &pid);
+    if (rq->register_name[0])
+        cli_out_str("register", rq->register_name);
+    cli_out_u64("args", (uint64_t)rq->nargs);
+    cli_out_end();
+    pthread_mutex_unlock(&out_mu);
+    return 0;
+}
+
 static void act(ergo_cli *c)
 {
     gn_edf_value v;
@@ -363,6 +436,9 @@ static void act(ergo_cli *c)
     c->t0 = gn_now();
     gn_ergo_target to = target_of(c);
     switch (c->op) {
+    case OP_SPAWN:
+        do_spawn(c);
+        return;
     case OP_SEND: {
         if ((rc = make_value(c, &v)) < 0) {
             out_error(c, "send", rc, "the value does not parse as the kind asked for");
@@ -494,6 +570,13 @@ static void begin(gn_timer *t, void *arg)
             out_error(c, "register", rc, c->process);
             return;
         }
+        for (size_t i = 0; i < c->nallow; i++) {
+            rc = gn_ergo_spawn_enable(c->en, c->allow[i], NULL, 0, serve_factory, c);
+            if (rc < 0) {
+                out_error(c, "allow-spawn", rc, c->allow[i]);
+                return;
+            }
+        }
         gn_ergo_pid pid;
         gn_ergo_proc_pid(c->proc, &pid);
         pthread_mutex_lock(&out_mu);
@@ -528,7 +611,8 @@ static void expired(gn_timer *t, void *arg)
     (void)t;
     ergo_cli *c = arg;
     out_error(c, c->op == OP_SEND ? "send" : c->op == OP_CALL ? "call"
-                 : c->op == OP_PING ? "ping" : "info", GN_ETIMEDOUT, "no outcome in time");
+                 : c->op == OP_PING ? "ping" : c->op == OP_SPAWN ? "spawn" : "info",
+              GN_ETIMEDOUT, "no outcome in time");
 }
 
 static void start_fn(gn_loop *loop, void *arg)
@@ -559,7 +643,9 @@ const char cmd_ergo_help[] =
     "       golemnet ergo call NODE VALUE [--to NAME | --pid ID] [options]\n"
     "       golemnet ergo ping NODE [--to NAME] [options]\n"
     "       golemnet ergo info NODE [options]\n"
-    "       golemnet ergo serve --name NAME@HOST [--process NAME] [--count N] [options]\n"
+    "       golemnet ergo spawn NODE FACTORY [--register NAME] [ARG...] [options]\n"
+    "       golemnet ergo serve --name NAME@HOST [--process NAME] [--count N]\n"
+    "                           [--allow-spawn FACTORY]... [options]\n"
     "An Ergo node (golemnet/ergo.h, docs/ergo-node.md) on a short-lived golemnet node:\n"
     "one operation against remote Ergo node NODE (name@host), then exit (0 success,\n"
     "1 failure with an error line); or serve a registered process that prints every\n"
@@ -570,6 +656,12 @@ const char cmd_ergo_help[] =
     "  ping                          an important send of the atom 'ping': the round trip\n"
     "                                (a node that answers \"no such process\" fails it)\n"
     "  info                          connect and print what NODE announced\n"
+    "  spawn                         ask NODE to spawn a process from its factory FACTORY\n"
+    "                                (enabled there for remote spawn) with ARGs (strings, or\n"
+    "                                all of the kind --atom/--int/... says) and print its PID\n"
+    "  --register NAME               spawn: the name the new process registers\n"
+    "  --allow-spawn FACTORY         serve: let remote nodes spawn echo processes from\n"
+    "                                FACTORY (repeatable; anything else is refused)\n"
     "  VALUE                         a string, or with --atom / --int / --float / --bool\n"
     "                                that kind (Go gen.Atom, int, float64, bool)\n"
     "  --to NAME                     the registered name of the target (default echo)\n"
@@ -593,6 +685,8 @@ const char cmd_ergo_help[] =
     "                                SIGINT/SIGTERM)\n"
     "  --json                        one JSON object per line\n\n"
     "Output lines: ergo_sent, ergo_pong (rtt_ms), ergo_reply (rtt_ms, value),\n"
+    "ergo_spawned (node, factory, pid, register, rtt_ms), ergo_spawn_request (from,\n"
+    "factory, pid, register, args),\n"
     "ergo_info (node, creation, flags, max_message_size, carrier, links), ergo_serving\n"
     "(node, process, pid), ergo_message / ergo_call (from, to, value), listening\n"
     "(addr), error (what, error, detail). Values are printed as JSON: strings and\n"
@@ -619,11 +713,11 @@ int cmd_ergo(int argc, char **argv)
     c.process = "echo";
     c.timeout = 10 * GN_S;
     if (argc < 1)
-        return usage_err("%s", "missing operation: send, call, ping, info or serve");
+        return usage_err("%s", "missing operation: send, call, ping, info, spawn or serve");
     const char *opname = argv[0];
     c.op = !strcmp(opname, "send") ? OP_SEND : !strcmp(opname, "call") ? OP_CALL
          : !strcmp(opname, "ping") ? OP_PING : !strcmp(opname, "info") ? OP_INFO
-         : !strcmp(opname, "serve") ? OP_SERVE : 0;
+         : !strcmp(opname, "serve") ? OP_SERVE : !strcmp(opname, "spawn") ? OP_SPAWN : 0;
     if (!c.op)
         return usage_err("unknown operation '%s'", opname);
     static char optbuf[ERGO_MAX_OPTS][600];
@@ -703,6 +797,12 @@ int cmd_ergo(int argc, char **argv)
             if (nlisten == ERGO_MAX_LISTEN)
                 return usage_err("%s", "too many --listen");
             listen[nlisten++] = argv[++i];
+        } else if (!strcmp(a, "--register")) {
+            c.reg = argv[++i];
+        } else if (!strcmp(a, "--allow-spawn")) {
+            if (c.nallow == ERGO_MAX_ARGS)
+                return usage_err("%s", "too many --allow-spawn");
+            c.allow[c.nallow++] = argv[++i];
         } else if (!strcmp(a, "--process")) {
             c.process = argv[++i];
         } else if (!strcmp(a, "--count")) {
@@ -714,14 +814,20 @@ int cmd_ergo(int argc, char **argv)
             return usage_err("unknown option '%s'", a);
         } else if (npos < 2) {
             pos[npos++] = a;
+        } else if (c.op == OP_SPAWN && c.nargs < ERGO_MAX_ARGS) {
+            c.args[c.nargs++] = a;
         } else {
             return usage_err("unexpected argument '%s'", a);
         }
     }
-    size_t want = c.op == OP_SERVE ? 0 : (c.op == OP_SEND || c.op == OP_CALL) ? 2 : 1;
+    size_t want = c.op == OP_SERVE ? 0
+                  : (c.op == OP_SEND || c.op == OP_CALL || c.op == OP_SPAWN) ? 2 : 1;
     if (npos != want)
         return usage_err("%s", c.op == OP_SERVE ? "serve takes no NODE"
+                                : c.op == OP_SPAWN ? "want NODE FACTORY"
                                 : want == 2 ? "want NODE VALUE" : "want NODE");
+    if (c.op == OP_SPAWN)
+        c.factory = pos[1];
     if (c.op != OP_SERVE) {
         c.remote = pos[0];
         if (!strchr(c.remote, '@'))

@@ -1449,6 +1449,62 @@ def ergo_bad_usage_exit_2():
     assert rc == 1 and events(out)[-1]["event"] == "error", (rc, out, err)
 
 
+@case
+def ergo_spawn_allowed_and_refused():
+    """`golemnet ergo spawn` against `serve --allow-spawn`, over TCP and over a channel."""
+    if not ergo_has_cli():
+        return
+    reg = str(free_tcp_udp_port())
+    common = ["--cookie", "ck2", "--registrar-port", reg]
+    s = ErgoServe("--name", "spw@localhost", "--port", "0", "--allow-spawn", "worker",
+                  "--listen", "/ip4/127.0.0.1/tcp/0", *common)
+    try:
+        lst = s.wait_for(lambda e: e["event"] == "listening")
+        assert lst and s.wait_for(lambda e: e["event"] == "ergo_serving"), s.lines
+        for _ in range(50):  # the server registers just after it serves
+            rc, evs, err = ergo_cli("spawn", "spw@localhost", "worker", "--register", "w1",
+                                    "golem-arg", *common)
+            if rc == 0:
+                break
+            time.sleep(0.1)
+        assert rc == 0 and evs[0]["event"] == "ergo_spawned", (rc, evs, err)
+        ev = evs[0]
+        assert ev["node"] == "spw@localhost" and ev["factory"] == "worker", ev
+        assert ev["register"] == "w1" and ev["pid"].startswith("<spw@localhost."), ev
+        pid = int(ev["pid"].rstrip(">").rsplit(".", 1)[1])
+        req = s.wait_for(lambda e: e["event"] == "ergo_spawn_request")
+        assert req and req["factory"] == "worker" and req["pid"] == ev["pid"], s.lines
+        assert req["register"] == "w1" and req["args"] == 1, req
+        # the spawned process echoes like serve's own: by its PID and by its name
+        rc, evs, err = ergo_cli("call", "spw@localhost", "hi", "--pid", str(pid), *common)
+        assert rc == 0 and evs[0]["value"] == "hi", (rc, evs, err)
+        rc, evs, err = ergo_cli("send", "spw@localhost", "7", "--int", "--to", "w1",
+                                "--important", *common)
+        assert rc == 0 and evs[0]["delivered"] is True, (rc, evs, err)
+        assert s.wait_for(lambda e: e["event"] == "ergo_message" and e["value"] == 7), s.lines
+        # the name again: taken; a factory not allowed: unknown name (exit 1)
+        rc, evs, err = ergo_cli("spawn", "spw@localhost", "worker", "--register", "w1",
+                                *common)
+        assert rc == 1 and evs[-1]["event"] == "error", (rc, evs, err)
+        assert evs[-1]["what"] == "spawn" and evs[-1]["error"] == "GN_ECALLBACK", evs
+        assert "resource is taken" in evs[-1]["detail"], evs
+        rc, evs, err = ergo_cli("spawn", "spw@localhost", "other", *common)
+        assert rc == 1 and evs[-1]["error"] == "GN_ECALLBACK", (rc, evs, err)
+        assert "unknown name" in evs[-1]["detail"], evs
+        # over /golem/ergo/1.0.0, with int args
+        rc, evs, err = ergo_cli("spawn", "spw@localhost", "worker", "--int", "1", "2",
+                                "--peer", lst["addr"])
+        assert rc == 0 and evs[0]["event"] == "ergo_spawned" and "register" not in evs[0], \
+            (rc, evs, err)
+        assert s.wait_for(lambda e: e["event"] == "ergo_spawn_request" and e["args"] == 2), \
+            s.lines
+    finally:
+        rc, _ = s.stop()
+        assert rc == 0, (rc, s.err)
+    rc, out, err = run("ergo", "spawn", "a@b", "--cookie", "c")
+    assert rc == 2 and "want NODE FACTORY" in err, (rc, err)
+
+
 
 print("TAP version 13")
 print(f"1..{len(results)}")
