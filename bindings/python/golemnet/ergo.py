@@ -467,6 +467,39 @@ class Process:
     def __repr__(self) -> str:
         return f"<ergo.Process {self.pid}{' ' + self.name if self.name else ''}>"
 
+    # -- remote spawn and application start (golemnet/ergo.h; docs/ergo-node.md)
+    async def remote_spawn(self, node: str, factory: str, register: Optional[str] = None,
+                           args: Sequence[Any] = (), *, timeout: float = 5.0) -> PID:
+        """Asks remote ``node`` to spawn a process from its factory
+        ``factory`` (enabled there for remote spawn), this process being
+        the parent; ``register``: the name the new process registers;
+        ``args``: values for the factory. Returns the new PID. Raises
+        :class:`CallError` with Ergo's text ("unknown name": not enabled,
+        "not allowed": not for us, "resource is taken", the factory's
+        error), :class:`~golemnet.TimeoutError`,
+        :class:`~golemnet.ResetError` (connection lost)."""
+        self._check()
+        tok, fut = self._en._request()
+        self._en._submit(tok, self._en._c.remote_spawn, self._h, node, factory, register,
+                         list(args), int(timeout * 1000))
+        status, val, text = await self._en._await(tok, fut, timeout + 5.0)
+        if status < 0:
+            raise _fail(status, f"spawn {factory} on {node}", text)
+        return val
+
+    async def remote_app_start(self, node: str, name: str, mode: int = 0, *,
+                               timeout: float = 5.0) -> None:
+        """Asks remote ``node`` to start application ``name`` (``mode``:
+        0 as its spec says, 1 temporary, 2 transient, 3 permanent); raises
+        as :meth:`remote_spawn`."""
+        self._check()
+        if mode not in (0, 1, 2, 3):
+            raise error_from_code(_code("GN_EINVAL"), f"application mode {mode}")
+        await self._en._simple(self._en._c.remote_app_start, self._h, node, name, mode,
+                               int(timeout * 1000), what=f"start {name} on {node}",
+                               timeout=timeout + 5.0)
+
+
 
 class ErgoNode:
     """The Ergo node of a :class:`golemnet.Node` (one per node).
@@ -687,6 +720,86 @@ class ErgoNode:
         except ValueError:
             pass
 
+    # -- remote spawn and application start (golemnet/ergo.h; docs/ergo-node.md)
+    async def _spawner(self) -> Process:
+        p = getattr(self, "_spawner_proc", None)
+        if p is None or p._closed:
+            p = self._spawner_proc = await self.spawn()
+        return p
+
+    async def remote_spawn(self, node: str, factory: str, register: Optional[str] = None,
+                           args: Sequence[Any] = (), *, process: Optional[Process] = None,
+                           timeout: float = 5.0) -> PID:
+        """Asks remote ``node`` to spawn a process from its factory
+        ``factory``; the parent is ``process`` (default: a process of this
+        node kept for such requests). Returns the new PID; raises as
+        :meth:`Process.remote_spawn`."""
+        p = process if process is not None else await self._spawner()
+        return await p.remote_spawn(node, factory, register, args, timeout=timeout)
+
+    async def remote_app_start(self, node: str, name: str, mode: int = 0, *,
+                               process: Optional[Process] = None, timeout: float = 5.0) -> None:
+        """Asks remote ``node`` to start application ``name``; as
+        :meth:`Process.remote_app_start`."""
+        p = process if process is not None else await self._spawner()
+        await p.remote_app_start(node, name, mode, timeout=timeout)
+
+    async def _enable(self, app: bool, on: bool, name: str, nodes: Optional[Sequence[str]],
+                      handler: Optional[Callable[..., Any]], queue: int) -> None:
+        self._bind()
+        stream = 0
+        if on:
+            assert handler is not None
+            stream = next(self._tokens)
+            self._pending[stream] = _Stream(self, app, handler, queue)  # type: ignore
+        try:
+            await self._simple(self._c.enable, app, on, name,
+                               None if nodes is None else list(nodes), queue, stream,
+                               what=f"{'enable' if on else 'disable'} {name}")
+        except BaseException:
+            self._pending.pop(stream, None)
+            raise
+        streams = self._enabled = getattr(self, "_enabled", {})
+        old = streams.pop((app, name), None)
+        if old is not None and (on or not nodes):
+            self._pending.pop(old, None)
+        elif old is not None:
+            streams[(app, name)] = old
+        if on:
+            streams[(app, name)] = stream
+
+    async def enable_spawn(self, factory: str, handler: Callable[..., Any],
+                           nodes: Optional[Sequence[str]] = None, *, queue: int = 1024) -> None:
+        """Lets remote nodes spawn processes from ``factory`` (Ergo's
+        ``EnableSpawn``); ``nodes``: only these node names may (None: any;
+        again with more names adds them). Each request creates a process on
+        the node's thread at once (answered with its PID; registered under
+        the name asked for), then ``handler(process, request)`` runs on this
+        loop with the :class:`Process` and a :class:`SpawnRequest` (a
+        coroutine function runs as a task); it cannot refuse: disable the
+        factory instead. Without enabling, requests get "unknown name"; from
+        a node not listed, "not allowed"."""
+        await self._enable(False, True, factory, nodes, handler, max(1, queue))
+
+    async def disable_spawn(self, factory: str, nodes: Optional[Sequence[str]] = None) -> None:
+        """Refuses ``factory`` to ``nodes`` ("not allowed"), or with None
+        removes it ("unknown name"). :class:`~golemnet.NotFoundError` when
+        it is not enabled."""
+        await self._enable(False, False, factory, nodes, None, 0)
+
+    async def enable_app_start(self, name: str, handler: Callable[..., Any],
+                               nodes: Optional[Sequence[str]] = None) -> None:
+        """Lets remote nodes start application ``name`` (Ergo's
+        ``EnableApplicationStart``): a request is answered "started" on the
+        node's thread, then ``handler(request)`` runs here with an
+        :class:`AppStartRequest`."""
+        await self._enable(True, True, name, nodes, handler, 0)
+
+    async def disable_app_start(self, name: str, nodes: Optional[Sequence[str]] = None) -> None:
+        """As :meth:`disable_spawn` for application start."""
+        await self._enable(True, False, name, nodes, None, 0)
+
+
 
 class BlockingErgoNode:
     """:class:`ErgoNode` for a :class:`golemnet.blocking.Node`: the same
@@ -728,6 +841,40 @@ class BlockingErgoNode:
         if not self._lt.loop.is_closed():
             self._run(self.aio.close())
 
+    # -- remote spawn and application start
+    def remote_spawn(self, node: str, factory: str, register: Optional[str] = None,
+                     args: Sequence[Any] = (), *, timeout: float = 5.0) -> PID:
+        """As :meth:`ErgoNode.remote_spawn`."""
+        return self._run(self.aio.remote_spawn(node, factory, register, args, timeout=timeout),
+                         timeout + 10)
+
+    def remote_app_start(self, node: str, name: str, mode: int = 0, *,
+                         timeout: float = 5.0) -> None:
+        """As :meth:`ErgoNode.remote_app_start`."""
+        self._run(self.aio.remote_app_start(node, name, mode, timeout=timeout), timeout + 10)
+
+    def enable_spawn(self, factory: str, handler: Callable[..., Any],
+                     nodes: Optional[Sequence[str]] = None, *, queue: int = 1024) -> None:
+        """As :meth:`ErgoNode.enable_spawn`; ``handler(process, request)``
+        gets a :class:`BlockingProcess` and runs on the node's event loop
+        thread: hand the process to another thread there (its blocking
+        methods cannot run on the loop's own thread)."""
+        def wrap(p: Process, rq: "SpawnRequest") -> Any:
+            return handler(BlockingProcess(self, p), rq)
+        self._run(self.aio.enable_spawn(factory, wrap, nodes, queue=queue))
+
+    def disable_spawn(self, factory: str, nodes: Optional[Sequence[str]] = None) -> None:
+        self._run(self.aio.disable_spawn(factory, nodes))
+
+    def enable_app_start(self, name: str, handler: Callable[..., Any],
+                         nodes: Optional[Sequence[str]] = None) -> None:
+        """As :meth:`ErgoNode.enable_app_start` (``handler`` runs on the loop thread)."""
+        self._run(self.aio.enable_app_start(name, handler, nodes))
+
+    def disable_app_start(self, name: str, nodes: Optional[Sequence[str]] = None) -> None:
+        self._run(self.aio.disable_app_start(name, nodes))
+
+
 
 class BlockingProcess:
     """Blocking view of a :class:`Process`."""
@@ -765,3 +912,72 @@ class BlockingProcess:
 
     def close(self) -> None:
         self._en._run(self.aio.close())
+
+    # -- remote spawn and application start
+    def remote_spawn(self, node: str, factory: str, register: Optional[str] = None,
+                     args: Sequence[Any] = (), *, timeout: float = 5.0) -> PID:
+        """As :meth:`Process.remote_spawn`."""
+        return self._en._run(self.aio.remote_spawn(node, factory, register, args,
+                                                   timeout=timeout), timeout + 10)
+
+    def remote_app_start(self, node: str, name: str, mode: int = 0, *,
+                         timeout: float = 5.0) -> None:
+        """As :meth:`Process.remote_app_start`."""
+        self._en._run(self.aio.remote_app_start(node, name, mode, timeout=timeout), timeout + 10)
+
+
+# ---- remote spawn and application start (golemnet/ergo.h "remote spawn and application start")
+
+
+@dataclasses.dataclass
+class SpawnRequest:
+    """A remote node's spawn request, as :meth:`ErgoNode.enable_spawn`'s handler gets it."""
+    node: str                 # the requesting node
+    factory: str
+    parent: PID               # the requesting process
+    register: Optional[str]   # the name the new process registered, or None
+    args: List[Any]
+
+
+@dataclasses.dataclass
+class AppStartRequest:
+    """A remote node's application start request (:meth:`ErgoNode.enable_app_start`)."""
+    node: str
+    name: str
+    mode: int                 # 0 as the spec says, 1 temporary, 2 transient, 3 permanent
+    core: PID                 # the requester's CorePID
+
+
+class _Stream:
+    """Stands in ErgoNode._pending for an enabled factory or application:
+    never done, so each note on its token reaches the handler."""
+
+    def __init__(self, en: "ErgoNode", app: bool, handler: Callable[..., Any], queue: int) -> None:
+        self._en, self._app, self._handler, self._queue = en, app, handler, queue
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, res: Tuple[int, Any, Any]) -> None:
+        status, val, _ = res
+        if status < 0 or not isinstance(val, list):
+            return  # the node closed
+        en = self._en
+        if self._app:
+            node, name, mode, core = val
+            r = self._handler(AppStartRequest(node, name, int(mode), core))
+        else:
+            h, tok, pid, parent, reg, factory, node, args = val
+            p = Process(en, int(h), int(tok), self._queue, None)
+            p.pid = pid
+            p.name = reg or None
+            en._procs[int(tok)] = p
+            r = self._handler(p, SpawnRequest(node, factory, parent, reg or None,
+                                              list(args or [])))
+        if asyncio.iscoroutine(r):
+            task = asyncio.ensure_future(r)
+            en._tasks.add(task)
+            task.add_done_callback(en._tasks.discard)
+
+
+__all__ += ["SpawnRequest", "AppStartRequest"]

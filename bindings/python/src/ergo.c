@@ -87,7 +87,19 @@ typedef struct epy_bridge {
     struct epy_type *types;
     size_t ntypes;
     const gn_edf_registry *reg; /* set by the types hook (frozen right after) */
+    struct epy_enable *enables; /* loop side: remote spawn / app start (end of file) */
+    uint64_t spawn_seq;         /* loop side: ids of processes remote nodes spawned */
 } epy_bridge;
+
+/* a factory or application enabled for remote nodes: its notes go to @stream */
+typedef struct epy_enable {
+    struct epy_enable *next;
+    epy_bridge *b;
+    bool app;
+    char name[GN_ERGO_NAME_MAX + 1];
+    uint64_t stream;
+    int qlimit;
+} epy_enable;
 
 typedef struct epy_field {
     char *name;
@@ -147,6 +159,11 @@ static void bridge_rele(epy_bridge *b)
         free(b->types[i].name);
     }
     free(b->types);
+    while (b->enables) { /* bounded: GN_ERGO_ENABLED_MAX */
+        epy_enable *e = b->enables;
+        b->enables = e->next;
+        free(e);
+    }
     if (b->fd >= 0)
         close(b->fd);
     pthread_mutex_destroy(&b->mu);
@@ -1793,7 +1810,18 @@ static PyObject *Ergo_get_ready(ErgoObject *self, void *c)
     return PyBool_FromLong(self->b && self->b->reg);
 }
 
+/* remote spawn and application start (end of file) */
+static PyObject *Ergo_remote_spawn(ErgoObject *self, PyObject *args);
+static PyObject *Ergo_remote_app_start(ErgoObject *self, PyObject *args);
+static PyObject *Ergo_enable(ErgoObject *self, PyObject *args);
+
 static PyMethodDef Ergo_methods[] = {
+    {"remote_spawn", (PyCFunction)Ergo_remote_spawn, METH_VARARGS,
+     "remote_spawn(handle, node, factory, register, args, timeout_ms, token)"},
+    {"remote_app_start", (PyCFunction)Ergo_remote_app_start, METH_VARARGS,
+     "remote_app_start(handle, node, name, mode, timeout_ms, token)"},
+    {"enable", (PyCFunction)Ergo_enable, METH_VARARGS,
+     "enable(app, on, name, nodes, qlimit, stream, token)"},
     {"poll", (PyCFunction)Ergo_poll, METH_VARARGS, "poll(max=256) -> notes"},
     {"detach", (PyCFunction)Ergo_detach, METH_VARARGS, "detach(token)"},
     {"spawn", (PyCFunction)Ergo_spawn, METH_VARARGS,
@@ -1863,3 +1891,376 @@ int gnpy_ergo_init(PyObject *m, PyObject *(*raise)(int))
             return -1;
     return 0;
 }
+
+/* ------------------------------------------------------------------------
+ * Remote spawn and application start (golemnet/ergo.h): requests from a
+ * process, and factories/applications enabled for remote nodes. The loop
+ * cannot wait for Python, so a served spawn is granted on the loop (a new
+ * process whose notes carry an id of the loop's), and the consumer hears of
+ * it afterwards on the enable's stream token, as an EN_REPLY note whose value
+ * is [handle, id, pid, parent, register, factory, node, args]; a served
+ * application start is answered 0 and noted as [node, name, mode, core].
+ * A remote spawn's outcome is an EN_REPLY (the PID, or the error text); an
+ * application start's an EN_RESULT.
+ */
+
+enum { SP_OP_SPAWN = 1, SP_OP_APP, SP_OP_ENABLE };
+
+typedef struct sp_cmd {
+    int op;
+    epy_bridge *b;
+    epy_proc *ep;
+    uint64_t token, stream;
+    char node[GN_ERGO_NAME_MAX + 1], name[GN_ERGO_NAME_MAX + 1], reg[GN_ERGO_NAME_MAX + 1];
+    char (*nodes)[GN_ERGO_NAME_MAX + 1];
+    size_t nnodes;
+    bool app, on;
+    int mode, qlimit;
+    gn_time timeout;
+    uint8_t *bytes; /* args: an EDF []any */
+    size_t len;
+} sp_cmd;
+
+static void sp_spawned(void *arg, int status, const gn_ergo_pid *pid, const char *err_text)
+{
+    epy_wait *w = arg;
+    en_note *n = note_new(EN_REPLY, status, w->token);
+    if (n) {
+        if (status == 0) {
+            gn_edf_value v;
+            gn_edf_set_pid(&v, pid->node, strlen(pid->node), pid->id, pid->creation);
+            n->bytes = encode_value(&v, &n->len);
+            if (!n->bytes)
+                n->status = GN_ENOMEM;
+        }
+        if (err_text)
+            n->text = strdup(err_text);
+        note_push(w->b, n);
+    }
+    wait_free(w);
+}
+
+/* a note with the list @items (@cnt values) on @stream */
+static void sp_note_list(epy_bridge *b, uint64_t stream, gn_edf_value *items, uint32_t cnt)
+{
+    gn_edf_arena *a = gn_edf_arena_new(0, 0);
+    gn_edf_value v;
+    en_note *n = a ? note_new(EN_REPLY, 0, stream) : NULL;
+    if (n && gn_edf_set_composite(&v, a, any_slice, cnt) == 0) {
+        memcpy(gn_edf_items(&v), items, cnt * sizeof *items);
+        n->bytes = encode_value(&v, &n->len);
+    }
+    if (n && n->bytes)
+        note_push(b, n);
+    else
+        free(n);
+    gn_edf_arena_free(a);
+}
+
+static int sp_factory(void *arg, gn_ergo_node *en, const gn_ergo_spawn_request *rq,
+                      gn_ergo_proc **out, const char **err_text)
+{
+    epy_enable *e = arg;
+    epy_bridge *b = e->b;
+    (void)err_text;
+    epy_proc *ep = calloc(1, sizeof *ep);
+    if (!ep)
+        return GN_ENOMEM;
+    ep->b = b;
+    ep->id = (UINT64_C(1) << 62) + ++b->spawn_seq; /* never a consumer token */
+    ep->qlimit = e->qlimit;
+    int rc = gn_ergo_spawn(en, NULL, on_msg, ep, &ep->p);
+    if (rc < 0) {
+        free(ep);
+        return rc;
+    }
+    ep->next = b->procs;
+    if (ep->next)
+        ep->next->prev = &ep->next;
+    ep->prev = &b->procs;
+    b->procs = ep;
+    gn_ergo_pid pid;
+    gn_ergo_proc_pid(ep->p, &pid);
+    gn_edf_value it[8];
+    gn_edf_set_uint(&it[0], GN_EDF_UINT64, (uint64_t)(uintptr_t)ep);
+    gn_edf_set_uint(&it[1], GN_EDF_UINT64, ep->id);
+    gn_edf_set_pid(&it[2], pid.node, strlen(pid.node), pid.id, pid.creation);
+    gn_edf_set_pid(&it[3], rq->parent.node, strlen(rq->parent.node), rq->parent.id,
+                   rq->parent.creation);
+    gn_edf_set_string(&it[4], rq->register_name, strlen(rq->register_name));
+    gn_edf_set_string(&it[5], rq->factory, strlen(rq->factory));
+    gn_edf_set_string(&it[6], rq->node, strlen(rq->node));
+    gn_edf_arena *a = gn_edf_arena_new(0, 0);
+    if (!a || gn_edf_set_composite(&it[7], a, any_slice, (uint32_t)rq->nargs) < 0) {
+        gn_edf_set_nil_of(&it[7], any_slice);
+    } else if (rq->nargs) {
+        memcpy(gn_edf_items(&it[7]), rq->args, rq->nargs * sizeof *rq->args);
+    }
+    sp_note_list(b, e->stream, it, 8);
+    gn_edf_arena_free(a);
+    *out = ep->p;
+    return 0;
+}
+
+static int sp_app(void *arg, gn_ergo_node *en, const gn_ergo_app_request *rq,
+                  const char **err_text)
+{
+    epy_enable *e = arg;
+    (void)en;
+    (void)err_text;
+    gn_edf_value it[4];
+    gn_edf_set_string(&it[0], rq->node, strlen(rq->node));
+    gn_edf_set_string(&it[1], rq->name, strlen(rq->name));
+    gn_edf_set_int(&it[2], GN_EDF_INT64, (int64_t)rq->mode);
+    gn_edf_set_pid(&it[3], rq->core.node, strlen(rq->core.node), rq->core.id,
+                   rq->core.creation);
+    sp_note_list(e->b, e->stream, it, 4);
+    return 0;
+}
+
+static int sp_enable_run(sp_cmd *c)
+{
+    epy_bridge *b = c->b;
+    epy_enable **pp = &b->enables;
+    while (*pp && ((*pp)->app != c->app || strcmp((*pp)->name, c->name) != 0))
+        pp = &(*pp)->next;
+    const char *const *nodes = NULL;
+    const char *nv[GN_ERGO_ENABLED_NODES_MAX];
+    if (c->nnodes > GN_ERGO_ENABLED_NODES_MAX)
+        return GN_ELIMIT;
+    for (size_t i = 0; i < c->nnodes; i++)
+        nv[i] = c->nodes[i];
+    if (c->nnodes)
+        nodes = nv;
+    if (!c->on) {
+        int rc = c->app ? gn_ergo_app_disable(b->en, c->name, nodes, c->nnodes)
+                        : gn_ergo_spawn_disable(b->en, c->name, nodes, c->nnodes);
+        if (rc == 0 && !c->nnodes && *pp) {
+            epy_enable *e = *pp;
+            *pp = e->next;
+            free(e);
+        }
+        return rc;
+    }
+    epy_enable *e = *pp;
+    bool fresh = !e;
+    if (fresh && !(e = calloc(1, sizeof *e)))
+        return GN_ENOMEM;
+    e->b = b;
+    e->app = c->app;
+    snprintf(e->name, sizeof e->name, "%s", c->name);
+    e->stream = c->stream;
+    e->qlimit = c->qlimit > 0 ? c->qlimit : 1024;
+    int rc = c->app ? gn_ergo_app_enable(b->en, c->name, nodes, c->nnodes, sp_app, e)
+                    : gn_ergo_spawn_enable(b->en, c->name, nodes, c->nnodes, sp_factory, e);
+    if (rc < 0 && fresh) {
+        free(e);
+    } else if (fresh) {
+        e->next = b->enables;
+        b->enables = e;
+    }
+    return rc;
+}
+
+static void sp_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    sp_cmd *c = arg;
+    epy_bridge *b = c->b;
+    gn_edf_arena *a = NULL;
+    int rc = 0;
+    int kind = c->op == SP_OP_SPAWN ? EN_REPLY : EN_RESULT;
+    if (!b->en) {
+        rc = GN_ECLOSED;
+    } else if (c->op == SP_OP_ENABLE) {
+        rc = sp_enable_run(c);
+    } else if (!c->ep->p) {
+        rc = GN_ECLOSED;
+    } else {
+        epy_wait *w = wait_new(b, c->ep, c->token);
+        if (!w) {
+            rc = GN_ENOMEM;
+        } else if (c->op == SP_OP_APP) {
+            rc = gn_ergo_remote_app_start(c->ep->p, c->node, c->name, (gn_ergo_app_mode)c->mode,
+                                          c->timeout, on_result, w);
+        } else {
+            gn_ergo_spawn_opts o = {.register_name = c->reg[0] ? c->reg : NULL,
+                                    .timeout = c->timeout};
+            gn_edf_value v;
+            if (c->bytes) {
+                epy_cmd ec = {.b = b, .bytes = c->bytes, .len = c->len};
+                rc = cmd_value(&ec, &a, &v);
+                if (rc == 0 && v.kind == GN_EDF_SLICE && !v.nil) {
+                    o.args = gn_edf_items(&v);
+                    o.nargs = v.cnt;
+                } else if (rc == 0 && !(v.kind == GN_EDF_SLICE && v.nil)) {
+                    rc = GN_EINVAL;
+                }
+            }
+            if (rc == 0)
+                rc = gn_ergo_remote_spawn(c->ep->p, c->node, c->name, &o, sp_spawned, w);
+        }
+        if (w && rc == 0)
+            goto done; /* the callback answers */
+        if (w)
+            wait_free(w);
+    }
+    note_result(b, kind, rc, c->token, NULL);
+done:
+    gn_edf_arena_free(a);
+    free(c->bytes);
+    free(c->nodes);
+    bridge_rele(b);
+    free(c);
+}
+
+static PyObject *sp_submit(ErgoObject *self, sp_cmd *c)
+{
+    if (!self->b || !self->b->en) {
+        free(c->bytes);
+        free(c->nodes);
+        free(c);
+        return raise_code(GN_ECLOSED);
+    }
+    c->b = self->b;
+    atomic_fetch_add(&self->b->refs, 1);
+    int rc = gn_loop_submit(self->b->loop, sp_run, c);
+    if (rc < 0) {
+        atomic_fetch_sub(&self->b->refs, 1);
+        free(c->bytes);
+        free(c->nodes);
+        free(c);
+        return raise_code(rc);
+    }
+    Py_RETURN_NONE;
+}
+
+static int sp_name(char dst[GN_ERGO_NAME_MAX + 1], const char *s, bool empty_ok)
+{
+    size_t n = strlen(s);
+    if ((!empty_ok && n == 0) || n > GN_ERGO_NAME_MAX) {
+        raise_code(GN_EINVAL);
+        return -1;
+    }
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+static sp_cmd *sp_new(int op, PyObject *h, unsigned long long tok)
+{
+    sp_cmd *c = calloc(1, sizeof *c);
+    if (!c) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    c->op = op;
+    c->token = tok;
+    if (h) {
+        c->ep = PyLong_AsVoidPtr(h);
+        if (!c->ep) {
+            free(c);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "bad process handle");
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* remote_spawn(handle, node, factory, register, args (list), timeout_ms, token) */
+static PyObject *Ergo_remote_spawn(ErgoObject *self, PyObject *args)
+{
+    PyObject *h, *list;
+    const char *node, *factory, *reg;
+    unsigned long long timeout_ms, tok;
+    if (!PyArg_ParseTuple(args, "OsszOKK", &h, &node, &factory, &reg, &list, &timeout_ms,
+                          &tok))
+        return NULL;
+    if (!self->b->reg)
+        return raise_code(GN_ESTATE);
+    sp_cmd *c = sp_new(SP_OP_SPAWN, h, tok);
+    if (!c)
+        return NULL;
+    if (sp_name(c->node, node, false) < 0 || sp_name(c->name, factory, false) < 0 ||
+        sp_name(c->reg, reg ? reg : "", true) < 0)
+        goto fail;
+    if (PyObject_IsTrue(list) == 1 && !(c->bytes = py_encode(self, list, &c->len)))
+        goto fail;
+    c->timeout = (gn_time)timeout_ms * GN_MS;
+    return sp_submit(self, c);
+fail:
+    free(c->bytes);
+    free(c);
+    return NULL;
+}
+
+/* remote_app_start(handle, node, name, mode, timeout_ms, token) */
+static PyObject *Ergo_remote_app_start(ErgoObject *self, PyObject *args)
+{
+    PyObject *h;
+    const char *node, *name;
+    int mode;
+    unsigned long long timeout_ms, tok;
+    if (!PyArg_ParseTuple(args, "OssiKK", &h, &node, &name, &mode, &timeout_ms, &tok))
+        return NULL;
+    sp_cmd *c = sp_new(SP_OP_APP, h, tok);
+    if (!c)
+        return NULL;
+    if (sp_name(c->node, node, false) < 0 || sp_name(c->name, name, false) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->mode = mode;
+    c->timeout = (gn_time)timeout_ms * GN_MS;
+    return sp_submit(self, c);
+}
+
+/* enable(app, on, name, nodes (sequence of str or None), qlimit, stream, token) */
+static PyObject *Ergo_enable(ErgoObject *self, PyObject *args)
+{
+    int app, on, qlimit;
+    const char *name;
+    PyObject *nodes;
+    unsigned long long stream, tok;
+    if (!PyArg_ParseTuple(args, "ppsOiKK", &app, &on, &name, &nodes, &qlimit, &stream, &tok))
+        return NULL;
+    sp_cmd *c = sp_new(SP_OP_ENABLE, NULL, tok);
+    if (!c)
+        return NULL;
+    c->app = app;
+    c->on = on;
+    c->qlimit = qlimit;
+    c->stream = stream;
+    PyObject *seq = NULL;
+    if (sp_name(c->name, name, false) < 0)
+        goto fail;
+    if (nodes != Py_None) {
+        seq = PySequence_Fast(nodes, "nodes: want a sequence of node names");
+        if (!seq)
+            goto fail;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        if (n > (Py_ssize_t)GN_ERGO_ENABLED_NODES_MAX) {
+            raise_code(GN_ELIMIT);
+            goto fail;
+        }
+        c->nodes = calloc(n ? (size_t)n : 1, sizeof *c->nodes);
+        if (!c->nodes) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const char *s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+            if (!s || sp_name(c->nodes[i], s, false) < 0)
+                goto fail;
+        }
+        c->nnodes = (size_t)n;
+        Py_DECREF(seq);
+    }
+    return sp_submit(self, c);
+fail:
+    Py_XDECREF(seq);
+    free(c->nodes);
+    free(c);
+    return NULL;
+}
+

@@ -292,3 +292,172 @@ def test_register_type_errors() -> None:
     with pytest.raises(TypeError):
         ergo.register_type("#x/Odd")(Odd)
     assert ergo.options("n@h", "ck", port=0) == ["ergo.node=n@h", "ergo.cookie=ck", "ergo.port=0"]
+
+
+# ---- remote spawn and application start (golemnet/ergo.h; docs/ergo-node.md)
+
+
+async def spawn_cases(ea: Any, eb: Any, node_b: str) -> None:
+    """ea asks eb (named node_b) to spawn and start: refused, granted, bounds."""
+    spawned: List[Any] = []
+    got: List[Any] = []
+
+    async def handler(p: Any, rq: Any) -> None:
+        spawned.append((p, rq))
+        async for m in p:
+            got.append(m.value)
+            if m.call:
+                await m.reply(["worker", m.value])
+
+    drv = await ea.spawn()
+    with pytest.raises(ergo.CallError) as ei:
+        await drv.remote_spawn(node_b, "worker")
+    assert ei.value.text == "unknown name"
+    await eb.enable_spawn("worker", handler)
+    pid = await drv.remote_spawn(node_b, "worker", register="w1", args=["golem-arg", 42])
+    assert isinstance(pid, ergo.PID) and pid.node == node_b and pid.id >= 1001
+    await wait_for(lambda: len(spawned) == 1)
+    p, rq = spawned[0]
+    assert p.pid == pid and p.name == "w1"
+    assert rq.factory == "worker" and rq.parent == drv.pid and rq.register == "w1"
+    assert rq.args == ["golem-arg", 42] and rq.node == drv.pid.node
+    # the new process: by PID and by its registered name
+    assert await drv.call(pid, "hi") == ["worker", "hi"]
+    await drv.send(ergo.ProcessID("w1", node_b), "by-name", important=True)
+    await wait_for(lambda: "by-name" in got)
+    with pytest.raises(ergo.CallError, match="resource is taken"):
+        await drv.remote_spawn(node_b, "worker", register="w1")
+    # the node's own requester process (no process given)
+    pid2 = await ea.remote_spawn(node_b, "worker")
+    assert pid2 != pid and pid2.node == node_b
+    # a node list without us: not allowed; with us: granted; disabled again
+    await eb.enable_spawn("listed", handler, nodes=["nobody@localhost"])
+    with pytest.raises(ergo.CallError, match="not allowed"):
+        await drv.remote_spawn(node_b, "listed")
+    await eb.enable_spawn("listed", handler, nodes=[drv.pid.node])
+    await drv.remote_spawn(node_b, "listed")
+    await eb.disable_spawn("listed", [drv.pid.node])
+    with pytest.raises(ergo.CallError, match="not allowed"):
+        await drv.remote_spawn(node_b, "listed")
+    await eb.disable_spawn("listed")
+    with pytest.raises(golemnet.NotFoundError):
+        await eb.disable_spawn("listed")
+    # application start
+    starts: List[Any] = []
+    with pytest.raises(ergo.CallError, match="unknown name"):
+        await drv.remote_app_start(node_b, "golem_app")
+    await eb.enable_app_start("golem_app", starts.append)
+    await drv.remote_app_start(node_b, "golem_app", 3)
+    await wait_for(lambda: len(starts) == 1)
+    assert starts[0].name == "golem_app" and starts[0].mode == 3
+    assert starts[0].core == drv.pid and starts[0].node == drv.pid.node
+    await eb.enable_app_start("only_them", starts.append, nodes=["nobody@localhost"])
+    with pytest.raises(ergo.CallError, match="not allowed"):
+        await drv.remote_app_start(node_b, "only_them")
+    await eb.disable_app_start("golem_app")
+    with pytest.raises(ergo.CallError, match="unknown name"):
+        await drv.remote_app_start(node_b, "golem_app")
+    with pytest.raises(golemnet.Error):
+        await drv.remote_app_start(node_b, "golem_app", 9)
+    for q, _ in spawned:
+        await q.close()
+    await drv.close()
+
+
+async def spawn_timeout_and_reset(ea: Any, eb: Any, node_b: str) -> None:
+    """eb detached (its connection stays): requests time out; a disconnect resets them."""
+    await eb.close()
+    drv = await ea.spawn()
+    with pytest.raises(golemnet.TimeoutError):
+        await drv.remote_spawn(node_b, "worker", timeout=0.2)
+    with pytest.raises(golemnet.TimeoutError):
+        await drv.remote_app_start(node_b, "golem_app", timeout=0.2)
+    pending = asyncio.ensure_future(drv.remote_spawn(node_b, "worker", timeout=10))
+    await asyncio.sleep(0.2)
+    await ea.disconnect(node_b)
+    with pytest.raises(golemnet.ResetError):
+        await pending
+
+
+@aio(60)
+async def test_remote_spawn_over_tcp() -> None:
+    a, b, ea, eb = await tcp_pair()
+    try:
+        await eb.spawn()  # names known; and beta's registration settles
+        drv = await ea.spawn()
+        for attempt in range(100):  # beta registers with the registrar just after its start
+            try:
+                await drv.remote_spawn("beta@localhost", "none")
+            except ergo.CallError:
+                break
+            except golemnet.NotFoundError:
+                if attempt == 99:
+                    raise
+                await asyncio.sleep(0.05)
+        await drv.close()
+        await spawn_cases(ea, eb, "beta@localhost")
+        await spawn_timeout_and_reset(ea, eb, "beta@localhost")
+    finally:
+        await b.close()
+        await a.close()
+
+
+@aio(60)
+async def test_remote_spawn_over_libp2p_channel() -> None:
+    a = golemnet.Node(listen=[LOOPBACK], protocol_components="ergo",
+                      options=ergo.options("sa@localhost"))
+    b = golemnet.Node(protocol_components="ergo", options=ergo.options("sb@localhost"))
+    ea = ergo.ErgoNode(a)
+    eb = ergo.ErgoNode(b)
+    await a.start()
+    await b.start()
+    try:
+        await ea.spawn()
+        await eb.spawn()
+        await b.dial(a.addrs[0] + "/p2p/" + a.peer_id)
+        await eb.connect_peer(a.peer_id, "sa@localhost")
+        await eb.wait_connected("sa@localhost")
+        await spawn_cases(eb, ea, "sa@localhost")
+        await spawn_timeout_and_reset(eb, ea, "sa@localhost")
+    finally:
+        await b.close()
+        await a.close()
+
+
+def test_remote_spawn_blocking() -> None:
+    import queue as _q
+    from golemnet.blocking import Node
+    reg = free_port()
+    a = Node(protocol_components="ergo",
+             options=ergo.options("bsa@localhost", "c", port=0, registrar_port=reg))
+    b = Node(protocol_components="ergo",
+             options=ergo.options("bsb@localhost", "c", port=0, registrar_port=reg))
+    ea = ergo.BlockingErgoNode(a)
+    eb = ergo.BlockingErgoNode(b)
+    a.start()
+    b.start()
+    try:
+        made: "_q.Queue[Any]" = _q.Queue()
+        ea.enable_spawn("bw", lambda p, rq: made.put((p, rq)))
+        ea.enable_app_start("bapp", lambda rq: made.put(rq))
+        for attempt in range(100):  # bsa registers with the registrar just after its start
+            try:
+                pid = eb.remote_spawn("bsa@localhost", "bw", args=[1])
+                break
+            except golemnet.NotFoundError:
+                if attempt == 99:
+                    raise
+                time.sleep(0.05)
+        p, rq = made.get(timeout=5)
+        assert isinstance(p, ergo.BlockingProcess) and p.pid == pid and rq.args == [1]
+        cl = eb.spawn()
+        cl.send(pid, "hello", important=True)
+        assert p.receive(timeout=5).value == "hello"
+        eb.remote_app_start("bsa@localhost", "bapp", 1)
+        assert made.get(timeout=5).mode == 1
+        with pytest.raises(ergo.CallError, match="unknown name"):
+            cl.remote_spawn("bsa@localhost", "nope")
+        ea.disable_spawn("bw")
+    finally:
+        b.close()
+        a.close()
