@@ -2046,6 +2046,8 @@ static int sp_enable_run(sp_cmd *c)
     bool fresh = !e;
     if (fresh && !(e = calloc(1, sizeof *e)))
         return GN_ENOMEM;
+    uint64_t old_stream = e->stream;
+    int old_qlimit = e->qlimit;
     e->b = b;
     e->app = c->app;
     snprintf(e->name, sizeof e->name, "%s", c->name);
@@ -2055,6 +2057,9 @@ static int sp_enable_run(sp_cmd *c)
                     : gn_ergo_spawn_enable(b->en, c->name, nodes, c->nnodes, sp_factory, e);
     if (rc < 0 && fresh) {
         free(e);
+    } else if (rc < 0) { /* unchanged: the consumer keeps the old stream */
+        e->stream = old_stream;
+        e->qlimit = old_qlimit;
     } else if (fresh) {
         e->next = b->enables;
         b->enables = e;
