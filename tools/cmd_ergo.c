@@ -27,6 +27,7 @@
 #define ERGO_MAX_LISTEN 16
 
 enum { OP_SEND = 1, OP_CALL, OP_PING, OP_INFO, OP_SERVE };
+enum { OP_LINK = 10, OP_MONITOR }; /* wait for the target's exit or down signal */
 
 typedef struct ergo_cli {
     int op;
@@ -52,6 +53,7 @@ typedef struct ergo_cli {
     uint64_t got;
     unsigned spawn_tries;
     bool connecting;
+    bool to_event;        /* link/monitor --event: the target is an event name */
     atomic_int done;  /* 1 + exit status */
 } ergo_cli;
 
@@ -269,6 +271,8 @@ static int make_value(ergo_cli *c, gn_edf_value *v)
 
 static gn_ergo_target target_of(ergo_cli *c)
 {
+    if (c->to_event)
+        return gn_ergo_to_event(c->remote, c->to_name);
     if (c->to_pid) {
         gn_ergo_pid pid;
         memset(&pid, 0, sizeof pid);
@@ -356,6 +360,68 @@ static void do_info(ergo_cli *c, const gn_ergo_remote_info *ri)
     finish(c, EXIT_SUCCESS);
 }
 
+/* ---- link / monitor: wait for the signal ---- */
+
+static void out_target(const char *key, const gn_ergo_target *t)
+{
+    char buf[GN_ERGO_NAME_MAX * 2 + 32];
+    if (t->kind == GN_ERGO_TO_PID)
+        snprintf(buf, sizeof buf, "<%s.%llu>", t->pid.node, (unsigned long long)t->pid.id);
+    else if (t->kind == GN_ERGO_TO_ALIAS)
+        snprintf(buf, sizeof buf, "Ref#<%s.%llu.%llu.%llu>", t->alias.node,
+                 (unsigned long long)t->alias.id[0], (unsigned long long)t->alias.id[1],
+                 (unsigned long long)t->alias.id[2]);
+    else
+        snprintf(buf, sizeof buf, "%s", t->name);
+    cli_out_str(key, buf);
+}
+
+static void link_signal(gn_ergo_proc *p, void *arg, const gn_ergo_signal *s)
+{
+    (void)p;
+    ergo_cli *c = arg;
+    pthread_mutex_lock(&out_mu);
+    cli_out_begin(s->kind == GN_ERGO_SIG_EXIT ? "ergo_exit" : "ergo_down");
+    cli_out_str("node", c->remote);
+    out_target("target", &s->target);
+    cli_out_str("kind", s->target.kind == GN_ERGO_TO_PID ? "pid"
+                        : s->target.kind == GN_ERGO_TO_NAME ? "name"
+                        : s->target.kind == GN_ERGO_TO_ALIAS ? "alias" : "event");
+    cli_out_str("reason", s->reason);
+    printf(cli_json ? ",\"direct\":%s" : " direct=%s", s->direct ? "true" : "false");
+    cli_out_end();
+    pthread_mutex_unlock(&out_mu);
+    finish(c, EXIT_SUCCESS);
+}
+
+static void linked(void *arg, int status, const char *err_text)
+{
+    ergo_cli *c = arg;
+    const char *what = c->op == OP_LINK ? "link" : "monitor";
+    if (status < 0) {
+        out_error(c, what, status, err_text);
+        return;
+    }
+    gn_ergo_target to = target_of(c);
+    pthread_mutex_lock(&out_mu);
+    cli_out_begin(c->op == OP_LINK ? "ergo_linked" : "ergo_monitoring");
+    cli_out_str("node", c->remote);
+    out_target("target", &to);
+    printf(cli_json ? ",\"rtt_ms\":%.3f" : " rtt_ms=%.3f", ms_since(c));
+    cli_out_end();
+    pthread_mutex_unlock(&out_mu);
+}
+
+static void do_link(ergo_cli *c, const gn_ergo_target *to)
+{
+    int rc = gn_ergo_proc_set_signal_cb(c->proc, link_signal, c);
+    if (rc == 0)
+        rc = c->op == OP_LINK ? gn_ergo_link(c->proc, to, linked, c)
+                              : gn_ergo_monitor(c->proc, to, linked, c);
+    if (rc < 0)
+        out_error(c, c->op == OP_LINK ? "link" : "monitor", rc, NULL);
+}
+
 static void act(ergo_cli *c)
 {
     gn_edf_value v;
@@ -398,6 +464,10 @@ static void act(ergo_cli *c)
             out_error(c, "call", rc, NULL);
         return;
     }
+    case OP_LINK:
+    case OP_MONITOR:
+        do_link(c, &to);
+        return;
     default:
         return;
     }
@@ -511,7 +581,8 @@ static void begin(gn_timer *t, void *arg)
             out_error(c, "dial", rc, c->peer_ma);
         return;
     }
-    if (c->op == OP_INFO) {
+    if (c->op == OP_INFO || c->op == OP_LINK || c->op == OP_MONITOR) {
+        /* link/monitor: connected first, so a --pid target carries the node's creation */
         rc = gn_ergo_connect(c->en, c->remote);
         if (rc < 0 && rc != GN_EEXIST) {
             out_error(c, "connect", rc, c->remote);
@@ -527,6 +598,11 @@ static void expired(gn_timer *t, void *arg)
 {
     (void)t;
     ergo_cli *c = arg;
+    if (c->op == OP_LINK || c->op == OP_MONITOR) {
+        out_error(c, c->op == OP_LINK ? "link" : "monitor", GN_ETIMEDOUT,
+                  "no signal within --timeout");
+        return;
+    }
     out_error(c, c->op == OP_SEND ? "send" : c->op == OP_CALL ? "call"
                  : c->op == OP_PING ? "ping" : "info", GN_ETIMEDOUT, "no outcome in time");
 }
@@ -537,7 +613,7 @@ static void start_fn(gn_loop *loop, void *arg)
     gn_timer_init(loop, &c->timer);
     gn_timer_init(loop, &c->deadline);
     if (c->op != OP_SERVE)
-        gn_timer_start(&c->deadline, c->timeout + 2 * GN_S, expired, c);
+        gn_timer_start(&c->deadline, c->timeout + (c->op >= OP_LINK ? 0 : 2 * GN_S), expired, c);
     begin(&c->timer, c);
 }
 
@@ -560,6 +636,7 @@ const char cmd_ergo_help[] =
     "       golemnet ergo ping NODE [--to NAME] [options]\n"
     "       golemnet ergo info NODE [options]\n"
     "       golemnet ergo serve --name NAME@HOST [--process NAME] [--count N] [options]\n"
+    "       golemnet ergo link|monitor NODE (TARGET [--event] | --pid ID) [options]\n"
     "An Ergo node (golemnet/ergo.h, docs/ergo-node.md) on a short-lived golemnet node:\n"
     "one operation against remote Ergo node NODE (name@host), then exit (0 success,\n"
     "1 failure with an error line); or serve a registered process that prints every\n"
@@ -570,6 +647,13 @@ const char cmd_ergo_help[] =
     "  ping                          an important send of the atom 'ping': the round trip\n"
     "                                (a node that answers \"no such process\" fails it)\n"
     "  info                          connect and print what NODE announced\n"
+    "  link, monitor                 link to / monitor process TARGET (a registered\n"
+    "                                name), event TARGET (--event) or --pid ID on NODE,\n"
+    "                                print ergo_linked / ergo_monitoring, then the\n"
+    "                                ergo_exit / ergo_down signal when it ends (target,\n"
+    "                                kind, reason, direct) and exit 0; exit 1 when no\n"
+    "                                signal came within --timeout\n"
+    "  --event                       link/monitor: TARGET is an event name\n"
     "  VALUE                         a string, or with --atom / --int / --float / --bool\n"
     "                                that kind (Go gen.Atom, int, float64, bool)\n"
     "  --to NAME                     the registered name of the target (default echo)\n"
@@ -593,6 +677,8 @@ const char cmd_ergo_help[] =
     "                                SIGINT/SIGTERM)\n"
     "  --json                        one JSON object per line\n\n"
     "Output lines: ergo_sent, ergo_pong (rtt_ms), ergo_reply (rtt_ms, value),\n"
+    "ergo_linked / ergo_monitoring (node, target, rtt_ms), ergo_exit / ergo_down (node,\n"
+    "target, kind, reason, direct),\n"
     "ergo_info (node, creation, flags, max_message_size, carrier, links), ergo_serving\n"
     "(node, process, pid), ergo_message / ergo_call (from, to, value), listening\n"
     "(addr), error (what, error, detail). Values are printed as JSON: strings and\n"
@@ -625,6 +711,8 @@ int cmd_ergo(int argc, char **argv)
          : !strcmp(opname, "ping") ? OP_PING : !strcmp(opname, "info") ? OP_INFO
          : !strcmp(opname, "serve") ? OP_SERVE : 0;
     if (!c.op)
+        c.op = !strcmp(opname, "link") ? OP_LINK : !strcmp(opname, "monitor") ? OP_MONITOR : 0;
+    if (!c.op)
         return usage_err("unknown operation '%s'", opname);
     static char optbuf[ERGO_MAX_OPTS][600];
     const char *opts[ERGO_MAX_OPTS];
@@ -655,6 +743,8 @@ int cmd_ergo(int argc, char **argv)
             c.value_kind = 3;
         } else if (!strcmp(a, "--bool")) {
             c.value_kind = 4;
+        } else if (!strcmp(a, "--event")) {
+            c.to_event = true;
         } else if (a[0] == '-' && a[1] == '-' && !has) {
             return usage_err("%s needs a value", a);
         } else if (!strcmp(a, "--to")) {
@@ -719,6 +809,14 @@ int cmd_ergo(int argc, char **argv)
         }
     }
     size_t want = c.op == OP_SERVE ? 0 : (c.op == OP_SEND || c.op == OP_CALL) ? 2 : 1;
+    if (c.op == OP_LINK || c.op == OP_MONITOR) {
+        want = c.to_pid ? 1 : 2;
+        if (npos != want || (c.to_pid && c.to_event))
+            return usage_err("%s", "want NODE TARGET (a name, or an event with --event), "
+                                   "or NODE --pid ID");
+        if (want == 2)
+            c.to_name = pos[1];
+    }
     if (npos != want)
         return usage_err("%s", c.op == OP_SERVE ? "serve takes no NODE"
                                 : want == 2 ? "want NODE VALUE" : "want NODE");
@@ -726,7 +824,7 @@ int cmd_ergo(int argc, char **argv)
         c.remote = pos[0];
         if (!strchr(c.remote, '@'))
             return usage_err("NODE %s: want name@host", c.remote);
-        c.value = want == 2 ? pos[1] : NULL;
+        c.value = want == 2 && c.op < OP_LINK ? pos[1] : NULL;
     }
     if (c.op == OP_SERVE && !name)
         return usage_err("%s", "serve needs --name NAME@HOST");
