@@ -87,6 +87,12 @@ static void print_value(const gn_edf_value *v)
     }
 }
 
+static bool is_atom(const gn_edf_value *v, const char *text)
+{
+    size_t n = strlen(text);
+    return v->kind == GN_EDF_ATOM && v->u.bytes.len == n && memcmp(v->u.bytes.base, text, n) == 0;
+}
+
 /* The process's messages (loop thread); m and its value are borrowed for the call. */
 static void on_message(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
 {
@@ -116,8 +122,7 @@ static void on_message(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
     print_value(m->value);
     printf("\n");
     fflush(stdout);
-    if (m->value->kind == GN_EDF_ATOM && m->value->u.bytes.len == 4 &&
-        memcmp(m->value->u.bytes.base, "stop", 4) == 0) {
+    if (is_atom(m->value, "stop")) {
         /* linked processes get an exit signal, monitors a down, both "shutdown" */
         gn_ergo_proc_exit(p, GN_ERGO_REASON_SHUTDOWN);
         a->proc = NULL;
