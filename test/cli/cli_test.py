@@ -1472,6 +1472,11 @@ def ergo_link_monitor_signal():
         rc, evs, err = ergo_cli("link", "lsrv@localhost", "nobody", "--timeout", "5", *common)
         assert rc == 1 and evs[-1]["event"] == "error" and evs[-1]["error"] == "GN_ENOTFOUND", \
             (rc, evs, err)
+        # an event nobody registered (--event): Ergo's refusal text
+        rc, evs, err = ergo_cli("monitor", "lsrv@localhost", "ticks", "--event", "--timeout", "5",
+                                *common)
+        assert rc == 1 and evs[-1]["error"] == "GN_ECALLBACK", (rc, evs, err)
+        assert evs[-1]["detail"] == "unknown event", evs
         # confirmed, but no signal within --timeout: exit 1
         rc, evs, err = ergo_cli("monitor", "lsrv@localhost", "echo", "--timeout", "1", *common)
         assert rc == 1 and [e["event"] for e in evs] == ["ergo_monitoring", "error"], (rc, evs)
