@@ -27,6 +27,7 @@
 #define ERGO_MAX_LISTEN 16
 
 enum { OP_SEND = 1, OP_CALL, OP_PING, OP_INFO, OP_SERVE, OP_SPAWN };
+enum { OP_LINK = 10, OP_MONITOR }; /* wait for the target's exit or down signal */
 #define ERGO_MAX_ARGS 16 /* spawn: ARGs; serve: --allow-spawn factories */
 
 typedef struct ergo_cli {
@@ -53,6 +54,7 @@ typedef struct ergo_cli {
     uint64_t got;
     unsigned spawn_tries;
     bool connecting;
+    bool to_event;        /* link/monitor --event: the target is an event name */
     atomic_int done;  /* 1 + exit status */
     /* spawn: FACTORY, --register, ARGs; serve: --allow-spawn */
     const char *factory, *reg;
@@ -280,6 +282,8 @@ static int make_value_of(ergo_cli *c, const char *s, gn_edf_value *v)
 
 static gn_ergo_target target_of(ergo_cli *c)
 {
+    if (c->to_event)
+        return gn_ergo_to_event(c->remote, c->to_name);
     if (c->to_pid) {
         gn_ergo_pid pid;
         memset(&pid, 0, sizeof pid);
@@ -429,6 +433,68 @@ static int serve_factory(void *arg, gn_ergo_node *en, const gn_ergo_spawn_reques
     return 0;
 }
 
+/* ---- link / monitor: wait for the signal ---- */
+
+static void out_target(const char *key, const gn_ergo_target *t)
+{
+    char buf[GN_ERGO_NAME_MAX * 2 + 32];
+    if (t->kind == GN_ERGO_TO_PID)
+        snprintf(buf, sizeof buf, "<%s.%llu>", t->pid.node, (unsigned long long)t->pid.id);
+    else if (t->kind == GN_ERGO_TO_ALIAS)
+        snprintf(buf, sizeof buf, "Ref#<%s.%llu.%llu.%llu>", t->alias.node,
+                 (unsigned long long)t->alias.id[0], (unsigned long long)t->alias.id[1],
+                 (unsigned long long)t->alias.id[2]);
+    else
+        snprintf(buf, sizeof buf, "%s", t->name);
+    cli_out_str(key, buf);
+}
+
+static void link_signal(gn_ergo_proc *p, void *arg, const gn_ergo_signal *s)
+{
+    (void)p;
+    ergo_cli *c = arg;
+    pthread_mutex_lock(&out_mu);
+    cli_out_begin(s->kind == GN_ERGO_SIG_EXIT ? "ergo_exit" : "ergo_down");
+    cli_out_str("node", c->remote);
+    out_target("target", &s->target);
+    cli_out_str("kind", s->target.kind == GN_ERGO_TO_PID ? "pid"
+                        : s->target.kind == GN_ERGO_TO_NAME ? "name"
+                        : s->target.kind == GN_ERGO_TO_ALIAS ? "alias" : "event");
+    cli_out_str("reason", s->reason);
+    printf(cli_json ? ",\"direct\":%s" : " direct=%s", s->direct ? "true" : "false");
+    cli_out_end();
+    pthread_mutex_unlock(&out_mu);
+    finish(c, EXIT_SUCCESS);
+}
+
+static void linked(void *arg, int status, const char *err_text)
+{
+    ergo_cli *c = arg;
+    const char *what = c->op == OP_LINK ? "link" : "monitor";
+    if (status < 0) {
+        out_error(c, what, status, err_text);
+        return;
+    }
+    gn_ergo_target to = target_of(c);
+    pthread_mutex_lock(&out_mu);
+    cli_out_begin(c->op == OP_LINK ? "ergo_linked" : "ergo_monitoring");
+    cli_out_str("node", c->remote);
+    out_target("target", &to);
+    printf(cli_json ? ",\"rtt_ms\":%.3f" : " rtt_ms=%.3f", ms_since(c));
+    cli_out_end();
+    pthread_mutex_unlock(&out_mu);
+}
+
+static void do_link(ergo_cli *c, const gn_ergo_target *to)
+{
+    int rc = gn_ergo_proc_set_signal_cb(c->proc, link_signal, c);
+    if (rc == 0)
+        rc = c->op == OP_LINK ? gn_ergo_link(c->proc, to, linked, c)
+                              : gn_ergo_monitor(c->proc, to, linked, c);
+    if (rc < 0)
+        out_error(c, c->op == OP_LINK ? "link" : "monitor", rc, NULL);
+}
+
 static void act(ergo_cli *c)
 {
     gn_edf_value v;
@@ -474,6 +540,10 @@ static void act(ergo_cli *c)
             out_error(c, "call", rc, NULL);
         return;
     }
+    case OP_LINK:
+    case OP_MONITOR:
+        do_link(c, &to);
+        return;
     default:
         return;
     }
@@ -594,7 +664,8 @@ static void begin(gn_timer *t, void *arg)
             out_error(c, "dial", rc, c->peer_ma);
         return;
     }
-    if (c->op == OP_INFO) {
+    if (c->op == OP_INFO || c->op == OP_LINK || c->op == OP_MONITOR) {
+        /* link/monitor: connected first, so a --pid target carries the node's creation */
         rc = gn_ergo_connect(c->en, c->remote);
         if (rc < 0 && rc != GN_EEXIST) {
             out_error(c, "connect", rc, c->remote);
@@ -610,6 +681,11 @@ static void expired(gn_timer *t, void *arg)
 {
     (void)t;
     ergo_cli *c = arg;
+    if (c->op == OP_LINK || c->op == OP_MONITOR) {
+        out_error(c, c->op == OP_LINK ? "link" : "monitor", GN_ETIMEDOUT,
+                  "no signal within --timeout");
+        return;
+    }
     out_error(c, c->op == OP_SEND ? "send" : c->op == OP_CALL ? "call"
                  : c->op == OP_PING ? "ping" : c->op == OP_SPAWN ? "spawn" : "info",
               GN_ETIMEDOUT, "no outcome in time");
@@ -621,7 +697,7 @@ static void start_fn(gn_loop *loop, void *arg)
     gn_timer_init(loop, &c->timer);
     gn_timer_init(loop, &c->deadline);
     if (c->op != OP_SERVE)
-        gn_timer_start(&c->deadline, c->timeout + 2 * GN_S, expired, c);
+        gn_timer_start(&c->deadline, c->timeout + (c->op >= OP_LINK ? 0 : 2 * GN_S), expired, c);
     begin(&c->timer, c);
 }
 
@@ -646,6 +722,7 @@ const char cmd_ergo_help[] =
     "       golemnet ergo spawn NODE FACTORY [--register NAME] [ARG...] [options]\n"
     "       golemnet ergo serve --name NAME@HOST [--process NAME] [--count N]\n"
     "                           [--allow-spawn FACTORY]... [options]\n"
+    "       golemnet ergo link|monitor NODE (TARGET [--event] | --pid ID) [options]\n"
     "An Ergo node (golemnet/ergo.h, docs/ergo-node.md) on a short-lived golemnet node:\n"
     "one operation against remote Ergo node NODE (name@host), then exit (0 success,\n"
     "1 failure with an error line); or serve a registered process that prints every\n"
@@ -659,6 +736,10 @@ const char cmd_ergo_help[] =
     "  spawn                         ask NODE to spawn a process from its factory FACTORY\n"
     "                                (enabled there for remote spawn) with ARGs (strings, or\n"
     "                                all of the kind --atom/--int/... says) and print its PID\n"
+    "  link, monitor                 link to / monitor TARGET (a name, an --event or\n"
+    "                                --pid ID) and print its exit / down signal (exit 1\n"
+    "                                when none came within --timeout)\n"
+    "  --event                       link/monitor: TARGET is an event name\n"
     "  --register NAME               spawn: the name the new process registers\n"
     "  --allow-spawn FACTORY         serve: let remote nodes spawn echo processes from\n"
     "                                FACTORY (repeatable; anything else is refused)\n"
@@ -684,14 +765,10 @@ const char cmd_ergo_help[] =
     "  --count N                     serve: exit after N messages (default: run until\n"
     "                                SIGINT/SIGTERM)\n"
     "  --json                        one JSON object per line\n\n"
-    "Output lines: ergo_sent, ergo_pong (rtt_ms), ergo_reply (rtt_ms, value),\n"
-    "ergo_spawned (node, factory, pid, register, rtt_ms), ergo_spawn_request (from,\n"
-    "factory, pid, register, args),\n"
-    "ergo_info (node, creation, flags, max_message_size, carrier, links), ergo_serving\n"
-    "(node, process, pid), ergo_message / ergo_call (from, to, value), listening\n"
-    "(addr), error (what, error, detail). Values are printed as JSON: strings and\n"
-    "atoms as strings, binaries as {\"hex\":...}, PIDs as \"<node.id>\", registered\n"
-    "structs as objects with \"type\".\n";
+    "Output: one line per event (ergo_sent, ergo_reply, ergo_spawned, ergo_exit, error,\n"
+    "...; the list and their fields: docs/cli.md \"Ergo\"). Values are printed as JSON:\n"
+    "strings and atoms as strings, binaries as {\"hex\":...}, PIDs as \"<node.id>\",\n"
+    "registered structs as objects with \"type\".\n";
 
 static int usage_err(const char *fmt, ...) GN_PRINTF(1, 2);
 static int usage_err(const char *fmt, ...)
@@ -718,6 +795,8 @@ int cmd_ergo(int argc, char **argv)
     c.op = !strcmp(opname, "send") ? OP_SEND : !strcmp(opname, "call") ? OP_CALL
          : !strcmp(opname, "ping") ? OP_PING : !strcmp(opname, "info") ? OP_INFO
          : !strcmp(opname, "serve") ? OP_SERVE : !strcmp(opname, "spawn") ? OP_SPAWN : 0;
+    if (!c.op)
+        c.op = !strcmp(opname, "link") ? OP_LINK : !strcmp(opname, "monitor") ? OP_MONITOR : 0;
     if (!c.op)
         return usage_err("unknown operation '%s'", opname);
     static char optbuf[ERGO_MAX_OPTS][600];
@@ -749,6 +828,8 @@ int cmd_ergo(int argc, char **argv)
             c.value_kind = 3;
         } else if (!strcmp(a, "--bool")) {
             c.value_kind = 4;
+        } else if (!strcmp(a, "--event")) {
+            c.to_event = true;
         } else if (a[0] == '-' && a[1] == '-' && !has) {
             return usage_err("%s needs a value", a);
         } else if (!strcmp(a, "--to")) {
@@ -822,6 +903,14 @@ int cmd_ergo(int argc, char **argv)
     }
     size_t want = c.op == OP_SERVE ? 0
                   : (c.op == OP_SEND || c.op == OP_CALL || c.op == OP_SPAWN) ? 2 : 1;
+    if (c.op == OP_LINK || c.op == OP_MONITOR) {
+        want = c.to_pid ? 1 : 2;
+        if (npos != want || (c.to_pid && c.to_event))
+            return usage_err("%s", "want NODE TARGET (a name, or an event with --event), "
+                                   "or NODE --pid ID");
+        if (want == 2)
+            c.to_name = pos[1];
+    }
     if (npos != want)
         return usage_err("%s", c.op == OP_SERVE ? "serve takes no NODE"
                                 : c.op == OP_SPAWN ? "want NODE FACTORY"
@@ -832,7 +921,7 @@ int cmd_ergo(int argc, char **argv)
         c.remote = pos[0];
         if (!strchr(c.remote, '@'))
             return usage_err("NODE %s: want name@host", c.remote);
-        c.value = want == 2 ? pos[1] : NULL;
+        c.value = want == 2 && c.op < OP_LINK ? pos[1] : NULL;
     }
     if (c.op == OP_SERVE && !name)
         return usage_err("%s", "serve needs --name NAME@HOST");

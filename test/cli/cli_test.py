@@ -1450,6 +1450,67 @@ def ergo_bad_usage_exit_2():
 
 
 @case
+def ergo_link_monitor_signal():
+    """`golemnet ergo monitor|link`: the signal arrives as a JSON line when the target's
+    node goes away ("no connection"; "normal" if its termination frame left first)."""
+    if not ergo_has_cli():
+        return
+    reg = str(free_tcp_udp_port())
+    common = ["--cookie", "ck2", "--registrar-port", reg]
+    s = ErgoServe("--name", "lsrv@localhost", "--port", "0", *common)
+    watchers = []
+    try:
+        ev = s.wait_for(lambda e: e["event"] == "ergo_serving")
+        assert ev, s.lines
+        for _ in range(50):  # the server registers with the registrar just after it serves
+            rc, evs, err = ergo_cli("ping", "lsrv@localhost", *common)
+            if rc == 0:
+                break
+            time.sleep(0.1)
+        assert rc == 0, (rc, evs, err)
+        # a missing name: refused by the server, exit 1
+        rc, evs, err = ergo_cli("link", "lsrv@localhost", "nobody", "--timeout", "5", *common)
+        assert rc == 1 and evs[-1]["event"] == "error" and evs[-1]["error"] == "GN_ENOTFOUND", \
+            (rc, evs, err)
+        # an event nobody registered (--event): Ergo's refusal text
+        rc, evs, err = ergo_cli("monitor", "lsrv@localhost", "ticks", "--event", "--timeout", "5",
+                                *common)
+        assert rc == 1 and evs[-1]["error"] == "GN_ECALLBACK", (rc, evs, err)
+        assert evs[-1]["detail"] == "unknown event", evs
+        # confirmed, but no signal within --timeout: exit 1
+        rc, evs, err = ergo_cli("monitor", "lsrv@localhost", "echo", "--timeout", "1", *common)
+        assert rc == 1 and [e["event"] for e in evs] == ["ergo_monitoring", "error"], (rc, evs)
+        assert evs[-1]["error"] == "GN_ETIMEDOUT", evs
+        # a monitor by name and a link by PID, each waiting for its signal
+        pid = ev["pid"].rsplit(".", 1)[1].rstrip(">")
+        for args in (["monitor", "lsrv@localhost", "echo"], ["link", "lsrv@localhost", "--pid", pid]):
+            w = Node.__new__(Node)
+            w.p = subprocess.Popen([CLI, "ergo", *args, "--timeout", "20", "--json", *common],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            w.lines, w.buf, w.err = [], b"", ""
+            watchers.append(w)
+        for w, first in zip(watchers, ("ergo_monitoring", "ergo_linked")):
+            assert w.wait_for(lambda e: e["event"] == first), (w.lines, w.err)
+        rc, _ = s.stop()
+        assert rc == 0, (rc, s.err)
+        for w, sig, kind in zip(watchers, ("ergo_down", "ergo_exit"), ("name", "pid")):
+            e = w.wait_for(lambda e: e["event"] == sig)
+            assert e and e["kind"] == kind and e["direct"] is False, (w.lines, w.err)
+            assert e["reason"] in ("no connection", "normal"), e
+            assert e["target"] == ("echo" if kind == "name" else ev["pid"]), e
+            assert w.p.wait(timeout=10) == 0
+        rc, out, err = run("ergo", "link", "a@b", "--cookie", "c")
+        assert rc == 2 and "want NODE TARGET" in err, (rc, err)
+    finally:
+        for w in watchers:
+            if w.p.poll() is None:
+                w.p.kill()
+            w.p.wait()
+        if s.p.poll() is None:
+            s.stop()
+
+
+@case
 def ergo_spawn_allowed_and_refused():
     """`golemnet ergo spawn` against `serve --allow-spawn`, over TCP and over a channel."""
     if not ergo_has_cli():

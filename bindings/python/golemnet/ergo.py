@@ -287,6 +287,10 @@ class Message:
     priority: Priority
     ref: Optional[Ref]  # the call's reference (call only)
     process: "Process" = dataclasses.field(repr=False)
+    #: an event message (a publish on an event this process links or monitors): the Event;
+    #: ``value`` is then the published value and ``event_time`` Unix ns; else None
+    to: Optional[Event] = None
+    event_time: Optional[int] = None
 
     async def reply(self, value: Any) -> None:
         """Answers this call with ``value``."""
@@ -295,6 +299,56 @@ class Message:
     async def reply_error(self, text: str) -> None:
         """Answers this call with an error (the caller gets :class:`CallError`)."""
         await self.process.reply(self, text, error=True)
+
+
+# ---- links, monitors, exit signals, events (issue 15) ----
+
+__all__ += ["Signal", "LinkTarget"]
+
+_ERGO_SIGNAL = getattr(_c, "ERGO_SIGNAL", 20)
+
+#: what :meth:`Process.link` and :meth:`Process.monitor` take: a process or an event
+LinkTarget = Union[PID, ProcessID, Alias, Event]
+
+
+@dataclasses.dataclass
+class Signal:
+    """An exit or down signal a process received (Ergo's ``gen.MessageExit*``
+    / ``gen.MessageDown*``). It arrives in the process's stream, as a
+    message does (:meth:`Process.receive`, ``async for``, or ``on_signal``),
+    and counts against the same ``queue`` bound. A golemnet process always
+    traps exits: a signal never ends it."""
+    #: "exit" (a linked target ended, or an exit signal: :attr:`direct`) or "down" (monitor)
+    kind: str
+    #: what ended, as the link or monitor named it (PID, ProcessID, Alias or Event); for an
+    #: exit signal sent with :meth:`Process.send_exit`, the sender's PID
+    target: Any
+    #: Ergo's reason: "normal", "shutdown", "kill", "no connection", "unregistered", or
+    #: the text given to :meth:`Process.exit` / :meth:`Process.send_exit`
+    reason: str
+    #: True for an exit signal sent with send_exit (Ergo's MessageExitPID from a process)
+    direct: bool
+    process: "Process" = dataclasses.field(repr=False)
+
+    EXIT = "exit"
+    DOWN = "down"
+
+
+def _link_target(t: LinkTarget) -> Tuple[str, Any]:
+    if isinstance(t, Event):
+        return ("event", (t.node, t.name))
+    if isinstance(t, (PID, ProcessID, Alias)):
+        return _target(t)
+    raise TypeError(f"a link target is a PID, ProcessID, Alias or Event, not {type(t).__name__}")
+
+
+def _event_unwrap(to_kind: int, m: Message) -> Message:
+    """A gen.MessageEvent (to_kind 4, GN_ERGO_TO_EVENT) becomes its published value, with
+    the event as ``to``."""
+    v = m.value
+    if to_kind == 4 and isinstance(v, dict) and isinstance(v.get("Event"), Event):
+        m.value, m.to, m.event_time = v.get("Message"), v["Event"], v.get("Timestamp")
+    return m
 
 
 class Process:
@@ -311,6 +365,7 @@ class Process:
         self._qlimit = queue
         self._wake = asyncio.Event()
         self._on_message = on_message
+        self._on_signal: Optional[Callable[["Signal"], Any]] = None  # set by spawn()
         self._closed = False
         #: the process's PID
         self.pid: PID = PID("", 0)
@@ -348,9 +403,11 @@ class Process:
                                                     exc_info=t.exception())
         task.add_done_callback(done)
 
-    async def receive(self, timeout: Optional[float] = None) -> Message:
-        """The next message (waits; :class:`~golemnet.TimeoutError` after
-        ``timeout`` seconds; :class:`~golemnet.ClosedError` once closed)."""
+    async def receive(self, timeout: Optional[float] = None) -> Union[Message, "Signal"]:
+        """The next message, or :class:`Signal` (exits and downs arrive in the
+        same stream, before the messages queued after them), waits;
+        :class:`~golemnet.TimeoutError` after ``timeout`` seconds;
+        :class:`~golemnet.ClosedError` once closed."""
         while not self._queue:
             self._check()
             self._wake.clear()
@@ -366,7 +423,7 @@ class Process:
     def __aiter__(self) -> "Process":
         return self
 
-    async def __anext__(self) -> Message:
+    async def __anext__(self) -> Union[Message, "Signal"]:
         try:
             return await self.receive()
         except ClosedError:
@@ -444,6 +501,136 @@ class Process:
         self._check()
         await self._en._simple(self._en._c.alias_delete, self._h,
                                (a.node, a.creation, tuple(a.ids)), what="delete alias")
+
+    # ---- links, monitors, exit signals, events (issue 15) ----
+
+    def _deliver_signal(self, s: Signal) -> None:
+        if self._on_message is None:
+            self._queue.append(s)
+            self._wake.set()
+            return
+        cb = self._on_signal
+        r = None
+        if cb is not None:
+            try:
+                r = cb(s)
+            except Exception:
+                import logging
+                logging.getLogger("golemnet").exception("ergo on_signal failed")
+        if not asyncio.iscoroutine(r):
+            self._en._c.resume(self._h, 1)
+            return
+        task = asyncio.ensure_future(r)
+        self._en._tasks.add(task)
+
+        def done(t: "asyncio.Task[Any]") -> None:
+            self._en._tasks.discard(t)
+            if not self._closed:
+                self._en._c.resume(self._h, 1)
+            if not t.cancelled() and t.exception() is not None:
+                import logging
+                logging.getLogger("golemnet").error("ergo on_signal failed",
+                                                    exc_info=t.exception())
+        task.add_done_callback(done)
+
+    async def _link_op(self, what: str, t: LinkTarget, timeout: float) -> None:
+        self._check()
+        tgt = _link_target(t)
+        try:
+            await self._en._simple(self._en._c.link_op, what, self._h, tgt,
+                                   what=f"{what} {t}", timeout=timeout)
+        except CallError as e:
+            if e.text != "unknown event":
+                raise
+            raise error_from_code(_code("GN_ENOTFOUND"), f"{what} {t}: unknown event") from None
+
+    async def link(self, target: LinkTarget, *, timeout: float = 10.0) -> None:
+        """Links this process to ``target`` (a PID, ProcessID, Alias or
+        Event, local or remote): when it ends, or the connection to its node
+        is lost, this process gets a :class:`Signal` of kind "exit" with the
+        reason. Returns once the target's node confirmed. Raises
+        :class:`~golemnet.NotFoundError` (no such process or event),
+        :class:`CallError` (another refusal: "target is already exist", "too
+        large"), :class:`~golemnet.ExistsError` (already linked, local),
+        :class:`~golemnet.LimitError` (256 links and monitors held),
+        :class:`~golemnet.TimeoutError`, :class:`~golemnet.ResetError`."""
+        await self._link_op("link", target, timeout)
+
+    async def unlink(self, target: LinkTarget) -> None:
+        """Removes the link to ``target``; no signal follows
+        (:class:`~golemnet.NotFoundError`: no such link)."""
+        await self._link_op("unlink", target, 10.0)
+
+    async def monitor(self, target: LinkTarget, *, timeout: float = 10.0) -> None:
+        """Monitors ``target`` as :meth:`link` links it: the signal's kind is "down"."""
+        await self._link_op("monitor", target, timeout)
+
+    async def demonitor(self, target: LinkTarget) -> None:
+        """Removes the monitor of ``target``; no signal follows."""
+        await self._link_op("demonitor", target, 10.0)
+
+    async def send_exit(self, pid: PID, reason: str) -> None:
+        """Sends an exit signal with ``reason`` (1..255 bytes) to process
+        ``pid``: it gets an "exit" :class:`Signal` with ``direct`` True (a Go
+        process that does not trap exits terminates). Raises
+        :class:`~golemnet.NotFoundError` (local: no such process),
+        :class:`~golemnet.AgainError` (local: its signal queue is full)."""
+        self._check()
+        await self._en._simple(self._en._c.send_exit, self._h, (pid.node, pid.id, pid.creation),
+                               reason, what=f"exit signal to {pid}")
+
+    async def exit(self, reason: str = "normal") -> None:
+        """Ends the process with ``reason`` (1..255 bytes): everything
+        linked to or monitoring it (its PID, name or aliases) gets its signal
+        with this reason, events it owns end with "unregistered". The
+        process is closed after, as by :meth:`Process.close` (whose reason
+        is "normal")."""
+        if self._closed:
+            return
+        if not isinstance(reason, str) or not 1 <= len(reason.encode()) <= 255:
+            raise ValueError("reason: want 1..255 bytes")
+        self._check()
+        self._closed = True
+        self._wake.set()
+        self._en._procs.pop(self._token, None)
+        try:
+            await self._en._simple(self._en._c.proc_exit, self._h, reason, what="exit")
+        except ClosedError:
+            pass
+
+    async def register_event(self, name: str) -> Event:
+        """Registers event ``name`` on this node, owned by this process:
+        processes here and on remote nodes link or monitor it (Go:
+        ``LinkEvent``/``MonitorEvent``) and receive what :meth:`publish`
+        publishes. Returns the :class:`Event`. Raises
+        :class:`~golemnet.ExistsError` (taken), :class:`~golemnet.LimitError`
+        (64 events per process)."""
+        self._check()
+        await self._en._simple(self._en._c.event_op, "register", self._h, name, None,
+                               what=f"register event {name!r}")
+        return Event(name, self._en.name)
+
+    async def unregister_event(self, name: str) -> None:
+        """Unregisters event ``name``: its subscribers get "unregistered"
+        (:class:`~golemnet.NotFoundError`: this process owns no such event)."""
+        self._check()
+        await self._en._simple(self._en._c.event_op, "unregister", self._h, name, None,
+                               what=f"unregister event {name!r}")
+
+    async def publish(self, name: str, value: Any) -> int:
+        """Publishes ``value`` on event ``name``: each subscriber (link or
+        monitor, here or remote) gets a :class:`Message` with ``to`` the
+        event and ``value`` this value (Go: a ``gen.MessageEvent``). Returns
+        the local subscribers reached plus the remote nodes sent to; a
+        subscriber whose mailbox is full misses it.
+        :class:`~golemnet.NotFoundError`: no such event of this process."""
+        self._check()
+        tok, fut = self._en._request()
+        self._en._submit(tok, self._en._c.event_op, "publish", self._h, name, value)
+        status, _, text = await self._en._await(tok, fut, 10.0)
+        if status < 0:
+            raise _fail(status, f"publish {name!r}", text)
+        return int(status)
 
     @property
     def queued(self) -> int:
@@ -587,10 +774,16 @@ class ErgoNode:
                     if p is None:
                         continue
                     pid, ref, call, important, prio, _to_kind = a
-                    p._deliver(Message(value=b, sender=PID(*pid), call=call,
-                                       important=important, priority=Priority(prio),
-                                       ref=Ref(ref[0], ref[1], tuple(ref[2])) if call else None,
-                                       process=p))
+                    p._deliver(_event_unwrap(_to_kind, Message(
+                        value=b, sender=PID(*pid), call=call, important=important,
+                        priority=Priority(prio),
+                        ref=Ref(ref[0], ref[1], tuple(ref[2])) if call else None, process=p)))
+                    continue
+                if kind == _ERGO_SIGNAL:
+                    p = self._procs.get(tok)
+                    if p is not None:
+                        p._deliver_signal(Signal(kind="exit" if a[0] == 1 else "down",
+                                                 target=b, reason=c, direct=a[1], process=p))
                     continue
                 fut = self._pending.get(tok)
                 if fut is None or fut.done():
@@ -601,7 +794,8 @@ class ErgoNode:
     async def spawn(self, name: Optional[str] = None, *, mailbox: int = 1024, queue: int = 1024,
                     max_pending: int = 0,
                     on_message: Optional[Callable[[Message], Any]] = None,
-                    timeout: float = 10.0) -> Process:
+                    timeout: float = 10.0,
+                    on_signal: Optional[Callable[["Signal"], Any]] = None) -> Process:
         """A new process. ``mailbox``: the C mailbox bound (messages; when
         full, local sends get :class:`~golemnet.AgainError` and remote
         important senders "mailbox full"); ``queue``: messages held for
@@ -609,7 +803,10 @@ class ErgoNode:
         ``on_message``: called (on this loop) with each :class:`Message`
         (a coroutine function runs as a task; the message counts against
         ``queue`` until it ends) instead of queuing for :meth:`Process.receive`.
-        ``name``: register it at once."""
+        ``name``: register it at once. ``on_signal``: with ``on_message``,
+        called with each :class:`Signal` (same rules); without it such a
+        process drops its signals. Without ``on_message`` signals queue for
+        :meth:`Process.receive` with the messages."""
         self._bind()
         assert self._loop is not None
         deadline = self._loop.time() + timeout
@@ -617,6 +814,7 @@ class ErgoNode:
             tok, fut = self._request()
             h = self._c.spawn(mailbox, max(1, queue), max_pending, tok)
             p = Process(self, h, tok, queue, on_message)
+            p._on_signal = on_signal
             self._procs[tok] = p
             status, pid, _ = await self._await(tok, fut, timeout)
             if status == 0:
@@ -885,8 +1083,9 @@ class BlockingProcess:
         self.aio = p
         self.pid = p.pid
 
-    def receive(self, timeout: Optional[float] = 30.0) -> Message:
-        """The next message (:class:`~golemnet.TimeoutError` after ``timeout`` s)."""
+    def receive(self, timeout: Optional[float] = 30.0) -> Union[Message, Signal]:
+        """The next message or :class:`Signal` (:class:`~golemnet.TimeoutError` after
+        ``timeout`` s)."""
         return self._en._run(self.aio.receive(timeout), None if timeout is None else timeout + 5)
 
     def send(self, to: Target, value: Any, **kw: Any) -> None:
@@ -909,6 +1108,34 @@ class BlockingProcess:
 
     def delete_alias(self, a: Alias) -> None:
         self._en._run(self.aio.delete_alias(a))
+
+    # links, monitors, exit signals, events (as the asyncio Process's)
+    def link(self, target: LinkTarget, *, timeout: float = 10.0) -> None:
+        self._en._run(self.aio.link(target, timeout=timeout), timeout + 10)
+
+    def unlink(self, target: LinkTarget) -> None:
+        self._en._run(self.aio.unlink(target))
+
+    def monitor(self, target: LinkTarget, *, timeout: float = 10.0) -> None:
+        self._en._run(self.aio.monitor(target, timeout=timeout), timeout + 10)
+
+    def demonitor(self, target: LinkTarget) -> None:
+        self._en._run(self.aio.demonitor(target))
+
+    def send_exit(self, pid: PID, reason: str) -> None:
+        self._en._run(self.aio.send_exit(pid, reason))
+
+    def exit(self, reason: str = "normal") -> None:
+        self._en._run(self.aio.exit(reason))
+
+    def register_event(self, name: str) -> Event:
+        return self._en._run(self.aio.register_event(name))
+
+    def unregister_event(self, name: str) -> None:
+        self._en._run(self.aio.unregister_event(name))
+
+    def publish(self, name: str, value: Any) -> int:
+        return self._en._run(self.aio.publish(name, value))
 
     def close(self) -> None:
         self._en._run(self.aio.close())

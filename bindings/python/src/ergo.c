@@ -420,6 +420,125 @@ static int cmd_value(epy_cmd *c, gn_edf_arena **a, gn_edf_value *v)
     return gn_edf_decode(&o, *a, c->bytes, c->len, v, NULL, NULL);
 }
 
+/* ---- links, monitors, exit signals, events (issue 15; golemnet/ergo.h "links") ----
+ * A signal becomes an EN_SIGNAL note: token = the process's spawn token, priority = the
+ * signal kind, important = direct, bytes = the target as an EDF value (PID, ProcessID,
+ * Alias or Event), text = the reason. It counts against the process's qlimit like a
+ * message (the C process pauses signals and messages alike). */
+enum { EN_SIGNAL = 20 };
+
+enum {
+    OP_LINK = 100, OP_UNLINK, OP_MONITOR, OP_DEMONITOR, OP_SEND_EXIT, OP_PROC_EXIT,
+    OP_EVENT_REGISTER, OP_EVENT_UNREGISTER, OP_EVENT_PUBLISH
+};
+
+#define EPY_ANSWERED 1 /* sig_cmd: a callback or note answers, not run_cmd */
+
+static void on_signal(gn_ergo_proc *p, void *arg, const gn_ergo_signal *s)
+{
+    epy_proc *ep = arg;
+    gn_edf_value v;
+    const gn_ergo_target *t = &s->target;
+    switch (t->kind) {
+    case GN_ERGO_TO_PID:
+        gn_edf_set_pid(&v, t->pid.node, strlen(t->pid.node), t->pid.id, t->pid.creation);
+        break;
+    case GN_ERGO_TO_NAME:
+        gn_edf_set_processid(&v, t->node, strlen(t->node), t->name, strlen(t->name));
+        break;
+    case GN_ERGO_TO_ALIAS:
+        gn_edf_set_alias(&v, t->alias.node, strlen(t->alias.node), t->alias.creation,
+                         t->alias.id);
+        break;
+    case GN_ERGO_TO_EVENT:
+        gn_edf_set_event(&v, t->node, strlen(t->node), t->name, strlen(t->name));
+        break;
+    default:
+        return;
+    }
+    en_note *n = note_new(EN_SIGNAL, 0, ep->id);
+    if (!n)
+        return;
+    n->bytes = encode_value(&v, &n->len);
+    n->text = strdup(s->reason ? s->reason : "");
+    if (!n->bytes || !n->text) {
+        free(n->bytes);
+        free(n->text);
+        free(n);
+        return;
+    }
+    n->priority = (int)s->kind;
+    n->important = s->direct;
+    if (atomic_fetch_add(&ep->inflight, 1) + 1 >= ep->qlimit &&
+        atomic_load(&ep->paused) == 0) {
+        atomic_store(&ep->paused, 1);
+        gn_ergo_proc_pause(p, true);
+    }
+    note_push(ep->b, n);
+}
+
+static const char *target_node(const gn_ergo_target *t)
+{
+    return t->kind == GN_ERGO_TO_PID ? t->pid.node
+         : t->kind == GN_ERGO_TO_ALIAS ? t->alias.node : t->node;
+}
+
+/* runs one of the ops above; returns EPY_ANSWERED when a note follows from elsewhere */
+static int run_sig_cmd(epy_cmd *c)
+{
+    epy_bridge *b = c->b;
+    gn_ergo_proc *p = c->ep->p;
+    int rc;
+    if (!p)
+        return GN_ECLOSED;
+    switch (c->op) {
+    case OP_LINK:
+    case OP_MONITOR: {
+        epy_wait *w = wait_new(b, c->ep, c->token);
+        if (!w)
+            return GN_ENOMEM;
+        rc = c->op == OP_LINK ? gn_ergo_link(p, &c->to, on_result, w)
+                              : gn_ergo_monitor(p, &c->to, on_result, w);
+        /* a remote target answers through on_result; a local one by the return value */
+        if (rc < 0 || strcmp(gn_ergo_node_name(b->en), target_node(&c->to)) == 0) {
+            wait_free(w);
+            return rc;
+        }
+        return EPY_ANSWERED;
+    }
+    case OP_UNLINK:
+        return gn_ergo_unlink(p, &c->to);
+    case OP_DEMONITOR:
+        return gn_ergo_demonitor(p, &c->to);
+    case OP_SEND_EXIT:
+        return gn_ergo_send_exit(p, &c->pid, c->text);
+    case OP_PROC_EXIT:
+        waits_end(b, c->ep, GN_ECLOSED);
+        rc = gn_ergo_proc_exit(p, c->text); /* the reason was checked by the consumer */
+        if (rc == 0) {
+            proc_unlink(c->ep);
+            free(c->ep);
+            c->ep = NULL;
+        }
+        return rc;
+    case OP_EVENT_REGISTER:
+        return gn_ergo_event_register(p, c->text);
+    case OP_EVENT_UNREGISTER:
+        return gn_ergo_event_unregister(p, c->text);
+    case OP_EVENT_PUBLISH: {
+        gn_edf_arena *a = NULL;
+        gn_edf_value v;
+        rc = cmd_value(c, &a, &v);
+        if (rc == 0)
+            rc = gn_ergo_event_publish(p, c->text, &v);
+        gn_edf_arena_free(a);
+        return rc; /* >= 0: subscribers reached */
+    }
+    default:
+        return GN_EINVAL;
+    }
+}
+
 static void run_cmd(gn_loop *loop, void *arg)
 {
     (void)loop;
@@ -460,6 +579,7 @@ static void run_cmd(gn_loop *loop, void *arg)
         if (rc < 0) {
             c->ep->p = NULL;
         } else {
+            gn_ergo_proc_set_signal_cb(c->ep->p, on_signal, c->ep); /* signals as notes */
             c->ep->next = b->procs;
             if (c->ep->next)
                 c->ep->next->prev = &c->ep->next;
@@ -562,6 +682,13 @@ static void run_cmd(gn_loop *loop, void *arg)
         break;
     case OP_DISCONNECT:
         rc = gn_ergo_disconnect(en, c->text);
+        break;
+    /* links, monitors, exit signals, events */
+    case OP_LINK: case OP_UNLINK: case OP_MONITOR: case OP_DEMONITOR: case OP_SEND_EXIT:
+    case OP_PROC_EXIT: case OP_EVENT_REGISTER: case OP_EVENT_UNREGISTER: case OP_EVENT_PUBLISH:
+        rc = run_sig_cmd(c);
+        if (rc == EPY_ANSWERED && (c->op == OP_LINK || c->op == OP_MONITOR))
+            goto done;
         break;
     default:
         rc = GN_EINVAL;
@@ -1493,6 +1620,11 @@ static PyObject *Ergo_poll(ErgoObject *self, PyObject *args)
                                      n->info.carrier, (int)n->info.links,
                                      n->info.initiator ? Py_True : Py_False, Py_None, Py_None);
                 break;
+            case EN_SIGNAL: /* (kind, token, 0, (signal kind, direct), target, reason) */
+                item = Py_BuildValue("(iKi(iO)OO)", n->kind, (unsigned long long)n->token,
+                                     n->status, n->priority,
+                                     n->important ? Py_True : Py_False, val, text);
+                break;
             default:
                 item = Py_BuildValue("(iKiOOO)", n->kind, (unsigned long long)n->token,
                                      n->status, val, text, Py_None);
@@ -1657,6 +1789,13 @@ static int parse_target(PyObject *o, gn_ergo_target *t)
         t->kind = GN_ERGO_TO_ALIAS;
         return parse_ref(x, &t->alias);
     }
+    if (strcmp(kind, "event") == 0) { /* links and monitors only */
+        PyObject *node, *name;
+        t->kind = GN_ERGO_TO_EVENT;
+        if (!PyArg_ParseTuple(x, "UU", &node, &name))
+            return -1;
+        return name_copy(t->node, node) < 0 ? -1 : name_copy(t->name, name);
+    }
     PyErr_Format(PyExc_ValueError, "unknown target kind %s", kind);
     return -1;
 }
@@ -1814,6 +1953,105 @@ static PyObject *Ergo_get_ready(ErgoObject *self, void *c)
 static PyObject *Ergo_remote_spawn(ErgoObject *self, PyObject *args);
 static PyObject *Ergo_remote_app_start(ErgoObject *self, PyObject *args);
 static PyObject *Ergo_enable(ErgoObject *self, PyObject *args);
+/* ---- links, monitors, exit signals, events (consumer side) ---- */
+
+static int reason_copy(char *dst, PyObject *o, const char *what)
+{
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s)
+        return -1;
+    if (n < 1 || (size_t)n > GN_ERGO_NAME_MAX || memchr(s, 0, (size_t)n)) {
+        PyErr_Format(PyExc_ValueError, "%s: want 1..255 bytes without NUL", what);
+        return -1;
+    }
+    memcpy(dst, s, (size_t)n);
+    dst[n] = 0;
+    return 0;
+}
+
+/* link_op(what, handle, target, token): what = link | unlink | monitor | demonitor */
+static PyObject *Ergo_link_op(ErgoObject *self, PyObject *args)
+{
+    const char *what;
+    PyObject *h, *target;
+    unsigned long long tok;
+    if (!PyArg_ParseTuple(args, "sOOK", &what, &h, &target, &tok))
+        return NULL;
+    int op = !strcmp(what, "link") ? OP_LINK : !strcmp(what, "unlink") ? OP_UNLINK
+           : !strcmp(what, "monitor") ? OP_MONITOR : !strcmp(what, "demonitor") ? OP_DEMONITOR
+           : 0;
+    if (!op)
+        return raise_code(GN_EINVAL);
+    epy_cmd *c = cmd_new(op, tok, h);
+    if (!c)
+        return NULL;
+    if (parse_target(target, &c->to) < 0) {
+        free(c);
+        return NULL;
+    }
+    return done_or_raise(submit(self, c));
+}
+
+/* send_exit(handle, pid, reason, token) */
+static PyObject *Ergo_send_exit(ErgoObject *self, PyObject *args)
+{
+    PyObject *h, *pid, *reason;
+    unsigned long long tok;
+    if (!PyArg_ParseTuple(args, "OOUK", &h, &pid, &reason, &tok))
+        return NULL;
+    epy_cmd *c = cmd_new(OP_SEND_EXIT, tok, h);
+    if (!c)
+        return NULL;
+    if (parse_pid(pid, &c->pid) < 0 || reason_copy(c->text, reason, "reason") < 0) {
+        free(c);
+        return NULL;
+    }
+    return done_or_raise(submit(self, c));
+}
+
+/* proc_exit(handle, reason, token): ends the process with reason (the handle is gone after) */
+static PyObject *Ergo_proc_exit(ErgoObject *self, PyObject *args)
+{
+    PyObject *h, *reason;
+    unsigned long long tok;
+    if (!PyArg_ParseTuple(args, "OUK", &h, &reason, &tok))
+        return NULL;
+    epy_cmd *c = cmd_new(OP_PROC_EXIT, tok, h);
+    if (!c)
+        return NULL;
+    if (reason_copy(c->text, reason, "reason") < 0) {
+        free(c);
+        return NULL;
+    }
+    return done_or_raise(submit(self, c));
+}
+
+/* event_op(what, handle, name, value, token): what = register | unregister | publish */
+static PyObject *Ergo_event_op(ErgoObject *self, PyObject *args)
+{
+    const char *what;
+    PyObject *h, *name, *value;
+    unsigned long long tok;
+    if (!PyArg_ParseTuple(args, "sOUOK", &what, &h, &name, &value, &tok))
+        return NULL;
+    int op = !strcmp(what, "register") ? OP_EVENT_REGISTER
+           : !strcmp(what, "unregister") ? OP_EVENT_UNREGISTER
+           : !strcmp(what, "publish") ? OP_EVENT_PUBLISH : 0;
+    if (!op)
+        return raise_code(GN_EINVAL);
+    if (op == OP_EVENT_PUBLISH && !self->b->reg)
+        return raise_code(GN_ESTATE);
+    epy_cmd *c = cmd_new(op, tok, h);
+    if (!c)
+        return NULL;
+    if (reason_copy(c->text, name, "event name") < 0 ||
+        (op == OP_EVENT_PUBLISH && !(c->bytes = py_encode(self, value, &c->len)))) {
+        free(c);
+        return NULL;
+    }
+    return done_or_raise(submit(self, c));
+}
 
 static PyMethodDef Ergo_methods[] = {
     {"remote_spawn", (PyCFunction)Ergo_remote_spawn, METH_VARARGS,
@@ -1840,6 +2078,13 @@ static PyMethodDef Ergo_methods[] = {
     {"resume", (PyCFunction)Ergo_resume, METH_VARARGS, "resume(handle, n)"},
     {"encode", (PyCFunction)Ergo_encode, METH_O, "encode(value) -> bytes"},
     {"decode", (PyCFunction)Ergo_decode, METH_O, "decode(bytes) -> value"},
+    /* links, monitors, exit signals, events */
+    {"link_op", (PyCFunction)Ergo_link_op, METH_VARARGS, "link_op(what, handle, target, token)"},
+    {"send_exit", (PyCFunction)Ergo_send_exit, METH_VARARGS,
+     "send_exit(handle, pid, reason, token)"},
+    {"proc_exit", (PyCFunction)Ergo_proc_exit, METH_VARARGS, "proc_exit(handle, reason, token)"},
+    {"event_op", (PyCFunction)Ergo_event_op, METH_VARARGS,
+     "event_op(what, handle, name, value, token)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1885,7 +2130,8 @@ int gnpy_ergo_init(PyObject *m, PyObject *(*raise)(int))
         const char *n;
         long v;
     } k[] = {{"ERGO_MSG", EN_MSG},   {"ERGO_RESULT", EN_RESULT}, {"ERGO_REPLY", EN_REPLY},
-             {"ERGO_SPAWN", EN_SPAWN}, {"ERGO_INFO", EN_INFO},   {"ERGO_ALIAS", EN_ALIAS}};
+             {"ERGO_SPAWN", EN_SPAWN}, {"ERGO_INFO", EN_INFO},   {"ERGO_ALIAS", EN_ALIAS},
+             {"ERGO_SIGNAL", EN_SIGNAL}};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (PyModule_AddIntConstant(m, k[i].n, k[i].v) < 0)
             return -1;

@@ -461,3 +461,226 @@ def test_remote_spawn_blocking() -> None:
     finally:
         b.close()
         a.close()
+
+
+# ---------------------------------------------------------------- links, monitors, events
+
+async def wait_registered(p: Any, to: Any) -> None:
+    """Retries an important send until the peer's name is known to the registrar."""
+    for attempt in range(100):
+        try:
+            await p.send(to, "hello", important=True)
+            return
+        except golemnet.NotFoundError:
+            if attempt == 99:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def next_signal(p: Any, timeout: float = 5.0) -> Any:
+    s = await p.receive(timeout=timeout)
+    assert isinstance(s, ergo.Signal), s
+    return s
+
+
+@aio(90)
+async def test_links_monitors_signals_events() -> None:
+    a, b, ea, eb = await tcp_pair(types=())
+    try:
+        # alpha: the targets and the event owner; beta: the consumer
+        sink = await ea.spawn("sink")
+        w = await eb.spawn()
+        await wait_registered(w, ergo.ProcessID("sink", "alpha@localhost"))
+        await sink.receive(timeout=5)
+
+        # a PID (link) and a name (monitor): the target exits with a reason
+        t1 = await ea.spawn("t1")
+        await w.link(t1.pid)
+        await w.monitor(ergo.ProcessID("t1", "alpha@localhost"))
+        with pytest.raises(golemnet.ExistsError):
+            await w.link(t1.pid)  # the same link again (refused before the wire)
+        await t1.exit("shutdown")
+        got = {(s.kind, type(s.target).__name__): s for s in
+               [await next_signal(w), await next_signal(w)]}
+        assert set(got) == {("exit", "PID"), ("down", "ProcessID")}, got
+        assert got[("exit", "PID")].target == t1.pid
+        assert got[("down", "ProcessID")].target == ergo.ProcessID("t1", "alpha@localhost")
+        assert all(s.reason == "shutdown" and not s.direct for s in got.values())
+
+        # an alias: deleting it fires "unregistered"; close() ends with "normal"
+        t2 = await ea.spawn()
+        al = await t2.alias()
+        await w.monitor(al)
+        await w.link(t2.pid)
+        await t2.delete_alias(al)
+        s = await next_signal(w)
+        assert (s.kind, s.target, s.reason) == ("down", al, "unregistered"), s
+        await t2.close()
+        s = await next_signal(w)
+        assert (s.kind, s.target, s.reason) == ("exit", t2.pid, "normal"), s
+
+        # unlink / demonitor stop the signals: a message sent after the exit comes first
+        t3 = await ea.spawn("t3")
+        await w.link(t3.pid)
+        await w.monitor(ergo.ProcessID("t3", "alpha@localhost"))
+        await w.unlink(t3.pid)
+        await w.demonitor(ergo.ProcessID("t3", "alpha@localhost"))
+        with pytest.raises(golemnet.NotFoundError):
+            await w.unlink(t3.pid)  # no such link any more
+        await t3.exit("kill")
+        await sink.send(w.pid, "after")  # same connection: behind any termination frame
+        m = await w.receive(timeout=5)
+        assert isinstance(m, ergo.Message) and m.value == "after", m
+        with pytest.raises(golemnet.TimeoutError):
+            await w.receive(timeout=0.2)
+
+        # an event: publish reaches the remote subscriber as a message with the event as `to`
+        owner = await ea.spawn()
+        ev = await owner.register_event("ticks")
+        assert ev == ergo.Event("ticks", "alpha@localhost")
+        await w.monitor(ev)
+        w2 = await eb.spawn()
+        await w2.link(ev)
+        assert await owner.publish("ticks", {"price": 7}) == 1  # one remote node
+        for p in (w, w2):
+            m = await p.receive(timeout=5)
+            assert isinstance(m, ergo.Message) and m.to == ev and m.value == {"price": 7}, m
+            assert m.sender == owner.pid and m.event_time and m.event_time > 0
+        await w2.unlink(ev)
+        await owner.unregister_event("ticks")
+        s = await next_signal(w)
+        assert (s.kind, s.target, s.reason) == ("down", ev, "unregistered"), s
+        with pytest.raises(golemnet.TimeoutError):
+            await w2.receive(timeout=0.2)
+
+        # exit signals (direct), both ways, and locally
+        await w.send_exit(sink.pid, "go away")
+        s = await next_signal(sink)
+        assert (s.kind, s.target, s.reason, s.direct) == ("exit", w.pid, "go away", True), s
+        local = await eb.spawn()
+        await local.send_exit(w.pid, "local")
+        s = await next_signal(w)
+        assert (s.kind, s.target, s.reason, s.direct) == ("exit", local.pid, "local", True)
+
+        # errors: unknown process, unknown event (remote and local), bad arguments
+        with pytest.raises(golemnet.NotFoundError):
+            await w.link(ergo.ProcessID("nobody", "alpha@localhost"))
+        with pytest.raises(golemnet.NotFoundError):
+            await w.monitor(ergo.PID("alpha@localhost", 99999, sink.pid.creation))
+        with pytest.raises(golemnet.NotFoundError):
+            await w.monitor(ergo.Event("none", "alpha@localhost"))
+        with pytest.raises(golemnet.NotFoundError):
+            await w.link(ergo.Event("none", "beta@localhost"))
+        with pytest.raises(golemnet.NotFoundError):
+            await owner.publish("ticks", 1)  # unregistered above
+        with pytest.raises(golemnet.NotFoundError):
+            await owner.unregister_event("ticks")
+        with pytest.raises(golemnet.ExistsError):
+            e2 = await owner.register_event("dup")
+            assert e2.name == "dup"
+            await sink.register_event("dup")
+        with pytest.raises(golemnet.NotFoundError):
+            await local.send_exit(ergo.PID("beta@localhost", 99999, 0), "x")
+        with pytest.raises(TypeError):
+            await w.link("t1")  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            await w.send_exit(sink.pid, "")
+        with pytest.raises(TypeError):
+            await w.send(ev, 1)  # type: ignore[arg-type]  # an event is not a send target
+
+        # connection loss: "no connection" on every link and monitor of that node
+        t4 = await ea.spawn("t4")
+        await w.link(t4.pid)
+        await w.monitor(ergo.ProcessID("t4", "alpha@localhost"))
+        await eb.disconnect("alpha@localhost")
+        got2 = sorted([(s.kind, s.reason) for s in [await next_signal(w), await next_signal(w)]])
+        assert got2 == [("down", "no connection"), ("exit", "no connection")], got2
+        await w.exit("done")
+        with pytest.raises(golemnet.ClosedError):
+            await w.link(t4.pid)
+    finally:
+        await b.close()
+        await a.close()
+
+
+@aio(60)
+async def test_signals_on_callback_and_local() -> None:
+    a, b, ea, eb = await tcp_pair(types=())
+    try:
+        msgs: List[Any] = []
+        sigs: List[Any] = []
+
+        async def on_signal(s: Any) -> None:
+            sigs.append(s)
+        # on_message + on_signal: signals go to their own callback
+        p = await ea.spawn(on_message=msgs.append, on_signal=on_signal)
+        t = await ea.spawn("lt")
+        await p.link(ergo.ProcessID("lt", "alpha@localhost"))  # local: no wire
+        with pytest.raises(golemnet.ExistsError):
+            await p.link(ergo.ProcessID("lt", "alpha@localhost"))
+        await p.monitor(t.pid)
+        ev = await t.register_event("lev")
+        await p.monitor(ev)
+        assert await t.publish("lev", "tick") == 1
+        await wait_for(lambda: len(msgs) == 1)
+        assert msgs[0].to == ev and msgs[0].value == "tick"
+        await t.exit("bye")
+        await wait_for(lambda: len(sigs) == 3)
+        assert sorted((s.kind, type(s.target).__name__, s.reason) for s in sigs) == [
+            ("down", "Event", "unregistered"), ("down", "PID", "bye"),
+            ("exit", "ProcessID", "bye")], sigs
+        # on_message without on_signal: signals are dropped, messages still flow
+        q = await ea.spawn(on_message=msgs.append)
+        t2 = await ea.spawn()
+        await q.link(t2.pid)
+        await t2.close()
+        await p.send(q.pid, "still")
+        await wait_for(lambda: len(msgs) == 2)
+        assert msgs[1].value == "still"
+        with pytest.raises(golemnet.NotFoundError):
+            await p.link(ergo.PID("alpha@localhost", 99999, 0))
+    finally:
+        await b.close()
+        await a.close()
+
+
+def test_blocking_links() -> None:
+    from golemnet.blocking import Node
+    reg = free_port()
+    a = Node(protocol_components="ergo",
+             options=ergo.options("bla@localhost", "c", port=0, registrar_port=reg))
+    b = Node(protocol_components="ergo",
+             options=ergo.options("blb@localhost", "c", port=0, registrar_port=reg))
+    ea = ergo.BlockingErgoNode(a)
+    eb = ergo.BlockingErgoNode(b)
+    a.start()
+    b.start()
+    try:
+        t = ea.spawn("bt")
+        w = eb.spawn()
+        for attempt in range(100):
+            try:
+                w.monitor(ergo.ProcessID("bt", "bla@localhost"))
+                break
+            except golemnet.NotFoundError:
+                if attempt == 99:
+                    raise
+                time.sleep(0.05)
+        ev = t.register_event("bev")
+        w.link(ev)
+        assert t.publish("bev", 5) == 1
+        m = w.receive(timeout=5)
+        assert isinstance(m, ergo.Message) and m.to == ev and m.value == 5
+        w.unlink(ev)
+        t.unregister_event("bev")
+        t.send_exit(w.pid, "hey")
+        s = w.receive(timeout=5)
+        assert isinstance(s, ergo.Signal) and s.direct and s.reason == "hey"
+        w.demonitor(ergo.ProcessID("bt", "bla@localhost"))
+        w.link(t.pid)
+        t.exit("shutdown")
+        s = w.receive(timeout=5)
+        assert (s.kind, s.target, s.reason) == ("exit", t.pid, "shutdown"), s
+    finally:
+        b.close()
+        a.close()
