@@ -437,9 +437,11 @@ static void run_cmd(gn_loop *loop, void *arg)
     }
     switch (c->op) {
     case OP_DETACH:
-        waits_end(b, NULL, GN_ECLOSED);
-        gn_ergo_detach(en); /* frees the C processes */
+        /* frees the C processes; remote spawn / app start waits end inside (GN_ECLOSED,
+         * their callbacks free them), the other waits below */
+        gn_ergo_detach(en);
         b->en = NULL;
+        waits_end(b, NULL, GN_ECLOSED);
         while (b->procs) { /* bounded: the processes */
             epy_proc *ep = b->procs;
             proc_unlink(ep);
@@ -470,8 +472,9 @@ static void run_cmd(gn_loop *loop, void *arg)
     }
     case OP_FREE:
         if (c->ep->p) {
+            gn_ergo_proc_free(c->ep->p); /* spawn / app start waits end inside (GN_ECLOSED) */
+            c->ep->p = NULL;
             waits_end(b, c->ep, GN_ECLOSED);
-            gn_ergo_proc_free(c->ep->p);
         }
         proc_unlink(c->ep);
         free(c->ep);
