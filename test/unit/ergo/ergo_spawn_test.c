@@ -484,6 +484,78 @@ GN_TEST(channel_remote_spawn_and_app_start)
     finish();
 }
 
+/* ---- edges: ownership, caps, bounds, re-entry ------------------------------------------------ */
+
+typedef struct oddf {
+    int mode; /* 0 name already held, 1 no process, 2 error with *out set, 3 disconnect,
+               * 4 another node's process, 5 plain */
+    tnode *t;
+    gn_ergo_proc *other; /* mode 4: a process of another node */
+    rproc kids[8];
+    unsigned nkids;
+} oddf;
+
+static int odd_factory(void *arg, gn_ergo_node *en, const gn_ergo_spawn_request *rq,
+                       gn_ergo_proc **out, const char **err_text)
+{
+    oddf *f = arg;
+    if (f->mode == 4) {
+        *out = f->other;
+        return 0;
+    }
+    CHECK(f->nkids < 8);
+    rproc *r = &f->kids[f->nkids++];
+    memset(r, 0, sizeof *r);
+    CHECK_OK(gn_ergo_spawn(en, NULL, on_msg, r, &r->p));
+    switch (f->mode) {
+    case 0: /* the factory registered the name itself: accepted */
+        CHECK_OK(gn_ergo_register(r->p, rq->register_name));
+        break;
+    case 1: /* no process with 0: refused */
+        f->nkids--;
+        gn_ergo_proc_free(r->p);
+        *out = NULL;
+        return 0;
+    case 2: /* an error with *out set: the process stays the factory's */
+        *out = r->p;
+        *err_text = "changed my mind";
+        return GN_EINVAL;
+    case 3: { /* the factory ends the requester's connection */
+        char node[GN_ERGO_NAME_MAX + 1];
+        snprintf(node, sizeof node, "%s", rq->node);
+        CHECK_OK(gn_ergo_disconnect(en, node));
+        break;
+    }
+    default:
+        break;
+    }
+    *out = r->p;
+    return 0;
+}
+
+/* a tap that ends the connection the first 199 frame is sent on, inside the send */
+typedef struct cut {
+    gn_ergo_node *en;
+    bool armed;
+} cut;
+
+static void cut_tap(void *ud, bool out, const char *node, const uint8_t *f, size_t len)
+{
+    cut *c = ud;
+    if (!out || !c->armed || len < 8 || f[7] != GNI_ENP_ANY)
+        return;
+    c->armed = false;
+    char nm[GN_ERGO_NAME_MAX + 1];
+    snprintf(nm, sizeof nm, "%s", node);
+    CHECK_OK(gn_ergo_disconnect(c->en, nm));
+}
+
+static void connect_channel(tnode *a, tnode *b)
+{
+    CHECK_OK(gn_ergo_connect_peer(a->en, &b->pid, "beta@localhost"));
+    CHECK(run_until(peer_up, a, 8000));
+}
+
 /* ---- TCP: the frames against the captures --------------------------------------------------- */
 
 static char vec_dir[8192];
@@ -698,6 +770,19 @@ GN_TEST(tcp_remote_spawn_frames_match_vectors)
         gn_ergo_proc_free(f.kids[i].p);
     CHECK_OK(gn_ergo_spawn_disable(t[1].en, "remote_worker", NULL, 0));
     CHECK_OK(gn_ergo_app_disable(t[1].en, "golem_app", NULL, 0));
+    /* a factory that ends the requester's TCP connection: ECONNRESET, nothing read from
+     * the freed connection (ASan); the next request connects again */
+    oddf of = {.t = &t[1], .mode = 3};
+    CHECK_OK(gn_ergo_spawn_enable(t[1].en, "odd", NULL, 0, odd_factory, &of));
+    spawn_wait(drv, "odd", NULL, &s);
+    CHECK_EQ(s.status, GN_ECONNRESET);
+    of.mode = 5;
+    spawn_wait(drv, "odd", NULL, &s);
+    CHECK_EQ(s.status, 0);
+    CHECK_EQ(of.nkids, 2u);
+    for (unsigned i = 0; i < of.nkids; i++)
+        gn_ergo_proc_free(of.kids[i].p);
+    CHECK_OK(gn_ergo_spawn_disable(t[1].en, "odd", NULL, 0));
     /* the whole set of cases over TCP as well */
     spawn_cases(&t[0], &t[1]);
     for (int i = 0; i < 4; i++)
@@ -709,78 +794,6 @@ GN_TEST(tcp_remote_spawn_frames_match_vectors)
         SKIP("frames not compared: shared/vectors/ergo not found (set GN_SHARED_DIR)");
 }
 
-
-/* ---- edges: ownership, caps, bounds, re-entry ------------------------------------------------ */
-
-typedef struct oddf {
-    int mode; /* 0 name already held, 1 no process, 2 error with *out set, 3 disconnect,
-               * 4 another node's process, 5 plain */
-    tnode *t;
-    gn_ergo_proc *other; /* mode 4: a process of another node */
-    rproc kids[8];
-    unsigned nkids;
-} oddf;
-
-static int odd_factory(void *arg, gn_ergo_node *en, const gn_ergo_spawn_request *rq,
-                       gn_ergo_proc **out, const char **err_text)
-{
-    oddf *f = arg;
-    if (f->mode == 4) {
-        *out = f->other;
-        return 0;
-    }
-    CHECK(f->nkids < 8);
-    rproc *r = &f->kids[f->nkids++];
-    memset(r, 0, sizeof *r);
-    CHECK_OK(gn_ergo_spawn(en, NULL, on_msg, r, &r->p));
-    switch (f->mode) {
-    case 0: /* the factory registered the name itself: accepted */
-        CHECK_OK(gn_ergo_register(r->p, rq->register_name));
-        break;
-    case 1: /* no process with 0: refused */
-        f->nkids--;
-        gn_ergo_proc_free(r->p);
-        *out = NULL;
-        return 0;
-    case 2: /* an error with *out set: the process stays the factory's */
-        *out = r->p;
-        *err_text = "changed my mind";
-        return GN_EINVAL;
-    case 3: { /* the factory ends the requester's connection */
-        char node[GN_ERGO_NAME_MAX + 1];
-        snprintf(node, sizeof node, "%s", rq->node);
-        CHECK_OK(gn_ergo_disconnect(en, node));
-        break;
-    }
-    default:
-        break;
-    }
-    *out = r->p;
-    return 0;
-}
-
-/* a tap that ends the connection the first 199 frame is sent on, inside the send */
-typedef struct cut {
-    gn_ergo_node *en;
-    bool armed;
-} cut;
-
-static void cut_tap(void *ud, bool out, const char *node, const uint8_t *f, size_t len)
-{
-    cut *c = ud;
-    if (!out || !c->armed || len < 8 || f[7] != GNI_ENP_ANY)
-        return;
-    c->armed = false;
-    char nm[GN_ERGO_NAME_MAX + 1];
-    snprintf(nm, sizeof nm, "%s", node);
-    CHECK_OK(gn_ergo_disconnect(c->en, nm));
-}
-
-static void connect_channel(tnode *a, tnode *b)
-{
-    CHECK_OK(gn_ergo_connect_peer(a->en, &b->pid, "beta@localhost"));
-    CHECK(run_until(peer_up, a, 8000));
-}
 
 GN_TEST(channel_spawn_edges)
 {
