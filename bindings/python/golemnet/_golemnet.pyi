@@ -156,6 +156,7 @@ ERGO_REPLY: int
 ERGO_SPAWN: int
 ERGO_INFO: int
 ERGO_ALIAS: int
+ERGO_STREAM: int
 
 
 class ErgoNode:
@@ -182,6 +183,12 @@ class ErgoNode:
     def resume(self, handle: int, n: int) -> None: ...
     def encode(self, value: Any) -> bytes: ...
     def decode(self, data: _Buffer) -> Any: ...
+    def remote_spawn(self, handle: int, node: str, factory: str, register: Optional[str],
+                     args: Any, timeout_ms: int, token: int) -> None: ...
+    def remote_app_start(self, handle: int, node: str, name: str, mode: int, timeout_ms: int,
+                         token: int) -> None: ...
+    def enable(self, app: bool, on: bool, name: str, nodes: Optional[Sequence[str]],
+               qlimit: int, max_procs: int, stream: int, token: int) -> None: ...
 
 
 def _set_error_factory(fn: Optional[Callable[[int], BaseException]]) -> None:
