@@ -62,6 +62,7 @@ typedef struct ergo_cli {
     size_t nargs;
     const char *allow[ERGO_MAX_ARGS];
     size_t nallow;
+    uint32_t max_spawn; /* serve: live processes per factory (0: the library's default) */
 } ergo_cli;
 
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -375,6 +376,8 @@ static void do_info(ergo_cli *c, const gn_ergo_remote_info *ri)
 static void spawn_done(void *arg, int status, const gn_ergo_pid *pid, const char *err_text)
 {
     ergo_cli *c = arg;
+    if (atomic_load(&c->done))
+        return; /* ended already (timed out): the detach ends the request (GN_ECLOSED) */
     if (status < 0) {
         out_error(c, "spawn", status, err_text);
         return;
@@ -641,7 +644,8 @@ static void begin(gn_timer *t, void *arg)
             return;
         }
         for (size_t i = 0; i < c->nallow; i++) {
-            rc = gn_ergo_spawn_enable(c->en, c->allow[i], NULL, 0, serve_factory, c);
+            gn_ergo_spawn_enable_opts eo = {.max_procs = c->max_spawn};
+            rc = gn_ergo_spawn_enable_ex(c->en, c->allow[i], NULL, 0, &eo, serve_factory, c);
             if (rc < 0) {
                 out_error(c, "allow-spawn", rc, c->allow[i]);
                 return;
@@ -721,7 +725,7 @@ const char cmd_ergo_help[] =
     "       golemnet ergo info NODE [options]\n"
     "       golemnet ergo spawn NODE FACTORY [--register NAME] [ARG...] [options]\n"
     "       golemnet ergo serve --name NAME@HOST [--process NAME] [--count N]\n"
-    "                           [--allow-spawn FACTORY]... [options]\n"
+    "                           [--allow-spawn FACTORY]... [--max-spawn N] [options]\n"
     "       golemnet ergo link|monitor NODE (TARGET [--event] | --pid ID) [options]\n"
     "An Ergo node (golemnet/ergo.h, docs/ergo-node.md) on a short-lived golemnet node:\n"
     "one operation against remote Ergo node NODE (name@host), then exit (0 success,\n"
@@ -733,9 +737,8 @@ const char cmd_ergo_help[] =
     "  ping                          an important send of the atom 'ping': the round trip\n"
     "                                (a node that answers \"no such process\" fails it)\n"
     "  info                          connect and print what NODE announced\n"
-    "  spawn                         ask NODE to spawn a process from its factory FACTORY\n"
-    "                                (enabled there for remote spawn) with ARGs (strings, or\n"
-    "                                all of the kind --atom/--int/... says) and print its PID\n"
+    "  spawn                         spawn a process from NODE's factory FACTORY with\n"
+    "                                ARGs (of the kind VALUE says); print its PID\n"
     "  link, monitor                 link to / monitor TARGET (a name, an --event or\n"
     "                                --pid ID) and print its exit / down signal (exit 1\n"
     "                                when none came within --timeout)\n"
@@ -743,6 +746,7 @@ const char cmd_ergo_help[] =
     "  --register NAME               spawn: the name the new process registers\n"
     "  --allow-spawn FACTORY         serve: let remote nodes spawn echo processes from\n"
     "                                FACTORY (repeatable; anything else is refused)\n"
+    "  --max-spawn N                 serve: live processes per factory (default 1024)\n"
     "  VALUE                         a string, or with --atom / --int / --float / --bool\n"
     "                                that kind (Go gen.Atom, int, float64, bool)\n"
     "  --to NAME                     the registered name of the target (default echo)\n"
@@ -884,6 +888,12 @@ int cmd_ergo(int argc, char **argv)
             if (c.nallow == ERGO_MAX_ARGS)
                 return usage_err("%s", "too many --allow-spawn");
             c.allow[c.nallow++] = argv[++i];
+        } else if (!strcmp(a, "--max-spawn")) {
+            char *end;
+            unsigned long long m = strtoull(argv[++i], &end, 10);
+            if (*end || m == 0 || m > UINT32_MAX)
+                return usage_err("--max-spawn %s: want a number from 1 to 4294967295", argv[i]);
+            c.max_spawn = (uint32_t)m;
         } else if (!strcmp(a, "--process")) {
             c.process = argv[++i];
         } else if (!strcmp(a, "--count")) {

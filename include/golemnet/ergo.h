@@ -173,7 +173,9 @@ GN_API int gn_ergo_attach(gn_node *n, const gn_ergo_config *cfg, gn_ergo_node **
 
 /**
  * Detaches and frees @en: every process is freed (their queued messages
- * dropped, pending calls and important sends end without a callback).
+ * dropped, pending calls and important sends end without a callback;
+ * remote spawn and application start requests end with GN_ECLOSED, called
+ * from inside this function).
  * Not from a callback of @en's processes, calls or sends (the loop would
  * return into freed memory). NULL is a no-op. Since: 0.6
  */
@@ -262,7 +264,8 @@ GN_API int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_m
  * Ends and frees @p: its name and aliases go, queued messages are dropped
  * (important senders were answered "delivered" when the message reached the
  * mailbox, as Ergo does), its pending calls and important sends end without
- * callback; later messages to its PID, name or aliases are "unknown
+ * callback (its remote spawn and application start requests: GN_ECLOSED,
+ * from inside this call); later messages to its PID, name or aliases are "unknown
  * process". Links, monitors and events fire as gn_ergo_proc_exit(@p,
  * "normal") (since 0.6). May be called from any process callback, @p's own
  * included. NULL is a no-op. Since: 0.6
@@ -523,18 +526,31 @@ GN_API int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf
 /*
  * Ergo's error texts of spawn and application-start answers (MessageResult
  * Error): gen.ErrNameUnknown (the factory or application is not enabled),
- * gen.ErrNotAllowed (enabled, but not for the requesting node; or the remote
- * node's flags refuse remote spawn/start), gen.ErrTaken (the name to
- * register is in use), gen.ErrApplicationUnknown. Since: 0.6
+ * gen.ErrNotAllowed (enabled, but not for the requesting node),
+ * gen.ErrTaken (the name to register is in use), gen.ErrApplicationUnknown,
+ * gen.ErrExceeded (our answer when a factory has GN_ERGO_SPAWN_PROCS_DEFAULT
+ * or its max_procs live processes). A node whose own network flags
+ * (ergo.flags) have Enable set and RemoteSpawn (0x02) / RemoteApplicationStart
+ * (0x04) clear does not answer such requests at all (the requester times
+ * out), as Ergo's node. Since: 0.6
  */
 #define GN_ERGO_ERR_UNKNOWN_NAME "unknown name"
 #define GN_ERGO_ERR_NOT_ALLOWED "not allowed"
 #define GN_ERGO_ERR_TAKEN "resource is taken"
 #define GN_ERGO_ERR_UNKNOWN_APP "unknown application"
+#define GN_ERGO_ERR_EXCEEDED "limit exceeded"
 /** Factories plus applications one node may enable (GN_ELIMIT beyond). Since: 0.6 */
 #define GN_ERGO_ENABLED_MAX 256u
 /** Nodes one enabled factory or application may name (GN_ELIMIT beyond). Since: 0.6 */
 #define GN_ERGO_ENABLED_NODES_MAX 64u
+/**
+ * Live processes one enabled factory may have made for remote nodes unless
+ * gn_ergo_spawn_enable_ex() says otherwise; a request beyond is answered
+ * GN_ERGO_ERR_EXCEEDED without asking the factory. Since: 0.6
+ */
+#define GN_ERGO_SPAWN_PROCS_DEFAULT 1024u
+/** Args one gn_ergo_remote_spawn() may carry (GN_EINVAL beyond). Since: 0.6 */
+#define GN_ERGO_SPAWN_ARGS_MAX 4096u
 
 /**
  * A remote node's request to spawn a process (Ergo's MessageSpawn), as the
@@ -563,8 +579,21 @@ typedef struct gn_ergo_spawn_request {
  * process for @req with gn_ergo_spawn() and returns 0 with *@out; or returns
  * a negative gn_err, optionally with *@err_text (NUL-terminated, copied at
  * once; NULL: gn_strerror() of the error), which the requester gets as the
- * answer's error (Ergo: the text of the ProcessInit error). The callback
- * must not call gn_ergo_spawn_disable() or gn_ergo_detach(). Since: 0.6
+ * answer's error (Ergo: the text of the ProcessInit error).
+ * Ownership: the process is the application's in every case (it made it
+ * with gn_ergo_spawn(), it frees it with gn_ergo_proc_free()); the library
+ * never frees it. On 0 the library registers @req->register_name on *@out
+ * (nothing to do when *@out holds that name already) and answers with its
+ * PID; the process counts against the factory's max_procs until it ends.
+ * When that name cannot be registered (the factory gave it to another
+ * process, or another name to *@out) the requester gets "resource is
+ * taken" and *@out runs on unnamed. 0 with *@out NULL or a process of
+ * another node is answered gn_strerror(GN_ESTATE) (*@out must not be one
+ * the factory freed: that pointer is gone). With
+ * an error *@out is not looked at: free what you made before returning it.
+ * @req and everything in it are borrowed for the call; the callback may
+ * call gn_ergo_disconnect() (the answer then goes nowhere), but not
+ * gn_ergo_spawn_disable() of this factory nor gn_ergo_detach(). Since: 0.6
  */
 typedef int (*gn_ergo_factory_fn)(void *arg, gn_ergo_node *en, const gn_ergo_spawn_request *req,
                                   gn_ergo_proc **out, const char **err_text);
@@ -576,20 +605,42 @@ typedef int (*gn_ergo_factory_fn)(void *arg, gn_ergo_node *en, const gn_ergo_spa
  * restricts who may ask; calling again with nodes adds them to the list,
  * with none opens it to any node, and replaces @fn/@arg. Without enabling,
  * requests are answered "unknown name"; from a node not on a non-empty
- * list, "not allowed"; a Register name in use, "resource is taken"; a
+ * list, "not allowed"; a Register name in use, "resource is taken"; with
+ * GN_ERGO_SPAWN_PROCS_DEFAULT of its processes alive, "limit exceeded"; a
  * failing factory, its text. Returns 0; GN_EINVAL (NULL @en/@name/@fn, a
  * bad name); GN_ELIMIT (GN_ERGO_ENABLED_MAX names or
- * GN_ERGO_ENABLED_NODES_MAX nodes); GN_ENOMEM. Loop thread. Since: 0.6
+ * GN_ERGO_ENABLED_NODES_MAX nodes); GN_ESTATE (from a callback while @en
+ * detaches); GN_ENOMEM. Loop thread. Since: 0.6
  */
 GN_API int gn_ergo_spawn_enable(gn_ergo_node *en, const char *name, const char *const *nodes,
                                 size_t n_nodes, gn_ergo_factory_fn fn, void *arg);
 
+/** gn_ergo_spawn_enable_ex() options; zero = defaults. Since: 0.6 */
+typedef struct gn_ergo_spawn_enable_opts {
+    /* processes the factory's requests made that may live at once (0 =
+     * GN_ERGO_SPAWN_PROCS_DEFAULT); a request beyond is answered "limit
+     * exceeded" without asking the factory. Counted from this enable: a
+     * process counts until gn_ergo_proc_free()/gn_ergo_proc_exit(); removing
+     * the factory (gn_ergo_spawn_disable() without nodes) forgets its
+     * processes; enabling again replaces the cap and keeps the count. */
+    uint32_t max_procs;
+} gn_ergo_spawn_enable_opts;
+
+/**
+ * gn_ergo_spawn_enable() with options @o (NULL = defaults). Returns as
+ * gn_ergo_spawn_enable(). Since: 0.6
+ */
+GN_API int gn_ergo_spawn_enable_ex(gn_ergo_node *en, const char *name, const char *const *nodes,
+                                   size_t n_nodes, const gn_ergo_spawn_enable_opts *o,
+                                   gn_ergo_factory_fn fn, void *arg);
+
 /**
  * Disables remote spawn of factory @name (Network().DisableSpawn): @n_nodes
- * 0 removes it (requests then get "unknown name"); else the @nodes are
- * refused from now on ("not allowed"; a list whose nodes are all refused
- * refuses every node). Returns 0; GN_EINVAL; GN_ENOTFOUND (not enabled).
- * Since: 0.6
+ * 0 removes it (requests then get "unknown name"; processes it made live
+ * on); else the @nodes are refused from now on ("not allowed"; a list whose
+ * nodes are all refused refuses every node). Returns 0; GN_EINVAL (NULL
+ * @en/@name, a bad name in @name or @nodes: nothing changed); GN_ENOTFOUND
+ * (not enabled). Loop thread. Since: 0.6
  */
 GN_API int gn_ergo_spawn_disable(gn_ergo_node *en, const char *name, const char *const *nodes,
                                  size_t n_nodes);
@@ -635,7 +686,7 @@ GN_API int gn_ergo_app_disable(gn_ergo_node *en, const char *name, const char *c
 typedef struct gn_ergo_spawn_opts {
     const char *register_name; /* NULL or "": none; else 1..255 bytes */
     const gn_edf_value *args;  /* @nargs values for the factory (encoded before the call returns) */
-    size_t nargs;
+    size_t nargs;              /* at most GN_ERGO_SPAWN_ARGS_MAX */
     int64_t mailbox_size;      /* MailboxSize (0 = the remote's default) */
     gn_time timeout;           /* answer deadline (0 = GN_ERGO_TIMEOUT_DEFAULT) */
 } gn_ergo_spawn_opts;
@@ -644,9 +695,12 @@ typedef struct gn_ergo_spawn_opts {
  * Outcome of a remote spawn: @status 0 and the new process's @pid (borrowed
  * for the call), or an error with @pid NULL: GN_ECALLBACK with the remote
  * error's text @err_text ("unknown name", "not allowed", "resource is taken",
- * a factory's text), GN_ENOTFOUND ("unknown process"), GN_EPROTO (success
- * without a PID), GN_ETIMEDOUT, GN_ECONNRESET, or the connect error.
- * Since: 0.6
+ * "limit exceeded", a factory's text), GN_ENOTFOUND ("unknown process"),
+ * GN_EPROTO (success without a PID), GN_ETIMEDOUT (also when the remote's
+ * flags make it ignore the request), GN_ECONNRESET, the connect error, or
+ * GN_ECLOSED (the requesting process ended, or its node detached, first:
+ * from inside gn_ergo_proc_free()/gn_ergo_proc_exit()/gn_ergo_detach(); do
+ * not make requests on that node from it). Loop thread. Since: 0.6
  */
 typedef void (*gn_ergo_spawn_cb)(void *arg, int status, const gn_ergo_pid *pid,
                                  const char *err_text);
@@ -654,14 +708,20 @@ typedef void (*gn_ergo_spawn_cb)(void *arg, int status, const gn_ergo_pid *pid,
 /**
  * Asks remote node @node to spawn a process from its factory @factory
  * (Ergo's RemoteSpawn / RemoteSpawnRegister): a MessageSpawn (199) from @p
- * (ParentPID) with @o's Register and Args; @cb(@arg) follows once with the
- * answer (MessageResult). The request connects on first use, as a send
- * does, and counts against @p's max_pending until answered. Returns 0;
- * GN_EINVAL (NULL @p/@node/@factory/@cb, bad names, @node is our own node:
- * use gn_ergo_spawn(), an argument that does not encode); GN_ELIMIT (@p has
- * max_pending outstanding); GN_ENOTSUP (the connected remote announces
- * network flags without RemoteSpawn, Ergo's "not allowed"); the send errors
- * of gn_ergo_send(). Since: 0.6
+ * (ParentPID) with @o's Register and Args; after a 0 return @cb(@arg)
+ * follows exactly once with the answer (MessageResult) or an error (see
+ * gn_ergo_spawn_cb: GN_ECLOSED when @p or the node goes first); after an
+ * error return it does not. The request connects on first use, as a send
+ * does, and counts against @p's max_pending until answered. When the
+ * connection goes down during this call, @cb may run (GN_ECONNRESET) before
+ * it returns 0. Returns 0; GN_EINVAL (NULL @p/@node/@factory/@cb, @p ended,
+ * bad names, @node is our own node: use gn_ergo_spawn(), more than
+ * GN_ERGO_SPAWN_ARGS_MAX args, an argument that does not encode);
+ * GN_ELIMIT (@p has max_pending outstanding); GN_ENOTSUP (the connected
+ * remote announces network flags without RemoteSpawn, Ergo's "not
+ * allowed"); GN_ESTATE (the component is not running, or the node is
+ * detaching); GN_ENOMEM; the send errors of gn_ergo_send(). Loop thread.
+ * Since: 0.6
  */
 GN_API int gn_ergo_remote_spawn(gn_ergo_proc *p, const char *node, const char *factory,
                                 const gn_ergo_spawn_opts *o, gn_ergo_spawn_cb cb, void *arg);
@@ -669,12 +729,14 @@ GN_API int gn_ergo_remote_spawn(gn_ergo_proc *p, const char *node, const char *f
 /**
  * Asks remote node @node to start application @app in @mode (Ergo's
  * ApplicationStart* on a remote node): a MessageApplicationStart (199) with
- * CorePID = @p's PID; @cb(@arg) (optional) gets 0, GN_ECALLBACK with the
- * remote text ("unknown name", "not allowed", the application's error),
- * GN_ETIMEDOUT (after @timeout, 0 = GN_ERGO_TIMEOUT_DEFAULT), GN_ECONNRESET
- * or the connect error. Counts against @p's max_pending. Returns as
- * gn_ergo_remote_spawn() (GN_ENOTSUP: flags without RemoteApplicationStart).
- * Since: 0.6
+ * CorePID = @p's PID; after a 0 return @cb(@arg) (optional) follows exactly
+ * once with 0, GN_ECALLBACK with the remote text ("unknown name", "not
+ * allowed", the application's error), GN_ETIMEDOUT (after @timeout, 0 =
+ * GN_ERGO_TIMEOUT_DEFAULT), GN_ECONNRESET, the connect error, or GN_ECLOSED
+ * (@p ended or the node detached first, as for gn_ergo_remote_spawn()).
+ * Counts against @p's max_pending. Returns as gn_ergo_remote_spawn()
+ * (GN_EINVAL also for a @mode beyond GN_ERGO_APP_PERMANENT; GN_ENOTSUP:
+ * flags without RemoteApplicationStart). Loop thread. Since: 0.6
  */
 GN_API int gn_ergo_remote_app_start(gn_ergo_proc *p, const char *node, const char *app,
                                     gn_ergo_app_mode mode, gn_time timeout,

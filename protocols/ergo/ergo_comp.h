@@ -110,6 +110,9 @@ const gn_edf_registry *gni_ergo_comp_registry(const gni_ergo_comp *c);
 /** Our creation (Unix seconds of the component's start), announced in every Introduce. */
 int64_t gni_ergo_comp_creation(const gni_ergo_comp *c);
 
+/** Our network flags (ergo.flags) as every Introduce announces them; 0 for NULL @c. */
+uint64_t gni_ergo_comp_flags(const gni_ergo_comp *c);
+
 /**
  * Node-layer hook (ergo_node.c, include/golemnet/ergo.h): called by the
  * component's start after Ergo's types are in @reg and before it is frozen.

@@ -1326,6 +1326,8 @@ gni_ergo_node *gni_ergo_comp_endpoint(gni_ergo_comp *c) { return c ? c->ep : NUL
 
 int64_t gni_ergo_comp_creation(const gni_ergo_comp *c) { return c ? c->creation : 0; }
 
+uint64_t gni_ergo_comp_flags(const gni_ergo_comp *c) { return c ? c->flags : 0; }
+
 uint16_t gni_ergo_comp_port(const gni_ergo_comp *c)
 {
     return c && c->ep ? gni_ergo_node_port(c->ep) : 0;

@@ -103,6 +103,7 @@ struct gn_ergo_proc {
     unsigned nheld; /* links + monitors this process holds */
     unsigned ncons; /* links + monitors on this process */
     unsigned nevents; /* events it owns */
+    void *spawn_tag;  /* ergo_spawn.c: the factory entry that made it, or NULL */
 };
 
 /* an outstanding call or important send, matched by (caller ID, ref) */
@@ -1924,6 +1925,9 @@ static void proc_end(gn_ergo_proc *p, const char *reason)
     p->name[0] = '\0';
     p->naliases = 0;
     p->dead = true;
+    /* its remote spawn / start requests end (GN_ECLOSED); a factory's count goes down */
+    gni_ergo_spawn_on_proc_end(en, p, p->spawn_tag);
+    p->spawn_tag = NULL;
     if (!en->draining)
         drain_sweep(en);
 }
@@ -2518,21 +2522,14 @@ int gni_ergo_node_ctl_pend(gn_ergo_proc *p, const char *node, gn_time timeout,
     return 0;
 }
 
-void gni_ergo_node_ctl_cancel(gn_ergo_node *en, const uint64_t ref[3])
+bool gni_ergo_node_ctl_cancel(gn_ergo_node *en, const uint64_t ref[3])
 {
     for (en_pend *pd = en->pends; pd; pd = pd->next)
         if (pd->ctl && !memcmp(pd->ref, ref, sizeof pd->ref)) {
             pend_unlink(pd);
             gn_free(pd);
-            return;
-        }
-}
-
-bool gni_ergo_node_ctl_pending(gn_ergo_node *en, const uint64_t ref[3])
-{
-    for (en_pend *pd = en->pends; pd; pd = pd->next)
-        if (pd->ctl && !memcmp(pd->ref, ref, sizeof pd->ref))
             return true;
+        }
     return false;
 }
 
@@ -2544,3 +2541,21 @@ bool gni_ergo_node_name_taken(gn_ergo_node *en, const char *name)
 }
 
 void **gni_ergo_node_spawn_slot(gn_ergo_node *en) { return &en->spawn; }
+
+void *gni_ergo_proc_tag(const gn_ergo_proc *p) { return p->spawn_tag; }
+
+void gni_ergo_proc_set_tag(gn_ergo_proc *p, void *tag) { p->spawn_tag = tag; }
+
+void gni_ergo_node_untag(gn_ergo_node *en, const void *tag)
+{
+    for (gn_ergo_proc *p = en->procs; p; p = p->next) /* bounded: the processes */
+        if (p->spawn_tag == tag)
+            p->spawn_tag = NULL;
+}
+
+bool gni_ergo_proc_holds_name(const gn_ergo_proc *p, const char *name)
+{
+    return !strcmp(p->name, name);
+}
+
+uint64_t gni_ergo_node_own_flags(gn_ergo_node *en) { return gni_ergo_comp_flags(en_comp(en)); }

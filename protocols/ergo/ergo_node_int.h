@@ -33,11 +33,10 @@ int gni_ergo_node_any_send(gn_ergo_node *en, const char *node, uint64_t from, ui
 int gni_ergo_node_ctl_pend(gn_ergo_proc *p, const char *node, gn_time timeout,
                            gn_ergo_call_cb cb, void *arg, uint64_t ref[3]);
 
-/* Drops the pending request with @ref without a callback (its frame was not sent). */
-void gni_ergo_node_ctl_cancel(gn_ergo_node *en, const uint64_t ref[3]);
-
-/* true while the request with @ref is pending */
-bool gni_ergo_node_ctl_pending(gn_ergo_node *en, const uint64_t ref[3]);
+/* Drops the pending request with @ref without a callback (its frame was not sent).
+ * Returns true when it was pending; false when it had ended already (its callback ran,
+ * e.g. the connection went down during the send). */
+bool gni_ergo_node_ctl_cancel(gn_ergo_node *en, const uint64_t ref[3]);
 
 /* @p's node, or NULL when @p has ended */
 gn_ergo_node *gni_ergo_proc_node(const gn_ergo_proc *p);
@@ -55,5 +54,23 @@ void gni_ergo_spawn_free(gn_ergo_node *en);
 
 /* the table ergo_spawn.c keeps per node: a slot in gn_ergo_node */
 void **gni_ergo_node_spawn_slot(gn_ergo_node *en);
+
+/* ergo_spawn.c: process @p of @en ended (gn_ergo_proc_free/exit; dead already, still
+ * allocated): its requests end with GN_ECLOSED and @tag (its spawn tag, NULL: none)
+ * counts one live process less. Not called by gn_ergo_detach(). */
+void gni_ergo_spawn_on_proc_end(gn_ergo_node *en, gn_ergo_proc *p, void *tag);
+
+/* a tag ergo_spawn.c keeps on a process (the factory entry that made it; NULL: none) */
+void *gni_ergo_proc_tag(const gn_ergo_proc *p);
+void gni_ergo_proc_set_tag(gn_ergo_proc *p, void *tag);
+
+/* clears @tag from every process of @en that has it (the entry goes) */
+void gni_ergo_node_untag(gn_ergo_node *en, const void *tag);
+
+/* true when @p is registered as @name */
+bool gni_ergo_proc_holds_name(const gn_ergo_proc *p, const char *name);
+
+/* our own network flags (ergo.flags, as announced), 0 when the component is not running */
+uint64_t gni_ergo_node_own_flags(gn_ergo_node *en);
 
 #endif /* GNI_ERGO_NODE_INT_H */

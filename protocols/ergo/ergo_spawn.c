@@ -39,12 +39,15 @@ typedef struct sp_entry {
     gn_ergo_factory_fn fn;
     gn_ergo_app_fn afn;
     void *arg;
+    uint32_t max_procs; /* factories: live processes it may have made (the cap) */
+    uint32_t live;      /* ... and has: the processes tagged with this entry */
 } sp_entry;
 
 /* one request of ours waiting for its MessageResult (the pending entry is ergo_node.c's) */
 typedef struct sp_req {
     struct sp_req *next;
     gn_ergo_node *en;
+    gn_ergo_proc *proc; /* the requester: its end ends the request (GN_ECLOSED) */
     uint64_t ref[3];
     gn_ergo_spawn_cb scb;
     gn_ergo_result_cb rcb;
@@ -55,6 +58,7 @@ typedef struct sp_table {
     sp_entry *entries;
     unsigned n;
     sp_req *reqs;
+    bool closing; /* gn_ergo_detach() runs: no new entries or requests */
 } sp_table;
 
 static sp_table *sp_get(gn_ergo_node *en, bool create)
@@ -65,23 +69,61 @@ static sp_table *sp_get(gn_ergo_node *en, bool create)
     return *slot;
 }
 
+/* ends request @r (off the list already) with GN_ECLOSED: its process or node went */
+static void sp_closed(sp_req *r)
+{
+    if (r->scb)
+        r->scb(r->arg, GN_ECLOSED, NULL, NULL);
+    else if (r->rcb)
+        r->rcb(r->arg, GN_ECLOSED, NULL);
+    gn_free(r);
+}
+
 void gni_ergo_spawn_free(gn_ergo_node *en)
 {
     sp_table *t = sp_get(en, false);
     if (!t)
         return;
+    t->closing = true; /* a callback below cannot add requests or entries */
+    while (t->reqs) { /* bounded: the requests made (none is added meanwhile) */
+        sp_req *r = t->reqs;
+        t->reqs = r->next;
+        sp_closed(r);
+    }
     while (t->entries) { /* bounded: GN_ERGO_ENABLED_MAX */
         sp_entry *e = t->entries;
         t->entries = e->next;
         gn_free(e);
     }
-    while (t->reqs) { /* bounded: the requests made */
-        sp_req *r = t->reqs;
-        t->reqs = r->next;
-        gn_free(r);
-    }
     gn_free(t);
     *gni_ergo_node_spawn_slot(en) = NULL;
+}
+
+void gni_ergo_spawn_on_proc_end(gn_ergo_node *en, gn_ergo_proc *p, void *tag)
+{
+    sp_table *t = sp_get(en, false);
+    if (!t)
+        return;
+    sp_entry *e = tag;
+    if (e && e->live)
+        e->live--;
+    /* take @p's requests off the list first: a callback may change it */
+    sp_req *mine = NULL;
+    for (sp_req **pp = &t->reqs; *pp;) { /* bounded: the requests */
+        sp_req *r = *pp;
+        if (r->proc == p) {
+            *pp = r->next;
+            r->next = mine;
+            mine = r;
+        } else {
+            pp = &r->next;
+        }
+    }
+    while (mine) { /* bounded: @p's requests (at most its max_pending) */
+        sp_req *r = mine;
+        mine = r->next;
+        sp_closed(r);
+    }
 }
 
 static bool sp_name_ok(const char *s)
@@ -110,7 +152,8 @@ static sp_entry *sp_find(sp_table *t, bool app, const char *name)
 /* ---- enabling ----------------------------------------------------------------------------- */
 
 static int sp_enable(gn_ergo_node *en, bool app, const char *name, const char *const *nodes,
-                     size_t n_nodes, gn_ergo_factory_fn fn, gn_ergo_app_fn afn, void *arg)
+                     size_t n_nodes, uint32_t max_procs, gn_ergo_factory_fn fn,
+                     gn_ergo_app_fn afn, void *arg)
 {
     if (!en || !sp_name_ok(name) || (!fn && !afn) || (n_nodes && !nodes))
         return GN_EINVAL;
@@ -120,6 +163,8 @@ static int sp_enable(gn_ergo_node *en, bool app, const char *name, const char *c
     sp_table *t = sp_get(en, true);
     if (!t)
         return GN_ENOMEM;
+    if (t->closing)
+        return GN_ESTATE;
     sp_entry *e = sp_find(t, app, name);
     bool fresh = !e;
     if (fresh) {
@@ -161,6 +206,7 @@ static int sp_enable(gn_ergo_node *en, bool app, const char *name, const char *c
     e->fn = fn;
     e->afn = afn;
     e->arg = arg;
+    e->max_procs = max_procs ? max_procs : GN_ERGO_SPAWN_PROCS_DEFAULT;
     if (fresh) {
         e->next = t->entries;
         t->entries = e;
@@ -174,6 +220,9 @@ static int sp_disable(gn_ergo_node *en, bool app, const char *name, const char *
 {
     if (!en || !sp_name_ok(name) || (n_nodes && !nodes))
         return GN_EINVAL;
+    for (size_t i = 0; i < n_nodes; i++) /* all checked first: a bad name changes nothing */
+        if (!sp_name_ok(nodes[i]))
+            return GN_EINVAL;
     sp_table *t = sp_get(en, false);
     sp_entry *e = sp_find(t, app, name);
     if (!e)
@@ -185,12 +234,12 @@ static int sp_disable(gn_ergo_node *en, bool app, const char *name, const char *
                 break;
             }
         t->n--;
+        if (e->live) /* its processes live on, no longer counted */
+            gni_ergo_node_untag(en, e);
         gn_free(e);
         return 0;
     }
     for (size_t i = 0; i < n_nodes; i++) {
-        if (!sp_name_ok(nodes[i]))
-            return GN_EINVAL;
         unsigned k = 0;
         while (k < e->nnodes && strcmp(e->nodes[k].name, nodes[i]) != 0)
             k++;
@@ -208,7 +257,15 @@ static int sp_disable(gn_ergo_node *en, bool app, const char *name, const char *
 int gn_ergo_spawn_enable(gn_ergo_node *en, const char *name, const char *const *nodes,
                          size_t n_nodes, gn_ergo_factory_fn fn, void *arg)
 {
-    return fn ? sp_enable(en, false, name, nodes, n_nodes, fn, NULL, arg) : GN_EINVAL;
+    return gn_ergo_spawn_enable_ex(en, name, nodes, n_nodes, NULL, fn, arg);
+}
+
+int gn_ergo_spawn_enable_ex(gn_ergo_node *en, const char *name, const char *const *nodes,
+                            size_t n_nodes, const gn_ergo_spawn_enable_opts *o,
+                            gn_ergo_factory_fn fn, void *arg)
+{
+    return fn ? sp_enable(en, false, name, nodes, n_nodes, o ? o->max_procs : 0, fn, NULL, arg)
+              : GN_EINVAL;
 }
 
 int gn_ergo_spawn_disable(gn_ergo_node *en, const char *name, const char *const *nodes,
@@ -220,7 +277,7 @@ int gn_ergo_spawn_disable(gn_ergo_node *en, const char *name, const char *const 
 int gn_ergo_app_enable(gn_ergo_node *en, const char *name, const char *const *nodes,
                        size_t n_nodes, gn_ergo_app_fn fn, void *arg)
 {
-    return fn ? sp_enable(en, true, name, nodes, n_nodes, NULL, fn, arg) : GN_EINVAL;
+    return fn ? sp_enable(en, true, name, nodes, n_nodes, 0, NULL, fn, arg) : GN_EINVAL;
 }
 
 int gn_ergo_app_disable(gn_ergo_node *en, const char *name, const char *const *nodes,
@@ -414,6 +471,8 @@ static void sp_spawn(gn_ergo_node *en, sp_table *t, const char *node, const gn_e
         if (reg[0] && gni_ergo_node_name_taken(en, reg))
             err = GN_ERGO_ERR_TAKEN;
     }
+    if (!err && e->live >= e->max_procs)
+        err = GN_ERGO_ERR_EXCEEDED; /* the factory's cap on live processes */
     if (err) {
         sp_answer(en, node, GNI_ENP_ANY_SPAWN, rq.parent.id, NULL, err, ref);
         return;
@@ -441,19 +500,34 @@ static void sp_spawn(gn_ergo_node *en, sp_table *t, const char *node, const gn_e
     rq.options = &it[1];
     gn_ergo_proc *p = NULL;
     const char *text = NULL;
+    /* @e may go inside the callback (gn_ergo_spawn_disable()): only the table keeps it */
     int rc = e->fn(e->arg, en, &rq, &p, &text);
-    if (rc < 0 || !p) {
+    if (rc >= 0 && (!p || gni_ergo_proc_node(p) != en)) {
+        /* no process, another node's (or one ending inside a drain): refused, not freed */
+        GN_LOG(GN_LOG_WARNING, SP_LOG, "%s: factory %s returned %s", node, factory,
+               p ? "another node's process" : "no process");
+        rc = GN_ESTATE;
+        text = NULL;
+    }
+    if (rc < 0) { /* *@out is not looked at: the factory frees what it made */
+        const char *s = text ? text : gn_strerror(rc);
         char buf[GN_ERGO_NAME_MAX + 1];
-        sp_copy(buf, (const uint8_t *)(text ? text : gn_strerror(rc < 0 ? rc : GN_ESTATE)),
-                strlen(text ? text : gn_strerror(rc < 0 ? rc : GN_ESTATE)));
+        sp_copy(buf, (const uint8_t *)s, strlen(s));
         sp_answer(en, node, GNI_ENP_ANY_SPAWN, rq.parent.id, NULL, buf, ref);
         return;
     }
-    if (reg[0] && (rc = gn_ergo_register(p, reg)) < 0) {
+    /* the process stays the application's in every case below */
+    if (reg[0] && !gni_ergo_proc_holds_name(p, reg) && (rc = gn_ergo_register(p, reg)) < 0) {
         /* the factory took the name for another process, or gave @p another one */
-        gn_ergo_proc_free(p);
+        GN_LOG(GN_LOG_WARNING, SP_LOG, "%s: factory %s: %s not registered: %s", node, factory,
+               reg, gn_err_name(rc));
         sp_answer(en, node, GNI_ENP_ANY_SPAWN, rq.parent.id, NULL, GN_ERGO_ERR_TAKEN, ref);
         return;
+    }
+    sp_entry *now = sp_find(sp_get(en, false), false, factory);
+    if (now && !gni_ergo_proc_tag(p)) { /* counted against the cap until it ends */
+        gni_ergo_proc_set_tag(p, now);
+        now->live++;
     }
     gn_ergo_pid pid;
     gn_ergo_proc_pid(p, &pid);
@@ -499,28 +573,38 @@ static void sp_app(gn_ergo_node *en, sp_table *t, const char *node, const gn_edf
 void gni_ergo_spawn_on_request(gn_ergo_node *en, const char *node, int kind,
                                const gn_edf_value *it)
 {
+    /* our own flags (ergo-wire.md b "Network flags"): with Enable set and the feature's
+     * bit clear the request is ignored, no answer (Ergo's node does the same) */
+    uint64_t own = gni_ergo_node_own_flags(en);
+    uint64_t bit = kind == GNI_ENP_ANY_SPAWN ? 0x02u : 0x04u;
+    if ((own & 0x01u) && !(own & bit)) {
+        GN_LOG(GN_LOG_DEBUG, SP_LOG, "%s: %s ignored: our flags (0x%llx) refuse it", node,
+               kind == GNI_ENP_ANY_SPAWN ? "MessageSpawn" : "MessageApplicationStart",
+               (unsigned long long)own);
+        return;
+    }
+    /* the callbacks may end the connection (gn_ergo_disconnect()): the node name and the
+     * Ref, borrowed from it, are copied for the answer */
+    char nm[GN_ERGO_NAME_MAX + 1], rnode[GN_ERGO_NAME_MAX + 1];
+    sp_copy(nm, (const uint8_t *)node, strlen(node));
+    size_t nf = kind == GNI_ENP_ANY_SPAWN ? 3 : 4;
+    gn_edf_value items[4];
+    memcpy(items, it, nf * sizeof *it);
+    gn_edf_value *ref = &items[nf - 1];
+    if (ref->kind == GN_EDF_REF) {
+        uint64_t id[3];
+        memcpy(id, ref->u.ref.id, sizeof id);
+        sp_copy(rnode, ref->u.ref.node.base, ref->u.ref.node.len);
+        gn_edf_set_ref(ref, rnode, strlen(rnode), ref->u.ref.creation, id);
+    }
     sp_table *t = sp_get(en, false);
     if (kind == GNI_ENP_ANY_SPAWN)
-        sp_spawn(en, t, node, it);
+        sp_spawn(en, t, nm, items);
     else if (kind == GNI_ENP_ANY_APPLICATION_START)
-        sp_app(en, t, node, it);
+        sp_app(en, t, nm, items);
 }
 
 /* ---- requesting ---------------------------------------------------------------------------- */
-
-/* frees the requests whose pending entry went without a callback (their process ended) */
-static void sp_sweep(gn_ergo_node *en, sp_table *t)
-{
-    for (sp_req **pp = &t->reqs; *pp;) { /* bounded: the requests */
-        sp_req *r = *pp;
-        if (!gni_ergo_node_ctl_pending(en, r->ref)) {
-            *pp = r->next;
-            gn_free(r);
-        } else {
-            pp = &r->next;
-        }
-    }
-}
 
 static void sp_done(void *arg, int status, const gn_edf_value *reply, const char *text)
 {
@@ -563,11 +647,13 @@ static int sp_begin(gn_ergo_proc *p, const char *node, const char *name, uint64_
     sp_table *t = sp_get(en, true);
     if (!t)
         return GN_ENOMEM;
-    sp_sweep(en, t);
+    if (t->closing)
+        return GN_ESTATE;
     sp_req *r = gn_calloc(1, sizeof *r);
     if (!r)
         return GN_ENOMEM;
     r->en = en;
+    r->proc = p;
     int rc = gni_ergo_node_ctl_pend(p, node, timeout, sp_done, r, r->ref);
     if (rc < 0) {
         gn_free(r);
@@ -579,10 +665,13 @@ static int sp_begin(gn_ergo_proc *p, const char *node, const char *name, uint64_
     return 0;
 }
 
-/* a request whose frame did not go out: no callback */
-static void sp_abort(gn_ergo_node *en, sp_req *r)
+/* a request whose frame did not go out (@rc): no callback, @rc returned; unless the
+ * request ended during the send (the connection went down: sp_done ran, the callback
+ * has the outcome and freed @r), then 0: the callback follows exactly once */
+static int sp_abort(gn_ergo_node *en, sp_req *r, int rc)
 {
-    gni_ergo_node_ctl_cancel(en, r->ref);
+    if (!gni_ergo_node_ctl_cancel(en, r->ref))
+        return 0;
     sp_table *t = sp_get(en, false);
     for (sp_req **pp = t ? &t->reqs : NULL; pp && *pp; pp = &(*pp)->next)
         if (*pp == r) {
@@ -590,6 +679,7 @@ static void sp_abort(gn_ergo_node *en, sp_req *r)
             break;
         }
     gn_free(r);
+    return rc;
 }
 
 int gn_ergo_remote_spawn(gn_ergo_proc *p, const char *node, const char *factory,
@@ -598,7 +688,7 @@ int gn_ergo_remote_spawn(gn_ergo_proc *p, const char *node, const char *factory,
     gn_ergo_spawn_opts dflt = {0};
     if (!o)
         o = &dflt;
-    if (!cb || (o->nargs && !o->args) ||
+    if (!cb || (o->nargs && !o->args) || o->nargs > GN_ERGO_SPAWN_ARGS_MAX ||
         (o->register_name && o->register_name[0] && !sp_name_ok(o->register_name)))
         return GN_EINVAL;
     gn_ergo_node *en = gni_ergo_proc_node(p);
@@ -640,9 +730,7 @@ int gn_ergo_remote_spawn(gn_ergo_proc *p, const char *node, const char *factory,
             rc = gni_ergo_node_any_send(en, node, me.id, 0, &v, false);
     }
     gn_edf_arena_free(a);
-    if (rc < 0)
-        sp_abort(en, r);
-    return rc;
+    return rc < 0 ? sp_abort(en, r, rc) : 0;
 }
 
 int gn_ergo_remote_app_start(gn_ergo_proc *p, const char *node, const char *app,
@@ -678,7 +766,5 @@ int gn_ergo_remote_app_start(gn_ergo_proc *p, const char *node, const char *app,
         rc = gni_ergo_node_any_send(en, node, me.id, 0, &v, false);
     }
     gn_edf_arena_free(a);
-    if (rc < 0)
-        sp_abort(en, r);
-    return rc;
+    return rc < 0 ? sp_abort(en, r, rc) : 0;
 }

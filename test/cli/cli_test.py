@@ -1518,7 +1518,7 @@ def ergo_spawn_allowed_and_refused():
     reg = str(free_tcp_udp_port())
     common = ["--cookie", "ck2", "--registrar-port", reg]
     s = ErgoServe("--name", "spw@localhost", "--port", "0", "--allow-spawn", "worker",
-                  "--listen", "/ip4/127.0.0.1/tcp/0", *common)
+                  "--max-spawn", "2", "--listen", "/ip4/127.0.0.1/tcp/0", *common)
     try:
         lst = s.wait_for(lambda e: e["event"] == "listening")
         assert lst and s.wait_for(lambda e: e["event"] == "ergo_serving"), s.lines
@@ -1559,11 +1559,17 @@ def ergo_spawn_allowed_and_refused():
             (rc, evs, err)
         assert s.wait_for(lambda e: e["event"] == "ergo_spawn_request" and e["args"] == 2), \
             s.lines
+        # --max-spawn 2: two of worker's processes live, the third is refused
+        rc, evs, err = ergo_cli("spawn", "spw@localhost", "worker", *common)
+        assert rc == 1 and evs[-1]["error"] == "GN_ECALLBACK", (rc, evs, err)
+        assert "limit exceeded" in evs[-1]["detail"], evs
     finally:
         rc, _ = s.stop()
         assert rc == 0, (rc, s.err)
     rc, out, err = run("ergo", "spawn", "a@b", "--cookie", "c")
     assert rc == 2 and "want NODE FACTORY" in err, (rc, err)
+    rc, out, err = run("ergo", "serve", "--name", "a@b", "--max-spawn", "0")
+    assert rc == 2 and "--max-spawn" in err, (rc, err)
 
 
 

@@ -157,6 +157,7 @@ ERGO_SPAWN: int
 ERGO_INFO: int
 ERGO_ALIAS: int
 ERGO_SIGNAL: int  # links, monitors, exit signals
+ERGO_STREAM: int
 
 
 class ErgoNode:
@@ -189,6 +190,12 @@ class ErgoNode:
                   token: int) -> None: ...
     def proc_exit(self, handle: int, reason: str, token: int) -> None: ...
     def event_op(self, what: str, handle: int, name: str, value: Any, token: int) -> None: ...
+    def remote_spawn(self, handle: int, node: str, factory: str, register: Optional[str],
+                     args: Any, timeout_ms: int, token: int) -> None: ...
+    def remote_app_start(self, handle: int, node: str, name: str, mode: int, timeout_ms: int,
+                         token: int) -> None: ...
+    def enable(self, app: bool, on: bool, name: str, nodes: Optional[Sequence[str]],
+               qlimit: int, max_procs: int, stream: int, token: int) -> None: ...
 
 
 def _set_error_factory(fn: Optional[Callable[[int], BaseException]]) -> None:

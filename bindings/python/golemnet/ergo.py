@@ -769,6 +769,9 @@ class ErgoNode:
             if not notes:
                 return
             for kind, tok, status, a, b, c in notes:
+                if kind == _c.ERGO_STREAM:
+                    self._on_stream(tok, status, a)
+                    continue
                 if kind == _c.ERGO_MSG:
                     p = self._procs.get(tok)
                     if p is None:
@@ -789,6 +792,19 @@ class ErgoNode:
                 if fut is None or fut.done():
                     continue
                 fut.set_result((status, a, b))
+
+    def _on_stream(self, tok: int, status: int, val: Any) -> None:
+        # a served spawn / application start for an enabled factory or application
+        st = self._pending.get(tok)
+        if isinstance(st, _Stream):
+            st._note(status, val)
+            return
+        if status == 0 and isinstance(val, list) and len(val) == 8:
+            # its stream is gone (a cancelled enable): nobody owns the new process
+            try:
+                self._c.free_proc(int(val[0]), 0)
+            except Error:
+                pass
 
     # -- API
     async def spawn(self, name: Optional[str] = None, *, mailbox: int = 1024, queue: int = 1024,
@@ -943,20 +959,35 @@ class ErgoNode:
         await p.remote_app_start(node, name, mode, timeout=timeout)
 
     async def _enable(self, app: bool, on: bool, name: str, nodes: Optional[Sequence[str]],
-                      handler: Optional[Callable[..., Any]], queue: int) -> None:
+                      handler: Optional[Callable[..., Any]], queue: int,
+                      max_procs: int = 0) -> None:
         self._bind()
+        if max_procs < 0 or max_procs > 0xFFFFFFFF:
+            raise error_from_code(_code("GN_EINVAL"), f"max {max_procs}")
         stream = 0
         if on:
             assert handler is not None
             stream = next(self._tokens)
             self._pending[stream] = _Stream(self, app, handler, queue)  # type: ignore
+        what = f"{'enable' if on else 'disable'} {name}"
+        nl = None if nodes is None else list(nodes)
         try:
-            await self._simple(self._c.enable, app, on, name,
-                               None if nodes is None else list(nodes), queue, stream,
-                               what=f"{'enable' if on else 'disable'} {name}")
+            tok, fut = self._request()
+            self._submit(tok, self._c.enable, app, on, name, nl, queue, max_procs, stream)
         except BaseException:
             self._pending.pop(stream, None)
             raise
+        try:
+            status, _, text = await self._await(tok, fut, 10.0)
+        except BaseException:
+            # submitted, no outcome (cancelled, timed out): the loop may still act on it;
+            # a factory or application whose state is unknown ends disabled
+            self._pending.pop(stream, None)
+            self._enable_lost(app, name, None if on else nl)
+            raise
+        if status < 0:
+            self._pending.pop(stream, None)
+            raise _fail(status, what, text)
         streams = self._enabled = getattr(self, "_enabled", {})
         old = streams.pop((app, name), None)
         if old is not None and (on or not nodes):
@@ -966,8 +997,21 @@ class ErgoNode:
         if on:
             streams[(app, name)] = stream
 
+    def _enable_lost(self, app: bool, name: str, nodes: Optional[List[str]]) -> None:
+        # the same disable again (None: the whole name), outcome not waited for (token 0)
+        try:
+            self._c.enable(app, False, name, nodes, 0, 0, 0, 0)
+        except Error:
+            pass
+        streams = getattr(self, "_enabled", {})
+        if nodes is None:
+            old = streams.pop((app, name), None)
+            if old is not None:
+                self._pending.pop(old, None)
+
     async def enable_spawn(self, factory: str, handler: Callable[..., Any],
-                           nodes: Optional[Sequence[str]] = None, *, queue: int = 1024) -> None:
+                           nodes: Optional[Sequence[str]] = None, *, queue: int = 1024,
+                           max: int = 0) -> None:
         """Lets remote nodes spawn processes from ``factory`` (Ergo's
         ``EnableSpawn``); ``nodes``: only these node names may (None: any;
         again with more names adds them). Each request creates a process on
@@ -975,9 +1019,14 @@ class ErgoNode:
         the name asked for), then ``handler(process, request)`` runs on this
         loop with the :class:`Process` and a :class:`SpawnRequest` (a
         coroutine function runs as a task); it cannot refuse: disable the
-        factory instead. Without enabling, requests get "unknown name"; from
-        a node not listed, "not allowed"."""
-        await self._enable(False, True, factory, nodes, handler, max(1, queue))
+        factory instead (an exception it raises goes to the loop's exception
+        handler). Without enabling, requests get "unknown name"; from a node
+        not listed, "not allowed". ``max``: processes of this factory alive
+        at once (0: the C default, ``GN_ERGO_SPAWN_PROCS_DEFAULT`` 1024); a
+        request beyond gets "limit exceeded"; a process counts until it is
+        closed. When this call is cancelled or times out, the factory ends
+        disabled (its previous handler too)."""
+        await self._enable(False, True, factory, nodes, handler, queue if queue > 1 else 1, max)
 
     async def disable_spawn(self, factory: str, nodes: Optional[Sequence[str]] = None) -> None:
         """Refuses ``factory`` to ``nodes`` ("not allowed"), or with None
@@ -1052,14 +1101,15 @@ class BlockingErgoNode:
         self._run(self.aio.remote_app_start(node, name, mode, timeout=timeout), timeout + 10)
 
     def enable_spawn(self, factory: str, handler: Callable[..., Any],
-                     nodes: Optional[Sequence[str]] = None, *, queue: int = 1024) -> None:
+                     nodes: Optional[Sequence[str]] = None, *, queue: int = 1024,
+                     max: int = 0) -> None:
         """As :meth:`ErgoNode.enable_spawn`; ``handler(process, request)``
         gets a :class:`BlockingProcess` and runs on the node's event loop
         thread: hand the process to another thread there (its blocking
         methods cannot run on the loop's own thread)."""
         def wrap(p: Process, rq: "SpawnRequest") -> Any:
             return handler(BlockingProcess(self, p), rq)
-        self._run(self.aio.enable_spawn(factory, wrap, nodes, queue=queue))
+        self._run(self.aio.enable_spawn(factory, wrap, nodes, queue=queue, max=max))
 
     def disable_spawn(self, factory: str, nodes: Optional[Sequence[str]] = None) -> None:
         self._run(self.aio.disable_spawn(factory, nodes))
@@ -1186,21 +1236,31 @@ class _Stream:
         return False
 
     def set_result(self, res: Tuple[int, Any, Any]) -> None:
-        status, val, _ = res
+        pass  # the node closed (ErgoNode.close ends every pending entry)
+
+    def _note(self, status: int, val: Any) -> None:
         if status < 0 or not isinstance(val, list):
-            return  # the node closed
+            return
         en = self._en
-        if self._app:
-            node, name, mode, core = val
-            r = self._handler(AppStartRequest(node, name, int(mode), core))
-        else:
-            h, tok, pid, parent, reg, factory, node, args = val
-            p = Process(en, int(h), int(tok), self._queue, None)
-            p.pid = pid
-            p.name = reg or None
-            en._procs[int(tok)] = p
-            r = self._handler(p, SpawnRequest(node, factory, parent, reg or None,
-                                              list(args or [])))
+        try:
+            if self._app:
+                node, name, mode, core = val
+                hargs: Tuple[Any, ...] = (AppStartRequest(node, name, int(mode), core),)
+            else:
+                h, tok, pid, parent, reg, factory, node, args = val
+                p = Process(en, int(h), int(tok), self._queue, None)
+                p.pid = pid
+                p.name = reg or None
+                en._procs[int(tok)] = p
+                hargs = (p, SpawnRequest(node, factory, parent, reg or None, list(args or [])))
+            r = self._handler(*hargs)
+        except Exception as e:
+            # the rest of the batch of notes goes on; the error goes to the loop's handler
+            loop = en._loop if en._loop is not None else asyncio.get_event_loop()
+            loop.call_exception_handler({
+                "message": "ergo: remote spawn / application start handler failed",
+                "exception": e})
+            return
         if asyncio.iscoroutine(r):
             task = asyncio.ensure_future(r)
             en._tasks.add(task)

@@ -54,6 +54,7 @@ enum {
     EN_SPAWN = 4,  /* token, status, pid */
     EN_INFO = 5,   /* token, status, info */
     EN_ALIAS = 6,  /* token, status, ref */
+    EN_STREAM = 7, /* token = an enable's stream, bytes: a served spawn / app start (end of file) */
 };
 
 typedef struct en_note {
@@ -556,9 +557,11 @@ static void run_cmd(gn_loop *loop, void *arg)
     }
     switch (c->op) {
     case OP_DETACH:
-        waits_end(b, NULL, GN_ECLOSED);
-        gn_ergo_detach(en); /* frees the C processes */
+        /* frees the C processes; remote spawn / app start waits end inside (GN_ECLOSED,
+         * their callbacks free them), the other waits below */
+        gn_ergo_detach(en);
         b->en = NULL;
+        waits_end(b, NULL, GN_ECLOSED);
         while (b->procs) { /* bounded: the processes */
             epy_proc *ep = b->procs;
             proc_unlink(ep);
@@ -590,8 +593,9 @@ static void run_cmd(gn_loop *loop, void *arg)
     }
     case OP_FREE:
         if (c->ep->p) {
+            gn_ergo_proc_free(c->ep->p); /* spawn / app start waits end inside (GN_ECLOSED) */
+            c->ep->p = NULL;
             waits_end(b, c->ep, GN_ECLOSED);
-            gn_ergo_proc_free(c->ep->p);
         }
         proc_unlink(c->ep);
         free(c->ep);
@@ -2059,7 +2063,7 @@ static PyMethodDef Ergo_methods[] = {
     {"remote_app_start", (PyCFunction)Ergo_remote_app_start, METH_VARARGS,
      "remote_app_start(handle, node, name, mode, timeout_ms, token)"},
     {"enable", (PyCFunction)Ergo_enable, METH_VARARGS,
-     "enable(app, on, name, nodes, qlimit, stream, token)"},
+     "enable(app, on, name, nodes, qlimit, max_procs, stream, token)"},
     {"poll", (PyCFunction)Ergo_poll, METH_VARARGS, "poll(max=256) -> notes"},
     {"detach", (PyCFunction)Ergo_detach, METH_VARARGS, "detach(token)"},
     {"spawn", (PyCFunction)Ergo_spawn, METH_VARARGS,
@@ -2131,7 +2135,8 @@ int gnpy_ergo_init(PyObject *m, PyObject *(*raise)(int))
         long v;
     } k[] = {{"ERGO_MSG", EN_MSG},   {"ERGO_RESULT", EN_RESULT}, {"ERGO_REPLY", EN_REPLY},
              {"ERGO_SPAWN", EN_SPAWN}, {"ERGO_INFO", EN_INFO},   {"ERGO_ALIAS", EN_ALIAS},
-             {"ERGO_SIGNAL", EN_SIGNAL}};
+             {"ERGO_SIGNAL", EN_SIGNAL},
+             {"ERGO_STREAM", EN_STREAM}};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (PyModule_AddIntConstant(m, k[i].n, k[i].v) < 0)
             return -1;
@@ -2143,9 +2148,11 @@ int gnpy_ergo_init(PyObject *m, PyObject *(*raise)(int))
  * process, and factories/applications enabled for remote nodes. The loop
  * cannot wait for Python, so a served spawn is granted on the loop (a new
  * process whose notes carry an id of the loop's), and the consumer hears of
- * it afterwards on the enable's stream token, as an EN_REPLY note whose value
- * is [handle, id, pid, parent, register, factory, node, args]; a served
- * application start is answered 0 and noted as [node, name, mode, core].
+ * it afterwards on the enable's stream token, as an EN_STREAM note whose value
+ * is [handle, id, pid, parent, register, factory, node, args] (a consumer that
+ * no longer reads that stream frees the handle); a served application start
+ * is answered 0 and noted as [node, name, mode, core]. A note that cannot be
+ * made fails the request (the new process is freed first).
  * A remote spawn's outcome is an EN_REPLY (the PID, or the error text); an
  * application start's an EN_RESULT.
  */
@@ -2157,6 +2164,7 @@ typedef struct sp_cmd {
     epy_bridge *b;
     epy_proc *ep;
     uint64_t token, stream;
+    uint32_t max_procs;
     char node[GN_ERGO_NAME_MAX + 1], name[GN_ERGO_NAME_MAX + 1], reg[GN_ERGO_NAME_MAX + 1];
     char (*nodes)[GN_ERGO_NAME_MAX + 1];
     size_t nnodes;
@@ -2186,21 +2194,23 @@ static void sp_spawned(void *arg, int status, const gn_ergo_pid *pid, const char
     wait_free(w);
 }
 
-/* a note with the list @items (@cnt values) on @stream */
-static void sp_note_list(epy_bridge *b, uint64_t stream, gn_edf_value *items, uint32_t cnt)
+/* a note with the list @items (@cnt values) on @stream; 0, or GN_ENOMEM (no note) */
+static int sp_note_list(epy_bridge *b, uint64_t stream, gn_edf_value *items, uint32_t cnt)
 {
     gn_edf_arena *a = gn_edf_arena_new(0, 0);
     gn_edf_value v;
-    en_note *n = a ? note_new(EN_REPLY, 0, stream) : NULL;
+    en_note *n = a ? note_new(EN_STREAM, 0, stream) : NULL;
     if (n && gn_edf_set_composite(&v, a, any_slice, cnt) == 0) {
         memcpy(gn_edf_items(&v), items, cnt * sizeof *items);
         n->bytes = encode_value(&v, &n->len);
     }
-    if (n && n->bytes)
-        note_push(b, n);
-    else
-        free(n);
     gn_edf_arena_free(a);
+    if (!n || !n->bytes) {
+        free(n);
+        return GN_ENOMEM;
+    }
+    note_push(b, n);
+    return 0;
 }
 
 static int sp_factory(void *arg, gn_ergo_node *en, const gn_ergo_spawn_request *rq,
@@ -2237,13 +2247,20 @@ static int sp_factory(void *arg, gn_ergo_node *en, const gn_ergo_spawn_request *
     gn_edf_set_string(&it[5], rq->factory, strlen(rq->factory));
     gn_edf_set_string(&it[6], rq->node, strlen(rq->node));
     gn_edf_arena *a = gn_edf_arena_new(0, 0);
-    if (!a || gn_edf_set_composite(&it[7], a, any_slice, (uint32_t)rq->nargs) < 0) {
+    if (!a || rq->nargs > UINT32_MAX ||
+        gn_edf_set_composite(&it[7], a, any_slice, (uint32_t)rq->nargs) < 0) {
         gn_edf_set_nil_of(&it[7], any_slice);
     } else if (rq->nargs) {
         memcpy(gn_edf_items(&it[7]), rq->args, rq->nargs * sizeof *rq->args);
     }
-    sp_note_list(b, e->stream, it, 8);
+    rc = sp_note_list(b, e->stream, it, 8);
     gn_edf_arena_free(a);
+    if (rc < 0) { /* nobody would hear of it: the process goes, the requester gets the error */
+        proc_unlink(ep);
+        gn_ergo_proc_free(ep->p);
+        free(ep);
+        return rc;
+    }
     *out = ep->p;
     return 0;
 }
@@ -2260,8 +2277,7 @@ static int sp_app(void *arg, gn_ergo_node *en, const gn_ergo_app_request *rq,
     gn_edf_set_int(&it[2], GN_EDF_INT64, (int64_t)rq->mode);
     gn_edf_set_pid(&it[3], rq->core.node, strlen(rq->core.node), rq->core.id,
                    rq->core.creation);
-    sp_note_list(e->b, e->stream, it, 4);
-    return 0;
+    return sp_note_list(e->b, e->stream, it, 4);
 }
 
 static int sp_enable_run(sp_cmd *c)
@@ -2299,8 +2315,10 @@ static int sp_enable_run(sp_cmd *c)
     snprintf(e->name, sizeof e->name, "%s", c->name);
     e->stream = c->stream;
     e->qlimit = c->qlimit > 0 ? c->qlimit : 1024;
+    gn_ergo_spawn_enable_opts eo = {.max_procs = c->max_procs};
     int rc = c->app ? gn_ergo_app_enable(b->en, c->name, nodes, c->nnodes, sp_app, e)
-                    : gn_ergo_spawn_enable(b->en, c->name, nodes, c->nnodes, sp_factory, e);
+                    : gn_ergo_spawn_enable_ex(b->en, c->name, nodes, c->nnodes, &eo, sp_factory,
+                                              e);
     if (rc < 0 && fresh) {
         free(e);
     } else if (rc < 0) { /* unchanged: the consumer keeps the old stream */
@@ -2435,7 +2453,8 @@ static PyObject *Ergo_remote_spawn(ErgoObject *self, PyObject *args)
     if (sp_name(c->node, node, false) < 0 || sp_name(c->name, factory, false) < 0 ||
         sp_name(c->reg, reg ? reg : "", true) < 0)
         goto fail;
-    if (PyObject_IsTrue(list) == 1 && !(c->bytes = py_encode(self, list, &c->len)))
+    int truth = PyObject_IsTrue(list);
+    if (truth < 0 || (truth == 1 && !(c->bytes = py_encode(self, list, &c->len))))
         goto fail;
     c->timeout = (gn_time)timeout_ms * GN_MS;
     return sp_submit(self, c);
@@ -2466,18 +2485,21 @@ static PyObject *Ergo_remote_app_start(ErgoObject *self, PyObject *args)
     return sp_submit(self, c);
 }
 
-/* enable(app, on, name, nodes (sequence of str or None), qlimit, stream, token) */
+/* enable(app, on, name, nodes (sequence of str or None), qlimit, max_procs, stream, token) */
 static PyObject *Ergo_enable(ErgoObject *self, PyObject *args)
 {
     int app, on, qlimit;
+    unsigned int max_procs;
     const char *name;
     PyObject *nodes;
     unsigned long long stream, tok;
-    if (!PyArg_ParseTuple(args, "ppsOiKK", &app, &on, &name, &nodes, &qlimit, &stream, &tok))
+    if (!PyArg_ParseTuple(args, "ppsOiIKK", &app, &on, &name, &nodes, &qlimit, &max_procs,
+                          &stream, &tok))
         return NULL;
     sp_cmd *c = sp_new(SP_OP_ENABLE, NULL, tok);
     if (!c)
         return NULL;
+    c->max_procs = max_procs;
     c->app = app;
     c->on = on;
     c->qlimit = qlimit;

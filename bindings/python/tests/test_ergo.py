@@ -359,6 +359,45 @@ async def spawn_cases(ea: Any, eb: Any, node_b: str) -> None:
         await drv.remote_app_start(node_b, "golem_app")
     with pytest.raises(golemnet.Error):
         await drv.remote_app_start(node_b, "golem_app", 9)
+    # args whose truth cannot be told: that error, not a SystemError
+    class NoBool:
+        def __bool__(self) -> bool:
+            raise ZeroDivisionError("no truth")
+    with pytest.raises(ZeroDivisionError):
+        ea._c.remote_spawn(drv._h, node_b, "worker", None, NoBool(), 1000, 0)
+    # max=: one process of "capped" alive at a time
+    capped: List[Any] = []
+    await eb.enable_spawn("capped", lambda p, rq: capped.append(p), max=1)
+    await drv.remote_spawn(node_b, "capped")
+    with pytest.raises(ergo.CallError, match="limit exceeded"):
+        await drv.remote_spawn(node_b, "capped")
+    await wait_for(lambda: len(capped) == 1)
+    await capped[0].close()
+    await drv.remote_spawn(node_b, "capped")
+    await wait_for(lambda: len(capped) == 2)
+    await capped[1].close()
+    await eb.disable_spawn("capped")
+    # a handler that raises: the error goes to the loop's handler, later requests work
+    errors: List[Any] = []
+    loop = asyncio.get_running_loop()
+    old = loop.get_exception_handler()
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx.get("exception")))
+    try:
+        def boom(p: Any, rq: Any) -> None:
+            capped.append(p)
+            raise RuntimeError("handler bug")
+        await eb.enable_spawn("boom", boom)
+        await drv.remote_spawn(node_b, "boom")
+        bp = await drv.remote_spawn(node_b, "boom")
+        await wait_for(lambda: len(errors) == 2)
+        assert all(isinstance(e, RuntimeError) for e in errors)
+        await drv.send(bp, "still-reachable", important=True)
+        assert (await capped[-1].receive(timeout=5)).value == "still-reachable"
+        for q in capped[2:]:
+            await q.close()
+        await eb.disable_spawn("boom")
+    finally:
+        loop.set_exception_handler(old)
     for q, _ in spawned:
         await q.close()
     await drv.close()
@@ -684,3 +723,83 @@ def test_blocking_links() -> None:
     finally:
         b.close()
         a.close()
+# ---- the note dispatch without a node (a fake _golemnet.ErgoNode)
+
+
+class _FakeC:
+    def __init__(self, batches: List[Any]) -> None:
+        self.batches = batches
+        self.calls: List[Any] = []
+
+    def poll(self, n: int) -> Any:
+        return self.batches.pop(0) if self.batches else []
+
+    def free_proc(self, h: int, tok: int) -> None:
+        self.calls.append(("free_proc", h, tok))
+
+    def enable(self, *args: Any) -> None:
+        self.calls.append(("enable",) + args)
+
+
+def _bare_node(loop: Any, fake: _FakeC) -> Any:
+    en = object.__new__(ergo.ErgoNode)
+    en._c = fake
+    en._loop = loop
+    en._pending = {}
+    en._procs = {}
+    en._tasks = set()
+    en._closed = False
+    en._tokens = iter(range(1, 1000))
+    return en
+
+
+def test_stream_handler_error_keeps_the_batch() -> None:
+    """A raising handler costs only its own note: the rest of the batch (a reply to
+    another call, a message) is still dispatched; the error reaches the loop's handler;
+    a spawn note for a stream nobody reads frees its process."""
+    from golemnet import _golemnet as _c
+    loop = asyncio.new_event_loop()
+    try:
+        errors: List[Any] = []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx.get("exception")))
+        pid = ergo.PID("n@h", 1001, 1)
+        fake = _FakeC([[
+            (_c.ERGO_STREAM, 7, 0, ["a@h", "app", 0, pid], None, None),
+            (_c.ERGO_STREAM, 9, 0, [1234, 5, pid, pid, "", "f", "a@h", []], None, None),
+            (_c.ERGO_REPLY, 8, 0, "answer", None, None),
+        ]])
+        en = _bare_node(loop, fake)
+
+        def boom(rq: Any) -> None:
+            raise RuntimeError("handler bug")
+        en._pending[7] = ergo._Stream(en, True, boom, 0)
+        fut = loop.create_future()
+        en._pending[8] = fut
+        en._on_notes()
+        assert fut.done() and fut.result() == (0, "answer", None)
+        assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+        assert fake.calls == [("free_proc", 1234, 0)]
+    finally:
+        loop.close()
+
+
+def test_enable_cancelled_after_submit_disables() -> None:
+    """An enable cancelled after it was submitted sends a disable: the loop side must
+    not keep a factory whose notes nobody reads."""
+    loop = asyncio.new_event_loop()
+    try:
+        fake = _FakeC([])
+        en = _bare_node(loop, fake)
+
+        async def run() -> None:
+            t = asyncio.ensure_future(en.enable_spawn("w", lambda p, rq: None, max=3))
+            await asyncio.sleep(0.01)
+            t.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await t
+        loop.run_until_complete(run())
+        assert fake.calls[0][:8] == ("enable", False, True, "w", None, 1024, 3, fake.calls[0][7])
+        assert fake.calls[1] == ("enable", False, False, "w", None, 0, 0, 0, 0)
+        assert en._pending == {}
+    finally:
+        loop.close()

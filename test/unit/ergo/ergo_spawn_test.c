@@ -14,7 +14,12 @@
  *    (GN_ECONNRESET), max_pending bounds them, bad arguments;
  *  - over TCP the emitted MessageSpawn / MessageApplicationStart and their
  *    MessageResult have the layout of ../shared/vectors/ergo/enp_remote_spawn.hex
- *    and enp_remote_app_start.hex, field by field (ids and refs may differ).
+ *    and enp_remote_app_start.hex, field by field (ids and refs may differ);
+ *  - edges: the per-factory cap, a bad disable list, too many args, factories
+ *    that register the name themselves, return nothing, fail with *out set,
+ *    return another node's process, disconnect the requester; the connection
+ *    cut inside the send; GN_ECLOSED on process end and detach;
+ *  - our own flags without RemoteSpawn / RemoteApplicationStart: ignored.
  */
 #define _XOPEN_SOURCE 700
 #include "gn_test.h"
@@ -399,7 +404,6 @@ static void spawn_cases(tnode *a, tnode *b)
     run_until(never, NULL, 50);
     CHECK_EQ(s3.n, 1u); /* exactly once */
     CHECK_EQ(s2.n, 2u);
-    /* a process freed with a request outstanding: no callback */
     gn_ergo_proc_free(lim.p);
     gn_ergo_proc_free(drv.p);
     CHECK_OK(gn_ergo_attach(b->n, NULL, &b->en));
@@ -478,6 +482,78 @@ GN_TEST(channel_remote_spawn_and_app_start)
     enode_down(&t[0]);
     enode_down(&t[1]);
     finish();
+}
+
+/* ---- edges: ownership, caps, bounds, re-entry ------------------------------------------------ */
+
+typedef struct oddf {
+    int mode; /* 0 name already held, 1 no process, 2 error with *out set, 3 disconnect,
+               * 4 another node's process, 5 plain */
+    tnode *t;
+    gn_ergo_proc *other; /* mode 4: a process of another node */
+    rproc kids[8];
+    unsigned nkids;
+} oddf;
+
+static int odd_factory(void *arg, gn_ergo_node *en, const gn_ergo_spawn_request *rq,
+                       gn_ergo_proc **out, const char **err_text)
+{
+    oddf *f = arg;
+    if (f->mode == 4) {
+        *out = f->other;
+        return 0;
+    }
+    CHECK(f->nkids < 8);
+    rproc *r = &f->kids[f->nkids++];
+    memset(r, 0, sizeof *r);
+    CHECK_OK(gn_ergo_spawn(en, NULL, on_msg, r, &r->p));
+    switch (f->mode) {
+    case 0: /* the factory registered the name itself: accepted */
+        CHECK_OK(gn_ergo_register(r->p, rq->register_name));
+        break;
+    case 1: /* no process with 0: refused */
+        f->nkids--;
+        gn_ergo_proc_free(r->p);
+        *out = NULL;
+        return 0;
+    case 2: /* an error with *out set: the process stays the factory's */
+        *out = r->p;
+        *err_text = "changed my mind";
+        return GN_EINVAL;
+    case 3: { /* the factory ends the requester's connection */
+        char node[GN_ERGO_NAME_MAX + 1];
+        snprintf(node, sizeof node, "%s", rq->node);
+        CHECK_OK(gn_ergo_disconnect(en, node));
+        break;
+    }
+    default:
+        break;
+    }
+    *out = r->p;
+    return 0;
+}
+
+/* a tap that ends the connection the first 199 frame is sent on, inside the send */
+typedef struct cut {
+    gn_ergo_node *en;
+    bool armed;
+} cut;
+
+static void cut_tap(void *ud, bool out, const char *node, const uint8_t *f, size_t len)
+{
+    cut *c = ud;
+    if (!out || !c->armed || len < 8 || f[7] != GNI_ENP_ANY)
+        return;
+    c->armed = false;
+    char nm[GN_ERGO_NAME_MAX + 1];
+    snprintf(nm, sizeof nm, "%s", node);
+    CHECK_OK(gn_ergo_disconnect(c->en, nm));
+}
+
+static void connect_channel(tnode *a, tnode *b)
+{
+    CHECK_OK(gn_ergo_connect_peer(a->en, &b->pid, "beta@localhost"));
+    CHECK(run_until(peer_up, a, 8000));
 }
 
 /* ---- TCP: the frames against the captures --------------------------------------------------- */
@@ -694,6 +770,19 @@ GN_TEST(tcp_remote_spawn_frames_match_vectors)
         gn_ergo_proc_free(f.kids[i].p);
     CHECK_OK(gn_ergo_spawn_disable(t[1].en, "remote_worker", NULL, 0));
     CHECK_OK(gn_ergo_app_disable(t[1].en, "golem_app", NULL, 0));
+    /* a factory that ends the requester's TCP connection: ECONNRESET, nothing read from
+     * the freed connection (ASan); the next request connects again */
+    oddf of = {.t = &t[1], .mode = 3};
+    CHECK_OK(gn_ergo_spawn_enable(t[1].en, "odd", NULL, 0, odd_factory, &of));
+    spawn_wait(drv, "odd", NULL, &s);
+    CHECK_EQ(s.status, GN_ECONNRESET);
+    of.mode = 5;
+    spawn_wait(drv, "odd", NULL, &s);
+    CHECK_EQ(s.status, 0);
+    CHECK_EQ(of.nkids, 2u);
+    for (unsigned i = 0; i < of.nkids; i++)
+        gn_ergo_proc_free(of.kids[i].p);
+    CHECK_OK(gn_ergo_spawn_disable(t[1].en, "odd", NULL, 0));
     /* the whole set of cases over TCP as well */
     spawn_cases(&t[0], &t[1]);
     for (int i = 0; i < 4; i++)
@@ -705,5 +794,201 @@ GN_TEST(tcp_remote_spawn_frames_match_vectors)
         SKIP("frames not compared: shared/vectors/ergo not found (set GN_SHARED_DIR)");
 }
 
+
+GN_TEST(channel_spawn_edges)
+{
+    setup();
+    tnode t[2];
+    const char *oa[] = {"ergo.node=alpha@localhost"};
+    const char *ob[] = {"ergo.node=beta@localhost"};
+    enode_up(&t[0], 451, oa, 1, false, "alpha@localhost");
+    enode_up(&t[1], 452, ob, 1, true, "beta@localhost");
+    CHECK_EQ(dial_wait(&t[0], t[1].addr), 0);
+    connect_channel(&t[0], &t[1]);
+    rproc drv;
+    memset(&drv, 0, sizeof drv);
+    CHECK_OK(gn_ergo_spawn(t[0].en, NULL, on_msg, &drv, &drv.p));
+    sres s = {0};
+
+    /* the cap on live processes: max_procs 1, the second "limit exceeded" without asking
+     * the factory; once the first ends, granted again */
+    factory f = {.t = &t[1]};
+    gn_ergo_spawn_enable_opts eo = {.max_procs = 1};
+    CHECK_OK(gn_ergo_spawn_enable_ex(t[1].en, "capped", NULL, 0, &eo, make_worker, &f));
+    spawn_wait(drv.p, "capped", NULL, &s);
+    CHECK_EQ(s.status, 0);
+    spawn_wait(drv.p, "capped", NULL, &s);
+    CHECK_EQ(s.status, GN_ECALLBACK);
+    CHECK_STR(s.text, GN_ERGO_ERR_EXCEEDED);
+    CHECK_EQ(f.calls, 1u);
+    gn_ergo_proc_free(f.kids[0].p);
+    spawn_wait(drv.p, "capped", NULL, &s);
+    CHECK_EQ(s.status, 0);
+    CHECK_EQ(f.calls, 2u);
+    /* the default cap is documented and set */
+    CHECK_OK(gn_ergo_spawn_enable(t[1].en, "capped", NULL, 0, make_worker, &f));
+    spawn_wait(drv.p, "capped", NULL, &s);
+    CHECK_EQ(s.status, 0);
+    CHECK_OK(gn_ergo_spawn_disable(t[1].en, "capped", NULL, 0));
+    for (unsigned i = 1; i < f.nkids; i++) /* they outlive the factory's removal */
+        gn_ergo_proc_free(f.kids[i].p);
+
+    /* a disable list with a bad name changes nothing (alpha stays allowed) */
+    const char *alpha[] = {"alpha@localhost"}, *bad[] = {"alpha@localhost", ""};
+    CHECK_OK(gn_ergo_spawn_enable(t[1].en, "listed", alpha, 1, make_worker, &f));
+    CHECK_EQ(gn_ergo_spawn_disable(t[1].en, "listed", bad, 2), GN_EINVAL);
+    CHECK_EQ(gn_ergo_app_disable(t[1].en, "listed", bad, 2), GN_EINVAL); /* checked first */
+    spawn_wait(drv.p, "listed", NULL, &s);
+    CHECK_EQ(s.status, 0);
+    gn_ergo_proc_free(f.kids[f.nkids - 1].p);
+    CHECK_OK(gn_ergo_spawn_disable(t[1].en, "listed", NULL, 0));
+
+    /* too many args: GN_EINVAL before anything is read or sent */
+    gn_edf_value one = str("x");
+    gn_ergo_spawn_opts many = {.args = &one, .nargs = ((size_t)1 << 32) + 1};
+    CHECK_EQ(gn_ergo_remote_spawn(drv.p, "beta@localhost", "w", &many, on_spawned, &s),
+             GN_EINVAL);
+    many.nargs = GN_ERGO_SPAWN_ARGS_MAX + 1;
+    CHECK_EQ(gn_ergo_remote_spawn(drv.p, "beta@localhost", "w", &many, on_spawned, &s),
+             GN_EINVAL);
+
+    /* factories and ownership */
+    oddf of = {.t = &t[1]};
+    CHECK_OK(gn_ergo_spawn_enable(t[1].en, "odd", NULL, 0, odd_factory, &of));
+    gn_ergo_spawn_opts named = {.register_name = "odd_one"};
+    of.mode = 0; /* the process holds the name already: granted */
+    spawn_wait(drv.p, "odd", &named, &s);
+    CHECK_EQ(s.status, 0);
+    CHECK_EQ(s.pid.id, pid_of(of.kids[0].p).id);
+    gn_ergo_target to = gn_ergo_to_name("beta@localhost", "odd_one");
+    gn_edf_value v = str("named");
+    CHECK_OK(gn_ergo_send(drv.p, &to, &v, NULL));
+    WAIT_FOR(of.kids[0].got, 1);
+    of.mode = 1; /* 0 without a process: refused ("invalid state") */
+    spawn_wait(drv.p, "odd", NULL, &s);
+    CHECK_EQ(s.status, GN_ECALLBACK);
+    CHECK_STR(s.text, gn_strerror(GN_ESTATE));
+    of.mode = 2; /* an error with *out set: its text; the process is left alone */
+    spawn_wait(drv.p, "odd", NULL, &s);
+    CHECK_EQ(s.status, GN_ECALLBACK);
+    CHECK_STR(s.text, "changed my mind");
+    CHECK_OK(gn_ergo_register(of.kids[1].p, "still_here")); /* alive, not freed */
+    of.mode = 4; /* another node's process: refused, left alone */
+    of.other = drv.p;
+    spawn_wait(drv.p, "odd", NULL, &s);
+    CHECK_EQ(s.status, GN_ECALLBACK);
+    CHECK_STR(s.text, gn_strerror(GN_ESTATE));
+    of.mode = 3; /* the factory disconnects the requester: no answer, ECONNRESET */
+    spawn_wait(drv.p, "odd", NULL, &s);
+    CHECK_EQ(s.status, GN_ECONNRESET);
+    run_until(never, NULL, 50);
+    connect_channel(&t[0], &t[1]);
+
+    /* the connection goes down inside the send: the callback runs once (GN_ECONNRESET),
+     * the call returns 0, nothing freed twice */
+    cut c = {.en = t[0].en, .armed = true};
+    gni_ergo_node_set_tap(t[0].en, cut_tap, &c);
+    unsigned n = s.n;
+    CHECK_OK(gn_ergo_remote_spawn(drv.p, "beta@localhost", "odd", NULL, on_spawned, &s));
+    CHECK_EQ(s.n, n + 1);
+    CHECK_EQ(s.status, GN_ECONNRESET);
+    run_until(never, NULL, 50);
+    connect_channel(&t[0], &t[1]);
+    c.armed = true;
+    sres sa = {0};
+    CHECK_OK(gn_ergo_remote_app_start(drv.p, "beta@localhost", "app", GN_ERGO_APP_DEFAULT, 0,
+                                      on_started, &sa));
+    CHECK_EQ(sa.n, 1u);
+    CHECK_EQ(sa.status, GN_ECONNRESET);
+    gni_ergo_node_set_tap(t[0].en, NULL, NULL);
+    run_until(never, NULL, 50);
+    CHECK_EQ(s.n, n + 1);
+    CHECK_EQ(sa.n, 1u);
+    connect_channel(&t[0], &t[1]);
+
+    /* requests end with GN_ECLOSED, once, when their process ends or the node detaches */
+    gn_ergo_app_disable(t[1].en, "app", NULL, 0);
+    CHECK_OK(gn_ergo_spawn_disable(t[1].en, "odd", NULL, 0));
+    gn_ergo_detach(t[1].en); /* beta stops answering */
+    t[1].en = NULL;
+    rproc q;
+    memset(&q, 0, sizeof q);
+    CHECK_OK(gn_ergo_spawn(t[0].en, NULL, on_msg, &q, &q.p));
+    sres s1 = {0}, s2 = {0}, s3 = {0};
+    CHECK_OK(gn_ergo_remote_spawn(q.p, "beta@localhost", "w", NULL, on_spawned, &s1));
+    CHECK_OK(gn_ergo_remote_app_start(q.p, "beta@localhost", "a", GN_ERGO_APP_DEFAULT, 0,
+                                      on_started, &s2));
+    CHECK_OK(gn_ergo_remote_spawn(drv.p, "beta@localhost", "w", NULL, on_spawned, &s3));
+    gn_ergo_proc_free(q.p);
+    CHECK_EQ(s1.n, 1u);
+    CHECK_EQ(s1.status, GN_ECLOSED);
+    CHECK_EQ(s2.n, 1u);
+    CHECK_EQ(s2.status, GN_ECLOSED);
+    CHECK_EQ(s3.n, 0u);
+    gn_ergo_detach(t[0].en);
+    t[0].en = NULL;
+    CHECK_EQ(s3.n, 1u);
+    CHECK_EQ(s3.status, GN_ECLOSED);
+    run_until(never, NULL, 50);
+    CHECK_EQ(s1.n + s2.n + s3.n, 3u);
+    for (unsigned i = 0; i < of.nkids; i++)
+        (void)i; /* freed with beta's node */
+    node_down(&t[0]);
+    node_down(&t[1]);
+    finish();
+}
+
+/* our own flags: a node announcing Enable without RemoteSpawn / RemoteApplicationStart
+ * ignores such requests (no answer); a requester that knows those flags refuses locally */
+GN_TEST(tcp_own_flags_ignore_requests)
+{
+    setup();
+    snprintf(regport_opt, sizeof regport_opt, "ergo.registrar_port=%u",
+             (unsigned)free_reg_port());
+    tnode t[2];
+    const char *oa[] = {"ergo.node=alpha@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", regport_opt};
+    const char *ob[] = {"ergo.node=beta@localhost", "ergo.cookie=golem-test-cookie",
+                        "ergo.port=0", regport_opt, "ergo.flags=0x61"};
+    enode_up(&t[1], 462, ob, 5, false, "beta@localhost");
+    enode_up(&t[0], 461, oa, 4, false, "alpha@localhost");
+    run_until(never, NULL, 200);
+    factory f = {.t = &t[1]};
+    appl ap = {0};
+    CHECK_OK(gn_ergo_spawn_enable(t[1].en, "remote_worker", NULL, 0, make_worker, &f));
+    CHECK_OK(gn_ergo_app_enable(t[1].en, "golem_app", NULL, 0, start_app, &ap));
+    rproc drv;
+    memset(&drv, 0, sizeof drv);
+    CHECK_OK(gn_ergo_spawn(t[0].en, NULL, on_msg, &drv, &drv.p));
+    /* not connected yet: alpha cannot know beta's flags, the requests go out */
+    gn_ergo_spawn_opts fast = {.timeout = 300 * GN_MS};
+    sres s = {0}, sa = {0};
+    CHECK_OK(gn_ergo_remote_spawn(drv.p, "beta@localhost", "remote_worker", &fast, on_spawned,
+                                  &s));
+    CHECK_OK(gn_ergo_remote_app_start(drv.p, "beta@localhost", "golem_app",
+                                      GN_ERGO_APP_DEFAULT, 300 * GN_MS, on_started, &sa));
+    WAIT_FOR(s.n, 1);
+    WAIT_FOR(sa.n, 1);
+    CHECK_EQ(s.status, GN_ETIMEDOUT);
+    CHECK_EQ(sa.status, GN_ETIMEDOUT);
+    CHECK_EQ(f.calls, 0u);
+    CHECK_EQ(ap.calls, 0u);
+    /* connected now: refused locally */
+    gn_ergo_remote_info ri;
+    CHECK_OK(gn_ergo_remote_info_get(t[0].en, "beta@localhost", &ri));
+    CHECK_EQ(ri.flags, 0x61u);
+    CHECK_EQ(gn_ergo_remote_spawn(drv.p, "beta@localhost", "remote_worker", NULL, on_spawned,
+                                  &s),
+             GN_ENOTSUP);
+    CHECK_EQ(gn_ergo_remote_app_start(drv.p, "beta@localhost", "golem_app",
+                                      GN_ERGO_APP_DEFAULT, 0, on_started, &sa),
+             GN_ENOTSUP);
+    gn_ergo_proc_free(drv.p);
+    enode_down(&t[0]);
+    enode_down(&t[1]);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(channel_remote_spawn_and_app_start),
-             GN_T(tcp_remote_spawn_frames_match_vectors))
+             GN_T(tcp_remote_spawn_frames_match_vectors), GN_T(channel_spawn_edges),
+             GN_T(tcp_own_flags_ignore_requests))
