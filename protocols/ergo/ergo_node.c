@@ -18,6 +18,7 @@
 #include "ergo_comp.h"
 #include "ergo_node_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,8 +28,9 @@
 #define EN_WAIT_PER_NODE 256u       /* frames waiting for a connection to one node */
 #define EN_DRAIN_BUDGET 1024u       /* messages per process per loop turn */
 #define EN_VALUE_BYTES_DEFAULT ((size_t)16 << 20)
-#define EN_SPARE_ITEMS 1024u          /* items (with their arenas) kept for reuse: ~1 MiB */
+#define EN_SPARE_ITEMS 4096u         /* items (with their arenas) kept for reuse: ~4 MiB */
 #define EN_SPARE_ARENA_MAX (64u << 10) /* only arenas that held at most this much */
+#define EN_SPARE_PENDS 64u            /* pending-call entries kept for reuse */
 
 typedef struct en_item en_item;
 typedef struct en_pend en_pend;
@@ -116,7 +118,8 @@ struct en_pend {
     gn_ergo_result_cb rcb;
     gn_ergo_call_cb ccb;
     void *arg;
-    gn_timer timer;
+    gn_time deadline; /* loop time; the node's one pend_timer watches the earliest */
+    bool expired;
     char node[GN_ERGO_NAME_MAX + 1];
 };
 
@@ -140,6 +143,10 @@ struct gn_ergo_node {
     uint64_t next_id;
     uint64_t ref_seq, ref_hi;
     en_pend *pends;
+    gn_timer pend_timer; /* armed at pend_armed: no entry's deadline is earlier */
+    gn_time pend_armed;
+    en_pend *pend_spare; /* freed entries kept for reuse (at most EN_SPARE_PENDS) */
+    unsigned npend_spare;
     en_sub *subs; /* links and monitors */
     en_event *events;
     gn_time mono0; /* loop time at the component's start: event timestamps */
@@ -151,6 +158,7 @@ struct gn_ergo_node {
     bool draining, swept;
     uint8_t *scratch; /* frame building */
     size_t scratch_cap;
+    gn_edf_arena *ans_arena; /* decodes answers (129/130), kept between them */
     uint8_t *zbuf;    /* inflated frames */
     size_t zbuf_cap;
     gni_ergo_tap_fn tap;
@@ -351,9 +359,21 @@ static int item_new(gn_ergo_node *en, const gn_edf_dict *dict, gn_slice payload,
     if (it) {
         en->spare = it->next;
         en->nspare--;
-        gn_edf_arena *a = it->arena;
-        memset(it, 0, sizeof *it);
-        it->arena = a;
+        /* only what the previous message set and the next one may not: the names and the
+         * rest of a message are written by every path that queues one (a full memset of
+         * the two 256-byte names cost more than the decode of a small value) */
+        it->next = NULL;
+        it->bytes = 0;
+        gn_ergo_msg *m = &it->m;
+        m->from.node[0] = '\0';
+        m->from.id = 0;
+        m->from.creation = 0;
+        m->priority = GN_ERGO_PRIO_NORMAL;
+        m->important = m->call = false;
+        m->ref.node[0] = '\0';
+        m->ref.creation = 0;
+        memset(m->ref.id, 0, sizeof m->ref.id);
+        m->to_kind = 0;
     } else {
         if (!(it = gn_calloc(1, sizeof *it)))
             return GN_ENOMEM;
@@ -453,8 +473,9 @@ static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool ke
         return GN_ESTATE;
     if (en->tap)
         en->tap(en->tap_ud, true, node, en->scratch, len);
-    if (gni_ergo_comp_find(c, node))
-        return gni_ergo_comp_send(c, node, from, keep_order, en->scratch, len);
+    gni_ergo_peer *peer = gni_ergo_comp_find(c, node);
+    if (peer)
+        return gni_ergo_peer_send(peer, from, keep_order, en->scratch, len);
     int waiting = wait_count(en, node);
     if (waiting >= (int)EN_WAIT_PER_NODE)
         return GN_EAGAIN;
@@ -530,6 +551,18 @@ static void send_code(gn_ergo_node *en, const char *node, uint64_t from, uint64_
 
 /* ---- pending calls and important sends ------------------------------------------------- */
 
+/* frees an unlinked entry, or keeps it for the next call */
+static void pend_release(gn_ergo_node *en, en_pend *pd)
+{
+    if (en->npend_spare < EN_SPARE_PENDS) {
+        pd->next = en->pend_spare;
+        en->pend_spare = pd;
+        en->npend_spare++;
+    } else {
+        gn_free(pd);
+    }
+}
+
 static void pend_unlink(en_pend *pd)
 {
     gn_ergo_node *en = pd->en;
@@ -538,7 +571,6 @@ static void pend_unlink(en_pend *pd)
             *pp = pd->next;
             break;
         }
-    gn_timer_stop(&pd->timer);
     if (pd->proc && pd->proc->npending)
         pd->proc->npending--;
 }
@@ -556,13 +588,49 @@ static void pend_finish(en_pend *pd, int status, const gn_edf_value *reply, cons
     } else if (pd->rcb) {
         pd->rcb(pd->arg, status, text);
     }
-    gn_free(pd);
+    pend_release(pd->en, pd);
 }
 
-static void pend_expired(gn_timer *t, void *arg)
+static void pend_timer_cb(gn_timer *t, void *arg);
+
+/* arms the node's deadline timer for a new earliest deadline @at (one timer for every
+ * pending entry: a call costs no timer operation while its deadline is not the earliest) */
+static void pend_timer_arm(gn_ergo_node *en, gn_time at)
+{
+    if (gn_timer_active(&en->pend_timer) && en->pend_armed <= at)
+        return;
+    gn_time now = gn_loop_now(en->loop);
+    en->pend_armed = at;
+    (void)gn_timer_start(&en->pend_timer, at > now ? at - now : 0, pend_timer_cb, en);
+}
+
+/* the deadline timer: entries whose deadline passed end with GN_ETIMEDOUT; then the timer
+ * is armed at the earliest deadline left */
+static void pend_timer_cb(gn_timer *t, void *arg)
 {
     (void)t;
-    pend_finish(arg, GN_ETIMEDOUT, NULL, NULL);
+    gn_ergo_node *en = arg;
+    gn_time now = gn_loop_now(en->loop);
+    /* mark first: a callback may add entries, which are not ended here */
+    for (en_pend *pd = en->pends; pd; pd = pd->next)
+        pd->expired = pd->deadline <= now;
+    bool again = true;
+    while (again) { /* restart after each callback: it may change the list; bounded */
+        again = false;
+        for (en_pend *pd = en->pends; pd; pd = pd->next)
+            if (pd->expired) {
+                pend_finish(pd, GN_ETIMEDOUT, NULL, NULL);
+                again = true;
+                break;
+            }
+    }
+    if (!en->pends)
+        return;
+    gn_time first = en->pends->deadline;
+    for (en_pend *pd = en->pends; pd; pd = pd->next)
+        if (pd->deadline < first)
+            first = pd->deadline;
+    pend_timer_arm(en, first);
 }
 
 static en_pend *pend_find(gn_ergo_node *en, uint64_t caller, const uint64_t ref[3])
@@ -576,15 +644,21 @@ static en_pend *pend_find(gn_ergo_node *en, uint64_t caller, const uint64_t ref[
 static en_pend *pend_new(gn_ergo_proc *p, const char *node, bool call, gn_time timeout)
 {
     gn_ergo_node *en = p->en;
-    en_pend *pd = gn_calloc(1, sizeof *pd);
-    if (!pd)
+    en_pend *pd = en->pend_spare;
+    if (pd) {
+        en->pend_spare = pd->next;
+        en->npend_spare--;
+        memset(pd, 0, offsetof(en_pend, node));
+        pd->node[0] = '\0';
+    } else if (!(pd = gn_calloc(1, sizeof *pd))) {
         return NULL;
+    }
     pd->en = en;
     pd->proc = p;
     pd->call = call;
     set_name(pd->node, node);
-    gn_timer_init(en->loop, &pd->timer);
-    gn_timer_start(&pd->timer, timeout ? timeout : GN_ERGO_TIMEOUT_DEFAULT, pend_expired, pd);
+    pd->deadline = gn_loop_now(en->loop) + (timeout ? timeout : GN_ERGO_TIMEOUT_DEFAULT);
+    pend_timer_arm(en, pd->deadline);
     pd->next = en->pends;
     en->pends = pd;
     p->npending++;
@@ -668,8 +742,7 @@ static void proc_release(gn_ergo_proc *p)
         en_pend *pd = *pp;
         if (pd->proc == p) {
             *pp = pd->next;
-            gn_timer_stop(&pd->timer);
-            gn_free(pd);
+            pend_release(en, pd);
         } else {
             pp = &pd->next;
         }
@@ -1542,8 +1615,13 @@ static void on_answer(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame
         pend_finish(pd, GN_EPROTO, NULL, NULL);
         return;
     }
-    gn_edf_arena *a = gn_edf_arena_new(0, en->cfg.max_value_bytes ? en->cfg.max_value_bytes
-                                                                  : EN_VALUE_BYTES_DEFAULT);
+    /* the node's answer arena, taken while in use (kept between answers: no allocation
+     * per call) */
+    gn_edf_arena *a = en->ans_arena;
+    en->ans_arena = NULL;
+    if (!a)
+        a = gn_edf_arena_new(0, en->cfg.max_value_bytes ? en->cfg.max_value_bytes
+                                                        : EN_VALUE_BYTES_DEFAULT);
     if (!a) {
         pend_finish(pd, GN_ENOMEM, NULL, NULL);
         return;
@@ -1565,7 +1643,12 @@ static void on_answer(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame
             copy_name(text, (const char *)v.u.bytes.base, v.u.bytes.len);
         pend_finish(pd, st, NULL, st == GN_ECALLBACK ? text : NULL);
     }
-    gn_edf_arena_free(a);
+    if (!en->ans_arena && gn_edf_arena_used(a) <= EN_SPARE_ARENA_MAX) {
+        gn_edf_arena_reset(a);
+        en->ans_arena = a;
+    } else {
+        gn_edf_arena_free(a);
+    }
 }
 
 static void h_frame(void *ud, gni_ergo_peer *peer, const uint8_t *frame, size_t len)
@@ -1728,6 +1811,7 @@ int gn_ergo_attach(gn_node *n, const gn_ergo_config *cfg, gn_ergo_node **out)
     if (!en->ref_hi)
         en->ref_hi = 1;
     gn_timer_init(loop, &en->drain);
+    gn_timer_init(loop, &en->pend_timer);
     en->next_on_loop = head;
     int rc = gn_loop_set_local(loop, &en_loop_key, en);
     if (rc < 0) {
@@ -1771,10 +1855,15 @@ void gn_ergo_detach(gn_ergo_node *en)
         }
         gn_free(p);
     }
+    gn_timer_stop(&en->pend_timer);
     while (en->pends) {
         en_pend *pd = en->pends;
         en->pends = pd->next;
-        gn_timer_stop(&pd->timer);
+        gn_free(pd);
+    }
+    while (en->pend_spare) {
+        en_pend *pd = en->pend_spare;
+        en->pend_spare = pd->next;
         gn_free(pd);
     }
     while (en->events) {
@@ -1797,6 +1886,7 @@ void gn_ergo_detach(gn_ergo_node *en)
         en->spare = it->next;
         item_free(it);
     }
+    gn_edf_arena_free(en->ans_arena);
     gn_free(en->scratch);
     gn_free(en->zbuf);
     gn_free(en);
@@ -2183,7 +2273,7 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
         en_pend *pd = tracked ? pend_find(en, from->id, ref) : NULL;
         if (pd) { /* not sent: the caller hears it from the return value, not the callback */
             pend_unlink(pd);
-            gn_free(pd);
+            pend_release(en, pd);
         }
         return rc;
     }
