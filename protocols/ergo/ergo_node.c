@@ -105,6 +105,8 @@ struct gn_ergo_proc {
     unsigned nheld; /* links + monitors this process holds */
     unsigned ncons; /* links + monitors on this process */
     unsigned nevents; /* events it owns */
+    gn_ergo_compression zset; /* as set (threshold 0 = default) */
+    gni_enp_zopts z;          /* the same, for the ENP core */
 };
 
 /* an outstanding call or important send, matched by (caller ID, ref) */
@@ -129,6 +131,8 @@ struct en_wait {
     char node[GN_ERGO_NAME_MAX + 1];
     uint64_t from;
     bool keep_order;
+    bool tracked;     /* a pending entry (from, ref) waits on this frame */
+    uint64_t ref[3];
     size_t len;
     uint8_t frame[];
 };
@@ -158,6 +162,8 @@ struct gn_ergo_node {
     bool draining, swept;
     uint8_t *scratch; /* frame building */
     size_t scratch_cap;
+    uint8_t *zout;    /* a frame compressed; swapped with scratch */
+    size_t zout_cap;
     gn_edf_arena *ans_arena; /* decodes answers (129/130), kept between them */
     uint8_t *zbuf;    /* inflated frames */
     size_t zbuf_cap;
@@ -454,6 +460,44 @@ static long frame_build(gn_ergo_node *en, gni_enp_frame *f, const gn_edf_value *
     return hl + (long)plen;
 }
 
+/* the frame built in en->scratch (@len bytes), compressed by @p's settings when they say
+ * so (ergo-wire.md c "Compression"): afterwards en->scratch holds the frame to send;
+ * returns its length or an error (GN_ETOOBIG: above @node's MaxMessageSize, compressed or,
+ * for 102-106 and 129, not) */
+static long frame_compress(gn_ergo_node *en, const gn_ergo_proc *p, const char *node, size_t len)
+{
+    uint8_t type = en->scratch[7];
+    if (!gni_enp_should_compress(type, len, &p->z))
+        return (long)len;
+    size_t cap = gni_enp_compress_bound(len);
+    if (cap == SIZE_MAX)
+        return GN_ETOOBIG;
+    if (cap > en->zout_cap) {
+        uint8_t *b = gn_malloc(cap);
+        if (!b)
+            return GN_ENOMEM;
+        gn_free(en->zout);
+        en->zout = b;
+        en->zout_cap = cap;
+    }
+    long zl = gni_enp_compress(en->scratch, len, p->z.method, p->z.level, en->zout, en->zout_cap);
+    if (zl < 0)
+        return zl == GN_ENOMEM ? GN_ENOMEM : GN_EINVAL;
+    gni_ergo_comp *c = en_comp(en);
+    gni_ergo_peer *peer = c ? gni_ergo_comp_find(c, node) : NULL;
+    uint64_t max = peer ? gni_ergo_peer_get_info(peer)->max_message_size : 0;
+    if (gni_enp_check_send_size(type, len, (size_t)zl,
+                                max > UINT32_MAX ? UINT32_MAX : (uint32_t)max) < 0)
+        return GN_ETOOBIG;
+    uint8_t *t = en->scratch;
+    size_t tc = en->scratch_cap;
+    en->scratch = en->zout;
+    en->scratch_cap = en->zout_cap;
+    en->zout = t;
+    en->zout_cap = tc;
+    return zl;
+}
+
 static int wait_count(const gn_ergo_node *en, const char *node)
 {
     int n = 0;
@@ -464,9 +508,11 @@ static int wait_count(const gn_ergo_node *en, const char *node)
 }
 
 /* sends the built frame (en->scratch, @len) to @node: now when it is up, else after
- * connecting by name */
-static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool keep_order,
-                      size_t len)
+ * connecting by name; @ref (NULL: none) names the pending entry of process @from that
+ * waits on the frame, ended at once if the carrier refuses the frame when the node comes
+ * up */
+static int frame_send_ref(gn_ergo_node *en, const char *node, uint64_t from, bool keep_order,
+                          size_t len, const uint64_t *ref)
 {
     gni_ergo_comp *c = en_comp(en);
     if (!c)
@@ -493,6 +539,11 @@ static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool ke
     set_name(w->node, node);
     w->from = from;
     w->keep_order = keep_order;
+    w->tracked = ref != NULL;
+    if (ref)
+        memcpy(w->ref, ref, sizeof w->ref);
+    else
+        memset(w->ref, 0, sizeof w->ref);
     w->len = len;
     memcpy(w->frame, en->scratch, len);
     *en->waits_tail = w;
@@ -500,10 +551,28 @@ static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool ke
     return 0;
 }
 
+static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool keep_order,
+                      size_t len)
+{
+    return frame_send_ref(en, node, from, keep_order, len, NULL);
+}
+
+static en_pend *pend_find(gn_ergo_node *en, uint64_t caller, const uint64_t ref[3]);
+static void pend_finish(en_pend *pd, int status, const gn_edf_value *reply, const char *text);
+
+/* a waiting frame the carrier refused when its node came up */
+typedef struct en_refused {
+    uint64_t from, ref[3];
+    int err;
+} en_refused;
+
 /* takes the waits of @node off the list, in order: each is sent through @c (NULL: dropped)
- * and freed */
+ * and freed; an important send or call whose frame the carrier refuses (GN_ETOOBIG above
+ * the peer's MaxMessageSize, GN_EAGAIN with its queue full) ends at once with that error */
 static void waits_take(gn_ergo_node *en, const char *node, gni_ergo_comp *c)
 {
+    en_refused refused[EN_WAIT_PER_NODE];
+    unsigned nref = 0;
     en_wait **pp = &en->waits;
     while (*pp) { /* bounded: the waiting frames */
         en_wait *w = *pp;
@@ -517,12 +586,23 @@ static void waits_take(gn_ergo_node *en, const char *node, gni_ergo_comp *c)
             if (rc < 0)
                 GN_LOG(GN_LOG_WARNING, EN_LOG, "%s: a waiting frame was not sent: %s", node,
                        gn_err_name(rc));
+            if (rc < 0 && w->tracked && nref < EN_WAIT_PER_NODE) {
+                refused[nref].from = w->from;
+                memcpy(refused[nref].ref, w->ref, sizeof w->ref);
+                refused[nref++].err = rc;
+            }
         }
         gn_free(w);
     }
     en->waits_tail = &en->waits;
     for (en_wait *w = en->waits; w; w = w->next)
         en->waits_tail = &w->next;
+    /* after the list is whole again: a callback may send (and queue frames) */
+    for (unsigned i = 0; i < nref; i++) { /* bounded: the node's waiting frames */
+        en_pend *pd = pend_find(en, refused[i].from, refused[i].ref);
+        if (pd)
+            pend_finish(pd, refused[i].err, NULL, NULL);
+    }
 }
 
 /* 130 to @node: @code for caller @to, ref @ref, from @from, order byte 0 */
@@ -1196,7 +1276,7 @@ static int any_request(gn_ergo_node *en, gn_ergo_proc *src, enum gni_enp_any_kin
     gn_edf_arena_free(a);
     if (rc < 0)
         return (int)rc;
-    return frame_send(en, t->node, src->id, true, (size_t)rc);
+    return frame_send_ref(en, t->node, src->id, true, (size_t)rc, ref);
 }
 
 /* MessageResult for a request of @kind from process @src_id of @node: @err NULL = success */
@@ -1506,12 +1586,19 @@ static void on_any(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f
             }
         if (!pd)
             break;
-        char text[GN_ERGO_NAME_MAX + 1] = "";
+        const char *text = "";
         int st = 0;
-        if (it[0].kind == GN_EDF_ERROR && !it[0].nil) {
-            copy_name(text, (const char *)it[0].u.bytes.base, it[0].u.bytes.len);
+        char *t = it[0].kind == GN_EDF_ERROR && !it[0].nil
+                      ? gn_edf_arena_alloc(a, it[0].u.bytes.len + 1)
+                      : NULL;
+        if (t) { /* the whole text (EDF: at most 32767 bytes) */
+            memcpy(t, it[0].u.bytes.base, it[0].u.bytes.len);
+            t[it[0].u.bytes.len] = '\0';
+            text = t;
             st = !strcmp(text, "unknown process") ? GN_ENOTFOUND : GN_ECALLBACK;
         }
+        else if (it[0].kind == GN_EDF_ERROR && !it[0].nil)
+            st = GN_ENOMEM; /* an error we could not copy: not a success */
         pend_finish(pd, st, NULL, st == GN_ECALLBACK ? text : NULL);
         break;
     }
@@ -1631,16 +1718,23 @@ static void on_answer(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame
     o.reg = gni_ergo_comp_registry(en_comp(en));
     o.dict = pi->dict;
     gn_edf_value v;
-    char text[256] = "";
+    const char *text = "";
     if (f->type == GNI_ENP_RESPONSE) {
         int rc = gn_edf_decode(&o, a, f->payload.base, f->payload.len, &v, NULL, NULL);
         pend_finish(pd, rc < 0 ? GN_EPARSE : 0, rc < 0 ? NULL : &v, NULL);
     } else {
         int st = code_to_err(f->code);
+        /* the whole text, as Ergo passes it: EDF bounds an error to 32767 bytes, the
+         * arena to max_value_bytes */
+        char *t = NULL;
         if (f->code == GNI_ENP_RC_ERROR &&
             gn_edf_decode(&o, a, f->payload.base, f->payload.len, &v, NULL, NULL) == 0 &&
-            v.kind == GN_EDF_ERROR && !v.nil)
-            copy_name(text, (const char *)v.u.bytes.base, v.u.bytes.len);
+            v.kind == GN_EDF_ERROR && !v.nil &&
+            (t = gn_edf_arena_alloc(a, v.u.bytes.len + 1)) != NULL) {
+            memcpy(t, v.u.bytes.base, v.u.bytes.len);
+            t[v.u.bytes.len] = '\0';
+            text = t;
+        }
         pend_finish(pd, st, NULL, st == GN_ECALLBACK ? text : NULL);
     }
     if (!en->ans_arena && gn_edf_arena_used(a) <= EN_SPARE_ARENA_MAX) {
@@ -1888,6 +1982,7 @@ void gn_ergo_detach(gn_ergo_node *en)
     }
     gn_edf_arena_free(en->ans_arena);
     gn_free(en->scratch);
+    gn_free(en->zout);
     gn_free(en->zbuf);
     gn_free(en);
 }
@@ -1974,6 +2069,24 @@ void gni_ergo_node_set_tap(gn_ergo_node *en, gni_ergo_tap_fn fn, void *ud)
 
 /* ---- public API: processes ---------------------------------------------------------------- */
 
+/* checks and sets @p's compression settings */
+static int proc_set_z(gn_ergo_proc *p, const gn_ergo_compression *c)
+{
+    if ((unsigned)c->type > GN_ERGO_COMPRESS_LZW ||
+        (unsigned)c->level > GN_ERGO_COMPRESS_LEVEL_SIZE ||
+        (c->threshold > 0 && c->threshold < GN_ERGO_COMPRESS_THRESHOLD_DEFAULT))
+        return GN_EINVAL;
+    static const uint8_t method[] = {GNI_ENP_Z_GZIP, GNI_ENP_Z_ZLIB, GNI_ENP_Z_LZW};
+    static const uint8_t level[] = {GNI_ENP_ZLEVEL_DEFAULT, GNI_ENP_ZLEVEL_SPEED,
+                                    GNI_ENP_ZLEVEL_SIZE};
+    p->zset = *c;
+    p->z.enable = c->enable;
+    p->z.method = method[c->type];
+    p->z.level = level[c->level];
+    p->z.threshold = c->threshold ? c->threshold : GN_ERGO_COMPRESS_THRESHOLD_DEFAULT;
+    return 0;
+}
+
 int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb cb, void *arg,
                   gn_ergo_proc **out)
 {
@@ -1984,6 +2097,10 @@ int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb c
     gn_ergo_proc *p = gn_calloc(1, sizeof *p);
     if (!p)
         return GN_ENOMEM;
+    if (o && proc_set_z(p, &o->compression) < 0) {
+        gn_free(p);
+        return GN_EINVAL;
+    }
     p->en = en;
     p->id = en->next_id++;
     p->cb = cb;
@@ -1996,6 +2113,23 @@ int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb c
     en->procs = p;
     *out = p;
     return 0;
+}
+
+int gn_ergo_proc_set_compression(gn_ergo_proc *p, const gn_ergo_compression *c)
+{
+    if (!p || p->dead)
+        return GN_EINVAL;
+    gn_ergo_compression off = {0};
+    return proc_set_z(p, c ? c : &off);
+}
+
+void gn_ergo_proc_compression(const gn_ergo_proc *p, gn_ergo_compression *out)
+{
+    if (!p || !out)
+        return;
+    *out = p->zset;
+    if (!out->threshold)
+        out->threshold = GN_ERGO_COMPRESS_THRESHOLD_DEFAULT;
 }
 
 static void proc_end(gn_ergo_proc *p, const char *reason)
@@ -2257,6 +2391,8 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
     }
     f.order = gni_enp_default_order(&f, from->keep_order);
     long len = frame_build(en, &f, v);
+    if (len >= 0)
+        len = frame_compress(en, from, node, (size_t)len);
     if (len < 0)
         return (int)len;
     if (tracked) { /* before the send: an accepted message always has its entry */
@@ -2268,7 +2404,8 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
         pd->rcb = o->on_result;
         pd->arg = call ? carg : o->arg;
     }
-    int rc = frame_send(en, node, from->id, from->keep_order, (size_t)len);
+    int rc = frame_send_ref(en, node, from->id, from->keep_order, (size_t)len,
+                            tracked ? ref : NULL);
     if (rc < 0) {
         en_pend *pd = tracked ? pend_find(en, from->id, ref) : NULL;
         if (pd) { /* not sent: the caller hears it from the return value, not the callback */
@@ -2331,6 +2468,8 @@ static int answer(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref
     memcpy(f.ref, ref->id, sizeof f.ref);
     f.order = gni_enp_default_order(&f, p->keep_order);
     long len = frame_build(en, &f, v ? v : &ev);
+    if (len >= 0)
+        len = frame_compress(en, p, to->node, (size_t)len);
     if (len < 0)
         return (int)len;
     return frame_send(en, to->node, p->id, p->keep_order, (size_t)len);
