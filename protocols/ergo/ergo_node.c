@@ -2378,10 +2378,21 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
         f.type = call ? GNI_ENP_REQ_PID : GNI_ENP_MSG_PID;
         f.to = to->pid.id;
         break;
-    case GN_ERGO_TO_NAME:
-        f.type = call ? GNI_ENP_REQ_NAME : GNI_ENP_MSG_NAME;
-        f.name = (gn_slice){(const uint8_t *)to->name, strlen(to->name)};
+    case GN_ERGO_TO_NAME: {
+        /* a name in the atom cache our Introduce announced goes as its id (103/123), as
+         * Ergo writes it; the peer resolves it with our table */
+        size_t nl = strlen(to->name);
+        uint16_t aid;
+        if (gn_edf_dict_find_id(gn_edf_registry_dict(gni_ergo_comp_registry(c)),
+                                GN_EDF_DICT_ATOM, to->name, nl, &aid) == 0) {
+            f.type = call ? GNI_ENP_REQ_NAME_CACHE : GNI_ENP_MSG_NAME_CACHE;
+            f.atom_id = aid;
+        } else {
+            f.type = call ? GNI_ENP_REQ_NAME : GNI_ENP_MSG_NAME;
+            f.name = (gn_slice){(const uint8_t *)to->name, nl};
+        }
         break;
+    }
     case GN_ERGO_TO_ALIAS:
         f.type = call ? GNI_ENP_REQ_ALIAS : GNI_ENP_MSG_ALIAS;
         memcpy(f.alias, to->alias.id, sizeof f.alias);

@@ -14,7 +14,10 @@
  *      frames enp_compress_{gzip,zlib,lzw}.hex (type 200, method, order
  *      byte, original length, and the inflated frame field by field with the
  *      same payload bytes), and enp_compress_below_threshold.hex sent plain;
- *      bad settings refused.
+ *      bad settings refused;
+ *  (d) the atom cache on send: a name in the sender's announced atom cache
+ *      goes as its id (103, 123), checked against enp_send_processid_cached.hex;
+ *      the other side, without it, names it inline (102, 122).
  */
 #define _XOPEN_SOURCE 700
 #include "gn_test.h"
@@ -121,14 +124,29 @@ static bool reached(void *arg)
 
 static bool comp_up(void *arg) { return gn_ergo_node_name(((tnode *)arg)->en)[0] != '\0'; }
 
-static void enode_up(tnode *t, uint32_t seed, const char *const *opts, size_t nopt)
+/* atoms alpha registers (its announced atom cache), NULL-terminated; NULL: none */
+static const char *const *alpha_atoms;
+
+static int reg_atoms(void *arg, gn_edf_registry *r)
+{
+    for (const char *const *a = arg; *a; a++) {
+        int rc = gn_edf_register_atom(r, *a, strlen(*a), NULL);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void enode_up(tnode *t, uint32_t seed, const char *const *opts, size_t nopt,
+                     const char *const *atoms)
 {
     nopts o = {0};
     o.protocol_components = "ergo";
     o.options = opts;
     o.n_options = nopt;
     node_up(t, seed, &o);
-    CHECK_OK(gn_ergo_attach(t->n, NULL, &t->en));
+    gn_ergo_config cfg = {.types = atoms ? reg_atoms : NULL, .types_arg = (void *)atoms};
+    CHECK_OK(gn_ergo_attach(t->n, &cfg, &t->en));
     CHECK(run_until(comp_up, t, 5000));
 }
 
@@ -183,8 +201,8 @@ static void pair_up(tnode t[2], uint32_t seed, const char *beta_extra)
                         "ergo.port=0", regport_opt};
     const char *ob[] = {"ergo.node=beta@localhost", "ergo.cookie=golem-test-cookie",
                         "ergo.port=0", regport_opt, beta_extra};
-    enode_up(&t[1], seed + 1, ob, beta_extra ? 5 : 4);
-    enode_up(&t[0], seed, oa, 4);
+    enode_up(&t[1], seed + 1, ob, beta_extra ? 5 : 4, NULL);
+    enode_up(&t[0], seed, oa, 4, alpha_atoms);
     run_until(never, NULL, 200); /* both register (beta owns the registrar port) */
 }
 
@@ -569,5 +587,90 @@ GN_TEST(tcp_compressed_sends_both_ways)
         SKIP("frames not compared: shared/vectors/ergo not found (set GN_SHARED_DIR)");
 }
 
+/* ---- (d) -------------------------------------------------------------------------------- */
+
+GN_TEST(tcp_name_atom_cache_on_send)
+{
+    setup();
+    bool vectors = find_vec_dir();
+    static const char *const atoms[] = {"golem_cached", "alpha@localhost", NULL};
+    alpha_atoms = atoms; /* alpha's atom cache in the captures (caches.txt): 256, 257 */
+    tnode t[2];
+    pair_up(t, 481, NULL);
+    alpha_atoms = NULL;
+    rproc a[4], b[4];
+    for (int i = 0; i < 4; i++) {
+        spawn(&t[0], &a[i], NULL);
+        spawn(&t[1], &b[i], NULL);
+    }
+    rproc *pa = &a[3], *pb = &b[3];
+    CHECK_OK(gn_ergo_register(pb->p, "golem_cached"));
+    CHECK_OK(gn_ergo_register(pa->p, "golem_cached"));
+    tap ta = {0}, tb = {0};
+    gni_ergo_node_set_tap(t[0].en, tap_fn, &ta);
+    gni_ergo_node_set_tap(t[1].en, tap_fn, &tb);
+    gn_ergo_target to = gn_ergo_to_name("beta@localhost", "golem_cached");
+    gn_edf_value v;
+    gn_edf_set_string(&v, "to-cached-name", 14);
+    CHECK_OK(gn_ergo_send(pa->p, &to, &v, NULL));
+    WAIT_FOR(pb->got, 1);
+    CHECK_EQ(pb->last_len, 14u);
+    gni_enp_frame o;
+    CHECK_OK(gni_enp_parse(ta.f, ta.len, &o, NULL));
+    CHECK_EQ(o.type, GNI_ENP_MSG_NAME_CACHE);
+    CHECK_EQ(o.atom_id, 256u);
+    CHECK_EQ(o.order, pid_of(pa).id % 255);
+    if (vectors) {
+        static uint8_t vb[256];
+        size_t vl = vec_frame("enp_send_processid_cached.hex", vb, sizeof vb);
+        gni_enp_frame vf;
+        CHECK_OK(gni_enp_parse(vb, vl, &vf, NULL));
+        CHECK_EQ(ta.len, vl);
+        CHECK_EQ(o.type, vf.type);
+        CHECK_EQ(o.flags, vf.flags);
+        CHECK_EQ(o.from, vf.from);
+        CHECK_EQ(o.atom_id, vf.atom_id);
+        CHECK_EQ(o.order, vf.order);
+        CHECK_EQ(o.payload.len, vf.payload.len);
+        CHECK(!memcmp(o.payload.base, vf.payload.base, o.payload.len));
+    }
+    /* a call by the cached name: 123, answered */
+    static cres c;
+    memset(&c, 0, sizeof c);
+    CHECK_OK(gn_ergo_call(pa->p, &to, &v, NULL, on_reply, &c, NULL));
+    CHECK_OK(gni_enp_parse(ta.f, ta.len, &o, NULL));
+    CHECK_EQ(o.type, GNI_ENP_REQ_NAME_CACHE);
+    CHECK_EQ(o.atom_id, 256u);
+    WAIT_FOR(c.n, 1);
+    CHECK_EQ(c.status, 0);
+    CHECK_EQ(c.len, 14u);
+    /* beta did not announce the atom: it names alpha's process inline */
+    to = gn_ergo_to_name("alpha@localhost", "golem_cached");
+    CHECK_OK(gn_ergo_send(pb->p, &to, &v, NULL));
+    WAIT_FOR(pa->got, 1);
+    CHECK_OK(gni_enp_parse(tb.f, tb.len, &o, NULL));
+    CHECK_EQ(o.type, GNI_ENP_MSG_NAME);
+    CHECK_EQ(o.name.len, 12u);
+    CHECK_OK(gn_ergo_call(pb->p, &to, &v, NULL, on_reply, &c, NULL));
+    CHECK_OK(gni_enp_parse(tb.f, tb.len, &o, NULL));
+    CHECK_EQ(o.type, GNI_ENP_REQ_NAME);
+    WAIT_FOR(c.n, 2);
+    CHECK_EQ(c.status, 0);
+    /* a name not in the cache goes inline from alpha too */
+    CHECK_OK(gn_ergo_register(b[2].p, "plain"));
+    to = gn_ergo_to_name("beta@localhost", "plain");
+    CHECK_OK(gn_ergo_send(pa->p, &to, &v, NULL));
+    CHECK_OK(gni_enp_parse(ta.f, ta.len, &o, NULL));
+    CHECK_EQ(o.type, GNI_ENP_MSG_NAME);
+    WAIT_FOR(b[2].got, 1);
+    gni_ergo_node_set_tap(t[0].en, NULL, NULL);
+    gni_ergo_node_set_tap(t[1].en, NULL, NULL);
+    enode_down(&t[0]);
+    enode_down(&t[1]);
+    finish();
+    if (!vectors)
+        SKIP("frames not compared: shared/vectors/ergo not found (set GN_SHARED_DIR)");
+}
+
 GN_TEST_MAIN(GN_T(tcp_waiting_frame_refused), GN_T(tcp_error_text_whole),
-             GN_T(tcp_compressed_sends_both_ways))
+             GN_T(tcp_compressed_sends_both_ways), GN_T(tcp_name_atom_cache_on_send))
