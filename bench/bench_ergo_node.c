@@ -52,6 +52,7 @@ static void die(const char *what, int rc)
 }
 
 typedef struct side {
+    gn_identity *id;
     gn_node *n;
     gn_ergo_node *en;
     gn_loop *loop;
@@ -269,8 +270,7 @@ static void detach_side(gn_loop *l, void *arg)
 
 static void start_side(side *s, int seed, const char *name, const char *regport)
 {
-    gn_identity *id;
-    int rc = gn_identity_from_int_seed((uint32_t)seed, &id);
+    int rc = gn_identity_from_int_seed((uint32_t)seed, &s->id);
     if (rc < 0)
         die("identity", rc);
     char nopt[300];
@@ -278,7 +278,7 @@ static void start_side(side *s, int seed, const char *name, const char *regport)
     const char *opts[] = {nopt, "ergo.cookie=bench", "ergo.port=0", regport};
     gn_node_config cfg;
     gn_node_config_default(&cfg);
-    cfg.identity = id;
+    cfg.identity = s->id;
     cfg.transports = "tcp";
     cfg.protocol_components = "ergo";
     cfg.options = opts;
@@ -411,6 +411,8 @@ int main(int argc, char **argv)
     run_on(&rx_side, detach_side, &rx_side);
     gn_node_free(tx_side.n); /* closes the node and joins its loop thread */
     gn_node_free(rx_side.n);
+    gn_identity_free(tx_side.id);
+    gn_identity_free(rx_side.id);
     sem_destroy(&step);
     return 0;
 }

@@ -685,7 +685,8 @@ static void pend_timer_arm(gn_ergo_node *en, gn_time at)
 }
 
 /* the deadline timer: entries whose deadline passed end with GN_ETIMEDOUT; then the timer
- * is armed at the earliest deadline left */
+ * is armed at the earliest deadline left. Entries that end otherwise leave it armed (it may
+ * fire once with nothing to do): stopping and re-arming it per call is what it saves */
 static void pend_timer_cb(gn_timer *t, void *arg)
 {
     (void)t;
@@ -1596,9 +1597,9 @@ static void on_any(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f
             t[it[0].u.bytes.len] = '\0';
             text = t;
             st = !strcmp(text, "unknown process") ? GN_ENOTFOUND : GN_ECALLBACK;
-        }
-        else if (it[0].kind == GN_EDF_ERROR && !it[0].nil)
+        } else if (it[0].kind == GN_EDF_ERROR && !it[0].nil) {
             st = GN_ENOMEM; /* an error we could not copy: not a success */
+        }
         pend_finish(pd, st, NULL, st == GN_ECALLBACK ? text : NULL);
         break;
     }
