@@ -257,14 +257,14 @@ typedef enum gn_ergo_compression_level {
 
 /**
  * A process's compression settings, as Ergo's gen.Compression: when
- * @enable, every send, call and answer of the process whose ENP frame
- * (header included) is longer than @threshold bytes goes out compressed
- * (a MessageZ frame, type 200, keeping the frame's order byte). Not for
- * local targets, exit signals, link/monitor requests, termination frames,
- * event publications or important-delivery acks (Ergo compresses none of
- * them either). The remote's MaxMessageSize applies to the compressed frame,
- * and for sends by name and answers also to the uncompressed one (Ergo's
- * rule). Receivers need no setting: every Ergo node and golemnet inflates
+ * @enable, every send, call, answer and event publication of the process
+ * whose ENP frame (header included) is longer than @threshold bytes goes
+ * out compressed (a MessageZ frame, type 200, keeping the frame's order
+ * byte). Not for local targets, exit signals, link/monitor requests,
+ * termination frames or important-delivery acks (Ergo compresses none of
+ * them either). The remote's MaxMessageSize applies to the compressed
+ * frame, and for sends by name, events and answers also to the
+ * uncompressed one (Ergo's rule). Receivers need no setting: every Ergo node and golemnet inflates
  * all three methods. Zero = disabled. Since: 0.6
  */
 typedef struct gn_ergo_compression {

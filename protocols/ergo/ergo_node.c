@@ -483,7 +483,7 @@ static long frame_compress(gn_ergo_node *en, const gn_ergo_proc *p, const char *
     long zl = gni_enp_compress(en->scratch, len, p->z.method, p->z.level, en->zout, en->zout_cap);
     if (zl < 0)
         return zl == GN_ENOMEM ? GN_ENOMEM : GN_EINVAL;
-    gni_ergo_comp *c = en_comp(en);
+    gni_ergo_comp *c = node ? en_comp(en) : NULL; /* @node NULL: the caller checks */
     gni_ergo_peer *peer = c ? gni_ergo_comp_find(c, node) : NULL;
     uint64_t max = peer ? gni_ergo_peer_get_info(peer)->max_message_size : 0;
     if (gni_enp_check_send_size(type, len, (size_t)zl,
@@ -2703,9 +2703,15 @@ int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value 
                   (int64_t)(gn_loop_now(en->loop) - en->mono0);
     f.name = (gn_slice){(const uint8_t *)ev->name, strlen(ev->name)};
     f.order = gni_enp_default_order(&f, p->keep_order);
-    long len = frame_build(en, &f, v);
+    long plen = frame_build(en, &f, v);
+    if (plen < 0)
+        return (int)plen;
+    /* compressed by the producer's settings, as Ergo does (the plain frame stays in
+     * en->zout for the local subscribers) */
+    long len = frame_compress(en, p, NULL, (size_t)plen);
     if (len < 0)
         return (int)len;
+    bool zipped = en->scratch[7] == GNI_ENP_COMPRESSED;
     const char *self = gni_ergo_comp_node(c);
     int n = 0;
     /* one frame per remote node with subscribers */
@@ -2717,11 +2723,19 @@ int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value 
         for (en_sub *o = en->subs; o != sb && !sent; o = o->next)
             sent = o->t.kind == GN_ERGO_TO_EVENT && tgt_eq(&o->t, &sb->t) &&
                    !strcmp(o->cnode, sb->cnode);
-        if (!sent && send_connected(en, sb->cnode, p->id, p->keep_order, (size_t)len) == 0)
+        if (sent)
+            continue;
+        if (zipped) { /* Ergo's rule: the plain 105 must fit the peer's MaxMessageSize too */
+            gni_ergo_peer *peer = gni_ergo_comp_find(c, sb->cnode);
+            uint64_t max = peer ? gni_ergo_peer_get_info(peer)->max_message_size : 0;
+            if (max && (uint64_t)plen > max)
+                continue;
+        }
+        if (send_connected(en, sb->cnode, p->id, p->keep_order, (size_t)len) == 0)
             n++;
     }
     gni_enp_frame pf;
-    if (gni_enp_parse(en->scratch, (size_t)len, &pf, NULL) < 0)
+    if (gni_enp_parse(zipped ? en->zout : en->scratch, (size_t)plen, &pf, NULL) < 0)
         return GN_EINVAL;
     n += event_fanout(en, self, ev->name, f.timestamp,
                       gn_edf_registry_dict(gni_ergo_comp_registry(c)), pf.payload, p->id,

@@ -9,7 +9,7 @@
  *  (b) error answers (130 code 255) carry their whole text (EDF's 32767
  *      bytes), not the first 255;
  *  (c) compressed sends: a process's gen.Compression (gzip, zlib, LZW,
- *      threshold) applied to its sends, calls and answers, in both
+ *      threshold) applied to its sends, calls, answers and events, in both
  *      directions; each compressed frame checked against the captured Go
  *      frames enp_compress_{gzip,zlib,lzw}.hex (type 200, method, order
  *      byte, original length, and the inflated frame field by field with the
@@ -42,6 +42,8 @@ typedef struct rproc {
     size_t last_len;        /* bytes of the last string or binary received */
     uint8_t last[4096];     /* its first bytes */
     const char *fail_text;  /* answer calls with this error text; NULL: echo the value */
+    unsigned events;        /* gen.MessageEvent values received */
+    size_t event_len;       /* bytes of the last event's string message */
 } rproc;
 
 static void on_msg(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
@@ -54,6 +56,12 @@ static void on_msg(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
         r->last_len = v->u.bytes.len;
         memcpy(r->last, v->u.bytes.base,
                v->u.bytes.len < sizeof r->last ? v->u.bytes.len : sizeof r->last);
+    }
+    if (m->to_kind == GN_ERGO_TO_EVENT && v->kind == GN_EDF_STRUCT) {
+        const gn_edf_value *ef = gn_edf_items(v);
+        CHECK_EQ(ef[2].kind, GN_EDF_STRING);
+        r->events++;
+        r->event_len = ef[2].u.bytes.len;
     }
     if (!m->call)
         return;
@@ -577,6 +585,29 @@ GN_TEST(tcp_compressed_sends_both_ways)
     inflate_frame(tb.f, tb.len, in, sizeof in, &inner);
     CHECK_EQ(inner.type, GNI_ENP_RESPONSE_ERROR);
     CHECK_EQ(inner.code, GNI_ENP_RC_ERROR);
+    /* an event beta's process publishes: compressed for the remote subscriber (LZW),
+     * plain to the local one */
+    CHECK_OK(gn_ergo_event_register(pb->p, "zev"));
+    gn_ergo_target ev = gn_ergo_to_event("beta@localhost", "zev");
+    res mr = {0};
+    CHECK_OK(gn_ergo_monitor(pa->p, &ev, on_result, &mr));
+    WAIT_FOR(mr.n, 1);
+    CHECK_EQ(mr.status, 0);
+    CHECK_OK(gn_ergo_monitor(b[0].p, &ev, NULL, NULL));
+    CHECK_EQ(gn_ergo_event_publish(pb->p, "zev", &s2300), 2); /* one node, one local */
+    CHECK_EQ(tb.f[7], GNI_ENP_COMPRESSED);
+    inflate_frame(tb.f, tb.len, in, sizeof in, &inner);
+    CHECK_EQ(inner.type, GNI_ENP_MSG_EVENT);
+    CHECK_EQ(inner.name.len, 3u);
+    WAIT_FOR(pa->events, 1);
+    CHECK_EQ(pa->event_len, 2300u);
+    WAIT_FOR(b[0].events, 1);
+    CHECK_EQ(b[0].event_len, 2300u);
+    CHECK_OK(gn_ergo_proc_set_compression(pb->p, NULL)); /* plain again */
+    CHECK_EQ(gn_ergo_event_publish(pb->p, "zev", &s500), 2);
+    CHECK_EQ(tb.f[7], GNI_ENP_MSG_EVENT);
+    WAIT_FOR(pa->events, 2);
+    CHECK_EQ(pa->event_len, 500u);
     gni_ergo_node_set_tap(t[0].en, NULL, NULL);
     gni_ergo_node_set_tap(t[1].en, NULL, NULL);
     gn_edf_arena_free(ar);
