@@ -498,6 +498,15 @@ static long frame_compress(gn_ergo_node *en, const gn_ergo_proc *p, const char *
     return zl;
 }
 
+/* the id of @name in the atom cache our Introduce announced (true), as Ergo looks a name
+ * up before writing it inline: 103/106/123/183/186 carry the id instead */
+static bool name_atom(const gn_ergo_node *en, const char *name, size_t len, uint16_t *id)
+{
+    gni_ergo_comp *c = en_comp(en);
+    return c && gn_edf_dict_find_id(gn_edf_registry_dict(gni_ergo_comp_registry(c)),
+                                    GN_EDF_DICT_ATOM, name, len, id) == 0;
+}
+
 static int wait_count(const gn_ergo_node *en, const char *node)
 {
     int n = 0;
@@ -1001,10 +1010,17 @@ static void term_send(gn_ergo_node *en, const char *node, const en_tgt *t, const
         f.to = t->id[0];
         break;
     case GN_ERGO_TO_NAME:
-    case GN_ERGO_TO_EVENT:
-        f.type = t->kind == GN_ERGO_TO_NAME ? GNI_ENP_TERM_NAME : GNI_ENP_TERM_EVENT;
-        f.name = (gn_slice){(const uint8_t *)t->name, strlen(t->name)};
+    case GN_ERGO_TO_EVENT: {
+        bool nm = t->kind == GN_ERGO_TO_NAME;
+        size_t tl = strlen(t->name);
+        if (name_atom(en, t->name, tl, &f.atom_id)) { /* 183/186, as Ergo */
+            f.type = nm ? GNI_ENP_TERM_NAME_CACHE : GNI_ENP_TERM_EVENT_CACHE;
+        } else {
+            f.type = nm ? GNI_ENP_TERM_NAME : GNI_ENP_TERM_EVENT;
+            f.name = (gn_slice){(const uint8_t *)t->name, tl};
+        }
         break;
+    }
     default:
         f.type = GNI_ENP_TERM_ALIAS;
         memcpy(f.alias, t->id, sizeof f.alias);
@@ -2384,8 +2400,7 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
          * Ergo writes it; the peer resolves it with our table */
         size_t nl = strlen(to->name);
         uint16_t aid;
-        if (gn_edf_dict_find_id(gn_edf_registry_dict(gni_ergo_comp_registry(c)),
-                                GN_EDF_DICT_ATOM, to->name, nl, &aid) == 0) {
+        if (name_atom(en, to->name, nl, &aid)) {
             f.type = call ? GNI_ENP_REQ_NAME_CACHE : GNI_ENP_MSG_NAME_CACHE;
             f.atom_id = aid;
         } else {
@@ -2701,7 +2716,10 @@ int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value 
     f.from = p->id;
     f.timestamp = gni_ergo_comp_creation(c) * (int64_t)1000000000 +
                   (int64_t)(gn_loop_now(en->loop) - en->mono0);
-    f.name = (gn_slice){(const uint8_t *)ev->name, strlen(ev->name)};
+    if (name_atom(en, ev->name, strlen(ev->name), &f.atom_id)) /* 106, as Ergo */
+        f.type = GNI_ENP_MSG_EVENT_CACHE;
+    else
+        f.name = (gn_slice){(const uint8_t *)ev->name, strlen(ev->name)};
     f.order = gni_enp_default_order(&f, p->keep_order);
     long plen = frame_build(en, &f, v);
     if (plen < 0)

@@ -16,8 +16,11 @@
  *      same payload bytes), and enp_compress_below_threshold.hex sent plain;
  *      bad settings refused;
  *  (d) the atom cache on send: a name in the sender's announced atom cache
- *      goes as its id (103, 123), checked against enp_send_processid_cached.hex;
- *      the other side, without it, names it inline (102, 122).
+ *      goes as its id (103, 123, and 106, 183, 186 for events and
+ *      terminations), checked against enp_send_processid_cached.hex,
+ *      enp_event_cached_monitor_fire_down.hex and
+ *      enp_monitor_processid_cached_down.hex; the other side, without it,
+ *      names it inline (102, 122).
  */
 #define _XOPEN_SOURCE 700
 #include "gn_test.h"
@@ -44,7 +47,22 @@ typedef struct rproc {
     const char *fail_text;  /* answer calls with this error text; NULL: echo the value */
     unsigned events;        /* gen.MessageEvent values received */
     size_t event_len;       /* bytes of the last event's string message */
+    unsigned downs;         /* DOWN signals */
+    gn_ergo_target_kind down_kind;
+    char down_name[256], down_reason[64];
 } rproc;
+
+static void on_sig(gn_ergo_proc *p, void *arg, const gn_ergo_signal *s)
+{
+    (void)p;
+    rproc *r = arg;
+    if (s->kind != GN_ERGO_SIG_DOWN)
+        return;
+    r->downs++;
+    r->down_kind = s->target.kind;
+    snprintf(r->down_name, sizeof r->down_name, "%s", s->target.name);
+    snprintf(r->down_reason, sizeof r->down_reason, "%s", s->reason);
+}
 
 static void on_msg(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
 {
@@ -59,9 +77,8 @@ static void on_msg(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
     }
     if (m->to_kind == GN_ERGO_TO_EVENT && v->kind == GN_EDF_STRUCT) {
         const gn_edf_value *ef = gn_edf_items(v);
-        CHECK_EQ(ef[2].kind, GN_EDF_STRING);
         r->events++;
-        r->event_len = ef[2].u.bytes.len;
+        r->event_len = ef[2].kind == GN_EDF_STRING ? ef[2].u.bytes.len : 0;
     }
     if (!m->call)
         return;
@@ -132,8 +149,8 @@ static bool reached(void *arg)
 
 static bool comp_up(void *arg) { return gn_ergo_node_name(((tnode *)arg)->en)[0] != '\0'; }
 
-/* atoms alpha registers (its announced atom cache), NULL-terminated; NULL: none */
-static const char *const *alpha_atoms;
+/* atoms alpha / beta register (their announced atom caches), NULL-terminated; NULL: none */
+static const char *const *alpha_atoms, *const *beta_atoms;
 
 static int reg_atoms(void *arg, gn_edf_registry *r)
 {
@@ -209,7 +226,7 @@ static void pair_up(tnode t[2], uint32_t seed, const char *beta_extra)
                         "ergo.port=0", regport_opt};
     const char *ob[] = {"ergo.node=beta@localhost", "ergo.cookie=golem-test-cookie",
                         "ergo.port=0", regport_opt, beta_extra};
-    enode_up(&t[1], seed + 1, ob, beta_extra ? 5 : 4, NULL);
+    enode_up(&t[1], seed + 1, ob, beta_extra ? 5 : 4, beta_atoms);
     enode_up(&t[0], seed, oa, 4, alpha_atoms);
     run_until(never, NULL, 200); /* both register (beta owns the registrar port) */
 }
@@ -239,9 +256,10 @@ static bool find_vec_dir(void)
     return false;
 }
 
-/* the first data line of vector @file, as bytes; returns the length */
-static size_t vec_frame(const char *file, uint8_t *out, size_t cap)
+/* the @idx-th (from 0) data line of vector @file, as bytes; returns the length */
+static size_t vec_frame_at(const char *file, int idx, uint8_t *out, size_t cap)
 {
+    int k = 0;
     char path[8400];
     snprintf(path, sizeof path, "%s/%s", vec_dir, file);
     FILE *f = fopen(path, "r");
@@ -250,6 +268,8 @@ static size_t vec_frame(const char *file, uint8_t *out, size_t cap)
     size_t n = 0;
     while (fgets(line, sizeof line, f)) { /* bounded: the file */
         if (line[0] == '#' || line[0] == '\n')
+            continue;
+        if (k++ != idx)
             continue;
         char *hex = strrchr(line, ' ');
         CHECK(hex != NULL);
@@ -263,6 +283,30 @@ static size_t vec_frame(const char *file, uint8_t *out, size_t cap)
     fclose(f);
     CHECK(n > 0);
     return n;
+}
+
+static size_t vec_frame(const char *file, uint8_t *out, size_t cap)
+{
+    return vec_frame_at(file, 0, out, cap);
+}
+
+/* our frame against data line @idx of @file: type, priority/flags, from, atom id, name,
+ * order byte, payload bytes, length */
+static void same_cached(const uint8_t *ours, size_t olen, const char *file, int idx)
+{
+    static uint8_t vb[4096];
+    size_t vl = vec_frame_at(file, idx, vb, sizeof vb);
+    gni_enp_frame o, v;
+    CHECK_OK(gni_enp_parse(ours, olen, &o, NULL));
+    CHECK_OK(gni_enp_parse(vb, vl, &v, NULL));
+    CHECK_EQ(o.type, v.type);
+    CHECK_EQ(o.flags, v.flags);
+    CHECK_EQ(o.from, v.from);
+    CHECK_EQ(o.atom_id, v.atom_id);
+    CHECK_EQ(o.order, v.order);
+    CHECK_EQ(o.payload.len, v.payload.len);
+    CHECK(!memcmp(o.payload.base, v.payload.base, o.payload.len));
+    CHECK_EQ(olen, vl);
 }
 
 typedef struct tap {
@@ -625,10 +669,12 @@ GN_TEST(tcp_name_atom_cache_on_send)
     setup();
     bool vectors = find_vec_dir();
     static const char *const atoms[] = {"golem_cached", "alpha@localhost", NULL};
-    alpha_atoms = atoms; /* alpha's atom cache in the captures (caches.txt): 256, 257 */
+    static const char *const batoms[] = {"golem_event_cached", "golem_named_cached", NULL};
+    alpha_atoms = atoms; /* the captures' atom caches (caches.txt): alpha 256, 257 */
+    beta_atoms = batoms; /* beta 256, 257 */
     tnode t[2];
     pair_up(t, 481, NULL);
-    alpha_atoms = NULL;
+    alpha_atoms = beta_atoms = NULL;
     rproc a[4], b[4];
     for (int i = 0; i < 4; i++) {
         spawn(&t[0], &a[i], NULL);
@@ -694,6 +740,48 @@ GN_TEST(tcp_name_atom_cache_on_send)
     CHECK_OK(gni_enp_parse(ta.f, ta.len, &o, NULL));
     CHECK_EQ(o.type, GNI_ENP_MSG_NAME);
     WAIT_FOR(b[2].got, 1);
+    /* beta's cached names in events and terminations: 106, 186, 183 (the captures'
+     * enp_event_cached_monitor_fire_down F6 and F9, enp_monitor_processid_cached_down F6) */
+    CHECK_OK(gn_ergo_proc_set_signal_cb(pa->p, on_sig, pa));
+    CHECK_OK(gn_ergo_event_register(pb->p, "golem_event_cached"));
+    gn_ergo_target ev = gn_ergo_to_event("beta@localhost", "golem_event_cached");
+    res mr = {0};
+    CHECK_OK(gn_ergo_monitor(pa->p, &ev, on_result, &mr));
+    WAIT_FOR(mr.n, 1);
+    CHECK_EQ(mr.status, 0);
+    gn_edf_value seven;
+    CHECK_OK(gn_edf_set_int(&seven, GN_EDF_INT32, 7));
+    CHECK_EQ(gn_ergo_event_publish(pb->p, "golem_event_cached", &seven), 1);
+    CHECK_OK(gni_enp_parse(tb.f, tb.len, &o, NULL));
+    CHECK_EQ(o.type, GNI_ENP_MSG_EVENT_CACHE);
+    CHECK_EQ(o.atom_id, 256u);
+    if (vectors)
+        same_cached(tb.f, tb.len, "enp_event_cached_monitor_fire_down.hex", 5);
+    WAIT_FOR(pa->events, 1); /* alpha resolved the id with beta's table */
+    CHECK_OK(gn_ergo_event_unregister(pb->p, "golem_event_cached"));
+    CHECK_OK(gni_enp_parse(tb.f, tb.len, &o, NULL));
+    CHECK_EQ(o.type, GNI_ENP_TERM_EVENT_CACHE);
+    if (vectors)
+        same_cached(tb.f, tb.len, "enp_event_cached_monitor_fire_down.hex", 8);
+    WAIT_FOR(pa->downs, 1);
+    CHECK_EQ(pa->down_kind, GN_ERGO_TO_EVENT);
+    CHECK_STR(pa->down_name, "golem_event_cached");
+    CHECK_STR(pa->down_reason, "unregistered");
+    CHECK_OK(gn_ergo_register(b[1].p, "golem_named_cached"));
+    gn_ergo_target nc = gn_ergo_to_name("beta@localhost", "golem_named_cached");
+    CHECK_OK(gn_ergo_monitor(pa->p, &nc, on_result, &mr));
+    WAIT_FOR(mr.n, 2);
+    CHECK_EQ(mr.status, 0);
+    CHECK_OK(gn_ergo_proc_exit(b[1].p, "shutdown"));
+    CHECK_OK(gni_enp_parse(tb.f, tb.len, &o, NULL));
+    CHECK_EQ(o.type, GNI_ENP_TERM_NAME_CACHE);
+    CHECK_EQ(o.atom_id, 257u);
+    if (vectors)
+        same_cached(tb.f, tb.len, "enp_monitor_processid_cached_down.hex", 5);
+    WAIT_FOR(pa->downs, 2);
+    CHECK_EQ(pa->down_kind, GN_ERGO_TO_NAME);
+    CHECK_STR(pa->down_name, "golem_named_cached");
+    CHECK_STR(pa->down_reason, "shutdown");
     gni_ergo_node_set_tap(t[0].en, NULL, NULL);
     gni_ergo_node_set_tap(t[1].en, NULL, NULL);
     enode_down(&t[0]);
