@@ -126,13 +126,15 @@ typedef void (*gn_ergo_msg_cb)(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
 /**
  * Outcome of an important send (@status as in the header comment; 0 =
  * delivered to the target's mailbox). @err_text: the remote error for
- * GN_ECALLBACK, else NULL; borrowed for the call. Since: 0.6
+ * GN_ECALLBACK (its whole text, at most 32767 bytes), else NULL; borrowed
+ * for the call. Since: 0.6
  */
 typedef void (*gn_ergo_result_cb)(void *arg, int status, const char *err_text);
 
 /**
  * Outcome of a call: @status 0 with the answer @reply (borrowed for the
- * callback), or an error (header comment) with @reply NULL. Since: 0.6
+ * callback), or an error (header comment) with @reply NULL; @err_text for
+ * GN_ECALLBACK: the error's whole text (at most 32767 bytes). Since: 0.6
  */
 typedef void (*gn_ergo_call_cb)(void *arg, int status, const gn_edf_value *reply,
                                 const char *err_text);
@@ -238,6 +240,42 @@ GN_API int gn_ergo_connect_peer(gn_ergo_node *en, const gn_peer_id *peer, const 
  */
 GN_API int gn_ergo_disconnect(gn_ergo_node *en, const char *node);
 
+/** Compression method of a process's messages (gen.CompressionType). Since: 0.6 */
+typedef enum gn_ergo_compression_type {
+    GN_ERGO_COMPRESS_GZIP = 0, /* Ergo's default (ENP method 102) */
+    GN_ERGO_COMPRESS_ZLIB = 1, /* method 101, zlib's default level */
+    GN_ERGO_COMPRESS_LZW = 2,  /* method 100, Go's compress/lzw (LSB, 8-bit literals) */
+} gn_ergo_compression_type;
+
+/** gzip level (gen.CompressionLevel); zlib and LZW ignore it. Since: 0.6 */
+typedef enum gn_ergo_compression_level {
+    GN_ERGO_COMPRESS_LEVEL_DEFAULT = 0,
+    GN_ERGO_COMPRESS_LEVEL_SPEED = 1,
+    GN_ERGO_COMPRESS_LEVEL_SIZE = 2,
+} gn_ergo_compression_level;
+
+/** Ergo's default and smallest compression threshold, frame bytes. Since: 0.6 */
+#define GN_ERGO_COMPRESS_THRESHOLD_DEFAULT 1024u
+
+/**
+ * A process's compression settings, as Ergo's gen.Compression: when
+ * @enable, every send, call, answer and event publication of the process
+ * whose ENP frame (header included) is longer than @threshold bytes goes
+ * out compressed (a MessageZ frame, type 200, keeping the frame's order
+ * byte). Not for local targets, exit signals, link/monitor requests,
+ * termination frames or important-delivery acks (Ergo compresses none of
+ * them either). The remote's MaxMessageSize applies to the compressed
+ * frame, and for sends by name, events and answers also to the
+ * uncompressed one (Ergo's rule). Receivers need no setting: every Ergo node and golemnet inflates
+ * all three methods. Zero = disabled. Since: 0.6
+ */
+typedef struct gn_ergo_compression {
+    bool enable;
+    gn_ergo_compression_type type;
+    gn_ergo_compression_level level; /* gzip only */
+    uint32_t threshold;              /* 0 = 1024; 1..1023 are refused, as by Ergo */
+} gn_ergo_compression;
+
 /** Process options; zero = defaults. Since: 0.6 */
 typedef struct gn_ergo_proc_opts {
     uint32_t mailbox_size;  /* messages queued at most (0 = GN_ERGO_MAILBOX_DEFAULT) */
@@ -247,14 +285,16 @@ typedef struct gn_ergo_proc_opts {
      * would pass it (or the node's max_queued_bytes) is refused as by a full mailbox,
      * except into an empty mailbox */
     size_t mailbox_bytes;
+    gn_ergo_compression compression; /* zero: messages are sent uncompressed */
 } gn_ergo_proc_opts;
 
 /**
  * Creates a process on @en with a new PID (IDs from 1001 up) whose
  * messages go to @cb(@arg) from the loop, one at a time, highest priority
  * first, in arrival order within a priority. @o NULL = defaults.
- * Returns 0; GN_EINVAL (NULL @en/@cb/@out); GN_ESTATE (the component is
- * not running); GN_ENOMEM.
+ * Returns 0; GN_EINVAL (NULL @en/@cb/@out, bad @o->compression: see
+ * gn_ergo_proc_set_compression()); GN_ESTATE (the component is not
+ * running); GN_ENOMEM.
  * Since: 0.6
  */
 GN_API int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb cb,
@@ -281,6 +321,17 @@ GN_API void gn_ergo_proc_pid(const gn_ergo_proc *p, gn_ergo_pid *out);
  * Returns 0 or GN_EINVAL. Since: 0.6
  */
 GN_API int gn_ergo_proc_pause(gn_ergo_proc *p, bool paused);
+
+/**
+ * Sets @p's compression (Ergo's SetCompression* calls in one); applies to
+ * frames built from now on. @c NULL = disabled. Returns 0; GN_EINVAL (NULL
+ * @p, a type or level out of range, a threshold of 1..1023 bytes).
+ * Since: 0.6
+ */
+GN_API int gn_ergo_proc_set_compression(gn_ergo_proc *p, const gn_ergo_compression *c);
+
+/** @p's compression settings into *@out (threshold 0 shows as 1024). Since: 0.6 */
+GN_API void gn_ergo_proc_compression(const gn_ergo_proc *p, gn_ergo_compression *out);
 
 /** Messages waiting in @p's mailbox. Since: 0.6 */
 GN_API size_t gn_ergo_proc_queued(const gn_ergo_proc *p);
@@ -330,7 +381,11 @@ typedef struct gn_ergo_send_opts {
  * connecting when the node is not connected: static routes, then the
  * registrar; at most 256 frames wait per node).
  * With @o->important and a remote target, @o->on_result follows once:
- * delivered (0) or the remote's error, GN_ETIMEDOUT, GN_ECONNRESET.
+ * delivered (0) or the remote's error, GN_ETIMEDOUT, GN_ECONNRESET, or,
+ * for a frame that waited for the connection, the connect error or the
+ * carrier's refusal once the node is up (GN_ETOOBIG above its
+ * MaxMessageSize, GN_EAGAIN with its write queue full; since 0.6).
+ * The frame is compressed by @from's settings (gn_ergo_proc_set_compression()).
  * Returns 0; GN_EINVAL (NULL, bad target, a value that does not encode);
  * GN_ENOTFOUND (local: no such process); GN_EAGAIN (local: the mailbox is
  * full; remote: the carrier's write queue or the connect queue is full);

@@ -18,6 +18,7 @@
 #include "ergo_comp.h"
 #include "ergo_node_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,8 +28,9 @@
 #define EN_WAIT_PER_NODE 256u       /* frames waiting for a connection to one node */
 #define EN_DRAIN_BUDGET 1024u       /* messages per process per loop turn */
 #define EN_VALUE_BYTES_DEFAULT ((size_t)16 << 20)
-#define EN_SPARE_ITEMS 1024u          /* items (with their arenas) kept for reuse: ~1 MiB */
+#define EN_SPARE_ITEMS 4096u         /* items (with their arenas) kept for reuse: ~4 MiB */
 #define EN_SPARE_ARENA_MAX (64u << 10) /* only arenas that held at most this much */
+#define EN_SPARE_PENDS 64u            /* pending-call entries kept for reuse */
 
 typedef struct en_item en_item;
 typedef struct en_pend en_pend;
@@ -104,6 +106,8 @@ struct gn_ergo_proc {
     unsigned ncons; /* links + monitors on this process */
     unsigned nevents; /* events it owns */
     void *spawn_tag;  /* ergo_spawn.c: the factory entry that made it, or NULL */
+    gn_ergo_compression zset; /* as set (threshold 0 = default) */
+    gni_enp_zopts z;          /* the same, for the ENP core */
 };
 
 /* an outstanding call or important send, matched by (caller ID, ref) */
@@ -117,7 +121,8 @@ struct en_pend {
     gn_ergo_result_cb rcb;
     gn_ergo_call_cb ccb;
     void *arg;
-    gn_timer timer;
+    gn_time deadline; /* loop time; the node's one pend_timer watches the earliest */
+    bool expired;
     char node[GN_ERGO_NAME_MAX + 1];
 };
 
@@ -127,6 +132,8 @@ struct en_wait {
     char node[GN_ERGO_NAME_MAX + 1];
     uint64_t from;
     bool keep_order;
+    bool tracked;     /* a pending entry (from, ref) waits on this frame */
+    uint64_t ref[3];
     size_t len;
     uint8_t frame[];
 };
@@ -141,6 +148,10 @@ struct gn_ergo_node {
     uint64_t next_id;
     uint64_t ref_seq, ref_hi;
     en_pend *pends;
+    gn_timer pend_timer; /* armed at pend_armed: no entry's deadline is earlier */
+    gn_time pend_armed;
+    en_pend *pend_spare; /* freed entries kept for reuse (at most EN_SPARE_PENDS) */
+    unsigned npend_spare;
     en_sub *subs; /* links and monitors */
     en_event *events;
     gn_time mono0; /* loop time at the component's start: event timestamps */
@@ -152,6 +163,9 @@ struct gn_ergo_node {
     bool draining, swept;
     uint8_t *scratch; /* frame building */
     size_t scratch_cap;
+    uint8_t *zout;    /* a frame compressed; swapped with scratch */
+    size_t zout_cap;
+    gn_edf_arena *ans_arena; /* decodes answers (129/130), kept between them */
     uint8_t *zbuf;    /* inflated frames */
     size_t zbuf_cap;
     gni_ergo_tap_fn tap;
@@ -353,9 +367,21 @@ static int item_new(gn_ergo_node *en, const gn_edf_dict *dict, gn_slice payload,
     if (it) {
         en->spare = it->next;
         en->nspare--;
-        gn_edf_arena *a = it->arena;
-        memset(it, 0, sizeof *it);
-        it->arena = a;
+        /* only what the previous message set and the next one may not: the names and the
+         * rest of a message are written by every path that queues one (a full memset of
+         * the two 256-byte names cost more than the decode of a small value) */
+        it->next = NULL;
+        it->bytes = 0;
+        gn_ergo_msg *m = &it->m;
+        m->from.node[0] = '\0';
+        m->from.id = 0;
+        m->from.creation = 0;
+        m->priority = GN_ERGO_PRIO_NORMAL;
+        m->important = m->call = false;
+        m->ref.node[0] = '\0';
+        m->ref.creation = 0;
+        memset(m->ref.id, 0, sizeof m->ref.id);
+        m->to_kind = 0;
     } else {
         if (!(it = gn_calloc(1, sizeof *it)))
             return GN_ENOMEM;
@@ -436,6 +462,53 @@ static long frame_build(gn_ergo_node *en, gni_enp_frame *f, const gn_edf_value *
     return hl + (long)plen;
 }
 
+/* the frame built in en->scratch (@len bytes), compressed by @p's settings when they say
+ * so (ergo-wire.md c "Compression"): afterwards en->scratch holds the frame to send;
+ * returns its length or an error (GN_ETOOBIG: above @node's MaxMessageSize, compressed or,
+ * for 102-106 and 129, not) */
+static long frame_compress(gn_ergo_node *en, const gn_ergo_proc *p, const char *node, size_t len)
+{
+    uint8_t type = en->scratch[7];
+    if (!gni_enp_should_compress(type, len, &p->z))
+        return (long)len;
+    size_t cap = gni_enp_compress_bound(len);
+    if (cap == SIZE_MAX)
+        return GN_ETOOBIG;
+    if (cap > en->zout_cap) {
+        uint8_t *b = gn_malloc(cap);
+        if (!b)
+            return GN_ENOMEM;
+        gn_free(en->zout);
+        en->zout = b;
+        en->zout_cap = cap;
+    }
+    long zl = gni_enp_compress(en->scratch, len, p->z.method, p->z.level, en->zout, en->zout_cap);
+    if (zl < 0)
+        return zl == GN_ENOMEM ? GN_ENOMEM : GN_EINVAL;
+    gni_ergo_comp *c = node ? en_comp(en) : NULL; /* @node NULL: the caller checks */
+    gni_ergo_peer *peer = c ? gni_ergo_comp_find(c, node) : NULL;
+    uint64_t max = peer ? gni_ergo_peer_get_info(peer)->max_message_size : 0;
+    if (gni_enp_check_send_size(type, len, (size_t)zl,
+                                max > UINT32_MAX ? UINT32_MAX : (uint32_t)max) < 0)
+        return GN_ETOOBIG;
+    uint8_t *t = en->scratch;
+    size_t tc = en->scratch_cap;
+    en->scratch = en->zout;
+    en->scratch_cap = en->zout_cap;
+    en->zout = t;
+    en->zout_cap = tc;
+    return zl;
+}
+
+/* the id of @name in the atom cache our Introduce announced (true), as Ergo looks a name
+ * up before writing it inline: 103/106/123/183/186 carry the id instead */
+static bool name_atom(const gn_ergo_node *en, const char *name, size_t len, uint16_t *id)
+{
+    gni_ergo_comp *c = en_comp(en);
+    return c && gn_edf_dict_find_id(gn_edf_registry_dict(gni_ergo_comp_registry(c)),
+                                    GN_EDF_DICT_ATOM, name, len, id) == 0;
+}
+
 static int wait_count(const gn_ergo_node *en, const char *node)
 {
     int n = 0;
@@ -446,17 +519,20 @@ static int wait_count(const gn_ergo_node *en, const char *node)
 }
 
 /* sends the built frame (en->scratch, @len) to @node: now when it is up, else after
- * connecting by name */
-static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool keep_order,
-                      size_t len)
+ * connecting by name; @ref (NULL: none) names the pending entry of process @from that
+ * waits on the frame, ended at once if the carrier refuses the frame when the node comes
+ * up */
+static int frame_send_ref(gn_ergo_node *en, const char *node, uint64_t from, bool keep_order,
+                          size_t len, const uint64_t *ref)
 {
     gni_ergo_comp *c = en_comp(en);
     if (!c)
         return GN_ESTATE;
     if (en->tap)
         en->tap(en->tap_ud, true, node, en->scratch, len);
-    if (gni_ergo_comp_find(c, node))
-        return gni_ergo_comp_send(c, node, from, keep_order, en->scratch, len);
+    gni_ergo_peer *peer = gni_ergo_comp_find(c, node);
+    if (peer)
+        return gni_ergo_peer_send(peer, from, keep_order, en->scratch, len);
     int waiting = wait_count(en, node);
     if (waiting >= (int)EN_WAIT_PER_NODE)
         return GN_EAGAIN;
@@ -474,6 +550,11 @@ static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool ke
     set_name(w->node, node);
     w->from = from;
     w->keep_order = keep_order;
+    w->tracked = ref != NULL;
+    if (ref)
+        memcpy(w->ref, ref, sizeof w->ref);
+    else
+        memset(w->ref, 0, sizeof w->ref);
     w->len = len;
     memcpy(w->frame, en->scratch, len);
     *en->waits_tail = w;
@@ -481,10 +562,28 @@ static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool ke
     return 0;
 }
 
+static int frame_send(gn_ergo_node *en, const char *node, uint64_t from, bool keep_order,
+                      size_t len)
+{
+    return frame_send_ref(en, node, from, keep_order, len, NULL);
+}
+
+static en_pend *pend_find(gn_ergo_node *en, uint64_t caller, const uint64_t ref[3]);
+static void pend_finish(en_pend *pd, int status, const gn_edf_value *reply, const char *text);
+
+/* a waiting frame the carrier refused when its node came up */
+typedef struct en_refused {
+    uint64_t from, ref[3];
+    int err;
+} en_refused;
+
 /* takes the waits of @node off the list, in order: each is sent through @c (NULL: dropped)
- * and freed */
+ * and freed; an important send or call whose frame the carrier refuses (GN_ETOOBIG above
+ * the peer's MaxMessageSize, GN_EAGAIN with its queue full) ends at once with that error */
 static void waits_take(gn_ergo_node *en, const char *node, gni_ergo_comp *c)
 {
+    en_refused refused[EN_WAIT_PER_NODE];
+    unsigned nref = 0;
     en_wait **pp = &en->waits;
     while (*pp) { /* bounded: the waiting frames */
         en_wait *w = *pp;
@@ -498,12 +597,23 @@ static void waits_take(gn_ergo_node *en, const char *node, gni_ergo_comp *c)
             if (rc < 0)
                 GN_LOG(GN_LOG_WARNING, EN_LOG, "%s: a waiting frame was not sent: %s", node,
                        gn_err_name(rc));
+            if (rc < 0 && w->tracked && nref < EN_WAIT_PER_NODE) {
+                refused[nref].from = w->from;
+                memcpy(refused[nref].ref, w->ref, sizeof w->ref);
+                refused[nref++].err = rc;
+            }
         }
         gn_free(w);
     }
     en->waits_tail = &en->waits;
     for (en_wait *w = en->waits; w; w = w->next)
         en->waits_tail = &w->next;
+    /* after the list is whole again: a callback may send (and queue frames) */
+    for (unsigned i = 0; i < nref; i++) { /* bounded: the node's waiting frames */
+        en_pend *pd = pend_find(en, refused[i].from, refused[i].ref);
+        if (pd)
+            pend_finish(pd, refused[i].err, NULL, NULL);
+    }
 }
 
 /* 130 to @node: @code for caller @to, ref @ref, from @from, order byte 0 */
@@ -532,6 +642,18 @@ static void send_code(gn_ergo_node *en, const char *node, uint64_t from, uint64_
 
 /* ---- pending calls and important sends ------------------------------------------------- */
 
+/* frees an unlinked entry, or keeps it for the next call */
+static void pend_release(gn_ergo_node *en, en_pend *pd)
+{
+    if (en->npend_spare < EN_SPARE_PENDS) {
+        pd->next = en->pend_spare;
+        en->pend_spare = pd;
+        en->npend_spare++;
+    } else {
+        gn_free(pd);
+    }
+}
+
 static void pend_unlink(en_pend *pd)
 {
     gn_ergo_node *en = pd->en;
@@ -540,7 +662,6 @@ static void pend_unlink(en_pend *pd)
             *pp = pd->next;
             break;
         }
-    gn_timer_stop(&pd->timer);
     if (pd->proc && pd->proc->npending)
         pd->proc->npending--;
 }
@@ -558,13 +679,50 @@ static void pend_finish(en_pend *pd, int status, const gn_edf_value *reply, cons
     } else if (pd->rcb) {
         pd->rcb(pd->arg, status, text);
     }
-    gn_free(pd);
+    pend_release(pd->en, pd);
 }
 
-static void pend_expired(gn_timer *t, void *arg)
+static void pend_timer_cb(gn_timer *t, void *arg);
+
+/* arms the node's deadline timer for a new earliest deadline @at (one timer for every
+ * pending entry: a call costs no timer operation while its deadline is not the earliest) */
+static void pend_timer_arm(gn_ergo_node *en, gn_time at)
+{
+    if (gn_timer_active(&en->pend_timer) && en->pend_armed <= at)
+        return;
+    gn_time now = gn_loop_now(en->loop);
+    en->pend_armed = at;
+    (void)gn_timer_start(&en->pend_timer, at > now ? at - now : 0, pend_timer_cb, en);
+}
+
+/* the deadline timer: entries whose deadline passed end with GN_ETIMEDOUT; then the timer
+ * is armed at the earliest deadline left. Entries that end otherwise leave it armed (it may
+ * fire once with nothing to do): stopping and re-arming it per call is what it saves */
+static void pend_timer_cb(gn_timer *t, void *arg)
 {
     (void)t;
-    pend_finish(arg, GN_ETIMEDOUT, NULL, NULL);
+    gn_ergo_node *en = arg;
+    gn_time now = gn_loop_now(en->loop);
+    /* mark first: a callback may add entries, which are not ended here */
+    for (en_pend *pd = en->pends; pd; pd = pd->next)
+        pd->expired = pd->deadline <= now;
+    bool again = true;
+    while (again) { /* restart after each callback: it may change the list; bounded */
+        again = false;
+        for (en_pend *pd = en->pends; pd; pd = pd->next)
+            if (pd->expired) {
+                pend_finish(pd, GN_ETIMEDOUT, NULL, NULL);
+                again = true;
+                break;
+            }
+    }
+    if (!en->pends)
+        return;
+    gn_time first = en->pends->deadline;
+    for (en_pend *pd = en->pends; pd; pd = pd->next)
+        if (pd->deadline < first)
+            first = pd->deadline;
+    pend_timer_arm(en, first);
 }
 
 static en_pend *pend_find(gn_ergo_node *en, uint64_t caller, const uint64_t ref[3])
@@ -578,15 +736,21 @@ static en_pend *pend_find(gn_ergo_node *en, uint64_t caller, const uint64_t ref[
 static en_pend *pend_new(gn_ergo_proc *p, const char *node, bool call, gn_time timeout)
 {
     gn_ergo_node *en = p->en;
-    en_pend *pd = gn_calloc(1, sizeof *pd);
-    if (!pd)
+    en_pend *pd = en->pend_spare;
+    if (pd) {
+        en->pend_spare = pd->next;
+        en->npend_spare--;
+        memset(pd, 0, offsetof(en_pend, node));
+        pd->node[0] = '\0';
+    } else if (!(pd = gn_calloc(1, sizeof *pd))) {
         return NULL;
+    }
     pd->en = en;
     pd->proc = p;
     pd->call = call;
     set_name(pd->node, node);
-    gn_timer_init(en->loop, &pd->timer);
-    gn_timer_start(&pd->timer, timeout ? timeout : GN_ERGO_TIMEOUT_DEFAULT, pend_expired, pd);
+    pd->deadline = gn_loop_now(en->loop) + (timeout ? timeout : GN_ERGO_TIMEOUT_DEFAULT);
+    pend_timer_arm(en, pd->deadline);
     pd->next = en->pends;
     en->pends = pd;
     p->npending++;
@@ -670,8 +834,7 @@ static void proc_release(gn_ergo_proc *p)
         en_pend *pd = *pp;
         if (pd->proc == p) {
             *pp = pd->next;
-            gn_timer_stop(&pd->timer);
-            gn_free(pd);
+            pend_release(en, pd);
         } else {
             pp = &pd->next;
         }
@@ -849,10 +1012,17 @@ static void term_send(gn_ergo_node *en, const char *node, const en_tgt *t, const
         f.to = t->id[0];
         break;
     case GN_ERGO_TO_NAME:
-    case GN_ERGO_TO_EVENT:
-        f.type = t->kind == GN_ERGO_TO_NAME ? GNI_ENP_TERM_NAME : GNI_ENP_TERM_EVENT;
-        f.name = (gn_slice){(const uint8_t *)t->name, strlen(t->name)};
+    case GN_ERGO_TO_EVENT: {
+        bool nm = t->kind == GN_ERGO_TO_NAME;
+        size_t tl = strlen(t->name);
+        if (name_atom(en, t->name, tl, &f.atom_id)) { /* 183/186, as Ergo */
+            f.type = nm ? GNI_ENP_TERM_NAME_CACHE : GNI_ENP_TERM_EVENT_CACHE;
+        } else {
+            f.type = nm ? GNI_ENP_TERM_NAME : GNI_ENP_TERM_EVENT;
+            f.name = (gn_slice){(const uint8_t *)t->name, tl};
+        }
         break;
+    }
     default:
         f.type = GNI_ENP_TERM_ALIAS;
         memcpy(f.alias, t->id, sizeof f.alias);
@@ -1125,7 +1295,7 @@ static int any_request(gn_ergo_node *en, gn_ergo_proc *src, enum gni_enp_any_kin
     gn_edf_arena_free(a);
     if (rc < 0)
         return (int)rc;
-    return frame_send(en, t->node, src->id, true, (size_t)rc);
+    return frame_send_ref(en, t->node, src->id, true, (size_t)rc, ref);
 }
 
 /* MessageResult for a request of @kind from process @src_id of @node: @err NULL = success */
@@ -1435,11 +1605,18 @@ static void on_any(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame *f
             }
         if (!pd)
             break;
-        char text[GN_ERGO_NAME_MAX + 1] = "";
+        const char *text = "";
         int st = 0;
-        if (it[0].kind == GN_EDF_ERROR && !it[0].nil) {
-            copy_name(text, (const char *)it[0].u.bytes.base, it[0].u.bytes.len);
+        char *t = it[0].kind == GN_EDF_ERROR && !it[0].nil
+                      ? gn_edf_arena_alloc(a, it[0].u.bytes.len + 1)
+                      : NULL;
+        if (t) { /* the whole text (EDF: at most 32767 bytes) */
+            memcpy(t, it[0].u.bytes.base, it[0].u.bytes.len);
+            t[it[0].u.bytes.len] = '\0';
+            text = t;
             st = !strcmp(text, "unknown process") ? GN_ENOTFOUND : GN_ECALLBACK;
+        } else if (it[0].kind == GN_EDF_ERROR && !it[0].nil) {
+            st = GN_ENOMEM; /* an error we could not copy: not a success */
         }
         pend_finish(pd, st, &it[1], st == GN_ECALLBACK ? text : NULL); /* Result: spawn */
         break;
@@ -1540,8 +1717,13 @@ static void on_answer(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame
         pend_finish(pd, GN_EPROTO, NULL, NULL);
         return;
     }
-    gn_edf_arena *a = gn_edf_arena_new(0, en->cfg.max_value_bytes ? en->cfg.max_value_bytes
-                                                                  : EN_VALUE_BYTES_DEFAULT);
+    /* the node's answer arena, taken while in use (kept between answers: no allocation
+     * per call) */
+    gn_edf_arena *a = en->ans_arena;
+    en->ans_arena = NULL;
+    if (!a)
+        a = gn_edf_arena_new(0, en->cfg.max_value_bytes ? en->cfg.max_value_bytes
+                                                        : EN_VALUE_BYTES_DEFAULT);
     if (!a) {
         pend_finish(pd, GN_ENOMEM, NULL, NULL);
         return;
@@ -1551,19 +1733,31 @@ static void on_answer(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame
     o.reg = gni_ergo_comp_registry(en_comp(en));
     o.dict = pi->dict;
     gn_edf_value v;
-    char text[256] = "";
+    const char *text = "";
     if (f->type == GNI_ENP_RESPONSE) {
         int rc = gn_edf_decode(&o, a, f->payload.base, f->payload.len, &v, NULL, NULL);
         pend_finish(pd, rc < 0 ? GN_EPARSE : 0, rc < 0 ? NULL : &v, NULL);
     } else {
         int st = code_to_err(f->code);
+        /* the whole text, as Ergo passes it: EDF bounds an error to 32767 bytes, the
+         * arena to max_value_bytes */
+        char *t = NULL;
         if (f->code == GNI_ENP_RC_ERROR &&
             gn_edf_decode(&o, a, f->payload.base, f->payload.len, &v, NULL, NULL) == 0 &&
-            v.kind == GN_EDF_ERROR && !v.nil)
-            copy_name(text, (const char *)v.u.bytes.base, v.u.bytes.len);
+            v.kind == GN_EDF_ERROR && !v.nil &&
+            (t = gn_edf_arena_alloc(a, v.u.bytes.len + 1)) != NULL) {
+            memcpy(t, v.u.bytes.base, v.u.bytes.len);
+            t[v.u.bytes.len] = '\0';
+            text = t;
+        }
         pend_finish(pd, st, NULL, st == GN_ECALLBACK ? text : NULL);
     }
-    gn_edf_arena_free(a);
+    if (!en->ans_arena && gn_edf_arena_used(a) <= EN_SPARE_ARENA_MAX) {
+        gn_edf_arena_reset(a);
+        en->ans_arena = a;
+    } else {
+        gn_edf_arena_free(a);
+    }
 }
 
 static void h_frame(void *ud, gni_ergo_peer *peer, const uint8_t *frame, size_t len)
@@ -1726,6 +1920,7 @@ int gn_ergo_attach(gn_node *n, const gn_ergo_config *cfg, gn_ergo_node **out)
     if (!en->ref_hi)
         en->ref_hi = 1;
     gn_timer_init(loop, &en->drain);
+    gn_timer_init(loop, &en->pend_timer);
     en->next_on_loop = head;
     int rc = gn_loop_set_local(loop, &en_loop_key, en);
     if (rc < 0) {
@@ -1770,10 +1965,15 @@ void gn_ergo_detach(gn_ergo_node *en)
         }
         gn_free(p);
     }
+    gn_timer_stop(&en->pend_timer);
     while (en->pends) {
         en_pend *pd = en->pends;
         en->pends = pd->next;
-        gn_timer_stop(&pd->timer);
+        gn_free(pd);
+    }
+    while (en->pend_spare) {
+        en_pend *pd = en->pend_spare;
+        en->pend_spare = pd->next;
         gn_free(pd);
     }
     while (en->events) {
@@ -1796,7 +1996,9 @@ void gn_ergo_detach(gn_ergo_node *en)
         en->spare = it->next;
         item_free(it);
     }
+    gn_edf_arena_free(en->ans_arena);
     gn_free(en->scratch);
+    gn_free(en->zout);
     gn_free(en->zbuf);
     gn_free(en);
 }
@@ -1883,6 +2085,24 @@ void gni_ergo_node_set_tap(gn_ergo_node *en, gni_ergo_tap_fn fn, void *ud)
 
 /* ---- public API: processes ---------------------------------------------------------------- */
 
+/* checks and sets @p's compression settings */
+static int proc_set_z(gn_ergo_proc *p, const gn_ergo_compression *c)
+{
+    if ((unsigned)c->type > GN_ERGO_COMPRESS_LZW ||
+        (unsigned)c->level > GN_ERGO_COMPRESS_LEVEL_SIZE ||
+        (c->threshold > 0 && c->threshold < GN_ERGO_COMPRESS_THRESHOLD_DEFAULT))
+        return GN_EINVAL;
+    static const uint8_t method[] = {GNI_ENP_Z_GZIP, GNI_ENP_Z_ZLIB, GNI_ENP_Z_LZW};
+    static const uint8_t level[] = {GNI_ENP_ZLEVEL_DEFAULT, GNI_ENP_ZLEVEL_SPEED,
+                                    GNI_ENP_ZLEVEL_SIZE};
+    p->zset = *c;
+    p->z.enable = c->enable;
+    p->z.method = method[c->type];
+    p->z.level = level[c->level];
+    p->z.threshold = c->threshold ? c->threshold : GN_ERGO_COMPRESS_THRESHOLD_DEFAULT;
+    return 0;
+}
+
 int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb cb, void *arg,
                   gn_ergo_proc **out)
 {
@@ -1893,6 +2113,10 @@ int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb c
     gn_ergo_proc *p = gn_calloc(1, sizeof *p);
     if (!p)
         return GN_ENOMEM;
+    if (o && proc_set_z(p, &o->compression) < 0) {
+        gn_free(p);
+        return GN_EINVAL;
+    }
     p->en = en;
     p->id = en->next_id++;
     p->cb = cb;
@@ -1905,6 +2129,23 @@ int gn_ergo_spawn(gn_ergo_node *en, const gn_ergo_proc_opts *o, gn_ergo_msg_cb c
     en->procs = p;
     *out = p;
     return 0;
+}
+
+int gn_ergo_proc_set_compression(gn_ergo_proc *p, const gn_ergo_compression *c)
+{
+    if (!p || p->dead)
+        return GN_EINVAL;
+    gn_ergo_compression off = {0};
+    return proc_set_z(p, c ? c : &off);
+}
+
+void gn_ergo_proc_compression(const gn_ergo_proc *p, gn_ergo_compression *out)
+{
+    if (!p || !out)
+        return;
+    *out = p->zset;
+    if (!out->threshold)
+        out->threshold = GN_ERGO_COMPRESS_THRESHOLD_DEFAULT;
 }
 
 static void proc_end(gn_ergo_proc *p, const char *reason)
@@ -2156,10 +2397,20 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
         f.type = call ? GNI_ENP_REQ_PID : GNI_ENP_MSG_PID;
         f.to = to->pid.id;
         break;
-    case GN_ERGO_TO_NAME:
-        f.type = call ? GNI_ENP_REQ_NAME : GNI_ENP_MSG_NAME;
-        f.name = (gn_slice){(const uint8_t *)to->name, strlen(to->name)};
+    case GN_ERGO_TO_NAME: {
+        /* a name in the atom cache our Introduce announced goes as its id (103/123), as
+         * Ergo writes it; the peer resolves it with our table */
+        size_t nl = strlen(to->name);
+        uint16_t aid;
+        if (name_atom(en, to->name, nl, &aid)) {
+            f.type = call ? GNI_ENP_REQ_NAME_CACHE : GNI_ENP_MSG_NAME_CACHE;
+            f.atom_id = aid;
+        } else {
+            f.type = call ? GNI_ENP_REQ_NAME : GNI_ENP_MSG_NAME;
+            f.name = (gn_slice){(const uint8_t *)to->name, nl};
+        }
         break;
+    }
     case GN_ERGO_TO_ALIAS:
         f.type = call ? GNI_ENP_REQ_ALIAS : GNI_ENP_MSG_ALIAS;
         memcpy(f.alias, to->alias.id, sizeof f.alias);
@@ -2169,6 +2420,8 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
     }
     f.order = gni_enp_default_order(&f, from->keep_order);
     long len = frame_build(en, &f, v);
+    if (len >= 0)
+        len = frame_compress(en, from, node, (size_t)len);
     if (len < 0)
         return (int)len;
     if (tracked) { /* before the send: an accepted message always has its entry */
@@ -2180,12 +2433,13 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
         pd->rcb = o->on_result;
         pd->arg = call ? carg : o->arg;
     }
-    int rc = frame_send(en, node, from->id, from->keep_order, (size_t)len);
+    int rc = frame_send_ref(en, node, from->id, from->keep_order, (size_t)len,
+                            tracked ? ref : NULL);
     if (rc < 0) {
         en_pend *pd = tracked ? pend_find(en, from->id, ref) : NULL;
         if (pd) { /* not sent: the caller hears it from the return value, not the callback */
             pend_unlink(pd);
-            gn_free(pd);
+            pend_release(en, pd);
         }
         return rc;
     }
@@ -2243,6 +2497,8 @@ static int answer(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref
     memcpy(f.ref, ref->id, sizeof f.ref);
     f.order = gni_enp_default_order(&f, p->keep_order);
     long len = frame_build(en, &f, v ? v : &ev);
+    if (len >= 0)
+        len = frame_compress(en, p, to->node, (size_t)len);
     if (len < 0)
         return (int)len;
     return frame_send(en, to->node, p->id, p->keep_order, (size_t)len);
@@ -2462,11 +2718,20 @@ int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value 
     f.from = p->id;
     f.timestamp = gni_ergo_comp_creation(c) * (int64_t)1000000000 +
                   (int64_t)(gn_loop_now(en->loop) - en->mono0);
-    f.name = (gn_slice){(const uint8_t *)ev->name, strlen(ev->name)};
+    if (name_atom(en, ev->name, strlen(ev->name), &f.atom_id)) /* 106, as Ergo */
+        f.type = GNI_ENP_MSG_EVENT_CACHE;
+    else
+        f.name = (gn_slice){(const uint8_t *)ev->name, strlen(ev->name)};
     f.order = gni_enp_default_order(&f, p->keep_order);
-    long len = frame_build(en, &f, v);
+    long plen = frame_build(en, &f, v);
+    if (plen < 0)
+        return (int)plen;
+    /* compressed by the producer's settings, as Ergo does (the plain frame stays in
+     * en->zout for the local subscribers) */
+    long len = frame_compress(en, p, NULL, (size_t)plen);
     if (len < 0)
         return (int)len;
+    bool zipped = en->scratch[7] == GNI_ENP_COMPRESSED;
     const char *self = gni_ergo_comp_node(c);
     int n = 0;
     /* one frame per remote node with subscribers */
@@ -2478,11 +2743,19 @@ int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value 
         for (en_sub *o = en->subs; o != sb && !sent; o = o->next)
             sent = o->t.kind == GN_ERGO_TO_EVENT && tgt_eq(&o->t, &sb->t) &&
                    !strcmp(o->cnode, sb->cnode);
-        if (!sent && send_connected(en, sb->cnode, p->id, p->keep_order, (size_t)len) == 0)
+        if (sent)
+            continue;
+        if (zipped) { /* Ergo's rule: the plain 105 must fit the peer's MaxMessageSize too */
+            gni_ergo_peer *peer = gni_ergo_comp_find(c, sb->cnode);
+            uint64_t max = peer ? gni_ergo_peer_get_info(peer)->max_message_size : 0;
+            if (max && (uint64_t)plen > max)
+                continue;
+        }
+        if (send_connected(en, sb->cnode, p->id, p->keep_order, (size_t)len) == 0)
             n++;
     }
     gni_enp_frame pf;
-    if (gni_enp_parse(en->scratch, (size_t)len, &pf, NULL) < 0)
+    if (gni_enp_parse(zipped ? en->zout : en->scratch, (size_t)plen, &pf, NULL) < 0)
         return GN_EINVAL;
     n += event_fanout(en, self, ev->name, f.timestamp,
                       gn_edf_registry_dict(gni_ergo_comp_registry(c)), pf.payload, p->id,

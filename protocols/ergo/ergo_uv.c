@@ -174,6 +174,25 @@ static int link_flush(ergo_link *l)
             gn_free(w);
         return 0;
     }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) == 0) {
+        /* nothing queued before it: write now, and keep a request (and the loop turn that
+         * reports its completion) only for what the kernel did not take */
+        int n = uv_try_write((uv_stream_t *)&l->tcp, &w->buf, 1);
+        if (n == (int)w->buf.len) {
+            w->buf.len = 0;
+            l->spare = l->spare ? l->spare : w;
+            if (l->spare != w)
+                gn_free(w);
+            return 0;
+        }
+        if (n > 0) { /* the rest goes through a request, in order */
+            memmove(w->buf.base, w->buf.base + n, w->buf.len - (size_t)n);
+            w->buf.len -= (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            gn_free(w);
+            return gni_err_from_uv(n);
+        }
+    }
     return link_submit(l, w);
 }
 
