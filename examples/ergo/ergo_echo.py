@@ -9,8 +9,9 @@ serve: a process registered as "echo" answers a Call with the request (a
 Point with X and Y doubled), prints every message it is sent, and ends with
 reason "shutdown" on the atom 'stop'. Prints "ready <node> echo <pid>".
 
-client: calls echo on NODE with a string and a Point, monitors it, sends it
-'stop' and waits for the down signal; one line per step; exit 0 when every
+client: prints its PID, calls echo on NODE with a string and a Point,
+monitors it, sends it 'stop' and waits for the down signal; one line per
+step; exit 0 when every
 answer was the expected one. Needs the golemnet package (PYTHONPATH=
 <build>/bindings/python, or pip install).
 """
@@ -71,6 +72,7 @@ async def client(args: argparse.Namespace) -> int:
     node, en = node_for("pyclient@localhost", args.cookie, args.registrar_port)
     async with node:
         me = await en.spawn()
+        print("pid", me.pid, flush=True)
         echo = ergo.ProcessID("echo", args.node)
         # the first call connects by name (registrar); the server may still be registering
         for attempt in range(100):
