@@ -244,7 +244,8 @@ int main(int argc, char **argv)
         usleep(20000);
     int status = atomic_load(&a.state) == 2 ? 1 : 0;
     if (atomic_load(&a.state) == 1)
-        usleep(200000); /* let the termination frames leave before the connections close */
+        usleep(200000); /* a Go peer handles the termination frames before the connections
+                         * close (docs/ergo-guide.md "Exiting, then closing") */
     if (gn_loop_submit(gn_node_loop(a.node), stop_fn, &a) == 0)
         for (int i = 0; i < 250 && atomic_load(&a.state) != 3; i++) /* bounded: 5 s */
             usleep(20000);

@@ -63,7 +63,10 @@ async def serve(args: argparse.Namespace) -> int:
             print("message", msg.sender, repr(msg.value), flush=True)  # Go: process.Send
             if msg.value == ergo.Atom("stop"):
                 await p.exit("shutdown")             # links get exit, monitors down: "shutdown"
-                await asyncio.sleep(0.2)             # let the termination frame leave
+                # the node closes next: give a Go peer time to handle the termination
+                # frame before the connection drops (docs/ergo-guide.md "Exiting, then
+                # closing"), or its monitors see "no connection"
+                await asyncio.sleep(0.2)
                 return 0
     return 0
 
