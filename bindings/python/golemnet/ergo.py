@@ -621,8 +621,11 @@ class Process:
             await self._en._simple(self._en._c.proc_exit, self._h, reason, what="exit")
         except ClosedError:
             pass
-        except BaseException:
-            # the C process must not outlive this object: end it as close() does
+        except (_GnTimeout, asyncio.CancelledError):
+            raise  # the outcome is unknown: the C process may be gone with its handle
+        except Exception:
+            # refused (never submitted, or the C exit failed): the C process must not
+            # outlive this object, so end it as close() does
             if not self._en._closed:
                 try:
                     await self._en._simple(self._en._c.free_proc, self._h, what="close")

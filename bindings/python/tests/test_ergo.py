@@ -742,6 +742,28 @@ async def test_link_withdrawn_exit_reason_on_signal_alone() -> None:
         s = await next_signal(w)
         assert (s.kind, s.target, s.reason) == ("exit", t2.pid, "fine"), s
 
+        # a C exit that fails: the process is freed as close() frees it, not orphaned
+        class Refusing:
+            def __init__(self, real: Any) -> None:
+                self._real = real
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._real, name)
+
+            def proc_exit(self, *args: Any) -> None:
+                raise ValueError("refused")
+        t5 = await ea.spawn("t5")
+        await w.link(t5.pid)
+        real = ea._c
+        ea._c = Refusing(real)
+        try:
+            with pytest.raises(ValueError):
+                await t5.exit("never")
+        finally:
+            ea._c = real
+        s = await next_signal(w)
+        assert (s.kind, s.target, s.reason) == ("exit", t5.pid, "normal"), s
+
         # on_signal without on_message: signals go to the callback, not the queue
         sigs: List[Any] = []
         p = await eb.spawn(on_signal=sigs.append)
