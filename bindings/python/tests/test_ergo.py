@@ -703,8 +703,10 @@ async def test_link_withdrawn_exit_reason_on_signal_alone() -> None:
             await asyncio.sleep(0)  # the request is submitted
             await undo(t.pid)
             t0 = loop.time()
-            with pytest.raises(golemnet.ClosedError):
+            try:  # (a confirmation that overtook the undo, under load, ends it normally)
                 await asyncio.wait_for(task, 3)
+            except golemnet.ClosedError:
+                pass
             assert loop.time() - t0 < 3
 
         # a link whose wait times out (or is cancelled) is withdrawn: retrying is no
@@ -720,9 +722,11 @@ async def test_link_withdrawn_exit_reason_on_signal_alone() -> None:
         assert timeouts == 1
         task = asyncio.ensure_future(w.monitor(t.pid))
         await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        if task.cancel():
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:  # confirmed already (under load)
+            await w.demonitor(t.pid)
         await w.link(t.pid)  # not ExistsError: the timed-out one was withdrawn
         await w.monitor(t.pid)  # nor the cancelled one
         await t.exit("gone")
