@@ -222,13 +222,17 @@ int main(int argc, char **argv)
     rc = gn_ergo_attach(a.node, &ec, &a.en);
     if (rc == 0)
         rc = gn_node_start(a.node);
-    if (rc == 0)
-        rc = gn_loop_submit(gn_node_loop(a.node), start_fn, &a);
-    if (rc < 0) {
+    if (rc < 0) { /* the loop never ran: detaching from this thread is allowed */
         fprintf(stderr, "ergo_echo: start: %s\n", gn_err_name(rc));
-        if (a.en)
-            gn_ergo_detach(a.en);
+        gn_ergo_detach(a.en);
         gn_node_free(a.node);
+        return 1;
+    }
+    rc = gn_loop_submit(gn_node_loop(a.node), start_fn, &a);
+    if (rc < 0) {
+        /* the loop runs: the Ergo node may only be detached there, and the node not freed
+         * with it attached; nothing can run there now, so exit without freeing either */
+        fprintf(stderr, "ergo_echo: start: %s\n", gn_err_name(rc));
         return 1;
     }
     struct sigaction sa;
@@ -240,10 +244,17 @@ int main(int argc, char **argv)
         usleep(20000);
     int status = atomic_load(&a.state) == 2 ? 1 : 0;
     if (atomic_load(&a.state) == 1)
-        usleep(200000); /* let the termination frames leave before the connections close */
+        usleep(200000); /* a Go peer handles the termination frames before the connections
+                         * close (docs/ergo-guide.md "Exiting, then closing") */
     if (gn_loop_submit(gn_node_loop(a.node), stop_fn, &a) == 0)
         for (int i = 0; i < 250 && atomic_load(&a.state) != 3; i++) /* bounded: 5 s */
             usleep(20000);
+    if (atomic_load(&a.state) != 3) {
+        /* stop_fn did not run: the Ergo node is still attached and the loop may be using
+         * it; freeing the node now would free it underneath, so exit without freeing */
+        fprintf(stderr, "ergo_echo: the node's loop did not stop in time\n");
+        return 1;
+    }
     gn_node_free(a.node);
     return status;
 }

@@ -9,8 +9,9 @@ serve: a process registered as "echo" answers a Call with the request (a
 Point with X and Y doubled), prints every message it is sent, and ends with
 reason "shutdown" on the atom 'stop'. Prints "ready <node> echo <pid>".
 
-client: calls echo on NODE with a string and a Point, monitors it, sends it
-'stop' and waits for the down signal; one line per step; exit 0 when every
+client: prints its PID, calls echo on NODE with a string and a Point,
+monitors it, sends it 'stop' and waits for the down signal; one line per
+step; exit 0 when every
 answer was the expected one. Needs the golemnet package (PYTHONPATH=
 <build>/bindings/python, or pip install).
 """
@@ -62,7 +63,10 @@ async def serve(args: argparse.Namespace) -> int:
             print("message", msg.sender, repr(msg.value), flush=True)  # Go: process.Send
             if msg.value == ergo.Atom("stop"):
                 await p.exit("shutdown")             # links get exit, monitors down: "shutdown"
-                await asyncio.sleep(0.2)             # let the termination frame leave
+                # the node closes next: give a Go peer time to handle the termination
+                # frame before the connection drops (docs/ergo-guide.md "Exiting, then
+                # closing"), or its monitors see "no connection"
+                await asyncio.sleep(0.2)
                 return 0
     return 0
 
@@ -71,6 +75,7 @@ async def client(args: argparse.Namespace) -> int:
     node, en = node_for("pyclient@localhost", args.cookie, args.registrar_port)
     async with node:
         me = await en.spawn()
+        print("pid", me.pid, flush=True)
         echo = ergo.ProcessID("echo", args.node)
         # the first call connects by name (registrar); the server may still be registering
         for attempt in range(100):

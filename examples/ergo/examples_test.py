@@ -12,6 +12,7 @@ import select
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 C_ECHO, CLI, PY_ECHO = sys.argv[1:4]
@@ -52,14 +53,28 @@ def read_line(p, timeout=15):
     return buf.decode().rstrip("\n")
 
 
+def spawn(args):
+    """A long-running child: stdout piped (read as it goes), stderr to a temporary file so a
+    chatty child never blocks on a full pipe nobody reads."""
+    err = tempfile.TemporaryFile()
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
+    p.err_file = err
+    return p
+
+
+def stderr_of(p):
+    p.err_file.seek(0)
+    return p.err_file.read().decode(errors="replace")
+
+
 def finish(p, timeout=15):
     try:
-        out, err = p.communicate(timeout=timeout)
+        out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
-        out, err = p.communicate()
-        raise AssertionError(f"{p.args[0]} did not exit: {err.decode()[-2000:]}")
-    return p.returncode, out.decode(), err.decode()
+        p.communicate()
+        raise AssertionError(f"{p.args[0]} did not exit: {stderr_of(p)[-2000:]}")
+    return p.returncode, out.decode(), stderr_of(p)
 
 
 def cli(*args, timeout=30):
@@ -74,29 +89,30 @@ def main():
     procs = []
     try:
         # 1. the C process, called and monitored by the Python client
-        c = subprocess.Popen([C_ECHO, "--name", "cecho@localhost", *common],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        c = spawn([C_ECHO, "--name", "cecho@localhost", *common])
         procs.append(c)
         ready = read_line(c)
-        assert ready and ready.startswith("ready cecho@localhost echo <cecho@localhost."), ready
+        assert ready and ready.startswith("ready cecho@localhost echo <cecho@localhost."), \
+            (ready, c.poll(), stderr_of(c)[-2000:])
         r = subprocess.run([PY, PY_ECHO, "client", "cecho@localhost", *common],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, (r.stdout, r.stderr[-3000:])
         lines = r.stdout.splitlines()
-        assert lines == ["call 'hello'", "call Point(X=6, Y=8, Label='doubled')",
-                         "signal down ProcessID(name='echo', node='cecho@localhost') shutdown"], \
-            lines
+        assert len(lines) == 4 and lines[0].startswith("pid <pyclient@localhost."), lines
+        client_pid = lines[0].split(" ", 1)[1]
+        assert lines[1:] == ["call 'hello'", "call Point(X=6, Y=8, Label='doubled')",
+                             "signal down ProcessID(name='echo', node='cecho@localhost') "
+                             "shutdown"], lines
         rc, out, err = finish(c)
-        assert rc == 0 and "message <pyclient@localhost.1001> 'stop'" in out, (rc, out, err)
+        assert rc == 0 and f"message {client_pid} 'stop'" in out, (rc, out, err)
         print("ok: C process <- Python client (call, registered struct, monitor, down)")
 
         # 2. the Python process, reached by the CLI
-        py = subprocess.Popen([PY, PY_ECHO, "serve", "--name", "pyecho@localhost", *common],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        py = spawn([PY, PY_ECHO, "serve", "--name", "pyecho@localhost", *common])
         procs.append(py)
         ready = read_line(py, 30)
         assert ready and ready.startswith("ready pyecho@localhost echo <pyecho@localhost."), \
-            (ready, py.poll())
+            (ready, py.poll(), stderr_of(py)[-2000:])
         for _ in range(100):  # the first call may beat the registration
             rc, evs, err = cli("call", "pyecho@localhost", "hello", *common)
             if rc == 0:
@@ -104,9 +120,8 @@ def main():
             time.sleep(0.1)
         assert rc == 0 and evs[0]["event"] == "ergo_reply" and evs[0]["value"] == "hello", \
             (rc, evs, err)
-        mon = subprocess.Popen([CLI, "ergo", "monitor", "pyecho@localhost", "echo",
-                                "--timeout", "20", "--json", *common],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        mon = spawn([CLI, "ergo", "monitor", "pyecho@localhost", "echo",
+                     "--timeout", "20", "--json", *common])
         procs.append(mon)
         first = read_line(mon)
         assert first and json.loads(first)["event"] == "ergo_monitoring", first
@@ -125,6 +140,7 @@ def main():
             if p.poll() is None:
                 p.kill()
                 p.wait()
+            p.err_file.close()
     return 0
 
 

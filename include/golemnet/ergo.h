@@ -502,7 +502,8 @@ GN_API int gn_ergo_proc_exit(gn_ergo_proc *p, const char *reason);
  * signal with the reason (links are one-way, as in Ergo 3). Remote: a
  * MessageLink* request (199) is sent; @cb(@arg) (optional) gets the remote
  * answer: 0, GN_ENOTFOUND ("unknown process"), GN_ECALLBACK (another error,
- * text passed), GN_ETIMEDOUT, GN_ECONNRESET; on an error the link is gone.
+ * text passed), GN_ETIMEDOUT (no answer within GN_ERGO_TIMEOUT_DEFAULT), GN_ECONNRESET,
+ * GN_ECLOSED (gn_ergo_unlink() cancelled it first); on an error the link is gone.
  * Local: the outcome is the return value and @cb is not called.
  * Returns 0; GN_EINVAL; GN_ENOTFOUND (local target missing); GN_EEXIST (@p
  * already links @t); GN_ELIMIT (@p holds GN_ERGO_LINKS_MAX, or the local
@@ -514,7 +515,10 @@ GN_API int gn_ergo_link(gn_ergo_proc *p, const gn_ergo_target *t, gn_ergo_result
 
 /**
  * Removes @p's link to @t (remote: MessageUnlink*, its answer ignored); no
- * signal follows. Returns 0; GN_EINVAL; GN_ENOTFOUND (no such link).
+ * signal follows. A remote link still waiting for its confirmation is
+ * cancelled: its gn_ergo_link() result callback gets GN_ECLOSED, from the
+ * loop after this call returns (never from inside it), whatever the remote
+ * node answers. Returns 0; GN_EINVAL; GN_ENOTFOUND (no such link).
  * Since: 0.6
  */
 GN_API int gn_ergo_unlink(gn_ergo_proc *p, const gn_ergo_target *t);
@@ -526,7 +530,11 @@ GN_API int gn_ergo_unlink(gn_ergo_proc *p, const gn_ergo_target *t);
 GN_API int gn_ergo_monitor(gn_ergo_proc *p, const gn_ergo_target *t, gn_ergo_result_cb cb,
                            void *arg);
 
-/** Removes @p's monitor of @t (MessageDemonitor*). Returns as gn_ergo_unlink(). Since: 0.6 */
+/**
+ * Removes @p's monitor of @t (MessageDemonitor*); a pending confirmation
+ * ends with GN_ECLOSED as for gn_ergo_unlink(). Returns as gn_ergo_unlink().
+ * Since: 0.6
+ */
 GN_API int gn_ergo_demonitor(gn_ergo_proc *p, const gn_ergo_target *t);
 
 /**

@@ -118,6 +118,7 @@ struct en_pend {
     uint64_t ref[3];
     bool call, doomed;
     bool ctl; /* a 199 request (link, monitor): answered by MessageResult, matched by ref */
+    bool cancelled; /* unlinked or demonitored before its answer: ends with GN_ECLOSED */
     gn_ergo_result_cb rcb;
     gn_ergo_call_cb ccb;
     void *arg;
@@ -671,6 +672,8 @@ static void sub_drop_ref(gn_ergo_node *en, const uint64_t ref[3]);
 static void pend_finish(en_pend *pd, int status, const gn_edf_value *reply, const char *text)
 {
     pend_unlink(pd);
+    if (pd->cancelled) /* whatever the answer was, the caller dropped the request */
+        status = GN_ECLOSED;
     if (pd->ctl && status != 0) /* the link or monitor was refused or never confirmed */
         sub_drop_ref(pd->en, pd->ref);
     if (pd->call) {
@@ -2590,11 +2593,15 @@ static int sub_del(gn_ergo_proc *p, const gn_ergo_target *to, bool link)
     if (strcmp(t.node, gni_ergo_comp_node(c)) != 0) {
         uint64_t ref[3];
         new_ref(en, ref);
-        /* the answer is not waited for; a pending confirmation of the link ends quietly */
+        /* the answer is not waited for; a pending confirmation of the link ends with
+         * GN_ECLOSED from the loop (the node's deadline timer, re-armed to fire now), not from
+         * inside this call */
         (void)any_request(en, p, any_kind(t.kind, link, true), &t, ref);
         for (en_pend *pd = en->pends; pd; pd = pd->next)
-            if (pd->ctl && !memcmp(pd->ref, sb->ref, sizeof pd->ref)) {
-                pd->rcb = NULL;
+            if (pd->ctl && !pd->cancelled && !memcmp(pd->ref, sb->ref, sizeof pd->ref)) {
+                pd->cancelled = true;
+                pd->deadline = gn_loop_now(en->loop); /* the node's deadline timer ends it */
+                pend_timer_arm(en, pd->deadline);
                 break;
             }
     }

@@ -306,6 +306,8 @@ class Message:
 __all__ += ["Signal", "LinkTarget"]
 
 _ERGO_SIGNAL = getattr(_c, "ERGO_SIGNAL", 20)
+#: seconds the C node waits for a remote link or monitor confirmation (GN_ERGO_TIMEOUT_DEFAULT)
+_LINK_DEADLINE = 5.0
 
 #: what :meth:`Process.link` and :meth:`Process.monitor` take: a process or an event
 LinkTarget = Union[PID, ProcessID, Alias, Event]
@@ -505,7 +507,7 @@ class Process:
     # ---- links, monitors, exit signals, events (issue 15) ----
 
     def _deliver_signal(self, s: Signal) -> None:
-        if self._on_message is None:
+        if self._on_message is None and self._on_signal is None:
             self._queue.append(s)
             self._wake.set()
             return
@@ -536,6 +538,10 @@ class Process:
     async def _link_op(self, what: str, t: LinkTarget, timeout: float) -> None:
         self._check()
         tgt = _link_target(t)
+        undo = {"link": "unlink", "monitor": "demonitor"}.get(what)
+        if undo is not None and timeout >= _LINK_DEADLINE:
+            # the node answers by its own deadline (GN_ETIMEDOUT): wait a little longer
+            timeout = _LINK_DEADLINE + 1.0
         try:
             await self._en._simple(self._en._c.link_op, what, self._h, tgt,
                                    what=f"{what} {t}", timeout=timeout)
@@ -543,17 +549,32 @@ class Process:
             if e.text != "unknown event":
                 raise
             raise error_from_code(_code("GN_ENOTFOUND"), f"{what} {t}: unknown event") from None
+        except (_GnTimeout, asyncio.CancelledError):
+            # the caller gives up: drop the request, or the node would keep it and a late
+            # confirmation would bring signals for a link the caller thinks failed
+            if undo is not None and not self._closed and not self._en._closed:
+                try:
+                    self._en._c.link_op(undo, self._h, tgt, next(self._en._tokens))
+                except Exception:  # its outcome is not waited for (no such link: fine)
+                    pass
+            raise
 
-    async def link(self, target: LinkTarget, *, timeout: float = 10.0) -> None:
+    async def link(self, target: LinkTarget, *, timeout: float = 5.0) -> None:
         """Links this process to ``target`` (a PID, ProcessID, Alias or
         Event, local or remote): when it ends, or the connection to its node
         is lost, this process gets a :class:`Signal` of kind "exit" with the
-        reason. Returns once the target's node confirmed. Raises
+        reason. Returns once the target's node confirmed. ``timeout``
+        (seconds): at most 5, the node's own deadline for the confirmation
+        (``GN_ERGO_TIMEOUT_DEFAULT``); a larger value waits no longer. When
+        it passes, or the awaiting task is cancelled, the request is
+        withdrawn (an unlink is sent): no signal comes for it. Raises
         :class:`~golemnet.NotFoundError` (no such process or event),
         :class:`CallError` (another refusal: "target is already exist", "too
         large"), :class:`~golemnet.ExistsError` (already linked, local),
         :class:`~golemnet.LimitError` (256 links and monitors held),
-        :class:`~golemnet.TimeoutError`, :class:`~golemnet.ResetError`."""
+        :class:`~golemnet.TimeoutError`, :class:`~golemnet.ResetError`,
+        :class:`~golemnet.ClosedError` (:meth:`unlink` withdrew it before the
+        confirmation, or the process closed)."""
         await self._link_op("link", target, timeout)
 
     async def unlink(self, target: LinkTarget) -> None:
@@ -561,8 +582,9 @@ class Process:
         (:class:`~golemnet.NotFoundError`: no such link)."""
         await self._link_op("unlink", target, 10.0)
 
-    async def monitor(self, target: LinkTarget, *, timeout: float = 10.0) -> None:
-        """Monitors ``target`` as :meth:`link` links it: the signal's kind is "down"."""
+    async def monitor(self, target: LinkTarget, *, timeout: float = 5.0) -> None:
+        """Monitors ``target`` as :meth:`link` links it: the signal's kind is
+        "down"; ``timeout`` as for :meth:`link` (a demonitor withdraws it)."""
         await self._link_op("monitor", target, timeout)
 
     async def demonitor(self, target: LinkTarget) -> None:
@@ -589,6 +611,8 @@ class Process:
             return
         if not isinstance(reason, str) or not 1 <= len(reason.encode()) <= 255:
             raise ValueError("reason: want 1..255 bytes")
+        if "\0" in reason:
+            raise ValueError("reason: no NUL character")
         self._check()
         self._closed = True
         self._wake.set()
@@ -597,6 +621,17 @@ class Process:
             await self._en._simple(self._en._c.proc_exit, self._h, reason, what="exit")
         except ClosedError:
             pass
+        except (_GnTimeout, asyncio.CancelledError):
+            raise  # the outcome is unknown: the C process may be gone with its handle
+        except Exception:
+            # refused (never submitted, or the C exit failed): the C process must not
+            # outlive this object, so end it as close() does
+            if not self._en._closed:
+                try:
+                    await self._en._simple(self._en._c.free_proc, self._h, what="close")
+                except Error:
+                    pass
+            raise
 
     async def register_event(self, name: str) -> Event:
         """Registers event ``name`` on this node, owned by this process:
@@ -819,10 +854,11 @@ class ErgoNode:
         ``on_message``: called (on this loop) with each :class:`Message`
         (a coroutine function runs as a task; the message counts against
         ``queue`` until it ends) instead of queuing for :meth:`Process.receive`.
-        ``name``: register it at once. ``on_signal``: with ``on_message``,
-        called with each :class:`Signal` (same rules); without it such a
-        process drops its signals. Without ``on_message`` signals queue for
-        :meth:`Process.receive` with the messages."""
+        ``name``: register it at once. ``on_signal``: called with each
+        :class:`Signal` (same rules), with or without ``on_message``.
+        Without ``on_signal``, a process with ``on_message`` drops its
+        signals, and one without queues them for :meth:`Process.receive`
+        with the messages."""
         self._bind()
         assert self._loop is not None
         deadline = self._loop.time() + timeout
@@ -1160,13 +1196,13 @@ class BlockingProcess:
         self._en._run(self.aio.delete_alias(a))
 
     # links, monitors, exit signals, events (as the asyncio Process's)
-    def link(self, target: LinkTarget, *, timeout: float = 10.0) -> None:
+    def link(self, target: LinkTarget, *, timeout: float = 5.0) -> None:
         self._en._run(self.aio.link(target, timeout=timeout), timeout + 10)
 
     def unlink(self, target: LinkTarget) -> None:
         self._en._run(self.aio.unlink(target))
 
-    def monitor(self, target: LinkTarget, *, timeout: float = 10.0) -> None:
+    def monitor(self, target: LinkTarget, *, timeout: float = 5.0) -> None:
         self._en._run(self.aio.monitor(target, timeout=timeout), timeout + 10)
 
     def demonitor(self, target: LinkTarget) -> None:

@@ -803,3 +803,102 @@ def test_enable_cancelled_after_submit_disables() -> None:
         assert en._pending == {}
     finally:
         loop.close()
+
+
+@aio(90)
+async def test_link_withdrawn_exit_reason_on_signal_alone() -> None:
+    a, b, ea, eb = await tcp_pair(types=())
+    try:
+        sink = await ea.spawn("sink2")
+        w = await eb.spawn()
+        await wait_registered(w, ergo.ProcessID("sink2", "alpha@localhost"))
+        t = await ea.spawn()
+        loop = asyncio.get_running_loop()
+
+        # unlink / demonitor before the confirmation: link() ends at once with ClosedError
+        # (the node answered the cancelled request), not with a TimeoutError much later
+        for op, undo in ((w.link, w.unlink), (w.monitor, w.demonitor)):
+            task = asyncio.ensure_future(op(t.pid))
+            await asyncio.sleep(0)  # the request is submitted
+            await undo(t.pid)
+            t0 = loop.time()
+            try:  # (a confirmation that overtook the undo, under load, ends it normally)
+                await asyncio.wait_for(task, 3)
+            except golemnet.ClosedError:
+                pass
+            assert loop.time() - t0 < 3
+
+        # a link whose wait times out (or is cancelled) is withdrawn: retrying is no
+        # ExistsError, and only the link that succeeded brings a signal
+        timeouts = 0
+        for _ in range(50):  # bounded: until the Python-side wait times out first
+            try:
+                await w.link(t.pid, timeout=0.0001)
+            except golemnet.TimeoutError:
+                timeouts += 1
+                break
+            await w.unlink(t.pid)
+        assert timeouts == 1
+        task = asyncio.ensure_future(w.monitor(t.pid))
+        await asyncio.sleep(0)
+        if task.cancel():
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:  # confirmed already (under load)
+            await w.demonitor(t.pid)
+        await w.link(t.pid)  # not ExistsError: the timed-out one was withdrawn
+        await w.monitor(t.pid)  # nor the cancelled one
+        await t.exit("gone")
+        got = sorted((s.kind, s.reason) for s in [await next_signal(w), await next_signal(w)])
+        assert got == [("down", "gone"), ("exit", "gone")], got
+        await sink.send(w.pid, "after")  # behind any further termination frame
+        m = await w.receive(timeout=5)
+        assert isinstance(m, ergo.Message) and m.value == "after", m
+
+        # exit() with a reason C refuses (a NUL): ValueError, and the process lives on
+        t2 = await ea.spawn()
+        await w.link(t2.pid)
+        with pytest.raises(ValueError):
+            await t2.exit("bad\0reason")
+        await t2.register("still_here")
+        await t2.exit("fine")
+        s = await next_signal(w)
+        assert (s.kind, s.target, s.reason) == ("exit", t2.pid, "fine"), s
+
+        # a C exit that fails: the process is freed as close() frees it, not orphaned
+        class Refusing:
+            def __init__(self, real: Any) -> None:
+                self._real = real
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._real, name)
+
+            def proc_exit(self, *args: Any) -> None:
+                raise ValueError("refused")
+        t5 = await ea.spawn("t5")
+        await w.link(t5.pid)
+        real = ea._c
+        ea._c = Refusing(real)
+        try:
+            with pytest.raises(ValueError):
+                await t5.exit("never")
+        finally:
+            ea._c = real
+        s = await next_signal(w)
+        assert (s.kind, s.target, s.reason) == ("exit", t5.pid, "normal"), s
+
+        # on_signal without on_message: signals go to the callback, not the queue
+        sigs: List[Any] = []
+        p = await eb.spawn(on_signal=sigs.append)
+        t3 = await ea.spawn()
+        await p.link(t3.pid)
+        await t3.exit("bye")
+        await wait_for(lambda: len(sigs) == 1)
+        assert (sigs[0].kind, sigs[0].reason) == ("exit", "bye")
+        assert p.queued == 0
+        await sink.send(p.pid, "msg")  # messages still queue for receive()
+        m = await p.receive(timeout=5)
+        assert isinstance(m, ergo.Message) and m.value == "msg", m
+    finally:
+        await b.close()
+        await a.close()

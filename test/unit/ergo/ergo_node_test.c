@@ -1002,7 +1002,23 @@ static void links_one_way(tnode *ct, tnode *tt)
     CHECK_EQ(gn_ergo_unlink(c.r.p, &tzp), GN_ENOTFOUND);
     CHECK_OK(gn_ergo_demonitor(c.r.p, &ta));
     CHECK_EQ(gn_ergo_demonitor(c.r.p, &ta), GN_ENOTFOUND);
+    /* unlink / demonitor before the confirmation: the result callback gets GN_ECLOSED, from
+     * the loop (not inside the call), and the confirmation that follows is ignored */
+    res rl = {0}, rm = {0};
+    CHECK_OK(gn_ergo_link(c.r.p, &tzp, on_result, &rl));
+    CHECK_OK(gn_ergo_monitor(c.r.p, &ta, on_result, &rm));
+    CHECK_OK(gn_ergo_unlink(c.r.p, &tzp));
+    CHECK_OK(gn_ergo_demonitor(c.r.p, &ta));
+    CHECK_EQ(rl.n, 0u);
+    CHECK_EQ(rm.n, 0u);
+    WAIT_FOR(rl.n, 1);
+    WAIT_FOR(rm.n, 1);
+    CHECK_EQ(rl.status, GN_ECLOSED);
+    CHECK_EQ(rm.status, GN_ECLOSED);
     sync_msg(&c.r, &sy.r); /* the unlink and demonitor reached the target's node */
+    sync_msg(&sy.r, &c.r); /* and the answers to the cancelled requests came back */
+    CHECK_EQ(rl.n, 1u);
+    CHECK_EQ(rm.n, 1u);
     gn_ergo_proc_free(z.r.p);
     sync_msg(&sy.r, &c.r); /* a termination frame would have come before this */
     CHECK_EQ(c.n, 4u);
