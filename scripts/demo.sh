@@ -15,7 +15,8 @@
 # only through it, and an echo dialled through the relay. Then two daemons:
 # the CLI, as a client of A's control socket, dials B and sends a message
 # that a client subscribed to B's events receives. Then the Ergo wire: two
-# Ergo endpoints shake hands, join a pool of 3 links and exchange ENP frames.
+# Ergo endpoints shake hands, join a pool of 3 links and exchange ENP frames,
+# and an Ergo node serves a process that the CLI calls and spawns workers on.
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -193,6 +194,32 @@ else
     echo "(skipped: $bench was not built)"
 fi
 
-say "9. what the node saw"
+say "9. an Ergo node: a golemnet process that Ergo nodes send to, call and spawn on (docs/ergo-guide.md)"
+if "$cli" ergo --help >/dev/null 2>&1; then
+    ereg=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    eopt=(--cookie demo-cookie --registrar-port "$ereg" --json)
+    timeout 120 "$cli" ergo serve --name golem@localhost --port 0 --allow-spawn worker "${eopt[@]}" \
+        >"$tmp/ergo-serve.out" 2>"$tmp/ergo-serve.err" &
+    pids+=($!)
+    wait_line "$tmp/ergo-serve.out" '"ergo_serving"'
+    field "$tmp/ergo-serve.out" '"golem@localhost serves process %s (%s); remote spawn enabled for factory worker" % (e["process"], e["pid"]) if e.get("event")=="ergo_serving" else None'
+    for _ in $(seq 1 50); do # the server registers with the embedded registrar just after it serves
+        timeout 20 "$cli" ergo call golem@localhost "hello, Ergo" "${eopt[@]}" >"$tmp/ergo-call.out" 2>&1 && break
+        sleep 0.1
+    done
+    field "$tmp/ergo-call.out" '"Call(ProcessID{echo, golem@localhost}, \"hello, Ergo\") -> %s in %.2f ms" % (json.dumps(e["value"]), e["rtt_ms"]) if e.get("event")=="ergo_reply" else None'
+    timeout 20 "$cli" ergo spawn golem@localhost worker --register w1 "${eopt[@]}" >"$tmp/ergo-spawn.out" 2>&1
+    field "$tmp/ergo-spawn.out" '"RemoteSpawn(worker) on golem@localhost -> %s, registered as w1" % e["pid"] if e.get("event")=="ergo_spawned" else e.get("detail") if e.get("event")=="error" else None'
+    timeout 20 "$cli" ergo call golem@localhost 42 --int --to w1 "${eopt[@]}" >"$tmp/ergo-call2.out" 2>&1
+    field "$tmp/ergo-call2.out" '"Call(ProcessID{w1, golem@localhost}, 42) -> %s" % e["value"] if e.get("event")=="ergo_reply" else None'
+    timeout 20 "$cli" ergo spawn golem@localhost miner "${eopt[@]}" >"$tmp/ergo-spawn2.out" 2>&1
+    field "$tmp/ergo-spawn2.out" '"RemoteSpawn(miner), a factory nobody enabled -> refused: %s" % e.get("detail") if e.get("event")=="error" else None'
+    timeout 20 "$cli" ergo info golem@localhost "${eopt[@]}" >"$tmp/ergo-info.out" 2>&1
+    field "$tmp/ergo-info.out" '"GetNode(golem@localhost): creation %s, flags 0x%x, %s links over %s" % (e["creation"], e["flags"], e["links"], e["carrier"]) if e.get("event")=="ergo_info" else None'
+else
+    echo "(skipped: the CLI was built without the ergo component)"
+fi
+
+say "10. what the node saw"
 field "$tmp/node.out" '"%s channel %s: peer %s, %s + %s" % (e["event"], e.get("direction"), e.get("peer_id","")[:16]+"...", e.get("security"), e.get("muxer")) if e.get("event")=="channel_opened" else None'
 field "$tmp/node.out" '"identify of %s...: agent %s" % (e.get("peer_id","")[:16], e.get("agent_version")) if e.get("event")=="identify" else None'
