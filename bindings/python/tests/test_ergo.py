@@ -3,8 +3,9 @@ Ergo TCP (embedded registrar on a private port) and over a
 /golem/ergo/1.0.0 stream on a libp2p channel: send, call and reply, a
 registered dataclass both ways, important delivery (delivered, and a
 missing process raising NotFoundError), a call answered with an error, a
-call nobody answers, the blocking API, and the Python-side queue bound
-pausing the C mailbox."""
+call nobody answers, the blocking API, the Python-side queue bound
+pausing the C mailbox, remote spawn, links and monitors, and per-process
+compression."""
 
 from __future__ import annotations
 
