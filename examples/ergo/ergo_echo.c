@@ -1,9 +1,10 @@
 /*
  * examples/ergo/ergo_echo.c - a golemnet process that Go Ergo 3.1 nodes (and
- * golemnet nodes) Send to, Call, and Link or Monitor (docs/ergo-guide.md).
+ * golemnet nodes) Send to, Call, Link or Monitor, and spawn on
+ * (docs/ergo-guide.md).
  *
  *   ergo_echo --name echo@localhost --cookie secret [--registrar-port 4499]
- *             [--process echo] [--port 0]
+ *             [--process echo] [--port 0] [--allow-spawn worker]
  *
  * Runs a golemnet node with the ergo component (Ergo TCP acceptor plus the
  * embedded registrar, as a Go node with default options) and one process
@@ -14,8 +15,13 @@
  *   - prints every message it is sent ("message <from> <value>");
  *   - on the atom 'stop' ends with reason "shutdown", so every process that
  *     links or monitors it gets its exit or down signal with that reason.
- * Prints "ready <node> <pid>" once the process runs; exits 0 on SIGINT or
- * SIGTERM, or after 'stop'.
+ * With --allow-spawn FACTORY, remote nodes may spawn processes from factory
+ * FACTORY (Go: RemoteSpawn, RemoteSpawnRegister): each answers calls as echo
+ * does and prints what it is sent ("worker <pid> message <from> <value>");
+ * the factory prints "spawned <pid> for <node>" and refuses more than one
+ * argument. Prints "ready <node> <process> <pid>" once the process runs
+ * (and the factory is enabled); exits 0 on SIGINT or SIGTERM, or after
+ * 'stop'.
  *
  * Public API only (golemnet/golemnet.h, golemnet/ergo.h). Every gn_ergo_*
  * call runs on the node's loop thread: the main thread posts with
@@ -40,6 +46,7 @@ typedef struct app {
     gn_timer retry;
     unsigned tries;
     const char *process;
+    const char *factory; /* --allow-spawn, or NULL */
     atomic_int state; /* 0 running, 1 done (exit 0), 2 failed (exit 1), 3 detached */
 } app;
 
@@ -93,29 +100,35 @@ static bool is_atom(const gn_edf_value *v, const char *text)
     return v->kind == GN_EDF_ATOM && v->u.bytes.len == n && memcmp(v->u.bytes.base, text, n) == 0;
 }
 
+/* Answers call @m to @p: the request itself, or a Point with X and Y doubled. */
+static void answer_call(app *a, gn_ergo_proc *p, const gn_ergo_msg *m)
+{
+    if (!is_point(m->value)) {
+        gn_ergo_reply(p, &m->from, &m->ref, m->value); /* echo */
+        return;
+    }
+    /* build a Point: a struct value of the registered type, in an arena */
+    const gn_edf_registry *reg = gn_ergo_registry(a->en);
+    const gn_edf_type *t = gn_edf_registry_find(reg, POINT_TYPE, strlen(POINT_TYPE));
+    gn_edf_arena *ar = gn_edf_arena_new(0, 0);
+    gn_edf_value pt;
+    if (t && ar && gn_edf_set_composite(&pt, ar, t, 3) == 0) {
+        gn_edf_set_int(&pt.u.items[0], GN_EDF_INT32, m->value->u.items[0].u.i * 2);
+        gn_edf_set_int(&pt.u.items[1], GN_EDF_INT32, m->value->u.items[1].u.i * 2);
+        gn_edf_set_string(&pt.u.items[2], "doubled", 7);
+        gn_ergo_reply(p, &m->from, &m->ref, &pt); /* encoded before it returns */
+    } else {
+        gn_ergo_reply_error(p, &m->from, &m->ref, "out of memory");
+    }
+    gn_edf_arena_free(ar);
+}
+
 /* The process's messages (loop thread); m and its value are borrowed for the call. */
 static void on_message(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
 {
     app *a = arg;
     if (m->call) {
-        if (!is_point(m->value)) {
-            gn_ergo_reply(p, &m->from, &m->ref, m->value); /* echo */
-            return;
-        }
-        /* build a Point: a struct value of the registered type, in an arena */
-        const gn_edf_registry *reg = gn_ergo_registry(a->en);
-        const gn_edf_type *t = gn_edf_registry_find(reg, POINT_TYPE, strlen(POINT_TYPE));
-        gn_edf_arena *ar = gn_edf_arena_new(0, 0);
-        gn_edf_value pt;
-        if (t && ar && gn_edf_set_composite(&pt, ar, t, 3) == 0) {
-            gn_edf_set_int(&pt.u.items[0], GN_EDF_INT32, m->value->u.items[0].u.i * 2);
-            gn_edf_set_int(&pt.u.items[1], GN_EDF_INT32, m->value->u.items[1].u.i * 2);
-            gn_edf_set_string(&pt.u.items[2], "doubled", 7);
-            gn_ergo_reply(p, &m->from, &m->ref, &pt); /* encoded before it returns */
-        } else {
-            gn_ergo_reply_error(p, &m->from, &m->ref, "out of memory");
-        }
-        gn_edf_arena_free(ar);
+        answer_call(a, p, m);
         return;
     }
     printf("message <%s.%llu> ", m->from.node, (unsigned long long)m->from.id);
@@ -128,6 +141,44 @@ static void on_message(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
         a->proc = NULL;
         atomic_store(&a->state, 1);
     }
+}
+
+/* The messages of a process a remote node spawned (loop thread): calls are
+ * answered as echo answers them, everything else printed. */
+static void on_worker(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
+{
+    if (m->call) {
+        answer_call(arg, p, m);
+        return;
+    }
+    gn_ergo_pid me;
+    gn_ergo_proc_pid(p, &me);
+    printf("worker <%s.%llu> message <%s.%llu> ", me.node, (unsigned long long)me.id,
+           m->from.node, (unsigned long long)m->from.id);
+    print_value(m->value);
+    printf("\n");
+    fflush(stdout);
+}
+
+/* The factory remote nodes spawn from (loop thread, inside the request). The
+ * process is the application's: gn_ergo_detach() in stop_fn frees it with the
+ * others. On 0 the library registers the name the requester asked for (Go:
+ * RemoteSpawnRegister) and answers with the PID. */
+static int make_worker(void *arg, gn_ergo_node *en, const gn_ergo_spawn_request *rq,
+                       gn_ergo_proc **out, const char **err_text)
+{
+    if (rq->nargs > 1) {            /* refuse: the requester gets this text as its error */
+        *err_text = "worker takes at most one argument";
+        return GN_EINVAL;
+    }
+    int rc = gn_ergo_spawn(en, NULL, on_worker, arg, out);
+    if (rc == 0) {
+        gn_ergo_pid pid;
+        gn_ergo_proc_pid(*out, &pid);
+        printf("spawned <%s.%llu> for %s\n", pid.node, (unsigned long long)pid.id, rq->node);
+        fflush(stdout);
+    }
+    return rc;
 }
 
 /* Spawns the process (loop thread); the component starts just after the node's
@@ -143,8 +194,14 @@ static void begin(gn_timer *t, void *arg)
     }
     if (rc == 0)
         rc = gn_ergo_register(a->proc, a->process); /* Go: gen.ProcessID{Name, Node} */
+    if (rc == 0 && a->factory) {
+        /* any node may spawn; at most 16 of these processes live at once (beyond:
+         * "limit exceeded"); a list of node names instead of NULL, 0 allows only those */
+        gn_ergo_spawn_enable_opts so = {.max_procs = 16};
+        rc = gn_ergo_spawn_enable_ex(a->en, a->factory, NULL, 0, &so, make_worker, a);
+    }
     if (rc < 0) {
-        fprintf(stderr, "ergo_echo: spawn/register: %s\n", gn_err_name(rc));
+        fprintf(stderr, "ergo_echo: spawn/register/enable: %s\n", gn_err_name(rc));
         atomic_store(&a->state, 2);
         return;
     }
@@ -192,10 +249,13 @@ int main(int argc, char **argv)
             port = argv[i + 1];
         else if (!strcmp(argv[i], "--process"))
             a.process = argv[i + 1];
+        else if (!strcmp(argv[i], "--allow-spawn"))
+            a.factory = argv[i + 1];
     }
     if (!name || !cookie) {
         fprintf(stderr, "usage: ergo_echo --name NAME@HOST --cookie COOKIE "
-                        "[--registrar-port P] [--port P] [--process NAME]\n");
+                        "[--registrar-port P] [--port P] [--process NAME] "
+                        "[--allow-spawn FACTORY]\n");
         return 2;
     }
     /* the ergo component's options (docs/ergo.md "Options") */

@@ -58,7 +58,7 @@ from .errors import TimeoutError as _GnTimeout
 
 __all__ = ["Atom", "PID", "ProcessID", "Alias", "Ref", "Event", "ErrorValue", "RemoteInfo",
            "Message", "Process", "ErgoNode", "BlockingErgoNode", "Priority", "register_type",
-           "options", "CallError"]
+           "options", "CallError", "Compression"]
 
 
 def _code(name: str) -> int:
@@ -265,6 +265,46 @@ def _target(to: Target) -> Tuple[str, Any]:
     if isinstance(to, Alias):
         return ("alias", (to.node, to.creation, tuple(to.ids)))
     raise TypeError(f"a target is a PID, ProcessID or Alias, not {type(to).__name__}")
+
+
+_COMPRESSION_TYPES = ("gzip", "zlib", "lzw")         # gn_ergo_compression_type order
+_COMPRESSION_LEVELS = ("default", "speed", "size")   # gn_ergo_compression_level order
+
+
+@dataclasses.dataclass(frozen=True)
+class Compression:
+    """A process's compression settings (Ergo's ``gen.Compression``;
+    ``gn_ergo_compression``): with ``enable``, every send, call, answer and
+    event publication of the process whose frame is longer than
+    ``threshold`` bytes goes to remote nodes compressed. ``type``: "gzip"
+    (Ergo's default), "zlib" or "lzw"; ``level`` (gzip only): "default",
+    "speed" or "size"; ``threshold``: frame bytes, 1024 (the default) or
+    more (1..1023 are refused with :class:`~golemnet.InvalidArgumentError`, as by
+    Ergo; 0 means 1024)."""
+    type: str = "gzip"
+    level: str = "default"
+    threshold: int = 1024
+    enable: bool = True
+
+    def _c(self) -> Tuple[bool, int, int, int]:
+        if self.type not in _COMPRESSION_TYPES:
+            raise error_from_code(_code("GN_EINVAL"), f"compression type {self.type!r}: "
+                                  f"want one of {', '.join(_COMPRESSION_TYPES)}")
+        if self.level not in _COMPRESSION_LEVELS:
+            raise error_from_code(_code("GN_EINVAL"), f"compression level {self.level!r}: "
+                                  f"want one of {', '.join(_COMPRESSION_LEVELS)}")
+        if not isinstance(self.threshold, int) or not 0 <= self.threshold <= 0xFFFFFFFF:
+            raise error_from_code(_code("GN_EINVAL"), f"compression threshold {self.threshold!r}")
+        return (bool(self.enable), _COMPRESSION_TYPES.index(self.type),
+                _COMPRESSION_LEVELS.index(self.level), self.threshold)
+
+
+def _compression_arg(c: Optional[Compression]) -> Optional[Tuple[bool, int, int, int]]:
+    if c is None:
+        return None
+    if not isinstance(c, Compression):
+        raise TypeError(f"compression: want ergo.Compression or None, not {type(c).__name__}")
+    return c._c()
 
 
 def _fail(status: int, what: str, text: Optional[str] = None) -> Error:
@@ -667,6 +707,25 @@ class Process:
             raise _fail(status, f"publish {name!r}", text)
         return int(status)
 
+    async def set_compression(self, compression: Optional[Compression]) -> None:
+        """Sets how this process compresses what it sends to remote nodes
+        from now on (Ergo's ``SetCompression*``; None: not at all).
+        :class:`~golemnet.InvalidArgumentError` for a threshold of 1..1023 or an
+        unknown type or level."""
+        self._check()
+        arg = _compression_arg(compression)
+        await self._en._simple(self._en._c.set_compression, self._h, arg,
+                               what="set compression")
+
+    async def compression(self) -> Compression:
+        """This process's compression settings (``enable`` False when off;
+        a threshold of 0 reads as 1024)."""
+        self._check()
+        enable, tp, level, threshold = await self._en._simple(
+            self._en._c.get_compression, self._h, what="compression")
+        return Compression(type=_COMPRESSION_TYPES[tp], level=_COMPRESSION_LEVELS[level],
+                           threshold=threshold, enable=enable)
+
     @property
     def queued(self) -> int:
         """Messages waiting in Python (not counting the C mailbox)."""
@@ -846,7 +905,8 @@ class ErgoNode:
                     max_pending: int = 0,
                     on_message: Optional[Callable[[Message], Any]] = None,
                     timeout: float = 10.0,
-                    on_signal: Optional[Callable[["Signal"], Any]] = None) -> Process:
+                    on_signal: Optional[Callable[["Signal"], Any]] = None,
+                    compression: Optional[Compression] = None) -> Process:
         """A new process. ``mailbox``: the C mailbox bound (messages; when
         full, local sends get :class:`~golemnet.AgainError` and remote
         important senders "mailbox full"); ``queue``: messages held for
@@ -858,13 +918,16 @@ class ErgoNode:
         :class:`Signal` (same rules), with or without ``on_message``.
         Without ``on_signal``, a process with ``on_message`` drops its
         signals, and one without queues them for :meth:`Process.receive`
-        with the messages."""
+        with the messages. ``compression``: a :class:`Compression` for what
+        the process sends (None: uncompressed; bad settings raise
+        :class:`~golemnet.InvalidArgumentError`)."""
+        comp = _compression_arg(compression)
         self._bind()
         assert self._loop is not None
         deadline = self._loop.time() + timeout
         while True:
             tok, fut = self._request()
-            h = self._c.spawn(mailbox, max(1, queue), max_pending, tok)
+            h = self._c.spawn(mailbox, max(1, queue), max_pending, tok, comp)
             p = Process(self, h, tok, queue, on_message)
             p._on_signal = on_signal
             self._procs[tok] = p
@@ -1222,6 +1285,14 @@ class BlockingProcess:
 
     def publish(self, name: str, value: Any) -> int:
         return self._en._run(self.aio.publish(name, value))
+
+    def set_compression(self, compression: Optional[Compression]) -> None:
+        """As :meth:`Process.set_compression`."""
+        self._en._run(self.aio.set_compression(compression))
+
+    def compression(self) -> Compression:
+        """As :meth:`Process.compression`."""
+        return self._en._run(self.aio.compression())
 
     def close(self) -> None:
         self._en._run(self.aio.close())

@@ -70,6 +70,7 @@ typedef struct en_note {
     size_t len;
     char *text;
     gn_ergo_remote_info info;
+    gn_ergo_compression comp; /* EN_COMPRESSION */
 } en_note;
 
 typedef struct epy_bridge {
@@ -391,6 +392,11 @@ enum {
     OP_CONNECT_PEER, OP_DISCONNECT
 };
 
+/* per-process compression (golemnet/ergo.h gn_ergo_proc_set_compression()): the settings
+ * travel in the command's po.compression; a get answers with an EN_COMPRESSION note */
+enum { OP_SET_COMPRESSION = 120, OP_GET_COMPRESSION };
+enum { EN_COMPRESSION = 21 };
+
 typedef struct epy_cmd {
     int op;
     epy_bridge *b;
@@ -666,6 +672,18 @@ static void run_cmd(gn_loop *loop, void *arg)
             break;
         }
         goto done; /* on_reply answers (perhaps already did, for a local callee) */
+    }
+    case OP_SET_COMPRESSION:
+        rc = c->ep->p ? gn_ergo_proc_set_compression(c->ep->p, &c->po.compression) : GN_ECLOSED;
+        break;
+    case OP_GET_COMPRESSION: {
+        en_note *n = note_new(EN_COMPRESSION, c->ep->p ? 0 : GN_ECLOSED, c->token);
+        if (n) {
+            if (c->ep->p)
+                gn_ergo_proc_compression(c->ep->p, &n->comp);
+            note_push(b, n);
+        }
+        goto done;
     }
     case OP_REPLY_ERROR:
         rc = c->ep->p ? gn_ergo_reply_error(c->ep->p, &c->pid, &c->ref, c->text) : GN_ECLOSED;
@@ -1624,6 +1642,12 @@ static PyObject *Ergo_poll(ErgoObject *self, PyObject *args)
                                      n->info.carrier, (int)n->info.links,
                                      n->info.initiator ? Py_True : Py_False, Py_None, Py_None);
                 break;
+            case EN_COMPRESSION: /* (kind, token, status, (enable, type, level, threshold)) */
+                item = Py_BuildValue("(iKi(Oiik)OO)", n->kind, (unsigned long long)n->token,
+                                     n->status, n->comp.enable ? Py_True : Py_False,
+                                     (int)n->comp.type, (int)n->comp.level,
+                                     (unsigned long)n->comp.threshold, Py_None, Py_None);
+                break;
             case EN_SIGNAL: /* (kind, token, 0, (signal kind, direct), target, reason) */
                 item = Py_BuildValue("(iKi(iO)OO)", n->kind, (unsigned long long)n->token,
                                      n->status, n->priority,
@@ -1665,16 +1689,42 @@ static PyObject *Ergo_detach(ErgoObject *self, PyObject *args)
     return c ? done_or_raise(submit(self, c)) : NULL;
 }
 
-/* spawn(mailbox, qlimit, max_pending, token) -> handle */
+/* compression settings: None (disabled) or (enable, type, level, threshold); the
+ * library checks the values (GN_EINVAL) */
+static int parse_compression(PyObject *o, gn_ergo_compression *z)
+{
+    memset(z, 0, sizeof *z);
+    if (o == Py_None)
+        return 0;
+    int enable, type, level;
+    unsigned long threshold;
+    if (!PyArg_ParseTuple(o, "piik", &enable, &type, &level, &threshold))
+        return -1;
+    if (threshold > UINT32_MAX) {
+        raise_code(GN_EINVAL);
+        return -1;
+    }
+    z->enable = enable;
+    z->type = (gn_ergo_compression_type)type;
+    z->level = (gn_ergo_compression_level)level;
+    z->threshold = (uint32_t)threshold;
+    return 0;
+}
+
+/* spawn(mailbox, qlimit, max_pending, token, compression=None) -> handle */
 static PyObject *Ergo_spawn(ErgoObject *self, PyObject *args)
 {
     unsigned int mailbox, qlimit, maxp;
     unsigned long long tok;
-    if (!PyArg_ParseTuple(args, "IIIK", &mailbox, &qlimit, &maxp, &tok))
+    PyObject *comp = Py_None;
+    gn_ergo_compression z;
+    if (!PyArg_ParseTuple(args, "IIIK|O", &mailbox, &qlimit, &maxp, &tok, &comp) ||
+        parse_compression(comp, &z) < 0)
         return NULL;
     epy_cmd *c = cmd_new(OP_SPAWN, tok, NULL);
     if (!c)
         return NULL;
+    c->po.compression = z;
     epy_proc *ep = calloc(1, sizeof *ep);
     if (!ep) {
         free(c);
@@ -1710,6 +1760,31 @@ static PyObject *Ergo_proc_op(ErgoObject *self, PyObject *args, int op)
     }
     strcpy(c->text, name);
     return done_or_raise(submit(self, c));
+}
+
+/* set_compression(handle, settings, token); get_compression(handle, token) */
+static PyObject *Ergo_set_compression(ErgoObject *self, PyObject *args)
+{
+    PyObject *h, *comp;
+    unsigned long long tok;
+    gn_ergo_compression z;
+    if (!PyArg_ParseTuple(args, "OOK", &h, &comp, &tok) || parse_compression(comp, &z) < 0)
+        return NULL;
+    epy_cmd *c = cmd_new(OP_SET_COMPRESSION, tok, h);
+    if (!c)
+        return NULL;
+    c->po.compression = z;
+    return done_or_raise(submit(self, c));
+}
+
+static PyObject *Ergo_get_compression(ErgoObject *self, PyObject *args)
+{
+    PyObject *h;
+    unsigned long long tok;
+    if (!PyArg_ParseTuple(args, "OK", &h, &tok))
+        return NULL;
+    epy_cmd *c = cmd_new(OP_GET_COMPRESSION, tok, h);
+    return c ? done_or_raise(submit(self, c)) : NULL;
 }
 
 static PyObject *Ergo_free_proc(ErgoObject *self, PyObject *args)
@@ -2067,7 +2142,11 @@ static PyMethodDef Ergo_methods[] = {
     {"poll", (PyCFunction)Ergo_poll, METH_VARARGS, "poll(max=256) -> notes"},
     {"detach", (PyCFunction)Ergo_detach, METH_VARARGS, "detach(token)"},
     {"spawn", (PyCFunction)Ergo_spawn, METH_VARARGS,
-     "spawn(mailbox, qlimit, max_pending, token) -> handle"},
+     "spawn(mailbox, qlimit, max_pending, token, compression=None) -> handle"},
+    {"set_compression", (PyCFunction)Ergo_set_compression, METH_VARARGS,
+     "set_compression(handle, None | (enable, type, level, threshold), token)"},
+    {"get_compression", (PyCFunction)Ergo_get_compression, METH_VARARGS,
+     "get_compression(handle, token)"},
     {"free_proc", (PyCFunction)Ergo_free_proc, METH_VARARGS, "free_proc(handle, token)"},
     {"register", (PyCFunction)Ergo_register, METH_VARARGS, "register(handle, name, token)"},
     {"unregister", (PyCFunction)Ergo_unregister, METH_VARARGS, "unregister(handle, token)"},

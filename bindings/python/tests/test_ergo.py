@@ -3,8 +3,9 @@ Ergo TCP (embedded registrar on a private port) and over a
 /golem/ergo/1.0.0 stream on a libp2p channel: send, call and reply, a
 registered dataclass both ways, important delivery (delivered, and a
 missing process raising NotFoundError), a call answered with an error, a
-call nobody answers, the blocking API, and the Python-side queue bound
-pausing the C mailbox."""
+call nobody answers, the blocking API, the Python-side queue bound
+pausing the C mailbox, remote spawn, links and monitors, and per-process
+compression."""
 
 from __future__ import annotations
 
@@ -902,3 +903,90 @@ async def test_link_withdrawn_exit_reason_on_signal_alone() -> None:
     finally:
         await b.close()
         await a.close()
+
+
+# ---- per-process compression (golemnet/ergo.h gn_ergo_compression; docs/ergo-node.md)
+
+
+@aio(60)
+async def test_compression_large_value_arrives() -> None:
+    """beta accepts frames of at most 8 KiB: a 200 KB value reaches it only compressed, so
+    the send that passes shows the frame went out compressed, and the value arrives whole."""
+    reg = free_port()
+    a = golemnet.Node(protocol_components="ergo",
+                      options=ergo.options("za@localhost", "zc", port=0, registrar_port=reg))
+    b = golemnet.Node(protocol_components="ergo",
+                      options=ergo.options("zb@localhost", "zc", port=0, registrar_port=reg,
+                                           max_message_size=8192))
+    ea, eb = ergo.ErgoNode(a), ergo.ErgoNode(b)
+    async with a, b:
+        rx = await eb.spawn()
+        plain = await ea.spawn()
+        assert await plain.compression() == ergo.Compression(enable=False)
+        big = b"golemnet " * 22000 + b"end"  # 198003 bytes (binary), compress far below 8 KiB
+        for attempt in range(100):  # zb registers just after its start
+            try:
+                await plain.send(rx.pid, "hello", important=True)
+                break
+            except golemnet.NotFoundError:
+                if attempt == 99:
+                    raise
+                await asyncio.sleep(0.05)
+        assert (await rx.receive(timeout=5)).value == "hello"
+        with pytest.raises(golemnet.TooBigError):  # uncompressed: above beta's limit
+            await plain.send(rx.pid, big, important=True)
+
+        z = ergo.Compression(type="gzip", level="speed", threshold=2048)
+        zp = await ea.spawn(compression=z)
+        assert await zp.compression() == z
+        await zp.send(rx.pid, big, important=True)
+        m = await rx.receive(timeout=5)
+        assert m.value == big and m.sender == zp.pid
+
+        # changed later: LZW, then zlib on the plain process, then off again
+        await zp.set_compression(ergo.Compression(type="lzw", threshold=0))
+        assert await zp.compression() == ergo.Compression(type="lzw", threshold=1024)
+        await zp.send(rx.pid, big + b"!", important=True)
+        assert (await rx.receive(timeout=5)).value == big + b"!"
+        await plain.set_compression(ergo.Compression(type="zlib"))
+        await plain.send(rx.pid, [big, 7], important=True)
+        assert (await rx.receive(timeout=5)).value == [big, 7]
+        await plain.set_compression(None)
+        assert (await plain.compression()).enable is False
+        with pytest.raises(golemnet.TooBigError):
+            await plain.send(rx.pid, big, important=True)
+
+        # refused settings: threshold 1..1023 (by the library), unknown type or level
+        for bad in (ergo.Compression(threshold=1), ergo.Compression(threshold=1023)):
+            with pytest.raises(golemnet.InvalidArgumentError):
+                await zp.set_compression(bad)
+            with pytest.raises(golemnet.InvalidArgumentError):
+                await ea.spawn(compression=bad)
+        with pytest.raises(golemnet.InvalidArgumentError):
+            await zp.set_compression(ergo.Compression(type="zstd"))
+        with pytest.raises(golemnet.InvalidArgumentError):
+            await zp.set_compression(ergo.Compression(level="best"))
+        with pytest.raises(TypeError):
+            await zp.set_compression("gzip")  # type: ignore[arg-type]
+        # a refused setting leaves the previous one
+        assert await zp.compression() == ergo.Compression(type="lzw", threshold=1024)
+        await zp.close()
+        with pytest.raises(golemnet.ClosedError):
+            await zp.compression()
+
+
+def test_compression_blocking() -> None:
+    from golemnet.blocking import Node
+    a = Node(protocol_components="ergo", options=ergo.options("zba@localhost", acceptor=False,
+                                                              registrar="off"))
+    ea = ergo.BlockingErgoNode(a)
+    a.start()
+    try:
+        p = ea.spawn(compression=ergo.Compression(type="zlib", threshold=4096))
+        assert p.compression() == ergo.Compression(type="zlib", threshold=4096)
+        p.set_compression(ergo.Compression(level="size"))
+        assert p.compression() == ergo.Compression(level="size")
+        with pytest.raises(golemnet.InvalidArgumentError):
+            p.set_compression(ergo.Compression(threshold=512))
+    finally:
+        a.close()
