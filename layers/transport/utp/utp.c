@@ -202,6 +202,7 @@ void gni_utp_config_default(gni_utp_config *cfg)
     cfg->send_buf_max = 1u << 20;
     cfg->target_delay_us = 100000;
     cfg->gain_bytes = 3000;
+    cfg->md_above_target = true;
     cfg->connect_timeout = 3 * GN_S;
     cfg->min_rto = 500 * GN_MS;
     cfg->max_rto = 60 * GN_S;
@@ -420,6 +421,23 @@ static void utp_ledbat_on_ack(gni_utp *u, size_t acked, size_t flight_before)
     int64_t a = (int64_t)acked;
     int64_t wf_num = a < cwnd ? a : cwnd, wf_den = a > cwnd ? a : cwnd;
     int64_t gain = (int64_t)u->cfg.gain_bytes * wf_num * off / (wf_den * target);
+    if (qd > target && u->cfg.md_above_target) {
+        /* Multiplicative decrease above the target (LEDBAT++, draft-irtf-
+         * iccrg-ledbat-plus-plus-01 section 4.2: per RTT W += max(GAIN -
+         * W * (delay / target - 1), -W / 2)), applied per ack pro rata to
+         * the bytes acked. RFC 6817's linear rule takes GAIN * off_target
+         * MSS per RTT (libutp's gain_bytes * off_target): a few KB per
+         * RTT against the hundreds of KB a window holds, so uTP took tens
+         * of seconds to give way to a TCP flow that had filled the queue
+         * past the target (test/netns/utp_ledbat_test.sh). This way the
+         * window shrinks by the fraction the delay exceeds the target, at
+         * most by half per RTT. */
+        int64_t dec = a * (qd - target) / target;
+        if (dec > a / 2)
+            dec = a / 2;
+        int64_t g = (int64_t)u->cfg.gain_bytes * wf_num / wf_den;
+        gain = g - dec > -(a / 2) ? g - dec : -(a / 2);
+    }
     int64_t next = cwnd + gain;
     if (u->slow_start) {
         int64_t ss = cwnd + a;

@@ -101,6 +101,9 @@ typedef struct gni_utp_config {
     size_t send_buf_max;      /* bytes write() may queue (unsent + unacked); default 1 MiB */
     uint32_t target_delay_us; /* LEDBAT TARGET; default 100000 (RFC 6817 MUST <= 100 ms) */
     uint32_t gain_bytes;      /* cwnd increase per RTT at zero queuing delay; default 3000 (libutp) */
+    bool md_above_target;     /* above the target, shrink cwnd by the excess fraction per RTT
+                               * (at most half; LEDBAT++) instead of RFC 6817's linear rule;
+                               * default true (see utp.c) */
     gn_time connect_timeout;  /* no SYN-ACK within this: GN_ETIMEDOUT; default 3 s */
     gn_time min_rto;          /* RTO floor; default 500 ms (libtorrent utp_min_timeout) */
     gn_time max_rto;          /* RTO ceiling; default 60 s (RFC 6298 2.5) */

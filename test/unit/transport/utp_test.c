@@ -152,6 +152,8 @@ typedef struct sim {
     gn_time max_qdelay;         /* largest bottleneck queueing delay seen */
     gn_time qdelay_after;       /* ... counted from this time on */
     bool drop_all;
+    uint64_t cross_rate;        /* unresponsive cross traffic at the bottleneck, bytes/s */
+    gn_time cross_from, cross_until, cross_last;
     uint16_t a_isn, b_isn;
     uint64_t delivered_ab;
 } sim;
@@ -201,6 +203,14 @@ static void sim_push(sim *s, sim_dir *d, const uint8_t *p, size_t n, bool bottle
         sim_pkt *k = &d->q[d->n++];
         gn_time t = s->now;
         if (bottleneck && s->rate) {
+            if (s->cross_rate && s->now > s->cross_from && s->cross_last < s->cross_until) {
+                /* the cross traffic sent since the last packet joins the queue */
+                gn_time from = s->cross_last > s->cross_from ? s->cross_last : s->cross_from;
+                gn_time to = s->now < s->cross_until ? s->now : s->cross_until;
+                gn_time b = d->busy_until > from ? d->busy_until : from;
+                d->busy_until = b + (to - from) * s->cross_rate / s->rate;
+                s->cross_last = to;
+            }
             gn_time start = d->busy_until > s->now ? d->busy_until : s->now;
             if (s->now >= s->qdelay_after && start - s->now > s->max_qdelay)
                 s->max_qdelay = start - s->now;
@@ -732,6 +742,57 @@ GN_TEST(utp_ledbat_target)
     sim_fini(&s);
 }
 
+GN_TEST(utp_ledbat_yields)
+{
+    /* A -> B through a 1 MB/s bottleneck (20 ms propagation); after 10 s an
+     * unresponsive flow sends 950 KB/s through the same queue for 10 s.
+     * LEDBAT must give way: while the other flow runs, uTP's share falls to
+     * a small fraction of the link within a few RTTs (RFC 6817's linear
+     * decrease needs ~20 s to get there from a 130 KB window), then uTP
+     * takes the link back once the other flow stops. */
+    sim s;
+    sim_init(&s, 14);
+    s.delay = 20 * GN_MS;
+    s.rate = 1000000;
+    size_t n = 40u * 1000 * 1000;
+    uint8_t *ta = pattern(n, 14);
+    s.a.tx = ta;
+    s.a.tx_len = n;
+    s.b.rx = malloc(n);
+    s.b.rx_cap = n;
+    sim_connect(&s, 6);
+    gn_time t0 = s.now;
+    s.cross_rate = 950000;
+    s.cross_from = s.cross_last = t0 + 10 * GN_S;
+    s.cross_until = t0 + 20 * GN_S;
+    size_t at[4] = {0};  /* bytes B had at 10, 12, 20, 30 s */
+    const gn_time mark[4] = {10 * GN_S, 12 * GN_S, 20 * GN_S, 30 * GN_S};
+    size_t cwnd_min = SIZE_MAX;
+    for (long i = 0; i < 40000000 && s.now - t0 < 30 * GN_S; i++) {
+        CHECK(sim_step(&s));
+        for (int k = 0; k < 4; k++)
+            if (!at[k] && s.now - t0 >= mark[k])
+                at[k] = s.b.rx_len;
+        if (s.now - t0 > 12 * GN_S && s.now - t0 < 20 * GN_S) {
+            gni_utp_stats st;
+            gni_utp_get_stats(s.a.u, &st);
+            if (st.cwnd < cwnd_min)
+                cwnd_min = st.cwnd;
+        }
+    }
+    if (!at[3])
+        at[3] = s.b.rx_len;
+    printf("# ledbat yields: before %zu B/s, beside %zu B/s (cwnd min %zu), after %zu B/s\n",
+           at[0] / 10, (at[2] - at[1]) / 8, cwnd_min, (at[3] - at[2]) / 10);
+    CHECK(at[0] > 8u * 1000 * 1000);            /* alone: >= 80 % of the link */
+    CHECK((at[2] - at[1]) / 8 < 100000);        /* beside the other flow: < 10 % */
+    CHECK(cwnd_min <= 8 * s.cfg.mss);
+    CHECK((at[3] - at[2]) / 10 > 700000);       /* back to most of the link */
+    CHECK(memcmp(s.b.rx, ta, s.b.rx_len) == 0);
+    free(ta);
+    sim_fini(&s);
+}
+
 GN_TEST(utp_fast_retransmit_sack)
 {
     /* one lost data packet among many: recovered by SACK / dup acks long
@@ -798,5 +859,5 @@ GN_TEST_MAIN(GN_T(utp_hdr_kat), GN_T(utp_parse_extensions), GN_T(utp_handshake_i
              GN_T(utp_transfer_clean), GN_T(utp_transfer_lossy), GN_T(utp_transfer_seq_wrap),
              GN_T(utp_transfer_small_buffers), GN_T(utp_empty_transfer_fin_both),
              GN_T(utp_syn_timeout), GN_T(utp_reset), GN_T(utp_peer_dies),
-             GN_T(utp_receive_window), GN_T(utp_keepalive), GN_T(utp_ledbat_target),
+             GN_T(utp_receive_window), GN_T(utp_keepalive), GN_T(utp_ledbat_target), GN_T(utp_ledbat_yields),
              GN_T(utp_fast_retransmit_sack), GN_T(utp_config_bounds))
