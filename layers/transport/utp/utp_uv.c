@@ -50,16 +50,31 @@
 #include "gni_wq.h"
 #include "utp.h"
 
+#include <errno.h>
 #include <string.h>
 #include <uv.h>
 #ifndef _WIN32
 #include <netinet/in.h>
 #include <sys/socket.h>
 #endif
+#if defined(__linux__)
+#include <netinet/udp.h>
+#endif
+#if defined(__linux__) && defined(UDP_SEGMENT) && defined(SOL_UDP)
+#define UTP_HAVE_GSO 1
+#endif
 
 #define UTP_RBUF_LEN (64u * 1024u)
-/* receive buffer: libuv's recvmmsg takes len / 64 KiB datagrams per call */
-#define UTP_MMSG_DGRAMS 8u
+/* receive buffer: libuv's recvmmsg takes len / 64 KiB datagrams per call,
+ * 20 at most (UV__MMSG_MAXWIDTH); only the pages a datagram lands on are
+ * touched */
+#define UTP_MMSG_DGRAMS 20u
+/* send batching (UDP GSO, Linux >= 4.18): equal-sized datagrams to one
+ * peer go out in one sendmsg() with UDP_SEGMENT, the kernel cuts them
+ * (the wire sees the same datagrams); at most 64 segments (UDP_MAX_SEGMENTS)
+ * and 65,507 bytes (one UDP payload) a call */
+#define UTP_GSO_SEGS 64u
+#define UTP_GSO_LEN 65000u
 #define UTP_RECV_LEN (UTP_MMSG_DGRAMS * 64u * 1024u)
 #define UTP_SOCK_BUF (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked for */
 #define UTP_DRAIN_MAX 4096 /* datagrams per pass (the window bounds them anyway) */
@@ -73,7 +88,10 @@ typedef struct utp_state {
     utp_sock *socks;      /* every open socket */
     uint8_t *rbuf;        /* UDP receive buffer, UTP_RECV_LEN */
     uint8_t *dbuf;        /* stream delivery buffer, UTP_RBUF_LEN */
+    uint8_t *gbuf;        /* send batch, UTP_GSO_LEN */
     uint32_t ndialing;
+    bool gso_off;         /* a GSO send failed (no UDP_SEGMENT here): one datagram a call */
+    uint64_t gso_calls, gso_dgrams; /* statistics (debug log) */
 } utp_state;
 
 struct utp_sock {
@@ -235,7 +253,9 @@ static int utp_buffers(utp_state *st)
         st->rbuf = gn_malloc(UTP_RECV_LEN);
     if (!st->dbuf)
         st->dbuf = gn_malloc(UTP_RBUF_LEN);
-    return st->rbuf && st->dbuf ? 0 : GN_ENOMEM;
+    if (!st->gbuf)
+        st->gbuf = gn_malloc(UTP_GSO_LEN);
+    return st->rbuf && st->dbuf && st->gbuf ? 0 : GN_ENOMEM;
 }
 
 static void utp_sock_free_cb(uv_handle_t *h)
@@ -265,7 +285,8 @@ static void utp_fini(gn_transport *t)
     }
     gn_free(st->rbuf);
     gn_free(st->dbuf);
-    st->rbuf = st->dbuf = NULL;
+    gn_free(st->gbuf);
+    st->rbuf = st->dbuf = st->gbuf = NULL;
 }
 
 static bool utp_at_limit(const gn_transport *t)
@@ -306,6 +327,66 @@ static void utp_send(utp_sock *k, const struct sockaddr_storage *to, const uint8
     if (rc < 0 && rc != UV_EAGAIN)
         GN_LOG(GN_LOG_DEBUG, "utp", "send: %s", uv_strerror(rc));
     /* UV_EAGAIN: the datagram is lost; retransmission covers it */
+}
+
+/* Sends @cnt datagrams of @seg bytes each (the last may be shorter), @len
+ * bytes in all, contiguous at @p, to @to: one sendmsg() with UDP_SEGMENT
+ * where the kernel has it, else one datagram a call. */
+static void utp_send_batch(utp_sock *k, const struct sockaddr_storage *to, const uint8_t *p,
+                           size_t len, size_t seg, unsigned cnt)
+{
+    utp_state *st = k->t->state;
+    if (k->closing)
+        return;
+#ifdef UTP_HAVE_GSO
+    uv_os_fd_t fd;
+    if (cnt > 1 && !st->gso_off && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
+        struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = len};
+        union {
+            char buf[CMSG_SPACE(sizeof(uint16_t))];
+            struct cmsghdr align;
+        } ctl;
+        memset(&ctl, 0, sizeof ctl);
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                           .msg_controllen = sizeof ctl.buf};
+        if (!k->connected) {
+            m.msg_name = (void *)(uintptr_t)to;
+            m.msg_namelen = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                      : sizeof(struct sockaddr_in);
+        }
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t gso = (uint16_t)seg;
+        memcpy(CMSG_DATA(cm), &gso, sizeof gso);
+        ssize_t rc;
+        do
+            rc = sendmsg(fd, &m, MSG_DONTWAIT);
+        while (rc < 0 && errno == EINTR);
+        if (rc >= 0) {
+            st->gso_calls++;
+            st->gso_dgrams += cnt;
+            return;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+            return; /* lost; retransmission covers it, as for a single datagram */
+        if (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT && errno != EOPNOTSUPP) {
+            GN_LOG(GN_LOG_DEBUG, "utp", "send: %s", uv_strerror(uv_translate_sys_error(errno)));
+            return;
+        }
+        /* no UDP GSO on this kernel or path: send them one by one from now on */
+        GN_LOG(GN_LOG_INFO, "utp", "UDP GSO unavailable (%s): one datagram per call",
+               uv_strerror(uv_translate_sys_error(errno)));
+        st->gso_off = true;
+    }
+#else
+    (void)st;
+#endif
+    for (unsigned i = 0; i < cnt; i++) {
+        size_t n = len - i * seg < seg ? len - i * seg : seg;
+        utp_send(k, to, p + i * seg, n);
+    }
 }
 
 /* An ST_RESET answering @h from @to (unknown connection or refused SYN). */
@@ -415,16 +496,41 @@ static void utp_conn_destroy(utp_conn *c)
         gn_free(c);
 }
 
+/* Drains the core: runs of equal-sized datagrams (a window of full data
+ * packets) are batched into one send (utp_send_batch). */
 static void utp_flush(utp_conn *c)
 {
-    uint8_t pkt[GNI_UTP_MAX_PACKET];
+    utp_state *st = c->t->state;
+    uint8_t *b = st->gbuf;
     gn_time now = gn_loop_now(c->t->loop);
+    size_t len = 0, seg = 0;
+    unsigned cnt = 0;
     for (int i = 0; i < UTP_DRAIN_MAX; i++) {
-        int n = gni_utp_drain(c->u, pkt, sizeof pkt, now);
+        if (len + GNI_UTP_MAX_PACKET > UTP_GSO_LEN || cnt == UTP_GSO_SEGS) {
+            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            len = seg = cnt = 0;
+        }
+        int n = gni_utp_drain(c->u, b + len, GNI_UTP_MAX_PACKET, now);
         if (n <= 0)
             break;
-        utp_send(c->sock, &c->peer, pkt, (size_t)n);
+        if (cnt > 0 && (size_t)n > seg) {
+            /* longer than the run: the run goes first, this one starts the next */
+            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            memmove(b, b + len, (size_t)n);
+            len = seg = cnt = 0;
+        }
+        if (cnt == 0)
+            seg = (size_t)n;
+        len += (size_t)n;
+        cnt++;
+        if ((size_t)n < seg) {
+            /* shorter: it may end a GSO run, nothing may follow it */
+            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            len = seg = cnt = 0;
+        }
     }
+    if (cnt)
+        utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
 }
 
 static void utp_arm(utp_conn *c)
