@@ -29,10 +29,13 @@
 #define UTP_ZWND_PROBE (1000 * GN_MS)
 #define UTP_MINUTE (60 * GN_S)
 #define UTP_MAX_EXT 16
+#define UTP_SPARES 64                /* payload buffers kept for reuse (at most
+                                      * send_buf_max bytes, none while idle) */
 
 typedef struct utp_out {
     uint8_t *data;
     uint16_t len;
+    uint16_t cap;          /* data's size (a spare-pool buffer when it equals mss) */
     uint16_t seq;
     uint8_t type;          /* ST_SYN, ST_DATA or ST_FIN */
     bool used;
@@ -60,6 +63,8 @@ struct gni_utp {
     uint16_t seq_nr;       /* next sequence number to assign */
     uint16_t ack_nr;       /* last in-order sequence number received */
     uint16_t isn;          /* responder: the SYN-ACK's seq_nr, also when resent */
+    size_t mss;            /* payload per packet: cfg.mss, or the smaller GN_MSS offer */
+    bool offer_mss;        /* put GNI_UTP_EXT_GN_MSS on our SYN / SYN-ACK */
 
     /* send side */
     uint8_t *sbuf;         /* unsent bytes, ring of send_buf_max */
@@ -112,6 +117,11 @@ struct gni_utp {
     bool have_delay;
 
     uint64_t sent_packets, resent_packets, recv_packets, dup_packets;
+
+    /* acked send buffers of mss bytes, reused for the next packets (a
+     * malloc/free per 64 KB packet made glibc trim and regrow its heap) */
+    uint8_t *spare[UTP_SPARES];
+    uint32_t nspare;
 };
 
 /* ---- header ---------------------------------------------------------- */
@@ -172,6 +182,7 @@ int gni_utp_parse(const uint8_t *pkt, size_t len, gni_utp_hdr *h)
     h->ack = utp_get16(pkt + 18);
     h->sack = NULL;
     h->sack_len = 0;
+    h->gn_mss = 0;
     size_t pos = GNI_UTP_HDR_LEN;
     uint8_t ext = h->ext;
     for (int n = 0; ext != GNI_UTP_EXT_NONE; n++) {
@@ -185,6 +196,8 @@ int gni_utp_parse(const uint8_t *pkt, size_t len, gni_utp_hdr *h)
             elen <= GNI_UTP_SACK_MAX) {
             h->sack = pkt + pos;
             h->sack_len = elen;
+        } else if (ext == GNI_UTP_EXT_GN_MSS && elen == 2) {
+            h->gn_mss = utp_get16(pkt + pos);
         }
         pos += elen;
         ext = next;
@@ -217,6 +230,8 @@ gni_utp *gni_utp_new(const gni_utp_config *cfg)
         c = *cfg;
     else
         gni_utp_config_default(&c);
+    if (c.mss_max && (c.mss_max < c.mss || c.mss_max > GNI_UTP_MSS_LIMIT))
+        return NULL;
     if (c.mss < 64 || c.mss > 1400 || c.recv_buf_max < c.mss || c.send_buf_max < c.mss ||
         c.recv_buf_max > UINT32_MAX || c.target_delay_us == 0 || c.max_timeouts == 0 ||
         c.min_rto == 0 || c.max_rto < c.min_rto)
@@ -225,6 +240,8 @@ gni_utp *gni_utp_new(const gni_utp_config *cfg)
     if (!u)
         return NULL;
     u->cfg = c;
+    u->mss = c.mss;
+    u->offer_mss = c.mss_max > c.mss;
     u->sbuf = gn_malloc(c.send_buf_max);
     u->rbuf = gn_malloc(c.recv_buf_max);
     if (!u->sbuf || !u->rbuf) {
@@ -248,6 +265,8 @@ void gni_utp_free(gni_utp *u)
         gn_free(u->out[i].data);
         gn_free(u->in[i].data);
     }
+    for (uint32_t i = 0; i < u->nspare; i++)
+        gn_free(u->spare[i]);
     gn_free(u->sbuf);
     gn_free(u->rbuf);
     gn_free(u);
@@ -291,6 +310,21 @@ static uint32_t utp_us(gn_time now)
 }
 
 /* ---- connect / accept ------------------------------------------------ */
+
+/* The peer's GN_MSS offer (0: none): with ours, both use the smaller one.
+ * A responder answers the extension only when the initiator sent it. */
+static void utp_take_mss_offer(gni_utp *u, uint16_t offer)
+{
+    if (!u->offer_mss)
+        return;
+    if (offer <= u->cfg.mss) {
+        u->offer_mss = u->initiator;  /* an initiator's resent SYN keeps offering */
+        return;
+    }
+    u->mss = offer < u->cfg.mss_max ? offer : u->cfg.mss_max;
+    if (u->cwnd < 2 * u->mss)
+        u->cwnd = 2 * u->mss;
+}
 
 /* Takes a slot for a new packet with seq_nr (nout < SLOTS - 1 checked by caller). */
 static utp_out *utp_out_push(gni_utp *u, uint8_t type, uint8_t *data, uint16_t len)
@@ -350,6 +384,7 @@ int gni_utp_accept(gni_utp *u, const uint8_t *syn, size_t len, uint16_t isn, gn_
      * the peer's first later packet says otherwise */
     if (h.wnd)
         u->peer_wnd = h.wnd;
+    utp_take_mss_offer(u, h.gn_mss);
     if (h.ts_us)
         u->reply_micro = utp_us(now) - h.ts_us;
     u->recv_packets++;
@@ -397,12 +432,12 @@ static void utp_delay_sample(gni_utp *u, uint32_t sample, gn_time now)
 
 static size_t utp_min_cwnd(const gni_utp *u)
 {
-    return 2 * u->cfg.mss;  /* RFC 6817 MIN_CWND = 2 MSS */
+    return 2 * u->mss;  /* RFC 6817 MIN_CWND = 2 MSS */
 }
 
 static size_t utp_max_cwnd(const gni_utp *u)
 {
-    return (GNI_UTP_SLOTS - 2) * u->cfg.mss;
+    return (GNI_UTP_SLOTS - 2) * u->mss;
 }
 
 /* RFC 6817 2.4.2, with libutp's gain scaling: GAIN is gain_bytes per RTT at
@@ -443,6 +478,8 @@ static void utp_ledbat_on_ack(gni_utp *u, size_t acked, size_t flight_before)
         int64_t ss = cwnd + a;
         if ((size_t)ss > u->ssthresh) {
             u->slow_start = false;
+            if ((int64_t)u->ssthresh > next)
+                next = (int64_t)u->ssthresh;  /* up to the threshold, not short of it */
         } else if (qd * 10 > target * 9) {
             u->slow_start = false;
             u->ssthresh = u->cwnd;
@@ -451,7 +488,7 @@ static void utp_ledbat_on_ack(gni_utp *u, size_t acked, size_t flight_before)
         }
     }
     /* ALLOWED_INCREASE = 1 MSS over the flight before this ack */
-    int64_t cap = (int64_t)flight_before + (int64_t)u->cfg.mss;
+    int64_t cap = (int64_t)flight_before + (int64_t)u->mss;
     if (cap < cwnd)
         cap = cwnd;
     if (next > cap)
@@ -509,6 +546,17 @@ static void utp_mark_resend(gni_utp *u, utp_out *p)
     u->inflight -= p->len;
 }
 
+/* Frees a send slot's payload, or keeps it for reuse. */
+static void utp_out_release(gni_utp *u, utp_out *p)
+{
+    if (p->data && p->cap == u->mss && u->nspare < UTP_SPARES &&
+        (u->nspare + 1) * u->mss <= u->cfg.send_buf_max)
+        u->spare[u->nspare++] = p->data;
+    else
+        gn_free(p->data);
+    p->data = NULL;
+}
+
 /* Acks one packet; returns its payload length + 1 (so a bare SYN/FIN counts). */
 static size_t utp_ack_one(gni_utp *u, uint16_t seq, gn_time now)
 {
@@ -525,9 +573,18 @@ static size_t utp_ack_one(gni_utp *u, uint16_t seq, gn_time now)
     if (p->type == GNI_UTP_ST_FIN)
         u->fin_acked = true;
     size_t n = (size_t)p->len + 1;
-    gn_free(p->data);
+    utp_out_release(u, p);
     memset(p, 0, sizeof(*p));
     return n;
+}
+
+/* Nothing in flight nor queued: the spare buffers go back to the heap. */
+static void utp_spares_trim(gni_utp *u)
+{
+    if (u->nout || u->slen)
+        return;
+    while (u->nspare)
+        gn_free(u->spare[--u->nspare]);
 }
 
 static void utp_trim_oldest(gni_utp *u)
@@ -592,6 +649,7 @@ static void utp_process_ack(gni_utp *u, const gni_utp_hdr *h, gn_time now)
     if (loss)
         utp_on_loss(u, now);
     if (newly > 0) {
+        utp_spares_trim(u);
         u->timeouts = 0;
         u->rto_deadline = u->nout > 0 ? now + u->rto : 0;
         u->rto_armed_at = now;
@@ -732,11 +790,15 @@ int gni_utp_feed(gni_utp *u, const uint8_t *pkt, size_t len, gn_time now)
         utp_set_error(u, u->state == GNI_UTP_SYN_SENT ? GN_ECONNREFUSED : GN_ECONNRESET);
         return 0;
     }
+    if (!u->initiator)
+        u->offer_mss = false;  /* the initiator has our SYN-ACK: its answer is done */
     if (u->state == GNI_UTP_SYN_SENT) {
         if (h.type != GNI_UTP_ST_STATE || h.ack != (uint16_t)(u->seq_nr - 1))
             return 0;
         /* the responder's first ST_DATA reuses this seq_nr (libutp) */
         u->ack_nr = (uint16_t)(h.seq - 1);
+        utp_take_mss_offer(u, h.gn_mss);
+        u->offer_mss = false;
         u->last_ack = (uint16_t)(h.ack - 1);
         u->state = GNI_UTP_CONNECTED;
         u->events |= GNI_UTP_EV_CONNECTED | GNI_UTP_EV_WRITABLE;
@@ -745,7 +807,7 @@ int gni_utp_feed(gni_utp *u, const uint8_t *pkt, size_t len, gn_time now)
         u->ack_pending = true;
     }
     u->peer_wnd = h.wnd;
-    if (h.wnd >= u->cfg.mss)
+    if (h.wnd >= u->mss)
         u->zwnd_deadline = 0;
     if (h.ts_diff_us)
         utp_delay_sample(u, h.ts_diff_us, now);
@@ -778,10 +840,12 @@ static size_t utp_sack_len(const gni_utp *u)
 static size_t utp_emit_header(gni_utp *u, uint8_t *out, uint8_t type, uint16_t seq, size_t sack,
                               gn_time now)
 {
+    bool mss_ext = u->offer_mss && (type == GNI_UTP_ST_SYN || (type == GNI_UTP_ST_STATE &&
+                                                               !u->initiator && seq == u->isn));
     gni_utp_hdr h = {
         .type = type,
         .ver = GNI_UTP_VERSION,
-        .ext = sack ? GNI_UTP_EXT_SACK : 0,
+        .ext = mss_ext ? GNI_UTP_EXT_GN_MSS : sack ? GNI_UTP_EXT_SACK : 0,
         .conn_id = type == GNI_UTP_ST_SYN ? u->recv_id : u->send_id,
         .ts_us = utp_us(now),
         .ts_diff_us = u->reply_micro,
@@ -791,6 +855,12 @@ static size_t utp_emit_header(gni_utp *u, uint8_t *out, uint8_t type, uint16_t s
     };
     gni_utp_hdr_encode(&h, out);
     size_t n = GNI_UTP_HDR_LEN;
+    if (mss_ext) {
+        out[n++] = sack ? GNI_UTP_EXT_SACK : 0;
+        out[n++] = 2;
+        utp_put16(out + n, (uint16_t)u->cfg.mss_max);
+        n += 2;
+    }
     if (sack) {
         out[n++] = 0;
         out[n++] = (uint8_t)sack;
@@ -849,7 +919,7 @@ int gni_utp_drain(gni_utp *u, uint8_t *out, size_t cap, gn_time now)
     if (u->state == GNI_UTP_IDLE || u->state == GNI_UTP_ERROR)
         return 0;
     size_t sack = utp_sack_len(u);
-    size_t hdr = GNI_UTP_HDR_LEN + (sack ? 2 + sack : 0);
+    size_t hdr = GNI_UTP_HDR_LEN + (sack ? 2 + sack : 0) + (u->offer_mss ? 4 : 0);
     if (cap < hdr)
         return GN_ENOSPC;
     if (u->synack_pending) {
@@ -871,16 +941,17 @@ int gni_utp_drain(gni_utp *u, uint8_t *out, size_t cap, gn_time now)
     }
     if (u->state == GNI_UTP_CONNECTED && u->nout < GNI_UTP_SLOTS - 1) {
         if (u->slen > 0) {
-            size_t n = u->slen < u->cfg.mss ? u->slen : u->cfg.mss;
+            size_t n = u->slen < u->mss ? u->slen : u->mss;
             if (n > cap - hdr)
                 n = cap - hdr;
             if (n > 0 && utp_window_allows(u, n)) {
-                uint8_t *d = gn_malloc(n);
+                uint8_t *d = u->nspare ? u->spare[--u->nspare] : gn_malloc(u->mss);
                 if (d) {
                     utp_ring_get(u->sbuf, u->cfg.send_buf_max, u->shead, d, n);
                     u->shead = (u->shead + n) % u->cfg.send_buf_max;
                     u->slen -= n;
                     utp_out *p = utp_out_push(u, GNI_UTP_ST_DATA, d, (uint16_t)n);
+                    p->cap = (uint16_t)u->mss;
                     return utp_emit_packet(u, p, out, sack, now);
                 }
             } else if (n > 0 && u->inflight == 0 && u->peer_wnd < n && !u->zwnd_deadline) {
@@ -935,7 +1006,7 @@ long gni_utp_read(gni_utp *u, uint8_t *out, size_t cap)
     u->rhead = (u->rhead + n) % u->cfg.recv_buf_max;
     u->rlen -= n;
     /* window update when the window we last advertised was nearly shut */
-    if (u->last_adv_wnd < 2 * u->cfg.mss && utp_adv_wnd(u) >= 2 * u->cfg.mss && !u->eof)
+    if (u->last_adv_wnd < 2 * u->mss && utp_adv_wnd(u) >= 2 * u->mss && !u->eof)
         u->ack_pending = true;
     return (long)n;
 }
@@ -958,6 +1029,11 @@ void gni_utp_abort(gni_utp *u)
     if (u->state == GNI_UTP_CONNECTED || u->state == GNI_UTP_CLOSED)
         u->reset_pending = true;
     utp_set_error(u, GN_ECANCELED);
+}
+
+size_t gni_utp_max_packet(const gni_utp *u)
+{
+    return u->mss > u->cfg.mss ? GNI_UTP_PACKET_FOR(u->mss) : GNI_UTP_MAX_PACKET;
 }
 
 /* ---- timers ---------------------------------------------------------- */
@@ -997,7 +1073,7 @@ void gni_utp_on_timer(gni_utp *u, gn_time now)
             }
             size_t half = u->cwnd / 2;
             u->ssthresh = half > utp_min_cwnd(u) ? half : utp_min_cwnd(u);
-            u->cwnd = u->cfg.mss;  /* RFC 6817: one packet after a timeout */
+            u->cwnd = u->mss;  /* RFC 6817: one packet after a timeout */
             u->slow_start = true;
         }
         u->rto = u->rto * 2 < u->cfg.max_rto ? u->rto * 2 : u->cfg.max_rto;
@@ -1011,8 +1087,8 @@ void gni_utp_on_timer(gni_utp *u, gn_time now)
         u->ack_pending = true;
     if (u->zwnd_deadline && now >= u->zwnd_deadline) {
         u->zwnd_deadline = 0;
-        if (u->peer_wnd < u->cfg.mss)
-            u->peer_wnd = u->cfg.mss;  /* probe: one packet into a shut window */
+        if (u->peer_wnd < u->mss)
+            u->peer_wnd = u->mss;  /* probe: one packet into a shut window */
     }
 }
 
@@ -1061,4 +1137,5 @@ void gni_utp_get_stats(const gni_utp *u, gni_utp_stats *st)
     st->recv_packets = u->recv_packets;
     st->dup_packets = u->dup_packets;
     st->slow_start = u->slow_start;
+    st->mss = u->mss;
 }

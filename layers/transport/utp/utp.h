@@ -57,6 +57,20 @@ enum {
 /** Extension types. */
 enum { GNI_UTP_EXT_NONE = 0, GNI_UTP_EXT_SACK = 1 };
 
+/**
+ * golemnet's packet-size extension (not in BEP 29): on a SYN and on the
+ * SYN-ACK answering one that carried it, 2 bytes big-endian, the largest
+ * payload per packet the sender accepts and may send. Both ends then use
+ * the smaller of the two offers. Sent only when config.mss_max > mss;
+ * implementations that do not know it skip it by its length (libutp and
+ * libtorrent do) and never send it, so with them the MSS stays config.mss.
+ */
+#define GNI_UTP_EXT_GN_MSS 0x67
+/** Largest mss_max: a 65,507-byte UDP payload minus header, SACK and extension. */
+#define GNI_UTP_MSS_LIMIT 65000
+/** Largest datagram for payloads of @mss bytes (header, SACK, size extension). */
+#define GNI_UTP_PACKET_FOR(mss) (GNI_UTP_HDR_LEN + 2 + GNI_UTP_SACK_MAX + 4 + (mss))
+
 /** A decoded header. sack points into the parsed datagram (NULL if none). */
 typedef struct gni_utp_hdr {
     uint8_t type;          /* GNI_UTP_ST_* */
@@ -70,6 +84,7 @@ typedef struct gni_utp_hdr {
     uint16_t ack;
     const uint8_t *sack;   /* selective-ACK bitmask (bit 0 = ack + 2) */
     uint8_t sack_len;      /* bytes, a multiple of 4, 4..GNI_UTP_SACK_MAX */
+    uint16_t gn_mss;       /* GNI_UTP_EXT_GN_MSS offer, 0 if none */
 } gni_utp_hdr;
 
 /**
@@ -97,6 +112,9 @@ static inline bool gni_utp_seq_lt(uint16_t a, uint16_t b)
 /** Tunables. Fill with gni_utp_config_default(). */
 typedef struct gni_utp_config {
     size_t mss;               /* payload bytes per packet; default 1400 (libutp sends <= 1435 on wire) */
+    size_t mss_max;           /* larger payloads this end may use (the path MTU's room, from the
+                               * adapter), offered with GNI_UTP_EXT_GN_MSS and used when the peer
+                               * offers too; mss..GNI_UTP_MSS_LIMIT, 0 = off (default) */
     size_t recv_buf_max;      /* receive buffer = largest advertised window; default 1 MiB */
     size_t send_buf_max;      /* bytes write() may queue (unsent + unacked); default 1 MiB */
     uint32_t target_delay_us; /* LEDBAT TARGET; default 100000 (RFC 6817 MUST <= 100 ms) */
@@ -168,7 +186,7 @@ int gni_utp_feed(gni_utp *u, const uint8_t *pkt, size_t len, gn_time now);
 
 /**
  * Writes the next datagram to send into @out (@cap bytes, at least
- * GNI_UTP_MAX_PACKET recommended; a smaller @cap limits the payload).
+ * gni_utp_max_packet() recommended; a smaller @cap limits the payload).
  * Returns its length, 0 when nothing is due, or GN_ENOSPC (@cap below
  * header + SACK). Call until it returns 0 after every feed, write, read,
  * shutdown, abort and on_timer. Each call emits at most one datagram and the
@@ -207,6 +225,12 @@ int gni_utp_shutdown(gni_utp *u);
  */
 void gni_utp_abort(gni_utp *u);
 
+/**
+ * The largest datagram gni_utp_drain() may produce now: GNI_UTP_MAX_PACKET,
+ * or more once both ends offered larger packets (GNI_UTP_EXT_GN_MSS).
+ */
+size_t gni_utp_max_packet(const gni_utp *u);
+
 /** Earliest time gni_utp_on_timer() must run, or UINT64_MAX for none. */
 gn_time gni_utp_deadline(const gni_utp *u);
 /** Runs the timers due at @now: SYN and data retransmission, keepalive, zero-window probe. */
@@ -240,6 +264,7 @@ typedef struct gni_utp_stats {
     uint32_t queue_delay_us; /* filtered current delay minus base delay */
     uint64_t sent_packets, resent_packets, recv_packets, dup_packets;
     bool slow_start;
+    size_t mss;              /* payload bytes per packet in use */
 } gni_utp_stats;
 
 void gni_utp_get_stats(const gni_utp *u, gni_utp_stats *st);

@@ -59,6 +59,7 @@
 #endif
 #if defined(__linux__)
 #include <netinet/udp.h>
+#include <unistd.h>
 #endif
 #if defined(__linux__) && defined(UDP_SEGMENT) && defined(SOL_UDP)
 #define UTP_HAVE_GSO 1
@@ -75,6 +76,8 @@
  * and 65,507 bytes (one UDP payload) a call */
 #define UTP_GSO_SEGS 64u
 #define UTP_GSO_LEN 65000u
+/* the batch buffer also holds one datagram of the largest MSS */
+#define UTP_GBUF_LEN GNI_UTP_PACKET_FOR(GNI_UTP_MSS_LIMIT)
 #define UTP_RECV_LEN (UTP_MMSG_DGRAMS * 64u * 1024u)
 #define UTP_SOCK_BUF (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked for */
 #define UTP_DRAIN_MAX 4096 /* datagrams per pass (the window bounds them anyway) */
@@ -254,7 +257,7 @@ static int utp_buffers(utp_state *st)
     if (!st->dbuf)
         st->dbuf = gn_malloc(UTP_RBUF_LEN);
     if (!st->gbuf)
-        st->gbuf = gn_malloc(UTP_GSO_LEN);
+        st->gbuf = gn_malloc(UTP_GBUF_LEN);
     return st->rbuf && st->dbuf && st->gbuf ? 0 : GN_ENOMEM;
 }
 
@@ -429,6 +432,47 @@ static void utp_kick(utp_conn *c)
         c->kick_pending = true;
 }
 
+/* Payload room per packet on the path to @peer: the route's MTU (the
+ * interface's: 65,536 on loopback) minus IP, UDP and uTP headers, SACK and
+ * the size extension; 0 (no larger packets offered) where it is not above
+ * the default MSS or cannot be read. A dial socket is connected to the peer
+ * already; for a listener's peer a throwaway socket is connected (no packet
+ * is sent). A path whose MTU is below the local route's relies on IP
+ * fragmentation (Linux's default for UDP, IP_PMTUDISC_WANT). */
+static size_t utp_path_mss(utp_sock *k, const struct sockaddr_storage *peer)
+{
+#if defined(__linux__) && defined(IP_MTU) && defined(IPV6_MTU)
+    bool v6 = peer->ss_family == AF_INET6;
+    int fd = -1, own = -1;
+    uv_os_fd_t kfd;
+    if (k->connected && uv_fileno((const uv_handle_t *)&k->h, &kfd) == 0) {
+        fd = kfd;
+    } else {
+        own = socket(peer->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (own < 0)
+            return 0;
+        socklen_t sl = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        if (connect(own, (const struct sockaddr *)peer, sl) < 0) {
+            close(own);
+            return 0;
+        }
+        fd = own;
+    }
+    int mtu = 0;
+    socklen_t ol = sizeof mtu;
+    int rc = getsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &ol);
+    if (own >= 0)
+        close(own);
+    long room = (long)mtu - (v6 ? 40 : 20) - 8 - (long)GNI_UTP_PACKET_FOR(0);
+    if (rc < 0 || room <= 1400)
+        return 0;
+    return room > GNI_UTP_MSS_LIMIT ? GNI_UTP_MSS_LIMIT : (size_t)room;
+#else
+    (void)k, (void)peer;
+    return 0;
+#endif
+}
+
 static utp_conn *utp_conn_new(utp_sock *k, const struct sockaddr_storage *peer)
 {
     gn_transport *t = k->t;
@@ -438,6 +482,7 @@ static utp_conn *utp_conn_new(utp_sock *k, const struct sockaddr_storage *peer)
     gni_utp_config cfg;
     gni_utp_config_default(&cfg);
     cfg.connect_timeout = t->config.dial_timeout ? t->config.dial_timeout : 10 * GN_S;
+    cfg.mss_max = utp_path_mss(k, peer);
     c->u = gni_utp_new(&cfg);
     if (!c->u) {
         gn_free(c);
@@ -503,14 +548,14 @@ static void utp_flush(utp_conn *c)
     utp_state *st = c->t->state;
     uint8_t *b = st->gbuf;
     gn_time now = gn_loop_now(c->t->loop);
-    size_t len = 0, seg = 0;
+    size_t len = 0, seg = 0, maxp = gni_utp_max_packet(c->u);
     unsigned cnt = 0;
     for (int i = 0; i < UTP_DRAIN_MAX; i++) {
-        if (len + GNI_UTP_MAX_PACKET > UTP_GSO_LEN || cnt == UTP_GSO_SEGS) {
+        if (cnt > 0 && (len + maxp > UTP_GSO_LEN || cnt == UTP_GSO_SEGS)) {
             utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
             len = seg = cnt = 0;
         }
-        int n = gni_utp_drain(c->u, b + len, GNI_UTP_MAX_PACKET, now);
+        int n = gni_utp_drain(c->u, b + len, maxp, now);
         if (n <= 0)
             break;
         if (cnt > 0 && (size_t)n > seg) {

@@ -480,6 +480,157 @@ GN_TEST(utp_handshake_ids)
     gni_utp_free(b);
 }
 
+/* ---- larger packets (golemnet's GNI_UTP_EXT_GN_MSS) ----------------- */
+
+static uint8_t big_buf[GNI_UTP_PACKET_FOR(GNI_UTP_MSS_LIMIT)];
+
+/* Handshake between a (mss_max @ma) and b (mss_max @mb) over a lossless
+ * link; returns the SYN's offer in *@syn_off and the SYN-ACK's in *@ack_off. */
+static void big_pair(size_t ma, size_t mb, gni_utp **a, gni_utp **b, uint16_t *syn_off,
+                     uint16_t *ack_off)
+{
+    gni_utp_config ca, cb;
+    gni_utp_config_default(&ca);
+    gni_utp_config_default(&cb);
+    ca.mss_max = ma;
+    cb.mss_max = mb;
+    *a = gni_utp_new(&ca);
+    *b = gni_utp_new(&cb);
+    CHECK(*a && *b);
+    gn_time now = 5 * GN_S;
+    CHECK_EQ(gni_utp_connect(*a, 3000, 40, now), 0);
+    int n = gni_utp_drain(*a, big_buf, sizeof(big_buf), now);
+    gni_utp_hdr h;
+    CHECK_EQ(gni_utp_parse(big_buf, (size_t)n, &h), n);
+    CHECK_EQ(h.type, GNI_UTP_ST_SYN);
+    *syn_off = h.gn_mss;
+    CHECK_EQ(gni_utp_accept(*b, big_buf, (size_t)n, 900, now), 0);
+    n = gni_utp_drain(*b, big_buf, sizeof(big_buf), now);
+    CHECK_EQ(gni_utp_parse(big_buf, (size_t)n, &h), n);
+    CHECK_EQ(h.type, GNI_UTP_ST_STATE);
+    *ack_off = h.gn_mss;
+    CHECK_EQ(gni_utp_feed(*a, big_buf, (size_t)n, now), 0);
+    CHECK_EQ(gni_utp_get_state(*a), GNI_UTP_CONNECTED);
+    /* the initiator's ack of the SYN-ACK carries no offer any more */
+    n = gni_utp_drain(*a, big_buf, sizeof(big_buf), now);
+    CHECK_EQ(gni_utp_parse(big_buf, (size_t)n, &h), 20);
+    CHECK_EQ(gni_utp_feed(*b, big_buf, (size_t)n, now), 0);
+}
+
+static size_t big_mss(const gni_utp *u)
+{
+    gni_utp_stats st;
+    gni_utp_get_stats(u, &st);
+    return st.mss;
+}
+
+GN_TEST(utp_big_packets)
+{
+    gni_utp *a, *b;
+    uint16_t so, ao;
+    /* the SYN's extension, byte for byte: ext 0x67 first, then
+     * next 0, len 2, 60000 big-endian, no payload */
+    gni_utp_config c;
+    gni_utp_config_default(&c);
+    c.mss_max = 60000;
+    a = gni_utp_new(&c);
+    CHECK_EQ(gni_utp_connect(a, 3000, 40, 0), 0);
+    uint8_t syn[64];
+    CHECK_EQ(gni_utp_drain(a, syn, sizeof(syn), 0), 24);
+    CHECK_EQ(syn[1], GNI_UTP_EXT_GN_MSS);
+    CHECK(syn[20] == 0 && syn[21] == 2 && syn[22] == 0xea && syn[23] == 0x60);
+    gni_utp_free(a);
+    /* the default (mss_max 0) sends no extension: the wire is as before */
+    a = gni_utp_new(NULL);
+    CHECK_EQ(gni_utp_connect(a, 3000, 40, 0), 0);
+    CHECK_EQ(gni_utp_drain(a, syn, sizeof(syn), 0), 20);
+    CHECK_EQ(syn[1], 0);
+    gni_utp_free(a);
+
+    /* both offer: the smaller offer on both ends */
+    big_pair(60000, 9000, &a, &b, &so, &ao);
+    CHECK_EQ(so, 60000);
+    CHECK_EQ(ao, 9000);
+    CHECK_EQ(big_mss(a), 9000);
+    CHECK_EQ(big_mss(b), 9000);
+    CHECK_EQ(gni_utp_max_packet(a), GNI_UTP_PACKET_FOR(9000));
+    gni_utp_free(a);
+    gni_utp_free(b);
+    /* a peer that does not offer (libutp, libtorrent): no answer, 1400 */
+    big_pair(60000, 0, &a, &b, &so, &ao);
+    CHECK_EQ(so, 60000);
+    CHECK_EQ(ao, 0);
+    CHECK_EQ(big_mss(a), 1400);
+    CHECK_EQ(big_mss(b), 1400);
+    CHECK_EQ(gni_utp_max_packet(a), GNI_UTP_MAX_PACKET);
+    gni_utp_free(a);
+    gni_utp_free(b);
+    /* an initiator that does not offer gets no offer back */
+    big_pair(0, 60000, &a, &b, &so, &ao);
+    CHECK_EQ(so, 0);
+    CHECK_EQ(ao, 0);
+    CHECK_EQ(big_mss(a), 1400);
+    CHECK_EQ(big_mss(b), 1400);
+    gni_utp_free(a);
+    gni_utp_free(b);
+
+    /* 4 MB a -> b with 60000-byte payloads, byte-exact, 1 ms per exchange */
+    big_pair(60000, 60000, &a, &b, &so, &ao);
+    CHECK_EQ(big_mss(a), 60000);
+    CHECK_EQ(big_mss(b), 60000);
+    size_t total = 4u << 20, sent = 0, got = 0, largest = 0;
+    uint8_t *tx = pattern(total, 77), *rx = malloc(total);
+    CHECK(rx != NULL);
+    gn_time now = 6 * GN_S;
+    for (int i = 0; i < 100000 && got < total; i++) {
+        now += GN_MS;
+        if (sent < total) {
+            long w = gni_utp_write(a, tx + sent, total - sent);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        for (int k = 0; k < 2000; k++) {
+            int n = gni_utp_drain(a, big_buf, sizeof(big_buf), now);
+            CHECK(n >= 0);
+            if (n <= 0)
+                break;
+            CHECK((size_t)n <= gni_utp_max_packet(a));
+            if ((size_t)n > largest)
+                largest = (size_t)n;
+            CHECK_EQ(gni_utp_feed(b, big_buf, (size_t)n, now), 0);
+        }
+        for (int k = 0; k < 1000; k++) {
+            long r = gni_utp_read(b, rx + got, total - got);
+            CHECK(r >= 0);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        for (int k = 0; k < 2000; k++) {
+            int n = gni_utp_drain(b, big_buf, sizeof(big_buf), now);
+            CHECK(n >= 0);
+            if (n <= 0)
+                break;
+            CHECK_EQ(gni_utp_feed(a, big_buf, (size_t)n, now), 0);
+        }
+    }
+    CHECK_EQ(got, total);
+    CHECK(memcmp(rx, tx, total) == 0);
+    CHECK_EQ(largest, GNI_UTP_HDR_LEN + 60000);
+    gni_utp_stats st;
+    gni_utp_get_stats(a, &st);
+    CHECK(st.sent_packets < total / 50000);  /* 70-odd packets, not 3000 */
+    free(tx);
+    free(rx);
+    gni_utp_free(a);
+    gni_utp_free(b);
+    /* out of range */
+    c.mss_max = GNI_UTP_MSS_LIMIT + 1;
+    CHECK(gni_utp_new(&c) == NULL);
+    c.mss_max = 1000;  /* below mss */
+    CHECK(gni_utp_new(&c) == NULL);
+}
+
 /* ---- transfers ------------------------------------------------------- */
 
 GN_TEST(utp_transfer_clean)
@@ -859,5 +1010,5 @@ GN_TEST_MAIN(GN_T(utp_hdr_kat), GN_T(utp_parse_extensions), GN_T(utp_handshake_i
              GN_T(utp_transfer_clean), GN_T(utp_transfer_lossy), GN_T(utp_transfer_seq_wrap),
              GN_T(utp_transfer_small_buffers), GN_T(utp_empty_transfer_fin_both),
              GN_T(utp_syn_timeout), GN_T(utp_reset), GN_T(utp_peer_dies),
-             GN_T(utp_receive_window), GN_T(utp_keepalive), GN_T(utp_ledbat_target), GN_T(utp_ledbat_yields),
+             GN_T(utp_receive_window), GN_T(utp_keepalive), GN_T(utp_ledbat_target), GN_T(utp_ledbat_yields), GN_T(utp_big_packets),
              GN_T(utp_fast_retransmit_sack), GN_T(utp_config_bounds))
