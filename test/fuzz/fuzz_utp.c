@@ -39,7 +39,7 @@ static void fz_check_packet(const uint8_t *p, size_t n)
         abort();
 }
 
-/* data[0] bit 1: larger packets offered (GNI_UTP_EXT_GN_MSS) */
+/* data[0] bit 1: larger packets offered (golemnet's size offer, extension 2) */
 #define FZ_MSS_MAX 2000
 
 static void fz_drain(gni_utp *u, gn_time now)
@@ -79,13 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         gni_utp_connect(u, 0x1000, 100, now);
     } else {
         /* with bit 1 the SYN offers 1800-byte payloads */
-        uint8_t syn[GNI_UTP_HDR_LEN + 4] = {0};
+        uint8_t syn[GNI_UTP_HDR_LEN + 10] = {0, 8, 'g', 'n', 'O', 0, 1800 >> 8, 1800 & 0xff, 0, 0};
+        memmove(syn + GNI_UTP_HDR_LEN, syn, 10);
         gni_utp_hdr h = {.type = GNI_UTP_ST_SYN, .ver = 1, .conn_id = 0x2000, .seq = 100,
-                         .ext = (data[0] & 2) ? GNI_UTP_EXT_GN_MSS : 0};
+                         .ext = (data[0] & 2) ? GNI_UTP_EXT_BITS : 0};
         gni_utp_hdr_encode(&h, syn);
-        syn[GNI_UTP_HDR_LEN + 1] = 2;
-        syn[GNI_UTP_HDR_LEN + 2] = 1800 >> 8;
-        syn[GNI_UTP_HDR_LEN + 3] = 1800 & 0xff;
         if (gni_utp_accept(u, syn, (data[0] & 2) ? sizeof(syn) : GNI_UTP_HDR_LEN, 500, now) != 0)
             abort();
     }

@@ -63,8 +63,8 @@ struct gni_utp {
     uint16_t seq_nr;       /* next sequence number to assign */
     uint16_t ack_nr;       /* last in-order sequence number received */
     uint16_t isn;          /* responder: the SYN-ACK's seq_nr, also when resent */
-    size_t mss;            /* payload per packet: cfg.mss, or the smaller GN_MSS offer */
-    bool offer_mss;        /* put GNI_UTP_EXT_GN_MSS on our SYN / SYN-ACK */
+    size_t mss;            /* payload per packet: cfg.mss, or the smaller size offer */
+    bool offer_mss;        /* put our size offer (GNI_UTP_EXT_BITS) on our SYN / SYN-ACK */
 
     /* send side */
     uint8_t *sbuf;         /* unsent bytes, ring of send_buf_max */
@@ -183,6 +183,7 @@ int gni_utp_parse(const uint8_t *pkt, size_t len, gni_utp_hdr *h)
     h->sack = NULL;
     h->sack_len = 0;
     h->gn_mss = 0;
+    h->gn_mss_kind = 0;
     size_t pos = GNI_UTP_HDR_LEN;
     uint8_t ext = h->ext;
     for (int n = 0; ext != GNI_UTP_EXT_NONE; n++) {
@@ -196,8 +197,11 @@ int gni_utp_parse(const uint8_t *pkt, size_t len, gni_utp_hdr *h)
             elen <= GNI_UTP_SACK_MAX) {
             h->sack = pkt + pos;
             h->sack_len = elen;
-        } else if (ext == GNI_UTP_EXT_GN_MSS && elen == 2) {
-            h->gn_mss = utp_get16(pkt + pos);
+        } else if (ext == GNI_UTP_EXT_BITS && elen == GNI_UTP_EXT_BITS_LEN &&
+                   pkt[pos] == 'g' && pkt[pos + 1] == 'n' &&
+                   (pkt[pos + 2] == 'O' || pkt[pos + 2] == 'A')) {
+            h->gn_mss_kind = pkt[pos + 2];
+            h->gn_mss = utp_get16(pkt + pos + 4);
         }
         pos += elen;
         ext = next;
@@ -311,7 +315,7 @@ static uint32_t utp_us(gn_time now)
 
 /* ---- connect / accept ------------------------------------------------ */
 
-/* The peer's GN_MSS offer (0: none): with ours, both use the smaller one.
+/* The peer's size offer (0: none): with ours, both use the smaller one.
  * A responder answers the extension only when the initiator sent it. */
 static void utp_take_mss_offer(gni_utp *u, uint16_t offer)
 {
@@ -384,7 +388,7 @@ int gni_utp_accept(gni_utp *u, const uint8_t *syn, size_t len, uint16_t isn, gn_
      * the peer's first later packet says otherwise */
     if (h.wnd)
         u->peer_wnd = h.wnd;
-    utp_take_mss_offer(u, h.gn_mss);
+    utp_take_mss_offer(u, h.gn_mss_kind == 'O' ? h.gn_mss : 0);
     if (h.ts_us)
         u->reply_micro = utp_us(now) - h.ts_us;
     u->recv_packets++;
@@ -797,7 +801,8 @@ int gni_utp_feed(gni_utp *u, const uint8_t *pkt, size_t len, gn_time now)
             return 0;
         /* the responder's first ST_DATA reuses this seq_nr (libutp) */
         u->ack_nr = (uint16_t)(h.seq - 1);
-        utp_take_mss_offer(u, h.gn_mss);
+        /* only an answer counts: a peer echoing our offer back is no golemnet */
+        utp_take_mss_offer(u, h.gn_mss_kind == 'A' ? h.gn_mss : 0);
         u->offer_mss = false;
         u->last_ack = (uint16_t)(h.ack - 1);
         u->state = GNI_UTP_CONNECTED;
@@ -845,7 +850,7 @@ static size_t utp_emit_header(gni_utp *u, uint8_t *out, uint8_t type, uint16_t s
     gni_utp_hdr h = {
         .type = type,
         .ver = GNI_UTP_VERSION,
-        .ext = mss_ext ? GNI_UTP_EXT_GN_MSS : sack ? GNI_UTP_EXT_SACK : 0,
+        .ext = mss_ext ? GNI_UTP_EXT_BITS : sack ? GNI_UTP_EXT_SACK : 0,
         .conn_id = type == GNI_UTP_ST_SYN ? u->recv_id : u->send_id,
         .ts_us = utp_us(now),
         .ts_diff_us = u->reply_micro,
@@ -857,9 +862,15 @@ static size_t utp_emit_header(gni_utp *u, uint8_t *out, uint8_t type, uint16_t s
     size_t n = GNI_UTP_HDR_LEN;
     if (mss_ext) {
         out[n++] = sack ? GNI_UTP_EXT_SACK : 0;
-        out[n++] = 2;
+        out[n++] = GNI_UTP_EXT_BITS_LEN;
+        out[n++] = 'g';
+        out[n++] = 'n';
+        out[n++] = type == GNI_UTP_ST_SYN ? 'O' : 'A';
+        out[n++] = 0;
         utp_put16(out + n, (uint16_t)u->cfg.mss_max);
         n += 2;
+        out[n++] = 0;
+        out[n++] = 0;
     }
     if (sack) {
         out[n++] = 0;
@@ -919,7 +930,8 @@ int gni_utp_drain(gni_utp *u, uint8_t *out, size_t cap, gn_time now)
     if (u->state == GNI_UTP_IDLE || u->state == GNI_UTP_ERROR)
         return 0;
     size_t sack = utp_sack_len(u);
-    size_t hdr = GNI_UTP_HDR_LEN + (sack ? 2 + sack : 0) + (u->offer_mss ? 4 : 0);
+    size_t hdr = GNI_UTP_HDR_LEN + (sack ? 2 + sack : 0) +
+                 (u->offer_mss ? 2 + GNI_UTP_EXT_BITS_LEN : 0);
     if (cap < hdr)
         return GN_ENOSPC;
     if (u->synack_pending) {

@@ -58,18 +58,23 @@ enum {
 enum { GNI_UTP_EXT_NONE = 0, GNI_UTP_EXT_SACK = 1 };
 
 /**
- * golemnet's packet-size extension (not in BEP 29): on a SYN and on the
- * SYN-ACK answering one that carried it, 2 bytes big-endian, the largest
- * payload per packet the sender accepts and may send. Both ends then use
- * the smaller of the two offers. Sent only when config.mss_max > mss;
- * implementations that do not know it skip it by its length (libutp and
- * libtorrent do) and never send it, so with them the MSS stays config.mss.
+ * golemnet's packet-size offer (not in BEP 29), carried in BEP 29's
+ * extension 2 ("extension bits", 8 bytes): 'g' 'n', 'O' (offer, on a SYN)
+ * or 'A' (answer, on the SYN-ACK to a SYN that offered), 0, then the
+ * largest payload per packet the sender accepts and may send (2 bytes,
+ * big-endian), 0, 0. Both ends then use the smaller value. Sent only when
+ * config.mss_max > mss. Extension 2 because libutp drops a SYN with an
+ * extension type it does not know (utp-native 2.5.3 did), while it takes
+ * type 2 (copies the bits, never answers with them) and libtorrent skips
+ * it; neither sends an answer, so with them the MSS stays config.mss.
  */
-#define GNI_UTP_EXT_GN_MSS 0x67
-/** Largest mss_max: a 65,507-byte UDP payload minus header, SACK and extension. */
+#define GNI_UTP_EXT_BITS 2
+#define GNI_UTP_EXT_BITS_LEN 8
+/** Largest mss_max: a 65,507-byte UDP payload minus header, SACK and the offer. */
 #define GNI_UTP_MSS_LIMIT 65000
-/** Largest datagram for payloads of @mss bytes (header, SACK, size extension). */
-#define GNI_UTP_PACKET_FOR(mss) (GNI_UTP_HDR_LEN + 2 + GNI_UTP_SACK_MAX + 4 + (mss))
+/** Largest datagram for payloads of @mss bytes (header, SACK, size offer). */
+#define GNI_UTP_PACKET_FOR(mss) \
+    (GNI_UTP_HDR_LEN + 2 + GNI_UTP_SACK_MAX + 2 + GNI_UTP_EXT_BITS_LEN + (mss))
 
 /** A decoded header. sack points into the parsed datagram (NULL if none). */
 typedef struct gni_utp_hdr {
@@ -84,7 +89,8 @@ typedef struct gni_utp_hdr {
     uint16_t ack;
     const uint8_t *sack;   /* selective-ACK bitmask (bit 0 = ack + 2) */
     uint8_t sack_len;      /* bytes, a multiple of 4, 4..GNI_UTP_SACK_MAX */
-    uint16_t gn_mss;       /* GNI_UTP_EXT_GN_MSS offer, 0 if none */
+    uint16_t gn_mss;       /* golemnet's size offer or answer (extension 2), 0 if none */
+    uint8_t gn_mss_kind;   /* 'O' offer, 'A' answer, 0 none */
 } gni_utp_hdr;
 
 /**
@@ -113,8 +119,8 @@ static inline bool gni_utp_seq_lt(uint16_t a, uint16_t b)
 typedef struct gni_utp_config {
     size_t mss;               /* payload bytes per packet; default 1400 (libutp sends <= 1435 on wire) */
     size_t mss_max;           /* larger payloads this end may use (the path MTU's room, from the
-                               * adapter), offered with GNI_UTP_EXT_GN_MSS and used when the peer
-                               * offers too; mss..GNI_UTP_MSS_LIMIT, 0 = off (default) */
+                               * adapter), offered on the SYN (GNI_UTP_EXT_BITS) and used when the
+                               * peer offers too; mss..GNI_UTP_MSS_LIMIT, 0 = off (default) */
     size_t recv_buf_max;      /* receive buffer = largest advertised window; default 1 MiB */
     size_t send_buf_max;      /* bytes write() may queue (unsent + unacked); default 1 MiB */
     uint32_t target_delay_us; /* LEDBAT TARGET; default 100000 (RFC 6817 MUST <= 100 ms) */
@@ -227,7 +233,7 @@ void gni_utp_abort(gni_utp *u);
 
 /**
  * The largest datagram gni_utp_drain() may produce now: GNI_UTP_MAX_PACKET,
- * or more once both ends offered larger packets (GNI_UTP_EXT_GN_MSS).
+ * or more once both ends offered larger packets (GNI_UTP_EXT_BITS).
  */
 size_t gni_utp_max_packet(const gni_utp *u);
 

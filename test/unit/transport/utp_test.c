@@ -480,7 +480,7 @@ GN_TEST(utp_handshake_ids)
     gni_utp_free(b);
 }
 
-/* ---- larger packets (golemnet's GNI_UTP_EXT_GN_MSS) ----------------- */
+/* ---- larger packets (golemnet's size offer, extension 2) --------- */
 
 static uint8_t big_buf[GNI_UTP_PACKET_FOR(GNI_UTP_MSS_LIMIT)];
 
@@ -528,17 +528,17 @@ GN_TEST(utp_big_packets)
 {
     gni_utp *a, *b;
     uint16_t so, ao;
-    /* the SYN's extension, byte for byte: ext 0x67 first, then
-     * next 0, len 2, 60000 big-endian, no payload */
+    /* the SYN's offer, byte for byte: extension 2 first, then next 0,
+     * len 8, "gnO", 0, 60000 big-endian, 0, 0; no payload */
     gni_utp_config c;
     gni_utp_config_default(&c);
     c.mss_max = 60000;
     a = gni_utp_new(&c);
     CHECK_EQ(gni_utp_connect(a, 3000, 40, 0), 0);
     uint8_t syn[64];
-    CHECK_EQ(gni_utp_drain(a, syn, sizeof(syn), 0), 24);
-    CHECK_EQ(syn[1], GNI_UTP_EXT_GN_MSS);
-    CHECK(syn[20] == 0 && syn[21] == 2 && syn[22] == 0xea && syn[23] == 0x60);
+    CHECK_EQ(gni_utp_drain(a, syn, sizeof(syn), 0), 30);
+    CHECK_EQ(syn[1], GNI_UTP_EXT_BITS);
+    CHECK(memcmp(syn + 20, "\x00\x08gnO\x00\xea\x60\x00\x00", 10) == 0);
     gni_utp_free(a);
     /* the default (mss_max 0) sends no extension: the wire is as before */
     a = gni_utp_new(NULL);
@@ -565,6 +565,29 @@ GN_TEST(utp_big_packets)
     CHECK_EQ(gni_utp_max_packet(a), GNI_UTP_MAX_PACKET);
     gni_utp_free(a);
     gni_utp_free(b);
+    /* our offer echoed back on the SYN-ACK ('O', not an answer 'A') is no
+     * golemnet peer: 1400 */
+    {
+        gni_utp_config co;
+        gni_utp_config_default(&co);
+        co.mss_max = 60000;
+        a = gni_utp_new(&co);
+        b = gni_utp_new(NULL);
+        uint8_t pkt[64];
+        CHECK_EQ(gni_utp_connect(a, 3000, 40, 0), 0);
+        int n = gni_utp_drain(a, pkt, sizeof(pkt), 0);
+        CHECK_EQ(n, 30);
+        CHECK_EQ(gni_utp_accept(b, pkt, (size_t)n, 900, 0), 0);
+        uint8_t synack[64];
+        CHECK_EQ(gni_utp_drain(b, synack, sizeof(synack), 0), 20);
+        synack[1] = GNI_UTP_EXT_BITS;
+        memcpy(synack + 20, pkt + 20, 10);  /* "gnO" 60000 */
+        CHECK_EQ(gni_utp_feed(a, synack, 30, 0), 0);
+        CHECK_EQ(gni_utp_get_state(a), GNI_UTP_CONNECTED);
+        CHECK_EQ(big_mss(a), 1400);
+        gni_utp_free(a);
+        gni_utp_free(b);
+    }
     /* an initiator that does not offer gets no offer back */
     big_pair(0, 60000, &a, &b, &so, &ao);
     CHECK_EQ(so, 0);
