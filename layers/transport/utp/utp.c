@@ -243,6 +243,14 @@ gni_utp *gni_utp_new(const gni_utp_config *cfg)
     gni_utp *u = gn_calloc(1, sizeof(*u));
     if (!u)
         return NULL;
+    /* at least two packets per window either way, or larger packets would
+     * stall against a small buffer */
+    if (c.mss_max > c.recv_buf_max / 2)
+        c.mss_max = c.recv_buf_max / 2;
+    if (c.mss_max > c.send_buf_max / 2)
+        c.mss_max = c.send_buf_max / 2;
+    if (c.mss_max <= c.mss)
+        c.mss_max = 0;
     u->cfg = c;
     u->mss = c.mss;
     u->offer_mss = c.mss_max > c.mss;
@@ -480,13 +488,13 @@ static void utp_ledbat_on_ack(gni_utp *u, size_t acked, size_t flight_before)
     int64_t next = cwnd + gain;
     if (u->slow_start) {
         int64_t ss = cwnd + a;
-        if ((size_t)ss > u->ssthresh) {
+        if (qd * 10 > target * 9) {
+            u->slow_start = false;
+            u->ssthresh = u->cwnd;
+        } else if ((size_t)ss > u->ssthresh) {
             u->slow_start = false;
             if ((int64_t)u->ssthresh > next)
                 next = (int64_t)u->ssthresh;  /* up to the threshold, not short of it */
-        } else if (qd * 10 > target * 9) {
-            u->slow_start = false;
-            u->ssthresh = u->cwnd;
         } else if (ss > next) {
             next = ss;
         }

@@ -120,7 +120,8 @@ typedef struct gni_utp_config {
     size_t mss;               /* payload bytes per packet; default 1400 (libutp sends <= 1435 on wire) */
     size_t mss_max;           /* larger payloads this end may use (the path MTU's room, from the
                                * adapter), offered on the SYN (GNI_UTP_EXT_BITS) and used when the
-                               * peer offers too; mss..GNI_UTP_MSS_LIMIT, 0 = off (default) */
+                               * peer offers too; mss..GNI_UTP_MSS_LIMIT, 0 = off (default);
+                               * lowered to half of either buffer */
     size_t recv_buf_max;      /* receive buffer = largest advertised window; default 1 MiB */
     size_t send_buf_max;      /* bytes write() may queue (unsent + unacked); default 1 MiB */
     uint32_t target_delay_us; /* LEDBAT TARGET; default 100000 (RFC 6817 MUST <= 100 ms) */

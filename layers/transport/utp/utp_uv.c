@@ -41,6 +41,7 @@
  *
  * Thread context: loop thread only.
  */
+#include "golemnet/host.h"
 #include "golemnet/loop.h"
 #include "golemnet/multiaddr.h"
 #include "golemnet/registry.h"
@@ -51,6 +52,7 @@
 #include "utp.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 #ifndef _WIN32
@@ -91,10 +93,14 @@ typedef struct utp_state {
     utp_sock *socks;      /* every open socket */
     uint8_t *rbuf;        /* UDP receive buffer, UTP_RECV_LEN */
     uint8_t *dbuf;        /* stream delivery buffer, UTP_RBUF_LEN */
-    uint8_t *gbuf;        /* send batch, UTP_GSO_LEN */
+    uint8_t *gbuf;        /* send batch, UTP_GBUF_LEN */
     uint32_t ndialing;
     bool gso_off;         /* a GSO send failed (no UDP_SEGMENT here): one datagram a call */
-    uint64_t gso_calls, gso_dgrams; /* statistics (debug log) */
+    /* the core's settings, from the node's utp.* options at the first listen or dial */
+    gni_utp_config ccfg;
+    size_t mss_cap;       /* utp.mss_max: SIZE_MAX = the route MTU's room ("auto"), 0 = off */
+    bool ccfg_ready;
+    int ccfg_err;
 } utp_state;
 
 struct utp_sock {
@@ -367,11 +373,8 @@ static void utp_send_batch(utp_sock *k, const struct sockaddr_storage *to, const
         do
             rc = sendmsg(fd, &m, MSG_DONTWAIT);
         while (rc < 0 && errno == EINTR);
-        if (rc >= 0) {
-            st->gso_calls++;
-            st->gso_dgrams += cnt;
+        if (rc >= 0)
             return;
-        }
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
             return; /* lost; retransmission covers it, as for a single datagram */
         if (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT && errno != EOPNOTSUPP) {
@@ -473,16 +476,78 @@ static size_t utp_path_mss(utp_sock *k, const struct sockaddr_storage *peer)
 #endif
 }
 
+/* One utp.KEY option as an unsigned number in [lo, hi]; *@out untouched
+ * when absent. GN_EINVAL (logged) when present and not such a number. */
+static int utp_opt_num(gn_host *h, const char *key, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    const char *v = gn_host_option(h, "utp", key, 0);
+    if (!v)
+        return 0;
+    char *end = NULL;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (!*v || *v == '-' || !end || *end || n < lo || n > hi) {
+        GN_LOG(GN_LOG_ERR, "utp", "option utp.%s=%s: want a number in %llu..%llu", key, v,
+               (unsigned long long)lo, (unsigned long long)hi);
+        return GN_EINVAL;
+    }
+    *out = n;
+    return 0;
+}
+
+/* The core's settings for this instance: defaults, then the node's utp.*
+ * options (docs/utp.md "Options"), read once, at the first listen or dial
+ * (the node sets t->host before either). */
+static int utp_load_options(gn_transport *t)
+{
+    utp_state *st = t->state;
+    if (st->ccfg_ready)
+        return st->ccfg_err;
+    st->ccfg_ready = true;
+    gni_utp_config *c = &st->ccfg;
+    gni_utp_config_default(c);
+    c->connect_timeout = t->config.dial_timeout ? t->config.dial_timeout : 10 * GN_S;
+    st->mss_cap = SIZE_MAX;
+    if (!t->host)
+        return 0;
+    uint64_t v;
+    int rc = 0;
+    v = c->target_delay_us / 1000;
+    rc |= utp_opt_num(t->host, "target_delay_ms", 1, 100, &v);
+    c->target_delay_us = (uint32_t)v * 1000;
+    v = c->mss;
+    rc |= utp_opt_num(t->host, "mss", 64, 1400, &v);
+    c->mss = (size_t)v;
+    v = c->recv_buf_max;
+    rc |= utp_opt_num(t->host, "recv_buf", 4096, 64u << 20, &v);
+    c->recv_buf_max = (size_t)v;
+    v = c->send_buf_max;
+    rc |= utp_opt_num(t->host, "send_buf", 4096, 64u << 20, &v);
+    c->send_buf_max = (size_t)v;
+    v = c->md_above_target;
+    rc |= utp_opt_num(t->host, "ledbat_md", 0, 1, &v);
+    c->md_above_target = v != 0;
+    const char *m = gn_host_option(t->host, "utp", "mss_max", 0);
+    if (m && strcmp(m, "auto") != 0) {
+        v = 0;
+        rc |= utp_opt_num(t->host, "mss_max", 0, GNI_UTP_MSS_LIMIT, &v);
+        st->mss_cap = (size_t)v;
+    }
+    st->ccfg_err = rc ? GN_EINVAL : 0;
+    return st->ccfg_err;
+}
+
 static utp_conn *utp_conn_new(utp_sock *k, const struct sockaddr_storage *peer)
 {
     gn_transport *t = k->t;
+    utp_state *st = t->state;
     utp_conn *c = gn_calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    gni_utp_config cfg;
-    gni_utp_config_default(&cfg);
-    cfg.connect_timeout = t->config.dial_timeout ? t->config.dial_timeout : 10 * GN_S;
-    cfg.mss_max = utp_path_mss(k, peer);
+    gni_utp_config cfg = st->ccfg;
+    size_t room = st->mss_cap ? utp_path_mss(k, peer) : 0;
+    cfg.mss_max = room < st->mss_cap ? room : st->mss_cap;
+    if (cfg.mss_max <= cfg.mss)
+        cfg.mss_max = 0;
     c->u = gni_utp_new(&cfg);
     if (!c->u) {
         gn_free(c);
@@ -923,6 +988,8 @@ static int utp_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, 
     int rc = utp_ma_to_sockaddr(ma, &ss);
     if (rc < 0)
         return rc == GN_ENOTRANSPORT ? GN_EINVAL : rc;
+    if ((rc = utp_load_options(t)) < 0)
+        return rc;
     utp_listener *l = gn_calloc(1, sizeof *l);
     if (!l)
         return GN_ENOMEM;
@@ -1014,6 +1081,8 @@ static int utp_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void
     struct sockaddr_storage ss;
     int rc = utp_ma_to_sockaddr(ma, &ss);
     if (rc < 0)
+        return rc;
+    if ((rc = utp_load_options(t)) < 0)
         return rc;
     if (utp_at_limit(t))
         return GN_ELIMIT;
