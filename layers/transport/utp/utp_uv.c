@@ -60,6 +60,7 @@
 #include <sys/socket.h>
 #endif
 #if defined(__linux__)
+#include <linux/errqueue.h>
 #include <netinet/udp.h>
 #include <unistd.h>
 #endif
@@ -879,6 +880,62 @@ static void utp_accept_syn(utp_sock *k, const struct sockaddr_storage *from, con
     l->base.accept_cb(l->base.accept_arg, &l->base, 0, &c->s);
 }
 
+/* A listener's socket (not connected) takes ICMP errors with IP_RECVERR:
+ * the kernel queues each with the datagram's destination, and the next
+ * receive without data reports the error. Reads the queue (bounded) and
+ * fails the connections to each unreachable peer: port unreachable gives
+ * GN_ECONNREFUSED, host or network unreachable GN_EUNREACHABLE; "too big"
+ * and other reports are dropped (IP fragmentation covers the size). */
+static void utp_sock_errqueue(utp_sock *k)
+{
+#if defined(__linux__) && defined(IP_RECVERR) && defined(IPV6_RECVERR)
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&k->h, &fd) != 0)
+        return;
+    for (int i = 0; i < 64 && !k->closing; i++) {
+        struct sockaddr_storage dst;
+        uint8_t body[64];
+        union {
+            char buf[512];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {.iov_base = body, .iov_len = sizeof body};
+        struct msghdr m = {.msg_name = &dst, .msg_namelen = sizeof dst, .msg_iov = &iov,
+                           .msg_iovlen = 1, .msg_control = ctl.buf,
+                           .msg_controllen = sizeof ctl.buf};
+        memset(&dst, 0, sizeof dst);
+        if (recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+            return;
+        int err = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+            if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
+                (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_RECVERR)) {
+                struct sock_extended_err ee;
+                memcpy(&ee, CMSG_DATA(cm), sizeof ee);
+                if (ee.ee_origin == SO_EE_ORIGIN_ICMP || ee.ee_origin == SO_EE_ORIGIN_ICMP6) {
+                    if (ee.ee_errno == ECONNREFUSED)
+                        err = GN_ECONNREFUSED;
+                    else if (ee.ee_errno == EHOSTUNREACH || ee.ee_errno == ENETUNREACH)
+                        err = GN_EUNREACHABLE;
+                }
+            }
+        }
+        if (!err)
+            continue;
+        GN_LOG(GN_LOG_DEBUG, "utp", "ICMP %s for a peer of a listener socket", gn_err_name(err));
+        for (utp_conn *c = k->conns, *next; c; c = next) {
+            next = c->next;
+            if (c->destroyed || !utp_sa_equal(&c->peer, &dst))
+                continue;
+            gni_utp_fail(c->u, err);
+            utp_kick(c);  /* the pass reports it, from the loop */
+        }
+    }
+#else
+    (void)k;
+#endif
+}
+
 static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                         const struct sockaddr *addr, unsigned flags)
 {
@@ -894,11 +951,19 @@ static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
             utp_conn *c = k->conns;
             gni_utp_fail(c->u, err == GN_ECONNREFUSED ? GN_ECONNREFUSED : GN_EUNREACHABLE);
             utp_conn_run(c);
+        } else if (!k->connected) {
+            utp_sock_errqueue(k);
         }
         return;
     }
-    if (nread == 0 || !addr)
+    if (nread == 0 || !addr) {
+        /* the end of a read burst (EAGAIN): an error a send consumed leaves
+         * its queue entry, and POLLERR, behind; read them here so the loop
+         * does not keep waking up */
+        if (!addr && !k->connected)
+            utp_sock_errqueue(k);
         return;
+    }
     struct sockaddr_storage from;
     memset(&from, 0, sizeof from);
     memcpy(&from, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
@@ -951,6 +1016,15 @@ static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to
     if (bind_to) {
         rc = uv_udp_bind(&k->h, (const struct sockaddr *)bind_to,
                          fam == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
+#if defined(__linux__) && defined(IP_RECVERR) && defined(IPV6_RECVERR)
+        uv_os_fd_t fd;
+        if (rc == 0 && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
+            /* ICMP errors for a listener's peers (utp_sock_errqueue) */
+            int one = 1;
+            (void)setsockopt(fd, fam == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                             fam == AF_INET6 ? IPV6_RECVERR : IP_RECVERR, &one, sizeof one);
+        }
+#endif
     } else {
         rc = uv_udp_connect(&k->h, (const struct sockaddr *)connect_to);
         k->connected = rc == 0;
