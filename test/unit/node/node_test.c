@@ -438,7 +438,7 @@ GN_TEST(utp_options)
     tnode a, b;
     node_up(&a, 1, &o);
     node_up(&b, 2, &o);
-    CHECK(dial_ok(&a, b.addr) != NULL);
+    gn_channel_rele(dial_ok(&a, b.addr));
     /* a value out of range: the uTP listener fails with GN_EINVAL */
     static const char *const bad[] = {"utp.target_delay_ms=500"};
     opts ob = {.transport = "utp", .security = "noise", .muxers = "yamux", .options = bad,
