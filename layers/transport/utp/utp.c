@@ -30,7 +30,8 @@
 #define UTP_MINUTE (60 * GN_S)
 #define UTP_MAX_EXT 16
 #define UTP_SPARES 64                /* payload buffers kept for reuse (at most
-                                      * send_buf_max bytes, none while idle) */
+                                      * send_buf_max bytes; freed by the timer
+                                      * that finds the connection idle) */
 
 typedef struct utp_out {
     uint8_t *data;
@@ -590,7 +591,10 @@ static size_t utp_ack_one(gni_utp *u, uint16_t seq, gn_time now)
     return n;
 }
 
-/* Nothing in flight nor queued: the spare buffers go back to the heap. */
+/* Nothing in flight nor queued: the spare buffers go back to the heap.
+ * Run from the timer (the keepalive's, once idle), not on every ack that
+ * empties the flight: a sender whose application refills it late would
+ * otherwise free and reallocate them all the time. */
 static void utp_spares_trim(gni_utp *u)
 {
     if (u->nout || u->slen)
@@ -661,7 +665,6 @@ static void utp_process_ack(gni_utp *u, const gni_utp_hdr *h, gn_time now)
     if (loss)
         utp_on_loss(u, now);
     if (newly > 0) {
-        utp_spares_trim(u);
         u->timeouts = 0;
         u->rto_deadline = u->nout > 0 ? now + u->rto : 0;
         u->rto_armed_at = now;
@@ -1105,6 +1108,7 @@ void gni_utp_on_timer(gni_utp *u, gn_time now)
     if (u->state == GNI_UTP_CONNECTED && u->cfg.keepalive &&
         now - u->last_send >= u->cfg.keepalive)
         u->ack_pending = true;
+    utp_spares_trim(u);
     if (u->zwnd_deadline && now >= u->zwnd_deadline) {
         u->zwnd_deadline = 0;
         if (u->peer_wnd < u->mss)
