@@ -171,8 +171,18 @@ static void bench(const gn_registry *reg, const char *name, const char *addr, si
     gn_transport_free(t);
 }
 
+static void log_fn(void *ud, gn_log_level level, const char *component, const char *msg)
+{
+    (void)ud, (void)level;
+    fprintf(stderr, "%s: %s\n", component, msg);
+}
+
 int main(int argc, char **argv)
 {
+    if (getenv("BENCH_UTP_LOG")) {  /* e.g. BENCH_UTP_LOG=utp: the core's statistics */
+        gn_log_set(log_fn, NULL, GN_LOG_DEBUG);
+        gn_log_set_components(getenv("BENCH_UTP_LOG"));
+    }
     size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 64;
     int nconns = argc > 2 ? atoi(argv[2]) : 200;
     for (size_t i = 0; i < sizeof chunk; i++)

@@ -116,7 +116,8 @@ suite_main() {
 }
 
 # Suite 'manual' (run by hand: meson test -C build --suite manual) holds tests
-# whose main check is still a TAP TODO (netns_utp_ledbat, about 100 s).
+# whose main check is still a TAP TODO (none at present; netns_utp_ledbat
+# left it once its check passed, about 40 s).
 # The sanitizer run leaves out the suite 'slow' (the js kad-dht interop
 # tests: 2-3 min under ASan, and the kad code they drive runs under ASan in
 # its unit, simulation and conformance tests) to keep CI within its budget.

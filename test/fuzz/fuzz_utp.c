@@ -39,14 +39,17 @@ static void fz_check_packet(const uint8_t *p, size_t n)
         abort();
 }
 
+/* data[0] bit 1: larger packets offered (golemnet's size offer, extension 2) */
+#define FZ_MSS_MAX 2000
+
 static void fz_drain(gni_utp *u, gn_time now)
 {
-    uint8_t out[GNI_UTP_MAX_PACKET];
+    uint8_t out[GNI_UTP_PACKET_FOR(FZ_MSS_MAX)];
     for (int i = 0;; i++) {
         if (i > 5000)
             abort();
         int n = gni_utp_drain(u, out, sizeof(out), now);
-        if (n < 0 || (size_t)n > sizeof(out))
+        if (n < 0 || (size_t)n > sizeof(out) || (size_t)n > gni_utp_max_packet(u))
             abort();
         if (n == 0)
             return;
@@ -66,6 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gni_utp_config_default(&cfg);
     cfg.recv_buf_max = 2048u << (data[1] % 8);
     cfg.send_buf_max = 4096;
+    if (data[0] & 2)
+        cfg.mss_max = FZ_MSS_MAX;
     gni_utp *u = gni_utp_new(&cfg);
     if (!u)
         return 0;
@@ -73,10 +78,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] & 1) {
         gni_utp_connect(u, 0x1000, 100, now);
     } else {
-        uint8_t syn[GNI_UTP_HDR_LEN];
-        gni_utp_hdr h = {.type = GNI_UTP_ST_SYN, .ver = 1, .conn_id = 0x2000, .seq = 100};
+        /* with bit 1 the SYN offers 1800-byte payloads */
+        uint8_t syn[GNI_UTP_HDR_LEN + 10] = {0, 8, 'g', 'n', 'O', 0, 1800 >> 8, 1800 & 0xff, 0, 0};
+        memmove(syn + GNI_UTP_HDR_LEN, syn, 10);
+        gni_utp_hdr h = {.type = GNI_UTP_ST_SYN, .ver = 1, .conn_id = 0x2000, .seq = 100,
+                         .ext = (data[0] & 2) ? GNI_UTP_EXT_BITS : 0};
         gni_utp_hdr_encode(&h, syn);
-        if (gni_utp_accept(u, syn, sizeof(syn), 500, now) != 0)
+        if (gni_utp_accept(u, syn, (data[0] & 2) ? sizeof(syn) : GNI_UTP_HDR_LEN, 500, now) != 0)
             abort();
     }
     fz_drain(u, now);

@@ -53,8 +53,11 @@ if ip netns exec "$NA" tc qdisc add dev gn_utpv_a root netem $NETEM 2>/dev/null 
     FAULTS="netem $NETEM"
 elif command -v nft >/dev/null; then
     # kernels without sch_netem (this project's VMs): 5 % random loss of
-    # UDP in each direction through nftables; no delay, duplication or
-    # reordering then (the TAP line says which faults ran)
+    # UDP in each direction through nftables, and 1 % duplication on the
+    # veth's egress (netdev "dup to" the same device; a copy may be copied
+    # again at 1 %); no delay or reordering then (the TAP line says which
+    # faults ran). Both hooks see a UDP GSO batch (up to 64 datagrams the
+    # adapter sends in one call) as one packet, so losses come in bursts.
     for ns in "$NA" "$NB"; do
         ip netns exec "$ns" nft add table inet gn_utp_loss
         ip netns exec "$ns" nft add chain inet gn_utp_loss out \
@@ -62,7 +65,19 @@ elif command -v nft >/dev/null; then
         ip netns exec "$ns" nft add rule inet gn_utp_loss out meta l4proto udp \
             numgen random mod 100 '<' 5 counter drop
     done
-    FAULTS="nft 5% UDP loss per direction (no sch_netem in this kernel)"
+    DUP=", 1% duplication"
+    for pair in "$NA gn_utpv_a" "$NB gn_utpv_b"; do
+        read -r ns dev <<< "$pair"
+        ip netns exec "$ns" nft -f - 2>/dev/null <<EOF || DUP=
+table netdev gn_utp_dup {
+    chain eg {
+        type filter hook egress device "$dev" priority 0; policy accept;
+        meta l4proto udp numgen random mod 100 < 1 counter dup to "$dev"
+    }
+}
+EOF
+    done
+    FAULTS="nft 5% UDP loss$DUP per direction (no sch_netem in this kernel)"
 else
     echo "SKIP: neither tc netem nor nft" >&2
     exit 77
@@ -93,6 +108,8 @@ if [ $RC -eq 0 ] && grep -q '"event":"echo","ok":true' "$DIR/echo.log"; then
     echo "ok 2 - echo $BYTES over uTP + Noise + yamux, byte-exact ($((SECONDS - START)) s; $FAULTS)"
     ip netns exec "$NA" tc -s qdisc show dev gn_utpv_a | grep -E "dropped" | sed 's/^/#   A qdisc: /'
     ip netns exec "$NA" nft list table inet gn_utp_loss 2>/dev/null | grep counter | sed 's/^/#   A nft: /'
+    ip netns exec "$NA" nft list table netdev gn_utp_dup 2>/dev/null | grep counter |
+        sed 's/^/#   A nft dup: /'
     exit 0
 fi
 echo "not ok 2 - echo $BYTES over uTP + Noise + yamux ($FAULTS; exit $RC)"

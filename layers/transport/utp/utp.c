@@ -29,10 +29,14 @@
 #define UTP_ZWND_PROBE (1000 * GN_MS)
 #define UTP_MINUTE (60 * GN_S)
 #define UTP_MAX_EXT 16
+#define UTP_SPARES 64                /* payload buffers kept for reuse (at most
+                                      * send_buf_max bytes; freed by the timer
+                                      * that finds the connection idle) */
 
 typedef struct utp_out {
     uint8_t *data;
     uint16_t len;
+    uint16_t cap;          /* data's size (a spare-pool buffer when it equals mss) */
     uint16_t seq;
     uint8_t type;          /* ST_SYN, ST_DATA or ST_FIN */
     bool used;
@@ -60,6 +64,8 @@ struct gni_utp {
     uint16_t seq_nr;       /* next sequence number to assign */
     uint16_t ack_nr;       /* last in-order sequence number received */
     uint16_t isn;          /* responder: the SYN-ACK's seq_nr, also when resent */
+    size_t mss;            /* payload per packet: cfg.mss, or the smaller size offer */
+    bool offer_mss;        /* put our size offer (GNI_UTP_EXT_BITS) on our SYN / SYN-ACK */
 
     /* send side */
     uint8_t *sbuf;         /* unsent bytes, ring of send_buf_max */
@@ -112,6 +118,11 @@ struct gni_utp {
     bool have_delay;
 
     uint64_t sent_packets, resent_packets, recv_packets, dup_packets;
+
+    /* acked send buffers of mss bytes, reused for the next packets (a
+     * malloc/free per 64 KB packet made glibc trim and regrow its heap) */
+    uint8_t *spare[UTP_SPARES];
+    uint32_t nspare;
 };
 
 /* ---- header ---------------------------------------------------------- */
@@ -172,6 +183,8 @@ int gni_utp_parse(const uint8_t *pkt, size_t len, gni_utp_hdr *h)
     h->ack = utp_get16(pkt + 18);
     h->sack = NULL;
     h->sack_len = 0;
+    h->gn_mss = 0;
+    h->gn_mss_kind = 0;
     size_t pos = GNI_UTP_HDR_LEN;
     uint8_t ext = h->ext;
     for (int n = 0; ext != GNI_UTP_EXT_NONE; n++) {
@@ -185,6 +198,11 @@ int gni_utp_parse(const uint8_t *pkt, size_t len, gni_utp_hdr *h)
             elen <= GNI_UTP_SACK_MAX) {
             h->sack = pkt + pos;
             h->sack_len = elen;
+        } else if (ext == GNI_UTP_EXT_BITS && elen == GNI_UTP_EXT_BITS_LEN &&
+                   pkt[pos] == 'g' && pkt[pos + 1] == 'n' &&
+                   (pkt[pos + 2] == 'O' || pkt[pos + 2] == 'A')) {
+            h->gn_mss_kind = pkt[pos + 2];
+            h->gn_mss = utp_get16(pkt + pos + 4);
         }
         pos += elen;
         ext = next;
@@ -202,6 +220,7 @@ void gni_utp_config_default(gni_utp_config *cfg)
     cfg->send_buf_max = 1u << 20;
     cfg->target_delay_us = 100000;
     cfg->gain_bytes = 3000;
+    cfg->md_above_target = true;
     cfg->connect_timeout = 3 * GN_S;
     cfg->min_rto = 500 * GN_MS;
     cfg->max_rto = 60 * GN_S;
@@ -216,6 +235,8 @@ gni_utp *gni_utp_new(const gni_utp_config *cfg)
         c = *cfg;
     else
         gni_utp_config_default(&c);
+    if (c.mss_max && (c.mss_max < c.mss || c.mss_max > GNI_UTP_MSS_LIMIT))
+        return NULL;
     if (c.mss < 64 || c.mss > 1400 || c.recv_buf_max < c.mss || c.send_buf_max < c.mss ||
         c.recv_buf_max > UINT32_MAX || c.target_delay_us == 0 || c.max_timeouts == 0 ||
         c.min_rto == 0 || c.max_rto < c.min_rto)
@@ -223,7 +244,17 @@ gni_utp *gni_utp_new(const gni_utp_config *cfg)
     gni_utp *u = gn_calloc(1, sizeof(*u));
     if (!u)
         return NULL;
+    /* at least two packets per window either way, or larger packets would
+     * stall against a small buffer */
+    if (c.mss_max > c.recv_buf_max / 2)
+        c.mss_max = c.recv_buf_max / 2;
+    if (c.mss_max > c.send_buf_max / 2)
+        c.mss_max = c.send_buf_max / 2;
+    if (c.mss_max <= c.mss)
+        c.mss_max = 0;
     u->cfg = c;
+    u->mss = c.mss;
+    u->offer_mss = c.mss_max > c.mss;
     u->sbuf = gn_malloc(c.send_buf_max);
     u->rbuf = gn_malloc(c.recv_buf_max);
     if (!u->sbuf || !u->rbuf) {
@@ -247,6 +278,8 @@ void gni_utp_free(gni_utp *u)
         gn_free(u->out[i].data);
         gn_free(u->in[i].data);
     }
+    for (uint32_t i = 0; i < u->nspare; i++)
+        gn_free(u->spare[i]);
     gn_free(u->sbuf);
     gn_free(u->rbuf);
     gn_free(u);
@@ -290,6 +323,21 @@ static uint32_t utp_us(gn_time now)
 }
 
 /* ---- connect / accept ------------------------------------------------ */
+
+/* The peer's size offer (0: none): with ours, both use the smaller one.
+ * A responder answers the extension only when the initiator sent it. */
+static void utp_take_mss_offer(gni_utp *u, uint16_t offer)
+{
+    if (!u->offer_mss)
+        return;
+    if (offer <= u->cfg.mss) {
+        u->offer_mss = u->initiator;  /* an initiator's resent SYN keeps offering */
+        return;
+    }
+    u->mss = offer < u->cfg.mss_max ? offer : u->cfg.mss_max;
+    if (u->cwnd < 2 * u->mss)
+        u->cwnd = 2 * u->mss;
+}
 
 /* Takes a slot for a new packet with seq_nr (nout < SLOTS - 1 checked by caller). */
 static utp_out *utp_out_push(gni_utp *u, uint8_t type, uint8_t *data, uint16_t len)
@@ -349,6 +397,7 @@ int gni_utp_accept(gni_utp *u, const uint8_t *syn, size_t len, uint16_t isn, gn_
      * the peer's first later packet says otherwise */
     if (h.wnd)
         u->peer_wnd = h.wnd;
+    utp_take_mss_offer(u, h.gn_mss_kind == 'O' ? h.gn_mss : 0);
     if (h.ts_us)
         u->reply_micro = utp_us(now) - h.ts_us;
     u->recv_packets++;
@@ -396,12 +445,12 @@ static void utp_delay_sample(gni_utp *u, uint32_t sample, gn_time now)
 
 static size_t utp_min_cwnd(const gni_utp *u)
 {
-    return 2 * u->cfg.mss;  /* RFC 6817 MIN_CWND = 2 MSS */
+    return 2 * u->mss;  /* RFC 6817 MIN_CWND = 2 MSS */
 }
 
 static size_t utp_max_cwnd(const gni_utp *u)
 {
-    return (GNI_UTP_SLOTS - 2) * u->cfg.mss;
+    return (GNI_UTP_SLOTS - 2) * u->mss;
 }
 
 /* RFC 6817 2.4.2, with libutp's gain scaling: GAIN is gain_bytes per RTT at
@@ -420,20 +469,39 @@ static void utp_ledbat_on_ack(gni_utp *u, size_t acked, size_t flight_before)
     int64_t a = (int64_t)acked;
     int64_t wf_num = a < cwnd ? a : cwnd, wf_den = a > cwnd ? a : cwnd;
     int64_t gain = (int64_t)u->cfg.gain_bytes * wf_num * off / (wf_den * target);
+    if (qd > target && u->cfg.md_above_target) {
+        /* Multiplicative decrease above the target (LEDBAT++, draft-irtf-
+         * iccrg-ledbat-plus-plus-01 section 4.2: per RTT W += max(GAIN -
+         * W * (delay / target - 1), -W / 2)), applied per ack pro rata to
+         * the bytes acked. RFC 6817's linear rule takes GAIN * off_target
+         * MSS per RTT (libutp's gain_bytes * off_target): a few KB per
+         * RTT against the hundreds of KB a window holds, so uTP took tens
+         * of seconds to give way to a TCP flow that had filled the queue
+         * past the target (test/netns/utp_ledbat_test.sh). This way the
+         * window shrinks by the fraction the delay exceeds the target, at
+         * most by half per RTT. */
+        int64_t dec = a * (qd - target) / target;
+        if (dec > a / 2)
+            dec = a / 2;
+        int64_t g = (int64_t)u->cfg.gain_bytes * wf_num / wf_den;
+        gain = g - dec > -(a / 2) ? g - dec : -(a / 2);
+    }
     int64_t next = cwnd + gain;
     if (u->slow_start) {
         int64_t ss = cwnd + a;
-        if ((size_t)ss > u->ssthresh) {
-            u->slow_start = false;
-        } else if (qd * 10 > target * 9) {
+        if (qd * 10 > target * 9) {
             u->slow_start = false;
             u->ssthresh = u->cwnd;
+        } else if ((size_t)ss > u->ssthresh) {
+            u->slow_start = false;
+            if ((int64_t)u->ssthresh > next)
+                next = (int64_t)u->ssthresh;  /* up to the threshold, not short of it */
         } else if (ss > next) {
             next = ss;
         }
     }
     /* ALLOWED_INCREASE = 1 MSS over the flight before this ack */
-    int64_t cap = (int64_t)flight_before + (int64_t)u->cfg.mss;
+    int64_t cap = (int64_t)flight_before + (int64_t)u->mss;
     if (cap < cwnd)
         cap = cwnd;
     if (next > cap)
@@ -491,6 +559,17 @@ static void utp_mark_resend(gni_utp *u, utp_out *p)
     u->inflight -= p->len;
 }
 
+/* Frees a send slot's payload, or keeps it for reuse. */
+static void utp_out_release(gni_utp *u, utp_out *p)
+{
+    if (p->data && p->cap == u->mss && u->nspare < UTP_SPARES &&
+        (u->nspare + 1) * u->mss <= u->cfg.send_buf_max)
+        u->spare[u->nspare++] = p->data;
+    else
+        gn_free(p->data);
+    p->data = NULL;
+}
+
 /* Acks one packet; returns its payload length + 1 (so a bare SYN/FIN counts). */
 static size_t utp_ack_one(gni_utp *u, uint16_t seq, gn_time now)
 {
@@ -507,9 +586,21 @@ static size_t utp_ack_one(gni_utp *u, uint16_t seq, gn_time now)
     if (p->type == GNI_UTP_ST_FIN)
         u->fin_acked = true;
     size_t n = (size_t)p->len + 1;
-    gn_free(p->data);
+    utp_out_release(u, p);
     memset(p, 0, sizeof(*p));
     return n;
+}
+
+/* Nothing in flight nor queued: the spare buffers go back to the heap.
+ * Run from the timer (the keepalive's, once idle), not on every ack that
+ * empties the flight: a sender whose application refills it late would
+ * otherwise free and reallocate them all the time. */
+static void utp_spares_trim(gni_utp *u)
+{
+    if (u->nout || u->slen)
+        return;
+    while (u->nspare)
+        gn_free(u->spare[--u->nspare]);
 }
 
 static void utp_trim_oldest(gni_utp *u)
@@ -714,11 +805,16 @@ int gni_utp_feed(gni_utp *u, const uint8_t *pkt, size_t len, gn_time now)
         utp_set_error(u, u->state == GNI_UTP_SYN_SENT ? GN_ECONNREFUSED : GN_ECONNRESET);
         return 0;
     }
+    if (!u->initiator)
+        u->offer_mss = false;  /* the initiator has our SYN-ACK: its answer is done */
     if (u->state == GNI_UTP_SYN_SENT) {
         if (h.type != GNI_UTP_ST_STATE || h.ack != (uint16_t)(u->seq_nr - 1))
             return 0;
         /* the responder's first ST_DATA reuses this seq_nr (libutp) */
         u->ack_nr = (uint16_t)(h.seq - 1);
+        /* only an answer counts: a peer echoing our offer back is no golemnet */
+        utp_take_mss_offer(u, h.gn_mss_kind == 'A' ? h.gn_mss : 0);
+        u->offer_mss = false;
         u->last_ack = (uint16_t)(h.ack - 1);
         u->state = GNI_UTP_CONNECTED;
         u->events |= GNI_UTP_EV_CONNECTED | GNI_UTP_EV_WRITABLE;
@@ -727,7 +823,7 @@ int gni_utp_feed(gni_utp *u, const uint8_t *pkt, size_t len, gn_time now)
         u->ack_pending = true;
     }
     u->peer_wnd = h.wnd;
-    if (h.wnd >= u->cfg.mss)
+    if (h.wnd >= u->mss)
         u->zwnd_deadline = 0;
     if (h.ts_diff_us)
         utp_delay_sample(u, h.ts_diff_us, now);
@@ -760,10 +856,12 @@ static size_t utp_sack_len(const gni_utp *u)
 static size_t utp_emit_header(gni_utp *u, uint8_t *out, uint8_t type, uint16_t seq, size_t sack,
                               gn_time now)
 {
+    bool mss_ext = u->offer_mss && (type == GNI_UTP_ST_SYN || (type == GNI_UTP_ST_STATE &&
+                                                               !u->initiator && seq == u->isn));
     gni_utp_hdr h = {
         .type = type,
         .ver = GNI_UTP_VERSION,
-        .ext = sack ? GNI_UTP_EXT_SACK : 0,
+        .ext = mss_ext ? GNI_UTP_EXT_BITS : sack ? GNI_UTP_EXT_SACK : 0,
         .conn_id = type == GNI_UTP_ST_SYN ? u->recv_id : u->send_id,
         .ts_us = utp_us(now),
         .ts_diff_us = u->reply_micro,
@@ -773,6 +871,18 @@ static size_t utp_emit_header(gni_utp *u, uint8_t *out, uint8_t type, uint16_t s
     };
     gni_utp_hdr_encode(&h, out);
     size_t n = GNI_UTP_HDR_LEN;
+    if (mss_ext) {
+        out[n++] = sack ? GNI_UTP_EXT_SACK : 0;
+        out[n++] = GNI_UTP_EXT_BITS_LEN;
+        out[n++] = 'g';
+        out[n++] = 'n';
+        out[n++] = type == GNI_UTP_ST_SYN ? 'O' : 'A';
+        out[n++] = 0;
+        utp_put16(out + n, (uint16_t)u->cfg.mss_max);
+        n += 2;
+        out[n++] = 0;
+        out[n++] = 0;
+    }
     if (sack) {
         out[n++] = 0;
         out[n++] = (uint8_t)sack;
@@ -831,7 +941,8 @@ int gni_utp_drain(gni_utp *u, uint8_t *out, size_t cap, gn_time now)
     if (u->state == GNI_UTP_IDLE || u->state == GNI_UTP_ERROR)
         return 0;
     size_t sack = utp_sack_len(u);
-    size_t hdr = GNI_UTP_HDR_LEN + (sack ? 2 + sack : 0);
+    size_t hdr = GNI_UTP_HDR_LEN + (sack ? 2 + sack : 0) +
+                 (u->offer_mss ? 2 + GNI_UTP_EXT_BITS_LEN : 0);
     if (cap < hdr)
         return GN_ENOSPC;
     if (u->synack_pending) {
@@ -853,16 +964,17 @@ int gni_utp_drain(gni_utp *u, uint8_t *out, size_t cap, gn_time now)
     }
     if (u->state == GNI_UTP_CONNECTED && u->nout < GNI_UTP_SLOTS - 1) {
         if (u->slen > 0) {
-            size_t n = u->slen < u->cfg.mss ? u->slen : u->cfg.mss;
+            size_t n = u->slen < u->mss ? u->slen : u->mss;
             if (n > cap - hdr)
                 n = cap - hdr;
             if (n > 0 && utp_window_allows(u, n)) {
-                uint8_t *d = gn_malloc(n);
+                uint8_t *d = u->nspare ? u->spare[--u->nspare] : gn_malloc(u->mss);
                 if (d) {
                     utp_ring_get(u->sbuf, u->cfg.send_buf_max, u->shead, d, n);
                     u->shead = (u->shead + n) % u->cfg.send_buf_max;
                     u->slen -= n;
                     utp_out *p = utp_out_push(u, GNI_UTP_ST_DATA, d, (uint16_t)n);
+                    p->cap = (uint16_t)u->mss;
                     return utp_emit_packet(u, p, out, sack, now);
                 }
             } else if (n > 0 && u->inflight == 0 && u->peer_wnd < n && !u->zwnd_deadline) {
@@ -917,7 +1029,7 @@ long gni_utp_read(gni_utp *u, uint8_t *out, size_t cap)
     u->rhead = (u->rhead + n) % u->cfg.recv_buf_max;
     u->rlen -= n;
     /* window update when the window we last advertised was nearly shut */
-    if (u->last_adv_wnd < 2 * u->cfg.mss && utp_adv_wnd(u) >= 2 * u->cfg.mss && !u->eof)
+    if (u->last_adv_wnd < 2 * u->mss && utp_adv_wnd(u) >= 2 * u->mss && !u->eof)
         u->ack_pending = true;
     return (long)n;
 }
@@ -940,6 +1052,11 @@ void gni_utp_abort(gni_utp *u)
     if (u->state == GNI_UTP_CONNECTED || u->state == GNI_UTP_CLOSED)
         u->reset_pending = true;
     utp_set_error(u, GN_ECANCELED);
+}
+
+size_t gni_utp_max_packet(const gni_utp *u)
+{
+    return u->mss > u->cfg.mss ? GNI_UTP_PACKET_FOR(u->mss) : GNI_UTP_MAX_PACKET;
 }
 
 /* ---- timers ---------------------------------------------------------- */
@@ -979,7 +1096,7 @@ void gni_utp_on_timer(gni_utp *u, gn_time now)
             }
             size_t half = u->cwnd / 2;
             u->ssthresh = half > utp_min_cwnd(u) ? half : utp_min_cwnd(u);
-            u->cwnd = u->cfg.mss;  /* RFC 6817: one packet after a timeout */
+            u->cwnd = u->mss;  /* RFC 6817: one packet after a timeout */
             u->slow_start = true;
         }
         u->rto = u->rto * 2 < u->cfg.max_rto ? u->rto * 2 : u->cfg.max_rto;
@@ -991,10 +1108,11 @@ void gni_utp_on_timer(gni_utp *u, gn_time now)
     if (u->state == GNI_UTP_CONNECTED && u->cfg.keepalive &&
         now - u->last_send >= u->cfg.keepalive)
         u->ack_pending = true;
+    utp_spares_trim(u);
     if (u->zwnd_deadline && now >= u->zwnd_deadline) {
         u->zwnd_deadline = 0;
-        if (u->peer_wnd < u->cfg.mss)
-            u->peer_wnd = u->cfg.mss;  /* probe: one packet into a shut window */
+        if (u->peer_wnd < u->mss)
+            u->peer_wnd = u->mss;  /* probe: one packet into a shut window */
     }
 }
 
@@ -1043,4 +1161,5 @@ void gni_utp_get_stats(const gni_utp *u, gni_utp_stats *st)
     st->recv_packets = u->recv_packets;
     st->dup_packets = u->dup_packets;
     st->slow_start = u->slow_start;
+    st->mss = u->mss;
 }

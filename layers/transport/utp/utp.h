@@ -57,6 +57,25 @@ enum {
 /** Extension types. */
 enum { GNI_UTP_EXT_NONE = 0, GNI_UTP_EXT_SACK = 1 };
 
+/**
+ * golemnet's packet-size offer (not in BEP 29), carried in BEP 29's
+ * extension 2 ("extension bits", 8 bytes): 'g' 'n', 'O' (offer, on a SYN)
+ * or 'A' (answer, on the SYN-ACK to a SYN that offered), 0, then the
+ * largest payload per packet the sender accepts and may send (2 bytes,
+ * big-endian), 0, 0. Both ends then use the smaller value. Sent only when
+ * config.mss_max > mss. Extension 2 because libutp drops a SYN with an
+ * extension type it does not know (utp-native 2.5.3 did), while it takes
+ * type 2 (copies the bits, never answers with them) and libtorrent skips
+ * it; neither sends an answer, so with them the MSS stays config.mss.
+ */
+#define GNI_UTP_EXT_BITS 2
+#define GNI_UTP_EXT_BITS_LEN 8
+/** Largest mss_max: a 65,507-byte UDP payload minus header, SACK and the offer. */
+#define GNI_UTP_MSS_LIMIT 65000
+/** Largest datagram for payloads of @mss bytes (header, SACK, size offer). */
+#define GNI_UTP_PACKET_FOR(mss) \
+    (GNI_UTP_HDR_LEN + 2 + GNI_UTP_SACK_MAX + 2 + GNI_UTP_EXT_BITS_LEN + (mss))
+
 /** A decoded header. sack points into the parsed datagram (NULL if none). */
 typedef struct gni_utp_hdr {
     uint8_t type;          /* GNI_UTP_ST_* */
@@ -70,6 +89,8 @@ typedef struct gni_utp_hdr {
     uint16_t ack;
     const uint8_t *sack;   /* selective-ACK bitmask (bit 0 = ack + 2) */
     uint8_t sack_len;      /* bytes, a multiple of 4, 4..GNI_UTP_SACK_MAX */
+    uint16_t gn_mss;       /* golemnet's size offer or answer (extension 2), 0 if none */
+    uint8_t gn_mss_kind;   /* 'O' offer, 'A' answer, 0 none */
 } gni_utp_hdr;
 
 /**
@@ -97,10 +118,17 @@ static inline bool gni_utp_seq_lt(uint16_t a, uint16_t b)
 /** Tunables. Fill with gni_utp_config_default(). */
 typedef struct gni_utp_config {
     size_t mss;               /* payload bytes per packet; default 1400 (libutp sends <= 1435 on wire) */
+    size_t mss_max;           /* larger payloads this end may use (the path MTU's room, from the
+                               * adapter), offered on the SYN (GNI_UTP_EXT_BITS) and used when the
+                               * peer offers too; mss..GNI_UTP_MSS_LIMIT, 0 = off (default);
+                               * lowered to half of either buffer */
     size_t recv_buf_max;      /* receive buffer = largest advertised window; default 1 MiB */
     size_t send_buf_max;      /* bytes write() may queue (unsent + unacked); default 1 MiB */
     uint32_t target_delay_us; /* LEDBAT TARGET; default 100000 (RFC 6817 MUST <= 100 ms) */
     uint32_t gain_bytes;      /* cwnd increase per RTT at zero queuing delay; default 3000 (libutp) */
+    bool md_above_target;     /* above the target, shrink cwnd by the excess fraction per RTT
+                               * (at most half; LEDBAT++) instead of RFC 6817's linear rule;
+                               * default true (see utp.c) */
     gn_time connect_timeout;  /* no SYN-ACK within this: GN_ETIMEDOUT; default 3 s */
     gn_time min_rto;          /* RTO floor; default 500 ms (libtorrent utp_min_timeout) */
     gn_time max_rto;          /* RTO ceiling; default 60 s (RFC 6298 2.5) */
@@ -165,7 +193,7 @@ int gni_utp_feed(gni_utp *u, const uint8_t *pkt, size_t len, gn_time now);
 
 /**
  * Writes the next datagram to send into @out (@cap bytes, at least
- * GNI_UTP_MAX_PACKET recommended; a smaller @cap limits the payload).
+ * gni_utp_max_packet() recommended; a smaller @cap limits the payload).
  * Returns its length, 0 when nothing is due, or GN_ENOSPC (@cap below
  * header + SACK). Call until it returns 0 after every feed, write, read,
  * shutdown, abort and on_timer. Each call emits at most one datagram and the
@@ -204,6 +232,12 @@ int gni_utp_shutdown(gni_utp *u);
  */
 void gni_utp_abort(gni_utp *u);
 
+/**
+ * The largest datagram gni_utp_drain() may produce now: GNI_UTP_MAX_PACKET,
+ * or more once both ends offered larger packets (GNI_UTP_EXT_BITS).
+ */
+size_t gni_utp_max_packet(const gni_utp *u);
+
 /** Earliest time gni_utp_on_timer() must run, or UINT64_MAX for none. */
 gn_time gni_utp_deadline(const gni_utp *u);
 /** Runs the timers due at @now: SYN and data retransmission, keepalive, zero-window probe. */
@@ -237,6 +271,7 @@ typedef struct gni_utp_stats {
     uint32_t queue_delay_us; /* filtered current delay minus base delay */
     uint64_t sent_packets, resent_packets, recv_packets, dup_packets;
     bool slow_start;
+    size_t mss;              /* payload bytes per packet in use */
 } gni_utp_stats;
 
 void gni_utp_get_stats(const gni_utp *u, gni_utp_stats *st);

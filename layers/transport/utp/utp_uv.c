@@ -41,6 +41,7 @@
  *
  * Thread context: loop thread only.
  */
+#include "golemnet/host.h"
 #include "golemnet/loop.h"
 #include "golemnet/multiaddr.h"
 #include "golemnet/registry.h"
@@ -50,16 +51,36 @@
 #include "gni_wq.h"
 #include "utp.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 #ifndef _WIN32
 #include <netinet/in.h>
 #include <sys/socket.h>
 #endif
+#if defined(__linux__)
+#include <linux/errqueue.h>
+#include <netinet/udp.h>
+#include <unistd.h>
+#endif
+#if defined(__linux__) && defined(UDP_SEGMENT) && defined(SOL_UDP)
+#define UTP_HAVE_GSO 1
+#endif
 
 #define UTP_RBUF_LEN (64u * 1024u)
-/* receive buffer: libuv's recvmmsg takes len / 64 KiB datagrams per call */
-#define UTP_MMSG_DGRAMS 8u
+/* receive buffer: libuv's recvmmsg takes len / 64 KiB datagrams per call,
+ * 20 at most (UV__MMSG_MAXWIDTH); only the pages a datagram lands on are
+ * touched */
+#define UTP_MMSG_DGRAMS 20u
+/* send batching (UDP GSO, Linux >= 4.18): equal-sized datagrams to one
+ * peer go out in one sendmsg() with UDP_SEGMENT, the kernel cuts them
+ * (the wire sees the same datagrams); at most 64 segments (UDP_MAX_SEGMENTS)
+ * and 65,507 bytes (one UDP payload) a call */
+#define UTP_GSO_SEGS 64u
+#define UTP_GSO_LEN 65000u
+/* the batch buffer also holds one datagram of the largest MSS */
+#define UTP_GBUF_LEN GNI_UTP_PACKET_FOR(GNI_UTP_MSS_LIMIT)
 #define UTP_RECV_LEN (UTP_MMSG_DGRAMS * 64u * 1024u)
 #define UTP_SOCK_BUF (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked for */
 #define UTP_DRAIN_MAX 4096 /* datagrams per pass (the window bounds them anyway) */
@@ -73,7 +94,14 @@ typedef struct utp_state {
     utp_sock *socks;      /* every open socket */
     uint8_t *rbuf;        /* UDP receive buffer, UTP_RECV_LEN */
     uint8_t *dbuf;        /* stream delivery buffer, UTP_RBUF_LEN */
+    uint8_t *gbuf;        /* send batch, UTP_GBUF_LEN */
     uint32_t ndialing;
+    bool gso_off;         /* a GSO send failed (no UDP_SEGMENT here): one datagram a call */
+    /* the core's settings, from the node's utp.* options at the first listen or dial */
+    gni_utp_config ccfg;
+    size_t mss_cap;       /* utp.mss_max: SIZE_MAX = the route MTU's room ("auto"), 0 = off */
+    bool ccfg_ready;
+    int ccfg_err;
 } utp_state;
 
 struct utp_sock {
@@ -235,7 +263,9 @@ static int utp_buffers(utp_state *st)
         st->rbuf = gn_malloc(UTP_RECV_LEN);
     if (!st->dbuf)
         st->dbuf = gn_malloc(UTP_RBUF_LEN);
-    return st->rbuf && st->dbuf ? 0 : GN_ENOMEM;
+    if (!st->gbuf)
+        st->gbuf = gn_malloc(UTP_GBUF_LEN);
+    return st->rbuf && st->dbuf && st->gbuf ? 0 : GN_ENOMEM;
 }
 
 static void utp_sock_free_cb(uv_handle_t *h)
@@ -265,7 +295,8 @@ static void utp_fini(gn_transport *t)
     }
     gn_free(st->rbuf);
     gn_free(st->dbuf);
-    st->rbuf = st->dbuf = NULL;
+    gn_free(st->gbuf);
+    st->rbuf = st->dbuf = st->gbuf = NULL;
 }
 
 static bool utp_at_limit(const gn_transport *t)
@@ -308,6 +339,63 @@ static void utp_send(utp_sock *k, const struct sockaddr_storage *to, const uint8
     /* UV_EAGAIN: the datagram is lost; retransmission covers it */
 }
 
+/* Sends @cnt datagrams of @seg bytes each (the last may be shorter), @len
+ * bytes in all, contiguous at @p, to @to: one sendmsg() with UDP_SEGMENT
+ * where the kernel has it, else one datagram a call. */
+static void utp_send_batch(utp_sock *k, const struct sockaddr_storage *to, const uint8_t *p,
+                           size_t len, size_t seg, unsigned cnt)
+{
+    utp_state *st = k->t->state;
+    if (k->closing)
+        return;
+#ifdef UTP_HAVE_GSO
+    uv_os_fd_t fd;
+    if (cnt > 1 && !st->gso_off && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
+        struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = len};
+        union {
+            char buf[CMSG_SPACE(sizeof(uint16_t))];
+            struct cmsghdr align;
+        } ctl;
+        memset(&ctl, 0, sizeof ctl);
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                           .msg_controllen = sizeof ctl.buf};
+        if (!k->connected) {
+            m.msg_name = (void *)(uintptr_t)to;
+            m.msg_namelen = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                      : sizeof(struct sockaddr_in);
+        }
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t gso = (uint16_t)seg;
+        memcpy(CMSG_DATA(cm), &gso, sizeof gso);
+        ssize_t rc;
+        do
+            rc = sendmsg(fd, &m, MSG_DONTWAIT);
+        while (rc < 0 && errno == EINTR);
+        if (rc >= 0)
+            return;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+            return; /* lost; retransmission covers it, as for a single datagram */
+        if (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT && errno != EOPNOTSUPP) {
+            GN_LOG(GN_LOG_DEBUG, "utp", "send: %s", uv_strerror(uv_translate_sys_error(errno)));
+            return;
+        }
+        /* no UDP GSO on this kernel or path: send them one by one from now on */
+        GN_LOG(GN_LOG_INFO, "utp", "UDP GSO unavailable (%s): one datagram per call",
+               uv_strerror(uv_translate_sys_error(errno)));
+        st->gso_off = true;
+    }
+#else
+    (void)st;
+#endif
+    for (unsigned i = 0; i < cnt; i++) {
+        size_t n = len - i * seg < seg ? len - i * seg : seg;
+        utp_send(k, to, p + i * seg, n);
+    }
+}
+
 /* An ST_RESET answering @h from @to (unknown connection or refused SYN). */
 static void utp_send_reset(utp_sock *k, const struct sockaddr_storage *to, const gni_utp_hdr *h)
 {
@@ -348,15 +436,119 @@ static void utp_kick(utp_conn *c)
         c->kick_pending = true;
 }
 
+/* Payload room per packet on the path to @peer: the route's MTU (the
+ * interface's: 65,536 on loopback) minus IP, UDP and uTP headers, SACK and
+ * the size extension; 0 (no larger packets offered) where it is not above
+ * the default MSS or cannot be read. A dial socket is connected to the peer
+ * already; for a listener's peer a throwaway socket is connected (no packet
+ * is sent). A path whose MTU is below the local route's relies on IP
+ * fragmentation (Linux's default for UDP, IP_PMTUDISC_WANT). */
+static size_t utp_path_mss(utp_sock *k, const struct sockaddr_storage *peer)
+{
+#if defined(__linux__) && defined(IP_MTU) && defined(IPV6_MTU)
+    bool v6 = peer->ss_family == AF_INET6;
+    int fd = -1, own = -1;
+    uv_os_fd_t kfd;
+    if (k->connected && uv_fileno((const uv_handle_t *)&k->h, &kfd) == 0) {
+        fd = kfd;
+    } else {
+        own = socket(peer->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (own < 0)
+            return 0;
+        socklen_t sl = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        if (connect(own, (const struct sockaddr *)peer, sl) < 0) {
+            close(own);
+            return 0;
+        }
+        fd = own;
+    }
+    int mtu = 0;
+    socklen_t ol = sizeof mtu;
+    int rc = getsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &ol);
+    if (own >= 0)
+        close(own);
+    long room = (long)mtu - (v6 ? 40 : 20) - 8 - (long)GNI_UTP_PACKET_FOR(0);
+    if (rc < 0 || room <= 1400)
+        return 0;
+    return room > GNI_UTP_MSS_LIMIT ? GNI_UTP_MSS_LIMIT : (size_t)room;
+#else
+    (void)k, (void)peer;
+    return 0;
+#endif
+}
+
+/* One utp.KEY option as an unsigned number in [lo, hi]; *@out untouched
+ * when absent. GN_EINVAL (logged) when present and not such a number. */
+static int utp_opt_num(gn_host *h, const char *key, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    const char *v = gn_host_option(h, "utp", key, 0);
+    if (!v)
+        return 0;
+    char *end = NULL;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (!*v || *v == '-' || !end || *end || n < lo || n > hi) {
+        GN_LOG(GN_LOG_ERR, "utp", "option utp.%s=%s: want a number in %llu..%llu", key, v,
+               (unsigned long long)lo, (unsigned long long)hi);
+        return GN_EINVAL;
+    }
+    *out = n;
+    return 0;
+}
+
+/* The core's settings for this instance: defaults, then the node's utp.*
+ * options (docs/utp.md "Options"), read once, at the first listen or dial
+ * (the node sets t->host before either). */
+static int utp_load_options(gn_transport *t)
+{
+    utp_state *st = t->state;
+    if (st->ccfg_ready)
+        return st->ccfg_err;
+    st->ccfg_ready = true;
+    gni_utp_config *c = &st->ccfg;
+    gni_utp_config_default(c);
+    c->connect_timeout = t->config.dial_timeout ? t->config.dial_timeout : 10 * GN_S;
+    st->mss_cap = SIZE_MAX;
+    if (!t->host)
+        return 0;
+    uint64_t v;
+    int rc = 0;
+    v = c->target_delay_us / 1000;
+    rc |= utp_opt_num(t->host, "target_delay_ms", 1, 100, &v);
+    c->target_delay_us = (uint32_t)v * 1000;
+    v = c->mss;
+    rc |= utp_opt_num(t->host, "mss", 64, 1400, &v);
+    c->mss = (size_t)v;
+    v = c->recv_buf_max;
+    rc |= utp_opt_num(t->host, "recv_buf", 4096, 64u << 20, &v);
+    c->recv_buf_max = (size_t)v;
+    v = c->send_buf_max;
+    rc |= utp_opt_num(t->host, "send_buf", 4096, 64u << 20, &v);
+    c->send_buf_max = (size_t)v;
+    v = c->md_above_target;
+    rc |= utp_opt_num(t->host, "ledbat_md", 0, 1, &v);
+    c->md_above_target = v != 0;
+    const char *m = gn_host_option(t->host, "utp", "mss_max", 0);
+    if (m && strcmp(m, "auto") != 0) {
+        v = 0;
+        rc |= utp_opt_num(t->host, "mss_max", 0, GNI_UTP_MSS_LIMIT, &v);
+        st->mss_cap = (size_t)v;
+    }
+    st->ccfg_err = rc ? GN_EINVAL : 0;
+    return st->ccfg_err;
+}
+
 static utp_conn *utp_conn_new(utp_sock *k, const struct sockaddr_storage *peer)
 {
     gn_transport *t = k->t;
+    utp_state *st = t->state;
     utp_conn *c = gn_calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    gni_utp_config cfg;
-    gni_utp_config_default(&cfg);
-    cfg.connect_timeout = t->config.dial_timeout ? t->config.dial_timeout : 10 * GN_S;
+    gni_utp_config cfg = st->ccfg;
+    size_t room = st->mss_cap ? utp_path_mss(k, peer) : 0;
+    cfg.mss_max = room < st->mss_cap ? room : st->mss_cap;
+    if (cfg.mss_max <= cfg.mss)
+        cfg.mss_max = 0;
     c->u = gni_utp_new(&cfg);
     if (!c->u) {
         gn_free(c);
@@ -415,16 +607,41 @@ static void utp_conn_destroy(utp_conn *c)
         gn_free(c);
 }
 
+/* Drains the core: runs of equal-sized datagrams (a window of full data
+ * packets) are batched into one send (utp_send_batch). */
 static void utp_flush(utp_conn *c)
 {
-    uint8_t pkt[GNI_UTP_MAX_PACKET];
+    utp_state *st = c->t->state;
+    uint8_t *b = st->gbuf;
     gn_time now = gn_loop_now(c->t->loop);
+    size_t len = 0, seg = 0, maxp = gni_utp_max_packet(c->u);
+    unsigned cnt = 0;
     for (int i = 0; i < UTP_DRAIN_MAX; i++) {
-        int n = gni_utp_drain(c->u, pkt, sizeof pkt, now);
+        if (cnt > 0 && (len + maxp > UTP_GSO_LEN || cnt == UTP_GSO_SEGS)) {
+            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            len = seg = cnt = 0;
+        }
+        int n = gni_utp_drain(c->u, b + len, maxp, now);
         if (n <= 0)
             break;
-        utp_send(c->sock, &c->peer, pkt, (size_t)n);
+        if (cnt > 0 && (size_t)n > seg) {
+            /* longer than the run: the run goes first, this one starts the next */
+            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            memmove(b, b + len, (size_t)n);
+            len = seg = cnt = 0;
+        }
+        if (cnt == 0)
+            seg = (size_t)n;
+        len += (size_t)n;
+        cnt++;
+        if ((size_t)n < seg) {
+            /* shorter: it may end a GSO run, nothing may follow it */
+            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            len = seg = cnt = 0;
+        }
     }
+    if (cnt)
+        utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
 }
 
 static void utp_arm(utp_conn *c)
@@ -663,6 +880,62 @@ static void utp_accept_syn(utp_sock *k, const struct sockaddr_storage *from, con
     l->base.accept_cb(l->base.accept_arg, &l->base, 0, &c->s);
 }
 
+/* A listener's socket (not connected) takes ICMP errors with IP_RECVERR:
+ * the kernel queues each with the datagram's destination, and the next
+ * receive without data reports the error. Reads the queue (bounded) and
+ * fails the connections to each unreachable peer: port unreachable gives
+ * GN_ECONNREFUSED, host or network unreachable GN_EUNREACHABLE; "too big"
+ * and other reports are dropped (IP fragmentation covers the size). */
+static void utp_sock_errqueue(utp_sock *k)
+{
+#if defined(__linux__) && defined(IP_RECVERR) && defined(IPV6_RECVERR)
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&k->h, &fd) != 0)
+        return;
+    for (int i = 0; i < 64 && !k->closing; i++) {
+        struct sockaddr_storage dst;
+        uint8_t body[64];
+        union {
+            char buf[512];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {.iov_base = body, .iov_len = sizeof body};
+        struct msghdr m = {.msg_name = &dst, .msg_namelen = sizeof dst, .msg_iov = &iov,
+                           .msg_iovlen = 1, .msg_control = ctl.buf,
+                           .msg_controllen = sizeof ctl.buf};
+        memset(&dst, 0, sizeof dst);
+        if (recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+            return;
+        int err = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+            if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
+                (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_RECVERR)) {
+                struct sock_extended_err ee;
+                memcpy(&ee, CMSG_DATA(cm), sizeof ee);
+                if (ee.ee_origin == SO_EE_ORIGIN_ICMP || ee.ee_origin == SO_EE_ORIGIN_ICMP6) {
+                    if (ee.ee_errno == ECONNREFUSED)
+                        err = GN_ECONNREFUSED;
+                    else if (ee.ee_errno == EHOSTUNREACH || ee.ee_errno == ENETUNREACH)
+                        err = GN_EUNREACHABLE;
+                }
+            }
+        }
+        if (!err)
+            continue;
+        GN_LOG(GN_LOG_DEBUG, "utp", "ICMP %s for a peer of a listener socket", gn_err_name(err));
+        for (utp_conn *c = k->conns, *next; c; c = next) {
+            next = c->next;
+            if (c->destroyed || !utp_sa_equal(&c->peer, &dst))
+                continue;
+            gni_utp_fail(c->u, err);
+            utp_kick(c);  /* the pass reports it, from the loop */
+        }
+    }
+#else
+    (void)k;
+#endif
+}
+
 static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                         const struct sockaddr *addr, unsigned flags)
 {
@@ -678,11 +951,19 @@ static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
             utp_conn *c = k->conns;
             gni_utp_fail(c->u, err == GN_ECONNREFUSED ? GN_ECONNREFUSED : GN_EUNREACHABLE);
             utp_conn_run(c);
+        } else if (!k->connected) {
+            utp_sock_errqueue(k);
         }
         return;
     }
-    if (nread == 0 || !addr)
+    if (nread == 0 || !addr) {
+        /* the end of a read burst (EAGAIN): an error a send consumed leaves
+         * its queue entry, and POLLERR, behind; read them here so the loop
+         * does not keep waking up */
+        if (!addr && !k->connected)
+            utp_sock_errqueue(k);
         return;
+    }
     struct sockaddr_storage from;
     memset(&from, 0, sizeof from);
     memcpy(&from, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
@@ -735,6 +1016,15 @@ static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to
     if (bind_to) {
         rc = uv_udp_bind(&k->h, (const struct sockaddr *)bind_to,
                          fam == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
+#if defined(__linux__) && defined(IP_RECVERR) && defined(IPV6_RECVERR)
+        uv_os_fd_t fd;
+        if (rc == 0 && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
+            /* ICMP errors for a listener's peers (utp_sock_errqueue) */
+            int one = 1;
+            (void)setsockopt(fd, fam == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                             fam == AF_INET6 ? IPV6_RECVERR : IP_RECVERR, &one, sizeof one);
+        }
+#endif
     } else {
         rc = uv_udp_connect(&k->h, (const struct sockaddr *)connect_to);
         k->connected = rc == 0;
@@ -772,6 +1062,8 @@ static int utp_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, 
     int rc = utp_ma_to_sockaddr(ma, &ss);
     if (rc < 0)
         return rc == GN_ENOTRANSPORT ? GN_EINVAL : rc;
+    if ((rc = utp_load_options(t)) < 0)
+        return rc;
     utp_listener *l = gn_calloc(1, sizeof *l);
     if (!l)
         return GN_ENOMEM;
@@ -863,6 +1155,8 @@ static int utp_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void
     struct sockaddr_storage ss;
     int rc = utp_ma_to_sockaddr(ma, &ss);
     if (rc < 0)
+        return rc;
+    if ((rc = utp_load_options(t)) < 0)
         return rc;
     if (utp_at_limit(t))
         return GN_ELIMIT;

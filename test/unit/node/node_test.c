@@ -163,6 +163,8 @@ typedef struct opts {
     gn_time idle_timeout;
     gn_time upgrade_timeout; /* 0: 5 s */
     bool no_listen;
+    const char *const *options; /* component options, n_options entries */
+    size_t n_options;
 } opts;
 
 static const opts mem_noise = {.transport = "memory", .security = "noise", .muxers = "yamux"};
@@ -198,6 +200,8 @@ static void node_up(tnode *t, uint32_t seed, const opts *o)
     }
     cfg.idle_timeout = o->idle_timeout;
     cfg.upgrade_timeout = o->upgrade_timeout ? o->upgrade_timeout : 5 * GN_S;
+    cfg.options = o->options;
+    cfg.n_options = o->n_options;
     CHECK_OK(gn_node_new(&cfg, &t->n));
     for (size_t i = 0; i < 4; i++) {
         if (!all_nodes[i]) {
@@ -412,6 +416,41 @@ GN_TEST(utp_noise_dial)
     if (!have)
         SKIP("built without -Dutp");
     basic_dial("utp", "noise", "/noise");
+}
+
+GN_TEST(utp_options)
+{
+    gn_registry *reg = NULL;
+    CHECK_EQ(gn_registry_new(&reg), 0);
+    CHECK_EQ(gn_registry_add_builtins(reg), 0);
+    bool have = gn_registry_find(reg, GN_LAYER_TRANSPORT, "utp") != NULL;
+    gn_registry_free(reg);
+    if (!have)
+        SKIP("built without -Dutp");
+    setup();
+    /* the core's settings from utp.* options: a Noise + yamux dial works
+     * with them on both ends */
+    static const char *const good[] = {"utp.target_delay_ms=50", "utp.mss=1200",
+                                       "utp.mss_max=0", "utp.recv_buf=262144",
+                                       "utp.send_buf=131072", "utp.ledbat_md=0"};
+    opts o = {.transport = "utp", .security = "noise", .muxers = "yamux", .options = good,
+              .n_options = 6};
+    tnode a, b;
+    node_up(&a, 1, &o);
+    node_up(&b, 2, &o);
+    gn_channel_rele(dial_ok(&a, b.addr));
+    /* a value out of range: the uTP listener fails with GN_EINVAL */
+    static const char *const bad[] = {"utp.target_delay_ms=500"};
+    opts ob = {.transport = "utp", .security = "noise", .muxers = "yamux", .options = bad,
+               .n_options = 1, .no_listen = true};
+    tnode c;
+    node_up(&c, 3, &ob);
+    const char *listen = "/ip4/127.0.0.1/udp/0/utp";
+    CHECK_EQ(gn_node_listen(c.n, listen, NULL), 0);
+    gn_node_event ev;
+    CHECK(wait_event(&c, GN_NODE_EV_LISTEN_FAILED, &ev, 5000));
+    CHECK_EQ(ev.status, GN_EINVAL);
+    finish();
 }
 
 /* Replaces the /p2p/ id of @addr with @pid's. */
@@ -2044,7 +2083,7 @@ GN_TEST(mux_streams_accounted_and_refused)
 }
 
 GN_TEST_MAIN(GN_T(memory_plaintext_dial), GN_T(memory_noise_dial), GN_T(tcp_noise_dial),
-             GN_T(tcp_ecies_dial), GN_T(utp_noise_dial), GN_T(dial_wrong_peer_id), GN_T(dial_wrong_peer_id_reports_received),
+             GN_T(tcp_ecies_dial), GN_T(utp_noise_dial), GN_T(utp_options), GN_T(dial_wrong_peer_id), GN_T(dial_wrong_peer_id_reports_received),
              GN_T(dial_errors),
              GN_T(config_errors), GN_T(reuse_and_simultaneous_dial), GN_T(crossing_dials),
              GN_T(handlers_and_custom_streams), GN_T(messages_send_unicast_broadcast),

@@ -152,6 +152,8 @@ typedef struct sim {
     gn_time max_qdelay;         /* largest bottleneck queueing delay seen */
     gn_time qdelay_after;       /* ... counted from this time on */
     bool drop_all;
+    uint64_t cross_rate;        /* unresponsive cross traffic at the bottleneck, bytes/s */
+    gn_time cross_from, cross_until, cross_last;
     uint16_t a_isn, b_isn;
     uint64_t delivered_ab;
 } sim;
@@ -201,6 +203,14 @@ static void sim_push(sim *s, sim_dir *d, const uint8_t *p, size_t n, bool bottle
         sim_pkt *k = &d->q[d->n++];
         gn_time t = s->now;
         if (bottleneck && s->rate) {
+            if (s->cross_rate && s->now > s->cross_from && s->cross_last < s->cross_until) {
+                /* the cross traffic sent since the last packet joins the queue */
+                gn_time from = s->cross_last > s->cross_from ? s->cross_last : s->cross_from;
+                gn_time to = s->now < s->cross_until ? s->now : s->cross_until;
+                gn_time b = d->busy_until > from ? d->busy_until : from;
+                d->busy_until = b + (to - from) * s->cross_rate / s->rate;
+                s->cross_last = to;
+            }
             gn_time start = d->busy_until > s->now ? d->busy_until : s->now;
             if (s->now >= s->qdelay_after && start - s->now > s->max_qdelay)
                 s->max_qdelay = start - s->now;
@@ -470,6 +480,180 @@ GN_TEST(utp_handshake_ids)
     gni_utp_free(b);
 }
 
+/* ---- larger packets (golemnet's size offer, extension 2) --------- */
+
+static uint8_t big_buf[GNI_UTP_PACKET_FOR(GNI_UTP_MSS_LIMIT)];
+
+/* Handshake between a (mss_max @ma) and b (mss_max @mb) over a lossless
+ * link; returns the SYN's offer in *@syn_off and the SYN-ACK's in *@ack_off. */
+static void big_pair(size_t ma, size_t mb, gni_utp **a, gni_utp **b, uint16_t *syn_off,
+                     uint16_t *ack_off)
+{
+    gni_utp_config ca, cb;
+    gni_utp_config_default(&ca);
+    gni_utp_config_default(&cb);
+    ca.mss_max = ma;
+    cb.mss_max = mb;
+    *a = gni_utp_new(&ca);
+    *b = gni_utp_new(&cb);
+    CHECK(*a && *b);
+    gn_time now = 5 * GN_S;
+    CHECK_EQ(gni_utp_connect(*a, 3000, 40, now), 0);
+    int n = gni_utp_drain(*a, big_buf, sizeof(big_buf), now);
+    gni_utp_hdr h;
+    CHECK_EQ(gni_utp_parse(big_buf, (size_t)n, &h), n);
+    CHECK_EQ(h.type, GNI_UTP_ST_SYN);
+    *syn_off = h.gn_mss;
+    CHECK_EQ(gni_utp_accept(*b, big_buf, (size_t)n, 900, now), 0);
+    n = gni_utp_drain(*b, big_buf, sizeof(big_buf), now);
+    CHECK_EQ(gni_utp_parse(big_buf, (size_t)n, &h), n);
+    CHECK_EQ(h.type, GNI_UTP_ST_STATE);
+    *ack_off = h.gn_mss;
+    CHECK_EQ(gni_utp_feed(*a, big_buf, (size_t)n, now), 0);
+    CHECK_EQ(gni_utp_get_state(*a), GNI_UTP_CONNECTED);
+    /* the initiator's ack of the SYN-ACK carries no offer any more */
+    n = gni_utp_drain(*a, big_buf, sizeof(big_buf), now);
+    CHECK_EQ(gni_utp_parse(big_buf, (size_t)n, &h), 20);
+    CHECK_EQ(gni_utp_feed(*b, big_buf, (size_t)n, now), 0);
+}
+
+static size_t big_mss(const gni_utp *u)
+{
+    gni_utp_stats st;
+    gni_utp_get_stats(u, &st);
+    return st.mss;
+}
+
+GN_TEST(utp_big_packets)
+{
+    gni_utp *a, *b;
+    uint16_t so, ao;
+    /* the SYN's offer, byte for byte: extension 2 first, then next 0,
+     * len 8, "gnO", 0, 60000 big-endian, 0, 0; no payload */
+    gni_utp_config c;
+    gni_utp_config_default(&c);
+    c.mss_max = 60000;
+    a = gni_utp_new(&c);
+    CHECK_EQ(gni_utp_connect(a, 3000, 40, 0), 0);
+    uint8_t syn[64];
+    CHECK_EQ(gni_utp_drain(a, syn, sizeof(syn), 0), 30);
+    CHECK_EQ(syn[1], GNI_UTP_EXT_BITS);
+    CHECK(memcmp(syn + 20, "\x00\x08gnO\x00\xea\x60\x00\x00", 10) == 0);
+    gni_utp_free(a);
+    /* the default (mss_max 0) sends no extension: the wire is as before */
+    a = gni_utp_new(NULL);
+    CHECK_EQ(gni_utp_connect(a, 3000, 40, 0), 0);
+    CHECK_EQ(gni_utp_drain(a, syn, sizeof(syn), 0), 20);
+    CHECK_EQ(syn[1], 0);
+    gni_utp_free(a);
+
+    /* both offer: the smaller offer on both ends */
+    big_pair(60000, 9000, &a, &b, &so, &ao);
+    CHECK_EQ(so, 60000);
+    CHECK_EQ(ao, 9000);
+    CHECK_EQ(big_mss(a), 9000);
+    CHECK_EQ(big_mss(b), 9000);
+    CHECK_EQ(gni_utp_max_packet(a), GNI_UTP_PACKET_FOR(9000));
+    gni_utp_free(a);
+    gni_utp_free(b);
+    /* a peer that does not offer (libutp, libtorrent): no answer, 1400 */
+    big_pair(60000, 0, &a, &b, &so, &ao);
+    CHECK_EQ(so, 60000);
+    CHECK_EQ(ao, 0);
+    CHECK_EQ(big_mss(a), 1400);
+    CHECK_EQ(big_mss(b), 1400);
+    CHECK_EQ(gni_utp_max_packet(a), GNI_UTP_MAX_PACKET);
+    gni_utp_free(a);
+    gni_utp_free(b);
+    /* our offer echoed back on the SYN-ACK ('O', not an answer 'A') is no
+     * golemnet peer: 1400 */
+    {
+        gni_utp_config co;
+        gni_utp_config_default(&co);
+        co.mss_max = 60000;
+        a = gni_utp_new(&co);
+        b = gni_utp_new(NULL);
+        uint8_t pkt[64];
+        CHECK_EQ(gni_utp_connect(a, 3000, 40, 0), 0);
+        int n = gni_utp_drain(a, pkt, sizeof(pkt), 0);
+        CHECK_EQ(n, 30);
+        CHECK_EQ(gni_utp_accept(b, pkt, (size_t)n, 900, 0), 0);
+        uint8_t synack[64];
+        CHECK_EQ(gni_utp_drain(b, synack, sizeof(synack), 0), 20);
+        synack[1] = GNI_UTP_EXT_BITS;
+        memcpy(synack + 20, pkt + 20, 10);  /* "gnO" 60000 */
+        CHECK_EQ(gni_utp_feed(a, synack, 30, 0), 0);
+        CHECK_EQ(gni_utp_get_state(a), GNI_UTP_CONNECTED);
+        CHECK_EQ(big_mss(a), 1400);
+        gni_utp_free(a);
+        gni_utp_free(b);
+    }
+    /* an initiator that does not offer gets no offer back */
+    big_pair(0, 60000, &a, &b, &so, &ao);
+    CHECK_EQ(so, 0);
+    CHECK_EQ(ao, 0);
+    CHECK_EQ(big_mss(a), 1400);
+    CHECK_EQ(big_mss(b), 1400);
+    gni_utp_free(a);
+    gni_utp_free(b);
+
+    /* 4 MB a -> b with 60000-byte payloads, byte-exact, 1 ms per exchange */
+    big_pair(60000, 60000, &a, &b, &so, &ao);
+    CHECK_EQ(big_mss(a), 60000);
+    CHECK_EQ(big_mss(b), 60000);
+    size_t total = 4u << 20, sent = 0, got = 0, largest = 0;
+    uint8_t *tx = pattern(total, 77), *rx = malloc(total);
+    CHECK(rx != NULL);
+    gn_time now = 6 * GN_S;
+    for (int i = 0; i < 100000 && got < total; i++) {
+        now += GN_MS;
+        if (sent < total) {
+            long w = gni_utp_write(a, tx + sent, total - sent);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        for (int k = 0; k < 2000; k++) {
+            int n = gni_utp_drain(a, big_buf, sizeof(big_buf), now);
+            CHECK(n >= 0);
+            if (n <= 0)
+                break;
+            CHECK((size_t)n <= gni_utp_max_packet(a));
+            if ((size_t)n > largest)
+                largest = (size_t)n;
+            CHECK_EQ(gni_utp_feed(b, big_buf, (size_t)n, now), 0);
+        }
+        for (int k = 0; k < 1000; k++) {
+            long r = gni_utp_read(b, rx + got, total - got);
+            CHECK(r >= 0);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        for (int k = 0; k < 2000; k++) {
+            int n = gni_utp_drain(b, big_buf, sizeof(big_buf), now);
+            CHECK(n >= 0);
+            if (n <= 0)
+                break;
+            CHECK_EQ(gni_utp_feed(a, big_buf, (size_t)n, now), 0);
+        }
+    }
+    CHECK_EQ(got, total);
+    CHECK(memcmp(rx, tx, total) == 0);
+    CHECK_EQ(largest, GNI_UTP_HDR_LEN + 60000);
+    gni_utp_stats st;
+    gni_utp_get_stats(a, &st);
+    CHECK(st.sent_packets < total / 50000);  /* 70-odd packets, not 3000 */
+    free(tx);
+    free(rx);
+    gni_utp_free(a);
+    gni_utp_free(b);
+    /* out of range */
+    c.mss_max = GNI_UTP_MSS_LIMIT + 1;
+    CHECK(gni_utp_new(&c) == NULL);
+    c.mss_max = 1000;  /* below mss */
+    CHECK(gni_utp_new(&c) == NULL);
+}
+
 /* ---- transfers ------------------------------------------------------- */
 
 GN_TEST(utp_transfer_clean)
@@ -732,6 +916,57 @@ GN_TEST(utp_ledbat_target)
     sim_fini(&s);
 }
 
+GN_TEST(utp_ledbat_yields)
+{
+    /* A -> B through a 1 MB/s bottleneck (20 ms propagation); after 10 s an
+     * unresponsive flow sends 950 KB/s through the same queue for 10 s.
+     * LEDBAT must give way: while the other flow runs, uTP's share falls to
+     * a small fraction of the link within a few RTTs (RFC 6817's linear
+     * decrease needs ~20 s to get there from a 130 KB window), then uTP
+     * takes the link back once the other flow stops. */
+    sim s;
+    sim_init(&s, 14);
+    s.delay = 20 * GN_MS;
+    s.rate = 1000000;
+    size_t n = 40u * 1000 * 1000;
+    uint8_t *ta = pattern(n, 14);
+    s.a.tx = ta;
+    s.a.tx_len = n;
+    s.b.rx = malloc(n);
+    s.b.rx_cap = n;
+    sim_connect(&s, 6);
+    gn_time t0 = s.now;
+    s.cross_rate = 950000;
+    s.cross_from = s.cross_last = t0 + 10 * GN_S;
+    s.cross_until = t0 + 20 * GN_S;
+    size_t at[4] = {0};  /* bytes B had at 10, 12, 20, 30 s */
+    const gn_time mark[4] = {10 * GN_S, 12 * GN_S, 20 * GN_S, 30 * GN_S};
+    size_t cwnd_min = SIZE_MAX;
+    for (long i = 0; i < 40000000 && s.now - t0 < 30 * GN_S; i++) {
+        CHECK(sim_step(&s));
+        for (int k = 0; k < 4; k++)
+            if (!at[k] && s.now - t0 >= mark[k])
+                at[k] = s.b.rx_len;
+        if (s.now - t0 > 12 * GN_S && s.now - t0 < 20 * GN_S) {
+            gni_utp_stats st;
+            gni_utp_get_stats(s.a.u, &st);
+            if (st.cwnd < cwnd_min)
+                cwnd_min = st.cwnd;
+        }
+    }
+    if (!at[3])
+        at[3] = s.b.rx_len;
+    printf("# ledbat yields: before %zu B/s, beside %zu B/s (cwnd min %zu), after %zu B/s\n",
+           at[0] / 10, (at[2] - at[1]) / 8, cwnd_min, (at[3] - at[2]) / 10);
+    CHECK(at[0] > 8u * 1000 * 1000);            /* alone: >= 80 % of the link */
+    CHECK((at[2] - at[1]) / 8 < 100000);        /* beside the other flow: < 10 % */
+    CHECK(cwnd_min <= 8 * s.cfg.mss);
+    CHECK((at[3] - at[2]) / 10 > 700000);       /* back to most of the link */
+    CHECK(memcmp(s.b.rx, ta, s.b.rx_len) == 0);
+    free(ta);
+    sim_fini(&s);
+}
+
 GN_TEST(utp_fast_retransmit_sack)
 {
     /* one lost data packet among many: recovered by SACK / dup acks long
@@ -798,5 +1033,5 @@ GN_TEST_MAIN(GN_T(utp_hdr_kat), GN_T(utp_parse_extensions), GN_T(utp_handshake_i
              GN_T(utp_transfer_clean), GN_T(utp_transfer_lossy), GN_T(utp_transfer_seq_wrap),
              GN_T(utp_transfer_small_buffers), GN_T(utp_empty_transfer_fin_both),
              GN_T(utp_syn_timeout), GN_T(utp_reset), GN_T(utp_peer_dies),
-             GN_T(utp_receive_window), GN_T(utp_keepalive), GN_T(utp_ledbat_target),
+             GN_T(utp_receive_window), GN_T(utp_keepalive), GN_T(utp_ledbat_target), GN_T(utp_ledbat_yields), GN_T(utp_big_packets),
              GN_T(utp_fast_retransmit_sack), GN_T(utp_config_bounds))

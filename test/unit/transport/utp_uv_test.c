@@ -149,4 +149,65 @@ GN_TEST(syn_flood_bound_and_resets)
     gn_loop_free(loop);
 }
 
-GN_TEST_MAIN(GN_T(syn_flood_bound_and_resets))
+static void on_written(void *arg, int status) { (void)arg, (void)status; }
+
+GN_TEST(listener_icmp_refused)
+{
+    /* a peer of a listener's socket closes its port: the ICMP port
+     * unreachable that our next datagram draws fails the accepted stream
+     * with GN_ECONNREFUSED at once, not after RTOs (IP_RECVERR) */
+    CHECK_EQ(gn_loop_new(NULL, &loop), 0);
+    accepts = errors = last_err = closed_n = 0;
+    gn_registry *reg;
+    CHECK_EQ(gn_registry_new(&reg), 0);
+    CHECK_EQ(gn_registry_add_builtins(reg), 0);
+    const gn_transport_ops *ops =
+        (const gn_transport_ops *)gn_registry_find(reg, GN_LAYER_TRANSPORT, "utp");
+    CHECK(ops != NULL);
+    gn_transport *t;
+    CHECK_EQ(gn_transport_new(ops, loop, NULL, &t), 0);
+    gn_multiaddr *ma, *bound;
+    CHECK_EQ(gn_multiaddr_parse("/ip4/127.0.0.1/udp/0/utp", &ma), 0);
+    gn_listener *l;
+    CHECK_EQ(gn_transport_listen(t, ma, on_accept, NULL, &l), 0);
+    CHECK_EQ(gn_listener_addr(l, &bound), 0);
+    char s[128];
+    gn_multiaddr_to_string(bound, s, sizeof s);
+    int port = atoi(strstr(s, "/udp/") + 5);
+    gn_timer tk;
+    gn_timer_init(loop, &tk);
+    gn_timer_start(&tk, 20 * GN_MS, tick, NULL);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    send_pkt(fd, &to, GNI_UTP_ST_SYN, 500, 1);
+    uint16_t ids[8];
+    run_collect(fd, 100, ids, 8);
+    CHECK_EQ(accepts, 1);
+    close(fd);  /* the peer's port is gone */
+    gn_slice sl = gn_slice_of((const uint8_t *)"hello", 5);
+    CHECK_EQ(gn_stream_write(acc[0], &sl, 1, on_written, NULL), 0);
+    gn_time t0 = gn_loop_now(loop);
+    for (int i = 0; i < 1000 && !errors && gn_loop_now(loop) - t0 < 2 * GN_S; i++)
+        gn_loop_run(loop, GN_RUN_ONCE);
+    CHECK_EQ(errors, 1);
+    CHECK_EQ(last_err, GN_ECONNREFUSED);
+    CHECK(gn_loop_now(loop) - t0 < 400 * GN_MS);  /* before the first RTO (500 ms floor) */
+    for (int i = 0; i < 20; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(closed_n, 1);
+    gn_timer_stop(&tk);
+    bool lc = false;
+    gn_listener_close(l, NULL, &lc);
+    for (int i = 0; i < 10; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(t->nconns, 0);
+    gn_multiaddr_free(ma);
+    gn_multiaddr_free(bound);
+    gn_transport_free(t);
+    gn_registry_free(reg);
+    gn_loop_free(loop);
+}
+
+GN_TEST_MAIN(GN_T(syn_flood_bound_and_resets), GN_T(listener_icmp_refused))
