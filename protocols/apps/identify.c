@@ -256,17 +256,12 @@ static int dup_str(const char *s, char **out)
 /* Checks the public key and derives the peer ID into @r. */
 static int take_key(gni_identify_result *r, const ProtobufCBinaryData *k, const gn_peer_id *expected)
 {
-    uint8_t pub[GN_ED25519_PUBLICKEYBYTES];
     gn_key_type type = GN_KEY_RSA;
-    int rc = gn_pubkey_decode(k->data, k->len, &type, pub);
-    if (rc == GN_EPARSE || rc == GN_ETOOBIG || rc == GN_EINVAL ||
-        (rc == GN_EBADKEY && type == GN_KEY_ED25519)) {
+    /* every key type (RSA, Ed25519, secp256k1, ECDSA), checked in full (issue 17) */
+    int rc = gn_pubkey_check(k->data, k->len, &type);
+    if (rc < 0) {
         return GN_EBADKEY;
     }
-    if (rc < 0 && rc != GN_EBADKEY) {
-        return rc; /* GN_ENOMEM */
-    }
-    /* other key types (RSA, secp256k1, ECDSA) are well-formed: accepted */
     gn_peer_id pid;
     rc = gn_peer_id_from_pubkey(k->data, k->len, &pid);
     if (rc < 0) {

@@ -55,7 +55,7 @@ typedef struct gni_identify_info {
     const char *protocol_version;
     /** NUL-terminated; NULL: field omitted. */
     const char *agent_version;
-    /** Our libp2p PublicKey protobuf (gn_pubkey_encode_ed25519()); len 0: omitted. */
+    /** Our libp2p PublicKey protobuf (gn_identity_encode_public()); len 0: omitted. */
     gn_slice public_key;
     /** @listen_addr_cnt (<= GNI_IDENTIFY_MAX_ADDRS) addresses, sent in binary form. */
     const gn_multiaddr *const *listen_addrs;
