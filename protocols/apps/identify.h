@@ -105,8 +105,15 @@ typedef struct gni_identify_result {
     gn_multiaddr *observed_addr;
     char **protocols;
     size_t protocol_cnt;
-    /** A signedPeerRecord was present (its content is not checked or kept). */
+    /** A signedPeerRecord was present (its addresses are not kept). */
     bool has_signed_peer_record;
+    /**
+     * The signedPeerRecord's envelope verified (issue 17): payload type
+     * 03 01, signed by its key (any key type) for "libp2p-peer-record", that
+     * key being the peer's (from public_key, else the expected peer). False
+     * when absent or not verified; a bad record does not fail the decode.
+     */
+    bool signed_peer_record_ok;
 } gni_identify_result;
 
 /**

@@ -6,7 +6,13 @@
 //       exit 0 when it verifies, 1 when not (2 when js throws)
 //   node keys_check.mjs genkey TYPE FILE
 //       writes a fresh PrivateKey protobuf of TYPE (Ed25519, RSA, secp256k1, ECDSA)
+//   node keys_check.mjs record KEYFILE
+//       prints the hex of a signed peer record envelope js seals with the key
+//       (@libp2p/peer-record, what js-libp2p's identify sends)
 import { readFileSync, writeFileSync } from 'node:fs'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import {
   generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf,
   publicKeyFromProtobuf, publicKeyToProtobuf
@@ -24,6 +30,13 @@ try {
     const ok = await pub.verify(new TextEncoder().encode(args[1]), Buffer.from(args[2], 'hex'))
     console.log(ok ? 'ok' : 'bad signature')
     process.exit(ok ? 0 : 1)
+  } else if (cmd === 'record' && args.length === 1) {
+    const key = privateKeyFromProtobuf(readFileSync(args[0]))
+    const record = new PeerRecord({
+      peerId: peerIdFromPrivateKey(key),
+      multiaddrs: [multiaddr('/ip4/127.0.0.1/tcp/4001')]
+    })
+    console.log(hex((await RecordEnvelope.seal(record, key)).marshal()))
   } else if (cmd === 'genkey' && args.length === 2) {
     const key = await generateKeyPair(args[0])
     writeFileSync(args[1], privateKeyToProtobuf(key), { mode: 0o600 })

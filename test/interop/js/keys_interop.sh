@@ -9,7 +9,8 @@
 #    pinned by package-lock.json) derives from them (keys_peer_ids.mjs).
 # 2. For every key type, key files written by golemnet and by js: both load
 #    them with the same PublicKey bytes, and each verifies the other's
-#    signature (key_tool <-> keys_check.mjs).
+#    signature (key_tool <-> keys_check.mjs); golemnet's identify decoder
+#    verifies the signed peer record js seals with the key (not ECDSA).
 # 3. RSA and secp256k1 identities over Noise, both ways: a golemnet node with
 #    the key type <- a js dialer with the key type (identify, ping), and a
 #    js listener <- golemnet ping, each side seeing the other's peer ID.
@@ -174,6 +175,16 @@ for T in ed25519 rsa secp256k1 ecdsa; do
 			todo "$T key written by $W: golemnet verifies js's signature (js signs raw r||s, not DER: $(head -n 1 "$LOGDIR/gverify-$W-$T.out"))"
 		else
 			not_ok "$T key written by $W: golemnet verifies js's signature" "$LOGDIR/gverify-$W-$T.out"
+		fi
+		# a signed peer record js seals with the key (as its identify sends)
+		if [ "$T" != ecdsa ]; then
+			run "jrec-$W-$T" "$NODE" keys_check.mjs record "$K"
+			run "grec-$W-$T" "$GN_KEY_TOOL" record "$K" "$(head -n 1 "$LOGDIR/jrec-$W-$T.out")"
+			if [ "$RC" -eq 0 ]; then
+				ok "$T key written by $W: golemnet's identify verifies js's signed peer record"
+			else
+				not_ok "$T key written by $W: golemnet's identify verifies js's signed peer record" "$LOGDIR/jrec-$W-$T.err" "$LOGDIR/grec-$W-$T.out"
+			fi
 		fi
 		# a changed message fails on both sides
 		run "gverify-bad-$W-$T" "$GN_KEY_TOOL" verify "$GPUB" "$MSG." "$GSIG"

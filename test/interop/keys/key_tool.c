@@ -7,11 +7,18 @@
  *       prints "<PublicKey protobuf hex> <signature hex> <key type>"
  *   key_tool verify PUBKEY_HEX MESSAGE SIGNATURE_HEX
  *       exit 0 when the signature verifies, 1 (and the error name) when not
+ *   key_tool record KEYFILE ENVELOPE_HEX
+ *       decodes an Identify message carrying the key's public key and the
+ *       envelope as signedPeerRecord (gni_identify_decode); exit 0 when the
+ *       record verified, 1 when not
  *
  * MESSAGE is the argument's bytes. Exit 2 on usage or load errors.
  */
 #include "golemnet/err.h"
 #include "golemnet/identity.h"
+#include "golemnet/multiformats.h"
+#include "identify.h"
+#include "identify.pb-c.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +85,44 @@ int main(int argc, char **argv)
         printf("ok\n");
         return 0;
     }
-    fprintf(stderr, "usage: key_tool sign KEYFILE MESSAGE | verify PUBHEX MESSAGE SIGHEX\n");
+    if (argc == 4 && !strcmp(argv[1], "record")) {
+        gn_identity *id = NULL;
+        int rc = gn_identity_load(argv[2], &id);
+        static uint8_t env[8192], pk[GN_PUBKEY_MAX_BYTES], msg[16384];
+        long el = unhex(argv[3], env, sizeof env);
+        if (rc < 0 || el < 0) {
+            fprintf(stderr, "key_tool: bad key file or hex\n");
+            gn_identity_free(id);
+            return 2;
+        }
+        int kl = gn_identity_encode_public(id, pk, sizeof pk);
+        gn_peer_id pid;
+        gn_identity_peer_id(id, &pid);
+        gn_identity_free(id);
+        Gnpb__Identify m = GNPB__IDENTIFY__INIT;
+        m.has_publickey = 1;
+        m.publickey.data = pk;
+        m.publickey.len = (size_t)kl;
+        m.has_signedpeerrecord = 1;
+        m.signedpeerrecord.data = env;
+        m.signedpeerrecord.len = (size_t)el;
+        size_t n = gnpb__identify__get_packed_size(&m);
+        if (kl < 0 || n + 10 > sizeof msg)
+            return 2;
+        int hl = gn_varint_encode(n, msg, sizeof msg);
+        n = (size_t)hl + gnpb__identify__pack(&m, msg + hl);
+        gni_identify_result *r = NULL;
+        rc = gni_identify_decode(msg, n, &pid, true, &r);
+        if (rc < 0) {
+            printf("%s\n", gn_err_name(rc));
+            return 1;
+        }
+        bool ok = r->signed_peer_record_ok;
+        gni_identify_result_free(r);
+        printf("%s\n", ok ? "ok" : "not verified");
+        return ok ? 0 : 1;
+    }
+    fprintf(stderr, "usage: key_tool sign KEYFILE MESSAGE | verify PUBHEX MESSAGE SIGHEX | "
+                    "record KEYFILE ENVHEX\n");
     return 2;
 }
