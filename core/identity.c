@@ -1,13 +1,14 @@
 /*
- * Identities: Ed25519 key pairs (libsodium), the libp2p PublicKey and
- * PrivateKey protobufs (protobuf-c), peer IDs and their text forms.
+ * Identities: key pairs of every libp2p key type (Ed25519, RSA, secp256k1,
+ * ECDSA; the key material is in keys.c), the libp2p PublicKey and PrivateKey
+ * protobufs (protobuf-c), peer IDs and their text forms.
  *
- * Spec: libp2p/specs peer-ids/peer-ids.md ("Keys", "Key Types: Ed25519",
- * "Peer Ids", "String representation").
+ * Spec: libp2p/specs peer-ids/peer-ids.md ("Keys", "Key Types", "Peer Ids",
+ * "String representation").
  *
  * Secrets: the 64-byte libsodium secret key (seed || public key, which is
- * also libp2p's Ed25519 private key encoding) lives in sodium_malloc()
- * memory. protobuf-c allocations that may hold private key bytes go through
+ * also libp2p's Ed25519 private key encoding) and the secp256k1 scalar live
+ * in sodium_malloc() memory; RSA and ECDSA keys in OpenSSL's key objects. protobuf-c allocations that may hold private key bytes go through
  * an allocator that wipes every block on free; stack copies are wiped with
  * sodium_memzero() before returning.
  *
@@ -17,6 +18,7 @@
 #include "golemnet/identity.h"
 #include "golemnet/multiformats.h"
 #include "gni.h"
+#include "keys.h"
 
 #include "keys.pb-c.h"
 
@@ -37,18 +39,18 @@
 
 /** Encoded Ed25519 PublicKey protobuf: 08 01 12 20 <32 bytes>. */
 #define ID_PUBKEY_PB_LEN 36
-/** Encoded Ed25519 PrivateKey protobuf: 08 01 12 40 <64 bytes>. */
-#define ID_PRIVKEY_PB_LEN 68
 /** Largest key file read (and PrivateKey protobuf decoded). */
-#define ID_KEYFILE_MAX 4096
+#define ID_KEYFILE_MAX GN_PRIVKEY_MAX_BYTES
 /** Longest public key hashed with the identity multihash (peer-ids "Peer Ids"). */
 #define ID_INLINE_KEY_MAX 42
 #define ID_SHA256_LEN 32
 
 struct gn_identity {
-    /* crypto_sign secret key: seed (32) || public key (32); sodium_malloc'd. */
-    unsigned char *sk;
-    uint8_t pk[GN_ED25519_PUBLICKEYBYTES];
+    /* Ed25519: key.secret is the crypto_sign secret key, seed || public key. */
+    gni_privkey key;
+    uint8_t pk[GN_ED25519_PUBLICKEYBYTES]; /* Ed25519 only; zero for other types */
+    uint8_t *pub_pb;                       /* PublicKey protobuf (gn_malloc) */
+    size_t pub_pb_len;
     gn_peer_id pid;
 };
 
@@ -107,55 +109,72 @@ static ProtobufCAllocator id_pb_wipe_allocator = {id_pb_wipe_alloc, id_pb_wipe_f
 
 /* ---- identities ----------------------------------------------------------------- */
 
-static int id_sodium_ready(void)
+/* Encodes a PublicKey protobuf of @type with Data @d into a gn_malloc'd buffer. */
+static int id_pub_pb(gn_key_type type, const uint8_t *d, size_t len, uint8_t **out,
+                     size_t *out_len)
 {
-    /* sodium_init() is idempotent and thread-safe; 1 means "already done". */
-    return sodium_init() < 0 ? GN_ECRYPTO : 0;
+    Gnpb__PublicKey msg = GNPB__PUBLIC_KEY__INIT;
+    msg.type = (Gnpb__KeyType)type;
+    msg.data.data = (uint8_t *)(uintptr_t)d; /* protobuf-c only reads it */
+    msg.data.len = len;
+    size_t need = gnpb__public_key__get_packed_size(&msg);
+    if (need > GN_PUBKEY_MAX_BYTES) {
+        return GN_EINTERNAL; /* keys.c bounds every public key below this */
+    }
+    uint8_t *b = gn_malloc(need);
+    if (!b) {
+        return GN_ENOMEM;
+    }
+    *out_len = gnpb__public_key__pack(&msg, b);
+    *out = b;
+    return 0;
 }
 
-static gn_identity *id_alloc(void)
+/* Takes @key (zeroed on success): fills the public forms and the peer ID. */
+static int id_from_key(gni_privkey *key, gn_identity **out)
 {
     gn_identity *id = gn_calloc(1, sizeof *id);
     if (!id) {
-        return NULL;
+        return GN_ENOMEM;
     }
-    id->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
-    if (!id->sk) {
+    int rc = id_pub_pb(key->type, key->pub, key->pub_len, &id->pub_pb, &id->pub_pb_len);
+    if (rc < 0) {
         gn_free(id);
-        return NULL;
+        return rc;
     }
-    return id;
-}
-
-/* Fills id->pk from id->sk and derives the peer ID. */
-static void id_finish(gn_identity *id)
-{
-    uint8_t pb[ID_PUBKEY_PB_LEN];
-    crypto_sign_ed25519_sk_to_pk(id->pk, id->sk);
-    int n = gn_pubkey_encode_ed25519(id->pk, pb, sizeof pb);
-    assert(n == ID_PUBKEY_PB_LEN);
-    int rc = gn_peer_id_from_pubkey(pb, (size_t)n, &id->pid);
-    assert(rc == 0);
-    (void)rc;
+    rc = gn_peer_id_from_pubkey(id->pub_pb, id->pub_pb_len, &id->pid);
+    if (rc < 0) {
+        gn_free(id->pub_pb);
+        gn_free(id);
+        return rc;
+    }
+    if (key->type == GN_KEY_ED25519) {
+        memcpy(id->pk, key->pub, GN_ED25519_PUBLICKEYBYTES);
+    }
+    id->key = *key;
+    memset(key, 0, sizeof *key);
+    *out = id;
+    return 0;
 }
 
 int gn_identity_generate(gn_identity **out)
 {
+    return gn_identity_generate_type(GN_KEY_ED25519, 0, out);
+}
+
+int gn_identity_generate_type(gn_key_type type, unsigned bits, gn_identity **out)
+{
     if (!out) {
         return GN_EINVAL;
     }
-    int rc = id_sodium_ready();
+    gni_privkey key;
+    int rc = gni_privkey_generate(type, bits, &key);
     if (rc < 0) {
         return rc;
     }
-    gn_identity *id = id_alloc();
-    if (!id) {
-        return GN_ENOMEM;
-    }
-    crypto_sign_keypair(id->pk, id->sk);
-    id_finish(id);
-    *out = id;
-    return 0;
+    rc = id_from_key(&key, out);
+    gni_privkey_fini(&key);
+    return rc;
 }
 
 int gn_identity_from_seed(const uint8_t seed[GN_ED25519_SEEDBYTES], gn_identity **out)
@@ -163,18 +182,14 @@ int gn_identity_from_seed(const uint8_t seed[GN_ED25519_SEEDBYTES], gn_identity 
     if (!seed || !out) {
         return GN_EINVAL;
     }
-    int rc = id_sodium_ready();
+    gni_privkey key;
+    int rc = gni_privkey_from_data(GN_KEY_ED25519, seed, GN_ED25519_SEEDBYTES, &key);
     if (rc < 0) {
-        return rc;
+        return rc == GN_EBADKEY ? GN_EINVAL : rc;
     }
-    gn_identity *id = id_alloc();
-    if (!id) {
-        return GN_ENOMEM;
-    }
-    crypto_sign_seed_keypair(id->pk, id->sk, seed);
-    id_finish(id);
-    *out = id;
-    return 0;
+    rc = id_from_key(&key, out);
+    gni_privkey_fini(&key);
+    return rc;
 }
 
 int gn_identity_from_int_seed(uint32_t n, gn_identity **out)
@@ -194,7 +209,8 @@ void gn_identity_free(gn_identity *id)
     if (!id) {
         return;
     }
-    sodium_free(id->sk); /* wipes before unmapping */
+    gni_privkey_fini(&id->key); /* wipes the secrets */
+    gn_free(id->pub_pb);
     sodium_memzero(id, sizeof *id);
     gn_free(id);
 }
@@ -209,7 +225,10 @@ int gni_identity_x25519_secret(const gn_identity *id, uint8_t out[32])
     if (!id || !out) {
         return GN_EINVAL;
     }
-    if (crypto_sign_ed25519_sk_to_curve25519(out, id->sk) != 0) {
+    if (id->key.type != GN_KEY_ED25519) {
+        return GN_EBADKEY;
+    }
+    if (crypto_sign_ed25519_sk_to_curve25519(out, id->key.secret) != 0) {
         sodium_memzero(out, 32);
         return GN_EINTERNAL;
     }
@@ -224,8 +243,73 @@ void gn_identity_peer_id(const gn_identity *id, gn_peer_id *out)
 void gn_identity_sign(const gn_identity *id, const uint8_t *msg, size_t len,
                       uint8_t sig[GN_ED25519_SIGBYTES])
 {
-    static const uint8_t empty[1] = {0};
-    crypto_sign_detached(sig, NULL, msg ? msg : empty, msg ? len : 0, id->sk);
+    if (id->key.type != GN_KEY_ED25519 ||
+        gni_privkey_sign(&id->key, msg, len, sig, GN_ED25519_SIGBYTES) != GN_ED25519_SIGBYTES) {
+        memset(sig, 0, GN_ED25519_SIGBYTES); /* documented: Ed25519 identities only */
+    }
+}
+
+int gn_identity_sign_any(const gn_identity *id, const uint8_t *msg, size_t len, uint8_t *sig,
+                         size_t sig_len)
+{
+    if (!id || (!msg && len)) {
+        return GN_EINVAL;
+    }
+    return gni_privkey_sign(&id->key, msg, len, sig, sig_len);
+}
+
+gn_key_type gn_identity_key_type(const gn_identity *id)
+{
+    return id->key.type;
+}
+
+int gn_identity_encode_public(const gn_identity *id, uint8_t *out, size_t out_len)
+{
+    if (!id) {
+        return GN_EINVAL;
+    }
+    if (!out || out_len < id->pub_pb_len) {
+        return GN_ENOSPC;
+    }
+    memcpy(out, id->pub_pb, id->pub_pb_len);
+    return (int)id->pub_pb_len;
+}
+
+const char *gn_key_type_name(gn_key_type type)
+{
+    switch (type) {
+    case GN_KEY_RSA:
+        return "rsa";
+    case GN_KEY_ED25519:
+        return "ed25519";
+    case GN_KEY_SECP256K1:
+        return "secp256k1";
+    case GN_KEY_ECDSA:
+        return "ecdsa";
+    }
+    return "unknown";
+}
+
+int gn_key_type_parse(const char *name, gn_key_type *out)
+{
+    static const gn_key_type all[] = {GN_KEY_RSA, GN_KEY_ED25519, GN_KEY_SECP256K1,
+                                      GN_KEY_ECDSA};
+    if (!name || !out) {
+        return GN_EINVAL;
+    }
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        const char *n = gn_key_type_name(all[i]);
+        size_t j = 0;
+        /* ASCII case-insensitive, so "Ed25519" and "RSA" work too. */
+        while (n[j] && name[j] && (name[j] | 0x20) == n[j]) {
+            j++;
+        }
+        if (n[j] == 0 && name[j] == 0) {
+            *out = all[i];
+            return 0;
+        }
+    }
+    return GN_EINVAL;
 }
 
 int gn_ed25519_verify(const uint8_t pub[GN_ED25519_PUBLICKEYBYTES], const uint8_t *msg,
@@ -270,9 +354,9 @@ int gn_pubkey_encode_ed25519(const uint8_t pub[GN_ED25519_PUBLICKEYBYTES], uint8
  * Decodes a PublicKey and checks that @in is its deterministic encoding
  * (peer-ids "Keys": minimal varints, tag order, all fields, nothing else).
  * Accepting other encodings would let one key map to several peer IDs.
+ * On success *@msg is the unpacked message (free with id_pub_free()).
  */
-int gn_pubkey_decode(const uint8_t *in, size_t len, gn_key_type *type,
-                     uint8_t pub[GN_ED25519_PUBLICKEYBYTES])
+static int id_pub_unpack(const uint8_t *in, size_t len, Gnpb__PublicKey **msgp)
 {
     if (len > GN_PUBKEY_MAX_BYTES) {
         return GN_ETOOBIG;
@@ -300,34 +384,95 @@ int gn_pubkey_decode(const uint8_t *in, size_t len, gn_key_type *type,
         rc = GN_EPARSE;
         goto out;
     }
+    *msgp = msg;
+    return 0;
+out:
+    gnpb__public_key__free_unpacked(msg, &id_pb_allocator);
+    return rc;
+}
+
+static void id_pub_free(Gnpb__PublicKey *msg)
+{
+    gnpb__public_key__free_unpacked(msg, &id_pb_allocator);
+}
+
+int gn_pubkey_decode(const uint8_t *in, size_t len, gn_key_type *type,
+                     uint8_t pub[GN_ED25519_PUBLICKEYBYTES])
+{
+    Gnpb__PublicKey *msg = NULL;
+    int rc = id_pub_unpack(in, len, &msg);
+    if (rc < 0) {
+        return rc;
+    }
     if (type) {
         *type = (gn_key_type)msg->type;
     }
     if (msg->type != GNPB__KEY_TYPE__Ed25519 ||
         msg->data.len != GN_ED25519_PUBLICKEYBYTES) {
         rc = GN_EBADKEY;
-        goto out;
-    }
-    if (pub) {
+    } else if (pub) {
         memcpy(pub, msg->data.data, GN_ED25519_PUBLICKEYBYTES);
     }
-out:
-    gnpb__public_key__free_unpacked(msg, &id_pb_allocator);
+    id_pub_free(msg);
+    return rc;
+}
+
+int gn_pubkey_check(const uint8_t *in, size_t len, gn_key_type *type)
+{
+    Gnpb__PublicKey *msg = NULL;
+    int rc = id_pub_unpack(in, len, &msg);
+    if (rc < 0) {
+        return rc;
+    }
+    if (type) {
+        *type = (gn_key_type)msg->type;
+    }
+    rc = gni_pubkey_check_data((gn_key_type)msg->type, msg->data.data, msg->data.len);
+    id_pub_free(msg);
+    return rc;
+}
+
+int gn_pubkey_verify(const uint8_t *pubkey_pb, size_t pb_len, const uint8_t *msg, size_t len,
+                     const uint8_t *sig, size_t sig_len)
+{
+    Gnpb__PublicKey *m = NULL;
+    int rc = id_pub_unpack(pubkey_pb, pb_len, &m);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = gni_pubkey_verify_data((gn_key_type)m->type, m->data.data, m->data.len, msg, len, sig,
+                                sig_len);
+    id_pub_free(m);
     return rc;
 }
 
 int gn_identity_encode_private(const gn_identity *id, uint8_t *out, size_t out_len)
 {
-    Gnpb__PrivateKey msg = GNPB__PRIVATE_KEY__INIT;
-    msg.type = GNPB__KEY_TYPE__Ed25519;
-    msg.data.data = id->sk; /* seed || public key: libp2p's 64-byte form */
-    msg.data.len = crypto_sign_SECRETKEYBYTES;
-    size_t need = gnpb__private_key__get_packed_size(&msg);
-    assert(need == ID_PRIVKEY_PB_LEN);
-    if (!out || out_len < need) {
-        return GN_ENOSPC;
+    if (!id) {
+        return GN_EINVAL;
     }
-    return (int)gnpb__private_key__pack(&msg, out);
+    /* The Data field is secret: build it in wiped secure memory. */
+    uint8_t *data = sodium_malloc(GNI_PRIVKEY_DATA_MAX);
+    if (!data) {
+        return GN_ENOMEM;
+    }
+    int rc = gni_privkey_to_data(&id->key, data, GNI_PRIVKEY_DATA_MAX);
+    if (rc < 0) {
+        sodium_free(data);
+        return rc == GN_ENOSPC ? GN_EINTERNAL : rc;
+    }
+    Gnpb__PrivateKey msg = GNPB__PRIVATE_KEY__INIT;
+    msg.type = (Gnpb__KeyType)id->key.type;
+    msg.data.data = data;
+    msg.data.len = (size_t)rc;
+    size_t need = gnpb__private_key__get_packed_size(&msg);
+    if (!out || out_len < need) {
+        rc = GN_ENOSPC;
+    } else {
+        rc = (int)gnpb__private_key__pack(&msg, out);
+    }
+    sodium_free(data);
+    return rc;
 }
 
 int gn_identity_decode_private(const uint8_t *in, size_t len, gn_identity **out)
@@ -335,43 +480,27 @@ int gn_identity_decode_private(const uint8_t *in, size_t len, gn_identity **out)
     if (!out) {
         return GN_EINVAL;
     }
-    /* No Ed25519 PrivateKey comes near this; bound before protobuf-c allocates. */
+    /* No PrivateKey comes near this; bound before protobuf-c allocates. */
     if (!in || len == 0 || len > ID_KEYFILE_MAX) {
         return GN_EPARSE;
-    }
-    int rc = id_sodium_ready();
-    if (rc < 0) {
-        return rc;
     }
     Gnpb__PrivateKey *msg = gnpb__private_key__unpack(&id_pb_wipe_allocator, len, in);
     if (!msg) {
         return GN_EPARSE;
     }
-    gn_identity *id = NULL;
-    if (msg->type != GNPB__KEY_TYPE__Ed25519 ||
-        (msg->data.len != GN_ED25519_SEEDBYTES &&
-         msg->data.len != crypto_sign_SECRETKEYBYTES)) {
+    int rc;
+    if (!id_key_type_known((int)msg->type)) {
         rc = GN_EBADKEY;
         goto out;
     }
-    id = id_alloc();
-    if (!id) {
-        rc = GN_ENOMEM;
+    gni_privkey key;
+    rc = gni_privkey_from_data((gn_key_type)msg->type, msg->data.data, msg->data.len, &key);
+    if (rc < 0) {
         goto out;
     }
-    /* The first 32 bytes are the seed in both forms. */
-    crypto_sign_seed_keypair(id->pk, id->sk, msg->data.data);
-    if (msg->data.len == crypto_sign_SECRETKEYBYTES &&
-        sodium_memcmp(id->pk, msg->data.data + GN_ED25519_SEEDBYTES,
-                      GN_ED25519_PUBLICKEYBYTES) != 0) {
-        rc = GN_EBADKEY;
-        goto out;
-    }
-    id_finish(id);
-    *out = id;
-    id = NULL;
+    rc = id_from_key(&key, out);
+    gni_privkey_fini(&key);
 out:
-    gn_identity_free(id);
     gnpb__private_key__free_unpacked(msg, &id_pb_wipe_allocator);
     return rc;
 }
@@ -402,9 +531,13 @@ int gn_identity_save(const gn_identity *id, const char *path)
     if (!id || !path) {
         return GN_EINVAL;
     }
-    uint8_t buf[ID_PRIVKEY_PB_LEN];
-    int n = gn_identity_encode_private(id, buf, sizeof buf);
+    uint8_t *buf = sodium_malloc(ID_KEYFILE_MAX);
+    if (!buf) {
+        return GN_ENOMEM;
+    }
+    int n = gn_identity_encode_private(id, buf, ID_KEYFILE_MAX);
     if (n < 0) {
+        sodium_free(buf);
         return n;
     }
     int fd;
@@ -413,7 +546,7 @@ int gn_identity_save(const gn_identity *id, const char *path)
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         int rc = id_err_from_errno(errno);
-        sodium_memzero(buf, sizeof buf);
+        sodium_free(buf);
         return rc;
     }
     int rc = 0;
@@ -429,7 +562,7 @@ int gn_identity_save(const gn_identity *id, const char *path)
         }
         done += (size_t)w;
     }
-    sodium_memzero(buf, sizeof buf);
+    sodium_free(buf);
     if (rc == 0 && fsync(fd) != 0) {
         rc = GN_EIO;
     }

@@ -237,6 +237,9 @@ int gn_sign(const gn_identity *id, const char *context, const uint8_t *msg, size
     if (!id || !sig) {
         return GN_EINVAL;
     }
+    if (gn_identity_key_type(id) != GN_KEY_ED25519) {
+        return GN_EBADKEY; /* the format is Ed25519's (ecies.md section 16) */
+    }
     size_t n;
     int err;
     uint8_t *tbs = sign_tbs(context, msg, msg_len, &n, &err);

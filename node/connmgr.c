@@ -186,7 +186,10 @@ static void cm_upgrading(gn_channel *ch)
 static int cm_secured(gn_channel *ch, const gn_secure_result *res)
 {
     gn_node *n = ch->node;
-    gni_peerstore_set_pubkey(n->ps, &res->remote_peer, res->remote_pubkey);
+    static const uint8_t no_key[GN_ED25519_PUBLICKEYBYTES];
+    /* all zero: the peer's identity is not Ed25519 (issue 17), no raw key to keep */
+    if (memcmp(res->remote_pubkey, no_key, sizeof no_key) != 0)
+        gni_peerstore_set_pubkey(n->ps, &res->remote_peer, res->remote_pubkey);
     if (ch->outbound && ch->dial_addr[0]) {
         gni_peerstore_add_addr_ttl(n->ps, &res->remote_peer, ch->dial_addr, GN_TIME_INFINITY,
                                    GN_ADDR_SRC_DIAL);

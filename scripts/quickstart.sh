@@ -23,7 +23,10 @@ need_pkgs=(build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
            patchelf python3-venv
            libnatpmp-dev miniupnpd miniupnpd-nftables nftables iproute2
            libjson-c-dev libhttp-parser-dev etcd-server libssl-dev
+           libsecp256k1-dev
            python3-libtorrent)
+# libssl-dev (libcrypto) and libsecp256k1-dev: RSA, ECDSA and secp256k1
+# identities (core/keys.c, docs/identity.md)
 # python3-libtorrent: the real uTP peer of test/interop/utp (suite interop)
 # libjson-c-dev, libhttp-parser-dev: the Ergo etcd registrar client
 # (-Dergo_etcd); etcd-server: the etcd its test starts on 127.0.0.1 (the

@@ -100,10 +100,13 @@ static const struct cli_help {
            "  --key FILE                    a key file written by 'golemnet keygen'\n"
            "  --key-seed N                  a deterministic test key, N in 0..4294967295\n"
            HELP_COMMON},
-    {"keygen", "usage: golemnet keygen --out FILE [--json]\n"
-               "Write a new Ed25519 key file (libp2p PrivateKey protobuf, mode 0600; never\n"
-               "overwrites) and print its peer ID.\n\n"
-               "  --out FILE                    the file to create\n" HELP_COMMON},
+    {"keygen", "usage: golemnet keygen --out FILE [--key-type TYPE [--bits N]] [--json]\n"
+               "Write a new key file (libp2p PrivateKey protobuf, mode 0600; never\n"
+               "overwrites) and print its peer ID. Any node command takes it with --key.\n\n"
+               "  --out FILE                    the file to create\n"
+               "  --key-type TYPE               ed25519 (default), rsa, secp256k1 or ecdsa (P-256)\n"
+               "  --bits N                      RSA modulus size, 2048 (default) to 8192\n"
+               HELP_COMMON},
     {"multiaddr", "usage: golemnet multiaddr ADDR [--json]\n"
                   "Parse a multiaddr; print its canonical form, its bytes and its components.\n"
                   "A bad address is named part by part (exit 1).\n\n" HELP_COMMON},
@@ -179,7 +182,7 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  id [--key FILE | --key-seed N]   print the peer ID (fresh identity by default)\n"
-            "  keygen --out FILE                write a new Ed25519 key file (libp2p PrivateKey)\n"
+            "  keygen --out FILE [--key-type T] write a new key file (libp2p PrivateKey)\n"
             "  multiaddr ADDR                   parse a multiaddr, print its parts and bytes\n"
             "  version                          print the library version\n"
             "  node [--listen MA]... [--echo] [--perf]\n"
@@ -367,6 +370,8 @@ static const cli_flag cli_flags[] = {
     {"--key", CMDF_ID | CMDF_NET, true},
     {"--key-seed", CMDF_ID | CMDF_NET, true},
     {"--out", CMDF_KEYGEN, true},
+    {"--key-type", CMDF_KEYGEN, true},
+    {"--bits", CMDF_KEYGEN, true},
     {"--security", CMDF_NET, true},
     {"--muxer", CMDF_NET, true},
     {"--log", CMDF_NET, true},
@@ -813,9 +818,11 @@ static int cmd_id(int argc, char **argv)
     char b58[GN_PEER_ID_MAX_STRLEN], cid[GN_PEER_ID_MAX_STRLEN];
     gn_peer_id_to_string(&pid, b58, sizeof b58);
     gn_peer_id_to_cid_string(&pid, cid, sizeof cid);
+    const char *kt = gn_key_type_name(gn_identity_key_type(id));
     gn_identity_free(id);
     if (cli_json) {
-        printf("{\"event\":\"id\",\"peer_id\":\"%s\",\"peer_id_cid\":\"%s\"}\n", b58, cid);
+        printf("{\"event\":\"id\",\"peer_id\":\"%s\",\"peer_id_cid\":\"%s\",\"key_type\":\"%s\"}\n",
+               b58, cid, kt);
     } else {
         printf("%s\n", b58);
     }
@@ -825,6 +832,8 @@ static int cmd_id(int argc, char **argv)
 static int cmd_keygen(int argc, char **argv)
 {
     const char *out = NULL;
+    gn_key_type type = GN_KEY_ED25519;
+    unsigned long long bits = 0;
     for (int i = 0; i < argc; i++) {
         cli_arg a;
         if (cli_next_arg(CMDF_KEYGEN, argc, argv, &i, &a) != 0) {
@@ -833,13 +842,28 @@ static int cmd_keygen(int argc, char **argv)
         if (!a.name) {
             return usage_error("unexpected argument '%s' for 'keygen'", a.value);
         }
-        out = a.value;
+        if (!strcmp(a.name, "--key-type")) {
+            if (gn_key_type_parse(a.value, &type) != 0) {
+                bad_value("--key-type", a.value, "expected ed25519, rsa, secp256k1 or ecdsa");
+                return EXIT_USAGE;
+            }
+        } else if (!strcmp(a.name, "--bits")) {
+            if (!parse_uint(a.value, GN_RSA_MAX_BITS, &bits) || bits < GN_RSA_MIN_BITS) {
+                bad_value("--bits", a.value, "expected an RSA size, 2048 to 8192");
+                return EXIT_USAGE;
+            }
+        } else {
+            out = a.value;
+        }
     }
     if (!out) {
         return usage_error("keygen needs --out FILE");
     }
+    if (bits && type != GN_KEY_RSA) {
+        return usage_error("--bits applies to --key-type rsa only");
+    }
     gn_identity *id = NULL;
-    int rc = gn_identity_generate(&id);
+    int rc = gn_identity_generate_type(type, (unsigned)bits, &id);
     if (rc == 0) {
         rc = gn_identity_save(id, out);
     }
@@ -853,7 +877,8 @@ static int cmd_keygen(int argc, char **argv)
     char b58[GN_PEER_ID_MAX_STRLEN];
     gn_peer_id_to_string(&pid, b58, sizeof b58);
     if (cli_json) {
-        printf("{\"event\":\"keygen\",\"peer_id\":\"%s\",\"file\":", b58);
+        printf("{\"event\":\"keygen\",\"peer_id\":\"%s\",\"key_type\":\"%s\",\"file\":", b58,
+               gn_key_type_name(type));
         cli_json_str(out);
         printf("}\n");
     } else {

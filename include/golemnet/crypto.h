@@ -105,6 +105,7 @@ typedef struct gn_secure_params {
 typedef struct gn_secure_result {
     gn_stream *stream;          /* the secured stream; the callee owns it */
     gn_peer_id remote_peer;
+    /** The remote's raw Ed25519 key; all zero when its identity has another key type. */
     uint8_t remote_pubkey[GN_ED25519_PUBLICKEYBYTES];
     /** Muxer agreed inside the handshake, or "" when none. */
     char early_muxer[GN_PROTOCOL_ID_MAX];
@@ -113,7 +114,8 @@ typedef struct gn_secure_result {
 /**
  * Handshake completion, exactly once, on the loop thread. @status 0 with
  * @res, or: GN_EPEERID, GN_EBADSIG, GN_EHANDSHAKE, GN_EPROTO, GN_EFRAMESIZE,
- * GN_EDECRYPT, GN_EBADKEY (the peer's identity key is not Ed25519),
+ * GN_EDECRYPT, GN_EBADKEY (the peer's identity key is malformed, or of a
+ * type the component does not take: Noise takes all four libp2p key types),
  * GN_EVERSION, GN_ETIMEDOUT, GN_EEOF, GN_ECONNRESET, GN_ECANCELED
  * (gn_op_cancel() on the handshake's handle). On every error the
  * component has closed the raw stream, and @res is NULL except with

@@ -80,7 +80,8 @@ GN_API int gn_seal(const uint8_t recipient[GN_ED25519_PUBLICKEYBYTES], const uin
  * @out_len: if not NULL, receives the plaintext length on success.
  *
  * Returns 0, or GN_EINVAL (NULL arguments), GN_EPARSE (shorter than
- * GN_SEAL_OVERHEAD), GN_EVERSION (unknown version or suite byte), GN_ENOSPC
+ * GN_SEAL_OVERHEAD), GN_EBADKEY (@id is not an Ed25519 identity; since
+ * 0.2), GN_EVERSION (unknown version or suite byte), GN_ENOSPC
  * (@out_cap too small), GN_EDECRYPT (tampered, truncated, wrong recipient,
  * wrong @aad, or an invalid ephemeral key), GN_ENOMEM, GN_ECRYPTO. On
  * failure @out is wiped (no unauthenticated plaintext is released) and
@@ -104,7 +105,8 @@ GN_API int gn_seal_open(const gn_identity *id, const uint8_t *sealed, size_t sea
  *   "golem-sign/1" || u8(context length) || context || msg.
  *
  * Returns 0, or GN_EINVAL (NULL @id/@sig, context too long, NULL @msg with a
- * nonzero length), GN_ENOMEM.
+ * nonzero length), GN_EBADKEY (@id is not an Ed25519 identity; since 0.2),
+ * GN_ENOMEM.
  *
  * Spec: docs/protocols/ecies.md section 16.
  * Since: 0.1

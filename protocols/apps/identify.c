@@ -7,6 +7,7 @@
 #include "golemnet/multiformats.h"
 #include "gni.h"
 #include "identify.pb-c.h"
+#include "envelope.pb-c.h"
 
 #include <string.h>
 
@@ -256,17 +257,12 @@ static int dup_str(const char *s, char **out)
 /* Checks the public key and derives the peer ID into @r. */
 static int take_key(gni_identify_result *r, const ProtobufCBinaryData *k, const gn_peer_id *expected)
 {
-    uint8_t pub[GN_ED25519_PUBLICKEYBYTES];
     gn_key_type type = GN_KEY_RSA;
-    int rc = gn_pubkey_decode(k->data, k->len, &type, pub);
-    if (rc == GN_EPARSE || rc == GN_ETOOBIG || rc == GN_EINVAL ||
-        (rc == GN_EBADKEY && type == GN_KEY_ED25519)) {
+    /* every key type (RSA, Ed25519, secp256k1, ECDSA), checked in full (issue 17) */
+    int rc = gn_pubkey_check(k->data, k->len, &type);
+    if (rc < 0) {
         return GN_EBADKEY;
     }
-    if (rc < 0 && rc != GN_EBADKEY) {
-        return rc; /* GN_ENOMEM */
-    }
-    /* other key types (RSA, secp256k1, ECDSA) are well-formed: accepted */
     gn_peer_id pid;
     rc = gn_peer_id_from_pubkey(k->data, k->len, &pid);
     if (rc < 0) {
@@ -284,6 +280,66 @@ static int take_key(gni_identify_result *r, const ProtobufCBinaryData *k, const 
     r->key_type = type;
     r->peer = pid;
     return 0;
+}
+
+/*
+ * Checks a signedPeerRecord (libp2p RFC 0002 signed envelope, RFC 0003 peer
+ * record; issue 17): payload type 03 01, a signature by the envelope's key
+ * (any key type) over varint(len) "libp2p-peer-record" || varint(len) type
+ * || varint(len) payload, and that key being the peer's. Returns 0 when it
+ * holds, GN_ENOMEM, or another error when it does not (not fatal: the
+ * caller only records the outcome).
+ */
+static int check_signed_record(const ProtobufCBinaryData *rec, const gn_peer_id *peer)
+{
+    static const char domain[] = "libp2p-peer-record";
+    static const uint8_t type[2] = {0x03, 0x01};
+    if (!peer || peer->len == 0) {
+        return GN_ENOTFOUND; /* no public key to bind the record to */
+    }
+    gni_pb_alloc pa;
+    gni_pb_alloc_init(&pa);
+    Gnpb__Record__Envelope *e = gnpb__record__envelope__unpack(&pa.a, rec->len, rec->data);
+    if (!e) {
+        return pa.oom ? GN_ENOMEM : GN_EPROTO;
+    }
+    int rc = GN_EPROTO;
+    uint8_t *si = NULL;
+    gn_peer_id signer;
+    if (!e->has_public_key || !e->has_payload_type || !e->has_payload || !e->has_signature ||
+        e->payload_type.len != sizeof type || memcmp(e->payload_type.data, type, sizeof type) != 0) {
+        goto out;
+    }
+    if (gn_peer_id_from_pubkey(e->public_key.data, e->public_key.len, &signer) < 0 ||
+        !gn_peer_id_equal(&signer, peer)) {
+        rc = GN_EPEERID;
+        goto out;
+    }
+    size_t dl = sizeof domain - 1;
+    size_t n = gn_varint_len(dl) + dl + gn_varint_len(sizeof type) + sizeof type +
+               gn_varint_len(e->payload.len) + e->payload.len;
+    si = gn_malloc(n);
+    if (!si) {
+        rc = GN_ENOMEM;
+        goto out;
+    }
+    size_t p = 0;
+    p += (size_t)gn_varint_encode(dl, si + p, n - p);
+    memcpy(si + p, domain, dl);
+    p += dl;
+    p += (size_t)gn_varint_encode(sizeof type, si + p, n - p);
+    memcpy(si + p, type, sizeof type);
+    p += sizeof type;
+    p += (size_t)gn_varint_encode(e->payload.len, si + p, n - p);
+    if (e->payload.len) {
+        memcpy(si + p, e->payload.data, e->payload.len);
+    }
+    rc = gn_pubkey_verify(e->public_key.data, e->public_key.len, si, n, e->signature.data,
+                          e->signature.len);
+out:
+    gn_free(si);
+    gnpb__record__envelope__free_unpacked(e, &pa.a);
+    return rc;
 }
 
 static int take_fields(gni_identify_result *r, const Gnpb__Identify *m, const gn_peer_id *expected,
@@ -343,6 +399,13 @@ static int take_fields(gni_identify_result *r, const Gnpb__Identify *m, const gn
         }
     }
     r->has_signed_peer_record = m->has_signedpeerrecord != 0;
+    if (r->has_signed_peer_record) {
+        rc = check_signed_record(&m->signedpeerrecord, r->public_key ? &r->peer : expected);
+        if (rc == GN_ENOMEM) {
+            return rc;
+        }
+        r->signed_peer_record_ok = rc == 0;
+    }
     return 0;
 }
 

@@ -55,7 +55,7 @@ typedef struct gni_identify_info {
     const char *protocol_version;
     /** NUL-terminated; NULL: field omitted. */
     const char *agent_version;
-    /** Our libp2p PublicKey protobuf (gn_pubkey_encode_ed25519()); len 0: omitted. */
+    /** Our libp2p PublicKey protobuf (gn_identity_encode_public()); len 0: omitted. */
     gn_slice public_key;
     /** @listen_addr_cnt (<= GNI_IDENTIFY_MAX_ADDRS) addresses, sent in binary form. */
     const gn_multiaddr *const *listen_addrs;
@@ -105,8 +105,15 @@ typedef struct gni_identify_result {
     gn_multiaddr *observed_addr;
     char **protocols;
     size_t protocol_cnt;
-    /** A signedPeerRecord was present (its content is not checked or kept). */
+    /** A signedPeerRecord was present (its addresses are not kept). */
     bool has_signed_peer_record;
+    /**
+     * The signedPeerRecord's envelope verified (issue 17): payload type
+     * 03 01, signed by its key (any key type) for "libp2p-peer-record", that
+     * key being the peer's (from public_key, else the expected peer). False
+     * when absent or not verified; a bad record does not fail the decode.
+     */
+    bool signed_peer_record_ok;
 } gni_identify_result;
 
 /**

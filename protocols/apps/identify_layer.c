@@ -174,7 +174,7 @@ static void id_req_free(id_req *r)
 /* ---- what we say of ourselves ---- */
 
 typedef struct id_self {
-    uint8_t pb[64];
+    uint8_t pb[GN_PUBKEY_MAX_BYTES]; /* any key type (issue 17) */
     const gn_multiaddr *addrs[GNI_IDENTIFY_MAX_ADDRS];
     const char *protos[GNI_IDENTIFY_MAX_PROTOCOLS];
     gni_identify_info info;
@@ -188,9 +188,7 @@ typedef struct id_self {
  */
 static void id_self_fill(gn_host *h, id_self *me)
 {
-    uint8_t pub[GN_ED25519_PUBLICKEYBYTES];
-    gn_identity_public_key(gn_host_identity(h), pub);
-    int pblen = gn_pubkey_encode_ed25519(pub, me->pb, sizeof me->pb);
+    int pblen = gn_identity_encode_public(gn_host_identity(h), me->pb, sizeof me->pb);
     size_t naddrs = gn_host_listen_addrs(h, me->addrs, GNI_ARRAY_LEN(me->addrs));
     const gn_multiaddr *obs[GN_HOST_MAX_OBSERVED + GN_HOST_MAX_ANNOUNCED];
     size_t nobs = gn_host_observed_addrs(h, obs, GN_HOST_MAX_OBSERVED);

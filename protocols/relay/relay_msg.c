@@ -377,9 +377,9 @@ int gni_envelope_seal(const gn_identity *id, const char *domain, const uint8_t *
         (payload_len && !payload)) {
         return GN_EINVAL;
     }
-    uint8_t pub[GN_ED25519_PUBLICKEYBYTES], pk[64], sig[GN_ED25519_SIGBYTES];
-    gn_identity_public_key(id, pub);
-    int pkl = gn_pubkey_encode_ed25519(pub, pk, sizeof pk);
+    /* any key type (issue 17): the PublicKey protobuf and its signature */
+    uint8_t pk[GN_PUBKEY_MAX_BYTES], sig[GN_SIG_MAX_BYTES];
+    int pkl = gn_identity_encode_public(id, pk, sizeof pk);
     if (pkl < 0) {
         return GN_EINTERNAL;
     }
@@ -388,8 +388,11 @@ int gni_envelope_seal(const gn_identity *id, const char *domain, const uint8_t *
     if (!si) {
         return GN_ENOMEM;
     }
-    gn_identity_sign(id, si, sl, sig);
+    int sgl = gn_identity_sign_any(id, si, sl, sig, sizeof sig);
     gn_free(si);
+    if (sgl < 0) {
+        return sgl == GN_ENOMEM ? sgl : GN_EINTERNAL;
+    }
 
     Gnpb__Record__Envelope e;
     gnpb__record__envelope__init(&e);
@@ -404,7 +407,7 @@ int gni_envelope_seal(const gn_identity *id, const char *domain, const uint8_t *
     e.payload.len = payload_len;
     e.has_signature = true;
     e.signature.data = sig;
-    e.signature.len = sizeof sig;
+    e.signature.len = (size_t)sgl;
     size_t n = gnpb__record__envelope__get_packed_size(&e);
     uint8_t *buf = gn_malloc(n);
     if (!buf) {
@@ -457,8 +460,8 @@ static int envelope_check(const Gnpb__Record__Envelope *e, const gn_peer_id *rel
         return GN_EPROTO;
     }
     gn_key_type kt;
-    uint8_t pub[GN_ED25519_PUBLICKEYBYTES];
-    int rc = gn_pubkey_decode(e->public_key.data, e->public_key.len, &kt, pub);
+    /* any key type (issue 17), checked in full */
+    int rc = gn_pubkey_check(e->public_key.data, e->public_key.len, &kt);
     if (rc == GN_EBADKEY) {
         return GN_EBADKEY;
     }
@@ -472,18 +475,16 @@ static int envelope_check(const Gnpb__Record__Envelope *e, const gn_peer_id *rel
     if (!gn_peer_id_equal(&signer, relay)) {
         return GN_EPEERID;
     }
-    if (e->signature.len != GN_ED25519_SIGBYTES) {
-        return GN_EBADSIG;
-    }
     size_t sl;
     uint8_t *si = sig_input(GNI_RELAY_VOUCHER_DOMAIN, e->payload_type.data, e->payload_type.len,
                             e->payload.data, e->payload.len, &sl);
     if (!si) {
         return GN_ENOMEM;
     }
-    rc = gn_ed25519_verify(pub, si, sl, e->signature.data);
+    rc = gn_pubkey_verify(e->public_key.data, e->public_key.len, si, sl, e->signature.data,
+                          e->signature.len);
     gn_free(si);
-    return rc < 0 ? GN_EBADSIG : 0;
+    return rc == GN_EBADKEY ? GN_EBADKEY : rc < 0 ? GN_EBADSIG : 0;
 }
 
 int gni_relay_voucher_open(const uint8_t *env, size_t len, const gn_peer_id *relay,

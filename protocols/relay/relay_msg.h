@@ -45,8 +45,11 @@
  */
 #define GNI_RELAY_VOUCHER_TYPE_LEN 2
 extern const uint8_t gni_relay_voucher_type[GNI_RELAY_VOUCHER_TYPE_LEN];
-/** Longest voucher envelope accepted by gni_relay_voucher_open(), bytes. */
-#define GNI_RELAY_VOUCHER_MAX 1024
+/**
+ * Longest voucher envelope accepted by gni_relay_voucher_open(), bytes: an
+ * RSA-8192 relay's key and signature take about 2.1 kB (issue 17; was 1024).
+ */
+#define GNI_RELAY_VOUCHER_MAX 2560
 
 /** Status codes (circuit.proto Status). */
 typedef enum gni_relay_status {
@@ -162,8 +165,8 @@ int gni_relay_voucher_make(const gn_identity *relay, const gn_peer_id *peer, uin
  * Errors: GN_EBADSIG (signature does not verify), GN_EPEERID (key or
  * payload relay is not @relay), GN_EPROTO (not a well-formed envelope or
  * voucher, wrong payload type, missing field, @len above
- * GNI_RELAY_VOUCHER_MAX), GN_EBADKEY (a key type other than Ed25519: not
- * verifiable here), GN_ENOMEM, GN_EINVAL (NULL @env or @relay).
+ * GNI_RELAY_VOUCHER_MAX), GN_EBADKEY (a malformed or unsupported key; every
+ * libp2p key type verifies since issue 17), GN_ENOMEM, GN_EINVAL (NULL @env or @relay).
  */
 int gni_relay_voucher_open(const uint8_t *env, size_t len, const gn_peer_id *relay,
                            gn_peer_id *peer, uint64_t *expire);

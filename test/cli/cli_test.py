@@ -159,6 +159,47 @@ def keygen_then_load():
 
 
 @case
+def keygen_key_types():
+    # issue 17: every key type; the @libp2p/interop key files load with js's peer IDs
+    prefix = {"ed25519": "12D3KooW", "rsa": "Qm", "secp256k1": "16Uiu2HA", "ecdsa": "Qm"}
+    with tempfile.TemporaryDirectory() as d:
+        for kt, pre in prefix.items():
+            path = os.path.join(d, kt + ".key")
+            rc, out, _ = run("keygen", "--out", path, "--key-type", kt, "--json")
+            assert rc == 0, (kt, rc)
+            made = json.loads(out)
+            assert made["key_type"] == kt and made["peer_id"].startswith(pre), made
+            rc, out, _ = run("id", "--key", path, "--json")
+            got = json.loads(out)
+            assert rc == 0 and got["peer_id"] == made["peer_id"] and got["key_type"] == kt, got
+        path = os.path.join(d, "x.key")
+        rc, _, err = run("keygen", "--out", path, "--key-type", "dsa")
+        assert rc == 2 and "--key-type" in err, (rc, err)
+        rc, _, err = run("keygen", "--out", path, "--key-type", "rsa", "--bits", "1024")
+        assert rc == 2 and "--bits" in err, (rc, err)
+        rc, _, err = run("keygen", "--out", path, "--bits", "4096")
+        assert rc == 2, rc
+        # a key file that is not a key: a clear error
+        with open(path, "wb") as f:
+            f.write(bytes([0x08, 0x00, 0x12, 0x03, 0x30, 0x01, 0x00]))
+        rc, _, err = run("id", "--key", path)
+        assert rc == 1 and "key" in err, (rc, err)
+    keys = os.path.join(os.environ.get("GN_SOURCE_DIR", os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "..", "..")), "test", "data", "interop-keys")
+    want = {  # what @libp2p/crypto + @libp2p/peer-id derive (test/data/interop-keys)
+        "go.ed25519.key": "12D3KooWRqGdmFVwspgLBajUQacY1TrkBkAUqmjqjbHSFGEoZs9R",
+        "go.rsa.key": "QmWS3xmxj1i659VUoustPU8KGzXkziqzF7BBGXS9fDwyz1",
+        "go.secp256k1.key": "16Uiu2HAmPu9PZESp4keskcfDkdBvDhs1Dra1aLjfeHRCFHgQoD6L",
+        "js.ed25519.key": "12D3KooWDaHkRyb4Nkf8L6WHbsWB9Krt491NDk8PaPGogXvj2pcY",
+        "js.rsa.key": "QmPFdSzvgd1HbZSd6oX2N2vCSnhSEeocbQZsMB42UG8smE",
+        "js.secp256k1.key": "16Uiu2HAm7txvwZbeK5g3oB3DrRhnARTEjTNorVreWJomfHJHbEu2",
+    }
+    for name, pid in want.items():
+        rc, out, _ = run("id", "--key", os.path.join(keys, name))
+        assert rc == 0 and out.strip() == pid, (name, rc, out)
+
+
+@case
 def missing_key_file_fails():
     rc, out, err = run("id", "--key", "/nonexistent/golemnet.key", "--json")
     assert rc == 1, rc

@@ -30,6 +30,7 @@ from . import errors
 from ._aio import (EVENT_KINDS, PROTOCOLS, Channel, ChannelMetrics, ChannelState, Event,
                    DhtPeer, EventStream, Handler, Message, Node, PeerInfo, Stream)
 from ._golemnet import MSG_PROTOCOL_ID, peer_id_from_seed
+from ._golemnet import generate_key_file, key_file_info  # key types (issue 17)
 from ._golemnet import version as _native_version
 from .errors import (AddressInUseError, AgainError, CanceledError, ClosedError, CryptoError,
                      EndOfStreamError, Error, ExistsError, GenericError, HandshakeError,
@@ -46,7 +47,7 @@ __version__: str = _native_version()
 __all__ = [
     "Node", "Channel", "Stream", "Message", "ChannelState", "ChannelMetrics", "Handler",
     "Event", "EventStream", "EVENT_KINDS", "PeerInfo", "DhtPeer",
-    "PROTOCOLS", "MSG_PROTOCOL_ID", "peer_id_from_seed", "errors", "blocking",
+    "PROTOCOLS", "MSG_PROTOCOL_ID", "peer_id_from_seed", "generate_key_file", "key_file_info", "errors", "blocking",
     "Error", "GenericError", "NetworkError", "CryptoError", "PeerError",
     "InvalidArgumentError", "OutOfMemoryError", "AgainError", "CanceledError", "ClosedError",
     "StateError", "NotSupportedError", "NotFoundError", "ExistsError", "TooBigError",

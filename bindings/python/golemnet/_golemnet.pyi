@@ -219,6 +219,10 @@ def version() -> str:
     """The C library's version."""
 def peer_id_from_seed(seed: Union[int, bytes]) -> str:
     """Peer ID of the key a seed gives."""
+def generate_key_file(path: str, key_type: str = ..., bits: int = ...) -> str:
+    """Writes a new key file (ed25519, rsa, secp256k1, ecdsa); returns its peer ID."""
+def key_file_info(path: str) -> Tuple[str, str]:
+    """(peer ID, key type) of a key file of any type."""
 def log_to_stderr(level: int = ..., components: Optional[str] = ...) -> None:
     """Native log lines up to level (3..7; 0 off) to stderr."""
 def _hold_gil(seconds: float) -> None:

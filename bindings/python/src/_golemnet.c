@@ -1411,6 +1411,67 @@ static PyObject *mod_peer_id_from_seed(PyObject *m, PyObject *seed)
     return peer_str(&pid);
 }
 
+/* Key types (issue 17): writes a new key file of any type, returns its peer ID. */
+static PyObject *mod_generate_key_file(PyObject *m, PyObject *args, PyObject *kw)
+{
+    (void)m;
+    static char *kwlist[] = {"path", "key_type", "bits", NULL};
+    const char *path = NULL, *type_name = "ed25519";
+    unsigned int bits = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|sI", kwlist, &path, &type_name, &bits)) {
+        return NULL;
+    }
+    gn_key_type type;
+    if (gn_key_type_parse(type_name, &type) != 0) {
+        PyErr_Format(PyExc_ValueError, "unknown key type '%s' (ed25519, rsa, secp256k1, ecdsa)",
+                     type_name);
+        return NULL;
+    }
+    gn_identity *id = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS /* RSA generation takes a while */
+    rc = gn_identity_generate_type(type, bits, &id);
+    if (rc == 0) {
+        rc = gn_identity_save(id, path);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        gn_identity_free(id);
+        return gnpy_raise(rc);
+    }
+    gn_peer_id pid;
+    gn_identity_peer_id(id, &pid);
+    gn_identity_free(id);
+    return peer_str(&pid);
+}
+
+/* Key types (issue 17): (peer ID, key type name) of a key file of any type. */
+static PyObject *mod_key_file_info(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    const char *path = PyUnicode_AsUTF8(arg);
+    if (!path) {
+        return NULL;
+    }
+    gn_identity *id = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = gn_identity_load(path, &id);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        return gnpy_raise(rc);
+    }
+    gn_peer_id pid;
+    gn_identity_peer_id(id, &pid);
+    const char *kt = gn_key_type_name(gn_identity_key_type(id));
+    gn_identity_free(id);
+    PyObject *ps = peer_str(&pid);
+    if (!ps) {
+        return NULL;
+    }
+    return Py_BuildValue("(Ns)", ps, kt);
+}
+
 static void log_stderr(void *ud, gn_log_level level, const char *component, const char *msg)
 {
     (void)ud;
@@ -1475,6 +1536,15 @@ static PyMethodDef mod_methods[] = {
     {"version", mod_version, METH_NOARGS, "version()\n--\n\nThe C library's version string."},
     {"peer_id_from_seed", mod_peer_id_from_seed, METH_O,
      "peer_id_from_seed(seed)\n--\n\nThe peer ID of the key an int or 32-byte seed gives."},
+    {"generate_key_file", (PyCFunction)(void (*)(void))mod_generate_key_file,
+     METH_VARARGS | METH_KEYWORDS,
+     "generate_key_file(path, key_type='ed25519', bits=0)\n--\n\nWrites a new key file "
+     "(libp2p PrivateKey, mode 0600, never overwrites) of key_type ed25519, rsa (bits 2048 "
+     "to 8192; 0: 2048), secp256k1 or ecdsa (P-256); returns its peer ID. Node(key_file=...) "
+     "runs with it."},
+    {"key_file_info", mod_key_file_info, METH_O,
+     "key_file_info(path)\n--\n\n(peer ID, key type) of a key file of any type (go and js "
+     "key files too)."},
     {"log_to_stderr", mod_log_to_stderr, METH_VARARGS,
      "log_to_stderr(level=4, components=None)\n--\n\nWrites the library's log lines up to "
      "level (3 err .. 7 debug; 0 disables) to stderr, from the native threads (never through "

@@ -441,6 +441,31 @@ async def test_key_file_and_seed(tmp_path) -> None:  # type: ignore[no-untyped-d
     await n3.close()
 
 
+@aio(60)
+async def test_key_types(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # issue 17: nodes with RSA, secp256k1 and ECDSA identities talk over Noise
+    ids = {}
+    for kt in ("rsa", "secp256k1", "ecdsa", "ed25519"):
+        path = str(tmp_path / (kt + ".key"))
+        pid = golemnet.generate_key_file(path, key_type=kt)
+        assert golemnet.key_file_info(path) == (pid, kt)
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        ids[kt] = (path, pid)
+    assert ids["secp256k1"][1].startswith("16Uiu2HA") and ids["rsa"][1].startswith("Qm")
+    with pytest.raises(ValueError):
+        golemnet.generate_key_file(str(tmp_path / "x.key"), key_type="dsa")
+    with pytest.raises(ValueError):
+        golemnet.generate_key_file(str(tmp_path / "x.key"), key_type="rsa", bits=1024)
+    async with Nodes() as ns:
+        a = await ns.new(key_file=ids["rsa"][0])
+        assert a.peer_id == ids["rsa"][1]
+        for kt in ("secp256k1", "ecdsa"):
+            b = await ns.new(listen=False, key_file=ids[kt][0])
+            ch = await b.dial(a.addrs[0])
+            assert ch.peer_id == a.peer_id and ch.security == "/noise"
+            assert await ch.ping() > 0
+
+
 def test_blocking_api() -> None:
     from golemnet.blocking import Node
 

@@ -363,6 +363,9 @@ int gni_ecies_hs_new(const gni_ecies_config *cfg, gn_time now, gni_ecies_hs **ou
         !ecies_ext_valid(cfg->ext.base, cfg->ext.len)) {
         return GN_EINVAL;
     }
+    if (gn_identity_key_type(cfg->identity) != GN_KEY_ED25519) {
+        return GN_EBADKEY; /* ECIES keys are Ed25519's (docs/protocols/ecies.md) */
+    }
     if (sodium_init() < 0) {
         return GN_ECRYPTO;
     }

@@ -93,7 +93,8 @@ typedef struct gni_ecies_result {
  * (drain it). The ephemeral key is drawn from cfg->rng here (initiator) or
  * when msg1 arrives (responder).
  * Errors: GN_EINVAL (NULL identity/rng/out, ext too long or not a well-formed
- * extension block), GN_ENOMEM, GN_ECRYPTO (libsodium could not initialise).
+ * extension block), GN_EBADKEY (the identity is not Ed25519: ECIES derives its
+ * X25519 key from it), GN_ENOMEM, GN_ECRYPTO (libsodium could not initialise).
  * On failure *@out is untouched.
  */
 int gni_ecies_hs_new(const gni_ecies_config *cfg, gn_time now, gni_ecies_hs **out);

@@ -1108,18 +1108,21 @@ static bool xx_my_turn_to_read(const gn_noise_xx *x)
 /* Builds the signed NoiseHandshakePayload into a gn_malloc'd buffer. */
 static int xx_build_payload(gn_noise_xx *x, uint8_t **out, size_t *out_len)
 {
-    uint8_t spub[GN_NOISE_DHLEN], idpub[GN_ED25519_PUBLICKEYBYTES];
-    uint8_t keypb[64], tosign[XX_SIG_PREFIX_LEN + GN_NOISE_DHLEN], sig[GN_ED25519_SIGBYTES];
+    uint8_t spub[GN_NOISE_DHLEN];
+    uint8_t keypb[GN_PUBKEY_MAX_BYTES], tosign[XX_SIG_PREFIX_LEN + GN_NOISE_DHLEN];
+    uint8_t sig[GN_SIG_MAX_BYTES];
     int rc = gn_noise_hs_local_static(x->hs, spub);
     if (rc < 0)
         return GN_EINTERNAL;
-    gn_identity_public_key(x->id, idpub);
-    int kl = gn_pubkey_encode_ed25519(idpub, keypb, sizeof keypb);
+    /* any key type (peer-ids.md "Key Types"): PublicKey protobuf and its signature */
+    int kl = gn_identity_encode_public(x->id, keypb, sizeof keypb);
     if (kl < 0)
         return GN_EINTERNAL;
     memcpy(tosign, GN_NOISE_LIBP2P_SIG_PREFIX, XX_SIG_PREFIX_LEN);
     memcpy(tosign + XX_SIG_PREFIX_LEN, spub, GN_NOISE_DHLEN);
-    gn_identity_sign(x->id, tosign, sizeof tosign, sig);
+    int sl = gn_identity_sign_any(x->id, tosign, sizeof tosign, sig, sizeof sig);
+    if (sl < 0)
+        return sl == GN_ENOMEM ? sl : GN_EINTERNAL;
 
     Gnpb__NoiseHandshakePayload pl = GNPB__NOISE_HANDSHAKE_PAYLOAD__INIT;
     Gnpb__NoiseExtensions ext = GNPB__NOISE_EXTENSIONS__INIT;
@@ -1129,7 +1132,7 @@ static int xx_build_payload(gn_noise_xx *x, uint8_t **out, size_t *out_len)
     pl.identity_key.len = (size_t)kl;
     pl.has_identity_sig = 1;
     pl.identity_sig.data = sig;
-    pl.identity_sig.len = sizeof sig;
+    pl.identity_sig.len = (size_t)sl;
     if (x->n_muxers) {
         for (size_t i = 0; i < x->n_muxers; i++)
             mux[i] = x->muxers[i];
@@ -1223,20 +1226,17 @@ static int xx_verify_payload(gn_noise_xx *x, const uint8_t *pl, size_t len)
         return pa.oom ? GN_ENOMEM : GN_EPROTO;
     int rc;
     gn_key_type type;
-    uint8_t pub[GN_ED25519_PUBLICKEYBYTES], rs[GN_NOISE_DHLEN];
-    uint8_t tosign[XX_SIG_PREFIX_LEN + GN_NOISE_DHLEN], keypb[64];
+    uint8_t pub[GN_ED25519_PUBLICKEYBYTES] = {0}, rs[GN_NOISE_DHLEN];
+    uint8_t tosign[XX_SIG_PREFIX_LEN + GN_NOISE_DHLEN];
     gn_peer_id pid;
     if (!m->has_identity_key || !m->has_identity_sig) {
         rc = GN_EPROTO;
         goto out;
     }
-    rc = gn_pubkey_decode(m->identity_key.data, m->identity_key.len, &type, pub);
+    /* any key type: the protobuf must be canonical and the key well-formed */
+    rc = gn_pubkey_check(m->identity_key.data, m->identity_key.len, &type);
     if (rc < 0) {
-        rc = (rc == GN_EBADKEY || rc == GN_ENOMEM) ? rc : GN_EPROTO;
-        goto out;
-    }
-    if (m->identity_sig.len != GN_ED25519_SIGBYTES) {
-        rc = GN_EBADSIG;
+        rc = rc == GN_EBADKEY ? rc : GN_EPROTO;
         goto out;
     }
     if (gn_noise_hs_remote_static(x->hs, rs) < 0) {
@@ -1245,14 +1245,22 @@ static int xx_verify_payload(gn_noise_xx *x, const uint8_t *pl, size_t len)
     }
     memcpy(tosign, GN_NOISE_LIBP2P_SIG_PREFIX, XX_SIG_PREFIX_LEN);
     memcpy(tosign + XX_SIG_PREFIX_LEN, rs, GN_NOISE_DHLEN);
-    if (gn_ed25519_verify(pub, tosign, sizeof tosign, m->identity_sig.data) != 0) {
-        rc = GN_EBADSIG;
+    rc = gn_pubkey_verify(m->identity_key.data, m->identity_key.len, tosign, sizeof tosign,
+                          m->identity_sig.data, m->identity_sig.len);
+    if (rc < 0) {
+        /* GN_EPARSE here is the protobuf decoder out of memory (it was checked above) */
+        rc = (rc == GN_EBADKEY || rc == GN_EBADSIG) ? rc : GN_EPROTO;
         goto out;
     }
-    /* the peer ID of the canonical encoding of the verified key */
-    int kl = gn_pubkey_encode_ed25519(pub, keypb, sizeof keypb);
-    if (kl < 0 || gn_peer_id_from_pubkey(keypb, (size_t)kl, &pid) < 0) {
+    /* the peer ID of the (canonical, checked) encoding of the verified key */
+    if (gn_peer_id_from_pubkey(m->identity_key.data, m->identity_key.len, &pid) < 0) {
         rc = GN_EINTERNAL;
+        goto out;
+    }
+    /* the raw key is reported for Ed25519 only (gn_secure_result.remote_pubkey) */
+    if (type == GN_KEY_ED25519 &&
+        gn_pubkey_decode(m->identity_key.data, m->identity_key.len, NULL, pub) < 0) {
+        rc = GN_EPROTO; /* checked above: only the decoder running out of memory */
         goto out;
     }
     /* kept on a mismatch too: gn_noise_xx_mismatched_peer() reports it */

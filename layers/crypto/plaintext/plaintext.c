@@ -87,9 +87,15 @@ int gni_plaintext_feed(gni_plaintext *p, const uint8_t *in, size_t len, size_t *
     }
     gnpb__public_key__pack(ex->pubkey, keybuf);
     gn_key_type type;
-    rc = gn_pubkey_decode(keybuf, klen, &type, p->remote_pub);
+    /* any libp2p key type; the raw key is kept for Ed25519 only */
+    rc = gn_pubkey_check(keybuf, klen, &type);
     if (rc < 0) {
         rc = rc == GN_EBADKEY ? GN_EBADKEY : GN_EPROTO;
+        goto out;
+    }
+    memset(p->remote_pub, 0, sizeof p->remote_pub);
+    if (type == GN_KEY_ED25519 && gn_pubkey_decode(keybuf, klen, NULL, p->remote_pub) < 0) {
+        rc = GN_EINTERNAL;
         goto out;
     }
     gn_peer_id from_key, claimed;
@@ -116,29 +122,35 @@ int gni_plaintext_drain(gni_plaintext *p, gn_buf *out)
     if (p->sent || p->failed) {
         return 0;
     }
-    uint8_t pub[GN_ED25519_PUBLICKEYBYTES];
-    gn_identity_public_key(p->id, pub);
+    uint8_t keypb[GN_PUBKEY_MAX_BYTES];
+    int kl = gn_identity_encode_public(p->id, keypb, sizeof keypb);
+    if (kl < 0) {
+        return GN_EINTERNAL;
+    }
+    /* any key type: our PublicKey protobuf, unpacked to nest it in the Exchange */
+    Gnpb__PublicKey *pk = gnpb__public_key__unpack(NULL, (size_t)kl, keypb);
+    if (!pk) {
+        return GN_ENOMEM;
+    }
     gn_peer_id me;
     gn_identity_peer_id(p->id, &me);
 
-    Gnpb__PublicKey pk = GNPB__PUBLIC_KEY__INIT;
-    pk.type = GNPB__KEY_TYPE__Ed25519;
-    pk.data.data = pub;
-    pk.data.len = sizeof pub;
     Gnpb__Exchange ex = GNPB__EXCHANGE__INIT;
     ex.has_id = true;
     ex.id.data = me.bytes;
     ex.id.len = me.len;
-    ex.pubkey = &pk;
+    ex.pubkey = pk;
 
     size_t mlen = gnpb__exchange__get_packed_size(&ex);
     size_t need = gn_varint_len(mlen) + mlen;
     if (gn_buf_left(out) < need) {
+        gnpb__public_key__free_unpacked(pk, NULL);
         return GN_ENOSPC;
     }
     int hl = gn_varint_encode(mlen, out->last, gn_buf_left(out));
     out->last += hl;
     out->last += gnpb__exchange__pack(&ex, out->last);
+    gnpb__public_key__free_unpacked(pk, NULL);
     p->sent = true;
     return (int)need;
 }

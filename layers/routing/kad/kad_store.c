@@ -165,12 +165,8 @@ static int kad_pk_validate(void *arg, const uint8_t *key, size_t klen, const uin
     if (!gn_peer_id_equal(&want, &got)) {
         return GN_EPEERID;
     }
-    gn_key_type type = GN_KEY_ED25519;
-    rc = gn_pubkey_decode(value, vlen, &type, NULL);
-    if (rc == GN_EBADKEY && type != GN_KEY_ED25519) {
-        return 0; /* well-formed protobuf of a key type we cannot parse: binding checked */
-    }
-    return rc;
+    /* every key type's material is parsed and checked (issue 17) */
+    return gn_pubkey_check(value, vlen, NULL);
 }
 
 static int kad_pk_select(void *arg, const uint8_t *key, size_t klen,

@@ -76,14 +76,13 @@ typedef struct gni_kad_validators gni_kad_validators;
  * Creates a registry holding the built-in "pk" namespace: the value is a
  * libp2p PublicKey protobuf (canonical encoding) and the key is "/pk/"
  * followed by the binary peer ID (multihash) derived from exactly those
- * bytes. Ed25519 keys must carry 32 bytes of key data; RSA, secp256k1 and
- * ECDSA keys are accepted with their key material unparsed (golemnet has no
- * parsers for them): the peer ID binding, a hash or copy of the exact bytes,
- * is still checked, so only the key the peer ID was derived from passes.
+ * bytes. The key material of every type (Ed25519, RSA, secp256k1, ECDSA) is
+ * checked as gn_pubkey_check() does (since issue 17; before, only Ed25519).
  * pk errors: GN_EPARSE (<rest> is not a peer ID, the value is not a
  * canonical PublicKey protobuf; also when the protobuf decoder runs out of
- * memory), GN_ETOOBIG (value over GN_PUBKEY_MAX_BYTES), GN_EBADKEY (Ed25519
- * data not 32 bytes), GN_EPEERID (the key is not the one the peer ID names).
+ * memory), GN_ETOOBIG (value over GN_PUBKEY_MAX_BYTES), GN_EBADKEY (the key
+ * is malformed or unsupported), GN_EPEERID (the key is not the one the peer
+ * ID names).
  * The pk selector takes index 0 (all valid values are the same key).
  * Errors: GN_EINVAL (@out NULL), GN_ENOMEM. *@out untouched on failure.
  */

@@ -15,7 +15,8 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { mplex } from '@libp2p/mplex'
 import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { generateKeyPair, generateKeyPairFromSeed, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { readFileSync } from 'node:fs'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 
@@ -46,6 +47,8 @@ const USAGE = `usage: node --import ./polyfill.mjs peer.mjs [flags]
   --dial MA                   dial MA (a full multiaddr with /p2p/<id>)
   --muxer LIST                stream muxers to offer, comma list of yamux,mplex (default yamux,mplex)
   --key-seed N                deterministic Ed25519 key (seed bytes 0..3 = N little-endian)
+  --key-file PATH             identity from a libp2p PrivateKey protobuf file (any key type)
+  --key-type TYPE             a fresh identity of TYPE: Ed25519, RSA, secp256k1 or ECDSA
   --print-id                  print {"event":"peer_id"} for the key and exit
   --identify                  on dial: print the remote's identify record (from js's identify exchange)
   --identify-push             run js's identify push service (/ipfs/id/push/1.0.0: send and take pushes)
@@ -77,6 +80,8 @@ function parseFlags () {
       dial: { type: 'string' },
       muxer: { type: 'string', default: 'yamux,mplex' },
       'key-seed': { type: 'string' },
+      'key-file': { type: 'string' },
+      'key-type': { type: 'string' },
       'print-id': { type: 'boolean', default: false },
       identify: { type: 'boolean', default: false },
       'identify-push': { type: 'boolean', default: false },
@@ -122,6 +127,8 @@ function parseFlags () {
     dial: values.dial,
     muxers,
     keySeed: values['key-seed'] == null ? null : int('key-seed', 0, 0xffffffff),
+    keyFile: values['key-file'] ?? null,
+    keyType: values['key-type'] ?? null,
     printId: values['print-id'],
     identify: values.identify,
     identifyPush: values['identify-push'],
@@ -552,13 +559,20 @@ async function main () {
     process.exit(2)
   }
 
-  const privateKey = cfg.keySeed == null ? undefined : await privateKeyFromSeed(cfg.keySeed)
+  let privateKey
+  if (cfg.keyFile != null) {
+    privateKey = privateKeyFromProtobuf(readFileSync(cfg.keyFile))
+  } else if (cfg.keyType != null) {
+    privateKey = await generateKeyPair(cfg.keyType)
+  } else if (cfg.keySeed != null) {
+    privateKey = await privateKeyFromSeed(cfg.keySeed)
+  }
   if (cfg.printId) {
     if (privateKey == null) {
-      console.error('--print-id needs --key-seed')
+      console.error('--print-id needs --key-seed or --key-file')
       process.exit(2)
     }
-    emit({ event: 'peer_id', key_seed: cfg.keySeed, peer_id: peerIdFromPrivateKey(privateKey).toString() })
+    emit({ event: 'peer_id', key_seed: cfg.keySeed, key_type: privateKey.type, peer_id: peerIdFromPrivateKey(privateKey).toString() })
     process.exit(0)
   }
   if (cfg.listen.length === 0 && cfg.dial == null) {

@@ -2,6 +2,8 @@
 #include "golemnet/golemnet.h"
 #include "golemnet/multiformats.h"
 #include "identify.h"
+#include "identify.pb-c.h"
+#include "relay_msg.h" /* gni_envelope_seal: a signed envelope of any key type */
 
 #include "gn_pipe.h"
 #include "gn_test.h"
@@ -397,7 +399,81 @@ GN_TEST(driver_oversize_reply_and_timeout)
     fixture_fini(&f);
 }
 
+/* An Identify message (one frame) with @id's public key and @rec as signedPeerRecord. */
+static size_t identify_with_record(const gn_identity *id, const uint8_t *rec, size_t rec_len,
+                                   uint8_t *out, size_t cap)
+{
+    uint8_t pk[GN_PUBKEY_MAX_BYTES];
+    int kl = gn_identity_encode_public(id, pk, sizeof pk);
+    Gnpb__Identify m = GNPB__IDENTIFY__INIT;
+    m.has_publickey = 1;
+    m.publickey.data = pk;
+    m.publickey.len = (size_t)kl;
+    m.has_signedpeerrecord = 1;
+    m.signedpeerrecord.data = (uint8_t *)(uintptr_t)rec;
+    m.signedpeerrecord.len = rec_len;
+    size_t n = gnpb__identify__get_packed_size(&m);
+    if (kl < 0 || n + 10 > cap)
+        abort();
+    int hl = gn_varint_encode(n, out, cap);
+    return (size_t)hl + gnpb__identify__pack(&m, out + hl);
+}
+
+/* signedPeerRecord envelopes are verified for every key type (issue 17). */
+GN_TEST(signed_peer_record_verified)
+{
+    static const gn_key_type types[] = {GN_KEY_ED25519, GN_KEY_RSA, GN_KEY_SECP256K1,
+                                        GN_KEY_ECDSA};
+    static const uint8_t rec_type[2] = {0x03, 0x01};
+    static const uint8_t payload[] = {0x0a, 0x02, 0x00, 0x01, 0x10, 0x07}; /* opaque here */
+    gn_identity *other = NULL;
+    CHECK_OK(gn_identity_from_int_seed(44, &other));
+    for (size_t k = 0; k < 4; k++) {
+        gn_identity *id = NULL;
+        CHECK_OK(gn_identity_generate_type(types[k], 0, &id));
+        gn_peer_id pid;
+        gn_identity_peer_id(id, &pid);
+        static uint8_t msg[4096];
+        uint8_t *env = NULL;
+        size_t el = 0;
+        gni_identify_result *r = NULL;
+        /* good: signed by the peer's own key */
+        CHECK_OK(gni_envelope_seal(id, "libp2p-peer-record", rec_type, 2, payload, sizeof payload,
+                                   &env, &el));
+        size_t n = identify_with_record(id, env, el, msg, sizeof msg);
+        CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK(gn_peer_id_equal(&r->peer, &pid));
+        CHECK(r->has_signed_peer_record && r->signed_peer_record_ok);
+        gni_identify_result_free(r);
+        /* a flipped signature byte (the signature is the envelope's last field) */
+        env[el - 1] ^= 1;
+        n = identify_with_record(id, env, el, msg, sizeof msg);
+        CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK(r->has_signed_peer_record && !r->signed_peer_record_ok);
+        gni_identify_result_free(r);
+        gn_free(env);
+        /* another domain */
+        CHECK_OK(gni_envelope_seal(id, "libp2p-relay-rsvp", rec_type, 2, payload, sizeof payload,
+                                   &env, &el));
+        n = identify_with_record(id, env, el, msg, sizeof msg);
+        CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK(!r->signed_peer_record_ok);
+        gni_identify_result_free(r);
+        gn_free(env);
+        /* signed by someone else: a valid envelope, not the peer's */
+        CHECK_OK(gni_envelope_seal(other, "libp2p-peer-record", rec_type, 2, payload,
+                                   sizeof payload, &env, &el));
+        n = identify_with_record(id, env, el, msg, sizeof msg);
+        CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK(r->has_signed_peer_record && !r->signed_peer_record_ok);
+        gni_identify_result_free(r);
+        gn_free(env);
+        gn_identity_free(id);
+    }
+    gn_identity_free(other);
+}
+
 APPS_TEST_MAIN(GN_T(encode_matches_hand_built_protobuf), GN_T(encode_rejects_bad_info),
                GN_T(decode_bare_and_framed), GN_T(decode_merges_frames_and_ignores_extras),
                GN_T(decode_bad_input), GN_T(driver_round_trip), GN_T(driver_push_and_wrong_peer),
-               GN_T(driver_oversize_reply_and_timeout))
+               GN_T(driver_oversize_reply_and_timeout), GN_T(signed_peer_record_verified))

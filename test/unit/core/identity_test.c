@@ -434,18 +434,33 @@ GN_TEST(private_decode_forms_and_errors)
     for (size_t len = 0; len < n; len++)
         CHECK_EQ(gn_identity_decode_private(priv, len, &id), GN_EPARSE);
 
-    /* Other key type. */
+    /* Other key types decode since 0.2 (keys_test.c has their vectors). */
     size_t sn = unhex(spec_secp_priv_hex, buf, sizeof buf);
-    CHECK_EQ(gn_identity_decode_private(buf, sn, &id), GN_EBADKEY);
+    CHECK_EQ(gn_identity_decode_private(buf, sn, &id), 0);
+    CHECK_EQ(gn_identity_key_type(id), GN_KEY_SECP256K1);
+    gn_identity_free(id);
+    id = NULL;
+    /* An unknown key type is a bad key. */
+    static const uint8_t type9[] = {0x08, 0x09, 0x12, 0x01, 0x00};
+    CHECK_EQ(gn_identity_decode_private(type9, sizeof type9, &id), GN_EBADKEY);
 
-    /* Ed25519 with a 96-byte (legacy) or 33-byte Data is not accepted. */
+    /* Ed25519 with the legacy 96-byte Data (spec "Ed25519"): seed || pk || pk. */
     buf[0] = 0x08;
     buf[1] = 0x01;
     buf[2] = 0x12;
     buf[3] = 96;
     memcpy(buf + 4, priv + 4, 64);
     memcpy(buf + 68, priv + 36, 32);
+    CHECK_EQ(gn_identity_decode_private(buf, 100, &id), 0);
+    gn_identity_peer_id(id, &b);
+    gn_identity_free(id);
+    id = NULL;
+    CHECK(gn_peer_id_equal(&a, &b));
+    /* ... whose two public key copies differ: rejected. */
+    buf[99] ^= 0x01;
     CHECK_EQ(gn_identity_decode_private(buf, 100, &id), GN_EBADKEY);
+    CHECK(id == NULL);
+    /* ... and a 33-byte Data is not an Ed25519 key. */
     buf[3] = 33;
     CHECK_EQ(gn_identity_decode_private(buf, 37, &id), GN_EBADKEY);
 

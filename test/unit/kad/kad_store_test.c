@@ -221,17 +221,26 @@ GN_TEST(pk_namespace)
     memset(short_ed + 4, 7, 31);
     kjlen = pk_key_for(short_ed, sizeof short_ed, kj);
     CHECK_EQ(gni_kad_validators_validate(v, kj, kjlen, short_ed, sizeof short_ed), GN_EBADKEY);
-    /* secp256k1 (identity peer ID) and RSA-sized (sha2-256 peer ID) keys: binding only */
+    /* secp256k1 (identity peer ID) and RSA-sized (sha2-256 peer ID) keys: since
+       issue 17 the key material is checked too, so bytes that are no key fail */
     uint8_t secp[4 + 33] = {0x08, 0x02, 0x12, 33};
     memset(secp + 4, 2, 33);
+    secp[4] = 0x05; /* no point encoding starts so */
     kjlen = pk_key_for(secp, sizeof secp, kj);
     CHECK_EQ(kj[4], 0x00); /* identity multihash */
-    CHECK_EQ(gni_kad_validators_validate(v, kj, kjlen, secp, sizeof secp), 0);
+    CHECK_EQ(gni_kad_validators_validate(v, kj, kjlen, secp, sizeof secp), GN_EBADKEY);
+    /* the spec's secp256k1 public key (peer-ids.md "Test vectors") passes */
+    static const uint8_t secp_ok[37] = {
+        0x08, 0x02, 0x12, 0x21, 0x03, 0x77, 0x77, 0xe9, 0x94, 0xe4, 0x52, 0xc2, 0x16,
+        0x04, 0xf9, 0x1d, 0xe0, 0x93, 0xce, 0x41, 0x5f, 0x54, 0x32, 0xf7, 0x01, 0xdd,
+        0x8c, 0xd1, 0xa7, 0xa6, 0xfe, 0xa0, 0xe6, 0x30, 0xbf, 0xca, 0x99};
+    kjlen = pk_key_for(secp_ok, sizeof secp_ok, kj);
+    CHECK_EQ(gni_kad_validators_validate(v, kj, kjlen, secp_ok, sizeof secp_ok), 0);
     uint8_t rsa[5 + 200] = {0x08, 0x00, 0x12, 0xc8, 0x01};
     memset(rsa + 5, 9, 200);
     kjlen = pk_key_for(rsa, sizeof rsa, kj);
     CHECK_EQ(kj[4], 0x12); /* sha2-256 multihash */
-    CHECK_EQ(gni_kad_validators_validate(v, kj, kjlen, rsa, sizeof rsa), 0);
+    CHECK_EQ(gni_kad_validators_validate(v, kj, kjlen, rsa, sizeof rsa), GN_EBADKEY);
     rsa[100] ^= 1;
     CHECK_EQ(gni_kad_validators_validate(v, kj, kjlen, rsa, sizeof rsa), GN_EPEERID);
     /* pk selector: any valid value is as good as another, the first wins */

@@ -286,6 +286,37 @@ GN_TEST(voucher_equals_js_and_round_trips)
     gn_identity_free(other_key);
 }
 
+/* Relays with RSA, secp256k1 and ECDSA identities sign vouchers that open (issue 17). */
+GN_TEST(voucher_key_types)
+{
+    static const gn_key_type types[] = {GN_KEY_RSA, GN_KEY_SECP256K1, GN_KEY_ECDSA};
+    gn_identity *peer_key = ident(2);
+    gn_peer_id peer;
+    gn_identity_peer_id(peer_key, &peer);
+    for (size_t k = 0; k < 3; k++) {
+        gn_identity *relay_key = NULL;
+        /* 4096 bits: the key and signature of a big RSA relay fit the bound */
+        CHECK_OK(gn_identity_generate_type(types[k], types[k] == GN_KEY_RSA ? 4096 : 0,
+                                           &relay_key));
+        gn_peer_id relay, got;
+        gn_identity_peer_id(relay_key, &relay);
+        uint8_t *env = NULL;
+        size_t len = 0;
+        uint64_t exp = 0;
+        CHECK_OK(gni_relay_voucher_make(relay_key, &peer, EXPIRATION, &env, &len));
+        CHECK(len <= GNI_RELAY_VOUCHER_MAX);
+        CHECK_OK(gni_relay_voucher_open(env, len, &relay, &got, &exp));
+        CHECK(gn_peer_id_equal(&got, &peer));
+        CHECK_EQ(exp, EXPIRATION);
+        /* the signature is the last field: flip its last byte */
+        env[len - 1] ^= 1;
+        CHECK_EQ(gni_relay_voucher_open(env, len, &relay, NULL, NULL), GN_EBADSIG);
+        gn_free(env);
+        gn_identity_free(relay_key);
+    }
+    gn_identity_free(peer_key);
+}
+
 GN_TEST(round_trip_with_framing)
 {
     gn_peer_id peer;
@@ -483,6 +514,7 @@ GN_TEST(status_names_and_errors)
 }
 
 GN_TEST_MAIN(GN_T(js_hop_messages_decode_and_reencode), GN_T(js_stop_messages_decode_and_reencode),
-             GN_T(voucher_equals_js_and_round_trips), GN_T(round_trip_with_framing),
+             GN_T(voucher_equals_js_and_round_trips), GN_T(voucher_key_types),
+             GN_T(round_trip_with_framing),
              GN_T(encode_refuses_bad_messages), GN_T(decode_refuses_malformed_input),
              GN_T(status_names_and_errors))
