@@ -20,7 +20,8 @@
  * Thread context: every function of this header runs on the node's loop
  * thread (gn_node_loop(); from another thread use gn_loop_submit()), and
  * every callback runs there, never from inside a call of this header except
- * where noted. Values (gn_edf_value) passed in are encoded before the call
+ * where noted; the any-thread queue's functions (gn_ergo_queue_*() but
+ * gn_ergo_spawn_queued(), gn_ergo_item_release()) are marked "Any thread". Values (gn_edf_value) passed in are encoded before the call
  * returns; values passed to callbacks are borrowed for the callback only.
  *
  * Errors: negative gn_err codes (golemnet/err.h). Outcomes reported by a
@@ -804,6 +805,172 @@ GN_API int gn_ergo_remote_spawn(gn_ergo_proc *p, const char *node, const char *f
 GN_API int gn_ergo_remote_app_start(gn_ergo_proc *p, const char *node, const char *app,
                                     gn_ergo_app_mode mode, gn_time timeout,
                                     gn_ergo_result_cb cb, void *arg);
+
+/* ---- any-thread queue (Since: 0.6; docs/ergo-node.md "Any-thread queue") ----------------- */
+
+/*
+ * A queued process delivers its messages and signals to a bounded queue
+ * another thread pops (gn_ergo_queue_next(), or a poller on
+ * gn_ergo_queue_fd()), like the node's events (gn_node_next_event()).
+ * The process itself (gn_ergo_proc) stays a loop-thread object; the queue
+ * (gn_ergo_queue) is a separate, reference-counted handle that any thread
+ * may use and that outlives the process: when the process ends, its memory
+ * goes (from the loop), the queue's does not.
+ *
+ * Bounds: at most @capacity items and @max_bytes decoded bytes wait in the
+ * queue. When a push reaches either bound the library pauses the process
+ * (gn_ergo_proc_pause()): further messages wait in its bounded mailbox
+ * (mailbox_size, mailbox_bytes; when that is full too, the mailbox-full
+ * rules of gn_ergo_send() apply: local senders get GN_EAGAIN, remote
+ * important senders "mailbox full", remote plain sends are dropped) and
+ * signals in its signal queue (GN_ERGO_LINKS_MAX + mailbox_size; exit
+ * signals beyond are dropped). A pop that takes the queue below both bounds
+ * resumes the process through gn_loop_submit() (retried on later pops and
+ * while a gn_ergo_queue_next() waits, when the loop's command queue is
+ * full). Nothing is lost in between: paused, the process is not delivered
+ * anything. The library owns the process's pause state and its signal
+ * callback: do not call gn_ergo_proc_pause() or gn_ergo_proc_set_signal_cb()
+ * on a queued process.
+ */
+
+/** Default bound on the items waiting in a queue (gn_ergo_queue_opts.capacity). Since: 0.6 */
+#define GN_ERGO_QUEUE_DEFAULT 256u
+
+/** An any-thread queue of a process's messages and signals. Opaque. Since: 0.6 */
+typedef struct gn_ergo_queue gn_ergo_queue;
+
+/** What a queue item is. Since: 0.6 */
+typedef enum gn_ergo_item_kind {
+    GN_ERGO_ITEM_MESSAGE = 1, /* @msg */
+    GN_ERGO_ITEM_SIGNAL = 2,  /* @signal */
+} gn_ergo_item_kind;
+
+/**
+ * One item popped from a queue. A message's @msg.value (with every child,
+ * byte field and unregistered composite type) is owned by the item, in an
+ * arena of its own, until gn_ergo_item_release(); it is independent of the
+ * loop and of the queue (the queue may be freed first). Values of
+ * registered types point at types of the node's registry
+ * (gn_ergo_registry()), which lives as long as the ergo component runs:
+ * release items before the node stops. A signal's @signal.reason points
+ * into the item itself (valid while the item is, not after copying the
+ * struct). Fields ending in _ are private. Since: 0.6
+ */
+typedef struct gn_ergo_item {
+    gn_ergo_item_kind kind;
+    gn_ergo_msg msg;       /* GN_ERGO_ITEM_MESSAGE: as a message callback gets it */
+    gn_ergo_signal signal; /* GN_ERGO_ITEM_SIGNAL: as a signal callback gets it */
+    char reason_[GN_ERGO_NAME_MAX + 1];
+    void *arena_;
+} gn_ergo_item;
+
+/** gn_ergo_spawn_queued() options; zero = defaults. Since: 0.6 */
+typedef struct gn_ergo_queue_opts {
+    gn_ergo_proc_opts proc; /* the process's options (mailbox bounds, compression, ...) */
+    uint32_t capacity;      /* items waiting at most (0 = GN_ERGO_QUEUE_DEFAULT) */
+    size_t max_bytes;       /* decoded bytes waiting at most (0 = GN_ERGO_MAILBOX_BYTES_DEFAULT);
+                             * an item is queued whatever its size when the bounds allow one
+                             * more, then the process pauses */
+} gn_ergo_queue_opts;
+
+/**
+ * Creates a process on @en as gn_ergo_spawn() does, whose messages and
+ * signals (exit, down) go to a new queue *@q_out instead of callbacks: each
+ * message's value is copied (encoded and decoded into the item's own arena)
+ * on the loop and pushed. @o NULL = defaults.
+ * Ownership: *@p_out is a process like any other (loop thread; end it with
+ * gn_ergo_proc_free() or gn_ergo_proc_exit(), or gn_ergo_detach() ends it);
+ * *@q_out holds one reference for the application, dropped with
+ * gn_ergo_queue_free(), and one for the process, dropped when it ends.
+ * When the process ends the queue closes: items waiting can still be
+ * popped, then gn_ergo_queue_next() returns GN_ECLOSED (a thread blocked in
+ * it wakes with GN_ECLOSED); items popped before stay valid until released.
+ * A message whose copy fails (out of memory) is dropped (a caller gets no
+ * answer and times out).
+ * Returns 0; GN_EINVAL (NULL @en/@p_out/@q_out, bad @o->proc.compression);
+ * GN_ESTATE (the component is not running); GN_ENOMEM; GN_EIO (no wakeup
+ * descriptor for the queue). Loop thread. Since: 0.6
+ */
+GN_API int gn_ergo_spawn_queued(gn_ergo_node *en, const gn_ergo_queue_opts *o,
+                                gn_ergo_proc **p_out, gn_ergo_queue **q_out);
+
+/**
+ * Pops the oldest item of @q into *@item (the caller's storage; it then
+ * owns the item's value: gn_ergo_item_release()). Items come in the order
+ * the process would have had them in its callbacks: a signal before the
+ * messages that were waiting in the mailbox with it, messages by priority
+ * then arrival, so per sender in sending order within a priority.
+ * @timeout: 0 = do not wait, GN_TIME_INFINITY = wait, else ns.
+ * Returns 0; GN_EINVAL (NULL @q/@item); GN_EAGAIN (empty, @timeout 0);
+ * GN_ETIMEDOUT (nothing within @timeout); GN_ECLOSED (the process ended
+ * and every item was popped). Any thread; several threads may pop one
+ * queue. Since: 0.6
+ */
+GN_API int gn_ergo_queue_next(gn_ergo_queue *q, gn_ergo_item *item, gn_time timeout);
+
+/**
+ * Frees what *@item owns (its value's arena) and clears it. Any thread; an
+ * item that is not set (zeroed) or already released is a no-op; NULL is a
+ * no-op. Since: 0.6
+ */
+GN_API void gn_ergo_item_release(gn_ergo_item *item);
+
+/**
+ * A file descriptor readable while items wait in @q or it is closed (as
+ * gn_evq_fd(): eventfd or a pipe; -1 on Windows or for NULL @q). Do not
+ * read or close it; pop with a 0 timeout when it is readable. Valid until
+ * gn_ergo_queue_free(). Any thread. Since: 0.6
+ */
+GN_API int gn_ergo_queue_fd(const gn_ergo_queue *q);
+
+/** Items waiting in @q now (0 for NULL). Any thread. Since: 0.6 */
+GN_API size_t gn_ergo_queue_len(gn_ergo_queue *q);
+
+/**
+ * True while @q has paused its process because it reached a bound and no
+ * resume is on its way (false for NULL). Any thread. Since: 0.6
+ */
+GN_API bool gn_ergo_queue_paused(gn_ergo_queue *q);
+
+/** The PID of @q's process (kept after it ended). Any thread. Since: 0.6 */
+GN_API void gn_ergo_queue_pid(const gn_ergo_queue *q, gn_ergo_pid *out);
+
+/**
+ * Answers call @ref from caller @to (from a popped item's msg.from and
+ * msg.ref) with @v, as @q's process, from any thread: @v is encoded before
+ * this returns (the caller keeps it), the answer is submitted to the loop
+ * (gn_loop_submit()) and made there with gn_ergo_reply(). @cb(@arg)
+ * (optional) then runs once on the loop thread with the outcome: 0, the
+ * errors of gn_ergo_reply() (GN_ENOTFOUND: a local caller no longer waits),
+ * GN_ECLOSED (the process ended first), GN_ENOTFOUND/GN_EPARSE (the value's
+ * type is not in the registry the loop decodes with). @err_text is NULL.
+ * Returns 0 (@cb follows); GN_EINVAL (NULL @q/@to/@ref/@v, a value that
+ * does not encode: a top-level nil, ...); GN_ERANGE, GN_ELIMIT (encoding
+ * limits, as gn_edf_encode()); GN_ECLOSED (the process ended, or the loop
+ * is stopping); GN_EAGAIN (the loop's command queue is full: retry);
+ * GN_ENOMEM. After an error @cb is not called. Any thread, while the
+ * node's loop exists. Since: 0.6
+ */
+GN_API int gn_ergo_queue_reply(gn_ergo_queue *q, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                               const gn_edf_value *v, gn_ergo_result_cb cb, void *arg);
+
+/**
+ * gn_ergo_queue_reply() with an error answer (gn_ergo_reply_error()): @text
+ * NUL-terminated, 1..32767 bytes, copied. Returns as gn_ergo_queue_reply()
+ * (GN_EINVAL also for an empty or too long @text). Any thread. Since: 0.6
+ */
+GN_API int gn_ergo_queue_reply_error(gn_ergo_queue *q, const gn_ergo_pid *to,
+                                     const gn_ergo_ref *ref, const char *text,
+                                     gn_ergo_result_cb cb, void *arg);
+
+/**
+ * Drops the application's reference to @q; the queue is freed (with the
+ * items still waiting) when its process has ended too. It does not end the
+ * process: end it first (loop thread), else it stays paused once the queue
+ * fills. No thread may be blocked in gn_ergo_queue_next(@q), and @q must
+ * not be used after. NULL is a no-op. Any thread. Since: 0.6
+ */
+GN_API void gn_ergo_queue_free(gn_ergo_queue *q);
 
 GN_END_DECLS
 

@@ -1959,6 +1959,8 @@ void gn_ergo_detach(gn_ergo_node *en)
     while (en->procs) { /* bounded: the processes */
         gn_ergo_proc *p = en->procs;
         en->procs = p->next;
+        if (!p->dead)
+            gni_ergo_queue_on_proc_end(p->cb, p->arg); /* ergo_queue.c: its queue closes */
         for (en_item *it = mailbox_pop(p); it; it = mailbox_pop(p))
             item_free(it);
         while (p->sh) {
@@ -2172,6 +2174,7 @@ static void proc_end(gn_ergo_proc *p, const char *reason)
     /* its remote spawn / start requests end (GN_ECLOSED); a factory's count goes down */
     gni_ergo_spawn_on_proc_end(en, p, p->spawn_tag);
     p->spawn_tag = NULL;
+    gni_ergo_queue_on_proc_end(p->cb, p->arg); /* ergo_queue.c: its queue closes */
     if (!en->draining)
         drain_sweep(en);
 }
@@ -2814,6 +2817,8 @@ bool gni_ergo_node_ctl_cancel(gn_ergo_node *en, const uint64_t ref[3])
 }
 
 gn_ergo_node *gni_ergo_proc_node(const gn_ergo_proc *p) { return p && !p->dead ? p->en : NULL; }
+
+gn_loop *gni_ergo_node_loop(gn_ergo_node *en) { return en->loop; } /* ergo_queue.c */
 
 bool gni_ergo_node_name_taken(gn_ergo_node *en, const char *name)
 {

@@ -73,4 +73,13 @@ bool gni_ergo_proc_holds_name(const gn_ergo_proc *p, const char *name);
 /* our own network flags (ergo.flags, as announced), 0 when the component is not running */
 uint64_t gni_ergo_node_own_flags(gn_ergo_node *en);
 
+/* ---- hooks for the any-thread queue (ergo_queue.c) -------------------------------------- */
+
+/* the loop @en runs on */
+gn_loop *gni_ergo_node_loop(gn_ergo_node *en);
+
+/* ergo_queue.c: a process with callback @cb(@arg) ended (gn_ergo_proc_free/exit, or
+ * gn_ergo_detach); a no-op unless it is a queued process, whose queue then closes. */
+void gni_ergo_queue_on_proc_end(gn_ergo_msg_cb cb, void *arg);
+
 #endif /* GNI_ERGO_NODE_INT_H */

@@ -1,0 +1,414 @@
+/*
+ * golemnet - the Ergo node's any-thread queue (include/golemnet/ergo.h
+ * "any-thread queue"; docs/ergo-node.md "Any-thread queue").
+ *
+ * A queued process is an ordinary process (ergo_node.c) whose message and
+ * signal callbacks copy what they get into a gn_ergo_item and push it into a
+ * gn_evq (core/evq.c) that any thread pops. Built on the public API of
+ * ergo.h; ergo_node.c only tells us when the process ends
+ * (gni_ergo_queue_on_proc_end()) and which loop the node runs on.
+ *
+ * Pause protocol (the bound): the loop pushes, then, when the queue is at a
+ * bound, pauses the process and sets q->paused; a popper that takes the queue
+ * below the bounds and wins the paused true -> false exchange submits the
+ * resume. Each side changes its quantity first and looks at the other's
+ * after, so one of them always sees the other: the loop re-checks the bounds
+ * after setting q->paused and resumes itself when a pop slipped in between.
+ *
+ * Threads: q->en, q->proc are loop-thread fields; refs, bytes, paused and
+ * closed are atomics; the evq locks itself. Sans-I/O: no syscalls here.
+ */
+#include "golemnet/ergo.h"
+#include "golemnet/err.h"
+#include "golemnet/log.h"
+#include "golemnet/loop.h"
+
+#include "ergo_node_int.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+struct gn_ergo_queue {
+    atomic_uint refs;       /* the application, the live process, each submitted command */
+    gn_evq *evq;            /* of gn_ergo_item */
+    gn_loop *loop;
+    gn_ergo_node *en;       /* loop thread */
+    gn_ergo_proc *proc;     /* loop thread; NULL once the process ended */
+    gn_ergo_pid pid;        /* constant */
+    uint32_t capacity;
+    size_t max_bytes;
+    atomic_size_t bytes;    /* decoded bytes of the items waiting */
+    atomic_bool paused;     /* we paused the process and no resume is on its way */
+    atomic_bool closed;     /* the process ended */
+};
+
+/* a resume still owed after a failed submit is retried at this pace while a popper waits */
+#define Q_RETRY_SLICE (10 * GN_MS)
+
+static void q_item_free(gn_ergo_item *it) { gn_edf_arena_free(it->arena_); }
+
+static void q_unref(gn_ergo_queue *q)
+{
+    if (atomic_fetch_sub(&q->refs, 1) != 1)
+        return;
+    gn_ergo_item it;
+    while (gn_evq_pop(q->evq, &it, 0) == 0) /* bounded: the items waiting */
+        q_item_free(&it);
+    gn_evq_free(q->evq);
+    gn_free(q);
+}
+
+static bool q_full(gn_ergo_queue *q)
+{
+    return gn_evq_len(q->evq) >= q->capacity || atomic_load(&q->bytes) >= q->max_bytes;
+}
+
+/* loop thread, after a push: pause at a bound (see the pause protocol above) */
+static void q_check_full(gn_ergo_queue *q)
+{
+    if (!q->proc || !q_full(q))
+        return;
+    (void)gn_ergo_proc_pause(q->proc, true);
+    atomic_store(&q->paused, true);
+    bool t = true;
+    if (!q_full(q) && atomic_compare_exchange_strong(&q->paused, &t, false))
+        (void)gn_ergo_proc_pause(q->proc, false);
+}
+
+static void q_resume_cmd(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    gn_ergo_queue *q = arg;
+    if (q->proc && !atomic_load(&q->paused))
+        (void)gn_ergo_proc_pause(q->proc, false);
+    q_unref(q);
+}
+
+/* any thread, after a pop: submit the resume when we paused and the queue is below its bounds */
+static void q_maybe_resume(gn_ergo_queue *q)
+{
+    if (!atomic_load(&q->paused) || atomic_load(&q->closed) || q_full(q))
+        return;
+    bool t = true;
+    if (!atomic_compare_exchange_strong(&q->paused, &t, false))
+        return;
+    atomic_fetch_add(&q->refs, 1);
+    if (gn_loop_submit(q->loop, q_resume_cmd, q) < 0) {
+        atomic_store(&q->paused, true); /* owed: retried by the next pop or waiting popper */
+        q_unref(q);
+    }
+}
+
+/* a copy of @v in a new arena (*@a), independent of the loop: encoded and decoded back */
+static int q_copy_value(gn_ergo_queue *q, const gn_edf_value *v, gn_edf_arena **a,
+                        gn_edf_value **out)
+{
+    size_t len = 0;
+    int rc = gn_edf_encoded_len(NULL, v, &len);
+    bool nil = rc == GN_EINVAL && v->kind == GN_EDF_NIL; /* a top-level nil does not encode */
+    if (rc < 0 && !nil)
+        return rc;
+    uint8_t *buf = nil ? NULL : gn_malloc(len ? len : 1);
+    if (!nil && !buf)
+        return GN_ENOMEM;
+    *a = gn_edf_arena_new(len * 2 + 256, 0);
+    *out = *a ? gn_edf_arena_alloc(*a, sizeof **out) : NULL;
+    if (!*out) {
+        gn_edf_arena_free(*a);
+        gn_free(buf);
+        return GN_ENOMEM;
+    }
+    if (nil) {
+        **out = *v; /* kind NIL: no bytes, no children (its type is a registry's or basic) */
+        return 0;
+    }
+    gn_buf b;
+    gn_buf_init(&b, buf, len);
+    rc = gn_edf_encode(NULL, v, &b);
+    if (rc >= 0) {
+        gn_edf_decode_opts o;
+        gn_edf_decode_opts_default(&o);
+        o.reg = gn_ergo_registry(q->en);
+        o.flags = GN_EDF_DECODE_COPY;
+        o.max_input = len;
+        o.max_values = UINT32_MAX;
+        rc = gn_edf_decode(&o, *a, buf, len, *out, NULL, NULL);
+    }
+    gn_free(buf);
+    if (rc < 0) {
+        gn_edf_arena_free(*a);
+        *a = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+/* loop thread: pushes @it (taking its arena) or drops it */
+static void q_push(gn_ergo_queue *q, gn_ergo_item *it)
+{
+    size_t nb = it->arena_ ? gn_edf_arena_used(it->arena_) : 0;
+    atomic_fetch_add(&q->bytes, nb); /* before the push: a popper subtracts after its pop */
+    if (gn_evq_push(q->evq, it) < 0) { /* only out of memory: the bound paused us before */
+        atomic_fetch_sub(&q->bytes, nb);
+        q_item_free(it);
+        GN_LOG(GN_LOG_WARNING, "ergo", "queue of process %llu: item dropped (out of memory)",
+                    (unsigned long long)q->pid.id);
+        return;
+    }
+    q_check_full(q);
+}
+
+static void q_on_msg(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
+{
+    (void)p;
+    gn_ergo_queue *q = arg;
+    gn_ergo_item it;
+    memset(&it, 0, sizeof it);
+    it.kind = GN_ERGO_ITEM_MESSAGE;
+    it.msg = *m;
+    gn_edf_arena *a = NULL;
+    gn_edf_value *v = NULL;
+    int rc = q_copy_value(q, m->value, &a, &v);
+    if (rc < 0) {
+        GN_LOG(GN_LOG_WARNING, "ergo", "queue of process %llu: message dropped (%s)",
+                    (unsigned long long)q->pid.id, gn_strerror(rc));
+        return;
+    }
+    it.msg.value = v;
+    it.arena_ = a;
+    q_push(q, &it);
+}
+
+static void q_on_sig(gn_ergo_proc *p, void *arg, const gn_ergo_signal *s)
+{
+    (void)p;
+    gn_ergo_queue *q = arg;
+    gn_ergo_item it;
+    memset(&it, 0, sizeof it);
+    it.kind = GN_ERGO_ITEM_SIGNAL;
+    it.signal = *s;
+    size_t n = s->reason ? strlen(s->reason) : 0;
+    if (n > GN_ERGO_NAME_MAX)
+        n = GN_ERGO_NAME_MAX;
+    if (n)
+        memcpy(it.reason_, s->reason, n);
+    it.reason_[n] = '\0';
+    it.signal.reason = NULL; /* set to it.reason_ by the pop (the item is copied) */
+    q_push(q, &it);
+}
+
+void gni_ergo_queue_on_proc_end(gn_ergo_msg_cb cb, void *arg)
+{
+    if (cb != q_on_msg)
+        return;
+    gn_ergo_queue *q = arg;
+    if (!q->proc)
+        return;
+    q->proc = NULL;
+    atomic_store(&q->closed, true);
+    gn_evq_close(q->evq);
+    q_unref(q);
+}
+
+int gn_ergo_spawn_queued(gn_ergo_node *en, const gn_ergo_queue_opts *o, gn_ergo_proc **p_out,
+                         gn_ergo_queue **q_out)
+{
+    if (!en || !p_out || !q_out)
+        return GN_EINVAL;
+    gn_ergo_queue *q = gn_calloc(1, sizeof *q);
+    if (!q)
+        return GN_ENOMEM;
+    q->capacity = o && o->capacity ? o->capacity : GN_ERGO_QUEUE_DEFAULT;
+    q->max_bytes = o && o->max_bytes ? o->max_bytes : GN_ERGO_MAILBOX_BYTES_DEFAULT;
+    q->loop = gni_ergo_node_loop(en);
+    q->en = en;
+    int rc = gn_evq_new(q->capacity, sizeof(gn_ergo_item), &q->evq);
+    if (rc < 0) {
+        gn_free(q);
+        return rc;
+    }
+    gn_ergo_proc *p = NULL;
+    rc = gn_ergo_spawn(en, o ? &o->proc : NULL, q_on_msg, q, &p);
+    if (rc < 0) {
+        gn_evq_free(q->evq);
+        gn_free(q);
+        return rc;
+    }
+    (void)gn_ergo_proc_set_signal_cb(p, q_on_sig, q);
+    q->proc = p;
+    gn_ergo_proc_pid(p, &q->pid);
+    atomic_init(&q->refs, 2);
+    atomic_init(&q->bytes, 0);
+    atomic_init(&q->paused, false);
+    atomic_init(&q->closed, false);
+    *p_out = p;
+    *q_out = q;
+    return 0;
+}
+
+int gn_ergo_queue_next(gn_ergo_queue *q, gn_ergo_item *item, gn_time timeout)
+{
+    if (!q || !item)
+        return GN_EINVAL;
+    int rc;
+    for (;;) { /* bounded by @timeout; unbounded waits end when the owed resume is submitted */
+        q_maybe_resume(q);
+        gn_time slice = timeout;
+        bool owed = atomic_load(&q->paused) && !atomic_load(&q->closed) && !q_full(q);
+        if (owed && timeout > Q_RETRY_SLICE)
+            slice = Q_RETRY_SLICE;
+        rc = gn_evq_pop(q->evq, item, slice);
+        if (rc != GN_ETIMEDOUT || slice == timeout)
+            break;
+        if (timeout != GN_TIME_INFINITY)
+            timeout -= slice;
+    }
+    if (rc < 0)
+        return rc;
+    if (item->arena_)
+        atomic_fetch_sub(&q->bytes, gn_edf_arena_used(item->arena_));
+    if (item->kind == GN_ERGO_ITEM_SIGNAL)
+        item->signal.reason = item->reason_;
+    q_maybe_resume(q);
+    return 0;
+}
+
+void gn_ergo_item_release(gn_ergo_item *item)
+{
+    if (!item)
+        return;
+    gn_edf_arena_free(item->arena_);
+    item->arena_ = NULL;
+    item->msg.value = NULL;
+}
+
+int gn_ergo_queue_fd(const gn_ergo_queue *q) { return q ? gn_evq_fd(q->evq) : -1; }
+
+size_t gn_ergo_queue_len(gn_ergo_queue *q) { return q ? gn_evq_len(q->evq) : 0; }
+
+bool gn_ergo_queue_paused(gn_ergo_queue *q) { return q && atomic_load(&q->paused); }
+
+void gn_ergo_queue_pid(const gn_ergo_queue *q, gn_ergo_pid *out)
+{
+    if (q && out)
+        *out = q->pid;
+}
+
+/* an answer on its way to the loop */
+typedef struct q_reply {
+    gn_ergo_queue *q;
+    gn_ergo_pid to;
+    gn_ergo_ref ref;
+    gn_ergo_result_cb cb;
+    void *arg;
+    bool error; /* data is the NUL-terminated text, else the encoded value */
+    size_t len;
+    uint8_t data[];
+} q_reply;
+
+static void q_reply_cmd(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    q_reply *r = arg;
+    gn_ergo_queue *q = r->q;
+    int rc = GN_ECLOSED;
+    if (q->proc && r->error) {
+        rc = gn_ergo_reply_error(q->proc, &r->to, &r->ref, (const char *)r->data);
+    } else if (q->proc) {
+        gn_edf_arena *a = gn_edf_arena_new(r->len * 2 + 256, 0);
+        gn_edf_value v;
+        rc = GN_ENOMEM;
+        if (a) {
+            gn_edf_decode_opts o;
+            gn_edf_decode_opts_default(&o);
+            o.reg = gn_ergo_registry(q->en);
+            o.max_input = r->len;
+            o.max_values = UINT32_MAX;
+            rc = gn_edf_decode(&o, a, r->data, r->len, &v, NULL, NULL);
+            if (rc == 0)
+                rc = gn_ergo_reply(q->proc, &r->to, &r->ref, &v);
+        }
+        gn_edf_arena_free(a);
+    }
+    if (r->cb)
+        r->cb(r->arg, rc, NULL);
+    gn_free(r);
+    q_unref(q);
+}
+
+static int q_reply_submit(gn_ergo_queue *q, q_reply *r)
+{
+    atomic_fetch_add(&q->refs, 1);
+    int rc = atomic_load(&q->closed) ? GN_ECLOSED : gn_loop_submit(q->loop, q_reply_cmd, r);
+    if (rc < 0) {
+        gn_free(r);
+        q_unref(q);
+    }
+    return rc;
+}
+
+static q_reply *q_reply_new(gn_ergo_queue *q, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                            size_t len, gn_ergo_result_cb cb, void *arg)
+{
+    q_reply *r = gn_malloc(sizeof *r + len);
+    if (!r)
+        return NULL;
+    memset(r, 0, sizeof *r);
+    r->q = q;
+    r->to = *to;
+    r->ref = *ref;
+    r->cb = cb;
+    r->arg = arg;
+    r->len = len;
+    return r;
+}
+
+int gn_ergo_queue_reply(gn_ergo_queue *q, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                        const gn_edf_value *v, gn_ergo_result_cb cb, void *arg)
+{
+    if (!q || !to || !ref || !v)
+        return GN_EINVAL;
+    if (atomic_load(&q->closed))
+        return GN_ECLOSED;
+    size_t len = 0;
+    int rc = gn_edf_encoded_len(NULL, v, &len);
+    if (rc < 0)
+        return rc;
+    q_reply *r = q_reply_new(q, to, ref, len, cb, arg);
+    if (!r)
+        return GN_ENOMEM;
+    gn_buf b;
+    gn_buf_init(&b, r->data, len);
+    rc = gn_edf_encode(NULL, v, &b);
+    if (rc < 0) {
+        gn_free(r);
+        return rc;
+    }
+    return q_reply_submit(q, r);
+}
+
+int gn_ergo_queue_reply_error(gn_ergo_queue *q, const gn_ergo_pid *to, const gn_ergo_ref *ref,
+                              const char *text, gn_ergo_result_cb cb, void *arg)
+{
+    if (!q || !to || !ref || !text)
+        return GN_EINVAL;
+    size_t n = 0;
+    while (n <= 32767 && text[n]) /* bounded: 32768 bytes */
+        n++;
+    if (n == 0 || n > 32767)
+        return GN_EINVAL;
+    if (atomic_load(&q->closed))
+        return GN_ECLOSED;
+    q_reply *r = q_reply_new(q, to, ref, n + 1, cb, arg);
+    if (!r)
+        return GN_ENOMEM;
+    r->error = true;
+    memcpy(r->data, text, n + 1);
+    return q_reply_submit(q, r);
+}
+
+void gn_ergo_queue_free(gn_ergo_queue *q)
+{
+    if (q)
+        q_unref(q);
+}
