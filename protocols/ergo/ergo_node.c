@@ -210,6 +210,20 @@ static void set_name(char dst[GN_ERGO_NAME_MAX + 1], const char *src)
     copy_name(dst, src, strlen(src));
 }
 
+/* writes @src (NUL-terminated, at most GN_ERGO_NAME_MAX bytes kept) over @dst, a message
+ * item's name: zero past its NUL (calloc, then only this), and kept so, as callers compare
+ * gn_ergo_pid/gn_ergo_ref bytewise: what a longer previous name left is zeroed (for the
+ * same name again, one byte is looked at) */
+static void name_over(char dst[GN_ERGO_NAME_MAX + 1], const char *src)
+{
+    size_t len = strlen(src);
+    if (len > GN_ERGO_NAME_MAX)
+        len = GN_ERGO_NAME_MAX;
+    memcpy(dst, src, len);
+    for (size_t i = len; i <= GN_ERGO_NAME_MAX && dst[i]; i++) /* bounded: the array */
+        dst[i] = '\0';
+}
+
 static bool name_ok(const char *s)
 {
     size_t l = s ? strlen(s) : 0;
@@ -387,20 +401,16 @@ static int item_new(gn_ergo_node *en, const gn_edf_dict *dict, gn_slice payload,
         en->spare = it->next;
         en->nspare--;
         en->spare_bytes -= it->held;
-        /* the message as new (all zero), written only where the previous one wrote: the
-         * names were zero past their NUL (calloc, then this) and are only ever set as a
-         * NUL-terminated prefix (set_name), so clearing their used bytes zeroes the whole
-         * arrays, as a caller comparing gn_ergo_pid/gn_ergo_ref bytewise expects, without
-         * two 256-byte memsets per message */
+        /* what the previous message set and the next one may not; the names are written
+         * over by name_over() on every path that queues a message (a memset of the two
+         * 256-byte arrays per message cost more than the decode of a small value) */
         it->next = NULL;
         it->bytes = 0;
         gn_ergo_msg *m = &it->m;
-        memset(m->from.node, 0, strlen(m->from.node));
         m->from.id = 0;
         m->from.creation = 0;
         m->priority = GN_ERGO_PRIO_NORMAL;
         m->important = m->call = false;
-        memset(m->ref.node, 0, strlen(m->ref.node));
         m->ref.creation = 0;
         memset(m->ref.id, 0, sizeof m->ref.id);
         m->to_kind = 0;
@@ -1576,7 +1586,8 @@ static int event_deliver(gn_ergo_node *en, gn_ergo_proc *cp, const char *node, c
     (void)gn_edf_set_int(&f[1], GN_EDF_INT64, ts);
     f[2] = msg;
     it->m.value = &it->v;
-    set_name(it->m.from.node, node);
+    name_over(it->m.from.node, node);
+    name_over(it->m.ref.node, ""); /* no ref */
     it->m.from.id = from;
     it->m.from.creation = from_creation;
     it->m.to_kind = GN_ERGO_TO_EVENT;
@@ -1734,14 +1745,14 @@ static void on_message(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_fram
         return; /* Ergo drops a frame whose payload does not decode */
     }
     if (it) {
-        set_name(it->m.from.node, pi->node);
+        name_over(it->m.from.node, pi->node);
         it->m.from.id = f->from;
         it->m.from.creation = pi->creation;
         it->m.priority = (gn_ergo_priority)gni_enp_priority(f);
         it->m.important = important;
         it->m.call = call;
         it->m.to_kind = kind;
-        set_name(it->m.ref.node, pi->node);
+        name_over(it->m.ref.node, pi->node);
         it->m.ref.creation = pi->creation;
         memcpy(it->m.ref.id, ref, sizeof ref);
         rc = mailbox_put(p, it);
@@ -1834,6 +1845,12 @@ static void h_frame(void *ud, gni_ergo_peer *peer, const uint8_t *frame, size_t 
     gni_enp_frame f;
     gni_enp_diag d = {""};
     int rc = gni_enp_parse(frame, len, &f, &d);
+    if (en->zbuf_cap > EN_SCRATCH_KEEP &&
+        (rc < 0 || f.type != GNI_ENP_COMPRESSED || f.orig_len <= EN_SCRATCH_KEEP)) {
+        gn_free(en->zbuf); /* grown for an earlier large frame: not kept for good */
+        en->zbuf = NULL;
+        en->zbuf_cap = 0;
+    }
     if (rc == 0 && f.type == GNI_ENP_COMPRESSED) {
         size_t cap = f.orig_len;
         if (cap > GNI_ENP_INFLATE_MAX_DEFAULT) {
@@ -2426,12 +2443,14 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
             item_recycle(en, it);
             return GN_EAGAIN;
         }
-        gn_ergo_proc_pid(from, &it->m.from);
+        name_over(it->m.from.node, gni_ergo_comp_node(c));
+        it->m.from.id = from->id;
+        it->m.from.creation = gni_ergo_comp_creation(c);
         it->m.priority = o->priority;
         it->m.important = o->important;
         it->m.call = call;
         it->m.to_kind = to->kind;
-        set_name(it->m.ref.node, gni_ergo_comp_node(c));
+        name_over(it->m.ref.node, gni_ergo_comp_node(c));
         it->m.ref.creation = gni_ergo_comp_creation(c);
         memcpy(it->m.ref.id, ref, sizeof ref);
         if (call) {
