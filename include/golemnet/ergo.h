@@ -373,7 +373,8 @@ typedef struct gn_ergo_send_opts {
     bool important;
     gn_ergo_result_cb on_result; /* sends with important only; NULL: not told */
     void *arg;
-    gn_time timeout;             /* answer deadline (0 = GN_ERGO_TIMEOUT_DEFAULT) */
+    gn_time timeout;             /* answer deadline, ns (0 = GN_ERGO_TIMEOUT_DEFAULT;
+                                    GN_TIME_INFINITY, or any value past it: no bound) */
 } gn_ergo_send_opts;
 
 /**
@@ -386,7 +387,12 @@ typedef struct gn_ergo_send_opts {
  * for a frame that waited for the connection, the connect error or the
  * carrier's refusal once the node is up (GN_ETOOBIG above its
  * MaxMessageSize, GN_EAGAIN with its write queue full; since 0.6).
- * The frame is compressed by @from's settings (gn_ergo_proc_set_compression()).
+ * The frame is compressed by @from's settings (gn_ergo_proc_set_compression()),
+ * except a frame above 64 MiB, which goes plain (golemnet receivers refuse to
+ * inflate more); for sends by name (102/103) the plain frame must fit the
+ * remote's MaxMessageSize as well as the compressed one (Ergo's rule), also
+ * for a frame that waited for the connection (then @o->on_result gets
+ * GN_ETOOBIG; a plain send is dropped).
  * Returns 0; GN_EINVAL (NULL, bad target, a value that does not encode);
  * GN_ENOTFOUND (local: no such process); GN_EAGAIN (local: the mailbox is
  * full; remote: the carrier's write queue or the connect queue is full);
@@ -406,8 +412,15 @@ GN_API int gn_ergo_send(gn_ergo_proc *from, const gn_ergo_target *to, const gn_e
  * a fresh reference of ours (*@ref_out, optional); @cb(@arg) follows once
  * with its answer, or an error: GN_ETIMEDOUT (no answer within the
  * timeout; a late answer is dropped), with @o->important the remote's
- * routing error (GN_ENOTFOUND, GN_EAGAIN, ...), GN_ECONNRESET. A local
- * caller answered by gn_ergo_reply() gets @cb from inside that call.
+ * routing error (GN_ENOTFOUND, GN_EAGAIN, ...), GN_ECONNRESET,
+ * GN_ECALLBACK with the whole error text of gn_ergo_reply_error() (up to
+ * 32767 bytes; GN_ENOMEM when it could not be copied), or, for a request
+ * that waited for the connection, the connect error or the carrier's
+ * refusal once the node is up (GN_ETOOBIG above its MaxMessageSize, GN_EAGAIN
+ * with its write queue full), as for gn_ergo_send(). The request is
+ * compressed as gn_ergo_send() compresses (calls, 121-124, check only the
+ * compressed size against MaxMessageSize). Calls whose timeouts pass in the same loop turn end
+ * earliest deadline first, then in the order they were made.
  * Returns 0 or the errors of gn_ergo_send() (GN_ELIMIT: @from has
  * max_pending outstanding). Since: 0.6
  */
@@ -503,8 +516,11 @@ GN_API int gn_ergo_proc_exit(gn_ergo_proc *p, const char *reason);
  * signal with the reason (links are one-way, as in Ergo 3). Remote: a
  * MessageLink* request (199) is sent; @cb(@arg) (optional) gets the remote
  * answer: 0, GN_ENOTFOUND ("unknown process"), GN_ECALLBACK (another error,
- * text passed), GN_ETIMEDOUT (no answer within GN_ERGO_TIMEOUT_DEFAULT), GN_ECONNRESET,
- * GN_ECLOSED (gn_ergo_unlink() cancelled it first); on an error the link is gone.
+ * its whole text passed, up to 32767 bytes), GN_ENOMEM (that text could not be
+ * copied), GN_ETIMEDOUT (no answer within GN_ERGO_TIMEOUT_DEFAULT), GN_ECONNRESET,
+ * the connect error or GN_ETOOBIG/GN_EAGAIN when the request waited for the
+ * connection (as for gn_ergo_send()), GN_ECLOSED (gn_ergo_unlink() cancelled it
+ * first); on an error the link is gone. Requests are never compressed.
  * Local: the outcome is the return value and @cb is not called.
  * Returns 0; GN_EINVAL; GN_ENOTFOUND (local target missing); GN_EEXIST (@p
  * already links @t); GN_ELIMIT (@p holds GN_ERGO_LINKS_MAX, or the local
@@ -752,14 +768,16 @@ typedef struct gn_ergo_spawn_opts {
     const gn_edf_value *args;  /* @nargs values for the factory (encoded before the call returns) */
     size_t nargs;              /* at most GN_ERGO_SPAWN_ARGS_MAX */
     int64_t mailbox_size;      /* MailboxSize (0 = the remote's default) */
-    gn_time timeout;           /* answer deadline (0 = GN_ERGO_TIMEOUT_DEFAULT) */
+    gn_time timeout;           /* answer deadline, ns (0 = GN_ERGO_TIMEOUT_DEFAULT;
+                                  GN_TIME_INFINITY: no bound) */
 } gn_ergo_spawn_opts;
 
 /**
  * Outcome of a remote spawn: @status 0 and the new process's @pid (borrowed
  * for the call), or an error with @pid NULL: GN_ECALLBACK with the remote
- * error's text @err_text ("unknown name", "not allowed", "resource is taken",
- * "limit exceeded", a factory's text), GN_ENOTFOUND ("unknown process"),
+ * error's whole text @err_text (up to 32767 bytes: "unknown name", "not
+ * allowed", "resource is taken", "limit exceeded", a factory's text),
+ * GN_ENOMEM (that text could not be copied), GN_ENOTFOUND ("unknown process"),
  * GN_EPROTO (success without a PID), GN_ETIMEDOUT (also when the remote's
  * flags make it ignore the request), GN_ECONNRESET, the connect error, or
  * GN_ECLOSED (the requesting process ended, or its node detached, first:
@@ -794,8 +812,9 @@ GN_API int gn_ergo_remote_spawn(gn_ergo_proc *p, const char *node, const char *f
  * Asks remote node @node to start application @app in @mode (Ergo's
  * ApplicationStart* on a remote node): a MessageApplicationStart (199) with
  * CorePID = @p's PID; after a 0 return @cb(@arg) (optional) follows exactly
- * once with 0, GN_ECALLBACK with the remote text ("unknown name", "not
- * allowed", the application's error), GN_ETIMEDOUT (after @timeout, 0 =
+ * once with 0, GN_ECALLBACK with the remote's whole text (up to 32767 bytes:
+ * "unknown name", "not allowed", the application's error; GN_ENOMEM when it
+ * could not be copied), GN_ETIMEDOUT (after @timeout, 0 =
  * GN_ERGO_TIMEOUT_DEFAULT), GN_ECONNRESET, the connect error, or GN_ECLOSED
  * (@p ended or the node detached first, as for gn_ergo_remote_spawn()).
  * Counts against @p's max_pending. Returns as gn_ergo_remote_spawn()

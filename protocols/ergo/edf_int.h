@@ -18,4 +18,7 @@ const gn_edf_type *gni_edf_type_of_tag(uint8_t tag);
 /** Copies @len bytes into @a (NULL on failure; a non-NULL pointer for 0). */
 void *gni_edf_arena_dup(gn_edf_arena *a, const void *p, size_t len);
 
+/** Bytes of all @a's chunks (what it holds, used or not; after a reset, its largest chunk). */
+size_t gni_edf_arena_held(const gn_edf_arena *a);
+
 #endif /* GNI_EDF_INT_H */

@@ -207,6 +207,11 @@ size_t gn_edf_arena_used(const gn_edf_arena *a)
     return a ? a->used : 0;
 }
 
+size_t gni_edf_arena_held(const gn_edf_arena *a)
+{
+    return a ? a->held : 0;
+}
+
 void *gni_edf_arena_dup(gn_edf_arena *a, const void *p, size_t len)
 {
     uint8_t *q = gn_edf_arena_alloc(a, len ? len : 1);

@@ -14,6 +14,7 @@
 #include "golemnet/log.h"
 #include "golemnet/loop.h"
 
+#include "edf_int.h"
 #include "enp.h"
 #include "ergo_comp.h"
 #include "ergo_node_int.h"
@@ -28,9 +29,11 @@
 #define EN_WAIT_PER_NODE 256u       /* frames waiting for a connection to one node */
 #define EN_DRAIN_BUDGET 1024u       /* messages per process per loop turn */
 #define EN_VALUE_BYTES_DEFAULT ((size_t)16 << 20)
-#define EN_SPARE_ITEMS 4096u         /* items (with their arenas) kept for reuse: ~4 MiB */
-#define EN_SPARE_ARENA_MAX (64u << 10) /* only arenas that held at most this much */
+#define EN_SPARE_ITEMS 4096u         /* items (with their arenas) kept for reuse */
+#define EN_SPARE_BYTES ((size_t)4 << 20) /* and the bytes they hold in all (items + arenas) */
+#define EN_SPARE_ARENA_MAX (64u << 10) /* only arenas that hold at most this much once reset */
 #define EN_SPARE_PENDS 64u            /* pending-call entries kept for reuse */
+#define EN_SCRATCH_KEEP ((size_t)1 << 20) /* frame buffers above this are freed after use */
 
 typedef struct en_item en_item;
 typedef struct en_pend en_pend;
@@ -82,6 +85,7 @@ struct en_item {
     gn_edf_value v;
     gn_ergo_msg m;
     size_t bytes; /* charged to the mailbox while queued */
+    size_t held;  /* in the spare cache: the bytes it holds (item and arena) */
 };
 
 struct gn_ergo_proc {
@@ -135,6 +139,8 @@ struct en_wait {
     bool keep_order;
     bool tracked;     /* a pending entry (from, ref) waits on this frame */
     uint64_t ref[3];
+    uint8_t type;     /* the frame's type; inside a compressed one, the inner frame's */
+    size_t plain;     /* the frame's length uncompressed (ergo-wire.md c "MaxMessageSize") */
     size_t len;
     uint8_t frame[];
 };
@@ -159,6 +165,7 @@ struct gn_ergo_node {
     en_wait *waits, **waits_tail;
     en_item *spare; /* items kept for reuse */
     size_t nspare;
+    size_t spare_bytes; /* what the spare items hold: at most EN_SPARE_BYTES */
     size_t qbytes; /* decoded bytes in every mailbox */
     gn_timer drain;
     bool draining, swept;
@@ -166,6 +173,8 @@ struct gn_ergo_node {
     size_t scratch_cap;
     uint8_t *zout;    /* a frame compressed; swapped with scratch */
     size_t zout_cap;
+    size_t zplain;    /* the last compressed frame's plain length and type */
+    uint8_t ztype;
     gn_edf_arena *ans_arena; /* decodes answers (129/130), kept between them */
     uint8_t *zbuf;    /* inflated frames */
     size_t zbuf_cap;
@@ -199,6 +208,20 @@ static void copy_name(char *dst, const char *src, size_t len)
 static void set_name(char dst[GN_ERGO_NAME_MAX + 1], const char *src)
 {
     copy_name(dst, src, strlen(src));
+}
+
+/* writes @src (NUL-terminated, at most GN_ERGO_NAME_MAX bytes kept) over @dst, a message
+ * item's name: zero past its NUL (calloc, then only this), and kept so, as callers compare
+ * gn_ergo_pid/gn_ergo_ref bytewise: what a longer previous name left is zeroed (for the
+ * same name again, one byte is looked at) */
+static void name_over(char dst[GN_ERGO_NAME_MAX + 1], const char *src)
+{
+    size_t len = strlen(src);
+    if (len > GN_ERGO_NAME_MAX)
+        len = GN_ERGO_NAME_MAX;
+    memcpy(dst, src, len);
+    for (size_t i = len; i <= GN_ERGO_NAME_MAX && dst[i]; i++) /* bounded: the array */
+        dst[i] = '\0';
 }
 
 static bool name_ok(const char *s)
@@ -278,8 +301,9 @@ static void item_free(en_item *it)
     }
 }
 
-/* done with @it: kept for reuse (arena reset, its chunk kept) while the cache is small and
- * the arena was, else freed; a steady stream of small messages allocates nothing */
+/* done with @it: kept for reuse (arena reset, its largest chunk kept) while the cache holds
+ * fewer than EN_SPARE_ITEMS items and EN_SPARE_BYTES bytes and the arena is small, else
+ * freed; a steady stream of small messages allocates nothing */
 static void item_recycle(gn_ergo_node *en, en_item *it)
 {
     if (!it)
@@ -289,6 +313,14 @@ static void item_recycle(gn_ergo_node *en, en_item *it)
         return;
     }
     gn_edf_arena_reset(it->arena);
+    /* the kept chunk, not the bytes used: chunks grow (doubling) beyond what one value took */
+    size_t held = gni_edf_arena_held(it->arena);
+    if (held > EN_SPARE_ARENA_MAX || en->spare_bytes + sizeof *it + held > EN_SPARE_BYTES) {
+        item_free(it);
+        return;
+    }
+    it->held = sizeof *it + held;
+    en->spare_bytes += it->held;
     it->next = en->spare;
     en->spare = it;
     en->nspare++;
@@ -368,18 +400,17 @@ static int item_new(gn_ergo_node *en, const gn_edf_dict *dict, gn_slice payload,
     if (it) {
         en->spare = it->next;
         en->nspare--;
-        /* only what the previous message set and the next one may not: the names and the
-         * rest of a message are written by every path that queues one (a full memset of
-         * the two 256-byte names cost more than the decode of a small value) */
+        en->spare_bytes -= it->held;
+        /* what the previous message set and the next one may not; the names are written
+         * over by name_over() on every path that queues a message (a memset of the two
+         * 256-byte arrays per message cost more than the decode of a small value) */
         it->next = NULL;
         it->bytes = 0;
         gn_ergo_msg *m = &it->m;
-        m->from.node[0] = '\0';
         m->from.id = 0;
         m->from.creation = 0;
         m->priority = GN_ERGO_PRIO_NORMAL;
         m->important = m->call = false;
-        m->ref.node[0] = '\0';
         m->ref.creation = 0;
         memset(m->ref.id, 0, sizeof m->ref.id);
         m->to_kind = 0;
@@ -470,7 +501,9 @@ static long frame_build(gn_ergo_node *en, gni_enp_frame *f, const gn_edf_value *
 static long frame_compress(gn_ergo_node *en, const gn_ergo_proc *p, const char *node, size_t len)
 {
     uint8_t type = en->scratch[7];
-    if (!gni_enp_should_compress(type, len, &p->z))
+    /* a frame that inflates beyond what golemnet receivers take (GNI_ENP_INFLATE_MAX_DEFAULT:
+     * they would drop it) goes plain: Ergo accepts plain frames from any sender */
+    if (!gni_enp_should_compress(type, len, &p->z) || len > GNI_ENP_INFLATE_MAX_DEFAULT)
         return (long)len;
     size_t cap = gni_enp_compress_bound(len);
     if (cap == SIZE_MAX)
@@ -485,7 +518,7 @@ static long frame_compress(gn_ergo_node *en, const gn_ergo_proc *p, const char *
     }
     long zl = gni_enp_compress(en->scratch, len, p->z.method, p->z.level, en->zout, en->zout_cap);
     if (zl < 0)
-        return zl == GN_ENOMEM ? GN_ENOMEM : GN_EINVAL;
+        return zl == GN_ENOMEM || zl == GN_ETOOBIG ? zl : GN_EINVAL;
     gni_ergo_comp *c = node ? en_comp(en) : NULL; /* @node NULL: the caller checks */
     gni_ergo_peer *peer = c ? gni_ergo_comp_find(c, node) : NULL;
     uint64_t max = peer ? gni_ergo_peer_get_info(peer)->max_message_size : 0;
@@ -498,7 +531,25 @@ static long frame_compress(gn_ergo_node *en, const gn_ergo_proc *p, const char *
     en->scratch_cap = en->zout_cap;
     en->zout = t;
     en->zout_cap = tc;
+    en->zplain = len;
+    en->ztype = type;
     return zl;
+}
+
+/* after a frame went out: frame buffers grown for a large one are freed, so a single
+ * large message does not keep two (or three, with zbuf) buffers of its size for good */
+static void scratch_trim(gn_ergo_node *en)
+{
+    if (en->scratch_cap > EN_SCRATCH_KEEP) {
+        gn_free(en->scratch);
+        en->scratch = NULL;
+        en->scratch_cap = 0;
+    }
+    if (en->zout_cap > EN_SCRATCH_KEEP) {
+        gn_free(en->zout);
+        en->zout = NULL;
+        en->zout_cap = 0;
+    }
 }
 
 /* the id of @name in the atom cache our Introduce announced (true), as Ergo looks a name
@@ -556,6 +607,9 @@ static int frame_send_ref(gn_ergo_node *en, const char *node, uint64_t from, boo
         memcpy(w->ref, ref, sizeof w->ref);
     else
         memset(w->ref, 0, sizeof w->ref);
+    bool zipped = en->scratch[7] == GNI_ENP_COMPRESSED; /* only frame_compress makes one */
+    w->type = zipped ? en->ztype : en->scratch[7];
+    w->plain = zipped ? en->zplain : len;
     w->len = len;
     memcpy(w->frame, en->scratch, len);
     *en->waits_tail = w;
@@ -580,7 +634,9 @@ typedef struct en_refused {
 
 /* takes the waits of @node off the list, in order: each is sent through @c (NULL: dropped)
  * and freed; an important send or call whose frame the carrier refuses (GN_ETOOBIG above
- * the peer's MaxMessageSize, GN_EAGAIN with its queue full) ends at once with that error */
+ * the peer's MaxMessageSize, GN_EAGAIN with its queue full) ends at once with that error;
+ * so does one whose frame went compressed while its plain size is above the peer's
+ * MaxMessageSize, for the types Ergo checks both sizes of (102-106, 129) */
 static void waits_take(gn_ergo_node *en, const char *node, gni_ergo_comp *c)
 {
     en_refused refused[EN_WAIT_PER_NODE];
@@ -594,7 +650,12 @@ static void waits_take(gn_ergo_node *en, const char *node, gni_ergo_comp *c)
         }
         *pp = w->next;
         if (c) {
-            int rc = gni_ergo_comp_send(c, node, w->from, w->keep_order, w->frame, w->len);
+            gni_ergo_peer *peer = gni_ergo_comp_find(c, node);
+            uint64_t max = peer ? gni_ergo_peer_get_info(peer)->max_message_size : 0;
+            int rc = gni_enp_check_send_size(w->type, w->plain, w->len,
+                                             max > UINT32_MAX ? UINT32_MAX : (uint32_t)max);
+            if (rc == 0)
+                rc = gni_ergo_comp_send(c, node, w->from, w->keep_order, w->frame, w->len);
             if (rc < 0)
                 GN_LOG(GN_LOG_WARNING, EN_LOG, "%s: a waiting frame was not sent: %s", node,
                        gn_err_name(rc));
@@ -709,23 +770,23 @@ static void pend_timer_cb(gn_timer *t, void *arg)
     /* mark first: a callback may add entries, which are not ended here */
     for (en_pend *pd = en->pends; pd; pd = pd->next)
         pd->expired = pd->deadline <= now;
-    bool again = true;
-    while (again) { /* restart after each callback: it may change the list; bounded */
-        again = false;
+    for (;;) { /* one expired entry per pass (a callback may change the list); bounded */
+        /* the earliest deadline first, and among equal ones the oldest: the list is newest
+         * first, so the last match wins a tie */
+        en_pend *next = NULL;
         for (en_pend *pd = en->pends; pd; pd = pd->next)
-            if (pd->expired) {
-                pend_finish(pd, GN_ETIMEDOUT, NULL, NULL);
-                again = true;
-                break;
-            }
+            if (pd->expired && (!next || pd->deadline <= next->deadline))
+                next = pd;
+        if (!next)
+            break;
+        pend_finish(next, GN_ETIMEDOUT, NULL, NULL);
     }
-    if (!en->pends)
-        return;
-    gn_time first = en->pends->deadline;
+    gn_time first = GN_TIME_INFINITY;
     for (en_pend *pd = en->pends; pd; pd = pd->next)
         if (pd->deadline < first)
             first = pd->deadline;
-    pend_timer_arm(en, first);
+    if (first != GN_TIME_INFINITY) /* entries without a bound need no timer */
+        pend_timer_arm(en, first);
 }
 
 static en_pend *pend_find(gn_ergo_node *en, uint64_t caller, const uint64_t ref[3])
@@ -752,8 +813,11 @@ static en_pend *pend_new(gn_ergo_proc *p, const char *node, bool call, gn_time t
     pd->proc = p;
     pd->call = call;
     set_name(pd->node, node);
-    pd->deadline = gn_loop_now(en->loop) + (timeout ? timeout : GN_ERGO_TIMEOUT_DEFAULT);
-    pend_timer_arm(en, pd->deadline);
+    /* saturated: GN_TIME_INFINITY (or anything that would pass it) is no bound at all */
+    gn_time now = gn_loop_now(en->loop), d = timeout ? timeout : GN_ERGO_TIMEOUT_DEFAULT;
+    pd->deadline = d >= GN_TIME_INFINITY - now ? GN_TIME_INFINITY : now + d;
+    if (pd->deadline != GN_TIME_INFINITY)
+        pend_timer_arm(en, pd->deadline);
     pd->next = en->pends;
     en->pends = pd;
     p->npending++;
@@ -1298,7 +1362,9 @@ static int any_request(gn_ergo_node *en, gn_ergo_proc *src, enum gni_enp_any_kin
     gn_edf_arena_free(a);
     if (rc < 0)
         return (int)rc;
-    return frame_send_ref(en, t->node, src->id, true, (size_t)rc, ref);
+    rc = frame_send_ref(en, t->node, src->id, true, (size_t)rc, ref);
+    scratch_trim(en);
+    return (int)rc;
 }
 
 /* MessageResult for a request of @kind from process @src_id of @node: @err NULL = success */
@@ -1520,7 +1586,8 @@ static int event_deliver(gn_ergo_node *en, gn_ergo_proc *cp, const char *node, c
     (void)gn_edf_set_int(&f[1], GN_EDF_INT64, ts);
     f[2] = msg;
     it->m.value = &it->v;
-    set_name(it->m.from.node, node);
+    name_over(it->m.from.node, node);
+    name_over(it->m.ref.node, ""); /* no ref */
     it->m.from.id = from;
     it->m.from.creation = from_creation;
     it->m.to_kind = GN_ERGO_TO_EVENT;
@@ -1678,14 +1745,14 @@ static void on_message(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_fram
         return; /* Ergo drops a frame whose payload does not decode */
     }
     if (it) {
-        set_name(it->m.from.node, pi->node);
+        name_over(it->m.from.node, pi->node);
         it->m.from.id = f->from;
         it->m.from.creation = pi->creation;
         it->m.priority = (gn_ergo_priority)gni_enp_priority(f);
         it->m.important = important;
         it->m.call = call;
         it->m.to_kind = kind;
-        set_name(it->m.ref.node, pi->node);
+        name_over(it->m.ref.node, pi->node);
         it->m.ref.creation = pi->creation;
         memcpy(it->m.ref.id, ref, sizeof ref);
         rc = mailbox_put(p, it);
@@ -1744,14 +1811,20 @@ static void on_answer(gn_ergo_node *en, gni_ergo_peer *peer, const gni_enp_frame
         int st = code_to_err(f->code);
         /* the whole text, as Ergo passes it: EDF bounds an error to 32767 bytes, the
          * arena to max_value_bytes */
-        char *t = NULL;
-        if (f->code == GNI_ENP_RC_ERROR &&
-            gn_edf_decode(&o, a, f->payload.base, f->payload.len, &v, NULL, NULL) == 0 &&
-            v.kind == GN_EDF_ERROR && !v.nil &&
-            (t = gn_edf_arena_alloc(a, v.u.bytes.len + 1)) != NULL) {
-            memcpy(t, v.u.bytes.base, v.u.bytes.len);
-            t[v.u.bytes.len] = '\0';
-            text = t;
+        if (f->code == GNI_ENP_RC_ERROR) {
+            int rc = gn_edf_decode(&o, a, f->payload.base, f->payload.len, &v, NULL, NULL);
+            if (rc == 0 && v.kind == GN_EDF_ERROR && !v.nil) {
+                char *t = gn_edf_arena_alloc(a, v.u.bytes.len + 1);
+                if (t) {
+                    memcpy(t, v.u.bytes.base, v.u.bytes.len);
+                    t[v.u.bytes.len] = '\0';
+                    text = t;
+                } else {
+                    st = GN_ENOMEM; /* an error we could not copy: as for MessageResult */
+                }
+            } else if (rc == GN_ENOMEM) {
+                st = GN_ENOMEM;
+            }
         }
         pend_finish(pd, st, NULL, st == GN_ECALLBACK ? text : NULL);
     }
@@ -1772,6 +1845,12 @@ static void h_frame(void *ud, gni_ergo_peer *peer, const uint8_t *frame, size_t 
     gni_enp_frame f;
     gni_enp_diag d = {""};
     int rc = gni_enp_parse(frame, len, &f, &d);
+    if (en->zbuf_cap > EN_SCRATCH_KEEP &&
+        (rc < 0 || f.type != GNI_ENP_COMPRESSED || f.orig_len <= EN_SCRATCH_KEEP)) {
+        gn_free(en->zbuf); /* grown for an earlier large frame: not kept for good */
+        en->zbuf = NULL;
+        en->zbuf_cap = 0;
+    }
     if (rc == 0 && f.type == GNI_ENP_COMPRESSED) {
         size_t cap = f.orig_len;
         if (cap > GNI_ENP_INFLATE_MAX_DEFAULT) {
@@ -2367,12 +2446,14 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
             item_recycle(en, it);
             return GN_EAGAIN;
         }
-        gn_ergo_proc_pid(from, &it->m.from);
+        name_over(it->m.from.node, gni_ergo_comp_node(c));
+        it->m.from.id = from->id;
+        it->m.from.creation = gni_ergo_comp_creation(c);
         it->m.priority = o->priority;
         it->m.important = o->important;
         it->m.call = call;
         it->m.to_kind = to->kind;
-        set_name(it->m.ref.node, gni_ergo_comp_node(c));
+        name_over(it->m.ref.node, gni_ergo_comp_node(c));
         it->m.ref.creation = gni_ergo_comp_creation(c);
         memcpy(it->m.ref.id, ref, sizeof ref);
         if (call) {
@@ -2461,13 +2542,19 @@ static int deliver(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_va
 int gn_ergo_send(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_value *v,
                  const gn_ergo_send_opts *o)
 {
-    return deliver(from, to, v, o, false, NULL, NULL, NULL);
+    int rc = deliver(from, to, v, o, false, NULL, NULL, NULL);
+    if (from)
+        scratch_trim(from->en);
+    return rc;
 }
 
 int gn_ergo_call(gn_ergo_proc *from, const gn_ergo_target *to, const gn_edf_value *v,
                  const gn_ergo_send_opts *o, gn_ergo_call_cb cb, void *arg, gn_ergo_ref *ref_out)
 {
-    return deliver(from, to, v, o, true, cb, arg, ref_out);
+    int rc = deliver(from, to, v, o, true, cb, arg, ref_out);
+    if (from)
+        scratch_trim(from->en);
+    return rc;
 }
 
 /* 129 with @v, or 130 code 255 with the error @text (@v NULL) */
@@ -2505,9 +2592,9 @@ static int answer(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref
     long len = frame_build(en, &f, v ? v : &ev);
     if (len >= 0)
         len = frame_compress(en, p, to->node, (size_t)len);
-    if (len < 0)
-        return (int)len;
-    return frame_send(en, to->node, p->id, p->keep_order, (size_t)len);
+    int rc = len < 0 ? (int)len : frame_send(en, to->node, p->id, p->keep_order, (size_t)len);
+    scratch_trim(en);
+    return rc;
 }
 
 int gn_ergo_reply(gn_ergo_proc *p, const gn_ergo_pid *to, const gn_ergo_ref *ref,
@@ -2736,12 +2823,10 @@ int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value 
     long plen = frame_build(en, &f, v);
     if (plen < 0)
         return (int)plen;
-    /* compressed by the producer's settings, as Ergo does (the plain frame stays in
-     * en->zout for the local subscribers) */
-    long len = frame_compress(en, p, NULL, (size_t)plen);
-    if (len < 0)
-        return (int)len;
-    bool zipped = en->scratch[7] == GNI_ENP_COMPRESSED;
+    /* compressed by the producer's settings, as Ergo does, once there is a remote
+     * subscriber to send it to (the plain frame stays in en->zout for the local ones) */
+    long len = -1;
+    bool zipped = false;
     const char *self = gni_ergo_comp_node(c);
     int n = 0;
     /* one frame per remote node with subscribers */
@@ -2755,6 +2840,14 @@ int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value 
                    !strcmp(o->cnode, sb->cnode);
         if (sent)
             continue;
+        if (len < 0) {
+            len = frame_compress(en, p, NULL, (size_t)plen);
+            if (len < 0) {
+                scratch_trim(en);
+                return (int)len;
+            }
+            zipped = en->scratch[7] == GNI_ENP_COMPRESSED;
+        }
         if (zipped) { /* Ergo's rule: the plain 105 must fit the peer's MaxMessageSize too */
             gni_ergo_peer *peer = gni_ergo_comp_find(c, sb->cnode);
             uint64_t max = peer ? gni_ergo_peer_get_info(peer)->max_message_size : 0;
@@ -2765,11 +2858,14 @@ int gn_ergo_event_publish(gn_ergo_proc *p, const char *name, const gn_edf_value 
             n++;
     }
     gni_enp_frame pf;
-    if (gni_enp_parse(zipped ? en->zout : en->scratch, (size_t)plen, &pf, NULL) < 0)
+    if (gni_enp_parse(zipped ? en->zout : en->scratch, (size_t)plen, &pf, NULL) < 0) {
+        scratch_trim(en);
         return GN_EINVAL;
+    }
     n += event_fanout(en, self, ev->name, f.timestamp,
                       gn_edf_registry_dict(gni_ergo_comp_registry(c)), pf.payload, p->id,
                       gni_ergo_comp_creation(c));
+    scratch_trim(en);
     return n;
 }
 
@@ -2783,10 +2879,11 @@ int gni_ergo_node_any_send(gn_ergo_node *en, const char *node, uint64_t from, ui
     f.type = GNI_ENP_ANY;
     f.order = order;
     long len = frame_build(en, &f, v);
-    if (len < 0)
-        return (int)len;
-    return answer ? send_connected(en, node, from, false, (size_t)len)
-                  : frame_send(en, node, from, true, (size_t)len);
+    int rc = len < 0                ? (int)len
+             : answer ? send_connected(en, node, from, false, (size_t)len)
+                      : frame_send(en, node, from, true, (size_t)len);
+    scratch_trim(en);
+    return rc;
 }
 
 int gni_ergo_node_ctl_pend(gn_ergo_proc *p, const char *node, gn_time timeout,

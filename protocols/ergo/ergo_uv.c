@@ -36,6 +36,7 @@ struct ergo_link {
     uint64_t id;
     gni_ehs_role role;
     bool attached, closing;
+    bool wfail; /* a write failed for good inside link_write: on_flush closes the link */
     int open_handles;
     char peer[256];    /* dial: expected peer name */
     char dsn[64];      /* accept: "ip:port" of the accepting socket */
@@ -201,14 +202,30 @@ static void on_flush(uv_idle_t *h)
     gni_ergo_node *n = h->data;
     uv_idle_stop(h);
     for (ergo_link *l = n->links; l; l = l->next) /* bounded: the node's links */
-        if (l->batch && !l->closing && link_flush(l) < 0)
+        if (!l->closing && (l->wfail || (l->batch && link_flush(l) < 0)))
             link_close(l); /* the socket is gone: as a read error would */
+}
+
+/* a write inside link_write failed for good (EPIPE, ECONNRESET): the batch it held is gone,
+ * so the link is closed as on_flush would (pending calls and important sends on it end
+ * through the connection going down), from the loop rather than inside the caller's send;
+ * until then every write on it fails */
+static int link_write_failed(ergo_link *l, int rc)
+{
+    if (rc == GN_ENOMEM)
+        return rc;
+    l->wfail = true;
+    if (!l->n->closing && !uv_is_active((uv_handle_t *)&l->n->flush))
+        uv_idle_start(&l->n->flush, on_flush);
+    return GN_ECONNRESET;
 }
 
 static int link_write(ergo_link *l, const uint8_t *p, size_t len)
 {
     if (l->closing)
         return GN_ECLOSED;
+    if (l->wfail)
+        return GN_ECONNRESET;
     /* a peer that stops reading pushes back instead of growing our queue */
     size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) +
                     (l->batch ? l->batch->buf.len : 0);
@@ -219,14 +236,15 @@ static int link_write(ergo_link *l, const uint8_t *p, size_t len)
     if (l->batch && l->batch->buf.len + len > ERGO_BATCH_CAP) {
         int rc = link_flush(l);
         if (rc < 0)
-            return rc;
+            return link_write_failed(l, rc);
     }
     if (len > ERGO_BATCH_CAP) { /* a large frame: its own write */
         ergo_write *w = write_new(len);
         if (!w)
             return GN_ENOMEM;
         memcpy(w + 1, p, len);
-        return link_submit(l, w);
+        int rc = link_submit(l, w);
+        return rc < 0 ? link_write_failed(l, rc) : 0;
     }
     if (!l->batch) {
         ergo_write *w = l->spare;

@@ -5,7 +5,8 @@
  *  (a) frames waiting for their node's connection that the carrier refuses
  *      when it comes up (the remote's MaxMessageSize): the important send
  *      and the call waiting on them end at once with GN_ETOOBIG, not by
- *      their (long) timeout; a plain one is dropped; later sends work;
+ *      their (long) timeout; a plain one is dropped; later sends work; a
+ *      compressed one that fits while its plain size does not (102) too;
  *  (b) error answers (130 code 255) carry their whole text (EDF's 32767
  *      bytes), not the first 255;
  *  (c) compressed sends: a process's gen.Compression (gzip, zlib, LZW,
@@ -396,9 +397,12 @@ GN_TEST(tcp_waiting_frame_refused)
     setup();
     tnode t[2];
     pair_up(t, 451, "ergo.max_message_size=4096");
-    rproc a, b;
+    rproc a, b, z;
     spawn(&t[0], &a, NULL);
     spawn(&t[1], &b, NULL);
+    spawn(&t[0], &z, NULL); /* compresses: its 8 KiB frame shrinks below 4096 */
+    gn_ergo_compression zc = {.enable = true, .type = GN_ERGO_COMPRESS_GZIP};
+    CHECK_OK(gn_ergo_proc_set_compression(z.p, &zc));
     CHECK_OK(gn_ergo_register(b.p, "big"));
     static uint8_t big[8192];
     memset(big, 'x', sizeof big);
@@ -418,11 +422,20 @@ GN_TEST(tcp_waiting_frame_refused)
     CHECK_OK(gn_ergo_send(a.p, &to, &v, NULL)); /* plain: dropped */
     CHECK_OK(gn_ergo_send(a.p, &to, &v, &imp));
     CHECK_OK(gn_ergo_call(a.p, &to, &v, &slow, on_reply, &c, NULL));
+    /* compressed, it fits; plain it does not, and for a send by name (102) Ergo checks
+     * both (ergo-wire.md c "MaxMessageSize"): refused as well once beta is up */
+    res rz = {0};
+    gn_ergo_send_opts impz = {.important = true, .on_result = on_result, .arg = &rz,
+                              .timeout = 60 * GN_S};
+    CHECK_OK(gn_ergo_send(z.p, &to, &v, &impz));
     CHECK_OK(gn_ergo_send(a.p, &to, &small, NULL)); /* fits: delivered */
     WAIT_FOR(r.n, 1);
     WAIT_FOR(c.n, 1);
+    WAIT_FOR(rz.n, 1);
     CHECK_EQ(r.status, GN_ETOOBIG);
     CHECK_EQ(c.status, GN_ETOOBIG);
+    CHECK_EQ(rz.status, GN_ETOOBIG);
+    CHECK(rz.at - t0 < 20 * GN_S);
     CHECK(r.at - t0 < 20 * GN_S && c.at - t0 < 20 * GN_S); /* not by the 60 s timeout */
     WAIT_FOR(b.got, 1);
     CHECK_EQ(b.last_len, 16u);
@@ -433,6 +446,8 @@ GN_TEST(tcp_waiting_frame_refused)
     /* connected now: the same frames are refused by the send itself */
     CHECK_EQ(gn_ergo_send(a.p, &to, &v, &imp), GN_ETOOBIG);
     CHECK_EQ(gn_ergo_call(a.p, &to, &v, &slow, on_reply, &c, NULL), GN_ETOOBIG);
+    CHECK_EQ(gn_ergo_send(z.p, &to, &v, &impz), GN_ETOOBIG);
+    CHECK_EQ(rz.n, 1u);
     CHECK_OK(gn_ergo_send(a.p, &to, &small, &imp));
     WAIT_FOR(r.n, 2);
     CHECK_EQ(r.status, 0);

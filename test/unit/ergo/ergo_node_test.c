@@ -1453,7 +1453,129 @@ GN_TEST(tcp_links_frames_match_vectors)
         SKIP("frames not compared: shared/vectors/ergo not found (set GN_SHARED_DIR)");
 }
 
+/* (e) call deadlines: GN_TIME_INFINITY and huge timeouts are no bound (they wrapped to an
+ * immediate GN_ETIMEDOUT); entries expiring together end oldest first; a reused message
+ * item carries nothing of the previous message (its names are zero past their NUL) */
+typedef struct ordrec {
+    unsigned n;
+    int id[8], status[8];
+} ordrec;
+typedef struct ordarg {
+    ordrec *r;
+    int id;
+} ordarg;
+
+static void on_ordered(void *arg, int status, const gn_edf_value *v, const char *text)
+{
+    (void)v;
+    (void)text;
+    ordarg *a = arg;
+    if (a->r->n < 8) {
+        a->r->id[a->r->n] = a->id;
+        a->r->status[a->r->n] = status;
+    }
+    a->r->n++;
+}
+
+typedef struct rawrec {
+    unsigned got;
+    gn_ergo_msg m; /* the last message, bytes as given */
+} rawrec;
+
+static void on_raw(gn_ergo_proc *p, void *arg, const gn_ergo_msg *m)
+{
+    (void)p;
+    rawrec *r = arg;
+    r->got++;
+    r->m = *m;
+}
+
+GN_TEST(deadlines_expiry_order_reused_items)
+{
+    setup();
+    tnode t[2];
+    const char *oa[] = {"ergo.node=alpha@localhost"};
+    /* a peer name two bytes shorter than ours: a reused name array would show a byte of
+     * "alpha@localhost" past the NUL of "bee@localhost" */
+    const char *ob[] = {"ergo.node=bee@localhost"};
+    enode_up(&t[0], 431, oa, 1, false);
+    enode_up(&t[1], 432, ob, 1, true);
+    rproc a, b, d;
+    spawn(&t[0], &a, NULL);
+    spawn(&t[0], &b, NULL);
+    b.answer = false; /* b never answers */
+    spawn(&t[1], &d, NULL);
+    gn_ergo_pid bp = pid_of(&b);
+    gn_ergo_target tb = gn_ergo_to_pid(&bp);
+    gn_edf_value v = str("wait");
+    /* short, infinite, huge and long timeouts mixed, in one loop turn (one loop time) */
+    const gn_time tos[6] = {GN_TIME_INFINITY, 300 * GN_MS, GN_TIME_INFINITY - 1,
+                            300 * GN_MS,      3600 * GN_S,  300 * GN_MS};
+    ordrec r = {0};
+    ordarg args[6];
+    for (int i = 0; i < 6; i++) {
+        args[i] = (ordarg){&r, i};
+        gn_ergo_send_opts o = {.timeout = tos[i]};
+        CHECK_OK(gn_ergo_call(a.p, &tb, &v, &o, on_ordered, &args[i], NULL));
+    }
+    WAIT_FOR(b.calls, 6);
+    WAIT_FOR(r.n, 3);
+    run_until(never, NULL, 300);
+    CHECK_EQ(r.n, 3u); /* only the three short ones ended */
+    for (unsigned i = 0; i < 3; i++) /* oldest first: 1, 3, 5 */
+        CHECK_EQ(r.status[i], GN_ETIMEDOUT);
+    CHECK_EQ(r.id[0], 1);
+    CHECK_EQ(r.id[1], 3);
+    CHECK_EQ(r.id[2], 5);
+    /* the unbounded ones still take their answer */
+    b.keep = true;
+    gn_ergo_send_opts inf = {.timeout = GN_TIME_INFINITY};
+    ordarg last = {&r, 6};
+    CHECK_OK(gn_ergo_call(a.p, &tb, &v, &inf, on_ordered, &last, NULL));
+    WAIT_FOR(b.calls, 7);
+    gn_edf_value ans = str("late");
+    CHECK_OK(gn_ergo_reply(b.p, &b.call_from, &b.call_ref, &ans));
+    CHECK_EQ(r.n, 4u);
+    CHECK_EQ(r.id[3], 6);
+    CHECK_EQ(r.status[3], 0);
+    gn_ergo_proc_free(a.p); /* its other calls go with it */
+
+    /* a reused item: a local call (both names set) then a plain remote send (no ref) to
+     * the same process, one message at a time so the second reuses the first's item */
+    rawrec rr = {0};
+    gn_ergo_proc *c = NULL;
+    CHECK_OK(gn_ergo_spawn(t[0].en, NULL, on_raw, &rr, &c));
+    gn_ergo_pid cp;
+    memset(&cp, 0, sizeof cp);
+    gn_ergo_proc_pid(c, &cp);
+    gn_ergo_target tc = gn_ergo_to_pid(&cp);
+    cres cr = {0};
+    CHECK_OK(gn_ergo_call(b.p, &tc, &v, NULL, on_reply, &cr, NULL));
+    WAIT_FOR(rr.got, 1);
+    CHECK_STR(rr.m.ref.node, "alpha@localhost");
+    CHECK_EQ(dial_wait(&t[0], t[1].addr), 0);
+    CHECK_OK(gn_ergo_connect_peer(t[0].en, &t[1].pid, "bee@localhost"));
+    gn_ergo_remote_info ri;
+    for (int i = 0; i < 400 && gn_ergo_remote_info_get(t[1].en, "alpha@localhost", &ri) != 0; i++)
+        run_until(never, NULL, 20);
+    CHECK_OK(gn_ergo_remote_info_get(t[1].en, "alpha@localhost", &ri));
+    CHECK_OK(gn_ergo_send(d.p, &tc, &v, NULL));
+    WAIT_FOR(rr.got, 2);
+    CHECK(!rr.m.call);
+    gn_ergo_pid dp;
+    memset(&dp, 0, sizeof dp);
+    gn_ergo_proc_pid(d.p, &dp);
+    CHECK_STR(dp.node, "bee@localhost");
+    /* bytewise equal, zeros after the NUL included (no 't' left of "alpha@localhost") */
+    CHECK(!memcmp(&rr.m.from, &dp, sizeof dp));
+    CHECK(!memcmp(rr.m.ref.node, dp.node, sizeof dp.node));
+    gn_ergo_proc_free(c);
+    enode_down(&t[0]);
+    enode_down(&t[1]);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(channel_send_call_both_ways),
              GN_T(tcp_first_send_connects_and_frames_match_vectors),
              GN_T(mailbox_full_and_pending_bounds), GN_T(channel_links_monitors_exits),
-             GN_T(tcp_links_frames_match_vectors))
+             GN_T(tcp_links_frames_match_vectors), GN_T(deadlines_expiry_order_reused_items))

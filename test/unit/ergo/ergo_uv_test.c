@@ -4,7 +4,7 @@
  * handshake, a pool of 3 links, ENP frames both ways with per-sender order,
  * a joined link killed mid-stream (the dialler re-joins, the stream goes
  * on), a cookie mismatch refused on both sides, and a clean close (the loop
- * ends empty).
+ * ends empty); a hard write error inside a send closes the link.
  */
 #include "gn_test.h"
 
@@ -384,5 +384,48 @@ GN_TEST(rejoin_backs_off)
     gn_edf_registry_free(r);
 }
 
+/* a write that fails for good inside a send (the peer is gone: ECONNRESET/EPIPE from the
+ * immediate write of a full batch) lost the batch's frames, whose sends had returned 0:
+ * the send says GN_ECONNRESET, every later send on the link fails too (none is taken into
+ * a new batch that nobody will write), and the connection goes down from the loop */
+GN_TEST(hard_write_error_closes_the_link)
+{
+    ergo_test_block_sigpipe();
+    CHECK_OK(uv_loop_init(&loop));
+    gn_edf_registry *r = gn_edf_registry_new();
+    CHECK_OK(gn_edf_registry_add_ergo(r));
+    gn_edf_registry_freeze(r);
+    side a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    gni_ergo_options oa = opts(r, "beta@127.0.0.1", "golem-test-cookie", &a);
+    oa.pool_size = 1;
+    gni_ergo_options ob = opts(r, "alpha@127.0.0.1", "golem-test-cookie", &b);
+    CHECK_OK(gni_ergo_node_new(&loop, &oa, &a.n));
+    CHECK_OK(gni_ergo_node_new(&loop, &ob, &b.n));
+    CHECK_OK(gni_ergo_dial(b.n, "127.0.0.1", gni_ergo_node_port(a.n), "beta@127.0.0.1"));
+    RUN_UNTIL(a.c && b.c && gni_ergo_conn_links(a.c) == 1 && gni_ergo_conn_links(b.c) == 1);
+    /* A drops its only link (its socket closes now); B has not run since */
+    CHECK_OK(gni_ergo_conn_kill_link(a.c, 0));
+    static uint8_t big[40000]; /* two do not fit one 64 KiB batch */
+    frame101(big, 1001, 0);
+    int rc = 0;
+    unsigned k = 0;
+    for (; k < 16 && rc == 0; k++) /* bounded: the first hard error comes within a few */
+        rc = gni_ergo_conn_send(b.c, 1001, true, big, sizeof big);
+    CHECK(k < 16);
+    CHECK_EQ(rc, GN_ECONNRESET);
+    CHECK_EQ(gni_ergo_conn_send(b.c, 1001, true, big, 42), GN_ECONNRESET);
+    CHECK_EQ(gni_ergo_conn_send(b.c, 1001, true, big, sizeof big), GN_ECONNRESET);
+    RUN_UNTIL(b.downs == 1 && !b.c);
+    closed = 0;
+    gni_ergo_node_close(b.n, on_closed, NULL);
+    gni_ergo_node_close(a.n, on_closed, NULL);
+    RUN_UNTIL(closed == 2);
+    CHECK_EQ(uv_run(&loop, UV_RUN_NOWAIT), 0);
+    CHECK_OK(uv_loop_close(&loop));
+    gn_edf_registry_free(r);
+}
+
 GN_TEST_MAIN(GN_T(pool_of_three_over_tcp), GN_T(callback_may_end_the_connection),
-             GN_T(rejoin_backs_off))
+             GN_T(rejoin_backs_off), GN_T(hard_write_error_closes_the_link))
