@@ -9,6 +9,7 @@
 
 #include "gni.h"
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -74,6 +75,21 @@ static bool k_ec_curve_ok(EVP_PKEY *pkey)
            strcmp(name, "secp521r1") == 0 || strcmp(name, "P-521") == 0;
 }
 
+/*
+ * The RSA public exponent: odd and 3 <= e <= 2^31 - 1 (go-libp2p's bound). A
+ * huge e would make every verification cost about a private-key operation.
+ */
+static int k_rsa_e_ok(EVP_PKEY *pkey)
+{
+    BIGNUM *e = NULL;
+    if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
+        return GN_EBADKEY;
+    }
+    int rc = BN_is_odd(e) && BN_num_bits(e) <= 31 && !BN_is_one(e) ? 0 : GN_EBADKEY;
+    BN_free(e);
+    return rc;
+}
+
 /* Type, size and curve checks shared by public and private OpenSSL keys. */
 static int k_openssl_key_ok(gn_key_type type, EVP_PKEY *pkey)
 {
@@ -82,7 +98,10 @@ static int k_openssl_key_ok(gn_key_type type, EVP_PKEY *pkey)
             return GN_EBADKEY;
         }
         int bits = EVP_PKEY_get_bits(pkey);
-        return bits >= GNI_RSA_MIN_BITS && bits <= GNI_RSA_MAX_BITS ? 0 : GN_EBADKEY;
+        if (bits < GNI_RSA_MIN_BITS || bits > GNI_RSA_MAX_BITS) {
+            return GN_EBADKEY;
+        }
+        return k_rsa_e_ok(pkey);
     }
     if (!EVP_PKEY_is_a(pkey, "EC") || !k_ec_curve_ok(pkey)) {
         return GN_EBADKEY;
