@@ -109,6 +109,39 @@ static int k_openssl_key_ok(gn_key_type type, EVP_PKEY *pkey)
     return 0;
 }
 
+/* Does a UTF-8 string parameter of @pkey equal @want? */
+static bool k_param_is(EVP_PKEY *pkey, const char *name, const char *want)
+{
+    char v[32];
+    size_t vl = 0;
+    return EVP_PKEY_get_utf8_string_param(pkey, name, v, sizeof v, &vl) == 1 &&
+           strcmp(v, want) == 0;
+}
+
+/*
+ * EC keys: a named curve and an uncompressed point, the one encoding go and
+ * js accept; compressed points or explicit parameters would give the same key
+ * several peer IDs.
+ */
+static bool k_ec_encoding_ok(EVP_PKEY *pkey)
+{
+    return k_param_is(pkey, OSSL_PKEY_PARAM_EC_ENCODING, OSSL_PKEY_EC_ENCODING_GROUP) &&
+           k_param_is(pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                      OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED);
+}
+
+/* Makes our own EC key encode as k_ec_encoding_ok wants. */
+static int k_ec_set_encoding(EVP_PKEY *pkey)
+{
+    if (EVP_PKEY_set_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_ENCODING,
+                                       OSSL_PKEY_EC_ENCODING_GROUP) != 1 ||
+        EVP_PKEY_set_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                       OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) != 1) {
+        return GN_ECRYPTO;
+    }
+    return 0;
+}
+
 /* Parses and checks a DER SubjectPublicKeyInfo; canonical DER only. */
 static int k_spki_parse(gn_key_type type, const uint8_t *d, size_t len, EVP_PKEY **out)
 {
@@ -122,7 +155,8 @@ static int k_spki_parse(gn_key_type type, const uint8_t *d, size_t len, EVP_PKEY
     }
     int rc = GN_EBADKEY;
     uint8_t *again = NULL;
-    if (p != d + len || k_openssl_key_ok(type, pkey) != 0) {
+    if (p != d + len || k_openssl_key_ok(type, pkey) != 0 ||
+        (type == GN_KEY_ECDSA && !k_ec_encoding_ok(pkey))) {
         goto out;
     }
     /* One key, one encoding, one peer ID: re-encoding must give the input. */
@@ -256,6 +290,9 @@ int gni_privkey_generate(gn_key_type type, unsigned bits, gni_privkey *k)
             break;
         }
         k->pkey = pkey;
+        if (type == GN_KEY_ECDSA && (rc = k_ec_set_encoding(pkey)) < 0) {
+            break;
+        }
         rc = k_set_pub_spki(k, pkey);
         break;
     }
@@ -326,6 +363,9 @@ static int k_from_data(gn_key_type type, const uint8_t *d, size_t len, gni_privk
         EVP_PKEY_CTX_free(cx);
         if (ok != 1) {
             return GN_EBADKEY;
+        }
+        if (type == GN_KEY_ECDSA && (rc = k_ec_set_encoding(pkey)) < 0) {
+            return rc;
         }
         return k_set_pub_spki(k, pkey);
     }

@@ -524,6 +524,35 @@ GN_TEST(ecdsa_bad_keys_and_curves)
     CHECK(id == NULL);
 }
 
+/* One EC key, one peer ID: compressed points and explicit curve parameters are refused. */
+GN_TEST(ecdsa_one_encoding)
+{
+    uint8_t pb[1024], canon[1024], mine[1024];
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    CHECK(k != NULL);
+    size_t cn = pkey_pb(k, GN_KEY_ECDSA, false, canon);
+    CHECK_EQ(gn_pubkey_check(canon, cn, NULL), 0);
+    static const char *const forms[][2] = {
+        {OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"},
+        {OSSL_PKEY_PARAM_EC_ENCODING, "explicit"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_EQ(EVP_PKEY_set_utf8_string_param(k, forms[i][0], forms[i][1]), 1);
+        size_t n = pkey_pb(k, GN_KEY_ECDSA, false, pb);
+        CHECK(n != cn || memcmp(pb, canon, n) != 0);
+        CHECK_EQ(gn_pubkey_check(pb, n, NULL), GN_EBADKEY);
+        /* A private key so encoded loads, and its public key is the canonical one. */
+        gn_identity *id = NULL;
+        n = pkey_pb(k, GN_KEY_ECDSA, true, pb);
+        CHECK_EQ(gn_identity_decode_private(pb, n, &id), 0);
+        int ml = gn_identity_encode_public(id, mine, sizeof mine);
+        CHECK_EQ(ml, (int)cn);
+        CHECK_MEM(mine, canon, cn);
+        gn_identity_free(id);
+    }
+    EVP_PKEY_free(k);
+}
+
 /* Builds the high-S twin (n - s) of a DER secp256k1 signature with OpenSSL's BN. */
 static int high_s(const uint8_t *sig, size_t len, uint8_t *out)
 {
@@ -640,5 +669,5 @@ GN_TEST(interop_key_files)
 GN_TEST_MAIN(GN_T(spec_vector_secp256k1), GN_T(spec_vector_ecdsa), GN_T(spec_vector_rsa),
              GN_T(secp256k1_signature_deterministic), GN_T(generate_each_type),
              GN_T(generate_arguments), GN_T(key_type_names), GN_T(rsa_bad_keys), GN_T(rsa_public_exponent),
-             GN_T(ecdsa_bad_keys_and_curves), GN_T(secp256k1_bad_keys_and_signatures),
+             GN_T(ecdsa_bad_keys_and_curves), GN_T(ecdsa_one_encoding), GN_T(secp256k1_bad_keys_and_signatures),
              GN_T(cross_type_signatures), GN_T(interop_key_files))
