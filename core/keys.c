@@ -21,7 +21,6 @@
 #define K_ED_PK 32
 #define K_SECP_SK 32
 #define K_SECP_PK 33
-#define K_SECP_PK_FULL 65
 #define K_SHA256 32
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -504,11 +503,12 @@ void gni_privkey_fini(gni_privkey *k)
 
 static int k_secp_parse(const uint8_t *d, size_t len, secp256k1_pubkey *pk)
 {
-    if (len != K_SECP_PK && len != K_SECP_PK_FULL) {
-        return GN_EBADKEY;
-    }
-    /* Accept 0x02/0x03 compressed and 0x04 uncompressed, not the 0x06/0x07 hybrid form. */
-    if ((len == K_SECP_PK && d[0] != 0x02 && d[0] != 0x03) || (len == K_SECP_PK_FULL && d[0] != 0x04)) {
+    /*
+     * Only the spec's 33-byte compressed form (0x02/0x03): peer IDs hash the
+     * bytes as sent, so also taking the 65-byte form would give one key two
+     * IDs (go-libp2p re-encodes compressed and would disagree with us).
+     */
+    if (len != K_SECP_PK || (d[0] != 0x02 && d[0] != 0x03)) {
         return GN_EBADKEY;
     }
     return secp256k1_ec_pubkey_parse(secp256k1_context_static, pk, d, len) == 1 ? 0 : GN_EBADKEY;

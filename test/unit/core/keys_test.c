@@ -615,6 +615,32 @@ GN_TEST(secp256k1_bad_keys_and_signatures)
     CHECK(id == NULL);
 }
 
+/* secp256k1 on the wire: only the 33-byte compressed point; the 65-byte form would be a second ID. */
+GN_TEST(secp256k1_compressed_only)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
+    CHECK(k != NULL);
+    uint8_t pt[80], pb[100];
+    size_t pl = 0;
+    CHECK_EQ(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                            "compressed"), 1);
+    CHECK_EQ(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt,
+                                             &pl), 1);
+    CHECK_EQ(pl, 33u);
+    CHECK_EQ(gn_pubkey_check(pb, wrap_pb(GN_KEY_SECP256K1, pt, pl, pb), NULL), 0);
+    CHECK_EQ(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                            "uncompressed"), 1);
+    CHECK_EQ(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt,
+                                             &pl), 1);
+    CHECK_EQ(pl, 65u);
+    CHECK_EQ(pt[0], 0x04);
+    size_t n = wrap_pb(GN_KEY_SECP256K1, pt, pl, pb);
+    CHECK_EQ(gn_pubkey_check(pb, n, NULL), GN_EBADKEY);
+    uint8_t sig[72] = {0x30};
+    CHECK_EQ(gn_pubkey_verify(pb, n, sig, 1, sig, sizeof sig), GN_EBADKEY);
+    EVP_PKEY_free(k);
+}
+
 /* An Ed25519 signature never verifies under another key type and vice versa. */
 GN_TEST(cross_type_signatures)
 {
@@ -670,4 +696,4 @@ GN_TEST_MAIN(GN_T(spec_vector_secp256k1), GN_T(spec_vector_ecdsa), GN_T(spec_vec
              GN_T(secp256k1_signature_deterministic), GN_T(generate_each_type),
              GN_T(generate_arguments), GN_T(key_type_names), GN_T(rsa_bad_keys), GN_T(rsa_public_exponent),
              GN_T(ecdsa_bad_keys_and_curves), GN_T(ecdsa_one_encoding), GN_T(secp256k1_bad_keys_and_signatures),
-             GN_T(cross_type_signatures), GN_T(interop_key_files))
+             GN_T(secp256k1_compressed_only), GN_T(cross_type_signatures), GN_T(interop_key_files))
