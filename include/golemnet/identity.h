@@ -197,7 +197,7 @@ GN_API int gn_pubkey_decode(const uint8_t *in, size_t len, gn_key_type *type,
  * type in *@type (NULL allowed) once the protobuf parsed.
  * Errors: GN_EPARSE (malformed or non-canonical protobuf, unknown type),
  * GN_ETOOBIG (> GN_PUBKEY_MAX_BYTES), GN_EBADKEY (the key is malformed or
- * unsupported).
+ * unsupported), GN_ENOMEM (checking an RSA or ECDSA key ran out of memory).
  * Spec: peer-ids.md "Keys", "Key Types".
  * Since: 0.2
  */

@@ -261,7 +261,7 @@ static int take_key(gni_identify_result *r, const ProtobufCBinaryData *k, const 
     /* every key type (RSA, Ed25519, secp256k1, ECDSA), checked in full (issue 17) */
     int rc = gn_pubkey_check(k->data, k->len, &type);
     if (rc < 0) {
-        return GN_EBADKEY;
+        return rc == GN_ENOMEM ? rc : GN_EBADKEY;
     }
     gn_peer_id pid;
     rc = gn_peer_id_from_pubkey(k->data, k->len, &pid);
