@@ -11,6 +11,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <secp256k1.h>
@@ -282,17 +283,15 @@ int gni_privkey_generate(gn_key_type type, unsigned bits, gni_privkey *k)
                 return GN_EINVAL;
             }
         }
+        ERR_set_mark();
         EVP_PKEY *pkey = type == GN_KEY_RSA ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits)
                                             : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        if (!pkey) {
-            rc = GN_ECRYPTO;
-            break;
-        }
         k->pkey = pkey;
-        if (type == GN_KEY_ECDSA && (rc = k_ec_set_encoding(pkey)) < 0) {
-            break;
+        rc = !pkey ? GN_ECRYPTO : type == GN_KEY_ECDSA ? k_ec_set_encoding(pkey) : 0;
+        if (rc == 0) {
+            rc = k_set_pub_spki(k, pkey);
         }
-        rc = k_set_pub_spki(k, pkey);
+        ERR_pop_to_mark();
         break;
     }
     default:
@@ -384,7 +383,9 @@ int gni_privkey_from_data(gn_key_type type, const uint8_t *d, size_t len, gni_pr
     if (!d) {
         return GN_EBADKEY;
     }
+    ERR_set_mark();
     rc = k_from_data(type, d, len, k);
+    ERR_pop_to_mark(); /* a bad key file leaves nothing on the error queue */
     if (rc < 0) {
         gni_privkey_fini(k);
         k->type = type;
@@ -407,7 +408,9 @@ int gni_privkey_to_data(const gni_privkey *k, uint8_t *out, size_t cap)
     case GN_KEY_RSA:
     case GN_KEY_ECDSA: {
         unsigned char *der = NULL;
+        ERR_set_mark();
         int n = i2d_PrivateKey(k->pkey, &der);
+        ERR_pop_to_mark();
         if (n <= 0) {
             return GN_ECRYPTO;
         }
@@ -471,6 +474,7 @@ int gni_privkey_sign(const gni_privkey *k, const uint8_t *msg, size_t len, uint8
         }
         int rc = GN_ECRYPTO;
         size_t sl = 0;
+        ERR_set_mark();
         /* RSA's default padding is PKCS#1 v1.5; ECDSA output is DER. */
         if (EVP_DigestSignInit(mc, NULL, EVP_sha256(), NULL, (EVP_PKEY *)k->pkey) == 1 &&
             EVP_DigestSign(mc, NULL, &sl, msg, len) == 1) {
@@ -481,6 +485,7 @@ int gni_privkey_sign(const gni_privkey *k, const uint8_t *msg, size_t len, uint8
             }
         }
         EVP_MD_CTX_free(mc);
+        ERR_pop_to_mark();
         return rc;
     }
     default:
@@ -530,8 +535,10 @@ int gni_pubkey_check_data(gn_key_type type, const uint8_t *d, size_t len)
     case GN_KEY_RSA:
     case GN_KEY_ECDSA: {
         EVP_PKEY *pkey = NULL;
+        ERR_set_mark();
         int rc = k_spki_parse(type, d, len, &pkey);
         EVP_PKEY_free(pkey);
+        ERR_pop_to_mark(); /* a peer's bad key leaves nothing on the thread's error queue */
         return rc;
     }
     default:
@@ -589,8 +596,10 @@ int gni_pubkey_verify_data(gn_key_type type, const uint8_t *d, size_t len, const
     case GN_KEY_RSA:
     case GN_KEY_ECDSA: {
         EVP_PKEY *pkey = NULL;
+        ERR_set_mark();
         int rc = k_spki_parse(type, d, len, &pkey);
         if (rc < 0) {
+            ERR_pop_to_mark();
             return rc == GN_ENOMEM ? GN_EBADSIG : rc;
         }
         EVP_MD_CTX *mc = EVP_MD_CTX_new();
@@ -601,6 +610,7 @@ int gni_pubkey_verify_data(gn_key_type type, const uint8_t *d, size_t len, const
         }
         EVP_MD_CTX_free(mc);
         EVP_PKEY_free(pkey);
+        ERR_pop_to_mark(); /* a bad signature leaves nothing on the error queue */
         return rc;
     }
     default:

@@ -21,6 +21,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -641,6 +642,39 @@ GN_TEST(secp256k1_compressed_only)
     EVP_PKEY_free(k);
 }
 
+/* Bad keys and signatures from peers leave nothing on OpenSSL's per-thread error queue. */
+GN_TEST(openssl_error_queue_clean)
+{
+    ERR_clear_error();
+    size_t qn = unhex(spec_rsa_pub_hex, vbuf, sizeof vbuf);
+    vbuf[6] ^= 0x01; /* broken DER header */
+    CHECK_EQ(gn_pubkey_check(vbuf, qn, NULL), GN_EBADKEY);
+    CHECK_EQ(ERR_peek_error(), 0ul);
+    vbuf[6] ^= 0x01;
+    uint8_t sig[256];
+    memset(sig, 0x5a, sizeof sig);
+    CHECK_EQ(gn_pubkey_verify(vbuf, qn, sig, 1, sig, sizeof sig), GN_EBADSIG);
+    CHECK_EQ(ERR_peek_error(), 0ul);
+    qn = unhex(spec_ecdsa_pub_hex, vbuf, sizeof vbuf);
+    vbuf[qn - 1] ^= 0x01; /* off the curve */
+    CHECK_EQ(gn_pubkey_check(vbuf, qn, NULL), GN_EBADKEY);
+    CHECK_EQ(ERR_peek_error(), 0ul);
+    vbuf[qn - 1] ^= 0x01;
+    CHECK_EQ(gn_pubkey_verify(vbuf, qn, sig, 1, sig, 70), GN_EBADSIG);
+    CHECK_EQ(ERR_peek_error(), 0ul);
+    size_t pn = unhex(spec_rsa_priv(), vbuf, sizeof vbuf);
+    vbuf[40] ^= 0x10;
+    gn_identity *id = NULL;
+    CHECK_EQ(gn_identity_decode_private(vbuf, pn, &id), GN_EBADKEY);
+    CHECK_EQ(ERR_peek_error(), 0ul);
+    /* An error already queued by the application stays. */
+    ERR_raise(ERR_LIB_USER, 42);
+    unsigned long mine = ERR_peek_last_error();
+    CHECK_EQ(gn_identity_decode_private(vbuf, pn, &id), GN_EBADKEY);
+    CHECK_EQ(ERR_peek_last_error(), mine);
+    ERR_clear_error();
+}
+
 /* An Ed25519 signature never verifies under another key type and vice versa. */
 GN_TEST(cross_type_signatures)
 {
@@ -696,4 +730,4 @@ GN_TEST_MAIN(GN_T(spec_vector_secp256k1), GN_T(spec_vector_ecdsa), GN_T(spec_vec
              GN_T(secp256k1_signature_deterministic), GN_T(generate_each_type),
              GN_T(generate_arguments), GN_T(key_type_names), GN_T(rsa_bad_keys), GN_T(rsa_public_exponent),
              GN_T(ecdsa_bad_keys_and_curves), GN_T(ecdsa_one_encoding), GN_T(secp256k1_bad_keys_and_signatures),
-             GN_T(secp256k1_compressed_only), GN_T(cross_type_signatures), GN_T(interop_key_files))
+             GN_T(secp256k1_compressed_only), GN_T(openssl_error_queue_clean), GN_T(cross_type_signatures), GN_T(interop_key_files))
