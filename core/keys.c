@@ -9,7 +9,9 @@
 
 #include "gni.h"
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <secp256k1.h>
@@ -20,7 +22,6 @@
 #define K_ED_PK 32
 #define K_SECP_SK 32
 #define K_SECP_PK 33
-#define K_SECP_PK_FULL 65
 #define K_SHA256 32
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -74,6 +75,21 @@ static bool k_ec_curve_ok(EVP_PKEY *pkey)
            strcmp(name, "secp521r1") == 0 || strcmp(name, "P-521") == 0;
 }
 
+/*
+ * The RSA public exponent: odd and 3 <= e <= 2^31 - 1 (go-libp2p's bound). A
+ * huge e would make every verification cost about a private-key operation.
+ */
+static int k_rsa_e_ok(EVP_PKEY *pkey)
+{
+    BIGNUM *e = NULL;
+    if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
+        return GN_EBADKEY;
+    }
+    int rc = BN_is_odd(e) && BN_num_bits(e) <= 31 && !BN_is_one(e) ? 0 : GN_EBADKEY;
+    BN_free(e);
+    return rc;
+}
+
 /* Type, size and curve checks shared by public and private OpenSSL keys. */
 static int k_openssl_key_ok(gn_key_type type, EVP_PKEY *pkey)
 {
@@ -82,10 +98,46 @@ static int k_openssl_key_ok(gn_key_type type, EVP_PKEY *pkey)
             return GN_EBADKEY;
         }
         int bits = EVP_PKEY_get_bits(pkey);
-        return bits >= GNI_RSA_MIN_BITS && bits <= GNI_RSA_MAX_BITS ? 0 : GN_EBADKEY;
+        if (bits < GNI_RSA_MIN_BITS || bits > GNI_RSA_MAX_BITS) {
+            return GN_EBADKEY;
+        }
+        return k_rsa_e_ok(pkey);
     }
     if (!EVP_PKEY_is_a(pkey, "EC") || !k_ec_curve_ok(pkey)) {
         return GN_EBADKEY;
+    }
+    return 0;
+}
+
+/* Does a UTF-8 string parameter of @pkey equal @want? */
+static bool k_param_is(EVP_PKEY *pkey, const char *name, const char *want)
+{
+    char v[32];
+    size_t vl = 0;
+    return EVP_PKEY_get_utf8_string_param(pkey, name, v, sizeof v, &vl) == 1 &&
+           strcmp(v, want) == 0;
+}
+
+/*
+ * EC keys: a named curve and an uncompressed point, the one encoding go and
+ * js accept; compressed points or explicit parameters would give the same key
+ * several peer IDs.
+ */
+static bool k_ec_encoding_ok(EVP_PKEY *pkey)
+{
+    return k_param_is(pkey, OSSL_PKEY_PARAM_EC_ENCODING, OSSL_PKEY_EC_ENCODING_GROUP) &&
+           k_param_is(pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                      OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED);
+}
+
+/* Makes our own EC key encode as k_ec_encoding_ok wants. */
+static int k_ec_set_encoding(EVP_PKEY *pkey)
+{
+    if (EVP_PKEY_set_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_ENCODING,
+                                       OSSL_PKEY_EC_ENCODING_GROUP) != 1 ||
+        EVP_PKEY_set_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                       OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) != 1) {
+        return GN_ECRYPTO;
     }
     return 0;
 }
@@ -103,7 +155,8 @@ static int k_spki_parse(gn_key_type type, const uint8_t *d, size_t len, EVP_PKEY
     }
     int rc = GN_EBADKEY;
     uint8_t *again = NULL;
-    if (p != d + len || k_openssl_key_ok(type, pkey) != 0) {
+    if (p != d + len || k_openssl_key_ok(type, pkey) != 0 ||
+        (type == GN_KEY_ECDSA && !k_ec_encoding_ok(pkey))) {
         goto out;
     }
     /* One key, one encoding, one peer ID: re-encoding must give the input. */
@@ -112,9 +165,13 @@ static int k_spki_parse(gn_key_type type, const uint8_t *d, size_t len, EVP_PKEY
         goto out;
     }
     /*
-     * EC: the point must be on the curve. RSA gets no more than the size
-     * check (as go-libp2p): OpenSSL's RSA public check runs a primality test
-     * on the modulus, far too slow for every signature of an 8192-bit key.
+     * EC: the point must be on the curve and not at infinity. The quick
+     * check skips the full one's multiplication by the group order, which
+     * proves nothing more on our cofactor-1 curves and cost a scalar
+     * multiplication per check (callers check, then verify: twice per
+     * signature). RSA gets no more than the size and exponent checks (as
+     * go-libp2p): OpenSSL's RSA public check runs a primality test on the
+     * modulus, far too slow for every signature of an 8192-bit key.
      */
     if (type == GN_KEY_ECDSA) {
         EVP_PKEY_CTX *cx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
@@ -122,7 +179,7 @@ static int k_spki_parse(gn_key_type type, const uint8_t *d, size_t len, EVP_PKEY
             rc = GN_ENOMEM;
             goto out;
         }
-        int ok = EVP_PKEY_public_check(cx);
+        int ok = EVP_PKEY_public_check_quick(cx);
         EVP_PKEY_CTX_free(cx);
         if (ok != 1) {
             goto out;
@@ -230,14 +287,15 @@ int gni_privkey_generate(gn_key_type type, unsigned bits, gni_privkey *k)
                 return GN_EINVAL;
             }
         }
+        ERR_set_mark();
         EVP_PKEY *pkey = type == GN_KEY_RSA ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits)
                                             : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        if (!pkey) {
-            rc = GN_ECRYPTO;
-            break;
-        }
         k->pkey = pkey;
-        rc = k_set_pub_spki(k, pkey);
+        rc = !pkey ? GN_ECRYPTO : type == GN_KEY_ECDSA ? k_ec_set_encoding(pkey) : 0;
+        if (rc == 0) {
+            rc = k_set_pub_spki(k, pkey);
+        }
+        ERR_pop_to_mark();
         break;
     }
     default:
@@ -308,6 +366,9 @@ static int k_from_data(gn_key_type type, const uint8_t *d, size_t len, gni_privk
         if (ok != 1) {
             return GN_EBADKEY;
         }
+        if (type == GN_KEY_ECDSA && (rc = k_ec_set_encoding(pkey)) < 0) {
+            return rc;
+        }
         return k_set_pub_spki(k, pkey);
     }
     default:
@@ -326,7 +387,9 @@ int gni_privkey_from_data(gn_key_type type, const uint8_t *d, size_t len, gni_pr
     if (!d) {
         return GN_EBADKEY;
     }
+    ERR_set_mark();
     rc = k_from_data(type, d, len, k);
+    ERR_pop_to_mark(); /* a bad key file leaves nothing on the error queue */
     if (rc < 0) {
         gni_privkey_fini(k);
         k->type = type;
@@ -349,7 +412,9 @@ int gni_privkey_to_data(const gni_privkey *k, uint8_t *out, size_t cap)
     case GN_KEY_RSA:
     case GN_KEY_ECDSA: {
         unsigned char *der = NULL;
+        ERR_set_mark();
         int n = i2d_PrivateKey(k->pkey, &der);
+        ERR_pop_to_mark();
         if (n <= 0) {
             return GN_ECRYPTO;
         }
@@ -413,6 +478,7 @@ int gni_privkey_sign(const gni_privkey *k, const uint8_t *msg, size_t len, uint8
         }
         int rc = GN_ECRYPTO;
         size_t sl = 0;
+        ERR_set_mark();
         /* RSA's default padding is PKCS#1 v1.5; ECDSA output is DER. */
         if (EVP_DigestSignInit(mc, NULL, EVP_sha256(), NULL, (EVP_PKEY *)k->pkey) == 1 &&
             EVP_DigestSign(mc, NULL, &sl, msg, len) == 1) {
@@ -423,6 +489,7 @@ int gni_privkey_sign(const gni_privkey *k, const uint8_t *msg, size_t len, uint8
             }
         }
         EVP_MD_CTX_free(mc);
+        ERR_pop_to_mark();
         return rc;
     }
     default:
@@ -445,11 +512,12 @@ void gni_privkey_fini(gni_privkey *k)
 
 static int k_secp_parse(const uint8_t *d, size_t len, secp256k1_pubkey *pk)
 {
-    if (len != K_SECP_PK && len != K_SECP_PK_FULL) {
-        return GN_EBADKEY;
-    }
-    /* Accept 0x02/0x03 compressed and 0x04 uncompressed, not the 0x06/0x07 hybrid form. */
-    if ((len == K_SECP_PK && d[0] != 0x02 && d[0] != 0x03) || (len == K_SECP_PK_FULL && d[0] != 0x04)) {
+    /*
+     * Only the spec's 33-byte compressed form (0x02/0x03): peer IDs hash the
+     * bytes as sent, so also taking the 65-byte form would give one key two
+     * IDs (go-libp2p re-encodes compressed and would disagree with us).
+     */
+    if (len != K_SECP_PK || (d[0] != 0x02 && d[0] != 0x03)) {
         return GN_EBADKEY;
     }
     return secp256k1_ec_pubkey_parse(secp256k1_context_static, pk, d, len) == 1 ? 0 : GN_EBADKEY;
@@ -471,8 +539,10 @@ int gni_pubkey_check_data(gn_key_type type, const uint8_t *d, size_t len)
     case GN_KEY_RSA:
     case GN_KEY_ECDSA: {
         EVP_PKEY *pkey = NULL;
+        ERR_set_mark();
         int rc = k_spki_parse(type, d, len, &pkey);
         EVP_PKEY_free(pkey);
+        ERR_pop_to_mark(); /* a peer's bad key leaves nothing on the thread's error queue */
         return rc;
     }
     default:
@@ -530,8 +600,10 @@ int gni_pubkey_verify_data(gn_key_type type, const uint8_t *d, size_t len, const
     case GN_KEY_RSA:
     case GN_KEY_ECDSA: {
         EVP_PKEY *pkey = NULL;
+        ERR_set_mark();
         int rc = k_spki_parse(type, d, len, &pkey);
         if (rc < 0) {
+            ERR_pop_to_mark();
             return rc == GN_ENOMEM ? GN_EBADSIG : rc;
         }
         EVP_MD_CTX *mc = EVP_MD_CTX_new();
@@ -542,6 +614,7 @@ int gni_pubkey_verify_data(gn_key_type type, const uint8_t *d, size_t len, const
         }
         EVP_MD_CTX_free(mc);
         EVP_PKEY_free(pkey);
+        ERR_pop_to_mark(); /* a bad signature leaves nothing on the error queue */
         return rc;
     }
     default:

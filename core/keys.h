@@ -11,8 +11,8 @@
  *   RSA        public: DER PKIX SubjectPublicKeyInfo; private: DER PKCS#1
  *              RSAPrivateKey; RSASSA-PKCS1-v1_5 over SHA-256; 2048 to 8192
  *              bits. OpenSSL 3 libcrypto.
- *   Secp256k1  public: 33-byte compressed point (65-byte uncompressed is
- *              accepted on input, as go-libp2p does); private: the 32-byte
+ *   Secp256k1  public: 33-byte compressed point (the 65-byte uncompressed
+ *              form is refused: it would give a second peer ID); private: the 32-byte
  *              scalar; ECDSA over SHA-256, DER signature. libsecp256k1.
  *   ECDSA      public: DER PKIX SubjectPublicKeyInfo (named curve P-256,
  *              P-384 or P-521 accepted; P-256 generated); private: DER SEC1
@@ -76,7 +76,7 @@ void gni_privkey_fini(gni_privkey *k);
 
 /**
  * Checks a PublicKey Data field of @type: well-formed, canonical (re-encoding
- * gives the same bytes, except the uncompressed secp256k1 form), a point on
+ * gives the same bytes; secp256k1 only compressed), a point on
  * the curve or an RSA key of 2048..8192 bits. Returns 0 or GN_EBADKEY.
  */
 int gni_pubkey_check_data(gn_key_type type, const uint8_t *d, size_t len);

@@ -192,12 +192,12 @@ GN_API int gn_pubkey_decode(const uint8_t *in, size_t len, gn_key_type *type,
  * Checks a libp2p PublicKey protobuf of any type (@len bytes at @in): the
  * deterministic protobuf encoding, then the key itself: Ed25519 32 bytes;
  * RSA a canonical DER SubjectPublicKeyInfo of 2048 to 8192 bits; secp256k1
- * a 33-byte compressed (or 65-byte uncompressed) point on the curve; ECDSA a
+ * a 33-byte compressed point on the curve (not the 65-byte form); ECDSA a
  * canonical DER SubjectPublicKeyInfo on P-256, P-384 or P-521. Stores the
  * type in *@type (NULL allowed) once the protobuf parsed.
  * Errors: GN_EPARSE (malformed or non-canonical protobuf, unknown type),
  * GN_ETOOBIG (> GN_PUBKEY_MAX_BYTES), GN_EBADKEY (the key is malformed or
- * unsupported).
+ * unsupported), GN_ENOMEM (checking an RSA or ECDSA key ran out of memory).
  * Spec: peer-ids.md "Keys", "Key Types".
  * Since: 0.2
  */

@@ -261,7 +261,7 @@ static int take_key(gni_identify_result *r, const ProtobufCBinaryData *k, const 
     /* every key type (RSA, Ed25519, secp256k1, ECDSA), checked in full (issue 17) */
     int rc = gn_pubkey_check(k->data, k->len, &type);
     if (rc < 0) {
-        return GN_EBADKEY;
+        return rc == GN_ENOMEM ? rc : GN_EBADKEY;
     }
     gn_peer_id pid;
     rc = gn_peer_id_from_pubkey(k->data, k->len, &pid);
@@ -286,7 +286,8 @@ static int take_key(gni_identify_result *r, const ProtobufCBinaryData *k, const 
  * Checks a signedPeerRecord (libp2p RFC 0002 signed envelope, RFC 0003 peer
  * record; issue 17): payload type 03 01, a signature by the envelope's key
  * (any key type) over varint(len) "libp2p-peer-record" || varint(len) type
- * || varint(len) payload, and that key being the peer's. Returns 0 when it
+ * || varint(len) payload, that key being the peer's, and the PeerRecord
+ * payload's peer_id being that peer too. Returns 0 when it
  * holds, GN_ENOMEM, or another error when it does not (not fatal: the
  * caller only records the outcome).
  */
@@ -336,6 +337,20 @@ static int check_signed_record(const ProtobufCBinaryData *rec, const gn_peer_id 
     }
     rc = gn_pubkey_verify(e->public_key.data, e->public_key.len, si, n, e->signature.data,
                           e->signature.len);
+    if (rc == 0) {
+        /* RFC 0003: the record must name its signer (go's ConsumePeerRecord). */
+        Gnpb__Record__PeerRecord *pr =
+            gnpb__record__peer_record__unpack(&pa.a, e->payload.len, e->payload.data);
+        if (!pr) {
+            rc = pa.oom ? GN_ENOMEM : GN_EPROTO;
+        } else if (!pr->has_peer_id || pr->peer_id.len != signer.len ||
+                   memcmp(pr->peer_id.data, signer.bytes, signer.len) != 0) {
+            rc = GN_EPEERID;
+        }
+        if (pr) {
+            gnpb__record__peer_record__free_unpacked(pr, &pa.a);
+        }
+    }
 out:
     gn_free(si);
     gnpb__record__envelope__free_unpacked(e, &pa.a);

@@ -462,8 +462,8 @@ static int envelope_check(const Gnpb__Record__Envelope *e, const gn_peer_id *rel
     gn_key_type kt;
     /* any key type (issue 17), checked in full */
     int rc = gn_pubkey_check(e->public_key.data, e->public_key.len, &kt);
-    if (rc == GN_EBADKEY) {
-        return GN_EBADKEY;
+    if (rc == GN_EBADKEY || rc == GN_ENOMEM) {
+        return rc;
     }
     if (rc < 0) {
         return GN_EPROTO;

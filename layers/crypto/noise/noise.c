@@ -1236,7 +1236,7 @@ static int xx_verify_payload(gn_noise_xx *x, const uint8_t *pl, size_t len)
     /* any key type: the protobuf must be canonical and the key well-formed */
     rc = gn_pubkey_check(m->identity_key.data, m->identity_key.len, &type);
     if (rc < 0) {
-        rc = rc == GN_EBADKEY ? rc : GN_EPROTO;
+        rc = rc == GN_EBADKEY || rc == GN_ENOMEM ? rc : GN_EPROTO;
         goto out;
     }
     if (gn_noise_hs_remote_static(x->hs, rs) < 0) {

@@ -90,7 +90,7 @@ int gni_plaintext_feed(gni_plaintext *p, const uint8_t *in, size_t len, size_t *
     /* any libp2p key type; the raw key is kept for Ed25519 only */
     rc = gn_pubkey_check(keybuf, klen, &type);
     if (rc < 0) {
-        rc = rc == GN_EBADKEY ? GN_EBADKEY : GN_EPROTO;
+        rc = rc == GN_EBADKEY || rc == GN_ENOMEM ? rc : GN_EPROTO;
         goto out;
     }
     memset(p->remote_pub, 0, sizeof p->remote_pub);

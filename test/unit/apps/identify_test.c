@@ -425,20 +425,29 @@ GN_TEST(signed_peer_record_verified)
     static const gn_key_type types[] = {GN_KEY_ED25519, GN_KEY_RSA, GN_KEY_SECP256K1,
                                         GN_KEY_ECDSA};
     static const uint8_t rec_type[2] = {0x03, 0x01};
-    static const uint8_t payload[] = {0x0a, 0x02, 0x00, 0x01, 0x10, 0x07}; /* opaque here */
     gn_identity *other = NULL;
     CHECK_OK(gn_identity_from_int_seed(44, &other));
+    gn_peer_id opid;
+    gn_identity_peer_id(other, &opid);
     for (size_t k = 0; k < 4; k++) {
         gn_identity *id = NULL;
         CHECK_OK(gn_identity_generate_type(types[k], 0, &id));
         gn_peer_id pid;
         gn_identity_peer_id(id, &pid);
+        /* PeerRecord {peer_id = pid, seq = 7} */
+        uint8_t payload[2 + GN_PEER_ID_MAX_BYTES + 2];
+        payload[0] = 0x0a;
+        payload[1] = pid.len;
+        memcpy(payload + 2, pid.bytes, pid.len);
+        payload[2 + pid.len] = 0x10;
+        payload[3 + pid.len] = 0x07;
+        size_t pl = 4 + (size_t)pid.len;
         static uint8_t msg[4096];
         uint8_t *env = NULL;
         size_t el = 0;
         gni_identify_result *r = NULL;
         /* good: signed by the peer's own key */
-        CHECK_OK(gni_envelope_seal(id, "libp2p-peer-record", rec_type, 2, payload, sizeof payload,
+        CHECK_OK(gni_envelope_seal(id, "libp2p-peer-record", rec_type, 2, payload, pl,
                                    &env, &el));
         size_t n = identify_with_record(id, env, el, msg, sizeof msg);
         CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
@@ -453,7 +462,7 @@ GN_TEST(signed_peer_record_verified)
         gni_identify_result_free(r);
         gn_free(env);
         /* another domain */
-        CHECK_OK(gni_envelope_seal(id, "libp2p-relay-rsvp", rec_type, 2, payload, sizeof payload,
+        CHECK_OK(gni_envelope_seal(id, "libp2p-relay-rsvp", rec_type, 2, payload, pl,
                                    &env, &el));
         n = identify_with_record(id, env, el, msg, sizeof msg);
         CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
@@ -462,7 +471,28 @@ GN_TEST(signed_peer_record_verified)
         gn_free(env);
         /* signed by someone else: a valid envelope, not the peer's */
         CHECK_OK(gni_envelope_seal(other, "libp2p-peer-record", rec_type, 2, payload,
-                                   sizeof payload, &env, &el));
+                                   pl, &env, &el));
+        n = identify_with_record(id, env, el, msg, sizeof msg);
+        CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK(r->has_signed_peer_record && !r->signed_peer_record_ok);
+        gni_identify_result_free(r);
+        gn_free(env);
+        /* signed by the peer, but the record names another peer (RFC 0003) */
+        payload[1] = opid.len;
+        memcpy(payload + 2, opid.bytes, opid.len);
+        payload[2 + opid.len] = 0x10;
+        payload[3 + opid.len] = 0x07;
+        CHECK_OK(gni_envelope_seal(id, "libp2p-peer-record", rec_type, 2, payload,
+                                   4 + (size_t)opid.len, &env, &el));
+        n = identify_with_record(id, env, el, msg, sizeof msg);
+        CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK(r->has_signed_peer_record && !r->signed_peer_record_ok);
+        gni_identify_result_free(r);
+        gn_free(env);
+        /* signed by the peer, a payload that is not a PeerRecord */
+        static const uint8_t junk[] = {0x0a, 0x05, 0x00};
+        CHECK_OK(gni_envelope_seal(id, "libp2p-peer-record", rec_type, 2, junk, sizeof junk,
+                                   &env, &el));
         n = identify_with_record(id, env, el, msg, sizeof msg);
         CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
         CHECK(r->has_signed_peer_record && !r->signed_peer_record_ok);

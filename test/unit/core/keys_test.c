@@ -20,6 +20,9 @@
 #include "golemnet/identity.h"
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/param_build.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -411,6 +414,68 @@ GN_TEST(rsa_bad_keys)
     CHECK_EQ(gn_pubkey_verify(vbuf, qn, big, 1, big, sizeof big), GN_EBADSIG);
 }
 
+/* A public RSA key with @mod's modulus and the exponent @e_hex, as a libp2p protobuf. */
+static size_t rsa_pub_with_e(EVP_PKEY *mod, const char *e_hex, uint8_t *out)
+{
+    BIGNUM *nn = NULL, *e = NULL;
+    if (EVP_PKEY_get_bn_param(mod, OSSL_PKEY_PARAM_RSA_N, &nn) != 1 || !BN_hex2bn(&e, e_hex))
+        abort();
+    OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
+    OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_N, nn);
+    OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_E, e);
+    OSSL_PARAM *prm = OSSL_PARAM_BLD_to_param(b);
+    EVP_PKEY_CTX *cx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *k = NULL;
+    if (!prm || !cx || EVP_PKEY_fromdata_init(cx) != 1 ||
+        EVP_PKEY_fromdata(cx, &k, EVP_PKEY_PUBLIC_KEY, prm) != 1)
+        abort();
+    size_t n = pkey_pb(k, GN_KEY_RSA, false, out);
+    EVP_PKEY_free(k);
+    EVP_PKEY_CTX_free(cx);
+    OSSL_PARAM_free(prm);
+    OSSL_PARAM_BLD_free(b);
+    BN_free(nn);
+    BN_free(e);
+    return n;
+}
+
+/* The public exponent: odd, 3 <= e <= 2^31 - 1; a huge e is a CPU DoS on verification. */
+GN_TEST(rsa_public_exponent)
+{
+    uint8_t pb[4096];
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    CHECK(k != NULL);
+    CHECK_EQ(gn_pubkey_check(pb, rsa_pub_with_e(k, "10001", pb), NULL), 0);
+    CHECK_EQ(gn_pubkey_check(pb, rsa_pub_with_e(k, "3", pb), NULL), 0);
+    CHECK_EQ(gn_pubkey_check(pb, rsa_pub_with_e(k, "7FFFFFFF", pb), NULL), 0);
+    CHECK_EQ(gn_pubkey_check(pb, rsa_pub_with_e(k, "1", pb), NULL), GN_EBADKEY);
+    CHECK_EQ(gn_pubkey_check(pb, rsa_pub_with_e(k, "10000", pb), NULL), GN_EBADKEY);
+    CHECK_EQ(gn_pubkey_check(pb, rsa_pub_with_e(k, "80000001", pb), NULL), GN_EBADKEY);
+    /* About the modulus' length: the DoS case. */
+    size_t n = rsa_pub_with_e(k, "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+                                 "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+                                 "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+                          pb);
+    CHECK_EQ(gn_pubkey_check(pb, n, NULL), GN_EBADKEY);
+    uint8_t sig[256] = {1};
+    CHECK_EQ(gn_pubkey_verify(pb, n, sig, 1, sig, sizeof sig), GN_EBADKEY);
+    EVP_PKEY_free(k);
+    /* A private key with e = 2^32 + 1 is refused too. */
+    EVP_PKEY_CTX *cx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    BIGNUM *e = NULL;
+    CHECK(BN_hex2bn(&e, "100000001") > 0);
+    k = NULL;
+    CHECK(cx && EVP_PKEY_keygen_init(cx) == 1 && EVP_PKEY_CTX_set_rsa_keygen_bits(cx, 2048) == 1 &&
+          EVP_PKEY_CTX_set1_rsa_keygen_pubexp(cx, e) == 1 && EVP_PKEY_generate(cx, &k) == 1);
+    gn_identity *id = NULL;
+    n = pkey_pb(k, GN_KEY_RSA, true, pb);
+    CHECK_EQ(gn_identity_decode_private(pb, n, &id), GN_EBADKEY);
+    CHECK(id == NULL);
+    EVP_PKEY_free(k);
+    EVP_PKEY_CTX_free(cx);
+    BN_free(e);
+}
+
 GN_TEST(ecdsa_bad_keys_and_curves)
 {
     uint8_t pb[1024], sig[GN_SIG_MAX_BYTES];
@@ -458,6 +523,35 @@ GN_TEST(ecdsa_bad_keys_and_curves)
     id = NULL;
     CHECK_EQ(gn_identity_decode_private(vbuf2, pn, &id), GN_EBADKEY);
     CHECK(id == NULL);
+}
+
+/* One EC key, one peer ID: compressed points and explicit curve parameters are refused. */
+GN_TEST(ecdsa_one_encoding)
+{
+    uint8_t pb[1024], canon[1024], mine[1024];
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    CHECK(k != NULL);
+    size_t cn = pkey_pb(k, GN_KEY_ECDSA, false, canon);
+    CHECK_EQ(gn_pubkey_check(canon, cn, NULL), 0);
+    static const char *const forms[][2] = {
+        {OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"},
+        {OSSL_PKEY_PARAM_EC_ENCODING, "explicit"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_EQ(EVP_PKEY_set_utf8_string_param(k, forms[i][0], forms[i][1]), 1);
+        size_t n = pkey_pb(k, GN_KEY_ECDSA, false, pb);
+        CHECK(n != cn || memcmp(pb, canon, n) != 0);
+        CHECK_EQ(gn_pubkey_check(pb, n, NULL), GN_EBADKEY);
+        /* A private key so encoded loads, and its public key is the canonical one. */
+        gn_identity *id = NULL;
+        n = pkey_pb(k, GN_KEY_ECDSA, true, pb);
+        CHECK_EQ(gn_identity_decode_private(pb, n, &id), 0);
+        int ml = gn_identity_encode_public(id, mine, sizeof mine);
+        CHECK_EQ(ml, (int)cn);
+        CHECK_MEM(mine, canon, cn);
+        gn_identity_free(id);
+    }
+    EVP_PKEY_free(k);
 }
 
 /* Builds the high-S twin (n - s) of a DER secp256k1 signature with OpenSSL's BN. */
@@ -522,6 +616,65 @@ GN_TEST(secp256k1_bad_keys_and_signatures)
     CHECK(id == NULL);
 }
 
+/* secp256k1 on the wire: only the 33-byte compressed point; the 65-byte form would be a second ID. */
+GN_TEST(secp256k1_compressed_only)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
+    CHECK(k != NULL);
+    uint8_t pt[80], pb[100];
+    size_t pl = 0;
+    CHECK_EQ(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                            "compressed"), 1);
+    CHECK_EQ(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt,
+                                             &pl), 1);
+    CHECK_EQ(pl, 33u);
+    CHECK_EQ(gn_pubkey_check(pb, wrap_pb(GN_KEY_SECP256K1, pt, pl, pb), NULL), 0);
+    CHECK_EQ(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                            "uncompressed"), 1);
+    CHECK_EQ(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt,
+                                             &pl), 1);
+    CHECK_EQ(pl, 65u);
+    CHECK_EQ(pt[0], 0x04);
+    size_t n = wrap_pb(GN_KEY_SECP256K1, pt, pl, pb);
+    CHECK_EQ(gn_pubkey_check(pb, n, NULL), GN_EBADKEY);
+    uint8_t sig[72] = {0x30};
+    CHECK_EQ(gn_pubkey_verify(pb, n, sig, 1, sig, sizeof sig), GN_EBADKEY);
+    EVP_PKEY_free(k);
+}
+
+/* Bad keys and signatures from peers leave nothing on OpenSSL's per-thread error queue. */
+GN_TEST(openssl_error_queue_clean)
+{
+    ERR_clear_error();
+    size_t qn = unhex(spec_rsa_pub_hex, vbuf, sizeof vbuf);
+    vbuf[6] ^= 0x01; /* broken DER header */
+    CHECK_EQ(gn_pubkey_check(vbuf, qn, NULL), GN_EBADKEY);
+    CHECK_EQ(ERR_peek_error(), 0ul);
+    vbuf[6] ^= 0x01;
+    uint8_t sig[256];
+    memset(sig, 0x5a, sizeof sig);
+    CHECK_EQ(gn_pubkey_verify(vbuf, qn, sig, 1, sig, sizeof sig), GN_EBADSIG);
+    CHECK_EQ(ERR_peek_error(), 0ul);
+    qn = unhex(spec_ecdsa_pub_hex, vbuf, sizeof vbuf);
+    vbuf[qn - 1] ^= 0x01; /* off the curve */
+    CHECK_EQ(gn_pubkey_check(vbuf, qn, NULL), GN_EBADKEY);
+    CHECK_EQ(ERR_peek_error(), 0ul);
+    vbuf[qn - 1] ^= 0x01;
+    CHECK_EQ(gn_pubkey_verify(vbuf, qn, sig, 1, sig, 70), GN_EBADSIG);
+    CHECK_EQ(ERR_peek_error(), 0ul);
+    size_t pn = unhex(spec_rsa_priv(), vbuf, sizeof vbuf);
+    vbuf[40] ^= 0x10;
+    gn_identity *id = NULL;
+    CHECK_EQ(gn_identity_decode_private(vbuf, pn, &id), GN_EBADKEY);
+    CHECK_EQ(ERR_peek_error(), 0ul);
+    /* An error already queued by the application stays. */
+    ERR_raise(ERR_LIB_USER, 42);
+    unsigned long mine = ERR_peek_last_error();
+    CHECK_EQ(gn_identity_decode_private(vbuf, pn, &id), GN_EBADKEY);
+    CHECK_EQ(ERR_peek_last_error(), mine);
+    ERR_clear_error();
+}
+
 /* An Ed25519 signature never verifies under another key type and vice versa. */
 GN_TEST(cross_type_signatures)
 {
@@ -575,6 +728,6 @@ GN_TEST(interop_key_files)
 
 GN_TEST_MAIN(GN_T(spec_vector_secp256k1), GN_T(spec_vector_ecdsa), GN_T(spec_vector_rsa),
              GN_T(secp256k1_signature_deterministic), GN_T(generate_each_type),
-             GN_T(generate_arguments), GN_T(key_type_names), GN_T(rsa_bad_keys),
-             GN_T(ecdsa_bad_keys_and_curves), GN_T(secp256k1_bad_keys_and_signatures),
-             GN_T(cross_type_signatures), GN_T(interop_key_files))
+             GN_T(generate_arguments), GN_T(key_type_names), GN_T(rsa_bad_keys), GN_T(rsa_public_exponent),
+             GN_T(ecdsa_bad_keys_and_curves), GN_T(ecdsa_one_encoding), GN_T(secp256k1_bad_keys_and_signatures),
+             GN_T(secp256k1_compressed_only), GN_T(openssl_error_queue_clean), GN_T(cross_type_signatures), GN_T(interop_key_files))
