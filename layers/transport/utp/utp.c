@@ -715,8 +715,12 @@ static void utp_process_data(gni_utp *u, const gni_utp_hdr *h, const uint8_t *pl
     bool fin = h->type == GNI_UTP_ST_FIN;
     if (fin)
         n = 0;
-    if (n > UINT16_MAX)
-        return;             /* larger than any UDP payload: not from a real peer */
+    /* more than the agreed size (default: a 1500-byte packet) is not one
+     * packet from a real peer: e.g. a batch of datagrams a kernel without
+     * UDP GSO sent glued into one; taking it as payload would corrupt the
+     * stream, dropping it lets the peer's retransmission recover */
+    if (n > gni_utp_max_packet(u) - GNI_UTP_HDR_LEN)
+        return;
     u->ack_pending = true;  /* every data packet, even a duplicate, gets an ack */
     uint16_t off = (uint16_t)(h->seq - (uint16_t)(u->ack_nr + 1));
     if (off >= 0x8000u) {   /* already delivered */

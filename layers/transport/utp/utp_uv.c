@@ -113,6 +113,7 @@ struct utp_sock {
     utp_conn *conns;
     uint32_t nhalf_open;
     bool connected;            /* a dial socket (uv_udp_connect) */
+    bool gso;                  /* the kernel took UDP_SEGMENT at open (utp_sock_open) */
     bool closing;
     struct sockaddr_storage local;
 };
@@ -350,7 +351,7 @@ static void utp_send_batch(utp_sock *k, const struct sockaddr_storage *to, const
         return;
 #ifdef UTP_HAVE_GSO
     uv_os_fd_t fd;
-    if (cnt > 1 && !st->gso_off && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
+    if (cnt > 1 && k->gso && !st->gso_off && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
         struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = len};
         union {
             char buf[CMSG_SPACE(sizeof(uint16_t))];
@@ -1029,6 +1030,17 @@ static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to
         rc = uv_udp_connect(&k->h, (const struct sockaddr *)connect_to);
         k->connected = rc == 0;
     }
+#ifdef UTP_HAVE_GSO
+    uv_os_fd_t gfd;
+    if (rc == 0 && uv_fileno((const uv_handle_t *)&k->h, &gfd) == 0) {
+        /* UDP GSO only where the kernel knows the option (>= 4.18): an
+         * older kernel, or a sandbox, may ignore the cmsg and send a batch
+         * as one datagram. 0 keeps per-socket segmentation off; each
+         * batch asks for it with its cmsg. */
+        int zero = 0;
+        k->gso = setsockopt(gfd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+    }
+#endif
     if (rc == 0) {
         int len = (int)sizeof k->local;
         rc = uv_udp_getsockname(&k->h, (struct sockaddr *)&k->local, &len);
