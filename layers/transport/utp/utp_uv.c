@@ -881,18 +881,22 @@ static void utp_accept_syn(utp_sock *k, const struct sockaddr_storage *from, con
     l->base.accept_cb(l->base.accept_arg, &l->base, 0, &c->s);
 }
 
-/* A listener's socket (not connected) takes ICMP errors with IP_RECVERR:
- * the kernel queues each with the datagram's destination, and the next
- * receive without data reports the error. Reads the queue (bounded) and
- * fails the connections to each unreachable peer: port unreachable gives
- * GN_ECONNREFUSED, host or network unreachable GN_EUNREACHABLE; "too big"
- * and other reports are dropped (IP fragmentation covers the size). */
-static void utp_sock_errqueue(utp_sock *k)
+/* Every socket takes ICMP errors with IP_RECVERR: the kernel queues each
+ * with the datagram's destination and the start of the datagram it quotes,
+ * and the next receive without data reports the error. Reads the queue
+ * (bounded) and hands each port / host / network unreachable report to the
+ * connections to that peer (gni_utp_icmp: only the connection whose conn_id
+ * and in-flight seq the quoted header carries, and host or network
+ * unreachable only in the handshake or once timeouts expire); "too big"
+ * and other reports are dropped (IP fragmentation covers the size).
+ * Returns the number of reports read. */
+static int utp_sock_errqueue(utp_sock *k)
 {
+    int nread = 0;
 #if defined(__linux__) && defined(IP_RECVERR) && defined(IPV6_RECVERR)
     uv_os_fd_t fd;
     if (uv_fileno((const uv_handle_t *)&k->h, &fd) != 0)
-        return;
+        return 0;
     for (int i = 0; i < 64 && !k->closing; i++) {
         struct sockaddr_storage dst;
         uint8_t body[64];
@@ -905,8 +909,10 @@ static void utp_sock_errqueue(utp_sock *k)
                            .msg_iovlen = 1, .msg_control = ctl.buf,
                            .msg_controllen = sizeof ctl.buf};
         memset(&dst, 0, sizeof dst);
-        if (recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
-            return;
+        ssize_t blen = recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+        if (blen < 0)
+            return nread;
+        nread++;
         int err = 0;
         for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
             if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
@@ -923,17 +929,20 @@ static void utp_sock_errqueue(utp_sock *k)
         }
         if (!err)
             continue;
-        GN_LOG(GN_LOG_DEBUG, "utp", "ICMP %s for a peer of a listener socket", gn_err_name(err));
         for (utp_conn *c = k->conns, *next; c; c = next) {
             next = c->next;
-            if (c->destroyed || !utp_sa_equal(&c->peer, &dst))
+            if (c->destroyed || (!k->connected && !utp_sa_equal(&c->peer, &dst)))
                 continue;
-            gni_utp_fail(c->u, err);
-            utp_kick(c);  /* the pass reports it, from the loop */
+            if (gni_utp_icmp(c->u, body, (size_t)blen, err)) {
+                GN_LOG(GN_LOG_DEBUG, "utp", "ICMP %s: connection failed", gn_err_name(err));
+                utp_kick(c);  /* the pass reports it, from the loop */
+            }
         }
     }
+    return nread;
 #else
     (void)k;
+    return 0;
 #endif
 }
 
@@ -948,12 +957,14 @@ static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         /* a connected (dial) socket reports ICMP errors here */
         int err = gni_err_from_uv((int)nread);
         GN_LOG(GN_LOG_DEBUG, "utp", "recv: %s", uv_strerror((int)nread));
-        if (k->connected && k->conns) {
+        if (utp_sock_errqueue(k) == 0 && k->connected && k->conns && !k->conns->destroyed) {
+            /* no error queue (not Linux): the kernel matched the connected
+             * address; unreachable is fatal only in the handshake */
             utp_conn *c = k->conns;
-            gni_utp_fail(c->u, err == GN_ECONNREFUSED ? GN_ECONNREFUSED : GN_EUNREACHABLE);
-            utp_conn_run(c);
-        } else if (!k->connected) {
-            utp_sock_errqueue(k);
+            if (err == GN_ECONNREFUSED || gni_utp_get_state(c->u) == GNI_UTP_SYN_SENT) {
+                gni_utp_fail(c->u, err == GN_ECONNREFUSED ? GN_ECONNREFUSED : GN_EUNREACHABLE);
+                utp_conn_run(c);
+            }
         }
         return;
     }
@@ -961,8 +972,8 @@ static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         /* the end of a read burst (EAGAIN): an error a send consumed leaves
          * its queue entry, and POLLERR, behind; read them here so the loop
          * does not keep waking up */
-        if (!addr && !k->connected)
-            utp_sock_errqueue(k);
+        if (!addr)
+            (void)utp_sock_errqueue(k);
         return;
     }
     struct sockaddr_storage from;
@@ -1017,19 +1028,19 @@ static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to
     if (bind_to) {
         rc = uv_udp_bind(&k->h, (const struct sockaddr *)bind_to,
                          fam == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
-#if defined(__linux__) && defined(IP_RECVERR) && defined(IPV6_RECVERR)
-        uv_os_fd_t fd;
-        if (rc == 0 && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
-            /* ICMP errors for a listener's peers (utp_sock_errqueue) */
-            int one = 1;
-            (void)setsockopt(fd, fam == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
-                             fam == AF_INET6 ? IPV6_RECVERR : IP_RECVERR, &one, sizeof one);
-        }
-#endif
     } else {
         rc = uv_udp_connect(&k->h, (const struct sockaddr *)connect_to);
         k->connected = rc == 0;
     }
+#if defined(__linux__) && defined(IP_RECVERR) && defined(IPV6_RECVERR)
+    uv_os_fd_t efd;
+    if (rc == 0 && uv_fileno((const uv_handle_t *)&k->h, &efd) == 0) {
+        /* ICMP errors with the datagram they quote (utp_sock_errqueue) */
+        int one = 1;
+        (void)setsockopt(efd, fam == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                         fam == AF_INET6 ? IPV6_RECVERR : IP_RECVERR, &one, sizeof one);
+    }
+#endif
 #ifdef UTP_HAVE_GSO
     uv_os_fd_t gfd;
     if (rc == 0 && uv_fileno((const uv_handle_t *)&k->h, &gfd) == 0) {
