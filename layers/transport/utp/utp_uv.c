@@ -145,6 +145,7 @@ struct utp_conn {
     bool eof_emitted, err_emitted;
     bool kick_pending;
     bool destroyed;
+    bool gso_off;              /* a GSO send to this peer failed with EINVAL */
     /* dialing */
     bool dialing;
     bool dial_canceled;
@@ -329,29 +330,46 @@ static void utp_sock_rele(utp_sock *k)
     uv_close((uv_handle_t *)&k->h, utp_sock_free_cb);
 }
 
+/* With IP_RECVERR the kernel returns an ICMP error it queued for an
+ * earlier datagram (maybe to another peer) from the next send, which then
+ * sends nothing: such a send is worth one retry. @e: a positive errno or
+ * -UV_E* code. */
+static bool utp_send_pending_err(int e)
+{
+    return e == -UV_ECONNREFUSED || e == -UV_EHOSTUNREACH || e == -UV_ENETUNREACH ||
+           e == -UV_EMSGSIZE
+#ifndef _WIN32
+           || e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EMSGSIZE
+#endif
+        ;
+}
+
 static void utp_send(utp_sock *k, const struct sockaddr_storage *to, const uint8_t *p, size_t n)
 {
     if (k->closing)
         return;
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
     int rc = uv_udp_try_send(&k->h, &b, 1, k->connected ? NULL : (const struct sockaddr *)to);
+    if (utp_send_pending_err(-rc)) /* an earlier ICMP report, not this datagram's */
+        rc = uv_udp_try_send(&k->h, &b, 1, k->connected ? NULL : (const struct sockaddr *)to);
     if (rc < 0 && rc != UV_EAGAIN)
         GN_LOG(GN_LOG_DEBUG, "utp", "send: %s", uv_strerror(rc));
     /* UV_EAGAIN: the datagram is lost; retransmission covers it */
 }
 
 /* Sends @cnt datagrams of @seg bytes each (the last may be shorter), @len
- * bytes in all, contiguous at @p, to @to: one sendmsg() with UDP_SEGMENT
- * where the kernel has it, else one datagram a call. */
-static void utp_send_batch(utp_sock *k, const struct sockaddr_storage *to, const uint8_t *p,
-                           size_t len, size_t seg, unsigned cnt)
+ * bytes in all, contiguous at @p, to @c's peer: one sendmsg() with
+ * UDP_SEGMENT where the kernel has it, else one datagram a call. */
+static void utp_send_batch(utp_conn *c, const uint8_t *p, size_t len, size_t seg, unsigned cnt)
 {
+    utp_sock *k = c->sock;
+    const struct sockaddr_storage *to = &c->peer;
     utp_state *st = k->t->state;
     if (k->closing)
         return;
 #ifdef UTP_HAVE_GSO
     uv_os_fd_t fd;
-    if (cnt > 1 && k->gso && !st->gso_off && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
+    if (cnt > 1 && k->gso && !st->gso_off && !c->gso_off && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
         struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = len};
         union {
             char buf[CMSG_SPACE(sizeof(uint16_t))];
@@ -372,21 +390,37 @@ static void utp_send_batch(utp_sock *k, const struct sockaddr_storage *to, const
         uint16_t gso = (uint16_t)seg;
         memcpy(CMSG_DATA(cm), &gso, sizeof gso);
         ssize_t rc;
-        do
-            rc = sendmsg(fd, &m, MSG_DONTWAIT);
-        while (rc < 0 && errno == EINTR);
-        if (rc >= 0)
-            return;
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+        int e = 0;
+        for (int tries = 0; tries < 2; tries++) {
+            do
+                rc = sendmsg(fd, &m, MSG_DONTWAIT);
+            while (rc < 0 && errno == EINTR);
+            if (rc >= 0)
+                return;
+            e = errno;
+            if (!utp_send_pending_err(e))
+                break; /* else: an earlier datagram's ICMP report; once more */
+        }
+        if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS)
             return; /* lost; retransmission covers it, as for a single datagram */
-        if (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT && errno != EOPNOTSUPP) {
-            GN_LOG(GN_LOG_DEBUG, "utp", "send: %s", uv_strerror(uv_translate_sys_error(errno)));
+        if (e == EINVAL) {
+            /* segment + headers above this path's MTU (or a kernel limit):
+             * this connection sends one datagram a call; the others keep GSO */
+            GN_LOG(GN_LOG_DEBUG, "utp", "UDP GSO refused for one peer (%s)", strerror(e));
+            c->gso_off = true;
+        } else if (e == EIO) {
+            /* the device cannot checksum GSO segments: not on this socket */
+            GN_LOG(GN_LOG_INFO, "utp", "UDP GSO unavailable on a socket (%s)", strerror(e));
+            k->gso = false;
+        } else if (e == ENOPROTOOPT || e == EOPNOTSUPP) {
+            /* no UDP GSO on this kernel: one by one from now on */
+            GN_LOG(GN_LOG_INFO, "utp", "UDP GSO unavailable (%s): one datagram per call",
+                   strerror(e));
+            st->gso_off = true;
+        } else {
+            GN_LOG(GN_LOG_DEBUG, "utp", "send: %s", strerror(e));
             return;
         }
-        /* no UDP GSO on this kernel or path: send them one by one from now on */
-        GN_LOG(GN_LOG_INFO, "utp", "UDP GSO unavailable (%s): one datagram per call",
-               uv_strerror(uv_translate_sys_error(errno)));
-        st->gso_off = true;
     }
 #else
     (void)st;
@@ -619,7 +653,7 @@ static void utp_flush(utp_conn *c)
     unsigned cnt = 0;
     for (int i = 0; i < UTP_DRAIN_MAX; i++) {
         if (cnt > 0 && (len + maxp > UTP_GSO_LEN || cnt == UTP_GSO_SEGS)) {
-            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            utp_send_batch(c, b, len, seg, cnt);
             len = seg = cnt = 0;
         }
         int n = gni_utp_drain(c->u, b + len, maxp, now);
@@ -627,7 +661,7 @@ static void utp_flush(utp_conn *c)
             break;
         if (cnt > 0 && (size_t)n > seg) {
             /* longer than the run: the run goes first, this one starts the next */
-            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            utp_send_batch(c, b, len, seg, cnt);
             memmove(b, b + len, (size_t)n);
             len = seg = cnt = 0;
         }
@@ -637,12 +671,12 @@ static void utp_flush(utp_conn *c)
         cnt++;
         if ((size_t)n < seg) {
             /* shorter: it may end a GSO run, nothing may follow it */
-            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            utp_send_batch(c, b, len, seg, cnt);
             len = seg = cnt = 0;
         }
     }
     if (cnt)
-        utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+        utp_send_batch(c, b, len, seg, cnt);
 }
 
 static void utp_arm(utp_conn *c)
