@@ -302,6 +302,30 @@ void gni_utp_fail(gni_utp *u, int err)
     utp_set_error(u, err < 0 ? err : GN_EIO);
 }
 
+int gni_utp_icmp(gni_utp *u, const uint8_t *quoted, size_t len, int err)
+{
+    if (u->state != GNI_UTP_SYN_SENT && u->state != GNI_UTP_CONNECTED)
+        return 0;
+    if (len < GNI_UTP_HDR_LEN || (quoted[0] & 0x0f) != GNI_UTP_VERSION)
+        return 0;
+    uint8_t type = quoted[0] >> 4;
+    uint16_t id = utp_get16(quoted + 2), seq = utp_get16(quoted + 16);
+    /* ours: a SYN carries recv_id, every later packet send_id */
+    if (id != (type == GNI_UTP_ST_SYN ? u->recv_id : u->send_id))
+        return 0;
+    /* and recent: a packet not acked yet ([out_oldest, seq_nr)) or an ack
+     * (ST_STATE carries seq_nr) */
+    if (gni_utp_seq_lt(seq, u->out_oldest) || gni_utp_seq_lt(u->seq_nr, seq))
+        return 0;
+    /* as TCP (RFC 1122 4.2.3.9): host or network unreachable is a soft
+     * error on an established connection unless it is timing out already;
+     * port unreachable means no one listens any more */
+    if (err != GN_ECONNREFUSED && u->state == GNI_UTP_CONNECTED && u->timeouts == 0)
+        return 0;
+    utp_set_error(u, err < 0 ? err : GN_EIO);
+    return 1;
+}
+
 static void utp_check_closed(gni_utp *u)
 {
     /* our FIN acked cumulatively (a SACKed FIN may still have holes below) */
@@ -715,8 +739,12 @@ static void utp_process_data(gni_utp *u, const gni_utp_hdr *h, const uint8_t *pl
     bool fin = h->type == GNI_UTP_ST_FIN;
     if (fin)
         n = 0;
-    if (n > UINT16_MAX)
-        return;             /* larger than any UDP payload: not from a real peer */
+    /* more than the agreed size (default: a 1500-byte packet) is not one
+     * packet from a real peer: e.g. a batch of datagrams a kernel without
+     * UDP GSO sent glued into one; taking it as payload would corrupt the
+     * stream, dropping it lets the peer's retransmission recover */
+    if (n > gni_utp_max_packet(u) - GNI_UTP_HDR_LEN)
+        return;
     u->ack_pending = true;  /* every data packet, even a duplicate, gets an ack */
     uint16_t off = (uint16_t)(h->seq - (uint16_t)(u->ack_nr + 1));
     if (off >= 0x8000u) {   /* already delivered */

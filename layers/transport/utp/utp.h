@@ -256,6 +256,19 @@ gni_utp_state gni_utp_get_state(const gni_utp *u);
 int gni_utp_error(const gni_utp *u);
 /** Fails the connection with @err (the adapter's ICMP unreachable report); no packet is sent. */
 void gni_utp_fail(gni_utp *u, int err);
+/**
+ * An ICMP error the adapter read for a datagram sent to this connection's
+ * peer: @quoted is the start of the datagram the ICMP message quotes (the
+ * UDP payload, @len bytes, at least the 20-byte header to count), @err
+ * GN_ECONNREFUSED (port unreachable) or GN_EUNREACHABLE (host or network).
+ * Fails the connection with @err and returns 1 only when the quoted header
+ * is this connection's (conn_id) with a sequence number still in flight,
+ * and either @err is GN_ECONNREFUSED, the handshake is in progress
+ * (GNI_UTP_SYN_SENT) or retransmission timeouts have expired since the
+ * last ack; else returns 0 and changes nothing (a forged or stale report,
+ * or a soft error: the retransmission timer decides).
+ */
+int gni_utp_icmp(gni_utp *u, const uint8_t *quoted, size_t len, int err);
 
 /** conn_id of packets this connection receives, and of those it sends after the SYN. */
 uint16_t gni_utp_recv_id(const gni_utp *u);

@@ -82,6 +82,7 @@
 /* the batch buffer also holds one datagram of the largest MSS */
 #define UTP_GBUF_LEN GNI_UTP_PACKET_FOR(GNI_UTP_MSS_LIMIT)
 #define UTP_RECV_LEN (UTP_MMSG_DGRAMS * 64u * 1024u)
+#define UTP_JUMBO_MTU 9000 /* utp.mss_max=auto offers larger packets from this route MTU */
 #define UTP_SOCK_BUF (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked for */
 #define UTP_DRAIN_MAX 4096 /* datagrams per pass (the window bounds them anyway) */
 
@@ -113,6 +114,7 @@ struct utp_sock {
     utp_conn *conns;
     uint32_t nhalf_open;
     bool connected;            /* a dial socket (uv_udp_connect) */
+    bool gso;                  /* the kernel took UDP_SEGMENT at open (utp_sock_open) */
     bool closing;
     struct sockaddr_storage local;
 };
@@ -144,6 +146,7 @@ struct utp_conn {
     bool eof_emitted, err_emitted;
     bool kick_pending;
     bool destroyed;
+    bool gso_off;              /* a GSO send to this peer failed with EINVAL */
     /* dialing */
     bool dialing;
     bool dial_canceled;
@@ -328,29 +331,46 @@ static void utp_sock_rele(utp_sock *k)
     uv_close((uv_handle_t *)&k->h, utp_sock_free_cb);
 }
 
+/* With IP_RECVERR the kernel returns an ICMP error it queued for an
+ * earlier datagram (maybe to another peer) from the next send, which then
+ * sends nothing: such a send is worth one retry. @e: a positive errno or
+ * -UV_E* code. */
+static bool utp_send_pending_err(int e)
+{
+    return e == -UV_ECONNREFUSED || e == -UV_EHOSTUNREACH || e == -UV_ENETUNREACH ||
+           e == -UV_EMSGSIZE
+#ifndef _WIN32
+           || e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EMSGSIZE
+#endif
+        ;
+}
+
 static void utp_send(utp_sock *k, const struct sockaddr_storage *to, const uint8_t *p, size_t n)
 {
     if (k->closing)
         return;
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
     int rc = uv_udp_try_send(&k->h, &b, 1, k->connected ? NULL : (const struct sockaddr *)to);
+    if (utp_send_pending_err(-rc)) /* an earlier ICMP report, not this datagram's */
+        rc = uv_udp_try_send(&k->h, &b, 1, k->connected ? NULL : (const struct sockaddr *)to);
     if (rc < 0 && rc != UV_EAGAIN)
         GN_LOG(GN_LOG_DEBUG, "utp", "send: %s", uv_strerror(rc));
     /* UV_EAGAIN: the datagram is lost; retransmission covers it */
 }
 
 /* Sends @cnt datagrams of @seg bytes each (the last may be shorter), @len
- * bytes in all, contiguous at @p, to @to: one sendmsg() with UDP_SEGMENT
- * where the kernel has it, else one datagram a call. */
-static void utp_send_batch(utp_sock *k, const struct sockaddr_storage *to, const uint8_t *p,
-                           size_t len, size_t seg, unsigned cnt)
+ * bytes in all, contiguous at @p, to @c's peer: one sendmsg() with
+ * UDP_SEGMENT where the kernel has it, else one datagram a call. */
+static void utp_send_batch(utp_conn *c, const uint8_t *p, size_t len, size_t seg, unsigned cnt)
 {
+    utp_sock *k = c->sock;
+    const struct sockaddr_storage *to = &c->peer;
     utp_state *st = k->t->state;
     if (k->closing)
         return;
 #ifdef UTP_HAVE_GSO
     uv_os_fd_t fd;
-    if (cnt > 1 && !st->gso_off && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
+    if (cnt > 1 && k->gso && !st->gso_off && !c->gso_off && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
         struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = len};
         union {
             char buf[CMSG_SPACE(sizeof(uint16_t))];
@@ -371,21 +391,37 @@ static void utp_send_batch(utp_sock *k, const struct sockaddr_storage *to, const
         uint16_t gso = (uint16_t)seg;
         memcpy(CMSG_DATA(cm), &gso, sizeof gso);
         ssize_t rc;
-        do
-            rc = sendmsg(fd, &m, MSG_DONTWAIT);
-        while (rc < 0 && errno == EINTR);
-        if (rc >= 0)
-            return;
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+        int e = 0;
+        for (int tries = 0; tries < 2; tries++) {
+            do
+                rc = sendmsg(fd, &m, MSG_DONTWAIT);
+            while (rc < 0 && errno == EINTR);
+            if (rc >= 0)
+                return;
+            e = errno;
+            if (!utp_send_pending_err(e))
+                break; /* else: an earlier datagram's ICMP report; once more */
+        }
+        if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS)
             return; /* lost; retransmission covers it, as for a single datagram */
-        if (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT && errno != EOPNOTSUPP) {
-            GN_LOG(GN_LOG_DEBUG, "utp", "send: %s", uv_strerror(uv_translate_sys_error(errno)));
+        if (e == EINVAL) {
+            /* segment + headers above this path's MTU (or a kernel limit):
+             * this connection sends one datagram a call; the others keep GSO */
+            GN_LOG(GN_LOG_DEBUG, "utp", "UDP GSO refused for one peer (%s)", strerror(e));
+            c->gso_off = true;
+        } else if (e == EIO) {
+            /* the device cannot checksum GSO segments: not on this socket */
+            GN_LOG(GN_LOG_INFO, "utp", "UDP GSO unavailable on a socket (%s)", strerror(e));
+            k->gso = false;
+        } else if (e == ENOPROTOOPT || e == EOPNOTSUPP) {
+            /* no UDP GSO on this kernel: one by one from now on */
+            GN_LOG(GN_LOG_INFO, "utp", "UDP GSO unavailable (%s): one datagram per call",
+                   strerror(e));
+            st->gso_off = true;
+        } else {
+            GN_LOG(GN_LOG_DEBUG, "utp", "send: %s", strerror(e));
             return;
         }
-        /* no UDP GSO on this kernel or path: send them one by one from now on */
-        GN_LOG(GN_LOG_INFO, "utp", "UDP GSO unavailable (%s): one datagram per call",
-               uv_strerror(uv_translate_sys_error(errno)));
-        st->gso_off = true;
     }
 #else
     (void)st;
@@ -467,8 +503,13 @@ static size_t utp_path_mss(utp_sock *k, const struct sockaddr_storage *peer)
     int rc = getsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &ol);
     if (own >= 0)
         close(own);
+    /* only a jumbo route (loopback, a 9000-byte LAN): on a 1500-MTU route
+     * the gain over 1,400 is a few percent, and a tunnel further on with
+     * ICMP filtered would black-hole the full-size packets */
+    if (rc < 0 || mtu < UTP_JUMBO_MTU)
+        return 0;
     long room = (long)mtu - (v6 ? 40 : 20) - 8 - (long)GNI_UTP_PACKET_FOR(0);
-    if (rc < 0 || room <= 1400)
+    if (room <= 1400)
         return 0;
     return room > GNI_UTP_MSS_LIMIT ? GNI_UTP_MSS_LIMIT : (size_t)room;
 #else
@@ -537,7 +578,9 @@ static int utp_load_options(gn_transport *t)
     return st->ccfg_err;
 }
 
-static utp_conn *utp_conn_new(utp_sock *k, const struct sockaddr_storage *peer)
+/* @probe: look the route MTU up for a size offer (a dial, or a SYN that
+ * carries an offer; without one the MSS stays cfg.mss anyway). */
+static utp_conn *utp_conn_new(utp_sock *k, const struct sockaddr_storage *peer, bool probe)
 {
     gn_transport *t = k->t;
     utp_state *st = t->state;
@@ -545,7 +588,7 @@ static utp_conn *utp_conn_new(utp_sock *k, const struct sockaddr_storage *peer)
     if (!c)
         return NULL;
     gni_utp_config cfg = st->ccfg;
-    size_t room = st->mss_cap ? utp_path_mss(k, peer) : 0;
+    size_t room = st->mss_cap && probe ? utp_path_mss(k, peer) : 0;
     cfg.mss_max = room < st->mss_cap ? room : st->mss_cap;
     if (cfg.mss_max <= cfg.mss)
         cfg.mss_max = 0;
@@ -618,7 +661,7 @@ static void utp_flush(utp_conn *c)
     unsigned cnt = 0;
     for (int i = 0; i < UTP_DRAIN_MAX; i++) {
         if (cnt > 0 && (len + maxp > UTP_GSO_LEN || cnt == UTP_GSO_SEGS)) {
-            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            utp_send_batch(c, b, len, seg, cnt);
             len = seg = cnt = 0;
         }
         int n = gni_utp_drain(c->u, b + len, maxp, now);
@@ -626,7 +669,7 @@ static void utp_flush(utp_conn *c)
             break;
         if (cnt > 0 && (size_t)n > seg) {
             /* longer than the run: the run goes first, this one starts the next */
-            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            utp_send_batch(c, b, len, seg, cnt);
             memmove(b, b + len, (size_t)n);
             len = seg = cnt = 0;
         }
@@ -636,12 +679,12 @@ static void utp_flush(utp_conn *c)
         cnt++;
         if ((size_t)n < seg) {
             /* shorter: it may end a GSO run, nothing may follow it */
-            utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+            utp_send_batch(c, b, len, seg, cnt);
             len = seg = cnt = 0;
         }
     }
     if (cnt)
-        utp_send_batch(c->sock, &c->peer, b, len, seg, cnt);
+        utp_send_batch(c, b, len, seg, cnt);
 }
 
 static void utp_arm(utp_conn *c)
@@ -861,7 +904,7 @@ static void utp_accept_syn(utp_sock *k, const struct sockaddr_storage *from, con
         utp_send_reset(k, from, h);
         return;
     }
-    utp_conn *c = utp_conn_new(k, from);
+    utp_conn *c = utp_conn_new(k, from, h->gn_mss_kind == 'O');
     if (!c)
         return;
     uint16_t isn;
@@ -880,18 +923,22 @@ static void utp_accept_syn(utp_sock *k, const struct sockaddr_storage *from, con
     l->base.accept_cb(l->base.accept_arg, &l->base, 0, &c->s);
 }
 
-/* A listener's socket (not connected) takes ICMP errors with IP_RECVERR:
- * the kernel queues each with the datagram's destination, and the next
- * receive without data reports the error. Reads the queue (bounded) and
- * fails the connections to each unreachable peer: port unreachable gives
- * GN_ECONNREFUSED, host or network unreachable GN_EUNREACHABLE; "too big"
- * and other reports are dropped (IP fragmentation covers the size). */
-static void utp_sock_errqueue(utp_sock *k)
+/* Every socket takes ICMP errors with IP_RECVERR: the kernel queues each
+ * with the datagram's destination and the start of the datagram it quotes,
+ * and the next receive without data reports the error. Reads the queue
+ * (bounded) and hands each port / host / network unreachable report to the
+ * connections to that peer (gni_utp_icmp: only the connection whose conn_id
+ * and in-flight seq the quoted header carries, and host or network
+ * unreachable only in the handshake or once timeouts expire); "too big"
+ * and other reports are dropped (IP fragmentation covers the size).
+ * Returns the number of reports read. */
+static int utp_sock_errqueue(utp_sock *k)
 {
+    int nread = 0;
 #if defined(__linux__) && defined(IP_RECVERR) && defined(IPV6_RECVERR)
     uv_os_fd_t fd;
     if (uv_fileno((const uv_handle_t *)&k->h, &fd) != 0)
-        return;
+        return 0;
     for (int i = 0; i < 64 && !k->closing; i++) {
         struct sockaddr_storage dst;
         uint8_t body[64];
@@ -904,8 +951,10 @@ static void utp_sock_errqueue(utp_sock *k)
                            .msg_iovlen = 1, .msg_control = ctl.buf,
                            .msg_controllen = sizeof ctl.buf};
         memset(&dst, 0, sizeof dst);
-        if (recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
-            return;
+        ssize_t blen = recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+        if (blen < 0)
+            return nread;
+        nread++;
         int err = 0;
         for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
             if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
@@ -922,17 +971,20 @@ static void utp_sock_errqueue(utp_sock *k)
         }
         if (!err)
             continue;
-        GN_LOG(GN_LOG_DEBUG, "utp", "ICMP %s for a peer of a listener socket", gn_err_name(err));
         for (utp_conn *c = k->conns, *next; c; c = next) {
             next = c->next;
-            if (c->destroyed || !utp_sa_equal(&c->peer, &dst))
+            if (c->destroyed || (!k->connected && !utp_sa_equal(&c->peer, &dst)))
                 continue;
-            gni_utp_fail(c->u, err);
-            utp_kick(c);  /* the pass reports it, from the loop */
+            if (gni_utp_icmp(c->u, body, (size_t)blen, err)) {
+                GN_LOG(GN_LOG_DEBUG, "utp", "ICMP %s: connection failed", gn_err_name(err));
+                utp_kick(c);  /* the pass reports it, from the loop */
+            }
         }
     }
+    return nread;
 #else
     (void)k;
+    return 0;
 #endif
 }
 
@@ -947,12 +999,14 @@ static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         /* a connected (dial) socket reports ICMP errors here */
         int err = gni_err_from_uv((int)nread);
         GN_LOG(GN_LOG_DEBUG, "utp", "recv: %s", uv_strerror((int)nread));
-        if (k->connected && k->conns) {
+        if (utp_sock_errqueue(k) == 0 && k->connected && k->conns && !k->conns->destroyed) {
+            /* no error queue (not Linux): the kernel matched the connected
+             * address; unreachable is fatal only in the handshake */
             utp_conn *c = k->conns;
-            gni_utp_fail(c->u, err == GN_ECONNREFUSED ? GN_ECONNREFUSED : GN_EUNREACHABLE);
-            utp_conn_run(c);
-        } else if (!k->connected) {
-            utp_sock_errqueue(k);
+            if (err == GN_ECONNREFUSED || gni_utp_get_state(c->u) == GNI_UTP_SYN_SENT) {
+                gni_utp_fail(c->u, err == GN_ECONNREFUSED ? GN_ECONNREFUSED : GN_EUNREACHABLE);
+                utp_conn_run(c);
+            }
         }
         return;
     }
@@ -960,8 +1014,8 @@ static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         /* the end of a read burst (EAGAIN): an error a send consumed leaves
          * its queue entry, and POLLERR, behind; read them here so the loop
          * does not keep waking up */
-        if (!addr && !k->connected)
-            utp_sock_errqueue(k);
+        if (!addr)
+            (void)utp_sock_errqueue(k);
         return;
     }
     struct sockaddr_storage from;
@@ -1016,19 +1070,30 @@ static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to
     if (bind_to) {
         rc = uv_udp_bind(&k->h, (const struct sockaddr *)bind_to,
                          fam == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
-#if defined(__linux__) && defined(IP_RECVERR) && defined(IPV6_RECVERR)
-        uv_os_fd_t fd;
-        if (rc == 0 && uv_fileno((const uv_handle_t *)&k->h, &fd) == 0) {
-            /* ICMP errors for a listener's peers (utp_sock_errqueue) */
-            int one = 1;
-            (void)setsockopt(fd, fam == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
-                             fam == AF_INET6 ? IPV6_RECVERR : IP_RECVERR, &one, sizeof one);
-        }
-#endif
     } else {
         rc = uv_udp_connect(&k->h, (const struct sockaddr *)connect_to);
         k->connected = rc == 0;
     }
+#if defined(__linux__) && defined(IP_RECVERR) && defined(IPV6_RECVERR)
+    uv_os_fd_t efd;
+    if (rc == 0 && uv_fileno((const uv_handle_t *)&k->h, &efd) == 0) {
+        /* ICMP errors with the datagram they quote (utp_sock_errqueue) */
+        int one = 1;
+        (void)setsockopt(efd, fam == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                         fam == AF_INET6 ? IPV6_RECVERR : IP_RECVERR, &one, sizeof one);
+    }
+#endif
+#ifdef UTP_HAVE_GSO
+    uv_os_fd_t gfd;
+    if (rc == 0 && uv_fileno((const uv_handle_t *)&k->h, &gfd) == 0) {
+        /* UDP GSO only where the kernel knows the option (>= 4.18): an
+         * older kernel, or a sandbox, may ignore the cmsg and send a batch
+         * as one datagram. 0 keeps per-socket segmentation off; each
+         * batch asks for it with its cmsg. */
+        int zero = 0;
+        k->gso = setsockopt(gfd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+    }
+#endif
     if (rc == 0) {
         int len = (int)sizeof k->local;
         rc = uv_udp_getsockname(&k->h, (struct sockaddr *)&k->local, &len);
@@ -1165,7 +1230,7 @@ static int utp_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void
     if (rc < 0)
         return rc == GN_EINVAL ? GN_EADDRNOTAVAIL : rc;
     k->refs = 0;
-    utp_conn *c = utp_conn_new(k, &ss);
+    utp_conn *c = utp_conn_new(k, &ss, true);
     if (!c) {
         k->refs = 1;
         utp_sock_rele(k);

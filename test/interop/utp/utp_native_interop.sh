@@ -8,9 +8,13 @@
 #      random bytes and gets the same 60000 back;
 #   2. golemnet listens and answers what it reads with the same bytes;
 #      utp-native dials, sends 60000 random bytes and checks the echo.
-# TAP. Skips ("1..0 # SKIP") without node >= 20 / npm or utp_pipe; runs
-# `npm ci` in native/ when its node_modules/ is missing. Every process runs
-# under timeout(1).
+# TAP. Skips ("1..0 # SKIP") without node >= 20 / npm or utp_pipe. Like
+# the js interop tests (test/interop/js/interop.sh), it runs `npm ci` itself
+# in native/ when node_modules/utp-native is missing (CI installs node and
+# npm, scripts/quickstart.sh); skips when that fails (no network or
+# registry: the log's last line is shown) or when utp-native does not load
+# (no prebuilt binary for this platform). Every process runs under
+# timeout(1).
 set -u
 PIPE=${GN_UTP_PIPE:-${1:-}}
 NODE=${NODE:-node}
@@ -40,9 +44,13 @@ cd "$HERE/native" || exit 1
 if [ ! -d node_modules/utp-native ]; then
     echo "# node_modules missing: running npm ci"
     if ! timeout -k 5 300 npm ci --no-audit --no-fund > "$DIR/npm-ci.log" 2>&1; then
-        echo "1..0 # SKIP npm ci failed: $(tail -1 "$DIR/npm-ci.log")"
+        echo "1..0 # SKIP npm ci failed (no network or npm registry?): $(tail -1 "$DIR/npm-ci.log")"
         exit 0
     fi
+fi
+if ! timeout 20 "$NODE" -e 'require("utp-native")' > "$DIR/load.log" 2>&1; then
+    echo "1..0 # SKIP utp-native does not load here: $(grep -m1 -i error "$DIR/load.log")"
+    exit 0
 fi
 echo "1..2"
 head -c "$N" /dev/urandom > "$DIR/data"

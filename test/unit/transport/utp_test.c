@@ -656,6 +656,71 @@ GN_TEST(utp_big_packets)
 
 /* ---- transfers ------------------------------------------------------- */
 
+/* A datagram larger than one packet of the agreed size (e.g. a GSO batch
+ * a kernel glued into one datagram) is dropped, not taken as payload. */
+GN_TEST(utp_oversize_dropped)
+{
+    gni_utp *a, *b;
+    uint16_t so, ao;
+    big_pair(0, 0, &a, &b, &so, &ao);
+    gn_time now = 6 * GN_S;
+    CHECK_EQ(gni_utp_write(a, (const uint8_t *)"x", 1), 1);
+    int n = gni_utp_drain(a, big_buf, sizeof(big_buf), now);
+    gni_utp_hdr h;
+    CHECK_EQ(gni_utp_parse(big_buf, (size_t)n, &h), 20);
+    CHECK_EQ(h.type, GNI_UTP_ST_DATA);
+    size_t lim = gni_utp_max_packet(b) - GNI_UTP_HDR_LEN;
+    CHECK_EQ(lim, GNI_UTP_MAX_PACKET - GNI_UTP_HDR_LEN);
+    memset(big_buf + 20, 'g', 2 * 1420);
+    CHECK_EQ(gni_utp_feed(b, big_buf, 20 + 2 * 1420, now), 0);  /* two glued packets */
+    CHECK_EQ(gni_utp_readable(b), 0);
+    CHECK_EQ(gni_utp_feed(b, big_buf, 20 + lim + 1, now), 0);
+    CHECK_EQ(gni_utp_readable(b), 0);
+    CHECK_EQ(gni_utp_feed(b, big_buf, 20 + lim, now), 0);      /* the largest one packet */
+    CHECK_EQ(gni_utp_readable(b), lim);
+    gni_utp_free(a);
+    gni_utp_free(b);
+}
+
+/* ICMP reports count only for this connection's in-flight packets, and
+ * host/network unreachable only in the handshake (gni_utp_icmp). */
+GN_TEST(utp_icmp_checks)
+{
+    gni_utp *a, *b;
+    uint16_t so, ao;
+    big_pair(0, 0, &a, &b, &so, &ao);
+    gn_time now = 6 * GN_S;
+    CHECK_EQ(gni_utp_write(a, (const uint8_t *)"x", 1), 1);
+    uint8_t q[64];
+    int n = gni_utp_drain(a, q, sizeof(q), now);
+    CHECK_EQ(n, 21);
+    CHECK_EQ(gni_utp_icmp(a, q, 19, GN_ECONNREFUSED), 0);      /* too short */
+    CHECK_EQ(gni_utp_icmp(a, q, (size_t)n, GN_EUNREACHABLE), 0); /* soft once connected */
+    CHECK_EQ(gni_utp_get_state(a), GNI_UTP_CONNECTED);
+    uint8_t f[64];
+    memcpy(f, q, sizeof f);
+    f[3] ^= 1;                                                   /* another conn_id */
+    CHECK_EQ(gni_utp_icmp(a, f, (size_t)n, GN_ECONNREFUSED), 0);
+    memcpy(f, q, sizeof f);
+    f[16] ^= 0x40;                                               /* seq not in flight */
+    CHECK_EQ(gni_utp_icmp(a, f, (size_t)n, GN_ECONNREFUSED), 0);
+    CHECK_EQ(gni_utp_get_state(a), GNI_UTP_CONNECTED);
+    CHECK_EQ(gni_utp_icmp(a, q, (size_t)n, GN_ECONNREFUSED), 1);
+    CHECK_EQ(gni_utp_get_state(a), GNI_UTP_ERROR);
+    CHECK_EQ(gni_utp_error(a), GN_ECONNREFUSED);
+    gni_utp_free(a);
+    gni_utp_free(b);
+
+    gni_utp *c = gni_utp_new(NULL);
+    CHECK(c);
+    CHECK_EQ(gni_utp_connect(c, 77, 10, now), 0);
+    n = gni_utp_drain(c, q, sizeof(q), now);
+    CHECK_EQ(n, 20);
+    CHECK_EQ(gni_utp_icmp(c, q, (size_t)n, GN_EUNREACHABLE), 1); /* fatal in the handshake */
+    CHECK_EQ(gni_utp_error(c), GN_EUNREACHABLE);
+    gni_utp_free(c);
+}
+
 GN_TEST(utp_transfer_clean)
 {
     sim s;
@@ -1033,5 +1098,5 @@ GN_TEST_MAIN(GN_T(utp_hdr_kat), GN_T(utp_parse_extensions), GN_T(utp_handshake_i
              GN_T(utp_transfer_clean), GN_T(utp_transfer_lossy), GN_T(utp_transfer_seq_wrap),
              GN_T(utp_transfer_small_buffers), GN_T(utp_empty_transfer_fin_both),
              GN_T(utp_syn_timeout), GN_T(utp_reset), GN_T(utp_peer_dies),
-             GN_T(utp_receive_window), GN_T(utp_keepalive), GN_T(utp_ledbat_target), GN_T(utp_ledbat_yields), GN_T(utp_big_packets),
+             GN_T(utp_receive_window), GN_T(utp_keepalive), GN_T(utp_ledbat_target), GN_T(utp_ledbat_yields), GN_T(utp_big_packets), GN_T(utp_oversize_dropped), GN_T(utp_icmp_checks),
              GN_T(utp_fast_retransmit_sack), GN_T(utp_config_bounds))

@@ -156,6 +156,9 @@ GN_TEST(listener_icmp_refused)
     /* a peer of a listener's socket closes its port: the ICMP port
      * unreachable that our next datagram draws fails the accepted stream
      * with GN_ECONNREFUSED at once, not after RTOs (IP_RECVERR) */
+#ifndef __linux__
+    SKIP("IP_RECVERR error queue: Linux only");
+#endif
     CHECK_EQ(gn_loop_new(NULL, &loop), 0);
     accepts = errors = last_err = closed_n = 0;
     gn_registry *reg;
@@ -189,11 +192,12 @@ GN_TEST(listener_icmp_refused)
     gn_slice sl = gn_slice_of((const uint8_t *)"hello", 5);
     CHECK_EQ(gn_stream_write(acc[0], &sl, 1, on_written, NULL), 0);
     gn_time t0 = gn_loop_now(loop);
-    for (int i = 0; i < 1000 && !errors && gn_loop_now(loop) - t0 < 2 * GN_S; i++)
+    for (int i = 0; i < 2000 && !errors && gn_loop_now(loop) - t0 < 5 * GN_S; i++)
         gn_loop_run(loop, GN_RUN_ONCE);
     CHECK_EQ(errors, 1);
-    CHECK_EQ(last_err, GN_ECONNREFUSED);
-    CHECK(gn_loop_now(loop) - t0 < 400 * GN_MS);  /* before the first RTO (500 ms floor) */
+    CHECK_EQ(last_err, GN_ECONNREFUSED);  /* RTO expiries would give GN_ETIMEDOUT */
+    /* well before max_timeouts RTOs (1 s, 2 s, 4 s, ...); wide for a loaded machine */
+    CHECK(gn_loop_now(loop) - t0 < 3 * GN_S);
     for (int i = 0; i < 20; i++)
         gn_loop_run(loop, GN_RUN_NOWAIT);
     CHECK_EQ(closed_n, 1);
