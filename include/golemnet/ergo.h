@@ -844,9 +844,9 @@ GN_API int gn_ergo_remote_app_start(gn_ergo_proc *p, const char *node, const cha
  * important senders "mailbox full", remote plain sends are dropped) and
  * signals in its signal queue (GN_ERGO_LINKS_MAX + mailbox_size; exit
  * signals beyond are dropped). A pop that takes the queue below both bounds
- * resumes the process through gn_loop_submit() (retried on later pops and
- * while a gn_ergo_queue_next() waits, when the loop's command queue is
- * full). Nothing is lost in between: paused, the process is not delivered
+ * resumes the process through a command reserved in the queue (it never
+ * fails for a full loop command queue, so a poller that pops with a 0
+ * timeout until GN_EAGAIN needs no later call). Nothing is lost in between: paused, the process is not delivered
  * anything. The library owns the process's pause state and its signal
  * callback: do not call gn_ergo_proc_pause() or gn_ergo_proc_set_signal_cb()
  * on a queued process.

@@ -24,6 +24,7 @@
 #include "golemnet/loop.h"
 
 #include "ergo_node_int.h"
+#include "gni.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -40,10 +41,9 @@ struct gn_ergo_queue {
     atomic_size_t bytes;    /* decoded bytes of the items waiting */
     atomic_bool paused;     /* we paused the process and no resume is on its way */
     atomic_bool closed;     /* the process ended */
+    atomic_bool resume_queued; /* resume_cmd is submitted and has not started running */
+    gni_loop_cmd resume_cmd;   /* reserved: its submit never fails for a full queue */
 };
-
-/* a resume still owed after a failed submit is retried at this pace while a popper waits */
-#define Q_RETRY_SLICE (10 * GN_MS)
 
 static void q_item_free(gn_ergo_item *it) { gn_edf_arena_free(it->arena_); }
 
@@ -79,6 +79,8 @@ static void q_resume_cmd(gn_loop *loop, void *arg)
 {
     (void)loop;
     gn_ergo_queue *q = arg;
+    /* first: a popper that sees it still set relies on us reading paused after */
+    atomic_store(&q->resume_queued, false);
     if (q->proc && !atomic_load(&q->paused))
         (void)gn_ergo_proc_pause(q->proc, false);
     q_unref(q);
@@ -92,10 +94,13 @@ static void q_maybe_resume(gn_ergo_queue *q)
     bool t = true;
     if (!atomic_compare_exchange_strong(&q->paused, &t, false))
         return;
+    bool f = false; /* one submitted command at a time, holding one reference */
+    if (!atomic_compare_exchange_strong(&q->resume_queued, &f, true))
+        return; /* queued, not started: it reads paused (now false) when it runs */
     atomic_fetch_add(&q->refs, 1);
-    if (gn_loop_submit(q->loop, q_resume_cmd, q) < 0) {
-        atomic_store(&q->paused, true); /* owed: retried by the next pop or waiting popper */
-        q_unref(q);
+    if (gni_loop_submit_cmd(q->loop, &q->resume_cmd) < 0) { /* the loop is stopping */
+        atomic_store(&q->resume_queued, false);
+        q_unref(q); /* not the last: the caller holds one */
     }
 }
 
@@ -241,6 +246,9 @@ int gn_ergo_spawn_queued(gn_ergo_node *en, const gn_ergo_queue_opts *o, gn_ergo_
     atomic_init(&q->bytes, 0);
     atomic_init(&q->paused, false);
     atomic_init(&q->closed, false);
+    atomic_init(&q->resume_queued, false);
+    q->resume_cmd.fn = q_resume_cmd;
+    q->resume_cmd.arg = q;
     *p_out = p;
     *q_out = q;
     return 0;
@@ -250,19 +258,7 @@ int gn_ergo_queue_next(gn_ergo_queue *q, gn_ergo_item *item, gn_time timeout)
 {
     if (!q || !item)
         return GN_EINVAL;
-    int rc;
-    for (;;) { /* bounded by @timeout; unbounded waits end when the owed resume is submitted */
-        q_maybe_resume(q);
-        gn_time slice = timeout;
-        bool owed = atomic_load(&q->paused) && !atomic_load(&q->closed) && !q_full(q);
-        if (owed && timeout > Q_RETRY_SLICE)
-            slice = Q_RETRY_SLICE;
-        rc = gn_evq_pop(q->evq, item, slice);
-        if (rc != GN_ETIMEDOUT || slice == timeout)
-            break;
-        if (timeout != GN_TIME_INFINITY)
-            timeout -= slice;
-    }
+    int rc = gn_evq_pop(q->evq, item, timeout);
     if (rc < 0)
         return rc;
     if (item->arena_)
