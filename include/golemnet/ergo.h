@@ -923,7 +923,13 @@ GN_API int gn_ergo_spawn_queued(gn_ergo_node *en, const gn_ergo_queue_opts *o,
  * Returns 0; GN_EINVAL (NULL @q/@item); GN_EAGAIN (empty, @timeout 0);
  * GN_ETIMEDOUT (nothing within @timeout); GN_ECLOSED (the process ended
  * and every item was popped). Any thread; several threads may pop one
- * queue. Since: 0.6
+ * queue. Loop lifetime: a pop may submit the resume to the node's loop;
+ * it does so only while the process lives, atomically with the check, and
+ * ending the process (gn_ergo_proc_free(), gn_ergo_proc_exit(),
+ * gn_ergo_detach(), on the loop thread) waits for a submit under way. So
+ * the loop must exist until the process ended; after that the queue never
+ * touches the loop and may be popped with the node and loop gone.
+ * Since: 0.6
  */
 GN_API int gn_ergo_queue_next(gn_ergo_queue *q, gn_ergo_item *item, gn_time timeout);
 
@@ -967,8 +973,12 @@ GN_API void gn_ergo_queue_pid(const gn_ergo_queue *q, gn_ergo_pid *out);
  * does not encode: a top-level nil, ...); GN_ERANGE, GN_ELIMIT (encoding
  * limits, as gn_edf_encode()); GN_ECLOSED (the process ended, or the loop
  * is stopping); GN_EAGAIN (the loop's command queue is full: retry);
- * GN_ENOMEM. After an error @cb is not called. Any thread, while the
- * node's loop exists. Since: 0.6
+ * GN_ENOMEM. After an error @cb is not called. Any thread. Loop
+ * lifetime as gn_ergo_queue_next(): the answer is submitted only while the
+ * process lives (checked atomically with the submit; ending the process
+ * waits for a submit under way), so the loop must exist until the process
+ * ended; after that this returns GN_ECLOSED without touching the loop.
+ * Since: 0.6
  */
 GN_API int gn_ergo_queue_reply(gn_ergo_queue *q, const gn_ergo_pid *to, const gn_ergo_ref *ref,
                                const gn_edf_value *v, gn_ergo_result_cb cb, void *arg);

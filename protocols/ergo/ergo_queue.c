@@ -17,6 +17,14 @@
  *
  * Threads: q->en, q->proc are loop-thread fields; refs, bytes, paused and
  * closed are atomics; the evq locks itself. Sans-I/O: no syscalls here.
+ *
+ * Loop lifetime: an any-thread call that submits to q->loop (a resume, an
+ * answer) checks closed and submits under q->lock, and the loop thread sets
+ * closed under it when the process ends (gni_ergo_queue_on_proc_end()). So
+ * once the process ended no thread starts a submit, and one under way has
+ * finished: the node (and then its loop) may go right after. The lock is a
+ * spin lock (no syscalls here) held only for one submit, which takes the
+ * loop's mutex briefly and never blocks otherwise.
  */
 #include "golemnet/ergo.h"
 #include "golemnet/err.h"
@@ -40,7 +48,8 @@ struct gn_ergo_queue {
     size_t max_bytes;
     atomic_size_t bytes;    /* decoded bytes of the items waiting */
     atomic_bool paused;     /* we paused the process and no resume is on its way */
-    atomic_bool closed;     /* the process ended */
+    atomic_bool closed;     /* the process ended; set under lock */
+    atomic_flag lock;       /* "closed is false" + a submit to loop, atomically */
     atomic_bool resume_queued; /* resume_cmd is submitted and has not started running */
     gni_loop_cmd resume_cmd;   /* reserved: its submit never fails for a full queue */
 };
@@ -57,6 +66,15 @@ static void q_unref(gn_ergo_queue *q)
     gn_evq_free(q->evq);
     gn_free(q);
 }
+
+static void q_lock(gn_ergo_queue *q)
+{
+    /* bounded: the holder runs one gn_loop_submit()/gni_loop_submit_cmd() */
+    while (atomic_flag_test_and_set_explicit(&q->lock, memory_order_acquire))
+        ;
+}
+
+static void q_unlock(gn_ergo_queue *q) { atomic_flag_clear_explicit(&q->lock, memory_order_release); }
 
 static bool q_full(gn_ergo_queue *q)
 {
@@ -98,7 +116,10 @@ static void q_maybe_resume(gn_ergo_queue *q)
     if (!atomic_compare_exchange_strong(&q->resume_queued, &f, true))
         return; /* queued, not started: it reads paused (now false) when it runs */
     atomic_fetch_add(&q->refs, 1);
-    if (gni_loop_submit_cmd(q->loop, &q->resume_cmd) < 0) { /* the loop is stopping */
+    q_lock(q);
+    int rc = atomic_load(&q->closed) ? GN_ECLOSED : gni_loop_submit_cmd(q->loop, &q->resume_cmd);
+    q_unlock(q);
+    if (rc < 0) { /* the process ended or the loop is stopping: nothing to resume */
         atomic_store(&q->resume_queued, false);
         q_unref(q); /* not the last: the caller holds one */
     }
@@ -210,7 +231,9 @@ void gni_ergo_queue_on_proc_end(gn_ergo_msg_cb cb, void *arg)
     if (!q->proc)
         return;
     q->proc = NULL;
+    q_lock(q); /* a barrier: a submit under way finishes before the node (and loop) may go */
     atomic_store(&q->closed, true);
+    q_unlock(q);
     gn_evq_close(q->evq);
     q_unref(q);
 }
@@ -247,6 +270,7 @@ int gn_ergo_spawn_queued(gn_ergo_node *en, const gn_ergo_queue_opts *o, gn_ergo_
     atomic_init(&q->paused, false);
     atomic_init(&q->closed, false);
     atomic_init(&q->resume_queued, false);
+    atomic_flag_clear(&q->lock);
     q->resume_cmd.fn = q_resume_cmd;
     q->resume_cmd.arg = q;
     *p_out = p;
@@ -335,7 +359,9 @@ static void q_reply_cmd(gn_loop *loop, void *arg)
 static int q_reply_submit(gn_ergo_queue *q, q_reply *r)
 {
     atomic_fetch_add(&q->refs, 1);
+    q_lock(q);
     int rc = atomic_load(&q->closed) ? GN_ECLOSED : gn_loop_submit(q->loop, q_reply_cmd, r);
+    q_unlock(q);
     if (rc < 0) {
         gn_free(r);
         q_unref(q);
