@@ -836,8 +836,13 @@ GN_API int gn_ergo_remote_app_start(gn_ergo_proc *p, const char *node, const cha
  * may use and that outlives the process: when the process ends, its memory
  * goes (from the loop), the queue's does not.
  *
- * Bounds: at most @capacity items and @max_bytes decoded bytes wait in the
- * queue. When a push reaches either bound the library pauses the process
+ * Bounds: at most @capacity items and @max_bytes bytes of memory wait in
+ * the queue, counting for each item, message or signal, sizeof(gn_ergo_item)
+ * plus what its value's arena holds (about twice the value's decoded size).
+ * These bytes are the queue's own: a message moved from the mailbox to the
+ * queue no longer counts against the node's max_queued_bytes (nor the
+ * mailbox's mailbox_bytes), so a node's process memory is bounded by
+ * max_queued_bytes plus the max_bytes of each of its queues. When a push reaches either bound the library pauses the process
  * (gn_ergo_proc_pause()): further messages wait in its bounded mailbox
  * (mailbox_size, mailbox_bytes; when that is full too, the mailbox-full
  * rules of gn_ergo_send() apply: local senders get GN_EAGAIN, remote
@@ -854,6 +859,12 @@ GN_API int gn_ergo_remote_app_start(gn_ergo_proc *p, const char *node, const cha
 
 /** Default bound on the items waiting in a queue (gn_ergo_queue_opts.capacity). Since: 0.6 */
 #define GN_ERGO_QUEUE_DEFAULT 256u
+
+/**
+ * Default bound on the memory of the items waiting in a queue
+ * (gn_ergo_queue_opts.max_bytes): 4 MiB. Since: 0.6
+ */
+#define GN_ERGO_QUEUE_BYTES_DEFAULT ((size_t)4 << 20)
 
 /** An any-thread queue of a process's messages and signals. Opaque. Since: 0.6 */
 typedef struct gn_ergo_queue gn_ergo_queue;
@@ -887,9 +898,9 @@ typedef struct gn_ergo_item {
 typedef struct gn_ergo_queue_opts {
     gn_ergo_proc_opts proc; /* the process's options (mailbox bounds, compression, ...) */
     uint32_t capacity;      /* items waiting at most (0 = GN_ERGO_QUEUE_DEFAULT) */
-    size_t max_bytes;       /* decoded bytes waiting at most (0 = GN_ERGO_MAILBOX_BYTES_DEFAULT);
-                             * an item is queued whatever its size when the bounds allow one
-                             * more, then the process pauses */
+    size_t max_bytes;       /* memory of the items waiting at most, as counted above (0 =
+                             * GN_ERGO_QUEUE_BYTES_DEFAULT); an item is queued whatever its size
+                             * when the bounds allow one more, then the process pauses */
 } gn_ergo_queue_opts;
 
 /**

@@ -31,6 +31,7 @@
 #include "golemnet/log.h"
 #include "golemnet/loop.h"
 
+#include "edf_int.h"
 #include "ergo_node_int.h"
 #include "gni.h"
 
@@ -46,7 +47,7 @@ struct gn_ergo_queue {
     gn_ergo_pid pid;        /* constant */
     uint32_t capacity;
     size_t max_bytes;
-    atomic_size_t bytes;    /* decoded bytes of the items waiting */
+    atomic_size_t bytes;    /* memory of the items waiting (q_item_bytes()) */
     atomic_bool paused;     /* we paused the process and no resume is on its way */
     atomic_bool closed;     /* the process ended; set under lock */
     atomic_flag lock;       /* "closed is false" + a submit to loop, atomically */
@@ -55,6 +56,13 @@ struct gn_ergo_queue {
 };
 
 static void q_item_free(gn_ergo_item *it) { gn_edf_arena_free(it->arena_); }
+
+/* what an item waiting costs: its slot and what its arena holds (the chunks, not the
+ * bytes used: a copy's arena holds about twice its value); stable from push to pop */
+static size_t q_item_bytes(const gn_ergo_item *it)
+{
+    return sizeof *it + gni_edf_arena_held(it->arena_);
+}
 
 static void q_unref(gn_ergo_queue *q)
 {
@@ -172,7 +180,7 @@ static int q_copy_value(gn_ergo_queue *q, const gn_edf_value *v, gn_edf_arena **
 /* loop thread: pushes @it (taking its arena) or drops it */
 static void q_push(gn_ergo_queue *q, gn_ergo_item *it)
 {
-    size_t nb = it->arena_ ? gn_edf_arena_used(it->arena_) : 0;
+    size_t nb = q_item_bytes(it);
     atomic_fetch_add(&q->bytes, nb); /* before the push: a popper subtracts after its pop */
     if (gn_evq_push(q->evq, it) < 0) { /* only out of memory: the bound paused us before */
         atomic_fetch_sub(&q->bytes, nb);
@@ -247,7 +255,7 @@ int gn_ergo_spawn_queued(gn_ergo_node *en, const gn_ergo_queue_opts *o, gn_ergo_
     if (!q)
         return GN_ENOMEM;
     q->capacity = o && o->capacity ? o->capacity : GN_ERGO_QUEUE_DEFAULT;
-    q->max_bytes = o && o->max_bytes ? o->max_bytes : GN_ERGO_MAILBOX_BYTES_DEFAULT;
+    q->max_bytes = o && o->max_bytes ? o->max_bytes : GN_ERGO_QUEUE_BYTES_DEFAULT;
     q->loop = gni_ergo_node_loop(en);
     q->en = en;
     int rc = gn_evq_new(q->capacity, sizeof(gn_ergo_item), &q->evq);
@@ -285,8 +293,7 @@ int gn_ergo_queue_next(gn_ergo_queue *q, gn_ergo_item *item, gn_time timeout)
     int rc = gn_evq_pop(q->evq, item, timeout);
     if (rc < 0)
         return rc;
-    if (item->arena_)
-        atomic_fetch_sub(&q->bytes, gn_edf_arena_used(item->arena_));
+    atomic_fetch_sub(&q->bytes, q_item_bytes(item));
     if (item->kind == GN_ERGO_ITEM_SIGNAL)
         item->signal.reason = item->reason_;
     q_maybe_resume(q);
