@@ -915,8 +915,11 @@ typedef struct gn_ergo_queue_opts {
  * When the process ends the queue closes: items waiting can still be
  * popped, then gn_ergo_queue_next() returns GN_ECLOSED (a thread blocked in
  * it wakes with GN_ECLOSED); items popped before stay valid until released.
- * A message whose copy fails (out of memory) is dropped (a caller gets no
- * answer and times out).
+ * Out of memory on the loop (copying a message's value, or growing the
+ * queue's ring toward @capacity for any item) drops the item with a
+ * warning in the log: a message (a caller gets no answer and times out) or
+ * a signal (the exit or down of a link or monitor is lost: the application
+ * does not learn that the target ended).
  * Returns 0; GN_EINVAL (NULL @en/@p_out/@q_out, bad @o->proc.compression);
  * GN_ESTATE (the component is not running); GN_ENOMEM; GN_EIO (no wakeup
  * descriptor for the queue). Loop thread. Since: 0.6

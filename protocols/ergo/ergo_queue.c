@@ -182,11 +182,14 @@ static void q_push(gn_ergo_queue *q, gn_ergo_item *it)
 {
     size_t nb = q_item_bytes(it);
     atomic_fetch_add(&q->bytes, nb); /* before the push: a popper subtracts after its pop */
-    if (gn_evq_push(q->evq, it) < 0) { /* only out of memory: the bound paused us before */
+    /* only out of memory (the ring grows toward capacity as it fills; the bound paused us
+     * before a full one): the item, message or signal, is dropped, as ergo.h says */
+    if (gn_evq_push(q->evq, it) < 0) {
         atomic_fetch_sub(&q->bytes, nb);
         q_item_free(it);
-        GN_LOG(GN_LOG_WARNING, "ergo", "queue of process %llu: item dropped (out of memory)",
-                    (unsigned long long)q->pid.id);
+        GN_LOG(GN_LOG_WARNING, "ergo", "queue of process %llu: %s dropped (out of memory)",
+                    (unsigned long long)q->pid.id,
+                    it->kind == GN_ERGO_ITEM_SIGNAL ? "signal" : "message");
         return;
     }
     q_check_full(q);
