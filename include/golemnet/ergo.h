@@ -982,7 +982,10 @@ GN_API void gn_ergo_queue_pid(const gn_ergo_queue *q, gn_ergo_pid *out);
  * (optional) then runs once on the loop thread with the outcome: 0, the
  * errors of gn_ergo_reply() (GN_ENOTFOUND: a local caller no longer waits),
  * GN_ECLOSED (the process ended first), GN_ENOTFOUND/GN_EPARSE (the value's
- * type is not in the registry the loop decodes with). @err_text is NULL.
+ * type is not in the registry the loop decodes with), GN_ENOMEM (out of
+ * memory decoding the value on the loop), GN_ELIMIT (the value passes a
+ * limit of gn_edf_decode_opts_default() when the loop decodes it, such as
+ * the nesting depth). @err_text is NULL.
  * Returns 0 (@cb follows); GN_EINVAL (NULL @q/@to/@ref/@v, a value that
  * does not encode: a top-level nil, ...); GN_ERANGE, GN_ELIMIT (encoding
  * limits, as gn_edf_encode()); GN_ECLOSED (the process ended, or the loop
