@@ -20,8 +20,10 @@
  * Thread context: every function of this header runs on the node's loop
  * thread (gn_node_loop(); from another thread use gn_loop_submit()), and
  * every callback runs there, never from inside a call of this header except
- * where noted; the any-thread queue's functions (gn_ergo_queue_*() but
- * gn_ergo_spawn_queued(), gn_ergo_item_release()) are marked "Any thread". Values (gn_edf_value) passed in are encoded before the call
+ * where noted: the any-thread queue's gn_ergo_queue_*() functions and
+ * gn_ergo_item_release() run on any thread (each is marked "Any thread"),
+ * while gn_ergo_spawn_queued() runs on the loop thread like the rest.
+ * Values (gn_edf_value) passed in are encoded before the call
  * returns; values passed to callbacks are borrowed for the callback only.
  *
  * Errors: negative gn_err codes (golemnet/err.h). Outcomes reported by a
