@@ -20,8 +20,10 @@
  * Thread context: every function of this header runs on the node's loop
  * thread (gn_node_loop(); from another thread use gn_loop_submit()), and
  * every callback runs there, never from inside a call of this header except
- * where noted; the any-thread queue's functions (gn_ergo_queue_*() but
- * gn_ergo_spawn_queued(), gn_ergo_item_release()) are marked "Any thread". Values (gn_edf_value) passed in are encoded before the call
+ * where noted: the any-thread queue's gn_ergo_queue_*() functions and
+ * gn_ergo_item_release() run on any thread (each is marked "Any thread"),
+ * while gn_ergo_spawn_queued() runs on the loop thread like the rest.
+ * Values (gn_edf_value) passed in are encoded before the call
  * returns; values passed to callbacks are borrowed for the callback only.
  *
  * Errors: negative gn_err codes (golemnet/err.h). Outcomes reported by a
@@ -836,17 +838,22 @@ GN_API int gn_ergo_remote_app_start(gn_ergo_proc *p, const char *node, const cha
  * may use and that outlives the process: when the process ends, its memory
  * goes (from the loop), the queue's does not.
  *
- * Bounds: at most @capacity items and @max_bytes decoded bytes wait in the
- * queue. When a push reaches either bound the library pauses the process
+ * Bounds: at most @capacity items and @max_bytes bytes of memory wait in
+ * the queue, counting for each item, message or signal, sizeof(gn_ergo_item)
+ * plus what its value's arena holds (about twice the value's decoded size).
+ * These bytes are the queue's own: a message moved from the mailbox to the
+ * queue no longer counts against the node's max_queued_bytes (nor the
+ * mailbox's mailbox_bytes), so a node's process memory is bounded by
+ * max_queued_bytes plus the max_bytes of each of its queues. When a push reaches either bound the library pauses the process
  * (gn_ergo_proc_pause()): further messages wait in its bounded mailbox
  * (mailbox_size, mailbox_bytes; when that is full too, the mailbox-full
  * rules of gn_ergo_send() apply: local senders get GN_EAGAIN, remote
  * important senders "mailbox full", remote plain sends are dropped) and
  * signals in its signal queue (GN_ERGO_LINKS_MAX + mailbox_size; exit
  * signals beyond are dropped). A pop that takes the queue below both bounds
- * resumes the process through gn_loop_submit() (retried on later pops and
- * while a gn_ergo_queue_next() waits, when the loop's command queue is
- * full). Nothing is lost in between: paused, the process is not delivered
+ * resumes the process through a command reserved in the queue (it never
+ * fails for a full loop command queue, so a poller that pops with a 0
+ * timeout until GN_EAGAIN needs no later call). Nothing is lost in between: paused, the process is not delivered
  * anything. The library owns the process's pause state and its signal
  * callback: do not call gn_ergo_proc_pause() or gn_ergo_proc_set_signal_cb()
  * on a queued process.
@@ -854,6 +861,12 @@ GN_API int gn_ergo_remote_app_start(gn_ergo_proc *p, const char *node, const cha
 
 /** Default bound on the items waiting in a queue (gn_ergo_queue_opts.capacity). Since: 0.6 */
 #define GN_ERGO_QUEUE_DEFAULT 256u
+
+/**
+ * Default bound on the memory of the items waiting in a queue
+ * (gn_ergo_queue_opts.max_bytes): 4 MiB. Since: 0.6
+ */
+#define GN_ERGO_QUEUE_BYTES_DEFAULT ((size_t)4 << 20)
 
 /** An any-thread queue of a process's messages and signals. Opaque. Since: 0.6 */
 typedef struct gn_ergo_queue gn_ergo_queue;
@@ -887,9 +900,9 @@ typedef struct gn_ergo_item {
 typedef struct gn_ergo_queue_opts {
     gn_ergo_proc_opts proc; /* the process's options (mailbox bounds, compression, ...) */
     uint32_t capacity;      /* items waiting at most (0 = GN_ERGO_QUEUE_DEFAULT) */
-    size_t max_bytes;       /* decoded bytes waiting at most (0 = GN_ERGO_MAILBOX_BYTES_DEFAULT);
-                             * an item is queued whatever its size when the bounds allow one
-                             * more, then the process pauses */
+    size_t max_bytes;       /* memory of the items waiting at most, as counted above (0 =
+                             * GN_ERGO_QUEUE_BYTES_DEFAULT); an item is queued whatever its size
+                             * when the bounds allow one more, then the process pauses */
 } gn_ergo_queue_opts;
 
 /**
@@ -904,8 +917,11 @@ typedef struct gn_ergo_queue_opts {
  * When the process ends the queue closes: items waiting can still be
  * popped, then gn_ergo_queue_next() returns GN_ECLOSED (a thread blocked in
  * it wakes with GN_ECLOSED); items popped before stay valid until released.
- * A message whose copy fails (out of memory) is dropped (a caller gets no
- * answer and times out).
+ * Out of memory on the loop (copying a message's value, or growing the
+ * queue's ring toward @capacity for any item) drops the item with a
+ * warning in the log: a message (a caller gets no answer and times out) or
+ * a signal (the exit or down of a link or monitor is lost: the application
+ * does not learn that the target ended).
  * Returns 0; GN_EINVAL (NULL @en/@p_out/@q_out, bad @o->proc.compression);
  * GN_ESTATE (the component is not running); GN_ENOMEM; GN_EIO (no wakeup
  * descriptor for the queue). Loop thread. Since: 0.6
@@ -923,7 +939,13 @@ GN_API int gn_ergo_spawn_queued(gn_ergo_node *en, const gn_ergo_queue_opts *o,
  * Returns 0; GN_EINVAL (NULL @q/@item); GN_EAGAIN (empty, @timeout 0);
  * GN_ETIMEDOUT (nothing within @timeout); GN_ECLOSED (the process ended
  * and every item was popped). Any thread; several threads may pop one
- * queue. Since: 0.6
+ * queue. Loop lifetime: a pop may submit the resume to the node's loop;
+ * it does so only while the process lives, atomically with the check, and
+ * ending the process (gn_ergo_proc_free(), gn_ergo_proc_exit(),
+ * gn_ergo_detach(), on the loop thread) waits for a submit under way. So
+ * the loop must exist until the process ended; after that the queue never
+ * touches the loop and may be popped with the node and loop gone.
+ * Since: 0.6
  */
 GN_API int gn_ergo_queue_next(gn_ergo_queue *q, gn_ergo_item *item, gn_time timeout);
 
@@ -962,13 +984,20 @@ GN_API void gn_ergo_queue_pid(const gn_ergo_queue *q, gn_ergo_pid *out);
  * (optional) then runs once on the loop thread with the outcome: 0, the
  * errors of gn_ergo_reply() (GN_ENOTFOUND: a local caller no longer waits),
  * GN_ECLOSED (the process ended first), GN_ENOTFOUND/GN_EPARSE (the value's
- * type is not in the registry the loop decodes with). @err_text is NULL.
+ * type is not in the registry the loop decodes with), GN_ENOMEM (out of
+ * memory decoding the value on the loop), GN_ELIMIT (the value passes a
+ * limit of gn_edf_decode_opts_default() when the loop decodes it, such as
+ * the nesting depth). @err_text is NULL.
  * Returns 0 (@cb follows); GN_EINVAL (NULL @q/@to/@ref/@v, a value that
  * does not encode: a top-level nil, ...); GN_ERANGE, GN_ELIMIT (encoding
  * limits, as gn_edf_encode()); GN_ECLOSED (the process ended, or the loop
  * is stopping); GN_EAGAIN (the loop's command queue is full: retry);
- * GN_ENOMEM. After an error @cb is not called. Any thread, while the
- * node's loop exists. Since: 0.6
+ * GN_ENOMEM. After an error @cb is not called. Any thread. Loop
+ * lifetime as gn_ergo_queue_next(): the answer is submitted only while the
+ * process lives (checked atomically with the submit; ending the process
+ * waits for a submit under way), so the loop must exist until the process
+ * ended; after that this returns GN_ECLOSED without touching the loop.
+ * Since: 0.6
  */
 GN_API int gn_ergo_queue_reply(gn_ergo_queue *q, const gn_ergo_pid *to, const gn_ergo_ref *ref,
                                const gn_edf_value *v, gn_ergo_result_cb cb, void *arg);

@@ -17,13 +17,23 @@
  *
  * Threads: q->en, q->proc are loop-thread fields; refs, bytes, paused and
  * closed are atomics; the evq locks itself. Sans-I/O: no syscalls here.
+ *
+ * Loop lifetime: an any-thread call that submits to q->loop (a resume, an
+ * answer) checks closed and submits under q->lock, and the loop thread sets
+ * closed under it when the process ends (gni_ergo_queue_on_proc_end()). So
+ * once the process ended no thread starts a submit, and one under way has
+ * finished: the node (and then its loop) may go right after. The lock is a
+ * spin lock (no syscalls here) held only for one submit, which takes the
+ * loop's mutex briefly and never blocks otherwise.
  */
 #include "golemnet/ergo.h"
 #include "golemnet/err.h"
 #include "golemnet/log.h"
 #include "golemnet/loop.h"
 
+#include "edf_int.h"
 #include "ergo_node_int.h"
+#include "gni.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -37,15 +47,22 @@ struct gn_ergo_queue {
     gn_ergo_pid pid;        /* constant */
     uint32_t capacity;
     size_t max_bytes;
-    atomic_size_t bytes;    /* decoded bytes of the items waiting */
+    atomic_size_t bytes;    /* memory of the items waiting (q_item_bytes()) */
     atomic_bool paused;     /* we paused the process and no resume is on its way */
-    atomic_bool closed;     /* the process ended */
+    atomic_bool closed;     /* the process ended; set under lock */
+    atomic_flag lock;       /* "closed is false" + a submit to loop, atomically */
+    atomic_bool resume_queued; /* resume_cmd is submitted and has not started running */
+    gni_loop_cmd resume_cmd;   /* reserved: its submit never fails for a full queue */
 };
 
-/* a resume still owed after a failed submit is retried at this pace while a popper waits */
-#define Q_RETRY_SLICE (10 * GN_MS)
-
 static void q_item_free(gn_ergo_item *it) { gn_edf_arena_free(it->arena_); }
+
+/* what an item waiting costs: its slot and what its arena holds (the chunks, not the
+ * bytes used: a copy's arena holds about twice its value); stable from push to pop */
+static size_t q_item_bytes(const gn_ergo_item *it)
+{
+    return sizeof *it + gni_edf_arena_held(it->arena_);
+}
 
 static void q_unref(gn_ergo_queue *q)
 {
@@ -57,6 +74,15 @@ static void q_unref(gn_ergo_queue *q)
     gn_evq_free(q->evq);
     gn_free(q);
 }
+
+static void q_lock(gn_ergo_queue *q)
+{
+    /* bounded: the holder runs one gn_loop_submit()/gni_loop_submit_cmd() */
+    while (atomic_flag_test_and_set_explicit(&q->lock, memory_order_acquire))
+        ;
+}
+
+static void q_unlock(gn_ergo_queue *q) { atomic_flag_clear_explicit(&q->lock, memory_order_release); }
 
 static bool q_full(gn_ergo_queue *q)
 {
@@ -79,6 +105,8 @@ static void q_resume_cmd(gn_loop *loop, void *arg)
 {
     (void)loop;
     gn_ergo_queue *q = arg;
+    /* first: a popper that sees it still set relies on us reading paused after */
+    atomic_store(&q->resume_queued, false);
     if (q->proc && !atomic_load(&q->paused))
         (void)gn_ergo_proc_pause(q->proc, false);
     q_unref(q);
@@ -92,10 +120,16 @@ static void q_maybe_resume(gn_ergo_queue *q)
     bool t = true;
     if (!atomic_compare_exchange_strong(&q->paused, &t, false))
         return;
+    bool f = false; /* one submitted command at a time, holding one reference */
+    if (!atomic_compare_exchange_strong(&q->resume_queued, &f, true))
+        return; /* queued, not started: it reads paused (now false) when it runs */
     atomic_fetch_add(&q->refs, 1);
-    if (gn_loop_submit(q->loop, q_resume_cmd, q) < 0) {
-        atomic_store(&q->paused, true); /* owed: retried by the next pop or waiting popper */
-        q_unref(q);
+    q_lock(q);
+    int rc = atomic_load(&q->closed) ? GN_ECLOSED : gni_loop_submit_cmd(q->loop, &q->resume_cmd);
+    q_unlock(q);
+    if (rc < 0) { /* the process ended or the loop is stopping: nothing to resume */
+        atomic_store(&q->resume_queued, false);
+        q_unref(q); /* not the last: the caller holds one */
     }
 }
 
@@ -146,13 +180,16 @@ static int q_copy_value(gn_ergo_queue *q, const gn_edf_value *v, gn_edf_arena **
 /* loop thread: pushes @it (taking its arena) or drops it */
 static void q_push(gn_ergo_queue *q, gn_ergo_item *it)
 {
-    size_t nb = it->arena_ ? gn_edf_arena_used(it->arena_) : 0;
+    size_t nb = q_item_bytes(it);
     atomic_fetch_add(&q->bytes, nb); /* before the push: a popper subtracts after its pop */
-    if (gn_evq_push(q->evq, it) < 0) { /* only out of memory: the bound paused us before */
+    /* only out of memory (the ring grows toward capacity as it fills; the bound paused us
+     * before a full one): the item, message or signal, is dropped, as ergo.h says */
+    if (gn_evq_push(q->evq, it) < 0) {
         atomic_fetch_sub(&q->bytes, nb);
         q_item_free(it);
-        GN_LOG(GN_LOG_WARNING, "ergo", "queue of process %llu: item dropped (out of memory)",
-                    (unsigned long long)q->pid.id);
+        GN_LOG(GN_LOG_WARNING, "ergo", "queue of process %llu: %s dropped (out of memory)",
+                    (unsigned long long)q->pid.id,
+                    it->kind == GN_ERGO_ITEM_SIGNAL ? "signal" : "message");
         return;
     }
     q_check_full(q);
@@ -205,7 +242,9 @@ void gni_ergo_queue_on_proc_end(gn_ergo_msg_cb cb, void *arg)
     if (!q->proc)
         return;
     q->proc = NULL;
+    q_lock(q); /* a barrier: a submit under way finishes before the node (and loop) may go */
     atomic_store(&q->closed, true);
+    q_unlock(q);
     gn_evq_close(q->evq);
     q_unref(q);
 }
@@ -219,7 +258,7 @@ int gn_ergo_spawn_queued(gn_ergo_node *en, const gn_ergo_queue_opts *o, gn_ergo_
     if (!q)
         return GN_ENOMEM;
     q->capacity = o && o->capacity ? o->capacity : GN_ERGO_QUEUE_DEFAULT;
-    q->max_bytes = o && o->max_bytes ? o->max_bytes : GN_ERGO_MAILBOX_BYTES_DEFAULT;
+    q->max_bytes = o && o->max_bytes ? o->max_bytes : GN_ERGO_QUEUE_BYTES_DEFAULT;
     q->loop = gni_ergo_node_loop(en);
     q->en = en;
     int rc = gn_evq_new(q->capacity, sizeof(gn_ergo_item), &q->evq);
@@ -241,6 +280,10 @@ int gn_ergo_spawn_queued(gn_ergo_node *en, const gn_ergo_queue_opts *o, gn_ergo_
     atomic_init(&q->bytes, 0);
     atomic_init(&q->paused, false);
     atomic_init(&q->closed, false);
+    atomic_init(&q->resume_queued, false);
+    atomic_flag_clear(&q->lock);
+    q->resume_cmd.fn = q_resume_cmd;
+    q->resume_cmd.arg = q;
     *p_out = p;
     *q_out = q;
     return 0;
@@ -250,23 +293,10 @@ int gn_ergo_queue_next(gn_ergo_queue *q, gn_ergo_item *item, gn_time timeout)
 {
     if (!q || !item)
         return GN_EINVAL;
-    int rc;
-    for (;;) { /* bounded by @timeout; unbounded waits end when the owed resume is submitted */
-        q_maybe_resume(q);
-        gn_time slice = timeout;
-        bool owed = atomic_load(&q->paused) && !atomic_load(&q->closed) && !q_full(q);
-        if (owed && timeout > Q_RETRY_SLICE)
-            slice = Q_RETRY_SLICE;
-        rc = gn_evq_pop(q->evq, item, slice);
-        if (rc != GN_ETIMEDOUT || slice == timeout)
-            break;
-        if (timeout != GN_TIME_INFINITY)
-            timeout -= slice;
-    }
+    int rc = gn_evq_pop(q->evq, item, timeout);
     if (rc < 0)
         return rc;
-    if (item->arena_)
-        atomic_fetch_sub(&q->bytes, gn_edf_arena_used(item->arena_));
+    atomic_fetch_sub(&q->bytes, q_item_bytes(item));
     if (item->kind == GN_ERGO_ITEM_SIGNAL)
         item->signal.reason = item->reason_;
     q_maybe_resume(q);
@@ -339,7 +369,9 @@ static void q_reply_cmd(gn_loop *loop, void *arg)
 static int q_reply_submit(gn_ergo_queue *q, q_reply *r)
 {
     atomic_fetch_add(&q->refs, 1);
+    q_lock(q);
     int rc = atomic_load(&q->closed) ? GN_ECLOSED : gn_loop_submit(q->loop, q_reply_cmd, r);
+    q_unlock(q);
     if (rc < 0) {
         gn_free(r);
         q_unref(q);

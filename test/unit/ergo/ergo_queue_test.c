@@ -11,6 +11,8 @@
  *  - an exit signal from beta arrives as a signal item;
  *  - freeing the process wakes the blocked consumer with GN_ECLOSED; an item it
  *    popped before stays valid until released; replies then fail GN_ECLOSED;
+ *  - an fd poller that pops with timeout 0 until empty still gets the resume;
+ *  - max_bytes counts a signal item's memory (a 1-byte bound pauses after one);
  *  - bad arguments; the descriptor; a queue freed with items waiting.
  */
 #define _XOPEN_SOURCE 700
@@ -170,6 +172,18 @@ static bool len4_paused(void *arg)
     full_w *w = arg;
     return gn_ergo_queue_len(w->q) == 4 && gn_ergo_queue_paused(w->q) &&
            gn_ergo_proc_queued(w->p) == 2;
+}
+typedef struct lenp_w {
+    gn_ergo_queue *q;
+    gn_ergo_proc *p;
+    size_t len;
+    bool paused;
+} lenp_w;
+static bool len_paused_is(void *arg)
+{
+    lenp_w *w = arg;
+    return gn_ergo_queue_len(w->q) == w->len && gn_ergo_queue_paused(w->q) == w->paused &&
+           gn_ergo_proc_queued(w->p) == 0;
 }
 typedef struct au_w {
     atomic_uint *n;
@@ -366,6 +380,53 @@ GN_TEST(queue_pause_call_signal_close)
     gn_ergo_item_release(&c->kept); /* twice: a no-op */
     free(c);
     gn_edf_arena_free(ar);
+
+    /* an fd poller: pops with timeout 0 until GN_EAGAIN, then only waits for the fd; the
+     * resume (a command reserved in the queue) brings the rest without another pop */
+    CHECK_OK(gn_ergo_spawn_queued(t[0].en, &qo, &qp, &q));
+    gn_ergo_queue_pid(q, &qpid);
+    to = gn_ergo_to_pid(&qpid);
+    for (unsigned i = 0; i < 6; i++) {
+        gn_edf_value v = str("poll");
+        CHECK_OK(gn_ergo_send(bp, &to, &v, NULL));
+    }
+    full_w fw3 = {q, qp};
+    CHECK(run_until(len4_paused, &fw3, 8000));
+    unsigned popped = 0;
+    for (unsigned i = 0; i < 10 && gn_ergo_queue_next(q, &it, 0) == 0; i++) {
+        gn_ergo_item_release(&it);
+        popped++;
+    }
+    CHECK_EQ(popped, 4u);
+    CHECK(!gn_ergo_queue_paused(q));
+    lenp_w lw = {q, qp, 2, false};
+    CHECK(run_until(len_paused_is, &lw, 8000)); /* the loop resumed it: 2 more queued */
+    pfd.fd = gn_ergo_queue_fd(q);
+    pfd.revents = 0;
+    CHECK_EQ(poll(&pfd, 1, 0), 1);
+    for (unsigned i = 0; i < 2; i++) {
+        CHECK_OK(gn_ergo_queue_next(q, &it, 0));
+        CHECK_EQ(it.kind, GN_ERGO_ITEM_MESSAGE);
+        gn_ergo_item_release(&it);
+    }
+    CHECK_EQ(gn_ergo_queue_next(q, &it, 0), GN_EAGAIN);
+    gn_ergo_proc_free(qp);
+    gn_ergo_queue_free(q);
+
+    /* max_bytes counts every item's memory, a signal's too: one signal reaches 1 byte */
+    gn_ergo_queue_opts qb = {.capacity = 64, .max_bytes = 1, .proc.mailbox_size = 64};
+    CHECK_OK(gn_ergo_spawn_queued(t[0].en, &qb, &qp, &q));
+    gn_ergo_queue_pid(q, &qpid);
+    CHECK_OK(gn_ergo_send_exit(bp, &qpid, "one"));
+    lenp_w lb = {q, qp, 1, true};
+    CHECK(run_until(len_paused_is, &lb, 8000));
+    CHECK_OK(gn_ergo_queue_next(q, &it, 0));
+    CHECK_EQ(it.kind, GN_ERGO_ITEM_SIGNAL);
+    CHECK_STR(it.signal.reason, "one");
+    gn_ergo_item_release(&it);
+    CHECK(!gn_ergo_queue_paused(q));
+    gn_ergo_proc_free(qp);
+    gn_ergo_queue_free(q);
 
     /* a queue freed with items waiting, its process ended by the detach */
     CHECK_OK(gn_ergo_spawn_queued(t[0].en, &qo, &qp, &q));
