@@ -234,61 +234,12 @@ static void pair_up(tnode t[2], uint32_t seed, const char *beta_extra)
 
 /* ---- captured frames ---------------------------------------------------------------------- */
 
-static char vec_dir[8192];
+#include "ergo_vectors.h"
 
-static bool find_vec_dir(void)
+/* the first data line of capture @file */
+static size_t vec_first(const char *file, uint8_t *out, size_t cap)
 {
-    const char *shared = getenv("GN_SHARED_DIR"), *src = getenv("GN_SOURCE_DIR");
-    char cand[3][2048] = {"", "", "../shared"};
-    if (shared)
-        snprintf(cand[0], sizeof cand[0], "%s", shared);
-    if (src)
-        snprintf(cand[1], sizeof cand[1], "%s/../shared", src);
-    for (int i = 0; i < 3; i++) {
-        if (!cand[i][0])
-            continue;
-        snprintf(vec_dir, sizeof vec_dir, "%s/vectors/ergo", cand[i]);
-        DIR *d = opendir(vec_dir);
-        if (d) {
-            closedir(d);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* the @idx-th (from 0) data line of vector @file, as bytes; returns the length */
-static size_t vec_frame_at(const char *file, int idx, uint8_t *out, size_t cap)
-{
-    int k = 0;
-    char path[8400];
-    snprintf(path, sizeof path, "%s/%s", vec_dir, file);
-    FILE *f = fopen(path, "r");
-    CHECK(f != NULL);
-    static char line[16384];
-    size_t n = 0;
-    while (fgets(line, sizeof line, f)) { /* bounded: the file */
-        if (line[0] == '#' || line[0] == '\n')
-            continue;
-        if (k++ != idx)
-            continue;
-        char *hex = strrchr(line, ' ');
-        CHECK(hex != NULL);
-        for (hex++; hex[0] && hex[1] && hex[0] != '\n' && n < cap; hex += 2) {
-            unsigned b;
-            CHECK(sscanf(hex, "%2x", &b) == 1);
-            out[n++] = (uint8_t)b;
-        }
-        break;
-    }
-    fclose(f);
-    CHECK(n > 0);
-    return n;
-}
-
-static size_t vec_frame(const char *file, uint8_t *out, size_t cap)
-{
-    return vec_frame_at(file, 0, out, cap);
+    return vec_frame(file, 0, out, cap);
 }
 
 /* our frame against data line @idx of @file: type, priority/flags, from, atom id, name,
@@ -296,7 +247,7 @@ static size_t vec_frame(const char *file, uint8_t *out, size_t cap)
 static void same_cached(const uint8_t *ours, size_t olen, const char *file, int idx)
 {
     static uint8_t vb[4096];
-    size_t vl = vec_frame_at(file, idx, vb, sizeof vb);
+    size_t vl = vec_frame(file, idx, vb, sizeof vb);
     gni_enp_frame o, v;
     CHECK_OK(gni_enp_parse(ours, olen, &o, NULL));
     CHECK_OK(gni_enp_parse(vb, vl, &v, NULL));
@@ -345,7 +296,7 @@ static size_t inflate_frame(const uint8_t *z, size_t zl, uint8_t *out, size_t ca
 static void same_compressed(const uint8_t *ours, size_t olen, const char *file, uint8_t method)
 {
     static uint8_t vb[8192], oi[8192], vi[8192];
-    size_t vlen = vec_frame(file, vb, sizeof vb);
+    size_t vlen = vec_first(file, vb, sizeof vb);
     gni_enp_frame o, v, ofi, vfi;
     CHECK_OK(gni_enp_parse(ours, olen, &o, NULL));
     CHECK_OK(gni_enp_parse(vb, vlen, &v, NULL));
@@ -378,7 +329,7 @@ static void same_compressed(const uint8_t *ours, size_t olen, const char *file, 
 static gn_edf_value captured_string(gn_edf_arena *ar)
 {
     static uint8_t vb[8192], vi[8192];
-    size_t vlen = vec_frame("enp_compress_gzip.hex", vb, sizeof vb);
+    size_t vlen = vec_first("enp_compress_gzip.hex", vb, sizeof vb);
     gni_enp_frame in;
     inflate_frame(vb, vlen, vi, sizeof vi, &in);
     gn_edf_decode_opts o;
@@ -584,7 +535,7 @@ GN_TEST(tcp_compressed_sends_both_ways)
     CHECK_EQ(ta.len, 536u);
     if (vectors) {
         static uint8_t vb[2048];
-        CHECK_EQ(vec_frame("enp_compress_below_threshold.hex", vb, sizeof vb), 536u);
+        CHECK_EQ(vec_first("enp_compress_below_threshold.hex", vb, sizeof vb), 536u);
         CHECK_EQ(vb[7], GNI_ENP_MSG_PID);
         CHECK(!memcmp(ta.f + 33, vb + 33, 536 - 33)); /* the same payload bytes */
     }
@@ -714,7 +665,7 @@ GN_TEST(tcp_name_atom_cache_on_send)
     CHECK_EQ(o.order, pid_of(pa).id % 255);
     if (vectors) {
         static uint8_t vb[256];
-        size_t vl = vec_frame("enp_send_processid_cached.hex", vb, sizeof vb);
+        size_t vl = vec_first("enp_send_processid_cached.hex", vb, sizeof vb);
         gni_enp_frame vf;
         CHECK_OK(gni_enp_parse(vb, vl, &vf, NULL));
         CHECK_EQ(ta.len, vl);
