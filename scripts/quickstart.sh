@@ -6,7 +6,7 @@
 #   bash scripts/quickstart.sh test   # build and run every test (what CI runs)
 #
 # Environment: JOBS (parallel build jobs, default nproc), FUZZ_SECONDS (per
-# fuzz target in `test`, default 5), GN_SKIP_SANITIZERS=1 / GN_SKIP_FUZZ=1
+# fuzz target in `test`, default 3), GN_SKIP_SANITIZERS=1 / GN_SKIP_FUZZ=1
 # to shorten a local run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -121,9 +121,13 @@ suite_main() {
 # Suite 'manual' (run by hand: meson test -C build --suite manual) holds tests
 # whose main check is still a TAP TODO (none at present; netns_utp_ledbat
 # left it once its check passed, about 40 s).
-# The sanitizer run leaves out the suite 'slow' (the js kad-dht interop
-# tests: 2-3 min under ASan, and the kad code they drive runs under ASan in
-# its unit, simulation and conformance tests) to keep CI within its budget.
+# The sanitizer run leaves out the suite 'slow' to keep CI within its budget:
+# the js kad-dht interop tests (2-3 min under ASan; the kad code they drive
+# runs under ASan in its unit, simulation and conformance tests), the uTP
+# fault and LEDBAT rigs (80 s; the uTP core and adapter run under ASan in
+# utp_test, utp_uv_test, the conformance suite and the libtorrent and
+# utp-native interop) and the js key interop (the key code runs under ASan
+# in keys_test, the Noise pairings and fuzz_keys' corpus).
 suite_sanitizers() {
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -135,7 +139,7 @@ suite_sanitizers() {
 suite_fuzz() {
     CC=clang build build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
         -Dwerror=true || return 1
-    local secs=${FUZZ_SECONDS:-5} rc=0 n=0
+    local secs=${FUZZ_SECONDS:-3} rc=0 n=0
     local work
     work=$(mktemp -d)
     for exe in build-fuzz/test/fuzz/fuzz_*; do
