@@ -198,25 +198,7 @@ static gn_ergo_pid pid_of(const rproc *r)
 
 static char regport_opt[64];
 
-/* a port free for both UDP and TCP now (the embedded registrar binds both) */
-static uint16_t free_reg_port(void)
-{
-    for (int i = 0; i < 20; i++) {
-        int ufd = socket(AF_INET, SOCK_DGRAM, 0), tfd = socket(AF_INET, SOCK_STREAM, 0);
-        CHECK(ufd >= 0 && tfd >= 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET};
-        socklen_t sl = sizeof sa;
-        CHECK_OK(bind(ufd, (struct sockaddr *)&sa, sizeof sa));
-        CHECK_OK(getsockname(ufd, (struct sockaddr *)&sa, &sl));
-        bool ok = bind(tfd, (struct sockaddr *)&sa, sizeof sa) == 0;
-        close(ufd);
-        close(tfd);
-        if (ok)
-            return ntohs(sa.sin_port);
-    }
-    CHECK(!"no free registrar port");
-    return 0;
-}
+#include "ergo_regport.h"
 
 /* alpha (t[0]) and beta (t[1], the registrar) over TCP; @beta_extra: one more option */
 static void pair_up(tnode t[2], uint32_t seed, const char *beta_extra)

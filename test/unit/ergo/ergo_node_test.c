@@ -501,27 +501,7 @@ static void tap_fn(void *ud, bool out, const char *node, const uint8_t *f, size_
 
 static char regport_opt[64];
 
-/* a port free for both UDP and TCP right now (the registrar binds both), so tests that
- * run at the same time do not share a registrar */
-static uint16_t free_reg_port(void)
-{
-    for (int i = 0; i < 20; i++) {
-        int ufd = socket(AF_INET, SOCK_DGRAM, 0), tfd = socket(AF_INET, SOCK_STREAM, 0);
-        CHECK(ufd >= 0 && tfd >= 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-        sa.sin_addr.s_addr = htonl(INADDR_ANY);
-        socklen_t sl = sizeof sa;
-        CHECK_OK(bind(ufd, (struct sockaddr *)&sa, sizeof sa));
-        CHECK_OK(getsockname(ufd, (struct sockaddr *)&sa, &sl));
-        bool ok = bind(tfd, (struct sockaddr *)&sa, sizeof sa) == 0;
-        close(ufd);
-        close(tfd);
-        if (ok)
-            return ntohs(sa.sin_port);
-    }
-    CHECK(!"no free registrar port");
-    return 0;
-}
+#include "ergo_regport.h"
 
 static gn_edf_value point(gn_edf_arena *ar, const gn_ergo_node *en, int32_t x, int32_t y)
 {
