@@ -7,7 +7,7 @@
 #include "golemnet/multiformats.h"
 #include "gni.h"
 #include "identify.pb-c.h"
-#include "envelope.pb-c.h"
+#include "gni_envelope.h"
 
 #include <string.h>
 
@@ -170,6 +170,14 @@ static int build(const gni_identify_info *info, Gnpb__Identify *m,
     }
     m->n_protocols = info->protocol_cnt;
     m->protocols = info->protocol_cnt ? protos : NULL;
+    if (info->signed_peer_record.len > 0) {
+        if (!info->signed_peer_record.base) {
+            return GN_EINVAL;
+        }
+        m->has_signedpeerrecord = 1;
+        m->signedpeerrecord.data = (uint8_t *)info->signed_peer_record.base;
+        m->signedpeerrecord.len = info->signed_peer_record.len;
+    }
     return 0;
 }
 
@@ -224,6 +232,40 @@ int gni_identify_encode(const gni_identify_info *info, gn_buf *out)
 
 /* ---- decode ---- */
 
+int gni_identify_check_record(gni_identify_result *r, const gn_peer_id *expected,
+                              gni_envelope_memo *memo)
+{
+    if (!r) {
+        return GN_EINVAL;
+    }
+    if (!r->has_signed_peer_record) {
+        return GN_ENOTFOUND;
+    }
+    if (r->signed_peer_record_ok) {
+        return 0;
+    }
+    /*
+     * RFC 0002/0003 (issue 17): signed by the envelope's key, of any type,
+     * that key being the peer's (from publicKey, else the one expected),
+     * and the record naming that peer.
+     */
+    const gn_peer_id *who = r->public_key ? &r->peer : expected;
+    if (!who || who->len == 0 || !r->signed_peer_record) {
+        return GN_EPROTO;
+    }
+    gni_peer_record pr;
+    int rc = gni_peer_record_open(r->signed_peer_record, r->signed_peer_record_len, who, memo,
+                                  &pr);
+    if (rc < 0) {
+        return rc;
+    }
+    r->signed_peer_record_ok = true;
+    r->record_addrs = pr.addrs;
+    r->record_addr_cnt = pr.addr_cnt;
+    r->record_seq = pr.seq;
+    return 0;
+}
+
 void gni_identify_result_free(gni_identify_result *r)
 {
     if (!r) {
@@ -236,6 +278,11 @@ void gni_identify_result_free(gni_identify_result *r)
         gn_multiaddr_free(r->listen_addrs[i]);
     }
     gn_free(r->listen_addrs);
+    for (size_t i = 0; i < r->record_addr_cnt; i++) {
+        gn_multiaddr_free(r->record_addrs[i]);
+    }
+    gn_free(r->record_addrs);
+    gn_free(r->signed_peer_record);
     gn_multiaddr_free(r->observed_addr);
     for (size_t i = 0; i < r->protocol_cnt; i++) {
         gn_free(r->protocols[i]);
@@ -280,81 +327,6 @@ static int take_key(gni_identify_result *r, const ProtobufCBinaryData *k, const 
     r->key_type = type;
     r->peer = pid;
     return 0;
-}
-
-/*
- * Checks a signedPeerRecord (libp2p RFC 0002 signed envelope, RFC 0003 peer
- * record; issue 17): payload type 03 01, a signature by the envelope's key
- * (any key type) over varint(len) "libp2p-peer-record" || varint(len) type
- * || varint(len) payload, that key being the peer's, and the PeerRecord
- * payload's peer_id being that peer too. Returns 0 when it
- * holds, GN_ENOMEM, or another error when it does not (not fatal: the
- * caller only records the outcome).
- */
-static int check_signed_record(const ProtobufCBinaryData *rec, const gn_peer_id *peer)
-{
-    static const char domain[] = "libp2p-peer-record";
-    static const uint8_t type[2] = {0x03, 0x01};
-    if (!peer || peer->len == 0) {
-        return GN_ENOTFOUND; /* no public key to bind the record to */
-    }
-    gni_pb_alloc pa;
-    gni_pb_alloc_init(&pa);
-    Gnpb__Record__Envelope *e = gnpb__record__envelope__unpack(&pa.a, rec->len, rec->data);
-    if (!e) {
-        return pa.oom ? GN_ENOMEM : GN_EPROTO;
-    }
-    int rc = GN_EPROTO;
-    uint8_t *si = NULL;
-    gn_peer_id signer;
-    if (!e->has_public_key || !e->has_payload_type || !e->has_payload || !e->has_signature ||
-        e->payload_type.len != sizeof type || memcmp(e->payload_type.data, type, sizeof type) != 0) {
-        goto out;
-    }
-    if (gn_peer_id_from_pubkey(e->public_key.data, e->public_key.len, &signer) < 0 ||
-        !gn_peer_id_equal(&signer, peer)) {
-        rc = GN_EPEERID;
-        goto out;
-    }
-    size_t dl = sizeof domain - 1;
-    size_t n = gn_varint_len(dl) + dl + gn_varint_len(sizeof type) + sizeof type +
-               gn_varint_len(e->payload.len) + e->payload.len;
-    si = gn_malloc(n);
-    if (!si) {
-        rc = GN_ENOMEM;
-        goto out;
-    }
-    size_t p = 0;
-    p += (size_t)gn_varint_encode(dl, si + p, n - p);
-    memcpy(si + p, domain, dl);
-    p += dl;
-    p += (size_t)gn_varint_encode(sizeof type, si + p, n - p);
-    memcpy(si + p, type, sizeof type);
-    p += sizeof type;
-    p += (size_t)gn_varint_encode(e->payload.len, si + p, n - p);
-    if (e->payload.len) {
-        memcpy(si + p, e->payload.data, e->payload.len);
-    }
-    rc = gn_pubkey_verify(e->public_key.data, e->public_key.len, si, n, e->signature.data,
-                          e->signature.len);
-    if (rc == 0) {
-        /* RFC 0003: the record must name its signer (go's ConsumePeerRecord). */
-        Gnpb__Record__PeerRecord *pr =
-            gnpb__record__peer_record__unpack(&pa.a, e->payload.len, e->payload.data);
-        if (!pr) {
-            rc = pa.oom ? GN_ENOMEM : GN_EPROTO;
-        } else if (!pr->has_peer_id || pr->peer_id.len != signer.len ||
-                   memcmp(pr->peer_id.data, signer.bytes, signer.len) != 0) {
-            rc = GN_EPEERID;
-        }
-        if (pr) {
-            gnpb__record__peer_record__free_unpacked(pr, &pa.a);
-        }
-    }
-out:
-    gn_free(si);
-    gnpb__record__envelope__free_unpacked(e, &pa.a);
-    return rc;
 }
 
 static int take_fields(gni_identify_result *r, const Gnpb__Identify *m, const gn_peer_id *expected,
@@ -415,11 +387,15 @@ static int take_fields(gni_identify_result *r, const Gnpb__Identify *m, const gn
     }
     r->has_signed_peer_record = m->has_signedpeerrecord != 0;
     if (r->has_signed_peer_record) {
-        rc = check_signed_record(&m->signedpeerrecord, r->public_key ? &r->peer : expected);
-        if (rc == GN_ENOMEM) {
-            return rc;
+        /* kept for gni_identify_check_record(); over the bound it cannot verify */
+        if (m->signedpeerrecord.len > 0 && m->signedpeerrecord.len <= GNI_ENVELOPE_MAX) {
+            r->signed_peer_record = gn_malloc(m->signedpeerrecord.len);
+            if (!r->signed_peer_record) {
+                return GN_ENOMEM;
+            }
+            memcpy(r->signed_peer_record, m->signedpeerrecord.data, m->signedpeerrecord.len);
+            r->signed_peer_record_len = m->signedpeerrecord.len;
         }
-        r->signed_peer_record_ok = rc == 0;
     }
     return 0;
 }

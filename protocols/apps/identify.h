@@ -29,6 +29,7 @@
 
 #include "apps.h"
 
+#include "gni_envelope.h"
 #include "golemnet/crypto.h"
 #include "golemnet/identity.h"
 #include "golemnet/multiaddr.h"
@@ -79,6 +80,11 @@ typedef struct gni_identify_info {
      * read. The node uses GNI_IDENTIFY_FIN_DELAY.
      */
     gn_time fin_delay;
+    /**
+     * A signed peer record envelope to send as signedPeerRecord (RFC 0002,
+     * 0003; gni_envelope_seal() of gni_peer_record_encode()); len 0: omitted.
+     */
+    gn_slice signed_peer_record;
 } gni_identify_info;
 
 /** The node's gni_identify_info.fin_delay. */
@@ -105,15 +111,28 @@ typedef struct gni_identify_result {
     gn_multiaddr *observed_addr;
     char **protocols;
     size_t protocol_cnt;
-    /** A signedPeerRecord was present (its addresses are not kept). */
+    /** A signedPeerRecord was present. */
     bool has_signed_peer_record;
+    /** The signedPeerRecord envelope as received (NULL, 0: absent or over GNI_ENVELOPE_MAX). */
+    uint8_t *signed_peer_record;
+    size_t signed_peer_record_len;
     /**
-     * The signedPeerRecord's envelope verified (issue 17): payload type
-     * 03 01, signed by its key (any key type) for "libp2p-peer-record", that
-     * key being the peer's (from public_key, else the expected peer). False
-     * when absent or not verified; a bad record does not fail the decode.
+     * Set by gni_identify_check_record() when the envelope verified (issue
+     * 17): payload type 03 01, signed by its key (any key type) for
+     * "libp2p-peer-record", that key being the peer's (from public_key,
+     * else the expected peer), the record naming the peer. False until
+     * then; gni_identify_decode() does not check it, and a bad record does
+     * not fail the decode.
      */
     bool signed_peer_record_ok;
+    /**
+     * When signed_peer_record_ok: the record's addresses that parsed (at
+     * most GNI_PEER_RECORD_MAX_ADDRS; certified by the peer's key, unlike
+     * listen_addrs) and its seq. NULL, 0 otherwise.
+     */
+    gn_multiaddr **record_addrs;
+    size_t record_addr_cnt;
+    uint64_t record_seq;
 } gni_identify_result;
 
 /**
@@ -157,6 +176,21 @@ int gni_identify_decode(const uint8_t *in, size_t len, const gn_peer_id *expecte
 
 /** Frees @r and everything it owns. NULL is a no-op. */
 void gni_identify_result_free(gni_identify_result *r);
+
+/**
+ * Verifies @r's signedPeerRecord (RFC 0002/0003) and, when it holds, sets
+ * signed_peer_record_ok and fills record_addrs, record_addr_cnt and
+ * record_seq. The key must be @r's public key, or @expected's when @r has
+ * none. @memo (may be NULL): envelopes of that peer verified before (the
+ * same bytes) skip the signature check; new ones are added. Loop thread of
+ * @memo's owner. Returns 0 (also when already verified), GN_ENOTFOUND (no
+ * record), GN_EPROTO (no key to check it with, not an envelope or record,
+ * over GNI_ENVELOPE_MAX), GN_EBADKEY, GN_EBADSIG, GN_EPEERID (signed by or
+ * naming another peer), GN_ETOOBIG (over GNI_PEER_RECORD_MAX_ADDRS
+ * addresses), GN_ENOMEM, GN_EINVAL (NULL @r).
+ */
+int gni_identify_check_record(gni_identify_result *r, const gn_peer_id *expected,
+                              gni_envelope_memo *memo);
 
 /* ---- stream drivers (identify_stream.c) ---- */
 

@@ -23,15 +23,18 @@
  */
 #include "golemnet/node.h"
 #include "golemnet/protocol.h"
+#include "golemnet/multiformats.h"
 #include "golemnet/registry.h"
 
 #include "gni.h"
 
 #include "identify.h"
+#include "gni_envelope.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ID_LOG "identify"
 
@@ -50,6 +53,13 @@ typedef struct idp {
     uint64_t gen;        /* bumped by every change of what we announce */
     gni_list peers;      /* id_peer: channels we answered or identified */
     size_t npeers;
+    /* our signed peer record (RFC 0003), resealed when the addresses change */
+    uint8_t *rec;        /* the envelope; NULL: none (sealing failed) */
+    size_t rec_len;
+    uint64_t rec_seq;    /* the last seq used: each record's is larger */
+    uint8_t *rec_key;    /* the addresses it holds, their bytes concatenated */
+    size_t rec_key_len;
+    gni_envelope_memo memo; /* peers' records already verified */
 } idp;
 
 /*
@@ -111,9 +121,10 @@ static bool observed_is_ours(gn_host *h, const gn_multiaddr *obs)
     return false;
 }
 
-static void id_record(gn_host *h, gn_channel *ch, const gn_peer_id *peer, int status,
+static void id_record(idp *st, gn_channel *ch, const gn_peer_id *peer, int status,
                       gni_identify_result *res, bool push)
 {
+    gn_host *h = st->p->host;
     gn_channel_info info;
     gn_channel_state state = gn_channel_state_get(ch, &info);
     gn_node_event ev;
@@ -127,8 +138,20 @@ static void id_record(gn_host *h, gn_channel *ch, const gn_peer_id *peer, int st
             gn_host_peer_set_protocols(h, peer, (const char *const *)res->protocols,
                                        res->protocol_cnt);
         }
-        for (size_t i = 0; i < res->listen_addr_cnt; i++) {
-            const gn_multiaddr *a[1] = {res->listen_addrs[i]};
+        /*
+         * A verified signed peer record's addresses are certified by the
+         * peer's key and take the place of the plain listenAddrs (as
+         * go-libp2p's identify does); without one, listenAddrs.
+         */
+        int rrc = gni_identify_check_record(res, peer, &st->memo);
+        if (rrc < 0 && rrc != GN_ENOTFOUND) {
+            GN_LOG(GN_LOG_INFO, ID_LOG, "signed peer record not taken: %s", gn_err_name(rrc));
+        }
+        bool certified = res->signed_peer_record_ok && res->record_addr_cnt > 0;
+        gn_multiaddr *const *addrs = certified ? res->record_addrs : res->listen_addrs;
+        size_t naddrs = certified ? res->record_addr_cnt : res->listen_addr_cnt;
+        for (size_t i = 0; i < naddrs; i++) {
+            const gn_multiaddr *a[1] = {addrs[i]};
             gn_host_peer_add_addrs(h, peer, a, 1, GN_ADDR_TTL_PERMANENT, GN_ADDR_SRC_IDENTIFY);
         }
         gn_host_peer_set_identified(h, peer, res->agent_version, res->observed_addr);
@@ -186,8 +209,69 @@ typedef struct id_self {
  * already listed (NAT mappings, relay reservations: how peers reach us),
  * the protocols.
  */
-static void id_self_fill(gn_host *h, id_self *me)
+/*
+ * Our signed peer record for @addrs: the cached one while the addresses
+ * stay the same, else a new one with a larger seq (wall-clock nanoseconds,
+ * as go-libp2p, or the last seq + 1 when the clock went back). Sealing
+ * signs with the identity key (about 1 ms for RSA-2048), hence the cache.
+ * On failure the record is left out of identify (logged).
+ */
+static gn_slice id_self_record(idp *st, const gn_multiaddr *const *addrs, size_t naddrs)
 {
+    size_t kl = 0;
+    for (size_t i = 0; i < naddrs; i++) {
+        size_t bl = gn_multiaddr_bytes(addrs[i]).len;
+        kl += gn_varint_len(bl) + bl;
+    }
+    uint8_t *key = gn_malloc(kl ? kl : 1);
+    if (!key) {
+        return gn_slice_of(st->rec, st->rec ? st->rec_len : 0);
+    }
+    size_t p = 0;
+    for (size_t i = 0; i < naddrs; i++) {
+        gn_slice b = gn_multiaddr_bytes(addrs[i]);
+        p += (size_t)gn_varint_encode(b.len, key + p, kl - p); /* keeps the joins apart */
+        memcpy(key + p, b.base, b.len);
+        p += b.len;
+    }
+    if (st->rec && st->rec_key_len == kl && memcmp(st->rec_key, key, kl) == 0) {
+        gn_free(key);
+        return gn_slice_of(st->rec, st->rec_len);
+    }
+    gn_host *h = st->p->host;
+    gn_peer_id self;
+    gn_identity_peer_id(gn_host_identity(h), &self);
+    uint64_t seq = (uint64_t)time(NULL) * 1000000000u;
+    if (seq <= st->rec_seq) {
+        seq = st->rec_seq + 1;
+    }
+    uint8_t *payload = NULL, *env = NULL;
+    size_t pl = 0, el = 0;
+    int rc = gni_peer_record_encode(&self, seq, addrs, naddrs, &payload, &pl);
+    if (rc == 0) {
+        rc = gni_envelope_seal(gn_host_identity(h), GNI_PEER_RECORD_DOMAIN,
+                               gni_peer_record_type, GNI_PEER_RECORD_TYPE_LEN, payload, pl,
+                               &env, &el);
+    }
+    gn_free(payload);
+    if (rc < 0) {
+        GN_LOG(GN_LOG_WARNING, ID_LOG, "signed peer record not sealed: %s", gn_err_name(rc));
+        gn_free(key);
+        return gn_slice_of(st->rec, st->rec ? st->rec_len : 0);
+    }
+    gn_free(st->rec);
+    gn_free(st->rec_key);
+    st->rec = env;
+    st->rec_len = el;
+    st->rec_seq = seq;
+    st->rec_key = key;
+    st->rec_key_len = kl;
+    return gn_slice_of(st->rec, st->rec_len);
+}
+
+static void id_self_fill(idp *st, id_self *me)
+{
+    gn_host *h = st->p->host;
     int pblen = gn_identity_encode_public(gn_host_identity(h), me->pb, sizeof me->pb);
     size_t naddrs = gn_host_listen_addrs(h, me->addrs, GNI_ARRAY_LEN(me->addrs));
     const gn_multiaddr *obs[GN_HOST_MAX_OBSERVED + GN_HOST_MAX_ANNOUNCED];
@@ -213,6 +297,7 @@ static void id_self_fill(gn_host *h, id_self *me)
         .protocols = me->protos,
         .protocol_cnt = nprotos,
         .fin_delay = 0,
+        .signed_peer_record = id_self_record(st, me->addrs, naddrs),
     };
 }
 
@@ -317,7 +402,7 @@ static void id_push_opened(void *arg, int status, gn_stream *s)
     if (status == 0) {
         /* built now, so changes made while the stream opened are in it */
         id_self me;
-        id_self_fill(e->st->p->host, &me);
+        id_self_fill(e->st, &me);
         if ((status = gni_identify_push(s, &me.info, id_push_written, e)) < 0) {
             gn_stream_reset(s, NULL, NULL);
         } else {
@@ -383,7 +468,7 @@ static void id_result(void *arg, int status, gni_identify_result *res)
     if (status < 0) {
         GN_LOG(GN_LOG_INFO, ID_LOG, "identify failed: %s", gn_err_name(status));
     }
-    id_record(r->st->p->host, r->ch, &r->peer, status, res, false);
+    id_record(r->st, r->ch, &r->peer, status, res, false);
     id_peer *e = status == 0 && res ? id_peer_get(r->st, r->ch, &r->peer) : NULL;
     if (e) {
         e->identified = true;
@@ -402,7 +487,7 @@ static void id_opened(void *arg, int status, gn_stream *s)
         gn_stream_reset(s, NULL, NULL);
     }
     if (status < 0) {
-        id_record(r->st->p->host, r->ch, &r->peer, status, NULL, false);
+        id_record(r->st, r->ch, &r->peer, status, NULL, false);
         id_req_free(r);
     }
 }
@@ -418,7 +503,7 @@ static void id_on_connected(idp *st, const gn_host_event *ev)
     }
     int rc = gn_channel_open_stream(ev->ch, GNI_IDENTIFY_PROTOCOL_ID, id_opened, r);
     if (rc < 0) {
-        id_record(st->p->host, r->ch, &r->peer, rc, NULL, false);
+        id_record(st, r->ch, &r->peer, rc, NULL, false);
         id_req_free(r);
     }
 }
@@ -456,7 +541,7 @@ static void id_on_stream(gn_protocol *p, gn_stream *s, const gn_protocol_stream_
 {
     idp *st = p->state;
     id_self me;
-    id_self_fill(p->host, &me);
+    id_self_fill(st, &me);
     me.info.fin_delay = GNI_IDENTIFY_FIN_DELAY; /* js-libp2p 3.x: see identify.h */
     if (gni_identify_serve(s, &me.info, NULL, NULL) < 0) {
         gn_stream_reset(s, NULL, NULL);
@@ -473,7 +558,7 @@ static void id_push_result(void *arg, int status, gni_identify_result *res)
 {
     id_req *r = arg;
     if (status == 0 && res) {
-        id_record(r->st->p->host, r->ch, &r->peer, 0, res, true);
+        id_record(r->st, r->ch, &r->peer, 0, res, true);
     } else {
         GN_LOG(GN_LOG_INFO, ID_LOG, "push from a peer failed: %s", gn_err_name(status));
     }
@@ -566,6 +651,10 @@ static void id_stop(gn_protocol *p)
     while (!gni_list_empty(&st->peers)) {
         id_peer_drop(GNI_CONTAINER_OF(st->peers.next, id_peer, link));
     }
+    gn_free(st->rec);
+    gn_free(st->rec_key);
+    st->rec = st->rec_key = NULL;
+    st->rec_len = st->rec_key_len = 0;
 }
 
 static const gn_protocol_ops identify_ops = {

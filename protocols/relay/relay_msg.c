@@ -4,10 +4,10 @@
  * envelopes). See relay_msg.h and docs/relay.md.
  */
 #include "relay_msg.h"
+#include "gni_envelope.h"
 #include "gni_pb.h"
 
 #include "circuit.pb-c.h"
-#include "envelope.pb-c.h"
 #include "golemnet/err.h"
 #include "golemnet/log.h"
 #include "golemnet/multiformats.h"
@@ -335,89 +335,7 @@ int gni_relay_status_err(int status)
     }
 }
 
-/* ---- signed envelopes and vouchers ---- */
-
-/*
- * The bytes an envelope's signature covers (RFC 0002 "Signature Production
- * / Verification"): varint(len) domain, varint(len) type, varint(len)
- * payload. Returns a new buffer or NULL when out of memory.
- */
-static uint8_t *sig_input(const char *domain, const uint8_t *type, size_t type_len,
-                          const uint8_t *payload, size_t payload_len, size_t *len)
-{
-    size_t dl = strlen(domain);
-    size_t n = gn_varint_len(dl) + dl + gn_varint_len(type_len) + type_len +
-               gn_varint_len(payload_len) + payload_len;
-    uint8_t *buf = gn_malloc(n ? n : 1);
-    if (!buf) {
-        return NULL;
-    }
-    size_t p = 0;
-    p += (size_t)gn_varint_encode(dl, buf + p, n - p);
-    memcpy(buf + p, domain, dl);
-    p += dl;
-    p += (size_t)gn_varint_encode(type_len, buf + p, n - p);
-    if (type_len) {
-        memcpy(buf + p, type, type_len);
-    }
-    p += type_len;
-    p += (size_t)gn_varint_encode(payload_len, buf + p, n - p);
-    if (payload_len) {
-        memcpy(buf + p, payload, payload_len);
-    }
-    *len = n;
-    return buf;
-}
-
-int gni_envelope_seal(const gn_identity *id, const char *domain, const uint8_t *type,
-                      size_t type_len, const uint8_t *payload, size_t payload_len,
-                      uint8_t **out, size_t *out_len)
-{
-    if (!id || !domain || !out || !out_len || (type_len && !type) ||
-        (payload_len && !payload)) {
-        return GN_EINVAL;
-    }
-    /* any key type (issue 17): the PublicKey protobuf and its signature */
-    uint8_t pk[GN_PUBKEY_MAX_BYTES], sig[GN_SIG_MAX_BYTES];
-    int pkl = gn_identity_encode_public(id, pk, sizeof pk);
-    if (pkl < 0) {
-        return GN_EINTERNAL;
-    }
-    size_t sl;
-    uint8_t *si = sig_input(domain, type, type_len, payload, payload_len, &sl);
-    if (!si) {
-        return GN_ENOMEM;
-    }
-    int sgl = gn_identity_sign_any(id, si, sl, sig, sizeof sig);
-    gn_free(si);
-    if (sgl < 0) {
-        return sgl == GN_ENOMEM ? sgl : GN_EINTERNAL;
-    }
-
-    Gnpb__Record__Envelope e;
-    gnpb__record__envelope__init(&e);
-    e.has_public_key = true;
-    e.public_key.data = pk;
-    e.public_key.len = (size_t)pkl;
-    e.has_payload_type = true;
-    e.payload_type.data = (uint8_t *)type;
-    e.payload_type.len = type_len;
-    e.has_payload = true;
-    e.payload.data = (uint8_t *)payload;
-    e.payload.len = payload_len;
-    e.has_signature = true;
-    e.signature.data = sig;
-    e.signature.len = (size_t)sgl;
-    size_t n = gnpb__record__envelope__get_packed_size(&e);
-    uint8_t *buf = gn_malloc(n);
-    if (!buf) {
-        return GN_ENOMEM;
-    }
-    (void)gnpb__record__envelope__pack(&e, buf);
-    *out = buf;
-    *out_len = n;
-    return 0;
-}
+/* ---- vouchers (signed envelopes: core/envelope.c) ---- */
 
 int gni_relay_voucher_make(const gn_identity *relay, const gn_peer_id *peer, uint64_t expire,
                            uint8_t **out, size_t *out_len)
@@ -449,44 +367,6 @@ int gni_relay_voucher_make(const gn_identity *relay, const gn_peer_id *peer, uin
                              GNI_RELAY_VOUCHER_TYPE_LEN, payload, pl, out, out_len);
 }
 
-/* Checks the envelope's key, signature and type; returns 0 or an error. */
-static int envelope_check(const Gnpb__Record__Envelope *e, const gn_peer_id *relay)
-{
-    if (!e->has_public_key || !e->has_payload_type || !e->has_payload || !e->has_signature) {
-        return GN_EPROTO;
-    }
-    if (e->payload_type.len != GNI_RELAY_VOUCHER_TYPE_LEN ||
-        memcmp(e->payload_type.data, gni_relay_voucher_type, GNI_RELAY_VOUCHER_TYPE_LEN) != 0) {
-        return GN_EPROTO;
-    }
-    gn_key_type kt;
-    /* any key type (issue 17), checked in full */
-    int rc = gn_pubkey_check(e->public_key.data, e->public_key.len, &kt);
-    if (rc == GN_EBADKEY || rc == GN_ENOMEM) {
-        return rc;
-    }
-    if (rc < 0) {
-        return GN_EPROTO;
-    }
-    gn_peer_id signer;
-    if (gn_peer_id_from_pubkey(e->public_key.data, e->public_key.len, &signer) < 0) {
-        return GN_EPROTO;
-    }
-    if (!gn_peer_id_equal(&signer, relay)) {
-        return GN_EPEERID;
-    }
-    size_t sl;
-    uint8_t *si = sig_input(GNI_RELAY_VOUCHER_DOMAIN, e->payload_type.data, e->payload_type.len,
-                            e->payload.data, e->payload.len, &sl);
-    if (!si) {
-        return GN_ENOMEM;
-    }
-    rc = gn_pubkey_verify(e->public_key.data, e->public_key.len, si, sl, e->signature.data,
-                          e->signature.len);
-    gn_free(si);
-    return rc == GN_EBADKEY ? GN_EBADKEY : rc < 0 ? GN_EBADSIG : 0;
-}
-
 int gni_relay_voucher_open(const uint8_t *env, size_t len, const gn_peer_id *relay,
                            gn_peer_id *peer, uint64_t *expire)
 {
@@ -496,20 +376,22 @@ int gni_relay_voucher_open(const uint8_t *env, size_t len, const gn_peer_id *rel
     if (len == 0 || len > GNI_RELAY_VOUCHER_MAX) {
         return GN_EPROTO;
     }
+    gni_envelope e;
+    int rc = gni_envelope_open(env, len, GNI_RELAY_VOUCHER_DOMAIN, gni_relay_voucher_type,
+                               GNI_RELAY_VOUCHER_TYPE_LEN, &e);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!gn_peer_id_equal(&e.signer, relay)) {
+        gni_envelope_clear(&e);
+        return GN_EPEERID;
+    }
     gni_pb_alloc pa;
     gni_pb_alloc_init(&pa);
-    Gnpb__Record__Envelope *e = gnpb__record__envelope__unpack(&pa.a, len, env);
-    if (!e) {
-        return pa.oom ? GN_ENOMEM : GN_EPROTO;
-    }
-    int rc = envelope_check(e, relay);
-    Gnpb__Circuit__Voucher *v = NULL;
-    if (rc == 0) {
-        v = gnpb__circuit__voucher__unpack(&pa.a, e->payload.len,
-                                           e->payload.len ? e->payload.data : env);
-        if (!v) {
-            rc = pa.oom ? GN_ENOMEM : GN_EPROTO;
-        }
+    Gnpb__Circuit__Voucher *v =
+        gnpb__circuit__voucher__unpack(&pa.a, e.payload_len, e.payload);
+    if (!v) {
+        rc = pa.oom ? GN_ENOMEM : GN_EPROTO;
     }
     gn_peer_id vr, vp;
     if (rc == 0 && (!v->has_relay || !v->has_peer || !v->has_expiration ||
@@ -531,6 +413,6 @@ int gni_relay_voucher_open(const uint8_t *env, size_t len, const gn_peer_id *rel
     if (v) {
         gnpb__circuit__voucher__free_unpacked(v, &pa.a);
     }
-    gnpb__record__envelope__free_unpacked(e, &pa.a);
+    gni_envelope_clear(&e);
     return rc;
 }

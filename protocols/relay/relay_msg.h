@@ -26,6 +26,7 @@
 
 #include "golemnet/identity.h"
 #include "golemnet/multiaddr.h"
+#include "gni_envelope.h" /* the vouchers are signed envelopes (core) */
 
 #define GNI_RELAY_HOP_ID "/libp2p/circuit/relay/0.2.0/hop"
 #define GNI_RELAY_STOP_ID "/libp2p/circuit/relay/0.2.0/stop"
@@ -171,13 +172,6 @@ int gni_relay_voucher_make(const gn_identity *relay, const gn_peer_id *peer, uin
 int gni_relay_voucher_open(const uint8_t *env, size_t len, const gn_peer_id *relay,
                            gn_peer_id *peer, uint64_t *expire);
 
-/**
- * Signs @payload as a signed envelope with @domain (NUL-terminated) and
- * @type (@type_len bytes). Output and errors as gni_relay_voucher_make().
- * Spec: RFC/0002-signed-envelopes.md.
- */
-int gni_envelope_seal(const gn_identity *id, const char *domain, const uint8_t *type,
-                      size_t type_len, const uint8_t *payload, size_t payload_len,
-                      uint8_t **out, size_t *out_len);
+/* gni_envelope_seal() (the envelope itself) is core/gni_envelope.h. */
 
 #endif /* GNI_RELAY_MSG_H */

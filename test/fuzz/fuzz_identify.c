@@ -32,6 +32,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         gni_identify_result_free(again);
     }
+    /* the signed peer record, checked with the key's peer (memo on, twice:
+     * the second check must agree, from the memo when the first held) */
+    if (r->public_key_len > 0 && r->has_signed_peer_record) {
+        static gni_envelope_memo memo; /* the fuzzer's own, one thread */
+        int c1 = gni_identify_check_record(r, NULL, &memo);
+        bool ok1 = r->signed_peer_record_ok;
+        if ((c1 == 0) != ok1 || (ok1 && r->record_addr_cnt > GNI_PEER_RECORD_MAX_ADDRS))
+            abort();
+        gni_identify_result *again = NULL;
+        if (gni_identify_decode(data, size, NULL, false, &again) < 0)
+            abort();
+        int c2 = gni_identify_check_record(again, NULL, &memo);
+        if ((c2 == 0) != (c1 == 0) || again->record_addr_cnt != r->record_addr_cnt)
+            abort();
+        gni_identify_result_free(again);
+    }
     /* re-encode what we understood and decode it again */
     gni_identify_info info = {0};
     info.protocol_version = r->protocol_version;

@@ -228,8 +228,8 @@ for MUX in $MUXERS; do
 		"ev.some(e => e.event === 'connected' && e.peer_id === '$GID' && e.muxer === '$MUX_ID' && e.encryption === '/noise')" "$DERR"
 	check "$MUX: js -> golemnet: golemnet reports the inbound channel (/noise, $MUX_ID, addresses)" "$LOGDIR/$G.out" \
 		"ev.some(e => e.event === 'channel_opened' && e.direction === 'inbound' && e.peer_id === '$DID' && e.security === '/noise' && e.muxer === '$MUX_ID' && e.local_addr === '$GBARE' && e.remote_addr.startsWith('/ip4/127.0.0.1/tcp/'))"
-	check "$MUX: js -> golemnet: js identifies golemnet (protocols, listen addrs)" "$DOUT" \
-		"(r => r != null && r.peer_id === '$GID' && $GN_PROTOS.every(p => r.protocols.includes(p)) && r.listen_addrs.includes('$GBARE') && r.agent_version.startsWith('golemnet/'))(find('identify'))" "$DERR"
+	check "$MUX: js -> golemnet: js identifies golemnet (protocols, listen addrs, a signed peer record js verified)" "$DOUT" \
+		"(r => r != null && r.peer_id === '$GID' && $GN_PROTOS.every(p => r.protocols.includes(p)) && r.listen_addrs.includes('$GBARE') && r.agent_version.startsWith('golemnet/') && r.signed_peer_record === true)(find('identify'))" "$DERR"
 	check "$MUX: js -> golemnet: golemnet identifies js (protocols, listen addrs)" "$LOGDIR/$G.out" \
 		"ev.some(r => r.event === 'identify' && r.ok === true && r.peer_id === '$DID' && $JS_PROTOS.every(p => r.protocols.includes(p)) && r.addrs.includes('$DBARE') && r.agent_version.startsWith('js-libp2p/'))"
 	check "$MUX: js -> golemnet: ping x3" "$DOUT" \

@@ -3,7 +3,8 @@
 #include "golemnet/multiformats.h"
 #include "identify.h"
 #include "identify.pb-c.h"
-#include "relay_msg.h" /* gni_envelope_seal: a signed envelope of any key type */
+#include "gni_envelope.h" /* signed envelopes and peer records (core) */
+#include "envelope.pb-c.h"
 
 #include "gn_pipe.h"
 #include "gn_test.h"
@@ -452,12 +453,14 @@ GN_TEST(signed_peer_record_verified)
         size_t n = identify_with_record(id, env, el, msg, sizeof msg);
         CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
         CHECK(gn_peer_id_equal(&r->peer, &pid));
+        CHECK_OK(gni_identify_check_record(r, &pid, NULL));
         CHECK(r->has_signed_peer_record && r->signed_peer_record_ok);
         gni_identify_result_free(r);
         /* a flipped signature byte (the signature is the envelope's last field) */
         env[el - 1] ^= 1;
         n = identify_with_record(id, env, el, msg, sizeof msg);
         CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK_EQ(gni_identify_check_record(r, &pid, NULL), GN_EBADSIG);
         CHECK(r->has_signed_peer_record && !r->signed_peer_record_ok);
         gni_identify_result_free(r);
         gn_free(env);
@@ -466,6 +469,7 @@ GN_TEST(signed_peer_record_verified)
                                    &env, &el));
         n = identify_with_record(id, env, el, msg, sizeof msg);
         CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK_EQ(gni_identify_check_record(r, &pid, NULL), GN_EBADSIG);
         CHECK(!r->signed_peer_record_ok);
         gni_identify_result_free(r);
         gn_free(env);
@@ -474,6 +478,7 @@ GN_TEST(signed_peer_record_verified)
                                    pl, &env, &el));
         n = identify_with_record(id, env, el, msg, sizeof msg);
         CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK_EQ(gni_identify_check_record(r, &pid, NULL), GN_EPEERID);
         CHECK(r->has_signed_peer_record && !r->signed_peer_record_ok);
         gni_identify_result_free(r);
         gn_free(env);
@@ -486,6 +491,7 @@ GN_TEST(signed_peer_record_verified)
                                    4 + (size_t)opid.len, &env, &el));
         n = identify_with_record(id, env, el, msg, sizeof msg);
         CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK_EQ(gni_identify_check_record(r, &pid, NULL), GN_EPEERID);
         CHECK(r->has_signed_peer_record && !r->signed_peer_record_ok);
         gni_identify_result_free(r);
         gn_free(env);
@@ -495,6 +501,7 @@ GN_TEST(signed_peer_record_verified)
                                    &env, &el));
         n = identify_with_record(id, env, el, msg, sizeof msg);
         CHECK_OK(gni_identify_decode(msg, n, &pid, true, &r));
+        CHECK_EQ(gni_identify_check_record(r, &pid, NULL), GN_EPROTO);
         CHECK(r->has_signed_peer_record && !r->signed_peer_record_ok);
         gni_identify_result_free(r);
         gn_free(env);
@@ -503,7 +510,141 @@ GN_TEST(signed_peer_record_verified)
     gn_identity_free(other);
 }
 
+/*
+ * Our own signed peer record (RFC 0003) round trip: the PeerRecord bytes
+ * against a hand-built protobuf, sealing and opening, and identify carrying
+ * it: the decoder keeps the record's (certified) addresses and seq beside
+ * listenAddrs. Bounds: a record over GNI_PEER_RECORD_MAX_ADDRS addresses.
+ */
+GN_TEST(signed_peer_record_addresses)
+{
+    gn_identity *id = NULL, *other = NULL;
+    CHECK_OK(gn_identity_from_int_seed(1, &id));
+    CHECK_OK(gn_identity_from_int_seed(2, &other));
+    gn_peer_id pid, opid;
+    gn_identity_peer_id(id, &pid);
+    gn_identity_peer_id(other, &opid);
+    gn_multiaddr *a[2];
+    CHECK_OK(gn_multiaddr_parse("/ip4/10.0.0.1/tcp/4001", &a[0]));
+    CHECK_OK(gn_multiaddr_parse("/ip4/127.0.0.1/tcp/4002", &a[1]));
+    uint8_t *pl = NULL;
+    size_t pll = 0;
+    CHECK_OK(gni_peer_record_encode(&pid, 300, (const gn_multiaddr *const *)a, 2, &pl, &pll));
+    /* 1 peer_id, 2 seq = 300 (ac 02), 3 addresses {1 multiaddr} x2 */
+    tbuf exp = {.n = 0};
+    uint8_t h[2] = {0x0a, (uint8_t)pid.len};
+    put(&exp, h, 2);
+    put(&exp, pid.bytes, pid.len);
+    puthex(&exp, "10 ac 02 1a 0a 0a 08 04 0a 00 00 01 06 0f a1 1a 0a 0a 08 04 7f 00 00 01 06 0f a2");
+    CHECK_EQ(pll, exp.n);
+    CHECK_MEM(pl, exp.b, exp.n);
+    uint8_t *env = NULL;
+    size_t el = 0;
+    CHECK_OK(gni_envelope_seal(id, GNI_PEER_RECORD_DOMAIN, gni_peer_record_type,
+                               GNI_PEER_RECORD_TYPE_LEN, pl, pll, &env, &el));
+    gni_peer_record pr;
+    CHECK_OK(gni_peer_record_open(env, el, &pid, NULL, &pr));
+    CHECK(gn_peer_id_equal(&pr.peer, &pid));
+    CHECK_EQ(pr.seq, 300);
+    CHECK_EQ(pr.addr_cnt, 2);
+    CHECK(gn_multiaddr_equal(pr.addrs[0], a[0]) && gn_multiaddr_equal(pr.addrs[1], a[1]));
+    gni_peer_record_clear(&pr);
+    gni_peer_record_clear(&pr); /* idempotent */
+    CHECK_EQ(gni_peer_record_open(env, el, &opid, NULL, &pr), GN_EPEERID);
+    gni_envelope e;
+    CHECK_EQ(gni_envelope_open(env, el, "libp2p-relay-rsvp", gni_peer_record_type,
+                               GNI_PEER_RECORD_TYPE_LEN, &e), GN_EBADSIG);
+    CHECK_EQ(gni_envelope_open(env, el, GNI_PEER_RECORD_DOMAIN, (const uint8_t *)"\x03\x02", 2,
+                               &e), GN_EPROTO);
+    CHECK_EQ(gni_envelope_open(env, GNI_ENVELOPE_MAX + 1, GNI_PEER_RECORD_DOMAIN,
+                               gni_peer_record_type, GNI_PEER_RECORD_TYPE_LEN, &e), GN_EPROTO);
+
+    /* identify carries it: record addresses and seq kept beside listenAddrs */
+    gni_envelope_memo memo;
+    memset(&memo, 0, sizeof memo);
+    fixture f;
+    fixture_init(&f);
+    uint8_t key[GN_PUBKEY_MAX_BYTES];
+    int kl = gn_identity_encode_public(id, key, sizeof key);
+    CHECK(kl > 0);
+    f.info.public_key = gn_slice_of(key, (size_t)kl);
+    f.info.signed_peer_record = gn_slice_of(env, el);
+    static uint8_t out[4096];
+    gn_buf b;
+    gn_buf_init(&b, out, sizeof out);
+    int n = gni_identify_encode(&f.info, &b);
+    CHECK(n > 0);
+    gni_identify_result *r = NULL;
+    CHECK_OK(gni_identify_decode(out, (size_t)n, &pid, true, &r));
+    CHECK_OK(gni_identify_check_record(r, &pid, &memo));
+    CHECK(r->has_signed_peer_record && r->signed_peer_record_ok);
+    CHECK_EQ(r->listen_addr_cnt, 1);
+    CHECK_EQ(r->record_addr_cnt, 2);
+    CHECK_EQ(r->record_seq, 300);
+    CHECK(gn_multiaddr_equal(r->record_addrs[1], a[1]));
+    CHECK_EQ(memo.used, 1);
+    gni_identify_result_free(r);
+    /* the same record again: found in the memo, same outcome, no new entry */
+    CHECK_OK(gni_identify_decode(out, (size_t)n, &pid, true, &r));
+    CHECK(!r->signed_peer_record_ok); /* decode alone does not verify */
+    CHECK_OK(gni_identify_check_record(r, &pid, &memo));
+    CHECK(r->signed_peer_record_ok && r->record_addr_cnt == 2 && r->record_seq == 300);
+    CHECK_EQ(memo.used, 1);
+    gni_identify_result_free(r);
+    /* the same record from a connection to another peer: not certified */
+    gn_buf_init(&b, out, sizeof out);
+    f.info.public_key = gn_slice_of(NULL, 0);
+    n = gni_identify_encode(&f.info, &b);
+    CHECK(n > 0);
+    CHECK_OK(gni_identify_decode(out, (size_t)n, &opid, false, &r));
+    CHECK_EQ(gni_identify_check_record(r, &opid, &memo), GN_EPEERID);
+    CHECK(r->has_signed_peer_record && !r->signed_peer_record_ok);
+    CHECK_EQ(r->record_addr_cnt, 0);
+    CHECK(r->record_addrs == NULL);
+    CHECK_EQ(memo.used, 1);
+    gni_identify_result_free(r);
+    fixture_fini(&f);
+    gn_free(env);
+    gn_free(pl);
+
+    /* over the address bound: refused when encoding and when opening */
+    gn_multiaddr *many[GNI_PEER_RECORD_MAX_ADDRS + 1];
+    for (size_t i = 0; i <= GNI_PEER_RECORD_MAX_ADDRS; i++) {
+        many[i] = a[0];
+    }
+    CHECK_EQ(gni_peer_record_encode(&pid, 1, (const gn_multiaddr *const *)many,
+                                    GNI_PEER_RECORD_MAX_ADDRS + 1, &pl, &pll), GN_EINVAL);
+    Gnpb__Record__PeerRecord__AddressInfo ai = GNPB__RECORD__PEER_RECORD__ADDRESS_INFO__INIT;
+    Gnpb__Record__PeerRecord__AddressInfo *aip[GNI_PEER_RECORD_MAX_ADDRS + 1];
+    gn_slice ab = gn_multiaddr_bytes(a[0]);
+    ai.has_multiaddr = 1;
+    ai.multiaddr.data = (uint8_t *)(uintptr_t)ab.base;
+    ai.multiaddr.len = ab.len;
+    for (size_t i = 0; i <= GNI_PEER_RECORD_MAX_ADDRS; i++) {
+        aip[i] = &ai;
+    }
+    Gnpb__Record__PeerRecord rec = GNPB__RECORD__PEER_RECORD__INIT;
+    rec.has_peer_id = 1;
+    rec.peer_id.data = pid.bytes;
+    rec.peer_id.len = pid.len;
+    rec.n_addresses = GNI_PEER_RECORD_MAX_ADDRS + 1;
+    rec.addresses = aip;
+    static uint8_t big[8192];
+    size_t bl = gnpb__record__peer_record__get_packed_size(&rec);
+    CHECK(bl <= sizeof big);
+    gnpb__record__peer_record__pack(&rec, big);
+    CHECK_OK(gni_envelope_seal(id, GNI_PEER_RECORD_DOMAIN, gni_peer_record_type,
+                               GNI_PEER_RECORD_TYPE_LEN, big, bl, &env, &el));
+    CHECK_EQ(gni_peer_record_open(env, el, &pid, NULL, &pr), GN_ETOOBIG);
+    gn_free(env);
+    gn_multiaddr_free(a[0]);
+    gn_multiaddr_free(a[1]);
+    gn_identity_free(id);
+    gn_identity_free(other);
+}
+
 APPS_TEST_MAIN(GN_T(encode_matches_hand_built_protobuf), GN_T(encode_rejects_bad_info),
                GN_T(decode_bare_and_framed), GN_T(decode_merges_frames_and_ignores_extras),
                GN_T(decode_bad_input), GN_T(driver_round_trip), GN_T(driver_push_and_wrong_peer),
-               GN_T(driver_oversize_reply_and_timeout), GN_T(signed_peer_record_verified))
+               GN_T(driver_oversize_reply_and_timeout), GN_T(signed_peer_record_verified),
+               GN_T(signed_peer_record_addresses))
