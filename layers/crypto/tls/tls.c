@@ -463,8 +463,11 @@ static bool offered(const gni_p2ptls *t, const unsigned char *p, size_t len, siz
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)ssl;
-    gni_p2ptls *t = arg;
+    (void)arg;
+    gni_p2ptls *t = SSL_get_app_data(ssl);
+    if (!t) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
     const unsigned char *libp2p = NULL;
     size_t lp_len = sizeof GNI_P2PTLS_ALPN - 1;
     for (unsigned int off = 0; off < inlen;) {
@@ -530,6 +533,33 @@ static int ssl_fail(gni_p2ptls *t, int ssl_err)
     return set_err(t, GN_EPROTO, "TLS protocol error: %s", ossl_reason());
 }
 
+int gni_p2ptls_ctx_new(void **out)
+{
+    if (!out) {
+        return GN_EINVAL;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        return GN_ECRYPTO;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_cert_verify_callback(ctx, verify_cb, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL); /* used by servers only */
+    *out = ctx;
+    return 0;
+}
+
+void gni_p2ptls_ctx_free(void *ctx)
+{
+    SSL_CTX_free(ctx);
+}
+
 int gni_p2ptls_new(const gni_p2ptls_config *cfg, gni_p2ptls **out)
 {
     if (!cfg || !cfg->identity || !out || (cfg->n_muxers && !cfg->muxers)) {
@@ -557,20 +587,15 @@ int gni_p2ptls_new(const gni_p2ptls_config *cfg, gni_p2ptls **out)
         goto fail;
     }
     rc = GN_ECRYPTO;
-    t->ctx = SSL_CTX_new(TLS_method());
-    if (!t->ctx || !SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION) ||
-        !SSL_CTX_set_max_proto_version(t->ctx, TLS1_3_VERSION) ||
-        SSL_CTX_use_certificate(t->ctx, cert) != 1 || SSL_CTX_use_PrivateKey(t->ctx, key) != 1) {
+    if (cfg->ssl_ctx) {
+        if (!SSL_CTX_up_ref(cfg->ssl_ctx)) {
+            goto fail;
+        }
+        t->ctx = cfg->ssl_ctx;
+    } else if ((rc = gni_p2ptls_ctx_new((void **)&t->ctx)) < 0) {
         goto fail;
     }
-    SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    SSL_CTX_set_cert_verify_callback(t->ctx, verify_cb, NULL);
-    SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(t->ctx, 0);
-    SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET);
-    if (!t->initiator) {
-        SSL_CTX_set_alpn_select_cb(t->ctx, alpn_cb, t);
-    }
+    rc = GN_ECRYPTO;
     if (!(t->ssl = SSL_new(t->ctx)) || !(t->rbio = BIO_new(BIO_s_mem())) ||
         !(t->wbio = BIO_new(BIO_s_mem()))) {
         BIO_free(t->rbio);
@@ -580,6 +605,9 @@ int gni_p2ptls_new(const gni_p2ptls_config *cfg, gni_p2ptls **out)
     }
     BIO_set_mem_eof_return(t->rbio, -1); /* empty = "retry", never EOF */
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    if (SSL_use_certificate(t->ssl, cert) != 1 || SSL_use_PrivateKey(t->ssl, key) != 1) {
+        goto fail;
+    }
     SSL_set_app_data(t->ssl, t);
     if (t->initiator) {
         unsigned char alpn[(GNI_P2PTLS_MAX_MUXERS + 1) * 256];

@@ -21,6 +21,24 @@
 #include <string.h>
 #include <time.h>
 
+/* per component instance (node): the shared SSL_CTX */
+struct tl_state {
+    void *ssl_ctx;
+};
+
+static int tl_init(gn_crypto *c)
+{
+    struct tl_state *st = c->state;
+    return gni_p2ptls_ctx_new(&st->ssl_ctx);
+}
+
+static void tl_fini(gn_crypto *c)
+{
+    struct tl_state *st = c->state;
+    gni_p2ptls_ctx_free(st->ssl_ctx); /* live connections keep their reference */
+    st->ssl_ctx = NULL;
+}
+
 typedef struct tl_hs {
     gni_p2ptls *t; /* moved to the cipher by finish */
     bool logged;
@@ -154,6 +172,7 @@ static int tl_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
     cfg.muxers = p->early_muxers;
     cfg.n_muxers = p->early_muxers ? p->n_early_muxers : 0;
     cfg.unix_now = (int64_t)time(NULL);
+    cfg.ssl_ctx = ((struct tl_state *)c->state)->ssl_ctx;
     tl_hs *h = gn_calloc(1, sizeof *h);
     if (!h) {
         return GN_ENOMEM;
@@ -173,7 +192,10 @@ static int tl_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
 static const gn_crypto_ops tls_ops = {
     .abi = GN_CRYPTO_ABI,
     .name = "/tls/1.0.0",
+    .state_size = sizeof(struct tl_state),
     .caps = GN_CRYPTO_CAP_INTEGRITY | GN_CRYPTO_CAP_CONFIDENTIALITY | GN_CRYPTO_CAP_EARLY_MUXER,
+    .init = tl_init,
+    .fini = tl_fini,
     .secure = tl_secure,
 };
 

@@ -12,11 +12,13 @@
 #include "gn_test.h"
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- js vectors ------------------------------------------------------------ */
 
@@ -277,14 +279,17 @@ static void run_hs(gni_p2ptls *c, gni_p2ptls *s, long flip_c2s)
     }
 }
 
+static void *shared_ctx; /* NULL: each endpoint makes its own SSL_CTX */
+
 static void make_pair(const gn_identity *ic, const gn_identity *is, const gn_peer_id *expect,
                       const char *const *mc, size_t nc, const char *const *ms, size_t ns,
                       gni_p2ptls **c, gni_p2ptls **s)
 {
     gni_p2ptls_config cc = {.initiator = true, .identity = ic, .expected_peer = expect,
-                            .muxers = mc, .n_muxers = nc, .unix_now = NOW};
+                            .muxers = mc, .n_muxers = nc, .unix_now = NOW,
+                            .ssl_ctx = shared_ctx};
     gni_p2ptls_config sc = {.initiator = false, .identity = is, .muxers = ms, .n_muxers = ns,
-                            .unix_now = NOW};
+                            .unix_now = NOW, .ssl_ctx = shared_ctx};
     CHECK_OK(gni_p2ptls_new(&cc, c));
     CHECK_OK(gni_p2ptls_new(&sc, s));
 }
@@ -438,9 +443,92 @@ GN_TEST(tampered_client_hello_and_bad_records)
     gn_identity_free(ib);
 }
 
+GN_TEST(client_without_libp2p_alpn_refused)
+{
+    /* a plain TLS 1.3 client offering only "h2" (tls.md "ALPN": the server aborts) */
+    gn_identity *ib;
+    CHECK_OK(gn_identity_from_int_seed(2, &ib));
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    CHECK(ctx != NULL);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL *ssl = SSL_new(ctx);
+    BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl, r, w);
+    CHECK_EQ(SSL_set_alpn_protos(ssl, (const unsigned char *)"\x02h2", 3), 0);
+    SSL_set_connect_state(ssl);
+    (void)SSL_do_handshake(ssl);
+    uint8_t hello[4096];
+    int n = BIO_read(w, hello, sizeof hello);
+    CHECK(n > 0);
+    gni_p2ptls_config sc = {.initiator = false, .identity = ib, .unix_now = NOW};
+    gni_p2ptls *s;
+    CHECK_OK(gni_p2ptls_new(&sc, &s));
+    size_t used;
+    CHECK_OK(gni_p2ptls_feed(s, hello, (size_t)n, &used));
+    CHECK_EQ(gni_p2ptls_status(s), GN_ENEGOTIATION);
+    CHECK(strstr(gni_p2ptls_diag(s), "no ALPN protocol") != NULL);
+    /* the alert goes back to the client */
+    uint8_t out[256];
+    gn_buf b;
+    gn_buf_init(&b, out, sizeof out);
+    CHECK(gni_p2ptls_drain(s, &b) > 0);
+    CHECK_EQ(out[0], 0x15);
+    gni_p2ptls_free(s);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    gn_identity_free(ib);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+GN_TEST(handshake_cost)
+{
+    /* measured, not asserted beyond "completes": CPU time of both sides */
+    gn_key_type types[] = {GN_KEY_ED25519, GN_KEY_SECP256K1, GN_KEY_RSA};
+    const char *names[] = {"Ed25519", "secp256k1", "RSA-2048"};
+    for (size_t t = 0; t < 3; t++) {
+        gn_identity *ia, *ib;
+        CHECK_OK(gn_identity_generate_type(types[t], types[t] == GN_KEY_RSA ? 2048 : 0, &ia));
+        CHECK_OK(gn_identity_generate_type(types[t], types[t] == GN_KEY_RSA ? 2048 : 0, &ib));
+        const int rounds = 10;
+        for (int shared = 0; shared < 2; shared++) {
+            if (shared)
+                CHECK_OK(gni_p2ptls_ctx_new(&shared_ctx));
+            double t0 = now_ms();
+            for (int i = 0; i < rounds; i++) {
+                gni_p2ptls *c, *s;
+                make_pair(ia, ib, NULL, NULL, 0, NULL, 0, &c, &s);
+                if (shared && i == 0) {
+                    gni_p2ptls_ctx_free(shared_ctx); /* the endpoints hold references */
+                    shared_ctx = NULL;
+                    CHECK_OK(gni_p2ptls_ctx_new(&shared_ctx));
+                }
+                run_hs(c, s, -1);
+                CHECK_EQ(gni_p2ptls_status(c), 1);
+                CHECK_EQ(gni_p2ptls_status(s), 1);
+                gni_p2ptls_free(c);
+                gni_p2ptls_free(s);
+            }
+            printf("# %s identities, %s SSL_CTX: %.2f ms per handshake (both sides, "
+                   "certificates included)\n",
+                   names[t], shared ? "shared" : "own", (now_ms() - t0) / rounds);
+            gni_p2ptls_ctx_free(shared_ctx);
+            shared_ctx = NULL;
+        }
+        gn_identity_free(ia);
+        gn_identity_free(ib);
+    }
+}
+
 GN_TEST_MAIN(GN_T(js_vector_ed25519), GN_T(js_vector_secp256k1), GN_T(js_vector_rsa),
              GN_T(own_certificate_every_key_type), GN_T(certificate_without_extension_refused),
              GN_T(unknown_critical_extension_refused_noncritical_ignored),
              GN_T(wrong_host_signature_refused), GN_T(garbage_refused),
              GN_T(handshake_early_muxer_and_records), GN_T(expected_peer_mismatch_names_both_ids),
-             GN_T(tampered_client_hello_and_bad_records))
+             GN_T(tampered_client_hello_and_bad_records),
+             GN_T(client_without_libp2p_alpn_refused), GN_T(handshake_cost))
