@@ -3,7 +3,8 @@
 #
 #   tls_interop.sh        (GN_CLI from meson: tools/golemnet)
 #
-# For an Ed25519 and a secp256k1 identity on both sides, over TCP + TLS +
+# For an Ed25519 and a secp256k1 identity on both sides (RSA too with
+# TLS_INTEROP_KEYS="ed25519 secp256k1 rsa"), over TCP + TLS +
 # yamux (muxer agreed through ALPN: no multistream round for it):
 #   1. a js dialer (tls_peer.mjs) pings a golemnet node (`golemnet node
 #      --security tls`): js sees golemnet's peer ID over /tls/1.0.0;
@@ -86,8 +87,9 @@ JS=("$NODE" --import ./polyfill.mjs tls_peer.mjs)
 echo "TAP version 13"
 echo "# golemnet: $GN_CLI; node $("$NODE" --version)"
 
-for T in ed25519 secp256k1; do
-	case $T in ed25519) JT=Ed25519 ;; secp256k1) JT=secp256k1 ;; esac
+# TLS_INTEROP_KEYS="ed25519 secp256k1 rsa" adds RSA-2048 identities (~12 s more)
+for T in ${TLS_INTEROP_KEYS:-ed25519 secp256k1}; do
+	case $T in ed25519) JT=Ed25519 ;; secp256k1) JT=secp256k1 ;; rsa) JT=RSA ;; *) continue ;; esac
 	GK=$LOGDIR/gn-$T.key
 	run "keygen-$T" "$GN_CLI" keygen --out "$GK" --key-type "$T"
 	GID=$("$GN_CLI" id --key "$GK" 2>/dev/null)
