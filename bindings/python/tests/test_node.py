@@ -99,6 +99,20 @@ async def test_security_and_muxer_choice() -> None:
 
 
 @aio(30)
+async def test_tls_security_with_early_muxer() -> None:
+    # /tls/1.0.0 (docs/tls.md): the muxer is agreed through ALPN
+    async with Nodes() as ns:
+        try:
+            a = await ns.new(security=["tls"], muxers=["mplex", "yamux"])
+        except golemnet.errors.Error as e:
+            pytest.skip(f"built without the tls component: {e}")
+        b = await ns.new(listen=False, security="tls,noise", muxers=["yamux", "mplex"])
+        ch = await b.dial(a.addrs[0])
+        assert ch.security == "/tls/1.0.0" and ch.muxer == "/yamux/1.0.0"
+        assert ch.peer_id == a.peer_id and await ch.ping() > 0
+
+
+@aio(30)
 async def test_dial_by_peer_id_through_routes_and_bootstrap() -> None:
     async with Nodes() as ns:
         a = await ns.new(key_seed=3)
