@@ -22,7 +22,14 @@
  *    end of its data (on_eof); shutdown sends our close frame (1000) and
  *    shuts TCP down; a protocol violation sends close 1002/1003/1009 and
  *    fails the stream (GN_EPROTO / GN_EFRAMESIZE).
- * Not done: /wss and /tls/ws (see docs/websocket.md).
+ * /wss and /tls/ws (when built with OpenSSL 3: GNI_WS_HAVE_TLS): TLS runs
+ * between TCP and the WebSocket bytes through ergo_tls.c (OpenSSL behind
+ * memory BIOs): ciphertext from below is fed and the plaintext goes the
+ * /ws way; WebSocket bytes are encrypted and the ciphertext written below.
+ * A write whose ciphertext the TCP stream refuses is kept (c->blocked) and
+ * further writes are refused until on_writable. Server certificate and key:
+ * websocket.cert_file / websocket.key_file; client trust: websocket.ca_file
+ * (default: the system store), websocket.tls_skip_verify (tests only).
  */
 #include "golemnet/host.h"
 #include "golemnet/log.h"
@@ -31,6 +38,10 @@
 
 #include "gni.h"
 #include "ws.h"
+#include "ws_config.h"
+#if GNI_WS_HAVE_TLS
+#include "ergo_tls.h"
+#endif
 
 #include <sodium.h>
 
@@ -53,6 +64,9 @@ int gn_transport_websocket_register(gn_registry *reg);
 
 typedef struct ws_state {
     gn_transport *tcp;
+#if GNI_WS_HAVE_TLS
+    gni_tls_ctx *tls_srv, *tls_cli; /* made at the first wss listen / dial */
+#endif
     size_t max_header;
     uint64_t max_frame, max_msg;
     bool host_set;
@@ -86,12 +100,17 @@ typedef struct ws_conn {
     bool counted; /* in t->nconns */
     uint8_t ctl[GNI_WS_HDR_MAX + GNI_WS_CTL_MAX]; /* a pong or close refused by below */
     size_t ctl_len;
+    const char *suffix; /* "/ws", "/wss" or "/tls/ws": how addresses are reported */
+#if GNI_WS_HAVE_TLS
+    gni_tls *tls;            /* wss: the TLS session, or NULL */
+#endif
+    struct ws_ct *blocked;   /* wss: ciphertext the stream below refused */
 } ws_conn;
 
 struct ws_listener {
     gn_listener l; /* first */
     gn_listener *tcp_l;
-    gn_multiaddr *suffix; /* "/ws" */
+    const char *suffix; /* "/ws", "/wss" or "/tls/ws" */
     gni_list pending;     /* server handshakes in progress */
     gn_listener_close_cb close_cb;
     void *close_arg;
@@ -105,6 +124,8 @@ struct ws_dial {
     gn_dial_cb cb;
     void *arg;
     char host[80];
+    char ip[64];          /* wss: the name the certificate must carry */
+    const char *suffix;
     int status; /* why the handshake failed */
     bool canceled;
 };
@@ -113,39 +134,62 @@ static const gn_stream_ops ws_stream_ops;
 
 /* ---- addresses ---- */
 
-/* Splits @ma into the TCP address below (*@tcp, caller frees). GN_ENOTRANSPORT if not ours. */
-static int ws_split(const gn_multiaddr *ma, gn_multiaddr **tcp)
+/*
+ * Splits @ma (/ip4|ip6/A/tcp/P then /ws, /wss or /tls/ws, then an optional
+ * /p2p/ID) into the TCP address below (*@tcp, caller frees; NULL: only
+ * check) and the WebSocket suffix (*@suffix, static). /wss and /tls/ws only
+ * with TLS built in. GN_ENOTRANSPORT if not ours.
+ */
+static int ws_split(const gn_multiaddr *ma, gn_multiaddr **tcp, const char **suffix)
 {
     size_t n = ma ? gn_multiaddr_count(ma) : 0;
     gn_ma_component c0, c1, c2, c3;
-    if (n < 3 || n > 4 || gn_multiaddr_component(ma, 0, &c0) < 0 ||
+    if (n < 3 || n > 5 || gn_multiaddr_component(ma, 0, &c0) < 0 ||
         gn_multiaddr_component(ma, 1, &c1) < 0 || gn_multiaddr_component(ma, 2, &c2) < 0) {
         return GN_ENOTRANSPORT;
     }
-    if ((c0.code != GN_MA_IP4 && c0.code != GN_MA_IP6) || c1.code != GN_MA_TCP ||
-        c2.code != GN_MA_WS) {
+    if ((c0.code != GN_MA_IP4 && c0.code != GN_MA_IP6) || c1.code != GN_MA_TCP) {
         return GN_ENOTRANSPORT;
     }
-    if (n == 4 && (gn_multiaddr_component(ma, 3, &c3) < 0 || c3.code != GN_MA_P2P)) {
+    int64_t tls_code = gn_ma_protocol_code("tls"); /* absent from older multiaddr tables */
+    size_t end = 3;
+    const char *sfx;
+    if (c2.code == GN_MA_WS) {
+        sfx = "/ws";
+    } else if (GNI_WS_HAVE_TLS && c2.code == GN_MA_WSS) {
+        sfx = "/wss";
+    } else if (GNI_WS_HAVE_TLS && tls_code > 0 && c2.code == (uint64_t)tls_code && n >= 4 &&
+               gn_multiaddr_component(ma, 3, &c3) == 0 && c3.code == GN_MA_WS) {
+        sfx = "/tls/ws";
+        end = 4;
+    } else {
         return GN_ENOTRANSPORT;
+    }
+    if (n > end + 1 || (n == end + 1 && (gn_multiaddr_component(ma, end, &c3) < 0 ||
+                                         c3.code != GN_MA_P2P))) {
+        return GN_ENOTRANSPORT;
+    }
+    if (suffix) {
+        *suffix = sfx;
     }
     if (!tcp) {
         return 0;
     }
     gn_multiaddr *m = NULL;
-    int rc = n == 4 ? gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &m) : gn_multiaddr_dup(ma, &m);
+    int rc = n == end + 1 ? gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &m)
+                          : gn_multiaddr_dup(ma, &m);
     if (rc < 0) {
         return rc;
     }
-    rc = gn_multiaddr_decapsulate_code(m, GN_MA_WS, tcp);
+    rc = gn_multiaddr_decapsulate_code(m, c2.code, tcp);
     gn_multiaddr_free(m);
     return rc;
 }
 
-static int ws_add_suffix(const gn_multiaddr *tcp, gn_multiaddr **out)
+static int ws_add_suffix(const gn_multiaddr *tcp, const char *suffix, gn_multiaddr **out)
 {
     gn_multiaddr *sfx = NULL;
-    int rc = gn_multiaddr_parse("/ws", &sfx);
+    int rc = gn_multiaddr_parse(suffix, &sfx);
     if (rc == 0) {
         rc = gn_multiaddr_encapsulate(tcp, sfx, out);
         gn_multiaddr_free(sfx);
@@ -217,12 +261,89 @@ static void ws_fini(gn_transport *t)
         gn_transport_free(st->tcp);
         st->tcp = NULL;
     }
+#if GNI_WS_HAVE_TLS
+    gni_tls_ctx_free(st->tls_srv);
+    gni_tls_ctx_free(st->tls_cli);
+    st->tls_srv = st->tls_cli = NULL;
+#endif
 }
+
+#if GNI_WS_HAVE_TLS
+/* Reads the PEM file named by option websocket.@key into *@out (caller frees).
+ * 0 (absent option: *@out NULL), GN_EINVAL (unreadable or over 1 MiB). */
+static int ws_read_pem(gn_transport *t, const char *key, gn_slice *out, uint8_t **owned)
+{
+    *owned = NULL;
+    *out = (gn_slice){0};
+    const char *path = t->host ? gn_host_option(t->host, WS_COMP, key, 0) : NULL;
+    if (!path) {
+        return 0;
+    }
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = f ? gn_malloc(1u << 20) : NULL;
+    size_t n = buf ? fread(buf, 1, 1u << 20, f) : 0;
+    bool ok = buf && n > 0 && n < (1u << 20) && !ferror(f);
+    if (f) {
+        fclose(f);
+    }
+    if (!ok) {
+        GN_LOG(GN_LOG_ERR, WS_COMP, "websocket.%s=%s: cannot read the PEM file (or over 1 MiB)",
+               key, path);
+        gn_free(buf);
+        return GN_EINVAL;
+    }
+    *owned = buf;
+    *out = gn_slice_of(buf, n);
+    return 0;
+}
+
+/* The server (@server) or client TLS context, made on first use from the options. */
+static int ws_tls_ctx(gn_transport *t, bool server, gni_tls_ctx **out)
+{
+    ws_state *st = t->state;
+    gni_tls_ctx **slot = server ? &st->tls_srv : &st->tls_cli;
+    if (*slot) {
+        *out = *slot;
+        return 0;
+    }
+    gni_tls_ctx_config cfg = {.server = server};
+    uint8_t *cert = NULL, *key = NULL, *ca = NULL;
+    int rc;
+    char diag[200] = "";
+    if (server) {
+        if ((rc = ws_read_pem(t, "cert_file", &cfg.cert_pem, &cert)) == 0) {
+            rc = ws_read_pem(t, "key_file", &cfg.key_pem, &key);
+        }
+        if (rc == 0 && (!cert || !key)) {
+            GN_LOG(GN_LOG_ERR, WS_COMP,
+                   "listening on /wss needs the options websocket.cert_file and websocket.key_file");
+            rc = GN_EINVAL;
+        }
+    } else {
+        rc = ws_read_pem(t, "ca_file", &cfg.ca_pem, &ca);
+        const char *sv = t->host ? gn_host_option(t->host, WS_COMP, "tls_skip_verify", 0) : NULL;
+        cfg.skip_verify = sv && (strcmp(sv, "true") == 0 || strcmp(sv, "1") == 0);
+    }
+    if (rc == 0) {
+        rc = gni_tls_ctx_new(&cfg, slot, diag, sizeof diag);
+        if (rc < 0) {
+            GN_LOG(GN_LOG_ERR, WS_COMP, "TLS setup failed: %s (%s)", diag, gn_err_name(rc));
+        }
+    }
+    gn_free(cert);
+    gn_free(key);
+    gn_free(ca);
+    if (rc == 0) {
+        *out = *slot;
+    }
+    return rc;
+}
+#endif
 
 static bool ws_handles(const gn_transport *t, const gn_multiaddr *ma)
 {
     (void)t;
-    return ws_split(ma, NULL) == 0;
+    return ws_split(ma, NULL, NULL) == 0;
 }
 
 /* ---- the connection ---- */
@@ -256,6 +377,98 @@ static int ws_write_raw(ws_conn *c, const void *data, size_t len)
     return rc;
 }
 
+/* A consumer write's frames: completes through ws_write_done. */
+typedef struct ws_out {
+    ws_conn *c;
+    gn_write_cb cb;
+    void *arg;
+    size_t len;
+    uint8_t data[];
+} ws_out;
+
+static void ws_write_done(void *arg, int status)
+{
+    ws_out *o = arg;
+    ws_conn *c = o->c;
+    gn_write_cb cb = o->cb;
+    void *cb_arg = o->arg;
+    size_t len = o->len;
+    gn_free(o);
+    gn_stream_complete_write(&c->s, cb, cb_arg, len, status);
+}
+
+/* wss: ciphertext written below, carrying the consumer write @o (or none). */
+typedef struct ws_ct {
+    ws_out *o;
+    size_t len;
+    uint8_t data[];
+} ws_ct;
+
+static void ws_ct_done(void *arg, int status)
+{
+    ws_ct *ct = arg;
+    if (ct->o) {
+        ws_write_done(ct->o, status);
+    }
+    gn_free(ct);
+}
+
+#if GNI_WS_HAVE_TLS
+/*
+ * Writes the pending ciphertext below, with @o completing when it is sent.
+ * Returns 0 (written, or kept as c->blocked when below refused), or an
+ * error (nothing of @o taken).
+ */
+static int ws_tls_flush(ws_conn *c, ws_out *o)
+{
+    size_t n = gni_tls_pending(c->tls);
+    if (n == 0) {
+        return o ? GN_EINTERNAL : 0;
+    }
+    ws_ct *ct = gn_malloc(sizeof *ct + n);
+    if (!ct) {
+        return GN_ENOMEM;
+    }
+    gn_buf b;
+    gn_buf_init(&b, ct->data, n);
+    ct->len = gni_tls_drain(c->tls, &b);
+    ct->o = o;
+    gn_slice sl = gn_slice_of(ct->data, ct->len);
+    int rc = gn_stream_write(c->s.below, &sl, 1, ws_ct_done, ct);
+    if (rc == GN_EAGAIN && !c->blocked) {
+        c->blocked = ct; /* encrypted already: sent on writable, more writes refused */
+        return 0;
+    }
+    if (rc < 0) {
+        gn_free(ct);
+    }
+    return rc;
+}
+#endif
+
+/*
+ * Sends @len WebSocket bytes at @data towards the peer; @o (NULL: an
+ * internal write, copied) completes with them. Returns 0, GN_EAGAIN (below
+ * is full: nothing taken) or an error (nothing of @o taken).
+ */
+static int ws_emit(ws_conn *c, const uint8_t *data, size_t len, ws_out *o)
+{
+#if GNI_WS_HAVE_TLS
+    if (c->tls) {
+        if (c->blocked) {
+            return GN_EAGAIN;
+        }
+        int rc = gni_tls_write(c->tls, data, len);
+        return rc < 0 ? rc : ws_tls_flush(c, o);
+    }
+#endif
+    if (o) {
+        gn_slice sl = gn_slice_of(data, len);
+        return gn_stream_write(c->s.below, &sl, 1, ws_write_done, o);
+    }
+    return ws_write_raw(c, data, len);
+}
+
 static const uint8_t *ws_new_mask(ws_conn *c, uint8_t mask[4])
 {
     if (c->server) {
@@ -276,7 +489,7 @@ static int ws_send_ctl(ws_conn *c, unsigned opcode, const uint8_t *payload, size
     if (mask) {
         gni_ws_mask(frame + n, len, mask, 0);
     }
-    int rc = c->ctl_len ? GN_EAGAIN : ws_write_raw(c, frame, n + len);
+    int rc = c->ctl_len ? GN_EAGAIN : ws_emit(c, frame, n + len, NULL);
     if (rc == GN_EAGAIN) {
         if (c->ctl_len && opcode == GNI_WS_OP_PONG) {
             return 0; /* a pong is already waiting: section 5.5.3 lets us answer the latest only */
@@ -471,13 +684,13 @@ static void ws_hs_input(ws_conn *c, const uint8_t *data, size_t len)
         if (rc == 0) {
             char resp[256];
             int n = gni_ws_build_response(resp, sizeof resp, c->key);
-            rc = n < 0 ? n : ws_write_raw(c, resp, (size_t)n);
+            rc = n < 0 ? n : ws_emit(c, (const uint8_t *)resp, (size_t)n, NULL);
         } else if (rc != GN_EAGAIN) {
             char resp[256];
             int n = gni_ws_build_refusal(resp, sizeof resp, rc);
             GN_LOG(GN_LOG_INFO, WS_COMP, "refusing an upgrade request: %s", gn_err_name(rc));
             if (n > 0) {
-                (void)ws_write_raw(c, resp, (size_t)n);
+                (void)ws_emit(c, (const uint8_t *)resp, (size_t)n, NULL);
             }
         }
     } else {
@@ -523,25 +736,99 @@ static ws_conn *ws_conn_new(gn_transport *t, gn_stream *below, bool server)
     return c;
 }
 
+/* Releases what a connection holds besides itself; its below stream has closed. */
+static void ws_conn_release(ws_conn *c)
+{
+    if (c->counted) {
+        c->t->nconns--;
+        c->counted = false;
+    }
+    if (c->blocked) {
+        ws_ct *ct = c->blocked;
+        c->blocked = NULL;
+        ws_ct_done(ct, GN_ECANCELED);
+    }
+    gn_free(c->buf);
+    c->buf = NULL;
+    gn_free(c->hs);
+    c->hs = NULL;
+#if GNI_WS_HAVE_TLS
+    gni_tls_free(c->tls);
+    c->tls = NULL;
+#endif
+}
+
 /* Frees a connection whose below stream has closed (handshake failures). */
 static void ws_conn_discard_closed(gn_stream *below, void *arg)
 {
     (void)below;
     ws_conn *c = arg;
-    if (c->counted) {
-        c->t->nconns--;
-    }
-    gn_free(c->buf);
-    gn_free(c->hs);
+    ws_conn_release(c);
     gn_free(c);
 }
 
 /* ---- below events ---- */
 
+static void ws_plain_input(ws_conn *c, const uint8_t *data, size_t len);
+static void ws_plain_eof(ws_conn *c);
+
+/* A failure under the WebSocket layer (TLS): ends the handshake or fails the stream. */
+static void ws_fail_below(ws_conn *c, int err)
+{
+    if (c->phase == WS_HS) {
+        ws_hs_end(c, err);
+    } else if (!(c->s.flags & GN_STREAM_ERRORED)) {
+        gn_stream_read_stop(c->s.below);
+        gn_stream_emit_error(&c->s, err);
+    }
+}
+
 static void ws_below_data(gn_stream *below, void *ud, const uint8_t *data, size_t len)
 {
     (void)below;
     ws_conn *c = ud;
+    if (c->dead) {
+        return;
+    }
+#if GNI_WS_HAVE_TLS
+    if (c->tls) {
+        int rc = gni_tls_feed(c->tls, data, len);
+        if (rc == 0) {
+            rc = ws_tls_flush(c, NULL); /* handshake messages, key update answers */
+        }
+        while (rc == 0 && !c->dead && !(c->s.flags & GN_STREAM_ERRORED)) {
+            uint8_t pt[GNI_TLS_RECORD_MAX];
+            int n = gni_tls_read(c->tls, pt, sizeof pt);
+            if (n == 0) {
+                break;
+            }
+            if (n == GN_EEOF) {
+                ws_plain_eof(c); /* close_notify */
+                return;
+            }
+            if (n < 0) {
+                rc = n;
+                break;
+            }
+            ws_plain_input(c, pt, (size_t)n);
+            if (!c->dead && c->tls) {
+                rc = ws_tls_flush(c, NULL);
+            }
+        }
+        if (rc < 0 && !c->dead) {
+            GN_LOG(GN_LOG_INFO, WS_COMP, "TLS failed: %s (%s)", gni_tls_diag(c->tls),
+                   gn_err_name(rc));
+            ws_fail_below(c, rc);
+        }
+        return;
+    }
+#endif
+    ws_plain_input(c, data, len);
+}
+
+/* WebSocket bytes from the peer (after TLS for wss). */
+static void ws_plain_input(ws_conn *c, const uint8_t *data, size_t len)
+{
     if (c->dead) {
         return;
     }
@@ -567,6 +854,25 @@ static void ws_below_eof(gn_stream *below, void *ud)
     (void)below;
     ws_conn *c = ud;
     if (c->dead) {
+        return;
+    }
+#if GNI_WS_HAVE_TLS
+    if (c->tls) {
+        int rc = gni_tls_eof(c->tls);
+        if (rc < 0) {
+            GN_LOG(GN_LOG_INFO, WS_COMP, "TLS ended badly: %s", gni_tls_diag(c->tls));
+            ws_fail_below(c, rc);
+            return;
+        }
+    }
+#endif
+    ws_plain_eof(c);
+}
+
+/* The peer's bytes ended (TCP FIN, or TLS close_notify for wss). */
+static void ws_plain_eof(ws_conn *c)
+{
+    if (c->dead || (c->s.flags & GN_STREAM_ERRORED)) {
         return;
     }
     if (c->phase == WS_HS) {
@@ -597,11 +903,30 @@ static void ws_below_error(gn_stream *below, void *ud, int err)
 static void ws_below_writable(gn_stream *below, void *ud)
 {
     ws_conn *c = ud;
-    if (c->dead || c->phase == WS_HS) {
+    if (c->dead) {
+        return;
+    }
+    if (c->blocked) {
+        ws_ct *ct = c->blocked;
+        gn_slice sl = gn_slice_of(ct->data, ct->len);
+        int rc = gn_stream_write(below, &sl, 1, ws_ct_done, ct);
+        if (rc == GN_EAGAIN) {
+            return;
+        }
+        c->blocked = NULL;
+        if (rc < 0) {
+            ws_ct_done(ct, rc);
+            if (c->phase == WS_OPEN) {
+                gn_stream_emit_error(&c->s, rc);
+            }
+            return;
+        }
+    }
+    if (c->phase == WS_HS) {
         return;
     }
     if (c->ctl_len) {
-        int rc = ws_write_raw(c, c->ctl, c->ctl_len);
+        int rc = ws_emit(c, c->ctl, c->ctl_len, NULL);
         if (rc == GN_EAGAIN) {
             return;
         }
@@ -620,33 +945,14 @@ static void ws_below_writable(gn_stream *below, void *ud)
 
 /* ---- gn_stream ops ---- */
 
-typedef struct ws_out {
-    ws_conn *c;
-    gn_write_cb cb;
-    void *arg;
-    size_t len;
-    uint8_t data[];
-} ws_out;
-
-static void ws_write_done(void *arg, int status)
-{
-    ws_out *o = arg;
-    ws_conn *c = o->c;
-    gn_write_cb cb = o->cb;
-    void *cb_arg = o->arg;
-    size_t len = o->len;
-    gn_free(o);
-    gn_stream_complete_write(&c->s, cb, cb_arg, len, status);
-}
-
 static int ws_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_cb cb, void *arg)
 {
     ws_conn *c = (ws_conn *)s;
     if (c->close_sent) {
         return GN_EPIPE;
     }
-    if (c->ctl_len) {
-        return GN_EAGAIN; /* a control frame waits for room: on_writable follows */
+    if (c->ctl_len || c->blocked) {
+        return GN_EAGAIN; /* a control frame or ciphertext waits for room: on_writable follows */
     }
     size_t total = 0;
     for (size_t i = 0; i < iovcnt; i++) {
@@ -687,8 +993,7 @@ static int ws_write(gn_stream *s, const gn_slice *iov, size_t iovcnt, gn_write_c
         pos += flen;
         left -= flen;
     } while (left > 0);
-    gn_slice out = gn_slice_of(o->data, pos);
-    int rc = gn_stream_write(s->below, &out, 1, ws_write_done, o);
+    int rc = ws_emit(c, o->data, pos, o);
     if (rc < 0) {
         gn_free(o); /* GN_EAGAIN: nothing taken; below's on_writable is forwarded */
     }
@@ -731,12 +1036,7 @@ static void ws_below_closed(gn_stream *below, void *arg)
 {
     (void)below;
     ws_conn *c = arg;
-    if (c->counted) {
-        c->t->nconns--;
-        c->counted = false;
-    }
-    gn_free(c->buf);
-    c->buf = NULL;
+    ws_conn_release(c);
     gn_stream_emit_closed(&c->s);
     if (c->drain_scheduled) {
         c->free_pending = true; /* the queued drain frees */
@@ -769,7 +1069,7 @@ static int ws_addr(gn_stream *s, gn_stream_addr_kind kind, gn_multiaddr **out)
     if (rc < 0) {
         return rc;
     }
-    rc = ws_add_suffix(tcp, out);
+    rc = ws_add_suffix(tcp, ((ws_conn *)s)->suffix, out);
     gn_multiaddr_free(tcp);
     return rc;
 }
@@ -815,10 +1115,23 @@ static void ws_tcp_accept(void *arg, gn_listener *tl, int status, gn_stream *con
         return;
     }
     c->wl = wl;
+    c->suffix = wl->suffix;
     gni_list_add_tail(&wl->pending, &c->link);
-    if (gn_timer_start(&c->timer, wl->l.transport->config.dial_timeout, ws_hs_timeout, c) < 0 ||
-        gn_stream_read_start(conn) < 0) {
-        ws_listener_done(wl, c, GN_ENOMEM);
+    int rc = 0;
+#if GNI_WS_HAVE_TLS
+    ws_state *st = wl->l.transport->state;
+    if (strcmp(wl->suffix, "/ws") != 0) {
+        rc = gni_tls_new(st->tls_srv, NULL, &c->tls);
+    }
+#endif
+    if (rc == 0) {
+        rc = gn_timer_start(&c->timer, wl->l.transport->config.dial_timeout, ws_hs_timeout, c);
+    }
+    if (rc == 0) {
+        rc = gn_stream_read_start(conn);
+    }
+    if (rc < 0) {
+        ws_listener_done(wl, c, rc);
     }
 }
 
@@ -828,16 +1141,27 @@ static int ws_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, v
     ws_state *st = t->state;
     ws_host_setup(t);
     gn_multiaddr *tcp = NULL;
-    int rc = ws_split(ma, &tcp);
+    const char *suffix = NULL;
+    int rc = ws_split(ma, &tcp, &suffix);
     if (rc < 0) {
         return rc == GN_ENOTRANSPORT ? GN_EINVAL : rc;
     }
+#if GNI_WS_HAVE_TLS
+    if (strcmp(suffix, "/ws") != 0) {
+        gni_tls_ctx *ctx;
+        if ((rc = ws_tls_ctx(t, true, &ctx)) < 0) {
+            gn_multiaddr_free(tcp);
+            return rc;
+        }
+    }
+#endif
     ws_listener *wl = gn_calloc(1, sizeof *wl);
     if (!wl) {
         gn_multiaddr_free(tcp);
         return GN_ENOMEM;
     }
     gni_list_init(&wl->pending);
+    wl->suffix = suffix;
     wl->l.transport = t;
     wl->l.accept_cb = cb;
     wl->l.accept_arg = arg;
@@ -859,7 +1183,7 @@ static int ws_listener_addr(gn_listener *l, gn_multiaddr **out)
     if (rc < 0) {
         return rc;
     }
-    rc = ws_add_suffix(tcp, out);
+    rc = ws_add_suffix(tcp, wl->suffix, out);
     gn_multiaddr_free(tcp);
     return rc;
 }
@@ -953,12 +1277,24 @@ static void ws_tcp_dialed(void *arg, int status, gn_stream *conn)
         return;
     }
     c->dial = d;
+    c->suffix = d->suffix;
     d->c = c;
+    int rc = 0;
+#if GNI_WS_HAVE_TLS
+    ws_state *st = d->t->state;
+    if (strcmp(d->suffix, "/ws") != 0) {
+        rc = gni_tls_new(st->tls_cli, d->ip, &c->tls); /* the ClientHello is queued */
+        if (rc < 0) {
+            ws_dial_done(d, rc);
+            return;
+        }
+    }
+#endif
     uint8_t nonce[16];
     char req[256];
     randombytes_buf(nonce, sizeof nonce);
     int n = gni_ws_build_request(req, sizeof req, d->host, "/", nonce, c->key);
-    int rc = n < 0 ? n : ws_write_raw(c, req, (size_t)n);
+    rc = n < 0 ? n : ws_emit(c, (const uint8_t *)req, (size_t)n, NULL);
     if (rc == 0) {
         rc = gn_timer_start(&c->timer, d->t->config.dial_timeout, ws_hs_timeout, c);
     }
@@ -975,10 +1311,20 @@ static int ws_dial_start(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb,
     ws_state *st = t->state;
     ws_host_setup(t);
     gn_multiaddr *tcp = NULL;
-    int rc = ws_split(ma, &tcp);
+    const char *suffix = NULL;
+    int rc = ws_split(ma, &tcp, &suffix);
     if (rc < 0) {
         return rc;
     }
+#if GNI_WS_HAVE_TLS
+    if (strcmp(suffix, "/ws") != 0) {
+        gni_tls_ctx *ctx;
+        if ((rc = ws_tls_ctx(t, false, &ctx)) < 0) {
+            gn_multiaddr_free(tcp);
+            return rc;
+        }
+    }
+#endif
     ws_dial *d = gn_calloc(1, sizeof *d);
     if (!d) {
         gn_multiaddr_free(tcp);
@@ -988,6 +1334,7 @@ static int ws_dial_start(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb,
     d->cb = cb;
     d->arg = arg;
     d->op.cancel = ws_dial_cancel;
+    d->suffix = suffix;
     /* Host header (RFC 6455 4.1 item 4): the address dialled */
     gn_ma_component ip, port;
     char ipbuf[64] = "", portbuf[8] = "";
@@ -997,6 +1344,7 @@ static int ws_dial_start(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb,
     (void)gn_ma_component_value_string(&port, portbuf, sizeof portbuf);
     snprintf(d->host, sizeof d->host, ip.code == GN_MA_IP6 ? "[%s]:%s" : "%s:%s", ipbuf,
              portbuf);
+    snprintf(d->ip, sizeof d->ip, "%s", ipbuf);
     rc = gn_transport_dial(st->tcp, tcp, ws_tcp_dialed, d, &d->tcp_op);
     gn_multiaddr_free(tcp);
     if (rc < 0) {
