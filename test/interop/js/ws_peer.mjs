@@ -3,11 +3,14 @@
 //
 //   node --import ./polyfill.mjs ws_peer.mjs --listen /ip4/127.0.0.1/tcp/0/ws
 //   node --import ./polyfill.mjs ws_peer.mjs --dial MA [--ping N] [--echo-bytes N]
+//   --listen /ip4/127.0.0.1/tcp/0/wss --cert CERT.pem --key KEY.pem: a /wss listener
+//   (dialling /wss: trust the test's certificate with NODE_EXTRA_CA_CERTS)
 //
 // stdout: one JSON object per line (listening, connection_open, ping, echo,
 // done, error); logs go to stderr. Loopback only.
 
 import { parseArgs } from 'node:util'
+import { readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { createLibp2p } from 'libp2p'
 import { webSockets } from '@libp2p/websockets'
@@ -30,7 +33,9 @@ const { values: v } = parseArgs({
     dial: { type: 'string' },
     ping: { type: 'string', default: '0' },
     'echo-bytes': { type: 'string', default: '0' },
-    timeout: { type: 'string', default: '30' }
+    timeout: { type: 'string', default: '30' },
+    cert: { type: 'string' },
+    key: { type: 'string' }
   }
 })
 
@@ -77,7 +82,8 @@ async function echoOnce (conn, bytes, signal) {
 
 const node = await createLibp2p({
   addresses: { listen: v.listen ? [v.listen] : [] },
-  transports: [webSockets()],
+  // --cert/--key: the https server for a /wss listen (js announces it as /tls/ws)
+  transports: [webSockets(v.cert ? { https: { cert: readFileSync(v.cert), key: readFileSync(v.key) } } : {})],
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
   services: { identify: identify(), ping: ping() }
