@@ -199,34 +199,50 @@ static int ws_add_suffix(const gn_multiaddr *tcp, const char *suffix, gn_multiad
 
 /* ---- transport ---- */
 
-static size_t ws_opt(gn_transport *t, const char *key, size_t def, size_t lo, size_t hi)
+/* Option websocket.@key in [@lo, @hi] into *@out (@def when absent); GN_EINVAL out of range. */
+static int ws_opt(gn_transport *t, const char *key, uint64_t def, uint64_t lo, uint64_t hi,
+                  uint64_t *out)
 {
     const char *v = t->host ? gn_host_option(t->host, WS_COMP, key, 0) : NULL;
+    *out = def;
     if (!v) {
-        return def;
+        return 0;
     }
     char *end = NULL;
     unsigned long long x = strtoull(v, &end, 10);
-    if (!end || *end || x < lo || x > hi) {
-        GN_LOG(GN_LOG_WARNING, WS_COMP, "option websocket.%s=%s out of range [%zu, %zu]: using %zu",
-               key, v, lo, hi, def);
-        return def;
+    if (!end || end == v || *end || x < lo || x > hi) {
+        GN_LOG(GN_LOG_ERR, WS_COMP, "option websocket.%s=%s: not a number in [%llu, %llu]", key,
+               v, (unsigned long long)lo, (unsigned long long)hi);
+        return GN_EINVAL;
     }
-    return (size_t)x;
+    *out = x;
+    return 0;
 }
 
-/* Reads the node options once a host is known (set after init). */
-static void ws_host_setup(gn_transport *t)
+/* Reads the node options once a host is known (set after init). GN_EINVAL: a bad option. */
+static int ws_host_setup(gn_transport *t)
 {
     ws_state *st = t->state;
+    uint64_t hdr, frame, msg;
     if (st->host_set) {
-        return;
+        return 0;
+    }
+    st->tcp->host = t->host;
+    int rc = ws_opt(t, "max_header", WS_MAX_HEADER_DEFAULT, 1024, 1u << 20, &hdr);
+    if (rc == 0) {
+        rc = ws_opt(t, "max_frame", WS_MAX_FRAME_DEFAULT, 1024, 1u << 30, &frame);
+    }
+    if (rc == 0) {
+        rc = ws_opt(t, "max_message", WS_MAX_MSG_DEFAULT, 1024, (uint64_t)1 << 40, &msg);
+    }
+    if (rc < 0) {
+        return rc;
     }
     st->host_set = true;
-    st->tcp->host = t->host;
-    st->max_header = ws_opt(t, "max_header", WS_MAX_HEADER_DEFAULT, 1024, 1u << 20);
-    st->max_frame = ws_opt(t, "max_frame", WS_MAX_FRAME_DEFAULT, 1024, 1u << 30);
-    st->max_msg = ws_opt(t, "max_message", WS_MAX_MSG_DEFAULT, 1024, (size_t)1 << 40);
+    st->max_header = (size_t)hdr;
+    st->max_frame = frame;
+    st->max_msg = msg < frame ? frame : msg;
+    return 0;
 }
 
 static int ws_init(gn_transport *t)
@@ -1139,10 +1155,13 @@ static int ws_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, v
                      gn_listener **out)
 {
     ws_state *st = t->state;
-    ws_host_setup(t);
+    int rc = ws_host_setup(t);
+    if (rc < 0) {
+        return rc;
+    }
     gn_multiaddr *tcp = NULL;
     const char *suffix = NULL;
-    int rc = ws_split(ma, &tcp, &suffix);
+    rc = ws_split(ma, &tcp, &suffix);
     if (rc < 0) {
         return rc == GN_ENOTRANSPORT ? GN_EINVAL : rc;
     }
@@ -1309,10 +1328,13 @@ static void ws_tcp_dialed(void *arg, int status, gn_stream *conn)
 static int ws_dial_start(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void *arg, gn_op **op)
 {
     ws_state *st = t->state;
-    ws_host_setup(t);
+    int rc = ws_host_setup(t);
+    if (rc < 0) {
+        return rc;
+    }
     gn_multiaddr *tcp = NULL;
     const char *suffix = NULL;
-    int rc = ws_split(ma, &tcp, &suffix);
+    rc = ws_split(ma, &tcp, &suffix);
     if (rc < 0) {
         return rc;
     }
