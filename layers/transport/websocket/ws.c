@@ -512,8 +512,11 @@ int gni_ws_parse_request(const uint8_t *in, size_t len, size_t max_header, size_
     if (p.method != HTTP_GET || h.dup || h.val_long) {
         return GN_EPROTO;
     }
-    if (!h.seen[H_VERSION] || strcmp(h.val[H_VERSION], "13") != 0) {
-        return GN_EVERSION;
+    if (!h.seen[H_VERSION]) {
+        return GN_EPROTO; /* not a WebSocket request: 400 */
+    }
+    if (strcmp(h.val[H_VERSION], "13") != 0) {
+        return GN_EVERSION; /* section 4.2.2: 426 naming the version we speak */
     }
     if (!h.seen[H_UPGRADE] || !ws_has_token(h.val[H_UPGRADE], "websocket") ||
         !h.seen[H_CONNECTION] || !ws_has_token(h.val[H_CONNECTION], "upgrade") ||

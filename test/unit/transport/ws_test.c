@@ -388,6 +388,9 @@ GN_TEST(ws_handshake_refused)
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
          GN_EPARSE},
         {"\x16\x03\x01\x02\x05hello\r\n\r\n", GN_EPARSE}, /* a TLS record, not HTTP */
+        {"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+         GN_EPROTO}, /* no version at all: not a WebSocket request (400, not 426) */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         printf("# case %zu\n", i);
