@@ -128,6 +128,7 @@ struct ws_dial {
     const char *suffix;
     int status; /* why the handshake failed */
     bool canceled;
+    bool closing; /* failed: the socket is closing, the callback follows */
 };
 
 static const gn_stream_ops ws_stream_ops;
@@ -1253,7 +1254,9 @@ static void ws_dial_done(ws_dial *d, int status)
         return;
     }
     GN_LOG(GN_LOG_INFO, WS_COMP, "outbound handshake failed: %s", gn_err_name(status));
+    gn_timer_stop(&c->timer);
     c->dead = true;
+    d->closing = true;
     /* the dial's status reaches the callback after the socket closed */
     d->status = status;
     gn_stream_close(c->s.below, ws_dial_finish_closed, d);
@@ -1270,9 +1273,8 @@ static void ws_dial_cancel(gn_op *op)
         gn_op_cancel(d->tcp_op); /* ws_tcp_dialed follows with GN_ECANCELED */
         return;
     }
-    if (d->c) {
-        gn_timer_stop(&d->c->timer);
-        ws_dial_done(d, GN_ECANCELED);
+    if (d->c && !d->closing) {
+        ws_dial_done(d, GN_ECANCELED); /* closes the socket now; the callback follows */
     }
 }
 

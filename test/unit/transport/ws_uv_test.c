@@ -213,7 +213,52 @@ GN_TEST(ws_uv_dial_refuses_wrong_accept)
     tr_env_fini();
 }
 
+/* Cancelling a dial in the TCP phase and in the upgrade phase: GN_ECANCELED, once, later. */
+GN_TEST(ws_uv_dial_cancel)
+{
+    tr_env_init("websocket", NULL, NULL, false);
+    const gn_transport_ops *tcp =
+        (const gn_transport_ops *)gn_registry_find(E.reg, GN_LAYER_TRANSPORT, "tcp");
+    gn_transport_free(E.srv);
+    CHECK_OK(gn_transport_new(tcp, E.loop, NULL, &E.srv));
+    E.srv_prof = (tr_profile){.rx_cap = 4096};
+    gn_listener *l;
+    gn_multiaddr *la = NULL, *ws = NULL, *wsa = NULL;
+    CHECK_OK(tr_listen(E.srv, "/ip4/127.0.0.1/tcp/0", &l));
+    CHECK_OK(gn_listener_addr(l, &la));
+    CHECK_OK(gn_multiaddr_parse("/ws", &ws));
+    CHECK_OK(gn_multiaddr_encapsulate(la, ws, &wsa));
+    for (int phase = 0; phase < 2; phase++) {
+        gn_op *op = NULL;
+        int before = E.dials_failed;
+        TR_ENTER();
+        CHECK_OK(gn_transport_dial(E.cli, wsa, tr_dial_cb, NULL, &op));
+        TR_LEAVE();
+        CHECK(op != NULL);
+        if (phase == 1) {
+            /* the request reached the raw server: the upgrade is in progress */
+            RUN_UNTIL(E.last_accepted && rx_has(E.last_accepted, "\r\n\r\n", 4), 5000);
+        }
+        TR_ENTER();
+        gn_op_cancel(op);
+        gn_op_cancel(op); /* a second cancel before the callback is a no-op */
+        TR_LEAVE();
+        CHECK_EQ(E.dials_failed, before); /* never from inside the cancel */
+        RUN_UNTIL(E.dials_failed == before + 1, 5000);
+        CHECK_EQ(E.last_dial_err, GN_ECANCELED);
+        tr_run_for(50);
+        CHECK_EQ(E.dials_failed, before + 1);
+        CHECK_EQ(E.dials_ok, 0);
+        RUN_UNTIL(E.cli->nconns == 0, 2000);
+    }
+    gn_multiaddr_free(la);
+    gn_multiaddr_free(ws);
+    gn_multiaddr_free(wsa);
+    tr_listener_close(l);
+    tr_env_fini();
+}
+
 GN_TEST_MAIN(GN_T(ws_uv_bad_request_400), GN_T(ws_uv_old_version_426),
              GN_T(ws_uv_silent_peer_dropped), GN_T(ws_uv_ping_pong_binary_text),
              GN_T(ws_uv_oversized_frame_1009), GN_T(ws_uv_clean_close_is_eof),
-             GN_T(ws_uv_dial_refuses_wrong_accept))
+             GN_T(ws_uv_dial_refuses_wrong_accept), GN_T(ws_uv_dial_cancel))
