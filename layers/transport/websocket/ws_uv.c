@@ -789,6 +789,7 @@ static void ws_conn_discard_closed(gn_stream *below, void *arg)
 static void ws_plain_input(ws_conn *c, const uint8_t *data, size_t len);
 static void ws_plain_eof(ws_conn *c);
 
+#if GNI_WS_HAVE_TLS
 /* A failure under the WebSocket layer (TLS): ends the handshake or fails the stream. */
 static void ws_fail_below(ws_conn *c, int err)
 {
@@ -799,6 +800,7 @@ static void ws_fail_below(ws_conn *c, int err)
         gn_stream_emit_error(&c->s, err);
     }
 }
+#endif
 
 static void ws_below_data(gn_stream *below, void *ud, const uint8_t *data, size_t len)
 {
