@@ -287,20 +287,18 @@ out:
     return rc;
 }
 
-/* The memo slot of (@signer, @hash), or -1. */
-static int memo_find(const gni_envelope_memo *m, const gn_peer_id *signer,
-                     const uint8_t hash[32])
+/* True when @hash is in @m. */
+static bool memo_has(const gni_envelope_memo *m, const uint8_t hash[32])
 {
     for (unsigned i = 0; i < m->used; i++) {
-        if (gn_peer_id_equal(&m->slot[i].signer, signer) &&
-            sodium_memcmp(m->slot[i].hash, hash, 32) == 0) {
-            return (int)i;
+        if (sodium_memcmp(m->hash[i], hash, 32) == 0) {
+            return true;
         }
     }
-    return -1;
+    return false;
 }
 
-static void memo_add(gni_envelope_memo *m, const gn_peer_id *signer, const uint8_t hash[32])
+static void memo_add(gni_envelope_memo *m, const uint8_t hash[32])
 {
     unsigned i;
     if (m->used < GNI_ENVELOPE_MEMO_SLOTS) {
@@ -309,8 +307,7 @@ static void memo_add(gni_envelope_memo *m, const gn_peer_id *signer, const uint8
         i = m->next;
         m->next = (m->next + 1) % GNI_ENVELOPE_MEMO_SLOTS;
     }
-    m->slot[i].signer = *signer;
-    memcpy(m->slot[i].hash, hash, 32);
+    memcpy(m->hash[i], hash, 32);
 }
 
 int gni_peer_record_open(const uint8_t *env, size_t len, const gn_peer_id *peer,
@@ -323,8 +320,13 @@ int gni_peer_record_open(const uint8_t *env, size_t len, const gn_peer_id *peer,
     uint8_t hash[32];
     bool known = false;
     if (memo && peer && len <= GNI_ENVELOPE_MAX) {
-        crypto_generichash(hash, sizeof hash, env, len, NULL, 0);
-        known = memo_find(memo, peer, hash) >= 0;
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, sizeof hash);
+        crypto_generichash_update(&st, (const uint8_t *)&peer->len, sizeof peer->len);
+        crypto_generichash_update(&st, peer->bytes, peer->len);
+        crypto_generichash_update(&st, env, len);
+        crypto_generichash_final(&st, hash, sizeof hash);
+        known = memo_has(memo, hash);
     }
     gni_envelope e;
     int rc = envelope_open(env, len, GNI_PEER_RECORD_DOMAIN, gni_peer_record_type,
@@ -343,7 +345,7 @@ int gni_peer_record_open(const uint8_t *env, size_t len, const gn_peer_id *peer,
         rc = GN_EPEERID;
     }
     if (rc == 0 && memo && peer && !known) {
-        memo_add(memo, peer, hash);
+        memo_add(memo, hash);
     }
     gni_envelope_clear(&e);
     return rc;

@@ -97,18 +97,15 @@ void gni_peer_record_clear(gni_peer_record *r);
 
 /**
  * A memo of envelopes already verified, for peers that send the same record
- * on every connection: (signer, BLAKE2b-256 of the envelope bytes) in
- * GNI_ENVELOPE_MEMO_SLOTS slots, the oldest replaced first. The same bytes
- * verify the same way, so a hit skips the signature check (an Ed25519
- * verification is most of an identify exchange's CPU; RSA's more). Zero it
- * to initialize; owned by one thread.
+ * on every connection: BLAKE2b-256 of (signer's peer ID bytes, envelope
+ * bytes) in GNI_ENVELOPE_MEMO_SLOTS slots (2 KiB), the oldest replaced
+ * first. The same bytes verify the same way, so a hit skips the key and
+ * signature checks (an Ed25519 verification is most of an identify
+ * exchange's CPU; RSA's more). Zero it to initialize; owned by one thread.
  */
 #define GNI_ENVELOPE_MEMO_SLOTS 64u
 typedef struct gni_envelope_memo {
-    struct {
-        gn_peer_id signer;
-        uint8_t hash[32];
-    } slot[GNI_ENVELOPE_MEMO_SLOTS];
+    uint8_t hash[GNI_ENVELOPE_MEMO_SLOTS][32];
     unsigned used; /* slots filled, up to GNI_ENVELOPE_MEMO_SLOTS */
     unsigned next; /* the slot the next entry replaces once all are used */
 } gni_envelope_memo;

@@ -59,7 +59,7 @@ typedef struct idp {
     uint64_t rec_seq;    /* the last seq used: each record's is larger */
     uint8_t *rec_key;    /* the addresses it holds, their bytes concatenated */
     size_t rec_key_len;
-    gni_envelope_memo memo; /* peers' records already verified */
+    gni_envelope_memo *memo; /* peers' records already verified (made on first use) */
 } idp;
 
 /*
@@ -143,7 +143,10 @@ static void id_record(idp *st, gn_channel *ch, const gn_peer_id *peer, int statu
          * peer's key and take the place of the plain listenAddrs (as
          * go-libp2p's identify does); without one, listenAddrs.
          */
-        int rrc = gni_identify_check_record(res, peer, &st->memo);
+        if (!st->memo && res->has_signed_peer_record) {
+            st->memo = gn_calloc(1, sizeof *st->memo); /* NULL: verify every time */
+        }
+        int rrc = gni_identify_check_record(res, peer, st->memo);
         if (rrc < 0 && rrc != GN_ENOTFOUND) {
             GN_LOG(GN_LOG_INFO, ID_LOG, "signed peer record not taken: %s", gn_err_name(rrc));
         }
@@ -653,6 +656,8 @@ static void id_stop(gn_protocol *p)
     }
     gn_free(st->rec);
     gn_free(st->rec_key);
+    gn_free(st->memo);
+    st->memo = NULL;
     st->rec = st->rec_key = NULL;
     st->rec_len = st->rec_key_len = 0;
 }
