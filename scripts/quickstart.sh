@@ -131,7 +131,7 @@ suite_main() {
 suite_sanitizers() {
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-    build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false &&
+    build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false &&
         meson test -C build-asan --print-errorlogs --num-processes "$jobs" -t 3 --no-suite slow \
             --no-suite manual
 }
