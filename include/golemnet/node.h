@@ -197,6 +197,12 @@ typedef struct gn_node_dial_result {
      * error: len 0.
      */
     gn_peer_id peer;
+    /**
+     * NULL, or why the dial failed in words, NUL-terminated, borrowed for
+     * the call: set when resolving a /dns* or /dnsaddr address failed
+     * ("_dnsaddr.example.com: NXDOMAIN (domain name not found)"). Since: 0.3
+     */
+    const char *detail;
 } gn_node_dial_result;
 
 /** gn_node_dial_ex() completion (loop thread); @res is borrowed for the call. Since: 0.2 */
