@@ -286,8 +286,10 @@ static int known_addr_ex(gn_node *n, const gn_peer_id *peer, bool direct, const 
                 gn_multiaddr_free(ma);
                 continue;
             }
+            /* a /dns* or /dnsaddr address (a bootstrap list's) is resolved
+             * when dialled: taken as handled here */
             for (size_t t = 0; t < n->ntr; t++) {
-                if (gn_transport_handles(n->tr[t], ma)) {
+                if (gn_resolver_needed(ma) || gn_transport_handles(n->tr[t], ma)) {
                     if (record) {
                         record->tried[record->ntried++] = dial_addr_hash(pi->addrs[i].text);
                     }
@@ -441,8 +443,14 @@ static void cm_resolved(void *arg, int status, gn_multiaddr *const *addrs, size_
             GN_LOG(GN_LOG_WARNING, CM_LOG, "dial: resolving failed: %s", detail);
             snprintf(r->detail, sizeof r->detail, "resolving failed: %s", detail);
         }
-        gni_dial_req_complete(n, r, status, NULL);
+        bool has_peer = x->has_peer;
+        gn_peer_id peer = x->peer;
         gn_free(x);
+        if (status != GN_ECANCELED && has_peer && r->ntried > 0 &&
+            gni_dial_next_addr(n, r, &peer, status)) {
+            return; /* a stored address of the peer failed to resolve: its next one */
+        }
+        gni_dial_req_complete(n, r, status, NULL);
         gni_node_maybe_finish_close(n);
         return;
     }
@@ -575,6 +583,28 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         }
         if (rc < 0) {
             goto fail;
+        }
+        if (gn_resolver_needed(bare)) {
+            /* a stored /dns* or /dnsaddr address of the peer: resolve it
+             * with the peer's /p2p/<id>, whose results join the store */
+            gn_multiaddr *p2p = NULL, *full = NULL;
+            char text[GN_PEER_ID_MAX_STRLEN + 8], pid[GN_PEER_ID_MAX_STRLEN];
+            rc = gn_peer_id_to_string(&peer, pid, sizeof pid);
+            if (rc >= 0) {
+                snprintf(text, sizeof text, "/p2p/%s", pid);
+                rc = gn_multiaddr_parse(text, &p2p);
+            }
+            if (rc >= 0) {
+                rc = gn_multiaddr_encapsulate(bare, p2p, &full);
+            }
+            gn_multiaddr_free(p2p);
+            if (rc < 0) {
+                goto fail;
+            }
+            gn_multiaddr_free(bare);
+            gn_multiaddr_free(ma);
+            cm_dial_resolve(n, full, r);
+            return;
         }
     } else if ((rc = gn_multiaddr_dup(ma, &bare)) < 0) {
         goto fail;
