@@ -646,8 +646,20 @@ static const char *ma_value_problem(const char *proto)
         {"dns", "is not a host name (1..255 bytes)"},
         {"dns4", "is not a host name (1..255 bytes)"},
         {"dns6", "is not a host name (1..255 bytes)"},
-        {"unix", "is not an absolute path"},
+        {"unix", "is not an absolute path (or a percent-encoded one, %2F...)"},
         {"memory", "is not a 64-bit number"},
+        {"dccp", "is not a port number (0..65535)"},
+        {"sctp", "is not a port number (0..65535)"},
+        {"dnsaddr", "is not a domain name (1..255 bytes)"},
+        {"sni", "is not a server name (1..255 bytes)"},
+        {"ip6zone", "is not an IPv6 zone (1..255 bytes)"},
+        {"ipcidr", "is not a prefix length (0..255)"},
+        {"onion", "is not <16 base32 characters>:<port 1..65535>"},
+        {"onion3", "is not <56 base32 characters>:<port 1..65535>"},
+        {"garlic64", "is not an I2P destination in I2P base64 (at least 386 bytes)"},
+        {"garlic32", "is not an I2P address in base32 (32 or at least 35 bytes)"},
+        {"certhash", "is not a multibase multihash (e.g. base64url 'uEi...')"},
+        {"http-path", "is not a percent-encoded path segment"},
     };
     for (size_t i = 0; proto && i < CLI_ARRAY_LEN(probs); i++) {
         if (!strcmp(probs[i].proto, proto)) {
