@@ -60,6 +60,7 @@ struct rs_req {
     gn_resolve_cb cb;
     void *arg;
     gn_multiaddr *ma;
+    gn_multiaddr *tail; /* "/p2p-circuit/..." appended to each result, or NULL */
     bool walking; /* a dnsaddr walk is in w */
     gni_dnsaddr *w;
     gni_list ctxs;
@@ -273,6 +274,7 @@ static void rs_req_free(rs_req *q)
         gn_free(q->w);
     }
     gn_multiaddr_free(q->ma);
+    gn_multiaddr_free(q->tail);
     gn_free(q);
 }
 
@@ -352,6 +354,17 @@ static int rs_map(int st, const char **what)
 
 static void rs_add_out(rs_req *q, gn_multiaddr *ma)
 {
+    if (q->tail) {
+        /* a relayed address: the relay's part was resolved, the rest follows */
+        gn_multiaddr *full = NULL;
+        int rc = gn_multiaddr_encapsulate(ma, q->tail, &full);
+        gn_multiaddr_free(ma);
+        if (rc < 0) {
+            q->dropped++;
+            return;
+        }
+        ma = full;
+    }
     for (size_t i = 0; i < q->nout; i++) {
         if (gn_multiaddr_equal(q->out[i], ma)) {
             gn_multiaddr_free(ma);
@@ -560,6 +573,31 @@ static void rs_step(rs_req *q)
         rs_timer_update(q->r);
 }
 
+/*
+ * Splits @ma before its first /p2p-circuit: *@head the part before, *@tail
+ * the rest; both NULL when there is none (or it comes first). 0 or GN_ENOMEM.
+ */
+static int rs_split_circuit(const gn_multiaddr *ma, gn_multiaddr **head, gn_multiaddr **tail)
+{
+    *head = *tail = NULL;
+    gn_slice all = gn_multiaddr_bytes(ma);
+    for (size_t i = 1; i < gn_multiaddr_count(ma); i++) {
+        gn_ma_component c, prev;
+        if (gn_multiaddr_component(ma, i, &c) < 0 || c.code != GN_MA_P2P_CIRCUIT ||
+            gn_multiaddr_component(ma, i - 1, &prev) < 0)
+            continue;
+        size_t off = (size_t)(prev.value + prev.value_len - all.base);
+        if (gn_multiaddr_from_bytes(all.base, off, head) < 0 ||
+            gn_multiaddr_from_bytes(all.base + off, all.len - off, tail) < 0) {
+            gn_multiaddr_free(*head);
+            *head = NULL;
+            return GN_ENOMEM;
+        }
+        return 0;
+    }
+    return 0;
+}
+
 static void rs_cancel(gn_op *op)
 {
     rs_req *q = (rs_req *)op;
@@ -594,6 +632,15 @@ int gn_resolve(gn_resolver *r, const gn_multiaddr *ma, gn_resolve_cb cb, void *a
     gni_list_add_tail(&r->reqs, &q->link);
     gn_ma_component c;
     (void)gn_multiaddr_component(ma, 0, &c);
+    /* /dns.../p2p/<relay>/p2p-circuit/...: resolve the relay's part only
+     * (its /dnsaddr suffix is the relay's /p2p), then append the rest */
+    gn_multiaddr *head = NULL;
+    if (gn_resolver_needed(ma) && rs_split_circuit(ma, &head, &q->tail) < 0) {
+        rs_finish(q, GN_ENOMEM);
+        goto out;
+    }
+    if (head)
+        ma = head;
     if (!gn_resolver_needed(ma)) {
         gn_multiaddr *d = NULL;
         if (gn_multiaddr_dup(ma, &d) < 0) {
@@ -621,6 +668,8 @@ int gn_resolve(gn_resolver *r, const gn_multiaddr *ma, gn_resolve_cb cb, void *a
             rs_step(q);
         }
     }
+out:
+    gn_multiaddr_free(head);
     if (op && !q->finishing)
         *op = &q->op;
     return 0;

@@ -25,6 +25,8 @@
  *     /dnsaddr entries followed up to max_depth levels and max_lookups
  *     names (each name once: loops end), /dns* entries then resolved as
  *     above.
+ *   - A relayed address (.../p2p-circuit/...): the part before the first
+ *     /p2p-circuit is resolved as above, the rest appended to each result.
  *   - Any other address: itself, unchanged (no query).
  * At most max_results addresses; further ones are dropped (logged).
  *

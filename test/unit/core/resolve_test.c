@@ -121,6 +121,15 @@ GN_TEST(resolve_passthrough_and_hosts)
     CHECK_EQ(b.status, 0);
     CHECK_STR(b.first, "/ip4/127.0.0.1/tcp/5/p2p/12D3KooWPjceQrSwdWXPyLLeABRXmuqt69Rg3sBYbU1Nft9HyQ6X");
     CHECK(!a.called_inside && !b.called_inside);
+    /* a relayed address: the relay's part is resolved, the circuit kept */
+    rs_out c = {0};
+#define RELAY "12D3KooWPjceQrSwdWXPyLLeABRXmuqt69Rg3sBYbU1Nft9HyQ6X"
+#define TARGET "QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN"
+    CHECK_EQ(start(r, "/dns4/localhost/tcp/7/p2p/" RELAY "/p2p-circuit/p2p/" TARGET, &c, NULL), 0);
+    rs_out *cc[] = {&c};
+    run_until(loop, cc, 1, 5000);
+    CHECK_EQ(c.status, 0);
+    CHECK_STR(c.first, "/ip4/127.0.0.1/tcp/7/p2p/" RELAY "/p2p-circuit/p2p/" TARGET);
     gn_resolver_free(r);
     end_loop(loop);
 }
