@@ -8,6 +8,7 @@
 #include "golemnet/multiaddr.h"
 #include "gni_dnsaddr.h"
 
+#include "gn_failalloc.h"
 #include "gn_test.h"
 
 #define QMNN "QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN"
@@ -201,5 +202,55 @@ GN_TEST(dns_substitute_sni)
     gn_multiaddr_free(ip);
 }
 
+/* The spec example again, then each result substituted; any failed
+ * allocation must come back as GN_ENOMEM with nothing left allocated. */
+static int da_scenario(void)
+{
+    static const char *const top[] = {
+        "dnsaddr=/dnsaddr/sjc-1.bootstrap.libp2p.io/tcp/4001/p2p/" QMNN,
+        "dnsaddr=/dnsaddr/ams-2.bootstrap.libp2p.io/tcp/4001/p2p/" QMBL,
+    };
+    static const char *const sjc[] = {
+        "dnsaddr=/ip4/147.75.69.143/tcp/4001/p2p/" QMNN,
+        "dnsaddr=/dns4/sjc-1.example/tcp/4001/p2p/" QMNN,
+    };
+    static const uint8_t ip[4] = {192, 0, 2, 1};
+    gn_multiaddr *t = NULL;
+    int rc = gn_multiaddr_parse("/dnsaddr/bootstrap.libp2p.io/p2p/" QMNN, &t);
+    if (rc < 0)
+        return rc;
+    gni_dnsaddr w;
+    const char *name;
+    uint32_t id;
+    rc = gni_dnsaddr_init(&w, t, NULL);
+    if (rc == 0 && gni_dnsaddr_next(&w, &name, &id) == 1)
+        rc = feed(&w, id, top, 2);
+    if (rc == 0 && gni_dnsaddr_next(&w, &name, &id) == 1)
+        rc = feed(&w, id, sjc, 2);
+    if (rc == 0) {
+        gn_multiaddr *res[4];
+        size_t n = gni_dnsaddr_take(&w, res, 4);
+        if (n != 2)
+            rc = GN_EINTERNAL;
+        for (size_t i = 0; i < n; i++) {
+            gn_multiaddr *o = NULL;
+            gn_ma_component c;
+            if (rc == 0 && gn_multiaddr_component(res[i], 0, &c) == 0 && c.code == GN_MA_DNS4)
+                rc = gni_dns_substitute(res[i], ip, 4, &o);
+            gn_multiaddr_free(o);
+            gn_multiaddr_free(res[i]);
+        }
+    }
+    gni_dnsaddr_fini(&w);
+    gn_multiaddr_free(t);
+    return rc;
+}
+
+GN_TEST(dnsaddr_alloc_failure)
+{
+    size_t failures = fa_every_k(da_scenario, 64);
+    CHECK(failures >= 4); /* target, walk copy, entries, substitution */
+}
+
 GN_TEST_MAIN(GN_T(dnsaddr_spec_example), GN_T(dnsaddr_loop_and_bounds), GN_T(dnsaddr_errors),
-             GN_T(dns_substitute_sni))
+             GN_T(dns_substitute_sni), GN_T(dnsaddr_alloc_failure))
