@@ -411,6 +411,14 @@ int gni_node_make_resolver(gn_node *n)
     }
     cfg.servers = servers[0] ? servers : NULL;
     rc = gn_resolver_new(n->loop, &cfg, &n->resolver);
+    if (rc == GN_EIO) {
+        /* c-ares could not start (the system configuration): the node runs,
+         * DNS addresses fail their dials (GN_ERESOLVE, saying why) */
+        GN_LOG(GN_LOG_WARNING, CM_LOG, "no DNS resolver (c-ares did not start): /dns* and "
+               "/dnsaddr addresses will fail");
+        n->resolver = NULL;
+        return 0;
+    }
     if (rc < 0) {
         GN_LOG(GN_LOG_ERR, CM_LOG, "DNS resolver (servers '%s'): %s", servers[0] ? servers : "system",
                gn_err_name(rc));
@@ -518,8 +526,12 @@ static void cm_dial_resolve(gn_node *n, gn_multiaddr *ma, dial_req *r)
         x->has_peer = rc == 1;
         rc = rc < 0 ? rc : 0;
     }
+    if (rc == 0 && !n->resolver) {
+        rc = n->closing ? GN_ECANCELED : GN_ERESOLVE;
+        snprintf(r->detail, sizeof r->detail, "no DNS resolver (c-ares did not start; see the log)");
+    }
     if (rc == 0) {
-        rc = n->resolver ? gn_resolve(n->resolver, ma, cm_resolved, x, NULL) : GN_ECLOSED;
+        rc = gn_resolve(n->resolver, ma, cm_resolved, x, NULL);
     }
     gn_multiaddr_free(ma);
     if (rc < 0) {
