@@ -6,9 +6,13 @@
  * peer-ids/peer-ids.md (p2p value string forms).
  *
  * Binary form: a sequence of <code varint><value>, where the value has a
- * fixed size for ip4 (4), ip6 (16), tcp/udp (2, big endian) and memory (8),
- * none for p2p-circuit, ws, wss and utp, and is <length varint><bytes> for
- * the variable-size protocols dns, dns4, dns6, p2p and unix.
+ * fixed size for ip4 (4), ip6 (16), the ports tcp/udp/dccp/sctp (2, big
+ * endian), ipcidr (1), onion (12), onion3 (37) and memory (8), none for the
+ * flag protocols (tls, quic-v1, ws, p2p-circuit, ...), and is <length
+ * varint><bytes> for the variable-size protocols dns, dns4, dns6, dnsaddr,
+ * sni, ip6zone, p2p, unix, http-path, certhash, garlic64 and garlic32.
+ * Every row of protocols.csv is in the table: parsing never fails on a
+ * protocol golemnet cannot dial (that is GN_ENOTRANSPORT, later).
  *
  * Protocol notes (choices that the tables leave open):
  *   - memory (0x0309): protocols.csv and the multicodec table list its size
@@ -17,19 +21,32 @@
  *     and go-multiaddr (size 64, TranscoderMemory) both encode it as a fixed
  *     8-byte big-endian u64 with no length prefix, and print it in decimal.
  *     We follow them for wire compatibility: /memory/1234 <-> 8903 00..04d2.
- *   - unix (0x0190) is a "path" protocol: in the string form it consumes the
- *     rest of the string, slash included, so /unix/tmp/x.sock has the value
- *     "/tmp/x.sock" (go-multiaddr and rust-multiaddr behaviour; the newer
- *     percent-encoded form of protocols/unix.md is not implemented). Since a
- *     path cannot be followed by anything in the string form, a binary unix
- *     component must be the last one and its value must start with '/',
- *     otherwise printing and re-parsing would not give back the same bytes.
+ *   - unix (0x0190): a path, always absolute ('/' first) in binary. Two
+ *     string forms are read: the percent-encoded single segment of
+ *     multiaddr PR 174 ("/unix/%2Ftmp%2Fx.sock", recognised by a value that
+ *     starts with "%2F"), which other components may follow, and the older
+ *     go-multiaddr form that takes the rest of the string ("/unix/tmp/x.sock",
+ *     value "/tmp/x.sock"). Printing writes the older form when the path is
+ *     the last component and holds no '%' (so configurations written for
+ *     go-multiaddr and earlier golemnet read back the same), else the
+ *     percent-encoded one.
+ *   - http-path (0x01e1): percent-encoded one segment (protocols/http-path.md);
+ *     printing leaves RFC 3986 unreserved characters and "$&+=:@" as they
+ *     are, as go-multiaddr does, and encodes the rest ('/' as %2F).
+ *   - certhash (0x01d2): a multihash in multibase; read in base64url ('u',
+ *     'U'), base64 ('m', 'M'), base32 ('b') or base58btc ('z'), printed 'u'.
+ *   - onion, onion3: "<base32 hash>:<port>" (16 / 56 characters, either
+ *     case on input, lower case out), port 1..65535; garlic64: I2P base64
+ *     (alphabet with '-' and '~', padded), at least 386 bytes; garlic32:
+ *     base32 without padding, 32 or at least 35 bytes (go-multiaddr's rules).
+ *   - sni, ip6zone, dnsaddr: like dns, 1..255 bytes without '/' or NUL.
  *   - p2p (0x01a5, also read under its old name "ipfs"): the binary value is
  *     the peer ID multihash, which must be identity (non-empty digest) or
  *     sha2-256 (32-byte digest). Strings print it in base58btc; input also
  *     accepts the CIDv1 libp2p-key form ("bafz...", multibase 'b' or 'z'), as
  *     peer-ids.md "Decoding" requires.
  *   - dns, dns4, dns6: 1..255 bytes, no '/' (it would end the value).
+ *   - ipcidr: one byte, printed in decimal (0..255, as go-multiaddr).
  *   - A single trailing '/' is accepted on input ("/ip4/1.2.3.4/tcp/1/"),
  *     as go-multiaddr and rust-multiaddr do; empty components are not.
  *   - IPv6 prints in RFC 5952 form (lower case, no leading zeros, the first
@@ -44,18 +61,26 @@
 #include "gni.h"
 
 #include <arpa/inet.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
 enum ma_kind {
-    MA_K_NONE,   /* no value */
-    MA_K_IP4,    /* 4 bytes */
-    MA_K_IP6,    /* 16 bytes */
-    MA_K_PORT,   /* 2 bytes, big endian */
-    MA_K_MEMORY, /* 8 bytes, big endian */
-    MA_K_DNS,    /* length-prefixed host name */
-    MA_K_P2P,    /* length-prefixed multihash */
-    MA_K_UNIX    /* length-prefixed path, rest of the string */
+    MA_K_NONE,     /* no value */
+    MA_K_IP4,      /* 4 bytes */
+    MA_K_IP6,      /* 16 bytes */
+    MA_K_PORT,     /* 2 bytes, big endian */
+    MA_K_MEMORY,   /* 8 bytes, big endian */
+    MA_K_CIDR,     /* 1 byte, decimal */
+    MA_K_ONION,    /* 12 bytes: 10-byte hash + port, "<base32>:<port>" */
+    MA_K_ONION3,   /* 37 bytes: 35-byte key + port */
+    MA_K_DNS,      /* length-prefixed name without '/' (dns*, sni, ip6zone) */
+    MA_K_P2P,      /* length-prefixed peer-ID multihash */
+    MA_K_UNIX,     /* length-prefixed absolute path */
+    MA_K_PCT,      /* length-prefixed bytes, percent-encoded string (http-path) */
+    MA_K_CERTHASH, /* length-prefixed multihash, multibase string */
+    MA_K_GARLIC64, /* length-prefixed I2P destination, I2P base64 */
+    MA_K_GARLIC32  /* length-prefixed I2P hash, base32 */
 };
 
 typedef struct ma_proto {
@@ -64,20 +89,47 @@ typedef struct ma_proto {
     enum ma_kind kind;
 } ma_proto;
 
+/* Every row of protocols.csv (multiformats/multiaddr, 2025-04), in its order. */
 static const ma_proto ma_protos[] = {
     {GN_MA_IP4, "ip4", MA_K_IP4},
     {GN_MA_TCP, "tcp", MA_K_PORT},
+    {GN_MA_UDP, "udp", MA_K_PORT},
+    {GN_MA_DCCP, "dccp", MA_K_PORT},
+    {GN_MA_IP6, "ip6", MA_K_IP6},
+    {GN_MA_IP6ZONE, "ip6zone", MA_K_DNS},
+    {GN_MA_IPCIDR, "ipcidr", MA_K_CIDR},
     {GN_MA_DNS, "dns", MA_K_DNS},
     {GN_MA_DNS4, "dns4", MA_K_DNS},
     {GN_MA_DNS6, "dns6", MA_K_DNS},
-    {GN_MA_UDP, "udp", MA_K_PORT},
-    {GN_MA_P2P_CIRCUIT, "p2p-circuit", MA_K_NONE},
-    {GN_MA_IP6, "ip6", MA_K_IP6},
+    {GN_MA_DNSADDR, "dnsaddr", MA_K_DNS},
+    {GN_MA_SCTP, "sctp", MA_K_PORT},
+    {GN_MA_UDT, "udt", MA_K_NONE},
     {GN_MA_UTP, "utp", MA_K_NONE},
     {GN_MA_UNIX, "unix", MA_K_UNIX},
     {GN_MA_P2P, "p2p", MA_K_P2P},
+    {GN_MA_ONION, "onion", MA_K_ONION},
+    {GN_MA_ONION3, "onion3", MA_K_ONION3},
+    {GN_MA_GARLIC64, "garlic64", MA_K_GARLIC64},
+    {GN_MA_GARLIC32, "garlic32", MA_K_GARLIC32},
+    {GN_MA_TLS, "tls", MA_K_NONE},
+    {GN_MA_SNI, "sni", MA_K_DNS},
+    {GN_MA_NOISE, "noise", MA_K_NONE},
+    {GN_MA_QUIC, "quic", MA_K_NONE},
+    {GN_MA_QUIC_V1, "quic-v1", MA_K_NONE},
+    {GN_MA_WEBTRANSPORT, "webtransport", MA_K_NONE},
+    {GN_MA_CERTHASH, "certhash", MA_K_CERTHASH},
+    {GN_MA_HTTP, "http", MA_K_NONE},
+    {GN_MA_HTTP_PATH, "http-path", MA_K_PCT},
+    {GN_MA_HTTPS, "https", MA_K_NONE},
     {GN_MA_WS, "ws", MA_K_NONE},
     {GN_MA_WSS, "wss", MA_K_NONE},
+    {GN_MA_P2P_WEBSOCKET_STAR, "p2p-websocket-star", MA_K_NONE},
+    {GN_MA_P2P_STARDUST, "p2p-stardust", MA_K_NONE},
+    {GN_MA_P2P_WEBRTC_STAR, "p2p-webrtc-star", MA_K_NONE},
+    {GN_MA_P2P_WEBRTC_DIRECT, "p2p-webrtc-direct", MA_K_NONE},
+    {GN_MA_WEBRTC_DIRECT, "webrtc-direct", MA_K_NONE},
+    {GN_MA_WEBRTC, "webrtc", MA_K_NONE},
+    {GN_MA_P2P_CIRCUIT, "p2p-circuit", MA_K_NONE},
     {GN_MA_MEMORY, "memory", MA_K_MEMORY},
 };
 
@@ -136,6 +188,12 @@ static size_t ma_fixed_size(enum ma_kind k)
         return 2;
     case MA_K_MEMORY:
         return 8;
+    case MA_K_CIDR:
+        return 1;
+    case MA_K_ONION:
+        return 12;
+    case MA_K_ONION3:
+        return 37;
     default:
         return 0;
     }
@@ -143,7 +201,8 @@ static size_t ma_fixed_size(enum ma_kind k)
 
 static bool ma_kind_is_var(enum ma_kind k)
 {
-    return k == MA_K_DNS || k == MA_K_P2P || k == MA_K_UNIX;
+    return k == MA_K_DNS || k == MA_K_P2P || k == MA_K_UNIX || k == MA_K_PCT ||
+           k == MA_K_CERTHASH || k == MA_K_GARLIC64 || k == MA_K_GARLIC32;
 }
 
 /* ------------------------------------------------------ value validation */
@@ -177,6 +236,22 @@ static bool ma_valid_value(enum ma_kind k, const uint8_t *v, size_t len)
         return memchr(v, '\0', len) == NULL;
     case MA_K_P2P:
         return ma_valid_peer_mh(v, len);
+    case MA_K_PCT:
+        return len > 0;
+    case MA_K_CERTHASH: {
+        gn_multihash mh;
+        return gn_multihash_decode(v, len, &mh) == 0;
+    }
+    case MA_K_GARLIC64:
+        /* an I2P destination: at least 386 bytes (go-multiaddr's bound) */
+        return len >= 386;
+    case MA_K_GARLIC32:
+        /* a 32-byte b32 hash, or an encrypted leaseset key (35+ bytes) */
+        return len == 32 || len >= 35;
+    case MA_K_ONION:
+    case MA_K_ONION3:
+        /* the port (last 2 bytes) is 1..65535 */
+        return len == ma_fixed_size(k) && (v[len - 2] | v[len - 1]) != 0;
     default:
         return len == ma_fixed_size(k);
     }
@@ -236,8 +311,6 @@ static int ma_validate(const uint8_t *p, size_t len)
             return rc;
         off += used;
         n++;
-        if (c.code == GN_MA_UNIX && off != len)
-            return GN_EPARSE; /* a path must be last (see the file comment) */
     }
     return (int)n;
 }
@@ -347,13 +420,169 @@ static int ma_parse_peer(const char *s, size_t len, uint8_t *out, size_t out_len
     return (int)mh_len;
 }
 
+/* ------------------------------------------------------ value encodings */
+
+static int ma_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Percent-decodes one path segment (RFC 3986 section 2.1): "%XX" is a byte,
+ * any other character stands for itself ('/' cannot occur: it ended the
+ * segment). Returns the byte count, GN_EPARSE (a '%' not followed by two hex
+ * digits) or GN_ETOOBIG.
+ */
+static int ma_pct_decode(const char *s, size_t len, uint8_t *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            int h, l;
+            if (len - i < 3)
+                return GN_EPARSE;
+            if ((h = ma_hexval(s[i + 1])) < 0 || (l = ma_hexval(s[i + 2])) < 0)
+                return GN_EPARSE;
+            c = (h << 4) | l;
+            i += 2;
+        }
+        if (o >= cap)
+            return GN_ETOOBIG;
+        out[o++] = (uint8_t)c;
+    }
+    return (int)o;
+}
+
+/*
+ * Characters left as they are in a percent-encoded segment: RFC 3986
+ * unreserved plus "$&+=:@" (what go-multiaddr's http-path writes, Go's
+ * url.PathEscape set); everything else, '/' and '%' included, becomes %XX.
+ */
+static bool ma_pct_plain(uint8_t c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != 0 && strchr("-._~$&+=:@", c) != NULL;
+}
+
+/* Percent-encodes @len bytes into @out (NUL-terminated); length or GN_ENOSPC. */
+static int ma_pct_encode(const uint8_t *v, size_t len, char *out, size_t out_len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        size_t need = ma_pct_plain(v[i]) ? 1 : 3;
+        if (need >= out_len - o)
+            return GN_ENOSPC;
+        if (need == 1) {
+            out[o++] = (char)v[i];
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[v[i] >> 4];
+            out[o++] = hex[v[i] & 15];
+        }
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+/* base64 of libsodium's @variant; returns the byte count or GN_EPARSE. */
+static int ma_b64_decode(const char *s, size_t len, int variant, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    if (sodium_base642bin(out, cap, s, len, NULL, &n, NULL, variant) != 0)
+        return GN_EPARSE;
+    return (int)n;
+}
+
+/* base64 of @variant into @out, NUL-terminated; length or GN_ENOSPC. */
+static int ma_b64_encode(const uint8_t *v, size_t len, int variant, char *out, size_t out_len)
+{
+    if (sodium_base64_ENCODED_LEN(len, variant) > out_len)
+        return GN_ENOSPC;
+    sodium_bin2base64(out, out_len, v, len, variant);
+    return (int)strlen(out);
+}
+
+/* I2P's base64 alphabet: '-' and '~' instead of '+' and '/', with padding. */
+static int ma_garlic64_decode(const char *s, size_t len, uint8_t *out, size_t cap)
+{
+    char tmp[GN_MA_MAX_STRLEN];
+    if (len >= sizeof tmp)
+        return GN_EPARSE;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+' || s[i] == '/')
+            return GN_EPARSE;
+        tmp[i] = s[i] == '-' ? '+' : s[i] == '~' ? '/' : s[i];
+    }
+    return ma_b64_decode(tmp, len, sodium_base64_VARIANT_ORIGINAL, out, cap);
+}
+
+/*
+ * A multibase string to bytes: base64url ('u', 'U' padded), base64 ('m',
+ * 'M' padded), else what gn_multibase_decode() knows (base32 'b',
+ * base58btc 'z'). Returns the byte count or GN_EPARSE.
+ */
+static int ma_multibase_decode(const char *s, size_t len, uint8_t *out, size_t cap)
+{
+    if (len < 2)
+        return GN_EPARSE;
+    int variant;
+    switch (s[0]) {
+    case 'u':
+        variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
+        break;
+    case 'U':
+        variant = sodium_base64_VARIANT_URLSAFE;
+        break;
+    case 'm':
+        variant = sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+        break;
+    case 'M':
+        variant = sodium_base64_VARIANT_ORIGINAL;
+        break;
+    default: {
+        int n = gn_multibase_decode(s, len, NULL, out, cap);
+        return n < 0 ? GN_EPARSE : n;
+    }
+    }
+    return ma_b64_decode(s + 1, len - 1, variant, out, cap);
+}
+
+/* "<base32 of @hash_len bytes>:<port 1..65535>" (onion, onion3). */
+static int ma_onion_parse(const char *s, size_t len, size_t hash_len, uint8_t *out)
+{
+    const char *colon = memchr(s, ':', len);
+    size_t b32_len = (hash_len * 8 + 4) / 5;
+    if (colon == NULL || (size_t)(colon - s) != b32_len)
+        return GN_EPARSE;
+    char low[64];
+    for (size_t i = 0; i < b32_len; i++)
+        low[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    if (gn_base32_decode(low, b32_len, out, hash_len) != (int)hash_len)
+        return GN_EPARSE;
+    uint64_t port;
+    if (ma_parse_uint(colon + 1, len - b32_len - 1, 65535, &port) < 0 || port == 0)
+        return GN_EPARSE;
+    out[hash_len] = (uint8_t)(port >> 8);
+    out[hash_len + 1] = (uint8_t)port;
+    return (int)hash_len + 2;
+}
+
 /* Encodes the value string @s (@len bytes) of protocol @pr into @w. */
 static int ma_put_value(ma_wbuf *w, const ma_proto *pr, const char *s, size_t len)
 {
     char tmp[64];
     uint8_t bin[GN_MA_MAX_BYTES];
     uint64_t v;
-    int n;
+    int n, rc0;
     switch (pr->kind) {
     case MA_K_IP4:
     case MA_K_IP6:
@@ -376,8 +605,28 @@ static int ma_put_value(ma_wbuf *w, const ma_proto *pr, const char *s, size_t le
         for (int i = 0; i < 8; i++)
             bin[i] = (uint8_t)(v >> (56 - 8 * i));
         return ma_put(w, bin, 8);
-    case MA_K_DNS:
+    case MA_K_CIDR:
+        if (ma_parse_uint(s, len, 255, &v) < 0)
+            return GN_EPARSE;
+        bin[0] = (uint8_t)v;
+        return ma_put(w, bin, 1);
+    case MA_K_ONION:
+    case MA_K_ONION3:
+        n = ma_onion_parse(s, len, pr->kind == MA_K_ONION ? 10 : 35, bin);
+        if (n < 0)
+            return n;
+        return ma_put(w, bin, (size_t)n);
     case MA_K_UNIX:
+        if (len > 0 && s[0] == '%') {
+            /* the percent-encoded one-segment form "%2Ftmp%2Fx.sock" */
+            n = ma_pct_decode(s, len, bin, sizeof bin);
+            if (n < 0)
+                return n;
+            s = (const char *)bin;
+            len = (size_t)n;
+        }
+        /* fall through */
+    case MA_K_DNS:
         if (!ma_valid_value(pr->kind, (const uint8_t *)s, len))
             return GN_EPARSE;
         if (len > GN_MA_MAX_BYTES)
@@ -385,6 +634,25 @@ static int ma_put_value(ma_wbuf *w, const ma_proto *pr, const char *s, size_t le
         if ((n = ma_put_varint(w, len)) < 0)
             return n;
         return ma_put(w, s, len);
+    case MA_K_PCT:
+    case MA_K_CERTHASH:
+    case MA_K_GARLIC64:
+    case MA_K_GARLIC32:
+        if (pr->kind == MA_K_PCT)
+            n = ma_pct_decode(s, len, bin, sizeof bin);
+        else if (pr->kind == MA_K_CERTHASH)
+            n = ma_multibase_decode(s, len, bin, sizeof bin);
+        else if (pr->kind == MA_K_GARLIC64)
+            n = ma_garlic64_decode(s, len, bin, sizeof bin);
+        else
+            n = gn_base32_decode(s, len, bin, sizeof bin);
+        if (n < 0)
+            return n == GN_ETOOBIG ? GN_ETOOBIG : GN_EPARSE;
+        if (!ma_valid_value(pr->kind, bin, (size_t)n))
+            return GN_EPARSE;
+        if ((rc0 = ma_put_varint(w, (uint64_t)n)) < 0)
+            return rc0;
+        return ma_put(w, bin, (size_t)n);
     case MA_K_P2P:
         n = ma_parse_peer(s, len, bin, sizeof bin);
         if (n < 0)
@@ -471,8 +739,9 @@ int gn_multiaddr_parse_ex(const char *str, gn_multiaddr **out, gn_ma_parse_error
             break;
         }
         size_t vs, ve;
-        if (pr->kind == MA_K_UNIX) {
-            vs = ne; /* the path keeps its leading '/' */
+        if (pr->kind == MA_K_UNIX && !(slen - ne > 3 && str[ne + 1] == '%' &&
+                                       str[ne + 2] == '2' && (str[ne + 3] | 0x20) == 'f')) {
+            vs = ne; /* the older form: the rest, keeping its leading '/' */
             ve = slen;
         } else {
             vs = ne + 1;
@@ -697,6 +966,47 @@ int gn_ma_component_value_string(const gn_ma_component *c, char *out, size_t out
             out[0] = '\0';
         return rc;
     }
+    case MA_K_CIDR:
+        n = (size_t)snprintf(tmp, sizeof tmp, "%u", v[0]);
+        break;
+    case MA_K_ONION:
+    case MA_K_ONION3: {
+        size_t hl = c->value_len - 2;
+        int b = gn_base32_encode(v, hl, tmp, sizeof tmp);
+        if (b < 0)
+            return GN_EINTERNAL;
+        n = (size_t)b;
+        n += (size_t)snprintf(tmp + n, sizeof tmp - n, ":%u", ((unsigned)v[hl] << 8) | v[hl + 1]);
+        break;
+    }
+    case MA_K_PCT:
+    case MA_K_CERTHASH:
+    case MA_K_GARLIC64:
+    case MA_K_GARLIC32: {
+        int rc;
+        if (pr->kind == MA_K_PCT) {
+            rc = ma_pct_encode(v, c->value_len, out, out_len);
+        } else if (pr->kind == MA_K_CERTHASH) {
+            /* multibase base64url, as go- and js-multiaddr print it */
+            if (out_len < 2)
+                return GN_ENOSPC;
+            out[0] = 'u';
+            rc = ma_b64_encode(v, c->value_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING,
+                               out + 1, out_len - 1);
+            rc = rc < 0 ? rc : rc + 1;
+        } else if (pr->kind == MA_K_GARLIC64) {
+            rc = ma_b64_encode(v, c->value_len, sodium_base64_VARIANT_ORIGINAL, out, out_len);
+            for (int i = 0; i < rc; i++)
+                out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '~' : out[i];
+        } else {
+            rc = gn_base32_encode(v, c->value_len, out, out_len);
+        }
+        if (rc < 0) {
+            out[0] = '\0';
+            return GN_ENOSPC;
+        }
+        return rc;
+    }
     }
     if (ma_emit(out, out_len, &o, tmp, n) < 0) {
         out[0] = '\0';
@@ -727,9 +1037,24 @@ int gn_multiaddr_to_string(const gn_multiaddr *ma, char *out, size_t out_len)
         const ma_proto *pr = ma_proto_by_code(c.code);
         if (pr->kind == MA_K_NONE)
             continue;
-        if (pr->kind != MA_K_UNIX && ma_emit(out, out_len, &o, "/", 1) < 0)
+        int n;
+        if (pr->kind == MA_K_UNIX) {
+            /* the older rest-of-string form when it reads back the same */
+            if (i + 1 == ma->count && memchr(c.value, '%', c.value_len) == NULL) {
+                n = gn_ma_component_value_string(&c, out + o, out_len - o);
+            } else {
+                if (ma_emit(out, out_len, &o, "/", 1) < 0)
+                    goto nospc;
+                n = ma_pct_encode(c.value, c.value_len, out + o, out_len - o);
+            }
+            if (n < 0)
+                goto nospc;
+            o += (size_t)n;
+            continue;
+        }
+        if (ma_emit(out, out_len, &o, "/", 1) < 0)
             goto nospc;
-        int n = gn_ma_component_value_string(&c, out + o, out_len - o);
+        n = gn_ma_component_value_string(&c, out + o, out_len - o);
         if (n < 0)
             goto nospc;
         o += (size_t)n;
@@ -748,11 +1073,6 @@ int gn_multiaddr_encapsulate(const gn_multiaddr *a, const gn_multiaddr *b, gn_mu
         return GN_EINVAL;
     if (a->len + b->len > GN_MA_MAX_BYTES || a->count + b->count > GN_MA_MAX_COMPONENTS)
         return GN_ETOOBIG;
-    /* A unix path is the last component: nothing can follow it. */
-    gn_ma_component last;
-    if (a->count > 0 && b->count > 0 && ma_get(a, a->count - 1, &last, NULL) == 0 &&
-        last.code == GN_MA_UNIX)
-        return GN_EPARSE;
     gn_multiaddr *ma = gn_malloc(sizeof *ma + a->len + b->len);
     if (ma == NULL)
         return GN_ENOMEM;

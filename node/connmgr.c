@@ -286,8 +286,10 @@ static int known_addr_ex(gn_node *n, const gn_peer_id *peer, bool direct, const 
                 gn_multiaddr_free(ma);
                 continue;
             }
+            /* a /dns* or /dnsaddr address (a bootstrap list's) is resolved
+             * when dialled: taken as handled here */
             for (size_t t = 0; t < n->ntr; t++) {
-                if (gn_transport_handles(n->tr[t], ma)) {
+                if (gn_resolver_needed(ma) || gn_transport_handles(n->tr[t], ma)) {
                     if (record) {
                         record->tried[record->ntried++] = dial_addr_hash(pi->addrs[i].text);
                     }
@@ -359,6 +361,187 @@ bool gni_node_has_route_ex(gn_node *n, const gn_peer_id *peer, bool direct)
     return true;
 }
 
+/* ------------------------------------------------------------------------
+ * DNS: /dns, /dns4, /dns6 and /dnsaddr are resolved before a transport is
+ * chosen (docs/dns.md). The node owns one resolver (core/resolve_uv.c).
+ */
+
+/* A dns.<key> number option in [lo, hi]; GN_EINVAL names it when bad. */
+static int cm_dns_u32(gn_node *n, const char *key, uint32_t lo, uint32_t hi, uint32_t *v)
+{
+    const char *s = gn_host_option(&n->host, "dns", key, 0);
+    if (!s) {
+        return 0;
+    }
+    char *end = NULL;
+    unsigned long x = strtoul(s, &end, 10);
+    if (!*s || *end || x < lo || x > hi || s[0] == '-') {
+        GN_LOG(GN_LOG_ERR, CM_LOG, "option dns.%s=%s: want a number from %u to %u", key, s, lo,
+               hi);
+        return GN_EINVAL;
+    }
+    *v = (uint32_t)x;
+    return 0;
+}
+
+int gni_node_make_resolver(gn_node *n)
+{
+    gn_resolver_config cfg;
+    gn_resolver_config_default(&cfg);
+    /* dns.server may repeat; each value may itself be a comma list */
+    char servers[512] = "";
+    for (size_t i = 0; gn_host_option(&n->host, "dns", "server", i); i++) {
+        const char *v = gn_host_option(&n->host, "dns", "server", i);
+        size_t used = strlen(servers);
+        int w = snprintf(servers + used, sizeof servers - used, "%s%s", used ? "," : "", v);
+        if (w < 0 || (size_t)w >= sizeof servers - used) {
+            GN_LOG(GN_LOG_ERR, CM_LOG, "option dns.server: the list is longer than %zu bytes",
+                   sizeof servers - 1);
+            return GN_EINVAL;
+        }
+    }
+    int rc = 0;
+    if (rc == 0) rc = cm_dns_u32(n, "timeout_ms", 1, 60000, &cfg.timeout_ms);
+    if (rc == 0) rc = cm_dns_u32(n, "tries", 1, 10, &cfg.tries);
+    if (rc == 0) rc = cm_dns_u32(n, "max_depth", 0, 16, &cfg.max_depth);
+    if (rc == 0) rc = cm_dns_u32(n, "max_lookups", 1, 64, &cfg.max_lookups);
+    if (rc == 0) rc = cm_dns_u32(n, "max_results", 1, 64, &cfg.max_results);
+    if (rc < 0) {
+        return rc;
+    }
+    cfg.servers = servers[0] ? servers : NULL;
+    rc = gn_resolver_new(n->loop, &cfg, &n->resolver);
+    if (rc == GN_EIO) {
+        /* c-ares could not start (the system configuration): the node runs,
+         * DNS addresses fail their dials (GN_ERESOLVE, saying why) */
+        GN_LOG(GN_LOG_WARNING, CM_LOG, "no DNS resolver (c-ares did not start): /dns* and "
+               "/dnsaddr addresses will fail");
+        n->resolver = NULL;
+        return 0;
+    }
+    if (rc < 0) {
+        GN_LOG(GN_LOG_ERR, CM_LOG, "DNS resolver (servers '%s'): %s", servers[0] ? servers : "system",
+               gn_err_name(rc));
+    }
+    return rc;
+}
+
+typedef struct cm_resolve {
+    gn_node *n;
+    dial_req *r;
+    bool has_peer;
+    gn_peer_id peer;
+} cm_resolve;
+
+/* TTL of resolved addresses in the peer store. */
+#define CM_DNS_ADDR_TTL (10 * 60 * GN_S)
+
+static void cm_resolved(void *arg, int status, gn_multiaddr *const *addrs, size_t cnt,
+                        const char *detail)
+{
+    cm_resolve *x = arg;
+    gn_node *n = x->n;
+    dial_req *r = x->r;
+    n->dns_pending--;
+    if (status == 0 && n->closing) {
+        status = GN_ECANCELED;
+    }
+    if (status < 0) {
+        if (status != GN_ECANCELED) {
+            GN_LOG(GN_LOG_WARNING, CM_LOG, "dial: resolving failed: %s", detail);
+            snprintf(r->detail, sizeof r->detail, "resolving failed: %s", detail);
+        }
+        bool has_peer = x->has_peer;
+        gn_peer_id peer = x->peer;
+        gn_free(x);
+        if (status != GN_ECANCELED && has_peer && r->ntried > 0 &&
+            gni_dial_next_addr(n, r, &peer, status)) {
+            return; /* a stored address of the peer failed to resolve: its next one */
+        }
+        gni_dial_req_complete(n, r, status, NULL);
+        gni_node_maybe_finish_close(n);
+        return;
+    }
+    gn_multiaddr *next = NULL;
+    int rc = 0;
+    if (x->has_peer) {
+        /* the peer's addresses: the bare-peer dial tries them one after the
+         * other (and any it knew already) */
+        gn_time exp = gn_loop_now(n->loop) + CM_DNS_ADDR_TTL;
+        char text[GN_NODE_ADDR_MAX], pid[GN_PEER_ID_MAX_STRLEN];
+        for (size_t i = cnt; i-- > 0;) { /* the first result ends newest */
+            gn_multiaddr *bare = NULL;
+            gn_peer_id p;
+            if (gni_ma_target_peer(addrs[i], &p) != 1 || !gn_peer_id_equal(&p, &x->peer) ||
+                gn_multiaddr_decapsulate_code(addrs[i], GN_MA_P2P, &bare) < 0) {
+                continue;
+            }
+            if (gn_multiaddr_to_string(bare, text, sizeof text) > 0) {
+                (void)gni_peerstore_add_addr_ttl(n->ps, &x->peer, text, exp,
+                                                 GN_ADDR_SRC_DISCOVERY);
+            }
+            gn_multiaddr_free(bare);
+        }
+        snprintf(text, sizeof text, "/p2p/%s",
+                 gn_peer_id_to_string(&x->peer, pid, sizeof pid) >= 0 ? pid : "");
+        rc = gn_multiaddr_parse(text, &next);
+    } else {
+        /* no peer to collect addresses for: the first one a transport handles */
+        for (size_t i = 0; i < cnt && !next; i++) {
+            for (size_t t = 0; t < n->ntr; t++) {
+                if (gn_transport_handles(n->tr[t], addrs[i])) {
+                    rc = gn_multiaddr_dup(addrs[i], &next);
+                    break;
+                }
+            }
+        }
+        if (!next && rc == 0) {
+            char text[GN_NODE_ADDR_MAX];
+            if (gn_multiaddr_to_string(addrs[0], text, sizeof text) < 0) {
+                text[0] = '\0';
+            }
+            snprintf(r->detail, sizeof r->detail, "resolved to %s (and %zu more), "
+                     "which no transport handles", text, cnt - 1);
+            rc = GN_ENOTRANSPORT;
+        }
+    }
+    gn_free(x);
+    if (rc < 0) {
+        gni_dial_req_complete(n, r, rc, NULL);
+        gni_node_maybe_finish_close(n);
+        return;
+    }
+    gni_node_dial_run(n, next, r);
+}
+
+/* Resolves @ma (taken) for @r, then dials the result. */
+static void cm_dial_resolve(gn_node *n, gn_multiaddr *ma, dial_req *r)
+{
+    cm_resolve *x = gn_calloc(1, sizeof *x);
+    int rc = x ? 0 : GN_ENOMEM;
+    if (rc == 0) {
+        x->n = n;
+        x->r = r;
+        rc = gni_ma_target_peer(ma, &x->peer);
+        x->has_peer = rc == 1;
+        rc = rc < 0 ? rc : 0;
+    }
+    if (rc == 0 && !n->resolver) {
+        rc = n->closing ? GN_ECANCELED : GN_ERESOLVE;
+        snprintf(r->detail, sizeof r->detail, "no DNS resolver (c-ares did not start; see the log)");
+    }
+    if (rc == 0) {
+        rc = gn_resolve(n->resolver, ma, cm_resolved, x, NULL);
+    }
+    gn_multiaddr_free(ma);
+    if (rc < 0) {
+        gn_free(x);
+        gni_dial_req_complete(n, r, rc, NULL);
+        return;
+    }
+    n->dns_pending++;
+}
+
 void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
 {
     int rc = 0;
@@ -371,6 +554,10 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
     if (n->closing) {
         rc = GN_ECANCELED;
         goto fail;
+    }
+    if (gn_resolver_needed(ma)) {
+        cm_dial_resolve(n, ma, r);
+        return;
     }
     const bool direct = (r->flags & GN_HOST_CONNECT_DIRECT) != 0;
     const bool reuse_ok = !(r->flags & GN_HOST_CONNECT_NO_REUSE);
@@ -408,6 +595,28 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         }
         if (rc < 0) {
             goto fail;
+        }
+        if (gn_resolver_needed(bare)) {
+            /* a stored /dns* or /dnsaddr address of the peer: resolve it
+             * with the peer's /p2p/<id>, whose results join the store */
+            gn_multiaddr *p2p = NULL, *full = NULL;
+            char text[GN_PEER_ID_MAX_STRLEN + 8], pid[GN_PEER_ID_MAX_STRLEN];
+            rc = gn_peer_id_to_string(&peer, pid, sizeof pid);
+            if (rc >= 0) {
+                snprintf(text, sizeof text, "/p2p/%s", pid);
+                rc = gn_multiaddr_parse(text, &p2p);
+            }
+            if (rc >= 0) {
+                rc = gn_multiaddr_encapsulate(bare, p2p, &full);
+            }
+            gn_multiaddr_free(p2p);
+            if (rc < 0) {
+                goto fail;
+            }
+            gn_multiaddr_free(bare);
+            gn_multiaddr_free(ma);
+            cm_dial_resolve(n, full, r);
+            return;
         }
     } else if ((rc = gn_multiaddr_dup(ma, &bare)) < 0) {
         goto fail;

@@ -8,6 +8,7 @@
  * from another thread, deferred when already on the loop thread, so no
  * user callback ever runs from inside the call that asked for it.
  */
+#include "gni_dnsaddr.h"
 #include "node_int.h"
 
 #include "golemnet/multiaddr.h"
@@ -95,6 +96,9 @@ int gni_node_make_instances(gn_node *n)
     }
     if (rc == 0) {
         rc = gni_host_make_components(n);
+    }
+    if (rc == 0 && !n->resolver) {
+        rc = gni_node_make_resolver(n);
     }
     if (rc < 0) {
         GN_LOG(GN_LOG_ERR, NODE_LOG, "creating the stack's components: %s", gn_err_name(rc));
@@ -1026,7 +1030,7 @@ void gni_node_maybe_finish_close(gn_node *n)
 {
     if (!n->closing || n->close_finished || n->finish_posted || n->nlisteners_closing > 0 || n->nstray > 0 ||
         !gni_list_empty(&n->listeners) || !gni_list_empty(&n->channels) ||
-        !gni_host_idle(n) || n->nat_pending > 0 || n->dht_pending > 0) {
+        !gni_host_idle(n) || n->nat_pending > 0 || n->dht_pending > 0 || n->dns_pending > 0) {
         return;
     }
     n->close_finished = true;
@@ -1054,6 +1058,9 @@ static void node_close_run(gn_node *n, gn_node_close_cb cb, void *arg)
     n->close_arg = arg;
     gn_timer_stop(&n->idle_timer);
     gni_host_stop_components(n);
+    /* resolutions in flight complete their dials with GN_ECANCELED, later */
+    gn_resolver_free(n->resolver);
+    n->resolver = NULL;
     while (!gni_list_empty(&n->listeners)) {
         node_listener_close(GNI_CONTAINER_OF(n->listeners.next, node_listener, link));
     }
@@ -1281,9 +1288,21 @@ static int node_parse_target(gn_node *n, const char *s, gn_multiaddr **ma, gn_pe
             probe = bare;
         }
         bool ok = *has_peer && !bare; /* a bare /p2p/<id>: a peer lookup */
+        gn_multiaddr *subst = NULL;
+        gn_ma_component c0;
+        if (!ok && gn_resolver_needed(probe) && gn_multiaddr_component(probe, 0, &c0) == 0) {
+            /* /dnsaddr: only its TXT records tell; /dns*: the transports
+             * must handle the address it resolves to (any IP will do) */
+            static const uint8_t any[16] = {0};
+            ok = c0.code == GN_MA_DNSADDR;
+            if (!ok && gni_dns_substitute(probe, any, c0.code == GN_MA_DNS6 ? 16 : 4, &subst) == 0) {
+                probe = subst;
+            }
+        }
         for (size_t i = 0; !ok && i < n->ntr; i++) {
             ok = gn_transport_handles(n->tr[i], probe) || gn_transport_handles(n->tr[i], *ma);
         }
+        gn_multiaddr_free(subst);
         gn_multiaddr_free(bare);
         if (!ok) {
             gn_multiaddr_free(*ma);

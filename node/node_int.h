@@ -34,6 +34,7 @@
 
 #include "golemnet/host.h"
 #include "golemnet/node.h"
+#include "golemnet/resolve.h"
 #include "golemnet/rcmgr.h"
 
 #include "gni.h"
@@ -90,6 +91,7 @@ struct dial_req {
     void *internal_arg;
     uint64_t req_id;
     bool emit_event;
+    char detail[200];        /* why it failed, in words (a DNS failure), or "" */
 };
 
 typedef struct nstream nstream;
@@ -298,6 +300,8 @@ struct gn_node {
     bool components_running;        /* gni_host_start_components() succeeded */
     uint32_t nat_pending;           /* NAT map requests outstanding */
     uint32_t dht_pending;           /* host DHT calls whose callback has not run (dht.c) */
+    gn_resolver *resolver;          /* /dns* and /dnsaddr before a transport (connmgr.c) */
+    uint32_t dns_pending;           /* dial resolutions whose callback has not run */
     gni_list nat_maps;              /* mappings made (host.c), unmapped at close */
     bool finish_posted;             /* gni_node_finish_close_later pending */
     gni_list subs;                  /* gn_host_sub */
@@ -410,6 +414,9 @@ int gni_host_route_dial(gn_node *n, gn_multiaddr *ma, const gn_peer_id *peer, di
 /* ---- connmgr.c ---- */
 /* Dials @ma (taken) for @r (taken): reuse, join, route or a new channel. */
 void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r);
+/* Creates n->resolver from the options dns.* (connmgr.c); loop thread.
+ * GN_EINVAL names the bad option in the log. */
+int gni_node_make_resolver(gn_node *n);
 /* An inbound connection from @t's listener: admitted and upgraded, or closed. */
 void gni_node_accept(gn_node *n, gn_transport *t, gn_stream *conn);
 gn_channel *gni_node_find_open(gn_node *n, const gn_peer_id *peer);

@@ -24,10 +24,13 @@ need_pkgs=(build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
            libnatpmp-dev miniupnpd miniupnpd-nftables nftables iproute2
            libjson-c-dev libhttp-parser-dev etcd-server libssl-dev
            libsecp256k1-dev
+           libc-ares-dev dnsmasq-base
            python3-libtorrent)
 # libssl-dev (libcrypto) and libsecp256k1-dev: RSA, ECDSA and secp256k1
 # identities (core/keys.c, docs/identity.md)
 # python3-libtorrent: the real uTP peer of test/interop/utp (suite interop)
+# libc-ares-dev: DNS multiaddrs (/dns*, /dnsaddr; core/resolve_uv.c);
+# dnsmasq-base: the DNS server test/cli/dns_test.py starts on 127.0.0.1 (no service)
 # libjson-c-dev, libhttp-parser-dev: the Ergo etcd registrar client
 # (-Dergo_etcd); etcd-server: the etcd its test starts on 127.0.0.1 (the
 # package's own service is not started: the test runs a private instance)

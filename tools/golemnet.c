@@ -646,8 +646,20 @@ static const char *ma_value_problem(const char *proto)
         {"dns", "is not a host name (1..255 bytes)"},
         {"dns4", "is not a host name (1..255 bytes)"},
         {"dns6", "is not a host name (1..255 bytes)"},
-        {"unix", "is not an absolute path"},
+        {"unix", "is not an absolute path (or a percent-encoded one, %2F...)"},
         {"memory", "is not a 64-bit number"},
+        {"dccp", "is not a port number (0..65535)"},
+        {"sctp", "is not a port number (0..65535)"},
+        {"dnsaddr", "is not a domain name (1..255 bytes)"},
+        {"sni", "is not a server name (1..255 bytes)"},
+        {"ip6zone", "is not an IPv6 zone (1..255 bytes)"},
+        {"ipcidr", "is not a prefix length (0..255)"},
+        {"onion", "is not <16 base32 characters>:<port 1..65535>"},
+        {"onion3", "is not <56 base32 characters>:<port 1..65535>"},
+        {"garlic64", "is not an I2P destination in I2P base64 (at least 386 bytes)"},
+        {"garlic32", "is not an I2P address in base32 (32 or at least 35 bytes)"},
+        {"certhash", "is not a multibase multihash (e.g. base64url 'uEi...')"},
+        {"http-path", "is not a percent-encoded path segment"},
     };
     for (size_t i = 0; proto && i < CLI_ARRAY_LEN(probs); i++) {
         if (!strcmp(probs[i].proto, proto)) {
@@ -2398,7 +2410,55 @@ static void cli_dialed(void *arg, int status, gn_channel *ch, const gn_peer_id *
 
 static void cli_dialed_result(void *arg, const gn_node_dial_result *res)
 {
+    cli *c = arg;
+    if (res->status < 0 && res->status != GN_EPEERID && res->detail) {
+        /* the node said why in words (a DNS failure names the domain) */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s: %s", c->target, res->detail);
+        cli_fail(c, "dial", res->status, msg);
+        return;
+    }
     cli_dialed(arg, res->status, res->ch, &res->peer);
+}
+
+/*
+ * For GN_ENOTRANSPORT: @target followed by the part of the address no
+ * transport of this build handles, e.g. "'/udp/1/quic-v1' (the address is
+ * valid; this build has no transport for it)": the components after the
+ * network address (ip4, ip6, dns*), without a trailing /p2p/<id>.
+ */
+static void cli_unsupported_detail(const char *target, char *out, size_t len)
+{
+    gn_multiaddr *ma = NULL, *bare = NULL;
+    char part[GN_MA_MAX_STRLEN] = "";
+    if (gn_multiaddr_parse(target, &ma) == 0) {
+        const gn_multiaddr *m = ma;
+        if (gn_multiaddr_decapsulate_code(ma, GN_MA_P2P, &bare) == 0) {
+            m = bare;
+        }
+        char full[GN_MA_MAX_STRLEN];
+        gn_ma_component c0;
+        if (gn_multiaddr_to_string(m, full, sizeof full) > 0 &&
+            gn_multiaddr_component(m, 0, &c0) == 0) {
+            bool net = c0.code == GN_MA_IP4 || c0.code == GN_MA_IP6 || c0.code == GN_MA_DNS ||
+                       c0.code == GN_MA_DNS4 || c0.code == GN_MA_DNS6;
+            const char *rest = full;
+            if (net && gn_multiaddr_count(m) > 1) {
+                rest = strchr(full + 1, '/');                  /* after "/ip4" */
+                rest = rest ? strchr(rest + 1, '/') : NULL;    /* after the value */
+            }
+            snprintf(part, sizeof part, "%s", rest ? rest : full);
+        }
+    }
+    gn_multiaddr_free(bare);
+    gn_multiaddr_free(ma);
+    if (part[0]) {
+        snprintf(out, len, "%s: unsupported: no transport of this build handles '%s' "
+                 "(the address is valid; docs/addresses.md lists what each component dials)",
+                 target, part);
+    } else {
+        snprintf(out, len, "%s", target);
+    }
 }
 
 /* ---- setup and the main loop ---- */
@@ -2611,7 +2671,11 @@ static int cli_run(cli *c)
         c->end_at = gn_loop_now(c->loop) + c->timeout;
         gn_timer_start(&c->deadline, c->timeout, cli_deadline, c);
         rc = gn_node_dial_ex(c->node, c->target, cli_dialed_result, c, NULL);
-        if (rc < 0) {
+        if (rc == GN_ENOTRANSPORT) {
+            char msg[GN_MA_MAX_STRLEN + 512];
+            cli_unsupported_detail(c->target, msg, sizeof msg);
+            cli_fail(c, "dial", rc, msg);
+        } else if (rc < 0) {
             cli_fail(c, "dial", rc, c->target);
         }
     }

@@ -12,6 +12,7 @@
 #include "golemnet/buf.h"
 #include "golemnet/multiformats.h"
 #include "golemnet/multiaddr.h"
+#include "golemnet/resolve.h"
 #include "golemnet/identity.h"
 #include "golemnet/loop.h"
 #include "golemnet/stream.h"

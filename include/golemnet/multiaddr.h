@@ -9,10 +9,18 @@
  * be shared read-only between threads.
  *
  * Encodings worth knowing: /memory/<n> is an 8-byte big-endian integer with
- * no length prefix (as rust-libp2p and go-multiaddr write it); /unix/<path>
- * takes the rest of the string, so it must be the last component and its
- * binary value starts with '/'. Every function returns GN_EINVAL for NULL
- * arguments.
+ * no length prefix (as rust-libp2p and go-multiaddr write it). /unix/<path>
+ * has two string forms: the percent-encoded one segment of multiaddr PR 174
+ * ("/unix/%2Ftmp%2Fx.sock", recognised by its leading "%2F") that other
+ * components may follow, and go-multiaddr's older form that takes the rest
+ * of the string ("/unix/tmp/x.sock"); a path always starts with '/' in
+ * binary; printing uses the older form when the path is the last component
+ * and holds no '%', else the percent-encoded one. /http-path/<segment> is
+ * percent-encoded (multiaddr protocols/http-path.md). /certhash is a
+ * multibase multihash (input: base64url 'u', 'U', base64 'm', 'M', base32
+ * 'b', base58btc 'z'; printed as 'u'). /onion and /onion3 are
+ * "<base32>:<port>", /garlic64 I2P base64, /garlic32 base32.
+ * Every function returns GN_EINVAL for NULL arguments.
  */
 #ifndef GOLEMNET_MULTIADDR_H
 #define GOLEMNET_MULTIADDR_H
@@ -21,20 +29,52 @@
 
 GN_BEGIN_DECLS
 
-/** Protocol codes from the multicodec table. */
+/**
+ * Protocol codes from the multicodec table, one per row of multiformats/
+ * multiaddr protocols.csv (docs/addresses.md lists them with their value
+ * forms and which component dials them). Every one parses and prints;
+ * whether golemnet can dial an address is the transports' business
+ * (GN_ENOTRANSPORT), never the parser's.
+ */
 #define GN_MA_IP4 0x0004
 #define GN_MA_TCP 0x0006
+#define GN_MA_DCCP 0x0021
+#define GN_MA_IP6 0x0029
+#define GN_MA_IP6ZONE 0x002a
+#define GN_MA_IPCIDR 0x002b
 #define GN_MA_DNS 0x0035
 #define GN_MA_DNS4 0x0036
 #define GN_MA_DNS6 0x0037
+#define GN_MA_DNSADDR 0x0038
+#define GN_MA_SCTP 0x0084
 #define GN_MA_UDP 0x0111
+#define GN_MA_P2P_WEBRTC_STAR 0x0113
+#define GN_MA_P2P_WEBRTC_DIRECT 0x0114
+#define GN_MA_P2P_STARDUST 0x0115
+#define GN_MA_WEBRTC_DIRECT 0x0118
+#define GN_MA_WEBRTC 0x0119
 #define GN_MA_P2P_CIRCUIT 0x0122
-#define GN_MA_IP6 0x0029
+#define GN_MA_UDT 0x012d
 #define GN_MA_UTP 0x012e
 #define GN_MA_UNIX 0x0190
 #define GN_MA_P2P 0x01a5
+#define GN_MA_HTTPS 0x01bb
+#define GN_MA_ONION 0x01bc
+#define GN_MA_ONION3 0x01bd
+#define GN_MA_GARLIC64 0x01be
+#define GN_MA_GARLIC32 0x01bf
+#define GN_MA_TLS 0x01c0
+#define GN_MA_SNI 0x01c1
+#define GN_MA_NOISE 0x01c6
+#define GN_MA_QUIC 0x01cc
+#define GN_MA_QUIC_V1 0x01cd
+#define GN_MA_WEBTRANSPORT 0x01d1
+#define GN_MA_CERTHASH 0x01d2
 #define GN_MA_WS 0x01dd
 #define GN_MA_WSS 0x01de
+#define GN_MA_P2P_WEBSOCKET_STAR 0x01df
+#define GN_MA_HTTP 0x01e0
+#define GN_MA_HTTP_PATH 0x01e1
 #define GN_MA_MEMORY 0x0309
 
 /** Limits: binary length, string length (incl. NUL), components. */
@@ -159,8 +199,9 @@ GN_API int gn_multiaddr_find(const gn_multiaddr *ma, uint64_t code, gn_ma_compon
 GN_API int gn_ma_component_value_string(const gn_ma_component *c, char *out, size_t out_len);
 
 /**
- * *@out = @a followed by @b. Errors: GN_ETOOBIG, GN_ENOMEM, GN_EPARSE (@a
- * ends in a unix path, which must stay last).
+ * *@out = @a followed by @b. Errors: GN_ETOOBIG, GN_ENOMEM. (Since 0.3 a
+ * unix path may be followed by other components; it then prints in its
+ * percent-encoded form.)
  * Since: 0.1
  */
 GN_API int gn_multiaddr_encapsulate(const gn_multiaddr *a, const gn_multiaddr *b,

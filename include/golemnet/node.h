@@ -197,6 +197,12 @@ typedef struct gn_node_dial_result {
      * error: len 0.
      */
     gn_peer_id peer;
+    /**
+     * NULL, or why the dial failed in words, NUL-terminated, borrowed for
+     * the call: set when resolving a /dns* or /dnsaddr address failed
+     * ("_dnsaddr.example.com: NXDOMAIN (domain name not found)"). Since: 0.3
+     */
+    const char *detail;
 } gn_node_dial_result;
 
 /** gn_node_dial_ex() completion (loop thread); @res is borrowed for the call. Since: 0.2 */
@@ -211,9 +217,14 @@ typedef void (*gn_node_dial_result_cb)(void *arg, const gn_node_dial_result *res
  * of the peer store (from earlier connections, identify, discovery) is
  * dialled, else the routers are asked in order (gn_node_config.routers);
  * with no address and no router's answer the dial fails with GN_ENOROUTE.
+ * An address starting with /dns, /dns4, /dns6 or /dnsaddr is resolved on
+ * the loop first (options dns.*, docs/dns.md); resolving fails the dial
+ * with GN_ERESOLVE (NXDOMAIN, no record, no matching dnsaddr entry),
+ * GN_ETIMEDOUT or GN_EIO, described in gn_node_dial_result.detail.
  * @cb NULL: the outcome is a GN_NODE_EV_DIAL event with *@req_id.
- * Immediate errors: GN_EPARSE, GN_ENOTRANSPORT, GN_EAGAIN, GN_ECLOSED.
- * Since: 0.1 (peer-only targets and GN_ENOROUTE: 0.2)
+ * Immediate errors: GN_EPARSE, GN_ENOTRANSPORT (also for a /dns* address
+ * whose resolved form no transport would handle), GN_EAGAIN, GN_ECLOSED.
+ * Since: 0.1 (peer-only targets and GN_ENOROUTE: 0.2; DNS: 0.3)
  */
 GN_API int gn_node_dial(gn_node *n, const char *multiaddr, gn_node_dial_cb cb, void *arg,
                         uint64_t *req_id);

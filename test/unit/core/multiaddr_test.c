@@ -15,6 +15,27 @@
 #define ED_PEER_HEX                                                                          \
     "26002408011220cecc1507dc1ddd7295951c290888f095adb9044d1b73d696e6df065d683bd4fc"
 
+#define CERTHASH_U "uEiDDq4_xNyDorZBH3TlGazyJdOWSwvo4PUo5YHFMrvDE8g"
+#define CERTHASH_HEX "221220c3ab8ff13720e8ad9047dd39466b3c8974e592c2fa383d4a3960714caef0c4f2"
+/* rust-multiaddr tests/lib.rs construct_success: an I2P destination. */
+#define GARLIC64_STR \
+    "jT~IyXaoauTni6N4517EG8mrFUKpy0IlgZh-EY9csMAk82Odatmzr~YTZy8Hv7u~wvkg75EFNOyqb~nAPg-khyp2TS~ObUz8" \
+    "WlqYAM2VlEzJ7wJB91P-cUlKF18zSzVoJFmsrcQHZCirSbWoOknS6iNmsGRh5KVZsBEfp1Dg3gwTipTRIx7Vl5Vy~1OSKQVj" \
+    "YiGZS9q8RL0MF~7xFiKxZDLbPxk0AK9TzGGqm~wMTI2HS0Gm4Ycy8LYPVmLvGonIBYndg2bJC7WLuF6tVjVquiokSVDKFwq7" \
+    "0BCUU5AU-EvdOD5KEOAM7mPfw-gJUG4tm1TtvcobrObqoRnmhXPTBTN5H7qDD12AvlwFGnfAlBXjuP4xOUAISL5SRLiulrsM" \
+    "SiT4GcugSI80mF6sdB0zWRgL1yyvoVWeTBn1TqjO27alr95DGTluuSqrNAxgpQzCKEWAyzrQkBfo2avGAmmz2NaHaAvYbOg0" \
+    "QSJz1PLjv2jdPW~ofiQmrGWM1cd~1cCqAAAA"
+#define GARLIC64_HEX \
+    "BE0383038D3FC8C976A86AE4E78BA378E75EC41BC9AB1542A9CB422581987E118F5CB0C024F3639D6AD9B3AFF613672F" \
+    "07BFBBBFC2F920EF910534ECAA6FF9C03E0FA4872A764D2FCE6D4CFC5A5A9800CD95944CC9EF0241F753FE71494A175F" \
+    "334B35682459ACADC4076428AB49B5A83A49D2EA2366B06461E4A559B0111FA750E0DE0C138A94D1231ED5979572FF53" \
+    "922905636221994BDABC44BD0C17FEF11622B16432DB3F193400AF53CC61AA9BFC0C4C8D874B41A6E18732F0B60F5662" \
+    "EF1A89C80589DD8366C90BB58BB85EAD56356ABA2A244950CA170ABBD01094539014F84BDD383E4A10E00CEE63DFC3E8" \
+    "09506E2D9B54EDBDCA1BACE6EAA119E68573D30533791FBA830F5D80BE5C051A77C09415E3B8FE3139400848BE5244B8" \
+    "AE96BB0C4A24F819CBA0488F34985EAC741D3359180BD72CAFA1559E4C19F54EA8CEDBB6A5AFDE4319396EB92AAB340C" \
+    "60A50CC2284580CB3AD09017E8D9ABC60269B3D8D687680BD86CE834412273D4F2E3BF68DD3D6FE87E2426AC658CD5C7" \
+    "7FD5C0AA000000"
+
 /* String <-> binary pairs; the string is also the canonical printed form. */
 static const struct {
     const char *str;
@@ -62,6 +83,60 @@ static const struct {
      * go-multiaddr write it (see core/multiaddr.c). */
     {"/memory/1234", "890600000000000004d2"},
     {"/memory/18446744073709551615", "8906ffffffffffffffff"},
+    /* Every other protocols.csv row (issue 17). rust-multiaddr tests/lib.rs
+     * construct_success: */
+    {"/ip6/fe80::9700:803e:ca65:66e8:c21/ip6zone/wlan0",
+     "29fe80000000009700803eca6566e80c212a05776c616e30"},
+    {"/sctp/1234", "840104d2"},
+    {"/udp/1234/sctp/1234", "910204d2840104d2"},
+    {"/udp/1234/udt", "910204d2ad02"},
+    {"/tcp/1234/http", "0604d2e003"},
+    {"/tcp/1234/tls/http", "0604d2c003e003"},
+    {"/tcp/1234/http/http-path/user", "0604d2e003e1030475736572"},
+    {"/tcp/1234/http/http-path/api%2Fv0%2Flogin", "0604d2e003e1030c6170692f76302f6c6f67696e"},
+    {"/tcp/1234/http/http-path/a%2520space", "0604d2e003e10309612532307370616365"},
+    {"/tcp/1234/https", "0604d2bb03"},
+    {"/p2p-webrtc-star/ip4/127.0.0.1/tcp/9090/ws/p2p/" QMCG,
+     "9302047f000001062382dd03a503" QMCG_HEX},
+    {"/onion/aaimaq4ygg2iegci:80", "bc030010c0439831b48218480050"},
+    {"/onion3/vww6ybal4bd7szmgncyruucpgfkqahzddi37ktceo3ah7ngmcopnpyyd:1234",
+     "bd03adadec040be047f9658668b11a504f3155001f231a37f54c4476c07fb4cc139ed7e30304d2"},
+    {"/garlic64/" GARLIC64_STR, GARLIC64_HEX},
+    {"/dnsaddr/sjc-1.bootstrap.libp2p.io",
+     "3819736a632d312e626f6f7473747261702e6c69627032702e696f"},
+    {"/dnsaddr/sjc-1.bootstrap.libp2p.io/tcp/1234/p2p/"
+     "QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
+     "3819736a632d312e626f6f7473747261702e6c69627032702e696f0604d2a50322122006b3608aa000274049eb"
+     "28ad8e793a26ff6fab281a7d3bd77cd18eb745dfaabb"},
+    {"/ip4/127.0.0.1/tcp/127/tls/ws", "047f00000106007fc003dd03"},
+    {"/ip4/127.0.0.1/tcp/127/noise", "047f00000106007fc603"},
+    {"/ip4/127.0.0.1/udp/1234/webrtc-direct", "047f000001910204d29802"},
+    {"/ip4/127.0.0.1/udp/1234/webrtc-direct/certhash/" CERTHASH_U,
+     "047f000001910204d29802d203" CERTHASH_HEX},
+    {"/ip4/127.0.0.1/udp/1234/quic/webtransport", "047f000001910204d2cc03d103"},
+    {"/ip4/127.0.0.1/udp/1234/webtransport/certhash/" CERTHASH_U,
+     "047f000001910204d2d103d203" CERTHASH_HEX},
+    /* Computed with Python from the protocols.csv codes (uvarint code, value
+     * as the csv size column says; base32 with base64.b32decode): */
+    {"/ip4/127.0.0.1/udp/1/quic-v1", "047f00000191020001cd03"},
+    {"/dccp/1234", "2104d2"},
+    {"/ip4/1.2.3.0/ipcidr/24", "04010203002b18"},
+    {"/dns4/example.com/tcp/443/tls/sni/example.com/ws",
+     "360b6578616d706c652e636f6d0601bbc003c1030b6578616d706c652e636f6ddd03"},
+    {"/webrtc", "9902"},
+    {"/p2p-webrtc-direct", "9402"},
+    {"/p2p-websocket-star", "df03"},
+    {"/p2p-stardust", "9502"},
+    {"/garlic32/566niximlxdzpanmn4qouucvua3k7neniwss47li5r6ugoertzuq",
+     "bf0320efbcd45d0c5dc79781ac6f20ea5055a036afb48d45a52e7d68ec7d4338919e69"},
+    {"/http-path/.well-known%2Flibp2p", "e103122e77656c6c2d6b6e6f776e2f6c6962703270"},
+    /* ';' ',' '?' ' ' encoded, "$&+=:@" kept (go-multiaddr's path escaping). */
+    {"/http-path/a%3Bb%2Cc%3Fd%20e$&+=:@", "e1030f613b622c633f64206524262b3d3a40"},
+    /* unix in the percent-encoded form when something follows or the path
+     * holds a '%' (multiaddr PR 174), the older form when last. */
+    {"/unix/%2Ftmp%2Fx.sock/ws", "90030b2f746d702f782e736f636bdd03"},
+    {"/unix/%2Fa%25b", "9003042f612562"},
+    {"/unix/a b/c", "9003062f6120622f63"},
 };
 
 static gn_multiaddr *parse_ok(const char *s)
@@ -76,8 +151,8 @@ static gn_multiaddr *parse_ok(const char *s)
 GN_TEST(ma_known_answers)
 {
     for (size_t i = 0; i < sizeof ma_vectors / sizeof ma_vectors[0]; i++) {
-        uint8_t want[256];
-        char str[512];
+        uint8_t want[1024];
+        char str[2048];
         long n = gn_test_unhex(ma_vectors[i].hex, want, sizeof want);
         CHECK(n > 0);
         gn_multiaddr *ma = parse_ok(ma_vectors[i].str);
@@ -116,6 +191,14 @@ GN_TEST(ma_noncanonical_input)
         {"/ip6/1:0:0:0:0:0:0:0", "/ip6/1::"},
         {"/ip6/::ffff:c000:0280", "/ip6/::ffff:192.0.2.128"},    /* RFC 5952 section 5 */
         {"/ip6/::1.2.3.4", "/ip6/::102:304"},
+        /* certhash in other multibases (Python base64/base32 of CERTHASH_HEX) */
+        {"/certhash/bciqmhk4p6e3sb2fnsbd52okgnm6is5hfslbpuob5ji4wa4kmv3ymj4q",
+         "/certhash/" CERTHASH_U},
+        {"/certhash/UEiDDq4_xNyDorZBH3TlGazyJdOWSwvo4PUo5YHFMrvDE8g==", "/certhash/" CERTHASH_U},
+        {"/onion/AAIMAQ4YGG2IEGCI:80", "/onion/aaimaq4ygg2iegci:80"},
+        {"/unix/%2ftmp%2fx.sock", "/unix/tmp/x.sock"},
+        {"/http-path/%7e%41", "/http-path/~A"},
+        {"/ipcidr/024", "/ipcidr/24"},
         {"/p2p/bafzbeie5745rpv2m6tjyuugywy4d5ewrqgqqhfnf445he3omzpjbx5xqxe",
          "/p2p/QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"}, /* peer-ids.md examples */
         {"/p2p/bafzaajaiaejcbtwmcud5yho5okkzkhbjbcepbfnnxece2g3t22lonxyglvudxvh4",
@@ -208,17 +291,25 @@ GN_TEST(ma_protocol_table)
         {"dns6", 0x37},  {"ip6", 0x29},          {"udp", 0x0111}, {"p2p-circuit", 0x0122},
         {"utp", 0x012e}, {"unix", 0x0190},       {"p2p", 0x01a5}, {"ws", 0x01dd},
         {"wss", 0x01de}, {"memory", 0x0309},
+        /* protocols.csv, 2025-04 (decimal codes there) */
+        {"dccp", 33}, {"ip6zone", 42}, {"ipcidr", 43}, {"dnsaddr", 56}, {"sctp", 132},
+        {"udt", 301}, {"onion", 444}, {"onion3", 445}, {"garlic64", 446}, {"garlic32", 447},
+        {"tls", 448}, {"sni", 449}, {"noise", 454}, {"quic", 460}, {"quic-v1", 461},
+        {"webtransport", 465}, {"certhash", 466}, {"http", 480}, {"http-path", 481},
+        {"https", 443}, {"p2p-websocket-star", 479}, {"p2p-stardust", 277},
+        {"p2p-webrtc-star", 275}, {"p2p-webrtc-direct", 276}, {"webrtc-direct", 280},
+        {"webrtc", 281},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         CHECK_EQ(gn_ma_protocol_code(t[i].name), t[i].code);
         CHECK_STR(gn_ma_protocol_name((uint64_t)t[i].code), t[i].name);
     }
     CHECK_EQ(gn_ma_protocol_code("ipfs"), 0x01a5);
-    CHECK_EQ(gn_ma_protocol_code("quic"), GN_ENOTFOUND);
+    CHECK_EQ(gn_ma_protocol_code("quic-v2"), GN_ENOTFOUND);
     CHECK_EQ(gn_ma_protocol_code("TCP"), GN_ENOTFOUND);
     CHECK_EQ(gn_ma_protocol_code(""), GN_ENOTFOUND);
     CHECK_EQ(gn_ma_protocol_code(NULL), GN_ENOTFOUND);
-    CHECK(gn_ma_protocol_name(0x01cc) == NULL);
+    CHECK(gn_ma_protocol_name(0x01ff) == NULL);
 }
 
 GN_TEST(ma_encapsulate_decapsulate)
@@ -284,11 +375,18 @@ GN_TEST(ma_encapsulate_limits)
     gn_multiaddr *d = parse_ok(dnsx2);
     CHECK(d != NULL);
     CHECK_EQ(gn_multiaddr_encapsulate(d, d, &c), GN_ETOOBIG);
-    /* Nothing can follow a unix path. */
+    /* A unix path may be followed by more: it then prints percent-encoded. */
     gn_multiaddr *u = parse_ok("/unix/tmp/x");
+    char us[64];
     CHECK(u != NULL);
-    CHECK_EQ(gn_multiaddr_encapsulate(u, one, &c), GN_EPARSE);
+    CHECK_EQ(gn_multiaddr_encapsulate(u, one, &c), 0);
+    CHECK(gn_multiaddr_to_string(c, us, sizeof us) > 0);
+    CHECK_STR(us, "/unix/%2Ftmp%2Fx/ws");
+    gn_multiaddr_free(c);
+    c = NULL;
     CHECK_EQ(gn_multiaddr_encapsulate(one, u, &c), 0);
+    CHECK(gn_multiaddr_to_string(c, us, sizeof us) > 0);
+    CHECK_STR(us, "/ws/unix/tmp/x");
     gn_multiaddr_free(c);
     gn_multiaddr_free(a);
     gn_multiaddr_free(b);
@@ -368,6 +466,37 @@ GN_TEST(ma_bad_strings)
         {"/p2p/1", GN_EPARSE},
         {"/p2p/11", GN_EPARSE}, /* identity multihash with empty digest */
         {"/p2p/Qm", GN_EPARSE},
+        /* The other protocols.csv rows (rust-multiaddr tests/lib.rs
+         * construct_fail, and our own rules). */
+        {"/ip6/fe80::9700:803e:ca65:66e8:c21/ip6zone", GN_EPARSE},
+        {"/onion/9imaq4ygg2iegci7:80", GN_EPARSE},
+        {"/onion/aaimaq4ygg2iegci7:80", GN_EPARSE},
+        {"/onion/aaimaq4ygg2iegci:0", GN_EPARSE},
+        {"/onion/aaimaq4ygg2iegci:-1", GN_EPARSE},
+        {"/onion/aaimaq4ygg2iegci", GN_EPARSE},
+        {"/onion/aaimaq4ygg2iegc@:666", GN_EPARSE},
+        {"/onion3/vww6ybal4bd7szmgncyruucpgfkqahzddi37ktceo3ah7ngmcopnpyyd7:80", GN_EPARSE},
+        {"/onion3/vww6ybal4bd7szmgncyruucpgfkqahzddi37ktceo3ah7ngmcopnpyyd:0", GN_EPARSE},
+        {"/onion3/vww6ybal4bd7szmgncyruucpgfkqahzddi37ktceo3ah7ngmcopnpyyd", GN_EPARSE},
+        {"/garlic64/jT~", GN_EPARSE},
+        {"/garlic32/566niximlxdzpanmn4qouucvua3k7neniwss47li5r6ugoertzu", GN_EPARSE},
+        {"/garlic32/566niximlxdzpanmn4qouucvua3k7neniwss47li5r6ugoertzu77", GN_EPARSE},
+        {"/garlic32/566niximlxdzpanmn4qouucvua3k7neniwss47li5r6ugoertzu:80", GN_EPARSE},
+        {"/udp/1234/udt/1234", GN_EPARSE},
+        {"/p2p-circuit/50", GN_EPARSE},
+        {"/quic-v1/1", GN_EPARSE},
+        {"/ip4/127.0.0.1/udp/1234/webrtc-direct/certhash", GN_EPARSE},
+        {"/ip4/127.0.0.1/udp/1234/webrtc-direct/certhash/b2uaraocy6yrdblb4sfptaddgimjmmp",
+         GN_EPARSE},
+        {"/certhash/uAA", GN_EPARSE},   /* not a multihash */
+        {"/certhash/xabc", GN_EPARSE},  /* unknown multibase */
+        {"/tcp/1234/http/http-path/a/b", GN_EPARSE},
+        {"/http-path/%zz", GN_EPARSE},
+        {"/http-path/a%2", GN_EPARSE},
+        {"/ipcidr/256", GN_EPARSE},
+        {"/sni", GN_EPARSE},
+        {"/unix/%2Ftmp/x.sock", GN_EPARSE}, /* "x.sock" is no protocol */
+        {"/unix/%2F%00", GN_EPARSE},        /* NUL in a path */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = parse_err(bad[i].s);
@@ -475,7 +604,14 @@ GN_TEST(ma_bad_bytes)
         {"3503610062", GN_EPARSE},     /* NUL inside a dns name */
         {"90030161", GN_EPARSE},       /* unix path without a leading '/' */
         {"9003022f00", GN_EPARSE},     /* NUL in a unix path */
-        {"9003022f61dd03", GN_EPARSE}, /* unix followed by another component */
+        {"9003022f61dd03", GN_OK},     /* unix followed by another component */
+        {"2b", GN_EPARSE},             /* ipcidr without its byte */
+        {"bc030010c0439831b48218480000", GN_EPARSE}, /* onion port 0 */
+        {"d2030112", GN_EPARSE},       /* certhash: truncated multihash */
+        {"e10300", GN_EPARSE},         /* empty http-path */
+        {"bf0321" "00000000000000000000000000000000000000000000000000000000000000000000",
+         GN_EPARSE},                   /* garlic32 of 33 bytes */
+        {"be030100", GN_EPARSE},       /* garlic64 too short */
         {"0401020304dd", GN_EPARSE},   /* trailing partial code */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
