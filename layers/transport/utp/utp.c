@@ -7,8 +7,14 @@
  *   them, and nout < GNI_UTP_SLOTS. A slot inside that span with used=false
  *   was acked selectively.
  * - inflight counts the payload bytes of used slots not marked need_resend
- *   (what is on the wire as far as we know); outstanding counts every used
- *   slot's payload. slen + outstanding <= send_buf_max.
+ *   (what is on the wire as far as we know).
+ * - A sent packet's payload stays in the send ring (sbuf) until every
+ *   packet before it is acked too: the ring holds, in order, the retained
+ *   bytes [spos_tail, spos_sent) (byte counters since the start, position
+ *   % send_buf_max) and then the slen unsent ones; an out[] slot names its
+ *   payload by its counter (pos). spos_tail is the pos of the oldest used
+ *   slot (spos_sent when none), and (spos_sent - spos_tail) + slen <=
+ *   send_buf_max. No allocation or copy per packet on the send side.
  * - in[] holds packets received out of order, seq in (ack_nr+1, ack_nr+SLOTS).
  *   rlen + reorder_bytes <= recv_buf_max, and the advertised window is the
  *   difference, so a peer that respects it never makes us drop data.
@@ -29,14 +35,10 @@
 #define UTP_ZWND_PROBE (1000 * GN_MS)
 #define UTP_MINUTE (60 * GN_S)
 #define UTP_MAX_EXT 16
-#define UTP_SPARES 64                /* payload buffers kept for reuse (at most
-                                      * send_buf_max bytes; freed by the timer
-                                      * that finds the connection idle) */
 
 typedef struct utp_out {
-    uint8_t *data;
+    uint64_t pos;          /* payload's first byte in the send ring, as a counter */
     uint16_t len;
-    uint16_t cap;          /* data's size (a spare-pool buffer when it equals mss) */
     uint16_t seq;
     uint8_t type;          /* ST_SYN, ST_DATA or ST_FIN */
     bool used;
@@ -68,13 +70,15 @@ struct gni_utp {
     bool offer_mss;        /* put our size offer (GNI_UTP_EXT_BITS) on our SYN / SYN-ACK */
 
     /* send side */
-    uint8_t *sbuf;         /* unsent bytes, ring of send_buf_max */
-    size_t shead, slen;
+    uint8_t *sbuf;         /* retained (sent, unacked) then unsent bytes, ring of send_buf_max */
+    size_t shead, slen;    /* unsent: slen bytes from ring offset shead (= spos_sent % size) */
+    uint64_t spos_sent;    /* bytes moved from unsent to sent, ever */
+    uint64_t spos_tail;    /* oldest byte still retained for a resend */
     utp_out out[GNI_UTP_SLOTS];
     uint16_t out_oldest;
     uint32_t nout;
     uint32_t nresend;      /* used slots with need_resend */
-    size_t inflight, outstanding;
+    size_t inflight;
     bool want_writable;
     bool fin_requested, fin_sent, fin_acked;
     bool ack_pending, synack_pending, reset_pending;
@@ -118,11 +122,6 @@ struct gni_utp {
     bool have_delay;
 
     uint64_t sent_packets, resent_packets, recv_packets, dup_packets;
-
-    /* acked send buffers of mss bytes, reused for the next packets (a
-     * malloc/free per 64 KB packet made glibc trim and regrow its heap) */
-    uint8_t *spare[UTP_SPARES];
-    uint32_t nspare;
 };
 
 /* ---- header ---------------------------------------------------------- */
@@ -274,12 +273,8 @@ void gni_utp_free(gni_utp *u)
 {
     if (!u)
         return;
-    for (size_t i = 0; i < GNI_UTP_SLOTS; i++) {
-        gn_free(u->out[i].data);
+    for (size_t i = 0; i < GNI_UTP_SLOTS; i++)
         gn_free(u->in[i].data);
-    }
-    for (uint32_t i = 0; i < u->nspare; i++)
-        gn_free(u->spare[i]);
     gn_free(u->sbuf);
     gn_free(u->rbuf);
     gn_free(u);
@@ -364,18 +359,17 @@ static void utp_take_mss_offer(gni_utp *u, uint16_t offer)
 }
 
 /* Takes a slot for a new packet with seq_nr (nout < SLOTS - 1 checked by caller). */
-static utp_out *utp_out_push(gni_utp *u, uint8_t type, uint8_t *data, uint16_t len)
+static utp_out *utp_out_push(gni_utp *u, uint8_t type, uint16_t len)
 {
     utp_out *p = &u->out[u->seq_nr % GNI_UTP_SLOTS];
     memset(p, 0, sizeof(*p));
     p->used = true;
     p->type = type;
     p->seq = u->seq_nr;
-    p->data = data;
+    p->pos = u->spos_sent;    /* its len bytes were just moved to "sent" */
     p->len = len;
     p->need_resend = true;    /* not yet sent: the send path emits it */
     u->nresend++;
-    u->outstanding += len;
     if (u->nout == 0)
         u->out_oldest = u->seq_nr;
     u->nout++;
@@ -394,7 +388,7 @@ int gni_utp_connect(gni_utp *u, uint16_t recv_id, uint16_t isn, gn_time now)
     u->state = GNI_UTP_SYN_SENT;
     u->syn_start = now;
     u->last_send = now;
-    utp_out_push(u, GNI_UTP_ST_SYN, NULL, 0);
+    utp_out_push(u, GNI_UTP_ST_SYN, 0);
     return 0;
 }
 
@@ -583,17 +577,6 @@ static void utp_mark_resend(gni_utp *u, utp_out *p)
     u->inflight -= p->len;
 }
 
-/* Frees a send slot's payload, or keeps it for reuse. */
-static void utp_out_release(gni_utp *u, utp_out *p)
-{
-    if (p->data && p->cap == u->mss && u->nspare < UTP_SPARES &&
-        (u->nspare + 1) * u->mss <= u->cfg.send_buf_max)
-        u->spare[u->nspare++] = p->data;
-    else
-        gn_free(p->data);
-    p->data = NULL;
-}
-
 /* Acks one packet; returns its payload length + 1 (so a bare SYN/FIN counts). */
 static size_t utp_ack_one(gni_utp *u, uint16_t seq, gn_time now)
 {
@@ -606,25 +589,34 @@ static size_t utp_ack_one(gni_utp *u, uint16_t seq, gn_time now)
         u->nresend--;
     else
         u->inflight -= p->len;
-    u->outstanding -= p->len;
     if (p->type == GNI_UTP_ST_FIN)
         u->fin_acked = true;
     size_t n = (size_t)p->len + 1;
-    utp_out_release(u, p);
     memset(p, 0, sizeof(*p));
     return n;
 }
 
-/* Nothing in flight nor queued: the spare buffers go back to the heap.
- * Run from the timer (the keepalive's, once idle), not on every ack that
- * empties the flight: a sender whose application refills it late would
- * otherwise free and reallocate them all the time. */
-static void utp_spares_trim(gni_utp *u)
+/* Releases the ring bytes before the oldest packet still unacked (a
+ * SACKed packet's bytes wait for those before it). The scan stops at the
+ * first used slot: the oldest, unless the peer SACKed past a hole it then
+ * filled, so it is short. */
+static void utp_send_release(gni_utp *u)
 {
-    if (u->nout || u->slen)
-        return;
-    while (u->nspare)
-        gn_free(u->spare[--u->nspare]);
+    uint64_t tail = u->spos_sent;
+    for (uint32_t i = 0; i < u->nout; i++) {
+        const utp_out *p = &u->out[(uint16_t)(u->out_oldest + i) % GNI_UTP_SLOTS];
+        if (p->used) {
+            tail = p->pos;
+            break;
+        }
+    }
+    u->spos_tail = tail;
+}
+
+/* Bytes the send ring holds: retained for resend plus unsent. */
+static size_t utp_send_used(const gni_utp *u)
+{
+    return (size_t)(u->spos_sent - u->spos_tail) + u->slen;
 }
 
 static void utp_trim_oldest(gni_utp *u)
@@ -688,15 +680,18 @@ static void utp_process_ack(gni_utp *u, const gni_utp_hdr *h, gn_time now)
     u->last_ack = h->ack;
     if (loss)
         utp_on_loss(u, now);
+    /* the ring bytes before the oldest unacked packet are free again (also
+     * when a cumulative ack only passed packets SACKed earlier) */
+    utp_send_release(u);
+    if (u->want_writable && utp_send_used(u) < u->cfg.send_buf_max) {
+        u->want_writable = false;
+        u->events |= GNI_UTP_EV_WRITABLE;
+    }
     if (newly > 0) {
         u->timeouts = 0;
         u->rto_deadline = u->nout > 0 ? now + u->rto : 0;
         u->rto_armed_at = now;
         utp_ledbat_on_ack(u, newly, flight_before);
-        if (u->want_writable && u->slen + u->outstanding < u->cfg.send_buf_max) {
-            u->want_writable = false;
-            u->events |= GNI_UTP_EV_WRITABLE;
-        }
         utp_check_closed(u);
     }
 }
@@ -940,7 +935,8 @@ static int utp_emit_packet(gni_utp *u, utp_out *p, uint8_t *out, size_t sack, gn
 {
     size_t n = utp_emit_header(u, out, p->type, p->seq, sack, now);
     if (p->len)
-        memcpy(out + n, p->data, p->len);
+        utp_ring_get(u->sbuf, u->cfg.send_buf_max, (size_t)(p->pos % u->cfg.send_buf_max),
+                     out + n, p->len);
     n += p->len;
     if (p->transmissions++)
         u->resent_packets++;
@@ -996,21 +992,18 @@ int gni_utp_drain(gni_utp *u, uint8_t *out, size_t cap, gn_time now)
             if (n > cap - hdr)
                 n = cap - hdr;
             if (n > 0 && utp_window_allows(u, n)) {
-                uint8_t *d = u->nspare ? u->spare[--u->nspare] : gn_malloc(u->mss);
-                if (d) {
-                    utp_ring_get(u->sbuf, u->cfg.send_buf_max, u->shead, d, n);
-                    u->shead = (u->shead + n) % u->cfg.send_buf_max;
-                    u->slen -= n;
-                    utp_out *p = utp_out_push(u, GNI_UTP_ST_DATA, d, (uint16_t)n);
-                    p->cap = (uint16_t)u->mss;
-                    return utp_emit_packet(u, p, out, sack, now);
-                }
+                /* the bytes stay where they are: unsent becomes retained */
+                utp_out *p = utp_out_push(u, GNI_UTP_ST_DATA, (uint16_t)n);
+                u->shead = (u->shead + n) % u->cfg.send_buf_max;
+                u->slen -= n;
+                u->spos_sent += n;
+                return utp_emit_packet(u, p, out, sack, now);
             } else if (n > 0 && u->inflight == 0 && u->peer_wnd < n && !u->zwnd_deadline) {
                 u->zwnd_deadline = now + UTP_ZWND_PROBE;
             }
         } else if (u->fin_requested && !u->fin_sent) {
             u->fin_sent = true;
-            utp_out *p = utp_out_push(u, GNI_UTP_ST_FIN, NULL, 0);
+            utp_out *p = utp_out_push(u, GNI_UTP_ST_FIN, 0);
             return utp_emit_packet(u, p, out, sack, now);
         }
     }
@@ -1029,7 +1022,7 @@ long gni_utp_write(gni_utp *u, const uint8_t *data, size_t len)
         return u->err;
     if (u->fin_requested || u->state == GNI_UTP_CLOSED)
         return GN_EPIPE;
-    size_t room = u->cfg.send_buf_max - u->slen - u->outstanding;
+    size_t room = u->cfg.send_buf_max - utp_send_used(u);
     if (room == 0) {
         u->want_writable = true;
         return len ? GN_EAGAIN : 0;
@@ -1136,7 +1129,6 @@ void gni_utp_on_timer(gni_utp *u, gn_time now)
     if (u->state == GNI_UTP_CONNECTED && u->cfg.keepalive &&
         now - u->last_send >= u->cfg.keepalive)
         u->ack_pending = true;
-    utp_spares_trim(u);
     if (u->zwnd_deadline && now >= u->zwnd_deadline) {
         u->zwnd_deadline = 0;
         if (u->peer_wnd < u->mss)

@@ -41,6 +41,9 @@
  *
  * Thread context: loop thread only.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* recvmmsg() and struct mmsghdr (utp_gro_read) */
+#endif
 #include "golemnet/host.h"
 #include "golemnet/loop.h"
 #include "golemnet/multiaddr.h"
@@ -67,6 +70,9 @@
 #if defined(__linux__) && defined(UDP_SEGMENT) && defined(SOL_UDP)
 #define UTP_HAVE_GSO 1
 #endif
+#if defined(__linux__) && defined(UDP_GRO) && defined(SOL_UDP)
+#define UTP_HAVE_GRO 1
+#endif
 
 #define UTP_RBUF_LEN (64u * 1024u)
 /* receive buffer: libuv's recvmmsg takes len / 64 KiB datagrams per call,
@@ -82,6 +88,7 @@
 /* the batch buffer also holds one datagram of the largest MSS */
 #define UTP_GBUF_LEN GNI_UTP_PACKET_FOR(GNI_UTP_MSS_LIMIT)
 #define UTP_RECV_LEN (UTP_MMSG_DGRAMS * 64u * 1024u)
+#define UTP_GRO_ROUNDS 16u /* recvmmsg calls per wakeup on a GRO socket (libuv reads 32) */
 #define UTP_JUMBO_MTU 9000 /* utp.mss_max=auto offers larger packets from this route MTU */
 #define UTP_SOCK_BUF (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked for */
 #define UTP_DRAIN_MAX 4096 /* datagrams per pass (the window bounds them anyway) */
@@ -107,6 +114,12 @@ typedef struct utp_state {
 
 struct utp_sock {
     uv_udp_t h;
+#ifdef UTP_HAVE_GRO
+    uv_poll_t ph;              /* reads the socket when gro (utp_gro_read) */
+#endif
+    bool ph_open;              /* ph initialised: closes before h */
+    bool gro;                  /* UDP_GRO on: read through ph, not uv_udp_recv_start */
+    unsigned nhandles;         /* open uv handles; freed when the last closes */
     gn_transport *t;
     utp_sock *next;
     unsigned refs;             /* listener + connections */
@@ -273,7 +286,24 @@ static int utp_buffers(utp_state *st)
 
 static void utp_sock_free_cb(uv_handle_t *h)
 {
-    gn_free(h->data);
+    utp_sock *k = h->data;
+    if (--k->nhandles == 0)
+        gn_free(k);
+}
+
+/* Closes @k's handles (the poll handle first: it drops the fd from epoll
+ * before the UDP handle closes it); @k is freed after the last callback. */
+static void utp_sock_close(utp_sock *k)
+{
+    k->closing = true;
+    k->nhandles = 1;
+#ifdef UTP_HAVE_GRO
+    if (k->ph_open) {
+        k->nhandles++;
+        uv_close((uv_handle_t *)&k->ph, utp_sock_free_cb);
+    }
+#endif
+    uv_close((uv_handle_t *)&k->h, utp_sock_free_cb);
 }
 
 static void utp_conn_destroy(utp_conn *c);
@@ -290,10 +320,8 @@ static void utp_fini(gn_transport *t)
             /* destroy released the last ref and unlinked it, unless a
              * listener still holds it, which core forbids at fini */
             st->socks = k->next;
-            if (!k->closing) {
-                k->closing = true;
-                uv_close((uv_handle_t *)&k->h, utp_sock_free_cb);
-            }
+            if (!k->closing)
+                utp_sock_close(k);
         }
     }
     gn_free(st->rbuf);
@@ -327,8 +355,7 @@ static void utp_sock_rele(utp_sock *k)
     if (--k->refs > 0)
         return;
     utp_sock_unlink(k);
-    k->closing = true;
-    uv_close((uv_handle_t *)&k->h, utp_sock_free_cb);
+    utp_sock_close(k);
 }
 
 /* With IP_RECVERR the kernel returns an ICMP error it queued for an
@@ -988,51 +1015,36 @@ static int utp_sock_errqueue(utp_sock *k)
 #endif
 }
 
-static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
-                        const struct sockaddr *addr, unsigned flags)
+/* A receive error on @k (@uverr: a UV_E* code): a connected (dial) socket
+ * reports ICMP errors this way. */
+static void utp_recv_error(utp_sock *k, int uverr)
 {
-    (void)flags;
-    utp_sock *k = h->data;
-    if (k->closing)
-        return;
-    if (nread < 0) {
-        /* a connected (dial) socket reports ICMP errors here */
-        int err = gni_err_from_uv((int)nread);
-        GN_LOG(GN_LOG_DEBUG, "utp", "recv: %s", uv_strerror((int)nread));
-        if (utp_sock_errqueue(k) == 0 && k->connected && k->conns && !k->conns->destroyed) {
-            /* no error queue (not Linux): the kernel matched the connected
-             * address; unreachable is fatal only in the handshake */
-            utp_conn *c = k->conns;
-            if (err == GN_ECONNREFUSED || gni_utp_get_state(c->u) == GNI_UTP_SYN_SENT) {
-                gni_utp_fail(c->u, err == GN_ECONNREFUSED ? GN_ECONNREFUSED : GN_EUNREACHABLE);
-                utp_conn_run(c);
-            }
+    int err = gni_err_from_uv(uverr);
+    GN_LOG(GN_LOG_DEBUG, "utp", "recv: %s", uv_strerror(uverr));
+    if (utp_sock_errqueue(k) == 0 && k->connected && k->conns && !k->conns->destroyed) {
+        /* no error queue (not Linux): the kernel matched the connected
+         * address; unreachable is fatal only in the handshake */
+        utp_conn *c = k->conns;
+        if (err == GN_ECONNREFUSED || gni_utp_get_state(c->u) == GNI_UTP_SYN_SENT) {
+            gni_utp_fail(c->u, err == GN_ECONNREFUSED ? GN_ECONNREFUSED : GN_EUNREACHABLE);
+            utp_conn_run(c);
         }
-        return;
     }
-    if (nread == 0 || !addr) {
-        /* the end of a read burst (EAGAIN): an error a send consumed leaves
-         * its queue entry, and POLLERR, behind; read them here so the loop
-         * does not keep waking up */
-        if (!addr)
-            (void)utp_sock_errqueue(k);
-        return;
-    }
-    struct sockaddr_storage from;
-    memset(&from, 0, sizeof from);
-    memcpy(&from, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                     : sizeof(struct sockaddr_in));
-    const uint8_t *pkt = (const uint8_t *)buf->base;
-    size_t len = (size_t)nread;
+}
+
+/* One datagram of @len bytes at @pkt from @from (zero-padded) on @k. */
+static void utp_recv_dgram(utp_sock *k, const struct sockaddr_storage *from, const uint8_t *pkt,
+                           size_t len)
+{
     gni_utp_hdr hdr;
     if (gni_utp_parse(pkt, len, &hdr) < 0)
         return;
-    utp_conn *c = utp_find(k, &from, &hdr);
+    utp_conn *c = utp_find(k, from, &hdr);
     if (!c) {
         if (hdr.type == GNI_UTP_ST_SYN)
-            utp_accept_syn(k, &from, &hdr, pkt, len);
+            utp_accept_syn(k, from, &hdr, pkt, len);
         else if (hdr.type != GNI_UTP_ST_RESET)
-            utp_send_reset(k, &from, &hdr);
+            utp_send_reset(k, from, &hdr);
         return;
     }
     (void)gni_utp_feed(c->u, pkt, len, gn_loop_now(k->t->loop));
@@ -1044,6 +1056,158 @@ static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
      * one: one ACK (and one delivery) covers the whole batch */
     utp_kick(c);
 }
+
+/* @addr as a zero-padded sockaddr_storage (utp_sa_equal compares it). */
+static void utp_sa_copy(struct sockaddr_storage *to, const struct sockaddr *addr)
+{
+    memset(to, 0, sizeof *to);
+    memcpy(to, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                 : sizeof(struct sockaddr_in));
+}
+
+static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags)
+{
+    (void)flags;
+    utp_sock *k = h->data;
+    if (k->closing)
+        return;
+    if (nread < 0) {
+        utp_recv_error(k, (int)nread);
+        return;
+    }
+    if (nread == 0 || !addr) {
+        /* the end of a read burst (EAGAIN): an error a send consumed leaves
+         * its queue entry, and POLLERR, behind; read them here so the loop
+         * does not keep waking up */
+        if (!addr)
+            (void)utp_sock_errqueue(k);
+        return;
+    }
+    struct sockaddr_storage from;
+    utp_sa_copy(&from, addr);
+    utp_recv_dgram(k, &from, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+#ifdef UTP_HAVE_GRO
+/* Receive with UDP GRO (Linux >= 5.0): the kernel hands a GSO batch (from
+ * a sender on loopback or a veth, or aggregated by a NIC's GRO) to the
+ * socket as one buffer with the segment size in a UDP_GRO cmsg, instead of
+ * cutting it into one skb and one recvmmsg slot per datagram. libuv 1.44's
+ * receive callback gives no cmsg, so these sockets are read here, from a
+ * uv_poll_t on the socket's fd (the uv_udp_t only sends). Reads up to
+ * UTP_GRO_ROUNDS recvmmsg calls of UTP_MMSG_DGRAMS buffers a wakeup. */
+static void utp_gro_read(utp_sock *k)
+{
+    utp_state *st = k->t->state;
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&k->h, &fd) != 0)
+        return;
+    struct mmsghdr mm[UTP_MMSG_DGRAMS];
+    struct iovec iov[UTP_MMSG_DGRAMS];
+    struct sockaddr_storage from[UTP_MMSG_DGRAMS];
+    /* CMSG_SPACE is a multiple of the header's alignment: every row is aligned */
+    _Alignas(struct cmsghdr) char ctl[UTP_MMSG_DGRAMS][CMSG_SPACE(sizeof(int))];
+    for (unsigned round = 0; round < UTP_GRO_ROUNDS && !k->closing; round++) {
+        for (unsigned i = 0; i < UTP_MMSG_DGRAMS; i++) {
+            iov[i].iov_base = st->rbuf + (size_t)i * UTP_RBUF_LEN;
+            iov[i].iov_len = UTP_RBUF_LEN;
+            memset(&mm[i], 0, sizeof mm[i]);
+            mm[i].msg_hdr.msg_name = &from[i];
+            mm[i].msg_hdr.msg_namelen = sizeof from[i];
+            mm[i].msg_hdr.msg_iov = &iov[i];
+            mm[i].msg_hdr.msg_iovlen = 1;
+            mm[i].msg_hdr.msg_control = ctl[i];
+            mm[i].msg_hdr.msg_controllen = sizeof ctl[i];
+        }
+        int n;
+        do
+            n = recvmmsg(fd, mm, UTP_MMSG_DGRAMS, MSG_DONTWAIT, NULL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            utp_recv_error(k, -errno); /* an ICMP report (sk_err); the data stays queued */
+            continue;
+        }
+        for (int i = 0; i < n && !k->closing; i++) {
+            struct msghdr *m = &mm[i].msg_hdr;
+            size_t len = mm[i].msg_len;
+            if ((m->msg_flags & MSG_TRUNC) || len == 0 || m->msg_namelen == 0)
+                continue;
+            int seg = 0;
+            for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+                if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO)
+                    memcpy(&seg, CMSG_DATA(cm), sizeof seg);
+            }
+            struct sockaddr_storage sa;
+            utp_sa_copy(&sa, (const struct sockaddr *)&from[i]);
+            const uint8_t *p = iov[i].iov_base;
+            if (seg <= 0 || (size_t)seg >= len) {
+                utp_recv_dgram(k, &sa, p, len);
+                continue;
+            }
+            /* the batch's datagrams: seg bytes each, the last may be shorter */
+            for (size_t off = 0; off < len && !k->closing; off += (size_t)seg)
+                utp_recv_dgram(k, &sa, p + off, len - off < (size_t)seg ? len - off : (size_t)seg);
+        }
+        if (n < (int)UTP_MMSG_DGRAMS)
+            return; /* the queue is empty */
+    }
+}
+
+static void utp_poll_cb(uv_poll_t *ph, int status, int events)
+{
+    (void)events;
+    utp_sock *k = ph->data;
+    if (k->closing)
+        return;
+    if (status < 0) {
+        /* POLLERR: an ICMP report is pending (IP_RECVERR) and libuv has
+         * stopped the handle. The data first: a receive returns the
+         * socket's pending error, and utp_recv_error reads the queue that
+         * explains it (read before, an empty queue would look like a
+         * system without one); then what a send's error left queued; then
+         * poll again */
+        utp_gro_read(k);
+        if (!k->closing)
+            (void)utp_sock_errqueue(k);
+        if (!k->closing) {
+            int rc = uv_poll_start(&k->ph, UV_READABLE, utp_poll_cb);
+            if (rc < 0)
+                GN_LOG(GN_LOG_ERR, "utp", "poll restart: %s", uv_strerror(rc));
+        }
+        return;
+    }
+    utp_gro_read(k);
+}
+
+/* Turns UDP GRO on for @k and starts reading it through a uv_poll_t;
+ * 0, or < 0 (nothing changed, the caller uses uv_udp_recv_start). */
+static int utp_gro_start(utp_sock *k)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&k->h, &fd) != 0)
+        return -1;
+    int one = 1, zero = 0;
+    if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) != 0)
+        return -1;
+    if (uv_poll_init_socket(gn_loop_uv(k->t->loop), &k->ph, fd) < 0) {
+        (void)setsockopt(fd, SOL_UDP, UDP_GRO, &zero, sizeof zero);
+        return -1;
+    }
+    k->ph.data = k;
+    k->ph_open = true;
+    int rc = uv_poll_start(&k->ph, UV_READABLE, utp_poll_cb);
+    if (rc < 0) {
+        /* the poll handle closes with the socket */
+        (void)setsockopt(fd, SOL_UDP, UDP_GRO, &zero, sizeof zero);
+        return rc;
+    }
+    k->gro = true;
+    return 0;
+}
+#endif
 
 static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to,
                          const struct sockaddr_storage *connect_to, utp_sock **out)
@@ -1105,11 +1269,15 @@ static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to
         (void)uv_recv_buffer_size((uv_handle_t *)&k->h, &sz);
         sz = UTP_SOCK_BUF;
         (void)uv_send_buffer_size((uv_handle_t *)&k->h, &sz);
-        rc = uv_udp_recv_start(&k->h, utp_alloc_cb, utp_recv_cb);
+#ifdef UTP_HAVE_GRO
+        if (utp_gro_start(k) == 0)
+            rc = 0;
+        else
+#endif
+            rc = uv_udp_recv_start(&k->h, utp_alloc_cb, utp_recv_cb);
     }
     if (rc < 0) {
-        k->closing = true;
-        uv_close((uv_handle_t *)&k->h, utp_sock_free_cb);
+        utp_sock_close(k);
         return gni_err_from_uv(rc);
     }
     k->next = st->socks;
