@@ -876,12 +876,14 @@ int gni_p2ptls_open(gni_p2ptls *t, const uint8_t *in, size_t len, size_t *consum
             return set_err(t, GN_EFRAMESIZE, "TLS record of %zu bytes (over 2^14 + 256)", t->body_left);
         }
         if (BIO_write(t->rbio, t->hdr, 5) != 5) {
-            return set_err(t, GN_ENOMEM, "out of memory");
+            ERR_clear_error();
+            return set_err(t, GN_ENOMEM, "out of memory (TLS record buffer)");
         }
     }
     size_t take = GNI_MIN(t->body_left, len - off);
     if (take > 0 && BIO_write(t->rbio, in + off, (int)take) != (int)take) {
-        return set_err(t, GN_ENOMEM, "out of memory");
+        ERR_clear_error();
+        return set_err(t, GN_ENOMEM, "out of memory (TLS record buffer)");
     }
     off += take;
     t->body_left -= take;
