@@ -332,20 +332,29 @@ GN_TEST(expected_peer_mismatch)
     side_fini(&s[1], NULL);
 }
 
-/* Bytes each direction carries during a clean handshake. */
+/*
+ * Bytes each direction carries during a clean handshake: the most seen in a
+ * few runs, since a handshake's length varies (ECDSA signatures in TLS) and
+ * the tail bytes of a longer one must be tampered with too.
+ */
 static size_t hs_bytes[2];
 
 static void measure_handshake(void)
 {
-    side s[2];
-    side_init(&s[0], 1, 5 * GN_S);
-    side_init(&s[1], 2, 5 * GN_S);
-    gn_pipe *p = start_pair(s, NULL);
-    CHECK(run_until(both_done, s, 5000));
-    hs_bytes[0] = p->end[0].written;
-    hs_bytes[1] = p->end[1].written;
-    side_fini(&s[0], NULL);
-    side_fini(&s[1], NULL);
+    hs_bytes[0] = hs_bytes[1] = 0;
+    for (int run = 0; run < 4; run++) {
+        side s[2];
+        side_init(&s[0], 1, 5 * GN_S);
+        side_init(&s[1], 2, 5 * GN_S);
+        gn_pipe *p = start_pair(s, NULL);
+        CHECK(run_until(both_done, s, 5000));
+        for (int d = 0; d < 2; d++) {
+            if (p->end[d].written > hs_bytes[d])
+                hs_bytes[d] = p->end[d].written;
+        }
+        side_fini(&s[0], NULL);
+        side_fini(&s[1], NULL);
+    }
 }
 
 GN_TEST(tampered_handshake_byte_at_every_position)

@@ -109,7 +109,17 @@ async def test_tls_security_with_early_muxer() -> None:
         b = await ns.new(listen=False, security="tls,noise", muxers=["yamux", "mplex"])
         ch = await b.dial(a.addrs[0])
         assert ch.security == "/tls/1.0.0" and ch.muxer == "/yamux/1.0.0"
+        # ALPN and multistream-select both give the dialer's first common muxer,
+        # so the choice alone cannot tell them apart; the bytes can: channel
+        # metrics count the secured stream from its start, and a multistream
+        # muxer round writes its header and proposals there (the ecies control
+        # below writes 48 bytes), whereas after ALPN nothing was sent yet.
+        assert ch.metrics.bytes_out == 0 and ch.metrics.bytes_in == 0
         assert ch.peer_id == a.peer_id and await ch.ping() > 0
+        c = await ns.new(security=["ecies"], muxers=["yamux"])
+        d = await ns.new(listen=False, security="ecies", muxers=["mplex", "yamux"])
+        ch2 = await d.dial(c.addrs[0])
+        assert ch2.muxer == "/yamux/1.0.0" and ch2.metrics.bytes_out >= 34
 
 
 @aio(30)

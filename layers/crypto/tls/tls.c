@@ -58,10 +58,15 @@ static const char *ossl_reason(void)
     return r ? r : "unknown OpenSSL error";
 }
 
-/* The signed message: prefix || SPKI DER of @pkey. gn_malloc'd. */
-static int signed_message(EVP_PKEY *pkey, uint8_t **msg, size_t *msg_len)
+/*
+ * The signed message: prefix || the SubjectPublicKeyInfo DER of @x, taken
+ * from the certificate's own X509_PUBKEY (the received encoding, not one
+ * re-derived from an EVP_PKEY). gn_malloc'd.
+ */
+static int signed_message(X509 *x, uint8_t **msg, size_t *msg_len)
 {
-    int spki_len = i2d_PUBKEY(pkey, NULL);
+    X509_PUBKEY *xpk = X509_get_X509_PUBKEY(x);
+    int spki_len = xpk ? i2d_X509_PUBKEY(xpk, NULL) : -1;
     if (spki_len <= 0) {
         return GN_ECRYPTO;
     }
@@ -72,7 +77,7 @@ static int signed_message(EVP_PKEY *pkey, uint8_t **msg, size_t *msg_len)
     }
     memcpy(m, GNI_P2PTLS_SIG_PREFIX, plen);
     uint8_t *p = m + plen;
-    if (i2d_PUBKEY(pkey, &p) != spki_len) {
+    if (i2d_X509_PUBKEY(xpk, &p) != spki_len) {
         gn_free(m);
         return GN_ECRYPTO;
     }
@@ -83,7 +88,7 @@ static int signed_message(EVP_PKEY *pkey, uint8_t **msg, size_t *msg_len)
 
 /* ---- certificate build ------------------------------------------------------ */
 
-static int add_extension(X509 *x, const gn_identity *id, EVP_PKEY *pkey)
+static int add_extension(X509 *x, const gn_identity *id)
 {
     uint8_t pb[GN_PUBKEY_MAX_BYTES];
     uint8_t sig[GN_SIG_MAX_BYTES];
@@ -99,7 +104,7 @@ static int add_extension(X509 *x, const gn_identity *id, EVP_PKEY *pkey)
     if (pb_len < 0) {
         return pb_len;
     }
-    if ((rc = signed_message(pkey, &msg, &msg_len)) < 0) {
+    if ((rc = signed_message(x, &msg, &msg_len)) < 0) {
         return rc;
     }
     int sig_len = gn_identity_sign_any(id, msg, msg_len, sig, sizeof sig);
@@ -172,7 +177,7 @@ int gni_p2ptls_cert_new(const gn_identity *id, int64_t unix_now, void **cert_out
         !X509_set_pubkey(x, pkey)) {
         goto out;
     }
-    if ((rc = add_extension(x, id, pkey)) < 0) {
+    if ((rc = add_extension(x, id)) < 0) {
         goto out;
     }
     rc = GN_ECRYPTO;
@@ -246,6 +251,7 @@ static int verify_x509(X509 *x, int64_t unix_now, gni_p2ptls_peer *out, char *di
     /* extensions: exactly one libp2p extension; no unknown critical one */
     ASN1_OBJECT *oid = OBJ_txt2obj(GNI_P2PTLS_EXT_OID, 1);
     if (!oid) {
+        put_diag(diag, diag_len, "out of memory (libp2p extension OID)");
         return GN_ENOMEM;
     }
     const ASN1_OCTET_STRING *val = NULL;
@@ -304,15 +310,21 @@ static int verify_x509(X509 *x, int64_t unix_now, gni_p2ptls_peer *out, char *di
     }
     memset(out->ed25519, 0, sizeof out->ed25519);
     if (out->key_type == GN_KEY_ED25519 &&
-        gn_pubkey_decode(out->pubkey_pb, pb_len, NULL, out->ed25519) < 0) {
+        (rc = gn_pubkey_decode(out->pubkey_pb, pb_len, NULL, out->ed25519)) < 0) {
+        put_diag(diag, diag_len, "Ed25519 host public key in the extension does not decode (%s)",
+                 gn_err_name(rc));
         rc = GN_EBADKEY;
         goto out;
     }
     if ((rc = gn_peer_id_from_pubkey(out->pubkey_pb, pb_len, &out->peer)) < 0) {
+        put_diag(diag, diag_len, "no peer ID derives from the host public key (%s)",
+                 gn_err_name(rc));
         rc = GN_EBADKEY;
         goto out;
     }
-    if ((rc = signed_message(cert_key, &msg, &msg_len)) < 0) {
+    if ((rc = signed_message(x, &msg, &msg_len)) < 0) {
+        put_diag(diag, diag_len, "certificate SubjectPublicKeyInfo cannot be encoded (%s)",
+                 gn_err_name(rc));
         goto out;
     }
     rc = gn_pubkey_verify(out->pubkey_pb, pb_len, msg, msg_len,
@@ -369,13 +381,12 @@ struct gni_p2ptls {
     bool done;
     bool verified;   /* a certificate was checked (remote is set) */
     bool closed;     /* close_notify received */
-    bool fed;        /* a handshake record was fed */
     int err;
     bool has_expected;
     gn_peer_id expected;
     int64_t unix_now;
     gni_p2ptls_peer remote;
-    const char *muxers[GNI_P2PTLS_MAX_MUXERS];
+    char muxers[GNI_P2PTLS_MAX_MUXERS][GN_PROTOCOL_ID_MAX]; /* copies: the config is borrowed */
     size_t n_muxers;
     char early_muxer[GN_PROTOCOL_ID_MAX];
     /* record assembly in the transport phase */
@@ -418,7 +429,16 @@ static int verify_cb(X509_STORE_CTX *sctx, void *arg)
         X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
-    char why[240];
+    /* 6: the size cap gni_p2ptls_cert_verify() applies to DER input */
+    int der_len = i2d_X509(leaf, NULL);
+    if (der_len <= 0 || der_len > GNI_P2PTLS_MAX_CERT) {
+        set_err(t, der_len <= 0 ? GN_EPARSE : GN_ETOOBIG,
+                "peer certificate rejected: %d bytes of DER (at most %d)", der_len,
+                GNI_P2PTLS_MAX_CERT);
+        X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    char why[240] = "no reason given";
     int rc = verify_x509(leaf, t->unix_now, &t->remote, why, sizeof why);
     if (rc < 0) {
         set_err(t, rc, "peer certificate rejected: %s", why);
@@ -441,11 +461,10 @@ static int verify_cb(X509_STORE_CTX *sctx, void *arg)
     return 1;
 }
 
-/* muxer ids were checked shorter than GN_PROTOCOL_ID_MAX in gni_p2ptls_new() */
+/* both arrays are GN_PROTOCOL_ID_MAX bytes and the copies NUL-terminated */
 static void set_early(gni_p2ptls *t, size_t idx)
 {
-    size_t l = strlen(t->muxers[idx]);
-    memcpy(t->early_muxer, t->muxers[idx], l + 1 <= sizeof t->early_muxer ? l + 1 : 0);
+    memcpy(t->early_muxer, t->muxers[idx], sizeof t->early_muxer);
 }
 
 static bool offered(const gni_p2ptls *t, const unsigned char *p, size_t len, size_t *idx)
@@ -502,7 +521,7 @@ static int alpn_list(const gni_p2ptls *t, unsigned char *buf, size_t cap, size_t
 {
     size_t off = 0;
     for (size_t i = 0; i <= t->n_muxers; i++) {
-        const char *s = i < t->n_muxers ? t->muxers[i] : GNI_P2PTLS_ALPN;
+        const char *s = i < t->n_muxers ? (const char *)t->muxers[i] : GNI_P2PTLS_ALPN;
         size_t l = strlen(s);
         if (l == 0 || l > 255 || off + 1 + l > cap) {
             return GN_EINVAL;
@@ -533,24 +552,41 @@ static int ssl_fail(gni_p2ptls *t, int ssl_err)
     return set_err(t, GN_EPROTO, "TLS protocol error: %s", ossl_reason());
 }
 
-int gni_p2ptls_ctx_new(void **out)
+int gni_p2ptls_ctx_new(const gn_identity *id, int64_t unix_now, void **out)
 {
-    if (!out) {
+    if (!id || !out) {
         return GN_EINVAL;
+    }
+    void *cert = NULL, *key = NULL;
+    int rc = gni_p2ptls_cert_new(id, unix_now, &cert, &key, NULL, NULL);
+    if (rc < 0) {
+        return rc;
     }
     SSL_CTX *ctx = SSL_CTX_new(TLS_method());
     if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
-        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
+        SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
         SSL_CTX_free(ctx);
+        X509_free(cert);
+        EVP_PKEY_free(key);
         ERR_clear_error();
         return GN_ECRYPTO;
     }
+    X509_free(cert); /* the SSL_CTX holds references */
+    EVP_PKEY_free(key);
+    /*
+     * Bound the Certificate message before parsing: one certificate of at
+     * most GNI_P2PTLS_MAX_CERT bytes plus its framing; 2x leaves room for a
+     * (refused, but named) second certificate. verify_cb checks the leaf.
+     */
+    SSL_CTX_set_max_cert_list(ctx, 2 * GNI_P2PTLS_MAX_CERT);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     SSL_CTX_set_cert_verify_callback(ctx, verify_cb, NULL);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL); /* used by servers only */
+    ERR_clear_error();
     *out = ctx;
     return 0;
 }
@@ -570,7 +606,6 @@ int gni_p2ptls_new(const gni_p2ptls_config *cfg, gni_p2ptls **out)
         return GN_ENOMEM;
     }
     int rc = GN_ECRYPTO;
-    void *cert = NULL, *key = NULL;
     t->initiator = cfg->initiator;
     t->unix_now = cfg->unix_now;
     if (cfg->expected_peer) {
@@ -580,19 +615,15 @@ int gni_p2ptls_new(const gni_p2ptls_config *cfg, gni_p2ptls **out)
     for (size_t i = 0; i < cfg->n_muxers && t->n_muxers < GNI_P2PTLS_MAX_MUXERS; i++) {
         size_t l = cfg->muxers[i] ? strlen(cfg->muxers[i]) : 0;
         if (l > 0 && l < 256 && l < GN_PROTOCOL_ID_MAX) {
-            t->muxers[t->n_muxers++] = cfg->muxers[i]; /* borrowed: static protocol ids */
+            memcpy(t->muxers[t->n_muxers++], cfg->muxers[i], l + 1);
         }
     }
-    if ((rc = gni_p2ptls_cert_new(cfg->identity, cfg->unix_now, &cert, &key, NULL, NULL)) < 0) {
-        goto fail;
-    }
-    rc = GN_ECRYPTO;
     if (cfg->ssl_ctx) {
         if (!SSL_CTX_up_ref(cfg->ssl_ctx)) {
             goto fail;
         }
         t->ctx = cfg->ssl_ctx;
-    } else if ((rc = gni_p2ptls_ctx_new((void **)&t->ctx)) < 0) {
+    } else if ((rc = gni_p2ptls_ctx_new(cfg->identity, cfg->unix_now, (void **)&t->ctx)) < 0) {
         goto fail;
     }
     rc = GN_ECRYPTO;
@@ -605,9 +636,6 @@ int gni_p2ptls_new(const gni_p2ptls_config *cfg, gni_p2ptls **out)
     }
     BIO_set_mem_eof_return(t->rbio, -1); /* empty = "retry", never EOF */
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
-    if (SSL_use_certificate(t->ssl, cert) != 1 || SSL_use_PrivateKey(t->ssl, key) != 1) {
-        goto fail;
-    }
     SSL_set_app_data(t->ssl, t);
     if (t->initiator) {
         unsigned char alpn[(GNI_P2PTLS_MAX_MUXERS + 1) * 256];
@@ -627,14 +655,10 @@ int gni_p2ptls_new(const gni_p2ptls_config *cfg, gni_p2ptls **out)
     } else {
         SSL_set_accept_state(t->ssl);
     }
-    X509_free(cert);
-    EVP_PKEY_free(key);
     ERR_clear_error();
     *out = t;
     return 0;
 fail:
-    X509_free(cert);
-    EVP_PKEY_free(key);
     gni_p2ptls_free(t);
     ERR_clear_error();
     return rc;
@@ -657,17 +681,37 @@ static size_t record_len(const uint8_t *h)
 }
 
 /*
- * RFC 8446 5.1: legacy_record_version is 0x0303, or 0x0301 in an initial
- * ClientHello. OpenSSL ignores it; checking it here leaves no byte of the
- * handshake that an attacker can change unnoticed.
+ * True until this endpoint has processed the ServerHello (client) or
+ * produced it (server): the records of a ClientHello, which may be split
+ * over several records, are the ones that may carry 0x0301.
  */
-static int record_version_ok(gni_p2ptls *t, const uint8_t *h, bool first)
+static bool before_server_hello(const gni_p2ptls *t)
 {
-    if (h[1] == 3 && (h[2] == 3 || (first && h[2] == 1))) {
+    switch (SSL_get_state(t->ssl)) {
+    case TLS_ST_BEFORE:
+    case TLS_ST_CW_CLNT_HELLO:
+    case TLS_ST_SR_CLNT_HELLO:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
+ * RFC 8446 5.1 says legacy_record_version MUST be ignored by receivers; we
+ * accept 0x0303 always and 0x0301 (what senders use for a ClientHello, in
+ * every record of it) until the ServerHello was processed, and refuse the
+ * rest: no real TLS 1.3 stack sends anything else, and a checked field
+ * leaves no handshake byte an attacker can change unnoticed (docs/tls.md).
+ */
+static int record_version_ok(gni_p2ptls *t, const uint8_t *h, bool early)
+{
+    if (h[1] == 3 && (h[2] == 3 || (early && h[2] == 1))) {
         return 0;
     }
-    return set_err(t, GN_EPROTO, "TLS record with version 0x%02x%02x (TLS 1.3 records carry 0x0303)",
-                   h[1], h[2]);
+    return set_err(t, GN_EPROTO,
+                   "TLS record with version 0x%02x%02x (0x0303 expected; 0x0301 only before "
+                   "the ServerHello)", h[1], h[2]);
 }
 
 int gni_p2ptls_feed(gni_p2ptls *t, const uint8_t *in, size_t len, size_t *consumed)
@@ -682,10 +726,9 @@ int gni_p2ptls_feed(gni_p2ptls *t, const uint8_t *in, size_t len, size_t *consum
         if (len - off < 5 + rl) {
             break;
         }
-        if (record_version_ok(t, in + off, !t->initiator && !t->fed) < 0) {
+        if (record_version_ok(t, in + off, before_server_hello(t)) < 0) {
             break;
         }
-        t->fed = true;
         if (BIO_write(t->rbio, in + off, (int)(5 + rl)) != (int)(5 + rl)) {
             set_err(t, GN_ENOMEM, "out of memory");
             break;
@@ -730,6 +773,7 @@ int gni_p2ptls_drain(gni_p2ptls *t, gn_buf *out)
     }
     size_t n = GNI_MIN(pend, room);
     int r = BIO_read(t->wbio, out->last, (int)n);
+    ERR_clear_error();
     if (r <= 0) {
         return GN_EINTERNAL;
     }
@@ -769,17 +813,24 @@ const char *gni_p2ptls_early_muxer(const gni_p2ptls *t)
 
 /* ---- transport phase ------------------------------------------------------------ */
 
+/*
+ * Moves the pending TLS output into @out. gni_p2ptls_open() keeps what is
+ * pending between calls at most GNI_P2PTLS_MAX_PENDING bytes, so @cap (the
+ * record plus GNI_P2PTLS_OVERHEAD) always suffices; the check stays as a
+ * guard against an OpenSSL that writes more than we accounted for.
+ */
 static int take_output(gni_p2ptls *t, uint8_t *out, size_t cap)
 {
     size_t pend = BIO_ctrl_pending(t->wbio);
     if (pend > cap) {
-        return set_err(t, GN_EINTERNAL, "TLS produced more output than a record allows");
+        return set_err(t, GN_EPROTO, "TLS output of %zu bytes pending (at most %zu fit): too "
+                                     "many post-handshake messages to answer", pend, cap);
     }
     if (pend == 0) {
         return 0;
     }
     int r = BIO_read(t->wbio, out, (int)pend);
-    return r == (int)pend ? r : GN_EINTERNAL;
+    return r == (int)pend ? r : set_err(t, GN_EINTERNAL, "memory BIO read failed");
 }
 
 int gni_p2ptls_seal(gni_p2ptls *t, const uint8_t *in, size_t len, uint8_t *out)
@@ -789,12 +840,10 @@ int gni_p2ptls_seal(gni_p2ptls *t, const uint8_t *in, size_t len, uint8_t *out)
     }
     size_t w = 0;
     int r = SSL_write_ex(t->ssl, in, len, &w);
-    if (r != 1 || w != len) {
-        int rc = ssl_fail(t, SSL_get_error(t->ssl, r));
-        ERR_clear_error();
-        return rc;
-    }
-    return take_output(t, out, len + GNI_P2PTLS_OVERHEAD);
+    int rc = r == 1 && w == len ? take_output(t, out, len + GNI_P2PTLS_OVERHEAD)
+                                : ssl_fail(t, SSL_get_error(t->ssl, r));
+    ERR_clear_error();
+    return rc;
 }
 
 int gni_p2ptls_open(gni_p2ptls *t, const uint8_t *in, size_t len, size_t *consumed,
@@ -827,12 +876,14 @@ int gni_p2ptls_open(gni_p2ptls *t, const uint8_t *in, size_t len, size_t *consum
             return set_err(t, GN_EFRAMESIZE, "TLS record of %zu bytes (over 2^14 + 256)", t->body_left);
         }
         if (BIO_write(t->rbio, t->hdr, 5) != 5) {
-            return set_err(t, GN_ENOMEM, "out of memory");
+            ERR_clear_error();
+            return set_err(t, GN_ENOMEM, "out of memory (TLS record buffer)");
         }
     }
     size_t take = GNI_MIN(t->body_left, len - off);
     if (take > 0 && BIO_write(t->rbio, in + off, (int)take) != (int)take) {
-        return set_err(t, GN_ENOMEM, "out of memory");
+        ERR_clear_error();
+        return set_err(t, GN_ENOMEM, "out of memory (TLS record buffer)");
     }
     off += take;
     t->body_left -= take;
@@ -843,19 +894,35 @@ int gni_p2ptls_open(gni_p2ptls *t, const uint8_t *in, size_t len, size_t *consum
     t->hdr_have = 0; /* the record is complete in rbio: open it */
     size_t n = 0;
     int r = SSL_read_ex(t->ssl, t->plain, sizeof t->plain, &n);
-    if (r == 1) {
-        *plain = t->plain;
-        *plain_len = n;
-        return 0;
-    }
-    int e = SSL_get_error(t->ssl, r);
     int rc = 0;
-    if (e == SSL_ERROR_ZERO_RETURN) {
-        t->closed = true;
-    } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-        rc = ssl_fail(t, e);
+    if (r != 1) {
+        int e = SSL_get_error(t->ssl, r);
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            t->closed = true;
+        } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            rc = ssl_fail(t, e);
+        }
+    }
+    /*
+     * A KeyUpdate with update_requested makes OpenSSL write its answer into
+     * the write BIO, which only gni_p2ptls_seal() empties: a peer that keeps
+     * asking while we do not write would grow it without bound. RFC 8446
+     * 4.6.3 lets an endpoint that is silent answer many requests with one
+     * update; we allow GNI_P2PTLS_MAX_PENDING bytes (one answer written,
+     * OpenSSL defers the next to its next read or write: two in all) and
+     * end the connection past that.
+     */
+    size_t pend = BIO_ctrl_pending(t->wbio);
+    if (rc == 0 && pend > GNI_P2PTLS_MAX_PENDING) {
+        rc = set_err(t, GN_EPROTO, "peer sent more KeyUpdate requests than we answer before "
+                                   "writing (%zu bytes of answers pending, at most %d)",
+                     pend, GNI_P2PTLS_MAX_PENDING);
     }
     ERR_clear_error();
+    if (rc == 0 && r == 1) {
+        *plain = t->plain;
+        *plain_len = n;
+    }
     return rc;
 }
 
@@ -870,8 +937,9 @@ int gni_p2ptls_seal_close(gni_p2ptls *t, uint8_t *out)
         return GN_ESTATE;
     }
     (void)SSL_shutdown(t->ssl); /* queues close_notify; the answer is not awaited */
+    int rc = take_output(t, out, GNI_P2PTLS_OVERHEAD);
     ERR_clear_error();
-    return take_output(t, out, GNI_P2PTLS_OVERHEAD);
+    return rc;
 }
 
 bool gni_p2ptls_closed(const gni_p2ptls *t)

@@ -10,7 +10,13 @@
  * "Multiplexer Negotiation over TLS". Design notes: docs/tls.md.
  *
  * Thread context: an object is used from one thread at a time. OpenSSL's
- * error queue is per thread; every call here clears it before returning.
+ * error queue is per thread; every call here that calls into OpenSSL clears
+ * it before returning, on success and on error.
+ *
+ * Randomness (a deviation from the sans-I/O rule, docs/tls.md): OpenSSL
+ * draws its own randomness (the certificate key and serial, TLS key shares
+ * and nonces) from its DRBG, seeded by the operating system; it is not
+ * passed in. Everything else comes in as arguments.
  * The names use gni_p2ptls_ because gni_tls_ is taken by Ergo's TLS.
  */
 #ifndef GNI_P2PTLS_H
@@ -87,41 +93,54 @@ int gni_p2ptls_cert_new(const gn_identity *id, int64_t unix_now, void **cert_out
 int gni_p2ptls_cert_verify(const uint8_t *der, size_t len, int64_t unix_now,
                            gni_p2ptls_peer *out, char *diag, size_t diag_len) GN_WARN_UNUSED;
 
-/** Handshake parameters (borrowed during gni_p2ptls_new()). */
+/** Handshake parameters (borrowed during gni_p2ptls_new(); the core copies what it keeps). */
 typedef struct gni_p2ptls_config {
     bool initiator;                   /* TLS client */
     const gn_identity *identity;      /* borrowed: outlives the object */
     const gn_peer_id *expected_peer;  /* NULL: any peer */
-    const char *const *muxers;        /* early muxers, preference order (NULL: none) */
-    size_t n_muxers;                  /* at most GNI_P2PTLS_MAX_MUXERS are used */
+    /** Early muxers, preference order (NULL: none); copied: the first
+     *  GNI_P2PTLS_MAX_MUXERS ids of 1..min(255, GN_PROTOCOL_ID_MAX - 1)
+     *  bytes are used, others skipped. */
+    const char *const *muxers;
+    size_t n_muxers;
     int64_t unix_now;                 /* wall-clock seconds: certificate build and check */
-    /** Optional shared SSL_CTX from gni_p2ptls_ctx_new() (NULL: a private one). */
+    /** Optional shared SSL_CTX from gni_p2ptls_ctx_new() for the same
+     *  @identity (NULL: a private one with a certificate of its own). */
     void *ssl_ctx;
 } gni_p2ptls_config;
 
 /**
- * Creates the SSL_CTX (as void *) endpoints may share: TLS 1.3 only, peer
- * certificate required and checked by gni_p2ptls_cert_verify()'s rules, no
- * tickets or session cache, the ALPN choice of the server. It holds no
- * certificate (each endpoint sets its own) and no per-connection state, so
- * endpoints on one thread share it; each endpoint takes a reference, so
- * gni_p2ptls_ctx_free() may come before the endpoints are freed.
- * Saves an SSL_CTX_new() per handshake (about 1 ms of CPU with OpenSSL 3).
- * Errors: GN_EINVAL, GN_ECRYPTO.
+ * Creates the SSL_CTX (as void *) the endpoints of identity @id share: TLS
+ * 1.3 only, peer certificate required and checked by
+ * gni_p2ptls_cert_verify()'s rules (certificate message at most
+ * 2 x GNI_P2PTLS_MAX_CERT bytes, the leaf at most GNI_P2PTLS_MAX_CERT), no
+ * tickets or session cache, the ALPN choice of the server, and one
+ * certificate with its P-256 key built by gni_p2ptls_cert_new(@id,
+ * @unix_now) that every endpoint made from it presents (tls.md allows
+ * reuse; the certificate is valid for 100 years from @unix_now - 1 h).
+ * No per-connection state: endpoints on one thread share it; each endpoint
+ * takes a reference, so gni_p2ptls_ctx_free() may come before the endpoints
+ * are freed. Saves SSL_CTX_new() and a certificate per handshake (both
+ * measured in docs/tls.md). Errors: GN_EINVAL (@id or @out NULL), GN_ENOMEM,
+ * GN_ECRYPTO.
  */
-int gni_p2ptls_ctx_new(void **out);
+int gni_p2ptls_ctx_new(const gn_identity *id, int64_t unix_now, void **out);
 /** Drops the caller's reference (NULL allowed). */
 void gni_p2ptls_ctx_free(void *ctx);
 
 typedef struct gni_p2ptls gni_p2ptls;
 
 /**
- * Creates one TLS 1.3 endpoint with a fresh certificate (ALPN: the muxers,
- * then "libp2p"; no SNI; no session tickets). A client's ClientHello is
- * ready to drain at once. Errors: GN_EINVAL, GN_ENOMEM, GN_ECRYPTO.
+ * Creates one TLS 1.3 endpoint (ALPN: the muxers, then "libp2p"; no SNI; no
+ * session tickets) with the certificate of @cfg->ssl_ctx, or, without one,
+ * a private SSL_CTX and a fresh certificate. A client's ClientHello is ready
+ * to drain at once. Errors: GN_EINVAL, GN_ENOMEM, GN_ECRYPTO.
  */
 int gni_p2ptls_new(const gni_p2ptls_config *cfg, gni_p2ptls **out);
-/** Frees @t (NULL allowed); wipes nothing itself (OpenSSL clears its keys). */
+/**
+ * Frees @t (NULL allowed): wipes its plaintext buffer (OPENSSL_cleanse);
+ * OpenSSL clears its own keys.
+ */
 void gni_p2ptls_free(gni_p2ptls *t);
 
 /**
@@ -129,7 +148,10 @@ void gni_p2ptls_free(gni_p2ptls *t);
  * the handshake runs and stops after the record that completes it (the
  * rest is application data). Always returns 0: a failure is reported by
  * gni_p2ptls_status() once the alert it produced was drained. Bounds: a
- * record body over GNI_P2PTLS_MAX_RECORD fails with GN_EFRAMESIZE.
+ * record body over GNI_P2PTLS_MAX_RECORD fails with GN_EFRAMESIZE. Record
+ * version (RFC 8446 5.1): 0x0303, or 0x0301 on any record until the
+ * ServerHello was processed (a ClientHello may span records); anything else
+ * fails with GN_EPROTO.
  */
 int gni_p2ptls_feed(gni_p2ptls *t, const uint8_t *in, size_t len, size_t *consumed);
 
@@ -162,14 +184,25 @@ const char *gni_p2ptls_early_muxer(const gni_p2ptls *t);
 
 /* ---- transport phase (after status 1) ---- */
 
-/** Bytes seal adds to a record: 22 per record, plus room for a pending KeyUpdate or close. */
+/** Bytes seal adds to a record: 22 per record, plus room for pending KeyUpdate answers or close. */
 #define GNI_P2PTLS_OVERHEAD 96
+/**
+ * Most TLS output gni_p2ptls_open() lets wait for the next seal: one
+ * KeyUpdate answer of 27 bytes. OpenSSL writes the answer to a request
+ * when it next reads or writes, so this allows two unanswered requests
+ * (a third before we write fails with GN_EPROTO); the next seal then
+ * writes 2 x 27 bytes before its record (22) or close_notify (24), within
+ * GNI_P2PTLS_OVERHEAD.
+ */
+#define GNI_P2PTLS_MAX_PENDING 27
 
 /**
  * Encrypts @len (1..GNI_P2PTLS_MAX_PLAIN) bytes at @in into @out (room for
  * @len + GNI_P2PTLS_OVERHEAD bytes): one application-data record, preceded
- * by any TLS output pending (a KeyUpdate answer). Returns bytes written or
- * GN_ESTATE (handshake not done, or closed), GN_EPROTO, GN_EINTERNAL.
+ * by any TLS output pending (KeyUpdate answers, at most
+ * GNI_P2PTLS_MAX_PENDING bytes). Returns bytes written or GN_ESTATE
+ * (handshake not done), the sticky failure, GN_EPROTO (TLS refused the
+ * write), GN_EINTERNAL (memory BIO failure).
  */
 int gni_p2ptls_seal(gni_p2ptls *t, const uint8_t *in, size_t len, uint8_t *out);
 
@@ -180,7 +213,8 @@ int gni_p2ptls_seal(gni_p2ptls *t, const uint8_t *in, size_t len, uint8_t *out);
  * is NULL (a post-handshake message, or close_notify: gni_p2ptls_closed()).
  * Errors (fatal): GN_EFRAMESIZE (record too long), GN_EDECRYPT (record
  * authentication failed), GN_EPROTO (any other TLS violation, data after
- * close_notify).
+ * close_notify, KeyUpdate requests whose answers would exceed
+ * GNI_P2PTLS_MAX_PENDING bytes before the next seal: RFC 8446 4.6.3).
  */
 int gni_p2ptls_open(gni_p2ptls *t, const uint8_t *in, size_t len, size_t *consumed,
                     const uint8_t **plain, size_t *plain_len);

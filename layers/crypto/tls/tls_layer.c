@@ -21,15 +21,43 @@
 #include <string.h>
 #include <time.h>
 
-/* per component instance (node): the shared SSL_CTX */
+/*
+ * Per component instance (node): the shared SSL_CTX with the instance's
+ * certificate and P-256 key, built at init and rebuilt by the first
+ * handshake a day later (docs/tls.md "Certificates"): connections made
+ * before keep the old one through their reference.
+ */
+#define TL_CERT_REFRESH_S (24 * 3600)
+
 struct tl_state {
     void *ssl_ctx;
+    int64_t made; /* wall-clock seconds the certificate was built at */
 };
 
 static int tl_init(gn_crypto *c)
 {
     struct tl_state *st = c->state;
-    return gni_p2ptls_ctx_new(&st->ssl_ctx);
+    st->made = (int64_t)time(NULL);
+    return gni_p2ptls_ctx_new(c->identity, st->made, &st->ssl_ctx);
+}
+
+/* A new certificate once a day (or when the clock went back by more than the 1 h backdating). */
+static void tl_refresh(gn_crypto *c, int64_t now)
+{
+    struct tl_state *st = c->state;
+    if (now - st->made < TL_CERT_REFRESH_S && now - st->made > -GNI_P2PTLS_CERT_BACKDATE_S) {
+        return;
+    }
+    void *fresh = NULL;
+    int rc = gni_p2ptls_ctx_new(c->identity, now, &fresh);
+    if (rc < 0) {
+        GN_LOG(GN_LOG_WARNING, "tls", "certificate refresh failed (%s); keeping the old one",
+               gn_err_name(rc));
+        return;
+    }
+    gni_p2ptls_ctx_free(st->ssl_ctx);
+    st->ssl_ctx = fresh;
+    st->made = now;
 }
 
 static void tl_fini(gn_crypto *c)
@@ -172,6 +200,7 @@ static int tl_secure(gn_crypto *c, gn_stream *below, const gn_secure_params *p, 
     cfg.muxers = p->early_muxers;
     cfg.n_muxers = p->early_muxers ? p->n_early_muxers : 0;
     cfg.unix_now = (int64_t)time(NULL);
+    tl_refresh(c, cfg.unix_now);
     cfg.ssl_ctx = ((struct tl_state *)c->state)->ssl_ctx;
     tl_hs *h = gn_calloc(1, sizeof *h);
     if (!h) {

@@ -2,10 +2,11 @@
 // TCP + @libp2p/tls + yamux, identify and ping.
 //
 //   node --import ./polyfill.mjs tls_peer.mjs [--listen MA] [--dial MA]
-//        [--key-type Ed25519|secp256k1|RSA] [--count N]
+//        [--stay] [--key-type Ed25519|secp256k1|RSA] [--count N]
 //
 // stdout: one JSON event per line (listening, connection_open, ping, done);
-// with --dial it pings N times, prints "done" and exits (0 on success).
+// with --dial it pings N times, prints "done" and exits (0 on success), or
+// with --stay closes that connection and goes on listening until SIGTERM.
 import { parseArgs } from 'node:util'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -21,6 +22,7 @@ const { values: a } = parseArgs({
   options: {
     listen: { type: 'string' },
     dial: { type: 'string' },
+    stay: { type: 'boolean', default: false },
     'key-type': { type: 'string', default: 'Ed25519' },
     count: { type: 'string', default: '3' }
   }
@@ -50,6 +52,9 @@ for (const what of ['open', 'close']) {
 }
 await node.start()
 emit({ event: 'listening', peer_id: node.peerId.toString(), addrs: node.getMultiaddrs().map(String) })
+const stop = async () => { await node.stop(); process.exit(0) }
+process.on('SIGTERM', stop)
+process.on('SIGINT', stop)
 if (a.dial) {
   let rc = 0
   try {
@@ -59,14 +64,14 @@ if (a.dial) {
       const rtt = await node.services.ping.ping(conn.remotePeer, { signal })
       emit({ event: 'ping', peer_id: conn.remotePeer.toString(), seq: i, rtt_ms: rtt })
     }
+    if (a.stay) await conn.close()
     emit({ event: 'done', ok: true })
   } catch (err) {
     emit({ event: 'done', ok: false, error: String(err?.message ?? err) })
     rc = 1
   }
-  await node.stop()
-  process.exit(rc)
+  if (!a.stay) {
+    await node.stop()
+    process.exit(rc)
+  }
 }
-const stop = async () => { await node.stop(); process.exit(0) }
-process.on('SIGTERM', stop)
-process.on('SIGINT', stop)
