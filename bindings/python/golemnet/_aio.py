@@ -882,6 +882,10 @@ class Node:
                 err = error_from_code(status)
                 if kind == _c.NOTE_DIAL and proto and isinstance(err, PeerIdError):
                     err.received_peer = proto  # the peer ID that answered instead
+                elif kind == _c.NOTE_DIAL and proto:
+                    # why in words (a DNS failure: the domain and the reason)
+                    err = error_from_code(status, f"{err.name}: {_c.strerror(status)}: {proto}")
+                    err.detail = proto  # type: ignore[attr-defined]
                 if kind == _c.NOTE_DHT:
                     err.peers = _dht_peers(result)  # type: ignore[attr-defined]
                 fut.set_exception(err)

@@ -1079,6 +1079,9 @@ static void br_dial_cb(void *arg, const gn_node_dial_result *res)
         if (status == GN_EPEERID && res->peer.len > 0 &&
             gn_peer_id_to_string(&res->peer, note->protocol, sizeof note->protocol) < 0) {
             note->protocol[0] = '\0';
+        } else if (status < 0 && status != GN_EPEERID && res->detail) {
+            /* why, in words (DNS: the domain and the failure), cut to the buffer */
+            snprintf(note->protocol, sizeof note->protocol, "%s", res->detail);
         }
         br_push(r->br, note);
     }

@@ -65,6 +65,27 @@ def test_error_mapping() -> None:
 # ---------------------------------------------------------------- two nodes
 
 @aio(30)
+async def test_dial_dns_failure_says_why() -> None:
+    # a DNS server that never answers (a bound UDP socket nobody reads): the
+    # dial fails with GN_ETIMEDOUT and the error names the domain (the C
+    # result's detail, docs/dns.md "Errors")
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    try:
+        async with Nodes() as ns:
+            b = await ns.new(listen=False, options=[f"dns.server=127.0.0.1:{port}",
+                                                    "dns.timeout_ms=100", "dns.tries=1"])
+            with pytest.raises(golemnet.Error) as ei:
+                await b.dial("/dns4/nowhere.example.test/tcp/4001")
+            assert ei.value.name == "GN_ETIMEDOUT"
+            assert "nowhere.example.test" in str(ei.value)
+            assert "nowhere.example.test" in ei.value.detail
+    finally:
+        silent.close()
+
+
+@aio(30)
 async def test_dial_ping_info() -> None:
     async with Nodes() as ns:
         a = await ns.new(key_seed=1)
