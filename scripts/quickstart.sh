@@ -74,7 +74,11 @@ build() { # dir [meson options...]
     if [ ! -f "$dir/build.ninja" ]; then
         meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
     fi
-    ninja -C "$dir" -j "$jobs"
+    local t0 rc=0
+    t0=$(date +%s)
+    ninja -C "$dir" -j "$jobs" || rc=$?
+    echo "built $dir in $(( $(date +%s) - t0 ))s" >&2
+    return $rc
 }
 
 main_job() {
@@ -104,13 +108,16 @@ print(n)' "$f")
     passed=$((passed + p)); failed=$((failed + q))
 }
 
-step() { # name command...: run a step, count it, keep going
+step() { # name command...: run a step, count it, keep going (and say how long it took)
     local name=$1; shift
+    local t0
+    t0=$(date +%s)
     log "$name"
     if "$@"; then
+        log "$name: done in $(( $(date +%s) - t0 ))s"
         return 0
     else
-        echo "FAILED: $name" >&2
+        echo "FAILED: $name (after $(( $(date +%s) - t0 ))s)" >&2
         failed=$((failed + 1))
         return 1
     fi
@@ -152,8 +159,11 @@ suite_fuzz() {
     targets=$(ninja -C build-fuzz -t targets all | sed -n 's|^\(test/fuzz/fuzz_[a-z0-9_]*\): .*|\1|p' |
         sort -u)
     [ -n "$targets" ] || { echo "no fuzz targets in build-fuzz" >&2; return 1; }
+    local t0
+    t0=$(date +%s)
     # shellcheck disable=SC2086 # one word per target
     ninja -C build-fuzz -j "$jobs" $targets || return 1
+    echo "built the fuzz targets in $(( $(date +%s) - t0 ))s" >&2
     local secs=${FUZZ_SECONDS:-3} rc=0 n=0
     local work
     work=$(mktemp -d)
