@@ -17,6 +17,8 @@
 # that a client subscribed to B's events receives. Then the Ergo wire: two
 # Ergo endpoints shake hands, join a pool of 3 links and exchange ENP frames,
 # and an Ergo node serves a process that the CLI calls and spawns workers on.
+# Then libp2p breadth: a secp256k1 identity listening on WebSocket, pinged by
+# DNS name over /tls/1.0.0, and a js-libp2p node dialling it over /ws.
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -220,6 +222,33 @@ else
     echo "(skipped: the CLI was built without the ergo component)"
 fi
 
-say "10. what the node saw"
+say "10. libp2p breadth: a secp256k1 identity on WebSocket, dialled by DNS name over /tls/1.0.0 and by js-libp2p over /ws"
+if "$cli" keygen --out "$tmp/k1.key" --key-type secp256k1 --json >"$tmp/keygen.out" 2>&1; then
+    field "$tmp/keygen.out" '"golemnet keygen --key-type secp256k1: peer ID %s" % e["peer_id"] if e.get("peer_id") else None'
+    timeout 120 "$cli" node --listen /ip4/127.0.0.1/tcp/0/ws --key "$tmp/k1.key" --echo --json \
+        >"$tmp/ws.out" 2>"$tmp/ws.err" &
+    pids+=($!)
+    wait_line "$tmp/ws.out" '"listening"'
+    wsaddr=$(field "$tmp/ws.out" 'e["addrs"][0] if e.get("event")=="listening" else None' | head -n1)
+    echo "listening on $wsaddr"
+    # the same listener by name: /ip4/127.0.0.1 -> /dns4/localhost (resolved through c-ares)
+    dnsaddr=/dns4/localhost/${wsaddr#/ip4/127.0.0.1/}
+    timeout 60 "$cli" ping "$dnsaddr" --security tls --count 2 --json >"$tmp/wsping.out" 2>"$tmp/wsping.err"
+    field "$tmp/wsping.out" '"golemnet ping '"$dnsaddr"': security %s, muxer %s, remote %s" % (e.get("security"), e.get("muxer"), e.get("remote_addr")) if e.get("event")=="channel_opened" else None'
+    field "$tmp/wsping.out" '"ping over TLS + WebSocket: %.3f ms" % e["rtt_ms"] if e.get("event")=="ping" else e.get("error") if e.get("event")=="error" else None'
+    if [ -d "$js/node_modules/@libp2p/websockets" ]; then
+        (cd "$js" && timeout 60 node --no-warnings --experimental-websocket --import ./polyfill.mjs \
+            ws_peer.mjs --dial "$wsaddr" --ping 2 --echo-bytes 65536) >"$tmp/jsws.out" 2>"$tmp/jsws.err"
+        field "$tmp/jsws.out" '"js over /ws sees: encryption %s, muxer %s" % (e.get("encryption"), e.get("muxer")) if e.get("event")=="connection_open" else None'
+        field "$tmp/jsws.out" '"js ping over /ws: %.3f ms" % e["rtt_ms"] if e.get("event")=="ping" else None'
+        field "$tmp/jsws.out" '"js echo over /ws: %d bytes back intact" % e["bytes"] if e.get("event")=="echo" else e.get("error") if e.get("event")=="error" else None'
+    else
+        echo "(js part skipped: needs node >= 20 and the js harness)"
+    fi
+else
+    echo "(skipped: keygen failed: $(cat "$tmp/keygen.out"))"
+fi
+
+say "11. what the node saw"
 field "$tmp/node.out" '"%s channel %s: peer %s, %s + %s" % (e["event"], e.get("direction"), e.get("peer_id","")[:16]+"...", e.get("security"), e.get("muxer")) if e.get("event")=="channel_opened" else None'
 field "$tmp/node.out" '"identify of %s...: agent %s" % (e.get("peer_id","")[:16], e.get("agent_version")) if e.get("event")=="identify" else None'
