@@ -100,6 +100,16 @@ typedef struct ws_conn {
     bool counted; /* in t->nconns */
     uint8_t ctl[GNI_WS_HDR_MAX + GNI_WS_CTL_MAX]; /* a pong or close refused by below */
     size_t ctl_len;
+    /* At most one internal write (handshake bytes, a pong, a close frame)
+     * is answered at a time for a pong: while one is in flight (or a frame
+     * waits in ctl, or ciphertext in blocked) a ping only overwrites this
+     * slot (the latest ping's payload, RFC 6455 section 5.5.3), sent when
+     * the write completes. So a peer that floods pings and never reads
+     * costs one slot, not a write per ping. */
+    unsigned int_inflight;              /* internal writes accepted below, not completed */
+    uint8_t pong[GNI_WS_CTL_MAX];
+    size_t pong_len;
+    bool pong_pending;
     const char *suffix; /* "/ws", "/wss" or "/tls/ws": how addresses are reported */
 #if GNI_WS_HAVE_TLS
     gni_tls *tls;            /* wss: the TLS session, or NULL */
@@ -372,24 +382,38 @@ static void ws_below_writable(gn_stream *below, void *ud);
 static const gn_stream_handler ws_below_handler = {ws_below_data, ws_below_eof, ws_below_error,
                                                    ws_below_writable};
 
+static void ws_ctl_written(ws_conn *c);
+
+/* An internal write (not a consumer's): a heap copy of its bytes. */
+typedef struct ws_raw {
+    ws_conn *c;
+    uint8_t data[];
+} ws_raw;
+
 static void ws_copy_done(void *arg, int status)
 {
     (void)status;
-    gn_free(arg);
+    ws_raw *r = arg;
+    ws_conn *c = r->c;
+    gn_free(r);
+    ws_ctl_written(c);
 }
 
 /* Writes a heap copy of @len bytes below; GN_EAGAIN keeps nothing. */
 static int ws_write_raw(ws_conn *c, const void *data, size_t len)
 {
-    uint8_t *copy = gn_malloc(len);
-    if (!copy) {
+    ws_raw *r = gn_malloc(sizeof *r + len);
+    if (!r) {
         return GN_ENOMEM;
     }
-    memcpy(copy, data, len);
-    gn_slice iov = gn_slice_of(copy, len);
-    int rc = gn_stream_write(c->s.below, &iov, 1, ws_copy_done, copy);
+    r->c = c;
+    memcpy(r->data, data, len);
+    gn_slice iov = gn_slice_of(r->data, len);
+    c->int_inflight++; /* before: a completion may come from inside the write */
+    int rc = gn_stream_write(c->s.below, &iov, 1, ws_copy_done, r);
     if (rc < 0) {
-        gn_free(copy);
+        c->int_inflight--;
+        gn_free(r);
     }
     return rc;
 }
@@ -417,6 +441,7 @@ static void ws_write_done(void *arg, int status)
 /* wss: ciphertext written below, carrying the consumer write @o (or none). */
 typedef struct ws_ct {
     ws_out *o;
+    ws_conn *c; /* for an internal write (o NULL) */
     size_t len;
     uint8_t data[];
 } ws_ct;
@@ -424,10 +449,14 @@ typedef struct ws_ct {
 static void ws_ct_done(void *arg, int status)
 {
     ws_ct *ct = arg;
-    if (ct->o) {
-        ws_write_done(ct->o, status);
-    }
+    ws_out *o = ct->o;
+    ws_conn *c = ct->c;
     gn_free(ct);
+    if (o) {
+        ws_write_done(o, status);
+    } else {
+        ws_ctl_written(c);
+    }
 }
 
 #if GNI_WS_HAVE_TLS
@@ -450,13 +479,20 @@ static int ws_tls_flush(ws_conn *c, ws_out *o)
     gn_buf_init(&b, ct->data, n);
     ct->len = gni_tls_drain(c->tls, &b);
     ct->o = o;
+    ct->c = c;
     gn_slice sl = gn_slice_of(ct->data, ct->len);
+    if (!o) {
+        c->int_inflight++;
+    }
     int rc = gn_stream_write(c->s.below, &sl, 1, ws_ct_done, ct);
     if (rc == GN_EAGAIN && !c->blocked) {
         c->blocked = ct; /* encrypted already: sent on writable, more writes refused */
         return 0;
     }
     if (rc < 0) {
+        if (!o) {
+            c->int_inflight--;
+        }
         gn_free(ct);
     }
     return rc;
@@ -509,7 +545,11 @@ static int ws_send_ctl(ws_conn *c, unsigned opcode, const uint8_t *payload, size
     int rc = c->ctl_len ? GN_EAGAIN : ws_emit(c, frame, n + len, NULL);
     if (rc == GN_EAGAIN) {
         if (c->ctl_len && opcode == GNI_WS_OP_PONG) {
-            return 0; /* a pong is already waiting: section 5.5.3 lets us answer the latest only */
+            /* a frame waits (ws_on_ping sends pongs only when none does) */
+            memcpy(c->pong, payload, len);
+            c->pong_len = len;
+            c->pong_pending = true;
+            return 0;
         }
         memcpy(c->ctl, frame, n + len);
         c->ctl_len = n + len;
@@ -542,8 +582,42 @@ static int ws_on_ping(void *ud, const uint8_t *data, size_t len)
     if (c->close_sent) {
         return 0;
     }
+    if (c->int_inflight > 0 || c->ctl_len || c->blocked) {
+        /* one pong at a time: this ping's answer replaces any unsent one
+         * (section 5.5.3: answering the latest ping only is allowed) */
+        memcpy(c->pong, data, len);
+        c->pong_len = len;
+        c->pong_pending = true;
+        return 0;
+    }
     int rc = ws_send_ctl(c, GNI_WS_OP_PONG, data, len);
     return rc < 0 ? rc : 0;
+}
+
+/* Sends the pending pong once no internal write is in flight or waiting. */
+static void ws_pong_flush(ws_conn *c)
+{
+    if (!c->pong_pending || c->dead || c->close_sent || c->int_inflight > 0 || c->ctl_len ||
+        c->blocked || c->phase != WS_OPEN || (c->s.flags & GN_STREAM_ERRORED)) {
+        if (c->close_sent) {
+            c->pong_pending = false; /* no pong after our close frame (section 5.5.1) */
+        }
+        return;
+    }
+    c->pong_pending = false;
+    int rc = ws_send_ctl(c, GNI_WS_OP_PONG, c->pong, c->pong_len);
+    if (rc < 0) {
+        gn_stream_emit_error(&c->s, rc);
+    }
+}
+
+/* An internal write completed (or was cancelled): the next pong may go. */
+static void ws_ctl_written(ws_conn *c)
+{
+    if (c->int_inflight > 0) {
+        c->int_inflight--;
+    }
+    ws_pong_flush(c);
 }
 
 static int ws_on_close(void *ud, unsigned code, const uint8_t *reason, size_t len)
@@ -756,6 +830,7 @@ static ws_conn *ws_conn_new(gn_transport *t, gn_stream *below, bool server)
 /* Releases what a connection holds besides itself; its below stream has closed. */
 static void ws_conn_release(ws_conn *c)
 {
+    gn_timer_stop(&c->timer); /* never freed while in the timer heap */
     if (c->counted) {
         c->t->nconns--;
         c->counted = false;
@@ -812,8 +887,11 @@ static void ws_below_data(gn_stream *below, void *ud, const uint8_t *data, size_
 #if GNI_WS_HAVE_TLS
     if (c->tls) {
         int rc = gni_tls_feed(c->tls, data, len);
-        if (rc == 0) {
-            rc = ws_tls_flush(c, NULL); /* handshake messages, key update answers */
+        if (rc == 0 && !c->blocked) {
+            /* handshake messages, key update answers; while a record is held
+             * (blocked) they stay in the TLS session, in order, and go from
+             * ws_below_writable once it has gone */
+            rc = ws_tls_flush(c, NULL);
         }
         while (rc == 0 && !c->dead && !(c->s.flags & GN_STREAM_ERRORED)) {
             uint8_t pt[GNI_TLS_RECORD_MAX];
@@ -830,7 +908,7 @@ static void ws_below_data(gn_stream *below, void *ud, const uint8_t *data, size_
                 break;
             }
             ws_plain_input(c, pt, (size_t)n);
-            if (!c->dead && c->tls) {
+            if (!c->dead && c->tls && !c->blocked) {
                 rc = ws_tls_flush(c, NULL);
             }
         }
@@ -941,6 +1019,19 @@ static void ws_below_writable(gn_stream *below, void *ud)
             return;
         }
     }
+#if GNI_WS_HAVE_TLS
+    if (c->tls) {
+        /* ciphertext queued in the session while the held record waited */
+        int rc = ws_tls_flush(c, NULL);
+        if (rc < 0) {
+            ws_fail_below(c, rc);
+            return;
+        }
+        if (c->blocked) {
+            return;
+        }
+    }
+#endif
     if (c->phase == WS_HS) {
         return;
     }
@@ -959,6 +1050,7 @@ static void ws_below_writable(gn_stream *below, void *ud)
             (void)gn_stream_shutdown(below);
         }
     }
+    ws_pong_flush(c);
     gn_stream_emit_writable(&c->s);
 }
 
@@ -1150,7 +1242,7 @@ static void ws_tcp_accept(void *arg, gn_listener *tl, int status, gn_stream *con
         rc = gn_stream_read_start(conn);
     }
     if (rc < 0) {
-        ws_listener_done(wl, c, rc);
+        ws_hs_end(c, rc); /* stops the timer if it started, then ws_listener_done */
     }
 }
 

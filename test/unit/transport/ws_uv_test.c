@@ -8,6 +8,8 @@
  */
 #include "transport/tr_harness.h"
 
+#include "ws.h"
+
 #include <string.h>
 
 static const char k_req[] = "GET / HTTP/1.1\r\n"
@@ -175,6 +177,70 @@ GN_TEST(ws_uv_clean_close_is_eof)
     tr_env_fini();
 }
 
+/*
+ * A peer that floods pings and never reads (RFC 6455 section 5.5.3): at most
+ * one pong is in flight below, so the server's write queue stays within one
+ * control frame while 16 MiB of pings (128 Ki pongs' worth) go through, and
+ * the pong that finally goes answers the latest ping.
+ */
+GN_TEST(ws_uv_ping_flood_bounded)
+{
+    enum { PING = 6 + 125, PER = 500, TOTAL = 16 << 20 };
+    static uint8_t flood[PING * PER];
+    for (size_t i = 0; i < PER; i++) {
+        uint8_t *f = flood + i * PING;
+        f[0] = 0x89;
+        f[1] = 0x80 | 125;
+        memset(f + 2, 0, 4); /* zero mask key */
+        memset(f + 6, 'p', 125);
+    }
+    gn_listener *l;
+    tconn *s;
+    tconn *c = upgraded(&l, &s);
+    free(c->rx);
+    c->p.rx_cap = 20u << 20; /* keeps every pong for the last check */
+    c->rx = calloc(1, c->p.rx_cap);
+    CHECK(c->rx != NULL);
+    CHECK_OK(tc_read_stop(c));
+    gn_stream *below = s->s->below;
+    uint64_t start_in = below->metrics.bytes_in, max_queued = 0;
+    size_t sent = 0;
+    for (int turns = 0; sent < TOTAL && turns < 200000; turns++) {
+        int rc = tc_send(c, flood, sizeof flood);
+        if (rc == 0) {
+            sent += sizeof flood;
+        } else {
+            CHECK_EQ(rc, GN_EAGAIN);
+            tr_run_for(1);
+        }
+        if (below->metrics.write_queued > max_queued) {
+            max_queued = below->metrics.write_queued;
+        }
+    }
+    CHECK(sent >= (size_t)TOTAL);
+    static const uint8_t last[] = {0x89, 0x84, 0, 0, 0, 0, 'l', 'a', 's', 't'};
+    CHECK_OK(tc_send(c, last, sizeof last));
+    for (int turns = 0; turns < 2000 &&
+                        below->metrics.bytes_in - start_in < (uint64_t)sent + sizeof last;
+         turns++) {
+        tr_run_for(5);
+        if (below->metrics.write_queued > max_queued) {
+            max_queued = below->metrics.write_queued;
+        }
+    }
+    CHECK_EQ(below->metrics.bytes_in - start_in, (uint64_t)sent + sizeof last);
+    printf("# most bytes queued below the server during the flood: %llu\n",
+           (unsigned long long)max_queued);
+    CHECK(max_queued <= 2 + GNI_WS_CTL_MAX);
+    CHECK_EQ(s->errors, 0);
+    /* the client reads at last: the final pong answers the final ping */
+    CHECK_OK(tc_read_start(c));
+    RUN_UNTIL(c->rx_len >= 6 && memcmp(c->rx + c->rx_len - 6, "\x8a\x04last", 6) == 0, 10000);
+    CHECK_MEM(c->rx, "\x8a\x7d", 2);
+    tr_listener_close(l);
+    tr_env_fini();
+}
+
 /* The dialler against a raw server answering with the wrong Accept value. */
 GN_TEST(ws_uv_dial_refuses_wrong_accept)
 {
@@ -261,4 +327,5 @@ GN_TEST(ws_uv_dial_cancel)
 GN_TEST_MAIN(GN_T(ws_uv_bad_request_400), GN_T(ws_uv_old_version_426),
              GN_T(ws_uv_silent_peer_dropped), GN_T(ws_uv_ping_pong_binary_text),
              GN_T(ws_uv_oversized_frame_1009), GN_T(ws_uv_clean_close_is_eof),
-             GN_T(ws_uv_dial_refuses_wrong_accept), GN_T(ws_uv_dial_cancel))
+             GN_T(ws_uv_dial_refuses_wrong_accept), GN_T(ws_uv_dial_cancel),
+             GN_T(ws_uv_ping_flood_bounded))
