@@ -2,8 +2,9 @@
  * WebSocket transport component ("websocket"): libp2p /ip4|ip6/.../tcp/P/ws
  * over the TCP transport, with the framing core of ws.c. docs/websocket.md.
  *
- * The component runs a private instance of the tcp transport (found through
- * a private registry by its name "tcp", so no tcp internals are used) and
+ * The component runs a private instance of the tcp transport (found by its
+ * name "tcp" in a private registry of the built-ins, so neither tcp's
+ * internals nor its register symbol are used) and
  * wraps each of its connections in a WebSocket stream:
  *  - dial: TCP dial, then the client's Upgrade request, the 101 response
  *    checked, then the stream goes to the dialer; listen: TCP accept, the
@@ -23,7 +24,7 @@
  *    shuts TCP down; a protocol violation sends close 1002/1003/1009 and
  *    fails the stream (GN_EPROTO / GN_EFRAMESIZE).
  * /wss and /tls/ws (when built with OpenSSL 3: GNI_WS_HAVE_TLS): TLS runs
- * between TCP and the WebSocket bytes through ergo_tls.c (OpenSSL behind
+ * between TCP and the WebSocket bytes through core/tlsbio.c (OpenSSL behind
  * memory BIOs): ciphertext from below is fed and the plaintext goes the
  * /ws way; WebSocket bytes are encrypted and the ciphertext written below.
  * A write whose ciphertext the TCP stream refuses is kept (c->blocked) and
@@ -40,7 +41,7 @@
 #include "ws.h"
 #include "ws_config.h"
 #if GNI_WS_HAVE_TLS
-#include "ergo_tls.h"
+#include "gni_tlsbio.h"
 #endif
 
 #include <sodium.h>
@@ -59,13 +60,12 @@
 /* received bytes kept while the consumer does not read */
 #define WS_RX_MAX (4u << 20)
 
-int gn_transport_tcp_register(gn_registry *reg); /* the tcp component */
 int gn_transport_websocket_register(gn_registry *reg);
 
 typedef struct ws_state {
     gn_transport *tcp;
 #if GNI_WS_HAVE_TLS
-    gni_tls_ctx *tls_srv, *tls_cli; /* made at the first wss listen / dial */
+    gni_tlsbio_ctx *tls_srv, *tls_cli; /* made at the first wss listen / dial */
 #endif
     size_t max_header;
     uint64_t max_frame, max_msg;
@@ -112,7 +112,7 @@ typedef struct ws_conn {
     bool pong_pending;
     const char *suffix; /* "/ws", "/wss" or "/tls/ws": how addresses are reported */
 #if GNI_WS_HAVE_TLS
-    gni_tls *tls;            /* wss: the TLS session, or NULL */
+    gni_tlsbio *tls;            /* wss: the TLS session, or NULL */
 #endif
     struct ws_ct *blocked;   /* wss: ciphertext the stream below refused */
 } ws_conn;
@@ -264,8 +264,10 @@ static int ws_init(gn_transport *t)
     if (rc < 0) {
         return rc;
     }
+    /* the tcp component through core's registry API (the built-in list),
+     * not by a symbol of its own: components meet only through ops tables */
     const gn_transport_ops *tcp_ops = NULL;
-    if ((rc = gn_transport_tcp_register(reg)) == 0) {
+    if ((rc = gn_registry_add_builtins(reg)) == 0) {
         tcp_ops = (const gn_transport_ops *)gn_registry_find(reg, GN_LAYER_TRANSPORT, "tcp");
     }
     gn_registry_free(reg); /* ops tables are static */
@@ -289,8 +291,8 @@ static void ws_fini(gn_transport *t)
         st->tcp = NULL;
     }
 #if GNI_WS_HAVE_TLS
-    gni_tls_ctx_free(st->tls_srv);
-    gni_tls_ctx_free(st->tls_cli);
+    gni_tlsbio_ctx_free(st->tls_srv);
+    gni_tlsbio_ctx_free(st->tls_cli);
     st->tls_srv = st->tls_cli = NULL;
 #endif
 }
@@ -325,15 +327,15 @@ static int ws_read_pem(gn_transport *t, const char *key, gn_slice *out, uint8_t 
 }
 
 /* The server (@server) or client TLS context, made on first use from the options. */
-static int ws_tls_ctx(gn_transport *t, bool server, gni_tls_ctx **out)
+static int ws_tls_ctx(gn_transport *t, bool server, gni_tlsbio_ctx **out)
 {
     ws_state *st = t->state;
-    gni_tls_ctx **slot = server ? &st->tls_srv : &st->tls_cli;
+    gni_tlsbio_ctx **slot = server ? &st->tls_srv : &st->tls_cli;
     if (*slot) {
         *out = *slot;
         return 0;
     }
-    gni_tls_ctx_config cfg = {.server = server};
+    gni_tlsbio_ctx_config cfg = {.server = server};
     uint8_t *cert = NULL, *key = NULL, *ca = NULL;
     int rc;
     char diag[200] = "";
@@ -350,9 +352,11 @@ static int ws_tls_ctx(gn_transport *t, bool server, gni_tls_ctx **out)
         rc = ws_read_pem(t, "ca_file", &cfg.ca_pem, &ca);
         const char *sv = t->host ? gn_host_option(t->host, WS_COMP, "tls_skip_verify", 0) : NULL;
         cfg.skip_verify = sv && (strcmp(sv, "true") == 0 || strcmp(sv, "1") == 0);
+        cfg.verify_hint = " (trust its issuer with websocket.ca_file; websocket.tls_skip_verify"
+                          " turns the check off, tests only)";
     }
     if (rc == 0) {
-        rc = gni_tls_ctx_new(&cfg, slot, diag, sizeof diag);
+        rc = gni_tlsbio_ctx_new(&cfg, slot, diag, sizeof diag);
         if (rc < 0) {
             GN_LOG(GN_LOG_ERR, WS_COMP, "TLS setup failed: %s (%s)", diag, gn_err_name(rc));
         }
@@ -467,7 +471,7 @@ static void ws_ct_done(void *arg, int status)
  */
 static int ws_tls_flush(ws_conn *c, ws_out *o)
 {
-    size_t n = gni_tls_pending(c->tls);
+    size_t n = gni_tlsbio_pending(c->tls);
     if (n == 0) {
         return o ? GN_EINTERNAL : 0;
     }
@@ -477,7 +481,7 @@ static int ws_tls_flush(ws_conn *c, ws_out *o)
     }
     gn_buf b;
     gn_buf_init(&b, ct->data, n);
-    ct->len = gni_tls_drain(c->tls, &b);
+    ct->len = gni_tlsbio_drain(c->tls, &b);
     ct->o = o;
     ct->c = c;
     gn_slice sl = gn_slice_of(ct->data, ct->len);
@@ -511,7 +515,7 @@ static int ws_emit(ws_conn *c, const uint8_t *data, size_t len, ws_out *o)
         if (c->blocked) {
             return GN_EAGAIN;
         }
-        int rc = gni_tls_write(c->tls, data, len);
+        int rc = gni_tlsbio_write(c->tls, data, len);
         return rc < 0 ? rc : ws_tls_flush(c, o);
     }
 #endif
@@ -845,7 +849,7 @@ static void ws_conn_release(ws_conn *c)
     gn_free(c->hs);
     c->hs = NULL;
 #if GNI_WS_HAVE_TLS
-    gni_tls_free(c->tls);
+    gni_tlsbio_free(c->tls);
     c->tls = NULL;
 #endif
 }
@@ -886,7 +890,7 @@ static void ws_below_data(gn_stream *below, void *ud, const uint8_t *data, size_
     }
 #if GNI_WS_HAVE_TLS
     if (c->tls) {
-        int rc = gni_tls_feed(c->tls, data, len);
+        int rc = gni_tlsbio_feed(c->tls, data, len);
         if (rc == 0 && !c->blocked) {
             /* handshake messages, key update answers; while a record is held
              * (blocked) they stay in the TLS session, in order, and go from
@@ -894,8 +898,8 @@ static void ws_below_data(gn_stream *below, void *ud, const uint8_t *data, size_
             rc = ws_tls_flush(c, NULL);
         }
         while (rc == 0 && !c->dead && !(c->s.flags & GN_STREAM_ERRORED)) {
-            uint8_t pt[GNI_TLS_RECORD_MAX];
-            int n = gni_tls_read(c->tls, pt, sizeof pt);
+            uint8_t pt[GNI_TLSBIO_RECORD_MAX];
+            int n = gni_tlsbio_read(c->tls, pt, sizeof pt);
             if (n == 0) {
                 break;
             }
@@ -913,7 +917,7 @@ static void ws_below_data(gn_stream *below, void *ud, const uint8_t *data, size_
             }
         }
         if (rc < 0 && !c->dead) {
-            GN_LOG(GN_LOG_INFO, WS_COMP, "TLS failed: %s (%s)", gni_tls_diag(c->tls),
+            GN_LOG(GN_LOG_INFO, WS_COMP, "TLS failed: %s (%s)", gni_tlsbio_diag(c->tls),
                    gn_err_name(rc));
             ws_fail_below(c, rc);
         }
@@ -955,9 +959,9 @@ static void ws_below_eof(gn_stream *below, void *ud)
     }
 #if GNI_WS_HAVE_TLS
     if (c->tls) {
-        int rc = gni_tls_eof(c->tls);
+        int rc = gni_tlsbio_eof(c->tls);
         if (rc < 0) {
-            GN_LOG(GN_LOG_INFO, WS_COMP, "TLS ended badly: %s", gni_tls_diag(c->tls));
+            GN_LOG(GN_LOG_INFO, WS_COMP, "TLS ended badly: %s", gni_tlsbio_diag(c->tls));
             ws_fail_below(c, rc);
             return;
         }
@@ -1232,7 +1236,7 @@ static void ws_tcp_accept(void *arg, gn_listener *tl, int status, gn_stream *con
 #if GNI_WS_HAVE_TLS
     ws_state *st = wl->l.transport->state;
     if (strcmp(wl->suffix, "/ws") != 0) {
-        rc = gni_tls_new(st->tls_srv, NULL, &c->tls);
+        rc = gni_tlsbio_new(st->tls_srv, NULL, &c->tls);
     }
 #endif
     if (rc == 0) {
@@ -1262,7 +1266,7 @@ static int ws_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, v
     }
 #if GNI_WS_HAVE_TLS
     if (strcmp(suffix, "/ws") != 0) {
-        gni_tls_ctx *ctx;
+        gni_tlsbio_ctx *ctx;
         if ((rc = ws_tls_ctx(t, true, &ctx)) < 0) {
             gn_multiaddr_free(tcp);
             return rc;
@@ -1398,7 +1402,7 @@ static void ws_tcp_dialed(void *arg, int status, gn_stream *conn)
 #if GNI_WS_HAVE_TLS
     ws_state *st = d->t->state;
     if (strcmp(d->suffix, "/ws") != 0) {
-        rc = gni_tls_new(st->tls_cli, d->ip, &c->tls); /* the ClientHello is queued */
+        rc = gni_tlsbio_new(st->tls_cli, d->ip, &c->tls); /* the ClientHello is queued */
         if (rc < 0) {
             ws_dial_done(d, rc);
             return;
@@ -1436,7 +1440,7 @@ static int ws_dial_start(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb,
     }
 #if GNI_WS_HAVE_TLS
     if (strcmp(suffix, "/ws") != 0) {
-        gni_tls_ctx *ctx;
+        gni_tlsbio_ctx *ctx;
         if ((rc = ws_tls_ctx(t, false, &ctx)) < 0) {
             gn_multiaddr_free(tcp);
             return rc;
