@@ -59,6 +59,12 @@
 #define WS_TX_FRAME (1u << 20)
 /* received bytes kept while the consumer does not read */
 #define WS_RX_MAX (4u << 20)
+/* after the peer's close frame, how long we wait for the consumer's
+ * shutdown before sending our close frame ourselves (docs/websocket.md) */
+#define WS_CLOSE_WAIT (5 * GN_S)
+/* a refused upgrade: how long the response may take to drain and the
+ * client to close before we close (at most config.dial_timeout) */
+#define WS_REFUSE_LINGER (2 * GN_S)
 
 int gn_transport_websocket_register(gn_registry *reg);
 
@@ -86,6 +92,9 @@ typedef struct ws_conn {
     /* handshake */
     uint8_t *hs;
     size_t hs_len;
+    size_t hs_scan;  /* header bytes searched for the end of the block */
+    bool refusing;   /* refusal written, TCP shut down: closing on EOF or the timer */
+    int refuse_rc;   /* why the request was refused */
     char key[GNI_WS_KEY_LEN];
     gn_timer timer;
     ws_listener *wl; /* server handshake: the listener that accepted */
@@ -624,16 +633,44 @@ static void ws_ctl_written(ws_conn *c)
     ws_pong_flush(c);
 }
 
+/*
+ * The peer's close frame came and the consumer has not shut down within
+ * WS_CLOSE_WAIT: section 5.5.1 wants our close frame "as soon as
+ * practical"; send it (1000) and shut TCP down. Writes fail (GN_EPIPE).
+ */
+static void ws_close_wait_timeout(gn_timer *tm, void *arg)
+{
+    (void)tm;
+    ws_conn *c = arg;
+    if (c->dead || c->close_sent || (c->s.flags & GN_STREAM_ERRORED)) {
+        return;
+    }
+    GN_LOG(GN_LOG_DEBUG, WS_COMP, "answering the peer's close frame after %d ms",
+           (int)(WS_CLOSE_WAIT / GN_MS));
+    int rc = ws_send_close(c, GNI_WS_CLOSE_NORMAL);
+    if (rc < 0) {
+        gn_stream_emit_error(&c->s, rc);
+    } else if (c->ctl_len) {
+        c->shut_pending = true; /* after the close frame */
+    } else {
+        (void)gn_stream_shutdown(c->s.below);
+    }
+}
+
 static int ws_on_close(void *ud, unsigned code, const uint8_t *reason, size_t len)
 {
     ws_conn *c = ud;
     c->close_recv = true;
     GN_LOG(GN_LOG_DEBUG, WS_COMP, "peer sent close %u (%.*s)", code, (int)GNI_MIN(len, 64),
            (const char *)reason);
-    gn_stream_emit_eof(&c->s);
     if (c->close_sent) {
         (void)gn_stream_shutdown(c->s.below); /* both close frames went: end TCP */
+    } else {
+        /* libp2p half-close: the consumer may still write until it shuts
+         * down, but not for ever (docs/websocket.md "Closing") */
+        (void)gn_timer_start(&c->timer, WS_CLOSE_WAIT, ws_close_wait_timeout, c);
     }
+    gn_stream_emit_eof(&c->s);
     return 1;
 }
 
@@ -738,11 +775,15 @@ static void ws_schedule_drain(ws_conn *c)
 /* ---- handshake ---- */
 
 static void ws_listener_done(ws_listener *wl, ws_conn *c, int status);
+static void ws_hs_timeout(gn_timer *tm, void *arg);
 static void ws_dial_done(ws_dial *d, int status);
 
 /* The handshake ended: hand the stream over or fail. */
 static void ws_hs_end(ws_conn *c, int status)
 {
+    if (c->refusing) {
+        status = c->refuse_rc; /* EOF, error or linger timeout after a refusal */
+    }
     gn_timer_stop(&c->timer);
     gn_free(c->hs);
     c->hs = NULL;
@@ -762,6 +803,9 @@ static void ws_hs_end(ws_conn *c, int status)
 static void ws_hs_input(ws_conn *c, const uint8_t *data, size_t len)
 {
     ws_state *st = c->t->state;
+    if (c->refusing) {
+        return; /* refused: input is read only to see the client's EOF */
+    }
     /* c->hs_len < max_header here (past it the parse ended the handshake), so
      * the buffer stays under max_header plus one read from below (64 KiB) */
     uint8_t *nb = gn_realloc(c->hs, c->hs_len + len);
@@ -775,7 +819,7 @@ static void ws_hs_input(ws_conn *c, const uint8_t *data, size_t len)
     size_t used = 0;
     int rc;
     if (c->server) {
-        rc = gni_ws_parse_request(c->hs, c->hs_len, st->max_header, &used, c->key);
+        rc = gni_ws_parse_request(c->hs, c->hs_len, st->max_header, &c->hs_scan, &used, c->key);
         if (rc == 0) {
             char resp[256];
             int n = gni_ws_build_response(resp, sizeof resp, c->key);
@@ -784,12 +828,26 @@ static void ws_hs_input(ws_conn *c, const uint8_t *data, size_t len)
             char resp[256];
             int n = gni_ws_build_refusal(resp, sizeof resp, rc);
             GN_LOG(GN_LOG_INFO, WS_COMP, "refusing an upgrade request: %s", gn_err_name(rc));
-            if (n > 0) {
-                (void)ws_emit(c, (const uint8_t *)resp, (size_t)n, NULL);
+            if (n > 0 && ws_emit(c, (const uint8_t *)resp, (size_t)n, NULL) == 0) {
+                /* The response must reach the client: closing now would
+                 * cancel it, or reset the connection on unread input. Shut
+                 * TCP down behind it (FIN after the bytes), discard input,
+                 * and close on the client's EOF or after the linger time. */
+                c->refusing = true;
+                c->refuse_rc = rc;
+                gn_free(c->hs);
+                c->hs = NULL;
+                c->hs_len = 0;
+                gn_time linger = GNI_MIN(c->t->config.dial_timeout, WS_REFUSE_LINGER);
+                gn_timer_stop(&c->timer);
+                if (gn_stream_shutdown(c->s.below) == 0 &&
+                    gn_timer_start(&c->timer, linger, ws_hs_timeout, c) == 0) {
+                    return;
+                }
             }
         }
     } else {
-        rc = gni_ws_parse_response(c->hs, c->hs_len, st->max_header, &used, c->key);
+        rc = gni_ws_parse_response(c->hs, c->hs_len, st->max_header, &c->hs_scan, &used, c->key);
         if (rc < 0 && rc != GN_EAGAIN) {
             GN_LOG(GN_LOG_INFO, WS_COMP, "server refused the upgrade: %s", gn_err_name(rc));
         }
@@ -808,7 +866,9 @@ static void ws_hs_timeout(gn_timer *tm, void *arg)
 {
     (void)tm;
     ws_conn *c = arg;
-    GN_LOG(GN_LOG_INFO, WS_COMP, "WebSocket handshake timed out");
+    if (!c->refusing) {
+        GN_LOG(GN_LOG_INFO, WS_COMP, "WebSocket handshake timed out");
+    }
     ws_hs_end(c, GN_ETIMEDOUT);
 }
 
@@ -1136,6 +1196,7 @@ static int ws_read_stop(gn_stream *s)
 static int ws_shutdown(gn_stream *s)
 {
     ws_conn *c = (ws_conn *)s;
+    gn_timer_stop(&c->timer); /* no close-wait timeout once the consumer shut down */
     int rc = ws_send_close(c, GNI_WS_CLOSE_NORMAL);
     if (rc < 0) {
         return rc;

@@ -241,6 +241,57 @@ GN_TEST(ws_uv_ping_flood_bounded)
     tr_env_fini();
 }
 
+/*
+ * A refusal is not cut short: the 400 goes out, then a FIN; bytes the client
+ * sends afterwards are read and dropped (no reset), and the server closes on
+ * the client's EOF.
+ */
+GN_TEST(ws_uv_refusal_lingers)
+{
+    env_raw(0);
+    gn_listener *l;
+    tconn *c = raw_connect(&l);
+    static const char bad[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK_OK(tc_send(c, bad, sizeof bad - 1));
+    RUN_UNTIL(c->eofs == 1, 5000);
+    CHECK_MEM(c->rx, "HTTP/1.1 400 ", 13);
+    CHECK_EQ(E.srv->nconns, 1); /* lingering for the client's EOF */
+    static const char more[] = "more bytes from a client that did not listen";
+    CHECK_OK(tc_send(c, more, sizeof more - 1));
+    tr_run_for(100);
+    CHECK_EQ(c->errors, 0); /* no reset */
+    CHECK_OK(tc_shutdown(c));
+    RUN_UNTIL(E.srv->nconns == 0, 1000); /* well before the 2 s linger bound */
+    CHECK_EQ(E.accepts, 0);
+    tr_listener_close(l);
+    tr_env_fini();
+}
+
+/*
+ * The peer's close frame when the consumer never shuts down: after 5 s
+ * (section 5.5.1, "as soon as practical") the server sends close 1000 and
+ * shuts TCP down itself; further writes fail with GN_EPIPE.
+ */
+GN_TEST(ws_uv_close_answered_after_wait)
+{
+    gn_listener *l;
+    tconn *s;
+    tconn *c = upgraded(&l, &s);
+    CHECK_OK(tc_send(c, "\x88\x82\0\0\0\0\x03\xe8", 8));
+    RUN_UNTIL(s->eofs == 1, 5000);
+    /* half-close: the consumer may still write */
+    CHECK_OK(tc_send(s, "late", 4));
+    RUN_UNTIL(c->rx_len >= 6, 5000);
+    CHECK_MEM(c->rx, "\x82\x04late", 6);
+    tr_run_for(4000);
+    CHECK_EQ(c->rx_len, 6); /* nothing before the wait is over */
+    RUN_UNTIL(c->rx_len >= 10 && c->eofs == 1, 3000);
+    CHECK_MEM(c->rx + 6, "\x88\x02\x03\xe8", 4);
+    CHECK_EQ(tc_send(s, "x", 1), GN_EPIPE);
+    tr_listener_close(l);
+    tr_env_fini();
+}
+
 /* The dialler against a raw server answering with the wrong Accept value. */
 GN_TEST(ws_uv_dial_refuses_wrong_accept)
 {
@@ -328,4 +379,5 @@ GN_TEST_MAIN(GN_T(ws_uv_bad_request_400), GN_T(ws_uv_old_version_426),
              GN_T(ws_uv_silent_peer_dropped), GN_T(ws_uv_ping_pong_binary_text),
              GN_T(ws_uv_oversized_frame_1009), GN_T(ws_uv_clean_close_is_eof),
              GN_T(ws_uv_dial_refuses_wrong_accept), GN_T(ws_uv_dial_cancel),
-             GN_T(ws_uv_ping_flood_bounded))
+             GN_T(ws_uv_ping_flood_bounded), GN_T(ws_uv_refusal_lingers),
+             GN_T(ws_uv_close_answered_after_wait))
