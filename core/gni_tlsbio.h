@@ -171,8 +171,9 @@ int gni_tlsbio_eof(gni_tlsbio *t);
 bool gni_tlsbio_done(const gni_tlsbio *t);
 
 /**
- * Writes the SHA-1 of the peer's leaf certificate DER to @sha1. Returns 0, GN_ESTATE (handshake not done), GN_ENOTFOUND
- * (the peer sent no certificate: a client seen from a server).
+ * Writes the SHA-1 of the peer's leaf certificate DER to @sha1. Returns 0,
+ * GN_ESTATE (handshake not done), GN_ENOTFOUND (the peer sent no
+ * certificate: a client seen from a server).
  */
 int gni_tlsbio_peer_sha1(const gni_tlsbio *t, uint8_t sha1[GNI_TLSBIO_SHA1_LEN]);
 

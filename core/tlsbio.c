@@ -269,7 +269,8 @@ static int tls_load_ca(gni_tlsbio_ctx *c, gn_slice pem, char *diag, size_t dl)
 
 /* ---- contexts ------------------------------------------------------------- */
 
-int gni_tlsbio_ctx_new(const gni_tlsbio_ctx_config *cfg, gni_tlsbio_ctx **out, char *diag, size_t dl)
+int gni_tlsbio_ctx_new(const gni_tlsbio_ctx_config *cfg, gni_tlsbio_ctx **out, char *diag,
+                       size_t dl)
 {
     if (diag && dl)
         diag[0] = '\0';

@@ -504,7 +504,7 @@ static void link_feed(ergo_link *l, const uint8_t *p, size_t len)
     }
 }
 
-/* ---- TLS under the handshake (docs/ergo.md "TLS"; core/gni_tlsbio.h) ------------------------------
+/* ---- TLS under the handshake (docs/ergo.md "TLS"; core/gni_tlsbio.h) -------------------------
  * A TLS link keeps a gni_tlsbio between the socket and the cores: reads are fed to it and its
  * plaintext goes to link_feed; link_write encrypts through it. Without ergo_tls these are
  * stubs (no link can have TLS: node_new and dial_tls refuse it). */

@@ -80,20 +80,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (hs) {
         size_t used = 0;
         char key[GNI_WS_KEY_LEN];
+        static const char ckey[] = "dGhlIHNhbXBsZSBub25jZQ==";
         int rc = server ? gni_ws_parse_request(data, len, 1024, NULL, &used, key)
-                        : gni_ws_parse_response(data, len, 1024, NULL, &used, "dGhlIHNhbXBsZSBub25jZQ==");
+                        : gni_ws_parse_response(data, len, 1024, NULL, &used, ckey);
         /* the same bytes arriving in chunks of @step, the search resumed */
         size_t scan = 0, used2 = 0;
         int rc2 = GN_EAGAIN;
-        for (size_t n = step < len ? step : len; rc2 == GN_EAGAIN; n = n + step < len ? n + step : len) {
+        size_t n = step < len ? step : len;
+        for (;;) {
             char key2[GNI_WS_KEY_LEN];
             rc2 = server ? gni_ws_parse_request(data, n, 1024, &scan, &used2, key2)
-                         : gni_ws_parse_response(data, n, 1024, &scan, &used2,
-                                                 "dGhlIHNhbXBsZSBub25jZQ==");
+                         : gni_ws_parse_response(data, n, 1024, &scan, &used2, ckey);
             if (scan > n + 3)
                 abort();
-            if (n == len)
+            if (rc2 != GN_EAGAIN || n == len)
                 break;
+            n = len - n > step ? n + step : len;
         }
         if (rc2 != rc || (rc == 0 && used2 != used))
             abort();

@@ -22,6 +22,9 @@
  * 64-bit length with the top bit set) fail with GN_EPROTO and code 1002.
  * Text frames fail with GN_EPROTO and code 1003 (section 7.4.1, "a type of
  * data it cannot accept"): libp2p carries binary frames only.
+ * A close frame with a code that may not be sent (section 7.4.1: under
+ * 1000, 1004-1006, 1015, 1016-2999, over 4999) fails with GN_EPROTO and
+ * code 1002; one whose reason is not UTF-8 with GN_EPROTO and code 1007.
  * Payload is streamed: the core never buffers a data frame, only control
  * frames (125 bytes).
  *
@@ -81,8 +84,8 @@ enum {
  *           frame had none) and the reason (0..123 bytes of valid UTF-8:
  *           other bytes fail the feed with GN_EPROTO and code 1007; a code
  *           outside section 7.4's sendable ones, 1004-1006 and 1015
- *           included, fails it with GN_EPROTO and code 1002). Nothing after it is parsed: gni_ws_feed() consumes no
- *           more bytes.
+ *           included, fails it with GN_EPROTO and code 1002). Nothing
+ *           after it is parsed: gni_ws_feed() consumes no more bytes.
  */
 typedef struct gni_ws_callbacks {
     int (*on_data)(void *user_data, const uint8_t *data, size_t len);
@@ -128,9 +131,9 @@ void gni_ws_init(gni_ws *w, bool server, uint64_t max_frame, uint64_t max_msg,
  * Feeds @len received bytes at @in. Sets *@consumed to the bytes taken
  * (less than @len after a callback asked to pause, after the close frame,
  * or on failure). Returns 0, or: GN_EPROTO (malformed frame; close code
- * 1002, 1003 for a text frame, 1007 for a close reason not UTF-8), GN_EFRAMESIZE (frame or message over
- * its bound; code 1009), GN_ESTATE (called after the close frame), or a
- * callback's negative value. After a failure the object accepts no more
+ * 1002, 1003 for a text frame, 1007 for a close reason not UTF-8),
+ * GN_EFRAMESIZE (frame or message over its bound; code 1009), GN_ESTATE
+ * (called after the close frame), or a callback's negative value. After a failure the object accepts no more
  * input; gni_ws_fail_code() tells the close code to send.
  */
 int gni_ws_feed(gni_ws *w, const uint8_t *in, size_t len, size_t *consumed);
