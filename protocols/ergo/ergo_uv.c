@@ -19,7 +19,7 @@
 #if GNI_HAVE_ERGO_TLS
 #include <sodium.h>
 
-#include "ergo_tls.h"
+#include "gni_tlsbio.h"
 #endif
 
 typedef struct ergo_link ergo_link;
@@ -49,7 +49,7 @@ struct ergo_link {
     int err;           /* why the link failed, for on_result */
     ergo_link *next;
     /* TLS (docs/ergo.md "TLS") */
-    struct gni_tls *tls;        /* the link's TLS session, or NULL */
+    struct gni_tlsbio *tls;        /* the link's TLS session, or NULL */
     bool tls_want;              /* the link runs TLS (a TLS acceptor, a TLS dial) */
     bool rx_seen;               /* bytes were read (the first tells a TLS peer) */
     char tls_host[256];         /* dial: the name the certificate is verified for */
@@ -87,8 +87,8 @@ struct gni_ergo_node {
     bool rbuf_busy;
     void (*close_cb)(void *ud);
     void *close_ud;
-    struct gni_tls_ctx *tls_server; /* the acceptor's TLS, or NULL */
-    struct gni_tls_ctx *tls_client; /* made by the first TLS dial */
+    struct gni_tlsbio_ctx *tls_server; /* the acceptor's TLS, or NULL */
+    struct gni_tlsbio_ctx *tls_client; /* made by the first TLS dial */
     bool dial_tls;                  /* during gni_ergo_dial_tls: the route's TLS flag */
 };
 
@@ -504,8 +504,8 @@ static void link_feed(ergo_link *l, const uint8_t *p, size_t len)
     }
 }
 
-/* ---- TLS under the handshake (docs/ergo.md "TLS"; ergo_tls.h) ------------------------------
- * A TLS link keeps a gni_tls between the socket and the cores: reads are fed to it and its
+/* ---- TLS under the handshake (docs/ergo.md "TLS"; core/gni_tlsbio.h) -------------------------
+ * A TLS link keeps a gni_tlsbio between the socket and the cores: reads are fed to it and its
  * plaintext goes to link_feed; link_write encrypts through it. Without ergo_tls these are
  * stubs (no link can have TLS: node_new and dial_tls refuse it). */
 
@@ -539,7 +539,7 @@ static bool link_plain_eof(ergo_link *l)
 /* Sends the ciphertext the session has queued. */
 static int link_tls_flush(ergo_link *l)
 {
-    size_t n = gni_tls_pending(l->tls);
+    size_t n = gni_tlsbio_pending(l->tls);
     if (n == 0 || l->closing)
         return 0;
     ergo_write *w = write_new(n);
@@ -547,13 +547,13 @@ static int link_tls_flush(ergo_link *l)
         return GN_ENOMEM;
     gn_buf b;
     gn_buf_init(&b, w + 1, n);
-    w->buf.len = gni_tls_drain(l->tls, &b);
+    w->buf.len = gni_tlsbio_drain(l->tls, &b);
     return link_submit(l, w);
 }
 
 static int link_tls_write(ergo_link *l, const uint8_t *p, size_t len)
 {
-    int rc = gni_tls_write(l->tls, p, len);
+    int rc = gni_tlsbio_write(l->tls, p, len);
     return rc < 0 ? rc : link_tls_flush(l);
 }
 
@@ -569,22 +569,22 @@ static bool link_tls_overfull(ergo_link *l)
 
 static void link_tls_recv(ergo_link *l, const uint8_t *p, size_t len)
 {
-    bool was_done = gni_tls_done(l->tls);
-    int rc = gni_tls_feed(l->tls, p, len);
+    bool was_done = gni_tlsbio_done(l->tls);
+    int rc = gni_tlsbio_feed(l->tls, p, len);
     int wr = link_tls_flush(l); /* handshake answers, or the alert that explains a failure */
-    if (rc == 0 && wr == 0 && !was_done && gni_tls_done(l->tls) && l->role != GNI_EHS_ROLE_ACCEPT)
-        rc = gni_tls_peer_sha1(l->tls, l->tls_peer_sha1); /* before any EHS message is read */
+    if (rc == 0 && wr == 0 && !was_done && gni_tlsbio_done(l->tls) && l->role != GNI_EHS_ROLE_ACCEPT)
+        rc = gni_tlsbio_peer_sha1(l->tls, l->tls_peer_sha1); /* before any EHS message is read */
     if (rc < 0 || wr < 0) {
-        link_error(l, rc < 0 ? rc : wr, rc < 0 && gni_tls_diag(l->tls)[0] ? gni_tls_diag(l->tls)
+        link_error(l, rc < 0 ? rc : wr, rc < 0 && gni_tlsbio_diag(l->tls)[0] ? gni_tlsbio_diag(l->tls)
                                                                           : "TLS: write failed");
         return;
     }
     if (link_tls_overfull(l))
         return;
-    uint8_t plain[GNI_TLS_RECORD_MAX];
+    uint8_t plain[GNI_TLSBIO_RECORD_MAX];
     /* bounded: every pass takes a record out of what was fed */
     while (!l->closing) {
-        int n = gni_tls_read(l->tls, plain, sizeof plain);
+        int n = gni_tlsbio_read(l->tls, plain, sizeof plain);
         if (n == GN_EEOF) { /* close_notify: the peer ended the link */
             if (l->hs && gni_ehs_eof(l->hs) < 0) /* during the handshake: say why, as on TCP */
                 link_error(l, gni_ehs_error(l->hs), gni_ehs_diag(l->hs));
@@ -593,7 +593,7 @@ static void link_tls_recv(ergo_link *l, const uint8_t *p, size_t len)
             return;
         }
         if (n < 0) {
-            link_error(l, n, gni_tls_diag(l->tls));
+            link_error(l, n, gni_tlsbio_diag(l->tls));
             return;
         }
         if (n == 0)
@@ -612,10 +612,10 @@ static bool link_tls_eof(ergo_link *l)
 {
     if (!l->tls)
         return link_plain_eof(l);
-    bool done = gni_tls_done(l->tls);
-    if (gni_tls_eof(l->tls) == 0 || (done && l->hs))
+    bool done = gni_tlsbio_done(l->tls);
+    if (gni_tlsbio_eof(l->tls) == 0 || (done && l->hs))
         return false;
-    link_error(l, gni_tls_error(l->tls), gni_tls_diag(l->tls));
+    link_error(l, gni_tlsbio_error(l->tls), gni_tlsbio_diag(l->tls));
     return true;
 }
 
@@ -626,7 +626,7 @@ static int link_tls_start(ergo_link *l)
         return 0;
     gni_ergo_node *n = l->n;
     bool acc = l->role == GNI_EHS_ROLE_ACCEPT;
-    int rc = gni_tls_new(acc ? n->tls_server : n->tls_client, acc ? NULL : l->tls_host, &l->tls);
+    int rc = gni_tlsbio_new(acc ? n->tls_server : n->tls_client, acc ? NULL : l->tls_host, &l->tls);
     if (rc < 0)
         link_error(l, rc, "TLS: cannot start a session");
     return rc;
@@ -637,14 +637,14 @@ static void link_tls_cfg(ergo_link *l, gni_ehs_config *c)
     if (!l->tls)
         return;
     if (l->role == GNI_EHS_ROLE_ACCEPT)
-        c->cert_sha1 = gni_tls_ctx_cert_sha1(l->n->tls_server);
+        c->cert_sha1 = gni_tlsbio_ctx_cert_sha1(l->n->tls_server);
     else if (!l->n->o.tls_no_fingerprint)
         c->peer_cert_sha1 = l->tls_peer_sha1; /* filled when the TLS handshake ends */
 }
 
 static void link_tls_free(ergo_link *l)
 {
-    gni_tls_free(l->tls);
+    gni_tlsbio_free(l->tls);
     l->tls = NULL;
 }
 
@@ -683,9 +683,11 @@ static int node_tls_setup(gni_ergo_node *n)
         return 0;
     if (!o->tls_cert_file != !o->tls_key_file)
         return GN_EINVAL;
-    gni_tls_ctx_config tc;
+    gni_tlsbio_ctx_config tc;
     memset(&tc, 0, sizeof tc);
     tc.server = true;
+    tc.plain_first = GNI_ERGO_TLS_PLAIN_FIRST;
+    tc.plain_diag = GNI_ERGO_TLS_PLAIN_DIAG;
     const char *at = strchr(o->node, '@');
     tc.host = at ? at + 1 : NULL;
     int rc = 0;
@@ -697,7 +699,7 @@ static int node_tls_setup(gni_ergo_node *n)
             node_tls_log(n, "cannot read the TLS certificate", o->tls_cert_file, NULL);
     }
     char diag[256];
-    if (rc == 0 && (rc = gni_tls_ctx_new(&tc, &n->tls_server, diag, sizeof diag)) < 0)
+    if (rc == 0 && (rc = gni_tlsbio_ctx_new(&tc, &n->tls_server, diag, sizeof diag)) < 0)
         node_tls_log(n, "TLS setup failed", o->tls_cert_file, diag);
     if (tc.key_pem.base)
         sodium_memzero((void *)tc.key_pem.base, tc.key_pem.len); /* a secret */
@@ -711,14 +713,15 @@ static int node_tls_client(gni_ergo_node *n)
 {
     if (n->tls_client)
         return 0;
-    gni_tls_ctx_config tc;
+    gni_tlsbio_ctx_config tc;
     memset(&tc, 0, sizeof tc);
     tc.skip_verify = n->o.tls_skip_verify;
+    tc.verify_hint = GNI_ERGO_TLS_VERIFY_HINT;
     int rc = 0;
     if (!tc.skip_verify && n->o.tls_ca_file && (rc = pem_read(n->o.tls_ca_file, &tc.ca_pem)) < 0)
         node_tls_log(n, "cannot read the TLS CA file", n->o.tls_ca_file, NULL);
     char diag[256];
-    if (rc == 0 && (rc = gni_tls_ctx_new(&tc, &n->tls_client, diag, sizeof diag)) < 0)
+    if (rc == 0 && (rc = gni_tlsbio_ctx_new(&tc, &n->tls_client, diag, sizeof diag)) < 0)
         node_tls_log(n, "TLS setup failed", n->o.tls_ca_file, diag);
     gn_free((void *)tc.ca_pem.base);
     return rc;
@@ -726,8 +729,8 @@ static int node_tls_client(gni_ergo_node *n)
 
 static void node_tls_free(gni_ergo_node *n)
 {
-    gni_tls_ctx_free(n->tls_server);
-    gni_tls_ctx_free(n->tls_client);
+    gni_tlsbio_ctx_free(n->tls_server);
+    gni_tlsbio_ctx_free(n->tls_client);
     n->tls_server = n->tls_client = NULL;
 }
 

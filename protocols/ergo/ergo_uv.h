@@ -178,4 +178,17 @@ const gn_edf_dict *gni_ergo_conn_peer_dict(const gni_ergo_conn *c);
 /** Aborts link @idx (0 = main) of @c, as a lost TCP link. Returns 0 or GN_ENOTFOUND. */
 int gni_ergo_conn_kill_link(gni_ergo_conn *c, unsigned idx);
 
+/*
+ * Ergo's diagnostics for the shared TLS engine (core/gni_tlsbio.h): an EHS
+ * message opens with 0x57 ('W', ergo-wire.md b), so a TLS acceptor that
+ * sees it says the peer dialled without TLS; a failed verification names
+ * Ergo's options.
+ */
+#define GNI_ERGO_TLS_PLAIN_FIRST 0x57u
+#define GNI_ERGO_TLS_PLAIN_DIAG                                                                    \
+    "the peer started a plain Ergo handshake on a TLS acceptor (it must dial with TLS: the "    \
+    "route's TLS flag)"
+#define GNI_ERGO_TLS_VERIFY_HINT                                                                   \
+    " (Ergo's InsecureSkipVerify is tls_skip_verify; or trust it with tls_ca_file)"
+
 #endif /* GNI_ERGO_UV_H */

@@ -3,16 +3,20 @@
  *
  * Input: byte 0 = mode: bit 0 server (masked frames expected) or client,
  * bit 1 parse a handshake first (request at a server, response to the
- * fixed key at a client), bits 2-3 a pause pattern for on_data; then the
- * rest is split at byte values of byte 1 (a chunking knob) and fed.
+ * fixed key at a client), bits 2-3 on_data pauses (every 1st..3rd call
+ * asks gni_ws_feed to return; 0: never); byte 1 = the chunk size (0 read
+ * as 1): the rest is fed in chunks of that many bytes (the handshake
+ * parser sees growing prefixes of that step too, resuming its search).
  * A violation calls abort():
- *   - the handshake parsers return 0 with 0 < consumed <= len, or one of
- *     their documented errors, never more than max_header read;
+ *   - the handshake parsers return 0 with 0 < consumed <= len and
+ *     consumed <= max_header, or one of their documented errors; parsing
+ *     growing prefixes with a resumed search gives the one-shot result;
  *   - gni_ws_feed never consumes more than given, delivers at most the
- *     payload bytes it consumed, reports a close code (1002, 1003, 1009)
- *     exactly when it fails with GN_EPROTO or GN_EFRAMESIZE, and refuses
- *     input after the close frame or a failure;
- *   - control frame payloads are at most 125 bytes, close codes valid.
+ *     payload bytes it consumed, reports a close code (1002, 1003 or 1007
+ *     with GN_EPROTO, 1009 with GN_EFRAMESIZE) exactly when it fails with
+ *     one of those, and refuses input after the close frame or a failure;
+ *   - control frame payloads are at most 125 bytes, close codes are ones
+ *     that may be sent (section 7.4.1).
  */
 #include "golemnet/err.h"
 #include "ws.h"
@@ -55,6 +59,8 @@ static int fz_close(void *ud, unsigned code, const uint8_t *r, size_t n)
     (void)r;
     if (n > GNI_WS_CTL_MAX - 2 || code < 1000 || code > 4999 || f->closed)
         abort();
+    if (code == 1004 || code == 1006 || code == 1015 || (code >= 1016 && code < 3000))
+        abort(); /* 1005 is what a frame without a code reports */
     f->closed = true;
     return 0;
 }
@@ -74,8 +80,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (hs) {
         size_t used = 0;
         char key[GNI_WS_KEY_LEN];
-        int rc = server ? gni_ws_parse_request(data, len, 1024, &used, key)
-                        : gni_ws_parse_response(data, len, 1024, &used, "dGhlIHNhbXBsZSBub25jZQ==");
+        static const char ckey[] = "dGhlIHNhbXBsZSBub25jZQ==";
+        int rc = server ? gni_ws_parse_request(data, len, 1024, NULL, &used, key)
+                        : gni_ws_parse_response(data, len, 1024, NULL, &used, ckey);
+        /* the same bytes arriving in chunks of @step, the search resumed */
+        size_t scan = 0, used2 = 0;
+        int rc2 = GN_EAGAIN;
+        size_t n = step < len ? step : len;
+        for (;;) {
+            char key2[GNI_WS_KEY_LEN];
+            rc2 = server ? gni_ws_parse_request(data, n, 1024, &scan, &used2, key2)
+                         : gni_ws_parse_response(data, n, 1024, &scan, &used2, ckey);
+            if (scan > n + 3)
+                abort();
+            if (rc2 != GN_EAGAIN || n == len)
+                break;
+            n = len - n > step ? n + step : len;
+        }
+        if (rc2 != rc || (rc == 0 && used2 != used))
+            abort();
         if (rc == 0) {
             if (used == 0 || used > len || used > 1024)
                 abort();
@@ -107,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += used;
         if (rc < 0) {
             unsigned code = gni_ws_fail_code(&w);
-            if (rc == GN_EPROTO && code != 1002 && code != 1003)
+            if (rc == GN_EPROTO && code != 1002 && code != 1003 && code != 1007)
                 abort();
             if (rc == GN_EFRAMESIZE && code != 1009)
                 abort();

@@ -199,6 +199,48 @@ static int ws_hdr_done(gni_ws *w)
     return 0;
 }
 
+/* True when @len bytes at @p are well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing over U+10FFFF). */
+static bool ws_utf8_valid(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t b = p[i];
+        size_t n;
+        uint32_t cp;
+        if (b < 0x80) {
+            i++;
+            continue;
+        } else if ((b & 0xe0) == 0xc0) {
+            n = 1;
+            cp = b & 0x1f;
+        } else if ((b & 0xf0) == 0xe0) {
+            n = 2;
+            cp = b & 0x0f;
+        } else if ((b & 0xf8) == 0xf0) {
+            n = 3;
+            cp = b & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i - 1 < n) {
+            return false;
+        }
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        static const uint32_t min[4] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return false;
+        }
+        i += n + 1;
+    }
+    return true;
+}
+
 /* The control frame in w->ctl is complete. Returns the callback's value. */
 static int ws_ctl_done(gni_ws *w)
 {
@@ -211,9 +253,14 @@ static int ws_ctl_done(gni_ws *w)
         unsigned code = GNI_WS_CLOSE_NO_STATUS;
         if (w->ctl_len >= 2) {
             code = ((unsigned)w->ctl[0] << 8) | w->ctl[1];
-            if (code < 1000 || code == 1004 || code == 1005 || code == 1006 ||
+            if (code < 1000 || code == 1004 || code == 1005 || code == 1006 || code == 1015 ||
                 (code >= 1016 && code < 3000) || code > 4999) {
-                return ws_fail(w, GN_EPROTO, GNI_WS_CLOSE_PROTOCOL); /* section 7.4 */
+                /* section 7.4.1: 1004-1006 and 1015 are never sent in a frame */
+                return ws_fail(w, GN_EPROTO, GNI_WS_CLOSE_PROTOCOL);
+            }
+            if (!ws_utf8_valid(w->ctl + 2, w->ctl_len - 2)) {
+                /* section 5.5.1: the reason is UTF-8; section 7.4.1: 1007 */
+                return ws_fail(w, GN_EPROTO, GNI_WS_CLOSE_INVALID_DATA);
             }
         }
         w->closed = true;
@@ -364,7 +411,18 @@ int gni_ws_build_refusal(char *out, size_t cap, int err)
 }
 
 /* Header fields the handshake looks at. */
-enum { H_NONE, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_ACCEPT, H_COUNT };
+enum {
+    H_NONE,
+    H_UPGRADE,
+    H_CONNECTION,
+    H_KEY,
+    H_VERSION,
+    H_ACCEPT,
+    H_EXTENSIONS,
+    H_PROTOCOL,
+    H_TRANSFER_ENCODING,
+    H_COUNT
+};
 
 typedef struct ws_hp {
     int cur;                  /* field being read (H_*) */
@@ -381,8 +439,15 @@ typedef struct ws_hp {
 
 static int ws_hp_field_name(ws_hp *h)
 {
-    static const char *const names[H_COUNT] = {NULL, "upgrade", "connection", "sec-websocket-key",
-                                               "sec-websocket-version", "sec-websocket-accept"};
+    static const char *const names[H_COUNT] = {NULL,
+                                               "upgrade",
+                                               "connection",
+                                               "sec-websocket-key",
+                                               "sec-websocket-version",
+                                               "sec-websocket-accept",
+                                               "sec-websocket-extensions",
+                                               "sec-websocket-protocol",
+                                               "transfer-encoding"};
     if (h->field_long) {
         return H_NONE;
     }
@@ -418,11 +483,22 @@ static int ws_on_value(http_parser *p, const char *at, size_t len)
         h->in_value = true;
         h->cur = ws_hp_field_name(h);
         if (h->cur != H_NONE) {
-            if (h->seen[h->cur]) {
-                h->dup = true;
+            if (h->seen[h->cur] && (h->cur == H_UPGRADE || h->cur == H_CONNECTION)) {
+                /* list-valued fields: repeated lines are one list (RFC 9110 5.3) */
+                if (2 >= sizeof h->val[0] - h->val_len[h->cur]) {
+                    h->val_long = true;
+                    h->cur = H_NONE;
+                    return 0;
+                }
+                memcpy(h->val[h->cur] + h->val_len[h->cur], ", ", 3);
+                h->val_len[h->cur] += 2;
+            } else {
+                if (h->seen[h->cur]) {
+                    h->dup = true;
+                }
+                h->val_len[h->cur] = 0;
             }
             h->seen[h->cur] = true;
-            h->val_len[h->cur] = 0;
         }
     }
     if (h->cur == H_NONE) {
@@ -462,15 +538,33 @@ static bool ws_has_token(const char *v, const char *token)
     return false;
 }
 
-/* Finds the end of the header block; GN_EAGAIN / GN_ETOOBIG / 0 with *@hlen. */
-static int ws_header_block(const uint8_t *in, size_t len, size_t max_header, size_t *hlen)
+/* Drops trailing spaces and tabs of field @f (http-parser drops the leading ones). */
+static void ws_hp_trim(ws_hp *h, int f)
+{
+    while (h->val_len[f] > 0 &&
+           (h->val[f][h->val_len[f] - 1] == ' ' || h->val[f][h->val_len[f] - 1] == '\t')) {
+        h->val[f][--h->val_len[f]] = '\0';
+    }
+}
+
+/*
+ * Finds the end of the header block; GN_EAGAIN / GN_ETOOBIG / 0 with *@hlen.
+ * *@scan (NULL: none) is where the search resumes: bytes before it were
+ * searched already; it is moved past what this call searched.
+ */
+static int ws_header_block(const uint8_t *in, size_t len, size_t max_header, size_t *scan,
+                           size_t *hlen)
 {
     size_t lim = GNI_MIN(len, max_header);
-    for (size_t i = 3; i < lim; i++) {
+    size_t i = scan && *scan > 3 ? *scan : 3;
+    for (; i < lim; i++) {
         if (in[i - 3] == '\r' && in[i - 2] == '\n' && in[i - 1] == '\r' && in[i] == '\n') {
             *hlen = i + 1;
             return 0;
         }
+    }
+    if (scan) {
+        *scan = i;
     }
     return len >= max_header ? GN_ETOOBIG : GN_EAGAIN;
 }
@@ -496,11 +590,11 @@ static int ws_parse(const uint8_t *in, size_t hlen, enum http_parser_type type, 
     return 0;
 }
 
-int gni_ws_parse_request(const uint8_t *in, size_t len, size_t max_header, size_t *consumed,
-                         char key[GNI_WS_KEY_LEN])
+int gni_ws_parse_request(const uint8_t *in, size_t len, size_t max_header, size_t *scan,
+                         size_t *consumed, char key[GNI_WS_KEY_LEN])
 {
     size_t hlen;
-    int rc = ws_header_block(in, len, max_header, &hlen);
+    int rc = ws_header_block(in, len, max_header, scan, &hlen);
     if (rc < 0) {
         return rc;
     }
@@ -512,6 +606,12 @@ int gni_ws_parse_request(const uint8_t *in, size_t len, size_t max_header, size_
     if (p.method != HTTP_GET || h.dup || h.val_long) {
         return GN_EPROTO;
     }
+    if (h.seen[H_TRANSFER_ENCODING] ||
+        (p.content_length > 0 && p.content_length != UINT64_MAX)) {
+        return GN_EPROTO; /* a GET with a body: 400 (section 4.1: the handshake is a plain GET) */
+    }
+    ws_hp_trim(&h, H_VERSION);
+    ws_hp_trim(&h, H_KEY);
     if (!h.seen[H_VERSION]) {
         return GN_EPROTO; /* not a WebSocket request: 400 */
     }
@@ -535,11 +635,11 @@ int gni_ws_parse_request(const uint8_t *in, size_t len, size_t max_header, size_
     return 0;
 }
 
-int gni_ws_parse_response(const uint8_t *in, size_t len, size_t max_header, size_t *consumed,
-                          const char *key)
+int gni_ws_parse_response(const uint8_t *in, size_t len, size_t max_header, size_t *scan,
+                          size_t *consumed, const char *key)
 {
     size_t hlen;
-    int rc = ws_header_block(in, len, max_header, &hlen);
+    int rc = ws_header_block(in, len, max_header, scan, &hlen);
     if (rc < 0) {
         return rc;
     }
@@ -548,6 +648,7 @@ int gni_ws_parse_response(const uint8_t *in, size_t len, size_t max_header, size
     if ((rc = ws_parse(in, hlen, HTTP_RESPONSE, &p, &h)) < 0) {
         return rc;
     }
+    ws_hp_trim(&h, H_ACCEPT);
     char want[GNI_WS_ACCEPT_LEN];
     if ((rc = gni_ws_accept_value(key, strlen(key), want)) < 0) {
         return rc;
@@ -557,6 +658,9 @@ int gni_ws_parse_response(const uint8_t *in, size_t len, size_t max_header, size
         !ws_has_token(h.val[H_CONNECTION], "upgrade") || !h.seen[H_ACCEPT] ||
         strcmp(h.val[H_ACCEPT], want) != 0) {
         return GN_EHANDSHAKE;
+    }
+    if (h.seen[H_EXTENSIONS] || h.seen[H_PROTOCOL]) {
+        return GN_EHANDSHAKE; /* section 4.1 items 5-6: we asked for neither */
     }
     *consumed = hlen;
     return 0;

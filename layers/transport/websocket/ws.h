@@ -22,6 +22,9 @@
  * 64-bit length with the top bit set) fail with GN_EPROTO and code 1002.
  * Text frames fail with GN_EPROTO and code 1003 (section 7.4.1, "a type of
  * data it cannot accept"): libp2p carries binary frames only.
+ * A close frame with a code that may not be sent (section 7.4.1: under
+ * 1000, 1004-1006, 1015, 1016-2999, over 4999) fails with GN_EPROTO and
+ * code 1002; one whose reason is not UTF-8 with GN_EPROTO and code 1007.
  * Payload is streamed: the core never buffers a data frame, only control
  * frames (125 bytes).
  *
@@ -62,6 +65,7 @@ enum {
     GNI_WS_CLOSE_GOING_AWAY = 1001,
     GNI_WS_CLOSE_PROTOCOL = 1002,
     GNI_WS_CLOSE_UNSUPPORTED = 1003,
+    GNI_WS_CLOSE_INVALID_DATA = 1007, /* a close reason that is not UTF-8 */
     GNI_WS_CLOSE_NO_STATUS = 1005, /* reported when a close frame has no code; never sent */
     GNI_WS_CLOSE_TOO_BIG = 1009
 };
@@ -77,9 +81,11 @@ enum {
  *           carrying the same bytes (section 5.5.2).
  * on_pong:  a pong (may be unsolicited, section 5.5.3).
  * on_close: the peer's close frame: @code (GNI_WS_CLOSE_NO_STATUS when the
- *           frame had none) and the reason (0..123 bytes, not checked for
- *           UTF-8). Nothing after it is parsed: gni_ws_feed() consumes no
- *           more bytes.
+ *           frame had none) and the reason (0..123 bytes of valid UTF-8:
+ *           other bytes fail the feed with GN_EPROTO and code 1007; a code
+ *           outside section 7.4's sendable ones, 1004-1006 and 1015
+ *           included, fails it with GN_EPROTO and code 1002). Nothing
+ *           after it is parsed: gni_ws_feed() consumes no more bytes.
  */
 typedef struct gni_ws_callbacks {
     int (*on_data)(void *user_data, const uint8_t *data, size_t len);
@@ -125,9 +131,9 @@ void gni_ws_init(gni_ws *w, bool server, uint64_t max_frame, uint64_t max_msg,
  * Feeds @len received bytes at @in. Sets *@consumed to the bytes taken
  * (less than @len after a callback asked to pause, after the close frame,
  * or on failure). Returns 0, or: GN_EPROTO (malformed frame; close code
- * 1002, or 1003 for a text frame), GN_EFRAMESIZE (frame or message over
- * its bound; code 1009), GN_ESTATE (called after the close frame), or a
- * callback's negative value. After a failure the object accepts no more
+ * 1002, 1003 for a text frame, 1007 for a close reason not UTF-8),
+ * GN_EFRAMESIZE (frame or message over its bound; code 1009), GN_ESTATE
+ * (called after the close frame), or a callback's negative value. After a failure the object accepts no more
  * input; gni_ws_fail_code() tells the close code to send.
  */
 int gni_ws_feed(gni_ws *w, const uint8_t *in, size_t len, size_t *consumed);
@@ -183,18 +189,24 @@ int gni_ws_build_request(char *out, size_t cap, const char *host, const char *pa
 
 /**
  * Parses a client's request at @in (@len bytes; may hold frames after it).
+ * @scan (NULL allowed) carries the search for the end of the header block
+ * across calls on a growing buffer: set it to 0 before the first call and
+ * pass it back unchanged, so each byte is searched once (not O(n^2)).
  * Returns GN_EAGAIN while the header block is incomplete and shorter than
  * @max_header; 0 with *@consumed = the header block's length and the
  * client's key in @key once it is a valid WebSocket Upgrade (GET,
  * HTTP/1.1, "Upgrade: websocket", "Connection" naming "upgrade",
  * "Sec-WebSocket-Version: 13", a Sec-WebSocket-Key of 16 bytes in base64,
- * section 4.2.1); GN_ETOOBIG (no end of headers within @max_header bytes),
- * GN_EPARSE (not HTTP/1.1), GN_EVERSION (another Sec-WebSocket-Version: the
- * server answers 426 with gni_ws_build_refusal()), GN_EPROTO (any other
- * missing or wrong header).
+ * section 4.2.1; repeated Upgrade or Connection lines are joined as one
+ * list, trailing blanks of the Version and Key values ignored);
+ * GN_ETOOBIG (no end of headers within @max_header bytes), GN_EPARSE (not
+ * HTTP/1.1), GN_EVERSION (another Sec-WebSocket-Version: the server
+ * answers 426 with gni_ws_build_refusal()), GN_EPROTO (any other missing,
+ * repeated or wrong header, or a body announced: Content-Length over 0 or
+ * Transfer-Encoding).
  */
-int gni_ws_parse_request(const uint8_t *in, size_t len, size_t max_header, size_t *consumed,
-                         char key[GNI_WS_KEY_LEN]);
+int gni_ws_parse_request(const uint8_t *in, size_t len, size_t max_header, size_t *scan,
+                         size_t *consumed, char key[GNI_WS_KEY_LEN]);
 
 /** Builds the server's 101 response for the client's @key into @out. Length or GN_ENOSPC. */
 int gni_ws_build_response(char *out, size_t cap, const char *key);
@@ -209,14 +221,16 @@ int gni_ws_build_refusal(char *out, size_t cap, int err);
 
 /**
  * Parses the server's response at @in (@len bytes) to the request made with
- * @key. Returns GN_EAGAIN (incomplete, under @max_header), 0 with
- * *@consumed = the header block's length (bytes after it are frames) when
- * it is "101" with Upgrade, Connection and the right Sec-WebSocket-Accept
- * (section 4.2.2 / 4.1 client checks), GN_ETOOBIG, GN_EPARSE (not HTTP),
- * GN_EHANDSHAKE (another status, or a wrong or missing Accept / Upgrade /
- * Connection).
+ * @key; @scan as for gni_ws_parse_request(). Returns GN_EAGAIN
+ * (incomplete, under @max_header), 0 with *@consumed = the header block's
+ * length (bytes after it are frames) when it is "101" with Upgrade,
+ * Connection and the right Sec-WebSocket-Accept (section 4.2.2 / 4.1 client
+ * checks), GN_ETOOBIG, GN_EPARSE (not HTTP), GN_EHANDSHAKE (another status,
+ * a wrong or missing Accept / Upgrade / Connection, or a
+ * Sec-WebSocket-Extensions or Sec-WebSocket-Protocol the request did not
+ * ask for: section 4.1, client items 5 and 6).
  */
-int gni_ws_parse_response(const uint8_t *in, size_t len, size_t max_header, size_t *consumed,
-                          const char *key);
+int gni_ws_parse_response(const uint8_t *in, size_t len, size_t max_header, size_t *scan,
+                          size_t *consumed, const char *key);
 
 #endif /* GNI_WS_H */

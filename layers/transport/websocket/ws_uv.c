@@ -2,8 +2,9 @@
  * WebSocket transport component ("websocket"): libp2p /ip4|ip6/.../tcp/P/ws
  * over the TCP transport, with the framing core of ws.c. docs/websocket.md.
  *
- * The component runs a private instance of the tcp transport (found through
- * a private registry by its name "tcp", so no tcp internals are used) and
+ * The component runs a private instance of the tcp transport (found by its
+ * name "tcp" in a private registry of the built-ins, so neither tcp's
+ * internals nor its register symbol are used) and
  * wraps each of its connections in a WebSocket stream:
  *  - dial: TCP dial, then the client's Upgrade request, the 101 response
  *    checked, then the stream goes to the dialer; listen: TCP accept, the
@@ -23,7 +24,7 @@
  *    shuts TCP down; a protocol violation sends close 1002/1003/1009 and
  *    fails the stream (GN_EPROTO / GN_EFRAMESIZE).
  * /wss and /tls/ws (when built with OpenSSL 3: GNI_WS_HAVE_TLS): TLS runs
- * between TCP and the WebSocket bytes through ergo_tls.c (OpenSSL behind
+ * between TCP and the WebSocket bytes through core/tlsbio.c (OpenSSL behind
  * memory BIOs): ciphertext from below is fed and the plaintext goes the
  * /ws way; WebSocket bytes are encrypted and the ciphertext written below.
  * A write whose ciphertext the TCP stream refuses is kept (c->blocked) and
@@ -40,7 +41,7 @@
 #include "ws.h"
 #include "ws_config.h"
 #if GNI_WS_HAVE_TLS
-#include "ergo_tls.h"
+#include "gni_tlsbio.h"
 #endif
 
 #include <sodium.h>
@@ -58,14 +59,19 @@
 #define WS_TX_FRAME (1u << 20)
 /* received bytes kept while the consumer does not read */
 #define WS_RX_MAX (4u << 20)
+/* after the peer's close frame, how long we wait for the consumer's
+ * shutdown before sending our close frame ourselves (docs/websocket.md) */
+#define WS_CLOSE_WAIT (5 * GN_S)
+/* a refused upgrade: how long the response may take to drain and the
+ * client to close before we close (at most config.dial_timeout) */
+#define WS_REFUSE_LINGER (2 * GN_S)
 
-int gn_transport_tcp_register(gn_registry *reg); /* the tcp component */
 int gn_transport_websocket_register(gn_registry *reg);
 
 typedef struct ws_state {
     gn_transport *tcp;
 #if GNI_WS_HAVE_TLS
-    gni_tls_ctx *tls_srv, *tls_cli; /* made at the first wss listen / dial */
+    gni_tlsbio_ctx *tls_srv, *tls_cli; /* made at the first wss listen / dial */
 #endif
     size_t max_header;
     uint64_t max_frame, max_msg;
@@ -86,6 +92,9 @@ typedef struct ws_conn {
     /* handshake */
     uint8_t *hs;
     size_t hs_len;
+    size_t hs_scan;  /* header bytes searched for the end of the block */
+    bool refusing;   /* refusal written, TCP shut down: closing on EOF or the timer */
+    int refuse_rc;   /* why the request was refused */
     char key[GNI_WS_KEY_LEN];
     gn_timer timer;
     ws_listener *wl; /* server handshake: the listener that accepted */
@@ -100,9 +109,19 @@ typedef struct ws_conn {
     bool counted; /* in t->nconns */
     uint8_t ctl[GNI_WS_HDR_MAX + GNI_WS_CTL_MAX]; /* a pong or close refused by below */
     size_t ctl_len;
+    /* At most one internal write (handshake bytes, a pong, a close frame)
+     * is answered at a time for a pong: while one is in flight (or a frame
+     * waits in ctl, or ciphertext in blocked) a ping only overwrites this
+     * slot (the latest ping's payload, RFC 6455 section 5.5.3), sent when
+     * the write completes. So a peer that floods pings and never reads
+     * costs one slot, not a write per ping. */
+    unsigned int_inflight;              /* internal writes accepted below, not completed */
+    uint8_t pong[GNI_WS_CTL_MAX];
+    size_t pong_len;
+    bool pong_pending;
     const char *suffix; /* "/ws", "/wss" or "/tls/ws": how addresses are reported */
 #if GNI_WS_HAVE_TLS
-    gni_tls *tls;            /* wss: the TLS session, or NULL */
+    gni_tlsbio *tls;            /* wss: the TLS session, or NULL */
 #endif
     struct ws_ct *blocked;   /* wss: ciphertext the stream below refused */
 } ws_conn;
@@ -254,8 +273,10 @@ static int ws_init(gn_transport *t)
     if (rc < 0) {
         return rc;
     }
+    /* the tcp component through core's registry API (the built-in list),
+     * not by a symbol of its own: components meet only through ops tables */
     const gn_transport_ops *tcp_ops = NULL;
-    if ((rc = gn_transport_tcp_register(reg)) == 0) {
+    if ((rc = gn_registry_add_builtins(reg)) == 0) {
         tcp_ops = (const gn_transport_ops *)gn_registry_find(reg, GN_LAYER_TRANSPORT, "tcp");
     }
     gn_registry_free(reg); /* ops tables are static */
@@ -279,8 +300,8 @@ static void ws_fini(gn_transport *t)
         st->tcp = NULL;
     }
 #if GNI_WS_HAVE_TLS
-    gni_tls_ctx_free(st->tls_srv);
-    gni_tls_ctx_free(st->tls_cli);
+    gni_tlsbio_ctx_free(st->tls_srv);
+    gni_tlsbio_ctx_free(st->tls_cli);
     st->tls_srv = st->tls_cli = NULL;
 #endif
 }
@@ -315,15 +336,15 @@ static int ws_read_pem(gn_transport *t, const char *key, gn_slice *out, uint8_t 
 }
 
 /* The server (@server) or client TLS context, made on first use from the options. */
-static int ws_tls_ctx(gn_transport *t, bool server, gni_tls_ctx **out)
+static int ws_tls_ctx(gn_transport *t, bool server, gni_tlsbio_ctx **out)
 {
     ws_state *st = t->state;
-    gni_tls_ctx **slot = server ? &st->tls_srv : &st->tls_cli;
+    gni_tlsbio_ctx **slot = server ? &st->tls_srv : &st->tls_cli;
     if (*slot) {
         *out = *slot;
         return 0;
     }
-    gni_tls_ctx_config cfg = {.server = server};
+    gni_tlsbio_ctx_config cfg = {.server = server};
     uint8_t *cert = NULL, *key = NULL, *ca = NULL;
     int rc;
     char diag[200] = "";
@@ -340,9 +361,11 @@ static int ws_tls_ctx(gn_transport *t, bool server, gni_tls_ctx **out)
         rc = ws_read_pem(t, "ca_file", &cfg.ca_pem, &ca);
         const char *sv = t->host ? gn_host_option(t->host, WS_COMP, "tls_skip_verify", 0) : NULL;
         cfg.skip_verify = sv && (strcmp(sv, "true") == 0 || strcmp(sv, "1") == 0);
+        cfg.verify_hint = " (trust its issuer with websocket.ca_file; websocket.tls_skip_verify"
+                          " turns the check off, tests only)";
     }
     if (rc == 0) {
-        rc = gni_tls_ctx_new(&cfg, slot, diag, sizeof diag);
+        rc = gni_tlsbio_ctx_new(&cfg, slot, diag, sizeof diag);
         if (rc < 0) {
             GN_LOG(GN_LOG_ERR, WS_COMP, "TLS setup failed: %s (%s)", diag, gn_err_name(rc));
         }
@@ -372,24 +395,38 @@ static void ws_below_writable(gn_stream *below, void *ud);
 static const gn_stream_handler ws_below_handler = {ws_below_data, ws_below_eof, ws_below_error,
                                                    ws_below_writable};
 
+static void ws_ctl_written(ws_conn *c);
+
+/* An internal write (not a consumer's): a heap copy of its bytes. */
+typedef struct ws_raw {
+    ws_conn *c;
+    uint8_t data[];
+} ws_raw;
+
 static void ws_copy_done(void *arg, int status)
 {
     (void)status;
-    gn_free(arg);
+    ws_raw *r = arg;
+    ws_conn *c = r->c;
+    gn_free(r);
+    ws_ctl_written(c);
 }
 
 /* Writes a heap copy of @len bytes below; GN_EAGAIN keeps nothing. */
 static int ws_write_raw(ws_conn *c, const void *data, size_t len)
 {
-    uint8_t *copy = gn_malloc(len);
-    if (!copy) {
+    ws_raw *r = gn_malloc(sizeof *r + len);
+    if (!r) {
         return GN_ENOMEM;
     }
-    memcpy(copy, data, len);
-    gn_slice iov = gn_slice_of(copy, len);
-    int rc = gn_stream_write(c->s.below, &iov, 1, ws_copy_done, copy);
+    r->c = c;
+    memcpy(r->data, data, len);
+    gn_slice iov = gn_slice_of(r->data, len);
+    c->int_inflight++; /* before: a completion may come from inside the write */
+    int rc = gn_stream_write(c->s.below, &iov, 1, ws_copy_done, r);
     if (rc < 0) {
-        gn_free(copy);
+        c->int_inflight--;
+        gn_free(r);
     }
     return rc;
 }
@@ -417,6 +454,7 @@ static void ws_write_done(void *arg, int status)
 /* wss: ciphertext written below, carrying the consumer write @o (or none). */
 typedef struct ws_ct {
     ws_out *o;
+    ws_conn *c; /* for an internal write (o NULL) */
     size_t len;
     uint8_t data[];
 } ws_ct;
@@ -424,10 +462,14 @@ typedef struct ws_ct {
 static void ws_ct_done(void *arg, int status)
 {
     ws_ct *ct = arg;
-    if (ct->o) {
-        ws_write_done(ct->o, status);
-    }
+    ws_out *o = ct->o;
+    ws_conn *c = ct->c;
     gn_free(ct);
+    if (o) {
+        ws_write_done(o, status);
+    } else {
+        ws_ctl_written(c);
+    }
 }
 
 #if GNI_WS_HAVE_TLS
@@ -438,7 +480,7 @@ static void ws_ct_done(void *arg, int status)
  */
 static int ws_tls_flush(ws_conn *c, ws_out *o)
 {
-    size_t n = gni_tls_pending(c->tls);
+    size_t n = gni_tlsbio_pending(c->tls);
     if (n == 0) {
         return o ? GN_EINTERNAL : 0;
     }
@@ -448,15 +490,22 @@ static int ws_tls_flush(ws_conn *c, ws_out *o)
     }
     gn_buf b;
     gn_buf_init(&b, ct->data, n);
-    ct->len = gni_tls_drain(c->tls, &b);
+    ct->len = gni_tlsbio_drain(c->tls, &b);
     ct->o = o;
+    ct->c = c;
     gn_slice sl = gn_slice_of(ct->data, ct->len);
+    if (!o) {
+        c->int_inflight++;
+    }
     int rc = gn_stream_write(c->s.below, &sl, 1, ws_ct_done, ct);
     if (rc == GN_EAGAIN && !c->blocked) {
         c->blocked = ct; /* encrypted already: sent on writable, more writes refused */
         return 0;
     }
     if (rc < 0) {
+        if (!o) {
+            c->int_inflight--;
+        }
         gn_free(ct);
     }
     return rc;
@@ -475,7 +524,7 @@ static int ws_emit(ws_conn *c, const uint8_t *data, size_t len, ws_out *o)
         if (c->blocked) {
             return GN_EAGAIN;
         }
-        int rc = gni_tls_write(c->tls, data, len);
+        int rc = gni_tlsbio_write(c->tls, data, len);
         return rc < 0 ? rc : ws_tls_flush(c, o);
     }
 #endif
@@ -509,7 +558,11 @@ static int ws_send_ctl(ws_conn *c, unsigned opcode, const uint8_t *payload, size
     int rc = c->ctl_len ? GN_EAGAIN : ws_emit(c, frame, n + len, NULL);
     if (rc == GN_EAGAIN) {
         if (c->ctl_len && opcode == GNI_WS_OP_PONG) {
-            return 0; /* a pong is already waiting: section 5.5.3 lets us answer the latest only */
+            /* a frame waits (ws_on_ping sends pongs only when none does) */
+            memcpy(c->pong, payload, len);
+            c->pong_len = len;
+            c->pong_pending = true;
+            return 0;
         }
         memcpy(c->ctl, frame, n + len);
         c->ctl_len = n + len;
@@ -542,8 +595,66 @@ static int ws_on_ping(void *ud, const uint8_t *data, size_t len)
     if (c->close_sent) {
         return 0;
     }
+    if (c->int_inflight > 0 || c->ctl_len || c->blocked) {
+        /* one pong at a time: this ping's answer replaces any unsent one
+         * (section 5.5.3: answering the latest ping only is allowed) */
+        memcpy(c->pong, data, len);
+        c->pong_len = len;
+        c->pong_pending = true;
+        return 0;
+    }
     int rc = ws_send_ctl(c, GNI_WS_OP_PONG, data, len);
     return rc < 0 ? rc : 0;
+}
+
+/* Sends the pending pong once no internal write is in flight or waiting. */
+static void ws_pong_flush(ws_conn *c)
+{
+    if (!c->pong_pending || c->dead || c->close_sent || c->int_inflight > 0 || c->ctl_len ||
+        c->blocked || c->phase != WS_OPEN || (c->s.flags & GN_STREAM_ERRORED)) {
+        if (c->close_sent) {
+            c->pong_pending = false; /* no pong after our close frame (section 5.5.1) */
+        }
+        return;
+    }
+    c->pong_pending = false;
+    int rc = ws_send_ctl(c, GNI_WS_OP_PONG, c->pong, c->pong_len);
+    if (rc < 0) {
+        gn_stream_emit_error(&c->s, rc);
+    }
+}
+
+/* An internal write completed (or was cancelled): the next pong may go. */
+static void ws_ctl_written(ws_conn *c)
+{
+    if (c->int_inflight > 0) {
+        c->int_inflight--;
+    }
+    ws_pong_flush(c);
+}
+
+/*
+ * The peer's close frame came and the consumer has not shut down within
+ * WS_CLOSE_WAIT: section 5.5.1 wants our close frame "as soon as
+ * practical"; send it (1000) and shut TCP down. Writes fail (GN_EPIPE).
+ */
+static void ws_close_wait_timeout(gn_timer *tm, void *arg)
+{
+    (void)tm;
+    ws_conn *c = arg;
+    if (c->dead || c->close_sent || (c->s.flags & GN_STREAM_ERRORED)) {
+        return;
+    }
+    GN_LOG(GN_LOG_DEBUG, WS_COMP, "answering the peer's close frame after %d ms",
+           (int)(WS_CLOSE_WAIT / GN_MS));
+    int rc = ws_send_close(c, GNI_WS_CLOSE_NORMAL);
+    if (rc < 0) {
+        gn_stream_emit_error(&c->s, rc);
+    } else if (c->ctl_len) {
+        c->shut_pending = true; /* after the close frame */
+    } else {
+        (void)gn_stream_shutdown(c->s.below);
+    }
 }
 
 static int ws_on_close(void *ud, unsigned code, const uint8_t *reason, size_t len)
@@ -552,10 +663,14 @@ static int ws_on_close(void *ud, unsigned code, const uint8_t *reason, size_t le
     c->close_recv = true;
     GN_LOG(GN_LOG_DEBUG, WS_COMP, "peer sent close %u (%.*s)", code, (int)GNI_MIN(len, 64),
            (const char *)reason);
-    gn_stream_emit_eof(&c->s);
     if (c->close_sent) {
         (void)gn_stream_shutdown(c->s.below); /* both close frames went: end TCP */
+    } else {
+        /* libp2p half-close: the consumer may still write until it shuts
+         * down, but not for ever (docs/websocket.md "Closing") */
+        (void)gn_timer_start(&c->timer, WS_CLOSE_WAIT, ws_close_wait_timeout, c);
     }
+    gn_stream_emit_eof(&c->s);
     return 1;
 }
 
@@ -660,11 +775,15 @@ static void ws_schedule_drain(ws_conn *c)
 /* ---- handshake ---- */
 
 static void ws_listener_done(ws_listener *wl, ws_conn *c, int status);
+static void ws_hs_timeout(gn_timer *tm, void *arg);
 static void ws_dial_done(ws_dial *d, int status);
 
 /* The handshake ended: hand the stream over or fail. */
 static void ws_hs_end(ws_conn *c, int status)
 {
+    if (c->refusing) {
+        status = c->refuse_rc; /* EOF, error or linger timeout after a refusal */
+    }
     gn_timer_stop(&c->timer);
     gn_free(c->hs);
     c->hs = NULL;
@@ -684,6 +803,9 @@ static void ws_hs_end(ws_conn *c, int status)
 static void ws_hs_input(ws_conn *c, const uint8_t *data, size_t len)
 {
     ws_state *st = c->t->state;
+    if (c->refusing) {
+        return; /* refused: input is read only to see the client's EOF */
+    }
     /* c->hs_len < max_header here (past it the parse ended the handshake), so
      * the buffer stays under max_header plus one read from below (64 KiB) */
     uint8_t *nb = gn_realloc(c->hs, c->hs_len + len);
@@ -697,7 +819,7 @@ static void ws_hs_input(ws_conn *c, const uint8_t *data, size_t len)
     size_t used = 0;
     int rc;
     if (c->server) {
-        rc = gni_ws_parse_request(c->hs, c->hs_len, st->max_header, &used, c->key);
+        rc = gni_ws_parse_request(c->hs, c->hs_len, st->max_header, &c->hs_scan, &used, c->key);
         if (rc == 0) {
             char resp[256];
             int n = gni_ws_build_response(resp, sizeof resp, c->key);
@@ -706,12 +828,26 @@ static void ws_hs_input(ws_conn *c, const uint8_t *data, size_t len)
             char resp[256];
             int n = gni_ws_build_refusal(resp, sizeof resp, rc);
             GN_LOG(GN_LOG_INFO, WS_COMP, "refusing an upgrade request: %s", gn_err_name(rc));
-            if (n > 0) {
-                (void)ws_emit(c, (const uint8_t *)resp, (size_t)n, NULL);
+            if (n > 0 && ws_emit(c, (const uint8_t *)resp, (size_t)n, NULL) == 0) {
+                /* The response must reach the client: closing now would
+                 * cancel it, or reset the connection on unread input. Shut
+                 * TCP down behind it (FIN after the bytes), discard input,
+                 * and close on the client's EOF or after the linger time. */
+                c->refusing = true;
+                c->refuse_rc = rc;
+                gn_free(c->hs);
+                c->hs = NULL;
+                c->hs_len = 0;
+                gn_time linger = GNI_MIN(c->t->config.dial_timeout, WS_REFUSE_LINGER);
+                gn_timer_stop(&c->timer);
+                if (gn_stream_shutdown(c->s.below) == 0 &&
+                    gn_timer_start(&c->timer, linger, ws_hs_timeout, c) == 0) {
+                    return;
+                }
             }
         }
     } else {
-        rc = gni_ws_parse_response(c->hs, c->hs_len, st->max_header, &used, c->key);
+        rc = gni_ws_parse_response(c->hs, c->hs_len, st->max_header, &c->hs_scan, &used, c->key);
         if (rc < 0 && rc != GN_EAGAIN) {
             GN_LOG(GN_LOG_INFO, WS_COMP, "server refused the upgrade: %s", gn_err_name(rc));
         }
@@ -730,7 +866,9 @@ static void ws_hs_timeout(gn_timer *tm, void *arg)
 {
     (void)tm;
     ws_conn *c = arg;
-    GN_LOG(GN_LOG_INFO, WS_COMP, "WebSocket handshake timed out");
+    if (!c->refusing) {
+        GN_LOG(GN_LOG_INFO, WS_COMP, "WebSocket handshake timed out");
+    }
     ws_hs_end(c, GN_ETIMEDOUT);
 }
 
@@ -756,6 +894,7 @@ static ws_conn *ws_conn_new(gn_transport *t, gn_stream *below, bool server)
 /* Releases what a connection holds besides itself; its below stream has closed. */
 static void ws_conn_release(ws_conn *c)
 {
+    gn_timer_stop(&c->timer); /* never freed while in the timer heap */
     if (c->counted) {
         c->t->nconns--;
         c->counted = false;
@@ -770,7 +909,7 @@ static void ws_conn_release(ws_conn *c)
     gn_free(c->hs);
     c->hs = NULL;
 #if GNI_WS_HAVE_TLS
-    gni_tls_free(c->tls);
+    gni_tlsbio_free(c->tls);
     c->tls = NULL;
 #endif
 }
@@ -811,13 +950,16 @@ static void ws_below_data(gn_stream *below, void *ud, const uint8_t *data, size_
     }
 #if GNI_WS_HAVE_TLS
     if (c->tls) {
-        int rc = gni_tls_feed(c->tls, data, len);
-        if (rc == 0) {
-            rc = ws_tls_flush(c, NULL); /* handshake messages, key update answers */
+        int rc = gni_tlsbio_feed(c->tls, data, len);
+        if (rc == 0 && !c->blocked) {
+            /* handshake messages, key update answers; while a record is held
+             * (blocked) they stay in the TLS session, in order, and go from
+             * ws_below_writable once it has gone */
+            rc = ws_tls_flush(c, NULL);
         }
         while (rc == 0 && !c->dead && !(c->s.flags & GN_STREAM_ERRORED)) {
-            uint8_t pt[GNI_TLS_RECORD_MAX];
-            int n = gni_tls_read(c->tls, pt, sizeof pt);
+            uint8_t pt[GNI_TLSBIO_RECORD_MAX];
+            int n = gni_tlsbio_read(c->tls, pt, sizeof pt);
             if (n == 0) {
                 break;
             }
@@ -830,12 +972,12 @@ static void ws_below_data(gn_stream *below, void *ud, const uint8_t *data, size_
                 break;
             }
             ws_plain_input(c, pt, (size_t)n);
-            if (!c->dead && c->tls) {
+            if (!c->dead && c->tls && !c->blocked) {
                 rc = ws_tls_flush(c, NULL);
             }
         }
         if (rc < 0 && !c->dead) {
-            GN_LOG(GN_LOG_INFO, WS_COMP, "TLS failed: %s (%s)", gni_tls_diag(c->tls),
+            GN_LOG(GN_LOG_INFO, WS_COMP, "TLS failed: %s (%s)", gni_tlsbio_diag(c->tls),
                    gn_err_name(rc));
             ws_fail_below(c, rc);
         }
@@ -877,9 +1019,9 @@ static void ws_below_eof(gn_stream *below, void *ud)
     }
 #if GNI_WS_HAVE_TLS
     if (c->tls) {
-        int rc = gni_tls_eof(c->tls);
+        int rc = gni_tlsbio_eof(c->tls);
         if (rc < 0) {
-            GN_LOG(GN_LOG_INFO, WS_COMP, "TLS ended badly: %s", gni_tls_diag(c->tls));
+            GN_LOG(GN_LOG_INFO, WS_COMP, "TLS ended badly: %s", gni_tlsbio_diag(c->tls));
             ws_fail_below(c, rc);
             return;
         }
@@ -941,6 +1083,19 @@ static void ws_below_writable(gn_stream *below, void *ud)
             return;
         }
     }
+#if GNI_WS_HAVE_TLS
+    if (c->tls) {
+        /* ciphertext queued in the session while the held record waited */
+        int rc = ws_tls_flush(c, NULL);
+        if (rc < 0) {
+            ws_fail_below(c, rc);
+            return;
+        }
+        if (c->blocked) {
+            return;
+        }
+    }
+#endif
     if (c->phase == WS_HS) {
         return;
     }
@@ -959,6 +1114,7 @@ static void ws_below_writable(gn_stream *below, void *ud)
             (void)gn_stream_shutdown(below);
         }
     }
+    ws_pong_flush(c);
     gn_stream_emit_writable(&c->s);
 }
 
@@ -1040,6 +1196,7 @@ static int ws_read_stop(gn_stream *s)
 static int ws_shutdown(gn_stream *s)
 {
     ws_conn *c = (ws_conn *)s;
+    gn_timer_stop(&c->timer); /* no close-wait timeout once the consumer shut down */
     int rc = ws_send_close(c, GNI_WS_CLOSE_NORMAL);
     if (rc < 0) {
         return rc;
@@ -1140,7 +1297,7 @@ static void ws_tcp_accept(void *arg, gn_listener *tl, int status, gn_stream *con
 #if GNI_WS_HAVE_TLS
     ws_state *st = wl->l.transport->state;
     if (strcmp(wl->suffix, "/ws") != 0) {
-        rc = gni_tls_new(st->tls_srv, NULL, &c->tls);
+        rc = gni_tlsbio_new(st->tls_srv, NULL, &c->tls);
     }
 #endif
     if (rc == 0) {
@@ -1150,7 +1307,7 @@ static void ws_tcp_accept(void *arg, gn_listener *tl, int status, gn_stream *con
         rc = gn_stream_read_start(conn);
     }
     if (rc < 0) {
-        ws_listener_done(wl, c, rc);
+        ws_hs_end(c, rc); /* stops the timer if it started, then ws_listener_done */
     }
 }
 
@@ -1170,7 +1327,7 @@ static int ws_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, v
     }
 #if GNI_WS_HAVE_TLS
     if (strcmp(suffix, "/ws") != 0) {
-        gni_tls_ctx *ctx;
+        gni_tlsbio_ctx *ctx;
         if ((rc = ws_tls_ctx(t, true, &ctx)) < 0) {
             gn_multiaddr_free(tcp);
             return rc;
@@ -1306,7 +1463,7 @@ static void ws_tcp_dialed(void *arg, int status, gn_stream *conn)
 #if GNI_WS_HAVE_TLS
     ws_state *st = d->t->state;
     if (strcmp(d->suffix, "/ws") != 0) {
-        rc = gni_tls_new(st->tls_cli, d->ip, &c->tls); /* the ClientHello is queued */
+        rc = gni_tlsbio_new(st->tls_cli, d->ip, &c->tls); /* the ClientHello is queued */
         if (rc < 0) {
             ws_dial_done(d, rc);
             return;
@@ -1344,7 +1501,7 @@ static int ws_dial_start(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb,
     }
 #if GNI_WS_HAVE_TLS
     if (strcmp(suffix, "/ws") != 0) {
-        gni_tls_ctx *ctx;
+        gni_tlsbio_ctx *ctx;
         if ((rc = ws_tls_ctx(t, false, &ctx)) < 0) {
             gn_multiaddr_free(tcp);
             return rc;

@@ -15,7 +15,9 @@
 # /wss) and golemnet trusts it through websocket.ca_file; golemnet listens
 # with websocket.cert_file/key_file and js trusts it through
 # NODE_EXTRA_CA_CERTS; a golemnet dial without the CA is refused (the
-# certificate is verified). Skipped (TAP SKIP) without the openssl CLI.
+# certificate is verified). Skipped (TAP SKIP) without the openssl CLI or
+# when golemnet was built without /wss (GN_WS_TLS=0, set by meson; run by
+# hand, set it yourself).
 # Node 20 has no global WebSocket for dialling: js runs with
 # --experimental-websocket (undici's client).
 #
@@ -142,7 +144,9 @@ skip_wss() {
 }
 CERT=$LOGDIR/cert.pem
 KEY=$LOGDIR/key.pem
-if ! command -v openssl >/dev/null 2>&1; then
+if [ "${GN_WS_TLS:-1}" = 0 ]; then
+	skip_wss "golemnet built without /wss (no OpenSSL libssl)"
+elif ! command -v openssl >/dev/null 2>&1; then
 	skip_wss "openssl CLI not found"
 elif ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$KEY" \
 	-out "$CERT" -days 2 -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \

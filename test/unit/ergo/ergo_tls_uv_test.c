@@ -1,6 +1,6 @@
 /*
  * ergo_tls_uv_test: Ergo links with TLS over real TCP on 127.0.0.1
- * (protocols/ergo/ergo_uv.c + ergo_tls.c): a TLS acceptor with a generated
+ * (protocols/ergo/ergo_uv.c + core/tlsbio.c): a TLS acceptor with a generated
  * certificate and a dialler using the route's TLS flag (pool of 3, every
  * link TLS, frames both ways, a joined link killed and re-joined over TLS),
  * certificate files verified against a trust anchor, an unverifiable
@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "ergo_tls.h"
+#include "gni_tlsbio.h"
 #include "ergo_uv.h"
 #include "golemnet/edf.h"
 #include "golemnet/err.h"
@@ -254,14 +254,14 @@ GN_TEST(certificate_files_and_verification)
 typedef struct mitm_conn {
     uv_tcp_t down, up;
     uv_connect_t creq;
-    gni_tls *td, *tu; /* server towards the dialler, client towards the acceptor */
+    gni_tlsbio *td, *tu; /* server towards the dialler, client towards the acceptor */
     int open;
     bool closing;
 } mitm_conn;
 
 typedef struct mitm {
     uv_tcp_t listener;
-    gni_tls_ctx *sx, *cx;
+    gni_tlsbio_ctx *sx, *cx;
     struct sockaddr_in target;
     mitm_conn *mc;
     unsigned accepted;
@@ -273,15 +273,15 @@ static void mc_write_done(uv_write_t *w, int st)
     free(w);
 }
 
-static void mc_flush(gni_tls *t, uv_tcp_t *to)
+static void mc_flush(gni_tlsbio *t, uv_tcp_t *to)
 {
-    size_t n = gni_tls_pending(t);
+    size_t n = gni_tlsbio_pending(t);
     if (n == 0 || uv_is_closing((uv_handle_t *)to))
         return;
     uv_write_t *w = malloc(sizeof *w + n);
     gn_buf b;
     gn_buf_init(&b, w + 1, n);
-    uv_buf_t ub = uv_buf_init((char *)(w + 1), (unsigned)gni_tls_drain(t, &b));
+    uv_buf_t ub = uv_buf_init((char *)(w + 1), (unsigned)gni_tlsbio_drain(t, &b));
     if (uv_write(w, (uv_stream_t *)to, &ub, 1, mc_write_done) < 0)
         free(w);
 }
@@ -291,8 +291,8 @@ static void mc_closed(uv_handle_t *h)
     mitm_conn *mc = h->data;
     if (--mc->open == 0) {
         mitm_live--;
-        gni_tls_free(mc->td);
-        gni_tls_free(mc->tu);
+        gni_tlsbio_free(mc->td);
+        gni_tlsbio_free(mc->tu);
         free(mc);
     }
 }
@@ -318,17 +318,17 @@ static void mc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     mitm_conn *mc = s->data;
     bool from_down = s == (uv_stream_t *)&mc->down;
-    gni_tls *in = from_down ? mc->td : mc->tu, *out = from_down ? mc->tu : mc->td;
+    gni_tlsbio *in = from_down ? mc->td : mc->tu, *out = from_down ? mc->tu : mc->td;
     uv_tcp_t *back = from_down ? &mc->down : &mc->up, *fwd = from_down ? &mc->up : &mc->down;
     if (nread > 0 && !mc->closing) {
-        uint8_t plain[GNI_TLS_RECORD_MAX];
-        int n = gni_tls_feed(in, (const uint8_t *)buf->base, (size_t)nread);
+        uint8_t plain[GNI_TLSBIO_RECORD_MAX];
+        int n = gni_tlsbio_feed(in, (const uint8_t *)buf->base, (size_t)nread);
         mc_flush(in, back);
         for (int i = 0; n >= 0 && i < 1000; i++) { /* bounded: what was fed */
-            n = gni_tls_read(in, plain, sizeof plain);
+            n = gni_tlsbio_read(in, plain, sizeof plain);
             if (n <= 0)
                 break;
-            gni_tls_write(out, plain, (size_t)n);
+            gni_tlsbio_write(out, plain, (size_t)n);
         }
         mc_flush(out, fwd);
         if (n < 0)
@@ -362,8 +362,8 @@ static void mitm_accept(uv_stream_t *srv, int st)
     mc->open = 2;
     mitm_live++;
     m->accepted++;
-    if (uv_accept(srv, (uv_stream_t *)&mc->down) < 0 || gni_tls_new(m->sx, NULL, &mc->td) < 0 ||
-        gni_tls_new(m->cx, NULL, &mc->tu) < 0 ||
+    if (uv_accept(srv, (uv_stream_t *)&mc->down) < 0 || gni_tlsbio_new(m->sx, NULL, &mc->td) < 0 ||
+        gni_tlsbio_new(m->cx, NULL, &mc->tu) < 0 ||
         uv_tcp_connect(&mc->creq, &mc->up, (const struct sockaddr *)&m->target,
                        mc_connected) < 0) {
         mc_close(mc);
@@ -375,12 +375,12 @@ static void mitm_accept(uv_stream_t *srv, int st)
 static uint16_t mitm_start(mitm *m, uint16_t target_port)
 {
     memset(m, 0, sizeof *m);
-    gni_tls_ctx_config sc = {0}, cc = {0};
+    gni_tlsbio_ctx_config sc = {0}, cc = {0};
     sc.server = true;
     sc.host = "127.0.0.1";
     cc.skip_verify = true;
-    CHECK_OK(gni_tls_ctx_new(&sc, &m->sx, NULL, 0));
-    CHECK_OK(gni_tls_ctx_new(&cc, &m->cx, NULL, 0));
+    CHECK_OK(gni_tlsbio_ctx_new(&sc, &m->sx, NULL, 0));
+    CHECK_OK(gni_tlsbio_ctx_new(&cc, &m->cx, NULL, 0));
     CHECK_OK(uv_ip4_addr("127.0.0.1", target_port, &m->target));
     struct sockaddr_in any;
     CHECK_OK(uv_ip4_addr("127.0.0.1", 0, &any));
@@ -397,8 +397,8 @@ static uint16_t mitm_start(mitm *m, uint16_t target_port)
 static void mitm_listener_closed(uv_handle_t *h)
 {
     mitm *m = h->data;
-    gni_tls_ctx_free(m->sx);
-    gni_tls_ctx_free(m->cx);
+    gni_tlsbio_ctx_free(m->sx);
+    gni_tlsbio_ctx_free(m->cx);
     closed++;
 }
 

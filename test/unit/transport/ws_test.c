@@ -311,21 +311,21 @@ GN_TEST(ws_handshake_roundtrip)
     CHECK_STR(key, "dGhlIHNhbXBsZSBub25jZQ==");
     size_t used = 0;
     /* incomplete, then complete with a frame behind it */
-    CHECK_EQ(gni_ws_parse_request((const uint8_t *)req, (size_t)n - 1, 8192, &used, skey),
+    CHECK_EQ(gni_ws_parse_request((const uint8_t *)req, (size_t)n - 1, 8192, NULL, &used, skey),
              GN_EAGAIN);
     memcpy(req + n, "\x82\x81", 2);
-    CHECK_OK(gni_ws_parse_request((const uint8_t *)req, (size_t)n + 2, 8192, &used, skey));
+    CHECK_OK(gni_ws_parse_request((const uint8_t *)req, (size_t)n + 2, 8192, NULL, &used, skey));
     CHECK_EQ(used, (size_t)n);
     CHECK_STR(skey, key);
     int m = gni_ws_build_response(resp, sizeof resp, skey);
     CHECK(m > 0);
     CHECK(strstr(resp, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL);
-    CHECK_EQ(gni_ws_parse_response((const uint8_t *)resp, (size_t)m - 2, 8192, &used, key),
+    CHECK_EQ(gni_ws_parse_response((const uint8_t *)resp, (size_t)m - 2, 8192, NULL, &used, key),
              GN_EAGAIN);
-    CHECK_OK(gni_ws_parse_response((const uint8_t *)resp, (size_t)m, 8192, &used, key));
+    CHECK_OK(gni_ws_parse_response((const uint8_t *)resp, (size_t)m, 8192, NULL, &used, key));
     CHECK_EQ(used, (size_t)m);
     /* another key's accept value is refused */
-    CHECK_EQ(gni_ws_parse_response((const uint8_t *)resp, (size_t)m, 8192, &used,
+    CHECK_EQ(gni_ws_parse_response((const uint8_t *)resp, (size_t)m, 8192, NULL, &used,
                                    "AAAAAAAAAAAAAAAAAAAAAA=="),
              GN_EHANDSHAKE);
 }
@@ -344,7 +344,7 @@ GN_TEST(ws_handshake_rfc_sample_request)
                               "\r\n";
     char key[GNI_WS_KEY_LEN];
     size_t used;
-    CHECK_OK(gni_ws_parse_request((const uint8_t *)req, sizeof req - 1, 8192, &used, key));
+    CHECK_OK(gni_ws_parse_request((const uint8_t *)req, sizeof req - 1, 8192, NULL, &used, key));
     CHECK_EQ(used, sizeof req - 1);
     CHECK_STR(key, "dGhlIHNhbXBsZSBub25jZQ==");
     /* section 1.3's server handshake */
@@ -354,7 +354,18 @@ GN_TEST(ws_handshake_rfc_sample_request)
                                "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                                "Sec-WebSocket-Protocol: chat\r\n"
                                "\r\n";
-    CHECK_OK(gni_ws_parse_response((const uint8_t *)resp, sizeof resp - 1, 8192, &used, key));
+    /* golemnet's client offers no subprotocol, so the sample's answer naming
+     * one is refused (section 4.1, client item 6); without it, accepted */
+    CHECK_EQ(gni_ws_parse_response((const uint8_t *)resp, sizeof resp - 1, 8192, NULL, &used, key),
+             GN_EHANDSHAKE);
+    static const char plain[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                "Upgrade: websocket\r\n"
+                                "Connection: Upgrade\r\n"
+                                "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                                "\r\n";
+    CHECK_OK(gni_ws_parse_response((const uint8_t *)plain, sizeof plain - 1, 8192, NULL, &used,
+                                   key));
+    CHECK_EQ(used, sizeof plain - 1);
 }
 
 GN_TEST(ws_handshake_refused)
@@ -395,14 +406,14 @@ GN_TEST(ws_handshake_refused)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         printf("# case %zu\n", i);
         CHECK_EQ(gni_ws_parse_request((const uint8_t *)cases[i].req, strlen(cases[i].req), 8192,
-                                      &used, key),
+                                      NULL, &used, key),
                  cases[i].err);
     }
     /* no end of headers within the bound */
     char big[300];
     memset(big, 'a', sizeof big);
-    CHECK_EQ(gni_ws_parse_request((const uint8_t *)big, sizeof big, 256, &used, key), GN_ETOOBIG);
-    CHECK_EQ(gni_ws_parse_request((const uint8_t *)big, 200, 256, &used, key), GN_EAGAIN);
+    CHECK_EQ(gni_ws_parse_request((const uint8_t *)big, sizeof big, 256, NULL, &used, key), GN_ETOOBIG);
+    CHECK_EQ(gni_ws_parse_request((const uint8_t *)big, 200, 256, NULL, &used, key), GN_EAGAIN);
     /* refusals */
     char out[256];
     CHECK(gni_ws_build_refusal(out, sizeof out, GN_EVERSION) > 0);
@@ -411,14 +422,140 @@ GN_TEST(ws_handshake_refused)
     CHECK(strncmp(out, "HTTP/1.1 400 ", 13) == 0);
     /* a server that does not switch */
     static const char no[] = "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
-    CHECK_EQ(gni_ws_parse_response((const uint8_t *)no, sizeof no - 1, 8192, &used,
+    CHECK_EQ(gni_ws_parse_response((const uint8_t *)no, sizeof no - 1, 8192, NULL, &used,
                                    "dGhlIHNhbXBsZSBub25jZQ=="),
              GN_EHANDSHAKE);
     CHECK_EQ(gni_ws_build_request(out, 10, "h", "/", (const uint8_t *)"0123456789abcdef", key),
              GN_ENOSPC);
 }
 
+/* Every edge of section 7.4's close codes: the sendable ones are reported, the others fail with 1002. */
+GN_TEST(ws_close_code_edges)
+{
+    static const struct {
+        unsigned code;
+        bool ok;
+    } cases[] = {{999, false},  {1000, true},  {1003, true},  {1004, false}, {1005, false},
+                 {1006, false}, {1007, true},  {1011, true},  {1014, true},  {1015, false},
+                 {1016, false}, {2999, false}, {3000, true},  {4999, true},  {5000, false},
+                 {65535, false}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        printf("# close code %u\n", cases[i].code);
+        uint8_t f[4] = {0x88, 0x02, (uint8_t)(cases[i].code >> 8), (uint8_t)cases[i].code};
+        if (cases[i].ok) {
+            gni_ws w;
+            size_t used;
+            ws_setup(&w, false);
+            CHECK_OK(feed_all(&w, f, sizeof f, &used));
+            CHECK_EQ(R.closes, 1);
+            CHECK_EQ(R.close_code, cases[i].code);
+        } else {
+            expect_violation(false, (const char *)f, sizeof f, GN_EPROTO, 1002);
+        }
+    }
+    /* the builder refuses what may not be sent */
+    uint8_t out[GNI_WS_HDR_MAX + GNI_WS_CTL_MAX];
+    CHECK_EQ(gni_ws_close_frame(out, 1015, NULL, 0, NULL), GN_EINVAL);
+    CHECK_EQ(gni_ws_close_frame(out, 1006, NULL, 0, NULL), GN_EINVAL);
+    CHECK_EQ(gni_ws_close_frame(out, 5000, NULL, 0, NULL), GN_EINVAL);
+    CHECK(gni_ws_close_frame(out, 4999, NULL, 0, NULL) > 0);
+}
+
+/* The close reason must be UTF-8 (section 5.5.1): otherwise 1007. */
+GN_TEST(ws_close_reason_utf8)
+{
+    gni_ws w;
+    size_t used;
+    ws_setup(&w, false);
+    /* "bye" + U+00E9 + U+20AC + U+1F600 */
+    static const uint8_t ok[] = {0x88, 14, 0x03, 0xe8, 'b', 'y', 'e', 0xc3, 0xa9,
+                                 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80};
+    CHECK_OK(feed_all(&w, ok, sizeof ok, &used));
+    CHECK_EQ(R.closes, 1);
+    expect_violation(false, "\x88\x03\x03\xe8\xff", 5, GN_EPROTO, 1007);          /* not UTF-8 */
+    expect_violation(false, "\x88\x04\x03\xe8\xc0\xaf", 6, GN_EPROTO, 1007);      /* overlong */
+    expect_violation(false, "\x88\x05\x03\xe8\xed\xa0\x80", 7, GN_EPROTO, 1007);  /* surrogate */
+    expect_violation(false, "\x88\x04\x03\xe8\xe2\x82", 6, GN_EPROTO, 1007);      /* cut */
+    expect_violation(false, "\x88\x06\x03\xe8\xf4\x90\x80\x80", 8, GN_EPROTO, 1007); /* > U+10FFFF */
+}
+
+/* Request headers: keys, repeated list fields, trailing blanks, a body. */
+GN_TEST(ws_handshake_request_edges)
+{
+    char key[GNI_WS_KEY_LEN];
+    size_t used;
+#define WS_REQ(extra, key_line)                                                                   \
+    "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" key_line                     \
+    "Sec-WebSocket-Version: 13\r\n" extra "\r\n"
+    struct {
+        const char *req;
+        int err;
+    } cases[] = {
+        /* 24 base64 characters that decode to 17 bytes, not 16 */
+        {WS_REQ("", "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAA=\r\n"), GN_EPROTO},
+        /* 24 characters with one outside base64 */
+        {WS_REQ("", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ*=\r\n"), GN_EPROTO},
+        /* the sample key with trailing blanks: accepted */
+        {WS_REQ("", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ== \t\r\n"), 0},
+        /* a body announced */
+        {WS_REQ("Content-Length: 5\r\n", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"),
+         GN_EPROTO},
+        {WS_REQ("Transfer-Encoding: chunked\r\n", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"),
+         GN_EPROTO},
+        {WS_REQ("Content-Length: 0\r\n", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"), 0},
+        /* repeated Connection and Upgrade lines are one list each */
+        {"GET / HTTP/1.1\r\nUpgrade: foo\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n"
+         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+         "Sec-WebSocket-Version: 13 \r\n\r\n",
+         0},
+    };
+#undef WS_REQ
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        printf("# case %zu\n", i);
+        CHECK_EQ(gni_ws_parse_request((const uint8_t *)cases[i].req, strlen(cases[i].req), 8192,
+                                      NULL, &used, key),
+                 cases[i].err);
+        if (cases[i].err == 0) {
+            CHECK_EQ(used, strlen(cases[i].req));
+            CHECK_MEM(key, "dGhlIHNhbXBsZSBub25jZQ==", GNI_WS_KEY_LEN);
+        }
+    }
+    /* the search for the end of the headers resumes where it stopped */
+    static const char req[] = "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\n\r\n";
+    size_t scan = 0;
+    for (size_t n = 1; n < sizeof req - 1; n++) {
+        CHECK_EQ(gni_ws_parse_request((const uint8_t *)req, n, 8192, &scan, &used, key),
+                 GN_EAGAIN);
+        CHECK(scan <= (n < 3 ? 3 : n));
+        CHECK(scan + 3 >= n); /* nothing searched twice but the last three bytes */
+    }
+    CHECK_OK(gni_ws_parse_request((const uint8_t *)req, sizeof req - 1, 8192, &scan, &used, key));
+    CHECK_EQ(used, sizeof req - 1);
+}
+
+/* A 101 with an extension or subprotocol the client did not ask for is refused. */
+GN_TEST(ws_handshake_response_unasked)
+{
+    size_t used;
+    static const char base[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n"
+                               "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+    const char *extra[] = {"", "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+                           "Sec-WebSocket-Protocol: chat\r\n"};
+    for (size_t i = 0; i < 3; i++) {
+        char resp[512];
+        int n = snprintf(resp, sizeof resp, "%s%s\r\n", base, extra[i]);
+        CHECK_EQ(gni_ws_parse_response((const uint8_t *)resp, (size_t)n, 8192, NULL, &used,
+                                       "dGhlIHNhbXBsZSBub25jZQ=="),
+                 i == 0 ? 0 : GN_EHANDSHAKE);
+    }
+}
+
 GN_TEST_MAIN(GN_T(ws_accept_rfc_1_3), GN_T(ws_frames_rfc_5_7_build), GN_T(ws_frames_rfc_5_7_parse),
              GN_T(ws_lengths_and_masking), GN_T(ws_pause_and_resume), GN_T(ws_close_frames),
              GN_T(ws_violations), GN_T(ws_handshake_roundtrip),
-             GN_T(ws_handshake_rfc_sample_request), GN_T(ws_handshake_refused))
+             GN_T(ws_handshake_rfc_sample_request), GN_T(ws_handshake_refused),
+             GN_T(ws_close_code_edges), GN_T(ws_close_reason_utf8),
+             GN_T(ws_handshake_request_edges), GN_T(ws_handshake_response_unasked))

@@ -8,6 +8,8 @@
  */
 #include "transport/tr_harness.h"
 
+#include "ws.h"
+
 #include <string.h>
 
 static const char k_req[] = "GET / HTTP/1.1\r\n"
@@ -175,6 +177,121 @@ GN_TEST(ws_uv_clean_close_is_eof)
     tr_env_fini();
 }
 
+/*
+ * A peer that floods pings and never reads (RFC 6455 section 5.5.3): at most
+ * one pong is in flight below, so the server's write queue stays within one
+ * control frame while 16 MiB of pings (128 Ki pongs' worth) go through, and
+ * the pong that finally goes answers the latest ping.
+ */
+GN_TEST(ws_uv_ping_flood_bounded)
+{
+    enum { PING = 6 + 125, PER = 500, TOTAL = 16 << 20 };
+    static uint8_t flood[PING * PER];
+    for (size_t i = 0; i < PER; i++) {
+        uint8_t *f = flood + i * PING;
+        f[0] = 0x89;
+        f[1] = 0x80 | 125;
+        memset(f + 2, 0, 4); /* zero mask key */
+        memset(f + 6, 'p', 125);
+    }
+    gn_listener *l;
+    tconn *s;
+    tconn *c = upgraded(&l, &s);
+    free(c->rx);
+    c->p.rx_cap = 20u << 20; /* keeps every pong for the last check */
+    c->rx = calloc(1, c->p.rx_cap);
+    CHECK(c->rx != NULL);
+    CHECK_OK(tc_read_stop(c));
+    gn_stream *below = s->s->below;
+    uint64_t start_in = below->metrics.bytes_in, max_queued = 0;
+    size_t sent = 0;
+    for (int turns = 0; sent < TOTAL && turns < 200000; turns++) {
+        int rc = tc_send(c, flood, sizeof flood);
+        if (rc == 0) {
+            sent += sizeof flood;
+        } else {
+            CHECK_EQ(rc, GN_EAGAIN);
+            tr_run_for(1);
+        }
+        if (below->metrics.write_queued > max_queued) {
+            max_queued = below->metrics.write_queued;
+        }
+    }
+    CHECK(sent >= (size_t)TOTAL);
+    static const uint8_t last[] = {0x89, 0x84, 0, 0, 0, 0, 'l', 'a', 's', 't'};
+    CHECK_OK(tc_send(c, last, sizeof last));
+    for (int turns = 0; turns < 2000 &&
+                        below->metrics.bytes_in - start_in < (uint64_t)sent + sizeof last;
+         turns++) {
+        tr_run_for(5);
+        if (below->metrics.write_queued > max_queued) {
+            max_queued = below->metrics.write_queued;
+        }
+    }
+    CHECK_EQ(below->metrics.bytes_in - start_in, (uint64_t)sent + sizeof last);
+    printf("# most bytes queued below the server during the flood: %llu\n",
+           (unsigned long long)max_queued);
+    CHECK(max_queued <= 2 + GNI_WS_CTL_MAX);
+    CHECK_EQ(s->errors, 0);
+    /* the client reads at last: the final pong answers the final ping */
+    CHECK_OK(tc_read_start(c));
+    RUN_UNTIL(c->rx_len >= 6 && memcmp(c->rx + c->rx_len - 6, "\x8a\x04last", 6) == 0, 10000);
+    CHECK_MEM(c->rx, "\x8a\x7d", 2);
+    tr_listener_close(l);
+    tr_env_fini();
+}
+
+/*
+ * A refusal is not cut short: the 400 goes out, then a FIN; bytes the client
+ * sends afterwards are read and dropped (no reset), and the server closes on
+ * the client's EOF.
+ */
+GN_TEST(ws_uv_refusal_lingers)
+{
+    env_raw(0);
+    gn_listener *l;
+    tconn *c = raw_connect(&l);
+    static const char bad[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK_OK(tc_send(c, bad, sizeof bad - 1));
+    RUN_UNTIL(c->eofs == 1, 5000);
+    CHECK_MEM(c->rx, "HTTP/1.1 400 ", 13);
+    CHECK_EQ(E.srv->nconns, 1); /* lingering for the client's EOF */
+    static const char more[] = "more bytes from a client that did not listen";
+    CHECK_OK(tc_send(c, more, sizeof more - 1));
+    tr_run_for(100);
+    CHECK_EQ(c->errors, 0); /* no reset */
+    CHECK_OK(tc_shutdown(c));
+    RUN_UNTIL(E.srv->nconns == 0, 1000); /* well before the 2 s linger bound */
+    CHECK_EQ(E.accepts, 0);
+    tr_listener_close(l);
+    tr_env_fini();
+}
+
+/*
+ * The peer's close frame when the consumer never shuts down: after 5 s
+ * (section 5.5.1, "as soon as practical") the server sends close 1000 and
+ * shuts TCP down itself; further writes fail with GN_EPIPE.
+ */
+GN_TEST(ws_uv_close_answered_after_wait)
+{
+    gn_listener *l;
+    tconn *s;
+    tconn *c = upgraded(&l, &s);
+    CHECK_OK(tc_send(c, "\x88\x82\0\0\0\0\x03\xe8", 8));
+    RUN_UNTIL(s->eofs == 1, 5000);
+    /* half-close: the consumer may still write */
+    CHECK_OK(tc_send(s, "late", 4));
+    RUN_UNTIL(c->rx_len >= 6, 5000);
+    CHECK_MEM(c->rx, "\x82\x04late", 6);
+    tr_run_for(4000);
+    CHECK_EQ(c->rx_len, 6); /* nothing before the wait is over */
+    RUN_UNTIL(c->rx_len >= 10 && c->eofs == 1, 3000);
+    CHECK_MEM(c->rx + 6, "\x88\x02\x03\xe8", 4);
+    CHECK_EQ(tc_send(s, "x", 1), GN_EPIPE);
+    tr_listener_close(l);
+    tr_env_fini();
+}
+
 /* The dialler against a raw server answering with the wrong Accept value. */
 GN_TEST(ws_uv_dial_refuses_wrong_accept)
 {
@@ -261,4 +378,6 @@ GN_TEST(ws_uv_dial_cancel)
 GN_TEST_MAIN(GN_T(ws_uv_bad_request_400), GN_T(ws_uv_old_version_426),
              GN_T(ws_uv_silent_peer_dropped), GN_T(ws_uv_ping_pong_binary_text),
              GN_T(ws_uv_oversized_frame_1009), GN_T(ws_uv_clean_close_is_eof),
-             GN_T(ws_uv_dial_refuses_wrong_accept), GN_T(ws_uv_dial_cancel))
+             GN_T(ws_uv_dial_refuses_wrong_accept), GN_T(ws_uv_dial_cancel),
+             GN_T(ws_uv_ping_flood_bounded), GN_T(ws_uv_refusal_lingers),
+             GN_T(ws_uv_close_answered_after_wait))

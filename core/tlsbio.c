@@ -1,6 +1,7 @@
 /*
- * TLS for Ergo links over OpenSSL 3 memory BIOs: bytes in, bytes out.
- * Contract and behaviour: ergo_tls.h; design: docs/ergo.md "TLS".
+ * TLS over OpenSSL 3 memory BIOs, bytes in, bytes out: the engine shared by
+ * the components that put TLS under their own framing. Contract and
+ * behaviour: gni_tlsbio.h.
  *
  * Each link has one SSL object between two memory BIOs: the adapter's
  * ciphertext goes into the read BIO, what OpenSSL writes collects in the
@@ -8,7 +9,7 @@
  * moves bytes, keeps the plaintext written before the handshake ends, and
  * turns OpenSSL's error queue into one gn_err and a diagnostic line.
  */
-#include "ergo_tls.h"
+#include "gni_tlsbio.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -31,15 +32,18 @@
 #define TLS_HOST_MAX 253u          /* longest DNS name */
 #define TLS_CERT_DAYS 365L
 
-struct gni_tls_ctx {
+struct gni_tlsbio_ctx {
     SSL_CTX *ssl;
     bool server;
+    uint8_t plain_first;       /* see gni_tlsbio_ctx_config */
+    const char *plain_diag;
+    const char *verify_hint;
     X509 *leaf; /* server: our leaf certificate */
-    uint8_t sha1[GNI_TLS_SHA1_LEN];
+    uint8_t sha1[GNI_TLSBIO_SHA1_LEN];
 };
 
-struct gni_tls {
-    gni_tls_ctx *ctx;
+struct gni_tlsbio {
+    gni_tlsbio_ctx *ctx;
     SSL *ssl;
     BIO *rbio, *wbio; /* owned by ssl */
     bool done;        /* handshake completed */
@@ -69,7 +73,7 @@ static void put_diag(char *diag, size_t len, const char *what)
 }
 
 /* Sets the sticky error @code with the diagnostic "TLS: " @a @b @c. */
-static int tls_set(gni_tls *t, int code, const char *a, const char *b, const char *c)
+static int tls_set(gni_tlsbio *t, int code, const char *a, const char *b, const char *c)
 {
     if (t->err)
         return t->err;
@@ -79,12 +83,12 @@ static int tls_set(gni_tls *t, int code, const char *a, const char *b, const cha
 }
 
 /* Classifies a failed SSL call (@ssl_err from SSL_get_error). */
-static int tls_fail(gni_tls *t, int ssl_err)
+static int tls_fail(gni_tlsbio *t, int ssl_err)
 {
     if (!t->done) {
-        if (t->ctx->server && t->seen && t->first == 0x57)
-            return tls_set(t, GN_EHANDSHAKE, "the peer started a plain Ergo handshake on a TLS "
-                           "acceptor (it must dial with TLS: the route's TLS flag)", NULL, NULL);
+        if (t->ctx->server && t->seen && t->ctx->plain_first && t->first == t->ctx->plain_first &&
+            t->ctx->plain_diag)
+            return tls_set(t, GN_EHANDSHAKE, t->ctx->plain_diag, NULL, NULL);
         if (t->ctx->server && t->seen && t->first != TLS_HANDSHAKE_RECORD)
             return tls_set(t, GN_EHANDSHAKE, "the peer does not speak TLS: ",
                            tls_reason("not a TLS record"), NULL);
@@ -92,8 +96,10 @@ static int tls_fail(gni_tls *t, int ssl_err)
         if (!t->ctx->server && v != X509_V_OK)
             return tls_set(t, GN_EHANDSHAKE, "certificate verification failed: ",
                            X509_verify_cert_error_string(v),
-                           " (Ergo's InsecureSkipVerify is tls_skip_verify; or trust it with "
-                           "tls_ca_file)");
+                           t->ctx->verify_hint ? t->ctx->verify_hint
+                                                : " (trust its issuer through a CA file; "
+                                                  "tls_skip_verify disables the check, tests "
+                                                  "only)");
         return tls_set(t, GN_EHANDSHAKE, "handshake failed: ",
                        tls_reason(ssl_err == SSL_ERROR_SYSCALL ? "unexpected end" : "error"),
                        NULL);
@@ -138,8 +144,8 @@ static int add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
     return ok ? 0 : -1;
 }
 
-/* A self-signed ECDSA P-256 certificate for @host, shaped like Ergo's
- * lib.GenerateSelfSignedCert (CA, serverAuth, the host as a SAN). */
+/* A self-signed ECDSA P-256 certificate for @host (CA, serverAuth, the
+ * host as a SAN): the usual shape of a generated server certificate. */
 static int tls_self_signed(const char *host, X509 **xo, EVP_PKEY **ko)
 {
     bool ip = host && host_is_ip(host);
@@ -194,7 +200,7 @@ out:
 }
 
 /* Loads the server's leaf, chain and key from PEM bytes into @c. */
-static int tls_load_pem(gni_tls_ctx *c, const gni_tls_ctx_config *cfg, char *diag, size_t dl)
+static int tls_load_pem(gni_tlsbio_ctx *c, const gni_tlsbio_ctx_config *cfg, char *diag, size_t dl)
 {
     int rc = GN_EBADKEY;
     BIO *cb = BIO_new_mem_buf(cfg->cert_pem.base, (int)cfg->cert_pem.len);
@@ -236,7 +242,7 @@ out:
     return rc;
 }
 
-static int tls_load_ca(gni_tls_ctx *c, gn_slice pem, char *diag, size_t dl)
+static int tls_load_ca(gni_tlsbio_ctx *c, gn_slice pem, char *diag, size_t dl)
 {
     BIO *b = BIO_new_mem_buf(pem.base, (int)pem.len);
     if (!b)
@@ -263,7 +269,8 @@ static int tls_load_ca(gni_tls_ctx *c, gn_slice pem, char *diag, size_t dl)
 
 /* ---- contexts ------------------------------------------------------------- */
 
-int gni_tls_ctx_new(const gni_tls_ctx_config *cfg, gni_tls_ctx **out, char *diag, size_t dl)
+int gni_tlsbio_ctx_new(const gni_tlsbio_ctx_config *cfg, gni_tlsbio_ctx **out, char *diag,
+                       size_t dl)
 {
     if (diag && dl)
         diag[0] = '\0';
@@ -271,10 +278,13 @@ int gni_tls_ctx_new(const gni_tls_ctx_config *cfg, gni_tls_ctx **out, char *diag
         cfg->cert_pem.len > INT_MAX || cfg->key_pem.len > INT_MAX || cfg->ca_pem.len > INT_MAX)
         return GN_EINVAL;
     ERR_clear_error();
-    gni_tls_ctx *c = gn_calloc(1, sizeof *c);
+    gni_tlsbio_ctx *c = gn_calloc(1, sizeof *c);
     if (!c)
         return GN_ENOMEM;
     c->server = cfg->server;
+    c->plain_first = cfg->plain_first;
+    c->plain_diag = cfg->plain_diag;
+    c->verify_hint = cfg->verify_hint;
     int rc = GN_ENOMEM;
     c->ssl = SSL_CTX_new(cfg->server ? TLS_server_method() : TLS_client_method());
     if (!c->ssl)
@@ -288,7 +298,7 @@ int gni_tls_ctx_new(const gni_tls_ctx_config *cfg, gni_tls_ctx **out, char *diag
     SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
     if (cfg->server) {
         SSL_CTX_set_num_tickets(c->ssl, 0);
-        SSL_CTX_set_verify(c->ssl, SSL_VERIFY_NONE, NULL); /* Ergo asks no client certificate */
+        SSL_CTX_set_verify(c->ssl, SSL_VERIFY_NONE, NULL); /* no client certificates asked */
         if (cfg->cert_pem.len) {
             rc = tls_load_pem(c, cfg, diag, dl);
         } else {
@@ -304,7 +314,7 @@ int gni_tls_ctx_new(const gni_tls_ctx_config *cfg, gni_tls_ctx **out, char *diag
         if (rc < 0)
             goto fail;
         unsigned len = 0;
-        if (X509_digest(c->leaf, EVP_sha1(), c->sha1, &len) != 1 || len != GNI_TLS_SHA1_LEN) {
+        if (X509_digest(c->leaf, EVP_sha1(), c->sha1, &len) != 1 || len != GNI_TLSBIO_SHA1_LEN) {
             rc = GN_ECRYPTO;
             goto fail;
         }
@@ -324,12 +334,12 @@ int gni_tls_ctx_new(const gni_tls_ctx_config *cfg, gni_tls_ctx **out, char *diag
     *out = c;
     return 0;
 fail:
-    gni_tls_ctx_free(c);
+    gni_tlsbio_ctx_free(c);
     ERR_clear_error();
     return rc;
 }
 
-void gni_tls_ctx_free(gni_tls_ctx *ctx)
+void gni_tlsbio_ctx_free(gni_tlsbio_ctx *ctx)
 {
     if (!ctx)
         return;
@@ -338,12 +348,12 @@ void gni_tls_ctx_free(gni_tls_ctx *ctx)
     gn_free(ctx);
 }
 
-const uint8_t *gni_tls_ctx_cert_sha1(const gni_tls_ctx *ctx)
+const uint8_t *gni_tlsbio_ctx_cert_sha1(const gni_tlsbio_ctx *ctx)
 {
     return ctx && ctx->server ? ctx->sha1 : NULL;
 }
 
-int gni_tls_ctx_cert_pem(const gni_tls_ctx *ctx, gn_buf *out)
+int gni_tlsbio_ctx_cert_pem(const gni_tlsbio_ctx *ctx, gn_buf *out)
 {
     if (!ctx || !ctx->server || !out)
         return GN_EINVAL;
@@ -369,12 +379,12 @@ int gni_tls_ctx_cert_pem(const gni_tls_ctx *ctx, gn_buf *out)
 
 /* ---- links ---------------------------------------------------------------- */
 
-int gni_tls_new(gni_tls_ctx *ctx, const char *peer_host, gni_tls **out)
+int gni_tlsbio_new(gni_tlsbio_ctx *ctx, const char *peer_host, gni_tlsbio **out)
 {
     if (!ctx || !out)
         return GN_EINVAL;
     ERR_clear_error();
-    gni_tls *t = gn_calloc(1, sizeof *t);
+    gni_tlsbio *t = gn_calloc(1, sizeof *t);
     if (!t)
         return GN_ENOMEM;
     t->ctx = ctx;
@@ -385,7 +395,7 @@ int gni_tls_new(gni_tls_ctx *ctx, const char *peer_host, gni_tls **out)
         BIO_free(t->rbio);
         BIO_free(t->wbio);
         t->rbio = t->wbio = NULL;
-        gni_tls_free(t);
+        gni_tlsbio_free(t);
         return GN_ENOMEM;
     }
     /* an empty read BIO means "more later", not end of stream */
@@ -414,14 +424,14 @@ int gni_tls_new(gni_tls_ctx *ctx, const char *peer_host, gni_tls **out)
     }
     ERR_clear_error();
     if (rc < 0) {
-        gni_tls_free(t);
+        gni_tlsbio_free(t);
         return rc;
     }
     *out = t;
     return 0;
 }
 
-void gni_tls_free(gni_tls *t)
+void gni_tlsbio_free(gni_tlsbio *t)
 {
     if (!t)
         return;
@@ -430,7 +440,7 @@ void gni_tls_free(gni_tls *t)
     gn_free(t);
 }
 
-static int tls_write_now(gni_tls *t, const uint8_t *in, size_t len)
+static int tls_write_now(gni_tlsbio *t, const uint8_t *in, size_t len)
 {
     size_t w = 0;
     ERR_clear_error();
@@ -439,7 +449,7 @@ static int tls_write_now(gni_tls *t, const uint8_t *in, size_t len)
     return tls_fail(t, SSL_get_error(t->ssl, 0));
 }
 
-static int tls_advance(gni_tls *t)
+static int tls_advance(gni_tlsbio *t)
 {
     if (t->done)
         return 0;
@@ -461,7 +471,7 @@ static int tls_advance(gni_tls *t)
     return rc;
 }
 
-int gni_tls_feed(gni_tls *t, const uint8_t *in, size_t len)
+int gni_tlsbio_feed(gni_tlsbio *t, const uint8_t *in, size_t len)
 {
     if (!t || (!in && len))
         return GN_EINVAL;
@@ -482,7 +492,7 @@ int gni_tls_feed(gni_tls *t, const uint8_t *in, size_t len)
     return tls_advance(t);
 }
 
-int gni_tls_read(gni_tls *t, uint8_t *out, size_t cap)
+int gni_tlsbio_read(gni_tlsbio *t, uint8_t *out, size_t cap)
 {
     if (!t || (!out && cap))
         return GN_EINVAL;
@@ -509,7 +519,7 @@ int gni_tls_read(gni_tls *t, uint8_t *out, size_t cap)
     return tls_fail(t, e);
 }
 
-int gni_tls_write(gni_tls *t, const uint8_t *in, size_t len)
+int gni_tlsbio_write(gni_tlsbio *t, const uint8_t *in, size_t len)
 {
     if (!t || (!in && len))
         return GN_EINVAL;
@@ -519,14 +529,14 @@ int gni_tls_write(gni_tls *t, const uint8_t *in, size_t len)
         return 0;
     if (t->done)
         return tls_write_now(t, in, len);
-    if (len > GNI_TLS_EARLY_MAX - t->early_len)
+    if (len > GNI_TLSBIO_EARLY_MAX - t->early_len)
         return GN_EAGAIN;
     if (t->early_len + len > t->early_cap) {
         size_t cap = t->early_cap ? t->early_cap : 4096;
-        while (cap < t->early_len + len) /* bounded: doubles up to GNI_TLS_EARLY_MAX */
+        while (cap < t->early_len + len) /* bounded: doubles up to GNI_TLSBIO_EARLY_MAX */
             cap *= 2;
-        if (cap > GNI_TLS_EARLY_MAX)
-            cap = GNI_TLS_EARLY_MAX;
+        if (cap > GNI_TLSBIO_EARLY_MAX)
+            cap = GNI_TLSBIO_EARLY_MAX;
         uint8_t *p = gn_realloc(t->early, cap);
         if (!p)
             return GN_ENOMEM;
@@ -538,9 +548,9 @@ int gni_tls_write(gni_tls *t, const uint8_t *in, size_t len)
     return 0;
 }
 
-size_t gni_tls_pending(const gni_tls *t) { return t ? BIO_ctrl_pending(t->wbio) : 0; }
+size_t gni_tlsbio_pending(const gni_tlsbio *t) { return t ? BIO_ctrl_pending(t->wbio) : 0; }
 
-size_t gni_tls_drain(gni_tls *t, gn_buf *out)
+size_t gni_tlsbio_drain(gni_tlsbio *t, gn_buf *out)
 {
     if (!t || !out)
         return 0;
@@ -557,7 +567,7 @@ size_t gni_tls_drain(gni_tls *t, gn_buf *out)
     return moved;
 }
 
-int gni_tls_eof(gni_tls *t)
+int gni_tlsbio_eof(gni_tlsbio *t)
 {
     if (!t)
         return GN_EINVAL;
@@ -573,9 +583,9 @@ int gni_tls_eof(gni_tls *t)
     return 0;
 }
 
-bool gni_tls_done(const gni_tls *t) { return t && t->done; }
+bool gni_tlsbio_done(const gni_tlsbio *t) { return t && t->done; }
 
-int gni_tls_peer_sha1(const gni_tls *t, uint8_t sha1[GNI_TLS_SHA1_LEN])
+int gni_tlsbio_peer_sha1(const gni_tlsbio *t, uint8_t sha1[GNI_TLSBIO_SHA1_LEN])
 {
     if (!t || !sha1)
         return GN_EINVAL;
@@ -585,16 +595,16 @@ int gni_tls_peer_sha1(const gni_tls *t, uint8_t sha1[GNI_TLS_SHA1_LEN])
     if (!x)
         return GN_ENOTFOUND;
     unsigned len = 0;
-    int ok = X509_digest(x, EVP_sha1(), sha1, &len) == 1 && len == GNI_TLS_SHA1_LEN;
+    int ok = X509_digest(x, EVP_sha1(), sha1, &len) == 1 && len == GNI_TLSBIO_SHA1_LEN;
     ERR_clear_error();
     return ok ? 0 : GN_ECRYPTO;
 }
 
-int gni_tls_error(const gni_tls *t) { return t ? t->err : GN_EINVAL; }
+int gni_tlsbio_error(const gni_tlsbio *t) { return t ? t->err : GN_EINVAL; }
 
-const char *gni_tls_diag(const gni_tls *t) { return t ? t->diag : ""; }
+const char *gni_tlsbio_diag(const gni_tlsbio *t) { return t ? t->diag : ""; }
 
-const char *gni_tls_version(const gni_tls *t)
+const char *gni_tlsbio_version(const gni_tlsbio *t)
 {
     return t && t->done ? SSL_get_version(t->ssl) : "";
 }
