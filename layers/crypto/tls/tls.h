@@ -17,7 +17,8 @@
  * draws its own randomness (the certificate key and serial, TLS key shares
  * and nonces) from its DRBG, seeded by the operating system; it is not
  * passed in. Everything else comes in as arguments.
- * The names use gni_p2ptls_ because gni_tls_ is taken by Ergo's TLS.
+ * The names use gni_p2ptls_ (libp2p's TLS) to keep them apart from core's
+ * generic TLS engine over memory BIOs, gni_tlsbio_ (core/gni_tlsbio.h).
  */
 #ifndef GNI_P2PTLS_H
 #define GNI_P2PTLS_H
