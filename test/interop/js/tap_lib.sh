@@ -1,7 +1,34 @@
-# Shared by selftest.sh and interop.sh: TAP lines, event checks and the
+# Shared by the js interop scripts: TAP lines, event checks and the
 # clean-up of every process a script started. Source it after setting
-# LOGDIR, PIDS, N, PASSED, FAILED and NODE.
+# LOGDIR, PIDS, N, PASSED, FAILED and NODE. tap_require_js may be called
+# before (it only needs NODE and GN_CLI).
 # shellcheck shell=bash
+
+# tap_require_js MODULE...: exits with a TAP skip line ("1..0 # SKIP ...")
+# unless GN_CLI is an executable, NODE is node >= 20 and each MODULE (for
+# example @libp2p/tls) is installed in node_modules/ (run from this directory).
+tap_require_js() {
+	if [ -z "${GN_CLI:-}" ] || [ ! -x "$GN_CLI" ]; then
+		echo "1..0 # SKIP golemnet binary not given (GN_CLI or first argument): '${GN_CLI:-}'"
+		exit 0
+	fi
+	if ! command -v "$NODE" >/dev/null 2>&1; then
+		echo "1..0 # SKIP node not found"
+		exit 0
+	fi
+	local major m
+	major=$("$NODE" -p 'process.versions.node.split(".")[0]' 2>/dev/null)
+	if ! [ "${major:-0}" -ge 20 ] 2>/dev/null; then
+		echo "1..0 # SKIP node >= 20 needed (found $("$NODE" --version 2>/dev/null))"
+		exit 0
+	fi
+	for m in "$@"; do
+		if [ ! -d "node_modules/$m" ]; then
+			echo "1..0 # SKIP node_modules/$m missing (run npm ci in $(pwd))"
+			exit 0
+		fi
+	done
+}
 
 tap_cleanup() {
 	local p

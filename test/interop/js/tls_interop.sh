@@ -27,30 +27,15 @@ N=0
 PASSED=0
 FAILED=0
 PIDS=()
+LOGDIR=
 
-if [ -z "${GN_CLI:-}" ] || [ ! -x "$GN_CLI" ]; then
-	echo "1..0 # SKIP GN_CLI not given"
-	exit 0
-fi
-if ! command -v "$NODE" >/dev/null 2>&1; then
-	echo "1..0 # SKIP node not found"
-	exit 0
-fi
-NODE_MAJOR=$("$NODE" -p 'process.versions.node.split(".")[0]' 2>/dev/null)
-if ! [ "${NODE_MAJOR:-0}" -ge 20 ] 2>/dev/null; then
-	echo "1..0 # SKIP node >= 20 needed"
-	exit 0
-fi
-if [ ! -d node_modules/@libp2p/tls ]; then
-	echo "1..0 # SKIP test/interop/js/node_modules/@libp2p/tls missing (run npm ci there)"
-	exit 0
-fi
+. ./tap_lib.sh
+tap_require_js @libp2p/tls
 if "$GN_CLI" ping /ip4/127.0.0.1/tcp/9 --security tls --timeout 1 2>&1 | grep -q "not a built-in"; then
 	echo "1..0 # SKIP golemnet built without the tls component (-Dtls)"
 	exit 0
 fi
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/gn-tls-interop.XXXXXX")
-. ./tap_lib.sh
 
 # wait_event PID FILE EXPR WORD: until EXPR holds in FILE. A node process
 # (events.mjs) starts only once FILE contains WORD: polling with node every

@@ -40,26 +40,10 @@ FAILED=0
 PIDS=()
 LOGDIR=
 
-if [ -z "$GN_CLI" ] || [ ! -x "$GN_CLI" ]; then
-	echo "1..0 # SKIP golemnet binary not given (GN_CLI or first argument): '${GN_CLI}'"
-	exit 0
-fi
-if ! command -v "$NODE" >/dev/null 2>&1; then
-	echo "1..0 # SKIP node not found"
-	exit 0
-fi
-NODE_MAJOR=$("$NODE" -p 'process.versions.node.split(".")[0]' 2>/dev/null)
-if ! [ "${NODE_MAJOR:-0}" -ge 20 ] 2>/dev/null; then
-	echo "1..0 # SKIP node >= 20 needed (found $("$NODE" --version 2>/dev/null))"
-	exit 0
-fi
-if [ ! -d node_modules/@libp2p/websockets ]; then
-	echo "1..0 # SKIP node_modules/@libp2p/websockets missing (run npm ci in $(pwd))"
-	exit 0
-fi
+. ./tap_lib.sh
+tap_require_js @libp2p/websockets
 
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/gn-ws-interop.XXXXXX")
-. ./tap_lib.sh
 
 JS=("$NODE" --no-warnings --experimental-websocket --import ./polyfill.mjs ws_peer.mjs)
 
