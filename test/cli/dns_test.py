@@ -155,7 +155,11 @@ def main():
 
     @case
     def dnsaddr_nested_and_filtered_by_peer_id():
-        ok_ping(f"/dnsaddr/example.test/p2p/{SEED1}", *server)
+        evs = ok_ping(f"/dnsaddr/example.test/p2p/{SEED1}", *server)
+        # the nested entry's address, not OTHER's /tcp/1 (the resolver-level
+        # filter is checked in resolve_test's resolve_walk_with_immediate_answers)
+        opened = [e for e in evs if e["event"] == "channel_opened"]
+        assert opened and opened[0]["remote_addr"] == f"/ip4/127.0.0.1/tcp/{tcp}", opened
 
     @case
     def dnsaddr_loop_with_an_address_is_bounded():

@@ -349,6 +349,14 @@ GN_TEST(resolve_walk_with_immediate_answers)
     CHECK_EQ(c.n, 2);
     CHECK_STR(c.all[0], "/ip4/10.0.0.2/tcp/4/p2p/" PA);
     CHECK_STR(c.all[1], "/ip4/10.0.0.3/tcp/4/p2p/" PB);
+    /* filtered by the target's /p2p suffix through the nested level: PB's goes */
+    rs_out e = {0};
+    CHECK_EQ(start(r, "/dnsaddr/c.test/p2p/" PA, &e, NULL), 0);
+    rs_out *ee[] = {&e};
+    run_until(loop, ee, 1, 5000);
+    CHECK_EQ(e.status, 0);
+    CHECK_EQ(e.n, 1);
+    CHECK_STR(e.all[0], "/ip4/10.0.0.2/tcp/4/p2p/" PA);
     /* a failure still says which name failed */
     rs_out d = {0};
     CHECK_EQ(start(r, "/dnsaddr/nope.test", &d, NULL), 0);
