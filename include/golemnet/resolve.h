@@ -21,8 +21,8 @@
  *     /wss becomes /tls/sni/<h>/ws and a /tls not followed by /sni gets
  *     /sni/<h> (so "/dns4/example.com/tcp/443/wss" resolves to
  *     "/ip4/<a>/tcp/443/tls/sni/example.com/ws"). A transport that dials
- *     TLS is meant to read the server name from /sni (the websocket
- *     transport does not accept /tls/sni/<h>/ws yet: docs/dns.md).
+ *     TLS reads the server name from /sni (SNI and the certificate name
+ *     check; the websocket transport does).
  *   - /dnsaddr/<d>[/<suffix>]: the "dnsaddr=<multiaddr>" TXT entries of
  *     _dnsaddr.<d> that end with <suffix> (e.g. /p2p/<id>), nested
  *     /dnsaddr entries followed up to max_depth levels and max_lookups
