@@ -3,7 +3,7 @@
  *
  * Spec: multiformats/multiaddr protocols/DNSADDR.md. Contract and bounds:
  * core/gni_dnsaddr.h. Choices where the spec is silent: a name is queried
- * at most once per walk (loops end there), results are deduplicated by
+ * at most once per walk and suffix (loops end there), results are deduplicated by
  * binary form, and TXT strings are compared after joining a record's
  * character-strings (RFC 1035 section 3.3.14 allows several per record).
  */
@@ -126,13 +126,15 @@ static int da_entry(gni_dnsaddr *w, const gn_multiaddr *base, uint32_t depth, gn
     }
     gn_ma_component c;
     if (gn_multiaddr_component(e, 0, &c) == 0 && c.code == GN_MA_DNSADDR) {
-        /* nested: queue its name once, within the bounds */
+        /* nested: queue it once per name and suffix, within the bounds
+         * (/dnsaddr/x/p2p/A and /dnsaddr/x/p2p/B both query _dnsaddr.x,
+         * each keeping its own peer's entries) */
         char name[GNI_DNSADDR_NAME_MAX];
         memcpy(name, "_dnsaddr.", 9);
         memcpy(name + 9, c.value, c.value_len);
         name[9 + c.value_len] = '\0';
         for (size_t i = 0; i < w->nq; i++) {
-            if (strcmp(w->q[i].name, name) == 0) {
+            if (strcmp(w->q[i].name, name) == 0 && gn_multiaddr_equal(w->q[i].ma, e)) {
                 w->repeated++;
                 gn_multiaddr_free(e);
                 return 0;

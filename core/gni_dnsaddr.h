@@ -14,8 +14,8 @@
  * looked up (the components after /dnsaddr/<domain>, compared component by
  * component) is kept: another /dnsaddr queues a further lookup (one level
  * deeper), anything else is a result. Bounds: depth (levels of nesting),
- * lookups (names queried in all; a name already queried is not queried
- * again, which also ends loops), results (further ones are counted in
+ * lookups (names queried in all; a name already queried with the same
+ * suffix is not queried again, which also ends loops), results (further ones are counted in
  * 'dropped'). Strings that are not dnsaddr entries, do not parse or do not
  * match are skipped and counted.
  *

@@ -11,8 +11,10 @@
  * flag protocols (tls, quic-v1, ws, p2p-circuit, ...), and is <length
  * varint><bytes> for the variable-size protocols dns, dns4, dns6, dnsaddr,
  * sni, ip6zone, p2p, unix, http-path, certhash, garlic64 and garlic32.
- * Every row of protocols.csv is in the table: parsing never fails on a
- * protocol golemnet cannot dial (that is GN_ENOTRANSPORT, later).
+ * Every row of protocols.csv (multiformats/multiaddr at 9b7b3fab, 2025-04-28)
+ * is in the table, plus plaintextv2 (0x706c61), a multiaddr-tagged row of
+ * the multicodec table that go-multiaddr also knows: parsing never fails on
+ * a protocol golemnet cannot dial (that is GN_ENOTRANSPORT, later).
  *
  * Protocol notes (choices that the tables leave open):
  *   - memory (0x0309): protocols.csv and the multicodec table list its size
@@ -89,7 +91,8 @@ typedef struct ma_proto {
     enum ma_kind kind;
 } ma_proto;
 
-/* Every row of protocols.csv (multiformats/multiaddr, 2025-04), in its order. */
+/* Every row of protocols.csv (multiformats/multiaddr 9b7b3fab, 2025-04-28), in its order;
+ * then the multicodec table's multiaddr rows that the csv lacks. */
 static const ma_proto ma_protos[] = {
     {GN_MA_IP4, "ip4", MA_K_IP4},
     {GN_MA_TCP, "tcp", MA_K_PORT},
@@ -131,6 +134,8 @@ static const ma_proto ma_protos[] = {
     {GN_MA_WEBRTC, "webrtc", MA_K_NONE},
     {GN_MA_P2P_CIRCUIT, "p2p-circuit", MA_K_NONE},
     {GN_MA_MEMORY, "memory", MA_K_MEMORY},
+    /* not in protocols.csv: the multicodec table's multiaddr rows */
+    {GN_MA_PLAINTEXTV2, "plaintextv2", MA_K_NONE},
 };
 
 /* Longest DNS name value accepted (RFC 1035 section 2.3.4: 255 octets). */

@@ -68,9 +68,12 @@ struct rs_req {
     gn_multiaddr *out[GNI_DNSADDR_MAX_RESULTS];
     size_t nout, dropped;
     int err; /* first failure, for when nothing resolves */
-    char detail[RS_DETAIL_MAX];
+    char detail[RS_DETAIL_MAX];  /* the address asked for (a success's detail) */
+    char errtext[RS_DETAIL_MAX]; /* the first failure in words, or "" */
     bool finishing; /* the completion is deferred */
+    bool in_step;   /* rs_step runs: a nested call (a query answered at once) returns */
     int final_status;
+    gn_timer deadline; /* the whole resolution's bound (cfg.deadline_ms) */
 };
 
 struct gn_resolver {
@@ -197,6 +200,7 @@ void gn_resolver_config_default(gn_resolver_config *cfg)
     cfg->max_depth = 4;
     cfg->max_lookups = 32;
     cfg->max_results = 32;
+    cfg->deadline_ms = 10000;
 }
 
 int gn_resolver_new(gn_loop *loop, const gn_resolver_config *cfg, gn_resolver **out)
@@ -211,7 +215,8 @@ int gn_resolver_new(gn_loop *loop, const gn_resolver_config *cfg, gn_resolver **
     if (cfg->timeout_ms < 1 || cfg->timeout_ms > 60000 || cfg->tries < 1 || cfg->tries > 10 ||
         cfg->max_depth > GNI_DNSADDR_MAX_DEPTH || cfg->max_lookups < 1 ||
         cfg->max_lookups > GNI_DNSADDR_MAX_LOOKUPS || cfg->max_results < 1 ||
-        cfg->max_results > GNI_DNSADDR_MAX_RESULTS)
+        cfg->max_results > GNI_DNSADDR_MAX_RESULTS || cfg->deadline_ms < 1 ||
+        cfg->deadline_ms > 600000)
         return GN_EINVAL;
     gn_resolver *r = gn_calloc(1, sizeof *r);
     if (!r)
@@ -262,6 +267,7 @@ bool gn_resolver_needed(const gn_multiaddr *ma)
 
 static void rs_req_free(rs_req *q)
 {
+    gn_timer_stop(&q->deadline);
     for (size_t i = 0; i < q->nout; i++)
         gn_multiaddr_free(q->out[i]);
     while (!gni_list_empty(&q->ctxs)) {
@@ -291,9 +297,12 @@ static void rs_finish_cb(gn_loop *loop, void *arg)
         GN_LOG(GN_LOG_INFO, RS_LOG, "%s: %zu addresses over max_results dropped", q->detail,
                q->dropped);
     if (st != 0) {
-        GN_LOG(GN_LOG_INFO, RS_LOG, "resolution failed: %s (%s)", q->detail, gn_err_name(st));
-        q->cb(q->arg, st, NULL, 0, q->detail);
+        const char *why = q->errtext[0] ? q->errtext : q->detail;
+        GN_LOG(GN_LOG_INFO, RS_LOG, "resolution failed: %s (%s)", why, gn_err_name(st));
+        q->cb(q->arg, st, NULL, 0, why);
     } else {
+        if (q->errtext[0])
+            GN_LOG(GN_LOG_INFO, RS_LOG, "%s: resolved, though %s", q->detail, q->errtext);
         q->cb(q->arg, 0, q->out, q->nout, q->detail);
     }
     rs_req_free(q);
@@ -306,6 +315,7 @@ static void rs_finish(rs_req *q, int status)
         return;
     q->finishing = true;
     q->final_status = status;
+    gn_timer_stop(&q->deadline);
     /* detach the queries still in flight: their callbacks only free themselves */
     while (!gni_list_empty(&q->ctxs)) {
         rs_ctx *c = GNI_CONTAINER_OF(q->ctxs.next, rs_ctx, link);
@@ -313,7 +323,8 @@ static void rs_finish(rs_req *q, int status)
         c->req = NULL;
     }
     if (gn_loop_defer(q->r ? q->r->loop : NULL, rs_finish_cb, q) < 0) {
-        /* the loop is closing: nothing more will run; report now */
+        /* no memory for the deferral, or the loop is closing: report now
+         * (the documented exception to "never inside gn_resolve()") */
         rs_finish_cb(NULL, q);
     }
 }
@@ -322,7 +333,7 @@ static void rs_note_err(rs_req *q, int err, const char *name, const char *what)
 {
     if (q->err == 0) {
         q->err = err;
-        snprintf(q->detail, sizeof q->detail, "%.200s: %.100s", name, what);
+        snprintf(q->errtext, sizeof q->errtext, "%.200s: %.100s", name, what);
     }
 }
 
@@ -405,6 +416,7 @@ static rs_req *rs_ctx_end(rs_ctx *c)
 }
 
 static void rs_step(rs_req *q);
+static void rs_step_send(rs_req *q);
 
 static void rs_addr_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 {
@@ -431,7 +443,7 @@ static void rs_addr_cb(void *arg, int status, int timeouts, struct ares_addrinfo
                 if (rc == 0)
                     rs_add_out(q, ma);
             }
-            if (q->nout == 0)
+            if (!res || !res->nodes)
                 rs_note_err(q, GN_ERESOLVE, c->name, "no address of the asked family");
         }
     }
@@ -522,8 +534,32 @@ static void rs_txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, 
 /* Sends what the walk asks for; when all is in, resolves /dns* results and finishes. */
 static void rs_step(rs_req *q)
 {
+    /* a query answered inside ares_query()/ares_getaddrinfo() (hosts file,
+     * cache, immediate error) calls back into here: the outer call goes on
+     * sending and decides once, at its end, whether all is in */
+    if (q->finishing || q->in_step)
+        return;
+    q->in_step = true;
+    rs_step_send(q);
+    q->in_step = false;
     if (q->finishing)
         return;
+    if (q->walking && (q->outstanding > 0 || !gni_dnsaddr_done(q->w))) {
+        rs_timer_update(q->r);
+        return;
+    }
+    if (q->outstanding == 0)
+        rs_finish(q, 0);
+    else
+        rs_timer_update(q->r);
+}
+
+/* rs_step's work: the walk's next queries and, once it is complete, the
+ * lookups of its /dns* results. Callbacks inside return at once (in_step). */
+static void rs_step_send(rs_req *q)
+{
+    /* a TXT answer given inside ares_query() queues further names: the
+     * loop picks them up; the walk ends when none is waiting or in flight */
     if (q->walking) {
         const char *name;
         uint32_t id;
@@ -559,18 +595,13 @@ static void rs_step(rs_req *q)
                     gn_multiaddr_free(res[i]); /* deeper than max_depth: cannot happen */
                     continue;
                 }
-                rs_lookup_addr(q, res[i]); /* may call back: q stays (finish is deferred) */
+                rs_lookup_addr(q, res[i]); /* may call back: rs_step returns (in_step) */
             } else {
                 rs_add_out(q, res[i]);
             }
         }
-        if (q->finishing)
-            return;
+        return;
     }
-    if (q->outstanding == 0)
-        rs_finish(q, 0);
-    else
-        rs_timer_update(q->r);
 }
 
 /*
@@ -598,6 +629,16 @@ static int rs_split_circuit(const gn_multiaddr *ma, gn_multiaddr **head, gn_mult
     return 0;
 }
 
+static void rs_deadline_cb(gn_timer *t, void *arg)
+{
+    (void)t;
+    rs_req *q = arg;
+    snprintf(q->errtext, sizeof q->errtext,
+             "%.250s: not resolved within %u ms (the resolution's deadline)", q->detail,
+             (unsigned)q->r->cfg.deadline_ms);
+    rs_finish(q, GN_ETIMEDOUT);
+}
+
 static void rs_cancel(gn_op *op)
 {
     rs_req *q = (rs_req *)op;
@@ -621,6 +662,7 @@ int gn_resolve(gn_resolver *r, const gn_multiaddr *ma, gn_resolve_cb cb, void *a
     q->cb = cb;
     q->arg = arg;
     gni_list_init(&q->ctxs);
+    gn_timer_init(r->loop, &q->deadline);
     if (gn_multiaddr_dup(ma, &q->ma) < 0) {
         gn_free(q);
         return GN_ENOMEM;
@@ -630,6 +672,8 @@ int gn_resolve(gn_resolver *r, const gn_multiaddr *ma, gn_resolve_cb cb, void *a
         text[0] = '\0';
     snprintf(q->detail, sizeof q->detail, "%.300s", text);
     gni_list_add_tail(&r->reqs, &q->link);
+    if (gn_resolver_needed(ma))
+        (void)gn_timer_start(&q->deadline, (gn_time)r->cfg.deadline_ms * GN_MS, rs_deadline_cb, q);
     gn_ma_component c;
     (void)gn_multiaddr_component(ma, 0, &c);
     /* /dns.../p2p/<relay>/p2p-circuit/...: resolve the relay's part only

@@ -318,7 +318,9 @@ static void dial_req_finish(gn_node *n, dial_req *r, int status, gn_channel *ch,
         } else if (status == GN_EPEERID && received) {
             res.peer = *received;
         }
-        res.detail = status < 0 && r->detail[0] ? r->detail : NULL;
+        /* the words of an earlier attempt (a stored address that did not
+         * resolve) do not explain a later, different failure */
+        res.detail = status < 0 && r->detail[0] && r->detail_status == status ? r->detail : NULL;
         r->result_cb(r->arg, &res);
     } else if (r->cb) {
         r->cb(r->arg, status, status == 0 ? ch : NULL);

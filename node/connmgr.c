@@ -406,6 +406,7 @@ int gni_node_make_resolver(gn_node *n)
     if (rc == 0) rc = cm_dns_u32(n, "max_depth", 0, 16, &cfg.max_depth);
     if (rc == 0) rc = cm_dns_u32(n, "max_lookups", 1, 64, &cfg.max_lookups);
     if (rc == 0) rc = cm_dns_u32(n, "max_results", 1, 64, &cfg.max_results);
+    if (rc == 0) rc = cm_dns_u32(n, "deadline_ms", 1, 600000, &cfg.deadline_ms);
     if (rc < 0) {
         return rc;
     }
@@ -436,6 +437,18 @@ typedef struct cm_resolve {
 /* TTL of resolved addresses in the peer store. */
 #define CM_DNS_ADDR_TTL (10 * 60 * GN_S)
 
+/* @r's detail for a name whose @cnt (>= 1) results no transport handles. */
+static void cm_not_handled(dial_req *r, gn_multiaddr *const *addrs, size_t cnt)
+{
+    char text[GN_NODE_ADDR_MAX];
+    if (gn_multiaddr_to_string(addrs[0], text, sizeof text) < 0) {
+        text[0] = '\0';
+    }
+    snprintf(r->detail, sizeof r->detail, "resolved to %.120s (and %zu more), "
+             "which no transport handles", text, cnt - 1);
+    r->detail_status = GN_ENOTRANSPORT;
+}
+
 static void cm_resolved(void *arg, int status, gn_multiaddr *const *addrs, size_t cnt,
                         const char *detail)
 {
@@ -443,13 +456,15 @@ static void cm_resolved(void *arg, int status, gn_multiaddr *const *addrs, size_
     gn_node *n = x->n;
     dial_req *r = x->r;
     n->dns_pending--;
-    if (status == 0 && n->closing) {
-        status = GN_ECANCELED;
+    r->dns_op = NULL;
+    if (status == 0 && (n->closing || r->abandoned)) {
+        status = GN_ECANCELED; /* the node closes, or the dial was cancelled */
     }
     if (status < 0) {
         if (status != GN_ECANCELED) {
             GN_LOG(GN_LOG_WARNING, CM_LOG, "dial: resolving failed: %s", detail);
             snprintf(r->detail, sizeof r->detail, "resolving failed: %s", detail);
+            r->detail_status = status;
         }
         bool has_peer = x->has_peer;
         gn_peer_id peer = x->peer;
@@ -469,6 +484,7 @@ static void cm_resolved(void *arg, int status, gn_multiaddr *const *addrs, size_
          * other (and any it knew already) */
         gn_time exp = gn_loop_now(n->loop) + CM_DNS_ADDR_TTL;
         char text[GN_NODE_ADDR_MAX], pid[GN_PEER_ID_MAX_STRLEN];
+        size_t dialable = 0;
         for (size_t i = cnt; i-- > 0;) { /* the first result ends newest */
             gn_multiaddr *bare = NULL;
             gn_peer_id p;
@@ -476,15 +492,33 @@ static void cm_resolved(void *arg, int status, gn_multiaddr *const *addrs, size_
                 gn_multiaddr_decapsulate_code(addrs[i], GN_MA_P2P, &bare) < 0) {
                 continue;
             }
+            for (size_t t = 0; t < n->ntr; t++) {
+                if (gn_transport_handles(n->tr[t], bare)) {
+                    dialable++;
+                    break;
+                }
+            }
             if (gn_multiaddr_to_string(bare, text, sizeof text) > 0) {
                 (void)gni_peerstore_add_addr_ttl(n->ps, &x->peer, text, exp,
                                                  GN_ADDR_SRC_DISCOVERY);
             }
             gn_multiaddr_free(bare);
         }
-        snprintf(text, sizeof text, "/p2p/%s",
-                 gn_peer_id_to_string(&x->peer, pid, sizeof pid) >= 0 ? pid : "");
-        rc = gn_multiaddr_parse(text, &next);
+        if (dialable == 0) {
+            /* nothing of the name's to dial: the peer's other stored
+             * addresses if any are left, else GN_ENOTRANSPORT saying so
+             * (not the routers' GN_ENOROUTE: the address was given) */
+            cm_not_handled(r, addrs, cnt);
+            r->last_err = GN_ENOTRANSPORT;
+            if (r->ntried == 0 || !gni_node_has_untried_route(n, &x->peer, r)) {
+                rc = GN_ENOTRANSPORT;
+            }
+        }
+        if (rc == 0) {
+            snprintf(text, sizeof text, "/p2p/%s",
+                     gn_peer_id_to_string(&x->peer, pid, sizeof pid) >= 0 ? pid : "");
+            rc = gn_multiaddr_parse(text, &next);
+        }
     } else {
         /* no peer to collect addresses for: the first one a transport handles */
         for (size_t i = 0; i < cnt && !next; i++) {
@@ -496,12 +530,7 @@ static void cm_resolved(void *arg, int status, gn_multiaddr *const *addrs, size_
             }
         }
         if (!next && rc == 0) {
-            char text[GN_NODE_ADDR_MAX];
-            if (gn_multiaddr_to_string(addrs[0], text, sizeof text) < 0) {
-                text[0] = '\0';
-            }
-            snprintf(r->detail, sizeof r->detail, "resolved to %s (and %zu more), "
-                     "which no transport handles", text, cnt - 1);
+            cm_not_handled(r, addrs, cnt);
             rc = GN_ENOTRANSPORT;
         }
     }
@@ -529,9 +558,10 @@ static void cm_dial_resolve(gn_node *n, gn_multiaddr *ma, dial_req *r)
     if (rc == 0 && !n->resolver) {
         rc = n->closing ? GN_ECANCELED : GN_ERESOLVE;
         snprintf(r->detail, sizeof r->detail, "no DNS resolver (c-ares did not start; see the log)");
+        r->detail_status = rc;
     }
     if (rc == 0) {
-        rc = gn_resolve(n->resolver, ma, cm_resolved, x, NULL);
+        rc = gn_resolve(n->resolver, ma, cm_resolved, x, &r->dns_op);
     }
     gn_multiaddr_free(ma);
     if (rc < 0) {
@@ -555,12 +585,19 @@ void gni_node_dial_run(gn_node *n, gn_multiaddr *ma, dial_req *r)
         rc = GN_ECANCELED;
         goto fail;
     }
+    const bool direct = (r->flags & GN_HOST_CONNECT_DIRECT) != 0;
+    const bool reuse_ok = !(r->flags & GN_HOST_CONNECT_NO_REUSE);
     if (gn_resolver_needed(ma)) {
+        /* /dns4/.../p2p/<id>: an open connection to the peer serves
+         * without asking DNS (as for an IP address with /p2p/<id>) */
+        if (reuse_ok && gni_ma_target_peer(ma, &peer) == 1 &&
+            !gn_peer_id_equal(&peer, &n->self) &&
+            (ch = gni_node_find_open_ex(n, &peer, direct))) {
+            goto reuse;
+        }
         cm_dial_resolve(n, ma, r);
         return;
     }
-    const bool direct = (r->flags & GN_HOST_CONNECT_DIRECT) != 0;
-    const bool reuse_ok = !(r->flags & GN_HOST_CONNECT_NO_REUSE);
     if (direct && gni_ma_is_relayed(ma)) {
         rc = GN_EINVAL; /* a direct connection asked for through a relay */
         goto fail;

@@ -1029,6 +1029,12 @@ static void op_cancel(gn_op *h)
     }
     if (op->r) {
         op->r->abandoned = true; /* no further addresses or routers for it */
+        if (op->r->dns_op) {
+            /* its resolution ends (cm_resolved follows with GN_ECANCELED) */
+            gn_op *q = op->r->dns_op;
+            op->r->dns_op = NULL;
+            gn_op_cancel(q);
+        }
     }
     if (op->r && op->r->ch) {
         /* a dial attempt that only this op waits for ends now */

@@ -111,6 +111,10 @@ int gni_node_make_instances(gn_node *n)
 static void node_free_instances(gn_node *n)
 {
     gni_host_free_components(n);
+    /* made with the instances (gni_node_make_resolver); a close freed it
+     * already, a node freed without starting or closing has it still */
+    gn_resolver_free(n->resolver);
+    n->resolver = NULL;
     for (size_t i = 0; n->tr && i < n->ntr; i++) {
         gn_transport_free(n->tr[i]);
     }

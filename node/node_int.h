@@ -92,6 +92,8 @@ struct dial_req {
     uint64_t req_id;
     bool emit_event;
     char detail[200];        /* why it failed, in words (a DNS failure), or "" */
+    int detail_status;       /* the failure @detail explains: reported only with it */
+    gn_op *dns_op;           /* its resolution in flight (gn_op_cancel), or NULL */
 };
 
 typedef struct nstream nstream;

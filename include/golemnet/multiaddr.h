@@ -76,6 +76,8 @@ GN_BEGIN_DECLS
 #define GN_MA_HTTP 0x01e0
 #define GN_MA_HTTP_PATH 0x01e1
 #define GN_MA_MEMORY 0x0309
+/** plaintextv2: multicodec table (multiaddr tag), not in protocols.csv. Since: 0.4 */
+#define GN_MA_PLAINTEXTV2 0x706c61
 
 /** Limits: binary length, string length (incl. NUL), components. */
 #define GN_MA_MAX_BYTES 1024

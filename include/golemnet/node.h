@@ -220,7 +220,10 @@ typedef void (*gn_node_dial_result_cb)(void *arg, const gn_node_dial_result *res
  * An address starting with /dns, /dns4, /dns6 or /dnsaddr is resolved on
  * the loop first (options dns.*, docs/dns.md); resolving fails the dial
  * with GN_ERESOLVE (NXDOMAIN, no record, no matching dnsaddr entry),
- * GN_ETIMEDOUT or GN_EIO, described in gn_node_dial_result.detail.
+ * GN_ETIMEDOUT (also past dns.deadline_ms) or GN_EIO, described in
+ * gn_node_dial_result.detail; results no transport handles fail it with
+ * GN_ENOTRANSPORT (detail "resolved to ..."), also with /p2p/<id> when
+ * the peer has no other stored address left to try.
  * @cb NULL: the outcome is a GN_NODE_EV_DIAL event with *@req_id.
  * Immediate errors: GN_EPARSE, GN_ENOTRANSPORT (also for a /dns* address
  * whose resolved form no transport would handle), GN_EAGAIN, GN_ECLOSED.

@@ -9,8 +9,10 @@
  * a transport (docs/dns.md); applications may use one directly. Queries go
  * through c-ares on the loop thread: c-ares' socket-state callback drives
  * uv_poll handles, one loop timer follows ares_timeout(); nothing blocks
- * the loop. c-ares reads /etc/resolv.conf and /etc/hosts unless servers
- * are configured (hosts are still read then).
+ * the loop on the network. c-ares reads /etc/resolv.conf unless servers
+ * are configured, and consults /etc/hosts first for every /dns* name
+ * (also when servers are configured): that file is read synchronously, on
+ * the loop thread, at each lookup (a local file; keep it small).
  *
  * What a resolution gives (each a new multiaddr):
  *   - /dns4/<h>/<rest>: /ip4/<a>/<rest> for each A record; /dns6: AAAA;
@@ -19,7 +21,8 @@
  *     /wss becomes /tls/sni/<h>/ws and a /tls not followed by /sni gets
  *     /sni/<h> (so "/dns4/example.com/tcp/443/wss" resolves to
  *     "/ip4/<a>/tcp/443/tls/sni/example.com/ws"). A transport that dials
- *     TLS reads the server name from the /sni component.
+ *     TLS reads the server name from /sni (SNI and the certificate name
+ *     check; the websocket transport does).
  *   - /dnsaddr/<d>[/<suffix>]: the "dnsaddr=<multiaddr>" TXT entries of
  *     _dnsaddr.<d> that end with <suffix> (e.g. /p2p/<id>), nested
  *     /dnsaddr entries followed up to max_depth levels and max_lookups
@@ -61,6 +64,14 @@ typedef struct gn_resolver_config {
     uint32_t max_lookups;
     /** Addresses one resolution yields at most (default 32; 1..64). */
     uint32_t max_results;
+    /**
+     * Bound of one whole resolution, ms (default 10000; 1..600000): every
+     * query of a /dnsaddr walk and the /dns* lookups after it. Past it the
+     * resolution ends with GN_ETIMEDOUT. Per query, c-ares waits
+     * timeout_ms, then doubles it each round of @tries, so without this a
+     * walk of several levels could last minutes. Since: 0.3
+     */
+    uint32_t deadline_ms;
 } gn_resolver_config;
 
 /** Defaults as documented per field. Since: 0.3 */
@@ -91,11 +102,14 @@ GN_API bool gn_resolver_needed(const gn_multiaddr *ma);
  * multiaddrs, borrowed for the call (gn_multiaddr_dup() to keep one).
  * Else @n is 0 and @status one of: GN_ERESOLVE (the name does not exist
  * (NXDOMAIN), has no record of the asked family, or no dnsaddr entry
- * matched), GN_ETIMEDOUT (no server answered in time), GN_EIO (a server
+ * matched), GN_ETIMEDOUT (no server answered in time, or the whole
+ * resolution passed deadline_ms; @detail names the address), GN_EIO (a server
  * failed: SERVFAIL, refused, a network error), GN_ECANCELED (cancelled, or
  * the resolver was freed), GN_ENOMEM. @detail (NUL-terminated, borrowed
  * for the call, never NULL) says in words which name failed and how, e.g.
- * "_dnsaddr.example.test: NXDOMAIN (domain name not found)".
+ * "_dnsaddr.example.test: NXDOMAIN (domain name not found)". On success
+ * @detail is the address that was resolved (some names of a walk may
+ * have failed meanwhile: logged at info level, not reported here).
  * Since: 0.3
  */
 typedef void (*gn_resolve_cb)(void *arg, int status, gn_multiaddr *const *addrs, size_t n,
@@ -103,8 +117,10 @@ typedef void (*gn_resolve_cb)(void *arg, int status, gn_multiaddr *const *addrs,
 
 /**
  * Resolves @ma (copied) as the file comment says. @cb (not NULL) runs
- * exactly once, from the loop, never inside this call; also for an address
- * that needs no query. @op: NULL, or receives a handle for gn_op_cancel()
+ * exactly once, from the loop, never inside this call (also for an address
+ * that needs no query), with one exception: when the loop cannot take a
+ * deferred call (out of memory, or the loop is closing) the completion
+ * runs at once, inside this call, gn_op_cancel() or gn_resolver_free(). @op: NULL, or receives a handle for gn_op_cancel()
  * (valid until @cb begins). Errors (then @cb does not run): GN_EINVAL,
  * GN_ECLOSED (the resolver is closing), GN_ENOMEM.
  * Since: 0.3

@@ -42,9 +42,9 @@ def free_port(kind):
     return port
 
 
-def start_node():
+def start_node(listen="/ip4/127.0.0.1/tcp/0"):
     p = subprocess.Popen([CLI, "node", "--json", "--key-seed", "1", "--listen",
-                          "/ip4/127.0.0.1/tcp/0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                          listen], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     fd = p.stdout.fileno()
     buf = b""
     deadline = time.monotonic() + 10
@@ -155,7 +155,11 @@ def main():
 
     @case
     def dnsaddr_nested_and_filtered_by_peer_id():
-        ok_ping(f"/dnsaddr/example.test/p2p/{SEED1}", *server)
+        evs = ok_ping(f"/dnsaddr/example.test/p2p/{SEED1}", *server)
+        # the nested entry's address, not OTHER's /tcp/1 (the resolver-level
+        # filter is checked in resolve_test's resolve_walk_with_immediate_answers)
+        opened = [e for e in evs if e["event"] == "channel_opened"]
+        assert opened and opened[0]["remote_addr"] == f"/ip4/127.0.0.1/tcp/{tcp}", opened
 
     @case
     def dnsaddr_loop_with_an_address_is_bounded():
@@ -218,6 +222,63 @@ def main():
         assert rc == 0, (rc, evs, err)
 
     dns.send_signal(signal.SIGTERM)
+    @case
+    def dns4_localhost_over_websocket():
+        # /dns4/localhost/tcp/P/ws/p2p/ID: resolved, then dialled by the
+        # websocket transport (a node of its own listening on /ws)
+        try:
+            wsnode, wsport = start_node("/ip4/127.0.0.1/tcp/0/ws")
+        except (AssertionError, ValueError, IndexError) as e:
+            raise AssertionError(f"a /ws listener did not start (websocket built in?): {e}")
+        try:
+            evs = ok_ping(f"/dns4/localhost/tcp/{wsport}/ws/p2p/{SEED1}")
+            opened = [e for e in evs if e["event"] == "channel_opened"]
+            assert opened and opened[0]["remote_addr"] == f"/ip4/127.0.0.1/tcp/{wsport}/ws", opened
+        finally:
+            wsnode.send_signal(signal.SIGTERM)
+            try:
+                wsnode.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                wsnode.kill()
+                wsnode.wait()
+
+    @case
+    def dns4_localhost_over_wss_checks_the_name():
+        # /dns4/localhost/tcp/P/wss resolves to /ip4/127.0.0.1/tcp/P/tls/sni/localhost/ws:
+        # SNI and the certificate check use "localhost" (the certificate has
+        # no IP entry, so the same listener dialled by IP must fail)
+        if not shutil.which("openssl"):
+            return  # nothing to make a certificate with (counted as passed)
+        with tempfile.TemporaryDirectory() as d:
+            cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                            "-days", "2", "-subj", "/CN=localhost", "-addext",
+                            "subjectAltName=DNS:localhost"], capture_output=True, check=True)
+            p = subprocess.Popen([CLI, "node", "--json", "--key-seed", "1", "--listen",
+                                  "/ip4/127.0.0.1/tcp/0/wss", "--option",
+                                  f"websocket.cert_file={cert}", "--option",
+                                  f"websocket.key_file={key}"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                line = p.stdout.readline()
+                ev = json.loads(line)
+                assert ev["event"] == "listening", ev
+                port = int(ev["addrs"][0].split("/")[4])
+                ca = ["--option", f"websocket.ca_file={cert}"]
+                evs = ok_ping(f"/dns4/localhost/tcp/{port}/wss/p2p/{SEED1}", *ca)
+                opened = [e for e in evs if e["event"] == "channel_opened"]
+                assert opened and opened[0]["remote_addr"].endswith(f"/tcp/{port}/tls/ws"), opened
+                e, _ = failed(f"/ip4/127.0.0.1/tcp/{port}/wss/p2p/{SEED1}", *ca)
+                assert e["error"] == "GN_EHANDSHAKE", e
+            finally:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
     node.send_signal(signal.SIGTERM)
     for p in (dns, node):
         try:

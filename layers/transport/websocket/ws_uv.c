@@ -142,8 +142,8 @@ struct ws_dial {
     ws_conn *c;
     gn_dial_cb cb;
     void *arg;
-    char host[80];
-    char ip[64];          /* wss: the name the certificate must carry */
+    char host[264];       /* Host header: the /sni name (up to 255) or the IP, and the port */
+    char ip[256];         /* wss: the name the certificate must carry (/sni name, else the IP) */
     const char *suffix;
     int status; /* why the handshake failed */
     bool canceled;
@@ -155,16 +155,22 @@ static const gn_stream_ops ws_stream_ops;
 /* ---- addresses ---- */
 
 /*
- * Splits @ma (/ip4|ip6/A/tcp/P then /ws, /wss or /tls/ws, then an optional
- * /p2p/ID) into the TCP address below (*@tcp, caller frees; NULL: only
- * check) and the WebSocket suffix (*@suffix, static). /wss and /tls/ws only
- * with TLS built in. GN_ENOTRANSPORT if not ours.
+ * Splits @ma (/ip4|ip6/A/tcp/P then /ws, /wss, /tls/ws or /tls/sni/H/ws,
+ * then an optional /p2p/ID) into the TCP address below (*@tcp, caller
+ * frees; NULL: only check) and the WebSocket suffix (*@suffix, static;
+ * /tls/sni/H/ws gives "/tls/ws"). /wss and /tls/... only with TLS built in.
+ * @sni (may be NULL): the server name H, NUL-terminated, or "" without
+ * /sni (a resolved /dns*: docs/dns.md); 256 bytes. GN_ENOTRANSPORT if not
+ * ours.
  */
-static int ws_split(const gn_multiaddr *ma, gn_multiaddr **tcp, const char **suffix)
+static int ws_split(const gn_multiaddr *ma, gn_multiaddr **tcp, const char **suffix, char *sni)
 {
     size_t n = ma ? gn_multiaddr_count(ma) : 0;
-    gn_ma_component c0, c1, c2, c3;
-    if (n < 3 || n > 5 || gn_multiaddr_component(ma, 0, &c0) < 0 ||
+    gn_ma_component c0, c1, c2, c3, c4;
+    if (sni) {
+        sni[0] = '\0';
+    }
+    if (n < 3 || n > 6 || gn_multiaddr_component(ma, 0, &c0) < 0 ||
         gn_multiaddr_component(ma, 1, &c1) < 0 || gn_multiaddr_component(ma, 2, &c2) < 0) {
         return GN_ENOTRANSPORT;
     }
@@ -182,6 +188,16 @@ static int ws_split(const gn_multiaddr *ma, gn_multiaddr **tcp, const char **suf
                gn_multiaddr_component(ma, 3, &c3) == 0 && c3.code == GN_MA_WS) {
         sfx = "/tls/ws";
         end = 4;
+    } else if (GNI_WS_HAVE_TLS && tls_code > 0 && c2.code == (uint64_t)tls_code && n >= 5 &&
+               gn_multiaddr_component(ma, 3, &c3) == 0 && c3.code == GN_MA_SNI &&
+               gn_multiaddr_component(ma, 4, &c4) == 0 && c4.code == GN_MA_WS) {
+        /* the host name of a resolved /dns*: SNI and the certificate check */
+        sfx = "/tls/ws";
+        end = 5;
+        if (sni) {
+            memcpy(sni, c3.value, c3.value_len); /* 1..255 bytes (multiaddr rule) */
+            sni[c3.value_len] = '\0';
+        }
     } else {
         return GN_ENOTRANSPORT;
     }
@@ -383,7 +399,7 @@ static int ws_tls_ctx(gn_transport *t, bool server, gni_tlsbio_ctx **out)
 static bool ws_handles(const gn_transport *t, const gn_multiaddr *ma)
 {
     (void)t;
-    return ws_split(ma, NULL, NULL) == 0;
+    return ws_split(ma, NULL, NULL, NULL) == 0;
 }
 
 /* ---- the connection ---- */
@@ -1321,7 +1337,7 @@ static int ws_listen(gn_transport *t, const gn_multiaddr *ma, gn_accept_cb cb, v
     }
     gn_multiaddr *tcp = NULL;
     const char *suffix = NULL;
-    rc = ws_split(ma, &tcp, &suffix);
+    rc = ws_split(ma, &tcp, &suffix, NULL);
     if (rc < 0) {
         return rc == GN_ENOTRANSPORT ? GN_EINVAL : rc;
     }
@@ -1495,7 +1511,8 @@ static int ws_dial_start(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb,
     }
     gn_multiaddr *tcp = NULL;
     const char *suffix = NULL;
-    rc = ws_split(ma, &tcp, &suffix);
+    char sni[256];
+    rc = ws_split(ma, &tcp, &suffix, sni);
     if (rc < 0) {
         return rc;
     }
@@ -1525,9 +1542,10 @@ static int ws_dial_start(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb,
     (void)gn_multiaddr_component(tcp, 1, &port);
     (void)gn_ma_component_value_string(&ip, ipbuf, sizeof ipbuf);
     (void)gn_ma_component_value_string(&port, portbuf, sizeof portbuf);
-    snprintf(d->host, sizeof d->host, ip.code == GN_MA_IP6 ? "[%s]:%s" : "%s:%s", ipbuf,
-             portbuf);
-    snprintf(d->ip, sizeof d->ip, "%s", ipbuf);
+    snprintf(d->host, sizeof d->host, ip.code == GN_MA_IP6 && !sni[0] ? "[%s]:%s" : "%s:%s",
+             sni[0] ? sni : ipbuf, portbuf);
+    /* the certificate must carry the /sni name when there is one, else the IP */
+    snprintf(d->ip, sizeof d->ip, "%s", sni[0] ? sni : ipbuf);
     rc = gn_transport_dial(st->tcp, tcp, ws_tcp_dialed, d, &d->tcp_op);
     gn_multiaddr_free(tcp);
     if (rc < 0) {

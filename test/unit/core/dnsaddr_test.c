@@ -252,5 +252,44 @@ GN_TEST(dnsaddr_alloc_failure)
     CHECK(failures >= 4); /* target, walk copy, entries, substitution */
 }
 
+/* Two nested entries of one name with different suffixes (peers A and B
+ * behind one _dnsaddr.x) are both followed, each keeping its own peer's
+ * entries; the same name and suffix again is a repeat. */
+GN_TEST(dnsaddr_same_name_other_suffix)
+{
+    gn_multiaddr *t = ma_of("/dnsaddr/root.test");
+    gni_dnsaddr w;
+    const char *name;
+    uint32_t id, i1, i2;
+    CHECK_EQ(gni_dnsaddr_init(&w, t, NULL), 0);
+    CHECK_EQ(gni_dnsaddr_next(&w, &name, &id), 1);
+    static const char *const root[] = {"dnsaddr=/dnsaddr/x.test/p2p/" QMNN,
+                                       "dnsaddr=/dnsaddr/x.test/p2p/" QMBL,
+                                       "dnsaddr=/dnsaddr/x.test/p2p/" QMBL};
+    CHECK_EQ(feed(&w, id, root, 3), 0);
+    CHECK_EQ(w.repeated, 1);
+    CHECK_EQ(gni_dnsaddr_next(&w, &name, &i1), 1);
+    CHECK_STR(name, "_dnsaddr.x.test");
+    CHECK_EQ(gni_dnsaddr_next(&w, &name, &i2), 1);
+    CHECK_STR(name, "_dnsaddr.x.test");
+    static const char *const x[] = {"dnsaddr=/ip4/10.0.0.1/tcp/1/p2p/" QMNN,
+                                    "dnsaddr=/ip4/10.0.0.2/tcp/1/p2p/" QMBL};
+    CHECK_EQ(feed(&w, i1, x, 2), 0);
+    CHECK_EQ(feed(&w, i2, x, 2), 0);
+    CHECK(gni_dnsaddr_done(&w));
+    gn_multiaddr *res[4];
+    char s[256];
+    CHECK_EQ(gni_dnsaddr_take(&w, res, 4), 2);
+    result_str(res[0], s, sizeof s);
+    CHECK_STR(s, "/ip4/10.0.0.1/tcp/1/p2p/" QMNN);
+    result_str(res[1], s, sizeof s);
+    CHECK_STR(s, "/ip4/10.0.0.2/tcp/1/p2p/" QMBL);
+    gn_multiaddr_free(res[0]);
+    gn_multiaddr_free(res[1]);
+    gni_dnsaddr_fini(&w);
+    gn_multiaddr_free(t);
+}
+
 GN_TEST_MAIN(GN_T(dnsaddr_spec_example), GN_T(dnsaddr_loop_and_bounds), GN_T(dnsaddr_errors),
-             GN_T(dns_substitute_sni), GN_T(dnsaddr_alloc_failure))
+             GN_T(dns_substitute_sni), GN_T(dnsaddr_alloc_failure),
+             GN_T(dnsaddr_same_name_other_suffix))

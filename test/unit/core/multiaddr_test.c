@@ -290,7 +290,7 @@ GN_TEST(ma_protocol_table)
         {"ip4", 0x04},   {"tcp", 0x06},          {"dns", 0x35},   {"dns4", 0x36},
         {"dns6", 0x37},  {"ip6", 0x29},          {"udp", 0x0111}, {"p2p-circuit", 0x0122},
         {"utp", 0x012e}, {"unix", 0x0190},       {"p2p", 0x01a5}, {"ws", 0x01dd},
-        {"wss", 0x01de}, {"memory", 0x0309},
+        {"wss", 0x01de}, {"memory", 0x0309}, {"plaintextv2", 0x706c61},
         /* protocols.csv, 2025-04 (decimal codes there) */
         {"dccp", 33}, {"ip6zone", 42}, {"ipcidr", 43}, {"dnsaddr", 56}, {"sctp", 132},
         {"udt", 301}, {"onion", 444}, {"onion3", 445}, {"garlic64", 446}, {"garlic32", 447},

@@ -1223,7 +1223,184 @@ GN_TEST(idle_message_streams_are_ended_by_their_sender)
     finish();
 }
 
+/* ---- DNS addresses in the dial path ------------------------------------ */
+
+/* A UDP "name server" on 127.0.0.1 that never answers; its port in *@port. */
+static int dns_silent(int *port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        return -1;
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* A name server thread on @fd: answers an A query after 200 ms with
+ * 127.0.0.1, except for names starting with "slow" (never answered). */
+static volatile bool dns_stop;
+static void *dns_delayed(void *arg)
+{
+    int fd = *(int *)arg;
+    struct timeval tv = {0, 50000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (!dns_stop) {
+        uint8_t q[512], a[600];
+        struct sockaddr_in from;
+        socklen_t fl = sizeof from;
+        ssize_t len = recvfrom(fd, q, sizeof q, 0, (struct sockaddr *)&from, &fl);
+        if (len < 12 || (q[12] >= 4 && memcmp(q + 13, "slow", 4) == 0))
+            continue;
+        size_t o = 12;
+        while (o < (size_t)len && q[o] != 0)
+            o += 1 + q[o];
+        if (o + 5 > (size_t)len || (size_t)len > 400)
+            continue;
+        memcpy(a, q, o + 5);
+        a[2] = 0x81;
+        a[3] = 0x80;
+        memset(a + 6, 0, 6);
+        size_t w = o + 5;
+        if (q[o + 2] == 1) { /* type A */
+            static const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1};
+            memcpy(a + w, rr, sizeof rr);
+            w += sizeof rr;
+            a[7] = 1;
+        }
+        usleep(200 * 1000);
+        (void)sendto(fd, a, w, 0, (struct sockaddr *)&from, fl);
+    }
+    return NULL;
+}
+
+typedef struct dres {
+    int calls, status;
+    char detail[256];
+} dres;
+
+static void on_dial_res(void *arg, const gn_node_dial_result *res)
+{
+    dres *d = arg;
+    d->calls++;
+    d->status = res->status;
+    snprintf(d->detail, sizeof d->detail, "%s", res->detail ? res->detail : "");
+}
+
+static bool dres_done(void *arg) { return ((dres *)arg)->calls > 0; }
+
+typedef struct opened { tnode *t; int n; } opened;
+static bool count_opened(void *arg)
+{
+    opened *o = arg;
+    gn_node_event ev;
+    while (gn_node_next_event(o->t->n, &ev, 0) == 0) {
+        o->n += ev.type == GN_NODE_EV_CHANNEL_OPENED;
+        gn_rcbuf_rele(ev.message);
+    }
+    return false;
+}
+
+/*
+ * With DNS that never answers (a silent server): a stored name that fails
+ * to resolve lends its words to no later, different failure; a name whose
+ * results no transport handles fails GN_ENOTRANSPORT (not the routers'
+ * GN_ENOROUTE); a cancelled dial does not go on to connect once its name
+ * resolves; an open connection to the /p2p/ peer is reused before DNS.
+ */
+GN_TEST(dial_dns_paths)
+{
+    setup();
+    int port = 0, fd = dns_silent(&port);
+    CHECK(fd >= 0);
+    char server[64];
+    snprintf(server, sizeof server, "dns.server=127.0.0.1:%d", port);
+    const char *opts[] = {server, "dns.timeout_ms=100", "dns.tries=1"};
+    tnode a, b, c;
+    node_up(&a, 41, &(nopts){.listen = true, .routers = "", .discovery = ""});
+    node_up(&b, 42, &(nopts){.routers = "", .discovery = "", .options = opts, .n_options = 3});
+    int port2 = 0, fd2 = dns_silent(&port2);
+    CHECK(fd2 >= 0);
+    char server2[64];
+    snprintf(server2, sizeof server2, "dns.server=127.0.0.1:%d", port2);
+    const char *opts2[] = {server2, "dns.timeout_ms=1000", "dns.tries=1"};
+    pthread_t th;
+    dns_stop = false;
+    CHECK_EQ(pthread_create(&th, NULL, dns_delayed, &fd2), 0);
+    node_up(&c, 43, &(nopts){.routers = "", .discovery = "", .options = opts2, .n_options = 3});
+    char tcp_a[GN_NODE_ADDR_MAX], target[GN_NODE_ADDR_MAX];
+    snprintf(tcp_a, sizeof tcp_a, "%s", a.addr);
+    *strstr(tcp_a, "/p2p/") = '\0';
+    const char *aport = strstr(tcp_a, "/tcp/") + 5;
+
+    /* b knows a at a dead address and, newest, at a name that times out */
+    gn_host *hb = gn_node_host(b.n);
+    gn_multiaddr *dead = NULL, *slow = NULL;
+    CHECK_OK(gn_multiaddr_parse("/ip4/127.0.0.1/tcp/1", &dead));
+    CHECK_OK(gn_multiaddr_parse("/dns4/slow.example.test/tcp/1", &slow));
+    const gn_multiaddr *one[1] = {dead};
+    CHECK_OK(gn_host_peer_add_addrs(hb, &a.pid, one, 1, 60 * GN_S, GN_ADDR_SRC_MANUAL));
+    one[0] = slow;
+    CHECK_OK(gn_host_peer_add_addrs(hb, &a.pid, one, 1, 60 * GN_S, GN_ADDR_SRC_MANUAL));
+    gn_multiaddr_free(dead);
+    gn_multiaddr_free(slow);
+    snprintf(target, sizeof target, "/p2p/%s", a.pid_str);
+    dres d = {0};
+    CHECK_OK(gn_node_dial_ex(b.n, target, on_dial_res, &d, NULL));
+    CHECK(run_until(dres_done, &d, 5000));
+    CHECK_EQ(d.status, GN_ECONNREFUSED);
+    CHECK_STR(d.detail, ""); /* not "resolving failed: slow.example.test: ..." */
+
+    /* a name resolving only to what no transport handles (udp) */
+    gn_host *hc = gn_node_host(c.n);
+    gn_multiaddr *ma = NULL;
+    snprintf(target, sizeof target, "/dns4/localhost/udp/1/p2p/%s", a.pid_str);
+    CHECK_OK(gn_multiaddr_parse(target, &ma));
+    conn_res r4 = {0};
+    CHECK_OK(gn_host_connect(hc, ma, on_connect, &r4, NULL));
+    CHECK(run_until(conn_done, &r4, 5000));
+    CHECK_EQ(r4.status, GN_ENOTRANSPORT);
+    gn_multiaddr_free(ma);
+
+    /* cancelled while its name resolves (200 ms): no connection follows */
+    snprintf(target, sizeof target, "/dns4/late.example.test/tcp/%s/p2p/%s", aport, a.pid_str);
+    CHECK_OK(gn_multiaddr_parse(target, &ma));
+    conn_res r5 = {0};
+    gn_op *op = NULL;
+    CHECK_OK(gn_host_connect(hc, ma, on_connect, &r5, &op));
+    CHECK(op != NULL);
+    run_until(never, NULL, 50); /* the resolution is under way */
+    CHECK_EQ(r5.calls, 0);
+    gn_op_cancel(op);
+    CHECK(run_until(conn_done, &r5, 2000));
+    CHECK_EQ(r5.status, GN_ECANCELED);
+    opened oa = {&a, 0};
+    run_until(count_opened, &oa, 700);
+    CHECK_EQ(oa.n, 0);
+    CHECK_EQ(r5.calls, 1);
+    gn_multiaddr_free(ma);
+
+    /* connected to a: /dns4/<a name DNS cannot answer>/.../p2p/a reuses it */
+    CHECK_EQ(dial_wait(&c, a.addr), 0);
+    snprintf(target, sizeof target, "/dns4/slow.example.test/tcp/%s/p2p/%s", aport, a.pid_str);
+    CHECK_EQ(dial_wait(&c, target), 0);
+
+    node_down(&c);
+    node_down(&b);
+    node_down(&a);
+    dns_stop = true;
+    pthread_join(th, NULL);
+    close(fd);
+    close(fd2);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(dial_peer_id_through_static_router),
+             GN_T(dial_dns_paths),
              GN_T(dial_peer_id_through_bootstrap_discovery),
              GN_T(bootstrap_dials_with_backoff_until_connected),
              GN_T(dial_peer_id_without_route_fails_clearly), GN_T(dial_peer_id_tries_each_address),
