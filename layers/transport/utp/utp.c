@@ -17,7 +17,13 @@
  *   send_buf_max. No allocation or copy per packet on the send side.
  * - in[] holds packets received out of order, seq in (ack_nr+1, ack_nr+SLOTS).
  *   rlen + reorder_bytes <= recv_buf_max, and the advertised window is the
- *   difference, so a peer that respects it never makes us drop data.
+ *   difference, so a peer that respects it never makes us drop data. A
+ *   packet out of order is taken only if one largest packet's room stays
+ *   free beside it, so the packet at ack_nr + 1 always fits once the
+ *   application has read (held data alone can never shut the window).
+ * - The oldest unacked packet is resent whatever the peer's window (TCP
+ *   and libutp do the same): a peer whose window is shut by data held
+ *   above that hole can only open it with this packet.
  * - Every loop runs at most GNI_UTP_SLOTS (or SACK-bit) times.
  */
 #include "utp.h"
@@ -121,7 +127,7 @@ struct gni_utp {
     uint32_t base_delay, queue_delay;
     bool have_delay;
 
-    uint64_t sent_packets, resent_packets, recv_packets, dup_packets;
+    uint64_t sent_packets, resent_packets, recv_packets, dup_packets, sack_packets;
 };
 
 /* ---- header ---------------------------------------------------------- */
@@ -641,6 +647,8 @@ static void utp_process_ack(gni_utp *u, const gni_utp_hdr *h, gn_time now)
         u->out_oldest++;
         u->nout--;
     }
+    if (h->sack)
+        u->sack_packets++;
     if (h->sack && u->nout > 0) {
         int bits = h->sack_len * 8;
         int sacked_above = 0;
@@ -756,6 +764,13 @@ static void utp_process_data(gni_utp *u, const gni_utp_hdr *h, const uint8_t *pl
     }
     if (u->rlen + u->reorder_bytes + n > u->cfg.recv_buf_max)
         return;             /* peer ignored our window: drop, it will resend */
+    /* a packet out of order must leave one packet's room free: what is
+     * held above the hole never takes the space of the packet that fills
+     * it (else neither side could move until the application reads, and
+     * with everything read the hole still would not fit) */
+    if (off > 0 && u->rlen + u->reorder_bytes + n +
+                           (gni_utp_max_packet(u) - GNI_UTP_HDR_LEN) > u->cfg.recv_buf_max)
+        return;             /* the peer resends it after the hole */
     if (off > 0) {
         utp_in *s = &u->in[h->seq % GNI_UTP_SLOTS];
         if (s->used) {
@@ -931,6 +946,18 @@ static bool utp_window_allows(const gni_utp *u, size_t len)
     return u->inflight == 0 || u->inflight + len <= u->cwnd;
 }
 
+/* A resend of @p: the oldest unacked packet (the hole at the peer's
+ * ack_nr + 1) goes out whatever the peer's window says, as TCP and libutp
+ * retransmit the head: the peer keeps room for it (utp_process_data), and
+ * while its window is filled by what it holds above the hole, only this
+ * packet can open it again. The congestion window still applies. */
+static bool utp_resend_allows(const gni_utp *u, const utp_out *p)
+{
+    if (p->seq != u->out_oldest)
+        return utp_window_allows(u, p->len);
+    return u->inflight == 0 || u->inflight + p->len <= u->cwnd;
+}
+
 static int utp_emit_packet(gni_utp *u, utp_out *p, uint8_t *out, size_t sack, gn_time now)
 {
     size_t n = utp_emit_header(u, out, p->type, p->seq, sack, now);
@@ -979,7 +1006,7 @@ int gni_utp_drain(gni_utp *u, uint8_t *out, size_t cap, gn_time now)
             utp_out *p = &u->out[(uint16_t)(u->out_oldest + i) % GNI_UTP_SLOTS];
             if (!p->used || !p->need_resend)
                 continue;
-            if (p->type != GNI_UTP_ST_SYN && !utp_window_allows(u, p->len))
+            if (p->type != GNI_UTP_ST_SYN && !utp_resend_allows(u, p))
                 break;
             if (cap - hdr < p->len)
                 return GN_ENOSPC;
@@ -1180,6 +1207,7 @@ void gni_utp_get_stats(const gni_utp *u, gni_utp_stats *st)
     st->resent_packets = u->resent_packets;
     st->recv_packets = u->recv_packets;
     st->dup_packets = u->dup_packets;
+    st->sack_packets = u->sack_packets;
     st->slow_start = u->slow_start;
     st->mss = u->mss;
 }

@@ -122,7 +122,9 @@ typedef struct gni_utp_config {
                                * adapter), offered on the SYN (GNI_UTP_EXT_BITS) and used when the
                                * peer offers too; mss..GNI_UTP_MSS_LIMIT, 0 = off (default);
                                * lowered to half of either buffer */
-    size_t recv_buf_max;      /* receive buffer = largest advertised window; default 1 MiB */
+    size_t recv_buf_max;      /* receive buffer = largest advertised window; default 1 MiB;
+                               * packets held out of order leave one packet's room of it free
+                               * (for the packet that fills the hole) */
     size_t send_buf_max;      /* bytes write() may queue (unsent + unacked); default 1 MiB */
     uint32_t target_delay_us; /* LEDBAT TARGET; default 100000 (RFC 6817 MUST <= 100 ms) */
     uint32_t gain_bytes;      /* cwnd increase per RTT at zero queuing delay; default 3000 (libutp) */
@@ -283,6 +285,7 @@ typedef struct gni_utp_stats {
     uint32_t base_delay_us;  /* minimum one-way delay over the history */
     uint32_t queue_delay_us; /* filtered current delay minus base delay */
     uint64_t sent_packets, resent_packets, recv_packets, dup_packets;
+    uint64_t sack_packets;   /* packets received with a SACK extension (BEP 29 selective acks) */
     bool slow_start;
     size_t mss;              /* payload bytes per packet in use */
 } gni_utp_stats;

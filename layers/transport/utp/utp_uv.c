@@ -53,7 +53,9 @@
 #include "gni.h"
 #include "gni_wq.h"
 #include "utp.h"
+#include "utp_uv.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +90,16 @@
 /* the batch buffer also holds one datagram of the largest MSS */
 #define UTP_GBUF_LEN GNI_UTP_PACKET_FOR(GNI_UTP_MSS_LIMIT)
 #define UTP_RECV_LEN (UTP_MMSG_DGRAMS * 64u * 1024u)
-#define UTP_GRO_ROUNDS 16u /* recvmmsg calls per wakeup on a GRO socket (libuv reads 32) */
+/* read budget of one wakeup of a GRO socket's poll handle: stop after this
+ * many datagrams (a GRO buffer counts its segments) or bytes; the poll is
+ * level-triggered, so what is left is read on the loop's next turn, after
+ * the other handles and our own ACKs had their go (libuv's own UDP read
+ * stops after about 32 datagrams a wakeup) */
+#define UTP_GRO_BUDGET_DGRAMS 64u
+#define UTP_GRO_BUDGET_BYTES (256u * 1024u)
+/* cmsgs a GRO read has room for (UDP_GRO, and whatever else the socket
+ * may be given); a cut control buffer (MSG_CTRUNC) drops the message */
+#define UTP_GRO_CMSGS 4u
 #define UTP_JUMBO_MTU 9000 /* utp.mss_max=auto offers larger packets from this route MTU */
 #define UTP_SOCK_BUF (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked for */
 #define UTP_DRAIN_MAX 4096 /* datagrams per pass (the window bounds them anyway) */
@@ -118,7 +129,14 @@ struct utp_sock {
     uv_poll_t ph;              /* reads the socket when gro (utp_gro_read) */
 #endif
     bool ph_open;              /* ph initialised: closes before h */
-    bool gro;                  /* UDP_GRO on: read through ph, not uv_udp_recv_start */
+    /* UDP_GRO on: read through ph only. Nothing may then call
+     * uv_udp_recv_start or uv_udp_send on h: either starts h's own io
+     * watcher on the same fd, a second epoll registration that fails (no
+     * receive at all) or, with both reading, spins; sends go through
+     * uv_udp_try_send and sendmsg(), which start no watcher */
+    bool gro;
+    uint64_t gro_batches;      /* messages read that held more than one datagram */
+    uint64_t rx_cut;           /* messages dropped: truncated data or control (MSG_[C]TRUNC) */
     unsigned nhandles;         /* open uv handles; freed when the last closes */
     gn_transport *t;
     utp_sock *next;
@@ -372,6 +390,9 @@ static bool utp_send_pending_err(int e)
         ;
 }
 
+/* Every datagram leaves through here or utp_send_batch: uv_udp_try_send
+ * and sendmsg() only, never uv_udp_send (whose queue would start the
+ * handle's io watcher, which a GRO socket must not have: see utp_sock.gro) */
 static void utp_send(utp_sock *k, const struct sockaddr_storage *to, const uint8_t *p, size_t n)
 {
     if (k->closing)
@@ -1095,11 +1116,18 @@ static void utp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
  * socket as one buffer with the segment size in a UDP_GRO cmsg, instead of
  * cutting it into one skb and one recvmmsg slot per datagram. libuv 1.44's
  * receive callback gives no cmsg, so these sockets are read here, from a
- * uv_poll_t on the socket's fd (the uv_udp_t only sends). Reads up to
- * UTP_GRO_ROUNDS recvmmsg calls of UTP_MMSG_DGRAMS buffers a wakeup. */
+ * uv_poll_t on the socket's fd (the uv_udp_t only sends). One wakeup reads
+ * at most UTP_GRO_BUDGET_DGRAMS datagrams or UTP_GRO_BUDGET_BYTES bytes
+ * (each recvmmsg call asks for no more 64 KiB buffers than the bytes left
+ * allow, so one call cannot overshoot the byte budget by more than a
+ * buffer). A message whose data or control was cut (MSG_TRUNC, MSG_CTRUNC:
+ * the UDP_GRO cmsg may be the part lost, and a batch taken for one
+ * datagram would corrupt the stream) is dropped and counted; the peer's
+ * retransmission recovers it. */
 static void utp_gro_read(utp_sock *k)
 {
     utp_state *st = k->t->state;
+    assert(!uv_is_active((const uv_handle_t *)&k->h)); /* see utp_sock.gro */
     uv_os_fd_t fd;
     if (uv_fileno((const uv_handle_t *)&k->h, &fd) != 0)
         return;
@@ -1107,9 +1135,17 @@ static void utp_gro_read(utp_sock *k)
     struct iovec iov[UTP_MMSG_DGRAMS];
     struct sockaddr_storage from[UTP_MMSG_DGRAMS];
     /* CMSG_SPACE is a multiple of the header's alignment: every row is aligned */
-    _Alignas(struct cmsghdr) char ctl[UTP_MMSG_DGRAMS][CMSG_SPACE(sizeof(int))];
-    for (unsigned round = 0; round < UTP_GRO_ROUNDS && !k->closing; round++) {
-        for (unsigned i = 0; i < UTP_MMSG_DGRAMS; i++) {
+    _Alignas(struct cmsghdr) char ctl[UTP_MMSG_DGRAMS][UTP_GRO_CMSGS * CMSG_SPACE(sizeof(int))];
+    size_t dgrams = 0, bytes = 0;
+    while (dgrams < UTP_GRO_BUDGET_DGRAMS && bytes < UTP_GRO_BUDGET_BYTES && !k->closing) {
+        unsigned vlen = (unsigned)((UTP_GRO_BUDGET_BYTES - bytes) / UTP_RBUF_LEN);
+        if (vlen > UTP_GRO_BUDGET_DGRAMS - dgrams)
+            vlen = (unsigned)(UTP_GRO_BUDGET_DGRAMS - dgrams);
+        if (vlen > UTP_MMSG_DGRAMS)
+            vlen = UTP_MMSG_DGRAMS;
+        if (vlen == 0)
+            vlen = 1;
+        for (unsigned i = 0; i < vlen; i++) {
             iov[i].iov_base = st->rbuf + (size_t)i * UTP_RBUF_LEN;
             iov[i].iov_len = UTP_RBUF_LEN;
             memset(&mm[i], 0, sizeof mm[i]);
@@ -1122,19 +1158,30 @@ static void utp_gro_read(utp_sock *k)
         }
         int n;
         do
-            n = recvmmsg(fd, mm, UTP_MMSG_DGRAMS, MSG_DONTWAIT, NULL);
+            n = recvmmsg(fd, mm, vlen, MSG_DONTWAIT, NULL);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
             utp_recv_error(k, -errno); /* an ICMP report (sk_err); the data stays queued */
+            dgrams++;                  /* counts against the budget: no endless loop */
             continue;
         }
         for (int i = 0; i < n && !k->closing; i++) {
             struct msghdr *m = &mm[i].msg_hdr;
             size_t len = mm[i].msg_len;
-            if ((m->msg_flags & MSG_TRUNC) || len == 0 || m->msg_namelen == 0)
+            bytes += len;
+            if (m->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+                dgrams++;
+                k->rx_cut++;
+                GN_LOG(GN_LOG_DEBUG, "utp", "receive: message cut (flags 0x%x), dropped",
+                       (unsigned)m->msg_flags);
                 continue;
+            }
+            if (len == 0 || m->msg_namelen == 0) {
+                dgrams++;
+                continue;
+            }
             int seg = 0;
             for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
                 if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO)
@@ -1144,14 +1191,17 @@ static void utp_gro_read(utp_sock *k)
             utp_sa_copy(&sa, (const struct sockaddr *)&from[i]);
             const uint8_t *p = iov[i].iov_base;
             if (seg <= 0 || (size_t)seg >= len) {
+                dgrams++;
                 utp_recv_dgram(k, &sa, p, len);
                 continue;
             }
             /* the batch's datagrams: seg bytes each, the last may be shorter */
+            k->gro_batches++;
+            dgrams += (len + (size_t)seg - 1) / (size_t)seg;
             for (size_t off = 0; off < len && !k->closing; off += (size_t)seg)
                 utp_recv_dgram(k, &sa, p + off, len - off < (size_t)seg ? len - off : (size_t)seg);
         }
-        if (n < (int)UTP_MMSG_DGRAMS)
+        if (n < (int)vlen)
             return; /* the queue is empty */
     }
 }
@@ -1274,7 +1324,10 @@ static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to
             rc = 0;
         else
 #endif
+        {
+            assert(!k->gro); /* a second watcher on a GRO socket's fd: see utp_sock.gro */
             rc = uv_udp_recv_start(&k->h, utp_alloc_cb, utp_recv_cb);
+        }
     }
     if (rc < 0) {
         utp_sock_close(k);
@@ -1533,6 +1586,23 @@ static const gn_transport_ops utp_ops = {
     .listener_close = utp_listener_close,
     .dial = utp_dial,
 };
+
+unsigned gni_utp_uv_rx_counts(gn_transport *t, uint64_t *gro_batches, uint64_t *cut)
+{
+    utp_state *st = t->state;
+    uint64_t b = 0, c = 0;
+    unsigned ngro = 0;
+    for (utp_sock *k = st ? st->socks : NULL; k; k = k->next) {
+        b += k->gro_batches;
+        c += k->rx_cut;
+        ngro += k->gro;
+    }
+    if (gro_batches)
+        *gro_batches = b;
+    if (cut)
+        *cut = c;
+    return ngro;
+}
 
 int gn_transport_utp_register(gn_registry *reg);
 
