@@ -9,8 +9,9 @@
  *       exit 0 when the signature verifies, 1 (and the error name) when not
  *   key_tool record KEYFILE ENVELOPE_HEX
  *       decodes an Identify message carrying the key's public key and the
- *       envelope as signedPeerRecord (gni_identify_decode); exit 0 when the
- *       record verified, 1 when not
+ *       envelope as signedPeerRecord (gni_identify_decode, then
+ *       gni_identify_check_record); exit 0 when the record verified, 1 (and
+ *       the error name) when not
  *
  * MESSAGE is the argument's bytes. Exit 2 on usage or load errors.
  */
@@ -117,9 +118,10 @@ int main(int argc, char **argv)
             printf("%s\n", gn_err_name(rc));
             return 1;
         }
-        bool ok = r->signed_peer_record_ok;
+        int crc = gni_identify_check_record(r, &pid, NULL);
+        bool ok = crc == 0 && r->signed_peer_record_ok;
         gni_identify_result_free(r);
-        printf("%s\n", ok ? "ok" : "not verified");
+        printf("%s\n", ok ? "ok" : crc < 0 ? gn_err_name(crc) : "not verified");
         return ok ? 0 : 1;
     }
     fprintf(stderr, "usage: key_tool sign KEYFILE MESSAGE | verify PUBHEX MESSAGE SIGHEX | "
