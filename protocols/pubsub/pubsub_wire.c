@@ -257,6 +257,7 @@ int gni_ps_rpc_add_sub(gni_ps_rpc *r, bool subscribe, const char *topic)
         gn_free(t);
         return GN_ENOMEM;
     }
+    s->has_subscribe = true;
     s->subscribe = subscribe;
     s->topic = t;
     return 0;
@@ -837,6 +838,7 @@ static int take_rpc(gni_ps_rpc *r, const Gnpb__Pubsub__RPC *pb, const uint8_t *i
     }
     for (size_t i = 0; i < pb->n_subscriptions; i++) {
         r->sub_cnt++;
+        r->subs[i].has_subscribe = pb->subscriptions[i]->has_subscribe;
         r->subs[i].subscribe = pb->subscriptions[i]->has_subscribe &&
                                pb->subscriptions[i]->subscribe;
         if (str_dup(&r->subs[i].topic, pb->subscriptions[i]->topicid) < 0) {
@@ -990,7 +992,9 @@ static void put_msg(wr *w, const gni_ps_msg *m, bool for_signing)
 
 static void put_sub(wr *w, const gni_ps_sub *s)
 {
-    put_uint(w, 1, s->subscribe ? 1 : 0);
+    if (s->has_subscribe) {
+        put_uint(w, 1, s->subscribe ? 1 : 0);
+    }
     put_str(w, F_SUB_TOPIC, s->topic);
 }
 
@@ -1091,19 +1095,20 @@ static bool ids_ok(const gni_ps_bytes *ids, size_t n, const gni_ps_limits *l, si
     return *total <= l->max_ids_total;
 }
 
-/* The unknown fields of a message: well formed, numbered above 6, few. */
-static bool unknown_ok(const gni_ps_bytes *u)
+/* The unknown fields of a message: well formed, numbered above 6, and with
+ * the @known fields present no more than the decoder's field bound. */
+static bool unknown_ok(const gni_ps_bytes *u, size_t known)
 {
     if (!bytes_ok(u, SIZE_MAX)) {
         return false;
     }
-    size_t pos = 0, n = 0;
+    size_t pos = 0, n = known;
     uint64_t f;
     unsigned wt;
     gn_slice sub;
     int r;
     while ((r = pb_next(u->data, u->len, &pos, &f, &wt, &sub)) == 1) {
-        if (f <= F_MSG_KEY || ++n > GNI_PS_EXTRA_FIELDS) {
+        if (f <= F_MSG_KEY || ++n > 6 + GNI_PS_EXTRA_FIELDS) {
             return false;
         }
     }
@@ -1115,7 +1120,8 @@ static bool msg_ok(const gni_ps_msg *m, const gni_ps_limits *l)
     return m->topic && topic_ok(m->topic, l) && bytes_ok(&m->from, GN_PEER_ID_MAX_BYTES) &&
            bytes_ok(&m->data, SIZE_MAX) && bytes_ok(&m->seqno, GNI_PS_MAX_SEQNO_LEN) &&
            bytes_ok(&m->signature, GN_SIG_MAX_BYTES) && bytes_ok(&m->key, GN_PUBKEY_MAX_BYTES) &&
-           unknown_ok(&m->unknown);
+           unknown_ok(&m->unknown, (size_t)m->has_from + m->has_data + m->has_seqno + 1 +
+                                       m->has_signature + m->has_key);
 }
 
 /* Whether @r passes the checks the decoder makes. */

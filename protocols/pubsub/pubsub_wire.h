@@ -111,7 +111,9 @@ typedef struct gni_ps_msg {
     gni_ps_bytes unknown;
 } gni_ps_msg;
 
+/** SubOpts; has_subscribe: the field is written (the builder always sets it, as go does). */
 typedef struct gni_ps_sub {
+    bool has_subscribe;
     bool subscribe;
     char *topic; /* NULL when absent */
 } gni_ps_sub;
