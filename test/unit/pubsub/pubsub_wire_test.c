@@ -116,7 +116,7 @@ GN_TEST(kat_rpc_every_field_decodes)
     const char *why = NULL;
     CHECK_EQ(decode_frame(f, n, NULL, &r, &why), 0);
     CHECK_EQ(r.sub_cnt, 1);
-    CHECK(r.subs[0].subscribe);
+    CHECK(r.subs[0].has_subscribe && r.subs[0].subscribe);
     CHECK_STR(r.subs[0].topic, "t");
     CHECK_EQ(r.msg_cnt, 1);
     const gni_ps_msg *m = &r.msgs[0];
@@ -215,6 +215,16 @@ GN_TEST(roundtrip_edge_shapes)
     free(f);
     free(f2);
     gni_ps_rpc_fini(&r);
+    /* a SubOpts without its subscribe flag reads as an unsubscribe and is
+     * written back without the flag (re-encoding never grows an RPC) */
+    uint8_t noflag[] = {0x0a, 0x03, 0x12, 0x01, 't'};
+    CHECK_EQ(gni_ps_rpc_decode(noflag, sizeof noflag, NULL, &d, NULL), 0);
+    CHECK_EQ(d.sub_cnt, 1);
+    CHECK(!d.subs[0].has_subscribe && !d.subs[0].subscribe);
+    f = frame_of(&d, NULL, &len);
+    CHECK_EQ(len, 1 + sizeof noflag);
+    CHECK_MEM(f + 1, noflag, sizeof noflag);
+    free(f);
     gni_ps_rpc_fini(&d);
 }
 
