@@ -8,6 +8,7 @@
  */
 #include "pubsub_wire.h"
 
+#include "gn_failalloc.h"
 #include "gn_test.h"
 #include "golemnet/err.h"
 #include "golemnet/identity.h"
@@ -818,6 +819,72 @@ GN_TEST(seen_cache_many_ids)
     gni_ps_seen_fini(&s);
 }
 
+/* Allocation failure: the whole path (split, decode, encode, sign, seen
+ * cache) with allocation k failing for every k returns GN_ENOMEM and
+ * leaves nothing allocated. No CHECK inside: the allocator is swapped.
+ * Verification is left out: gn_pubkey_verify() reports a failed
+ * allocation in its PublicKey unpack as GN_EPARSE (core/identity.c
+ * id_pub_unpack), which the verifier can only pass on as GN_EBADKEY. */
+static gn_identity *fa_id;
+
+static int fa_scenario(void)
+{
+    uint8_t f[256], out[256];
+    long n = gn_test_unhex(KAT_FRAME, f, sizeof f);
+    gni_ps_rpc r;
+    gni_ps_rpc_init(&r);
+    gni_ps_msg m;
+    gni_ps_msg_init(&m);
+    gni_ps_seen seen;
+    uint8_t key[16] = {0};
+    int seen_ok = 0;
+    gni_ps_splitter s;
+    int rc = gni_ps_splitter_init(&s, 0);
+    size_t used = 0, bl = 0;
+    const uint8_t *body = NULL;
+    if (rc < 0 || n < 0) {
+        return GN_EINTERNAL;
+    }
+    rc = gni_ps_splitter_feed(&s, f, (size_t)n, &used, &body, &bl, NULL);
+    if (rc < 0) {
+        goto out;
+    }
+    if ((rc = gni_ps_rpc_decode(body, bl, NULL, &r, NULL)) < 0) {
+        goto out;
+    }
+    if (gni_ps_rpc_encode(&r, NULL, out, sizeof out) != n || memcmp(out, f, (size_t)n) != 0) {
+        rc = GN_EINTERNAL;
+        goto out;
+    }
+    uint64_t seq = 3;
+    if ((rc = gni_ps_msg_set(&m, "t", (const uint8_t *)"x", 1, &seq)) < 0 ||
+        (rc = gni_ps_msg_sign(&m, fa_id)) < 0) {
+        goto out;
+    }
+    if ((rc = gni_ps_seen_init(&seen, 4, GN_S, 0, key)) < 0) {
+        goto out;
+    }
+    seen_ok = 1;
+    rc = gni_ps_seen_add(&seen, (const uint8_t *)"id", 2, 0);
+    rc = rc == 1 ? 0 : rc;
+out:
+    if (seen_ok) {
+        gni_ps_seen_fini(&seen);
+    }
+    gni_ps_msg_fini(&m);
+    gni_ps_rpc_fini(&r);
+    gni_ps_splitter_fini(&s);
+    return rc;
+}
+
+GN_TEST(allocation_failure_every_k)
+{
+    CHECK_OK(gn_identity_generate(&fa_id));
+    size_t failures = fa_every_k(fa_scenario, 500);
+    CHECK(failures > 20);
+    gn_identity_free(fa_id);
+}
+
 GN_TEST_MAIN(GN_T(kat_rpc_every_field_decodes), GN_T(kat_rpc_builders_encode_to_known_bytes),
              GN_T(roundtrip_edge_shapes), GN_T(unknown_fields_kept_signed_and_reencoded),
              GN_T(signing_bytes_known_answer_and_ed25519_signature), GN_T(sign_verify_ed25519),
@@ -826,4 +893,5 @@ GN_TEST_MAIN(GN_T(kat_rpc_every_field_decodes), GN_T(kat_rpc_builders_encode_to_
              GN_T(strict_sign_requires_fields), GN_T(strict_no_sign_rejections),
              GN_T(message_id_default_and_custom), GN_T(bounds_counts),
              GN_T(bounds_lengths_and_spec_violations), GN_T(splitter_streams_and_bounds),
-             GN_T(seen_cache_expiry_and_bound), GN_T(seen_cache_many_ids))
+             GN_T(seen_cache_expiry_and_bound), GN_T(seen_cache_many_ids),
+             GN_T(allocation_failure_every_k))
