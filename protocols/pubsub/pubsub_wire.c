@@ -1,6 +1,7 @@
 /*
  * golemnet - libp2p pubsub wire core: the owned RPC form, a bounded
- * protobuf-c decode, the encoder, the frame splitter, message IDs,
+ * protobuf-c decode, protobuf-c packing (frames and signing input), the
+ * frame splitter, message IDs,
  * signing and verification, the seen cache. See pubsub_wire.h and
  * docs/pubsub.md.
  */
@@ -41,8 +42,6 @@ enum {
     F_PX_ID = 1,
     F_PX_SPR = 2,
 };
-
-enum { WT_VARINT = 0, WT_LD = 2 };
 
 gni_ps_limits gni_ps_limits_resolve(const gni_ps_limits *lim)
 {
@@ -679,22 +678,17 @@ static int scan_rpc_field(scan_ctx *c, uint64_t f, gn_slice sub, void *arg)
 
 /* ---- decode ---- */
 
-/* Appends @m's raw fields numbered above 6 (@raw: its wire bytes) to m->unknown. */
-static int take_unknown(gni_ps_msg *m, gn_slice raw)
+/*
+ * m->unknown = the fields protobuf-c kept as unknown for this Message
+ * (numbers other than 1..6), in wire order, each as protobuf-c packs it
+ * back: the tag varint, then the value bytes exactly as received.
+ */
+static int take_unknown(gni_ps_msg *m, const ProtobufCMessage *s)
 {
-    size_t pos = 0, start = 0, total = 0;
-    uint64_t f;
-    unsigned wt;
-    gn_slice sub;
-    int r;
-    while ((r = pb_next(raw.base, raw.len, &pos, &f, &wt, &sub)) == 1) {
-        if (f > F_MSG_KEY) {
-            total += pos - start;
-        }
-        start = pos;
-    }
-    if (r < 0) {
-        return GN_EBADFRAME;
+    size_t total = 0;
+    for (unsigned i = 0; i < s->n_unknown_fields; i++) {
+        const ProtobufCMessageUnknownField *u = &s->unknown_fields[i];
+        total += gn_varint_len((uint64_t)u->tag << 3 | u->wire_type) + u->len;
     }
     if (total == 0) {
         return 0;
@@ -703,13 +697,18 @@ static int take_unknown(gni_ps_msg *m, gn_slice raw)
     if (!m->unknown.data) {
         return GN_ENOMEM;
     }
-    pos = start = 0;
-    while (pb_next(raw.base, raw.len, &pos, &f, &wt, &sub) == 1) {
-        if (f > F_MSG_KEY) {
-            memcpy(m->unknown.data + m->unknown.len, raw.base + start, pos - start);
-            m->unknown.len += pos - start;
+    for (unsigned i = 0; i < s->n_unknown_fields; i++) {
+        const ProtobufCMessageUnknownField *u = &s->unknown_fields[i];
+        uint64_t tag = (uint64_t)u->tag << 3 | u->wire_type;
+        int tl = gn_varint_encode(tag, m->unknown.data + m->unknown.len, total - m->unknown.len);
+        if (tl < 0) {
+            return GN_EINTERNAL;
         }
-        start = pos;
+        m->unknown.len += (size_t)tl;
+        if (u->len) {
+            memcpy(m->unknown.data + m->unknown.len, u->data, u->len);
+        }
+        m->unknown.len += u->len;
     }
     return 0;
 }
@@ -724,8 +723,7 @@ static int take_unknown(gni_ps_msg *m, gn_slice raw)
         }                                                                                    \
     } while (0)
 
-static int take_msg(gni_ps_msg *m, const Gnpb__Pubsub__Message *s, gn_slice raw,
-                    const char **why)
+static int take_msg(gni_ps_msg *m, const Gnpb__Pubsub__Message *s, const char **why)
 {
     if (!s->topic) {
         set_why(why, "message without a topic");
@@ -739,7 +737,7 @@ static int take_msg(gni_ps_msg *m, const Gnpb__Pubsub__Message *s, gn_slice raw,
     TAKE_BYTES(m->seqno, m->has_seqno, s->has_seqno, s->seqno);
     TAKE_BYTES(m->signature, m->has_signature, s->has_signature, s->signature);
     TAKE_BYTES(m->key, m->has_key, s->has_key, s->key);
-    return take_unknown(m, raw);
+    return take_unknown(m, &s->base);
 }
 
 static int take_ids(gni_ps_bytes **out, size_t *out_cnt, const ProtobufCBinaryData *ids,
@@ -829,8 +827,7 @@ static int take_control(gni_ps_rpc *r, const Gnpb__Pubsub__ControlMessage *c)
     return 0;
 }
 
-static int take_rpc(gni_ps_rpc *r, const Gnpb__Pubsub__RPC *pb, const uint8_t *in, size_t len,
-                    const char **why)
+static int take_rpc(gni_ps_rpc *r, const Gnpb__Pubsub__RPC *pb, const char **why)
 {
     if (pb->n_subscriptions &&
         !(r->subs = gn_calloc(pb->n_subscriptions, sizeof *r->subs))) {
@@ -848,24 +845,12 @@ static int take_rpc(gni_ps_rpc *r, const Gnpb__Pubsub__RPC *pb, const uint8_t *i
     if (pb->n_publish && !(r->msgs = gn_calloc(pb->n_publish, sizeof *r->msgs))) {
         return GN_ENOMEM;
     }
-    /* the i-th publish field of the wire bytes is publish[i] */
-    size_t pos = 0, i = 0;
-    uint64_t f;
-    unsigned wt;
-    gn_slice sub;
-    while (i < pb->n_publish && pb_next(in, len, &pos, &f, &wt, &sub) == 1) {
-        if (f != F_RPC_PUBLISH) {
-            continue;
-        }
+    for (size_t i = 0; i < pb->n_publish; i++) {
         r->msg_cnt++;
-        int rc = take_msg(&r->msgs[i], pb->publish[i], sub, why);
+        int rc = take_msg(&r->msgs[i], pb->publish[i], why);
         if (rc < 0) {
             return rc;
         }
-        i++;
-    }
-    if (i != pb->n_publish) {
-        return GN_EINTERNAL;
     }
     return pb->control ? take_control(r, pb->control) : 0;
 }
@@ -900,7 +885,7 @@ int gni_ps_rpc_decode(const uint8_t *in, size_t len, const gni_ps_limits *lim, g
         set_why(why, "malformed protobuf RPC");
         return GN_EBADFRAME;
     }
-    rc = take_rpc(out, pb, all.base, len, why);
+    rc = take_rpc(out, pb, why);
     gnpb__pubsub__rpc__free_unpacked(pb, &pa.a);
     if (rc < 0) {
         gni_ps_rpc_fini(out);
@@ -908,168 +893,7 @@ int gni_ps_rpc_decode(const uint8_t *in, size_t len, const gni_ps_limits *lim, g
     return rc;
 }
 
-/* ---- encode ---- */
-
-/* A writer that counts when @p is NULL. */
-typedef struct wr {
-    uint8_t *p;
-    size_t pos;
-} wr;
-
-static void put_varint(wr *w, uint64_t v)
-{
-    do {
-        uint8_t b = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v) {
-            b |= 0x80;
-        }
-        if (w->p) {
-            w->p[w->pos] = b;
-        }
-        w->pos++;
-    } while (v);
-}
-
-static void put_raw(wr *w, const void *data, size_t len)
-{
-    if (w->p && len) {
-        memcpy(w->p + w->pos, data, len);
-    }
-    w->pos += len;
-}
-
-static void put_ld(wr *w, uint64_t field, const void *data, size_t len)
-{
-    put_varint(w, field << 3 | WT_LD);
-    put_varint(w, len);
-    put_raw(w, data, len);
-}
-
-static void put_uint(wr *w, uint64_t field, uint64_t v)
-{
-    put_varint(w, field << 3 | WT_VARINT);
-    put_varint(w, v);
-}
-
-static void put_str(wr *w, uint64_t field, const char *s)
-{
-    if (s) {
-        put_ld(w, field, s, strlen(s));
-    }
-}
-
-static void put_msg(wr *w, const gni_ps_msg *m, bool for_signing)
-{
-    if (m->has_from) {
-        put_ld(w, F_MSG_FROM, m->from.data, m->from.len);
-    }
-    if (m->has_data) {
-        put_ld(w, F_MSG_DATA, m->data.data, m->data.len);
-    }
-    if (m->has_seqno) {
-        put_ld(w, F_MSG_SEQNO, m->seqno.data, m->seqno.len);
-    }
-    put_str(w, F_MSG_TOPIC, m->topic);
-    if (!for_signing && m->has_signature) {
-        put_ld(w, F_MSG_SIG, m->signature.data, m->signature.len);
-    }
-    if (!for_signing && m->has_key) {
-        put_ld(w, F_MSG_KEY, m->key.data, m->key.len);
-    }
-    put_raw(w, m->unknown.data, m->unknown.len);
-}
-
-/* Writes a nested message: tag, length (from a counting pass), body. */
-#define PUT_NESTED(w, field, fn, ...)                                                        \
-    do {                                                                                     \
-        wr c_ = {0};                                                                         \
-        fn(&c_, __VA_ARGS__);                                                                \
-        put_varint((w), (uint64_t)(field) << 3 | WT_LD);                                     \
-        put_varint((w), c_.pos);                                                             \
-        fn((w), __VA_ARGS__);                                                                \
-    } while (0)
-
-static void put_sub(wr *w, const gni_ps_sub *s)
-{
-    if (s->has_subscribe) {
-        put_uint(w, 1, s->subscribe ? 1 : 0);
-    }
-    put_str(w, F_SUB_TOPIC, s->topic);
-}
-
-static void put_ids(wr *w, uint64_t field, const gni_ps_bytes *ids, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        put_ld(w, field, ids[i].data, ids[i].len);
-    }
-}
-
-static void put_ihave(wr *w, const gni_ps_ihave *h)
-{
-    put_str(w, F_IHAVE_TOPIC, h->topic);
-    put_ids(w, F_IHAVE_IDS, h->ids, h->id_cnt);
-}
-
-static void put_iwant(wr *w, const gni_ps_iwant *x)
-{
-    put_ids(w, F_IWANT_IDS, x->ids, x->id_cnt);
-}
-
-static void put_graft(wr *w, const gni_ps_graft *g)
-{
-    put_str(w, F_GRAFT_TOPIC, g->topic);
-}
-
-static void put_px(wr *w, const gni_ps_px *x)
-{
-    if (x->peer_id.len) {
-        put_ld(w, F_PX_ID, x->peer_id.data, x->peer_id.len);
-    }
-    if (x->spr.len) {
-        put_ld(w, F_PX_SPR, x->spr.data, x->spr.len);
-    }
-}
-
-static void put_prune(wr *w, const gni_ps_prune *p)
-{
-    put_str(w, F_PRUNE_TOPIC, p->topic);
-    for (size_t i = 0; i < p->peer_cnt; i++) {
-        PUT_NESTED(w, F_PRUNE_PEERS, put_px, &p->peers[i]);
-    }
-    if (p->has_backoff) {
-        put_uint(w, F_PRUNE_BACKOFF, p->backoff_s);
-    }
-}
-
-static void put_control(wr *w, const gni_ps_rpc *r)
-{
-    for (size_t i = 0; i < r->ihave_cnt; i++) {
-        PUT_NESTED(w, F_CTL_IHAVE, put_ihave, &r->ihave[i]);
-    }
-    for (size_t i = 0; i < r->iwant_cnt; i++) {
-        PUT_NESTED(w, F_CTL_IWANT, put_iwant, &r->iwant[i]);
-    }
-    for (size_t i = 0; i < r->graft_cnt; i++) {
-        PUT_NESTED(w, F_CTL_GRAFT, put_graft, &r->graft[i]);
-    }
-    for (size_t i = 0; i < r->prune_cnt; i++) {
-        PUT_NESTED(w, F_CTL_PRUNE, put_prune, &r->prune[i]);
-    }
-}
-
-static void put_rpc(wr *w, const gni_ps_rpc *r)
-{
-    for (size_t i = 0; i < r->sub_cnt; i++) {
-        PUT_NESTED(w, F_RPC_SUBS, put_sub, &r->subs[i]);
-    }
-    for (size_t i = 0; i < r->msg_cnt; i++) {
-        PUT_NESTED(w, F_RPC_PUBLISH, put_msg, &r->msgs[i], false);
-    }
-    if (r->has_control || r->ihave_cnt || r->iwant_cnt || r->graft_cnt || r->prune_cnt) {
-        PUT_NESTED(w, F_RPC_CONTROL, put_control, r);
-    }
-}
+/* ---- encode: protobuf-c packs a view of the owned form ---- */
 
 static bool topic_ok(const char *t, const gni_ps_limits *l)
 {
@@ -1178,18 +1002,220 @@ static bool rpc_ok(const gni_ps_rpc *r, const gni_ps_limits *l)
     return true;
 }
 
-long gni_ps_rpc_frame_len(const gni_ps_rpc *r, const gni_ps_limits *lim)
+/*
+ * The unknown fields of @u (already checked by unknown_ok()) as protobuf-c
+ * unknown fields pointing into @u, written to @uf when not NULL. Returns
+ * how many. protobuf-c packs them after the known fields, tag first.
+ */
+static size_t unknown_view(const gni_ps_bytes *u, ProtobufCMessageUnknownField *uf)
+{
+    size_t pos = 0, start = 0, n = 0;
+    uint64_t f, tag;
+    unsigned wt;
+    gn_slice sub;
+    while (pb_next(u->data, u->len, &pos, &f, &wt, &sub) == 1) {
+        if (uf) {
+            int tl = gni_varint_decode_kind(u->data + start, u->len - start, GNI_VARINT_PB, &tag);
+            uf[n].tag = (uint32_t)f;
+            uf[n].wire_type = (ProtobufCWireType)wt;
+            uf[n].data = u->data + start + (size_t)tl;
+            uf[n].len = pos - start - (size_t)tl;
+        }
+        n++;
+        start = pos;
+    }
+    return n;
+}
+
+static ProtobufCBinaryData bin(const gni_ps_bytes *b)
+{
+    return (ProtobufCBinaryData){.len = b->len, .data = b->data};
+}
+
+/* @pm = a view of @m (no copies; @uf holds its unknown fields). */
+static void msg_view(const gni_ps_msg *m, Gnpb__Pubsub__Message *pm,
+                     ProtobufCMessageUnknownField *uf)
+{
+    gnpb__pubsub__message__init(pm);
+    pm->has_from = m->has_from;
+    pm->from = bin(&m->from);
+    pm->has_data = m->has_data;
+    pm->data = bin(&m->data);
+    pm->has_seqno = m->has_seqno;
+    pm->seqno = bin(&m->seqno);
+    pm->topic = m->topic;
+    pm->has_signature = m->has_signature;
+    pm->signature = bin(&m->signature);
+    pm->has_key = m->has_key;
+    pm->key = bin(&m->key);
+    pm->base.n_unknown_fields = (unsigned)unknown_view(&m->unknown, uf);
+    pm->base.unknown_fields = pm->base.n_unknown_fields ? uf : NULL;
+}
+
+/*
+ * Storage for the view of an RPC, one block: bump allocation; with
+ * @base NULL only the size is summed (the first of two passes).
+ */
+typedef struct view_arena {
+    uint8_t *base;
+    size_t used;
+} view_arena;
+
+static void *take(view_arena *a, size_t n, size_t size)
+{
+    enum { AL = _Alignof(max_align_t) };
+    void *p = a->base && n ? a->base + a->used : NULL;
+    a->used += (n * size + AL - 1) / AL * AL;
+    return p;
+}
+
+/* Allocates the view's arrays from @a into @v (sizes only when a->base is
+ * NULL); @v's pointers are valid only in the second pass. */
+static void rpc_view(const gni_ps_rpc *r, view_arena *a, Gnpb__Pubsub__RPC *v,
+                     Gnpb__Pubsub__ControlMessage *cv)
+{
+    bool fill = a->base != NULL;
+    gnpb__pubsub__rpc__init(v);
+    Gnpb__Pubsub__RPC__SubOpts *subs = take(a, r->sub_cnt, sizeof *subs);
+    Gnpb__Pubsub__RPC__SubOpts **subp = take(a, r->sub_cnt, sizeof *subp);
+    for (size_t i = 0; fill && i < r->sub_cnt; i++) {
+        gnpb__pubsub__rpc__sub_opts__init(&subs[i]);
+        subs[i].has_subscribe = r->subs[i].has_subscribe;
+        subs[i].subscribe = r->subs[i].subscribe;
+        subs[i].topicid = r->subs[i].topic;
+        subp[i] = &subs[i];
+    }
+    v->n_subscriptions = r->sub_cnt;
+    v->subscriptions = subp;
+    Gnpb__Pubsub__Message *msgs = take(a, r->msg_cnt, sizeof *msgs);
+    Gnpb__Pubsub__Message **msgp = take(a, r->msg_cnt, sizeof *msgp);
+    for (size_t i = 0; i < r->msg_cnt; i++) {
+        ProtobufCMessageUnknownField *uf =
+            take(a, unknown_view(&r->msgs[i].unknown, NULL), sizeof *uf);
+        if (fill) {
+            msg_view(&r->msgs[i], &msgs[i], uf);
+            msgp[i] = &msgs[i];
+        }
+    }
+    v->n_publish = r->msg_cnt;
+    v->publish = msgp;
+    if (!(r->has_control || r->ihave_cnt || r->iwant_cnt || r->graft_cnt || r->prune_cnt)) {
+        return;
+    }
+    gnpb__pubsub__control_message__init(cv);
+    v->control = cv;
+    Gnpb__Pubsub__ControlIHave *ih = take(a, r->ihave_cnt, sizeof *ih);
+    Gnpb__Pubsub__ControlIHave **ihp = take(a, r->ihave_cnt, sizeof *ihp);
+    for (size_t i = 0; i < r->ihave_cnt; i++) {
+        ProtobufCBinaryData *ids = take(a, r->ihave[i].id_cnt, sizeof *ids);
+        if (fill) {
+            gnpb__pubsub__control_ihave__init(&ih[i]);
+            ih[i].topicid = r->ihave[i].topic;
+            for (size_t j = 0; j < r->ihave[i].id_cnt; j++) {
+                ids[j] = bin(&r->ihave[i].ids[j]);
+            }
+            ih[i].n_messageids = r->ihave[i].id_cnt;
+            ih[i].messageids = ids;
+            ihp[i] = &ih[i];
+        }
+    }
+    cv->n_ihave = r->ihave_cnt;
+    cv->ihave = ihp;
+    Gnpb__Pubsub__ControlIWant *iw = take(a, r->iwant_cnt, sizeof *iw);
+    Gnpb__Pubsub__ControlIWant **iwp = take(a, r->iwant_cnt, sizeof *iwp);
+    for (size_t i = 0; i < r->iwant_cnt; i++) {
+        ProtobufCBinaryData *ids = take(a, r->iwant[i].id_cnt, sizeof *ids);
+        if (fill) {
+            gnpb__pubsub__control_iwant__init(&iw[i]);
+            for (size_t j = 0; j < r->iwant[i].id_cnt; j++) {
+                ids[j] = bin(&r->iwant[i].ids[j]);
+            }
+            iw[i].n_messageids = r->iwant[i].id_cnt;
+            iw[i].messageids = ids;
+            iwp[i] = &iw[i];
+        }
+    }
+    cv->n_iwant = r->iwant_cnt;
+    cv->iwant = iwp;
+    Gnpb__Pubsub__ControlGraft *gr = take(a, r->graft_cnt, sizeof *gr);
+    Gnpb__Pubsub__ControlGraft **grp = take(a, r->graft_cnt, sizeof *grp);
+    for (size_t i = 0; fill && i < r->graft_cnt; i++) {
+        gnpb__pubsub__control_graft__init(&gr[i]);
+        gr[i].topicid = r->graft[i].topic;
+        grp[i] = &gr[i];
+    }
+    cv->n_graft = r->graft_cnt;
+    cv->graft = grp;
+    Gnpb__Pubsub__ControlPrune *pr = take(a, r->prune_cnt, sizeof *pr);
+    Gnpb__Pubsub__ControlPrune **prp = take(a, r->prune_cnt, sizeof *prp);
+    for (size_t i = 0; i < r->prune_cnt; i++) {
+        const gni_ps_prune *p = &r->prune[i];
+        Gnpb__Pubsub__PeerInfo *px = take(a, p->peer_cnt, sizeof *px);
+        Gnpb__Pubsub__PeerInfo **pxp = take(a, p->peer_cnt, sizeof *pxp);
+        if (!fill) {
+            continue;
+        }
+        gnpb__pubsub__control_prune__init(&pr[i]);
+        pr[i].topicid = p->topic;
+        pr[i].has_backoff = p->has_backoff;
+        pr[i].backoff = p->backoff_s;
+        for (size_t j = 0; j < p->peer_cnt; j++) {
+            gnpb__pubsub__peer_info__init(&px[j]);
+            /* an empty value is left out, as go's PeerInfo marshalling does */
+            px[j].has_peerid = p->peers[j].peer_id.len != 0;
+            px[j].peerid = bin(&p->peers[j].peer_id);
+            px[j].has_signedpeerrecord = p->peers[j].spr.len != 0;
+            px[j].signedpeerrecord = bin(&p->peers[j].spr);
+            pxp[j] = &px[j];
+        }
+        pr[i].n_peers = p->peer_cnt;
+        pr[i].peers = pxp;
+        prp[i] = &pr[i];
+    }
+    cv->n_prune = r->prune_cnt;
+    cv->prune = prp;
+}
+
+/*
+ * Checks @r against @lim, builds its protobuf-c view and packs it as a
+ * frame into @out (@cap bytes) when @write, else only measures it.
+ */
+static long rpc_pack(const gni_ps_rpc *r, const gni_ps_limits *lim, bool write, uint8_t *out,
+                     size_t cap)
 {
     gni_ps_limits l = gni_ps_limits_resolve(lim);
     if (!rpc_ok(r, &l)) {
         return GN_EINVAL;
     }
-    wr w = {0};
-    put_rpc(&w, r);
-    if (w.pos > l.max_rpc_len) {
-        return GN_ETOOBIG;
+    view_arena a = {0};
+    Gnpb__Pubsub__RPC v;
+    Gnpb__Pubsub__ControlMessage cv;
+    rpc_view(r, &a, &v, &cv); /* sizes only */
+    if (a.used && !(a.base = gn_malloc(a.used))) {
+        return GN_ENOMEM;
     }
-    return (long)(gn_varint_len(w.pos) + w.pos);
+    a.used = 0;
+    rpc_view(r, &a, &v, &cv);
+    size_t body = gnpb__pubsub__rpc__get_packed_size(&v);
+    size_t n = gn_varint_len(body) + body;
+    long rc = (long)n;
+    if (body > l.max_rpc_len) {
+        rc = GN_ETOOBIG;
+    } else if (write && n > cap) {
+        rc = GN_ENOSPC;
+    } else if (write) {
+        int hl = gn_varint_encode(body, out, cap);
+        if (hl < 0 || gnpb__pubsub__rpc__pack(&v, out + hl) != body) {
+            rc = GN_EINTERNAL;
+        }
+    }
+    gn_free(a.base);
+    return rc;
+}
+
+long gni_ps_rpc_frame_len(const gni_ps_rpc *r, const gni_ps_limits *lim)
+{
+    return rpc_pack(r, lim, false, NULL, 0);
 }
 
 long gni_ps_rpc_encode(const gni_ps_rpc *r, const gni_ps_limits *lim, uint8_t *out, size_t cap)
@@ -1197,19 +1223,7 @@ long gni_ps_rpc_encode(const gni_ps_rpc *r, const gni_ps_limits *lim, uint8_t *o
     if (!out && cap) {
         return GN_EINVAL;
     }
-    long n = gni_ps_rpc_frame_len(r, lim);
-    if (n < 0) {
-        return n;
-    }
-    if ((size_t)n > cap) {
-        return GN_ENOSPC;
-    }
-    wr c = {0};
-    put_rpc(&c, r);
-    wr w = {.p = out};
-    put_varint(&w, c.pos);
-    put_rpc(&w, r);
-    return w.pos == (size_t)n ? n : GN_EINTERNAL;
+    return rpc_pack(r, lim, true, out, cap);
 }
 
 /* ---- the frame splitter ---- */
@@ -1328,12 +1342,17 @@ long gni_ps_msg_id(gni_ps_msg_id_fn fn, void *user_data, const gni_ps_msg *m, ui
 
 long gni_ps_msg_signing_bytes(const gni_ps_msg *m, uint8_t *out, size_t cap)
 {
-    if (!m || !m->topic || (!out && cap)) {
+    if (!m || !m->topic || (!out && cap) ||
+        !unknown_ok(&m->unknown, (size_t)m->has_from + m->has_data + m->has_seqno + 1 +
+                                     m->has_signature + m->has_key)) {
         return GN_EINVAL;
     }
-    wr c = {0};
-    put_msg(&c, m, true);
-    size_t n = PREFIX_LEN + c.pos;
+    /* a copy of the message without signature and key, unknown fields kept */
+    ProtobufCMessageUnknownField uf[6 + GNI_PS_EXTRA_FIELDS];
+    Gnpb__Pubsub__Message pm;
+    msg_view(m, &pm, uf);
+    pm.has_signature = pm.has_key = false;
+    size_t n = PREFIX_LEN + gnpb__pubsub__message__get_packed_size(&pm);
     if (!out) {
         return (long)n;
     }
@@ -1341,8 +1360,9 @@ long gni_ps_msg_signing_bytes(const gni_ps_msg *m, uint8_t *out, size_t cap)
         return GN_ENOSPC;
     }
     memcpy(out, GNI_PS_SIGN_PREFIX, PREFIX_LEN);
-    wr w = {.p = out + PREFIX_LEN};
-    put_msg(&w, m, true);
+    if (PREFIX_LEN + gnpb__pubsub__message__pack(&pm, out + PREFIX_LEN) != n) {
+        return GN_EINTERNAL;
+    }
     return (long)n;
 }
 

@@ -100,9 +100,11 @@ typedef struct gni_ps_bytes {
 /**
  * One Message. The has_ flags record presence on the wire (StrictNoSign
  * needs "absent", not "empty"). @topic is NUL-terminated and holds no NUL.
- * @unknown holds the raw fields of numbers other than 1..6 as received, in
- * order: they are part of what the signature covers (README "Message
- * Signing") and are written back by the encoder after the known fields.
+ * @unknown holds the fields of numbers other than 1..6 in wire order, as
+ * protobuf-c kept them (ProtobufCMessage.unknown_fields): each a minimal
+ * tag varint, then its value bytes as received. They are part of what the
+ * signature covers (README "Message Signing") and protobuf-c packs them
+ * back after the known fields.
  */
 typedef struct gni_ps_msg {
     bool has_from, has_data, has_seqno, has_signature, has_key;
@@ -238,14 +240,18 @@ int gni_ps_rpc_decode(const uint8_t *in, size_t len, const gni_ps_limits *lim, g
 /**
  * Length in bytes of @r as a frame (varint prefix + body), or GN_EINVAL
  * (@r breaks a bound of @lim or holds a topic with a NUL or a message
- * without a topic), GN_ETOOBIG (body above max_rpc_len).
+ * without a topic), GN_ETOOBIG (body above max_rpc_len), GN_ENOMEM (the
+ * protobuf-c view of @r, one block freed before return, could not be
+ * allocated).
  */
 long gni_ps_rpc_frame_len(const gni_ps_rpc *r, const gni_ps_limits *lim);
 
 /**
- * Writes @r as one frame into @out (@cap bytes): known fields in field
- * number order, a message's unknown fields after its known ones. Returns
- * the bytes written. Errors: as gni_ps_rpc_frame_len(), GN_ENOSPC.
+ * Writes @r as one frame into @out (@cap bytes), packed by protobuf-c
+ * (gnpb__pubsub__rpc__pack() over a view of @r, no copies of values):
+ * known fields in field number order, a message's unknown fields after its
+ * known ones. Returns the bytes written. Errors: as
+ * gni_ps_rpc_frame_len(), GN_ENOSPC.
  */
 long gni_ps_rpc_encode(const gni_ps_rpc *r, const gni_ps_limits *lim, uint8_t *out, size_t cap);
 
@@ -315,8 +321,11 @@ typedef enum gni_ps_sign_policy {
 /**
  * The bytes a signature covers: "libp2p-pubsub:" then @m encoded without
  * signature and key (from, data, seqno, topic in order, then the unknown
- * fields). Writes into @out (@cap bytes; NULL with @cap 0 to learn the
- * length). Returns the length. Errors: GN_EINVAL (no topic), GN_ENOSPC.
+ * fields), packed by protobuf-c from a copy of @m with has_signature and
+ * has_key cleared. Writes into @out (@cap bytes; NULL with @cap 0 to learn
+ * the length). Returns the length; allocates nothing. Errors: GN_EINVAL
+ * (no topic, or @unknown is not well-formed fields numbered above 6 within
+ * the field bound), GN_ENOSPC.
  */
 long gni_ps_msg_signing_bytes(const gni_ps_msg *m, uint8_t *out, size_t cap);
 
