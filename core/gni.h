@@ -233,6 +233,19 @@ int gni_rcbuf_resize(gn_rcbuf **b, size_t len);
 int gni_varint_decode_kind(const uint8_t *in, size_t in_len, unsigned kind, uint64_t *v);
 
 /**
+ * Steps over the next field of the protobuf in @p (@n bytes) at *@pos, for
+ * the bounds scans that run before protobuf-c allocates (kad, pubsub): its
+ * number in *@field, its wire type in *@wt (may be NULL) and, for
+ * length-delimited fields, the payload in *@sub (base NULL for the other
+ * wire types). Returns 1 with *@pos past the field, 0 at the end,
+ * GN_EBADFRAME on malformed wire data (truncation, groups, reserved wire
+ * types, field 0 or above 2^29 - 1). It only locates fields; decoding is
+ * protobuf-c's. core/multiformats.c; any thread.
+ */
+int gni_pb_next(const uint8_t *p, size_t n, size_t *pos, uint64_t *field, unsigned *wt,
+                gn_slice *sub);
+
+/**
  * HKDF-Extract of RFC 5869 section 2.2 with HMAC-SHA256: @prk (32 bytes) =
  * HMAC(@salt, @ikm). A NULL or empty @salt means 32 zero bytes (the RFC's
  * default); @ikm may be NULL when @ikm_len is 0. Cannot fail. Defined in

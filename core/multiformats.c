@@ -99,6 +99,62 @@ int gni_varint_decode_kind(const uint8_t *in, size_t in_len, unsigned kind, uint
     return GN_EAGAIN;
 }
 
+int gni_pb_next(const uint8_t *p, size_t n, size_t *pos, uint64_t *field, unsigned *wt,
+                gn_slice *sub)
+{
+    if (*pos >= n) {
+        return 0;
+    }
+    uint64_t tag, v;
+    int r = gni_varint_decode_kind(p + *pos, n - *pos, GNI_VARINT_PB, &tag);
+    if (r < 0) {
+        return GN_EBADFRAME;
+    }
+    *pos += (size_t)r;
+    *field = tag >> 3;
+    if (wt) {
+        *wt = (unsigned)(tag & 7);
+    }
+    sub->base = NULL;
+    sub->len = 0;
+    if (*field == 0 || *field > 536870911u) {
+        return GN_EBADFRAME;
+    }
+    switch (tag & 7) {
+    case 0:
+        r = gni_varint_decode_kind(p + *pos, n - *pos, GNI_VARINT_PB, &v);
+        if (r < 0) {
+            return GN_EBADFRAME;
+        }
+        *pos += (size_t)r;
+        return 1;
+    case 1:
+        if (n - *pos < 8) {
+            return GN_EBADFRAME;
+        }
+        *pos += 8;
+        return 1;
+    case 5:
+        if (n - *pos < 4) {
+            return GN_EBADFRAME;
+        }
+        *pos += 4;
+        return 1;
+    case 2:
+        r = gni_varint_decode_kind(p + *pos, n - *pos, GNI_VARINT_PB, &v);
+        if (r < 0 || v > n - *pos - (size_t)r) {
+            return GN_EBADFRAME;
+        }
+        *pos += (size_t)r;
+        sub->base = p + *pos;
+        sub->len = (size_t)v;
+        *pos += (size_t)v;
+        return 1;
+    default:
+        return GN_EBADFRAME;
+    }
+}
+
 int gn_varint_decode(const uint8_t *in, size_t in_len, uint64_t *v)
 {
     return gni_varint_decode_kind(in, in_len, GNI_VARINT_MF, v);

@@ -218,65 +218,6 @@ const char *gni_kad_type_name(int t)
 
 /* ---- wire scan: counts before protobuf-c allocates ---- */
 
-/*
- * Reads the next field of the protobuf in @p (@n bytes) at *@pos: its
- * number, wire type and, for length-delimited fields, the payload in
- * *@sub. Returns 1 with *@pos past the field, 0 at the end, GN_EBADFRAME on
- * malformed wire data (truncation, groups, reserved wire types, field 0).
- * Only locates fields; decoding is protobuf-c's.
- */
-static int pb_next(const uint8_t *p, size_t n, size_t *pos, uint64_t *field, gn_slice *sub)
-{
-    if (*pos >= n) {
-        return 0;
-    }
-    uint64_t tag, v;
-    int r = gni_varint_decode_kind(p + *pos, n - *pos, GNI_VARINT_PB, &tag);
-    if (r < 0) {
-        return GN_EBADFRAME;
-    }
-    *pos += (size_t)r;
-    *field = tag >> 3;
-    sub->base = NULL;
-    sub->len = 0;
-    if (*field == 0 || *field > 536870911u) {
-        return GN_EBADFRAME;
-    }
-    switch (tag & 7) {
-    case 0:
-        r = gni_varint_decode_kind(p + *pos, n - *pos, GNI_VARINT_PB, &v);
-        if (r < 0) {
-            return GN_EBADFRAME;
-        }
-        *pos += (size_t)r;
-        return 1;
-    case 1:
-        if (n - *pos < 8) {
-            return GN_EBADFRAME;
-        }
-        *pos += 8;
-        return 1;
-    case 5:
-        if (n - *pos < 4) {
-            return GN_EBADFRAME;
-        }
-        *pos += 4;
-        return 1;
-    case 2:
-        r = gni_varint_decode_kind(p + *pos, n - *pos, GNI_VARINT_PB, &v);
-        if (r < 0 || v > n - *pos - (size_t)r) {
-            return GN_EBADFRAME;
-        }
-        *pos += (size_t)r;
-        sub->base = p + *pos;
-        sub->len = (size_t)v;
-        *pos += (size_t)v;
-        return 1;
-    default:
-        return GN_EBADFRAME;
-    }
-}
-
 /* Counts the fields of a sub-message; *@addrs gets the count of field
  * @counted. GN_EBADFRAME or GN_ETOOBIG (more than @max_fields). */
 static int scan_sub(gn_slice s, uint64_t counted, size_t max_fields, size_t *counted_cnt,
@@ -287,7 +228,7 @@ static int scan_sub(gn_slice s, uint64_t counted, size_t max_fields, size_t *cou
     gn_slice sub;
     int r;
     *counted_cnt = 0;
-    while ((r = pb_next(s.base, s.len, &pos, &f, &sub)) == 1) {
+    while ((r = gni_pb_next(s.base, s.len, &pos, &f, NULL, &sub)) == 1) {
         if (++fields > max_fields) {
             set_why(why, "too many fields in a sub-message");
             return GN_ETOOBIG;
@@ -309,7 +250,7 @@ static int scan(const uint8_t *in, size_t len, const gni_kad_limits *l, const ch
     uint64_t f;
     gn_slice sub;
     int r;
-    while ((r = pb_next(in, len, &pos, &f, &sub)) == 1) {
+    while ((r = gni_pb_next(in, len, &pos, &f, NULL, &sub)) == 1) {
         if (++fields > max_fields) {
             set_why(why, "too many fields in the message");
             return GN_ETOOBIG;

@@ -413,67 +413,6 @@ int gni_ps_prune_add_px(gni_ps_prune *p, const uint8_t *peer_id, size_t id_len,
 
 /* ---- wire scan: bounds before protobuf-c allocates ---- */
 
-/*
- * Reads the next field of the protobuf in @p (@n bytes) at *@pos: its
- * number, wire type and, for length-delimited fields, the payload in
- * *@sub (base NULL for other wire types). Returns 1 with *@pos past the
- * field, 0 at the end, GN_EBADFRAME on malformed wire data (truncation,
- * groups, reserved wire types, field 0). Only locates fields.
- */
-static int pb_next(const uint8_t *p, size_t n, size_t *pos, uint64_t *field, unsigned *wt,
-                   gn_slice *sub)
-{
-    if (*pos >= n) {
-        return 0;
-    }
-    uint64_t tag, v;
-    int r = gni_varint_decode_kind(p + *pos, n - *pos, GNI_VARINT_PB, &tag);
-    if (r < 0) {
-        return GN_EBADFRAME;
-    }
-    *pos += (size_t)r;
-    *field = tag >> 3;
-    *wt = (unsigned)(tag & 7);
-    sub->base = NULL;
-    sub->len = 0;
-    if (*field == 0 || *field > 536870911u) {
-        return GN_EBADFRAME;
-    }
-    switch (*wt) {
-    case 0:
-        r = gni_varint_decode_kind(p + *pos, n - *pos, GNI_VARINT_PB, &v);
-        if (r < 0) {
-            return GN_EBADFRAME;
-        }
-        *pos += (size_t)r;
-        return 1;
-    case 1:
-        if (n - *pos < 8) {
-            return GN_EBADFRAME;
-        }
-        *pos += 8;
-        return 1;
-    case 5:
-        if (n - *pos < 4) {
-            return GN_EBADFRAME;
-        }
-        *pos += 4;
-        return 1;
-    case 2:
-        r = gni_varint_decode_kind(p + *pos, n - *pos, GNI_VARINT_PB, &v);
-        if (r < 0 || v > n - *pos - (size_t)r) {
-            return GN_EBADFRAME;
-        }
-        *pos += (size_t)r;
-        sub->base = p + *pos;
-        sub->len = (size_t)v;
-        *pos += (size_t)v;
-        return 1;
-    default:
-        return GN_EBADFRAME;
-    }
-}
-
 /* Counts across the whole RPC (a control field may occur more than once:
  * protobuf merges the occurrences). */
 typedef struct scan_ctx {
@@ -514,7 +453,7 @@ static int walk(scan_ctx *c, gn_slice s, size_t max_fields, field_fn each, void 
     unsigned wt;
     gn_slice sub;
     int r;
-    while ((r = pb_next(s.base, s.len, &pos, &f, &wt, &sub)) == 1) {
+    while ((r = gni_pb_next(s.base, s.len, &pos, &f, &wt, &sub)) == 1) {
         if (++fields > max_fields) {
             return too_big(c, "too many fields in a (sub)message");
         }
@@ -582,7 +521,7 @@ static int count_field(gn_slice s, uint64_t field, size_t *cnt)
     gn_slice sub;
     int r;
     *cnt = 0;
-    while ((r = pb_next(s.base, s.len, &pos, &f, &wt, &sub)) == 1) {
+    while ((r = gni_pb_next(s.base, s.len, &pos, &f, &wt, &sub)) == 1) {
         if (f == field) {
             (*cnt)++;
         }
@@ -931,7 +870,7 @@ static bool unknown_ok(const gni_ps_bytes *u, size_t known)
     unsigned wt;
     gn_slice sub;
     int r;
-    while ((r = pb_next(u->data, u->len, &pos, &f, &wt, &sub)) == 1) {
+    while ((r = gni_pb_next(u->data, u->len, &pos, &f, &wt, &sub)) == 1) {
         if (f <= F_MSG_KEY || ++n > 6 + GNI_PS_EXTRA_FIELDS) {
             return false;
         }
@@ -1013,7 +952,7 @@ static size_t unknown_view(const gni_ps_bytes *u, ProtobufCMessageUnknownField *
     uint64_t f, tag;
     unsigned wt;
     gn_slice sub;
-    while (pb_next(u->data, u->len, &pos, &f, &wt, &sub) == 1) {
+    while (gni_pb_next(u->data, u->len, &pos, &f, &wt, &sub) == 1) {
         if (uf) {
             int tl = gni_varint_decode_kind(u->data + start, u->len - start, GNI_VARINT_PB, &tag);
             uf[n].tag = (uint32_t)f;
