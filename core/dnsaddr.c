@@ -81,11 +81,16 @@ bool gni_dnsaddr_done(const gni_dnsaddr *w)
     return true;
 }
 
-/* True when @e ends with the components of @base after its first one. */
+/*
+ * True when @e ends with the components of @base after its first one, with
+ * at least one component of its own before them: an entry that is only the
+ * suffix (/dnsaddr/b under /dnsaddr/a/dnsaddr/b) would become a nested
+ * lookup with no suffix left to filter by (found by fuzz_dnsaddr).
+ */
 static bool da_suffix_matches(const gn_multiaddr *base, const gn_multiaddr *e)
 {
     size_t nb = gn_multiaddr_count(base), ne = gn_multiaddr_count(e);
-    if (nb - 1 > ne)
+    if (ne < nb)
         return false;
     for (size_t k = 1; k < nb; k++) {
         gn_ma_component cb, ce;

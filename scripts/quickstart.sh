@@ -89,8 +89,8 @@ main_job() {
 
 passed=0
 failed=0
-count_meson() { # build dir: add its testlog results to the totals
-    local f=$1/meson-logs/testlog.json
+count_meson() { # build dir [log base]: add its test log's results to the totals
+    local f=$1/meson-logs/${2:-testlog}.json
     [ -f "$f" ] || return 0
     local p q
     p=$(python3 -c 'import json,sys
@@ -125,7 +125,29 @@ step() { # name command...: run a step, count it, keep going (and say how long i
 
 suite_main() {
     build build-ci -Dwerror=true -Dergo_etcd=enabled -Dergo_tls=enabled &&
-        meson test -C build-ci --print-errorlogs --num-processes "$jobs" --no-suite manual
+        meson test -C build-ci --print-errorlogs --num-processes "$jobs" --no-suite manual \
+            --no-suite slow
+}
+
+# The suite 'slow' of build-ci (the js kad-dht and key interop tests, the uTP
+# fault and LEDBAT rigs: about 140 s, mostly waiting on timers, peers and
+# shaped links) runs in the background beside the libFuzzer runs (one
+# process, one core; started once the fuzz targets are built) instead of
+# after the main suite: CI's 2 cores and its 20-minute budget. Its log is
+# build-ci/meson-logs/slowlog.*.
+slow_pid=
+suite_slow_start() {
+    [ -f build-ci/build.ninja ] || return 1
+    meson test -C build-ci --no-rebuild --print-errorlogs --num-processes "$jobs" --suite slow \
+        --no-suite manual --logbase slowlog >build-ci/slow.out 2>&1 &
+    slow_pid=$!
+}
+suite_slow_wait() {
+    [ -n "$slow_pid" ] || return 1
+    local rc=0
+    wait "$slow_pid" || rc=$?
+    cat build-ci/slow.out
+    return $rc
 }
 
 # Suite 'manual' (run by hand: meson test -C build --suite manual) holds tests
@@ -164,6 +186,8 @@ suite_fuzz() {
     # shellcheck disable=SC2086 # one word per target
     ninja -C build-fuzz -j "$jobs" $targets || return 1
     echo "built the fuzz targets in $(( $(date +%s) - t0 ))s" >&2
+    # one libFuzzer process at a time leaves a core for the suite 'slow'
+    [ "${mode:-}" != test ] || suite_slow_start || true
     local secs=${FUZZ_SECONDS:-3} rc=0 n=0
     local work
     work=$(mktemp -d)
@@ -244,8 +268,12 @@ test)
         count_meson build-asan
     fi
     if [ "${GN_SKIP_FUZZ:-0}" != 1 ]; then
-        step "libFuzzer targets over their corpora" suite_fuzz || true
+        # suite_fuzz starts the suite 'slow' once the fuzz targets are built
+        step "libFuzzer targets over their corpora (the suite 'slow' runs beside them)" suite_fuzz || true
     fi
+    [ -n "$slow_pid" ] || suite_slow_start || true
+    step "the suite 'slow' (werror build)" suite_slow_wait || true
+    count_meson build-ci slowlog
     log "done in $(( $(date +%s) - start ))s"
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]

@@ -54,58 +54,10 @@ fi
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/gn-keys-interop.XXXXXX")
 . ./tap_lib.sh
 
-finish() {
-	echo "1..$N"
-	echo "# $PASSED passed, $FAILED failed"
-	[ "$FAILED" -eq 0 ]
-	exit $?
-}
-
 # todo NAME: a known js-libp2p limitation (TAP TODO: reported, not a failure)
 todo() {
 	N=$((N + 1))
 	echo "not ok $N - $1 # TODO js-libp2p: no spec ECDSA identities"
-}
-
-remove_pid() {
-	local p new=()
-	for p in "${PIDS[@]}"; do
-		[ "$p" = "$1" ] || new+=("$p")
-	done
-	PIDS=("${new[@]}")
-}
-
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-	remove_pid "$1"
-}
-
-wait_event() {
-	local pid=$1 file=$2 expr=$3 i
-	for ((i = 0; i < START_TIMEOUT; i++)); do
-		if "$NODE" events.mjs "$file" "$expr" 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-start_bg() {
-	local name=$1
-	shift
-	timeout -k 5 "$LONG_TIMEOUT" "$@" >"$LOGDIR/$name.out" 2>"$LOGDIR/$name.err" &
-	BG_PID=$!
-	PIDS+=("$BG_PID")
-}
-
-run() {
-	local name=$1
-	shift
-	timeout -k 5 "$RUN_TIMEOUT" "$@" >"$LOGDIR/$name.out" 2>"$LOGDIR/$name.err"
-	RC=$?
 }
 
 JS=("$NODE" --import ./polyfill.mjs peer.mjs)

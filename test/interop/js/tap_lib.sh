@@ -84,3 +84,75 @@ check() {
 get() {
 	"$NODE" events.mjs --print "$1" "$2" 2>/dev/null
 }
+
+# ---- processes (need LOGDIR, PIDS, RUN_TIMEOUT, LONG_TIMEOUT, START_TIMEOUT)
+
+# finish: the TAP plan and totals; exits 0 when nothing failed
+finish() {
+	echo "1..$N"
+	echo "# $PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+	exit $?
+}
+
+remove_pid() {
+	local p new=()
+	for p in "${PIDS[@]}"; do
+		[ "$p" = "$1" ] || new+=("$p")
+	done
+	PIDS=("${new[@]}")
+}
+
+# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL; sets STOP_RC (the exit status)
+stop_pid() {
+	local pid=$1 i
+	STOP_RC=255
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid" 2>/dev/null
+			STOP_RC=$?
+			remove_pid "$pid"
+			return 0
+		fi
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	remove_pid "$pid"
+	return 1
+}
+
+# wait_event PID FILE EXPR [WORD]: waits (START_TIMEOUT tenths of a second at
+# most) until EXPR holds on FILE; false if PID died first. With WORD, node
+# (events.mjs) runs only once FILE contains WORD: a node start-up per poll
+# costs about 2 s of CPU while js-libp2p loads beside it.
+wait_event() {
+	local pid=$1 file=$2 expr=$3 word=${4:-} i
+	for ((i = 0; i < START_TIMEOUT; i++)); do
+		if { [ -z "$word" ] || grep -q -- "$word" "$file" 2>/dev/null; } &&
+			"$NODE" events.mjs "$file" "$expr" 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# start_bg NAME CMD...: runs CMD in the background under timeout; sets BG_PID
+start_bg() {
+	local name=$1
+	shift
+	timeout -k 5 "$LONG_TIMEOUT" "$@" >"$LOGDIR/$name.out" 2>"$LOGDIR/$name.err" &
+	BG_PID=$!
+	PIDS+=("$BG_PID")
+}
+
+# run NAME CMD...: runs CMD to completion (bounded); sets RC
+run() {
+	local name=$1
+	shift
+	timeout -k 5 "$RUN_TIMEOUT" "$@" >"$LOGDIR/$name.out" 2>"$LOGDIR/$name.err"
+	RC=$?
+}

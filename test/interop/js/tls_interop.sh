@@ -37,42 +37,6 @@ if "$GN_CLI" ping /ip4/127.0.0.1/tcp/9 --security tls --timeout 1 2>&1 | grep -q
 fi
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/gn-tls-interop.XXXXXX")
 
-# wait_event PID FILE EXPR WORD: until EXPR holds in FILE. A node process
-# (events.mjs) starts only once FILE contains WORD: polling with node every
-# 0.1 s cost a node start-up per poll while js-libp2p loads (about 2 s).
-wait_event() {
-	local pid=$1 file=$2 expr=$3 word=$4 i
-	for ((i = 0; i < START_TIMEOUT; i++)); do
-		if grep -q -- "$word" "$file" 2>/dev/null &&
-			"$NODE" events.mjs "$file" "$expr" 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-start_bg() {
-	local name=$1
-	shift
-	timeout -k 5 "$LONG_TIMEOUT" "$@" >"$LOGDIR/$name.out" 2>"$LOGDIR/$name.err" &
-	BG_PID=$!
-	PIDS+=("$BG_PID")
-}
-
-run() {
-	local name=$1
-	shift
-	timeout -k 5 "$RUN_TIMEOUT" "$@" >"$LOGDIR/$name.out" 2>"$LOGDIR/$name.err"
-	RC=$?
-}
-
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-
 GN=("$GN_CLI" --json)
 JS=("$NODE" --import ./polyfill.mjs tls_peer.mjs)
 echo "TAP version 13"
