@@ -165,7 +165,7 @@ suite_sanitizers() {
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false &&
         meson test -C build-asan --print-errorlogs --num-processes "$jobs" -t 3 --no-suite slow \
-            --no-suite manual
+            --no-suite manual --no-suite rig
 }
 
 # Only the fuzz targets (and the library they link) are built here: the rest
