@@ -219,12 +219,38 @@ typedef struct id_self {
  * signs with the identity key (about 1 ms for RSA-2048), hence the cache.
  * On failure the record is left out of identify (logged).
  */
+/* True when the cached record's key (varint-length-prefixed address bytes)
+ * is @addrs: compared in place, so an unchanged address set costs no
+ * allocation on every identify reply. */
+static bool id_record_key_is(const idp *st, const gn_multiaddr *const *addrs, size_t naddrs,
+                             size_t kl)
+{
+    if (!st->rec || st->rec_key_len != kl) {
+        return false;
+    }
+    size_t p = 0;
+    for (size_t i = 0; i < naddrs; i++) {
+        gn_slice b = gn_multiaddr_bytes(addrs[i]);
+        uint8_t lp[10];
+        int ll = gn_varint_encode(b.len, lp, sizeof lp);
+        if (ll < 0 || memcmp(st->rec_key + p, lp, (size_t)ll) != 0 ||
+            memcmp(st->rec_key + p + ll, b.base, b.len) != 0) {
+            return false;
+        }
+        p += (size_t)ll + b.len;
+    }
+    return true;
+}
+
 static gn_slice id_self_record(idp *st, const gn_multiaddr *const *addrs, size_t naddrs)
 {
     size_t kl = 0;
     for (size_t i = 0; i < naddrs; i++) {
         size_t bl = gn_multiaddr_bytes(addrs[i]).len;
         kl += gn_varint_len(bl) + bl;
+    }
+    if (id_record_key_is(st, addrs, naddrs, kl)) {
+        return gn_slice_of(st->rec, st->rec_len);
     }
     uint8_t *key = gn_malloc(kl ? kl : 1);
     if (!key) {
@@ -236,10 +262,6 @@ static gn_slice id_self_record(idp *st, const gn_multiaddr *const *addrs, size_t
         p += (size_t)gn_varint_encode(b.len, key + p, kl - p); /* keeps the joins apart */
         memcpy(key + p, b.base, b.len);
         p += b.len;
-    }
-    if (st->rec && st->rec_key_len == kl && memcmp(st->rec_key, key, kl) == 0) {
-        gn_free(key);
-        return gn_slice_of(st->rec, st->rec_len);
     }
     gn_host *h = st->p->host;
     gn_peer_id self;
