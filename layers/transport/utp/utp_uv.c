@@ -702,9 +702,11 @@ static void utp_conn_destroy(utp_conn *c)
         gni_utp_stats st;
         gni_utp_get_stats(c->u, &st);
         GN_LOG(GN_LOG_DEBUG, "utp",
-               "conn %u end: sent %llu resent %llu recv %llu dup %llu cwnd %zu srtt %llu us",
+               "conn %u end: sent %llu resent %llu (fast %llu, RTO expiries %llu) recv %llu "
+               "dup %llu cwnd %zu srtt %llu us",
                (unsigned)gni_utp_recv_id(c->u), (unsigned long long)st.sent_packets,
-               (unsigned long long)st.resent_packets, (unsigned long long)st.recv_packets,
+               (unsigned long long)st.resent_packets, (unsigned long long)st.fast_resends,
+               (unsigned long long)st.rto_expiries, (unsigned long long)st.recv_packets,
                (unsigned long long)st.dup_packets, st.cwnd, (unsigned long long)(st.srtt / 1000));
     }
     gni_utp_free(c->u);
