@@ -37,7 +37,7 @@
 set -u
 BUILD=${1:-}
 CLI="$BUILD/tools/golemnet"
-BYTES=${GN_UTP_NETEM_BYTES:-24MiB}
+BYTES=${GN_UTP_NETEM_BYTES:-64MiB}
 FAULT_DIRS=${GN_UTP_NETEM_FAULTS:-data}
 MTU=${GN_UTP_NETEM_MTU:-9000}
 # namespaces named after this shell's PID, interfaces created inside them:
