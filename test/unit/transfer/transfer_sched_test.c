@@ -1,0 +1,363 @@
+/*
+ * The multi-source scheduler (protocols/transfer/xfer_sched.c,
+ * docs/protocols/transfer.md section 7) against simulated providers on a
+ * fake clock: each provider serves its requests in order at a fixed rate,
+ * answers a CANCEL of a request it has not started with SKIP, and may
+ * vanish, be corrupt, or lack chunks. Checks: four providers share the
+ * work and every chunk arrives once (plus bounded endgame duplicates); a
+ * provider vanishing mid-way has its chunks re-asked elsewhere; a slow
+ * provider does not hold the tail (endgame duplicates, cancels to the
+ * loser); a corrupt provider is banned; resume asks only for missing
+ * chunks; a provider's NOT_HAVE is remembered; the per-provider window.
+ */
+#include "gn_test.h"
+#include "xfer.h"
+
+#include "golemnet/err.h"
+
+#define CH 16384u
+#define STEP (250 * GN_US)
+
+typedef struct simp {
+    gn_time per_chunk; /* service time */
+    uint64_t q[GNI_XFER_WINDOW];
+    unsigned qn;
+    gn_time head_done; /* when q[0] completes (0: not started) */
+    gn_time vanish_at; /* 0: never */
+    bool gone, corrupt, added;
+    uint64_t served, canceled_skips;
+    int pid;
+} simp;
+
+typedef struct sim {
+    gni_xfer_sched *s;
+    gni_xfer_manifest m;
+    simp p[8];
+    unsigned np;
+    uint64_t delivered_new, delivered_dup, cancels;
+    gn_time finished;
+    uint8_t *got;
+} sim;
+
+static void sim_init(sim *x, uint64_t leaves, const uint8_t *done, const gni_xfer_sched_cfg *cfg)
+{
+    memset(x, 0, sizeof *x);
+    x->m.chunk_size = CH;
+    x->m.total_size = leaves * CH;
+    x->m.leaf_count = leaves;
+    x->got = calloc(1, leaves + 1);
+    CHECK_EQ(gni_xfer_sched_new(&x->m, done, cfg, &x->s), 0);
+}
+
+static simp *sim_add(sim *x, gn_time per_chunk)
+{
+    simp *p = &x->p[x->np++];
+    p->per_chunk = per_chunk;
+    p->pid = gni_xfer_sched_add(x->s);
+    CHECK(p->pid >= 0);
+    CHECK_EQ(gni_xfer_sched_have_all(x->s, p->pid), 0);
+    return p;
+}
+
+static simp *sim_by_pid(sim *x, int pid)
+{
+    for (unsigned i = 0; i < x->np; i++)
+        if (x->p[i].pid == pid)
+            return &x->p[i];
+    CHECK(0);
+    return NULL;
+}
+
+/* runs until complete or @limit; returns the finishing time */
+static gn_time sim_run(sim *x, gn_time limit)
+{
+    for (gn_time now = STEP; now <= limit; now += STEP) {
+        int pid;
+        uint64_t idx;
+        for (unsigned i = 0; i < x->np; i++) {
+            simp *p = &x->p[i];
+            if (p->vanish_at && now >= p->vanish_at && !p->gone) {
+                p->gone = true;
+                p->qn = 0;
+                CHECK_EQ(gni_xfer_sched_drop(x->s, p->pid, GN_ECONNRESET), 0);
+            }
+        }
+        while (gni_xfer_sched_next(x->s, now, &pid, &idx) == 1) {
+            simp *p = sim_by_pid(x, pid);
+            CHECK(!p->gone);
+            CHECK(p->qn < GNI_XFER_WINDOW);
+            for (unsigned k = 0; k < p->qn; k++)
+                CHECK(p->q[k] != idx); /* never the same chunk twice at one provider */
+            CHECK(!gni_xfer_bit(gni_xfer_sched_bitmap(x->s), idx));
+            p->q[p->qn++] = idx;
+            CHECK_EQ(gni_xfer_sched_inflight(x->s, pid), p->qn);
+        }
+        while (gni_xfer_sched_next_cancel(x->s, &pid, &idx) == 1) {
+            simp *p = sim_by_pid(x, pid);
+            x->cancels++;
+            for (unsigned k = 0; k < p->qn; k++) {
+                if (p->q[k] != idx)
+                    continue;
+                if (k == 0 && p->head_done)
+                    break; /* already on the wire: it arrives and is a duplicate */
+                memmove(&p->q[k], &p->q[k + 1], (p->qn - k - 1) * sizeof p->q[0]);
+                p->qn--;
+                p->canceled_skips++;
+                CHECK_EQ(gni_xfer_sched_skip(x->s, pid, idx, GNI_XFER_SKIP_CANCELED), 0);
+                break;
+            }
+        }
+        for (unsigned i = 0; i < x->np; i++) {
+            simp *p = &x->p[i];
+            if (p->gone || p->qn == 0)
+                continue;
+            if (!p->head_done)
+                p->head_done = now + p->per_chunk;
+            if (now < p->head_done)
+                continue;
+            uint64_t c = p->q[0];
+            memmove(&p->q[0], &p->q[1], (p->qn - 1) * sizeof p->q[0]);
+            p->qn--;
+            p->head_done = 0;
+            if (p->corrupt) {
+                /* the stream core says GN_EDECRYPT: drop and ban */
+                p->gone = true;
+                p->qn = 0;
+                CHECK_EQ(gni_xfer_sched_drop(x->s, p->pid, GN_EDECRYPT), 0);
+                continue;
+            }
+            p->served++;
+            int rc = gni_xfer_sched_done(x->s, p->pid, c, CH, now);
+            CHECK(rc == 0 || rc == 1);
+            if (rc == 1) {
+                CHECK(!x->got[c]);
+                x->got[c] = 1;
+                x->delivered_new++;
+            } else {
+                x->delivered_dup++;
+            }
+        }
+        if (gni_xfer_sched_complete(x->s)) {
+            x->finished = now;
+            return now;
+        }
+    }
+    return 0;
+}
+
+static void sim_fini(sim *x)
+{
+    gni_xfer_sched_free(x->s);
+    free(x->got);
+}
+
+GN_TEST(four_providers)
+{
+    sim x;
+    sim_init(&x, 400, NULL, NULL);
+    for (int i = 0; i < 4; i++)
+        sim_add(&x, 1 * GN_MS);
+    gn_time t = sim_run(&x, 10 * GN_S);
+    CHECK(t > 0);
+    CHECK_EQ(x.delivered_new, 400);
+    CHECK_EQ(gni_xfer_sched_done_bytes(x.s), 400 * CH);
+    /* the work is shared: each served at least a fifth; about 100 ms total */
+    for (int i = 0; i < 4; i++)
+        CHECK(x.p[i].served >= 80);
+    CHECK(t < 130 * GN_MS);
+    /* endgame duplicates are bounded by the tail, not the file */
+    CHECK(x.delivered_dup <= 4 * GNI_XFER_WINDOW);
+    sim_fini(&x);
+}
+
+GN_TEST(provider_vanishes)
+{
+    sim x;
+    sim_init(&x, 400, NULL, NULL);
+    for (int i = 0; i < 4; i++)
+        sim_add(&x, 1 * GN_MS);
+    x.p[2].vanish_at = 40 * GN_MS;
+    gn_time t = sim_run(&x, 10 * GN_S);
+    CHECK(t > 0);
+    CHECK_EQ(x.delivered_new, 400);
+    CHECK(x.p[2].served > 0 && x.p[2].served < 60);
+    CHECK(!gni_xfer_sched_banned(x.s, x.p[2].pid));
+    CHECK_EQ(gni_xfer_sched_inflight(x.s, x.p[2].pid), 0);
+    /* nothing is asked of it after it is gone (sim_run checks) and the others
+     * finish its share: 400 chunks by 3 at 1 ms, about 135 ms */
+    CHECK(t < 170 * GN_MS);
+    sim_fini(&x);
+}
+
+GN_TEST(all_providers_vanish_then_one_returns)
+{
+    sim x;
+    sim_init(&x, 50, NULL, NULL);
+    simp *a = sim_add(&x, 1 * GN_MS);
+    a->vanish_at = 10 * GN_MS;
+    CHECK_EQ(sim_run(&x, 100 * GN_MS), 0);
+    CHECK(gni_xfer_sched_done_cnt(x.s) > 0 && gni_xfer_sched_done_cnt(x.s) < 50);
+    /* a new provider (the driver found another) picks up the rest */
+    sim_add(&x, 1 * GN_MS);
+    CHECK(sim_run(&x, 10 * GN_S) > 0);
+    CHECK_EQ(x.delivered_new, 50);
+    sim_fini(&x);
+}
+
+GN_TEST(slow_peer_does_not_hold_the_tail)
+{
+    sim x;
+    sim_init(&x, 64, NULL, NULL);
+    simp *fast = sim_add(&x, 1 * GN_MS);
+    simp *slow = sim_add(&x, 500 * GN_MS);
+    gn_time t = sim_run(&x, 60 * GN_S);
+    CHECK(t > 0);
+    CHECK_EQ(x.delivered_new, 64);
+    /* the slow provider took up to a window of chunks at the start; without
+     * endgame they would take 500 ms each (16 s); with it the fast one
+     * duplicates them and the slow one's copies are canceled */
+    printf("# finished at %llu ms, fast %llu, slow %llu, cancels %llu, dups %llu\n",
+           (unsigned long long)(t / GN_MS), (unsigned long long)fast->served,
+           (unsigned long long)slow->served, (unsigned long long)x.cancels,
+           (unsigned long long)x.delivered_dup);
+    CHECK(t < 600 * GN_MS);
+    CHECK(fast->served >= 60);
+    CHECK(x.cancels > 0);
+    CHECK(slow->canceled_skips > 0);
+    sim_fini(&x);
+}
+
+GN_TEST(stalled_peer_duplicated_after_stall_time)
+{
+    gni_xfer_sched_cfg c;
+    gni_xfer_sched_cfg_default(&c);
+    c.stall_time = 2 * GN_S;
+    c.max_copies = 2;
+    sim x;
+    sim_init(&x, 8, NULL, &c);
+    simp *dead = sim_add(&x, 1000 * GN_S); /* connected, never answers */
+    CHECK_EQ(sim_run(&x, 100 * GN_MS), 0);
+    CHECK(gni_xfer_sched_inflight(x.s, dead->pid) == 8);
+    /* a fast provider arrives: it duplicates the stalled chunks */
+    sim_add(&x, 1 * GN_MS);
+    gn_time t = sim_run(&x, 30 * GN_S);
+    CHECK(t > 0);
+    CHECK_EQ(x.delivered_new, 8);
+    sim_fini(&x);
+}
+
+GN_TEST(corrupt_provider_banned)
+{
+    sim x;
+    sim_init(&x, 200, NULL, NULL);
+    sim_add(&x, 1 * GN_MS);
+    simp *bad = sim_add(&x, 1 * GN_MS);
+    bad->corrupt = true;
+    sim_add(&x, 1 * GN_MS);
+    gn_time t = sim_run(&x, 10 * GN_S);
+    CHECK(t > 0);
+    CHECK_EQ(x.delivered_new, 200);
+    CHECK(gni_xfer_sched_banned(x.s, bad->pid));
+    CHECK_EQ(bad->served, 0);
+    sim_fini(&x);
+}
+
+GN_TEST(resume_asks_only_missing)
+{
+    uint8_t done[13] = {0};
+    for (unsigned i = 0; i < 100; i += 2)
+        done[i >> 3] |= (uint8_t)(1u << (i & 7));
+    done[12] |= 0xf0; /* bits past chunk 99 are ignored */
+    sim x;
+    sim_init(&x, 100, done, NULL);
+    CHECK_EQ(gni_xfer_sched_done_cnt(x.s), 50);
+    sim_add(&x, 1 * GN_MS);
+    CHECK(sim_run(&x, 10 * GN_S) > 0);
+    CHECK_EQ(x.delivered_new, 50);
+    for (unsigned i = 0; i < 100; i++)
+        CHECK_EQ(x.got[i], i % 2);
+    sim_fini(&x);
+}
+
+GN_TEST(partial_providers_and_not_have)
+{
+    sim x;
+    sim_init(&x, 100, NULL, NULL);
+    /* a has chunks 0..59, b has 40..99 */
+    simp *a = &x.p[x.np++];
+    a->per_chunk = 1 * GN_MS;
+    a->pid = gni_xfer_sched_add(x.s);
+    CHECK_EQ(gni_xfer_sched_have(x.s, a->pid, 0, 60), 0);
+    simp *b = &x.p[x.np++];
+    b->per_chunk = 1 * GN_MS;
+    b->pid = gni_xfer_sched_add(x.s);
+    CHECK_EQ(gni_xfer_sched_have(x.s, b->pid, 40, 60), 0);
+    CHECK_EQ(gni_xfer_sched_have(x.s, b->pid, 41, 60), GN_EINVAL);
+    /* b says NOT_HAVE for 50 once asked: never asked again */
+    int pid;
+    uint64_t idx;
+    unsigned guard = 0;
+    while (guard++ < 1000 && gni_xfer_sched_next(x.s, STEP, &pid, &idx) == 1) {
+        if (pid == b->pid && idx == 50) {
+            CHECK_EQ(gni_xfer_sched_skip(x.s, pid, idx, GNI_XFER_SKIP_NOT_HAVE), 0);
+            break;
+        }
+        simp *p = sim_by_pid(&x, pid);
+        p->q[p->qn++] = idx;
+    }
+    CHECK(sim_run(&x, 10 * GN_S) > 0);
+    CHECK_EQ(x.delivered_new, 100);
+    sim_fini(&x);
+    /* a provider that is the only source and lacks a chunk: the download
+     * cannot finish, and the scheduler stops asking */
+    sim_init(&x, 10, NULL, NULL);
+    simp *c = sim_add(&x, 1 * GN_MS);
+    CHECK_EQ(gni_xfer_sched_next(x.s, STEP, &pid, &idx), 1);
+    CHECK_EQ(idx, 0);
+    CHECK_EQ(gni_xfer_sched_skip(x.s, c->pid, 0, GNI_XFER_SKIP_NOT_HAVE), 0);
+    c->qn = 0;
+    while (gni_xfer_sched_next(x.s, STEP, &pid, &idx) == 1)
+        CHECK(idx != 0);
+    sim_fini(&x);
+}
+
+GN_TEST(window_follows_rate)
+{
+    gni_xfer_sched_cfg c;
+    gni_xfer_sched_cfg_default(&c);
+    c.initial_rate = 16384; /* one chunk a second: window_min */
+    sim x;
+    sim_init(&x, 1000, NULL, &c);
+    simp *p = sim_add(&x, 1 * GN_MS);
+    int pid;
+    uint64_t idx;
+    unsigned n = 0;
+    while (gni_xfer_sched_next(x.s, STEP, &pid, &idx) == 1)
+        p->q[p->qn++] = idx, n++;
+    CHECK_EQ(n, c.window_min);
+    /* after it has measured 16 MB/s the window opens to the maximum */
+    CHECK(sim_run(&x, 10 * GN_S) > 0);
+    CHECK_EQ(x.delivered_new, 1000);
+    /* a bad configuration */
+    gni_xfer_sched *s;
+    c.window_max = GNI_XFER_WINDOW + 1;
+    CHECK_EQ(gni_xfer_sched_new(&x.m, NULL, &c, &s), GN_EINVAL);
+    sim_fini(&x);
+}
+
+GN_TEST(provider_limit)
+{
+    sim x;
+    sim_init(&x, 4, NULL, NULL);
+    for (unsigned i = 0; i < GNI_XFER_SCHED_MAX_PROV; i++)
+        CHECK_EQ(gni_xfer_sched_add(x.s), (int)i);
+    CHECK_EQ(gni_xfer_sched_add(x.s), GN_ELIMIT);
+    CHECK_EQ(gni_xfer_sched_have_all(x.s, GNI_XFER_SCHED_MAX_PROV), GN_EINVAL);
+    sim_fini(&x);
+}
+
+GN_TEST_MAIN(GN_T(four_providers), GN_T(provider_vanishes),
+             GN_T(all_providers_vanish_then_one_returns), GN_T(slow_peer_does_not_hold_the_tail),
+             GN_T(stalled_peer_duplicated_after_stall_time), GN_T(corrupt_provider_banned),
+             GN_T(resume_asks_only_missing), GN_T(partial_providers_and_not_have),
+             GN_T(window_follows_rate), GN_T(provider_limit))

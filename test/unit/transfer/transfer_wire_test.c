@@ -1,0 +1,573 @@
+/*
+ * /golem/transfer/1.0.0 codec and stream cores (protocols/transfer/
+ * xfer_wire.c, docs/protocols/transfer.md sections 4-6): round trips of
+ * every message type, every bound violation of the decoder, a requester
+ * and a provider back to back (whole transfers of empty, one-chunk and
+ * odd-sized resources fed byte by byte and in bulk), the window, cancel,
+ * not-have, a corrupt provider, an unknown CID, protocol violations.
+ */
+#include "gn_test.h"
+#include "xfer.h"
+
+#include "golemnet/err.h"
+#include "golemnet/multiformats.h"
+
+typedef struct res {
+    uint8_t *data;
+    size_t len;
+    uint8_t *leaves;
+    gni_xfer_tree *t;
+    gni_xfer_manifest m;
+    uint8_t mb[GNI_XFER_MANIFEST_MAX];
+    int mb_len;
+    uint8_t cid[GNI_XFER_CID_LEN];
+} res;
+
+static void res_make(res *r, size_t n, uint32_t chunk)
+{
+    memset(r, 0, sizeof *r);
+    r->data = malloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++)
+        r->data[i] = (uint8_t)(i * 13 + (i >> 12));
+    r->len = n;
+    uint64_t lc = gni_xfer_leaf_count(n, chunk);
+    r->leaves = malloc(lc ? lc * 32 : 1);
+    for (uint64_t i = 0; i < lc; i++)
+        gni_xfer_leaf_hash(r->leaves + i * 32, r->data + i * chunk,
+                           i + 1 < lc ? chunk : n - i * chunk);
+    CHECK_EQ(gni_xfer_tree_new(r->leaves, lc, &r->t), 0);
+    r->m = (gni_xfer_manifest){.total_size = n, .chunk_size = chunk, .leaf_count = lc};
+    memcpy(r->m.root, gni_xfer_tree_root(r->t), 32);
+    r->mb_len = gni_xfer_manifest_encode(&r->m, r->mb, sizeof r->mb);
+    CHECK(r->mb_len > 0);
+    gni_xfer_cid(r->mb, (size_t)r->mb_len, r->cid);
+}
+
+static void res_free(res *r)
+{
+    gni_xfer_tree_free(r->t);
+    free(r->leaves);
+    free(r->data);
+}
+
+/* ---- codec ---- */
+
+static void roundtrip(const gni_xfer_msg *m)
+{
+    uint8_t buf[GNI_XFER_MSG_MAX + 16];
+    int n = gni_xfer_msg_encode(m, buf, sizeof buf);
+    CHECK(n > 0);
+    uint64_t bl;
+    int pl = gn_varint_decode(buf, (size_t)n, &bl);
+    CHECK(pl > 0);
+    CHECK_EQ(bl + (uint64_t)pl, n);
+    gni_xfer_msg d;
+    gni_xfer_range rs[GNI_XFER_MAX_RANGES];
+    CHECK_EQ(gni_xfer_msg_decode(buf + pl, (size_t)bl, &d, rs), 0);
+    CHECK_EQ(d.type, m->type);
+    CHECK_EQ(d.code, m->code);
+    CHECK_EQ(d.index, m->index);
+    CHECK_EQ(d.range_cnt, m->range_cnt);
+    for (size_t i = 0; i < d.range_cnt; i++) {
+        CHECK_EQ(d.ranges[i].start, m->ranges[i].start);
+        CHECK_EQ(d.ranges[i].count, m->ranges[i].count);
+    }
+    CHECK_EQ(d.bytes.len, m->bytes.len);
+    if (d.bytes.len)
+        CHECK_MEM(d.bytes.base, m->bytes.base, d.bytes.len);
+    CHECK_EQ(d.proof_cnt, m->proof_cnt);
+    if (d.proof_cnt)
+        CHECK_MEM(d.proof, m->proof, d.proof_cnt * 32u);
+    /* every short output buffer is GN_ENOSPC */
+    for (int k = 0; k < n && k < 300; k++)
+        CHECK_EQ(gni_xfer_msg_encode(m, buf, (size_t)k), GN_ENOSPC);
+    /* every truncation of a body without trailing bytes fails (the others
+     * end in bytes of any length: truncating those leaves a valid message) */
+    if (m->type == GNI_XFER_T_HAVE || m->type == GNI_XFER_T_WANT || m->type == GNI_XFER_T_CANCEL ||
+        m->type == GNI_XFER_T_SKIP)
+        for (uint64_t k = 0; k < bl && k < 300; k++)
+            CHECK(gni_xfer_msg_decode(buf + pl, (size_t)k, &d, rs) < 0);
+}
+
+GN_TEST(codec_roundtrip_every_type)
+{
+    static uint8_t big[GNI_XFER_CHUNK_MAX];
+    uint8_t cid[38] = {1, 0x55, 0xa0, 0xe4, 0x02, 0x20, 9};
+    uint8_t proof[GNI_XFER_DEPTH_MAX * 32];
+    for (size_t i = 0; i < sizeof proof; i++)
+        proof[i] = (uint8_t)i;
+    gni_xfer_range g[GNI_XFER_MAX_RANGES];
+    for (unsigned i = 0; i < GNI_XFER_MAX_RANGES; i++)
+        g[i] = (gni_xfer_range){(uint64_t)i * 1000, i + 1};
+    g[GNI_XFER_MAX_RANGES - 1] = (gni_xfer_range){(1ull << 36) - 5, 5}; /* the last index */
+    gni_xfer_msg m[] = {
+        {.type = GNI_XFER_T_GET_MANIFEST, .bytes = gn_slice_of(cid, 38)},
+        {.type = GNI_XFER_T_MANIFEST, .bytes = gn_slice_of(big, GNI_XFER_MANIFEST_MAX)},
+        {.type = GNI_XFER_T_HAVE, .code = 1},
+        {.type = GNI_XFER_T_HAVE, .ranges = g, .range_cnt = GNI_XFER_MAX_RANGES},
+        {.type = GNI_XFER_T_WANT, .ranges = g, .range_cnt = 1},
+        {.type = GNI_XFER_T_CANCEL, .ranges = g, .range_cnt = 3},
+        {.type = GNI_XFER_T_SKIP, .code = GNI_XFER_SKIP_NOT_HAVE, .ranges = g, .range_cnt = 2},
+        {.type = GNI_XFER_T_SKIP, .code = GNI_XFER_SKIP_CANCELED, .ranges = g + 5, .range_cnt = 1},
+        {.type = GNI_XFER_T_CHUNK, .index = 7, .proof = proof, .proof_cnt = 3,
+         .bytes = gn_slice_of(big, 1)},
+        {.type = GNI_XFER_T_CHUNK, .index = (1ull << 36) - 1, .proof = proof,
+         .proof_cnt = GNI_XFER_DEPTH_MAX, .bytes = gn_slice_of(big, GNI_XFER_CHUNK_MAX)},
+        {.type = GNI_XFER_T_ERROR, .code = GNI_XFER_ERR_NOT_FOUND,
+         .bytes = gn_slice_of("no such resource", 16)},
+        {.type = GNI_XFER_T_ERROR, .code = 77},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        roundtrip(&m[i]);
+}
+
+/* decodes a body given as bytes */
+static int dec(const uint8_t *b, size_t n)
+{
+    gni_xfer_msg d;
+    gni_xfer_range rs[GNI_XFER_MAX_RANGES];
+    return gni_xfer_msg_decode(b, n, &d, rs);
+}
+
+GN_TEST(codec_bounds)
+{
+    static uint8_t b[GNI_XFER_MSG_MAX + 16];
+    gni_xfer_range g[GNI_XFER_MAX_RANGES + 1];
+    for (unsigned i = 0; i <= GNI_XFER_MAX_RANGES; i++)
+        g[i] = (gni_xfer_range){i * 2ull, 1};
+    uint8_t out[4096];
+    /* 65 ranges: the encoder refuses, a hand-made body is GN_ETOOBIG */
+    gni_xfer_msg m = {.type = GNI_XFER_T_WANT, .ranges = g, .range_cnt = GNI_XFER_MAX_RANGES + 1};
+    CHECK_EQ(gni_xfer_msg_encode(&m, out, sizeof out), GN_EINVAL);
+    b[0] = GNI_XFER_T_WANT;
+    b[1] = GNI_XFER_MAX_RANGES + 1;
+    for (unsigned i = 0; i <= GNI_XFER_MAX_RANGES; i++)
+        b[2 + 2 * i] = (uint8_t)(2 * i), b[3 + 2 * i] = 1;
+    CHECK_EQ(dec(b, 2 + 2 * (GNI_XFER_MAX_RANGES + 1)), GN_ETOOBIG);
+    b[1] = GNI_XFER_MAX_RANGES;
+    CHECK_EQ(dec(b, 2 + 2 * GNI_XFER_MAX_RANGES), 0);
+    /* zero ranges, a zero count, overlapping, out of order, beyond 2^36, trailing */
+    static const uint8_t bad[][8] = {
+        {GNI_XFER_T_WANT, 0},
+        {GNI_XFER_T_WANT, 1, 0, 0},
+        {GNI_XFER_T_WANT, 2, 0, 3, 2, 1},
+        {GNI_XFER_T_CANCEL, 2, 5, 1, 4, 1},
+        {GNI_XFER_T_WANT, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
+        {GNI_XFER_T_WANT, 1, 0, 1, 0},
+        {GNI_XFER_T_WANT, 1, 0x80, 0x00, 1}, /* non-minimal varint */
+        {GNI_XFER_T_HAVE, 2, 0},             /* bad flags */
+        {GNI_XFER_T_HAVE, 1, 1, 0, 1},       /* all + ranges */
+        {GNI_XFER_T_HAVE, 0, 0},             /* nothing */
+        {GNI_XFER_T_SKIP, 3, 1, 0, 1},       /* bad reason */
+        {GNI_XFER_T_ERROR, 0},               /* code 0 */
+        {GNI_XFER_T_CHUNK, 0, 0},            /* no data */
+        {GNI_XFER_T_CHUNK, 0, 2, 1},         /* proof truncated */
+        {9},
+        {0},
+    };
+    static const size_t bad_len[] = {2, 4, 6, 6, 8, 5, 5, 3, 5, 3, 5, 2, 3, 4, 1, 1};
+    for (size_t i = 0; i < sizeof bad_len / sizeof bad_len[0]; i++) {
+        int rc = dec(bad[i], bad_len[i]);
+        if (rc != GN_EBADFRAME)
+            printf("# case %zu: %d\n", i, rc);
+        CHECK_EQ(rc, GN_EBADFRAME);
+    }
+    CHECK_EQ(dec(b, 0), GN_EBADFRAME);
+    /* proof count above 36, chunk above 1 MiB, text above 256, CID above 64, manifest above 512 */
+    memset(b, 0, sizeof b);
+    b[0] = GNI_XFER_T_CHUNK, b[1] = 0, b[2] = GNI_XFER_DEPTH_MAX + 1;
+    CHECK_EQ(dec(b, 3 + 37 * 32 + 1), GN_ETOOBIG);
+    b[2] = 0;
+    CHECK_EQ(dec(b, 3 + GNI_XFER_CHUNK_MAX), 0);
+    CHECK_EQ(dec(b, 3 + GNI_XFER_CHUNK_MAX + 1), GN_ETOOBIG);
+    CHECK_EQ(dec(b, GNI_XFER_MSG_MAX + 1), GN_EFRAMESIZE);
+    b[0] = GNI_XFER_T_ERROR, b[1] = 1;
+    CHECK_EQ(dec(b, 2 + GNI_XFER_ERRTEXT_MAX), 0);
+    CHECK_EQ(dec(b, 2 + GNI_XFER_ERRTEXT_MAX + 1), GN_ETOOBIG);
+    b[0] = GNI_XFER_T_GET_MANIFEST;
+    CHECK_EQ(dec(b, 1 + GNI_XFER_CID_STR_MAX), 0);
+    CHECK_EQ(dec(b, 1 + GNI_XFER_CID_STR_MAX + 1), GN_ETOOBIG);
+    CHECK_EQ(dec(b, 1), GN_EBADFRAME);
+    b[0] = GNI_XFER_T_MANIFEST;
+    CHECK_EQ(dec(b, 1 + GNI_XFER_MANIFEST_MAX), 0);
+    CHECK_EQ(dec(b, 1 + GNI_XFER_MANIFEST_MAX + 1), GN_ETOOBIG);
+}
+
+/* ---- requester and provider back to back ---- */
+
+typedef struct pair {
+    gni_xfer_req *r;
+    gni_xfer_prov *p;
+    res *res;
+    uint8_t *got;     /* reassembled */
+    uint8_t *seen;    /* per chunk: delivered */
+    unsigned skips, errors, haves, manifests;
+    int req_rc, prov_rc;
+    unsigned prov_err_code; /* code of the last ERROR the provider received */
+    size_t step;      /* bytes per feed call (0: all at once) */
+    int corrupt_at;   /* flip a data byte of this chunk (-1: none) */
+} pair;
+
+static int feed_req(pair *x, const uint8_t *b, size_t n)
+{
+    while (n) {
+        size_t take = x->step && x->step < n ? x->step : n, used;
+        gni_xfer_ev ev;
+        int rc = gni_xfer_req_feed(x->r, b, take, &used, &ev);
+        b += used;
+        n -= used;
+        if (rc < 0)
+            return x->req_rc = rc;
+        if (rc == 1) {
+            switch (ev.type) {
+            case GNI_XFER_EV_MANIFEST:
+                x->manifests++;
+                CHECK_EQ(ev.manifest->total_size, x->res->len);
+                break;
+            case GNI_XFER_EV_HAVE:
+                x->haves++;
+                break;
+            case GNI_XFER_EV_CHUNK:
+                CHECK(!x->seen[ev.index]);
+                x->seen[ev.index] = 1;
+                memcpy(x->got + ev.index * x->res->m.chunk_size, ev.data.base, ev.data.len);
+                break;
+            case GNI_XFER_EV_SKIP:
+                x->skips++;
+                break;
+            case GNI_XFER_EV_ERROR:
+                x->errors++;
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/* moves bytes both ways until nothing moves */
+static void pump(pair *x)
+{
+    static uint8_t buf[GNI_XFER_CHUNK_MAX + GNI_XFER_CHUNK_HDR_MAX];
+    for (int moved = 1, rounds = 0; moved && rounds < 100000; rounds++) {
+        moved = 0;
+        gn_buf o;
+        gn_buf_init(&o, buf, 4096);
+        if (gni_xfer_req_drain(x->r, &o) > 0) {
+            moved = 1;
+            const uint8_t *b = o.pos;
+            size_t n = gn_buf_len(&o);
+            while (n && x->prov_rc >= 0) {
+                size_t used;
+                gni_xfer_ev ev;
+                int rc = gni_xfer_prov_feed(x->p, b, x->step && x->step < n ? x->step : n, &used,
+                                            &ev);
+                b += used, n -= used;
+                if (rc < 0)
+                    x->prov_rc = rc;
+                if (rc == 1 && ev.type == GNI_XFER_EV_ERROR) {
+                    x->errors++;
+                    x->prov_err_code = ev.code;
+                }
+            }
+        }
+        gn_buf_init(&o, buf, 4096);
+        if (gni_xfer_prov_drain(x->p, &o) > 0) {
+            moved = 1;
+            feed_req(x, o.pos, gn_buf_len(&o));
+        }
+        uint64_t idx;
+        if (gni_xfer_prov_next(x->p, &idx) == 1) {
+            moved = 1;
+            int hl = gni_xfer_prov_chunk_header(x->p, idx, buf, sizeof buf);
+            CHECK(hl > 0);
+            size_t dl = gni_xfer_chunk_len(&x->res->m, idx);
+            memcpy(buf + hl, x->res->data + idx * x->res->m.chunk_size, dl);
+            if ((int)idx == x->corrupt_at)
+                buf[hl + dl - 1] ^= 0x80;
+            feed_req(x, buf, (size_t)hl + dl);
+        }
+    }
+}
+
+static void pair_init(pair *x, res *r, const uint8_t *have, size_t step)
+{
+    memset(x, 0, sizeof *x);
+    x->res = r;
+    x->step = step;
+    x->corrupt_at = -1;
+    x->got = calloc(1, r->len + 1);
+    x->seen = calloc(1, r->m.leaf_count + 1);
+    CHECK_EQ(gni_xfer_req_new(r->cid, &x->r), 0);
+    CHECK_EQ(gni_xfer_prov_new(r->mb, (size_t)r->mb_len, r->t, have, &x->p), 0);
+}
+
+static void pair_fini(pair *x)
+{
+    gni_xfer_req_free(x->r);
+    gni_xfer_prov_free(x->p);
+    free(x->got);
+    free(x->seen);
+}
+
+/* requests every chunk, window by window */
+static void fetch_all(pair *x)
+{
+    uint64_t next = 0, n = x->res->m.leaf_count;
+    for (int guard = 0; guard < 10000; guard++) {
+        pump(x);
+        if (x->req_rc < 0 || x->prov_rc < 0)
+            return;
+        unsigned c = gni_xfer_req_credit(x->r);
+        if (next == n && gni_xfer_req_outstanding(x->r) == 0)
+            return;
+        if (c && next < n) {
+            uint64_t k = n - next < c ? n - next : c;
+            CHECK_EQ(gni_xfer_req_want(x->r, next, k), 0);
+            next += k;
+        }
+    }
+    CHECK(0);
+}
+
+static void transfer_case(size_t size, uint32_t chunk, size_t step)
+{
+    res r;
+    pair x;
+    res_make(&r, size, chunk);
+    pair_init(&x, &r, NULL, step);
+    fetch_all(&x);
+    CHECK_EQ(x.req_rc, 0);
+    CHECK_EQ(x.prov_rc, 0);
+    CHECK_EQ(x.manifests, 1);
+    CHECK_EQ(x.haves, 1);
+    CHECK_EQ(x.skips, 0);
+    for (uint64_t i = 0; i < r.m.leaf_count; i++)
+        CHECK(x.seen[i]);
+    if (size)
+        CHECK_MEM(x.got, r.data, size);
+    pair_fini(&x);
+    res_free(&r);
+}
+
+GN_TEST(transfer_empty)
+{
+    transfer_case(0, 16384, 0);
+}
+
+GN_TEST(transfer_one_chunk)
+{
+    transfer_case(1000, 16384, 0);
+    transfer_case(16384, 16384, 1); /* byte by byte */
+}
+
+GN_TEST(transfer_odd_sized)
+{
+    transfer_case(100 * 16384 + 77, 16384, 0); /* 101 chunks: more than 3 windows */
+    transfer_case(9 * 16384 + 1, 16384, 7);
+    transfer_case(3 * 1024 * 1024 + 5, 1024 * 1024, 0); /* largest chunks */
+}
+
+GN_TEST(window_enforced)
+{
+    res r;
+    pair x;
+    res_make(&r, 40 * 16384, 16384);
+    pair_init(&x, &r, NULL, 0);
+    CHECK_EQ(gni_xfer_req_want(x.r, 0, 1), GN_ESTATE); /* before the manifest */
+    pump(&x);
+    CHECK_EQ(gni_xfer_req_credit(x.r), GNI_XFER_WINDOW);
+    CHECK_EQ(gni_xfer_req_want(x.r, 0, GNI_XFER_WINDOW + 1), GN_EAGAIN);
+    CHECK_EQ(gni_xfer_req_want(x.r, 39, 2), GN_ERANGE);
+    CHECK_EQ(gni_xfer_req_want(x.r, 0, GNI_XFER_WINDOW), 0);
+    CHECK_EQ(gni_xfer_req_want(x.r, 0, 1), GN_EAGAIN);
+    CHECK_EQ(gni_xfer_req_credit(x.r), 0);
+    pair_fini(&x);
+    /* a requester that ignores the window: hand-made WANT of 33 chunks */
+    pair_init(&x, &r, NULL, 0);
+    pump(&x);
+    uint8_t w[64];
+    gni_xfer_range g = {0, GNI_XFER_WINDOW + 1};
+    gni_xfer_msg m = {.type = GNI_XFER_T_WANT, .ranges = &g, .range_cnt = 1};
+    int n = gni_xfer_msg_encode(&m, w, sizeof w);
+    size_t used;
+    gni_xfer_ev ev;
+    CHECK_EQ(gni_xfer_prov_feed(x.p, w, (size_t)n, &used, &ev), GN_EWINDOW);
+    /* the provider queued ERROR(LIMIT) */
+    uint8_t o[4096];
+    gn_buf ob;
+    gn_buf_init(&ob, o, sizeof o);
+    CHECK(gni_xfer_prov_drain(x.p, &ob) > 0);
+    CHECK_EQ(feed_req(&x, ob.pos, gn_buf_len(&ob)), 0);
+    CHECK_EQ(x.errors, 1);
+    pair_fini(&x);
+    /* a WANT beyond the last chunk */
+    pair_init(&x, &r, NULL, 0);
+    pump(&x);
+    g = (gni_xfer_range){39, 2};
+    n = gni_xfer_msg_encode(&m, w, sizeof w);
+    CHECK_EQ(gni_xfer_prov_feed(x.p, w, (size_t)n, &used, &ev), GN_EPROTO);
+    pair_fini(&x);
+    res_free(&r);
+}
+
+GN_TEST(cancel_and_not_have)
+{
+    res r;
+    pair x;
+    res_make(&r, 10 * 16384, 16384);
+    uint8_t have[2] = {0xff, 0x01}; /* chunks 0..8: the provider lacks chunk 9 */
+    pair_init(&x, &r, have, 0);
+    pump(&x);
+    CHECK_EQ(gni_xfer_req_want(x.r, 4, 6), 0);
+    CHECK_EQ(gni_xfer_req_cancel(x.r, 5), 0);
+    CHECK_EQ(gni_xfer_req_cancel(x.r, 5), GN_ENOTFOUND);
+    CHECK_EQ(gni_xfer_req_cancel(x.r, 0), GN_ENOTFOUND);
+    CHECK_EQ(gni_xfer_req_outstanding(x.r), 6);
+    pump(&x);
+    /* 4, 6, 7, 8 delivered; 5 skipped (canceled); 9 skipped (not have) */
+    CHECK(x.seen[4] && !x.seen[5] && x.seen[6] && x.seen[8] && !x.seen[9]);
+    CHECK_EQ(x.skips, 2);
+    CHECK_EQ(gni_xfer_req_outstanding(x.r), 0);
+    CHECK_EQ(gni_xfer_req_credit(x.r), GNI_XFER_WINDOW);
+    pair_fini(&x);
+    res_free(&r);
+}
+
+GN_TEST(corrupt_provider)
+{
+    res r;
+    pair x;
+    res_make(&r, 6 * 16384 + 9, 16384);
+    pair_init(&x, &r, NULL, 0);
+    x.corrupt_at = 3;
+    fetch_all(&x);
+    CHECK_EQ(x.req_rc, GN_EDECRYPT);
+    CHECK(!x.seen[3]);
+    /* the requester sent ERROR(CORRUPT) and refuses more input */
+    CHECK_EQ(x.errors, 1);
+    CHECK_EQ(x.prov_err_code, GNI_XFER_ERR_CORRUPT);
+    uint8_t o[4] = {0};
+    size_t used;
+    gni_xfer_ev ev;
+    CHECK_EQ(gni_xfer_req_feed(x.r, o, 1, &used, &ev), GN_ESTATE);
+    pair_fini(&x);
+    res_free(&r);
+}
+
+GN_TEST(wrong_manifest_and_cid)
+{
+    res r, other;
+    res_make(&r, 5 * 16384, 16384);
+    res_make(&other, 5 * 16384 + 1, 16384);
+    /* a requester for another CID: NOT_FOUND */
+    pair x;
+    pair_init(&x, &r, NULL, 0);
+    gni_xfer_req_free(x.r);
+    CHECK_EQ(gni_xfer_req_new(other.cid, &x.r), 0);
+    pump(&x);
+    CHECK_EQ(x.prov_rc, GN_ENOTFOUND);
+    CHECK_EQ(x.errors, 1);
+    CHECK_EQ(x.manifests, 0);
+    pair_fini(&x);
+    /* a provider that answers with a manifest not matching the CID */
+    gni_xfer_req *q;
+    CHECK_EQ(gni_xfer_req_new(r.cid, &q), 0);
+    uint8_t b[1024];
+    gni_xfer_msg m = {.type = GNI_XFER_T_MANIFEST, .bytes = gn_slice_of(other.mb, (size_t)other.mb_len)};
+    int n = gni_xfer_msg_encode(&m, b, sizeof b);
+    size_t used;
+    gni_xfer_ev ev;
+    CHECK_EQ(gni_xfer_req_feed(q, b, (size_t)n, &used, &ev), GN_EDECRYPT);
+    gni_xfer_req_free(q);
+    /* a provider whose tree is not the manifest's */
+    gni_xfer_prov *p;
+    CHECK_EQ(gni_xfer_prov_new(r.mb, (size_t)r.mb_len, other.t, NULL, &p), GN_EINVAL);
+    res_free(&r);
+    res_free(&other);
+}
+
+GN_TEST(protocol_violations)
+{
+    res r;
+    res_make(&r, 5 * 16384, 16384);
+    uint8_t b[4096], body[64];
+    size_t used;
+    gni_xfer_ev ev;
+    int n;
+    /* requester: a CHUNK never wanted, a second MANIFEST, WANT from the provider side,
+     * HAVE before MANIFEST, a frame above the bound */
+    {
+        pair x;
+        pair_init(&x, &r, NULL, 0);
+        pump(&x);
+        uint8_t hdr[GNI_XFER_CHUNK_HDR_MAX];
+        uint8_t pf[GNI_XFER_DEPTH_MAX][32];
+        int pc = gni_xfer_tree_proof(r.t, 2, pf);
+        gni_xfer_msg m = {.type = GNI_XFER_T_CHUNK, .index = 2, .proof = &pf[0][0],
+                          .proof_cnt = (unsigned)pc, .bytes = gn_slice_of(r.data + 2 * 16384, 16384)};
+        static uint8_t cb[20000];
+        n = gni_xfer_msg_encode(&m, cb, sizeof cb);
+        CHECK(n > 0);
+        CHECK_EQ(gni_xfer_req_feed(x.r, cb, (size_t)n, &used, &ev), GN_EPROTO);
+        (void)hdr;
+        pair_fini(&x);
+    }
+    static const struct {
+        gni_xfer_msg m;
+        int want;
+    } cases[] = {
+        {{.type = GNI_XFER_T_WANT}, GN_EPROTO},
+        {{.type = GNI_XFER_T_HAVE, .code = 1}, GN_EPROTO},
+        {{.type = GNI_XFER_T_GET_MANIFEST}, GN_EPROTO},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gni_xfer_req *q;
+        CHECK_EQ(gni_xfer_req_new(r.cid, &q), 0);
+        gni_xfer_msg m = cases[i].m;
+        gni_xfer_range g = {0, 1};
+        if (m.type == GNI_XFER_T_WANT)
+            m.ranges = &g, m.range_cnt = 1;
+        if (m.type == GNI_XFER_T_GET_MANIFEST)
+            m.bytes = gn_slice_of(r.cid, 38);
+        n = gni_xfer_msg_encode(&m, b, sizeof b);
+        CHECK(n > 0);
+        CHECK_EQ(gni_xfer_req_feed(q, b, (size_t)n, &used, &ev), cases[i].want);
+        gni_xfer_req_free(q);
+    }
+    /* a length prefix above GNI_XFER_MSG_MAX: refused before any allocation */
+    {
+        gni_xfer_req *q;
+        CHECK_EQ(gni_xfer_req_new(r.cid, &q), 0);
+        n = gn_varint_encode(GNI_XFER_MSG_MAX + 1, body, sizeof body);
+        CHECK_EQ(gni_xfer_req_feed(q, body, (size_t)n, &used, &ev), GN_EFRAMESIZE);
+        gni_xfer_req_free(q);
+    }
+    /* provider: WANT before GET_MANIFEST, CHUNK from the requester, twice GET_MANIFEST,
+     * a WANT of a chunk already wanted */
+    {
+        gni_xfer_prov *p;
+        CHECK_EQ(gni_xfer_prov_new(r.mb, (size_t)r.mb_len, r.t, NULL, &p), 0);
+        gni_xfer_range g = {0, 1};
+        gni_xfer_msg m = {.type = GNI_XFER_T_WANT, .ranges = &g, .range_cnt = 1};
+        n = gni_xfer_msg_encode(&m, b, sizeof b);
+        CHECK_EQ(gni_xfer_prov_feed(p, b, (size_t)n, &used, &ev), GN_EPROTO);
+        gni_xfer_prov_free(p);
+        CHECK_EQ(gni_xfer_prov_new(r.mb, (size_t)r.mb_len, r.t, NULL, &p), 0);
+        gni_xfer_msg gm = {.type = GNI_XFER_T_GET_MANIFEST, .bytes = gn_slice_of(r.cid, 38)};
+        int k = gni_xfer_msg_encode(&gm, b, sizeof b);
+        n = gni_xfer_msg_encode(&m, b + k, sizeof b - (size_t)k);
+        int k2 = gni_xfer_msg_encode(&m, b + k + n, sizeof b - (size_t)(k + n));
+        CHECK_EQ(gni_xfer_prov_feed(p, b, (size_t)(k + n + k2), &used, &ev), GN_EPROTO);
+        gni_xfer_prov_free(p);
+        CHECK_EQ(gni_xfer_prov_new(r.mb, (size_t)r.mb_len, r.t, NULL, &p), 0);
+        memcpy(b + k, b, (size_t)k);
+        CHECK_EQ(gni_xfer_prov_feed(p, b, (size_t)(2 * k), &used, &ev), GN_EPROTO);
+        gni_xfer_prov_free(p);
+    }
+    res_free(&r);
+}
+
+GN_TEST_MAIN(GN_T(codec_roundtrip_every_type), GN_T(codec_bounds), GN_T(transfer_empty),
+             GN_T(transfer_one_chunk), GN_T(transfer_odd_sized), GN_T(window_enforced),
+             GN_T(cancel_and_not_have), GN_T(corrupt_provider), GN_T(wrong_manifest_and_cid),
+             GN_T(protocol_violations))
