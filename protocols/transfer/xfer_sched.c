@@ -329,6 +329,8 @@ int gni_xfer_sched_done(gni_xfer_sched *s, int pid, uint64_t index, size_t len, 
         gn_time since = f.sent > p->last_arrival ? f.sent : p->last_arrival;
         if (now > since) {
             uint64_t sample = (uint64_t)((double)len * 1e9 / (double)(now - since));
+            if (sample == 0)
+                sample = 1; /* 0 means "not measured yet" */
             p->rate = p->rate ? (p->rate * 3 + sample) / 4 : sample;
         }
         p->last_arrival = now;
