@@ -118,7 +118,8 @@ static gn_time sim_run(sim *x, gn_time limit)
             uint64_t c = p->q[0];
             memmove(&p->q[0], &p->q[1], (p->qn - 1) * sizeof p->q[0]);
             p->qn--;
-            p->head_done = 0;
+            /* back to back: the next one was being served meanwhile */
+            p->head_done = p->qn ? p->head_done + p->per_chunk : 0;
             if (p->corrupt) {
                 /* the stream core says GN_EDECRYPT: drop and ban */
                 p->gone = true;
@@ -224,6 +225,20 @@ GN_TEST(slow_peer_does_not_hold_the_tail)
     CHECK(fast->served >= 60);
     CHECK(x.cancels > 0);
     CHECK(slow->canceled_skips > 0);
+    sim_fini(&x);
+    /* three fast sources and one 20 times slower: the slow one still
+     * contributes, and the whole takes about what the four rates allow
+     * (400 / 3.05 chunks per ms = 131 ms), not the slow one's queue */
+    sim_init(&x, 400, NULL, NULL);
+    for (int i = 0; i < 3; i++)
+        sim_add(&x, 1 * GN_MS);
+    slow = sim_add(&x, 20 * GN_MS);
+    t = sim_run(&x, 60 * GN_S);
+    printf("# 3 fast + 1 slow: %llu ms, slow served %llu, cancels %llu\n",
+           (unsigned long long)(t / GN_MS), (unsigned long long)slow->served,
+           (unsigned long long)x.cancels);
+    CHECK(t > 0 && t < 145 * GN_MS);
+    CHECK(slow->served > 0);
     sim_fini(&x);
 }
 

@@ -6,6 +6,7 @@
  * odd-sized resources fed byte by byte and in bulk), the window, cancel,
  * not-have, a corrupt provider, an unknown CID, protocol violations.
  */
+#include "gn_failalloc.h"
 #include "gn_test.h"
 #include "xfer.h"
 
@@ -567,7 +568,149 @@ GN_TEST(protocol_violations)
     res_free(&r);
 }
 
+
+/* ---- allocation failure: a whole transfer with the k-th allocation failing ---- */
+
+#define FA_CH 16384u
+#define FA_LEN (3u * FA_CH + 5u)
+static uint8_t fa_data[FA_LEN];
+static uint8_t fa_leaves[4 * 32];
+
+/* moves @n bytes of @b into the requester; GN_ENOMEM or 0 */
+static int fa_to_req(gni_xfer_req *r, gni_xfer_sched *s, int pid, const uint8_t *b, size_t n,
+                     uint64_t *got)
+{
+    while (n) {
+        size_t used;
+        gni_xfer_ev ev;
+        int rc = gni_xfer_req_feed(r, b, n, &used, &ev);
+        b += used, n -= used;
+        if (rc < 0)
+            return rc;
+        if (rc == 1 && ev.type == GNI_XFER_EV_HAVE && (rc = gni_xfer_sched_have(s, pid, 0, 4)) < 0)
+            return rc;
+        if (rc == 1 && ev.type == GNI_XFER_EV_CHUNK) {
+            if (memcmp(ev.data.base, fa_data + ev.index * FA_CH, ev.data.len) != 0)
+                return GN_EINTERNAL;
+            if (gni_xfer_sched_done(s, pid, ev.index, ev.data.len, 1) == 1)
+                (*got)++;
+        }
+    }
+    return 0;
+}
+
+static int fa_scenario(void)
+{
+    gni_xfer_tree *t = NULL;
+    gni_xfer_req *r = NULL;
+    gni_xfer_prov *p = NULL;
+    gni_xfer_sched *s = NULL;
+    static uint8_t buf[FA_CH + GNI_XFER_CHUNK_HDR_MAX];
+    uint8_t mb[GNI_XFER_MANIFEST_MAX], cid[GNI_XFER_CID_LEN];
+    uint64_t got = 0;
+    int rc = gni_xfer_tree_new(fa_leaves, 4, &t), pid = 0;
+    if (rc < 0)
+        goto out;
+    gni_xfer_manifest m = {.total_size = FA_LEN, .chunk_size = FA_CH, .leaf_count = 4};
+    memcpy(m.root, gni_xfer_tree_root(t), 32);
+    int ml = gni_xfer_manifest_encode(&m, mb, sizeof mb);
+    gni_xfer_cid(mb, (size_t)ml, cid);
+    if ((rc = gni_xfer_req_new(cid, &r)) < 0 ||
+        (rc = gni_xfer_prov_new(mb, (size_t)ml, t, NULL, &p)) < 0 ||
+        (rc = gni_xfer_sched_new(&m, NULL, NULL, &s)) < 0 || (rc = pid = gni_xfer_sched_add(s)) < 0)
+        goto out;
+    for (int guard = 0; guard < 100 && !gni_xfer_sched_complete(s); guard++) {
+        gn_buf o;
+        gn_buf_init(&o, buf, sizeof buf);
+        size_t n = gni_xfer_req_drain(r, &o);
+        for (size_t pos = 0; pos < n;) {
+            size_t used;
+            gni_xfer_ev ev;
+            rc = gni_xfer_prov_feed(p, buf + pos, n - pos, &used, &ev);
+            pos += used;
+            if (rc < 0)
+                goto out;
+        }
+        gn_buf_init(&o, buf, sizeof buf);
+        n = gni_xfer_prov_drain(p, &o);
+        if ((rc = fa_to_req(r, s, pid, buf, n, &got)) < 0)
+            goto out;
+        uint64_t idx;
+        while (gni_xfer_prov_next(p, &idx) == 1) {
+            int hl = gni_xfer_prov_chunk_header(p, idx, buf, sizeof buf);
+            size_t dl = gni_xfer_chunk_len(&m, idx);
+            memcpy(buf + hl, fa_data + idx * FA_CH, dl);
+            if ((rc = fa_to_req(r, s, pid, buf, (size_t)hl + dl, &got)) < 0)
+                goto out;
+        }
+        int sp;
+        while (gni_xfer_sched_next(s, 1, &sp, &idx) == 1)
+            if ((rc = gni_xfer_req_want(r, idx, 1)) < 0)
+                goto out;
+    }
+    rc = got == 4 ? 0 : GN_EINTERNAL;
+out:
+    gni_xfer_sched_free(s);
+    gni_xfer_prov_free(p);
+    gni_xfer_req_free(r);
+    gni_xfer_tree_free(t);
+    return rc;
+}
+
+GN_TEST(alloc_failure_every_k)
+{
+    for (size_t i = 0; i < FA_LEN; i++)
+        fa_data[i] = (uint8_t)(i * 5 + (i >> 11));
+    for (unsigned i = 0; i < 4; i++)
+        gni_xfer_leaf_hash(fa_leaves + i * 32, fa_data + i * FA_CH, i < 3 ? FA_CH : 5);
+    size_t failures = fa_every_k(fa_scenario, 400);
+    CHECK(failures >= 8); /* tree, requester, provider, scheduler, reader growth */
+}
+
+/* a requester that floods CANCELs and never reads: the provider pushes back */
+GN_TEST(provider_backpressure)
+{
+    res r;
+    pair x;
+    res_make(&r, 40 * 16384, 16384);
+    pair_init(&x, &r, NULL, 0);
+    pump(&x); /* manifest and HAVE */
+    static uint8_t flood[200000];
+    size_t fl = 0;
+    for (int round = 0; round < 20000 && fl + 200 < sizeof flood; round++) {
+        gni_xfer_range g = {(uint64_t)(round % 32), 1};
+        gni_xfer_msg w = {.type = GNI_XFER_T_WANT, .ranges = &g, .range_cnt = 1};
+        gni_xfer_msg c = {.type = GNI_XFER_T_CANCEL, .ranges = &g, .range_cnt = 1};
+        fl += (size_t)gni_xfer_msg_encode(&w, flood + fl, sizeof flood - fl);
+        fl += (size_t)gni_xfer_msg_encode(&c, flood + fl, sizeof flood - fl);
+    }
+    size_t pos = 0, used;
+    gni_xfer_ev ev;
+    int rc;
+    while ((rc = gni_xfer_prov_feed(x.p, flood + pos, fl - pos, &used, &ev)) == 0 && used)
+        pos += used;
+    pos += used;
+    CHECK_EQ(rc, GN_EAGAIN);
+    CHECK(pos < fl);
+    /* the driver drains (the answers are whole SKIP frames), then it goes on */
+    uint8_t o[32768];
+    gn_buf ob;
+    unsigned eagain = 1;
+    while (pos < fl) {
+        gn_buf_init(&ob, o, sizeof o);
+        CHECK(gni_xfer_prov_drain(x.p, &ob) > 0);
+        rc = gni_xfer_prov_feed(x.p, flood + pos, fl - pos, &used, &ev);
+        pos += used;
+        CHECK(rc == 0 || rc == GN_EAGAIN);
+        eagain += rc == GN_EAGAIN;
+    }
+    CHECK(eagain > 2);
+    pair_fini(&x);
+    res_free(&r);
+}
+
 GN_TEST_MAIN(GN_T(codec_roundtrip_every_type), GN_T(codec_bounds), GN_T(transfer_empty),
              GN_T(transfer_one_chunk), GN_T(transfer_odd_sized), GN_T(window_enforced),
              GN_T(cancel_and_not_have), GN_T(corrupt_provider), GN_T(wrong_manifest_and_cid),
-             GN_T(protocol_violations))
+             GN_T(protocol_violations), GN_T(alloc_failure_every_k),
+             GN_T(provider_backpressure))
