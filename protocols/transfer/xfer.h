@@ -136,10 +136,15 @@ void gni_xfer_cid(const uint8_t *mb, size_t len, uint8_t cid[GNI_XFER_CID_LEN]);
 /** CID as multibase base32 text ("bafk..."); returns its length or GN_ENOSPC. */
 int gni_xfer_cid_string(const uint8_t cid[GNI_XFER_CID_LEN], char *out, size_t out_len);
 /**
- * Parses CID text (base32 'b' or base58btc 'z') or binary CID bytes into
- * @cid. GN_EPARSE (malformed), GN_ENOTSUP (a CID of another codec or hash).
+ * Parses CID text @s (@len characters, no NUL needed; multibase base32 'b'
+ * or base58btc 'z') into the binary @cid. GN_EPARSE (malformed text or
+ * CID), GN_ENOTSUP (a CIDv1 of another codec or hash).
  */
 int gni_xfer_cid_parse_string(const char *s, size_t len, uint8_t cid[GNI_XFER_CID_LEN]);
+/**
+ * Checks that @in (@len bytes) is a binary CID of a resource: CIDv1, raw,
+ * blake2b-256, nothing after it. 0, GN_EPARSE, GN_ENOTSUP as above.
+ */
 int gni_xfer_cid_check(const uint8_t *in, size_t len);
 /** 0 when @mb (len bytes) hashes to @cid, else GN_EDECRYPT. */
 int gni_xfer_cid_verify(const uint8_t cid[GNI_XFER_CID_LEN], const uint8_t *mb, size_t len)

@@ -239,11 +239,14 @@ static bool sched_pick_dup(gni_xfer_sched *s, int cid, gn_time now, uint64_t *in
                 continue;
             ahead++;
             uint64_t i = f->index;
-            if (gni_xfer_bit(s->done, i) || s->copies[i] >= s->cfg.max_copies ||
+            /* a stalled request is presumed lost: it does not count
+             * against max_copies (else stalled holders could block a
+             * chunk for ever) */
+            bool stalled = now - f->sent > s->cfg.stall_time;
+            if (gni_xfer_bit(s->done, i) || (!stalled && s->copies[i] >= s->cfg.max_copies) ||
                 !sched_has(c, i) || sched_find_fl(c, i) >= 0)
                 continue;
-            gn_time theirs = now - f->sent > s->cfg.stall_time ? UINT64_MAX
-                                                               : now + sched_eta(s, hp, ahead);
+            gn_time theirs = stalled ? UINT64_MAX : now + sched_eta(s, hp, ahead);
             if (mine < theirs && (!found || theirs > best)) {
                 best = theirs;
                 *index = i;
@@ -303,7 +306,10 @@ int gni_xfer_sched_next_cancel(gni_xfer_sched *s, int *pid, uint64_t *index)
         sched_cancel c = s->cq[s->cq_head];
         s->cq_head = (s->cq_head + 1) % SCHED_CANCEL_Q;
         s->cq_cnt--;
-        if (s->p[c.pid].gone)
+        const sched_prov *p = &s->p[c.pid];
+        int k = sched_find_fl(p, c.index);
+        /* gone, or it answered meanwhile (the copy arrived or was skipped) */
+        if (p->gone || k < 0 || !p->fl[k].canceled)
             continue;
         *pid = c.pid;
         *index = c.index;
