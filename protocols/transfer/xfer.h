@@ -306,6 +306,14 @@ int gni_xfer_prov_next(gni_xfer_prov *p, uint64_t *index);
  * GN_ESTATE if @index is not the one gni_xfer_prov_next() gave.
  */
 int gni_xfer_prov_chunk_header(gni_xfer_prov *p, uint64_t index, uint8_t *out, size_t out_len);
+/**
+ * Queues HAVE for chunks [start, start+count) that a partial provider has
+ * verified since (section 5.1); the caller has set their bits in its
+ * bitmap. GN_ESTATE before GET_MANIFEST or after an error (nothing to
+ * tell), GN_ERANGE beyond the last chunk, GN_EAGAIN when the queue is
+ * full (drain, then retry).
+ */
+int gni_xfer_prov_announce(gni_xfer_prov *p, uint64_t start, uint64_t count);
 /** Copies queued control output (MANIFEST, HAVE, SKIP, ERROR) into @out. */
 size_t gni_xfer_prov_drain(gni_xfer_prov *p, gn_buf *out);
 /** Queues ERROR(@code, @text) and stops the provider. */

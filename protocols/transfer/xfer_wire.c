@@ -803,6 +803,19 @@ int gni_xfer_prov_chunk_header(gni_xfer_prov *p, uint64_t index, uint8_t *out, s
     return (int)w.pos;
 }
 
+int gni_xfer_prov_announce(gni_xfer_prov *p, uint64_t start, uint64_t count)
+{
+    if (!p || count == 0)
+        return GN_EINVAL;
+    if (p->dead || !p->opened)
+        return GN_ESTATE;
+    if (start >= p->m.leaf_count || count > p->m.leaf_count - start)
+        return GN_ERANGE;
+    gni_xfer_range g = {start, count};
+    gni_xfer_msg m = {.type = GNI_XFER_T_HAVE, .ranges = &g, .range_cnt = 1};
+    return q_push(&p->q, &m, true);
+}
+
 size_t gni_xfer_prov_drain(gni_xfer_prov *p, gn_buf *out)
 {
     return p ? q_drain(&p->q, out) : 0;

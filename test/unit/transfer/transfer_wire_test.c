@@ -430,6 +430,16 @@ GN_TEST(cancel_and_not_have)
     CHECK_EQ(x.skips, 2);
     CHECK_EQ(gni_xfer_req_outstanding(x.r), 0);
     CHECK_EQ(gni_xfer_req_credit(x.r), GNI_XFER_WINDOW);
+    /* the provider gets chunk 9 later and says so */
+    CHECK_EQ(x.haves, 1);
+    CHECK_EQ(gni_xfer_prov_announce(x.p, 9, 2), GN_ERANGE);
+    have[1] = 0x03;
+    CHECK_EQ(gni_xfer_prov_announce(x.p, 9, 1), 0);
+    pump(&x);
+    CHECK_EQ(x.haves, 2);
+    CHECK_EQ(gni_xfer_req_want(x.r, 9, 1), 0);
+    pump(&x);
+    CHECK(x.seen[9]);
     pair_fini(&x);
     res_free(&r);
 }
