@@ -224,7 +224,8 @@ enum {
     GNI_XFER_EV_NONE = 0,
     GNI_XFER_EV_MANIFEST, /* the manifest arrived and matched the CID: ev.manifest */
     GNI_XFER_EV_HAVE,     /* ev.all or ev.ranges */
-    GNI_XFER_EV_CHUNK,    /* a verified chunk: ev.index, ev.data */
+    GNI_XFER_EV_CHUNK,    /* a chunk: ev.index, ev.data; ev.verified (see
+                           * gni_xfer_req_set_defer_verify()) */
     GNI_XFER_EV_SKIP,     /* wanted chunks that will not come: ev.code, ev.ranges */
     GNI_XFER_EV_ERROR,    /* the peer sent ERROR: ev.code, ev.data (text); stream over */
 };
@@ -239,6 +240,9 @@ typedef struct gni_xfer_ev {
     bool all;
     const gni_xfer_range *ranges;
     size_t range_cnt;
+    bool verified;          /* CHUNK: false only in deferred mode */
+    const uint8_t *proof;   /* CHUNK: its proof (proof_cnt * 32 bytes), for deferred mode */
+    unsigned proof_cnt;
 } gni_xfer_ev;
 
 typedef struct gni_xfer_req gni_xfer_req;
@@ -266,6 +270,16 @@ int gni_xfer_req_feed(gni_xfer_req *r, const uint8_t *in, size_t len, size_t *co
 int gni_xfer_req_want(gni_xfer_req *r, uint64_t start, uint64_t count);
 /** Cancels outstanding chunk @index (GN_ENOTFOUND if not outstanding). */
 int gni_xfer_req_cancel(gni_xfer_req *r, uint64_t index);
+/**
+ * Deferred verification (default off): CHUNK events then come with
+ * ev.verified false once the length and the proof's length are checked;
+ * the caller must run gni_xfer_chunk_verify() (pure, thread-safe: a
+ * worker thread may do it, on a copy of ev.data, which is only borrowed)
+ * before it writes or serves the chunk, and on GN_EDECRYPT call
+ * gni_xfer_req_abort(r, GNI_XFER_ERR_CORRUPT, ...) and drop the provider.
+ * This lets a driver hash on another core than the one doing the I/O.
+ */
+void gni_xfer_req_set_defer_verify(gni_xfer_req *r, bool on);
 /** Free credit: chunks that may still be wanted. */
 unsigned gni_xfer_req_credit(const gni_xfer_req *r);
 /** Chunks wanted and not yet answered (cancelled ones included). */

@@ -5,7 +5,8 @@
  * must re-encode to the same bytes: the codec is canonical), 1 a requester
  * that has the manifest of a fixed 4-chunk resource and wants all four
  * chunks, 2 a provider of that resource after a valid GET_MANIFEST, 3 a
- * requester from its first byte. Checks: the outcome is the same whole or
+ * requester from its first byte; bit 6 makes a requester defer verification
+ * to the harness (gni_xfer_req_set_defer_verify). Checks: the outcome is the same whole or
  * in pieces; a requester delivers only chunks that verify, and each once;
  * every frame a provider writes decodes; nothing grows beyond its bound.
  */
@@ -95,7 +96,8 @@ static void run_codec(const uint8_t *in, size_t len, outcome *o)
     }
 }
 
-static void run_req(const uint8_t *in, size_t len, size_t piece, bool primed, outcome *o)
+static void run_req(const uint8_t *in, size_t len, size_t piece, bool primed, bool defer,
+                    outcome *o)
 {
     fres *r = res_get();
     gni_xfer_req *q;
@@ -105,6 +107,8 @@ static void run_req(const uint8_t *in, size_t len, size_t piece, bool primed, ou
     gni_xfer_ev ev;
     if (gni_xfer_req_new(r->cid, &q) != 0)
         abort();
+    if (defer)
+        gni_xfer_req_set_defer_verify(q, true); /* the harness verifies */
     if (primed) {
         gni_xfer_msg mm = {.type = GNI_XFER_T_MANIFEST, .bytes = gn_slice_of(r->mb, r->mb_len)};
         gni_xfer_msg hv = {.type = GNI_XFER_T_HAVE, .code = 1};
@@ -143,8 +147,15 @@ static void run_req(const uint8_t *in, size_t len, size_t piece, bool primed, ou
             o->events++;
             o->sum = o->sum * 31 + (uint32_t)ev.type;
             if (ev.type == GNI_XFER_EV_CHUNK) {
-                if (ev.index >= NCH || seen[ev.index])
+                if (ev.index >= NCH || seen[ev.index] || ev.verified == defer)
                     abort();
+                if (!ev.verified && gni_xfer_chunk_verify(&r->m, ev.index, ev.data.base,
+                                                          ev.data.len, ev.proof,
+                                                          ev.proof_cnt) != 0) {
+                    gni_xfer_req_abort(q, GNI_XFER_ERR_CORRUPT, "bad chunk");
+                    o->status = GN_EDECRYPT;
+                    break;
+                }
                 seen[ev.index] = 1;
                 if (ev.data.len != gni_xfer_chunk_len(&r->m, ev.index) ||
                     memcmp(ev.data.base, r->data + ev.index * CH, ev.data.len) != 0)
@@ -215,7 +226,8 @@ static void run_prov(const uint8_t *in, size_t len, size_t piece, outcome *o)
     gni_xfer_prov_free(p);
 }
 
-static void run(const uint8_t *in, size_t len, unsigned mode, size_t piece, outcome *o)
+static void run(const uint8_t *in, size_t len, unsigned mode, bool defer, size_t piece,
+                outcome *o)
 {
     memset(o, 0, sizeof *o);
     switch (mode) {
@@ -223,13 +235,13 @@ static void run(const uint8_t *in, size_t len, unsigned mode, size_t piece, outc
         run_codec(in, len, o);
         break;
     case 1:
-        run_req(in, len, piece, true, o);
+        run_req(in, len, piece, true, defer, o);
         break;
     case 2:
         run_prov(in, len, piece, o);
         break;
     default:
-        run_req(in, len, piece, false, o);
+        run_req(in, len, piece, false, defer, o);
         break;
     }
 }
@@ -240,11 +252,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     unsigned mode = (data[0] >> 4) & 3;
+    bool defer = (data[0] >> 6) & 1;
     size_t piece = data[0] & 15;
     outcome whole, split;
-    run(data + 1, size - 1, mode, 0, &whole);
+    run(data + 1, size - 1, mode, defer, 0, &whole);
     if (piece) {
-        run(data + 1, size - 1, mode, piece, &split);
+        run(data + 1, size - 1, mode, defer, piece, &split);
         if (mode != 2 && (whole.status != split.status || whole.events != split.events ||
                           whole.sum != split.sum))
             abort();

@@ -207,6 +207,8 @@ typedef struct pair {
     unsigned prov_err_code; /* code of the last ERROR the provider received */
     size_t step;      /* bytes per feed call (0: all at once) */
     int corrupt_at;   /* flip a data byte of this chunk (-1: none) */
+    bool defer;       /* deferred verification: the test verifies */
+    unsigned corrupt_seen;
 } pair;
 
 static int feed_req(pair *x, const uint8_t *b, size_t n)
@@ -229,6 +231,13 @@ static int feed_req(pair *x, const uint8_t *b, size_t n)
                 x->haves++;
                 break;
             case GNI_XFER_EV_CHUNK:
+                CHECK_EQ(ev.verified, !x->defer);
+                if (x->defer && gni_xfer_chunk_verify(&x->res->m, ev.index, ev.data.base,
+                                                      ev.data.len, ev.proof, ev.proof_cnt) != 0) {
+                    x->corrupt_seen++;
+                    CHECK_EQ(gni_xfer_req_abort(x->r, GNI_XFER_ERR_CORRUPT, "bad chunk"), 0);
+                    return x->req_rc = GN_EDECRYPT;
+                }
                 CHECK(!x->seen[ev.index]);
                 x->seen[ev.index] = 1;
                 memcpy(x->got + ev.index * x->res->m.chunk_size, ev.data.base, ev.data.len);
@@ -461,6 +470,36 @@ GN_TEST(corrupt_provider)
     size_t used;
     gni_xfer_ev ev;
     CHECK_EQ(gni_xfer_req_feed(x.r, o, 1, &used, &ev), GN_ESTATE);
+    pair_fini(&x);
+    res_free(&r);
+}
+
+/* deferred verification: the same transfer with the caller hashing, and a
+ * corrupt chunk caught by the caller */
+GN_TEST(deferred_verification)
+{
+    res r;
+    pair x;
+    res_make(&r, 20 * 16384 + 3, 16384);
+    pair_init(&x, &r, NULL, 0);
+    x.defer = true;
+    gni_xfer_req_set_defer_verify(x.r, true);
+    fetch_all(&x);
+    CHECK_EQ(x.req_rc, 0);
+    for (uint64_t i = 0; i < r.m.leaf_count; i++)
+        CHECK(x.seen[i]);
+    CHECK_MEM(x.got, r.data, r.len);
+    pair_fini(&x);
+    pair_init(&x, &r, NULL, 0);
+    x.defer = true;
+    x.corrupt_at = 7;
+    gni_xfer_req_set_defer_verify(x.r, true);
+    fetch_all(&x);
+    CHECK_EQ(x.req_rc, GN_EDECRYPT);
+    CHECK_EQ(x.corrupt_seen, 1);
+    CHECK(!x.seen[7]);
+    pump(&x); /* the ERROR(CORRUPT) the caller queued reaches the provider */
+    CHECK_EQ(x.prov_err_code, GNI_XFER_ERR_CORRUPT);
     pair_fini(&x);
     res_free(&r);
 }
@@ -721,6 +760,6 @@ GN_TEST(provider_backpressure)
 
 GN_TEST_MAIN(GN_T(codec_roundtrip_every_type), GN_T(codec_bounds), GN_T(transfer_empty),
              GN_T(transfer_one_chunk), GN_T(transfer_odd_sized), GN_T(window_enforced),
-             GN_T(cancel_and_not_have), GN_T(corrupt_provider), GN_T(wrong_manifest_and_cid),
+             GN_T(cancel_and_not_have), GN_T(corrupt_provider), GN_T(deferred_verification), GN_T(wrong_manifest_and_cid),
              GN_T(protocol_violations), GN_T(alloc_failure_every_k),
              GN_T(provider_backpressure))
