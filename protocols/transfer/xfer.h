@@ -335,15 +335,22 @@ int gni_xfer_prov_abort(gni_xfer_prov *p, unsigned code, const char *text);
 
 /* ---- multi-source scheduler (section 7) ---- */
 
-/** Most providers of one download. */
+/** Most providers of one download at a time (slots of dropped ones are reused). */
 #define GNI_XFER_SCHED_MAX_PROV 64u
+/**
+ * Most chunks a scheduler takes: 2^24 (4 TiB at 256 KiB chunks, 256 GiB at
+ * 16 KiB). Its fixed memory is about 1.125 bytes per chunk (18 MiB here).
+ */
+#define GNI_XFER_SCHED_LEAVES_MAX (1ull << 24)
+/** Memory budget of one scheduler, bytes: fixed part plus have-sets (7.5). */
+#define GNI_XFER_SCHED_MEM_MAX (64u * 1024u * 1024u)
 
 typedef struct gni_xfer_sched_cfg {
     unsigned window_min, window_max; /* per-provider outstanding chunks (1..GNI_XFER_WINDOW) */
     gn_time queue_time;   /* data worth this much time kept queued at each provider */
     gn_time stall_time;   /* a request older than this may be duplicated anywhere */
     uint64_t initial_rate; /* bytes/s assumed before a provider's first chunk */
-    unsigned max_copies;  /* endgame: copies of one chunk in flight (>= 1) */
+    unsigned max_copies;  /* endgame: live copies of one chunk in flight (1..255) */
 } gni_xfer_sched_cfg;
 
 /** Fills @c with the defaults (4, 32, 1 s, 10 s, 1 MB/s, 2). */
@@ -352,36 +359,73 @@ void gni_xfer_sched_cfg_default(gni_xfer_sched_cfg *c);
 typedef struct gni_xfer_sched gni_xfer_sched;
 /**
  * A scheduler for @m's chunks. @done: NULL or a bitmap of chunks already
- * verified (resume; copied). Errors: GN_EINVAL (bad config), GN_ENOMEM.
+ * verified (resume; gni_xfer_bitmap_len(m->leaf_count) bytes, copied).
+ * @cfg: NULL for the defaults. Errors: GN_EINVAL (NULL @m or @out, a bad
+ * config), GN_ELIMIT (more than GNI_XFER_SCHED_LEAVES_MAX chunks, section
+ * 7.5), GN_ENOMEM.
  */
 int gni_xfer_sched_new(const gni_xfer_manifest *m, const uint8_t *done,
                        const gni_xfer_sched_cfg *cfg, gni_xfer_sched **out);
 void gni_xfer_sched_free(gni_xfer_sched *s);
-/** Adds a provider; returns its id (0..63), GN_ELIMIT, GN_ENOMEM. */
+/**
+ * Adds a provider; returns its id (0..63). The slot of a provider dropped
+ * without a ban is reused, so after gni_xfer_sched_drop() the driver must
+ * forget that id. GN_ELIMIT when 64 providers are present or banned,
+ * GN_EINVAL.
+ */
 int gni_xfer_sched_add(gni_xfer_sched *s);
-/** Provider @pid has every chunk / chunks [start, start+count). */
+/**
+ * Provider @pid has every chunk / chunks [start, start+count) (only adds).
+ * GN_EINVAL (unknown @pid, range beyond the file), and for ranges
+ * GN_ELIMIT (its have-set would pass GNI_XFER_SCHED_MEM_MAX: drop it) or
+ * GN_ENOMEM.
+ */
 int gni_xfer_sched_have_all(gni_xfer_sched *s, int pid);
 int gni_xfer_sched_have(gni_xfer_sched *s, int pid, uint64_t start, uint64_t count);
 /**
  * Next request to send: returns 1 with *@pid and *@index (the driver
  * sends WANT on that provider's stream; the chunk counts as in flight
- * there), 0 when nothing should be asked now. Endgame duplicates come
- * from here too.
+ * there; if the WANT cannot be sent, gni_xfer_sched_unassign()), 0 when
+ * nothing should be asked now. Endgame duplicates come from here too.
+ * @now: monotonic ns. GN_EINVAL.
  */
 int gni_xfer_sched_next(gni_xfer_sched *s, gn_time now, int *pid, uint64_t *index);
+/**
+ * When gni_xfer_sched_next() may have new work without any event: the
+ * oldest open request's send time + stall_time (it then becomes a
+ * candidate for an endgame duplicate), or GN_TIME_INFINITY. A request is
+ * counted until a gni_xfer_sched_next() call at or after its deadline has
+ * seen it stalled. Spec: section 7.2.
+ */
+gn_time gni_xfer_sched_next_deadline(const gni_xfer_sched *s);
 /** Next CANCEL to send (a chunk another provider delivered): 1 or 0. */
 int gni_xfer_sched_next_cancel(gni_xfer_sched *s, int *pid, uint64_t *index);
 /**
  * Provider @pid delivered verified chunk @index (@len bytes) at @now.
- * Returns 1 if new (write it), 0 if a duplicate (discard it).
+ * Returns 1 if new (write it), 0 if a duplicate (discard it), GN_EINVAL.
  */
 int gni_xfer_sched_done(gni_xfer_sched *s, int pid, uint64_t index, size_t len, gn_time now);
-/** Provider @pid answered @index with SKIP (@reason GNI_XFER_SKIP_*). */
+/**
+ * Provider @pid answered @index with SKIP (@reason GNI_XFER_SKIP_*).
+ * NOT_HAVE removes @index from its have-set, so it is not asked of @pid
+ * again (unless a later HAVE adds it). GN_EINVAL (bad @pid, @index or
+ * @reason), GN_ENOTFOUND (not in flight there), GN_ELIMIT/GN_ENOMEM (no
+ * memory for the have-set of a provider that had announced everything:
+ * the provider has been dropped, close its stream).
+ */
 int gni_xfer_sched_skip(gni_xfer_sched *s, int pid, uint64_t index, unsigned reason);
+/**
+ * Takes back request @index of @pid that gni_xfer_sched_next() gave but
+ * the driver could not send (gni_xfer_req_want() failed): it is no longer
+ * in flight there and goes back to the pool. GN_EINVAL, GN_ENOTFOUND (not
+ * in flight at @pid). Spec: section 9.
+ */
+int gni_xfer_sched_unassign(gni_xfer_sched *s, int pid, uint64_t index);
 /**
  * Provider @pid is gone (@why: GN_EDECRYPT for a corrupt chunk, which
  * bans it for this resource; anything else: vanished). Its chunks in
- * flight go back to the pool.
+ * flight go back to the pool, its pending CANCELs are forgotten and, if
+ * not banned, its slot may be reused by gni_xfer_sched_add().
  */
 int gni_xfer_sched_drop(gni_xfer_sched *s, int pid, int why);
 /** True when @pid was dropped for a corrupt chunk. */
