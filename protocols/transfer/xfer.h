@@ -25,6 +25,10 @@
  *   GN_EDECRYPT    a chunk or manifest that does not match its hash
  *                  ("tampered or corrupted data")
  *   GN_EAGAIN      an output queue or the credit is full (retry later)
+ *   GN_ELIMIT      a scheduler bound (providers, chunks, memory; 7.5)
+ *   GN_ETIMEDOUT   a stream timer expired (section 6.5)
+ *   GN_ESTATE      a call the object's state does not allow (after a
+ *                  fatal error, before the manifest)
  *   GN_ENOSPC      a caller buffer too small; GN_ENOMEM
  * Thread context: an object is used by one thread at a time; the pure
  * functions are thread-safe. Memory comes from gn_malloc and friends.
@@ -220,8 +224,10 @@ typedef struct gni_xfer_msg {
  * Decodes one message body (@len bytes, without its length prefix) into
  * @m; @ranges has room for GNI_XFER_MAX_RANGES. 0 or GN_EBADFRAME (unknown
  * type, truncation, trailing bytes, a non-minimal varint, ranges that are
- * empty, overlap, are out of order or overflow), GN_ETOOBIG (counts,
- * CID, manifest, text or proof above their bounds).
+ * empty, overlap, are out of order or overflow, an ERROR code of 0 or
+ * above 2^32-1, ERROR text that is not valid UTF-8), GN_ETOOBIG (counts,
+ * CID, manifest, text or proof above their bounds), GN_EFRAMESIZE (@len
+ * above GNI_XFER_MSG_MAX). Spec: section 5.
  */
 int gni_xfer_msg_decode(const uint8_t *body, size_t len, gni_xfer_msg *m,
                         gni_xfer_range ranges[GNI_XFER_MAX_RANGES]);
@@ -321,7 +327,11 @@ unsigned gni_xfer_req_credit(const gni_xfer_req *r);
 unsigned gni_xfer_req_outstanding(const gni_xfer_req *r);
 /** Copies queued output into @out; returns the bytes copied (0: none). */
 size_t gni_xfer_req_drain(gni_xfer_req *r, gn_buf *out);
-/** Queues ERROR(@code, @text) and stops the requester. */
+/**
+ * Queues ERROR(@code, @text) and stops the requester. @code >= 1; @text
+ * NUL-terminated or NULL, cut to GNI_XFER_ERRTEXT_MAX bytes of whole
+ * UTF-8 characters (and at its first invalid byte). GN_EINVAL (code 0).
+ */
 int gni_xfer_req_abort(gni_xfer_req *r, unsigned code, const char *text);
 
 /* ---- provider, one stream (section 6) ---- */
@@ -391,7 +401,7 @@ gn_time gni_xfer_prov_next_deadline(const gni_xfer_prov *p);
 int gni_xfer_prov_on_expiry(gni_xfer_prov *p, gn_time now);
 /** Copies queued control output (MANIFEST, HAVE, SKIP, ERROR) into @out. */
 size_t gni_xfer_prov_drain(gni_xfer_prov *p, gn_buf *out);
-/** Queues ERROR(@code, @text) and stops the provider. */
+/** Queues ERROR(@code, @text) and stops the provider; as gni_xfer_req_abort(). */
 int gni_xfer_prov_abort(gni_xfer_prov *p, unsigned code, const char *text);
 
 /* ---- multi-source scheduler (section 7) ---- */
