@@ -14,7 +14,8 @@
  * in flight), a count of free chunks, and per provider a cursor below
  * which it holds nothing missing, so picking a new chunk does not rescan
  * the file; a provider whose last search found nothing is not searched
- * again until a chunk becomes free or it announces more (s->gen).
+ * again until a chunk becomes free or it announces more (s->gen), and one
+ * resumes after its last pick while no chunk has become free since.
  */
 #include "xfer.h"
 
@@ -35,6 +36,7 @@ typedef struct sched_prov {
     uint8_t *have; /* bitmap, NULL unless ranges were announced */
     uint64_t cur;  /* every chunk below it is verified or not held */
     uint64_t dry_gen; /* s->gen when a search found nothing (0: none) */
+    uint64_t scan, scan_gen; /* after its last pick (at s->gen scan_gen) */
     sched_fl fl[GNI_XFER_WINDOW]; /* in send order */
     unsigned fl_cnt;
     uint64_t rate; /* bytes/s, EWMA; 0 until the first chunk */
@@ -57,6 +59,7 @@ struct gni_xfer_sched {
     uint64_t cur;      /* no chunk below it is free (missing and not in flight) */
     uint64_t free_cnt; /* chunks missing and not in flight */
     uint64_t gen;      /* bumped when a chunk becomes free or a HAVE adds */
+    gn_time stall_at;  /* no open request unseen as stalled stalls before it */
     size_t mem;        /* bytes allocated for the bitmaps and copies */
     sched_prov p[GNI_XFER_SCHED_MAX_PROV];
     unsigned np, rr;
@@ -106,6 +109,7 @@ int gni_xfer_sched_new(const gni_xfer_manifest *m, const uint8_t *done,
     }
     s->mem = bl + (size_t)m->leaf_count;
     s->gen = 1;
+    s->stall_at = GN_TIME_INFINITY;
     if (done && bl) {
         memcpy(s->done, done, bl);
         if (m->leaf_count & 7)
@@ -290,6 +294,7 @@ int gni_xfer_sched_have(gni_xfer_sched *s, int pid, uint64_t start, uint64_t cou
     if (start < p->cur)
         p->cur = start;
     p->dry_gen = 0;
+    p->scan_gen = 0;
     return 0;
 }
 
@@ -334,6 +339,10 @@ static void sched_assign(gni_xfer_sched *s, sched_prov *p, uint64_t index, gn_ti
 {
     p->fl[p->fl_cnt++] = (sched_fl){index, now, false, false};
     sched_copy_inc(s, index);
+    gn_time at = now > GN_TIME_INFINITY - s->cfg.stall_time ? GN_TIME_INFINITY
+                                                             : now + s->cfg.stall_time;
+    if (at < s->stall_at)
+        s->stall_at = at;
 }
 
 /*
@@ -368,6 +377,12 @@ static bool sched_pick_new(gni_xfer_sched *s, sched_prov *p, uint64_t *index)
         return false;
     uint64_t i = p->cur > s->cur ? p->cur : s->cur;
     bool adv = i == p->cur;
+    /* nothing became free since its last pick: what it passed then is
+     * still verified, in flight or not held */
+    if (p->scan_gen == s->gen && p->scan > i) {
+        i = p->scan;
+        adv = false;
+    }
     while (i < n) {
         if ((i & 7) == 0 && i + 8 <= n && (p->have[i >> 3] & (uint8_t)~s->done[i >> 3]) == 0) {
             i += 8;
@@ -378,6 +393,8 @@ static bool sched_pick_new(gni_xfer_sched *s, sched_prov *p, uint64_t *index)
         if (gni_xfer_bit(p->have, i) && !gni_xfer_bit(s->done, i)) {
             if (s->copies[i] == 0) {
                 *index = i;
+                p->scan = i + 1;
+                p->scan_gen = s->gen;
                 return true;
             }
             adv = false; /* in flight: it may come back */
@@ -451,11 +468,23 @@ int gni_xfer_sched_next(gni_xfer_sched *s, gn_time now, int *pid, uint64_t *inde
         s->low++;
     if (s->low >= s->m.leaf_count)
         return 0;
-    /* requests seen stalled no longer make a deadline */
-    for (unsigned h = 0; h < s->np; h++)
-        for (unsigned k = 0; k < s->p[h].fl_cnt; k++)
-            if (sched_is_stalled(s, &s->p[h].fl[k], now))
-                s->p[h].fl[k].stalled = true;
+    /* requests seen stalled no longer make a deadline; the pass runs only
+     * when one may have stalled (s->stall_at is a lower bound) */
+    if (now >= s->stall_at) {
+        gn_time next = GN_TIME_INFINITY;
+        for (unsigned h = 0; h < s->np; h++) {
+            for (unsigned k = 0; k < s->p[h].fl_cnt; k++) {
+                sched_fl *f = &s->p[h].fl[k];
+                if (f->stalled)
+                    continue;
+                if (sched_is_stalled(s, f, now))
+                    f->stalled = true;
+                else if (f->sent + s->cfg.stall_time < next)
+                    next = f->sent + s->cfg.stall_time;
+            }
+        }
+        s->stall_at = next;
+    }
     /* new chunks first, to every provider with credit, round robin */
     for (unsigned k = 0; s->free_cnt && k < s->np; k++) {
         unsigned id = (s->rr + k) % s->np;
