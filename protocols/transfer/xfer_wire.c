@@ -464,14 +464,15 @@ static int req_msg(gni_xfer_req *r, const uint8_t *body, size_t len, gni_xfer_ev
         if (gni_xfer_cid_verify(r->cid, m.bytes.base, m.bytes.len) != 0)
             return req_fail(r, GN_EDECRYPT, "MANIFEST does not match the CID");
         if ((rc = gni_xfer_manifest_decode(m.bytes.base, m.bytes.len, &r->m)) < 0)
-            return req_fail(r, GN_EPARSE, "MANIFEST malformed");
+            XFER_FAILF(req_fail, r, GN_EPARSE, "MANIFEST malformed (%zu bytes): %s",
+                       m.bytes.len, gn_strerror(rc));
         r->have_manifest = true;
         ev->type = GNI_XFER_EV_MANIFEST;
         ev->manifest = &r->m;
         return 1;
     case GNI_XFER_T_HAVE:
         if (!r->have_manifest)
-            return req_fail(r, GN_EPROTO, "HAVE before MANIFEST");
+            return req_fail(r, GN_EPROTO, "HAVE before MANIFEST (the first answer must be MANIFEST)");
         if (!ranges_in_file(&m, r->m.leaf_count))
             XFER_FAILF(req_fail, r, GN_EPROTO, "HAVE beyond the last chunk (%llu chunks)",
                        (unsigned long long)r->m.leaf_count);
@@ -818,7 +819,7 @@ static int prov_msg(gni_xfer_prov *p, const uint8_t *body, size_t len, gni_xfer_
         return 0;
     }
     if (!p->opened)
-        return prov_fail(p, GN_EPROTO, "message before GET_MANIFEST");
+        XFER_FAILF(prov_fail, p, GN_EPROTO, "message type %u before GET_MANIFEST", m.type);
     if (m.type == GNI_XFER_T_WANT) {
         uint64_t total = 0;
         for (size_t i = 0; i < m.range_cnt; i++) {
