@@ -831,6 +831,64 @@ GN_API int gn_multicast_unicast(gn_multicast *mc, const gn_peer_id *peer, const 
 GN_API int gn_multicast_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len);
 GN_API void gn_multicast_free(gn_multicast *mc);
 
+/* ---- multicast channels on an overlay (pubsub; Since: 0.5) ---- */
+
+/** The group address form: this prefix, then the topic (docs/addresses.md "Group addresses"). */
+#define GN_GROUP_ADDR_PREFIX "/pubsub/"
+
+/**
+ * Opens a multicast channel on the overlay group @group_addr:
+ * "/pubsub/<topic>", the topic being every byte after the prefix (it may
+ * hold '/'; 1 to GN_GROUP_TOPIC_MAX - 1 bytes, no NUL; percent-escapes
+ * are not decoded). The node's group service (the pubsub component,
+ * golemnet/host.h) subscribes to the topic on the loop thread; then
+ *  - gn_multicast_broadcast() publishes to the topic (signed per the
+ *    service's policy), reaching every subscriber of the overlay, also
+ *    those this node has no channel to;
+ *  - gn_multicast_unicast() sends to one member (a peer known subscribed
+ *    to the topic) on /golem/msg/1.0.0, as gn_node_unicast();
+ *  - gn_multicast_join()/gn_multicast_leave() fail with GN_ENOTSUP
+ *    (membership is the overlay's);
+ *  - messages of the topic arrive as GN_NODE_EV_MESSAGE events with addr
+ *    the group address and peer the publisher;
+ *  - gn_multicast_mesh_peers() and gn_multicast_metrics_get() report the
+ *    group's state.
+ * gn_multicast_free() leaves the topic. One handle per topic and node.
+ * Any thread. Errors: GN_EINVAL (NULL), GN_EPARSE (not a group address,
+ * empty or too long topic), GN_EEXIST (a handle on the topic is open),
+ * GN_ECLOSED, GN_EAGAIN (command queue full), GN_ENOMEM. A node without a
+ * group service accepts the call; broadcasts then fail with GN_ENOTSUP.
+ * Spec: libp2p/specs pubsub/README.md (topics, publishing); docs/pubsub.md.
+ * Since: 0.5
+ */
+GN_API int gn_node_dial_group(gn_node *n, const char *group_addr, gn_multicast **out);
+
+/** Counters of a multicast channel on an overlay. */
+typedef struct gn_multicast_metrics {
+    uint64_t published; /* gn_multicast_broadcast() calls the service accepted */
+    uint64_t delivered; /* messages of the topic handed to the application */
+    uint64_t duplicate; /* messages of the topic received again (seen before) */
+    uint64_t rejected;  /* messages refused: signature, policy or validation */
+    uint64_t dropped;   /* accepted but not delivered: the event queue was full */
+    uint64_t members;   /* peers known subscribed, last snapshot */
+    uint64_t mesh;      /* mesh peers, last snapshot */
+} gn_multicast_metrics;
+
+/**
+ * Fills @m (not NULL) with @mc's counters. Any thread. Errors: GN_EINVAL
+ * (NULL), GN_ENOTSUP (@mc is a local group of gn_multicast_new()).
+ * Since: 0.5
+ */
+GN_API int gn_multicast_metrics_get(gn_multicast *mc, gn_multicast_metrics *m);
+
+/**
+ * Copies up to @max of @mc's mesh peers (the service's last snapshot) into
+ * @out (@max entries; NULL with @max 0 to count). Returns the number of
+ * mesh peers (may exceed @max), or GN_EINVAL, GN_ENOTSUP (a local group).
+ * Any thread. Since: 0.5
+ */
+GN_API int gn_multicast_mesh_peers(gn_multicast *mc, gn_peer_id *out, size_t max);
+
 GN_END_DECLS
 
 #endif /* GOLEMNET_NODE_H */
