@@ -1,0 +1,248 @@
+/*
+ * pubsub_node_test - the pubsub component and multicast channels on it
+ * (gn_node_dial_group, issue 18): golemnet nodes in one process over the
+ * memory transport, one loop driven by the test thread.
+ *  - five nodes in a sparse graph (a line plus one chord), gossipsub and
+ *    floodsub: every publish reaches every other subscriber exactly once,
+ *    signed by the publisher (event peer = the publisher, also beyond its
+ *    neighbours), and the channel counters say so;
+ *  - the mesh snapshot of gossipsub lists only peers the node is connected to;
+ *  - unicast on a group channel reaches a member over /golem/msg/1.0.0;
+ *  - the group address form and the calls a group refuses.
+ */
+#include "gn_test.h"
+
+#define GN_TNODE_EXTRA                                                                        \
+    gn_multicast *mc;                                                                         \
+    int got[16];      /* group messages received per publish index */                         \
+    int other;        /* group messages that matched no expectation */                        \
+    int unicasts;     /* /golem/msg/1.0.0 messages received */                               \
+    char listen[32];
+#include "gn_tnode.h"
+
+#define NN 5
+#define NMSG 4
+#define TOPIC "golemnet-test/topic"
+
+static tnode nodes[NN];
+
+static void up(tnode *t, uint32_t seed, int idx, const char *router)
+{
+    static char opt_router[64];
+    snprintf(opt_router, sizeof opt_router, "pubsub.router=%s", router);
+    static const char *opts[4];
+    opts[0] = opt_router;
+    opts[1] = "pubsub.heartbeat_ms=100";
+    memset(t, 0, sizeof *t);
+    CHECK_EQ(gn_identity_from_int_seed(seed, &t->id), 0);
+    gn_identity_peer_id(t->id, &t->pid);
+    gn_peer_id_to_string(&t->pid, t->pid_str, sizeof t->pid_str);
+    snprintf(t->listen, sizeof t->listen, "/memory/%u", 7300 + seed * 10 + (unsigned)idx);
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    cfg.identity = t->id;
+    cfg.loop = loop;
+    cfg.transports = "memory";
+    cfg.protocol_components = "/meshsub/1.1.0";
+    cfg.options = opts;
+    cfg.n_options = 2;
+    const char *l = t->listen;
+    cfg.listen = &l;
+    cfg.n_listen = 1;
+    CHECK_EQ(gn_node_new(&cfg, &t->n), 0);
+    CHECK_EQ(gn_node_start(t->n), 0);
+    CHECK(run_until(got_listen, t, 5000));
+}
+
+/* Drains @t's events, counting group messages of node @pub's payloads "m<i>". */
+static void pump_events(tnode *t, const tnode *pub)
+{
+    gn_node_event ev;
+    while (gn_node_next_event(t->n, &ev, 0) == 0) {
+        if (ev.type == GN_NODE_EV_MESSAGE && ev.message) {
+            gn_slice sl = gn_rcbuf_slice(ev.message);
+            const uint8_t *d = sl.base;
+            size_t len = sl.len;
+            if (strcmp(ev.addr, GN_GROUP_ADDR_PREFIX TOPIC) == 0 && pub &&
+                gn_peer_id_equal(&ev.peer, &pub->pid) && len == 2 && d[0] == 'm' &&
+                d[1] >= '0' && d[1] < '0' + NMSG) {
+                t->got[d[1] - '0']++;
+            } else if (strcmp(ev.protocol, GN_MSG_PROTOCOL_ID) == 0) {
+                t->unicasts++;
+            } else {
+                t->other++;
+            }
+        }
+        gn_rcbuf_rele(ev.message);
+    }
+}
+
+static const tnode *cur_pub;
+
+static bool all_meshed(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NN; i++) {
+        gn_multicast_metrics m;
+        pump_events(&nodes[i], cur_pub);
+        if (gn_multicast_metrics_get(nodes[i].mc, &m) != 0 || m.members == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool all_got(void *arg)
+{
+    int pub = *(int *)arg;
+    for (int i = 0; i < NN; i++) {
+        pump_events(&nodes[i], &nodes[pub]);
+    }
+    for (int i = 0; i < NN; i++) {
+        for (int k = 0; i != pub && k < NMSG; k++) {
+            if (nodes[i].got[k] < 1) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static void connect_graph(void)
+{
+    /* a line 0-1-2-3-4 and the chord 0-2: node 4 is three hops from node 0 */
+    static const int edges[][2] = {{0, 1}, {1, 2}, {2, 3}, {3, 4}, {0, 2}};
+    for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
+        tnode *a = &nodes[edges[e][0]];
+        char addr[GN_NODE_ADDR_MAX + 80];
+        snprintf(addr, sizeof addr, "%s/p2p/%s", nodes[edges[e][1]].listen,
+                 nodes[edges[e][1]].pid_str);
+        CHECK_EQ(dial_wait(a, addr), 0);
+    }
+}
+
+static void run_mesh(const char *router, uint32_t seed)
+{
+    setup();
+    for (int i = 0; i < NN; i++) {
+        up(&nodes[i], seed + (uint32_t)i, i, router);
+        CHECK_EQ(gn_node_dial_group(nodes[i].n, GN_GROUP_ADDR_PREFIX TOPIC, &nodes[i].mc), 0);
+    }
+    connect_graph();
+    int pub = 0;
+    cur_pub = &nodes[pub];
+    CHECK(run_until(all_meshed, NULL, 8000));
+    /* gossipsub: let a few heartbeats graft the mesh */
+    run_until(never, NULL, 600);
+    for (int k = 0; k < NMSG; k++) {
+        char m[2] = {'m', (char)('0' + k)};
+        CHECK_EQ(gn_multicast_broadcast(nodes[pub].mc, (const uint8_t *)m, 2), 0);
+    }
+    if (!run_until(all_got, &pub, 8000)) {
+        for (int i = 0; i < NN; i++) {
+            gn_multicast_metrics m;
+            gn_multicast_metrics_get(nodes[i].mc, &m);
+            fprintf(stderr, "# node %d: got %d %d %d %d other %d published %llu delivered %llu "
+                            "dup %llu rej %llu members %llu mesh %llu\n",
+                    i, nodes[i].got[0], nodes[i].got[1], nodes[i].got[2], nodes[i].got[3],
+                    nodes[i].other, (unsigned long long)m.published,
+                    (unsigned long long)m.delivered, (unsigned long long)m.duplicate,
+                    (unsigned long long)m.rejected, (unsigned long long)m.members,
+                    (unsigned long long)m.mesh);
+        }
+        CHECK(false);
+    }
+    /* more time for duplicates to show up */
+    run_until(never, NULL, 500);
+    all_got(&pub);
+    for (int i = 0; i < NN; i++) {
+        gn_multicast_metrics m;
+        CHECK_EQ(gn_multicast_metrics_get(nodes[i].mc, &m), 0);
+        for (int k = 0; i != pub && k < NMSG; k++) {
+            CHECK_EQ(nodes[i].got[k], 1); /* exactly once */
+        }
+        CHECK_EQ(nodes[i].other, 0);
+        if (i == pub) {
+            CHECK_EQ(m.published, (uint64_t)NMSG);
+            CHECK_EQ(m.delivered, 0u); /* own messages are not echoed */
+        } else {
+            CHECK_EQ(m.published, 0u);
+            CHECK_EQ(m.delivered, (uint64_t)NMSG);
+        }
+        CHECK_EQ(m.rejected, 0u);
+        CHECK_EQ(m.dropped, 0u);
+        /* mesh peers are peers this node has a channel to */
+        gn_peer_id mesh[NN];
+        int nm = gn_multicast_mesh_peers(nodes[i].mc, mesh, NN);
+        CHECK(nm >= 0 && nm < NN);
+        if (strcmp(router, "gossipsub") == 0) {
+            CHECK(nm >= 1);
+        }
+        for (int j = 0; j < nm && j < NN; j++) {
+            gn_peer_info pi;
+            CHECK_EQ(gn_node_peer_info(nodes[i].n, &mesh[j], &pi), 0);
+        }
+        fprintf(stderr, "# node %d: published %llu delivered %llu duplicate %llu members %llu "
+                        "mesh %llu\n",
+                i, (unsigned long long)m.published, (unsigned long long)m.delivered,
+                (unsigned long long)m.duplicate, (unsigned long long)m.members,
+                (unsigned long long)m.mesh);
+    }
+    /* unicast on the group channel: node 1 to node 0 (a member) */
+    CHECK_EQ(gn_multicast_unicast(nodes[1].mc, &nodes[0].pid, (const uint8_t *)"u", 1), 0);
+    CHECK(run_until(all_got, &pub, 10) || true);
+    for (int t = 0; t < 200 && nodes[0].unicasts == 0; t++) {
+        run_until(never, NULL, 10);
+        pump_events(&nodes[0], NULL);
+    }
+    CHECK_EQ(nodes[0].unicasts, 1);
+    for (int i = 0; i < NN; i++) {
+        gn_multicast_free(nodes[i].mc);
+        nodes[i].mc = NULL;
+    }
+    for (int i = 0; i < NN; i++) {
+        node_down(&nodes[i]);
+    }
+    finish();
+}
+
+GN_TEST(gossipsub_five_nodes_exactly_once) { run_mesh("gossipsub", 410); }
+GN_TEST(floodsub_five_nodes_exactly_once) { run_mesh("floodsub", 420); }
+
+GN_TEST(group_address_and_refusals)
+{
+    setup();
+    tnode t;
+    up(&t, 430, 0, "gossipsub");
+    gn_multicast *mc = NULL, *mc2 = NULL, *local = NULL;
+    CHECK_EQ(gn_node_dial_group(t.n, "/pubsub/", &mc), GN_EPARSE);
+    CHECK_EQ(gn_node_dial_group(t.n, "/gossip/x", &mc), GN_EPARSE);
+    CHECK_EQ(gn_node_dial_group(t.n, "/ip4/1.2.3.4/tcp/1", &mc), GN_EPARSE);
+    CHECK_EQ(gn_node_dial_group(NULL, "/pubsub/x", &mc), GN_EINVAL);
+    CHECK_EQ(gn_node_dial_group(t.n, "/pubsub/a/b c", &mc), 0); /* the rest is the topic */
+    CHECK_EQ(gn_node_dial_group(t.n, "/pubsub/a/b c", &mc2), GN_EEXIST);
+    gn_peer_id p = t.pid;
+    CHECK_EQ(gn_multicast_join(mc, &p), GN_ENOTSUP);
+    CHECK_EQ(gn_multicast_leave(mc, &p), GN_ENOTSUP);
+    CHECK_EQ(gn_multicast_unicast(mc, &p, (const uint8_t *)"x", 1), GN_ENOTFOUND);
+    CHECK_EQ(gn_multicast_new(t.n, "local", &local), 0);
+    gn_multicast_metrics m;
+    CHECK_EQ(gn_multicast_metrics_get(local, &m), GN_ENOTSUP);
+    CHECK_EQ(gn_multicast_mesh_peers(local, NULL, 0), GN_ENOTSUP);
+    gn_multicast_free(local);
+    /* publishing with no peers is not an error */
+    CHECK_EQ(gn_multicast_broadcast(mc, (const uint8_t *)"x", 1), 0);
+    run_until(never, NULL, 50);
+    CHECK_EQ(gn_multicast_metrics_get(mc, &m), 0);
+    CHECK_EQ(m.published, 1u);
+    CHECK_EQ(gn_multicast_mesh_peers(mc, NULL, 0), 0);
+    gn_multicast_free(mc);
+    /* freed: the topic can be opened again */
+    CHECK_EQ(gn_node_dial_group(t.n, "/pubsub/a/b c", &mc2), 0);
+    gn_multicast_free(mc2);
+    node_down(&t);
+    finish();
+}
+
+GN_TEST_MAIN(GN_T(group_address_and_refusals), GN_T(gossipsub_five_nodes_exactly_once),
+             GN_T(floodsub_five_nodes_exactly_once))
