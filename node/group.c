@@ -356,6 +356,10 @@ int gn_host_group_deliver(gn_host *h, const char *topic, const gn_peer_id *from,
         return GN_ENOTFOUND;
     }
     int rc = 0;
+    /* counted first: a reader that popped the event sees it counted */
+    uv_mutex_lock(&mc->mtx);
+    mc->m.delivered++;
+    uv_mutex_unlock(&mc->mtx);
     ev.message = gn_rcbuf_new(data, len);
     if (!ev.message) {
         rc = GN_ENOMEM;
@@ -363,13 +367,12 @@ int gn_host_group_deliver(gn_host *h, const char *topic, const gn_peer_id *from,
         gn_rcbuf_rele(ev.message);
         rc = GN_EAGAIN;
     }
-    uv_mutex_lock(&mc->mtx);
-    if (rc == 0) {
-        mc->m.delivered++;
-    } else {
+    if (rc < 0) {
+        uv_mutex_lock(&mc->mtx);
+        mc->m.delivered--;
         mc->m.dropped++;
+        uv_mutex_unlock(&mc->mtx);
     }
-    uv_mutex_unlock(&mc->mtx);
     uv_mutex_unlock(&n->group_mtx);
     if (rc == 0 && ch) {
         ch->messages_in++;

@@ -125,8 +125,11 @@ if (count > 0 && v.topic.length > 0) {
   const topic = v.topic[0]
   const want = Number(v['wait-peers'])
   while (ps.getSubscribers(topic).length < want && Date.now() < deadline) await sleep(100)
-  // gossipsub: let a heartbeat build the mesh first
-  if (v.router === 'gossipsub') await sleep(1500)
+  // gossipsub: let a heartbeat build the mesh first. floodsub: js's own
+  // outbound stream to the peer may still be negotiating when the peer's
+  // subscription arrives, and js drops what it writes before then (seen
+  // against golemnet: the first message was lost)
+  await sleep(v.router === 'gossipsub' ? 1500 : 500)
   for (let i = 0; i < count && Date.now() < deadline; i++) {
     const text = `js-${v['key-seed'] ?? 'x'}-${i}`
     try {

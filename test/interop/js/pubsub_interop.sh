@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# golemnet <-> js-libp2p pubsub (issue 18), on 127.0.0.1 only.
+#
+#   pubsub_interop.sh [PATH_TO_golemnet]      (or GN_CLI=PATH; meson passes GN_CLI)
+#
+# js side: pubsub_peer.mjs (@libp2p/gossipsub or @libp2p/floodsub over TCP,
+# Noise, yamux; StrictSign). golemnet side: `golemnet pubsub sub|pub TOPIC`
+# (the pubsub component, a multicast channel on /pubsub/TOPIC). For each
+# router, gossipsub and floodsub:
+#   - js publishes 3 messages, golemnet receives each exactly once, with the
+#     js peer as the signed publisher (golemnet verified the signatures:
+#     StrictSign refuses anything else);
+#   - golemnet publishes 3 messages, js receives each exactly once, signed
+#     ("type":"signed") by the golemnet peer.
+#
+# Output: TAP. Skips ("1..0 # SKIP") without node >= 20, without the js
+# packages in node_modules/ (run `npm ci` here) or without `golemnet pubsub`
+# (built without the pubsub component). Every process runs under `timeout`;
+# the exit trap stops what it started. KEEP_LOGS=1 keeps the logs.
+set -u
+
+GN_CLI=${1:-${GN_CLI:-}}
+case $GN_CLI in
+'' | /*) ;;
+*) GN_CLI=$PWD/$GN_CLI ;;
+esac
+cd "$(dirname "$0")" || exit 1
+NODE=${NODE:-node}
+N=0
+PASSED=0
+FAILED=0
+PIDS=()
+LOGDIR=
+
+. ./tap_lib.sh
+tap_require_js @libp2p/gossipsub @libp2p/floodsub
+if ! "$GN_CLI" help pubsub >/dev/null 2>&1; then
+	echo "1..0 # SKIP golemnet built without the pubsub component (no 'golemnet pubsub')"
+	exit 0
+fi
+
+LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/gn-pubsub-interop.XXXXXX")
+JS=("$NODE" --no-warnings --import ./polyfill.mjs pubsub_peer.mjs)
+COUNT=3
+
+# wait_addr FILE PATTERN: the first match in FILE (15 s at most)
+wait_addr() {
+	local i a
+	for i in $(seq 1 150); do
+		a=$(grep -o "$2" "$1" 2>/dev/null | head -1)
+		if [ -n "$a" ]; then
+			echo "$a"
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+ADDR_RE='/ip4/127\.0\.0\.1/tcp/[0-9]*/p2p/[A-Za-z0-9]*'
+
+echo "TAP version 13"
+echo "1..8"
+
+for R in gossipsub floodsub; do
+	T="golemnet-interop-$R"
+	# ---- js publishes, golemnet receives
+	timeout 40 "$GN_CLI" pubsub sub "$T" --router "$R" --listen /ip4/127.0.0.1/tcp/0 \
+		--count $COUNT --timeout 30 --option pubsub.heartbeat_ms=300 \
+		>"$LOGDIR/gn_sub_$R.out" 2>"$LOGDIR/gn_sub_$R.err" &
+	GN_PID=$!
+	PIDS+=($GN_PID)
+	GN_ADDR=$(wait_addr "$LOGDIR/gn_sub_$R.out" "$ADDR_RE")
+	if [ -z "$GN_ADDR" ]; then
+		not_ok "$R: golemnet subscriber listens" "$LOGDIR/gn_sub_$R.err"
+		not_ok "$R: js -> golemnet skipped"
+	else
+		timeout 40 "${JS[@]}" --router "$R" --dial "$GN_ADDR" --key-seed 7 --topic "$T" \
+			--publish $COUNT --wait-peers 1 --run-ms 7000 \
+			>"$LOGDIR/js_pub_$R.out" 2>"$LOGDIR/js_pub_$R.err"
+		wait "$GN_PID"
+		GN_RC=$?
+		JS_ID=$("$NODE" events.mjs --print "$LOGDIR/js_pub_$R.out" 'find("listening").peer_id')
+		check "$R: js published $COUNT messages" "$LOGDIR/js_pub_$R.out" \
+			"all('published').length === $COUNT" "$LOGDIR/js_pub_$R.err"
+		if [ "$GN_RC" = 0 ] && "$NODE" events.mjs "$LOGDIR/gn_sub_$R.out" "
+			(() => { const m = all('message');
+			  if (m.length !== $COUNT) return false;
+			  for (let i = 0; i < $COUNT; i++)
+			    if (m.filter(x => x.data === 'js-7-' + i && x.from === '$JS_ID' && x.topic === '$T').length !== 1) return false;
+			  return true })()"; then
+			ok "$R: golemnet received each js message exactly once, signed by $JS_ID"
+		else
+			not_ok "$R: golemnet received each js message exactly once (exit $GN_RC)" \
+				"$LOGDIR/gn_sub_$R.out" "$LOGDIR/gn_sub_$R.err" "$LOGDIR/js_pub_$R.out"
+		fi
+	fi
+
+	# ---- golemnet publishes, js receives
+	timeout 40 "${JS[@]}" --router "$R" --listen /ip4/127.0.0.1/tcp/0 --key-seed 8 --topic "$T" \
+		--run-ms 12000 >"$LOGDIR/js_sub_$R.out" 2>"$LOGDIR/js_sub_$R.err" &
+	JS_PID=$!
+	PIDS+=($JS_PID)
+	JS_ADDR=$(wait_addr "$LOGDIR/js_sub_$R.out" "$ADDR_RE")
+	if [ -z "$JS_ADDR" ]; then
+		not_ok "$R: js subscriber listens" "$LOGDIR/js_sub_$R.err"
+		not_ok "$R: golemnet -> js skipped"
+		continue
+	fi
+	timeout 40 "$GN_CLI" pubsub pub "$T" --router "$R" --dial "$JS_ADDR" --count $COUNT \
+		--data gn --linger-ms 1500 --timeout 30 --option pubsub.heartbeat_ms=300 \
+		>"$LOGDIR/gn_pub_$R.out" 2>"$LOGDIR/gn_pub_$R.err"
+	GN_RC=$?
+	GN_ID=$("$NODE" events.mjs --print "$LOGDIR/gn_pub_$R.out" 'find("started").peer_id')
+	if [ "$GN_RC" = 0 ] && "$NODE" events.mjs "$LOGDIR/gn_pub_$R.out" \
+		"all('published').length === $COUNT"; then
+		ok "$R: golemnet published $COUNT messages"
+	else
+		not_ok "$R: golemnet published $COUNT messages (exit $GN_RC)" \
+			"$LOGDIR/gn_pub_$R.out" "$LOGDIR/gn_pub_$R.err"
+	fi
+	kill -TERM "$JS_PID" 2>/dev/null
+	wait "$JS_PID" 2>/dev/null
+	check "$R: js received each golemnet message exactly once, signed by $GN_ID" \
+		"$LOGDIR/js_sub_$R.out" "
+		(() => { const m = all('message');
+		  if (m.length !== $COUNT) return false;
+		  for (let i = 0; i < $COUNT; i++)
+		    if (m.filter(x => x.data === 'gn-' + i && x.from === '$GN_ID' && x.type === 'signed').length !== 1) return false;
+		  return true })()" "$LOGDIR/js_sub_$R.err" "$LOGDIR/gn_pub_$R.err"
+done
+
+[ "$FAILED" = 0 ]
