@@ -423,7 +423,7 @@ typedef struct gni_psr_stats {
     uint64_t ihave_ignored;       /* IHAVE entries/ids beyond the per-heartbeat bounds */
     uint64_t iwant_served;        /* messages sent in reply to IWANT */
     uint64_t iwant_refused;       /* IWANT ids over gossip_retransmission or unknown */
-    uint64_t broken_promises;     /* IWANT promises not kept in time (P7) */
+    uint64_t broken_promises;     /* IWANT promises broken: no message by the follow-up deadline (P7) */
     uint64_t graft_refused;       /* GRAFTs answered with PRUNE */
     uint64_t backoff_violations;  /* GRAFTs during backoff (P7) */
     uint64_t subs_ignored;        /* subscriptions beyond the per-peer/topic bounds */
