@@ -896,8 +896,8 @@ static const gn_protocol_ops ps_ops = {
     .on_stream = ps_on_stream,
 };
 
-int gn_protocol_pubsub_register(gn_registry *reg);
-int gn_protocol_pubsub_register(gn_registry *reg)
+int gn_protocol_meshsub_register(gn_registry *reg);
+int gn_protocol_meshsub_register(gn_registry *reg)
 {
     return gn_registry_add(reg, GN_LAYER_PROTOCOL, (const gn_layer_ops *)&ps_ops);
 }
