@@ -8,6 +8,9 @@
  *    neighbours), and the channel counters say so;
  *  - the mesh snapshot of gossipsub lists only peers the node is connected to;
  *  - unicast on a group channel reaches a member over /golem/msg/1.0.0;
+ *  - a slow peer (a hand-made pubsub peer that subscribes and never reads)
+ *    fills its bounded outbound queue, leaves the publisher's mesh, and
+ *    another subscriber still gets every message;
  *  - the group address form and the calls a group refuses;
  *  - pubsub.sign_policy: unsigned messages refused (rejected) by a
  *    StrictSign node, delivered between StrictNoSign nodes; a bad option
@@ -351,6 +354,137 @@ GN_TEST(bad_option_stops_start)
     finish();
 }
 
-GN_TEST_MAIN(GN_T(group_address_and_refusals), GN_T(gossipsub_five_nodes_exactly_once),
+/* ---- a slow peer: C speaks /meshsub/1.1.0 by hand, subscribes, never reads ---- */
+
+static gn_stream *stalled_in;  /* A's stream to C, never read */
+static gn_stream *c_out;       /* C's stream to A: one subscription RPC */
+static int c_out_status = 1;
+static uint8_t sub_frame[64];
+static size_t sub_frame_len;
+
+static void stall_handler(void *arg, gn_channel *ch, gn_stream *s, const char *protocol_id)
+{
+    (void)arg, (void)ch, (void)protocol_id;
+    stalled_in = s; /* kept, never read: its window fills */
+}
+
+static void c_write_done(void *arg, int status) { (void)arg, (void)status; }
+
+static void c_opened(void *arg, int status, gn_stream *s)
+{
+    (void)arg;
+    c_out_status = status;
+    if (status == 0) {
+        c_out = s;
+        gn_slice iov = {sub_frame, sub_frame_len};
+        CHECK_EQ(gn_stream_write(s, &iov, 1, c_write_done, NULL), 0);
+    }
+}
+
+static bool slow_ready(void *arg)
+{
+    tnode *abc = arg;
+    gn_multicast_metrics m;
+    return stalled_in && gn_multicast_metrics_get(abc[0].mc, &m) == 0 && m.members >= 2;
+}
+
+#define SLOW_MSGS 48
+#define SLOW_LEN 16384
+
+static bool b_got_all(void *arg)
+{
+    tnode *abc = arg;
+    gn_node_event ev;
+    while (gn_node_next_event(abc[1].n, &ev, 0) == 0) {
+        if (ev.type == GN_NODE_EV_MESSAGE && strcmp(ev.addr, GN_GROUP_ADDR_PREFIX TOPIC) == 0) {
+            abc[1].got[0]++;
+        }
+        gn_rcbuf_rele(ev.message);
+    }
+    return abc[1].got[0] >= SLOW_MSGS;
+}
+
+GN_TEST(slow_peer_does_not_hold_others)
+{
+    setup();
+    tnode abc[3];
+    up_ex(&abc[0], 470, 0, "gossipsub", "pubsub.max_out_bytes=65536");
+    up(&abc[1], 471, 1, "gossipsub");
+    /* C: no pubsub component, a raw handler for the protocol */
+    memset(&abc[2], 0, sizeof abc[2]);
+    CHECK_EQ(gn_identity_from_int_seed(472, &abc[2].id), 0);
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    cfg.identity = abc[2].id;
+    cfg.loop = loop;
+    cfg.transports = "memory";
+    CHECK_EQ(gn_node_new(&cfg, &abc[2].n), 0);
+    CHECK_EQ(gn_node_set_handler(abc[2].n, "/meshsub/1.1.0", stall_handler, NULL), 0);
+    CHECK_EQ(gn_node_start(abc[2].n), 0);
+    gn_identity_peer_id(abc[2].id, &abc[2].pid);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(gn_node_dial_group(abc[i].n, GN_GROUP_ADDR_PREFIX TOPIC, &abc[i].mc), 0);
+    }
+    char addr[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", abc[0].listen, abc[0].pid_str);
+    CHECK_EQ(dial_wait(&abc[1], addr), 0);
+    gn_channel *ch = NULL;
+    CHECK_EQ(dial_wait_ch(&abc[2], addr, &ch), 0);
+    /* RPC{subscriptions: [{subscribe: true, topicid: TOPIC}]}, length-prefixed */
+    size_t tl = strlen(TOPIC);
+    uint8_t *f = sub_frame;
+    f[0] = (uint8_t)(4 + tl + 2);
+    f[1] = 0x0a;
+    f[2] = (uint8_t)(4 + tl);
+    f[3] = 0x08;
+    f[4] = 0x01;
+    f[5] = 0x12;
+    f[6] = (uint8_t)tl;
+    memcpy(f + 7, TOPIC, tl);
+    sub_frame_len = 7 + tl;
+    CHECK_EQ(gn_channel_open_stream(ch, "/meshsub/1.1.0", c_opened, NULL), 0);
+    CHECK(run_until(slow_ready, abc, 5000));
+    CHECK_EQ(c_out_status, 0);
+    run_until(never, NULL, 400); /* a few heartbeats: both in A's mesh */
+    gn_peer_id mesh[4];
+    int nm = gn_multicast_mesh_peers(abc[0].mc, mesh, 4);
+    bool c_in_mesh = false;
+    for (int j = 0; j < nm && j < 4; j++) {
+        c_in_mesh |= gn_peer_id_equal(&mesh[j], &abc[2].pid);
+    }
+    CHECK(c_in_mesh);
+    uint8_t *big = calloc(1, SLOW_LEN);
+    CHECK(big != NULL);
+    for (int k = 0; k < SLOW_MSGS; k++) {
+        big[0] = (uint8_t)k;
+        CHECK_EQ(gn_multicast_broadcast(abc[0].mc, big, SLOW_LEN), 0);
+        run_until(never, NULL, 5);
+    }
+    free(big);
+    /* B gets every message although C reads nothing (768 KiB, past C's window) */
+    CHECK(run_until(b_got_all, abc, 8000));
+    CHECK_EQ(abc[1].got[0], SLOW_MSGS);
+    run_until(never, NULL, 300); /* heartbeats: the mesh snapshot */
+    nm = gn_multicast_mesh_peers(abc[0].mc, mesh, 4);
+    CHECK(nm >= 1);
+    for (int j = 0; j < nm && j < 4; j++) {
+        CHECK(!gn_peer_id_equal(&mesh[j], &abc[2].pid)); /* the slow peer left the mesh */
+    }
+    gn_multicast_metrics m;
+    CHECK_EQ(gn_multicast_metrics_get(abc[0].mc, &m), 0);
+    CHECK_EQ(m.published, (uint64_t)SLOW_MSGS);
+    gn_channel_rele(ch);
+    for (int i = 0; i < 2; i++) {
+        gn_multicast_free(abc[i].mc);
+    }
+    stalled_in = NULL;
+    c_out = NULL;
+    for (int i = 0; i < 3; i++) {
+        node_down(&abc[i]);
+    }
+    finish();
+}
+
+GN_TEST_MAIN(GN_T(slow_peer_does_not_hold_others), GN_T(group_address_and_refusals), GN_T(gossipsub_five_nodes_exactly_once),
              GN_T(floodsub_five_nodes_exactly_once), GN_T(strict_sign_rejects_unsigned),
              GN_T(strict_no_sign_both_sides), GN_T(bad_option_stops_start))
