@@ -477,6 +477,9 @@ GN_TEST(slow_peer_does_not_hold_others)
     for (int i = 0; i < 2; i++) {
         gn_multicast_free(abc[i].mc);
     }
+    /* the test owns C's two streams */
+    gn_stream_close(stalled_in, NULL, NULL);
+    gn_stream_close(c_out, NULL, NULL);
     stalled_in = NULL;
     c_out = NULL;
     for (int i = 0; i < 3; i++) {
