@@ -24,7 +24,8 @@ const char cmd_pubsub_help[] =
     "  Runs a node with the pubsub component and a multicast channel on the\n"
     "  group /pubsub/TOPIC (docs/pubsub.md). sub prints the topic's messages;\n"
     "  pub publishes --count messages (\"--data\" then \"-<i>\") once --wait-peers\n"
-    "  peers are subscribed. One JSON object per line on stdout.\n"
+    "  peers are subscribed, and prints the topic's messages too. One JSON object\n"
+    "  per line on stdout.\n"
     "  --listen MA           listen on MA (repeatable)\n"
     "  --dial MA             dial MA (repeatable; with /p2p/<id>)\n"
     "  --router R            gossipsub (default) or floodsub\n"
@@ -34,6 +35,7 @@ const char cmd_pubsub_help[] =
     "  --data TEXT           pub: message prefix (default \"golemnet\")\n"
     "  --interval-ms MS      pub: between publishes (default 200)\n"
     "  --wait-peers K        pub: subscribed peers before publishing (default 1)\n"
+    "  --delay-ms MS         pub: wait this long once the peers are there (default 1500)\n"
     "  --linger-ms MS        pub: run this long after the last publish (default 1000)\n"
     "  --timeout S           give up after S seconds (default 30; exit status 1)\n"
     "  --log LEVEL           log to stderr: error, warning (default), info or debug\n"
@@ -50,7 +52,7 @@ typedef struct ps_cli {
     size_t n_opts;
     char router_opt[64];
     long long seed;
-    unsigned long count, interval_ms, wait_peers, linger_ms, timeout_s;
+    unsigned long count, interval_ms, wait_peers, linger_ms, timeout_s, delay_ms;
     const char *data;
 } ps_cli;
 
@@ -143,6 +145,7 @@ static int ps_parse(ps_cli *c, int argc, char **argv)
     c->interval_ms = 200;
     c->wait_peers = 1;
     c->linger_ms = 1000;
+    c->delay_ms = 1500;
     c->timeout_s = 30;
     c->data = "golemnet";
     for (int i = 2; i < argc; i++) {
@@ -169,6 +172,7 @@ static int ps_parse(ps_cli *c, int argc, char **argv)
         } else if (!strcmp(a, "--interval-ms") && ps_num(v, 3600000, &c->interval_ms)) {
         } else if (!strcmp(a, "--wait-peers") && ps_num(v, 100000, &c->wait_peers)) {
         } else if (!strcmp(a, "--linger-ms") && ps_num(v, 3600000, &c->linger_ms)) {
+        } else if (!strcmp(a, "--delay-ms") && ps_num(v, 3600000, &c->delay_ms)) {
         } else if (!strcmp(a, "--timeout") && ps_num(v, 86400, &c->timeout_s)) {
         } else if (!strcmp(a, "--log")) {
             static const char *const lv[] = {"error", "warning", "info", "debug"};
@@ -284,7 +288,7 @@ int cmd_pubsub(int argc, char **argv)
             gn_multicast_metrics m;
             if (gn_multicast_metrics_get(mc, &m) == 0 && m.members >= c.wait_peers) {
                 ready = true;
-                next_pub = now + 1500 * GN_MS; /* gossipsub: a heartbeat or two builds the mesh */
+                next_pub = now + (gn_time)c.delay_ms * GN_MS; /* heartbeats build the mesh */
             }
         }
         if (c.pub && ready && published < c.count && now >= next_pub) {

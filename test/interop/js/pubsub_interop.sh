@@ -12,6 +12,11 @@
 #     StrictSign refuses anything else);
 #   - golemnet publishes 3 messages, js receives each exactly once, signed
 #     ("type":"signed") by the golemnet peer.
+# Then a mixed gossipsub mesh of 5 golemnet and 5 js nodes, started one
+# after the other, each dialling the one before (G0 J0 G1 J1 ... G4 J4) and
+# each golemnet node also the golemnet node before it: G4 and J4 publish 3
+# messages each, and every node gets every message of the others exactly
+# once, signed by its publisher.
 #
 # Output: TAP. Skips ("1..0 # SKIP") without node >= 20, without the js
 # packages in node_modules/ (run `npm ci` here) or without `golemnet pubsub`
@@ -60,7 +65,7 @@ wait_addr() {
 ADDR_RE='/ip4/127\.0\.0\.1/tcp/[0-9]*/p2p/[A-Za-z0-9]*'
 
 echo "TAP version 13"
-echo "1..8"
+echo "1..19"
 
 for R in gossipsub floodsub; do
 	T="golemnet-interop-$R"
@@ -128,6 +133,88 @@ for R in gossipsub floodsub; do
 		  for (let i = 0; i < $COUNT; i++)
 		    if (m.filter(x => x.data === 'gn-' + i && x.from === '$GN_ID' && x.type === 'signed').length !== 1) return false;
 		  return true })()" "$LOGDIR/js_sub_$R.err" "$LOGDIR/gn_pub_$R.err"
+done
+
+# ---- a mixed mesh: 5 golemnet + 5 js nodes (gossipsub)
+T=golemnet-interop-mixed
+MIXED=()   # "kind index" per started node, in order
+PREV=      # the address of the node started last
+PREV_G=    # the address of the golemnet node started last
+STARTED=0
+for i in 0 1 2 3 4; do
+	# golemnet node Gi: a subscriber, G4 the golemnet publisher
+	DIALS=()
+	[ -n "$PREV" ] && DIALS+=(--dial "$PREV")
+	[ -n "$PREV_G" ] && [ "$PREV_G" != "$PREV" ] && DIALS+=(--dial "$PREV_G")
+	if [ $i = 4 ]; then
+		timeout 60 "$GN_CLI" pubsub pub "$T" --listen /ip4/127.0.0.1/tcp/0 "${DIALS[@]}" \
+			--count $COUNT --data gn --wait-peers 1 --delay-ms 3000 --linger-ms 6000 \
+			--timeout 45 --seed 604 --option pubsub.heartbeat_ms=300 \
+			>"$LOGDIR/mixed_g$i.out" 2>"$LOGDIR/mixed_g$i.err" &
+	else
+		timeout 60 "$GN_CLI" pubsub sub "$T" --listen /ip4/127.0.0.1/tcp/0 "${DIALS[@]}" \
+			--count $((2 * COUNT)) --timeout 45 --seed $((600 + i)) \
+			--option pubsub.heartbeat_ms=300 \
+			>"$LOGDIR/mixed_g$i.out" 2>"$LOGDIR/mixed_g$i.err" &
+	fi
+	PIDS+=($!)
+	eval "MIXED_PID_g$i=$!"
+	A=$(wait_addr "$LOGDIR/mixed_g$i.out" "$ADDR_RE") && STARTED=$((STARTED + 1))
+	PREV=$A
+	PREV_G=$A
+	# js node Ji: a subscriber, J4 the js publisher (key seed 9)
+	JSARGS=(--router gossipsub --listen /ip4/127.0.0.1/tcp/0 --key-seed $((20 + i)) --topic "$T"
+		--run-ms 40000)
+	[ -n "$PREV" ] && JSARGS+=(--dial "$PREV")
+	if [ $i = 4 ]; then
+		JSARGS=(--router gossipsub --listen /ip4/127.0.0.1/tcp/0 --key-seed 9 --topic "$T"
+			--run-ms 40000 --dial "$PREV" --publish $COUNT --wait-peers 1
+			--publish-delay-ms 3000)
+	fi
+	timeout 60 "${JS[@]}" "${JSARGS[@]}" >"$LOGDIR/mixed_j$i.out" 2>"$LOGDIR/mixed_j$i.err" &
+	PIDS+=($!)
+	eval "MIXED_PID_j$i=$!"
+	A=$(wait_addr "$LOGDIR/mixed_j$i.out" "$ADDR_RE") && STARTED=$((STARTED + 1))
+	PREV=$A
+done
+if [ "$STARTED" = 10 ]; then
+	ok "mixed: 5 golemnet and 5 js nodes started and dialled in a line"
+else
+	not_ok "mixed: only $STARTED of 10 nodes started" "$LOGDIR"/mixed_*.err
+fi
+# the golemnet subscribers exit after 6 messages, the publisher after its linger
+for i in 0 1 2 3 4; do
+	eval "wait \$MIXED_PID_g$i"
+done
+sleep 1
+for i in 0 1 2 3 4; do
+	eval "kill -TERM \$MIXED_PID_j$i" 2>/dev/null
+	eval "wait \$MIXED_PID_j$i" 2>/dev/null
+done
+G4_ID=$("$NODE" events.mjs --print "$LOGDIR/mixed_g4.out" 'find("listening").peer_id')
+J4_ID=$("$NODE" events.mjs --print "$LOGDIR/mixed_j4.out" 'find("listening").peer_id')
+# once_each FILE PREFIX ID: every PREFIX-<i> message from ID exactly once
+once_each() {
+	echo "(() => { for (let i = 0; i < $COUNT; i++) if (all('message').filter(x => x.data === '$1-' + i && x.from === '$2').length !== 1) return false; return true })()"
+}
+for i in 0 1 2 3 4; do
+	if [ $i = 4 ]; then
+		EXPR="$(once_each js-9 "$J4_ID") && all('message').length === $COUNT"
+	else
+		EXPR="$(once_each js-9 "$J4_ID") && $(once_each gn "$G4_ID") && all('message').length === $((2 * COUNT))"
+	fi
+	check "mixed: golemnet node G$i got every other publisher's message exactly once" \
+		"$LOGDIR/mixed_g$i.out" "$EXPR" "$LOGDIR/mixed_g$i.err"
+done
+for i in 0 1 2 3 4; do
+	if [ $i = 4 ]; then
+		EXPR="$(once_each gn "$G4_ID") && all('message').length === $COUNT"
+	else
+		EXPR="$(once_each js-9 "$J4_ID") && $(once_each gn "$G4_ID") && all('message').length === $((2 * COUNT))"
+	fi
+	check "mixed: js node J$i got every other publisher's message exactly once, signed" \
+		"$LOGDIR/mixed_j$i.out" "$EXPR && all('message').every(x => x.type === 'signed')" \
+		"$LOGDIR/mixed_j$i.err"
 done
 
 [ "$FAILED" = 0 ]

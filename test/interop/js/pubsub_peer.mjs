@@ -34,6 +34,7 @@ const USAGE = `usage: node --import ./polyfill.mjs pubsub_peer.mjs [flags]
                       --wait-peers peers are subscribed to it (default 0)
   --publish-interval-ms MS  between publishes (default 200)
   --wait-peers K      peers subscribed to the topic before publishing (default 1)
+  --publish-delay-ms MS  then wait this long (default 1500 gossipsub, 500 floodsub)
   --sign-policy P     StrictSign (default) or StrictNoSign
   --run-ms MS         exit this long after start (default 20000)
   --help`
@@ -52,6 +53,7 @@ const { values: v } = parseArgs({
     publish: { type: 'string', default: '0' },
     'publish-interval-ms': { type: 'string', default: '200' },
     'wait-peers': { type: 'string', default: '1' },
+    'publish-delay-ms': { type: 'string' },
     'sign-policy': { type: 'string', default: 'StrictSign' },
     'run-ms': { type: 'string', default: '20000' },
     help: { type: 'boolean' }
@@ -129,7 +131,7 @@ if (count > 0 && v.topic.length > 0) {
   // outbound stream to the peer may still be negotiating when the peer's
   // subscription arrives, and js drops what it writes before then (seen
   // against golemnet: the first message was lost)
-  await sleep(v.router === 'gossipsub' ? 1500 : 500)
+  await sleep(v['publish-delay-ms'] != null ? Number(v['publish-delay-ms']) : (v.router === 'gossipsub' ? 1500 : 500))
   for (let i = 0; i < count && Date.now() < deadline; i++) {
     const text = `js-${v['key-seed'] ?? 'x'}-${i}`
     try {
