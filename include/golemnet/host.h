@@ -531,8 +531,8 @@ GN_API uint64_t gn_channel_id(const gn_channel *ch);
 /*
  * The node's multicast groups on an overlay (gn_node_dial_group(),
  * golemnet/node.h) are carried by a group service: a protocol component
- * that registers itself here when it starts. The built-in one is "pubsub"
- * (gossipsub v1.1 or floodsub, docs/pubsub.md). The node keeps the group
+ * that registers itself here when it starts. The built-in one is "meshsub"
+ * (gossipsub v1.1 or floodsub, docs/pubsub.md section 8). The node keeps the group
  * handles the application holds, their counters, their member and mesh
  * snapshots and the event queue; the service keeps the overlay (peers,
  * streams, router). A group is named by its topic (NUL-terminated, 1 to

@@ -444,7 +444,7 @@ static void ps_snapshot_peers(ps_svc *sv)
         nt = GNI_MIN(nt, gni_psr_topic_peers(sv->r, t->name, tp, nt));
         nm = GNI_MIN(nm, gni_psr_mesh_peers(sv->r, t->name, tp + nt, nm));
         if (sv->floodsub_only) {
-            nm = 0; /* floodsub has no mesh: every topic peer gets every message */
+            /* floodsub has no mesh: every topic peer gets every message */
             gn_host_group_set_peers(sv->host, t->name, tp, nt, tp, nt);
         } else {
             gn_host_group_set_peers(sv->host, t->name, tp, nt, tp + nt, nm);
