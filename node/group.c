@@ -21,10 +21,16 @@ void gni_group_init(gn_node *n)
 
 void gni_group_fini(gn_node *n)
 {
-    /* handles still open belong to the application; only unlink them */
+    /* handles still open belong to the application: unlink them and cut
+     * them from the node (their calls then fail with GN_ECLOSED) */
     uv_mutex_lock(&n->group_mtx);
     while (!gni_list_empty(&n->groups)) {
-        gni_list_del(n->groups.next);
+        gn_multicast *mc = GNI_CONTAINER_OF(n->groups.next, gn_multicast, glink);
+        gni_list_del(&mc->glink);
+        uv_mutex_lock(&mc->mtx);
+        mc->status = GN_ECLOSED;
+        uv_mutex_unlock(&mc->mtx);
+        mc->n = NULL;
     }
     uv_mutex_unlock(&n->group_mtx);
     uv_mutex_destroy(&n->group_mtx);
@@ -220,7 +226,7 @@ int gn_node_dial_group(gn_node *n, const char *group_addr, gn_multicast **out)
 int gni_group_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len)
 {
     gn_node *n = mc->n;
-    if (!group_accepting(n)) {
+    if (!n || !group_accepting(n)) {
         return GN_ECLOSED;
     }
     if (len > atomic_load(&n->max_msg)) {
@@ -238,6 +244,9 @@ int gni_group_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len)
 void gni_group_free(gn_multicast *mc)
 {
     gn_node *n = mc->n;
+    if (!n) {
+        return; /* the node was freed first */
+    }
     uv_mutex_lock(&n->group_mtx);
     bool listed = gni_list_on(&mc->glink);
     gni_list_del(&mc->glink);

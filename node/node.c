@@ -1920,7 +1920,7 @@ int gn_multicast_unicast(gn_multicast *mc, const gn_peer_id *peer, const uint8_t
         return GN_EINVAL;
     }
     gn_node *n = mc->n;
-    if (!node_accepting(n)) {
+    if (!n || !node_accepting(n)) { /* NULL: a group whose node was freed */
         return GN_ECLOSED;
     }
     if (len > atomic_load(&n->max_msg)) {

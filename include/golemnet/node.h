@@ -854,6 +854,8 @@ GN_API void gn_multicast_free(gn_multicast *mc);
  *  - gn_multicast_mesh_peers() and gn_multicast_metrics_get() report the
  *    group's state.
  * gn_multicast_free() leaves the topic. One handle per topic and node.
+ * Free it before the node; a handle still open when the node is freed
+ * only answers GN_ECLOSED (broadcast, unicast) until it is freed.
  * Any thread. Errors: GN_EINVAL (NULL), GN_EPARSE (not a group address,
  * empty or too long topic), GN_EEXIST (a handle on the topic is open),
  * GN_ECLOSED, GN_EAGAIN (command queue full), GN_ENOMEM. A node without a

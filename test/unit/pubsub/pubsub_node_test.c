@@ -254,7 +254,14 @@ GN_TEST(group_address_and_refusals)
     /* freed: the topic can be opened again */
     CHECK_EQ(gn_node_dial_group(t.n, "/pubsub/a/b c", &mc2), 0);
     gn_multicast_free(mc2);
+    /* a handle that outlives its node answers GN_ECLOSED, then frees */
+    gn_multicast *late = NULL;
+    CHECK_EQ(gn_node_dial_group(t.n, "/pubsub/late", &late), 0);
     node_down(&t);
+    CHECK_EQ(gn_multicast_broadcast(late, (const uint8_t *)"x", 1), GN_ECLOSED);
+    CHECK_EQ(gn_multicast_unicast(late, &p, (const uint8_t *)"x", 1), GN_ECLOSED);
+    CHECK_EQ(gn_multicast_metrics_get(late, &m), 0);
+    gn_multicast_free(late);
     finish();
 }
 
