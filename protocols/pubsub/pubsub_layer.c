@@ -14,6 +14,8 @@
  *    is opened when identify says the peer speaks one of our protocols, or
  *    when the peer opens one to us (with the protocol it chose first).
  *    /meshsub/1.1.0, then /meshsub/1.0.0, then /floodsub/1.0.0 are tried.
+ *    One inbound stream per peer is read: a newer one replaces (resets)
+ *    the older, as go-libp2p-pubsub does.
  *  - A peer leaves the router when the channel its streams run on closes.
  *  - Output: after every router call its queued RPCs are encoded into the
  *    peer's outbound queue (bounded in bytes: pubsub.max_out_bytes). A
@@ -572,6 +574,12 @@ static void ps_on_stream_any(ps_svc *sv, gn_channel *ch, gn_stream *s, const cha
         gn_free(in);
         gn_stream_reset(s, NULL, NULL);
         return;
+    }
+    /* one inbound stream per peer (as go-libp2p-pubsub): a newer one
+     * replaces the older, so a peer holds at most one splitter buffer */
+    while (!gni_list_empty(&pe->ins)) {
+        GN_LOG(GN_LOG_DEBUG, PS_LOG, "a second inbound stream from a peer: the older is closed");
+        ps_in_end(GNI_CONTAINER_OF(pe->ins.next, ps_in, link), true);
     }
     in->peer = pe;
     in->s = s;
