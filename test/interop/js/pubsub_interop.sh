@@ -142,13 +142,15 @@ PREV=      # the address of the node started last
 PREV_G=    # the address of the golemnet node started last
 STARTED=0
 for i in 0 1 2 3 4; do
-	# golemnet node Gi: a subscriber, G4 the golemnet publisher
+	# golemnet node Gi: a subscriber, G4 the golemnet publisher: it waits for
+	# its three peers (J3, G3 and J4, which starts after it): a peer that
+	# subscribes later than the gossip window (3 heartbeats) misses a message
 	DIALS=()
 	[ -n "$PREV" ] && DIALS+=(--dial "$PREV")
 	[ -n "$PREV_G" ] && [ "$PREV_G" != "$PREV" ] && DIALS+=(--dial "$PREV_G")
 	if [ $i = 4 ]; then
 		timeout 60 "$GN_CLI" pubsub pub "$T" --listen /ip4/127.0.0.1/tcp/0 "${DIALS[@]}" \
-			--count $COUNT --data gn --wait-peers 1 --delay-ms 3000 --linger-ms 6000 \
+			--count $COUNT --data gn --wait-peers 3 --delay-ms 2000 --linger-ms 6000 \
 			--timeout 45 --seed 604 --option pubsub.heartbeat_ms=300 \
 			>"$LOGDIR/mixed_g$i.out" 2>"$LOGDIR/mixed_g$i.err" &
 	else
