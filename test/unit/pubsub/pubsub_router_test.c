@@ -854,6 +854,7 @@ GN_TEST(congested_peer_leaves_mesh)
     CHECK_EQ(st.out_dropped, 1);
     /* own queue bound: a peer that never drains is cut off, memory stays bounded */
     gni_psr_free(r);
+    gn_identity_free(id);
     c = base_config();
     c.max_out_bytes_per_peer = 64 * 1024;
     r = one_router(&c, &id, now);
