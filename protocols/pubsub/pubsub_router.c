@@ -1375,7 +1375,7 @@ void gni_psr_config_default(gni_psr_config *c)
     t->mesh_failure_penalty_weight = 0;
     t->mesh_failure_penalty_decay = 0.5;
     t->invalid_message_deliveries_weight = -100;
-    t->invalid_message_deliveries_decay = 0.3;
+    t->invalid_message_deliveries_decay = 0.9;
 }
 
 static bool decay_ok(double d) { return d > 0 && d < 1; }
