@@ -7,6 +7,7 @@
  */
 #include "pubsub_router.h"
 
+#include "gn_failalloc.h"
 #include "gn_test.h"
 #include "golemnet/err.h"
 #include "golemnet/identity.h"
@@ -872,6 +873,104 @@ GN_TEST(congested_peer_leaves_mesh)
     gn_identity_free(b.id);
 }
 
+/* One pass of a scenario touching most paths; every call may fail. */
+static size_t fa_scenario(gn_identity *self, fake *f, int nf)
+{
+    gni_psr_config c = base_config();
+    c.identity = self;
+    c.validate = validator;
+    g_rng.s = 777;
+    g_rng.rng.fill = xfill;
+    g_rng.rng.user_data = &g_rng;
+    c.rng = &g_rng.rng;
+    gn_time now = 5 * GN_S;
+    gni_psr *r;
+    if (gni_psr_new(&c, now, &r) != 0)
+        return 0;
+    (void)gni_psr_subscribe(r, TOPIC, now);
+    for (int i = 0; i < nf; i++) {
+        uint8_t ip[4] = {10, 0, 0, 1};
+        (void)gni_psr_peer_add(r, &f[i].pid, (gni_psr_proto)(i % 3), i & 1, ip, 4, now);
+        gni_ps_rpc rpc;
+        gni_ps_rpc_init(&rpc);
+        if (gni_ps_rpc_add_sub(&rpc, true, TOPIC) == 0 && gni_ps_rpc_add_graft(&rpc, TOPIC) == 0)
+            (void)gni_psr_rpc_in(r, &f[i].pid, &rpc, now);
+        gni_ps_rpc_fini(&rpc);
+    }
+    (void)gni_psr_publish(r, TOPIC, (const uint8_t *)"own", 3, now, NULL, NULL);
+    (void)gni_psr_publish(r, "other", (const uint8_t *)"fan", 3, now, NULL, NULL);
+    for (int i = 0; i < nf; i++) {
+        gni_ps_rpc rpc;
+        gni_ps_rpc_init(&rpc);
+        gni_ps_msg m;
+        gni_ps_msg_init(&m);
+        uint64_t seq = (uint64_t)i + 1;
+        const char *data = i == 0 ? "defer" : i == 1 ? "bad" : "ok";
+        if (gni_ps_msg_set(&m, TOPIC, (const uint8_t *)data, strlen(data), &seq) == 0 &&
+            gni_ps_msg_sign(&m, f[i].id) == 0 && gni_ps_rpc_add_msg(&rpc, &m) == 0) {
+            const uint8_t *id = (const uint8_t *)"unknown-id";
+            size_t len = 10;
+            gni_ps_prune *pr;
+            (void)gni_ps_rpc_add_ihave(&rpc, TOPIC, &id, &len, 1);
+            (void)gni_ps_rpc_add_iwant(&rpc, &id, &len, 1);
+            if (gni_ps_rpc_add_prune(&rpc, TOPIC, true, 1, &pr) == 0)
+                (void)gni_ps_prune_add_px(pr, f[(i + 1) % nf].pid.bytes, f[(i + 1) % nf].pid.len, NULL, 0);
+            (void)gni_psr_rpc_in(r, &f[i].pid, &rpc, now);
+        }
+        gni_ps_msg_fini(&m);
+        gni_ps_rpc_fini(&rpc);
+    }
+    gni_psr_event ev;
+    while (gni_psr_next_event(r, &ev) == 1) {
+        if (ev.kind == GNI_PSR_EV_VALIDATE)
+            (void)gni_psr_validation_result(r, ev.id.data, ev.id.len, GNI_PSR_ACCEPT, now);
+        gni_psr_event_fini(&ev);
+    }
+    for (int k = 1; k <= 3; k++)
+        (void)gni_psr_heartbeat(r, now + (gn_time)k * GN_S);
+    (void)gni_psr_peer_congested(r, &f[0].pid, true, now);
+    (void)gni_psr_unsubscribe(r, TOPIC, now);
+    (void)gni_psr_peer_remove(r, &f[1].pid, now);
+    size_t outs_n = 0;
+    gn_peer_id to;
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    while (gni_psr_next_out(r, &to, &rpc) == 1) {
+        outs_n++;
+        gni_ps_rpc_fini(&rpc);
+    }
+    gni_psr_free(r);
+    return outs_n;
+}
+
+GN_TEST(allocation_failure_every_k)
+{
+    gn_identity *self;
+    fake f[4];
+    CHECK_OK(gn_identity_from_int_seed(500, &self));
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(gn_identity_from_int_seed((uint32_t)(501 + i), &f[i].id));
+        gn_identity_peer_id(f[i].id, &f[i].pid);
+    }
+    size_t full = fa_scenario(self, f, 4);
+    CHECK(full > 0);
+    size_t k;
+    for (k = 0; k < 20000; k++) {
+        fa_reset(k);
+        gn_set_allocator(&fa_allocator);
+        (void)fa_scenario(self, f, 4);
+        gn_set_allocator(NULL);
+        CHECK_EQ(fa_live, 0);
+        if (fa_count <= k)
+            break; /* the scenario ran without reaching allocation k */
+    }
+    CHECK(k > 100 && k < 20000);
+    printf("# every one of %zu allocations failed in turn: no leak, no fault\n", k);
+    gn_identity_free(self);
+    for (int i = 0; i < 4; i++)
+        gn_identity_free(f[i].id);
+}
+
 GN_TEST(config_checked)
 {
     gni_psr_config c = base_config();
@@ -901,4 +1000,5 @@ GN_TEST_MAIN(GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ri
              GN_T(prune_backoff_respected_and_regraft_penalised),
              GN_T(px_accepted_only_from_well_scored_peers),
              GN_T(strict_sign_rejects_unsigned_then_graylists), GN_T(validation_verdicts_and_graylist),
-             GN_T(bounds_ihave_iwant_topics), GN_T(congested_peer_leaves_mesh), GN_T(config_checked))
+             GN_T(bounds_ihave_iwant_topics), GN_T(congested_peer_leaves_mesh), GN_T(allocation_failure_every_k),
+             GN_T(config_checked))
