@@ -873,6 +873,106 @@ GN_TEST(congested_peer_leaves_mesh)
     gn_identity_free(b.id);
 }
 
+GN_TEST(outbound_quota_kept_when_pruning)
+{
+    gni_psr_config c = base_config();
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake f[20];
+    for (int i = 0; i < 20; i++) {
+        CHECK_OK(gn_identity_from_int_seed((uint32_t)(700 + i), &f[i].id));
+        gn_identity_peer_id(f[i].id, &f[i].pid);
+        /* the last two are outbound: accepted above D_hi, kept by the D_out quota */
+        CHECK_OK(gni_psr_peer_add(r, &f[i].pid, GNI_PSR_MESHSUB11, i >= 18, NULL, 0, now));
+        fake_sub(r, &f[i], TOPIC, now);
+        fake_graft(r, &f[i], now);
+    }
+    CHECK_EQ(gni_psr_mesh_peers(r, TOPIC, NULL, 0), c.d_hi + 2);
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK_EQ(st.graft_refused, 20 - c.d_hi - 2);
+    drain_out(r, NULL);
+    CHECK_OK(gni_psr_heartbeat(r, now + GN_S));
+    gn_peer_id mesh[16];
+    size_t m = gni_psr_mesh_peers(r, TOPIC, mesh, 16);
+    CHECK_EQ(m, c.d);
+    int outbound = 0;
+    for (size_t k = 0; k < m; k++)
+        outbound += gn_peer_id_equal(&mesh[k], &f[18].pid) + gn_peer_id_equal(&mesh[k], &f[19].pid);
+    CHECK_EQ(outbound, 2);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    for (int i = 0; i < 20; i++)
+        gn_identity_free(f[i].id);
+}
+
+GN_TEST(score_p3_p3b_p6_and_retention)
+{
+    gni_psr_config c = base_config();
+    c.score.default_topic.mesh_message_deliveries_weight = -1;
+    c.score.default_topic.mesh_message_deliveries_threshold = 5;
+    c.score.default_topic.mesh_message_deliveries_activation = 2 * GN_S;
+    c.score.default_topic.mesh_failure_penalty_weight = -1;
+    c.score.default_topic.mesh_failure_penalty_decay = 0.99;
+    c.score.default_topic.time_in_mesh_weight = 0;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b;
+    CHECK_OK(gn_identity_from_int_seed(800, &b.id));
+    gn_identity_peer_id(b.id, &b.pid);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, true, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_graft(r, &b, now);
+    double s;
+    CHECK_OK(gni_psr_heartbeat(r, now + GN_S));
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now + GN_S, &s));
+    CHECK(s == 0); /* P3 not active yet */
+    /* two deliveries, then activation: deficit 3 -> -9 */
+    fake_msg(r, &b, "m0", true, 1, now + GN_S);
+    fake_msg(r, &b, "m1", true, 2, now + GN_S);
+    for (int k = 2; k <= 3; k++)
+        CHECK_OK(gni_psr_heartbeat(r, now + (gn_time)k * GN_S));
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now + 3 * GN_S, &s));
+    /* P2 (decayed first deliveries) offsets part of it; P3 makes it negative */
+    CHECK(s < 0);
+    /* b leaves the mesh: the deficit becomes the sticky P3b penalty */
+    fake_prune(r, &b, NULL, 0, now + 3 * GN_S);
+    double s2;
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now + 3 * GN_S, &s2));
+    CHECK(s2 < 0 && s2 < s + 1e-9 && s2 > s - 30);
+    /* disconnect and reconnect within retain_score: the penalty is still there */
+    CHECK_OK(gni_psr_peer_remove(r, &b.pid, now + 4 * GN_S));
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, true, NULL, 0, now + 5 * GN_S));
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now + 5 * GN_S, &s));
+    CHECK(s < 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+
+    /* P6: 12 peers on one IP, threshold 10, weight -10 -> (12-10)^2 * -10 = -40 */
+    c = base_config();
+    r = one_router(&c, &id, now);
+    fake f[12];
+    uint8_t ip[4] = {192, 0, 2, 7};
+    for (int i = 0; i < 12; i++) {
+        CHECK_OK(gn_identity_from_int_seed((uint32_t)(900 + i), &f[i].id));
+        gn_identity_peer_id(f[i].id, &f[i].pid);
+        CHECK_OK(gni_psr_peer_add(r, &f[i].pid, GNI_PSR_MESHSUB11, false, ip, 4, now));
+    }
+    CHECK_OK(gni_psr_peer_score(r, &f[3].pid, now, &s));
+    CHECK(s > -40.001 && s < -39.999);
+    CHECK_OK(gni_psr_peer_remove(r, &f[0].pid, now));
+    CHECK_OK(gni_psr_peer_remove(r, &f[1].pid, now));
+    CHECK_OK(gni_psr_peer_score(r, &f[3].pid, now, &s));
+    CHECK(s == 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    for (int i = 0; i < 12; i++)
+        gn_identity_free(f[i].id);
+}
+
 /* One pass of a scenario touching most paths; every call may fail. */
 static size_t fa_scenario(gn_identity *self, fake *f, int nf)
 {
@@ -1001,4 +1101,5 @@ GN_TEST_MAIN(GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ri
              GN_T(px_accepted_only_from_well_scored_peers),
              GN_T(strict_sign_rejects_unsigned_then_graylists), GN_T(validation_verdicts_and_graylist),
              GN_T(bounds_ihave_iwant_topics), GN_T(congested_peer_leaves_mesh), GN_T(allocation_failure_every_k),
+             GN_T(outbound_quota_kept_when_pruning), GN_T(score_p3_p3b_p6_and_retention),
              GN_T(config_checked))
