@@ -54,8 +54,9 @@
  *                         entries are evicted first
  *   max_ihave_len / max_ihave_msgs  IHAVE ids taken from and IHAVE
  *                         messages accepted per peer per heartbeat (the
- *                         excess is ignored); IHAVE ids sent per peer per
- *                         heartbeat are capped at max_ihave_len too
+ *                         excess is ignored); IHAVE ids we send to a
+ *                         peer per topic per heartbeat are capped at
+ *                         max_ihave_len too
  *   gossip_retransmission  times one message is sent to one peer in reply
  *                         to IWANT (go: 3)
  *   max_iwant_promises    IWANT promises tracked per peer
@@ -250,7 +251,8 @@ void gni_psr_free(gni_psr *r);
 /**
  * Sets (copies) @topic's score parameters (@p NULL: use the default ones
  * or none). Errors: GN_EINVAL (decays outside (0,1), positive penalty
- * weight, zero quantum), GN_ENOMEM, GN_ELIMIT (max_topics).
+ * weight, zero quantum), GN_ENOMEM, GN_ELIMIT (max_topics), GN_ETOOBIG
+ * (empty topic or longer than limits.max_topic_len).
  */
 int gni_psr_set_topic_score_params(gni_psr *r, const char *topic,
                                    const gni_psr_topic_score_params *p);
@@ -276,7 +278,8 @@ int gni_psr_peer_remove(gni_psr *r, const gn_peer_id *peer, gn_time now);
  * The driver's outbound queue for @peer is full (@congested true) or has
  * drained (false). While congested the peer is pruned from every mesh
  * (PRUNE queued with backoff), not grafted, and gets no forwards or
- * gossip (counted as stats.out_dropped). Errors: GN_ENOTFOUND.
+ * gossip (counted as stats.out_dropped); gni_psr_next_out() holds what is
+ * already queued for it until it is uncongested. Errors: GN_ENOTFOUND.
  */
 int gni_psr_peer_congested(gni_psr *r, const gn_peer_id *peer, bool congested, gn_time now);
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAXN 50
 #define MAXMSG 64
@@ -973,6 +974,39 @@ GN_TEST(score_p3_p3b_p6_and_retention)
         gn_identity_free(f[i].id);
 }
 
+GN_TEST(scale_50_routers)
+{
+    gni_psr_config c = base_config();
+    net *w = net_new(50, &c, 9);
+    xrng g = {.s = 4242};
+    for (int i = 0; i < w->cnt; i++)
+        for (int k = 0; k < 4; k++)
+            net_link(w, i, (int)(xnext(&g) % (uint64_t)w->cnt), GNI_PSR_MESHSUB11);
+    for (int i = 0; i < w->cnt; i++)
+        net_link(w, i, (i + 1) % w->cnt, GNI_PSR_MESHSUB11);
+    subscribe_all(w, TOPIC);
+    tick(w, 3);
+    int rpcs0 = w->rpcs;
+    clock_t t0 = clock();
+    for (int k = 0; k < MAXMSG; k++)
+        publish(w, (int)(xnext(&g) % (uint64_t)w->cnt), k);
+    tick(w, 2);
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    for (int i = 0; i < w->cnt; i++)
+        for (int k = 0; k < MAXMSG; k++)
+            CHECK_EQ(w->n[i].deliv[k], 1);
+    uint64_t dups = 0;
+    for (int i = 0; i < w->cnt; i++) {
+        gni_psr_topic_stats st;
+        CHECK_OK(gni_psr_get_topic_stats(w->n[i].r, TOPIC, &st));
+        dups += st.duplicates;
+    }
+    printf("# 50 routers, %d messages (flood publish): %d RPCs, %.2f duplicates per delivery, "
+           "%.1f ms CPU (codec included)\n",
+           MAXMSG, w->rpcs - rpcs0, (double)dups / (50.0 * MAXMSG), secs * 1000);
+    net_free(w);
+}
+
 /* One pass of a scenario touching most paths; every call may fail. */
 static size_t fa_scenario(gn_identity *self, fake *f, int nf)
 {
@@ -1102,4 +1136,5 @@ GN_TEST_MAIN(GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ri
              GN_T(strict_sign_rejects_unsigned_then_graylists), GN_T(validation_verdicts_and_graylist),
              GN_T(bounds_ihave_iwant_topics), GN_T(congested_peer_leaves_mesh), GN_T(allocation_failure_every_k),
              GN_T(outbound_quota_kept_when_pruning), GN_T(score_p3_p3b_p6_and_retention),
+             GN_T(scale_50_routers),
              GN_T(config_checked))
