@@ -260,8 +260,14 @@ static psr_topic *topic_find(const gni_psr *r, const char *name)
     return NULL;
 }
 
-/* Finds or creates (bounded by max_topics) @name. NULL: GN_ELIMIT / GN_ENOMEM in *err. */
-static psr_topic *topic_get(gni_psr *r, const char *name, int *err)
+/*
+ * Finds or creates @name. Creation for a peer (@local false) is bounded by
+ * max_topics; the application's own topics (subscribe, publish, score
+ * parameters) are not, so peers filling the table cannot keep the
+ * application from subscribing. NULL: GN_ELIMIT / GN_ETOOBIG / GN_ENOMEM
+ * in *err.
+ */
+static psr_topic *topic_get(gni_psr *r, const char *name, bool local, int *err)
 {
     psr_topic *t = topic_find(r, name);
     if (t)
@@ -271,7 +277,7 @@ static psr_topic *topic_get(gni_psr *r, const char *name, int *err)
         *err = GN_ETOOBIG;
         return NULL;
     }
-    if (r->ntopics >= r->c.max_topics) {
+    if (!local && r->ntopics >= r->c.max_topics) {
         *err = GN_ELIMIT;
         return NULL;
     }
@@ -1099,7 +1105,7 @@ static void sub_in(gni_psr *r, psr_peer *p, const gni_ps_sub *s)
             return;
         }
         int err = 0;
-        if (!t && !(t = topic_get(r, s->topic, &err))) {
+        if (!t && !(t = topic_get(r, s->topic, false, &err))) {
             r->st.subs_ignored++;
             return;
         }
@@ -1505,7 +1511,7 @@ int gni_psr_set_topic_score_params(gni_psr *r, const char *topic, const gni_psr_
     if (!r || !topic || (p && !topic_params_ok(p)))
         return GN_EINVAL;
     int err = 0;
-    psr_topic *t = topic_get(r, topic, &err);
+    psr_topic *t = topic_get(r, topic, true, &err);
     if (!t)
         return err;
     t->has_params = p != NULL;
@@ -1666,7 +1672,7 @@ int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now)
     if (strlen(topic) > r->lim.max_topic_len)
         return GN_ETOOBIG;
     int err = 0;
-    psr_topic *t = topic_get(r, topic, &err);
+    psr_topic *t = topic_get(r, topic, true, &err);
     if (!t)
         return err;
     if (t->subscribed)
@@ -1778,7 +1784,7 @@ int gni_psr_publish(gni_psr *r, const char *topic, const uint8_t *data, size_t l
         goto out;
     }
     int err = 0;
-    psr_topic *t = topic_get(r, topic, &err);
+    psr_topic *t = topic_get(r, topic, true, &err);
     if (!t) {
         rc = err;
         goto out;

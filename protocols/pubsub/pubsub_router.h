@@ -42,8 +42,10 @@
  *   max_peers             peers (gni_psr_peer_add() refuses beyond)
  *   max_topics_per_peer   topics a peer may be subscribed to; further
  *                         subscriptions are ignored and counted
- *   max_topics            topics the router tracks (peer subscriptions to
- *                         new topics beyond it are ignored and counted)
+ *   max_topics            topics the router tracks because of peers'
+ *                         subscriptions (subscriptions to new topics
+ *                         beyond it are ignored and counted); the
+ *                         application's own topics are never refused by it
  *   max_pending_validations  messages awaiting a validation result; a
  *                         message arriving when full is ignored (counted,
  *                         no penalty), as go's validation queue throttle
@@ -251,8 +253,8 @@ void gni_psr_free(gni_psr *r);
 /**
  * Sets (copies) @topic's score parameters (@p NULL: use the default ones
  * or none). Errors: GN_EINVAL (decays outside (0,1), positive penalty
- * weight, zero quantum), GN_ENOMEM, GN_ELIMIT (max_topics), GN_ETOOBIG
- * (empty topic or longer than limits.max_topic_len).
+ * weight, zero quantum), GN_ENOMEM, GN_ETOOBIG (empty topic or longer
+ * than limits.max_topic_len).
  */
 int gni_psr_set_topic_score_params(gni_psr *r, const char *topic,
                                    const gni_psr_topic_score_params *p);
@@ -299,7 +301,7 @@ int gni_psr_rpc_in(gni_psr *r, const gn_peer_id *peer, const gni_ps_rpc *rpc, gn
  * Joins @topic (NUL-terminated, within limits.max_topic_len): announces it
  * to every peer, builds the mesh from fanout peers then other subscribed
  * peers (GRAFT). Subscribing twice is a no-op. Errors: GN_EINVAL,
- * GN_ETOOBIG, GN_ELIMIT (max_topics), GN_ENOMEM.
+ * GN_ETOOBIG, GN_ENOMEM (max_topics does not apply to own topics).
  */
 int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now);
 

@@ -121,7 +121,7 @@ static void check(world *w, bool after_heartbeat)
     gni_psr_stats st;
     gni_psr_get_stats(w->r, &st);
     if (st.mcache_msgs > w->c.mcache_max_msgs || st.pending_validations > w->c.max_pending_validations ||
-        st.seen > w->c.seen_max || st.topics > w->c.max_topics || st.peers > NPEERS)
+        st.seen > w->c.seen_max || st.topics > w->c.max_topics + NTOPICS || st.peers > NPEERS)
         abort();
     if (!after_heartbeat)
         return;

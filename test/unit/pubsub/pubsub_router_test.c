@@ -1007,6 +1007,38 @@ GN_TEST(scale_50_routers)
     net_free(w);
 }
 
+GN_TEST(peers_cannot_fill_the_topic_table_for_us)
+{
+    gni_psr_config c = base_config();
+    c.max_topics = 10;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b;
+    CHECK_OK(gn_identity_from_int_seed(950, &b.id));
+    gn_identity_peer_id(b.id, &b.pid);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    for (int i = 0; i < 30; i++) {
+        char t[16];
+        snprintf(t, sizeof t, "junk%d", i);
+        CHECK_OK(gni_ps_rpc_add_sub(&rpc, true, t));
+    }
+    CHECK_OK(gni_psr_rpc_in(r, &b.pid, &rpc, now));
+    gni_ps_rpc_fini(&rpc);
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK_EQ(st.topics, 10);
+    CHECK_EQ(st.subs_ignored, 21); /* TOPIC (ours) + 9 of b's */
+    CHECK_OK(gni_psr_subscribe(r, "mine", now));
+    CHECK_OK(gni_psr_publish(r, "elsewhere", (const uint8_t *)"x", 1, now, NULL, NULL));
+    CHECK(gni_psr_subscribed(r, "mine"));
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+}
+
 /* One pass of a scenario touching most paths; every call may fail. */
 static size_t fa_scenario(gn_identity *self, fake *f, int nf)
 {
@@ -1136,5 +1168,5 @@ GN_TEST_MAIN(GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ri
              GN_T(strict_sign_rejects_unsigned_then_graylists), GN_T(validation_verdicts_and_graylist),
              GN_T(bounds_ihave_iwant_topics), GN_T(congested_peer_leaves_mesh), GN_T(allocation_failure_every_k),
              GN_T(outbound_quota_kept_when_pruning), GN_T(score_p3_p3b_p6_and_retention),
-             GN_T(scale_50_routers),
+             GN_T(scale_50_routers), GN_T(peers_cannot_fill_the_topic_table_for_us),
              GN_T(config_checked))
