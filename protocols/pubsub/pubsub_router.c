@@ -652,7 +652,8 @@ static int out_prune(gni_psr *r, psr_pt *pt, gn_time backoff, bool px, gn_time n
     bool v11 = p->proto == GNI_PSR_MESHSUB11;
     size_t npx = 0;
     psr_peer *cand[64];
-    if (v11 && px && r->c.do_px) {
+    /* no PX towards peers with a negative score (v1.1 "Score Thresholds") */
+    if (v11 && px && r->c.do_px && peer_score(r, p, now) >= 0) {
         size_t want = GNI_MIN((size_t)r->c.prune_peers, GNI_MIN(r->lim.max_px, GNI_ARRAY_LEN(cand)));
         /* reservoir sample of topic peers with score >= 0 */
         size_t seen = 0;
