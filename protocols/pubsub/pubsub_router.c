@@ -1394,7 +1394,8 @@ static bool topic_params_ok(const gni_psr_topic_score_params *p)
            p->mesh_message_deliveries_weight <= 0 && decay_ok(p->mesh_message_deliveries_decay) &&
            p->mesh_failure_penalty_weight <= 0 && decay_ok(p->mesh_failure_penalty_decay) &&
            p->invalid_message_deliveries_weight <= 0 && decay_ok(p->invalid_message_deliveries_decay) &&
-           p->mesh_message_deliveries_threshold >= 0;
+           p->mesh_message_deliveries_threshold >= 0 &&
+           p->mesh_message_deliveries_cap >= p->mesh_message_deliveries_threshold;
 }
 
 #define DEF0(f, v)                                                                                 \
@@ -1434,6 +1435,7 @@ int gni_psr_new(const gni_psr_config *cfg, gn_time now, gni_psr **out)
         (s->decay_interval == 0 || s->gossip_threshold > 0 || s->publish_threshold > s->gossip_threshold ||
          s->graylist_threshold >= s->publish_threshold || s->accept_px_threshold < 0 ||
          s->opportunistic_graft_threshold < 0 || s->ip_colocation_factor_weight > 0 ||
+         s->ip_colocation_factor_threshold < 1 ||
          s->behaviour_penalty_weight > 0 ||
          (s->behaviour_penalty_weight < 0 && !decay_ok(s->behaviour_penalty_decay)) ||
          s->decay_to_zero < 0 || s->decay_to_zero >= 1 ||

@@ -244,7 +244,8 @@ void gni_psr_config_default(gni_psr_config *cfg);
  * (monotonic ns) the heartbeat schedule starts from. Errors: GN_EINVAL
  * (inconsistent parameters: d_lo <= d <= d_hi violated, d_out >= d_lo or
  * d_out > d/2, thresholds out of order, mcache_gossip > mcache_len, a zero
- * interval), GN_ENOMEM.
+ * interval, IP colocation threshold below 1, a P3 cap below its
+ * threshold), GN_ENOMEM.
  */
 int gni_psr_new(const gni_psr_config *cfg, gn_time now, gni_psr **out);
 /** Releases everything, including queued outputs. NULL is a no-op. */
