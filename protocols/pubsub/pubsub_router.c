@@ -260,8 +260,14 @@ static psr_topic *topic_find(const gni_psr *r, const char *name)
     return NULL;
 }
 
-/* Finds or creates (bounded by max_topics) @name. NULL: GN_ELIMIT / GN_ENOMEM in *err. */
-static psr_topic *topic_get(gni_psr *r, const char *name, int *err)
+/*
+ * Finds or creates @name. Creation for a peer (@local false) is bounded by
+ * max_topics; the application's own topics (subscribe, publish, score
+ * parameters) are not, so peers filling the table cannot keep the
+ * application from subscribing. NULL: GN_ELIMIT / GN_ETOOBIG / GN_ENOMEM
+ * in *err.
+ */
+static psr_topic *topic_get(gni_psr *r, const char *name, bool local, int *err)
 {
     psr_topic *t = topic_find(r, name);
     if (t)
@@ -271,7 +277,7 @@ static psr_topic *topic_get(gni_psr *r, const char *name, int *err)
         *err = GN_ETOOBIG;
         return NULL;
     }
-    if (r->ntopics >= r->c.max_topics) {
+    if (!local && r->ntopics >= r->c.max_topics) {
         *err = GN_ELIMIT;
         return NULL;
     }
@@ -646,7 +652,8 @@ static int out_prune(gni_psr *r, psr_pt *pt, gn_time backoff, bool px, gn_time n
     bool v11 = p->proto == GNI_PSR_MESHSUB11;
     size_t npx = 0;
     psr_peer *cand[64];
-    if (v11 && px && r->c.do_px) {
+    /* no PX towards peers with a negative score (v1.1 "Score Thresholds") */
+    if (v11 && px && r->c.do_px && peer_score(r, p, now) >= 0) {
         size_t want = GNI_MIN((size_t)r->c.prune_peers, GNI_MIN(r->lim.max_px, GNI_ARRAY_LEN(cand)));
         /* reservoir sample of topic peers with score >= 0 */
         size_t seen = 0;
@@ -1099,7 +1106,7 @@ static void sub_in(gni_psr *r, psr_peer *p, const gni_ps_sub *s)
             return;
         }
         int err = 0;
-        if (!t && !(t = topic_get(r, s->topic, &err))) {
+        if (!t && !(t = topic_get(r, s->topic, false, &err))) {
             r->st.subs_ignored++;
             return;
         }
@@ -1375,7 +1382,7 @@ void gni_psr_config_default(gni_psr_config *c)
     t->mesh_failure_penalty_weight = 0;
     t->mesh_failure_penalty_decay = 0.5;
     t->invalid_message_deliveries_weight = -100;
-    t->invalid_message_deliveries_decay = 0.3;
+    t->invalid_message_deliveries_decay = 0.9;
 }
 
 static bool decay_ok(double d) { return d > 0 && d < 1; }
@@ -1387,7 +1394,8 @@ static bool topic_params_ok(const gni_psr_topic_score_params *p)
            p->mesh_message_deliveries_weight <= 0 && decay_ok(p->mesh_message_deliveries_decay) &&
            p->mesh_failure_penalty_weight <= 0 && decay_ok(p->mesh_failure_penalty_decay) &&
            p->invalid_message_deliveries_weight <= 0 && decay_ok(p->invalid_message_deliveries_decay) &&
-           p->mesh_message_deliveries_threshold >= 0;
+           p->mesh_message_deliveries_threshold >= 0 &&
+           p->mesh_message_deliveries_cap >= p->mesh_message_deliveries_threshold;
 }
 
 #define DEF0(f, v)                                                                                 \
@@ -1427,6 +1435,7 @@ int gni_psr_new(const gni_psr_config *cfg, gn_time now, gni_psr **out)
         (s->decay_interval == 0 || s->gossip_threshold > 0 || s->publish_threshold > s->gossip_threshold ||
          s->graylist_threshold >= s->publish_threshold || s->accept_px_threshold < 0 ||
          s->opportunistic_graft_threshold < 0 || s->ip_colocation_factor_weight > 0 ||
+         s->ip_colocation_factor_threshold < 1 ||
          s->behaviour_penalty_weight > 0 ||
          (s->behaviour_penalty_weight < 0 && !decay_ok(s->behaviour_penalty_decay)) ||
          s->decay_to_zero < 0 || s->decay_to_zero >= 1 ||
@@ -1505,7 +1514,7 @@ int gni_psr_set_topic_score_params(gni_psr *r, const char *topic, const gni_psr_
     if (!r || !topic || (p && !topic_params_ok(p)))
         return GN_EINVAL;
     int err = 0;
-    psr_topic *t = topic_get(r, topic, &err);
+    psr_topic *t = topic_get(r, topic, true, &err);
     if (!t)
         return err;
     t->has_params = p != NULL;
@@ -1666,7 +1675,7 @@ int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now)
     if (strlen(topic) > r->lim.max_topic_len)
         return GN_ETOOBIG;
     int err = 0;
-    psr_topic *t = topic_get(r, topic, &err);
+    psr_topic *t = topic_get(r, topic, true, &err);
     if (!t)
         return err;
     if (t->subscribed)
@@ -1778,7 +1787,7 @@ int gni_psr_publish(gni_psr *r, const char *topic, const uint8_t *data, size_t l
         goto out;
     }
     int err = 0;
-    psr_topic *t = topic_get(r, topic, &err);
+    psr_topic *t = topic_get(r, topic, true, &err);
     if (!t) {
         rc = err;
         goto out;

@@ -42,8 +42,10 @@
  *   max_peers             peers (gni_psr_peer_add() refuses beyond)
  *   max_topics_per_peer   topics a peer may be subscribed to; further
  *                         subscriptions are ignored and counted
- *   max_topics            topics the router tracks (peer subscriptions to
- *                         new topics beyond it are ignored and counted)
+ *   max_topics            topics the router tracks because of peers'
+ *                         subscriptions (subscriptions to new topics
+ *                         beyond it are ignored and counted); the
+ *                         application's own topics are never refused by it
  *   max_pending_validations  messages awaiting a validation result; a
  *                         message arriving when full is ignored (counted,
  *                         no penalty), as go's validation queue throttle
@@ -54,8 +56,9 @@
  *                         entries are evicted first
  *   max_ihave_len / max_ihave_msgs  IHAVE ids taken from and IHAVE
  *                         messages accepted per peer per heartbeat (the
- *                         excess is ignored); IHAVE ids sent per peer per
- *                         heartbeat are capped at max_ihave_len too
+ *                         excess is ignored); IHAVE ids we send to a
+ *                         peer per topic per heartbeat are capped at
+ *                         max_ihave_len too
  *   gossip_retransmission  times one message is sent to one peer in reply
  *                         to IWANT (go: 3)
  *   max_iwant_promises    IWANT promises tracked per peer
@@ -241,7 +244,8 @@ void gni_psr_config_default(gni_psr_config *cfg);
  * (monotonic ns) the heartbeat schedule starts from. Errors: GN_EINVAL
  * (inconsistent parameters: d_lo <= d <= d_hi violated, d_out >= d_lo or
  * d_out > d/2, thresholds out of order, mcache_gossip > mcache_len, a zero
- * interval), GN_ENOMEM.
+ * interval, IP colocation threshold below 1, a P3 cap below its
+ * threshold), GN_ENOMEM.
  */
 int gni_psr_new(const gni_psr_config *cfg, gn_time now, gni_psr **out);
 /** Releases everything, including queued outputs. NULL is a no-op. */
@@ -250,7 +254,8 @@ void gni_psr_free(gni_psr *r);
 /**
  * Sets (copies) @topic's score parameters (@p NULL: use the default ones
  * or none). Errors: GN_EINVAL (decays outside (0,1), positive penalty
- * weight, zero quantum), GN_ENOMEM, GN_ELIMIT (max_topics).
+ * weight, zero quantum), GN_ENOMEM, GN_ETOOBIG (empty topic or longer
+ * than limits.max_topic_len).
  */
 int gni_psr_set_topic_score_params(gni_psr *r, const char *topic,
                                    const gni_psr_topic_score_params *p);
@@ -276,7 +281,8 @@ int gni_psr_peer_remove(gni_psr *r, const gn_peer_id *peer, gn_time now);
  * The driver's outbound queue for @peer is full (@congested true) or has
  * drained (false). While congested the peer is pruned from every mesh
  * (PRUNE queued with backoff), not grafted, and gets no forwards or
- * gossip (counted as stats.out_dropped). Errors: GN_ENOTFOUND.
+ * gossip (counted as stats.out_dropped); gni_psr_next_out() holds what is
+ * already queued for it until it is uncongested. Errors: GN_ENOTFOUND.
  */
 int gni_psr_peer_congested(gni_psr *r, const gn_peer_id *peer, bool congested, gn_time now);
 
@@ -296,7 +302,7 @@ int gni_psr_rpc_in(gni_psr *r, const gn_peer_id *peer, const gni_ps_rpc *rpc, gn
  * Joins @topic (NUL-terminated, within limits.max_topic_len): announces it
  * to every peer, builds the mesh from fanout peers then other subscribed
  * peers (GRAFT). Subscribing twice is a no-op. Errors: GN_EINVAL,
- * GN_ETOOBIG, GN_ELIMIT (max_topics), GN_ENOMEM.
+ * GN_ETOOBIG, GN_ENOMEM (max_topics does not apply to own topics).
  */
 int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now);
 

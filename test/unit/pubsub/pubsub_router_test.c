@@ -7,6 +7,7 @@
  */
 #include "pubsub_router.h"
 
+#include "gn_failalloc.h"
 #include "gn_test.h"
 #include "golemnet/err.h"
 #include "golemnet/identity.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAXN 50
 #define MAXMSG 64
@@ -854,6 +856,7 @@ GN_TEST(congested_peer_leaves_mesh)
     CHECK_EQ(st.out_dropped, 1);
     /* own queue bound: a peer that never drains is cut off, memory stays bounded */
     gni_psr_free(r);
+    gn_identity_free(id);
     c = base_config();
     c.max_out_bytes_per_peer = 64 * 1024;
     r = one_router(&c, &id, now);
@@ -869,6 +872,269 @@ GN_TEST(congested_peer_leaves_mesh)
     gni_psr_free(r);
     gn_identity_free(id);
     gn_identity_free(b.id);
+}
+
+GN_TEST(outbound_quota_kept_when_pruning)
+{
+    gni_psr_config c = base_config();
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake f[20];
+    for (int i = 0; i < 20; i++) {
+        CHECK_OK(gn_identity_from_int_seed((uint32_t)(700 + i), &f[i].id));
+        gn_identity_peer_id(f[i].id, &f[i].pid);
+        /* the last two are outbound: accepted above D_hi, kept by the D_out quota */
+        CHECK_OK(gni_psr_peer_add(r, &f[i].pid, GNI_PSR_MESHSUB11, i >= 18, NULL, 0, now));
+        fake_sub(r, &f[i], TOPIC, now);
+        fake_graft(r, &f[i], now);
+    }
+    CHECK_EQ(gni_psr_mesh_peers(r, TOPIC, NULL, 0), c.d_hi + 2);
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK_EQ(st.graft_refused, 20 - c.d_hi - 2);
+    drain_out(r, NULL);
+    CHECK_OK(gni_psr_heartbeat(r, now + GN_S));
+    gn_peer_id mesh[16];
+    size_t m = gni_psr_mesh_peers(r, TOPIC, mesh, 16);
+    CHECK_EQ(m, c.d);
+    int outbound = 0;
+    for (size_t k = 0; k < m; k++)
+        outbound += gn_peer_id_equal(&mesh[k], &f[18].pid) + gn_peer_id_equal(&mesh[k], &f[19].pid);
+    CHECK_EQ(outbound, 2);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    for (int i = 0; i < 20; i++)
+        gn_identity_free(f[i].id);
+}
+
+GN_TEST(score_p3_p3b_p6_and_retention)
+{
+    gni_psr_config c = base_config();
+    c.score.default_topic.mesh_message_deliveries_weight = -1;
+    c.score.default_topic.mesh_message_deliveries_threshold = 5;
+    c.score.default_topic.mesh_message_deliveries_activation = 2 * GN_S;
+    c.score.default_topic.mesh_failure_penalty_weight = -1;
+    c.score.default_topic.mesh_failure_penalty_decay = 0.99;
+    c.score.default_topic.time_in_mesh_weight = 0;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b;
+    CHECK_OK(gn_identity_from_int_seed(800, &b.id));
+    gn_identity_peer_id(b.id, &b.pid);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, true, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_graft(r, &b, now);
+    double s;
+    CHECK_OK(gni_psr_heartbeat(r, now + GN_S));
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now + GN_S, &s));
+    CHECK(s == 0); /* P3 not active yet */
+    /* two deliveries, then activation: deficit 3 -> -9 */
+    fake_msg(r, &b, "m0", true, 1, now + GN_S);
+    fake_msg(r, &b, "m1", true, 2, now + GN_S);
+    for (int k = 2; k <= 3; k++)
+        CHECK_OK(gni_psr_heartbeat(r, now + (gn_time)k * GN_S));
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now + 3 * GN_S, &s));
+    /* P2 (decayed first deliveries) offsets part of it; P3 makes it negative */
+    CHECK(s < 0);
+    /* b leaves the mesh: the deficit becomes the sticky P3b penalty */
+    fake_prune(r, &b, NULL, 0, now + 3 * GN_S);
+    double s2;
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now + 3 * GN_S, &s2));
+    CHECK(s2 < 0 && s2 < s + 1e-9 && s2 > s - 30);
+    /* disconnect and reconnect within retain_score: the penalty is still there */
+    CHECK_OK(gni_psr_peer_remove(r, &b.pid, now + 4 * GN_S));
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, true, NULL, 0, now + 5 * GN_S));
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now + 5 * GN_S, &s));
+    CHECK(s < 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+
+    /* P6: 12 peers on one IP, threshold 10, weight -10 -> (12-10)^2 * -10 = -40 */
+    c = base_config();
+    r = one_router(&c, &id, now);
+    fake f[12];
+    uint8_t ip[4] = {192, 0, 2, 7};
+    for (int i = 0; i < 12; i++) {
+        CHECK_OK(gn_identity_from_int_seed((uint32_t)(900 + i), &f[i].id));
+        gn_identity_peer_id(f[i].id, &f[i].pid);
+        CHECK_OK(gni_psr_peer_add(r, &f[i].pid, GNI_PSR_MESHSUB11, false, ip, 4, now));
+    }
+    CHECK_OK(gni_psr_peer_score(r, &f[3].pid, now, &s));
+    CHECK(s > -40.001 && s < -39.999);
+    CHECK_OK(gni_psr_peer_remove(r, &f[0].pid, now));
+    CHECK_OK(gni_psr_peer_remove(r, &f[1].pid, now));
+    CHECK_OK(gni_psr_peer_score(r, &f[3].pid, now, &s));
+    CHECK(s == 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    for (int i = 0; i < 12; i++)
+        gn_identity_free(f[i].id);
+}
+
+GN_TEST(scale_50_routers)
+{
+    gni_psr_config c = base_config();
+    net *w = net_new(50, &c, 9);
+    xrng g = {.s = 4242};
+    for (int i = 0; i < w->cnt; i++)
+        for (int k = 0; k < 4; k++)
+            net_link(w, i, (int)(xnext(&g) % (uint64_t)w->cnt), GNI_PSR_MESHSUB11);
+    for (int i = 0; i < w->cnt; i++)
+        net_link(w, i, (i + 1) % w->cnt, GNI_PSR_MESHSUB11);
+    subscribe_all(w, TOPIC);
+    tick(w, 3);
+    int rpcs0 = w->rpcs;
+    clock_t t0 = clock();
+    for (int k = 0; k < MAXMSG; k++)
+        publish(w, (int)(xnext(&g) % (uint64_t)w->cnt), k);
+    tick(w, 2);
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    for (int i = 0; i < w->cnt; i++)
+        for (int k = 0; k < MAXMSG; k++)
+            CHECK_EQ(w->n[i].deliv[k], 1);
+    uint64_t dups = 0;
+    for (int i = 0; i < w->cnt; i++) {
+        gni_psr_topic_stats st;
+        CHECK_OK(gni_psr_get_topic_stats(w->n[i].r, TOPIC, &st));
+        dups += st.duplicates;
+    }
+    printf("# 50 routers, %d messages (flood publish): %d RPCs, %.2f duplicates per delivery, "
+           "%.1f ms CPU (codec included)\n",
+           MAXMSG, w->rpcs - rpcs0, (double)dups / (50.0 * MAXMSG), secs * 1000);
+    net_free(w);
+}
+
+GN_TEST(peers_cannot_fill_the_topic_table_for_us)
+{
+    gni_psr_config c = base_config();
+    c.max_topics = 10;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b;
+    CHECK_OK(gn_identity_from_int_seed(950, &b.id));
+    gn_identity_peer_id(b.id, &b.pid);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    for (int i = 0; i < 30; i++) {
+        char t[16];
+        snprintf(t, sizeof t, "junk%d", i);
+        CHECK_OK(gni_ps_rpc_add_sub(&rpc, true, t));
+    }
+    CHECK_OK(gni_psr_rpc_in(r, &b.pid, &rpc, now));
+    gni_ps_rpc_fini(&rpc);
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK_EQ(st.topics, 10);
+    CHECK_EQ(st.subs_ignored, 21); /* TOPIC (ours) + 9 of b's */
+    CHECK_OK(gni_psr_subscribe(r, "mine", now));
+    CHECK_OK(gni_psr_publish(r, "elsewhere", (const uint8_t *)"x", 1, now, NULL, NULL));
+    CHECK(gni_psr_subscribed(r, "mine"));
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+}
+
+/* One pass of a scenario touching most paths; every call may fail. */
+static size_t fa_scenario(gn_identity *self, fake *f, int nf)
+{
+    gni_psr_config c = base_config();
+    c.identity = self;
+    c.validate = validator;
+    g_rng.s = 777;
+    g_rng.rng.fill = xfill;
+    g_rng.rng.user_data = &g_rng;
+    c.rng = &g_rng.rng;
+    gn_time now = 5 * GN_S;
+    gni_psr *r;
+    if (gni_psr_new(&c, now, &r) != 0)
+        return 0;
+    (void)gni_psr_subscribe(r, TOPIC, now);
+    for (int i = 0; i < nf; i++) {
+        uint8_t ip[4] = {10, 0, 0, 1};
+        (void)gni_psr_peer_add(r, &f[i].pid, (gni_psr_proto)(i % 3), i & 1, ip, 4, now);
+        gni_ps_rpc rpc;
+        gni_ps_rpc_init(&rpc);
+        if (gni_ps_rpc_add_sub(&rpc, true, TOPIC) == 0 && gni_ps_rpc_add_graft(&rpc, TOPIC) == 0)
+            (void)gni_psr_rpc_in(r, &f[i].pid, &rpc, now);
+        gni_ps_rpc_fini(&rpc);
+    }
+    (void)gni_psr_publish(r, TOPIC, (const uint8_t *)"own", 3, now, NULL, NULL);
+    (void)gni_psr_publish(r, "other", (const uint8_t *)"fan", 3, now, NULL, NULL);
+    for (int i = 0; i < nf; i++) {
+        gni_ps_rpc rpc;
+        gni_ps_rpc_init(&rpc);
+        gni_ps_msg m;
+        gni_ps_msg_init(&m);
+        uint64_t seq = (uint64_t)i + 1;
+        const char *data = i == 0 ? "defer" : i == 1 ? "bad" : "ok";
+        if (gni_ps_msg_set(&m, TOPIC, (const uint8_t *)data, strlen(data), &seq) == 0 &&
+            gni_ps_msg_sign(&m, f[i].id) == 0 && gni_ps_rpc_add_msg(&rpc, &m) == 0) {
+            const uint8_t *id = (const uint8_t *)"unknown-id";
+            size_t len = 10;
+            gni_ps_prune *pr;
+            (void)gni_ps_rpc_add_ihave(&rpc, TOPIC, &id, &len, 1);
+            (void)gni_ps_rpc_add_iwant(&rpc, &id, &len, 1);
+            if (gni_ps_rpc_add_prune(&rpc, TOPIC, true, 1, &pr) == 0)
+                (void)gni_ps_prune_add_px(pr, f[(i + 1) % nf].pid.bytes, f[(i + 1) % nf].pid.len, NULL, 0);
+            (void)gni_psr_rpc_in(r, &f[i].pid, &rpc, now);
+        }
+        gni_ps_msg_fini(&m);
+        gni_ps_rpc_fini(&rpc);
+    }
+    gni_psr_event ev;
+    while (gni_psr_next_event(r, &ev) == 1) {
+        if (ev.kind == GNI_PSR_EV_VALIDATE)
+            (void)gni_psr_validation_result(r, ev.id.data, ev.id.len, GNI_PSR_ACCEPT, now);
+        gni_psr_event_fini(&ev);
+    }
+    for (int k = 1; k <= 3; k++)
+        (void)gni_psr_heartbeat(r, now + (gn_time)k * GN_S);
+    (void)gni_psr_peer_congested(r, &f[0].pid, true, now);
+    (void)gni_psr_unsubscribe(r, TOPIC, now);
+    (void)gni_psr_peer_remove(r, &f[1].pid, now);
+    size_t outs_n = 0;
+    gn_peer_id to;
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    while (gni_psr_next_out(r, &to, &rpc) == 1) {
+        outs_n++;
+        gni_ps_rpc_fini(&rpc);
+    }
+    gni_psr_free(r);
+    return outs_n;
+}
+
+GN_TEST(allocation_failure_every_k)
+{
+    gn_identity *self;
+    fake f[4];
+    CHECK_OK(gn_identity_from_int_seed(500, &self));
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(gn_identity_from_int_seed((uint32_t)(501 + i), &f[i].id));
+        gn_identity_peer_id(f[i].id, &f[i].pid);
+    }
+    size_t full = fa_scenario(self, f, 4);
+    CHECK(full > 0);
+    size_t k;
+    for (k = 0; k < 20000; k++) {
+        fa_reset(k);
+        gn_set_allocator(&fa_allocator);
+        (void)fa_scenario(self, f, 4);
+        gn_set_allocator(NULL);
+        CHECK_EQ(fa_live, 0);
+        if (fa_count <= k)
+            break; /* the scenario ran without reaching allocation k */
+    }
+    CHECK(k > 100 && k < 20000);
+    printf("# every one of %zu allocations failed in turn: no leak, no fault\n", k);
+    gn_identity_free(self);
+    for (int i = 0; i < 4; i++)
+        gn_identity_free(f[i].id);
 }
 
 GN_TEST(config_checked)
@@ -900,4 +1166,7 @@ GN_TEST_MAIN(GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ri
              GN_T(prune_backoff_respected_and_regraft_penalised),
              GN_T(px_accepted_only_from_well_scored_peers),
              GN_T(strict_sign_rejects_unsigned_then_graylists), GN_T(validation_verdicts_and_graylist),
-             GN_T(bounds_ihave_iwant_topics), GN_T(congested_peer_leaves_mesh), GN_T(config_checked))
+             GN_T(bounds_ihave_iwant_topics), GN_T(congested_peer_leaves_mesh), GN_T(allocation_failure_every_k),
+             GN_T(outbound_quota_kept_when_pruning), GN_T(score_p3_p3b_p6_and_retention),
+             GN_T(scale_50_routers), GN_T(peers_cannot_fill_the_topic_table_for_us),
+             GN_T(config_checked))
