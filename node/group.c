@@ -289,7 +289,59 @@ int gn_multicast_mesh_peers(gn_multicast *mc, gn_peer_id *out, size_t max)
     return (int)n;
 }
 
+int gn_multicast_set_validator(gn_multicast *mc, gn_group_validate_fn fn, void *user_data)
+{
+    if (!mc) {
+        return GN_EINVAL;
+    }
+    if (!mc->group) {
+        return GN_ENOTSUP;
+    }
+    if (!mc->n) {
+        return GN_ECLOSED;
+    }
+    uv_mutex_lock(&mc->mtx);
+    mc->validate = fn;
+    mc->validate_ud = fn ? user_data : NULL;
+    uv_mutex_unlock(&mc->mtx);
+    return 0;
+}
+
 /* ---- the host's calls (loop thread) ---- */
+
+gn_group_verdict gn_host_group_validate(gn_host *h, const char *topic, const gn_peer_id *from,
+                                        const uint8_t *data, size_t len)
+{
+    if (!h || !topic) {
+        return GN_GROUP_VERDICT_ACCEPT;
+    }
+    gn_node *n = h->node;
+    gn_group_validate_fn fn = NULL;
+    void *ud = NULL;
+    uv_mutex_lock(&n->group_mtx);
+    gn_multicast *mc = group_find_locked(n, topic);
+    if (mc) {
+        uv_mutex_lock(&mc->mtx);
+        fn = mc->validate;
+        ud = mc->validate_ud;
+        uv_mutex_unlock(&mc->mtx);
+    }
+    uv_mutex_unlock(&n->group_mtx);
+    if (!fn) {
+        return GN_GROUP_VERDICT_ACCEPT;
+    }
+    /* called without the locks: the validator may read the group's metrics */
+    int v = fn(ud, topic, from && from->len > 0 ? from : NULL, data, len);
+    switch (v) {
+    case GN_GROUP_VERDICT_ACCEPT:
+        return GN_GROUP_VERDICT_ACCEPT;
+    case GN_GROUP_VERDICT_REJECT:
+        return GN_GROUP_VERDICT_REJECT;
+    default:
+        return GN_GROUP_VERDICT_IGNORE;
+    }
+}
+
 
 int gn_host_set_group_service(gn_host *h, const gn_host_group_ops *ops, void *svc,
                               const char *protocol_id)

@@ -237,6 +237,8 @@ struct gn_multicast {
     gn_peer_id *mesh;               /* mtx */
     size_t nmesh;                   /* mtx */
     gn_multicast_metrics m;         /* mtx (members and mesh filled on read) */
+    gn_group_validate_fn validate;  /* mtx: the application's validator, NULL */
+    void *validate_ud;              /* mtx */
 };
 
 /* group.c: multicast channels on the node's group service */

@@ -598,6 +598,29 @@ typedef enum gn_group_counter {
     GN_GROUP_REJECTED = 2   /* a message refused: bad signature, policy, validator */
 } gn_group_counter;
 
+/** An application's verdict on a group message (gn_multicast_set_validator(), node.h). */
+typedef enum gn_group_verdict {
+    GN_GROUP_VERDICT_ACCEPT = 0, /* deliver and forward */
+    GN_GROUP_VERDICT_REJECT = 1, /* drop; penalise the forwarder; counted as rejected */
+    GN_GROUP_VERDICT_IGNORE = 2  /* drop without penalty */
+} gn_group_verdict;
+
+/**
+ * The application's verdict on a new message of @topic from publisher
+ * @from (NULL or empty: unsigned), payload @data/@len (borrowed): calls the
+ * validator of the open group on @topic (gn_multicast_set_validator()).
+ * Loop thread; the service calls it after its own checks (signature,
+ * policy, seen cache) and before delivering or forwarding, and counts a
+ * REJECT itself (gn_host_group_count() is not needed for it when the
+ * router's rejected counter is reported). Returns a gn_group_verdict:
+ * ACCEPT when no group is open on @topic, it has no validator, or @h or
+ * @topic is NULL; any value the validator returns outside the enum is
+ * IGNORE. Since: 0.5
+ */
+GN_API gn_group_verdict gn_host_group_validate(gn_host *h, const char *topic,
+                                               const gn_peer_id *from, const uint8_t *data,
+                                               size_t len);
+
 /** Adds @delta to counter @which of the open group on @topic (none open: ignored). Since: 0.5 */
 GN_API void gn_host_group_count(gn_host *h, const char *topic, gn_group_counter which,
                                 uint64_t delta);

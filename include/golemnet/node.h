@@ -891,6 +891,37 @@ GN_API int gn_multicast_metrics_get(gn_multicast *mc, gn_multicast_metrics *m);
  */
 GN_API int gn_multicast_mesh_peers(gn_multicast *mc, gn_peer_id *out, size_t max);
 
+/**
+ * An application validator of a group's messages (gossipsub-v1.1
+ * "Extended Validators"): called on the node's loop thread, synchronously,
+ * once for each new message of @topic (NUL-terminated) that passed the
+ * signature policy, before it is delivered or forwarded; not for the
+ * node's own publishes. @from is the publisher (signed messages; NULL for
+ * an unsigned one), @data/@len the payload; all borrowed for the call.
+ * Returns a gn_group_verdict (host.h): GN_GROUP_VERDICT_ACCEPT delivers
+ * and forwards; GN_GROUP_VERDICT_REJECT drops it, counts it in the group's
+ * `rejected` and penalises the peer that forwarded it (score P4);
+ * GN_GROUP_VERDICT_IGNORE drops it without penalty (not forwarded, not
+ * counted as rejected). Any other value is taken as IGNORE. It must not
+ * block and must not wait on the node (it runs on its loop); calling
+ * gn_multicast_metrics_get() or gn_multicast_mesh_peers() is allowed.
+ */
+typedef int (*gn_group_validate_fn)(void *user_data, const char *topic, const gn_peer_id *from,
+                                    const uint8_t *data, size_t len);
+
+/**
+ * Sets @mc's validator (@fn NULL: accept every message, the default);
+ * @user_data is passed to it, owned by the caller. Any thread; from the
+ * next message the loop thread validates on. A call from another thread
+ * may overlap one last run of the previous validator: keep @user_data
+ * alive until gn_multicast_free() returned and the node's loop ran once,
+ * or free it from the loop thread. Deferred (asynchronous) validation is
+ * not offered through this interface yet. Errors: GN_EINVAL (@mc NULL),
+ * GN_ENOTSUP (a local group of gn_multicast_new()), GN_ECLOSED (the node
+ * was freed). Since: 0.5
+ */
+GN_API int gn_multicast_set_validator(gn_multicast *mc, gn_group_validate_fn fn, void *user_data);
+
 GN_END_DECLS
 
 #endif /* GOLEMNET_NODE_H */

@@ -750,11 +750,33 @@ static int ps_opt_uns(ps_svc *sv, const char *key, unsigned *field)
     return rc;
 }
 
+/* The router's synchronous validator: the application's, through the host (gn_multicast_set_validator). */
+static gni_psr_verdict ps_validate(void *ud, const char *topic, const gni_ps_msg *m,
+                                   const gn_peer_id *fwd)
+{
+    (void)fwd;
+    ps_svc *sv = ud;
+    gn_peer_id from = {0};
+    if (m->has_from) {
+        (void)gn_peer_id_from_bytes(m->from.data, m->from.len, &from);
+    }
+    switch (gn_host_group_validate(sv->host, topic, &from, m->data.data, m->data.len)) {
+    case GN_GROUP_VERDICT_ACCEPT:
+        return GNI_PSR_ACCEPT;
+    case GN_GROUP_VERDICT_REJECT:
+        return GNI_PSR_REJECT;
+    default:
+        return GNI_PSR_IGNORE;
+    }
+}
+
 static int ps_configure(ps_svc *sv)
 {
     gni_psr_config *c = &sv->cfg;
     gni_psr_config_default(c);
     c->identity = gn_host_identity(sv->host);
+    c->validate = ps_validate;
+    c->validate_user_data = sv;
     const char *v = gn_host_option(sv->host, "pubsub", "router", 0);
     if (v && strcmp(v, "gossipsub") != 0 && strcmp(v, "floodsub") != 0) {
         GN_LOG(GN_LOG_ERR, PS_LOG, "pubsub.router=%s: want gossipsub or floodsub", v);

@@ -495,6 +495,117 @@ GN_TEST(slow_peer_does_not_hold_others)
     finish();
 }
 
+/*
+ * Application validation (gn_multicast_set_validator): a line A - B - C.
+ * B's validator rejects payload "bad", ignores "ign", accepts the rest:
+ * B and C get only "m0" and "m1" (C only through B, which forwards only
+ * what it accepted); B's group counts one rejection; the validator saw
+ * every message once, with A as the publisher; the rejection penalised A
+ * (P4): B drops A from its mesh.
+ */
+typedef struct vstate {
+    int calls;
+    int from_a;
+    const gn_peer_id *a;
+    gn_multicast *mc; /* read from inside the validator: allowed */
+} vstate;
+
+static int validate_b(void *ud, const char *topic, const gn_peer_id *from, const uint8_t *data,
+                      size_t len)
+{
+    vstate *v = ud;
+    gn_multicast_metrics m;
+    v->calls++;
+    v->from_a += from && gn_peer_id_equal(from, v->a) && strcmp(topic, TOPIC) == 0;
+    CHECK_EQ(gn_multicast_metrics_get(v->mc, &m), 0);
+    if (len == 3 && memcmp(data, "bad", 3) == 0) {
+        return GN_GROUP_VERDICT_REJECT;
+    }
+    if (len == 3 && memcmp(data, "ign", 3) == 0) {
+        return GN_GROUP_VERDICT_IGNORE;
+    }
+    return GN_GROUP_VERDICT_ACCEPT;
+}
+
+static bool c_got_two(void *arg)
+{
+    tnode *abc = arg;
+    pump_events(&abc[1], &abc[0]);
+    pump_events(&abc[2], &abc[0]);
+    return abc[2].got[0] >= 1 && abc[2].got[1] >= 1 && abc[1].got[0] >= 1 && abc[1].got[1] >= 1;
+}
+
+GN_TEST(application_validator)
+{
+    setup();
+    tnode abc[3];
+    for (int i = 0; i < 3; i++) {
+        up(&abc[i], 460 + (uint32_t)i, i, "gossipsub");
+        CHECK_EQ(gn_node_dial_group(abc[i].n, GN_GROUP_ADDR_PREFIX TOPIC, &abc[i].mc), 0);
+    }
+    vstate v = {0, 0, &abc[0].pid, abc[1].mc};
+    CHECK_EQ(gn_multicast_set_validator(NULL, validate_b, &v), GN_EINVAL);
+    gn_multicast *local = NULL;
+    CHECK_EQ(gn_multicast_new(abc[1].n, "local", &local), 0);
+    CHECK_EQ(gn_multicast_set_validator(local, validate_b, &v), GN_ENOTSUP);
+    gn_multicast_free(local);
+    CHECK_EQ(gn_multicast_set_validator(abc[1].mc, validate_b, &v), 0);
+    for (int e = 0; e < 2; e++) {
+        char addr[GN_NODE_ADDR_MAX + 80];
+        snprintf(addr, sizeof addr, "%s/p2p/%s", abc[e + 1].listen, abc[e + 1].pid_str);
+        CHECK_EQ(dial_wait(&abc[e], addr), 0);
+    }
+    CHECK(run_until(b_member, abc, 5000));
+    run_until(never, NULL, 600); /* heartbeats graft the line */
+    /* the rejection last: it costs A its score at B (P4, below the graylist threshold) */
+    static const char *const pay[] = {"m0", "ign", "m1", "bad"};
+    for (int k = 0; k < 4; k++) {
+        CHECK_EQ(gn_multicast_broadcast(abc[0].mc, (const uint8_t *)pay[k], strlen(pay[k])), 0);
+        run_until(never, NULL, 20);
+    }
+    if (!run_until(c_got_two, abc, 5000)) {
+        for (int i = 0; i < 3; i++) {
+            gn_multicast_metrics m;
+            gn_multicast_metrics_get(abc[i].mc, &m);
+            fprintf(stderr, "# node %d: got %d %d other %d delivered %llu rejected %llu members %llu "
+                            "mesh %llu calls %d from_a %d\n",
+                    i, abc[i].got[0], abc[i].got[1], abc[i].other, (unsigned long long)m.delivered,
+                    (unsigned long long)m.rejected, (unsigned long long)m.members,
+                    (unsigned long long)m.mesh, v.calls, v.from_a);
+        }
+        CHECK(false);
+    }
+    run_until(never, NULL, 500); /* time for anything else to arrive */
+    c_got_two(abc);
+    for (int i = 1; i < 3; i++) {
+        gn_multicast_metrics m;
+        CHECK_EQ(gn_multicast_metrics_get(abc[i].mc, &m), 0);
+        CHECK_EQ(abc[i].got[0], 1);
+        CHECK_EQ(abc[i].got[1], 1);
+        CHECK_EQ(abc[i].other, 0); /* neither "bad" nor "ign" */
+        CHECK_EQ(m.delivered, 2u);
+        CHECK_EQ(m.rejected, i == 1 ? 1u : 0u);
+    }
+    CHECK_EQ(v.calls, 4);
+    CHECK_EQ(v.from_a, 4);
+    /* the rejection penalised A at B: after heartbeats A is out of B's mesh */
+    run_until(never, NULL, 400);
+    gn_peer_id mesh[4];
+    int nm = gn_multicast_mesh_peers(abc[1].mc, mesh, 4);
+    CHECK(nm >= 1); /* C */
+    for (int j = 0; j < nm && j < 4; j++) {
+        CHECK(!gn_peer_id_equal(&mesh[j], &abc[0].pid));
+    }
+    CHECK_EQ(gn_multicast_set_validator(abc[1].mc, NULL, NULL), 0); /* removed */
+    for (int i = 0; i < 3; i++) {
+        gn_multicast_free(abc[i].mc);
+    }
+    for (int i = 0; i < 3; i++) {
+        node_down(&abc[i]);
+    }
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(slow_peer_does_not_hold_others), GN_T(group_address_and_refusals), GN_T(gossipsub_five_nodes_exactly_once),
              GN_T(floodsub_five_nodes_exactly_once), GN_T(strict_sign_rejects_unsigned),
-             GN_T(strict_no_sign_both_sides), GN_T(bad_option_stops_start))
+             GN_T(strict_no_sign_both_sides), GN_T(bad_option_stops_start), GN_T(application_validator))
