@@ -56,6 +56,7 @@ typedef struct ps_frame {
     gni_list link;
     ps_peer *peer; /* NULL once the peer is gone while the write is in flight */
     size_t len;
+    size_t reserved; /* bytes reserved in the peer's stream span (0: not accounted) */
     uint8_t data[];
 } ps_frame;
 
@@ -86,6 +87,10 @@ struct ps_peer {
     gni_list q;           /* ps_frame not yet written */
     size_t q_bytes;
     ps_frame *inflight;
+    /* the outbound stream's span in the resource manager (borrowed while
+     * pe->out is open; NULL: not accounted): queued frames reserve in it */
+    gn_rcmgr_stream *span;
+    uint64_t rc_refused;  /* RPCs dropped because the resource manager refused their memory */
     bool congested;
     gni_list ins;         /* ps_in */
 };
@@ -123,6 +128,15 @@ static void ps_open_out(ps_peer *pe, int idx);
 static gn_time ps_now(ps_svc *sv)
 {
     return gn_loop_now(sv->loop);
+}
+
+/* Gives back what @f reserved in @pe's stream span. */
+static void ps_frame_unreserve(ps_peer *pe, ps_frame *f)
+{
+    if (pe && pe->span && f->reserved) {
+        (void)gn_rcmgr_release_memory(gn_rcmgr_stream_span(pe->span), f->reserved);
+    }
+    f->reserved = 0;
 }
 
 static int ps_proto_index(ps_svc *sv, const char *id)
@@ -204,11 +218,14 @@ static void ps_peer_free(ps_peer *pe)
     while (!gni_list_empty(&pe->q)) {
         ps_frame *f = GNI_CONTAINER_OF(pe->q.next, ps_frame, link);
         gni_list_del(&f->link);
+        ps_frame_unreserve(pe, f);
         gn_free(f);
     }
     if (pe->inflight) {
+        ps_frame_unreserve(pe, pe->inflight);
         pe->inflight->peer = NULL; /* freed by its write callback */
     }
+    pe->span = NULL;
     if (pe->out) {
         gn_channel_add_quiet_streams(pe->ch, -1);
         gn_stream_close(pe->out, NULL, NULL);
@@ -238,6 +255,7 @@ static void ps_out_on_error(gn_stream *s, void *ud, int err)
     (void)s;
     ps_peer *pe = ud;
     GN_LOG(GN_LOG_DEBUG, PS_LOG, "outbound stream failed: %s", gn_err_name(err));
+    pe->span = NULL; /* the failed stream's span ends with it and settles its reservations */
     ps_peer_free(pe);
 }
 
@@ -256,6 +274,7 @@ static void ps_write_done(void *arg, int status)
 {
     ps_frame *f = arg;
     ps_peer *pe = f->peer;
+    ps_frame_unreserve(pe, f);
     gn_free(f);
     if (!pe) {
         return;
@@ -283,6 +302,7 @@ static void ps_peer_flush(ps_peer *pe)
     gni_list_del(&f->link);
     pe->q_bytes -= f->len;
     if (rc < 0) {
+        ps_frame_unreserve(pe, f);
         gn_free(f);
         GN_LOG(GN_LOG_DEBUG, PS_LOG, "write refused: %s", gn_err_name(rc));
         return;
@@ -325,6 +345,10 @@ static void ps_open_done(void *arg, int status, gn_channel *ch, gn_stream *s)
         return;
     }
     pe->out = s;
+    gn_rcmgr_stream *span = NULL;
+    if (gn_stream_query(s, GN_QUERY_RCMGR_STREAM, &span, sizeof span) >= 0 && span) {
+        pe->span = span; /* frames queued from now on are accounted */
+    }
     gn_channel_add_quiet_streams(pe->ch, 1);
     gn_stream_set_handler(s, &ps_out_handler, pe);
     if (ps_router_add(pe, sv->proto_kind[idx], true) < 0) {
@@ -379,13 +403,32 @@ static void ps_queue_rpc(ps_svc *sv, const gn_peer_id *to, const gni_ps_rpc *rpc
         }
         return;
     }
+    /* accounted before allocating (docs/limits.md): a refusal drops the
+     * RPC for this peer and marks it congested, as a full queue does */
+    if (pe->span && gn_rcmgr_reserve_memory(gn_rcmgr_stream_span(pe->span), (size_t)len,
+                                            GN_RCMGR_PRIO_MEDIUM) < 0) {
+        sv->out_dropped++;
+        pe->rc_refused++;
+        if (!pe->congested) {
+            pe->congested = true;
+            GN_LOG(GN_LOG_INFO, PS_LOG, "resource manager refused %ld bytes for a peer's queue: "
+                   "congested", len);
+            gni_psr_peer_congested(sv->r, &pe->id, true, ps_now(sv));
+        }
+        return;
+    }
     ps_frame *f = gn_malloc(sizeof *f + (size_t)len);
     if (!f) {
+        if (pe->span) {
+            (void)gn_rcmgr_release_memory(gn_rcmgr_stream_span(pe->span), (size_t)len);
+        }
         sv->out_dropped++;
         return;
     }
+    f->reserved = pe->span ? (size_t)len : 0;
     long w = gni_ps_rpc_encode(rpc, &sv->cfg.limits, f->data, (size_t)len);
     if (w < 0) {
+        ps_frame_unreserve(pe, f);
         gn_free(f);
         return;
     }

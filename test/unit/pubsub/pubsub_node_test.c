@@ -470,6 +470,15 @@ GN_TEST(slow_peer_does_not_hold_others)
     free(big);
     /* B gets every message although C reads nothing (768 KiB, past C's window) */
     CHECK(run_until(b_got_all, abc, 8000));
+    {
+        /* what A queues for C (which reads nothing) is reserved in the resource
+         * manager: the outbound stream's span, in the /meshsub/1.1.0 scope */
+        gn_rcmgr_usage up;
+        memset(&up, 0, sizeof up);
+        CHECK_EQ(gn_rcmgr_stat(gn_node_rcmgr(abc[0].n), GN_RCMGR_SCOPE_PROTOCOL, "/meshsub/1.1.0",
+                               strlen("/meshsub/1.1.0"), &up), 0);
+        CHECK(up.memory >= SLOW_LEN); /* at least one queued 16 KiB message */
+    }
     CHECK_EQ(abc[1].got[0], SLOW_MSGS);
     run_until(never, NULL, 300); /* heartbeats: the mesh snapshot */
     nm = gn_multicast_mesh_peers(abc[0].mc, mesh, 4);
