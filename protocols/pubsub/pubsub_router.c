@@ -30,6 +30,7 @@ typedef struct psr_pt {
     psr_peer *peer;
     psr_topic *topic;
     bool sub, mesh, fanout, mesh_active;
+    bool prune_queued; /* an unsent PRUNE for this (peer, topic) is queued */
     gn_time graft_time, backoff_until;
     double first_del, mesh_del, mesh_fail, invalid;
 } psr_pt;
@@ -149,6 +150,7 @@ struct gni_psr {
     size_t nev, npx_ev;
 
     gn_time next_hb, next_decay;
+    gn_time now; /* latest time any call brought (IWANT promises start at hand-out) */
     uint64_t hb_ticks;
     gni_psr_stats st;
 };
@@ -239,6 +241,12 @@ static size_t msg_est(const gni_ps_msg *m)
 {
     return m->from.len + m->data.len + m->seqno.len + m->signature.len + m->key.len +
            m->unknown.len + (m->topic ? strlen(m->topic) : 0) + 7 * 11;
+}
+
+static void psr_clock(gni_psr *r, gn_time now)
+{
+    if (now > r->now)
+        r->now = now;
 }
 
 static bool peer_is_gossip(const psr_peer *p) { return p->proto != GNI_PSR_FLOODSUB; }
@@ -512,6 +520,8 @@ static void outs_clear(gni_psr *r, psr_peer *p)
     }
     p->out_bytes = 0;
     gni_list_del(&p->outq);
+    for (size_t i = 0; i < p->npts; i++)
+        p->pts[i]->prune_queued = false;
 }
 
 static void prom_free(gni_psr *r, psr_prom *pr)
@@ -546,6 +556,32 @@ static void peer_free(gni_psr *r, psr_peer *p)
 }
 
 /* ---- output ---- */
+
+static void peer_block(gni_psr *r, psr_peer *p, gn_time now);
+
+/*
+ * The per-peer queued-byte bound B = max_out_bytes_per_peer. Droppable
+ * output (messages, IHAVE, IWANT) is refused once it would take the queue
+ * beyond B: counted in stats.out_dropped, and the peer is then treated as
+ * congested (left out of meshes, no forwards or gossip) until half of its
+ * queue is taken. SUB, GRAFT and PRUNE are refused beyond 2B (counted);
+ * they are few anyway (at most one unsent PRUNE per peer x topic, GRAFTs
+ * only to unblocked peers, SUBs only on our own subscription changes).
+ */
+static bool out_fits(gni_psr *r, psr_peer *p, size_t est, bool droppable, gn_time now)
+{
+    size_t b = r->c.max_out_bytes_per_peer;
+    size_t cap = droppable ? b : (b > SIZE_MAX / 2 ? SIZE_MAX : 2 * b);
+    if (est <= cap && p->out_bytes <= cap - est)
+        return true;
+    r->st.out_dropped++;
+    if (droppable && !p->over) {
+        p->over = true;
+        if (!p->congested)
+            peer_block(r, p, now);
+    }
+    return false;
+}
 
 static psr_out *out_slot(gni_psr *r, psr_peer *p, size_t est, size_t nctl, size_t nids,
                          bool is_msg, bool is_sub)
@@ -591,7 +627,10 @@ static void out_drop_empty_tail(psr_peer *p)
 
 static int out_sub(gni_psr *r, psr_peer *p, bool sub, const char *topic)
 {
-    psr_out *o = out_slot(r, p, strlen(topic) + 16, 0, 0, false, true);
+    size_t est = strlen(topic) + 16;
+    if (!out_fits(r, p, est, false, r->now))
+        return GN_ELIMIT;
+    psr_out *o = out_slot(r, p, est, 0, 0, false, true);
     if (!o)
         return GN_ENOMEM;
     int rc = gni_ps_rpc_add_sub(&o->rpc, sub, topic);
@@ -599,8 +638,6 @@ static int out_sub(gni_psr *r, psr_peer *p, bool sub, const char *topic)
         out_drop_empty_tail(p);
     return rc;
 }
-
-static void peer_block(gni_psr *r, psr_peer *p, gn_time now);
 
 /* Queues a copy of @m to @p (counted as dropped when the peer is congested
  * or its queue is over the bound). Returns 1 when queued. */
@@ -611,12 +648,8 @@ static int out_msg(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
         return 0;
     }
     size_t est = msg_est(m);
-    if (p->out_bytes + est > r->c.max_out_bytes_per_peer) {
-        r->st.out_dropped++;
-        p->over = true;
-        peer_block(r, p, now);
+    if (!out_fits(r, p, est, true, now))
         return 0;
-    }
     gni_ps_msg c;
     if (msg_dup(&c, m))
         return GN_ENOMEM;
@@ -635,7 +668,10 @@ static int out_msg(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
 
 static int out_graft(gni_psr *r, psr_peer *p, const char *topic)
 {
-    psr_out *o = out_slot(r, p, strlen(topic) + 16, 1, 0, false, false);
+    size_t est = strlen(topic) + 16;
+    if (!out_fits(r, p, est, false, r->now))
+        return GN_ELIMIT;
+    psr_out *o = out_slot(r, p, est, 1, 0, false, false);
     if (!o)
         return GN_ENOMEM;
     int rc = gni_ps_rpc_add_graft(&o->rpc, topic);
@@ -649,6 +685,8 @@ static int out_prune(gni_psr *r, psr_pt *pt, gn_time backoff, bool px, gn_time n
 {
     psr_peer *p = pt->peer;
     psr_topic *t = pt->topic;
+    if (pt->prune_queued)
+        return 0; /* one unsent PRUNE per peer x topic is enough */
     bool v11 = p->proto == GNI_PSR_MESHSUB11;
     size_t npx = 0;
     psr_peer *cand[64];
@@ -672,6 +710,8 @@ static int out_prune(gni_psr *r, psr_pt *pt, gn_time backoff, bool px, gn_time n
         }
     }
     size_t est = t->name_len + 32 + npx * (GN_PEER_ID_MAX_BYTES + 8);
+    if (!out_fits(r, p, est, false, now))
+        return GN_ELIMIT;
     psr_out *o = out_slot(r, p, est, 1, 0, false, false);
     if (!o)
         return GN_ENOMEM;
@@ -682,6 +722,8 @@ static int out_prune(gni_psr *r, psr_pt *pt, gn_time backoff, bool px, gn_time n
         rc = gni_ps_prune_add_px(pr, cand[i]->id.bytes, cand[i]->id.len, NULL, 0);
     if (rc)
         out_drop_empty_tail(p);
+    else
+        pt->prune_queued = true;
     return rc;
 }
 
@@ -1136,7 +1178,8 @@ static void ihave_in(gni_psr *r, psr_peer *p, const gni_ps_rpc *rpc, gn_time now
 {
     if (rpc->ihave_cnt == 0)
         return;
-    if (r->c.score.enabled && score < r->c.score.gossip_threshold) {
+    if ((r->c.score.enabled && score < r->c.score.gossip_threshold) || peer_blocked(p)) {
+        /* a congested peer's IWANT replies could only pile up */
         r->st.ihave_ignored += rpc->ihave_cnt;
         return;
     }
@@ -1188,16 +1231,21 @@ static void ihave_in(gni_psr *r, psr_peer *p, const gni_ps_rpc *rpc, gn_time now
                 ids[i] = want[i]->data;
                 lens[i] = want[i]->len;
             }
-            size_t est = 16;
-            for (size_t i = 0; i < n; i++)
-                est += lens[i] + 4;
-            psr_out *o = out_slot(r, p, est, 1, n, false, false);
-            if (o && gni_ps_rpc_add_iwant(&o->rpc, ids, lens, n) == 0) {
-                size_t pick = (size_t)(psr_rand(r) % n);
-                prom_add(r, p, ids[pick], lens[pick], now);
-            } else if (o) {
-                out_drop_empty_tail(p);
+            /* as many ids as fit in the peer's queue bound; the rest are ignored */
+            size_t room = r->c.max_out_bytes_per_peer > p->out_bytes ? r->c.max_out_bytes_per_peer - p->out_bytes : 0;
+            size_t est = 16, fit = 0;
+            while (fit < n && est + lens[fit] + 4 <= room)
+                est += lens[fit++] + 4;
+            if (fit == 0) {
+                fit = 1;
+                est += lens[0] + 4; /* refused by out_fits below: peer marked over */
             }
+            r->st.ihave_ignored += n - fit;
+            n = fit;
+            /* the promise starts when gni_psr_next_out() hands the IWANT out */
+            psr_out *o = out_fits(r, p, est, true, now) ? out_slot(r, p, est, 1, n, false, false) : NULL;
+            if (o && gni_ps_rpc_add_iwant(&o->rpc, ids, lens, n) != 0)
+                out_drop_empty_tail(p);
         }
         gn_free(ids);
         gn_free(lens);
@@ -1472,6 +1520,7 @@ int gni_psr_new(const gni_psr_config *cfg, gn_time now, gni_psr **out)
         r->has_self = true;
     }
     r->seqno = psr_rand(r) >> 1;
+    r->now = now;
     r->next_hb = now + c.heartbeat_initial_delay;
     r->next_decay = now + (s->decay_interval ? s->decay_interval : GN_S);
     *out = r;
@@ -1546,6 +1595,7 @@ int gni_psr_peer_add(gni_psr *r, const gn_peer_id *peer, gni_psr_proto proto, bo
     if (!r || !peer || peer->len == 0 || peer->len > GN_PEER_ID_MAX_BYTES || proto > GNI_PSR_MESHSUB11 ||
         (ip && ip_len != 4 && ip_len != 16))
         return GN_EINVAL;
+    psr_clock(r, now);
     psr_peer *p = peer_find(r, peer);
     if (p && p->connected)
         return GN_EEXIST;
@@ -1624,6 +1674,7 @@ int gni_psr_peer_congested(gni_psr *r, const gn_peer_id *peer, bool congested, g
     psr_peer *p = r ? peer_find(r, peer) : NULL;
     if (!p || !p->connected)
         return GN_ENOTFOUND;
+    psr_clock(r, now);
     bool was = peer_blocked(p);
     p->congested = congested;
     if (!was && peer_blocked(p))
@@ -1635,6 +1686,7 @@ int gni_psr_rpc_in(gni_psr *r, const gn_peer_id *peer, const gni_ps_rpc *rpc, gn
 {
     if (!r || !rpc)
         return GN_EINVAL;
+    psr_clock(r, now);
     psr_peer *p = peer_find(r, peer);
     if (!p || !p->connected)
         return GN_ENOTFOUND;
@@ -1672,6 +1724,7 @@ int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now)
 {
     if (!r || !topic || !topic[0])
         return GN_EINVAL;
+    psr_clock(r, now);
     if (strlen(topic) > r->lim.max_topic_len)
         return GN_ETOOBIG;
     int err = 0;
@@ -1728,6 +1781,7 @@ int gni_psr_unsubscribe(gni_psr *r, const char *topic, gn_time now)
 {
     if (!r || !topic)
         return GN_EINVAL;
+    psr_clock(r, now);
     psr_topic *t = topic_find(r, topic);
     if (!t || !t->subscribed)
         return GN_ENOTFOUND;
@@ -1749,6 +1803,7 @@ int gni_psr_publish(gni_psr *r, const char *topic, const uint8_t *data, size_t l
 {
     if (!r || !topic || !topic[0] || (len && !data))
         return GN_EINVAL;
+    psr_clock(r, now);
     if (strlen(topic) > r->lim.max_topic_len)
         return GN_ETOOBIG;
     if (r->c.sign_policy == GNI_PS_STRICT_SIGN && !r->c.identity)
@@ -1811,6 +1866,7 @@ int gni_psr_validation_result(gni_psr *r, const uint8_t *id, size_t id_len, gni_
 {
     if (!r || !id || !id_len || v > GNI_PSR_IGNORE)
         return GN_EINVAL;
+    psr_clock(r, now);
     psr_pend *pd = pend_find(r, id, id_len);
     if (!pd)
         return GN_ENOTFOUND;
@@ -2031,6 +2087,8 @@ static void emit_gossip(gni_psr *r, psr_topic *t)
             ll[j] = ids[j]->id.len;
             est += ll[j] + 4;
         }
+        if (!out_fits(r, v[i]->peer, est, true, r->now))
+            continue;
         psr_out *o = out_slot(r, v[i]->peer, est, 1, per, false, false);
         if (o && gni_ps_rpc_add_ihave(&o->rpc, t->name, pp, ll, per) != 0)
             out_drop_empty_tail(v[i]->peer);
@@ -2089,6 +2147,7 @@ int gni_psr_heartbeat(gni_psr *r, gn_time now)
 {
     if (!r)
         return GN_EINVAL;
+    psr_clock(r, now);
     if (now < r->next_hb)
         return 0;
     r->next_hb = r->next_hb + r->c.heartbeat_interval > now ? r->next_hb + r->c.heartbeat_interval
@@ -2160,6 +2219,24 @@ gn_time gni_psr_next_timer(const gni_psr *r) { return r->next_hb; }
 
 /* ---- public: outputs ---- */
 
+/* @rpc leaves for @p: its PRUNEs are no longer unsent, its IWANTs start promises. */
+static void out_handed(gni_psr *r, psr_peer *p, const gni_ps_rpc *rpc)
+{
+    for (size_t i = 0; i < rpc->prune_cnt; i++) {
+        psr_topic *t = rpc->prune[i].topic ? topic_find(r, rpc->prune[i].topic) : NULL;
+        psr_pt *pt = t ? pt_find(p, t) : NULL;
+        if (pt)
+            pt->prune_queued = false;
+    }
+    for (size_t i = 0; i < rpc->iwant_cnt; i++) {
+        const gni_ps_iwant *iw = &rpc->iwant[i];
+        if (iw->id_cnt == 0)
+            continue;
+        size_t pick = (size_t)(psr_rand(r) % iw->id_cnt);
+        prom_add(r, p, iw->ids[pick].data, iw->ids[pick].len, r->now);
+    }
+}
+
 int gni_psr_next_out(gni_psr *r, gn_peer_id *peer, gni_ps_rpc *rpc)
 {
     if (!r || !peer || !rpc)
@@ -2180,6 +2257,7 @@ int gni_psr_next_out(gni_psr *r, gn_peer_id *peer, gni_ps_rpc *rpc)
         gni_ps_rpc_fini(rpc);
         *rpc = o->rpc;
         gn_free(o);
+        out_handed(r, p, rpc);
         return 1;
     }
     return 0;
@@ -2274,4 +2352,10 @@ int gni_psr_peer_score(gni_psr *r, const gn_peer_id *peer, gn_time now, double *
         return GN_ENOTFOUND;
     *score = peer_score(r, p, now);
     return 0;
+}
+
+size_t gni_psr_peer_out_bytes(const gni_psr *r, const gn_peer_id *peer)
+{
+    psr_peer *p = r ? peer_find(r, peer) : NULL;
+    return p ? p->out_bytes : 0;
 }

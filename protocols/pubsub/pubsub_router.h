@@ -65,6 +65,18 @@
  *   max_out_bytes_per_peer  bytes of queued outgoing RPC per peer; beyond
  *                         it messages for that peer are dropped (counted)
  *                         and the peer is treated as congested
+ *                         (messages, IHAVE and IWANT are refused beyond
+ *                         it; SUB/GRAFT/PRUNE beyond twice it, and at
+ *                         most one unsent PRUNE per peer and topic); IHAVE
+ *                         from a congested peer is ignored; an IWANT
+ *                         promise starts when gni_psr_next_out() hands
+ *                         the IWANT out
+ *                         (messages, IHAVE and IWANT are refused beyond
+ *                         it; SUB/GRAFT/PRUNE beyond twice it, and at
+ *                         most one unsent PRUNE per peer and topic); IHAVE
+ *                         from a congested peer is ignored; an IWANT
+ *                         promise starts when gni_psr_next_out() hands
+ *                         the IWANT out
  *   max_px_out / max_px_candidates  PX peers sent per PRUNE / PX
  *                         candidate events queued
  *   max_events            local events queued; beyond it the oldest
@@ -444,5 +456,12 @@ void gni_psr_get_stats(const gni_psr *r, gni_psr_stats *out);
  * Errors: GN_ENOTFOUND (unknown peer).
  */
 int gni_psr_peer_score(gni_psr *r, const gn_peer_id *peer, gn_time now, double *score);
+
+/**
+ * Bytes (the router's generous estimate of the encoding) of RPCs queued
+ * for @peer and not yet taken by gni_psr_next_out(); 0 for an unknown
+ * peer. Bounded by 2 * max_out_bytes_per_peer (see "Bounds").
+ */
+size_t gni_psr_peer_out_bytes(const gni_psr *r, const gn_peer_id *peer);
 
 #endif /* GNI_PUBSUB_ROUTER_H */

@@ -1160,7 +1160,112 @@ GN_TEST(config_checked)
     gni_psr_free(r);
 }
 
-GN_TEST_MAIN(GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
+/* ---- review findings (issue 18 review) ---- */
+
+static gni_psr_verdict defer_val(void *ud, const char *topic, const gni_ps_msg *m, const gn_peer_id *from)
+{
+    (void)ud;
+    (void)topic;
+    (void)from;
+    if (m->data.len >= 5 && memcmp(m->data.data, "defer", 5) == 0)
+        return GNI_PSR_DEFER;
+    if (m->data.len >= 3 && memcmp(m->data.data, "bad", 3) == 0)
+        return GNI_PSR_REJECT;
+    if (m->data.len >= 3 && memcmp(m->data.data, "ign", 3) == 0)
+        return GNI_PSR_IGNORE;
+    return GNI_PSR_ACCEPT;
+}
+
+/* @via relays a message authored (signed) by @author. */
+static void relay_msg(gni_psr *r, fake *via, fake *author, const char *data, uint64_t seq, gn_time now)
+{
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    gni_ps_msg m;
+    gni_ps_msg_init(&m);
+    CHECK_OK(gni_ps_msg_set(&m, TOPIC, (const uint8_t *)data, strlen(data), &seq));
+    CHECK_OK(gni_ps_msg_sign(&m, author->id));
+    CHECK_OK(gni_ps_rpc_add_msg(&rpc, &m));
+    CHECK_OK(gni_psr_rpc_in(r, &via->pid, &rpc, now));
+    gni_ps_rpc_fini(&rpc);
+}
+
+/* An IHAVE of @n fresh 200-byte ids (counter @ctr) from @f. */
+static void fake_ihave_many(gni_psr *r, fake *f, uint32_t *ctr, size_t n, gn_time now)
+{
+    static uint8_t idb[5000][200];
+    static const uint8_t *ids[5000];
+    static size_t lens[5000];
+    for (size_t i = 0; i < n; i++) {
+        (*ctr)++;
+        memset(idb[i], 0x5a, 200);
+        memcpy(idb[i], ctr, sizeof *ctr);
+        ids[i] = idb[i];
+        lens[i] = 200;
+    }
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    CHECK_OK(gni_ps_rpc_add_ihave(&rpc, TOPIC, ids, lens, n));
+    CHECK_OK(gni_psr_rpc_in(r, &f->pid, &rpc, now));
+    gni_ps_rpc_fini(&rpc);
+}
+
+/* Finding 1: control replies to a congested (or never draining) peer stay within the byte bound. */
+GN_TEST(control_output_bounded_for_congested_peer)
+{
+    gni_psr_config c;
+    gni_psr_config_default(&c);
+    c.score.enabled = false;
+    c.max_out_bytes_per_peer = 64 * 1024;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b;
+    fake_new(&b);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    drain_out(r, NULL);
+    CHECK_OK(gni_psr_peer_congested(r, &b.pid, true, now));
+    uint32_t ctr = 0;
+    for (int hb = 0; hb < 20; hb++) {
+        fake_ihave_many(r, &b, &ctr, 4000, now);
+        fake_graft(r, &b, now); /* answered with PRUNE (backoff) */
+        CHECK(gni_psr_peer_out_bytes(r, &b.pid) <= 2 * c.max_out_bytes_per_peer);
+        now += GN_S;
+        CHECK_OK(gni_psr_heartbeat(r, now));
+    }
+    CHECK_OK(gni_psr_peer_congested(r, &b.pid, false, now));
+    outs o = drain_out(r, &b.pid);
+    CHECK_EQ(o.iwant_ids, 0); /* IHAVE from a congested peer is ignored */
+    CHECK(o.prunes <= 1);     /* one unsent PRUNE per peer x topic */
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK_EQ(st.broken_promises, 0);
+
+    /* not congested but never drained: IWANTs stop at the bound, promises wait for hand-out */
+    for (int hb = 0; hb < 20; hb++) {
+        fake_ihave_many(r, &b, &ctr, 4000, now);
+        CHECK(gni_psr_peer_out_bytes(r, &b.pid) <= c.max_out_bytes_per_peer);
+        now += 4 * GN_S;
+        CHECK_OK(gni_psr_heartbeat(r, now));
+    }
+    gni_psr_get_stats(r, &st);
+    CHECK_EQ(st.broken_promises, 0);
+    CHECK(st.out_dropped > 0);
+    o = drain_out(r, &b.pid);
+    CHECK(o.iwant_ids > 0);
+    CHECK_EQ(gni_psr_peer_out_bytes(r, &b.pid), 0);
+    /* handed out and never answered: now the promises break */
+    now += 4 * GN_S;
+    CHECK_OK(gni_psr_heartbeat(r, now));
+    gni_psr_get_stats(r, &st);
+    CHECK(st.broken_promises > 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+}
+
+GN_TEST_MAIN(GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
              GN_T(mesh_degree_bounds_dense), GN_T(floodsub_peers_mixed_in),
              GN_T(ihave_iwant_recovers_missed_message), GN_T(fanout_then_subscribe),
              GN_T(prune_backoff_respected_and_regraft_penalised),
