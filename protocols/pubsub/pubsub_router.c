@@ -46,6 +46,7 @@ struct psr_peer {
     size_t ip_len, ip_peers; /* connected peers with this IP, self included */
     psr_pt **pts;
     size_t npts, cappts, nsubs; /* nsubs: pts with sub set */
+    size_t created; /* live topics this peer's subscriptions created */
     double behaviour;
     gn_time retain_until;
     unsigned ihave_msgs, ihave_ids; /* this heartbeat */
@@ -61,6 +62,7 @@ struct psr_topic {
     gni_list all;
     char *name;
     size_t name_len, refs;
+    psr_peer *creator; /* the peer whose subscription created it (NULL: ours, or creator gone) */
     bool subscribed, has_params;
     gni_psr_topic_score_params sp;
     psr_pt **subs; /* connected peers subscribed */
@@ -275,7 +277,9 @@ static psr_topic *topic_find(const gni_psr *r, const char *name)
  * application from subscribing. NULL: GN_ELIMIT / GN_ETOOBIG / GN_ENOMEM
  * in *err.
  */
-static psr_topic *topic_get(gni_psr *r, const char *name, bool local, int *err)
+static bool topic_evict(gni_psr *r);
+
+static psr_topic *topic_get(gni_psr *r, const char *name, psr_peer *creator, int *err)
 {
     psr_topic *t = topic_find(r, name);
     if (t)
@@ -285,7 +289,7 @@ static psr_topic *topic_get(gni_psr *r, const char *name, bool local, int *err)
         *err = GN_ETOOBIG;
         return NULL;
     }
-    if (!local && r->ntopics >= r->c.max_topics) {
+    if (creator && r->ntopics >= r->c.max_topics && !topic_evict(r)) {
         *err = GN_ELIMIT;
         return NULL;
     }
@@ -306,11 +310,16 @@ static psr_topic *topic_get(gni_psr *r, const char *name, bool local, int *err)
     }
     gni_list_add_tail(&r->topic_list, &t->all);
     r->ntopics++;
+    t->creator = creator;
+    if (creator)
+        creator->created++;
     return t;
 }
 
 static void topic_free(gni_psr *r, psr_topic *t)
 {
+    if (t->creator)
+        t->creator->created--;
     gni_htab_remove(&r->topics, &t->hn);
     gni_list_del(&t->all);
     r->ntopics--;
@@ -396,6 +405,50 @@ static void topic_del_sub(psr_topic *t, psr_pt *pt)
             return;
         }
     }
+}
+
+/*
+ * The topic table is full and a peer's subscription needs a new topic:
+ * evicts the oldest topic held only by peers' subscriptions (not ours, no
+ * score parameters, no fanout, no cached or pending message, no score
+ * counters) among those created by the peer that created the most live
+ * topics, dropping those subscriptions. A peer churning or hoarding topics
+ * thus loses its own first; newcomers are not refused while such a topic
+ * exists. False when there is none.
+ */
+static bool topic_evict(gni_psr *r)
+{
+    psr_peer *top = NULL;
+    for (gni_list *e = r->peer_list.next; e != &r->peer_list; e = e->next) {
+        psr_peer *q = GNI_CONTAINER_OF(e, psr_peer, all);
+        if (q->created && (!top || q->created > top->created))
+            top = q;
+    }
+    if (!top)
+        return false;
+    for (gni_list *e = r->topic_list.next; e != &r->topic_list; e = e->next) {
+        psr_topic *t = GNI_CONTAINER_OF(e, psr_topic, all);
+        if (t->creator != top || t->subscribed || t->has_params || t->nfanout || t->nmesh ||
+            t->refs != t->nsubs)
+            continue;
+        while (t->nsubs) {
+            psr_pt *pt = t->subs[t->nsubs - 1];
+            psr_peer *q = pt->peer;
+            t->nsubs--;
+            pt->sub = false;
+            q->nsubs--;
+            for (size_t i = 0; i < q->npts; i++) {
+                if (q->pts[i] == pt) {
+                    pt_free_at(q, i);
+                    break;
+                }
+            }
+        }
+        r->st.subs_ignored++;
+        topic_free(r, t);
+        return true;
+    }
+    return false;
 }
 
 /* ---- score ---- */
@@ -547,6 +600,13 @@ static void peer_free(gni_psr *r, psr_peer *p)
     while (p->npts)
         pt_free_at(p, p->npts - 1);
     gn_free(p->pts);
+    if (p->created) {
+        for (gni_list *e = r->topic_list.next; e != &r->topic_list; e = e->next) {
+            psr_topic *t = GNI_CONTAINER_OF(e, psr_topic, all);
+            if (t->creator == p)
+                t->creator = NULL;
+        }
+    }
     outs_clear(r, p);
     gni_htab_remove(&r->peers, &p->hn);
     gni_list_del(&p->all);
@@ -1134,7 +1194,9 @@ static int msg_in(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
 
 /* ---- control ---- */
 
-static void sub_in(gni_psr *r, psr_peer *p, const gni_ps_sub *s)
+static bool pt_idle(const gni_psr *r, const psr_pt *pt, gn_time now);
+
+static void sub_in(gni_psr *r, psr_peer *p, const gni_ps_sub *s, gn_time now)
 {
     if (!s->topic || !s->topic[0])
         return;
@@ -1148,7 +1210,7 @@ static void sub_in(gni_psr *r, psr_peer *p, const gni_ps_sub *s)
             return;
         }
         int err = 0;
-        if (!t && !(t = topic_get(r, s->topic, false, &err))) {
+        if (!t && !(t = topic_get(r, s->topic, p, &err))) {
             r->st.subs_ignored++;
             return;
         }
@@ -1171,6 +1233,17 @@ static void sub_in(gni_psr *r, psr_peer *p, const gni_ps_sub *s)
         topic_del_sub(t, pt);
         pt->sub = false;
         p->nsubs--;
+        /* free the record and topic now: sub/unsub churn must not fill the tables */
+        if (pt_idle(r, pt, now)) {
+            for (size_t i = 0; i < p->npts; i++) {
+                if (p->pts[i] == pt) {
+                    pt_free_at(p, i);
+                    break;
+                }
+            }
+            if (topic_idle(t))
+                topic_free(r, t);
+        }
     }
 }
 
@@ -1232,9 +1305,9 @@ static void ihave_in(gni_psr *r, psr_peer *p, const gni_ps_rpc *rpc, gn_time now
                 lens[i] = want[i]->len;
             }
             /* as many ids as fit in the peer's queue bound; the rest are ignored */
-            size_t room = r->c.max_out_bytes_per_peer > p->out_bytes ? r->c.max_out_bytes_per_peer - p->out_bytes : 0;
+            size_t qroom = r->c.max_out_bytes_per_peer > p->out_bytes ? r->c.max_out_bytes_per_peer - p->out_bytes : 0;
             size_t est = 16, fit = 0;
-            while (fit < n && est + lens[fit] + 4 <= room)
+            while (fit < n && est + lens[fit] + 4 <= qroom)
                 est += lens[fit++] + 4;
             if (fit == 0) {
                 fit = 1;
@@ -1563,7 +1636,7 @@ int gni_psr_set_topic_score_params(gni_psr *r, const char *topic, const gni_psr_
     if (!r || !topic || (p && !topic_params_ok(p)))
         return GN_EINVAL;
     int err = 0;
-    psr_topic *t = topic_get(r, topic, true, &err);
+    psr_topic *t = topic_get(r, topic, NULL, &err);
     if (!t)
         return err;
     t->has_params = p != NULL;
@@ -1699,7 +1772,7 @@ int gni_psr_rpc_in(gni_psr *r, const gn_peer_id *peer, const gni_ps_rpc *rpc, gn
     if (ns < rpc->sub_cnt)
         r->st.subs_ignored += rpc->sub_cnt - ns;
     for (size_t i = 0; i < ns; i++)
-        sub_in(r, p, &rpc->subs[i]);
+        sub_in(r, p, &rpc->subs[i], now);
     int rc = 0;
     size_t nm = GNI_MIN(rpc->msg_cnt, r->lim.max_msgs);
     for (size_t i = 0; i < nm; i++) {
@@ -1728,7 +1801,7 @@ int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now)
     if (strlen(topic) > r->lim.max_topic_len)
         return GN_ETOOBIG;
     int err = 0;
-    psr_topic *t = topic_get(r, topic, true, &err);
+    psr_topic *t = topic_get(r, topic, NULL, &err);
     if (!t)
         return err;
     if (t->subscribed)
@@ -1842,7 +1915,7 @@ int gni_psr_publish(gni_psr *r, const char *topic, const uint8_t *data, size_t l
         goto out;
     }
     int err = 0;
-    psr_topic *t = topic_get(r, topic, true, &err);
+    psr_topic *t = topic_get(r, topic, NULL, &err);
     if (!t) {
         rc = err;
         goto out;

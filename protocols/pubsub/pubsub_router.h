@@ -43,9 +43,16 @@
  *   max_topics_per_peer   topics a peer may be subscribed to; further
  *                         subscriptions are ignored and counted
  *   max_topics            topics the router tracks because of peers'
- *                         subscriptions (subscriptions to new topics
- *                         beyond it are ignored and counted); the
- *                         application's own topics are never refused by it
+ *                         subscriptions; the application's own topics are
+ *                         never refused by it. A topic (and a peer x topic
+ *                         record) is freed as soon as the last peer
+ *                         unsubscribes and nothing else holds it. When
+ *                         full, a new peer topic evicts the oldest topic
+ *                         held only by peers' subscriptions among those
+ *                         created by the peer that created the most
+ *                         (those subscriptions are dropped, counted in
+ *                         subs_ignored); with none evictable the
+ *                         subscription is ignored and counted
  *   max_pending_validations  messages awaiting a validation result; a
  *                         message arriving when full is ignored (counted,
  *                         no penalty), as go's validation queue throttle

@@ -1265,7 +1265,66 @@ GN_TEST(control_output_bounded_for_congested_peer)
     gn_identity_free(b.id);
 }
 
-GN_TEST_MAIN(GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
+/* Finding 2: subscribe/unsubscribe churn does not fill the topic table; a full table evicts the
+ * churning/hoarding peer's topics rather than refusing a newcomer. */
+GN_TEST(topic_churn_and_eviction)
+{
+    gni_psr_config c;
+    gni_psr_config_default(&c);
+    c.max_topics = 10;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b, d;
+    fake_new(&b);
+    fake_new(&d);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    for (int round = 0; round < 3; round++) {
+        gni_ps_rpc rpc;
+        gni_ps_rpc_init(&rpc);
+        for (int i = 0; i < 20; i++) {
+            char t[16];
+            snprintf(t, sizeof t, "junk%d", i);
+            CHECK_OK(gni_ps_rpc_add_sub(&rpc, true, t));
+            CHECK_OK(gni_ps_rpc_add_sub(&rpc, false, t));
+        }
+        CHECK_OK(gni_psr_rpc_in(r, &b.pid, &rpc, now));
+        gni_ps_rpc_fini(&rpc);
+        gni_psr_stats st;
+        gni_psr_get_stats(r, &st);
+        CHECK_EQ(st.topics, round == 0 ? 1u : 2u); /* ours (+ d's "real"): junk freed at unsubscribe */
+        if (round == 0)
+            fake_sub(r, &d, "real", now);
+        now += GN_S;
+        CHECK_OK(gni_psr_heartbeat(r, now));
+    }
+    CHECK_EQ(gni_psr_topic_peers(r, "real", NULL, 0), 1);
+    /* b holds 12 subscriptions in a 10-topic table: its oldest are evicted, d's newcomer is kept */
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    for (int i = 0; i < 12; i++) {
+        char t[16];
+        snprintf(t, sizeof t, "hoard%d", i);
+        CHECK_OK(gni_ps_rpc_add_sub(&rpc, true, t));
+    }
+    CHECK_OK(gni_psr_rpc_in(r, &b.pid, &rpc, now));
+    gni_ps_rpc_fini(&rpc);
+    fake_sub(r, &d, "fresh", now);
+    CHECK_EQ(gni_psr_topic_peers(r, "fresh", NULL, 0), 1);
+    CHECK_EQ(gni_psr_topic_peers(r, "real", NULL, 0), 1);
+    CHECK_EQ(gni_psr_topic_peers(r, "hoard11", NULL, 0), 1);
+    CHECK_EQ(gni_psr_topic_peers(r, "hoard0", NULL, 0), 0);
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK(st.topics <= c.max_topics + 1);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+    gn_identity_free(d.id);
+}
+
+GN_TEST_MAIN(GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
              GN_T(mesh_degree_bounds_dense), GN_T(floodsub_peers_mixed_in),
              GN_T(ihave_iwant_recovers_missed_message), GN_T(fanout_then_subscribe),
              GN_T(prune_backoff_respected_and_regraft_penalised),
