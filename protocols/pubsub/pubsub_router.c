@@ -26,6 +26,8 @@
 typedef struct psr_peer psr_peer;
 typedef struct psr_topic psr_topic;
 
+#define PSR_DECIDED 256
+
 typedef struct psr_pt {
     psr_peer *peer;
     psr_topic *topic;
@@ -85,7 +87,7 @@ typedef struct psr_mc {
     psr_tx *tx; /* IWANT replies per peer (peer key hash) */
     size_t ntx;
     gn_time validated;
-    uint64_t credited[8]; /* peers credited with a P3 delivery */
+    uint64_t *credited; /* peers credited with a P3 delivery, at most d_hi + 1 */
     size_t ncred;
 } psr_mc;
 
@@ -96,9 +98,10 @@ typedef struct psr_pend {
     gni_ps_msg msg;
     psr_topic *topic;
     gn_peer_id from;
-    gn_peer_id dups[8];
+    gn_peer_id dups[16];
     size_t ndups;
     gn_time deadline;
+    bool unlinked; /* out of r->pend (a verdict is being applied) */
 } psr_pend;
 
 typedef struct psr_prom {
@@ -153,6 +156,14 @@ struct gni_psr {
 
     gn_time next_hb, next_decay;
     gn_time now; /* latest time any call brought (IWANT promises start at hand-out) */
+    /* IDs recently REJECTed or IGNOREd (not in the seen cache): a copy is
+     * dropped without validating again, and a REJECTed one costs its
+     * sender P4 as the first copy did */
+    struct {
+        uint64_t k;
+        uint8_t v;
+    } dec[PSR_DECIDED];
+    size_t dec_head;
     uint64_t hb_ticks;
     gni_psr_stats st;
 };
@@ -856,6 +867,7 @@ static void mc_free(gni_psr *r, psr_mc *m)
     bytes_free(&m->id);
     gni_ps_msg_fini(&m->msg);
     gn_free(m->tx);
+    gn_free(m->credited);
     gn_free(m);
     r->nmc--;
 }
@@ -932,6 +944,24 @@ static bool mc_tx(gni_psr *r, psr_mc *m, psr_peer *p)
     return true;
 }
 
+/* Records @p as credited for @m (the first sender and mesh peers within
+ * the window: at most d_hi + 1). False when it cannot be recorded. */
+static bool mc_credit(gni_psr *r, psr_mc *m, psr_peer *p)
+{
+    size_t cap = (size_t)r->c.d_hi + 1;
+    if (m->ncred >= cap)
+        return false;
+    if ((m->ncred & (m->ncred - 1)) == 0) { /* 0, 1, 2, 4, ...: grow */
+        size_t nc = GNI_MIN(cap, m->ncred ? 2 * m->ncred : 2);
+        uint64_t *n = gn_realloc(m->credited, nc * sizeof *n);
+        if (!n)
+            return false;
+        m->credited = n;
+    }
+    m->credited[m->ncred++] = p->hn.key;
+    return true;
+}
+
 /* ---- promises ---- */
 
 static void prom_kept(gni_psr *r, const uint8_t *id, size_t n)
@@ -984,9 +1014,27 @@ static psr_pend *pend_find(const gni_psr *r, const uint8_t *id, size_t n)
     return NULL;
 }
 
+static void dec_add(gni_psr *r, const uint8_t *id, size_t n, gni_psr_verdict v)
+{
+    r->dec[r->dec_head].k = psr_hash(r, id, n) | 1;
+    r->dec[r->dec_head].v = (uint8_t)v;
+    r->dec_head = (r->dec_head + 1) % PSR_DECIDED;
+}
+
+/* GNI_PSR_REJECT / GNI_PSR_IGNORE when @id was recently decided so, else GNI_PSR_ACCEPT. */
+static gni_psr_verdict dec_find(const gni_psr *r, const uint8_t *id, size_t n)
+{
+    uint64_t k = psr_hash(r, id, n) | 1;
+    for (size_t i = 0; i < PSR_DECIDED; i++)
+        if (r->dec[i].k == k)
+            return (gni_psr_verdict)r->dec[i].v;
+    return GNI_PSR_ACCEPT;
+}
+
 static void pend_free(gni_psr *r, psr_pend *pd)
 {
-    gni_htab_remove(&r->pend, &pd->hn);
+    if (!pd->unlinked)
+        gni_htab_remove(&r->pend, &pd->hn);
     gni_list_del(&pd->link);
     pd->topic->refs--;
     bytes_free(&pd->id);
@@ -1079,8 +1127,8 @@ static int msg_accepted(gni_psr *r, psr_topic *t, const gni_ps_msg *m, const uin
             if (pt->mesh)
                 pt->mesh_del = GNI_MIN(pt->mesh_del + 1, sp->mesh_message_deliveries_cap);
         }
-        if (mc && mc->ncred < GNI_ARRAY_LEN(mc->credited))
-            mc->credited[mc->ncred++] = src->hn.key;
+        if (mc)
+            (void)mc_credit(r, mc, src);
     }
     int rc = 0;
     if (t->subscribed) {
@@ -1110,8 +1158,8 @@ static void msg_duplicate(gni_psr *r, psr_topic *t, psr_peer *p, const uint8_t *
     for (size_t i = 0; i < mc->ncred; i++)
         if (mc->credited[i] == p->hn.key)
             return;
-    if (mc->ncred < GNI_ARRAY_LEN(mc->credited))
-        mc->credited[mc->ncred++] = p->hn.key;
+    if (!mc_credit(r, mc, p))
+        return; /* cannot record it: no credit (no double credit later) */
     pt->mesh_del = GNI_MIN(pt->mesh_del + 1, sp->mesh_message_deliveries_cap);
 }
 
@@ -1132,36 +1180,56 @@ static int msg_in(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
         return 0;
     }
     size_t n = (size_t)idl;
-    if (gni_ps_seen_has(&r->seen, id, n, now)) {
+    /* seen only once accepted (as go): a copy during validation joins the
+     * pending entry, a copy of a recently rejected/ignored one is dropped */
+    if (pend_find(r, id, n) || gni_ps_seen_has(&r->seen, id, n, now)) {
         msg_duplicate(r, t, p, id, n, now);
         return 0;
     }
+    gni_psr_verdict dv = dec_find(r, id, n);
+    if (dv != GNI_PSR_ACCEPT) {
+        t->st.duplicates++;
+        if (dv == GNI_PSR_REJECT)
+            penalise_invalid(r, p, t);
+        return 0;
+    }
     if (gni_ps_msg_verify(m, r->c.sign_policy, NULL) != 0) {
-        /* not recorded as seen: a valid copy may still come */
+        /* not recorded: a valid copy may still come */
         r->st.bad_messages++;
         t->st.rejected++;
         penalise_invalid(r, p, t);
         return 0;
     }
-    int rc = gni_ps_seen_add(&r->seen, id, n, now);
-    if (rc < 0)
-        return rc;
-    prom_kept(r, id, n);
+    if (r->has_self && m->has_from && m->from.len == r->self.len &&
+        memcmp(m->from.data, r->self.bytes, r->self.len) == 0) {
+        /* claims to be ours but we did not publish it (ours are seen): dropped, no penalty */
+        t->st.ignored++;
+        return 0;
+    }
+    int rc;
     gni_psr_verdict v = GNI_PSR_ACCEPT;
     if (r->c.validate)
         v = r->c.validate(r->c.validate_user_data, t->name, m, &p->id);
     switch (v) {
     case GNI_PSR_ACCEPT:
+        if ((rc = gni_ps_seen_add(&r->seen, id, n, now)) < 0)
+            return rc;
+        prom_kept(r, id, n);
         return msg_accepted(r, t, m, id, n, p, &p->id, false, now);
     case GNI_PSR_REJECT:
+        prom_kept(r, id, n);
+        dec_add(r, id, n, GNI_PSR_REJECT);
         t->st.rejected++;
         penalise_invalid(r, p, t);
         return 0;
     case GNI_PSR_DEFER: {
-        if (r->npend >= r->c.max_pending_validations) {
+        /* throttled (validation queue or event queue full): ignored, not
+         * recorded, so a later copy is validated again */
+        if (r->npend >= r->c.max_pending_validations || r->nev >= r->c.max_events) {
             t->st.ignored++;
             return 0;
         }
+        prom_kept(r, id, n);
         psr_pend *pd = gn_calloc(1, sizeof *pd);
         if (!pd)
             return GN_ENOMEM;
@@ -1183,10 +1251,15 @@ static int msg_in(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
         pd->deadline = now + r->c.validation_timeout;
         gni_list_add_tail(&r->pend_list, &pd->link);
         r->npend++;
-        return ev_push_msg(r, GNI_PSR_EV_VALIDATE, m, id, n, &p->id, false);
+        rc = ev_push_msg(r, GNI_PSR_EV_VALIDATE, m, id, n, &p->id, false);
+        if (rc < 0)
+            pend_free(r, pd); /* no event, no pending entry */
+        return rc;
     }
     case GNI_PSR_IGNORE:
     default:
+        prom_kept(r, id, n);
+        dec_add(r, id, n, GNI_PSR_IGNORE);
         t->st.ignored++;
         return 0;
     }
@@ -1946,7 +2019,15 @@ int gni_psr_validation_result(gni_psr *r, const uint8_t *id, size_t id_len, gni_
     int rc = 0;
     psr_topic *t = pd->topic;
     psr_peer *src = peer_find(r, &pd->from);
+    /* out of the table first: crediting the copies must not re-append to pd->dups */
+    gni_htab_remove(&r->pend, &pd->hn);
+    pd->unlinked = true;
     if (v == GNI_PSR_ACCEPT) {
+        rc = gni_ps_seen_add(&r->seen, id, id_len, now);
+        if (rc < 0) {
+            pend_free(r, pd);
+            return rc;
+        }
         rc = msg_accepted(r, t, &pd->msg, id, id_len, src && src->connected ? src : NULL, &pd->from,
                           false, now);
         for (size_t i = 0; i < pd->ndups; i++) {
@@ -1958,11 +2039,13 @@ int gni_psr_validation_result(gni_psr *r, const uint8_t *id, size_t id_len, gni_
         t->st.duplicates -= GNI_MIN(t->st.duplicates, pd->ndups);
     } else if (v == GNI_PSR_REJECT) {
         t->st.rejected++;
+        dec_add(r, id, id_len, GNI_PSR_REJECT);
         penalise_invalid(r, src, t);
         for (size_t i = 0; i < pd->ndups; i++)
             penalise_invalid(r, peer_find(r, &pd->dups[i]), t);
     } else {
         t->st.ignored++;
+        dec_add(r, id, id_len, GNI_PSR_IGNORE);
     }
     pend_free(r, pd);
     return rc;
@@ -2232,6 +2315,7 @@ int gni_psr_heartbeat(gni_psr *r, gn_time now)
         if (pd->deadline > now)
             break;
         pd->topic->st.ignored++;
+        dec_add(r, pd->id.data, pd->id.len, GNI_PSR_IGNORE);
         pend_free(r, pd);
     }
     /* broken IWANT promises: P7 */

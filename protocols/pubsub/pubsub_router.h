@@ -54,8 +54,19 @@
  *                         subs_ignored); with none evictable the
  *                         subscription is ignored and counted
  *   max_pending_validations  messages awaiting a validation result; a
- *                         message arriving when full is ignored (counted,
- *                         no penalty), as go's validation queue throttle
+ *                         message DEFERred when it (or the event queue)
+ *                         is full is ignored (counted, no penalty) and
+ *                         not recorded, so a later copy is validated
+ *                         again, as go's validation queue throttle
+ *   seen cache            a message ID enters it only when the message is
+ *                         ACCEPTed (as go); copies arriving during a
+ *                         deferred validation join it (P3 credit on
+ *                         ACCEPT, P4 on REJECT); the last 256 REJECTed /
+ *                         IGNOREd IDs are remembered so that a copy is
+ *                         dropped unvalidated (REJECTed: P4 for its
+ *                         sender too); a message claiming our own ID as
+ *                         author that we did not publish is dropped
+ *                         (ignored, no penalty)
  *   validation_timeout    a pending validation not answered in time is
  *                         taken as IGNORE
  *   mcache_max_msgs       messages held by the message cache (on top of

@@ -1324,7 +1324,116 @@ GN_TEST(topic_churn_and_eviction)
     gn_identity_free(d.id);
 }
 
-GN_TEST_MAIN(GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
+/* Finding 4: mesh peers whose copy arrives while the first is being validated get P3 credit. */
+GN_TEST(deferred_validation_credits_duplicates_p3)
+{
+    for (int deferred = 0; deferred < 2; deferred++) {
+        gni_psr_config c = base_config();
+        c.validate = defer_val;
+        c.score.default_topic.mesh_message_deliveries_weight = -1;
+        c.score.default_topic.mesh_message_deliveries_threshold = 1;
+        c.score.default_topic.mesh_message_deliveries_activation = 1;
+        c.score.default_topic.mesh_message_deliveries_window = GN_S;
+        c.score.default_topic.time_in_mesh_weight = 0;
+        gn_identity *id;
+        gn_time now = 10 * GN_S;
+        gni_psr *r = one_router(&c, &id, now);
+        fake b, d;
+        fake_new(&b);
+        fake_new(&d);
+        CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+        CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+        fake_sub(r, &b, TOPIC, now);
+        fake_sub(r, &d, TOPIC, now);
+        fake_graft(r, &b, now);
+        fake_graft(r, &d, now);
+        now += GN_S;
+        CHECK_OK(gni_psr_heartbeat(r, now));
+        const char *data = deferred ? "deferX" : "plain";
+        relay_msg(r, &b, &b, data, 1, now);
+        relay_msg(r, &d, &b, data, 1, now);
+        gni_psr_event ev;
+        int validates = 0;
+        while (gni_psr_next_event(r, &ev) == 1) {
+            if (ev.kind == GNI_PSR_EV_VALIDATE) {
+                validates++;
+                CHECK_OK(gni_psr_validation_result(r, ev.id.data, ev.id.len, GNI_PSR_ACCEPT, now));
+            }
+            gni_psr_event_fini(&ev);
+        }
+        CHECK_EQ(validates, deferred);
+        double sd;
+        CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &sd));
+        CHECK(sd == 0); /* -1 without the P3 credit */
+        gni_psr_topic_stats ts;
+        CHECK_OK(gni_psr_get_topic_stats(r, TOPIC, &ts));
+        CHECK_EQ(ts.duplicates, 1);
+        gni_psr_free(r);
+        gn_identity_free(id);
+        gn_identity_free(b.id);
+        gn_identity_free(d.id);
+    }
+}
+
+/* Finding 5: a throttled message is not marked seen (a later copy is validated); a message
+ * becomes seen only when accepted; a copy of a rejected one costs its sender P4. */
+GN_TEST(throttled_and_rejected_not_seen)
+{
+    gni_psr_config c = base_config();
+    c.validate = defer_val;
+    c.max_pending_validations = 1;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b, d;
+    fake_new(&b);
+    fake_new(&d);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_sub(r, &d, TOPIC, now);
+    relay_msg(r, &b, &b, "defer1", 1, now);
+    relay_msg(r, &b, &b, "defer2", 2, now); /* throttled: pending full */
+    int validates = 0, delivers = 0;
+    gni_psr_event ev;
+    while (gni_psr_next_event(r, &ev) == 1) {
+        if (ev.kind == GNI_PSR_EV_VALIDATE) {
+            validates++;
+            CHECK_OK(gni_psr_validation_result(r, ev.id.data, ev.id.len, GNI_PSR_ACCEPT, now));
+        }
+        gni_psr_event_fini(&ev);
+    }
+    CHECK_EQ(validates, 1);
+    relay_msg(r, &d, &b, "defer2", 2, now); /* another copy after the queue drained */
+    while (gni_psr_next_event(r, &ev) == 1) {
+        if (ev.kind == GNI_PSR_EV_VALIDATE) {
+            validates++;
+            CHECK_OK(gni_psr_validation_result(r, ev.id.data, ev.id.len, GNI_PSR_ACCEPT, now));
+        }
+        gni_psr_event_fini(&ev);
+    }
+    CHECK_EQ(validates, 2);
+    while (gni_psr_next_event(r, &ev) == 1) {
+        delivers += ev.kind == GNI_PSR_EV_DELIVER;
+        gni_psr_event_fini(&ev);
+    }
+    /* rejected: its copy from d is dropped without validation and costs d P4 */
+    double s0, s1;
+    CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &s0));
+    relay_msg(r, &b, &b, "bad1", 3, now);
+    relay_msg(r, &d, &b, "bad1", 3, now);
+    CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &s1));
+    CHECK(s1 < s0);
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK_EQ(st.seen, 2); /* the two accepted ones only */
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+    gn_identity_free(d.id);
+}
+
+GN_TEST_MAIN(GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
              GN_T(mesh_degree_bounds_dense), GN_T(floodsub_peers_mixed_in),
              GN_T(ihave_iwant_recovers_missed_message), GN_T(fanout_then_subscribe),
              GN_T(prune_backoff_respected_and_regraft_penalised),
