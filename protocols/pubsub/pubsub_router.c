@@ -1802,16 +1802,50 @@ int gni_psr_peer_remove(gni_psr *r, const gn_peer_id *peer, gn_time now)
     p->nsubs = 0;
     ip_count(r, p, -1);
     outs_clear(r, p);
+    /* score counters are kept for retain_score only when the score is <= 0
+     * (as go/js: a reconnect cannot shed a penalty, a good score is not
+     * carried over), P2 reset; backoffs are kept until they end, scoring
+     * or not */
+    bool keep_score = r->c.score.enabled && r->c.score.retain_score > 0 && peer_score(r, p, now) <= 0;
+    gn_time until = keep_score ? now + r->c.score.retain_score : 0;
+    for (size_t i = p->npts; i-- > 0;) {
+        psr_pt *pt = p->pts[i];
+        pt->first_del = 0;
+        if (!keep_score)
+            pt->mesh_del = pt->mesh_fail = pt->invalid = 0;
+        if (pt->backoff_until > until)
+            until = pt->backoff_until;
+        if (pt_idle(r, pt, now))
+            pt_free_at(p, i);
+    }
+    if (!keep_score)
+        p->behaviour = 0;
     p->connected = false;
     p->congested = false;
     r->npeers--;
-    if (r->c.score.enabled && r->c.score.retain_score > 0 && r->nretained < r->c.max_peers) {
-        p->retain_until = now + r->c.score.retain_score;
-        r->nretained++;
+    r->nretained++; /* peer_free counts it down */
+    if (until <= now) {
+        peer_free(r, p);
         return 0;
     }
-    r->nretained++; /* peer_free counts it down */
-    peer_free(r, p);
+    p->retain_until = until;
+    if (r->nretained > r->c.max_peers) {
+        /* full: evict the best-scored (then soonest expiring) other retained peer */
+        psr_peer *ev = NULL;
+        double evs = 0;
+        for (gni_list *e = r->peer_list.next; e != &r->peer_list; e = e->next) {
+            psr_peer *q = GNI_CONTAINER_OF(e, psr_peer, all);
+            if (q->connected || q == p)
+                continue;
+            double qs = peer_score(r, q, now);
+            if (!ev || qs > evs || (qs == evs && q->retain_until < ev->retain_until)) {
+                ev = q;
+                evs = qs;
+            }
+        }
+        if (ev)
+            peer_free(r, ev);
+    }
     return 0;
 }
 

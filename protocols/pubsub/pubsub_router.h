@@ -303,7 +303,12 @@ int gni_psr_peer_add(gni_psr *r, const gn_peer_id *peer, gni_psr_proto proto, bo
 
 /**
  * The peer is gone: leaves every mesh and fanout, drops its queued
- * output, keeps its score counters for retain_score. Errors: GN_ENOTFOUND.
+ * output. Its score counters are kept for retain_score only when its
+ * score is <= 0 (P2 reset; a positive score is not carried over, as
+ * go/js), and its PRUNE backoffs until they end, whether scoring is on or
+ * not. At most max_peers disconnected peers are kept: beyond, the
+ * best-scored (then soonest expiring) other one is forgotten.
+ * Errors: GN_ENOTFOUND.
  */
 int gni_psr_peer_remove(gni_psr *r, const gn_peer_id *peer, gn_time now);
 

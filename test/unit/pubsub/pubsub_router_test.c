@@ -1433,7 +1433,79 @@ GN_TEST(throttled_and_rejected_not_seen)
     gn_identity_free(d.id);
 }
 
-GN_TEST_MAIN(GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
+/* Finding 6: a good score is not carried over a reconnect, a bad one is; backoffs survive a
+ * reconnect with scoring disabled; a full retained table evicts the best retained peer. */
+GN_TEST(score_retention_and_backoff_kept)
+{
+    gni_psr_config c = base_config();
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b, d;
+    fake_new(&b);
+    fake_new(&d);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_sub(r, &d, TOPIC, now);
+    fake_msg(r, &b, "good", true, 1, now);   /* P2 > 0 */
+    fake_msg(r, &d, "unsigned", false, 1, now); /* P4 < 0 */
+    double sb, sd;
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now, &sb));
+    CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &sd));
+    CHECK(sb > 0 && sd < 0);
+    CHECK_OK(gni_psr_peer_remove(r, &b.pid, now));
+    CHECK_OK(gni_psr_peer_remove(r, &d.pid, now));
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now, &sb));
+    CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &sd));
+    CHECK(sb == 0);
+    CHECK(sd < 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+
+    /* scoring off: the backoff from b's PRUNE outlives a reconnect */
+    c = base_config();
+    c.score.enabled = false;
+    r = one_router(&c, &id, now);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_prune(r, &b, NULL, 0, now); /* backoff 60 s */
+    CHECK_OK(gni_psr_peer_remove(r, &b.pid, now));
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    now += 2 * GN_S;
+    CHECK_OK(gni_psr_heartbeat(r, now));
+    CHECK_EQ(gni_psr_mesh_peers(r, TOPIC, NULL, 0), 0);
+    now += 60 * GN_S;
+    CHECK_OK(gni_psr_heartbeat(r, now));
+    CHECK_EQ(gni_psr_mesh_peers(r, TOPIC, NULL, 0), 1);
+    gni_psr_free(r);
+    gn_identity_free(id);
+
+    /* retained table full (max_peers 1): the newcomer is kept, the older one evicted */
+    c = base_config();
+    c.max_peers = 1;
+    r = one_router(&c, &id, now);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_msg(r, &b, "unsigned", false, 1, now);
+    CHECK_OK(gni_psr_peer_remove(r, &b.pid, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &d, TOPIC, now);
+    fake_msg(r, &d, "unsigned", false, 1, now);
+    CHECK_OK(gni_psr_peer_remove(r, &d.pid, now));
+    CHECK_EQ(gni_psr_peer_score(r, &b.pid, now, &sb), GN_ENOTFOUND);
+    CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &sd));
+    CHECK(sd < 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+    gn_identity_free(d.id);
+}
+
+GN_TEST_MAIN(GN_T(score_retention_and_backoff_kept), GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
              GN_T(mesh_degree_bounds_dense), GN_T(floodsub_peers_mixed_in),
              GN_T(ihave_iwant_recovers_missed_message), GN_T(fanout_then_subscribe),
              GN_T(prune_backoff_respected_and_regraft_penalised),
