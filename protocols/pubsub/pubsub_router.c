@@ -101,6 +101,7 @@ typedef struct psr_pend {
     gn_peer_id dups[16];
     size_t ndups;
     gn_time deadline;
+    size_t bytes; /* counted in r->pend_bytes */
     bool unlinked; /* out of r->pend (a verdict is being applied) */
 } psr_pend;
 
@@ -120,6 +121,7 @@ typedef struct psr_out {
 
 typedef struct psr_ev {
     gni_list link;
+    size_t bytes; /* counted in r->ev_bytes */
     gni_psr_event ev;
 } psr_ev;
 
@@ -153,6 +155,8 @@ struct gni_psr {
     gni_list outq;
     gni_list evq;
     size_t nev, npx_ev;
+    /* byte bounds (msg_est): cache, events, pending validations, all queued output */
+    size_t mc_bytes, ev_bytes, pend_bytes, out_total;
 
     gn_time next_hb, next_decay;
     gn_time now; /* latest time any call brought (IWANT promises start at hand-out) */
@@ -582,6 +586,7 @@ static void outs_clear(gni_psr *r, psr_peer *p)
         gni_ps_rpc_fini(&o->rpc);
         gn_free(o);
     }
+    r->out_total -= GNI_MIN(r->out_total, p->out_bytes);
     p->out_bytes = 0;
     gni_list_del(&p->outq);
     for (size_t i = 0; i < p->npts; i++)
@@ -643,6 +648,10 @@ static bool out_fits(gni_psr *r, psr_peer *p, size_t est, bool droppable, gn_tim
 {
     size_t b = r->c.max_out_bytes_per_peer;
     size_t cap = droppable ? b : (b > SIZE_MAX / 2 ? SIZE_MAX : 2 * b);
+    if (droppable && r->out_total + est > r->c.max_out_bytes_total) {
+        r->st.out_dropped++; /* all peers' queues together: not this peer's fault */
+        return false;
+    }
     if (est <= cap && p->out_bytes <= cap - est)
         return true;
     r->st.out_dropped++;
@@ -679,6 +688,7 @@ static psr_out *out_slot(gni_psr *r, psr_peer *p, size_t est, size_t nctl, size_
     o->nctl += nctl;
     o->nids += nids;
     p->out_bytes += est;
+    r->out_total += est;
     return o;
 }
 
@@ -825,15 +835,19 @@ static void peer_block(gni_psr *r, psr_peer *p, gn_time now)
 static int ev_push_msg(gni_psr *r, gni_psr_event_kind kind, const gni_ps_msg *m, const uint8_t *id,
                        size_t id_len, const gn_peer_id *from, bool local)
 {
-    if (r->nev >= r->c.max_events) {
+    size_t sz = msg_est(m) + id_len;
+    if (r->nev >= r->c.max_events || r->ev_bytes + sz > r->c.max_event_bytes) {
         r->st.events_dropped++;
         return 0;
     }
     psr_ev *e = gn_calloc(1, sizeof *e);
     if (!e)
         return GN_ENOMEM;
+    e->bytes = sz;
+    r->ev_bytes += sz;
     e->ev.kind = kind;
     if (msg_dup(&e->ev.msg, m) || bytes_set(&e->ev.id, id, id_len)) {
+        r->ev_bytes -= sz;
         gni_psr_event_fini(&e->ev);
         gn_free(e);
         return GN_ENOMEM;
@@ -864,6 +878,7 @@ static void mc_free(gni_psr *r, psr_mc *m)
     gni_htab_remove(&r->mc, &m->hn);
     gni_list_del(&m->link);
     m->topic->refs--;
+    r->mc_bytes -= GNI_MIN(r->mc_bytes, msg_est(&m->msg) + m->id.len);
     bytes_free(&m->id);
     gni_ps_msg_fini(&m->msg);
     gn_free(m->tx);
@@ -879,7 +894,8 @@ static psr_mc *mc_put(gni_psr *r, psr_topic *t, const gni_ps_msg *msg, const uin
 {
     if (mc_find(r, id, id_len))
         return NULL;
-    while (r->nmc >= r->c.mcache_max_msgs) {
+    size_t sz = msg_est(msg) + id_len;
+    while (r->nmc >= r->c.mcache_max_msgs || (r->nmc && r->mc_bytes + sz > r->c.mcache_max_bytes)) {
         for (size_t k = r->c.mcache_len; k-- > 0;) {
             gni_list *w = mc_window(r, k);
             if (!gni_list_empty(w)) {
@@ -908,6 +924,7 @@ static psr_mc *mc_put(gni_psr *r, psr_topic *t, const gni_ps_msg *msg, const uin
     m->validated = now;
     gni_list_add_tail(mc_window(r, 0), &m->link);
     r->nmc++;
+    r->mc_bytes += sz;
     return m;
 }
 
@@ -1039,6 +1056,7 @@ static void pend_free(gni_psr *r, psr_pend *pd)
     pd->topic->refs--;
     bytes_free(&pd->id);
     gni_ps_msg_fini(&pd->msg);
+    r->pend_bytes -= pd->bytes;
     gn_free(pd);
     r->npend--;
 }
@@ -1225,7 +1243,9 @@ static int msg_in(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
     case GNI_PSR_DEFER: {
         /* throttled (validation queue or event queue full): ignored, not
          * recorded, so a later copy is validated again */
-        if (r->npend >= r->c.max_pending_validations || r->nev >= r->c.max_events) {
+        size_t psz = msg_est(m) + n;
+        if (r->npend >= r->c.max_pending_validations || r->nev >= r->c.max_events ||
+            r->pend_bytes + psz > r->c.max_pending_bytes || r->ev_bytes + psz > r->c.max_event_bytes) {
             t->st.ignored++;
             return 0;
         }
@@ -1251,6 +1271,8 @@ static int msg_in(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
         pd->deadline = now + r->c.validation_timeout;
         gni_list_add_tail(&r->pend_list, &pd->link);
         r->npend++;
+        pd->bytes = psz;
+        r->pend_bytes += psz;
         rc = ev_push_msg(r, GNI_PSR_EV_VALIDATE, m, id, n, &p->id, false);
         if (rc < 0)
             pend_free(r, pd); /* no event, no pending entry */
@@ -1543,6 +1565,10 @@ void gni_psr_config_default(gni_psr_config *c)
     c->max_out_bytes_per_peer = 8u * 1024 * 1024;
     c->max_px_candidates = 256;
     c->max_events = 4096;
+    c->mcache_max_bytes = (size_t)64 * 1024 * 1024;
+    c->max_event_bytes = (size_t)64 * 1024 * 1024;
+    c->max_pending_bytes = (size_t)64 * 1024 * 1024;
+    c->max_out_bytes_total = (size_t)256 * 1024 * 1024;
     gni_psr_score_params *s = &c->score;
     s->enabled = true;
     s->ip_colocation_factor_weight = -10;
@@ -1615,6 +1641,10 @@ int gni_psr_new(const gni_psr_config *cfg, gn_time now, gni_psr **out)
     DEF0(c.max_out_bytes_per_peer, 8u * 1024 * 1024);
     DEF0(c.max_px_candidates, 256);
     DEF0(c.max_events, 4096);
+    DEF0(c.mcache_max_bytes, (size_t)64 * 1024 * 1024);
+    DEF0(c.max_event_bytes, (size_t)64 * 1024 * 1024);
+    DEF0(c.max_pending_bytes, (size_t)64 * 1024 * 1024);
+    DEF0(c.max_out_bytes_total, (size_t)256 * 1024 * 1024);
     DEF0(c.gossip_retransmission, 3);
     DEF0(c.max_ihave_len, 5000);
     DEF0(c.max_ihave_msgs, 10);
@@ -2438,7 +2468,9 @@ int gni_psr_next_out(gni_psr *r, gn_peer_id *peer, gni_ps_rpc *rpc)
             continue;
         psr_out *o = GNI_CONTAINER_OF(p->outs.next, psr_out, link);
         gni_list_del(&o->link);
-        p->out_bytes -= GNI_MIN(p->out_bytes, o->est - 16);
+        size_t took = GNI_MIN(p->out_bytes, o->est - 16);
+        p->out_bytes -= took;
+        r->out_total -= GNI_MIN(r->out_total, took);
         if (p->over && p->out_bytes <= r->c.max_out_bytes_per_peer / 2)
             p->over = false;
         gni_list_del(&p->outq);
@@ -2463,6 +2495,7 @@ int gni_psr_next_event(gni_psr *r, gni_psr_event *ev)
     psr_ev *e = GNI_CONTAINER_OF(r->evq.next, psr_ev, link);
     gni_list_del(&e->link);
     r->nev--;
+    r->ev_bytes -= e->bytes;
     if (e->ev.kind == GNI_PSR_EV_PX)
         r->npx_ev--;
     *ev = e->ev;

@@ -253,6 +253,12 @@ typedef struct gni_psr_config {
     size_t max_out_bytes_per_peer;    /* default 8 MiB */
     size_t max_px_candidates;         /* queued PX events, default 256 */
     size_t max_events;                /* queued events, default 4096 */
+    /* byte bounds (the router's estimate of encoded size); zero = default */
+    size_t mcache_max_bytes;          /* message cache, default 64 MiB (oldest evicted) */
+    size_t max_event_bytes;           /* queued events, default 64 MiB (new ones dropped, counted) */
+    size_t max_pending_bytes;         /* pending validations, default 64 MiB (throttled beyond) */
+    size_t max_out_bytes_total;       /* queued output to all peers, default 256 MiB (messages,
+                                       * IHAVE, IWANT dropped beyond, counted in out_dropped) */
 
     gni_psr_score_params score;
 

@@ -1505,7 +1505,40 @@ GN_TEST(score_retention_and_backoff_kept)
     gn_identity_free(d.id);
 }
 
-GN_TEST_MAIN(GN_T(score_retention_and_backoff_kept), GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
+/* Finding 3: byte bounds on the message cache, the event queue and all queued output. */
+GN_TEST(byte_bounds_cache_events_output)
+{
+    gni_psr_config c = base_config();
+    c.mcache_max_bytes = 5000;
+    c.max_event_bytes = 3500;
+    c.max_out_bytes_total = 3500;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b;
+    fake_new(&b);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    static uint8_t big[1000];
+    for (int i = 0; i < 10; i++) {
+        big[0] = (uint8_t)i;
+        CHECK_OK(gni_psr_publish(r, TOPIC, big, sizeof big, now, NULL, NULL));
+    }
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK(st.mcache_msgs >= 3 && st.mcache_msgs <= 4);
+    CHECK(st.events_dropped >= 6);
+    CHECK(st.out_dropped >= 6);
+    CHECK(gni_psr_peer_out_bytes(r, &b.pid) <= c.max_out_bytes_total);
+    CHECK(count_delivers(r) <= 3);
+    outs o = drain_out(r, &b.pid);
+    CHECK(o.msgs >= 1 && o.msgs <= 3);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+}
+
+GN_TEST_MAIN(GN_T(byte_bounds_cache_events_output), GN_T(score_retention_and_backoff_kept), GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
              GN_T(mesh_degree_bounds_dense), GN_T(floodsub_peers_mixed_in),
              GN_T(ihave_iwant_recovers_missed_message), GN_T(fanout_then_subscribe),
              GN_T(prune_backoff_respected_and_regraft_penalised),
