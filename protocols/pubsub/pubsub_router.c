@@ -808,6 +808,15 @@ static int out_prune(gni_psr *r, psr_pt *pt, gn_time backoff, bool px, gn_time n
     return rc;
 }
 
+/* Queues GRAFT, then (only when queued) adds @pt to the mesh. */
+static int mesh_graft(gni_psr *r, psr_pt *pt, gn_time now)
+{
+    int rc = out_graft(r, pt->peer, pt->topic->name);
+    if (rc == 0)
+        pt_join_mesh(pt, now);
+    return rc;
+}
+
 /* Removes @pt from the mesh, sets its backoff and sends PRUNE. */
 static int mesh_prune(gni_psr *r, psr_pt *pt, gn_time backoff, bool px, gn_time now)
 {
@@ -1111,9 +1120,7 @@ static int route_msg(gni_psr *r, psr_topic *t, const gni_ps_msg *m, psr_peer *sr
         if (m->has_from && m->from.len == q->id.len && memcmp(m->from.data, q->id.bytes, q->id.len) == 0)
             continue;
         bool send;
-        if (!peer_is_gossip(q))
-            send = true;
-        else if (own && r->c.flood_publish)
+        if (!peer_is_gossip(q) || (own && r->c.flood_publish))
             send = !r->c.score.enabled || peer_score(r, q, now) >= r->c.score.publish_threshold;
         else if (use_fanout)
             send = pt->fanout;
@@ -1491,8 +1498,8 @@ static void prune_in(gni_psr *r, psr_peer *p, const gni_ps_prune *pr, gn_time no
         pt->backoff_until = now + bo;
     if (pr->peer_cnt == 0 || p->proto != GNI_PSR_MESHSUB11)
         return;
-    if (r->c.score.enabled && score < r->c.score.accept_px_threshold)
-        return;
+    if (r->c.score.enabled && score <= r->c.score.accept_px_threshold)
+        return; /* PX only from peers whose score exceeds the threshold */
     for (size_t i = 0; i < pr->peer_cnt && r->npx_ev < r->c.max_px_candidates; i++) {
         const gni_ps_px *x = &pr->peers[i];
         gn_peer_id pid;
@@ -1653,10 +1660,11 @@ int gni_psr_new(const gni_psr_config *cfg, gn_time now, gni_psr **out)
     if (c.d_lo > c.d || c.d > c.d_hi || c.d == 0 || c.d_out >= c.d_lo || c.d_out > c.d / 2 ||
         c.d_score > c.d || c.mcache_len == 0 || c.mcache_gossip > c.mcache_len ||
         c.heartbeat_interval == 0 || c.seen_ttl == 0 || c.gossip_factor < 0 || c.gossip_factor > 1 ||
-        (c.sign_policy != GNI_PS_STRICT_SIGN && c.sign_policy != GNI_PS_STRICT_NO_SIGN))
-        return GN_EINVAL;
+        (c.sign_policy != GNI_PS_STRICT_SIGN && c.sign_policy != GNI_PS_STRICT_NO_SIGN) ||
+        (c.sign_policy == GNI_PS_STRICT_NO_SIGN && !c.msg_id))
+        return GN_EINVAL; /* StrictNoSign messages have no from/seqno: the default ID cannot name them */
     if (s->enabled &&
-        (s->decay_interval == 0 || s->gossip_threshold > 0 || s->publish_threshold > s->gossip_threshold ||
+        (s->decay_interval == 0 || s->gossip_threshold >= 0 || s->app_specific_weight < 0 || s->publish_threshold > s->gossip_threshold ||
          s->graylist_threshold >= s->publish_threshold || s->accept_px_threshold < 0 ||
          s->opportunistic_graft_threshold < 0 || s->ip_colocation_factor_weight > 0 ||
          s->ip_colocation_factor_threshold < 1 ||
@@ -1777,6 +1785,7 @@ int gni_psr_peer_add(gni_psr *r, const gn_peer_id *peer, gni_psr_proto proto, bo
         return GN_EEXIST;
     if (r->npeers >= r->c.max_peers)
         return GN_ELIMIT;
+    bool fresh = !p;
     if (!p) {
         p = gn_calloc(1, sizeof *p);
         if (!p)
@@ -1808,8 +1817,18 @@ int gni_psr_peer_add(gni_psr *r, const gn_peer_id *peer, gni_psr_proto proto, bo
         if (t->subscribed && (rc = out_sub(r, p, true, t->name)) != 0)
             break;
     }
-    (void)now;
-    return rc;
+    if (rc) {
+        /* roll back: the peer is not added */
+        outs_clear(r, p);
+        ip_count(r, p, -1);
+        p->connected = false;
+        r->npeers--;
+        r->nretained++;
+        if (fresh)
+            peer_free(r, p);
+        return rc == GN_ELIMIT ? GN_ENOMEM : rc;
+    }
+    return 0;
 }
 
 int gni_psr_peer_remove(gni_psr *r, const gn_peer_id *peer, gn_time now)
@@ -1963,9 +1982,9 @@ int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now)
         if (pt->fanout) {
             pt->fanout = false;
             t->nfanout--;
-            if (t->nmesh < r->c.d) {
-                pt_join_mesh(pt, now);
-                (void)out_graft(r, pt->peer, t->name);
+            if (t->nmesh < r->c.d && !peer_blocked(pt->peer) && pt->backoff_until <= now &&
+                peer_score(r, pt->peer, now) >= 0) {
+                (void)mesh_graft(r, pt, now);
             }
         }
     }
@@ -1978,8 +1997,7 @@ int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now)
     }
     psr_shuffle(r, (void **)cand, n);
     for (size_t i = 0; i < n && t->nmesh < r->c.d; i++) {
-        pt_join_mesh(cand[i], now);
-        int x = out_graft(r, cand[i]->peer, t->name);
+        int x = mesh_graft(r, cand[i], now);
         if (x)
             rc = x;
     }
@@ -2158,8 +2176,7 @@ static void mesh_maintain(gni_psr *r, psr_topic *t, gn_time now)
         }
         psr_shuffle(r, (void **)v, n);
         for (size_t i = 0; i < n && t->nmesh < c->d; i++) {
-            pt_join_mesh(v[i], now);
-            (void)out_graft(r, v[i]->peer, t->name);
+            (void)mesh_graft(r, v[i], now);
         }
     }
     /* too many: keep d_score best, random rest, d_out outbound */
@@ -2211,8 +2228,7 @@ static void mesh_maintain(gni_psr *r, psr_topic *t, gn_time now)
             }
             psr_shuffle(r, (void **)v, n);
             for (size_t i = 0; i < n && outb < c->d_out; i++, outb++) {
-                pt_join_mesh(v[i], now);
-                (void)out_graft(r, v[i]->peer, t->name);
+                (void)mesh_graft(r, v[i], now);
             }
         }
     }
@@ -2239,8 +2255,7 @@ static void mesh_maintain(gni_psr *r, psr_topic *t, gn_time now)
                 }
                 psr_shuffle(r, (void **)v, n);
                 for (size_t i = 0; i < n && i < c->opportunistic_graft_peers; i++) {
-                    pt_join_mesh(v[i], now);
-                    (void)out_graft(r, v[i]->peer, t->name);
+                    (void)mesh_graft(r, v[i], now);
                 }
             }
         }
@@ -2301,16 +2316,18 @@ static void emit_gossip(gni_psr *r, psr_topic *t)
     for (size_t i = 0; i < n; i++) {
         if (nid > per)
             psr_shuffle(r, (void **)ids, nid);
-        size_t est = t->name_len + 16;
-        for (size_t j = 0; j < per; j++) {
+        /* ids by count and by bytes: one IHAVE fits an RPC within max_rpc_len */
+        size_t est = t->name_len + 16, room = r->lim.max_rpc_len > 64 + est ? r->lim.max_rpc_len - 64 : 0;
+        size_t k = 0;
+        for (size_t j = 0; j < per && est + ids[j]->id.len + 4 <= room; j++, k++) {
             pp[j] = ids[j]->id.data;
             ll[j] = ids[j]->id.len;
             est += ll[j] + 4;
         }
-        if (!out_fits(r, v[i]->peer, est, true, r->now))
+        if (k == 0 || !out_fits(r, v[i]->peer, est, true, r->now))
             continue;
-        psr_out *o = out_slot(r, v[i]->peer, est, 1, per, false, false);
-        if (o && gni_ps_rpc_add_ihave(&o->rpc, t->name, pp, ll, per) != 0)
+        psr_out *o = out_slot(r, v[i]->peer, est, 1, k, false, false);
+        if (o && gni_ps_rpc_add_ihave(&o->rpc, t->name, pp, ll, k) != 0)
             out_drop_empty_tail(v[i]->peer);
     }
     gn_free(pp);
@@ -2550,8 +2567,10 @@ bool gni_psr_subscribed(const gni_psr *r, const char *topic)
 
 int gni_psr_get_topic_stats(const gni_psr *r, const char *topic, gni_psr_topic_stats *out)
 {
-    psr_topic *t = (r && topic) ? topic_find(r, topic) : NULL;
-    if (!t || !out)
+    if (!r || !topic || !out)
+        return GN_EINVAL;
+    psr_topic *t = topic_find(r, topic);
+    if (!t)
         return GN_ENOTFOUND;
     *out = t->st;
     out->mesh_peers = t->nmesh;

@@ -279,7 +279,9 @@ void gni_psr_config_default(gni_psr_config *cfg);
  * callbacks' user_data are borrowed and must outlive it). @now: the time
  * (monotonic ns) the heartbeat schedule starts from. Errors: GN_EINVAL
  * (inconsistent parameters: d_lo <= d <= d_hi violated, d_out >= d_lo or
- * d_out > d/2, thresholds out of order, mcache_gossip > mcache_len, a zero
+ * d_out > d/2, thresholds out of order or gossip_threshold >= 0, a
+ * negative app_specific_weight, StrictNoSign with the default message-ID
+ * function (such messages have no from/seqno to name them), mcache_gossip > mcache_len, a zero
  * interval, IP colocation threshold below 1, a P3 cap below its
  * threshold), GN_ENOMEM.
  */
@@ -302,7 +304,8 @@ int gni_psr_set_topic_score_params(gni_psr *r, const char *topic,
  * A pubsub stream to @peer is open with protocol @proto. @outbound: we
  * dialled the connection (D_out quota). @ip: 4 or 16 bytes of the peer's
  * IP address for P6, or NULL/0. Queues our subscriptions to the peer.
- * Errors: GN_EINVAL, GN_EEXIST, GN_ELIMIT (max_peers), GN_ENOMEM.
+ * Errors: GN_EINVAL, GN_EEXIST, GN_ELIMIT (max_peers), GN_ENOMEM (the
+ * peer is then not added).
  */
 int gni_psr_peer_add(gni_psr *r, const gn_peer_id *peer, gni_psr_proto proto, bool outbound,
                      const uint8_t *ip, size_t ip_len, gn_time now);
@@ -341,8 +344,9 @@ int gni_psr_rpc_in(gni_psr *r, const gn_peer_id *peer, const gni_ps_rpc *rpc, gn
 
 /**
  * Joins @topic (NUL-terminated, within limits.max_topic_len): announces it
- * to every peer, builds the mesh from fanout peers then other subscribed
- * peers (GRAFT). Subscribing twice is a no-op. Errors: GN_EINVAL,
+ * to every peer, builds the mesh from fanout peers (those not congested,
+ * out of backoff, score >= 0) then other such subscribed peers (GRAFT
+ * queued first; a peer joins the mesh only when its GRAFT is queued). Subscribing twice is a no-op. Errors: GN_EINVAL,
  * GN_ETOOBIG, GN_ENOMEM (max_topics does not apply to own topics).
  */
 int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now);
@@ -358,7 +362,8 @@ int gni_psr_unsubscribe(gni_psr *r, const char *topic, gn_time now);
  * (counter starting at a random value) and signature set with the
  * configured identity; StrictNoSign: none. The message is added to the
  * seen cache and mcache, delivered locally when subscribed (event), and
- * sent to: every floodsub peer of the topic; with flood_publish every
+ * sent to: every floodsub peer of the topic with score >=
+ * publish_threshold (forwarded messages too); with flood_publish every
  * gossipsub peer of the topic with score >= publish_threshold; else the
  * mesh, or the fanout (built on demand, D peers) when not subscribed. No
  * peers at all is not an error (the message is only cached). *@id_out
@@ -375,7 +380,9 @@ int gni_psr_publish(gni_psr *r, const char *topic, const uint8_t *data, size_t l
  * message ID; @verdict ACCEPT, REJECT or IGNORE). ACCEPT delivers and
  * forwards; REJECT penalises the peer it came from (P4) and every peer
  * that sent it again meanwhile; IGNORE drops it. Errors: GN_ENOTFOUND (no
- * such pending message: already decided or timed out), GN_EINVAL.
+ * such pending message: already decided or timed out), GN_EINVAL,
+ * GN_ENOMEM (ACCEPT: the message could not be cached or queued everywhere;
+ * the verdict is applied nonetheless).
  */
 int gni_psr_validation_result(gni_psr *r, const uint8_t *id, size_t id_len,
                               gni_psr_verdict verdict, gn_time now);
@@ -399,7 +406,8 @@ gn_time gni_psr_next_timer(const gni_psr *r);
  * Takes the next RPC to send: *@peer its destination, *@rpc (initialised
  * by the caller or empty; previous contents released) receives it and is
  * then owned by the caller (gni_ps_rpc_fini()). Each RPC encodes within
- * limits.max_rpc_len. Returns 1 when one was taken, 0 when none is queued.
+ * limits.max_rpc_len. A congested peer's queue is held. Returns 1 when one
+ * was taken, 0 when none is queued, GN_EINVAL (a NULL argument).
  */
 int gni_psr_next_out(gni_psr *r, gn_peer_id *peer, gni_ps_rpc *rpc);
 
@@ -428,7 +436,7 @@ typedef struct gni_psr_event {
     gni_ps_px px;
 } gni_psr_event;
 
-/** Takes the next event into @ev. Returns 1, or 0 when none is queued. */
+/** Takes the next event into @ev. Returns 1, 0 when none is queued, GN_EINVAL (NULL argument). */
 int gni_psr_next_event(gni_psr *r, gni_psr_event *ev);
 /** Releases what @ev owns. NULL is a no-op. */
 void gni_psr_event_fini(gni_psr_event *ev);
@@ -458,7 +466,7 @@ typedef struct gni_psr_topic_stats {
     size_t mesh_peers, topic_peers;
 } gni_psr_topic_stats;
 
-/** Fills *@out with @topic's counters. Errors: GN_ENOTFOUND (topic not tracked). */
+/** Fills *@out with @topic's counters. Errors: GN_EINVAL (NULL argument), GN_ENOTFOUND (topic not tracked). */
 int gni_psr_get_topic_stats(const gni_psr *r, const char *topic, gni_psr_topic_stats *out);
 
 /** Router-wide counters. */

@@ -1538,7 +1538,69 @@ GN_TEST(byte_bounds_cache_events_output)
     gn_identity_free(b.id);
 }
 
-GN_TEST_MAIN(GN_T(byte_bounds_cache_events_output), GN_T(score_retention_and_backoff_kept), GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
+/* Findings 10, 14: StrictNoSign needs a custom ID function; its messages carry no from/seqno and
+ * incoming ones with from/seqno are refused; the tightened config checks. */
+static long data_id(const gni_ps_msg *m, uint8_t *out, size_t cap, void *ud)
+{
+    (void)ud;
+    size_t n = GNI_MIN(m->data.len, cap);
+    if (n == 0)
+        return GN_EINVAL;
+    memcpy(out, m->data.data, n);
+    return (long)n;
+}
+
+GN_TEST(strict_no_sign_and_config_checks)
+{
+    gni_psr_config c = base_config();
+    gni_psr *r;
+    c.sign_policy = GNI_PS_STRICT_NO_SIGN;
+    CHECK_EQ(gni_psr_new(&c, 0, &r), GN_EINVAL); /* default ID function */
+    c = base_config();
+    c.score.gossip_threshold = 0;
+    c.score.publish_threshold = -1;
+    CHECK_EQ(gni_psr_new(&c, 0, &r), GN_EINVAL);
+    c = base_config();
+    c.score.app_specific_weight = -1;
+    CHECK_EQ(gni_psr_new(&c, 0, &r), GN_EINVAL);
+
+    c = base_config();
+    c.sign_policy = GNI_PS_STRICT_NO_SIGN;
+    c.msg_id = data_id;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    r = one_router(&c, &id, now);
+    fake b;
+    fake_new(&b);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    drain_out(r, NULL);
+    CHECK_OK(gni_psr_publish(r, TOPIC, (const uint8_t *)"hello", 5, now, NULL, NULL));
+    gn_peer_id to;
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    int msgs = 0;
+    while (gni_psr_next_out(r, &to, &rpc) == 1) {
+        for (size_t i = 0; i < rpc.msg_cnt; i++) {
+            CHECK(!rpc.msgs[i].has_from && !rpc.msgs[i].has_seqno && !rpc.msgs[i].has_signature);
+            msgs++;
+        }
+        gni_ps_rpc_fini(&rpc);
+    }
+    CHECK_EQ(msgs, 1);
+    CHECK_EQ(count_delivers(r), 1);
+    fake_msg(r, &b, "withfrom", true, 7, now); /* from, seqno, signature: refused */
+    CHECK_EQ(count_delivers(r), 0);
+    gni_psr_topic_stats ts;
+    CHECK_OK(gni_psr_get_topic_stats(r, TOPIC, &ts));
+    CHECK_EQ(ts.rejected, 1);
+    CHECK_EQ(gni_psr_get_topic_stats(r, TOPIC, NULL), GN_EINVAL);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+}
+
+GN_TEST_MAIN(GN_T(strict_no_sign_and_config_checks), GN_T(byte_bounds_cache_events_output), GN_T(score_retention_and_backoff_kept), GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
              GN_T(mesh_degree_bounds_dense), GN_T(floodsub_peers_mixed_in),
              GN_T(ihave_iwant_recovers_missed_message), GN_T(fanout_then_subscribe),
              GN_T(prune_backoff_respected_and_regraft_penalised),
