@@ -1293,7 +1293,7 @@ GN_TEST(topic_churn_and_eviction)
         gni_ps_rpc_fini(&rpc);
         gni_psr_stats st;
         gni_psr_get_stats(r, &st);
-        CHECK_EQ(st.topics, round == 0 ? 1u : 2u); /* ours (+ d's "real"): junk freed at unsubscribe */
+        CHECK_EQ(st.topics, (round == 0 ? 1u : 2u)); /* ours (+ d's "real"): junk freed at unsubscribe */
         if (round == 0)
             fake_sub(r, &d, "real", now);
         now += GN_S;
@@ -1600,7 +1600,43 @@ GN_TEST(strict_no_sign_and_config_checks)
     gn_identity_free(b.id);
 }
 
-GN_TEST_MAIN(GN_T(strict_no_sign_and_config_checks), GN_T(byte_bounds_cache_events_output), GN_T(score_retention_and_backoff_kept), GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
+/* Finding 9: a floodsub peer below the publish threshold gets no messages. */
+GN_TEST(floodsub_peer_below_publish_threshold_skipped)
+{
+    gni_psr_config c = base_config();
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b, d;
+    fake_new(&b);
+    fake_new(&d);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_FLOODSUB, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_FLOODSUB, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_sub(r, &d, TOPIC, now);
+    fake_msg(r, &b, "unsigned", false, 1, now); /* P4: -100 */
+    drain_out(r, NULL);
+    CHECK_OK(gni_psr_publish(r, TOPIC, (const uint8_t *)"x", 1, now, NULL, NULL));
+    gn_peer_id to;
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    int to_b = 0, to_d = 0;
+    while (gni_psr_next_out(r, &to, &rpc) == 1) {
+        if (gn_peer_id_equal(&to, &b.pid))
+            to_b += (int)rpc.msg_cnt;
+        if (gn_peer_id_equal(&to, &d.pid))
+            to_d += (int)rpc.msg_cnt;
+        gni_ps_rpc_fini(&rpc);
+    }
+    CHECK_EQ(to_b, 0);
+    CHECK_EQ(to_d, 1);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+    gn_identity_free(d.id);
+}
+
+GN_TEST_MAIN(GN_T(floodsub_peer_below_publish_threshold_skipped), GN_T(strict_no_sign_and_config_checks), GN_T(byte_bounds_cache_events_output), GN_T(score_retention_and_backoff_kept), GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
              GN_T(mesh_degree_bounds_dense), GN_T(floodsub_peers_mixed_in),
              GN_T(ihave_iwant_recovers_missed_message), GN_T(fanout_then_subscribe),
              GN_T(prune_backoff_respected_and_regraft_penalised),
