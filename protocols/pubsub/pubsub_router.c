@@ -26,10 +26,13 @@
 typedef struct psr_peer psr_peer;
 typedef struct psr_topic psr_topic;
 
+#define PSR_DECIDED 256
+
 typedef struct psr_pt {
     psr_peer *peer;
     psr_topic *topic;
     bool sub, mesh, fanout, mesh_active;
+    bool prune_queued; /* an unsent PRUNE for this (peer, topic) is queued */
     gn_time graft_time, backoff_until;
     double first_del, mesh_del, mesh_fail, invalid;
 } psr_pt;
@@ -45,6 +48,7 @@ struct psr_peer {
     size_t ip_len, ip_peers; /* connected peers with this IP, self included */
     psr_pt **pts;
     size_t npts, cappts, nsubs; /* nsubs: pts with sub set */
+    size_t created; /* live topics this peer's subscriptions created */
     double behaviour;
     gn_time retain_until;
     unsigned ihave_msgs, ihave_ids; /* this heartbeat */
@@ -60,6 +64,7 @@ struct psr_topic {
     gni_list all;
     char *name;
     size_t name_len, refs;
+    psr_peer *creator; /* the peer whose subscription created it (NULL: ours, or creator gone) */
     bool subscribed, has_params;
     gni_psr_topic_score_params sp;
     psr_pt **subs; /* connected peers subscribed */
@@ -82,7 +87,7 @@ typedef struct psr_mc {
     psr_tx *tx; /* IWANT replies per peer (peer key hash) */
     size_t ntx;
     gn_time validated;
-    uint64_t credited[8]; /* peers credited with a P3 delivery */
+    uint64_t *credited; /* peers credited with a P3 delivery, at most d_hi + 1 */
     size_t ncred;
 } psr_mc;
 
@@ -93,9 +98,11 @@ typedef struct psr_pend {
     gni_ps_msg msg;
     psr_topic *topic;
     gn_peer_id from;
-    gn_peer_id dups[8];
+    gn_peer_id dups[16];
     size_t ndups;
     gn_time deadline;
+    size_t bytes; /* counted in r->pend_bytes */
+    bool unlinked; /* out of r->pend (a verdict is being applied) */
 } psr_pend;
 
 typedef struct psr_prom {
@@ -114,6 +121,7 @@ typedef struct psr_out {
 
 typedef struct psr_ev {
     gni_list link;
+    size_t bytes; /* counted in r->ev_bytes */
     gni_psr_event ev;
 } psr_ev;
 
@@ -147,8 +155,19 @@ struct gni_psr {
     gni_list outq;
     gni_list evq;
     size_t nev, npx_ev;
+    /* byte bounds (msg_est): cache, events, pending validations, all queued output */
+    size_t mc_bytes, ev_bytes, pend_bytes, out_total;
 
     gn_time next_hb, next_decay;
+    gn_time now; /* latest time any call brought (IWANT promises start at hand-out) */
+    /* IDs recently REJECTed or IGNOREd (not in the seen cache): a copy is
+     * dropped without validating again, and a REJECTed one costs its
+     * sender P4 as the first copy did */
+    struct {
+        uint64_t k;
+        uint8_t v;
+    } dec[PSR_DECIDED];
+    size_t dec_head;
     uint64_t hb_ticks;
     gni_psr_stats st;
 };
@@ -241,6 +260,12 @@ static size_t msg_est(const gni_ps_msg *m)
            m->unknown.len + (m->topic ? strlen(m->topic) : 0) + 7 * 11;
 }
 
+static void psr_clock(gni_psr *r, gn_time now)
+{
+    if (now > r->now)
+        r->now = now;
+}
+
 static bool peer_is_gossip(const psr_peer *p) { return p->proto != GNI_PSR_FLOODSUB; }
 
 /* Congested (driver) or over our own queue bound: no mesh, no forwards, no gossip. */
@@ -267,7 +292,9 @@ static psr_topic *topic_find(const gni_psr *r, const char *name)
  * application from subscribing. NULL: GN_ELIMIT / GN_ETOOBIG / GN_ENOMEM
  * in *err.
  */
-static psr_topic *topic_get(gni_psr *r, const char *name, bool local, int *err)
+static bool topic_evict(gni_psr *r);
+
+static psr_topic *topic_get(gni_psr *r, const char *name, psr_peer *creator, int *err)
 {
     psr_topic *t = topic_find(r, name);
     if (t)
@@ -277,7 +304,7 @@ static psr_topic *topic_get(gni_psr *r, const char *name, bool local, int *err)
         *err = GN_ETOOBIG;
         return NULL;
     }
-    if (!local && r->ntopics >= r->c.max_topics) {
+    if (creator && r->ntopics >= r->c.max_topics && !topic_evict(r)) {
         *err = GN_ELIMIT;
         return NULL;
     }
@@ -298,11 +325,16 @@ static psr_topic *topic_get(gni_psr *r, const char *name, bool local, int *err)
     }
     gni_list_add_tail(&r->topic_list, &t->all);
     r->ntopics++;
+    t->creator = creator;
+    if (creator)
+        creator->created++;
     return t;
 }
 
 static void topic_free(gni_psr *r, psr_topic *t)
 {
+    if (t->creator)
+        t->creator->created--;
     gni_htab_remove(&r->topics, &t->hn);
     gni_list_del(&t->all);
     r->ntopics--;
@@ -388,6 +420,50 @@ static void topic_del_sub(psr_topic *t, psr_pt *pt)
             return;
         }
     }
+}
+
+/*
+ * The topic table is full and a peer's subscription needs a new topic:
+ * evicts the oldest topic held only by peers' subscriptions (not ours, no
+ * score parameters, no fanout, no cached or pending message, no score
+ * counters) among those created by the peer that created the most live
+ * topics, dropping those subscriptions. A peer churning or hoarding topics
+ * thus loses its own first; newcomers are not refused while such a topic
+ * exists. False when there is none.
+ */
+static bool topic_evict(gni_psr *r)
+{
+    psr_peer *top = NULL;
+    for (gni_list *e = r->peer_list.next; e != &r->peer_list; e = e->next) {
+        psr_peer *q = GNI_CONTAINER_OF(e, psr_peer, all);
+        if (q->created && (!top || q->created > top->created))
+            top = q;
+    }
+    if (!top)
+        return false;
+    for (gni_list *e = r->topic_list.next; e != &r->topic_list; e = e->next) {
+        psr_topic *t = GNI_CONTAINER_OF(e, psr_topic, all);
+        if (t->creator != top || t->subscribed || t->has_params || t->nfanout || t->nmesh ||
+            t->refs != t->nsubs)
+            continue;
+        while (t->nsubs) {
+            psr_pt *pt = t->subs[t->nsubs - 1];
+            psr_peer *q = pt->peer;
+            t->nsubs--;
+            pt->sub = false;
+            q->nsubs--;
+            for (size_t i = 0; i < q->npts; i++) {
+                if (q->pts[i] == pt) {
+                    pt_free_at(q, i);
+                    break;
+                }
+            }
+        }
+        r->st.subs_ignored++;
+        topic_free(r, t);
+        return true;
+    }
+    return false;
 }
 
 /* ---- score ---- */
@@ -510,8 +586,11 @@ static void outs_clear(gni_psr *r, psr_peer *p)
         gni_ps_rpc_fini(&o->rpc);
         gn_free(o);
     }
+    r->out_total -= GNI_MIN(r->out_total, p->out_bytes);
     p->out_bytes = 0;
     gni_list_del(&p->outq);
+    for (size_t i = 0; i < p->npts; i++)
+        p->pts[i]->prune_queued = false;
 }
 
 static void prom_free(gni_psr *r, psr_prom *pr)
@@ -537,6 +616,13 @@ static void peer_free(gni_psr *r, psr_peer *p)
     while (p->npts)
         pt_free_at(p, p->npts - 1);
     gn_free(p->pts);
+    if (p->created) {
+        for (gni_list *e = r->topic_list.next; e != &r->topic_list; e = e->next) {
+            psr_topic *t = GNI_CONTAINER_OF(e, psr_topic, all);
+            if (t->creator == p)
+                t->creator = NULL;
+        }
+    }
     outs_clear(r, p);
     gni_htab_remove(&r->peers, &p->hn);
     gni_list_del(&p->all);
@@ -546,6 +632,36 @@ static void peer_free(gni_psr *r, psr_peer *p)
 }
 
 /* ---- output ---- */
+
+static void peer_block(gni_psr *r, psr_peer *p, gn_time now);
+
+/*
+ * The per-peer queued-byte bound B = max_out_bytes_per_peer. Droppable
+ * output (messages, IHAVE, IWANT) is refused once it would take the queue
+ * beyond B: counted in stats.out_dropped, and the peer is then treated as
+ * congested (left out of meshes, no forwards or gossip) until half of its
+ * queue is taken. SUB, GRAFT and PRUNE are refused beyond 2B (counted);
+ * they are few anyway (at most one unsent PRUNE per peer x topic, GRAFTs
+ * only to unblocked peers, SUBs only on our own subscription changes).
+ */
+static bool out_fits(gni_psr *r, psr_peer *p, size_t est, bool droppable, gn_time now)
+{
+    size_t b = r->c.max_out_bytes_per_peer;
+    size_t cap = droppable ? b : (b > SIZE_MAX / 2 ? SIZE_MAX : 2 * b);
+    if (droppable && r->out_total + est > r->c.max_out_bytes_total) {
+        r->st.out_dropped++; /* all peers' queues together: not this peer's fault */
+        return false;
+    }
+    if (est <= cap && p->out_bytes <= cap - est)
+        return true;
+    r->st.out_dropped++;
+    if (droppable && !p->over) {
+        p->over = true;
+        if (!p->congested)
+            peer_block(r, p, now);
+    }
+    return false;
+}
 
 static psr_out *out_slot(gni_psr *r, psr_peer *p, size_t est, size_t nctl, size_t nids,
                          bool is_msg, bool is_sub)
@@ -572,6 +688,7 @@ static psr_out *out_slot(gni_psr *r, psr_peer *p, size_t est, size_t nctl, size_
     o->nctl += nctl;
     o->nids += nids;
     p->out_bytes += est;
+    r->out_total += est;
     return o;
 }
 
@@ -591,7 +708,10 @@ static void out_drop_empty_tail(psr_peer *p)
 
 static int out_sub(gni_psr *r, psr_peer *p, bool sub, const char *topic)
 {
-    psr_out *o = out_slot(r, p, strlen(topic) + 16, 0, 0, false, true);
+    size_t est = strlen(topic) + 16;
+    if (!out_fits(r, p, est, false, r->now))
+        return GN_ELIMIT;
+    psr_out *o = out_slot(r, p, est, 0, 0, false, true);
     if (!o)
         return GN_ENOMEM;
     int rc = gni_ps_rpc_add_sub(&o->rpc, sub, topic);
@@ -599,8 +719,6 @@ static int out_sub(gni_psr *r, psr_peer *p, bool sub, const char *topic)
         out_drop_empty_tail(p);
     return rc;
 }
-
-static void peer_block(gni_psr *r, psr_peer *p, gn_time now);
 
 /* Queues a copy of @m to @p (counted as dropped when the peer is congested
  * or its queue is over the bound). Returns 1 when queued. */
@@ -611,12 +729,8 @@ static int out_msg(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
         return 0;
     }
     size_t est = msg_est(m);
-    if (p->out_bytes + est > r->c.max_out_bytes_per_peer) {
-        r->st.out_dropped++;
-        p->over = true;
-        peer_block(r, p, now);
+    if (!out_fits(r, p, est, true, now))
         return 0;
-    }
     gni_ps_msg c;
     if (msg_dup(&c, m))
         return GN_ENOMEM;
@@ -635,7 +749,10 @@ static int out_msg(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
 
 static int out_graft(gni_psr *r, psr_peer *p, const char *topic)
 {
-    psr_out *o = out_slot(r, p, strlen(topic) + 16, 1, 0, false, false);
+    size_t est = strlen(topic) + 16;
+    if (!out_fits(r, p, est, false, r->now))
+        return GN_ELIMIT;
+    psr_out *o = out_slot(r, p, est, 1, 0, false, false);
     if (!o)
         return GN_ENOMEM;
     int rc = gni_ps_rpc_add_graft(&o->rpc, topic);
@@ -649,6 +766,8 @@ static int out_prune(gni_psr *r, psr_pt *pt, gn_time backoff, bool px, gn_time n
 {
     psr_peer *p = pt->peer;
     psr_topic *t = pt->topic;
+    if (pt->prune_queued)
+        return 0; /* one unsent PRUNE per peer x topic is enough */
     bool v11 = p->proto == GNI_PSR_MESHSUB11;
     size_t npx = 0;
     psr_peer *cand[64];
@@ -672,6 +791,8 @@ static int out_prune(gni_psr *r, psr_pt *pt, gn_time backoff, bool px, gn_time n
         }
     }
     size_t est = t->name_len + 32 + npx * (GN_PEER_ID_MAX_BYTES + 8);
+    if (!out_fits(r, p, est, false, now))
+        return GN_ELIMIT;
     psr_out *o = out_slot(r, p, est, 1, 0, false, false);
     if (!o)
         return GN_ENOMEM;
@@ -682,6 +803,17 @@ static int out_prune(gni_psr *r, psr_pt *pt, gn_time backoff, bool px, gn_time n
         rc = gni_ps_prune_add_px(pr, cand[i]->id.bytes, cand[i]->id.len, NULL, 0);
     if (rc)
         out_drop_empty_tail(p);
+    else
+        pt->prune_queued = true;
+    return rc;
+}
+
+/* Queues GRAFT, then (only when queued) adds @pt to the mesh. */
+static int mesh_graft(gni_psr *r, psr_pt *pt, gn_time now)
+{
+    int rc = out_graft(r, pt->peer, pt->topic->name);
+    if (rc == 0)
+        pt_join_mesh(pt, now);
     return rc;
 }
 
@@ -712,15 +844,19 @@ static void peer_block(gni_psr *r, psr_peer *p, gn_time now)
 static int ev_push_msg(gni_psr *r, gni_psr_event_kind kind, const gni_ps_msg *m, const uint8_t *id,
                        size_t id_len, const gn_peer_id *from, bool local)
 {
-    if (r->nev >= r->c.max_events) {
+    size_t sz = msg_est(m) + id_len;
+    if (r->nev >= r->c.max_events || r->ev_bytes + sz > r->c.max_event_bytes) {
         r->st.events_dropped++;
         return 0;
     }
     psr_ev *e = gn_calloc(1, sizeof *e);
     if (!e)
         return GN_ENOMEM;
+    e->bytes = sz;
+    r->ev_bytes += sz;
     e->ev.kind = kind;
     if (msg_dup(&e->ev.msg, m) || bytes_set(&e->ev.id, id, id_len)) {
+        r->ev_bytes -= sz;
         gni_psr_event_fini(&e->ev);
         gn_free(e);
         return GN_ENOMEM;
@@ -751,9 +887,11 @@ static void mc_free(gni_psr *r, psr_mc *m)
     gni_htab_remove(&r->mc, &m->hn);
     gni_list_del(&m->link);
     m->topic->refs--;
+    r->mc_bytes -= GNI_MIN(r->mc_bytes, msg_est(&m->msg) + m->id.len);
     bytes_free(&m->id);
     gni_ps_msg_fini(&m->msg);
     gn_free(m->tx);
+    gn_free(m->credited);
     gn_free(m);
     r->nmc--;
 }
@@ -765,7 +903,8 @@ static psr_mc *mc_put(gni_psr *r, psr_topic *t, const gni_ps_msg *msg, const uin
 {
     if (mc_find(r, id, id_len))
         return NULL;
-    while (r->nmc >= r->c.mcache_max_msgs) {
+    size_t sz = msg_est(msg) + id_len;
+    while (r->nmc >= r->c.mcache_max_msgs || (r->nmc && r->mc_bytes + sz > r->c.mcache_max_bytes)) {
         for (size_t k = r->c.mcache_len; k-- > 0;) {
             gni_list *w = mc_window(r, k);
             if (!gni_list_empty(w)) {
@@ -794,6 +933,7 @@ static psr_mc *mc_put(gni_psr *r, psr_topic *t, const gni_ps_msg *msg, const uin
     m->validated = now;
     gni_list_add_tail(mc_window(r, 0), &m->link);
     r->nmc++;
+    r->mc_bytes += sz;
     return m;
 }
 
@@ -827,6 +967,24 @@ static bool mc_tx(gni_psr *r, psr_mc *m, psr_peer *p)
     m->tx[m->ntx].pk = pk;
     m->tx[m->ntx].cnt = 1;
     m->ntx++;
+    return true;
+}
+
+/* Records @p as credited for @m (the first sender and mesh peers within
+ * the window: at most d_hi + 1). False when it cannot be recorded. */
+static bool mc_credit(gni_psr *r, psr_mc *m, psr_peer *p)
+{
+    size_t cap = (size_t)r->c.d_hi + 1;
+    if (m->ncred >= cap)
+        return false;
+    if ((m->ncred & (m->ncred - 1)) == 0) { /* 0, 1, 2, 4, ...: grow */
+        size_t nc = GNI_MIN(cap, m->ncred ? 2 * m->ncred : 2);
+        uint64_t *n = gn_realloc(m->credited, nc * sizeof *n);
+        if (!n)
+            return false;
+        m->credited = n;
+    }
+    m->credited[m->ncred++] = p->hn.key;
     return true;
 }
 
@@ -882,13 +1040,32 @@ static psr_pend *pend_find(const gni_psr *r, const uint8_t *id, size_t n)
     return NULL;
 }
 
+static void dec_add(gni_psr *r, const uint8_t *id, size_t n, gni_psr_verdict v)
+{
+    r->dec[r->dec_head].k = psr_hash(r, id, n) | 1;
+    r->dec[r->dec_head].v = (uint8_t)v;
+    r->dec_head = (r->dec_head + 1) % PSR_DECIDED;
+}
+
+/* GNI_PSR_REJECT / GNI_PSR_IGNORE when @id was recently decided so, else GNI_PSR_ACCEPT. */
+static gni_psr_verdict dec_find(const gni_psr *r, const uint8_t *id, size_t n)
+{
+    uint64_t k = psr_hash(r, id, n) | 1;
+    for (size_t i = 0; i < PSR_DECIDED; i++)
+        if (r->dec[i].k == k)
+            return (gni_psr_verdict)r->dec[i].v;
+    return GNI_PSR_ACCEPT;
+}
+
 static void pend_free(gni_psr *r, psr_pend *pd)
 {
-    gni_htab_remove(&r->pend, &pd->hn);
+    if (!pd->unlinked)
+        gni_htab_remove(&r->pend, &pd->hn);
     gni_list_del(&pd->link);
     pd->topic->refs--;
     bytes_free(&pd->id);
     gni_ps_msg_fini(&pd->msg);
+    r->pend_bytes -= pd->bytes;
     gn_free(pd);
     r->npend--;
 }
@@ -943,9 +1120,7 @@ static int route_msg(gni_psr *r, psr_topic *t, const gni_ps_msg *m, psr_peer *sr
         if (m->has_from && m->from.len == q->id.len && memcmp(m->from.data, q->id.bytes, q->id.len) == 0)
             continue;
         bool send;
-        if (!peer_is_gossip(q))
-            send = true;
-        else if (own && r->c.flood_publish)
+        if (!peer_is_gossip(q) || (own && r->c.flood_publish))
             send = !r->c.score.enabled || peer_score(r, q, now) >= r->c.score.publish_threshold;
         else if (use_fanout)
             send = pt->fanout;
@@ -977,8 +1152,8 @@ static int msg_accepted(gni_psr *r, psr_topic *t, const gni_ps_msg *m, const uin
             if (pt->mesh)
                 pt->mesh_del = GNI_MIN(pt->mesh_del + 1, sp->mesh_message_deliveries_cap);
         }
-        if (mc && mc->ncred < GNI_ARRAY_LEN(mc->credited))
-            mc->credited[mc->ncred++] = src->hn.key;
+        if (mc)
+            (void)mc_credit(r, mc, src);
     }
     int rc = 0;
     if (t->subscribed) {
@@ -1008,8 +1183,8 @@ static void msg_duplicate(gni_psr *r, psr_topic *t, psr_peer *p, const uint8_t *
     for (size_t i = 0; i < mc->ncred; i++)
         if (mc->credited[i] == p->hn.key)
             return;
-    if (mc->ncred < GNI_ARRAY_LEN(mc->credited))
-        mc->credited[mc->ncred++] = p->hn.key;
+    if (!mc_credit(r, mc, p))
+        return; /* cannot record it: no credit (no double credit later) */
     pt->mesh_del = GNI_MIN(pt->mesh_del + 1, sp->mesh_message_deliveries_cap);
 }
 
@@ -1030,36 +1205,58 @@ static int msg_in(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
         return 0;
     }
     size_t n = (size_t)idl;
-    if (gni_ps_seen_has(&r->seen, id, n, now)) {
+    /* seen only once accepted (as go): a copy during validation joins the
+     * pending entry, a copy of a recently rejected/ignored one is dropped */
+    if (pend_find(r, id, n) || gni_ps_seen_has(&r->seen, id, n, now)) {
         msg_duplicate(r, t, p, id, n, now);
         return 0;
     }
+    gni_psr_verdict dv = dec_find(r, id, n);
+    if (dv != GNI_PSR_ACCEPT) {
+        t->st.duplicates++;
+        if (dv == GNI_PSR_REJECT)
+            penalise_invalid(r, p, t);
+        return 0;
+    }
     if (gni_ps_msg_verify(m, r->c.sign_policy, NULL) != 0) {
-        /* not recorded as seen: a valid copy may still come */
+        /* not recorded: a valid copy may still come */
         r->st.bad_messages++;
         t->st.rejected++;
         penalise_invalid(r, p, t);
         return 0;
     }
-    int rc = gni_ps_seen_add(&r->seen, id, n, now);
-    if (rc < 0)
-        return rc;
-    prom_kept(r, id, n);
+    if (r->has_self && m->has_from && m->from.len == r->self.len &&
+        memcmp(m->from.data, r->self.bytes, r->self.len) == 0) {
+        /* claims to be ours but we did not publish it (ours are seen): dropped, no penalty */
+        t->st.ignored++;
+        return 0;
+    }
+    int rc;
     gni_psr_verdict v = GNI_PSR_ACCEPT;
     if (r->c.validate)
         v = r->c.validate(r->c.validate_user_data, t->name, m, &p->id);
     switch (v) {
     case GNI_PSR_ACCEPT:
+        if ((rc = gni_ps_seen_add(&r->seen, id, n, now)) < 0)
+            return rc;
+        prom_kept(r, id, n);
         return msg_accepted(r, t, m, id, n, p, &p->id, false, now);
     case GNI_PSR_REJECT:
+        prom_kept(r, id, n);
+        dec_add(r, id, n, GNI_PSR_REJECT);
         t->st.rejected++;
         penalise_invalid(r, p, t);
         return 0;
     case GNI_PSR_DEFER: {
-        if (r->npend >= r->c.max_pending_validations) {
+        /* throttled (validation queue or event queue full): ignored, not
+         * recorded, so a later copy is validated again */
+        size_t psz = msg_est(m) + n;
+        if (r->npend >= r->c.max_pending_validations || r->nev >= r->c.max_events ||
+            r->pend_bytes + psz > r->c.max_pending_bytes || r->ev_bytes + psz > r->c.max_event_bytes) {
             t->st.ignored++;
             return 0;
         }
+        prom_kept(r, id, n);
         psr_pend *pd = gn_calloc(1, sizeof *pd);
         if (!pd)
             return GN_ENOMEM;
@@ -1081,10 +1278,17 @@ static int msg_in(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
         pd->deadline = now + r->c.validation_timeout;
         gni_list_add_tail(&r->pend_list, &pd->link);
         r->npend++;
-        return ev_push_msg(r, GNI_PSR_EV_VALIDATE, m, id, n, &p->id, false);
+        pd->bytes = psz;
+        r->pend_bytes += psz;
+        rc = ev_push_msg(r, GNI_PSR_EV_VALIDATE, m, id, n, &p->id, false);
+        if (rc < 0)
+            pend_free(r, pd); /* no event, no pending entry */
+        return rc;
     }
     case GNI_PSR_IGNORE:
     default:
+        prom_kept(r, id, n);
+        dec_add(r, id, n, GNI_PSR_IGNORE);
         t->st.ignored++;
         return 0;
     }
@@ -1092,7 +1296,9 @@ static int msg_in(gni_psr *r, psr_peer *p, const gni_ps_msg *m, gn_time now)
 
 /* ---- control ---- */
 
-static void sub_in(gni_psr *r, psr_peer *p, const gni_ps_sub *s)
+static bool pt_idle(const gni_psr *r, const psr_pt *pt, gn_time now);
+
+static void sub_in(gni_psr *r, psr_peer *p, const gni_ps_sub *s, gn_time now)
 {
     if (!s->topic || !s->topic[0])
         return;
@@ -1106,7 +1312,7 @@ static void sub_in(gni_psr *r, psr_peer *p, const gni_ps_sub *s)
             return;
         }
         int err = 0;
-        if (!t && !(t = topic_get(r, s->topic, false, &err))) {
+        if (!t && !(t = topic_get(r, s->topic, p, &err))) {
             r->st.subs_ignored++;
             return;
         }
@@ -1129,6 +1335,17 @@ static void sub_in(gni_psr *r, psr_peer *p, const gni_ps_sub *s)
         topic_del_sub(t, pt);
         pt->sub = false;
         p->nsubs--;
+        /* free the record and topic now: sub/unsub churn must not fill the tables */
+        if (pt_idle(r, pt, now)) {
+            for (size_t i = 0; i < p->npts; i++) {
+                if (p->pts[i] == pt) {
+                    pt_free_at(p, i);
+                    break;
+                }
+            }
+            if (topic_idle(t))
+                topic_free(r, t);
+        }
     }
 }
 
@@ -1136,7 +1353,8 @@ static void ihave_in(gni_psr *r, psr_peer *p, const gni_ps_rpc *rpc, gn_time now
 {
     if (rpc->ihave_cnt == 0)
         return;
-    if (r->c.score.enabled && score < r->c.score.gossip_threshold) {
+    if ((r->c.score.enabled && score < r->c.score.gossip_threshold) || peer_blocked(p)) {
+        /* a congested peer's IWANT replies could only pile up */
         r->st.ihave_ignored += rpc->ihave_cnt;
         return;
     }
@@ -1188,16 +1406,21 @@ static void ihave_in(gni_psr *r, psr_peer *p, const gni_ps_rpc *rpc, gn_time now
                 ids[i] = want[i]->data;
                 lens[i] = want[i]->len;
             }
-            size_t est = 16;
-            for (size_t i = 0; i < n; i++)
-                est += lens[i] + 4;
-            psr_out *o = out_slot(r, p, est, 1, n, false, false);
-            if (o && gni_ps_rpc_add_iwant(&o->rpc, ids, lens, n) == 0) {
-                size_t pick = (size_t)(psr_rand(r) % n);
-                prom_add(r, p, ids[pick], lens[pick], now);
-            } else if (o) {
-                out_drop_empty_tail(p);
+            /* as many ids as fit in the peer's queue bound; the rest are ignored */
+            size_t qroom = r->c.max_out_bytes_per_peer > p->out_bytes ? r->c.max_out_bytes_per_peer - p->out_bytes : 0;
+            size_t est = 16, fit = 0;
+            while (fit < n && est + lens[fit] + 4 <= qroom)
+                est += lens[fit++] + 4;
+            if (fit == 0) {
+                fit = 1;
+                est += lens[0] + 4; /* refused by out_fits below: peer marked over */
             }
+            r->st.ihave_ignored += n - fit;
+            n = fit;
+            /* the promise starts when gni_psr_next_out() hands the IWANT out */
+            psr_out *o = out_fits(r, p, est, true, now) ? out_slot(r, p, est, 1, n, false, false) : NULL;
+            if (o && gni_ps_rpc_add_iwant(&o->rpc, ids, lens, n) != 0)
+                out_drop_empty_tail(p);
         }
         gn_free(ids);
         gn_free(lens);
@@ -1275,8 +1498,8 @@ static void prune_in(gni_psr *r, psr_peer *p, const gni_ps_prune *pr, gn_time no
         pt->backoff_until = now + bo;
     if (pr->peer_cnt == 0 || p->proto != GNI_PSR_MESHSUB11)
         return;
-    if (r->c.score.enabled && score < r->c.score.accept_px_threshold)
-        return;
+    if (r->c.score.enabled && score <= r->c.score.accept_px_threshold)
+        return; /* PX only from peers whose score exceeds the threshold */
     for (size_t i = 0; i < pr->peer_cnt && r->npx_ev < r->c.max_px_candidates; i++) {
         const gni_ps_px *x = &pr->peers[i];
         gn_peer_id pid;
@@ -1349,6 +1572,10 @@ void gni_psr_config_default(gni_psr_config *c)
     c->max_out_bytes_per_peer = 8u * 1024 * 1024;
     c->max_px_candidates = 256;
     c->max_events = 4096;
+    c->mcache_max_bytes = (size_t)64 * 1024 * 1024;
+    c->max_event_bytes = (size_t)64 * 1024 * 1024;
+    c->max_pending_bytes = (size_t)64 * 1024 * 1024;
+    c->max_out_bytes_total = (size_t)256 * 1024 * 1024;
     gni_psr_score_params *s = &c->score;
     s->enabled = true;
     s->ip_colocation_factor_weight = -10;
@@ -1421,6 +1648,10 @@ int gni_psr_new(const gni_psr_config *cfg, gn_time now, gni_psr **out)
     DEF0(c.max_out_bytes_per_peer, 8u * 1024 * 1024);
     DEF0(c.max_px_candidates, 256);
     DEF0(c.max_events, 4096);
+    DEF0(c.mcache_max_bytes, (size_t)64 * 1024 * 1024);
+    DEF0(c.max_event_bytes, (size_t)64 * 1024 * 1024);
+    DEF0(c.max_pending_bytes, (size_t)64 * 1024 * 1024);
+    DEF0(c.max_out_bytes_total, (size_t)256 * 1024 * 1024);
     DEF0(c.gossip_retransmission, 3);
     DEF0(c.max_ihave_len, 5000);
     DEF0(c.max_ihave_msgs, 10);
@@ -1429,10 +1660,11 @@ int gni_psr_new(const gni_psr_config *cfg, gn_time now, gni_psr **out)
     if (c.d_lo > c.d || c.d > c.d_hi || c.d == 0 || c.d_out >= c.d_lo || c.d_out > c.d / 2 ||
         c.d_score > c.d || c.mcache_len == 0 || c.mcache_gossip > c.mcache_len ||
         c.heartbeat_interval == 0 || c.seen_ttl == 0 || c.gossip_factor < 0 || c.gossip_factor > 1 ||
-        (c.sign_policy != GNI_PS_STRICT_SIGN && c.sign_policy != GNI_PS_STRICT_NO_SIGN))
-        return GN_EINVAL;
+        (c.sign_policy != GNI_PS_STRICT_SIGN && c.sign_policy != GNI_PS_STRICT_NO_SIGN) ||
+        (c.sign_policy == GNI_PS_STRICT_NO_SIGN && !c.msg_id))
+        return GN_EINVAL; /* StrictNoSign messages have no from/seqno: the default ID cannot name them */
     if (s->enabled &&
-        (s->decay_interval == 0 || s->gossip_threshold > 0 || s->publish_threshold > s->gossip_threshold ||
+        (s->decay_interval == 0 || s->gossip_threshold >= 0 || s->app_specific_weight < 0 || s->publish_threshold > s->gossip_threshold ||
          s->graylist_threshold >= s->publish_threshold || s->accept_px_threshold < 0 ||
          s->opportunistic_graft_threshold < 0 || s->ip_colocation_factor_weight > 0 ||
          s->ip_colocation_factor_threshold < 1 ||
@@ -1472,6 +1704,7 @@ int gni_psr_new(const gni_psr_config *cfg, gn_time now, gni_psr **out)
         r->has_self = true;
     }
     r->seqno = psr_rand(r) >> 1;
+    r->now = now;
     r->next_hb = now + c.heartbeat_initial_delay;
     r->next_decay = now + (s->decay_interval ? s->decay_interval : GN_S);
     *out = r;
@@ -1514,7 +1747,7 @@ int gni_psr_set_topic_score_params(gni_psr *r, const char *topic, const gni_psr_
     if (!r || !topic || (p && !topic_params_ok(p)))
         return GN_EINVAL;
     int err = 0;
-    psr_topic *t = topic_get(r, topic, true, &err);
+    psr_topic *t = topic_get(r, topic, NULL, &err);
     if (!t)
         return err;
     t->has_params = p != NULL;
@@ -1546,11 +1779,13 @@ int gni_psr_peer_add(gni_psr *r, const gn_peer_id *peer, gni_psr_proto proto, bo
     if (!r || !peer || peer->len == 0 || peer->len > GN_PEER_ID_MAX_BYTES || proto > GNI_PSR_MESHSUB11 ||
         (ip && ip_len != 4 && ip_len != 16))
         return GN_EINVAL;
+    psr_clock(r, now);
     psr_peer *p = peer_find(r, peer);
     if (p && p->connected)
         return GN_EEXIST;
     if (r->npeers >= r->c.max_peers)
         return GN_ELIMIT;
+    bool fresh = !p;
     if (!p) {
         p = gn_calloc(1, sizeof *p);
         if (!p)
@@ -1582,8 +1817,18 @@ int gni_psr_peer_add(gni_psr *r, const gn_peer_id *peer, gni_psr_proto proto, bo
         if (t->subscribed && (rc = out_sub(r, p, true, t->name)) != 0)
             break;
     }
-    (void)now;
-    return rc;
+    if (rc) {
+        /* roll back: the peer is not added */
+        outs_clear(r, p);
+        ip_count(r, p, -1);
+        p->connected = false;
+        r->npeers--;
+        r->nretained++;
+        if (fresh)
+            peer_free(r, p);
+        return rc == GN_ELIMIT ? GN_ENOMEM : rc;
+    }
+    return 0;
 }
 
 int gni_psr_peer_remove(gni_psr *r, const gn_peer_id *peer, gn_time now)
@@ -1606,16 +1851,50 @@ int gni_psr_peer_remove(gni_psr *r, const gn_peer_id *peer, gn_time now)
     p->nsubs = 0;
     ip_count(r, p, -1);
     outs_clear(r, p);
+    /* score counters are kept for retain_score only when the score is <= 0
+     * (as go/js: a reconnect cannot shed a penalty, a good score is not
+     * carried over), P2 reset; backoffs are kept until they end, scoring
+     * or not */
+    bool keep_score = r->c.score.enabled && r->c.score.retain_score > 0 && peer_score(r, p, now) <= 0;
+    gn_time until = keep_score ? now + r->c.score.retain_score : 0;
+    for (size_t i = p->npts; i-- > 0;) {
+        psr_pt *pt = p->pts[i];
+        pt->first_del = 0;
+        if (!keep_score)
+            pt->mesh_del = pt->mesh_fail = pt->invalid = 0;
+        if (pt->backoff_until > until)
+            until = pt->backoff_until;
+        if (pt_idle(r, pt, now))
+            pt_free_at(p, i);
+    }
+    if (!keep_score)
+        p->behaviour = 0;
     p->connected = false;
     p->congested = false;
     r->npeers--;
-    if (r->c.score.enabled && r->c.score.retain_score > 0 && r->nretained < r->c.max_peers) {
-        p->retain_until = now + r->c.score.retain_score;
-        r->nretained++;
+    r->nretained++; /* peer_free counts it down */
+    if (until <= now) {
+        peer_free(r, p);
         return 0;
     }
-    r->nretained++; /* peer_free counts it down */
-    peer_free(r, p);
+    p->retain_until = until;
+    if (r->nretained > r->c.max_peers) {
+        /* full: evict the best-scored (then soonest expiring) other retained peer */
+        psr_peer *ev = NULL;
+        double evs = 0;
+        for (gni_list *e = r->peer_list.next; e != &r->peer_list; e = e->next) {
+            psr_peer *q = GNI_CONTAINER_OF(e, psr_peer, all);
+            if (q->connected || q == p)
+                continue;
+            double qs = peer_score(r, q, now);
+            if (!ev || qs > evs || (qs == evs && q->retain_until < ev->retain_until)) {
+                ev = q;
+                evs = qs;
+            }
+        }
+        if (ev)
+            peer_free(r, ev);
+    }
     return 0;
 }
 
@@ -1624,6 +1903,7 @@ int gni_psr_peer_congested(gni_psr *r, const gn_peer_id *peer, bool congested, g
     psr_peer *p = r ? peer_find(r, peer) : NULL;
     if (!p || !p->connected)
         return GN_ENOTFOUND;
+    psr_clock(r, now);
     bool was = peer_blocked(p);
     p->congested = congested;
     if (!was && peer_blocked(p))
@@ -1635,6 +1915,7 @@ int gni_psr_rpc_in(gni_psr *r, const gn_peer_id *peer, const gni_ps_rpc *rpc, gn
 {
     if (!r || !rpc)
         return GN_EINVAL;
+    psr_clock(r, now);
     psr_peer *p = peer_find(r, peer);
     if (!p || !p->connected)
         return GN_ENOTFOUND;
@@ -1647,7 +1928,7 @@ int gni_psr_rpc_in(gni_psr *r, const gn_peer_id *peer, const gni_ps_rpc *rpc, gn
     if (ns < rpc->sub_cnt)
         r->st.subs_ignored += rpc->sub_cnt - ns;
     for (size_t i = 0; i < ns; i++)
-        sub_in(r, p, &rpc->subs[i]);
+        sub_in(r, p, &rpc->subs[i], now);
     int rc = 0;
     size_t nm = GNI_MIN(rpc->msg_cnt, r->lim.max_msgs);
     for (size_t i = 0; i < nm; i++) {
@@ -1672,10 +1953,11 @@ int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now)
 {
     if (!r || !topic || !topic[0])
         return GN_EINVAL;
+    psr_clock(r, now);
     if (strlen(topic) > r->lim.max_topic_len)
         return GN_ETOOBIG;
     int err = 0;
-    psr_topic *t = topic_get(r, topic, true, &err);
+    psr_topic *t = topic_get(r, topic, NULL, &err);
     if (!t)
         return err;
     if (t->subscribed)
@@ -1700,9 +1982,9 @@ int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now)
         if (pt->fanout) {
             pt->fanout = false;
             t->nfanout--;
-            if (t->nmesh < r->c.d) {
-                pt_join_mesh(pt, now);
-                (void)out_graft(r, pt->peer, t->name);
+            if (t->nmesh < r->c.d && !peer_blocked(pt->peer) && pt->backoff_until <= now &&
+                peer_score(r, pt->peer, now) >= 0) {
+                (void)mesh_graft(r, pt, now);
             }
         }
     }
@@ -1715,8 +1997,7 @@ int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now)
     }
     psr_shuffle(r, (void **)cand, n);
     for (size_t i = 0; i < n && t->nmesh < r->c.d; i++) {
-        pt_join_mesh(cand[i], now);
-        int x = out_graft(r, cand[i]->peer, t->name);
+        int x = mesh_graft(r, cand[i], now);
         if (x)
             rc = x;
     }
@@ -1728,6 +2009,7 @@ int gni_psr_unsubscribe(gni_psr *r, const char *topic, gn_time now)
 {
     if (!r || !topic)
         return GN_EINVAL;
+    psr_clock(r, now);
     psr_topic *t = topic_find(r, topic);
     if (!t || !t->subscribed)
         return GN_ENOTFOUND;
@@ -1749,6 +2031,7 @@ int gni_psr_publish(gni_psr *r, const char *topic, const uint8_t *data, size_t l
 {
     if (!r || !topic || !topic[0] || (len && !data))
         return GN_EINVAL;
+    psr_clock(r, now);
     if (strlen(topic) > r->lim.max_topic_len)
         return GN_ETOOBIG;
     if (r->c.sign_policy == GNI_PS_STRICT_SIGN && !r->c.identity)
@@ -1787,7 +2070,7 @@ int gni_psr_publish(gni_psr *r, const char *topic, const uint8_t *data, size_t l
         goto out;
     }
     int err = 0;
-    psr_topic *t = topic_get(r, topic, true, &err);
+    psr_topic *t = topic_get(r, topic, NULL, &err);
     if (!t) {
         rc = err;
         goto out;
@@ -1811,13 +2094,22 @@ int gni_psr_validation_result(gni_psr *r, const uint8_t *id, size_t id_len, gni_
 {
     if (!r || !id || !id_len || v > GNI_PSR_IGNORE)
         return GN_EINVAL;
+    psr_clock(r, now);
     psr_pend *pd = pend_find(r, id, id_len);
     if (!pd)
         return GN_ENOTFOUND;
     int rc = 0;
     psr_topic *t = pd->topic;
     psr_peer *src = peer_find(r, &pd->from);
+    /* out of the table first: crediting the copies must not re-append to pd->dups */
+    gni_htab_remove(&r->pend, &pd->hn);
+    pd->unlinked = true;
     if (v == GNI_PSR_ACCEPT) {
+        rc = gni_ps_seen_add(&r->seen, id, id_len, now);
+        if (rc < 0) {
+            pend_free(r, pd);
+            return rc;
+        }
         rc = msg_accepted(r, t, &pd->msg, id, id_len, src && src->connected ? src : NULL, &pd->from,
                           false, now);
         for (size_t i = 0; i < pd->ndups; i++) {
@@ -1829,11 +2121,13 @@ int gni_psr_validation_result(gni_psr *r, const uint8_t *id, size_t id_len, gni_
         t->st.duplicates -= GNI_MIN(t->st.duplicates, pd->ndups);
     } else if (v == GNI_PSR_REJECT) {
         t->st.rejected++;
+        dec_add(r, id, id_len, GNI_PSR_REJECT);
         penalise_invalid(r, src, t);
         for (size_t i = 0; i < pd->ndups; i++)
             penalise_invalid(r, peer_find(r, &pd->dups[i]), t);
     } else {
         t->st.ignored++;
+        dec_add(r, id, id_len, GNI_PSR_IGNORE);
     }
     pend_free(r, pd);
     return rc;
@@ -1882,8 +2176,7 @@ static void mesh_maintain(gni_psr *r, psr_topic *t, gn_time now)
         }
         psr_shuffle(r, (void **)v, n);
         for (size_t i = 0; i < n && t->nmesh < c->d; i++) {
-            pt_join_mesh(v[i], now);
-            (void)out_graft(r, v[i]->peer, t->name);
+            (void)mesh_graft(r, v[i], now);
         }
     }
     /* too many: keep d_score best, random rest, d_out outbound */
@@ -1935,8 +2228,7 @@ static void mesh_maintain(gni_psr *r, psr_topic *t, gn_time now)
             }
             psr_shuffle(r, (void **)v, n);
             for (size_t i = 0; i < n && outb < c->d_out; i++, outb++) {
-                pt_join_mesh(v[i], now);
-                (void)out_graft(r, v[i]->peer, t->name);
+                (void)mesh_graft(r, v[i], now);
             }
         }
     }
@@ -1963,8 +2255,7 @@ static void mesh_maintain(gni_psr *r, psr_topic *t, gn_time now)
                 }
                 psr_shuffle(r, (void **)v, n);
                 for (size_t i = 0; i < n && i < c->opportunistic_graft_peers; i++) {
-                    pt_join_mesh(v[i], now);
-                    (void)out_graft(r, v[i]->peer, t->name);
+                    (void)mesh_graft(r, v[i], now);
                 }
             }
         }
@@ -2025,14 +2316,18 @@ static void emit_gossip(gni_psr *r, psr_topic *t)
     for (size_t i = 0; i < n; i++) {
         if (nid > per)
             psr_shuffle(r, (void **)ids, nid);
-        size_t est = t->name_len + 16;
-        for (size_t j = 0; j < per; j++) {
+        /* ids by count and by bytes: one IHAVE fits an RPC within max_rpc_len */
+        size_t est = t->name_len + 16, room = r->lim.max_rpc_len > 64 + est ? r->lim.max_rpc_len - 64 : 0;
+        size_t k = 0;
+        for (size_t j = 0; j < per && est + ids[j]->id.len + 4 <= room; j++, k++) {
             pp[j] = ids[j]->id.data;
             ll[j] = ids[j]->id.len;
             est += ll[j] + 4;
         }
-        psr_out *o = out_slot(r, v[i]->peer, est, 1, per, false, false);
-        if (o && gni_ps_rpc_add_ihave(&o->rpc, t->name, pp, ll, per) != 0)
+        if (k == 0 || !out_fits(r, v[i]->peer, est, true, r->now))
+            continue;
+        psr_out *o = out_slot(r, v[i]->peer, est, 1, k, false, false);
+        if (o && gni_ps_rpc_add_ihave(&o->rpc, t->name, pp, ll, k) != 0)
             out_drop_empty_tail(v[i]->peer);
     }
     gn_free(pp);
@@ -2089,6 +2384,7 @@ int gni_psr_heartbeat(gni_psr *r, gn_time now)
 {
     if (!r)
         return GN_EINVAL;
+    psr_clock(r, now);
     if (now < r->next_hb)
         return 0;
     r->next_hb = r->next_hb + r->c.heartbeat_interval > now ? r->next_hb + r->c.heartbeat_interval
@@ -2100,6 +2396,7 @@ int gni_psr_heartbeat(gni_psr *r, gn_time now)
         if (pd->deadline > now)
             break;
         pd->topic->st.ignored++;
+        dec_add(r, pd->id.data, pd->id.len, GNI_PSR_IGNORE);
         pend_free(r, pd);
     }
     /* broken IWANT promises: P7 */
@@ -2160,6 +2457,24 @@ gn_time gni_psr_next_timer(const gni_psr *r) { return r->next_hb; }
 
 /* ---- public: outputs ---- */
 
+/* @rpc leaves for @p: its PRUNEs are no longer unsent, its IWANTs start promises. */
+static void out_handed(gni_psr *r, psr_peer *p, const gni_ps_rpc *rpc)
+{
+    for (size_t i = 0; i < rpc->prune_cnt; i++) {
+        psr_topic *t = rpc->prune[i].topic ? topic_find(r, rpc->prune[i].topic) : NULL;
+        psr_pt *pt = t ? pt_find(p, t) : NULL;
+        if (pt)
+            pt->prune_queued = false;
+    }
+    for (size_t i = 0; i < rpc->iwant_cnt; i++) {
+        const gni_ps_iwant *iw = &rpc->iwant[i];
+        if (iw->id_cnt == 0)
+            continue;
+        size_t pick = (size_t)(psr_rand(r) % iw->id_cnt);
+        prom_add(r, p, iw->ids[pick].data, iw->ids[pick].len, r->now);
+    }
+}
+
 int gni_psr_next_out(gni_psr *r, gn_peer_id *peer, gni_ps_rpc *rpc)
 {
     if (!r || !peer || !rpc)
@@ -2170,7 +2485,9 @@ int gni_psr_next_out(gni_psr *r, gn_peer_id *peer, gni_ps_rpc *rpc)
             continue;
         psr_out *o = GNI_CONTAINER_OF(p->outs.next, psr_out, link);
         gni_list_del(&o->link);
-        p->out_bytes -= GNI_MIN(p->out_bytes, o->est - 16);
+        size_t took = GNI_MIN(p->out_bytes, o->est - 16);
+        p->out_bytes -= took;
+        r->out_total -= GNI_MIN(r->out_total, took);
         if (p->over && p->out_bytes <= r->c.max_out_bytes_per_peer / 2)
             p->over = false;
         gni_list_del(&p->outq);
@@ -2180,6 +2497,7 @@ int gni_psr_next_out(gni_psr *r, gn_peer_id *peer, gni_ps_rpc *rpc)
         gni_ps_rpc_fini(rpc);
         *rpc = o->rpc;
         gn_free(o);
+        out_handed(r, p, rpc);
         return 1;
     }
     return 0;
@@ -2194,6 +2512,7 @@ int gni_psr_next_event(gni_psr *r, gni_psr_event *ev)
     psr_ev *e = GNI_CONTAINER_OF(r->evq.next, psr_ev, link);
     gni_list_del(&e->link);
     r->nev--;
+    r->ev_bytes -= e->bytes;
     if (e->ev.kind == GNI_PSR_EV_PX)
         r->npx_ev--;
     *ev = e->ev;
@@ -2248,8 +2567,10 @@ bool gni_psr_subscribed(const gni_psr *r, const char *topic)
 
 int gni_psr_get_topic_stats(const gni_psr *r, const char *topic, gni_psr_topic_stats *out)
 {
-    psr_topic *t = (r && topic) ? topic_find(r, topic) : NULL;
-    if (!t || !out)
+    if (!r || !topic || !out)
+        return GN_EINVAL;
+    psr_topic *t = topic_find(r, topic);
+    if (!t)
         return GN_ENOTFOUND;
     *out = t->st;
     out->mesh_peers = t->nmesh;
@@ -2274,4 +2595,10 @@ int gni_psr_peer_score(gni_psr *r, const gn_peer_id *peer, gn_time now, double *
         return GN_ENOTFOUND;
     *score = peer_score(r, p, now);
     return 0;
+}
+
+size_t gni_psr_peer_out_bytes(const gni_psr *r, const gn_peer_id *peer)
+{
+    psr_peer *p = r ? peer_find(r, peer) : NULL;
+    return p ? p->out_bytes : 0;
 }

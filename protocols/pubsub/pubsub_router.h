@@ -43,12 +43,30 @@
  *   max_topics_per_peer   topics a peer may be subscribed to; further
  *                         subscriptions are ignored and counted
  *   max_topics            topics the router tracks because of peers'
- *                         subscriptions (subscriptions to new topics
- *                         beyond it are ignored and counted); the
- *                         application's own topics are never refused by it
+ *                         subscriptions; the application's own topics are
+ *                         never refused by it. A topic (and a peer x topic
+ *                         record) is freed as soon as the last peer
+ *                         unsubscribes and nothing else holds it. When
+ *                         full, a new peer topic evicts the oldest topic
+ *                         held only by peers' subscriptions among those
+ *                         created by the peer that created the most
+ *                         (those subscriptions are dropped, counted in
+ *                         subs_ignored); with none evictable the
+ *                         subscription is ignored and counted
  *   max_pending_validations  messages awaiting a validation result; a
- *                         message arriving when full is ignored (counted,
- *                         no penalty), as go's validation queue throttle
+ *                         message DEFERred when it (or the event queue)
+ *                         is full is ignored (counted, no penalty) and
+ *                         not recorded, so a later copy is validated
+ *                         again, as go's validation queue throttle
+ *   seen cache            a message ID enters it only when the message is
+ *                         ACCEPTed (as go); copies arriving during a
+ *                         deferred validation join it (P3 credit on
+ *                         ACCEPT, P4 on REJECT); the last 256 REJECTed /
+ *                         IGNOREd IDs are remembered so that a copy is
+ *                         dropped unvalidated (REJECTed: P4 for its
+ *                         sender too); a message claiming our own ID as
+ *                         author that we did not publish is dropped
+ *                         (ignored, no penalty)
  *   validation_timeout    a pending validation not answered in time is
  *                         taken as IGNORE
  *   mcache_max_msgs       messages held by the message cache (on top of
@@ -65,6 +83,18 @@
  *   max_out_bytes_per_peer  bytes of queued outgoing RPC per peer; beyond
  *                         it messages for that peer are dropped (counted)
  *                         and the peer is treated as congested
+ *                         (messages, IHAVE and IWANT are refused beyond
+ *                         it; SUB/GRAFT/PRUNE beyond twice it, and at
+ *                         most one unsent PRUNE per peer and topic); IHAVE
+ *                         from a congested peer is ignored; an IWANT
+ *                         promise starts when gni_psr_next_out() hands
+ *                         the IWANT out
+ *                         (messages, IHAVE and IWANT are refused beyond
+ *                         it; SUB/GRAFT/PRUNE beyond twice it, and at
+ *                         most one unsent PRUNE per peer and topic); IHAVE
+ *                         from a congested peer is ignored; an IWANT
+ *                         promise starts when gni_psr_next_out() hands
+ *                         the IWANT out
  *   max_px_out / max_px_candidates  PX peers sent per PRUNE / PX
  *                         candidate events queued
  *   max_events            local events queued; beyond it the oldest
@@ -223,6 +253,12 @@ typedef struct gni_psr_config {
     size_t max_out_bytes_per_peer;    /* default 8 MiB */
     size_t max_px_candidates;         /* queued PX events, default 256 */
     size_t max_events;                /* queued events, default 4096 */
+    /* byte bounds (the router's estimate of encoded size); zero = default */
+    size_t mcache_max_bytes;          /* message cache, default 64 MiB (oldest evicted) */
+    size_t max_event_bytes;           /* queued events, default 64 MiB (new ones dropped, counted) */
+    size_t max_pending_bytes;         /* pending validations, default 64 MiB (throttled beyond) */
+    size_t max_out_bytes_total;       /* queued output to all peers, default 256 MiB (messages,
+                                       * IHAVE, IWANT dropped beyond, counted in out_dropped) */
 
     gni_psr_score_params score;
 
@@ -243,7 +279,9 @@ void gni_psr_config_default(gni_psr_config *cfg);
  * callbacks' user_data are borrowed and must outlive it). @now: the time
  * (monotonic ns) the heartbeat schedule starts from. Errors: GN_EINVAL
  * (inconsistent parameters: d_lo <= d <= d_hi violated, d_out >= d_lo or
- * d_out > d/2, thresholds out of order, mcache_gossip > mcache_len, a zero
+ * d_out > d/2, thresholds out of order or gossip_threshold >= 0, a
+ * negative app_specific_weight, StrictNoSign with the default message-ID
+ * function (such messages have no from/seqno to name them), mcache_gossip > mcache_len, a zero
  * interval, IP colocation threshold below 1, a P3 cap below its
  * threshold), GN_ENOMEM.
  */
@@ -266,14 +304,20 @@ int gni_psr_set_topic_score_params(gni_psr *r, const char *topic,
  * A pubsub stream to @peer is open with protocol @proto. @outbound: we
  * dialled the connection (D_out quota). @ip: 4 or 16 bytes of the peer's
  * IP address for P6, or NULL/0. Queues our subscriptions to the peer.
- * Errors: GN_EINVAL, GN_EEXIST, GN_ELIMIT (max_peers), GN_ENOMEM.
+ * Errors: GN_EINVAL, GN_EEXIST, GN_ELIMIT (max_peers), GN_ENOMEM (the
+ * peer is then not added).
  */
 int gni_psr_peer_add(gni_psr *r, const gn_peer_id *peer, gni_psr_proto proto, bool outbound,
                      const uint8_t *ip, size_t ip_len, gn_time now);
 
 /**
  * The peer is gone: leaves every mesh and fanout, drops its queued
- * output, keeps its score counters for retain_score. Errors: GN_ENOTFOUND.
+ * output. Its score counters are kept for retain_score only when its
+ * score is <= 0 (P2 reset; a positive score is not carried over, as
+ * go/js), and its PRUNE backoffs until they end, whether scoring is on or
+ * not. At most max_peers disconnected peers are kept: beyond, the
+ * best-scored (then soonest expiring) other one is forgotten.
+ * Errors: GN_ENOTFOUND.
  */
 int gni_psr_peer_remove(gni_psr *r, const gn_peer_id *peer, gn_time now);
 
@@ -300,8 +344,9 @@ int gni_psr_rpc_in(gni_psr *r, const gn_peer_id *peer, const gni_ps_rpc *rpc, gn
 
 /**
  * Joins @topic (NUL-terminated, within limits.max_topic_len): announces it
- * to every peer, builds the mesh from fanout peers then other subscribed
- * peers (GRAFT). Subscribing twice is a no-op. Errors: GN_EINVAL,
+ * to every peer, builds the mesh from fanout peers (those not congested,
+ * out of backoff, score >= 0) then other such subscribed peers (GRAFT
+ * queued first; a peer joins the mesh only when its GRAFT is queued). Subscribing twice is a no-op. Errors: GN_EINVAL,
  * GN_ETOOBIG, GN_ENOMEM (max_topics does not apply to own topics).
  */
 int gni_psr_subscribe(gni_psr *r, const char *topic, gn_time now);
@@ -317,7 +362,8 @@ int gni_psr_unsubscribe(gni_psr *r, const char *topic, gn_time now);
  * (counter starting at a random value) and signature set with the
  * configured identity; StrictNoSign: none. The message is added to the
  * seen cache and mcache, delivered locally when subscribed (event), and
- * sent to: every floodsub peer of the topic; with flood_publish every
+ * sent to: every floodsub peer of the topic with score >=
+ * publish_threshold (forwarded messages too); with flood_publish every
  * gossipsub peer of the topic with score >= publish_threshold; else the
  * mesh, or the fanout (built on demand, D peers) when not subscribed. No
  * peers at all is not an error (the message is only cached). *@id_out
@@ -334,7 +380,9 @@ int gni_psr_publish(gni_psr *r, const char *topic, const uint8_t *data, size_t l
  * message ID; @verdict ACCEPT, REJECT or IGNORE). ACCEPT delivers and
  * forwards; REJECT penalises the peer it came from (P4) and every peer
  * that sent it again meanwhile; IGNORE drops it. Errors: GN_ENOTFOUND (no
- * such pending message: already decided or timed out), GN_EINVAL.
+ * such pending message: already decided or timed out), GN_EINVAL,
+ * GN_ENOMEM (ACCEPT: the message could not be cached or queued everywhere;
+ * the verdict is applied nonetheless).
  */
 int gni_psr_validation_result(gni_psr *r, const uint8_t *id, size_t id_len,
                               gni_psr_verdict verdict, gn_time now);
@@ -358,7 +406,8 @@ gn_time gni_psr_next_timer(const gni_psr *r);
  * Takes the next RPC to send: *@peer its destination, *@rpc (initialised
  * by the caller or empty; previous contents released) receives it and is
  * then owned by the caller (gni_ps_rpc_fini()). Each RPC encodes within
- * limits.max_rpc_len. Returns 1 when one was taken, 0 when none is queued.
+ * limits.max_rpc_len. A congested peer's queue is held. Returns 1 when one
+ * was taken, 0 when none is queued, GN_EINVAL (a NULL argument).
  */
 int gni_psr_next_out(gni_psr *r, gn_peer_id *peer, gni_ps_rpc *rpc);
 
@@ -387,7 +436,7 @@ typedef struct gni_psr_event {
     gni_ps_px px;
 } gni_psr_event;
 
-/** Takes the next event into @ev. Returns 1, or 0 when none is queued. */
+/** Takes the next event into @ev. Returns 1, 0 when none is queued, GN_EINVAL (NULL argument). */
 int gni_psr_next_event(gni_psr *r, gni_psr_event *ev);
 /** Releases what @ev owns. NULL is a no-op. */
 void gni_psr_event_fini(gni_psr_event *ev);
@@ -417,7 +466,7 @@ typedef struct gni_psr_topic_stats {
     size_t mesh_peers, topic_peers;
 } gni_psr_topic_stats;
 
-/** Fills *@out with @topic's counters. Errors: GN_ENOTFOUND (topic not tracked). */
+/** Fills *@out with @topic's counters. Errors: GN_EINVAL (NULL argument), GN_ENOTFOUND (topic not tracked). */
 int gni_psr_get_topic_stats(const gni_psr *r, const char *topic, gni_psr_topic_stats *out);
 
 /** Router-wide counters. */
@@ -444,5 +493,12 @@ void gni_psr_get_stats(const gni_psr *r, gni_psr_stats *out);
  * Errors: GN_ENOTFOUND (unknown peer).
  */
 int gni_psr_peer_score(gni_psr *r, const gn_peer_id *peer, gn_time now, double *score);
+
+/**
+ * Bytes (the router's generous estimate of the encoding) of RPCs queued
+ * for @peer and not yet taken by gni_psr_next_out(); 0 for an unknown
+ * peer. Bounded by 2 * max_out_bytes_per_peer (see "Bounds").
+ */
+size_t gni_psr_peer_out_bytes(const gni_psr *r, const gn_peer_id *peer);
 
 #endif /* GNI_PUBSUB_ROUTER_H */

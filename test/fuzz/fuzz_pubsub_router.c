@@ -8,7 +8,8 @@
  * coming back, validation verdicts. Tight bounds make them bite.
  * Checks: no fault; after each heartbeat every mesh is within D_hi; every
  * queued RPC encodes within the router's wire bounds; the message cache,
- * pending validations and seen cache stay within their bounds.
+ * pending validations and seen cache stay within their bounds; each
+ * peer's queued output stays within twice max_out_bytes_per_peer.
  */
 #include "pubsub_router.h"
 
@@ -123,6 +124,10 @@ static void check(world *w, bool after_heartbeat)
     if (st.mcache_msgs > w->c.mcache_max_msgs || st.pending_validations > w->c.max_pending_validations ||
         st.seen > w->c.seen_max || st.topics > w->c.max_topics + NTOPICS || st.peers > NPEERS)
         abort();
+    /* per-peer queued output: droppable kinds within B, control within 2B */
+    for (int i = 0; i < NPEERS; i++)
+        if (gni_psr_peer_out_bytes(w->r, &w->pid[i]) > 2 * w->c.max_out_bytes_per_peer)
+            abort();
     if (!after_heartbeat)
         return;
     for (int t = 0; t < NTOPICS; t++)

@@ -1160,7 +1160,483 @@ GN_TEST(config_checked)
     gni_psr_free(r);
 }
 
-GN_TEST_MAIN(GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
+/* ---- review findings (issue 18 review) ---- */
+
+static gni_psr_verdict defer_val(void *ud, const char *topic, const gni_ps_msg *m, const gn_peer_id *from)
+{
+    (void)ud;
+    (void)topic;
+    (void)from;
+    if (m->data.len >= 5 && memcmp(m->data.data, "defer", 5) == 0)
+        return GNI_PSR_DEFER;
+    if (m->data.len >= 3 && memcmp(m->data.data, "bad", 3) == 0)
+        return GNI_PSR_REJECT;
+    if (m->data.len >= 3 && memcmp(m->data.data, "ign", 3) == 0)
+        return GNI_PSR_IGNORE;
+    return GNI_PSR_ACCEPT;
+}
+
+/* @via relays a message authored (signed) by @author. */
+static void relay_msg(gni_psr *r, fake *via, fake *author, const char *data, uint64_t seq, gn_time now)
+{
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    gni_ps_msg m;
+    gni_ps_msg_init(&m);
+    CHECK_OK(gni_ps_msg_set(&m, TOPIC, (const uint8_t *)data, strlen(data), &seq));
+    CHECK_OK(gni_ps_msg_sign(&m, author->id));
+    CHECK_OK(gni_ps_rpc_add_msg(&rpc, &m));
+    CHECK_OK(gni_psr_rpc_in(r, &via->pid, &rpc, now));
+    gni_ps_rpc_fini(&rpc);
+}
+
+/* An IHAVE of @n fresh 200-byte ids (counter @ctr) from @f. */
+static void fake_ihave_many(gni_psr *r, fake *f, uint32_t *ctr, size_t n, gn_time now)
+{
+    static uint8_t idb[5000][200];
+    static const uint8_t *ids[5000];
+    static size_t lens[5000];
+    for (size_t i = 0; i < n; i++) {
+        (*ctr)++;
+        memset(idb[i], 0x5a, 200);
+        memcpy(idb[i], ctr, sizeof *ctr);
+        ids[i] = idb[i];
+        lens[i] = 200;
+    }
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    CHECK_OK(gni_ps_rpc_add_ihave(&rpc, TOPIC, ids, lens, n));
+    CHECK_OK(gni_psr_rpc_in(r, &f->pid, &rpc, now));
+    gni_ps_rpc_fini(&rpc);
+}
+
+/* Finding 1: control replies to a congested (or never draining) peer stay within the byte bound. */
+GN_TEST(control_output_bounded_for_congested_peer)
+{
+    gni_psr_config c;
+    gni_psr_config_default(&c);
+    c.score.enabled = false;
+    c.max_out_bytes_per_peer = 64 * 1024;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b;
+    fake_new(&b);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    drain_out(r, NULL);
+    CHECK_OK(gni_psr_peer_congested(r, &b.pid, true, now));
+    uint32_t ctr = 0;
+    for (int hb = 0; hb < 20; hb++) {
+        fake_ihave_many(r, &b, &ctr, 4000, now);
+        fake_graft(r, &b, now); /* answered with PRUNE (backoff) */
+        CHECK(gni_psr_peer_out_bytes(r, &b.pid) <= 2 * c.max_out_bytes_per_peer);
+        now += GN_S;
+        CHECK_OK(gni_psr_heartbeat(r, now));
+    }
+    CHECK_OK(gni_psr_peer_congested(r, &b.pid, false, now));
+    outs o = drain_out(r, &b.pid);
+    CHECK_EQ(o.iwant_ids, 0); /* IHAVE from a congested peer is ignored */
+    CHECK(o.prunes <= 1);     /* one unsent PRUNE per peer x topic */
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK_EQ(st.broken_promises, 0);
+
+    /* not congested but never drained: IWANTs stop at the bound, promises wait for hand-out */
+    for (int hb = 0; hb < 20; hb++) {
+        fake_ihave_many(r, &b, &ctr, 4000, now);
+        CHECK(gni_psr_peer_out_bytes(r, &b.pid) <= c.max_out_bytes_per_peer);
+        now += 4 * GN_S;
+        CHECK_OK(gni_psr_heartbeat(r, now));
+    }
+    gni_psr_get_stats(r, &st);
+    CHECK_EQ(st.broken_promises, 0);
+    CHECK(st.out_dropped > 0);
+    o = drain_out(r, &b.pid);
+    CHECK(o.iwant_ids > 0);
+    CHECK_EQ(gni_psr_peer_out_bytes(r, &b.pid), 0);
+    /* handed out and never answered: now the promises break */
+    now += 4 * GN_S;
+    CHECK_OK(gni_psr_heartbeat(r, now));
+    gni_psr_get_stats(r, &st);
+    CHECK(st.broken_promises > 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+}
+
+/* Finding 2: subscribe/unsubscribe churn does not fill the topic table; a full table evicts the
+ * churning/hoarding peer's topics rather than refusing a newcomer. */
+GN_TEST(topic_churn_and_eviction)
+{
+    gni_psr_config c;
+    gni_psr_config_default(&c);
+    c.max_topics = 10;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b, d;
+    fake_new(&b);
+    fake_new(&d);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    for (int round = 0; round < 3; round++) {
+        gni_ps_rpc rpc;
+        gni_ps_rpc_init(&rpc);
+        for (int i = 0; i < 20; i++) {
+            char t[16];
+            snprintf(t, sizeof t, "junk%d", i);
+            CHECK_OK(gni_ps_rpc_add_sub(&rpc, true, t));
+            CHECK_OK(gni_ps_rpc_add_sub(&rpc, false, t));
+        }
+        CHECK_OK(gni_psr_rpc_in(r, &b.pid, &rpc, now));
+        gni_ps_rpc_fini(&rpc);
+        gni_psr_stats st;
+        gni_psr_get_stats(r, &st);
+        CHECK_EQ(st.topics, (round == 0 ? 1u : 2u)); /* ours (+ d's "real"): junk freed at unsubscribe */
+        if (round == 0)
+            fake_sub(r, &d, "real", now);
+        now += GN_S;
+        CHECK_OK(gni_psr_heartbeat(r, now));
+    }
+    CHECK_EQ(gni_psr_topic_peers(r, "real", NULL, 0), 1);
+    /* b holds 12 subscriptions in a 10-topic table: its oldest are evicted, d's newcomer is kept */
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    for (int i = 0; i < 12; i++) {
+        char t[16];
+        snprintf(t, sizeof t, "hoard%d", i);
+        CHECK_OK(gni_ps_rpc_add_sub(&rpc, true, t));
+    }
+    CHECK_OK(gni_psr_rpc_in(r, &b.pid, &rpc, now));
+    gni_ps_rpc_fini(&rpc);
+    fake_sub(r, &d, "fresh", now);
+    CHECK_EQ(gni_psr_topic_peers(r, "fresh", NULL, 0), 1);
+    CHECK_EQ(gni_psr_topic_peers(r, "real", NULL, 0), 1);
+    CHECK_EQ(gni_psr_topic_peers(r, "hoard11", NULL, 0), 1);
+    CHECK_EQ(gni_psr_topic_peers(r, "hoard0", NULL, 0), 0);
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK(st.topics <= c.max_topics + 1);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+    gn_identity_free(d.id);
+}
+
+/* Finding 4: mesh peers whose copy arrives while the first is being validated get P3 credit. */
+GN_TEST(deferred_validation_credits_duplicates_p3)
+{
+    for (int deferred = 0; deferred < 2; deferred++) {
+        gni_psr_config c = base_config();
+        c.validate = defer_val;
+        c.score.default_topic.mesh_message_deliveries_weight = -1;
+        c.score.default_topic.mesh_message_deliveries_threshold = 1;
+        c.score.default_topic.mesh_message_deliveries_activation = 1;
+        c.score.default_topic.mesh_message_deliveries_window = GN_S;
+        c.score.default_topic.time_in_mesh_weight = 0;
+        gn_identity *id;
+        gn_time now = 10 * GN_S;
+        gni_psr *r = one_router(&c, &id, now);
+        fake b, d;
+        fake_new(&b);
+        fake_new(&d);
+        CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+        CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+        fake_sub(r, &b, TOPIC, now);
+        fake_sub(r, &d, TOPIC, now);
+        fake_graft(r, &b, now);
+        fake_graft(r, &d, now);
+        now += GN_S;
+        CHECK_OK(gni_psr_heartbeat(r, now));
+        const char *data = deferred ? "deferX" : "plain";
+        relay_msg(r, &b, &b, data, 1, now);
+        relay_msg(r, &d, &b, data, 1, now);
+        gni_psr_event ev;
+        int validates = 0;
+        while (gni_psr_next_event(r, &ev) == 1) {
+            if (ev.kind == GNI_PSR_EV_VALIDATE) {
+                validates++;
+                CHECK_OK(gni_psr_validation_result(r, ev.id.data, ev.id.len, GNI_PSR_ACCEPT, now));
+            }
+            gni_psr_event_fini(&ev);
+        }
+        CHECK_EQ(validates, deferred);
+        double sd;
+        CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &sd));
+        CHECK(sd == 0); /* -1 without the P3 credit */
+        gni_psr_topic_stats ts;
+        CHECK_OK(gni_psr_get_topic_stats(r, TOPIC, &ts));
+        CHECK_EQ(ts.duplicates, 1);
+        gni_psr_free(r);
+        gn_identity_free(id);
+        gn_identity_free(b.id);
+        gn_identity_free(d.id);
+    }
+}
+
+/* Finding 5: a throttled message is not marked seen (a later copy is validated); a message
+ * becomes seen only when accepted; a copy of a rejected one costs its sender P4. */
+GN_TEST(throttled_and_rejected_not_seen)
+{
+    gni_psr_config c = base_config();
+    c.validate = defer_val;
+    c.max_pending_validations = 1;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b, d;
+    fake_new(&b);
+    fake_new(&d);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_sub(r, &d, TOPIC, now);
+    relay_msg(r, &b, &b, "defer1", 1, now);
+    relay_msg(r, &b, &b, "defer2", 2, now); /* throttled: pending full */
+    int validates = 0, delivers = 0;
+    gni_psr_event ev;
+    while (gni_psr_next_event(r, &ev) == 1) {
+        if (ev.kind == GNI_PSR_EV_VALIDATE) {
+            validates++;
+            CHECK_OK(gni_psr_validation_result(r, ev.id.data, ev.id.len, GNI_PSR_ACCEPT, now));
+        }
+        gni_psr_event_fini(&ev);
+    }
+    CHECK_EQ(validates, 1);
+    relay_msg(r, &d, &b, "defer2", 2, now); /* another copy after the queue drained */
+    while (gni_psr_next_event(r, &ev) == 1) {
+        if (ev.kind == GNI_PSR_EV_VALIDATE) {
+            validates++;
+            CHECK_OK(gni_psr_validation_result(r, ev.id.data, ev.id.len, GNI_PSR_ACCEPT, now));
+        }
+        gni_psr_event_fini(&ev);
+    }
+    CHECK_EQ(validates, 2);
+    while (gni_psr_next_event(r, &ev) == 1) {
+        delivers += ev.kind == GNI_PSR_EV_DELIVER;
+        gni_psr_event_fini(&ev);
+    }
+    /* rejected: its copy from d is dropped without validation and costs d P4 */
+    double s0, s1;
+    CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &s0));
+    relay_msg(r, &b, &b, "bad1", 3, now);
+    relay_msg(r, &d, &b, "bad1", 3, now);
+    CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &s1));
+    CHECK(s1 < s0);
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK_EQ(st.seen, 2); /* the two accepted ones only */
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+    gn_identity_free(d.id);
+}
+
+/* Finding 6: a good score is not carried over a reconnect, a bad one is; backoffs survive a
+ * reconnect with scoring disabled; a full retained table evicts the best retained peer. */
+GN_TEST(score_retention_and_backoff_kept)
+{
+    gni_psr_config c = base_config();
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b, d;
+    fake_new(&b);
+    fake_new(&d);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_sub(r, &d, TOPIC, now);
+    fake_msg(r, &b, "good", true, 1, now);   /* P2 > 0 */
+    fake_msg(r, &d, "unsigned", false, 1, now); /* P4 < 0 */
+    double sb, sd;
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now, &sb));
+    CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &sd));
+    CHECK(sb > 0 && sd < 0);
+    CHECK_OK(gni_psr_peer_remove(r, &b.pid, now));
+    CHECK_OK(gni_psr_peer_remove(r, &d.pid, now));
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_score(r, &b.pid, now, &sb));
+    CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &sd));
+    CHECK(sb == 0);
+    CHECK(sd < 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+
+    /* scoring off: the backoff from b's PRUNE outlives a reconnect */
+    c = base_config();
+    c.score.enabled = false;
+    r = one_router(&c, &id, now);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_prune(r, &b, NULL, 0, now); /* backoff 60 s */
+    CHECK_OK(gni_psr_peer_remove(r, &b.pid, now));
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    now += 2 * GN_S;
+    CHECK_OK(gni_psr_heartbeat(r, now));
+    CHECK_EQ(gni_psr_mesh_peers(r, TOPIC, NULL, 0), 0);
+    now += 60 * GN_S;
+    CHECK_OK(gni_psr_heartbeat(r, now));
+    CHECK_EQ(gni_psr_mesh_peers(r, TOPIC, NULL, 0), 1);
+    gni_psr_free(r);
+    gn_identity_free(id);
+
+    /* retained table full (max_peers 1): the newcomer is kept, the older one evicted */
+    c = base_config();
+    c.max_peers = 1;
+    r = one_router(&c, &id, now);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_msg(r, &b, "unsigned", false, 1, now);
+    CHECK_OK(gni_psr_peer_remove(r, &b.pid, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &d, TOPIC, now);
+    fake_msg(r, &d, "unsigned", false, 1, now);
+    CHECK_OK(gni_psr_peer_remove(r, &d.pid, now));
+    CHECK_EQ(gni_psr_peer_score(r, &b.pid, now, &sb), GN_ENOTFOUND);
+    CHECK_OK(gni_psr_peer_score(r, &d.pid, now, &sd));
+    CHECK(sd < 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+    gn_identity_free(d.id);
+}
+
+/* Finding 3: byte bounds on the message cache, the event queue and all queued output. */
+GN_TEST(byte_bounds_cache_events_output)
+{
+    gni_psr_config c = base_config();
+    c.mcache_max_bytes = 5000;
+    c.max_event_bytes = 3500;
+    c.max_out_bytes_total = 3500;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b;
+    fake_new(&b);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    static uint8_t big[1000];
+    for (int i = 0; i < 10; i++) {
+        big[0] = (uint8_t)i;
+        CHECK_OK(gni_psr_publish(r, TOPIC, big, sizeof big, now, NULL, NULL));
+    }
+    gni_psr_stats st;
+    gni_psr_get_stats(r, &st);
+    CHECK(st.mcache_msgs >= 3 && st.mcache_msgs <= 4);
+    CHECK(st.events_dropped >= 6);
+    CHECK(st.out_dropped >= 6);
+    CHECK(gni_psr_peer_out_bytes(r, &b.pid) <= c.max_out_bytes_total);
+    CHECK(count_delivers(r) <= 3);
+    outs o = drain_out(r, &b.pid);
+    CHECK(o.msgs >= 1 && o.msgs <= 3);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+}
+
+/* Findings 10, 14: StrictNoSign needs a custom ID function; its messages carry no from/seqno and
+ * incoming ones with from/seqno are refused; the tightened config checks. */
+static long data_id(const gni_ps_msg *m, uint8_t *out, size_t cap, void *ud)
+{
+    (void)ud;
+    size_t n = GNI_MIN(m->data.len, cap);
+    if (n == 0)
+        return GN_EINVAL;
+    memcpy(out, m->data.data, n);
+    return (long)n;
+}
+
+GN_TEST(strict_no_sign_and_config_checks)
+{
+    gni_psr_config c = base_config();
+    gni_psr *r;
+    c.sign_policy = GNI_PS_STRICT_NO_SIGN;
+    CHECK_EQ(gni_psr_new(&c, 0, &r), GN_EINVAL); /* default ID function */
+    c = base_config();
+    c.score.gossip_threshold = 0;
+    c.score.publish_threshold = -1;
+    CHECK_EQ(gni_psr_new(&c, 0, &r), GN_EINVAL);
+    c = base_config();
+    c.score.app_specific_weight = -1;
+    CHECK_EQ(gni_psr_new(&c, 0, &r), GN_EINVAL);
+
+    c = base_config();
+    c.sign_policy = GNI_PS_STRICT_NO_SIGN;
+    c.msg_id = data_id;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    r = one_router(&c, &id, now);
+    fake b;
+    fake_new(&b);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    drain_out(r, NULL);
+    CHECK_OK(gni_psr_publish(r, TOPIC, (const uint8_t *)"hello", 5, now, NULL, NULL));
+    gn_peer_id to;
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    int msgs = 0;
+    while (gni_psr_next_out(r, &to, &rpc) == 1) {
+        for (size_t i = 0; i < rpc.msg_cnt; i++) {
+            CHECK(!rpc.msgs[i].has_from && !rpc.msgs[i].has_seqno && !rpc.msgs[i].has_signature);
+            msgs++;
+        }
+        gni_ps_rpc_fini(&rpc);
+    }
+    CHECK_EQ(msgs, 1);
+    CHECK_EQ(count_delivers(r), 1);
+    fake_msg(r, &b, "withfrom", true, 7, now); /* from, seqno, signature: refused */
+    CHECK_EQ(count_delivers(r), 0);
+    gni_psr_topic_stats ts;
+    CHECK_OK(gni_psr_get_topic_stats(r, TOPIC, &ts));
+    CHECK_EQ(ts.rejected, 1);
+    CHECK_EQ(gni_psr_get_topic_stats(r, TOPIC, NULL), GN_EINVAL);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+}
+
+/* Finding 9: a floodsub peer below the publish threshold gets no messages. */
+GN_TEST(floodsub_peer_below_publish_threshold_skipped)
+{
+    gni_psr_config c = base_config();
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b, d;
+    fake_new(&b);
+    fake_new(&d);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_FLOODSUB, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_FLOODSUB, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_sub(r, &d, TOPIC, now);
+    fake_msg(r, &b, "unsigned", false, 1, now); /* P4: -100 */
+    drain_out(r, NULL);
+    CHECK_OK(gni_psr_publish(r, TOPIC, (const uint8_t *)"x", 1, now, NULL, NULL));
+    gn_peer_id to;
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    int to_b = 0, to_d = 0;
+    while (gni_psr_next_out(r, &to, &rpc) == 1) {
+        if (gn_peer_id_equal(&to, &b.pid))
+            to_b += (int)rpc.msg_cnt;
+        if (gn_peer_id_equal(&to, &d.pid))
+            to_d += (int)rpc.msg_cnt;
+        gni_ps_rpc_fini(&rpc);
+    }
+    CHECK_EQ(to_b, 0);
+    CHECK_EQ(to_d, 1);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+    gn_identity_free(d.id);
+}
+
+GN_TEST_MAIN(GN_T(floodsub_peer_below_publish_threshold_skipped), GN_T(strict_no_sign_and_config_checks), GN_T(byte_bounds_cache_events_output), GN_T(score_retention_and_backoff_kept), GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
              GN_T(mesh_degree_bounds_dense), GN_T(floodsub_peers_mixed_in),
              GN_T(ihave_iwant_recovers_missed_message), GN_T(fanout_then_subscribe),
              GN_T(prune_backoff_respected_and_regraft_penalised),
