@@ -106,7 +106,7 @@ int sim_create_nodes(sim *s)
         cfg.idle_timeout = s->cfg.idle_timeout;
         cfg.discovery = "";
         cfg.nat = "";
-        cfg.protocol_components = "";
+        cfg.protocol_components = s->cfg.protocol_components ? s->cfg.protocol_components : "";
         cfg.listen = &l;
         cfg.n_listen = 1;
         if (s->cfg.event_queue_capacity) {

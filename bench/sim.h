@@ -57,6 +57,9 @@ typedef struct sim_config {
     const char *const *options;
     size_t n_options;
     gn_time idle_timeout;          /* gn_node_config.idle_timeout; 0: never */
+    /* gn_node_config.protocol_components (explicit-only protocols such as
+     * "/meshsub/1.1.0"); NULL: none */
+    const char *protocol_components;
 } sim_config;
 
 /** Fills @cfg with the harness defaults (N = 100, degree 8, seed 1). */

@@ -188,6 +188,7 @@ static void node_free_memory(gn_node *n)
     uv_mutex_destroy(&n->close_mtx);
     uv_cond_destroy(&n->close_cond);
     uv_mutex_destroy(&n->chan_mtx);
+    gni_group_fini(n);
     gn_free(n);
 }
 
@@ -248,6 +249,7 @@ int gn_node_new(const gn_node_config *cfg, gn_node **out)
     uv_mutex_init(&n->close_mtx);
     uv_cond_init(&n->close_cond);
     uv_mutex_init(&n->chan_mtx);
+    gni_group_init(n);
     uv_mutex_init(&n->pmap_mtx);
     n->close_cmd.fn = node_close_cmd_run;
     n->close_cmd.arg = n;
@@ -1863,6 +1865,9 @@ int gn_multicast_join(gn_multicast *mc, const gn_peer_id *peer)
     if (!mc || !peer || peer->len == 0) {
         return GN_EINVAL;
     }
+    if (mc->group) {
+        return GN_ENOTSUP; /* membership is the overlay's */
+    }
     int rc = 0;
     uv_mutex_lock(&mc->mtx);
     for (size_t i = 0; i < mc->count; i++) {
@@ -1892,6 +1897,9 @@ int gn_multicast_leave(gn_multicast *mc, const gn_peer_id *peer)
     if (!mc || !peer) {
         return GN_EINVAL;
     }
+    if (mc->group) {
+        return GN_ENOTSUP;
+    }
     int rc = GN_ENOTFOUND;
     uv_mutex_lock(&mc->mtx);
     for (size_t i = 0; i < mc->count; i++) {
@@ -1912,7 +1920,7 @@ int gn_multicast_unicast(gn_multicast *mc, const gn_peer_id *peer, const uint8_t
         return GN_EINVAL;
     }
     gn_node *n = mc->n;
-    if (!node_accepting(n)) {
+    if (!n || !node_accepting(n)) { /* NULL: a group whose node was freed */
         return GN_ECLOSED;
     }
     if (len > atomic_load(&n->max_msg)) {
@@ -1952,6 +1960,9 @@ int gn_multicast_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len)
     if (!mc || (!msg && len > 0)) {
         return GN_EINVAL;
     }
+    if (mc->group) {
+        return gni_group_broadcast(mc, msg, len);
+    }
     gn_node *n = mc->n;
     if (!node_accepting(n)) {
         return GN_ECLOSED;
@@ -1986,7 +1997,11 @@ void gn_multicast_free(gn_multicast *mc)
     if (!mc) {
         return;
     }
+    if (mc->group) {
+        gni_group_free(mc); /* off the node's list, leave posted */
+    }
     uv_mutex_destroy(&mc->mtx);
+    gn_free(mc->mesh);
     gn_free(mc->members);
     gn_free(mc);
 }

@@ -229,7 +229,23 @@ struct gn_multicast {
     char name[64];
     gn_peer_id *members;            /* mtx */
     size_t count, cap;              /* mtx */
+    /* a group on the overlay (group.c, gn_node_dial_group); false: a local group */
+    bool group;
+    gni_list glink;                 /* n->groups, under n->group_mtx */
+    char topic[GN_GROUP_TOPIC_MAX];
+    int status;                     /* mtx: the service's join error, 0 */
+    gn_peer_id *mesh;               /* mtx */
+    size_t nmesh;                   /* mtx */
+    gn_multicast_metrics m;         /* mtx (members and mesh filled on read) */
+    gn_group_validate_fn validate;  /* mtx: the application's validator, NULL */
+    void *validate_ud;              /* mtx */
 };
+
+/* group.c: multicast channels on the node's group service */
+int gni_group_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len);
+void gni_group_free(gn_multicast *mc);
+void gni_group_init(gn_node *n);
+void gni_group_fini(gn_node *n);
 
 /* The host interface of a node (host.c): components see only this. */
 struct gn_host {
@@ -332,6 +348,12 @@ struct gn_node {
     void *msg_svc;
     char msg_proto[GN_PROTOCOL_ID_MAX];
     bool msg_blocked;               /* a delivery met a full event queue */
+    /* the group service (group.c) */
+    const gn_host_group_ops *group_ops; /* loop */
+    void *group_svc;                /* loop */
+    char group_proto[GN_PROTOCOL_ID_MAX];
+    uv_mutex_t group_mtx;           /* any: groups */
+    gni_list groups;                /* gn_multicast.glink of open groups */
     gni_peerstore *ps;
     gn_timer idle_timer;
     bool idle_armed;

@@ -52,4 +52,9 @@ const char *cmd_client_help(const char *cmd);
 int cmd_ergo(int argc, char **argv);
 extern const char cmd_ergo_help[];
 
+/* cmd_pubsub.c: "golemnet pubsub" (built with the pubsub component: GN_CLI_PUBSUB) */
+/** Runs "golemnet pubsub sub|pub TOPIC ..." (@argv[0] == sub or pub); returns the exit status. */
+int cmd_pubsub(int argc, char **argv);
+extern const char cmd_pubsub_help[];
+
 #endif

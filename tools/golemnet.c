@@ -171,6 +171,9 @@ static const struct cli_help {
 #ifdef GN_CLI_ERGO
     {"ergo", cmd_ergo_help},
 #endif
+#ifdef GN_CLI_PUBSUB
+    {"pubsub", cmd_pubsub_help},
+#endif
 };
 
 static void usage(FILE *f)
@@ -3413,6 +3416,11 @@ int main(int argc, char **argv)
 #ifdef GN_CLI_ERGO
     if (!strcmp(cmd, "ergo")) {
         return cmd_ergo(argc - 2, argv + 2);
+    }
+#endif
+#ifdef GN_CLI_PUBSUB
+    if (!strcmp(cmd, "pubsub")) {
+        return cmd_pubsub(argc - 2, argv + 2);
     }
 #endif
     /* version */

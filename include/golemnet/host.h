@@ -526,6 +526,118 @@ GN_API void gn_channel_touch(gn_channel *ch);
 /** @ch's node-wide unique id (gn_channel_info.id). Any thread. */
 GN_API uint64_t gn_channel_id(const gn_channel *ch);
 
+/* ---- the group service (Since: 0.5) ---- */
+
+/*
+ * The node's multicast groups on an overlay (gn_node_dial_group(),
+ * golemnet/node.h) are carried by a group service: a protocol component
+ * that registers itself here when it starts. The built-in one is "meshsub"
+ * (gossipsub v1.1 or floodsub, docs/pubsub.md section 8). The node keeps the group
+ * handles the application holds, their counters, their member and mesh
+ * snapshots and the event queue; the service keeps the overlay (peers,
+ * streams, router). A group is named by its topic (NUL-terminated, 1 to
+ * GN_GROUP_TOPIC_MAX - 1 bytes, no NUL inside).
+ */
+
+/** Longest group topic, bytes, including the NUL. */
+#define GN_GROUP_TOPIC_MAX 256u
+
+/** What a group service implements (loop thread, never re-entered from the node's calls back). */
+typedef struct gn_host_group_ops {
+    /**
+     * Required: the application opened a group on @topic: subscribe to it
+     * (announce it to peers, join its mesh). Called once per topic until
+     * leave(). Returns 0 or a negative gn_err (GN_ELIMIT: too many topics),
+     * which the node reports to the group (gn_multicast_broadcast() then
+     * fails with it).
+     */
+    int (*join)(void *svc, const char *topic);
+    /** Required: the last group handle on @topic was freed: unsubscribe. */
+    void (*leave)(void *svc, const char *topic);
+    /**
+     * Required: publish @len bytes at @data (borrowed for the call) on
+     * @topic. Returns 0 when the message was signed and handed to the
+     * overlay (queued to at least zero peers: a topic without peers is not
+     * an error), or a negative gn_err: GN_ETOOBIG (above the service's
+     * message bound), GN_ENOMEM, GN_ECRYPTO (signing failed).
+     */
+    int (*publish)(void *svc, const char *topic, const uint8_t *data, size_t len);
+} gn_host_group_ops;
+
+/**
+ * Makes @ops/@svc the host's group service; @protocol_id (copied) is
+ * announced in the GN_NODE_EV_MESSAGE events of group messages. Groups the
+ * application opened before are joined from inside this call. @ops NULL
+ * removes the service registered with @svc (in the component's stop()).
+ * Errors: GN_EINVAL (NULL, missing entry or bad id), GN_EEXIST (another
+ * service is registered), GN_ENOTFOUND (removing one that is not).
+ * Since: 0.5
+ */
+GN_API int gn_host_set_group_service(gn_host *h, const gn_host_group_ops *ops, void *svc,
+                                     const char *protocol_id);
+
+/**
+ * Hands a message of @topic (validated by the service: signature, policy,
+ * first delivery) to the application as a GN_NODE_EV_MESSAGE event whose
+ * addr is the group address ("/pubsub/<topic>"), peer the publisher
+ * (@from; NULL or empty for an unsigned message: then @ch's peer),
+ * channel_id @ch's (the peer that forwarded it; NULL: 0). @len bytes at
+ * @data are copied. Counted in the group's `delivered`.
+ * Returns 0, GN_ENOTFOUND (no open group on @topic: not counted), or
+ * GN_EAGAIN (the event queue is full: the message is dropped and counted
+ * in the group's `dropped`; an overlay cannot hold its peers back),
+ * GN_ENOMEM (counted as dropped), GN_EINVAL.
+ * Since: 0.5
+ */
+GN_API int gn_host_group_deliver(gn_host *h, const char *topic, const gn_peer_id *from,
+                                 gn_channel *ch, const uint8_t *data, size_t len);
+
+/** What gn_host_group_count() adds to. */
+typedef enum gn_group_counter {
+    GN_GROUP_DUPLICATE = 1, /* a message of the topic seen before (seen cache) */
+    GN_GROUP_REJECTED = 2   /* a message refused: bad signature, policy, validator */
+} gn_group_counter;
+
+/** An application's verdict on a group message (gn_multicast_set_validator(), node.h). */
+typedef enum gn_group_verdict {
+    GN_GROUP_VERDICT_ACCEPT = 0, /* deliver and forward */
+    GN_GROUP_VERDICT_REJECT = 1, /* drop; penalise the forwarder; counted as rejected */
+    GN_GROUP_VERDICT_IGNORE = 2  /* drop without penalty */
+} gn_group_verdict;
+
+/**
+ * The application's verdict on a new message of @topic from publisher
+ * @from (NULL or empty: unsigned), payload @data/@len (borrowed): calls the
+ * validator of the open group on @topic (gn_multicast_set_validator()).
+ * Loop thread; the service calls it after its own checks (signature,
+ * policy, seen cache) and before delivering or forwarding, and counts a
+ * REJECT itself (gn_host_group_count() is not needed for it when the
+ * router's rejected counter is reported). Returns a gn_group_verdict:
+ * ACCEPT when no group is open on @topic, it has no validator, or @h or
+ * @topic is NULL; any value the validator returns outside the enum is
+ * IGNORE. Since: 0.5
+ */
+GN_API gn_group_verdict gn_host_group_validate(gn_host *h, const char *topic,
+                                               const gn_peer_id *from, const uint8_t *data,
+                                               size_t len);
+
+/** Adds @delta to counter @which of the open group on @topic (none open: ignored). Since: 0.5 */
+GN_API void gn_host_group_count(gn_host *h, const char *topic, gn_group_counter which,
+                                uint64_t delta);
+
+/**
+ * Replaces the snapshot of @topic's members (@nmembers peers known to be
+ * subscribed, what gn_multicast_unicast() accepts) and mesh peers
+ * (@nmesh; for floodsub the same as the members). Copied; at most
+ * GN_GROUP_PEERS_MAX of each are kept. No open group on @topic: ignored.
+ * The service calls it when they change (at least every heartbeat).
+ * Since: 0.5
+ */
+GN_API void gn_host_group_set_peers(gn_host *h, const char *topic, const gn_peer_id *members,
+                                    size_t nmembers, const gn_peer_id *mesh, size_t nmesh);
+/** Most peers a group snapshot keeps. */
+#define GN_GROUP_PEERS_MAX 1024u
+
 /* ---- resource accounting ---- */
 
 /*

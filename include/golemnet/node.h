@@ -831,6 +831,97 @@ GN_API int gn_multicast_unicast(gn_multicast *mc, const gn_peer_id *peer, const 
 GN_API int gn_multicast_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len);
 GN_API void gn_multicast_free(gn_multicast *mc);
 
+/* ---- multicast channels on an overlay (pubsub; Since: 0.5) ---- */
+
+/** The group address form: this prefix, then the topic (docs/addresses.md "Group addresses"). */
+#define GN_GROUP_ADDR_PREFIX "/pubsub/"
+
+/**
+ * Opens a multicast channel on the overlay group @group_addr:
+ * "/pubsub/<topic>", the topic being every byte after the prefix (it may
+ * hold '/'; 1 to GN_GROUP_TOPIC_MAX - 1 bytes, no NUL; percent-escapes
+ * are not decoded). The node's group service (the pubsub component,
+ * golemnet/host.h) subscribes to the topic on the loop thread; then
+ *  - gn_multicast_broadcast() publishes to the topic (signed per the
+ *    service's policy), reaching every subscriber of the overlay, also
+ *    those this node has no channel to;
+ *  - gn_multicast_unicast() sends to one member (a peer known subscribed
+ *    to the topic) on /golem/msg/1.0.0, as gn_node_unicast();
+ *  - gn_multicast_join()/gn_multicast_leave() fail with GN_ENOTSUP
+ *    (membership is the overlay's);
+ *  - messages of the topic arrive as GN_NODE_EV_MESSAGE events with addr
+ *    the group address and peer the publisher;
+ *  - gn_multicast_mesh_peers() and gn_multicast_metrics_get() report the
+ *    group's state.
+ * gn_multicast_free() leaves the topic. One handle per topic and node.
+ * Free it before the node; a handle still open when the node is freed
+ * only answers GN_ECLOSED (broadcast, unicast) until it is freed.
+ * Any thread. Errors: GN_EINVAL (NULL), GN_EPARSE (not a group address,
+ * empty or too long topic), GN_EEXIST (a handle on the topic is open),
+ * GN_ECLOSED, GN_EAGAIN (command queue full), GN_ENOMEM. A node without a
+ * group service accepts the call; broadcasts then fail with GN_ENOTSUP.
+ * Spec: libp2p/specs pubsub/README.md (topics, publishing); docs/pubsub.md.
+ * Since: 0.5
+ */
+GN_API int gn_node_dial_group(gn_node *n, const char *group_addr, gn_multicast **out);
+
+/** Counters of a multicast channel on an overlay. */
+typedef struct gn_multicast_metrics {
+    uint64_t published; /* gn_multicast_broadcast() calls the service accepted */
+    uint64_t delivered; /* messages of the topic handed to the application */
+    uint64_t duplicate; /* messages of the topic received again (seen before) */
+    uint64_t rejected;  /* messages refused: signature, policy or validation */
+    uint64_t dropped;   /* accepted but not delivered: the event queue was full */
+    uint64_t members;   /* peers known subscribed, last snapshot */
+    uint64_t mesh;      /* mesh peers, last snapshot */
+} gn_multicast_metrics;
+
+/**
+ * Fills @m (not NULL) with @mc's counters. Any thread. Errors: GN_EINVAL
+ * (NULL), GN_ENOTSUP (@mc is a local group of gn_multicast_new()).
+ * Since: 0.5
+ */
+GN_API int gn_multicast_metrics_get(gn_multicast *mc, gn_multicast_metrics *m);
+
+/**
+ * Copies up to @max of @mc's mesh peers (the service's last snapshot) into
+ * @out (@max entries; NULL with @max 0 to count). Returns the number of
+ * mesh peers (may exceed @max), or GN_EINVAL, GN_ENOTSUP (a local group).
+ * Any thread. Since: 0.5
+ */
+GN_API int gn_multicast_mesh_peers(gn_multicast *mc, gn_peer_id *out, size_t max);
+
+/**
+ * An application validator of a group's messages (gossipsub-v1.1
+ * "Extended Validators"): called on the node's loop thread, synchronously,
+ * once for each new message of @topic (NUL-terminated) that passed the
+ * signature policy, before it is delivered or forwarded; not for the
+ * node's own publishes. @from is the publisher (signed messages; NULL for
+ * an unsigned one), @data/@len the payload; all borrowed for the call.
+ * Returns a gn_group_verdict (host.h): GN_GROUP_VERDICT_ACCEPT delivers
+ * and forwards; GN_GROUP_VERDICT_REJECT drops it, counts it in the group's
+ * `rejected` and penalises the peer that forwarded it (score P4);
+ * GN_GROUP_VERDICT_IGNORE drops it without penalty (not forwarded, not
+ * counted as rejected). Any other value is taken as IGNORE. It must not
+ * block and must not wait on the node (it runs on its loop); calling
+ * gn_multicast_metrics_get() or gn_multicast_mesh_peers() is allowed.
+ */
+typedef int (*gn_group_validate_fn)(void *user_data, const char *topic, const gn_peer_id *from,
+                                    const uint8_t *data, size_t len);
+
+/**
+ * Sets @mc's validator (@fn NULL: accept every message, the default);
+ * @user_data is passed to it, owned by the caller. Any thread; from the
+ * next message the loop thread validates on. A call from another thread
+ * may overlap one last run of the previous validator: keep @user_data
+ * alive until gn_multicast_free() returned and the node's loop ran once,
+ * or free it from the loop thread. Deferred (asynchronous) validation is
+ * not offered through this interface yet. Errors: GN_EINVAL (@mc NULL),
+ * GN_ENOTSUP (a local group of gn_multicast_new()), GN_ECLOSED (the node
+ * was freed). Since: 0.5
+ */
+GN_API int gn_multicast_set_validator(gn_multicast *mc, gn_group_validate_fn fn, void *user_data);
+
 GN_END_DECLS
 
 #endif /* GOLEMNET_NODE_H */

@@ -1497,10 +1497,15 @@ int gni_ps_seen_init(gni_ps_seen *s, size_t max_entries, gn_time ttl, size_t max
         max_entries > (SIZE_MAX >> 2) / sizeof(seen_ent *)) {
         return GN_EINVAL;
     }
+    /* The table starts small and doubles with the entries (load factor 1),
+     * up to the power of two >= max_entries: a node that sees few messages
+     * does not hold a table sized for the bound (65536 entries: 512 KiB). */
     size_t nb = 16;
     while (nb < max_entries) {
         nb <<= 1;
     }
+    s->max_buckets = nb;
+    nb = nb < 64 ? nb : 64;
     s->buckets = gn_calloc(nb, sizeof *s->buckets);
     if (!s->buckets) {
         return GN_ENOMEM;
@@ -1569,6 +1574,25 @@ size_t gni_ps_seen_expire(gni_ps_seen *s, gn_time now)
     return n;
 }
 
+/* Doubles the bucket table; on allocation failure the old one stays (longer chains, same answers). */
+static void seen_grow(gni_ps_seen *s)
+{
+    size_t nb = s->nbuckets << 1;
+    seen_ent **nbk = gn_calloc(nb, sizeof *nbk);
+    if (!nbk) {
+        return;
+    }
+    for (gni_list *it = s->fifo.next; it != &s->fifo; it = it->next) {
+        seen_ent *e = GNI_CONTAINER_OF(it, seen_ent, fifo);
+        seen_ent **b = &nbk[e->h & (nb - 1)];
+        e->next = *b;
+        *b = e;
+    }
+    gn_free(s->buckets);
+    s->buckets = nbk;
+    s->nbuckets = nb;
+}
+
 static seen_ent *seen_find(const gni_ps_seen *s, const uint8_t *id, size_t len, uint64_t h)
 {
     for (seen_ent *e = s->buckets[h & (s->nbuckets - 1)]; e; e = e->next) {
@@ -1607,6 +1631,9 @@ int gni_ps_seen_add(gni_ps_seen *s, const uint8_t *id, size_t len, gn_time now)
     *b = e;
     gni_list_add_tail(&s->fifo, &e->fifo);
     s->cnt++;
+    if (s->cnt > s->nbuckets && s->nbuckets < s->max_buckets) {
+        seen_grow(s);
+    }
     return 1;
 }
 

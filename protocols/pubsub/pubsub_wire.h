@@ -363,7 +363,8 @@ int gni_ps_msg_verify(const gni_ps_msg *m, gni_ps_sign_policy policy, const char
  */
 typedef struct gni_ps_seen {
     struct gni_ps_seen_ent **buckets;
-    size_t nbuckets; /* power of two */
+    size_t nbuckets; /* power of two; doubles as entries come, up to max_buckets */
+    size_t max_buckets;
     gni_list fifo;   /* oldest first */
     size_t cnt, max_entries, max_id_len;
     gn_time ttl, last_now;

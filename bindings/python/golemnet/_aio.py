@@ -227,6 +227,125 @@ class EventStream(_EventQueue):
         self._node._event_streams.discard(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class GroupMessage:
+    """A message of a group's topic, from :class:`Group` iteration."""
+
+    #: the group address it arrived on ("/pubsub/<topic>")
+    addr: str
+    #: the publisher's peer ID (None for an unsigned message)
+    peer_id: Optional[str]
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupMetrics:
+    """A group's counters (gn_multicast_metrics)."""
+
+    #: publishes the pubsub service accepted
+    published: int
+    #: messages of the topic handed to the application
+    delivered: int
+    #: messages received again after they were seen (the router drops them)
+    duplicate: int
+    #: messages refused: signature, sign policy or validation
+    rejected: int
+    #: accepted but not delivered: the node's event queue was full
+    dropped: int
+    #: peers known subscribed to the topic (last snapshot)
+    members: int
+    #: mesh peers (last snapshot)
+    mesh: int
+
+
+class Group(_EventQueue):
+    """A multicast channel on a group address (a pubsub topic), from
+    :meth:`Node.dial_group`: ``async for msg in group`` yields the topic's
+    :class:`GroupMessage` s (published by other nodes; a node does not get
+    its own back); :meth:`broadcast` publishes. Iteration ends after
+    :meth:`close` or once the node is closed. At most ``maxsize`` messages
+    wait: then the node stops reading its events (the pubsub service then
+    counts further messages as dropped in :attr:`metrics`), until the
+    reader catches up."""
+
+    def __init__(self, node: "Node", cgroup: Any, addr: str, maxsize: int) -> None:
+        self._node = node
+        self._cg = cgroup
+        #: the group address ("/pubsub/<topic>")
+        self.addr = addr
+        super().__init__(maxsize)
+
+    @property
+    def topic(self) -> str:
+        """The topic (the address without its /pubsub/ prefix)."""
+        return self.addr[len(_c.GROUP_ADDR_PREFIX):]
+
+    def _put(self, m: GroupMessage) -> None:
+        if self._closed:
+            return
+        self._queue.append(m)
+        self._wake()
+        if len(self._queue) >= self._maxsize:
+            self._node._pause_events()
+
+    async def __anext__(self) -> Any:
+        m = await super().__anext__()
+        self._node._maybe_resume_events()
+        return m
+
+    def _gone(self) -> bool:
+        return bool(self._node._freed or self._node._closing)
+
+    def _unregister(self) -> None:
+        if self._node._groups.get(self.addr) is self:
+            del self._node._groups[self.addr]
+        if self._cg is not None:
+            self._cg.free()
+            self._cg = None
+        self._node._maybe_resume_events()
+
+    def _native(self) -> Any:
+        if self._cg is None:
+            raise error_from_code(_golemnet_code("GN_ECLOSED"), f"group {self.addr}: closed",
+                                  address=self.addr)
+        return self._cg
+
+    async def broadcast(self, data: Union[bytes, bytearray, memoryview],
+                        timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Publishes ``data`` on the topic (signed with the node's identity
+        under the default sign policy). Waits while the node's command
+        queue is full (AgainError), up to ``timeout``."""
+        self._node._check_open()
+        cg = self._native()
+        with _Context(address=self.addr):
+            await self._node._retry_again(lambda: cg.broadcast(data), timeout)
+
+    publish = broadcast
+
+    async def unicast(self, peer_id: str, data: Union[bytes, bytearray, memoryview],
+                      timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Sends ``data`` to one member over /golem/msg/1.0.0 (it arrives
+        there through :meth:`Node.recv`). Raises NotFoundError when
+        ``peer_id`` is not known subscribed to the topic."""
+        self._node._check_open()
+        cg = self._native()
+        with _Context(address=self.addr, peer=peer_id):
+            await self._node._retry_again(lambda: cg.unicast(peer_id, data), timeout)
+
+    @property
+    def metrics(self) -> GroupMetrics:
+        """The group's counters (:class:`GroupMetrics`), read now."""
+        return GroupMetrics(**self._native().metrics())
+
+    def mesh_peers(self) -> List[str]:
+        """Peer IDs of the topic's mesh (gossipsub; with floodsub every
+        member), the service's last snapshot."""
+        return list(self._native().mesh_peers())
+
+    def __repr__(self) -> str:
+        return f"<golemnet.Group {self.addr}{' closed' if self._cg is None else ''}>"
+
+
 def _mask(protocols: Iterable[str]) -> int:
     m = 0
     for p in protocols:
@@ -739,6 +858,7 @@ class Node:
         #: called with an :class:`Event` when identify on a channel finished
         self.on_identify: Optional[Callable[[Event], Any]] = None
         self._event_streams: Set[EventStream] = set()
+        self._groups: Dict[str, Group] = {}
         #: the node's reachability as its AutoNAT component judged it:
         #: "unknown" until it did, then "public" or "private" (also an
         #: :class:`Event` of kind "reachability")
@@ -914,7 +1034,9 @@ class Node:
     def _on_events(self) -> None:
         for ev in self._c.next_events(256):
             etype, status, req, chid, peer, rtt, addr, proto, msg, count = ev
-            if etype == _c.EV_MESSAGE:
+            if etype == _c.EV_MESSAGE and addr in self._groups:
+                self._groups[addr]._put(GroupMessage(addr, peer, msg))
+            elif etype == _c.EV_MESSAGE:
                 self._messages.append(Message(peer, chid, msg))
                 assert self._msg_event is not None
                 self._msg_event.set()
@@ -1142,6 +1264,8 @@ class Node:
             self._msg_event.set()
         for es in list(self._event_streams):
             es._wake()
+        for g in list(self._groups.values()):
+            g._wake()
 
     async def __aenter__(self) -> "Node":
         if not self._started:
@@ -1226,6 +1350,39 @@ class Node:
         self._check_open()
         return int(await self._retry_again(lambda: self._c.broadcast(data), timeout))
 
+    def _pause_events(self) -> None:
+        if not self._events_paused and self._loop is not None and not self._freed:
+            self._loop.remove_reader(self._c.event_fd)
+            self._events_paused = True
+
+    def _maybe_resume_events(self) -> None:
+        """Reads events again once every reader (recv, groups) is at most half full."""
+        if not self._events_paused or self._freed or self._loop is None:
+            return
+        if len(self._messages) > self._message_queue // 2:
+            return
+        if any(len(g._queue) > g._maxsize // 2 for g in self._groups.values()):
+            return
+        self._events_paused = False
+        self._loop.add_reader(self._c.event_fd, self._on_events)
+        self._loop.call_soon(self._on_events)
+
+    def dial_group(self, addr: str, maxsize: int = 1024) -> Group:
+        """Opens a multicast channel on a group: ``addr`` is a group address
+        "/pubsub/<topic>" or a bare topic (docs/addresses.md). The node
+        subscribes to the topic (it needs the pubsub component:
+        ``protocol_components="/meshsub/1.1.0"``); :meth:`Group.close`
+        unsubscribes. Raises ParseError (empty or too long topic),
+        ExistsError (a group on the topic is open on this node)."""
+        self._check_open()
+        if not addr.startswith(_c.GROUP_ADDR_PREFIX):
+            addr = _c.GROUP_ADDR_PREFIX + addr
+        with _Context(address=addr):
+            cg = self._c.dial_group(addr)
+        g = Group(self, cg, addr, maxsize)
+        self._groups[addr] = g
+        return g
+
     async def recv(self, timeout: Optional[float] = None) -> Message:
         """The next received message (:class:`Message`). Raises
         :class:`~golemnet.ClosedError` once the node is closed and no
@@ -1234,12 +1391,7 @@ class Node:
             while True:
                 if self._messages:
                     m = self._messages.popleft()
-                    if (self._events_paused and len(self._messages) <= self._message_queue // 2
-                            and not self._freed):
-                        assert self._loop is not None
-                        self._events_paused = False
-                        self._loop.add_reader(self._c.event_fd, self._on_events)
-                        self._loop.call_soon(self._on_events)
+                    self._maybe_resume_events()
                     return m
                 if self._closing or not self._started:
                     raise ClosedError(_golemnet_code("GN_ECLOSED"))

@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 _Buffer = Union[bytes, bytearray, memoryview]
 
+GROUP_ADDR_PREFIX: str
 EV_LISTENING: int
 EV_LISTEN_FAILED: int
 EV_DIAL: int
@@ -104,6 +105,8 @@ class Node:
         """Queues a message; returns the request id."""
     def broadcast(self, data: _Buffer) -> int:
         """Queues a message to every channel; returns the request id."""
+    def dial_group(self, addr: str) -> "Group":
+        """Opens a multicast channel on a group address (/pubsub/TOPIC)."""
     def configure(self, option: int, value: int) -> None:
         """Changes a run-time option."""
     def next_events(self, max: int = ...) -> List[NodeEvent]:
@@ -227,3 +230,16 @@ def log_to_stderr(level: int = ..., components: Optional[str] = ...) -> None:
     """Native log lines up to level (3..7; 0 off) to stderr."""
 def _hold_gil(seconds: float) -> None:
     """Spins holding the GIL (tests)."""
+
+
+class Group:
+    def broadcast(self, data: _Buffer) -> None:
+        """Publishes on the topic."""
+    def unicast(self, peer_id: str, data: _Buffer) -> None:
+        """Sends to one member over /golem/msg/1.0.0."""
+    def metrics(self) -> Dict[str, int]:
+        """The group's counters."""
+    def mesh_peers(self) -> List[str]:
+        """The mesh peers' IDs."""
+    def free(self) -> None:
+        """Leaves the topic; idempotent."""

@@ -77,6 +77,14 @@ typedef struct {
 static PyTypeObject NodeType;
 static PyTypeObject ChannelType;
 static PyTypeObject StreamType;
+static PyTypeObject GroupType;
+
+/* A multicast channel on a group (gn_node_dial_group): a pubsub topic. */
+typedef struct {
+    PyObject_HEAD
+    gn_multicast *mc;
+    NodeObject *node; /* a reference: the node object outlives the handle */
+} GroupObject;
 
 /* ------------------------------------------------------------------------
  * Helpers
@@ -873,6 +881,8 @@ static PyObject *Node_kick(NodeObject *self, PyObject *unused)
     return PyLong_FromLong(rc);
 }
 
+static PyObject *Node_dial_group(NodeObject *self, PyObject *args);
+
 static PyMethodDef Node_methods[] = {
     {"start", (PyCFunction)Node_start, METH_NOARGS,
      "start()\n--\n\nStarts the loop thread and the configured listeners."},
@@ -906,6 +916,8 @@ static PyMethodDef Node_methods[] = {
      "of a protocol. Returns 0 (done) or 1 (queued: NOTE_DONE note follows)."},
     {"unicast", (PyCFunction)Node_unicast, METH_VARARGS,
      "unicast(to, data)\n--\n\nSends one /golem/msg/1.0.0 message; returns the request id."},
+    {"dial_group", (PyCFunction)Node_dial_group, METH_VARARGS,
+     "dial_group(addr)\n--\n\nOpens a multicast channel on a group address (/pubsub/TOPIC)."},
     {"broadcast", (PyCFunction)Node_broadcast, METH_VARARGS,
      "broadcast(data)\n--\n\nSends a message to every open channel; returns the request id."},
     {"configure", (PyCFunction)Node_configure, METH_VARARGS,
@@ -1053,6 +1065,174 @@ static PyTypeObject ChannelType = {
     .tp_doc = "A held native channel (low level; use golemnet.Channel).",
     .tp_methods = Channel_methods,
     .tp_getset = Channel_getset,
+};
+
+
+/* ------------------------------------------------------------------------
+ * Group (a multicast channel on a group address, issue 18)
+ */
+
+static PyObject *Node_dial_group(NodeObject *self, PyObject *args)
+{
+    const char *addr;
+    if (!PyArg_ParseTuple(args, "s", &addr) || node_check_alive(self) < 0) {
+        return NULL;
+    }
+    gn_multicast *mc = NULL;
+    int rc = gn_node_dial_group(self->node, addr, &mc);
+    if (rc < 0) {
+        return gnpy_raise(rc);
+    }
+    GroupObject *g = PyObject_New(GroupObject, &GroupType);
+    if (!g) {
+        gn_multicast_free(mc);
+        return NULL;
+    }
+    g->mc = mc;
+    g->node = self;
+    Py_INCREF(self);
+    return (PyObject *)g;
+}
+
+static void Group_dealloc(GroupObject *self)
+{
+    if (self->mc) {
+        gn_multicast_free(self->mc);
+        self->mc = NULL;
+    }
+    Py_XDECREF(self->node);
+    PyObject_Free(self);
+}
+
+static int group_check(GroupObject *self)
+{
+    if (!self->mc) {
+        gnpy_raise(GN_ECLOSED);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Group_broadcast(GroupObject *self, PyObject *args)
+{
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "y*", &b)) {
+        return NULL;
+    }
+    if (group_check(self) < 0) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    int rc = gn_multicast_broadcast(self->mc, b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    if (rc < 0) {
+        return gnpy_raise(rc);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Group_unicast(GroupObject *self, PyObject *args)
+{
+    const char *peer;
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "sy*", &peer, &b)) {
+        return NULL;
+    }
+    if (group_check(self) < 0) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    gn_peer_id pid;
+    int rc = gn_peer_id_parse(peer, strlen(peer), &pid);
+    if (rc < 0) {
+        PyBuffer_Release(&b);
+        return gnpy_raise(rc);
+    }
+    rc = gn_multicast_unicast(self->mc, &pid, b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    if (rc < 0) {
+        return gnpy_raise(rc);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Group_metrics(GroupObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (group_check(self) < 0) {
+        return NULL;
+    }
+    gn_multicast_metrics m;
+    int rc = gn_multicast_metrics_get(self->mc, &m);
+    if (rc < 0) {
+        return gnpy_raise(rc);
+    }
+    return Py_BuildValue("{sKsKsKsKsKsKsK}", "published", (unsigned long long)m.published,
+                         "delivered", (unsigned long long)m.delivered, "duplicate",
+                         (unsigned long long)m.duplicate, "rejected",
+                         (unsigned long long)m.rejected, "dropped", (unsigned long long)m.dropped,
+                         "members", (unsigned long long)m.members, "mesh",
+                         (unsigned long long)m.mesh);
+}
+
+static PyObject *Group_mesh_peers(GroupObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (group_check(self) < 0) {
+        return NULL;
+    }
+    enum { GROUP_MESH_MAX = 256 }; /* D_hi is at most a few dozen */
+    gn_peer_id *peers = PyMem_Calloc(GROUP_MESH_MAX, sizeof *peers);
+    if (!peers) {
+        return PyErr_NoMemory();
+    }
+    int n = gn_multicast_mesh_peers(self->mc, peers, GROUP_MESH_MAX);
+    if (n < 0) {
+        PyMem_Free(peers);
+        return gnpy_raise(n);
+    }
+    PyObject *list = PyList_New(0);
+    for (int i = 0; list && i < n && i < GROUP_MESH_MAX; i++) {
+        PyObject *p = peer_str(&peers[i]);
+        if (!p || PyList_Append(list, p) < 0) {
+            Py_XDECREF(p);
+            Py_CLEAR(list);
+            break;
+        }
+        Py_DECREF(p);
+    }
+    PyMem_Free(peers);
+    return list;
+}
+
+static PyObject *Group_free(GroupObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->mc) {
+        gn_multicast_free(self->mc);
+        self->mc = NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Group_methods[] = {
+    {"broadcast", (PyCFunction)Group_broadcast, METH_VARARGS,
+     "broadcast(data)\n--\n\nPublishes a message on the topic (gn_multicast_broadcast)."},
+    {"unicast", (PyCFunction)Group_unicast, METH_VARARGS,
+     "unicast(peer_id, data)\n--\n\nSends to one member over /golem/msg/1.0.0."},
+    {"metrics", (PyCFunction)Group_metrics, METH_NOARGS,
+     "metrics()\n--\n\nThe group's counters (gn_multicast_metrics) as a dict."},
+    {"mesh_peers", (PyCFunction)Group_mesh_peers, METH_NOARGS,
+     "mesh_peers()\n--\n\nThe mesh peers' IDs (the service's last snapshot)."},
+    {"free", (PyCFunction)Group_free, METH_NOARGS,
+     "free()\n--\n\nLeaves the topic and frees the handle. Idempotent."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject GroupType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "golemnet._golemnet.Group",
+    .tp_basicsize = sizeof(GroupObject),
+    .tp_dealloc = (destructor)Group_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A held multicast channel on a group (low level; use golemnet.Group).",
+    .tp_methods = Group_methods,
 };
 
 /* ------------------------------------------------------------------------
@@ -1580,7 +1760,7 @@ PyMODINIT_FUNC PyInit__golemnet(void);
 PyMODINIT_FUNC PyInit__golemnet(void)
 {
     if (PyType_Ready(&NodeType) < 0 || PyType_Ready(&ChannelType) < 0 ||
-        PyType_Ready(&StreamType) < 0) {
+        PyType_Ready(&StreamType) < 0 || PyType_Ready(&GroupType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&moddef);
@@ -1592,7 +1772,8 @@ PyMODINIT_FUNC PyInit__golemnet(void)
     Py_INCREF(&StreamType);
     if (PyModule_AddObject(m, "Node", (PyObject *)&NodeType) < 0 ||
         PyModule_AddObject(m, "Channel", (PyObject *)&ChannelType) < 0 ||
-        PyModule_AddObject(m, "Stream", (PyObject *)&StreamType) < 0) {
+        PyModule_AddObject(m, "Stream", (PyObject *)&StreamType) < 0 ||
+        PyModule_AddObjectRef(m, "Group", (PyObject *)&GroupType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
@@ -1660,7 +1841,8 @@ PyMODINIT_FUNC PyInit__golemnet(void)
             return NULL;
         }
     }
-    if (PyModule_AddStringConstant(m, "MSG_PROTOCOL_ID", GN_MSG_PROTOCOL_ID) < 0) {
+    if (PyModule_AddStringConstant(m, "MSG_PROTOCOL_ID", GN_MSG_PROTOCOL_ID) < 0 ||
+        PyModule_AddStringConstant(m, "GROUP_ADDR_PREFIX", GN_GROUP_ADDR_PREFIX) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -860,6 +860,9 @@ GN_TEST(seen_cache_many_ids)
     uint8_t key[16] = {1, 2, 3};
     gni_ps_seen s;
     CHECK_OK(gni_ps_seen_init(&s, 5000, 10 * GN_S, 0, key));
+    /* the bucket table starts small and grows with the entries, up to the bound's power of two */
+    CHECK_EQ(s.nbuckets, 64);
+    CHECK_EQ(s.max_buckets, 8192);
     for (uint32_t i = 0; i < 10000; i++) {
         uint8_t id[8] = {0};
         memcpy(id, &i, sizeof i);
@@ -867,6 +870,7 @@ GN_TEST(seen_cache_many_ids)
     }
     CHECK_EQ(gni_ps_seen_count(&s), 5000);
     CHECK_EQ(s.evicted, 5000);
+    CHECK_EQ(s.nbuckets, 8192); /* grew (load factor 1), never past the bound */
     for (uint32_t i = 5000; i < 10000; i++) {
         uint8_t id[8] = {0};
         memcpy(id, &i, sizeof i);
