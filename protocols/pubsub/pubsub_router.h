@@ -393,7 +393,9 @@ int gni_psr_validation_result(gni_psr *r, const uint8_t *id, size_t id_len,
  * Runs the heartbeat if due (mesh maintenance, fanout expiry, gossip,
  * mcache shift, score decay, expiry of backoffs, promises, validations,
  * seen entries). Calling it early is harmless (nothing happens until the
- * deadline). Returns 0 or GN_ENOMEM.
+ * deadline). Returns 0, or GN_EINVAL (@r NULL). An allocation failure
+ * inside skips that part of the work (mesh repair, gossip) until the next
+ * heartbeat; it is not reported.
  */
 int gni_psr_heartbeat(gni_psr *r, gn_time now);
 

@@ -1636,7 +1636,93 @@ GN_TEST(floodsub_peer_below_publish_threshold_skipped)
     gn_identity_free(d.id);
 }
 
-GN_TEST_MAIN(GN_T(floodsub_peer_below_publish_threshold_skipped), GN_T(strict_no_sign_and_config_checks), GN_T(byte_bounds_cache_events_output), GN_T(score_retention_and_backoff_kept), GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
+/* Finding 8: on subscribe a fanout peer in backoff is not grafted. */
+GN_TEST(subscribe_fanout_promotion_respects_backoff)
+{
+    gni_psr_config c = base_config();
+    c.flood_publish = false;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    fake b, d;
+    fake_new(&b);
+    fake_new(&d);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    CHECK_OK(gni_psr_peer_add(r, &d.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, "f", now);
+    fake_sub(r, &d, "f", now);
+    CHECK_OK(gni_psr_publish(r, "f", (const uint8_t *)"x", 1, now, NULL, NULL)); /* fanout {b, d} */
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    gni_ps_prune *p;
+    CHECK_OK(gni_ps_rpc_add_prune(&rpc, "f", true, 60, &p));
+    CHECK_OK(gni_psr_rpc_in(r, &b.pid, &rpc, now));
+    gni_ps_rpc_fini(&rpc);
+    drain_out(r, NULL);
+    CHECK_OK(gni_psr_subscribe(r, "f", now));
+    gn_peer_id m[4];
+    CHECK_EQ(gni_psr_mesh_peers(r, "f", m, 4), 1);
+    CHECK(gn_peer_id_equal(&m[0], &d.pid));
+    outs o = drain_out(r, &b.pid);
+    CHECK_EQ(o.grafts, 0);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+    gn_identity_free(d.id);
+}
+
+/* Finding 16: with long custom IDs an IHAVE still fits max_rpc_len. */
+static long long_id(const gni_ps_msg *m, uint8_t *out, size_t cap, void *ud)
+{
+    (void)ud;
+    if (cap < 1000 || m->data.len == 0)
+        return GN_EINVAL;
+    memset(out, 0x33, 1000);
+    memcpy(out, m->data.data, GNI_MIN(m->data.len, (size_t)1000));
+    return 1000;
+}
+
+GN_TEST(ihave_fits_rpc_with_long_ids)
+{
+    gni_psr_config c = base_config();
+    c.msg_id = long_id;
+    c.limits.max_rpc_len = 16384;
+    c.limits.max_id_len = 1024;
+    gn_identity *id;
+    gn_time now = 10 * GN_S;
+    gni_psr *r = one_router(&c, &id, now);
+    gni_ps_limits lim = gni_ps_limits_resolve(&c.limits);
+    fake b;
+    fake_new(&b);
+    CHECK_OK(gni_psr_peer_add(r, &b.pid, GNI_PSR_MESHSUB11, false, NULL, 0, now));
+    fake_sub(r, &b, TOPIC, now);
+    fake_prune(r, &b, NULL, 0, now); /* b in backoff: a gossip target, not a mesh peer */
+    for (int i = 0; i < 40; i++) {
+        char d[16];
+        snprintf(d, sizeof d, "msg%02d", i);
+        CHECK_OK(gni_psr_publish(r, TOPIC, (const uint8_t *)d, strlen(d), now, NULL, NULL));
+    }
+    drain_out(r, NULL);
+    now += GN_S;
+    CHECK_OK(gni_psr_heartbeat(r, now));
+    static uint8_t buf[64 * 1024];
+    gn_peer_id to;
+    gni_ps_rpc rpc;
+    gni_ps_rpc_init(&rpc);
+    int ihave_ids = 0;
+    while (gni_psr_next_out(r, &to, &rpc) == 1) {
+        for (size_t i = 0; i < rpc.ihave_cnt; i++)
+            ihave_ids += (int)rpc.ihave[i].id_cnt;
+        CHECK(gni_ps_rpc_encode(&rpc, &lim, buf, sizeof buf) > 0);
+        gni_ps_rpc_fini(&rpc);
+    }
+    CHECK(ihave_ids > 0 && ihave_ids < 40);
+    gni_psr_free(r);
+    gn_identity_free(id);
+    gn_identity_free(b.id);
+}
+
+GN_TEST_MAIN(GN_T(ihave_fits_rpc_with_long_ids), GN_T(subscribe_fanout_promotion_respects_backoff), GN_T(floodsub_peer_below_publish_threshold_skipped), GN_T(strict_no_sign_and_config_checks), GN_T(byte_bounds_cache_events_output), GN_T(score_retention_and_backoff_kept), GN_T(deferred_validation_credits_duplicates_p3), GN_T(throttled_and_rejected_not_seen), GN_T(topic_churn_and_eviction), GN_T(control_output_bounded_for_congested_peer), GN_T(delivery_random_graph_exactly_once), GN_T(delivery_line_and_ring),
              GN_T(mesh_degree_bounds_dense), GN_T(floodsub_peers_mixed_in),
              GN_T(ihave_iwant_recovers_missed_message), GN_T(fanout_then_subscribe),
              GN_T(prune_backoff_respected_and_regraft_penalised),
