@@ -52,4 +52,10 @@ const char *cmd_client_help(const char *cmd);
 int cmd_ergo(int argc, char **argv);
 extern const char cmd_ergo_help[];
 
+/* cmd_xfer.c: "golemnet share" and "golemnet fetch" (built with transfer: GN_CLI_XFER) */
+/** Runs share (@fetch false) or fetch with their arguments; returns the exit status. */
+int cmd_xfer(bool fetch, int argc, char **argv);
+extern const char cmd_share_help[];
+extern const char cmd_fetch_help[];
+
 #endif
