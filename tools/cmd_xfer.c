@@ -64,8 +64,11 @@ typedef struct xcli {
     unsigned mem_chunks;
     gn_xfer_fetch *f;
     atomic_int done; /* 0 running; exit status + 1 */
+    atomic_int stopped;
     bool tty;
     bool bar_on;
+    unsigned provide_tries;
+    gn_timer provide_timer;
     char cid_s[GN_XFER_CID_STR_MAX];
 } xcli;
 
@@ -197,9 +200,26 @@ static void fetch_event(void *arg, const gn_xfer_event *ev)
     pthread_mutex_unlock(&xc_mu);
 }
 
+static void provided(void *arg, int status);
+
+static void provide_again(gn_timer *t, void *arg)
+{
+    (void)t;
+    xcli *c = arg;
+    int rc = gn_xfer_provide(c->node, c->cid_s, provided, c);
+    if (rc < 0)
+        provided(c, rc);
+}
+
 static void provided(void *arg, int status)
 {
     xcli *c = arg;
+    /* no DHT peer yet (the bootstrap connection is still being made): retry
+     * every 500 ms for up to 10 s */
+    if (status == GN_ENOROUTE && c->provide_tries++ < 20) {
+        gn_timer_start(&c->provide_timer, 500 * GN_MS, provide_again, c);
+        return;
+    }
     pthread_mutex_lock(&xc_mu);
     cli_out_begin("provided");
     cli_out_str("cid", c->cid_s);
@@ -239,6 +259,7 @@ static void start_fn(gn_loop *loop, void *arg)
     xcli *c = arg;
     int rc;
     if (!c->fetch) {
+        gn_timer_init(c->loop, &c->provide_timer);
         rc = gn_xfer_share(c->node, c->file, shared, c);
         if (rc < 0)
             shared(c, rc, NULL, 0);
@@ -273,6 +294,10 @@ static void stop_fn(gn_loop *loop, void *arg)
     xcli *c = arg;
     if (c->f)
         gn_xfer_fetch_cancel(c->f); /* the partial state stays for a resume */
+    if (!c->fetch) {
+        gn_timer_stop(&c->provide_timer);
+        atomic_store(&c->stopped, 1);
+    }
 }
 
 int cmd_xfer(bool fetch, int argc, char **argv);
@@ -459,6 +484,9 @@ int cmd_xfer(bool fetch, int argc, char **argv)
         d = atomic_load(&c.done);
         status = 1;
     } else {
+        if (!fetch && gn_loop_submit(c.loop, stop_fn, &c) == 0)
+            for (int i = 0; i < 50 && !atomic_load(&c.stopped); i++) /* bounded: 5 s */
+                usleep(100000);
         status = d == 0 ? 0 : d - 1; /* share: 0 on a signal */
         if (d == 3)
             status = 2;

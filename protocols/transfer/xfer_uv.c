@@ -592,6 +592,8 @@ struct gn_xfer_fetch {
     xfer_src *by_pid[XF_MAX_PROVIDERS];
     unsigned live, pending, banned, not_found;
     bool finding;
+    unsigned find_tries; /* GN_ENOROUTE right after the start: the DHT is not joined yet */
+    gn_timer find_timer;
     /* progress */
     gn_timer tick;
     gn_time last_progress, last_rate_t;
@@ -1338,6 +1340,11 @@ static void fetch_finish(gn_xfer_fetch *f, int status, const char *detail)
         if (detail && detail != f->detail)
             snprintf(f->detail, sizeof f->detail, "%s", detail);
         gn_timer_stop(&f->tick);
+        if (gn_timer_active(&f->find_timer)) { /* a DHT retry was waiting: it holds a ref */
+            gn_timer_stop(&f->find_timer);
+            f->finding = false;
+            f->refs--; /* the base reference (released after DONE) keeps f */
+        }
         for (gni_list *e = f->srcs.next; e != &f->srcs;) {
             xfer_src *src = GNI_CONTAINER_OF(e, xfer_src, link);
             e = e->next;
@@ -1401,9 +1408,36 @@ static void fetch_tick(gn_timer *t, void *arg)
         gn_timer_start(&f->tick, XF_TICK, fetch_tick, f);
 }
 
+static void fetch_found(void *arg, const gn_node_dht_result *res);
+
+static void fetch_find_again(gn_timer *t, void *arg)
+{
+    (void)t;
+    gn_xfer_fetch *f = arg;
+    if (f->finishing) {
+        f->finding = false;
+        fetch_check_sources(f);
+        fetch_rele(f);
+        return;
+    }
+    int rc = gn_node_dht_find_providers(f->n, f->cid + 2, GNI_XFER_CID_LEN - 2,
+                                        f->o.max_providers, fetch_found, f);
+    if (rc < 0) {
+        f->finding = false;
+        fetch_finish(f, rc, "asking the DHT");
+        fetch_rele(f);
+    }
+}
+
 static void fetch_found(void *arg, const gn_node_dht_result *res)
 {
     gn_xfer_fetch *f = arg;
+    /* no DHT peer yet (the bootstrap connection is still being made): retry
+     * every 500 ms for up to 10 s */
+    if (res->status == GN_ENOROUTE && !f->finishing && f->find_tries++ < 20) {
+        gn_timer_start(&f->find_timer, 500 * GN_MS, fetch_find_again, f);
+        return;
+    }
     f->finding = false;
     if (!f->finishing) {
         gn_peer_id self;
@@ -1791,6 +1825,7 @@ int gn_xfer_fetch_start(gn_node *n, const char *cid, const char *path,
     gni_list_init(&f->srcs);
     gni_list_init(&f->wq);
     gn_timer_init(c->loop, &f->tick);
+    gn_timer_init(c->loop, &f->find_timer);
     f->path = gn_strdup(path);
     f->part_path = str_cat(path, ".part");
     f->state_path = str_cat(path, ".part.state");
