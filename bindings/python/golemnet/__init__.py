@@ -28,7 +28,8 @@ layer).
 
 from . import errors
 from ._aio import (EVENT_KINDS, PROTOCOLS, Channel, ChannelMetrics, ChannelState, Event,
-                   DhtPeer, EventStream, Handler, Message, Node, PeerInfo, Stream)
+                   DhtPeer, EventStream, Fetch, Handler, Message, Node, PeerInfo, Stream,
+                   TransferEvent)
 from ._golemnet import MSG_PROTOCOL_ID, peer_id_from_seed
 from ._golemnet import generate_key_file, key_file_info  # key types (issue 17)
 from ._golemnet import version as _native_version
@@ -46,7 +47,7 @@ __version__: str = _native_version()
 
 __all__ = [
     "Node", "Channel", "Stream", "Message", "ChannelState", "ChannelMetrics", "Handler",
-    "Event", "EventStream", "EVENT_KINDS", "PeerInfo", "DhtPeer",
+    "Event", "EventStream", "EVENT_KINDS", "PeerInfo", "DhtPeer", "TransferEvent", "Fetch",
     "PROTOCOLS", "MSG_PROTOCOL_ID", "peer_id_from_seed", "generate_key_file", "key_file_info", "errors", "blocking",
     "Error", "GenericError", "NetworkError", "CryptoError", "PeerError",
     "InvalidArgumentError", "OutOfMemoryError", "AgainError", "CanceledError", "ClosedError",

@@ -1,0 +1,85 @@
+"""Resource transfer from Python (issue 19; docs/transfer.md): share a file on
+one node, fetch it on another as an async iterator of progress events, a
+malformed CID, a provider without the resource, cancel and resume."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import golemnet
+
+from conftest import Nodes, aio
+
+pytestmark = pytest.mark.skipif(not hasattr(golemnet, "Fetch"), reason="no transfer")
+
+
+@aio(60)
+async def test_share_and_fetch_with_progress_events(tmp_path):
+    src = tmp_path / "data.bin"
+    data = os.urandom(5 * 256 * 1024 + 333)
+    src.write_bytes(data)
+    async with Nodes() as ns:
+        a = await ns.new()
+        b = await ns.new(listen=False)
+        cid = await a.share(str(src))
+        assert cid.startswith("bafk")
+        out = tmp_path / "out.bin"
+        seen = []
+        async for ev in b.fetch(cid, str(out), [a.addrs[0]], progress_interval=0.05):
+            assert isinstance(ev, golemnet.TransferEvent)
+            seen.append(ev.type)
+        assert seen[-1] == "done" and "peer_up" in seen and "progress" in seen, seen
+        assert out.read_bytes() == data
+        assert not (tmp_path / "out.bin.part.state").exists()
+        # the same again: an existing file is replaced, the result is the same
+        done = await b.fetch(cid, str(out), [a.addrs[0]]).wait()
+        assert done.status == 0 and done.bytes_total == len(data)
+        assert done.bytes_received == len(data) and done.bytes_resumed == 0
+
+
+@aio(60)
+async def test_fetch_errors(tmp_path):
+    src = tmp_path / "x"
+    src.write_bytes(b"hello")
+    async with Nodes() as ns:
+        a = await ns.new()
+        b = await ns.new(listen=False)
+        cid = await a.share(str(src))
+        with pytest.raises(golemnet.NetworkError):
+            await a.share(str(tmp_path / "missing"))
+        other = await b.share(str(src))  # b shares too: same content, same CID
+        assert other == cid
+        with pytest.raises(golemnet.ParseError):  # reported by the iterator
+            await b.fetch("not-a-cid", str(tmp_path / "y"), [a.addrs[0]]).wait()
+        # a provider without the CID: NOT_FOUND
+        missing = "bafk2bzaceb66br7fjksnucowtoc35mrssi6qb3zzbyv7s4sqaahmkb5y347gg"
+        c = await ns.new()
+        with pytest.raises(golemnet.NotFoundError) as ei:
+            await b.fetch(missing, str(tmp_path / "z"), [c.addrs[0]]).wait()
+        assert ei.value.event.type == "done"  # type: ignore[attr-defined]
+
+
+@aio(60)
+async def test_cancel_then_resume(tmp_path):
+    src = tmp_path / "big"
+    with open(src, "wb") as f:
+        f.truncate(128 << 20)  # sparse: fast to make, hashed like any file
+    async with Nodes() as ns:
+        a = await ns.new()
+        b = await ns.new(listen=False)
+        cid = await a.share(str(src))
+        out = tmp_path / "big.out"
+        f = b.fetch(cid, str(out), [a.addrs[0]], memory_chunks=4, progress_interval=0.02)
+        with pytest.raises(golemnet.CanceledError):
+            async for ev in f:
+                if ev.type == "progress" and ev.bytes_done > 0:
+                    f.cancel()
+        assert f.result is not None and f.result.bytes_done > 0
+        assert (tmp_path / "big.out.part.state").exists() and not out.exists()
+        done = await b.fetch(cid, str(out), [a.addrs[0]]).wait()
+        # what was verified before the cancel was committed, and not fetched again
+        assert done.bytes_resumed == f.result.bytes_done, (done, f.result)
+        assert done.bytes_received == done.bytes_total - done.bytes_resumed
+        assert os.path.getsize(out) == 128 << 20
