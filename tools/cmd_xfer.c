@@ -45,6 +45,7 @@ const char cmd_fetch_help[] =
     "  --bootstrap-kad MA/p2p/ID     a Kademlia bootstrap peer (repeatable)\n"
     "  --max-providers N             providers to use from the DHT (1..64, default 16)\n"
     "  --memory-chunks N             chunks held in memory at most (4..256, default 48)\n"
+    "  --max-rate BYTES              download at most BYTES per second (default: no cap)\n"
     "  --option COMPONENT.KEY=VALUE  a component option (repeatable)\n"
     "  --listen MA                   also listen (none by default)\n"
     "  --timeout S                   give up after S seconds (default: none)\n"
@@ -62,6 +63,7 @@ typedef struct xcli {
     bool provide, have_kad;
     size_t max_prov;
     unsigned mem_chunks;
+    uint64_t max_rate;
     gn_xfer_fetch *f;
     atomic_int done; /* 0 running; exit status + 1 */
     atomic_int stopped;
@@ -273,6 +275,7 @@ static void start_fn(gn_loop *loop, void *arg)
         o.max_providers = c->max_prov;
     if (c->mem_chunks)
         o.max_chunks_in_memory = c->mem_chunks;
+    o.max_rate = c->max_rate;
     if (!cli_json && !c->tty)
         o.progress_interval = 0;
     rc = gn_xfer_fetch_start(c->node, c->cid, c->out, &o, fetch_event, c, &c->f);
@@ -363,7 +366,7 @@ int cmd_xfer(bool fetch, int argc, char **argv)
                 return xc_usage(help, "%s needs a value", a);
             c.out = argv[++i];
         } else if (fetch && (!strcmp(a, "--max-providers") || !strcmp(a, "--memory-chunks") ||
-                             !strcmp(a, "--timeout"))) {
+                             !strcmp(a, "--timeout") || !strcmp(a, "--max-rate"))) {
             if (!has_v)
                 return xc_usage(help, "%s needs a value", a);
             char *end;
@@ -375,6 +378,8 @@ int cmd_xfer(bool fetch, int argc, char **argv)
                 c.max_prov = (size_t)d;
             else if (!strcmp(a, "--memory-chunks"))
                 c.mem_chunks = (unsigned)d;
+            else if (!strcmp(a, "--max-rate"))
+                c.max_rate = (uint64_t)d;
             else
                 timeout_s = d;
         } else if (a[0] == '-' && a[1]) {

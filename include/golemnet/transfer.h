@@ -149,6 +149,12 @@ typedef struct gn_xfer_fetch_opts {
      * received); default 48 (12 MiB at 256 KiB chunks), 4..256.
      */
     unsigned max_chunks_in_memory;
+    /**
+     * Download rate cap, bytes/s (chunks asked for, averaged over 250 ms
+     * ticks); 0: none (default). For sharing a link politely, and for tests
+     * that need a transfer to last.
+     */
+    uint64_t max_rate;
 } gn_xfer_fetch_opts;
 #define GN_XFER_FETCH_OPTS_VERSION 1
 

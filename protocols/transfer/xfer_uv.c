@@ -594,6 +594,9 @@ struct gn_xfer_fetch {
     bool finding;
     unsigned find_tries; /* GN_ENOROUTE right after the start: the DHT is not joined yet */
     gn_timer find_timer;
+    /* rate cap (o.max_rate): a token bucket of bytes that may be asked for */
+    int64_t allowance;
+    gn_time allow_t;
     /* progress */
     gn_timer tick;
     gn_time last_progress, last_rate_t;
@@ -1286,6 +1289,15 @@ static void fetch_pump(gn_xfer_fetch *f)
     if (f->finishing || !f->sched)
         return;
     gn_time now = gn_loop_now(f->c->loop);
+    if (f->o.max_rate > 0) { /* refill, up to 250 ms worth (and at least one chunk) */
+        int64_t cap = (int64_t)(f->o.max_rate / 4);
+        if (cap < (int64_t)f->m.chunk_size)
+            cap = (int64_t)f->m.chunk_size;
+        f->allowance += (int64_t)((double)f->o.max_rate * (double)(now - f->allow_t) / 1e9);
+        if (f->allowance > cap)
+            f->allowance = cap;
+        f->allow_t = now;
+    }
     for (unsigned guard = 0; guard < 4096; guard++) {
         int pid;
         uint64_t idx;
@@ -1302,6 +1314,8 @@ static void fetch_pump(gn_xfer_fetch *f)
                 inflight += gni_xfer_sched_inflight(f->sched, (int)i);
         if (inflight + f->mem_chunks >= f->o.max_chunks_in_memory)
             break;
+        if (f->o.max_rate > 0 && f->allowance < (int64_t)f->m.chunk_size)
+            break; /* the tick refills */
         int pid;
         uint64_t idx;
         if (gni_xfer_sched_next(f->sched, now, &pid, &idx) != 1)
@@ -1312,6 +1326,7 @@ static void fetch_pump(gn_xfer_fetch *f)
             gni_xfer_sched_skip(f->sched, pid, idx, GNI_XFER_SKIP_CANCELED);
             break;
         }
+        f->allowance -= (int64_t)gni_xfer_chunk_len(&f->m, idx);
     }
     for (gni_list *e = f->srcs.next; e != &f->srcs; e = e->next) {
         xfer_src *src = GNI_CONTAINER_OF(e, xfer_src, link);
@@ -1841,7 +1856,7 @@ int gn_xfer_fetch_start(gn_node *n, const char *cid, const char *path,
     }
     f->o.providers = NULL;
     gni_list_add_tail(&c->fetches, &f->link);
-    f->last_rate_t = f->last_progress = gn_loop_now(c->loop);
+    f->last_rate_t = f->last_progress = f->allow_t = gn_loop_now(c->loop);
     if (f->n_prov == 0) {
         f->finding = true;
         f->refs++;

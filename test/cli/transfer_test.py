@@ -2,6 +2,7 @@
 """golemnet share / fetch end to end on loopback (issue 19; docs/transfer.md).
 
 Usage: transfer_test.py PATH_TO_golemnet [--big-mib N]   (prints TAP)
+Environment: XFER_CASES="word ..." runs only the cases whose name has a word.
 
 Byte-exact fetches (empty, one chunk, odd size, a sparse file of --big-mib
 MiB, default 256), a corrupt provider beside a good one, a provider killed
@@ -134,6 +135,14 @@ def make_file(path, size, sparse=False):
 
 
 TMP = tempfile.mkdtemp(prefix="gn-xfer-")
+MID_BYTES = 128 << 20  # the kill cases: capped at 100 MB/s, so about 1.3 s per fetch
+
+
+def mid_file():
+    src = os.path.join(TMP, "mid")
+    if not os.path.exists(src):
+        make_file(src, MID_BYTES, sparse=True)
+    return src
 
 
 @case
@@ -210,13 +219,14 @@ def progress_past(p, frac):
 
 @case
 def provider_killed_mid_transfer():
-    src = os.path.join(TMP, "big")
-    if not os.path.exists(src):
-        make_file(src, BIG_MIB << 20, sparse=True)
+    src = mid_file()
     s1, cid, a1 = share(src)
     s2, _, a2 = share(src)
     out = os.path.join(TMP, "k.out")
-    f = Proc("fetch", cid, "-o", out, "--from", a1, "--from", a2, "--memory-chunks", "8")
+    # capped at 100 MB/s so that it lasts (at least 2.7 s) on any machine
+    t0 = time.monotonic()
+    f = Proc("fetch", cid, "-o", out, "--from", a1, "--from", a2, "--memory-chunks", "8",
+             "--max-rate", "100000000")
     ev = f.wait_for(progress_past(f, 0.05), timeout=60)
     assert ev, f.events
     assert ev["bytes_done"] < ev["bytes_total"], "finished before the kill: use a bigger file"
@@ -224,18 +234,19 @@ def provider_killed_mid_transfer():
     d = f.wait_for(lambda e: e["event"] == "done", timeout=90)
     assert d and d["status"] == "ok", f.events[-5:]
     assert any(e["event"] == "peer_down" and e["peer"] == a1 for e in f.events), f.events
+    # the rate cap held (a token bucket: at most 250 ms worth ahead)
+    assert time.monotonic() - t0 >= MID_BYTES / 100e6 - 0.5, time.monotonic() - t0
     assert same(src, out)
     os.unlink(out)
 
 
 @case
 def kill_9_downloader_and_resume():
-    src = os.path.join(TMP, "big")
-    if not os.path.exists(src):
-        make_file(src, BIG_MIB << 20, sparse=True)
+    src = mid_file()
     s, cid, addr = share(src)
     out = os.path.join(TMP, "r.out")
-    f = Proc("fetch", cid, "-o", out, "--from", addr, "--memory-chunks", "4")
+    f = Proc("fetch", cid, "-o", out, "--from", addr, "--memory-chunks", "4",
+             "--max-rate", "100000000")  # so that it lasts on any machine
     # past 25 %: bits were committed (every 64 chunks = 16 MiB, or 1 s)
     ev = f.wait_for(progress_past(f, 0.25), timeout=60)
     assert ev and ev["bytes_done"] < ev["bytes_total"], f.events
@@ -246,7 +257,7 @@ def kill_9_downloader_and_resume():
     rc, evs, err = fetch(cid, out, "--from", addr, timeout=90)
     assert rc == 0, (rc, evs[-3:], err)
     d = done_of(evs)
-    total = BIG_MIB << 20
+    total = MID_BYTES
     assert d["bytes_resumed"] > 0, d
     # only the missing chunks came: one provider, so no endgame duplicates
     assert d["bytes_received"] == total - d["bytes_resumed"], d
@@ -326,7 +337,43 @@ def errors_and_limits():
     assert p.returncode == 1 and "cannot read" in p.stderr, p
 
 
-CASES = [byte_exact_small_files, sparse_big_file, corrupt_provider_banned_good_one_finishes,
+@case
+def progress_bar_on_a_terminal():
+    import pty
+    src = os.path.join(TMP, "bar")
+    make_file(src, 64 << 20, sparse=True)
+    s, cid, addr = share(src)
+    out = os.path.join(TMP, "bar.out")
+    master, slave = pty.openpty()
+    p = subprocess.Popen([CLI, "fetch", cid, "--from", addr, "-o", out, "--memory-chunks", "4"],
+                         stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    text = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            text += chunk
+        elif p.poll() is not None:
+            break
+    p.wait(timeout=30)
+    os.close(master)
+    stdout = p.stdout.read().decode()
+    assert p.returncode == 0, (p.returncode, stdout, text)
+    t = text.decode(errors="replace")
+    # the bar is rewritten in place (\r, erase line) and ends at 100 %
+    assert "\r\x1b[K[" in t and "100%" in t and "64.0 MiB / 64.0 MiB" in t, t[-300:]
+    assert "ETA" in t and "peers 1" in t, t[-300:]
+    assert stdout.startswith("done ") and "status=ok" in stdout, stdout
+    assert same(src, out)
+
+
+CASES = [byte_exact_small_files, progress_bar_on_a_terminal, sparse_big_file, corrupt_provider_banned_good_one_finishes,
          provider_killed_mid_transfer, kill_9_downloader_and_resume, four_sources,
          discovery_through_a_small_dht, errors_and_limits]
 
