@@ -83,3 +83,75 @@ async def test_cancel_then_resume(tmp_path):
         assert done.bytes_resumed == f.result.bytes_done, (done, f.result)
         assert done.bytes_received == done.bytes_total - done.bytes_resumed
         assert os.path.getsize(out) == 128 << 20
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _frame(body: bytes) -> bytes:
+    return _varint(len(body)) + body
+
+
+def _cid_bytes(cid: str) -> bytes:
+    import base64
+    t = cid[1:].upper()
+    return base64.b32decode(t + "=" * (-len(t) % 8))
+
+
+async def _frames(st, n_max: int = 16):
+    """Reads frames until the stream ends: [(type, body)]."""
+    data = await st.read_all(limit=4 << 20)
+    out = []
+    i = 0
+    while i < len(data) and len(out) < n_max:
+        ln, shift = 0, 0
+        while True:
+            b = data[i]
+            i += 1
+            ln |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        out.append((data[i], data[i + 1:i + ln]))
+        i += ln
+    return out
+
+
+@aio(60)
+async def test_limits_on_the_wire(tmp_path):
+    """A requester over the bounds (docs/protocols/transfer.md 6.3): a WANT
+    beyond the last chunk, more than 32 chunks outstanding, a frame longer
+    than the bound. Each gets ERROR (PROTOCOL 2 or LIMIT 3) and the end of
+    its stream; the provider keeps serving others."""
+    src = tmp_path / "f"
+    src.write_bytes(os.urandom(40 * 256 * 1024))  # 40 chunks
+    async with Nodes() as ns:
+        a = await ns.new()
+        b = await ns.new(listen=False)
+        cid = await a.share(str(src))
+        ch = await b.dial(a.addrs[0])
+        get = _frame(b"\x01" + _cid_bytes(cid))
+        cases = [
+            (_frame(b"\x04" + _varint(1) + _varint(40) + _varint(1)), 2),   # chunk 40 of 0..39
+            (_frame(b"\x04" + _varint(1) + _varint(0) + _varint(33)), 3),   # 33 > window 32
+            (_varint(2 << 20) + b"\x04", 3),                                # 2 MiB frame
+        ]
+        for bad, code in cases:
+            st = await ch.open_stream("/golem/transfer/1.0.0")
+            await st.write(get + bad)
+            frames = await _frames(st)
+            types = [t for t, _ in frames]
+            assert types[0] == 2 and 8 in types, frames  # MANIFEST ..., ERROR
+            err = dict(frames)[8]
+            assert err[0] == code, (bad, frames)
+            await st.close()
+        out = tmp_path / "ok"
+        done = await b.fetch(cid, str(out), [a.addrs[0]]).wait()
+        assert done.status == 0 and out.read_bytes() == src.read_bytes()
