@@ -615,8 +615,26 @@ struct xfer_src {
     gni_xfer_req *r;
     int pid;
     bool up, dead, writing, closing, closed;
+    unsigned jobs; /* chunks of this provider being verified on the thread pool */
     uint8_t out[XF_CTL_BUF];
 };
+
+/*
+ * A chunk verified on libuv's thread pool (the core's deferred mode,
+ * transfer.md section 9): the loop thread goes on receiving while another
+ * core hashes. The chunk stays "in flight" at the scheduler until the
+ * verdict, so the memory budget (inflight + queued writes) covers it.
+ */
+typedef struct xfer_vjob {
+    uv_work_t w;
+    xfer_src *src;
+    uint64_t index;
+    uint8_t *buf;
+    size_t len;
+    uint8_t proof[GNI_XFER_DEPTH_MAX * GNI_XFER_HASH_LEN];
+    unsigned proof_cnt;
+    int rc;
+} xfer_vjob;
 
 static void fetch_pump(gn_xfer_fetch *f);
 static void fetch_finish(gn_xfer_fetch *f, int status, const char *detail);
@@ -980,7 +998,7 @@ static void src_maybe_free(xfer_src *src)
 {
     if (src->s && !src->closed)
         return;
-    if (src->writing)
+    if (src->writing || src->jobs > 0)
         return;
     gni_list_del(&src->link);
     gni_xfer_req_free(src->r);
@@ -1099,6 +1117,57 @@ static void src_fail(xfer_src *src, int why, const char *detail)
     fetch_pump(f);
 }
 
+static void vjob_work(uv_work_t *w)
+{
+    xfer_vjob *j = w->data;
+    /* pure and thread-safe; the manifest is not written after the setup */
+    j->rc = gni_xfer_chunk_verify(&j->src->f->m, j->index, j->buf, j->len, j->proof,
+                                  j->proof_cnt);
+}
+
+static void vjob_done(uv_work_t *w, int status)
+{
+    xfer_vjob *j = w->data;
+    xfer_src *src = j->src;
+    gn_xfer_fetch *f = src->f;
+    src->jobs--;
+    if (status < 0)
+        j->rc = GN_ECANCELED;
+    if (f->finishing || src->dead) {
+        /* the provider is gone: its chunks went back to the pool already */
+        gn_free(j->buf);
+    } else if (j->rc == GN_EDECRYPT) {
+        gn_free(j->buf);
+        gni_xfer_req_abort(src->r, GNI_XFER_ERR_CORRUPT, "a chunk did not verify");
+        src_fail(src, GN_EDECRYPT, "a chunk did not verify against the manifest");
+    } else if (j->rc < 0) {
+        gn_free(j->buf);
+        src_fail(src, j->rc, "verifying a chunk");
+    } else if (gni_xfer_sched_done(f->sched, src->pid, j->index, j->len,
+                                   gn_loop_now(f->c->loop)) != 1) {
+        gn_free(j->buf); /* a duplicate (endgame) */
+    } else {
+        xfer_wr *wr = gn_malloc(sizeof *wr);
+        if (!wr) {
+            gn_free(j->buf);
+            fetch_finish(f, GN_ENOMEM, "no memory for a chunk");
+        } else {
+            wr->index = j->index;
+            wr->len = j->len;
+            wr->buf = j->buf;
+            f->mem_chunks++;
+            gni_list_add_tail(&f->wq, &wr->link);
+            disk_kick(f);
+        }
+    }
+    gn_free(j);
+    if (!f->finishing)
+        fetch_pump(f);
+    if (src->closed || (!src->s && src->closing))
+        src_maybe_free(src); /* it waited for this job */
+    fetch_rele(f);
+}
+
 static void src_event(xfer_src *src, const gni_xfer_ev *ev)
 {
     gn_xfer_fetch *f = src->f;
@@ -1135,6 +1204,34 @@ static void src_event(xfer_src *src, const gni_xfer_ev *ev)
     case GNI_XFER_EV_CHUNK: {
         gn_time now = gn_loop_now(f->c->loop);
         f->received += ev->data.len;
+        if (!ev->verified) {
+            xfer_vjob *j = gn_malloc(sizeof *j);
+            uint8_t *b = j ? gn_malloc(ev->data.len) : NULL;
+            if (!b || ev->proof_cnt > GNI_XFER_DEPTH_MAX) {
+                gn_free(j);
+                fetch_finish(f, GN_ENOMEM, "no memory for a chunk");
+                return;
+            }
+            memcpy(b, ev->data.base, ev->data.len);
+            memcpy(j->proof, ev->proof, (size_t)ev->proof_cnt * GNI_XFER_HASH_LEN);
+            j->proof_cnt = ev->proof_cnt;
+            j->src = src;
+            j->index = ev->index;
+            j->buf = b;
+            j->len = ev->data.len;
+            j->w.data = j;
+            if (uv_queue_work(f->c->uv, &j->w, vjob_work, vjob_done) < 0) {
+                j->rc = gni_xfer_chunk_verify(&f->m, j->index, j->buf, j->len, j->proof,
+                                              j->proof_cnt); /* here, then */
+                src->jobs++;
+                f->refs++;
+                vjob_done(&j->w, 0);
+                return;
+            }
+            src->jobs++;
+            f->refs++;
+            break;
+        }
         if (gni_xfer_sched_done(f->sched, src->pid, ev->index, ev->data.len, now) != 1)
             break; /* a duplicate (endgame) */
         xfer_wr *w = gn_malloc(sizeof *w);
@@ -1242,6 +1339,8 @@ static void src_opened(void *arg, int status, gn_stream *s)
         src_fail(src, rc, "out of memory");
         return;
     }
+    /* hash on the thread pool (vjob_*), not on the loop thread */
+    gni_xfer_req_set_defer_verify(src->r, true);
     gn_stream_read_start(s);
     src_flush(src); /* GET_MANIFEST */
 }
