@@ -155,3 +155,27 @@ async def test_limits_on_the_wire(tmp_path):
         out = tmp_path / "ok"
         done = await b.fetch(cid, str(out), [a.addrs[0]]).wait()
         assert done.status == 0 and out.read_bytes() == src.read_bytes()
+
+
+@aio(60)
+async def test_one_download_per_path_and_a_node_without_the_component(tmp_path):
+    src = tmp_path / "s"
+    with open(src, "wb") as f:
+        f.truncate(32 << 20)
+    async with Nodes() as ns:
+        a = await ns.new()
+        b = await ns.new(listen=False)
+        cid = await a.share(str(src))
+        out = str(tmp_path / "o")
+        first = b.fetch(cid, out, [a.addrs[0]], memory_chunks=4)
+        with pytest.raises(golemnet.ExistsError):  # a download to this path runs
+            await b.fetch(cid, out, [a.addrs[0]]).wait()
+        done = await first.wait()
+        assert done.status == 0 and os.path.getsize(out) == 32 << 20
+        # a node that leaves the component out: no transfer API, no service
+        c = await ns.new(protocol_components="id")
+        with pytest.raises(golemnet.NotSupportedError):
+            await c.share(str(src))
+        with pytest.raises(golemnet.NegotiationError):
+            ch = await b.dial(c.addrs[0])
+            await ch.open_stream("/golem/transfer/1.0.0")
