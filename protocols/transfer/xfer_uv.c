@@ -645,6 +645,8 @@ static void fetch_rele(gn_xfer_fetch *f)
 {
     if (--f->refs > 0)
         return;
+    gn_timer_stop(&f->tick);
+    gn_timer_stop(&f->find_timer);
     for (size_t i = 0; i < f->n_prov; i++)
         gn_free(f->prov[i]);
     gn_free(f->prov);
@@ -1971,7 +1973,8 @@ int gn_xfer_fetch_start(gn_node *n, const char *cid, const char *path,
         for (size_t i = 0; i < f->n_prov; i++)
             src_add(f, f->prov[i]);
     }
-    gn_timer_start(&f->tick, XF_TICK, fetch_tick, f);
+    if (!f->finishing) /* every provider may have failed at once (dial refused) */
+        gn_timer_start(&f->tick, XF_TICK, fetch_tick, f);
     if (out)
         *out = f;
     return 0;

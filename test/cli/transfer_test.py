@@ -324,6 +324,12 @@ def errors_and_limits():
         other = other[:-1] + ("a" if other[-1] != "a" else "b")
     rc, evs, err = fetch(other, os.path.join(TMP, "nf"), "--from", addr)
     assert rc == 1 and done_of(evs)["status"] == "GN_ENOTFOUND", (rc, evs, err)
+    # a provider nobody listens for: unreachable, nothing written
+    gone = addr.replace("/tcp/", "/tcp/1").split("/tcp/")[0] + "/tcp/1/p2p/" + addr.split("/p2p/")[1]
+    rc, evs, err = fetch(cid, os.path.join(TMP, "gone"), "--from", gone)
+    assert rc == 1 and done_of(evs)["status"] == "GN_EUNREACHABLE", (rc, evs, err)
+    assert any(e["event"] == "peer_down" and e["status"] == "GN_ECONNREFUSED" for e in evs), evs
+    assert not os.path.exists(os.path.join(TMP, "gone.part"))
     # a malformed CID: usage error, nothing started
     rc, evs, err = fetch("bafkNOTACID", os.path.join(TMP, "bad"), "--from", addr)
     assert rc == 2 and "GN_EPARSE" in err, (rc, evs, err)
