@@ -260,7 +260,36 @@ struct xfer_pstream {
     uv_fs_t rd;
     uint64_t rd_index;
     bool writing, disk_busy, closing, closed, end_after_write;
+    /* a write the stream refused with GN_EAGAIN, retried on on_writable */
+    size_t w_ctl, w_hdr, w_data;
 };
+
+static void ps_write_cb(void *arg, int status);
+static void ps_close(xfer_pstream *ps);
+
+/* Writes what is pending (control bytes, or a chunk's header and bytes). */
+static void ps_try_write(xfer_pstream *ps)
+{
+    gn_slice iov[2];
+    size_t n = 0;
+    if (ps->w_ctl) {
+        iov[n++] = (gn_slice){ps->ctl, ps->w_ctl};
+    } else if (ps->w_hdr) {
+        iov[n++] = (gn_slice){ps->hdr, ps->w_hdr};
+        iov[n++] = (gn_slice){ps->chunk, ps->w_data};
+    } else {
+        return;
+    }
+    int rc = gn_stream_write(ps->s, iov, n, ps_write_cb, ps);
+    if (rc == GN_EAGAIN)
+        return; /* the stream's queue is full: on_writable retries */
+    if (rc < 0) {
+        ps_close(ps);
+        return;
+    }
+    ps->w_ctl = ps->w_hdr = ps->w_data = 0;
+    ps->writing = true;
+}
 
 static void ps_pump(xfer_pstream *ps);
 static void ps_feed(xfer_pstream *ps, const uint8_t *in, size_t len);
@@ -347,18 +376,14 @@ static void ps_read_cb(uv_fs_t *req)
         ps_pump(ps);
         return;
     }
-    gn_slice iov[2] = {{ps->hdr, (size_t)hl}, {ps->chunk, want}};
-    int rc = gn_stream_write(ps->s, iov, 2, ps_write_cb, ps);
-    if (rc < 0) {
-        ps_close(ps);
-        return;
-    }
-    ps->writing = true;
+    ps->w_hdr = (size_t)hl;
+    ps->w_data = want;
+    ps_try_write(ps);
 }
 
 static void ps_pump(xfer_pstream *ps)
 {
-    if (ps->closing || ps->writing || ps->disk_busy)
+    if (ps->closing || ps->writing || ps->disk_busy || ps->w_ctl || ps->w_hdr)
         return;
     if (!ps->p) {
         if (ps->end_after_write)
@@ -369,12 +394,8 @@ static void ps_pump(xfer_pstream *ps)
     gn_buf_init(&b, ps->ctl, sizeof ps->ctl);
     size_t n = gni_xfer_prov_drain(ps->p, &b);
     if (n > 0) {
-        gn_slice iov = {ps->ctl, n};
-        if (gn_stream_write(ps->s, &iov, 1, ps_write_cb, ps) < 0) {
-            ps_close(ps);
-            return;
-        }
-        ps->writing = true;
+        ps->w_ctl = n;
+        ps_try_write(ps);
         return;
     }
     if (ps->end_after_write) {
@@ -537,7 +558,13 @@ static void ps_on_error(gn_stream *s, void *ud, int err)
 static void ps_on_writable(gn_stream *s, void *ud)
 {
     (void)s;
-    ps_pump(ud);
+    xfer_pstream *ps = ud;
+    if (ps->closing)
+        return;
+    if (ps->w_ctl || ps->w_hdr)
+        ps_try_write(ps);
+    else
+        ps_pump(ps);
 }
 
 static const gn_stream_handler ps_handler = {ps_on_data, ps_on_eof, ps_on_error, ps_on_writable};
@@ -616,6 +643,7 @@ struct xfer_src {
     int pid;
     bool up, dead, writing, closing, closed;
     unsigned jobs; /* chunks of this provider being verified on the thread pool */
+    size_t out_len; /* drained, not yet accepted by the stream (GN_EAGAIN) */
     uint8_t out[XF_CTL_BUF];
 };
 
@@ -1052,22 +1080,29 @@ static void src_flush(xfer_src *src)
 {
     if (!src->s || src->writing || src->closing || !src->r)
         return;
-    gn_buf b;
-    gn_buf_init(&b, src->out, sizeof src->out);
-    size_t n = gni_xfer_req_drain(src->r, &b);
-    if (n == 0) {
+    if (src->out_len == 0) {
+        gn_buf b;
+        gn_buf_init(&b, src->out, sizeof src->out);
+        src->out_len = gni_xfer_req_drain(src->r, &b);
+    }
+    if (src->out_len == 0) {
         if (src->dead)
             src_close(src);
         return;
     }
-    gn_slice iov = {src->out, n};
-    if (gn_stream_write(src->s, &iov, 1, src_write_cb, src) < 0) {
+    gn_slice iov = {src->out, src->out_len};
+    int rc = gn_stream_write(src->s, &iov, 1, src_write_cb, src);
+    if (rc == GN_EAGAIN)
+        return; /* the stream's queue is full: on_writable retries */
+    if (rc < 0) {
+        src->out_len = 0;
         if (!src->dead)
             src_fail(src, GN_ECLOSED, "write failed");
         else
             src_close(src);
         return;
     }
+    src->out_len = 0; /* the stream holds the bytes until src_write_cb */
     src->writing = true;
 }
 
