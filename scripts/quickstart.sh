@@ -124,9 +124,30 @@ step() { # name command...: run a step, count it, keep going (and say how long i
 }
 
 suite_main() {
-    build build-ci -Dwerror=true -Dergo_etcd=enabled -Dergo_tls=enabled &&
-        meson test -C build-ci --print-errorlogs --num-processes "$jobs" --no-suite manual \
-            --no-suite slow
+    build build-ci -Dwerror=true -Dergo_etcd=enabled -Dergo_tls=enabled || return 1
+    suite_long_start || true
+    meson test -C build-ci --no-rebuild --print-errorlogs --num-processes "$jobs" \
+        --no-suite manual --no-suite slow --no-suite long
+}
+
+# The suite 'long' of build-ci (netns_utp_faults: 64 MiB echoed over uTP on a
+# link with 5 % loss, 50 ms delay, duplication and reordering; about 3
+# minutes of waiting on the lossy link and about 3 s of CPU) starts in the
+# background as soon as the werror build is done and runs beside every
+# other step; the last step waits for it. Log: build-ci/meson-logs/longlog.*.
+long_pid=
+suite_long_start() {
+    [ -f build-ci/build.ninja ] || return 1
+    meson test -C build-ci --no-rebuild --print-errorlogs --num-processes 1 --suite long \
+        --no-suite manual --logbase longlog >build-ci/long.out 2>&1 &
+    long_pid=$!
+}
+suite_long_wait() {
+    [ -n "$long_pid" ] || return 1
+    local rc=0
+    wait "$long_pid" || rc=$?
+    cat build-ci/long.out
+    return $rc
 }
 
 # The suite 'slow' of build-ci (the js kad-dht and key interop tests, the uTP
@@ -165,7 +186,7 @@ suite_sanitizers() {
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false &&
         meson test -C build-asan --print-errorlogs --num-processes "$jobs" -t 3 --no-suite slow \
-            --no-suite manual --no-suite rig
+            --no-suite long --no-suite manual --no-suite rig
 }
 
 # Only the fuzz targets (and the library they link) are built here: the rest
@@ -274,6 +295,8 @@ test)
     [ -n "$slow_pid" ] || suite_slow_start || true
     step "the suite 'slow' (werror build)" suite_slow_wait || true
     count_meson build-ci slowlog
+    step "the suite 'long' (started after the werror build)" suite_long_wait || true
+    count_meson build-ci longlog
     log "done in $(( $(date +%s) - start ))s"
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]

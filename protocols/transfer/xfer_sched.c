@@ -5,9 +5,17 @@
  * corrupt provider back to the pool. Sans-I/O: time is an argument.
  *
  * Memory: one byte per chunk (copies in flight), one bit per chunk
- * (verified), one bit per chunk per provider that announced ranges (none
- * for a provider that has everything), and a fixed table of 64 providers
- * with 32 requests each.
+ * (verified), one bit per chunk per provider that announced ranges or
+ * SKIPped NOT_HAVE (none for a provider that has everything), and a fixed
+ * table of 64 providers with 32 requests each; at most GNI_XFER_SCHED_
+ * MEM_MAX in all (section 7.5).
+ *
+ * CPU: a global cursor below which no chunk is free (neither verified nor
+ * in flight), a count of free chunks, and per provider a cursor below
+ * which it holds nothing missing, so picking a new chunk does not rescan
+ * the file; a provider whose last search found nothing is not searched
+ * again until a chunk becomes free or it announces more (s->gen), and one
+ * resumes after its last pick while no chunk has become free since.
  */
 #include "xfer.h"
 
@@ -20,11 +28,15 @@ typedef struct sched_fl {
     uint64_t index;
     gn_time sent;
     bool canceled; /* a CANCEL went out; the provider still answers it */
+    bool stalled;  /* seen older than stall_time by gni_xfer_sched_next() */
 } sched_fl;
 
 typedef struct sched_prov {
     bool used, gone, banned, all;
     uint8_t *have; /* bitmap, NULL unless ranges were announced */
+    uint64_t cur;  /* every chunk below it is verified or not held */
+    uint64_t dry_gen; /* s->gen when a search found nothing (0: none) */
+    uint64_t scan, scan_gen; /* after its last pick (at s->gen scan_gen) */
     sched_fl fl[GNI_XFER_WINDOW]; /* in send order */
     unsigned fl_cnt;
     uint64_t rate; /* bytes/s, EWMA; 0 until the first chunk */
@@ -44,6 +56,11 @@ struct gni_xfer_sched {
     uint8_t *done;   /* bitmap */
     uint8_t *copies; /* per chunk: providers it is in flight at (not canceled) */
     uint64_t done_cnt, done_bytes, low;
+    uint64_t cur;      /* no chunk below it is free (missing and not in flight) */
+    uint64_t free_cnt; /* chunks missing and not in flight */
+    uint64_t gen;      /* bumped when a chunk becomes free or a HAVE adds */
+    gn_time stall_at;  /* no open request unseen as stalled stalls before it */
+    size_t mem;        /* bytes allocated for the bitmaps and copies */
     sched_prov p[GNI_XFER_SCHED_MAX_PROV];
     unsigned np, rr;
     sched_cancel cq[SCHED_CANCEL_Q];
@@ -74,8 +91,10 @@ int gni_xfer_sched_new(const gni_xfer_manifest *m, const uint8_t *done,
     if (c.window_min < 1 || c.window_max > GNI_XFER_WINDOW || c.window_min > c.window_max ||
         c.max_copies < 1 || c.max_copies > 255 || c.initial_rate == 0)
         return GN_EINVAL;
-    if (m->leaf_count > (1ull << GNI_XFER_DEPTH_MAX) || m->leaf_count > SIZE_MAX / 2)
+    if (m->leaf_count > (1ull << GNI_XFER_DEPTH_MAX))
         return GN_EINVAL;
+    if (m->leaf_count > GNI_XFER_SCHED_LEAVES_MAX)
+        return GN_ELIMIT; /* section 7.5: the memory budget */
     gni_xfer_sched *s = gn_calloc(1, sizeof *s);
     if (!s)
         return GN_ENOMEM;
@@ -88,6 +107,9 @@ int gni_xfer_sched_new(const gni_xfer_manifest *m, const uint8_t *done,
         gni_xfer_sched_free(s);
         return GN_ENOMEM;
     }
+    s->mem = bl + (size_t)m->leaf_count;
+    s->gen = 1;
+    s->stall_at = GN_TIME_INFINITY;
     if (done && bl) {
         memcpy(s->done, done, bl);
         if (m->leaf_count & 7)
@@ -99,6 +121,7 @@ int gni_xfer_sched_new(const gni_xfer_manifest *m, const uint8_t *done,
             }
         }
     }
+    s->free_cnt = m->leaf_count - s->done_cnt;
     *out = s;
     return 0;
 }
@@ -114,23 +137,118 @@ void gni_xfer_sched_free(gni_xfer_sched *s)
     gn_free(s);
 }
 
+
 static sched_prov *sched_get(const gni_xfer_sched *s, int pid)
 {
-    if (!s || pid < 0 || (unsigned)pid >= s->np)
+    if (!s || pid < 0 || (unsigned)pid >= s->np || !s->p[pid].used)
         return NULL;
     return (sched_prov *)&s->p[pid];
+}
+
+/* A chunk is free when missing and in flight nowhere (copies == 0). */
+static void sched_copy_inc(gni_xfer_sched *s, uint64_t i)
+{
+    if (s->copies[i] == 0 && !gni_xfer_bit(s->done, i))
+        s->free_cnt--;
+    s->copies[i]++;
+}
+
+static void sched_copy_dec(gni_xfer_sched *s, uint64_t i)
+{
+    s->copies[i]--;
+    if (s->copies[i] == 0 && !gni_xfer_bit(s->done, i)) {
+        s->free_cnt++;
+        if (i < s->cur)
+            s->cur = i;
+        s->gen++;
+    }
+}
+
+static void sched_mark_done(gni_xfer_sched *s, uint64_t i)
+{
+    if (s->copies[i] == 0)
+        s->free_cnt--;
+    s->done[i >> 3] |= (uint8_t)(1u << (i & 7));
+    s->done_cnt++;
+    s->done_bytes += gni_xfer_chunk_len(&s->m, i);
+}
+
+static size_t sched_have_len(const gni_xfer_sched *s)
+{
+    return gni_xfer_bitmap_len(s->m.leaf_count) + 1;
+}
+
+/* a have-set for @p filled with @fill, within the memory budget */
+static int sched_have_alloc(gni_xfer_sched *s, sched_prov *p, int fill)
+{
+    size_t bl = sched_have_len(s);
+    if (s->mem + bl > GNI_XFER_SCHED_MEM_MAX)
+        return GN_ELIMIT;
+    p->have = gn_malloc(bl);
+    if (!p->have)
+        return GN_ENOMEM;
+    memset(p->have, fill, bl);
+    s->mem += bl;
+    return 0;
+}
+
+static void sched_have_free(gni_xfer_sched *s, sched_prov *p)
+{
+    if (p->have) {
+        gn_free(p->have);
+        p->have = NULL;
+        s->mem -= sched_have_len(s);
+    }
+}
+
+static int sched_find_fl(const sched_prov *p, uint64_t index)
+{
+    for (unsigned i = 0; i < p->fl_cnt; i++)
+        if (p->fl[i].index == index)
+            return (int)i;
+    return -1;
+}
+
+/* a CANCEL still to send: its provider is there and the request is open */
+static bool sched_cancel_live(const gni_xfer_sched *s, sched_cancel c)
+{
+    const sched_prov *p = &s->p[c.pid];
+    int k = sched_find_fl(p, c.index);
+    return p->used && !p->gone && k >= 0 && p->fl[k].canceled;
+}
+
+/* keeps the live cancels, in order, except those of @pid (-1: none) */
+static void sched_cq_compact(gni_xfer_sched *s, int pid)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < s->cq_cnt; k++) {
+        sched_cancel c = s->cq[(s->cq_head + k) % SCHED_CANCEL_Q];
+        if (c.pid != pid && sched_cancel_live(s, c))
+            s->cq[(s->cq_head + n++) % SCHED_CANCEL_Q] = c;
+    }
+    s->cq_cnt = n;
 }
 
 int gni_xfer_sched_add(gni_xfer_sched *s)
 {
     if (!s)
         return GN_EINVAL;
-    if (s->np == GNI_XFER_SCHED_MAX_PROV)
-        return GN_ELIMIT;
-    sched_prov *p = &s->p[s->np];
+    /* the slot of a dropped provider is reused; a banned one's is kept so
+     * gni_xfer_sched_banned() keeps answering */
+    unsigned id;
+    for (id = 0; id < s->np; id++)
+        if (s->p[id].gone && !s->p[id].banned)
+            break;
+    if (id == s->np) {
+        if (s->np == GNI_XFER_SCHED_MAX_PROV)
+            return GN_ELIMIT;
+        s->np++;
+    }
+    sched_prov *p = &s->p[id];
+    sched_have_free(s, p);
     memset(p, 0, sizeof *p);
     p->used = true;
-    return (int)s->np++;
+    return (int)id;
 }
 
 int gni_xfer_sched_have_all(gni_xfer_sched *s, int pid)
@@ -139,9 +257,25 @@ int gni_xfer_sched_have_all(gni_xfer_sched *s, int pid)
     if (!p)
         return GN_EINVAL;
     p->all = true;
-    gn_free(p->have);
-    p->have = NULL;
+    sched_have_free(s, p);
+    p->cur = 0;
+    p->dry_gen = 0;
     return 0;
+}
+
+/* sets bits [start, start+count) of @b, whole bytes with memset */
+static void sched_bits_set(uint8_t *b, uint64_t start, uint64_t count)
+{
+    uint64_t i = start, end = start + count;
+    while (i < end && (i & 7))
+        b[i >> 3] |= (uint8_t)(1u << (i & 7)), i++;
+    if (end - i >= 8) {
+        uint64_t nb = (end - i) >> 3;
+        memset(b + (i >> 3), 0xff, (size_t)nb);
+        i += nb << 3;
+    }
+    while (i < end)
+        b[i >> 3] |= (uint8_t)(1u << (i & 7)), i++;
 }
 
 int gni_xfer_sched_have(gni_xfer_sched *s, int pid, uint64_t start, uint64_t count)
@@ -149,15 +283,18 @@ int gni_xfer_sched_have(gni_xfer_sched *s, int pid, uint64_t start, uint64_t cou
     sched_prov *p = sched_get(s, pid);
     if (!p || start > s->m.leaf_count || count > s->m.leaf_count - start)
         return GN_EINVAL;
-    if (p->all)
+    if (p->all || p->gone || count == 0)
         return 0;
     if (!p->have) {
-        p->have = gn_calloc(1, gni_xfer_bitmap_len(s->m.leaf_count) + 1);
-        if (!p->have)
-            return GN_ENOMEM;
+        int rc = sched_have_alloc(s, p, 0);
+        if (rc < 0)
+            return rc;
     }
-    for (uint64_t i = start; i < start + count; i++)
-        p->have[i >> 3] |= (uint8_t)(1u << (i & 7));
+    sched_bits_set(p->have, start, count);
+    if (start < p->cur)
+        p->cur = start;
+    p->dry_gen = 0;
+    p->scan_gen = 0;
     return 0;
 }
 
@@ -193,35 +330,104 @@ static gn_time sched_eta(const gni_xfer_sched *s, const sched_prov *p, unsigned 
     return (gn_time)((double)k * s->m.chunk_size * 1e9 / (double)sched_rate(s, p));
 }
 
-static int sched_find_fl(const sched_prov *p, uint64_t index)
+static bool sched_is_stalled(const gni_xfer_sched *s, const sched_fl *f, gn_time now)
 {
-    for (unsigned i = 0; i < p->fl_cnt; i++)
-        if (p->fl[i].index == index)
-            return (int)i;
-    return -1;
+    return now >= f->sent && now - f->sent >= s->cfg.stall_time;
 }
 
 static void sched_assign(gni_xfer_sched *s, sched_prov *p, uint64_t index, gn_time now)
 {
-    p->fl[p->fl_cnt++] = (sched_fl){index, now, false};
-    s->copies[index]++;
+    p->fl[p->fl_cnt++] = (sched_fl){index, now, false, false};
+    sched_copy_inc(s, index);
+    gn_time at = now > GN_TIME_INFINITY - s->cfg.stall_time ? GN_TIME_INFINITY
+                                                             : now + s->cfg.stall_time;
+    if (at < s->stall_at)
+        s->stall_at = at;
 }
 
-/* the first unassigned missing chunk @p has, from s->low on */
-static bool sched_pick_new(gni_xfer_sched *s, const sched_prov *p, uint64_t *index)
+/*
+ * The lowest free chunk @p has. The global cursor skips what is verified
+ * or in flight (amortised: it moves back only when a chunk becomes free);
+ * p->cur skips what @p does not hold or is verified; a search that finds
+ * nothing is not repeated until s->gen changes or @p announces more.
+ */
+static bool sched_pick_new(gni_xfer_sched *s, sched_prov *p, uint64_t *index)
 {
-    for (uint64_t i = s->low; i < s->m.leaf_count; i++) {
-        if (!gni_xfer_bit(s->done, i) && s->copies[i] == 0 && sched_has(p, i)) {
-            *index = i;
+    uint64_t n = s->m.leaf_count;
+    if (s->free_cnt == 0 || (p->dry_gen && p->dry_gen == s->gen))
+        return false;
+    while (s->cur < n) {
+        if ((s->cur & 7) == 0 && s->cur + 8 <= n && s->done[s->cur >> 3] == 0xff) {
+            s->cur += 8;
+            continue;
+        }
+        if (!gni_xfer_bit(s->done, s->cur) && s->copies[s->cur] == 0)
+            break;
+        s->cur++;
+    }
+    if (p->all) {
+        if (s->cur < n) {
+            *index = s->cur;
             return true;
         }
+        p->dry_gen = s->gen;
+        return false;
     }
+    if (!p->have)
+        return false;
+    uint64_t i = p->cur > s->cur ? p->cur : s->cur;
+    bool adv = i == p->cur;
+    /* nothing became free since its last pick: what it passed then is
+     * still verified, in flight or not held */
+    if (p->scan_gen == s->gen && p->scan > i) {
+        i = p->scan;
+        adv = false;
+    }
+    while (i < n) {
+        if ((i & 7) == 0 && i + 8 <= n && (p->have[i >> 3] & (uint8_t)~s->done[i >> 3]) == 0) {
+            i += 8;
+            if (adv)
+                p->cur = i;
+            continue;
+        }
+        if (gni_xfer_bit(p->have, i) && !gni_xfer_bit(s->done, i)) {
+            if (s->copies[i] == 0) {
+                *index = i;
+                p->scan = i + 1;
+                p->scan_gen = s->gen;
+                return true;
+            }
+            adv = false; /* in flight: it may come back */
+        }
+        i++;
+        if (adv)
+            p->cur = i;
+    }
+    p->dry_gen = s->gen;
     return false;
+}
+
+/* copies of @i in flight that are neither cancelled nor stalled */
+static unsigned sched_live_copies(const gni_xfer_sched *s, uint64_t i, gn_time now)
+{
+    unsigned n = 0;
+    for (unsigned h = 0; h < s->np; h++) {
+        const sched_prov *hp = &s->p[h];
+        if (!hp->used || hp->gone)
+            continue;
+        int k = sched_find_fl(hp, i);
+        if (k >= 0 && !hp->fl[k].canceled && !sched_is_stalled(s, &hp->fl[k], now))
+            n++;
+    }
+    return n;
 }
 
 /*
  * Endgame: a chunk in flight elsewhere that @c would deliver sooner than
- * its holder; the one whose holder would be latest wins.
+ * its holder; the one whose holder would be latest wins. A chunk has at
+ * most max_copies live copies (neither cancelled nor stalled: a stalled
+ * request is presumed lost, so a dead holder cannot block a chunk, and
+ * the limit still holds among the others).
  */
 static bool sched_pick_dup(gni_xfer_sched *s, int cid, gn_time now, uint64_t *index)
 {
@@ -239,15 +445,12 @@ static bool sched_pick_dup(gni_xfer_sched *s, int cid, gn_time now, uint64_t *in
                 continue;
             ahead++;
             uint64_t i = f->index;
-            /* a stalled request is presumed lost: it does not count
-             * against max_copies (else stalled holders could block a
-             * chunk for ever) */
-            bool stalled = now - f->sent > s->cfg.stall_time;
-            if (gni_xfer_bit(s->done, i) || (!stalled && s->copies[i] >= s->cfg.max_copies) ||
-                !sched_has(c, i) || sched_find_fl(c, i) >= 0)
+            if (gni_xfer_bit(s->done, i) || !sched_has(c, i) || sched_find_fl(c, i) >= 0)
                 continue;
-            gn_time theirs = stalled ? UINT64_MAX : now + sched_eta(s, hp, ahead);
-            if (mine < theirs && (!found || theirs > best)) {
+            gn_time theirs =
+                sched_is_stalled(s, f, now) ? GN_TIME_INFINITY : now + sched_eta(s, hp, ahead);
+            if (mine < theirs && (!found || theirs > best) &&
+                sched_live_copies(s, i, now) < s->cfg.max_copies) {
                 best = theirs;
                 *index = i;
                 found = true;
@@ -265,8 +468,25 @@ int gni_xfer_sched_next(gni_xfer_sched *s, gn_time now, int *pid, uint64_t *inde
         s->low++;
     if (s->low >= s->m.leaf_count)
         return 0;
+    /* requests seen stalled no longer make a deadline; the pass runs only
+     * when one may have stalled (s->stall_at is a lower bound) */
+    if (now >= s->stall_at) {
+        gn_time next = GN_TIME_INFINITY;
+        for (unsigned h = 0; h < s->np; h++) {
+            for (unsigned k = 0; k < s->p[h].fl_cnt; k++) {
+                sched_fl *f = &s->p[h].fl[k];
+                if (f->stalled)
+                    continue;
+                if (sched_is_stalled(s, f, now))
+                    f->stalled = true;
+                else if (f->sent + s->cfg.stall_time < next)
+                    next = f->sent + s->cfg.stall_time;
+            }
+        }
+        s->stall_at = next;
+    }
     /* new chunks first, to every provider with credit, round robin */
-    for (unsigned k = 0; k < s->np; k++) {
+    for (unsigned k = 0; s->free_cnt && k < s->np; k++) {
         unsigned id = (s->rr + k) % s->np;
         sched_prov *p = &s->p[id];
         if (!sched_live(p) || p->fl_cnt >= sched_window(s, p))
@@ -298,6 +518,29 @@ int gni_xfer_sched_next(gni_xfer_sched *s, gn_time now, int *pid, uint64_t *inde
     return 0;
 }
 
+gn_time gni_xfer_sched_next_deadline(const gni_xfer_sched *s)
+{
+    gn_time d = GN_TIME_INFINITY;
+    if (!s)
+        return d;
+    for (unsigned h = 0; h < s->np; h++) {
+        const sched_prov *p = &s->p[h];
+        if (!p->used || p->gone)
+            continue;
+        for (unsigned k = 0; k < p->fl_cnt; k++) {
+            const sched_fl *f = &p->fl[k];
+            if (f->canceled || f->stalled || gni_xfer_bit(s->done, f->index))
+                continue;
+            gn_time t = f->sent > GN_TIME_INFINITY - s->cfg.stall_time
+                            ? GN_TIME_INFINITY
+                            : f->sent + s->cfg.stall_time;
+            if (t < d)
+                d = t;
+        }
+    }
+    return d;
+}
+
 int gni_xfer_sched_next_cancel(gni_xfer_sched *s, int *pid, uint64_t *index)
 {
     if (!s || !pid || !index)
@@ -306,10 +549,8 @@ int gni_xfer_sched_next_cancel(gni_xfer_sched *s, int *pid, uint64_t *index)
         sched_cancel c = s->cq[s->cq_head];
         s->cq_head = (s->cq_head + 1) % SCHED_CANCEL_Q;
         s->cq_cnt--;
-        const sched_prov *p = &s->p[c.pid];
-        int k = sched_find_fl(p, c.index);
         /* gone, or it answered meanwhile (the copy arrived or was skipped) */
-        if (p->gone || k < 0 || !p->fl[k].canceled)
+        if (!sched_cancel_live(s, c))
             continue;
         *pid = c.pid;
         *index = c.index;
@@ -329,6 +570,9 @@ int gni_xfer_sched_done(gni_xfer_sched *s, int pid, uint64_t index, size_t len, 
     sched_prov *p = sched_get(s, pid);
     if (!p || index >= s->m.leaf_count)
         return GN_EINVAL;
+    bool fresh = !gni_xfer_bit(s->done, index);
+    if (fresh)
+        sched_mark_done(s, index);
     int k = sched_find_fl(p, index);
     if (k >= 0) {
         sched_fl f = p->fl[k];
@@ -341,22 +585,26 @@ int gni_xfer_sched_done(gni_xfer_sched *s, int pid, uint64_t index, size_t len, 
         }
         p->last_arrival = now;
         if (!f.canceled)
-            s->copies[index]--;
+            sched_copy_dec(s, index);
         sched_unfl(p, k);
     }
-    if (gni_xfer_bit(s->done, index))
+    if (!fresh)
         return 0;
-    s->done[index >> 3] |= (uint8_t)(1u << (index & 7));
-    s->done_cnt++;
-    s->done_bytes += gni_xfer_chunk_len(&s->m, index);
     for (unsigned h = 0; h < s->np; h++) {
         sched_prov *o = &s->p[h];
+        if (!o->used || o->gone)
+            continue;
         int j = sched_find_fl(o, index);
-        if (j < 0 || o->fl[j].canceled || o->gone)
+        if (j < 0 || o->fl[j].canceled)
             continue;
         o->fl[j].canceled = true;
-        s->copies[index]--;
-        s->cq[(s->cq_head + s->cq_cnt++) % SCHED_CANCEL_Q] = (sched_cancel){(int)h, index};
+        sched_copy_dec(s, index);
+        /* live cancels are distinct open requests, so they fit once the
+         * stale ones are gone; if not, the copy arrives as a duplicate */
+        if (s->cq_cnt == SCHED_CANCEL_Q)
+            sched_cq_compact(s, -1);
+        if (s->cq_cnt < SCHED_CANCEL_Q)
+            s->cq[(s->cq_head + s->cq_cnt++) % SCHED_CANCEL_Q] = (sched_cancel){(int)h, index};
     }
     return 1;
 }
@@ -364,26 +612,42 @@ int gni_xfer_sched_done(gni_xfer_sched *s, int pid, uint64_t index, size_t len, 
 int gni_xfer_sched_skip(gni_xfer_sched *s, int pid, uint64_t index, unsigned reason)
 {
     sched_prov *p = sched_get(s, pid);
+    if (!p || index >= s->m.leaf_count ||
+        (reason != GNI_XFER_SKIP_NOT_HAVE && reason != GNI_XFER_SKIP_CANCELED))
+        return GN_EINVAL;
+    int k = sched_find_fl(p, index);
+    if (k < 0)
+        return GN_ENOTFOUND;
+    if (reason == GNI_XFER_SKIP_NOT_HAVE && p->all) {
+        /* remember what it lacks: a have-set of everything but @index */
+        int rc = sched_have_alloc(s, p, 0xff);
+        if (rc < 0) {
+            (void)gni_xfer_sched_drop(s, pid, rc);
+            return rc;
+        }
+        p->all = false;
+    }
+    if (reason == GNI_XFER_SKIP_NOT_HAVE && p->have)
+        p->have[index >> 3] &= (uint8_t)~(1u << (index & 7));
+    bool canceled = p->fl[k].canceled;
+    sched_unfl(p, k);
+    if (!canceled)
+        sched_copy_dec(s, index);
+    return 0;
+}
+
+int gni_xfer_sched_unassign(gni_xfer_sched *s, int pid, uint64_t index)
+{
+    sched_prov *p = sched_get(s, pid);
     if (!p || index >= s->m.leaf_count)
         return GN_EINVAL;
     int k = sched_find_fl(p, index);
     if (k < 0)
         return GN_ENOTFOUND;
-    if (!p->fl[k].canceled)
-        s->copies[index]--;
+    bool canceled = p->fl[k].canceled;
     sched_unfl(p, k);
-    if (reason == GNI_XFER_SKIP_NOT_HAVE) {
-        if (p->all) {
-            size_t bl = gni_xfer_bitmap_len(s->m.leaf_count);
-            p->have = gn_malloc(bl + 1);
-            if (!p->have)
-                return GN_ENOMEM;
-            memset(p->have, 0xff, bl + 1);
-            p->all = false;
-        }
-        if (p->have)
-            p->have[index >> 3] &= (uint8_t)~(1u << (index & 7));
-    }
+    if (!canceled)
+        sched_copy_dec(s, index);
     return 0;
 }
 
@@ -394,11 +658,14 @@ int gni_xfer_sched_drop(gni_xfer_sched *s, int pid, int why)
         return GN_EINVAL;
     for (unsigned k = 0; k < p->fl_cnt; k++)
         if (!p->fl[k].canceled)
-            s->copies[p->fl[k].index]--;
+            sched_copy_dec(s, p->fl[k].index);
     p->fl_cnt = 0;
     p->gone = true;
+    p->all = false;
+    sched_have_free(s, p);
     if (why == GN_EDECRYPT)
         p->banned = true;
+    sched_cq_compact(s, pid);
     return 0;
 }
 

@@ -430,9 +430,15 @@ int gni_xfer_cid_verify(const uint8_t cid[GNI_XFER_CID_LEN], const uint8_t *mb, 
 
 /* ---- resume state ---- */
 
+uint64_t gni_xfer_tree_leaves(const gni_xfer_tree *t)
+{
+    return t ? t->n : 0;
+}
+
 size_t gni_xfer_bitmap_len(uint64_t leaves)
 {
-    return (size_t)((leaves + 7) / 8);
+    uint64_t n = leaves / 8 + ((leaves & 7) != 0);
+    return n > SIZE_MAX ? SIZE_MAX : (size_t)n; /* SIZE_MAX: does not fit (32-bit) */
 }
 
 int gni_xfer_state_header(const uint8_t *mb, size_t mb_len, uint8_t *out, size_t out_len)
@@ -465,6 +471,8 @@ int gni_xfer_state_parse(const uint8_t *in, size_t len, const uint8_t cid[GNI_XF
         return rc;
     if (gni_xfer_cid_verify(cid, in + 12, ml) != 0)
         return GN_EDECRYPT;
+    if (m->leaf_count / 8 >= SIZE_MAX - 12 - GNI_XFER_MANIFEST_MAX)
+        return GN_ELIMIT; /* a bitmap this platform cannot address */
     size_t bl = gni_xfer_bitmap_len(m->leaf_count);
     if (len - 12 - ml != bl)
         return GN_EPARSE;

@@ -366,8 +366,11 @@ static void ps_read_cb(uv_fs_t *req)
     if (r != (ssize_t)want) {
         GN_LOG(GN_LOG_WARNING, XF_LOG, "reading chunk %" PRIu64 " of %s: %s", ps->rd_index,
                ps->sh->path, r < 0 ? uv_strerror((int)r) : "the file is shorter than shared");
-        gni_xfer_prov_abort(ps->p, GNI_XFER_ERR_INTERNAL, "read error on the shared file");
-        ps->end_after_write = true;
+        /* answer it with SKIP(NOT_HAVE): the requester asks elsewhere */
+        if (gni_xfer_prov_skip_head(ps->p, GNI_XFER_SKIP_NOT_HAVE) < 0) {
+            gni_xfer_prov_abort(ps->p, GNI_XFER_ERR_INTERNAL, "read error on the shared file");
+            ps->end_after_write = true;
+        }
         ps_pump(ps);
         return;
     }
@@ -1458,8 +1461,8 @@ static void fetch_pump(gn_xfer_fetch *f)
             break;
         xfer_src *src = pid >= 0 && pid < (int)XF_MAX_PROVIDERS ? f->by_pid[pid] : NULL;
         if (!src || src->dead || gni_xfer_req_want(src->r, idx, 1) < 0) {
-            /* cannot ask it now: back to the pool (the core says why) */
-            gni_xfer_sched_skip(f->sched, pid, idx, GNI_XFER_SKIP_CANCELED);
+            /* cannot ask it now: back to the pool, not in flight there */
+            gni_xfer_sched_unassign(f->sched, pid, idx);
             break;
         }
         f->allowance -= (int64_t)gni_xfer_chunk_len(&f->m, idx);

@@ -9,6 +9,8 @@
 #include "golemnet/log.h"
 #include "golemnet/multiformats.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,41 @@
 #define XFER_IDX_END (1ull << GNI_XFER_DEPTH_MAX)
 
 /* ---- codec ---- */
+
+/* length of the longest prefix of @s (@n bytes) made of whole, valid
+ * UTF-8 characters (RFC 3629: shortest form, no surrogates, <= U+10FFFF) */
+static size_t utf8_valid_prefix(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t k;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0)
+            k = 1, cp = c & 0x1fu, min = 0x80;
+        else if ((c & 0xf0) == 0xe0)
+            k = 2, cp = c & 0x0fu, min = 0x800;
+        else if ((c & 0xf8) == 0xf0)
+            k = 3, cp = c & 0x07u, min = 0x10000;
+        else
+            return i;
+        if (n - i <= k)
+            return i;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80)
+                return i;
+            cp = (cp << 6) | (s[i + j] & 0x3fu);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += k + 1;
+    }
+    return i;
+}
 
 typedef struct xfer_rd {
     const uint8_t *p;
@@ -145,6 +182,8 @@ int gni_xfer_msg_decode(const uint8_t *body, size_t len, gni_xfer_msg *m,
         size_t rest = len - r.pos;
         if (rest > GNI_XFER_ERRTEXT_MAX)
             return GN_ETOOBIG;
+        if (utf8_valid_prefix(body + r.pos, rest) != rest)
+            return GN_EBADFRAME;
         m->bytes = gn_slice_of(rest ? body + r.pos : NULL, rest);
         return 0;
     }
@@ -283,6 +322,9 @@ static void q_error(xfer_q *q, unsigned code, const char *text)
     size_t tl = text ? strlen(text) : 0;
     if (tl > GNI_XFER_ERRTEXT_MAX)
         tl = GNI_XFER_ERRTEXT_MAX;
+    /* whole characters only: cut before a character the bound splits, and
+     * at the first invalid byte (section 5) */
+    tl = utf8_valid_prefix((const uint8_t *)text, tl);
     m.bytes = gn_slice_of(text, tl);
     (void)q_push(q, &m, false);
 }
@@ -290,6 +332,7 @@ static void q_error(xfer_q *q, unsigned code, const char *text)
 static unsigned xfer_err_code(int rc)
 {
     switch (rc) {
+    case GN_ETIMEDOUT:
     case GN_EWINDOW:
     case GN_ETOOBIG:
     case GN_EFRAMESIZE:
@@ -315,7 +358,8 @@ typedef struct xfer_slot {
 struct gni_xfer_req {
     uint8_t cid[GNI_XFER_CID_LEN];
     gni_lp_reader rd;
-    bool have_manifest, dead, defer_verify;
+    bool have_manifest, dead, defer_verify, timed;
+    gn_time t_start, t_rx; /* timed: when started, when bytes last arrived */
     gni_xfer_manifest m;
     xfer_slot out[GNI_XFER_WINDOW];
     unsigned out_cnt;
@@ -379,12 +423,39 @@ static int req_fail(gni_xfer_req *r, int rc, const char *text)
     return rc;
 }
 
+/* the ERROR text of a failed frame read or decode, naming what was wrong */
+static const char *xfer_frame_text(char *buf, size_t n, int rc, size_t max, const uint8_t *body,
+                                   size_t len)
+{
+    switch (rc) {
+    case GN_ENOMEM:
+        return "out of memory";
+    case GN_EFRAMESIZE:
+        snprintf(buf, n, "message length above the bound of %zu bytes", max);
+        return buf;
+    case GN_EPARSE:
+        return "bad length prefix (malformed varint)";
+    default:
+        snprintf(buf, n, "malformed message (type %u, %zu bytes): %s", len ? body[0] : 0u, len,
+                 rc == GN_ETOOBIG ? "a count or length above its bound" : "not well formed");
+        return buf;
+    }
+}
+
+#define XFER_FAILF(fail, obj, rc, ...)                                                       \
+    do {                                                                                     \
+        char fb_[160];                                                                       \
+        snprintf(fb_, sizeof fb_, __VA_ARGS__);                                              \
+        return fail((obj), (rc), fb_);                                                       \
+    } while (0)
+
 static int req_msg(gni_xfer_req *r, const uint8_t *body, size_t len, gni_xfer_ev *ev)
 {
     gni_xfer_msg m;
     int rc = gni_xfer_msg_decode(body, len, &m, r->ranges);
+    char tb[160];
     if (rc < 0)
-        return req_fail(r, rc, "malformed message");
+        return req_fail(r, rc, xfer_frame_text(tb, sizeof tb, rc, GNI_XFER_MSG_MAX, body, len));
     memset(ev, 0, sizeof *ev);
     switch (m.type) {
     case GNI_XFER_T_MANIFEST:
@@ -393,16 +464,18 @@ static int req_msg(gni_xfer_req *r, const uint8_t *body, size_t len, gni_xfer_ev
         if (gni_xfer_cid_verify(r->cid, m.bytes.base, m.bytes.len) != 0)
             return req_fail(r, GN_EDECRYPT, "MANIFEST does not match the CID");
         if ((rc = gni_xfer_manifest_decode(m.bytes.base, m.bytes.len, &r->m)) < 0)
-            return req_fail(r, GN_EPARSE, "MANIFEST malformed");
+            XFER_FAILF(req_fail, r, GN_EPARSE, "MANIFEST malformed (%zu bytes): %s",
+                       m.bytes.len, gn_strerror(rc));
         r->have_manifest = true;
         ev->type = GNI_XFER_EV_MANIFEST;
         ev->manifest = &r->m;
         return 1;
     case GNI_XFER_T_HAVE:
         if (!r->have_manifest)
-            return req_fail(r, GN_EPROTO, "HAVE before MANIFEST");
+            return req_fail(r, GN_EPROTO, "HAVE before MANIFEST (the first answer must be MANIFEST)");
         if (!ranges_in_file(&m, r->m.leaf_count))
-            return req_fail(r, GN_EPROTO, "HAVE beyond the last chunk");
+            XFER_FAILF(req_fail, r, GN_EPROTO, "HAVE beyond the last chunk (%llu chunks)",
+                       (unsigned long long)r->m.leaf_count);
         ev->type = GNI_XFER_EV_HAVE;
         ev->all = m.code == 1;
         ev->ranges = m.ranges;
@@ -411,15 +484,19 @@ static int req_msg(gni_xfer_req *r, const uint8_t *body, size_t len, gni_xfer_ev
     case GNI_XFER_T_CHUNK: {
         int s = r->have_manifest ? req_slot(r, m.index) : -1;
         if (s < 0)
-            return req_fail(r, GN_EPROTO, "CHUNK not wanted");
+            XFER_FAILF(req_fail, r, GN_EPROTO, "CHUNK %llu not wanted",
+                       (unsigned long long)m.index);
         if (r->defer_verify) {
             /* the caller hashes; what costs nothing is checked here */
             if (m.bytes.len != gni_xfer_chunk_len(&r->m, m.index) ||
                 m.proof_cnt != gni_xfer_proof_len(r->m.leaf_count, m.index))
-                return req_fail(r, GN_EDECRYPT, "CHUNK does not verify");
+                XFER_FAILF(req_fail, r, GN_EDECRYPT,
+                           "CHUNK %llu does not verify (%zu bytes, %u proof hashes)",
+                           (unsigned long long)m.index, m.bytes.len, m.proof_cnt);
         } else if (gni_xfer_chunk_verify(&r->m, m.index, m.bytes.base, m.bytes.len, m.proof,
                                          m.proof_cnt) != 0) {
-            return req_fail(r, GN_EDECRYPT, "CHUNK does not verify");
+            XFER_FAILF(req_fail, r, GN_EDECRYPT, "CHUNK %llu does not verify",
+                       (unsigned long long)m.index);
         }
         req_unslot(r, s);
         ev->type = GNI_XFER_EV_CHUNK;
@@ -436,11 +513,20 @@ static int req_msg(gni_xfer_req *r, const uint8_t *body, size_t len, gni_xfer_ev
         unsigned total = 0;
         for (size_t i = 0; i < m.range_cnt; i++) {
             if (m.ranges[i].count > GNI_XFER_WINDOW - total)
-                return req_fail(r, GN_EPROTO, "SKIP of chunks not wanted");
+                return req_fail(r, GN_EPROTO, "SKIP of more chunks than outstanding");
             total += (unsigned)m.ranges[i].count;
-            for (uint64_t k = 0; k < m.ranges[i].count; k++)
-                if (req_slot(r, m.ranges[i].start + k) < 0)
-                    return req_fail(r, GN_EPROTO, "SKIP of chunks not wanted");
+            for (uint64_t k = 0; k < m.ranges[i].count; k++) {
+                uint64_t x = m.ranges[i].start + k;
+                int sl = req_slot(r, x);
+                if (sl < 0)
+                    XFER_FAILF(req_fail, r, GN_EPROTO, "SKIP of chunk %llu not wanted",
+                               (unsigned long long)x);
+                /* a CANCELED answer only to a CANCEL: else WANT/SKIP could loop */
+                if (m.code == GNI_XFER_SKIP_CANCELED && !r->out[sl].canceled)
+                    XFER_FAILF(req_fail, r, GN_EPROTO,
+                               "SKIP(CANCELED) of a chunk not cancelled (%llu)",
+                               (unsigned long long)x);
+            }
         }
         for (size_t i = 0; i < m.range_cnt; i++)
             for (uint64_t k = 0; k < m.ranges[i].count; k++)
@@ -458,7 +544,7 @@ static int req_msg(gni_xfer_req *r, const uint8_t *body, size_t len, gni_xfer_ev
         ev->data = m.bytes;
         return 1;
     default:
-        return req_fail(r, GN_EPROTO, "message of the requester's side");
+        XFER_FAILF(req_fail, r, GN_EPROTO, "message type %u is the requester's to send", m.type);
     }
 }
 
@@ -477,8 +563,11 @@ int gni_xfer_req_feed(gni_xfer_req *r, const uint8_t *in, size_t len, size_t *co
         int rc = gni_lp_reader_feed(&r->rd, in + used, len - used, &c, &msg, &ml);
         used += c;
         *consumed = used;
-        if (rc < 0)
-            return req_fail(r, rc == GN_EPARSE ? GN_EBADFRAME : rc, "bad length prefix");
+        if (rc < 0) {
+            char tb[160];
+            const char *t = xfer_frame_text(tb, sizeof tb, rc, GNI_XFER_MSG_MAX, NULL, 0);
+            return req_fail(r, rc == GN_EPARSE ? GN_EBADFRAME : rc, t);
+        }
         if (rc == 1) {
             rc = req_msg(r, msg, ml, ev);
             if (rc != 0)
@@ -560,6 +649,49 @@ int gni_xfer_req_abort(gni_xfer_req *r, unsigned code, const char *text)
     return 0;
 }
 
+gn_time gni_xfer_req_next_deadline(const gni_xfer_req *r)
+{
+    if (!r || !r->timed || r->dead)
+        return GN_TIME_INFINITY;
+    if (!r->have_manifest)
+        return r->t_start + GNI_XFER_MANIFEST_TIMEOUT;
+    if (r->out_cnt)
+        return r->t_rx + GNI_XFER_IDLE_TIMEOUT;
+    return GN_TIME_INFINITY;
+}
+
+void gni_xfer_req_start(gni_xfer_req *r, gn_time now)
+{
+    if (r) {
+        r->timed = true;
+        r->t_start = r->t_rx = now;
+    }
+}
+
+int gni_xfer_req_feed_at(gni_xfer_req *r, const uint8_t *in, size_t len, size_t *consumed,
+                         gni_xfer_ev *ev, gn_time now)
+{
+    if (r && len) {
+        if (!r->timed)
+            gni_xfer_req_start(r, now);
+        r->t_rx = now;
+    }
+    return gni_xfer_req_feed(r, in, len, consumed, ev);
+}
+
+int gni_xfer_req_on_expiry(gni_xfer_req *r, gn_time now)
+{
+    if (!r)
+        return GN_EINVAL;
+    gn_time d = gni_xfer_req_next_deadline(r);
+    if (now < d)
+        return 0;
+    if (!r->have_manifest)
+        return req_fail(r, GN_ETIMEDOUT, "timeout: no MANIFEST within 10 s");
+    XFER_FAILF(req_fail, r, GN_ETIMEDOUT, "timeout: nothing received for 30 s with %u chunks outstanding",
+               r->out_cnt);
+}
+
 /* ---- provider ---- */
 
 struct gni_xfer_prov {
@@ -568,9 +700,10 @@ struct gni_xfer_prov {
     size_t mb_len;
     gni_xfer_manifest m;
     const gni_xfer_tree *t;
-    const uint8_t *have;
     gni_lp_reader rd;
-    bool opened, dead;
+    bool opened, dead, timed;
+    bool sending; /* the head was given by gni_xfer_prov_next(): a CANCEL keeps it */
+    gn_time t_start, t_rx;
     uint64_t want[GNI_XFER_WINDOW]; /* FIFO ring */
     unsigned head, cnt;
     gni_xfer_range ranges[GNI_XFER_MAX_RANGES];
@@ -580,14 +713,18 @@ struct gni_xfer_prov {
 int gni_xfer_prov_new(const uint8_t *mb, size_t mb_len, const gni_xfer_tree *t,
                       const uint8_t *have, gni_xfer_prov **out)
 {
-    if (!mb || !t || !out)
+    if (!out)
         return GN_EINVAL;
     *out = NULL;
+    /* 1.0.0: only complete copies serve (section 5.1); @have is reserved */
+    if (!mb || !t || have)
+        return GN_EINVAL;
     gni_xfer_manifest m;
     int rc = gni_xfer_manifest_decode(mb, mb_len, &m);
     if (rc < 0)
         return GN_EPARSE;
-    if (memcmp(m.root, gni_xfer_tree_root(t), GNI_XFER_HASH_LEN) != 0)
+    if (memcmp(m.root, gni_xfer_tree_root(t), GNI_XFER_HASH_LEN) != 0 ||
+        gni_xfer_tree_leaves(t) != m.leaf_count)
         return GN_EINVAL;
     gni_xfer_prov *p = gn_calloc(1, sizeof *p);
     if (!p)
@@ -596,9 +733,8 @@ int gni_xfer_prov_new(const uint8_t *mb, size_t mb_len, const gni_xfer_tree *t,
     p->mb_len = mb_len;
     p->m = m;
     p->t = t;
-    p->have = have;
     gni_xfer_cid(mb, mb_len, p->cid);
-    gni_lp_reader_init(&p->rd, GNI_XFER_MSG_MAX);
+    gni_lp_reader_init(&p->rd, GNI_XFER_REQ_MSG_MAX);
     *out = p;
     return 0;
 }
@@ -619,10 +755,6 @@ static int prov_fail(gni_xfer_prov *p, int rc, const char *text)
     return rc;
 }
 
-static bool prov_has(const gni_xfer_prov *p, uint64_t i)
-{
-    return !p->have || gni_xfer_bit(p->have, i);
-}
 
 /* appends @i to a sorted run list */
 static void runs_add(gni_xfer_range *g, size_t *n, uint64_t i)
@@ -652,26 +784,10 @@ static int prov_skip(gni_xfer_prov *p, unsigned reason, uint64_t *idx, size_t n)
     return q_push(&p->q, &m, true);
 }
 
+/* a complete copy: one HAVE(every chunk) covers the resource (5.1) */
 static int prov_send_have(gni_xfer_prov *p)
 {
-    gni_xfer_range g[GNI_XFER_MAX_RANGES];
-    size_t gn = 0;
-    gni_xfer_msg m = {.type = GNI_XFER_T_HAVE, .ranges = g};
-    if (!p->have) {
-        m.code = 1;
-    } else {
-        /* the first 64 runs of the bitmap; later HAVEs may add (section 5.3) */
-        for (uint64_t i = 0; i < p->m.leaf_count; i++) {
-            if (!gni_xfer_bit(p->have, i))
-                continue;
-            if (gn == GNI_XFER_MAX_RANGES && g[gn - 1].start + g[gn - 1].count != i)
-                break;
-            runs_add(g, &gn, i);
-        }
-        if (gn == 0)
-            return 0; /* nothing to announce yet */
-        m.range_cnt = gn;
-    }
+    gni_xfer_msg m = {.type = GNI_XFER_T_HAVE, .code = 1};
     return q_push(&p->q, &m, true);
 }
 
@@ -679,8 +795,9 @@ static int prov_msg(gni_xfer_prov *p, const uint8_t *body, size_t len, gni_xfer_
 {
     gni_xfer_msg m;
     int rc = gni_xfer_msg_decode(body, len, &m, p->ranges);
+    char tb[160];
     if (rc < 0)
-        return prov_fail(p, rc, "malformed message");
+        return prov_fail(p, rc, xfer_frame_text(tb, sizeof tb, rc, GNI_XFER_REQ_MSG_MAX, body, len));
     memset(ev, 0, sizeof *ev);
     if (m.type == GNI_XFER_T_ERROR) {
         p->dead = true;
@@ -693,42 +810,41 @@ static int prov_msg(gni_xfer_prov *p, const uint8_t *body, size_t len, gni_xfer_
         if (p->opened)
             return prov_fail(p, GN_EPROTO, "second GET_MANIFEST");
         if (m.bytes.len != GNI_XFER_CID_LEN || memcmp(m.bytes.base, p->cid, GNI_XFER_CID_LEN) != 0)
-            return prov_fail(p, GN_ENOTFOUND, "no such resource here");
+            XFER_FAILF(prov_fail, p, GN_ENOTFOUND, "no such resource here (%zu-byte CID)",
+                       m.bytes.len);
         p->opened = true;
         gni_xfer_msg mm = {.type = GNI_XFER_T_MANIFEST, .bytes = gn_slice_of(p->mb, p->mb_len)};
         if ((rc = q_push(&p->q, &mm, true)) < 0 || (rc = prov_send_have(p)) < 0)
-            return prov_fail(p, rc, "output full");
+            return prov_fail(p, rc, "output queue full (MANIFEST, HAVE)");
         return 0;
     }
     if (!p->opened)
-        return prov_fail(p, GN_EPROTO, "message before GET_MANIFEST");
+        XFER_FAILF(prov_fail, p, GN_EPROTO, "message type %u before GET_MANIFEST", m.type);
     if (m.type == GNI_XFER_T_WANT) {
         uint64_t total = 0;
         for (size_t i = 0; i < m.range_cnt; i++) {
             if (m.ranges[i].count > GNI_XFER_WINDOW)
-                return prov_fail(p, GN_EWINDOW, "WANT above the window");
+                XFER_FAILF(prov_fail, p, GN_EWINDOW, "WANT of %llu chunks above the window of %u",
+                           (unsigned long long)m.ranges[i].count, GNI_XFER_WINDOW);
             total += m.ranges[i].count;
         }
         if (total > GNI_XFER_WINDOW - p->cnt)
-            return prov_fail(p, GN_EWINDOW, "WANT above the window");
+            XFER_FAILF(prov_fail, p, GN_EWINDOW,
+                       "WANT of %llu chunks with %u outstanding: above the window of %u",
+                       (unsigned long long)total, p->cnt, GNI_XFER_WINDOW);
         if (!ranges_in_file(&m, p->m.leaf_count))
-            return prov_fail(p, GN_EPROTO, "WANT beyond the last chunk");
-        uint64_t miss[GNI_XFER_WINDOW];
-        size_t mn = 0;
+            XFER_FAILF(prov_fail, p, GN_EPROTO, "WANT beyond the last chunk (%llu chunks)",
+                       (unsigned long long)p->m.leaf_count);
         for (size_t i = 0; i < m.range_cnt; i++) {
             for (uint64_t k = 0; k < m.ranges[i].count; k++) {
                 uint64_t x = m.ranges[i].start + k;
                 for (unsigned j = 0; j < p->cnt; j++)
                     if (p->want[(p->head + j) % GNI_XFER_WINDOW] == x)
-                        return prov_fail(p, GN_EPROTO, "WANT of a chunk already wanted");
-                if (!prov_has(p, x))
-                    miss[mn++] = x;
-                else
-                    p->want[(p->head + p->cnt++) % GNI_XFER_WINDOW] = x;
+                        XFER_FAILF(prov_fail, p, GN_EPROTO, "WANT of chunk %llu already wanted",
+                                   (unsigned long long)x);
+                p->want[(p->head + p->cnt++) % GNI_XFER_WINDOW] = x;
             }
         }
-        if ((rc = prov_skip(p, GNI_XFER_SKIP_NOT_HAVE, miss, mn)) < 0)
-            return prov_fail(p, rc, "output full");
         return 0;
     }
     if (m.type == GNI_XFER_T_CANCEL) {
@@ -737,6 +853,10 @@ static int prov_msg(gni_xfer_prov *p, const uint8_t *body, size_t len, gni_xfer_
         for (unsigned j = 0; j < p->cnt; j++) {
             uint64_t x = p->want[(p->head + j) % GNI_XFER_WINDOW];
             bool hit = false;
+            if (j == 0 && p->sending) {
+                keep[kn++] = x; /* being sent: it arrives as CHUNK (6.2) */
+                continue;
+            }
             for (size_t i = 0; i < m.range_cnt && !hit; i++)
                 hit = x >= m.ranges[i].start && x - m.ranges[i].start < m.ranges[i].count;
             if (hit)
@@ -748,10 +868,10 @@ static int prov_msg(gni_xfer_prov *p, const uint8_t *body, size_t len, gni_xfer_
             p->want[(p->head + j) % GNI_XFER_WINDOW] = keep[j];
         p->cnt = (unsigned)kn;
         if ((rc = prov_skip(p, GNI_XFER_SKIP_CANCELED, gone, gn)) < 0)
-            return prov_fail(p, rc, "output full");
+            return prov_fail(p, rc, "output queue full (SKIP)");
         return 0;
     }
-    return prov_fail(p, GN_EPROTO, "message of the provider's side");
+    XFER_FAILF(prov_fail, p, GN_EPROTO, "message type %u is the provider's to send", m.type);
 }
 
 int gni_xfer_prov_feed(gni_xfer_prov *p, const uint8_t *in, size_t len, size_t *consumed,
@@ -772,8 +892,11 @@ int gni_xfer_prov_feed(gni_xfer_prov *p, const uint8_t *in, size_t len, size_t *
         int rc = gni_lp_reader_feed(&p->rd, in + used, len - used, &c, &msg, &ml);
         used += c;
         *consumed = used;
-        if (rc < 0)
-            return prov_fail(p, rc == GN_EPARSE ? GN_EBADFRAME : rc, "bad length prefix");
+        if (rc < 0) {
+            char tb[160];
+            const char *t = xfer_frame_text(tb, sizeof tb, rc, GNI_XFER_REQ_MSG_MAX, NULL, 0);
+            return prov_fail(p, rc == GN_EPARSE ? GN_EBADFRAME : rc, t);
+        }
         if (rc == 1) {
             rc = prov_msg(p, msg, ml, ev);
             if (rc != 0)
@@ -788,6 +911,7 @@ int gni_xfer_prov_next(gni_xfer_prov *p, uint64_t *index)
     if (!p || !index || p->dead || p->cnt == 0)
         return 0;
     *index = p->want[p->head];
+    p->sending = true;
     return 1;
 }
 
@@ -815,25 +939,78 @@ int gni_xfer_prov_chunk_header(gni_xfer_prov *p, uint64_t index, uint8_t *out, s
         return GN_ENOSPC;
     p->head = (p->head + 1) % GNI_XFER_WINDOW;
     p->cnt--;
+    p->sending = false;
     return (int)w.pos;
+}
+
+int gni_xfer_prov_skip_head(gni_xfer_prov *p, unsigned reason)
+{
+    if (!p || (reason != GNI_XFER_SKIP_NOT_HAVE && reason != GNI_XFER_SKIP_CANCELED))
+        return GN_EINVAL;
+    if (p->dead || p->cnt == 0)
+        return GN_ESTATE;
+    uint64_t x = p->want[p->head];
+    int rc = prov_skip(p, reason, &x, 1);
+    if (rc < 0)
+        return rc;
+    p->head = (p->head + 1) % GNI_XFER_WINDOW;
+    p->cnt--;
+    p->sending = false;
+    return 0;
 }
 
 int gni_xfer_prov_announce(gni_xfer_prov *p, uint64_t start, uint64_t count)
 {
-    if (!p || count == 0)
-        return GN_EINVAL;
-    if (p->dead || !p->opened)
-        return GN_ESTATE;
-    if (start >= p->m.leaf_count || count > p->m.leaf_count - start)
-        return GN_ERANGE;
-    gni_xfer_range g = {start, count};
-    gni_xfer_msg m = {.type = GNI_XFER_T_HAVE, .ranges = &g, .range_cnt = 1};
-    return q_push(&p->q, &m, true);
+    (void)start;
+    (void)count;
+    /* 1.0.0: only complete copies serve, and their first HAVE says so */
+    return p ? GN_ENOTSUP : GN_EINVAL;
 }
 
 size_t gni_xfer_prov_drain(gni_xfer_prov *p, gn_buf *out)
 {
     return p ? q_drain(&p->q, out) : 0;
+}
+
+void gni_xfer_prov_start(gni_xfer_prov *p, gn_time now)
+{
+    if (p) {
+        p->timed = true;
+        p->t_start = p->t_rx = now;
+    }
+}
+
+int gni_xfer_prov_feed_at(gni_xfer_prov *p, const uint8_t *in, size_t len, size_t *consumed,
+                          gni_xfer_ev *ev, gn_time now)
+{
+    if (p && len) {
+        if (!p->timed)
+            gni_xfer_prov_start(p, now);
+        p->t_rx = now;
+    }
+    return gni_xfer_prov_feed(p, in, len, consumed, ev);
+}
+
+gn_time gni_xfer_prov_next_deadline(const gni_xfer_prov *p)
+{
+    if (!p || !p->timed || p->dead)
+        return GN_TIME_INFINITY;
+    if (!p->opened)
+        return p->t_start + GNI_XFER_MANIFEST_TIMEOUT;
+    if (p->cnt == 0)
+        return p->t_rx + GNI_XFER_PROV_IDLE_TIMEOUT;
+    return GN_TIME_INFINITY;
+}
+
+int gni_xfer_prov_on_expiry(gni_xfer_prov *p, gn_time now)
+{
+    if (!p)
+        return GN_EINVAL;
+    if (now < gni_xfer_prov_next_deadline(p))
+        return 0;
+    if (!p->opened)
+        return prov_fail(p, GN_ETIMEDOUT, "timeout: no GET_MANIFEST within 10 s");
+    return prov_fail(p, GN_ETIMEDOUT, "timeout: idle for 60 s with nothing wanted");
 }
 
 int gni_xfer_prov_abort(gni_xfer_prov *p, unsigned code, const char *text)

@@ -6,7 +6,11 @@
  * that has the manifest of a fixed 4-chunk resource and wants all four
  * chunks, 2 a provider of that resource after a valid GET_MANIFEST, 3 a
  * requester from its first byte; bit 6 makes a requester defer verification
- * to the harness (gni_xfer_req_set_defer_verify). Checks: the outcome is the same whole or
+ * to the harness (gni_xfer_req_set_defer_verify), and makes the provider
+ * hold the chunk gni_xfer_prov_next() gave while it feeds the next piece
+ * (a CANCEL may arrive while it is "being sent": its header must still be
+ * written) and answer odd chunks with gni_xfer_prov_skip_head(NOT_HAVE),
+ * as after a read error. Checks: the outcome is the same whole or
  * in pieces; a requester delivers only chunks that verify, and each once;
  * every frame a provider writes decodes; nothing grows beyond its bound.
  */
@@ -173,7 +177,39 @@ static void run_req(const uint8_t *in, size_t len, size_t piece, bool primed, bo
     gni_xfer_req_free(q);
 }
 
-static void run_prov(const uint8_t *in, size_t len, size_t piece, outcome *o)
+/* sends (or skips) chunk @idx that gni_xfer_prov_next() gave */
+static void prov_send(gni_xfer_prov *p, uint64_t idx, bool skip_odd, uint8_t *ob, size_t obl,
+                      outcome *o)
+{
+    fres *r = res_get();
+    if (idx >= NCH)
+        abort();
+    if (skip_odd && (idx & 1)) {
+        int rc = gni_xfer_prov_skip_head(p, GNI_XFER_SKIP_NOT_HAVE);
+        if (rc == GN_EAGAIN) {
+            gn_buf b;
+            gn_buf_init(&b, ob, obl);
+            while (gni_xfer_prov_drain(p, &b) > 0) {
+                check_frames(b.pos, gn_buf_len(&b));
+                gn_buf_init(&b, ob, obl);
+            }
+            rc = gni_xfer_prov_skip_head(p, GNI_XFER_SKIP_NOT_HAVE);
+        }
+        if (rc != 0)
+            abort();
+        o->events++;
+        return;
+    }
+    int hl = gni_xfer_prov_chunk_header(p, idx, ob, obl);
+    if (hl <= 0)
+        abort(); /* a CANCEL never takes the chunk being sent */
+    size_t dl = gni_xfer_chunk_len(&r->m, idx);
+    memcpy(ob + hl, r->data + idx * CH, dl);
+    check_frames(ob, (size_t)hl + dl);
+    o->events++;
+}
+
+static void run_prov(const uint8_t *in, size_t len, size_t piece, bool hold, outcome *o)
 {
     fres *r = res_get();
     gni_xfer_prov *p;
@@ -188,6 +224,8 @@ static void run_prov(const uint8_t *in, size_t len, size_t piece, outcome *o)
     if (gni_xfer_prov_feed(p, pre, (size_t)a, &used, &ev) != 0 || used != (size_t)a)
         abort();
     size_t pos = 0;
+    uint64_t held = 0;
+    bool holding = false;
     while (pos < len && o->status == 0) {
         size_t end = piece && len - pos > piece ? pos + piece : len;
         while (pos < end) {
@@ -202,14 +240,21 @@ static void run_prov(const uint8_t *in, size_t len, size_t piece, outcome *o)
                     gn_buf_init(&b, ob, sizeof ob);
                 }
                 uint64_t idx;
-                while (gni_xfer_prov_next(p, &idx) == 1) {
-                    int hl = gni_xfer_prov_chunk_header(p, idx, ob, sizeof ob);
-                    if (hl <= 0 || idx >= NCH)
+                if (holding) {
+                    /* given before the last feed; CANCELs may have come */
+                    uint64_t again;
+                    if (gni_xfer_prov_next(p, &again) != 1 || again != held)
                         abort();
-                    size_t dl = gni_xfer_chunk_len(&r->m, idx);
-                    memcpy(ob + hl, r->data + idx * CH, dl);
-                    check_frames(ob, (size_t)hl + dl);
-                    o->events++;
+                    prov_send(p, held, hold, ob, sizeof ob, o);
+                    holding = false;
+                }
+                while (gni_xfer_prov_next(p, &idx) == 1) {
+                    if (hold && pos < len) {
+                        held = idx;
+                        holding = true;
+                        break;
+                    }
+                    prov_send(p, idx, hold, ob, sizeof ob, o);
                 }
                 if (rc == 0)
                     break;
@@ -238,7 +283,7 @@ static void run(const uint8_t *in, size_t len, unsigned mode, bool defer, size_t
         run_req(in, len, piece, true, defer, o);
         break;
     case 2:
-        run_prov(in, len, piece, o);
+        run_prov(in, len, piece, defer, o);
         break;
     default:
         run_req(in, len, piece, false, defer, o);

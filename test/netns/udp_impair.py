@@ -11,7 +11,9 @@ back on it and are sent to the A source from the listening socket. The
 secure channel checks the peer's key, not its address, so A dials
 /ip4/<R>/udp/<port>/utp/p2p/<B's peer id>.
 
-Per direction (a2b, b2a), each received datagram is independently:
+Per impaired direction (both by default; with --faults a2b only A to B, as
+netem on one end of a veth pair would do, and B's replies are sent on at
+once), each received datagram is independently:
   - dropped with probability --loss (counter "dropped");
   - otherwise delayed by --delay +- --jitter ms (uniform; the jitter alone
     reorders datagrams less than 2*jitter apart);
@@ -25,7 +27,8 @@ direction; beyond it a datagram is dropped (counter "overflow"). At most
 a run's decisions depend only on the order of arrival. The process exits
 after --lifetime seconds, or on SIGTERM/SIGINT; on exit it prints one JSON
 line of counters per direction to stdout ("forwarded" counts datagrams
-sent, duplicates included). It prints "ready" once its sockets are bound.
+sent, duplicates included; "max_size" is the largest datagram, bytes). It
+prints "ready" once its sockets are bound.
 
 Python 3 standard library only.
 """
@@ -44,17 +47,24 @@ def parse_addr(text):
 
 
 class Direction:
-    def __init__(self, name, args, seed):
+    def __init__(self, name, args, seed, impaired=True):
         self.name = name
         self.args = args
+        self.impaired = impaired
         self.rng = random.Random(seed)
         self.pending = 0
         self.c = dict(received=0, forwarded=0, dropped=0, duplicated=0,
-                      reordered=0, overflow=0, send_errors=0)
+                      reordered=0, overflow=0, send_errors=0, max_size=0)
 
     def submit(self, loop, data, send):
         a = self.args
         self.c["received"] += 1
+        if len(data) > self.c["max_size"]:
+            self.c["max_size"] = len(data)
+        if not self.impaired:
+            self.pending += 1
+            self._emit(data, send)
+            return
         if self.rng.random() < a.loss:
             self.c["dropped"] += 1
             return
@@ -96,13 +106,15 @@ def main():
     p.add_argument("--queue-cap", type=int, default=4096)
     p.add_argument("--max-clients", type=int, default=64)
     p.add_argument("--seed", type=int, default=16)
+    p.add_argument("--faults", choices=("both", "a2b"), default="both",
+                   help="directions impaired; a2b: B's replies pass at once")
     p.add_argument("--lifetime", type=float, default=900.0, help="s")
     args = p.parse_args()
 
     loop = asyncio.new_event_loop()
     target = parse_addr(args.target)
     a2b = Direction("a2b", args, args.seed * 2)
-    b2a = Direction("b2a", args, args.seed * 2 + 1)
+    b2a = Direction("b2a", args, args.seed * 2 + 1, args.faults == "both")
     lsock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     lsock.bind(parse_addr(args.listen))

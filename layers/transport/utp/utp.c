@@ -128,6 +128,7 @@ struct gni_utp {
     bool have_delay;
 
     uint64_t sent_packets, resent_packets, recv_packets, dup_packets, sack_packets;
+    uint64_t rto_expiries, fast_resends;
 };
 
 /* ---- header ---------------------------------------------------------- */
@@ -668,6 +669,7 @@ static void utp_process_ack(gni_utp *u, const gni_utp_hdr *h, gn_time now)
                        !p->need_resend) {
                 p->fast_marked = true;
                 utp_mark_resend(u, p);
+                u->fast_resends++;
                 loss = true;
             }
         }
@@ -679,6 +681,7 @@ static void utp_process_ack(gni_utp *u, const gni_utp_hdr *h, gn_time now)
             if (p->used && !p->fast_marked && !p->need_resend) {
                 p->fast_marked = true;
                 utp_mark_resend(u, p);
+                u->fast_resends++;
                 loss = true;
             }
         }
@@ -1147,6 +1150,7 @@ void gni_utp_on_timer(gni_utp *u, gn_time now)
             u->cwnd = u->mss;  /* RFC 6817: one packet after a timeout */
             u->slow_start = true;
         }
+        u->rto_expiries++;
         u->rto = u->rto * 2 < u->cfg.max_rto ? u->rto * 2 : u->cfg.max_rto;
         for (uint32_t i = 0; i < u->nout; i++)
             utp_mark_resend(u, &u->out[(uint16_t)(u->out_oldest + i) % GNI_UTP_SLOTS]);
@@ -1205,6 +1209,8 @@ void gni_utp_get_stats(const gni_utp *u, gni_utp_stats *st)
     st->queue_delay_us = u->queue_delay;
     st->sent_packets = u->sent_packets;
     st->resent_packets = u->resent_packets;
+    st->rto_expiries = u->rto_expiries;
+    st->fast_resends = u->fast_resends;
     st->recv_packets = u->recv_packets;
     st->dup_packets = u->dup_packets;
     st->sack_packets = u->sack_packets;

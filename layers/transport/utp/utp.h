@@ -285,6 +285,8 @@ typedef struct gni_utp_stats {
     uint32_t base_delay_us;  /* minimum one-way delay over the history */
     uint32_t queue_delay_us; /* filtered current delay minus base delay */
     uint64_t sent_packets, resent_packets, recv_packets, dup_packets;
+    uint64_t rto_expiries;  /* retransmission timeouts (each resends the window) */
+    uint64_t fast_resends;  /* packets resent on duplicate acks / SACK */
     uint64_t sack_packets;   /* packets received with a SACK extension (BEP 29 selective acks) */
     bool slow_start;
     size_t mss;              /* payload bytes per packet in use */

@@ -51,12 +51,14 @@
 #include "golemnet/transport.h"
 
 #include "gni.h"
+#include "gni_htab.h"
 #include "gni_wq.h"
 #include "utp.h"
 #include "utp_uv.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -142,7 +144,13 @@ struct utp_sock {
     utp_sock *next;
     unsigned refs;             /* listener + connections */
     utp_listener *listener;    /* NULL for a dial socket or after listener close */
-    utp_conn *conns;
+    utp_conn *conns;           /* every connection, for teardown and ICMP reports */
+    /* the demultiplexer: connections by a keyed hash of (peer address,
+     * conn_id), once by the id they receive on and once by the id they
+     * send on (a resent SYN and a RESET carry the latter); SipHash with a
+     * random key per socket, so a peer cannot choose colliding ids */
+    gni_htab by_recv, by_send;
+    uint8_t hash_key[crypto_shorthash_KEYBYTES];
     uint32_t nhalf_open;
     bool connected;            /* a dial socket (uv_udp_connect) */
     bool gso;                  /* the kernel took UDP_SEGMENT at open (utp_sock_open) */
@@ -162,6 +170,8 @@ struct utp_conn {
     gn_transport *t;
     utp_sock *sock;
     utp_conn *next;            /* in sock->conns */
+    gni_hnode hn_recv, hn_send; /* in sock->by_recv / by_send once indexed */
+    bool indexed;
     gni_utp *u;
     struct sockaddr_storage peer;
     gn_timer timer;
@@ -305,8 +315,11 @@ static int utp_buffers(utp_state *st)
 static void utp_sock_free_cb(uv_handle_t *h)
 {
     utp_sock *k = h->data;
-    if (--k->nhandles == 0)
+    if (--k->nhandles == 0) {
+        gni_htab_fini(&k->by_recv);
+        gni_htab_fini(&k->by_send);
         gn_free(k);
+    }
 }
 
 /* Closes @k's handles (the poll handle first: it drops the fd from epoll
@@ -662,6 +675,11 @@ static void utp_conn_destroy(utp_conn *c)
 {
     utp_sock *k = c->sock;
     gn_timer_stop(&c->timer);
+    if (c->indexed) {
+        gni_htab_remove(&k->by_recv, &c->hn_recv);
+        gni_htab_remove(&k->by_send, &c->hn_send);
+        c->indexed = false;
+    }
     for (utp_conn **pp = &k->conns; *pp; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;
@@ -684,9 +702,11 @@ static void utp_conn_destroy(utp_conn *c)
         gni_utp_stats st;
         gni_utp_get_stats(c->u, &st);
         GN_LOG(GN_LOG_DEBUG, "utp",
-               "conn %u end: sent %llu resent %llu recv %llu dup %llu cwnd %zu srtt %llu us",
+               "conn %u end: sent %llu resent %llu (fast %llu, RTO expiries %llu) recv %llu "
+               "dup %llu cwnd %zu srtt %llu us",
                (unsigned)gni_utp_recv_id(c->u), (unsigned long long)st.sent_packets,
-               (unsigned long long)st.resent_packets, (unsigned long long)st.recv_packets,
+               (unsigned long long)st.resent_packets, (unsigned long long)st.fast_resends,
+               (unsigned long long)st.rto_expiries, (unsigned long long)st.recv_packets,
                (unsigned long long)st.dup_packets, st.cwnd, (unsigned long long)(st.srtt / 1000));
     }
     gni_utp_free(c->u);
@@ -927,17 +947,69 @@ static void utp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = UTP_RECV_LEN;
 }
 
+/* The demultiplexer's key: SipHash-2-4 (libsodium's crypto_shorthash)
+ * under the socket's key of the peer's family, port, address and @id. */
+static uint64_t utp_conn_key(const utp_sock *k, const struct sockaddr_storage *peer, uint16_t id)
+{
+    uint8_t in[2 + 2 + 16 + 2];
+    size_t n = 0;
+    in[n++] = (uint8_t)(peer->ss_family >> 8);
+    in[n++] = (uint8_t)peer->ss_family;
+    if (peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)peer;
+        memcpy(in + n, &a->sin6_port, 2);
+        memcpy(in + n + 2, &a->sin6_addr, 16);
+        n += 18;
+    } else {
+        const struct sockaddr_in *a = (const void *)peer;
+        memcpy(in + n, &a->sin_port, 2);
+        memcpy(in + n + 2, &a->sin_addr, 4);
+        n += 6;
+    }
+    in[n++] = (uint8_t)(id >> 8);
+    in[n++] = (uint8_t)id;
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, in, n, k->hash_key);
+    uint64_t key;
+    memcpy(&key, h, sizeof key);
+    return key;
+}
+
+/* Enters @c in its socket's demultiplexer once the core has its ids (after
+ * gni_utp_connect or gni_utp_accept). Errors: GN_ENOMEM (table growth). */
+static int utp_conn_index(utp_conn *c)
+{
+    utp_sock *k = c->sock;
+    c->hn_recv.key = utp_conn_key(k, &c->peer, gni_utp_recv_id(c->u));
+    c->hn_send.key = utp_conn_key(k, &c->peer, gni_utp_send_id(c->u));
+    if (gni_htab_insert(&k->by_recv, &c->hn_recv) < 0)
+        return GN_ENOMEM;
+    if (gni_htab_insert(&k->by_send, &c->hn_send) < 0) {
+        gni_htab_remove(&k->by_recv, &c->hn_recv);
+        return GN_ENOMEM;
+    }
+    c->indexed = true;
+    return 0;
+}
+
+/* The connection a datagram with header @h from @from belongs to: the one
+ * receiving on h->conn_id from that peer; for ST_SYN (resent: an accepted
+ * connection) and ST_RESET also the one sending on it. Keys may collide:
+ * every candidate's address and id are compared. */
 static utp_conn *utp_find(utp_sock *k, const struct sockaddr_storage *from, const gni_utp_hdr *h)
 {
-    for (utp_conn *c = k->conns; c; c = c->next) {
-        if (c->destroyed || !utp_sa_equal(&c->peer, from))
-            continue;
-        if (gni_utp_recv_id(c->u) == h->conn_id)
+    uint64_t key = utp_conn_key(k, from, h->conn_id);
+    for (gni_hnode *e = gni_htab_find(&k->by_recv, key); e; e = gni_htab_find_next(&k->by_recv, e)) {
+        utp_conn *c = GNI_CONTAINER_OF(e, utp_conn, hn_recv);
+        if (!c->destroyed && gni_utp_recv_id(c->u) == h->conn_id && utp_sa_equal(&c->peer, from))
             return c;
-        if (h->type == GNI_UTP_ST_RESET && gni_utp_send_id(c->u) == h->conn_id)
+    }
+    if (h->type != GNI_UTP_ST_RESET && h->type != GNI_UTP_ST_SYN)
+        return NULL;
+    for (gni_hnode *e = gni_htab_find(&k->by_send, key); e; e = gni_htab_find_next(&k->by_send, e)) {
+        utp_conn *c = GNI_CONTAINER_OF(e, utp_conn, hn_send);
+        if (!c->destroyed && gni_utp_send_id(c->u) == h->conn_id && utp_sa_equal(&c->peer, from))
             return c;
-        if (h->type == GNI_UTP_ST_SYN && gni_utp_send_id(c->u) == h->conn_id)
-            return c;  /* a resent SYN of an accepted connection */
     }
     return NULL;
 }
@@ -958,7 +1030,7 @@ static void utp_accept_syn(utp_sock *k, const struct sockaddr_storage *from, con
     uint16_t isn;
     gn_rng_system()->fill(gn_rng_system()->user_data, (uint8_t *)&isn, sizeof isn);
     if (gni_utp_accept(c->u, pkt, len, isn, gn_loop_now(t->loop)) < 0 ||
-        gn_stream_init(&c->s, &utp_stream_ops, t->loop, NULL) < 0) {
+        utp_conn_index(c) < 0 || gn_stream_init(&c->s, &utp_stream_ops, t->loop, NULL) < 0) {
         utp_conn_destroy(c);
         return;
     }
@@ -1270,6 +1342,14 @@ static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to
         return GN_ENOMEM;
     k->t = t;
     k->h.data = k;
+    /* a dial socket carries one connection, a listener's grows (doubling) */
+    if (gni_htab_init(&k->by_recv, connect_to ? 1 : 16) < 0 ||
+        gni_htab_init(&k->by_send, connect_to ? 1 : 16) < 0) {
+        gni_htab_fini(&k->by_recv);
+        gn_free(k);
+        return GN_ENOMEM;
+    }
+    gn_rng_fill(gn_rng_system(), k->hash_key, sizeof k->hash_key);
     int fam = (bind_to ? bind_to : connect_to)->ss_family;
     /* batched receive (recvmmsg) where libuv offers it (>= 1.40, Linux) */
     unsigned flags = (unsigned)fam;
@@ -1278,6 +1358,8 @@ static int utp_sock_open(gn_transport *t, const struct sockaddr_storage *bind_to
 #endif
     int rc = uv_udp_init_ex(gn_loop_uv(t->loop), &k->h, flags);
     if (rc < 0) {
+        gni_htab_fini(&k->by_recv);
+        gni_htab_fini(&k->by_send);
         gn_free(k);
         return gni_err_from_uv(rc);
     }
@@ -1460,6 +1542,10 @@ static int utp_dial(gn_transport *t, const gn_multiaddr *ma, gn_dial_cb cb, void
     uint16_t r[2];
     gn_rng_system()->fill(gn_rng_system()->user_data, (uint8_t *)r, sizeof r);
     (void)gni_utp_connect(c->u, r[0], r[1], gn_loop_now(t->loop));
+    if (utp_conn_index(c) < 0) {
+        utp_conn_destroy(c);
+        return GN_ENOMEM;
+    }
     c->dialing = true;
     st->ndialing++;
     c->dial_cb = cb;

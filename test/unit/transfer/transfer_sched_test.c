@@ -25,7 +25,9 @@ typedef struct simp {
     gn_time head_done; /* when q[0] completes (0: not started) */
     gn_time vanish_at; /* 0: never */
     bool gone, corrupt, added;
-    uint64_t served, canceled_skips;
+    uint64_t lo, hi;   /* the chunks it has: [lo, hi); hi 0: every chunk */
+    int64_t lacks;     /* a chunk it announced but answers NOT_HAVE (-1: none) */
+    uint64_t served, canceled_skips, not_have_skips;
     int pid;
 } simp;
 
@@ -53,16 +55,32 @@ static simp *sim_add(sim *x, gn_time per_chunk)
 {
     simp *p = &x->p[x->np++];
     p->per_chunk = per_chunk;
+    p->lacks = -1;
     p->pid = gni_xfer_sched_add(x->s);
     CHECK(p->pid >= 0);
     CHECK_EQ(gni_xfer_sched_have_all(x->s, p->pid), 0);
     return p;
 }
 
+/* a provider that announces only [lo, hi) */
+static simp *sim_add_part(sim *x, gn_time per_chunk, uint64_t lo, uint64_t hi)
+{
+    simp *p = &x->p[x->np++];
+    p->per_chunk = per_chunk;
+    p->lacks = -1;
+    p->lo = lo;
+    p->hi = hi;
+    p->pid = gni_xfer_sched_add(x->s);
+    CHECK(p->pid >= 0);
+    CHECK_EQ(gni_xfer_sched_have(x->s, p->pid, lo, hi - lo), 0);
+    return p;
+}
+
+/* the present provider with @pid (a dropped one's id may be reused) */
 static simp *sim_by_pid(sim *x, int pid)
 {
     for (unsigned i = 0; i < x->np; i++)
-        if (x->p[i].pid == pid)
+        if (x->p[i].pid == pid && !x->p[i].gone)
             return &x->p[i];
     CHECK(0);
     return NULL;
@@ -88,6 +106,9 @@ static gn_time sim_run(sim *x, gn_time limit)
             CHECK(p->qn < GNI_XFER_WINDOW);
             for (unsigned k = 0; k < p->qn; k++)
                 CHECK(p->q[k] != idx); /* never the same chunk twice at one provider */
+            /* only what it announced, and never again what it said it lacks */
+            CHECK(p->hi == 0 || (idx >= p->lo && idx < p->hi));
+            CHECK(!(p->not_have_skips && (int64_t)idx == p->lacks));
             CHECK(!gni_xfer_bit(gni_xfer_sched_bitmap(x->s), idx));
             p->q[p->qn++] = idx;
             CHECK_EQ(gni_xfer_sched_inflight(x->s, pid), p->qn);
@@ -120,6 +141,11 @@ static gn_time sim_run(sim *x, gn_time limit)
             p->qn--;
             /* back to back: the next one was being served meanwhile */
             p->head_done = p->qn ? p->head_done + p->per_chunk : 0;
+            if ((int64_t)c == p->lacks) {
+                p->not_have_skips++;
+                CHECK_EQ(gni_xfer_sched_skip(x->s, p->pid, c, GNI_XFER_SKIP_NOT_HAVE), 0);
+                continue;
+            }
             if (p->corrupt) {
                 /* the stream core says GN_EDECRYPT: drop and ban */
                 p->gone = true;
@@ -298,42 +324,151 @@ GN_TEST(partial_providers_and_not_have)
 {
     sim x;
     sim_init(&x, 100, NULL, NULL);
-    /* a has chunks 0..59, b has 40..99 */
-    simp *a = &x.p[x.np++];
-    a->per_chunk = 1 * GN_MS;
-    a->pid = gni_xfer_sched_add(x.s);
-    CHECK_EQ(gni_xfer_sched_have(x.s, a->pid, 0, 60), 0);
-    simp *b = &x.p[x.np++];
-    b->per_chunk = 1 * GN_MS;
-    b->pid = gni_xfer_sched_add(x.s);
-    CHECK_EQ(gni_xfer_sched_have(x.s, b->pid, 40, 60), 0);
+    /* a has chunks 0..59, b has 40..99 but answers NOT_HAVE for 50; the
+     * simulation fails if either is asked outside its set or b is asked
+     * for 50 again after its SKIP */
+    simp *a = sim_add_part(&x, 1 * GN_MS, 0, 60);
+    simp *b = sim_add_part(&x, 1 * GN_MS, 40, 100);
+    b->lacks = 50;
     CHECK_EQ(gni_xfer_sched_have(x.s, b->pid, 41, 60), GN_EINVAL);
-    /* b says NOT_HAVE for 50 once asked: never asked again */
-    int pid;
-    uint64_t idx;
-    unsigned guard = 0;
-    while (guard++ < 1000 && gni_xfer_sched_next(x.s, STEP, &pid, &idx) == 1) {
-        if (pid == b->pid && idx == 50) {
-            CHECK_EQ(gni_xfer_sched_skip(x.s, pid, idx, GNI_XFER_SKIP_NOT_HAVE), 0);
-            break;
-        }
-        simp *p = sim_by_pid(&x, pid);
-        p->q[p->qn++] = idx;
-    }
+    /* b gets 50 early: the lowest free chunks go round robin, a takes
+     * 0.., b 40.. */
     CHECK(sim_run(&x, 10 * GN_S) > 0);
     CHECK_EQ(x.delivered_new, 100);
+    CHECK_EQ(b->not_have_skips, 1);
+    CHECK(a->served >= 40 && b->served >= 40);
     sim_fini(&x);
     /* a provider that is the only source and lacks a chunk: the download
      * cannot finish, and the scheduler stops asking */
     sim_init(&x, 10, NULL, NULL);
     simp *c = sim_add(&x, 1 * GN_MS);
-    CHECK_EQ(gni_xfer_sched_next(x.s, STEP, &pid, &idx), 1);
-    CHECK_EQ(idx, 0);
-    CHECK_EQ(gni_xfer_sched_skip(x.s, c->pid, 0, GNI_XFER_SKIP_NOT_HAVE), 0);
-    c->qn = 0;
-    while (gni_xfer_sched_next(x.s, STEP, &pid, &idx) == 1)
-        CHECK(idx != 0);
+    c->lacks = 0;
+    CHECK_EQ(sim_run(&x, 1 * GN_S), 0);
+    CHECK_EQ(c->not_have_skips, 1);
+    CHECK_EQ(gni_xfer_sched_done_cnt(x.s), 9);
+    int pid;
+    uint64_t idx;
+    CHECK_EQ(gni_xfer_sched_next(x.s, 2 * GN_S, &pid, &idx), 0);
     sim_fini(&x);
+}
+
+/* finding: a stalled holder lifted max_copies, so every provider got a copy */
+GN_TEST(max_copies_with_a_stalled_holder)
+{
+    gni_xfer_sched_cfg c;
+    gni_xfer_sched_cfg_default(&c);
+    c.stall_time = 2 * GN_S;
+    c.max_copies = 2;
+    gni_xfer_manifest m = {.chunk_size = CH, .total_size = 4 * CH, .leaf_count = 4};
+    gni_xfer_sched *s;
+    CHECK_EQ(gni_xfer_sched_new(&m, NULL, &c, &s), 0);
+    int dead = gni_xfer_sched_add(s), pid;
+    CHECK_EQ(gni_xfer_sched_have_all(s, dead), 0);
+    uint64_t idx;
+    for (unsigned k = 0; k < 4; k++)
+        CHECK_EQ(gni_xfer_sched_next(s, 1 * GN_MS, &pid, &idx), 1);
+    CHECK_EQ(gni_xfer_sched_next_deadline(s), 1 * GN_MS + 2 * GN_S);
+    for (int k = 0; k < 5; k++)
+        CHECK_EQ(gni_xfer_sched_have_all(s, gni_xfer_sched_add(s)), 0);
+    /* 10 s later every request of the dead holder is stalled: the five
+     * others may duplicate, but each chunk at most max_copies times */
+    unsigned per[4] = {0}, n = 0;
+    while (n < 100 && gni_xfer_sched_next(s, 10 * GN_S, &pid, &idx) == 1) {
+        CHECK(pid != dead);
+        per[idx]++;
+        n++;
+    }
+    for (unsigned i = 0; i < 4; i++)
+        CHECK_EQ(per[i], c.max_copies);
+    /* seen stalled: no deadline from them; the copies make the next one */
+    CHECK_EQ(gni_xfer_sched_next_deadline(s), 10 * GN_S + 2 * GN_S);
+    gni_xfer_sched_free(s);
+}
+
+/* finding: the 64-provider limit counted every provider ever added */
+GN_TEST(provider_slots_reused)
+{
+    gni_xfer_manifest m = {.chunk_size = CH, .total_size = 4 * CH, .leaf_count = 4};
+    gni_xfer_sched *s;
+    CHECK_EQ(gni_xfer_sched_new(&m, NULL, NULL, &s), 0);
+    for (unsigned i = 0; i < GNI_XFER_SCHED_MAX_PROV; i++)
+        CHECK_EQ(gni_xfer_sched_add(s), (int)i);
+    CHECK_EQ(gni_xfer_sched_add(s), GN_ELIMIT);
+    CHECK_EQ(gni_xfer_sched_have(s, 7, 0, 2), 0);
+    CHECK_EQ(gni_xfer_sched_drop(s, 7, GN_ECONNRESET), 0);
+    CHECK_EQ(gni_xfer_sched_drop(s, 9, GN_EDECRYPT), 0);
+    int id = gni_xfer_sched_add(s);
+    CHECK_EQ(id, 7); /* the vanished one's slot, fresh: nothing announced */
+    CHECK(!gni_xfer_sched_banned(s, 7));
+    int pid;
+    uint64_t idx;
+    CHECK_EQ(gni_xfer_sched_next(s, 1, &pid, &idx), 0);
+    CHECK_EQ(gni_xfer_sched_add(s), GN_ELIMIT); /* the banned one keeps its slot */
+    CHECK(gni_xfer_sched_banned(s, 9));
+    gni_xfer_sched_free(s);
+}
+
+/* finding: the cancel queue had no bound check; stale entries overwrote live ones */
+GN_TEST(cancel_queue_bounded)
+{
+    enum { N = 3000 };
+    gni_xfer_manifest m = {.chunk_size = CH, .total_size = (uint64_t)N * CH, .leaf_count = N};
+    gni_xfer_sched *s;
+    CHECK_EQ(gni_xfer_sched_new(&m, NULL, NULL, &s), 0);
+    int a = gni_xfer_sched_add(s), b = gni_xfer_sched_add(s), pid;
+    CHECK_EQ(gni_xfer_sched_have_all(s, a), 0);
+    uint64_t idx;
+    /* chunk 0 at a, delivered by b: a live CANCEL for a, never drained */
+    CHECK_EQ(gni_xfer_sched_next(s, 1, &pid, &idx), 1);
+    CHECK(pid == a && idx == 0);
+    CHECK_EQ(gni_xfer_sched_done(s, b, 0, CH, 2), 1);
+    /* then thousands of cancels that a answers with SKIP (stale) */
+    for (unsigned i = 1; i < N; i++) {
+        CHECK_EQ(gni_xfer_sched_next(s, 3, &pid, &idx), 1);
+        CHECK(pid == a && idx == i);
+        CHECK_EQ(gni_xfer_sched_done(s, b, i, CH, 4), 1);
+        CHECK_EQ(gni_xfer_sched_skip(s, a, i, GNI_XFER_SKIP_CANCELED), 0);
+    }
+    CHECK_EQ(gni_xfer_sched_next_cancel(s, &pid, &idx), 1);
+    CHECK(pid == a && idx == 0);
+    CHECK_EQ(gni_xfer_sched_next_cancel(s, &pid, &idx), 0);
+    CHECK(gni_xfer_sched_complete(s));
+    gni_xfer_sched_free(s);
+}
+
+GN_TEST(unassign_and_limits)
+{
+    gni_xfer_manifest m = {.chunk_size = CH, .total_size = 100 * CH, .leaf_count = 100};
+    gni_xfer_sched *s;
+    CHECK_EQ(gni_xfer_sched_new(&m, NULL, NULL, &s), 0);
+    int a = gni_xfer_sched_add(s), pid;
+    uint64_t idx;
+    CHECK_EQ(gni_xfer_sched_next_deadline(s), GN_TIME_INFINITY);
+    CHECK_EQ(gni_xfer_sched_have(s, a, 3, 21), 0); /* bits 3..23: partial and whole bytes */
+    CHECK_EQ(gni_xfer_sched_next(s, 5, &pid, &idx), 1);
+    CHECK(pid == a && idx == 3);
+    /* the WANT could not be sent: back to the pool, asked again */
+    CHECK_EQ(gni_xfer_sched_unassign(s, a, 3), 0);
+    CHECK_EQ(gni_xfer_sched_unassign(s, a, 3), GN_ENOTFOUND);
+    CHECK_EQ(gni_xfer_sched_inflight(s, a), 0);
+    CHECK_EQ(gni_xfer_sched_next_deadline(s), GN_TIME_INFINITY);
+    unsigned n = 0;
+    while (gni_xfer_sched_next(s, 6, &pid, &idx) == 1) {
+        CHECK(idx == 3 + n);
+        n++;
+    }
+    CHECK_EQ(n, 21); /* all it holds (its window is 32 at 1 MB/s) */
+    CHECK_EQ(gni_xfer_sched_skip(s, a, 4, 9), GN_EINVAL);
+    for (uint64_t i = 3; i < 24; i++)
+        CHECK_EQ(gni_xfer_sched_done(s, a, i, CH, 7), 1);
+    CHECK_EQ(gni_xfer_sched_next(s, 8, &pid, &idx), 0); /* it holds nothing else */
+    CHECK_EQ(gni_xfer_sched_done_cnt(s), 21);
+    gni_xfer_sched_free(s);
+    /* the chunk-count cap (section 7.5) */
+    m.leaf_count = GNI_XFER_SCHED_LEAVES_MAX + 1;
+    m.chunk_size = GNI_XFER_CHUNK_MIN;
+    m.total_size = m.leaf_count * m.chunk_size;
+    CHECK_EQ(gni_xfer_sched_new(&m, NULL, NULL, &s), GN_ELIMIT);
 }
 
 GN_TEST(window_follows_rate)
@@ -375,4 +510,6 @@ GN_TEST_MAIN(GN_T(four_providers), GN_T(provider_vanishes),
              GN_T(all_providers_vanish_then_one_returns), GN_T(slow_peer_does_not_hold_the_tail),
              GN_T(stalled_peer_duplicated_after_stall_time), GN_T(corrupt_provider_banned),
              GN_T(resume_asks_only_missing), GN_T(partial_providers_and_not_have),
-             GN_T(window_follows_rate), GN_T(provider_limit))
+             GN_T(window_follows_rate), GN_T(provider_limit),
+             GN_T(max_copies_with_a_stalled_holder), GN_T(provider_slots_reused),
+             GN_T(cancel_queue_bounded), GN_T(unassign_and_limits))

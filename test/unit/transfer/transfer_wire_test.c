@@ -209,6 +209,7 @@ typedef struct pair {
     unsigned prov_err_code; /* code of the last ERROR the provider received */
     size_t step;      /* bytes per feed call (0: all at once) */
     int corrupt_at;   /* flip a data byte of this chunk (-1: none) */
+    int unreadable;   /* the provider's read of this chunk fails (-1: none) */
     bool defer;       /* deferred verification: the test verifies */
     unsigned corrupt_seen;
 } pair;
@@ -290,6 +291,10 @@ static void pump(pair *x)
         uint64_t idx;
         if (gni_xfer_prov_next(x->p, &idx) == 1) {
             moved = 1;
+            if ((int)idx == x->unreadable) {
+                CHECK_EQ(gni_xfer_prov_skip_head(x->p, GNI_XFER_SKIP_NOT_HAVE), 0);
+                continue;
+            }
             int hl = gni_xfer_prov_chunk_header(x->p, idx, buf, sizeof buf);
             CHECK(hl > 0);
             size_t dl = gni_xfer_chunk_len(&x->res->m, idx);
@@ -307,6 +312,7 @@ static void pair_init(pair *x, res *r, const uint8_t *have, size_t step)
     x->res = r;
     x->step = step;
     x->corrupt_at = -1;
+    x->unreadable = -1;
     x->got = calloc(1, r->len + 1);
     x->seen = calloc(1, r->m.leaf_count + 1);
     CHECK_EQ(gni_xfer_req_new(r->cid, &x->r), 0);
@@ -427,10 +433,16 @@ GN_TEST(cancel_and_not_have)
     res r;
     pair x;
     res_make(&r, 10 * 16384, 16384);
-    uint8_t have[2] = {0xff, 0x01}; /* chunks 0..8: the provider lacks chunk 9 */
-    pair_init(&x, &r, have, 0);
+    /* only complete copies serve (5.1): a have-set is refused */
+    uint8_t have[2] = {0xff, 0x01};
+    gni_xfer_prov *bad;
+    CHECK_EQ(gni_xfer_prov_new(r.mb, (size_t)r.mb_len, r.t, have, &bad), GN_EINVAL);
+    pair_init(&x, &r, NULL, 0);
+    x.unreadable = 9; /* reading chunk 9 fails: SKIP(NOT_HAVE) */
     pump(&x);
+    CHECK_EQ(x.haves, 1);
     CHECK_EQ(gni_xfer_req_want(x.r, 4, 6), 0);
+    CHECK_EQ(gni_xfer_req_want(x.r, 6, 1), GN_EEXIST);
     CHECK_EQ(gni_xfer_req_cancel(x.r, 5), 0);
     CHECK_EQ(gni_xfer_req_cancel(x.r, 5), GN_ENOTFOUND);
     CHECK_EQ(gni_xfer_req_cancel(x.r, 0), GN_ENOTFOUND);
@@ -439,19 +451,189 @@ GN_TEST(cancel_and_not_have)
     /* 4, 6, 7, 8 delivered; 5 skipped (canceled); 9 skipped (not have) */
     CHECK(x.seen[4] && !x.seen[5] && x.seen[6] && x.seen[8] && !x.seen[9]);
     CHECK_EQ(x.skips, 2);
+    CHECK_EQ(x.req_rc, 0);
+    CHECK_EQ(x.prov_rc, 0);
     CHECK_EQ(gni_xfer_req_outstanding(x.r), 0);
     CHECK_EQ(gni_xfer_req_credit(x.r), GNI_XFER_WINDOW);
-    /* the provider gets chunk 9 later and says so */
-    CHECK_EQ(x.haves, 1);
-    CHECK_EQ(gni_xfer_prov_announce(x.p, 9, 2), GN_ERANGE);
-    have[1] = 0x03;
-    CHECK_EQ(gni_xfer_prov_announce(x.p, 9, 1), 0);
-    pump(&x);
-    CHECK_EQ(x.haves, 2);
+    CHECK_EQ(gni_xfer_prov_announce(x.p, 9, 1), GN_ENOTSUP);
+    CHECK_EQ(gni_xfer_prov_skip_head(x.p, GNI_XFER_SKIP_NOT_HAVE), GN_ESTATE);
+    /* the read works again */
+    x.unreadable = -1;
     CHECK_EQ(gni_xfer_req_want(x.r, 9, 1), 0);
     pump(&x);
     CHECK(x.seen[9]);
     pair_fini(&x);
+    res_free(&r);
+}
+
+/* @needle (@nl bytes) inside @hay (@n bytes): a pointer to it, or NULL */
+static const void *has_bytes(const void *hay, size_t n, const char *needle, size_t nl)
+{
+    const uint8_t *h = hay;
+    for (size_t i = 0; nl <= n && i <= n - nl; i++)
+        if (memcmp(h + i, needle, nl) == 0)
+            return h + i;
+    return NULL;
+}
+
+/* finding: a CANCEL between prov_next and prov_chunk_header made the header fail */
+GN_TEST(cancel_of_the_chunk_being_sent)
+{
+    res r;
+    pair x;
+    res_make(&r, 4 * 16384, 16384);
+    pair_init(&x, &r, NULL, 0);
+    pump(&x);
+    CHECK_EQ(gni_xfer_req_want(x.r, 0, 2), 0);
+    static uint8_t buf[GNI_XFER_CHUNK_MAX + GNI_XFER_CHUNK_HDR_MAX];
+    gn_buf o;
+    gn_buf_init(&o, buf, sizeof buf);
+    size_t n = gni_xfer_req_drain(x.r, &o), used;
+    gni_xfer_ev ev;
+    CHECK_EQ(gni_xfer_prov_feed(x.p, buf, n, &used, &ev), 0);
+    uint64_t idx;
+    CHECK_EQ(gni_xfer_prov_next(x.p, &idx), 1);
+    CHECK_EQ(idx, 0);
+    /* the driver reads chunk 0 from disk; meanwhile CANCEL 0 and 1 arrive */
+    CHECK_EQ(gni_xfer_req_cancel(x.r, 0), 0);
+    CHECK_EQ(gni_xfer_req_cancel(x.r, 1), 0);
+    gn_buf_init(&o, buf, sizeof buf);
+    n = gni_xfer_req_drain(x.r, &o);
+    CHECK_EQ(gni_xfer_prov_feed(x.p, buf, n, &used, &ev), 0);
+    int hl = gni_xfer_prov_chunk_header(x.p, 0, buf, sizeof buf);
+    CHECK(hl > 0);
+    memcpy(buf + hl, r.data, 16384);
+    CHECK_EQ(feed_req(&x, buf, (size_t)hl + 16384), 0);
+    CHECK(x.seen[0]);
+    pump(&x); /* SKIP(CANCELED) for 1 */
+    CHECK_EQ(x.skips, 1);
+    CHECK(!x.seen[1]);
+    CHECK_EQ(gni_xfer_req_outstanding(x.r), 0);
+    CHECK_EQ(x.req_rc, 0);
+    pair_fini(&x);
+    res_free(&r);
+}
+
+/* findings: SKIP(CANCELED) of a chunk never cancelled (a WANT/SKIP loop),
+ * the provider's own frame bound, ERROR text rules */
+GN_TEST(skip_canceled_frame_bound_error_text)
+{
+    res r;
+    res_make(&r, 4 * 16384, 16384);
+    uint8_t b[1024];
+    size_t used;
+    gni_xfer_ev ev;
+    {
+        pair x;
+        pair_init(&x, &r, NULL, 0);
+        pump(&x);
+        CHECK_EQ(gni_xfer_req_want(x.r, 2, 1), 0);
+        gni_xfer_range g = {2, 1};
+        gni_xfer_msg m = {.type = GNI_XFER_T_SKIP, .code = GNI_XFER_SKIP_CANCELED, .ranges = &g,
+                          .range_cnt = 1};
+        int n = gni_xfer_msg_encode(&m, b, sizeof b);
+        CHECK(n > 0);
+        CHECK_EQ(gni_xfer_req_feed(x.r, b, (size_t)n, &used, &ev), GN_EPROTO);
+        /* the ERROR it queued names the rule */
+        gn_buf o;
+        static uint8_t ob[4096];
+        gn_buf_init(&o, ob, sizeof ob);
+        size_t on = gni_xfer_req_drain(x.r, &o);
+        CHECK(on > 0);
+        CHECK(has_bytes(ob, on, "SKIP(CANCELED) of a chunk not cancelled", 39) != NULL);
+        pair_fini(&x);
+    }
+    /* the provider reads at most GNI_XFER_REQ_MSG_MAX bytes per message */
+    {
+        gni_xfer_prov *p;
+        CHECK_EQ(gni_xfer_prov_new(r.mb, (size_t)r.mb_len, r.t, NULL, &p), 0);
+        int n = gn_varint_encode(GNI_XFER_REQ_MSG_MAX + 1, b, sizeof b);
+        CHECK_EQ(gni_xfer_prov_feed(p, b, (size_t)n, &used, &ev), GN_EFRAMESIZE);
+        gni_xfer_prov_free(p);
+        CHECK_EQ(gni_xfer_prov_new(r.mb, (size_t)r.mb_len, r.t, NULL, &p), 0);
+        /* the largest requester message fits: WANT with 64 far ranges */
+        gni_xfer_range g[GNI_XFER_MAX_RANGES];
+        for (unsigned i = 0; i < GNI_XFER_MAX_RANGES; i++)
+            g[i] = (gni_xfer_range){(1ull << 35) + i * (1ull << 28), (1ull << 27)};
+        gni_xfer_msg m = {.type = GNI_XFER_T_WANT, .ranges = g, .range_cnt = GNI_XFER_MAX_RANGES};
+        n = gni_xfer_msg_encode(&m, b, sizeof b);
+        CHECK(n > 0 && n < (int)GNI_XFER_REQ_MSG_MAX);
+        gni_xfer_prov_free(p);
+    }
+    /* ERROR: invalid UTF-8 refused; long text cut on a character boundary */
+    {
+        uint8_t body[8] = {GNI_XFER_T_ERROR, 2, 'o', 0xc3, 'k'};
+        gni_xfer_msg m;
+        gni_xfer_range rs[GNI_XFER_MAX_RANGES];
+        CHECK_EQ(gni_xfer_msg_decode(body, 5, &m, rs), GN_EBADFRAME);
+        body[3] = 0xc3, body[4] = 0xa9;
+        CHECK_EQ(gni_xfer_msg_decode(body, 5, &m, rs), 0);
+        gni_xfer_req *q;
+        CHECK_EQ(gni_xfer_req_new(r.cid, &q), 0);
+        char text[400] = "";
+        for (int i = 0; i < 100; i++)
+            strcat(text, "\xe2\x82\xac"); /* euro sign, 3 bytes: 256 splits one */
+        CHECK_EQ(gni_xfer_req_abort(q, GNI_XFER_ERR_INTERNAL, text), 0);
+        gn_buf o;
+        static uint8_t ob[4096];
+        gn_buf_init(&o, ob, sizeof ob);
+        size_t on = gni_xfer_req_drain(q, &o);
+        /* GET_MANIFEST then ERROR: 2 + 1 + 1 + 255 bytes of whole characters */
+        size_t gl = 1 + 1 + GNI_XFER_CID_LEN;
+        CHECK_EQ(on, gl + 2 + 1 + 1 + 255);
+        CHECK_EQ(gni_xfer_msg_decode(ob + gl + 2, on - gl - 2, &m, rs), 0);
+        CHECK_EQ(m.bytes.len, 255);
+        gni_xfer_req_free(q);
+        /* codes above 2^32-1 are malformed */
+        uint8_t big[8] = {GNI_XFER_T_ERROR, 0x80, 0x80, 0x80, 0x80, 0x10};
+        CHECK_EQ(gni_xfer_msg_decode(big, 6, &m, rs), GN_EBADFRAME);
+    }
+    res_free(&r);
+}
+
+GN_TEST(stream_timeouts)
+{
+    res r;
+    res_make(&r, 4 * 16384, 16384);
+    pair x;
+    pair_init(&x, &r, NULL, 0);
+    CHECK_EQ(gni_xfer_req_next_deadline(x.r), GN_TIME_INFINITY); /* not started */
+    gni_xfer_req_start(x.r, 1 * GN_S);
+    gni_xfer_prov_start(x.p, 1 * GN_S);
+    CHECK_EQ(gni_xfer_req_next_deadline(x.r), 1 * GN_S + GNI_XFER_MANIFEST_TIMEOUT);
+    CHECK_EQ(gni_xfer_prov_next_deadline(x.p), 1 * GN_S + GNI_XFER_MANIFEST_TIMEOUT);
+    CHECK_EQ(gni_xfer_req_on_expiry(x.r, 2 * GN_S), 0);
+    pump(&x); /* GET_MANIFEST, MANIFEST, HAVE: untimed feeds keep the old times */
+    CHECK_EQ(x.manifests, 1);
+    CHECK_EQ(gni_xfer_req_next_deadline(x.r), GN_TIME_INFINITY); /* nothing outstanding */
+    CHECK_EQ(gni_xfer_prov_next_deadline(x.p), 1 * GN_S + GNI_XFER_PROV_IDLE_TIMEOUT);
+    CHECK_EQ(gni_xfer_req_want(x.r, 0, 2), 0);
+    CHECK_EQ(gni_xfer_req_next_deadline(x.r), 1 * GN_S + GNI_XFER_IDLE_TIMEOUT);
+    /* bytes at 5 s push it on */
+    static uint8_t buf[4096];
+    gn_buf o;
+    gn_buf_init(&o, buf, sizeof buf);
+    size_t n = gni_xfer_req_drain(x.r, &o), used;
+    gni_xfer_ev ev;
+    CHECK_EQ(gni_xfer_prov_feed_at(x.p, buf, n, &used, &ev, 5 * GN_S), 0);
+    CHECK_EQ(gni_xfer_prov_next_deadline(x.p), GN_TIME_INFINITY); /* chunks wanted */
+    uint8_t one[1] = {0x05}; /* the first byte of a frame: the stream is alive */
+    CHECK_EQ(gni_xfer_req_feed_at(x.r, one, 1, &used, &ev, 5 * GN_S), 0);
+    gn_time d = gni_xfer_req_next_deadline(x.r);
+    CHECK_EQ(d, 5 * GN_S + GNI_XFER_IDLE_TIMEOUT);
+    CHECK_EQ(gni_xfer_req_on_expiry(x.r, d - 1), 0);
+    CHECK_EQ(gni_xfer_req_on_expiry(x.r, d), GN_ETIMEDOUT);
+    gn_buf_init(&o, buf, sizeof buf);
+    n = gni_xfer_req_drain(x.r, &o);
+    CHECK(has_bytes(buf, n, "timeout", 7) != NULL);
+    CHECK_EQ(gni_xfer_req_next_deadline(x.r), GN_TIME_INFINITY);
+    pair_fini(&x);
+    /* a provider that never gets GET_MANIFEST */
+    gni_xfer_prov *p;
+    CHECK_EQ(gni_xfer_prov_new(r.mb, (size_t)r.mb_len, r.t, NULL, &p), 0);
+    gni_xfer_prov_start(p, 0);
+    CHECK_EQ(gni_xfer_prov_on_expiry(p, GNI_XFER_MANIFEST_TIMEOUT), GN_ETIMEDOUT);
+    gni_xfer_prov_free(p);
     res_free(&r);
 }
 
@@ -862,6 +1044,7 @@ GN_TEST(resume_from_state)
 
 GN_TEST_MAIN(GN_T(codec_roundtrip_every_type), GN_T(codec_bounds), GN_T(transfer_empty),
              GN_T(transfer_one_chunk), GN_T(transfer_odd_sized), GN_T(window_enforced),
-             GN_T(cancel_and_not_have), GN_T(corrupt_provider), GN_T(deferred_verification), GN_T(wrong_manifest_and_cid),
+             GN_T(cancel_and_not_have), GN_T(cancel_of_the_chunk_being_sent),
+             GN_T(skip_canceled_frame_bound_error_text), GN_T(stream_timeouts), GN_T(corrupt_provider), GN_T(deferred_verification), GN_T(wrong_manifest_and_cid),
              GN_T(protocol_violations), GN_T(alloc_failure_every_k),
              GN_T(provider_backpressure), GN_T(resume_from_state))

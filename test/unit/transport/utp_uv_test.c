@@ -5,7 +5,7 @@
  * the expiry of half-open connections after config.dial_timeout (the
  * accepted stream sees GN_ETIMEDOUT, the peer an ST_RESET), and a GSO
  * batch of datagrams (which a UDP GRO socket takes as one buffer) handled
- * datagram by datagram.
+ * datagram by datagram, and the demultiplexer (peer address + conn_id).
  */
 #include "../gn_test.h"
 #include "golemnet/golemnet.h"
@@ -275,4 +275,130 @@ GN_TEST(listener_icmp_refused)
     gn_loop_free(loop);
 }
 
-GN_TEST_MAIN(GN_T(syn_flood_bound_and_resets), GN_T(listener_icmp_refused))
+/* Runs the loop for @ms, collecting every uTP packet on @fd as (type,
+ * conn_id) pairs. */
+static int run_collect_all(int fd, int ms, uint8_t *types, uint16_t *ids, int max)
+{
+    int n = 0;
+    gn_time end = gn_loop_now(loop) + (gn_time)ms * GN_MS;
+    while (gn_loop_now(loop) < end) {
+        gn_loop_run(loop, GN_RUN_ONCE);
+        uint8_t b[1500];
+        for (int i = 0; i < 100; i++) {
+            ssize_t r = recv(fd, b, sizeof b, MSG_DONTWAIT);
+            if (r < 0)
+                break;
+            gni_utp_hdr hd;
+            if (gni_utp_parse(b, (size_t)r, &hd) >= 0 && n < max) {
+                types[n] = hd.type;
+                ids[n++] = hd.conn_id;
+            }
+        }
+    }
+    return n;
+}
+
+static int count_pkts(const uint8_t *types, const uint16_t *ids, int n, uint8_t type, uint16_t id)
+{
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        c += types[i] == type && ids[i] == id;
+    return c;
+}
+
+GN_TEST(demux_by_peer_and_conn_id)
+{
+    /* the listener's demultiplexer (a keyed hash of peer address and
+     * conn_id): 40 connections from one peer address, one more from a
+     * second port with a conn_id the first already uses; a resent SYN, an
+     * ack, a RESET by the id a connection sends on, and a packet from the
+     * wrong address each reach the right connection (or none) */
+    CHECK_EQ(gn_loop_new(NULL, &loop), 0);
+    accepts = errors = last_err = closed_n = 0;
+    memset(acc, 0, sizeof acc);
+    gn_registry *reg;
+    CHECK_EQ(gn_registry_new(&reg), 0);
+    CHECK_EQ(gn_registry_add_builtins(reg), 0);
+    const gn_transport_ops *ops =
+        (const gn_transport_ops *)gn_registry_find(reg, GN_LAYER_TRANSPORT, "utp");
+    CHECK(ops != NULL);
+    gn_transport_config cfg;
+    gn_transport_config_default(&cfg);
+    cfg.listen_backlog = 60;
+    cfg.dial_timeout = 10 * GN_S;  /* no half-open expiry during the test */
+    gn_transport *t;
+    CHECK_EQ(gn_transport_new(ops, loop, &cfg, &t), 0);
+    gn_multiaddr *ma, *bound;
+    CHECK_EQ(gn_multiaddr_parse("/ip4/127.0.0.1/udp/0/utp", &ma), 0);
+    gn_listener *l;
+    CHECK_EQ(gn_transport_listen(t, ma, on_accept, NULL, &l), 0);
+    CHECK_EQ(gn_listener_addr(l, &bound), 0);
+    char s[128];
+    gn_multiaddr_to_string(bound, s, sizeof s);
+    int port = atoi(strstr(s, "/udp/") + 5);
+    gn_timer tk;
+    gn_timer_init(loop, &tk);
+    gn_timer_start(&tk, 20 * GN_MS, tick, NULL);
+    int fd1 = socket(AF_INET, SOCK_DGRAM, 0), fd2 = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(fd1 >= 0 && fd2 >= 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    uint8_t ty[256];
+    uint16_t ids[256];
+    /* SYN id X: the listener receives on X + 1 and sends on X */
+    for (uint16_t i = 0; i < 40; i++)
+        send_pkt(fd1, &to, GNI_UTP_ST_SYN, (uint16_t)(1000 + 2 * i), 1);
+    int n = run_collect_all(fd1, 200, ty, ids, 256);
+    CHECK_EQ(accepts, 40);
+    for (uint16_t i = 0; i < 40; i++)
+        CHECK_EQ(count_pkts(ty, ids, n, GNI_UTP_ST_STATE, (uint16_t)(1000 + 2 * i)), 1);
+    /* the same conn_id from another port is another connection */
+    send_pkt(fd2, &to, GNI_UTP_ST_SYN, 1000, 1);
+    n = run_collect_all(fd2, 100, ty, ids, 256);
+    CHECK_EQ(accepts, 41);
+    CHECK_EQ(count_pkts(ty, ids, n, GNI_UTP_ST_STATE, 1000), 1);
+    /* a resent SYN reaches its connection (by the id it sends on): the
+     * SYN-ACK again, no new connection */
+    send_pkt(fd1, &to, GNI_UTP_ST_SYN, 1010, 1);
+    n = run_collect_all(fd1, 100, ty, ids, 256);
+    CHECK_EQ(accepts, 41);
+    CHECK_EQ(count_pkts(ty, ids, n, GNI_UTP_ST_STATE, 1010), 1);
+    CHECK_EQ(count_pkts(ty, ids, n, GNI_UTP_ST_RESET, 1010), 0);
+    /* an ack on the id a connection receives on belongs to it (no RESET);
+     * the same packet from the other port belongs to no connection */
+    send_pkt(fd1, &to, GNI_UTP_ST_STATE, 1011, 1);
+    send_pkt(fd2, &to, GNI_UTP_ST_STATE, 1011, 1);
+    n = run_collect_all(fd1, 100, ty, ids, 256);
+    CHECK_EQ(count_pkts(ty, ids, n, GNI_UTP_ST_RESET, 1011), 0);
+    n = run_collect_all(fd2, 50, ty, ids, 256);
+    CHECK_EQ(count_pkts(ty, ids, n, GNI_UTP_ST_RESET, 1011), 1);
+    CHECK_EQ(errors, 0);
+    /* a RESET on the id the 11th connection sends on fails that stream only */
+    send_pkt(fd1, &to, GNI_UTP_ST_RESET, 1020, 1);
+    run_collect_all(fd1, 100, ty, ids, 256);
+    CHECK_EQ(errors, 1);
+    CHECK_EQ(last_err, GN_ECONNRESET);
+    CHECK(acc[10] == NULL);  /* on_error forgot it */
+    for (int i = 0; i < accepts; i++)
+        if (i != 10)
+            CHECK(acc[i] != NULL);
+    close(fd1);
+    close(fd2);
+    for (int i = 0; i < accepts; i++)
+        if (acc[i])
+            gn_stream_reset(acc[i], on_closed, NULL);
+    gn_timer_stop(&tk);
+    bool lc = false;
+    gn_listener_close(l, NULL, &lc);
+    for (int i = 0; i < 20; i++)
+        gn_loop_run(loop, GN_RUN_NOWAIT);
+    CHECK_EQ(t->nconns, 0);
+    gn_multiaddr_free(ma);
+    gn_multiaddr_free(bound);
+    gn_transport_free(t);
+    gn_registry_free(reg);
+    gn_loop_free(loop);
+}
+
+GN_TEST_MAIN(GN_T(syn_flood_bound_and_resets), GN_T(listener_icmp_refused),
+             GN_T(demux_by_peer_and_conn_id))
