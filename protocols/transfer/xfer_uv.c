@@ -262,6 +262,7 @@ struct xfer_pstream {
     bool writing, disk_busy, closing, closed, end_after_write;
     /* a write the stream refused with GN_EAGAIN, retried on on_writable */
     size_t w_ctl, w_hdr, w_data;
+    gn_timer timer; /* the core's deadline (transfer.md 6.5) */
 };
 
 static void ps_write_cb(void *arg, int status);
@@ -298,6 +299,7 @@ static void ps_maybe_free(xfer_pstream *ps)
 {
     if (!ps->closed || ps->writing || ps->disk_busy)
         return;
+    gn_timer_stop(&ps->timer);
     gni_xfer_prov_free(ps->p);
     if (ps->sh)
         share_rele(ps->sh);
@@ -321,6 +323,7 @@ static void ps_close(xfer_pstream *ps)
     if (ps->closing)
         return;
     ps->closing = true;
+    gn_timer_stop(&ps->timer);
     ps->c->n_ps--;
     gni_list_del(&ps->link);
     gn_stream_close(ps->s, ps_closed, ps);
@@ -384,6 +387,36 @@ static void ps_read_cb(uv_fs_t *req)
     ps_try_write(ps);
 }
 
+static void ps_timer_cb(gn_timer *t, void *arg);
+
+/* Arms the stream's timer for the core's next deadline (6.5). */
+static void ps_arm(xfer_pstream *ps)
+{
+    if (ps->closing || !ps->p)
+        return;
+    gn_time d = gni_xfer_prov_next_deadline(ps->p), now = gn_loop_now(ps->c->loop);
+    if (d == GN_TIME_INFINITY) {
+        gn_timer_stop(&ps->timer);
+        return;
+    }
+    gn_timer_start(&ps->timer, d > now ? d - now : 0, ps_timer_cb, ps);
+}
+
+static void ps_timer_cb(gn_timer *t, void *arg)
+{
+    (void)t;
+    xfer_pstream *ps = arg;
+    if (ps->closing)
+        return;
+    if (!ps->p) { /* no GET_MANIFEST within 10 s */
+        ps_close(ps);
+        return;
+    }
+    if (gni_xfer_prov_on_expiry(ps->p, gn_loop_now(ps->c->loop)) == GN_ETIMEDOUT)
+        ps->end_after_write = true; /* ERROR(LIMIT, "timeout") queued: drain, close */
+    ps_pump(ps);
+}
+
 static void ps_pump(xfer_pstream *ps)
 {
     if (ps->closing || ps->writing || ps->disk_busy || ps->w_ctl || ps->w_hdr)
@@ -406,8 +439,10 @@ static void ps_pump(xfer_pstream *ps)
         return;
     }
     uint64_t idx;
-    if (gni_xfer_prov_next(ps->p, &idx) != 1)
+    if (gni_xfer_prov_next(ps->p, &idx) != 1) {
+        ps_arm(ps);
         return;
+    }
     if (!gni_list_on(&ps->sh->link)) { /* unshared meanwhile */
         gni_xfer_prov_abort(ps->p, GNI_XFER_ERR_NOT_FOUND, "no longer shared");
         ps->end_after_write = true;
@@ -490,6 +525,7 @@ static size_t ps_first(xfer_pstream *ps, const uint8_t *in, size_t len)
     }
     ps->sh = sh;
     sh->refs++;
+    gni_xfer_prov_start(ps->p, gn_loop_now(ps->c->loop));
     /* feed the collected bytes (the first frame and any after it) */
     size_t have = ps->first_len;
     ps->first_len = 0;
@@ -510,7 +546,7 @@ static void ps_feed(xfer_pstream *ps, const uint8_t *in, size_t len)
         }
         size_t used = 0;
         gni_xfer_ev ev;
-        int rc = gni_xfer_prov_feed(ps->p, in, len, &used, &ev);
+        int rc = gni_xfer_prov_feed_at(ps->p, in, len, &used, &ev, gn_loop_now(ps->c->loop));
         in += used;
         len -= used;
         if (rc == GN_EAGAIN) { /* the answers queue is full: hold the rest back */
@@ -647,6 +683,7 @@ struct xfer_src {
     bool up, dead, writing, closing, closed;
     unsigned jobs; /* chunks of this provider being verified on the thread pool */
     size_t out_len; /* drained, not yet accepted by the stream (GN_EAGAIN) */
+    gn_timer timer; /* the core's deadline (transfer.md 6.5) */
     uint8_t out[XF_CTL_BUF];
 };
 
@@ -671,6 +708,7 @@ static void fetch_pump(gn_xfer_fetch *f);
 static void fetch_finish(gn_xfer_fetch *f, int status, const char *detail);
 static void disk_kick(gn_xfer_fetch *f);
 static void src_fail(xfer_src *src, int why, const char *detail);
+static void src_arm(xfer_src *src);
 
 static void fetch_rele(gn_xfer_fetch *f)
 {
@@ -1033,6 +1071,7 @@ static void src_maybe_free(xfer_src *src)
         return;
     if (src->writing || src->jobs > 0)
         return;
+    gn_timer_stop(&src->timer);
     gni_list_del(&src->link);
     gni_xfer_req_free(src->r);
     gn_xfer_fetch *f = src->f;
@@ -1310,6 +1349,33 @@ static void src_event(xfer_src *src, const gni_xfer_ev *ev)
     }
 }
 
+static void src_timer_cb(gn_timer *t, void *arg);
+
+/* Arms the stream's timer for the core's next deadline (6.5). */
+static void src_arm(xfer_src *src)
+{
+    if (src->dead || !src->r)
+        return;
+    gn_time d = gni_xfer_req_next_deadline(src->r), now = gn_loop_now(src->f->c->loop);
+    if (d == GN_TIME_INFINITY) {
+        gn_timer_stop(&src->timer);
+        return;
+    }
+    gn_timer_start(&src->timer, d > now ? d - now : 0, src_timer_cb, src);
+}
+
+static void src_timer_cb(gn_timer *t, void *arg)
+{
+    (void)t;
+    xfer_src *src = arg;
+    if (src->dead || src->f->finishing)
+        return;
+    if (gni_xfer_req_on_expiry(src->r, gn_loop_now(src->f->c->loop)) == GN_ETIMEDOUT)
+        src_fail(src, GN_ETIMEDOUT, "no answer from the provider in time");
+    else
+        src_arm(src);
+}
+
 static void src_on_data(gn_stream *s, void *ud, const uint8_t *in, size_t len)
 {
     (void)s;
@@ -1319,7 +1385,7 @@ static void src_on_data(gn_stream *s, void *ud, const uint8_t *in, size_t len)
     while (len > 0 && !src->dead && !f->finishing) {
         size_t used = 0;
         gni_xfer_ev ev;
-        int rc = gni_xfer_req_feed(src->r, in, len, &used, &ev);
+        int rc = gni_xfer_req_feed_at(src->r, in, len, &used, &ev, gn_loop_now(f->c->loop));
         in += used;
         len -= used;
         if (rc == 1) {
@@ -1333,6 +1399,7 @@ static void src_on_data(gn_stream *s, void *ud, const uint8_t *in, size_t len)
     }
     if (!f->finishing)
         fetch_pump(f);
+    src_arm(src);
     fetch_rele(f);
 }
 
@@ -1381,6 +1448,8 @@ static void src_opened(void *arg, int status, gn_stream *s)
     }
     /* hash on the thread pool (vjob_*), not on the loop thread */
     gni_xfer_req_set_defer_verify(src->r, true);
+    gni_xfer_req_start(src->r, gn_loop_now(f->c->loop));
+    src_arm(src);
     gn_stream_read_start(s);
     src_flush(src); /* GET_MANIFEST */
 }
@@ -1411,6 +1480,7 @@ static int src_add(gn_xfer_fetch *f, const char *addr)
     }
     src->f = f;
     src->pid = -1;
+    gn_timer_init(f->c->loop, &src->timer);
     f->refs++;
     f->pending++;
     gni_list_add_tail(&f->srcs, &src->link);
@@ -1469,8 +1539,10 @@ static void fetch_pump(gn_xfer_fetch *f)
     }
     for (gni_list *e = f->srcs.next; e != &f->srcs; e = e->next) {
         xfer_src *src = GNI_CONTAINER_OF(e, xfer_src, link);
-        if (!src->dead)
+        if (!src->dead) {
             src_flush(src);
+            src_arm(src); /* WANTs sent: the idle deadline may have begun */
+        }
     }
 }
 
@@ -1672,6 +1744,9 @@ static void xfer_on_stream(gn_protocol *p, gn_stream *s, const gn_protocol_strea
     ps->s = s;
     gni_list_add_tail(&c->pstreams, &ps->link);
     c->n_ps++;
+    gn_timer_init(c->loop, &ps->timer);
+    /* the first request within 10 s (6.5), before the core exists */
+    gn_timer_start(&ps->timer, GNI_XFER_MANIFEST_TIMEOUT, ps_timer_cb, ps);
     gn_stream_set_handler(s, &ps_handler, ps);
     if (c->n_ps > XF_MAX_PSTREAMS) {
         ps_refuse(ps, GNI_XFER_ERR_BUSY, "too many transfer streams; retry later");

@@ -179,3 +179,26 @@ async def test_one_download_per_path_and_a_node_without_the_component(tmp_path):
         with pytest.raises(golemnet.NegotiationError):
             ch = await b.dial(c.addrs[0])
             await ch.open_stream("/golem/transfer/1.0.0")
+
+
+@aio(60)
+async def test_silent_provider_times_out(tmp_path):
+    """A provider that takes the stream and never answers: the requester's
+    first-answer timeout (10 s, transfer.md 6.5) drops it."""
+    async with Nodes() as ns:
+        silent = await ns.new(protocol_components="id")  # no transfer component
+
+        async def never(stream):
+            await stream.read_all()
+
+        await silent.set_handler("/golem/transfer/1.0.0", never)
+        b = await ns.new(listen=False)
+        cid = "bafk2bzaceb66br7fjksnucowtoc35mrssi6qb3zzbyv7s4sqaahmkb5y347gg"
+        events = []
+        with pytest.raises(golemnet.UnreachableError):
+            async for ev in b.fetch(cid, str(tmp_path / "t"), [silent.addrs[0]]):
+                events.append(ev)
+        downs = [e for e in events if e.type == "peer_down"]
+        assert downs and isinstance(golemnet.error_from_code(downs[0].status),
+                                    golemnet.TimeoutError), events
+        assert downs and "in time" in (downs[0].detail or ""), events
