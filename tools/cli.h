@@ -56,5 +56,10 @@ extern const char cmd_ergo_help[];
 /** Runs "golemnet pubsub sub|pub TOPIC ..." (@argv[0] == sub or pub); returns the exit status. */
 int cmd_pubsub(int argc, char **argv);
 extern const char cmd_pubsub_help[];
+/* cmd_xfer.c: "golemnet share" and "golemnet fetch" (built with transfer: GN_CLI_XFER) */
+/** Runs share (@fetch false) or fetch with their arguments; returns the exit status. */
+int cmd_xfer(bool fetch, int argc, char **argv);
+extern const char cmd_share_help[];
+extern const char cmd_fetch_help[];
 
 #endif

@@ -174,6 +174,10 @@ static const struct cli_help {
 #ifdef GN_CLI_PUBSUB
     {"pubsub", cmd_pubsub_help},
 #endif
+#ifdef GN_CLI_XFER
+    {"share", cmd_share_help},
+    {"fetch", cmd_fetch_help},
+#endif
 };
 
 static void usage(FILE *f)
@@ -201,6 +205,11 @@ static void usage(FILE *f)
             "                                   one Kademlia DHT operation\n"
             "  daemon [--socket PATH] [--config FILE]\n"
             "                                   run a node controlled through a control socket\n");
+#ifdef GN_CLI_XFER
+    fputs("  share FILE [--bootstrap-kad MA]...  serve a file under its CID until killed\n"
+          "  fetch CID [--from MA]... [-o PATH]  download a shared file (resumable)\n",
+          f);
+#endif
 #ifdef GN_CLI_ERGO
     fputs("  ergo send|call|ping|info NODE ... | ergo serve --name NAME@HOST\n"
           "                                   one Ergo operation, or serve an echo process\n",
@@ -3413,6 +3422,11 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "daemon")) {
         return cmd_daemon(argc - 2, argv + 2, cli_json);
     }
+#ifdef GN_CLI_XFER
+    if (!strcmp(cmd, "share") || !strcmp(cmd, "fetch")) {
+        return cmd_xfer(!strcmp(cmd, "fetch"), argc - 2, argv + 2);
+    }
+#endif
 #ifdef GN_CLI_ERGO
     if (!strcmp(cmd, "ergo")) {
         return cmd_ergo(argc - 2, argv + 2);

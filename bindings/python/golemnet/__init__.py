@@ -28,8 +28,8 @@ layer).
 
 from . import errors
 from ._aio import (EVENT_KINDS, PROTOCOLS, Channel, ChannelMetrics, ChannelState, Event,
-                   DhtPeer, EventStream, Group, GroupMessage, GroupMetrics, Handler, Message,
-                   Node, PeerInfo, Stream)
+                   DhtPeer, EventStream, Fetch, Group, GroupMessage, GroupMetrics, Handler,
+                   Message, Node, PeerInfo, Stream, TransferEvent)
 from ._golemnet import MSG_PROTOCOL_ID, peer_id_from_seed
 from ._golemnet import generate_key_file, key_file_info  # key types (issue 17)
 from ._golemnet import version as _native_version
@@ -47,7 +47,7 @@ __version__: str = _native_version()
 
 __all__ = [
     "Node", "Channel", "Stream", "Message", "ChannelState", "ChannelMetrics", "Handler",
-    "Event", "EventStream", "EVENT_KINDS", "PeerInfo", "DhtPeer",
+    "Event", "EventStream", "EVENT_KINDS", "PeerInfo", "DhtPeer", "TransferEvent", "Fetch",
     "Group", "GroupMessage", "GroupMetrics",
     "PROTOCOLS", "MSG_PROTOCOL_ID", "peer_id_from_seed", "generate_key_file", "key_file_info", "errors", "blocking",
     "Error", "GenericError", "NetworkError", "CryptoError", "PeerError",

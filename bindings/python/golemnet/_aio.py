@@ -28,6 +28,7 @@ from .errors import AgainError, ClosedError, Error, PeerIdError, error_from_code
 __all__ = [
     "Node", "Channel", "Stream", "Message", "ChannelState", "ChannelMetrics",
     "Handler", "PROTOCOLS", "Event", "EventStream", "EVENT_KINDS", "PeerInfo", "DhtPeer",
+    "TransferEvent", "Fetch",
 ]
 
 log = logging.getLogger("golemnet")
@@ -817,6 +818,7 @@ class Node:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._tokens = itertools.count(1)
         self._pending: Dict[int, "asyncio.Future[Any]"] = {}
+        self._fetches: Dict[int, "Fetch"] = {}
         self._handlers: Dict[str, Handler] = {}
         self._handler_tasks: Set["asyncio.Task[Any]"] = set()
         self._channels: Dict[int, Channel] = {}
@@ -981,9 +983,17 @@ class Node:
                 self._handler_tasks.add(task)
                 task.add_done_callback(self._handler_tasks.discard)
                 continue
+            if kind == _c.NOTE_XFER and tok in self._fetches:
+                fetch = self._fetches[tok]
+                if obj is not None and obj[0] == 5:  # GN_XFER_EV_DONE
+                    del self._fetches[tok]
+                fetch._push(status, obj)
+                continue
             fut = self._pending.pop(tok, None)
             result: Any = None
-            if kind == _c.NOTE_DHT:
+            if kind == _c.NOTE_XFER:
+                result = obj
+            elif kind == _c.NOTE_DHT:
                 result = obj  # (value or None, peers): also what a timeout found
             elif status == 0:
                 if kind == _c.NOTE_DIAL:
@@ -1243,6 +1253,9 @@ class Node:
             self._kick_handle = None
         if self._started:
             self._on_notes()  # completions queued during the close
+        for fetch in list(self._fetches.values()):
+            fetch._push(_golemnet_code("GN_ECANCELED"), None)
+        self._fetches.clear()
         for fut in list(self._pending.values()):
             if not fut.done():
                 fut.set_exception(ClosedError(_golemnet_code("GN_ECLOSED")))
@@ -1305,6 +1318,58 @@ class Node:
             self._handlers[protocol_id] = handler  # type: ignore[assignment]
         else:
             self._handlers.pop(protocol_id, None)
+
+    # -- resource transfer (docs/transfer.md, golemnet/transfer.h)
+    async def share(self, path: str, timeout: Optional[float] = None) -> str:
+        """Shares the file @path under its content address and returns the
+        CID text ("bafk..."); the node serves it until it closes. Hashing
+        reads the whole file (on the library's thread pool). Raises
+        :class:`~golemnet.NotSupportedError` (built without the transfer
+        component), :class:`~golemnet.NetworkError` subclasses for I/O
+        (GN_EIO: missing or unreadable file)."""
+        tok, fut = self._request()
+        self._call(self._c.xfer, "share", str(path), None, [], 0, 0, tok)
+        res = await self._await(tok, fut, timeout)
+        return res[3]
+
+    async def provide(self, cid: str, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> None:
+        """Announces this node as a provider of @cid in the DHT (a provider
+        record under the CID's multihash). Raises
+        :class:`~golemnet.NoRouteError` when no DHT peer took it."""
+        tok, fut = self._request()
+        self._call(self._c.xfer, "provide", cid, None, [], 0, 0, tok)
+        await self._await(tok, fut, timeout)
+
+    async def find_providers_of(self, cid: str, max: int = 16,
+                                timeout: Optional[float] = _DEFAULT_TIMEOUT) -> List[str]:
+        """Providers of @cid found in the DHT, as multiaddrs with /p2p/."""
+        tok, fut = self._request()
+        self._call(self._c.xfer, "find", cid, None, [], int(max), 0, tok)
+        res = await self._await(tok, fut, timeout)
+        return list(res[4])
+
+    def fetch(self, cid: str, path: str, providers: Sequence[str] = (),
+              memory_chunks: int = 0, progress_interval: float = 0.25) -> "Fetch":
+        """Downloads @cid to @path from @providers (multiaddrs with /p2p/;
+        none: the DHT is asked). Returns a :class:`Fetch`, an async iterator
+        of :class:`TransferEvent` ("progress", "peer_up", "peer_down",
+        "peer_banned", and last "done"); a failed download raises its error
+        from the iterator (``err.event`` is the "done" event), also a bad
+        argument (:class:`~golemnet.ParseError` for a malformed CID or a
+        provider without /p2p/). Resumes from PATH.part / PATH.part.state
+        when they are there. Progress events come every @progress_interval
+        seconds; @memory_chunks bounds the chunks held in memory (0: 48)."""
+        self._check_open()
+        tok = next(self._tokens)
+        f = Fetch(self, tok, asyncio.get_running_loop())
+        self._fetches[tok] = f
+        try:
+            self._c.xfer("fetch", cid, str(path), [str(p) for p in providers],
+                         int(memory_chunks), int(progress_interval * 1000), tok)
+        except BaseException:
+            self._fetches.pop(tok, None)
+            raise
+        return f
 
     # -- requests
     async def dial(self, addr: str, timeout: Optional[float] = _DEFAULT_TIMEOUT) -> Channel:
@@ -1513,6 +1578,88 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<golemnet.Node {self.peer_id} {self.addrs}>"
+
+
+_XFER_TYPES = {1: "progress", 2: "peer_up", 3: "peer_down", 4: "peer_banned", 5: "done"}
+
+
+@dataclasses.dataclass
+class TransferEvent:
+    """One event of a download (:meth:`Node.fetch`). Byte counts in bytes,
+    rate in bytes/s, eta in seconds (None: unknown)."""
+    type: str
+    status: int
+    bytes_done: int
+    bytes_total: int
+    bytes_resumed: int
+    chunks_done: int
+    chunks_total: int
+    rate: int
+    eta: Optional[float]
+    peers: int
+    peers_banned: int
+    bytes_received: int
+    peer: Optional[str]
+    detail: Optional[str]
+
+
+class Fetch:
+    """A running download: ``async for ev in fetch`` gives its
+    :class:`TransferEvent` objects, the last one of type "done";
+    :meth:`cancel` stops it (the partial state stays for a resume)."""
+
+    def __init__(self, node: "Node", tok: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._node = node
+        self._tok = tok
+        self._q: Deque[Tuple[int, Any]] = collections.deque()
+        self._waiter: Optional["asyncio.Future[None]"] = None
+        self._loop = loop
+        self._ended = False
+        self.result: Optional[TransferEvent] = None  #: the "done" event, once there
+
+    def _push(self, status: int, obj: Any) -> None:
+        self._q.append((status, obj))
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def cancel(self) -> None:
+        """Cancels the download; the iterator then ends with CanceledError."""
+        if not self._ended and not self._node._closing:
+            self._node._c.xfer("cancel", None, None, [], 0, 0, self._tok)
+
+    def __aiter__(self) -> "Fetch":
+        return self
+
+    async def __anext__(self) -> TransferEvent:
+        if self._ended:
+            raise StopAsyncIteration
+        while not self._q:
+            self._waiter = self._loop.create_future()
+            await self._waiter
+            self._waiter = None
+        status, obj = self._q.popleft()
+        if obj is None:
+            self._ended = True
+            raise error_from_code(status, "the download ended")
+        kind, v, peer, detail, _ = obj
+        ev = TransferEvent(_XFER_TYPES.get(kind, str(kind)), status, v[0], v[1], v[2], v[3],
+                           v[4], v[5], (v[6] - 1) / 1000 if v[6] else None, v[7], v[8], v[9],
+                           peer, detail)
+        if ev.type == "done":
+            self._ended = True
+            self.result = ev
+            if status < 0:
+                err = error_from_code(status, f"fetch: {detail}" if detail else None)
+                err.event = ev  # type: ignore[attr-defined]
+                raise err
+        return ev
+
+    async def wait(self) -> TransferEvent:
+        """Runs the download to its end; returns the "done" event."""
+        async for _ in self:
+            pass
+        assert self.result is not None
+        return self.result
 
 
 # Node(limits=...): name -> (option, scale of the value); times in seconds.

@@ -26,6 +26,10 @@ NOTE_STREAM: int
 NOTE_DONE: int
 NOTE_PEER: int
 NOTE_DHT: int
+NOTE_XFER: int
+XFER_SHARED: int
+XFER_PROVIDED: int
+XFER_FOUND: int
 DHT_FIND_PEER: int
 DHT_GET: int
 DHT_PUT: int
@@ -92,6 +96,10 @@ class Node:
         """Opens a stream; NOTE_OPEN note."""
     def peer_info(self, peer_id: str, token: int) -> None:
         """Copies the peer store's entry on the loop thread; NOTE_PEER note (a dict)."""
+    def xfer(self, op: str, a: Optional[str], b: Optional[str], providers: List[str], n: int,
+             interval_ms: int, token: int) -> None:
+        """Resource transfer: 'share', 'provide', 'find', 'fetch', 'cancel';
+        NOTE_XFER notes, obj (type, counters, peer, detail, addrs)."""
     def dht(self, op: int, key: bytes, value: bytes, peer: Optional[str], max: int,
             token: int) -> None:
         """One DHT call (DHT_*); NOTE_DHT note, obj (value or None,

@@ -607,6 +607,82 @@ static PyObject *Node_dht(NodeObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/*
+ * Resource transfer (golemnet/transfer.h): xfer(op, a, b, providers, n,
+ * interval_ms, token) with op "share" (a: path), "provide" (a: CID),
+ * "find" (a: CID, n: max), "fetch" (a: CID, b: path, providers: a list of
+ * multiaddr strings, n: memory chunks or 0, interval_ms: progress
+ * interval), "cancel" (token: the fetch's). NOTE_XFER notes.
+ */
+static PyObject *Node_xfer(NodeObject *self, PyObject *args)
+{
+    const char *op, *a, *b;
+    PyObject *prov;
+    Py_ssize_t n;
+    unsigned long long interval_ms, token;
+    if (!PyArg_ParseTuple(args, "szzOnKK", &op, &a, &b, &prov, &n, &interval_ms, &token) ||
+        node_check_alive(self) < 0) {
+        return NULL;
+    }
+    int rc;
+    if (!strcmp(op, "share") && a) {
+        rc = gnb_xfer_share(self->br, a, token);
+    } else if (!strcmp(op, "provide") && a) {
+        rc = gnb_xfer_provide(self->br, a, token);
+    } else if (!strcmp(op, "find") && a && n >= 1 && n <= 64) {
+        rc = gnb_xfer_find(self->br, a, (size_t)n, token);
+    } else if (!strcmp(op, "cancel")) {
+        rc = gnb_xfer_cancel(self->br, token);
+    } else if (!strcmp(op, "fetch") && a && b && PyList_Check(prov) && n >= 0 && n <= 256) {
+        Py_ssize_t np = PyList_GET_SIZE(prov);
+        if (np > 64) {
+            return gnpy_raise(GN_EINVAL);
+        }
+        const char *pv[64];
+        for (Py_ssize_t i = 0; i < np; i++) {
+            pv[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(prov, i));
+            if (!pv[i]) {
+                return NULL;
+            }
+        }
+        rc = gnb_xfer_fetch(self->br, a, b, pv, (size_t)np, (unsigned)n,
+                            (gn_time)interval_ms * GN_MS, token);
+    } else {
+        rc = GN_EINVAL;
+    }
+    if (rc < 0) {
+        return gnpy_raise(rc);
+    }
+    Py_RETURN_NONE;
+}
+
+/* A NOTE_XFER note's obj: (type, (10 counters), peer or None, detail or None, [addrs]). */
+static PyObject *xfer_obj(const gnb_xfer *x)
+{
+    if (!x) {
+        Py_RETURN_NONE;
+    }
+    PyObject *addrs = PyList_New(0);
+    for (size_t i = 0; addrs && i < x->n_addrs; i++) {
+        PyObject *s = PyUnicode_FromString(x->addrs[i]);
+        if (!s || PyList_Append(addrs, s) < 0) {
+            Py_XDECREF(s);
+            Py_CLEAR(addrs);
+            break;
+        }
+        Py_DECREF(s);
+    }
+    if (!addrs) {
+        return NULL;
+    }
+    return Py_BuildValue("(i(KKKKKKKKKK)zzN)", x->type, (unsigned long long)x->v[0],
+                         (unsigned long long)x->v[1], (unsigned long long)x->v[2],
+                         (unsigned long long)x->v[3], (unsigned long long)x->v[4],
+                         (unsigned long long)x->v[5], (unsigned long long)x->v[6],
+                         (unsigned long long)x->v[7], (unsigned long long)x->v[8],
+                         (unsigned long long)x->v[9], x->peer, x->detail, addrs);
+}
+
 static PyObject *Node_refresh_metrics(NodeObject *self, PyObject *args)
 {
     ChannelObject *ch;
@@ -848,6 +924,8 @@ static PyObject *Node_poll(NodeObject *self, PyObject *args)
             obj = peer_dict(nt->peer);
         } else if (nt->kind == GNB_NOTE_DHT) {
             obj = dht_obj(nt->dht);
+        } else if (nt->kind == GNB_NOTE_XFER) {
+            obj = xfer_obj(nt->xfer);
         } else {
             obj = Py_None;
             Py_INCREF(obj);
@@ -908,6 +986,11 @@ static PyMethodDef Node_methods[] = {
      "bytes, peer a peer ID or None, max for DHT_FIND_PROVIDERS); NOTE_DHT note (obj: "
      "(value or None, [(peer_id, [addrs])])). DHT_ALLOW: key is a namespace given a "
      "permissive C validator (allowed before start)."},
+    {"xfer", (PyCFunction)Node_xfer, METH_VARARGS,
+     "xfer(op, a, b, providers, n, interval_ms, token)\n--\n\nResource transfer: op "
+     "'share' (a path), 'provide' / 'find' (a CID; n max), 'fetch' (a CID, b path, providers "
+     "list, n memory chunks, interval_ms), 'cancel' (the fetch's token); NOTE_XFER notes "
+     "(obj: (type, counters, peer, detail, addrs))."},
     {"refresh_metrics", (PyCFunction)Node_refresh_metrics, METH_VARARGS,
      "refresh_metrics(channel, token)\n--\n\nRefreshes the channel's metrics snapshot on the "
      "loop thread; NOTE_DONE note."},
@@ -1802,6 +1885,10 @@ PyMODINIT_FUNC PyInit__golemnet(void)
         {"NOTE_DONE", GNB_NOTE_DONE},
         {"NOTE_PEER", GNB_NOTE_PEER},
         {"NOTE_DHT", GNB_NOTE_DHT},
+        {"NOTE_XFER", GNB_NOTE_XFER},
+        {"XFER_SHARED", GNB_XFER_SHARED},
+        {"XFER_PROVIDED", GNB_XFER_PROVIDED},
+        {"XFER_FOUND", GNB_XFER_FOUND},
         {"DHT_FIND_PEER", GNB_DHT_FIND_PEER},
         {"DHT_GET", GNB_DHT_GET},
         {"DHT_PUT", GNB_DHT_PUT},

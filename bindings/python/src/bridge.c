@@ -59,6 +59,7 @@ struct gnb_bridge {
     bool kick_posted;          /* a kick command is queued */
     bool kick_failed;          /* the last post failed: the consumer retries */
     bool detached;
+    struct br_xreq *fetches; /* loop thread only: running gnb_xfer_fetch() downloads */
 };
 
 struct gnb_stream {
@@ -295,6 +296,8 @@ void gnb_note_release(gnb_note *note)
     note->peer = NULL;
     gnb_dht_free(note->dht);
     note->dht = NULL;
+    gnb_xfer_free(note->xfer);
+    note->xfer = NULL;
     if (note->ch) {
         gn_channel_rele(note->ch);
         note->ch = NULL;
@@ -1427,3 +1430,318 @@ bool gnb_bridge_kick_failed(gnb_bridge *br)
     pthread_mutex_unlock(&br->mu);
     return f;
 }
+
+/* ------------------------------------------------------------------------
+ * Resource transfer (golemnet/transfer.h)
+ */
+
+void gnb_xfer_free(gnb_xfer *x)
+{
+    if (!x) {
+        return;
+    }
+    gn_free(x->peer);
+    gn_free(x->detail);
+    for (size_t i = 0; i < x->n_addrs; i++) {
+        gn_free(x->addrs[i]);
+    }
+    gn_free(x->addrs);
+    gn_free(x);
+}
+
+#ifdef GNPY_HAVE_XFER
+#include "golemnet/transfer.h"
+
+typedef struct br_xreq {
+    gnb_bridge *br;
+    uint64_t token;
+    char *a, *b;            /* cid/path, path */
+    char **prov;
+    size_t n_prov, max;
+    unsigned mem_chunks;
+    gn_time interval;
+    gn_xfer_fetch *f;
+    struct br_xreq *next;   /* br->fetches */
+} br_xreq;
+
+static void xreq_free(br_xreq *r)
+{
+    gn_free(r->a);
+    gn_free(r->b);
+    for (size_t i = 0; i < r->n_prov; i++) {
+        gn_free(r->prov[i]);
+    }
+    gn_free(r->prov);
+    br_rele(r->br);
+    gn_free(r);
+}
+
+static br_xreq *xreq_new(gnb_bridge *br, uint64_t token, const char *a, const char *b)
+{
+    br_xreq *r = gn_calloc(1, sizeof *r);
+    if (!r) {
+        return NULL;
+    }
+    r->br = br_hold(br);
+    r->token = token;
+    if ((a && !(r->a = gn_strdup(a))) || (b && !(r->b = gn_strdup(b)))) {
+        xreq_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int xreq_submit(br_xreq *r, gn_loop_fn fn)
+{
+    gnb_bridge *br = r->br;
+    pthread_mutex_lock(&br->mu);
+    int rc = br->detached ? GN_ECLOSED : gn_loop_submit(br->loop, fn, r);
+    pthread_mutex_unlock(&br->mu);
+    if (rc < 0) {
+        xreq_free(r);
+    }
+    return rc;
+}
+
+/* Pushes a GNB_NOTE_XFER note; @x is taken (freed when the note cannot be made). */
+static void xnote(br_xreq *r, int status, gnb_xfer *x)
+{
+    gnb_note *note = note_new(GNB_NOTE_XFER, status, r->token);
+    if (!note) {
+        gnb_xfer_free(x);
+        return;
+    }
+    note->xfer = x;
+    br_push(r->br, note);
+}
+
+static gnb_xfer *xnew(int type, const char *peer, const char *detail)
+{
+    gnb_xfer *x = gn_calloc(1, sizeof *x);
+    if (x) {
+        x->type = type;
+        x->peer = peer ? gn_strdup(peer) : NULL;
+        x->detail = detail ? gn_strdup(detail) : NULL;
+    }
+    return x;
+}
+
+static void br_shared(void *arg, int status, const char *cid, uint64_t size)
+{
+    br_xreq *r = arg;
+    gnb_xfer *x = xnew(GNB_XFER_SHARED, NULL, cid);
+    if (x) {
+        x->v[1] = size;
+    }
+    xnote(r, status, x);
+    xreq_free(r);
+}
+
+static void br_share_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    br_xreq *r = arg;
+    int rc = gn_xfer_share(r->br->node, r->a, br_shared, r);
+    if (rc < 0) {
+        br_shared(r, rc, NULL, 0);
+    }
+}
+
+int gnb_xfer_share(gnb_bridge *br, const char *path, uint64_t token)
+{
+    br_xreq *r = xreq_new(br, token, path, NULL);
+    return r ? xreq_submit(r, br_share_run) : GN_ENOMEM;
+}
+
+static void br_provided(void *arg, int status)
+{
+    br_xreq *r = arg;
+    xnote(r, status, xnew(GNB_XFER_PROVIDED, NULL, NULL));
+    xreq_free(r);
+}
+
+static void br_provide_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    br_xreq *r = arg;
+    int rc = gn_xfer_provide(r->br->node, r->a, br_provided, r);
+    if (rc < 0) {
+        br_provided(r, rc);
+    }
+}
+
+int gnb_xfer_provide(gnb_bridge *br, const char *cid, uint64_t token)
+{
+    br_xreq *r = xreq_new(br, token, cid, NULL);
+    return r ? xreq_submit(r, br_provide_run) : GN_ENOMEM;
+}
+
+static void br_found(void *arg, int status, const char *const *addrs, size_t n)
+{
+    br_xreq *r = arg;
+    gnb_xfer *x = xnew(GNB_XFER_FOUND, NULL, NULL);
+    if (x && n > 0 && (x->addrs = gn_calloc(n, sizeof *x->addrs)) != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            if ((x->addrs[x->n_addrs] = gn_strdup(addrs[i])) != NULL) {
+                x->n_addrs++;
+            }
+        }
+    }
+    xnote(r, status, x);
+    xreq_free(r);
+}
+
+static void br_find_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    br_xreq *r = arg;
+    int rc = gn_xfer_find(r->br->node, r->a, r->max, br_found, r);
+    if (rc < 0) {
+        br_found(r, rc, NULL, 0);
+    }
+}
+
+int gnb_xfer_find(gnb_bridge *br, const char *cid, size_t max, uint64_t token)
+{
+    br_xreq *r = xreq_new(br, token, cid, NULL);
+    if (!r) {
+        return GN_ENOMEM;
+    }
+    r->max = max;
+    return xreq_submit(r, br_find_run);
+}
+
+static void br_fetch_unlink(br_xreq *r)
+{
+    for (br_xreq **pp = &r->br->fetches; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            return;
+        }
+    }
+}
+
+static void br_fetch_event(void *arg, const gn_xfer_event *ev)
+{
+    br_xreq *r = arg;
+    gnb_xfer *x = xnew((int)ev->type, ev->peer, ev->detail);
+    if (x) {
+        const gn_xfer_progress *p = ev->progress;
+        x->v[0] = p->bytes_done;
+        x->v[1] = p->bytes_total;
+        x->v[2] = p->bytes_resumed;
+        x->v[3] = p->chunks_done;
+        x->v[4] = p->chunks_total;
+        x->v[5] = p->rate;
+        x->v[6] = p->eta_ms < 0 ? 0 : (uint64_t)p->eta_ms + 1;
+        x->v[7] = p->peers;
+        x->v[8] = p->peers_banned;
+        x->v[9] = p->bytes_received;
+    }
+    xnote(r, ev->status, x);
+    if (ev->type == GN_XFER_EV_DONE) {
+        br_fetch_unlink(r);
+        xreq_free(r);
+    }
+}
+
+static void br_fetch_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    br_xreq *r = arg;
+    gn_xfer_fetch_opts o;
+    gn_xfer_fetch_opts_default(&o);
+    o.providers = (const char *const *)r->prov;
+    o.n_providers = r->n_prov;
+    if (r->mem_chunks) {
+        o.max_chunks_in_memory = r->mem_chunks;
+    }
+    o.progress_interval = r->interval;
+    int rc = gn_xfer_fetch_start(r->br->node, r->a, r->b, &o, br_fetch_event, r, &r->f);
+    if (rc < 0) {
+        gn_xfer_progress p;
+        memset(&p, 0, sizeof p);
+        p.eta_ms = -1;
+        gn_xfer_event ev = {GN_XFER_EV_DONE, rc, &p, NULL, "the download did not start"};
+        br_fetch_event(r, &ev);
+        return;
+    }
+    r->next = r->br->fetches;
+    r->br->fetches = r;
+}
+
+int gnb_xfer_fetch(gnb_bridge *br, const char *cid, const char *path,
+                   const char *const *providers, size_t n_providers, unsigned mem_chunks,
+                   gn_time progress_interval, uint64_t token)
+{
+    br_xreq *r = xreq_new(br, token, cid, path);
+    if (!r) {
+        return GN_ENOMEM;
+    }
+    if (n_providers > 0) {
+        r->prov = gn_calloc(n_providers, sizeof *r->prov);
+        if (!r->prov) {
+            xreq_free(r);
+            return GN_ENOMEM;
+        }
+        for (size_t i = 0; i < n_providers; i++, r->n_prov++) {
+            if (!(r->prov[i] = gn_strdup(providers[i]))) {
+                xreq_free(r);
+                return GN_ENOMEM;
+            }
+        }
+    }
+    r->mem_chunks = mem_chunks;
+    r->interval = progress_interval;
+    return xreq_submit(r, br_fetch_run);
+}
+
+static void br_cancel_run(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    br_xreq *c = arg;
+    for (br_xreq *r = c->br->fetches; r; r = r->next) {
+        if (r->token == c->token && r->f) {
+            gn_xfer_fetch_cancel(r->f);
+            r->f = NULL;
+            break;
+        }
+    }
+    xreq_free(c);
+}
+
+int gnb_xfer_cancel(gnb_bridge *br, uint64_t token)
+{
+    br_xreq *r = xreq_new(br, token, NULL, NULL);
+    return r ? xreq_submit(r, br_cancel_run) : GN_ENOMEM;
+}
+#else
+int gnb_xfer_share(gnb_bridge *br, const char *path, uint64_t token)
+{
+    (void)br, (void)path, (void)token;
+    return GN_ENOTSUP;
+}
+int gnb_xfer_provide(gnb_bridge *br, const char *cid, uint64_t token)
+{
+    (void)br, (void)cid, (void)token;
+    return GN_ENOTSUP;
+}
+int gnb_xfer_find(gnb_bridge *br, const char *cid, size_t max, uint64_t token)
+{
+    (void)br, (void)cid, (void)max, (void)token;
+    return GN_ENOTSUP;
+}
+int gnb_xfer_fetch(gnb_bridge *br, const char *cid, const char *path,
+                   const char *const *providers, size_t n_providers, unsigned mem_chunks,
+                   gn_time progress_interval, uint64_t token)
+{
+    (void)br, (void)cid, (void)path, (void)providers, (void)n_providers, (void)mem_chunks;
+    (void)progress_interval, (void)token;
+    return GN_ENOTSUP;
+}
+int gnb_xfer_cancel(gnb_bridge *br, uint64_t token)
+{
+    (void)br, (void)token;
+    return GN_ENOTSUP;
+}
+#endif

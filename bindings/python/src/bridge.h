@@ -58,7 +58,10 @@ enum {
     GNB_NOTE_STREAM = 5,  /* st: its state changed (data, eof, error, drained, closed) */
     GNB_NOTE_DONE = 6,    /* token, status (handler registration) */
     GNB_NOTE_PEER = 7,    /* token, status, peer (the peer store's entry) */
-    GNB_NOTE_DHT = 8      /* token, status, dht (what the DHT call found, or NULL) */
+    GNB_NOTE_DHT = 8,     /* token, status, dht (what the DHT call found, or NULL) */
+    /* token, status; xfer: a transfer event or a share/provide/find outcome
+     * (gnb_xfer_*; built with the transfer component: GNPY_HAVE_XFER) */
+    GNB_NOTE_XFER = 9
 };
 
 /**
@@ -100,6 +103,22 @@ void gnb_dht_free(gnb_dht *d);
  * reference to @ch (gn_channel_rele) and to @st (gnb_stream_rele) when set;
  * gnb_note_release() drops whatever it did not take.
  */
+/*
+ * A resource-transfer note (golemnet/transfer.h): @type is a
+ * gn_xfer_event_type for fetch events, or GNB_XFER_SHARED (text: the CID,
+ * size: bytes), GNB_XFER_PROVIDED, GNB_XFER_FOUND (addrs: the providers).
+ */
+enum { GNB_XFER_SHARED = 100, GNB_XFER_PROVIDED = 101, GNB_XFER_FOUND = 102 };
+typedef struct gnb_xfer {
+    int type;
+    uint64_t v[10]; /* bytes_done, bytes_total, bytes_resumed, chunks_done, chunks_total,
+                     * rate, eta_ms (+1; 0 unknown), peers, peers_banned, bytes_received */
+    char *peer;     /* NULL or text */
+    char *detail;   /* NULL or text (SHARED: the CID) */
+    char **addrs;   /* FOUND */
+    size_t n_addrs;
+} gnb_xfer;
+
 typedef struct gnb_note {
     struct gnb_note *next; /* private */
     int kind;
@@ -111,6 +130,7 @@ typedef struct gnb_note {
     char protocol[GN_PROTOCOL_ID_MAX];
     gnb_peer *peer; /* GNB_NOTE_PEER on success; the receiver may take it (then NULL it) */
     gnb_dht *dht;   /* GNB_NOTE_DHT: what was found (also with GN_ETIMEDOUT), or NULL */
+    gnb_xfer *xfer; /* GNB_NOTE_XFER, or NULL (out of memory) */
 } gnb_note;
 
 /** Frees a gnb_peer taken from a note. NULL is a no-op. */
@@ -204,6 +224,26 @@ enum {
  * (immediate, no note): those of the gn_node_dht_* call (GN_EINVAL,
  * GN_EAGAIN, GN_ENOMEM, GN_ECLOSED), GN_ECLOSED (node gone).
  */
+/*
+ * Resource transfer through the bridge (golemnet/transfer.h; built with the
+ * transfer component, else GN_ENOTSUP). Each queues a loop command;
+ * outcomes come as GNB_NOTE_XFER notes with @token: share: one note
+ * (GNB_XFER_SHARED); provide: GNB_XFER_PROVIDED; find: GNB_XFER_FOUND;
+ * fetch: a note per event until GN_XFER_EV_DONE (also when starting it
+ * failed: DONE with the error). gnb_xfer_cancel() cancels the fetch of
+ * @token (no note of its own: its DONE says GN_ECANCELED). Immediate
+ * errors: GN_ECLOSED (node gone), GN_EAGAIN, GN_ENOMEM, GN_ENOTSUP.
+ * Consumer thread.
+ */
+int gnb_xfer_share(gnb_bridge *br, const char *path, uint64_t token);
+int gnb_xfer_provide(gnb_bridge *br, const char *cid, uint64_t token);
+int gnb_xfer_find(gnb_bridge *br, const char *cid, size_t max, uint64_t token);
+int gnb_xfer_fetch(gnb_bridge *br, const char *cid, const char *path,
+                   const char *const *providers, size_t n_providers, unsigned mem_chunks,
+                   gn_time progress_interval, uint64_t token);
+int gnb_xfer_cancel(gnb_bridge *br, uint64_t token);
+void gnb_xfer_free(gnb_xfer *x);
+
 int gnb_dht_call(gnb_bridge *br, int op, const uint8_t *key, size_t key_len,
                  const uint8_t *value, size_t value_len, const gn_peer_id *peer, size_t max,
                  uint64_t token);
