@@ -32,14 +32,21 @@
 
 static tnode nodes[NN];
 
-static void up_ex(tnode *t, uint32_t seed, int idx, const char *router, const char *extra);
+static void up_ex2(tnode *t, uint32_t seed, int idx, const char *router, const char *extra,
+                   const char *extra2);
 
 static void up(tnode *t, uint32_t seed, int idx, const char *router)
 {
-    up_ex(t, seed, idx, router, NULL);
+    up_ex2(t, seed, idx, router, NULL, NULL);
 }
 
 static void up_ex(tnode *t, uint32_t seed, int idx, const char *router, const char *extra)
+{
+    up_ex2(t, seed, idx, router, extra, NULL);
+}
+
+static void up_ex2(tnode *t, uint32_t seed, int idx, const char *router, const char *extra,
+                   const char *extra2)
 {
     static char opt_router[64];
     snprintf(opt_router, sizeof opt_router, "pubsub.router=%s", router);
@@ -47,6 +54,7 @@ static void up_ex(tnode *t, uint32_t seed, int idx, const char *router, const ch
     opts[0] = opt_router;
     opts[1] = "pubsub.heartbeat_ms=100";
     opts[2] = extra;
+    opts[3] = extra2;
     memset(t, 0, sizeof *t);
     CHECK_EQ(gn_identity_from_int_seed(seed, &t->id), 0);
     gn_identity_peer_id(t->id, &t->pid);
@@ -59,7 +67,7 @@ static void up_ex(tnode *t, uint32_t seed, int idx, const char *router, const ch
     cfg.transports = "memory";
     cfg.protocol_components = "/meshsub/1.1.0";
     cfg.options = opts;
-    cfg.n_options = extra ? 3 : 2;
+    cfg.n_options = extra2 ? 4 : extra ? 3 : 2;
     const char *l = t->listen;
     cfg.listen = &l;
     cfg.n_listen = 1;
@@ -204,7 +212,6 @@ static void run_mesh(const char *router, uint32_t seed)
     }
     /* unicast on the group channel: node 1 to node 0 (a member) */
     CHECK_EQ(gn_multicast_unicast(nodes[1].mc, &nodes[0].pid, (const uint8_t *)"u", 1), 0);
-    CHECK(run_until(all_got, &pub, 10) || true);
     for (int t = 0; t < 200 && nodes[0].unicasts == 0; t++) {
         run_until(never, NULL, 10);
         pump_events(&nodes[0], NULL);
@@ -329,12 +336,12 @@ static void sign_policy_case(const char *b_policy, bool b_accepts, uint32_t seed
 GN_TEST(strict_sign_rejects_unsigned) { sign_policy_case("strict_sign", false, 440); }
 GN_TEST(strict_no_sign_both_sides) { sign_policy_case("strict_no_sign", true, 450); }
 
-GN_TEST(bad_option_stops_start)
+static void bad_option_case(const char *opt, uint32_t seed)
 {
     setup();
-    const char *opts[] = {"pubsub.router=meshy"};
+    const char *opts[] = {opt};
     gn_identity *id = NULL;
-    CHECK_EQ(gn_identity_from_int_seed(460, &id), 0);
+    CHECK_EQ(gn_identity_from_int_seed(seed, &id), 0);
     gn_node_config cfg;
     gn_node_config_default(&cfg);
     cfg.identity = id;
@@ -359,6 +366,14 @@ GN_TEST(bad_option_stops_start)
     CHECK(failed);
     node_down(&t);
     finish();
+}
+
+GN_TEST(bad_option_stops_start)
+{
+    bad_option_case("pubsub.router=meshy", 460);
+    /* a peer's queue must hold one RPC of max_rpc_len (1 MiB by default) */
+    bad_option_case("pubsub.max_out_bytes=4096", 461);
+    bad_option_case("pubsub.max_out_total_bytes=65536", 462);
 }
 
 /* ---- a slow peer: C speaks /meshsub/1.1.0 by hand, subscribes, never reads ---- */
@@ -415,7 +430,7 @@ GN_TEST(slow_peer_does_not_hold_others)
 {
     setup();
     tnode abc[3];
-    up_ex(&abc[0], 470, 0, "gossipsub", "pubsub.max_out_bytes=65536");
+    up_ex2(&abc[0], 470, 0, "gossipsub", "pubsub.max_out_bytes=65536", "pubsub.max_rpc_len=32768");
     up(&abc[1], 471, 1, "gossipsub");
     /* C: no pubsub component, a raw handler for the protocol */
     memset(&abc[2], 0, sizeof abc[2]);
@@ -495,6 +510,135 @@ GN_TEST(slow_peer_does_not_hold_others)
     finish();
 }
 
+/* ---- two channels between A and B; peer state per stream ---- */
+
+static int count_msgs(tnode *t)
+{
+    gn_node_event ev;
+    while (gn_node_next_event(t->n, &ev, 0) == 0) {
+        if (ev.type == GN_NODE_EV_MESSAGE && strcmp(ev.addr, GN_GROUP_ADDR_PREFIX TOPIC) == 0) {
+            t->got[0]++;
+        }
+        gn_rcbuf_rele(ev.message);
+    }
+    return t->got[0];
+}
+
+static int want_msgs;
+static bool b_got_want(void *arg) { return count_msgs(arg) >= want_msgs; }
+
+/*
+ * A and B dial each other at once: two channels. Closing the first one
+ * leaves the peers connected on the second, and pubsub goes on over it
+ * (both sides re-open their outbound stream there).
+ */
+GN_TEST(two_channels_first_closes)
+{
+    setup();
+    tnode ab[2];
+    up(&ab[0], 480, 0, "gossipsub");
+    up(&ab[1], 481, 1, "gossipsub");
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(gn_node_dial_group(ab[i].n, GN_GROUP_ADDR_PREFIX TOPIC, &ab[i].mc), 0);
+    }
+    char addr[GN_NODE_ADDR_MAX + 80], addr2[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", ab[1].listen, ab[1].pid_str);
+    snprintf(addr2, sizeof addr2, "%s/p2p/%s", ab[0].listen, ab[0].pid_str);
+    dial_res r1 = {.hold = true}, r2 = {.hold = true};
+    CHECK_EQ(gn_node_dial(ab[0].n, addr, on_dial, &r1, NULL), 0);
+    CHECK_EQ(gn_node_dial(ab[1].n, addr2, on_dial, &r2, NULL), 0);
+    CHECK(run_until(dial_done, &r1, 5000));
+    CHECK(run_until(dial_done, &r2, 5000));
+    CHECK_EQ(r1.status, 0);
+    CHECK_EQ(r2.status, 0);
+    gn_channel_info c1, c2;
+    CHECK_EQ(gn_channel_state_get(r1.ch, &c1), GN_CHANNEL_OPEN);
+    CHECK_EQ(gn_channel_state_get(r2.ch, &c2), GN_CHANNEL_OPEN);
+    CHECK(c1.id != 0 && c1.direction == GN_DIR_OUTBOUND && c2.direction == GN_DIR_OUTBOUND);
+    CHECK(run_until(b_member, ab, 5000));
+    run_until(never, NULL, 600);
+    CHECK_EQ(gn_multicast_broadcast(ab[0].mc, (const uint8_t *)"m0", 2), 0);
+    want_msgs = 1;
+    CHECK(run_until(b_got_want, &ab[1], 3000));
+    /* close A's channel; B's (A inbound) stays */
+    gn_channel_close(r1.ch);
+    gn_channel_rele(r1.ch);
+    run_until(never, NULL, 1500);
+    gn_peer_info pi;
+    CHECK_EQ(gn_node_peer_info(ab[0].n, &ab[1].pid, &pi), 0);
+    CHECK_EQ(gn_channel_state_get(r2.ch, &c2), GN_CHANNEL_OPEN);
+    gn_multicast_metrics m;
+    CHECK_EQ(gn_multicast_metrics_get(ab[0].mc, &m), 0);
+    CHECK_EQ(m.members, 1u); /* B is still a member at A */
+    CHECK_EQ(gn_multicast_metrics_get(ab[1].mc, &m), 0);
+    CHECK_EQ(m.members, 1u); /* and A at B */
+    /* both ways over the remaining channel */
+    CHECK_EQ(gn_multicast_broadcast(ab[0].mc, (const uint8_t *)"m1", 2), 0);
+    want_msgs = 2;
+    CHECK(run_until(b_got_want, &ab[1], 3000));
+    CHECK_EQ(gn_multicast_broadcast(ab[1].mc, (const uint8_t *)"m2", 2), 0);
+    want_msgs = 1;
+    CHECK(run_until(b_got_want, &ab[0], 3000));
+    gn_channel_rele(r2.ch);
+    for (int i = 0; i < 2; i++) {
+        gn_multicast_free(ab[i].mc);
+    }
+    for (int i = 0; i < 2; i++) {
+        node_down(&ab[i]);
+    }
+    finish();
+}
+
+/*
+ * A burst of RPCs of nearly max_rpc_len (max_out_bytes = max_rpc_len + 10,
+ * the least accepted) fills B's queue past its mark: B is congested (the
+ * RPC in hand is still sent whole; what the router holds beyond its bound
+ * is dropped), and the congestion clears when the queue drains: the
+ * messages after it all get through.
+ */
+GN_TEST(big_rpc_congestion_clears)
+{
+    setup();
+    tnode ab[2];
+    up_ex2(&ab[0], 490, 0, "gossipsub", "pubsub.max_out_bytes=16394", "pubsub.max_rpc_len=16384");
+    up_ex(&ab[1], 491, 1, "gossipsub", "pubsub.max_rpc_len=16384");
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(gn_node_dial_group(ab[i].n, GN_GROUP_ADDR_PREFIX TOPIC, &ab[i].mc), 0);
+    }
+    char addr[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", ab[1].listen, ab[1].pid_str);
+    CHECK_EQ(dial_wait(&ab[0], addr), 0);
+    CHECK(run_until(b_member, ab, 5000));
+    run_until(never, NULL, 400);
+    static uint8_t big[15000];
+    for (int k = 0; k < 40; k++) { /* 600 KB without running the loop: past the window */
+        big[0] = (uint8_t)k;
+        CHECK_EQ(gn_multicast_broadcast(ab[0].mc, big, sizeof big), 0);
+    }
+    want_msgs = 1;
+    CHECK(run_until(b_got_want, &ab[1], 3000));
+    run_until(never, NULL, 1000); /* B drains */
+    int bigs = count_msgs(&ab[1]);
+    CHECK(bigs >= 1 && bigs <= 40);
+    for (int k = 0; k < 5; k++) {
+        char msg[3] = {'s', (char)('0' + k), 0};
+        CHECK_EQ(gn_multicast_broadcast(ab[0].mc, (const uint8_t *)msg, 2), 0);
+        run_until(never, NULL, 50);
+    }
+    want_msgs = bigs + 5;
+    CHECK(run_until(b_got_want, &ab[1], 3000));
+    CHECK_EQ(ab[1].got[0], bigs + 5);
+    fprintf(stderr, "# B got %d of the 40 big messages, then all 5 small ones\n", bigs);
+    for (int i = 0; i < 2; i++) {
+        gn_multicast_free(ab[i].mc);
+    }
+    for (int i = 0; i < 2; i++) {
+        node_down(&ab[i]);
+    }
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(slow_peer_does_not_hold_others), GN_T(group_address_and_refusals), GN_T(gossipsub_five_nodes_exactly_once),
              GN_T(floodsub_five_nodes_exactly_once), GN_T(strict_sign_rejects_unsigned),
-             GN_T(strict_no_sign_both_sides), GN_T(bad_option_stops_start))
+             GN_T(strict_no_sign_both_sides), GN_T(bad_option_stops_start),
+             GN_T(two_channels_first_closes), GN_T(big_rpc_congestion_clears))
