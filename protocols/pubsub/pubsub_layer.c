@@ -128,6 +128,7 @@ struct ps_svc {
     gni_psr_proto proto_kind[3];
     size_t nprotos;
     uint64_t out_dropped, decode_errors;
+    uint64_t out_dropped_rep, decode_errors_rep; /* already reported to the host */
 };
 
 static void ps_pump(ps_svc *sv);
@@ -555,6 +556,18 @@ static void ps_deliver(ps_svc *sv, gni_psr_event *ev)
 
 static void ps_report_topics(ps_svc *sv)
 {
+    gni_psr_stats rs;
+    gni_psr_get_stats(sv->r, &rs);
+    uint64_t od = sv->out_dropped + rs.out_dropped;
+    if (od > sv->out_dropped_rep) {
+        gn_host_group_count(sv->host, NULL, GN_GROUP_OUT_DROPPED, od - sv->out_dropped_rep);
+        sv->out_dropped_rep = od;
+    }
+    if (sv->decode_errors > sv->decode_errors_rep) {
+        gn_host_group_count(sv->host, NULL, GN_GROUP_DECODE_ERRORS,
+                            sv->decode_errors - sv->decode_errors_rep);
+        sv->decode_errors_rep = sv->decode_errors;
+    }
     for (gni_list *e = sv->topics.next; e != &sv->topics; e = e->next) {
         ps_topic *t = GNI_CONTAINER_OF(e, ps_topic, link);
         gni_psr_topic_stats st;
@@ -630,7 +643,10 @@ static void ps_pump(ps_svc *sv)
     ps_report_topics(sv);
     if (sv->running) {
         gn_time now = ps_now(sv), at = gni_psr_next_timer(sv->r);
-        (void)gn_timer_start(&sv->timer, at > now ? at - now : 0, ps_on_timer, sv);
+        int rc = gn_timer_start(&sv->timer, at > now ? at - now : 0, ps_on_timer, sv);
+        if (rc < 0) {
+            GN_LOG(GN_LOG_ERR, PS_LOG, "heartbeat timer refused: %s", gn_err_name(rc));
+        }
     }
 }
 
@@ -1065,6 +1081,9 @@ static void ps_stop(gn_protocol *p)
     }
     sv->running = false;
     gn_timer_stop(&sv->timer);
+    for (size_t i = 0; i < sv->nprotos; i++) {
+        (void)gn_host_remove_handler(sv->host, sv->protos[i]);
+    }
     gn_host_set_group_service(sv->host, NULL, sv, NULL);
     gn_host_unsubscribe(sv->sub);
     sv->sub = NULL;

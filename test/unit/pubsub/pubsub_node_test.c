@@ -240,6 +240,18 @@ GN_TEST(group_address_and_refusals)
     CHECK_EQ(gn_node_dial_group(t.n, "/gossip/x", &mc), GN_EPARSE);
     CHECK_EQ(gn_node_dial_group(t.n, "/ip4/1.2.3.4/tcp/1", &mc), GN_EPARSE);
     CHECK_EQ(gn_node_dial_group(NULL, "/pubsub/x", &mc), GN_EINVAL);
+    {
+        /* "/pubsub/" + topic must fit an event's addr: 247 bytes at most */
+        char longaddr[GN_NODE_ADDR_MAX + 16];
+        memset(longaddr, 'x', sizeof longaddr);
+        memcpy(longaddr, GN_GROUP_ADDR_PREFIX, 8);
+        longaddr[8 + 248] = 0;
+        CHECK_EQ(gn_node_dial_group(t.n, longaddr, &mc), GN_EINVAL);
+        longaddr[8 + 247] = 0;
+        CHECK_EQ(gn_node_dial_group(t.n, longaddr, &mc), 0);
+        gn_multicast_free(mc);
+        mc = NULL;
+    }
     CHECK_EQ(gn_node_dial_group(t.n, "/pubsub/a/b c", &mc), 0); /* the rest is the topic */
     CHECK_EQ(gn_node_dial_group(t.n, "/pubsub/a/b c", &mc2), GN_EEXIST);
     gn_peer_id p = t.pid;
@@ -629,6 +641,12 @@ GN_TEST(big_rpc_congestion_clears)
     CHECK(run_until(b_got_want, &ab[1], 3000));
     CHECK_EQ(ab[1].got[0], bigs + 5);
     fprintf(stderr, "# B got %d of the 40 big messages, then all 5 small ones\n", bigs);
+    gn_multicast_metrics m;
+    CHECK_EQ(gn_multicast_metrics_get(ab[0].mc, &m), 0);
+    if (bigs < 40) {
+        CHECK(m.out_dropped >= 1); /* never dropped silently */
+    }
+    CHECK_EQ(m.decode_errors, 0u);
     for (int i = 0; i < 2; i++) {
         gn_multicast_free(ab[i].mc);
     }
