@@ -16,13 +16,17 @@
  *    /meshsub/1.1.0, then /meshsub/1.0.0, then /floodsub/1.0.0 are tried.
  *    One inbound stream per peer is read: a newer one replaces (resets)
  *    the older, as go-libp2p-pubsub does.
- *  - A peer leaves the router when the channel its streams run on closes.
+ *  - Each stream holds its own channel. A closing channel ends only its
+ *    streams; our stream is re-opened on another channel the peer is still
+ *    connected on (never dialled), and after an error (bounded retries).
+ *    A peer leaves the router when no pubsub stream with it is left; it
+ *    is congested in the router while it has no outbound stream.
  *  - Output: after every router call its queued RPCs are encoded into the
- *    peer's outbound queue (bounded in bytes: pubsub.max_out_bytes). A
- *    full queue: the RPC is dropped and counted (stats out_dropped) and
- *    the router is told the peer is congested (it leaves every mesh and
- *    gets no forwards) until the queue is half empty. One write at a time
- *    per peer; nothing waits on another peer.
+ *    peer's outbound queue. The RPC in hand is always queued; at the mark
+ *    (pubsub.max_out_bytes for the peer, pubsub.max_out_total_bytes for
+ *    all) the router is told the peer is congested (it leaves every mesh,
+ *    gets no forwards: counted as out_dropped) until the queue has
+ *    drained. One write at a time per peer; nothing waits on another peer.
  *  - The heartbeat runs on one timer armed at gni_psr_next_timer().
  * Messages are signed with the node's identity (StrictSign) unless
  * pubsub.sign_policy=strict_no_sign. Options: docs/pubsub.md "Component".

@@ -656,7 +656,111 @@ GN_TEST(big_rpc_congestion_clears)
     finish();
 }
 
+/* ---- a frame over max_rpc_len resets the stream; a reconnect rejoins ---- */
+
+static gn_stream *ov_s;
+static int ov_err; /* 0 until C's stream fails */
+static void ov_on_error(gn_stream *s, void *ud, int err) { (void)s, (void)ud, ov_err = err ? err : -1; }
+static void ov_on_eof(gn_stream *s, void *ud) { (void)s, (void)ud; }
+static const gn_stream_handler ov_handler = {.on_error = ov_on_error, .on_eof = ov_on_eof};
+static void ov_write_done(void *arg, int status) { (void)arg, (void)status; }
+static void ov_opened(void *arg, int status, gn_stream *s)
+{
+    (void)arg;
+    CHECK_EQ(status, 0);
+    if (status == 0) {
+        ov_s = s;
+        gn_stream_set_handler(s, &ov_handler, NULL);
+        gn_stream_read_start(s);
+        static const uint8_t frame[] = {0x81, 0x40, 0x0a}; /* length 8193 > 4096 */
+        gn_slice iov = {frame, sizeof frame};
+        CHECK_EQ(gn_stream_write(s, &iov, 1, ov_write_done, NULL), 0);
+    }
+}
+static bool ov_done(void *arg)
+{
+    gn_multicast_metrics m;
+    return ov_err != 0 && gn_multicast_metrics_get(((tnode *)arg)->mc, &m) == 0 &&
+           m.decode_errors >= 1;
+}
+
+GN_TEST(oversize_frame_resets_stream)
+{
+    setup();
+    tnode a, c;
+    up_ex2(&a, 500, 0, "gossipsub", "pubsub.max_rpc_len=4096", "pubsub.max_out_bytes=8192");
+    CHECK_EQ(gn_node_dial_group(a.n, GN_GROUP_ADDR_PREFIX TOPIC, &a.mc), 0);
+    memset(&c, 0, sizeof c);
+    CHECK_EQ(gn_identity_from_int_seed(501, &c.id), 0);
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    cfg.identity = c.id;
+    cfg.loop = loop;
+    cfg.transports = "memory";
+    CHECK_EQ(gn_node_new(&cfg, &c.n), 0);
+    CHECK_EQ(gn_node_start(c.n), 0);
+    char addr[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", a.listen, a.pid_str);
+    gn_channel *ch = NULL;
+    CHECK_EQ(dial_wait_ch(&c, addr, &ch), 0);
+    CHECK_EQ(gn_channel_open_stream(ch, "/meshsub/1.1.0", ov_opened, NULL), 0);
+    CHECK(run_until(ov_done, &a, 5000));
+    CHECK(ov_err != 0); /* A reset C's stream */
+    gn_multicast_metrics m;
+    CHECK_EQ(gn_multicast_metrics_get(a.mc, &m), 0);
+    CHECK_EQ(m.decode_errors, 1u);
+    gn_channel_info ci;
+    CHECK_EQ(gn_channel_state_get(ch, &ci), GN_CHANNEL_OPEN); /* nothing else affected */
+    gn_stream_close(ov_s, NULL, NULL);
+    ov_s = NULL;
+    gn_channel_rele(ch);
+    gn_multicast_free(a.mc);
+    node_down(&a);
+    node_down(&c);
+    finish();
+}
+
+static bool b_no_member(void *arg)
+{
+    gn_multicast_metrics m;
+    return gn_multicast_metrics_get(((tnode *)arg)->mc, &m) == 0 && m.members == 0;
+}
+
+/* A disconnect takes B out of A's group; dialling again brings it back. */
+GN_TEST(disconnect_reconnect_rejoins)
+{
+    setup();
+    tnode ab[2];
+    up(&ab[0], 510, 0, "gossipsub");
+    up(&ab[1], 511, 1, "gossipsub");
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(gn_node_dial_group(ab[i].n, GN_GROUP_ADDR_PREFIX TOPIC, &ab[i].mc), 0);
+    }
+    char addr[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", ab[1].listen, ab[1].pid_str);
+    gn_channel *ch = NULL;
+    CHECK_EQ(dial_wait_ch(&ab[0], addr, &ch), 0);
+    CHECK(run_until(b_member, ab, 5000));
+    gn_channel_close(ch);
+    gn_channel_rele(ch);
+    CHECK(run_until(b_no_member, &ab[0], 3000));
+    CHECK_EQ(dial_wait(&ab[0], addr), 0);
+    CHECK(run_until(b_member, ab, 5000));
+    run_until(never, NULL, 400);
+    CHECK_EQ(gn_multicast_broadcast(ab[0].mc, (const uint8_t *)"m0", 2), 0);
+    want_msgs = 1;
+    CHECK(run_until(b_got_want, &ab[1], 3000));
+    for (int i = 0; i < 2; i++) {
+        gn_multicast_free(ab[i].mc);
+    }
+    for (int i = 0; i < 2; i++) {
+        node_down(&ab[i]);
+    }
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(slow_peer_does_not_hold_others), GN_T(group_address_and_refusals), GN_T(gossipsub_five_nodes_exactly_once),
              GN_T(floodsub_five_nodes_exactly_once), GN_T(strict_sign_rejects_unsigned),
              GN_T(strict_no_sign_both_sides), GN_T(bad_option_stops_start),
-             GN_T(two_channels_first_closes), GN_T(big_rpc_congestion_clears))
+             GN_T(two_channels_first_closes), GN_T(big_rpc_congestion_clears),
+             GN_T(oversize_frame_resets_stream), GN_T(disconnect_reconnect_rejoins))
