@@ -391,6 +391,7 @@ GN_TEST(bad_option_stops_start)
 /* ---- a slow peer: C speaks /meshsub/1.1.0 by hand, subscribes, never reads ---- */
 
 static gn_stream *stalled_in;  /* A's stream to C, never read */
+static int stall_count;        /* streams A opened to C */
 static gn_stream *c_out;       /* C's stream to A: one subscription RPC */
 static int c_out_status = 1;
 static uint8_t sub_frame[64];
@@ -400,6 +401,7 @@ static void stall_handler(void *arg, gn_channel *ch, gn_stream *s, const char *p
 {
     (void)arg, (void)ch, (void)protocol_id;
     stalled_in = s; /* kept, never read: its window fills */
+    stall_count++;
 }
 
 static void c_write_done(void *arg, int status) { (void)arg, (void)status; }
@@ -759,8 +761,108 @@ GN_TEST(disconnect_reconnect_rejoins)
     finish();
 }
 
+/* ---- a second inbound stream from a peer replaces the first ---- */
+
+static gn_stream *two_s[2];
+static int two_err[2];
+static void two_on_error(gn_stream *s, void *ud, int err)
+{
+    (void)s, (void)err;
+    two_err[(intptr_t)ud] = 1;
+}
+static void two_on_eof(gn_stream *s, void *ud) { (void)s, (void)ud; }
+static const gn_stream_handler two_handler = {.on_error = two_on_error, .on_eof = two_on_eof};
+static void two_opened(void *arg, int status, gn_stream *s)
+{
+    CHECK_EQ(status, 0);
+    if (status == 0) {
+        two_s[(intptr_t)arg] = s;
+        gn_stream_set_handler(s, &two_handler, arg);
+        gn_stream_read_start(s);
+        gn_slice iov = {sub_frame, sub_frame_len};
+        CHECK_EQ(gn_stream_write(s, &iov, 1, c_write_done, NULL), 0);
+    }
+}
+static bool two_first_reset(void *arg) { (void)arg; return two_s[1] && two_err[0]; }
+static bool out_reopened(void *arg) { return stall_count > *(int *)arg; }
+
+/* ...and an error on our outbound stream re-opens it, keeping the inbound side */
+GN_TEST(second_inbound_replaces_first)
+{
+    setup();
+    tnode a, c;
+    up(&a, 520, 0, "gossipsub");
+    CHECK_EQ(gn_node_dial_group(a.n, GN_GROUP_ADDR_PREFIX TOPIC, &a.mc), 0);
+    memset(&c, 0, sizeof c);
+    CHECK_EQ(gn_identity_from_int_seed(521, &c.id), 0);
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    cfg.identity = c.id;
+    cfg.loop = loop;
+    cfg.transports = "memory";
+    CHECK_EQ(gn_node_new(&cfg, &c.n), 0);
+    CHECK_EQ(gn_node_set_handler(c.n, "/meshsub/1.1.0", stall_handler, NULL), 0);
+    CHECK_EQ(gn_node_start(c.n), 0);
+    /* RPC{subscriptions: [{subscribe: true, topicid: TOPIC}]}, length-prefixed */
+    size_t tl = strlen(TOPIC);
+    uint8_t *f = sub_frame;
+    f[0] = (uint8_t)(4 + tl + 2);
+    f[1] = 0x0a;
+    f[2] = (uint8_t)(4 + tl);
+    f[3] = 0x08;
+    f[4] = 0x01;
+    f[5] = 0x12;
+    f[6] = (uint8_t)tl;
+    memcpy(f + 7, TOPIC, tl);
+    sub_frame_len = 7 + tl;
+    char addr[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", a.listen, a.pid_str);
+    gn_channel *ch = NULL;
+    CHECK_EQ(dial_wait_ch(&c, addr, &ch), 0);
+    CHECK_EQ(gn_channel_open_stream(ch, "/meshsub/1.1.0", two_opened, (void *)(intptr_t)0), 0);
+    tnode ac[2] = {a, c};
+    CHECK(run_until(b_member, ac, 5000));
+    CHECK_EQ(gn_channel_open_stream(ch, "/meshsub/1.1.0", two_opened, (void *)(intptr_t)1), 0);
+    CHECK(run_until(two_first_reset, NULL, 5000)); /* A reset the older stream */
+    run_until(never, NULL, 300);
+    CHECK_EQ(two_err[1], 0); /* the newer one stays */
+    gn_multicast_metrics m;
+    CHECK_EQ(gn_multicast_metrics_get(a.mc, &m), 0);
+    CHECK_EQ(m.members, 1u); /* C is still a member */
+    CHECK_EQ(m.decode_errors, 0u);
+    /* C resets A's outbound stream: A re-opens it (C's inbound side stays) */
+    CHECK(stalled_in != NULL);
+    int opened = stall_count;
+    gn_stream_reset(stalled_in, NULL, NULL);
+    stalled_in = NULL;
+    /* publishes until one of A's writes on the reset stream fails */
+    bool reopened = false;
+    for (int k = 0; k < 30 && !reopened; k++) {
+        CHECK_EQ(gn_multicast_broadcast(a.mc, (const uint8_t *)"m0", 2), 0);
+        reopened = run_until(out_reopened, &opened, 100);
+    }
+    CHECK(reopened);
+    CHECK_EQ(two_err[1], 0);
+    CHECK_EQ(gn_multicast_metrics_get(a.mc, &m), 0);
+    CHECK_EQ(m.members, 1u);
+    for (int i = 0; i < 2; i++) {
+        gn_stream_close(two_s[i], NULL, NULL);
+        two_s[i] = NULL;
+    }
+    if (stalled_in) {
+        gn_stream_close(stalled_in, NULL, NULL);
+        stalled_in = NULL;
+    }
+    gn_channel_rele(ch);
+    gn_multicast_free(a.mc);
+    node_down(&a);
+    node_down(&c);
+    finish();
+}
+
 GN_TEST_MAIN(GN_T(slow_peer_does_not_hold_others), GN_T(group_address_and_refusals), GN_T(gossipsub_five_nodes_exactly_once),
              GN_T(floodsub_five_nodes_exactly_once), GN_T(strict_sign_rejects_unsigned),
              GN_T(strict_no_sign_both_sides), GN_T(bad_option_stops_start),
              GN_T(two_channels_first_closes), GN_T(big_rpc_congestion_clears),
-             GN_T(oversize_frame_resets_stream), GN_T(disconnect_reconnect_rejoins))
+             GN_T(oversize_frame_resets_stream), GN_T(disconnect_reconnect_rejoins),
+             GN_T(second_inbound_replaces_first))
