@@ -29,11 +29,19 @@ void gni_group_fini(gn_node *n)
         gni_list_del(&mc->glink);
         uv_mutex_lock(&mc->mtx);
         mc->status = GN_ECLOSED;
-        uv_mutex_unlock(&mc->mtx);
         mc->n = NULL;
+        uv_mutex_unlock(&mc->mtx);
     }
     uv_mutex_unlock(&n->group_mtx);
     uv_mutex_destroy(&n->group_mtx);
+}
+
+gn_node *gni_multicast_node(gn_multicast *mc)
+{
+    uv_mutex_lock(&mc->mtx);
+    gn_node *n = mc->n;
+    uv_mutex_unlock(&mc->mtx);
+    return n;
 }
 
 static bool group_accepting(gn_node *n)
@@ -88,6 +96,21 @@ static void group_set_status(gn_node *n, const char *topic, int status)
 
 static void group_join_now(gn_node *n, const char *topic)
 {
+    /* once per handle: its own GCMD_JOIN and the one a service's
+     * registration posts may both run */
+    uv_mutex_lock(&n->group_mtx);
+    gn_multicast *mc = group_find_locked(n, topic);
+    bool skip = true;
+    if (mc) {
+        uv_mutex_lock(&mc->mtx);
+        skip = mc->joined;
+        mc->joined = true;
+        uv_mutex_unlock(&mc->mtx);
+    }
+    uv_mutex_unlock(&n->group_mtx);
+    if (skip) {
+        return; /* joined already, or freed since (its leave follows) */
+    }
     int rc = n->group_ops->join(n->group_svc, topic);
     if (rc < 0) {
         GN_LOG(GN_LOG_WARNING, "node", "group '%s': the group service refused to join: %s", topic,
@@ -188,6 +211,13 @@ int gn_node_dial_group(gn_node *n, const char *group_addr, gn_multicast **out)
     if (tlen == 0 || tlen >= GN_GROUP_TOPIC_MAX) {
         return GN_EPARSE;
     }
+    if (plen + tlen >= GN_NODE_ADDR_MAX) {
+        /* the group address goes in the events' addr (GN_NODE_ADDR_MAX) */
+        GN_LOG(GN_LOG_WARNING, "node",
+               "group topic of %zu bytes: at most %zu (\"%s\" + topic must fit GN_NODE_ADDR_MAX)",
+               tlen, (size_t)GN_NODE_ADDR_MAX - 1 - plen, GN_GROUP_ADDR_PREFIX);
+        return GN_EINVAL;
+    }
     if (!group_accepting(n)) {
         return GN_ECLOSED;
     }
@@ -225,7 +255,7 @@ int gn_node_dial_group(gn_node *n, const char *group_addr, gn_multicast **out)
 
 int gni_group_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len)
 {
-    gn_node *n = mc->n;
+    gn_node *n = gni_multicast_node(mc);
     if (!n || !group_accepting(n)) {
         return GN_ECLOSED;
     }
@@ -243,7 +273,7 @@ int gni_group_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len)
 
 void gni_group_free(gn_multicast *mc)
 {
-    gn_node *n = mc->n;
+    gn_node *n = gni_multicast_node(mc);
     if (!n) {
         return; /* the node was freed first */
     }
@@ -369,26 +399,21 @@ int gn_host_set_group_service(gn_host *h, const gn_host_group_ops *ops, void *sv
     n->group_ops = ops;
     n->group_svc = svc;
     memcpy(n->group_proto, protocol_id, len + 1);
-    /* groups opened before the service started: join them now (a copy of
-     * the topics, so that join runs without the lock) */
+    /* groups opened before the service started: their joins go through
+     * the loop (never from inside the service's start) */
     uv_mutex_lock(&n->group_mtx);
-    size_t cnt = 0;
     for (gni_list *e = n->groups.next; e != &n->groups; e = e->next) {
-        cnt++;
-    }
-    char(*topics)[GN_GROUP_TOPIC_MAX] = cnt ? gn_malloc(cnt * sizeof *topics) : NULL;
-    size_t i = 0;
-    for (gni_list *e = n->groups.next; topics && e != &n->groups; e = e->next) {
-        memcpy(topics[i++], GNI_CONTAINER_OF(e, gn_multicast, glink)->topic, GN_GROUP_TOPIC_MAX);
+        gn_multicast *mc = GNI_CONTAINER_OF(e, gn_multicast, glink);
+        int rc = group_post(n, GCMD_JOIN, mc->topic, NULL, 0);
+        if (rc < 0) {
+            GN_LOG(GN_LOG_WARNING, "node", "group '%s': join not posted: %s", mc->topic,
+                   gn_err_name(rc));
+            uv_mutex_lock(&mc->mtx);
+            mc->status = rc;
+            uv_mutex_unlock(&mc->mtx);
+        }
     }
     uv_mutex_unlock(&n->group_mtx);
-    if (cnt && !topics) {
-        return GN_ENOMEM;
-    }
-    for (size_t k = 0; k < i; k++) {
-        group_join_now(n, topics[k]);
-    }
-    gn_free(topics);
     return 0;
 }
 
@@ -444,10 +469,28 @@ int gn_host_group_deliver(gn_host *h, const char *topic, const gn_peer_id *from,
 
 void gn_host_group_count(gn_host *h, const char *topic, gn_group_counter which, uint64_t delta)
 {
-    if (!h || !topic) {
+    if (!h) {
         return;
     }
     gn_node *n = h->node;
+    if (which == GN_GROUP_OUT_DROPPED || which == GN_GROUP_DECODE_ERRORS) {
+        uv_mutex_lock(&n->group_mtx);
+        for (gni_list *e = n->groups.next; e != &n->groups; e = e->next) {
+            gn_multicast *mc = GNI_CONTAINER_OF(e, gn_multicast, glink);
+            uv_mutex_lock(&mc->mtx);
+            if (which == GN_GROUP_OUT_DROPPED) {
+                mc->m.out_dropped += delta;
+            } else {
+                mc->m.decode_errors += delta;
+            }
+            uv_mutex_unlock(&mc->mtx);
+        }
+        uv_mutex_unlock(&n->group_mtx);
+        return;
+    }
+    if (!topic) {
+        return;
+    }
     uv_mutex_lock(&n->group_mtx);
     gn_multicast *mc = group_find_locked(n, topic);
     if (mc) {

@@ -1919,7 +1919,7 @@ int gn_multicast_unicast(gn_multicast *mc, const gn_peer_id *peer, const uint8_t
     if (!mc || !peer || (!msg && len > 0)) {
         return GN_EINVAL;
     }
-    gn_node *n = mc->n;
+    gn_node *n = mc->group ? gni_multicast_node(mc) : mc->n;
     if (!n || !node_accepting(n)) { /* NULL: a group whose node was freed */
         return GN_ECLOSED;
     }

@@ -234,6 +234,7 @@ struct gn_multicast {
     gni_list glink;                 /* n->groups, under n->group_mtx */
     char topic[GN_GROUP_TOPIC_MAX];
     int status;                     /* mtx: the service's join error, 0 */
+    bool joined;                    /* mtx: the service's join() ran for this handle */
     gn_peer_id *mesh;               /* mtx */
     size_t nmesh;                   /* mtx */
     gn_multicast_metrics m;         /* mtx (members and mesh filled on read) */
@@ -246,6 +247,8 @@ int gni_group_broadcast(gn_multicast *mc, const uint8_t *msg, size_t len);
 void gni_group_free(gn_multicast *mc);
 void gni_group_init(gn_node *n);
 void gni_group_fini(gn_node *n);
+/* @mc's node, NULL once the node was freed (read under mc->mtx). */
+gn_node *gni_multicast_node(gn_multicast *mc);
 
 /* The host interface of a node (host.c): components see only this. */
 struct gn_host {

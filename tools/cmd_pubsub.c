@@ -17,6 +17,8 @@
 
 #define EXIT_USAGE 2
 #define PS_MAX_DIAL 16
+/* Longest --data: the message is "<data>-<index>" in a 512-byte buffer. */
+#define PS_MAX_DATA 480
 #define PS_MAX_OPTS 32
 
 const char cmd_pubsub_help[] =
@@ -26,13 +28,13 @@ const char cmd_pubsub_help[] =
     "  pub publishes --count messages (\"--data\" then \"-<i>\") once --wait-peers\n"
     "  peers are subscribed, and prints the topic's messages too. One JSON object\n"
     "  per line on stdout.\n"
-    "  --listen MA           listen on MA (repeatable)\n"
-    "  --dial MA             dial MA (repeatable; with /p2p/<id>)\n"
+    "  --listen MA           listen on MA (repeatable, at most 16)\n"
+    "  --dial MA             dial MA (repeatable, at most 16; with /p2p/<id>)\n"
     "  --router R            gossipsub (default) or floodsub\n"
     "  --seed N              deterministic Ed25519 identity N (default: a new one)\n"
     "  --count N             sub: exit after N messages (default: run until --timeout);\n"
     "                        pub: messages to publish (default 1)\n"
-    "  --data TEXT           pub: message prefix (default \"golemnet\")\n"
+    "  --data TEXT           pub: message prefix, at most 480 bytes (default \"golemnet\")\n"
     "  --interval-ms MS      pub: between publishes (default 200)\n"
     "  --wait-peers K        pub: subscribed peers before publishing (default 1)\n"
     "  --delay-ms MS         pub: wait this long once the peers are there (default 1500)\n"
@@ -106,6 +108,9 @@ static bool ps_event(ps_cli *c, const gn_node_event *ev, char *group)
         break;
     }
     case GN_NODE_EV_SEND_FAILED: {
+        if (strcmp(ev->addr, group) != 0) {
+            break; /* not a publish of ours (a unicast or another send) */
+        }
         const char *kv[] = {"status", gn_err_name(ev->status), "addr", ev->addr};
         ps_emit("publish_failed", kv, 2);
         break;
@@ -155,9 +160,13 @@ static int ps_parse(ps_cli *c, int argc, char **argv)
             return ps_usage("a value is missing after ", a);
         }
         i++;
-        if (!strcmp(a, "--listen") && c->n_listen < PS_MAX_DIAL) {
+        if ((!strcmp(a, "--listen") && c->n_listen == PS_MAX_DIAL) ||
+            (!strcmp(a, "--dial") && c->n_dial == PS_MAX_DIAL)) {
+            return ps_usage("at most 16 of each: too many ", a);
+        }
+        if (!strcmp(a, "--listen")) {
             c->listen[c->n_listen++] = v;
-        } else if (!strcmp(a, "--dial") && c->n_dial < PS_MAX_DIAL) {
+        } else if (!strcmp(a, "--dial")) {
             c->dial[c->n_dial++] = v;
         } else if (!strcmp(a, "--option") && c->n_opts + 1 < PS_MAX_OPTS) {
             c->opts[c->n_opts++] = v;
@@ -187,6 +196,9 @@ static int ps_parse(ps_cli *c, int argc, char **argv)
             }
             gn_log_set(cli_log, NULL, lvl[k]);
         } else if (!strcmp(a, "--data")) {
+            if (strlen(v) > PS_MAX_DATA) {
+                return ps_usage("--data: at most 480 bytes, too long: ", a);
+            }
             c->data = v;
         } else {
             return ps_usage("bad option or value: ", a);

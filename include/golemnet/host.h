@@ -567,10 +567,13 @@ typedef struct gn_host_group_ops {
 /**
  * Makes @ops/@svc the host's group service; @protocol_id (copied) is
  * announced in the GN_NODE_EV_MESSAGE events of group messages. Groups the
- * application opened before are joined from inside this call. @ops NULL
+ * application opened before are joined later, on the loop (join() is never
+ * called from inside this call; once per group handle). @ops NULL
  * removes the service registered with @svc (in the component's stop()).
- * Errors: GN_EINVAL (NULL, missing entry or bad id), GN_EEXIST (another
- * service is registered), GN_ENOTFOUND (removing one that is not).
+ * Loop thread (the component's start() and stop()).
+ * Errors: GN_EINVAL (NULL @h, a missing entry in @ops, @protocol_id NULL,
+ * empty or longer than the node keeps), GN_EEXIST (another service is
+ * registered), GN_ENOTFOUND (removing one that is not).
  * Since: 0.5
  */
 GN_API int gn_host_set_group_service(gn_host *h, const gn_host_group_ops *ops, void *svc,
@@ -586,7 +589,8 @@ GN_API int gn_host_set_group_service(gn_host *h, const gn_host_group_ops *ops, v
  * Returns 0, GN_ENOTFOUND (no open group on @topic: not counted), or
  * GN_EAGAIN (the event queue is full: the message is dropped and counted
  * in the group's `dropped`; an overlay cannot hold its peers back),
- * GN_ENOMEM (counted as dropped), GN_EINVAL.
+ * GN_ENOMEM (counted as dropped), GN_EINVAL (NULL @h or @topic, or
+ * @data NULL with @len > 0). Loop thread.
  * Since: 0.5
  */
 GN_API int gn_host_group_deliver(gn_host *h, const char *topic, const gn_peer_id *from,
@@ -595,7 +599,9 @@ GN_API int gn_host_group_deliver(gn_host *h, const char *topic, const gn_peer_id
 /** What gn_host_group_count() adds to. */
 typedef enum gn_group_counter {
     GN_GROUP_DUPLICATE = 1, /* a message of the topic seen before (seen cache) */
-    GN_GROUP_REJECTED = 2   /* a message refused: bad signature, policy, validator */
+    GN_GROUP_REJECTED = 2,  /* a message refused: bad signature, policy, validator */
+    GN_GROUP_OUT_DROPPED = 3,  /* node-wide (@topic ignored): copies not sent to slow peers */
+    GN_GROUP_DECODE_ERRORS = 4 /* node-wide (@topic ignored): bad RPCs from peers */
 } gn_group_counter;
 
 /** An application's verdict on a group message (gn_multicast_set_validator(), node.h). */
@@ -621,7 +627,12 @@ GN_API gn_group_verdict gn_host_group_validate(gn_host *h, const char *topic,
                                                const gn_peer_id *from, const uint8_t *data,
                                                size_t len);
 
-/** Adds @delta to counter @which of the open group on @topic (none open: ignored). Since: 0.5 */
+/**
+ * Adds @delta to counter @which of the open group on @topic (none open:
+ * ignored); a node-wide counter (GN_GROUP_OUT_DROPPED,
+ * GN_GROUP_DECODE_ERRORS) is added to every open group and @topic may be
+ * NULL. An unknown @which or NULL @h is ignored. Loop thread. Since: 0.5
+ */
 GN_API void gn_host_group_count(gn_host *h, const char *topic, gn_group_counter which,
                                 uint64_t delta);
 
@@ -631,7 +642,9 @@ GN_API void gn_host_group_count(gn_host *h, const char *topic, gn_group_counter 
  * (@nmesh; for floodsub the same as the members). Copied; at most
  * GN_GROUP_PEERS_MAX of each are kept. No open group on @topic: ignored.
  * The service calls it when they change (at least every heartbeat).
- * Since: 0.5
+ * NULL @h or @topic, or a NULL array with a nonzero count: ignored (no
+ * error is returned). An allocation failure keeps the previous snapshot.
+ * Loop thread. Since: 0.5
  */
 GN_API void gn_host_group_set_peers(gn_host *h, const char *topic, const gn_peer_id *members,
                                     size_t nmembers, const gn_peer_id *mesh, size_t nmesh);

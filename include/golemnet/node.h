@@ -840,7 +840,11 @@ GN_API void gn_multicast_free(gn_multicast *mc);
  * Opens a multicast channel on the overlay group @group_addr:
  * "/pubsub/<topic>", the topic being every byte after the prefix (it may
  * hold '/'; 1 to GN_GROUP_TOPIC_MAX - 1 bytes, no NUL; percent-escapes
- * are not decoded). The node's group service (the pubsub component,
+ * are not decoded; and the whole address, the addr of the channel's
+ * events, must fit GN_NODE_ADDR_MAX: topics of at most 247 bytes). At
+ * most 256 topics per node (the pubsub component's bound: the 257th
+ * handle opens, but its join is refused and its broadcasts fail with
+ * GN_ELIMIT). The node's group service (the pubsub component,
  * golemnet/host.h) subscribes to the topic on the loop thread; then
  *  - gn_multicast_broadcast() publishes to the topic (signed per the
  *    service's policy), reaching every subscriber of the overlay, also
@@ -852,12 +856,21 @@ GN_API void gn_multicast_free(gn_multicast *mc);
  *  - messages of the topic arrive as GN_NODE_EV_MESSAGE events with addr
  *    the group address and peer the publisher;
  *  - gn_multicast_mesh_peers() and gn_multicast_metrics_get() report the
- *    group's state.
+ *    group's state; members, mesh and the mesh peers are the service's
+ *    last snapshot (refreshed every heartbeat, pubsub.heartbeat_ms, and
+ *    on join), so up to one heartbeat old.
+ * gn_multicast_broadcast() checks @len against the node's message bound
+ * (gn_node_config.max_message_len, GN_ETOOBIG) synchronously; the service's own bound (the
+ * RPC must fit pubsub.max_rpc_len, docs/pubsub.md 8.1) is checked on the
+ * loop: a message over it comes back as GN_NODE_EV_SEND_FAILED with
+ * status GN_ETOOBIG and addr the group address.
  * gn_multicast_free() leaves the topic. One handle per topic and node.
  * Free it before the node; a handle still open when the node is freed
  * only answers GN_ECLOSED (broadcast, unicast) until it is freed.
- * Any thread. Errors: GN_EINVAL (NULL), GN_EPARSE (not a group address,
- * empty or too long topic), GN_EEXIST (a handle on the topic is open),
+ * gn_node_free() must not run concurrently with any call on the node's
+ * handles (groups, channels, streams) from another thread.
+ * Any thread. Errors: GN_EINVAL (NULL; a topic over 247 bytes, logged),
+ * GN_EPARSE (not a group address, empty or too long topic), GN_EEXIST (a handle on the topic is open),
  * GN_ECLOSED, GN_EAGAIN (command queue full), GN_ENOMEM. A node without a
  * group service accepts the call; broadcasts then fail with GN_ENOTSUP.
  * Spec: libp2p/specs pubsub/README.md (topics, publishing); docs/pubsub.md.
@@ -874,6 +887,10 @@ typedef struct gn_multicast_metrics {
     uint64_t dropped;   /* accepted but not delivered: the event queue was full */
     uint64_t members;   /* peers known subscribed, last snapshot */
     uint64_t mesh;      /* mesh peers, last snapshot */
+    /* Since 0.5, node-wide (the group service's, the same in every group; counted
+     * from the handle's opening): */
+    uint64_t out_dropped;   /* message copies not sent to a slow (congested) peer */
+    uint64_t decode_errors; /* bad RPCs from peers (framing or bounds: stream reset) */
 } gn_multicast_metrics;
 
 /**

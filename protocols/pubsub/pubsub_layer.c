@@ -16,13 +16,17 @@
  *    /meshsub/1.1.0, then /meshsub/1.0.0, then /floodsub/1.0.0 are tried.
  *    One inbound stream per peer is read: a newer one replaces (resets)
  *    the older, as go-libp2p-pubsub does.
- *  - A peer leaves the router when the channel its streams run on closes.
+ *  - Each stream holds its own channel. A closing channel ends only its
+ *    streams; our stream is re-opened on another channel the peer is still
+ *    connected on (never dialled), and after an error (bounded retries).
+ *    A peer leaves the router when no pubsub stream with it is left; it
+ *    is congested in the router while it has no outbound stream.
  *  - Output: after every router call its queued RPCs are encoded into the
- *    peer's outbound queue (bounded in bytes: pubsub.max_out_bytes). A
- *    full queue: the RPC is dropped and counted (stats out_dropped) and
- *    the router is told the peer is congested (it leaves every mesh and
- *    gets no forwards) until the queue is half empty. One write at a time
- *    per peer; nothing waits on another peer.
+ *    peer's outbound queue. The RPC in hand is always queued; at the mark
+ *    (pubsub.max_out_bytes for the peer, pubsub.max_out_total_bytes for
+ *    all) the router is told the peer is congested (it leaves every mesh,
+ *    gets no forwards: counted as out_dropped) until the queue has
+ *    drained. One write at a time per peer; nothing waits on another peer.
  *  - The heartbeat runs on one timer armed at gni_psr_next_timer().
  * Messages are signed with the node's identity (StrictSign) unless
  * pubsub.sign_policy=strict_no_sign. Options: docs/pubsub.md "Component".
@@ -47,6 +51,12 @@
 #define PS_DEFAULT_MAX_OUT (4u * 1024u * 1024u)
 /** Most topics the application may open groups on through one node. */
 #define PS_MAX_APP_TOPICS 256u
+/** Default bound on the bytes queued for all peers together. */
+#define PS_DEFAULT_MAX_OUT_TOTAL (64u * 1024u * 1024u)
+/** Re-opens of our outbound stream after errors, before giving up on it. */
+#define PS_OUT_RETRIES 4u
+/** First re-open delay; doubled per try. */
+#define PS_OUT_RETRY_DELAY (100 * GN_MS)
 
 typedef struct ps_svc ps_svc;
 typedef struct ps_peer ps_peer;
@@ -64,6 +74,7 @@ typedef struct ps_frame {
 typedef struct ps_in {
     gni_list link;
     ps_peer *peer; /* NULL once the peer is gone */
+    gn_channel *ch; /* held while in the peer's list: the channel @s runs on */
     gn_stream *s;
     gni_ps_splitter sp;
 } ps_in;
@@ -71,7 +82,8 @@ typedef struct ps_in {
 /* An outbound stream being opened. */
 typedef struct ps_open {
     ps_svc *sv;
-    ps_peer *peer; /* NULL once the peer went away */
+    ps_peer *peer; /* NULL once the peer (or the channel) went away */
+    gn_channel *ch; /* held: the channel the stream is opened on */
     int proto_idx; /* index in sv->protos */
 } ps_open;
 
@@ -79,11 +91,14 @@ struct ps_peer {
     gni_list link;        /* sv->peers */
     ps_svc *sv;
     gn_peer_id id;
-    gn_channel *ch;       /* held: the channel the first stream ran on */
+    gn_channel *ch;       /* held: the channel our outbound stream runs on (or last ran or
+                           * was tried on); NULL once that channel closed */
     bool in_router;
     gn_stream *out;       /* our outbound stream, once negotiated */
     ps_open *opening;
-    bool out_failed;      /* no protocol in common, or the open failed */
+    bool out_failed;      /* no protocol in common, or the re-opens are used up */
+    unsigned out_retries; /* re-opens since our stream last carried a write */
+    gn_timer retry;       /* the next re-open of our stream */
     gni_list q;           /* ps_frame not yet written */
     size_t q_bytes;
     ps_frame *inflight;
@@ -91,8 +106,9 @@ struct ps_peer {
      * pe->out is open; NULL: not accounted): queued frames reserve in it */
     gn_rcmgr_stream *span;
     uint64_t rc_refused;  /* RPCs dropped because the resource manager refused their memory */
-    bool congested;
-    gni_list ins;         /* ps_in */
+    bool congested;       /* the queue reached its high-water mark */
+    bool router_congested; /* what the router was told: congested || !out */
+    gni_list ins;         /* ps_in (each on its own channel) */
 };
 
 typedef struct ps_topic {
@@ -113,17 +129,21 @@ struct ps_svc {
     gni_list topics;      /* ps_topic the application opened */
     size_t ntopics;
     size_t max_out;
+    size_t max_out_total; /* bound on q_total: node-wide */
+    size_t q_total;       /* bytes queued for all peers */
     bool floodsub_only;
     bool running;
     const char *protos[3];
     gni_psr_proto proto_kind[3];
     size_t nprotos;
     uint64_t out_dropped, decode_errors;
+    uint64_t out_dropped_rep, decode_errors_rep; /* already reported to the host */
 };
 
 static void ps_pump(ps_svc *sv);
 static void ps_peer_flush(ps_peer *pe);
-static void ps_open_out(ps_peer *pe, int idx);
+static void ps_open_out(ps_peer *pe, gn_channel *ch, int idx);
+static void ps_out_retry(ps_peer *pe);
 
 static gn_time ps_now(ps_svc *sv)
 {
@@ -160,7 +180,7 @@ static ps_peer *ps_peer_find(ps_svc *sv, const gn_peer_id *id)
     return NULL;
 }
 
-static ps_peer *ps_peer_get(ps_svc *sv, const gn_peer_id *id, gn_channel *ch)
+static ps_peer *ps_peer_get(ps_svc *sv, const gn_peer_id *id)
 {
     ps_peer *pe = ps_peer_find(sv, id);
     if (pe) {
@@ -172,7 +192,7 @@ static ps_peer *ps_peer_get(ps_svc *sv, const gn_peer_id *id, gn_channel *ch)
     }
     pe->sv = sv;
     pe->id = *id;
-    pe->ch = gn_channel_hold(ch);
+    gn_timer_init(sv->loop, &pe->retry);
     gni_list_init(&pe->q);
     gni_list_init(&pe->ins);
     gni_list_add_tail(&sv->peers, &pe->link);
@@ -187,11 +207,45 @@ static void ps_in_closed(gn_stream *s, void *arg)
     gn_free(in);
 }
 
+static bool ps_channel_open(gn_channel *ch)
+{
+    gn_channel_info info;
+    return ch && gn_channel_state_get(ch, &info) == GN_CHANNEL_OPEN;
+}
+
+/* An open channel to @pe's peer: our stream's, else one of its inbound streams'. */
+static gn_channel *ps_peer_any_channel(ps_peer *pe)
+{
+    if (ps_channel_open(pe->ch)) {
+        return pe->ch;
+    }
+    for (gni_list *e = pe->ins.prev; e != &pe->ins; e = e->prev) {
+        ps_in *in = GNI_CONTAINER_OF(e, ps_in, link);
+        if (ps_channel_open(in->ch)) {
+            return in->ch;
+        }
+    }
+    return NULL;
+}
+
+/* The router sees @pe congested while its queue is over the mark or it has no outbound stream. */
+static void ps_peer_sync(ps_peer *pe)
+{
+    bool want = pe->congested || !pe->out;
+    if (!pe->in_router || want == pe->router_congested) {
+        return;
+    }
+    pe->router_congested = want;
+    (void)gni_psr_peer_congested(pe->sv->r, &pe->id, want, ps_now(pe->sv));
+}
+
 static void ps_in_end(ps_in *in, bool reset)
 {
     gni_list_del(&in->link);
     if (in->peer) {
-        gn_channel_add_quiet_streams(in->peer->ch, -1);
+        gn_channel_add_quiet_streams(in->ch, -1);
+        gn_channel_rele(in->ch);
+        in->ch = NULL;
     }
     in->peer = NULL;
     if (reset) {
@@ -201,11 +255,33 @@ static void ps_in_end(ps_in *in, bool reset)
     }
 }
 
+/* Drops our outbound stream (the queue stays for the next one). */
+static void ps_out_drop(ps_peer *pe)
+{
+    /* the stream's span ends with it and settles what its frames reserved:
+     * frames kept for the next stream are no longer accounted */
+    for (gni_list *it = pe->q.next; it != &pe->q; it = it->next) {
+        GNI_CONTAINER_OF(it, ps_frame, link)->reserved = 0;
+    }
+    if (pe->inflight) {
+        pe->inflight->reserved = 0;
+        pe->inflight->peer = NULL; /* freed by its write callback */
+        pe->inflight = NULL;
+    }
+    pe->span = NULL;
+    if (pe->out) {
+        gn_channel_add_quiet_streams(pe->ch, -1);
+        gn_stream_close(pe->out, NULL, NULL);
+        pe->out = NULL;
+    }
+}
+
 /* Frees @pe: closes its streams, drops what is queued, leaves the router. */
 static void ps_peer_free(ps_peer *pe)
 {
     ps_svc *sv = pe->sv;
     gni_list_del(&pe->link);
+    gn_timer_stop(&pe->retry);
     if (pe->in_router) {
         gni_psr_peer_remove(sv->r, &pe->id, ps_now(sv));
     }
@@ -218,20 +294,24 @@ static void ps_peer_free(ps_peer *pe)
     while (!gni_list_empty(&pe->q)) {
         ps_frame *f = GNI_CONTAINER_OF(pe->q.next, ps_frame, link);
         gni_list_del(&f->link);
-        ps_frame_unreserve(pe, f);
+        sv->q_total -= f->len;
         gn_free(f);
     }
-    if (pe->inflight) {
-        ps_frame_unreserve(pe, pe->inflight);
-        pe->inflight->peer = NULL; /* freed by its write callback */
+    ps_out_drop(pe);
+    if (pe->ch) {
+        gn_channel_rele(pe->ch);
     }
-    pe->span = NULL;
-    if (pe->out) {
-        gn_channel_add_quiet_streams(pe->ch, -1);
-        gn_stream_close(pe->out, NULL, NULL);
-    }
-    gn_channel_rele(pe->ch);
     gn_free(pe);
+}
+
+/* Frees @pe when no pubsub stream with its peer is left or coming; true when freed. */
+static bool ps_peer_check(ps_peer *pe)
+{
+    if (!gni_list_empty(&pe->ins) || pe->out || pe->opening || gn_timer_active(&pe->retry)) {
+        return false;
+    }
+    ps_peer_free(pe);
+    return true;
 }
 
 static int ps_router_add(ps_peer *pe, gni_psr_proto kind, bool outbound)
@@ -254,9 +334,47 @@ static void ps_out_on_error(gn_stream *s, void *ud, int err)
 {
     (void)s;
     ps_peer *pe = ud;
-    GN_LOG(GN_LOG_DEBUG, PS_LOG, "outbound stream failed: %s", gn_err_name(err));
-    pe->span = NULL; /* the failed stream's span ends with it and settles its reservations */
-    ps_peer_free(pe);
+    ps_svc *sv = pe->sv;
+    GN_LOG(GN_LOG_DEBUG, PS_LOG, "outbound stream failed: %s (re-opened)", gn_err_name(err));
+    ps_out_drop(pe);
+    ps_peer_sync(pe);
+    ps_out_retry(pe);
+    if (!ps_peer_check(pe)) {
+        ps_pump(sv);
+    }
+}
+
+static void ps_on_retry(gn_timer *t, void *arg)
+{
+    (void)t;
+    ps_peer *pe = arg;
+    gn_channel *ch = ps_peer_any_channel(pe);
+    if (ch) {
+        ps_open_out(pe, ch, 0);
+    }
+    (void)ps_peer_check(pe);
+}
+
+/* Schedules a re-open of our outbound stream with backoff, PS_OUT_RETRIES times at most. */
+static void ps_out_retry(ps_peer *pe)
+{
+    if (pe->out || pe->opening || pe->out_failed || gn_timer_active(&pe->retry) ||
+        !pe->sv->running) {
+        return;
+    }
+    if (pe->out_retries >= PS_OUT_RETRIES) {
+        GN_LOG(GN_LOG_INFO, PS_LOG, "outbound stream to a peer failed %u times: not re-opened",
+               pe->out_retries);
+        pe->out_failed = true;
+        return;
+    }
+    gn_time delay = PS_OUT_RETRY_DELAY << pe->out_retries;
+    pe->out_retries++;
+    int rc = gn_timer_start(&pe->retry, delay, ps_on_retry, pe);
+    if (rc < 0) {
+        GN_LOG(GN_LOG_ERR, PS_LOG, "re-open timer refused: %s", gn_err_name(rc));
+        pe->out_failed = true;
+    }
 }
 
 static void ps_out_on_writable(gn_stream *s, void *ud)
@@ -283,8 +401,16 @@ static void ps_write_done(void *arg, int status)
     if (status < 0) {
         return; /* on_error follows */
     }
-    gn_channel_touch(pe->ch);
+    pe->out_retries = 0;
+    if (pe->ch) {
+        gn_channel_touch(pe->ch);
+    }
     ps_peer_flush(pe);
+    if (pe->congested && gni_list_empty(&pe->q)) {
+        pe->congested = false; /* drained */
+        ps_peer_sync(pe);
+        ps_pump(pe->sv); /* what the router held for the peer */
+    }
 }
 
 static void ps_peer_flush(ps_peer *pe)
@@ -301,6 +427,7 @@ static void ps_peer_flush(ps_peer *pe)
     }
     gni_list_del(&f->link);
     pe->q_bytes -= f->len;
+    sv->q_total -= f->len;
     if (rc < 0) {
         ps_frame_unreserve(pe, f);
         gn_free(f);
@@ -309,39 +436,44 @@ static void ps_peer_flush(ps_peer *pe)
     }
     f->peer = pe;
     pe->inflight = f;
-    if (pe->congested && pe->q_bytes <= sv->max_out / 2) {
-        pe->congested = false;
-        if (pe->in_router) {
-            gni_psr_peer_congested(sv->r, &pe->id, false, ps_now(sv));
-        }
-    }
 }
 
-static void ps_open_done(void *arg, int status, gn_channel *ch, gn_stream *s)
+static void ps_open_done(void *arg, int status, gn_stream *s)
 {
-    (void)ch;
     ps_open *op = arg;
     ps_svc *sv = op->sv;
     ps_peer *pe = op->peer;
+    gn_channel *ch = op->ch;
     int idx = op->proto_idx;
     gn_free(op);
     if (!pe) {
         if (status == 0) {
             gn_stream_reset(s, NULL, NULL);
         }
+        gn_channel_rele(ch);
         return;
     }
     pe->opening = NULL;
+    if (pe->ch != ch) { /* the channel our stream runs on, or was last tried on */
+        if (pe->ch) {
+            gn_channel_rele(pe->ch);
+        }
+        pe->ch = ch;
+    } else {
+        gn_channel_rele(ch);
+    }
     if (status == GN_ENEGOTIATION && (size_t)idx + 1 < sv->nprotos) {
-        ps_open_out(pe, idx + 1);
+        ps_open_out(pe, pe->ch, idx + 1);
         return;
     }
     if (status < 0) {
         GN_LOG(GN_LOG_DEBUG, PS_LOG, "no pubsub stream to a peer: %s", gn_err_name(status));
-        pe->out_failed = true;
-        if (gni_list_empty(&pe->ins)) {
-            ps_peer_free(pe);
+        if (status == GN_ENEGOTIATION) {
+            pe->out_failed = true; /* no protocol in common */
+        } else {
+            ps_out_retry(pe);
         }
+        (void)ps_peer_check(pe);
         return;
     }
     pe->out = s;
@@ -355,33 +487,46 @@ static void ps_open_done(void *arg, int status, gn_channel *ch, gn_stream *s)
         ps_peer_free(pe);
         return;
     }
+    ps_peer_sync(pe);
     ps_pump(sv);
     ps_peer_flush(pe);
 }
 
-static void ps_open_out(ps_peer *pe, int idx)
+/* Opens our outbound stream on @ch (never dials: the peer is connected on it). */
+static void ps_open_out(ps_peer *pe, gn_channel *ch, int idx)
 {
     ps_svc *sv = pe->sv;
-    if (pe->out || pe->opening || idx < 0 || (size_t)idx >= sv->nprotos) {
+    if (pe->out || pe->opening || !ch || idx < 0 || (size_t)idx >= sv->nprotos) {
         return;
     }
+    gn_timer_stop(&pe->retry);
     ps_open *op = gn_calloc(1, sizeof *op);
     if (!op) {
+        ps_out_retry(pe);
         return;
     }
     op->sv = sv;
     op->peer = pe;
+    op->ch = gn_channel_hold(ch);
     op->proto_idx = idx;
-    int rc = gn_host_new_stream(sv->host, &pe->id, sv->protos[idx], ps_open_done, op, NULL);
+    int rc = gn_channel_open_stream(ch, sv->protos[idx], ps_open_done, op);
     if (rc < 0) {
+        GN_LOG(GN_LOG_DEBUG, PS_LOG, "pubsub stream not opened: %s", gn_err_name(rc));
+        gn_channel_rele(op->ch);
         gn_free(op);
-        pe->out_failed = true;
+        ps_out_retry(pe);
         return;
     }
     pe->opening = op;
 }
 
-/* Queues @rpc for @to; a full queue drops it and marks the peer congested. */
+/*
+ * Queues @rpc for @to. The RPC in hand is always taken (a queue overshoots
+ * its bound by one RPC at most); at the high-water mark (max_out bytes for
+ * the peer, or max_out_total for all peers) the peer is marked congested:
+ * the router holds further output for it until its queue has drained
+ * (ps_write_done).
+ */
 static void ps_queue_rpc(ps_svc *sv, const gn_peer_id *to, const gni_ps_rpc *rpc)
 {
     ps_peer *pe = ps_peer_find(sv, to);
@@ -393,27 +538,17 @@ static void ps_queue_rpc(ps_svc *sv, const gn_peer_id *to, const gni_ps_rpc *rpc
         GN_LOG(GN_LOG_WARNING, PS_LOG, "router output not encodable: %s", gn_err_name((int)len));
         return;
     }
-    if (pe->q_bytes + (size_t)len > sv->max_out) {
-        sv->out_dropped++;
-        if (!pe->congested) {
-            pe->congested = true;
-            GN_LOG(GN_LOG_INFO, PS_LOG, "peer's outbound queue full (%zu bytes): congested",
-                   pe->q_bytes);
-            gni_psr_peer_congested(sv->r, &pe->id, true, ps_now(sv));
-        }
-        return;
-    }
     /* accounted before allocating (docs/limits.md): a refusal drops the
-     * RPC for this peer and marks it congested, as a full queue does */
+     * RPC for this peer and, with frames still queued, marks it congested
+     * (cleared when the queue drains) */
     if (pe->span && gn_rcmgr_reserve_memory(gn_rcmgr_stream_span(pe->span), (size_t)len,
                                             GN_RCMGR_PRIO_MEDIUM) < 0) {
         sv->out_dropped++;
         pe->rc_refused++;
-        if (!pe->congested) {
+        GN_LOG(GN_LOG_INFO, PS_LOG, "resource manager refused %ld bytes for a peer's queue", len);
+        if (!pe->congested && !gni_list_empty(&pe->q)) {
             pe->congested = true;
-            GN_LOG(GN_LOG_INFO, PS_LOG, "resource manager refused %ld bytes for a peer's queue: "
-                   "congested", len);
-            gni_psr_peer_congested(sv->r, &pe->id, true, ps_now(sv));
+            ps_peer_sync(pe);
         }
         return;
     }
@@ -436,7 +571,16 @@ static void ps_queue_rpc(ps_svc *sv, const gn_peer_id *to, const gni_ps_rpc *rpc
     f->peer = pe;
     gni_list_add_tail(&pe->q, &f->link);
     pe->q_bytes += f->len;
+    sv->q_total += f->len;
     ps_peer_flush(pe);
+    if (!pe->congested && !gni_list_empty(&pe->q) &&
+        (pe->q_bytes >= sv->max_out || sv->q_total >= sv->max_out_total)) {
+        pe->congested = true;
+        GN_LOG(GN_LOG_INFO, PS_LOG,
+               "peer's outbound queue at its mark (%zu bytes; %zu for all peers): congested",
+               pe->q_bytes, sv->q_total);
+        ps_peer_sync(pe);
+    }
 }
 
 /* ---- router outputs, counters, the timer ---- */
@@ -451,12 +595,29 @@ static void ps_deliver(ps_svc *sv, gni_psr_event *ev)
         (void)gn_peer_id_from_bytes(ev->msg.from.data, ev->msg.from.len, &from);
     }
     ps_peer *pe = ps_peer_find(sv, &ev->from);
-    (void)gn_host_group_deliver(sv->host, ev->msg.topic, &from, pe ? pe->ch : NULL,
+    gn_channel *ch = NULL; /* the peer's newest inbound stream's, else our stream's */
+    if (pe) {
+        ch = gni_list_empty(&pe->ins) ? pe->ch
+                                      : GNI_CONTAINER_OF(pe->ins.prev, ps_in, link)->ch;
+    }
+    (void)gn_host_group_deliver(sv->host, ev->msg.topic, &from, ch,
                                 ev->msg.data.data, ev->msg.data.len);
 }
 
 static void ps_report_topics(ps_svc *sv)
 {
+    gni_psr_stats rs;
+    gni_psr_get_stats(sv->r, &rs);
+    uint64_t od = sv->out_dropped + rs.out_dropped;
+    if (od > sv->out_dropped_rep) {
+        gn_host_group_count(sv->host, NULL, GN_GROUP_OUT_DROPPED, od - sv->out_dropped_rep);
+        sv->out_dropped_rep = od;
+    }
+    if (sv->decode_errors > sv->decode_errors_rep) {
+        gn_host_group_count(sv->host, NULL, GN_GROUP_DECODE_ERRORS,
+                            sv->decode_errors - sv->decode_errors_rep);
+        sv->decode_errors_rep = sv->decode_errors;
+    }
     for (gni_list *e = sv->topics.next; e != &sv->topics; e = e->next) {
         ps_topic *t = GNI_CONTAINER_OF(e, ps_topic, link);
         gni_psr_topic_stats st;
@@ -532,7 +693,10 @@ static void ps_pump(ps_svc *sv)
     ps_report_topics(sv);
     if (sv->running) {
         gn_time now = ps_now(sv), at = gni_psr_next_timer(sv->r);
-        (void)gn_timer_start(&sv->timer, at > now ? at - now : 0, ps_on_timer, sv);
+        int rc = gn_timer_start(&sv->timer, at > now ? at - now : 0, ps_on_timer, sv);
+        if (rc < 0) {
+            GN_LOG(GN_LOG_ERR, PS_LOG, "heartbeat timer refused: %s", gn_err_name(rc));
+        }
     }
 }
 
@@ -547,6 +711,7 @@ static void ps_in_on_data(gn_stream *s, void *ud, const uint8_t *data, size_t le
         return;
     }
     ps_svc *sv = pe->sv;
+    gn_channel *ch = gn_channel_hold(in->ch); /* @in may end below */
     gni_ps_rpc rpc;
     gni_ps_rpc_init(&rpc);
     while (len > 0) {
@@ -577,7 +742,8 @@ static void ps_in_on_data(gn_stream *s, void *ud, const uint8_t *data, size_t le
             break;
         }
     }
-    gn_channel_touch(pe->ch);
+    gn_channel_touch(ch);
+    gn_channel_rele(ch);
     ps_pump(sv);
 }
 
@@ -610,12 +776,15 @@ static void ps_on_stream_any(ps_svc *sv, gn_channel *ch, gn_stream *s, const cha
         gn_stream_reset(s, NULL, NULL);
         return;
     }
-    ps_peer *pe = ps_peer_get(sv, &info.remote_peer, ch);
+    ps_peer *pe = ps_peer_get(sv, &info.remote_peer);
     ps_in *in = pe ? gn_calloc(1, sizeof *in) : NULL;
     if (!in || gni_ps_splitter_init(&in->sp, sv->cfg.limits.max_rpc_len) < 0 ||
         ps_router_add(pe, sv->proto_kind[idx], info.direction == GN_DIR_OUTBOUND) < 0) {
         gn_free(in);
         gn_stream_reset(s, NULL, NULL);
+        if (pe) {
+            (void)ps_peer_check(pe); /* a peer made for this stream goes */
+        }
         return;
     }
     /* one inbound stream per peer (as go-libp2p-pubsub): a newer one
@@ -625,14 +794,16 @@ static void ps_on_stream_any(ps_svc *sv, gn_channel *ch, gn_stream *s, const cha
         ps_in_end(GNI_CONTAINER_OF(pe->ins.next, ps_in, link), true);
     }
     in->peer = pe;
+    in->ch = gn_channel_hold(ch);
     in->s = s;
     gni_list_add_tail(&pe->ins, &in->link);
-    gn_channel_add_quiet_streams(pe->ch, 1);
+    gn_channel_add_quiet_streams(ch, 1);
     gn_stream_set_handler(s, &ps_in_handler, in);
     gn_stream_read_start(s);
-    /* answer on the protocol the peer chose */
+    ps_peer_sync(pe); /* congested in the router until our stream is open */
+    /* answer on the protocol the peer chose, on this channel */
     if (!pe->out && !pe->opening && !pe->out_failed) {
-        ps_open_out(pe, idx);
+        ps_open_out(pe, ch, idx);
     }
     ps_pump(sv);
 }
@@ -654,11 +825,34 @@ static void ps_on_host_event(void *arg, const gn_host_event *ev)
         return;
     }
     if (ev->type == GN_HOST_EV_DISCONNECTED) {
+        /* only this channel's streams go; the peer may be connected on another */
         ps_peer *pe = ps_peer_find(sv, ev->peer);
-        if (pe && pe->ch == ev->ch) {
-            ps_peer_free(pe);
-            ps_pump(sv);
+        if (!pe) {
+            return;
         }
+        for (gni_list *e = pe->ins.next; e != &pe->ins;) {
+            ps_in *in = GNI_CONTAINER_OF(e, ps_in, link);
+            e = e->next;
+            if (in->ch == ev->ch) {
+                ps_in_end(in, false);
+            }
+        }
+        if (pe->opening && pe->opening->ch == ev->ch) {
+            pe->opening->peer = NULL;
+            pe->opening = NULL;
+        }
+        if (pe->ch && pe->ch == ev->ch) {
+            ps_out_drop(pe);
+            gn_channel_rele(pe->ch);
+            pe->ch = NULL;
+            ps_peer_sync(pe);
+            gn_channel *other = ps_peer_any_channel(pe);
+            if (other && !pe->out_failed) {
+                ps_open_out(pe, other, 0); /* still connected: our stream again */
+            }
+        }
+        (void)ps_peer_check(pe);
+        ps_pump(sv);
         return;
     }
     if (ev->type != GN_HOST_EV_IDENTIFIED || !ev->ch) {
@@ -670,10 +864,12 @@ static void ps_on_host_event(void *arg, const gn_host_event *ev)
     }
     for (size_t i = 0; i < sv->nprotos; i++) {
         if (gn_host_peer_supports(sv->host, ev->peer, sv->protos[i])) {
-            pe = pe ? pe : ps_peer_get(sv, ev->peer, ev->ch);
+            pe = pe ? pe : ps_peer_get(sv, ev->peer);
             if (pe) {
                 pe->out_failed = false;
-                ps_open_out(pe, (int)i);
+                pe->out_retries = 0;
+                ps_open_out(pe, ev->ch, (int)i);
+                (void)ps_peer_check(pe);
             }
             return;
         }
@@ -845,7 +1041,7 @@ static int ps_configure(ps_svc *sv)
         c->flood_publish = strcmp(v, "true") == 0;
     }
     unsigned long long hb = c->heartbeat_interval / GN_MS, maxout = PS_DEFAULT_MAX_OUT;
-    unsigned long long maxmsg = 0;
+    unsigned long long maxmsg = 0, maxtotal = PS_DEFAULT_MAX_OUT_TOTAL;
     int rc = 0;
     if ((rc = ps_opt_uns(sv, "D", &c->d)) < 0 || (rc = ps_opt_uns(sv, "D_lo", &c->d_lo)) < 0 ||
         (rc = ps_opt_uns(sv, "D_hi", &c->d_hi)) < 0 ||
@@ -853,13 +1049,24 @@ static int ps_configure(ps_svc *sv)
         (rc = ps_opt_uns(sv, "D_out", &c->d_out)) < 0 ||
         (rc = ps_opt_uint(sv, "heartbeat_ms", 3600000, &hb)) < 0 ||
         (rc = ps_opt_uint(sv, "max_out_bytes", 1ull << 30, &maxout)) < 0 ||
-        (rc = ps_opt_uint(sv, "max_rpc_len", GNI_PS_MAX_RPC_LEN_LIMIT, &maxmsg)) < 0) {
+        (rc = ps_opt_uint(sv, "max_rpc_len", GNI_PS_MAX_RPC_LEN_LIMIT, &maxmsg)) < 0 ||
+        (rc = ps_opt_uint(sv, "max_out_total_bytes", 1ull << 34, &maxtotal)) < 0) {
         return rc;
     }
     if (hb == 0 || maxout < 4096) {
         GN_LOG(GN_LOG_ERR, PS_LOG, "pubsub.heartbeat_ms must be > 0, pubsub.max_out_bytes >= 4096");
         return GN_EINVAL;
     }
+    /* one RPC and its length prefix must fit a peer's queue and the node's */
+    unsigned long long rpcmax = maxmsg ? maxmsg : GNI_PS_DEFAULT_MAX_RPC_LEN;
+    if (maxout < rpcmax + 10 || maxtotal < maxout) {
+        GN_LOG(GN_LOG_ERR, PS_LOG,
+               "pubsub.max_out_bytes=%llu must be >= pubsub.max_rpc_len (%llu) + 10, and "
+               "pubsub.max_out_total_bytes=%llu >= pubsub.max_out_bytes",
+               maxout, rpcmax, maxtotal);
+        return GN_EINVAL;
+    }
+    sv->max_out_total = (size_t)maxtotal;
     c->heartbeat_interval = (gn_time)hb * GN_MS;
     c->limits.max_rpc_len = (size_t)maxmsg;
     c->max_out_bytes_per_peer = (size_t)maxout;
@@ -946,6 +1153,9 @@ static void ps_stop(gn_protocol *p)
     }
     sv->running = false;
     gn_timer_stop(&sv->timer);
+    for (size_t i = 0; i < sv->nprotos; i++) {
+        (void)gn_host_remove_handler(sv->host, sv->protos[i]);
+    }
     gn_host_set_group_service(sv->host, NULL, sv, NULL);
     gn_host_unsubscribe(sv->sub);
     sv->sub = NULL;

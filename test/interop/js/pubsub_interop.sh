@@ -20,7 +20,8 @@
 #
 # Output: TAP. Skips ("1..0 # SKIP") without node >= 20, without the js
 # packages in node_modules/ (run `npm ci` here) or without `golemnet pubsub`
-# (built without the pubsub component). Every process runs under `timeout`;
+# (built without the pubsub component). Every process runs under
+# `timeout -k` (those stopped early: tap_lib.sh stop_pid);
 # the exit trap stops what it started. KEEP_LOGS=1 keeps the logs.
 set -u
 
@@ -70,7 +71,7 @@ echo "1..19"
 for R in gossipsub floodsub; do
 	T="golemnet-interop-$R"
 	# ---- js publishes, golemnet receives
-	timeout 40 "$GN_CLI" pubsub sub "$T" --router "$R" --listen /ip4/127.0.0.1/tcp/0 \
+	timeout -k 5 40 "$GN_CLI" pubsub sub "$T" --router "$R" --listen /ip4/127.0.0.1/tcp/0 \
 		--count $COUNT --timeout 30 --option pubsub.heartbeat_ms=300 \
 		>"$LOGDIR/gn_sub_$R.out" 2>"$LOGDIR/gn_sub_$R.err" &
 	GN_PID=$!
@@ -80,7 +81,7 @@ for R in gossipsub floodsub; do
 		not_ok "$R: golemnet subscriber listens" "$LOGDIR/gn_sub_$R.err"
 		not_ok "$R: js -> golemnet skipped"
 	else
-		timeout 40 "${JS[@]}" --router "$R" --dial "$GN_ADDR" --key-seed 7 --topic "$T" \
+		timeout -k 5 40 "${JS[@]}" --router "$R" --dial "$GN_ADDR" --key-seed 7 --topic "$T" \
 			--publish $COUNT --wait-peers 1 --run-ms 7000 \
 			>"$LOGDIR/js_pub_$R.out" 2>"$LOGDIR/js_pub_$R.err"
 		wait "$GN_PID"
@@ -102,7 +103,7 @@ for R in gossipsub floodsub; do
 	fi
 
 	# ---- golemnet publishes, js receives
-	timeout 40 "${JS[@]}" --router "$R" --listen /ip4/127.0.0.1/tcp/0 --key-seed 8 --topic "$T" \
+	timeout -k 5 40 "${JS[@]}" --router "$R" --listen /ip4/127.0.0.1/tcp/0 --key-seed 8 --topic "$T" \
 		--run-ms 12000 >"$LOGDIR/js_sub_$R.out" 2>"$LOGDIR/js_sub_$R.err" &
 	JS_PID=$!
 	PIDS+=($JS_PID)
@@ -112,7 +113,7 @@ for R in gossipsub floodsub; do
 		not_ok "$R: golemnet -> js skipped"
 		continue
 	fi
-	timeout 40 "$GN_CLI" pubsub pub "$T" --router "$R" --dial "$JS_ADDR" --count $COUNT \
+	timeout -k 5 40 "$GN_CLI" pubsub pub "$T" --router "$R" --dial "$JS_ADDR" --count $COUNT \
 		--data gn --linger-ms 1500 --timeout 30 --option pubsub.heartbeat_ms=300 \
 		>"$LOGDIR/gn_pub_$R.out" 2>"$LOGDIR/gn_pub_$R.err"
 	GN_RC=$?
@@ -124,8 +125,7 @@ for R in gossipsub floodsub; do
 		not_ok "$R: golemnet published $COUNT messages (exit $GN_RC)" \
 			"$LOGDIR/gn_pub_$R.out" "$LOGDIR/gn_pub_$R.err"
 	fi
-	kill -TERM "$JS_PID" 2>/dev/null
-	wait "$JS_PID" 2>/dev/null
+	stop_pid "$JS_PID"
 	check "$R: js received each golemnet message exactly once, signed by $GN_ID" \
 		"$LOGDIR/js_sub_$R.out" "
 		(() => { const m = all('message');
@@ -149,12 +149,12 @@ for i in 0 1 2 3 4; do
 	[ -n "$PREV" ] && DIALS+=(--dial "$PREV")
 	[ -n "$PREV_G" ] && [ "$PREV_G" != "$PREV" ] && DIALS+=(--dial "$PREV_G")
 	if [ $i = 4 ]; then
-		timeout 60 "$GN_CLI" pubsub pub "$T" --listen /ip4/127.0.0.1/tcp/0 "${DIALS[@]}" \
+		timeout -k 5 60 "$GN_CLI" pubsub pub "$T" --listen /ip4/127.0.0.1/tcp/0 "${DIALS[@]}" \
 			--count $COUNT --data gn --wait-peers 3 --delay-ms 2000 --linger-ms 6000 \
 			--timeout 45 --seed 604 --option pubsub.heartbeat_ms=300 \
 			>"$LOGDIR/mixed_g$i.out" 2>"$LOGDIR/mixed_g$i.err" &
 	else
-		timeout 60 "$GN_CLI" pubsub sub "$T" --listen /ip4/127.0.0.1/tcp/0 "${DIALS[@]}" \
+		timeout -k 5 60 "$GN_CLI" pubsub sub "$T" --listen /ip4/127.0.0.1/tcp/0 "${DIALS[@]}" \
 			--count $((2 * COUNT)) --timeout 45 --seed $((600 + i)) \
 			--option pubsub.heartbeat_ms=300 \
 			>"$LOGDIR/mixed_g$i.out" 2>"$LOGDIR/mixed_g$i.err" &
@@ -173,7 +173,7 @@ for i in 0 1 2 3 4; do
 			--run-ms 40000 --dial "$PREV" --publish $COUNT --wait-peers 1
 			--publish-delay-ms 3000)
 	fi
-	timeout 60 "${JS[@]}" "${JSARGS[@]}" >"$LOGDIR/mixed_j$i.out" 2>"$LOGDIR/mixed_j$i.err" &
+	timeout -k 5 60 "${JS[@]}" "${JSARGS[@]}" >"$LOGDIR/mixed_j$i.out" 2>"$LOGDIR/mixed_j$i.err" &
 	PIDS+=($!)
 	eval "MIXED_PID_j$i=$!"
 	A=$(wait_addr "$LOGDIR/mixed_j$i.out" "$ADDR_RE") && STARTED=$((STARTED + 1))
@@ -190,8 +190,7 @@ for i in 0 1 2 3 4; do
 done
 sleep 1
 for i in 0 1 2 3 4; do
-	eval "kill -TERM \$MIXED_PID_j$i" 2>/dev/null
-	eval "wait \$MIXED_PID_j$i" 2>/dev/null
+	eval "stop_pid \$MIXED_PID_j$i"
 done
 G4_ID=$("$NODE" events.mjs --print "$LOGDIR/mixed_g4.out" 'find("listening").peer_id')
 J4_ID=$("$NODE" events.mjs --print "$LOGDIR/mixed_j4.out" 'find("listening").peer_id')

@@ -32,14 +32,21 @@
 
 static tnode nodes[NN];
 
-static void up_ex(tnode *t, uint32_t seed, int idx, const char *router, const char *extra);
+static void up_ex2(tnode *t, uint32_t seed, int idx, const char *router, const char *extra,
+                   const char *extra2);
 
 static void up(tnode *t, uint32_t seed, int idx, const char *router)
 {
-    up_ex(t, seed, idx, router, NULL);
+    up_ex2(t, seed, idx, router, NULL, NULL);
 }
 
 static void up_ex(tnode *t, uint32_t seed, int idx, const char *router, const char *extra)
+{
+    up_ex2(t, seed, idx, router, extra, NULL);
+}
+
+static void up_ex2(tnode *t, uint32_t seed, int idx, const char *router, const char *extra,
+                   const char *extra2)
 {
     static char opt_router[64];
     snprintf(opt_router, sizeof opt_router, "pubsub.router=%s", router);
@@ -47,6 +54,7 @@ static void up_ex(tnode *t, uint32_t seed, int idx, const char *router, const ch
     opts[0] = opt_router;
     opts[1] = "pubsub.heartbeat_ms=100";
     opts[2] = extra;
+    opts[3] = extra2;
     memset(t, 0, sizeof *t);
     CHECK_EQ(gn_identity_from_int_seed(seed, &t->id), 0);
     gn_identity_peer_id(t->id, &t->pid);
@@ -59,7 +67,7 @@ static void up_ex(tnode *t, uint32_t seed, int idx, const char *router, const ch
     cfg.transports = "memory";
     cfg.protocol_components = "/meshsub/1.1.0";
     cfg.options = opts;
-    cfg.n_options = extra ? 3 : 2;
+    cfg.n_options = extra2 ? 4 : extra ? 3 : 2;
     const char *l = t->listen;
     cfg.listen = &l;
     cfg.n_listen = 1;
@@ -204,7 +212,6 @@ static void run_mesh(const char *router, uint32_t seed)
     }
     /* unicast on the group channel: node 1 to node 0 (a member) */
     CHECK_EQ(gn_multicast_unicast(nodes[1].mc, &nodes[0].pid, (const uint8_t *)"u", 1), 0);
-    CHECK(run_until(all_got, &pub, 10) || true);
     for (int t = 0; t < 200 && nodes[0].unicasts == 0; t++) {
         run_until(never, NULL, 10);
         pump_events(&nodes[0], NULL);
@@ -233,6 +240,18 @@ GN_TEST(group_address_and_refusals)
     CHECK_EQ(gn_node_dial_group(t.n, "/gossip/x", &mc), GN_EPARSE);
     CHECK_EQ(gn_node_dial_group(t.n, "/ip4/1.2.3.4/tcp/1", &mc), GN_EPARSE);
     CHECK_EQ(gn_node_dial_group(NULL, "/pubsub/x", &mc), GN_EINVAL);
+    {
+        /* "/pubsub/" + topic must fit an event's addr: 247 bytes at most */
+        char longaddr[GN_NODE_ADDR_MAX + 16];
+        memset(longaddr, 'x', sizeof longaddr);
+        memcpy(longaddr, GN_GROUP_ADDR_PREFIX, 8);
+        longaddr[8 + 248] = 0;
+        CHECK_EQ(gn_node_dial_group(t.n, longaddr, &mc), GN_EINVAL);
+        longaddr[8 + 247] = 0;
+        CHECK_EQ(gn_node_dial_group(t.n, longaddr, &mc), 0);
+        gn_multicast_free(mc);
+        mc = NULL;
+    }
     CHECK_EQ(gn_node_dial_group(t.n, "/pubsub/a/b c", &mc), 0); /* the rest is the topic */
     CHECK_EQ(gn_node_dial_group(t.n, "/pubsub/a/b c", &mc2), GN_EEXIST);
     gn_peer_id p = t.pid;
@@ -329,12 +348,12 @@ static void sign_policy_case(const char *b_policy, bool b_accepts, uint32_t seed
 GN_TEST(strict_sign_rejects_unsigned) { sign_policy_case("strict_sign", false, 440); }
 GN_TEST(strict_no_sign_both_sides) { sign_policy_case("strict_no_sign", true, 450); }
 
-GN_TEST(bad_option_stops_start)
+static void bad_option_case(const char *opt, uint32_t seed)
 {
     setup();
-    const char *opts[] = {"pubsub.router=meshy"};
+    const char *opts[] = {opt};
     gn_identity *id = NULL;
-    CHECK_EQ(gn_identity_from_int_seed(460, &id), 0);
+    CHECK_EQ(gn_identity_from_int_seed(seed, &id), 0);
     gn_node_config cfg;
     gn_node_config_default(&cfg);
     cfg.identity = id;
@@ -361,9 +380,18 @@ GN_TEST(bad_option_stops_start)
     finish();
 }
 
+GN_TEST(bad_option_stops_start)
+{
+    bad_option_case("pubsub.router=meshy", 460);
+    /* a peer's queue must hold one RPC of max_rpc_len (1 MiB by default) */
+    bad_option_case("pubsub.max_out_bytes=4096", 461);
+    bad_option_case("pubsub.max_out_total_bytes=65536", 462);
+}
+
 /* ---- a slow peer: C speaks /meshsub/1.1.0 by hand, subscribes, never reads ---- */
 
 static gn_stream *stalled_in;  /* A's stream to C, never read */
+static int stall_count;        /* streams A opened to C */
 static gn_stream *c_out;       /* C's stream to A: one subscription RPC */
 static int c_out_status = 1;
 static uint8_t sub_frame[64];
@@ -373,6 +401,7 @@ static void stall_handler(void *arg, gn_channel *ch, gn_stream *s, const char *p
 {
     (void)arg, (void)ch, (void)protocol_id;
     stalled_in = s; /* kept, never read: its window fills */
+    stall_count++;
 }
 
 static void c_write_done(void *arg, int status) { (void)arg, (void)status; }
@@ -415,7 +444,7 @@ GN_TEST(slow_peer_does_not_hold_others)
 {
     setup();
     tnode abc[3];
-    up_ex(&abc[0], 470, 0, "gossipsub", "pubsub.max_out_bytes=65536");
+    up_ex2(&abc[0], 470, 0, "gossipsub", "pubsub.max_out_bytes=65536", "pubsub.max_rpc_len=32768");
     up(&abc[1], 471, 1, "gossipsub");
     /* C: no pubsub component, a raw handler for the protocol */
     memset(&abc[2], 0, sizeof abc[2]);
@@ -611,10 +640,345 @@ GN_TEST(application_validator)
     }
     for (int i = 0; i < 3; i++) {
         node_down(&abc[i]);
+/* ---- two channels between A and B; peer state per stream ---- */
+
+static int count_msgs(tnode *t)
+{
+    gn_node_event ev;
+    while (gn_node_next_event(t->n, &ev, 0) == 0) {
+        if (ev.type == GN_NODE_EV_MESSAGE && strcmp(ev.addr, GN_GROUP_ADDR_PREFIX TOPIC) == 0) {
+            t->got[0]++;
+        }
+        gn_rcbuf_rele(ev.message);
     }
+    return t->got[0];
+}
+
+static int want_msgs;
+static bool b_got_want(void *arg) { return count_msgs(arg) >= want_msgs; }
+
+/*
+ * A and B dial each other at once: two channels. Closing the first one
+ * leaves the peers connected on the second, and pubsub goes on over it
+ * (both sides re-open their outbound stream there).
+ */
+GN_TEST(two_channels_first_closes)
+{
+    setup();
+    tnode ab[2];
+    up(&ab[0], 480, 0, "gossipsub");
+    up(&ab[1], 481, 1, "gossipsub");
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(gn_node_dial_group(ab[i].n, GN_GROUP_ADDR_PREFIX TOPIC, &ab[i].mc), 0);
+    }
+    char addr[GN_NODE_ADDR_MAX + 80], addr2[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", ab[1].listen, ab[1].pid_str);
+    snprintf(addr2, sizeof addr2, "%s/p2p/%s", ab[0].listen, ab[0].pid_str);
+    dial_res r1 = {.hold = true}, r2 = {.hold = true};
+    CHECK_EQ(gn_node_dial(ab[0].n, addr, on_dial, &r1, NULL), 0);
+    CHECK_EQ(gn_node_dial(ab[1].n, addr2, on_dial, &r2, NULL), 0);
+    CHECK(run_until(dial_done, &r1, 5000));
+    CHECK(run_until(dial_done, &r2, 5000));
+    CHECK_EQ(r1.status, 0);
+    CHECK_EQ(r2.status, 0);
+    gn_channel_info c1, c2;
+    CHECK_EQ(gn_channel_state_get(r1.ch, &c1), GN_CHANNEL_OPEN);
+    CHECK_EQ(gn_channel_state_get(r2.ch, &c2), GN_CHANNEL_OPEN);
+    CHECK(c1.id != 0 && c1.direction == GN_DIR_OUTBOUND && c2.direction == GN_DIR_OUTBOUND);
+    CHECK(run_until(b_member, ab, 5000));
+    run_until(never, NULL, 600);
+    CHECK_EQ(gn_multicast_broadcast(ab[0].mc, (const uint8_t *)"m0", 2), 0);
+    want_msgs = 1;
+    CHECK(run_until(b_got_want, &ab[1], 3000));
+    /* close A's channel; B's (A inbound) stays */
+    gn_channel_close(r1.ch);
+    gn_channel_rele(r1.ch);
+    run_until(never, NULL, 1500);
+    gn_peer_info pi;
+    CHECK_EQ(gn_node_peer_info(ab[0].n, &ab[1].pid, &pi), 0);
+    CHECK_EQ(gn_channel_state_get(r2.ch, &c2), GN_CHANNEL_OPEN);
+    gn_multicast_metrics m;
+    CHECK_EQ(gn_multicast_metrics_get(ab[0].mc, &m), 0);
+    CHECK_EQ(m.members, 1u); /* B is still a member at A */
+    CHECK_EQ(gn_multicast_metrics_get(ab[1].mc, &m), 0);
+    CHECK_EQ(m.members, 1u); /* and A at B */
+    /* both ways over the remaining channel */
+    CHECK_EQ(gn_multicast_broadcast(ab[0].mc, (const uint8_t *)"m1", 2), 0);
+    want_msgs = 2;
+    CHECK(run_until(b_got_want, &ab[1], 3000));
+    CHECK_EQ(gn_multicast_broadcast(ab[1].mc, (const uint8_t *)"m2", 2), 0);
+    want_msgs = 1;
+    CHECK(run_until(b_got_want, &ab[0], 3000));
+    gn_channel_rele(r2.ch);
+    for (int i = 0; i < 2; i++) {
+        gn_multicast_free(ab[i].mc);
+    }
+    for (int i = 0; i < 2; i++) {
+        node_down(&ab[i]);
+    }
+    finish();
+}
+
+/*
+ * A burst of RPCs of nearly max_rpc_len (max_out_bytes = max_rpc_len + 10,
+ * the least accepted) fills B's queue past its mark: B is congested (the
+ * RPC in hand is still sent whole; what the router holds beyond its bound
+ * is dropped), and the congestion clears when the queue drains: the
+ * messages after it all get through.
+ */
+GN_TEST(big_rpc_congestion_clears)
+{
+    setup();
+    tnode ab[2];
+    up_ex2(&ab[0], 490, 0, "gossipsub", "pubsub.max_out_bytes=16394", "pubsub.max_rpc_len=16384");
+    up_ex(&ab[1], 491, 1, "gossipsub", "pubsub.max_rpc_len=16384");
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(gn_node_dial_group(ab[i].n, GN_GROUP_ADDR_PREFIX TOPIC, &ab[i].mc), 0);
+    }
+    char addr[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", ab[1].listen, ab[1].pid_str);
+    CHECK_EQ(dial_wait(&ab[0], addr), 0);
+    CHECK(run_until(b_member, ab, 5000));
+    run_until(never, NULL, 400);
+    static uint8_t big[15000];
+    for (int k = 0; k < 40; k++) { /* 600 KB without running the loop: past the window */
+        big[0] = (uint8_t)k;
+        CHECK_EQ(gn_multicast_broadcast(ab[0].mc, big, sizeof big), 0);
+    }
+    want_msgs = 1;
+    CHECK(run_until(b_got_want, &ab[1], 3000));
+    run_until(never, NULL, 1000); /* B drains */
+    int bigs = count_msgs(&ab[1]);
+    CHECK(bigs >= 1 && bigs <= 40);
+    for (int k = 0; k < 5; k++) {
+        char msg[3] = {'s', (char)('0' + k), 0};
+        CHECK_EQ(gn_multicast_broadcast(ab[0].mc, (const uint8_t *)msg, 2), 0);
+        run_until(never, NULL, 50);
+    }
+    want_msgs = bigs + 5;
+    CHECK(run_until(b_got_want, &ab[1], 3000));
+    CHECK_EQ(ab[1].got[0], bigs + 5);
+    fprintf(stderr, "# B got %d of the 40 big messages, then all 5 small ones\n", bigs);
+    gn_multicast_metrics m;
+    CHECK_EQ(gn_multicast_metrics_get(ab[0].mc, &m), 0);
+    if (bigs < 40) {
+        CHECK(m.out_dropped >= 1); /* never dropped silently */
+    }
+    CHECK_EQ(m.decode_errors, 0u);
+    for (int i = 0; i < 2; i++) {
+        gn_multicast_free(ab[i].mc);
+    }
+    for (int i = 0; i < 2; i++) {
+        node_down(&ab[i]);
+    }
+    finish();
+}
+
+/* ---- a frame over max_rpc_len resets the stream; a reconnect rejoins ---- */
+
+static gn_stream *ov_s;
+static int ov_err; /* 0 until C's stream fails */
+static void ov_on_error(gn_stream *s, void *ud, int err) { (void)s, (void)ud, ov_err = err ? err : -1; }
+static void ov_on_eof(gn_stream *s, void *ud) { (void)s, (void)ud; }
+static const gn_stream_handler ov_handler = {.on_error = ov_on_error, .on_eof = ov_on_eof};
+static void ov_write_done(void *arg, int status) { (void)arg, (void)status; }
+static void ov_opened(void *arg, int status, gn_stream *s)
+{
+    (void)arg;
+    CHECK_EQ(status, 0);
+    if (status == 0) {
+        ov_s = s;
+        gn_stream_set_handler(s, &ov_handler, NULL);
+        gn_stream_read_start(s);
+        static const uint8_t frame[] = {0x81, 0x40, 0x0a}; /* length 8193 > 4096 */
+        gn_slice iov = {frame, sizeof frame};
+        CHECK_EQ(gn_stream_write(s, &iov, 1, ov_write_done, NULL), 0);
+    }
+}
+static bool ov_done(void *arg)
+{
+    gn_multicast_metrics m;
+    return ov_err != 0 && gn_multicast_metrics_get(((tnode *)arg)->mc, &m) == 0 &&
+           m.decode_errors >= 1;
+}
+
+GN_TEST(oversize_frame_resets_stream)
+{
+    setup();
+    tnode a, c;
+    up_ex2(&a, 500, 0, "gossipsub", "pubsub.max_rpc_len=4096", "pubsub.max_out_bytes=8192");
+    CHECK_EQ(gn_node_dial_group(a.n, GN_GROUP_ADDR_PREFIX TOPIC, &a.mc), 0);
+    memset(&c, 0, sizeof c);
+    CHECK_EQ(gn_identity_from_int_seed(501, &c.id), 0);
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    cfg.identity = c.id;
+    cfg.loop = loop;
+    cfg.transports = "memory";
+    CHECK_EQ(gn_node_new(&cfg, &c.n), 0);
+    CHECK_EQ(gn_node_start(c.n), 0);
+    char addr[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", a.listen, a.pid_str);
+    gn_channel *ch = NULL;
+    CHECK_EQ(dial_wait_ch(&c, addr, &ch), 0);
+    CHECK_EQ(gn_channel_open_stream(ch, "/meshsub/1.1.0", ov_opened, NULL), 0);
+    CHECK(run_until(ov_done, &a, 5000));
+    CHECK(ov_err != 0); /* A reset C's stream */
+    gn_multicast_metrics m;
+    CHECK_EQ(gn_multicast_metrics_get(a.mc, &m), 0);
+    CHECK_EQ(m.decode_errors, 1u);
+    gn_channel_info ci;
+    CHECK_EQ(gn_channel_state_get(ch, &ci), GN_CHANNEL_OPEN); /* nothing else affected */
+    gn_stream_close(ov_s, NULL, NULL);
+    ov_s = NULL;
+    gn_channel_rele(ch);
+    gn_multicast_free(a.mc);
+    node_down(&a);
+    node_down(&c);
+    finish();
+}
+
+static bool b_no_member(void *arg)
+{
+    gn_multicast_metrics m;
+    return gn_multicast_metrics_get(((tnode *)arg)->mc, &m) == 0 && m.members == 0;
+}
+
+/* A disconnect takes B out of A's group; dialling again brings it back. */
+GN_TEST(disconnect_reconnect_rejoins)
+{
+    setup();
+    tnode ab[2];
+    up(&ab[0], 510, 0, "gossipsub");
+    up(&ab[1], 511, 1, "gossipsub");
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(gn_node_dial_group(ab[i].n, GN_GROUP_ADDR_PREFIX TOPIC, &ab[i].mc), 0);
+    }
+    char addr[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", ab[1].listen, ab[1].pid_str);
+    gn_channel *ch = NULL;
+    CHECK_EQ(dial_wait_ch(&ab[0], addr, &ch), 0);
+    CHECK(run_until(b_member, ab, 5000));
+    gn_channel_close(ch);
+    gn_channel_rele(ch);
+    CHECK(run_until(b_no_member, &ab[0], 3000));
+    CHECK_EQ(dial_wait(&ab[0], addr), 0);
+    CHECK(run_until(b_member, ab, 5000));
+    run_until(never, NULL, 400);
+    CHECK_EQ(gn_multicast_broadcast(ab[0].mc, (const uint8_t *)"m0", 2), 0);
+    want_msgs = 1;
+    CHECK(run_until(b_got_want, &ab[1], 3000));
+    for (int i = 0; i < 2; i++) {
+        gn_multicast_free(ab[i].mc);
+    }
+    for (int i = 0; i < 2; i++) {
+        node_down(&ab[i]);
+    }
+    finish();
+}
+
+/* ---- a second inbound stream from a peer replaces the first ---- */
+
+static gn_stream *two_s[2];
+static int two_err[2];
+static void two_on_error(gn_stream *s, void *ud, int err)
+{
+    (void)s, (void)err;
+    two_err[(intptr_t)ud] = 1;
+}
+static void two_on_eof(gn_stream *s, void *ud) { (void)s, (void)ud; }
+static const gn_stream_handler two_handler = {.on_error = two_on_error, .on_eof = two_on_eof};
+static void two_opened(void *arg, int status, gn_stream *s)
+{
+    CHECK_EQ(status, 0);
+    if (status == 0) {
+        two_s[(intptr_t)arg] = s;
+        gn_stream_set_handler(s, &two_handler, arg);
+        gn_stream_read_start(s);
+        gn_slice iov = {sub_frame, sub_frame_len};
+        CHECK_EQ(gn_stream_write(s, &iov, 1, c_write_done, NULL), 0);
+    }
+}
+static bool two_first_reset(void *arg) { (void)arg; return two_s[1] && two_err[0]; }
+static bool out_reopened(void *arg) { return stall_count > *(int *)arg; }
+
+/* ...and an error on our outbound stream re-opens it, keeping the inbound side */
+GN_TEST(second_inbound_replaces_first)
+{
+    setup();
+    tnode a, c;
+    up(&a, 520, 0, "gossipsub");
+    CHECK_EQ(gn_node_dial_group(a.n, GN_GROUP_ADDR_PREFIX TOPIC, &a.mc), 0);
+    memset(&c, 0, sizeof c);
+    CHECK_EQ(gn_identity_from_int_seed(521, &c.id), 0);
+    gn_node_config cfg;
+    gn_node_config_default(&cfg);
+    cfg.identity = c.id;
+    cfg.loop = loop;
+    cfg.transports = "memory";
+    CHECK_EQ(gn_node_new(&cfg, &c.n), 0);
+    CHECK_EQ(gn_node_set_handler(c.n, "/meshsub/1.1.0", stall_handler, NULL), 0);
+    CHECK_EQ(gn_node_start(c.n), 0);
+    /* RPC{subscriptions: [{subscribe: true, topicid: TOPIC}]}, length-prefixed */
+    size_t tl = strlen(TOPIC);
+    uint8_t *f = sub_frame;
+    f[0] = (uint8_t)(4 + tl + 2);
+    f[1] = 0x0a;
+    f[2] = (uint8_t)(4 + tl);
+    f[3] = 0x08;
+    f[4] = 0x01;
+    f[5] = 0x12;
+    f[6] = (uint8_t)tl;
+    memcpy(f + 7, TOPIC, tl);
+    sub_frame_len = 7 + tl;
+    char addr[GN_NODE_ADDR_MAX + 80];
+    snprintf(addr, sizeof addr, "%s/p2p/%s", a.listen, a.pid_str);
+    gn_channel *ch = NULL;
+    CHECK_EQ(dial_wait_ch(&c, addr, &ch), 0);
+    CHECK_EQ(gn_channel_open_stream(ch, "/meshsub/1.1.0", two_opened, (void *)(intptr_t)0), 0);
+    tnode ac[2] = {a, c};
+    CHECK(run_until(b_member, ac, 5000));
+    CHECK_EQ(gn_channel_open_stream(ch, "/meshsub/1.1.0", two_opened, (void *)(intptr_t)1), 0);
+    CHECK(run_until(two_first_reset, NULL, 5000)); /* A reset the older stream */
+    run_until(never, NULL, 300);
+    CHECK_EQ(two_err[1], 0); /* the newer one stays */
+    gn_multicast_metrics m;
+    CHECK_EQ(gn_multicast_metrics_get(a.mc, &m), 0);
+    CHECK_EQ(m.members, 1u); /* C is still a member */
+    CHECK_EQ(m.decode_errors, 0u);
+    /* C resets A's outbound stream: A re-opens it (C's inbound side stays) */
+    CHECK(stalled_in != NULL);
+    int opened = stall_count;
+    gn_stream_reset(stalled_in, NULL, NULL);
+    stalled_in = NULL;
+    /* publishes until one of A's writes on the reset stream fails */
+    bool reopened = false;
+    for (int k = 0; k < 30 && !reopened; k++) {
+        CHECK_EQ(gn_multicast_broadcast(a.mc, (const uint8_t *)"m0", 2), 0);
+        reopened = run_until(out_reopened, &opened, 100);
+    }
+    CHECK(reopened);
+    CHECK_EQ(two_err[1], 0);
+    CHECK_EQ(gn_multicast_metrics_get(a.mc, &m), 0);
+    CHECK_EQ(m.members, 1u);
+    for (int i = 0; i < 2; i++) {
+        gn_stream_close(two_s[i], NULL, NULL);
+        two_s[i] = NULL;
+    }
+    if (stalled_in) {
+        gn_stream_close(stalled_in, NULL, NULL);
+        stalled_in = NULL;
+    }
+    gn_channel_rele(ch);
+    gn_multicast_free(a.mc);
+    node_down(&a);
+    node_down(&c);
     finish();
 }
 
 GN_TEST_MAIN(GN_T(slow_peer_does_not_hold_others), GN_T(group_address_and_refusals), GN_T(gossipsub_five_nodes_exactly_once),
              GN_T(floodsub_five_nodes_exactly_once), GN_T(strict_sign_rejects_unsigned),
-             GN_T(strict_no_sign_both_sides), GN_T(bad_option_stops_start), GN_T(application_validator))
+             GN_T(strict_no_sign_both_sides), GN_T(bad_option_stops_start),
+             GN_T(two_channels_first_closes), GN_T(big_rpc_congestion_clears),
+             GN_T(oversize_frame_resets_stream), GN_T(disconnect_reconnect_rejoins),
+             GN_T(second_inbound_replaces_first), GN_T(application_validator))
