@@ -23,13 +23,10 @@
 #include "gni_dnsaddr.h"
 
 #include <ares.h>
-#include <arpa/inet.h>
-#include <arpa/nameser.h>
-#include <netinet/in.h>
+#include <ares_nameser.h> /* C_IN, T_TXT: arpa/nameser.h where the OS has it */
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <uv.h>
+#include <uv.h> /* sockaddr_in{,6}, AF_INET*: POSIX or Winsock headers */
 
 #define RS_LOG "dns"
 #define RS_DETAIL_MAX 320

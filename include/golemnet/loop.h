@@ -261,8 +261,11 @@ GN_API int gn_evq_pop(gn_evq *q, void *item, gn_time timeout);
 
 /**
  * A file descriptor that is readable while the queue holds items or is
- * closed (eventfd or a pipe; on Windows -1). Do not read or close it
- * yourself.
+ * closed: an eventfd on Linux, a pipe on other POSIX systems, and on Windows
+ * a loopback TCP socket (a SOCKET value, watchable with Winsock select() and
+ * Python's selectors; core/gni_platform.h). Do not read or close it
+ * yourself. On Windows the socket may stay readable for a moment after the
+ * queue empties; a pop that returns GN_EAGAIN clears that.
  */
 GN_API int gn_evq_fd(const gn_evq *q);
 

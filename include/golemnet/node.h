@@ -557,7 +557,7 @@ typedef struct gn_node_event {
  */
 GN_API int gn_node_next_event(gn_node *n, gn_node_event *ev, gn_time timeout);
 
-/** A file descriptor readable while events are queued (-1 on Windows). */
+/** A file descriptor readable while events are queued (gn_evq_fd(): on Windows a loopback socket). */
 GN_API int gn_node_event_fd(const gn_node *n);
 
 /**

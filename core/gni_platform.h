@@ -1,0 +1,54 @@
+/*
+ * The platform file: the few OS facilities libuv does not offer, one
+ * implementation per OS family (core/platform_posix.c, core/platform_win.c;
+ * core/meson.build builds the one for the host). Everything else that touches
+ * the OS goes through libuv. Components never test _WIN32 for these.
+ *
+ * Thread context: every function may be called from any thread; one wakeup is
+ * guarded by its owner's lock (gn_evq's mutex, the Python bridge's).
+ */
+#ifndef GNI_PLATFORM_H
+#define GNI_PLATFORM_H
+
+/*
+ * A wakeup handle: a descriptor that a foreign event loop (select/poll,
+ * Python's selectors, asyncio's add_reader) can watch for readability, made
+ * readable by gni_wakeup_signal() and unreadable by gni_wakeup_drain().
+ *   Linux:   an eventfd (rfd == wfd).
+ *   POSIX:   a non-blocking pipe.
+ *   Windows: a connected pair of non-blocking loopback TCP sockets (Winsock
+ *            select() watches sockets only); rfd is the SOCKET's value as an
+ *            int (Windows handles fit 32 bits: "Interprocess Communication
+ *            Between 32-bit and 64-bit Applications", Microsoft Learn).
+ * Both fields are -1 when closed.
+ */
+typedef struct gni_wakeup {
+    int rfd; /* watched for readability */
+    int wfd; /* written by gni_wakeup_signal() */
+} gni_wakeup;
+
+/* Opens @w. Returns 0, or GN_EIO when the OS refuses the descriptor(s)
+ * (fd or socket limits; on Windows also Winsock startup). @w is left closed
+ * (-1, -1) on failure. */
+int gni_wakeup_open(gni_wakeup *w);
+
+/* Closes @w (harmless when already closed). */
+void gni_wakeup_close(gni_wakeup *w);
+
+/* Makes rfd readable. A full pipe or socket buffer already is readable, so
+ * "would block" is success. */
+void gni_wakeup_signal(gni_wakeup *w);
+
+/* Reads everything queued on rfd so that it is no longer readable. */
+void gni_wakeup_drain(gni_wakeup *w);
+
+/*
+ * Waits at most @timeout_ms for @sock (a POSIX fd, or a Windows SOCKET's
+ * value) to become readable, for blocking client code on a worker thread
+ * (the NAT-PMP query, libnatpmp's socket). Returns 1 (readable or in error),
+ * 0 (the time passed; also on EINTR: the caller re-checks its deadline) or
+ * GN_EIO (the poll itself failed).
+ */
+int gni_sock_wait_readable(long long sock, int timeout_ms);
+
+#endif /* GNI_PLATFORM_H */
