@@ -913,12 +913,8 @@ int cmd_client_main(const char *cmd, int argc, char **argv, bool json)
     if (rc) {
         return rc;
     }
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = cc_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    cli_sigsave old;
+    cli_signals_catch(cc_on_signal, &old);
     if (!strcmp(cmd, "peers")) {
         rc = cc_peers(c, &o);
     } else if (!strcmp(cmd, "dial")) {
@@ -935,7 +931,6 @@ int cmd_client_main(const char *cmd, int argc, char **argv, bool json)
         rc = cc_events(c, &o);
     }
     gn_ipc_free(c);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    cli_signals_restore(&old);
     return rc;
 }
