@@ -241,10 +241,12 @@ int gn_channel_metrics_refresh(gn_channel *ch, gn_channel_metrics *m, gn_time ti
             continue;
         }
         uint64_t spent = uv_hrtime() - start;
-        if (spent >= (uint64_t)timeout ||
-            uv_cond_timedwait(&w->cond, &w->mtx, (uint64_t)timeout - spent) != 0) {
+        if (spent >= (uint64_t)timeout) {
             break;
         }
+        /* a timed wait can end early (Windows: whole milliseconds, rounded
+         * down), so its timeout is not trusted: the loop re-checks the time */
+        (void)uv_cond_timedwait(&w->cond, &w->mtx, (uint64_t)timeout - spent);
     }
     rc = w->done ? 0 : GN_ETIMEDOUT;
     uv_mutex_unlock(&w->mtx);

@@ -19,6 +19,11 @@
 
 typedef SOCKET gts_sock;
 #  define GTS_BAD_SOCK INVALID_SOCKET
+/* libuv leaves SO_REUSEADDR off on Windows (there it would let another
+ * socket take the port), and Windows has no SO_REUSEPORT, so the TCP
+ * transport cannot dial from its listen port. */
+#  define GTS_UV_SETS_REUSEADDR 0
+#  define GTS_HAVE_REUSEPORT 0
 
 /* Winsock started (libuv starts it too; WSAStartup counts). */
 static inline void gts_init(void)
@@ -73,6 +78,14 @@ static inline int gts_count_fds(void) { return -1; }
 
 typedef int gts_sock;
 #  define GTS_BAD_SOCK (-1)
+/* libuv sets SO_REUSEADDR when binding; SO_REUSEPORT lets the TCP transport
+ * dial from its listen port (layers/transport/tcp/tcp_uv.c). */
+#  define GTS_UV_SETS_REUSEADDR 1
+#  ifdef SO_REUSEPORT
+#    define GTS_HAVE_REUSEPORT 1
+#  else
+#    define GTS_HAVE_REUSEPORT 0
+#  endif
 
 static inline void gts_init(void) {}
 static inline void gts_close(gts_sock s) { close(s); }

@@ -168,7 +168,9 @@ static void sockopts_case(bool nodelay, gn_time keepalive)
     uv_walk(gn_loop_uv(E.loop), sockopt_walk, &r);
     CHECK_EQ(r.listeners, l6 ? 2 : 1);
     CHECK_EQ(r.conns, 2);
-    CHECK_EQ(r.bad_reuse, 0); /* libuv sets SO_REUSEADDR when binding */
+    if (GTS_UV_SETS_REUSEADDR) {
+        CHECK_EQ(r.bad_reuse, 0); /* libuv sets SO_REUSEADDR when binding */
+    }
     CHECK_EQ(r.bad_v6only, 0);
     CHECK_EQ(r.bad_nodelay, 0);
     CHECK_EQ(r.bad_keepalive, 0);
@@ -521,6 +523,8 @@ static unsigned conn_port(gn_stream *s, gn_stream_addr_kind kind)
  * same address (the four-tuple is taken) falls back to another port. */
 GN_TEST(dial_from_listen_port)
 {
+    if (!GTS_HAVE_REUSEPORT)
+        SKIP("no SO_REUSEPORT here: dials cannot use the listen port");
     tr_env_init("tcp", NULL, NULL, false);
     E.srv_prof = (tr_profile){.echo = true, .close_on_eof = true};
     gn_listener *ls, *lc;
@@ -570,6 +574,8 @@ GN_TEST(dial_from_listen_port)
  * from another port; connections form and carry data either way. */
 GN_TEST(simultaneous_open_loopback)
 {
+    if (!GTS_HAVE_REUSEPORT)
+        SKIP("no SO_REUSEPORT here: simultaneous open needs dials from the listen ports");
     tr_env_init("tcp", NULL, NULL, false);
     E.srv_prof = (tr_profile){.echo = true, .close_on_eof = true};
     gn_listener *la, *lb;
