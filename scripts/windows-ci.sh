@@ -52,7 +52,9 @@ install_win_deps() {
     for p in "${win_pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
-    if ! apt-cache showsrc libuv1 2>/dev/null | grep -q '^Version:'; then
+    # (awk reads everything: grep -q would end the pipe early, and pipefail
+    # would take apt-cache's SIGPIPE for "no source package")
+    if ! apt-cache showsrc libuv1 2>/dev/null | awk '/^Version:/ {f = 1} END {exit !f}'; then
         [ "$(id -u)" -eq 0 ] || { echo "need root to add a deb-src entry" >&2; exit 1; }
         log "adding deb-src for bookworm (apt-get source)"
         # the mirror of the existing deb entries, as a deb-src entry
@@ -108,8 +110,8 @@ windows_build() {
             --buildtype=debugoptimized --wrap-mode=nodownload "${win_opts[@]}" >"$root/$bdir.setup.log" 2>&1 \
             || { tail -30 "$root/$bdir.setup.log" >&2; exit 1; }
     fi
-    local targets=(golemnet.exe)
-    for t in "${win_tests[@]}"; do targets+=("unit_$t.exe"); done
+    local targets=(tools/golemnet.exe)
+    for t in "${win_tests[@]}"; do targets+=("test/unit/unit_$t.exe"); done
     ninja -C "$bdir" -j"$jobs" "${targets[@]}"
     log "build: $((SECONDS - t0)) s"
 }

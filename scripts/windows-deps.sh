@@ -46,7 +46,7 @@ src_versions() {
 declare -A VER
 versions=""
 for d in $ALL_DEPS; do
-    v=$(src_versions "$d" | head -1)
+    v=$(src_versions "$d" | awk 'NR == 1')
     [ -n "$v" ] || { log "apt knows no source package $d: add a deb-src entry (docs/building.md)"; exit 1; }
     VER[$d]=$v
     versions+="$d=$v "
