@@ -110,6 +110,24 @@ static void rs_poll_close(rs_poll *p)
     uv_close((uv_handle_t *)&p->h, rs_poll_closed);
 }
 
+/* c-ares' process-wide setup, once (ares_library_init is not thread-safe;
+ * on Windows ares_init_options fails with ARES_ENOTINITIALIZED without it,
+ * elsewhere it is a no-op). Never cleaned up: resolvers come and go for the
+ * life of the process. */
+static uv_once_t rs_lib_once = UV_ONCE_INIT;
+static int rs_lib_rc;
+
+static void rs_library_init_once(void)
+{
+    rs_lib_rc = ares_library_init(ARES_LIB_INIT_ALL);
+}
+
+static int rs_library_init(void)
+{
+    uv_once(&rs_lib_once, rs_library_init_once);
+    return rs_lib_rc;
+}
+
 static void rs_timer_update(gn_resolver *r);
 
 static void rs_poll_cb(uv_poll_t *h, int status, int events)
@@ -231,7 +249,10 @@ int gn_resolver_new(gn_loop *loop, const gn_resolver_config *cfg, gn_resolver **
     o.timeout = (int)cfg->timeout_ms;
     o.tries = (int)cfg->tries;
     int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
-    int rc = ares_init_options(&r->ch, &o, mask);
+    int rc = rs_library_init();
+    if (rc == ARES_SUCCESS) {
+        rc = ares_init_options(&r->ch, &o, mask);
+    }
     if (rc != ARES_SUCCESS) {
         GN_LOG(GN_LOG_ERR, RS_LOG, "ares_init_options: %s", ares_strerror(rc));
         gn_free(r);
