@@ -48,6 +48,10 @@ void cli_signals_catch(void (*fn)(int), cli_sigsave *old)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, old ? &old->old_int : NULL);
     sigaction(SIGTERM, &sa, old ? &old->old_term : NULL);
+}
+
+void cli_sigpipe_ignore(void)
+{
     signal(SIGPIPE, SIG_IGN); /* a write to a reset socket fails with EPIPE */
 }
 
@@ -101,6 +105,11 @@ void cli_signals_catch(void (*fn)(int), cli_sigsave *old)
         old->old_int = oi;
         old->old_term = ot;
     }
+}
+
+void cli_sigpipe_ignore(void)
+{
+    /* no SIGPIPE: a write to a reset socket fails with WSAECONNRESET */
 }
 
 void cli_signals_restore(const cli_sigsave *old)

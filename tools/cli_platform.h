@@ -21,7 +21,7 @@ typedef struct cli_sigsave {
 
 /*
  * Calls @fn (from signal context: set a sig_atomic_t only) on SIGINT and
- * SIGTERM, and ignores SIGPIPE where it exists. POSIX: sigaction without
+ * SIGTERM; SIGPIPE is left alone (see cli_sigpipe_ignore()). POSIX: sigaction without
  * SA_RESTART, so a blocking read returns EINTR and the caller sees the flag.
  * Windows: the C runtime's signal() (Ctrl-C and Ctrl-Break arrive as SIGINT
  * on a console thread). @old (may be NULL) receives the previous handlers.
@@ -32,11 +32,21 @@ void cli_signals_catch(void (*fn)(int), cli_sigsave *old);
 void cli_signals_restore(const cli_sigsave *old);
 
 /*
+ * Ignores SIGPIPE (POSIX; nothing on Windows, which has none), so a write to
+ * a socket the peer reset fails with EPIPE instead of killing the process.
+ * For the programs that run a node (golemnet's one-shot commands, ergo,
+ * golemnet-p2pd); the daemon's cli_stop_block() does it too. Not for the
+ * daemon's client commands: a stdout pipe whose reader went away
+ * (`golemnet events ... | head -n 1`) must end them, as it ends any filter.
+ */
+void cli_sigpipe_ignore(void);
+
+/*
  * Stop requests of a program that waits for them (the daemon): SIGINT and
  * SIGTERM (Ctrl-C, Ctrl-Break on Windows).
  * cli_stop_block(): call in the main thread before any other thread starts.
  *   POSIX: blocks both signals in every thread (the mask is inherited), to be
- *   taken with sigwait(). Windows: a handler counts them.
+ *   taken with sigwait(), and ignores SIGPIPE. Windows: a handler counts them.
  * cli_stop_wait(): blocks until one arrives; returns SIGINT or SIGTERM.
  * cli_stop_take(): takes one that is pending without blocking; returns it,
  *   or 0 when none is.

@@ -811,7 +811,7 @@ static int cc_events(gn_ipc_client *c, const cc_opts *o)
     cli_out_begin("subscribed");
     cli_out_str("daemon_version", gn_ipc_daemon_version(c));
     cli_out_end();
-    /* bounded by the signal or the end of the connection */
+    /* bounded by the signal, the end of the connection or a write error on stdout */
     while (!cc_signal) {
         gn_node_event ev;
         rc = gn_ipc_next_event(c, &ev, 100 * GN_MS);
@@ -824,6 +824,11 @@ static int cc_events(gn_ipc_client *c, const cc_opts *o)
         cc_event_line(&ev);
         if (ev.message) {
             gn_rcbuf_rele(ev.message);
+        }
+        if (ferror(stdout)) {
+            /* the reader went away (EPIPE where SIGPIPE is ignored, e.g. inherited) */
+            fprintf(stderr, "golemnet events: writing to stdout failed; stopping\n");
+            return EXIT_FAILURE;
         }
         if (ev.type == GN_IPC_EV_DISCONNECTED) {
             return ev.status == GN_EEOF || ev.status == GN_ECLOSED ? 0 : EXIT_FAILURE;

@@ -982,7 +982,8 @@ int cmd_ergo(int argc, char **argv)
         gn_node_free(c.node);
         return EXIT_FAILURE;
     }
-    cli_signals_catch(on_signal, NULL); /* and SIGPIPE ignored (cli_platform.h) */
+    cli_signals_catch(on_signal, NULL);
+    cli_sigpipe_ignore();
     /* wait: the outcome, a signal, or the node's end; print the listening addresses */
     while (atomic_load(&c.done) == 0 && !ergo_signal) {
         gn_node_event ev;

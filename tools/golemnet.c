@@ -2556,7 +2556,8 @@ static int cli_run(cli *c)
         gn_identity_free(c->id);
         return EXIT_FAILURE;
     }
-    cli_signals_catch(cli_on_signal, NULL); /* and SIGPIPE ignored (cli_platform.h) */
+    cli_signals_catch(cli_on_signal, NULL);
+    cli_sigpipe_ignore();
 
     rc = gn_loop_new(NULL, &c->loop);
     if (rc < 0) {

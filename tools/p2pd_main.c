@@ -718,7 +718,8 @@ int main(int argc, char **argv)
         free_main(m);
         return P2PD_EXIT_USAGE;
     }
-    cli_signals_catch(p2pd_on_signal, NULL); /* and SIGPIPE ignored (cli_platform.h) */
+    cli_signals_catch(p2pd_on_signal, NULL);
+    cli_sigpipe_ignore();
 
     if ((rc = gn_loop_new(NULL, &m->loop)) < 0) {
         fprintf(stderr, "golemnet-p2pd: loop: %s\n", gn_strerror(rc));
