@@ -67,7 +67,9 @@ static void evq_fd_signal(gn_evq *q)
 /* Makes the fd unreadable. Called with the mutex held. A socket-pair wakeup
  * (Windows) may deliver a signal's byte after a drain ran; a pop that finds
  * the queue empty therefore drains again (evq_fd_drain_spurious), so a
- * level-triggered watcher is not left spinning on a readable, empty queue. */
+ * level-triggered watcher is not left spinning on a readable, empty queue.
+ * Where the wakeup is exact (GNI_WAKEUP_EXACT: eventfd, pipe) it does not,
+ * which saves a read() per empty non-blocking pop. */
 static void evq_fd_drain(gn_evq *q)
 {
     if (!q->signaled) {
@@ -79,7 +81,7 @@ static void evq_fd_drain(gn_evq *q)
 
 static void evq_fd_drain_spurious(gn_evq *q)
 {
-    if (!q->signaled && !q->closed) {
+    if (!GNI_WAKEUP_EXACT && !q->signaled && !q->closed) {
         gni_wakeup_drain(&q->wake);
     }
 }

@@ -43,6 +43,20 @@ void gni_wakeup_signal(gni_wakeup *w);
 void gni_wakeup_drain(gni_wakeup *w);
 
 /*
+ * GNI_WAKEUP_EXACT: 1 when rfd is readable exactly between a signal and the
+ * next drain (eventfd, pipe: the write is complete when signal returns), 0
+ * when a signal's byte may arrive after a drain already ran (Windows'
+ * loopback socket pair: the byte travels through the TCP stack), so that a
+ * consumer that finds nothing to do must drain again. gn_evq skips that extra
+ * drain (a read() per empty non-blocking pop) where the wakeup is exact.
+ */
+#ifdef _WIN32
+#define GNI_WAKEUP_EXACT 0
+#else
+#define GNI_WAKEUP_EXACT 1
+#endif
+
+/*
  * Waits at most @timeout_ms for @sock (a POSIX fd, or a Windows SOCKET's
  * value) to become readable, for blocking client code on a worker thread
  * (the NAT-PMP query, libnatpmp's socket). Returns 1 (readable or in error),
