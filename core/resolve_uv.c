@@ -23,12 +23,16 @@
 #include "gni_dnsaddr.h"
 
 #include <ares.h>
-#include <ares_nameser.h> /* C_IN, T_TXT: arpa/nameser.h where the OS has it */
 #include <stdio.h>
 #include <string.h>
 #include <uv.h> /* sockaddr_in{,6}, AF_INET*: POSIX or Winsock headers */
 
 #define RS_LOG "dns"
+/* The query's class and type (RFC 1035 3.2.4 CLASS IN, 3.2.2 TYPE TXT),
+ * defined here: ares_nameser.h is public only from c-ares 1.18 (meson.build
+ * accepts 1.16) and arpa/nameser.h is not on Windows. */
+#define RS_CLASS_IN 1
+#define RS_TYPE_TXT 16
 #define RS_DETAIL_MAX 320
 
 typedef struct rs_poll {
@@ -590,7 +594,7 @@ static void rs_step_send(rs_req *q)
             }
             x->txt = true;
             x->id = id;
-            ares_query(q->r->ch, name, C_IN, T_TXT, rs_txt_cb, x); /* may call back */
+            ares_query(q->r->ch, name, RS_CLASS_IN, RS_TYPE_TXT, rs_txt_cb, x); /* may call back */
             if (q->finishing)
                 return;
         }
