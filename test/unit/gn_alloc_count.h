@@ -2,14 +2,14 @@
  * gn_alloc_count.h - live heap bytes through golemnet's allocator hooks
  * (gn_set_allocator), for tests that bound a footprint. Sizes are
  * gts_malloc_usable_size(), so memory allocated before the hooks were
- * installed frees correctly. glibc only (malloc.h).
+ * installed frees correctly (gn_test_msize.h: glibc, macOS, Windows).
  */
 #ifndef GN_ALLOC_COUNT_H
 #define GN_ALLOC_COUNT_H
 
 #include "golemnet/log.h" /* gn_allocator */
 
-#include "gn_test_os.h" /* gts_malloc_usable_size */
+#include "gn_test_msize.h" /* gts_malloc_usable_size */
 #include <stdlib.h>
 
 /* Live bytes allocated through the hooks since they were installed. */

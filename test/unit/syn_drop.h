@@ -72,7 +72,7 @@ static inline void syn_drop_close(syn_drop *sd)
     sd->lfd = GTS_BAD_SOCK;
 }
 
-/* Open file descriptors of this process, or -1 where unknown (Windows). */
+/* Open file descriptors of this process, or -1 where unknown (GTS_HAVE_FD_COUNT). */
 static inline int syn_drop_count_fds(void)
 {
     return gts_count_fds();

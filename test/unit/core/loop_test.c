@@ -3,6 +3,7 @@
 #include "golemnet/loop.h"
 
 #include "gn_test.h"
+#include "gn_test_msize.h"
 #include "gn_test_os.h"
 #include "gni.h"
 
