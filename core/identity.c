@@ -26,12 +26,6 @@
 #include <string.h>
 #include <sys/stat.h> /* S_IFMT, S_IFREG (uv_stat_t.st_mode; also in mingw) */
 #include <uv.h>
-/* O_NOFOLLOW where the OS has it (uv.h brings fcntl.h on POSIX) */
-#ifdef O_NOFOLLOW
-#  define ID_O_NOFOLLOW O_NOFOLLOW
-#else
-#  define ID_O_NOFOLLOW 0
-#endif
 
 /** Encoded Ed25519 PublicKey protobuf: 08 01 12 20 <32 bytes>. */
 #define ID_PUBKEY_PB_LEN 36
@@ -547,8 +541,9 @@ int gn_identity_save(const gn_identity *id, const char *path)
         return n;
     }
     uv_fs_t req;
-    /* O_EXCL: never replace a key; O_NOFOLLOW where the OS has it */
-    int flags = UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_EXCL | ID_O_NOFOLLOW;
+    /* O_EXCL: never replace a key; O_NOFOLLOW where the OS has it (libuv
+     * defines UV_FS_O_NOFOLLOW as 0 elsewhere, e.g. Windows) */
+    int flags = UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_EXCL | UV_FS_O_NOFOLLOW;
     int64_t fd = id_fs_done(&req, uv_fs_open(NULL, &req, path, flags, 0600, NULL));
     if (fd < 0) {
         sodium_free(buf);
@@ -603,6 +598,9 @@ int gn_identity_load(const char *path, gn_identity **out)
     while (len < sizeof buf) {
         uv_buf_t b = uv_buf_init((char *)buf + len, (unsigned)(sizeof buf - len));
         int64_t r = id_fs_done(&req, uv_fs_read(NULL, &req, (uv_file)fd, &b, 1, -1, NULL));
+        if (r == UV_EINTR) {
+            continue; /* libuv retries every call on EINTR but read (and close) */
+        }
         if (r < 0) {
             rc = id_err_from_uv((int)r); /* EISDIR and the like give GN_EIO */
             break;
