@@ -205,9 +205,14 @@ for d in $DEPS; do
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     log "$d ${VER[$d]}: building (load $load)"
     t0=$(date +%s)
-    # a background subshell keeps set -e in force inside it (under || it is off)
-    ( set -e; "build_$d" ) >"$WORK/$d.log" 2>&1 &
-    if ! wait $!; then
+    # in the foreground (Ctrl-C and a kill of the job reach the build too);
+    # rc taken with set +e around it, since under || set -e would be off
+    # inside the subshell as well
+    set +e
+    ( set -e; "build_$d" ) >"$WORK/$d.log" 2>&1
+    rc=$?
+    set -e
+    if [ "$rc" -ne 0 ]; then
         tail -40 "$WORK/$d.log" >&2
         log "$d failed ($WORK/$d.log)"
         exit 1

@@ -16,7 +16,15 @@ export WINEDEBUG=${WINEDEBUG:--all}
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
+    # TERM, up to ~5 s to exit, then KILL (a Wine process may ignore TERM)
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    for _ in $(seq 50); do
+        local alive=0
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" -eq 0 ] && break
+        sleep 0.1
+    done
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
     wait 2>/dev/null
     rm -rf "$tmp"
 }
