@@ -29,6 +29,16 @@ static int plat_nonblock(SOCKET s)
     return ioctlsocket(s, FIONBIO, &on) == 0 ? 0 : -1;
 }
 
+/* Not inherited by child processes (a CLI or test that spawns one must not
+ * hand it the node's wakeup sockets, and a child holding the write end would
+ * keep the pair alive). socket() makes inheritable handles; SetHandleInformation
+ * works on every Windows version and Wine, unlike WSA_FLAG_NO_HANDLE_INHERIT
+ * (Windows 7 SP1 and later). */
+static int plat_noinherit(SOCKET s)
+{
+    return SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0) ? 0 : -1;
+}
+
 int gni_wakeup_open(gni_wakeup *w)
 {
     w->rfd = w->wfd = -1;
@@ -43,17 +53,17 @@ int gni_wakeup_open(gni_wakeup *w)
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
     lsn = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-    if (lsn == INVALID_SOCKET || bind(lsn, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+    if (lsn == INVALID_SOCKET || plat_noinherit(lsn) != 0 || bind(lsn, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
         getsockname(lsn, (struct sockaddr *)&addr, &alen) != 0 || listen(lsn, 1) != 0) {
         goto fail;
     }
     c = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-    if (c == INVALID_SOCKET || connect(c, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+    if (c == INVALID_SOCKET || plat_noinherit(c) != 0 || connect(c, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
         goto fail;
     }
     alen = sizeof(peer);
     a = accept(lsn, (struct sockaddr *)&peer, &alen);
-    if (a == INVALID_SOCKET) {
+    if (a == INVALID_SOCKET || plat_noinherit(a) != 0) {
         goto fail;
     }
     /* Another local process could have connected first: the accepted peer
