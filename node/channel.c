@@ -245,8 +245,12 @@ int gn_channel_metrics_refresh(gn_channel *ch, gn_channel_metrics *m, gn_time ti
             break;
         }
         /* a timed wait can end early (Windows: whole milliseconds, rounded
-         * down), so its timeout is not trusted: the loop re-checks the time */
-        (void)uv_cond_timedwait(&w->cond, &w->mtx, (uint64_t)timeout - spent);
+         * down, so under 1 ms it returns at once and this loop would spin),
+         * so its timeout is not trusted: the loop re-checks the time, and
+         * each wait is at least 1 ms (the deadline may pass by under 1 ms;
+         * no OS test in a component) */
+        uint64_t left = (uint64_t)timeout - spent;
+        (void)uv_cond_timedwait(&w->cond, &w->mtx, left < GN_MS ? (uint64_t)GN_MS : left);
     }
     rc = w->done ? 0 : GN_ETIMEDOUT;
     uv_mutex_unlock(&w->mtx);
