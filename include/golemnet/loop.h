@@ -76,6 +76,12 @@ typedef enum gn_run_mode { GN_RUN_DEFAULT = 0, GN_RUN_ONCE = 1, GN_RUN_NOWAIT = 
  * Runs the loop on the calling thread (which becomes the loop thread).
  * Returns nonzero if handles remain active (uv_run's meaning), or
  * GN_ESTATE if a thread already runs it.
+ * Extra passes (in practice on Windows only, where libuv runs close
+ * callbacks at the start of the next pass): when the run ends with the loop's
+ * own handles still closing, gn_loop_run makes up to 16 more non-blocking passes (UV_RUN_NOWAIT) to finish those closes, and
+ * returns 0 when they are done, as on POSIX. Callbacks due in those passes
+ * (timers, I/O) run then too, on the calling thread. Not for an embedded
+ * loop (gn_loop_new_embedded): its owner runs the passes.
  * Since: 0.1
  */
 GN_API int gn_loop_run(gn_loop *loop, gn_run_mode mode);
