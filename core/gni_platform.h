@@ -10,6 +10,9 @@
 #ifndef GNI_PLATFORM_H
 #define GNI_PLATFORM_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 /*
  * A wakeup handle: a descriptor that a foreign event loop (select/poll,
  * Python's selectors, asyncio's add_reader) can watch for readability, made
@@ -64,5 +67,15 @@ void gni_wakeup_drain(gni_wakeup *w);
  * GN_EIO (the poll itself failed).
  */
 int gni_sock_wait_readable(long long sock, int timeout_ms);
+
+/*
+ * Converts the text form of an IPv4 (@v6 false: dotted decimal, four parts,
+ * no leading zeros) or IPv6 address (@v6 true: RFC 4291 2.2) into its 4 or 16
+ * bytes at @out, for the sans-I/O multiaddr core, which includes no OS or
+ * libuv header. The ISC inet_pton rules on every OS: POSIX inet_pton(),
+ * libuv's uv_inet_pton() on Windows. An IPv6 "%zone" suffix is not
+ * rejected here (the caller does). Returns 0, or GN_EPARSE.
+ */
+int gni_inet_pton(bool v6, const char *text, uint8_t *out);
 
 #endif /* GNI_PLATFORM_H */

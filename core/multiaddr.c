@@ -61,11 +61,11 @@
 
 #include "golemnet/multiformats.h"
 #include "gni.h"
+#include "gni_platform.h" /* gni_inet_pton */
 
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
-#include <uv.h> /* uv_inet_pton, AF_INET*: one call on every OS */
 
 enum ma_kind {
     MA_K_NONE,     /* no value */
@@ -595,10 +595,10 @@ static int ma_put_value(ma_wbuf *w, const ma_proto *pr, const char *s, size_t le
             return GN_EPARSE;
         memcpy(tmp, s, len);
         tmp[len] = '\0';
-        /* uv_inet_pton drops an IPv6 "%zone" suffix; a zone is /ip6zone */
+        /* inet_pton may drop an IPv6 "%zone" suffix; a zone is /ip6zone */
         if (memchr(tmp, '%', len) != NULL)
             return GN_EPARSE;
-        if (uv_inet_pton(pr->kind == MA_K_IP4 ? AF_INET : AF_INET6, tmp, bin) != 0)
+        if (gni_inet_pton(pr->kind == MA_K_IP6, tmp, bin) != 0)
             return GN_EPARSE;
         return ma_put(w, bin, pr->kind == MA_K_IP4 ? 4 : 16);
     case MA_K_PORT:

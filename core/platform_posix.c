@@ -7,6 +7,7 @@
 
 #include "golemnet/err.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -101,4 +102,9 @@ int gni_sock_wait_readable(long long sock, int timeout_ms)
         return errno == EINTR ? 0 : GN_EIO;
     }
     return pr > 0 ? 1 : 0;
+}
+
+int gni_inet_pton(bool v6, const char *text, uint8_t *out)
+{
+    return inet_pton(v6 ? AF_INET6 : AF_INET, text, out) == 1 ? 0 : GN_EPARSE;
 }

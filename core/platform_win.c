@@ -14,6 +14,7 @@
 #include <ws2tcpip.h>
 
 #include <string.h>
+#include <uv.h> /* uv_inet_pton */
 
 /* Winsock is started once per process and never stopped (libuv does the
  * same); WSAStartup counts, so calling it beside libuv's is harmless. */
@@ -141,4 +142,10 @@ int gni_sock_wait_readable(long long sock, int timeout_ms)
         return GN_EIO;
     }
     return pr > 0 ? 1 : 0;
+}
+
+int gni_inet_pton(bool v6, const char *text, uint8_t *out)
+{
+    /* libuv's copy of the ISC code: the same rules as glibc's inet_pton */
+    return uv_inet_pton(v6 ? AF_INET6 : AF_INET, text, out) == 0 ? 0 : GN_EPARSE;
 }
