@@ -2,7 +2,8 @@
  * gn_evq: a bounded, thread-safe ring of fixed-size items.
  *
  * One uv_mutex guards everything. Poppers block on a uv_cond. A wakeup fd
- * (Linux eventfd, a non-blocking pipe elsewhere, -1 on Windows) is made
+ * (Linux eventfd, a non-blocking pipe elsewhere, a loopback socket pair on
+ * Windows: core/gni_platform.h) is made
  * readable on the empty -> non-empty transition and drained when the queue
  * becomes empty again, so it is readable exactly while items are queued.
  * After gn_evq_close() the fd stays readable (a watcher then pops and sees
@@ -21,17 +22,8 @@
 #include <string.h>
 #include <uv.h>
 
-#if defined(__linux__)
-#  include <sys/eventfd.h>
-#  include <unistd.h>
-#  define GN_EVQ_EVENTFD 1
-#elif !defined(_WIN32)
-#  include <fcntl.h>
-#  include <unistd.h>
-#  define GN_EVQ_PIPE 1
-#endif
+#include "gni_platform.h"
 
-#include <errno.h>
 
 /* Slots allocated by gn_evq_new() (fewer when the capacity is smaller). */
 #define EVQ_INITIAL 8u
@@ -46,108 +38,52 @@ struct gn_evq {
     size_t head;  /* index of the oldest item */
     size_t count; /* items queued */
     bool closed;
-    bool signaled; /* wakeup fd currently readable */
-    int rfd;       /* read end (eventfd itself), -1 if none */
-    int wfd;       /* write end (same as rfd for eventfd) */
+    bool signaled;   /* wakeup fd currently readable */
+    gni_wakeup wake; /* eventfd, pipe or socket pair (core/gni_platform.h) */
 };
 
-/* ---- wakeup fd ---- */
+/* ---- wakeup fd (core/gni_platform.h) ---- */
 
 static int evq_fd_open(gn_evq *q)
 {
-    q->rfd = q->wfd = -1;
-#if defined(GN_EVQ_EVENTFD)
-    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd < 0) {
-        return GN_EIO;
-    }
-    q->rfd = q->wfd = fd;
-#elif defined(GN_EVQ_PIPE)
-    int p[2];
-    if (pipe(p) != 0) {
-        return GN_EIO;
-    }
-    for (int i = 0; i < 2; i++) {
-        int fl = fcntl(p[i], F_GETFL);
-        if (fl < 0 || fcntl(p[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
-            fcntl(p[i], F_SETFD, FD_CLOEXEC) != 0) {
-            close(p[0]);
-            close(p[1]);
-            return GN_EIO;
-        }
-    }
-    q->rfd = p[0];
-    q->wfd = p[1];
-#endif
-    return 0;
+    return gni_wakeup_open(&q->wake);
 }
 
 static void evq_fd_close(gn_evq *q)
 {
-#if defined(GN_EVQ_EVENTFD)
-    if (q->rfd >= 0) {
-        close(q->rfd);
-    }
-#elif defined(GN_EVQ_PIPE)
-    if (q->rfd >= 0) {
-        close(q->rfd);
-    }
-    if (q->wfd >= 0) {
-        close(q->wfd);
-    }
-#endif
-    q->rfd = q->wfd = -1;
+    gni_wakeup_close(&q->wake);
 }
 
 /* Makes the fd readable. Called with the mutex held. */
 static void evq_fd_signal(gn_evq *q)
 {
-    if (q->signaled || q->wfd < 0) {
+    if (q->signaled) {
         return;
     }
-#if defined(GN_EVQ_EVENTFD)
-    uint64_t one = 1;
-    ssize_t n;
-    do {
-        n = write(q->wfd, &one, sizeof(one));
-    } while (n < 0 && errno == EINTR);
-#elif defined(GN_EVQ_PIPE)
-    uint8_t one = 1;
-    ssize_t n;
-    do {
-        n = write(q->wfd, &one, 1);
-    } while (n < 0 && errno == EINTR);
-#endif
-    /* EAGAIN means the fd is already readable, which is what we want. */
+    gni_wakeup_signal(&q->wake);
     q->signaled = true;
 }
 
-/* Makes the fd unreadable. Called with the mutex held. */
+/* Makes the fd unreadable. Called with the mutex held. A socket-pair wakeup
+ * (Windows) may deliver a signal's byte after a drain ran; a pop that finds
+ * the queue empty therefore drains again (evq_fd_drain_spurious), so a
+ * level-triggered watcher is not left spinning on a readable, empty queue.
+ * Where the wakeup is exact (GNI_WAKEUP_EXACT: eventfd, pipe) it does not,
+ * which saves a read() per empty non-blocking pop. */
 static void evq_fd_drain(gn_evq *q)
 {
-    if (!q->signaled || q->rfd < 0) {
+    if (!q->signaled) {
         return;
     }
-#if defined(GN_EVQ_EVENTFD)
-    uint64_t v;
-    ssize_t n;
-    do {
-        n = read(q->rfd, &v, sizeof(v));
-    } while (n < 0 && errno == EINTR);
-#elif defined(GN_EVQ_PIPE)
-    uint8_t buf[64];
-    ssize_t n;
-    for (;;) {
-        n = read(q->rfd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < (ssize_t)sizeof(buf)) {
-            break;
-        }
-    }
-#endif
+    gni_wakeup_drain(&q->wake);
     q->signaled = false;
+}
+
+static void evq_fd_drain_spurious(gn_evq *q)
+{
+    if (!GNI_WAKEUP_EXACT && !q->signaled && !q->closed) {
+        gni_wakeup_drain(&q->wake);
+    }
 }
 
 /* ---- queue ---- */
@@ -161,7 +97,7 @@ int gn_evq_new(size_t capacity, size_t item_size, gn_evq **out)
     if (q == NULL) {
         return GN_ENOMEM;
     }
-    q->rfd = q->wfd = -1;
+    q->wake.rfd = q->wake.wfd = -1;
     q->cap = capacity;
     q->nslot = capacity < EVQ_INITIAL ? capacity : EVQ_INITIAL;
     q->item_size = item_size;
@@ -281,6 +217,7 @@ int gn_evq_pop(gn_evq *q, void *item, gn_time timeout)
             break;
         }
         if (timeout == 0) {
+            evq_fd_drain_spurious(q);
             rc = GN_EAGAIN;
             break;
         }
@@ -302,7 +239,7 @@ int gn_evq_pop(gn_evq *q, void *item, gn_time timeout)
 
 int gn_evq_fd(const gn_evq *q)
 {
-    return q->rfd;
+    return q->wake.rfd;
 }
 
 void gn_evq_close(gn_evq *q)

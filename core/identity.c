@@ -22,20 +22,10 @@
 
 #include "keys.pb-c.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <sodium.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
-
-#ifndef O_CLOEXEC
-#  define O_CLOEXEC 0
-#endif
-#ifndef O_NOFOLLOW
-#  define O_NOFOLLOW 0
-#endif
+#include <sys/stat.h> /* S_IFMT, S_IFREG (uv_stat_t.st_mode; also in mingw) */
+#include <uv.h>
 
 /** Encoded Ed25519 PublicKey protobuf: 08 01 12 20 <32 bytes>. */
 #define ID_PUBKEY_PB_LEN 36
@@ -507,23 +497,33 @@ out:
 
 /* ---- key files ------------------------------------------------------------------ */
 
-static int id_err_from_errno(int e)
+/* Key files go through libuv's synchronous file calls (a NULL loop): the same
+ * code on POSIX and Windows (UTF-8 paths, 0600 where the OS has modes). */
+static int id_err_from_uv(int e)
 {
     switch (e) {
-    case EEXIST:
+    case UV_EEXIST:
         return GN_EEXIST;
-    case EACCES:
-    case EPERM:
-    case EROFS:
+    case UV_EACCES:
+    case UV_EPERM:
+    case UV_EROFS:
         return GN_EACCES;
-    case ENOENT:
-    case ENOTDIR:
+    case UV_ENOENT:
+    case UV_ENOTDIR:
         return GN_ENOTFOUND;
-    case ENOMEM:
+    case UV_ENOMEM:
         return GN_ENOMEM;
     default:
         return GN_EIO;
     }
+}
+
+/* One synchronous uv_fs call's result, its request cleaned up. */
+static int64_t id_fs_done(uv_fs_t *req, int rc)
+{
+    int64_t r = rc < 0 ? rc : (int64_t)req->result;
+    uv_fs_req_cleanup(req);
+    return r;
 }
 
 int gn_identity_save(const gn_identity *id, const char *path)
@@ -540,37 +540,36 @@ int gn_identity_save(const gn_identity *id, const char *path)
         sodium_free(buf);
         return n;
     }
-    int fd;
-    do {
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    } while (fd < 0 && errno == EINTR);
+    uv_fs_t req;
+    /* O_EXCL: never replace a key; O_NOFOLLOW where the OS has it (libuv
+     * defines UV_FS_O_NOFOLLOW as 0 elsewhere, e.g. Windows) */
+    int flags = UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_EXCL | UV_FS_O_NOFOLLOW;
+    int64_t fd = id_fs_done(&req, uv_fs_open(NULL, &req, path, flags, 0600, NULL));
     if (fd < 0) {
-        int rc = id_err_from_errno(errno);
         sodium_free(buf);
-        return rc;
+        return id_err_from_uv((int)fd);
     }
     int rc = 0;
     size_t done = 0;
     while (done < (size_t)n) {
-        ssize_t w = write(fd, buf + done, (size_t)n - done);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
+        uv_buf_t b = uv_buf_init((char *)buf + done, (unsigned)((size_t)n - done));
+        int64_t w = id_fs_done(&req, uv_fs_write(NULL, &req, (uv_file)fd, &b, 1, -1, NULL));
         if (w <= 0) {
-            rc = w < 0 ? id_err_from_errno(errno) : GN_EIO;
+            rc = w < 0 ? id_err_from_uv((int)w) : GN_EIO;
             break;
         }
         done += (size_t)w;
     }
     sodium_free(buf);
-    if (rc == 0 && fsync(fd) != 0) {
+    if (rc == 0 && id_fs_done(&req, uv_fs_fsync(NULL, &req, (uv_file)fd, NULL)) < 0) {
         rc = GN_EIO;
     }
-    if (close(fd) != 0 && rc == 0) {
+    if (id_fs_done(&req, uv_fs_close(NULL, &req, (uv_file)fd, NULL)) < 0 && rc == 0) {
         rc = GN_EIO;
     }
     if (rc < 0) {
-        (void)unlink(path); /* we created it (O_EXCL): drop the partial file */
+        /* we created it (O_EXCL): drop the partial file */
+        (void)id_fs_done(&req, uv_fs_unlink(NULL, &req, path, NULL));
     }
     return rc;
 }
@@ -580,29 +579,30 @@ int gn_identity_load(const char *path, gn_identity **out)
     if (!path || !out) {
         return GN_EINVAL;
     }
-    int fd;
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
+    uv_fs_t req;
+    int64_t fd = id_fs_done(&req, uv_fs_open(NULL, &req, path, UV_FS_O_RDONLY, 0, NULL));
     if (fd < 0) {
-        return id_err_from_errno(errno);
+        return id_err_from_uv((int)fd);
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        (void)close(fd);
+    int rc = uv_fs_fstat(NULL, &req, (uv_file)fd, NULL);
+    bool regular = rc == 0 && (req.statbuf.st_mode & S_IFMT) == S_IFREG;
+    uv_fs_req_cleanup(&req);
+    if (!regular) {
+        (void)id_fs_done(&req, uv_fs_close(NULL, &req, (uv_file)fd, NULL));
         return GN_EIO; /* a directory, FIFO or device is not a key file */
     }
     /* One byte more than the bound tells "too long" from "exactly the bound". */
     uint8_t buf[ID_KEYFILE_MAX + 1];
     size_t len = 0;
-    int rc = 0;
+    rc = 0;
     while (len < sizeof buf) {
-        ssize_t r = read(fd, buf + len, sizeof buf - len);
-        if (r < 0 && errno == EINTR) {
-            continue;
+        uv_buf_t b = uv_buf_init((char *)buf + len, (unsigned)(sizeof buf - len));
+        int64_t r = id_fs_done(&req, uv_fs_read(NULL, &req, (uv_file)fd, &b, 1, -1, NULL));
+        if (r == UV_EINTR) {
+            continue; /* libuv retries every call on EINTR but read (and close) */
         }
         if (r < 0) {
-            rc = id_err_from_errno(errno); /* EISDIR and the like give GN_EIO */
+            rc = id_err_from_uv((int)r); /* EISDIR and the like give GN_EIO */
             break;
         }
         if (r == 0) {
@@ -610,7 +610,7 @@ int gn_identity_load(const char *path, gn_identity **out)
         }
         len += (size_t)r;
     }
-    (void)close(fd);
+    (void)id_fs_done(&req, uv_fs_close(NULL, &req, (uv_file)fd, NULL));
     if (rc == 0) {
         /* A longer file is not a key file we wrote or accept. */
         rc = len > ID_KEYFILE_MAX ? GN_EPARSE : gn_identity_decode_private(buf, len, out);

@@ -246,6 +246,15 @@ static void loop_handle_closed(uv_handle_t *h)
     }
 }
 
+/* Is the loop stopping with closes of its own handles still pending? */
+static bool loop_closes_pending(gn_loop *loop)
+{
+    uv_mutex_lock(&loop->mtx);
+    bool pending = loop->closing && loop->nclosed < LOOP_NHANDLES;
+    uv_mutex_unlock(&loop->mtx);
+    return pending;
+}
+
 static void loop_close_handles(gn_loop *loop)
 {
     if (loop->closing) {
@@ -547,6 +556,13 @@ int gn_loop_run(gn_loop *loop, gn_run_mode mode)
     uv_mutex_unlock(&loop->mtx);
 
     int rc = uv_run(loop->uvl, um);
+    /* libuv on Windows runs close callbacks at the start of the next pass
+     * (its endgame list), which the uv_stop() after the closes prevents:
+     * finish them here, so that a stopped loop's run returns with its
+     * handles closed (0) on every OS. A few passes at most. */
+    for (int i = 0; i < 16 && rc != 0 && !loop->embedded && loop_closes_pending(loop); i++) {
+        rc = uv_run(loop->uvl, UV_RUN_NOWAIT);
+    }
 
     uv_mutex_lock(&loop->mtx);
     loop->running = false;

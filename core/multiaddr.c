@@ -61,8 +61,8 @@
 
 #include "golemnet/multiformats.h"
 #include "gni.h"
+#include "gni_platform.h" /* gni_inet_pton */
 
-#include <arpa/inet.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -595,7 +595,10 @@ static int ma_put_value(ma_wbuf *w, const ma_proto *pr, const char *s, size_t le
             return GN_EPARSE;
         memcpy(tmp, s, len);
         tmp[len] = '\0';
-        if (inet_pton(pr->kind == MA_K_IP4 ? AF_INET : AF_INET6, tmp, bin) != 1)
+        /* inet_pton may drop an IPv6 "%zone" suffix; a zone is /ip6zone */
+        if (memchr(tmp, '%', len) != NULL)
+            return GN_EPARSE;
+        if (gni_inet_pton(pr->kind == MA_K_IP6, tmp, bin) != 0)
             return GN_EPARSE;
         return ma_put(w, bin, pr->kind == MA_K_IP4 ? 4 : 16);
     case MA_K_PORT:

@@ -23,15 +23,16 @@
 #include "gni_dnsaddr.h"
 
 #include <ares.h>
-#include <arpa/inet.h>
-#include <arpa/nameser.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <uv.h>
+#include <uv.h> /* sockaddr_in{,6}, AF_INET*: POSIX or Winsock headers */
 
 #define RS_LOG "dns"
+/* The query's class and type (RFC 1035 3.2.4 CLASS IN, 3.2.2 TYPE TXT),
+ * defined here: ares_nameser.h is public only from c-ares 1.18 (meson.build
+ * accepts 1.16) and arpa/nameser.h is not on Windows. */
+#define RS_CLASS_IN 1
+#define RS_TYPE_TXT 16
 #define RS_DETAIL_MAX 320
 
 typedef struct rs_poll {
@@ -111,6 +112,24 @@ static void rs_poll_close(rs_poll *p)
     p->r->closing_handles++;
     uv_poll_stop(&p->h);
     uv_close((uv_handle_t *)&p->h, rs_poll_closed);
+}
+
+/* c-ares' process-wide setup, once (ares_library_init is not thread-safe;
+ * on Windows ares_init_options fails with ARES_ENOTINITIALIZED without it,
+ * elsewhere it is a no-op). Never cleaned up: resolvers come and go for the
+ * life of the process. */
+static uv_once_t rs_lib_once = UV_ONCE_INIT;
+static int rs_lib_rc;
+
+static void rs_library_init_once(void)
+{
+    rs_lib_rc = ares_library_init(ARES_LIB_INIT_ALL);
+}
+
+static int rs_library_init(void)
+{
+    uv_once(&rs_lib_once, rs_library_init_once);
+    return rs_lib_rc;
 }
 
 static void rs_timer_update(gn_resolver *r);
@@ -234,7 +253,10 @@ int gn_resolver_new(gn_loop *loop, const gn_resolver_config *cfg, gn_resolver **
     o.timeout = (int)cfg->timeout_ms;
     o.tries = (int)cfg->tries;
     int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
-    int rc = ares_init_options(&r->ch, &o, mask);
+    int rc = rs_library_init();
+    if (rc == ARES_SUCCESS) {
+        rc = ares_init_options(&r->ch, &o, mask);
+    }
     if (rc != ARES_SUCCESS) {
         GN_LOG(GN_LOG_ERR, RS_LOG, "ares_init_options: %s", ares_strerror(rc));
         gn_free(r);
@@ -572,7 +594,7 @@ static void rs_step_send(rs_req *q)
             }
             x->txt = true;
             x->id = id;
-            ares_query(q->r->ch, name, C_IN, T_TXT, rs_txt_cb, x); /* may call back */
+            ares_query(q->r->ch, name, RS_CLASS_IN, RS_TYPE_TXT, rs_txt_cb, x); /* may call back */
             if (q->finishing)
                 return;
         }

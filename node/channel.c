@@ -241,10 +241,16 @@ int gn_channel_metrics_refresh(gn_channel *ch, gn_channel_metrics *m, gn_time ti
             continue;
         }
         uint64_t spent = uv_hrtime() - start;
-        if (spent >= (uint64_t)timeout ||
-            uv_cond_timedwait(&w->cond, &w->mtx, (uint64_t)timeout - spent) != 0) {
+        if (spent >= (uint64_t)timeout) {
             break;
         }
+        /* a timed wait can end early (Windows: whole milliseconds, rounded
+         * down, so under 1 ms it returns at once and this loop would spin),
+         * so its timeout is not trusted: the loop re-checks the time, and
+         * each wait is at least 1 ms (the deadline may pass by under 1 ms;
+         * no OS test in a component) */
+        uint64_t left = (uint64_t)timeout - spent;
+        (void)uv_cond_timedwait(&w->cond, &w->mtx, left < GN_MS ? (uint64_t)GN_MS : left);
     }
     rc = w->done ? 0 : GN_ETIMEDOUT;
     uv_mutex_unlock(&w->mtx);

@@ -272,6 +272,15 @@ suite_pip() {
     return $rc
 }
 
+# Opt-in (GN_WINDOWS=1): the Windows job (scripts/windows-ci.sh, issue 20):
+# cross build with mingw-w64, unit tests and a Wine<->native node test under
+# Wine. Off by default: a cold dependency prefix alone takes ~24 min here
+# (docs/building.md, docs/testing.md); warm it is ~1 min.
+suite_windows() {
+    rm -f build-win/meson-logs/testlog.json # no stale counts if it fails early
+    GN_NATIVE_CLI=build-ci/tools/golemnet JOBS=$jobs bash scripts/windows-ci.sh
+}
+
 case "$mode" in
 main)
     install_deps
@@ -297,6 +306,10 @@ test)
     count_meson build-ci slowlog
     step "the suite 'long' (started after the werror build)" suite_long_wait || true
     count_meson build-ci longlog
+    if [ "${GN_WINDOWS:-0}" = 1 ]; then
+        step "Windows cross build and tests under Wine" suite_windows || true
+        count_meson build-win
+    fi
     log "done in $(( $(date +%s) - start ))s"
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]

@@ -5,6 +5,7 @@
 #ifndef GOLEMNET_TOOLS_CLI_H
 #define GOLEMNET_TOOLS_CLI_H
 
+#include "cli_platform.h" /* signals (tools/cli_platform.c) */
 #include "golemnet/log.h"
 
 #include <stdbool.h>

@@ -811,7 +811,7 @@ static int cc_events(gn_ipc_client *c, const cc_opts *o)
     cli_out_begin("subscribed");
     cli_out_str("daemon_version", gn_ipc_daemon_version(c));
     cli_out_end();
-    /* bounded by the signal or the end of the connection */
+    /* bounded by the signal, the end of the connection or a write error on stdout */
     while (!cc_signal) {
         gn_node_event ev;
         rc = gn_ipc_next_event(c, &ev, 100 * GN_MS);
@@ -824,6 +824,11 @@ static int cc_events(gn_ipc_client *c, const cc_opts *o)
         cc_event_line(&ev);
         if (ev.message) {
             gn_rcbuf_rele(ev.message);
+        }
+        if (ferror(stdout)) {
+            /* the reader went away (EPIPE where SIGPIPE is ignored, e.g. inherited) */
+            fprintf(stderr, "golemnet events: writing to stdout failed; stopping\n");
+            return EXIT_FAILURE;
         }
         if (ev.type == GN_IPC_EV_DISCONNECTED) {
             return ev.status == GN_EEOF || ev.status == GN_ECLOSED ? 0 : EXIT_FAILURE;
@@ -913,12 +918,8 @@ int cmd_client_main(const char *cmd, int argc, char **argv, bool json)
     if (rc) {
         return rc;
     }
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = cc_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    cli_sigsave old;
+    cli_signals_catch(cc_on_signal, &old);
     if (!strcmp(cmd, "peers")) {
         rc = cc_peers(c, &o);
     } else if (!strcmp(cmd, "dial")) {
@@ -935,7 +936,6 @@ int cmd_client_main(const char *cmd, int argc, char **argv, bool json)
         rc = cc_events(c, &o);
     }
     gn_ipc_free(c);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    cli_signals_restore(&old);
     return rc;
 }

@@ -4,7 +4,8 @@
  *
  * Threads: the node runs on its own loop thread; the main thread blocks
  * SIGINT/SIGTERM before the node starts (the loop thread inherits the
- * mask), prints the ready line, then waits for a signal with sigwait().
+ * mask), prints the ready line, then waits for a signal with sigwait()
+ * (cli_stop_wait(), tools/cli_platform.c; on Windows a counting handler).
  * Shutdown: the control server drains (accepted messages written or
  * reported, running requests answered), the node closes, the send failures
  * it reports are logged, exit 0.
@@ -443,10 +444,10 @@ static void dwait_signal(dwait *w)
 
 /*
  * Waits for @w at most @timeout_s seconds, watching for another SIGTERM or
- * SIGINT (@sigs, blocked in every thread) meanwhile. Returns 0 (done), 1 (a
+ * SIGINT (cli_stop_take()) meanwhile. Returns 0 (done), 1 (a
  * second signal: the user wants out now) or 2 (the deadline passed).
  */
-static int dwait_wait_bounded(dwait *w, const sigset_t *sigs, unsigned long long timeout_s)
+static int dwait_wait_bounded(dwait *w, unsigned long long timeout_s)
 {
     struct timespec end;
     clock_gettime(CLOCK_REALTIME, &end);
@@ -454,12 +455,7 @@ static int dwait_wait_bounded(dwait *w, const sigset_t *sigs, unsigned long long
     int rc = 0;
     pthread_mutex_lock(&w->mtx);
     while (!w->done) {
-        sigset_t pend;
-        sigemptyset(&pend);
-        if (sigpending(&pend) == 0 && (sigismember(&pend, SIGTERM) == 1 ||
-                                       sigismember(&pend, SIGINT) == 1)) {
-            int sig = 0;
-            (void)sigwait(sigs, &sig); /* take it (pending: returns at once) */
+        if (cli_stop_take() != 0) {
             rc = 1;
             break;
         }
@@ -694,12 +690,7 @@ int cmd_daemon(int argc, char **argv, bool json)
     }
 
     /* signals: blocked here, inherited by the loop thread, taken by sigwait() */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_stop_block(); /* and SIGPIPE ignored (cli_platform.h) */
 
     const char *listen_default = "/ip4/127.0.0.1/tcp/0";
     gn_node_config cfg;
@@ -801,15 +792,13 @@ int cmd_daemon(int argc, char **argv, bool json)
     free(laddrs);
     d_log(GN_LOG_NOTICE, "serving %s (peer %s)", gn_ipcd_address(ipcd, 0), pstr);
 
-    int sig = 0;
-    while (sigwait(&sigs, &sig) != 0) {
-    }
+    int sig = cli_stop_wait();
     d_log(GN_LOG_NOTICE, "%s: stopping (drain at most %llu s)",
           sig == SIGINT ? "SIGINT" : "SIGTERM", drain_s);
     dwait w1 = {.mtx = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     gn_ipcd_close(ipcd, (gn_time)drain_s * GN_S, d_ipcd_closed, &w1);
     /* the drain, then at most 5 s of flushing clients: 10 s of slack */
-    int why = dwait_wait_bounded(&w1, &sigs, drain_s + 10);
+    int why = dwait_wait_bounded(&w1, drain_s + 10);
     if (why != 0) {
         d_force_exit(why, "stopping the control server");
     }
@@ -818,7 +807,7 @@ int cmd_daemon(int argc, char **argv, bool json)
 close_node:;
     dwait w2 = {.mtx = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     gn_node_close(node, d_node_closed, &w2);
-    why = dwait_wait_bounded(&w2, &sigs, 10);
+    why = dwait_wait_bounded(&w2, 10);
     if (why != 0) {
         d_force_exit(why, "closing the node");
     }

@@ -982,12 +982,8 @@ int cmd_ergo(int argc, char **argv)
         gn_node_free(c.node);
         return EXIT_FAILURE;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_signals_catch(on_signal, NULL);
+    cli_sigpipe_ignore();
     /* wait: the outcome, a signal, or the node's end; print the listening addresses */
     while (atomic_load(&c.done) == 0 && !ergo_signal) {
         gn_node_event ev;

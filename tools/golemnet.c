@@ -2568,15 +2568,8 @@ static int cli_run(cli *c)
         gn_identity_free(c->id);
         return EXIT_FAILURE;
     }
-#ifdef SIGPIPE
-    signal(SIGPIPE, SIG_IGN); /* a write to a reset socket fails with EPIPE */
-#endif
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = cli_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_signals_catch(cli_on_signal, NULL);
+    cli_sigpipe_ignore();
 
     rc = gn_loop_new(NULL, &c->loop);
     if (rc < 0) {

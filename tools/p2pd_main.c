@@ -17,6 +17,7 @@
 #include "golemnet/golemnet.h"
 #include "golemnet/node.h"
 
+#include "cli_platform.h"
 #include "p2pd_uv.h"
 
 #include <errno.h>
@@ -717,15 +718,8 @@ int main(int argc, char **argv)
         free_main(m);
         return P2PD_EXIT_USAGE;
     }
-#ifdef SIGPIPE
-    signal(SIGPIPE, SIG_IGN);
-#endif
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = p2pd_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_signals_catch(p2pd_on_signal, NULL);
+    cli_sigpipe_ignore();
 
     if ((rc = gn_loop_new(NULL, &m->loop)) < 0) {
         fprintf(stderr, "golemnet-p2pd: loop: %s\n", gn_strerror(rc));

@@ -958,8 +958,9 @@ GN_API void gn_ergo_item_release(gn_ergo_item *item);
 
 /**
  * A file descriptor readable while items wait in @q or it is closed (as
- * gn_evq_fd(): eventfd or a pipe; -1 on Windows or for NULL @q). Do not
- * read or close it; pop with a 0 timeout when it is readable. Valid until
+ * gn_evq_fd(): eventfd, a pipe, or on Windows a loopback socket; -1 for NULL @q). Do not
+ * read or close it; pop with a 0 timeout when it is readable (on Windows it
+ * may stay readable briefly after @q empties; that pop's GN_EAGAIN clears it). Valid until
  * gn_ergo_queue_free(). Any thread. Since: 0.6
  */
 GN_API int gn_ergo_queue_fd(const gn_ergo_queue *q);

@@ -245,8 +245,12 @@ GN_API int gn_identity_decode_private(const uint8_t *in, size_t len, gn_identity
 /**
  * Key files hold the PrivateKey protobuf bytes, as go-libp2p and js-libp2p
  * write them (any key type). Save creates @path with mode 0600 (fails with
- * GN_EEXIST if it exists); load reads at most GN_PRIVKEY_MAX_BYTES bytes. Errors: GN_EIO, GN_EACCES, GN_ENOTFOUND,
- * GN_EEXIST and the decode errors.
+ * GN_EEXIST if it exists; does not follow a symbolic link at @path where the
+ * OS has O_NOFOLLOW); load reads at most GN_PRIVKEY_MAX_BYTES bytes.
+ * Windows: there are no modes; the new file inherits the ACL of its
+ * directory, so keep key files in a directory only their owner can read
+ * (e.g. under %LOCALAPPDATA%), see docs/building.md.
+ * Errors: GN_EIO, GN_EACCES, GN_ENOTFOUND, GN_EEXIST and the decode errors.
  * Since: 0.1
  */
 GN_API int gn_identity_save(const gn_identity *id, const char *path);

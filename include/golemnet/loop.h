@@ -76,6 +76,12 @@ typedef enum gn_run_mode { GN_RUN_DEFAULT = 0, GN_RUN_ONCE = 1, GN_RUN_NOWAIT = 
  * Runs the loop on the calling thread (which becomes the loop thread).
  * Returns nonzero if handles remain active (uv_run's meaning), or
  * GN_ESTATE if a thread already runs it.
+ * Extra passes (in practice on Windows only, where libuv runs close
+ * callbacks at the start of the next pass): when the run ends with the loop's
+ * own handles still closing, gn_loop_run makes up to 16 more non-blocking passes (UV_RUN_NOWAIT) to finish those closes, and
+ * returns 0 when they are done, as on POSIX. Callbacks due in those passes
+ * (timers, I/O) run then too, on the calling thread. Not for an embedded
+ * loop (gn_loop_new_embedded): its owner runs the passes.
  * Since: 0.1
  */
 GN_API int gn_loop_run(gn_loop *loop, gn_run_mode mode);
@@ -261,8 +267,11 @@ GN_API int gn_evq_pop(gn_evq *q, void *item, gn_time timeout);
 
 /**
  * A file descriptor that is readable while the queue holds items or is
- * closed (eventfd or a pipe; on Windows -1). Do not read or close it
- * yourself.
+ * closed: an eventfd on Linux, a pipe on other POSIX systems, and on Windows
+ * a loopback TCP socket (a SOCKET value, watchable with Winsock select() and
+ * Python's selectors; core/gni_platform.h). Do not read or close it
+ * yourself. On Windows the socket may stay readable for a moment after the
+ * queue empties; a pop that returns GN_EAGAIN clears that.
  */
 GN_API int gn_evq_fd(const gn_evq *q);
 

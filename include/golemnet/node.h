@@ -557,7 +557,11 @@ typedef struct gn_node_event {
  */
 GN_API int gn_node_next_event(gn_node *n, gn_node_event *ev, gn_time timeout);
 
-/** A file descriptor readable while events are queued (-1 on Windows). */
+/**
+ * A file descriptor readable while events are queued (gn_evq_fd(): on Windows
+ * a loopback socket, which may stay readable briefly after the queue empties;
+ * a gn_node_next_event() with a 0 timeout that returns GN_EAGAIN clears it).
+ */
 GN_API int gn_node_event_fd(const gn_node *n);
 
 /**

@@ -1204,6 +1204,7 @@ def daemon_commands_peers_dial_send_ping_events():
     tmp = tempfile.mkdtemp(prefix="gncli-")
     sa, sb = os.path.join(tmp, "a.sock"), os.path.join(tmp, "b.sock")
     a = b = ev = None
+    gone = []
     try:
         a, b = CtlDaemon(sa), CtlDaemon(sb)
         rc, evs, err = client("peers", "--socket", sa)
@@ -1229,6 +1230,17 @@ def daemon_commands_peers_dial_send_ping_events():
             return json.loads(line)
         first = ev_line(time.monotonic() + 10)
         assert first["event"] == "subscribed", first
+        # two more events clients whose reader goes away (`events | head -n 1`): one with
+        # SIGPIPE at its default, one with it ignored (inherited from this Python: the write
+        # error path); both must end at their next event line, not keep running
+        for restore in (True, False):
+            g = subprocess.Popen([CLI, "events", "--socket", sb, "--json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 restore_signals=restore)
+            gone.append(g)
+            assert select.select([g.stdout], [], [], 10)[0], "no subscribed line"
+            assert b"subscribed" in os.read(g.stdout.fileno(), 4096)
+            g.stdout.close()
         rc, evs, err = client("dial", baddr, "--socket", sa)
         assert rc == 0 and evs[0]["event"] == "dialed", (rc, evs, err)
         chid, bid = evs[0]["channel_id"], evs[0]["peer_id"]
@@ -1255,9 +1267,20 @@ def daemon_commands_peers_dial_send_ping_events():
         assert any(e["event"] == "channel_opened" for e in got), got
         ev.send_signal(signal.SIGINT)
         assert ev.wait(10) == 0
+        for g, want in zip(gone, (-signal.SIGPIPE, 1)):
+            try:
+                grc = g.wait(10)
+            except subprocess.TimeoutExpired:
+                g.kill()
+                raise AssertionError("an events client kept running after its reader left")
+            assert grc == want, (grc, want)
     finally:
         if ev and ev.poll() is None:
             ev.kill()
+        for g in gone:
+            if g.poll() is None:
+                g.kill()
+                g.wait()
             ev.wait()
         if ev:
             ev.stdout.close()

@@ -18,6 +18,7 @@
 
 #include "conf.h"
 #include "gn_test.h"
+#include "gn_test_os.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -311,10 +312,7 @@ static inline void cn_setup(void)
 {
     if (getenv("GN_TEST_LOG"))
         gn_log_set(cn_log, NULL, GN_LOG_DEBUG);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    gts_block_sigpipe();
     CHECK_OK(gn_loop_new(NULL, &cn_loop));
 }
 

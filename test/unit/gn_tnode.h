@@ -15,6 +15,7 @@
 #include "golemnet/golemnet.h"
 
 #include "gn_test.h"
+#include "gn_test_os.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -202,10 +203,7 @@ static inline void setup(void)
     if (getenv("GN_TEST_LOG")) {
         gn_log_set(log_fn, NULL, GN_LOG_DEBUG);
     }
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    gts_block_sigpipe();
     CHECK_EQ(gn_loop_new(NULL, &loop), 0);
 }
 

@@ -8,22 +8,16 @@
 #ifndef GN_TEST_SYN_DROP_H
 #define GN_TEST_SYN_DROP_H
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
+#include "gn_test_os.h"
+
 #include <stdbool.h>
 #include <stdio.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #define SYN_DROP_MAX_FILL 16
 
 typedef struct syn_drop {
-    int lfd;
-    int fill[SYN_DROP_MAX_FILL];
+    gts_sock lfd;
+    gts_sock fill[SYN_DROP_MAX_FILL];
     int nfill;
     unsigned port;
 } syn_drop;
@@ -33,8 +27,9 @@ typedef struct syn_drop {
 static inline bool syn_drop_open(syn_drop *sd)
 {
     sd->nfill = 0;
+    gts_init();
     sd->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (sd->lfd < 0) {
+    if (sd->lfd == GTS_BAD_SOCK) {
         return false;
     }
     struct sockaddr_in sin = {.sin_family = AF_INET};
@@ -46,20 +41,19 @@ static inline bool syn_drop_open(syn_drop *sd)
     }
     sd->port = ntohs(sin.sin_port);
     while (sd->nfill < SYN_DROP_MAX_FILL) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0) {
+        gts_sock fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd == GTS_BAD_SOCK) {
             return false;
         }
         sd->fill[sd->nfill++] = fd;
-        fcntl(fd, F_SETFL, O_NONBLOCK);
+        gts_set_nonblock(fd);
         if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0) {
             continue;
         }
-        if (errno != EINPROGRESS) {
+        if (!gts_connect_pending()) {
             return false;
         }
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (poll(&p, 1, 100) == 0) {
+        if (gts_wait(fd, true, 100) == 0) {
             return true; /* this SYN was dropped: the queue is full */
         }
     }
@@ -69,28 +63,19 @@ static inline bool syn_drop_open(syn_drop *sd)
 static inline void syn_drop_close(syn_drop *sd)
 {
     for (int i = 0; i < sd->nfill; i++) {
-        close(sd->fill[i]);
+        gts_close(sd->fill[i]);
     }
     sd->nfill = 0;
-    if (sd->lfd >= 0) {
-        close(sd->lfd);
+    if (sd->lfd != GTS_BAD_SOCK) {
+        gts_close(sd->lfd);
     }
-    sd->lfd = -1;
+    sd->lfd = GTS_BAD_SOCK;
 }
 
-/* Open file descriptors of this process (Linux /proc), or -1. */
+/* Open file descriptors of this process, or -1 where unknown (GTS_HAVE_FD_COUNT). */
 static inline int syn_drop_count_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) {
-        return -1;
-    }
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        n += e->d_name[0] != '.';
-    }
-    closedir(d);
-    return n - 1; /* the directory's own descriptor */
+    return gts_count_fds();
 }
 
 #endif /* GN_TEST_SYN_DROP_H */

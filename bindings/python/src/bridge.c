@@ -14,17 +14,11 @@
  */
 #include "bridge.h"
 
+#include "gni_platform.h" /* the wakeup fd: eventfd, pipe or (Windows) socket pair */
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
-
-#if defined(__linux__)
-#include <sys/eventfd.h>
-#define GNB_EVENTFD 1
-#else
-#include <fcntl.h>
-#endif
 
 #define GNB_RX_LIMIT_DEFAULT ((size_t)1 << 20)
 #define GNB_TX_LIMIT_DEFAULT ((size_t)4 << 20)
@@ -54,7 +48,7 @@ struct gnb_bridge {
     pthread_mutex_t mu;
     gnb_note *nhead, *ntail; /* notes for the consumer */
     bool signaled;           /* wakeup fd readable */
-    int rfd, wfd;
+    gni_wakeup wake;         /* core/gni_platform.h */
     gnb_stream *khead, *ktail; /* streams with work for the loop */
     bool kick_posted;          /* a kick command is queued */
     bool kick_failed;          /* the last post failed: the consumer retries */
@@ -110,31 +104,12 @@ struct gnb_stream {
 
 static void br_fd_signal(gnb_bridge *br)
 {
-    if (br->wfd < 0) {
-        return;
-    }
-#ifdef GNB_EVENTFD
-    uint64_t one = 1;
-    ssize_t r = write(br->wfd, &one, sizeof one);
-#else
-    uint8_t one = 1;
-    ssize_t r = write(br->wfd, &one, 1);
-#endif
-    (void)r; /* full pipe or counter: already readable */
+    gni_wakeup_signal(&br->wake); /* a full pipe, counter or socket: already readable */
 }
 
 static void br_fd_clear(gnb_bridge *br)
 {
-    if (br->rfd < 0) {
-        return;
-    }
-    uint8_t buf[64];
-    for (int i = 0; i < 64; i++) {
-        ssize_t r = read(br->rfd, buf, sizeof buf);
-        if (r <= 0 || (size_t)r < sizeof buf) {
-            break;
-        }
-    }
+    gni_wakeup_drain(&br->wake);
 }
 
 /* Appends @note (heap or a stream's embedded note); br->mu held. */
@@ -169,12 +144,7 @@ static gnb_bridge *br_hold(gnb_bridge *br)
 static void br_free(gnb_bridge *br)
 {
     pthread_mutex_destroy(&br->mu);
-    if (br->rfd >= 0) {
-        close(br->rfd);
-    }
-    if (br->wfd >= 0 && br->wfd != br->rfd) {
-        close(br->wfd);
-    }
+    gni_wakeup_close(&br->wake);
     gn_free(br);
 }
 
@@ -196,28 +166,12 @@ int gnb_bridge_new(gn_node *n, size_t rx_limit, size_t tx_limit, gnb_bridge **ou
     br->loop = gn_node_loop(n);
     br->rx_limit = rx_limit ? rx_limit : GNB_RX_LIMIT_DEFAULT;
     br->tx_limit = tx_limit ? tx_limit : GNB_TX_LIMIT_DEFAULT;
-    br->rfd = br->wfd = -1;
-#ifdef GNB_EVENTFD
-    br->rfd = br->wfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (br->rfd < 0) {
+    if (gni_wakeup_open(&br->wake) < 0) {
         gn_free(br);
         return GN_EIO;
     }
-#else
-    int p[2];
-    if (pipe(p) != 0) {
-        gn_free(br);
-        return GN_EIO;
-    }
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    }
-    br->rfd = p[0];
-    br->wfd = p[1];
-#endif
     if (pthread_mutex_init(&br->mu, NULL) != 0) {
-        close(br->rfd);
+        gni_wakeup_close(&br->wake);
         gn_free(br);
         return GN_ENOMEM;
     }
@@ -227,7 +181,7 @@ int gnb_bridge_new(gn_node *n, size_t rx_limit, size_t tx_limit, gnb_bridge **ou
 
 int gnb_bridge_fd(const gnb_bridge *br)
 {
-    return br->rfd;
+    return br->wake.rfd;
 }
 
 void gnb_bridge_detach(gnb_bridge *br)

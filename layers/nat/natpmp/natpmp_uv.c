@@ -19,11 +19,10 @@
 #include "natpmp.h"
 
 #include "gni.h"
+#include "gni_platform.h" /* gni_sock_wait_readable */
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <natpmp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -111,9 +110,7 @@ static int pmp_exchange(pmp_be *be, int op, uint16_t port, uint16_t pub_port, ui
         if (wait_ms > left_ms) {
             wait_ms = left_ms;
         }
-        struct pollfd pfd = {.fd = pmp.s, .events = POLLIN};
-        int pr = poll(&pfd, 1, (int)wait_ms);
-        if (pr < 0 && errno != EINTR) {
+        if (gni_sock_wait_readable((long long)pmp.s, (int)wait_ms) < 0) {
             rc = NATPMP_ERR_RECVFROM;
             break;
         }

@@ -20,10 +20,9 @@
 #include "golemnet/identity.h"
 #include "golemnet/multiformats.h"
 
-#include <fcntl.h>
+#include "gn_test_os.h" /* temporary directories, modes: through libuv */
+
 #include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* [SPEC] Ed25519 private key (PrivateKey protobuf, 68 bytes). */
 static const char spec_ed_priv_hex[] =
@@ -665,7 +664,7 @@ GN_TEST(peer_id_from_bytes_rules)
 
 /* ---- key files -------------------------------------------------------------------- */
 
-static char tmpdir[64];
+static char tmpdir[200];
 
 static void path_in(char *out, size_t out_len, const char *name)
 {
@@ -682,9 +681,8 @@ static void write_file(const char *path, const uint8_t *data, size_t len)
 
 GN_TEST(key_file_round_trip)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/gn_identity_test.XXXXXX");
-    CHECK(mkdtemp(tmpdir) != NULL);
-    char key[128], big[128], small[128], junk[128], nodir[160];
+    CHECK_EQ(gts_mkdtemp(tmpdir, sizeof tmpdir, "gn_identity_test"), 0);
+    char key[240], big[240], small[240], junk[240], nodir[260];
     path_in(key, sizeof key, "node.key");
     path_in(big, sizeof big, "big.key");
     path_in(small, sizeof small, "short.key");
@@ -695,10 +693,13 @@ GN_TEST(key_file_round_trip)
     CHECK_EQ(gn_identity_from_int_seed(42, &id), 0);
     CHECK_EQ(gn_identity_save(id, key), 0);
 
-    struct stat st;
-    CHECK_EQ(stat(key, &st), 0);
-    CHECK_EQ(st.st_mode & 0777, 0600);
-    CHECK_EQ(st.st_size, 68);
+    unsigned mode = 0;
+    uint64_t size = 0;
+    CHECK_EQ(gts_stat(key, &mode, &size), 0);
+    if (gts_has_modes()) { /* Windows has ACLs, no mode bits */
+        CHECK_EQ(mode, 0600);
+    }
+    CHECK_EQ(size, 68);
 
     /* The file holds exactly the PrivateKey protobuf. */
     uint8_t want[68], got[80];
@@ -745,8 +746,8 @@ GN_TEST(key_file_round_trip)
     CHECK(back == NULL);
 
     /* Unreadable file (root bypasses permissions, so only as a normal user). */
-    if (geteuid() != 0) {
-        CHECK_EQ(chmod(key, 0), 0);
+    if (gts_perms_enforced()) {
+        CHECK_EQ(gts_chmod(key, 0), 0);
         CHECK_EQ(gn_identity_load(key, &back), GN_EACCES);
         CHECK(back == NULL);
     }
@@ -754,29 +755,28 @@ GN_TEST(key_file_round_trip)
     sodium_memzero(want, sizeof want);
     sodium_memzero(got, sizeof got);
     gn_identity_free(id);
-    CHECK_EQ(unlink(key), 0);
-    CHECK_EQ(unlink(big), 0);
-    CHECK_EQ(unlink(small), 0);
-    CHECK_EQ(unlink(junk), 0);
-    CHECK_EQ(rmdir(tmpdir), 0);
+    CHECK_EQ(gts_unlink(key), 0);
+    CHECK_EQ(gts_unlink(big), 0);
+    CHECK_EQ(gts_unlink(small), 0);
+    CHECK_EQ(gts_unlink(junk), 0);
+    CHECK_EQ(gts_rmdir(tmpdir), 0);
     tmpdir[0] = '\0';
 }
 
 GN_TEST(key_file_unwritable_dir)
 {
-    if (geteuid() == 0)
-        SKIP("running as root: directory permissions are not enforced");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/gn_identity_test.XXXXXX");
-    CHECK(mkdtemp(tmpdir) != NULL);
-    char key[128];
+    if (!gts_perms_enforced())
+        SKIP("running as root or on Windows: directory permission bits are not enforced");
+    CHECK_EQ(gts_mkdtemp(tmpdir, sizeof tmpdir, "gn_identity_test"), 0);
+    char key[240];
     path_in(key, sizeof key, "node.key");
-    CHECK_EQ(chmod(tmpdir, 0500), 0);
+    CHECK_EQ(gts_chmod(tmpdir, 0500), 0);
     gn_identity *id = NULL;
     CHECK_EQ(gn_identity_from_int_seed(1, &id), 0);
     int rc = gn_identity_save(id, key);
     gn_identity_free(id);
-    CHECK_EQ(chmod(tmpdir, 0700), 0);
-    CHECK_EQ(rmdir(tmpdir), 0);
+    CHECK_EQ(gts_chmod(tmpdir, 0700), 0);
+    CHECK_EQ(gts_rmdir(tmpdir), 0);
     CHECK_EQ(rc, GN_EACCES);
 }
 

@@ -3,10 +3,10 @@
 #include "golemnet/loop.h"
 
 #include "gn_test.h"
+#include "gn_test_msize.h"
+#include "gn_test_os.h"
 #include "gni.h"
 
-#include <malloc.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <uv.h>
 
@@ -725,8 +725,7 @@ GN_TEST(timer_virtual_heap_stress)
 
 static bool fd_readable(int fd)
 {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+    return gts_fd_readable(fd);
 }
 
 GN_TEST(evq_basic_and_fd)
@@ -793,17 +792,17 @@ static void *evq_cnt_malloc(void *ud, size_t len)
 {
     (void)ud;
     void *p = malloc(len);
-    evq_live += p ? (long long)malloc_usable_size(p) : 0;
+    evq_live += p ? (long long)gts_malloc_usable_size(p) : 0;
     return p;
 }
 
 static void *evq_cnt_realloc(void *ud, void *ptr, size_t len)
 {
     (void)ud;
-    long long old = ptr ? (long long)malloc_usable_size(ptr) : 0;
+    long long old = ptr ? (long long)gts_malloc_usable_size(ptr) : 0;
     void *p = realloc(ptr, len);
     if (p) {
-        evq_live += (long long)malloc_usable_size(p) - old;
+        evq_live += (long long)gts_malloc_usable_size(p) - old;
     }
     return p;
 }
@@ -811,7 +810,7 @@ static void *evq_cnt_realloc(void *ud, void *ptr, size_t len)
 static void evq_cnt_free(void *ud, void *ptr)
 {
     (void)ud;
-    evq_live -= ptr ? (long long)malloc_usable_size(ptr) : 0;
+    evq_live -= ptr ? (long long)gts_malloc_usable_size(ptr) : 0;
     free(ptr);
 }
 

@@ -9,6 +9,7 @@
 #include "golemnet/node.h"
 
 #include "gn_test.h"
+#include "gn_test_os.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -31,10 +32,7 @@ static void quiet_log(void *ud, gn_log_level level, const char *comp, const char
 
 static void setup(void)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    gts_block_sigpipe();
     gn_log_set(quiet_log, NULL, GN_LOG_INFO);
 }
 

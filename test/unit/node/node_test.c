@@ -276,10 +276,7 @@ static void teardown(void)
 static void setup(void)
 {
     /* the loop runs on this thread: a write to a reset socket must not kill us */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    gts_block_sigpipe();
     gn_log_set(log_fn, NULL, GN_LOG_DEBUG);
     memset(all_nodes, 0, sizeof all_nodes);
     stray_warnings = 0;
@@ -1130,7 +1127,9 @@ GN_TEST(close_after_hanging_dial_is_immediate)
     CHECK(took < 500 * GN_MS);
     CHECK_EQ(r.calls, 1);
     CHECK_EQ(r.status, GN_ECANCELED);
-    CHECK_EQ(syn_drop_count_fds(), fds1 - 1);
+    if (fds1 >= 0) { /* -1: no descriptor count here (Windows) */
+        CHECK_EQ(syn_drop_count_fds(), fds1 - 1);
+    }
     syn_drop_close(&sd);
     finish();
 }
@@ -1164,7 +1163,9 @@ GN_TEST(upgrade_timeout_ends_hanging_dial)
     CHECK(took >= 250 * GN_MS);
     CHECK(took < 1500 * GN_MS);
     run_for(20);
-    CHECK_EQ(syn_drop_count_fds(), fds1 - 1); /* the socket is gone too */
+    if (fds1 >= 0) { /* -1: no descriptor count here (Windows) */
+        CHECK_EQ(syn_drop_count_fds(), fds1 - 1); /* the socket is gone too */
+    }
     CHECK_EQ(a.n->nchannels, 0);
     syn_drop_close(&sd);
     finish();
