@@ -640,6 +640,10 @@ GN_TEST(application_validator)
     }
     for (int i = 0; i < 3; i++) {
         node_down(&abc[i]);
+    }
+    finish();
+}
+
 /* ---- two channels between A and B; peer state per stream ---- */
 
 static int count_msgs(tnode *t)
