@@ -246,13 +246,11 @@ static void loop_handle_closed(uv_handle_t *h)
     }
 }
 
-/* Is the loop stopping with closes of its own handles still pending? */
-static bool loop_closes_pending(gn_loop *loop)
+/* Is the loop stopping with closes of its own handles still pending?
+ * Called with loop->mtx held. */
+static bool loop_closes_pending_locked(const gn_loop *loop)
 {
-    uv_mutex_lock(&loop->mtx);
-    bool pending = loop->closing && loop->nclosed < LOOP_NHANDLES;
-    uv_mutex_unlock(&loop->mtx);
-    return pending;
+    return loop->closing && loop->nclosed < LOOP_NHANDLES;
 }
 
 static void loop_close_handles(gn_loop *loop)
@@ -556,15 +554,18 @@ int gn_loop_run(gn_loop *loop, gn_run_mode mode)
     uv_mutex_unlock(&loop->mtx);
 
     int rc = uv_run(loop->uvl, um);
+    uv_mutex_lock(&loop->mtx);
     /* libuv on Windows runs close callbacks at the start of the next pass
      * (its endgame list), which the uv_stop() after the closes prevents:
      * finish them here, so that a stopped loop's run returns with its
-     * handles closed (0) on every OS. A few passes at most. */
-    for (int i = 0; i < 16 && rc != 0 && !loop->embedded && loop_closes_pending(loop); i++) {
+     * handles closed (0) on every OS. A few passes at most. Checked under
+     * the lock taken anyway to clear 'running': no extra lock per run. */
+    for (int i = 0; i < 16 && rc != 0 && !loop->embedded && loop_closes_pending_locked(loop);
+         i++) {
+        uv_mutex_unlock(&loop->mtx);
         rc = uv_run(loop->uvl, UV_RUN_NOWAIT);
+        uv_mutex_lock(&loop->mtx);
     }
-
-    uv_mutex_lock(&loop->mtx);
     loop->running = false;
     uv_mutex_unlock(&loop->mtx);
     return rc;

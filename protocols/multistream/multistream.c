@@ -42,7 +42,8 @@ struct gni_ms {
     int err;
     enum ms_phase phase;
 
-    /* Configuration (protocol ids are owned copies). */
+    /* Configuration (protocol ids are owned copies): one allocation holds
+     * the pointers, the lengths and the ids (freed with protos). */
     char **protos;
     size_t *proto_lens;
     size_t proto_cnt;
@@ -358,7 +359,9 @@ static int ms_on_responder_msg(gni_ms *ms, uint8_t *msg, size_t len)
     }
     if (ms->answer_ls && ms_eq(msg, len, "ls")) {
         ms->last_na = false;
-        return ms_queue_raw(ms, ms->ls_msg, ms->ls_msg_len);
+        /* built on the first "ls" only: most streams never ask */
+        int rc = ms->ls_msg ? 0 : ms_build_ls(ms);
+        return rc < 0 ? rc : ms_queue_raw(ms, ms->ls_msg, ms->ls_msg_len);
     }
     /* Commands and the header are never matched; nor are ids that could not be C strings. */
     bool valid = len > 0 && memchr(msg, '\n', len) == NULL && memchr(msg, '\0', len) == NULL &&
@@ -487,22 +490,28 @@ int gni_ms_new(const gni_ms_config *cfg, gn_time now, gni_ms **out)
         goto out;
     }
     if (cfg->protocol_cnt > 0) {
-        ms->protos = gn_calloc(cfg->protocol_cnt, sizeof(char *));
-        ms->proto_lens = gn_calloc(cfg->protocol_cnt, sizeof(size_t));
-        if (ms->protos == NULL || ms->proto_lens == NULL) {
+        /* one block: pointers, lengths, then the ids with their NULs (ids
+         * are bounded by max_msg_len, counts by the caller's array) */
+        size_t cnt = cfg->protocol_cnt;
+        size_t bytes = cnt * (sizeof(char *) + sizeof(size_t));
+        for (size_t i = 0; i < cnt; i++) {
+            bytes += strlen(cfg->protocols[i]) + 1;
+        }
+        uint8_t *blk = gn_malloc(bytes);
+        if (blk == NULL) {
             goto out;
         }
-        for (size_t i = 0; i < cfg->protocol_cnt; i++) {
-            ms->protos[i] = gn_strdup(cfg->protocols[i]);
-            if (ms->protos[i] == NULL) {
-                goto out;
-            }
-            ms->proto_cnt = i + 1;
-            ms->proto_lens[i] = strlen(ms->protos[i]);
+        ms->protos = (char **)(void *)blk;
+        ms->proto_lens = (size_t *)(void *)(blk + cnt * sizeof(char *));
+        char *ids = (char *)(blk + cnt * (sizeof(char *) + sizeof(size_t)));
+        for (size_t i = 0; i < cnt; i++) {
+            size_t n = strlen(cfg->protocols[i]);
+            memcpy(ids, cfg->protocols[i], n + 1);
+            ms->protos[i] = ids;
+            ms->proto_lens[i] = n;
+            ids += n + 1;
         }
-    }
-    if (ms->answer_ls && (rc = ms_build_ls(ms)) < 0) {
-        goto out;
+        ms->proto_cnt = cnt;
     }
     if ((rc = ms_queue_msg(ms, MS_HEADER, MS_HEADER_LEN)) < 0) {
         goto out;
@@ -534,11 +543,7 @@ void gni_ms_free(gni_ms *ms)
     if (ms == NULL) {
         return;
     }
-    for (size_t i = 0; i < ms->proto_cnt; i++) {
-        gn_free(ms->protos[i]);
-    }
-    gn_free(ms->protos);
-    gn_free(ms->proto_lens);
+    gn_free(ms->protos); /* also the lengths and the ids */
     gn_free(ms->rx);
     gn_free(ms->tx);
     gn_free(ms->ls_msg);
