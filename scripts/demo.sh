@@ -18,7 +18,9 @@
 # Ergo endpoints shake hands, join a pool of 3 links and exchange ENP frames,
 # and an Ergo node serves a process that the CLI calls and spawns workers on.
 # Then libp2p breadth: a secp256k1 identity listening on WebSocket, pinged by
-# DNS name over /tls/1.0.0, and a js-libp2p node dialling it over /ws.
+# DNS name over /tls/1.0.0, and a js-libp2p node dialling it over /ws. Then a
+# file shared and fetched by CID (/golem/transfer/1.0.0), and a gossipsub
+# topic on which one node publishes and another receives.
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -249,6 +251,41 @@ else
     echo "(skipped: keygen failed: $(cat "$tmp/keygen.out"))"
 fi
 
-say "11. what the node saw"
+say "11. a file shared and fetched (/golem/transfer/1.0.0: verified 256 KiB chunks, content-addressed)"
+if "$cli" help share >/dev/null 2>&1 || "$cli" share --help >/dev/null 2>&1; then
+    head -c 3000000 /dev/urandom >"$tmp/share.bin"
+    timeout 60 "$cli" share "$tmp/share.bin" --listen /ip4/127.0.0.1/tcp/0 --json \
+        >"$tmp/share.out" 2>"$tmp/share.err" &
+    pids+=($!)
+    wait_line "$tmp/share.out" '"shared"'
+    shaddr=$(field "$tmp/share.out" 'e["addr"] if e.get("event")=="listening" else None' | head -n1)
+    cid=$(field "$tmp/share.out" 'e["cid"] if e.get("event")=="shared" else None' | head -n1)
+    echo "golemnet share: $cid (3,000,000 bytes) at $shaddr"
+    timeout 60 "$cli" fetch "$cid" --from "$shaddr" -o "$tmp/fetched.bin" --json >"$tmp/fetch.out" 2>"$tmp/fetch.err"
+    field "$tmp/fetch.out" '"golemnet fetch: %s, %d bytes, %s" % (e["status"], e["bytes"], e["path"].rsplit("/",1)[-1]) if e.get("event")=="done" else e.get("error") if e.get("event")=="error" else None'
+    cmp -s "$tmp/share.bin" "$tmp/fetched.bin" && echo "byte-exact: yes" || echo "byte-exact: NO"
+else
+    echo "(skipped: the CLI was built without the transfer component)"
+fi
+
+say "12. a topic over gossipsub (/meshsub/1.1.0): one node publishes, another receives every message once, signed"
+if "$cli" pubsub --help >/dev/null 2>&1 || "$cli" help pubsub >/dev/null 2>&1; then
+    timeout 30 "$cli" pubsub sub demo --listen /ip4/127.0.0.1/tcp/0 --count 3 --timeout 25 \
+        >"$tmp/sub.out" 2>"$tmp/sub.err" &
+    subpid=$!
+    pids+=($subpid)
+    wait_line "$tmp/sub.out" '"listening"'
+    subaddr=$(field "$tmp/sub.out" 'e["addr"] if e.get("event")=="listening" else None' | head -n1)
+    timeout 30 "$cli" pubsub pub demo --dial "$subaddr" --count 3 --wait-peers 1 --timeout 25 \
+        >"$tmp/pub.out" 2>"$tmp/pub.err"
+    wait "$subpid" 2>/dev/null || true
+    field "$tmp/pub.out" '"published on %s: %s" % (e["topic"], e["data"]) if e.get("event")=="published" else None'
+    field "$tmp/sub.out" '"received on %s from %s...: %s" % (e["topic"], e["from"][:16], e["data"]) if e.get("event")=="message" else None'
+    field "$tmp/sub.out" '"subscriber: delivered %s, duplicates %s, mesh %s" % (e["delivered"], e["duplicate"], e["mesh"]) if e.get("event")=="done" else None'
+else
+    echo "(skipped: the CLI was built without the pubsub component)"
+fi
+
+say "13. what the node saw"
 field "$tmp/node.out" '"%s channel %s: peer %s, %s + %s" % (e["event"], e.get("direction"), e.get("peer_id","")[:16]+"...", e.get("security"), e.get("muxer")) if e.get("event")=="channel_opened" else None'
 field "$tmp/node.out" '"identify of %s...: agent %s" % (e.get("peer_id","")[:16], e.get("agent_version")) if e.get("event")=="identify" else None'
