@@ -1415,8 +1415,10 @@ int gni_ps_msg_verify(const gni_ps_msg *m, gni_ps_sign_policy policy, const char
     if (!m->has_seqno) {
         return verify_fail(why, "StrictSign: seqno is absent", GN_EPROTO);
     }
-    if (m->seqno.len != 8) {
-        return verify_fail(why, "StrictSign: seqno is not 8 bytes", GN_EPROTO);
+    /* a 64-bit big-endian number; js-libp2p's floodsub drops its leading
+     * zero bytes (bigIntToBytes), so 1 to 8 bytes are accepted */
+    if (m->seqno.len == 0 || m->seqno.len > 8) {
+        return verify_fail(why, "StrictSign: seqno is empty or longer than 8 bytes", GN_EPROTO);
     }
     if (!m->has_signature || m->signature.len == 0) {
         return verify_fail(why, "StrictSign: signature is absent", GN_EPROTO);
